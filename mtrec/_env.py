@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 
 class KerasVersionError(RuntimeError):
@@ -18,6 +19,9 @@ def ensure_legacy_keras() -> None:
     """
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # google-cloud client libraries warn about Python 3.10 on import; the pinned
+    # stack (TFX 1.16) requires 3.10, so the warning is noise for users.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\..*")
     tf = sys.modules.get("tensorflow")
     if tf is None:
         return

@@ -1,0 +1,70 @@
+"""Reads ExampleValidator's anomalies per split and fails on any that matter."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
+
+log = logging.getLogger(__name__)
+ANOMALIES_FILE = "SchemaDiff.pb"
+
+
+class SchemaAnomaliesError(RuntimeError):
+    """The data does not match the curated schema; training would be unsafe."""
+
+
+def read_anomalies(artifact: types.Artifact) -> dict[str, anomalies_pb2.Anomalies]:
+    """Anomalies proto per split of an ExampleAnomalies artifact."""
+    result = {}
+    for split in artifact_utils.decode_split_names(artifact.split_names):
+        path = os.path.join(artifact_utils.get_split_uri([artifact], split), ANOMALIES_FILE)
+        result[split] = anomalies_pb2.Anomalies.FromString(io_utils.read_bytes_file(path))
+    return result
+
+
+def describe(anomalies: dict[str, anomalies_pb2.Anomalies], ignored: set[str]) -> list[str]:
+    """One line per (split, feature) anomaly that is not ignored."""
+    lines = []
+    for split, proto in sorted(anomalies.items()):
+        for feature, info in sorted(proto.anomaly_info.items()):
+            kinds = {anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason}
+            if kinds and kinds <= ignored:
+                continue
+            lines.append(f"[{split}] feature '{feature}': {info.short_description} "
+                         f"({info.description}) types={sorted(kinds)}")
+        if proto.HasField("dataset_anomaly_info"):
+            info = proto.dataset_anomaly_info
+            lines.append(f"[{split}] dataset: {info.short_description} ({info.description})")
+    return lines
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        source = artifact_utils.get_single_instance(input_dict["anomalies"])
+        ignored = {
+            t.strip() for t in (exec_properties.get("ignored_anomaly_types") or "").split(",")
+            if t.strip()
+        }
+        problems = describe(read_anomalies(source), ignored)
+        result = artifact_utils.get_single_instance(output_dict["result"])
+        result.split_names = source.split_names
+        io_utils.copy_dir(source.uri, result.uri)
+        result.set_int_custom_property("anomaly_count", len(problems))
+        if problems:
+            raise SchemaAnomaliesError(
+                f"ExampleValidator found {len(problems)} schema anomalies; stopping before "
+                "Transform/Trainer:\n  " + "\n  ".join(problems)
+            )
+        log.info("AnomalyGate: no anomalies in splits %s", source.split_names)

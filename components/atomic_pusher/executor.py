@@ -1,0 +1,71 @@
+"""Push = copy to `<base>/.incoming-<version>-<random>` then rename to `<base>/<version>`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+from tfx import types
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+log = logging.getLogger(__name__)
+
+
+def next_version(base_directory: str, now: int | None = None) -> str:
+    """Unix-time version, strictly above any existing numeric version."""
+    now = int(time.time()) if now is None else now
+    existing = [int(n) for n in fileio.listdir(base_directory) if n.isdigit()] if fileio.exists(
+        base_directory
+    ) else []
+    return str(max([now, *(v + 1 for v in existing)]))
+
+
+def atomic_copy(model_path: str, base_directory: str, version: str) -> str:
+    """Copy a SavedModel under a temporary name and rename it into place."""
+    fileio.makedirs(base_directory)
+    staging = os.path.join(base_directory, f".incoming-{version}-{uuid.uuid4().hex[:8]}")
+    target = os.path.join(base_directory, version)
+    try:
+        io_utils.copy_dir(model_path, staging)
+        fileio.rename(staging, target, overwrite=False)
+    except BaseException:
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
+        raise
+    return target
+
+
+class Executor(pusher_executor.Executor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY]
+        )
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        model_path = self.GetModelPath(input_dict)
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(
+            exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination
+        )
+        if destination.WhichOneof("destination") != "filesystem":
+            raise NotImplementedError("AtomicPusher pushes to a filesystem destination only")
+        base = destination.filesystem.base_directory
+        version = next_version(base)
+        target = atomic_copy(model_path, base, version)
+        log.info("Model pushed to %s", target)
+        io_utils.copy_dir(model_path, model_push.uri)
+        self._MarkPushed(model_push, pushed_destination=target, pushed_version=version)

@@ -1,0 +1,97 @@
+"""Scores every eval interaction against the full catalogue via `retrieve`."""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from mtrec.models import features as F
+from mtrec.models.evaluation import hit_rates, popularity_ranking
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.dsl.io import fileio
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+log = logging.getLogger(__name__)
+METRICS_FILE = "retrieval_metrics.json"
+_BATCH = 1024
+
+
+def read_pairs(examples: types.Artifact, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(user_id, item_id) of every example in a split, as bytes arrays."""
+    uri = artifact_utils.get_split_uri([examples], split)
+    files = sorted(glob.glob(os.path.join(uri, "*")))
+    spec = {k: tf.io.FixedLenFeature([], tf.string) for k in (F.USER_ID, F.ITEM_ID)}
+    users, items = [], []
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192)
+    for batch in dataset.map(lambda x: tf.io.parse_example(x, spec)).as_numpy_iterator():
+        users.append(batch[F.USER_ID])
+        items.append(batch[F.ITEM_ID])
+    if not users:
+        return np.array([], dtype=object), np.array([], dtype=object)
+    return np.concatenate(users), np.concatenate(items)
+
+
+def retrieve_top(saved_model_dir: str, users: np.ndarray, k: int) -> np.ndarray:
+    """[len(users), k] item ids from the model's `retrieve` signature."""
+    retrieve = tf.saved_model.load(saved_model_dir).signatures["retrieve"]
+    rows = []
+    for start in range(0, len(users), _BATCH):
+        out = retrieve(user_id=tf.constant(users[start : start + _BATCH]), k=tf.constant(k))
+        rows.append(out["item_ids"].numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, k), dtype=object)
+
+
+def evaluate(saved_model_dir: str, examples: types.Artifact, ks, eval_split, train_split):
+    users, items = read_pairs(examples, eval_split)
+    _, train_items = read_pairs(examples, train_split)
+    unique_users, row_user = np.unique(users, return_inverse=True)
+    kmax = max(ks)
+    catalog = len(np.unique(train_items))
+    kmax_model = min(kmax, catalog)
+    ranked = retrieve_top(saved_model_dir, unique_users, kmax_model)
+    metrics = hit_rates(ranked, row_user, items, ks)
+    popular = popularity_ranking(train_items, kmax)
+    pop = hit_rates(np.tile(popular, (1, 1)), np.zeros(len(items), dtype=np.int64), items, ks)
+    metrics.update({f"popularity_{k}": v for k, v in pop.items()})
+    metrics["eval_interactions"] = int(len(items))
+    return metrics
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        ks = json.loads(exec_properties["ks"])
+        thresholds = json.loads(exec_properties["thresholds"])
+        metrics = evaluate(
+            path_utils.serving_model_path(model.uri),
+            examples,
+            ks,
+            exec_properties.get("eval_split") or "eval",
+            exec_properties.get("train_split") or "train",
+        )
+        failed = {m: (metrics[m], t) for m, t in thresholds.items() if metrics[m] < t}
+        blessed = not failed
+        log.info("retrieval metrics %s; failed thresholds %s", metrics, failed)
+        with fileio.open(os.path.join(blessing.uri, METRICS_FILE), "w") as f:
+            json.dump({"metrics": metrics, "thresholds": thresholds, "failed": failed}, f)
+        with fileio.open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
+            pass
+        blessing.set_int_custom_property("blessed", int(blessed))
+        blessing.set_string_custom_property("current_model", model.uri)
+        blessing.set_int_custom_property("current_model_id", model.id)
+        for name, value in metrics.items():
+            blessing.set_float_custom_property(name.replace("@", "_at_"), float(value))

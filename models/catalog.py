@@ -1,0 +1,127 @@
+"""One streaming pass over transformed training data for what serving needs.
+
+The exported model answers `recommend(user_id)` with no other input, so it
+carries, per known user, the demographics and the latest history seen in
+training, the set of items the user already rated (to exclude them), and the
+catalogue of items with their candidate-tower features. All of it is built
+here in one pass of bounded memory: per-user and per-item arrays, never the
+dataset itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+from mtrec.models import features as F
+from mtrec.models.towers import VocabSizes
+
+_ITEM_COLUMNS = F.CANDIDATE_XF_FEATURES
+_USER_COLUMNS = (F.AGE_BUCKET, F.GENDER_IDX, F.OCCUPATION_IDX)
+
+
+@dataclasses.dataclass
+class ServingTables:
+    """Everything the serving signatures look up instead of taking as input."""
+
+    item_ids: np.ndarray  # [N] bytes, catalogue order
+    item_features: dict[str, np.ndarray]  # candidate-tower inputs, [N, ...]
+    profiles: dict[str, np.ndarray]  # query-tower inputs per user_idx, [U, ...]
+    seen_splits: np.ndarray  # [U + 1] row splits into seen_positions
+    seen_positions: np.ndarray  # catalogue positions of rated items
+    rating_mean: float
+    num_train_examples: int
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+
+def build_serving_tables(dataset: tf.data.Dataset, sizes: VocabSizes) -> ServingTables:
+    """Scan batches of transformed training examples once."""
+    users = sizes.users
+    latest_ts = np.full(users, np.iinfo(np.int64).min, dtype=np.int64)
+    latest_item = np.zeros(users, dtype=np.int64)
+    history = np.zeros((users, F.HISTORY_LEN), dtype=np.int64)
+    demo = {k: np.zeros(users, dtype=np.int64) for k in _USER_COLUMNS}
+    items: dict[int, tuple[bytes, dict[str, np.ndarray]]] = {}
+    pairs: list[np.ndarray] = []
+    rating_sum, count = 0.0, 0
+
+    for batch in dataset.as_numpy_iterator():
+        user = batch[F.USER_IDX]
+        item = batch[F.ITEM_IDX]
+        ts = batch[F.TIMESTAMP_XF]
+        rating_sum += float(batch[F.RATING_XF].sum())
+        count += len(user)
+        pairs.append(user * sizes.items + item)
+
+        # Each user's newest row in this batch, kept if newer than what we have.
+        order = np.argsort(ts, kind="stable")[::-1]
+        u, first = np.unique(user[order], return_index=True)
+        rows = order[first]
+        newer = ts[rows] >= latest_ts[u]
+        u, rows = u[newer], rows[newer]
+        latest_ts[u] = ts[rows]
+        latest_item[u] = item[rows]
+        history[u] = batch[F.HISTORY_IDX][rows]
+        for key in _USER_COLUMNS:
+            demo[key][u] = batch[key][rows]
+
+        new_items, first = np.unique(item, return_index=True)
+        for idx, row in zip(new_items.tolist(), first.tolist(), strict=True):
+            if idx not in items and idx <= sizes.known_items:
+                items[idx] = (
+                    batch[F.ITEM_ID_XF][row],
+                    {k: batch[k][row] for k in _ITEM_COLUMNS},
+                )
+
+    if count == 0:
+        raise ValueError("no training examples: cannot build the serving catalogue")
+    order = sorted(items)
+    item_ids = np.array([items[i][0] for i in order], dtype=object)
+    item_features = {k: np.stack([items[i][1][k] for i in order]) for k in _ITEM_COLUMNS}
+
+    # The latest history plus the latest item itself, newest first.
+    seen_user = latest_ts > np.iinfo(np.int64).min
+    profile_history = np.concatenate([latest_item[:, None], history[:, :-1]], axis=1)
+    profile_history[~seen_user] = 0
+    profiles = {F.HISTORY_IDX: profile_history, **demo}
+
+    position = np.full(sizes.items, -1, dtype=np.int64)
+    position[np.array(order, dtype=np.int64)] = np.arange(len(order))
+    codes = np.unique(np.concatenate(pairs))
+    seen_user_idx, seen_item_idx = codes // sizes.items, codes % sizes.items
+    pos = position[seen_item_idx]
+    keep = pos >= 0
+    seen_user_idx, pos = seen_user_idx[keep], pos[keep]
+    splits = np.zeros(users + 1, dtype=np.int64)
+    np.add.at(splits, seen_user_idx + 1, 1)
+    return ServingTables(
+        item_ids=item_ids,
+        item_features=item_features,
+        profiles=profiles,
+        seen_splits=np.cumsum(splits),
+        seen_positions=pos,  # sorted by user (codes are sorted)
+        rating_mean=rating_sum / count,
+        num_train_examples=count,
+    )
+
+
+def item_sampling_probability(tft_output, sizes: VocabSizes) -> np.ndarray:
+    """P(item appears as a positive in a batch), indexed by item_idx (logQ correction).
+
+    Unknown/padding rows get the smallest probability, so they are never
+    over-corrected.
+    """
+    counts: dict[str, int] = {}
+    with tf.io.gfile.GFile(tft_output.vocabulary_file_by_name(F.ITEM_FREQ_VOCAB)) as f:
+        for line in f:
+            freq, token = line.rstrip("\n").split(" ", 1)
+            counts[token] = int(freq)
+    tokens = tft_output.vocabulary_by_name(F.ITEM_VOCAB)
+    freq = np.ones(sizes.items, dtype=np.float64)
+    for i, token in enumerate(tokens):
+        freq[i + 1] = counts.get(token.decode() if isinstance(token, bytes) else token, 1)
+    return (freq / freq[1 : sizes.known_items + 1].sum()).astype(np.float32)

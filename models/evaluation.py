@@ -1,0 +1,74 @@
+"""Top-K metrics shared by the pipeline's RetrievalEvaluator and the benchmarks.
+
+Inputs are plain arrays so that any recommender (ours, popularity, the TFRS
+tutorial baseline) is measured by the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def hit_rates(
+    ranked: np.ndarray, row_user: np.ndarray, row_item: np.ndarray, ks: Sequence[int]
+) -> dict[str, float]:
+    """HR@K over interactions: is the held-out item in the user's top K?
+
+    ranked: [num_users, max(ks)] item ids, best first (one row per user).
+    row_user: [n] row of `ranked` for each held-out interaction.
+    row_item: [n] the held-out item id.
+    """
+    if len(row_item) == 0:
+        return {f"hit_rate@{k}": 0.0 for k in ks}
+    top = ranked[row_user]  # [n, K]
+    match = top == row_item[:, None]
+    first = np.where(match.any(axis=1), match.argmax(axis=1), np.iinfo(np.int64).max)
+    return {f"hit_rate@{k}": float(np.mean(first < k)) for k in ks}
+
+
+def ranking_metrics(
+    ranked: np.ndarray, relevant: Sequence[set], k: int = 10
+) -> dict[str, float]:
+    """Per-user Precision@k, Recall@k and NDCG@k (binary relevance), averaged over users.
+
+    ranked: [num_users, >=k] item ids with already-seen (training) items removed.
+    relevant: for each row, the set of held-out items of that user (users with
+    none are skipped).
+    """
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    precision, recall, ndcg = [], [], []
+    for row, truth in zip(ranked, relevant, strict=True):
+        if not truth:
+            continue
+        hits = np.array([item in truth for item in row[:k]], dtype=np.float64)
+        precision.append(hits.sum() / k)
+        recall.append(hits.sum() / len(truth))
+        ideal = discounts[: min(len(truth), k)].sum()
+        ndcg.append(float((hits * discounts).sum() / ideal))
+    return {
+        f"precision@{k}": float(np.mean(precision)) if precision else 0.0,
+        f"recall@{k}": float(np.mean(recall)) if recall else 0.0,
+        f"ndcg@{k}": float(np.mean(ndcg)) if ndcg else 0.0,
+    }
+
+
+def coverage_and_novelty(
+    ranked: np.ndarray, item_popularity: dict, num_items: int, num_users_train: int, k: int = 10
+) -> dict[str, float]:
+    """Catalogue coverage@k and mean self-information -log2 p(item) of recommendations."""
+    top = ranked[:, :k]
+    coverage = len(set(top.ravel().tolist())) / max(num_items, 1)
+    p = np.array(
+        [item_popularity.get(i, 0) / max(num_users_train, 1) for i in top.ravel().tolist()]
+    )
+    novelty = float(np.mean(-np.log2(np.clip(p, 1e-9, 1.0)))) if len(p) else 0.0
+    return {f"coverage@{k}": coverage, f"novelty@{k}": novelty}
+
+
+def popularity_ranking(train_items: np.ndarray, k: int) -> np.ndarray:
+    """The k most frequent training items, most popular first (ties by id)."""
+    values, counts = np.unique(train_items, return_counts=True)
+    order = np.lexsort((values, -counts))
+    return values[order][:k]

@@ -1,0 +1,266 @@
+"""The serving SavedModel: raw features in, the Transform graph inside.
+
+TF Serving runs no Python of ours, so every signature is a TF graph over raw
+inputs: the Transform layer turns ids and features into indices, the lookup
+tables built in training (catalogue, profiles, seen items) fill in what a
+request does not carry, and the towers and heads do the rest.
+
+Final recommendation score (`recommend`), over the top retrieval candidates:
+    score = w_retrieval * cosine(query, item)
+          + w_relevance * P(like | user, item)          (ranking head)
+          + w_rating    * (rating - 0.5) / 4.5          (rating head, in [0, 1])
+with the weights from ModelConfig.blend. Retrieval alone picks the candidate
+set (max(100, 4k) items); ranking and rating re-rank it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from mtrec.models import features as F
+from mtrec.models.catalog import ServingTables
+from mtrec.models.model import MultiTaskModel
+
+SIGNATURES = (
+    "serving_default",
+    "transform_features",
+    "recommend",
+    "retrieve",
+    "score",
+    "user_interest",
+    "embed_user",
+    "embed_item",
+)
+_STR = tf.string
+_NEG = -1e9  # score of excluded items: finite, always ranked last
+
+
+def _var(value: np.ndarray, name: str) -> tf.Variable:
+    # Variables, not constants: a 1M-item catalogue would not fit a GraphDef.
+    return tf.Variable(value, trainable=False, name=name)
+
+
+class ServingModule(tf.Module):
+    """Holds the model, the Transform layer and the lookup tables."""
+
+    def __init__(self, model: MultiTaskModel, tft_output, tables: ServingTables):
+        super().__init__(name="mtrec")
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+        raw_spec = tft_output.raw_feature_spec()
+        self._raw_spec = raw_spec
+        self._serving_spec = {k: v for k, v in raw_spec.items() if k not in F.LABEL_FEATURES}
+        sizes = model.sizes
+        self._known_users = sizes.known_users
+        config = model.config
+        self._blend = {k: float(v) for k, v in config.blend}
+        self._num_candidates = 100
+
+        item_vectors = model.candidate_embedding(
+            {k: tf.constant(v) for k, v in tables.item_features.items()}
+        ).numpy()
+        self.catalog_ids = _var(tables.item_ids.astype(bytes), "catalog_ids")
+        self.catalog_idx = _var(tables.item_features[F.ITEM_IDX], "catalog_idx")
+        self.item_vectors = _var(item_vectors, "item_vectors")
+        self.item_unit_vectors = _var(
+            model.retrieval_vector(item_vectors).numpy(), "item_unit_vectors"
+        )
+        self.item_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(tables.item_ids.astype(bytes)),
+                tf.range(tables.num_items, dtype=tf.int64),
+            ),
+            default_value=-1,
+        )
+        self.unknown_item_vector = _var(self._unknown_item_vector(model), "unknown_item")
+        self.profiles = {k: _var(v, f"profile_{k}") for k, v in tables.profiles.items()}
+        self.seen_splits = _var(tables.seen_splits, "seen_splits")
+        self.seen_positions = _var(tables.seen_positions, "seen_positions")
+        genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
+        self._num_genres = len(genres)
+        self.genre_names = tf.constant([g for g in genres], dtype=_STR)
+
+    @staticmethod
+    def _unknown_item_vector(model: MultiTaskModel) -> np.ndarray:
+        """Candidate embedding of an item we know nothing about (id row 0, no features)."""
+        blank = {
+            F.ITEM_IDX: tf.zeros([1], tf.int64),
+            F.GENRES_MULTI_HOT: tf.zeros([1, F.GENRE_BUCKETS]),
+            F.TITLE_TOKENS: tf.zeros([1, F.TITLE_LEN], tf.int64),
+            F.DESCRIPTION_TOKENS: tf.zeros([1, F.DESCRIPTION_LEN], tf.int64),
+            F.YEAR_Z: tf.zeros([1]),
+            F.YEAR_KNOWN: tf.zeros([1]),
+        }
+        return model.candidate_embedding(blank).numpy()[0]
+
+    # ----------------------------------------------------------------- helpers
+    def _user_inputs(self, user_id: tf.Tensor) -> dict:
+        xf = self.tft_layer({F.USER_ID: tf.reshape(user_id, [-1, 1])})
+        idx = xf[F.USER_IDX]
+        inputs = {F.USER_IDX: idx}
+        for key, table in self.profiles.items():
+            inputs[key] = tf.gather(table, idx)
+        return inputs
+
+    def _query(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        inputs = self._user_inputs(user_id)
+        return self.model.query_embedding(inputs), inputs[F.USER_IDX]
+
+    def _item_positions(self, item_ids: tf.Tensor) -> tf.Tensor:
+        return self.item_table.lookup(item_ids)
+
+    def _item_vectors_at(self, positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Candidate vectors and item_idx for catalogue positions (-1 = unknown item)."""
+        known = positions >= 0
+        safe = tf.maximum(positions, 0)
+        vectors = tf.where(
+            known[..., tf.newaxis],
+            tf.gather(self.item_vectors, safe),
+            tf.broadcast_to(
+                self.unknown_item_vector,
+                tf.concat([tf.shape(safe), tf.shape(self.unknown_item_vector)], 0),
+            ),
+        )
+        idx = tf.where(known, tf.gather(self.catalog_idx, safe), tf.zeros_like(safe))
+        return vectors, idx
+
+    def _pair(self, query, user_idx, vectors, item_idx) -> dict[str, tf.Tensor]:
+        """Heads for each user against each of their [B, C] candidates."""
+        shape = tf.shape(item_idx)
+        b, c = shape[0], shape[1]
+        q = tf.reshape(tf.repeat(query[:, tf.newaxis, :], c, axis=1), [b * c, -1])
+        out = self.model.pair_outputs(
+            q,
+            tf.reshape(vectors, [b * c, -1]),
+            tf.reshape(tf.repeat(user_idx[:, tf.newaxis], c, axis=1), [-1]),
+            tf.reshape(item_idx, [-1]),
+        )
+        return {
+            "relevance": tf.reshape(tf.sigmoid(out["ranking"]), [b, c]),
+            "rating": tf.reshape(out["rating"], [b, c]),
+        }
+
+    def _check_k(self, k: tf.Tensor) -> tf.Tensor:
+        n = tf.shape(self.catalog_ids, out_type=tf.int32)[0]
+        tf.debugging.assert_positive(k, message="k must be a positive integer")
+        tf.debugging.assert_less_equal(k, n, message="k must not exceed the catalogue size")
+        return n
+
+    def _exclude_seen(self, scores: tf.Tensor, user_idx: tf.Tensor) -> tf.Tensor:
+        seen = tf.RaggedTensor.from_row_splits(self.seen_positions, self.seen_splits)
+        rows = tf.gather(seen, user_idx)
+        indices = tf.stack([rows.value_rowids(), rows.flat_values], axis=1)
+        fill = tf.fill(tf.shape(indices)[:1], tf.constant(_NEG, scores.dtype))
+        return tf.tensor_scatter_nd_update(scores, indices, fill)
+
+    # -------------------------------------------------------------- signatures
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="examples")])
+    def serving_default(self, examples):
+        xf = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
+        return self.model(xf)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="examples")])
+    def transform_features(self, examples):
+        return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], _STR, name="user_id"),
+            tf.TensorSpec([], tf.int32, name="k"),
+        ]
+    )
+    def recommend(self, user_id, k):
+        """Top-k unseen items: retrieve candidates, then re-rank with the blend."""
+        n = self._check_k(k)
+        query, user_idx = self._query(user_id)
+        unit = self.model.retrieval_vector(query)
+        cosine = self._exclude_seen(
+            tf.matmul(unit, self.item_unit_vectors, transpose_b=True), user_idx
+        )
+        c = tf.minimum(n, tf.maximum(self._num_candidates, 4 * k))
+        top = tf.math.top_k(cosine, c)
+        vectors, item_idx = self._item_vectors_at(tf.cast(top.indices, tf.int64))
+        pair = self._pair(query, user_idx, vectors, item_idx)
+        rating01 = (pair["rating"] - F.MIN_RATING) / (F.MAX_RATING - F.MIN_RATING)
+        blend = (
+            self._blend.get("retrieval", 0.0) * top.values
+            + self._blend.get("relevance", 0.0) * pair["relevance"]
+            + self._blend.get("rating", 0.0) * tf.clip_by_value(rating01, 0.0, 1.0)
+        )
+        # Excluded items keep their huge negative score through the blend.
+        blend = tf.where(top.values <= _NEG / 2, top.values, blend)
+        best = tf.math.top_k(blend, k)
+        positions = tf.gather(top.indices, best.indices, batch_dims=1)
+        return {
+            "item_ids": tf.gather(self.catalog_ids, positions),
+            "scores": best.values,
+            "ratings": tf.gather(pair["rating"], best.indices, batch_dims=1),
+        }
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], _STR, name="user_id"),
+            tf.TensorSpec([], tf.int32, name="k"),
+        ]
+    )
+    def retrieve(self, user_id, k):
+        """Plain retrieval over the whole catalogue, seen items included (FactorizedTopK)."""
+        self._check_k(k)
+        query, _ = self._query(user_id)
+        scores = tf.matmul(
+            self.model.retrieval_vector(query), self.item_unit_vectors, transpose_b=True
+        )
+        top = tf.math.top_k(scores, k)
+        return {"item_ids": tf.gather(self.catalog_ids, top.indices), "scores": top.values}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], _STR, name="user_id"),
+            tf.TensorSpec([None, None], _STR, name="item_ids"),
+        ]
+    )
+    def score(self, user_id, item_ids):
+        """Blend score, P(like) and predicted rating for each listed item."""
+        query, user_idx = self._query(user_id)
+        vectors, item_idx = self._item_vectors_at(self._item_positions(item_ids))
+        pair = self._pair(query, user_idx, vectors, item_idx)
+        cosine = tf.reduce_sum(
+            self.model.retrieval_vector(query)[:, tf.newaxis, :]
+            * self.model.retrieval_vector(vectors),
+            axis=-1,
+        )
+        rating01 = (pair["rating"] - F.MIN_RATING) / (F.MAX_RATING - F.MIN_RATING)
+        blend = (
+            self._blend.get("retrieval", 0.0) * cosine
+            + self._blend.get("relevance", 0.0) * pair["relevance"]
+            + self._blend.get("rating", 0.0) * tf.clip_by_value(rating01, 0.0, 1.0)
+        )
+        return {"scores": blend, "relevance": pair["relevance"], "ratings": pair["rating"]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="user_id")])
+    def user_interest(self, user_id):
+        """Genres ranked by P(user engages with and likes the genre)."""
+        query, _ = self._query(user_id)
+        probs = tf.sigmoid(self.model.interest_logits(query))[:, : self._num_genres]
+        top = tf.math.top_k(probs, self._num_genres)
+        return {"genres": tf.gather(self.genre_names, top.indices), "scores": top.values}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="user_id")])
+    def embed_user(self, user_id):
+        query, _ = self._query(user_id)
+        return {"embedding": self.model.retrieval_vector(query)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="item_id")])
+    def embed_item(self, item_id):
+        vectors, _ = self._item_vectors_at(self._item_positions(item_id))
+        return {"embedding": self.model.retrieval_vector(vectors)}
+
+
+def export_serving_model(
+    model: MultiTaskModel, tft_output, tables: ServingTables, export_dir: str
+) -> ServingModule:
+    """Write the SavedModel with every signature in SIGNATURES."""
+    module = ServingModule(model, tft_output, tables)
+    signatures = {name: getattr(module, name) for name in SIGNATURES}
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    return module

@@ -1,0 +1,230 @@
+"""The multi-task TFRS model: shared towers, four tasks, one `compute_loss`.
+
+Tasks (one TFRS Task each):
+- retrieval: in-batch softmax over item embeddings, with logQ correction by the
+  items' training frequency and removal of accidental hits;
+- ranking: pointwise P(like) for a (user, item) pair. Positives are observed
+  interactions labelled liked (rating >= 4) or not; each is paired with an
+  in-batch negative (the batch's items rolled by one) labelled 0. Pointwise
+  keeps the output a calibrated probability, which the score blend and TFMA's
+  calibration metric need;
+- rating: explicit rating regression (MSE) = global mean + user/item biases +
+  a pair MLP;
+- interest: multi-label genres of what the user engages with, weighted toward
+  what they like; read from the query embedding alone, so it is a user profile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+from mtrec.models import features as F
+from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
+from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
+
+TASKS = ("retrieval", "ranking", "rating", "interest")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters; everything here is settable from the Trainer's custom_config."""
+
+    embedding_dim: int = 64
+    l2: float = 1e-6
+    dropout: float = 0.0
+    mixture: str = "shared_bottom"  # or "mmoe"
+    tasks: tuple[str, ...] = TASKS
+    loss_weights: tuple[tuple[str, float], ...] = (
+        ("retrieval", 1.0),
+        ("ranking", 0.5),
+        ("rating", 1.0),
+        ("interest", 0.2),
+    )
+    uncertainty_weighting: bool = False
+    temperature: float = 0.1  # retrieval softmax temperature on cosine scores
+    id_dropout: float = 0.05  # share of ids replaced by "unknown" (cold-start row)
+    # Final recommendation score = sum of weight * component (see export.py).
+    blend: tuple[tuple[str, float], ...] = (
+        ("retrieval", 1.0),
+        ("relevance", 0.5),
+        ("rating", 0.5),
+    )
+    learning_rate: float = 0.003
+    batch_size: int = 1024
+    epochs: int = 8
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> ModelConfig:
+        values = dict(values or {})
+        for key in ("loss_weights", "blend"):
+            if isinstance(values.get(key), dict):
+                values[key] = tuple(sorted(values[key].items()))
+        if "tasks" in values:
+            values["tasks"] = tuple(values["tasks"])
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        config = cls(**values)
+        bad = set(config.tasks) - set(TASKS)
+        if bad or not config.tasks:
+            raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")
+        return config
+
+    def weight(self, task: str) -> float:
+        return dict(self.loss_weights).get(task, 1.0)
+
+
+class MultiTaskModel(tfrs.Model):
+    """Shared query/candidate towers with retrieval, ranking, rating and interest tasks."""
+
+    def __init__(
+        self,
+        sizes: VocabSizes,
+        config: ModelConfig,
+        item_sampling_prob: np.ndarray,
+        rating_mean: float,
+    ):
+        super().__init__()
+        self.sizes, self.config = sizes, config
+        d = config.embedding_dim
+        self.query_tower = QueryTower(sizes, d, config.l2, config.dropout, name="query_tower")
+        self.candidate_tower = CandidateTower(
+            sizes, d, config.l2, config.dropout, name="candidate_tower"
+        )
+        self.pair_heads = PairHeads(config.mixture, name="pair_heads")
+        self.user_bias = tf.keras.layers.Embedding(sizes.users, 1, embeddings_initializer="zeros")
+        self.item_bias = tf.keras.layers.Embedding(sizes.items, 1, embeddings_initializer="zeros")
+        self.rating_mean = tf.constant(rating_mean, tf.float32)
+        self.interest_head = tf.keras.layers.Dense(F.GENRE_BUCKETS, name="interest_head")
+        self.item_sampling_prob = tf.constant(item_sampling_prob, tf.float32)
+
+        # Mean (not TFRS's default sum) over the batch, so that loss weights
+        # compare like with like across tasks.
+        self.retrieval_task = tfrs.tasks.Retrieval(
+            loss=tf.keras.losses.CategoricalCrossentropy(
+                from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+            ),
+            temperature=config.temperature,
+            remove_accidental_hits=True,
+            name="retrieval",
+        )
+        self.ranking_task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=[tf.keras.metrics.AUC(name="ranking_auc", from_logits=True)],
+            name="ranking",
+        )
+        self.rating_task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.MeanSquaredError(),
+            metrics=[
+                tf.keras.metrics.RootMeanSquaredError(name="rating_rmse"),
+                tf.keras.metrics.MeanAbsoluteError(name="rating_mae"),
+            ],
+            name="rating",
+        )
+        self.interest_task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=[tf.keras.metrics.AUC(name="interest_auc", from_logits=True)],
+            name="interest",
+        )
+        self.balancer = (
+            UncertaintyWeighting(config.tasks) if config.uncertainty_weighting else None
+        )
+
+    # ------------------------------------------------------------ building blocks
+    def query_embedding(self, x: dict, training: bool = False) -> tf.Tensor:
+        return self.query_tower(x, training=training)
+
+    def candidate_embedding(self, x: dict, training: bool = False) -> tf.Tensor:
+        return self.candidate_tower(x, training=training)
+
+    @staticmethod
+    def retrieval_vector(embedding: tf.Tensor) -> tf.Tensor:
+        """Retrieval scores are cosines: both sides are L2-normalised."""
+        return tf.math.l2_normalize(embedding, axis=-1)
+
+    def pair_outputs(
+        self, query: tf.Tensor, candidate: tf.Tensor, user_idx: tf.Tensor, item_idx: tf.Tensor
+    ) -> dict[str, tf.Tensor]:
+        """Ranking logit and predicted rating for aligned (user, item) rows."""
+        heads = self.pair_heads(pair_features(query, candidate))
+        bias = tf.squeeze(self.user_bias(user_idx) + self.item_bias(item_idx), axis=-1)
+        return {"ranking": heads["ranking"], "rating": self.rating_mean + bias + heads["rating"]}
+
+    def interest_logits(self, query: tf.Tensor) -> tf.Tensor:
+        return self.interest_head(query)
+
+    def call(self, x: dict, training: bool = False) -> dict[str, tf.Tensor]:
+        q = self.query_embedding(x, training)
+        c = self.candidate_embedding(x, training)
+        pair = self.pair_outputs(q, c, x[F.USER_IDX], x[F.ITEM_IDX])
+        return {
+            F.OUT_RATING: pair["rating"],
+            F.OUT_RELEVANCE: tf.sigmoid(pair["ranking"]),
+            F.OUT_INTEREST: tf.sigmoid(self.interest_logits(q)),
+        }
+
+    # --------------------------------------------------------------- training
+    def _drop_ids(self, x: dict, training: bool) -> dict:
+        """Id dropout: trains row 0 as the embedding of an unknown user / item."""
+        if not training or self.config.id_dropout <= 0:
+            return x
+        x = dict(x)
+        for key in (F.USER_IDX, F.ITEM_IDX):
+            keep = tf.random.uniform(tf.shape(x[key])) >= self.config.id_dropout
+            x[key] = tf.where(keep, x[key], tf.zeros_like(x[key]))
+        return x
+
+    def compute_loss(self, x: dict, training: bool = False) -> tf.Tensor:
+        tasks = self.config.tasks
+        ids = self._drop_ids(x, training)
+        q = self.query_embedding(ids, training)
+        c = self.candidate_embedding(ids, training)
+        losses: dict[str, tf.Tensor] = {}
+        if "retrieval" in tasks:
+            losses["retrieval"] = self.retrieval_task(
+                self.retrieval_vector(q),
+                self.retrieval_vector(c),
+                candidate_sampling_probability=tf.gather(
+                    self.item_sampling_prob, x[F.ITEM_IDX]
+                ),
+                candidate_ids=x[F.ITEM_IDX],
+                compute_metrics=False,
+            )
+        if "ranking" in tasks or "rating" in tasks:
+            pos = self.pair_outputs(q, c, ids[F.USER_IDX], ids[F.ITEM_IDX])
+        if "rating" in tasks:
+            losses["rating"] = self.rating_task(
+                labels=x[F.RATING_XF][:, tf.newaxis],
+                predictions=pos["rating"][:, tf.newaxis],
+                compute_metrics=not training,
+            )
+        if "ranking" in tasks:
+            neg_items = tf.roll(ids[F.ITEM_IDX], shift=1, axis=0)
+            neg = self.pair_outputs(q, tf.roll(c, shift=1, axis=0), ids[F.USER_IDX], neg_items)
+            same = tf.equal(neg_items, x[F.ITEM_IDX])  # an accidental positive
+            labels = tf.concat(
+                [tf.cast(x[F.LIKED_XF], tf.float32), tf.zeros_like(neg["ranking"])], axis=0
+            )
+            weights = tf.concat(
+                [tf.ones_like(pos["ranking"]), 1.0 - tf.cast(same, tf.float32)], axis=0
+            )
+            losses["ranking"] = self.ranking_task(
+                labels=labels[:, tf.newaxis],
+                predictions=tf.concat([pos["ranking"], neg["ranking"]], axis=0)[:, tf.newaxis],
+                sample_weight=weights[:, tf.newaxis],
+                compute_metrics=not training,
+            )
+        if "interest" in tasks:
+            liked = tf.cast(x[F.LIKED_XF], tf.float32)
+            losses["interest"] = self.interest_task(
+                labels=x[F.GENRES_MULTI_HOT],
+                predictions=self.interest_logits(q),
+                sample_weight=(0.25 + 0.75 * liked)[:, tf.newaxis],
+                compute_metrics=not training,
+            )
+        if self.balancer is not None:
+            return self.balancer(losses)
+        return tf.add_n([self.config.weight(t) * loss for t, loss in losses.items()])

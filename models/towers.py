@@ -1,0 +1,129 @@
+"""Query (user) and candidate (item) towers over Transform outputs.
+
+Both towers take the transformed feature dict and return a d-dim embedding.
+Vocabulary sizes come from the Transform output, so the towers never hard-code
+a catalogue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+from mtrec.models import features as F
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabSizes:
+    """Embedding-table sizes (vocabulary + OOV buckets + the padding id 0)."""
+
+    users: int
+    items: int
+    genders: int
+    occupations: int
+    text_tokens: int
+    known_users: int  # ids 1..known_users are in the vocabulary; the rest fold to 0
+    known_items: int
+
+    @classmethod
+    def from_transform_output(cls, tft_output) -> VocabSizes:
+        def size(name: str, oov: int) -> int:
+            return tft_output.vocabulary_size_by_name(name) + oov + 1
+
+        return cls(
+            users=size(F.USER_VOCAB, F.USER_OOV),
+            items=size(F.ITEM_VOCAB, F.ITEM_OOV),
+            genders=size(F.GENDER_VOCAB, F.CATEGORY_OOV),
+            occupations=size(F.OCCUPATION_VOCAB, F.CATEGORY_OOV),
+            text_tokens=size(F.TEXT_VOCAB, F.CATEGORY_OOV),
+            known_users=tft_output.vocabulary_size_by_name(F.USER_VOCAB),
+            known_items=tft_output.vocabulary_size_by_name(F.ITEM_VOCAB),
+        )
+
+
+def fold_unknown(ids: tf.Tensor, known: int) -> tf.Tensor:
+    """Map OOV-bucket ids to 0, the row trained by id dropout as "unknown".
+
+    OOV buckets never see training data (the vocabulary covers all training
+    ids), so a hashed bucket would be an untrained random vector. Row 0 is
+    trained on randomly dropped ids and gives cold users/items a sensible,
+    feature-driven embedding.
+    """
+    return tf.where(ids > known, tf.zeros_like(ids), ids)
+
+
+class MaskedMeanPool(tf.keras.layers.Layer):
+    """Mean of embeddings over non-padding (id != 0) positions."""
+
+    def call(self, embeddings: tf.Tensor, ids: tf.Tensor) -> tf.Tensor:
+        mask = tf.cast(tf.not_equal(ids, 0), embeddings.dtype)[..., tf.newaxis]
+        total = tf.reduce_sum(embeddings * mask, axis=1)
+        return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
+def _mlp(units: tuple[int, ...], out: int, name: str, dropout: float) -> tf.keras.Sequential:
+    layers: list[tf.keras.layers.Layer] = []
+    for n in units:
+        layers.append(tf.keras.layers.Dense(n, activation="relu"))
+        if dropout:
+            layers.append(tf.keras.layers.Dropout(dropout))
+    layers.append(tf.keras.layers.Dense(out))
+    return tf.keras.Sequential(layers, name=name)
+
+
+class QueryTower(tf.keras.Model):
+    """User id + demographics + recent history -> query embedding."""
+
+    def __init__(self, sizes: VocabSizes, dim: int, reg: float, dropout: float, **kw):
+        super().__init__(**kw)
+        l2 = tf.keras.regularizers.l2(reg)
+        self.known_users, self.known_items = sizes.known_users, sizes.known_items
+        self.user_embedding = tf.keras.layers.Embedding(
+            sizes.users, dim, embeddings_regularizer=l2
+        )
+        self.history_embedding = tf.keras.layers.Embedding(
+            sizes.items, dim, embeddings_regularizer=l2
+        )
+        self.age_embedding = tf.keras.layers.Embedding(len(F.AGE_BOUNDARIES) + 2, 8)
+        self.gender_embedding = tf.keras.layers.Embedding(sizes.genders, 4)
+        self.occupation_embedding = tf.keras.layers.Embedding(sizes.occupations, 8)
+        self.pool = MaskedMeanPool()
+        self.mlp = _mlp((2 * dim,), dim, "query_mlp", dropout)
+
+    def call(self, x: dict, training: bool = False) -> tf.Tensor:
+        history = fold_unknown(x[F.HISTORY_IDX], self.known_items)
+        parts = [
+            self.user_embedding(fold_unknown(x[F.USER_IDX], self.known_users)),
+            self.pool(self.history_embedding(history), history),
+            self.age_embedding(x[F.AGE_BUCKET]),
+            self.gender_embedding(x[F.GENDER_IDX]),
+            self.occupation_embedding(x[F.OCCUPATION_IDX]),
+        ]
+        return self.mlp(tf.concat(parts, axis=-1), training=training)
+
+
+class CandidateTower(tf.keras.Model):
+    """Item id + genres + title/description tokens + year -> embedding."""
+
+    def __init__(self, sizes: VocabSizes, dim: int, reg: float, dropout: float, **kw):
+        super().__init__(**kw)
+        l2 = tf.keras.regularizers.l2(reg)
+        self.known_items = sizes.known_items
+        self.item_embedding = tf.keras.layers.Embedding(
+            sizes.items, dim, embeddings_regularizer=l2
+        )
+        self.genre_projection = tf.keras.layers.Dense(16, use_bias=False)
+        self.token_embedding = tf.keras.layers.Embedding(sizes.text_tokens, 32)
+        self.pool = MaskedMeanPool()
+        self.mlp = _mlp((2 * dim,), dim, "candidate_mlp", dropout)
+
+    def call(self, x: dict, training: bool = False) -> tf.Tensor:
+        title, desc = x[F.TITLE_TOKENS], x[F.DESCRIPTION_TOKENS]
+        parts = [
+            self.item_embedding(fold_unknown(x[F.ITEM_IDX], self.known_items)),
+            self.genre_projection(x[F.GENRES_MULTI_HOT]),
+            self.pool(self.token_embedding(title), title),
+            self.pool(self.token_embedding(desc), desc),
+            tf.stack([x[F.YEAR_Z], x[F.YEAR_KNOWN]], axis=-1),
+        ]
+        return self.mlp(tf.concat(parts, axis=-1), training=training)

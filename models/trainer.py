@@ -1,0 +1,105 @@
+"""TFX Trainer entry point (`run_fn`): stream Transform output, fit, export.
+
+Training reads the transformed TFRecords through the Trainer's data accessor,
+so the dataset is never loaded into memory; only per-user and per-item tables
+are (models/catalog.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from mtrec.models import features as F
+from mtrec.models.catalog import build_serving_tables, item_sampling_probability
+from mtrec.models.export import export_serving_model
+from mtrec.models.model import ModelConfig, MultiTaskModel
+from mtrec.models.towers import VocabSizes
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "training_metrics.json"
+
+
+def make_dataset(
+    files: list[str], data_accessor, tft_output, batch_size: int, shuffle: bool, seed: int = 0
+) -> tf.data.Dataset:
+    """Batched dicts of transformed features, streamed from TFRecords."""
+    from tfx_bsl.public import tfxio
+
+    return data_accessor.tf_dataset_factory(
+        files,
+        tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size, shuffle=shuffle, shuffle_seed=seed, num_epochs=1
+        ),
+        tft_output.transformed_metadata.schema,
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def train_and_export(
+    train_ds: tf.data.Dataset,
+    eval_ds: tf.data.Dataset,
+    scan_ds: tf.data.Dataset,
+    tft_output,
+    config: ModelConfig,
+    serving_dir: str,
+    log_dir: str | None = None,
+) -> dict:
+    """Fit the multi-task model, export it, and return its metrics."""
+    tf.keras.utils.set_random_seed(0)
+    sizes = VocabSizes.from_transform_output(tft_output)
+    t0 = time.time()
+    tables = build_serving_tables(scan_ds, sizes)
+    model = MultiTaskModel(
+        sizes,
+        config,
+        item_sampling_prob=item_sampling_probability(tft_output, sizes),
+        rating_mean=tables.rating_mean,
+    )
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
+    history = model.fit(
+        train_ds, epochs=config.epochs, validation_data=eval_ds, verbose=2, callbacks=callbacks
+    )
+    train_seconds = time.time() - t0
+    evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)
+    export_serving_model(model, tft_output, tables, serving_dir)
+    metrics = {
+        "train_seconds": round(train_seconds, 2),
+        "train_examples": tables.num_train_examples,
+        "catalog_size": tables.num_items,
+        "epochs": config.epochs,
+        "final_train_loss": float(history.history["loss"][-1]),
+        **{f"eval_{k}": float(v) for k, v in evaluation.items()},
+    }
+    log.info("training metrics: %s", metrics)
+    return metrics
+
+
+def run_fn(fn_args) -> None:
+    """Called by the TFX Trainer (GenericExecutor)."""
+    custom = fn_args.custom_config or {}
+    config = ModelConfig.from_dict(custom.get("model"))
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+
+    def dataset(files, shuffle, batch_size=config.batch_size):
+        return make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle)
+
+    metrics = train_and_export(
+        train_ds=dataset(fn_args.train_files, shuffle=True),
+        eval_ds=dataset(fn_args.eval_files, shuffle=False),
+        scan_ds=dataset(fn_args.train_files, shuffle=False, batch_size=8192),
+        tft_output=tft_output,
+        config=config,
+        serving_dir=fn_args.serving_model_dir,
+        log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
+    )
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
+        json.dump(metrics, f, indent=2)
+
+
+__all__ = ["run_fn", "train_and_export", "make_dataset", "F"]

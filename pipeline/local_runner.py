@@ -1,0 +1,70 @@
+"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner (multi-processing),
+MLMD on SQLite, caching on. This module owns every local path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from importlib import resources
+
+from mtrec.pipeline import configs
+from mtrec.pipeline.pipeline import create_pipeline
+from tfx import v1 as tfx
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalPaths:
+    """Where one local deployment keeps its data, artifacts, metadata and models."""
+
+    home: str
+
+    @property
+    def examples_root(self) -> str:
+        return os.path.join(self.home, "examples")
+
+    @property
+    def rejects_path(self) -> str:
+        return os.path.join(self.home, "rejects.csv")
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.home, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.home, "metadata.sqlite")
+
+    @property
+    def serving_model_dir(self) -> str:
+        return os.path.join(self.home, "serving_model", configs.PIPELINE_NAME)
+
+
+def curated_schema_path() -> str:
+    return str(resources.files("mtrec.pipeline") / "schema" / "schema.pbtxt")
+
+
+def run(
+    paths: LocalPaths,
+    *,
+    model_config: dict | None = None,
+    workers: int = 2,
+    enable_cache: bool = True,
+    **thresholds,
+) -> None:
+    """Run the whole pipeline over the examples already under `paths.examples_root`."""
+    pipeline = create_pipeline(
+        pipeline_name=configs.PIPELINE_NAME,
+        pipeline_root=paths.pipeline_root,
+        examples_root=paths.examples_root,
+        schema_path=curated_schema_path(),
+        serving_model_dir=paths.serving_model_dir,
+        model_config=model_config,
+        beam_pipeline_args=[*configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={workers}"],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            paths.metadata_path
+        ),
+        enable_cache=enable_cache,
+        **thresholds,
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)
