@@ -94,11 +94,18 @@ class MultiTaskModel(tfrs.Model):
         self.candidate_tower = CandidateTower(
             sizes, d, config.l2, config.dropout, name="candidate_tower"
         )
-        self.pair_heads = PairHeads(config.mixture, name="pair_heads")
+        # Heads exist only for trained tasks (an untrained head has no weights);
+        # single-task models still export every signature, with neutral outputs.
+        needs_pair = bool({"ranking", "rating"} & set(config.tasks))
+        self.pair_heads = PairHeads(config.mixture, name="pair_heads") if needs_pair else None
         self.user_bias = tf.keras.layers.Embedding(sizes.users, 1, embeddings_initializer="zeros")
         self.item_bias = tf.keras.layers.Embedding(sizes.items, 1, embeddings_initializer="zeros")
         self.rating_mean = tf.constant(rating_mean, tf.float32)
-        self.interest_head = tf.keras.layers.Dense(F.GENRE_BUCKETS, name="interest_head")
+        self.interest_head = (
+            tf.keras.layers.Dense(F.GENRE_BUCKETS, name="interest_head")
+            if "interest" in config.tasks
+            else None
+        )
         self.item_sampling_prob = tf.constant(item_sampling_prob, tf.float32)
 
         # Mean (not TFRS's default sum) over the batch, so that loss weights
@@ -149,11 +156,16 @@ class MultiTaskModel(tfrs.Model):
         self, query: tf.Tensor, candidate: tf.Tensor, user_idx: tf.Tensor, item_idx: tf.Tensor
     ) -> dict[str, tf.Tensor]:
         """Ranking logit and predicted rating for aligned (user, item) rows."""
-        heads = self.pair_heads(pair_features(query, candidate))
         bias = tf.squeeze(self.user_bias(user_idx) + self.item_bias(item_idx), axis=-1)
+        if self.pair_heads is None:
+            zero = tf.zeros_like(bias)
+            return {"ranking": zero, "rating": self.rating_mean + bias}
+        heads = self.pair_heads(pair_features(query, candidate))
         return {"ranking": heads["ranking"], "rating": self.rating_mean + bias + heads["rating"]}
 
     def interest_logits(self, query: tf.Tensor) -> tf.Tensor:
+        if self.interest_head is None:
+            return tf.zeros([tf.shape(query)[0], F.GENRE_BUCKETS])
         return self.interest_head(query)
 
     def call(self, x: dict, training: bool = False) -> dict[str, tf.Tensor]:

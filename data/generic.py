@@ -1,0 +1,127 @@
+"""Loader for the generic CSV/Parquet directory format (also the embedded sample's format).
+
+Lets any interaction log feed the pipeline without writing a loader.
+
+Directory layout (CSV: UTF-8, comma-separated, a header row, standard
+double-quote quoting, LF or CRLF; Parquet: the same column names):
+
+* ``ratings.csv`` or ``ratings.parquet`` (required), one row per rating event:
+  - ``user_id``   (required) any string/integer id
+  - ``item_id``   (required) any string/integer id
+  - ``rating``    (required) number, expected within [MIN_RATING, MAX_RATING] (0.5..5)
+  - ``timestamp`` (required) integer seconds since the Unix epoch
+  - ``split``     (optional) ``train`` or ``eval``: an official split to keep;
+    without it the examples writer splits each user's history by time
+* ``users.csv`` / ``users.parquet`` (optional): ``user_id`` (required), ``age``
+  (integer, 0 or empty = unknown), ``gender``, ``occupation`` (empty = "unknown").
+  Without it every rating user gets unknown demographics.
+* ``items.csv`` / ``items.parquet`` (optional): ``item_id`` (required), ``title``,
+  ``genres`` (``|``-separated, e.g. ``Action|Comedy``; a list column in Parquet),
+  ``description`` (free text), ``year`` (integer, 0 or empty = unknown; when
+  the column is absent it is parsed from a trailing "(1995)" in the title).
+  Without it every rated item is kept with empty attributes.
+
+Other columns are ignored. Lines with the wrong number of fields, and ratings
+whose timestamp is not an integer, are reported in ``Dataset.malformed``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mtrec.data.parsing import LINE, read_csv_rows, to_ratings
+from mtrec.data.tables import (
+    EVAL,
+    RATING_COLUMNS,
+    SPLIT,
+    TRAIN,
+    Dataset,
+    concat_malformed,
+    derive_items,
+    derive_users,
+    genre_list,
+    make_items,
+    make_users,
+    malformed_frame,
+    split_title_year,
+)
+from mtrec.models import features as F
+
+SUFFIXES = (".csv", ".parquet")
+
+
+def _find(path: Path, stem: str, required: bool) -> Path | None:
+    found = [path / f"{stem}{s}" for s in SUFFIXES if (path / f"{stem}{s}").is_file()]
+    if len(found) > 1:
+        raise ValueError(f"{path}: both {found[0].name} and {found[1].name}; keep one")
+    if not found and required:
+        raise FileNotFoundError(f"{path}: no {stem}.csv or {stem}.parquet")
+    return found[0] if found else None
+
+
+def _read(file: Path, required: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A table with a LINE column (1-based; the header is line 1 for CSV) and its bad lines."""
+    if file.suffix == ".csv":
+        return read_csv_rows(file, required)
+    frame = pd.read_parquet(file)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{file}: lacks required column(s) {missing}")
+    frame = frame.reset_index(drop=True)
+    frame[LINE] = np.arange(1, len(frame) + 1, dtype="int64")
+    return frame, malformed_frame([])
+
+
+def _split_column(ratings: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep only rows whose split is train/eval; the others are malformed."""
+    if SPLIT not in ratings.columns:
+        return ratings, malformed_frame([])
+    split = ratings[SPLIT].astype(str).str.strip().str.lower()
+    ok = split.isin([TRAIN, EVAL])
+    bad = [
+        (source, int(line), f"split={value!r}", "split must be 'train' or 'eval'")
+        for line, value in zip(ratings.loc[~ok, LINE], ratings.loc[~ok, SPLIT], strict=True)
+    ]
+    return ratings.loc[ok].assign(**{SPLIT: split[ok]}), malformed_frame(bad)
+
+
+def _items(file: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame, bad = _read(file, (F.ITEM_ID,))
+    title = frame.get(F.TITLE)
+    year = frame.get(F.YEAR)
+    if title is not None and year is None:
+        title, year = split_title_year(title)
+    genres = frame.get(F.GENRES)
+    if genres is not None:  # '|'-separated text (CSV) or a list column (Parquet)
+        genres = pd.Series([genre_list(g) for g in genres], dtype=object)
+    items = make_items(frame[F.ITEM_ID], title, genres, frame.get(F.DESCRIPTION), year)
+    return items, bad
+
+
+def load_generic(path: str | Path, name: str = "generic") -> Dataset:
+    """Load a directory in the generic format described in this module's docstring."""
+    path = Path(path)
+    ratings_file = _find(path, "ratings", required=True)
+    frame, bad_rows = _read(ratings_file, RATING_COLUMNS)
+    frame, bad_split = _split_column(frame, ratings_file.name)
+    ratings, unconvertible = to_ratings(frame, ratings_file.name)
+    bad = [bad_rows, bad_split, unconvertible]
+
+    users_file = _find(path, "users", required=False)
+    if users_file is None:
+        users = derive_users(ratings)
+    else:
+        frame, bad_users = _read(users_file, (F.USER_ID,))
+        users = make_users(frame[F.USER_ID], frame.get(F.AGE), frame.get(F.GENDER),
+                           frame.get(F.OCCUPATION))
+        bad.append(bad_users)
+
+    items_file = _find(path, "items", required=False)
+    if items_file is None:
+        items = derive_items(ratings)
+    else:
+        items, bad_items = _items(items_file)
+        bad.append(bad_items)
+    return Dataset(name, ratings, users, items, concat_malformed(bad))

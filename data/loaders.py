@@ -1,0 +1,49 @@
+"""One entry point from a source name (CLI/pipeline parameter) to a canonical Dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mtrec.data.generic import load_generic
+from mtrec.data.movielens import load_ml1m, load_ml100k, load_ml_latest_small
+from mtrec.data.synthetic import generate
+from mtrec.data.tables import Dataset
+
+SOURCES = ("sample", "synthetic", "ml-100k", "ml-latest-small", "ml-1m", "generic")
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
+
+
+def load_dataset(source: str, path: str | None = None, split: str | None = None) -> Dataset:
+    """Load `source` in canonical form.
+
+    sample:    the embedded generic-format CSVs in mtrec/data/sample (path ignored).
+    synthetic: `synthetic.generate()` with its defaults (path ignored).
+    ml-100k:   extracted ml-100k directory; split None (u.data) or u1..u5/ua/ub.
+    ml-latest-small, ml-1m, generic: the extracted directory at `path`.
+    Only ml-100k has official splits; `split` for any other source is an error.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown data source {source!r}; expected one of {SOURCES}")
+    if split is not None and source != "ml-100k":
+        raise ValueError(
+            f"source {source!r} has no official split {split!r} "
+            "(only ml-100k does; generic data may carry a `split` column)"
+        )
+    if source == "sample":
+        return load_generic(SAMPLE_DIR, name="sample")
+    if source == "synthetic":
+        return generate()
+    if path is None:
+        raise ValueError(
+            f"source {source!r} needs a directory: download it with "
+            f"`python -m mtrec.data.download {source} --dest DIR` or pass a local copy"
+        )
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{source}: {path} is not a directory")
+    if source == "ml-100k":
+        return load_ml100k(path, split)
+    if source == "ml-latest-small":
+        return load_ml_latest_small(path)
+    if source == "ml-1m":
+        return load_ml1m(path)
+    return load_generic(path)

@@ -1,0 +1,182 @@
+"""The canonical in-memory tables every loader produces and every consumer reads.
+
+Loaders differ wildly (tab, pipe, `::`, quoted CSV, latin-1, CRLF); normalising
+them into one shape here means cleaning, the examples writer and the tests only
+ever deal with one layout and one set of dtypes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from mtrec.models import features as F
+
+RATING_COLUMNS = (F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP)
+USER_COLUMNS = (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION)
+ITEM_COLUMNS = (F.ITEM_ID, F.TITLE, F.GENRES, F.DESCRIPTION, F.YEAR)
+MALFORMED_COLUMNS = ("source", "line", "raw", "reason")
+SPLIT = "split"  # optional ratings column: official train/eval split
+TRAIN, EVAL = "train", "eval"
+
+_TRAILING_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """One data source in canonical form.
+
+    ratings:   user_id (str), item_id (str), rating (float), timestamp (int64 s),
+               optionally `split` ("train"/"eval") for sources with an official split.
+    users:     user_id, age (int, 0 = unknown), gender, occupation ("unknown" if absent).
+    items:     item_id, title, genres (list[str]), description (str), year (int, 0 = unknown).
+    malformed: lines the parser could not split/convert: source, line (1-based), raw, reason.
+    """
+
+    name: str
+    ratings: pd.DataFrame
+    users: pd.DataFrame
+    items: pd.DataFrame
+    malformed: pd.DataFrame
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}: {len(self.ratings)} ratings, {len(self.users)} users, "
+            f"{len(self.items)} items, {len(self.malformed)} malformed)"
+        )
+
+    @property
+    def has_split(self) -> bool:
+        """True when the ratings carry an official train/eval split."""
+        return SPLIT in self.ratings.columns
+
+
+def empty_malformed() -> pd.DataFrame:
+    """A malformed table with no rows but the right columns."""
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "line" else object)
+                         for c in MALFORMED_COLUMNS})
+
+
+def malformed_frame(rows: list[tuple[str, int, str, str]]) -> pd.DataFrame:
+    """Build a malformed table from (source, line, raw, reason) tuples."""
+    if not rows:
+        return empty_malformed()
+    frame = pd.DataFrame(rows, columns=list(MALFORMED_COLUMNS))
+    frame["line"] = frame["line"].astype("int64")
+    return frame
+
+
+def concat_malformed(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate malformed tables, keeping the canonical columns when all are empty."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_malformed()
+    return pd.concat(frames, ignore_index=True)[list(MALFORMED_COLUMNS)]
+
+
+def split_title_year(titles: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Split "Toy Story (1995)" into ("Toy Story", 1995); no trailing year gives 0.
+
+    The year becomes its own feature, so it is removed from the title text to
+    keep "(1995)" tokens out of the text vocabulary.
+    """
+    titles = titles.fillna("").astype(str).str.strip()
+    years = titles.str.extract(_TRAILING_YEAR, expand=False)
+    year = pd.to_numeric(years, errors="coerce").fillna(0).astype("int64")
+    stripped = titles.str.replace(_TRAILING_YEAR, "", regex=True).str.strip()
+    return stripped, year
+
+
+def text_column(values: pd.Series | None, n: int, default: str = "") -> pd.Series:
+    """Strings with missing/blank values replaced by `default`."""
+    if values is None:
+        return pd.Series([default] * n, dtype=object)
+    out = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    return out.where(out != "", default).reset_index(drop=True)
+
+
+def int_column(values: pd.Series | None, n: int) -> pd.Series:
+    """Non-negative int64 values; missing or unparsable ones become 0 (= unknown)."""
+    if values is None:
+        return pd.Series(np.zeros(n, dtype="int64"))
+    num = pd.to_numeric(values, errors="coerce").reset_index(drop=True)
+    num = num.where((num >= 0) & np.isfinite(num), 0)
+    return num.fillna(0).astype("int64")
+
+
+def genre_list(value: object, sep: str = "|") -> list[str]:
+    """'A|B' or ['A', 'B'] -> ['A', 'B']; empty, missing and '(no genres listed)' -> []."""
+    if isinstance(value, str):
+        parts = value.split(sep)
+    elif isinstance(value, (list, tuple, np.ndarray)):
+        parts = [str(v) for v in value]
+    else:
+        return []
+    parts = [p.strip() for p in parts]
+    return [p for p in parts if p and p != "(no genres listed)"]
+
+
+def split_genres(values: pd.Series, sep: str = "|") -> pd.Series:
+    """A column of genre lists (see genre_list)."""
+    return pd.Series([genre_list(v, sep) for v in values], dtype=object)
+
+
+def make_users(
+    user_id: pd.Series,
+    age: pd.Series | None = None,
+    gender: pd.Series | None = None,
+    occupation: pd.Series | None = None,
+) -> pd.DataFrame:
+    """A canonical users table; absent attributes are filled with the unknown value."""
+    ids = text_column(user_id, len(user_id))
+    n = len(ids)
+    return pd.DataFrame(
+        {
+            F.USER_ID: ids,
+            F.AGE: int_column(age, n),
+            F.GENDER: text_column(gender, n, F.UNKNOWN),
+            F.OCCUPATION: text_column(occupation, n, F.UNKNOWN),
+        }
+    )
+
+
+def make_items(
+    item_id: pd.Series,
+    title: pd.Series | None = None,
+    genres: pd.Series | None = None,
+    description: pd.Series | None = None,
+    year: pd.Series | None = None,
+) -> pd.DataFrame:
+    """A canonical items table; `genres` must already be lists (see split_genres)."""
+    ids = text_column(item_id, len(item_id))
+    n = len(ids)
+    if genres is None:
+        genre_lists = pd.Series([[] for _ in range(n)], dtype=object)
+    else:
+        genre_lists = pd.Series(
+            [list(g) if isinstance(g, (list, tuple, np.ndarray)) else [] for g in genres],
+            dtype=object,
+        )
+    return pd.DataFrame(
+        {
+            F.ITEM_ID: ids,
+            F.TITLE: text_column(title, n),
+            F.GENRES: genre_lists,
+            F.DESCRIPTION: text_column(description, n),
+            F.YEAR: int_column(year, n),
+        }
+    )
+
+
+def derive_users(ratings: pd.DataFrame) -> pd.DataFrame:
+    """All-unknown users for sources without a user file (one row per rating user)."""
+    ids = pd.Series(pd.unique(ratings[F.USER_ID].astype(str)), dtype=object)
+    return make_users(ids)
+
+
+def derive_items(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Attribute-less items for sources without an item file (one row per rated item)."""
+    ids = pd.Series(pd.unique(ratings[F.ITEM_ID].astype(str)), dtype=object)
+    return make_items(ids)

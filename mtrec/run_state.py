@@ -1,0 +1,78 @@
+"""What the latest pipeline run did, read back from ML Metadata (SQLite).
+
+Used by the run summary and by the end-to-end tests: both ask MLMD rather than
+scraping logs or guessing artifact folders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+_STATES = metadata_store_pb2.Execution.State
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeRun:
+    node_id: str
+    state: str  # COMPLETE, CACHED, FAILED, ...
+    outputs: dict[str, list[metadata_store_pb2.Artifact]]
+
+
+def open_store(sqlite_path: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = sqlite_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def _runs(store) -> list[metadata_store_pb2.Context]:
+    return sorted(
+        store.get_contexts_by_type("pipeline_run"), key=lambda c: (c.create_time_since_epoch, c.id)
+    )
+
+
+def run_count(sqlite_path: str) -> int:
+    return len(_runs(open_store(sqlite_path)))
+
+
+def latest_run(sqlite_path: str, run_index: int = -1) -> dict[str, NodeRun]:
+    """Node id -> what happened to it in one pipeline run (default: the latest)."""
+    store = open_store(sqlite_path)
+    runs = _runs(store)
+    if not runs:
+        return {}
+    executions = store.get_executions_by_context(runs[run_index].id)
+    events = store.get_events_by_execution_ids([e.id for e in executions])
+    outputs: dict[int, dict[str, list[int]]] = {}
+    for ev in events:
+        if ev.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT):
+            key = ev.path.steps[0].key if ev.path.steps else ""
+            outputs.setdefault(ev.execution_id, {}).setdefault(key, []).append(ev.artifact_id)
+    artifact_ids = [a for per in outputs.values() for ids in per.values() for a in ids]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id(artifact_ids)} if artifact_ids else {}
+    result = {}
+    for execution in executions:
+        node = next(
+            (c.name.split(".", 1)[-1] for c in store.get_contexts_by_execution(execution.id)
+             if c.type == "node"),
+            str(execution.id),
+        )
+        result[node] = NodeRun(
+            node_id=node,
+            state=_STATES.Name(execution.last_known_state),
+            outputs={
+                k: [artifacts[i] for i in ids if i in artifacts]
+                for k, ids in outputs.get(execution.id, {}).items()
+            },
+        )
+    return result
+
+
+def custom_property(artifact: metadata_store_pb2.Artifact, name: str):
+    value = artifact.custom_properties.get(name)
+    if value is None:
+        return None
+    return getattr(value, value.WhichOneof("value"))

@@ -1,0 +1,127 @@
+"""The short report printed at the end of `mtrec run`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from mtrec.run_state import NodeRun, custom_property
+
+_TFMA_KEYS = {
+    ("rating", "root_mean_squared_error"): "rating RMSE",
+    ("rating", "mean_absolute_error"): "rating MAE",
+    ("relevance", "auc"): "ranking AUC (like vs not)",
+    ("relevance", "calibration"): "ranking calibration",
+}
+
+
+def _uri(node: NodeRun | None, key: str) -> str | None:
+    if node is None or not node.outputs.get(key):
+        return None
+    return node.outputs[key][0].uri
+
+
+def tfma_metrics(evaluation_uri: str) -> dict[str, float]:
+    import tensorflow_model_analysis as tfma
+
+    out = {}
+    for result in tfma.load_metrics(evaluation_uri):
+        for kv in result.metric_keys_and_values:
+            name = _TFMA_KEYS.get((kv.key.output_name, kv.key.name))
+            # With a baseline, TFMA also reports the baseline and the diff.
+            candidate = kv.key.model_name in ("", "candidate") and not kv.key.is_diff
+            if name and candidate and kv.value.HasField("double_value"):
+                out[name] = kv.value.double_value.value
+    return out
+
+
+def collect(nodes: dict[str, NodeRun]) -> dict:
+    """Everything the summary shows, as plain data (also written as JSON)."""
+    summary: dict = {"components": {k: v.state for k, v in sorted(nodes.items())}}
+    run_uri = _uri(nodes.get("Trainer"), "model_run")
+    if run_uri and os.path.exists(os.path.join(run_uri, "training_metrics.json")):
+        with open(os.path.join(run_uri, "training_metrics.json")) as f:
+            summary["training"] = json.load(f)
+    evaluator = nodes.get("Evaluator")
+    if evaluator and evaluator.outputs.get("blessing"):
+        summary["tfma_blessed"] = bool(
+            custom_property(evaluator.outputs["blessing"][0], "blessed")
+        )
+        summary["tfma"] = tfma_metrics(_uri(evaluator, "evaluation"))
+    retrieval = nodes.get("RetrievalEvaluator")
+    if retrieval and retrieval.outputs.get("blessing"):
+        blessing = retrieval.outputs["blessing"][0]
+        with open(os.path.join(blessing.uri, "retrieval_metrics.json")) as f:
+            summary["retrieval"] = json.load(f)
+        summary["retrieval_blessed"] = bool(custom_property(blessing, "blessed"))
+    pusher = nodes.get("AtomicPusher")
+    pushed = pusher.outputs.get("pushed_model") if pusher else None
+    if pushed and custom_property(pushed[0], "pushed"):
+        summary["pushed_to"] = custom_property(pushed[0], "pushed_destination")
+    else:
+        summary["pushed_to"] = None
+    return summary
+
+
+def example_recommendation(saved_model_dir: str, user_id: str, k: int = 5) -> list[dict]:
+    """Top-k for one user through the exported `recommend` signature."""
+    import tensorflow as tf
+
+    recommend = tf.saved_model.load(saved_model_dir).signatures["recommend"]
+    out = recommend(user_id=tf.constant([user_id]), k=tf.constant(k))
+    return [
+        {"item_id": i.decode(), "score": round(float(s), 4), "predicted_rating": round(float(r), 2)}
+        for i, s, r in zip(
+            out["item_ids"].numpy()[0], out["scores"].numpy()[0], out["ratings"].numpy()[0],
+            strict=True,
+        )
+    ]
+
+
+def render(summary: dict) -> str:
+    lines = ["", "=== mtrec run summary ==="]
+    data = summary.get("data")
+    if data:
+        counts = data["counts"]
+        reasons = {k: v for k, v in counts.items() if k not in ("total", "kept", "rejected") and v}
+        lines.append(
+            f"data: {counts['kept']} ratings kept, {counts['rejected']} rejected"
+            + (f" {reasons}" if reasons else "")
+            + f" -> {data['rejects_path']}"
+        )
+        lines.append(f"splits: {data['report'].get('rows', data['report'])}")
+    states = summary["components"]
+    lines.append("components: " + ", ".join(f"{k}={v}" for k, v in states.items()))
+    if "training" in summary:
+        t = summary["training"]
+        lines.append(
+            f"training: {t['train_examples']} examples, {t['epochs']} epochs, "
+            f"{t['train_seconds']}s, catalogue {t['catalog_size']} items"
+        )
+    if "tfma" in summary:
+        tfma = ", ".join(f"{k} {v:.4f}" for k, v in summary["tfma"].items())
+        lines.append(f"rating/ranking (TFMA, eval split): {tfma}")
+    if "training" in summary:
+        auc = summary["training"].get("eval_interest_auc")
+        if auc is not None:
+            lines.append(f"interest (eval split): genre AUC {auc:.4f}")
+    if "retrieval" in summary:
+        m = summary["retrieval"]["metrics"]
+        hr = ", ".join(
+            f"HR@{k.split('@')[1]} {m[k]:.3f} (popularity {m['popularity_' + k]:.3f})"
+            for k in m if k.startswith("hit_rate@")
+        )
+        lines.append(f"retrieval (full catalogue): {hr}")
+    lines.append(
+        f"blessed: TFMA={summary.get('tfma_blessed')} retrieval={summary.get('retrieval_blessed')}"
+    )
+    lines.append(f"pushed to: {summary['pushed_to'] or 'nothing pushed (not blessed)'}")
+    rec = summary.get("example")
+    if rec:
+        items = "; ".join(
+            f"{r['item_id']}{' ' + repr(r['title']) if r.get('title') else ''} "
+            f"(score {r['score']}, rating {r['predicted_rating']})"
+            for r in rec["items"]
+        )
+        lines.append(f"example: top {len(rec['items'])} for user {rec['user_id']}: {items}")
+    return "\n".join(lines)

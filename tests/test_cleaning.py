@@ -1,0 +1,150 @@
+"""Cleaning: one reason per rejected row, the reject budget, rejects file, pseudonyms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mtrec.data.cleaning import (
+    BAD_RATING,
+    BAD_TIMESTAMP,
+    DUPLICATE,
+    MALFORMED,
+    MISSING_FIELD,
+    RATING_OUT_OF_RANGE,
+    REASONS,
+    REJECT_COLUMNS,
+    UNKNOWN_ITEM,
+    UNKNOWN_USER,
+    DataQualityError,
+    clean,
+    pseudonymize_users,
+    write_rejects,
+)
+from mtrec.data.tables import Dataset, empty_malformed, make_items, make_users, malformed_frame
+from mtrec.models import features as F
+
+USERS = make_users(pd.Series(["u1", "u2", "u3"]))
+ITEMS = make_items(pd.Series(["i1", "i2", "i3"]))
+
+
+def dataset(
+    rows: list[tuple], malformed: pd.DataFrame | None = None, users: pd.DataFrame = USERS
+) -> Dataset:
+    ratings = pd.DataFrame(rows, columns=[F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP])
+    return Dataset(
+        "test", ratings, users, ITEMS, empty_malformed() if malformed is None else malformed
+    )
+
+
+GOOD = [("u1", "i1", 4.0, 100), ("u2", "i2", 3.5, 200), ("u3", "i3", 5.0, 300)]
+
+
+@pytest.mark.parametrize(
+    "row,reason",
+    [
+        (("", "i1", 4.0, 10), MISSING_FIELD),
+        (("u1", None, 4.0, 10), MISSING_FIELD),
+        (("u1", "i2", "", 10), MISSING_FIELD),
+        (("u1", "i2", 4.0, None), MISSING_FIELD),
+        (("u1", "i2", "four", 10), BAD_RATING),
+        (("u1", "i2", float("nan"), 10), BAD_RATING),
+        (("u1", "i2", 5.5, 10), RATING_OUT_OF_RANGE),
+        (("u1", "i2", 0.0, 10), RATING_OUT_OF_RANGE),
+        (("u1", "i2", 4.0, -5), BAD_TIMESTAMP),
+        (("u1", "i2", 4.0, 1.5), BAD_TIMESTAMP),
+        (("u1", "i2", 4.0, "noon"), BAD_TIMESTAMP),
+        (("u1", "i2", 4.0, 1_700_000_000_000), BAD_TIMESTAMP),  # milliseconds
+        (("u9", "i2", 4.0, 10), UNKNOWN_USER),
+        (("u1", "i9", 4.0, 10), UNKNOWN_ITEM),
+        (("u1", "i1", 2.0, 50), DUPLICATE),  # GOOD has (u1, i1) later, at 100
+    ],
+)
+def test_each_reason(row: tuple, reason: str) -> None:
+    result = clean(dataset([*GOOD, row]))
+    assert result.rejects["reason"].tolist() == [reason]
+    assert result.counts[reason] == 1 and result.counts["rejected"] == 1
+    assert result.counts["kept"] == 3 and result.counts["total"] == 4
+    assert len(result.dataset.ratings) == 3
+
+
+def test_malformed_lines_are_rejects() -> None:
+    bad = malformed_frame([("u.data", 7, "1\t2", "expected 4 fields, got 2")])
+    result = clean(dataset(GOOD, bad))
+    assert result.counts[MALFORMED] == 1 and result.counts["total"] == 4
+    row = result.rejects.iloc[0]
+    assert (row["source"], row["line"], row["reason"]) == ("u.data", 7, MALFORMED)
+    assert "expected 4 fields" in row["detail"] and "1\t2" in row["detail"]
+    assert result.dataset.malformed.empty
+
+
+def test_duplicates_keep_latest_and_one_reason_per_row() -> None:
+    rows = [
+        ("u1", "i1", 1.0, 300),
+        ("u1", "i1", 2.0, 100),
+        ("u1", "i1", 9.0, 999),
+        ("u1", "i1", 3.0, 200),
+    ]
+    result = clean(dataset(rows), max_reject_fraction=1.0)
+    kept = result.dataset.ratings
+    assert kept[F.RATING].tolist() == [1.0] and kept[F.TIMESTAMP].tolist() == [300]
+    # The out-of-range row is later, but invalid rows never win a duplicate contest.
+    assert sorted(result.rejects["reason"]) == [DUPLICATE, DUPLICATE, RATING_OUT_OF_RANGE]
+    assert result.counts["rejected"] + result.counts["kept"] == result.counts["total"]
+
+
+def test_same_timestamp_duplicate_keeps_last_row() -> None:
+    result = clean(dataset([("u1", "i1", 1.0, 5), ("u1", "i1", 2.0, 5), *GOOD[1:]]))
+    assert result.dataset.ratings[F.RATING].tolist()[0] == 2.0
+
+
+def test_unknown_user_skipped_without_users_table() -> None:
+    empty_users = make_users(pd.Series([], dtype=object))
+    result = clean(dataset([*GOOD, ("u9", "i1", 3.0, 10)], users=empty_users))
+    assert result.counts[UNKNOWN_USER] == 0 and result.counts["kept"] == 4
+
+
+def test_cleaned_dtypes_and_order() -> None:
+    rows = [("u1", "i1", "4", "100"), ("u2", "i2", 3, 200.0)]
+    result = clean(dataset(rows))
+    ratings = result.dataset.ratings
+    assert ratings[F.RATING].dtype == "float64" and ratings[F.TIMESTAMP].dtype == "int64"
+    assert list(result.rejects.columns) == list(REJECT_COLUMNS)
+    assert set(REASONS) | {"total", "kept", "rejected"} == set(result.counts)
+
+
+def test_too_many_rejects_raise_with_counts() -> None:
+    rows = [("u1", "i9", 4.0, 1), ("u1", "i2", 7.0, 2), ("u2", "i2", 7.0, 3), GOOD[0]]
+    with pytest.raises(DataQualityError) as err:
+        clean(dataset(rows))
+    message = str(err.value)
+    assert "3 of 4" in message and "unknown_item=1" in message
+    assert "rating_out_of_range=2" in message
+    assert clean(dataset(rows), max_reject_fraction=0.8).counts["rejected"] == 3
+
+
+def test_write_rejects(tmp_path: Path) -> None:
+    bad = malformed_frame([("r.csv", 3, "x,y", "expected 4 fields, got 2")])
+    result = clean(dataset([*GOOD, ("u1", "i2", 6.0, 1)], bad))
+    path = write_rejects(result, tmp_path / "out" / "rejects.csv")
+    back = pd.read_csv(path)
+    assert list(back.columns) == list(REJECT_COLUMNS)
+    assert back["reason"].tolist() == [MALFORMED, RATING_OUT_OF_RANGE]
+    assert back["line"].iloc[0] == 3 and np.isnan(back["line"].iloc[1])
+
+
+def test_pseudonymize_users() -> None:
+    ds = dataset(GOOD)
+    out = pseudonymize_users(ds, b"secret")
+    ids = out.ratings[F.USER_ID]
+    assert ids.str.fullmatch(r"[0-9a-f]{16}").all()
+    assert not set(ids) & set(ds.ratings[F.USER_ID])
+    assert set(ids) == set(out.users[F.USER_ID])
+    assert pseudonymize_users(ds, b"secret").ratings[F.USER_ID].equals(ids)  # deterministic
+    assert not pseudonymize_users(ds, b"other").ratings[F.USER_ID].equals(ids)  # keyed
+    assert ds.ratings[F.USER_ID].tolist() == ["u1", "u2", "u3"]  # input untouched
+    assert clean(out).counts["kept"] == 3
+    with pytest.raises(ValueError):
+        pseudonymize_users(ds, b"")
