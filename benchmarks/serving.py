@@ -1,0 +1,468 @@
+"""Serving latency/throughput over loopback gRPC, and catalogue scaling.
+
+    python benchmarks/serving.py                      # synthetic 1.7K-item model
+    python benchmarks/serving.py --model-dir <pushed version dir>
+
+What it measures, in one run:
+
+1. `recommend` (k=10) and `score` (100 items) through the embedded server
+   (`mtrec serve`, started as a subprocess so client and server do not share a
+   GIL) at concurrency 1, 8 and 32: p50/p95/p99 latency, QPS, errors;
+2. the same signatures called in-process (the model alone), and the gRPC +
+   server overhead = gRPC p50 at c=1 minus in-process p50;
+3. brute-force `recommend` on synthetic catalogues of ~1.7K, 100K and 1M items:
+   latency and the server process's RSS.
+
+Request counts and time per level are bounded; everything stays on 127.0.0.1.
+Results go to benchmarks/results/serving.{json,md}; targets are reported, not
+asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
+
+# isort: split
+import grpc
+import numpy as np
+import portpicker
+import psutil
+import tensorflow as tf
+from mtrec.serving import tensor_codec
+from mtrec.serving.client import MtrecClient
+from mtrec.serving.synthetic_model import build_synthetic_model
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+TARGETS = {
+    "c1_p50_ms": 2.0,
+    "c1_p99_ms": 10.0,
+    "grpc_overhead_p50_ms": 0.5,
+    "c32_qps": 1500.0,
+    "1m_items_p50_ms": 50.0,
+}
+
+
+def percentiles(latencies_s: list[float]) -> dict[str, float]:
+    arr = np.asarray(latencies_s) * 1e3
+    if arr.size == 0:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan")}
+    p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+    return {
+        "p50_ms": round(float(p50), 3),
+        "p95_ms": round(float(p95), 3),
+        "p99_ms": round(float(p99), 3),
+    }
+
+
+# ------------------------------------------------------------------ server
+class ServerProcess:
+    """`python -m mtrec.serving.server` on a free loopback port, one model version."""
+
+    def __init__(
+        self, model_dir: str, threads: int, workdir: str, extra: list[str] | None = None
+    ) -> None:
+        self.base = tempfile.mkdtemp(prefix="base-", dir=workdir)
+        os.makedirs(os.path.join(self.base, "mtrec"))
+        os.symlink(os.path.abspath(model_dir), os.path.join(self.base, "mtrec", "1"))
+        self.port = portpicker.pick_unused_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.log_path = os.path.join(workdir, f"server-{self.port}.log")
+        cmd = [
+            sys.executable,
+            "-m",
+            "mtrec.serving.server",
+            "--model-base-path",
+            self.base,
+            "--model-name",
+            "mtrec",
+            "--port",
+            str(self.port),
+            "--threads",
+            str(threads),
+            "--poll-seconds",
+            "30",
+            *(extra or []),
+        ]
+        self._log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
+        started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        with MtrecClient(self.target, timeout=5, retries=0) as client:
+            try:
+                client.wait_until_available(timeout=600)
+            except TimeoutError:
+                self.stop()
+                raise RuntimeError(f"server did not come up; see {self.log_path}") from None
+        self.load_seconds = round(time.monotonic() - started, 2)
+
+    def rss_mb(self) -> float:
+        return round(psutil.Process(self.proc.pid).memory_info().rss / 2**20, 1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- requests
+def make_requests(model_dir: str, users: list[str]) -> dict[str, list[predict_pb2.PredictRequest]]:
+    """Pre-built requests (distinct users) so the client loop does no encoding."""
+    recommend, score = [], []
+    fn = tf.saved_model.load(model_dir).signatures["recommend"]
+    for user in users:
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name = "mtrec"
+        req.model_spec.signature_name = "recommend"
+        req.inputs["user_id"].CopyFrom(tensor_codec.encode([user], tf.string))
+        req.inputs["k"].CopyFrom(tensor_codec.encode(10, tf.int32))
+        recommend.append(req)
+        # 100 real item ids from the model itself, so any catalogue works.
+        items = fn(user_id=tf.constant([user]), k=tf.constant(100, tf.int32))["item_ids"].numpy()
+        sreq = predict_pb2.PredictRequest()
+        sreq.model_spec.name = "mtrec"
+        sreq.model_spec.signature_name = "score"
+        sreq.inputs["user_id"].CopyFrom(tensor_codec.encode([user], tf.string))
+        sreq.inputs["item_ids"].CopyFrom(tensor_codec.encode(items, tf.string))
+        score.append(sreq)
+    return {"recommend": recommend, "score": score}
+
+
+def run_load(
+    target: str,
+    requests: list[predict_pb2.PredictRequest],
+    concurrency: int,
+    total: int,
+    max_seconds: float,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Closed loop: keep `concurrency` Predicts outstanding until `total` are done.
+
+    c=1 uses plain blocking calls. Higher concurrency uses gRPC futures whose
+    completion callback issues the next request: the load generator then
+    costs one callback per request instead of a contended Python thread per
+    slot, so on a small machine it steals less CPU from the server.
+    """
+    channel = grpc.insecure_channel(target)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    for req in requests[:3]:  # connect + warm
+        stub.Predict(req, timeout=timeout)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    deadline = time.monotonic() + max_seconds
+    start = time.perf_counter()
+    if concurrency <= 1:
+        for i in range(total):
+            if time.monotonic() > deadline:
+                break
+            t0 = time.perf_counter()
+            try:
+                stub.Predict(requests[i % len(requests)], timeout=timeout)
+                latencies.append(time.perf_counter() - t0)
+            except grpc.RpcError as exc:
+                errors[exc.code().name] = errors.get(exc.code().name, 0) + 1
+    else:
+        lock = threading.Lock()
+        done = threading.Event()
+        state = {"issued": 0, "finished": 0}
+
+        def issue() -> None:
+            with lock:
+                if state["issued"] >= total or time.monotonic() > deadline:
+                    return
+                i = state["issued"]
+                state["issued"] += 1
+            t0 = time.perf_counter()
+            future = stub.Predict.future(requests[i % len(requests)], timeout=timeout)
+            future.add_done_callback(lambda f, t0=t0: finish(f, t0))
+
+        def finish(future: Any, t0: float) -> None:
+            elapsed = time.perf_counter() - t0
+            code = future.code()
+            with lock:
+                if code == grpc.StatusCode.OK:
+                    latencies.append(elapsed)
+                else:
+                    errors[code.name] = errors.get(code.name, 0) + 1
+                state["finished"] += 1
+            issue()
+            with lock:
+                if state["finished"] >= state["issued"]:
+                    done.set()
+
+        for _ in range(concurrency):
+            issue()
+        done.wait(max_seconds + timeout + 5)
+    wall = time.perf_counter() - start
+    channel.close()
+    return {
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "seconds": round(wall, 3),
+        "qps": round(len(latencies) / wall, 1) if wall > 0 else 0.0,
+        **percentiles(latencies),
+    }
+
+
+def in_process_latency(model_dir: str, n: int, users: list[str]) -> dict[str, dict[str, float]]:
+    """The model alone: signature calls on pre-built tensors, no RPC."""
+    loaded = tf.saved_model.load(model_dir)
+    rec = loaded.signatures["recommend"]
+    score = loaded.signatures["score"]
+    calls: dict[str, list[Callable[[], Any]]] = {"recommend": [], "score": []}
+    for user in users:
+        u = tf.constant([user])
+        items = rec(user_id=u, k=tf.constant(100, tf.int32))["item_ids"]
+        calls["recommend"].append(lambda u=u: rec(user_id=u, k=tf.constant(10, tf.int32)))
+        calls["score"].append(lambda u=u, items=items: score(user_id=u, item_ids=items))
+    out = {}
+    for name, fns in calls.items():
+        for fn in fns[:20]:
+            fn()
+        lat = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            fns[i % len(fns)]()
+            lat.append(time.perf_counter() - t0)
+        out[name] = {"calls": n, **percentiles(lat)}
+    return out
+
+
+# ------------------------------------------------------------------- report
+def markdown(result: dict[str, Any]) -> str:
+    cfg = result["config"]
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"Model: {result['model']}. Server: embedded `mtrec serve` in its own process, "
+        f"{cfg['server_threads']} gRPC worker threads, TF threads: {cfg['tf_threads']}, "
+        f"batching modes: {cfg['server_batching']}; client: Python threads over "
+        f"{cfg['client']} on loopback. Machine: {cfg['machine']}.",
+        "",
+        "| signature | mode | batching | c | requests | errors | QPS | p50 ms | p95 ms | p99 ms |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for sig, data in result["signatures"].items():
+        ip = data["in_process"]
+        lines.append(
+            f"| {sig} | in-process | - | 1 | {ip['calls']} | 0 | - | {ip['p50_ms']} | "
+            f"{ip['p95_ms']} | {ip['p99_ms']} |"
+        )
+        for row in data["grpc"]:
+            errs = sum(row["errors"].values())
+            lines.append(
+                f"| {sig} | gRPC | {row['batching']} | {row['concurrency']} | {row['requests']} | "
+                f"{errs} | "
+                f"{row['qps']} | {row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} |"
+            )
+        lines.append(
+            f"| {sig} | gRPC overhead (c=1 p50 - in-process p50, batching off) | | | | | | "
+            f"{data['grpc_overhead_p50_ms']} | | |"
+        )
+    lines += [
+        "",
+        "Catalogue scaling (synthetic brute-force `recommend`, k=10, c=1, gRPC):",
+        "",
+        "| items | dim | load s | RSS MB | p50 ms | p95 ms | p99 ms |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in result["catalogue_scaling"]:
+        lines.append(
+            f"| {row['items']:,} | {row['dim']} | {row['load_seconds']} | {row['rss_mb']} | "
+            f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} |"
+        )
+    lines += ["", "Targets (reported, not asserted):", ""]
+    for key, check in result["targets"].items():
+        lines.append(
+            f"- {key}: target {check['target']}, measured {check['measured']} "
+            f"-> {'met' if check['met'] else 'NOT met'}"
+            + (f" ({check['note']})" if check.get("note") else "")
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", help="a pushed model version; default: synthetic model")
+    parser.add_argument("--synthetic-items", type=int, default=1682)
+    parser.add_argument("--dim", type=int, default=32, help="synthetic embedding size")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=1000, help="per concurrency level")
+    parser.add_argument("--max-seconds", type=float, default=20.0, help="per concurrency level")
+    parser.add_argument("--in-process-calls", type=int, default=500)
+    parser.add_argument("--catalog-sizes", type=int, nargs="*", default=[1682, 100_000, 1_000_000])
+    parser.add_argument("--scale-requests", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=8, help="server gRPC worker threads")
+    parser.add_argument(
+        "--batching",
+        nargs="+",
+        choices=["off", "on"],
+        default=["off", "on"],
+        help="server batching modes to measure",
+    )
+    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument(
+        "--tf-inter-op-threads",
+        type=int,
+        default=1,
+        help="for the server and the in-process reference alike (server default: 1)",
+    )
+    parser.add_argument(
+        "--server-args",
+        default="",
+        help="extra `mtrec serve` flags, e.g. '--tf-inter-op-threads 1'",
+    )
+    parser.add_argument("--users", default=",".join(str(i) for i in range(1, 33)))
+    parser.add_argument("--out", default=RESULTS)
+    args = parser.parse_args(argv)
+    users = args.users.split(",")
+    workdir = tempfile.mkdtemp(prefix="mtrec-bench-")
+    try:
+        result = _run(args, users, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "serving.json"), "w") as fh:
+        json.dump(result, fh, indent=2)
+    table = markdown(result)
+    with open(os.path.join(args.out, "serving.md"), "w") as fh:
+        fh.write(table)
+    print(table)
+    return 0
+
+
+def _synthetic(workdir: str, items: int, dim: int) -> str:
+    path = os.path.join(workdir, f"synthetic-{items}")
+    if not os.path.exists(path):
+        build_synthetic_model(path, num_items=items, num_users=1000, dim=dim)
+    return path
+
+
+def _run(args: argparse.Namespace, users: list[str], workdir: str) -> dict[str, Any]:
+    if args.tf_inter_op_threads:
+        # Same TF threading as the server, so the in-process reference is comparable.
+        tf.config.threading.set_inter_op_parallelism_threads(args.tf_inter_op_threads)
+    server_args = ["--tf-inter-op-threads", str(args.tf_inter_op_threads)]
+    server_args += shlex.split(args.server_args)
+    model_dir = args.model_dir or _synthetic(workdir, args.synthetic_items, args.dim)
+    model_label = args.model_dir or f"synthetic, {args.synthetic_items} items, dim {args.dim}"
+    result: dict[str, Any] = {
+        "model": model_label,
+        "config": {
+            "server_threads": args.threads,
+            "server_batching": {
+                mode: ("off" if mode == "off" else f"opportunistic, max {args.max_batch_size} rows")
+                for mode in args.batching
+            },
+            "tf_threads": f"inter-op {args.tf_inter_op_threads or 'TF default'}, intra-op TF "
+            "default (server and in-process reference)",
+            "extra_server_args": args.server_args,
+            "client": "1 channel; blocking calls at c=1, callback-driven futures above",
+            "requests_per_level": args.requests,
+            "max_seconds_per_level": args.max_seconds,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs "
+            f"(shared), Python {platform.python_version()}, TF {tf.__version__}",
+        },
+        "signatures": {},
+    }
+    print(f"in-process latency of {model_label} ...", flush=True)
+    in_proc = in_process_latency(model_dir, args.in_process_calls, users)
+    requests = make_requests(model_dir, users)
+    for sig in ("recommend", "score"):
+        result["signatures"][sig] = {"in_process": in_proc[sig], "grpc": []}
+    for mode in args.batching:
+        extra = ["--enable-batching", "--max-batch-size", str(args.max_batch_size)]
+        extra = (extra if mode == "on" else []) + server_args
+        server = ServerProcess(model_dir, args.threads, workdir, extra)
+        try:
+            for sig in ("recommend", "score"):
+                for c in args.concurrency:
+                    print(f"gRPC {sig} c={c} batching={mode} ...", flush=True)
+                    total = args.requests if c > 1 else max(args.requests // 2, 100)
+                    row = run_load(server.target, requests[sig], c, total, args.max_seconds)
+                    result["signatures"][sig]["grpc"].append({"batching": mode, **row})
+            result[f"server_rss_mb_batching_{mode}"] = server.rss_mb()
+        finally:
+            server.stop()
+    for data in result["signatures"].values():
+        c1 = [r for r in data["grpc"] if r["concurrency"] == 1]
+        base = next((r for r in c1 if r["batching"] == "off"), c1[0] if c1 else None)
+        data["grpc_overhead_p50_ms"] = (
+            round(base["p50_ms"] - data["in_process"]["p50_ms"], 3) if base else None
+        )
+
+    scaling = []
+    for items in args.catalog_sizes:
+        print(f"catalogue {items:,} items ...", flush=True)
+        path = _synthetic(workdir, items, args.dim)
+        srv = ServerProcess(path, args.threads, workdir, server_args)
+        try:
+            reqs = make_requests(path, users[:8])["recommend"]
+            row = run_load(srv.target, reqs, 1, args.scale_requests, args.max_seconds, timeout=30)
+            scaling.append(
+                {
+                    "items": items,
+                    "dim": args.dim,
+                    "load_seconds": srv.load_seconds,
+                    "rss_mb": srv.rss_mb(),
+                    **row,
+                }
+            )
+        finally:
+            srv.stop()
+        if items != args.synthetic_items:
+            shutil.rmtree(path, ignore_errors=True)
+    result["catalogue_scaling"] = scaling
+    result["targets"] = _targets(result)
+    return result
+
+
+def _targets(result: dict[str, Any]) -> dict[str, Any]:
+    rec = result["signatures"]["recommend"]
+    rows = rec["grpc"]
+    c1 = next((r for r in rows if r["concurrency"] == 1 and r["batching"] == "off"), None)
+    c1 = c1 or next((r for r in rows if r["concurrency"] == 1), {})
+    c32 = max((r for r in rows if r["concurrency"] == 32), key=lambda r: r["qps"], default={})
+    measured: dict[str, Any] = {
+        "c1_p50_ms": c1.get("p50_ms"),
+        "c1_p99_ms": c1.get("p99_ms"),
+        "grpc_overhead_p50_ms": rec["grpc_overhead_p50_ms"],
+        "c32_qps": c32.get("qps"),
+        "1m_items_p50_ms": next(
+            (r["p50_ms"] for r in result["catalogue_scaling"] if r["items"] >= 1_000_000), None
+        ),
+    }
+    out = {}
+    for key, target in TARGETS.items():
+        value = measured[key]
+        higher_is_better = key.endswith("qps")
+        met = value is not None and (value >= target if higher_is_better else value <= target)
+        note = ""
+        if key == "c32_qps" and c32:
+            met = met and not c32["errors"]
+            note = f"best mode: batching {c32['batching']}, errors {c32['errors'] or 0}"
+        out[key] = {"target": target, "measured": value, "met": bool(met), "note": note}
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""Client for the mtrec model over TF Serving's gRPC API.
+
+Works against `tensorflow/serving` and the embedded `mtrec serve` alike: it
+only uses PredictionService.Predict/GetModelMetadata and
+ModelService.GetModelStatus. Each call has a deadline; UNAVAILABLE (server
+starting, model loading, connection reset during a rollout) is retried with
+exponential backoff, anything else raises `ServingError` at once because
+retrying a bad request cannot help.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from mtrec.serving import tensor_codec
+from mtrec.serving.errors import ServingError
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+Id = str | int | bytes
+_T = TypeVar("_T")
+
+
+def _id(value: Id) -> bytes:
+    return tensor_codec._as_bytes(value)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class MtrecClient:
+    """Typed calls for mtrec's signatures plus generic predict/metadata/status.
+
+    `target` is "host:port". `timeout` is the per-attempt deadline in seconds;
+    `retries` is how many extra attempts UNAVAILABLE gets.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        model_name: str = "mtrec",
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.1,
+        root_cert: str | bytes | None = None,
+        client_cert: tuple[bytes, bytes] | None = None,
+        max_receive_bytes: int = 64 * 1024 * 1024,
+        version: int | None = None,
+    ) -> None:
+        self.target = target
+        self.model_name = model_name
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.version = version
+        options = [
+            ("grpc.max_receive_message_length", max_receive_bytes),
+            ("grpc.max_send_message_length", -1),
+        ]
+        if root_cert is not None or client_cert is not None:
+            if isinstance(root_cert, str):
+                with open(root_cert, "rb") as fh:
+                    root_cert = fh.read()
+            key, chain = client_cert if client_cert else (None, None)
+            creds = grpc.ssl_channel_credentials(root_cert, key, chain)
+            self._channel = grpc.secure_channel(target, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=options)
+        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    # --------------------------------------------------------------- plumbing
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> MtrecClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _invoke(self, method: Callable[..., _T], request: Any, timeout: float | None) -> _T:
+        deadline = self.timeout if timeout is None else timeout
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            try:
+                return method(request, timeout=deadline)
+            except grpc.RpcError as exc:
+                code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+                details = exc.details() if hasattr(exc, "details") else str(exc)
+                if code != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise ServingError(code, details or code.name) from None
+                time.sleep(delay * (1.0 + random.random()))  # jitter spreads herds
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def _spec(self, spec: Any, signature: str = "") -> None:
+        spec.name = self.model_name
+        if self.version is not None:
+            spec.version.value = self.version
+        if signature:
+            spec.signature_name = signature
+
+    # ---------------------------------------------------------------- generic
+    def predict_raw(
+        self, request: predict_pb2.PredictRequest, timeout: float | None = None
+    ) -> predict_pb2.PredictResponse:
+        return self._invoke(self._predict.Predict, request, timeout)
+
+    def classify_raw(
+        self, request: classification_pb2.ClassificationRequest, timeout: float | None = None
+    ) -> classification_pb2.ClassificationResponse:
+        return self._invoke(self._predict.Classify, request, timeout)
+
+    def regress_raw(
+        self, request: regression_pb2.RegressionRequest, timeout: float | None = None
+    ) -> regression_pb2.RegressionResponse:
+        return self._invoke(self._predict.Regress, request, timeout)
+
+    def predict(
+        self,
+        signature: str,
+        inputs: Mapping[str, Any],
+        dtypes: Mapping[str, tf.DType] | None = None,
+        output_filter: Sequence[str] = (),
+        timeout: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run any signature; inputs are array-likes, outputs numpy arrays.
+
+        `dtypes` pins element types where Python's default would be wrong
+        (ints default to int64; mtrec's `k` is int32).
+        """
+        request = predict_pb2.PredictRequest()
+        self._spec(request.model_spec, signature)
+        dtypes = dtypes or {}
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(tensor_codec.encode(value, dtypes.get(key)))
+        request.output_filter.extend(output_filter)
+        response = self.predict_raw(request, timeout)
+        return {key: tensor_codec.decode(proto) for key, proto in response.outputs.items()}
+
+    def metadata(self, timeout: float | None = None) -> dict[str, Any]:
+        """Model spec and signature defs as a JSON-able dict (TF Serving's layout)."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        self._spec(request.model_spec)
+        response = self._invoke(self._predict.GetModelMetadata, request, timeout)
+        sig_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(sig_map)
+        return {
+            "model_spec": json_format.MessageToDict(response.model_spec),
+            "signature_def": json_format.MessageToDict(sig_map)["signatureDef"],
+        }
+
+    def status(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Per-version state: [{"version": 3, "state": "AVAILABLE", "error_code": 0, ...}]."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        self._spec(request.model_spec)
+        response = self._invoke(self._models.GetModelStatus, request, timeout)
+        state_name = get_model_status_pb2.ModelVersionStatus.State.Name
+        return [
+            {
+                "version": int(s.version),
+                "state": state_name(s.state),
+                "error_code": int(s.status.error_code),
+                "error_message": s.status.error_message,
+            }
+            for s in response.model_version_status
+        ]
+
+    def wait_until_available(self, timeout: float = 60.0) -> int:
+        """Block until some version is AVAILABLE; returns it (used by tools and tests)."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                for entry in self.status(timeout=2.0):
+                    if entry["state"] == "AVAILABLE":
+                        return entry["version"]
+            except ServingError as exc:
+                last = exc
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.model_name} not available at {self.target}: {last}")
+
+    # ------------------------------------------------------------ mtrec calls
+    def recommend(self, user: Id, k: int = 10, timeout: float | None = None) -> dict[str, Any]:
+        """Top-k items for one user: {"user_id", "items": [{"item_id", "score", "rating"}]}."""
+        return self.recommend_many([user], k, timeout)[0]
+
+    def recommend_many(
+        self, users: Sequence[Id], k: int = 10, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        out = self.predict(
+            "recommend",
+            {"user_id": np.array([_id(u) for u in users], dtype=object), "k": np.int32(k)},
+            timeout=timeout,
+        )
+        return [
+            {
+                "user_id": _text(_id(user)),
+                "items": [
+                    {"item_id": _text(item), "score": float(score), "rating": float(rating)}
+                    for item, score, rating in zip(
+                        out["item_ids"][row], out["scores"][row], out["ratings"][row], strict=True
+                    )
+                ],
+            }
+            for row, user in enumerate(users)
+        ]
+
+    def score(self, user: Id, items: Sequence[Id], timeout: float | None = None) -> dict[str, Any]:
+        """Scores for given items: {"user_id", "items": [{"item_id", "score", "rating", ...}]}."""
+        out = self.predict(
+            "score",
+            {
+                "user_id": np.array([_id(user)], dtype=object),
+                "item_ids": np.array([[_id(i) for i in items]], dtype=object),
+            },
+            timeout=timeout,
+        )
+        names = {"score": "scores", "rating": "ratings", "relevance": "relevance"}
+        columns = {field: out[name] for field, name in names.items() if name in out}
+        return {
+            "user_id": _text(_id(user)),
+            "items": [
+                {"item_id": _text(_id(item)), **{k: float(v[0][j]) for k, v in columns.items()}}
+                for j, item in enumerate(items)
+            ],
+        }
+
+    def user_interest(self, user: Id, timeout: float | None = None) -> dict[str, Any]:
+        """Genre affinities, strongest first: {"user_id", "genres": [{"genre", "score"}]}."""
+        out = self.predict(
+            "user_interest", {"user_id": np.array([_id(user)], dtype=object)}, timeout=timeout
+        )
+        return {
+            "user_id": _text(_id(user)),
+            "genres": [
+                {"genre": _text(g), "score": float(s)}
+                for g, s in zip(out["genres"][0], out["scores"][0], strict=True)
+            ],
+        }
+
+    def embed_user(self, user: Id, timeout: float | None = None) -> np.ndarray:
+        out = self.predict(
+            "embed_user", {"user_id": np.array([_id(user)], dtype=object)}, timeout=timeout
+        )
+        return out["embedding"][0]
+
+    def embed_item(self, item: Id, timeout: float | None = None) -> np.ndarray:
+        out = self.predict(
+            "embed_item", {"item_id": np.array([_id(item)], dtype=object)}, timeout=timeout
+        )
+        return out["embedding"][0]

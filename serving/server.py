@@ -1,0 +1,326 @@
+"""An embedded, TF Serving protocol-compatible model server.
+
+Production serving is `tensorflow/serving` (see serving/deploy/). This server
+speaks the same gRPC API (`tensorflow.serving.PredictionService` and
+`ModelService`) and follows the same version and status semantics, so the
+client, the tests and the benchmark run unchanged against either, and
+everything can be exercised where the TF Serving binary is not available.
+
+    mtrec serve --model-base-path /pusher/base --model-name mtrec --port 8500
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+import tensorflow as tf
+from mtrec.serving import handlers
+from mtrec.serving.batching import BatchingOptions
+from mtrec.serving.errors import ServingError
+from mtrec.serving.model_manager import ModelManager
+from mtrec.serving.server_args import DEFAULT_MAX_REQUEST_BYTES, add_server_arguments
+from mtrec.serving.warmup import replay_warmup
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+log = logging.getLogger("mtrec.serving")
+
+_Resp = TypeVar("_Resp")
+
+
+@dataclass
+class ServerConfig:
+    """Everything `mtrec serve` can set; defaults are the safe ones (loopback, no TLS)."""
+
+    model_base_path: str
+    model_name: str = "mtrec"
+    host: str = "127.0.0.1"
+    port: int = 8500  # 0 picks a free port (tests)
+    rest_port: int | None = None  # None disables REST; 0 picks a free port
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None  # set to require client certificates (mTLS)
+    poll_seconds: float = 1.0
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    threads: int = 8
+    warmup: bool = True
+    batching: bool = False  # merge concurrent requests per signature (see batching.py)
+    max_batch_size: int = 32
+    # Small signatures run fastest with ops executed by a single inter-op thread
+    # (no hand-offs); request concurrency comes from the RPC threads. 0 = TF default.
+    tf_inter_op_threads: int = 1
+    tf_intra_op_threads: int = 0
+
+
+def _call(
+    context: grpc.ServicerContext, empty: Callable[[], _Resp], fn: Callable[[], _Resp]
+) -> _Resp:
+    """Run one RPC body; any failure becomes a status, never a dead server.
+
+    Setting the code on the context (rather than `context.abort`) avoids an
+    exception round trip per failed request.
+    """
+    try:
+        return fn()
+    except ServingError as exc:
+        context.set_code(exc.code)
+        context.set_details(exc.message)
+    except Exception as exc:  # a bug or an unexpected TF error: report, keep serving
+        log.exception("request failed")
+        context.set_code(grpc.StatusCode.INTERNAL)
+        context.set_details(f"{type(exc).__name__}: {exc}")
+    return empty()
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """tensorflow.serving.PredictionService over a ModelManager."""
+
+    def __init__(self, manager: ModelManager) -> None:
+        self._manager = manager
+
+    def Predict(self, request: predict_pb2.PredictRequest, context: Any):  # noqa: N802
+        return _call(
+            context,
+            predict_pb2.PredictResponse,
+            lambda: handlers.predict(handlers.resolve(self._manager, request.model_spec), request),
+        )
+
+    def Classify(self, request: classification_pb2.ClassificationRequest, context: Any):  # noqa: N802
+        return _call(
+            context,
+            classification_pb2.ClassificationResponse,
+            lambda: handlers.classify(handlers.resolve(self._manager, request.model_spec), request),
+        )
+
+    def Regress(self, request: regression_pb2.RegressionRequest, context: Any):  # noqa: N802
+        return _call(
+            context,
+            regression_pb2.RegressionResponse,
+            lambda: handlers.regress(handlers.resolve(self._manager, request.model_spec), request),
+        )
+
+    def GetModelMetadata(  # noqa: N802
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: Any
+    ):
+        def run() -> get_model_metadata_pb2.GetModelMetadataResponse:
+            if not request.HasField("model_spec"):
+                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
+            return handlers.metadata(handlers.resolve(self._manager, request.model_spec), request)
+
+        return _call(context, get_model_metadata_pb2.GetModelMetadataResponse, run)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """tensorflow.serving.ModelService: status only (config reload is TF Serving's job)."""
+
+    def __init__(self, manager: ModelManager) -> None:
+        self._manager = manager
+
+    def GetModelStatus(  # noqa: N802
+        self, request: get_model_status_pb2.GetModelStatusRequest, context: Any
+    ):
+        return _call(
+            context,
+            get_model_status_pb2.GetModelStatusResponse,
+            lambda: handlers.model_status(self._manager, request),
+        )
+
+
+def _configure_tf_threads(inter: int, intra: int) -> None:
+    """Apply TF pool sizes; only possible before TF's runtime starts (e.g. in tests it has)."""
+    threading_api = tf.config.threading
+    for value, get, set_ in (
+        (
+            inter,
+            threading_api.get_inter_op_parallelism_threads,
+            threading_api.set_inter_op_parallelism_threads,
+        ),
+        (
+            intra,
+            threading_api.get_intra_op_parallelism_threads,
+            threading_api.set_intra_op_parallelism_threads,
+        ),
+    ):
+        if value and get() != value:
+            try:
+                set_(value)
+            except RuntimeError as exc:  # runtime already initialised in this process
+                log.warning("cannot change TF thread pools now: %s", exc)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+class ServingServer:
+    """Model manager + gRPC server (+ optional REST), started and stopped together."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        _configure_tf_threads(config.tf_inter_op_threads, config.tf_intra_op_threads)
+        self.manager = ModelManager(
+            config.model_base_path,
+            config.model_name,
+            poll_seconds=config.poll_seconds,
+            warmup=replay_warmup if config.warmup else None,
+            batching=BatchingOptions(config.max_batch_size) if config.batching else None,
+        )
+        self._grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="mtrec-rpc"),
+            options=[
+                ("grpc.max_receive_message_length", config.max_request_bytes),
+                ("grpc.max_send_message_length", -1),
+                # Never share a port with a stale server (SO_REUSEPORT would).
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionServicer(self.manager), self._grpc
+        )
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            ModelServicer(self.manager), self._grpc
+        )
+        address = f"{config.host}:{config.port}"
+        if config.tls_cert or config.tls_key:
+            if not (config.tls_cert and config.tls_key):
+                raise ValueError("TLS needs both --tls-cert and --tls-key")
+            creds = grpc.ssl_server_credentials(
+                [(_read(config.tls_key), _read(config.tls_cert))],
+                root_certificates=_read(config.tls_client_ca) if config.tls_client_ca else None,
+                require_client_auth=bool(config.tls_client_ca),
+            )
+            self.port = self._grpc.add_secure_port(address, creds)
+        else:
+            self.port = self._grpc.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"could not bind gRPC to {address}")
+        self._rest = None
+        self.rest_port: int | None = None
+        if config.rest_port is not None:
+            from mtrec.serving.rest import RestServer
+
+            self._rest = RestServer(
+                self.manager, config.host, config.rest_port, config.max_request_bytes
+            )
+            self.rest_port = self._rest.port
+        self._stopped = threading.Event()
+
+    @property
+    def target(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    def start(self) -> ServingServer:
+        self._grpc.start()
+        if self._rest is not None:
+            self._rest.start()
+        self.manager.start()
+        cfg = self.config
+        log.info(
+            "serving %s from %s on %s (REST %s, TLS %s, %d RPC threads, batching %s)",
+            cfg.model_name,
+            self.manager.model_dir,
+            self.target,
+            self.rest_port,
+            "on" if cfg.tls_cert else "off",
+            cfg.threads,
+            f"max {cfg.max_batch_size} rows" if cfg.batching else "off",
+        )
+        return self
+
+    def stop(self, grace: float | None = 2.0) -> None:
+        """Stop polling, refuse new RPCs, let in-flight ones finish within `grace`."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.manager.stop()
+        if self._rest is not None:
+            self._rest.stop()
+        self._grpc.stop(grace).wait()
+
+    def wait(self) -> None:
+        self._grpc.wait_for_termination()
+
+    def __enter__(self) -> ServingServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        model_base_path=args.model_base_path,
+        model_name=args.model_name,
+        host=args.host,
+        port=args.port,
+        rest_port=args.rest_port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        poll_seconds=args.poll_seconds,
+        max_request_bytes=args.max_request_bytes,
+        threads=args.threads,
+        warmup=not args.no_warmup,
+        batching=args.enable_batching,
+        max_batch_size=args.max_batch_size,
+        tf_inter_op_threads=args.tf_inter_op_threads,
+        tf_intra_op_threads=args.tf_intra_op_threads,
+    )
+
+
+def run_server(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM, then drain in-flight requests."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # Version loads/swaps/failures are operational events: show them even when
+    # the host CLI configured logging at WARNING.
+    logging.getLogger("mtrec.serving").setLevel(logging.INFO)
+    server = ServingServer(config_from_args(args)).start()
+    print(
+        f"mtrec serving on {server.target}"
+        + (f" (REST on {args.host}:{server.rest_port})" if server.rest_port else ""),
+        flush=True,
+    )
+
+    stop = threading.Event()
+
+    def _shutdown(signum: int, _frame: Any) -> None:
+        log.info("signal %d: draining and shutting down", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
+    while not stop.wait(0.5):  # short waits keep the main thread responsive to signals
+        pass
+    started = time.monotonic()
+    server.stop(grace=5.0)
+    log.info("stopped in %.2fs", time.monotonic() - started)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mtrec serve", description=__doc__.splitlines()[0])
+    add_server_arguments(parser)
+    return run_server(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""TensorProto <-> numpy conversion for the request hot path.
+
+`tf.make_tensor_proto` validates and converts element by element; for the
+dense numeric and string tensors that make up nearly every request a direct
+fill of `tensor_content` / `string_val` is several times faster, so those take
+a fast path and everything else falls back to TensorFlow's converter.
+Decoding always goes through `tf.make_ndarray`, which already does the fast
+thing (`np.frombuffer`) for `tensor_content`.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+_NUMERIC_FAST = {
+    np.dtype(np.float32): types_pb2.DT_FLOAT,
+    np.dtype(np.float64): types_pb2.DT_DOUBLE,
+    np.dtype(np.int32): types_pb2.DT_INT32,
+    np.dtype(np.int64): types_pb2.DT_INT64,
+    np.dtype(np.bool_): types_pb2.DT_BOOL,
+}
+# tensor_content is little-endian on the wire; a native buffer is only that here.
+_LITTLE_ENDIAN = sys.byteorder == "little"
+
+
+def _shape_proto(shape: Iterable[int]) -> tensor_shape_pb2.TensorShapeProto:
+    return tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in shape]
+    )
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, np.bytes_):
+        return bytes(value)
+    return str(value).encode("utf-8")
+
+
+def encode(value: Any, dtype: tf.DType | None = None) -> tensor_pb2.TensorProto:
+    """Any array-like (numpy, tf.Tensor, lists, scalars) as a TensorProto.
+
+    `dtype` forces the element type (e.g. int32 for `k`, which Python would
+    otherwise send as int64).
+    """
+    if isinstance(value, tf.Tensor):
+        value = value.numpy()
+    if dtype is not None and dtype != tf.string:
+        arr = np.asarray(value, dtype=dtype.as_numpy_dtype)
+    elif dtype == tf.string:
+        arr = np.asarray(value, dtype=object)
+    else:
+        arr = np.asarray(value)
+    kind = arr.dtype.kind
+    if kind in ("U", "S", "O"):
+        flat = [_as_bytes(v) for v in arr.reshape(-1)]
+        proto = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING, tensor_shape=_shape_proto(arr.shape)
+        )
+        proto.string_val.extend(flat)
+        return proto
+    enum = _NUMERIC_FAST.get(arr.dtype) if _LITTLE_ENDIAN else None
+    if enum is not None:
+        return tensor_pb2.TensorProto(
+            dtype=enum,
+            tensor_shape=_shape_proto(arr.shape),
+            tensor_content=np.ascontiguousarray(arr).tobytes(),
+        )
+    return tf.make_tensor_proto(arr)
+
+
+_NUMPY_BY_ENUM = {enum: dtype for dtype, enum in _NUMERIC_FAST.items()}
+_VALUE_FIELD = {
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_BOOL: "bool_val",
+}
+
+
+def decode(proto: tensor_pb2.TensorProto) -> np.ndarray:
+    """A TensorProto as a numpy array (strings come back as an object array of bytes).
+
+    Fast paths cover fully specified string/numeric tensors; the rest (half
+    floats, repeated-last-value shorthand, exotic types) go to tf.make_ndarray.
+    """
+    shape = tuple(d.size for d in proto.tensor_shape.dim)
+    size = 1
+    for d in shape:
+        size *= d
+    if proto.dtype == types_pb2.DT_STRING:
+        if len(proto.string_val) == size:
+            return np.array(list(proto.string_val) if size else [], dtype=object).reshape(shape)
+    elif proto.dtype in _NUMPY_BY_ENUM and _LITTLE_ENDIAN:
+        np_dtype = _NUMPY_BY_ENUM[proto.dtype]
+        if proto.tensor_content:
+            return np.frombuffer(proto.tensor_content, dtype=np_dtype).reshape(shape)
+        values = getattr(proto, _VALUE_FIELD[proto.dtype])
+        if len(values) == size:
+            return np.array(values, dtype=np_dtype).reshape(shape)
+    return tf.make_ndarray(proto)
+
+
+def dtype_name(enum: int) -> str:
+    """'int32' for DT_INT32, etc.; the raw enum name for anything TF cannot map."""
+    try:
+        return tf.dtypes.as_dtype(enum).name
+    except TypeError:
+        return types_pb2.DataType.Name(enum) if enum in types_pb2.DataType.values() else str(enum)
+
+
+def to_jsonable(arr: np.ndarray) -> Any:
+    """Nested lists for JSON: utf-8 text for strings, {"b64": ...} for binary."""
+    if arr.dtype.kind in ("O", "S"):
+        return _map_nested(arr.tolist(), _bytes_to_json)
+    return arr.tolist()
+
+
+def _bytes_to_json(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"b64": base64.b64encode(value).decode("ascii")}
+    return value
+
+
+def from_json(value: Any) -> Any:
+    """Undo TF Serving's JSON convention for binary values ({"b64": ...})."""
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
+
+
+def _map_nested(value: Any, fn: Any) -> Any:
+    if isinstance(value, list):
+        return [_map_nested(v, fn) for v in value]
+    return fn(value)

@@ -1,0 +1,310 @@
+"""Client behaviour (retries, errors, TLS), the query CLI, warmup files, codec."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import ipaddress
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from mtrec.serving import cli, tensor_codec
+from mtrec.serving.batching import BatchingOptions, SignatureBatcher
+from mtrec.serving.client import MtrecClient
+from mtrec.serving.errors import ServingError
+from mtrec.serving.server import ServerConfig, ServingServer
+from mtrec.serving.warmup import read_warmup_logs, write_warmup_requests
+
+from tests import _serving_support as support
+
+needs_local_server = pytest.mark.skipif(support.EXTERNAL, reason="starts its own servers")
+
+
+def _server(base: str, **kwargs: Any) -> ServingServer:
+    config = ServerConfig(model_base_path=base, port=0, poll_seconds=0.1, **kwargs)
+    return ServingServer(config).start()
+
+
+def _base_with_model() -> str:
+    base = support.new_base_dir()
+    root = os.path.join(base, "mtrec")
+    os.makedirs(root)
+    support.install_version(root, 1, support.primary_model_dir() or support.second_model_dir())
+    return base
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[ServingServer]:
+    if support.EXTERNAL:
+        pytest.skip("starts its own servers")
+    srv = _server(_base_with_model())
+    srv.manager.wait_for_version(1, timeout=120)
+    yield srv
+    srv.stop()
+
+
+# --------------------------------------------------------------- retries
+class _FakeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return f"fake {self._code.name}"
+
+
+def _flaky(codes: list[grpc.StatusCode]) -> tuple[Any, list[float]]:
+    calls: list[float] = []
+
+    def method(request: Any, timeout: float) -> str:
+        calls.append(timeout)
+        if codes:
+            raise _FakeRpcError(codes.pop(0))
+        return "ok"
+
+    return method, calls
+
+
+def test_unavailable_is_retried_with_backoff() -> None:
+    client = MtrecClient("127.0.0.1:1", timeout=0.5, retries=3, backoff=0.01)
+    method, calls = _flaky([grpc.StatusCode.UNAVAILABLE] * 2)
+    assert client._invoke(method, None, None) == "ok"
+    assert calls == [0.5, 0.5, 0.5]  # every attempt gets the full deadline
+
+
+def test_retries_give_up_and_other_codes_are_not_retried() -> None:
+    client = MtrecClient("127.0.0.1:1", retries=2, backoff=0.001)
+    method, calls = _flaky([grpc.StatusCode.UNAVAILABLE] * 5)
+    with pytest.raises(ServingError) as info:
+        client._invoke(method, None, None)
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE and len(calls) == 3
+    for code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.DEADLINE_EXCEEDED):
+        method, calls = _flaky([code])
+        with pytest.raises(ServingError) as info:
+            client._invoke(method, None, None)
+        assert info.value.code == code and len(calls) == 1
+        assert code.name in str(info.value)
+
+
+@needs_local_server
+def test_client_rides_out_a_model_that_is_still_loading() -> None:
+    base = support.new_base_dir()
+    root = os.path.join(base, "mtrec")
+    os.makedirs(root)
+    srv = _server(base)
+    try:
+        client = MtrecClient(srv.target, timeout=5, retries=60, backoff=0.05)
+        timer = threading.Timer(
+            0.3, support.install_version, args=(root, 1, support.second_model_dir())
+        )
+        timer.start()
+        started = time.monotonic()
+        assert len(client.recommend("1", 3)["items"]) == 3
+        assert time.monotonic() - started >= 0.3
+        timer.join()
+    finally:
+        srv.stop()
+
+
+def test_unreachable_server_is_unavailable() -> None:
+    client = MtrecClient("127.0.0.1:9", timeout=0.5, retries=1, backoff=0.01)
+    with pytest.raises(ServingError) as info:
+        client.status()
+    assert info.value.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+# ------------------------------------------------------------------- CLI
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    code = cli.main(list(argv))
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_query_cli_prints_json(served: ServingServer, capsys: pytest.CaptureFixture[str]) -> None:
+    t = ["--target", served.target, "--model-name", "mtrec"]
+    code, out = _cli(capsys, "query", "recommend", *t, "--user", "1", "-k", "4")
+    assert code == 0 and len(out["items"]) == 4
+    items = [it["item_id"] for it in out["items"][:2]]
+    code, out = _cli(capsys, "query", "score", *t, "--user", "1", "--items", *items, "zzz")
+    assert code == 0 and [it["item_id"] for it in out["items"]] == [*items, "zzz"]
+    code, out = _cli(capsys, "query", "interest", *t, "--user", "1")
+    assert code == 0 and out["genres"]
+    code, out = _cli(capsys, "query", "status", *t)
+    assert code == 0 and out[0]["state"] == "AVAILABLE"
+    code, out = _cli(capsys, "query", "metadata", *t)
+    assert code == 0 and "recommend" in out["signature_def"]
+    code, out = _cli(capsys, "query", "embed-item", *t, "--item", items[0])
+    assert code == 0 and len(out["embedding"]) > 0
+    code, out = _cli(capsys, "query", "recommend", *t, "--user", "1", "-k", "0")
+    assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT"
+
+
+def test_serve_parser_defaults() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    cli.add_serve_parser(sub)
+    cli.add_query_parser(sub)
+    args = parser.parse_args(["serve", "--model-base-path", "/models"])
+    assert (args.host, args.port, args.model_name) == ("127.0.0.1", 8500, "mtrec")
+    assert args.func is not None
+
+
+# ------------------------------------------------------------------- TLS
+def _self_signed(directory: str) -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    with open(cert_path, "wb") as fh:
+        fh.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as fh:
+        fh.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return cert_path, key_path
+
+
+@needs_local_server
+def test_tls_server_needs_a_tls_client() -> None:
+    pytest.importorskip("cryptography")
+    base = _base_with_model()
+    cert, key = _self_signed(base)
+    srv = _server(base, tls_cert=cert, tls_key=key)
+    try:
+        secure = MtrecClient(srv.target, root_cert=cert, timeout=10)
+        secure.wait_until_available(timeout=60)
+        assert len(secure.recommend("1", 2)["items"]) == 2
+        plain = MtrecClient(srv.target, timeout=2, retries=0)
+        with pytest.raises(ServingError) as info:
+            plain.status()
+        assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------- warmup
+def test_warmup_file_round_trips_with_signature_dtypes(tmp_path: Any) -> None:
+    model = str(tmp_path / "m")
+    shutil.copytree(support.second_model_dir(), model)
+    path = write_warmup_requests(
+        model, [("recommend", {"user_id": ["1", "2"], "k": 10}), ("embed_item", {"item_id": ["7"]})]
+    )
+    assert path.endswith(os.path.join("assets.extra", "tf_serving_warmup_requests"))
+    logs = read_warmup_logs(model)
+    assert len(logs) == 2
+    request = logs[0].predict_log.request
+    assert request.model_spec.signature_name == "recommend"
+    assert request.inputs["k"].dtype == tf.int32.as_datatype_enum  # cast from Python int
+    assert tensor_codec.decode(request.inputs["user_id"]).tolist() == [b"1", b"2"]
+    with pytest.raises(ValueError, match="not in the model"):
+        write_warmup_requests(model, [("nope", {"user_id": ["1"]})])
+    with pytest.raises(ValueError, match="not in signature"):
+        write_warmup_requests(model, [("recommend", {"bogus": ["1"]})])
+
+
+# ----------------------------------------------------------------- codec
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.array([[1.5, -2.0]], dtype=np.float32),
+        np.array([1, 2, 3], dtype=np.int64),
+        np.int32(7),
+        np.array([True, False]),
+        np.array([[b"a", b"\xff\x00"], [b"", b"xyz"]], dtype=object),
+        np.array(["caf\u00e9"]),
+        np.array([1.0, 2.0], dtype=np.float16),
+    ],
+)
+def test_codec_matches_tensorflow(value: Any) -> None:
+    proto = tensor_codec.encode(value)
+    want = tf.make_ndarray(tf.make_tensor_proto(value))
+    got = tensor_codec.decode(proto)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert got.tolist() == want.tolist()
+
+
+def test_codec_forced_dtype_and_json() -> None:
+    assert tensor_codec.encode(3, tf.int32).dtype == tf.int32.as_datatype_enum
+    assert tensor_codec.encode([1, 2], tf.string).string_val == [b"1", b"2"]
+    arr = np.array([[b"ok", b"\xff"]], dtype=object)
+    assert tensor_codec.to_jsonable(arr) == [["ok", {"b64": "/w=="}]]
+    assert tensor_codec.from_json([{"b64": "/w=="}, "x"]) == [b"\xff", "x"]
+
+
+# --------------------------------------------------------------- batcher
+def test_batcher_merges_queued_requests_and_keeps_errors_apart() -> None:
+    calls: list[list[int]] = []
+    gate = threading.Event()
+
+    def run(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = arrays["x"]
+        calls.append(x.tolist())
+        if len(calls) == 1:
+            gate.wait(5)  # hold the first call so the others queue up behind it
+        if (x < 0).any():
+            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "negative x")
+        return {"y": x * 10 + arrays["k"]}
+
+    batcher = SignatureBatcher("sig", run, ["x"], BatchingOptions(max_batch_size=4))
+    results: dict[int, Any] = {}
+
+    def submit(i: int, k: int = 1) -> None:
+        try:
+            results[i] = batcher.run({"x": np.array([i]), "k": np.int32(k)})["y"].tolist()
+        except ServingError as exc:
+            results[i] = exc.code
+
+    first = threading.Thread(target=submit, args=(100,))
+    first.start()
+    while not calls:
+        time.sleep(0.001)
+    others = [threading.Thread(target=submit, args=(i,)) for i in (1, 2, -3, 4, 5)]
+    others.append(threading.Thread(target=submit, args=(7, 2)))  # different k: own batch
+    for t in others:
+        t.start()
+    while batcher.requests < 7:
+        time.sleep(0.001)
+    gate.set()
+    for t in [first, *others]:
+        t.join()
+    assert results[100] == [1001] and results[7] == [72]
+    assert results[1] == [11] and results[5] == [51] and results[4] == [41]
+    assert results[-3] == grpc.StatusCode.INVALID_ARGUMENT
+    merged = [c for c in calls if len(c) > 1]
+    assert merged and max(len(c) for c in merged) <= 4  # merged, within max_batch_size

@@ -1,0 +1,525 @@
+"""The model server through the public client: results, statuses, hot swaps.
+
+Runs against an in-process `ServingServer` by default, or an external server
+(tensorflow/serving or `mtrec serve`) when MTREC_SERVING_TARGET is set; see
+tests/_serving_support.py for the knobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from mtrec.serving import tensor_codec
+from mtrec.serving.client import MtrecClient
+from mtrec.serving.errors import ServingError
+from mtrec.serving.server import ServerConfig, ServingServer
+from mtrec.serving.warmup import write_warmup_requests
+from tensorflow_serving.apis import classification_pb2, predict_pb2, regression_pb2
+
+from tests import _serving_support as support
+
+P = support.profile()
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+needs_local_server = pytest.mark.skipif(
+    support.EXTERNAL, reason="writes version dirs: needs the in-process server"
+)
+
+
+def _start(base: str, **overrides: Any) -> ServingServer:
+    config = ServerConfig(
+        model_base_path=base,
+        model_name=support.MODEL_NAME,
+        port=0,
+        poll_seconds=0.1,
+        max_request_bytes=support.MAX_REQUEST_BYTES or (1 << 20),
+        threads=8,
+    )
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return ServingServer(config).start()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[dict[str, Any]]:
+    """The read-only server: external target, or version 1 of the primary model."""
+    if support.EXTERNAL:
+        yield {"target": support.TARGET, "server": None}
+        return
+    base = support.new_base_dir()
+    root = os.path.join(base, support.MODEL_NAME)
+    os.makedirs(root)
+    os.symlink(os.path.abspath(support.primary_model_dir()), os.path.join(root, "1"))
+    srv = _start(base, rest_port=0)
+    srv.manager.wait_for_version(1, timeout=120)
+    yield {"target": srv.target, "server": srv}
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server: dict[str, Any]) -> Iterator[MtrecClient]:
+    with MtrecClient(server["target"], model_name=support.MODEL_NAME, timeout=30) as c:
+        c.wait_until_available(timeout=120)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def reference() -> support.InProcessModel:
+    path = support.primary_model_dir()
+    if path is None:
+        pytest.skip("no MTREC_SERVING_MODEL_DIR to compare an external server against")
+    return support.InProcessModel(path)
+
+
+def _items(client: MtrecClient, n: int = 5) -> list[str]:
+    """Real item ids, taken from the model itself (works for any catalogue)."""
+    return [it["item_id"] for it in client.recommend(P.users[0], n)["items"]]
+
+
+def _expect(call: Any, code: grpc.StatusCode, *fragments: str, alt: tuple = ()) -> ServingError:
+    """`call` fails with `code` (or, against an external server, an `alt` code)."""
+    with pytest.raises(ServingError) as info:
+        call()
+    allowed = {code, *alt} if support.EXTERNAL else {code}
+    assert info.value.code in allowed, info.value
+    if not support.EXTERNAL:
+        for fragment in fragments:
+            assert fragment in info.value.message, info.value.message
+    return info.value
+
+
+# ---------------------------------------------------------------- happy path
+def test_status_and_metadata(client: MtrecClient) -> None:
+    states = client.status()
+    assert any(s["state"] == "AVAILABLE" for s in states)
+    meta = client.metadata()
+    assert meta["model_spec"]["name"] == support.MODEL_NAME
+    sigs = meta["signature_def"]
+    assert set(support.CONTRACT_SIGNATURES) <= set(sigs)
+    rec = sigs["recommend"]
+    assert set(rec["inputs"]) == {"user_id", "k"}
+    assert {"item_ids", "scores", "ratings"} <= set(rec["outputs"])
+    assert rec["inputs"]["k"]["dtype"] == "DT_INT32"
+
+
+def _contract_inputs(client: MtrecClient) -> dict[str, dict[str, Any]]:
+    users = list(P.users[:2])
+    items = _items(client, 4)
+    return {
+        "recommend": {"user_id": np.array(users, dtype=object), "k": np.int32(5)},
+        "score": {
+            "user_id": np.array(users, dtype=object),
+            "item_ids": np.array([items, items[::-1]], dtype=object),
+        },
+        "user_interest": {"user_id": np.array(users, dtype=object)},
+        "embed_user": {"user_id": np.array(users, dtype=object)},
+        "embed_item": {"item_id": np.array(items, dtype=object)},
+        "serving_default": {"examples": P.examples(users, items[:2])},
+    }
+
+
+@pytest.mark.parametrize("signature", support.CONTRACT_SIGNATURES)
+def test_signature_round_trip_matches_in_process(
+    client: MtrecClient, reference: support.InProcessModel, signature: str
+) -> None:
+    inputs = _contract_inputs(client)[signature]
+    got = client.predict(signature, inputs)
+    support.assert_outputs_equal(got, reference(signature, inputs))
+
+
+def test_typed_client_calls(client: MtrecClient) -> None:
+    rec = client.recommend(P.users[0], 7)
+    assert rec["user_id"] == P.users[0] and len(rec["items"]) == 7
+    scores = [it["score"] for it in rec["items"]]
+    assert scores == sorted(scores, reverse=True)
+    items = [it["item_id"] for it in rec["items"]]
+    scored = client.score(P.users[0], items)
+    assert [it["item_id"] for it in scored["items"]] == items
+    np.testing.assert_allclose([it["score"] for it in scored["items"]], scores, rtol=1e-4)
+    interest = client.user_interest(P.users[0])
+    assert interest["genres"] and all(isinstance(g["genre"], str) for g in interest["genres"])
+    assert client.embed_user(P.users[0]).ndim == 1
+    assert client.embed_item(items[0]).shape == client.embed_user(P.users[0]).shape
+    many = client.recommend_many(list(P.users[:3]), 3)
+    assert [r["user_id"] for r in many] == list(P.users[:3])
+
+
+def test_unknown_users_and_items_get_answers(client: MtrecClient) -> None:
+    rec = client.recommend(P.unknown_user, 5)
+    assert len(rec["items"]) == 5
+    scored = client.score(P.unknown_user, [P.unknown_item, *_items(client, 2)])
+    assert len(scored["items"]) == 3
+    assert all(np.isfinite(it["score"]) for it in scored["items"])
+    assert np.all(np.isfinite(client.embed_user(P.unknown_user)))
+    assert np.all(np.isfinite(client.embed_item(P.unknown_item)))
+    assert client.user_interest(P.unknown_user)["genres"]
+
+
+def test_pinned_version_and_output_filter(client: MtrecClient) -> None:
+    version = client.wait_until_available()
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = support.MODEL_NAME
+    request.model_spec.signature_name = "recommend"
+    request.model_spec.version.value = version
+    request.inputs["user_id"].CopyFrom(tensor_codec.encode([P.users[0]], tf.string))
+    request.inputs["k"].CopyFrom(tensor_codec.encode(3, tf.int32))
+    request.output_filter.append("item_ids")
+    response = client.predict_raw(request)
+    assert set(response.outputs) == {"item_ids"}
+    assert response.model_spec.version.value == version
+    assert response.model_spec.signature_name == "recommend"
+
+
+# --------------------------------------------------------------- bad requests
+def _k(value: int) -> np.int32:
+    return np.int32(value)
+
+
+def _bad_requests(client: MtrecClient) -> dict[str, tuple]:
+    user = np.array([P.users[0]], dtype=object)
+    other = MtrecClient(client.target, model_name="no-such-model", retries=0)
+    pinned = MtrecClient(client.target, model_name=support.MODEL_NAME, version=987654, retries=0)
+    empty = np.zeros([0], dtype=object)
+    return {
+        "missing input": (lambda: client.predict("recommend", {"user_id": user}), INVALID, "k"),
+        "wrong dtype": (
+            lambda: client.predict("recommend", {"user_id": user, "k": np.int64(3)}),
+            INVALID,
+            "'k'",
+        ),
+        "wrong rank": (
+            lambda: client.predict("recommend", {"user_id": user, "k": np.array([3], np.int32)}),
+            INVALID,
+            "'k'",
+        ),
+        "extra input": (
+            lambda: client.predict("embed_user", {"user_id": user, "bogus": user}),
+            INVALID,
+            "'bogus'",
+        ),
+        "unknown signature": (
+            lambda: client.predict("no_such_signature", {"user_id": user}),
+            INVALID,
+            "no_such_signature",
+        ),
+        "unknown model": (lambda: other.recommend(P.users[0]), grpc.StatusCode.NOT_FOUND, ""),
+        "unknown version": (
+            lambda: pinned.recommend(P.users[0]),
+            grpc.StatusCode.NOT_FOUND,
+            "987654",
+        ),
+        "k zero": (lambda: client.recommend(P.users[0], 0), INVALID, "k"),
+        "k negative": (lambda: client.recommend(P.users[0], -3), INVALID, "k"),
+        "k over catalogue": (lambda: client.recommend(P.users[0], P.huge_k), INVALID, "k"),
+        "empty batch": (
+            lambda: client.predict("recommend", {"user_id": empty, "k": _k(3)}),
+            INVALID,
+            "'user_id'",
+        ),
+        "bad output filter": (
+            lambda: client.predict("embed_user", {"user_id": user}, output_filter=["nope"]),
+            INVALID,
+            "nope",
+        ),
+    }
+
+
+# Codes where real TF Serving differs from the brief's (unknown signature is
+# FAILED_PRECONDITION there; an empty batch may simply succeed there).
+_TF_SERVING_ALT = {"unknown signature": (grpc.StatusCode.FAILED_PRECONDITION,)}
+
+BAD = [
+    "missing input",
+    "wrong dtype",
+    "wrong rank",
+    "extra input",
+    "unknown signature",
+    "unknown model",
+    "unknown version",
+    "k zero",
+    "k negative",
+    "k over catalogue",
+    "empty batch",
+    "bad output filter",
+]
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_request_gets_status_and_server_stays_up(client: MtrecClient, case: str) -> None:
+    call, code, fragment = _bad_requests(client)[case]
+    if case == "empty batch" and support.EXTERNAL:
+        pytest.skip("TF Serving answers empty batches with empty outputs")
+    _expect(call, code, fragment, alt=_TF_SERVING_ALT.get(case, ()))
+    assert len(client.recommend(P.users[0], 3)["items"]) == 3  # still serving
+
+
+def test_oversized_request_is_resource_exhausted(client: MtrecClient) -> None:
+    if not support.MAX_REQUEST_BYTES:
+        pytest.skip("set MTREC_SERVING_MAX_REQUEST_BYTES to the external server's cap")
+    huge = np.array([b"x" * (support.MAX_REQUEST_BYTES + 1024)], dtype=object)
+    _expect(
+        lambda: client.predict("embed_user", {"user_id": huge}),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    )
+    assert client.embed_user(P.users[0]).size > 0
+
+
+def test_classify_and_regress_semantics(
+    client: MtrecClient, reference: support.InProcessModel
+) -> None:
+    examples = P.examples(list(P.users[:2]), _items(client, 2))
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.name = support.MODEL_NAME
+    for raw in examples:
+        request.input.example_list.examples.add().ParseFromString(raw)
+    # serving_default is a predict signature: TF Serving refuses to classify with it.
+    _expect(
+        lambda: client.classify_raw(request),
+        INVALID,
+        "method_name",
+    )
+    sigs = client.metadata()["signature_def"]
+    if "classify_interest" not in sigs:
+        return  # the real model has no classify/regress signatures
+    request.model_spec.signature_name = "classify_interest"
+    result = client.classify_raw(request).result
+    want = reference("classify_interest", {"inputs": examples})
+    assert len(result.classifications) == len(examples)
+    for row, cls in enumerate(result.classifications):
+        assert [c.label.encode() for c in cls.classes] == want["classes"][row].tolist()
+        np.testing.assert_allclose([c.score for c in cls.classes], want["scores"][row], rtol=1e-5)
+
+    reg = regression_pb2.RegressionRequest()
+    reg.model_spec.name = support.MODEL_NAME
+    reg.model_spec.signature_name = "regress_rating"
+    reg.input.CopyFrom(request.input)
+    values = [r.value for r in client.regress_raw(reg).result.regressions]
+    want = reference("regress_rating", {"inputs": examples})["outputs"]
+    np.testing.assert_allclose(values, want, rtol=1e-5)
+    reg.input.example_list.ClearField("examples")
+    _expect(lambda: client.regress_raw(reg), INVALID, "empty")
+
+
+def test_rest_predict_and_status(server: dict[str, Any]) -> None:
+    srv = server["server"]
+    if srv is None or srv.rest_port is None:
+        pytest.skip("REST is only checked on the in-process server")
+    base = f"http://127.0.0.1:{srv.rest_port}/v1/models/{support.MODEL_NAME}"
+    status = json.load(urllib.request.urlopen(base, timeout=10))
+    assert status["model_version_status"][0]["state"] == "AVAILABLE"
+
+    def post(body: dict) -> dict:
+        req = urllib.request.Request(f"{base}:predict", data=json.dumps(body).encode())
+        return json.load(urllib.request.urlopen(req, timeout=10))
+
+    out = post({"signature_name": "recommend", "inputs": {"user_id": [P.users[0]], "k": 4}})
+    assert len(out["outputs"]["item_ids"][0]) == 4
+    rows = post({"signature_name": "embed_user", "instances": [P.users[0], P.unknown_user]})
+    assert len(rows["predictions"]) == 2
+    with pytest.raises(urllib.error.HTTPError) as info:
+        post({"signature_name": "recommend", "inputs": {"user_id": [P.users[0]], "k": 0}})
+    assert info.value.code == 400
+
+
+# ------------------------------------------------------------ version changes
+@pytest.fixture
+def rollout() -> Iterator[dict[str, Any]]:
+    """A fresh server on its own base dir, serving version 1 of the primary model."""
+    if support.EXTERNAL:
+        pytest.skip("writes version dirs: needs the in-process server")
+    base = support.new_base_dir()
+    root = os.path.join(base, support.MODEL_NAME)
+    os.makedirs(root)
+    support.install_version(root, 1, support.primary_model_dir())
+    srv = _start(base)
+    srv.manager.wait_for_version(1, timeout=120)
+    client = MtrecClient(srv.target, model_name=support.MODEL_NAME, timeout=10, retries=0)
+    yield {"root": root, "server": srv, "client": client}
+    client.close()
+    srv.stop()
+
+
+def _served_version(client: MtrecClient) -> int:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = support.MODEL_NAME
+    request.model_spec.signature_name = "embed_user"
+    request.inputs["user_id"].CopyFrom(tensor_codec.encode([P.users[0]], tf.string))
+    return client.predict_raw(request).model_spec.version.value
+
+
+def _wait(predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+@needs_local_server
+def test_version_swap_under_load_drops_nothing(rollout: dict[str, Any]) -> None:
+    client, root = rollout["client"], rollout["root"]
+    errors: list[str] = []
+    seen: list[list[int]] = [[] for _ in range(6)]
+    stop = threading.Event()
+
+    def worker(slot: int) -> None:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = support.MODEL_NAME
+        request.model_spec.signature_name = "recommend"
+        request.inputs["user_id"].CopyFrom(tensor_codec.encode([P.users[0]], tf.string))
+        request.inputs["k"].CopyFrom(tensor_codec.encode(5, tf.int32))
+        while not stop.is_set():
+            try:
+                response = client.predict_raw(request, timeout=5.0)
+                seen[slot].append(response.model_spec.version.value)
+            except ServingError as exc:
+                errors.append(f"{exc.code.name}: {exc.message}")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(seen))]
+    for t in threads:
+        t.start()
+    try:
+        _wait(lambda: all(len(s) >= 3 for s in seen))
+        support.install_version(root, 2, support.second_model_dir())
+        _wait(lambda: all(s and s[-1] == 2 for s in seen))
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    for versions in seen:
+        assert versions[0] == 1 and versions[-1] == 2
+        assert versions == sorted(versions)  # never back to the old version
+    states = {s["version"]: s["state"] for s in client.status()}
+    assert states[2] == "AVAILABLE" and states[1] == "END"
+
+
+@needs_local_server
+def test_half_written_version_is_ignored_until_complete(rollout: dict[str, Any]) -> None:
+    client, root, srv = rollout["client"], rollout["root"], rollout["server"]
+    staging = os.path.join(support.new_base_dir(), "partial")
+    shutil.copytree(support.second_model_dir(), staging)
+    pb_aside = os.path.join(os.path.dirname(staging), "saved_model.pb")
+    os.rename(os.path.join(staging, "saved_model.pb"), pb_aside)
+    partial = os.path.join(root, "5")
+    os.rename(staging, partial)  # variables/ and assets/ there, saved_model.pb not yet
+    time.sleep(5 * srv.config.poll_seconds)
+    assert _served_version(client) == 1
+    assert 5 not in {s["version"] for s in client.status()}
+    os.rename(pb_aside, os.path.join(partial, "saved_model.pb"))
+    srv.manager.wait_for_version(5, timeout=60)
+    assert _served_version(client) == 5
+
+
+@needs_local_server
+def test_corrupt_version_keeps_old_one_serving(rollout: dict[str, Any]) -> None:
+    client, root, srv = rollout["client"], rollout["root"], rollout["server"]
+    bad = os.path.join(root, ".tmp-3")
+    os.makedirs(os.path.join(bad, "variables"))
+    with open(os.path.join(bad, "saved_model.pb"), "wb") as fh:
+        fh.write(b"\x00 this is not a SavedModel \xff" * 10)
+    os.rename(bad, os.path.join(root, "3"))
+    _wait(lambda: any(s["version"] == 3 and s["state"] == "END" for s in client.status()))
+    failed = next(s for s in client.status() if s["version"] == 3)
+    assert failed["error_code"] != 0 and "load failed" in failed["error_message"]
+    assert _served_version(client) == 1
+    assert len(client.recommend(P.users[0], 3)["items"]) == 3
+    # A good newer version still rolls out past the broken one.
+    support.install_version(root, 4, support.second_model_dir())
+    srv.manager.wait_for_version(4, timeout=60)
+    assert _served_version(client) == 4
+
+
+@needs_local_server
+def test_warmup_records_are_replayed_and_gate_the_load(rollout: dict[str, Any]) -> None:
+    client, root, srv = rollout["client"], rollout["root"], rollout["server"]
+    staging = os.path.join(support.new_base_dir(), "bad-warmup")
+    shutil.copytree(support.second_model_dir(), staging)
+    # k=0 is rejected by the model: TF Serving fails a load whose warmup fails.
+    write_warmup_requests(staging, [("recommend", {"user_id": [P.users[0]], "k": 0})])
+    os.rename(staging, os.path.join(root, "2"))
+    _wait(lambda: any(s["version"] == 2 and s["state"] == "END" for s in client.status()))
+    assert _served_version(client) == 1
+
+    good = os.path.join(support.new_base_dir(), "good-warmup")
+    shutil.copytree(support.second_model_dir(), good)
+    write_warmup_requests(
+        good,
+        [("recommend", {"user_id": [P.users[0]], "k": 5}), ("embed_user", {"user_id": ["x"]})],
+    )
+    os.rename(good, os.path.join(root, "3"))
+    srv.manager.wait_for_version(3, timeout=60)
+    assert _served_version(client) == 3
+
+
+@needs_local_server
+def test_no_version_yet_is_unavailable() -> None:
+    base = support.new_base_dir()
+    os.makedirs(os.path.join(base, support.MODEL_NAME))
+    srv = _start(base)
+    try:
+        with MtrecClient(srv.target, model_name=support.MODEL_NAME, retries=0) as c:
+            _expect(lambda: c.recommend(P.users[0]), grpc.StatusCode.UNAVAILABLE, "no version")
+            with pytest.raises(ServingError) as info:
+                c.status()
+            assert info.value.code == grpc.StatusCode.NOT_FOUND
+    finally:
+        srv.stop()
+
+
+@needs_local_server
+def test_batching_merges_concurrent_requests_without_changing_answers(
+    reference: support.InProcessModel,
+) -> None:
+    base = support.new_base_dir()
+    root = os.path.join(base, support.MODEL_NAME)
+    os.makedirs(root)
+    os.symlink(os.path.abspath(support.primary_model_dir()), os.path.join(root, "1"))
+    srv = _start(base, batching=True, max_batch_size=8)
+    servable = srv.manager.wait_for_version(1, timeout=120)
+    users = [*P.users, P.unknown_user] * 4
+    answers: dict[int, Any] = {}
+    errors: list[BaseException] = []
+    try:
+        with MtrecClient(srv.target, model_name=support.MODEL_NAME, retries=0) as client:
+            barrier = threading.Barrier(len(users))
+
+            def call(i: int) -> None:
+                try:
+                    barrier.wait()
+                    k = 3 if i % 2 else 5  # two merge groups: k must agree within a batch
+                    answers[i] = (
+                        k,
+                        client.predict(
+                            "recommend", {"user_id": np.array([users[i]], object), "k": np.int32(k)}
+                        ),
+                    )
+                    if i == 0:
+                        _expect(lambda: client.recommend(users[i], 0), INVALID, "k")
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=call, args=(i,)) for i in range(len(users))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        srv.stop()
+    assert not errors, errors
+    for i, (k, got) in answers.items():
+        want = reference("recommend", {"user_id": np.array([users[i]], object), "k": np.int32(k)})
+        support.assert_outputs_equal(got, want)
+    batcher = servable.signatures["recommend"].batcher
+    assert batcher is not None and batcher.requests >= len(users)
