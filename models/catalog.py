@@ -32,6 +32,7 @@ class ServingTables:
     seen_positions: np.ndarray  # catalogue positions of rated items
     rating_mean: float
     num_train_examples: int
+    sample_user_ids: np.ndarray  # a few real user ids (warmup requests, examples)
 
     @property
     def num_items(self) -> int:
@@ -48,6 +49,7 @@ def build_serving_tables(dataset: tf.data.Dataset, sizes: VocabSizes) -> Serving
     items: dict[int, tuple[bytes, dict[str, np.ndarray]]] = {}
     pairs: list[np.ndarray] = []
     rating_sum, count = 0.0, 0
+    sample_users: list[bytes] = []
 
     for batch in dataset.as_numpy_iterator():
         user = batch[F.USER_IDX]
@@ -56,6 +58,8 @@ def build_serving_tables(dataset: tf.data.Dataset, sizes: VocabSizes) -> Serving
         rating_sum += float(batch[F.RATING_XF].sum())
         count += len(user)
         pairs.append(user * sizes.items + item)
+        if len(sample_users) < 8:
+            sample_users.extend(dict.fromkeys(batch[F.USER_ID_XF][:8].tolist()))
 
         # Each user's newest row in this batch, kept if newer than what we have.
         order = np.argsort(ts, kind="stable")[::-1]
@@ -106,6 +110,7 @@ def build_serving_tables(dataset: tf.data.Dataset, sizes: VocabSizes) -> Serving
         seen_positions=pos,  # sorted by user (codes are sorted)
         rating_mean=rating_sum / count,
         num_train_examples=count,
+        sample_user_ids=np.array(sample_users[:8], dtype=object),
     )
 
 

@@ -68,6 +68,7 @@ def train_and_export(
     train_seconds = time.time() - t0
     evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)
     export_serving_model(model, tft_output, tables, serving_dir)
+    write_warmup(serving_dir, tables)
     metrics = {
         "train_seconds": round(train_seconds, 2),
         "train_examples": tables.num_train_examples,
@@ -78,6 +79,26 @@ def train_and_export(
     }
     log.info("training metrics: %s", metrics)
     return metrics
+
+
+def write_warmup(serving_dir: str, tables) -> None:
+    """TF Serving replays these before a version takes traffic (real ids from training)."""
+    from mtrec.serving.warmup import write_warmup_requests
+
+    users = [u.decode() for u in tables.sample_user_ids]
+    items = [i.decode() for i in tables.item_ids[:10]]
+    k = min(10, tables.num_items)
+    write_warmup_requests(
+        serving_dir,
+        [
+            ("recommend", {"user_id": users, "k": k}),
+            ("retrieve", {"user_id": users, "k": k}),
+            ("score", {"user_id": users[:1], "item_ids": [items]}),
+            ("user_interest", {"user_id": users}),
+            ("embed_user", {"user_id": users}),
+            ("embed_item", {"item_id": items}),
+        ],
+    )
 
 
 def run_fn(fn_args) -> None:

@@ -1,7 +1,13 @@
-"""Push = copy to `<base>/.incoming-<version>-<random>` then rename to `<base>/<version>`."""
+"""Push = copy to `<base>/.incoming-<version>-<random>` then rename to `<base>/<version>`.
+
+Re-pushing a model that is already the latest version (a pipeline re-run
+whose Trainer came from the cache) records the existing version instead of
+making a new one, so model servers do not reload an identical model.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -25,6 +31,27 @@ def next_version(base_directory: str, now: int | None = None) -> str:
         base_directory
     ) else []
     return str(max([now, *(v + 1 for v in existing)]))
+
+
+def _fingerprint(saved_model_dir: str) -> bytes | None:
+    """SavedModel identity: TF writes fingerprint.pb; fall back to saved_model.pb bytes."""
+    for name in ("fingerprint.pb", "saved_model.pb"):
+        path = os.path.join(saved_model_dir, name)
+        if fileio.exists(path):
+            return hashlib.sha256(io_utils.read_bytes_file(path)).digest()
+    return None
+
+
+def latest_identical_version(model_path: str, base_directory: str) -> str | None:
+    """The newest pushed version if it holds the same SavedModel, else None."""
+    if not fileio.exists(base_directory):
+        return None
+    versions = sorted((n for n in fileio.listdir(base_directory) if n.isdigit()), key=int)
+    if not versions:
+        return None
+    latest = versions[-1]
+    same = _fingerprint(model_path) == _fingerprint(os.path.join(base_directory, latest))
+    return latest if same and _fingerprint(model_path) is not None else None
 
 
 def atomic_copy(model_path: str, base_directory: str, version: str) -> str:
@@ -64,8 +91,13 @@ class Executor(pusher_executor.Executor):
         if destination.WhichOneof("destination") != "filesystem":
             raise NotImplementedError("AtomicPusher pushes to a filesystem destination only")
         base = destination.filesystem.base_directory
-        version = next_version(base)
-        target = atomic_copy(model_path, base, version)
-        log.info("Model pushed to %s", target)
+        version = latest_identical_version(model_path, base)
+        if version is not None:
+            target = os.path.join(base, version)
+            log.info("Model already pushed as %s; not pushing it again", target)
+        else:
+            version = next_version(base)
+            target = atomic_copy(model_path, base, version)
+            log.info("Model pushed to %s", target)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=target, pushed_version=version)

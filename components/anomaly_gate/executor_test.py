@@ -1,0 +1,70 @@
+"""AnomalyGate fails on anomalies, names them, and passes clean data."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from mtrec.components.anomaly_gate.component import AnomalyGate
+from mtrec.components.anomaly_gate.executor import (
+    ANOMALIES_FILE,
+    Executor,
+    SchemaAnomaliesError,
+)
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.types import artifact_utils, standard_artifacts
+
+
+def _anomalies(tmp_path, per_split: dict[str, anomalies_pb2.Anomalies]):
+    artifact = standard_artifacts.ExampleAnomalies()
+    artifact.uri = str(tmp_path / "anomalies")
+    artifact.split_names = artifact_utils.encode_split_names(list(per_split))
+    for split, proto in per_split.items():
+        folder = os.path.join(artifact.uri, f"Split-{split}")
+        os.makedirs(folder)
+        with open(os.path.join(folder, ANOMALIES_FILE), "wb") as f:
+            f.write(proto.SerializeToString())
+    return artifact
+
+
+def _run(tmp_path, per_split, ignored=""):
+    result = standard_artifacts.ExampleAnomalies()
+    result.uri = str(tmp_path / "result")
+    Executor().Do(
+        {"anomalies": [_anomalies(tmp_path, per_split)]},
+        {"result": [result]},
+        {"ignored_anomaly_types": ignored},
+    )
+    return result
+
+
+def _age_out_of_range() -> anomalies_pb2.Anomalies:
+    proto = anomalies_pb2.Anomalies()
+    info = proto.anomaly_info["age"]
+    info.short_description = "Out-of-range values"
+    info.description = "Unexpectedly large value: 500."
+    info.reason.add(type=anomalies_pb2.AnomalyInfo.INT_TYPE_BIG_INT)
+    return proto
+
+
+def test_clean_data_passes_and_is_recorded(tmp_path):
+    result = _run(tmp_path, {"train": anomalies_pb2.Anomalies(), "eval": anomalies_pb2.Anomalies()})
+    assert result.get_int_custom_property("anomaly_count") == 0
+
+
+def test_anomaly_stops_with_the_feature_named(tmp_path):
+    with pytest.raises(SchemaAnomaliesError, match=r"\[eval\] feature 'age'.*Unexpectedly large"):
+        _run(tmp_path, {"train": anomalies_pb2.Anomalies(), "eval": _age_out_of_range()})
+
+
+def test_ignored_anomaly_types_only_warn(tmp_path):
+    result = _run(tmp_path, {"train": _age_out_of_range()}, ignored="INT_TYPE_BIG_INT")
+    assert result.get_int_custom_property("anomaly_count") == 0
+
+
+def test_component_wires_its_channels():
+    from tfx.types import channel_utils
+
+    anomalies = channel_utils.as_channel([standard_artifacts.ExampleAnomalies()])
+    gate = AnomalyGate(anomalies=anomalies)
+    assert gate.outputs["result"].type == standard_artifacts.ExampleAnomalies

@@ -1,0 +1,59 @@
+"""AtomicPusher: versions appear by rename, never half-written, never duplicated."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from mtrec.components.atomic_pusher.executor import Executor, next_version
+from tfx.proto import pusher_pb2
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+
+
+def _model(tmp_path, payload: bytes):
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / f"model-{uuid.uuid4().hex}")
+    serving = os.path.join(model.uri, "Format-Serving")
+    os.makedirs(os.path.join(serving, "variables"))
+    for name, data in (("saved_model.pb", payload), ("fingerprint.pb", payload),
+                       ("variables/variables.index", b"x")):
+        with open(os.path.join(serving, name), "wb") as f:
+            f.write(data)
+    return model
+
+
+def _push(tmp_path, model, base):
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / f"pushed-{len(os.listdir(tmp_path))}")
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base)
+    )
+    Executor().Do({"model": [model]}, {"pushed_model": [pushed]},
+                  {"push_destination": proto_utils.proto_to_json(destination)})
+    return pushed
+
+
+def test_push_renames_into_a_numeric_version_and_skips_identical_models(tmp_path):
+    base = str(tmp_path / "serving")
+    first = _push(tmp_path, _model(tmp_path, b"one"), base)
+    assert first.get_int_custom_property("pushed") == 1
+    versions = sorted(os.listdir(base))
+    assert len(versions) == 1 and versions[0].isdigit()  # no staging dir left behind
+    assert os.path.exists(os.path.join(base, versions[0], "saved_model.pb"))
+
+    again = _push(tmp_path, _model(tmp_path, b"one"), base)
+    assert sorted(os.listdir(base)) == versions
+    assert again.get_string_custom_property("pushed_version") == versions[0]
+
+    _push(tmp_path, _model(tmp_path, b"two"), base)
+    newer = sorted(os.listdir(base), key=int)
+    assert len(newer) == 2 and int(newer[1]) > int(newer[0])
+
+
+def test_next_version_is_strictly_increasing(tmp_path):
+    base = tmp_path / "serving"
+    (base / "2000000000").mkdir(parents=True)
+    (base / ".incoming-x").mkdir()
+    assert next_version(str(base), now=1_000) == "2000000001"
+    assert next_version(str(tmp_path / "absent"), now=5) == "5"

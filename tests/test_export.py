@@ -1,0 +1,132 @@
+"""Save -> load in a fresh TensorFlow-only process -> identical outputs -> signature inputs.
+
+The pattern of keras-rs' test_case and Merlin's model_test: the exported
+SavedModel is what TF Serving runs, with no Python of ours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from mtrec.models.export import SIGNATURES
+from mtrec.models.model import ModelConfig
+from mtrec.models.trainer import train_and_export
+
+from tests.transform_support import as_dataset
+
+EXPECTED_INPUTS = {
+    "serving_default": {"examples": tf.string},
+    "recommend": {"user_id": tf.string, "k": tf.int32},
+    "retrieve": {"user_id": tf.string, "k": tf.int32},
+    "score": {"user_id": tf.string, "item_ids": tf.string},
+    "user_interest": {"user_id": tf.string},
+    "embed_user": {"user_id": tf.string},
+    "embed_item": {"item_id": tf.string},
+}
+
+
+@pytest.fixture(scope="module")
+def exported(transformed_synthetic, tmp_path_factory):
+    tft_output, train, eval_rows = transformed_synthetic
+    out = str(tmp_path_factory.mktemp("export") / "model")
+    config = ModelConfig.from_dict({"epochs": 2, "batch_size": 256, "embedding_dim": 16})
+    metrics = train_and_export(
+        as_dataset(train, 256), as_dataset(eval_rows, 512), as_dataset(train, 1000),
+        tft_output, config, out,
+    )
+    users = sorted({r["user_id_raw"].decode() for r in train})[:3] + ["never-seen-user"]
+    items = sorted({r["item_id_raw"].decode() for r in train})[:4] + ["never-seen-item"]
+    return out, metrics, users, items, train
+
+
+def _calls(users, items):
+    """(signature, kwargs) pairs; JSON-able so a subprocess can replay them."""
+    return [
+        ("recommend", {"user_id": users, "k": 5}),
+        ("retrieve", {"user_id": users, "k": 5}),
+        ("score", {"user_id": users, "item_ids": [items] * len(users)}),
+        ("user_interest", {"user_id": users}),
+        ("embed_user", {"user_id": users}),
+        ("embed_item", {"item_id": items}),
+    ]
+
+
+_REPLAY = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    out = {}
+    for name, kwargs in json.loads(sys.argv[2]):
+        fn = model.signatures[name]
+        args = {k: tf.constant(v, dtype=fn.structured_input_signature[1][k].dtype)
+                for k, v in kwargs.items()}
+        out[name] = {k: (v.numpy().astype(str).tolist() if v.dtype == tf.string
+                         else v.numpy().tolist()) for k, v in fn(**args).items()}
+    assert "mtrec" not in sys.modules
+    print("RESULT" + json.dumps(out))
+    """
+)
+
+
+def test_fresh_process_gives_identical_predictions(exported):
+    out, _, users, items, _ = exported
+    calls = _calls(users, items)
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    done = subprocess.run([sys.executable, "-c", _REPLAY, out, json.dumps(calls)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    fresh = json.loads(done.stdout.split("RESULT", 1)[1])
+    model = tf.saved_model.load(out)
+    for name, kwargs in calls:
+        fn = model.signatures[name]
+        args = {k: tf.constant(v, dtype=fn.structured_input_signature[1][k].dtype)
+                for k, v in kwargs.items()}
+        for key, value in fn(**args).items():
+            if value.dtype == tf.string:
+                assert value.numpy().astype(str).tolist() == fresh[name][key], (name, key)
+            else:
+                np.testing.assert_allclose(value.numpy(), fresh[name][key], rtol=1e-5,
+                                           atol=1e-6, err_msg=f"{name}.{key}")
+
+
+def test_signatures_and_their_inputs(exported):
+    out = exported[0]
+    model = tf.saved_model.load(out)
+    assert set(SIGNATURES) <= set(model.signatures)
+    for name, inputs in EXPECTED_INPUTS.items():
+        spec = model.signatures[name].structured_input_signature[1]
+        assert {k: v.dtype for k, v in spec.items()} == inputs, name
+    assert os.path.exists(os.path.join(out, "assets.extra", "tf_serving_warmup_requests"))
+
+
+def test_unknown_ids_get_finite_answers_and_recommend_excludes_seen(exported):
+    out, _, users, items, train = exported
+    model = tf.saved_model.load(out)
+    rec = model.signatures["recommend"](user_id=tf.constant(users), k=tf.constant(10))
+    assert np.isfinite(rec["scores"].numpy()).all() and np.isfinite(rec["ratings"].numpy()).all()
+    seen = {r["item_id_raw"] for r in train if r["user_id_raw"].decode() == users[0]}
+    assert not seen & set(rec["item_ids"].numpy()[0].tolist())
+    scores = model.signatures["score"](user_id=tf.constant(users[-1:]),
+                                       item_ids=tf.constant([items]))
+    for value in scores.values():
+        assert np.isfinite(value.numpy()).all()
+    ratings = scores["ratings"].numpy()
+    assert ((ratings > 0) & (ratings < 6)).all()
+    interest = model.signatures["user_interest"](user_id=tf.constant(users))
+    probs = interest["scores"].numpy()
+    assert (np.diff(probs, axis=1) <= 1e-7).all()  # ranked, best genre first
+
+
+@pytest.mark.parametrize("k", [0, -1, 10_000])
+def test_bad_k_is_an_invalid_argument(exported, k):
+    model = tf.saved_model.load(exported[0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k must"):
+        model.signatures["recommend"](user_id=tf.constant(["u1"]), k=tf.constant(k))
