@@ -1,0 +1,48 @@
+"""The TextEncoder component wires its channels and exec properties."""
+
+from __future__ import annotations
+
+import pytest
+from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
+from mtrec.components.text_encoder.component import TextEncoder
+from mtrec.components.text_encoder.config import TextEncoderConfig
+from tfx.types import channel_utils, standard_artifacts
+
+
+def _catalog_channel():
+    examples = standard_artifacts.Examples()
+    examples.split_names = '["catalog"]'
+    return channel_utils.as_channel([examples])
+
+
+def test_component_builds_with_defaults():
+    component = TextEncoder(item_catalog=_catalog_channel())
+    output = component.outputs["item_text_embeddings"]
+    assert output.type is ItemTextEmbeddings
+    assert output.type_name == "ItemTextEmbeddings"
+    assert component.inputs["item_catalog"].type_name == "Examples"
+    props = component.exec_properties
+    defaults = TextEncoderConfig()
+    assert props["mode"] == "pretrain"
+    assert props["vocab_size"] == defaults.vocab_size
+    assert props["sequence_length"] == 64
+    assert props["mask_rate"] == 0.25
+    # The executor reads back exactly the component's configuration.
+    assert TextEncoderConfig.from_exec_properties(props) == defaults
+
+
+def test_component_preset_mode_and_validation(tmp_path):
+    component = TextEncoder(
+        item_catalog=_catalog_channel(),
+        mode="preset",
+        preset_dir=str(tmp_path),
+        fine_tune_steps=10,
+        learning_rate=1e-4,
+    )
+    props = component.exec_properties
+    assert props["preset_dir"] == str(tmp_path)
+    assert props["learning_rate"] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="preset_dir"):
+        TextEncoder(item_catalog=_catalog_channel(), mode="preset")
+    with pytest.raises(ValueError, match="mode"):
+        TextEncoder(item_catalog=_catalog_channel(), mode="bogus")

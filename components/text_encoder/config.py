@@ -1,0 +1,113 @@
+"""Exec-property defaults and validation, shared by the component and executor.
+
+One dataclass holds every knob so the component's constructor defaults, the
+executor's fallbacks (tests call `Do` directly) and metadata.json never drift.
+The defaults are sized for an ML-100K catalogue (~1,700 items) on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+MODE_PRETRAIN = "pretrain"
+MODE_PRESET = "preset"
+MODES = (MODE_PRETRAIN, MODE_PRESET)
+
+# Learning rates when `learning_rate` is left unset: a from-scratch tiny model
+# wants a large step, a real pretrained preset is wrecked by one.
+DEFAULT_PRETRAIN_LR = 1e-3
+DEFAULT_FINE_TUNE_LR = 5e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEncoderConfig:
+    """All exec properties of the TextEncoder component, with defaults."""
+
+    mode: str = MODE_PRETRAIN
+    preset_dir: str | None = None
+    fine_tune_steps: int = 0
+    vocab_size: int = 4000
+    sequence_length: int = 64
+    num_layers: int = 2
+    hidden_dim: int = 64
+    num_heads: int = 2
+    intermediate_dim: int = 128
+    dropout: float = 0.1
+    pretrain_steps: int = 1500
+    batch_size: int = 32
+    mask_rate: float = 0.25
+    learning_rate: float | None = None
+    seed: int = 42
+    log_every_steps: int = 100
+
+    @classmethod
+    def from_exec_properties(cls, props: dict[str, Any]) -> TextEncoderConfig:
+        """Build from TFX exec_properties; unknown keys are ignored, None = default."""
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            value = props.get(field.name)
+            if value is None:
+                continue
+            default = field.default
+            if isinstance(default, bool):
+                value = bool(value)
+            elif isinstance(default, int):
+                value = int(value)
+            elif isinstance(default, float) or field.name == "learning_rate":
+                value = float(value)
+            else:
+                value = str(value)
+            values[field.name] = value
+        config = cls(**values)
+        config.validate()
+        return config
+
+    @property
+    def effective_learning_rate(self) -> float:
+        """The learning rate actually used: explicit, else a mode default."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return DEFAULT_PRETRAIN_LR if self.mode == MODE_PRETRAIN else DEFAULT_FINE_TUNE_LR
+
+    @property
+    def train_steps(self) -> int:
+        """MLM steps for this mode: pretraining from scratch or preset fine-tuning."""
+        return self.pretrain_steps if self.mode == MODE_PRETRAIN else self.fine_tune_steps
+
+    def validate(self) -> None:
+        """Fail before any work starts, with a message naming the bad property."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode == MODE_PRESET and not self.preset_dir:
+            raise ValueError("mode='preset' needs preset_dir (a local keras-hub preset)")
+        positive = (
+            "vocab_size",
+            "sequence_length",
+            "num_layers",
+            "hidden_dim",
+            "num_heads",
+            "intermediate_dim",
+            "batch_size",
+            "log_every_steps",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("pretrain_steps", "fine_tune_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.sequence_length < 3:
+            raise ValueError("sequence_length must leave room for [CLS] x [SEP]")
+        if self.mode == MODE_PRETRAIN and self.hidden_dim % self.num_heads:
+            raise ValueError("hidden_dim must be divisible by num_heads")
+        if not 0.0 < self.mask_rate < 1.0:
+            raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ValueError("learning_rate must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for metadata.json."""
+        return dataclasses.asdict(self)

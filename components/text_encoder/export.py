@@ -1,0 +1,153 @@
+"""Writing and reading the ItemTextEmbeddings directory.
+
+The `encoder/` SavedModel wraps tokenizer + packer + Keras encoder in one
+`tf.function`, exported with `keras.export.ExportArchive`; it needs only
+`tensorflow` and `import tensorflow_text` (for the WordPiece/regex ops) to
+load, so TF Serving or a Keras 2 Trainer can use it. `embeddings.npy` is
+computed with that very function before export, so the two agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from mtrec.components.text_encoder import artifacts as layout
+from tfx.dsl.io import fileio
+
+SIGNATURE = "serving_default"
+INPUT_NAME = "text"
+OUTPUT_NAME = "embedding"
+
+
+class TextEncoderFunction:
+    """strings [B] -> {"embedding": float32 [B, D]}: the one encoding path.
+
+    Holds Keras 3 layers (tokenizer, packer, encoder model); `fn` is the traced
+    function that both encodes the catalogue and is exported, so the catalogue
+    vectors and the SavedModel cannot drift apart.
+    """
+
+    def __init__(self, tokenizer, encoder_model, sequence_length: int):
+        # Lazy: readers of the artifact import this module without keras-nlp.
+        from mtrec.components.text_encoder import encoder
+        from mtrec.components.text_encoder.tokenization import make_packer
+
+        self.tokenizer = tokenizer
+        self.packer = make_packer(tokenizer, sequence_length)
+        self.encoder_model = encoder_model
+        self._keys = (encoder.TOKEN_IDS, encoder.SEGMENT_IDS, encoder.PADDING_MASK)
+        self.fn = tf.function(
+            self._encode,
+            input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)],
+        )
+
+    def _encode(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        token_ids, padding_mask = self.packer(self.tokenizer(text))
+        token_ids = tf.cast(token_ids, tf.int32)
+        ids_key, segments_key, mask_key = self._keys
+        inputs = {
+            ids_key: token_ids,
+            segments_key: tf.zeros_like(token_ids),
+            mask_key: tf.cast(padding_mask, tf.int32),
+        }
+        embedding = self.encoder_model(inputs, training=False)
+        return {OUTPUT_NAME: tf.cast(embedding, tf.float32)}
+
+    def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """float32 [N, D] for a list of texts, batched."""
+        chunks = [
+            self.fn(tf.constant(list(texts[i : i + batch_size])))[OUTPUT_NAME].numpy()
+            for i in range(0, len(texts), batch_size)
+        ]
+        return np.concatenate(chunks, axis=0).astype(np.float32)
+
+    def export(self, path: str) -> None:
+        """SavedModel with signature serving_default(text) -> {"embedding"}."""
+        import keras
+
+        archive = keras.export.ExportArchive()
+        archive.track(self.encoder_model)
+        archive.track(self.tokenizer)
+        archive.track(self.packer)
+        archive.add_endpoint(SIGNATURE, self.fn)
+        archive.write_out(path, verbose=False)
+
+
+def write_text_lines(path: str, lines: Sequence[str]) -> None:
+    """UTF-8, one entry per line (ids and tokens never contain newlines)."""
+    with fileio.open(path, "w") as f:
+        f.write("".join(f"{line}\n" for line in lines))
+
+
+def read_text_lines(path: str) -> list[str]:
+    with fileio.open(path, "r") as f:
+        return f.read().splitlines()
+
+
+def write_embeddings(uri: str, item_ids: Sequence[str], embeddings: np.ndarray) -> None:
+    write_text_lines(os.path.join(uri, layout.ITEM_IDS_FILE), item_ids)
+    with fileio.open(os.path.join(uri, layout.EMBEDDINGS_FILE), "wb") as f:
+        np.save(f, embeddings.astype(np.float32))
+
+
+def write_metadata(uri: str, metadata: dict[str, Any]) -> None:
+    with fileio.open(os.path.join(uri, layout.METADATA_FILE), "w") as f:
+        f.write(json.dumps(metadata, indent=2, sort_keys=True))
+
+
+def directory_bytes(path: str) -> int:
+    """Total size of a file or directory tree (for metadata's size report)."""
+    if not fileio.isdir(path):
+        return fileio.stat(path).length
+    return sum(
+        fileio.stat(os.path.join(root, name)).length
+        for root, _, files in fileio.walk(path)
+        for name in files
+    )
+
+
+# ------------------------------------------------------------------ readers
+def load_item_text_embeddings(uri: str) -> tuple[list[str], np.ndarray]:
+    """(item ids, float32 [N, D] L2-normalised vectors) from an artifact uri."""
+    item_ids = read_text_lines(os.path.join(uri, layout.ITEM_IDS_FILE))
+    with fileio.open(os.path.join(uri, layout.EMBEDDINGS_FILE), "rb") as f:
+        embeddings = np.load(f)
+    if len(item_ids) != len(embeddings):
+        raise ValueError(f"{len(item_ids)} ids but {len(embeddings)} embeddings in {uri}")
+    return item_ids, embeddings
+
+
+def load_metadata(uri: str) -> dict[str, Any]:
+    with fileio.open(os.path.join(uri, layout.METADATA_FILE), "r") as f:
+        return json.loads(f.read())
+
+
+def load_text_encoder(uri: str):
+    """The exported SavedModel (framework-neutral; no Keras needed).
+
+    Use `m.signatures["serving_default"](text=strings)["embedding"]` or
+    `m.serving_default(strings)["embedding"]`. In a Keras 2 model, call it
+    inside a layer (weights stay frozen) or wrap with `hub.KerasLayer`.
+    """
+    import tensorflow_text  # noqa: F401  registers the WordPiece/regex ops
+
+    return tf.saved_model.load(os.path.join(uri, layout.ENCODER_DIR))
+
+
+def load_keras_text_encoder(uri: str):
+    """(Keras 3 encoder model, keras-nlp BertTokenizer) for fine-tuning in Keras 3.
+
+    The model takes {"token_ids", "segment_ids", "padding_mask"} (int32 [B, L])
+    and returns L2-normalised [B, D]; the backbone is `model.get_layer(...)`.
+    """
+    import keras
+    import keras_nlp
+
+    model = keras.saving.load_model(os.path.join(uri, layout.KERAS_MODEL_FILE))
+    tokenizer = keras_nlp.models.BertTokenizer.from_preset(os.path.join(uri, layout.PRESET_DIR))
+    return model, tokenizer
