@@ -14,7 +14,7 @@ SUBPACKAGES = {
     "mtrec.data": "data",
     "mtrec.serving": "serving",
 }
-COMPONENTS = ("anomaly_gate", "atomic_pusher", "retrieval_evaluator", "text_encoder")
+COMPONENTS = ("anomaly_gate", "atomic_pusher", "retrieval_evaluator", "text_encoder", "trainer")
 
 packages = ["mtrec", *SUBPACKAGES]
 package_dir = {"mtrec": "mtrec", **SUBPACKAGES}

@@ -42,10 +42,11 @@ import numpy as np
 import portpicker
 import psutil
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
 from mtrec.serving import tensor_codec
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.synthetic_model import build_synthetic_model
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 TARGETS = {

@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
+
 from mtrec.models import features as F
 from mtrec.models.towers import VocabSizes
 
@@ -39,8 +40,14 @@ class ServingTables:
         return len(self.item_ids)
 
 
-def build_serving_tables(dataset: tf.data.Dataset, sizes: VocabSizes) -> ServingTables:
-    """Scan batches of transformed training examples once."""
+def build_serving_tables(
+    dataset: tf.data.Dataset, sizes: VocabSizes, catalog: dict[str, np.ndarray] | None = None
+) -> ServingTables:
+    """Scan batches of transformed training examples once.
+
+    `catalog` (models/item_catalog.read_catalog) is the full item table; without
+    it the catalogue is the set of items rated in training.
+    """
     users = sizes.users
     latest_ts = np.full(users, np.iinfo(np.int64).min, dtype=np.int64)
     latest_item = np.zeros(users, dtype=np.int64)
@@ -83,9 +90,13 @@ def build_serving_tables(dataset: tf.data.Dataset, sizes: VocabSizes) -> Serving
 
     if count == 0:
         raise ValueError("no training examples: cannot build the serving catalogue")
-    order = sorted(items)
-    item_ids = np.array([items[i][0] for i in order], dtype=object)
-    item_features = {k: np.stack([items[i][1][k] for i in order]) for k in _ITEM_COLUMNS}
+    if catalog is not None:
+        item_ids = catalog[F.ITEM_ID_XF].astype(object)
+        item_features = {k: catalog[k] for k in _ITEM_COLUMNS}
+    else:
+        order = sorted(items)
+        item_ids = np.array([items[i][0] for i in order], dtype=object)
+        item_features = {k: np.stack([items[i][1][k] for i in order]) for k in _ITEM_COLUMNS}
 
     # The latest history plus the latest item itself, newest first.
     seen_user = latest_ts > np.iinfo(np.int64).min
@@ -93,8 +104,12 @@ def build_serving_tables(dataset: tf.data.Dataset, sizes: VocabSizes) -> Serving
     profile_history[~seen_user] = 0
     profiles = {F.HISTORY_IDX: profile_history, **demo}
 
+    # Catalogue position of each known item_idx (cold items share OOV ids and
+    # were never rated in training, so they never need a position here).
     position = np.full(sizes.items, -1, dtype=np.int64)
-    position[np.array(order, dtype=np.int64)] = np.arange(len(order))
+    idx = item_features[F.ITEM_IDX]
+    known = (idx >= 1) & (idx <= sizes.known_items)
+    position[idx[known]] = np.flatnonzero(known)
     codes = np.unique(np.concatenate(pairs))
     seen_user_idx, seen_item_idx = codes // sizes.items, codes % sizes.items
     pos = position[seen_item_idx]

@@ -36,6 +36,10 @@ def ranking_metrics(
     ranked: [num_users, >=k] item ids with already-seen (training) items removed.
     relevant: for each row, the set of held-out items of that user (users with
     none are skipped).
+
+    NDCG@k: relevance 1 for every held-out item (whatever its rating), DCG with
+    1/log2(rank + 1), divided by the ideal DCG of min(|relevant|, k) hits; this
+    is the definition that gives popularity NDCG@10 = 0.325 on ML-100K u1.
     """
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     precision, recall, ndcg = [], [], []
@@ -72,3 +76,38 @@ def popularity_ranking(train_items: np.ndarray, k: int) -> np.ndarray:
     values, counts = np.unique(train_items, return_counts=True)
     order = np.lexsort((values, -counts))
     return values[order][:k]
+
+
+def top_k_unseen(scores: np.ndarray, seen: Sequence[np.ndarray], k: int) -> np.ndarray:
+    """Catalogue positions of each row's k best scores, skipping that row's seen positions.
+
+    scores: [num_users, num_items]; seen[r]: catalogue positions user r already rated.
+    """
+    masked = np.array(scores, dtype=np.float64, copy=True)
+    for row, positions in enumerate(seen):
+        masked[row, positions] = -np.inf
+    k = min(k, masked.shape[1])
+    top = np.argpartition(-masked, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(masked, top, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(top, order, axis=1)
+
+
+def rating_errors(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """RMSE and MAE of explicit-rating predictions."""
+    error = np.asarray(predicted, np.float64) - np.asarray(actual, np.float64)
+    return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error)))}
+
+
+def mean_user_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC AUC per row (e.g. genres a user will like vs the model's interest scores),
+    averaged over rows with at least one positive and one negative; ties count 1/2.
+    """
+    aucs = []
+    for s, y in zip(np.asarray(scores, np.float64), np.asarray(labels, bool), strict=True):
+        pos, neg = s[y], s[~y]
+        if len(pos) == 0 or len(neg) == 0:
+            continue
+        greater = (pos[:, None] > neg[None, :]).sum()
+        ties = (pos[:, None] == neg[None, :]).sum()
+        aucs.append((greater + 0.5 * ties) / (len(pos) * len(neg)))
+    return float(np.mean(aucs)) if aucs else float("nan")

@@ -15,14 +15,19 @@ set (max(100, 4k) items); ranking and rating re-rank it.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import tensorflow as tf
+
 from mtrec.models import features as F
 from mtrec.models.catalog import ServingTables
+from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
 
 SIGNATURES = (
     "serving_default",
+    "embed_new_item",
     "transform_features",
     "recommend",
     "retrieve",
@@ -31,6 +36,8 @@ SIGNATURES = (
     "embed_user",
     "embed_item",
 )
+# Inside the SavedModel directory; TF Serving and tf.saved_model.load ignore it.
+TEXT_ENCODER_DIR = os.path.join("assets.extra", "text_encoder")
 _STR = tf.string
 _NEG = -1e9  # score of excluded items: finite, always ranked last
 
@@ -43,7 +50,13 @@ def _var(value: np.ndarray, name: str) -> tf.Variable:
 class ServingModule(tf.Module):
     """Holds the model, the Transform layer and the lookup tables."""
 
-    def __init__(self, model: MultiTaskModel, tft_output, tables: ServingTables):
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        tft_output,
+        tables: ServingTables,
+        item_text: ItemText | None = None,
+    ):
         super().__init__(name="mtrec")
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
@@ -56,9 +69,12 @@ class ServingModule(tf.Module):
         self._blend = {k: float(v) for k, v in config.blend}
         self._num_candidates = 100
 
-        item_vectors = model.candidate_embedding(
-            {k: tf.constant(v) for k, v in tables.item_features.items()}
-        ).numpy()
+        catalog_inputs = {k: tf.constant(v) for k, v in tables.item_features.items()}
+        self._text_dim = item_text.dim if item_text else 0
+        if item_text:
+            catalog_inputs[F.ITEM_TEXT_VECTOR] = tf.constant(item_text.rows_for(tables.item_ids))
+            self.text_mean = _var(item_text.mean, "text_mean")
+        item_vectors = model.candidate_embedding(catalog_inputs).numpy()
         self.catalog_ids = _var(tables.item_ids.astype(bytes), "catalog_ids")
         self.catalog_idx = _var(tables.item_features[F.ITEM_IDX], "catalog_idx")
         self.item_vectors = _var(item_vectors, "item_vectors")
@@ -91,6 +107,8 @@ class ServingModule(tf.Module):
             F.YEAR_Z: tf.zeros([1]),
             F.YEAR_KNOWN: tf.zeros([1]),
         }
+        if model.candidate_tower.text_table is not None:
+            blank[F.ITEM_TEXT_VECTOR] = tf.zeros([1, model.candidate_tower.text_table.shape[1]])
         return model.candidate_embedding(blank).numpy()[0]
 
     # ----------------------------------------------------------------- helpers
@@ -250,6 +268,35 @@ class ServingModule(tf.Module):
         query, _ = self._query(user_id)
         return {"embedding": self.model.retrieval_vector(query)}
 
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], _STR, name="item_id"),
+            tf.TensorSpec([None], _STR, name="title"),
+            tf.TensorSpec([None, None], _STR, name="genres"),  # padded with ""
+            tf.TensorSpec([None], _STR, name="description"),
+            tf.TensorSpec([None], tf.int64, name="year"),  # 0 = unknown
+            # The text encoder's output for the item's text (TEXT_ENCODER_DIR,
+            # pushed alongside); [B, 0] or zeros when there is none.
+            tf.TensorSpec([None, None], tf.float32, name="text_embedding"),
+        ]
+    )
+    def embed_new_item(self, item_id, title, genres, description, year, text_embedding):
+        """Candidate embedding of an item from its features and text alone (cold start)."""
+        column = lambda t: tf.reshape(t, [-1, 1])  # noqa: E731
+        xf = self.tft_layer({
+            F.ITEM_ID: column(item_id),
+            F.TITLE: column(title),
+            F.GENRES: tf.sparse.from_dense(genres),
+            F.DESCRIPTION: column(description),
+            F.YEAR: column(year),
+        })
+        inputs = {k: xf[k] for k in F.CANDIDATE_XF_FEATURES}
+        if self._text_dim:
+            given = tf.reduce_any(tf.not_equal(text_embedding, 0.0), axis=-1, keepdims=True)
+            centred = tf.math.l2_normalize(text_embedding - self.text_mean, axis=-1)
+            inputs[F.ITEM_TEXT_VECTOR] = tf.where(given, centred, tf.zeros_like(centred))
+        return {"embedding": self.model.retrieval_vector(self.model.candidate_embedding(inputs))}
+
     @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="item_id")])
     def embed_item(self, item_id):
         vectors, _ = self._item_vectors_at(self._item_positions(item_id))
@@ -257,10 +304,31 @@ class ServingModule(tf.Module):
 
 
 def export_serving_model(
-    model: MultiTaskModel, tft_output, tables: ServingTables, export_dir: str
+    model: MultiTaskModel,
+    tft_output,
+    tables: ServingTables,
+    export_dir: str,
+    item_text: ItemText | None = None,
 ) -> ServingModule:
-    """Write the SavedModel with every signature in SIGNATURES."""
-    module = ServingModule(model, tft_output, tables)
+    """Write the SavedModel with every signature in SIGNATURES.
+
+    The text encoder (TF Text ops) is not inside this graph, so the recommender
+    loads with TensorFlow alone, in TFMA's Beam workers too. It is copied next
+    to it, to TEXT_ENCODER_DIR, and versioned with it: a cold item's text goes
+    through that model, its output into `embed_new_item(text_embedding=...)`.
+    """
+    module = ServingModule(model, tft_output, tables, item_text)
     signatures = {name: getattr(module, name) for name in SIGNATURES}
     tf.saved_model.save(module, export_dir, signatures=signatures)
+    if item_text is not None and item_text.encoder_dir:
+        tf.io.gfile.makedirs(os.path.join(export_dir, "assets.extra"))
+        _copy_tree(item_text.encoder_dir, os.path.join(export_dir, TEXT_ENCODER_DIR))
     return module
+
+
+def _copy_tree(src: str, dst: str) -> None:
+    for root, _, files in tf.io.gfile.walk(src):
+        rel = os.path.relpath(root, src)
+        tf.io.gfile.makedirs(os.path.join(dst, rel))
+        for name in files:
+            tf.io.gfile.copy(os.path.join(root, name), os.path.join(dst, rel, name), True)

@@ -74,6 +74,10 @@ TIME_Z = "time_z"  # float [], z-scored event time
 ITEM_AGE_Z = "item_age_z"  # float [], years between release and event, z
 TIMESTAMP_XF = "timestamp_raw"  # int64 [], passthrough for profile building
 ITEM_ID_XF = "item_id_raw"  # bytes [], passthrough for catalogue building
+# Not a Transform output: the TextEncoder's vector of an item (float [D]). The
+# candidate tower looks it up by item_idx in training; serving passes it in
+# for catalogue and cold items.
+ITEM_TEXT_VECTOR = "item_text_vector"
 USER_ID_XF = "user_id_raw"  # bytes [], passthrough
 # labels
 RATING_XF = "rating_label"  # float []

@@ -21,6 +21,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
+
 from mtrec.models import features as F
 from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
 from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
@@ -86,13 +87,14 @@ class MultiTaskModel(tfrs.Model):
         config: ModelConfig,
         item_sampling_prob: np.ndarray,
         rating_mean: float,
+        text_table: np.ndarray | None = None,
     ):
         super().__init__()
         self.sizes, self.config = sizes, config
         d = config.embedding_dim
         self.query_tower = QueryTower(sizes, d, config.l2, config.dropout, name="query_tower")
         self.candidate_tower = CandidateTower(
-            sizes, d, config.l2, config.dropout, name="candidate_tower"
+            sizes, d, config.l2, config.dropout, text_table=text_table, name="candidate_tower"
         )
         # Heads exist only for trained tasks (an untrained head has no weights);
         # single-task models still export every signature, with neutral outputs.

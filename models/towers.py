@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import tensorflow as tf
+
 from mtrec.models import features as F
 
 
@@ -103,10 +104,30 @@ class QueryTower(tf.keras.Model):
 
 
 class CandidateTower(tf.keras.Model):
-    """Item id + genres + title/description tokens + year -> embedding."""
+    """Item id + genres + title/description tokens + year (+ text vector) -> embedding.
 
-    def __init__(self, sizes: VocabSizes, dim: int, reg: float, dropout: float, **kw):
+    `text_table` ([sizes.items, D], row = item_idx, zeros for unknown ids) holds
+    the frozen language-model vectors of training items; a learned projection
+    maps them into the tower. Callers may pass F.ITEM_TEXT_VECTOR instead
+    (cold items, whose ids have no row).
+    """
+
+    def __init__(
+        self,
+        sizes: VocabSizes,
+        dim: int,
+        reg: float,
+        dropout: float,
+        text_table=None,
+        **kw,
+    ):
         super().__init__(**kw)
+        self.text_table = (
+            None if text_table is None else tf.constant(text_table, dtype=tf.float32)
+        )
+        self.text_projection = (
+            None if text_table is None else tf.keras.layers.Dense(dim, name="text_projection")
+        )
         l2 = tf.keras.regularizers.l2(reg)
         self.known_items = sizes.known_items
         self.item_embedding = tf.keras.layers.Embedding(
@@ -126,4 +147,10 @@ class CandidateTower(tf.keras.Model):
             self.pool(self.token_embedding(desc), desc),
             tf.stack([x[F.YEAR_Z], x[F.YEAR_KNOWN]], axis=-1),
         ]
+        if self.text_table is not None:
+            text = x.get(F.ITEM_TEXT_VECTOR)
+            if text is None:
+                idx = fold_unknown(x[F.ITEM_IDX], self.known_items)
+                text = tf.gather(self.text_table, idx)
+            parts.append(self.text_projection(text))
         return self.mlp(tf.concat(parts, axis=-1), training=training)

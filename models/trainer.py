@@ -14,9 +14,12 @@ import time
 
 import tensorflow as tf
 import tensorflow_transform as tft
+
 from mtrec.models import features as F
 from mtrec.models.catalog import build_serving_tables, item_sampling_probability
 from mtrec.models.export import export_serving_model
+from mtrec.models.item_catalog import read_catalog
+from mtrec.models.item_text import ItemText
 from mtrec.models.model import ModelConfig, MultiTaskModel
 from mtrec.models.towers import VocabSizes
 
@@ -48,17 +51,25 @@ def train_and_export(
     config: ModelConfig,
     serving_dir: str,
     log_dir: str | None = None,
+    catalog_dir: str | None = None,
+    item_text: ItemText | None = None,
 ) -> dict:
-    """Fit the multi-task model, export it, and return its metrics."""
+    """Fit the multi-task model, export it, and return its metrics.
+
+    `catalog_dir`: catalogue examples (every item) for the serving index;
+    `item_text`: the TextEncoder's vectors, a frozen candidate-tower input.
+    """
     tf.keras.utils.set_random_seed(0)
     sizes = VocabSizes.from_transform_output(tft_output)
     t0 = time.time()
-    tables = build_serving_tables(scan_ds, sizes)
+    catalog = read_catalog(catalog_dir, tft_output) if catalog_dir else None
+    tables = build_serving_tables(scan_ds, sizes, catalog)
     model = MultiTaskModel(
         sizes,
         config,
         item_sampling_prob=item_sampling_probability(tft_output, sizes),
         rating_mean=tables.rating_mean,
+        text_table=item_text.table(tft_output, sizes.items) if item_text else None,
     )
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
@@ -67,12 +78,13 @@ def train_and_export(
     )
     train_seconds = time.time() - t0
     evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)
-    export_serving_model(model, tft_output, tables, serving_dir)
+    export_serving_model(model, tft_output, tables, serving_dir, item_text)
     write_warmup(serving_dir, tables)
     metrics = {
         "train_seconds": round(train_seconds, 2),
         "train_examples": tables.num_train_examples,
         "catalog_size": tables.num_items,
+        "text_encoder": item_text is not None,
         "epochs": config.epochs,
         "final_train_loss": float(history.history["loss"][-1]),
         **{f"eval_{k}": float(v) for k, v in evaluation.items()},
@@ -118,6 +130,12 @@ def run_fn(fn_args) -> None:
         config=config,
         serving_dir=fn_args.serving_model_dir,
         log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
+        catalog_dir=custom.get("item_catalog_uri"),
+        item_text=(
+            ItemText.load(custom["item_text_embeddings_uri"])
+            if custom.get("item_text_embeddings_uri")
+            else None
+        ),
     )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)

@@ -37,7 +37,8 @@ def _run(args) -> int:
     from mtrec.run_state import latest_run
     from mtrec.summary import collect, example_recommendation, render
 
-    home = args.home or os.path.join("outputs", args.source + (f"-{args.split}" if args.split else ""))
+    default_home = os.path.join("outputs", args.source + (f"-{args.split}" if args.split else ""))
+    home = args.home or default_home
     key = None
     if args.pseudonymize_key_env:
         key = os.environ.get(args.pseudonymize_key_env, "").encode()

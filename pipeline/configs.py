@@ -29,3 +29,24 @@ LOCAL_BEAM_ARGS = (
     "--runner=DirectRunner",
     "--direct_running_mode=multi_processing",
 )
+
+# Trainer custom_config["distribution"]: the tf.distribute strategy run_fn uses
+# (None: the default strategy, one device).
+DISTRIBUTIONS = ("mirrored", "multi_worker_mirrored")
+
+# Names of the str RuntimeParameters create_pipeline(runtime_parameters=True)
+# exposes (KFP v2 / Vertex pipeline inputs, overridable per run).
+PARAM_DATA_ROOT = "data_root"  # ImportExampleGen input_base
+PARAM_TRAINER_CONFIG = "trainer_custom_config"  # JSON: {"model": {...,"epochs": N}, ...}
+PARAM_EVAL_CONFIG = "eval_config"  # JSON tfma.EvalConfig (RMSE/AUC thresholds)
+PARAM_RETRIEVAL_THRESHOLDS = "retrieval_thresholds"  # JSON {"hit_rate@100": 0.05}
+RUNTIME_PARAMETERS = (
+    PARAM_DATA_ROOT,
+    PARAM_TRAINER_CONFIG,
+    PARAM_EVAL_CONFIG,
+    PARAM_RETRIEVAL_THRESHOLDS,
+)
+
+# TextEncoder settings (components/text_encoder/config.py); the defaults
+# pretrain a 2-layer, 64-d BERT with masked LM in about a minute on 2 cores.
+TEXT_ENCODER_CONFIG: dict = {}

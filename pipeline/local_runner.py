@@ -8,9 +8,10 @@ import dataclasses
 import os
 from importlib import resources
 
+from tfx import v1 as tfx
+
 from mtrec.pipeline import configs
 from mtrec.pipeline.pipeline import create_pipeline
-from tfx import v1 as tfx
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,14 +19,6 @@ class LocalPaths:
     """Where one local deployment keeps its data, artifacts, metadata and models."""
 
     home: str
-
-    @property
-    def examples_root(self) -> str:
-        return os.path.join(self.home, "examples")
-
-    @property
-    def rejects_path(self) -> str:
-        return os.path.join(self.home, "rejects.csv")
 
     @property
     def pipeline_root(self) -> str:
@@ -47,19 +40,25 @@ def curated_schema_path() -> str:
 def run(
     paths: LocalPaths,
     *,
+    examples_root: str,
     model_config: dict | None = None,
+    text_encoder: dict | None = configs.TEXT_ENCODER_CONFIG,
     workers: int = 2,
     enable_cache: bool = True,
     **thresholds,
 ) -> None:
-    """Run the whole pipeline over the examples already under `paths.examples_root`."""
+    """Run the whole pipeline over prepared examples (`examples_root`/{train,eval,catalog}).
+
+    `text_encoder=None` leaves the language-model item representation out.
+    """
     pipeline = create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=paths.pipeline_root,
-        examples_root=paths.examples_root,
+        examples_root=examples_root,
         schema_path=curated_schema_path(),
         serving_model_dir=paths.serving_model_dir,
         model_config=model_config,
+        text_encoder=text_encoder,
         beam_pipeline_args=[*configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={workers}"],
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             paths.metadata_path

@@ -7,20 +7,45 @@ Trainer -> Evaluator (TFMA) + RetrievalEvaluator -> Cond(both blessed) -> Pusher
 
 `create_pipeline` does no I/O and reads no environment: the runners
 (local_runner.py, kubeflow_v2_runner.py) own every path and setting.
+
+With `runtime_parameters=True` (Kubeflow V2 / Vertex), four values become
+str RuntimeParameters that default to the compile-time values and can be
+overridden per run (names in configs.RUNTIME_PARAMETERS). Only whole exec
+properties can be RuntimeParameters, so the Trainer's custom_config (epochs is
+its "model" -> "epochs" key), TFMA's EvalConfig (the RMSE/AUC bounds) and the
+retrieval thresholds are overridden as JSON strings, not as single numbers.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import tensorflow_model_analysis as tfma
+from google.protobuf.message import Message
+from tfx import v1 as tfx
+from tfx.dsl.placeholder import placeholder as ph
+from tfx.utils import proto_utils
+
 from mtrec.components.anomaly_gate.component import AnomalyGate
 from mtrec.components.atomic_pusher.component import AtomicPusher
 from mtrec.components.retrieval_evaluator.component import RetrievalEvaluator
+from mtrec.components.text_encoder.component import TextEncoder
+from mtrec.components.trainer.component import CatalogTrainer
 from mtrec.models import features as F
 from mtrec.pipeline import configs
-from tfx import v1 as tfx
-from tfx.dsl.placeholder import placeholder as ph
+
+RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
+
+
+def _parameter(name: str, default: str) -> RuntimeParameter:
+    """A str RuntimeParameter: KFP v2 compiles it into a root pipeline input."""
+    return RuntimeParameter(name=name, ptype=str, default=default)
+
+
+def _compact_json(message: Message) -> str:
+    """One-line JSON of a proto, as a parameter default that is easy to edit."""
+    return json.dumps(json.loads(proto_utils.proto_to_json(message)), sort_keys=True)
 
 
 def eval_config(
@@ -91,19 +116,55 @@ def create_pipeline(
     rating_rmse_max_increase: float = configs.RATING_RMSE_MAX_INCREASE,
     relevance_auc_min: float = configs.RELEVANCE_AUC_MIN,
     retrieval_thresholds: dict[str, float] | None = None,
+    distribution: str | None = None,
+    text_encoder: dict[str, Any] | None = None,
+    runtime_parameters: bool = False,
+    baseline_model: bool = True,
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    """Build the pipeline. `examples_root` holds train/ and eval/ TFRecord folders."""
+    """Build the pipeline. `examples_root` holds train/ and eval/ TFRecord folders.
+
+    `text_encoder`: TextEncoder settings (components/text_encoder/config.py);
+    None turns the language-model item representation off.
+    `distribution` (None or one of configs.DISTRIBUTIONS) reaches run_fn as
+    custom_config["distribution"]. `runtime_parameters`: see the module docstring.
+    `baseline_model=False` drops the latest-blessed-model resolver, and with it
+    TFMA's change thresholds (for backends without resolver support: KFP OSS).
+    """
+    if distribution not in (None, *configs.DISTRIBUTIONS):
+        raise ValueError(f"distribution must be None or one of {configs.DISTRIBUTIONS}")
+    trainer_config = {"model": dict(model_config or configs.MODEL_CONFIG),
+                      "distribution": distribution}
+    tfma_config = eval_config(rating_rmse_max, rating_rmse_max_increase, relevance_auc_min)
     example_gen = tfx.components.ImportExampleGen(
-        input_base=examples_root,
+        input_base=(_parameter(configs.PARAM_DATA_ROOT, examples_root)
+                    if runtime_parameters else examples_root),
         input_config=tfx.proto.Input(
             splits=[
                 tfx.proto.Input.Split(name=configs.TRAIN_SPLIT, pattern=f"{configs.TRAIN_SPLIT}/*"),
                 tfx.proto.Input.Split(name=configs.EVAL_SPLIT, pattern=f"{configs.EVAL_SPLIT}/*"),
             ]
         ),
+    )
+    # The whole item table (rated or not): the serving index and the text corpus.
+    catalog_gen = tfx.components.ImportExampleGen(
+        input_base=example_gen.exec_properties["input_base"],
+        input_config=tfx.proto.Input(
+            splits=[tfx.proto.Input.Split(name=configs.CATALOG_SPLIT,
+                                          pattern=f"{configs.CATALOG_SPLIT}/*")]
+        ),
+        output_config=tfx.proto.Output(
+            split_config=tfx.proto.SplitConfig(
+                splits=[tfx.proto.SplitConfig.Split(name=configs.CATALOG_SPLIT, hash_buckets=1)]
+            )
+        ),
+    ).with_id("CatalogExampleGen")
+    encoder = (
+        TextEncoder(item_catalog=catalog_gen.outputs["examples"], **text_encoder)
+        if text_encoder is not None
+        else None
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     inferred_schema = tfx.components.SchemaGen(
@@ -120,15 +181,20 @@ def create_pipeline(
         preprocessing_fn=configs.PREPROCESSING_FN,
     )
     transform.add_upstream_node(anomaly_gate)
-    trainer = tfx.components.Trainer(
+    trainer = CatalogTrainer(
         run_fn=configs.RUN_FN,
+        item_catalog=catalog_gen.outputs["examples"],
+        item_text_embeddings=encoder.outputs["item_text_embeddings"] if encoder else None,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=[configs.TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[configs.EVAL_SPLIT]),
-        custom_config={"model": dict(model_config or configs.MODEL_CONFIG)},
-    )
+        custom_config=(_parameter(configs.PARAM_TRAINER_CONFIG,
+                                  json.dumps(trainer_config, sort_keys=True))
+                       if runtime_parameters else trainer_config),
+    ).with_id("Trainer")
+    # The latest blessed model, for TFMA's change thresholds (skipped without one).
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -137,12 +203,13 @@ def create_pipeline(
             producer_component_id="Evaluator",
             output_key="blessing",
         ),
-    ).with_id("latest_blessed_model_resolver")
+    ).with_id("latest_blessed_model_resolver") if baseline_model else None
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"],
-        eval_config=eval_config(rating_rmse_max, rating_rmse_max_increase, relevance_auc_min),
+        baseline_model=baseline.outputs["model"] if baseline else None,
+        eval_config=(_parameter(configs.PARAM_EVAL_CONFIG, _compact_json(tfma_config))
+                     if runtime_parameters else tfma_config),
     )
     retrieval_evaluator = RetrievalEvaluator(
         examples=example_gen.outputs["examples"],
@@ -152,6 +219,12 @@ def create_pipeline(
         eval_split=configs.EVAL_SPLIT,
         train_split=configs.TRAIN_SPLIT,
     )
+    if runtime_parameters:
+        # The component validates and JSON-encodes a dict; its `thresholds` exec
+        # property is a str, so the validated default can become a parameter.
+        retrieval_evaluator.exec_properties["thresholds"] = _parameter(
+            configs.PARAM_RETRIEVAL_THRESHOLDS, retrieval_evaluator.exec_properties["thresholds"]
+        )
     blessed = ph.logical_and(
         evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1,
         retrieval_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1,
@@ -168,6 +241,8 @@ def create_pipeline(
         pipeline_root=pipeline_root,
         components=[
             example_gen,
+            catalog_gen,
+            *([encoder] if encoder else []),
             statistics_gen,
             inferred_schema,
             schema,
@@ -175,7 +250,7 @@ def create_pipeline(
             anomaly_gate,
             transform,
             trainer,
-            baseline,
+            *([baseline] if baseline else []),
             evaluator,
             retrieval_evaluator,
             pusher,

@@ -29,6 +29,7 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 # isort: split
 import numpy as np
 import tensorflow as tf
+
 from mtrec.models import features as F
 from mtrec.serving.synthetic_model import build_synthetic_model
 

@@ -12,6 +12,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from mtrec.data.download import PINS, ChecksumError, DownloadError, Pins, download, main
 from mtrec.data.movielens import load_ml1m, load_ml100k
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+
 from mtrec.data import tfexample as W
 from mtrec.data.cleaning import clean
 from mtrec.data.examples import REPORT, time_split, write_examples

@@ -15,10 +15,10 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from mtrec.models.export import SIGNATURES
 from mtrec.models.model import ModelConfig
 from mtrec.models.trainer import train_and_export
-
 from tests.transform_support import as_dataset
 
 EXPECTED_INPUTS = {

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from mtrec.data.generic import load_generic
 from mtrec.data.loaders import SOURCES, load_dataset
 from mtrec.data.movielens import load_ml1m, load_ml100k, load_ml_latest_small

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from mtrec.models.catalog import build_serving_tables, item_sampling_probability
 from mtrec.models.model import ModelConfig, MultiTaskModel
 from mtrec.models.towers import VocabSizes
-
 from tests.transform_support import as_dataset
 
 TASK_METRICS = {

@@ -17,13 +17,13 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from mtrec.serving import cli, tensor_codec
 from mtrec.serving.batching import BatchingOptions, SignatureBatcher
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.errors import ServingError
 from mtrec.serving.server import ServerConfig, ServingServer
 from mtrec.serving.warmup import read_warmup_logs, write_warmup_requests
-
 from tests import _serving_support as support
 
 needs_local_server = pytest.mark.skipif(support.EXTERNAL, reason="starts its own servers")

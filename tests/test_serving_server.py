@@ -21,13 +21,13 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2, predict_pb2, regression_pb2
+
 from mtrec.serving import tensor_codec
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.errors import ServingError
 from mtrec.serving.server import ServerConfig, ServingServer
 from mtrec.serving.warmup import write_warmup_requests
-from tensorflow_serving.apis import classification_pb2, predict_pb2, regression_pb2
-
 from tests import _serving_support as support
 
 P = support.profile()

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from mtrec.data import synthetic_vocab as V
 from mtrec.data.cleaning import clean
 from mtrec.data.loaders import SAMPLE_DIR

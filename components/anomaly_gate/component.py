@@ -7,11 +7,12 @@ artifact is not empty, before Transform and Trainer ever start.
 
 from __future__ import annotations
 
-from mtrec.components.anomaly_gate.executor import Executor
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from mtrec.components.anomaly_gate.executor import Executor
 
 
 class AnomalyGateSpec(types.ComponentSpec):

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 
 import pytest
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.types import artifact_utils, standard_artifacts
+
 from mtrec.components.anomaly_gate.component import AnomalyGate
 from mtrec.components.anomaly_gate.executor import (
     ANOMALIES_FILE,
     Executor,
     SchemaAnomaliesError,
 )
-from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx.types import artifact_utils, standard_artifacts
 
 
 def _anomalies(tmp_path, per_split: dict[str, anomalies_pb2.Anomalies]):

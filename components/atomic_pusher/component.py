@@ -8,9 +8,10 @@ model servers ignore until the rename makes it a numeric version.
 
 from __future__ import annotations
 
-from mtrec.components.atomic_pusher.executor import Executor
 from tfx.components import Pusher
 from tfx.dsl.components.base import executor_spec
+
+from mtrec.components.atomic_pusher.executor import Executor
 
 
 class AtomicPusher(Pusher):

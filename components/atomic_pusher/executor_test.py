@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 
-from mtrec.components.atomic_pusher.executor import Executor, next_version
 from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
+
+from mtrec.components.atomic_pusher.executor import Executor, next_version
 
 
 def _model(tmp_path, payload: bytes):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 
-from mtrec.components.retrieval_evaluator.executor import Executor
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from mtrec.components.retrieval_evaluator.executor import Executor
 
 
 class RetrievalEvaluatorSpec(types.ComponentSpec):

@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from mtrec.models import features as F
-from mtrec.models.evaluation import hit_rates, popularity_ranking
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
+
+from mtrec.models import features as F
+from mtrec.models.evaluation import hit_rates, popularity_ranking
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "retrieval_metrics.json"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tfx.types import channel_utils, standard_artifacts
+
 from mtrec.components.retrieval_evaluator.component import RetrievalEvaluator
 from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
-from tfx.types import channel_utils, standard_artifacts
 
 
 def test_hit_rates_count_the_rank_of_the_held_out_item():

@@ -24,4 +24,5 @@ class ItemTextEmbeddings(artifact.Artifact):
     pretrain_seconds.
     """
 
-    TYPE_NAME = "ItemTextEmbeddings"
+    # KFP v2 needs custom artifact type names of the form "namespace.Name".
+    TYPE_NAME = "mtrec.ItemTextEmbeddings"

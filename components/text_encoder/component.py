@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from mtrec.components.text_encoder import executor
-from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
-from mtrec.components.text_encoder.config import TextEncoderConfig
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import channel_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from mtrec.components.text_encoder import executor
+from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
+from mtrec.components.text_encoder.config import TextEncoderConfig
 
 _DEFAULTS = TextEncoderConfig()
 

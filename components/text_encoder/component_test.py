@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from tfx.types import channel_utils, standard_artifacts
+
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.components.text_encoder.component import TextEncoder
 from mtrec.components.text_encoder.config import TextEncoderConfig
-from tfx.types import channel_utils, standard_artifacts
 
 
 def _catalog_channel():
@@ -19,7 +20,7 @@ def test_component_builds_with_defaults():
     component = TextEncoder(item_catalog=_catalog_channel())
     output = component.outputs["item_text_embeddings"]
     assert output.type is ItemTextEmbeddings
-    assert output.type_name == "ItemTextEmbeddings"
+    assert output.type_name == "mtrec.ItemTextEmbeddings"
     assert component.inputs["item_catalog"].type_name == "Examples"
     props = component.exec_properties
     defaults = TextEncoderConfig()

@@ -18,10 +18,11 @@ import re
 from collections.abc import Iterable, Sequence
 
 import tensorflow as tf
-from mtrec.models import features
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types.artifact import Artifact
+
+from mtrec.models import features
 
 CATALOG_SPLIT = "catalog"
 FIELD_SEPARATOR = " | "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import tensorflow as tf
+
 from mtrec.components.text_encoder.corpus import item_text, item_text_tf
 
 CASES = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 import keras_nlp
+
 from mtrec.components.text_encoder.config import TextEncoderConfig
 
 TOKEN_IDS = "token_ids"

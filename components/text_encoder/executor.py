@@ -11,13 +11,14 @@ import time
 from typing import Any
 
 from absl import logging
-from mtrec.components.text_encoder import artifacts as layout
-from mtrec.components.text_encoder.config import MODE_PRETRAIN, TextEncoderConfig
-from mtrec.components.text_encoder.corpus import catalog_files, read_catalog
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
+
+from mtrec.components.text_encoder import artifacts as layout
+from mtrec.components.text_encoder.config import MODE_PRETRAIN, TextEncoderConfig
+from mtrec.components.text_encoder.corpus import catalog_files, read_catalog
 
 ITEM_CATALOG_KEY = "item_catalog"
 ITEM_TEXT_EMBEDDINGS_KEY = "item_text_embeddings"
@@ -50,6 +51,7 @@ def run_text_encoder(
     # Heavy imports here so that importing the executor module stays cheap.
     import keras
     import numpy as np
+
     from mtrec.components.text_encoder import encoder, export, pretrain, tokenization
 
     started, cpu_started = time.monotonic(), time.process_time()

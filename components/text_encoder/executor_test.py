@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from tfx.types import artifact_utils, standard_artifacts
+
 from mtrec.components.text_encoder import artifacts as layout
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.components.text_encoder.corpus import CATALOG_SPLIT, item_text
@@ -27,7 +29,6 @@ from mtrec.components.text_encoder.export import (
     load_text_encoder,
 )
 from mtrec.models import features
-from tfx.types import artifact_utils, standard_artifacts
 
 NUM_ITEMS = 60
 GENRES = ["action", "comedy", "drama", "horror", "romance", "sci-fi"]
@@ -239,6 +240,7 @@ def test_load_text_encoder_in_process(pretrained):
 def test_preset_mode_with_local_preset(tmp_path, rows):
     """A tiny preset saved by the test stands in for a downloaded keras-hub one."""
     import keras_nlp
+
     from mtrec.components.text_encoder.tokenization import build_vocabulary, make_tokenizer
 
     vocabulary = build_vocabulary([_text(r) for r in rows], 500)

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from mtrec.components.text_encoder import artifacts as layout
 from tfx.dsl.io import fileio
+
+from mtrec.components.text_encoder import artifacts as layout
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "text"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+
 from mtrec.components.text_encoder.masking import mask_tokens
 
 PAD, CLS, SEP, MASK, VOCAB = 0, 2, 3, 4, 50

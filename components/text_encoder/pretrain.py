@@ -23,6 +23,7 @@ import keras_nlp
 import numpy as np
 import tensorflow as tf
 from absl import logging
+
 from mtrec.components.text_encoder.encoder import PADDING_MASK, SEGMENT_IDS, TOKEN_IDS
 from mtrec.components.text_encoder.masking import (
     MASK_IDS,

@@ -1,0 +1,65 @@
+"""The TextEncoder's item vectors, lined up with what the recommender indexes.
+
+The encoder's vectors share a large common direction (mean cosine ~0.7 on
+ML-100K), so they are centred and re-normalised before the candidate tower's
+learned projection sees them; the same centring is applied to every vector
+(catalogue, cold items at serving time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from mtrec.models import features as F
+
+
+@dataclasses.dataclass
+class ItemText:
+    ids: dict[str, int]  # item id -> row of `vectors`
+    vectors: np.ndarray  # float32 [N, D], centred and L2-normalised
+    mean: np.ndarray  # float32 [D], subtracted from raw encoder vectors
+    encoder_dir: str | None  # TF SavedModel: text -> raw vector
+
+    @classmethod
+    def load(cls, uri: str) -> ItemText:
+        from mtrec.components.text_encoder import artifacts
+        from mtrec.components.text_encoder.export import load_item_text_embeddings
+
+        ids, raw = load_item_text_embeddings(uri)
+        mean = raw.mean(axis=0).astype(np.float32)
+        encoder_dir = os.path.join(uri, artifacts.ENCODER_DIR)
+        return cls(
+            ids={item: i for i, item in enumerate(ids)},
+            vectors=centre(raw, mean),
+            mean=mean,
+            encoder_dir=encoder_dir if os.path.isdir(encoder_dir) else None,
+        )
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def rows_for(self, item_ids) -> np.ndarray:
+        """Vectors for raw item ids (bytes or str); zeros for ids without text."""
+        out = np.zeros((len(item_ids), self.dim), dtype=np.float32)
+        for row, item in enumerate(item_ids):
+            key = item.decode() if isinstance(item, bytes) else str(item)
+            if key in self.ids:
+                out[row] = self.vectors[self.ids[key]]
+        return out
+
+    def table(self, tft_output, num_rows: int) -> np.ndarray:
+        """[num_rows, D] indexed by item_idx (vocabulary index + 1); zeros elsewhere."""
+        vocab = tft_output.vocabulary_by_name(F.ITEM_VOCAB)
+        table = np.zeros((num_rows, self.dim), dtype=np.float32)
+        table[1 : len(vocab) + 1] = self.rows_for(vocab)
+        return table
+
+
+def centre(vectors: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    centred = vectors - mean
+    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
+    return (centred / np.maximum(norms, 1e-6)).astype(np.float32)
