@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from mtrec.data.tables import RATING_COLUMNS, SPLIT, Dataset, empty_malformed
 from mtrec.models import features as F
 

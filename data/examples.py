@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+
 from mtrec.data import tfexample as W
 from mtrec.data.tables import EVAL, SPLIT, TRAIN, Dataset
 from mtrec.models import features as F

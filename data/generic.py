@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from mtrec.data.parsing import LINE, read_csv_rows, to_ratings
 from mtrec.data.tables import (
     EVAL,

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+
 from mtrec.data.parsing import read_csv_rows, read_lines, split_delimited, to_ratings
 from mtrec.data.tables import (
     EVAL,

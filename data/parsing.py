@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from mtrec.data.tables import SPLIT, malformed_frame
 from mtrec.models import features as F
 

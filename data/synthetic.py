@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from mtrec.data import synthetic_vocab as V
 from mtrec.data.tables import Dataset, empty_malformed, make_items, make_users
 from mtrec.models import features as F

@@ -19,8 +19,6 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
-from mtrec.serving import tensor_codec
-from mtrec.serving.errors import ServingError
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -30,6 +28,9 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
     regression_pb2,
 )
+
+from mtrec.serving import tensor_codec
+from mtrec.serving.errors import ServingError
 
 Id = str | int | bytes
 _T = TypeVar("_T")

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import grpc
 import numpy as np
-from mtrec.serving import tensor_codec
-from mtrec.serving.errors import ServingError, failed_precondition, invalid_argument, not_found
-from mtrec.serving.model_manager import DEFAULT_SIGNATURE, ModelManager, Servable, Signature
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -21,6 +18,10 @@ from tensorflow_serving.apis import (
     predict_pb2,
     regression_pb2,
 )
+
+from mtrec.serving import tensor_codec
+from mtrec.serving.errors import ServingError, failed_precondition, invalid_argument, not_found
+from mtrec.serving.model_manager import DEFAULT_SIGNATURE, ModelManager, Servable, Signature
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"

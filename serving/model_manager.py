@@ -32,12 +32,13 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
-from mtrec.serving import tensor_codec
-from mtrec.serving.batching import BatchingOptions, SignatureBatcher
-from mtrec.serving.errors import ServingError, invalid_argument, status_code_from_int
 from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+
+from mtrec.serving import tensor_codec
+from mtrec.serving.batching import BatchingOptions, SignatureBatcher
+from mtrec.serving.errors import ServingError, invalid_argument, status_code_from_int
 
 log = logging.getLogger("mtrec.serving")
 

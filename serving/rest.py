@@ -20,10 +20,11 @@ from typing import Any
 import grpc
 import numpy as np
 from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
+
 from mtrec.serving import handlers, tensor_codec
 from mtrec.serving.errors import ServingError, invalid_argument
 from mtrec.serving.model_manager import DEFAULT_SIGNATURE, ModelManager
-from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
 log = logging.getLogger("mtrec.serving.rest")
 

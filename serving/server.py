@@ -23,12 +23,6 @@ from typing import Any, TypeVar
 
 import grpc
 import tensorflow as tf
-from mtrec.serving import handlers
-from mtrec.serving.batching import BatchingOptions
-from mtrec.serving.errors import ServingError
-from mtrec.serving.model_manager import ModelManager
-from mtrec.serving.server_args import DEFAULT_MAX_REQUEST_BYTES, add_server_arguments
-from mtrec.serving.warmup import replay_warmup
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -38,6 +32,13 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
     regression_pb2,
 )
+
+from mtrec.serving import handlers
+from mtrec.serving.batching import BatchingOptions
+from mtrec.serving.errors import ServingError
+from mtrec.serving.model_manager import ModelManager
+from mtrec.serving.server_args import DEFAULT_MAX_REQUEST_BYTES, add_server_arguments
+from mtrec.serving.warmup import replay_warmup
 
 log = logging.getLogger("mtrec.serving")
 

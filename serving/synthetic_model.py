@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
-from mtrec.models import features as F
 from tensorflow.core.protobuf import saved_model_pb2
+
+from mtrec.models import features as F
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"

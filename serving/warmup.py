@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
 from mtrec.serving import handlers, tensor_codec
 from mtrec.serving.model_manager import WARMUP_FILE, Servable, read_signature_defs
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 # TF Serving refuses warmup files with more records than this.
 MAX_WARMUP_RECORDS = 1000
