@@ -53,6 +53,7 @@ def train_and_export(
     log_dir: str | None = None,
     catalog_dir: str | None = None,
     item_text: ItemText | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> dict:
     """Fit the multi-task model, export it, and return its metrics.
 
@@ -64,14 +65,15 @@ def train_and_export(
     t0 = time.time()
     catalog = read_catalog(catalog_dir, tft_output) if catalog_dir else None
     tables = build_serving_tables(scan_ds, sizes, catalog)
-    model = MultiTaskModel(
-        sizes,
-        config,
-        item_sampling_prob=item_sampling_probability(tft_output, sizes),
-        rating_mean=tables.rating_mean,
-        text_table=item_text.table(tft_output, sizes.items) if item_text else None,
-    )
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    with (strategy or tf.distribute.get_strategy()).scope():
+        model = MultiTaskModel(
+            sizes,
+            config,
+            item_sampling_prob=item_sampling_probability(tft_output, sizes),
+            rating_mean=tables.rating_mean,
+            text_table=item_text.table(tft_output, sizes.items) if item_text else None,
+        )
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
     history = model.fit(
         train_ds, epochs=config.epochs, validation_data=eval_ds, verbose=2, callbacks=callbacks
@@ -91,6 +93,22 @@ def train_and_export(
     }
     log.info("training metrics: %s", metrics)
     return metrics
+
+
+def distribution_strategy(name: str | None) -> tf.distribute.Strategy:
+    """custom_config["distribution"] -> a tf.distribute strategy.
+
+    "multi_worker_mirrored" reads the cluster from TF_CONFIG (set by a TFJob,
+    a Vertex custom job or Kubeflow's training operator); with one worker it
+    behaves like "mirrored". None: the default strategy (one device).
+    """
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name is None:
+        return tf.distribute.get_strategy()
+    raise ValueError(f"unknown distribution {name!r}")
 
 
 def write_warmup(serving_dir: str, tables) -> None:
@@ -131,6 +149,7 @@ def run_fn(fn_args) -> None:
         serving_dir=fn_args.serving_model_dir,
         log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
         catalog_dir=custom.get("item_catalog_uri"),
+        strategy=distribution_strategy(custom.get("distribution")),
         item_text=(
             ItemText.load(custom["item_text_embeddings_uri"])
             if custom.get("item_text_embeddings_uri")

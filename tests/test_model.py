@@ -85,3 +85,12 @@ def test_serving_tables_hold_latest_history_and_seen_items(transformed_synthetic
     seen_ids = {tables.item_ids[p] for p in seen}
     assert seen_ids == {r["item_id_raw"] for r in rows}
     assert np.isclose(tables.rating_mean, np.mean([r["rating_label"] for r in train]))
+
+
+def test_distribution_strategies_from_custom_config():
+    from mtrec.models.trainer import distribution_strategy
+
+    assert isinstance(distribution_strategy("mirrored"), tf.distribute.MirroredStrategy)
+    assert distribution_strategy(None) is tf.distribute.get_strategy()
+    with pytest.raises(ValueError, match="unknown distribution"):
+        distribution_strategy("tpu_magic")
