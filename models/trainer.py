@@ -7,6 +7,7 @@ are (models/catalog.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from mtrec.models.towers import VocabSizes
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "training_metrics.json"
+WEIGHTS_DIR = "weights"
 
 
 def make_dataset(
@@ -54,6 +56,7 @@ def train_and_export(
     catalog_dir: str | None = None,
     item_text: ItemText | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    weights_dir: str | None = None,
 ) -> dict:
     """Fit the multi-task model, export it, and return its metrics.
 
@@ -81,6 +84,8 @@ def train_and_export(
     train_seconds = time.time() - t0
     evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)
     export_serving_model(model, tft_output, tables, serving_dir, item_text)
+    if weights_dir:  # lets `mtrec add-items` re-index a catalogue without retraining
+        save_weights(model, weights_dir)
     write_warmup(serving_dir, tables)
     metrics = {
         "train_seconds": round(train_seconds, 2),
@@ -93,6 +98,13 @@ def train_and_export(
     }
     log.info("training metrics: %s", metrics)
     return metrics
+
+
+def save_weights(model: MultiTaskModel, weights_dir: str) -> None:
+    tf.io.gfile.makedirs(weights_dir)
+    model.save_weights(os.path.join(weights_dir, "model"))
+    with tf.io.gfile.GFile(os.path.join(weights_dir, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(model.config), f)
 
 
 def distribution_strategy(name: str | None) -> tf.distribute.Strategy:
@@ -148,6 +160,7 @@ def run_fn(fn_args) -> None:
         config=config,
         serving_dir=fn_args.serving_model_dir,
         log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
+        weights_dir=os.path.join(fn_args.model_run_dir, WEIGHTS_DIR),
         catalog_dir=custom.get("item_catalog_uri"),
         strategy=distribution_strategy(custom.get("distribution")),
         item_text=(

@@ -121,12 +121,29 @@ def _add_download_parser(sub) -> None:
     p.set_defaults(func=lambda a: __import__("mtrec.data.download", fromlist=["main"]).main(a.args))
 
 
+def _add_items_parser(sub) -> None:
+    p = sub.add_parser("add-items", help="add new items to the served catalogue (no retraining)")
+    p.add_argument("--home", default=os.path.join("outputs", "sample"),
+                   help="the `mtrec run` output folder")
+    p.add_argument("--items", required=True,
+                   help="CSV: item_id,title,genres (|-separated),description,year")
+    p.set_defaults(func=_add_items)
+
+
+def _add_items(args) -> int:
+    from mtrec.add_items import add_items
+
+    add_items(args.home, args.items)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtrec", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="INFO logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
     _add_download_parser(sub)
+    _add_items_parser(sub)
     from mtrec.serving.cli import add_query_parser, add_serve_parser
 
     add_serve_parser(sub)

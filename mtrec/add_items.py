@@ -1,0 +1,74 @@
+"""`mtrec add-items`: new items into the served catalogue, no retraining.
+
+Finds the latest run's artifacts in MLMD (Trainer weights, Transform graph and
+transformed training data, the catalogue, the TextEncoder output), re-indexes
+with models/reindex.py and pushes the result as a new version, atomically,
+next to the pipeline's pushes. Add the same items to your items table too:
+the next pipeline run then trains with them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+
+import pandas as pd
+
+from mtrec.run_state import latest_run
+
+
+def _uri(nodes, node: str, key: str) -> str:
+    try:
+        return nodes[node].outputs[key][0].uri
+    except (KeyError, IndexError) as err:
+        raise FileNotFoundError(
+            f"no {node}.{key} in the latest run; run `mtrec run` first"
+        ) from err
+
+
+def add_items(home: str, items_path: str) -> str:
+    """Returns the pushed version directory."""
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from mtrec.components.atomic_pusher.executor import atomic_copy, next_version
+    from mtrec.models.item_text import ItemText
+    from mtrec.models.reindex import reindex
+    from mtrec.models.trainer import WEIGHTS_DIR
+    from mtrec.pipeline.local_runner import LocalPaths
+
+    paths = LocalPaths(os.path.abspath(home))
+    nodes = latest_run(paths.metadata_path)
+    items = pd.read_csv(items_path, dtype={"item_id": str}, keep_default_na=False)
+    if "item_id" not in items.columns or items.empty:
+        raise ValueError(f"{items_path}: need an item_id column and at least one row")
+    tft_output = tft.TFTransformOutput(_uri(nodes, "Transform", "transform_graph"))
+    train_files = glob.glob(
+        os.path.join(_uri(nodes, "Transform", "transformed_examples"), "Split-train", "*")
+    )
+    spec = tft_output.transformed_feature_spec()
+    scan = (
+        tf.data.TFRecordDataset(train_files, compression_type="GZIP")
+        .batch(8192)
+        .map(lambda x: tf.io.parse_example(x, spec))
+    )
+    text_uri = nodes.get("TextEncoder")
+    item_text = (
+        ItemText.load(_uri(nodes, "TextEncoder", "item_text_embeddings")) if text_uri else None
+    )
+    work = tempfile.mkdtemp(prefix="add-items-", dir=paths.home)
+    size = reindex(
+        weights_dir=os.path.join(_uri(nodes, "Trainer", "model_run"), WEIGHTS_DIR),
+        tft_output=tft_output,
+        scan_ds=scan,
+        catalog_dir=os.path.join(_uri(nodes, "CatalogExampleGen", "examples"), "Split-catalog"),
+        new_items=items,
+        out_catalog_dir=os.path.join(work, "catalog"),
+        export_dir=os.path.join(work, "model"),
+        item_text=item_text,
+    )
+    base = paths.serving_model_dir
+    target = atomic_copy(os.path.join(work, "model"), base, next_version(base))
+    print(f"catalogue now {size} items; pushed {target}")
+    return target

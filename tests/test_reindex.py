@@ -1,0 +1,71 @@
+"""New items join the served catalogue without retraining (models/reindex.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from mtrec.data import generate
+from mtrec.data.examples import write_examples
+from mtrec.models import features as F
+from mtrec.models.model import ModelConfig
+from mtrec.models.reindex import reindex
+from mtrec.models.trainer import train_and_export
+from mtrec.models.transform_local import as_dataset, transform_examples
+
+NEW = pd.DataFrame({
+    "item_id": ["new-1", "new-2"],
+    "title": ["Space Heist", "Quiet Village Love"],
+    "genres": ["Sci-Fi|Action", "Romance"],
+    "description": ["a crew robs a station", "two neighbours fall in love"],
+    "year": [2030, 2031],
+})
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reindex")
+    write_examples(generate(n_users=60, n_items=60, n_ratings=1500, seed=5), out / "examples")
+    tft_output, columns = transform_examples(str(out / "examples"), str(out / "xf"))
+    catalog = str(out / "examples" / "catalog")
+    train_and_export(
+        as_dataset(columns["train"], 256), as_dataset(columns["eval"], 1024),
+        as_dataset(columns["train"], 1024), tft_output,
+        ModelConfig.from_dict({"epochs": 1, "embedding_dim": 16}), str(out / "old"),
+        catalog_dir=catalog, weights_dir=str(out / "weights"),
+    )
+    size = reindex(
+        weights_dir=str(out / "weights"), tft_output=tft_output,
+        scan_ds=as_dataset(columns["train"], 1024), catalog_dir=catalog, new_items=NEW,
+        out_catalog_dir=str(out / "catalog2"), export_dir=str(out / "new"),
+    )
+    users = np.unique(columns["train"][F.USER_ID_XF])[:5].astype(str).tolist()
+    return tf.saved_model.load(str(out / "old")), tf.saved_model.load(str(out / "new")), size, users
+
+
+def test_catalogue_grows_and_users_are_unchanged(models):
+    old, new, size, users = models
+    assert size == 62
+    u = tf.constant(users)
+    np.testing.assert_allclose(old.signatures["embed_user"](user_id=u)["embedding"],
+                               new.signatures["embed_user"](user_id=u)["embedding"], atol=1e-6)
+    every = new.signatures["retrieve"](user_id=u, k=tf.constant(62))["item_ids"].numpy()
+    assert {b"new-1", b"new-2"} <= set(every[0].tolist())
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        old.signatures["retrieve"](user_id=u, k=tf.constant(62))
+
+
+def test_added_item_is_indexed_like_a_cold_item(models):
+    _, new, _, _ = models
+    indexed = new.signatures["embed_item"](item_id=tf.constant(["new-1"]))["embedding"]
+    cold = new.signatures["embed_new_item"](
+        item_id=tf.constant(["new-1"]), title=tf.constant(["Space Heist"]),
+        genres=tf.constant([["Sci-Fi", "Action"]]),
+        description=tf.constant(["a crew robs a station"]),
+        year=tf.constant([2030], tf.int64), text_embedding=tf.zeros([1, 0]),
+    )["embedding"]
+    np.testing.assert_allclose(indexed, cold, atol=1e-5)
+    unknown = new.signatures["embed_item"](item_id=tf.constant(["never-added"]))["embedding"]
+    assert not np.allclose(indexed, unknown)
