@@ -42,6 +42,16 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
     if run_uri and os.path.exists(os.path.join(run_uri, "training_metrics.json")):
         with open(os.path.join(run_uri, "training_metrics.json")) as f:
             summary["training"] = json.load(f)
+    encoder_uri = _uri(nodes.get("TextEncoder"), "item_text_embeddings")
+    if encoder_uri and os.path.exists(os.path.join(encoder_uri, "metadata.json")):
+        with open(os.path.join(encoder_uri, "metadata.json")) as f:
+            meta = json.load(f)
+        summary["text_encoder"] = {
+            "mode": meta["config"]["mode"],
+            "params": meta.get("encoder_params"),
+            "embedding_dim": meta.get("embedding_dim"),
+            **{k: meta["mlm"].get(k) for k in ("steps", "seconds", "loss_before", "loss_after")},
+        }
     evaluator = nodes.get("Evaluator")
     if evaluator and evaluator.outputs.get("blessing"):
         summary["tfma_blessed"] = bool(
@@ -97,6 +107,13 @@ def render(summary: dict) -> str:
         lines.append(
             f"training: {t['train_examples']} examples, {t['epochs']} epochs, "
             f"{t['train_seconds']}s, catalogue {t['catalog_size']} items"
+        )
+    if "text_encoder" in summary:
+        t = summary["text_encoder"]
+        lines.append(
+            f"text encoder: {t['mode']} {t['params']} params, {t['embedding_dim']}-d, "
+            f"MLM {t['steps']} steps in {t['seconds']:.0f}s, "
+            f"loss {t['loss_before']:.2f} -> {t['loss_after']:.2f}"
         )
     if "tfma" in summary:
         tfma = ", ".join(f"{k} {v:.4f}" for k, v in summary["tfma"].items())
