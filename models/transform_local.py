@@ -66,6 +66,10 @@ def analyze_and_transform(train_rows: list[dict], other_rows: list[dict], out_di
         if other_rows:
             other_xf, _ = ((other_rows, metadata), transform_fn) | tft_beam.TransformDataset()
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+    # As the Transform component does: the raw schema next to the graph, which
+    # the serving signatures read to parse requests.
+    raw_dir = os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR)
+    metadata_io.write_metadata(metadata, raw_dir)
     return tft.TFTransformOutput(out_dir), list(train_xf), list(other_xf)
 
 
