@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import os
+import tempfile
 import time
 
 import tensorflow as tf
@@ -83,6 +84,8 @@ def train_and_export(
     )
     train_seconds = time.time() - t0
     evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)
+    if not is_chief(strategy):  # saving is collective; only the chief's copy is kept
+        serving_dir, weights_dir = tempfile.mkdtemp(), None
     export_serving_model(model, tft_output, tables, serving_dir, item_text)
     if weights_dir:  # lets `mtrec add-items` re-index a catalogue without retraining
         save_weights(model, weights_dir)
@@ -105,6 +108,16 @@ def save_weights(model: MultiTaskModel, weights_dir: str) -> None:
     model.save_weights(os.path.join(weights_dir, "model"))
     with tf.io.gfile.GFile(os.path.join(weights_dir, "config.json"), "w") as f:
         json.dump(dataclasses.asdict(model.config), f)
+
+
+def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def distribution_strategy(name: str | None) -> tf.distribute.Strategy:

@@ -324,14 +324,11 @@ def test_create_pipeline_rejects_unknown_distribution():
         )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    not SCHEMA_TITLE.fullmatch(ItemTextEmbeddings.TYPE_NAME),
-    reason="KFP v2 needs custom artifact TYPE_NAMEs like 'mtrec.ItemTextEmbeddings'",
-    raises=ValueError,
-    strict=True,
-)
 def test_text_encoder_compiles_and_feeds_the_trainer(tmp_path):
-    """With the default settings (as local runs) the TextEncoder is in the spec."""
+    """With the default settings (as local runs) the TextEncoder is in the spec.
+
+    KFP v2 only compiles custom artifact types named `<namespace>.<Type>`."""
+    assert SCHEMA_TITLE.fullmatch(ItemTextEmbeddings.TYPE_NAME)
     out = tmp_path / "text.yaml"
     kfv2.main([*CLI_ARGS[:8], "--output", str(out)])
     spec, *_ = yaml.safe_load_all(out.read_text())

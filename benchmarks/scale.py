@@ -1,0 +1,366 @@
+"""How the local pipeline scales with data size: wall time, peak memory, throughput.
+
+For each size (interactions; users and items grow proportionally) a fresh
+subprocess generates synthetic data (mtrec.data.synthetic.generate), writes
+examples (mtrec.data.examples.write_examples) and runs the whole pipeline
+with mtrec.pipeline.local_runner (no cache). Why a subprocess: peak memory of
+one size must not include the heap left behind by the previous one.
+
+Timings per component come from ML Metadata: LocalDagRunner registers an
+execution when the component starts and updates it when it is published, so
+[create_time, last_update_time] is the component's interval. A sampling thread
+records the RSS of the whole process tree (Beam's DirectRunner workers are
+child processes) every 0.25 s; each sample is attributed to the component
+whose interval contains it, which gives the per-component peak.
+
+    .venv/bin/python benchmarks/scale.py --sizes 100000 1000000 --epochs 1
+
+Writes benchmarks/results/scale.json and scale.md, prints the table, names the
+dominating component and fits each component's growth exponent (log-log slope
+of wall time against interactions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+RESULTS = Path(__file__).resolve().parent / "results"
+RATINGS_PER_USER = 60  # ~ML-100K's 106; users = n / 60
+RATINGS_PER_ITEM = 80  # items = n / 80
+SAMPLE_SECONDS = 0.25
+DATA_STAGES = ("generate", "write_examples")
+NOTES_HEADING = "## Notes"  # a hand-written section from here on survives re-rendering
+MIN_WALL_S = 1.0  # shorter stages are start-up cost; no exponent is fitted for them
+
+
+class TreeSampler(threading.Thread):
+    """Samples (time, RSS of this process and all its descendants) until stopped."""
+
+    def __init__(self, interval: float = SAMPLE_SECONDS) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop_event = threading.Event()
+        self._root = psutil.Process()
+
+    def rss(self) -> int:
+        total = 0
+        for proc in [self._root, *self._root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += proc.memory_info().rss
+        return total
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            self.samples.append((time.time(), self.rss()))
+            self._stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+    def peak(self, start: float, end: float) -> int:
+        """Largest sample within [start, end]; for a stage shorter than the sampling
+        interval (no sample inside), the sample nearest to it."""
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        if inside or not self.samples:
+            return max(inside, default=0)
+        return min(self.samples, key=lambda s: min(abs(s[0] - start), abs(s[0] - end)))[1]
+
+
+def component_intervals(metadata_path: str) -> dict[str, tuple[float, float, str]]:
+    """Node id -> (start, end, state) of its execution in the (only) run, from MLMD."""
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    store = metadata_store.MetadataStore(config)
+    states = metadata_store_pb2.Execution.State
+    result = {}
+    for execution in store.get_executions():
+        nodes = [
+            c.name.split(".", 1)[-1]
+            for c in store.get_contexts_by_execution(execution.id)
+            if c.type == "node"
+        ]
+        if nodes:
+            result[nodes[0]] = (
+                execution.create_time_since_epoch / 1000,
+                execution.last_update_time_since_epoch / 1000,
+                states.Name(execution.last_known_state),
+            )
+    return result
+
+
+def run_one(n: int, epochs: int, workers: int, home: str) -> dict[str, Any]:
+    """One size, in this process: data, examples, pipeline; returns its measurements."""
+    import mtrec  # noqa: F401, I001  (Keras 2 before TensorFlow)
+    from mtrec.data.examples import write_examples
+    from mtrec.data.synthetic import generate
+    from mtrec.pipeline import local_runner
+
+    n_users, n_items = max(50, n // RATINGS_PER_USER), max(50, n // RATINGS_PER_ITEM)
+    load_start = os.getloadavg()[0]
+    sampler = TreeSampler()
+    sampler.start()
+    stages: dict[str, dict[str, Any]] = {}
+    t0 = time.time()
+    dataset = generate(n_users, n_items, n, seed=0)
+    t1 = time.time()
+    examples_root = os.path.join(home, "examples")
+    report = write_examples(dataset, examples_root, shards=workers)
+    del dataset
+    t2 = time.time()
+    for name, (start, end) in (("generate", (t0, t1)), ("write_examples", (t1, t2))):
+        stages[name] = {
+            "wall_s": end - start,
+            "peak_rss_mb": sampler.peak(start, end) / 2**20,
+            "state": "COMPLETE",
+        }
+    paths = local_runner.LocalPaths(home)
+    error = None
+    try:
+        local_runner.run(
+            paths,
+            examples_root=examples_root,
+            model_config={"epochs": epochs},
+            workers=workers,
+            enable_cache=False,
+        )
+    except Exception as err:  # noqa: BLE001 - recorded, the table shows how far it got
+        error = f"{type(err).__name__}: {err}"
+    t3 = time.time()
+    sampler.stop()
+    for node, (start, end, state) in sorted(
+        component_intervals(paths.metadata_path).items(), key=lambda kv: kv[1][0]
+    ):
+        stages[node] = {
+            "wall_s": end - start,
+            "peak_rss_mb": sampler.peak(start, end) / 2**20,
+            "state": state,
+        }
+    for stage in stages.values():
+        stage["examples_per_s"] = n / stage["wall_s"] if stage["wall_s"] > 0 else None
+    return {
+        "interactions": n,
+        "users": n_users,
+        "items": n_items,
+        "rows": report.get("rows"),
+        "epochs": epochs,
+        "workers": workers,
+        "stages": stages,
+        "pipeline_wall_s": t3 - t2,
+        "total_wall_s": t3 - t0,
+        "peak_rss_mb": max((rss for _, rss in sampler.samples), default=0) / 2**20,
+        "load_avg_1m": {"start": load_start, "end": os.getloadavg()[0]},
+        "cpus": os.cpu_count(),
+        "error": error,
+    }
+
+
+def run_size(n: int, epochs: int, workers: int, timeout: float, keep: bool) -> dict[str, Any]:
+    """Run one size in a fresh subprocess (own session, killed as a group on timeout)."""
+    home = tempfile.mkdtemp(prefix=f"mtrec-scale-{n}-")
+    out = os.path.join(home, "result.json")
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(n),
+        "--epochs",
+        str(epochs),
+        "--workers",
+        str(workers),
+        "--home",
+        home,
+        "--out",
+        out,
+    ]
+    started = time.time()
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    try:
+        if os.path.exists(out):
+            return json.loads(Path(out).read_text())
+        return {
+            "interactions": n,
+            "error": f"no result (exit {proc.returncode}, "
+            f"{time.time() - started:.0f}s, timeout {timeout:.0f}s)",
+        }
+    finally:
+        if not keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of y on x."""
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx > 0 else None
+
+
+def _completed(result: dict[str, Any], stage: str) -> bool:
+    return result["stages"].get(stage, {}).get("state") == "COMPLETE"
+
+
+def growth_exponents(results: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per stage timed at >= 2 sizes, the exponent k of wall ~ n^k (log-log slopes).
+
+    "fit" uses every size; "last_pair" only the two largest, which is nearer the
+    asymptote when fixed start-up costs dominate the small sizes. Stages that
+    stay under MIN_WALL_S are skipped: their time is start-up and noise.
+    """
+    ok = sorted((r for r in results if r.get("stages")), key=lambda r: r["interactions"])
+    names = {name for r in ok for name in r["stages"]}
+    exponents = {}
+    for name in sorted(names):
+        done = [r for r in ok if _completed(r, name) and r["stages"][name]["wall_s"] > 0]
+        points = [
+            (math.log(r["interactions"]), math.log(r["stages"][name]["wall_s"])) for r in done
+        ]
+        walls = [r["stages"][name]["wall_s"] for r in done]
+        if len(points) < 2 or max(walls) < MIN_WALL_S:
+            continue
+        exponents[name] = {"fit": _slope(points), "last_pair": _slope(points[-2:])}
+    return exponents
+
+
+def render(results: list[dict[str, Any]], slopes: dict[str, dict]) -> str:
+    """Markdown: one table per size, then exponents and the dominating component."""
+    lines = ["# Pipeline scaling (local, LocalDagRunner + DirectRunner)", ""]
+    for r in results:
+        head = f"## {r['interactions']:,} interactions"
+        if "users" in r:
+            head += (
+                f" ({r['users']:,} users, {r['items']:,} items, epochs={r['epochs']}, "
+                f"workers={r['workers']})"
+            )
+        lines += [head, ""]
+        if r.get("error"):
+            lines += [f"**error:** {r['error']}", ""]
+        if not r.get("stages"):
+            continue
+        lines += [
+            "| stage | state | wall s | share | peak RSS MB | examples/s |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        total = sum(s["wall_s"] for s in r["stages"].values())
+        for name, s in r["stages"].items():
+            eps = f"{s['examples_per_s']:,.0f}" if s.get("examples_per_s") else ""
+            lines.append(
+                f"| {name} | {s['state']} | {s['wall_s']:.1f} | "
+                f"{s['wall_s'] / total:.0%} | {s['peak_rss_mb']:,.0f} | {eps} |"
+            )
+        pipeline = {k: v for k, v in r["stages"].items() if k not in DATA_STAGES}
+        if pipeline:
+            top = max(pipeline, key=lambda k: pipeline[k]["wall_s"])
+            load = r.get("load_avg_1m", {})
+            lines += [
+                "",
+                f"Pipeline wall {r['pipeline_wall_s']:.0f} s, total "
+                f"{r['total_wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:,.0f} MB, "
+                f"1-min load average {load.get('start', 0):.1f} -> {load.get('end', 0):.1f} "
+                f"on {r.get('cpus')} CPUs; "
+                f"dominating component: **{top}** "
+                f"({pipeline[top]['wall_s'] / r['pipeline_wall_s']:.0%} of pipeline wall).",
+            ]
+        lines.append("")
+    if slopes:
+        sized = sorted((r for r in results if r.get("stages")), key=lambda r: r["interactions"])
+        sizes = " / ".join(f"{r['interactions']:,}" for r in sized)
+        lines += [
+            "## Growth with size",
+            "",
+            f"Completed stages over {MIN_WALL_S:g} s at some size. Exponent k of wall ~ n^k "
+            "(log-log): `fit` over all sizes, `last` over the two largest only (nearer the "
+            "asymptote when fixed start-up costs dominate small sizes).",
+            "",
+            f"| stage | k fit | k last | wall s ({sizes}) | peak RSS MB ({sizes}) |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for name, k in sorted(slopes.items(), key=lambda kv: -(kv[1]["last_pair"] or 0)):
+            fit, last = (f"{v:.2f}" if v is not None else "" for v in (k["fit"], k["last_pair"]))
+            walls, rss = (
+                " / ".join(
+                    f"{r['stages'][name][key]:,.0f}" if _completed(r, name) else "-" for r in sized
+                )
+                for key in ("wall_s", "peak_rss_mb")
+            )
+            lines.append(f"| {name} | {fit} | {last} | {walls} | {rss} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, text: str) -> None:
+    """Write the rendered tables, keeping a hand-written NOTES_HEADING section if present."""
+    old = path.read_text() if path.exists() else ""
+    notes = old[old.index(NOTES_HEADING) :] if NOTES_HEADING in old else ""
+    path.write_text(text + ("\n" + notes if notes else ""))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2, help="DirectRunner workers")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds per size")
+    p.add_argument("--keep", action="store_true", help="keep each size's working folder")
+    p.add_argument("--results", default=str(RESULTS))
+    p.add_argument("--render", action="store_true", help="only re-render scale.md from scale.json")
+    p.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--home", help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        result = run_one(args.child, args.epochs, args.workers, args.home)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+        return
+
+    out = Path(args.results)
+    if args.render:
+        results = json.loads((out / "scale.json").read_text())["results"]
+        slopes = growth_exponents(results)
+        (out / "scale.json").write_text(
+            json.dumps({"results": results, "growth_exponents": slopes}, indent=2)
+        )
+        write_markdown(out / "scale.md", render(results, slopes))
+        print(render(results, slopes))
+        return
+    results = []
+    out.mkdir(parents=True, exist_ok=True)
+    for n in args.sizes:
+        print(f"== {n:,} interactions", flush=True)
+        results.append(run_size(n, args.epochs, args.workers, args.timeout, args.keep))
+        slopes = growth_exponents(results)
+        # Written after every size, so a later size that times out loses nothing.
+        (out / "scale.json").write_text(
+            json.dumps({"results": results, "growth_exponents": slopes}, indent=2)
+        )
+        write_markdown(out / "scale.md", render(results, slopes))
+    print(render(results, growth_exponents(results)))
+
+
+if __name__ == "__main__":
+    main()
