@@ -46,6 +46,8 @@ class ModelConfig:
     )
     uncertainty_weighting: bool = False
     temperature: float = 0.1  # retrieval softmax temperature on cosine scores
+    # Subtract log P(item in batch) from in-batch logits (sampling-bias correction).
+    logq_correction: bool = True
     id_dropout: float = 0.05  # share of ids replaced by "unknown" (cold-start row)
     # Final recommendation score = sum of weight * component (see export.py).
     blend: tuple[tuple[str, float], ...] = (
@@ -201,8 +203,10 @@ class MultiTaskModel(tfrs.Model):
             losses["retrieval"] = self.retrieval_task(
                 self.retrieval_vector(q),
                 self.retrieval_vector(c),
-                candidate_sampling_probability=tf.gather(
-                    self.item_sampling_prob, x[F.ITEM_IDX]
+                candidate_sampling_probability=(
+                    tf.gather(self.item_sampling_prob, x[F.ITEM_IDX])
+                    if self.config.logq_correction
+                    else None
                 ),
                 candidate_ids=x[F.ITEM_IDX],
                 compute_metrics=False,
