@@ -1,0 +1,172 @@
+"""Data for benchmarks/quality.py: load, clean, write examples, transform once, cache.
+
+The MovieLens files are read from outside the repository and everything
+derived from them (examples, transform output, models) goes under a work
+directory (default `outputs/quality`, git-ignored): ML-100K may not be
+redistributed.
+
+`holdout=True` is for tuning: the official test split is dropped and a
+validation split is carved from the training ratings instead (a seeded random
+20% for ML-100K's random u-splits, the latest 20% per user for time splits),
+so hyper-parameters are never chosen on the test set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mtrec.data import clean, load_dataset
+from mtrec.data.examples import time_split, write_examples
+from mtrec.data.tables import EVAL, SPLIT, TRAIN, Dataset
+from mtrec.models import features as F
+
+HOLDOUT_FRACTION = 0.2
+_SOURCES = ("preprocessing.py", "features.py", "transform_local.py")
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Transformed train/eval columns plus what the evaluation needs as ground truth."""
+
+    name: str
+    tft_output: object
+    train: dict[str, np.ndarray]  # transformed training columns
+    eval: dict[str, np.ndarray]  # transformed held-out columns
+    eval_examples: np.ndarray  # serialized raw held-out tf.Examples (serving_default input)
+    report: dict  # write_examples' report
+
+    def truth(self) -> Truth:
+        return Truth.build(self.train, self.eval, self.tft_output)
+
+
+@dataclasses.dataclass
+class Truth:
+    """Ground truth in catalogue positions (catalogue = the items seen in training)."""
+
+    catalog: np.ndarray  # [C] item ids
+    users: np.ndarray  # [U] test user ids
+    row_user: np.ndarray  # [n] row in `users` of each held-out interaction
+    items: np.ndarray  # [n] held-out item ids
+    ratings: np.ndarray  # [n] held-out ratings
+    seen: list[np.ndarray]  # per test user: catalogue positions rated in training
+    relevant: list[set]  # per test user: held-out item ids
+    liked_genres: np.ndarray  # [U, G] bool: genres of the user's held-out liked items
+    item_users: dict  # item id -> distinct training users (novelty)
+    num_train_users: int
+    train_items: np.ndarray  # [N] item id of each training rating
+    train_ratings: np.ndarray
+
+    @classmethod
+    def build(cls, train: dict, held_out: dict, tft_output) -> Truth:
+        train_users, train_items = train[F.USER_ID_XF], train[F.ITEM_ID_XF]
+        catalog = np.unique(train_items)
+        position = {item: p for p, item in enumerate(catalog.tolist())}
+        users, row_user = np.unique(held_out[F.USER_ID_XF], return_inverse=True)
+        seen_by_user: dict[bytes, list[int]] = {}
+        for user, item in zip(train_users.tolist(), train_items.tolist(), strict=True):
+            seen_by_user.setdefault(user, []).append(position[item])
+        seen = [np.unique(seen_by_user.get(u, [])).astype(np.int64) for u in users.tolist()]
+        items = held_out[F.ITEM_ID_XF]
+        relevant: list[set] = [set() for _ in users]
+        for row, item in zip(row_user.tolist(), items.tolist(), strict=True):
+            relevant[row].add(item)
+        num_genres = tft_output.vocabulary_size_by_name(F.GENRE_VOCAB)
+        liked = held_out[F.LIKED_XF] > 0
+        genres = held_out[F.GENRES_MULTI_HOT][:, :num_genres] > 0
+        liked_genres = np.zeros((len(users), num_genres), dtype=bool)
+        np.logical_or.at(liked_genres, row_user[liked], genres[liked])
+        pairs = pd.DataFrame({"u": train_users, "i": train_items}).drop_duplicates()
+        return cls(
+            catalog=catalog,
+            users=users,
+            row_user=row_user,
+            items=items,
+            ratings=held_out[F.RATING_XF],
+            seen=seen,
+            relevant=relevant,
+            liked_genres=liked_genres,
+            item_users=pairs.groupby("i").size().to_dict(),
+            num_train_users=int(pd.unique(train_users).size),
+            train_items=train_items,
+            train_ratings=train[F.RATING_XF],
+        )
+
+
+def holdout_split(dataset: Dataset, seed: int = 0) -> Dataset:
+    """Replace the test split by a validation split carved from the training ratings."""
+    ratings = dataset.ratings
+    if SPLIT in ratings.columns:
+        train = ratings[ratings[SPLIT] == TRAIN].reset_index(drop=True)
+        rng = np.random.default_rng(seed)
+        is_eval = rng.random(len(train)) < HOLDOUT_FRACTION
+    else:
+        # A time split: hold out the latest 20% of each user's training ratings.
+        train = ratings[~time_split(ratings, HOLDOUT_FRACTION)].reset_index(drop=True)
+        is_eval = time_split(train, HOLDOUT_FRACTION)
+    train = train.assign(**{SPLIT: np.where(is_eval, EVAL, TRAIN)})
+    return dataclasses.replace(dataset, name=f"{dataset.name}+holdout", ratings=train)
+
+
+def _digest(dataset: Dataset) -> str:
+    h = hashlib.sha256(dataset.name.encode())
+    ratings = dataset.ratings
+    h.update(pd.util.hash_pandas_object(ratings, index=False).values.tobytes())
+    models = Path(__file__).resolve().parents[1] / "models"
+    for name in _SOURCES:
+        h.update((models / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _serialized(directory: Path) -> np.ndarray:
+    import tensorflow as tf
+
+    files = sorted(glob.glob(str(directory / "*")))
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192)
+    return np.concatenate([b for b in records.as_numpy_iterator()])
+
+
+def prepare(
+    source: str, path: str, split: str | None, work_root: Path, holdout: bool = False
+) -> tuple[Prepared, Path]:
+    """Examples + Transform for one dataset/split, reused when inputs are unchanged."""
+    import tensorflow_transform as tft
+
+    from mtrec.models.transform_local import read_transformed, transform_examples
+
+    dataset = clean(load_dataset(source, path, split)).dataset
+    if holdout:
+        dataset = holdout_split(dataset)
+    label = f"{source}_{split or 'time'}{'_holdout' if holdout else ''}"
+    work = work_root / label / _digest(dataset)
+    done = work / "DONE"
+    if not done.exists():
+        shutil.rmtree(work, ignore_errors=True)
+        report = write_examples(dataset, work / "examples")
+        transform_examples(str(work / "examples"), str(work / "xf"))
+        done.write_text(json.dumps(report))
+    tft_output = tft.TFTransformOutput(str(work / "xf" / "transform"))
+    columns = {s: read_transformed(tft_output, work / "xf" / "transformed" / s) for s in
+               ("train", "eval")}
+    prepared = Prepared(
+        name=label,
+        tft_output=tft_output,
+        train=columns["train"],
+        eval=columns["eval"],
+        eval_examples=_serialized(work / "examples" / "eval"),
+        report=json.loads(done.read_text()),
+    )
+    return prepared, work
+
+
+def default_data_path(source: str) -> str:
+    """<repo>/../shared/data/<source>: the MovieLens copies live outside the repository."""
+    return os.path.join(Path(__file__).resolve().parents[2], "shared", "data", source)
