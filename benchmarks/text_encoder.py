@@ -19,6 +19,9 @@ One run, per dataset:
    ranked against the FULL catalogue with `retrieve`; HR@10/50/100 for the model
    with and without text, random (k/N) and popularity (0: no training ratings).
 
+`--repeats N` trains every variant N times on differently shuffled data and
+reports the mean and half the range: single-run warm deltas are within noise.
+
 Data preparation and metrics are benchmarks/quality_data.py's and
 models/evaluation.py's. MovieLens files are read from outside the repository;
 examples, transform output, encoder and models go under --work-dir (git-ignored).
@@ -60,7 +63,7 @@ from mtrec.models.trainer import train_and_export
 from mtrec.models.transform_local import as_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import _batched, _shuffled  # noqa: E402
+from quality import _batched  # noqa: E402
 from quality_data import (  # noqa: E402
     Prepared,
     Truth,
@@ -171,14 +174,37 @@ def encoder_summary(metadata: dict) -> dict:
 
 
 # ---------------------------------------------------------------- model
+def shuffled(columns: dict[str, np.ndarray], batch_size: int, seed: int) -> tf.data.Dataset:
+    """Training batches reshuffled every epoch, in an order fixed by `seed` alone.
+
+    tf.data fixes a shuffle's seeds when the dataset is built, from the global
+    seed of that moment (unset in a fresh process, 0 after a first
+    train_and_export): setting it here makes a run independent of what the
+    process trained before. Repeats use seeds 0, 1, ...
+    """
+    tf.keras.utils.set_random_seed(seed)
+    n = len(next(iter(columns.values())))
+    return (
+        tf.data.Dataset.from_tensor_slices(columns)
+        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
 def train(
-    prepared: Prepared, work: Path, config: ModelConfig, item_text: ItemText | None, tag: str
+    prepared: Prepared,
+    work: Path,
+    config: ModelConfig,
+    item_text: ItemText | None,
+    tag: str,
+    seed: int = 0,
 ) -> tuple[dict, float]:
     """Trainer code path on the full catalogue; returns (signatures, seconds)."""
     t0 = time.time()
     model_dir = tempfile.mkdtemp(prefix=f"{tag}-", dir=work)
     train_and_export(
-        _shuffled(prepared.train, config.batch_size),
+        shuffled(prepared.train, config.batch_size, seed),
         as_dataset(prepared.eval, 4096),
         as_dataset(prepared.train, 8192),
         prepared.tft_output,
@@ -188,6 +214,15 @@ def train(
         item_text=item_text,
     )
     return tf.saved_model.load(model_dir).signatures, time.time() - t0
+
+
+def repeated(runs: list[dict]) -> dict:
+    """Mean of each metric over repeated runs, the range as 'spread', and the runs."""
+    mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    if len(runs) == 1:
+        return mean
+    spread = {k: float(np.ptp([r[k] for r in runs])) for k in runs[0] if k != "seconds"}
+    return {**mean, "spread": spread, "runs": runs}
 
 
 def rmse(served: dict, prepared: Prepared) -> float:
@@ -255,14 +290,19 @@ COLD_COLUMNS = (
 
 
 def table(rows: dict[str, dict], columns: tuple) -> str:
+    """Markdown table of means; '±' is half the range over repeated runs."""
     lines = ["| variant | " + " | ".join(label for _, label in columns) + " |",
              "|---|" + "---:|" * len(columns)]
     for name, metrics in rows.items():
         cells = []
         for key, _ in columns:
-            value = metrics.get(key)
-            cells.append("–" if value is None else
-                         f"{value:.0f}" if key == "seconds" else f"{value:.4f}")
+            value, spread = metrics.get(key), metrics.get("spread", {}).get(key)
+            if value is None:
+                cells.append("–")
+            elif key == "seconds":
+                cells.append(f"{value:.0f}")
+            else:
+                cells.append(f"{value:.4f}" + ("" if spread is None else f" ±{spread / 2:.4f}"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -275,7 +315,9 @@ def verdicts(payload: dict) -> list[str]:
     for key, label, better in (("hit_rate@100", "HR@100", 1), ("ndcg@10", "NDCG@10", 1),
                                ("rmse", "RMSE", -1)):
         delta = text[key] - base[key]
+        noise = (base.get("spread", {}).get(key, 0.0) + text.get("spread", {}).get(key, 0.0)) / 2
         verdict = ("unchanged" if abs(delta) < SAME else
+                   "within the run-to-run spread" if abs(delta) <= noise else
                    "better" if delta * better > 0 else "worse")
         lines.append(f"- warm {label}: {base[key]:.4f} -> {text[key]:.4f} "
                      f"({delta:+.5f}, {verdict} with text)")
@@ -297,7 +339,11 @@ def markdown(payload: dict) -> str:
     return "\n".join([
         f"# TextEncoder benchmark: {setup['dataset']} {setup['split']}",
         "",
-        f"Host: {setup['host']}. Total wall time {payload['seconds']['total']:.0f}s.",
+        f"Host: {setup['host']}. Total wall time {payload['seconds']['total']:.0f}s. "
+        f"Each model variant trained {setup.get('repeats', 1)}x (mean"
+        + (", ± half the range over the runs)." if setup.get("repeats", 1) > 1 else
+           "; a single run: retraining on another data order can move NDCG@10 and RMSE by "
+           "~0.01, see --repeats)."),
         "",
         "## Text encoder",
         "",
@@ -360,6 +406,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--encoder-config", default="{}", help="JSON TextEncoderConfig overrides")
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0, help="seed of the cold-item draw")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="train each variant N times (training-data order seeded 0..N-1); "
+                        "report the mean and ± half the range")
     parser.add_argument("--skip-warm", action="store_true",
                         help="cold protocol only (prints, writes no results)")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "text_encoder"))
@@ -407,11 +456,14 @@ def main(argv: list[str] | None = None) -> int:
     truth = prepared.truth()
     if not args.skip_warm:
         for name, text in (("without_text", None), ("with_text", item_text)):
-            served, train_seconds = train(prepared, work, config, text, f"warm-{name}")
-            t0 = time.time()
-            warm[name] = {**warm_metrics(served, prepared, truth), "seconds": train_seconds}
-            print(f"warm {name}: {json.dumps(warm[name])}", flush=True)
-            _timed(f"warm_{name}", seconds, t0 - train_seconds)
+            t0, runs = time.time(), []
+            for repeat in range(args.repeats):
+                served, train_seconds = train(prepared, work, config, text, f"warm-{name}",
+                                              seed=repeat)
+                runs.append({**warm_metrics(served, prepared, truth), "seconds": train_seconds})
+                print(f"warm {name}: {json.dumps(runs[-1])}", flush=True)
+            warm[name] = repeated(runs)
+            _timed(f"warm_{name}", seconds, t0)
 
     t0 = time.time()
     dataset = clean(load_dataset(args.dataset, data, split)).dataset
@@ -421,17 +473,21 @@ def main(argv: list[str] | None = None) -> int:
     _timed("prepare_cold", seconds, t0)
     cold_results: dict[str, dict] = baselines(cold_truth, cold, catalog_size)
     for name, text in (("without_text", None), ("with_text", item_text)):
-        served, train_seconds = train(cold_prepared, cold_work, config, text, f"cold-{name}")
-        t0 = time.time()
-        cold_results[name] = {**cold_metrics(served, cold_truth, cold), "seconds": train_seconds}
-        print(f"cold {name}: {json.dumps(cold_results[name])}", flush=True)
-        _timed(f"cold_{name}", seconds, t0 - train_seconds)
+        t0, runs = time.time(), []
+        for repeat in range(args.repeats):
+            served, train_seconds = train(cold_prepared, cold_work, config, text,
+                                          f"cold-{name}", seed=repeat)
+            runs.append({**cold_metrics(served, cold_truth, cold), "seconds": train_seconds})
+            print(f"cold {name}: {json.dumps(runs[-1])}", flush=True)
+        cold_results[name] = repeated(runs)
+        _timed(f"cold_{name}", seconds, t0)
     seconds["total"] = round(time.time() - start, 1)
 
     is_cold = cold_rows(cold_truth.items, cold)
     payload = {
         "setup": {
             "dataset": args.dataset,
+            "repeats": args.repeats,
             "split": split or "per-user time (latest 20% held out)",
             "catalog": int(catalog_size),
             "warm": {
