@@ -320,6 +320,12 @@ def write_markdown(path: Path, text: str) -> None:
     path.write_text(text + ("\n" + notes if notes else ""))
 
 
+def write_json(path: Path, results: list[dict[str, Any]], slopes: dict[str, dict]) -> None:
+    """Write scale.json, keeping its other keys ("generation" from benchmarks/generation.py)."""
+    old = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**old, "results": results, "growth_exponents": slopes}, indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
@@ -342,9 +348,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.render:
         results = json.loads((out / "scale.json").read_text())["results"]
         slopes = growth_exponents(results)
-        (out / "scale.json").write_text(
-            json.dumps({"results": results, "growth_exponents": slopes}, indent=2)
-        )
+        write_json(out / "scale.json", results, slopes)
         write_markdown(out / "scale.md", render(results, slopes))
         print(render(results, slopes))
         return
@@ -355,9 +359,7 @@ def main(argv: list[str] | None = None) -> None:
         results.append(run_size(n, args.epochs, args.workers, args.timeout, args.keep))
         slopes = growth_exponents(results)
         # Written after every size, so a later size that times out loses nothing.
-        (out / "scale.json").write_text(
-            json.dumps({"results": results, "growth_exponents": slopes}, indent=2)
-        )
+        write_json(out / "scale.json", results, slopes)
         write_markdown(out / "scale.md", render(results, slopes))
     print(render(results, growth_exponents(results)))
 

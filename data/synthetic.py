@@ -9,12 +9,14 @@ popularity *and* affinity, and the rating on affinity + quality + noise, so
 personalised retrieval beats popularity and item text carries signal.
 
 `python -m mtrec.data.synthetic --out data/sample` regenerates the embedded
-sample byte for byte.
+sample byte for byte. Memory is O(ratings + (users + items) x genres): the
+users x items selection logits exist only a block of users at a time.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,7 @@ SPAN = 5 * 365 * 86_400  # ratings fall in 2015..2019
 POPULARITY_WEIGHT = 1.0  # selection logit = POPULARITY_WEIGHT*log(pop) + AFFINITY_WEIGHT*match
 AFFINITY_WEIGHT = 2.0
 MIN_RATINGS_PER_USER = 5
+BLOCK_CELLS = 2**20  # users x items per block of selection logits (8 MB of float64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,14 +46,55 @@ class GroundTruth:
     item_quality: np.ndarray  # [n_items]
     item_popularity: np.ndarray  # [n_items] > 0
 
-    def match(self) -> np.ndarray:
-        """[n_users, n_items] mean affinity of each user for each item's genres."""
-        per_item = self.item_genres / self.item_genres.sum(axis=1, keepdims=True)
-        return np.einsum("ug,ig->ui", self.user_affinity, per_item, optimize=False)
+    def genre_shares(self) -> np.ndarray:
+        """[n_items, n_genres] each item's genres weighted 1/k, so a match is a mean."""
+        return self.item_genres / self.item_genres.sum(axis=1, keepdims=True)
 
-    def selection_logits(self) -> np.ndarray:
+    def match(self, users: slice = slice(None)) -> np.ndarray:
+        """[n_users, n_items] mean affinity of each user for each item's genres.
+
+        Dense: for tests on small sets. `users` picks a block of rows; generation
+        uses `user_blocks` instead, which never holds the whole matrix.
+        """
+        return _match(self.user_affinity[users], self.genre_shares())
+
+    def selection_logits(self, users: slice = slice(None)) -> np.ndarray:
         """[n_users, n_items] log-odds (up to a per-user constant) of rating an item."""
-        return POPULARITY_WEIGHT * np.log(self.item_popularity) + AFFINITY_WEIGHT * self.match()
+        return _logits(_log_popularity(self.item_popularity), self.match(users))
+
+    def user_blocks(
+        self, max_cells: int | None = None
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first user, selection logits, match) for consecutive blocks of users.
+
+        Each block has at most `max_cells` (default BLOCK_CELLS) users x items, but
+        at least one user, so memory is O(items) however many users there are.
+        """
+        n_users, n_items = len(self.user_affinity), len(self.item_popularity)
+        rows = max(1, (max_cells or BLOCK_CELLS) // max(1, n_items))
+        shares = self.genre_shares()
+        log_pop = _log_popularity(self.item_popularity)
+        for start in range(0, n_users, rows):
+            match = _match(self.user_affinity[start : start + rows], shares)
+            yield start, _logits(log_pop, match), match
+
+
+def _match(affinity: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """[len(affinity), n_items] user-genre affinity x item genre shares.
+
+    einsum rather than matmul on purpose: it reduces each (user, item) pair on
+    its own, so a block of rows equals the same rows of the full product bit for
+    bit (BLAS may not), and it is the arithmetic the committed sample was made with.
+    """
+    return np.einsum("ug,ig->ui", affinity, shares, optimize=False)
+
+
+def _log_popularity(popularity: np.ndarray) -> np.ndarray:
+    return POPULARITY_WEIGHT * np.log(popularity)
+
+
+def _logits(log_popularity: np.ndarray, match: np.ndarray) -> np.ndarray:
+    return log_popularity + AFFINITY_WEIGHT * match
 
 
 def _users(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -138,6 +182,58 @@ def _counts(rng: np.random.Generator, n_users: int, n_items: int, n_ratings: int
     return counts
 
 
+def _top_k(keys: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the k largest keys, largest first, ties by index.
+
+    Equals np.argsort(-keys, kind="stable")[:k] (what the sample was generated
+    with) but partitions first: O(items + k log k) instead of O(items log items).
+    """
+    neg = -keys
+    if k <= 0:
+        return np.empty(0, dtype=np.intp)
+    if k >= len(neg):
+        return np.argsort(neg, kind="stable")
+    kth = np.partition(neg, k - 1)[k - 1]
+    below = np.flatnonzero(neg < kth)  # fewer than k: all of them are in
+    ties = np.flatnonzero(neg == kth)[: k - len(below)]  # the lowest indices win a tie
+    chosen = np.concatenate([below, ties])
+    return chosen[np.argsort(neg[chosen], kind="stable")]
+
+
+def _user_ratings(
+    rng: np.random.Generator, logits: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One user's rated items (in rating order) and timestamps.
+
+    The random draws and their order are the generator's contract: changing
+    them changes every data set, the committed sample included.
+    """
+    # Gumbel top-k = sampling without replacement proportional to exp(logit).
+    chosen = _top_k(logits + rng.gumbel(size=len(logits)), count)
+    start = START + rng.integers(0, int(0.8 * SPAN))
+    active = max(86_400, int(rng.exponential(120 * 86_400)))
+    stamps = np.sort(start + rng.integers(0, active, count))
+    return rng.permutation(chosen), np.minimum(stamps, START + SPAN - 1)
+
+
+def _interactions(
+    rng: np.random.Generator, truth: GroundTruth, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item index, timestamp, match) of every rating, users in order.
+
+    Selection logits are computed a block of users at a time and the match is
+    kept only for the rated pairs, so memory is O(ratings + block), not users x items.
+    """
+    items, times, match = [], [], []
+    for first, logits, block_match in truth.user_blocks():
+        for row in range(len(logits)):
+            chosen, stamps = _user_ratings(rng, logits[row], counts[first + row])
+            items.append(chosen)
+            times.append(stamps)
+            match.append(block_match[row, chosen])
+    return np.concatenate(items), np.concatenate(times), np.concatenate(match)
+
+
 def generate_with_truth(
     n_users: int = 600, n_items: int = 800, n_ratings: int = 40_000, seed: int = 0
 ) -> tuple[Dataset, GroundTruth]:
@@ -146,29 +242,17 @@ def generate_with_truth(
     users, affinity, bias = _users(rng, n_users)
     items, multi_hot, quality, popularity = _items(rng, n_items)
     truth = GroundTruth(V.GENRES, affinity, bias, multi_hot, quality, popularity)
-    logits = truth.selection_logits()
-    match = truth.match()
     counts = _counts(rng, n_users, n_items, n_ratings)
-    user_idx, item_idx, times = [], [], []
-    for u in range(n_users):
-        # Gumbel top-k = sampling without replacement proportional to exp(logit).
-        keys = logits[u] + rng.gumbel(size=n_items)
-        chosen = np.argsort(-keys, kind="stable")[: counts[u]]
-        start = START + rng.integers(0, int(0.8 * SPAN))
-        active = max(86_400, int(rng.exponential(120 * 86_400)))
-        stamps = np.sort(start + rng.integers(0, active, counts[u]))
-        user_idx.append(np.full(counts[u], u))
-        item_idx.append(rng.permutation(chosen))
-        times.append(np.minimum(stamps, START + SPAN - 1))
-    u_idx, i_idx = np.concatenate(user_idx), np.concatenate(item_idx)
+    i_idx, times, match = _interactions(rng, truth, counts)
+    u_idx = np.repeat(np.arange(n_users), counts)
     noise = rng.normal(0.0, 0.6, len(u_idx))
-    raw = 2.6 + 0.6 * match[u_idx, i_idx] + quality[i_idx] + bias[u_idx] + noise
+    raw = 2.6 + 0.6 * match + quality[i_idx] + bias[u_idx] + noise
     ratings = pd.DataFrame(
         {
             F.USER_ID: users[F.USER_ID].to_numpy()[u_idx],
             F.ITEM_ID: items[F.ITEM_ID].to_numpy()[i_idx],
             F.RATING: np.clip(np.rint(raw), 1, 5).astype("float64"),
-            F.TIMESTAMP: np.concatenate(times).astype("int64"),
+            F.TIMESTAMP: times.astype("int64"),
         }
     )
     dataset = Dataset("synthetic", ratings, users, items, empty_malformed())

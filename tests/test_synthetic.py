@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mtrec.data import synthetic
 from mtrec.data import synthetic_vocab as V
 from mtrec.data.cleaning import clean
 from mtrec.data.loaders import SAMPLE_DIR
@@ -109,6 +110,62 @@ def test_text_and_demographics_carry_signal() -> None:
     affinity = pd.DataFrame(truth.user_affinity)
     explained = affinity.groupby(occupation).transform("mean").var().mean()
     assert explained / affinity.var().mean() > 0.1
+
+
+def dense_reference(n_users: int, n_items: int, n_ratings: int, seed: int = 0) -> pd.DataFrame:
+    """Ratings as the generator first made them, from dense [users, items] logits
+    (O(users x items) memory); the blocked generator must reproduce them exactly."""
+    rng = np.random.default_rng(seed)
+    users, affinity, bias = synthetic._users(rng, n_users)
+    items, multi_hot, quality, popularity = synthetic._items(rng, n_items)
+    truth = synthetic.GroundTruth(V.GENRES, affinity, bias, multi_hot, quality, popularity)
+    logits, match = truth.selection_logits(), truth.match()
+    counts = synthetic._counts(rng, n_users, n_items, n_ratings)
+    user_idx, item_idx, times = [], [], []
+    for u in range(n_users):
+        keys = logits[u] + rng.gumbel(size=n_items)
+        chosen = np.argsort(-keys, kind="stable")[: counts[u]]
+        start = synthetic.START + rng.integers(0, int(0.8 * synthetic.SPAN))
+        active = max(86_400, int(rng.exponential(120 * 86_400)))
+        stamps = np.sort(start + rng.integers(0, active, counts[u]))
+        user_idx.append(np.full(counts[u], u))
+        item_idx.append(rng.permutation(chosen))
+        times.append(np.minimum(stamps, synthetic.START + synthetic.SPAN - 1))
+    u_idx, i_idx = np.concatenate(user_idx), np.concatenate(item_idx)
+    noise = rng.normal(0.0, 0.6, len(u_idx))
+    raw = 2.6 + 0.6 * match[u_idx, i_idx] + quality[i_idx] + bias[u_idx] + noise
+    return pd.DataFrame(
+        {
+            F.USER_ID: users[F.USER_ID].to_numpy()[u_idx],
+            F.ITEM_ID: items[F.ITEM_ID].to_numpy()[i_idx],
+            F.RATING: np.clip(np.rint(raw), 1, 5).astype("float64"),
+            F.TIMESTAMP: np.concatenate(times).astype("int64"),
+        }
+    )
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 7, 1000])
+def test_blocked_generation_equals_dense(monkeypatch, rows_per_block: int) -> None:
+    """Blocks of users (the last one partial) change nothing, bit for bit."""
+    monkeypatch.setattr(synthetic, "BLOCK_CELLS", rows_per_block * SMALL["n_items"])
+    pd.testing.assert_frame_equal(generate(**SMALL).ratings, dense_reference(**SMALL))
+
+
+def test_user_blocks_are_rows_of_the_dense_matrices() -> None:
+    truth = generate_with_truth(**SMALL)[1]
+    logits, match = truth.selection_logits(), truth.match()
+    blocks = list(truth.user_blocks(max_cells=7 * SMALL["n_items"] + 3))
+    assert [first for first, _, _ in blocks] == list(range(0, SMALL["n_users"], 7))
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in blocks]), logits)
+    np.testing.assert_array_equal(np.concatenate([b[2] for b in blocks]), match)
+
+
+@pytest.mark.parametrize("k", [0, 1, 5, 49, 50, 51, 200, 300])
+def test_top_k_equals_stable_argsort(k: int) -> None:
+    rng = np.random.default_rng(k)
+    for keys in (rng.normal(size=300), rng.integers(0, 6, 300).astype(float)):  # ties
+        expected = np.argsort(-keys, kind="stable")[:k]
+        np.testing.assert_array_equal(synthetic._top_k(keys, k), expected)
 
 
 @pytest.mark.parametrize("bad", [dict(n_ratings=10), dict(n_items=5, n_ratings=4000)])
