@@ -62,7 +62,7 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest) -> predict_
     response = predict_pb2.PredictResponse()
     _fill_spec(response.model_spec, servable, signature_name)
     for key, value in result.items():
-        response.outputs[key].CopyFrom(tensor_codec.encode(value))
+        tensor_codec.encode_into(response.outputs[key], value)
     return response
 
 

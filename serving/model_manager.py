@@ -19,6 +19,8 @@ resolved once at load time so the hot path is dictionary look-ups.
 
 from __future__ import annotations
 
+import gc
+import itertools
 import logging
 import os
 import re
@@ -34,6 +36,9 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.python.distribute import distribute_utils
+from tensorflow.python.eager import context, execute
+from tensorflow.python.framework.ops import EagerTensor as _EagerTensor
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from mtrec.serving import tensor_codec
@@ -52,10 +57,15 @@ _STATE = get_model_status_pb2.ModelVersionStatus.State
 _NOISE = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
 
 
+_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+
+
 def _clean_tf_message(message: str) -> str:
     lines = [ln for ln in message.splitlines() if ln.strip() and not ln.startswith(_NOISE)]
     text = " ".join(ln.strip() for ln in lines) or message
-    return text.split(" [[{{node", 1)[0].split(" [Op:", 1)[0].strip() or text
+    # "{{function_node f}} msg [[{{function_node g}}{{node n}}]]" -> "msg"
+    text = text.split(" [[{{", 1)[0].split(" [Op:", 1)[0]
+    return _FUNCTION_NODE.sub("", text).strip() or message.strip()
 
 
 @dataclass(frozen=True)
@@ -82,14 +92,88 @@ class InputSpec:
         return "?" if self.dims is None else str([-1 if d is None else d for d in self.dims])
 
 
+_CONST_CACHE_SIZE = 256
+
+
+def _eager_tensor(arr: np.ndarray, spec: InputSpec) -> tf.Tensor:
+    """An eager tensor from an already validated array (cheaper than tf.constant)."""
+    try:
+        return _EagerTensor(arr, context.context().device_name, spec.dtype_enum)
+    except Exception:  # anything the raw constructor refuses; tf.constant explains it
+        return tf.constant(arr, dtype=spec.dtype)
+
+
+class _DirectCall:
+    """Runs a loaded signature's graph function with one runtime call.
+
+    `ConcreteFunction.__call__` (and even its flat entry point) spends more
+    time in Python -- argument binding, tape and distribution checks, context
+    managers, output packing -- than a small signature spends computing. A
+    signature served here takes only eager, already validated tensors, never
+    runs under a gradient tape or a distribution strategy, so it can call the
+    function by name the way the atomic function itself does, with the
+    captured variables appended. `build` returns None (and the caller keeps
+    the regular path) for anything that does not fit that shape.
+    """
+
+    def __init__(self, fn: Any, name: str, num_outputs: int, output_names: tuple[str, ...]):
+        self._fn = fn
+        self._name = name
+        self._num_outputs = num_outputs
+        self.output_names = output_names
+        # Captures are the model's variable and table handles: fixed for a
+        # loaded version unless some are deferred (callables), then resolved per call.
+        raw = getattr(fn, "_captured_inputs", None)
+        static = raw is not None and not any(callable(x) for x in raw)
+        self._captures = list(fn.captured_inputs) if static else None
+
+    @classmethod
+    def build(cls, fn: Any, input_dtypes: Sequence[tf.DType]) -> _DirectCall | None:
+        try:
+            atomic = fn._inference_function
+            outputs = fn.structured_outputs
+            op_def = atomic.cached_definition.signature
+            captures = fn.captured_inputs
+            if not isinstance(outputs, dict) or not all(
+                isinstance(v, (tf.Tensor, tf.TensorSpec)) for v in outputs.values()
+            ):
+                return None
+            # nest flattens a dict by sorted key: the function's output order.
+            names = tuple(sorted(outputs))
+            in_types = [arg.type for arg in op_def.input_arg]
+            out_types = [arg.type for arg in op_def.output_arg]
+            if in_types[: len(input_dtypes)] != [d.as_datatype_enum for d in input_dtypes]:
+                return None
+            if len(in_types) != len(input_dtypes) + len(captures):
+                return None
+            if out_types != [outputs[k].dtype.as_datatype_enum for k in names]:
+                return None
+            if any(distribute_utils.is_distributed_variable(c) for c in captures):
+                return None
+            name = atomic.name
+            return cls(fn, name.decode() if isinstance(name, bytes) else name, len(names), names)
+        except Exception:  # private API moved: fall back to the regular call
+            log.debug("no direct call for %s", fn, exc_info=True)
+            return None
+
+    def __call__(self, args: list[tf.Tensor]) -> list[tf.Tensor]:
+        ctx = context.context()
+        # What context.call_function passes; per thread, as TF keeps these options.
+        attrs = tuple(itertools.chain(*ctx.function_call_options.as_attrs().items()))
+        captures = self._captures if self._captures is not None else self._fn.captured_inputs
+        return execute.execute(
+            self._name, num_outputs=self._num_outputs, inputs=args + captures, attrs=attrs, ctx=ctx
+        )
+
+
 class Signature:
     """A loaded signature: validated input conversion plus the cached function.
 
-    The call goes through the concrete function's flat entry point with
-    inputs in its flat (sorted-key) order: the public keyword call re-binds
-    and re-validates the structured signature on every request, which costs
-    more than the model itself for small signatures, and the inputs were
-    already validated here.
+    Inputs go in the function's flat (sorted-key) order through `_DirectCall`
+    where it applies, else the concrete function's flat entry point: the
+    public keyword call re-binds and re-validates the structured signature on
+    every request, which costs more than the model itself for small
+    signatures, and the inputs were already validated here.
     """
 
     def __init__(
@@ -117,6 +201,10 @@ class Signature:
         # tf.nest flattens a dict in sorted-key order; that is the flat call's order.
         self._flat_order = tuple(sorted(specs))
         self._call_flat = getattr(fn, "_call_flat", None)
+        self._direct = _DirectCall.build(fn, [self.inputs[k].dtype for k in self._flat_order])
+        # Inputs without a batch dimension (`recommend`'s k) repeat across
+        # requests: their tensors are cached by value (eager tensors are immutable).
+        self._const_cache: dict[tuple[Any, ...], tf.Tensor] = {}
         self.batcher: SignatureBatcher | None = None
 
     def decode_inputs(self, protos: Mapping[str, tensor_pb2.TensorProto]) -> dict[str, np.ndarray]:
@@ -140,9 +228,18 @@ class Signature:
         return {key: self._decode_one(spec, protos[key]) for key, spec in self.inputs.items()}
 
     def to_tensors(self, arrays: Mapping[str, np.ndarray]) -> dict[str, tf.Tensor]:
-        return {
-            key: tf.constant(arrays[key], dtype=spec.dtype) for key, spec in self.inputs.items()
-        }
+        return {key: self._tensor(spec, arrays[key]) for key, spec in self.inputs.items()}
+
+    def _tensor(self, spec: InputSpec, arr: np.ndarray) -> tf.Tensor:
+        if spec.batched or arr.dtype.kind not in "biuf" or arr.size > 16:
+            return _eager_tensor(arr, spec)
+        key = (spec.name, arr.dtype.str, arr.shape, arr.tobytes())
+        tensor = self._const_cache.get(key)
+        if tensor is None:
+            tensor = _eager_tensor(arr, spec)
+            if len(self._const_cache) < _CONST_CACHE_SIZE:
+                self._const_cache[key] = tensor
+        return tensor
 
     def convert_inputs(self, protos: Mapping[str, tensor_pb2.TensorProto]) -> dict[str, tf.Tensor]:
         """`decode_inputs` then eager tensors, ready for `run`."""
@@ -210,7 +307,10 @@ class Signature:
     ) -> dict[str, np.ndarray]:
         """Call the concrete function; TF runtime errors keep their status code."""
         try:
-            if self._call_flat is not None:
+            if self._direct is not None:
+                flat = self._direct([tensors[key] for key in self._flat_order])
+                result = dict(zip(self._direct.output_names, flat, strict=True))
+            elif self._call_flat is not None:
                 args = [tensors[key] for key in self._flat_order]
                 result = self._call_flat(args, self._fn.captured_inputs)
             else:
@@ -323,7 +423,18 @@ WarmupFn = Callable[[Servable], int]
 
 
 class ModelManager:
-    """Serves the latest complete version under `<base_path>/<model_name>`."""
+    """Serves the latest complete version under `<base_path>/<model_name>`.
+
+    With `freeze_gc`, every version change ends with one full garbage
+    collection (reclaiming the previous version) followed by `gc.freeze()`:
+    a loaded TensorFlow process holds a few hundred thousand long-lived
+    objects, and Python's periodic full collection walks all of them -- a
+    ~0.2 s stall of every in-flight request at an unpredictable moment.
+    Frozen objects are skipped by later collections, so that cost is paid
+    once per rollout, in the poller, instead of at random under traffic.
+    It is process-wide, so it is the server's choice (`mtrec serve` turns it
+    on), not a library default.
+    """
 
     def __init__(
         self,
@@ -332,9 +443,11 @@ class ModelManager:
         poll_seconds: float = 1.0,
         warmup: WarmupFn | None = None,
         batching: BatchingOptions | None = None,
+        freeze_gc: bool = False,
     ) -> None:
         self.base_path = base_path
         self._batching = batching
+        self._freeze_gc = freeze_gc
         self.model_name = model_name
         self.model_dir = os.path.join(base_path, model_name)
         self.poll_seconds = poll_seconds
@@ -386,6 +499,8 @@ class ModelManager:
                         "no versions left under %s; unloading %d", self.model_dir, current.version
                     )
                     self._swap(None)
+                    del current
+                    self._settle_heap()
                 return
             target = max(versions)
             if current is not None and current.version == target:
@@ -394,6 +509,7 @@ class ModelManager:
             stamp = _stamp(path)
             if self._failed.get(target) == stamp:
                 return
+            del current  # the version being replaced must be collectable after the swap
             self._load(target, path, stamp)
 
     def _load(self, version: int, path: str, stamp: tuple[tuple[str, int, int], ...]) -> None:
@@ -420,6 +536,22 @@ class ModelManager:
             "loaded %s version %d in %.2fs", self.model_name, version, time.monotonic() - started
         )
         self._swap(servable)
+        self._settle_heap()
+
+    def _settle_heap(self) -> None:
+        """Collect what the version change freed, then freeze the survivors (see class doc)."""
+        if not self._freeze_gc:
+            return
+        started = time.monotonic()
+        gc.unfreeze()
+        unreachable = gc.collect()
+        gc.freeze()
+        log.info(
+            "heap settled after version change: full gc %.0f ms (%d unreachable), %d frozen",
+            (time.monotonic() - started) * 1e3,
+            unreachable,
+            gc.get_freeze_count(),
+        )
 
     def _swap(self, servable: Servable | None) -> None:
         with self._lock:

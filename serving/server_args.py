@@ -52,8 +52,16 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--enable-batching",
         action="store_true",
-        help="merge concurrent requests to the same signature into one model call",
+        help="merge concurrent requests to the same signature into one model call "
+        "(no timeout: a request only waits while a call for it is already running; "
+        "at most --threads requests can merge)",
     )
     parser.add_argument(
         "--max-batch-size", type=int, default=32, help="rows per merged call (--enable-batching)"
+    )
+    parser.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="do not gc.freeze() the heap after each version change (then Python's periodic "
+        "full collections walk the whole model heap: ~0.2 s stalls under traffic)",
     )

@@ -1,23 +1,22 @@
 """TensorProto <-> numpy conversion for the request hot path.
 
-`tf.make_tensor_proto` validates and converts element by element; for the
-dense numeric and string tensors that make up nearly every request a direct
-fill of `tensor_content` / `string_val` is several times faster, so those take
-a fast path and everything else falls back to TensorFlow's converter.
-Decoding always goes through `tf.make_ndarray`, which already does the fast
-thing (`np.frombuffer`) for `tensor_content`.
+`tf.make_tensor_proto` / `tf.make_ndarray` validate and convert element by
+element; for the dense numeric and string tensors that make up nearly every
+request a direct fill of (or `np.frombuffer` over) `tensor_content` /
+`string_val` is several times faster, so those take a fast path and
+everything else falls back to TensorFlow's converters. Responses are written
+in place (`encode_into`) rather than built and copied.
 """
 
 from __future__ import annotations
 
 import base64
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 
 _NUMERIC_FAST = {
     np.dtype(np.float32): types_pb2.DT_FLOAT,
@@ -28,12 +27,6 @@ _NUMERIC_FAST = {
 }
 # tensor_content is little-endian on the wire; a native buffer is only that here.
 _LITTLE_ENDIAN = sys.byteorder == "little"
-
-
-def _shape_proto(shape: Iterable[int]) -> tensor_shape_pb2.TensorShapeProto:
-    return tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in shape]
-    )
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -52,6 +45,16 @@ def encode(value: Any, dtype: tf.DType | None = None) -> tensor_pb2.TensorProto:
     `dtype` forces the element type (e.g. int32 for `k`, which Python would
     otherwise send as int64).
     """
+    proto = tensor_pb2.TensorProto()
+    encode_into(proto, value, dtype)
+    return proto
+
+
+def encode_into(proto: tensor_pb2.TensorProto, value: Any, dtype: tf.DType | None = None) -> None:
+    """`encode`, written into an empty `proto` (e.g. a response's output map entry).
+
+    Filling the message in place saves building a second one and copying it.
+    """
     if isinstance(value, tf.Tensor):
         value = value.numpy()
     if dtype is not None and dtype != tf.string:
@@ -62,20 +65,26 @@ def encode(value: Any, dtype: tf.DType | None = None) -> tensor_pb2.TensorProto:
         arr = np.asarray(value)
     kind = arr.dtype.kind
     if kind in ("U", "S", "O"):
-        flat = [_as_bytes(v) for v in arr.reshape(-1)]
-        proto = tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_STRING, tensor_shape=_shape_proto(arr.shape)
-        )
+        flat = arr.reshape(-1).tolist()
+        if kind != "S" and not all(type(v) is bytes for v in flat):
+            flat = [_as_bytes(v) for v in flat]
+        proto.dtype = types_pb2.DT_STRING
+        _fill_shape(proto, arr.shape)
         proto.string_val.extend(flat)
-        return proto
+        return
     enum = _NUMERIC_FAST.get(arr.dtype) if _LITTLE_ENDIAN else None
     if enum is not None:
-        return tensor_pb2.TensorProto(
-            dtype=enum,
-            tensor_shape=_shape_proto(arr.shape),
-            tensor_content=np.ascontiguousarray(arr).tobytes(),
-        )
-    return tf.make_tensor_proto(arr)
+        proto.dtype = enum
+        _fill_shape(proto, arr.shape)
+        proto.tensor_content = arr.tobytes()  # C order whatever the layout
+        return
+    proto.CopyFrom(tf.make_tensor_proto(arr))
+
+
+def _fill_shape(proto: tensor_pb2.TensorProto, shape: tuple[int, ...]) -> None:
+    dims = proto.tensor_shape.dim
+    for d in shape:
+        dims.add().size = d
 
 
 _NUMPY_BY_ENUM = {enum: dtype for dtype, enum in _NUMERIC_FAST.items()}

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtrec.serving import cli, tensor_codec
+from mtrec.serving import cli, model_manager, tensor_codec
 from mtrec.serving.batching import BatchingOptions, SignatureBatcher
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.errors import ServingError
+from mtrec.serving.model_manager import Servable
 from mtrec.serving.server import ServerConfig, ServingServer
 from mtrec.serving.warmup import read_warmup_logs, write_warmup_requests
 from tests import _serving_support as support
@@ -249,6 +250,10 @@ def test_warmup_file_round_trips_with_signature_dtypes(tmp_path: Any) -> None:
         np.array([[b"a", b"\xff\x00"], [b"", b"xyz"]], dtype=object),
         np.array(["caf\u00e9"]),
         np.array([1.0, 2.0], dtype=np.float16),
+        np.arange(6, dtype=np.float32).reshape(2, 3).T,  # not C-contiguous
+        np.asfortranarray(np.arange(6, dtype=np.int64).reshape(3, 2)),
+        np.array([["a", b"b\xff"], ["caf\u00e9", b""]], dtype=object),  # str and bytes mixed
+        np.zeros((2, 0), dtype=np.float32),
     ],
 )
 def test_codec_matches_tensorflow(value: Any) -> None:
@@ -308,3 +313,76 @@ def test_batcher_merges_queued_requests_and_keeps_errors_apart() -> None:
     assert results[-3] == grpc.StatusCode.INVALID_ARGUMENT
     merged = [c for c in calls if len(c) > 1]
     assert merged and max(len(c) for c in merged) <= 4  # merged, within max_batch_size
+
+
+# ------------------------------------------------------ signature call path
+@pytest.fixture(scope="module")
+def servable() -> Servable:
+    """The primary model loaded the way the server loads it (no server needed)."""
+    return Servable("mtrec", 1, support.primary_model_dir() or support.second_model_dir())
+
+
+def _signature_inputs(servable: Servable) -> dict[str, dict[str, np.ndarray]]:
+    profile = support.profile()
+    users = np.array(profile.users[:2], dtype=object)
+    rec = servable.signatures["recommend"]
+    top = rec.run(rec.to_tensors({"user_id": users[:1], "k": np.array(4, np.int32)}))
+    items = top["item_ids"][0]
+    return {
+        "recommend": {"user_id": users, "k": np.array(3, np.int32)},
+        "score": {"user_id": users, "item_ids": np.stack([items, items[::-1]])},
+        "user_interest": {"user_id": users},
+        "embed_user": {"user_id": users},
+        "embed_item": {"item_id": items},
+        "serving_default": {
+            "examples": profile.examples(list(profile.users[:2]), [items[0].decode()] * 2)
+        },
+    }
+
+
+def _public_call(servable: Servable, name: str, arrays: dict[str, np.ndarray]) -> dict:
+    fn = servable._module.signatures[name]
+    specs = fn.structured_input_signature[1]
+    out = fn(**{k: tf.constant(v, dtype=specs[k].dtype) for k, v in arrays.items()})
+    return {k: v.numpy() for k, v in out.items()}
+
+
+@pytest.mark.parametrize("name", support.CONTRACT_SIGNATURES)
+def test_server_call_path_matches_the_public_call(servable: Servable, name: str) -> None:
+    """The direct runtime call (and its fallback) answers exactly as the SavedModel does."""
+    sig = servable.signatures[name]
+    arrays = _signature_inputs(servable)[name]
+    want = _public_call(servable, name, arrays)
+    if not support.MODEL_DIR:
+        assert sig._direct is not None  # the fast path applies to the contract model
+    support.assert_outputs_equal(sig.run(sig.to_tensors(arrays)), want)
+    direct, sig._direct = sig._direct, None  # the regular flat-call fallback
+    try:
+        support.assert_outputs_equal(sig.run(sig.to_tensors(arrays)), want)
+    finally:
+        sig._direct = direct
+
+
+def test_server_call_path_keeps_tf_error_status_and_a_clean_message(servable: Servable) -> None:
+    sig = servable.signatures["recommend"]
+    users = np.array(support.profile().users[:1], dtype=object)
+    with pytest.raises(ServingError) as info:
+        sig.run(sig.to_tensors({"user_id": users, "k": np.array(0, np.int32)}))
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    message = info.value.message
+    assert "k" in message and "{{" not in message and "[[" not in message, message
+
+
+def test_unbatched_input_tensors_are_cached_by_value(servable: Servable) -> None:
+    sig = servable.signatures["recommend"]
+    users = np.array(support.profile().users[:1], dtype=object)
+    ks = [3, 5, 3, 7]
+    got = [
+        int(sig.to_tensors({"user_id": users, "k": np.array(k, np.int32)})["k"].numpy()) for k in ks
+    ]
+    assert got == ks
+    for k in range(model_manager._CONST_CACHE_SIZE + 50):  # distinct values: bounded cache
+        sig.to_tensors({"user_id": users, "k": np.array(k, np.int32)})
+    assert len(sig._const_cache) <= model_manager._CONST_CACHE_SIZE
+    fresh = sig.to_tensors({"user_id": users, "k": np.array(10**6, np.int32)})["k"]
+    assert int(fresh.numpy()) == 10**6  # beyond the cap: still correct, just not cached

@@ -7,6 +7,7 @@ tests/_serving_support.py for the knobs.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +23,15 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import classification_pb2, predict_pb2, regression_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    inference_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
 
 from mtrec.serving import tensor_codec
 from mtrec.serving.client import MtrecClient
@@ -523,3 +533,43 @@ def test_batching_merges_concurrent_requests_without_changing_answers(
         support.assert_outputs_equal(got, want)
     batcher = servable.signatures["recommend"].batcher
     assert batcher is not None and batcher.requests >= len(users)
+
+
+@needs_local_server
+def test_methods_the_embedded_server_lacks_are_unimplemented(server: dict[str, Any]) -> None:
+    """MultiInference and config reload (TF Serving has both) answer UNIMPLEMENTED here."""
+    channel = grpc.insecure_channel(server["target"])
+    try:
+        request = inference_pb2.MultiInferenceRequest()
+        with pytest.raises(grpc.RpcError) as info:
+            prediction_service_pb2_grpc.PredictionServiceStub(channel).MultiInference(
+                request, timeout=10
+            )
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        with pytest.raises(grpc.RpcError) as info:
+            model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+                model_management_pb2.ReloadConfigRequest(), timeout=10
+            )
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        unknown = channel.unary_unary("/tensorflow.serving.PredictionService/NoSuchMethod")
+        with pytest.raises(grpc.RpcError) as info:
+            unknown(b"", timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        channel.close()
+
+
+@needs_local_server
+def test_version_change_frees_the_old_version_and_freezes_the_heap(
+    rollout: dict[str, Any],
+) -> None:
+    """gc.freeze after each load must not pin replaced versions in memory."""
+    client, root, srv = rollout["client"], rollout["root"], rollout["server"]
+    assert srv.config.freeze_gc
+    _wait(lambda: gc.get_freeze_count() > 0, timeout=30)  # settles just after the swap
+    assert len(client.recommend(P.users[0], 3)["items"]) == 3
+    old = weakref.ref(srv.manager.current._module)  # the loaded SavedModel, not the wrapper
+    support.install_version(root, 2, support.second_model_dir())
+    srv.manager.wait_for_version(2, timeout=60)
+    _wait(lambda: old() is None, timeout=30)
+    assert len(client.recommend(P.users[0], 3)["items"]) == 3
