@@ -11,6 +11,7 @@ the work dir) -> train every variant on the same transformed data -> measure
 every variant with models/evaluation.py. Variants, side by side:
 
 - popularity: most-rated training items (item mean / global mean for ratings);
+- ease: EASE (Steck 2019), a closed-form item-item reference (no ratings);
 - tfrs_tutorial: the TFRS multitask tutorial's joint model (tfrs_tutorial.py);
 - joint: our model, all four tasks (ModelConfig defaults + --config);
 - retrieval_only, rating_only: the same model and config with one task.
@@ -51,13 +52,21 @@ from mtrec.models.transform_local import as_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tfrs_tutorial  # noqa: E402
-from quality_data import Prepared, Truth, default_data_path, prepare  # noqa: E402
+from quality_data import (  # noqa: E402
+    Prepared,
+    Truth,
+    default_data_path,
+    prepare,
+    protocol_overrides,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 KS = (10, 50, 100)
 TOP = 10
-VARIANTS = ("popularity", "tfrs_tutorial", "joint", "retrieval_only", "rating_only")
+VARIANTS = ("popularity", "ease", "tfrs_tutorial", "joint", "retrieval_only", "rating_only")
+# EASE's L2 strength: best NDCG@10 of 200/500/1000 on the u1 validation holdout.
+EASE_LAMBDA = 500.0
 SINGLE_TASK = {"retrieval_only": ("retrieval",), "rating_only": ("rating",)}
 ANCHORS = {
     "popularity on u1 (measured reference)": "HR@100 0.290, HR@10 0.045, NDCG@10 0.325; "
@@ -122,6 +131,34 @@ def popularity_interest(prepared: Prepared, truth: Truth) -> np.ndarray:
     liked = prepared.train[F.LIKED_XF] > 0
     genres = prepared.train[F.GENRES_MULTI_HOT][liked][:, : truth.liked_genres.shape[1]]
     return np.tile(genres.sum(axis=0), (len(truth.users), 1))
+
+
+def run_ease(prepared: Prepared, truth: Truth, lam: float = EASE_LAMBDA) -> dict:
+    """EASE (Steck 2019): closed-form item-item regression on the 0/1 user-item matrix.
+
+    Not a TFRS model and not a contender: a strong, well-known collaborative-
+    filtering reference on the same protocol, to show what the data allows.
+    It gives no ratings or interest scores.
+    """
+    t0 = time.time()
+    position = {item: p for p, item in enumerate(truth.catalog.tolist())}
+    users, user_row = np.unique(prepared.train[F.USER_ID_XF], return_inverse=True)
+    cols = np.array([position[i] for i in prepared.train[F.ITEM_ID_XF].tolist()])
+    interactions = np.zeros((len(users), len(truth.catalog)), np.float64)
+    interactions[user_row, cols] = 1.0
+    gram = interactions.T @ interactions + lam * np.eye(len(truth.catalog))
+    inverse = np.linalg.inv(gram)
+    weights = -inverse / np.diag(inverse)
+    np.fill_diagonal(weights, 0.0)
+    row_of = {u: r for r, u in enumerate(users.tolist())}
+    rows = np.array([row_of.get(u, -1) for u in truth.users.tolist()])
+    history = np.where((rows >= 0)[:, None], interactions[np.maximum(rows, 0)], 0.0)
+    scores = history @ weights
+    return {
+        "retrieved": truth.catalog[np.argsort(-scores, axis=1, kind="stable")[:, : max(KS)]],
+        "recommended": truth.catalog[E.top_k_unseen(scores, truth.seen, TOP)],
+        "train_seconds": time.time() - t0,
+    }
 
 
 def run_tutorial(prepared: Prepared, truth: Truth) -> dict:
@@ -289,6 +326,10 @@ def markdown(payload: dict) -> str:
         "",
         f"Our model's config: `{json.dumps(payload['config'])}`",
         "",
+        f"Set for this split's protocol: `{json.dumps(payload.get('protocol_overrides', {}))}` "
+        "(the recent-history feature is off on random splits; why, and the validation "
+        "numbers: benchmarks/quality_data.py).",
+        "",
         "Anchors (other protocols unless noted):",
         "",
         *[f"- {k}: {v}" for k, v in ANCHORS.items()],
@@ -312,6 +353,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--holdout", action="store_true",
                         help="tuning mode: evaluate on a validation split carved from the "
                         "training ratings; the test split is not read")
+    parser.add_argument("--ease-lambda", type=float, default=EASE_LAMBDA)
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "quality"))
     parser.add_argument("--out", default=str(RESULTS), help="results directory")
     return parser.parse_args(argv)
@@ -329,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             f"there or pass --data DIR (e.g. `python -m mtrec.data.download {args.dataset} "
             "--dest DIR`). MovieLens files are never copied into the repository."
         )
-    overrides = json.loads(args.config)
+    overrides = {**protocol_overrides(args.dataset, split), **json.loads(args.config)}
     if args.epochs:
         overrides["epochs"] = args.epochs
     config = ModelConfig.from_dict(overrides)
@@ -344,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         if variant == "popularity":
             outputs = run_popularity(truth)
             outputs["interest"] = popularity_interest(prepared, truth)
+        elif variant == "ease":
+            outputs = run_ease(prepared, truth, args.ease_lambda)
         elif variant == "tfrs_tutorial":
             outputs = run_tutorial(prepared, truth)
         else:
@@ -372,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             f"TF {tf.__version__}",
         },
         "config": {k: v for k, v in vars(config).items()},
+        "protocol_overrides": protocol_overrides(args.dataset, split),
         "results": results,
         "anchors": ANCHORS,
     }

@@ -71,6 +71,7 @@ from quality_data import (  # noqa: E402
     _serialized,
     default_data_path,
     prepare,
+    protocol_overrides,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -433,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
             f"there or pass --data DIR (e.g. `python -m mtrec.data.download {args.dataset} "
             "--dest DIR`). MovieLens files are never copied into the repository."
         )
-    overrides = json.loads(args.config)
+    overrides = {**protocol_overrides(args.dataset, split), **json.loads(args.config)}
     if args.epochs:
         overrides["epochs"] = args.epochs
     config = ModelConfig.from_dict(overrides)

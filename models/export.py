@@ -6,7 +6,7 @@ tables built in training (catalogue, profiles, seen items) fill in what a
 request does not carry, and the towers and heads do the rest.
 
 Final recommendation score (`recommend`), over the top retrieval candidates:
-    score = w_retrieval * cosine(query, item)
+    score = w_retrieval * similarity(query, item)       (dot product or cosine)
           + w_relevance * P(like | user, item)          (ranking head)
           + w_rating    * (rating - 0.5) / 4.5          (rating head, in [0, 1])
 with the weights from ModelConfig.blend. Retrieval alone picks the candidate
@@ -78,8 +78,8 @@ class ServingModule(tf.Module):
         self.catalog_ids = _var(tables.item_ids.astype(bytes), "catalog_ids")
         self.catalog_idx = _var(tables.item_features[F.ITEM_IDX], "catalog_idx")
         self.item_vectors = _var(item_vectors, "item_vectors")
-        self.item_unit_vectors = _var(
-            model.retrieval_vector(item_vectors).numpy(), "item_unit_vectors"
+        self.item_retrieval_vectors = _var(
+            model.retrieval_vector(tf.constant(item_vectors)).numpy(), "item_retrieval_vectors"
         )
         self.item_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
@@ -191,12 +191,14 @@ class ServingModule(tf.Module):
         """Top-k unseen items: retrieve candidates, then re-rank with the blend."""
         n = self._check_k(k)
         query, user_idx = self._query(user_id)
-        unit = self.model.retrieval_vector(query)
-        cosine = self._exclude_seen(
-            tf.matmul(unit, self.item_unit_vectors, transpose_b=True), user_idx
+        similarity = self._exclude_seen(
+            tf.matmul(
+                self.model.retrieval_vector(query), self.item_retrieval_vectors, transpose_b=True
+            ),
+            user_idx,
         )
         c = tf.minimum(n, tf.maximum(self._num_candidates, 4 * k))
-        top = tf.math.top_k(cosine, c)
+        top = tf.math.top_k(similarity, c)
         vectors, item_idx = self._item_vectors_at(tf.cast(top.indices, tf.int64))
         pair = self._pair(query, user_idx, vectors, item_idx)
         rating01 = (pair["rating"] - F.MIN_RATING) / (F.MAX_RATING - F.MIN_RATING)
@@ -226,7 +228,7 @@ class ServingModule(tf.Module):
         self._check_k(k)
         query, _ = self._query(user_id)
         scores = tf.matmul(
-            self.model.retrieval_vector(query), self.item_unit_vectors, transpose_b=True
+            self.model.retrieval_vector(query), self.item_retrieval_vectors, transpose_b=True
         )
         top = tf.math.top_k(scores, k)
         return {"item_ids": tf.gather(self.catalog_ids, top.indices), "scores": top.values}
@@ -242,14 +244,14 @@ class ServingModule(tf.Module):
         query, user_idx = self._query(user_id)
         vectors, item_idx = self._item_vectors_at(self._item_positions(item_ids))
         pair = self._pair(query, user_idx, vectors, item_idx)
-        cosine = tf.reduce_sum(
+        similarity = tf.reduce_sum(
             self.model.retrieval_vector(query)[:, tf.newaxis, :]
             * self.model.retrieval_vector(vectors),
             axis=-1,
         )
         rating01 = (pair["rating"] - F.MIN_RATING) / (F.MAX_RATING - F.MIN_RATING)
         blend = (
-            self._blend.get("retrieval", 0.0) * cosine
+            self._blend.get("retrieval", 0.0) * similarity
             + self._blend.get("relevance", 0.0) * pair["relevance"]
             + self._blend.get("rating", 0.0) * tf.clip_by_value(rating01, 0.0, 1.0)
         )
@@ -283,19 +285,22 @@ class ServingModule(tf.Module):
     def embed_new_item(self, item_id, title, genres, description, year, text_embedding):
         """Candidate embedding of an item from its features and text alone (cold start)."""
         column = lambda t: tf.reshape(t, [-1, 1])  # noqa: E731
-        xf = self.tft_layer({
-            F.ITEM_ID: column(item_id),
-            F.TITLE: column(title),
-            F.GENRES: tf.sparse.from_dense(genres),
-            F.DESCRIPTION: column(description),
-            F.YEAR: column(year),
-        })
+        xf = self.tft_layer(
+            {
+                F.ITEM_ID: column(item_id),
+                F.TITLE: column(title),
+                F.GENRES: tf.sparse.from_dense(genres),
+                F.DESCRIPTION: column(description),
+                F.YEAR: column(year),
+            }
+        )
         inputs = {k: xf[k] for k in F.CANDIDATE_XF_FEATURES}
         if self._text_dim:
             given = tf.reduce_any(tf.not_equal(text_embedding, 0.0), axis=-1, keepdims=True)
             centred = tf.math.l2_normalize(text_embedding - self.text_mean, axis=-1)
             inputs[F.ITEM_TEXT_VECTOR] = tf.where(given, centred, tf.zeros_like(centred))
-        return {"embedding": self.model.retrieval_vector(self.model.candidate_embedding(inputs))}
+        vectors = self.model.candidate_embedding(inputs)
+        return {"embedding": self.model.retrieval_vector(vectors)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="item_id")])
     def embed_item(self, item_id):

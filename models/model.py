@@ -33,8 +33,8 @@ TASKS = ("retrieval", "ranking", "rating", "interest")
 class ModelConfig:
     """Hyper-parameters; everything here is settable from the Trainer's custom_config."""
 
-    embedding_dim: int = 64
-    l2: float = 1e-6
+    embedding_dim: int = 128
+    l2: float = 1e-4
     dropout: float = 0.0
     mixture: str = "shared_bottom"  # or "mmoe"
     tasks: tuple[str, ...] = TASKS
@@ -45,10 +45,17 @@ class ModelConfig:
         ("interest", 0.2),
     )
     uncertainty_weighting: bool = False
-    temperature: float = 0.1  # retrieval softmax temperature on cosine scores
+    # Retrieval score: "cosine" (unit vectors) or "dot" (raw; norms can carry popularity).
+    similarity: str = "dot"
+    temperature: float = 1.0  # retrieval softmax temperature (0.1 suits cosine)
     # Subtract log P(item in batch) from in-batch logits (sampling-bias correction).
     logq_correction: bool = True
     id_dropout: float = 0.05  # share of ids replaced by "unknown" (cold-start row)
+    # Share of history positions blanked in training. The history of a training
+    # row is the items just before it, but a served query sees the user's latest
+    # items: blanking keeps the query from leaning on that local sequence, which
+    # misleads on random (not time) splits. 1.0 = the query tower ignores history.
+    history_dropout: float = 0.0
     # Final recommendation score = sum of weight * component (see export.py).
     blend: tuple[tuple[str, float], ...] = (
         ("retrieval", 1.0),
@@ -56,6 +63,9 @@ class ModelConfig:
         ("rating", 0.5),
     )
     learning_rate: float = 0.003
+    # "cosine" decays the rate to 5% over the run: the last epochs settle
+    # instead of jumping around; "constant" keeps it.
+    lr_schedule: str = "cosine"
     batch_size: int = 1024
     epochs: int = 8
 
@@ -71,6 +81,10 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         config = cls(**values)
+        if config.similarity not in ("cosine", "dot"):
+            raise ValueError(f"similarity must be cosine or dot: {config.similarity!r}")
+        if config.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be constant or cosine: {config.lr_schedule!r}")
         bad = set(config.tasks) - set(TASKS)
         if bad or not config.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")
@@ -94,7 +108,14 @@ class MultiTaskModel(tfrs.Model):
         super().__init__()
         self.sizes, self.config = sizes, config
         d = config.embedding_dim
-        self.query_tower = QueryTower(sizes, d, config.l2, config.dropout, name="query_tower")
+        self.query_tower = QueryTower(
+            sizes,
+            d,
+            config.l2,
+            config.dropout,
+            use_history=config.history_dropout < 1.0,
+            name="query_tower",
+        )
         self.candidate_tower = CandidateTower(
             sizes, d, config.l2, config.dropout, text_table=text_table, name="candidate_tower"
         )
@@ -140,9 +161,7 @@ class MultiTaskModel(tfrs.Model):
             metrics=[tf.keras.metrics.AUC(name="interest_auc", from_logits=True)],
             name="interest",
         )
-        self.balancer = (
-            UncertaintyWeighting(config.tasks) if config.uncertainty_weighting else None
-        )
+        self.balancer = UncertaintyWeighting(config.tasks) if config.uncertainty_weighting else None
 
     # ------------------------------------------------------------ building blocks
     def query_embedding(self, x: dict, training: bool = False) -> tf.Tensor:
@@ -151,9 +170,12 @@ class MultiTaskModel(tfrs.Model):
     def candidate_embedding(self, x: dict, training: bool = False) -> tf.Tensor:
         return self.candidate_tower(x, training=training)
 
-    @staticmethod
-    def retrieval_vector(embedding: tf.Tensor) -> tf.Tensor:
-        """Retrieval scores are cosines: both sides are L2-normalised."""
+    def retrieval_vector(self, embedding: tf.Tensor) -> tf.Tensor:
+        """What retrieval scores are dot products of: the embedding itself ("dot")
+        or its unit vector ("cosine"). Applied to both towers, so an external
+        index over embed_user / embed_item ranks exactly like `retrieve`."""
+        if self.config.similarity == "dot":
+            return embedding
         return tf.math.l2_normalize(embedding, axis=-1)
 
     def pair_outputs(
@@ -184,13 +206,16 @@ class MultiTaskModel(tfrs.Model):
 
     # --------------------------------------------------------------- training
     def _drop_ids(self, x: dict, training: bool) -> dict:
-        """Id dropout: trains row 0 as the embedding of an unknown user / item."""
-        if not training or self.config.id_dropout <= 0:
+        """Id dropout (trains row 0 as the unknown user / item) and history dropout."""
+        if not training:
             return x
         x = dict(x)
-        for key in (F.USER_IDX, F.ITEM_IDX):
-            keep = tf.random.uniform(tf.shape(x[key])) >= self.config.id_dropout
-            x[key] = tf.where(keep, x[key], tf.zeros_like(x[key]))
+        rates = {F.USER_IDX: self.config.id_dropout, F.ITEM_IDX: self.config.id_dropout}
+        rates[F.HISTORY_IDX] = self.config.history_dropout
+        for key, rate in rates.items():
+            if rate > 0:
+                keep = tf.random.uniform(tf.shape(x[key])) >= rate
+                x[key] = tf.where(keep, x[key], tf.zeros_like(x[key]))
         return x
 
     def compute_loss(self, x: dict, training: bool = False) -> tf.Tensor:

@@ -75,15 +75,24 @@ def _mlp(units: tuple[int, ...], out: int, name: str, dropout: float) -> tf.kera
 class QueryTower(tf.keras.Model):
     """User id + demographics + recent history -> query embedding."""
 
-    def __init__(self, sizes: VocabSizes, dim: int, reg: float, dropout: float, **kw):
+    def __init__(
+        self,
+        sizes: VocabSizes,
+        dim: int,
+        reg: float,
+        dropout: float,
+        use_history: bool = True,
+        **kw,
+    ):
         super().__init__(**kw)
         l2 = tf.keras.regularizers.l2(reg)
         self.known_users, self.known_items = sizes.known_users, sizes.known_items
-        self.user_embedding = tf.keras.layers.Embedding(
-            sizes.users, dim, embeddings_regularizer=l2
-        )
-        self.history_embedding = tf.keras.layers.Embedding(
-            sizes.items, dim, embeddings_regularizer=l2
+        self.user_embedding = tf.keras.layers.Embedding(sizes.users, dim, embeddings_regularizer=l2)
+        # Without history the tower must not read it at serving time either.
+        self.history_embedding = (
+            tf.keras.layers.Embedding(sizes.items, dim, embeddings_regularizer=l2)
+            if use_history
+            else None
         )
         self.age_embedding = tf.keras.layers.Embedding(len(F.AGE_BOUNDARIES) + 2, 8)
         self.gender_embedding = tf.keras.layers.Embedding(sizes.genders, 4)
@@ -92,14 +101,15 @@ class QueryTower(tf.keras.Model):
         self.mlp = _mlp((2 * dim,), dim, "query_mlp", dropout)
 
     def call(self, x: dict, training: bool = False) -> tf.Tensor:
-        history = fold_unknown(x[F.HISTORY_IDX], self.known_items)
         parts = [
             self.user_embedding(fold_unknown(x[F.USER_IDX], self.known_users)),
-            self.pool(self.history_embedding(history), history),
             self.age_embedding(x[F.AGE_BUCKET]),
             self.gender_embedding(x[F.GENDER_IDX]),
             self.occupation_embedding(x[F.OCCUPATION_IDX]),
         ]
+        if self.history_embedding is not None:
+            history = fold_unknown(x[F.HISTORY_IDX], self.known_items)
+            parts.append(self.pool(self.history_embedding(history), history))
         return self.mlp(tf.concat(parts, axis=-1), training=training)
 
 
@@ -122,17 +132,13 @@ class CandidateTower(tf.keras.Model):
         **kw,
     ):
         super().__init__(**kw)
-        self.text_table = (
-            None if text_table is None else tf.constant(text_table, dtype=tf.float32)
-        )
+        self.text_table = None if text_table is None else tf.constant(text_table, dtype=tf.float32)
         self.text_projection = (
             None if text_table is None else tf.keras.layers.Dense(dim, name="text_projection")
         )
         l2 = tf.keras.regularizers.l2(reg)
         self.known_items = sizes.known_items
-        self.item_embedding = tf.keras.layers.Embedding(
-            sizes.items, dim, embeddings_regularizer=l2
-        )
+        self.item_embedding = tf.keras.layers.Embedding(sizes.items, dim, embeddings_regularizer=l2)
         self.genre_projection = tf.keras.layers.Dense(16, use_bias=False)
         self.token_embedding = tf.keras.layers.Embedding(sizes.text_tokens, 32)
         self.pool = MaskedMeanPool()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -77,7 +78,7 @@ def train_and_export(
             rating_mean=tables.rating_mean,
             text_table=item_text.table(tft_output, sizes.items) if item_text else None,
         )
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        model.compile(optimizer=make_optimizer(config, tables.num_train_examples))
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
     history = model.fit(
         train_ds, epochs=config.epochs, validation_data=eval_ds, verbose=2, callbacks=callbacks
@@ -101,6 +102,15 @@ def train_and_export(
     }
     log.info("training metrics: %s", metrics)
     return metrics
+
+
+def make_optimizer(config: ModelConfig, train_examples: int) -> tf.keras.optimizers.Optimizer:
+    """Adam at config.learning_rate, constant or cosine-decayed over every training step."""
+    if config.lr_schedule == "constant":
+        return tf.keras.optimizers.Adam(config.learning_rate)
+    steps = config.epochs * max(1, math.ceil(train_examples / config.batch_size))
+    schedule = tf.keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
+    return tf.keras.optimizers.Adam(schedule)
 
 
 def save_weights(model: MultiTaskModel, weights_dir: str) -> None:

@@ -125,6 +125,19 @@ def test_unknown_ids_get_finite_answers_and_recommend_excludes_seen(exported):
     assert (np.diff(probs, axis=1) <= 1e-7).all()  # ranked, best genre first
 
 
+def test_embeddings_reproduce_retrieve_scores(exported):
+    """An external index over embed_user . embed_item scores exactly like `retrieve`."""
+    out, _, users, _, _ = exported
+    model = tf.saved_model.load(out)
+    top = model.signatures["retrieve"](user_id=tf.constant(users), k=tf.constant(5))
+    queries = model.signatures["embed_user"](user_id=tf.constant(users))["embedding"].numpy()
+    for row, query in enumerate(queries):
+        items = model.signatures["embed_item"](item_id=top["item_ids"][row])["embedding"]
+        np.testing.assert_allclose(
+            items.numpy() @ query, top["scores"].numpy()[row], rtol=1e-5, atol=1e-6
+        )
+
+
 @pytest.mark.parametrize("k", [0, -1, 10_000])
 def test_bad_k_is_an_invalid_argument(exported, k):
     model = tf.saved_model.load(exported[0])

@@ -60,6 +60,33 @@ def test_mmoe_and_uncertainty_weighting_train(transformed_synthetic):
     assert any(abs(v) > 0 for v in log_vars)  # the task weights were learned
 
 
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_retrieval_similarity_options_train(transformed_synthetic, similarity):
+    model, history, _ = _fit(
+        transformed_synthetic, epochs=2, similarity=similarity, lr_schedule="cosine"
+    )
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    vectors = model.retrieval_vector(tf.constant([[3.0, 4.0]])).numpy()
+    expected = [[3.0, 4.0]] if similarity == "dot" else [[0.6, 0.8]]
+    np.testing.assert_allclose(vectors, expected, rtol=1e-6)
+
+
+def test_history_dropout_blanks_training_history_only(transformed_synthetic):
+    tft_output, train, _ = transformed_synthetic
+    sizes = VocabSizes.from_transform_output(tft_output)
+    config = ModelConfig.from_dict({"history_dropout": 1.0, "id_dropout": 0.0})
+    model = MultiTaskModel(sizes, config, np.ones(sizes.items, np.float32), 3.5)
+    batch = next(iter(as_dataset(train, 64)))
+    assert batch["history_idx"].numpy().any()
+    dropped = model._drop_ids(batch, training=True)
+    assert not dropped["history_idx"].numpy().any()
+    np.testing.assert_array_equal(dropped["user_idx"], batch["user_idx"])
+    kept = model._drop_ids(batch, training=False)
+    np.testing.assert_array_equal(kept["history_idx"], batch["history_idx"])
+    # Never trained on history, so the served query tower does not read it either.
+    assert model.query_tower.history_embedding is None
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="unknown model config keys"):
         ModelConfig.from_dict({"embeding_dim": 8})
@@ -69,6 +96,10 @@ def test_config_validation():
         from mtrec.models.heads import PairHeads
 
         PairHeads("moe")
+    with pytest.raises(ValueError, match="similarity"):
+        ModelConfig.from_dict({"similarity": "euclidean"})
+    with pytest.raises(ValueError, match="lr_schedule"):
+        ModelConfig.from_dict({"lr_schedule": "step"})
     config = ModelConfig.from_dict({"loss_weights": {"rating": 2.0}})
     assert config.weight("rating") == 2.0 and config.weight("retrieval") == 1.0
 
