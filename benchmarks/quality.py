@@ -283,6 +283,26 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(rows)
 
 
+# Issue targets for one joint model on ML-100K u1: (metric, label, bound, higher is better).
+TARGETS = (("rmse", "RMSE", 0.90, False), ("hit_rate@100", "HR@100", 0.45, True),
+           ("ndcg@10", "NDCG@10", 0.45, True))  # fmt: skip
+
+
+def target_verdicts(results: dict[str, dict]) -> list[str]:
+    """Each target: reached or missed, and by how much (joint model)."""
+    joint = results.get("joint", {})
+    lines = []
+    for key, label, bound, higher in TARGETS:
+        if key not in joint:
+            continue
+        value = joint[key]
+        met = value >= bound if higher else value <= bound
+        sign = ">=" if higher else "<="
+        verdict = "met" if met else f"missed by {abs(value - bound):.3f}"
+        lines.append(f"- {label} {sign} {bound}: {value:.3f}, {verdict}")
+    return lines
+
+
 def multitask_verdict(results: dict[str, dict]) -> list[str]:
     """Does the joint model beat its single-task versions? (the central claim)"""
     joint = results.get("joint")
@@ -320,6 +340,10 @@ def markdown(payload: dict) -> str:
         "likes). Coverage: distinct recommended items / catalogue; novelty: mean "
         "-log2(share of training users who rated the item).",
         "",
+        "Targets (one joint model, one training run):",
+        "",
+        *target_verdicts(payload["results"]),
+        "",
         "Joint vs single-task (same config, one task):",
         "",
         *multitask_verdict(payload["results"]),
@@ -354,6 +378,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="tuning mode: evaluate on a validation split carved from the "
                         "training ratings; the test split is not read")
     parser.add_argument("--ease-lambda", type=float, default=EASE_LAMBDA)
+    parser.add_argument("--render", metavar="JSON", help="rewrite the markdown of a results JSON")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "quality"))
     parser.add_argument("--out", default=str(RESULTS), help="results directory")
     return parser.parse_args(argv)
@@ -361,6 +386,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render:
+        path = Path(args.render)
+        path.with_suffix(".md").write_text(markdown(json.loads(path.read_text())))
+        return 0
     split = args.split or ("u1" if args.dataset == "ml-100k" else None)
     if args.dataset != "ml-100k" and split is not None:
         raise SystemExit(f"{args.dataset} has no official splits; drop --split")
