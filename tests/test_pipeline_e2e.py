@@ -22,7 +22,7 @@ from mtrec.run_state import custom_property, latest_run
 
 pytestmark = pytest.mark.e2e
 
-MODEL = {"epochs": 4, "batch_size": 256, "embedding_dim": 32}
+MODEL = {"epochs": 8, "batch_size": 256, "embedding_dim": 32}
 TEXT = {"pretrain_steps": 60, "hidden_dim": 32, "intermediate_dim": 64, "log_every_steps": 20}
 LENIENT = {"relevance_auc_min": 0.5, "retrieval_thresholds": {"hit_rate@100": 0.01}}
 EVERY_COMPONENT = {
@@ -84,7 +84,7 @@ def test_catalogue_holds_every_item_and_the_text_encoder_fed_the_trainer(first_r
 
 
 def test_retrieval_evaluator_measured_model_and_popularity(first_run):
-    # A tiny sample and 4 epochs: the model only has to be ahead here;
+    # A tiny sample and 8 epochs: the model only has to be ahead here;
     # tests/test_quality_synthetic.py checks that it is clearly ahead.
     _, _, nodes = first_run
     blessing = nodes["RetrievalEvaluator"].outputs["blessing"][0]
