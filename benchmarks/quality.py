@@ -340,10 +340,12 @@ def markdown(payload: dict) -> str:
         "likes). Coverage: distinct recommended items / catalogue; novelty: mean "
         "-log2(share of training users who rated the item).",
         "",
-        "Targets (one joint model, one training run):",
-        "",
-        *target_verdicts(payload["results"]),
-        "",
+        *(
+            ["Targets (ML-100K u1; one joint model, one training run):", "",
+             *target_verdicts(payload["results"]), ""]
+            if setup["dataset"] == "ml-100k" and setup["split"] == "u1"
+            else []
+        ),
         "Joint vs single-task (same config, one task):",
         "",
         *multitask_verdict(payload["results"]),
