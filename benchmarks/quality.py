@@ -55,9 +55,9 @@ import tfrs_tutorial  # noqa: E402
 from quality_data import (  # noqa: E402
     Prepared,
     Truth,
-    default_data_path,
     prepare,
     protocol_overrides,
+    resolve,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -392,19 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.render)
         path.with_suffix(".md").write_text(markdown(json.loads(path.read_text())))
         return 0
-    split = args.split or ("u1" if args.dataset == "ml-100k" else None)
-    if args.dataset != "ml-100k" and split is not None:
-        raise SystemExit(f"{args.dataset} has no official splits; drop --split")
-    data = args.data or default_data_path(args.dataset)
-    if not Path(data).is_dir():
-        raise SystemExit(
-            f"error: {args.dataset} not found at {data}. Put the extracted GroupLens files "
-            f"there or pass --data DIR (e.g. `python -m mtrec.data.download {args.dataset} "
-            "--dest DIR`). MovieLens files are never copied into the repository."
-        )
-    overrides = {**protocol_overrides(args.dataset, split), **json.loads(args.config)}
-    if args.epochs:
-        overrides["epochs"] = args.epochs
+    split, data, overrides = resolve(args)
     config = ModelConfig.from_dict(overrides)
 
     t0 = time.time()

@@ -138,14 +138,19 @@ def prepare(
     source: str, path: str, split: str | None, work_root: Path, holdout: bool = False
 ) -> tuple[Prepared, Path]:
     """Examples + Transform for one dataset/split, reused when inputs are unchanged."""
-    import tensorflow_transform as tft
-
-    from mtrec.models.transform_local import read_transformed, transform_examples
-
     dataset = clean(load_dataset(source, path, split)).dataset
     if holdout:
         dataset = holdout_split(dataset)
     label = f"{source}_{split or 'time'}{'_holdout' if holdout else ''}"
+    return prepare_dataset(dataset, label, work_root)
+
+
+def prepare_dataset(dataset: Dataset, label: str, work_root: Path) -> tuple[Prepared, Path]:
+    """Examples + Transform for a built Dataset, cached under work_root/label/<digest>."""
+    import tensorflow_transform as tft
+
+    from mtrec.models.transform_local import read_transformed, transform_examples
+
     work = work_root / label / _digest(dataset)
     done = work / "DONE"
     if not done.exists():
@@ -154,8 +159,9 @@ def prepare(
         transform_examples(str(work / "examples"), str(work / "xf"))
         done.write_text(json.dumps(report))
     tft_output = tft.TFTransformOutput(str(work / "xf" / "transform"))
-    columns = {s: read_transformed(tft_output, work / "xf" / "transformed" / s) for s in
-               ("train", "eval")}
+    columns = {
+        s: read_transformed(tft_output, work / "xf" / "transformed" / s) for s in ("train", "eval")
+    }
     prepared = Prepared(
         name=label,
         tft_output=tft_output,
@@ -180,6 +186,26 @@ RANDOM_SPLIT_OVERRIDES = {"history_dropout": 1.0}
 def protocol_overrides(source: str, split: str | None) -> dict:
     """ModelConfig overrides for a dataset's split rule (user --config wins)."""
     return dict(RANDOM_SPLIT_OVERRIDES) if source == "ml-100k" and split else {}
+
+
+def resolve(args) -> tuple[str | None, str, dict]:
+    """(split, data directory, ModelConfig overrides) from a benchmark's common arguments:
+    --dataset, --split, --data, --config, --epochs. Exits with a clear message when
+    the split does not exist or the files are not there."""
+    split = args.split or ("u1" if args.dataset == "ml-100k" else None)
+    if args.dataset != "ml-100k" and split is not None:
+        raise SystemExit(f"{args.dataset} has no official splits; drop --split")
+    data = args.data or default_data_path(args.dataset)
+    if not Path(data).is_dir():
+        raise SystemExit(
+            f"error: {args.dataset} not found at {data}. Put the extracted GroupLens files "
+            f"there or pass --data DIR (e.g. `python -m mtrec.data.download {args.dataset} "
+            "--dest DIR`). MovieLens files are never copied into the repository."
+        )
+    overrides = {**protocol_overrides(args.dataset, split), **json.loads(args.config)}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    return split, data, overrides
 
 
 def default_data_path(source: str) -> str:

@@ -53,7 +53,7 @@ import tensorflow as tf
 from mtrec.components.text_encoder.config import TextEncoderConfig
 from mtrec.components.text_encoder.executor import run_text_encoder
 from mtrec.data import clean, load_dataset
-from mtrec.data.examples import time_split, write_examples
+from mtrec.data.examples import time_split
 from mtrec.data.tables import EVAL, SPLIT, TRAIN, Dataset
 from mtrec.models import evaluation as E
 from mtrec.models import features as F
@@ -67,11 +67,9 @@ from quality import _batched  # noqa: E402
 from quality_data import (  # noqa: E402
     Prepared,
     Truth,
-    _digest,
-    _serialized,
-    default_data_path,
     prepare,
-    protocol_overrides,
+    prepare_dataset,
+    resolve,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,34 +99,6 @@ def hold_out_items(dataset: Dataset, fraction: float, seed: int) -> tuple[Datase
     kept = ratings[~drop].reset_index(drop=True)
     name = f"{dataset.name}+cold{fraction:g}s{seed}"
     return dataclasses.replace(dataset, name=name, ratings=kept), cold
-
-
-def prepare_dataset(dataset: Dataset, label: str, work_root: Path) -> tuple[Prepared, Path]:
-    """quality_data.prepare for an already-built Dataset (examples + Transform, cached)."""
-    import tensorflow_transform as tft
-
-    from mtrec.models.transform_local import read_transformed, transform_examples
-
-    work = work_root / label / _digest(dataset)
-    done = work / "DONE"
-    if not done.exists():
-        shutil.rmtree(work, ignore_errors=True)
-        report = write_examples(dataset, work / "examples")
-        transform_examples(str(work / "examples"), str(work / "xf"))
-        done.write_text(json.dumps(report))
-    tft_output = tft.TFTransformOutput(str(work / "xf" / "transform"))
-    columns = {
-        s: read_transformed(tft_output, work / "xf" / "transformed" / s) for s in ("train", "eval")
-    }
-    prepared = Prepared(
-        name=label,
-        tft_output=tft_output,
-        train=columns["train"],
-        eval=columns["eval"],
-        eval_examples=_serialized(work / "examples" / "eval"),
-        report=json.loads(done.read_text()),
-    )
-    return prepared, work
 
 
 # -------------------------------------------------------------- encoder
@@ -424,19 +394,7 @@ def _timed(label: str, seconds: dict, t0: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    split = args.split or ("u1" if args.dataset == "ml-100k" else None)
-    if args.dataset != "ml-100k" and split is not None:
-        raise SystemExit(f"{args.dataset} has no official splits; drop --split")
-    data = args.data or default_data_path(args.dataset)
-    if not Path(data).is_dir():
-        raise SystemExit(
-            f"error: {args.dataset} not found at {data}. Put the extracted GroupLens files "
-            f"there or pass --data DIR (e.g. `python -m mtrec.data.download {args.dataset} "
-            "--dest DIR`). MovieLens files are never copied into the repository."
-        )
-    overrides = {**protocol_overrides(args.dataset, split), **json.loads(args.config)}
-    if args.epochs:
-        overrides["epochs"] = args.epochs
+    split, data, overrides = resolve(args)
     config = ModelConfig.from_dict(overrides)
     encoder_config = TextEncoderConfig.from_exec_properties(json.loads(args.encoder_config))
     work_root = Path(args.work_dir)
