@@ -12,7 +12,13 @@ What it measures, in one run:
    public `ConcreteFunction` call, and the call path the server itself uses
    (`Signature.run` on ready tensors, cheaper); the gRPC + server overhead is
    gRPC p50 at c=1 minus each;
-3. brute-force `recommend` on synthetic catalogues of ~1.7K, 100K and 1M items:
+3. the gRPC transport floor (skip with --skip-floor): the same c=1 client loop
+   and the same requests against an echo server in its own process
+   (benchmarks/grpc_floor.py: built like `mtrec serve`, but Predict returns an
+   empty response without reading the request), i.e. what the Python gRPC
+   stacks alone cost per call; the overhead above it is c=1 p50 minus floor
+   p50 minus the in-process server call path p50;
+4. brute-force `recommend` on synthetic catalogues of ~1.7K, 100K and 1M items:
    latency and the server process's RSS.
 
 Client and server share the machine's cores, so every level also records the
@@ -40,6 +46,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
@@ -56,6 +63,9 @@ from mtrec.serving import handlers, tensor_codec
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.model_manager import Servable
 from mtrec.serving.synthetic_model import build_synthetic_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from grpc_floor import EchoServer  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 TARGETS = {
@@ -410,6 +420,16 @@ def markdown(result: dict[str, Any]) -> str:
             "QPS is the median run (range in brackets), latency percentiles pool all runs."
             if cfg.get("repeats_per_level", 1) > 1
             else ""
+        )
+        + (
+            f" `gRPC floor`: {cfg['grpc_floor']}, so its p50 is what the Python gRPC client "
+            "and server stacks alone cost per call. Overhead above the floor = c=1 p50 "
+            "(batching off) - floor p50 - in-process server call path p50: what the "
+            "server's own request handling (validation, decoding, encoding, dispatch) and "
+            "the real, larger response add on top of bare transport and the model call "
+            "(a difference of medians, so an estimate)."
+            if cfg.get("grpc_floor")
+            else ""
         ),
         "",
         "| signature | mode | batching | c | requests | errors | QPS | p50 ms | p95 ms | p99 ms "
@@ -428,6 +448,15 @@ def markdown(result: dict[str, Any]) -> str:
                 f"| {sig} | {label} | - | 1 | {ip['calls']} | 0 | - | {ip['p50_ms']} | "
                 f"{ip['p95_ms']} | {ip['p99_ms']} | | | | |"
             )
+        fl = data.get("grpc_floor")
+        if fl:
+            lines.append(
+                f"| {sig} | gRPC floor: empty handler, same request | - | 1 | {fl['requests']} | "
+                f"{sum(fl['errors'].values())} | {fl['qps']:.1f} | {fl['p50_ms']} | "
+                f"{fl['p95_ms']} | {fl['p99_ms']} | {fl['server_cpu_us_per_req']} | "
+                f"{fl['client_cpu_us_per_req']} | {_na(fl['other_procs_cores'])} | "
+                f"{fl['loadavg_1m']} |"
+            )
         for row in sorted(data["grpc"], key=lambda r: (r["batching"], r["concurrency"])):
             errs = sum(row["errors"].values())
             qps = f"{row['qps']:.1f}"
@@ -440,10 +469,15 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{_na(row['other_procs_cores'])} | {row['loadavg_1m']} |"
             )
         over = data["grpc_overhead_p50_ms"]
+        above = (
+            f"; {over['above_floor']} above the gRPC floor ({over['floor']}) and the call path"
+            if "above_floor" in over
+            else ""
+        )
         lines.append(
             f"| {sig} | gRPC overhead, c=1 p50 minus in-process p50 (batching off) | | | | | | "
             f"{over['vs_public']} vs public call, {over['vs_server_path']} vs server's call path, "
-            f"{over['vs_handler']} vs whole handler (= transport) | | | | | | |"
+            f"{over['vs_handler']} vs whole handler (= transport){above} | | | | | | |"
         )
     stats = result.get("batching_stats") or {}
     if stats:
@@ -514,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="extra `mtrec serve` flags, e.g. '--tf-inter-op-threads 1'",
     )
+    parser.add_argument(
+        "--skip-floor",
+        action="store_true",
+        help="do not measure the gRPC transport floor (echo server, same c=1 requests)",
+    )
     parser.add_argument("--users", default=",".join(str(i) for i in range(1, 33)))
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
@@ -537,6 +576,21 @@ def main(argv: list[str] | None = None) -> int:
         fh.write(table)
     print(table)
     return 0
+
+
+def _floor_run(
+    floor: EchoServer,
+    sig: str,
+    rep: int,
+    requests: dict[str, list[predict_pb2.PredictRequest]],
+    total: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """One c=1 run against the echo server: same client loop, same requests."""
+    print(f"gRPC floor {sig} c=1 run {rep + 1} ...", flush=True)
+    return run_load(
+        floor.target, requests[sig], 1, total, args.max_seconds, server_pid=floor.proc.pid
+    )
 
 
 def _synthetic(workdir: str, items: int, dim: int) -> str:
@@ -575,6 +629,13 @@ def _run(args: argparse.Namespace, users: list[str], workdir: str) -> dict[str, 
             "client": "one Python process, one channel; blocking calls at c=1, "
             "callback-driven futures (no thread per slot) above; the batching modes' "
             "servers run side by side and take turns at each level",
+            "grpc_floor": None
+            if args.skip_floor
+            else "echo server in its own process (benchmarks/grpc_floor.py), built like "
+            f"`mtrec serve` (sync gRPC server, {args.threads} worker threads, same options "
+            "and method registration); Predict returns an empty PredictResponse without "
+            "reading the request; same c=1 client loop and requests as the gRPC c=1 rows, "
+            "taking turns with them",
             "requests_per_level": args.requests,
             "repeats_per_level": args.repeats,
             "max_seconds_per_level": args.max_seconds,
@@ -591,19 +652,25 @@ def _run(args: argparse.Namespace, users: list[str], workdir: str) -> dict[str, 
         result["signatures"][sig] = {"in_process": in_proc[sig], "grpc": []}
     # One server per batching mode, all up at once, and the modes take turns at
     # every level: on a shared machine both then see the same background load.
+    # The transport floor (an echo server) takes its turn with them at c=1.
     servers: dict[str, ServerProcess] = {}
+    floor: EchoServer | None = None
+    c1_total = max(args.requests // 2, 100)
     try:
         for mode in args.batching:
             extra = ["--enable-batching", "--max-batch-size", str(args.max_batch_size)]
             extra = (extra if mode == "on" else []) + server_args
             servers[mode] = ServerProcess(model_dir, args.threads, workdir, extra)
+        if not args.skip_floor:
+            floor = EchoServer(args.threads, os.path.join(workdir, "floor-server.log"))
         for sig in ("recommend", "score"):
+            floor_runs: list[dict[str, Any]] = []
             for c in args.concurrency:
                 runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in servers}
                 for rep in range(args.repeats):
                     for mode, server in servers.items():
                         print(f"gRPC {sig} c={c} batching={mode} run {rep + 1} ...", flush=True)
-                        total = args.requests if c > 1 else max(args.requests // 2, 100)
+                        total = args.requests if c > 1 else c1_total
                         runs[mode].append(
                             run_load(
                                 server.target,
@@ -614,14 +681,23 @@ def _run(args: argparse.Namespace, users: list[str], workdir: str) -> dict[str, 
                                 server_pid=server.proc.pid,
                             )
                         )
+                    if floor is not None and c == 1:
+                        floor_runs.append(_floor_run(floor, sig, rep, requests, c1_total, args))
                 for mode, mode_runs in runs.items():
                     row = combine(mode_runs)
                     result["signatures"][sig]["grpc"].append({"batching": mode, **row})
+            if floor is not None and not floor_runs:  # no c=1 level: measure it on its own
+                for rep in range(args.repeats):
+                    floor_runs.append(_floor_run(floor, sig, rep, requests, c1_total, args))
+            if floor_runs:
+                result["signatures"][sig]["grpc_floor"] = combine(floor_runs)
         for mode, server in servers.items():
             result[f"server_rss_mb_batching_{mode}"] = server.rss_mb()
     finally:
         for server in servers.values():
             server.stop()
+        if floor is not None:
+            floor.stop()
     if "on" in servers:
         result["batching_stats"] = servers["on"].batching_stats()
     for data in result["signatures"].values():
@@ -633,6 +709,16 @@ def _run(args: argparse.Namespace, users: list[str], workdir: str) -> dict[str, 
             else None
             for way in ("public", "server_path", "handler")
         }
+        over = data["grpc_overhead_p50_ms"]
+        if "grpc_floor" in data:
+            # c=1 p50 = floor + server call path + the rest: what the server's own
+            # code (decoding, encoding, dispatch) and the real response add.
+            over["floor"] = data["grpc_floor"]["p50_ms"]
+            over["above_floor"] = (
+                round(over["vs_server_path"] - over["floor"], 3)
+                if over["vs_server_path"] is not None
+                else None
+            )
 
     scaling = []
     for items in args.catalog_sizes:
@@ -698,6 +784,17 @@ def _targets(result: dict[str, Any]) -> dict[str, Any]:
                 f"{overhead['vs_handler']} is gRPC transport (client + server stacks) beyond "
                 "the in-process handler"
             )
+            floor = overhead.get("floor")
+            if floor is not None:
+                note += (
+                    f"; the gRPC floor (echo server, empty handler, same request) is {floor} "
+                    f"at p50, so {overhead['above_floor']} of the overhead is above it"
+                )
+                if floor > target:
+                    note += (
+                        "; the target is below that measured floor: the Python gRPC "
+                        "client and server stacks alone take longer than it on this machine"
+                    )
         if key == "c32_qps" and c32:
             met = met and not c32["errors"]
             note = (
