@@ -326,6 +326,10 @@ def write_json(path: Path, results: list[dict[str, Any]], slopes: dict[str, dict
     path.write_text(json.dumps({**old, "results": results, "growth_exponents": slopes}, indent=2))
 
 
+def _previous(path: Path) -> list[dict[str, Any]]:
+    return json.loads(path.read_text()).get("results", []) if path.exists() else []
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
@@ -352,11 +356,13 @@ def main(argv: list[str] | None = None) -> None:
         write_markdown(out / "scale.md", render(results, slopes))
         print(render(results, slopes))
         return
-    results = []
     out.mkdir(parents=True, exist_ok=True)
+    # Sizes measured before stay in the tables unless this run measures them again.
+    results = [r for r in _previous(out / "scale.json") if r["interactions"] not in args.sizes]
     for n in args.sizes:
         print(f"== {n:,} interactions", flush=True)
         results.append(run_size(n, args.epochs, args.workers, args.timeout, args.keep))
+        results.sort(key=lambda r: r["interactions"])
         slopes = growth_exponents(results)
         # Written after every size, so a later size that times out loses nothing.
         write_json(out / "scale.json", results, slopes)
