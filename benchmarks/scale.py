@@ -55,20 +55,34 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
+        self.cpu: list[tuple[float, float]] = []  # (time, CPU seconds of the tree)
         self._stop_event = threading.Event()
         self._root = psutil.Process()
 
-    def rss(self) -> int:
-        total = 0
+    def rss_and_cpu(self) -> tuple[int, float]:
+        rss, cpu = 0, 0.0
         for proc in [self._root, *self._root.children(recursive=True)]:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += proc.memory_info().rss
-        return total
+                rss += proc.memory_info().rss
+                times = proc.cpu_times()
+                cpu += times.user + times.system
+        return rss, cpu
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            self.samples.append((time.time(), self.rss()))
+            rss, cpu = self.rss_and_cpu()
+            self.samples.append((time.time(), rss))
+            self.cpu.append((time.time(), cpu))
             self._stop_event.wait(self.interval)
+
+    def idle_for(self, seconds: float) -> bool:
+        """True if the process tree used under 1 CPU-second over the last `seconds`
+        (a hung DirectRunner: workers alive, nothing running). Exited workers drop
+        out of the sum, so only an increase counts as work."""
+        if not self.cpu or self.cpu[-1][0] - self.cpu[0][0] < seconds:
+            return False
+        recent = [c for t, c in self.cpu if t >= self.cpu[-1][0] - seconds]
+        return max(recent) - recent[0] < 1.0
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -109,7 +123,9 @@ def component_intervals(metadata_path: str) -> dict[str, tuple[float, float, str
     return result
 
 
-def run_one(n: int, epochs: int, workers: int, home: str) -> dict[str, Any]:
+def run_one(
+    n: int, epochs: int, workers: int, home: str, stall_seconds: float = 600
+) -> dict[str, Any]:
     """One size, in this process: data, examples, pipeline; returns its measurements."""
     import mtrec  # noqa: F401, I001  (Keras 2 before TensorFlow)
     from mtrec.data.examples import write_examples
@@ -135,17 +151,30 @@ def run_one(n: int, epochs: int, workers: int, home: str) -> dict[str, Any]:
             "state": "COMPLETE",
         }
     paths = local_runner.LocalPaths(home)
-    error = None
-    try:
-        local_runner.run(
-            paths,
-            examples_root=examples_root,
-            model_config={"epochs": epochs},
-            workers=workers,
-            enable_cache=False,
-        )
-    except Exception as err:  # noqa: BLE001 - recorded, the table shows how far it got
-        error = f"{type(err).__name__}: {err}"
+    errors: list[str] = []
+
+    def pipeline() -> None:
+        try:
+            local_runner.run(
+                paths,
+                examples_root=examples_root,
+                model_config={"epochs": epochs},
+                workers=workers,
+                enable_cache=False,
+            )
+        except Exception as err:  # noqa: BLE001 - recorded, the table shows how far it got
+            errors.append(f"{type(err).__name__}: {err}")
+
+    # In a thread, so that a hung DirectRunner (seen once at 5M: Transform's workers
+    # idle for 14 min after writing their output) ends the size with what was measured.
+    runner = threading.Thread(target=pipeline, daemon=True)
+    runner.start()
+    while runner.is_alive():
+        runner.join(timeout=5)
+        if runner.is_alive() and sampler.idle_for(stall_seconds):
+            errors.append(f"stalled: the process tree used no CPU for {stall_seconds:.0f} s")
+            break
+    error = "; ".join(errors) or None
     t3 = time.time()
     sampler.stop()
     for node, (start, end, state) in sorted(
@@ -175,8 +204,10 @@ def run_one(n: int, epochs: int, workers: int, home: str) -> dict[str, Any]:
     }
 
 
-def run_size(n: int, epochs: int, workers: int, timeout: float, keep: bool) -> dict[str, Any]:
-    """Run one size in a fresh subprocess (own session, killed as a group on timeout)."""
+def run_size(
+    n: int, epochs: int, workers: int, timeout: float, keep: bool, stall: float = 600
+) -> dict[str, Any]:
+    """Run one size in a fresh subprocess (own session, its group killed when it ends)."""
     home = tempfile.mkdtemp(prefix=f"mtrec-scale-{n}-")
     out = os.path.join(home, "result.json")
     cmd = [
@@ -192,14 +223,17 @@ def run_size(n: int, epochs: int, workers: int, timeout: float, keep: bool) -> d
         home,
         "--out",
         out,
+        "--stall",
+        str(stall),
     ]
     started = time.time()
     proc = subprocess.Popen(cmd, start_new_session=True)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    # Also reaps Beam workers a stalled child left behind when it exited.
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    proc.wait()
     try:
         if os.path.exists(out):
             return json.loads(Path(out).read_text())
@@ -337,6 +371,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=2, help="DirectRunner workers")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per size")
     p.add_argument("--keep", action="store_true", help="keep each size's working folder")
+    p.add_argument(
+        "--stall", type=float, default=600, help="end a size whose processes idle this long (s)"
+    )
     p.add_argument("--results", default=str(RESULTS))
     p.add_argument("--render", action="store_true", help="only re-render scale.md from scale.json")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
@@ -344,8 +381,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        result = run_one(args.child, args.epochs, args.workers, args.home)
+        result = run_one(args.child, args.epochs, args.workers, args.home, args.stall)
         Path(args.out).write_text(json.dumps(result, indent=2))
+        if result["error"]:  # a stalled pipeline thread would keep the process alive
+            os._exit(1)
         return
 
     out = Path(args.results)
@@ -361,7 +400,9 @@ def main(argv: list[str] | None = None) -> None:
     results = [r for r in _previous(out / "scale.json") if r["interactions"] not in args.sizes]
     for n in args.sizes:
         print(f"== {n:,} interactions", flush=True)
-        results.append(run_size(n, args.epochs, args.workers, args.timeout, args.keep))
+        results.append(
+            run_size(n, args.epochs, args.workers, args.timeout, args.keep, args.stall)
+        )
         results.sort(key=lambda r: r["interactions"])
         slopes = growth_exponents(results)
         # Written after every size, so a later size that times out loses nothing.
