@@ -63,6 +63,17 @@ def serve(threads: int) -> None:
     server.wait_for_termination()
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class EchoServer:
     """This file's server as a child process on a free loopback port; `stop()` ends it."""
 
@@ -96,13 +107,7 @@ class EchoServer:
         raise RuntimeError(f"echo gRPC server did not start (exit code {self.proc.poll()})")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout=10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self._log.close()

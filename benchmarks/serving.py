@@ -65,7 +65,7 @@ from mtrec.serving.model_manager import Servable
 from mtrec.serving.synthetic_model import build_synthetic_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grpc_floor import EchoServer  # noqa: E402
+from grpc_floor import EchoServer, terminate  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 TARGETS = {
@@ -195,12 +195,7 @@ class ServerProcess:
         return stats
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        terminate(self.proc, timeout=20)
         self._log.close()
         shutil.rmtree(self.base, ignore_errors=True)
 
