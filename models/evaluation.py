@@ -71,9 +71,17 @@ def coverage_and_novelty(
     return {f"coverage@{k}": coverage, f"novelty@{k}": novelty}
 
 
-def popularity_ranking(train_items: np.ndarray, k: int) -> np.ndarray:
-    """The k most frequent training items, most popular first (ties by id)."""
-    values, counts = np.unique(train_items, return_counts=True)
+def popularity_ranking(
+    train_items: np.ndarray, k: int, counts: np.ndarray | None = None
+) -> np.ndarray:
+    """The k most frequent training items, most popular first (ties by id).
+
+    train_items: one entry per interaction, or (with `counts`) one per item.
+    """
+    if counts is None:
+        values, counts = np.unique(train_items, return_counts=True)
+    else:
+        values = np.asarray(train_items)
     order = np.lexsort((values, -counts))
     return values[order][:k]
 

@@ -34,6 +34,8 @@ class ModelConfig:
     """Hyper-parameters; everything here is settable from the Trainer's custom_config."""
 
     embedding_dim: int = 128
+    # l2 on the id-embedding rows a batch looks up (mean over the batch): a
+    # whole-table penalty would make every step's gradient, and cost, table-sized.
     l2: float = 1e-4
     dropout: float = 0.0
     mixture: str = "shared_bottom"  # or "mmoe"

@@ -87,10 +87,10 @@ class QueryTower(tf.keras.Model):
         super().__init__(**kw)
         l2 = tf.keras.regularizers.l2(reg)
         self.known_users, self.known_items = sizes.known_users, sizes.known_items
-        self.user_embedding = tf.keras.layers.Embedding(sizes.users, dim, embeddings_regularizer=l2)
+        self.user_embedding = tf.keras.layers.Embedding(sizes.users, dim, activity_regularizer=l2)
         # Without history the tower must not read it at serving time either.
         self.history_embedding = (
-            tf.keras.layers.Embedding(sizes.items, dim, embeddings_regularizer=l2)
+            tf.keras.layers.Embedding(sizes.items, dim, activity_regularizer=l2)
             if use_history
             else None
         )
@@ -138,7 +138,7 @@ class CandidateTower(tf.keras.Model):
         )
         l2 = tf.keras.regularizers.l2(reg)
         self.known_items = sizes.known_items
-        self.item_embedding = tf.keras.layers.Embedding(sizes.items, dim, embeddings_regularizer=l2)
+        self.item_embedding = tf.keras.layers.Embedding(sizes.items, dim, activity_regularizer=l2)
         self.genre_projection = tf.keras.layers.Dense(16, use_bias=False)
         self.token_embedding = tf.keras.layers.Embedding(sizes.text_tokens, 32)
         self.pool = MaskedMeanPool()

@@ -24,6 +24,7 @@ from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import ModelConfig, MultiTaskModel
+from mtrec.models.optimizer import LazyAdam
 from mtrec.models.towers import VocabSizes
 
 log = logging.getLogger(__name__)
@@ -105,12 +106,12 @@ def train_and_export(
 
 
 def make_optimizer(config: ModelConfig, train_examples: int) -> tf.keras.optimizers.Optimizer:
-    """Adam at config.learning_rate, constant or cosine-decayed over every training step."""
+    """LazyAdam at config.learning_rate, constant or cosine-decayed over every training step."""
     if config.lr_schedule == "constant":
-        return tf.keras.optimizers.Adam(config.learning_rate)
+        return LazyAdam(config.learning_rate)
     steps = config.epochs * max(1, math.ceil(train_examples / config.batch_size))
     schedule = tf.keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
-    return tf.keras.optimizers.Adam(schedule)
+    return LazyAdam(schedule)
 
 
 def save_weights(model: MultiTaskModel, weights_dir: str) -> None:

@@ -218,6 +218,7 @@ def create_pipeline(
         ks=configs.RETRIEVAL_KS,
         eval_split=configs.EVAL_SPLIT,
         train_split=configs.TRAIN_SPLIT,
+        max_users=configs.RETRIEVAL_EVAL_MAX_USERS,
     )
     if runtime_parameters:
         # The component validates and JSON-encodes a dict; its `thresholds` exec

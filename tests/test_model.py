@@ -125,3 +125,31 @@ def test_distribution_strategies_from_custom_config():
     assert distribution_strategy(None) is tf.distribute.get_strategy()
     with pytest.raises(ValueError, match="unknown distribution"):
         distribution_strategy("tpu_magic")
+
+
+def test_a_training_step_moves_only_the_embedding_rows_its_batch_touches(transformed_synthetic):
+    """Per-step cost must follow the batch, not the tables (scale.md: Trainer)."""
+    from mtrec.models.trainer import make_optimizer
+
+    tft_output, train, _ = transformed_synthetic
+    sizes = VocabSizes.from_transform_output(tft_output)
+    config = ModelConfig.from_dict({"embedding_dim": 8, "id_dropout": 0.0, "history_dropout": 0.0})
+    model = MultiTaskModel(sizes, config, item_sampling_probability(tft_output, sizes), 3.5)
+    model.compile(optimizer=make_optimizer(config, len(train)))
+    first, batch = iter(as_dataset(train[:32], 16))
+    # The first step builds every variable and gives the first batch's rows momentum.
+    model.fit(tf.data.Dataset.from_tensors(first), verbose=0)
+    tables = {
+        "user": (model.query_tower.user_embedding.embeddings, "user_idx"),
+        "item": (model.candidate_tower.item_embedding.embeddings, "item_idx"),
+        "history": (model.query_tower.history_embedding.embeddings, "history_idx"),
+    }
+    before = {name: var.numpy().copy() for name, (var, _) in tables.items()}
+    model.fit(tf.data.Dataset.from_tensors(batch), verbose=0)
+    for name, (var, key) in tables.items():
+        touched = np.unique(batch[key].numpy())
+        with_momentum = np.setdiff1d(np.unique(first[key].numpy()), touched)
+        assert len(with_momentum) > 0, name
+        untouched = np.setdiff1d(np.arange(var.shape[0]), touched)
+        np.testing.assert_array_equal(var.numpy()[untouched], before[name][untouched], name)
+        assert not np.allclose(var.numpy()[touched], before[name][touched]), name

@@ -4,7 +4,9 @@ TFMA scores one (user, item) example at a time, so it cannot measure
 retrieval over the whole catalogue. This component calls the exported
 `retrieve` signature for every eval interaction, computes HR@K (FactorizedTopK
 semantics: seen items are not excluded) next to a popularity baseline from
-the train split, and blesses the model when every threshold is met. The
+the train split, and blesses the model when every threshold is met. Past
+`max_users` eval users it scores a seeded sample of them, so its cost grows
+with the catalogue, not with users x catalogue. The
 pipeline pushes only when both this blessing and TFMA's are positive.
 """
 
@@ -26,6 +28,7 @@ class RetrievalEvaluatorSpec(types.ComponentSpec):
         "thresholds": ExecutionParameter(type=str),  # JSON {"hit_rate@100": 0.2}
         "eval_split": ExecutionParameter(type=str, optional=True),
         "train_split": ExecutionParameter(type=str, optional=True),
+        "max_users": ExecutionParameter(type=int, optional=True),  # 0 = every eval user
     }
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -46,6 +49,7 @@ class RetrievalEvaluator(base_component.BaseComponent):
         ks: tuple[int, ...] = (10, 50, 100),
         eval_split: str = "eval",
         train_split: str = "train",
+        max_users: int = 10_000,
     ):
         bad = [m for m in thresholds if m.split("@")[0] != "hit_rate"
                or int(m.split("@")[1]) not in ks]
@@ -59,6 +63,7 @@ class RetrievalEvaluator(base_component.BaseComponent):
                 thresholds=json.dumps(thresholds, sort_keys=True),
                 eval_split=eval_split,
                 train_split=train_split,
+                max_users=max_users,
                 blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             )
         )

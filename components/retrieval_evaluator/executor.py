@@ -24,19 +24,52 @@ METRICS_FILE = "retrieval_metrics.json"
 _BATCH = 1024
 
 
-def read_pairs(examples: types.Artifact, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(user_id, item_id) of every example in a split, as bytes arrays."""
+def _pair_batches(examples: types.Artifact, split: str):
+    """(user_id, item_id) bytes arrays of a split, 8,192 examples at a time (a stream)."""
     uri = artifact_utils.get_split_uri([examples], split)
     files = sorted(glob.glob(os.path.join(uri, "*")))
     spec = {k: tf.io.FixedLenFeature([], tf.string) for k in (F.USER_ID, F.ITEM_ID)}
-    users, items = [], []
+    if not files:
+        return
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192)
     for batch in dataset.map(lambda x: tf.io.parse_example(x, spec)).as_numpy_iterator():
-        users.append(batch[F.USER_ID])
-        items.append(batch[F.ITEM_ID])
+        yield batch[F.USER_ID], batch[F.ITEM_ID]
+
+
+def item_counts(examples: types.Artifact, split: str) -> dict[bytes, int]:
+    """Interactions per item; memory grows with the catalogue, not the log."""
+    counts: dict[bytes, int] = {}
+    for _, items in _pair_batches(examples, split):
+        values, n = np.unique(items, return_counts=True)
+        for value, c in zip(values.tolist(), n.tolist(), strict=True):
+            counts[value] = counts.get(value, 0) + c
+    return counts
+
+
+def sampled_pairs(
+    examples: types.Artifact, split: str, max_users: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The split's (user, item) pairs of at most `max_users` users, and its user count.
+
+    Scoring costs users x catalogue, which grows quadratically when both grow
+    with the data; a fixed seeded sample of users keeps it linear. A user is
+    kept or dropped whole, so HR@K stays a per-interaction mean over the kept users.
+    """
+    distinct: set[bytes] = set()
+    for u, _ in _pair_batches(examples, split):
+        distinct.update(np.unique(u).tolist())
+    all_users = np.array(sorted(distinct), dtype=object)
+    kept = all_users
+    if max_users and len(all_users) > max_users:
+        kept = np.random.default_rng(seed).choice(all_users, max_users, replace=False)
+    users, items = [], []
+    for u, i in _pair_batches(examples, split):
+        mask = np.isin(u, kept)
+        users.append(u[mask])
+        items.append(i[mask])
     if not users:
-        return np.array([], dtype=object), np.array([], dtype=object)
-    return np.concatenate(users), np.concatenate(items)
+        return np.array([], dtype=object), np.array([], dtype=object), 0
+    return np.concatenate(users), np.concatenate(items), len(all_users)
 
 
 def retrieve_top(saved_model_dir: str, users: np.ndarray, k: int) -> np.ndarray:
@@ -49,19 +82,23 @@ def retrieve_top(saved_model_dir: str, users: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate(rows) if rows else np.zeros((0, k), dtype=object)
 
 
-def evaluate(saved_model_dir: str, examples: types.Artifact, ks, eval_split, train_split):
-    users, items = read_pairs(examples, eval_split)
-    _, train_items = read_pairs(examples, train_split)
+def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: int = 0):
+    """HR@K of `retrieve` and of popularity; `max_users` 0 scores every eval user."""
+    users, items, total_users = sampled_pairs(examples, eval_split, max_users)
+    counts = item_counts(examples, train_split)
     unique_users, row_user = np.unique(users, return_inverse=True)
     kmax = max(ks)
-    catalog = len(np.unique(train_items))
-    kmax_model = min(kmax, catalog)
+    kmax_model = min(kmax, len(counts))
     ranked = retrieve_top(saved_model_dir, unique_users, kmax_model)
     metrics = hit_rates(ranked, row_user, items, ks)
-    popular = popularity_ranking(train_items, kmax)
+    popular = popularity_ranking(
+        np.array(list(counts), dtype=object), kmax, np.array(list(counts.values()))
+    )
     pop = hit_rates(np.tile(popular, (1, 1)), np.zeros(len(items), dtype=np.int64), items, ks)
     metrics.update({f"popularity_{k}": v for k, v in pop.items()})
     metrics["eval_interactions"] = int(len(items))
+    metrics["eval_users"] = int(len(unique_users))
+    metrics["eval_users_total"] = int(total_users)
     return metrics
 
 
@@ -83,6 +120,7 @@ class Executor(base_executor.BaseExecutor):
             ks,
             exec_properties.get("eval_split") or "eval",
             exec_properties.get("train_split") or "train",
+            int(exec_properties.get("max_users") or 0),
         )
         failed = {m: (metrics[m], t) for m, t in thresholds.items() if metrics[m] < t}
         blessed = not failed
