@@ -51,3 +51,25 @@ def test_dense_gradients_follow_adam():
         lazy.apply_gradients([(tf.constant(g), lazy_var)])
         adam.apply_gradients([(tf.constant(g), adam_var)])
     np.testing.assert_allclose(lazy_var.numpy(), adam_var.numpy(), rtol=1e-6)
+
+
+def test_sparse_update_under_a_distribution_strategy():
+    """The Trainer builds its optimizer in a strategy scope (custom_config "distribution")."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        table = tf.Variable(np.ones((4, 2), np.float32))
+        lazy = LazyAdam(0.1)
+
+    @tf.function
+    def step():
+        def replica_step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.gather(table, [2]))
+            lazy.apply_gradients([(tape.gradient(loss, table), table)])
+
+        strategy.run(replica_step)
+
+    step()
+    moved = table.numpy()
+    np.testing.assert_array_equal(moved[[0, 1, 3]], 1.0)
+    np.testing.assert_allclose(moved[2], 0.9, rtol=1e-5)  # Adam's first step: lr * sign
