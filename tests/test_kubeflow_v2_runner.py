@@ -122,6 +122,8 @@ def test_every_component_present_with_our_image(compiled):
         "mtrec.components.retrieval_evaluator"
     )
     assert executor_class["Trainer_executor"].startswith("mtrec.components.trainer")
+    for gen in ("ImportExampleGen", "CatalogExampleGen"):
+        assert executor_class[f"{gen}_executor"].startswith("mtrec.components.example_gen")
     producers = {
         key: artifact["taskOutputArtifact"]["producerTask"]
         for key, artifact in _tasks(spec)["Trainer"]["inputs"]["artifacts"].items()
