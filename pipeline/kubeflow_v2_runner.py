@@ -27,8 +27,9 @@ only whole exec properties can be RuntimeParameters in TFX 1.16):
 - retrieval_thresholds: RetrievalEvaluator's JSON {"hit_rate@K": bound}.
 Compile-time only: the schema path (ImportSchemaGen), serving_model_dir (the
 Pusher's destination), Beam args (container arguments), the image.
-`--no_runtime_parameters` bakes everything in (e.g. for the Vertex Trainer
-extension, whose custom_config must be a dict).
+`--no_runtime_parameters` bakes everything in.
+`--vertex_training_region R` makes the Trainer a Vertex AI custom job (chief
++ workers running the same image), for training on several machines.
 
 Backends: Vertex AI Pipelines runs the spec as compiled. The Kubeflow
 Pipelines (OSS) v2 backend does not implement the resolver tasks TFX compiles
@@ -55,6 +56,7 @@ import yaml
 from tfx import v1 as tfx
 from tfx.orchestration import data_types
 
+from mtrec.components.trainer.vertex import VertexTraining
 from mtrec.pipeline import configs
 from mtrec.pipeline.pipeline import create_pipeline
 
@@ -79,6 +81,8 @@ class KubeflowSettings:
     model_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     epochs: int | None = None
     distribution: str | None = None
+    # Train on several machines as a Vertex AI custom job (Vertex backend only).
+    vertex_training: VertexTraining | None = None
     # TextEncoder settings (components/text_encoder/config.py); None: no text encoder.
     text_encoder: Mapping[str, Any] | None = dataclasses.field(
         default_factory=lambda: dict(configs.TEXT_ENCODER_CONFIG)
@@ -113,6 +117,7 @@ def build_pipeline(settings: KubeflowSettings) -> tfx.dsl.Pipeline:
             dict(settings.retrieval_thresholds) if settings.retrieval_thresholds else None
         ),
         distribution=settings.distribution,
+        vertex_training=settings.vertex_training,
         text_encoder=None if settings.text_encoder is None else dict(settings.text_encoder),
         runtime_parameters=settings.runtime_parameters,
         baseline_model=settings.baseline_model,
@@ -217,6 +222,14 @@ def parse_args(argv: Sequence[str]) -> tuple[KubeflowSettings, str]:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--distribution", choices=configs.DISTRIBUTIONS, default=None)
     p.add_argument(
+        "--vertex_training_region",
+        default=None,
+        help="run the Trainer as a Vertex AI custom job in this region (chief + workers "
+        "in --image; distribution defaults to multi_worker_mirrored)",
+    )
+    p.add_argument("--vertex_training_replicas", type=int, default=2, help="chief + workers")
+    p.add_argument("--vertex_machine_type", default="n1-standard-8")
+    p.add_argument(
         "--text_encoder",
         type=_json_dict,
         default=dict(configs.TEXT_ENCODER_CONFIG),
@@ -264,6 +277,16 @@ def parse_args(argv: Sequence[str]) -> tuple[KubeflowSettings, str]:
         model_config=a.model_config,
         epochs=a.epochs,
         distribution=a.distribution,
+        vertex_training=(
+            VertexTraining(
+                region=a.vertex_training_region,
+                image=a.image,
+                replicas=a.vertex_training_replicas,
+                machine_type=a.vertex_machine_type,
+            )
+            if a.vertex_training_region
+            else None
+        ),
         text_encoder=None if a.no_text_encoder else a.text_encoder,
         rating_rmse_max=a.rating_rmse_max,
         rating_rmse_max_increase=a.rating_rmse_max_increase,

@@ -24,6 +24,7 @@ from typing import Any
 import tensorflow_model_analysis as tfma
 from google.protobuf.message import Message
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.placeholder import placeholder as ph
 from tfx.utils import proto_utils
 
@@ -33,6 +34,7 @@ from mtrec.components.example_gen.component import StreamingImportExampleGen
 from mtrec.components.retrieval_evaluator.component import RetrievalEvaluator
 from mtrec.components.text_encoder.component import TextEncoder
 from mtrec.components.trainer.component import CatalogTrainer
+from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
 from mtrec.models import features as F
 from mtrec.pipeline import configs
 
@@ -118,6 +120,7 @@ def create_pipeline(
     relevance_auc_min: float = configs.RELEVANCE_AUC_MIN,
     retrieval_thresholds: dict[str, float] | None = None,
     distribution: str | None = None,
+    vertex_training: VertexTraining | None = None,
     text_encoder: dict[str, Any] | None = None,
     runtime_parameters: bool = False,
     baseline_model: bool = True,
@@ -130,14 +133,21 @@ def create_pipeline(
     `text_encoder`: TextEncoder settings (components/text_encoder/config.py);
     None turns the language-model item representation off.
     `distribution` (None or one of configs.DISTRIBUTIONS) reaches run_fn as
-    custom_config["distribution"]. `runtime_parameters`: see the module docstring.
+    custom_config["distribution"]. `vertex_training` runs the Trainer as a
+    Vertex AI custom job on several machines (components/trainer/vertex.py);
+    its distribution defaults to multi_worker_mirrored.
+    `runtime_parameters`: see the module docstring.
     `baseline_model=False` drops the latest-blessed-model resolver, and with it
     TFMA's change thresholds (for backends without resolver support: KFP OSS).
     """
     if distribution not in (None, *configs.DISTRIBUTIONS):
         raise ValueError(f"distribution must be None or one of {configs.DISTRIBUTIONS}")
-    trainer_config = {"model": dict(model_config or configs.MODEL_CONFIG),
-                      "distribution": distribution}
+    trainer_config: dict[str, Any] = {"model": dict(model_config or configs.MODEL_CONFIG),
+                                      "distribution": distribution}
+    if vertex_training is not None:
+        if distribution is None and vertex_training.replicas > 1:
+            trainer_config["distribution"] = "multi_worker_mirrored"
+        trainer_config.update(vertex_training.custom_config())
     tfma_config = eval_config(rating_rmse_max, rating_rmse_max_increase, relevance_auc_min)
     # Stock ImportExampleGen minus its shuffle: mtrec writes examples in random order.
     example_gen = StreamingImportExampleGen(
@@ -199,6 +209,8 @@ def create_pipeline(
         custom_config=(_parameter(configs.PARAM_TRAINER_CONFIG,
                                   json.dumps(trainer_config, sort_keys=True))
                        if runtime_parameters else trainer_config),
+        custom_executor_spec=(executor_spec.ExecutorClassSpec(VertexExecutor)
+                              if vertex_training else None),
     ).with_id("Trainer")
     # The latest blessed model, for TFMA's change thresholds (skipped without one).
     baseline = tfx.dsl.Resolver(

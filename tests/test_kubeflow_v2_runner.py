@@ -338,3 +338,22 @@ def test_text_encoder_compiles_and_feeds_the_trainer(tmp_path):
     trainer = _tasks(spec)["Trainer"]["inputs"]["artifacts"]["item_text_embeddings"]
     assert trainer["taskOutputArtifact"]["producerTask"] == "TextEncoder"
     assert _containers(spec)["TextEncoder_executor"]["image"] == IMAGE
+
+
+def test_vertex_training_makes_the_trainer_a_multi_worker_vertex_job(tmp_path):
+    out = tmp_path / "mtrec.json"
+    kfv2.main([*CLI_ARGS[:6], *NO_TEXT, "--output", str(out), "--serving_model_dir", "gs://b/s",
+               "--vertex_training_region", "europe-west4", "--vertex_training_replicas", "3"])
+    spec = json.loads(out.read_text())["pipelineSpec"]
+    args = _containers(spec)["Trainer_executor"]["args"]
+    assert args[args.index("--executor_class_path") + 1] == (
+        "mtrec.components.trainer.vertex.VertexExecutor"
+    )
+    default = spec["root"]["inputDefinitions"]["parameters"][configs.PARAM_TRAINER_CONFIG]
+    custom = json.loads(default["defaultValue"])
+    assert custom["distribution"] == "multi_worker_mirrored"
+    assert custom["ai_platform_enable_vertex"] is True
+    assert custom["ai_platform_vertex_region"] == "europe-west4"
+    pools = custom["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]
+    assert {p["container_spec"]["image_uri"] for p in pools} == {IMAGE}

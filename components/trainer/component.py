@@ -50,6 +50,7 @@ class CatalogTrainer(Trainer):
         custom_config: dict[str, Any] | Any,
         item_catalog: types.BaseChannel | None = None,
         item_text_embeddings: types.BaseChannel | None = None,
+        custom_executor_spec: executor_spec.ExecutorSpec | None = None,
     ):
         spec = CatalogTrainerSpec(
             examples=examples,
@@ -68,4 +69,4 @@ class CatalogTrainer(Trainer):
             model_run=types.Channel(type=standard_artifacts.ModelRun),
         )
         # Skip Trainer.__init__ (it builds the stock spec); keep its behaviour.
-        super(Trainer, self).__init__(spec=spec)
+        super(Trainer, self).__init__(spec=spec, custom_executor_spec=custom_executor_spec)
