@@ -3,7 +3,9 @@
 The stock Pusher copies files straight into `<base>/<version>/`, so a model
 server polling the base directory can see a half-written version. This one
 copies into a hidden, non-numeric temporary directory and renames it, which
-model servers ignore until the rename makes it a numeric version.
+model servers ignore until the rename makes it a numeric version. On object
+stores (gs://), which cannot rename atomically, it writes saved_model.pb last
+(executor.py says why).
 """
 
 from __future__ import annotations

@@ -1,4 +1,14 @@
-"""Push = copy to `<base>/.incoming-<version>-<random>` then rename to `<base>/<version>`.
+"""Push a SavedModel so that a model server never loads it half-written.
+
+On a local or mounted filesystem: copy to `<base>/.incoming-<version>-<random>`,
+then rename to `<base>/<version>` (one atomic rename). Object stores (gs://,
+s3://, ...) have no atomic directory rename: TF's "rename" there copies object
+by object, in listing order, so `saved_model.pb` could land before the variables
+and TF Serving would load a model with missing weights
+(tensorflow/serving#1086). There the copy goes straight to `<base>/<version>`
+with `saved_model.pb` written last: until it exists, a load attempt fails and
+TF Serving retries it (`--max_num_load_retries`), and once it exists every
+other file is already in place.
 
 Re-pushing a model that is already the latest version (a pipeline re-run
 whose Trainer came from the cache) records the existing version instead of
@@ -54,11 +64,46 @@ def latest_identical_version(model_path: str, base_directory: str) -> str | None
     return latest if same and _fingerprint(model_path) is not None else None
 
 
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def renames_atomically(path: str) -> bool:
+    """Local and mounted paths rename in one step; URL-style object stores do not."""
+    return "://" not in path or path.startswith("file://")
+
+
+def copy_saved_model_last(model_path: str, target: str) -> list[str]:
+    """Copy a SavedModel tree into `target`, `saved_model.pb` last; return the copy order."""
+    files = [
+        os.path.join(root, name)
+        for root, _, names in fileio.walk(model_path)
+        for name in names
+    ]
+    top = os.path.join(model_path, SAVED_MODEL_FILE)
+    files.sort(key=lambda f: f == top)  # stable: saved_model.pb to the end
+    copied = []
+    for source in files:
+        relative = os.path.relpath(source, model_path)
+        destination = os.path.join(target, relative)
+        fileio.makedirs(os.path.dirname(destination))
+        fileio.copy(source, destination, overwrite=False)
+        copied.append(relative)
+    return copied
+
+
 def atomic_copy(model_path: str, base_directory: str, version: str) -> str:
-    """Copy a SavedModel under a temporary name and rename it into place."""
+    """Put a SavedModel at `<base>/<version>` so that no reader sees it half-written."""
     fileio.makedirs(base_directory)
-    staging = os.path.join(base_directory, f".incoming-{version}-{uuid.uuid4().hex[:8]}")
     target = os.path.join(base_directory, version)
+    if not renames_atomically(base_directory):
+        try:
+            copy_saved_model_last(model_path, target)
+        except BaseException:
+            if fileio.exists(target):
+                fileio.rmtree(target)
+            raise
+        return target
+    staging = os.path.join(base_directory, f".incoming-{version}-{uuid.uuid4().hex[:8]}")
     try:
         io_utils.copy_dir(model_path, staging)
         fileio.rename(staging, target, overwrite=False)

@@ -1,15 +1,21 @@
-"""AtomicPusher: versions appear by rename, never half-written, never duplicated."""
+"""AtomicPusher: versions appear whole (rename, or saved_model.pb last), never duplicated."""
 
 from __future__ import annotations
 
 import os
 import uuid
 
+from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from mtrec.components.atomic_pusher.executor import Executor, next_version
+from mtrec.components.atomic_pusher.executor import (
+    Executor,
+    copy_saved_model_last,
+    next_version,
+    renames_atomically,
+)
 
 
 def _model(tmp_path, payload: bytes):
@@ -58,3 +64,23 @@ def test_next_version_is_strictly_increasing(tmp_path):
     (base / ".incoming-x").mkdir()
     assert next_version(str(base), now=1_000) == "2000000001"
     assert next_version(str(tmp_path / "absent"), now=5) == "5"
+
+
+def test_object_stores_get_the_saved_model_file_last(tmp_path):
+    """ram:// is a real non-local TF filesystem, like gs://: no atomic directory rename."""
+    assert renames_atomically("/models/mtrec") and renames_atomically("file:///m")
+    assert not renames_atomically("gs://bucket/serving") and not renames_atomically("ram://s")
+    model = _model(tmp_path, b"one")
+    source = os.path.join(model.uri, "Format-Serving")
+    order = copy_saved_model_last(source, f"ram://order-{uuid.uuid4().hex}/1")
+    assert order[-1] == "saved_model.pb"
+    assert sorted(order) == ["fingerprint.pb", "saved_model.pb", "variables/variables.index"]
+
+    base = f"ram://serving-{uuid.uuid4().hex}"
+    pushed = _push(tmp_path, model, base)
+    version = pushed.get_string_custom_property("pushed_version")
+    assert fileio.listdir(base) == [version]  # straight into the version, no staging dir
+    with fileio.open(os.path.join(base, version, "variables", "variables.index"), "rb") as f:
+        assert f.read() == b"x"
+    again = _push(tmp_path, _model(tmp_path, b"one"), base)
+    assert again.get_string_custom_property("pushed_version") == version
