@@ -28,8 +28,9 @@ only whole exec properties can be RuntimeParameters in TFX 1.16):
 Compile-time only: the schema path (ImportSchemaGen), serving_model_dir (the
 Pusher's destination), Beam args (container arguments), the image.
 `--no_runtime_parameters` bakes everything in.
-`--vertex_training_region R` makes the Trainer a Vertex AI custom job (chief
-+ workers running the same image), for training on several machines.
+`--vertex_training_region R` makes the Trainer a Vertex AI custom job, and
+`--tfjob_namespace NS` a Kubeflow TFJob (chief + workers running the same
+image), for training on several machines.
 
 Backends: Vertex AI Pipelines runs the spec as compiled. The Kubeflow
 Pipelines (OSS) v2 backend does not implement the resolver tasks TFX compiles
@@ -56,6 +57,7 @@ import yaml
 from tfx import v1 as tfx
 from tfx.orchestration import data_types
 
+from mtrec.components.trainer.tfjob import TFJobTraining
 from mtrec.components.trainer.vertex import VertexTraining
 from mtrec.pipeline import configs
 from mtrec.pipeline.pipeline import create_pipeline
@@ -83,6 +85,8 @@ class KubeflowSettings:
     distribution: str | None = None
     # Train on several machines as a Vertex AI custom job (Vertex backend only).
     vertex_training: VertexTraining | None = None
+    # Train on several machines as a Kubeflow TFJob (Kubeflow Training Operator).
+    tfjob_training: TFJobTraining | None = None
     # TextEncoder settings (components/text_encoder/config.py); None: no text encoder.
     text_encoder: Mapping[str, Any] | None = dataclasses.field(
         default_factory=lambda: dict(configs.TEXT_ENCODER_CONFIG)
@@ -118,6 +122,7 @@ def build_pipeline(settings: KubeflowSettings) -> tfx.dsl.Pipeline:
         ),
         distribution=settings.distribution,
         vertex_training=settings.vertex_training,
+        tfjob_training=settings.tfjob_training,
         text_encoder=None if settings.text_encoder is None else dict(settings.text_encoder),
         runtime_parameters=settings.runtime_parameters,
         baseline_model=settings.baseline_model,
@@ -230,6 +235,15 @@ def parse_args(argv: Sequence[str]) -> tuple[KubeflowSettings, str]:
     p.add_argument("--vertex_training_replicas", type=int, default=2, help="chief + workers")
     p.add_argument("--vertex_machine_type", default="n1-standard-8")
     p.add_argument(
+        "--tfjob_namespace",
+        default=None,
+        help="run the Trainer as a Kubeflow TFJob in this namespace (chief + workers in "
+        "--image; distribution defaults to multi_worker_mirrored)",
+    )
+    p.add_argument("--tfjob_replicas", type=int, default=2, help="chief + workers")
+    p.add_argument("--tfjob_cpu", default="4")
+    p.add_argument("--tfjob_memory", default="16Gi")
+    p.add_argument(
         "--text_encoder",
         type=_json_dict,
         default=dict(configs.TEXT_ENCODER_CONFIG),
@@ -285,6 +299,17 @@ def parse_args(argv: Sequence[str]) -> tuple[KubeflowSettings, str]:
                 machine_type=a.vertex_machine_type,
             )
             if a.vertex_training_region
+            else None
+        ),
+        tfjob_training=(
+            TFJobTraining(
+                image=a.image,
+                namespace=a.tfjob_namespace,
+                replicas=a.tfjob_replicas,
+                cpu=a.tfjob_cpu,
+                memory=a.tfjob_memory,
+            )
+            if a.tfjob_namespace
             else None
         ),
         text_encoder=None if a.no_text_encoder else a.text_encoder,

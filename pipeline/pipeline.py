@@ -34,6 +34,7 @@ from mtrec.components.example_gen.component import StreamingImportExampleGen
 from mtrec.components.retrieval_evaluator.component import RetrievalEvaluator
 from mtrec.components.text_encoder.component import TextEncoder
 from mtrec.components.trainer.component import CatalogTrainer
+from mtrec.components.trainer.tfjob import TFJobExecutor, TFJobTraining
 from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
 from mtrec.models import features as F
 from mtrec.pipeline import configs
@@ -121,6 +122,7 @@ def create_pipeline(
     retrieval_thresholds: dict[str, float] | None = None,
     distribution: str | None = None,
     vertex_training: VertexTraining | None = None,
+    tfjob_training: TFJobTraining | None = None,
     text_encoder: dict[str, Any] | None = None,
     runtime_parameters: bool = False,
     baseline_model: bool = True,
@@ -144,10 +146,13 @@ def create_pipeline(
         raise ValueError(f"distribution must be None or one of {configs.DISTRIBUTIONS}")
     trainer_config: dict[str, Any] = {"model": dict(model_config or configs.MODEL_CONFIG),
                                       "distribution": distribution}
-    if vertex_training is not None:
-        if distribution is None and vertex_training.replicas > 1:
+    if vertex_training is not None and tfjob_training is not None:
+        raise ValueError("choose vertex_training or tfjob_training, not both")
+    remote_training = vertex_training or tfjob_training
+    if remote_training is not None:
+        if distribution is None and remote_training.replicas > 1:
             trainer_config["distribution"] = "multi_worker_mirrored"
-        trainer_config.update(vertex_training.custom_config())
+        trainer_config.update(remote_training.custom_config())
     tfma_config = eval_config(rating_rmse_max, rating_rmse_max_increase, relevance_auc_min)
     # Stock ImportExampleGen minus its shuffle: mtrec writes examples in random order.
     example_gen = StreamingImportExampleGen(
@@ -209,8 +214,11 @@ def create_pipeline(
         custom_config=(_parameter(configs.PARAM_TRAINER_CONFIG,
                                   json.dumps(trainer_config, sort_keys=True))
                        if runtime_parameters else trainer_config),
-        custom_executor_spec=(executor_spec.ExecutorClassSpec(VertexExecutor)
-                              if vertex_training else None),
+        custom_executor_spec=(
+            None if remote_training is None
+            else executor_spec.ExecutorClassSpec(
+                VertexExecutor if vertex_training else TFJobExecutor)
+        ),
     ).with_id("Trainer")
     # The latest blessed model, for TFMA's change thresholds (skipped without one).
     baseline = tfx.dsl.Resolver(

@@ -357,3 +357,33 @@ def test_vertex_training_makes_the_trainer_a_multi_worker_vertex_job(tmp_path):
     pools = custom["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
     assert [p["replica_count"] for p in pools] == [1, 2]
     assert {p["container_spec"]["image_uri"] for p in pools} == {IMAGE}
+
+
+def test_tfjob_training_makes_the_trainer_a_kubeflow_tfjob(tmp_path):
+    out = tmp_path / "mtrec.json"
+    kfv2.main([*CLI_ARGS[:6], *NO_TEXT, "--output", str(out), "--serving_model_dir", "gs://b/s",
+               "--tfjob_namespace", "team", "--tfjob_replicas", "4"])
+    spec = json.loads(out.read_text())["pipelineSpec"]
+    args = _containers(spec)["Trainer_executor"]["args"]
+    assert args[args.index("--executor_class_path") + 1] == (
+        "mtrec.components.trainer.tfjob.TFJobExecutor"
+    )
+    default = spec["root"]["inputDefinitions"]["parameters"][configs.PARAM_TRAINER_CONFIG]
+    custom = json.loads(default["defaultValue"])
+    assert custom["distribution"] == "multi_worker_mirrored"
+    assert custom["tfjob"]["namespace"] == "team" and custom["tfjob"]["replicas"] == 4
+    assert custom["tfjob"]["image"] == IMAGE
+
+
+def test_vertex_and_tfjob_training_are_exclusive():
+    from mtrec.components.trainer.tfjob import TFJobTraining
+    from mtrec.components.trainer.vertex import VertexTraining
+
+    settings, _ = kfv2.parse_args([*CLI_ARGS[:6], *NO_TEXT, "--serving_model_dir", "gs://b/s"])
+    both = dataclasses.replace(
+        settings,
+        vertex_training=VertexTraining(region="r", image=IMAGE),
+        tfjob_training=TFJobTraining(image=IMAGE),
+    )
+    with pytest.raises(ValueError, match="not both"):
+        kfv2.build_pipeline(both)
