@@ -340,17 +340,22 @@ def test_text_encoder_compiles_and_feeds_the_trainer(tmp_path):
     assert _containers(spec)["TextEncoder_executor"]["image"] == IMAGE
 
 
-def test_vertex_training_makes_the_trainer_a_multi_worker_vertex_job(tmp_path):
+def _remote_trainer(tmp_path, *flags) -> tuple[str, dict]:
+    """Compile with `flags`; return the Trainer's executor class and custom_config."""
     out = tmp_path / "mtrec.json"
     kfv2.main([*CLI_ARGS[:6], *NO_TEXT, "--output", str(out), "--serving_model_dir", "gs://b/s",
-               "--vertex_training_region", "europe-west4", "--vertex_training_replicas", "3"])
+               *flags])
     spec = json.loads(out.read_text())["pipelineSpec"]
     args = _containers(spec)["Trainer_executor"]["args"]
-    assert args[args.index("--executor_class_path") + 1] == (
-        "mtrec.components.trainer.vertex.VertexExecutor"
-    )
     default = spec["root"]["inputDefinitions"]["parameters"][configs.PARAM_TRAINER_CONFIG]
-    custom = json.loads(default["defaultValue"])
+    return args[args.index("--executor_class_path") + 1], json.loads(default["defaultValue"])
+
+
+def test_vertex_training_makes_the_trainer_a_multi_worker_vertex_job(tmp_path):
+    executor, custom = _remote_trainer(
+        tmp_path, "--vertex_training_region", "europe-west4", "--vertex_training_replicas", "3"
+    )
+    assert executor == "mtrec.components.trainer.vertex.VertexExecutor"
     assert custom["distribution"] == "multi_worker_mirrored"
     assert custom["ai_platform_enable_vertex"] is True
     assert custom["ai_platform_vertex_region"] == "europe-west4"
@@ -360,16 +365,10 @@ def test_vertex_training_makes_the_trainer_a_multi_worker_vertex_job(tmp_path):
 
 
 def test_tfjob_training_makes_the_trainer_a_kubeflow_tfjob(tmp_path):
-    out = tmp_path / "mtrec.json"
-    kfv2.main([*CLI_ARGS[:6], *NO_TEXT, "--output", str(out), "--serving_model_dir", "gs://b/s",
-               "--tfjob_namespace", "team", "--tfjob_replicas", "4"])
-    spec = json.loads(out.read_text())["pipelineSpec"]
-    args = _containers(spec)["Trainer_executor"]["args"]
-    assert args[args.index("--executor_class_path") + 1] == (
-        "mtrec.components.trainer.tfjob.TFJobExecutor"
+    executor, custom = _remote_trainer(
+        tmp_path, "--tfjob_namespace", "team", "--tfjob_replicas", "4"
     )
-    default = spec["root"]["inputDefinitions"]["parameters"][configs.PARAM_TRAINER_CONFIG]
-    custom = json.loads(default["defaultValue"])
+    assert executor == "mtrec.components.trainer.tfjob.TFJobExecutor"
     assert custom["distribution"] == "multi_worker_mirrored"
     assert custom["tfjob"]["namespace"] == "team" and custom["tfjob"]["replicas"] == 4
     assert custom["tfjob"]["image"] == IMAGE
