@@ -62,9 +62,10 @@ def sampled_pairs(
     kept = all_users
     if max_users and len(all_users) > max_users:
         kept = np.random.default_rng(seed).choice(all_users, max_users, replace=False)
+    kept_set = set(kept.tolist())  # np.isin compares object arrays pairwise: O(n x users)
     users, items = [], []
     for u, i in _pair_batches(examples, split):
-        mask = np.isin(u, kept)
+        mask = np.fromiter((user in kept_set for user in u.tolist()), bool, len(u))
         users.append(u[mask])
         items.append(i[mask])
     if not users:
