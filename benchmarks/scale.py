@@ -123,6 +123,11 @@ def component_intervals(metadata_path: str) -> dict[str, tuple[float, float, str
     return result
 
 
+# The row-sparse optimizer: with Keras' Adam the Trainer's step cost grows with
+# the id tables (models/model.py: ModelConfig.optimizer).
+SCALE_MODEL_CONFIG = {"optimizer": "lazy_adam"}
+
+
 def run_one(
     n: int, epochs: int, workers: int, home: str, stall_seconds: float = 600
 ) -> dict[str, Any]:
@@ -158,7 +163,7 @@ def run_one(
             local_runner.run(
                 paths,
                 examples_root=examples_root,
-                model_config={"epochs": epochs},
+                model_config={"epochs": epochs, **SCALE_MODEL_CONFIG},
                 workers=workers,
                 enable_cache=False,
             )

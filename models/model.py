@@ -34,10 +34,7 @@ class ModelConfig:
     """Hyper-parameters; everything here is settable from the Trainer's custom_config."""
 
     embedding_dim: int = 128
-    # l2 on the id-embedding rows a batch looks up (mean over the batch): a
-    # whole-table penalty would make every step's gradient, and cost, table-sized.
-    # 0.1 chosen for cold items on a validation fold (quality_tuning.md).
-    l2: float = 0.1
+    l2: float = 1e-4  # on the id tables; with lazy_adam, on the rows a batch looks up
     dropout: float = 0.0
     mixture: str = "shared_bottom"  # or "mmoe"
     tasks: tuple[str, ...] = TASKS
@@ -69,6 +66,12 @@ class ModelConfig:
     # "cosine" decays the rate to 5% over the run: the last epochs settle
     # instead of jumping around; "constant" keeps it.
     lr_schedule: str = "cosine"
+    # "adam": Keras' Adam, whole-table l2; every step touches every id row, so
+    # its cost grows with users and items. "lazy_adam": only the batch's rows
+    # (models/optimizer.py), linear at scale, but on ML-100K cold items lost
+    # (served cold HR@100 0.159 -> 0.130; quality_tuning.md). Use it past ~10K
+    # users or items, where the step cost shows (benchmarks/results/scale.md).
+    optimizer: str = "adam"
     batch_size: int = 1024
     epochs: int = 8
 
@@ -86,6 +89,8 @@ class ModelConfig:
         config = cls(**values)
         if config.similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be cosine or dot: {config.similarity!r}")
+        if config.optimizer not in ("adam", "lazy_adam"):
+            raise ValueError(f"optimizer must be adam or lazy_adam: {config.optimizer!r}")
         if config.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be constant or cosine: {config.lr_schedule!r}")
         bad = set(config.tasks) - set(TASKS)
@@ -117,10 +122,17 @@ class MultiTaskModel(tfrs.Model):
             config.l2,
             config.dropout,
             use_history=config.history_dropout < 1.0,
+            row_l2=config.optimizer == "lazy_adam",
             name="query_tower",
         )
         self.candidate_tower = CandidateTower(
-            sizes, d, config.l2, config.dropout, text_table=text_table, name="candidate_tower"
+            sizes,
+            d,
+            config.l2,
+            config.dropout,
+            text_table=text_table,
+            row_l2=config.optimizer == "lazy_adam",
+            name="candidate_tower",
         )
         # Heads exist only for trained tasks (an untrained head has no weights);
         # single-task models still export every signature, with neutral outputs.

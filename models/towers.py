@@ -53,6 +53,18 @@ def fold_unknown(ids: tf.Tensor, known: int) -> tf.Tensor:
     return tf.where(ids > known, tf.zeros_like(ids), ids)
 
 
+def id_embedding(rows: int, dim: int, reg: float, row_l2: bool) -> tf.keras.layers.Embedding:
+    """An id table with l2 on the whole table, or (row_l2) on the rows a batch looks up.
+
+    A whole-table penalty gives every row a gradient at every step, so its cost
+    grows with the table; `row_l2` (for LazyAdam) keeps the gradient row-sparse.
+    """
+    l2 = tf.keras.regularizers.l2(reg)
+    if row_l2:
+        return tf.keras.layers.Embedding(rows, dim, activity_regularizer=l2)
+    return tf.keras.layers.Embedding(rows, dim, embeddings_regularizer=l2)
+
+
 class MaskedMeanPool(tf.keras.layers.Layer):
     """Mean of embeddings over non-padding (id != 0) positions."""
 
@@ -82,15 +94,15 @@ class QueryTower(tf.keras.Model):
         reg: float,
         dropout: float,
         use_history: bool = True,
+        row_l2: bool = False,
         **kw,
     ):
         super().__init__(**kw)
-        l2 = tf.keras.regularizers.l2(reg)
         self.known_users, self.known_items = sizes.known_users, sizes.known_items
-        self.user_embedding = tf.keras.layers.Embedding(sizes.users, dim, activity_regularizer=l2)
+        self.user_embedding = id_embedding(sizes.users, dim, reg, row_l2)
         # Without history the tower must not read it at serving time either.
         self.history_embedding = (
-            tf.keras.layers.Embedding(sizes.items, dim, activity_regularizer=l2)
+            id_embedding(sizes.items, dim, reg, row_l2)
             if use_history
             else None
         )
@@ -129,6 +141,7 @@ class CandidateTower(tf.keras.Model):
         reg: float,
         dropout: float,
         text_table=None,
+        row_l2: bool = False,
         **kw,
     ):
         super().__init__(**kw)
@@ -136,9 +149,8 @@ class CandidateTower(tf.keras.Model):
         self.text_projection = (
             None if text_table is None else tf.keras.layers.Dense(dim, name="text_projection")
         )
-        l2 = tf.keras.regularizers.l2(reg)
         self.known_items = sizes.known_items
-        self.item_embedding = tf.keras.layers.Embedding(sizes.items, dim, activity_regularizer=l2)
+        self.item_embedding = id_embedding(sizes.items, dim, reg, row_l2)
         self.genre_projection = tf.keras.layers.Dense(16, use_bias=False)
         self.token_embedding = tf.keras.layers.Embedding(sizes.text_tokens, 32)
         self.pool = MaskedMeanPool()

@@ -106,12 +106,14 @@ def train_and_export(
 
 
 def make_optimizer(config: ModelConfig, train_examples: int) -> tf.keras.optimizers.Optimizer:
-    """LazyAdam at config.learning_rate, constant or cosine-decayed over every training step."""
+    """config.optimizer at config.learning_rate, constant or cosine-decayed over every step."""
+    optimizer = LazyAdam if config.optimizer == "lazy_adam" else tf.keras.optimizers.Adam
     if config.lr_schedule == "constant":
-        return LazyAdam(config.learning_rate)
+        return optimizer(config.learning_rate)
     steps = config.epochs * max(1, math.ceil(train_examples / config.batch_size))
-    schedule = tf.keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
-    return LazyAdam(schedule)
+    return optimizer(
+        tf.keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
+    )
 
 
 def save_weights(model: MultiTaskModel, weights_dir: str) -> None:

@@ -98,6 +98,8 @@ def test_config_validation():
         PairHeads("moe")
     with pytest.raises(ValueError, match="similarity"):
         ModelConfig.from_dict({"similarity": "euclidean"})
+    with pytest.raises(ValueError, match="optimizer"):
+        ModelConfig.from_dict({"optimizer": "sgd"})
     with pytest.raises(ValueError, match="lr_schedule"):
         ModelConfig.from_dict({"lr_schedule": "step"})
     config = ModelConfig.from_dict({"loss_weights": {"rating": 2.0}})
@@ -128,12 +130,14 @@ def test_distribution_strategies_from_custom_config():
 
 
 def test_a_training_step_moves_only_the_embedding_rows_its_batch_touches(transformed_synthetic):
-    """Per-step cost must follow the batch, not the tables (scale.md: Trainer)."""
+    """With lazy_adam, per-step cost follows the batch, not the tables (scale.md: Trainer)."""
     from mtrec.models.trainer import make_optimizer
 
     tft_output, train, _ = transformed_synthetic
     sizes = VocabSizes.from_transform_output(tft_output)
-    config = ModelConfig.from_dict({"embedding_dim": 8, "id_dropout": 0.0, "history_dropout": 0.0})
+    config = ModelConfig.from_dict(
+        {"embedding_dim": 8, "id_dropout": 0.0, "history_dropout": 0.0, "optimizer": "lazy_adam"}
+    )
     model = MultiTaskModel(sizes, config, item_sampling_probability(tft_output, sizes), 3.5)
     model.compile(optimizer=make_optimizer(config, len(train)))
     first, batch = iter(as_dataset(train[:32], 16))
