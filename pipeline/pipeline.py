@@ -149,10 +149,14 @@ def create_pipeline(
     if vertex_training is not None and tfjob_training is not None:
         raise ValueError("choose vertex_training or tfjob_training, not both")
     remote_training = vertex_training or tfjob_training
+    trainer_executor = None  # the CatalogTrainer's own, in this step's pod
     if remote_training is not None:
         if distribution is None and remote_training.replicas > 1:
             trainer_config["distribution"] = "multi_worker_mirrored"
         trainer_config.update(remote_training.custom_config())
+        trainer_executor = executor_spec.ExecutorClassSpec(
+            VertexExecutor if vertex_training else TFJobExecutor
+        )
     tfma_config = eval_config(rating_rmse_max, rating_rmse_max_increase, relevance_auc_min)
     # Stock ImportExampleGen minus its shuffle: mtrec writes examples in random order.
     example_gen = StreamingImportExampleGen(
@@ -214,11 +218,7 @@ def create_pipeline(
         custom_config=(_parameter(configs.PARAM_TRAINER_CONFIG,
                                   json.dumps(trainer_config, sort_keys=True))
                        if runtime_parameters else trainer_config),
-        custom_executor_spec=(
-            None if remote_training is None
-            else executor_spec.ExecutorClassSpec(
-                VertexExecutor if vertex_training else TFJobExecutor)
-        ),
+        custom_executor_spec=trainer_executor,
     ).with_id("Trainer")
     # The latest blessed model, for TFMA's change thresholds (skipped without one).
     baseline = tfx.dsl.Resolver(
