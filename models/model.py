@@ -27,6 +27,13 @@ from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
 from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
 
 TASKS = ("retrieval", "ranking", "rating", "interest")
+OPTIMIZERS = ("auto", "adam", "lazy_adam")
+# Where "auto" switches to lazy_adam. Adam's whole-table step costs ~0.4 us per
+# 128-wide id row (benchmarks/results/optimizer_step.md: 26 ms a step for two
+# 30K-row tables; lazy_adam 2-4 ms at any size). At 10K users or items the
+# user, item and history tables add ~13 ms to every step. ML-100K (1,682
+# items) and ml-latest-small (9,742) stay on adam, where cold items do better.
+LAZY_ADAM_MIN_ROWS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +76,9 @@ class ModelConfig:
     # "adam": Keras' Adam, whole-table l2; every step touches every id row, so
     # its cost grows with users and items. "lazy_adam": only the batch's rows
     # (models/optimizer.py), linear at scale, but on ML-100K cold items lost
-    # (served cold HR@100 0.159 -> 0.130; quality_tuning.md). Use it past ~10K
-    # users or items, where the step cost shows (benchmarks/results/scale.md).
-    optimizer: str = "adam"
+    # (served cold HR@100 0.159 -> 0.130; quality_tuning.md). "auto": adam
+    # below LAZY_ADAM_MIN_ROWS rows in every id table, lazy_adam from there.
+    optimizer: str = "auto"
     batch_size: int = 1024
     epochs: int = 8
 
@@ -89,8 +96,8 @@ class ModelConfig:
         config = cls(**values)
         if config.similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be cosine or dot: {config.similarity!r}")
-        if config.optimizer not in ("adam", "lazy_adam"):
-            raise ValueError(f"optimizer must be adam or lazy_adam: {config.optimizer!r}")
+        if config.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}: {config.optimizer!r}")
         if config.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be constant or cosine: {config.lr_schedule!r}")
         bad = set(config.tasks) - set(TASKS)
@@ -100,6 +107,16 @@ class ModelConfig:
 
     def weight(self, task: str) -> float:
         return dict(self.loss_weights).get(task, 1.0)
+
+
+def resolve_optimizer(config: ModelConfig, sizes: VocabSizes) -> ModelConfig:
+    """Settle optimizer "auto" on the id-table sizes, which only Transform knows."""
+    if config.optimizer != "auto":
+        return config
+    rows = max(sizes.users, sizes.items)
+    return dataclasses.replace(
+        config, optimizer="lazy_adam" if rows >= LAZY_ADAM_MIN_ROWS else "adam"
+    )
 
 
 class MultiTaskModel(tfrs.Model):
@@ -114,6 +131,7 @@ class MultiTaskModel(tfrs.Model):
         text_table: np.ndarray | None = None,
     ):
         super().__init__()
+        config = resolve_optimizer(config, sizes)  # the Trainer compiles with model.config
         self.sizes, self.config = sizes, config
         d = config.embedding_dim
         self.query_tower = QueryTower(

@@ -79,7 +79,7 @@ def train_and_export(
             rating_mean=tables.rating_mean,
             text_table=item_text.table(tft_output, sizes.items) if item_text else None,
         )
-        model.compile(optimizer=make_optimizer(config, tables.num_train_examples))
+        model.compile(optimizer=make_optimizer(model.config, tables.num_train_examples))
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
     history = model.fit(
         train_ds, epochs=config.epochs, validation_data=eval_ds, verbose=2, callbacks=callbacks
@@ -98,6 +98,7 @@ def train_and_export(
         "catalog_size": tables.num_items,
         "text_encoder": item_text is not None,
         "epochs": config.epochs,
+        "optimizer": model.config.optimizer,
         "final_train_loss": float(history.history["loss"][-1]),
         **{f"eval_{k}": float(v) for k, v in evaluation.items()},
     }
@@ -106,8 +107,14 @@ def train_and_export(
 
 
 def make_optimizer(config: ModelConfig, train_examples: int) -> tf.keras.optimizers.Optimizer:
-    """config.optimizer at config.learning_rate, constant or cosine-decayed over every step."""
-    optimizer = LazyAdam if config.optimizer == "lazy_adam" else tf.keras.optimizers.Adam
+    """config.optimizer at config.learning_rate, constant or cosine-decayed over every step.
+
+    Takes the model's config: "auto" is settled by MultiTaskModel on the table sizes.
+    """
+    optimizers = {"adam": tf.keras.optimizers.Adam, "lazy_adam": LazyAdam}
+    if config.optimizer not in optimizers:
+        raise ValueError(f"pass model.config, with the optimizer resolved: {config.optimizer!r}")
+    optimizer = optimizers[config.optimizer]
     if config.lr_schedule == "constant":
         return optimizer(config.learning_rate)
     steps = config.epochs * max(1, math.ceil(train_examples / config.batch_size))

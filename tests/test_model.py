@@ -106,6 +106,33 @@ def test_config_validation():
     assert config.weight("rating") == 2.0 and config.weight("retrieval") == 1.0
 
 
+def test_auto_optimizer_goes_lazy_once_an_id_table_is_large():
+    """Adam's step cost grows with the tables (optimizer_step.md); "auto" caps it."""
+    import dataclasses
+
+    from mtrec.models.model import LAZY_ADAM_MIN_ROWS, resolve_optimizer
+    from mtrec.models.optimizer import LazyAdam
+    from mtrec.models.trainer import make_optimizer
+
+    small = VocabSizes(100, 200, 3, 22, 50, known_users=91, known_items=191)
+    large = dataclasses.replace(small, items=LAZY_ADAM_MIN_ROWS)
+    auto = ModelConfig()
+    assert auto.optimizer == "auto"
+    assert resolve_optimizer(auto, small).optimizer == "adam"
+    assert resolve_optimizer(auto, large).optimizer == "lazy_adam"
+    pinned = ModelConfig.from_dict({"optimizer": "adam"})
+    assert resolve_optimizer(pinned, large).optimizer == "adam"
+
+    config = ModelConfig(embedding_dim=8)
+    model = MultiTaskModel(large, config, np.ones(large.items, np.float32), 3.5)
+    assert model.config.optimizer == "lazy_adam"
+    item_table = model.candidate_tower.item_embedding  # l2 on looked-up rows only
+    assert item_table.activity_regularizer and not item_table.embeddings_regularizer
+    assert isinstance(make_optimizer(model.config, 1000), LazyAdam)
+    with pytest.raises(ValueError, match="resolved"):
+        make_optimizer(auto, 1000)
+
+
 def test_serving_tables_hold_latest_history_and_seen_items(transformed_synthetic):
     tft_output, train, _ = transformed_synthetic
     sizes = VocabSizes.from_transform_output(tft_output)
