@@ -107,6 +107,24 @@ def test_signatures_and_their_inputs(exported):
     assert os.path.exists(os.path.join(out, "assets.extra", "tf_serving_warmup_requests"))
 
 
+def test_training_metrics_say_what_ran_and_where_the_time_went(exported):
+    metrics = exported[1]
+    assert metrics["optimizer"] == "adam"  # "auto" on a tiny vocabulary
+    phases = metrics["phase_seconds"]
+    assert set(phases) == {"scan", "build", "fit", "evaluate", "export"}
+    assert all(v >= 0 for v in phases.values())
+    assert 0 < phases["fit"] <= metrics["train_seconds"]
+
+
+def test_export_carries_no_optimizer_state(exported):
+    """Adam's two slots per weight doubled every id table in the SavedModel (scale.md)."""
+    out = exported[0]
+    checkpoint = os.path.join(out, "variables", "variables")
+    names = [name for name, _ in tf.train.list_variables(checkpoint)]
+    assert any(name.startswith("model/variables/") for name in names)
+    assert not [name for name in names if "optimizer" in name]
+
+
 def test_unknown_ids_get_finite_answers_and_recommend_excludes_seen(exported):
     out, _, users, items, train = exported
     model = tf.saved_model.load(out)
