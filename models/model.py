@@ -201,7 +201,7 @@ class MultiTaskModel(tfrs.Model):
         """Leave the optimizer out of SavedModels: serving never reads its slots.
 
         Adam keeps two slots per weight, so they were half of every export
-        (a 441 MB SavedModel at 5M interactions), loaded by TF Serving and by
+        (420 MB of variables at 5M interactions), loaded by TF Serving and by
         each of TFMA's Beam workers. Checkpoints (save_weights) keep them.
         """
         children = super()._trackable_children(save_type, **kwargs)
