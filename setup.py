@@ -5,6 +5,8 @@ data/, serving/ at the top level); setup.py installs them under one namespace,
 `mtrec.*`, so nothing generic like `models` lands in site-packages.
 """
 
+from pathlib import Path
+
 from setuptools import setup
 
 SUBPACKAGES = {
@@ -14,7 +16,10 @@ SUBPACKAGES = {
     "mtrec.data": "data",
     "mtrec.serving": "serving",
 }
-COMPONENTS = ("anomaly_gate", "atomic_pusher", "retrieval_evaluator", "text_encoder", "trainer")
+# Every components/<name>/ package, found rather than listed: a hand-kept list
+# once left example_gen out of the wheel (the image failed to import it).
+HERE = Path(__file__).resolve().parent
+COMPONENTS = sorted(p.parent.name for p in (HERE / "components").glob("*/__init__.py"))
 
 packages = ["mtrec", *SUBPACKAGES]
 package_dir = {"mtrec": "mtrec", **SUBPACKAGES}
