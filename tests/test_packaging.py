@@ -41,3 +41,33 @@ def test_wheel_has_every_source_package_and_its_data(tmp_path):
     assert expected <= names, sorted(expected - names)
     assert "mtrec/pipeline/schema/schema.pbtxt" in names  # ImportSchemaGen reads it
     assert any(n.startswith("mtrec/data/sample/") and n.endswith(".csv") for n in names)
+
+
+def test_lock_is_closed_under_dependencies():
+    """The image installs the lock with --no-deps, so every requirement must be in it.
+
+    pip freeze leaves out pip, setuptools and wheel; astunparse needs wheel, and
+    `pip check` failed in the image until the lock pinned it.
+    """
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    lock = ROOT / "requirements" / "lock-py310.txt"
+    locked = {
+        canonicalize_name(line.split("==")[0])
+        for line in lock.read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    # Every Python 3.10 image and venv has these two; the lock need not pin them.
+    provided = {"pip", "setuptools"}
+    missing = set()
+    for name in locked:
+        for spec in metadata.distribution(name).requires or []:
+            req = Requirement(spec)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                dep = canonicalize_name(req.name)
+                if dep not in locked | provided:
+                    missing.add(f"{name} -> {dep}")
+    assert not missing, sorted(missing)
