@@ -134,13 +134,14 @@ class MultiTaskModel(tfrs.Model):
         config = resolve_optimizer(config, sizes)  # the Trainer compiles with model.config
         self.sizes, self.config = sizes, config
         d = config.embedding_dim
+        row_l2 = config.optimizer == "lazy_adam"  # LazyAdam needs row-sparse gradients
         self.query_tower = QueryTower(
             sizes,
             d,
             config.l2,
             config.dropout,
             use_history=config.history_dropout < 1.0,
-            row_l2=config.optimizer == "lazy_adam",
+            row_l2=row_l2,
             name="query_tower",
         )
         self.candidate_tower = CandidateTower(
@@ -149,7 +150,7 @@ class MultiTaskModel(tfrs.Model):
             config.l2,
             config.dropout,
             text_table=text_table,
-            row_l2=config.optimizer == "lazy_adam",
+            row_l2=row_l2,
             name="candidate_tower",
         )
         # Heads exist only for trained tasks (an untrained head has no weights);
