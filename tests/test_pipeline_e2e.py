@@ -83,6 +83,24 @@ def test_catalogue_holds_every_item_and_the_text_encoder_fed_the_trainer(first_r
     assert metrics["text_encoder"] is True
 
 
+def test_trainer_wrote_tensorboard_logs_for_every_epoch(first_run):
+    import tensorflow as tf
+
+    _, _, nodes = first_run
+    logs = os.path.join(nodes["Trainer"].outputs["model_run"][0].uri, "tensorboard")
+    for phase in ("train", "validation"):
+        events = tf.io.gfile.glob(os.path.join(logs, phase, "events.out.tfevents.*"))
+        assert events, f"no TensorBoard events under {logs}/{phase}"
+        steps = {
+            event.step
+            for path in events
+            for event in tf.compat.v1.train.summary_iterator(path)
+            for value in event.summary.value
+            if value.tag == "epoch_loss"
+        }
+        assert steps == set(range(MODEL["epochs"])), (phase, steps)
+
+
 def test_retrieval_evaluator_measured_model_and_popularity(first_run):
     # A tiny sample and 8 epochs: the model only has to be ahead here;
     # tests/test_quality_synthetic.py checks that it is clearly ahead.
