@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import pytest
+import tensorflow as tf
 
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
@@ -84,8 +85,6 @@ def test_catalogue_holds_every_item_and_the_text_encoder_fed_the_trainer(first_r
 
 
 def test_trainer_wrote_tensorboard_logs_for_every_epoch(first_run):
-    import tensorflow as tf
-
     _, _, nodes = first_run
     logs = os.path.join(nodes["Trainer"].outputs["model_run"][0].uri, "tensorboard")
     for phase in ("train", "validation"):
