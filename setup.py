@@ -53,6 +53,6 @@ setup(
         "pandas",
         "pyarrow",
     ],
-    extras_require={"test": ["pytest", "ruff"]},
+    extras_require={"test": ["pytest", "ruff", "hypothesis"]},
     entry_points={"console_scripts": ["mtrec=mtrec.cli:main"]},
 )

@@ -9,16 +9,31 @@ on scraps.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mtrec.data.tables import RATING_COLUMNS, SPLIT, Dataset, empty_malformed
+from mtrec.data.privacy import pseudonymize_users
+from mtrec.data.tables import (
+    DETAIL,
+    ITEMS,
+    LINE,
+    LINE_NO,
+    RATING_COLUMNS,
+    RATINGS,
+    RAW,
+    RAW_TEXT,
+    REASON,
+    SOURCE,
+    SOURCE_COL,
+    SPLIT,
+    TABLE,
+    USERS,
+    Dataset,
+    empty_malformed,
+)
 from mtrec.models import features as F
 
 # Reasons, in the order they are checked: a row gets the first that applies.
@@ -33,24 +48,41 @@ DUPLICATE = "duplicate"  # same (user, item) as a later valid rating, which is k
 REASONS = (MALFORMED, MISSING_FIELD, BAD_RATING, RATING_OUT_OF_RANGE, BAD_TIMESTAMP,
            UNKNOWN_USER, UNKNOWN_ITEM, DUPLICATE)
 MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01: later "seconds" are milliseconds or garbage
-REJECT_COLUMNS = ("source", "line", F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP, "reason",
-                  "detail")
+# table: ratings, users or items; line: 1-based line (row for Parquet and generated
+# data) in `source`; raw: the record as read; detail: what a malformed line got wrong.
+REJECT_COLUMNS = (TABLE, SOURCE, LINE_NO, F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP, REASON,
+                  DETAIL, RAW_TEXT)
+TABLE_COUNTS = ("rows", "kept", "rejected", "duplicate")
+
+__all__ = ["CleanResult", "DataQualityError", "clean", "pseudonymize_users", "write_rejects"]
 
 
 class DataQualityError(ValueError):
-    """Too large a share of the input was rejected to trust the rest."""
+    """Too large a share of the ratings was rejected to trust the rest.
+
+    `rejects` holds every rejected row (REJECT_COLUMNS), so they can still be written.
+    """
+
+    def __init__(self, message: str, rejects: pd.DataFrame | None = None) -> None:
+        super().__init__(message)
+        self.rejects = rejects
 
 
 @dataclass(frozen=True, eq=False)
 class CleanResult:
-    """The cleaned dataset, the rejected rows (REJECT_COLUMNS) and counts per reason.
+    """The cleaned dataset, the rejected rows (REJECT_COLUMNS) and counts.
 
-    counts has one entry per reason in REASONS plus "total", "kept" and "rejected".
+    counts, for the ratings only: one entry per reason in REASONS plus "total",
+    "kept" and "rejected" (total = kept + rejected).
+    tables: per table (TABLES), TABLE_COUNTS: "rows" read = "kept" + "rejected"
+    (+ "duplicate" ids dropped from users/items, first row wins; duplicate
+    ratings are rejects).
     """
 
     dataset: Dataset
     rejects: pd.DataFrame
     counts: dict[str, int]
+    tables: dict[str, dict[str, int]]
 
 
 def _blank(values: pd.Series) -> pd.Series:
@@ -91,46 +123,80 @@ def _reasons(ratings: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame) ->
     return reason
 
 
+def _row_rejects(ratings: pd.DataFrame, reason: pd.Series, name: str) -> pd.DataFrame:
+    """Rejected rating rows with their source, line and raw text (made up for generated data)."""
+    rejected = reason != ""
+    rows = ratings.loc[rejected]
+    numbers = np.flatnonzero(rejected.to_numpy()) + 1
+    raw = rows[RAW] if RAW in rows.columns else pd.Series(
+        [repr(r) for r in rows[list(RATING_COLUMNS)].to_dict("records")], index=rows.index)
+    return rows[list(RATING_COLUMNS)].assign(**{
+        TABLE: RATINGS,
+        SOURCE: rows[SOURCE_COL] if SOURCE_COL in rows.columns else name,
+        LINE_NO: rows[LINE] if LINE in rows.columns else numbers,
+        REASON: reason[rejected],
+        DETAIL: "",
+        RAW_TEXT: raw,
+    })
+
+
+def _line_rejects(malformed: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        TABLE: malformed[TABLE],
+        SOURCE: malformed[SOURCE],
+        LINE_NO: malformed[LINE_NO],
+        F.USER_ID: malformed[F.USER_ID],
+        REASON: MALFORMED,
+        DETAIL: malformed[REASON].astype(str),
+        RAW_TEXT: malformed[RAW_TEXT].astype(str),
+    })
+
+
+def _table_counts(dataset: Dataset, ratings: dict[str, int]) -> dict[str, dict[str, int]]:
+    bad = dataset.malformed[TABLE].value_counts()
+    out = {RATINGS: {"rows": ratings["total"], "kept": ratings["kept"],
+                     "rejected": ratings["rejected"], "duplicate": ratings[DUPLICATE]}}
+    for table, frame, key in ((USERS, dataset.users, F.USER_ID),
+                              (ITEMS, dataset.items, F.ITEM_ID)):
+        unique, rejected = int(frame[key].nunique()), int(bad.get(table, 0))
+        out[table] = {"rows": len(frame) + rejected, "kept": unique, "rejected": rejected,
+                      "duplicate": len(frame) - unique}
+    return out
+
+
 def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
     """Split `dataset.ratings` into kept rows and rejects; fail if too many are rejected.
 
-    Also drops duplicate user/item ids from the users/items tables (first row wins).
-    Raises DataQualityError when rejects / (ratings + malformed lines) > max_reject_fraction.
+    Rejects also hold the malformed lines of every table. Drops duplicate
+    user/item ids from the users/items tables (first row wins). Raises
+    DataQualityError (with the rejects) when rejected ratings / (ratings +
+    malformed ratings lines) > max_reject_fraction; users' and items' bad
+    lines do not count towards it.
     """
     ratings = dataset.ratings.reset_index(drop=True)
     reason = _reasons(ratings, dataset.users, dataset.items)
-    rejected = reason != ""
-    row_rejects = ratings.loc[rejected, list(RATING_COLUMNS)].assign(
-        source=dataset.name,
-        line=pd.NA,
-        reason=reason[rejected],
-        detail="",
-    )
-    bad_lines = dataset.malformed
-    line_rejects = pd.DataFrame(
-        {
-            "source": bad_lines["source"],
-            "line": bad_lines["line"],
-            "reason": MALFORMED,
-            "detail": bad_lines["reason"].astype(str) + ": " + bad_lines["raw"].astype(str),
-        }
-    )
-    rejects = pd.concat([line_rejects, row_rejects], ignore_index=True)
-    rejects = rejects.reindex(columns=list(REJECT_COLUMNS))
-    rejects["line"] = rejects["line"].astype("Int64")
+    rejects = pd.concat(
+        [_line_rejects(dataset.malformed), _row_rejects(ratings, reason, dataset.name)],
+        ignore_index=True,
+    ).reindex(columns=list(REJECT_COLUMNS))
+    rejects[LINE_NO] = rejects[LINE_NO].astype("int64")
+    rejects[F.USER_ID] = rejects[F.USER_ID].fillna("")
 
-    counts = {r: int((rejects["reason"] == r).sum()) for r in REASONS}
-    total = len(ratings) + len(bad_lines)
-    counts.update(total=total, kept=int((~rejected).sum()), rejected=len(rejects))
-    if total and len(rejects) / total > max_reject_fraction:
+    of_ratings = rejects.loc[rejects[TABLE] == RATINGS, REASON]
+    counts = {r: int((of_ratings == r).sum()) for r in REASONS}
+    total = len(ratings) + int((dataset.malformed[TABLE] == RATINGS).sum())
+    kept_rows = reason == ""
+    counts.update(total=total, kept=int(kept_rows.sum()), rejected=len(of_ratings))
+    if total and len(of_ratings) / total > max_reject_fraction:
         detail = ", ".join(f"{r}={counts[r]}" for r in REASONS if counts[r])
         raise DataQualityError(
-            f"{dataset.name}: rejected {len(rejects)} of {total} rows "
-            f"({len(rejects) / total:.1%} > max_reject_fraction={max_reject_fraction:.0%}): "
-            f"{detail}"
+            f"{dataset.name}: rejected {len(of_ratings)} of {total} ratings "
+            f"({len(of_ratings) / total:.1%} > max_reject_fraction={max_reject_fraction:.0%}): "
+            f"{detail}",
+            rejects,
         )
 
-    kept = ratings.loc[~rejected].reset_index(drop=True)
+    kept = ratings.loc[kept_rows].reset_index(drop=True)
     kept = kept.astype({F.USER_ID: str, F.ITEM_ID: str, F.RATING: "float64"})
     kept[F.TIMESTAMP] = pd.to_numeric(kept[F.TIMESTAMP]).astype("int64")
     columns = list(RATING_COLUMNS) + ([SPLIT] if SPLIT in kept.columns else [])
@@ -141,33 +207,13 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
         dataset.items.drop_duplicates(F.ITEM_ID).reset_index(drop=True),
         empty_malformed(),
     )
-    return CleanResult(cleaned, rejects, counts)
+    return CleanResult(cleaned, rejects, counts, _table_counts(dataset, counts))
 
 
-def write_rejects(result: CleanResult, path: str | Path) -> Path:
-    """Write the rejects as CSV (columns REJECT_COLUMNS); returns the path."""
+def write_rejects(rejects: CleanResult | pd.DataFrame, path: str | Path) -> Path:
+    """Write the rejects (a CleanResult's, or a REJECT_COLUMNS frame) as CSV; returns the path."""
+    frame = rejects.rejects if isinstance(rejects, CleanResult) else rejects
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    result.rejects.to_csv(path, index=False, lineterminator="\n")
+    frame.to_csv(path, index=False, lineterminator="\n")
     return path
-
-
-def pseudonymize_users(dataset: Dataset, key: bytes) -> Dataset:
-    """Replace user ids by HMAC-SHA256(key, id) (first 16 hex chars) in ratings and users.
-
-    Keyed, so ids cannot be reversed by hashing a guessed id without the key;
-    deterministic, so the same user maps to the same pseudonym across runs.
-    """
-    if not key:
-        raise ValueError("pseudonymize_users needs a non-empty key")
-    cache: dict[str, str] = {}
-
-    def pseudo(user: object) -> str:
-        text = str(user)
-        if text not in cache:
-            cache[text] = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
-        return cache[text]
-
-    ratings = dataset.ratings.assign(**{F.USER_ID: dataset.ratings[F.USER_ID].map(pseudo)})
-    users = dataset.users.assign(**{F.USER_ID: dataset.users[F.USER_ID].map(pseudo)})
-    return dataclasses.replace(dataset, ratings=ratings, users=users)

@@ -22,33 +22,16 @@ import pandas as pd
 import tensorflow as tf
 
 from mtrec.data import tfexample as W
-from mtrec.data.tables import EVAL, SPLIT, TRAIN, Dataset
+from mtrec.data.splits import SPLITS, eval_mask, time_split
+from mtrec.data.tables import EVAL, TRAIN, Dataset
 from mtrec.models import features as F
 
-SPLITS = (TRAIN, EVAL)
+__all__ = ["CATALOG", "REPORT", "SPLITS", "history_index", "time_split", "write_examples"]
 CATALOG = "catalog"
 REPORT = "ingest_report.json"
 # zlib level 1: ~4x faster to write than the default level for ~20% larger
 # files; ImportExampleGen re-encodes them anyway.
 GZIP_OPTIONS = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=1)
-
-
-def time_split(ratings: pd.DataFrame, eval_fraction: float) -> np.ndarray:
-    """Per user, mark the latest round(n * eval_fraction) ratings as eval (at least 1 and
-    at most n-1 when n >= 2 and eval_fraction > 0; users with < 2 ratings stay in train).
-
-    Ties on timestamp are broken by row order. Returns a bool array (True = eval).
-    """
-    order = np.lexsort((np.arange(len(ratings)), ratings[F.TIMESTAMP].to_numpy(),
-                        pd.factorize(ratings[F.USER_ID])[0]))
-    by_user = ratings[F.USER_ID].to_numpy()[order]
-    rank = pd.Series(by_user).groupby(by_user, sort=False).cumcount().to_numpy()
-    size = pd.Series(by_user).groupby(by_user, sort=False).transform("size").to_numpy()
-    n_eval = np.floor(size * eval_fraction + 0.5).astype("int64")
-    n_eval = np.where(size >= 2, np.clip(n_eval, 1, size - 1), 0) if eval_fraction > 0 else 0
-    is_eval = np.zeros(len(ratings), dtype=bool)
-    is_eval[order] = rank >= size - n_eval
-    return is_eval
 
 
 def history_index(
@@ -171,15 +154,7 @@ def write_examples(
     item_ids = ratings[F.ITEM_ID].astype(str).to_numpy()
     ts = ratings[F.TIMESTAMP].to_numpy().astype("int64")
 
-    if SPLIT in ratings.columns:
-        split_rule = "official"
-        split = ratings[SPLIT].astype(str).to_numpy()
-        if not np.isin(split, SPLITS).all():
-            raise ValueError(f"split column must only hold {SPLITS}")
-        is_eval = split == EVAL
-    else:
-        split_rule = f"per-user time, latest {eval_fraction:g} to eval"
-        is_eval = time_split(ratings, eval_fraction)
+    is_eval, split_rule = eval_mask(ratings, eval_fraction)
 
     # History: the user's train items strictly earlier, newest first.
     user_code = pd.factorize(user_ids)[0]

@@ -2,8 +2,9 @@
 
 Lets any interaction log feed the pipeline without writing a loader.
 
-Directory layout (CSV: UTF-8, comma-separated, a header row, standard
-double-quote quoting, LF or CRLF; Parquet: the same column names):
+Directory layout (CSV: UTF-8 with or without a byte order mark, comma-separated,
+a header row, standard double-quote quoting (a quoted field may hold line breaks,
+except in ratings), LF or CRLF; Parquet: the same column names):
 
 * ``ratings.csv`` or ``ratings.parquet`` (required), one row per rating event:
   - ``user_id``   (required) any string/integer id
@@ -21,8 +22,9 @@ double-quote quoting, LF or CRLF; Parquet: the same column names):
   the column is absent it is parsed from a trailing "(1995)" in the title).
   Without it every rated item is kept with empty attributes.
 
-Other columns are ignored. Lines with the wrong number of fields, and ratings
-whose timestamp is not an integer, are reported in ``Dataset.malformed``.
+Other columns are ignored. Lines with the wrong number of fields, lines that
+do not decode, and ratings whose timestamp is not an integer or whose split is
+not train/eval, are reported in ``Dataset.malformed`` under their table.
 """
 
 from __future__ import annotations
@@ -32,12 +34,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtrec.data.parsing import LINE, read_csv_rows, to_ratings
+from mtrec.data.parsing import read_csv_rows, to_ratings
 from mtrec.data.tables import (
     EVAL,
+    ITEMS,
+    LINE,
     RATING_COLUMNS,
+    RATINGS,
+    RAW,
     SPLIT,
     TRAIN,
+    USERS,
+    BadLine,
     Dataset,
     concat_malformed,
     derive_items,
@@ -62,33 +70,43 @@ def _find(path: Path, stem: str, required: bool) -> Path | None:
     return found[0] if found else None
 
 
-def _read(file: Path, required: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A table with a LINE column (1-based; the header is line 1 for CSV) and its bad lines."""
+def _read(
+    file: Path, required: tuple[str, ...], multiline: bool = True
+) -> tuple[pd.DataFrame, list[BadLine]]:
+    """A table with LINE (1-based; the header is line 1 for CSV) and RAW, and its bad lines.
+
+    Parquet rows have no text: their RAW is the row's values.
+    """
     if file.suffix == ".csv":
-        return read_csv_rows(file, required)
+        return read_csv_rows(file, required, user_column=F.USER_ID, multiline=multiline)
     frame = pd.read_parquet(file)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(f"{file}: lacks required column(s) {missing}")
     frame = frame.reset_index(drop=True)
+    frame[RAW] = [repr(row) for row in frame.to_dict("records")]
     frame[LINE] = np.arange(1, len(frame) + 1, dtype="int64")
-    return frame, malformed_frame([])
+    return frame, []
 
 
 def _split_column(ratings: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep only rows whose split is train/eval; the others are malformed."""
     if SPLIT not in ratings.columns:
-        return ratings, malformed_frame([])
+        return ratings, malformed_frame([], RATINGS)
     split = ratings[SPLIT].astype(str).str.strip().str.lower()
     ok = split.isin([TRAIN, EVAL])
+    failed = ratings.loc[~ok]
     bad = [
-        (source, int(line), f"split={value!r}", "split must be 'train' or 'eval'")
-        for line, value in zip(ratings.loc[~ok, LINE], ratings.loc[~ok, SPLIT], strict=True)
+        (source, int(line), str(raw), f"split {value!r} is not 'train' or 'eval'",
+         str(user).strip())
+        for line, raw, value, user in zip(
+            failed[LINE], failed[RAW], failed[SPLIT], failed[F.USER_ID], strict=True
+        )
     ]
-    return ratings.loc[ok].assign(**{SPLIT: split[ok]}), malformed_frame(bad)
+    return ratings.loc[ok].assign(**{SPLIT: split[ok]}), malformed_frame(bad, RATINGS)
 
 
-def _items(file: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _items(file: Path) -> tuple[pd.DataFrame, list[BadLine]]:
     frame, bad = _read(file, (F.ITEM_ID,))
     title = frame.get(F.TITLE)
     year = frame.get(F.YEAR)
@@ -105,10 +123,12 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     """Load a directory in the generic format described in this module's docstring."""
     path = Path(path)
     ratings_file = _find(path, "ratings", required=True)
-    frame, bad_rows = _read(ratings_file, RATING_COLUMNS)
+    # Ids, ratings and timestamps never hold a line break: in ratings, a quoted
+    # field running over lines is an unbalanced quote, not data.
+    frame, bad_rows = _read(ratings_file, RATING_COLUMNS, multiline=False)
     frame, bad_split = _split_column(frame, ratings_file.name)
     ratings, unconvertible = to_ratings(frame, ratings_file.name)
-    bad = [bad_rows, bad_split, unconvertible]
+    bad = [malformed_frame(bad_rows, RATINGS), bad_split, unconvertible]
 
     users_file = _find(path, "users", required=False)
     if users_file is None:
@@ -117,12 +137,12 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
         frame, bad_users = _read(users_file, (F.USER_ID,))
         users = make_users(frame[F.USER_ID], frame.get(F.AGE), frame.get(F.GENDER),
                            frame.get(F.OCCUPATION))
-        bad.append(bad_users)
+        bad.append(malformed_frame(bad_users, USERS))
 
     items_file = _find(path, "items", required=False)
     if items_file is None:
         items = derive_items(ratings)
     else:
         items, bad_items = _items(items_file)
-        bad.append(bad_items)
+        bad.append(malformed_frame(bad_items, ITEMS))
     return Dataset(name, ratings, users, items, concat_malformed(bad))

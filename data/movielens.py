@@ -16,13 +16,17 @@ import pandas as pd
 from mtrec.data.parsing import read_csv_rows, read_lines, split_delimited, to_ratings
 from mtrec.data.tables import (
     EVAL,
+    ITEMS,
+    RATINGS,
     SPLIT,
     TRAIN,
+    USERS,
     Dataset,
     concat_malformed,
     derive_users,
     make_items,
     make_users,
+    malformed_frame,
     split_genres,
     split_title_year,
 )
@@ -48,7 +52,7 @@ def _require(path: Path, *names: str) -> None:
 def _ratings_file(path: Path, sep: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame, bad = split_delimited(path, sep, 4)
     ratings, unconvertible = to_ratings(frame.rename(columns=_RATING_NAMES), path.name)
-    return ratings, concat_malformed([bad, unconvertible])
+    return ratings, concat_malformed([malformed_frame(bad, RATINGS), unconvertible])
 
 
 # ------------------------------------------------------------------ ML-100K
@@ -65,7 +69,7 @@ def _ml100k_genres(path: Path) -> list[str]:
 def _ml100k_items(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     genre_names = _ml100k_genres(path)
     n_fields = 5 + len(genre_names)
-    frame, bad = split_delimited(path / "u.item", "|", n_fields, encoding="latin-1")
+    frame, bad = split_delimited(path / "u.item", "|", n_fields, "latin-1", user_field=None)
     flags = frame[list(range(5, n_fields))].to_numpy() == "1"
     # The "unknown" genre flag means "no genre information", like "(no genres listed)".
     genres = pd.Series(
@@ -77,7 +81,7 @@ def _ml100k_items(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     # A few titles have no "(yyyy)"; the release date ("01-Jan-1995") still gives the year.
     release = pd.to_numeric(frame[2].str[-4:], errors="coerce").fillna(0).astype("int64")
     year = year.where(year > 0, release.to_numpy())
-    return make_items(frame[0], title, genres, None, year), bad
+    return make_items(frame[0], title, genres, None, year), malformed_frame(bad, ITEMS)
 
 
 def load_ml100k(path: str | Path, split: str | None = None) -> Dataset:
@@ -105,14 +109,14 @@ def load_ml100k(path: str | Path, split: str | None = None) -> Dataset:
     user_frame, bad_users = split_delimited(path / "u.user", "|", 5)
     users = make_users(user_frame[0], user_frame[1], user_frame[2], user_frame[3])
     name = "ml-100k" if split is None else f"ml-100k/{split}"
-    malformed = concat_malformed([bad_ratings, bad_items, bad_users])
+    malformed = concat_malformed([bad_ratings, bad_items, malformed_frame(bad_users, USERS)])
     return Dataset(name, ratings, users, items, malformed)
 
 
 # --------------------------------------------------------- ml-latest-small
 def _tag_descriptions(path: Path) -> tuple[dict[str, str], pd.DataFrame]:
     """item_id -> its distinct tags, most frequent first (ties: first seen), comma-joined."""
-    frame, bad = read_csv_rows(path, ("movieId", "tag"))
+    frame, bad = read_csv_rows(path, ("movieId", "tag"), user_column="userId")
     counts: dict[str, Counter[str]] = {}
     for item, tag in zip(frame["movieId"].str.strip(), frame["tag"], strict=True):
         tag = " ".join(tag.split()).lower()
@@ -120,7 +124,7 @@ def _tag_descriptions(path: Path) -> tuple[dict[str, str], pd.DataFrame]:
             counts.setdefault(item, Counter())[tag] += 1
     # Counter.most_common keeps first-insertion order among equal counts.
     described = {item: ", ".join(t for t, _ in c.most_common()) for item, c in counts.items()}
-    return described, bad
+    return described, malformed_frame(bad, ITEMS)
 
 
 def load_ml_latest_small(path: str | Path) -> Dataset:
@@ -133,10 +137,11 @@ def load_ml_latest_small(path: str | Path) -> Dataset:
     _require(path, "ratings.csv", "movies.csv")
     names = {"userId": F.USER_ID, "movieId": F.ITEM_ID, "rating": F.RATING,
              "timestamp": F.TIMESTAMP}
-    frame, bad_rows = read_csv_rows(path / "ratings.csv", tuple(names))
+    frame, bad_rows = read_csv_rows(path / "ratings.csv", tuple(names), user_column="userId",
+                                    multiline=False)
     ratings, unconvertible = to_ratings(frame.rename(columns=names), "ratings.csv")
     movies, bad_movies = read_csv_rows(path / "movies.csv", ("movieId", "title", "genres"))
-    bad = [bad_rows, unconvertible, bad_movies]
+    bad = [malformed_frame(bad_rows, RATINGS), unconvertible, malformed_frame(bad_movies, ITEMS)]
     descriptions: dict[str, str] = {}
     if (path / "tags.csv").is_file():
         descriptions, bad_tags = _tag_descriptions(path / "tags.csv")
@@ -159,14 +164,16 @@ def load_ml1m(path: str | Path) -> Dataset:
     path = Path(path)
     _require(path, "ratings.dat", "movies.dat", "users.dat")
     ratings, bad_ratings = _ratings_file(path / "ratings.dat", "::")
-    movies, bad_movies = split_delimited(path / "movies.dat", "::", 3, encoding="latin-1")
+    movies, bad_movies = split_delimited(path / "movies.dat", "::", 3, "latin-1", user_field=None)
     title, year = split_title_year(movies[1])
     items = make_items(movies[0], title, split_genres(movies[2]), None, year)
     user_frame, bad_users = split_delimited(path / "users.dat", "::", 5)
     codes = pd.to_numeric(user_frame[3], errors="coerce")
     occupation = codes.map(dict(enumerate(ML1M_OCCUPATIONS)))
     users = make_users(user_frame[0], user_frame[2], user_frame[1], occupation)
-    malformed = concat_malformed([bad_ratings, bad_movies, bad_users])
+    malformed = concat_malformed(
+        [bad_ratings, malformed_frame(bad_movies, ITEMS), malformed_frame(bad_users, USERS)]
+    )
     return Dataset("ml-1m", ratings, users, items, malformed)
 
 

@@ -18,9 +18,18 @@ from mtrec.models import features as F
 RATING_COLUMNS = (F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP)
 USER_COLUMNS = (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION)
 ITEM_COLUMNS = (F.ITEM_ID, F.TITLE, F.GENRES, F.DESCRIPTION, F.YEAR)
-MALFORMED_COLUMNS = ("source", "line", "raw", "reason")
+RATINGS, USERS, ITEMS = "ratings", "users", "items"  # the tables a bad line can belong to
+TABLES = (RATINGS, USERS, ITEMS)
+TABLE, SOURCE, LINE_NO, RAW_TEXT, REASON = "table", "source", "line", "raw", "reason"
+DETAIL = "detail"  # rejects: what a malformed line got wrong
+# user_id: the field in the user id's position of a bad line, "" when none (it lets
+# pseudonymisation reach ids that only occur in lines that could not be parsed).
+MALFORMED_COLUMNS = (TABLE, SOURCE, LINE_NO, RAW_TEXT, REASON, F.USER_ID)
 SPLIT = "split"  # optional ratings column: official train/eval split
 TRAIN, EVAL = "train", "eval"
+# Optional bookkeeping columns of a parsed ratings table: the file, 1-based line
+# number and raw text each row came from, so a row rejected later still shows them.
+SOURCE_COL, LINE, RAW = "_source", "_line", "_raw"
 
 _TRAILING_YEAR = re.compile(r"\s*\((\d{4})\)\s*$")
 
@@ -30,10 +39,12 @@ class Dataset:
     """One data source in canonical form.
 
     ratings:   user_id (str), item_id (str), rating (float), timestamp (int64 s),
-               optionally `split` ("train"/"eval") for sources with an official split.
+               optionally `split` ("train"/"eval") for sources with an official split,
+               and the bookkeeping columns SOURCE_COL, LINE, RAW of parsed files.
     users:     user_id, age (int, 0 = unknown), gender, occupation ("unknown" if absent).
     items:     item_id, title, genres (list[str]), description (str), year (int, 0 = unknown).
-    malformed: lines the parser could not split/convert: source, line (1-based), raw, reason.
+    malformed: lines the parser could not split/convert (MALFORMED_COLUMNS): the table they
+               belong to, source file, line (1-based), raw text, reason, user_id field.
     """
 
     name: str
@@ -54,18 +65,25 @@ class Dataset:
         return SPLIT in self.ratings.columns
 
 
+# (source, line, raw, reason, user_id) of one bad line; user_id may be left out.
+BadLine = tuple[str, int, str, str] | tuple[str, int, str, str, str]
+
+
 def empty_malformed() -> pd.DataFrame:
     """A malformed table with no rows but the right columns."""
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "line" else object)
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == LINE_NO else object)
                          for c in MALFORMED_COLUMNS})
 
 
-def malformed_frame(rows: list[tuple[str, int, str, str]]) -> pd.DataFrame:
-    """Build a malformed table from (source, line, raw, reason) tuples."""
+def malformed_frame(rows: list[BadLine], table: str) -> pd.DataFrame:
+    """Build the malformed table of one of TABLES from (source, line, raw, reason[, user_id])."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; expected one of {TABLES}")
     if not rows:
         return empty_malformed()
-    frame = pd.DataFrame(rows, columns=list(MALFORMED_COLUMNS))
-    frame["line"] = frame["line"].astype("int64")
+    full = [(table, *row) if len(row) == 5 else (table, *row, "") for row in rows]
+    frame = pd.DataFrame(full, columns=list(MALFORMED_COLUMNS))
+    frame[LINE_NO] = frame[LINE_NO].astype("int64")
     return frame
 
 

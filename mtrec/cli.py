@@ -25,7 +25,9 @@ def _add_run_parser(sub) -> None:
                    help="per-user time split when the source has no official split")
     p.add_argument("--max-reject-fraction", type=float, default=0.5)
     p.add_argument("--pseudonymize-key-env", metavar="VAR",
-                   help="keyed-hash user ids with the key in env VAR")
+                   help="keyed-hash user ids with the key in env VAR (also in rejects.csv)")
+    p.add_argument("--rejects-keep-raw-ids", action="store_true",
+                   help="with --pseudonymize-key-env: keep raw user ids in rejects.csv (warns)")
     p.add_argument("--no-cache", action="store_true")
     p.set_defaults(func=_run)
 
@@ -33,9 +35,6 @@ def _add_run_parser(sub) -> None:
 def _run(args) -> int:
     from mtrec.data import DataQualityError
     from mtrec.ingest import ingest
-    from mtrec.pipeline import local_runner
-    from mtrec.run_state import latest_run
-    from mtrec.summary import collect, example_recommendation, render
 
     default_home = os.path.join("outputs", args.source + (f"-{args.split}" if args.split else ""))
     home = args.home or default_home
@@ -49,10 +48,16 @@ def _run(args) -> int:
         data = ingest(
             args.source, args.path, home, split=args.split, eval_fraction=args.eval_fraction,
             max_reject_fraction=args.max_reject_fraction, pseudonymize_key=key,
+            rejects_keep_raw_ids=args.rejects_keep_raw_ids,
         )
     except (DataQualityError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    # After ingestion, so bad input fails fast without loading TFX.
+    from mtrec.pipeline import local_runner
+    from mtrec.run_state import latest_run
+    from mtrec.summary import collect, example_recommendation, render
+
     model_config = json.loads(args.model_config)
     if args.epochs:
         model_config["epochs"] = args.epochs
@@ -67,7 +72,7 @@ def _run(args) -> int:
         error = err
     summary = collect(latest_run(paths.metadata_path))
     summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
-                       "report": data.report}
+                       "report": data.report, "tables": data.tables}
     model_dir = summary["pushed_to"]
     if model_dir:
         user = data.report.get("example_user") or _first_eval_user(data.examples_root)

@@ -1,9 +1,13 @@
-"""Load -> clean -> (pseudonymise) -> write examples, before ExampleGen runs.
+"""Load -> check -> clean -> (pseudonymise) -> write examples, before ExampleGen runs.
 
 Examples land in a content-addressed folder (`examples/<digest>/`): the same
 cleaned data and options always give the same folder, so ExampleGen and
 everything after it come from the TFX cache on a re-run, and a change of data
 gives a new folder instead of overwriting files an earlier run used.
+
+`home/rejects.csv` is written on every run that gets as far as reading the
+data, also when it then stops for too many rejects or too little data. Under
+pseudonymisation it carries pseudonyms, raw user ids only when asked for.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -18,18 +23,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from mtrec.data import clean, load_dataset, pseudonymize_users, write_rejects
+from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
+from mtrec.data.checks import check_split, check_tables
+from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
 from mtrec.data.tables import Dataset
 
 REPORT_FILE = "ingest_report.json"
+REJECTS_FILE = "rejects.csv"
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
 class IngestResult:
     examples_root: str
     rejects_path: str
-    counts: dict  # per-reason reject counts, "total", "kept", "rejected"
+    counts: dict  # ratings: per-reason reject counts, "total", "kept", "rejected"
     report: dict  # rows per split, users, items (from write_examples)
+    tables: dict = dataclasses.field(default_factory=dict)  # per table: rows, kept, rejected...
 
 
 def _digest(dataset: Dataset, options: dict) -> str:
@@ -44,6 +54,14 @@ def _digest(dataset: Dataset, options: dict) -> str:
     return h.hexdigest()[:16]
 
 
+def _write_rejects(
+    rejects: pd.DataFrame, path: str, key: bytes | None, raw_ids: set[str], keep_raw: bool
+) -> str:
+    if key and not keep_raw:
+        rejects = pseudonymize_rejects(rejects, key, raw_ids)
+    return str(write_rejects(rejects, path))
+
+
 def ingest(
     source: str,
     path: str | None,
@@ -53,13 +71,36 @@ def ingest(
     eval_fraction: float = 0.2,
     max_reject_fraction: float = 0.5,
     pseudonymize_key: bytes | None = None,
+    rejects_keep_raw_ids: bool = False,
 ) -> IngestResult:
-    """Prepare `home/examples/<digest>/{train,eval,catalog}` and `home/rejects.csv`."""
+    """Prepare `home/examples/<digest>/{train,eval,catalog}` and `home/rejects.csv`.
+
+    Raises ValueError subclasses, after writing rejects.csv where there are
+    rows to show: DataQualityError for too many rejected ratings,
+    checks.InsufficientDataError for no train or eval rows or a users/items
+    table matching no rating, and ValueError for an empty pseudonymisation key.
+    """
     from mtrec.data.examples import write_examples  # needs TensorFlow
 
-    result = clean(load_dataset(source, path, split), max_reject_fraction=max_reject_fraction)
+    if pseudonymize_key is not None and not pseudonymize_key:
+        raise ValueError("pseudonymize_key is empty; pass None to keep raw user ids")
+    if rejects_keep_raw_ids and pseudonymize_key:
+        log.warning("rejects.csv keeps raw user ids (rejects_keep_raw_ids): it holds "
+                    "personal data the pipeline artifacts do not")
+    loaded = load_dataset(source, path, split)
+    check_tables(loaded)
+    raw_ids = raw_user_ids(loaded) if pseudonymize_key else set()
     os.makedirs(home, exist_ok=True)
-    rejects_path = str(write_rejects(result, os.path.join(home, "rejects.csv")))
+    rejects_path = os.path.join(home, REJECTS_FILE)
+    try:
+        result = clean(loaded, max_reject_fraction=max_reject_fraction)
+    except DataQualityError as err:
+        if err.rejects is None:
+            raise
+        _write_rejects(err.rejects, rejects_path, pseudonymize_key, raw_ids, rejects_keep_raw_ids)
+        raise DataQualityError(f"{err}; the rejected rows are in {rejects_path}") from err
+    _write_rejects(result.rejects, rejects_path, pseudonymize_key, raw_ids, rejects_keep_raw_ids)
+    check_split(result.dataset, eval_fraction, rejects_path)
     dataset = result.dataset
     if pseudonymize_key:
         dataset = pseudonymize_users(dataset, pseudonymize_key)
@@ -74,4 +115,5 @@ def ingest(
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     report = json.loads((target / REPORT_FILE).read_text())
-    return IngestResult(str(target), rejects_path, dict(result.counts), report)
+    return IngestResult(str(target), rejects_path, dict(result.counts), report,
+                        dict(result.tables))

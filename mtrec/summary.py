@@ -100,6 +100,13 @@ def render(summary: dict) -> str:
             + f" -> {data['rejects_path']}"
         )
         lines.append(f"splits: {data['report'].get('rows', data['report'])}")
+        tables = data.get("tables") or {}
+        if tables:
+            lines.append("tables: " + "; ".join(
+                f"{name} {c['rows']} read, {c['kept']} kept, {c['rejected']} rejected"
+                + (f", {c['duplicate']} duplicate" if c.get("duplicate") else "")
+                for name, c in tables.items()
+            ))
     states = summary["components"]
     lines.append("components: " + ", ".join(f"{k}={v}" for k, v in states.items()))
     if "training" in summary:

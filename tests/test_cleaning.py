@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
+from mtrec.data import tables as T
 from mtrec.data.cleaning import (
     BAD_RATING,
     BAD_TIMESTAMP,
@@ -24,7 +24,15 @@ from mtrec.data.cleaning import (
     pseudonymize_users,
     write_rejects,
 )
-from mtrec.data.tables import Dataset, empty_malformed, make_items, make_users, malformed_frame
+from mtrec.data.tables import (
+    RATINGS,
+    Dataset,
+    concat_malformed,
+    empty_malformed,
+    make_items,
+    make_users,
+    malformed_frame,
+)
 from mtrec.models import features as F
 
 USERS = make_users(pd.Series(["u1", "u2", "u3"]))
@@ -72,13 +80,31 @@ def test_each_reason(row: tuple, reason: str) -> None:
 
 
 def test_malformed_lines_are_rejects() -> None:
-    bad = malformed_frame([("u.data", 7, "1\t2", "expected 4 fields, got 2")])
+    bad = malformed_frame([("u.data", 7, "1\t2", "expected 4 fields, got 2")], RATINGS)
     result = clean(dataset(GOOD, bad))
     assert result.counts[MALFORMED] == 1 and result.counts["total"] == 4
     row = result.rejects.iloc[0]
     assert (row["source"], row["line"], row["reason"]) == ("u.data", 7, MALFORMED)
-    assert "expected 4 fields" in row["detail"] and "1\t2" in row["detail"]
+    assert row["detail"] == "expected 4 fields, got 2" and row["raw"] == "1\t2"
+    assert row["table"] == RATINGS
     assert result.dataset.malformed.empty
+
+
+def test_users_and_items_bad_lines_count_apart_from_ratings() -> None:
+    """Bad users/items lines are rejects of their own table, not of the ratings budget."""
+    bad = concat_malformed([
+        malformed_frame([("users.csv", n, "x,y,z", "expected 4 fields, got 3")
+                         for n in range(2, 12)], T.USERS),
+        malformed_frame([("items.csv", 3, "q", "expected 5 fields, got 1")], T.ITEMS),
+    ])
+    result = clean(dataset(GOOD, bad))  # 11 bad lines vs 3 ratings: within the budget
+    assert result.counts["total"] == 3 and result.counts["rejected"] == 0
+    assert result.counts[MALFORMED] == 0 and result.counts["kept"] == 3
+    assert result.tables[RATINGS] == {"rows": 3, "kept": 3, "rejected": 0, "duplicate": 0}
+    assert result.tables[T.USERS] == {"rows": 13, "kept": 3, "rejected": 10, "duplicate": 0}
+    assert result.tables[T.ITEMS] == {"rows": 4, "kept": 3, "rejected": 1, "duplicate": 0}
+    assert result.rejects["table"].value_counts().to_dict() == {T.USERS: 10, T.ITEMS: 1}
+    assert (result.rejects["reason"] == MALFORMED).all()
 
 
 def test_duplicates_keep_latest_and_one_reason_per_row() -> None:
@@ -122,18 +148,21 @@ def test_too_many_rejects_raise_with_counts() -> None:
         clean(dataset(rows))
     message = str(err.value)
     assert "3 of 4" in message and "unknown_item=1" in message
+    assert len(err.value.rejects) == 3 and list(err.value.rejects.columns) == list(REJECT_COLUMNS)
     assert "rating_out_of_range=2" in message
     assert clean(dataset(rows), max_reject_fraction=0.8).counts["rejected"] == 3
 
 
 def test_write_rejects(tmp_path: Path) -> None:
-    bad = malformed_frame([("r.csv", 3, "x,y", "expected 4 fields, got 2")])
+    bad = malformed_frame([("r.csv", 3, "x,y", "expected 4 fields, got 2")], RATINGS)
     result = clean(dataset([*GOOD, ("u1", "i2", 6.0, 1)], bad))
     path = write_rejects(result, tmp_path / "out" / "rejects.csv")
-    back = pd.read_csv(path)
+    back = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(back.columns) == list(REJECT_COLUMNS)
     assert back["reason"].tolist() == [MALFORMED, RATING_OUT_OF_RANGE]
-    assert back["line"].iloc[0] == 3 and np.isnan(back["line"].iloc[1])
+    # Generated rows have no file: their line is the row number, raw their values.
+    assert back["line"].tolist() == ["3", "4"] and back["source"].tolist() == ["r.csv", "test"]
+    assert back["raw"].iloc[0] == "x,y" and "6.0" in back["raw"].iloc[1]
 
 
 def test_pseudonymize_users() -> None:

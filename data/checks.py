@@ -1,0 +1,57 @@
+"""Fail fast on input too small to train on, before any TFX component runs.
+
+A header-only ratings file, a split with no eval rows or a users/items table
+that matches none of the ratings would otherwise pass ingestion and the
+AnomalyGate and die minutes later in the Trainer or Evaluator with a traceback.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mtrec.data.splits import eval_mask
+from mtrec.data.tables import EVAL, ITEMS, SPLIT, TRAIN, USERS, Dataset
+from mtrec.models import features as F
+
+
+class InsufficientDataError(ValueError):
+    """The input leaves nothing (or no eval set) to train and evaluate on."""
+
+
+def _matches(ratings: pd.DataFrame, table: pd.DataFrame, key: str) -> bool:
+    return bool(ratings[key].astype(str).isin(set(table[key].astype(str))).any())
+
+
+def check_tables(dataset: Dataset) -> None:
+    """Raise when the users or items table matches none of the ratings (e.g. header only)."""
+    if dataset.ratings.empty:
+        return  # check_split reports it, after the rejects are written
+    for name, table, key in ((USERS, dataset.users, F.USER_ID),
+                             (ITEMS, dataset.items, F.ITEM_ID)):
+        if not _matches(dataset.ratings, table, key):
+            raise InsufficientDataError(
+                f"{dataset.name}: the {name} table ({len(table)} rows) matches none of the "
+                f"{len(dataset.ratings)} ratings' {key}s; is it empty or from another data set?"
+            )
+
+
+def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str) -> dict[str, int]:
+    """Rows per split (TRAIN, EVAL) of the cleaned ratings; raise when either would be empty."""
+    ratings = cleaned.ratings
+    if ratings.empty:
+        raise InsufficientDataError(
+            f"{cleaned.name}: no ratings left to train on (none read, or all rejected: "
+            f"see {rejects_path})"
+        )
+    is_eval, rule = eval_mask(ratings, eval_fraction)
+    rows = {TRAIN: int((~is_eval).sum()), EVAL: int(is_eval.sum())}
+    empty = [name for name, n in rows.items() if not n]
+    if empty:
+        hint = (f"give some rows {SPLIT}={empty[0]}" if SPLIT in ratings.columns else
+                "the time split holds out only ratings of users with 2 or more, and only "
+                "with --eval-fraction > 0")
+        raise InsufficientDataError(
+            f"{cleaned.name}: no {empty[0]} rows among {len(ratings)} ratings "
+            f"(split: {rule}); {hint}"
+        )
+    return rows

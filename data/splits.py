@@ -1,0 +1,42 @@
+"""Which ratings go to eval: the official split, or each user's latest ratings by time.
+
+TensorFlow-free, so ingestion can check the split sizes before writing anything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mtrec.data.tables import EVAL, SPLIT, TRAIN
+from mtrec.models import features as F
+
+SPLITS = (TRAIN, EVAL)
+
+
+def time_split(ratings: pd.DataFrame, eval_fraction: float) -> np.ndarray:
+    """Per user, mark the latest round(n * eval_fraction) ratings as eval (at least 1 and
+    at most n-1 when n >= 2 and eval_fraction > 0; users with < 2 ratings stay in train).
+
+    Ties on timestamp are broken by row order. Returns a bool array (True = eval).
+    """
+    order = np.lexsort((np.arange(len(ratings)), ratings[F.TIMESTAMP].to_numpy(),
+                        pd.factorize(ratings[F.USER_ID])[0]))
+    by_user = ratings[F.USER_ID].to_numpy()[order]
+    rank = pd.Series(by_user).groupby(by_user, sort=False).cumcount().to_numpy()
+    size = pd.Series(by_user).groupby(by_user, sort=False).transform("size").to_numpy()
+    n_eval = np.floor(size * eval_fraction + 0.5).astype("int64")
+    n_eval = np.where(size >= 2, np.clip(n_eval, 1, size - 1), 0) if eval_fraction > 0 else 0
+    is_eval = np.zeros(len(ratings), dtype=bool)
+    is_eval[order] = rank >= size - n_eval
+    return is_eval
+
+
+def eval_mask(ratings: pd.DataFrame, eval_fraction: float) -> tuple[np.ndarray, str]:
+    """(True = eval row, the rule used): the `split` column when present, else time_split."""
+    if SPLIT in ratings.columns:
+        split = ratings[SPLIT].astype(str).to_numpy()
+        if not np.isin(split, SPLITS).all():
+            raise ValueError(f"split column must only hold {SPLITS}")
+        return split == EVAL, "official"
+    return time_split(ratings, eval_fraction), f"per-user time, latest {eval_fraction:g} to eval"

@@ -1,0 +1,127 @@
+"""CSV parsing: byte order marks, quoted line breaks, csv's line numbers, per-table bad lines,
+and rejects that keep the line number and raw text for every reason (issue 17)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mtrec.data.cleaning import REASONS, clean
+from mtrec.data.generic import load_generic
+from mtrec.data.movielens import load_ml1m
+from mtrec.data.tables import ITEMS, RATINGS, USERS
+from mtrec.models import features as F
+
+BOM = "\ufeff"
+HEADER = "user_id,item_id,rating,timestamp\n"
+
+
+def write(path: Path, text: str, encoding: str = "utf-8", newline: str = "\n") -> Path:
+    path.write_bytes(text.replace("\n", newline).encode(encoding))
+    return path
+
+
+def test_bom_at_the_start_of_a_csv(tmp_path: Path) -> None:
+    write(tmp_path / "ratings.csv", BOM + HEADER + "a,x,4,1\na,y,3,2\n", newline="\r\n")
+    write(tmp_path / "items.csv", BOM + "item_id,title\nx,X\ny,Y\n")
+    ds = load_generic(tmp_path)
+    assert ds.ratings[F.USER_ID].tolist() == ["a", "a"] and ds.malformed.empty
+    assert sorted(ds.items[F.ITEM_ID]) == ["x", "y"]
+
+
+def test_bom_at_the_start_of_a_dat_file(tmp_path: Path) -> None:
+    write(tmp_path / "ratings.dat", BOM + "1::10::5::978300760\n1::20::3::978300761\n",
+          newline="\r\n")
+    write(tmp_path / "movies.dat", "10::A (1995)::Drama\n20::B (1996)::Comedy\n", "latin-1")
+    write(tmp_path / "users.dat", BOM + "1::F::1::10::48067\n")
+    ds = load_ml1m(tmp_path)
+    assert ds.ratings[F.USER_ID].tolist() == ["1", "1"]
+    assert ds.users[F.USER_ID].tolist() == ["1"] and ds.malformed.empty
+
+
+def test_newline_inside_a_quoted_title_is_kept(tmp_path: Path) -> None:
+    write(tmp_path / "ratings.csv", HEADER + "a,10,4,1\na,11,3,2\n")
+    write(
+        tmp_path / "items.csv",
+        'item_id,title,genres\n10,"Foo, ""The""\nSecond line",Drama\n11,Plain,Comedy\n12,x\n',
+        newline="\r\n",
+    )
+    ds = load_generic(tmp_path)
+    items = ds.items.set_index(F.ITEM_ID)
+    assert items.loc["10", F.TITLE] == 'Foo, "The"\r\nSecond line'
+    assert items.loc["11", F.TITLE] == "Plain"
+    # csv's own line numbers: the record after the two-line title starts on line 4.
+    bad = ds.malformed
+    assert bad[["table", "source", "line", "raw"]].values.tolist() == [
+        [ITEMS, "items.csv", 5, "12,x"]]
+
+
+def test_unbalanced_quote_in_ratings_costs_one_line(tmp_path: Path) -> None:
+    write(tmp_path / "ratings.csv", HEADER + 'a,"10,4,1\nb,11,3,2\nc,12,5,3\n')
+    ds = load_generic(tmp_path)
+    assert ds.ratings[F.USER_ID].tolist() == ["b", "c"]
+    assert ds.ratings["_line"].tolist() == [3, 4]
+    bad = ds.malformed.iloc[0]
+    assert (bad["table"], bad["line"], bad["raw"]) == (RATINGS, 2, 'a,"10,4,1')
+    assert "unbalanced quote" in bad["reason"] and bad[F.USER_ID] == "a"
+
+
+def test_undecodable_line_is_reported_and_the_rest_loads(tmp_path: Path) -> None:
+    (tmp_path / "ratings.csv").write_bytes(
+        HEADER.encode() + b"a,x,4,1\nb,\xff\xfe,3,2\nc,y,5,3\n")
+    ds = load_generic(tmp_path)
+    assert ds.ratings[F.USER_ID].tolist() == ["a", "c"]
+    bad = ds.malformed.iloc[0]
+    assert bad["line"] == 3 and "not valid utf-8" in bad["reason"]
+    assert bad["raw"] == "b,\ufffd\ufffd,3,2" and bad[F.USER_ID] == "b"
+
+
+def test_bad_lines_belong_to_their_table(tmp_path: Path) -> None:
+    write(tmp_path / "ratings.csv", HEADER + "a,x,4,1\na,y,3,2\n")
+    write(tmp_path / "users.csv", "user_id,age\na,30\nb,40,extra\n")
+    write(tmp_path / "items.csv", "item_id,title\nx,X\ny,Y\nz,Z,extra\n")
+    ds = load_generic(tmp_path)
+    assert sorted(ds.malformed["table"]) == [ITEMS, USERS]
+    result = clean(ds)
+    assert result.counts["total"] == 2 and result.counts["rejected"] == 0
+    assert result.tables[USERS]["rejected"] == 1 and result.tables[ITEMS]["rejected"] == 1
+    assert result.tables[RATINGS] == {"rows": 2, "kept": 2, "rejected": 0, "duplicate": 0}
+
+
+LINES = {  # ratings line -> the reason it is rejected for
+    "a,x,4,1,extra": "malformed",
+    "a,x,4,noon": "malformed",  # timestamp not an integer
+    ",x,4,2": "missing_field",
+    "a,x,abc,3": "bad_rating",
+    "a,x,9,4": "rating_out_of_range",
+    "a,x,4,-5": "bad_timestamp",
+    "zz,x,4,6": "unknown_user",
+    "a,nope,4,7": "unknown_item",
+    "a,y,2,8": "duplicate",
+}
+
+
+def test_every_reject_keeps_reason_line_and_raw_text(tmp_path: Path) -> None:
+    good = ["a,y,4,100", "b,x,4,101", "b,y,4,102", "a,z,3,103", "b,z,5,104", "c,x,1,105",
+            "c,y,2,106", "c,z,3,107", "d,x,4,108", "d,y,5,109"]
+    body = [*LINES, *good]
+    write(tmp_path / "ratings.csv", HEADER + "\n".join(body) + "\n", newline="\r\n")
+    write(tmp_path / "users.csv", "user_id\na\nb\nc\nd\n")
+    write(tmp_path / "items.csv", "item_id\nx\ny\nz\n")
+    result = clean(load_generic(tmp_path))
+    rejects = result.rejects.set_index("raw")
+    assert set(rejects["reason"]) == set(REASONS)
+    for number, text in enumerate(LINES, start=2):
+        assert rejects.loc[text, "reason"] == LINES[text], text
+        assert rejects.loc[text, "line"] == number and rejects.loc[text, "source"] == "ratings.csv"
+    assert rejects.loc["a,x,abc,3", F.USER_ID] == "a"  # value-level: the fields, too
+    assert result.counts["kept"] == len(good) and result.counts["total"] == len(body)
+
+
+def test_parquet_rejects_show_row_values(tmp_path: Path) -> None:
+    pd.DataFrame({F.USER_ID: ["a", "a"], F.ITEM_ID: ["x", "y"], F.RATING: ["4", "abc"],
+                  F.TIMESTAMP: [1, 2]}).to_parquet(tmp_path / "ratings.parquet")
+    result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
+    reject = result.rejects.iloc[0]
+    assert reject["line"] == 2 and "'abc'" in reject["raw"] and reject["reason"] == "bad_rating"
