@@ -1,0 +1,122 @@
+"""ingest() and `mtrec run` on bad input: private rejects, fail-fast exit code 2, rejects kept
+when the run stops (issue 17)."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mtrec import cli
+from mtrec.data.checks import InsufficientDataError
+from mtrec.data.cleaning import DataQualityError
+from mtrec.data.privacy import pseudonymizer
+from mtrec.ingest import REJECTS_FILE, ingest
+from mtrec.models import features as F
+
+KEY = b"k3y"
+HEADER = "user_id,item_id,rating,timestamp\n"
+GOOD = "".join(f"{u},{i},4,{t}\n" for t, (u, i) in enumerate(
+    [(u, i) for u in ("alice", "bob") for i in ("x", "y", "z")], start=1))
+
+
+def write_dir(path: Path, ratings: str, users: str | None = None, items: str | None = None) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "ratings.csv").write_text(ratings)
+    if users is not None:
+        (path / "users.csv").write_text(users)
+    if items is not None:
+        (path / "items.csv").write_text(items)
+    return str(path)
+
+
+def all_text(home: Path) -> str:
+    """Every file under home, gunzipped where needed, as one string."""
+    out = []
+    for file in sorted(p for p in home.rglob("*") if p.is_file()):
+        data = file.read_bytes()
+        out.append((gzip.decompress(data) if file.suffix == ".gz" else data).decode("latin-1"))
+    return "\n".join(out)
+
+
+def private_input(tmp_path: Path) -> str:
+    ratings = (HEADER + GOOD + "carol,x,abc,9\n"  # value-level reject
+               + "dave,x,4\n"  # malformed; dave occurs nowhere else
+               + "alice,nope,4,10\n")  # unknown item
+    users = "user_id,age\nalice,30\nbob,40\ncarol,50\nerin,20,extra\n"
+    return write_dir(tmp_path / "data", ratings, users, "item_id\nx\ny\nz\n")
+
+
+def test_rejects_carry_pseudonyms_not_raw_ids(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = ingest("generic", private_input(tmp_path), str(home), pseudonymize_key=KEY)
+    rejects = pd.read_csv(home / REJECTS_FILE, dtype=str, keep_default_na=False)
+    pseudo = pseudonymizer(KEY)
+    assert set(rejects[F.USER_ID]) == {pseudo(u) for u in ("carol", "dave", "alice", "erin")}
+    bad_rating = rejects.loc[rejects["reason"] == "bad_rating", "raw"].item()
+    assert bad_rating == f"{pseudo('carol')},x,abc,9"
+    text = all_text(home)
+    for raw_id in ("alice", "bob", "carol", "dave", "erin"):
+        assert raw_id not in text, raw_id
+    assert result.counts["rejected"] == 3 and result.tables["users"]["rejected"] == 1
+
+
+def test_rejects_keep_raw_ids_only_when_asked_with_a_warning(tmp_path, caplog) -> None:
+    home = tmp_path / "home"
+    with caplog.at_level(logging.WARNING):
+        ingest("generic", private_input(tmp_path), str(home), pseudonymize_key=KEY,
+               rejects_keep_raw_ids=True)
+    assert "raw user ids" in caplog.text
+    rejects = (home / REJECTS_FILE).read_text()
+    assert "carol,x,abc,9" in rejects and "dave" in rejects
+
+
+def test_empty_key_is_an_error_not_raw_ids(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with pytest.raises(ValueError, match="empty"):
+        ingest("generic", private_input(tmp_path), str(home), pseudonymize_key=b"")
+    assert not home.exists()
+
+
+@pytest.mark.parametrize(
+    "ratings,users,items,match",
+    [
+        (HEADER, None, None, "no ratings left"),  # header only
+        (HEADER + "a,x,4,1\nb,y,4,2\n", None, None, "no eval rows"),  # 1 rating per user
+        (HEADER + "a,x,4,1,train\n", None, None, "no eval rows"),
+        (HEADER + GOOD, "user_id\n", None, "users table"),  # header-only users
+        (HEADER + GOOD, "user_id\nzed\n", None, "users table"),  # matches nothing
+        (HEADER + GOOD, None, "item_id\nq\n", "items table"),
+    ],
+)
+def test_too_little_data_fails_at_ingestion(
+    tmp_path: Path, ratings: str, users: str | None, items: str | None, match: str
+) -> None:
+    if ratings.endswith(",train\n"):
+        ratings = ratings.replace(HEADER.strip(), HEADER.strip() + ",split", 1)
+    path = write_dir(tmp_path / "data", ratings, users, items)
+    with pytest.raises(InsufficientDataError, match=match):
+        ingest("generic", path, str(tmp_path / "home"))
+    assert not (tmp_path / "home" / "examples").exists()
+
+
+def test_cli_exits_2_on_a_header_only_ratings_file(tmp_path: Path, capsys) -> None:
+    path = write_dir(tmp_path / "data", HEADER)
+    code = cli.main(["run", "--source", "generic", "--path", path,
+                     "--home", str(tmp_path / "home")])
+    assert code == 2
+    assert "no ratings left to train on" in capsys.readouterr().err
+
+
+def test_too_many_rejects_still_writes_rejects(tmp_path: Path) -> None:
+    path = write_dir(tmp_path / "data", HEADER + "alice,x,4,1\nbob,x,9,2\nbob,y,abc,3\n")
+    home = tmp_path / "home"
+    with pytest.raises(DataQualityError, match=REJECTS_FILE) as err:
+        ingest("generic", path, str(home), pseudonymize_key=KEY)
+    assert str(home / REJECTS_FILE) in str(err.value)
+    rejects = pd.read_csv(home / REJECTS_FILE, dtype=str, keep_default_na=False)
+    assert rejects["line"].tolist() == ["3", "4"]
+    assert "bob" not in (home / REJECTS_FILE).read_text()
