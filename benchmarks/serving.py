@@ -148,9 +148,10 @@ class ServerProcess:
     def __init__(
         self, model_dir: str, threads: int, workdir: str, extra: list[str] | None = None
     ) -> None:
-        self.base = tempfile.mkdtemp(prefix="base-", dir=workdir)
-        os.makedirs(os.path.join(self.base, "mtrec"))
-        os.symlink(os.path.abspath(model_dir), os.path.join(self.base, "mtrec", "1"))
+        # The folder of the versions, as TF Serving's --model_base_path.
+        self.base = os.path.join(tempfile.mkdtemp(prefix="base-", dir=workdir), "mtrec")
+        os.makedirs(self.base)
+        os.symlink(os.path.abspath(model_dir), os.path.join(self.base, "1"))
         self.port = portpicker.pick_unused_port()
         self.target = f"127.0.0.1:{self.port}"
         self.log_path = os.path.join(workdir, f"server-{self.port}.log")
@@ -197,7 +198,7 @@ class ServerProcess:
     def stop(self) -> None:
         terminate(self.proc, timeout=20)
         self._log.close()
-        shutil.rmtree(self.base, ignore_errors=True)
+        shutil.rmtree(os.path.dirname(self.base), ignore_errors=True)
 
 
 # ---------------------------------------------------------------- requests

@@ -28,7 +28,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "serve",
         help="serve the pushed model over TF Serving's gRPC API",
-        description="Serve <model-base-path>/<model-name>/<version> (latest version, hot swap).",
+        description="Serve the latest <version> folder of --model-base-path as --model-name, "
+        "or every model of a TF Serving --model-config-file (hot swap on new versions).",
     )
     add_server_arguments(parser)
     parser.set_defaults(func=_serve)

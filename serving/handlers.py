@@ -21,16 +21,18 @@ from tensorflow_serving.apis import (
 
 from mtrec.serving import tensor_codec
 from mtrec.serving.errors import ServingError, failed_precondition, invalid_argument, not_found
-from mtrec.serving.model_manager import DEFAULT_SIGNATURE, ModelManager, Servable, Signature
+from mtrec.serving.model_manager import DEFAULT_SIGNATURE, Servable, Signature
+from mtrec.serving.registry import ModelRegistry
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
-def resolve(manager: ModelManager, spec: model_pb2.ModelSpec) -> Servable:
+def resolve(models: ModelRegistry, spec: model_pb2.ModelSpec) -> Servable:
     """Pin the servable a request runs on (TF Serving's GetServableHandle)."""
-    if spec.name != manager.model_name:
+    manager = models.get(spec.name)
+    if manager is None:
         raise not_found(f"Servable not found for request: Latest({spec.name})")
     servable = manager.current
     if spec.HasField("version"):
@@ -209,10 +211,11 @@ def metadata(
 
 
 def model_status(
-    manager: ModelManager, request: get_model_status_pb2.GetModelStatusRequest
+    models: ModelRegistry, request: get_model_status_pb2.GetModelStatusRequest
 ) -> get_model_status_pb2.GetModelStatusResponse:
     spec = request.model_spec
-    statuses = manager.statuses() if spec.name == manager.model_name else {}
+    manager = models.get(spec.name)
+    statuses = manager.statuses() if manager is not None else {}
     if not statuses:
         raise not_found(f"Could not find any versions of model {spec.name}")
     if spec.HasField("version"):

@@ -3,7 +3,7 @@
 Mirrors TF Serving's file-system source with the `latest { num_versions: 1 }`
 policy and its availability-preserving loader:
 
-* only all-digit directory names under `<base>/<model>` are versions, and a
+* only all-digit directory names under the base path are versions, and a
   version counts only once its `saved_model.pb` exists (the Pusher writes a
   temp dir and renames it; a dir still being filled is skipped until complete);
 * the highest version is aspired; it is loaded and warmed up *before* the
@@ -44,13 +44,13 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from mtrec.serving import tensor_codec
 from mtrec.serving.batching import BatchingOptions, SignatureBatcher
 from mtrec.serving.errors import ServingError, invalid_argument, status_code_from_int
+from mtrec.serving.versions import list_versions, version_stamp
 
 log = logging.getLogger("mtrec.serving")
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-_VERSION_RE = re.compile(r"[0-9]+")
 _STATE = get_model_status_pb2.ModelVersionStatus.State
 
 # TF's runtime errors start with boilerplate that says nothing to a client.
@@ -384,46 +384,14 @@ class VersionStatus:
     message: str = ""
 
 
-def _stamp(path: str) -> tuple[tuple[str, int, int], ...]:
-    """Changes when any of a version's files change, so a failed load is retried then.
-
-    Covers saved_model.pb and variables/, so a dir whose model file appeared
-    before its variables were complete gets another try once they are.
-    """
-    names = ["saved_model.pb", "saved_model.pbtxt"]
-    variables = os.path.join(path, "variables")
-    if os.path.isdir(variables):
-        names += [os.path.join("variables", n) for n in sorted(os.listdir(variables))]
-    stamp = []
-    for name in names:
-        try:
-            st = os.stat(os.path.join(path, name))
-        except OSError:
-            continue
-        stamp.append((name, st.st_mtime_ns, st.st_size))
-    return tuple(stamp)
-
-
-def list_versions(model_dir: str) -> dict[int, str]:
-    """Complete version dirs: numeric names that contain a saved_model.pb(txt)."""
-    found: dict[int, str] = {}
-    for entry in os.listdir(model_dir):
-        if not _VERSION_RE.fullmatch(entry):
-            continue
-        path = os.path.join(model_dir, entry)
-        if os.path.isdir(path) and (
-            os.path.isfile(os.path.join(path, "saved_model.pb"))
-            or os.path.isfile(os.path.join(path, "saved_model.pbtxt"))
-        ):
-            found[int(entry)] = path
-    return found
-
-
 WarmupFn = Callable[[Servable], int]
 
 
 class ModelManager:
-    """Serves the latest complete version under `<base_path>/<model_name>`.
+    """Serves the latest complete version in `base_path`, the folder of the versions.
+
+    `base_path` means what TF Serving's `--model_base_path` means (the
+    Pusher's destination); `model_name` is only the name requests use.
 
     With `freeze_gc`, every version change ends with one full garbage
     collection (reclaiming the previous version) followed by `gc.freeze()`:
@@ -449,12 +417,13 @@ class ModelManager:
         self._batching = batching
         self._freeze_gc = freeze_gc
         self.model_name = model_name
-        self.model_dir = os.path.join(base_path, model_name)
+        self.model_dir = base_path
         self.poll_seconds = poll_seconds
         self._warmup = warmup
         self._current: Servable | None = None
         self._statuses: dict[int, VersionStatus] = {}
         self._failed: dict[int, tuple[tuple[str, int, int], ...]] = {}
+        self._list_error = ""  # the last listing failure, logged once until it changes
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._stop = threading.Event()
@@ -488,9 +457,11 @@ class ModelManager:
         with self._poll_lock:
             try:
                 versions = list_versions(self.model_dir)
-            except OSError as exc:
-                # A transient listing failure must not unload a serving model.
-                log.warning("cannot list %s: %s", self.model_dir, exc)
+                self._list_error = ""
+            except OSError as exc:  # must not unload a serving model; warn once, not per poll
+                if str(exc) != self._list_error:
+                    log.warning("cannot list %s: %s", self.model_dir, exc)
+                self._list_error = str(exc)
                 return
             current = self._current
             if not versions:
@@ -506,7 +477,7 @@ class ModelManager:
             if current is not None and current.version == target:
                 return
             path = versions[target]
-            stamp = _stamp(path)
+            stamp = version_stamp(path)
             if self._failed.get(target) == stamp:
                 return
             del current  # the version being replaced must be collectable after the swap

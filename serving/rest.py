@@ -24,7 +24,8 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from mtrec.serving import handlers, tensor_codec
 from mtrec.serving.errors import ServingError, invalid_argument
-from mtrec.serving.model_manager import DEFAULT_SIGNATURE, ModelManager
+from mtrec.serving.model_manager import DEFAULT_SIGNATURE
+from mtrec.serving.registry import ModelRegistry
 
 log = logging.getLogger("mtrec.serving.rest")
 
@@ -50,11 +51,11 @@ def _spec(request: Any, name: str, version: str | None) -> None:
         request.model_spec.version.value = int(version)
 
 
-def _predict(manager: ModelManager, name: str, version: str | None, body: dict) -> dict:
+def _predict(models: ModelRegistry, name: str, version: str | None, body: dict) -> dict:
     request = predict_pb2.PredictRequest()
     _spec(request, name, version)
     request.model_spec.signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
-    servable = handlers.resolve(manager, request.model_spec)
+    servable = handlers.resolve(models, request.model_spec)
     sig = servable.signature(request.model_spec.signature_name)
     row_format = "instances" in body
     if row_format == ("inputs" in body):
@@ -107,7 +108,7 @@ def _predict(manager: ModelManager, name: str, version: str | None, body: dict) 
 
 
 class _Handler(BaseHTTPRequestHandler):
-    manager: ModelManager  # set on the per-server subclass
+    models: ModelRegistry  # set on the per-server subclass
     max_body: int
     protocol_version = "HTTP/1.1"
 
@@ -144,12 +145,12 @@ class _Handler(BaseHTTPRequestHandler):
                     metadata_field=["signature_def"]
                 )
                 _spec(req, name, version)
-                servable = handlers.resolve(self.manager, req.model_spec)
+                servable = handlers.resolve(self.models, req.model_spec)
                 resp = handlers.metadata(servable, req)
             else:
                 req = get_model_status_pb2.GetModelStatusRequest()
                 _spec(req, name, version)
-                resp = handlers.model_status(self.manager, req)
+                resp = handlers.model_status(self.models, req)
             self._send(
                 HTTPStatus.OK, json_format.MessageToDict(resp, including_default_value_fields=True)
             )
@@ -176,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise invalid_argument(f"JSON parse error: {exc}") from exc
             if not isinstance(body, dict):
                 raise invalid_argument("request body must be a JSON object")
-            self._send(HTTPStatus.OK, _predict(self.manager, match["name"], match["version"], body))
+            self._send(HTTPStatus.OK, _predict(self.models, match["name"], match["version"], body))
         except ServingError as exc:
             self._error(exc)
         except Exception as exc:  # keep the server up whatever the request
@@ -187,8 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
 class RestServer:
     """Threaded HTTP server bound to (host, port); port 0 picks a free one."""
 
-    def __init__(self, manager: ModelManager, host: str, port: int, max_body: int) -> None:
-        handler = type("Handler", (_Handler,), {"manager": manager, "max_body": max_body})
+    def __init__(self, models: ModelRegistry, host: str, port: int, max_body: int) -> None:
+        handler = type("Handler", (_Handler,), {"models": models, "max_body": max_body})
         self._httpd = ThreadingHTTPServer((host, port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]

@@ -6,7 +6,10 @@ speaks the same gRPC API (`tensorflow.serving.PredictionService` and
 client, the tests and the benchmark run unchanged against either, and
 everything can be exercised where the TF Serving binary is not available.
 
-    mtrec serve --model-base-path /pusher/base --model-name mtrec --port 8500
+    mtrec serve --model-base-path outputs/sample/serving_model/mtrec --port 8500
+    mtrec serve --model-config-file models.config --port 8500   # TF Serving's format
+
+Both mean what they mean in TF Serving (serving/model_config.py).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from tensorflow_serving.apis import (
 from mtrec.serving import handlers
 from mtrec.serving.batching import BatchingOptions
 from mtrec.serving.errors import ServingError
+from mtrec.serving.model_config import model_sources
 from mtrec.serving.model_manager import ModelManager
+from mtrec.serving.registry import ModelRegistry
 from mtrec.serving.server_args import DEFAULT_MAX_REQUEST_BYTES, add_server_arguments
 from mtrec.serving.warmup import replay_warmup
 
@@ -52,8 +57,11 @@ _Resp = TypeVar("_Resp")
 class ServerConfig:
     """Everything `mtrec serve` can set; defaults are the safe ones (loopback, no TLS)."""
 
-    model_base_path: str
+    # Exactly one: the folder of the version folders (served as `model_name`),
+    # or a TF Serving models.config naming several models.
+    model_base_path: str | None = None
     model_name: str = "mtrec"
+    model_config_file: str | None = None
     host: str = "127.0.0.1"
     port: int = 8500  # 0 picks a free port (tests)
     rest_port: int | None = None  # None disables REST; 0 picks a free port
@@ -95,30 +103,30 @@ def _call(
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """tensorflow.serving.PredictionService over a ModelManager."""
+    """tensorflow.serving.PredictionService over the served models."""
 
-    def __init__(self, manager: ModelManager) -> None:
-        self._manager = manager
+    def __init__(self, models: ModelRegistry) -> None:
+        self._models = models
 
     def Predict(self, request: predict_pb2.PredictRequest, context: Any):  # noqa: N802
         return _call(
             context,
             predict_pb2.PredictResponse,
-            lambda: handlers.predict(handlers.resolve(self._manager, request.model_spec), request),
+            lambda: handlers.predict(handlers.resolve(self._models, request.model_spec), request),
         )
 
     def Classify(self, request: classification_pb2.ClassificationRequest, context: Any):  # noqa: N802
         return _call(
             context,
             classification_pb2.ClassificationResponse,
-            lambda: handlers.classify(handlers.resolve(self._manager, request.model_spec), request),
+            lambda: handlers.classify(handlers.resolve(self._models, request.model_spec), request),
         )
 
     def Regress(self, request: regression_pb2.RegressionRequest, context: Any):  # noqa: N802
         return _call(
             context,
             regression_pb2.RegressionResponse,
-            lambda: handlers.regress(handlers.resolve(self._manager, request.model_spec), request),
+            lambda: handlers.regress(handlers.resolve(self._models, request.model_spec), request),
         )
 
     def GetModelMetadata(  # noqa: N802
@@ -127,7 +135,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         def run() -> get_model_metadata_pb2.GetModelMetadataResponse:
             if not request.HasField("model_spec"):
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
-            return handlers.metadata(handlers.resolve(self._manager, request.model_spec), request)
+            return handlers.metadata(handlers.resolve(self._models, request.model_spec), request)
 
         return _call(context, get_model_metadata_pb2.GetModelMetadataResponse, run)
 
@@ -135,8 +143,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     """tensorflow.serving.ModelService: status only (config reload is TF Serving's job)."""
 
-    def __init__(self, manager: ModelManager) -> None:
-        self._manager = manager
+    def __init__(self, models: ModelRegistry) -> None:
+        self._models = models
 
     def GetModelStatus(  # noqa: N802
         self, request: get_model_status_pb2.GetModelStatusRequest, context: Any
@@ -144,7 +152,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return _call(
             context,
             get_model_status_pb2.GetModelStatusResponse,
-            lambda: handlers.model_status(self._manager, request),
+            lambda: handlers.model_status(self._models, request),
         )
 
 
@@ -213,14 +221,14 @@ class ServingServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         _configure_tf_threads(config.tf_inter_op_threads, config.tf_intra_op_threads)
-        self.manager = ModelManager(
-            config.model_base_path,
-            config.model_name,
-            poll_seconds=config.poll_seconds,
-            warmup=replay_warmup if config.warmup else None,
-            batching=BatchingOptions(config.max_batch_size) if config.batching else None,
-            freeze_gc=config.freeze_gc,
-        )
+        sources = model_sources(config.model_base_path, config.model_name, config.model_config_file)
+        batching = BatchingOptions(config.max_batch_size) if config.batching else None
+        self.models = ModelRegistry([
+            ModelManager(source.base_path, source.name, poll_seconds=config.poll_seconds,
+                         warmup=replay_warmup if config.warmup else None, batching=batching,
+                         freeze_gc=config.freeze_gc)
+            for source in sources
+        ])
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="mtrec-rpc"),
             options=[
@@ -234,14 +242,14 @@ class ServingServer:
             self._grpc,
             prediction_service_pb2,
             "PredictionService",
-            PredictionServicer(self.manager),
+            PredictionServicer(self.models),
             prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server,
         )
         _add_service(
             self._grpc,
             model_service_pb2,
             "ModelService",
-            ModelServicer(self.manager),
+            ModelServicer(self.models),
             model_service_pb2_grpc.add_ModelServiceServicer_to_server,
         )
         address = f"{config.host}:{config.port}"
@@ -264,10 +272,15 @@ class ServingServer:
             from mtrec.serving.rest import RestServer
 
             self._rest = RestServer(
-                self.manager, config.host, config.rest_port, config.max_request_bytes
+                self.models, config.host, config.rest_port, config.max_request_bytes
             )
             self.rest_port = self._rest.port
         self._stopped = threading.Event()
+
+    @property
+    def manager(self) -> ModelManager:
+        """The first configured model's manager (the only one with --model-base-path)."""
+        return self.models.first
 
     @property
     def target(self) -> str:
@@ -277,12 +290,11 @@ class ServingServer:
         self._grpc.start()
         if self._rest is not None:
             self._rest.start()
-        self.manager.start()
+        self.models.start()
         cfg = self.config
         log.info(
-            "serving %s from %s on %s (REST %s, TLS %s, %d RPC threads, batching %s)",
-            cfg.model_name,
-            self.manager.model_dir,
+            "serving %s on %s (REST %s, TLS %s, %d RPC threads, batching %s)",
+            ", ".join(f"{m.model_name} from {m.model_dir}" for m in self.models),
             self.target,
             self.rest_port,
             "on" if cfg.tls_cert else "off",
@@ -296,12 +308,12 @@ class ServingServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.manager.stop()
+        self.models.stop()
         if self._rest is not None:
             self._rest.stop()
         self._grpc.stop(grace).wait()
-        servable = self.manager.current
-        for sig in servable.signatures.values() if servable is not None else ():
+        servables = [m.current for m in self.models if m.current is not None]
+        for sig in (sig for servable in servables for sig in servable.signatures.values()):
             if sig.batcher is not None and sig.batcher.requests:
                 log.info(
                     "batching %s: %d requests in %d model calls",
@@ -324,6 +336,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(
         model_base_path=args.model_base_path,
         model_name=args.model_name,
+        model_config_file=args.model_config_file,
         host=args.host,
         port=args.port,
         rest_port=args.rest_port,

@@ -9,12 +9,20 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The `serve` flags (shared by `mtrec serve` and `python -m mtrec.serving.server`)."""
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--model-base-path",
-        required=True,
-        help="the Pusher's base directory (contains <model-name>/<version>/)",
+        help="the folder that holds the numeric version folders, as TF Serving's "
+        "--model_base_path: the Pusher's destination, e.g. outputs/sample/serving_model/mtrec",
     )
-    parser.add_argument("--model-name", default="mtrec")
+    source.add_argument(
+        "--model-config-file",
+        help="serve several models: a TF Serving models.config "
+        "(model_config_list { config { name base_path model_platform } })",
+    )
+    parser.add_argument(
+        "--model-name", default="mtrec", help="the name --model-base-path is served under"
+    )
     parser.add_argument(
         "--host", default="127.0.0.1", help="bind address; loopback by default, 0.0.0.0 to expose"
     )

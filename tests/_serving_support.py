@@ -158,3 +158,13 @@ def assert_outputs_equal(got: dict[str, np.ndarray], want: dict[str, np.ndarray]
 
 def new_base_dir() -> str:
     return tempfile.mkdtemp(prefix="base-", dir=_scratch)
+
+
+def new_model_root(name: str = MODEL_NAME) -> str:
+    """An empty folder of versions, `.../serving_model/<name>` like the Pusher's destination.
+
+    This is what `--model-base-path` (TF Serving's model_base_path) points at.
+    """
+    root = os.path.join(new_base_dir(), "serving_model", name)
+    os.makedirs(root)
+    return root

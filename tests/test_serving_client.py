@@ -30,24 +30,22 @@ from tests import _serving_support as support
 needs_local_server = pytest.mark.skipif(support.EXTERNAL, reason="starts its own servers")
 
 
-def _server(base: str, **kwargs: Any) -> ServingServer:
-    config = ServerConfig(model_base_path=base, port=0, poll_seconds=0.1, **kwargs)
+def _server(model_root: str, **kwargs: Any) -> ServingServer:
+    config = ServerConfig(model_base_path=model_root, port=0, poll_seconds=0.1, **kwargs)
     return ServingServer(config).start()
 
 
-def _base_with_model() -> str:
-    base = support.new_base_dir()
-    root = os.path.join(base, "mtrec")
-    os.makedirs(root)
+def _root_with_model() -> str:
+    root = support.new_model_root()
     support.install_version(root, 1, support.primary_model_dir() or support.second_model_dir())
-    return base
+    return root
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[ServingServer]:
     if support.EXTERNAL:
         pytest.skip("starts its own servers")
-    srv = _server(_base_with_model())
+    srv = _server(_root_with_model())
     srv.manager.wait_for_version(1, timeout=120)
     yield srv
     srv.stop()
@@ -100,10 +98,8 @@ def test_retries_give_up_and_other_codes_are_not_retried() -> None:
 
 @needs_local_server
 def test_client_rides_out_a_model_that_is_still_loading() -> None:
-    base = support.new_base_dir()
-    root = os.path.join(base, "mtrec")
-    os.makedirs(root)
-    srv = _server(base)
+    root = support.new_model_root()
+    srv = _server(root)
     try:
         client = MtrecClient(srv.target, timeout=5, retries=60, backoff=0.05)
         timer = threading.Timer(
@@ -204,9 +200,8 @@ def _self_signed(directory: str) -> tuple[str, str]:
 @needs_local_server
 def test_tls_server_needs_a_tls_client() -> None:
     pytest.importorskip("cryptography")
-    base = _base_with_model()
-    cert, key = _self_signed(base)
-    srv = _server(base, tls_cert=cert, tls_key=key)
+    cert, key = _self_signed(support.new_base_dir())
+    srv = _server(_root_with_model(), tls_cert=cert, tls_key=key)
     try:
         secure = MtrecClient(srv.target, root_cert=cert, timeout=10)
         secure.wait_until_available(timeout=60)

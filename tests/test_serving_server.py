@@ -47,9 +47,9 @@ needs_local_server = pytest.mark.skipif(
 )
 
 
-def _start(base: str, **overrides: Any) -> ServingServer:
+def _start(model_root: str, **overrides: Any) -> ServingServer:
     config = ServerConfig(
-        model_base_path=base,
+        model_base_path=model_root,
         model_name=support.MODEL_NAME,
         port=0,
         poll_seconds=0.1,
@@ -67,11 +67,9 @@ def server() -> Iterator[dict[str, Any]]:
     if support.EXTERNAL:
         yield {"target": support.TARGET, "server": None}
         return
-    base = support.new_base_dir()
-    root = os.path.join(base, support.MODEL_NAME)
-    os.makedirs(root)
+    root = support.new_model_root()
     os.symlink(os.path.abspath(support.primary_model_dir()), os.path.join(root, "1"))
-    srv = _start(base, rest_port=0)
+    srv = _start(root, rest_port=0)
     srv.manager.wait_for_version(1, timeout=120)
     yield {"target": srv.target, "server": srv}
     srv.stop()
@@ -348,11 +346,9 @@ def rollout() -> Iterator[dict[str, Any]]:
     """A fresh server on its own base dir, serving version 1 of the primary model."""
     if support.EXTERNAL:
         pytest.skip("writes version dirs: needs the in-process server")
-    base = support.new_base_dir()
-    root = os.path.join(base, support.MODEL_NAME)
-    os.makedirs(root)
+    root = support.new_model_root()
     support.install_version(root, 1, support.primary_model_dir())
-    srv = _start(base)
+    srv = _start(root)
     srv.manager.wait_for_version(1, timeout=120)
     client = MtrecClient(srv.target, model_name=support.MODEL_NAME, timeout=10, retries=0)
     yield {"root": root, "server": srv, "client": client}
@@ -475,9 +471,7 @@ def test_warmup_records_are_replayed_and_gate_the_load(rollout: dict[str, Any]) 
 
 @needs_local_server
 def test_no_version_yet_is_unavailable() -> None:
-    base = support.new_base_dir()
-    os.makedirs(os.path.join(base, support.MODEL_NAME))
-    srv = _start(base)
+    srv = _start(support.new_model_root())
     try:
         with MtrecClient(srv.target, model_name=support.MODEL_NAME, retries=0) as c:
             _expect(lambda: c.recommend(P.users[0]), grpc.StatusCode.UNAVAILABLE, "no version")
@@ -492,11 +486,9 @@ def test_no_version_yet_is_unavailable() -> None:
 def test_batching_merges_concurrent_requests_without_changing_answers(
     reference: support.InProcessModel,
 ) -> None:
-    base = support.new_base_dir()
-    root = os.path.join(base, support.MODEL_NAME)
-    os.makedirs(root)
+    root = support.new_model_root()
     os.symlink(os.path.abspath(support.primary_model_dir()), os.path.join(root, "1"))
-    srv = _start(base, batching=True, max_batch_size=8)
+    srv = _start(root, batching=True, max_batch_size=8)
     servable = srv.manager.wait_for_version(1, timeout=120)
     users = [*P.users, P.unknown_user] * 4
     answers: dict[int, Any] = {}
