@@ -1,16 +1,21 @@
 """Runs the pipeline locally: LocalDagRunner, Beam DirectRunner (multi-processing),
 MLMD on SQLite, caching on. This module owns every local path.
+
+A run holds `<home>/.mtrec-run.lock` and first cleans up after a killed run
+(executions left RUNNING, their empty output folders: pipeline/killed_runs.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from importlib import resources
 
 from tfx import v1 as tfx
 
 from mtrec.pipeline import configs
+from mtrec.pipeline.killed_runs import clean_killed_runs, run_lock
 from mtrec.pipeline.pipeline import create_pipeline
 
 
@@ -29,8 +34,15 @@ class LocalPaths:
         return os.path.join(self.home, "metadata.sqlite")
 
     @property
+    def lock_path(self) -> str:
+        return os.path.join(self.home, ".mtrec-run.lock")
+
+    @property
     def serving_model_dir(self) -> str:
         return os.path.join(self.home, "serving_model", configs.PIPELINE_NAME)
+
+
+log = logging.getLogger("mtrec.pipeline")
 
 
 def curated_schema_path() -> str:
@@ -66,4 +78,12 @@ def run(
         enable_cache=enable_cache,
         **thresholds,
     )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    with run_lock(paths.lock_path) as sole:
+        if not sole:
+            log.warning("another run holds %s: its RUNNING executions are left alone",
+                        paths.lock_path)
+        else:
+            cleanup = clean_killed_runs(paths.metadata_path, paths.pipeline_root)
+            if cleanup:
+                log.warning("%s", cleanup.describe())
+        tfx.orchestration.LocalDagRunner().run(pipeline)
