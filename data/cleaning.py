@@ -21,6 +21,7 @@ from mtrec.data.tables import (
     ITEMS,
     LINE,
     LINE_NO,
+    MALFORMED,
     RATING_COLUMNS,
     RATINGS,
     RAW,
@@ -37,7 +38,6 @@ from mtrec.data.tables import (
 from mtrec.models import features as F
 
 # Reasons, in the order they are checked: a row gets the first that applies.
-MALFORMED = "malformed"
 MISSING_FIELD = "missing_field"
 BAD_RATING = "bad_rating"  # not a number, or NaN
 RATING_OUT_OF_RANGE = "rating_out_of_range"
@@ -213,6 +213,10 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
 def write_rejects(rejects: CleanResult | pd.DataFrame, path: str | Path) -> Path:
     """Write the rejects (a CleanResult's, or a REJECT_COLUMNS frame) as CSV; returns the path."""
     frame = rejects.rejects if isinstance(rejects, CleanResult) else rejects
+    # The csv writer cannot write a NUL character: show it as the text "\x00".
+    text = [c for c in frame.columns
+            if frame[c].dtype == object and frame[c].astype(str).str.contains("\0").any()]
+    frame = frame.assign(**{c: frame[c].astype(str).str.replace("\0", "\\x00") for c in text})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False, lineterminator="\n")

@@ -8,7 +8,9 @@ Rejects are data too: their user_id column gets the pseudonym, and every raw
 user id that stands as a field in their raw text or detail is replaced by its
 pseudonym. A bad line can be garbled anywhere, so the ids looked for are all
 the ids the input holds (ratings, users, and the user id field of bad lines);
-an item id that equals some user id is replaced as well.
+an item id that equals some user id is replaced as well. A bad ratings or
+users line whose user id field cannot be located at all (too few fields) has
+its raw text withheld; its line number still points to it.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-from mtrec.data.tables import DETAIL, RAW_TEXT, Dataset
+from mtrec.data.tables import DETAIL, MALFORMED, RATINGS, RAW_TEXT, REASON, TABLE, USERS, Dataset
 from mtrec.models import features as F
 
 _DELIMITERS = "\\s,;:|\"'"  # what separates fields in any of the supported formats
 _FIELD = re.compile(f"[^{_DELIMITERS}]+")
+WITHHELD = "(withheld: pseudonymised run, and the user id field of this line cannot be located)"
 
 
 def pseudonymizer(key: bytes) -> Callable[[object], str]:
@@ -88,4 +91,7 @@ def pseudonymize_rejects(rejects: pd.DataFrame, key: bytes, known: set[str]) -> 
     out[F.USER_ID] = [pseudo(u) if u else "" for u in users]
     for column in (RAW_TEXT, DETAIL):
         out[column] = [redact(str(t), known, pseudo, odd) for t in rejects[column].fillna("")]
+    unlocated = ((rejects[REASON] == MALFORMED) & rejects[TABLE].isin([RATINGS, USERS])
+                 & (users == "")).to_numpy()
+    out.loc[unlocated, RAW_TEXT] = WITHHELD
     return out

@@ -22,6 +22,7 @@ RATINGS, USERS, ITEMS = "ratings", "users", "items"  # the tables a bad line can
 TABLES = (RATINGS, USERS, ITEMS)
 TABLE, SOURCE, LINE_NO, RAW_TEXT, REASON = "table", "source", "line", "raw", "reason"
 DETAIL = "detail"  # rejects: what a malformed line got wrong
+MALFORMED = "malformed"  # the reject reason of a line that could not be parsed
 # user_id: the field in the user id's position of a bad line, "" when none (it lets
 # pseudonymisation reach ids that only occur in lines that could not be parsed).
 MALFORMED_COLUMNS = (TABLE, SOURCE, LINE_NO, RAW_TEXT, REASON, F.USER_ID)
