@@ -56,8 +56,8 @@ from quality_data import (  # noqa: E402
     Prepared,
     Truth,
     prepare,
-    protocol_overrides,
     resolve,
+    with_protocol,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -352,9 +352,10 @@ def markdown(payload: dict) -> str:
         "",
         f"Our model's config: `{json.dumps(payload['config'])}`",
         "",
-        f"Set for this split's protocol: `{json.dumps(payload.get('protocol_overrides', {}))}` "
+        f"Set for this split's protocol ({payload.get('split_protocol', 'random')}): "
+        f"`{json.dumps(payload.get('protocol_overrides', {}))}`, as `mtrec run` sets it "
         "(the recent-history feature is off on random splits; why, and the validation "
-        "numbers: benchmarks/quality_data.py).",
+        "numbers: models/model.py PROTOCOL_OVERRIDES).",
         "",
         "Anchors (other protocols unless noted):",
         "",
@@ -392,11 +393,12 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.render)
         path.with_suffix(".md").write_text(markdown(json.loads(path.read_text())))
         return 0
-    split, data, overrides = resolve(args)
-    config = ModelConfig.from_dict(overrides)
+    split, data, user_overrides = resolve(args)
 
     t0 = time.time()
     prepared, work = prepare(args.dataset, data, split, Path(args.work_dir), args.holdout)
+    overrides = with_protocol(prepared, user_overrides)
+    config = ModelConfig.from_dict(overrides)
     truth = prepared.truth()
     print(f"data ready in {time.time() - t0:.0f}s: {prepared.report['rows']}", flush=True)
     results: dict[str, dict] = {}
@@ -435,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
             f"TF {tf.__version__}",
         },
         "config": {k: v for k, v in vars(config).items()},
-        "protocol_overrides": protocol_overrides(args.dataset, split),
+        "split_protocol": prepared.report["split_protocol"],
+        "protocol_overrides": with_protocol(prepared, {}),
         "results": results,
         "anchors": ANCHORS,
     }

@@ -28,6 +28,7 @@ from mtrec.data import clean, load_dataset
 from mtrec.data.examples import time_split, write_examples
 from mtrec.data.tables import EVAL, SPLIT, TRAIN, Dataset
 from mtrec.models import features as F
+from mtrec.models.model import protocol_overrides
 
 HOLDOUT_FRACTION = 0.2
 _SOURCES = ("preprocessing.py", "features.py", "transform_local.py")
@@ -153,7 +154,8 @@ def prepare_dataset(dataset: Dataset, label: str, work_root: Path) -> tuple[Prep
 
     work = work_root / label / _digest(dataset)
     done = work / "DONE"
-    if not done.exists():
+    # A cache from before write_examples reported the split protocol is rebuilt.
+    if not done.exists() or "split_protocol" not in json.loads(done.read_text()):
         shutil.rmtree(work, ignore_errors=True)
         report = write_examples(dataset, work / "examples")
         transform_examples(str(work / "examples"), str(work / "xf"))
@@ -173,25 +175,17 @@ def prepare_dataset(dataset: Dataset, label: str, work_root: Path) -> tuple[Prep
     return prepared, work
 
 
-# Model settings that follow from the evaluation protocol, chosen on the
-# validation holdout (--holdout). On a random split the held-out ratings are
-# spread over each user's timeline, while a served query carries the user's
-# *latest* items: the recent-history feature then points at the wrong time and
-# costs ML-100K u1 about a quarter of its HR@100 (validation: 0.32 -> 0.41 with
-# the history off). On time splits the history is the best feature (ml-latest-
-# small validation HR@100: 0.134 without, 0.172 with), so it stays on there.
-RANDOM_SPLIT_OVERRIDES = {"history_dropout": 1.0}
-
-
-def protocol_overrides(source: str, split: str | None) -> dict:
-    """ModelConfig overrides for a dataset's split rule (user --config wins)."""
-    return dict(RANDOM_SPLIT_OVERRIDES) if source == "ml-100k" and split else {}
+def with_protocol(prepared: Prepared, overrides: dict) -> dict:
+    """ModelConfig overrides: the split protocol's (the same ones `mtrec run` applies,
+    models/model.py PROTOCOL_OVERRIDES), then the benchmark's --config / --epochs."""
+    return {**protocol_overrides(prepared.report["split_protocol"]), **overrides}
 
 
 def resolve(args) -> tuple[str | None, str, dict]:
-    """(split, data directory, ModelConfig overrides) from a benchmark's common arguments:
-    --dataset, --split, --data, --config, --epochs. Exits with a clear message when
-    the split does not exist or the files are not there."""
+    """(split, data directory, the user's ModelConfig overrides) from a benchmark's common
+    arguments: --dataset, --split, --data, --config, --epochs. Exits with a clear message
+    when the split does not exist or the files are not there. The split protocol's
+    settings come on top once the data is prepared (with_protocol)."""
     split = args.split or ("u1" if args.dataset == "ml-100k" else None)
     if args.dataset != "ml-100k" and split is not None:
         raise SystemExit(f"{args.dataset} has no official splits; drop --split")
@@ -202,7 +196,7 @@ def resolve(args) -> tuple[str | None, str, dict]:
             f"there or pass --data DIR (e.g. `python -m mtrec.data.download {args.dataset} "
             "--dest DIR`). MovieLens files are never copied into the repository."
         )
-    overrides = {**protocol_overrides(args.dataset, split), **json.loads(args.config)}
+    overrides = json.loads(args.config)
     if args.epochs:
         overrides["epochs"] = args.epochs
     return split, data, overrides

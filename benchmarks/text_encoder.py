@@ -72,6 +72,7 @@ from quality_data import (  # noqa: E402
     prepare,
     prepare_dataset,
     resolve,
+    with_protocol,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -436,8 +437,7 @@ def _timed(label: str, seconds: dict, t0: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    split, data, overrides = resolve(args)
-    config = ModelConfig.from_dict(overrides)
+    split, data, user_overrides = resolve(args)
     encoder_config = TextEncoderConfig.from_exec_properties(json.loads(args.encoder_config))
     work_root = Path(args.work_dir)
     label = f"{args.dataset}_{split or 'time'}"
@@ -445,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     start = t0 = time.time()
 
     prepared, work = prepare(args.dataset, data, split, work_root, holdout=False)
+    config = ModelConfig.from_dict(with_protocol(prepared, user_overrides))
     _timed("prepare_warm", seconds, t0)
     t0 = time.time()
     uri, metadata = encode_catalog(work / "examples" / "catalog", work_root / label,

@@ -22,7 +22,7 @@ import pandas as pd
 import tensorflow as tf
 
 from mtrec.data import tfexample as W
-from mtrec.data.splits import SPLITS, eval_mask, time_split
+from mtrec.data.splits import SPLITS, eval_mask, split_protocol, time_split
 from mtrec.data.tables import EVAL, TRAIN, Dataset
 from mtrec.models import features as F
 
@@ -197,6 +197,7 @@ def write_examples(
         "n_users": int(len(pd.unique(user_ids))),
         "n_items": int(len(pd.unique(item_ids))),
         "split_rule": split_rule,
+        "split_protocol": split_protocol(ratings, is_eval),
         "history_len": history_len,
         "shards": shards,
     }

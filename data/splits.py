@@ -12,6 +12,11 @@ from mtrec.data.tables import EVAL, SPLIT, TRAIN
 from mtrec.models import features as F
 
 SPLITS = (TRAIN, EVAL)
+# The two split protocols a model setting can depend on (ModelConfig protocol overrides).
+TIME_PROTOCOL, RANDOM_PROTOCOL = "time", "random"
+# A split is "time" when at least this share of eval ratings come at or after the
+# user's latest training rating: 1.0 for our per-user time split, ~0.2 for ML-100K u1-u5.
+TIME_SPLIT_MIN_SHARE = 0.9
 
 
 def time_split(ratings: pd.DataFrame, eval_fraction: float) -> np.ndarray:
@@ -40,3 +45,22 @@ def eval_mask(ratings: pd.DataFrame, eval_fraction: float) -> tuple[np.ndarray, 
             raise ValueError(f"split column must only hold {SPLITS}")
         return split == EVAL, "official"
     return time_split(ratings, eval_fraction), f"per-user time, latest {eval_fraction:g} to eval"
+
+
+def split_protocol(ratings: pd.DataFrame, is_eval: np.ndarray) -> str:
+    """TIME_PROTOCOL when eval ratings follow each user's training ratings, else RANDOM_PROTOCOL.
+
+    Decided from the data, not from the source's name, so a user's own `split`
+    column gets the same treatment as ML-100K's official folds: a served query
+    carries the user's *latest* items, which is the held-out future only on a
+    time split. Users without training ratings count as following (nothing precedes).
+    """
+    is_eval = np.asarray(is_eval, dtype=bool)
+    if not is_eval.any():
+        return TIME_PROTOCOL
+    ts = ratings[F.TIMESTAMP].to_numpy().astype("int64")
+    users = pd.factorize(ratings[F.USER_ID])[0]
+    latest_train = np.full(users.max() + 1, np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(latest_train, users[~is_eval], ts[~is_eval])
+    share = float(np.mean(ts[is_eval] >= latest_train[users[is_eval]]))
+    return TIME_PROTOCOL if share >= TIME_SPLIT_MIN_SHARE else RANDOM_PROTOCOL

@@ -50,7 +50,7 @@ def ranking_metrics(
         precision.append(hits.sum() / k)
         recall.append(hits.sum() / len(truth))
         ideal = discounts[: min(len(truth), k)].sum()
-        ndcg.append(float((hits * discounts).sum() / ideal))
+        ndcg.append(float((hits * discounts[: len(hits)]).sum() / ideal))  # a row may be < k
     return {
         f"precision@{k}": float(np.mean(precision)) if precision else 0.0,
         f"recall@{k}": float(np.mean(recall)) if recall else 0.0,

@@ -58,9 +58,7 @@ def _run(args) -> int:
     from mtrec.run_state import latest_run
     from mtrec.summary import collect, example_recommendation, render
 
-    model_config = json.loads(args.model_config)
-    if args.epochs:
-        model_config["epochs"] = args.epochs
+    model_config = run_model_config(data.report, args.model_config, args.epochs)
     paths = local_runner.LocalPaths(os.path.abspath(home))
     error = None
     try:
@@ -86,6 +84,20 @@ def _run(args) -> int:
         print(f"\npipeline failed: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_model_config(report: dict, model_config_json: str, epochs: int | None) -> dict:
+    """The Trainer's ModelConfig overrides: the split protocol's settings, then the user's.
+
+    `report` is write_examples' (its split_protocol), so `mtrec run` trains
+    what benchmarks/quality.py measures on the same split.
+    """
+    from mtrec.models.model import protocol_overrides  # TensorFlow: after ingestion
+
+    config = {**protocol_overrides(report.get("split_protocol")), **json.loads(model_config_json)}
+    if epochs:
+        config["epochs"] = epochs
+    return config
 
 
 def _examples(examples_root: str, split: str):

@@ -104,7 +104,9 @@ def ingest(
     dataset = result.dataset
     if pseudonymize_key:
         dataset = pseudonymize_users(dataset, pseudonymize_key)
-    options = {"eval_fraction": eval_fraction, "pseudonymized": bool(pseudonymize_key)}
+    # "report": bump when write_examples' report gains a key, so cached folders are rewritten.
+    options = {"eval_fraction": eval_fraction, "pseudonymized": bool(pseudonymize_key),
+               "report": 2}
     target = Path(home, "examples", _digest(dataset, options))
     if not (target / REPORT_FILE).exists():
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -136,6 +136,16 @@ def render(summary: dict) -> str:
             for k in m if k.startswith("hit_rate@")
         )
         lines.append(f"retrieval (full catalogue): {hr}")
+        if "ndcg@10" in m:
+            base = f", last blessed {m['baseline_ndcg@10']:.3f}" if "baseline_ndcg@10" in m else ""
+            lines.append(
+                f"served (recommend, seen items excluded): NDCG@10 {m['ndcg@10']:.3f} "
+                f"(popularity {m['popularity_ndcg@10']:.3f}{base}), P@10 {m['precision@10']:.3f}"
+            )
+        failed = summary["retrieval"].get("failed") or {}
+        if failed:
+            lines.append("retrieval gate failed: " + ", ".join(
+                f"{name} {value:.3f} < {bound}" for name, (value, bound) in failed.items()))
     lines.append(
         f"blessed: TFMA={summary.get('tfma_blessed')} retrieval={summary.get('retrieval_blessed')}"
     )

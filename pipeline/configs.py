@@ -19,9 +19,12 @@ MODEL_CONFIG: dict = {}
 RATING_RMSE_MAX = 1.5  # an item-mean predictor scores ~1.03 on ML-100K
 RATING_RMSE_MAX_INCREASE = 0.05  # vs the baseline model
 RELEVANCE_AUC_MIN = 0.55
-# Full-catalogue retrieval (RetrievalEvaluator): HR@K lower bounds.
+# The served path (RetrievalEvaluator): lower bounds on its metrics. Relative
+# ones: `recommend`'s NDCG@10 at least 5% above popularity's on the same users
+# (ndcg@10_lift), and at most 0.01 below the last blessed model's
+# (ndcg@10_change; skipped on the first run). Absolute: full-catalogue HR@100.
 RETRIEVAL_KS = (10, 50, 100)
-RETRIEVAL_THRESHOLDS = {"hit_rate@100": 0.05}
+RETRIEVAL_THRESHOLDS = {"hit_rate@100": 0.05, "ndcg@10_lift": 0.05, "ndcg@10_change": -0.01}
 # The RetrievalEvaluator scores a seeded sample of this many eval users (0 = all):
 # enough for HR@K to +-0.01, and its cost stops growing with users x items.
 RETRIEVAL_EVAL_MAX_USERS = 10_000
@@ -42,7 +45,7 @@ DISTRIBUTIONS = ("mirrored", "multi_worker_mirrored")
 PARAM_DATA_ROOT = "data_root"  # ImportExampleGen input_base
 PARAM_TRAINER_CONFIG = "trainer_custom_config"  # JSON: {"model": {...,"epochs": N}, ...}
 PARAM_EVAL_CONFIG = "eval_config"  # JSON tfma.EvalConfig (RMSE/AUC thresholds)
-PARAM_RETRIEVAL_THRESHOLDS = "retrieval_thresholds"  # JSON {"hit_rate@100": 0.05}
+PARAM_RETRIEVAL_THRESHOLDS = "retrieval_thresholds"  # JSON like RETRIEVAL_THRESHOLDS
 RUNTIME_PARAMETERS = (
     PARAM_DATA_ROOT,
     PARAM_TRAINER_CONFIG,

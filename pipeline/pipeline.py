@@ -220,7 +220,8 @@ def create_pipeline(
                        if runtime_parameters else trainer_config),
         custom_executor_spec=trainer_executor,
     ).with_id("Trainer")
-    # The latest blessed model, for TFMA's change thresholds (skipped without one).
+    # The latest blessed model, for TFMA's and the RetrievalEvaluator's change
+    # thresholds (skipped without one).
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -245,6 +246,9 @@ def create_pipeline(
         eval_split=configs.EVAL_SPLIT,
         train_split=configs.TRAIN_SPLIT,
         max_users=configs.RETRIEVAL_EVAL_MAX_USERS,
+        # The same latest blessed model as TFMA's baseline: its served NDCG@10
+        # is what ndcg@10_change compares against.
+        baseline_model=baseline.outputs["model"] if baseline else None,
     )
     if runtime_parameters:
         # The component validates and JSON-encodes a dict; its `thresholds` exec

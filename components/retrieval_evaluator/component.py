@@ -1,10 +1,13 @@
-"""RetrievalEvaluator: full-catalogue hit rate of the trained model, as a blessing.
+"""RetrievalEvaluator: the model measured through its served signatures, as a blessing.
 
-TFMA scores one (user, item) example at a time, so it cannot measure
-retrieval over the whole catalogue. This component calls the exported
-`retrieve` signature for every eval interaction, computes HR@K (FactorizedTopK
-semantics: seen items are not excluded) next to a popularity baseline from
-the train split, and blesses the model when every threshold is met. Past
+TFMA scores one (user, item) example at a time, so it cannot measure what a
+user is served. This component calls the exported `retrieve` signature for
+every eval interaction (HR@K over the full catalogue, FactorizedTopK
+semantics) and `recommend` for every eval user (NDCG/P/R@10, training items
+excluded), next to popularity from the train split and the baseline model,
+and blesses the model when every threshold is met; the relative ones
+(executor.LIFT, executor.CHANGE) make a model no better than popularity, or
+worse than the last blessed one, fail. Past
 `max_users` eval users it scores a seeded sample of them, so its cost grows
 with the catalogue, not with users x catalogue. The
 pipeline pushes only when both this blessing and TFMA's are positive.
@@ -19,13 +22,18 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from mtrec.components.retrieval_evaluator.executor import Executor
+from mtrec.components.retrieval_evaluator.executor import (
+    CHANGE,
+    LIFT,
+    RANKING_METRICS,
+    Executor,
+)
 
 
 class RetrievalEvaluatorSpec(types.ComponentSpec):
     PARAMETERS = {
         "ks": ExecutionParameter(type=str),  # JSON list of K
-        "thresholds": ExecutionParameter(type=str),  # JSON {"hit_rate@100": 0.2}
+        "thresholds": ExecutionParameter(type=str),  # JSON {"hit_rate@100": 0.2, ...}
         "eval_split": ExecutionParameter(type=str, optional=True),
         "train_split": ExecutionParameter(type=str, optional=True),
         "max_users": ExecutionParameter(type=int, optional=True),  # 0 = every eval user
@@ -33,6 +41,7 @@ class RetrievalEvaluatorSpec(types.ComponentSpec):
     INPUTS = {
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "model": ChannelParameter(type=standard_artifacts.Model),
+        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
     OUTPUTS = {"blessing": ChannelParameter(type=standard_artifacts.ModelBlessing)}
 
@@ -50,15 +59,17 @@ class RetrievalEvaluator(base_component.BaseComponent):
         eval_split: str = "eval",
         train_split: str = "train",
         max_users: int = 10_000,
+        baseline_model: types.BaseChannel | None = None,
     ):
-        bad = [m for m in thresholds if m.split("@")[0] != "hit_rate"
-               or int(m.split("@")[1]) not in ks]
+        known = {f"hit_rate@{k}" for k in ks} | set(RANKING_METRICS) | {LIFT, CHANGE}
+        bad = sorted(set(thresholds) - known)
         if bad:
-            raise ValueError(f"thresholds must be hit_rate@K for K in {ks}: {bad}")
+            raise ValueError(f"thresholds must name one of {sorted(known)}: {bad}")
         super().__init__(
             spec=RetrievalEvaluatorSpec(
                 examples=examples,
                 model=model,
+                baseline_model=baseline_model,
                 ks=json.dumps(sorted(ks)),
                 thresholds=json.dumps(thresholds, sort_keys=True),
                 eval_split=eval_split,

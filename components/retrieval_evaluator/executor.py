@@ -1,4 +1,17 @@
-"""Scores every eval interaction against the full catalogue via `retrieve`."""
+"""Scores the trained model through its served signatures, next to popularity.
+
+- `retrieve`: HR@K of every eval interaction over the full catalogue (seen
+  items kept, FactorizedTopK semantics);
+- `recommend`: per eval user, NDCG/P/R@k of what a user is served (training
+  items excluded), against popularity with the same exclusion, and against the
+  baseline (latest blessed) model when there is one.
+
+Blessing: every threshold is a lower bound on a metric. Besides the computed
+ones, two derived metrics make it relative: `ndcg@10_lift` (model / popularity
+- 1) and `ndcg@10_change` (model - baseline; skipped without a baseline, like
+TFMA's change thresholds). So a model no better than popularity, or worse than
+the model it would replace, is not blessed.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +30,14 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from mtrec.models import features as F
-from mtrec.models.evaluation import hit_rates, popularity_ranking
+from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
 
 log = logging.getLogger(__name__)
 METRICS_FILE = "retrieval_metrics.json"
 _BATCH = 1024
+RECOMMEND_K = 10  # the served list the ranking metrics and the relative gates read
+LIFT, CHANGE = f"ndcg@{RECOMMEND_K}_lift", f"ndcg@{RECOMMEND_K}_change"
+RANKING_METRICS = tuple(f"{m}@{RECOMMEND_K}" for m in ("ndcg", "precision", "recall"))
 
 
 def _pair_batches(examples: types.Artifact, split: str):
@@ -83,8 +99,66 @@ def retrieve_top(saved_model_dir: str, users: np.ndarray, k: int) -> np.ndarray:
     return np.concatenate(rows) if rows else np.zeros((0, k), dtype=object)
 
 
-def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: int = 0):
-    """HR@K of `retrieve` and of popularity; `max_users` 0 scores every eval user."""
+def recommend_top(saved_model_dir: str, users: np.ndarray, k: int) -> np.ndarray:
+    """[len(users), k] item ids from the model's `recommend` signature (seen items excluded)."""
+    recommend = tf.saved_model.load(saved_model_dir).signatures["recommend"]
+    rows = []
+    for start in range(0, len(users), _BATCH):
+        out = recommend(user_id=tf.constant(users[start : start + _BATCH]), k=tf.constant(k))
+        rows.append(out["item_ids"].numpy())
+    return np.concatenate(rows) if rows else np.zeros((0, k), dtype=object)
+
+
+def seen_items(examples: types.Artifact, split: str, users: np.ndarray) -> list[set]:
+    """Per user (in `users` order), the items they rated in `split`."""
+    row = {u: r for r, u in enumerate(users.tolist())}
+    seen: list[set] = [set() for _ in row]
+    for u, i in _pair_batches(examples, split):
+        for user, item in zip(u.tolist(), i.tolist(), strict=True):
+            if user in row:
+                seen[row[user]].add(item)
+    return seen
+
+
+def popularity_unseen(counts: dict[bytes, int], seen: list[set], k: int) -> np.ndarray:
+    """Each user's k most popular training items that they have not rated."""
+    longest = max((len(s) for s in seen), default=0)
+    popular = popularity_ranking(
+        np.array(list(counts), dtype=object), k + longest, np.array(list(counts.values()))
+    ).tolist()
+    rows = []
+    for mine in seen:
+        top = [item for item in popular if item not in mine][:k]
+        rows.append(top + [b""] * (k - len(top)))
+    return np.array(rows, dtype=object).reshape(len(seen), k)
+
+
+def relative_metrics(metrics: dict, baseline: dict | None) -> dict:
+    """The derived metrics the relative gates read (see the module docstring)."""
+    ndcg, pop = metrics[f"ndcg@{RECOMMEND_K}"], metrics[f"popularity_ndcg@{RECOMMEND_K}"]
+    derived = {LIFT: ndcg / pop - 1.0 if pop > 0 else (0.0 if ndcg == 0 else float("inf"))}
+    if baseline is not None:
+        derived[CHANGE] = ndcg - baseline[f"ndcg@{RECOMMEND_K}"]
+    return derived
+
+
+def failed_thresholds(metrics: dict, thresholds: dict[str, float]) -> dict:
+    """{metric: (value, bound)} for every bound not met.
+
+    Only the change against a baseline may be missing (first run: nothing to compare).
+    """
+    missing = set(thresholds) - set(metrics) - {CHANGE}
+    if missing:
+        raise KeyError(f"thresholds name metrics that were not computed: {sorted(missing)}")
+    return {m: (metrics[m], t) for m, t in thresholds.items() if m in metrics and metrics[m] < t}
+
+
+def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: int = 0,
+             baseline_dir: str | None = None):
+    """Served metrics of the model (and the baseline), and popularity's on the same users.
+
+    `max_users` 0 scores every eval user.
+    """
     users, items, total_users = sampled_pairs(examples, eval_split, max_users)
     counts = item_counts(examples, train_split)
     unique_users, row_user = np.unique(users, return_inverse=True)
@@ -97,6 +171,22 @@ def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: 
     )
     pop = hit_rates(np.tile(popular, (1, 1)), np.zeros(len(items), dtype=np.int64), items, ks)
     metrics.update({f"popularity_{k}": v for k, v in pop.items()})
+
+    relevant: list[set] = [set() for _ in unique_users]
+    for row, item in zip(row_user.tolist(), items.tolist(), strict=True):
+        relevant[row].add(item)
+    k = min(RECOMMEND_K, len(counts))
+    seen = seen_items(examples, train_split, unique_users)
+    metrics.update(ranking_metrics(recommend_top(saved_model_dir, unique_users, k), relevant,
+                                   RECOMMEND_K))
+    pop = ranking_metrics(popularity_unseen(counts, seen, k), relevant, RECOMMEND_K)
+    metrics.update({f"popularity_{m}": v for m, v in pop.items()})
+    baseline = None
+    if baseline_dir:
+        baseline = ranking_metrics(recommend_top(baseline_dir, unique_users, k), relevant,
+                                   RECOMMEND_K)
+        metrics.update({f"baseline_{m}": v for m, v in baseline.items()})
+    metrics.update(relative_metrics(metrics, baseline))
     metrics["eval_interactions"] = int(len(items))
     metrics["eval_users"] = int(len(unique_users))
     metrics["eval_users_total"] = int(total_users)
@@ -115,6 +205,7 @@ class Executor(base_executor.BaseExecutor):
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         ks = json.loads(exec_properties["ks"])
         thresholds = json.loads(exec_properties["thresholds"])
+        baselines = input_dict.get("baseline_model") or []
         metrics = evaluate(
             path_utils.serving_model_path(model.uri),
             examples,
@@ -122,8 +213,9 @@ class Executor(base_executor.BaseExecutor):
             exec_properties.get("eval_split") or "eval",
             exec_properties.get("train_split") or "train",
             int(exec_properties.get("max_users") or 0),
+            baseline_dir=path_utils.serving_model_path(baselines[0].uri) if baselines else None,
         )
-        failed = {m: (metrics[m], t) for m, t in thresholds.items() if metrics[m] < t}
+        failed = failed_thresholds(metrics, thresholds)
         blessed = not failed
         log.info("retrieval metrics %s; failed thresholds %s", metrics, failed)
         with fileio.open(os.path.join(blessing.uri, METRICS_FILE), "w") as f:

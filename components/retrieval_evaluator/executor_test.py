@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pytest
+import tensorflow as tf
 from tfx.types import artifact_utils, channel_utils, standard_artifacts
+from tfx.utils import path_utils
 
 from mtrec.components.retrieval_evaluator.component import RetrievalEvaluator
-from mtrec.components.retrieval_evaluator.executor import item_counts, sampled_pairs
+from mtrec.components.retrieval_evaluator.executor import (
+    METRICS_FILE,
+    Executor,
+    failed_thresholds,
+    item_counts,
+    sampled_pairs,
+)
 from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
 
 
@@ -32,16 +43,16 @@ def test_ranking_metrics_and_popularity():
 def test_thresholds_must_name_a_computed_k():
     examples = channel_utils.as_channel([standard_artifacts.Examples()])
     model = channel_utils.as_channel([standard_artifacts.Model()])
-    with pytest.raises(ValueError, match="hit_rate@K"):
+    with pytest.raises(ValueError, match="must name"):
         RetrievalEvaluator(examples=examples, model=model, thresholds={"hit_rate@7": 0.1})
+    with pytest.raises(ValueError, match="hit_rate@K|must name"):
+        RetrievalEvaluator(examples=examples, model=model, thresholds={"ndcg@5_lift": 0.1})
     component = RetrievalEvaluator(examples=examples, model=model,
                                    thresholds={"hit_rate@100": 0.1})
     assert component.outputs["blessing"].type == standard_artifacts.ModelBlessing
 
 
 def _examples(tmp_path, splits: dict[str, list[tuple[str, str]]]) -> standard_artifacts.Examples:
-    import tensorflow as tf
-
     artifact = standard_artifacts.Examples()
     artifact.uri = str(tmp_path)
     artifact.split_names = artifact_utils.encode_split_names(list(splits))
@@ -68,3 +79,110 @@ def test_eval_users_are_sampled_whole_and_train_items_counted(tmp_path):
     everyone, _, _ = sampled_pairs(examples, "eval", max_users=0)
     assert len(everyone) == len(pairs)
     assert item_counts(examples, "train") == {b"i1": 3, b"i2": 1}
+
+
+# ------------------------------------------------- the served-path, relative gate
+# Eval users each hold out one item; the train split makes "p" the most popular.
+TRAIN = [(f"u{u}", "p") for u in range(6)] + [("u0", "a"), ("u1", "b"), ("u2", "c")]
+EVAL = [("u0", "b"), ("u1", "c"), ("u2", "a"), ("u3", "a"), ("u4", "b"), ("u5", "c")]
+
+
+class _FixedModel(tf.Module):
+    """A SavedModel whose `recommend` and `retrieve` serve one fixed list per user."""
+
+    def __init__(self, lists: dict[str, list[str]]):
+        super().__init__()
+        users = sorted(lists)
+        self._users = tf.constant(users)
+        self._lists = tf.constant([lists[u] for u in users])
+
+    def _rows(self, user_id, k):
+        row = tf.argmax(tf.cast(tf.equal(user_id[:, None], self._users[None, :]), tf.int32), 1)
+        return tf.gather(self._lists, row)[:, :k]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)])
+    def recommend(self, user_id, k):
+        return {"item_ids": self._rows(user_id, k)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([], tf.int32)])
+    def retrieve(self, user_id, k):
+        return {"item_ids": self._rows(user_id, k)}
+
+
+def _save(tmp_path, name: str, lists: dict[str, list[str]]) -> standard_artifacts.Model:
+    module = _FixedModel(lists)
+    artifact = standard_artifacts.Model()
+    artifact.uri = str(tmp_path / name)
+    artifact.id = hash(name) % 1000
+    tf.saved_model.save(module, path_utils.serving_model_path(artifact.uri),
+                        signatures={"recommend": module.recommend, "retrieve": module.retrieve})
+    return artifact
+
+
+def _popular_lists() -> dict[str, list[str]]:
+    """What popularity serves once each user's training items are excluded."""
+    seen = {}
+    for u, i in TRAIN:
+        seen.setdefault(u, set()).add(i)
+    order = ["p", "a", "b", "c"]  # by training count, ties by id
+    return {u: ([i for i in order if i not in seen[u]] + ["", ""])[:4] for u in seen}
+
+
+def _oracle_lists() -> dict[str, list[str]]:
+    held = dict(EVAL)
+    return {u: [held[u], "p", "", ""] for u in held}
+
+
+def _bless(tmp_path, model, baseline=None, thresholds=None) -> tuple[bool, dict]:
+    where = tmp_path / f"examples-{model.id}-{baseline.id if baseline else 0}"
+    where.mkdir()
+    examples = _examples(where, {"train": TRAIN, "eval": EVAL})
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / f"blessing-{model.id}-{baseline.id if baseline else 0}")
+    os.makedirs(blessing.uri)
+    inputs = {"model": [model], "examples": [examples]}
+    if baseline is not None:
+        inputs["baseline_model"] = [baseline]
+    Executor().Do(inputs, {"blessing": [blessing]}, {
+        "ks": json.dumps([1, 2]),
+        "thresholds": json.dumps(thresholds or {"ndcg@10_lift": 0.05, "ndcg@10_change": -0.01}),
+        "eval_split": "eval", "train_split": "train", "max_users": 0,
+    })
+    with open(os.path.join(blessing.uri, METRICS_FILE)) as f:
+        report = json.load(f)
+    return blessing.get_int_custom_property("blessed") == 1, report
+
+
+def test_a_model_no_better_than_popularity_is_not_blessed(tmp_path):
+    popular = _save(tmp_path, "popular", _popular_lists())
+    blessed, report = _bless(tmp_path, popular)
+    metrics = report["metrics"]
+    # By hand: popularity's unseen lists are u0 [b,c], u1 [a,c], u2 [a,b], u3-u5 [a,b,c];
+    # the held-out item sits at rank 1, 2, 1, 1, 2, 3; one relevant item each (ideal DCG 1).
+    by_hand = (1 + 1 / np.log2(3) + 1 + 1 + 1 / np.log2(3) + 0.5) / 6
+    assert metrics["popularity_ndcg@10"] == pytest.approx(by_hand)
+    assert metrics["ndcg@10"] == pytest.approx(by_hand)
+    assert metrics["ndcg@10_lift"] == pytest.approx(0.0)
+    assert not blessed and set(report["failed"]) == {"ndcg@10_lift"}
+
+
+def test_a_better_model_is_blessed_and_a_regression_against_the_baseline_is_not(tmp_path):
+    oracle = _save(tmp_path, "oracle", _oracle_lists())
+    blessed, report = _bless(tmp_path, oracle)
+    assert blessed and report["metrics"]["ndcg@10"] == pytest.approx(1.0)
+    assert "ndcg@10_change" not in report["metrics"]  # no baseline: the gate is skipped
+
+    worse = _oracle_lists()
+    worse["u0"] = ["p", "c", "", ""]  # one user loses the held-out item: NDCG@10 1 -> 5/6
+    candidate = _save(tmp_path, "worse", worse)
+    blessed, report = _bless(tmp_path, candidate, baseline=oracle,
+                             thresholds={"ndcg@10_change": -0.01})
+    assert report["metrics"]["baseline_ndcg@10"] == pytest.approx(1.0)
+    assert report["metrics"]["ndcg@10_change"] == pytest.approx(-1 / 6)
+    assert not blessed
+
+
+def test_thresholds_on_metrics_that_were_not_computed_fail_loudly():
+    with pytest.raises(KeyError, match="hit_rate@7"):
+        failed_thresholds({"hit_rate@10": 0.5}, {"hit_rate@7": 0.1})
+    assert failed_thresholds({"ndcg@10": 0.5}, {"ndcg@10_change": 0.0}) == {}

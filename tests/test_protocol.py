@@ -1,0 +1,66 @@
+"""The split protocol is read from the data, and the pipeline and benchmarks apply its settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtrec.cli import run_model_config
+from mtrec.data import clean
+from mtrec.data.examples import write_examples
+from mtrec.data.splits import RANDOM_PROTOCOL, TIME_PROTOCOL, split_protocol, time_split
+from mtrec.data.synthetic import generate
+from mtrec.data.tables import EVAL, SPLIT, TRAIN
+from mtrec.models import features as F
+from mtrec.models.model import ModelConfig, protocol_overrides
+
+
+def _ratings(n_users: int = 40, per_user: int = 10, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [(f"u{u}", f"i{rng.integers(100)}", 4.0, int(1_000 * u + t))
+            for u in range(n_users) for t in rng.permutation(per_user)]
+    return pd.DataFrame(rows, columns=[F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP])
+
+
+def test_a_per_user_time_split_is_time_and_a_random_one_is_random():
+    ratings = _ratings()
+    assert split_protocol(ratings, time_split(ratings, 0.2)) == TIME_PROTOCOL
+    random_eval = np.random.default_rng(1).random(len(ratings)) < 0.2
+    assert split_protocol(ratings, random_eval) == RANDOM_PROTOCOL
+
+
+def test_the_rule_is_the_share_of_eval_ratings_after_the_users_latest_training_one():
+    # One user, train at t=1,2,3; eval at t=4 (after) and t=0 (before): share 1/2 -> random.
+    ratings = pd.DataFrame({F.USER_ID: ["u"] * 5, F.ITEM_ID: list("abcde"),
+                            F.RATING: [4.0] * 5, F.TIMESTAMP: [1, 2, 3, 4, 0]})
+    is_eval = np.array([False, False, False, True, True])
+    assert split_protocol(ratings, is_eval) == RANDOM_PROTOCOL
+    assert split_protocol(ratings, np.array([False, False, False, True, False])) == TIME_PROTOCOL
+    # A tie with the latest training rating counts as "after" (the time split breaks ties by row).
+    ratings.loc[3, F.TIMESTAMP] = 3
+    assert split_protocol(ratings, np.array([False, False, False, True, False])) == TIME_PROTOCOL
+
+
+def test_protocol_settings_and_the_users_own_config_wins():
+    assert protocol_overrides(RANDOM_PROTOCOL) == {"history_dropout": 1.0}
+    assert protocol_overrides(TIME_PROTOCOL) == {}
+    assert protocol_overrides(None) == {}
+    ModelConfig.from_dict(protocol_overrides(RANDOM_PROTOCOL))  # valid keys
+    random_report = {"split_protocol": RANDOM_PROTOCOL}
+    assert run_model_config(random_report, "{}", None) == {"history_dropout": 1.0}
+    assert run_model_config(random_report, '{"history_dropout": 0.5}', 3) == {
+        "history_dropout": 0.5, "epochs": 3}
+    assert run_model_config({"split_protocol": TIME_PROTOCOL}, "{}", None) == {}
+
+
+@pytest.mark.parametrize("split", ["u1", None])
+def test_write_examples_reports_the_protocol(tmp_path, split):
+    dataset = clean(generate(n_users=30, n_items=40, n_ratings=600, seed=2)).dataset
+    if split:  # an official split column drawn at random, like ML-100K's u1..u5
+        draw = np.random.default_rng(0).random(len(dataset.ratings)) < 0.2
+        ratings = dataset.ratings.assign(**{SPLIT: np.where(draw, EVAL, TRAIN)})
+        dataset = type(dataset)(dataset.name, ratings, dataset.users, dataset.items,
+                                dataset.malformed)
+    report = write_examples(dataset, tmp_path / "examples")
+    assert report["split_protocol"] == (RANDOM_PROTOCOL if split else TIME_PROTOCOL)
