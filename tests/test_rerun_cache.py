@@ -1,9 +1,9 @@
 """What a re-run takes from the TFX cache, on the pipeline's evaluation topology (README).
 
 Stand-in components in the shape of pipeline/pipeline.py: Trainer -> Evaluator
-(with the latest blessed model as its baseline, through the same
-LatestBlessedModelStrategy resolver) and RetrievalEvaluator -> Cond(both
-blessed) -> Pusher. The real pipeline takes minutes per run; the caching rules
+and RetrievalEvaluator (both with the latest blessed model as their baseline,
+through the same LatestBlessedModelStrategy resolver) -> Cond(both blessed)
+-> Pusher. The real pipeline takes minutes per run; the caching rules
 are TFX's and depend only on this shape, so the second and third runs are
 checked here in seconds (tests/test_pipeline_e2e.py checks the second run of
 the real pipeline).
@@ -29,13 +29,6 @@ OutputArtifact = tfx.dsl.components.OutputArtifact
 @component
 def Train(model: OutputArtifact[Model]) -> None:  # noqa: N802 (TFX component names)
     (Path(model.uri) / "saved_model.pb").write_text("model")
-
-
-@component
-def RetrievalEval(  # noqa: N802
-    model: InputArtifact[Model], blessing: OutputArtifact[ModelBlessing]
-) -> None:
-    blessing.set_int_custom_property("blessed", 1)
 
 
 @component
@@ -85,7 +78,9 @@ def _pipeline(tmp: Path) -> tfx.dsl.Pipeline:
         ),
     ).with_id("latest_blessed_model_resolver")
     evaluator = _Eval(trainer.outputs["model"], baseline.outputs["model"]).with_id("Evaluator")
-    retrieval = RetrievalEval(model=trainer.outputs["model"]).with_id("RetrievalEvaluator")
+    retrieval = _Eval(trainer.outputs["model"], baseline.outputs["model"]).with_id(
+        "RetrievalEvaluator"
+    )
     blessed = ph.logical_and(
         evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1,
         retrieval.outputs["blessing"].future()[0].custom_property("blessed") == 1,
@@ -122,10 +117,10 @@ def test_second_run_re_evaluates_against_the_first_model_third_run_is_all_cached
     assert _baseline_id(tmp_path) == 0  # no blessed model yet: no baseline
 
     second = _run(tmp_path)
-    # The resolver now finds the first run's blessed model: the Evaluator's
-    # inputs changed (a baseline, which is the same model), so it runs again,
-    # and the Pusher, whose inputs include the new blessing, runs again too.
-    assert second == {"Trainer": "CACHED", "RetrievalEvaluator": "CACHED",
+    # The resolver now finds the first run's blessed model: both evaluators'
+    # inputs changed (a baseline, which is the same model), so they run again,
+    # and the Pusher, whose inputs include their new blessings, runs again too.
+    assert second == {"Trainer": "CACHED", "RetrievalEvaluator": "COMPLETE",
                       "Evaluator": "COMPLETE", "AtomicPusher": "COMPLETE"}
     model_id = latest_run(str(tmp_path / "metadata.sqlite"))["Trainer"].outputs["model"][0].id
     assert _baseline_id(tmp_path) == model_id
