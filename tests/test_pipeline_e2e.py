@@ -145,9 +145,9 @@ def test_pushed_model_loads_in_a_fresh_process_without_mtrec(first_run):
 def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(first_run):
     paths, examples_root, _ = first_run
     cached = _run(paths, examples_root)
-    # The Evaluator runs again because it now has a baseline (the first run's
+    # Both evaluators run again because they now have a baseline (the first run's
     # blessed model); the Pusher re-runs but recognises the model it pushed.
-    rerun = {"Evaluator", "AtomicPusher"}
+    rerun = {"Evaluator", "RetrievalEvaluator", "AtomicPusher"}
     assert {cached[c].state for c in EVERY_COMPONENT - rerun} == {"CACHED"}
     assert len(_versions(paths)) == 1
 
