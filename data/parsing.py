@@ -22,8 +22,8 @@ import io
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -120,8 +120,7 @@ def split_delimited(
     return frame, bad
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One CSV record: first line (1-based), fields (None when bad), raw text, reason, end index."""
 
     line: int
@@ -164,7 +163,8 @@ def csv_records(
                 spans = f"a quoted field runs over lines {first + 1}-{pos}: unbalanced quote?"
                 reason = f"{reason}; {spans}" if reason else spans
             if not reason:
-                yield Record(first + 1, fields, _raw(lines, first, pos), "", pos)
+                raw = lines[first] if span == 1 else "".join(lines[first:pos])
+                yield Record(first + 1, fields, raw.rstrip("\r\n"), "", pos)
             elif span == 1:
                 yield Record(first + 1, None, _raw(lines, first, pos), reason, pos)
             else:  # resynchronise: report the first line, then read on from the next one
@@ -203,16 +203,16 @@ def read_csv_rows(
         raise ValueError(f"{path}: header {header} repeats column(s) {repeated}")
     user_at = header.index(user_column) if user_column in header else None
     rows, numbers, raws, bad = [], [], [], []
-    for rec in csv_records(lines, head.end, len(header), multiline):
-        reason = rec.reason or (undecodable(rec.raw, encoding) if dirty else None)
+    for line, fields, raw, reason, _ in csv_records(lines, head.end, len(header), multiline):
+        if dirty and not reason:
+            reason = undecodable(raw, encoding) or ""
         if reason:
-            fields = rec.fields or _split_loosely(rec.raw)
-            bad.append((path.name, rec.line, shown(rec.raw), reason,
-                        shown(_field(fields, user_at))))
+            loose = fields or _split_loosely(raw)
+            bad.append((path.name, line, shown(raw), reason, shown(_field(loose, user_at))))
             continue
-        rows.append(rec.fields)
-        numbers.append(rec.line)
-        raws.append(rec.raw)
+        rows.append(fields)
+        numbers.append(line)
+        raws.append(raw)
     frame = pd.DataFrame(rows, columns=header) if rows else \
         pd.DataFrame({c: pd.Series(dtype=object) for c in header})
     frame[LINE] = np.asarray(numbers, dtype="int64")
