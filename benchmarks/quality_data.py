@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from served_metrics import GroundTruth
 
 from mtrec.data import clean, load_dataset
 from mtrec.data.examples import time_split, write_examples
@@ -50,56 +51,24 @@ class Prepared:
 
 
 @dataclasses.dataclass
-class Truth:
-    """Ground truth in catalogue positions (catalogue = the items seen in training)."""
+class Truth(GroundTruth):
+    """GroundTruth plus the genres of each test user's held-out liked items (interest AUC)."""
 
-    catalog: np.ndarray  # [C] item ids
-    users: np.ndarray  # [U] test user ids
-    row_user: np.ndarray  # [n] row in `users` of each held-out interaction
-    items: np.ndarray  # [n] held-out item ids
-    ratings: np.ndarray  # [n] held-out ratings
-    seen: list[np.ndarray]  # per test user: catalogue positions rated in training
-    relevant: list[set]  # per test user: held-out item ids
-    liked_genres: np.ndarray  # [U, G] bool: genres of the user's held-out liked items
-    item_users: dict  # item id -> distinct training users (novelty)
-    num_train_users: int
-    train_items: np.ndarray  # [N] item id of each training rating
-    train_ratings: np.ndarray
+    liked_genres: np.ndarray  # [U, G] bool
 
     @classmethod
     def build(cls, train: dict, held_out: dict, tft_output) -> Truth:
-        train_users, train_items = train[F.USER_ID_XF], train[F.ITEM_ID_XF]
-        catalog = np.unique(train_items)
-        position = {item: p for p, item in enumerate(catalog.tolist())}
-        users, row_user = np.unique(held_out[F.USER_ID_XF], return_inverse=True)
-        seen_by_user: dict[bytes, list[int]] = {}
-        for user, item in zip(train_users.tolist(), train_items.tolist(), strict=True):
-            seen_by_user.setdefault(user, []).append(position[item])
-        seen = [np.unique(seen_by_user.get(u, [])).astype(np.int64) for u in users.tolist()]
-        items = held_out[F.ITEM_ID_XF]
-        relevant: list[set] = [set() for _ in users]
-        for row, item in zip(row_user.tolist(), items.tolist(), strict=True):
-            relevant[row].add(item)
+        base = GroundTruth.from_arrays(
+            train[F.USER_ID_XF], train[F.ITEM_ID_XF], train[F.RATING_XF],
+            held_out[F.USER_ID_XF], held_out[F.ITEM_ID_XF], held_out[F.RATING_XF],
+        )  # fmt: skip
         num_genres = tft_output.vocabulary_size_by_name(F.GENRE_VOCAB)
         liked = held_out[F.LIKED_XF] > 0
         genres = held_out[F.GENRES_MULTI_HOT][:, :num_genres] > 0
-        liked_genres = np.zeros((len(users), num_genres), dtype=bool)
-        np.logical_or.at(liked_genres, row_user[liked], genres[liked])
-        pairs = pd.DataFrame({"u": train_users, "i": train_items}).drop_duplicates()
-        return cls(
-            catalog=catalog,
-            users=users,
-            row_user=row_user,
-            items=items,
-            ratings=held_out[F.RATING_XF],
-            seen=seen,
-            relevant=relevant,
-            liked_genres=liked_genres,
-            item_users=pairs.groupby("i").size().to_dict(),
-            num_train_users=int(pd.unique(train_users).size),
-            train_items=train_items,
-            train_ratings=train[F.RATING_XF],
-        )
+        liked_genres = np.zeros((len(base.users), num_genres), dtype=bool)
+        np.logical_or.at(liked_genres, base.row_user[liked], genres[liked])
+        fields = {f.name: getattr(base, f.name) for f in dataclasses.fields(GroundTruth)}
+        return cls(**fields, liked_genres=liked_genres)
 
 
 def holdout_split(dataset: Dataset, seed: int = 0) -> Dataset:

@@ -65,7 +65,6 @@ from mtrec.models.trainer import train_and_export
 from mtrec.models.transform_local import as_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import _batched  # noqa: E402
 from quality_data import (  # noqa: E402
     Prepared,
     Truth,
@@ -74,6 +73,7 @@ from quality_data import (  # noqa: E402
     resolve,
     with_protocol,
 )
+from served_metrics import batched as _batched  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
