@@ -16,6 +16,7 @@ from mtrec.data.cleaning import DataQualityError
 from mtrec.data.privacy import pseudonymizer
 from mtrec.ingest import REJECTS_FILE, ingest
 from mtrec.models import features as F
+from mtrec.summary import render
 
 KEY = b"k3y"
 HEADER = "user_id,item_id,rating,timestamp\n"
@@ -120,3 +121,14 @@ def test_too_many_rejects_still_writes_rejects(tmp_path: Path) -> None:
     rejects = pd.read_csv(home / REJECTS_FILE, dtype=str, keep_default_na=False)
     assert rejects["line"].tolist() == ["3", "4"]
     assert "bob" not in (home / REJECTS_FILE).read_text()
+
+
+def test_summary_shows_counts_per_table() -> None:
+    tables = {"ratings": {"rows": 5, "kept": 4, "rejected": 1, "duplicate": 0},
+              "users": {"rows": 13, "kept": 3, "rejected": 10, "duplicate": 0},
+              "items": {"rows": 4, "kept": 2, "rejected": 1, "duplicate": 1}}
+    data = {"counts": {"kept": 4, "rejected": 1, "total": 5, "bad_rating": 1},
+            "rejects_path": "r.csv", "report": {"rows": {}}, "tables": tables}
+    text = render({"data": data, "components": {}, "pushed_to": None})
+    assert "users 13 read, 3 kept, 10 rejected" in text
+    assert "items 4 read, 2 kept, 1 rejected, 1 duplicate" in text
