@@ -172,14 +172,17 @@ def multitask_verdicts(payload: dict) -> list[str]:
         joint, other = _mean(payload, "joint", metric), _mean(payload, single, metric)
         if joint is None or other is None:
             continue
-        note = ""
+        note, single_metric = "", metric
         if single == "ranking_only":
             # Its `recommend` retrieves candidates with towers never trained to retrieve;
             # compare against the better of that and ranking the catalogue with `score`.
             scored = _mean(payload, single, "score_ndcg@10")
             if scored is not None and scored > other:
                 other, note = scored, " (ranking-only's `score` ranking of the catalogue)"
-        spreads = [seed_spread(payload, v, metric) for v in ("joint", single)]
+                single_metric = "score_ndcg@10"
+        spreads = [
+            seed_spread(payload, "joint", metric), seed_spread(payload, single, single_metric)
+        ]
         known = [s for s in spreads if s is not None]
         spread = max(known) if known else 0.0
         lead = (joint - other) if higher else (other - joint)
