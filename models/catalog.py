@@ -31,6 +31,8 @@ class ServingTables:
     profiles: dict[str, np.ndarray]  # query-tower inputs per user_idx, [U, ...]
     seen_splits: np.ndarray  # [U + 1] row splits into seen_positions
     seen_positions: np.ndarray  # catalogue positions of rated items
+    rated_splits: np.ndarray  # [U + 1] row splits into rated_idx
+    rated_idx: np.ndarray  # item_idx of each user's rated (known) items, sorted by user
     rating_mean: float
     num_train_examples: int
     sample_user_ids: np.ndarray  # a few real user ids (warmup requests, examples)
@@ -110,23 +112,29 @@ def build_serving_tables(
     idx = item_features[F.ITEM_IDX]
     known = (idx >= 1) & (idx <= sizes.known_items)
     position[idx[known]] = np.flatnonzero(known)
-    codes = np.unique(np.concatenate(pairs))
-    seen_user_idx, seen_item_idx = codes // sizes.items, codes % sizes.items
-    pos = position[seen_item_idx]
-    keep = pos >= 0
-    seen_user_idx, pos = seen_user_idx[keep], pos[keep]
-    splits = np.zeros(users + 1, dtype=np.int64)
-    np.add.at(splits, seen_user_idx + 1, 1)
+    codes = np.unique(np.concatenate(pairs))  # sorted by user, then item
+    pair_user, pair_item = codes // sizes.items, codes % sizes.items
+    rated = (pair_item >= 1) & (pair_item <= sizes.known_items)
+    pos = position[pair_item]
+    in_catalog = pos >= 0
     return ServingTables(
         item_ids=item_ids,
         item_features=item_features,
         profiles=profiles,
-        seen_splits=np.cumsum(splits),
-        seen_positions=pos,  # sorted by user (codes are sorted)
+        seen_splits=row_splits(pair_user[in_catalog], users),
+        seen_positions=pos[in_catalog],
+        rated_splits=row_splits(pair_user[rated], users),
+        rated_idx=pair_item[rated],
         rating_mean=rating_sum / count,
         num_train_examples=count,
         sample_user_ids=np.array(sample_users[:8], dtype=object),
     )
+
+
+def row_splits(sorted_rows: np.ndarray, num_rows: int) -> np.ndarray:
+    """RaggedTensor row splits [num_rows + 1] for values whose row ids are `sorted_rows`."""
+    counts = np.bincount(sorted_rows, minlength=num_rows)[:num_rows]
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
 def item_sampling_probability(tft_output, sizes: VocabSizes) -> np.ndarray:

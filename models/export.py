@@ -6,11 +6,15 @@ tables built in training (catalogue, profiles, seen items) fill in what a
 request does not carry, and the towers and heads do the rest.
 
 Final recommendation score (`recommend`), over the top retrieval candidates:
-    score = w_retrieval * similarity(query, item)       (dot product or cosine)
+    score = w_retrieval * stage1(user, item)
           + w_relevance * P(like | user, item)          (ranking head)
           + w_rating    * (rating - 0.5) / 4.5          (rating head, in [0, 1])
-with the weights from ModelConfig.blend. Retrieval alone picks the candidate
-set (max(100, 4k) items); ranking and rating re-rank it.
+    stage1 = similarity(query, item)                    (dot product or cosine)
+           + w_item_item * item-item score              (models/item_item.py; 0 = off)
+with the weights from ModelConfig.blend and item_item_weight. stage1 alone
+picks the candidate set (max(100, 4k) items); ranking and rating re-rank it.
+`retrieve` stays plain similarity, so an index over embed_user / embed_item
+ranks exactly like it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import tensorflow as tf
 
 from mtrec.models import features as F
 from mtrec.models.catalog import ServingTables
+from mtrec.models.item_item import MAX_ITEMS, fit_item_item, item_item_scores, scaled_to
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
 
@@ -30,6 +35,7 @@ SIGNATURES = (
     "embed_new_item",
     "transform_features",
     "recommend",
+    "recommend_from_items",
     "retrieve",
     "score",
     "user_interest",
@@ -64,7 +70,7 @@ class ServingModule(tf.Module):
         self._raw_spec = raw_spec
         self._serving_spec = {k: v for k, v in raw_spec.items() if k not in F.LABEL_FEATURES}
         sizes = model.sizes
-        self._known_users = sizes.known_users
+        self._known_users, self._known_items = sizes.known_users, sizes.known_items
         config = model.config
         self._blend = {k: float(v) for k, v in config.blend}
         self._num_candidates = 100
@@ -92,6 +98,15 @@ class ServingModule(tf.Module):
         self.profiles = {k: _var(v, f"profile_{k}") for k, v in tables.profiles.items()}
         self.seen_splits = _var(tables.seen_splits, "seen_splits")
         self.seen_positions = _var(tables.seen_positions, "seen_positions")
+        self._item_item_weight = config.item_item_weight
+        self.item_item = None
+        if config.item_item_weight and sizes.known_items <= MAX_ITEMS:
+            weights = fit_item_item(tables.rated_splits, tables.rated_idx, sizes.items,
+                                    config.item_item_l2)
+            # Columns in catalogue order, so a bag's row sum scores the catalogue.
+            self.item_item = _var(weights[:, tables.item_features[F.ITEM_IDX]], "item_item")
+            self.rated_splits = _var(tables.rated_splits, "rated_splits")
+            self.rated_idx = _var(tables.rated_idx, "rated_idx")
         genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
         self._num_genres = len(genres)
         self.genre_names = tf.constant([g for g in genres], dtype=_STR)
@@ -158,6 +173,26 @@ class ServingModule(tf.Module):
             "rating": tf.reshape(out["rating"], [b, c]),
         }
 
+    def _similarity(self, query: tf.Tensor) -> tf.Tensor:
+        """[B, N]: retrieval similarity of the query to every catalogue item."""
+        return tf.matmul(
+            self.model.retrieval_vector(query), self.item_retrieval_vectors, transpose_b=True
+        )
+
+    def _rated_bag(self, user_idx: tf.Tensor) -> tf.RaggedTensor:
+        rated = tf.RaggedTensor.from_row_splits(self.rated_idx, self.rated_splits)
+        return tf.gather(rated, user_idx)
+
+    def _item_item_term(self, similarity: tf.Tensor, bag: tf.RaggedTensor) -> tf.Tensor:
+        """[B, N + 1]: w_item_item * the item-item scores of each row's bag (item_idx)
+        on the similarity's per-row spread, for every catalogue item and (last
+        column) an item outside the catalogue, whose raw item-item score is 0."""
+        scores = tf.pad(item_item_scores(self.item_item, bag), [[0, 0], [0, 1]])
+        padded = tf.pad(similarity, [[0, 0], [0, 1]])
+        n = tf.shape(similarity)[1]
+        in_catalog = tf.sequence_mask(tf.fill(tf.shape(similarity)[:1], n), n + 1)
+        return self._item_item_weight * scaled_to(padded, scores, in_catalog)
+
     def _check_k(self, k: tf.Tensor) -> tf.Tensor:
         n = tf.shape(self.catalog_ids, out_type=tf.int32)[0]
         tf.debugging.assert_positive(k, message="k must be a positive integer")
@@ -170,6 +205,32 @@ class ServingModule(tf.Module):
         indices = tf.stack([rows.value_rowids(), rows.flat_values], axis=1)
         fill = tf.fill(tf.shape(indices)[:1], tf.constant(_NEG, scores.dtype))
         return tf.tensor_scatter_nd_update(scores, indices, fill)
+
+    def _blended(self, stage1: tf.Tensor, pair: dict[str, tf.Tensor]) -> tf.Tensor:
+        """The final score (module docstring) from the first stage and the pair heads."""
+        rating01 = (pair["rating"] - F.MIN_RATING) / (F.MAX_RATING - F.MIN_RATING)
+        return (
+            self._blend.get("retrieval", 0.0) * stage1
+            + self._blend.get("relevance", 0.0) * pair["relevance"]
+            + self._blend.get("rating", 0.0) * tf.clip_by_value(rating01, 0.0, 1.0)
+        )
+
+    def _rerank(self, query, user_idx, stage1, n, k) -> dict[str, tf.Tensor]:
+        """The blend over each row's top max(100, 4k) first-stage items; excluded
+        items (score _NEG) stay last."""
+        c = tf.minimum(n, tf.maximum(self._num_candidates, 4 * k))
+        top = tf.math.top_k(stage1, c)
+        vectors, item_idx = self._item_vectors_at(tf.cast(top.indices, tf.int64))
+        pair = self._pair(query, user_idx, vectors, item_idx)
+        # Excluded items keep their huge negative score through the blend.
+        blend = tf.where(top.values <= _NEG / 2, top.values, self._blended(top.values, pair))
+        best = tf.math.top_k(blend, k)
+        positions = tf.gather(top.indices, best.indices, batch_dims=1)
+        return {
+            "item_ids": tf.gather(self.catalog_ids, positions),
+            "scores": best.values,
+            "ratings": tf.gather(pair["rating"], best.indices, batch_dims=1),
+        }
 
     # -------------------------------------------------------------- signatures
     @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="examples")])
@@ -191,31 +252,47 @@ class ServingModule(tf.Module):
         """Top-k unseen items: retrieve candidates, then re-rank with the blend."""
         n = self._check_k(k)
         query, user_idx = self._query(user_id)
-        similarity = self._exclude_seen(
-            tf.matmul(
-                self.model.retrieval_vector(query), self.item_retrieval_vectors, transpose_b=True
-            ),
-            user_idx,
-        )
-        c = tf.minimum(n, tf.maximum(self._num_candidates, 4 * k))
-        top = tf.math.top_k(similarity, c)
-        vectors, item_idx = self._item_vectors_at(tf.cast(top.indices, tf.int64))
-        pair = self._pair(query, user_idx, vectors, item_idx)
-        rating01 = (pair["rating"] - F.MIN_RATING) / (F.MAX_RATING - F.MIN_RATING)
-        blend = (
-            self._blend.get("retrieval", 0.0) * top.values
-            + self._blend.get("relevance", 0.0) * pair["relevance"]
-            + self._blend.get("rating", 0.0) * tf.clip_by_value(rating01, 0.0, 1.0)
-        )
-        # Excluded items keep their huge negative score through the blend.
-        blend = tf.where(top.values <= _NEG / 2, top.values, blend)
-        best = tf.math.top_k(blend, k)
-        positions = tf.gather(top.indices, best.indices, batch_dims=1)
-        return {
-            "item_ids": tf.gather(self.catalog_ids, positions),
-            "scores": best.values,
-            "ratings": tf.gather(pair["rating"], best.indices, batch_dims=1),
-        }
+        similarity = self._similarity(query)
+        if self.item_item is not None:
+            similarity += self._item_item_term(similarity, self._rated_bag(user_idx))[:, :-1]
+        return self._rerank(query, user_idx, self._exclude_seen(similarity, user_idx), n, k)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], _STR, name="item_ids"),  # padded with ""
+            tf.TensorSpec([], tf.int32, name="k"),
+        ]
+    )
+    def recommend_from_items(self, item_ids, k):
+        """Top-k for a user known only by the items given now (oldest first), none of
+        them returned: a new user, or fresh interactions, without retraining.
+
+        The query is an unknown user's (id row 0, no demographics) with these items
+        as its history and rated-item bag; the item-item term reads the same bag.
+        Items outside the catalogue, or never rated in training, are ignored.
+        """
+        n = self._check_k(k)
+        positions = self._item_positions(item_ids)
+        idx = tf.where(positions >= 0, tf.gather(self.catalog_idx, tf.maximum(positions, 0)), 0)
+        idx = tf.where(idx > self._known_items, tf.zeros_like(idx), idx)
+        bag = tf.ragged.boolean_mask(idx, idx > 0)
+        user_idx = tf.zeros(tf.shape(item_ids)[:1], tf.int64)
+        inputs = {key: tf.gather(table, user_idx) for key, table in self.profiles.items()}
+        newest_first = tf.reverse_sequence(bag.to_tensor(), bag.row_lengths(), seq_axis=1)
+        inputs[F.HISTORY_IDX] = tf.pad(newest_first, [[0, 0], [0, F.HISTORY_LEN]])[
+            :, : F.HISTORY_LEN]
+        inputs[F.USER_IDX] = user_idx
+        if self.model.rated_values is not None:
+            inputs[F.RATED_IDX] = bag
+        query = self.model.query_embedding(inputs)
+        similarity = self._similarity(query)
+        if self.item_item is not None:
+            similarity += self._item_item_term(similarity, bag)[:, :-1]
+        given = tf.ragged.boolean_mask(positions, positions >= 0)
+        indices = tf.stack([given.value_rowids(), given.flat_values], axis=1)
+        similarity = tf.tensor_scatter_nd_update(
+            similarity, indices, tf.fill(tf.shape(indices)[:1], tf.constant(_NEG)))
+        return self._rerank(query, user_idx, similarity, n, k)
 
     @tf.function(
         input_signature=[
@@ -242,20 +319,22 @@ class ServingModule(tf.Module):
     def score(self, user_id, item_ids):
         """Blend score, P(like) and predicted rating for each listed item."""
         query, user_idx = self._query(user_id)
-        vectors, item_idx = self._item_vectors_at(self._item_positions(item_ids))
+        positions = self._item_positions(item_ids)
+        vectors, item_idx = self._item_vectors_at(positions)
         pair = self._pair(query, user_idx, vectors, item_idx)
+        # recommend's first stage: similarity plus the item-item term.
         similarity = tf.reduce_sum(
             self.model.retrieval_vector(query)[:, tf.newaxis, :]
             * self.model.retrieval_vector(vectors),
             axis=-1,
         )
-        rating01 = (pair["rating"] - F.MIN_RATING) / (F.MAX_RATING - F.MIN_RATING)
-        blend = (
-            self._blend.get("retrieval", 0.0) * similarity
-            + self._blend.get("relevance", 0.0) * pair["relevance"]
-            + self._blend.get("rating", 0.0) * tf.clip_by_value(rating01, 0.0, 1.0)
-        )
-        return {"scores": blend, "relevance": pair["relevance"], "ratings": pair["rating"]}
+        if self.item_item is not None:
+            term = self._item_item_term(self._similarity(query), self._rated_bag(user_idx))
+            outside = tf.cast(tf.shape(term)[1] - 1, positions.dtype)
+            similarity += tf.gather(term, tf.where(positions >= 0, positions, outside),
+                                    batch_dims=1)
+        return {"scores": self._blended(similarity, pair), "relevance": pair["relevance"],
+                "ratings": pair["rating"]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="user_id")])
     def user_interest(self, user_id):

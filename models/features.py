@@ -79,6 +79,10 @@ ITEM_ID_XF = "item_id_raw"  # bytes [], passthrough for catalogue building
 # for catalogue and cold items.
 ITEM_TEXT_VECTOR = "item_text_vector"
 USER_ID_XF = "user_id_raw"  # bytes [], passthrough
+# Not a Transform output: every item the user rated in training, unordered
+# (int64 ragged [None], item_idx). The model looks it up by user_idx from a
+# table built in the Trainer's scan; `recommend_from_items` passes it in.
+RATED_IDX = "rated_idx"
 # labels
 RATING_XF = "rating_label"  # float []
 LIKED_XF = "liked_label"  # int64 [] 1 if rating >= LIKED_THRESHOLD

@@ -17,12 +17,13 @@ import pandas as pd
 import tensorflow as tf
 
 from mtrec.models import features as F
-from mtrec.models.catalog import build_serving_tables, item_sampling_probability
+from mtrec.models.catalog import build_serving_tables
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText, centre
-from mtrec.models.model import ModelConfig, MultiTaskModel
+from mtrec.models.model import ModelConfig
 from mtrec.models.towers import VocabSizes
+from mtrec.models.trainer import build_model
 
 
 def load_config(weights_dir: str) -> ModelConfig:
@@ -104,13 +105,7 @@ def reindex(
     config = load_config(weights_dir)
     sizes = VocabSizes.from_transform_output(tft_output)
     tables = build_serving_tables(scan_ds, sizes, read_catalog(out_catalog_dir, tft_output))
-    model = MultiTaskModel(
-        sizes,
-        config,
-        item_sampling_prob=item_sampling_probability(tft_output, sizes),
-        rating_mean=tables.rating_mean,
-        text_table=item_text.table(tft_output, sizes.items) if item_text else None,
-    )
+    model = build_model(sizes, config, tft_output, tables, item_text)
     model.load_weights(os.path.join(weights_dir, "model")).expect_partial()
     export_serving_model(model, tft_output, tables, export_dir, item_text)
     return tables.num_items

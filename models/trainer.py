@@ -19,7 +19,11 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from mtrec.models import features as F
-from mtrec.models.catalog import build_serving_tables, item_sampling_probability
+from mtrec.models.catalog import (
+    ServingTables,
+    build_serving_tables,
+    item_sampling_probability,
+)
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
@@ -73,13 +77,7 @@ def train_and_export(
     tables = build_serving_tables(scan_ds, sizes, catalog)
     t_scan = time.time()
     with (strategy or tf.distribute.get_strategy()).scope():
-        model = MultiTaskModel(
-            sizes,
-            config,
-            item_sampling_prob=item_sampling_probability(tft_output, sizes),
-            rating_mean=tables.rating_mean,
-            text_table=item_text.table(tft_output, sizes.items) if item_text else None,
-        )
+        model = build_model(sizes, config, tft_output, tables, item_text)
         model.compile(optimizer=make_optimizer(model.config, tables.num_train_examples))
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
     t_fit = time.time()
@@ -115,6 +113,24 @@ def train_and_export(
     }
     log.info("training metrics: %s", metrics)
     return metrics
+
+
+def build_model(
+    sizes: VocabSizes,
+    config: ModelConfig,
+    tft_output,
+    tables: ServingTables,
+    item_text: ItemText | None = None,
+) -> MultiTaskModel:
+    """The model over one Transform output and training scan (Trainer and re-index alike)."""
+    return MultiTaskModel(
+        sizes,
+        config,
+        item_sampling_prob=item_sampling_probability(tft_output, sizes),
+        rating_mean=tables.rating_mean,
+        text_table=item_text.table(tft_output, sizes.items) if item_text else None,
+        rated=(tables.rated_splits, tables.rated_idx),
+    )
 
 
 def make_optimizer(config: ModelConfig, train_examples: int) -> tf.keras.optimizers.Optimizer:

@@ -24,6 +24,7 @@ from tests.transform_support import as_dataset
 EXPECTED_INPUTS = {
     "serving_default": {"examples": tf.string},
     "recommend": {"user_id": tf.string, "k": tf.int32},
+    "recommend_from_items": {"item_ids": tf.string, "k": tf.int32},
     "retrieve": {"user_id": tf.string, "k": tf.int32},
     "score": {"user_id": tf.string, "item_ids": tf.string},
     "user_interest": {"user_id": tf.string},
@@ -36,7 +37,9 @@ EXPECTED_INPUTS = {
 def exported(transformed_synthetic, tmp_path_factory):
     tft_output, train, eval_rows = transformed_synthetic
     out = str(tmp_path_factory.mktemp("export") / "model")
-    config = ModelConfig.from_dict({"epochs": 2, "batch_size": 256, "embedding_dim": 16})
+    # The item-item term on, so every path of the re-ranker is exported and replayed.
+    config = ModelConfig.from_dict({"epochs": 2, "batch_size": 256, "embedding_dim": 16,
+                                    "item_item_weight": 1.0})
     metrics = train_and_export(
         as_dataset(train, 256), as_dataset(eval_rows, 512), as_dataset(train, 1000),
         tft_output, config, out,
@@ -50,6 +53,7 @@ def _calls(users, items):
     """(signature, kwargs) pairs; JSON-able so a subprocess can replay them."""
     return [
         ("recommend", {"user_id": users, "k": 5}),
+        ("recommend_from_items", {"item_ids": [items[:3] + [""], items[3:] + ["", ""]], "k": 5}),
         ("retrieve", {"user_id": users, "k": 5}),
         ("score", {"user_id": users, "item_ids": [items] * len(users)}),
         ("user_interest", {"user_id": users}),
@@ -161,3 +165,34 @@ def test_bad_k_is_an_invalid_argument(exported, k):
     model = tf.saved_model.load(exported[0])
     with pytest.raises(tf.errors.InvalidArgumentError, match="k must"):
         model.signatures["recommend"](user_id=tf.constant(["u1"]), k=tf.constant(k))
+
+
+def test_score_agrees_with_recommend_on_what_it_recommends(exported):
+    """The first stage (similarity + item-item term) and the blend are the same in both."""
+    out, _, users, _, _ = exported
+    model = tf.saved_model.load(out)
+    rec = model.signatures["recommend"](user_id=tf.constant(users), k=tf.constant(5))
+    scored = model.signatures["score"](user_id=tf.constant(users), item_ids=rec["item_ids"])
+    np.testing.assert_allclose(scored["scores"], rec["scores"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(scored["ratings"], rec["ratings"], rtol=1e-5, atol=1e-5)
+
+
+def test_recommend_from_items_skips_what_it_was_given_and_ignores_unknown_items(exported):
+    out, _, _, items, _ = exported
+    model = tf.saved_model.load(out)
+    fn = model.signatures["recommend_from_items"]
+    known = items[:4]
+    rec = fn(item_ids=tf.constant([known, known[:1] + ["", "", ""]]), k=tf.constant(10))
+    assert rec["item_ids"].shape == (2, 10)
+    assert not {i.encode() for i in known} & set(rec["item_ids"].numpy()[0].tolist())
+    assert known[0].encode() not in rec["item_ids"].numpy()[1].tolist()
+    assert np.isfinite(rec["scores"].numpy()).all()
+    # Unknown ids are ignored: the same answer as without them, and as an empty request.
+    with_unknown = fn(item_ids=tf.constant([known[:1] + ["never-seen-item"]]), k=tf.constant(10))
+    alone = fn(item_ids=tf.constant([known[:1] + [""]]), k=tf.constant(10))
+    assert with_unknown["item_ids"].numpy().tolist() == alone["item_ids"].numpy().tolist()
+    nothing = fn(item_ids=tf.constant([["never-seen-item"], [""]]), k=tf.constant(3))
+    assert nothing["item_ids"].numpy()[0].tolist() == nothing["item_ids"].numpy()[1].tolist()
+    # The items given change the answer: a profile is personal.
+    other = fn(item_ids=tf.constant([items[2:4]]), k=tf.constant(10))
+    assert other["item_ids"].numpy().tolist() != alone["item_ids"].numpy().tolist()

@@ -26,7 +26,7 @@ def _fit(transformed, epochs=2, **overrides):
     sizes = VocabSizes.from_transform_output(tft_output)
     tables = build_serving_tables(as_dataset(train, 512), sizes)
     model = MultiTaskModel(sizes, config, item_sampling_probability(tft_output, sizes),
-                           tables.rating_mean)
+                           tables.rating_mean, rated=(tables.rated_splits, tables.rated_idx))
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
     history = model.fit(as_dataset(train, 256), epochs=epochs, verbose=0)
     return model, history, model.evaluate(as_dataset(eval_rows, 512), return_dict=True, verbose=0)
@@ -74,7 +74,8 @@ def test_retrieval_similarity_options_train(transformed_synthetic, similarity):
 def test_history_dropout_blanks_training_history_only(transformed_synthetic):
     tft_output, train, _ = transformed_synthetic
     sizes = VocabSizes.from_transform_output(tft_output)
-    config = ModelConfig.from_dict({"history_dropout": 1.0, "id_dropout": 0.0})
+    config = ModelConfig.from_dict({"history_dropout": 1.0, "id_dropout": 0.0,
+                                    "rated_items": False})
     model = MultiTaskModel(sizes, config, np.ones(sizes.items, np.float32), 3.5)
     batch = next(iter(as_dataset(train, 64)))
     assert batch["history_idx"].numpy().any()
@@ -123,7 +124,7 @@ def test_auto_optimizer_goes_lazy_once_an_id_table_is_large():
     pinned = ModelConfig.from_dict({"optimizer": "adam"})
     assert resolve_optimizer(pinned, large).optimizer == "adam"
 
-    config = ModelConfig(embedding_dim=8)
+    config = ModelConfig(embedding_dim=8, rated_items=False)
     model = MultiTaskModel(large, config, np.ones(large.items, np.float32), 3.5)
     assert model.config.optimizer == "lazy_adam"
     item_table = model.candidate_tower.item_embedding  # l2 on looked-up rows only
@@ -163,7 +164,8 @@ def test_a_training_step_moves_only_the_embedding_rows_its_batch_touches(transfo
     tft_output, train, _ = transformed_synthetic
     sizes = VocabSizes.from_transform_output(tft_output)
     config = ModelConfig.from_dict(
-        {"embedding_dim": 8, "id_dropout": 0.0, "history_dropout": 0.0, "optimizer": "lazy_adam"}
+        {"embedding_dim": 8, "id_dropout": 0.0, "history_dropout": 0.0, "optimizer": "lazy_adam",
+         "rated_items": False}
     )
     model = MultiTaskModel(sizes, config, item_sampling_probability(tft_output, sizes), 3.5)
     model.compile(optimizer=make_optimizer(config, len(train)))

@@ -1,0 +1,49 @@
+"""The re-ranker's item-item term: EASE's closed form and its scaling, against hand values."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from mtrec.models.catalog import row_splits
+from mtrec.models.item_item import fit_item_item, item_item_scores, scaled_to
+
+
+def test_two_items_always_rated_together_give_the_hand_computed_weight():
+    # Users 0 and 1 rated items 1 and 2 (item_idx); item 3 is never rated.
+    # X'X over items {1, 2} = [[2, 2], [2, 2]]; with l2 = 1: P = inv([[3, 2], [2, 3]])
+    # = [[3, -2], [-2, 3]] / 5, so B[1, 2] = -P[1, 2] / P[2, 2] = 2 / 3.
+    splits = row_splits(np.array([0, 0, 1, 1]), 2)
+    weights = fit_item_item(splits, np.array([1, 2, 1, 2]), num_items=4, l2=1.0)
+    expected = np.zeros((4, 4), np.float32)
+    expected[1, 2] = expected[2, 1] = 2 / 3
+    np.testing.assert_allclose(weights, expected, rtol=1e-6)
+
+
+def test_it_matches_the_textbook_formula_on_a_random_matrix():
+    rng = np.random.default_rng(0)
+    x = (rng.random((30, 8)) < 0.4).astype(np.float64)
+    x[:, 0] = 0  # item_idx 0 is padding: never rated
+    x[0, 1:] = 1  # every other item rated at least once
+    users, items = np.nonzero(x)
+    got = fit_item_item(row_splits(users, 30), items, num_items=8, l2=5.0)
+    p = np.linalg.inv(x[:, 1:].T @ x[:, 1:] + 5.0 * np.eye(7))
+    b = np.eye(7) - p / np.diag(p)
+    np.testing.assert_allclose(got[1:, 1:], b, atol=1e-5)
+    assert not got[0].any() and not got[:, 0].any()
+
+
+def test_scores_sum_the_bags_rows():
+    weights = tf.constant([[0.0, 1.0, 2.0], [3.0, 0.0, 4.0], [5.0, 6.0, 0.0]])
+    bag = tf.ragged.constant([[0, 2], [], [1]], dtype=tf.int64)
+    np.testing.assert_allclose(item_item_scores(weights, bag),
+                               [[5, 7, 2], [0, 0, 0], [3, 0, 4]])
+
+
+def test_scaling_standardises_over_the_mask_and_takes_the_references_spread():
+    reference = tf.constant([[0.0, 2.0, 4.0, 99.0]])  # std over the first three: sqrt(8/3)
+    scores = tf.constant([[1.0, 2.0, 3.0, 0.0]])  # mean 2, std sqrt(2/3)
+    mask = tf.constant([[True, True, True, False]])
+    got = scaled_to(reference, scores, mask).numpy()[0]
+    ratio = np.sqrt(8 / 3) / np.sqrt(2 / 3)  # = 2
+    np.testing.assert_allclose(got, [-ratio, 0, ratio, -2 * ratio], rtol=1e-5)
