@@ -202,8 +202,9 @@ def variant_config(overrides: dict, variant: str) -> ModelConfig:
 def run_variant(
     variant: str, prepared: Prepared, truth: Truth, overrides: dict, seed: int, work: Path,
     ease_lambda: float,
+    keep_models: bool = False,
 ) -> dict:
-    """One run of one variant: its metrics."""
+    """One run of one variant: its metrics (`keep_models`: and where its SavedModel is)."""
     train = prepared.train
     extra: dict = {}
     if variant == "popularity":
@@ -221,8 +222,10 @@ def run_variant(
             outputs = run_ours(prepared, truth, variant_config(overrides, variant), model_dir,
                                seed)
         finally:
-            shutil.rmtree(model_dir, ignore_errors=True)
+            if not keep_models:
+                shutil.rmtree(model_dir, ignore_errors=True)
         extra["rmse_examples"] = outputs.get("rmse_examples")
+        extra["model_dir"] = model_dir if keep_models else None
     metrics = measure(truth, outputs)
     if outputs.get("interest") is not None:
         metrics["interest_auc"] = E.mean_user_auc(outputs["interest"], truth.liked_genres)
@@ -263,7 +266,8 @@ def run_fold(
         runs = []
         for seed in range(seeds if variant in SEEDED else 1):
             t1 = time.time()
-            runs.append(run_variant(variant, prepared, truth, overrides, seed, work, lam))
+            runs.append(run_variant(variant, prepared, truth, overrides, seed, work, lam,
+                                    args.keep_models))
             print(f"[{split or 'time'}] {variant} seed {seed}: {time.time() - t1:.0f}s "
                   f"{json.dumps(runs[-1])}", flush=True)
         results[variant] = {**R.aggregate(runs), "runs": runs}
@@ -295,6 +299,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ease-lambda", type=float, default=None,
                         help="fixed EASE λ (default: chosen per fold on a validation cut "
                         "of the training ratings)")
+    parser.add_argument("--keep-models", action="store_true",
+                        help="keep our variants' SavedModels under the work dir (their paths "
+                        "go into the JSON), e.g. for served_quality.py")
     parser.add_argument("--render", metavar="JSON", help="rewrite the markdown of a results JSON")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "quality"))
     parser.add_argument("--out", default=str(RESULTS), help="results directory")

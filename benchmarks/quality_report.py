@@ -41,7 +41,7 @@ ANCHORS = {
 # ------------------------------------------------------------------ aggregation
 def aggregate(runs: list[dict]) -> dict:
     """mean / std / min / max over runs of every numeric metric (std 0 for one run)."""
-    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float))]
+    keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and k != "seed"]
     out: dict = {"n": len(runs), "mean": {}, "std": {}, "min": {}, "max": {}}
     for key in keys:
         values = np.array([r[key] for r in runs if r.get(key) is not None], np.float64)
