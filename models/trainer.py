@@ -64,13 +64,14 @@ def train_and_export(
     item_text: ItemText | None = None,
     strategy: tf.distribute.Strategy | None = None,
     weights_dir: str | None = None,
+    seed: int = 0,
 ) -> dict:
     """Fit the multi-task model, export it, and return its metrics.
 
     `catalog_dir`: catalogue examples (every item) for the serving index;
     `item_text`: the TextEncoder's vectors, a frozen candidate-tower input.
     """
-    tf.keras.utils.set_random_seed(0)
+    tf.keras.utils.set_random_seed(seed)  # initialisation, dropout masks, id dropout
     sizes = VocabSizes.from_transform_output(tft_output)
     t0 = time.time()
     catalog = read_catalog(catalog_dir, tft_output) if catalog_dir else None
