@@ -26,6 +26,21 @@ EASE_LAMBDAS = (100.0, 200.0, 500.0, 1000.0, 2000.0)
 VALIDATION_FRACTION = 0.2
 
 
+def ease_weights(
+    train_users: np.ndarray, train_items: np.ndarray, catalog: np.ndarray, lam: float
+) -> np.ndarray:
+    """EASE's [C, C] item-item weights B on the 0/1 training matrix (diagonal 0)."""
+    position = {item: p for p, item in enumerate(catalog.tolist())}
+    users, user_row = np.unique(train_users, return_inverse=True)
+    cols = np.array([position[i] for i in train_items.tolist()], np.int64)
+    interactions = np.zeros((len(users), len(catalog)), np.float64)
+    interactions[user_row, cols] = 1.0
+    inverse = np.linalg.inv(interactions.T @ interactions + lam * np.eye(len(catalog)))
+    weights = -inverse / np.diag(inverse)
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
 def ease_scores(
     train_users: np.ndarray,
     train_items: np.ndarray,
@@ -35,18 +50,12 @@ def ease_scores(
 ) -> np.ndarray:
     """[len(query_users), len(catalog)] EASE scores (zeros for users without training rows)."""
     position = {item: p for p, item in enumerate(catalog.tolist())}
-    users, user_row = np.unique(train_users, return_inverse=True)
-    cols = np.array([position[i] for i in train_items.tolist()], np.int64)
-    interactions = np.zeros((len(users), len(catalog)), np.float64)
-    interactions[user_row, cols] = 1.0
-    gram = interactions.T @ interactions + lam * np.eye(len(catalog))
-    inverse = np.linalg.inv(gram)
-    weights = -inverse / np.diag(inverse)
-    np.fill_diagonal(weights, 0.0)
-    row_of = {u: r for r, u in enumerate(users.tolist())}
-    rows = np.array([row_of.get(u, -1) for u in query_users.tolist()], np.int64)
-    history = np.where((rows >= 0)[:, None], interactions[np.maximum(rows, 0)], 0.0)
-    return history @ weights
+    history = np.zeros((len(query_users), len(catalog)), np.float64)
+    row_of = {u: r for r, u in enumerate(query_users.tolist())}
+    for user, item in zip(train_users.tolist(), train_items.tolist(), strict=True):
+        if user in row_of:
+            history[row_of[user], position[item]] = 1.0
+    return history @ ease_weights(train_users, train_items, catalog, lam)
 
 
 def validation_cut(

@@ -1,0 +1,166 @@
+"""Users the model never trained on, served from a few items given at request time.
+
+    .venv/bin/python benchmarks/cold_users.py          # ML-100K (all of u.data)
+
+Issue 14 §5: 10% of the users (seeded) are held out entirely; the model trains
+on the rest (per-user time split, as `mtrec run` does without an official
+split). Each held-out user is then served by `recommend_from_items` with
+their first 5 ratings by time, and scored on the rest of their ratings
+(NDCG/P/R@10, the 5 given items excluded). References on the same users and
+the same 5 items: popularity, and EASE folded in (its weights fitted on the
+training users, the held-out user's row = the 5 items; λ chosen on a
+validation cut of the training rows). Target: NDCG@10 >= 1.5 x popularity's.
+
+Writes benchmarks/results/cold_users_<dataset>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
+
+# isort: split
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from mtrec.data import clean, load_dataset
+from mtrec.data.tables import Dataset
+from mtrec.models import evaluation as E
+from mtrec.models import features as F
+from mtrec.models.model import ModelConfig
+from mtrec.models.trainer import train_and_export
+from mtrec.models.transform_local import as_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality import _shuffled  # noqa: E402
+from quality_baselines import choose_ease_lambda, ease_weights  # noqa: E402
+from quality_data import default_data_path, prepare_dataset, with_protocol  # noqa: E402
+from served_metrics import TOP, GroundTruth, popularity_outputs  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+COLD_SHARE = 0.1
+GIVEN = 5  # items a held-out user brings to the request
+TARGET = 1.5  # x popularity's NDCG@10
+
+
+def split_users(ratings: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                 pd.DataFrame]:
+    """(training users' ratings, held-out users' first GIVEN, the rest of theirs)."""
+    users = np.sort(ratings[F.USER_ID].unique())
+    cold = set(np.random.default_rng(seed).choice(users, int(len(users) * COLD_SHARE),
+                                                  replace=False).tolist())
+    is_cold = ratings[F.USER_ID].isin(cold)
+    held = ratings[is_cold].sort_values([F.USER_ID, F.TIMESTAMP], kind="stable")
+    rank = held.groupby(F.USER_ID).cumcount()
+    return ratings[~is_cold], held[rank < GIVEN], held[rank >= GIVEN]
+
+
+def served(model_dir: str, given: pd.DataFrame, users: np.ndarray) -> np.ndarray:
+    """[U, TOP] item ids from recommend_from_items, each user's GIVEN items in time order."""
+    fn = tf.saved_model.load(model_dir).signatures["recommend_from_items"]
+    items = given.groupby(F.USER_ID)[F.ITEM_ID].apply(list).to_dict()
+    request = [[str(i) for i in items[u.decode()]] for u in users.tolist()]
+    width = max(len(r) for r in request)
+    padded = [r + [""] * (width - len(r)) for r in request]
+    return fn(item_ids=tf.constant(padded), k=tf.constant(TOP))["item_ids"].numpy()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--data", help="default <repo>/../shared/data/<dataset>")
+    parser.add_argument("--config", default="{}", help="JSON ModelConfig overrides")
+    parser.add_argument("--work-dir", default=str(REPO / "outputs" / "quality"))
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = parser.parse_args(argv)
+    data = args.data or default_data_path(args.dataset)
+    dataset = clean(load_dataset(args.dataset, data, None)).dataset
+    warm, given, rest = split_users(dataset.ratings)
+    train_set = Dataset(f"{dataset.name}+cold-users", warm, dataset.users, dataset.items,
+                        dataset.malformed)
+    prepared, work = prepare_dataset(train_set, f"{args.dataset}_cold_users", Path(args.work_dir))
+    config = ModelConfig.from_dict(with_protocol(prepared, json.loads(args.config)))
+
+    t0 = time.time()
+    model_dir = tempfile.mkdtemp(prefix="cold-users-", dir=work)
+    train_and_export(_shuffled(prepared.train, config.batch_size), as_dataset(prepared.eval, 4096),
+                     as_dataset(prepared.train, 8192), prepared.tft_output, config, model_dir)
+    train_seconds = time.time() - t0
+
+    # Ground truth: the held-out users' later ratings; their "seen" items are the given ones.
+    train_rows = pd.concat([warm, given])
+    truth = GroundTruth.from_arrays(
+        train_rows[F.USER_ID].astype(str).to_numpy(), train_rows[F.ITEM_ID].astype(str).to_numpy(),
+        train_rows[F.RATING].to_numpy(), rest[F.USER_ID].astype(str).to_numpy(),
+        rest[F.ITEM_ID].astype(str).to_numpy(), rest[F.RATING].to_numpy())
+    lam, _ = choose_ease_lambda(warm[F.USER_ID].astype(str).to_numpy(),
+                                warm[F.ITEM_ID].astype(str).to_numpy(),
+                                warm[F.TIMESTAMP].to_numpy(), prepared.report["split_protocol"])
+    weights = _ease_on(warm, truth.catalog, lam)
+    history = np.zeros((len(truth.users), len(truth.catalog)))
+    for row, positions in enumerate(truth.seen):
+        history[row, positions] = 1.0
+    ease = truth.catalog[E.top_k_unseen(history @ weights, truth.seen, TOP)]
+    ranked = {
+        "ours (recommend_from_items)": served(model_dir, given, truth.users),
+        "popularity": popularity_outputs(truth)["recommended"][:, :TOP],
+        f"EASE folded in (λ {lam:g})": ease,
+    }
+    results = {name: E.ranking_metrics(r, truth.relevant, TOP) for name, r in ranked.items()}
+    ours, pop = results["ours (recommend_from_items)"], results["popularity"]
+    ratio = ours[f"ndcg@{TOP}"] / pop[f"ndcg@{TOP}"]
+    payload = {
+        "dataset": args.dataset, "held_out_users": int(len(truth.users)), "given": GIVEN,
+        "train_users": int(warm[F.USER_ID].nunique()), "train_seconds": round(train_seconds, 1),
+        "config": {k: v for k, v in vars(config).items()}, "results": results,
+        "ndcg_vs_popularity": ratio, "target": TARGET, "met": bool(ratio >= TARGET),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"cold_users_{args.dataset}.json").write_text(json.dumps(payload, indent=2,
+                                                                     default=list))
+    (out / f"cold_users_{args.dataset}.md").write_text(markdown(payload))
+    print(markdown(payload))
+    return 0
+
+
+def _ease_on(warm: pd.DataFrame, catalog: np.ndarray, lam: float) -> np.ndarray:
+    """EASE weights from the training users only, over the benchmark's catalogue."""
+    known = set(catalog.tolist())
+    items = warm[F.ITEM_ID].astype(str).map(lambda i: i.encode())
+    keep = items.isin(known).to_numpy()
+    users = warm[F.USER_ID].astype(str).to_numpy()[keep]
+    return ease_weights(users, items.to_numpy()[keep], catalog, lam)
+
+
+def markdown(payload: dict) -> str:
+    rows = [f"| {name} | {m[f'ndcg@{TOP}']:.3f} | {m[f'precision@{TOP}']:.3f} | "
+            f"{m[f'recall@{TOP}']:.3f} |" for name, m in payload["results"].items()]
+    short = payload["target"] - payload["ndcg_vs_popularity"]
+    verdict = "met" if payload["met"] else f"missed by {short:.2f}x"
+    return "\n".join([
+        f"# Users the model never trained on: {payload['dataset']}",
+        "",
+        f"{payload['held_out_users']} held-out users (10%, seeded), each served from their first "
+        f"{payload['given']} ratings by time and scored on the rest; the model trained on the "
+        f"other {payload['train_users']} users ({payload['train_seconds']:.0f} s).",
+        "",
+        "| recommender | NDCG@10 | P@10 | R@10 |",
+        "|---|---:|---:|---:|",
+        *rows,
+        "",
+        f"NDCG@10 vs popularity: {payload['ndcg_vs_popularity']:.2f}x "
+        f"(target >= {payload['target']}x: {verdict}).",
+        "",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
