@@ -39,9 +39,13 @@ from mtrec.models.trainer import train_and_export
 from mtrec.models.transform_local import as_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import _shuffled  # noqa: E402
 from quality_baselines import choose_ease_lambda, ease_weights  # noqa: E402
-from quality_data import default_data_path, prepare_dataset, with_protocol  # noqa: E402
+from quality_data import (  # noqa: E402
+    default_data_path,
+    prepare_dataset,
+    shuffled,
+    with_protocol,
+)
 from served_metrics import TOP, GroundTruth, popularity_outputs  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     model_dir = tempfile.mkdtemp(prefix="cold-users-", dir=work)
-    train_and_export(_shuffled(prepared.train, config.batch_size), as_dataset(prepared.eval, 4096),
+    train_and_export(shuffled(prepared.train, config.batch_size, 0),
+                     as_dataset(prepared.eval, 4096),
                      as_dataset(prepared.train, 8192), prepared.tft_output, config, model_dir)
     train_seconds = time.time() - t0
 

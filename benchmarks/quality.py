@@ -59,7 +59,14 @@ from mtrec.models.transform_local import as_dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_report as R  # noqa: E402
 from quality_baselines import choose_ease_lambda, run_ease, run_tutorial  # noqa: E402
-from quality_data import Prepared, Truth, prepare, resolve, with_protocol  # noqa: E402
+from quality_data import (  # noqa: E402
+    Prepared,
+    Truth,
+    prepare,
+    resolve,
+    shuffled,
+    with_protocol,
+)
 from served_metrics import (  # noqa: E402
     TOP,
     batched,
@@ -104,7 +111,7 @@ def run_ours(
         config = dataclasses.replace(config, seed=seed)
     train = prepared.train
     metrics = train_and_export(
-        _shuffled(train, config.batch_size, seed),
+        shuffled(train, config.batch_size, seed),
         as_dataset(prepared.eval, 4096),
         as_dataset(train, 8192),
         prepared.tft_output,
@@ -125,17 +132,6 @@ def run_ours(
         outputs["rmse_examples"] = _example_rmse(served["serving_default"], prepared)
     outputs["train_seconds"] = metrics["train_seconds"]
     return outputs
-
-
-def _shuffled(columns: dict[str, np.ndarray], batch_size: int, seed: int = 0) -> tf.data.Dataset:
-    """Training batches, reshuffled every epoch (as the Trainer's data accessor does)."""
-    n = len(next(iter(columns.values())))
-    return (
-        tf.data.Dataset.from_tensor_slices(columns)
-        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
 
 
 def _retrieval_ranked(retrieve, truth: Truth) -> np.ndarray:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from served_metrics import GroundTruth
 
 from mtrec.data import clean, load_dataset
@@ -97,8 +98,6 @@ def _digest(dataset: Dataset) -> str:
 
 
 def _serialized(directory: Path) -> np.ndarray:
-    import tensorflow as tf
-
     files = sorted(glob.glob(str(directory / "*")))
     records = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192)
     return np.concatenate([b for b in records.as_numpy_iterator()])
@@ -174,3 +173,21 @@ def resolve(args) -> tuple[str | None, str, dict]:
 def default_data_path(source: str) -> str:
     """<repo>/../shared/data/<source>: the MovieLens copies live outside the repository."""
     return os.path.join(Path(__file__).resolve().parents[2], "shared", "data", source)
+
+
+def shuffled(columns: dict[str, np.ndarray], batch_size: int, seed: int) -> tf.data.Dataset:
+    """Training batches reshuffled every epoch, in an order fixed by `seed` alone.
+
+    tf.data fixes a shuffle's seeds when the dataset is built, from the global
+    seed of that moment (unset in a fresh process, 0 after a first
+    train_and_export): setting it here makes a run independent of what the
+    process trained before. Repeats use seeds 0, 1, ...
+    """
+    tf.keras.utils.set_random_seed(seed)
+    n = len(next(iter(columns.values())))
+    return (
+        tf.data.Dataset.from_tensor_slices(columns)
+        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )

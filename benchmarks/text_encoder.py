@@ -71,6 +71,7 @@ from quality_data import (  # noqa: E402
     prepare,
     prepare_dataset,
     resolve,
+    shuffled,
     with_protocol,
 )
 from served_metrics import batched as _batched  # noqa: E402
@@ -148,24 +149,6 @@ def encoder_summary(metadata: dict) -> dict:
 
 
 # ---------------------------------------------------------------- model
-def shuffled(columns: dict[str, np.ndarray], batch_size: int, seed: int) -> tf.data.Dataset:
-    """Training batches reshuffled every epoch, in an order fixed by `seed` alone.
-
-    tf.data fixes a shuffle's seeds when the dataset is built, from the global
-    seed of that moment (unset in a fresh process, 0 after a first
-    train_and_export): setting it here makes a run independent of what the
-    process trained before. Repeats use seeds 0, 1, ...
-    """
-    tf.keras.utils.set_random_seed(seed)
-    n = len(next(iter(columns.values())))
-    return (
-        tf.data.Dataset.from_tensor_slices(columns)
-        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-
-
 def train(
     prepared: Prepared,
     work: Path,

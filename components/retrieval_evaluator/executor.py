@@ -89,22 +89,12 @@ def sampled_pairs(
     return np.concatenate(users), np.concatenate(items), len(all_users)
 
 
-def retrieve_top(saved_model_dir: str, users: np.ndarray, k: int) -> np.ndarray:
-    """[len(users), k] item ids from the model's `retrieve` signature."""
-    retrieve = tf.saved_model.load(saved_model_dir).signatures["retrieve"]
+def top_items(saved_model_dir: str, signature: str, users: np.ndarray, k: int) -> np.ndarray:
+    """[len(users), k] item ids from a `user_id, k` signature (`retrieve` or `recommend`)."""
+    fn = tf.saved_model.load(saved_model_dir).signatures[signature]
     rows = []
     for start in range(0, len(users), _BATCH):
-        out = retrieve(user_id=tf.constant(users[start : start + _BATCH]), k=tf.constant(k))
-        rows.append(out["item_ids"].numpy())
-    return np.concatenate(rows) if rows else np.zeros((0, k), dtype=object)
-
-
-def recommend_top(saved_model_dir: str, users: np.ndarray, k: int) -> np.ndarray:
-    """[len(users), k] item ids from the model's `recommend` signature (seen items excluded)."""
-    recommend = tf.saved_model.load(saved_model_dir).signatures["recommend"]
-    rows = []
-    for start in range(0, len(users), _BATCH):
-        out = recommend(user_id=tf.constant(users[start : start + _BATCH]), k=tf.constant(k))
+        out = fn(user_id=tf.constant(users[start : start + _BATCH]), k=tf.constant(k))
         rows.append(out["item_ids"].numpy())
     return np.concatenate(rows) if rows else np.zeros((0, k), dtype=object)
 
@@ -164,7 +154,7 @@ def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: 
     unique_users, row_user = np.unique(users, return_inverse=True)
     kmax = max(ks)
     kmax_model = min(kmax, len(counts))
-    ranked = retrieve_top(saved_model_dir, unique_users, kmax_model)
+    ranked = top_items(saved_model_dir, "retrieve", unique_users, kmax_model)
     metrics = hit_rates(ranked, row_user, items, ks)
     popular = popularity_ranking(
         np.array(list(counts), dtype=object), kmax, np.array(list(counts.values()))
@@ -177,14 +167,14 @@ def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: 
         relevant[row].add(item)
     k = min(RECOMMEND_K, len(counts))
     seen = seen_items(examples, train_split, unique_users)
-    metrics.update(ranking_metrics(recommend_top(saved_model_dir, unique_users, k), relevant,
-                                   RECOMMEND_K))
+    metrics.update(ranking_metrics(top_items(saved_model_dir, "recommend", unique_users, k),
+                                   relevant, RECOMMEND_K))
     pop = ranking_metrics(popularity_unseen(counts, seen, k), relevant, RECOMMEND_K)
     metrics.update({f"popularity_{m}": v for m, v in pop.items()})
     baseline = None
     if baseline_dir:
-        baseline = ranking_metrics(recommend_top(baseline_dir, unique_users, k), relevant,
-                                   RECOMMEND_K)
+        baseline = ranking_metrics(top_items(baseline_dir, "recommend", unique_users, k),
+                                   relevant, RECOMMEND_K)
         metrics.update({f"baseline_{m}": v for m, v in baseline.items()})
     metrics.update(relative_metrics(metrics, baseline))
     metrics["eval_interactions"] = int(len(items))
