@@ -105,8 +105,12 @@ class ServingModule(tf.Module):
                                     config.item_item_l2)
             # Columns in catalogue order, so a bag's row sum scores the catalogue.
             self.item_item = _var(weights[:, tables.item_features[F.ITEM_IDX]], "item_item")
-            self.rated_splits = _var(tables.rated_splits, "rated_splits")
-            self.rated_idx = _var(tables.rated_idx, "rated_idx")
+            # The model's own copy when its query tower reads the bags (saved once).
+            if model.rated_values is not None:
+                self.rated_splits, self.rated_idx = model.rated_splits, model.rated_values
+            else:
+                self.rated_splits = _var(tables.rated_splits, "rated_splits")
+                self.rated_idx = _var(tables.rated_idx, "rated_idx")
         genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
         self._num_genres = len(genres)
         self.genre_names = tf.constant([g for g in genres], dtype=_STR)

@@ -254,8 +254,9 @@ class MultiTaskModel(tfrs.Model):
             children.pop("optimizer", None)
         return children
 
-    def rated_bag(self, user_idx: tf.Tensor, exclude: tf.Tensor | None = None,
-                    dropout: float = 0.0) -> tf.RaggedTensor:
+    def rated_bag(
+        self, user_idx: tf.Tensor, exclude: tf.Tensor | None = None, dropout: float = 0.0
+    ) -> tf.RaggedTensor:
         """Each user's rated items (ragged item_idx) without `exclude` (the row's own item),
         with a `dropout` share of them removed at random."""
         table = tf.RaggedTensor.from_row_splits(self.rated_values, self.rated_splits)
