@@ -205,10 +205,14 @@ class ServingModule(tf.Module):
 
     def _exclude_seen(self, scores: tf.Tensor, user_idx: tf.Tensor) -> tf.Tensor:
         seen = tf.RaggedTensor.from_row_splits(self.seen_positions, self.seen_splits)
-        rows = tf.gather(seen, user_idx)
-        indices = tf.stack([rows.value_rowids(), rows.flat_values], axis=1)
-        fill = tf.fill(tf.shape(indices)[:1], tf.constant(_NEG, scores.dtype))
-        return tf.tensor_scatter_nd_update(scores, indices, fill)
+        return _exclude(scores, tf.gather(seen, user_idx))
+
+    def _stage1(self, query: tf.Tensor, bag) -> tf.Tensor:
+        """[B, N]: similarity plus the item-item term of each row's bag (when on)."""
+        similarity = self._similarity(query)
+        if self.item_item is None:
+            return similarity
+        return similarity + self._item_item_term(similarity, bag())[:, :-1]
 
     def _blended(self, stage1: tf.Tensor, pair: dict[str, tf.Tensor]) -> tf.Tensor:
         """The final score (module docstring) from the first stage and the pair heads."""
@@ -256,10 +260,8 @@ class ServingModule(tf.Module):
         """Top-k unseen items: retrieve candidates, then re-rank with the blend."""
         n = self._check_k(k)
         query, user_idx = self._query(user_id)
-        similarity = self._similarity(query)
-        if self.item_item is not None:
-            similarity += self._item_item_term(similarity, self._rated_bag(user_idx))[:, :-1]
-        return self._rerank(query, user_idx, self._exclude_seen(similarity, user_idx), n, k)
+        stage1 = self._stage1(query, lambda: self._rated_bag(user_idx))
+        return self._rerank(query, user_idx, self._exclude_seen(stage1, user_idx), n, k)
 
     @tf.function(
         input_signature=[
@@ -289,14 +291,9 @@ class ServingModule(tf.Module):
         if self.model.rated_values is not None:
             inputs[F.RATED_IDX] = bag
         query = self.model.query_embedding(inputs)
-        similarity = self._similarity(query)
-        if self.item_item is not None:
-            similarity += self._item_item_term(similarity, bag)[:, :-1]
-        given = tf.ragged.boolean_mask(positions, positions >= 0)
-        indices = tf.stack([given.value_rowids(), given.flat_values], axis=1)
-        similarity = tf.tensor_scatter_nd_update(
-            similarity, indices, tf.fill(tf.shape(indices)[:1], tf.constant(_NEG)))
-        return self._rerank(query, user_idx, similarity, n, k)
+        stage1 = _exclude(self._stage1(query, lambda: bag),
+                          tf.ragged.boolean_mask(positions, positions >= 0))
+        return self._rerank(query, user_idx, stage1, n, k)
 
     @tf.function(
         input_signature=[
@@ -389,6 +386,13 @@ class ServingModule(tf.Module):
     def embed_item(self, item_id):
         vectors, _ = self._item_vectors_at(self._item_positions(item_id))
         return {"embedding": self.model.retrieval_vector(vectors)}
+
+
+def _exclude(scores: tf.Tensor, positions: tf.RaggedTensor) -> tf.Tensor:
+    """`scores` with each row's listed catalogue positions set to _NEG (ranked last)."""
+    indices = tf.stack([positions.value_rowids(), positions.flat_values], axis=1)
+    fill = tf.fill(tf.shape(indices)[:1], tf.constant(_NEG, scores.dtype))
+    return tf.tensor_scatter_nd_update(scores, indices, fill)
 
 
 def export_serving_model(
