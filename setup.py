@@ -1,8 +1,8 @@
 """mtrec: a multi-task TFRS recommender built as a TFX pipeline.
 
 The repository keeps the TFX template layout (pipeline/, models/, components/,
-data/, serving/ at the top level); setup.py installs them under one namespace,
-`mtrec.*`, so nothing generic like `models` lands in site-packages.
+data/, serving/ and contracts/ at the top level); setup.py installs them under
+one namespace, `mtrec.*`, so nothing generic like `models` lands in site-packages.
 """
 
 from pathlib import Path
@@ -10,6 +10,7 @@ from pathlib import Path
 from setuptools import setup
 
 SUBPACKAGES = {
+    "mtrec.contracts": "contracts",
     "mtrec.pipeline": "pipeline",
     "mtrec.models": "models",
     "mtrec.components": "components",

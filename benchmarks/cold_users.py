@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from mtrec.contracts import features as F
 from mtrec.data import clean, load_dataset
 from mtrec.data.tables import Dataset
 from mtrec.models import evaluation as E
-from mtrec.models import features as F
 from mtrec.models.model import ModelConfig
 from mtrec.models.trainer import train_and_export
 from mtrec.models.transform_local import as_dataset

@@ -50,8 +50,8 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
+from mtrec.contracts import features as F
 from mtrec.models import evaluation as E
-from mtrec.models import features as F
 from mtrec.models.model import ModelConfig, protocol_overrides
 from mtrec.models.trainer import train_and_export
 from mtrec.models.transform_local import as_dataset

@@ -16,9 +16,9 @@ import pandas as pd
 import tfrs_tutorial
 from served_metrics import TOP, GroundTruth, as_bytes, scores_outputs
 
+from mtrec.contracts import features as F
 from mtrec.data.splits import TIME_PROTOCOL, time_split
 from mtrec.models import evaluation as E
-from mtrec.models import features as F
 
 # Issue 14: EASE's λ is chosen per fold, by NDCG@10 on a validation cut of that
 # fold's training ratings (never on the test fold).

@@ -26,14 +26,14 @@ import pandas as pd
 import tensorflow as tf
 from served_metrics import GroundTruth
 
+from mtrec.contracts import features as F
 from mtrec.data import clean, load_dataset
 from mtrec.data.examples import time_split, write_examples
 from mtrec.data.tables import EVAL, SPLIT, TRAIN, Dataset
-from mtrec.models import features as F
 from mtrec.models.model import protocol_overrides
 
 HOLDOUT_FRACTION = 0.2
-_SOURCES = ("preprocessing.py", "features.py", "transform_local.py")
+_SOURCES = ("models/preprocessing.py", "contracts/features.py", "models/transform_local.py")
 
 
 @dataclasses.dataclass
@@ -91,9 +91,9 @@ def _digest(dataset: Dataset) -> str:
     h = hashlib.sha256(dataset.name.encode())
     ratings = dataset.ratings
     h.update(pd.util.hash_pandas_object(ratings, index=False).values.tobytes())
-    models = Path(__file__).resolve().parents[1] / "models"
+    root = Path(__file__).resolve().parents[1]
     for name in _SOURCES:
-        h.update((models / name).read_bytes())
+        h.update((root / name).read_bytes())
     return h.hexdigest()[:12]
 
 

@@ -37,10 +37,10 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow; loads no model code)
 # isort: split
 import tensorflow as tf
 
+from mtrec.contracts import features as F
 from mtrec.data import clean, load_dataset, pseudonymize_users
 from mtrec.data.splits import eval_mask
 from mtrec.data.tables import Dataset
-from mtrec.models import features as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_report import HEADLINE, table  # noqa: E402

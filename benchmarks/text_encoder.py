@@ -54,11 +54,11 @@ import tensorflow as tf
 
 from mtrec.components.text_encoder.config import TextEncoderConfig
 from mtrec.components.text_encoder.executor import run_text_encoder
+from mtrec.contracts import features as F
 from mtrec.data import clean, load_dataset
 from mtrec.data.examples import time_split
 from mtrec.data.tables import EVAL, SPLIT, TRAIN, Dataset
 from mtrec.models import evaluation as E
-from mtrec.models import features as F
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import ModelConfig
 from mtrec.models.trainer import train_and_export

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mtrec.contracts import features as F
 from mtrec.data.splits import eval_mask
 from mtrec.data.tables import EVAL, ITEMS, SPLIT, TRAIN, USERS, Dataset
-from mtrec.models import features as F
 
 
 class InsufficientDataError(ValueError):

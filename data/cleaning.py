@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtrec.contracts import features as F
 from mtrec.data.privacy import pseudonymize_users
 from mtrec.data.tables import (
     DETAIL,
@@ -35,7 +36,6 @@ from mtrec.data.tables import (
     Dataset,
     empty_malformed,
 )
-from mtrec.models import features as F
 
 # Reasons, in the order they are checked: a row gets the first that applies.
 MISSING_FIELD = "missing_field"

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from mtrec.contracts import features as F
 from mtrec.data import tfexample as W
 from mtrec.data.splits import SPLITS, eval_mask, split_protocol, time_split
 from mtrec.data.tables import EVAL, TRAIN, Dataset
-from mtrec.models import features as F
 
 __all__ = ["CATALOG", "REPORT", "SPLITS", "history_index", "time_split", "write_examples"]
 CATALOG = "catalog"

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtrec.contracts import features as F
 from mtrec.data.parsing import read_csv_rows, to_ratings
 from mtrec.data.tables import (
     EVAL,
@@ -56,7 +57,6 @@ from mtrec.data.tables import (
     malformed_frame,
     split_title_year,
 )
-from mtrec.models import features as F
 
 SUFFIXES = (".csv", ".parquet")
 

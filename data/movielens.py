@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtrec.contracts import features as F
 from mtrec.data.parsing import read_csv_rows, read_lines, split_delimited, to_ratings
 from mtrec.data.tables import (
     EVAL,
@@ -30,7 +31,6 @@ from mtrec.data.tables import (
     split_genres,
     split_title_year,
 )
-from mtrec.models import features as F
 
 ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 # ML-1M README: occupation codes of users.dat.

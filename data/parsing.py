@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from mtrec.contracts import features as F
 from mtrec.data.tables import (
     LINE,
     RATINGS,
@@ -37,7 +38,6 @@ from mtrec.data.tables import (
     BadLine,
     malformed_frame,
 )
-from mtrec.models import features as F
 
 _SURROGATE = re.compile("[\udc80-\udcff]")  # an undecodable byte, kept by surrogateescape
 

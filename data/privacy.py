@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable
 
 import pandas as pd
 
+from mtrec.contracts import features as F
 from mtrec.data.tables import DETAIL, MALFORMED, RATINGS, RAW_TEXT, REASON, TABLE, USERS, Dataset
-from mtrec.models import features as F
 
 _DELIMITERS = "\\s,;:|\"'"  # what separates fields in any of the supported formats
 _FIELD = re.compile(f"[^{_DELIMITERS}]+")

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mtrec.contracts import features as F
 from mtrec.data.tables import EVAL, SPLIT, TRAIN
-from mtrec.models import features as F
 
 SPLITS = (TRAIN, EVAL)
 # The two split protocols a model setting can depend on (ModelConfig protocol overrides).

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtrec.contracts import features as F
 from mtrec.data import synthetic_vocab as V
 from mtrec.data.tables import Dataset, empty_malformed, make_items, make_users
-from mtrec.models import features as F
 
 START = 1_420_070_400  # 2015-01-01: every item is released before any rating
 SPAN = 5 * 365 * 86_400  # ratings fall in 2015..2019

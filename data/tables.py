@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 
 RATING_COLUMNS = (F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP)
 USER_COLUMNS = (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION)

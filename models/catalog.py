@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 from mtrec.models.towers import VocabSizes
 
 _ITEM_COLUMNS = F.CANDIDATE_XF_FEATURES

@@ -24,7 +24,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 from mtrec.models.catalog import ServingTables
 from mtrec.models.item_item import MAX_ITEMS, fit_item_item, item_item_scores, scaled_to
 from mtrec.models.item_text import ItemText

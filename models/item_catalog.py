@@ -15,7 +15,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 
 COLUMNS = (F.ITEM_ID_XF, *F.CANDIDATE_XF_FEATURES)
 

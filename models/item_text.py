@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 
 
 @dataclasses.dataclass

@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from mtrec.contracts import features as F
 from mtrec.data.splits import RANDOM_PROTOCOL, TIME_PROTOCOL
-from mtrec.models import features as F
 from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
 from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 
 _TOKEN_PATTERN = r"[^a-z0-9 ]+"
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 from mtrec.models.catalog import build_serving_tables
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog

@@ -11,7 +11,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ import time
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 from mtrec.models.catalog import (
     ServingTables,
     build_serving_tables,

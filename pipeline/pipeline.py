@@ -36,7 +36,7 @@ from mtrec.components.text_encoder.component import TextEncoder
 from mtrec.components.trainer.component import CatalogTrainer
 from mtrec.components.trainer.tfjob import TFJobExecutor, TFJobTraining
 from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 from mtrec.pipeline import configs
 
 RuntimeParameter = tfx.dsl.experimental.RuntimeParameter

@@ -30,7 +30,7 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 from mtrec.serving.synthetic_model import build_synthetic_model
 
 TARGET = os.environ.get("MTREC_SERVING_TARGET")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mtrec.contracts import features as F
 from mtrec.data import tables as T
 from mtrec.data.cleaning import (
     BAD_RATING,
@@ -33,7 +34,6 @@ from mtrec.data.tables import (
     make_users,
     malformed_frame,
 )
-from mtrec.models import features as F
 
 USERS = make_users(pd.Series(["u1", "u2", "u3"]))
 ITEMS = make_items(pd.Series(["i1", "i2", "i3"]))

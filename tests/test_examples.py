@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from mtrec.contracts import features as F
 from mtrec.data import tfexample as W
 from mtrec.data.cleaning import clean
 from mtrec.data.examples import REPORT, time_split, write_examples
 from mtrec.data.synthetic import generate
 from mtrec.data.tables import SPLIT, Dataset, empty_malformed, make_items, make_users
-from mtrec.models import features as F
 
 KIND = {name: "bytes_list" for name in F.RAW_FEATURES}
 KIND.update({name: "int64_list" for name in F.INT_FEATURES})

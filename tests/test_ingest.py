@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from mtrec import cli
+from mtrec.contracts import features as F
 from mtrec.data.checks import InsufficientDataError
 from mtrec.data.cleaning import DataQualityError
 from mtrec.data.privacy import pseudonymizer
 from mtrec.ingest import REJECTS_FILE, ingest
-from mtrec.models import features as F
 from mtrec.summary import render
 
 KEY = b"k3y"

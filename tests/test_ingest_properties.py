@@ -19,11 +19,11 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mtrec.contracts import features as F
 from mtrec.data.cleaning import REASONS, DataQualityError, clean
 from mtrec.data.generic import load_generic
 from mtrec.data.tables import RATING_COLUMNS, RATINGS
 from mtrec.ingest import ingest
-from mtrec.models import features as F
 
 # User ids use letters that never occur in hex pseudonyms, item ids, numbers or titles.
 USER = st.text(alphabet="GHJKLMNPQRSTVWXYZ", min_size=7, max_size=7).map(lambda s: "U" + s)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mtrec.contracts import features as F
 from mtrec.data.generic import load_generic
 from mtrec.data.loaders import SOURCES, load_dataset
 from mtrec.data.movielens import load_ml1m, load_ml100k, load_ml_latest_small
@@ -18,7 +19,6 @@ from mtrec.data.tables import (
     USER_COLUMNS,
     Dataset,
 )
-from mtrec.models import features as F
 
 
 def assert_canonical(ds: Dataset) -> None:

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Source folder -> its import path in the wheel (setup.py's package_dir).
 SOURCES = {
     "mtrec": "mtrec",
+    "contracts": "mtrec/contracts",
     "pipeline": "mtrec/pipeline",
     "models": "mtrec/models",
     "components": "mtrec/components",

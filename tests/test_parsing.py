@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtrec.contracts import features as F
 from mtrec.data.cleaning import REASONS, clean
 from mtrec.data.generic import load_generic
 from mtrec.data.movielens import load_ml1m
 from mtrec.data.tables import ITEMS, RATINGS, USERS
-from mtrec.models import features as F
 
 BOM = "\ufeff"
 HEADER = "user_id,item_id,rating,timestamp\n"

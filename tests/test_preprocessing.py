@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 from tests.transform_support import analyze_and_transform, row
 
 HEIST = {"title": "The Big Heist!", "genres": ("Action", "Crime"), "description": "a heist"}

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from mtrec.cli import run_model_config
+from mtrec.contracts import features as F
 from mtrec.data import clean
 from mtrec.data.examples import write_examples
 from mtrec.data.splits import RANDOM_PROTOCOL, TIME_PROTOCOL, split_protocol, time_split
 from mtrec.data.synthetic import generate
 from mtrec.data.tables import EVAL, SPLIT, TRAIN
-from mtrec.models import features as F
 from mtrec.models.model import ModelConfig, protocol_overrides
 
 

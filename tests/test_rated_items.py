@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 from mtrec.models.catalog import row_splits
 from mtrec.models.model import ModelConfig, MultiTaskModel
 from mtrec.models.towers import VocabSizes, pooled_bag

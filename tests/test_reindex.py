@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+from mtrec.contracts import features as F
 from mtrec.data import generate
 from mtrec.data.examples import write_examples
-from mtrec.models import features as F
 from mtrec.models.model import ModelConfig
 from mtrec.models.reindex import reindex
 from mtrec.models.trainer import train_and_export

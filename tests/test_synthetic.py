@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mtrec.contracts import features as F
 from mtrec.data import synthetic
 from mtrec.data import synthetic_vocab as V
 from mtrec.data.cleaning import clean
 from mtrec.data.loaders import SAMPLE_DIR
 from mtrec.data.synthetic import generate, generate_with_truth, main
-from mtrec.models import features as F
 
 SMALL = dict(n_users=120, n_items=150, n_ratings=4000)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 from mtrec.models.transform_local import (  # noqa: F401  (re-exported for the tests)
     SCHEMA_PATH,
     analyze_and_transform,

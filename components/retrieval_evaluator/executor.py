@@ -29,7 +29,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from mtrec.models import features as F
+from mtrec.contracts import features as F
 from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
 
 log = logging.getLogger(__name__)

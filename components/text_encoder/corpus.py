@@ -22,7 +22,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types.artifact import Artifact
 
-from mtrec.models import features
+from mtrec.contracts import features
 
 CATALOG_SPLIT = "catalog"
 FIELD_SEPARATOR = " | "

@@ -28,7 +28,7 @@ from mtrec.components.text_encoder.export import (
     load_metadata,
     load_text_encoder,
 )
-from mtrec.models import features
+from mtrec.contracts import features
 
 NUM_ITEMS = 60
 GENRES = ["action", "comedy", "drama", "horror", "romance", "sci-fi"]
