@@ -27,9 +27,10 @@ import tensorflow as tf
 from served_metrics import GroundTruth
 
 from mtrec.contracts import features as F
+from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data import clean, load_dataset
 from mtrec.data.examples import time_split, write_examples
-from mtrec.data.tables import EVAL, SPLIT, TRAIN, Dataset
+from mtrec.data.tables import SPLIT, Dataset
 from mtrec.models.model import protocol_overrides
 
 HOLDOUT_FRACTION = 0.2
@@ -76,14 +77,14 @@ def holdout_split(dataset: Dataset, seed: int = 0) -> Dataset:
     """Replace the test split by a validation split carved from the training ratings."""
     ratings = dataset.ratings
     if SPLIT in ratings.columns:
-        train = ratings[ratings[SPLIT] == TRAIN].reset_index(drop=True)
+        train = ratings[ratings[SPLIT] == TRAIN_SPLIT].reset_index(drop=True)
         rng = np.random.default_rng(seed)
         is_eval = rng.random(len(train)) < HOLDOUT_FRACTION
     else:
         # A time split: hold out the latest 20% of each user's training ratings.
         train = ratings[~time_split(ratings, HOLDOUT_FRACTION)].reset_index(drop=True)
         is_eval = time_split(train, HOLDOUT_FRACTION)
-    train = train.assign(**{SPLIT: np.where(is_eval, EVAL, TRAIN)})
+    train = train.assign(**{SPLIT: np.where(is_eval, EVAL_SPLIT, TRAIN_SPLIT)})
     return dataclasses.replace(dataset, name=f"{dataset.name}+holdout", ratings=train)
 
 

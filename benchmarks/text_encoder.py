@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
+from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 
 # isort: split
 import numpy as np
@@ -57,7 +58,7 @@ from mtrec.components.text_encoder.executor import run_text_encoder
 from mtrec.contracts import features as F
 from mtrec.data import clean, load_dataset
 from mtrec.data.examples import time_split
-from mtrec.data.tables import EVAL, SPLIT, TRAIN, Dataset
+from mtrec.data.tables import SPLIT, Dataset
 from mtrec.models import evaluation as E
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import ModelConfig
@@ -95,11 +96,11 @@ def hold_out_items(dataset: Dataset, fraction: float, seed: int) -> tuple[Datase
     ratings = dataset.ratings.reset_index(drop=True)
     if SPLIT not in ratings.columns:
         is_eval = time_split(ratings, EVAL_FRACTION)
-        ratings = ratings.assign(**{SPLIT: np.where(is_eval, EVAL, TRAIN)})
+        ratings = ratings.assign(**{SPLIT: np.where(is_eval, EVAL_SPLIT, TRAIN_SPLIT)})
     items = np.sort(pd.unique(ratings[F.ITEM_ID].astype(str)))
     rng = np.random.default_rng(seed)
     cold = set(rng.choice(items, size=round(fraction * len(items)), replace=False).tolist())
-    drop = (ratings[SPLIT] == TRAIN) & ratings[F.ITEM_ID].astype(str).isin(cold)
+    drop = (ratings[SPLIT] == TRAIN_SPLIT) & ratings[F.ITEM_ID].astype(str).isin(cold)
     kept = ratings[~drop].reset_index(drop=True)
     name = f"{dataset.name}+cold{fraction:g}s{seed}"
     return dataclasses.replace(dataset, name=name, ratings=kept), cold

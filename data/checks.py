@@ -10,8 +10,9 @@ from __future__ import annotations
 import pandas as pd
 
 from mtrec.contracts import features as F
+from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data.splits import eval_mask
-from mtrec.data.tables import EVAL, ITEMS, SPLIT, TRAIN, USERS, Dataset
+from mtrec.data.tables import ITEMS, SPLIT, USERS, Dataset
 
 
 class InsufficientDataError(ValueError):
@@ -36,7 +37,7 @@ def check_tables(dataset: Dataset) -> None:
 
 
 def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str) -> dict[str, int]:
-    """Rows per split (TRAIN, EVAL) of the cleaned ratings; raise when either would be empty."""
+    """Rows per split (train, eval) of the cleaned ratings; raise when either would be empty."""
     ratings = cleaned.ratings
     if ratings.empty:
         raise InsufficientDataError(
@@ -44,7 +45,7 @@ def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str) -> di
             f"see {rejects_path})"
         )
     is_eval, rule = eval_mask(ratings, eval_fraction)
-    rows = {TRAIN: int((~is_eval).sum()), EVAL: int(is_eval.sum())}
+    rows = {TRAIN_SPLIT: int((~is_eval).sum()), EVAL_SPLIT: int(is_eval.sum())}
     empty = [name for name, n in rows.items() if not n]
     if empty:
         hint = (f"give some rows {SPLIT}={empty[0]}" if SPLIT in ratings.columns else

@@ -22,9 +22,10 @@ import pandas as pd
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts.pipeline import EVAL_SPLIT, SPLITS, TRAIN_SPLIT
 from mtrec.data import tfexample as W
-from mtrec.data.splits import SPLITS, eval_mask, split_protocol, time_split
-from mtrec.data.tables import EVAL, TRAIN, Dataset
+from mtrec.data.splits import eval_mask, split_protocol, time_split
+from mtrec.data.tables import Dataset
 
 __all__ = ["CATALOG", "REPORT", "SPLITS", "history_index", "time_split", "write_examples"]
 CATALOG = "catalog"
@@ -184,7 +185,7 @@ def write_examples(
                     + item_entries[item_list[row]]
                     + W.entry(F.TIMESTAMP, W.int64_feature([ts_list[row]]))
                     + rating_entries[rating])
-            writers[EVAL if eval_list[row] else TRAIN].write(W.example(body))
+            writers[EVAL_SPLIT if eval_list[row] else TRAIN_SPLIT].write(W.example(body))
         for item in items[F.ITEM_ID].astype(str):
             writers[CATALOG].write(W.example(item_entries[item]))
     finally:

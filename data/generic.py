@@ -35,16 +35,15 @@ import numpy as np
 import pandas as pd
 
 from mtrec.contracts import features as F
+from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data.parsing import read_csv_rows, to_ratings
 from mtrec.data.tables import (
-    EVAL,
     ITEMS,
     LINE,
     RATING_COLUMNS,
     RATINGS,
     RAW,
     SPLIT,
-    TRAIN,
     USERS,
     BadLine,
     Dataset,
@@ -94,7 +93,7 @@ def _split_column(ratings: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.
     if SPLIT not in ratings.columns:
         return ratings, malformed_frame([], RATINGS)
     split = ratings[SPLIT].astype(str).str.strip().str.lower()
-    ok = split.isin([TRAIN, EVAL])
+    ok = split.isin([TRAIN_SPLIT, EVAL_SPLIT])
     failed = ratings.loc[~ok]
     bad = [
         (source, int(line), str(raw), f"split {value!r} is not 'train' or 'eval'",

@@ -14,13 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from mtrec.contracts import features as F
+from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data.parsing import read_csv_rows, read_lines, split_delimited, to_ratings
 from mtrec.data.tables import (
-    EVAL,
     ITEMS,
     RATINGS,
     SPLIT,
-    TRAIN,
     USERS,
     Dataset,
     concat_malformed,
@@ -100,7 +99,8 @@ def load_ml100k(path: str | Path, split: str | None = None) -> Dataset:
         train, bad_train = _ratings_file(path / f"{split}.base", "\t")
         test, bad_test = _ratings_file(path / f"{split}.test", "\t")
         ratings = pd.concat(
-            [train.assign(**{SPLIT: TRAIN}), test.assign(**{SPLIT: EVAL})], ignore_index=True
+            [train.assign(**{SPLIT: TRAIN_SPLIT}), test.assign(**{SPLIT: EVAL_SPLIT})],
+            ignore_index=True,
         )
         bad_ratings = concat_malformed([bad_train, bad_test])
     else:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from mtrec.contracts import features as F
-from mtrec.data.tables import EVAL, SPLIT, TRAIN
+from mtrec.contracts.pipeline import EVAL_SPLIT, SPLITS
+from mtrec.data.tables import SPLIT
 
-SPLITS = (TRAIN, EVAL)
 # The two split protocols a model setting can depend on (ModelConfig protocol overrides).
 TIME_PROTOCOL, RANDOM_PROTOCOL = "time", "random"
 # A split is "time" when at least this share of eval ratings come at or after the
@@ -43,7 +43,7 @@ def eval_mask(ratings: pd.DataFrame, eval_fraction: float) -> tuple[np.ndarray, 
         split = ratings[SPLIT].astype(str).to_numpy()
         if not np.isin(split, SPLITS).all():
             raise ValueError(f"split column must only hold {SPLITS}")
-        return split == EVAL, "official"
+        return split == EVAL_SPLIT, "official"
     return time_split(ratings, eval_fraction), f"per-user time, latest {eval_fraction:g} to eval"
 
 

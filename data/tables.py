@@ -27,7 +27,6 @@ MALFORMED = "malformed"  # the reject reason of a line that could not be parsed
 # pseudonymisation reach ids that only occur in lines that could not be parsed).
 MALFORMED_COLUMNS = (TABLE, SOURCE, LINE_NO, RAW_TEXT, REASON, F.USER_ID)
 SPLIT = "split"  # optional ratings column: official train/eval split
-TRAIN, EVAL = "train", "eval"
 # Optional bookkeeping columns of a parsed ratings table: the file, 1-based line
 # number and raw text each row came from, so a row rejected later still shows them.
 SOURCE_COL, LINE, RAW = "_source", "_line", "_raw"

@@ -19,6 +19,19 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from mtrec.contracts import features as F
+from mtrec.contracts.artifacts import (
+    TENSORBOARD_DIR,
+    TRAINING_METRICS_FILE,
+    WEIGHTS_CHECKPOINT,
+    WEIGHTS_CONFIG_FILE,
+    WEIGHTS_DIR,
+)
+from mtrec.contracts.pipeline import (
+    CONFIG_DISTRIBUTION,
+    CONFIG_ITEM_CATALOG_URI,
+    CONFIG_ITEM_TEXT_EMBEDDINGS_URI,
+    CONFIG_MODEL,
+)
 from mtrec.models.catalog import (
     ServingTables,
     build_serving_tables,
@@ -33,8 +46,6 @@ from mtrec.models.towers import VocabSizes
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "training_metrics.json"
-WEIGHTS_DIR = "weights"
 
 
 def make_dataset(
@@ -153,8 +164,8 @@ def make_optimizer(config: ModelConfig, train_examples: int) -> tf.keras.optimiz
 
 def save_weights(model: MultiTaskModel, weights_dir: str) -> None:
     tf.io.gfile.makedirs(weights_dir)
-    model.save_weights(os.path.join(weights_dir, "model"))
-    with tf.io.gfile.GFile(os.path.join(weights_dir, "config.json"), "w") as f:
+    model.save_weights(os.path.join(weights_dir, WEIGHTS_CHECKPOINT))
+    with tf.io.gfile.GFile(os.path.join(weights_dir, WEIGHTS_CONFIG_FILE), "w") as f:
         json.dump(dataclasses.asdict(model.config), f)
 
 
@@ -207,7 +218,7 @@ def write_warmup(serving_dir: str, tables) -> None:
 def run_fn(fn_args) -> None:
     """Called by the TFX Trainer (GenericExecutor)."""
     custom = fn_args.custom_config or {}
-    config = ModelConfig.from_dict(custom.get("model"))
+    config = ModelConfig.from_dict(custom.get(CONFIG_MODEL))
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
 
     def dataset(files, shuffle, batch_size=config.batch_size):
@@ -220,17 +231,17 @@ def run_fn(fn_args) -> None:
         tft_output=tft_output,
         config=config,
         serving_dir=fn_args.serving_model_dir,
-        log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
+        log_dir=os.path.join(fn_args.model_run_dir, TENSORBOARD_DIR),
         weights_dir=os.path.join(fn_args.model_run_dir, WEIGHTS_DIR),
-        catalog_dir=custom.get("item_catalog_uri"),
-        strategy=distribution_strategy(custom.get("distribution")),
+        catalog_dir=custom.get(CONFIG_ITEM_CATALOG_URI),
+        strategy=distribution_strategy(custom.get(CONFIG_DISTRIBUTION)),
         item_text=(
-            ItemText.load(custom["item_text_embeddings_uri"])
-            if custom.get("item_text_embeddings_uri")
+            ItemText.load(custom[CONFIG_ITEM_TEXT_EMBEDDINGS_URI])
+            if custom.get(CONFIG_ITEM_TEXT_EMBEDDINGS_URI)
             else None
         ),
     )
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
 
 

@@ -9,6 +9,8 @@ import os
 import sys
 
 import mtrec  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from mtrec.contracts import features as F
+from mtrec.contracts.pipeline import EVAL_SPLIT
 
 
 def _add_run_parser(sub) -> None:
@@ -112,9 +114,9 @@ def _examples(examples_root: str, split: str):
 def _first_eval_user(examples_root: str) -> str:
     import tensorflow as tf
 
-    for record in _examples(examples_root, "eval").take(1):
+    for record in _examples(examples_root, EVAL_SPLIT).take(1):
         example = tf.train.Example.FromString(record.numpy())
-        return example.features.feature["user_id"].bytes_list.value[0].decode()
+        return example.features.feature[F.USER_ID].bytes_list.value[0].decode()
     return "unknown-user"
 
 
@@ -125,7 +127,7 @@ def _add_titles(items: list[dict], examples_root: str) -> None:
     titles = {}
     for record in _examples(examples_root, "catalog"):
         f = tf.train.Example.FromString(record.numpy()).features.feature
-        item = f["item_id"].bytes_list.value[0].decode()
+        item = f[F.ITEM_ID].bytes_list.value[0].decode()
         if item in wanted:
             titles[item] = f["title"].bytes_list.value[0].decode()
     for r in items:

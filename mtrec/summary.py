@@ -5,13 +5,25 @@ from __future__ import annotations
 import json
 import os
 
+from mtrec.contracts import features as F
+from mtrec.contracts import pipeline as P
+from mtrec.contracts.artifacts import METADATA_FILE, RETRIEVAL_METRICS_FILE, TRAINING_METRICS_FILE
+from mtrec.contracts.metrics import (
+    BASELINE_PREFIX,
+    HIT_RATE,
+    NDCG,
+    POPULARITY_PREFIX,
+    PRECISION,
+    RECOMMEND_K,
+    at,
+)
 from mtrec.run_state import NodeRun, custom_property
 
 _TFMA_KEYS = {
-    ("rating", "root_mean_squared_error"): "rating RMSE",
-    ("rating", "mean_absolute_error"): "rating MAE",
-    ("relevance", "auc"): "ranking AUC (like vs not)",
-    ("relevance", "calibration"): "ranking calibration",
+    (F.OUT_RATING, "root_mean_squared_error"): "rating RMSE",
+    (F.OUT_RATING, "mean_absolute_error"): "rating MAE",
+    (F.OUT_RELEVANCE, "auc"): "ranking AUC (like vs not)",
+    (F.OUT_RELEVANCE, "calibration"): "ranking calibration",
 }
 
 
@@ -38,13 +50,13 @@ def tfma_metrics(evaluation_uri: str) -> dict[str, float]:
 def collect(nodes: dict[str, NodeRun]) -> dict:
     """Everything the summary shows, as plain data (also written as JSON)."""
     summary: dict = {"components": {k: v.state for k, v in sorted(nodes.items())}}
-    run_uri = _uri(nodes.get("Trainer"), "model_run")
-    if run_uri and os.path.exists(os.path.join(run_uri, "training_metrics.json")):
-        with open(os.path.join(run_uri, "training_metrics.json")) as f:
+    run_uri = _uri(nodes.get(P.TRAINER), P.MODEL_RUN)
+    if run_uri and os.path.exists(os.path.join(run_uri, TRAINING_METRICS_FILE)):
+        with open(os.path.join(run_uri, TRAINING_METRICS_FILE)) as f:
             summary["training"] = json.load(f)
-    encoder_uri = _uri(nodes.get("TextEncoder"), "item_text_embeddings")
-    if encoder_uri and os.path.exists(os.path.join(encoder_uri, "metadata.json")):
-        with open(os.path.join(encoder_uri, "metadata.json")) as f:
+    encoder_uri = _uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS)
+    if encoder_uri and os.path.exists(os.path.join(encoder_uri, METADATA_FILE)):
+        with open(os.path.join(encoder_uri, METADATA_FILE)) as f:
             meta = json.load(f)
         summary["text_encoder"] = {
             "mode": meta["config"]["mode"],
@@ -52,22 +64,22 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
             "embedding_dim": meta.get("embedding_dim"),
             **{k: meta["mlm"].get(k) for k in ("steps", "seconds", "loss_before", "loss_after")},
         }
-    evaluator = nodes.get("Evaluator")
-    if evaluator and evaluator.outputs.get("blessing"):
+    evaluator = nodes.get(P.EVALUATOR)
+    if evaluator and evaluator.outputs.get(P.BLESSING):
         summary["tfma_blessed"] = bool(
-            custom_property(evaluator.outputs["blessing"][0], "blessed")
+            custom_property(evaluator.outputs[P.BLESSING][0], P.BLESSED)
         )
-        summary["tfma"] = tfma_metrics(_uri(evaluator, "evaluation"))
-    retrieval = nodes.get("RetrievalEvaluator")
-    if retrieval and retrieval.outputs.get("blessing"):
-        blessing = retrieval.outputs["blessing"][0]
-        with open(os.path.join(blessing.uri, "retrieval_metrics.json")) as f:
+        summary["tfma"] = tfma_metrics(_uri(evaluator, P.EVALUATION))
+    retrieval = nodes.get(P.RETRIEVAL_EVALUATOR)
+    if retrieval and retrieval.outputs.get(P.BLESSING):
+        blessing = retrieval.outputs[P.BLESSING][0]
+        with open(os.path.join(blessing.uri, RETRIEVAL_METRICS_FILE)) as f:
             summary["retrieval"] = json.load(f)
-        summary["retrieval_blessed"] = bool(custom_property(blessing, "blessed"))
-    pusher = nodes.get("AtomicPusher")
-    pushed = pusher.outputs.get("pushed_model") if pusher else None
-    if pushed and custom_property(pushed[0], "pushed"):
-        summary["pushed_to"] = custom_property(pushed[0], "pushed_destination")
+        summary["retrieval_blessed"] = bool(custom_property(blessing, P.BLESSED))
+    pusher = nodes.get(P.PUSHER)
+    pushed = pusher.outputs.get(P.PUSHED_MODEL) if pusher else None
+    if pushed and custom_property(pushed[0], P.PUSHED):
+        summary["pushed_to"] = custom_property(pushed[0], P.PUSHED_DESTINATION)
     else:
         summary["pushed_to"] = None
     return summary
@@ -132,15 +144,18 @@ def render(summary: dict) -> str:
     if "retrieval" in summary:
         m = summary["retrieval"]["metrics"]
         hr = ", ".join(
-            f"HR@{k.split('@')[1]} {m[k]:.3f} (popularity {m['popularity_' + k]:.3f})"
-            for k in m if k.startswith("hit_rate@")
+            f"HR@{k.split('@')[1]} {m[k]:.3f} (popularity {m[POPULARITY_PREFIX + k]:.3f})"
+            for k in m if k.startswith(HIT_RATE + "@")
         )
         lines.append(f"retrieval (full catalogue): {hr}")
-        if "ndcg@10" in m:
-            base = f", last blessed {m['baseline_ndcg@10']:.3f}" if "baseline_ndcg@10" in m else ""
+        ndcg, precision = at(NDCG, RECOMMEND_K), at(PRECISION, RECOMMEND_K)
+        if ndcg in m:
+            baseline = BASELINE_PREFIX + ndcg
+            base = f", last blessed {m[baseline]:.3f}" if baseline in m else ""
             lines.append(
-                f"served (recommend, seen items excluded): NDCG@10 {m['ndcg@10']:.3f} "
-                f"(popularity {m['popularity_ndcg@10']:.3f}{base}), P@10 {m['precision@10']:.3f}"
+                f"served (recommend, seen items excluded): NDCG@{RECOMMEND_K} {m[ndcg]:.3f} "
+                f"(popularity {m[POPULARITY_PREFIX + ndcg]:.3f}{base}), "
+                f"P@{RECOMMEND_K} {m[precision]:.3f}"
             )
         failed = summary["retrieval"].get("failed") or {}
         if failed:

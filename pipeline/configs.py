@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from mtrec.contracts.metrics import HIT_RATE, NDCG_CHANGE, NDCG_LIFT, at
+
 PIPELINE_NAME = "mtrec"
 
 PREPROCESSING_FN = "mtrec.models.preprocessing.preprocessing_fn"
 RUN_FN = "mtrec.models.trainer.run_fn"
-
-TRAIN_SPLIT = "train"
-EVAL_SPLIT = "eval"
-CATALOG_SPLIT = "catalog"
 
 # Model hyper-parameters passed to the Trainer (see models/model.py ModelConfig).
 MODEL_CONFIG: dict = {}
@@ -23,11 +21,7 @@ RELEVANCE_AUC_MIN = 0.55
 # ones: `recommend`'s NDCG@10 at least 5% above popularity's on the same users
 # (ndcg@10_lift), and at most 0.01 below the last blessed model's
 # (ndcg@10_change; skipped on the first run). Absolute: full-catalogue HR@100.
-RETRIEVAL_KS = (10, 50, 100)
-RETRIEVAL_THRESHOLDS = {"hit_rate@100": 0.05, "ndcg@10_lift": 0.05, "ndcg@10_change": -0.01}
-# The RetrievalEvaluator scores a seeded sample of this many eval users (0 = all):
-# enough for HR@K to +-0.01, and its cost stops growing with users x items.
-RETRIEVAL_EVAL_MAX_USERS = 10_000
+RETRIEVAL_THRESHOLDS = {at(HIT_RATE, 100): 0.05, NDCG_LIFT: 0.05, NDCG_CHANGE: -0.01}
 
 # Beam: DirectRunner in multi-processing mode locally; Dataflow/Flink/Spark via
 # beam_pipeline_args (see BUILD.md). The worker count is filled in by a runner.

@@ -59,6 +59,7 @@ from tfx.orchestration import data_types
 
 from mtrec.components.trainer.tfjob import TFJobTraining
 from mtrec.components.trainer.vertex import VertexTraining
+from mtrec.contracts.pipeline import PUSHER
 from mtrec.pipeline import configs
 from mtrec.pipeline.pipeline import create_pipeline
 
@@ -66,7 +67,6 @@ from mtrec.pipeline.pipeline import create_pipeline
 IMAGE_SCHEMA_PATH = "/opt/mtrec/schema/schema.pbtxt"
 # In-container DirectRunner, one worker per CPU of the pod (0 = auto).
 DEFAULT_BEAM_ARGS = (*configs.LOCAL_BEAM_ARGS, "--direct_num_workers=0")
-PUSHER_ID = "AtomicPusher"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +179,7 @@ def compile_pipeline(settings: KubeflowSettings, output_path: str) -> dict[str, 
 def pvc_platform_spec(pvc_name: str, mount_path: str) -> dict[str, Any]:
     """KFP Kubernetes platform spec (as kfp-kubernetes `mount_pvc` writes it) for the Pusher."""
     mount = {"constant": pvc_name, "mountPath": mount_path}
-    executors = {f"{PUSHER_ID}_executor": {"pvcMount": [mount]}}
+    executors = {f"{PUSHER}_executor": {"pvcMount": [mount]}}
     return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
 
 

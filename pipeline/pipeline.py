@@ -37,6 +37,8 @@ from mtrec.components.trainer.component import CatalogTrainer
 from mtrec.components.trainer.tfjob import TFJobExecutor, TFJobTraining
 from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
 from mtrec.contracts import features as F
+from mtrec.contracts import pipeline as P
+from mtrec.contracts.metrics import RETRIEVAL_KS
 from mtrec.pipeline import configs
 
 RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
@@ -144,15 +146,15 @@ def create_pipeline(
     """
     if distribution not in (None, *configs.DISTRIBUTIONS):
         raise ValueError(f"distribution must be None or one of {configs.DISTRIBUTIONS}")
-    trainer_config: dict[str, Any] = {"model": dict(model_config or configs.MODEL_CONFIG),
-                                      "distribution": distribution}
+    trainer_config: dict[str, Any] = {P.CONFIG_MODEL: dict(model_config or configs.MODEL_CONFIG),
+                                      P.CONFIG_DISTRIBUTION: distribution}
     if vertex_training is not None and tfjob_training is not None:
         raise ValueError("choose vertex_training or tfjob_training, not both")
     remote_training = vertex_training or tfjob_training
     trainer_executor = None  # the CatalogTrainer's own, in this step's pod
     if remote_training is not None:
         if distribution is None and remote_training.replicas > 1:
-            trainer_config["distribution"] = "multi_worker_mirrored"
+            trainer_config[P.CONFIG_DISTRIBUTION] = "multi_worker_mirrored"
         trainer_config.update(remote_training.custom_config())
         trainer_executor = executor_spec.ExecutorClassSpec(
             VertexExecutor if vertex_training else TFJobExecutor
@@ -164,62 +166,65 @@ def create_pipeline(
                     if runtime_parameters else examples_root),
         input_config=tfx.proto.Input(
             splits=[
-                tfx.proto.Input.Split(name=configs.TRAIN_SPLIT, pattern=f"{configs.TRAIN_SPLIT}/*"),
-                tfx.proto.Input.Split(name=configs.EVAL_SPLIT, pattern=f"{configs.EVAL_SPLIT}/*"),
+                tfx.proto.Input.Split(name=P.TRAIN_SPLIT, pattern=f"{P.TRAIN_SPLIT}/*"),
+                tfx.proto.Input.Split(name=P.EVAL_SPLIT, pattern=f"{P.EVAL_SPLIT}/*"),
             ]
         ),
-    ).with_id("ImportExampleGen")
+    ).with_id(P.EXAMPLE_GEN)
     # The whole item table (rated or not): the serving index and the text corpus.
     catalog_gen = StreamingImportExampleGen(
         input_base=example_gen.exec_properties["input_base"],
         input_config=tfx.proto.Input(
-            splits=[tfx.proto.Input.Split(name=configs.CATALOG_SPLIT,
-                                          pattern=f"{configs.CATALOG_SPLIT}/*")]
+            splits=[tfx.proto.Input.Split(name=P.CATALOG_SPLIT,
+                                          pattern=f"{P.CATALOG_SPLIT}/*")]
         ),
         output_config=tfx.proto.Output(
             split_config=tfx.proto.SplitConfig(
-                splits=[tfx.proto.SplitConfig.Split(name=configs.CATALOG_SPLIT, hash_buckets=1)]
+                splits=[tfx.proto.SplitConfig.Split(name=P.CATALOG_SPLIT, hash_buckets=1)]
             )
         ),
-    ).with_id("CatalogExampleGen")
+    ).with_id(P.CATALOG_GEN)
     encoder = (
-        TextEncoder(item_catalog=catalog_gen.outputs["examples"], **text_encoder)
+        TextEncoder(item_catalog=catalog_gen.outputs[P.EXAMPLES], **text_encoder)
+        .with_id(P.TEXT_ENCODER)
         if text_encoder is not None
         else None
     )
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs[P.EXAMPLES]
+    ).with_id(P.STATISTICS_GEN)
     inferred_schema = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
     )
-    schema = tfx.components.ImportSchemaGen(schema_file=schema_path).with_id("CuratedSchemaGen")
+    schema = tfx.components.ImportSchemaGen(schema_file=schema_path).with_id(P.SCHEMA_GEN)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema.outputs["schema"]
     )
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=example_gen.outputs[P.EXAMPLES],
         schema=schema.outputs["schema"],
         preprocessing_fn=configs.PREPROCESSING_FN,
         # StatisticsGen already describes the input, and nothing reads
         # Transform's own pre/post-transform statistics; computing them cost
         # time and memory that grew with the data (benchmarks/results/scale.md).
         disable_statistics=True,
-    )
+    ).with_id(P.TRANSFORM)
     transform.add_upstream_node(anomaly_gate)
     trainer = CatalogTrainer(
         run_fn=configs.RUN_FN,
-        item_catalog=catalog_gen.outputs["examples"],
-        item_text_embeddings=encoder.outputs["item_text_embeddings"] if encoder else None,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
+        item_catalog=catalog_gen.outputs[P.EXAMPLES],
+        item_text_embeddings=encoder.outputs[P.ITEM_TEXT_EMBEDDINGS] if encoder else None,
+        examples=transform.outputs[P.TRANSFORMED_EXAMPLES],
+        transform_graph=transform.outputs[P.TRANSFORM_GRAPH],
         schema=schema.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=[configs.TRAIN_SPLIT]),
-        eval_args=tfx.proto.EvalArgs(splits=[configs.EVAL_SPLIT]),
+        train_args=tfx.proto.TrainArgs(splits=[P.TRAIN_SPLIT]),
+        eval_args=tfx.proto.EvalArgs(splits=[P.EVAL_SPLIT]),
         custom_config=(_parameter(configs.PARAM_TRAINER_CONFIG,
                                   json.dumps(trainer_config, sort_keys=True))
                        if runtime_parameters else trainer_config),
         custom_executor_spec=trainer_executor,
-    ).with_id("Trainer")
+    ).with_id(P.TRAINER)
     # The latest blessed model, for TFMA's and the RetrievalEvaluator's change
     # thresholds (skipped without one).
     baseline = tfx.dsl.Resolver(
@@ -227,29 +232,28 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(
             type=tfx.types.standard_artifacts.ModelBlessing,
-            producer_component_id="Evaluator",
-            output_key="blessing",
+            producer_component_id=P.EVALUATOR,
+            output_key=P.BLESSING,
         ),
-    ).with_id("latest_blessed_model_resolver") if baseline_model else None
+    ).with_id(P.BASELINE_RESOLVER) if baseline_model else None
     evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"] if baseline else None,
+        examples=example_gen.outputs[P.EXAMPLES],
+        model=trainer.outputs[P.MODEL],
+        baseline_model=baseline.outputs[P.MODEL] if baseline else None,
         eval_config=(_parameter(configs.PARAM_EVAL_CONFIG, _compact_json(tfma_config))
                      if runtime_parameters else tfma_config),
-    )
+    ).with_id(P.EVALUATOR)
     retrieval_evaluator = RetrievalEvaluator(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
+        examples=example_gen.outputs[P.EXAMPLES],
+        model=trainer.outputs[P.MODEL],
         thresholds=dict(retrieval_thresholds or configs.RETRIEVAL_THRESHOLDS),
-        ks=configs.RETRIEVAL_KS,
-        eval_split=configs.EVAL_SPLIT,
-        train_split=configs.TRAIN_SPLIT,
-        max_users=configs.RETRIEVAL_EVAL_MAX_USERS,
+        ks=RETRIEVAL_KS,
+        eval_split=P.EVAL_SPLIT,
+        train_split=P.TRAIN_SPLIT,
         # The same latest blessed model as TFMA's baseline: its served NDCG@10
         # is what ndcg@10_change compares against.
-        baseline_model=baseline.outputs["model"] if baseline else None,
-    )
+        baseline_model=baseline.outputs[P.MODEL] if baseline else None,
+    ).with_id(P.RETRIEVAL_EVALUATOR)
     if runtime_parameters:
         # The component validates and JSON-encodes a dict; its `thresholds` exec
         # property is a str, so the validated default can become a parameter.
@@ -257,16 +261,16 @@ def create_pipeline(
             configs.PARAM_RETRIEVAL_THRESHOLDS, retrieval_evaluator.exec_properties["thresholds"]
         )
     blessed = ph.logical_and(
-        evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1,
-        retrieval_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1,
+        evaluator.outputs[P.BLESSING].future()[0].custom_property(P.BLESSED) == 1,
+        retrieval_evaluator.outputs[P.BLESSING].future()[0].custom_property(P.BLESSED) == 1,
     )
     with tfx.dsl.Cond(blessed):
         pusher = AtomicPusher(
-            model=trainer.outputs["model"],
+            model=trainer.outputs[P.MODEL],
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
             ),
-        )
+        ).with_id(P.PUSHER)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

@@ -8,11 +8,12 @@ import pytest
 
 from mtrec.cli import run_model_config
 from mtrec.contracts import features as F
+from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data import clean
 from mtrec.data.examples import write_examples
 from mtrec.data.splits import RANDOM_PROTOCOL, TIME_PROTOCOL, split_protocol, time_split
 from mtrec.data.synthetic import generate
-from mtrec.data.tables import EVAL, SPLIT, TRAIN
+from mtrec.data.tables import SPLIT
 from mtrec.models.model import ModelConfig, protocol_overrides
 
 
@@ -59,7 +60,7 @@ def test_write_examples_reports_the_protocol(tmp_path, split):
     dataset = clean(generate(n_users=30, n_items=40, n_ratings=600, seed=2)).dataset
     if split:  # an official split column drawn at random, like ML-100K's u1..u5
         draw = np.random.default_rng(0).random(len(dataset.ratings)) < 0.2
-        ratings = dataset.ratings.assign(**{SPLIT: np.where(draw, EVAL, TRAIN)})
+        ratings = dataset.ratings.assign(**{SPLIT: np.where(draw, EVAL_SPLIT, TRAIN_SPLIT)})
         dataset = type(dataset)(dataset.name, ratings, dataset.users, dataset.items,
                                 dataset.malformed)
     report = write_examples(dataset, tmp_path / "examples")

@@ -6,7 +6,7 @@ every eval interaction (HR@K over the full catalogue, FactorizedTopK
 semantics) and `recommend` for every eval user (NDCG/P/R@10, training items
 excluded), next to popularity from the train split and the baseline model,
 and blesses the model when every threshold is met; the relative ones
-(executor.LIFT, executor.CHANGE) make a model no better than popularity, or
+(contracts.metrics NDCG_LIFT, NDCG_CHANGE) make a model no better than popularity, or
 worse than the last blessed one, fail. Past
 `max_users` eval users it scores a seeded sample of them, so its cost grows
 with the catalogue, not with users x catalogue. The
@@ -22,12 +22,27 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from mtrec.components.retrieval_evaluator.executor import (
-    CHANGE,
-    LIFT,
+from mtrec.components.retrieval_evaluator.executor import Executor
+from mtrec.contracts.metrics import (
+    HIT_RATE,
+    NDCG_CHANGE,
+    NDCG_LIFT,
     RANKING_METRICS,
-    Executor,
+    RETRIEVAL_KS,
+    at,
 )
+from mtrec.contracts.pipeline import (
+    BASELINE_MODEL,
+    BLESSING,
+    EVAL_SPLIT,
+    EXAMPLES,
+    MODEL,
+    TRAIN_SPLIT,
+)
+
+# The RetrievalEvaluator scores a seeded sample of this many eval users (0 = all):
+# enough for HR@K to +-0.01, and its cost stops growing with users x items.
+DEFAULT_MAX_USERS = 10_000
 
 
 class RetrievalEvaluatorSpec(types.ComponentSpec):
@@ -39,11 +54,11 @@ class RetrievalEvaluatorSpec(types.ComponentSpec):
         "max_users": ExecutionParameter(type=int, optional=True),  # 0 = every eval user
     }
     INPUTS = {
-        "examples": ChannelParameter(type=standard_artifacts.Examples),
-        "model": ChannelParameter(type=standard_artifacts.Model),
-        "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
+        EXAMPLES: ChannelParameter(type=standard_artifacts.Examples),
+        MODEL: ChannelParameter(type=standard_artifacts.Model),
+        BASELINE_MODEL: ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
-    OUTPUTS = {"blessing": ChannelParameter(type=standard_artifacts.ModelBlessing)}
+    OUTPUTS = {BLESSING: ChannelParameter(type=standard_artifacts.ModelBlessing)}
 
 
 class RetrievalEvaluator(base_component.BaseComponent):
@@ -55,13 +70,13 @@ class RetrievalEvaluator(base_component.BaseComponent):
         examples: types.BaseChannel,
         model: types.BaseChannel,
         thresholds: dict[str, float],
-        ks: tuple[int, ...] = (10, 50, 100),
-        eval_split: str = "eval",
-        train_split: str = "train",
-        max_users: int = 10_000,
+        ks: tuple[int, ...] = RETRIEVAL_KS,
+        eval_split: str = EVAL_SPLIT,
+        train_split: str = TRAIN_SPLIT,
+        max_users: int = DEFAULT_MAX_USERS,
         baseline_model: types.BaseChannel | None = None,
     ):
-        known = {f"hit_rate@{k}" for k in ks} | set(RANKING_METRICS) | {LIFT, CHANGE}
+        known = {at(HIT_RATE, k) for k in ks} | set(RANKING_METRICS) | {NDCG_LIFT, NDCG_CHANGE}
         bad = sorted(set(thresholds) - known)
         if bad:
             raise ValueError(f"thresholds must name one of {sorted(known)}: {bad}")

@@ -30,14 +30,30 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from mtrec.contracts import features as F
+from mtrec.contracts.artifacts import BLESSED_FILE, NOT_BLESSED_FILE, RETRIEVAL_METRICS_FILE
+from mtrec.contracts.metrics import (
+    BASELINE_PREFIX,
+    NDCG,
+    NDCG_CHANGE,
+    NDCG_LIFT,
+    POPULARITY_PREFIX,
+    RECOMMEND_K,
+    at,
+)
+from mtrec.contracts.pipeline import (
+    BASELINE_MODEL,
+    BLESSED,
+    BLESSING,
+    EVAL_SPLIT,
+    EXAMPLES,
+    MODEL,
+    TRAIN_SPLIT,
+)
 from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
 
 log = logging.getLogger(__name__)
-METRICS_FILE = "retrieval_metrics.json"
 _BATCH = 1024
-RECOMMEND_K = 10  # the served list the ranking metrics and the relative gates read
-LIFT, CHANGE = f"ndcg@{RECOMMEND_K}_lift", f"ndcg@{RECOMMEND_K}_change"
-RANKING_METRICS = tuple(f"{m}@{RECOMMEND_K}" for m in ("ndcg", "precision", "recall"))
+_NDCG = at(NDCG, RECOMMEND_K)
 
 
 def _pair_batches(examples: types.Artifact, split: str):
@@ -125,10 +141,10 @@ def popularity_unseen(counts: dict[bytes, int], seen: list[set], k: int) -> np.n
 
 def relative_metrics(metrics: dict, baseline: dict | None) -> dict:
     """The derived metrics the relative gates read (see the module docstring)."""
-    ndcg, pop = metrics[f"ndcg@{RECOMMEND_K}"], metrics[f"popularity_ndcg@{RECOMMEND_K}"]
-    derived = {LIFT: ndcg / pop - 1.0 if pop > 0 else (0.0 if ndcg == 0 else float("inf"))}
+    ndcg, pop = metrics[_NDCG], metrics[POPULARITY_PREFIX + _NDCG]
+    derived = {NDCG_LIFT: ndcg / pop - 1.0 if pop > 0 else (0.0 if ndcg == 0 else float("inf"))}
     if baseline is not None:
-        derived[CHANGE] = ndcg - baseline[f"ndcg@{RECOMMEND_K}"]
+        derived[NDCG_CHANGE] = ndcg - baseline[_NDCG]
     return derived
 
 
@@ -137,7 +153,7 @@ def failed_thresholds(metrics: dict, thresholds: dict[str, float]) -> dict:
 
     Only the change against a baseline may be missing (first run: nothing to compare).
     """
-    missing = set(thresholds) - set(metrics) - {CHANGE}
+    missing = set(thresholds) - set(metrics) - {NDCG_CHANGE}
     if missing:
         raise KeyError(f"thresholds name metrics that were not computed: {sorted(missing)}")
     return {m: (metrics[m], t) for m, t in thresholds.items() if m in metrics and metrics[m] < t}
@@ -160,7 +176,7 @@ def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: 
         np.array(list(counts), dtype=object), kmax, np.array(list(counts.values()))
     )
     pop = hit_rates(np.tile(popular, (1, 1)), np.zeros(len(items), dtype=np.int64), items, ks)
-    metrics.update({f"popularity_{k}": v for k, v in pop.items()})
+    metrics.update({POPULARITY_PREFIX + k: v for k, v in pop.items()})
 
     relevant: list[set] = [set() for _ in unique_users]
     for row, item in zip(row_user.tolist(), items.tolist(), strict=True):
@@ -170,12 +186,12 @@ def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: 
     metrics.update(ranking_metrics(top_items(saved_model_dir, "recommend", unique_users, k),
                                    relevant, RECOMMEND_K))
     pop = ranking_metrics(popularity_unseen(counts, seen, k), relevant, RECOMMEND_K)
-    metrics.update({f"popularity_{m}": v for m, v in pop.items()})
+    metrics.update({POPULARITY_PREFIX + m: v for m, v in pop.items()})
     baseline = None
     if baseline_dir:
         baseline = ranking_metrics(top_items(baseline_dir, "recommend", unique_users, k),
                                    relevant, RECOMMEND_K)
-        metrics.update({f"baseline_{m}": v for m, v in baseline.items()})
+        metrics.update({BASELINE_PREFIX + m: v for m, v in baseline.items()})
     metrics.update(relative_metrics(metrics, baseline))
     metrics["eval_interactions"] = int(len(items))
     metrics["eval_users"] = int(len(unique_users))
@@ -190,29 +206,30 @@ class Executor(base_executor.BaseExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        model = artifact_utils.get_single_instance(input_dict["model"])
-        examples = artifact_utils.get_single_instance(input_dict["examples"])
-        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        model = artifact_utils.get_single_instance(input_dict[MODEL])
+        examples = artifact_utils.get_single_instance(input_dict[EXAMPLES])
+        blessing = artifact_utils.get_single_instance(output_dict[BLESSING])
         ks = json.loads(exec_properties["ks"])
         thresholds = json.loads(exec_properties["thresholds"])
-        baselines = input_dict.get("baseline_model") or []
+        baselines = input_dict.get(BASELINE_MODEL) or []
         metrics = evaluate(
             path_utils.serving_model_path(model.uri),
             examples,
             ks,
-            exec_properties.get("eval_split") or "eval",
-            exec_properties.get("train_split") or "train",
+            exec_properties.get("eval_split") or EVAL_SPLIT,
+            exec_properties.get("train_split") or TRAIN_SPLIT,
             int(exec_properties.get("max_users") or 0),
             baseline_dir=path_utils.serving_model_path(baselines[0].uri) if baselines else None,
         )
         failed = failed_thresholds(metrics, thresholds)
         blessed = not failed
         log.info("retrieval metrics %s; failed thresholds %s", metrics, failed)
-        with fileio.open(os.path.join(blessing.uri, METRICS_FILE), "w") as f:
+        with fileio.open(os.path.join(blessing.uri, RETRIEVAL_METRICS_FILE), "w") as f:
             json.dump({"metrics": metrics, "thresholds": thresholds, "failed": failed}, f)
-        with fileio.open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w"):
+        marker = BLESSED_FILE if blessed else NOT_BLESSED_FILE
+        with fileio.open(os.path.join(blessing.uri, marker), "w"):
             pass
-        blessing.set_int_custom_property("blessed", int(blessed))
+        blessing.set_int_custom_property(BLESSED, int(blessed))
         blessing.set_string_custom_property("current_model", model.uri)
         blessing.set_int_custom_property("current_model_id", model.id)
         for name, value in metrics.items():

@@ -13,12 +13,12 @@ from tfx.utils import path_utils
 
 from mtrec.components.retrieval_evaluator.component import RetrievalEvaluator
 from mtrec.components.retrieval_evaluator.executor import (
-    METRICS_FILE,
     Executor,
     failed_thresholds,
     item_counts,
     sampled_pairs,
 )
+from mtrec.contracts.artifacts import RETRIEVAL_METRICS_FILE
 from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
 
 
@@ -148,7 +148,7 @@ def _bless(tmp_path, model, baseline=None, thresholds=None) -> tuple[bool, dict]
         "thresholds": json.dumps(thresholds or {"ndcg@10_lift": 0.05, "ndcg@10_change": -0.01}),
         "eval_split": "eval", "train_split": "train", "max_users": 0,
     })
-    with open(os.path.join(blessing.uri, METRICS_FILE)) as f:
+    with open(os.path.join(blessing.uri, RETRIEVAL_METRICS_FILE)) as f:
         report = json.load(f)
     return blessing.get_int_custom_property("blessed") == 1, report
 

@@ -1,20 +1,25 @@
 """The `ItemTextEmbeddings` artifact type and the layout of its directory.
 
-The file names live here so the writer (executor) and the readers (the lead's
-Trainer, serving) agree without importing the executor's heavy dependencies.
+The file names are defined in contracts/artifacts.py, so the writer (executor)
+and the readers (models/item_text.py, the summary) agree without importing the
+executor's heavy dependencies, or this package at all.
 """
 
 from __future__ import annotations
 
 from tfx.types import artifact
 
-VOCAB_FILE = "vocab.txt"  # WordPiece vocabulary, one token per line, id = line
-ITEM_IDS_FILE = "item_ids.txt"  # one item id per line, row order of embeddings
-EMBEDDINGS_FILE = "embeddings.npy"  # float32 [N, D], L2-normalised rows
-ENCODER_DIR = "encoder"  # TF SavedModel: serving_default(text) -> embedding
-KERAS_MODEL_FILE = "keras_model.keras"  # Keras 3 encoder on token ids
-PRESET_DIR = "preset"  # keras-hub preset (backbone + tokenizer) of the encoder
-METADATA_FILE = "metadata.json"  # mode, sizes, steps, losses, timings
+# The directory layout (one definition, in contracts/artifacts.py), under the
+# names the text encoder's modules use as `layout.X`.
+from mtrec.contracts.artifacts import (  # noqa: F401
+    EMBEDDINGS_FILE,
+    ENCODER_DIR,
+    ITEM_IDS_FILE,
+    KERAS_MODEL_FILE,
+    METADATA_FILE,
+    PRESET_DIR,
+    VOCAB_FILE,
+)
 
 
 class ItemTextEmbeddings(artifact.Artifact):

@@ -10,6 +10,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from mtrec.components.text_encoder import executor
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.components.text_encoder.config import TextEncoderConfig
+from mtrec.contracts.pipeline import ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
 
 _DEFAULTS = TextEncoderConfig()
 
@@ -36,10 +37,10 @@ class TextEncoderSpec(types.ComponentSpec):
         "log_every_steps": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
-        executor.ITEM_CATALOG_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        ITEM_CATALOG: ChannelParameter(type=standard_artifacts.Examples),
     }
     OUTPUTS = {
-        executor.ITEM_TEXT_EMBEDDINGS_KEY: ChannelParameter(type=ItemTextEmbeddings),
+        ITEM_TEXT_EMBEDDINGS: ChannelParameter(type=ItemTextEmbeddings),
     }
 
 

@@ -23,8 +23,8 @@ from tfx.types import artifact_utils
 from tfx.types.artifact import Artifact
 
 from mtrec.contracts import features
+from mtrec.contracts.pipeline import CATALOG_SPLIT
 
-CATALOG_SPLIT = "catalog"
 FIELD_SEPARATOR = " | "
 GENRE_SEPARATOR = " "
 # RE2's \s is [\t\n\f\r ] while Python's also covers Unicode spaces; spell the

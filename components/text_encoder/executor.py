@@ -19,9 +19,8 @@ from tfx.types import artifact_utils
 from mtrec.components.text_encoder import artifacts as layout
 from mtrec.components.text_encoder.config import MODE_PRETRAIN, TextEncoderConfig
 from mtrec.components.text_encoder.corpus import catalog_files, read_catalog
+from mtrec.contracts.pipeline import ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
 
-ITEM_CATALOG_KEY = "item_catalog"
-ITEM_TEXT_EMBEDDINGS_KEY = "item_text_embeddings"
 ENCODE_BATCH_SIZE = 256
 
 
@@ -36,8 +35,8 @@ class Executor(base_executor.BaseExecutor):
     ) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         config = TextEncoderConfig.from_exec_properties(exec_properties)
-        output = artifact_utils.get_single_instance(output_dict[ITEM_TEXT_EMBEDDINGS_KEY])
-        metadata = run_text_encoder(catalog_files(input_dict[ITEM_CATALOG_KEY]), output.uri, config)
+        output = artifact_utils.get_single_instance(output_dict[ITEM_TEXT_EMBEDDINGS])
+        metadata = run_text_encoder(catalog_files(input_dict[ITEM_CATALOG]), output.uri, config)
         output.set_int_custom_property("embedding_dim", metadata["embedding_dim"])
         output.set_int_custom_property("num_items", metadata["num_items"])
         output.set_string_custom_property("mode", config.mode)

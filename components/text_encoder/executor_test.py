@@ -16,12 +16,8 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from mtrec.components.text_encoder import artifacts as layout
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
-from mtrec.components.text_encoder.corpus import CATALOG_SPLIT, item_text
-from mtrec.components.text_encoder.executor import (
-    ITEM_CATALOG_KEY,
-    ITEM_TEXT_EMBEDDINGS_KEY,
-    Executor,
-)
+from mtrec.components.text_encoder.corpus import item_text
+from mtrec.components.text_encoder.executor import Executor
 from mtrec.components.text_encoder.export import (
     load_item_text_embeddings,
     load_keras_text_encoder,
@@ -29,6 +25,7 @@ from mtrec.components.text_encoder.export import (
     load_text_encoder,
 )
 from mtrec.contracts import features
+from mtrec.contracts.pipeline import CATALOG_SPLIT, ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
 
 NUM_ITEMS = 60
 GENRES = ["action", "comedy", "drama", "horror", "romance", "sci-fi"]
@@ -111,7 +108,7 @@ def run_executor(tmp: Path, rows: list[dict], **props) -> ItemTextEmbeddings:
     examples = write_catalog(tmp / "catalog", rows)
     output = ItemTextEmbeddings()
     output.uri = str(tmp / "text_embeddings")
-    Executor().Do({ITEM_CATALOG_KEY: [examples]}, {ITEM_TEXT_EMBEDDINGS_KEY: [output]}, props)
+    Executor().Do({ITEM_CATALOG: [examples]}, {ITEM_TEXT_EMBEDDINGS: [output]}, props)
     return output
 
 

@@ -21,16 +21,14 @@ from tfx.utils import json_utils
 
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.components.trainer.executor import Executor
-
-ITEM_CATALOG_KEY = "item_catalog"
-ITEM_TEXT_EMBEDDINGS_KEY = "item_text_embeddings"
+from mtrec.contracts.pipeline import ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
 
 
 class CatalogTrainerSpec(standard_component_specs.TrainerSpec):
     INPUTS = {
         **standard_component_specs.TrainerSpec.INPUTS,
-        ITEM_CATALOG_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
-        ITEM_TEXT_EMBEDDINGS_KEY: ChannelParameter(type=ItemTextEmbeddings, optional=True),
+        ITEM_CATALOG: ChannelParameter(type=standard_artifacts.Examples, optional=True),
+        ITEM_TEXT_EMBEDDINGS: ChannelParameter(type=ItemTextEmbeddings, optional=True),
     }
 
 

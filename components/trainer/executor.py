@@ -13,7 +13,13 @@ from tfx import types
 from tfx.components.trainer import executor as trainer_executor
 from tfx.types import artifact_utils
 
-CATALOG_SPLIT = "catalog"
+from mtrec.contracts.pipeline import (
+    CATALOG_SPLIT,
+    CONFIG_ITEM_CATALOG_URI,
+    CONFIG_ITEM_TEXT_EMBEDDINGS_URI,
+    ITEM_CATALOG,
+    ITEM_TEXT_EMBEDDINGS,
+)
 
 
 class Executor(trainer_executor.GenericExecutor):
@@ -25,13 +31,13 @@ class Executor(trainer_executor.GenericExecutor):
     ):
         fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
         custom = dict(fn_args.custom_config or {})
-        if input_dict.get("item_catalog"):
-            custom["item_catalog_uri"] = artifact_utils.get_split_uri(
-                input_dict["item_catalog"], CATALOG_SPLIT
+        if input_dict.get(ITEM_CATALOG):
+            custom[CONFIG_ITEM_CATALOG_URI] = artifact_utils.get_split_uri(
+                input_dict[ITEM_CATALOG], CATALOG_SPLIT
             )
-        if input_dict.get("item_text_embeddings"):
-            custom["item_text_embeddings_uri"] = artifact_utils.get_single_uri(
-                input_dict["item_text_embeddings"]
+        if input_dict.get(ITEM_TEXT_EMBEDDINGS):
+            custom[CONFIG_ITEM_TEXT_EMBEDDINGS_URI] = artifact_utils.get_single_uri(
+                input_dict[ITEM_TEXT_EMBEDDINGS]
             )
         fn_args.custom_config = custom
         return fn_args

@@ -1,0 +1,26 @@
+"""File names inside artifacts, shared by the writer and every reader."""
+
+from __future__ import annotations
+
+# ------------------------------------------------------ Trainer's model_run
+TRAINING_METRICS_FILE = "training_metrics.json"  # run_fn's metrics (the summary reads it)
+TENSORBOARD_DIR = "tensorboard"
+# The weights `mtrec add-items` re-indexes with: a TF checkpoint plus the
+# resolved ModelConfig as JSON (models/weights.py writes and reads both).
+WEIGHTS_DIR = "weights"
+WEIGHTS_CHECKPOINT = "model"
+WEIGHTS_CONFIG_FILE = "config.json"
+
+# ------------------------------------------------ RetrievalEvaluator's blessing
+RETRIEVAL_METRICS_FILE = "retrieval_metrics.json"
+BLESSED_FILE = "BLESSED"
+NOT_BLESSED_FILE = "NOT_BLESSED"
+
+# ------------------------------------------ TextEncoder's ItemTextEmbeddings
+VOCAB_FILE = "vocab.txt"  # WordPiece vocabulary, one token per line, id = line
+ITEM_IDS_FILE = "item_ids.txt"  # one item id per line, row order of embeddings
+EMBEDDINGS_FILE = "embeddings.npy"  # float32 [N, D], L2-normalised rows
+ENCODER_DIR = "encoder"  # TF SavedModel: serving_default(text) -> embedding
+KERAS_MODEL_FILE = "keras_model.keras"  # Keras 3 encoder on token ids
+PRESET_DIR = "preset"  # keras-hub preset (backbone + tokenizer) of the encoder
+METADATA_FILE = "metadata.json"  # mode, sizes, steps, losses, timings

@@ -1,0 +1,21 @@
+"""Metric names the blessing thresholds, the evaluators and the summary share."""
+
+from __future__ import annotations
+
+RETRIEVAL_KS = (10, 50, 100)  # HR@K cut-offs of the RetrievalEvaluator
+RECOMMEND_K = 10  # the served list the ranking metrics and the relative gates read
+
+
+def at(metric: str, k: int) -> str:
+    """E.g. at("hit_rate", 100) == "hit_rate@100"."""
+    return f"{metric}@{k}"
+
+
+HIT_RATE = "hit_rate"
+NDCG, PRECISION, RECALL = "ndcg", "precision", "recall"
+POPULARITY_PREFIX = "popularity_"
+BASELINE_PREFIX = "baseline_"
+RANKING_METRICS = tuple(at(m, RECOMMEND_K) for m in (NDCG, PRECISION, RECALL))
+# Derived, relative gates: model / popularity - 1, and model - last blessed model.
+NDCG_LIFT = at(NDCG, RECOMMEND_K) + "_lift"
+NDCG_CHANGE = at(NDCG, RECOMMEND_K) + "_change"

@@ -1,0 +1,64 @@
+"""Names the pipeline's pieces agree on: splits, node ids, channel and config keys.
+
+A reader of an artifact (the summary, `mtrec add-items`, the Trainer's catalogue
+read) finds it by node id and channel key, so these must match what
+`pipeline/pipeline.py` builds; both sides import them from here.
+"""
+
+from __future__ import annotations
+
+# ------------------------------------------------------------------ splits
+# Folders under examples_root, ExampleGen split names, and the Split-<name>
+# folders TFX writes inside an Examples artifact.
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+CATALOG_SPLIT = "catalog"
+SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
+# TFX's folder layout of a split inside an artifact (artifact_utils writes
+# "Split-<name>"; pinned by tests/test_contracts.py).
+SPLIT_DIR_PREFIX = "Split-"
+
+# ---------------------------------------------------------------- node ids
+EXAMPLE_GEN = "ImportExampleGen"
+CATALOG_GEN = "CatalogExampleGen"
+TEXT_ENCODER = "TextEncoder"
+STATISTICS_GEN = "StatisticsGen"
+SCHEMA_GEN = "CuratedSchemaGen"
+TRANSFORM = "Transform"
+TRAINER = "Trainer"
+BASELINE_RESOLVER = "latest_blessed_model_resolver"
+EVALUATOR = "Evaluator"
+RETRIEVAL_EVALUATOR = "RetrievalEvaluator"
+PUSHER = "AtomicPusher"
+
+# ------------------------------------------------------------ channel keys
+# TFX's standard keys (equal to tfx.types.standard_component_specs.*_KEY;
+# pinned by tests/test_contracts.py) and mtrec's own.
+EXAMPLES = "examples"
+TRANSFORM_GRAPH = "transform_graph"
+TRANSFORMED_EXAMPLES = "transformed_examples"
+MODEL = "model"
+MODEL_RUN = "model_run"
+BASELINE_MODEL = "baseline_model"
+BLESSING = "blessing"
+EVALUATION = "evaluation"
+PUSHED_MODEL = "pushed_model"
+ITEM_CATALOG = "item_catalog"
+ITEM_TEXT_EMBEDDINGS = "item_text_embeddings"
+
+# -------------------------------------------------- Trainer custom_config keys
+CONFIG_MODEL = "model"  # ModelConfig fields (plus "epochs")
+CONFIG_DISTRIBUTION = "distribution"  # None or a tf.distribute strategy name
+# Filled in by the CatalogTrainer's executor from its optional inputs.
+CONFIG_ITEM_CATALOG_URI = "item_catalog_uri"  # the catalogue split's folder
+CONFIG_ITEM_TEXT_EMBEDDINGS_URI = "item_text_embeddings_uri"
+
+# ------------------------------------------------- artifact custom properties
+BLESSED = "blessed"  # int 1/0 on a ModelBlessing (TFMA's and the RetrievalEvaluator's)
+PUSHED = "pushed"
+PUSHED_DESTINATION = "pushed_destination"
+
+
+def split_dir_name(split: str) -> str:
+    """The folder of `split` inside an Examples artifact, e.g. "Split-train"."""
+    return SPLIT_DIR_PREFIX + split
