@@ -14,7 +14,6 @@ so hyper-parameters are never chosen on the test set.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ from served_metrics import GroundTruth
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data import clean, load_dataset
+from mtrec.data.artifact_io import read_split
 from mtrec.data.examples import time_split, write_examples
 from mtrec.data.tables import SPLIT, Dataset
 from mtrec.models.model import protocol_overrides
@@ -99,8 +99,7 @@ def _digest(dataset: Dataset) -> str:
 
 
 def _serialized(directory: Path) -> np.ndarray:
-    files = sorted(glob.glob(str(directory / "*")))
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192)
+    records = read_split(str(directory), required=False).batch(8192)
     return np.concatenate([b for b in records.as_numpy_iterator()])
 
 

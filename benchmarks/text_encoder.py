@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import hashlib
 import json
 import os
@@ -46,7 +45,9 @@ import time
 from pathlib import Path
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
+from mtrec.contracts.artifacts import METADATA_FILE
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
+from mtrec.data.artifact_io import split_files
 
 # isort: split
 import numpy as np
@@ -111,12 +112,12 @@ def encode_catalog(
     catalog_dir: Path, work_root: Path, config: TextEncoderConfig
 ) -> tuple[str, dict]:
     """Run (or reuse) the TextEncoder on the catalogue; returns (uri, metadata)."""
-    files = sorted(glob.glob(str(catalog_dir / "*")))
+    files = split_files(str(catalog_dir))
     digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
     for name in files:
         digest.update(Path(name).read_bytes())
     uri = work_root / "text_encoder" / digest.hexdigest()[:12]
-    metadata_file = uri / "metadata.json"
+    metadata_file = uri / METADATA_FILE
     if metadata_file.exists():
         metadata = json.loads(metadata_file.read_text())
         metadata["reused_from_cache"] = True

@@ -9,27 +9,22 @@ description, year and (with the TextEncoder) its text vector.
 
 from __future__ import annotations
 
-import glob
-import os
-
 import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.data.artifact_io import read_split
 
 COLUMNS = (F.ITEM_ID_XF, *F.CANDIDATE_XF_FEATURES)
 
 
 def read_catalog(catalog_dir: str, tft_output, batch_size: int = 4096) -> dict[str, np.ndarray]:
     """Transformed candidate features of every catalogue item, in file order, de-duplicated."""
-    files = sorted(glob.glob(os.path.join(catalog_dir, "*")))
-    if not files:
-        raise FileNotFoundError(f"no catalogue files in {catalog_dir}")
     raw_spec = tft_output.raw_feature_spec()
     spec = {k: raw_spec[k] for k in F.ITEM_FEATURES}
     layer = tft_output.transform_features_layer()
     dataset = (
-        tf.data.TFRecordDataset(files, compression_type="GZIP")
+        read_split(catalog_dir)
         .batch(batch_size)
         .map(lambda x: tf.io.parse_example(x, spec))
     )

@@ -12,6 +12,7 @@ import dataclasses
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from mtrec.contracts import features as F
 
@@ -35,7 +36,7 @@ class ItemText:
             ids={item: i for i, item in enumerate(ids)},
             vectors=centre(raw, mean),
             mean=mean,
-            encoder_dir=encoder_dir if os.path.isdir(encoder_dir) else None,
+            encoder_dir=encoder_dir if tf.io.gfile.isdir(encoder_dir) else None,
         )
 
     @property

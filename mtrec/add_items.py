@@ -9,12 +9,14 @@ the next pipeline run then trains with them.
 
 from __future__ import annotations
 
-import glob
 import os
 import tempfile
 
 import pandas as pd
 
+from mtrec.contracts import features as F
+from mtrec.contracts import pipeline as P
+from mtrec.contracts.artifacts import WEIGHTS_DIR
 from mtrec.run_state import latest_run
 
 
@@ -33,36 +35,34 @@ def add_items(home: str, items_path: str) -> str:
     import tensorflow_transform as tft
 
     from mtrec.components.atomic_pusher.executor import atomic_copy, next_version
+    from mtrec.data.artifact_io import read_split, split_dir
     from mtrec.models.item_text import ItemText
     from mtrec.models.reindex import reindex
-    from mtrec.models.trainer import WEIGHTS_DIR
     from mtrec.pipeline.local_runner import LocalPaths
 
     paths = LocalPaths(os.path.abspath(home))
     nodes = latest_run(paths.metadata_path)
-    items = pd.read_csv(items_path, dtype={"item_id": str}, keep_default_na=False)
-    if "item_id" not in items.columns or items.empty:
-        raise ValueError(f"{items_path}: need an item_id column and at least one row")
-    tft_output = tft.TFTransformOutput(_uri(nodes, "Transform", "transform_graph"))
-    train_files = glob.glob(
-        os.path.join(_uri(nodes, "Transform", "transformed_examples"), "Split-train", "*")
-    )
+    items = pd.read_csv(items_path, dtype={F.ITEM_ID: str}, keep_default_na=False)
+    if F.ITEM_ID not in items.columns or items.empty:
+        raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row")
+    tft_output = tft.TFTransformOutput(_uri(nodes, P.TRANSFORM, P.TRANSFORM_GRAPH))
+    train_dir = split_dir(_uri(nodes, P.TRANSFORM, P.TRANSFORMED_EXAMPLES), P.TRAIN_SPLIT)
     spec = tft_output.transformed_feature_spec()
     scan = (
-        tf.data.TFRecordDataset(train_files, compression_type="GZIP")
+        read_split(train_dir)
         .batch(8192)
         .map(lambda x: tf.io.parse_example(x, spec))
     )
-    text_uri = nodes.get("TextEncoder")
+    text_uri = nodes.get(P.TEXT_ENCODER)
     item_text = (
-        ItemText.load(_uri(nodes, "TextEncoder", "item_text_embeddings")) if text_uri else None
+        ItemText.load(_uri(nodes, P.TEXT_ENCODER, P.ITEM_TEXT_EMBEDDINGS)) if text_uri else None
     )
     work = tempfile.mkdtemp(prefix="add-items-", dir=paths.home)
     size = reindex(
-        weights_dir=os.path.join(_uri(nodes, "Trainer", "model_run"), WEIGHTS_DIR),
+        weights_dir=os.path.join(_uri(nodes, P.TRAINER, P.MODEL_RUN), WEIGHTS_DIR),
         tft_output=tft_output,
         scan_ds=scan,
-        catalog_dir=os.path.join(_uri(nodes, "CatalogExampleGen", "examples"), "Split-catalog"),
+        catalog_dir=split_dir(_uri(nodes, P.CATALOG_GEN, P.EXAMPLES), P.CATALOG_SPLIT),
         new_items=items,
         out_catalog_dir=os.path.join(work, "catalog"),
         export_dir=os.path.join(work, "model"),

@@ -103,12 +103,9 @@ def run_model_config(report: dict, model_config_json: str, epochs: int | None) -
 
 
 def _examples(examples_root: str, split: str):
-    import glob
+    from mtrec.data.artifact_io import read_split  # TensorFlow: after ingestion
 
-    import tensorflow as tf
-
-    files = sorted(glob.glob(os.path.join(examples_root, split, "*")))
-    return tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return read_split(os.path.join(examples_root, split), required=False)
 
 
 def _first_eval_user(examples_root: str) -> str:

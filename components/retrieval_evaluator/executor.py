@@ -15,7 +15,6 @@ the model it would replace, is not blessed.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -49,6 +48,7 @@ from mtrec.contracts.pipeline import (
     MODEL,
     TRAIN_SPLIT,
 )
+from mtrec.data.artifact_io import read_files, split_files
 from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,11 @@ _NDCG = at(NDCG, RECOMMEND_K)
 def _pair_batches(examples: types.Artifact, split: str):
     """(user_id, item_id) bytes arrays of a split, 8,192 examples at a time (a stream)."""
     uri = artifact_utils.get_split_uri([examples], split)
-    files = sorted(glob.glob(os.path.join(uri, "*")))
+    files = split_files(uri, required=False)
     spec = {k: tf.io.FixedLenFeature([], tf.string) for k in (F.USER_ID, F.ITEM_ID)}
     if not files:
         return
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192)
+    dataset = read_files(files).batch(8192)
     for batch in dataset.map(lambda x: tf.io.parse_example(x, spec)).as_numpy_iterator():
         yield batch[F.USER_ID], batch[F.ITEM_ID]
 

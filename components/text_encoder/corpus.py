@@ -13,17 +13,16 @@ final sigma included; tested).
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections.abc import Iterable, Sequence
 
 import tensorflow as tf
-from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.types.artifact import Artifact
 
 from mtrec.contracts import features
 from mtrec.contracts.pipeline import CATALOG_SPLIT
+from mtrec.data.artifact_io import read_files, split_files
 
 FIELD_SEPARATOR = " | "
 GENRE_SEPARATOR = " "
@@ -113,10 +112,7 @@ def catalog_files(artifacts: list[Artifact], split: str = CATALOG_SPLIT) -> list
             f"item_catalog needs a split named {split!r}, found {found}; give ImportExampleGen "
             f"output_config SplitConfig(splits=[Split(name={split!r}, hash_buckets=1)])"
         ) from err
-    files = sorted(fileio.glob(os.path.join(split_uri, "*.gz")))
-    if not files:
-        raise FileNotFoundError(f"no *.gz files in split {split!r} at {split_uri}")
-    return files
+    return split_files(split_uri, "*.gz")
 
 
 def read_catalog(files: Sequence[str]) -> list[CatalogItem]:
@@ -125,7 +121,7 @@ def read_catalog(files: Sequence[str]) -> list[CatalogItem]:
     Sorting makes item_ids.txt independent of ExampleGen's shard order.
     """
     items: dict[str, CatalogItem] = {}
-    dataset = tf.data.TFRecordDataset(list(files), compression_type="GZIP")
+    dataset = read_files(files)
     for serialized in dataset.as_numpy_iterator():
         item = parse_catalog_example(serialized)
         if not item.item_id:

@@ -1,0 +1,48 @@
+"""The one way to find and read the TFRecord files of an artifact's split.
+
+Every path goes through `tf.io.gfile`, so a `gs://` (or `s3://`, `ram://`)
+pipeline root reads like a local one. Python's `glob.glob` and `os.path`
+see only the local disk: on a `gs://` root they found no files, and the
+Trainer failed with "no catalogue files" while the RetrievalEvaluator
+scored zero interactions (tests/test_artifact_io.py runs both on `ram://`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+from mtrec.contracts.pipeline import split_dir_name
+
+# ExampleGen and Transform write gzipped TFRecords.
+COMPRESSION = "GZIP"
+
+
+def split_dir(artifact_uri: str, split: str) -> str:
+    """The folder of `split` inside an Examples artifact (TFX's Split-<name> layout)."""
+    return os.path.join(artifact_uri, split_dir_name(split))
+
+
+def split_files(directory: str, pattern: str = "*", *, required: bool = True) -> list[str]:
+    """The files matching `pattern` in `directory`, sorted (shard order is not meaningful).
+
+    `required`: raise FileNotFoundError when there are none, naming the folder.
+    """
+    files = sorted(tf.io.gfile.glob(os.path.join(directory, pattern)))
+    if required and not files:
+        raise FileNotFoundError(f"no {pattern} files in {directory}")
+    return files
+
+
+def read_split(
+    directory: str, pattern: str = "*", *, required: bool = True
+) -> tf.data.TFRecordDataset:
+    """The serialized records of a split folder, in file order (empty when not `required`)."""
+    return read_files(split_files(directory, pattern, required=required))
+
+
+def read_files(files: Sequence[str]) -> tf.data.TFRecordDataset:
+    """The serialized records of gzipped TFRecord files, in order."""
+    return tf.data.TFRecordDataset(list(files), compression_type=COMPRESSION)
