@@ -36,7 +36,6 @@ from mtrec.data.tables import Dataset
 from mtrec.models import evaluation as E
 from mtrec.models.model import ModelConfig
 from mtrec.models.trainer import train_and_export
-from mtrec.models.transform_local import as_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_baselines import choose_ease_lambda, ease_weights  # noqa: E402
@@ -47,6 +46,7 @@ from quality_data import (  # noqa: E402
     with_protocol,
 )
 from served_metrics import TOP, GroundTruth, popularity_outputs  # noqa: E402
+from transform_local import as_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COLD_SHARE = 0.1

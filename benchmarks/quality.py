@@ -54,7 +54,6 @@ from mtrec.contracts import features as F
 from mtrec.models import evaluation as E
 from mtrec.models.model import ModelConfig, protocol_overrides
 from mtrec.models.trainer import train_and_export
-from mtrec.models.transform_local import as_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality_report as R  # noqa: E402
@@ -74,6 +73,7 @@ from served_metrics import (  # noqa: E402
     popularity_outputs,
     served_outputs,
 )
+from transform_local import as_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

@@ -34,7 +34,7 @@ from mtrec.data.tables import SPLIT, Dataset
 from mtrec.models.model import protocol_overrides
 
 HOLDOUT_FRACTION = 0.2
-_SOURCES = ("models/preprocessing.py", "contracts/features.py", "models/transform_local.py")
+_SOURCES = ("models/preprocessing.py", "contracts/features.py", "benchmarks/transform_local.py")
 
 
 @dataclasses.dataclass
@@ -117,8 +117,7 @@ def prepare(
 def prepare_dataset(dataset: Dataset, label: str, work_root: Path) -> tuple[Prepared, Path]:
     """Examples + Transform for a built Dataset, cached under work_root/label/<digest>."""
     import tensorflow_transform as tft
-
-    from mtrec.models.transform_local import read_transformed, transform_examples
+    from transform_local import read_transformed, transform_examples
 
     work = work_root / label / _digest(dataset)
     done = work / "DONE"

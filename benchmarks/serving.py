@@ -62,10 +62,10 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from mtrec.serving import handlers, tensor_codec
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.model_manager import Servable
-from mtrec.serving.synthetic_model import build_synthetic_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpc_floor import EchoServer, terminate  # noqa: E402
+from synthetic_model import build_synthetic_model  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 TARGETS = {

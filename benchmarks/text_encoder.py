@@ -64,7 +64,6 @@ from mtrec.models import evaluation as E
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import ModelConfig
 from mtrec.models.trainer import train_and_export
-from mtrec.models.transform_local import as_dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_data import (  # noqa: E402
@@ -77,6 +76,7 @@ from quality_data import (  # noqa: E402
     with_protocol,
 )
 from served_metrics import batched as _batched  # noqa: E402
+from transform_local import as_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

@@ -3,7 +3,7 @@
 Everything model-specific lives in `ModelProfile`, so the same tests run
 against the synthetic fixture model or a real pushed model:
 
-* default: a synthetic model (serving/synthetic_model.py) and an in-process
+* default: a synthetic model (benchmarks/synthetic_model.py) and an in-process
   server on a free port;
 * `MTREC_SERVING_MODEL_DIR=<pushed version dir>`: that model, served
   in-process (version-swap tests then use copies of it);
@@ -20,8 +20,10 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
@@ -31,7 +33,10 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.serving.synthetic_model import build_synthetic_model
+
+# Test and benchmark support, kept out of the installed mtrec packages.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from synthetic_model import build_synthetic_model  # noqa: E402
 
 TARGET = os.environ.get("MTREC_SERVING_TARGET")
 MODEL_DIR = os.environ.get("MTREC_SERVING_MODEL_DIR")

@@ -18,7 +18,7 @@ from mtrec.data.examples import write_examples
 from mtrec.models.evaluation import hit_rates, popularity_ranking
 from mtrec.models.model import ModelConfig
 from mtrec.models.trainer import train_and_export
-from mtrec.models.transform_local import transform_examples
+from tests.transform_support import transform_examples
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from mtrec.data.examples import write_examples
 from mtrec.models.model import ModelConfig
 from mtrec.models.reindex import reindex
 from mtrec.models.trainer import train_and_export
-from mtrec.models.transform_local import as_dataset, transform_examples
+from tests.transform_support import as_dataset, transform_examples
 
 NEW = pd.DataFrame({
     "item_id": ["new-1", "new-2"],

@@ -1,4 +1,4 @@
-"""Test fixtures over models/transform_local (the real preprocessing_fn on Beam).
+"""Test fixtures over benchmarks/transform_local (the real preprocessing_fn on Beam).
 
 Several test modules need a transform graph and transformed rows without a
 whole TFX pipeline; this is the one place that makes them.
@@ -6,15 +6,22 @@ whole TFX pipeline; this is the one place that makes them.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.models.transform_local import (  # noqa: F401  (re-exported for the tests)
+
+# Test and benchmark support, kept out of the installed mtrec packages.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from transform_local import (  # noqa: E402, F401  (re-exported for the tests)
     SCHEMA_PATH,
     analyze_and_transform,
     as_dataset,
     example_to_row,
     raw_feature_spec,
+    transform_examples,
 )
 
 
