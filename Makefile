@@ -9,7 +9,9 @@ run: bootstrap
 
 test: bootstrap
 	.venv/bin/ruff check .
+	.venv/bin/python scripts/lint_imports.py
 	.venv/bin/python -m pytest -q -rs $(PYTEST_ARGS)
 
 lint: bootstrap
 	.venv/bin/ruff check .
+	.venv/bin/python scripts/lint_imports.py
