@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts.artifacts import EMBEDDINGS_FILE, ENCODER_DIR, ITEM_IDS_FILE
 
 
 @dataclasses.dataclass
@@ -26,12 +27,10 @@ class ItemText:
 
     @classmethod
     def load(cls, uri: str) -> ItemText:
-        from mtrec.components.text_encoder import artifacts
-        from mtrec.components.text_encoder.export import load_item_text_embeddings
-
+        """From an ItemTextEmbeddings artifact (the TextEncoder's output) at `uri`."""
         ids, raw = load_item_text_embeddings(uri)
         mean = raw.mean(axis=0).astype(np.float32)
-        encoder_dir = os.path.join(uri, artifacts.ENCODER_DIR)
+        encoder_dir = os.path.join(uri, ENCODER_DIR)
         return cls(
             ids={item: i for i, item in enumerate(ids)},
             vectors=centre(raw, mean),
@@ -58,6 +57,22 @@ class ItemText:
         table = np.zeros((num_rows, self.dim), dtype=np.float32)
         table[1 : len(vocab) + 1] = self.rows_for(vocab)
         return table
+
+
+def load_item_text_embeddings(uri: str) -> tuple[list[str], np.ndarray]:
+    """(item ids, float32 [N, D] L2-normalised vectors) from an ItemTextEmbeddings uri.
+
+    The reader lives here, below the text-encoder component, because the
+    Trainer's run_fn and re-indexing read the artifact; the component writes it
+    with the same file names (contracts/artifacts.py).
+    """
+    with tf.io.gfile.GFile(os.path.join(uri, ITEM_IDS_FILE), "r") as f:
+        item_ids = f.read().splitlines()
+    with tf.io.gfile.GFile(os.path.join(uri, EMBEDDINGS_FILE), "rb") as f:
+        embeddings = np.load(f)
+    if len(item_ids) != len(embeddings):
+        raise ValueError(f"{len(item_ids)} ids but {len(embeddings)} embeddings in {uri}")
+    return item_ids, embeddings
 
 
 def centre(vectors: np.ndarray, mean: np.ndarray) -> np.ndarray:

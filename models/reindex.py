@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -21,7 +20,7 @@ from mtrec.contracts.artifacts import WEIGHTS_CHECKPOINT, WEIGHTS_CONFIG_FILE
 from mtrec.models.catalog import build_serving_tables
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
-from mtrec.models.item_text import ItemText, centre
+from mtrec.models.item_text import ItemText
 from mtrec.models.model import ModelConfig
 from mtrec.models.towers import VocabSizes
 from mtrec.models.trainer import build_model
@@ -41,7 +40,7 @@ def item_example(item: pd.Series) -> bytes:
     def text(value) -> tf.train.Feature:
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode()]))
 
-    genres = [g.encode() for g in _genres(item)]
+    genres = [g.encode() for g in genres_of(item)]
     year = int(item.get(F.YEAR, 0) or 0)
     feature = {
         F.ITEM_ID: text(item[F.ITEM_ID]),
@@ -53,31 +52,9 @@ def item_example(item: pd.Series) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def extend_item_text(item_text: ItemText, items: pd.DataFrame) -> ItemText:
-    """Encode the new items' text with the pushed-alongside encoder; same centring."""
-    if item_text.encoder_dir is None:
-        raise ValueError("the text encoder SavedModel is missing; cannot embed new items' text")
-    import tensorflow_text  # noqa: F401  (the encoder's WordPiece ops)
-
-    from mtrec.components.text_encoder.corpus import item_text as text_of
-
-    encoder = tf.saved_model.load(item_text.encoder_dir).signatures["serving_default"]
-    texts = [
-        text_of(str(r.get(F.TITLE, "") or ""), _genres(r), str(r.get(F.DESCRIPTION, "") or ""))
-        for _, r in items.iterrows()
-    ]
-    raw = encoder(text=tf.constant(texts))["embedding"].numpy()
-    ids = dict(item_text.ids)
-    rows = [item_text.vectors]
-    for item_id, vector in zip(items[F.ITEM_ID].astype(str), centre(raw, item_text.mean),
-                               strict=True):
-        ids[item_id] = len(ids)
-        rows.append(vector[None, :])
-    return ItemText(ids, np.concatenate(rows), item_text.mean, item_text.encoder_dir)
-
-
-def _genres(row: pd.Series) -> list[str]:
-    genres = row.get("genres", "")
+def genres_of(row: pd.Series) -> list[str]:
+    """An items-table row's genres: a "|"-joined string or a list."""
+    genres = row.get(F.GENRES, "")
     return genres.split("|") if isinstance(genres, str) and genres else list(genres or [])
 
 
@@ -92,7 +69,11 @@ def reindex(
     export_dir: str,
     item_text: ItemText | None = None,
 ) -> int:
-    """Export a model whose catalogue is the old one plus `new_items`; returns its size."""
+    """Export a model whose catalogue is the old one plus `new_items`; returns its size.
+
+    `item_text` must already hold the new items' vectors
+    (components/text_encoder/new_items.py: extend_item_text).
+    """
     tf.io.gfile.makedirs(out_catalog_dir)
     for name in tf.io.gfile.listdir(catalog_dir):
         tf.io.gfile.copy(os.path.join(catalog_dir, name), os.path.join(out_catalog_dir, name), True)
@@ -100,8 +81,6 @@ def reindex(
     with tf.io.TFRecordWriter(os.path.join(out_catalog_dir, "added.tfrecord.gz"), options) as w:
         for _, item in new_items.iterrows():
             w.write(item_example(item))
-    if item_text is not None:
-        item_text = extend_item_text(item_text, new_items)
 
     config = load_config(weights_dir)
     sizes = VocabSizes.from_transform_output(tft_output)

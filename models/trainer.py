@@ -43,6 +43,7 @@ from mtrec.models.item_text import ItemText
 from mtrec.models.model import ModelConfig, MultiTaskModel
 from mtrec.models.optimizer import LazyAdam
 from mtrec.models.towers import VocabSizes
+from mtrec.serving.warmup import write_warmup_requests
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +198,6 @@ def distribution_strategy(name: str | None) -> tf.distribute.Strategy:
 
 def write_warmup(serving_dir: str, tables) -> None:
     """TF Serving replays these before a version takes traffic (real ids from training)."""
-    from mtrec.serving.warmup import write_warmup_requests
-
     users = [u.decode() for u in tables.sample_user_ids]
     items = [i.decode() for i in tables.item_ids[:10]]
     k = min(10, tables.num_items)

@@ -13,10 +13,18 @@ import os
 import tempfile
 
 import pandas as pd
+import tensorflow as tf
+import tensorflow_transform as tft
 
+from mtrec.components.atomic_pusher.executor import atomic_copy, next_version
+from mtrec.components.text_encoder.new_items import extend_item_text
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import WEIGHTS_DIR
+from mtrec.data.artifact_io import read_split, split_dir
+from mtrec.models.item_text import ItemText
+from mtrec.models.reindex import reindex
+from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import latest_run
 
 
@@ -31,15 +39,6 @@ def _uri(nodes, node: str, key: str) -> str:
 
 def add_items(home: str, items_path: str) -> str:
     """Returns the pushed version directory."""
-    import tensorflow as tf
-    import tensorflow_transform as tft
-
-    from mtrec.components.atomic_pusher.executor import atomic_copy, next_version
-    from mtrec.data.artifact_io import read_split, split_dir
-    from mtrec.models.item_text import ItemText
-    from mtrec.models.reindex import reindex
-    from mtrec.pipeline.local_runner import LocalPaths
-
     paths = LocalPaths(os.path.abspath(home))
     nodes = latest_run(paths.metadata_path)
     items = pd.read_csv(items_path, dtype={F.ITEM_ID: str}, keep_default_na=False)
@@ -53,10 +52,11 @@ def add_items(home: str, items_path: str) -> str:
         .batch(8192)
         .map(lambda x: tf.io.parse_example(x, spec))
     )
-    text_uri = nodes.get(P.TEXT_ENCODER)
-    item_text = (
-        ItemText.load(_uri(nodes, P.TEXT_ENCODER, P.ITEM_TEXT_EMBEDDINGS)) if text_uri else None
-    )
+    item_text = None
+    if nodes.get(P.TEXT_ENCODER):
+        item_text = extend_item_text(
+            ItemText.load(_uri(nodes, P.TEXT_ENCODER, P.ITEM_TEXT_EMBEDDINGS)), items
+        )
     work = tempfile.mkdtemp(prefix="add-items-", dir=paths.home)
     size = reindex(
         weights_dir=os.path.join(_uri(nodes, P.TRAINER, P.MODEL_RUN), WEIGHTS_DIR),

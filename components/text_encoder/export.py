@@ -19,6 +19,7 @@ import tensorflow as tf
 from tfx.dsl.io import fileio
 
 from mtrec.components.text_encoder import artifacts as layout
+from mtrec.models.item_text import load_item_text_embeddings  # noqa: F401  (package API)
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "text"
@@ -113,14 +114,8 @@ def directory_bytes(path: str) -> int:
 
 
 # ------------------------------------------------------------------ readers
-def load_item_text_embeddings(uri: str) -> tuple[list[str], np.ndarray]:
-    """(item ids, float32 [N, D] L2-normalised vectors) from an artifact uri."""
-    item_ids = read_text_lines(os.path.join(uri, layout.ITEM_IDS_FILE))
-    with fileio.open(os.path.join(uri, layout.EMBEDDINGS_FILE), "rb") as f:
-        embeddings = np.load(f)
-    if len(item_ids) != len(embeddings):
-        raise ValueError(f"{len(item_ids)} ids but {len(embeddings)} embeddings in {uri}")
-    return item_ids, embeddings
+# load_item_text_embeddings is defined in models/item_text.py (the Trainer reads
+# the artifact and models sit below components); imported above for this API.
 
 
 def load_metadata(uri: str) -> dict[str, Any]:
