@@ -248,6 +248,8 @@ class MultiTaskModel(tfrs.Model):
         Adam keeps two slots per weight, so they were half of every export
         (420 MB of variables at 5M interactions), loaded by TF Serving and by
         each of TFMA's Beam workers. Checkpoints (save_weights) keep them.
+        A private Keras hook: Keras has no public switch for this;
+        tests/test_private_apis.py pins its signature.
         """
         children = super()._trackable_children(save_type, **kwargs)
         if save_type == "savedmodel":

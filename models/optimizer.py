@@ -40,6 +40,9 @@ class LazyAdam(tf.keras.optimizers.Adam):
         rows, position = tf.unique(gradient.indices)
         grad = tf.math.unsorted_segment_sum(gradient.values, position, tf.shape(rows)[0])
 
+        # Keras 2's optimizer keeps slots by `_var_key` in `_momentums` /
+        # `_velocities`, as its own Adam.update_step reads them; there is no public
+        # accessor. tests/test_optimizer.py (sparse vs dense Adam) breaks if they move.
         key = self._var_key(variable)
         m = self._momentums[self._index_dict[key]]
         v = self._velocities[self._index_dict[key]]

@@ -9,29 +9,18 @@ known item's vector are unchanged: only the index grows.
 
 from __future__ import annotations
 
-import json
 import os
 
 import pandas as pd
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.contracts.artifacts import WEIGHTS_CHECKPOINT, WEIGHTS_CONFIG_FILE
 from mtrec.models.catalog import build_serving_tables
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
-from mtrec.models.model import ModelConfig
 from mtrec.models.towers import VocabSizes
-from mtrec.models.trainer import build_model
-
-
-def load_config(weights_dir: str) -> ModelConfig:
-    with tf.io.gfile.GFile(os.path.join(weights_dir, WEIGHTS_CONFIG_FILE)) as f:
-        values = json.load(f)
-    for key in ("loss_weights", "blend"):
-        values[key] = tuple(tuple(pair) for pair in values[key])
-    return ModelConfig.from_dict(values)
+from mtrec.models.trainer import build_model, load_config, restore_weights
 
 
 def item_example(item: pd.Series) -> bytes:
@@ -86,6 +75,6 @@ def reindex(
     sizes = VocabSizes.from_transform_output(tft_output)
     tables = build_serving_tables(scan_ds, sizes, read_catalog(out_catalog_dir, tft_output))
     model = build_model(sizes, config, tft_output, tables, item_text)
-    model.load_weights(os.path.join(weights_dir, WEIGHTS_CHECKPOINT)).expect_partial()
+    restore_weights(model, weights_dir)
     export_serving_model(model, tft_output, tables, export_dir, item_text)
     return tables.num_items

@@ -163,11 +163,27 @@ def make_optimizer(config: ModelConfig, train_examples: int) -> tf.keras.optimiz
     )
 
 
+# The weights format `mtrec add-items` re-indexes with: written and read only here.
 def save_weights(model: MultiTaskModel, weights_dir: str) -> None:
+    """A TF checkpoint (optimizer slots included) plus the resolved ModelConfig as JSON."""
     tf.io.gfile.makedirs(weights_dir)
     model.save_weights(os.path.join(weights_dir, WEIGHTS_CHECKPOINT))
     with tf.io.gfile.GFile(os.path.join(weights_dir, WEIGHTS_CONFIG_FILE), "w") as f:
         json.dump(dataclasses.asdict(model.config), f)
+
+
+def load_config(weights_dir: str) -> ModelConfig:
+    """The ModelConfig save_weights wrote (JSON lists back to tuples)."""
+    with tf.io.gfile.GFile(os.path.join(weights_dir, WEIGHTS_CONFIG_FILE)) as f:
+        values = json.load(f)
+    for key in ("loss_weights", "blend"):
+        values[key] = tuple(tuple(pair) for pair in values[key])
+    return ModelConfig.from_dict(values)
+
+
+def restore_weights(model: MultiTaskModel, weights_dir: str) -> None:
+    """Load save_weights' checkpoint into a model built by build_model (no optimizer slots)."""
+    model.load_weights(os.path.join(weights_dir, WEIGHTS_CHECKPOINT)).expect_partial()
 
 
 def is_chief(strategy: tf.distribute.Strategy | None) -> bool:

@@ -36,6 +36,9 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+# Private TF APIs (no public way to call a loaded function without the
+# per-call Python binding, see _DirectCall); tests/test_private_apis.py pins them.
 from tensorflow.python.distribute import distribute_utils
 from tensorflow.python.eager import context, execute
 from tensorflow.python.framework.ops import EagerTensor as _EagerTensor

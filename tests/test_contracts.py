@@ -1,0 +1,53 @@
+"""The contracts that restate TFX's own names still match TFX (they break on an upgrade)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tfx.components.pusher import executor as pusher_executor
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+
+from mtrec.contracts import metrics
+from mtrec.contracts import pipeline as P
+
+CONTRACTS = Path(P.__file__).resolve().parent
+
+
+def test_channel_keys_are_tfx_standard_keys():
+    specs = standard_component_specs
+    assert (P.EXAMPLES, P.TRANSFORM_GRAPH, P.TRANSFORMED_EXAMPLES) == (
+        specs.EXAMPLES_KEY, specs.TRANSFORM_GRAPH_KEY, specs.TRANSFORMED_EXAMPLES_KEY)
+    assert (P.MODEL, P.MODEL_RUN, P.BASELINE_MODEL) == (
+        specs.MODEL_KEY, specs.MODEL_RUN_KEY, specs.BASELINE_MODEL_KEY)
+    assert (P.BLESSING, P.EVALUATION, P.PUSHED_MODEL) == (
+        specs.BLESSING_KEY, specs.EVALUATION_KEY, specs.PUSHED_MODEL_KEY)
+
+
+def test_pushed_properties_are_the_tfx_pushers():
+    # Private constants: TFX has no public name for them; the summary reads them.
+    assert P.PUSHED == pusher_executor._PUSHED_KEY
+    assert P.PUSHED_DESTINATION == pusher_executor._PUSHED_DESTINATION_KEY
+
+
+def test_split_dir_name_is_tfx_layout():
+    artifact = standard_artifacts.Examples()
+    artifact.uri = "/a"
+    artifact.split_names = artifact_utils.encode_split_names([P.TRAIN_SPLIT])
+    assert artifact_utils.get_split_uri([artifact], P.TRAIN_SPLIT) == (
+        "/a/" + P.split_dir_name(P.TRAIN_SPLIT))
+
+
+def test_metric_names_by_hand():
+    assert metrics.at(metrics.HIT_RATE, 100) == "hit_rate@100"
+    assert (metrics.NDCG_LIFT, metrics.NDCG_CHANGE) == ("ndcg@10_lift", "ndcg@10_change")
+    assert metrics.RANKING_METRICS == ("ndcg@10", "precision@10", "recall@10")
+
+
+def test_contract_modules_import_nothing_but_future():
+    for path in CONTRACTS.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                raise AssertionError(f"{path.name} imports {[a.name for a in node.names]}")
+            if isinstance(node, ast.ImportFrom):
+                assert node.module == "__future__", f"{path.name} imports {node.module}"

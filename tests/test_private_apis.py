@@ -1,0 +1,66 @@
+"""Pins for the private TF/TFX APIs mtrec uses where no public one exists.
+
+Each test fails on an upgrade that moves the API, instead of mtrec silently
+falling back (the serving fast path) or silently changing what it saves.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import tensorflow as tf
+from tfx.components import Trainer
+from tfx.dsl.components.base import base_component
+from tfx.proto import trainer_pb2
+from tfx.types import channel_utils, standard_artifacts
+
+from mtrec.components.trainer.component import CatalogTrainer
+from mtrec.serving.model_manager import _DirectCall
+
+
+def test_serving_direct_call_still_applies_to_a_loaded_signature(tmp_path):
+    """serving/model_manager.py's fast path reads ConcreteFunction._captured_inputs and
+    ._inference_function and calls tensorflow.python.eager.execute; build() returns
+    None (the slow public path) if they move, which this catches."""
+    module = tf.Module()
+    module.w = tf.Variable([2.0, 3.0])
+    module.f = tf.function(lambda x: {"y": x * module.w},
+                           input_signature=[tf.TensorSpec([2], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.f})
+    fn = tf.saved_model.load(str(tmp_path)).signatures["serving_default"]
+    direct = _DirectCall.build(fn, [tf.float32])
+    assert direct is not None
+    (out,) = direct([tf.constant([1.0, 2.0])])
+    np.testing.assert_allclose(out.numpy(), [2.0, 6.0])
+
+
+def test_keras_model_trackable_children_takes_save_type():
+    """models/model.py overrides Model._trackable_children(save_type) to leave the
+    optimizer out of SavedModels; Keras offers no public switch for that."""
+    params = inspect.signature(tf.keras.Model._trackable_children).parameters
+    assert "save_type" in params
+
+
+def test_catalog_trainer_keeps_the_stock_trainer_properties():
+    """CatalogTrainer skips Trainer.__init__ (which would build the stock spec) and
+    calls BaseComponent's; it must still end up with what Trainer.__init__ sets."""
+    def channel(artifact_type):
+        return channel_utils.as_channel([artifact_type()])
+
+    common = dict(
+        examples=channel(standard_artifacts.Examples),
+        transform_graph=channel(standard_artifacts.TransformGraph),
+        schema=channel(standard_artifacts.Schema),
+        run_fn="m.run_fn",
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
+        custom_config={"a": 1},
+    )
+    stock, ours = Trainer(**common), CatalogTrainer(**common)
+    assert Trainer.__mro__[1] is base_component.BaseComponent
+    # The stock one also carries module_file=None (unset); every set value matches.
+    assert ours.exec_properties == {
+        k: v for k, v in stock.exec_properties.items() if v is not None
+    }
+    assert set(ours.outputs) == set(stock.outputs)
