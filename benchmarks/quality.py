@@ -83,7 +83,7 @@ VARIANTS = ("popularity", "ease", "tfrs_tutorial", *OURS)
 SEEDED = ("tfrs_tutorial", *OURS)
 SINGLE_TASK = {
     "retrieval_only": ("retrieval",),
-    "ranking_only": ("ranking",),
+    "ranking_only": ("relevance",),  # the row name the committed results use
     "rating_only": ("rating",),
 }
 # How a seed reaches our model: the Trainer's train_and_export calls
@@ -124,7 +124,7 @@ def run_ours(
     # Without a rating task the rating output is the untrained mean + zero biases.
     outputs = served_outputs(served, truth, ratings="rating" in tasks)
     outputs["retrieval_ranked"] = _retrieval_ranked(served["retrieve"], truth)
-    if tasks == {"ranking"}:
+    if tasks == {"relevance"}:
         outputs["score_ranked"] = score_ranked(served["score"], truth)
     if "interest" in tasks:
         outputs["interest"] = _interest_scores(served["user_interest"], prepared, truth)

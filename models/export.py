@@ -7,12 +7,12 @@ request does not carry, and the towers and heads do the rest.
 
 Final recommendation score (`recommend`), over the top retrieval candidates:
     score = w_retrieval * stage1(user, item)
-          + w_relevance * P(like | user, item)          (ranking head)
+          + w_relevance * P(like | user, item)          (relevance head)
           + w_rating    * (rating - 0.5) / 4.5          (rating head, in [0, 1])
     stage1 = similarity(query, item)                    (dot product or cosine)
            + w_item_item * item-item score              (models/item_item.py; 0 = off)
 with the weights from ModelConfig.blend and item_item_weight. stage1 alone
-picks the candidate set (max(100, 4k) items); ranking and rating re-rank it.
+picks the candidate set (max(100, 4k) items); relevance and rating re-rank it.
 `retrieve` stays plain similarity, so an index over embed_user / embed_item
 ranks exactly like it.
 """
@@ -173,7 +173,7 @@ class ServingModule(tf.Module):
             tf.reshape(item_idx, [-1]),
         )
         return {
-            "relevance": tf.reshape(tf.sigmoid(out["ranking"]), [b, c]),
+            "relevance": tf.reshape(tf.sigmoid(out["relevance"]), [b, c]),
             "rating": tf.reshape(out["rating"], [b, c]),
         }
 

@@ -1,4 +1,4 @@
-"""Pair heads (ranking, rating) on top of the towers, and loss balancing.
+"""Pair heads (relevance, rating) on top of the towers, and loss balancing.
 
 The pair heads read one shared representation of a (user, item) pair:
 [u, i, u*i]. "shared_bottom" feeds it straight to each head's MLP; "mmoe"
@@ -34,9 +34,9 @@ class MMoE(tf.keras.layers.Layer):
 
 
 class PairHeads(tf.keras.layers.Layer):
-    """Ranking logit and rating for (user, item) pairs, shared-bottom or MMoE."""
+    """Relevance logit and rating for (user, item) pairs, shared-bottom or MMoE."""
 
-    TASKS = ("ranking", "rating")
+    TASKS = ("relevance", "rating")
 
     def __init__(self, mixture: str = "shared_bottom", units: tuple[int, ...] = (128, 64), **kw):
         super().__init__(**kw)

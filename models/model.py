@@ -3,7 +3,7 @@
 Tasks (one TFRS Task each):
 - retrieval: in-batch softmax over item embeddings, with logQ correction by the
   items' training frequency and removal of accidental hits;
-- ranking: pointwise P(like) for a (user, item) pair. Positives are observed
+- relevance: pointwise P(like) for a (user, item) pair. Positives are observed
   interactions labelled liked (rating >= 4) or not; each is paired with an
   in-batch negative (the batch's items rolled by one) labelled 0. Pointwise
   keeps the output a calibrated probability, which the score blend and TFMA's
@@ -17,6 +17,7 @@ Tasks (one TFRS Task each):
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -27,7 +28,10 @@ from mtrec.data.splits import RANDOM_PROTOCOL, TIME_PROTOCOL
 from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
 from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
 
-TASKS = ("retrieval", "ranking", "rating", "interest")
+TASKS = ("retrieval", "relevance", "rating", "interest")
+# Old task names configs may still carry (accepted with a FutureWarning; BUILD.md
+# changelog): the relevance head was called "ranking" in tasks and loss_weights.
+RENAMED_TASKS = {"ranking": "relevance"}
 OPTIMIZERS = ("auto", "adam", "lazy_adam")
 # Where "auto" switches to lazy_adam. Adam's whole-table step costs ~0.4 us per
 # 128-wide id row (benchmarks/results/optimizer_step.md: 26 ms a step for two
@@ -60,7 +64,7 @@ class ModelConfig:
     tasks: tuple[str, ...] = TASKS
     loss_weights: tuple[tuple[str, float], ...] = (
         ("retrieval", 1.0),
-        ("ranking", 0.5),
+        ("relevance", 0.5),
         ("rating", 1.0),
         ("interest", 0.2),
     )
@@ -116,7 +120,11 @@ class ModelConfig:
             if isinstance(values.get(key), dict):
                 values[key] = tuple(sorted(values[key].items()))
         if "tasks" in values:
-            values["tasks"] = tuple(values["tasks"])
+            values["tasks"] = tuple(_current_task(t) for t in values["tasks"])
+        if "loss_weights" in values:
+            values["loss_weights"] = tuple(
+                (_current_task(t), w) for t, w in values["loss_weights"]
+            )
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
@@ -134,6 +142,19 @@ class ModelConfig:
 
     def weight(self, task: str) -> float:
         return dict(self.loss_weights).get(task, 1.0)
+
+
+def _current_task(name: str) -> str:
+    """A task name, with an old one mapped to its current name (and a warning)."""
+    if name in RENAMED_TASKS:
+        warnings.warn(
+            f"model task {name!r} is now called {RENAMED_TASKS[name]!r}; "
+            "the old name will stop working in a later release",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return RENAMED_TASKS[name]
+    return name
 
 
 def protocol_overrides(split_protocol: str | None) -> dict:
@@ -199,7 +220,7 @@ class MultiTaskModel(tfrs.Model):
         )
         # Heads exist only for trained tasks (an untrained head has no weights);
         # single-task models still export every signature, with neutral outputs.
-        needs_pair = bool({"ranking", "rating"} & set(config.tasks))
+        needs_pair = bool({"relevance", "rating"} & set(config.tasks))
         self.pair_heads = PairHeads(config.mixture, name="pair_heads") if needs_pair else None
         self.user_bias = tf.keras.layers.Embedding(sizes.users, 1, embeddings_initializer="zeros")
         self.item_bias = tf.keras.layers.Embedding(sizes.items, 1, embeddings_initializer="zeros")
@@ -221,10 +242,10 @@ class MultiTaskModel(tfrs.Model):
             remove_accidental_hits=True,
             name="retrieval",
         )
-        self.ranking_task = tfrs.tasks.Ranking(
+        self.relevance_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
-            metrics=[tf.keras.metrics.AUC(name="ranking_auc", from_logits=True)],
-            name="ranking",
+            metrics=[tf.keras.metrics.AUC(name="relevance_auc", from_logits=True)],
+            name="relevance",
         )
         self.rating_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.MeanSquaredError(),
@@ -295,13 +316,15 @@ class MultiTaskModel(tfrs.Model):
     def pair_outputs(
         self, query: tf.Tensor, candidate: tf.Tensor, user_idx: tf.Tensor, item_idx: tf.Tensor
     ) -> dict[str, tf.Tensor]:
-        """Ranking logit and predicted rating for aligned (user, item) rows."""
+        """Relevance logit and predicted rating for aligned (user, item) rows."""
         bias = tf.squeeze(self.user_bias(user_idx) + self.item_bias(item_idx), axis=-1)
         if self.pair_heads is None:
             zero = tf.zeros_like(bias)
-            return {"ranking": zero, "rating": self.rating_mean + bias}
+            return {"relevance": zero, "rating": self.rating_mean + bias}
         heads = self.pair_heads(pair_features(query, candidate))
-        return {"ranking": heads["ranking"], "rating": self.rating_mean + bias + heads["rating"]}
+        return {
+            "relevance": heads["relevance"], "rating": self.rating_mean + bias + heads["rating"]
+        }
 
     def interest_logits(self, query: tf.Tensor) -> tf.Tensor:
         if self.interest_head is None:
@@ -314,7 +337,7 @@ class MultiTaskModel(tfrs.Model):
         pair = self.pair_outputs(q, c, x[F.USER_IDX], x[F.ITEM_IDX])
         return {
             F.OUT_RATING: pair["rating"],
-            F.OUT_RELEVANCE: tf.sigmoid(pair["ranking"]),
+            F.OUT_RELEVANCE: tf.sigmoid(pair["relevance"]),
             F.OUT_INTEREST: tf.sigmoid(self.interest_logits(q)),
         }
 
@@ -350,7 +373,7 @@ class MultiTaskModel(tfrs.Model):
                 candidate_ids=x[F.ITEM_IDX],
                 compute_metrics=False,
             )
-        if "ranking" in tasks or "rating" in tasks:
+        if "relevance" in tasks or "rating" in tasks:
             pos = self.pair_outputs(q, c, ids[F.USER_IDX], ids[F.ITEM_IDX])
         if "rating" in tasks:
             losses["rating"] = self.rating_task(
@@ -358,19 +381,19 @@ class MultiTaskModel(tfrs.Model):
                 predictions=pos["rating"][:, tf.newaxis],
                 compute_metrics=not training,
             )
-        if "ranking" in tasks:
+        if "relevance" in tasks:
             neg_items = tf.roll(ids[F.ITEM_IDX], shift=1, axis=0)
             neg = self.pair_outputs(q, tf.roll(c, shift=1, axis=0), ids[F.USER_IDX], neg_items)
             same = tf.equal(neg_items, x[F.ITEM_IDX])  # an accidental positive
             labels = tf.concat(
-                [tf.cast(x[F.LIKED_XF], tf.float32), tf.zeros_like(neg["ranking"])], axis=0
+                [tf.cast(x[F.LIKED_XF], tf.float32), tf.zeros_like(neg["relevance"])], axis=0
             )
             weights = tf.concat(
-                [tf.ones_like(pos["ranking"]), 1.0 - tf.cast(same, tf.float32)], axis=0
+                [tf.ones_like(pos["relevance"]), 1.0 - tf.cast(same, tf.float32)], axis=0
             )
-            losses["ranking"] = self.ranking_task(
+            losses["relevance"] = self.relevance_task(
                 labels=labels[:, tf.newaxis],
-                predictions=tf.concat([pos["ranking"], neg["ranking"]], axis=0)[:, tf.newaxis],
+                predictions=tf.concat([pos["relevance"], neg["relevance"]], axis=0)[:, tf.newaxis],
                 sample_weight=weights[:, tf.newaxis],
                 compute_metrics=not training,
             )

@@ -18,7 +18,6 @@ import time
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import (
     TENSORBOARD_DIR,
     TRAINING_METRICS_FILE,
@@ -40,7 +39,7 @@ from mtrec.models.catalog import (
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
-from mtrec.models.model import ModelConfig, MultiTaskModel
+from mtrec.models.model import RENAMED_TASKS, ModelConfig, MultiTaskModel
 from mtrec.models.optimizer import LazyAdam
 from mtrec.models.towers import VocabSizes
 from mtrec.serving.warmup import write_warmup_requests
@@ -176,6 +175,12 @@ def load_config(weights_dir: str) -> ModelConfig:
     """The ModelConfig save_weights wrote (JSON lists back to tuples)."""
     with tf.io.gfile.GFile(os.path.join(weights_dir, WEIGHTS_CONFIG_FILE)) as f:
         values = json.load(f)
+    old = set(values.get("tasks", ())) & set(RENAMED_TASKS)
+    if old:  # the head's weights sit under its old name: restoring would skip them
+        raise ValueError(
+            f"{weights_dir} was trained before task {sorted(old)} was renamed "
+            f"({RENAMED_TASKS}); run `mtrec run` again, then add items"
+        )
     for key in ("loss_weights", "blend"):
         values[key] = tuple(tuple(pair) for pair in values[key])
     return ModelConfig.from_dict(values)
@@ -260,4 +265,4 @@ def run_fn(fn_args) -> None:
         json.dump(metrics, f, indent=2)
 
 
-__all__ = ["run_fn", "train_and_export", "make_dataset", "F"]
+__all__ = ["run_fn", "train_and_export", "make_dataset"]

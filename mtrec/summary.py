@@ -17,13 +17,14 @@ from mtrec.contracts.metrics import (
     RECOMMEND_K,
     at,
 )
+from mtrec.contracts.signatures import RECOMMEND
 from mtrec.run_state import NodeRun, custom_property
 
 _TFMA_KEYS = {
     (F.OUT_RATING, "root_mean_squared_error"): "rating RMSE",
     (F.OUT_RATING, "mean_absolute_error"): "rating MAE",
-    (F.OUT_RELEVANCE, "auc"): "ranking AUC (like vs not)",
-    (F.OUT_RELEVANCE, "calibration"): "ranking calibration",
+    (F.OUT_RELEVANCE, "auc"): "relevance AUC (like vs not)",
+    (F.OUT_RELEVANCE, "calibration"): "relevance calibration",
 }
 
 
@@ -89,7 +90,7 @@ def example_recommendation(saved_model_dir: str, user_id: str, k: int = 5) -> li
     """Top-k for one user through the exported `recommend` signature."""
     import tensorflow as tf
 
-    recommend = tf.saved_model.load(saved_model_dir).signatures["recommend"]
+    recommend = tf.saved_model.load(saved_model_dir).signatures[RECOMMEND]
     out = recommend(user_id=tf.constant([user_id]), k=tf.constant(k))
     return [
         {"item_id": i.decode(), "score": round(float(s), 4), "predicted_rating": round(float(r), 2)}
@@ -136,7 +137,7 @@ def render(summary: dict) -> str:
         )
     if "tfma" in summary:
         tfma = ", ".join(f"{k} {v:.4f}" for k, v in summary["tfma"].items())
-        lines.append(f"rating/ranking (TFMA, eval split): {tfma}")
+        lines.append(f"rating/relevance (TFMA, eval split): {tfma}")
     if "training" in summary:
         auc = summary["training"].get("eval_interest_auc")
         if auc is not None:

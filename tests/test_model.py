@@ -14,7 +14,7 @@ from mtrec.models.towers import VocabSizes
 from tests.transform_support import as_dataset
 
 TASK_METRICS = {
-    "ranking": "ranking_auc",
+    "relevance": "relevance_auc",
     "rating": "rating_rmse",
     "interest": "interest_auc",
 }
@@ -105,6 +105,17 @@ def test_config_validation():
         ModelConfig.from_dict({"lr_schedule": "step"})
     config = ModelConfig.from_dict({"loss_weights": {"rating": 2.0}})
     assert config.weight("rating") == 2.0 and config.weight("retrieval") == 1.0
+
+
+def test_old_task_name_ranking_still_works_with_a_warning():
+    """Configs written before the rename (BUILD.md changelog) keep their meaning."""
+    with pytest.warns(FutureWarning, match="now called 'relevance'"):
+        config = ModelConfig.from_dict(
+            {"tasks": ["retrieval", "ranking"], "loss_weights": {"ranking": 0.3, "rating": 2.0}}
+        )
+    assert config.tasks == ("retrieval", "relevance")
+    assert config.weight("relevance") == 0.3 and config.weight("rating") == 2.0
+    assert dict(ModelConfig().loss_weights)["relevance"] == 0.5
 
 
 def test_auto_optimizer_goes_lazy_once_an_id_table_is_large():

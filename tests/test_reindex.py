@@ -8,11 +8,12 @@ import pytest
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts.artifacts import WEIGHTS_CONFIG_FILE
 from mtrec.data import generate
 from mtrec.data.examples import write_examples
 from mtrec.models.model import ModelConfig
 from mtrec.models.reindex import reindex
-from mtrec.models.trainer import train_and_export
+from mtrec.models.trainer import load_config, train_and_export
 from tests.transform_support import as_dataset, transform_examples
 
 NEW = pd.DataFrame({
@@ -69,3 +70,12 @@ def test_added_item_is_indexed_like_a_cold_item(models):
     np.testing.assert_allclose(indexed, cold, atol=1e-5)
     unknown = new.signatures["embed_item"](item_id=tf.constant(["never-added"]))["embedding"]
     assert not np.allclose(indexed, unknown)
+
+
+def test_weights_from_before_the_relevance_rename_are_refused(tmp_path):
+    """Their head sits under its old checkpoint name: restoring would silently skip it."""
+    (tmp_path / WEIGHTS_CONFIG_FILE).write_text(
+        '{"tasks": ["retrieval", "ranking"], "loss_weights": [["ranking", 0.5]], "blend": []}'
+    )
+    with pytest.raises(ValueError, match="run `mtrec run` again"):
+        load_config(str(tmp_path))
