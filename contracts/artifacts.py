@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# ------------------------------------------- the ingestion step's examples root
+# <examples_root>/{train,eval,catalog}/ hold the shards (split names in
+# contracts/pipeline.py); this file next to them records counts and the split rule.
+INGEST_REPORT_FILE = "ingest_report.json"
+
 # ------------------------------------------------------ Trainer's model_run
 TRAINING_METRICS_FILE = "training_metrics.json"  # run_fn's metrics (the summary reads it)
 TENSORBOARD_DIR = "tensorboard"

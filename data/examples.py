@@ -22,14 +22,13 @@ import pandas as pd
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.contracts.pipeline import EVAL_SPLIT, SPLITS, TRAIN_SPLIT
+from mtrec.contracts.artifacts import INGEST_REPORT_FILE
+from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT, SPLITS, TRAIN_SPLIT
 from mtrec.data import tfexample as W
 from mtrec.data.splits import eval_mask, split_protocol, time_split
 from mtrec.data.tables import Dataset
 
-__all__ = ["CATALOG", "REPORT", "SPLITS", "history_index", "time_split", "write_examples"]
-CATALOG = "catalog"
-REPORT = "ingest_report.json"
+__all__ = ["history_index", "time_split", "write_examples"]
 # zlib level 1: ~4x faster to write than the default level for ~20% larger
 # files; ImportExampleGen re-encodes them anyway.
 GZIP_OPTIONS = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=1)
@@ -168,7 +167,7 @@ def write_examples(
         items[F.ITEM_ID].astype(str)))], ignore_index=True))
     user_entries = _user_entries(pd.concat([users, _default_users(set(user_ids) - set(
         users[F.USER_ID].astype(str)))], ignore_index=True))
-    writers = {name: _ShardWriter(out / name, shards) for name in (*SPLITS, CATALOG)}
+    writers = {name: _ShardWriter(out / name, shards) for name in (*SPLITS, CATALOG_SPLIT)}
     try:
         rating_entries: dict[float, bytes] = {}
         # Plain lists: indexing them is much cheaper than indexing numpy arrays per row.
@@ -187,7 +186,7 @@ def write_examples(
                     + rating_entries[rating])
             writers[EVAL_SPLIT if eval_list[row] else TRAIN_SPLIT].write(W.example(body))
         for item in items[F.ITEM_ID].astype(str):
-            writers[CATALOG].write(W.example(item_entries[item]))
+            writers[CATALOG_SPLIT].write(W.example(item_entries[item]))
     finally:
         for writer in writers.values():
             writer.close()
@@ -203,7 +202,7 @@ def write_examples(
         "shards": shards,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / REPORT).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / INGEST_REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
 
 

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
 from mtrec.data.checks import check_split, check_tables
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
 from mtrec.data.tables import Dataset
 
-REPORT_FILE = "ingest_report.json"
 REJECTS_FILE = "rejects.csv"
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def ingest(
     options = {"eval_fraction": eval_fraction, "pseudonymized": bool(pseudonymize_key),
                "report": 2}
     target = Path(home, "examples", _digest(dataset, options))
-    if not (target / REPORT_FILE).exists():
+    if not (target / INGEST_REPORT_FILE).exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent))
         try:
@@ -116,6 +116,6 @@ def ingest(
             staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    report = json.loads((target / REPORT_FILE).read_text())
+    report = json.loads((target / INGEST_REPORT_FILE).read_text())
     return IngestResult(str(target), rejects_path, dict(result.counts), report,
                         dict(result.tables))

@@ -39,6 +39,7 @@ from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.metrics import RETRIEVAL_KS
+from mtrec.contracts.signatures import SERVING_DEFAULT, TRANSFORM_FEATURES
 from mtrec.pipeline import configs
 
 RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
@@ -63,8 +64,8 @@ def eval_config(
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
-                signature_name="serving_default",
-                preprocessing_function_names=["transform_features"],
+                signature_name=SERVING_DEFAULT,
+                preprocessing_function_names=[TRANSFORM_FEATURES],
                 label_keys={F.OUT_RATING: F.RATING_XF, F.OUT_RELEVANCE: F.LIKED_XF},
             )
         ],

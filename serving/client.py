@@ -29,6 +29,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from mtrec.contracts import signatures as S
 from mtrec.serving import tensor_codec
 from mtrec.serving.errors import ServingError
 
@@ -206,7 +207,7 @@ class MtrecClient:
         self, users: Sequence[Id], k: int = 10, timeout: float | None = None
     ) -> list[dict[str, Any]]:
         out = self.predict(
-            "recommend",
+            S.RECOMMEND,
             {"user_id": np.array([_id(u) for u in users], dtype=object), "k": np.int32(k)},
             timeout=timeout,
         )
@@ -226,7 +227,7 @@ class MtrecClient:
     def score(self, user: Id, items: Sequence[Id], timeout: float | None = None) -> dict[str, Any]:
         """Scores for given items: {"user_id", "items": [{"item_id", "score", "rating", ...}]}."""
         out = self.predict(
-            "score",
+            S.SCORE,
             {
                 "user_id": np.array([_id(user)], dtype=object),
                 "item_ids": np.array([[_id(i) for i in items]], dtype=object),
@@ -246,7 +247,7 @@ class MtrecClient:
     def user_interest(self, user: Id, timeout: float | None = None) -> dict[str, Any]:
         """Genre affinities, strongest first: {"user_id", "genres": [{"genre", "score"}]}."""
         out = self.predict(
-            "user_interest", {"user_id": np.array([_id(user)], dtype=object)}, timeout=timeout
+            S.USER_INTEREST, {"user_id": np.array([_id(user)], dtype=object)}, timeout=timeout
         )
         return {
             "user_id": _text(_id(user)),
@@ -258,12 +259,12 @@ class MtrecClient:
 
     def embed_user(self, user: Id, timeout: float | None = None) -> np.ndarray:
         out = self.predict(
-            "embed_user", {"user_id": np.array([_id(user)], dtype=object)}, timeout=timeout
+            S.EMBED_USER, {"user_id": np.array([_id(user)], dtype=object)}, timeout=timeout
         )
         return out["embedding"][0]
 
     def embed_item(self, item: Id, timeout: float | None = None) -> np.ndarray:
         out = self.predict(
-            "embed_item", {"item_id": np.array([_id(item)], dtype=object)}, timeout=timeout
+            S.EMBED_ITEM, {"item_id": np.array([_id(item)], dtype=object)}, timeout=timeout
         )
         return out["embedding"][0]

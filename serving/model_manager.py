@@ -44,6 +44,7 @@ from tensorflow.python.eager import context, execute
 from tensorflow.python.framework.ops import EagerTensor as _EagerTensor
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
+from mtrec.contracts.signatures import SERVING_DEFAULT
 from mtrec.serving import tensor_codec
 from mtrec.serving.batching import BatchingOptions, SignatureBatcher
 from mtrec.serving.errors import ServingError, invalid_argument, status_code_from_int
@@ -52,7 +53,7 @@ from mtrec.serving.versions import list_versions, version_stamp
 log = logging.getLogger("mtrec.serving")
 
 PREDICT_METHOD = "tensorflow/serving/predict"
-DEFAULT_SIGNATURE = "serving_default"
+DEFAULT_SIGNATURE = SERVING_DEFAULT
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 _STATE = get_model_status_pb2.ModelVersionStatus.State
 

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts import signatures as S
 
 # Test and benchmark support, kept out of the installed mtrec packages.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -46,12 +47,12 @@ MAX_REQUEST_BYTES = int(
 )
 MODEL_NAME = os.environ.get("MTREC_SERVING_MODEL_NAME", "mtrec")
 CONTRACT_SIGNATURES = (
-    "serving_default",
-    "recommend",
-    "score",
-    "user_interest",
-    "embed_user",
-    "embed_item",
+    S.SERVING_DEFAULT,
+    S.RECOMMEND,
+    S.SCORE,
+    S.USER_INTEREST,
+    S.EMBED_USER,
+    S.EMBED_ITEM,
 )
 
 _scratch = tempfile.mkdtemp(prefix="mtrec-serving-tests-")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import tensorflow as tf
 from tfx.components.pusher import executor as pusher_executor
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
 from mtrec.contracts import metrics
 from mtrec.contracts import pipeline as P
+from mtrec.contracts import signatures as S
 
 CONTRACTS = Path(P.__file__).resolve().parent
 
@@ -36,6 +38,10 @@ def test_split_dir_name_is_tfx_layout():
     artifact.split_names = artifact_utils.encode_split_names([P.TRAIN_SPLIT])
     assert artifact_utils.get_split_uri([artifact], P.TRAIN_SPLIT) == (
         "/a/" + P.split_dir_name(P.TRAIN_SPLIT))
+
+
+def test_serving_default_is_tfs_default_signature_key():
+    assert S.SERVING_DEFAULT == tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 
 
 def test_metric_names_by_hand():

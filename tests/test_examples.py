@@ -11,9 +11,10 @@ import pytest
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.data import tfexample as W
 from mtrec.data.cleaning import clean
-from mtrec.data.examples import REPORT, time_split, write_examples
+from mtrec.data.examples import time_split, write_examples
 from mtrec.data.synthetic import generate
 from mtrec.data.tables import SPLIT, Dataset, empty_malformed, make_items, make_users
 
@@ -60,7 +61,7 @@ def test_features_and_types(written: tuple[Path, dict], small: Dataset) -> None:
     train, evals = read(out, "train"), read(out, "eval")
     assert report["rows"] == {"train": len(train), "eval": len(evals), "catalog": 80}
     assert len(train) + len(evals) == len(small.ratings)
-    assert json.loads((out / REPORT).read_text()) == report
+    assert json.loads((out / INGEST_REPORT_FILE).read_text()) == report
     assert report["n_users"] == 50 and report["n_items"] == small.ratings[F.ITEM_ID].nunique()
     for example in train[:50] + evals[:50]:
         assert set(example.features.feature) == set(F.RAW_FEATURES)

@@ -48,6 +48,7 @@ from mtrec.contracts.pipeline import (
     MODEL,
     TRAIN_SPLIT,
 )
+from mtrec.contracts.signatures import RECOMMEND, RETRIEVE
 from mtrec.data.artifact_io import read_files, split_files
 from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
 
@@ -170,7 +171,7 @@ def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: 
     unique_users, row_user = np.unique(users, return_inverse=True)
     kmax = max(ks)
     kmax_model = min(kmax, len(counts))
-    ranked = top_items(saved_model_dir, "retrieve", unique_users, kmax_model)
+    ranked = top_items(saved_model_dir, RETRIEVE, unique_users, kmax_model)
     metrics = hit_rates(ranked, row_user, items, ks)
     popular = popularity_ranking(
         np.array(list(counts), dtype=object), kmax, np.array(list(counts.values()))
@@ -183,13 +184,13 @@ def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: 
         relevant[row].add(item)
     k = min(RECOMMEND_K, len(counts))
     seen = seen_items(examples, train_split, unique_users)
-    metrics.update(ranking_metrics(top_items(saved_model_dir, "recommend", unique_users, k),
+    metrics.update(ranking_metrics(top_items(saved_model_dir, RECOMMEND, unique_users, k),
                                    relevant, RECOMMEND_K))
     pop = ranking_metrics(popularity_unseen(counts, seen, k), relevant, RECOMMEND_K)
     metrics.update({POPULARITY_PREFIX + m: v for m, v in pop.items()})
     baseline = None
     if baseline_dir:
-        baseline = ranking_metrics(top_items(baseline_dir, "recommend", unique_users, k),
+        baseline = ranking_metrics(top_items(baseline_dir, RECOMMEND, unique_users, k),
                                    relevant, RECOMMEND_K)
         metrics.update({BASELINE_PREFIX + m: v for m, v in baseline.items()})
     metrics.update(relative_metrics(metrics, baseline))

@@ -1,0 +1,32 @@
+"""The exported SavedModel's signature names: what clients, TFMA and the evaluators call.
+
+models/export.py exports one signature per name (a ServingModule method of that
+name); the RetrievalEvaluator, the run summary, the warmup requests, TFMA's
+model spec and the serving client call them by these names.
+"""
+
+from __future__ import annotations
+
+SERVING_DEFAULT = "serving_default"  # serialized tf.Examples -> rating, relevance, interest
+TRANSFORM_FEATURES = "transform_features"  # TFMA's preprocessing function
+RECOMMEND = "recommend"  # user_id, k -> the blended top-k, seen items excluded
+RECOMMEND_FROM_ITEMS = "recommend_from_items"  # item_ids, k -> top-k for an anonymous bag
+RETRIEVE = "retrieve"  # user_id, k -> top-k by similarity over the full catalogue
+SCORE = "score"  # user_id, item_ids -> scores, ratings, relevance
+USER_INTEREST = "user_interest"  # user_id -> genre affinities
+EMBED_USER = "embed_user"
+EMBED_ITEM = "embed_item"
+EMBED_NEW_ITEM = "embed_new_item"  # a cold item's features (and text vector) -> embedding
+
+SIGNATURES = (
+    SERVING_DEFAULT,
+    EMBED_NEW_ITEM,
+    TRANSFORM_FEATURES,
+    RECOMMEND,
+    RECOMMEND_FROM_ITEMS,
+    RETRIEVE,
+    SCORE,
+    USER_INTEREST,
+    EMBED_USER,
+    EMBED_ITEM,
+)
