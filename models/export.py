@@ -25,23 +25,12 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts.signatures import SIGNATURES
 from mtrec.models.catalog import ServingTables
 from mtrec.models.item_item import MAX_ITEMS, fit_item_item, item_item_scores, scaled_to
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
 
-SIGNATURES = (
-    "serving_default",
-    "embed_new_item",
-    "transform_features",
-    "recommend",
-    "recommend_from_items",
-    "retrieve",
-    "score",
-    "user_interest",
-    "embed_user",
-    "embed_item",
-)
 # Inside the SavedModel directory; TF Serving and tf.saved_model.load ignore it.
 TEXT_ENCODER_DIR = os.path.join("assets.extra", "text_encoder")
 _STR = tf.string

@@ -18,6 +18,7 @@ import time
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import (
     TENSORBOARD_DIR,
     TRAINING_METRICS_FILE,
@@ -225,12 +226,12 @@ def write_warmup(serving_dir: str, tables) -> None:
     write_warmup_requests(
         serving_dir,
         [
-            ("recommend", {"user_id": users, "k": k}),
-            ("retrieve", {"user_id": users, "k": k}),
-            ("score", {"user_id": users[:1], "item_ids": [items]}),
-            ("user_interest", {"user_id": users}),
-            ("embed_user", {"user_id": users}),
-            ("embed_item", {"item_id": items}),
+            (S.RECOMMEND, {"user_id": users, "k": k}),
+            (S.RETRIEVE, {"user_id": users, "k": k}),
+            (S.SCORE, {"user_id": users[:1], "item_ids": [items]}),
+            (S.USER_INTEREST, {"user_id": users}),
+            (S.EMBED_USER, {"user_id": users}),
+            (S.EMBED_ITEM, {"item_id": items}),
         ],
     )
 

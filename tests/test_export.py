@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtrec.models.export import SIGNATURES
+from mtrec.contracts.signatures import SIGNATURES
 from mtrec.models.model import ModelConfig
 from mtrec.models.trainer import train_and_export
 from tests.transform_support import as_dataset
