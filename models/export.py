@@ -26,10 +26,10 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.contracts.signatures import SIGNATURES
-from mtrec.models.catalog import ServingTables
 from mtrec.models.item_item import MAX_ITEMS, fit_item_item, item_item_scores, scaled_to
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
+from mtrec.models.serving_tables import ServingTables
 
 # Inside the SavedModel directory; TF Serving and tf.saved_model.load ignore it.
 TEXT_ENCODER_DIR = os.path.join("assets.extra", "text_encoder")

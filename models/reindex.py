@@ -15,10 +15,10 @@ import pandas as pd
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.models.catalog import build_serving_tables
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
+from mtrec.models.serving_tables import build_serving_tables
 from mtrec.models.towers import VocabSizes
 from mtrec.models.trainer import build_model, load_config, restore_weights
 

@@ -2,7 +2,7 @@
 
 Training reads the transformed TFRecords through the Trainer's data accessor,
 so the dataset is never loaded into memory; only per-user and per-item tables
-are (models/catalog.py).
+are (models/serving_tables.py).
 """
 
 from __future__ import annotations
@@ -32,16 +32,16 @@ from mtrec.contracts.pipeline import (
     CONFIG_ITEM_TEXT_EMBEDDINGS_URI,
     CONFIG_MODEL,
 )
-from mtrec.models.catalog import (
-    ServingTables,
-    build_serving_tables,
-    item_sampling_probability,
-)
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import RENAMED_TASKS, ModelConfig, MultiTaskModel
 from mtrec.models.optimizer import LazyAdam
+from mtrec.models.serving_tables import (
+    ServingTables,
+    build_serving_tables,
+    item_sampling_probability,
+)
 from mtrec.models.towers import VocabSizes
 from mtrec.serving.warmup import write_warmup_requests
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mtrec.models.catalog import row_splits
 from mtrec.models.item_item import fit_item_item, item_item_scores, scaled_to
+from mtrec.models.serving_tables import row_splits
 
 
 def test_two_items_always_rated_together_give_the_hand_computed_weight():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtrec.models.catalog import build_serving_tables, item_sampling_probability
 from mtrec.models.model import ModelConfig, MultiTaskModel
+from mtrec.models.serving_tables import build_serving_tables, item_sampling_probability
 from mtrec.models.towers import VocabSizes
 from tests.transform_support import as_dataset
 

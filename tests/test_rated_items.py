@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.models.catalog import row_splits
 from mtrec.models.model import ModelConfig, MultiTaskModel
+from mtrec.models.serving_tables import row_splits
 from mtrec.models.towers import VocabSizes, pooled_bag
 
 SIZES = VocabSizes(users=4, items=6, genders=2, occupations=2, text_tokens=3,
