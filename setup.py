@@ -50,6 +50,7 @@ setup(
         "tensorflow-text~=2.16.1",
         "tensorflow-serving-api~=2.16.1",
         "dill",
+        "matplotlib",  # the run report's plots (mtrec/report/)
         "pandas",
         "pyarrow",
     ],

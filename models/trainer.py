@@ -27,7 +27,7 @@ from mtrec.models.catalog import (
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
-from mtrec.models.model import ModelConfig, MultiTaskModel
+from mtrec.models.model import ModelConfig, MultiTaskModel, resolve_optimizer
 from mtrec.models.optimizer import LazyAdam
 from mtrec.models.towers import VocabSizes
 
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "training_metrics.json"
 WEIGHTS_DIR = "weights"
+WEIGHTS_CONFIG_FILE = "config.json"  # the resolved ModelConfig, next to the weights
+TENSORBOARD_DIR = "tensorboard"  # under model_run: per-epoch train/validation metrics
 
 
 def make_dataset(
@@ -73,13 +75,15 @@ def train_and_export(
     """
     tf.keras.utils.set_random_seed(seed)  # initialisation, dropout masks, id dropout
     sizes = VocabSizes.from_transform_output(tft_output)
+    # One resolved config from here on: the model, the optimizer and the metrics read it.
+    config = resolve_optimizer(config, sizes)
     t0 = time.time()
     catalog = read_catalog(catalog_dir, tft_output) if catalog_dir else None
     tables = build_serving_tables(scan_ds, sizes, catalog)
     t_scan = time.time()
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(sizes, config, tft_output, tables, item_text)
-        model.compile(optimizer=make_optimizer(model.config, tables.num_train_examples))
+        model.compile(optimizer=make_optimizer(config, tables.num_train_examples))
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
     t_fit = time.time()
     history = model.fit(
@@ -108,7 +112,7 @@ def train_and_export(
         "catalog_size": tables.num_items,
         "text_encoder": item_text is not None,
         "epochs": config.epochs,
-        "optimizer": model.config.optimizer,
+        "optimizer": config.optimizer,
         "final_train_loss": float(history.history["loss"][-1]),
         **{f"eval_{k}": float(v) for k, v in evaluation.items()},
     }
@@ -154,7 +158,7 @@ def make_optimizer(config: ModelConfig, train_examples: int) -> tf.keras.optimiz
 def save_weights(model: MultiTaskModel, weights_dir: str) -> None:
     tf.io.gfile.makedirs(weights_dir)
     model.save_weights(os.path.join(weights_dir, "model"))
-    with tf.io.gfile.GFile(os.path.join(weights_dir, "config.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(weights_dir, WEIGHTS_CONFIG_FILE), "w") as f:
         json.dump(dataclasses.asdict(model.config), f)
 
 
@@ -220,7 +224,7 @@ def run_fn(fn_args) -> None:
         tft_output=tft_output,
         config=config,
         serving_dir=fn_args.serving_model_dir,
-        log_dir=os.path.join(fn_args.model_run_dir, "tensorboard"),
+        log_dir=os.path.join(fn_args.model_run_dir, TENSORBOARD_DIR),
         weights_dir=os.path.join(fn_args.model_run_dir, WEIGHTS_DIR),
         catalog_dir=custom.get("item_catalog_uri"),
         strategy=distribution_strategy(custom.get("distribution")),

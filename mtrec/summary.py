@@ -7,6 +7,8 @@ import os
 
 from mtrec.run_state import NodeRun, custom_property
 
+SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
+
 _TFMA_KEYS = {
     ("rating", "root_mean_squared_error"): "rating RMSE",
     ("rating", "mean_absolute_error"): "rating MAE",
@@ -77,7 +79,14 @@ def example_recommendation(saved_model_dir: str, user_id: str, k: int = 5) -> li
     """Top-k for one user through the exported `recommend` signature."""
     import tensorflow as tf
 
-    recommend = tf.saved_model.load(saved_model_dir).signatures["recommend"]
+    return recommendation_rows(tf.saved_model.load(saved_model_dir), user_id, k)
+
+
+def recommendation_rows(saved_model, user_id: str, k: int) -> list[dict]:
+    """Top-k for one user from a loaded SavedModel's `recommend` signature."""
+    import tensorflow as tf
+
+    recommend = saved_model.signatures["recommend"]
     out = recommend(user_id=tf.constant([user_id]), k=tf.constant(k))
     return [
         {"item_id": i.decode(), "score": round(float(s), 4), "predicted_rating": round(float(r), 2)}

@@ -11,8 +11,10 @@ TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 CATALOG_SPLIT = "catalog"
 
-# Model hyper-parameters passed to the Trainer (see models/model.py ModelConfig).
-MODEL_CONFIG: dict = {}
+# Settings with their defaults: pipeline/settings.py (PipelineSettings); model
+# hyper-parameters: models/model.py (ModelConfig); TextEncoder settings:
+# components/text_encoder/config.py (TextEncoderConfig; the defaults pretrain a
+# 2-layer, 64-d BERT with masked LM in about a minute on 2 cores).
 
 # Blessing thresholds. TFMA: value thresholds on the eval split, plus change
 # thresholds against the latest blessed model (skipped on the first run).
@@ -28,6 +30,9 @@ RETRIEVAL_THRESHOLDS = {"hit_rate@100": 0.05, "ndcg@10_lift": 0.05, "ndcg@10_cha
 # The RetrievalEvaluator scores a seeded sample of this many eval users (0 = all):
 # enough for HR@K to +-0.01, and its cost stops growing with users x items.
 RETRIEVAL_EVAL_MAX_USERS = 10_000
+
+# Kubeflow/Vertex: where the Dockerfile copies the curated schema (pipeline/schema/).
+IMAGE_SCHEMA_PATH = "/opt/mtrec/schema/schema.pbtxt"
 
 # Beam: DirectRunner in multi-processing mode locally; Dataflow/Flink/Spark via
 # beam_pipeline_args (see BUILD.md). The worker count is filled in by a runner.
@@ -52,7 +57,3 @@ RUNTIME_PARAMETERS = (
     PARAM_EVAL_CONFIG,
     PARAM_RETRIEVAL_THRESHOLDS,
 )
-
-# TextEncoder settings (components/text_encoder/config.py); the defaults
-# pretrain a 2-layer, 64-d BERT with masked LM in about a minute on 2 cores.
-TEXT_ENCODER_CONFIG: dict = {}
