@@ -21,7 +21,7 @@ SUBPACKAGES = {
 HERE = Path(__file__).resolve().parent
 COMPONENTS = sorted(p.parent.name for p in (HERE / "components").glob("*/__init__.py"))
 
-packages = ["mtrec", *SUBPACKAGES]
+packages = ["mtrec", "mtrec.commands", "mtrec.report", *SUBPACKAGES]
 package_dir = {"mtrec": "mtrec", **SUBPACKAGES}
 for name in COMPONENTS:
     packages.append(f"mtrec.components.{name}")

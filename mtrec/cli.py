@@ -100,7 +100,11 @@ def _run(args) -> int:
     with open(os.path.join(home, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2, default=str)
     print(render(summary))
-    print(f"report: {write_report(home)}")
+    try:
+        print(f"report: {write_report(home)}")
+    except Exception as err:  # noqa: BLE001 - the run's result stands; the report can be rebuilt
+        print(f"report not written ({type(err).__name__}: {err}); "
+              f"rebuild it with: mtrec report {home}", file=sys.stderr)
     if error:
         print(f"\npipeline failed: {error}", file=sys.stderr)
         return 1
