@@ -105,9 +105,9 @@ def loss_weights(weights: Mapping[str, float]) -> str:
                  xlabel="weight")
 
 
-def model_vs_popularity(metrics: Mapping[str, float], names: Sequence[str]) -> str:
+def model_vs_popularity(title: str, metrics: Mapping[str, float], names: Sequence[str]) -> str:
     """The model's served metrics next to popularity's on the same users."""
-    return _bars("model vs popularity (eval users)", list(names), {
+    return _bars(title, list(names), {
         "model": [metrics.get(n, 0.0) for n in names],
         "popularity": [metrics.get(f"popularity_{n}", 0.0) for n in names],
     })

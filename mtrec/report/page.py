@@ -166,8 +166,12 @@ def evaluation_section(evaluation: Mapping[str, Any]) -> str:
         hit_rates = sorted((k for k in metrics if k.startswith("hit_rate@")),
                            key=lambda k: int(k.split("@")[1]))
         ranking = [k for k in ("precision@10", "recall@10", "ndcg@10") if k in metrics]
-        out.append(_img(charts.model_vs_popularity(metrics, hit_rates), "HR@K vs popularity"))
-        out.append(_img(charts.model_vs_popularity(metrics, ranking), "ranking vs popularity"))
+        out.append(_img(charts.model_vs_popularity(
+            "retrieval: hit rate of the held-out items, full catalogue, vs popularity",
+            metrics, hit_rates), "HR@K vs popularity"))
+        out.append(_img(charts.model_vs_popularity(
+            "served top-10 (seen items excluded) vs popularity", metrics, ranking),
+            "ranking vs popularity"))
         failed = retrieval.get("failed") or {}
         out.append(_table(["bound", "threshold", "value", "passed"], [
             [_e(name), _num(bound),
