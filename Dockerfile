@@ -46,7 +46,7 @@ RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
  && pip install --no-cache-dir --no-index --find-links=/wheels --no-deps mtrec \
  && pip check \
  && python -c "import mtrec.pipeline.pipeline, mtrec.models.trainer, mtrec.components"
-# ImportSchemaGen reads the curated schema from here (kubeflow_v2_runner.IMAGE_SCHEMA_PATH).
+# ImportSchemaGen reads the curated schema from here (pipeline/configs.py IMAGE_SCHEMA_PATH).
 COPY pipeline/schema/schema.pbtxt /opt/mtrec/schema/schema.pbtxt
 # No mtrec sources in the working directory: `python -m` puts it on sys.path.
 WORKDIR /opt/mtrec

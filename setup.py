@@ -22,7 +22,7 @@ SUBPACKAGES = {
 HERE = Path(__file__).resolve().parent
 COMPONENTS = sorted(p.parent.name for p in (HERE / "components").glob("*/__init__.py"))
 
-packages = ["mtrec", *SUBPACKAGES]
+packages = ["mtrec", "mtrec.commands", "mtrec.report", *SUBPACKAGES]
 package_dir = {"mtrec": "mtrec", **SUBPACKAGES}
 for name in COMPONENTS:
     packages.append(f"mtrec.components.{name}")
@@ -51,6 +51,7 @@ setup(
         "tensorflow-text~=2.16.1",
         "tensorflow-serving-api~=2.16.1",
         "dill",
+        "matplotlib",  # the run report's plots (mtrec/report/)
         "pandas",
         "pyarrow",
     ],

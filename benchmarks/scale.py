@@ -161,13 +161,13 @@ def run_one(
 
     def pipeline() -> None:
         try:
-            local_runner.run(
+            local_runner.run(paths, local_runner.settings(
                 paths,
                 examples_root=examples_root,
-                model_config={"epochs": epochs, **SCALE_MODEL_CONFIG},
+                model={"epochs": epochs, **SCALE_MODEL_CONFIG},
                 workers=workers,
                 enable_cache=False,
-            )
+            ))
         except Exception as err:  # noqa: BLE001 - recorded, the table shows how far it got
             errors.append(f"{type(err).__name__}: {err}")
 

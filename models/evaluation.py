@@ -61,12 +61,13 @@ def ranking_metrics(
 def coverage_and_novelty(
     ranked: np.ndarray, item_popularity: dict, num_items: int, num_users_train: int, k: int = 10
 ) -> dict[str, float]:
-    """Catalogue coverage@k and mean self-information -log2 p(item) of recommendations."""
-    top = ranked[:, :k]
-    coverage = len(set(top.ravel().tolist())) / max(num_items, 1)
-    p = np.array(
-        [item_popularity.get(i, 0) / max(num_users_train, 1) for i in top.ravel().tolist()]
-    )
+    """Catalogue coverage@k and mean self-information -log2 p(item) of recommendations.
+
+    Empty ids (a served list's padding when fewer than k items are left) count as neither.
+    """
+    top = [i for i in ranked[:, :k].ravel().tolist() if i not in (b"", "")]
+    coverage = len(set(top)) / max(num_items, 1)
+    p = np.array([item_popularity.get(i, 0) / max(num_users_train, 1) for i in top])
     novelty = float(np.mean(-np.log2(np.clip(p, 1e-9, 1.0)))) if len(p) else 0.0
     return {f"coverage@{k}": coverage, f"novelty@{k}": novelty}
 

@@ -33,6 +33,7 @@ TASKS = ("retrieval", "relevance", "rating", "interest")
 # changelog): the relevance head was called "ranking" in tasks and loss_weights.
 RENAMED_TASKS = {"ranking": "relevance"}
 OPTIMIZERS = ("auto", "adam", "lazy_adam")
+RESOLVED_OPTIMIZERS = OPTIMIZERS[1:]  # what a built model trains with ("auto" settled)
 # Where "auto" switches to lazy_adam. Adam's whole-table step costs ~0.4 us per
 # 128-wide id row (benchmarks/results/optimizer_step.md: 26 ms a step for two
 # 30K-row tables; lazy_adam 2-4 ms at any size). At 10K users or items the
@@ -187,7 +188,9 @@ class MultiTaskModel(tfrs.Model):
         """`rated`: (row splits [users + 1], item_idx values), every user's rated items
         (catalog.ServingTables.rated_splits / rated_idx); needed when config.rated_items."""
         super().__init__()
-        config = resolve_optimizer(config, sizes)  # the Trainer compiles with model.config
+        if config.optimizer not in RESOLVED_OPTIMIZERS:
+            raise ValueError(f"resolve the optimizer first (resolve_optimizer): "
+                             f"{config.optimizer!r}")
         self.sizes, self.config = sizes, config
         d = config.embedding_dim
         row_l2 = config.optimizer == "lazy_adam"  # LazyAdam needs row-sparse gradients

@@ -35,7 +35,7 @@ from mtrec.contracts.pipeline import (
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
-from mtrec.models.model import RENAMED_TASKS, ModelConfig, MultiTaskModel
+from mtrec.models.model import RENAMED_TASKS, ModelConfig, MultiTaskModel, resolve_optimizer
 from mtrec.models.optimizer import LazyAdam
 from mtrec.models.serving_tables import (
     ServingTables,
@@ -85,13 +85,15 @@ def train_and_export(
     """
     tf.keras.utils.set_random_seed(seed)  # initialisation, dropout masks, id dropout
     sizes = VocabSizes.from_transform_output(tft_output)
+    # One resolved config from here on: the model, the optimizer and the metrics read it.
+    config = resolve_optimizer(config, sizes)
     t0 = time.time()
     catalog = read_catalog(catalog_dir, tft_output) if catalog_dir else None
     tables = build_serving_tables(scan_ds, sizes, catalog)
     t_scan = time.time()
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(sizes, config, tft_output, tables, item_text)
-        model.compile(optimizer=make_optimizer(model.config, tables.num_train_examples))
+        model.compile(optimizer=make_optimizer(config, tables.num_train_examples))
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
     t_fit = time.time()
     history = model.fit(
@@ -120,7 +122,7 @@ def train_and_export(
         "catalog_size": tables.num_items,
         "text_encoder": item_text is not None,
         "epochs": config.epochs,
-        "optimizer": model.config.optimizer,
+        "optimizer": config.optimizer,
         "final_train_loss": float(history.history["loss"][-1]),
         **{f"eval_{k}": float(v) for k, v in evaluation.items()},
     }

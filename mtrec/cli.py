@@ -1,4 +1,14 @@
-"""`mtrec` command line: run the pipeline, fetch data, serve and query models."""
+"""`mtrec` command line: everything a user does, one flag style.
+
+run        ingest data and run the TFX pipeline locally; writes <home>/report.html
+compile    the Kubeflow Pipelines v2 / Vertex AI spec of the same pipeline
+data check ingestion and cleaning only: the rejects report in seconds
+report     rebuild <home>/report.html from ML Metadata and artifacts (no retraining)
+serve      serve the pushed model over TF Serving's gRPC API
+query      query a running model server
+download   fetch a MovieLens set, sha256-checked
+add-items  add new items to the served catalogue (no retraining)
+"""
 
 from __future__ import annotations
 
@@ -9,19 +19,29 @@ import os
 import sys
 
 import mtrec  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from mtrec.commands.compile import add_compile_parser, split_beam_args
+from mtrec.commands.data_check import add_data_parser
+from mtrec.commands.options import EXAMPLE_HELP, add_pipeline_options, pipeline_fields
+from mtrec.commands.report import add_report_parser
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT
+from mtrec.serving.cli import add_query_parser, add_serve_parser
+
+SOURCES = "sample | synthetic | ml-100k | ml-latest-small | ml-1m | generic"
+RUN_EXAMPLE = """examples:
+  mtrec run                                    # the embedded sample, outputs/sample/
+  mtrec run --source ml-100k --path ../shared/data/ml-100k --split u1 --epochs 4
+  mtrec run --relevance-auc-min 0.6 --text-encoder '{"pretrain_steps": 300}'
+then open <home>/report.html"""
 
 
 def _add_run_parser(sub) -> None:
-    p = sub.add_parser("run", help="ingest data and run the TFX pipeline locally (Beam)")
-    p.add_argument("--source", default="sample",
-                   help="sample | synthetic | ml-100k | ml-latest-small | ml-1m | generic")
+    p = sub.add_parser("run", help="ingest data and run the TFX pipeline locally (Beam)",
+                       epilog=RUN_EXAMPLE, formatter_class=EXAMPLE_HELP)
+    p.add_argument("--source", default="sample", help=SOURCES)
     p.add_argument("--path", help="data directory (MovieLens folder or generic CSV/Parquet)")
     p.add_argument("--split", help="official split to use, e.g. u1 for ml-100k")
     p.add_argument("--home", help="output folder (default: outputs/<source>[-<split>])")
-    p.add_argument("--epochs", type=int, help="training epochs")
-    p.add_argument("--model-config", default="{}", help="JSON overrides of ModelConfig")
     p.add_argument("--workers", type=int, default=2, help="Beam DirectRunner workers")
     p.add_argument("--eval-fraction", type=float, default=0.2,
                    help="per-user time split when the source has no official split")
@@ -30,7 +50,7 @@ def _add_run_parser(sub) -> None:
                    help="keyed-hash user ids with the key in env VAR (also in rejects.csv)")
     p.add_argument("--rejects-keep-raw-ids", action="store_true",
                    help="with --pseudonymize-key-env: keep raw user ids in rejects.csv (warns)")
-    p.add_argument("--no-cache", action="store_true")
+    add_pipeline_options(p)
     p.set_defaults(func=_run)
 
 
@@ -57,17 +77,17 @@ def _run(args) -> int:
         return 2
     # After ingestion, so bad input fails fast without loading TFX.
     from mtrec.pipeline import local_runner
+    from mtrec.report import write_report
     from mtrec.run_state import latest_run
-    from mtrec.summary import collect, example_recommendation, render
+    from mtrec.summary import SUMMARY_FILE, collect, example_recommendation, render
 
-    model_config = run_model_config(data.report, args.model_config, args.epochs)
+    model = run_model_config(data.report, args.model_config, None)
     paths = local_runner.LocalPaths(os.path.abspath(home))
+    settings = local_runner.settings(paths, examples_root=data.examples_root,
+                                     workers=args.workers, **pipeline_fields(args, model))
     error = None
     try:
-        local_runner.run(
-            paths, examples_root=data.examples_root, model_config=model_config,
-            workers=args.workers, enable_cache=not args.no_cache,
-        )
+        local_runner.run(paths, settings)
     except RuntimeError as err:  # LocalDagRunner re-raises component failures
         error = err
     summary = collect(latest_run(paths.metadata_path))
@@ -79,16 +99,21 @@ def _run(args) -> int:
         summary["example"] = {"user_id": user,
                               "items": example_recommendation(model_dir, user)}
         _add_titles(summary["example"]["items"], data.examples_root)
-    with open(os.path.join(home, "summary.json"), "w") as f:
+    with open(os.path.join(home, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2, default=str)
     print(render(summary))
+    try:
+        print(f"report: {write_report(home)}")
+    except Exception as err:  # noqa: BLE001 - the run's result stands; the report can be rebuilt
+        print(f"report not written ({type(err).__name__}: {err}); "
+              f"rebuild it with: mtrec report {home}", file=sys.stderr)
     if error:
         print(f"\npipeline failed: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-def run_model_config(report: dict, model_config_json: str, epochs: int | None) -> dict:
+def run_model_config(report: dict, overrides: dict, epochs: int | None) -> dict:
     """The Trainer's ModelConfig overrides: the split protocol's settings, then the user's.
 
     `report` is write_examples' (its split_protocol), so `mtrec run` trains
@@ -96,7 +121,7 @@ def run_model_config(report: dict, model_config_json: str, epochs: int | None) -
     """
     from mtrec.models.model import protocol_overrides  # TensorFlow: after ingestion
 
-    config = {**protocol_overrides(report.get("split_protocol")), **json.loads(model_config_json)}
+    config = {**protocol_overrides(report.get("split_protocol")), **overrides}
     if epochs:
         config["epochs"] = epochs
     return config
@@ -132,13 +157,17 @@ def _add_titles(items: list[dict], examples_root: str) -> None:
 
 
 def _add_download_parser(sub) -> None:
-    p = sub.add_parser("download", help="fetch a MovieLens set from GroupLens, sha256-checked")
+    p = sub.add_parser("download", help="fetch a MovieLens set from GroupLens, sha256-checked",
+                       epilog="example:\n  mtrec download ml-100k --dest ../shared/data",
+                       formatter_class=EXAMPLE_HELP)
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=lambda a: __import__("mtrec.data.download", fromlist=["main"]).main(a.args))
 
 
 def _add_items_parser(sub) -> None:
-    p = sub.add_parser("add-items", help="add new items to the served catalogue (no retraining)")
+    p = sub.add_parser("add-items", help="add new items to the served catalogue (no retraining)",
+                       epilog="example:\n  mtrec add-items --home outputs/sample "
+                       "--items new_items.csv", formatter_class=EXAMPLE_HELP)
     p.add_argument("--home", default=os.path.join("outputs", "sample"),
                    help="the `mtrec run` output folder")
     p.add_argument("--items", required=True,
@@ -154,21 +183,38 @@ def _add_items(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtrec", description=__doc__)
+    parser = argparse.ArgumentParser(prog="mtrec", description=__doc__,
+                                     formatter_class=EXAMPLE_HELP)
     parser.add_argument("-v", "--verbose", action="store_true", help="INFO logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
+    add_compile_parser(sub)
+    add_data_parser(sub, SOURCES)
+    add_report_parser(sub)
+    add_serve_parser(sub).epilog = SERVE_EXAMPLE
+    add_query_parser(sub).epilog = QUERY_EXAMPLE
     _add_download_parser(sub)
     _add_items_parser(sub)
-    from mtrec.serving.cli import add_query_parser, add_serve_parser
-
-    add_serve_parser(sub)
-    add_query_parser(sub)
+    for command in sub.choices.values():
+        command.formatter_class = EXAMPLE_HELP
     return parser
 
 
+SERVE_EXAMPLE = """example:
+  mtrec serve --model-base-path outputs/sample/serving_model/mtrec --port 8500"""
+QUERY_EXAMPLE = """example:
+  mtrec query recommend --user 42 -k 10 --target 127.0.0.1:8500"""
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    beam_args = None
+    if "compile" in argv[: argv.index("--") if "--" in argv else None]:
+        # `mtrec compile ... -- BEAM ARGS`: Beam's own flags, passed on unparsed.
+        argv, beam_args = split_beam_args(argv)
     args = build_parser().parse_args(argv)
+    if beam_args is not None:
+        args.beam_args = beam_args
     # TensorFlow's C++ start-up chatter (repeated by every Beam worker) buries
     # the summary; Python exceptions still carry every real error.
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "1" if args.verbose else "3"
@@ -177,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return int(args.func(args) or 0)
+
 
 
 if __name__ == "__main__":

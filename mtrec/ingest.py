@@ -26,6 +26,7 @@ import pandas as pd
 from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
 from mtrec.data.checks import check_split, check_tables
+from mtrec.data.cleaning import CleanResult
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
 from mtrec.data.tables import Dataset
 
@@ -62,6 +63,48 @@ def _write_rejects(
     return str(write_rejects(rejects, path))
 
 
+@dataclasses.dataclass(frozen=True)
+class CheckResult:
+    """What `check` found: the cleaned data, its counts and the rows per split."""
+
+    clean: CleanResult
+    rejects_path: str
+    rows: dict[str, int]  # TRAIN, EVAL: ratings per split
+
+
+def check(
+    source: str,
+    path: str | None,
+    home: str,
+    *,
+    split: str | None = None,
+    eval_fraction: float = 0.2,
+    max_reject_fraction: float = 0.5,
+    pseudonymize_key: bytes | None = None,
+    rejects_keep_raw_ids: bool = False,
+) -> CheckResult:
+    """Load, check and clean; write `home/rejects.csv`. No TensorFlow, seconds.
+
+    `mtrec data check` stops here; `ingest` goes on to write examples. Raises
+    as `ingest` does.
+    """
+    loaded = load_dataset(source, path, split)
+    check_tables(loaded)
+    raw_ids = raw_user_ids(loaded) if pseudonymize_key else set()
+    os.makedirs(home, exist_ok=True)
+    rejects_path = os.path.join(home, REJECTS_FILE)
+    try:
+        result = clean(loaded, max_reject_fraction=max_reject_fraction)
+    except DataQualityError as err:
+        if err.rejects is None:
+            raise
+        _write_rejects(err.rejects, rejects_path, pseudonymize_key, raw_ids, rejects_keep_raw_ids)
+        raise DataQualityError(f"{err}; the rejected rows are in {rejects_path}") from err
+    _write_rejects(result.rejects, rejects_path, pseudonymize_key, raw_ids, rejects_keep_raw_ids)
+    rows = check_split(result.dataset, eval_fraction, rejects_path)
+    return CheckResult(result, rejects_path, rows)
+
+
 def ingest(
     source: str,
     path: str | None,
@@ -87,20 +130,12 @@ def ingest(
     if rejects_keep_raw_ids and pseudonymize_key:
         log.warning("rejects.csv keeps raw user ids (rejects_keep_raw_ids): it holds "
                     "personal data the pipeline artifacts do not")
-    loaded = load_dataset(source, path, split)
-    check_tables(loaded)
-    raw_ids = raw_user_ids(loaded) if pseudonymize_key else set()
-    os.makedirs(home, exist_ok=True)
-    rejects_path = os.path.join(home, REJECTS_FILE)
-    try:
-        result = clean(loaded, max_reject_fraction=max_reject_fraction)
-    except DataQualityError as err:
-        if err.rejects is None:
-            raise
-        _write_rejects(err.rejects, rejects_path, pseudonymize_key, raw_ids, rejects_keep_raw_ids)
-        raise DataQualityError(f"{err}; the rejected rows are in {rejects_path}") from err
-    _write_rejects(result.rejects, rejects_path, pseudonymize_key, raw_ids, rejects_keep_raw_ids)
-    check_split(result.dataset, eval_fraction, rejects_path)
+    checked = check(
+        source, path, home, split=split, eval_fraction=eval_fraction,
+        max_reject_fraction=max_reject_fraction, pseudonymize_key=pseudonymize_key,
+        rejects_keep_raw_ids=rejects_keep_raw_ids,
+    )
+    result, rejects_path = checked.clean, checked.rejects_path
     dataset = result.dataset
     if pseudonymize_key:
         dataset = pseudonymize_users(dataset, pseudonymize_key)

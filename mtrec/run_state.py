@@ -19,6 +19,8 @@ class NodeRun:
     node_id: str
     state: str  # COMPLETE, CACHED, FAILED, ...
     outputs: dict[str, list[metadata_store_pb2.Artifact]]
+    # Its times (create/last_update_time_since_epoch, ms) and exec properties.
+    execution: metadata_store_pb2.Execution | None = None
 
 
 def open_store(sqlite_path: str) -> metadata_store.MetadataStore:
@@ -67,6 +69,7 @@ def latest_run(sqlite_path: str, run_index: int = -1) -> dict[str, NodeRun]:
                 k: [artifacts[i] for i in ids if i in artifacts]
                 for k, ids in outputs.get(execution.id, {}).items()
             },
+            execution=execution,
         )
     return result
 

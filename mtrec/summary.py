@@ -20,6 +20,8 @@ from mtrec.contracts.metrics import (
 from mtrec.contracts.signatures import RECOMMEND
 from mtrec.run_state import NodeRun, custom_property
 
+SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
+
 _TFMA_KEYS = {
     (F.OUT_RATING, "root_mean_squared_error"): "rating RMSE",
     (F.OUT_RATING, "mean_absolute_error"): "rating MAE",
@@ -90,7 +92,14 @@ def example_recommendation(saved_model_dir: str, user_id: str, k: int = 5) -> li
     """Top-k for one user through the exported `recommend` signature."""
     import tensorflow as tf
 
-    recommend = tf.saved_model.load(saved_model_dir).signatures[RECOMMEND]
+    return recommendation_rows(tf.saved_model.load(saved_model_dir), user_id, k)
+
+
+def recommendation_rows(saved_model, user_id: str, k: int) -> list[dict]:
+    """Top-k for one user from a loaded SavedModel's `recommend` signature."""
+    import tensorflow as tf
+
+    recommend = saved_model.signatures[RECOMMEND]
     out = recommend(user_id=tf.constant([user_id]), k=tf.constant(k))
     return [
         {"item_id": i.decode(), "score": round(float(s), 4), "predicted_rating": round(float(r), 2)}

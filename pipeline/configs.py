@@ -9,8 +9,9 @@ PIPELINE_NAME = "mtrec"
 PREPROCESSING_FN = "mtrec.models.preprocessing.preprocessing_fn"
 RUN_FN = "mtrec.models.trainer.run_fn"
 
-# Model hyper-parameters passed to the Trainer (see models/model.py ModelConfig).
-MODEL_CONFIG: dict = {}
+# Settings with their defaults: pipeline/settings.py (PipelineSettings); model
+# hyper-parameters: models/model.py (ModelConfig); TextEncoder settings:
+# components/text_encoder/config.py (TextEncoderConfig).
 
 # Blessing thresholds. TFMA: value thresholds on the eval split, plus change
 # thresholds against the latest blessed model (skipped on the first run).
@@ -22,6 +23,9 @@ RELEVANCE_AUC_MIN = 0.55
 # (ndcg@10_lift), and at most 0.01 below the last blessed model's
 # (ndcg@10_change; skipped on the first run). Absolute: full-catalogue HR@100.
 RETRIEVAL_THRESHOLDS = {at(HIT_RATE, 100): 0.05, NDCG_LIFT: 0.05, NDCG_CHANGE: -0.01}
+
+# Kubeflow/Vertex: where the Dockerfile copies the curated schema (pipeline/schema/).
+IMAGE_SCHEMA_PATH = "/opt/mtrec/schema/schema.pbtxt"
 
 # Beam: DirectRunner in multi-processing mode locally; Dataflow/Flink/Spark via
 # beam_pipeline_args (see BUILD.md). The worker count is filled in by a runner.
@@ -46,7 +50,3 @@ RUNTIME_PARAMETERS = (
     PARAM_EVAL_CONFIG,
     PARAM_RETRIEVAL_THRESHOLDS,
 )
-
-# TextEncoder settings (components/text_encoder/config.py); the defaults
-# pretrain a 2-layer, 64-d BERT with masked LM in about a minute on 2 cores.
-TEXT_ENCODER_CONFIG: dict = {}

@@ -11,12 +11,14 @@ import dataclasses
 import logging
 import os
 from importlib import resources
+from typing import Any
 
 from tfx import v1 as tfx
 
 from mtrec.pipeline import configs
 from mtrec.pipeline.killed_runs import clean_killed_runs, run_lock
 from mtrec.pipeline.pipeline import create_pipeline
+from mtrec.pipeline.settings import PipelineSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,35 +51,30 @@ def curated_schema_path() -> str:
     return str(resources.files("mtrec.pipeline") / "schema" / "schema.pbtxt")
 
 
-def run(
-    paths: LocalPaths,
-    *,
-    examples_root: str,
-    model_config: dict | None = None,
-    text_encoder: dict | None = configs.TEXT_ENCODER_CONFIG,
-    workers: int = 2,
-    enable_cache: bool = True,
-    **thresholds,
-) -> None:
-    """Run the whole pipeline over prepared examples (`examples_root`/{train,eval,catalog}).
+def settings(
+    paths: LocalPaths, *, examples_root: str, workers: int = 2, **fields: Any
+) -> PipelineSettings:
+    """The local deployment's PipelineSettings: its paths, Beam mode and SQLite MLMD.
 
-    `text_encoder=None` leaves the language-model item representation out.
+    `fields` are any other PipelineSettings fields (model, text_encoder,
+    thresholds, enable_cache, ...); their defaults are PipelineSettings'.
     """
-    pipeline = create_pipeline(
-        pipeline_name=configs.PIPELINE_NAME,
+    return PipelineSettings(
         pipeline_root=paths.pipeline_root,
         examples_root=examples_root,
         schema_path=curated_schema_path(),
         serving_model_dir=paths.serving_model_dir,
-        model_config=model_config,
-        text_encoder=text_encoder,
-        beam_pipeline_args=[*configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={workers}"],
+        beam_pipeline_args=(*configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={workers}"),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             paths.metadata_path
         ),
-        enable_cache=enable_cache,
-        **thresholds,
+        **fields,
     )
+
+
+def run(paths: LocalPaths, pipeline_settings: PipelineSettings) -> None:
+    """Run the whole pipeline; `pipeline_settings` comes from `settings(paths, ...)`."""
+    pipeline = create_pipeline(pipeline_settings)
     with run_lock(paths.lock_path) as sole:
         if not sole:
             log.warning("another run holds %s: its RUNNING executions are left alone",

@@ -5,8 +5,9 @@ ImportExampleGen -> StatisticsGen -> SchemaGen (inferred, for reference)
                                   -> AnomalyGate -> Transform -> Trainer
 Trainer -> Evaluator (TFMA) + RetrievalEvaluator -> Cond(both blessed) -> Pusher
 
-`create_pipeline` does no I/O and reads no environment: the runners
-(local_runner.py, kubeflow_v2_runner.py) own every path and setting.
+`create_pipeline` does no I/O and reads no environment: it takes one
+`PipelineSettings` (settings.py) that the runners (local_runner.py,
+kubeflow_v2_runner.py) fill in with their paths.
 
 With `runtime_parameters=True` (Kubeflow V2 / Vertex), four values become
 str RuntimeParameters that default to the compile-time values and can be
@@ -34,13 +35,14 @@ from mtrec.components.example_gen.component import StreamingImportExampleGen
 from mtrec.components.retrieval_evaluator.component import RetrievalEvaluator
 from mtrec.components.text_encoder.component import TextEncoder
 from mtrec.components.trainer.component import CatalogTrainer
-from mtrec.components.trainer.tfjob import TFJobExecutor, TFJobTraining
-from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
+from mtrec.components.trainer.tfjob import TFJobExecutor
+from mtrec.components.trainer.vertex import VertexExecutor
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.metrics import RETRIEVAL_KS
 from mtrec.contracts.signatures import SERVING_DEFAULT, TRANSFORM_FEATURES
 from mtrec.pipeline import configs
+from mtrec.pipeline.settings import PipelineSettings
 
 RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
 
@@ -111,56 +113,33 @@ def eval_config(
     )
 
 
-def create_pipeline(
-    *,
-    pipeline_name: str,
-    pipeline_root: str,
-    examples_root: str,
-    schema_path: str,
-    serving_model_dir: str,
-    model_config: dict[str, Any] | None = None,
-    rating_rmse_max: float = configs.RATING_RMSE_MAX,
-    rating_rmse_max_increase: float = configs.RATING_RMSE_MAX_INCREASE,
-    relevance_auc_min: float = configs.RELEVANCE_AUC_MIN,
-    retrieval_thresholds: dict[str, float] | None = None,
-    distribution: str | None = None,
-    vertex_training: VertexTraining | None = None,
-    tfjob_training: TFJobTraining | None = None,
-    text_encoder: dict[str, Any] | None = None,
-    runtime_parameters: bool = False,
-    baseline_model: bool = True,
-    beam_pipeline_args: list[str] | None = None,
-    metadata_connection_config=None,
-    enable_cache: bool = True,
-) -> tfx.dsl.Pipeline:
-    """Build the pipeline. `examples_root` holds train/ and eval/ TFRecord folders.
+def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
+    """Build the pipeline from one settings object (pipeline/settings.py).
 
-    `text_encoder`: TextEncoder settings (components/text_encoder/config.py);
-    None turns the language-model item representation off.
-    `distribution` (None or one of configs.DISTRIBUTIONS) reaches run_fn as
-    custom_config["distribution"]. `vertex_training` runs the Trainer as a
-    Vertex AI custom job on several machines (components/trainer/vertex.py);
-    its distribution defaults to multi_worker_mirrored.
-    `runtime_parameters`: see the module docstring.
+    `settings.text_encoder=None` turns the language-model item representation
+    off. `distribution` reaches run_fn as custom_config["distribution"].
+    `vertex_training` / `tfjob_training` run the Trainer on several machines
+    (components/trainer/vertex.py, tfjob.py); their distribution defaults to
+    multi_worker_mirrored. `runtime_parameters`: see the module docstring.
     `baseline_model=False` drops the latest-blessed-model resolver, and with it
     TFMA's change thresholds (for backends without resolver support: KFP OSS).
     """
-    if distribution not in (None, *configs.DISTRIBUTIONS):
-        raise ValueError(f"distribution must be None or one of {configs.DISTRIBUTIONS}")
-    trainer_config: dict[str, Any] = {P.CONFIG_MODEL: dict(model_config or configs.MODEL_CONFIG),
-                                      P.CONFIG_DISTRIBUTION: distribution}
-    if vertex_training is not None and tfjob_training is not None:
-        raise ValueError("choose vertex_training or tfjob_training, not both")
-    remote_training = vertex_training or tfjob_training
+    s = settings
+    runtime_parameters = s.runtime_parameters
+    examples_root = s.examples_root
+    trainer_config: dict[str, Any] = {P.CONFIG_MODEL: dict(s.model),
+                                      P.CONFIG_DISTRIBUTION: s.distribution}
+    remote_training = s.vertex_training or s.tfjob_training
     trainer_executor = None  # the CatalogTrainer's own, in this step's pod
     if remote_training is not None:
-        if distribution is None and remote_training.replicas > 1:
+        if s.distribution is None and remote_training.replicas > 1:
             trainer_config[P.CONFIG_DISTRIBUTION] = "multi_worker_mirrored"
         trainer_config.update(remote_training.custom_config())
         trainer_executor = executor_spec.ExecutorClassSpec(
-            VertexExecutor if vertex_training else TFJobExecutor
+            VertexExecutor if s.vertex_training else TFJobExecutor
         )
-    tfma_config = eval_config(rating_rmse_max, rating_rmse_max_increase, relevance_auc_min)
+    t = s.thresholds
+    tfma_config = eval_config(t.rating_rmse_max, t.rating_rmse_max_increase, t.relevance_auc_min)
     # Stock ImportExampleGen minus its shuffle: mtrec writes examples in random order.
     example_gen = StreamingImportExampleGen(
         input_base=(_parameter(configs.PARAM_DATA_ROOT, examples_root)
@@ -186,9 +165,9 @@ def create_pipeline(
         ),
     ).with_id(P.CATALOG_GEN)
     encoder = (
-        TextEncoder(item_catalog=catalog_gen.outputs[P.EXAMPLES], **text_encoder)
+        TextEncoder(item_catalog=catalog_gen.outputs[P.EXAMPLES], **s.text_encoder)
         .with_id(P.TEXT_ENCODER)
-        if text_encoder is not None
+        if s.text_encoder is not None
         else None
     )
     statistics_gen = tfx.components.StatisticsGen(
@@ -197,7 +176,7 @@ def create_pipeline(
     inferred_schema = tfx.components.SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
     )
-    schema = tfx.components.ImportSchemaGen(schema_file=schema_path).with_id(P.SCHEMA_GEN)
+    schema = tfx.components.ImportSchemaGen(schema_file=s.schema_path).with_id(P.SCHEMA_GEN)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema.outputs["schema"]
     )
@@ -236,7 +215,7 @@ def create_pipeline(
             producer_component_id=P.EVALUATOR,
             output_key=P.BLESSING,
         ),
-    ).with_id(P.BASELINE_RESOLVER) if baseline_model else None
+    ).with_id(P.BASELINE_RESOLVER) if s.baseline_model else None
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs[P.EXAMPLES],
         model=trainer.outputs[P.MODEL],
@@ -247,7 +226,7 @@ def create_pipeline(
     retrieval_evaluator = RetrievalEvaluator(
         examples=example_gen.outputs[P.EXAMPLES],
         model=trainer.outputs[P.MODEL],
-        thresholds=dict(retrieval_thresholds or configs.RETRIEVAL_THRESHOLDS),
+        thresholds=dict(t.retrieval),
         ks=RETRIEVAL_KS,
         eval_split=P.EVAL_SPLIT,
         train_split=P.TRAIN_SPLIT,
@@ -269,12 +248,14 @@ def create_pipeline(
         pusher = AtomicPusher(
             model=trainer.outputs[P.MODEL],
             push_destination=tfx.proto.PushDestination(
-                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+                filesystem=tfx.proto.PushDestination.Filesystem(
+                    base_directory=s.serving_model_dir
+                )
             ),
         ).with_id(P.PUSHER)
     return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=pipeline_root,
+        pipeline_name=s.pipeline_name,
+        pipeline_root=s.pipeline_root,
         components=[
             example_gen,
             catalog_gen,
@@ -291,7 +272,7 @@ def create_pipeline(
             retrieval_evaluator,
             pusher,
         ],
-        enable_cache=enable_cache,
-        metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args or [],
+        enable_cache=s.enable_cache,
+        metadata_connection_config=s.metadata_connection_config,
+        beam_pipeline_args=list(s.beam_pipeline_args),
     )

@@ -127,5 +127,6 @@ def test_local_run_cleans_up_before_the_pipeline_starts(
                 seen["second_run_sole"] = sole
 
     monkeypatch.setattr(local_runner.tfx.orchestration, "LocalDagRunner", _Runner)
-    local_runner.run(paths, examples_root=os.fspath(tmp_path / "examples"), text_encoder=None)
+    local_runner.run(paths, local_runner.settings(
+        paths, examples_root=os.fspath(tmp_path / "examples"), text_encoder=None))
     assert seen == {"state": FAILED, "model_dir": False, "second_run_sole": False}

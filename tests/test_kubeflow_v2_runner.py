@@ -1,6 +1,6 @@
 """The Kubeflow V2 / Vertex spec compiled from the shared pipeline definition.
 
-Compiles with KubeflowV2DagRunner into a tmp dir (no cluster, no image) and
+Compiles with `mtrec compile` (KubeflowV2DagRunner) into a tmp dir (no cluster, no image) and
 checks what a run depends on: every component with our image, the runtime
 parameters as pipeline inputs, Beam args in every container, the model config
 in the Trainer's input, and the Pusher behind both blessings.
@@ -16,9 +16,13 @@ import pytest
 import yaml
 from tfx.orchestration.kubeflow.v2.compiler_utils import _SCHEMA_TITLE_RE as SCHEMA_TITLE
 
+from mtrec.cli import build_parser
+from mtrec.cli import main as cli_main
+from mtrec.commands.compile import settings_from_args, split_beam_args
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.pipeline import configs  # conftest imported mtrec first (Keras 2)
 from mtrec.pipeline import kubeflow_v2_runner as kfv2
+from mtrec.pipeline.settings import PipelineSettings
 
 IMAGE = "europe-west4-docker.pkg.dev/proj/repo/mtrec:test"
 BEAM_ARGS = (
@@ -49,18 +53,18 @@ RESOLVER_TASKS = {
     "latest_blessed_model_resolver-model-resolver",
 }
 # The TextEncoder is compiled in its own test (see there).
-NO_TEXT = ["--no_text_encoder"]
+NO_TEXT = ["--no-text-encoder"]
 CLI_ARGS = [
     "--image", IMAGE,
-    "--pipeline_root", "gs://bucket/root",
-    "--examples_root", EXAMPLES_ROOT,
-    "--serving_model_dir", "/models/mtrec",
-    "--serving_pvc", "mtrec-pusher-base",
-    "--model_config", json.dumps(MODEL_CONFIG),
+    "--pipeline-root", "gs://bucket/root",
+    "--examples-root", EXAMPLES_ROOT,
+    "--serving-model-dir", "/models/mtrec",
+    "--serving-pvc", "mtrec-pusher-base",
+    "--model-config", json.dumps(MODEL_CONFIG),
     "--epochs", "3",
     "--distribution", "multi_worker_mirrored",
-    "--rating_rmse_max", "1.2",
-    "--retrieval_thresholds", '{"hit_rate@50": 0.1}',
+    "--rating-rmse-max", "1.2",
+    "--retrieval-thresholds", '{"hit_rate@50": 0.1}',
 ]  # fmt: skip
 
 
@@ -68,7 +72,7 @@ CLI_ARGS = [
 def compiled(tmp_path_factory) -> tuple[Path, dict]:
     """The YAML spec written by the CLI, with runtime parameters (the default)."""
     out = tmp_path_factory.mktemp("kfv2") / "mtrec.yaml"
-    kfv2.main([*CLI_ARGS, *NO_TEXT, "--output", str(out), "--", *BEAM_ARGS])
+    _compile([*CLI_ARGS, *NO_TEXT, "--output", str(out), "--", *BEAM_ARGS])
     spec, *_ = yaml.safe_load_all(out.read_text())
     return out, spec
 
@@ -76,20 +80,32 @@ def compiled(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="module")
 def static_job(tmp_path_factory) -> dict:
     """The JSON PipelineJob compiled with every value baked in."""
-    settings, _ = kfv2.parse_args(
+    settings, _ = _parse(
         [
             *CLI_ARGS[:6],
             *NO_TEXT,
-            "--serving_model_dir",
+            "--serving-model-dir",
             "gs://b/serving",
             "--epochs",
             "2",
-            "--no_runtime_parameters",
+            "--no-runtime-parameters",
         ]
     )
     out = tmp_path_factory.mktemp("kfv2") / "mtrec.json"
     kfv2.compile_pipeline(settings, str(out))
     return json.loads(out.read_text())
+
+
+def _compile(argv: list[str]) -> None:
+    assert cli_main(["compile", *argv]) == 0
+
+
+def _parse(argv: list[str]) -> tuple[kfv2.KubeflowSettings, str]:
+    """(settings, output path) as `mtrec compile ARGV` builds them."""
+    own, beam = split_beam_args(argv)
+    args = build_parser().parse_args(["compile", *own])
+    args.beam_args = beam
+    return settings_from_args(args), args.output
 
 
 def _tasks(spec: dict) -> dict:
@@ -231,7 +247,7 @@ def test_yaml_is_a_kfp_client_package_with_pvc_mount(compiled):
 def test_no_baseline_drops_the_resolver_tasks(tmp_path):
     """KFP OSS's v2 backend rejects resolver executors: --no_baseline compiles none."""
     out = tmp_path / "kfp.yaml"
-    kfv2.main([*CLI_ARGS[:8], *NO_TEXT, "--no_baseline", "--output", str(out)])
+    _compile([*CLI_ARGS[:8], *NO_TEXT, "--no-baseline", "--output", str(out)])
     spec, *_ = yaml.safe_load_all(out.read_text())
     assert set(_tasks(spec)) == COMPONENTS
     assert all("resolver" not in ex for ex in spec["deploymentSpec"]["executors"].values())
@@ -240,16 +256,17 @@ def test_no_baseline_drops_the_resolver_tasks(tmp_path):
 
 def test_parse_args_passes_everything_after_double_dash_to_beam():
     flink = ["--runner=FlinkRunner", "--flink_master=flink:8081", "--environment_type=EXTERNAL"]
-    settings, output = kfv2.parse_args([*CLI_ARGS[:8], "--output", "x.json", "--", *flink])
-    assert settings.beam_pipeline_args == tuple(flink)
-    assert output == "x.json" and settings.runtime_parameters and settings.epochs is None
-    settings, _ = kfv2.parse_args(CLI_ARGS[:8])
-    assert settings.beam_pipeline_args == kfv2.DEFAULT_BEAM_ARGS
+    settings, output = _parse([*CLI_ARGS[:8], "--output", "x.json", "--", *flink])
+    assert settings.pipeline.beam_pipeline_args == tuple(flink)
+    assert output == "x.json" and settings.pipeline.runtime_parameters
+    assert "epochs" not in settings.pipeline.model
+    settings, _ = _parse(CLI_ARGS[:8])
+    assert settings.pipeline.beam_pipeline_args == kfv2.DEFAULT_BEAM_ARGS
 
 
 def test_json_job_carries_parameter_defaults_in_runtime_config(tmp_path):
     """The .json PipelineJob (Vertex) has the defaults in runtimeConfig too."""
-    settings, _ = kfv2.parse_args([*CLI_ARGS[:8], *NO_TEXT])
+    settings, _ = _parse([*CLI_ARGS[:8], *NO_TEXT])
     job = kfv2.compile_pipeline(settings, str(tmp_path / "job.json"))
     values = json.loads((tmp_path / "job.json").read_text())["runtimeConfig"]["parameterValues"]
     assert values == {
@@ -265,8 +282,8 @@ def test_json_job_carries_parameter_defaults_in_runtime_config(tmp_path):
 
 
 def test_pvc_requires_serving_dir_under_mount(tmp_path):
-    settings, _ = kfv2.parse_args(
-        [*CLI_ARGS[:6], "--serving_model_dir", "gs://b/serving", "--serving_pvc", "pvc"]
+    settings, _ = _parse(
+        [*CLI_ARGS[:6], "--serving-model-dir", "gs://b/serving", "--serving-pvc", "pvc"]
     )
     with pytest.raises(ValueError, match="PVC mount"):
         kfv2.compile_pipeline(settings, str(tmp_path / "x.yaml"))
@@ -281,11 +298,11 @@ def test_create_pipeline_propagates_beam_args_to_components():
     from mtrec.pipeline.pipeline import create_pipeline
 
     args = ["--runner=DirectRunner", "--direct_num_workers=3", "--temp_location=/tmp/beam"]
-    pipeline = create_pipeline(
+    pipeline = create_pipeline(PipelineSettings(
         pipeline_name="mtrec", pipeline_root="/tmp/root", examples_root="/tmp/examples",
         schema_path="/tmp/schema.pbtxt", serving_model_dir="/tmp/serving",
         beam_pipeline_args=args,
-    )  # fmt: skip
+    ))  # fmt: skip
     assert pipeline.beam_pipeline_args == args
     beam_nodes = {
         c.id
@@ -316,14 +333,15 @@ def _executor_specs(ir) -> dict:
     return dict(deployment.executor_specs)
 
 
-def test_create_pipeline_rejects_unknown_distribution():
-    from mtrec.pipeline.pipeline import create_pipeline
-
+def test_settings_reject_unknown_distribution_and_settings_at_definition_time():
+    paths = {"pipeline_root": "/r", "examples_root": "/e", "schema_path": "/s",
+             "serving_model_dir": "/m"}
     with pytest.raises(ValueError, match="distribution"):
-        create_pipeline(
-            pipeline_name="mtrec", pipeline_root="/r", examples_root="/e",
-            schema_path="/s", serving_model_dir="/m", distribution="parameter_server",
-        )  # fmt: skip
+        PipelineSettings(**paths, distribution="parameter_server")
+    with pytest.raises(ValueError, match="unknown model config keys"):
+        PipelineSettings(**paths, model={"embeding_dim": 8})
+    with pytest.raises(ValueError, match="unknown text encoder settings"):
+        PipelineSettings(**paths, text_encoder={"hiden_dim": 8})
 
 
 def test_text_encoder_compiles_and_feeds_the_trainer(tmp_path):
@@ -332,7 +350,7 @@ def test_text_encoder_compiles_and_feeds_the_trainer(tmp_path):
     KFP v2 only compiles custom artifact types named `<namespace>.<Type>`."""
     assert SCHEMA_TITLE.fullmatch(ItemTextEmbeddings.TYPE_NAME)
     out = tmp_path / "text.yaml"
-    kfv2.main([*CLI_ARGS[:8], "--output", str(out)])
+    _compile([*CLI_ARGS[:8], "--output", str(out)])
     spec, *_ = yaml.safe_load_all(out.read_text())
     assert set(_tasks(spec)) == COMPONENTS | RESOLVER_TASKS | {"TextEncoder"}
     trainer = _tasks(spec)["Trainer"]["inputs"]["artifacts"]["item_text_embeddings"]
@@ -343,7 +361,7 @@ def test_text_encoder_compiles_and_feeds_the_trainer(tmp_path):
 def _remote_trainer(tmp_path, *flags) -> tuple[str, dict]:
     """Compile with `flags`; return the Trainer's executor class and custom_config."""
     out = tmp_path / "mtrec.json"
-    kfv2.main([*CLI_ARGS[:6], *NO_TEXT, "--output", str(out), "--serving_model_dir", "gs://b/s",
+    _compile([*CLI_ARGS[:6], *NO_TEXT, "--output", str(out), "--serving-model-dir", "gs://b/s",
                *flags])
     spec = json.loads(out.read_text())["pipelineSpec"]
     args = _containers(spec)["Trainer_executor"]["args"]
@@ -353,7 +371,7 @@ def _remote_trainer(tmp_path, *flags) -> tuple[str, dict]:
 
 def test_vertex_training_makes_the_trainer_a_multi_worker_vertex_job(tmp_path):
     executor, custom = _remote_trainer(
-        tmp_path, "--vertex_training_region", "europe-west4", "--vertex_training_replicas", "3"
+        tmp_path, "--vertex-training-region", "europe-west4", "--vertex-training-replicas", "3"
     )
     assert executor == "mtrec.components.trainer.vertex.VertexExecutor"
     assert custom["distribution"] == "multi_worker_mirrored"
@@ -366,7 +384,7 @@ def test_vertex_training_makes_the_trainer_a_multi_worker_vertex_job(tmp_path):
 
 def test_tfjob_training_makes_the_trainer_a_kubeflow_tfjob(tmp_path):
     executor, custom = _remote_trainer(
-        tmp_path, "--tfjob_namespace", "team", "--tfjob_replicas", "4"
+        tmp_path, "--tfjob-namespace", "team", "--tfjob-replicas", "4"
     )
     assert executor == "mtrec.components.trainer.tfjob.TFJobExecutor"
     assert custom["distribution"] == "multi_worker_mirrored"
@@ -378,11 +396,10 @@ def test_vertex_and_tfjob_training_are_exclusive():
     from mtrec.components.trainer.tfjob import TFJobTraining
     from mtrec.components.trainer.vertex import VertexTraining
 
-    settings, _ = kfv2.parse_args([*CLI_ARGS[:6], *NO_TEXT, "--serving_model_dir", "gs://b/s"])
-    both = dataclasses.replace(
-        settings,
-        vertex_training=VertexTraining(region="r", image=IMAGE),
-        tfjob_training=TFJobTraining(image=IMAGE),
-    )
-    with pytest.raises(ValueError, match="not both"):
-        kfv2.build_pipeline(both)
+    settings, _ = _parse([*CLI_ARGS[:6], *NO_TEXT, "--serving-model-dir", "gs://b/s"])
+    with pytest.raises(ValueError, match="not both"):  # at definition time
+        dataclasses.replace(
+            settings.pipeline,
+            vertex_training=VertexTraining(region="r", image=IMAGE),
+            tfjob_training=TFJobTraining(image=IMAGE),
+        )

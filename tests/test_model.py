@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtrec.models.model import ModelConfig, MultiTaskModel
+from mtrec.models.model import ModelConfig, MultiTaskModel, resolve_optimizer
 from mtrec.models.serving_tables import build_serving_tables, item_sampling_probability
 from mtrec.models.towers import VocabSizes
 from tests.transform_support import as_dataset
@@ -22,8 +22,9 @@ TASK_METRICS = {
 
 def _fit(transformed, epochs=2, **overrides):
     tft_output, train, eval_rows = transformed
-    config = ModelConfig.from_dict({"batch_size": 256, "embedding_dim": 16, **overrides})
     sizes = VocabSizes.from_transform_output(tft_output)
+    config = resolve_optimizer(
+        ModelConfig.from_dict({"batch_size": 256, "embedding_dim": 16, **overrides}), sizes)
     tables = build_serving_tables(as_dataset(train, 512), sizes)
     model = MultiTaskModel(sizes, config, item_sampling_probability(tft_output, sizes),
                            tables.rating_mean, rated=(tables.rated_splits, tables.rated_idx))
@@ -75,7 +76,7 @@ def test_history_dropout_blanks_training_history_only(transformed_synthetic):
     tft_output, train, _ = transformed_synthetic
     sizes = VocabSizes.from_transform_output(tft_output)
     config = ModelConfig.from_dict({"history_dropout": 1.0, "id_dropout": 0.0,
-                                    "rated_items": False})
+                                    "rated_items": False, "optimizer": "adam"})
     model = MultiTaskModel(sizes, config, np.ones(sizes.items, np.float32), 3.5)
     batch = next(iter(as_dataset(train, 64)))
     assert batch["history_idx"].numpy().any()
@@ -122,7 +123,7 @@ def test_auto_optimizer_goes_lazy_once_an_id_table_is_large():
     """Adam's step cost grows with the tables (optimizer_step.md); "auto" caps it."""
     import dataclasses
 
-    from mtrec.models.model import LAZY_ADAM_MIN_ROWS, resolve_optimizer
+    from mtrec.models.model import LAZY_ADAM_MIN_ROWS
     from mtrec.models.optimizer import LazyAdam
     from mtrec.models.trainer import make_optimizer
 
@@ -136,7 +137,10 @@ def test_auto_optimizer_goes_lazy_once_an_id_table_is_large():
     assert resolve_optimizer(pinned, large).optimizer == "adam"
 
     config = ModelConfig(embedding_dim=8, rated_items=False)
-    model = MultiTaskModel(large, config, np.ones(large.items, np.float32), 3.5)
+    with pytest.raises(ValueError, match="resolve"):  # one resolved config, not two
+        MultiTaskModel(large, config, np.ones(large.items, np.float32), 3.5)
+    model = MultiTaskModel(large, resolve_optimizer(config, large),
+                           np.ones(large.items, np.float32), 3.5)
     assert model.config.optimizer == "lazy_adam"
     item_table = model.candidate_tower.item_embedding  # l2 on looked-up rows only
     assert item_table.activity_regularizer and not item_table.embeddings_regularizer

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
@@ -19,13 +20,14 @@ import tensorflow as tf
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
 from mtrec.pipeline import local_runner
+from mtrec.pipeline.settings import Thresholds
 from mtrec.run_state import custom_property, latest_run
 
 pytestmark = pytest.mark.e2e
 
 MODEL = {"epochs": 8, "batch_size": 256, "embedding_dim": 32}
 TEXT = {"pretrain_steps": 60, "hidden_dim": 32, "intermediate_dim": 64, "log_every_steps": 20}
-LENIENT = {"relevance_auc_min": 0.5, "retrieval_thresholds": {"hit_rate@100": 0.01}}
+LENIENT = {"relevance_auc_min": 0.5, "retrieval": {"hit_rate@100": 0.01}}
 EVERY_COMPONENT = {
     "ImportExampleGen", "CatalogExampleGen", "TextEncoder", "StatisticsGen", "SchemaGen",
     "CuratedSchemaGen", "ExampleValidator",
@@ -51,9 +53,10 @@ def _versions(paths: local_runner.LocalPaths) -> list[str]:
 
 
 def _run(paths, examples_root, **thresholds):
-    local_runner.run(paths, examples_root=examples_root, model_config=MODEL, text_encoder=TEXT,
-                     workers=2,
-                     **{**LENIENT, **thresholds})
+    settings = local_runner.settings(paths, examples_root=examples_root, model=MODEL,
+                                     text_encoder=TEXT, workers=2,
+                                     thresholds=Thresholds(**{**LENIENT, **thresholds}))
+    local_runner.run(paths, settings)
     return latest_run(paths.metadata_path)
 
 
@@ -140,6 +143,24 @@ def test_pushed_model_loads_in_a_fresh_process_without_mtrec(first_run):
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "recommend" in done.stdout and "serving_default" in done.stdout
+
+
+def test_report_is_rebuilt_from_the_run_without_retraining(first_run):
+    """`mtrec report HOME` on the real run: every section and plot, read from MLMD."""
+    from mtrec.cli import main
+    from tests.test_report import parse_report
+
+    paths, _, nodes = first_run
+    assert main(["report", paths.home]) == 0
+    page = (Path(paths.home) / "report.html").read_text(encoding="utf-8")
+    parsed = parse_report(page)
+    alts = " ".join(alt for _, alt in parsed.images)
+    for plot in ("pipeline timeline", "rating histogram", "loss curves", "HR@K vs popularity",
+                 "masked-LM loss", "genre interest"):
+        assert plot in alts, plot
+    assert all(node in page for node in EVERY_COMPONENT)
+    assert "blessed: every TFMA threshold passed" in page
+    assert latest_run(paths.metadata_path)["Trainer"].state == "COMPLETE"  # nothing re-ran
 
 
 def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(first_run):

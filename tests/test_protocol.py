@@ -49,10 +49,10 @@ def test_protocol_settings_and_the_users_own_config_wins():
     assert protocol_overrides(None) == {}
     ModelConfig.from_dict(protocol_overrides(RANDOM_PROTOCOL))  # valid keys
     random_report = {"split_protocol": RANDOM_PROTOCOL}
-    assert run_model_config(random_report, "{}", None) == {"history_dropout": 1.0}
-    assert run_model_config(random_report, '{"history_dropout": 0.5}', 3) == {
+    assert run_model_config(random_report, {}, None) == {"history_dropout": 1.0}
+    assert run_model_config(random_report, {"history_dropout": 0.5}, 3) == {
         "history_dropout": 0.5, "epochs": 3}
-    assert run_model_config({"split_protocol": TIME_PROTOCOL}, "{}", None) == {}
+    assert run_model_config({"split_protocol": TIME_PROTOCOL}, {}, None) == {}
 
 
 @pytest.mark.parametrize("split", ["u1", None])

@@ -18,7 +18,7 @@ RATED = (np.array([0, 0, 3, 4, 4], np.int64), np.array([1, 2, 3, 4], np.int64))
 
 
 def _model(**config) -> MultiTaskModel:
-    return MultiTaskModel(SIZES, ModelConfig(embedding_dim=2, **config),
+    return MultiTaskModel(SIZES, ModelConfig(embedding_dim=2, optimizer="adam", **config),
                           np.full(SIZES.items, 1 / 5, np.float32), 3.5, rated=RATED)
 
 
@@ -65,4 +65,4 @@ def test_the_query_adds_the_bag_linearly_and_a_passed_bag_wins():
 
 def test_a_model_that_reads_bags_needs_them():
     with pytest.raises(ValueError, match="rated"):
-        MultiTaskModel(SIZES, ModelConfig(), np.ones(SIZES.items, np.float32), 3.5)
+        MultiTaskModel(SIZES, ModelConfig(optimizer="adam"), np.ones(SIZES.items, np.float32), 3.5)

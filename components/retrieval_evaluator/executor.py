@@ -50,7 +50,12 @@ from mtrec.contracts.pipeline import (
 )
 from mtrec.contracts.signatures import RECOMMEND, RETRIEVE
 from mtrec.data.artifact_io import read_files, split_files
-from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
+from mtrec.models.evaluation import (
+    coverage_and_novelty,
+    hit_rates,
+    popularity_ranking,
+    ranking_metrics,
+)
 
 log = logging.getLogger(__name__)
 _BATCH = 1024
@@ -77,6 +82,14 @@ def item_counts(examples: types.Artifact, split: str) -> dict[bytes, int]:
         for value, c in zip(values.tolist(), n.tolist(), strict=True):
             counts[value] = counts.get(value, 0) + c
     return counts
+
+
+def user_count(examples: types.Artifact, split: str) -> int:
+    """Distinct users of a split (novelty's denominator)."""
+    users: set[bytes] = set()
+    for batch_users, _ in _pair_batches(examples, split):
+        users.update(batch_users.tolist())
+    return len(users)
 
 
 def sampled_pairs(
@@ -184,8 +197,12 @@ def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: 
         relevant[row].add(item)
     k = min(RECOMMEND_K, len(counts))
     seen = seen_items(examples, train_split, unique_users)
-    metrics.update(ranking_metrics(top_items(saved_model_dir, RECOMMEND, unique_users, k),
-                                   relevant, RECOMMEND_K))
+    recommended = top_items(saved_model_dir, RECOMMEND, unique_users, k)
+    metrics.update(ranking_metrics(recommended, relevant, RECOMMEND_K))
+    # Coverage of the training catalogue and novelty (-log2 of the share of training
+    # users who rated the item: cleaning drops duplicate ratings, so counts are users).
+    metrics.update(coverage_and_novelty(recommended, counts, len(counts),
+                                        user_count(examples, train_split), RECOMMEND_K))
     pop = ranking_metrics(popularity_unseen(counts, seen, k), relevant, RECOMMEND_K)
     metrics.update({POPULARITY_PREFIX + m: v for m, v in pop.items()})
     baseline = None

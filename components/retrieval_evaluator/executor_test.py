@@ -164,6 +164,10 @@ def test_a_model_no_better_than_popularity_is_not_blessed(tmp_path):
     assert metrics["ndcg@10"] == pytest.approx(by_hand)
     assert metrics["ndcg@10_lift"] == pytest.approx(0.0)
     assert not blessed and set(report["failed"]) == {"ndcg@10_lift"}
+    # a, b and c of the 4 training items are served (padding is not an item); each was
+    # rated by 1 of the 6 training users: novelty log2(6).
+    assert metrics["coverage@10"] == pytest.approx(3 / 4)
+    assert metrics["novelty@10"] == pytest.approx(np.log2(6))
 
 
 def test_a_better_model_is_blessed_and_a_regression_against_the_baseline_is_not(tmp_path):

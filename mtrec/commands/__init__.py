@@ -1,0 +1,1 @@
+"""`mtrec` subcommands other than `run` (which stays in mtrec/cli.py)."""

@@ -1,0 +1,119 @@
+"""`mtrec compile`: the Kubeflow Pipelines v2 / Vertex AI spec of the same pipeline.
+
+The flags build a `KubeflowSettings` (pipeline/kubeflow_v2_runner.py, the
+library part); model, text-encoder, blessing and cache flags are `mtrec run`'s
+(options.py). Everything after `--` goes to Beam unchanged.
+
+TFX loads in the handler, not at import: `mtrec --help` stays fast (as serving/cli.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from mtrec.commands.options import EXAMPLE_HELP, add_pipeline_options, pipeline_fields
+from mtrec.pipeline import configs
+
+EXAMPLE = """example:
+  mtrec compile --image REGION-docker.pkg.dev/PROJECT/REPO/mtrec:VERSION \\
+      --pipeline-root gs://BUCKET/pipeline_root --examples-root gs://BUCKET/examples \\
+      --serving-model-dir gs://BUCKET/serving_model/mtrec --output mtrec_pipeline.yaml \\
+      -- --runner=DataflowRunner --project=PROJECT --region=REGION \\
+         --temp_location=gs://BUCKET/tmp
+
+Beam args follow `--`; without them the container runs Beam's DirectRunner.
+See docs/kubeflow.md."""
+
+
+def add_compile_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "compile", help="compile the pipeline for Kubeflow Pipelines v2 / Vertex AI",
+        description=__doc__, epilog=EXAMPLE, formatter_class=EXAMPLE_HELP,
+    )
+    p.add_argument("--image", required=True, help="container image with mtrec (Dockerfile)")
+    p.add_argument("--pipeline-root", required=True, help="artifact root, e.g. gs://B/root")
+    p.add_argument("--examples-root", required=True,
+                   help="default of the data_root parameter: holds train/, eval/, catalog/")
+    p.add_argument("--serving-model-dir", required=True,
+                   help="Pusher base directory read by TF Serving (gs://... or a PVC path)")
+    p.add_argument("--schema-path", default=configs.IMAGE_SCHEMA_PATH)
+    p.add_argument("--pipeline-name", default=configs.PIPELINE_NAME)
+    p.add_argument("--output", default=f"{configs.PIPELINE_NAME}_pipeline.yaml",
+                   help=".yaml (kfp.Client, Vertex) or .json (Vertex PipelineJob)")
+    add_pipeline_options(p)
+    remote = p.add_argument_group("training on several machines")
+    remote.add_argument("--distribution", choices=configs.DISTRIBUTIONS, default=None)
+    remote.add_argument("--vertex-training-region",
+                        help="run the Trainer as a Vertex AI custom job in this region "
+                        "(chief + workers in --image; distribution: multi_worker_mirrored)")
+    remote.add_argument("--vertex-training-replicas", type=int, default=2,
+                        help="chief + workers")
+    remote.add_argument("--vertex-machine-type", default="n1-standard-8")
+    remote.add_argument("--tfjob-namespace",
+                        help="run the Trainer as a Kubeflow TFJob in this namespace "
+                        "(chief + workers in --image; distribution: multi_worker_mirrored)")
+    remote.add_argument("--tfjob-replicas", type=int, default=2, help="chief + workers")
+    remote.add_argument("--tfjob-cpu", default="4")
+    remote.add_argument("--tfjob-memory", default="16Gi")
+    p.add_argument("--no-runtime-parameters", action="store_true",
+                   help="bake every value into the spec instead of pipeline inputs")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="no latest-blessed-model resolver (needed on KFP OSS, whose v2 "
+                   "backend does not implement resolver tasks); drops TFMA change thresholds")
+    p.add_argument("--serving-pvc", help="PVC to mount into the Pusher (Kubeflow; .yaml only)")
+    p.add_argument("--serving-pvc-mount", default="/models")
+    p.set_defaults(func=run_compile, beam_args=None)
+    return p
+
+
+def settings_from_args(args: argparse.Namespace):  # -> kubeflow_v2_runner.KubeflowSettings
+    """The KubeflowSettings the parsed flags ask for (`args.beam_args`: after `--`)."""
+    from mtrec.components.trainer.tfjob import TFJobTraining
+    from mtrec.components.trainer.vertex import VertexTraining
+    from mtrec.pipeline import kubeflow_v2_runner as kfv2
+
+    return kfv2.kubeflow_settings(
+        image=args.image,
+        pipeline_root=args.pipeline_root,
+        examples_root=args.examples_root,
+        serving_model_dir=args.serving_model_dir,
+        serving_pvc=args.serving_pvc,
+        serving_pvc_mount=args.serving_pvc_mount,
+        schema_path=args.schema_path,
+        pipeline_name=args.pipeline_name,
+        beam_pipeline_args=tuple(
+            kfv2.DEFAULT_BEAM_ARGS if args.beam_args is None else args.beam_args
+        ),
+        distribution=args.distribution,
+        vertex_training=VertexTraining(
+            region=args.vertex_training_region, image=args.image,
+            replicas=args.vertex_training_replicas, machine_type=args.vertex_machine_type,
+        ) if args.vertex_training_region else None,
+        tfjob_training=TFJobTraining(
+            image=args.image, namespace=args.tfjob_namespace, replicas=args.tfjob_replicas,
+            cpu=args.tfjob_cpu, memory=args.tfjob_memory,
+        ) if args.tfjob_namespace else None,
+        runtime_parameters=not args.no_runtime_parameters,
+        baseline_model=not args.no_baseline,
+        **pipeline_fields(args, dict(args.model_config)),
+    )
+
+
+def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """(our flags, Beam args after `--` or None when there is no `--`)."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, None
+    at = argv.index("--")
+    return argv[:at], argv[at + 1:]
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    from mtrec.pipeline import kubeflow_v2_runner as kfv2
+
+    settings = settings_from_args(args)
+    kfv2.compile_pipeline(settings, args.output)
+    print(f"wrote {args.output}")
+    return 0

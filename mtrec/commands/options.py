@@ -1,0 +1,76 @@
+"""Flags that `mtrec run` and `mtrec compile` share, in one style (`--dashed-names`).
+
+Both commands turn them into the same PipelineSettings fields (model,
+text_encoder, thresholds, enable_cache), so a local run and a compiled
+Kubeflow/Vertex spec read a flag the same way. Defaults are not repeated here:
+an unset flag leaves the PipelineSettings / Thresholds default in place.
+Thresholds load TensorFlow (settings validate the model config), so they are
+imported when flags are turned into settings, not when parsers are built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+EXAMPLE_HELP = argparse.RawDescriptionHelpFormatter
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """argparse type: a JSON object (a clear error for anything else)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON ({err}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """Model, text-encoder, blessing and cache flags."""
+    model = parser.add_argument_group("model (models/model.py ModelConfig)")
+    model.add_argument("--model-config", type=json_object, default={},
+                       help="JSON ModelConfig overrides, e.g. '{\"embedding_dim\": 32}'")
+    model.add_argument("--epochs", type=int, help="training epochs (ModelConfig.epochs)")
+    text = parser.add_argument_group("text encoder (components/text_encoder/config.py)")
+    text.add_argument("--text-encoder", type=json_object, default={},
+                      help="JSON TextEncoderConfig overrides, e.g. '{\"pretrain_steps\": 300}'")
+    text.add_argument("--no-text-encoder", action="store_true",
+                      help="leave the language-model item representation out")
+    bless = parser.add_argument_group(
+        "blessing thresholds (defaults: pipeline/configs.py)")
+    bless.add_argument("--rating-rmse-max", type=float, help="TFMA: rating RMSE upper bound")
+    bless.add_argument("--rating-rmse-max-increase", type=float,
+                       help="TFMA: largest RMSE increase over the last blessed model")
+    bless.add_argument("--relevance-auc-min", type=float, help="TFMA: ranking AUC lower bound")
+    bless.add_argument("--retrieval-thresholds", type=json_object,
+                       help="RetrievalEvaluator bounds, replacing the defaults, e.g. "
+                       "'{\"hit_rate@100\": 0.05, \"ndcg@10_lift\": 0.05}'")
+    parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+
+
+def thresholds(args: argparse.Namespace):  # -> pipeline.settings.Thresholds
+    """The Thresholds the flags ask for; unset flags keep Thresholds' defaults."""
+    from mtrec.pipeline.settings import Thresholds
+
+    given = {
+        "rating_rmse_max": args.rating_rmse_max,
+        "rating_rmse_max_increase": args.rating_rmse_max_increase,
+        "relevance_auc_min": args.relevance_auc_min,
+        "retrieval": args.retrieval_thresholds,
+    }
+    return Thresholds(**{k: v for k, v in given.items() if v is not None})
+
+
+def pipeline_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str, Any]:
+    """PipelineSettings fields from the shared flags; `model` is the ModelConfig overrides."""
+    if args.epochs is not None:
+        model = {**model, "epochs": args.epochs}
+    return {
+        "model": model,
+        "text_encoder": None if args.no_text_encoder else dict(args.text_encoder),
+        "thresholds": thresholds(args),
+        "enable_cache": not args.no_cache,
+    }

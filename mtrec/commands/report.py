@@ -1,0 +1,37 @@
+"""`mtrec report HOME`: rebuild `<HOME>/report.html` from ML Metadata and artifacts.
+
+No retraining: everything comes from what the run recorded (mtrec/report/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from mtrec.commands.options import EXAMPLE_HELP
+
+EXAMPLE = """examples:
+  mtrec report outputs/sample              # writes outputs/sample/report.html
+  mtrec report outputs/ml-100k-u1 --output /tmp/u1.html"""
+
+
+def add_report_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("report", help="rebuild a run's report.html (no retraining)",
+                       description=__doc__, epilog=EXAMPLE, formatter_class=EXAMPLE_HELP)
+    p.add_argument("home", help="the `mtrec run` output folder (holds metadata.sqlite)")
+    p.add_argument("--output", help="where to write the page (default: HOME/report.html)")
+    p.set_defaults(func=run_report)
+    return p
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from mtrec.report import write_report
+
+    try:
+        path = write_report(args.home, args.output)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,27 @@
+"""The run report: `<home>/report.html`, one self-contained page with plots.
+
+collect.py reads a run's home (ML Metadata, artifacts, summary.json) into
+plain data; page.py and charts.py turn that into HTML with embedded SVG plots.
+`mtrec run` writes it at the end of every run; `mtrec report HOME` rebuilds it
+without retraining.
+"""
+
+from __future__ import annotations
+
+import os
+
+REPORT_FILE = "report.html"
+
+
+def write_report(home: str, output: str | None = None) -> str:
+    """Build the report of the latest run in `home`; return the file written."""
+    from mtrec.report.collect import collect  # TensorFlow, TFMA: only when a report is built
+    from mtrec.report.page import render
+
+    path = output or os.path.join(home, REPORT_FILE)
+    page = render(collect(home))
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(page)
+    os.replace(tmp, path)  # a reader never sees half a page
+    return path

@@ -1,0 +1,309 @@
+"""Everything the run report shows, read back from a run's home as plain data.
+
+Sources, all written by the run itself, so `mtrec report HOME` needs no
+retraining: ML Metadata (states, times, artifacts, exec properties), the
+artifacts (TensorBoard logs, TFMA results, anomalies, examples), the pushed
+SavedModel (the example users' top-10 and genre interests), and the run's
+summary.json (ingestion counts, which exist before any component runs).
+A value nothing recorded stays None; the page says "not recorded".
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import time
+from typing import Any
+
+import tensorflow as tf
+
+from mtrec.contracts import features as F
+from mtrec.contracts.artifacts import TENSORBOARD_DIR, WEIGHTS_DIR
+from mtrec.models.trainer import load_config
+from mtrec.pipeline import configs
+from mtrec.pipeline.local_runner import LocalPaths
+from mtrec.run_state import NodeRun, latest_run
+from mtrec.summary import SUMMARY_FILE, recommendation_rows
+from mtrec.summary import collect as collect_summary
+
+EXAMPLE_USERS = 3
+TOP_K = 10
+TFMA_OUTPUTS = (F.OUT_RATING, F.OUT_RELEVANCE)
+
+
+def _uri(node: NodeRun | None, key: str) -> str | None:
+    if node is None or not node.outputs.get(key):
+        return None
+    return node.outputs[key][0].uri
+
+
+def _split_files(artifact_uri: str, split: str) -> list[str]:
+    return sorted(tf.io.gfile.glob(os.path.join(artifact_uri, f"Split-{split}", "*")))
+
+
+def _records(files: list[str]):
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        yield tf.train.Example.FromString(record.numpy()).features.feature
+
+
+def _first(feature, kind: str):
+    values = getattr(feature, kind).value
+    return values[0] if values else None
+
+
+def components(nodes: dict[str, NodeRun]) -> list[dict[str, Any]]:
+    """Each component's state, cache hit and wall time, in start order."""
+    rows = []
+    for node_id, node in nodes.items():
+        ex = node.execution
+        start = ex.create_time_since_epoch if ex else 0
+        end = ex.last_update_time_since_epoch if ex else 0
+        rows.append({"id": node_id, "state": node.state, "cached": node.state == "CACHED",
+                     "start_s": start / 1000, "seconds": max(end - start, 0) / 1000})
+    rows.sort(key=lambda r: r["start_s"])
+    t0 = rows[0]["start_s"] if rows else 0
+    for r in rows:
+        r["start_s"] = round(r["start_s"] - t0, 3)
+    return rows
+
+
+def rating_histogram(nodes: dict[str, NodeRun], split: str) -> dict[str, int] | None:
+    """Ratings per value in one split of ImportExampleGen's examples."""
+    uri = _uri(nodes.get("ImportExampleGen"), "examples")
+    if not uri:
+        return None
+    counts: collections.Counter = collections.Counter()
+    for feature in _records(_split_files(uri, split)):
+        counts[_first(feature[F.RATING], "float_list")] += 1
+    return {f"{k:g}": v for k, v in sorted(counts.items())}
+
+
+def anomalies(nodes: dict[str, NodeRun]) -> dict[str, list[str]] | None:
+    """ExampleValidator's anomalies per split: 'feature: description' lines."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    uri = _uri(nodes.get("ExampleValidator"), "anomalies")
+    if not uri:
+        return None
+    found = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(uri, "Split-*", "SchemaDiff.pb"))):
+        proto = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
+        split = os.path.basename(os.path.dirname(path)).removeprefix("Split-")
+        found[split] = [f"{name}: {info.description or info.short_description}"
+                        for name, info in sorted(proto.anomaly_info.items())]
+    return found
+
+
+def curves(nodes: dict[str, NodeRun]) -> dict[str, dict[str, list[float]]] | None:
+    """{phase: {metric: value per epoch}} from the Trainer's TensorBoard logs."""
+    run_uri = _uri(nodes.get("Trainer"), "model_run")
+    if not run_uri:
+        return None
+    out: dict[str, dict[str, list[float]]] = {}
+    for phase in ("train", "validation"):
+        per_epoch: dict[str, dict[int, float]] = collections.defaultdict(dict)
+        for path in tf.io.gfile.glob(os.path.join(run_uri, TENSORBOARD_DIR, phase, "events.*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                for value in event.summary.value:
+                    if value.tag.startswith("epoch_"):
+                        number = (tf.make_ndarray(value.tensor).item()
+                                  if value.HasField("tensor") else value.simple_value)
+                        per_epoch[value.tag.removeprefix("epoch_")][event.step] = float(number)
+        out[phase] = {tag: [steps[s] for s in sorted(steps)] for tag, steps in per_epoch.items()}
+    return out
+
+
+def model_config(nodes: dict[str, NodeRun]) -> dict[str, Any] | None:
+    """The Trainer's resolved ModelConfig (saved next to its weights)."""
+    run_uri = _uri(nodes.get("Trainer"), "model_run")
+    weights = os.path.join(run_uri, WEIGHTS_DIR) if run_uri else None
+    if not weights or not tf.io.gfile.exists(weights):
+        return None
+    config = load_config(weights)
+    return {"loss_weights": dict(config.loss_weights), "tasks": list(config.tasks),
+            "uncertainty_weighting": config.uncertainty_weighting,
+            "optimizer": config.optimizer, "epochs": config.epochs}
+
+
+def tfma_table(nodes: dict[str, NodeRun]) -> list[dict[str, Any]]:
+    """TFMA metrics of the candidate, the baseline and their difference, with thresholds."""
+    import tensorflow_model_analysis as tfma
+
+    evaluator = nodes.get("Evaluator")
+    uri = _uri(evaluator, "evaluation")
+    if not uri:
+        return []
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for result in tfma.load_metrics(uri):
+        for kv in result.metric_keys_and_values:
+            key = kv.key
+            if key.output_name not in TFMA_OUTPUTS or not kv.value.HasField("double_value"):
+                continue
+            row = rows.setdefault((key.output_name, key.name),
+                                  {"output": key.output_name, "metric": key.name})
+            role = ("diff" if key.is_diff else
+                    "baseline" if key.model_name == "baseline" else "value")
+            row[role] = kv.value.double_value.value
+    bounds = _thresholds(evaluator)
+    for (output, name), row in rows.items():
+        row.update(bounds.get((output, name), {}))
+    return sorted(rows.values(), key=lambda r: (r["output"], r["metric"]))
+
+
+def _thresholds(evaluator: NodeRun | None) -> dict[tuple[str, str], dict[str, Any]]:
+    """(output, metric name) -> its value/change bounds, from the Evaluator's eval_config."""
+    ex = evaluator.execution if evaluator else None
+    if ex is None or "eval_config" not in ex.custom_properties:
+        return {}
+    config = json.loads(ex.custom_properties["eval_config"].string_value)
+    out = {}
+    for spec in config.get("metrics_specs", []):
+        for metric in spec.get("metrics", []):
+            threshold = metric.get("threshold")
+            if not threshold:
+                continue
+            name = _metric_name(metric["class_name"])
+            for output in spec.get("output_names", [""]):
+                value = threshold.get("value_threshold", {})
+                change = threshold.get("change_threshold", {})
+                out[(output, name)] = {
+                    "lower_bound": value.get("lower_bound"),
+                    "upper_bound": value.get("upper_bound"),
+                    "max_change": change.get("absolute"),
+                    "direction": change.get("direction"),
+                }
+    return out
+
+
+def _metric_name(class_name: str) -> str:
+    """TFMA's key name of a metric class: RootMeanSquaredError -> root_mean_squared_error."""
+    return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", class_name).lower()
+
+
+def tfma_verdict(nodes: dict[str, NodeRun]) -> str | None:
+    """One line: why TFMA blessed the model or not (its validation result)."""
+    import tensorflow_model_analysis as tfma
+
+    uri = _uri(nodes.get("Evaluator"), "evaluation")
+    if not uri:
+        return None
+    result = tfma.load_validation_result(uri)
+    if result.validation_ok:
+        return "blessed: every TFMA threshold passed"
+    failures = [f"{f.metric_key.name}: {f.message}"
+                for per_slice in result.metric_validations_per_slice
+                for f in per_slice.failures]
+    return "not blessed: " + ("; ".join(failures) or "no baseline or no data")
+
+
+def example_users(nodes: dict[str, NodeRun], split: str, n: int) -> list[str]:
+    """The first `n` distinct users of a split (the report's example users)."""
+    uri = _uri(nodes.get("ImportExampleGen"), "examples")
+    users: list[str] = []
+    for feature in _records(_split_files(uri, split) if uri else []):
+        user = _first(feature[F.USER_ID], "bytes_list").decode()
+        if user not in users:
+            users.append(user)
+        if len(users) == n:
+            break
+    return users
+
+
+def _catalogue(nodes: dict[str, NodeRun], split: str) -> dict[str, dict[str, Any]]:
+    uri = _uri(nodes.get("CatalogExampleGen"), "examples")
+    items = {}
+    for f in _records(_split_files(uri, split) if uri else []):
+        items[_first(f[F.ITEM_ID], "bytes_list").decode()] = {
+            "title": (_first(f[F.TITLE], "bytes_list") or b"").decode(),
+            "genres": [g.decode() for g in f[F.GENRES].bytes_list.value],
+        }
+    return items
+
+
+def examples(nodes: dict[str, NodeRun], model_dir: str | None) -> list[dict[str, Any]]:
+    """Top-10 (title, predicted rating, score) and genre interests of a few eval users."""
+    if not model_dir:
+        return []
+    catalogue = _catalogue(nodes, configs.CATALOG_SPLIT)
+    model = tf.saved_model.load(model_dir)  # once: loading dominates (seconds per load)
+    interest = model.signatures["user_interest"]
+    out = []
+    for user in example_users(nodes, configs.EVAL_SPLIT, EXAMPLE_USERS):
+        items = recommendation_rows(model, user, TOP_K)
+        for item in items:
+            item.update(catalogue.get(item["item_id"], {"title": "", "genres": []}))
+        genres = interest(user_id=tf.constant([user]))
+        out.append({"user_id": user, "items": items, "interest": {
+            g.decode(): round(float(s), 4)
+            for g, s in zip(genres["genres"].numpy()[0], genres["scores"].numpy()[0],
+                            strict=True)}})
+    return out
+
+
+def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | None:
+    """Why nothing was pushed, from the blessings and component states."""
+    if summary.get("pushed_to"):
+        return None
+    failed = [node for node, state in states.items() if state == "FAILED"]
+    if failed:
+        return f"component failed: {', '.join(failed)}"
+    reasons = []
+    if summary.get("tfma_blessed") is False:
+        reasons.append("TFMA did not bless the model")
+    retrieval_failed = (summary.get("retrieval") or {}).get("failed") or {}
+    for name, (value, bound) in retrieval_failed.items():
+        reasons.append(f"retrieval {name} {value:.3f} < {bound}")
+    return "; ".join(reasons) or "the run stopped before the Pusher"
+
+
+def collect(home: str) -> dict[str, Any]:
+    """The report's data for the latest run in `home` (an `mtrec run` output folder)."""
+    paths = LocalPaths(os.path.abspath(home))
+    if not os.path.exists(paths.metadata_path):
+        raise FileNotFoundError(f"{home}: no {os.path.basename(paths.metadata_path)}; "
+                                "is it an `mtrec run` output folder?")
+    nodes = latest_run(paths.metadata_path)
+    summary = collect_summary(nodes)
+    saved = {}
+    summary_path = os.path.join(home, SUMMARY_FILE)
+    if os.path.exists(summary_path):
+        with open(summary_path) as f:
+            saved = json.load(f)
+    model_dir = summary.get("pushed_to")
+    return {
+        "home": os.path.abspath(home),
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "data": {
+            **(saved.get("data") or {}),
+            "rating_histogram": {split: rating_histogram(nodes, split)
+                                 for split in (configs.TRAIN_SPLIT, configs.EVAL_SPLIT)},
+            "anomalies": anomalies(nodes),
+        },
+        "pipeline": {"components": components(nodes), "pushed_to": model_dir,
+                     "not_pushed": not_pushed_reason(summary, summary["components"])},
+        "training": {"metrics": summary.get("training"), "curves": curves(nodes),
+                     "config": model_config(nodes)},
+        "evaluation": {"tfma": tfma_table(nodes), "tfma_blessed": summary.get("tfma_blessed"),
+                       "tfma_verdict": tfma_verdict(nodes),
+                       "retrieval": summary.get("retrieval"),
+                       "retrieval_blessed": summary.get("retrieval_blessed")},
+        "text_encoder": _text_encoder(nodes),
+        "examples": examples(nodes, model_dir),
+    }
+
+
+def _text_encoder(nodes: dict[str, NodeRun]) -> dict[str, Any] | None:
+    from mtrec.components.text_encoder.artifacts import METADATA_FILE
+
+    uri = _uri(nodes.get("TextEncoder"), "item_text_embeddings")
+    if not uri or not tf.io.gfile.exists(os.path.join(uri, METADATA_FILE)):
+        return None
+    with tf.io.gfile.GFile(os.path.join(uri, METADATA_FILE)) as f:
+        meta = json.load(f)
+    config = meta.get("config")
+    return {"mode": meta.get("mode"), "params": meta.get("encoder_params"),
+            "embedding_dim": meta.get("embedding_dim"), "num_items": meta.get("num_items"),
+            "config": config if isinstance(config, dict) else str(config),
+            "mlm": meta.get("mlm") or {}, "seconds": meta.get("seconds") or {}}

@@ -1,0 +1,249 @@
+"""The run report as one self-contained HTML page (inline CSS, plots as data URIs).
+
+`render` takes collect.py's plain data and returns the page; it reads no file,
+so tests render hand-made data in milliseconds. A value nothing recorded is
+shown as "not recorded", never left out silently.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from mtrec.report import charts
+
+SECTIONS = ("data", "pipeline", "training", "evaluation", "text-encoder", "examples")
+NOT_RECORDED = "not recorded"
+CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;color:#222}
+h1{font-size:1.5rem}h2{border-bottom:1px solid #ccc;padding-top:1rem}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.2rem .5rem;
+text-align:left;font-size:.9rem}img{max-width:100%;display:block;margin:.5rem 0}
+.ok{color:#2a7a2a;font-weight:bold}.bad{color:#b22;font-weight:bold}.muted{color:#777}
+nav a{margin-right:1rem}"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return f'<span class="muted">{NOT_RECORDED}</span>'
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return _e(value)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _img(uri: str, alt: str) -> str:
+    return f'<img src="{uri}" alt="{_e(alt)}">'
+
+
+def _missing(what: str) -> str:
+    return f'<p class="muted">{_e(what)}: {NOT_RECORDED}.</p>'
+
+
+def _verdict(ok: bool | None, text: str) -> str:
+    css = "ok" if ok else "bad"
+    return f'<p class="{css}">{_e(text)}</p>'
+
+
+def data_section(data: Mapping[str, Any]) -> str:
+    out = []
+    counts = data.get("counts")
+    if counts:
+        out.append(_img(charts.rows_by_reason(counts), "rows kept and rejected by reason"))
+        out.append(f"<p>rejected rows: <code>{_e(data.get('rejects_path'))}</code></p>")
+    else:
+        out.append(_missing("ingestion counts (summary.json)"))
+    report = data.get("report") or {}
+    out.append(_table(["users", "items", "ratings"], [[
+        _num(report.get("n_users")), _num(report.get("n_items")),
+        _num(counts.get("kept") if counts else None)]]))
+    rows = report.get("rows")
+    out.append(_table(["split", "rows"], [[_e(k), _num(v)] for k, v in rows.items()])
+               if rows else _missing("split sizes"))
+    tables = data.get("tables") or {}
+    if tables:
+        out.append(_table(["table", "read", "kept", "rejected", "duplicate"], [
+            [_e(n), _num(c.get("rows")), _num(c.get("kept")), _num(c.get("rejected")),
+             _num(c.get("duplicate"))] for n, c in tables.items()]))
+    histograms = {k: v for k, v in (data.get("rating_histogram") or {}).items() if v}
+    out.append(_img(charts.rating_histogram(histograms), "rating histogram")
+               if histograms else _missing("rating histogram"))
+    found = data.get("anomalies")
+    if found is None:
+        out.append(_missing("schema anomalies (ExampleValidator)"))
+    else:
+        lines = [f"{split}: {a}" for split, items in found.items() for a in items]
+        out.append("<p>schema anomalies: " + (_e("; ".join(lines)) if lines else "none") + "</p>")
+    return "".join(out)
+
+
+def pipeline_section(pipeline: Mapping[str, Any]) -> str:
+    components = pipeline.get("components") or []
+    out = [_img(charts.timeline(components), "pipeline timeline")] if components else [
+        _missing("component executions (ML Metadata)")]
+    out.append(_table(["component", "status", "cached", "wall time (s)"], [
+        [_e(c["id"]), _e(c["state"]), "yes" if c["cached"] else "no", f"{c['seconds']:.1f}"]
+        for c in components]))
+    if pipeline.get("pushed_to"):
+        out.append(_verdict(True, f"pushed: {pipeline['pushed_to']}"))
+    else:
+        out.append(_verdict(False, f"nothing pushed: {pipeline.get('not_pushed')}"))
+    return "".join(out)
+
+
+def training_section(training: Mapping[str, Any]) -> str:
+    out = []
+    metrics = training.get("metrics")
+    if metrics:
+        out.append(_table(["examples", "epochs", "optimizer", "train seconds", "catalogue"], [[
+            _num(metrics.get("train_examples")), _num(metrics.get("epochs")),
+            _num(metrics.get("optimizer")), _num(metrics.get("train_seconds"), 1),
+            _num(metrics.get("catalog_size"))]]))
+    curves = training.get("curves") or {}
+    train, val = curves.get("train") or {}, curves.get("validation") or {}
+    losses = {f"{phase} {name}": values
+              for phase, series in (("train", train), ("validation", val))
+              for name, values in series.items() if name == "loss"}
+    out.append(_img(charts.curves("loss per epoch (weighted sum of task losses)", losses,
+                                  "loss"), "loss curves") if losses else _missing("loss curves"))
+    per_task = {name: values for name, values in val.items()
+                if not name.endswith("loss") and any(values)}
+    out.append(_img(charts.curves("validation metric per task, per epoch", per_task, "value"),
+                    "per-task validation curves") if per_task
+               else _missing("per-task validation metrics"))
+    out.append('<p class="muted">Per-task losses per epoch: not recorded (the Trainer logs '
+               "the weighted total; training skips task metrics, so train-side task curves "
+               "are omitted).</p>")
+    config = training.get("config")
+    if config:
+        out.append(_img(charts.loss_weights(config["loss_weights"]), "loss weights"))
+        if config.get("uncertainty_weighting"):
+            out.append(_missing("learned uncertainty weights"))
+        else:
+            out.append("<p>uncertainty weighting: off (fixed weights above)</p>")
+    else:
+        out.append(_missing("loss weights (the Trainer's saved config)"))
+    return "".join(out)
+
+
+def _bound(row: Mapping[str, Any]) -> str:
+    parts = []
+    if row.get("lower_bound") is not None:
+        parts.append(f"&ge; {row['lower_bound']}")
+    if row.get("upper_bound") is not None:
+        parts.append(f"&le; {row['upper_bound']}")
+    if row.get("max_change") is not None:
+        parts.append(f"change vs baseline {row['max_change']:+} ({_e(row.get('direction'))})")
+    return ", ".join(parts) or "&mdash;"
+
+
+def evaluation_section(evaluation: Mapping[str, Any]) -> str:
+    out = ["<h3>TFMA (eval split)</h3>"]
+    tfma = evaluation.get("tfma") or []
+    out.append(_table(["output", "metric", "value", "threshold", "baseline", "change"], [
+        [_e(r["output"]), _e(r["metric"]), _num(r.get("value")), _bound(r),
+         _num(r.get("baseline")), _num(r.get("diff"))] for r in tfma])
+               if tfma else _missing("TFMA metrics"))
+    if tfma and not any("baseline" in r for r in tfma):
+        out.append('<p class="muted">No baseline model yet (first blessed run): change '
+                   "thresholds were skipped.</p>")
+    verdict = evaluation.get("tfma_verdict")
+    out.append(_verdict(evaluation.get("tfma_blessed"), verdict) if verdict
+               else _missing("TFMA verdict"))
+    out.append("<h3>Served retrieval and ranking (RetrievalEvaluator)</h3>")
+    retrieval = evaluation.get("retrieval") or {}
+    metrics = retrieval.get("metrics") or {}
+    if metrics:
+        hit_rates = sorted((k for k in metrics if k.startswith("hit_rate@")),
+                           key=lambda k: int(k.split("@")[1]))
+        ranking = [k for k in ("precision@10", "recall@10", "ndcg@10") if k in metrics]
+        out.append(_img(charts.model_vs_popularity(
+            "retrieval: hit rate of the held-out items, full catalogue, vs popularity",
+            metrics, hit_rates), "HR@K vs popularity"))
+        out.append(_img(charts.model_vs_popularity(
+            "served top-10 (seen items excluded) vs popularity", metrics, ranking),
+            "ranking vs popularity"))
+        failed = retrieval.get("failed") or {}
+        out.append(_table(["bound", "threshold", "value", "passed"], [
+            [_e(name), _num(bound),
+             _num(metrics[name]) if name in metrics else "skipped (no baseline model yet)",
+             "no" if name in failed else "yes"]
+            for name, bound in (retrieval.get("thresholds") or {}).items()]))
+        for name in ("coverage@10", "novelty@10"):
+            out.append(f"<p>{name}: {_num(metrics.get(name))}</p>")
+        blessed = evaluation.get("retrieval_blessed")
+        out.append(_verdict(blessed, "retrieval gate passed" if blessed else
+                            "retrieval gate failed: " + ", ".join(failed)))
+    else:
+        out.append(_missing("retrieval metrics"))
+    return "".join(out)
+
+
+def text_encoder_section(encoder: Mapping[str, Any] | None) -> str:
+    if not encoder:
+        return "<p>No text encoder in this run (or nothing recorded).</p>"
+    mlm, seconds = encoder.get("mlm") or {}, encoder.get("seconds") or {}
+    config = encoder.get("config")
+    out = [_table(["mode", "parameters", "embedding dim", "items encoded", "MLM steps",
+                   "MLM seconds", "encoding seconds"], [[
+        _num(encoder.get("mode")), _num(encoder.get("params")), _num(encoder.get("embedding_dim")),
+        _num(encoder.get("num_items")), _num(mlm.get("steps")), _num(mlm.get("seconds"), 1),
+        _num(seconds.get("encode"), 2)]])]
+    if isinstance(config, Mapping):
+        out.append(_table(["setting", "value"], [[_e(k), "default" if v is None else _num(v)]
+                                                 for k, v in config.items()]))
+    if mlm.get("loss_before") is not None:
+        out.append(_img(charts.mlm_loss(mlm), "masked-LM loss"))
+        out.append('<p class="muted">The per-step MLM curve is not recorded; start and end '
+                   "losses are.</p>")
+    else:
+        out.append(_missing("MLM loss (not trained: preset without fine-tuning?)"))
+    return "".join(out)
+
+
+def examples_section(examples: Sequence[Mapping[str, Any]]) -> str:
+    if not examples:
+        return _missing("example recommendations (no pushed model)")
+    out = []
+    for user in examples:
+        out.append(f"<h3>user {_e(user['user_id'])}</h3>")
+        out.append(_table(["#", "title", "item", "predicted rating", "score"], [
+            [str(i), _e(r.get("title") or ""), _e(r["item_id"]), _num(r["predicted_rating"], 2),
+             _num(r["score"], 3)] for i, r in enumerate(user["items"], 1)]))
+        interest = user.get("interest") or {}
+        out.append(_img(charts.genre_interest(user["user_id"], interest),
+                        f"genre interest of user {user['user_id']}") if interest
+                   else _missing("genre interest"))
+    return "".join(out)
+
+
+SECTION_RENDERERS: dict[str, tuple[str, str, Callable[[Any], str]]] = {
+    "data": ("Data", "data", data_section),
+    "pipeline": ("Pipeline", "pipeline", pipeline_section),
+    "training": ("Training", "training", training_section),
+    "evaluation": ("Evaluation", "evaluation", evaluation_section),
+    "text-encoder": ("Text encoder", "text_encoder", text_encoder_section),
+    "examples": ("Examples", "examples", examples_section),
+}
+
+
+def render(report: Mapping[str, Any]) -> str:
+    """The whole page for collect.collect()'s data."""
+    nav = "".join(f'<a href="#{s}">{SECTION_RENDERERS[s][0]}</a>' for s in SECTIONS)
+    body = "".join(
+        f'<section id="{s}"><h2>{title}</h2>{fn(report.get(key) or {})}</section>'
+        for s in SECTIONS for title, key, fn in [SECTION_RENDERERS[s]]
+    )
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f"<title>mtrec run report</title><style>{CSS}</style></head><body>"
+            f"<h1>mtrec run report</h1><p class=\"muted\">{_e(report.get('home'))} &middot; "
+            f"built {_e(report.get('generated'))}</p><nav>{nav}</nav>{body}</body></html>")

@@ -1,0 +1,78 @@
+"""One typed settings object for a pipeline definition, with every default in one place.
+
+`mtrec run` (local_runner.py) and `mtrec compile` (kubeflow_v2_runner.py) build
+a `PipelineSettings`; `create_pipeline` takes it. Model and text-encoder
+defaults stay in their own dataclasses (`ModelConfig`, `TextEncoderConfig`):
+these settings hold only the user's overrides, validated against those
+dataclasses here, at definition time, so a typo fails before any component runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from mtrec.components.text_encoder.config import TextEncoderConfig
+from mtrec.components.trainer.tfjob import TFJobTraining
+from mtrec.components.trainer.vertex import VertexTraining
+from mtrec.models.model import ModelConfig
+from mtrec.pipeline import configs
+
+
+@dataclasses.dataclass(frozen=True)
+class Thresholds:
+    """Blessing bounds: TFMA's value/change thresholds and the RetrievalEvaluator's.
+
+    The RetrievalEvaluator's constructor checks `retrieval`'s names (in create_pipeline).
+    """
+
+    rating_rmse_max: float = configs.RATING_RMSE_MAX
+    rating_rmse_max_increase: float = configs.RATING_RMSE_MAX_INCREASE
+    relevance_auc_min: float = configs.RELEVANCE_AUC_MIN
+    retrieval: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: dict(configs.RETRIEVAL_THRESHOLDS)
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSettings:
+    """Everything one pipeline definition depends on. Paths come from a runner."""
+
+    pipeline_root: str
+    examples_root: str  # holds train/, eval/ and catalog/ TFRecord folders
+    schema_path: str
+    serving_model_dir: str
+    pipeline_name: str = configs.PIPELINE_NAME
+    # ModelConfig overrides (models/model.py holds the defaults).
+    model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # TextEncoderConfig overrides (components/text_encoder/config.py); None: no text encoder.
+    text_encoder: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)
+    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
+    distribution: str | None = None  # one of configs.DISTRIBUTIONS; None: one device
+    vertex_training: VertexTraining | None = None  # Trainer as a Vertex AI custom job
+    tfjob_training: TFJobTraining | None = None  # Trainer as a Kubeflow TFJob
+    runtime_parameters: bool = False  # see pipeline.py's docstring
+    baseline_model: bool = True  # False: no latest-blessed-model resolver (KFP OSS)
+    beam_pipeline_args: tuple[str, ...] = ()
+    metadata_connection_config: Any = None
+    enable_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.distribution not in (None, *configs.DISTRIBUTIONS):
+            raise ValueError(f"distribution must be None or one of {configs.DISTRIBUTIONS}")
+        if self.vertex_training is not None and self.tfjob_training is not None:
+            raise ValueError("choose vertex_training or tfjob_training, not both")
+        ModelConfig.from_dict(dict(self.model))  # unknown keys or bad values raise here
+        if self.text_encoder is not None:
+            known = {f.name for f in dataclasses.fields(TextEncoderConfig)}
+            unknown = set(self.text_encoder) - known
+            if unknown:
+                raise ValueError(f"unknown text encoder settings: {sorted(unknown)}")
+        object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
+
+    def with_epochs(self, epochs: int | None) -> PipelineSettings:
+        """These settings with the model's epochs set (unchanged for None)."""
+        if epochs is None:
+            return self
+        return dataclasses.replace(self, model={**self.model, "epochs": epochs})

@@ -1,0 +1,111 @@
+"""One CLI: every command under `mtrec`, one flag style, one settings object.
+
+Parsing only (no pipeline runs): `mtrec run` and `mtrec compile` must turn the
+same flags into the same PipelineSettings fields, and `mtrec data check`
+must report rejects in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from mtrec.cli import build_parser, main
+from mtrec.commands.compile import settings_from_args
+from mtrec.commands.options import pipeline_fields
+from mtrec.pipeline import configs
+from mtrec.pipeline.settings import Thresholds
+
+COMMANDS = ("run", "compile", "data", "report", "serve", "query", "download", "add-items")
+SHARED = ["--model-config", '{"embedding_dim": 32}', "--epochs", "3",
+          "--text-encoder", '{"pretrain_steps": 10}', "--rating-rmse-max", "1.2",
+          "--rating-rmse-max-increase", "0.1", "--relevance-auc-min", "0.6",
+          "--retrieval-thresholds", '{"hit_rate@50": 0.1}', "--no-cache"]
+COMPILE = ["compile", "--image", "img", "--pipeline-root", "gs://b/r",
+           "--examples-root", "gs://b/e", "--serving-model-dir", "gs://b/s"]
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_help_lists_every_command_and_each_has_an_example():
+    parser = build_parser()
+    commands = _subparsers(parser)
+    assert set(COMMANDS) <= set(commands)
+    top = parser.format_help()
+    for name in COMMANDS:
+        assert re.search(rf"^\s*{name}\b", top, re.M), name
+    helps = {name: p.format_help() for name, p in commands.items()}
+    helps["data check"] = _subparsers(commands["data"])["check"].format_help()
+    del helps["data"]
+    for name, text in helps.items():
+        assert "example" in text and "mtrec " in text.split("example", 1)[1], name
+
+
+def test_no_flag_uses_underscores():
+    commands = _subparsers(build_parser())
+    flags = {opt for p in commands.values() for a in p._actions for opt in a.option_strings}
+    assert flags and not [f for f in flags if "_" in f]
+
+
+def test_run_and_compile_turn_the_same_flags_into_the_same_settings():
+    parser = build_parser()
+    run = parser.parse_args(["run", *SHARED])
+    compiled = parser.parse_args([*COMPILE, *SHARED])
+    compiled.beam_args = None
+    run_fields = pipeline_fields(run, dict(run.model_config))
+    pipeline = settings_from_args(compiled).pipeline
+    for name, value in run_fields.items():
+        assert getattr(pipeline, name) == value, name
+    assert pipeline.model == {"embedding_dim": 32, "epochs": 3}
+    assert pipeline.thresholds == Thresholds(1.2, 0.1, 0.6, {"hit_rate@50": 0.1})
+    assert pipeline.text_encoder == {"pretrain_steps": 10} and not pipeline.enable_cache
+
+
+def test_run_defaults_are_the_settings_defaults():
+    args = build_parser().parse_args(["run"])
+    fields = pipeline_fields(args, {})
+    assert fields == {"model": {}, "text_encoder": {}, "thresholds": Thresholds(),
+                      "enable_cache": True}
+    assert Thresholds().retrieval == configs.RETRIEVAL_THRESHOLDS
+    assert Thresholds().rating_rmse_max == configs.RATING_RMSE_MAX
+    assert build_parser().parse_args(["run", "--no-text-encoder"]).no_text_encoder
+
+
+def test_bad_json_flag_is_a_clear_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["run", "--model-config", "[1]"])
+    assert exit_.value.code == 2
+    assert "expected a JSON object" in capsys.readouterr().err
+
+
+def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys):
+    data = tmp_path / "in"
+    data.mkdir()
+    rows = ["user_id,item_id,rating,timestamp"]
+    rows += [f"u{u},i{i},{1 + (u + i) % 5},{1000 + 10 * i}" for u in range(6) for i in range(5)]
+    rows += ["u1,i1,9,1", "u2,i2,x,2"]  # out of range, not a number
+    (data / "ratings.csv").write_text("\n".join(rows) + "\n")
+    rejects = tmp_path / "bad.csv"
+    code = main(["data", "check", "--source", "generic", "--path", str(data),
+                 "--rejects", str(rejects)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "ratings: 32 read, 30 kept, 2 rejected" in out
+    assert "rejected rating_out_of_range: 1" in out and "rejected bad_rating: 1" in out
+    assert "split: train" in out and str(rejects) in out
+    assert len(rejects.read_text().splitlines()) == 3  # header + the 2 rejected rows
+
+
+def test_data_check_fails_clearly_when_most_rows_are_bad(tmp_path: Path, capsys):
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\nu1,i1,x,1\nu1,i2,7,2\n")
+    code = main(["data", "check", "--source", "generic", "--path", str(data)])
+    assert code == 2
+    assert "error:" in capsys.readouterr().err

@@ -1,0 +1,155 @@
+"""The run report page: every section and plot, offline, and it renders in a real browser.
+
+The page is built from hand-made data of collect.py's shape (milliseconds);
+tests/test_pipeline_e2e.py builds one from a real run's ML Metadata.
+"""
+
+from __future__ import annotations
+
+import base64
+import html.parser
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from mtrec.report.page import NOT_RECORDED, SECTIONS, render
+
+CHROMIUM = "/usr/bin/chromium"
+COMPONENTS = [
+    {"id": "ImportExampleGen", "state": "CACHED", "cached": True, "start_s": 0.0, "seconds": 0.1},
+    {"id": "Trainer", "state": "COMPLETE", "cached": False, "start_s": 0.2, "seconds": 30.5},
+    {"id": "AtomicPusher", "state": "COMPLETE", "cached": False, "start_s": 31.0, "seconds": 0.2},
+]
+REPORT = {
+    "home": "/tmp/home", "generated": "2026-12-01 00:00:00 UTC",
+    "data": {
+        "counts": {"total": 12, "kept": 10, "rejected": 2, "bad_rating": 1, "duplicate": 1},
+        "rejects_path": "/tmp/home/rejects.csv",
+        "report": {"n_users": 3, "n_items": 4, "rows": {"train": 8, "eval": 2, "catalog": 4}},
+        "tables": {"ratings": {"rows": 12, "kept": 10, "rejected": 2, "duplicate": 1}},
+        "rating_histogram": {"train": {"1": 2, "5": 6}, "eval": {"4": 2}},
+        "anomalies": {"train": ["age: out of range"], "eval": []},
+    },
+    "pipeline": {"components": COMPONENTS, "pushed_to": "/tmp/home/serving_model/mtrec/1",
+                 "not_pushed": None},
+    "training": {
+        "metrics": {"train_examples": 8, "epochs": 2, "optimizer": "adam",
+                    "train_seconds": 3.0, "catalog_size": 4},
+        "curves": {"train": {"loss": [2.0, 1.5], "rating_rmse": [0.0, 0.0]},
+                   "validation": {"loss": [2.2, 1.9], "rating_rmse": [1.1, 1.0],
+                                  "ranking_auc": [0.6, 0.7]}},
+        "config": {"loss_weights": {"retrieval": 1.0, "rating": 0.5}, "tasks": ["retrieval"],
+                   "uncertainty_weighting": False, "optimizer": "adam", "epochs": 2},
+    },
+    "evaluation": {
+        "tfma": [{"output": "rating", "metric": "root_mean_squared_error", "value": 1.0,
+                  "upper_bound": 1.5, "max_change": 0.05, "direction": "LOWER_IS_BETTER",
+                  "baseline": 1.02, "diff": -0.02}],
+        "tfma_blessed": True, "tfma_verdict": "blessed: every TFMA threshold passed",
+        "retrieval": {"metrics": {"hit_rate@10": 0.2, "popularity_hit_rate@10": 0.1,
+                                  "ndcg@10": 0.3, "popularity_ndcg@10": 0.2},
+                      "thresholds": {"hit_rate@10": 0.05, "ndcg@10_change": -0.01},
+                      "failed": {}},
+        "retrieval_blessed": True,
+    },
+    "text_encoder": {"mode": "pretrain", "params": 1000, "embedding_dim": 8, "num_items": 4,
+                     "config": {"hidden_dim": 8, "learning_rate": None},
+                     "mlm": {"steps": 10, "seconds": 1.0, "loss_before": 5.0, "loss_after": 3.0},
+                     "seconds": {"encode": 0.5}},
+    "examples": [{"user_id": "u1", "interest": {"drama": 0.6, "comedy": 0.2},
+                  "items": [{"item_id": "i1", "title": "A <b> title", "score": 1.5,
+                             "predicted_rating": 4.2}]}],
+}
+# One plot per: rejects, rating histogram, timeline, loss, per-task validation, loss weights,
+# HR@K vs popularity, ranking vs popularity, MLM loss, one user's genre interest.
+PLOTS = 10
+
+
+class _Page(html.parser.HTMLParser):
+    """Sections (id -> heading) and images (src, alt) of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, str] = {}
+        self.images: list[tuple[str, str]] = []
+        self.tags: set[str] = set()
+        self._section: str | None = None
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.add(tag)
+        if tag == "section":
+            self._section = a["id"]
+        elif tag == "h2":
+            self._in_h2 = True
+        elif tag == "img":
+            self.images.append((a["src"], a.get("alt", "")))
+
+    def handle_endtag(self, tag):
+        self._in_h2 = self._in_h2 and tag != "h2"
+
+    def handle_data(self, data):
+        if self._in_h2 and self._section:
+            self.sections[self._section] = data
+
+
+def parse_report(page: str) -> _Page:
+    """Parse a report; assert it is offline and every image is a decodable SVG."""
+    parsed = _Page()
+    parsed.feed(page)
+    assert list(parsed.sections) == list(SECTIONS)
+    assert "script" not in parsed.tags and "link" not in parsed.tags  # no CDN, no JS
+    for src, alt in parsed.images:
+        assert src.startswith("data:image/svg+xml;base64,"), alt
+        svg = ET.fromstring(base64.b64decode(src.split(",", 1)[1]))
+        assert svg.tag.endswith("svg") and alt, alt
+    return parsed
+
+
+def test_every_section_and_plot_is_in_the_page_and_text_is_escaped():
+    page = render(REPORT)
+    parsed = parse_report(page)
+    assert len(parsed.images) == PLOTS
+    assert "A &lt;b&gt; title" in page and "A <b> title" not in page
+    assert "age: out of range" in page
+    assert "&le; 1.5" in page and "+0.05" in page  # the RMSE bound and its change threshold
+    assert "pushed: /tmp/home/serving_model/mtrec/1" in page
+    assert "skipped (no baseline model yet)" in page  # ndcg@10_change without a baseline
+    assert "rating_rmse" not in _alts(parsed, "loss")  # all-zero train metrics are left out
+
+
+def _alts(parsed: _Page, word: str) -> str:
+    return " ".join(alt for _, alt in parsed.images if word in alt)
+
+
+def test_missing_values_say_not_recorded_and_why_nothing_was_pushed():
+    bare = {"home": "/h", "generated": "now",
+            "pipeline": {"components": COMPONENTS, "pushed_to": None,
+                         "not_pushed": "TFMA did not bless the model"}}
+    page = render(bare)
+    parsed = parse_report(page)
+    assert len(parsed.images) == 1  # the timeline only
+    assert page.count(NOT_RECORDED) >= 8
+    assert "nothing pushed: TFMA did not bless the model" in page
+    assert "No text encoder in this run" in page
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                    reason=f"{CHROMIUM} not installed (Debian: apt-get install chromium)")
+def test_headless_chromium_renders_the_report_without_console_errors(tmp_path: Path):
+    page = tmp_path / "report.html"
+    page.write_text(render(REPORT), encoding="utf-8")
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+         "--v=0", f"--screenshot={shot}", "--window-size=1000,3000", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
