@@ -38,7 +38,7 @@ LOCAL_BEAM_ARGS = (
 # (None: the default strategy, one device).
 DISTRIBUTIONS = ("mirrored", "multi_worker_mirrored")
 
-# Names of the str RuntimeParameters create_pipeline(runtime_parameters=True)
+# Names of the str RuntimeParameters create_pipeline (PipelineSettings.runtime_parameters)
 # exposes (KFP v2 / Vertex pipeline inputs, overridable per run).
 PARAM_DATA_ROOT = "data_root"  # ImportExampleGen input_base
 PARAM_TRAINER_CONFIG = "trainer_custom_config"  # JSON: {"model": {...,"epochs": N}, ...}

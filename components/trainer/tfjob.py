@@ -6,7 +6,7 @@ kubeflow.org/v1) whose chief and workers each run our Trainer executor in the
 pipeline image, waits for it, and fails the pipeline step if it fails. The
 operator sets TF_CONFIG; run_fn picks `MultiWorkerMirroredStrategy` (custom_config
 "distribution") and only the chief exports. The pipeline switches to it by
-configuration: `create_pipeline(..., tfjob_training=TFJobTraining(...))`.
+configuration: `PipelineSettings(..., tfjob_training=TFJobTraining(...))`.
 
 The step's service account needs create/get/delete on `tfjobs` in the namespace.
 """

@@ -5,7 +5,7 @@ this executor submits a Vertex AI custom job instead (TFX's Vertex training
 client): a chief pool and a worker pool, every replica running our Trainer
 executor in the pipeline image, with TF_CONFIG set by Vertex. run_fn then picks
 `MultiWorkerMirroredStrategy` (custom_config "distribution") and only the chief
-exports. The pipeline switches to it by configuration: `create_pipeline(...,
+exports. The pipeline switches to it by configuration: `PipelineSettings(...,
 vertex_training=VertexTraining(...))`.
 """
 
