@@ -29,6 +29,8 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--rejects-keep-raw-ids", action="store_true",
                    help="with --pseudonymize-key-env: keep raw user ids in rejects.csv (warns)")
     p.add_argument("--no-cache", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="stream library output (TF, Beam, warnings) instead of only logging it")
     p.set_defaults(func=_run)
 
 
@@ -54,31 +56,34 @@ def _run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     # After ingestion, so bad input fails fast without loading TFX.
+    from mtrec.console import RunConsole
     from mtrec.pipeline import local_runner
     from mtrec.run_state import latest_run
     from mtrec.summary import collect, example_recommendation, render
 
-    model_config = run_model_config(data.report, args.model_config, args.epochs)
     paths = local_runner.LocalPaths(os.path.abspath(home))
     error = None
-    try:
-        local_runner.run(
-            paths, examples_root=data.examples_root, model_config=model_config,
-            workers=args.workers, enable_cache=not args.no_cache,
-        )
-    except RuntimeError as err:  # LocalDagRunner re-raises component failures
-        error = err
-    summary = collect(latest_run(paths.metadata_path))
-    summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
-                       "report": data.report, "tables": data.tables}
-    model_dir = summary["pushed_to"]
-    if model_dir:
-        user = data.report.get("example_user") or _first_eval_user(data.examples_root)
-        summary["example"] = {"user_id": user,
-                              "items": example_recommendation(model_dir, user)}
-        _add_titles(summary["example"]["items"], data.examples_root)
-    with open(os.path.join(home, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
+    # Progress on the terminal, library output in <home>/logs/run.log.
+    with RunConsole(home, verbose=args.verbose) as console:
+        model_config = run_model_config(data.report, args.model_config, args.epochs)
+        try:
+            local_runner.run(
+                paths, examples_root=data.examples_root, model_config=model_config,
+                workers=args.workers, enable_cache=not args.no_cache,
+            )
+        except Exception as err:  # a component failed: LocalDagRunner re-raises it
+            error = console.failure(err)
+        summary = collect(latest_run(paths.metadata_path))
+        summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
+                           "report": data.report, "tables": data.tables}
+        model_dir = summary["pushed_to"]
+        if model_dir:
+            user = data.report.get("example_user") or _first_eval_user(data.examples_root)
+            summary["example"] = {"user_id": user,
+                                  "items": example_recommendation(model_dir, user)}
+            _add_titles(summary["example"]["items"], data.examples_root)
+        with open(os.path.join(home, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2, default=str)
     print(render(summary))
     if error:
         print(f"\npipeline failed: {error}", file=sys.stderr)

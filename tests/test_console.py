@@ -1,0 +1,115 @@
+"""The `mtrec run` console (mtrec/console.py): progress on the terminal, noise in the log.
+
+A real LocalDagRunner runs a two-component stand-in pipeline (seconds): this
+pins the TFX log records the console turns into component lines to the TFX in
+the lock. tests/test_pipeline_e2e.py checks the console around the real pipeline.
+"""
+
+import io
+import logging
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from tfx import v1 as tfx
+from tfx.types.standard_artifacts import Model
+
+from mtrec.console import RunConsole, log_path
+from mtrec.progress import report
+
+component = tfx.dsl.components.component
+OutputArtifact = tfx.dsl.components.OutputArtifact
+InputArtifact = tfx.dsl.components.InputArtifact
+
+
+@component
+def Train(model: OutputArtifact[Model]) -> None:  # noqa: N802 (TFX component names)
+    (Path(model.uri) / "saved_model.pb").write_text("model")
+
+
+@component
+def Check(model: InputArtifact[Model], fail: tfx.dsl.components.Parameter[int] = 0) -> None:  # noqa: N802
+    if fail:
+        raise ValueError("feature 'age' is out of range")
+
+
+def _pipeline(home: Path, fail: int = 0) -> tfx.dsl.Pipeline:
+    train = Train().with_id("Trainer")
+    check = Check(model=train.outputs["model"], fail=fail).with_id("AnomalyGate")
+    return tfx.dsl.Pipeline(
+        pipeline_name="console",
+        pipeline_root=str(home / "pipeline_root"),
+        components=[train, check],
+        enable_cache=True,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(home / "metadata.sqlite")
+        ),
+    )
+
+
+def _run(home: Path, fail: int = 0) -> tuple[str, str | None]:
+    terminal, error = io.StringIO(), None
+    with RunConsole(str(home), terminal=terminal) as console:
+        try:
+            tfx.orchestration.LocalDagRunner().run(_pipeline(home, fail))
+        except Exception as err:  # noqa: BLE001 (what cli.py does)
+            error = console.failure(err)
+    return terminal.getvalue(), error
+
+
+def test_one_line_per_component_start_and_finish_and_cached_on_rerun(tmp_path: Path) -> None:
+    first, error = _run(tmp_path)
+    assert error is None
+    lines = first.splitlines()
+    assert [line.split("] ", 1)[1].split(" in ")[0] for line in lines[1:]] == [
+        "Trainer started", "Trainer done", "AnomalyGate started", "AnomalyGate done"]
+    assert lines[0].endswith(f"library output -> {log_path(str(tmp_path))} (--verbose streams it)")
+
+    second, _ = _run(tmp_path)
+    assert "Trainer CACHED in" in second and "AnomalyGate CACHED in" in second
+    # TFX's own INFO records went to the log, not the terminal.
+    assert "Component Trainer is running" in Path(log_path(str(tmp_path))).read_text()
+
+
+def test_a_failing_component_is_named_with_its_error_and_the_traceback_is_logged(
+    tmp_path: Path,
+) -> None:
+    out, error = _run(tmp_path, fail=1)
+    assert error == ("AnomalyGate failed with ValueError (error above, traceback in "
+                     f"{log_path(str(tmp_path))})")
+    assert "AnomalyGate FAILED after" in out
+    assert "error in AnomalyGate: ValueError: feature 'age' is out of range" in out
+    assert "Traceback" not in out
+    log = Path(log_path(str(tmp_path))).read_text()
+    assert "Traceback" in log and "feature 'age' is out of range" in log
+
+
+def test_library_noise_from_python_cxx_and_children_goes_to_the_log(tmp_path: Path) -> None:
+    terminal = io.StringIO()
+    with RunConsole(str(tmp_path), terminal=terminal):
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("a library deprecation", FutureWarning, stacklevel=1)
+        os.write(2, b"C++ chatter on fd 2\n")
+        print("a stray print")
+        subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('worker log\\n')"],
+                       check=True)
+        logging.getLogger("apache_beam").warning("worker chatter")
+        report("Trainer epoch 1/2: loss 1.000", done=1, total=2, label="epochs")
+    out = terminal.getvalue()
+    log = Path(log_path(str(tmp_path))).read_text()
+    for noise in ("a library deprecation", "C++ chatter", "a stray print", "worker log",
+                  "worker chatter"):
+        assert noise in log and noise not in out, noise
+    # Progress lines reach the terminal; no progress bar on a non-terminal.
+    assert out.splitlines()[-1].endswith("] Trainer epoch 1/2: loss 1.000")
+    assert "\r" not in out
+
+
+def test_verbose_streams_library_output(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    with RunConsole(str(tmp_path), verbose=True, terminal=io.StringIO()):
+        os.write(2, b"C++ chatter on fd 2\n")
+    assert "C++ chatter" in capfd.readouterr().err
