@@ -9,6 +9,7 @@ import os
 import sys
 
 import mtrec  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from mtrec.pipeline import configs
 
 
 def _add_run_parser(sub) -> None:
@@ -21,6 +22,9 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--epochs", type=int, help="training epochs")
     p.add_argument("--model-config", default="{}", help="JSON overrides of ModelConfig")
     p.add_argument("--workers", type=int, default=2, help="Beam DirectRunner workers")
+    p.add_argument("--beam-mode", default="auto", choices=configs.BEAM_MODES,
+                   help="auto: in-process Beam below "
+                   f"{configs.IN_PROCESS_MAX_ROWS:,} ratings, multi-processing above")
     p.add_argument("--eval-fraction", type=float, default=0.2,
                    help="per-user time split when the source has no official split")
     p.add_argument("--max-reject-fraction", type=float, default=0.5)
@@ -70,6 +74,7 @@ def _run(args) -> int:
             local_runner.run(
                 paths, examples_root=data.examples_root, model_config=model_config,
                 workers=args.workers, enable_cache=not args.no_cache,
+                beam_mode=args.beam_mode, rows=data.counts["kept"],
             )
         except Exception as err:  # a component failed: LocalDagRunner re-raises it
             error = console.failure(err)

@@ -29,12 +29,23 @@ RETRIEVAL_THRESHOLDS = {"hit_rate@100": 0.05, "ndcg@10_lift": 0.05, "ndcg@10_cha
 # enough for HR@K to +-0.01, and its cost stops growing with users x items.
 RETRIEVAL_EVAL_MAX_USERS = 10_000
 
-# Beam: DirectRunner in multi-processing mode locally; Dataflow/Flink/Spark via
-# beam_pipeline_args (see BUILD.md). The worker count is filled in by a runner.
+# Beam: DirectRunner locally; Dataflow/Flink/Spark via beam_pipeline_args (see
+# BUILD.md). The worker count is filled in by a runner. Multi-processing starts
+# fresh worker processes, which import TensorFlow and TFX, for every Beam
+# component; on a small input that start-up outweighs the work, so below
+# IN_PROCESS_MAX_ROWS ratings `mtrec run` runs Beam in-process instead
+# (local_runner.beam_args; measured in benchmarks/results/pipeline_wall.md).
 LOCAL_BEAM_ARGS = (
     "--runner=DirectRunner",
     "--direct_running_mode=multi_processing",
 )
+IN_PROCESS_BEAM_ARGS = (
+    "--runner=DirectRunner",
+    "--direct_running_mode=in_memory",
+    "--direct_num_workers=1",
+)
+BEAM_MODES = ("auto", "in_process", "multi_processing")
+IN_PROCESS_MAX_ROWS = 200_000
 
 # Trainer custom_config["distribution"]: the tf.distribute strategy run_fn uses
 # (None: the default strategy, one device).

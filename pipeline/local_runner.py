@@ -1,4 +1,4 @@
-"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner (multi-processing),
+"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner (in-process or multi-processing),
 MLMD on SQLite, caching on. This module owns every local path.
 
 A run holds `<home>/.mtrec-run.lock` and first cleans up after a killed run
@@ -49,6 +49,24 @@ def curated_schema_path() -> str:
     return str(resources.files("mtrec.pipeline") / "schema" / "schema.pbtxt")
 
 
+def beam_args(mode: str = "multi_processing", workers: int = 2,
+              rows: int | None = None) -> list[str]:
+    """DirectRunner arguments for a mode in configs.BEAM_MODES.
+
+    "auto" runs in-process below configs.IN_PROCESS_MAX_ROWS input ratings and
+    multi-processing from there on (or when `rows` is unknown). The arguments
+    are part of each Beam component's cache key, so one input keeps one mode.
+    """
+    if mode == "auto":
+        small = rows is not None and rows < configs.IN_PROCESS_MAX_ROWS
+        mode = "in_process" if small else "multi_processing"
+    if mode == "in_process":
+        return list(configs.IN_PROCESS_BEAM_ARGS)
+    if mode == "multi_processing":
+        return [*configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={workers}"]
+    raise ValueError(f"beam mode must be one of {configs.BEAM_MODES}, not {mode!r}")
+
+
 def run(
     paths: LocalPaths,
     *,
@@ -57,11 +75,14 @@ def run(
     text_encoder: dict | None = configs.TEXT_ENCODER_CONFIG,
     workers: int = 2,
     enable_cache: bool = True,
+    beam_mode: str = "multi_processing",
+    rows: int | None = None,
     **thresholds,
 ) -> None:
     """Run the whole pipeline over prepared examples (`examples_root`/{train,eval,catalog}).
 
     `text_encoder=None` leaves the language-model item representation out.
+    `beam_mode`, `workers`, `rows`: see beam_args.
     """
     pipeline = create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
@@ -71,7 +92,7 @@ def run(
         serving_model_dir=paths.serving_model_dir,
         model_config=model_config,
         text_encoder=text_encoder,
-        beam_pipeline_args=[*configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={workers}"],
+        beam_pipeline_args=beam_args(beam_mode, workers, rows),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             paths.metadata_path
         ),
