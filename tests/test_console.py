@@ -113,3 +113,18 @@ def test_verbose_streams_library_output(tmp_path: Path, capfd: pytest.CaptureFix
     with RunConsole(str(tmp_path), verbose=True, terminal=io.StringIO()):
         os.write(2, b"C++ chatter on fd 2\n")
     assert "C++ chatter" in capfd.readouterr().err
+
+
+def test_the_cli_on_bad_input_prints_one_error_line_and_exits_2(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mtrec.cli", "run", "--source", "generic", "--path", str(data),
+         "--home", str(tmp_path / "home")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("error: ") and len(done.stderr.splitlines()) <= 2, done.stderr
+    assert "Traceback" not in done.stderr
