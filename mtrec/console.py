@@ -12,7 +12,8 @@ alone, so everything streams as before, progress lines included.
 On the terminal:
 - one line when each pipeline component starts and one when it finishes, with
   the elapsed time, `CACHED` when TFX took its outputs from the cache and
-  `FAILED` (then the error in full) when it raised;
+  `FAILED` (then the error in full) when it raised; a component done within
+  START_LINE_AFTER_SECONDS gets its finish line only;
 - the progress lines of mtrec.progress (the Trainer's epochs) and the text
   encoder's MLM and encoding lines, with a progress bar on a real terminal.
 
@@ -27,10 +28,12 @@ import gc
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 from typing import IO
 
+from absl import logging as absl_logging
 from tqdm import tqdm
 
 from mtrec.progress import PROGRESS_LOGGER, STEP_FIELD
@@ -47,8 +50,13 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRPC_VERBOSITY": "ERROR"}
 _TFX_START = "Component %s is running."
 _TFX_FINISH = "Component %s is finished."
 _TFX_CACHED = "A cached execution %d is used."
-# components/text_encoder logs its steps through absl with this prefix.
+# components/text_encoder logs its steps through absl with this prefix; its MLM
+# step lines carry "step %d/%d" (shown at each quarter: 4 lines, not 15).
 _TEXT_ENCODER_PREFIX = "TextEncoder"
+_STEP_FORMAT = "step %d/%d"
+# A component done sooner than this gets one line ("done"/"CACHED"), not two:
+# on a cached re-run most of the 14 nodes take under a second.
+START_LINE_AFTER_SECONDS = 2.0
 
 
 def log_path(home: str) -> str:
@@ -78,7 +86,12 @@ class _Records(logging.Handler):
             elif record.msg == _TFX_CACHED:
                 self.console.cached = True
             elif isinstance(record.msg, str) and record.msg.startswith(_TEXT_ENCODER_PREFIX):
-                self.console.line("  " + record.getMessage())
+                if _STEP_FORMAT in record.msg:
+                    before = record.msg.split(_STEP_FORMAT)[0].count("%")
+                    done, total = record.args[before], record.args[before + 1]
+                    self.console.quarter_step("  " + record.getMessage(), done, total, "MLM")
+                else:
+                    self.console.line("  " + record.getMessage())
         except Exception:  # a progress line must never fail the run
             self.handleError(record)
 
@@ -105,6 +118,11 @@ class RunConsole:
         self.running: str | None = None
         self.running_since = 0.0
         self.cached = False
+        self._started_shown = True
+        self._timer: threading.Timer | None = None
+        self._quarter = 0
+        # Lines come from the run's thread and from the start-line timer.
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------ set-up
     def __enter__(self) -> RunConsole:
@@ -140,6 +158,11 @@ class RunConsole:
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(self._file_handler)
         logging.captureWarnings(True)
+        # Through absl's flag, not the logger's level: every SavedModel save
+        # (tf AutoTrackable) resets the logger to absl.logging.get_verbosity(),
+        # the flag, which would silence TFX's records after the first export.
+        self._absl_verbosity = absl_logging.get_verbosity()
+        absl_logging.set_verbosity(absl_logging.INFO)
         for name in ("absl", PROGRESS_LOGGER):
             logger = logging.getLogger(name)
             self._loggers.append((logger, logger.level))
@@ -153,10 +176,13 @@ class RunConsole:
         # Finalizers (AtomicFunction.__del__ and friends) print while the log
         # still holds fd 2; later ones (interpreter exit) go to the log too.
         gc.collect()
+        if self._timer is not None:
+            self._timer.cancel()
         self._close_bar()
         for logger, level in self._loggers:
             logger.removeHandler(self._handler)
             logger.setLevel(level)
+        absl_logging.set_verbosity(self._absl_verbosity)
         logging.captureWarnings(False)
         root = logging.getLogger()
         root.removeHandler(self._file_handler)
@@ -179,15 +205,33 @@ class RunConsole:
             self._terminal.close()
 
     # ------------------------------------------------------------ output
-    def line(self, text: str, step: tuple[int | None, int | None, str] | None = None) -> None:
-        """Print one line on the terminal (above the progress bar, if one is drawn)."""
-        stamped = f"[{_clock(time.monotonic() - self.start)}] {text}"
-        if self._bar is not None:
-            self._bar.write(stamped, file=self._terminal)
-        else:
-            print(stamped, file=self._terminal, flush=True)
-        if step is not None:
-            self._advance(*step)
+    def line(self, text: str, step: tuple[int | None, int | None, str] | None = None,
+             at: float | None = None) -> None:
+        """Print one line on the terminal (above the progress bar, if one is drawn).
+
+        `at`: the monotonic time to stamp it with (default: now).
+        """
+        with self._lock:
+            if at is None:
+                self._show_started()
+            when = time.monotonic() if at is None else at
+            stamped = f"[{_clock(when - self.start)}] {text}"
+            if self._bar is not None:
+                self._bar.write(stamped, file=self._terminal)
+            else:
+                print(stamped, file=self._terminal, flush=True)
+            if step is not None:
+                self._advance(*step)
+
+    def quarter_step(self, text: str, done: int, total: int, label: str) -> None:
+        """A step line shown only when `done` enters a new quarter of `total`; a bar for all."""
+        quarter = 4 * done // total
+        with self._lock:
+            if quarter > self._quarter:
+                self._quarter = quarter
+                self.line(text, (done, total, label))
+            else:
+                self._advance(done, total, label)
 
     def _advance(self, done: int | None, total: int | None, label: str) -> None:
         if not (done and total) or not self._terminal.isatty():
@@ -207,20 +251,37 @@ class RunConsole:
 
     # ------------------------------------------------------------ components
     def component_started(self, node_id: str) -> None:
-        self.running, self.running_since, self.cached = node_id, time.monotonic(), False
-        self.line(f"{node_id} started")
+        with self._lock:
+            self.running, self.running_since, self.cached = node_id, time.monotonic(), False
+            self._started_shown, self._quarter = False, 0
+            self._timer = threading.Timer(START_LINE_AFTER_SECONDS, self._show_started)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _show_started(self) -> None:
+        """The pending "X started" line, stamped with its start time (once)."""
+        with self._lock:
+            if self.running and not self._started_shown:
+                self._started_shown = True
+                self.line(f"{self.running} started", at=self.running_since)
 
     def component_finished(self, node_id: str) -> None:
-        seconds = time.monotonic() - self.running_since
-        self._close_bar()
-        self.line(f"{node_id} {'CACHED' if self.cached else 'done'} in {seconds:.1f}s")
-        self.running = None
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            seconds = time.monotonic() - self.running_since
+            self._close_bar()
+            self._started_shown = True  # a quick component: this one line says it all
+            self.line(f"{node_id} {'CACHED' if self.cached else 'done'} in {seconds:.1f}s")
+            self.running = None
 
     def failure(self, err: BaseException) -> str:
         """Report a failed run: the component, the error in full; the traceback to the log.
 
         Returns a one-line reason for the caller's last line.
         """
+        if self._timer is not None:
+            self._timer.cancel()
         self._close_bar()
         where = self.running or "the pipeline"
         self._log.write("".join(traceback.format_exception(type(err), err, err.__traceback__)))
