@@ -101,34 +101,43 @@ def _count_lines(path: str) -> int:
 
 def markdown(result: dict) -> str:
     runs = result["runs"]
+    reference = result.get("reference")
+    ref_head = " | earlier multi_processing run |" if reference else " |"
     lines = [
         "# Pipeline wall time on the embedded 40K sample (`mtrec run --source sample`)",
         "",
         f"{result['machine']}; {result['date']}. One run per mode, from scratch, one after the",
         "other in one invocation (`benchmarks/pipeline_wall.py`). Component seconds from MLMD.",
+        "TextEncoder and Trainer run no Beam: their difference between columns is the",
+        "machine's load, not the mode.",
         "",
-        "| | " + " | ".join(r["mode"] for r in runs) + " |",
-        "|---|" + "---|" * len(runs),
+        "| | " + " | ".join(r["mode"] for r in runs) + ref_head,
+        "|---|" + "---|" * (len(runs) + bool(reference)),
     ]
     for key in ("wall_seconds", "pipeline_seconds", "beam_component_seconds", "console_lines",
                 "console_tracebacks", "exit_code"):
-        lines.append(f"| {key} | " + " | ".join(str(r[key]) for r in runs) + " |")
-    nodes = list(runs[0]["components"])
-    for node in nodes:
+        row = [str(r[key]) for r in runs]
+        if reference:
+            row.append(str(reference.get(key, "")))
+        lines.append(f"| {key} | " + " | ".join(row) + " |")
+    for node in runs[0]["components"]:
         beam = " (Beam)" if node in BEAM_COMPONENTS else ""
-        lines.append(f"| {node}{beam} s | "
-                     + " | ".join(str(r["components"].get(node, "")) for r in runs) + " |")
+        row = [str(r["components"].get(node, "")) for r in runs]
+        if reference:
+            row.append(str(reference["components"].get(node, "")))
+        lines.append(f"| {node}{beam} s | " + " | ".join(row) + " |")
     keys = sorted({k for r in runs for k in r["quality"]}
-                  | set(result.get("reference", {}).get("quality", {})))
+                  | set((reference or {}).get("quality", {})))
     lines += ["", "Trained quality (eval split):", "",
-              "| | " + " | ".join(r["mode"] for r in runs)
-              + (" | earlier multi_processing run |" if result.get("reference") else " |"),
-              "|---|" + "---|" * (len(runs) + bool(result.get("reference")))]
+              "| | " + " | ".join(r["mode"] for r in runs) + ref_head,
+              "|---|" + "---|" * (len(runs) + bool(reference))]
     for key in keys:
         row = [str(r["quality"].get(key, "")) for r in runs]
-        if result.get("reference"):
-            row.append(str(result["reference"]["quality"].get(key, "")))
+        if reference:
+            row.append(str(reference["quality"].get(key, "")))
         lines.append(f"| {key} | " + " | ".join(row) + " |")
+    if result.get("notes"):
+        lines += ["", *[f"- {note}" for note in result["notes"]]]
     return "\n".join(lines) + "\n"
 
 
@@ -140,7 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=os.path.join(RESULTS, "pipeline_wall"))
     p.add_argument("--machine", default=f"{os.cpu_count()} CPU cores, shared")
     p.add_argument("--work-dir", help="where the runs' homes go (default: a temporary folder)")
+    p.add_argument("--render", metavar="JSON", help="only rewrite the markdown of a result")
     args = p.parse_args(argv)
+    if args.render:
+        with open(args.render) as f:
+            result = json.load(f)
+        with open(args.render[: -len(".json")] + ".md", "w") as f:
+            f.write(markdown(result))
+        return 0
     runs = []
     with tempfile.TemporaryDirectory(prefix="pipeline_wall-") as scratch:
         tmp = args.work_dir or scratch
@@ -150,10 +166,14 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(runs[-1]), flush=True)
     result = {"machine": args.machine, "date": time.strftime("%Y-%m-%d"), "runs": runs}
     if args.reference_home:
-        result["reference"] = {"home": args.reference_home,
-                               "quality": quality(args.reference_home),
-                               "components": component_seconds(
-                                   os.path.join(args.reference_home, "metadata.sqlite"))}
+        components = component_seconds(os.path.join(args.reference_home, "metadata.sqlite"))
+        result["reference"] = {
+            "home": args.reference_home, "quality": quality(args.reference_home),
+            "components": components,
+            "pipeline_seconds": round(sum(components.values()), 1),
+            "beam_component_seconds": round(
+                sum(components.get(c, 0.0) for c in BEAM_COMPONENTS), 1),
+        }
     with open(args.out + ".json", "w") as f:
         json.dump(result, f, indent=2)
     with open(args.out + ".md", "w") as f:
