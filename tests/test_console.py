@@ -5,11 +5,15 @@ pins the TFX log records the console turns into component lines to the TFX in
 the lock. tests/test_pipeline_e2e.py checks the console around the real pipeline.
 """
 
+import fcntl
 import io
 import logging
 import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 import warnings
 from pathlib import Path
 
@@ -165,3 +169,16 @@ def test_component_lines_survive_a_savedmodel_export(tmp_path: Path) -> None:
         absl_logging.info("Component %s is finished.", "Trainer")
         assert console.running is None
     assert "] Trainer done in " in terminal.getvalue()
+
+
+def test_a_terminal_gets_a_progress_bar_and_the_lines_above_it(tmp_path: Path) -> None:
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    with os.fdopen(follower, "w") as terminal, RunConsole(str(tmp_path), terminal=terminal):
+        for epoch in (1, 2):
+            report(f"Trainer epoch {epoch}/2: loss 1.000", done=epoch, total=2,
+                   label="Trainer epochs")
+    out = os.read(leader, 65536).decode()
+    os.close(leader)
+    assert "Trainer epochs:  50%" in out and "\r" in out  # the bar, redrawn in place
+    assert "Trainer epoch 1/2: loss 1.000" in out and "Trainer epoch 2/2: loss 1.000" in out
