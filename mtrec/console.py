@@ -50,9 +50,10 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRPC_VERBOSITY": "ERROR"}
 _TFX_START = "Component %s is running."
 _TFX_FINISH = "Component %s is finished."
 _TFX_CACHED = "A cached execution %d is used."
-# components/text_encoder logs its steps through absl with this prefix; its MLM
-# step lines carry "step %d/%d" (shown at each quarter: 4 lines, not 15).
-_TEXT_ENCODER_PREFIX = "TextEncoder"
+# components/text_encoder logs through absl; its MLM and encoding lines are
+# shown (the rest stays in the log), MLM step lines ("step %d/%d") only at each
+# quarter: 4 lines, not 15.
+_TEXT_ENCODER_SHOWN = ("TextEncoder MLM", "TextEncoder: encoded")
 _STEP_FORMAT = "step %d/%d"
 # A component done sooner than this gets one line ("done"/"CACHED"), not two:
 # on a cached re-run most of the 14 nodes take under a second.
@@ -85,7 +86,7 @@ class _Records(logging.Handler):
                 self.console.component_finished(str(record.args[0]))
             elif record.msg == _TFX_CACHED:
                 self.console.cached = True
-            elif isinstance(record.msg, str) and record.msg.startswith(_TEXT_ENCODER_PREFIX):
+            elif isinstance(record.msg, str) and record.msg.startswith(_TEXT_ENCODER_SHOWN):
                 if _STEP_FORMAT in record.msg:
                     before = record.msg.split(_STEP_FORMAT)[0].count("%")
                     done, total = record.args[before], record.args[before + 1]

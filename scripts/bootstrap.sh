@@ -54,4 +54,3 @@ step "installing mtrec (editable)" \
   .venv/bin/python -m pip install --no-deps --no-build-isolation -e .
 step "checking dependencies (pip check)" .venv/bin/python -m pip check
 echo "$stamp_want" > "$stamp_file"
-echo "==> .venv ready"

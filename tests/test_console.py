@@ -148,15 +148,18 @@ def test_a_component_with_progress_shows_its_start_line_first(tmp_path: Path) ->
     assert texts[2].startswith("Trainer done in ") and len(texts) == 3
 
 
-def test_text_encoder_steps_are_shown_at_each_quarter(tmp_path: Path) -> None:
+def test_text_encoder_mlm_steps_are_shown_at_each_quarter_and_encoding(tmp_path: Path) -> None:
     terminal = io.StringIO()
     with RunConsole(str(tmp_path), terminal=terminal):
+        absl_logging.info("TextEncoder: vocabulary %d tokens", 270)  # log only
         absl_logging.info("TextEncoder MLM before: loss=%.4f", 5.6)
         for step in range(100, 1501, 100):  # what the default 1500 steps log
             absl_logging.info("TextEncoder MLM step %d/%d loss=%.4f", step, 1500, 3.0)
+        absl_logging.info("TextEncoder: encoded %d items in %.1fs", 800, 4.0)
     texts = [line.split("] ", 1)[1] for line in terminal.getvalue().splitlines()[1:]]
     assert texts == ["  TextEncoder MLM before: loss=5.6000"] + [
-        f"  TextEncoder MLM step {s}/1500 loss=3.0000" for s in (400, 800, 1200, 1500)]
+        f"  TextEncoder MLM step {s}/1500 loss=3.0000" for s in (400, 800, 1200, 1500)
+    ] + ["  TextEncoder: encoded 800 items in 4.0s"]
 
 
 def test_component_lines_survive_a_savedmodel_export(tmp_path: Path) -> None:
