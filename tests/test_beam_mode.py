@@ -2,6 +2,7 @@
 
 import pytest
 
+from mtrec.cli import build_parser
 from mtrec.pipeline import configs
 from mtrec.pipeline.local_runner import beam_args
 
@@ -25,3 +26,11 @@ def test_auto_runs_small_inputs_in_process(mode, rows, expected) -> None:
 def test_an_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="beam mode must be one of"):
         beam_args("threads")
+
+
+def test_mtrec_run_flags_default_to_auto_and_quiet() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["run"]).beam_mode == "auto"
+    assert parser.parse_args(["run"]).verbose is False
+    assert parser.parse_args(["run", "--verbose"]).verbose is True
+    assert parser.parse_args(["-v", "run"]).verbose is True
