@@ -5,7 +5,7 @@ bootstrap:
 	@scripts/bootstrap.sh
 
 run: bootstrap
-	.venv/bin/mtrec run $(ARGS)
+	@.venv/bin/mtrec run $(ARGS)
 
 test: bootstrap
 	.venv/bin/ruff check .

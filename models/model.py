@@ -264,6 +264,10 @@ class MultiTaskModel(tfrs.Model):
             name="interest",
         )
         self.balancer = UncertaintyWeighting(config.tasks) if config.uncertainty_weighting else None
+        # Each task's loss as an epoch mean (`<task>_loss`, `val_<task>_loss` in
+        # the fit logs): the Trainer's progress line shows them, and they cost
+        # one add per batch where per-batch AUC/RMSE would cost far more.
+        self.task_losses = {t: tf.keras.metrics.Mean(name=f"{t}_loss") for t in config.tasks}
 
     # ------------------------------------------------------------ building blocks
     def _trackable_children(self, save_type="checkpoint", **kwargs):
@@ -408,6 +412,8 @@ class MultiTaskModel(tfrs.Model):
                 sample_weight=(0.25 + 0.75 * liked)[:, tf.newaxis],
                 compute_metrics=not training,
             )
+        for task, loss in losses.items():
+            self.task_losses[task].update_state(loss)
         if self.balancer is not None:
             return self.balancer(losses)
         return tf.add_n([self.config.weight(t) * loss for t, loss in losses.items()])

@@ -32,6 +32,7 @@ from mtrec.contracts.pipeline import (
     CONFIG_ITEM_TEXT_EMBEDDINGS_URI,
     CONFIG_MODEL,
 )
+from mtrec.models.epoch_log import EpochLog
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
@@ -94,10 +95,12 @@ def train_and_export(
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(sizes, config, tft_output, tables, item_text)
         model.compile(optimizer=make_optimizer(config, tables.num_train_examples))
-    callbacks = [tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch")] if log_dir else []
+    callbacks: list[tf.keras.callbacks.Callback] = [EpochLog(config.epochs)]
+    if log_dir:
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
     t_fit = time.time()
-    history = model.fit(
-        train_ds, epochs=config.epochs, validation_data=eval_ds, verbose=2, callbacks=callbacks
+    history = model.fit(  # EpochLog, not Keras' line, which shows uncomputed metrics as 0
+        train_ds, epochs=config.epochs, validation_data=eval_ds, verbose=0, callbacks=callbacks
     )
     t_eval = time.time()
     evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)

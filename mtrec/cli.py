@@ -25,6 +25,7 @@ from mtrec.commands.options import EXAMPLE_HELP, add_pipeline_options, pipeline_
 from mtrec.commands.report import add_report_parser
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT
+from mtrec.pipeline import configs
 from mtrec.serving.cli import add_query_parser, add_serve_parser
 
 SOURCES = "sample | synthetic | ml-100k | ml-latest-small | ml-1m | generic"
@@ -43,6 +44,9 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--split", help="official split to use, e.g. u1 for ml-100k")
     p.add_argument("--home", help="output folder (default: outputs/<source>[-<split>])")
     p.add_argument("--workers", type=int, default=2, help="Beam DirectRunner workers")
+    p.add_argument("--beam-mode", default="auto", choices=configs.BEAM_MODES,
+                   help="auto: in-process Beam below "
+                   f"{configs.IN_PROCESS_MAX_ROWS:,} ratings, multi-processing above")
     p.add_argument("--eval-fraction", type=float, default=0.2,
                    help="per-user time split when the source has no official split")
     p.add_argument("--max-reject-fraction", type=float, default=0.5)
@@ -51,6 +55,8 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--rejects-keep-raw-ids", action="store_true",
                    help="with --pseudonymize-key-env: keep raw user ids in rejects.csv (warns)")
     add_pipeline_options(p)
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="stream library output (TF, Beam, warnings) instead of only logging it")
     p.set_defaults(func=_run)
 
 
@@ -76,37 +82,46 @@ def _run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     # After ingestion, so bad input fails fast without loading TFX.
+    from mtrec.console import RunConsole
     from mtrec.pipeline import local_runner
     from mtrec.report import write_report
     from mtrec.run_state import latest_run
     from mtrec.summary import SUMMARY_FILE, collect, example_recommendation, render
 
-    model = run_model_config(data.report, args.model_config, None)
     paths = local_runner.LocalPaths(os.path.abspath(home))
-    settings = local_runner.settings(paths, examples_root=data.examples_root,
-                                     workers=args.workers, **pipeline_fields(args, model))
-    error = None
-    try:
-        local_runner.run(paths, settings)
-    except RuntimeError as err:  # LocalDagRunner re-raises component failures
-        error = err
-    summary = collect(latest_run(paths.metadata_path))
-    summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
-                       "report": data.report, "tables": data.tables}
-    model_dir = summary["pushed_to"]
-    if model_dir:
-        user = data.report.get("example_user") or _first_eval_user(data.examples_root)
-        summary["example"] = {"user_id": user,
-                              "items": example_recommendation(model_dir, user)}
-        _add_titles(summary["example"]["items"], data.examples_root)
-    with open(os.path.join(home, SUMMARY_FILE), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
+    error = report_error = report_path = None
+    # Progress on the terminal, library output in <home>/logs/run.log.
+    with RunConsole(home, verbose=args.verbose) as console:
+        model = run_model_config(data.report, args.model_config, None)
+        settings = local_runner.settings(
+            paths, examples_root=data.examples_root, workers=args.workers,
+            beam_mode=args.beam_mode, rows=data.counts["kept"], **pipeline_fields(args, model),
+        )
+        try:
+            local_runner.run(paths, settings)
+        except Exception as err:  # a component failed: LocalDagRunner re-raises it
+            error = console.failure(err)
+        summary = collect(latest_run(paths.metadata_path))
+        summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
+                           "report": data.report, "tables": data.tables}
+        model_dir = summary["pushed_to"]
+        if model_dir:
+            user = data.report.get("example_user") or _first_eval_user(data.examples_root)
+            summary["example"] = {"user_id": user,
+                                  "items": example_recommendation(model_dir, user)}
+            _add_titles(summary["example"]["items"], data.examples_root)
+        with open(os.path.join(home, SUMMARY_FILE), "w") as f:
+            json.dump(summary, f, indent=2, default=str)
+        try:
+            report_path = write_report(home)
+        except Exception as err:  # noqa: BLE001 - the run's result stands; the report can be rebuilt
+            report_error = f"{type(err).__name__}: {err}"
     print(render(summary))
-    try:
-        print(f"report: {write_report(home)}")
-    except Exception as err:  # noqa: BLE001 - the run's result stands; the report can be rebuilt
-        print(f"report not written ({type(err).__name__}: {err}); "
-              f"rebuild it with: mtrec report {home}", file=sys.stderr)
+    if report_path:
+        print(f"report: {report_path}")
+    else:
+        print(f"report not written ({report_error}); rebuild it with: mtrec report {home}",
+              file=sys.stderr)
     if error:
         print(f"\npipeline failed: {error}", file=sys.stderr)
         return 1

@@ -27,12 +27,23 @@ RETRIEVAL_THRESHOLDS = {at(HIT_RATE, 100): 0.05, NDCG_LIFT: 0.05, NDCG_CHANGE: -
 # Kubeflow/Vertex: where the Dockerfile copies the curated schema (pipeline/schema/).
 IMAGE_SCHEMA_PATH = "/opt/mtrec/schema/schema.pbtxt"
 
-# Beam: DirectRunner in multi-processing mode locally; Dataflow/Flink/Spark via
-# beam_pipeline_args (see BUILD.md). The worker count is filled in by a runner.
+# Beam: DirectRunner locally; Dataflow/Flink/Spark via beam_pipeline_args (see
+# BUILD.md). The worker count is filled in by a runner. Multi-processing starts
+# fresh worker processes, which import TensorFlow and TFX, for every Beam
+# component; on a small input that start-up outweighs the work, so below
+# IN_PROCESS_MAX_ROWS ratings `mtrec run` runs Beam in-process instead
+# (local_runner.beam_args; measured in benchmarks/results/pipeline_wall.md).
 LOCAL_BEAM_ARGS = (
     "--runner=DirectRunner",
     "--direct_running_mode=multi_processing",
 )
+IN_PROCESS_BEAM_ARGS = (
+    "--runner=DirectRunner",
+    "--direct_running_mode=in_memory",
+    "--direct_num_workers=1",
+)
+BEAM_MODES = ("auto", "in_process", "multi_processing")
+IN_PROCESS_MAX_ROWS = 200_000
 
 # Trainer custom_config["distribution"]: the tf.distribute strategy run_fn uses
 # (None: the default strategy, one device).

@@ -1,4 +1,4 @@
-"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner (multi-processing),
+"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner (in-process or multi-processing),
 MLMD on SQLite, caching on. This module owns every local path.
 
 A run holds `<home>/.mtrec-run.lock` and first cleans up after a killed run
@@ -51,20 +51,46 @@ def curated_schema_path() -> str:
     return str(resources.files("mtrec.pipeline") / "schema" / "schema.pbtxt")
 
 
+def beam_args(mode: str = "multi_processing", workers: int = 2,
+              rows: int | None = None) -> list[str]:
+    """DirectRunner arguments for a mode in configs.BEAM_MODES.
+
+    "auto" runs in-process below configs.IN_PROCESS_MAX_ROWS input ratings and
+    multi-processing from there on (or when `rows` is unknown). The arguments
+    are part of each Beam component's cache key, so one input keeps one mode.
+    """
+    if mode == "auto":
+        small = rows is not None and rows < configs.IN_PROCESS_MAX_ROWS
+        mode = "in_process" if small else "multi_processing"
+    if mode == "in_process":
+        return list(configs.IN_PROCESS_BEAM_ARGS)
+    if mode == "multi_processing":
+        return [*configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={workers}"]
+    raise ValueError(f"beam mode must be one of {configs.BEAM_MODES}, not {mode!r}")
+
+
+
 def settings(
-    paths: LocalPaths, *, examples_root: str, workers: int = 2, **fields: Any
+    paths: LocalPaths,
+    *,
+    examples_root: str,
+    workers: int = 2,
+    beam_mode: str = "multi_processing",
+    rows: int | None = None,
+    **fields: Any,
 ) -> PipelineSettings:
     """The local deployment's PipelineSettings: its paths, Beam mode and SQLite MLMD.
 
-    `fields` are any other PipelineSettings fields (model, text_encoder,
-    thresholds, enable_cache, ...); their defaults are PipelineSettings'.
+    `beam_mode`, `workers`, `rows`: see beam_args. `fields` are any other
+    PipelineSettings fields (model, text_encoder, thresholds, enable_cache, ...);
+    their defaults are PipelineSettings'.
     """
     return PipelineSettings(
         pipeline_root=paths.pipeline_root,
         examples_root=examples_root,
         schema_path=curated_schema_path(),
         serving_model_dir=paths.serving_model_dir,
-        beam_pipeline_args=(*configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={workers}"),
+        beam_pipeline_args=beam_args(beam_mode, workers, rows),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             paths.metadata_path
         ),

@@ -31,10 +31,26 @@ stamp_file=.venv/.mtrec-installed
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_want" ] && [ -x .venv/bin/mtrec ]; then
   exit 0
 fi
-echo "==> creating .venv with $PY and installing the locked stack (first run takes a few minutes)"
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
+# pip's output (hundreds of lines, most of them index warnings) goes to a log;
+# the console shows one line per step, and the log's path and tail on failure.
+mkdir -p .venv
+log=.venv/bootstrap.log
+: > "$log"
+step() {
+  local what=$1; shift
+  echo "==> $what"
+  if ! "$@" >>"$log" 2>&1; then
+    echo "error: set-up step failed: $what (full log: $log)" >&2
+    tail -n 15 "$log" | sed 's/^/  | /' >&2
+    exit 1
+  fi
+}
+echo "==> setting up .venv with $PY (first run takes a few minutes; log: $log)"
+[ -x .venv/bin/python ] || step "creating the virtual environment" "$PY" -m venv .venv
 # The venv's own pip and setuptools (>=64, for editable installs) are enough.
-.venv/bin/python -m pip install --quiet -r requirements/lock-py310.txt
-.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
-.venv/bin/python -m pip check
+step "installing the locked stack (requirements/lock-py310.txt)" \
+  .venv/bin/python -m pip install -r requirements/lock-py310.txt
+step "installing mtrec (editable)" \
+  .venv/bin/python -m pip install --no-deps --no-build-isolation -e .
+step "checking dependencies (pip check)" .venv/bin/python -m pip check
 echo "$stamp_want" > "$stamp_file"

@@ -201,3 +201,16 @@ def test_a_training_step_moves_only_the_embedding_rows_its_batch_touches(transfo
         untouched = np.setdiff1d(np.arange(var.shape[0]), touched)
         np.testing.assert_array_equal(var.numpy()[untouched], before[name][untouched], name)
         assert not np.allclose(var.numpy()[touched], before[name][touched]), name
+
+
+def test_per_task_losses_are_logged_and_add_up_to_the_loss(transformed_synthetic):
+    # One evaluation batch: each `<task>_loss` Mean holds that batch's task
+    # loss, and the model's loss is their weighted sum (no uncertainty weighting).
+    model, history, _ = _fit(transformed_synthetic, epochs=1)
+    tasks = model.config.tasks
+    assert {f"{t}_loss" for t in tasks} <= set(history.history)
+    eval_rows = transformed_synthetic[2]
+    metrics = model.evaluate(as_dataset(eval_rows, 1_000_000), return_dict=True, verbose=0)
+    weighted = sum(model.config.weight(t) * metrics[f"{t}_loss"] for t in tasks)
+    assert weighted == pytest.approx(metrics["loss"], rel=1e-5)
+    assert all(metrics[f"{t}_loss"] > 0 for t in tasks)

@@ -7,6 +7,7 @@ anomalies stop the run before Transform and Trainer.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
+from mtrec.console import RunConsole
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
 from mtrec.pipeline import local_runner
@@ -53,11 +55,27 @@ def _versions(paths: local_runner.LocalPaths) -> list[str]:
 
 
 def _run(paths, examples_root, **thresholds):
+    """One pipeline run inside `mtrec run`'s console; its terminal output in console.txt."""
     settings = local_runner.settings(paths, examples_root=examples_root, model=MODEL,
                                      text_encoder=TEXT, workers=2,
                                      thresholds=Thresholds(**{**LENIENT, **thresholds}))
-    local_runner.run(paths, settings)
+    terminal = io.StringIO()
+    try:
+        with RunConsole(paths.home, terminal=terminal) as console:
+            try:
+                local_runner.run(paths, settings)
+            except Exception as err:
+                console.failure(err)
+                raise
+    finally:
+        with open(os.path.join(paths.home, "console.txt"), "w") as f:
+            f.write(terminal.getvalue())
     return latest_run(paths.metadata_path)
+
+
+def _console(paths) -> str:
+    with open(os.path.join(paths.home, "console.txt")) as f:
+        return f.read()
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +94,25 @@ def test_every_component_runs_and_one_version_is_pushed(first_run):
     assert len(versions) == 1 and versions[0].isdigit()
     pushed = nodes["AtomicPusher"].outputs["pushed_model"][0]
     assert custom_property(pushed, "pushed") == 1
+
+
+def test_console_shows_each_component_and_epoch_in_few_lines(first_run):
+    paths, _, _ = first_run
+    out = _console(paths)
+    lines = out.splitlines()
+    # `mtrec run` adds its summary (about 12 lines) to these: 60 in all at most.
+    assert len(lines) <= 48, out
+    assert "Traceback" not in out and "WARNING" not in out
+    for component in EVERY_COMPONENT:
+        assert f"] {component} done in " in out, component
+    for slow in ("TextEncoder", "Transform", "Trainer"):
+        assert out.index(f"] {slow} started") < out.index(f"] {slow} done in "), slow
+    epochs = [line for line in lines if "] Trainer epoch " in line]
+    assert len(epochs) == MODEL["epochs"]
+    # Training computes losses only: no metric shows as an uncomputed zero.
+    assert "0.000 " not in out and "e+00" not in out
+    assert all("val ranking_auc" in line and "(interest " in line for line in epochs)
+    assert "TextEncoder MLM step 60/60" in out
 
 
 def test_catalogue_holds_every_item_and_the_text_encoder_fed_the_trainer(first_run):
@@ -170,6 +207,7 @@ def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(fir
     # blessed model); the Pusher re-runs but recognises the model it pushed.
     rerun = {"Evaluator", "RetrievalEvaluator", "AtomicPusher"}
     assert {cached[c].state for c in EVERY_COMPONENT - rerun} == {"CACHED"}
+    assert all(f"] {c} CACHED in " in _console(paths) for c in EVERY_COMPONENT - rerun)
     assert len(_versions(paths)) == 1
 
     strict = _run(paths, examples_root, rating_rmse_max=0.0)
@@ -186,6 +224,10 @@ def test_schema_anomalies_stop_the_run_before_trainer(tmp_path):
     with pytest.raises(Exception) as failure:
         _run(paths, examples_root)
     assert "feature 'age'" in str(failure.value)
+    out = _console(paths)
+    assert "] AnomalyGate FAILED after " in out
+    assert "error in AnomalyGate: " in out and "feature 'age'" in out
+    assert "Traceback" not in out
     nodes = latest_run(paths.metadata_path)
     assert nodes["AnomalyGate"].state == "FAILED"
     assert "Transform" not in nodes and "Trainer" not in nodes
