@@ -62,7 +62,12 @@ def extend_item_text(item_text: ItemText, items: pd.DataFrame) -> ItemText:
 
     encoder = tf.saved_model.load(item_text.encoder_dir).signatures["serving_default"]
     texts = [
-        text_of(str(r.get(F.TITLE, "") or ""), _genres(r), str(r.get(F.DESCRIPTION, "") or ""))
+        text_of(
+            str(r.get(F.TITLE, "") or ""),
+            _genres(r),
+            str(r.get(F.DESCRIPTION, "") or ""),
+            int(r.get(F.YEAR, 0) or 0),
+        )
         for _, r in items.iterrows()
     ]
     raw = encoder(text=tf.constant(texts))["embedding"].numpy()
