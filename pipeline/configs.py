@@ -54,5 +54,6 @@ RUNTIME_PARAMETERS = (
 )
 
 # TextEncoder settings (components/text_encoder/config.py); the defaults
-# pretrain a 2-layer, 64-d BERT with masked LM in about a minute on 2 cores.
+# encode the catalogue with the pretrained all-MiniLM-L6-v2, frozen (ML-100K:
+# seconds once cached; see benchmarks/results/text_encoder_*.md).
 TEXT_ENCODER_CONFIG: dict = {}

@@ -145,3 +145,16 @@ def test_encode_packed_equals_full_padding(minilm_encoder):
                             minilm.MAX_SEQUENCE_LENGTH)  # fmt: skip
     full = minilm_encoder.fn(tf.constant(texts))[OUTPUT_NAME].numpy()
     np.testing.assert_allclose(minilm_encoder.encode_packed(packed, 2), full, atol=1e-5)
+
+
+def test_run_summary_names_the_encoder(pretrained):
+    """`mtrec run`'s summary line: encoder name, parameter count, encoding time."""
+    from mtrec.run_state import NodeRun
+    from mtrec.summary import collect, render
+
+    node = NodeRun("TextEncoder", "COMPLETE", {"item_text_embeddings": [pretrained.mlmd_artifact]})
+    summary = collect({"TextEncoder": node})
+    assert summary["text_encoder"]["name"] == minilm.MODEL_NAME
+    line = next(x for x in render(summary).splitlines() if x.startswith("text encoder:"))
+    assert minilm.MODEL_NAME in line and "22,713,216 params" in line, line
+    assert f"encoded {NUM_ITEMS} items in" in line, line
