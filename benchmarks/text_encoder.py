@@ -3,13 +3,15 @@
     .venv/bin/python benchmarks/text_encoder.py --dataset ml-100k --split u1
     .venv/bin/python benchmarks/text_encoder.py --dataset ml-latest-small
 
-One run, per dataset:
+One run, per dataset, for the variants (--variants): no text; scratch (a small
+BERT pretrained with masked LM on the catalogue alone); minilm (all-MiniLM-L6-v2,
+frozen: the default); minilm_mlm (MiniLM after domain masked LM on the catalogue):
 
-1. the TextEncoder (components/text_encoder, `run_text_encoder`) pretrains on
-   the catalogue text and encodes every item; its metadata.json gives the
-   times and sizes reported;
+1. the TextEncoder (components/text_encoder, `run_text_encoder`) builds each
+   encoder and encodes every item; its metadata.json gives the times, sizes
+   and encoding items/s reported;
 2. warm ablation: the same model (Trainer's `train_and_export`, full catalogue
-   via `catalog_dir` in both runs) without and with the text vectors, measured
+   via `catalog_dir` in every run) without and with each text variant, measured
    through the exported signatures: HR@K from `retrieve` (full catalogue, seen
    included), NDCG@10 from `recommend` (training items excluded), RMSE from
    `serving_default`;
@@ -76,6 +78,7 @@ from quality_data import (  # noqa: E402
     with_protocol,
 )
 from served_metrics import batched as _batched  # noqa: E402
+from text_encoder_report import COLD_COLUMNS, markdown, table  # noqa: E402
 from transform_local import as_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,8 +86,13 @@ RESULTS = REPO / "benchmarks" / "results"
 KS = (10, 50, 100)
 TOP = 10
 EVAL_FRACTION = 0.2  # write_examples' default per-user time split
-COLD_TARGET = 0.15  # cold-item HR@100 on ML-100K
-SAME = 1e-3  # warm deltas below this are reported as unchanged (one seed)
+# Encoder variants: TextEncoderConfig overrides (None: no text vectors at all).
+VARIANTS: dict[str, dict | None] = {
+    "no_text": None,
+    "scratch": {"mode": "scratch"},
+    "minilm": {"mode": "pretrained"},
+    "minilm_mlm": {"mode": "pretrained_mlm"},
+}
 
 
 # ----------------------------------------------------------------- data
@@ -132,8 +140,13 @@ def encoder_summary(metadata: dict) -> dict:
     """Times and sizes from the TextEncoder's metadata.json."""
     seconds, size = metadata["seconds"], metadata["bytes"]
     return {
+        "name": metadata.get("encoder_name", metadata["mode"]),
         "items": metadata["num_items"],
         "params": metadata["encoder_params"],
+        "sequence_length": metadata["sequence_length"],
+        "text_tokens": metadata.get("text_tokens"),
+        "encode_items_per_second": round(metadata["num_items"] / max(seconds["encode"], 1e-9), 1),
+        "encode_cached": metadata.get("encode_cached", False),
         "embedding_dim": metadata["embedding_dim"],
         "vocabulary": metadata["vocabulary_size"],
         "mean_text_tokens": round(metadata["mean_text_tokens"], 1),
@@ -260,138 +273,6 @@ def baselines(truth: Truth, cold: set[str], catalog_size: int) -> dict[str, dict
     }
 
 
-# --------------------------------------------------------------- report
-WARM_COLUMNS = (
-    ("hit_rate@10", "HR@10"), ("hit_rate@50", "HR@50"), ("hit_rate@100", "HR@100"),
-    ("ndcg@10", "NDCG@10"), ("precision@10", "P@10"), ("recall@10", "R@10"),
-    ("rmse", "RMSE"), ("seconds", "train+export s"),
-)  # fmt: skip
-COLD_COLUMNS = (
-    ("cold_hit_rate@10", "cold HR@10"), ("cold_hit_rate@50", "cold HR@50"),
-    ("cold_hit_rate@100", "cold HR@100"), ("warm_hit_rate@100", "warm-item HR@100"),
-    ("seconds", "train+export s"),
-)  # fmt: skip
-SERVED_COLUMNS = tuple(
-    (f"served_{key}", label) for key, label in COLD_COLUMNS if key != "seconds"
-)
-
-
-def table(rows: dict[str, dict], columns: tuple) -> str:
-    """Markdown table of means; '±' is half the range over repeated runs."""
-    lines = ["| variant | " + " | ".join(label for _, label in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
-    for name, metrics in rows.items():
-        cells = []
-        for key, _ in columns:
-            value, spread = metrics.get(key), metrics.get("spread", {}).get(key)
-            if value is None:
-                cells.append("–")
-            elif key == "seconds":
-                cells.append(f"{value:.0f}")
-            else:
-                cells.append(f"{value:.4f}" + ("" if spread is None else f" ±{spread / 2:.4f}"))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def verdicts(payload: dict) -> list[str]:
-    """Warm regression check and the cold-item target, in words."""
-    warm, cold = payload["warm"], payload["cold"]
-    base, text = warm["without_text"], warm["with_text"]
-    lines = []
-    for key, label, better in (("hit_rate@100", "HR@100", 1), ("ndcg@10", "NDCG@10", 1),
-                               ("rmse", "RMSE", -1)):
-        delta = text[key] - base[key]
-        noise = (base.get("spread", {}).get(key, 0.0) + text.get("spread", {}).get(key, 0.0)) / 2
-        verdict = ("unchanged" if abs(delta) < SAME else
-                   "within the run-to-run spread" if abs(delta) <= noise else
-                   "better" if delta * better > 0 else "worse")
-        lines.append(f"- warm {label}: {base[key]:.4f} -> {text[key]:.4f} "
-                     f"({delta:+.5f}, {verdict} with text)")
-    for rule, words in (("", "training items ranked"), ("served_", "as served")):
-        hr = cold["with_text"][f"{rule}cold_hit_rate@100"]
-        hr0 = cold["without_text"][f"{rule}cold_hit_rate@100"]
-        rnd = cold["random"][f"{rule}cold_hit_rate@100"]
-        line = (f"- cold HR@100, {words}: with text {hr:.4f}, without text {hr0:.4f}, "
-                f"random {rnd:.4f} ({hr / rnd:.1f}x random with text)")
-        if payload["setup"]["dataset"] == "ml-100k":
-            status = "met" if hr >= COLD_TARGET else f"missed by {COLD_TARGET - hr:.4f}"
-            line += f"; target >= {COLD_TARGET}: {status}"
-        lines.append(line)
-    return lines
-
-
-def markdown(payload: dict) -> str:
-    setup, enc = payload["setup"], payload["encoder"]
-    warm = {k: payload["warm"][k] for k in ("without_text", "with_text")}
-    cold = payload["cold"]
-    return "\n".join([
-        f"# TextEncoder benchmark: {setup['dataset']} {setup['split']}",
-        "",
-        f"Host: {setup['host']}. Total wall time {payload['seconds']['total']:.0f}s. "
-        f"Each model variant trained {setup.get('repeats', 1)}x (mean"
-        + (", ± half the range over the runs)." if setup.get("repeats", 1) > 1 else
-           "; a single run: retraining on another data order can move NDCG@10 and RMSE by "
-           "~0.01, see --repeats)."),
-        "",
-        "## Text encoder",
-        "",
-        f"{enc['params']:,} parameters, {enc['embedding_dim']}-d vectors for {enc['items']:,} "
-        f"items (vocabulary {enc['vocabulary']:,}, {enc['mean_text_tokens']} tokens per text). "
-        f"MLM pretraining {enc['mlm_steps']} steps: {enc['pretrain_seconds']}s "
-        f"(loss {enc['mlm_loss_before']:.2f} -> {enc['mlm_loss_after']:.2f}, masked-token "
-        f"accuracy {enc['mlm_accuracy_after']:.2f}); encoding the catalogue "
-        f"{enc['encode_seconds']}s; whole component {enc['total_seconds']}s. On disk: "
-        f"TF SavedModel {enc['saved_model_mb']} MB, Keras model {enc['keras_model_mb']} MB."
-        + (" (Encoder reused from the work-dir cache; times are from its run.)"
-           if enc["reused_from_cache"] else ""),
-        "",
-        "## Warm ablation (official held-out ratings, full catalogue index)",
-        "",
-        f"{setup['warm']['train_rows']:,} training / {setup['warm']['eval_rows']:,} held-out "
-        f"ratings, {setup['catalog']:,} catalogue items, {setup['warm']['test_users']:,} test "
-        "users.",
-        "",
-        table(warm, WARM_COLUMNS),
-        "",
-        "## Cold items",
-        "",
-        f"{setup['cold']['items']} of {setup['cold']['rated_items']} rated items (fraction "
-        f"{setup['cold']['fraction']}, seed {setup['cold']['seed']}) lose all "
-        f"{setup['cold']['removed_train_rows']:,} training ratings; "
-        f"{setup['cold']['test_interactions']:,} held-out interactions on them "
-        f"({setup['cold']['test_users']:,} users) are ranked against all "
-        f"{setup['catalog']:,} catalogue items, under two rules.",
-        "",
-        "**Training items ranked** (`retrieve`, FactorizedTopK semantics as in quality.py): "
-        "a cold item must also beat the items the user already rated, which the model has "
-        "learned to score high.",
-        "",
-        table({k: cold[k] for k in ("random", "popularity", "without_text", "with_text")},
-              COLD_COLUMNS),
-        "",
-        "**As served** (`recommend`, k=100: the user's training items excluded, blend "
-        "re-ranking): what a user of the served model gets.",
-        "",
-        table({k: cold[k] for k in ("random", "popularity", "without_text", "with_text")},
-              SERVED_COLUMNS),
-        "",
-        *verdicts(payload),
-        "",
-        "HR@K: per held-out interaction, is the item in the user's top K of the whole "
-        "catalogue. NDCG/P/R@10: `recommend` (training items excluded, blend re-ranking), "
-        "binary relevance = every held-out item. RMSE: `serving_default` on the raw held-out "
-        "examples. Random: K/N, or K/(N - the user's training items) as served. Popularity: "
-        "the most-rated training items (cold items have none, so 0). 'warm-item HR@100' is "
-        "the cold-protocol model on the other held-out interactions.",
-        "",
-        f"Model config: `{json.dumps(payload['config']['model'])}`",
-        "",
-        f"Encoder config: `{json.dumps(payload['config']['encoder'])}`",
-        "",
-    ])
-
-
 # ----------------------------------------------------------------- main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -402,14 +283,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "ml-latest-small uses a per-user time split")
     parser.add_argument("--epochs", type=int, help="recommender epochs (default: ModelConfig)")
     parser.add_argument("--config", default="{}", help="JSON ModelConfig overrides")
-    parser.add_argument("--encoder-config", default="{}", help="JSON TextEncoderConfig overrides")
+    parser.add_argument("--encoder-config", default="{}",
+                        help="JSON TextEncoderConfig overrides for every text variant")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated subset of {list(VARIANTS)}")
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0, help="seed of the cold-item draw")
     parser.add_argument("--repeats", type=int, default=1,
                         help="train each variant N times (training-data order seeded 0..N-1); "
                         "report the mean and ± half the range")
     parser.add_argument("--skip-warm", action="store_true",
-                        help="cold protocol only (prints, writes no results)")
+                        help="cold protocol only (the results then have no warm table)")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "text_encoder"))
     parser.add_argument("--out", default=str(RESULTS), help="results directory")
     return parser.parse_args(argv)
@@ -420,10 +304,44 @@ def _timed(label: str, seconds: dict, t0: float) -> None:
     print(f"[{label}] {seconds[label]:.0f}s", flush=True)
 
 
+def _encoders(args, catalog_dir: Path, work_root: Path, seconds: dict):
+    """Per variant: (ItemText or None, TextEncoderConfig dict, encoder summary)."""
+    names = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    shared = json.loads(args.encoder_config)
+    out = {}
+    for name in names:
+        if VARIANTS[name] is None:
+            out[name] = (None, None, None)
+            continue
+        t0 = time.time()
+        config = TextEncoderConfig.from_exec_properties({**shared, **VARIANTS[name]})
+        uri, metadata = encode_catalog(catalog_dir, work_root, config)
+        out[name] = (ItemText.load(uri), config.to_dict(), encoder_summary(metadata))
+        _timed(f"encoder_{name}", seconds, t0)
+        print(f"encoder {name}: {json.dumps(out[name][2])}", flush=True)
+    return out
+
+
+def _train_variants(encoders, prepared, work, config, repeats, metrics_fn, tag, seconds):
+    results = {}
+    for name, (text, _, _) in encoders.items():
+        t0, runs = time.time(), []
+        for repeat in range(repeats):
+            served, train_seconds = train(prepared, work, config, text, f"{tag}-{name}",
+                                          seed=repeat)
+            runs.append({**metrics_fn(served), "seconds": train_seconds})
+            print(f"{tag} {name}: {json.dumps(runs[-1])}", flush=True)
+        results[name] = repeated(runs)
+        _timed(f"{tag}_{name}", seconds, t0)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     split, data, user_overrides = resolve(args)
-    encoder_config = TextEncoderConfig.from_exec_properties(json.loads(args.encoder_config))
     work_root = Path(args.work_dir)
     label = f"{args.dataset}_{split or 'time'}"
     seconds: dict[str, float] = {}
@@ -432,25 +350,14 @@ def main(argv: list[str] | None = None) -> int:
     prepared, work = prepare(args.dataset, data, split, work_root, holdout=False)
     config = ModelConfig.from_dict(with_protocol(prepared, user_overrides))
     _timed("prepare_warm", seconds, t0)
-    t0 = time.time()
-    uri, metadata = encode_catalog(work / "examples" / "catalog", work_root / label,
-                                   encoder_config)
-    item_text = ItemText.load(uri)
-    _timed("text_encoder", seconds, t0)
+    encoders = _encoders(args, work / "examples" / "catalog", work_root / label, seconds)
     catalog_size = prepared.report["rows"]["catalog"]
 
-    warm: dict[str, dict] = {}
     truth = prepared.truth()
-    if not args.skip_warm:
-        for name, text in (("without_text", None), ("with_text", item_text)):
-            t0, runs = time.time(), []
-            for repeat in range(args.repeats):
-                served, train_seconds = train(prepared, work, config, text, f"warm-{name}",
-                                              seed=repeat)
-                runs.append({**warm_metrics(served, prepared, truth), "seconds": train_seconds})
-                print(f"warm {name}: {json.dumps(runs[-1])}", flush=True)
-            warm[name] = repeated(runs)
-            _timed(f"warm_{name}", seconds, t0)
+    warm = {} if args.skip_warm else _train_variants(
+        encoders, prepared, work, config, args.repeats,
+        lambda served: warm_metrics(served, prepared, truth), "warm", seconds,
+    )  # fmt: skip
 
     t0 = time.time()
     dataset = clean(load_dataset(args.dataset, data, split)).dataset
@@ -459,15 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     cold_truth = cold_prepared.truth()
     _timed("prepare_cold", seconds, t0)
     cold_results: dict[str, dict] = baselines(cold_truth, cold, catalog_size)
-    for name, text in (("without_text", None), ("with_text", item_text)):
-        t0, runs = time.time(), []
-        for repeat in range(args.repeats):
-            served, train_seconds = train(cold_prepared, cold_work, config, text,
-                                          f"cold-{name}", seed=repeat)
-            runs.append({**cold_metrics(served, cold_truth, cold), "seconds": train_seconds})
-            print(f"cold {name}: {json.dumps(runs[-1])}", flush=True)
-        cold_results[name] = repeated(runs)
-        _timed(f"cold_{name}", seconds, t0)
+    cold_results.update(_train_variants(
+        encoders, cold_prepared, cold_work, config, args.repeats,
+        lambda served: cold_metrics(served, cold_truth, cold), "cold", seconds,
+    ))  # fmt: skip
     seconds["total"] = round(time.time() - start, 1)
 
     is_cold = cold_rows(cold_truth.items, cold)
@@ -475,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         "setup": {
             "dataset": args.dataset,
             "repeats": args.repeats,
+            "variants": list(encoders),
             "split": split or "per-user time (latest 20% held out)",
             "catalog": int(catalog_size),
             "warm": {
@@ -493,15 +396,16 @@ def main(argv: list[str] | None = None) -> int:
             },
             "host": f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}",
         },
-        "config": {"model": dict(vars(config)), "encoder": encoder_config.to_dict()},
-        "encoder": encoder_summary(metadata),
+        "config": {
+            "model": dict(vars(config)),
+            "encoders": {name: enc[1] for name, enc in encoders.items() if enc[1]},
+        },
+        "encoders": {name: enc[2] for name, enc in encoders.items() if enc[2]},
         "warm": warm,
         "cold": cold_results,
         "seconds": seconds,
     }
-    if args.skip_warm:
-        print(table(cold_results, COLD_COLUMNS))
-        return 0
+    print(table(cold_results, COLD_COLUMNS))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"text_encoder_{args.dataset}.json").write_text(

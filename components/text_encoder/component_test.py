@@ -24,9 +24,9 @@ def test_component_builds_with_defaults():
     assert component.inputs["item_catalog"].type_name == "Examples"
     props = component.exec_properties
     defaults = TextEncoderConfig()
-    assert props["mode"] == "pretrain"
+    assert props["mode"] == "pretrained"
     assert props["vocab_size"] == defaults.vocab_size
-    assert props["sequence_length"] == 64
+    assert props["sequence_length"] == 0  # auto: from the corpus
     assert props["mask_rate"] == 0.25
     # The executor reads back exactly the component's configuration.
     assert TextEncoderConfig.from_exec_properties(props) == defaults

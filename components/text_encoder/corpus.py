@@ -4,8 +4,8 @@
 (TensorFlow, used by the serving graph for cold items) must agree byte for
 byte, otherwise a cold item's vector would not match a catalogue item's. Both
 therefore use the same three steps with the same character classes:
-join "title | genres | description", collapse ASCII whitespace runs to one
-space and trim, then Unicode-lowercase (Python's `str.lower` and
+join "title | genres | year | description" (year "" when unknown), collapse
+ASCII whitespace runs to one space and trim, then Unicode-lowercase (Python's `str.lower` and
 `tf.strings.lower(encoding="utf-8")` agree on every code point below U+2000,
 final sigma included; tested).
 """
@@ -33,13 +33,21 @@ _WS_RUN = re.compile(_WS_CLASS + "+")
 _WS_EDGES_TF = f"^{_WS_CLASS}+|{_WS_CLASS}+$"
 
 
-def item_text(title: str, genres: Iterable[str], description: str) -> str:
-    """The text the encoder sees for one item, e.g. "toy story (1995) | animation comedy |".
+def year_text(year: int) -> str:
+    """"1995", or "" for an unknown (<= 0) year."""
+    return str(year) if year > 0 else ""
 
-    Empty parts keep their separator so the layout is fixed (and trivially
-    reproducible in TF); the trailing separator is then trimmed only of spaces.
+
+def item_text(title: str, genres: Iterable[str], description: str, year: int = 0) -> str:
+    """The text the encoder sees for one item: "title | genres | year | description".
+
+    E.g. "toy story (1995) | animation comedy | 1995 |". Empty parts keep their
+    separator so the layout is fixed (and trivially reproducible in TF); the
+    trailing separator is then trimmed only of spaces. (`year` comes last in
+    the arguments so that older three-argument calls keep their meaning.)
     """
-    raw = FIELD_SEPARATOR.join([title, GENRE_SEPARATOR.join(genres), description])
+    parts = [title, GENRE_SEPARATOR.join(genres), year_text(int(year)), description]
+    raw = FIELD_SEPARATOR.join(parts)
     return _WS_RUN.sub(" ", raw).strip(" \t\n\f\r\v").lower()
 
 
@@ -47,8 +55,9 @@ def item_text_tf(
     title: tf.Tensor,
     genres: tf.RaggedTensor | tf.SparseTensor | tf.Tensor,
     description: tf.Tensor,
+    year: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Batched TF twin of `item_text`: string [B], genres [B, None], string [B] -> [B].
+    """Batched TF twin of `item_text`: string [B], genres [B, None], string [B], int [B] -> [B].
 
     `genres` may be ragged, sparse (as parsed from VarLen features) or dense
     padded with "" (extra spaces from padding are collapsed away).
@@ -56,7 +65,13 @@ def item_text_tf(
     if isinstance(genres, tf.SparseTensor):
         genres = tf.RaggedTensor.from_sparse(genres)
     joined_genres = tf.strings.reduce_join(genres, axis=-1, separator=GENRE_SEPARATOR)
-    raw = tf.strings.join([title, joined_genres, description], separator=FIELD_SEPARATOR)
+    if year is None:
+        year = tf.zeros_like(title, dtype=tf.int64)
+    year = tf.cast(year, tf.int64)
+    years = tf.where(year > 0, tf.strings.as_string(year), tf.zeros_like(title))
+    raw = tf.strings.join(
+        [title, joined_genres, years, description], separator=FIELD_SEPARATOR
+    )
     text = tf.strings.regex_replace(raw, _WS_CLASS + "+", " ")
     text = tf.strings.regex_replace(text, _WS_EDGES_TF, "")
     return tf.strings.lower(text, encoding="utf-8")
@@ -74,7 +89,7 @@ class CatalogItem:
 
     @property
     def text(self) -> str:
-        return item_text(self.title, self.genres, self.description)
+        return item_text(self.title, self.genres, self.description, self.year)
 
 
 def _bytes_values(example: tf.train.Example, name: str) -> list[str]:

@@ -8,21 +8,22 @@ import tensorflow as tf
 from mtrec.components.text_encoder.corpus import item_text, item_text_tf
 
 CASES = [
-    ("Toy Story (1995)", ["Animation", "Children's", "Comedy"], "A cowboy doll is jealous."),
-    ("GoldenEye (1995)", ["Action"], ""),
-    ("", [], ""),
-    ("  Spaced\tOut \n Title  ", ["  Sci-Fi ", "", "Drama"], "  lots   of\r\nspace  "),
-    ("Café Noir À L'ÉCOLE", ["Film-Noir"], "ÜBER straße ΟΔΟΣ İstanbul"),
-    ("No genres", [], "desc"),
-    ("Pipe | in | title", ["A|B"], "x"),
+    ("Toy Story (1995)", ["Animation", "Children's", "Comedy"], "A cowboy doll is jealous.", 1995),
+    ("GoldenEye (1995)", ["Action"], "", 1995),
+    ("", [], "", 0),
+    ("  Spaced\tOut \n Title  ", ["  Sci-Fi ", "", "Drama"], "  lots   of\r\nspace  ", 0),
+    ("Café Noir À L'ÉCOLE", ["Film-Noir"], "ÜBER straße ΟΔΟΣ İstanbul", 2001),
+    ("No genres", [], "desc", -5),
+    ("Pipe | in | title", ["A|B"], "x", 12),
 ]
 
 
 def test_item_text_format():
-    assert item_text("Toy Story (1995)", ["Animation", "Comedy"], "") == (
-        "toy story (1995) | animation comedy |"
+    assert item_text("Toy Story (1995)", ["Animation", "Comedy"], "", 1995) == (
+        "toy story (1995) | animation comedy | 1995 |"
     )
-    assert item_text(" A ", ["B"], " C ") == "a | b | c"
+    assert item_text(" A ", ["B"], " C ") == "a | b | | c"
+    assert item_text(" A ", ["B"], " C ", -1) == "a | b | | c"
 
 
 @pytest.mark.parametrize("kind", ["ragged", "sparse", "dense"])
@@ -35,7 +36,8 @@ def test_item_text_tf_matches_python(kind: str):
         "sparse": ragged.to_sparse(),
         "dense": ragged.to_tensor(default_value=""),
     }[kind]
-    got = item_text_tf(titles, genres, descriptions).numpy().tolist()
+    years = tf.constant([c[3] for c in CASES], tf.int64)
+    got = item_text_tf(titles, genres, descriptions, years).numpy().tolist()
     want = [item_text(*c).encode("utf-8") for c in CASES]
     assert got == want
 

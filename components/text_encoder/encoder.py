@@ -20,7 +20,7 @@ EMBEDDING = "embedding"
 
 
 def build_backbone(
-    config: TextEncoderConfig, vocabulary_size: int
+    config: TextEncoderConfig, vocabulary_size: int, sequence_length: int
 ) -> keras_nlp.models.BertBackbone:
     """A fresh, randomly initialised small BERT sized by the config."""
     return keras_nlp.models.BertBackbone(
@@ -30,7 +30,7 @@ def build_backbone(
         hidden_dim=config.hidden_dim,
         intermediate_dim=config.intermediate_dim,
         dropout=config.dropout,
-        max_sequence_length=config.sequence_length,
+        max_sequence_length=sequence_length,
         num_segments=1,
     )
 

@@ -1,4 +1,4 @@
-"""TextEncoder executor: catalogue text -> WordPiece + small BERT -> item vectors.
+"""TextEncoder executor: catalogue text -> WordPiece + BERT (MiniLM by default) -> item vectors.
 
 Runs Keras 3 (keras-nlp) in a process where `tf.keras` is Keras 2 (mtrec sets
 TF_USE_LEGACY_KERAS); nothing here touches `tf.keras`, so the two never mix.
@@ -6,10 +6,12 @@ TF_USE_LEGACY_KERAS); nothing here touches `tf.keras`, so the two never mix.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from typing import Any
 
+import numpy as np
 from absl import logging
 from tfx import types
 from tfx.dsl.components.base import base_executor
@@ -17,11 +19,21 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 from mtrec.components.text_encoder import artifacts as layout
-from mtrec.components.text_encoder.config import MODE_PRETRAIN, TextEncoderConfig
+from mtrec.components.text_encoder import minilm
+from mtrec.components.text_encoder.config import (
+    AUTO,
+    MODE_PRETRAINED,
+    MODE_SCRATCH,
+    PRETRAINED_MODES,
+    TextEncoderConfig,
+)
 from mtrec.components.text_encoder.corpus import catalog_files, read_catalog
 from mtrec.contracts.pipeline import ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
 
-ENCODE_BATCH_SIZE = 256
+ENCODE_BATCH_SIZE = 64  # length-sorted batches: small ones pad little
+SCRATCH_MAX_SEQUENCE_LENGTH = 128  # AUTO's cap for the scratch model
+# Bump when the encoding path changes, so cached catalogue vectors are not reused.
+_ENCODING_VERSION = "1"
 
 
 class Executor(base_executor.BaseExecutor):
@@ -40,7 +52,78 @@ class Executor(base_executor.BaseExecutor):
         output.set_int_custom_property("embedding_dim", metadata["embedding_dim"])
         output.set_int_custom_property("num_items", metadata["num_items"])
         output.set_string_custom_property("mode", config.mode)
+        output.set_string_custom_property("encoder_name", metadata["encoder_name"])
         output.set_float_custom_property("pretrain_seconds", metadata["mlm"]["seconds"])
+
+
+def choose_sequence_length(lengths: np.ndarray, requested: int, cap: int) -> int:
+    """`requested`, or (AUTO) the shortest multiple of 8 holding every packed text.
+
+    `lengths` are token counts without [CLS]/[SEP]. Padding costs nothing in
+    the length-sorted catalogue encoding, so covering the longest text loses
+    no description words; the cap is the model's trained maximum.
+    """
+    if requested != AUTO:
+        return min(requested, cap)
+    longest = int(lengths.max()) + 2 if len(lengths) else 2
+    return max(8, min(cap, -(-longest // 8) * 8))
+
+
+def length_report(lengths: np.ndarray, sequence_length: int) -> dict[str, Any]:
+    """Token-length distribution of the corpus (without [CLS]/[SEP])."""
+    percentiles = {f"p{q}": float(np.percentile(lengths, q)) for q in (50, 90, 99)}
+    return {
+        "mean": float(lengths.mean()),
+        **percentiles,
+        "max": int(lengths.max()),
+        "sequence_length": sequence_length,
+        "truncated_texts": int((lengths > sequence_length - 2).sum()),
+    }
+
+
+def _load_model(config: TextEncoderConfig, texts: list[str]):
+    """(backbone or None, tokenizer, name, identity hash or None) for the mode.
+
+    The scratch backbone is built later, once the sequence length is known.
+    """
+    from mtrec.components.text_encoder import encoder, tokenization
+
+    if config.mode == MODE_SCRATCH:
+        vocabulary = tokenization.build_vocabulary(texts, config.vocab_size)
+        return None, tokenization.make_tokenizer(vocabulary), "scratch-bert", None
+    if config.mode in PRETRAINED_MODES:
+        preset, digest = minilm.preset_dir()
+        backbone, tokenizer = encoder.load_preset(str(preset))
+        return backbone, tokenizer, minilm.MODEL_NAME, digest
+    backbone, tokenizer = encoder.load_preset(config.preset_dir)
+    return backbone, tokenizer, f"preset:{os.path.basename(config.preset_dir)}", None
+
+
+def _catalog_cache_file(digest: str | None, sequence_length: int, texts: list[str]):
+    """Where the frozen pretrained encoder's vectors for these texts are cached."""
+    if digest is None:
+        return None
+    key = hashlib.sha256(f"{_ENCODING_VERSION}\0{digest}\0{sequence_length}\0".encode())
+    key.update("\n".join(texts).encode())
+    return minilm.cache_root() / "embeddings" / f"{key.hexdigest()[:24]}.npy"
+
+
+def _mlm_metadata(report) -> dict[str, Any]:
+    if report is None:  # frozen: no masked-LM step or evaluation at all
+        return {"steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "loss_before": None,
+                "loss_after": None, "accuracy_before": None, "accuracy_after": None,
+                "final_train_loss": None, "train_sequence_length": None}  # fmt: skip
+    return {
+        "steps": report.steps,
+        "train_sequence_length": report.train_sequence_length,
+        "loss_before": report.loss_before,
+        "accuracy_before": report.accuracy_before,
+        "loss_after": report.loss_after,
+        "accuracy_after": report.accuracy_after,
+        "final_train_loss": report.final_train_loss,
+        "seconds": report.seconds,
+        "cpu_seconds": report.cpu_seconds,
+    }
 
 
 def run_text_encoder(
@@ -49,7 +132,6 @@ def run_text_encoder(
     """The whole job without TFX types (reusable from a benchmark); returns metadata."""
     # Heavy imports here so that importing the executor module stays cheap.
     import keras
-    import numpy as np
 
     from mtrec.components.text_encoder import encoder, export, pretrain, tokenization
 
@@ -60,45 +142,65 @@ def run_text_encoder(
     logging.info("TextEncoder: %d catalogue items, e.g. %r", len(items), texts[0])
 
     t0 = time.monotonic()
-    if config.mode == MODE_PRETRAIN:
-        vocabulary = tokenization.build_vocabulary(texts, config.vocab_size)
-        tokenizer = tokenization.make_tokenizer(vocabulary)
-        backbone = encoder.build_backbone(config, len(vocabulary))
-        sequence_length = config.sequence_length
-    else:
-        backbone, tokenizer = encoder.load_preset(config.preset_dir)
-        vocabulary = tokenizer.get_vocabulary()
-        sequence_length = min(config.sequence_length, backbone.max_sequence_length)
-    vocab_seconds = time.monotonic() - t0
-    logging.info(
-        "TextEncoder: vocabulary %d tokens, backbone %d params (%.1fs)",
-        len(vocabulary),
-        backbone.count_params(),
-        vocab_seconds,
-    )
-
+    backbone, tokenizer, name, digest = _load_model(config, texts)
     tokens = tokenization.tokenize(tokenizer, texts)
-    sequences = tokenization.pack_sequences(tokenizer, tokens, sequence_length)
     lengths = np.array([len(t) for t in tokens])
-    truncated = int((lengths > sequence_length - 2).sum())
-    report = pretrain.train_mlm(
-        backbone,
-        tokenizer,
-        sequences,
-        steps=config.train_steps,
-        batch_size=config.batch_size,
-        mask_rate=config.mask_rate,
-        learning_rate=config.effective_learning_rate,
-        seed=config.seed,
-        log_every_steps=config.log_every_steps,
-    )
+    if backbone is None:
+        sequence_length = choose_sequence_length(
+            lengths, config.sequence_length, SCRATCH_MAX_SEQUENCE_LENGTH
+        )
+        backbone = encoder.build_backbone(config, tokenizer.vocabulary_size(), sequence_length)
+    else:
+        sequence_length = choose_sequence_length(
+            lengths, config.sequence_length, backbone.max_sequence_length
+        )
+        if config.mode in PRETRAINED_MODES:
+            sequence_length = min(sequence_length, minilm.MAX_SEQUENCE_LENGTH)
+    vocabulary = tokenizer.get_vocabulary()
+    lengths_info = length_report(lengths, sequence_length)
+    load_seconds = time.monotonic() - t0
+    logging.info(
+        "TextEncoder: %s, %d params, vocabulary %d, sequence length %d (%s) (%.1fs)",
+        name, backbone.count_params(), len(vocabulary), sequence_length, lengths_info,
+        load_seconds,
+    )  # fmt: skip
+
+    sequences = tokenization.pack_sequences(tokenizer, tokens, sequence_length)
+    report = None
+    if config.mode == MODE_SCRATCH or config.train_steps > 0:
+        report = pretrain.train_mlm(
+            backbone,
+            tokenizer,
+            sequences,
+            steps=config.train_steps,
+            batch_size=config.batch_size,
+            mask_rate=config.mask_rate,
+            learning_rate=config.effective_learning_rate,
+            seed=config.seed,
+            log_every_steps=config.log_every_steps,
+        )
 
     t0 = time.monotonic()
     model = encoder.build_encoder_model(backbone)
     text_encoder = export.TextEncoderFunction(tokenizer, model, sequence_length)
-    embeddings = text_encoder.encode(texts, ENCODE_BATCH_SIZE)
+    frozen = config.mode == MODE_PRETRAINED
+    cache_file = _catalog_cache_file(digest if frozen else None, sequence_length, texts)
+    if cache_file is not None and cache_file.is_file():
+        embeddings = np.load(cache_file)
+        encode_cached = True
+    else:
+        embeddings = text_encoder.encode_packed(sequences, ENCODE_BATCH_SIZE)
+        encode_cached = False
+        if cache_file is not None:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            staging = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")
+            np.save(staging, embeddings)
+            staging.replace(cache_file)
     encode_seconds = time.monotonic() - t0
-    logging.info("TextEncoder: encoded %d items in %.1fs", len(texts), encode_seconds)
+    logging.info(
+        "TextEncoder: encoded %d items in %.1fs%s", len(texts), encode_seconds,
+        " (cached)" if encode_cached else "",
+    )  # fmt: skip
 
     t0 = time.monotonic()
     uri = output_uri
@@ -113,32 +215,27 @@ def run_text_encoder(
 
     metadata = {
         "mode": config.mode,
+        "encoder_name": name,
+        "checkpoint_sha256": digest,
         "config": config.to_dict(),
         "learning_rate": config.effective_learning_rate,
         "num_items": len(items),
         "embedding_dim": int(embeddings.shape[1]),
         "l2_normalized": True,
         "pooling": "mean over non-padding tokens ([CLS]/[SEP] included)",
-        "item_text_format": "lower(title | genre genre | description)",
+        "item_text_format": "lower(title | genre genre | year | description)",
         "vocabulary_size": len(vocabulary),
         "sequence_length": sequence_length,
-        "num_truncated_texts": truncated,
+        "text_tokens": lengths_info,
+        "num_truncated_texts": lengths_info["truncated_texts"],
         "mean_text_tokens": float(lengths.mean()),
         "encoder_params": int(backbone.count_params()),
-        "mlm": {
-            "steps": report.steps,
-            "train_sequence_length": report.train_sequence_length,
-            "loss_before": report.loss_before,
-            "accuracy_before": report.accuracy_before,
-            "loss_after": report.loss_after,
-            "accuracy_after": report.accuracy_after,
-            "final_train_loss": report.final_train_loss,
-            "seconds": report.seconds,
-            "cpu_seconds": report.cpu_seconds,
-        },
+        "encode_cached": encode_cached,
+        "encode_items_per_second": len(texts) / max(encode_seconds, 1e-9),
+        "mlm": _mlm_metadata(report),
         "seconds": {
-            "vocabulary_and_model": vocab_seconds,
-            "mlm": report.seconds,
+            "vocabulary_and_model": load_seconds,
+            "mlm": report.seconds if report else 0.0,
             "encode": encode_seconds,
             "export": export_seconds,
             "total": time.monotonic() - started,
@@ -152,3 +249,4 @@ def run_text_encoder(
     export.write_metadata(uri, metadata)
     logging.info("TextEncoder: done in %.1fs: %s", metadata["seconds"]["total"], metadata["mlm"])
     return metadata
+

@@ -119,11 +119,13 @@ def rows() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory, rows) -> ItemTextEmbeddings:
-    return run_executor(tmp_path_factory.mktemp("pretrain"), rows, mode="pretrain", **TINY)
+    return run_executor(tmp_path_factory.mktemp("pretrain"), rows, mode="scratch", **TINY)
 
 
 def _text(row: dict) -> str:
-    return item_text(row[features.TITLE], row[features.GENRES], row[features.DESCRIPTION])
+    return item_text(
+        row[features.TITLE], row[features.GENRES], row[features.DESCRIPTION], row[features.YEAR]
+    )
 
 
 def test_outputs_layout_and_properties(pretrained, rows):
@@ -150,7 +152,7 @@ def test_outputs_layout_and_properties(pretrained, rows):
     props = pretrained.mlmd_artifact.custom_properties
     assert props["embedding_dim"].int_value == TINY["hidden_dim"]
     assert props["num_items"].int_value == NUM_ITEMS
-    assert props["mode"].string_value == "pretrain"
+    assert props["mode"].string_value == "scratch"
     assert props["pretrain_seconds"].double_value > 0
     metadata = load_metadata(str(uri))
     assert metadata["embedding_dim"] == TINY["hidden_dim"]

@@ -37,9 +37,10 @@ class TextEncoderFunction:
     def __init__(self, tokenizer, encoder_model, sequence_length: int):
         # Lazy: readers of the artifact import this module without keras-nlp.
         from mtrec.components.text_encoder import encoder
-        from mtrec.components.text_encoder.tokenization import make_packer
+        from mtrec.components.text_encoder.tokenization import lower, make_packer
 
         self.tokenizer = tokenizer
+        self._lower = lower
         self.packer = make_packer(tokenizer, sequence_length)
         self.encoder_model = encoder_model
         self._keys = (encoder.TOKEN_IDS, encoder.SEGMENT_IDS, encoder.PADDING_MASK)
@@ -49,7 +50,7 @@ class TextEncoderFunction:
         )
 
     def _encode(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
-        token_ids, padding_mask = self.packer(self.tokenizer(text))
+        token_ids, padding_mask = self.packer(self.tokenizer(self._lower(text)))
         token_ids = tf.cast(token_ids, tf.int32)
         ids_key, segments_key, mask_key = self._keys
         inputs = {
@@ -61,17 +62,59 @@ class TextEncoderFunction:
         return {OUTPUT_NAME: tf.cast(embedding, tf.float32)}
 
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """float32 [N, D] for a list of texts, batched."""
+        """float32 [N, D] for a list of texts, batched, through the exported function."""
         chunks = [
             self.fn(tf.constant(list(texts[i : i + batch_size])))[OUTPUT_NAME].numpy()
             for i in range(0, len(texts), batch_size)
         ]
         return np.concatenate(chunks, axis=0).astype(np.float32)
 
+    def encode_packed(self, sequences: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """float32 [N, D] for packed [CLS] x [SEP] id arrays, in length-sorted batches.
+
+        `fn` pads every text to `sequence_length`; here each batch is padded
+        only to its own longest text. Padding is masked out of attention and
+        pooling, so the vectors equal `fn`'s (to float rounding, tested), and
+        on ml-latest-small (mean 20 tokens, max 256 with tags) this is what
+        keeps MiniLM's catalogue encoding within minutes on 2 cores.
+        """
+        ids_key, segments_key, mask_key = self._keys
+        model = self.encoder_model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
+        def run(token_ids, padding_mask):
+            inputs = {
+                ids_key: token_ids,
+                segments_key: tf.zeros_like(token_ids),
+                mask_key: padding_mask,
+            }
+            return tf.cast(model(inputs, training=False), tf.float32)
+
+        order = np.argsort([len(s) for s in sequences], kind="stable")
+        out: np.ndarray | None = None
+        pad_id = self.tokenizer.pad_token_id
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            width = max(len(sequences[r]) for r in rows)
+            ids = np.full((len(rows), width), pad_id, dtype=np.int32)
+            mask = np.zeros((len(rows), width), dtype=np.int32)
+            for i, r in enumerate(rows):
+                ids[i, : len(sequences[r])] = sequences[r]
+                mask[i, : len(sequences[r])] = 1
+            vectors = run(tf.constant(ids), tf.constant(mask)).numpy()
+            if out is None:
+                out = np.zeros((len(sequences), vectors.shape[1]), dtype=np.float32)
+            out[rows] = vectors
+        assert out is not None, "no sequences to encode"
+        return out
+
     def export(self, path: str) -> None:
         """SavedModel with signature serving_default(text) -> {"embedding"}."""
         import keras
 
+        # Builds the packer (and traces `fn`) when the catalogue went through
+        # `encode_packed`, which never calls them.
+        self.fn(tf.constant([""]))
         archive = keras.export.ExportArchive()
         archive.track(self.encoder_model)
         archive.track(self.tokenizer)

@@ -26,7 +26,8 @@ def extend_item_text(item_text: ItemText, items: pd.DataFrame) -> ItemText:
 
     encoder = tf.saved_model.load(item_text.encoder_dir).signatures[SIGNATURE]
     texts = [
-        text_of(str(r.get(F.TITLE, "") or ""), genres_of(r), str(r.get(F.DESCRIPTION, "") or ""))
+        text_of(str(r.get(F.TITLE, "") or ""), genres_of(r), str(r.get(F.DESCRIPTION, "") or ""),
+                int(r.get(F.YEAR, 0) or 0))
         for _, r in items.iterrows()
     ]
     raw = encoder(**{INPUT_NAME: tf.constant(texts)})[OUTPUT_NAME].numpy()

@@ -55,10 +55,21 @@ def make_packer(
     )
 
 
+def lower(text: tf.Tensor) -> tf.Tensor:
+    """Unicode lowercase, as Hugging Face's BertTokenizer (`str.lower`) does.
+
+    keras-hub's `lowercase=True` case-*folds* instead ("straße" -> "strasse"),
+    which splits words differently from the vocabulary MiniLM was trained
+    with; so every text is lowered here first and MiniLM's tokenizer is built
+    with `lowercase=False` (minilm.py). Idempotent for the scratch tokenizer.
+    """
+    return tf.strings.lower(text, encoding="utf-8")
+
+
 def tokenize(tokenizer: keras_nlp.models.BertTokenizer, texts: Sequence[str]) -> list[list[int]]:
     """WordPiece ids per text, untruncated and without [CLS]/[SEP]."""
     # Called eagerly, keras-nlp returns ragged results as nested Python lists.
-    return [list(row) for row in tokenizer(tf.constant(list(texts)))]
+    return [list(row) for row in tokenizer(lower(tf.constant(list(texts))))]
 
 
 def pack_sequences(
