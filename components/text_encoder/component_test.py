@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from tfx.types import channel_utils, standard_artifacts
 
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
-from mtrec.components.text_encoder.component import TextEncoder
+from mtrec.components.text_encoder.component import TextEncoder, TextEncoderSpec
 from mtrec.components.text_encoder.config import TextEncoderConfig
 
 
@@ -47,3 +49,18 @@ def test_component_preset_mode_and_validation(tmp_path):
         TextEncoder(item_catalog=_catalog_channel(), mode="preset")
     with pytest.raises(ValueError, match="mode"):
         TextEncoder(item_catalog=_catalog_channel(), mode="bogus")
+
+
+def test_exec_properties_are_the_config_fields_and_json_numbers_are_coerced():
+    """One list of settings (TextEncoderConfig): the spec and constructor derive from it."""
+    fields = {f.name for f in dataclasses.fields(TextEncoderConfig)}
+    assert set(TextEncoderSpec.PARAMETERS) == fields
+    assert TextEncoderSpec.PARAMETERS["dropout"].type is float
+    assert TextEncoderSpec.PARAMETERS["preset_dir"].type is str
+    assert not TextEncoderSpec.PARAMETERS["mode"].optional
+    component = TextEncoder(item_catalog=_catalog_channel(), pretrain_steps=300.0, dropout=0)
+    assert component.exec_properties["pretrain_steps"] == 300
+    assert isinstance(component.exec_properties["pretrain_steps"], int)
+    assert isinstance(component.exec_properties["dropout"], float)
+    with pytest.raises(TypeError, match="unknown TextEncoder settings.*pretrain_step"):
+        TextEncoder(item_catalog=_catalog_channel(), pretrain_step=3)
