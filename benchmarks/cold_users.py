@@ -34,7 +34,7 @@ from mtrec.contracts import features as F
 from mtrec.data import clean, load_dataset
 from mtrec.data.tables import Dataset
 from mtrec.models import evaluation as E
-from mtrec.models.model import ModelConfig
+from mtrec.models.config import ModelConfig
 from mtrec.models.trainer import train_and_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

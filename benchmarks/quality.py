@@ -52,7 +52,7 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.models import evaluation as E
-from mtrec.models.model import ModelConfig, protocol_overrides
+from mtrec.models.config import ModelConfig, protocol_overrides
 from mtrec.models.trainer import train_and_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -31,7 +31,7 @@ from mtrec.data import clean, load_dataset
 from mtrec.data.artifact_io import read_split
 from mtrec.data.examples import time_split, write_examples
 from mtrec.data.tables import SPLIT, Dataset
-from mtrec.models.model import protocol_overrides
+from mtrec.models.config import protocol_overrides
 
 HOLDOUT_FRACTION = 0.2
 _SOURCES = ("models/preprocessing.py", "contracts/features.py", "benchmarks/transform_local.py")

@@ -63,8 +63,8 @@ from mtrec.data import clean, load_dataset
 from mtrec.data.examples import time_split
 from mtrec.data.tables import SPLIT, Dataset
 from mtrec.models import evaluation as E
+from mtrec.models.config import ModelConfig
 from mtrec.models.item_text import ItemText
-from mtrec.models.model import ModelConfig
 from mtrec.models.trainer import train_and_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -32,11 +32,12 @@ from mtrec.contracts.pipeline import (
     CONFIG_ITEM_TEXT_EMBEDDINGS_URI,
     CONFIG_MODEL,
 )
+from mtrec.models.config import RENAMED_TASKS, ModelConfig, resolve_optimizer
 from mtrec.models.epoch_log import EpochLog
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
-from mtrec.models.model import RENAMED_TASKS, ModelConfig, MultiTaskModel, resolve_optimizer
+from mtrec.models.model import MultiTaskModel
 from mtrec.models.optimizer import LazyAdam
 from mtrec.models.serving_tables import (
     ServingTables,

@@ -134,7 +134,9 @@ def run_model_config(report: dict, overrides: dict, epochs: int | None) -> dict:
     `report` is write_examples' (its split_protocol), so `mtrec run` trains
     what benchmarks/quality.py measures on the same split.
     """
-    from mtrec.models.model import protocol_overrides  # TensorFlow: after ingestion
+    from mtrec.models.config import (
+        protocol_overrides,  # deferred like the rest: `mtrec --help` stays fast
+    )
 
     config = {**protocol_overrides(report.get("split_protocol")), **overrides}
     if epochs:

@@ -16,7 +16,7 @@ from typing import Any
 from mtrec.components.text_encoder.config import TextEncoderConfig
 from mtrec.components.trainer.tfjob import TFJobTraining
 from mtrec.components.trainer.vertex import VertexTraining
-from mtrec.models.model import ModelConfig
+from mtrec.models.config import ModelConfig
 from mtrec.pipeline import configs
 
 

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from mtrec.contracts.signatures import SIGNATURES
-from mtrec.models.model import ModelConfig
+from mtrec.models.config import ModelConfig
 from mtrec.models.trainer import train_and_export
 from tests.transform_support import as_dataset
 

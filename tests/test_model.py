@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtrec.models.model import ModelConfig, MultiTaskModel, resolve_optimizer
+from mtrec.models.config import ModelConfig, resolve_optimizer
+from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_tables import build_serving_tables, item_sampling_probability
 from mtrec.models.towers import VocabSizes
 from tests.transform_support import as_dataset
@@ -123,7 +124,7 @@ def test_auto_optimizer_goes_lazy_once_an_id_table_is_large():
     """Adam's step cost grows with the tables (optimizer_step.md); "auto" caps it."""
     import dataclasses
 
-    from mtrec.models.model import LAZY_ADAM_MIN_ROWS
+    from mtrec.models.config import LAZY_ADAM_MIN_ROWS
     from mtrec.models.optimizer import LazyAdam
     from mtrec.models.trainer import make_optimizer
 

@@ -14,7 +14,7 @@ from mtrec.data.examples import write_examples
 from mtrec.data.splits import RANDOM_PROTOCOL, TIME_PROTOCOL, split_protocol, time_split
 from mtrec.data.synthetic import generate
 from mtrec.data.tables import SPLIT
-from mtrec.models.model import ModelConfig, protocol_overrides
+from mtrec.models.config import ModelConfig, protocol_overrides
 
 
 def _ratings(n_users: int = 40, per_user: int = 10, seed: int = 0) -> pd.DataFrame:

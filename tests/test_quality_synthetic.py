@@ -15,8 +15,8 @@ import tensorflow as tf
 from mtrec.contracts import features as F
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
+from mtrec.models.config import ModelConfig
 from mtrec.models.evaluation import hit_rates, popularity_ranking
-from mtrec.models.model import ModelConfig
 from mtrec.models.trainer import train_and_export
 from tests.transform_support import transform_examples
 

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.models.model import ModelConfig, MultiTaskModel
+from mtrec.models.config import ModelConfig
+from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_tables import row_splits
 from mtrec.models.towers import VocabSizes, pooled_bag
 

@@ -11,7 +11,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import WEIGHTS_CONFIG_FILE
 from mtrec.data import generate
 from mtrec.data.examples import write_examples
-from mtrec.models.model import ModelConfig
+from mtrec.models.config import ModelConfig
 from mtrec.models.reindex import reindex
 from mtrec.models.trainer import load_config, train_and_export
 from tests.transform_support import as_dataset, transform_examples

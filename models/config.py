@@ -1,0 +1,160 @@
+"""ModelConfig: the multi-task model's hyper-parameters, and the rules that settle them.
+
+Kept apart from model.py so code that only reads or writes a configuration
+(the Trainer's custom_config, the CLI, add-items' weights) needs no model code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import TYPE_CHECKING
+
+from mtrec.data.splits import RANDOM_PROTOCOL, TIME_PROTOCOL
+
+if TYPE_CHECKING:  # the sizes come from Transform; no TensorFlow needed to read a config
+    from mtrec.models.towers import VocabSizes
+
+TASKS = ("retrieval", "relevance", "rating", "interest")
+# Old task names configs may still carry (accepted with a FutureWarning; BUILD.md
+# changelog): the relevance head was called "ranking" in tasks and loss_weights.
+RENAMED_TASKS = {"ranking": "relevance"}
+OPTIMIZERS = ("auto", "adam", "lazy_adam")
+RESOLVED_OPTIMIZERS = OPTIMIZERS[1:]  # what a built model trains with ("auto" settled)
+# Where "auto" switches to lazy_adam. Adam's whole-table step costs ~0.4 us per
+# 128-wide id row (benchmarks/results/optimizer_step.md: 26 ms a step for two
+# 30K-row tables; lazy_adam 2-4 ms at any size). At 10K users or items the
+# user, item and history tables add ~13 ms to every step. ML-100K (1,682
+# items) and ml-latest-small (9,742) stay on adam, where cold items do better.
+LAZY_ADAM_MIN_ROWS = 10_000
+# ModelConfig settings that follow from the split protocol (data/splits.py
+# split_protocol), chosen on validation holdouts. On a random split the
+# held-out ratings are spread over each user's timeline while a served query
+# carries the user's *latest* items, so the recent-history feature points at
+# the wrong time: ML-100K u1 validation HR@100 0.32 with it, 0.41 without. On a
+# time split it is the best feature (ml-latest-small validation HR@100 0.134
+# without, 0.172 with). The pipeline and the benchmarks both apply these;
+# values the user sets win.
+PROTOCOL_OVERRIDES: dict[str, dict] = {
+    RANDOM_PROTOCOL: {"history_dropout": 1.0},
+    TIME_PROTOCOL: {},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters; everything here is settable from the Trainer's custom_config."""
+
+    embedding_dim: int = 128
+    l2: float = 1e-4  # on the id tables; with lazy_adam, on the rows a batch looks up
+    dropout: float = 0.0
+    mixture: str = "shared_bottom"  # or "mmoe"
+    tasks: tuple[str, ...] = TASKS
+    loss_weights: tuple[tuple[str, float], ...] = (
+        ("retrieval", 1.0),
+        ("relevance", 0.5),
+        ("rating", 1.0),
+        ("interest", 0.2),
+    )
+    uncertainty_weighting: bool = False
+    # Retrieval score: "cosine" (unit vectors) or "dot" (raw; norms can carry popularity).
+    similarity: str = "dot"
+    temperature: float = 1.0  # retrieval softmax temperature (0.1 suits cosine)
+    # Subtract log P(item in batch) from in-batch logits (sampling-bias correction).
+    logq_correction: bool = True
+    id_dropout: float = 0.05  # share of ids replaced by "unknown" (cold-start row)
+    # Share of history positions blanked in training. The history of a training
+    # row is the items just before it, but a served query sees the user's latest
+    # items: blanking keeps the query from leaning on that local sequence, which
+    # misleads on random (not time) splits. 1.0 = the query tower ignores history.
+    history_dropout: float = 0.0
+    # The query tower also reads every item the user rated in training, as an
+    # unordered bag (towers.pooled_bag), the signal item-item models such as
+    # EASE live on; without the target item in training. The dropout blanks
+    # that share of each bag in training.
+    rated_items: bool = True
+    rated_dropout: float = 0.25
+    # The re-ranker's item-item term (models/item_item.py): EASE's closed form on
+    # the users' rated items, added to the retrieval similarity with this weight
+    # (0 = off) after scaling it to the similarity's per-user spread; its l2 is
+    # EASE's best on the same holdout. ML-100K u1 validation holdout NDCG@10
+    # (recommend): 0.295 before the rated-item bag and this term, 0.284 with the
+    # bag alone, 0.330 with both at weight 1 (EASE alone 0.320; quality_tuning.md).
+    item_item_weight: float = 1.0
+    item_item_l2: float = 500.0
+    # Final recommendation score = sum of weight * component (see export.py).
+    blend: tuple[tuple[str, float], ...] = (
+        ("retrieval", 1.0),
+        ("relevance", 0.5),
+        ("rating", 0.5),
+    )
+    learning_rate: float = 0.003
+    # "cosine" decays the rate to 5% over the run: the last epochs settle
+    # instead of jumping around; "constant" keeps it.
+    lr_schedule: str = "cosine"
+    # "adam": Keras' Adam, whole-table l2; every step touches every id row, so
+    # its cost grows with users and items. "lazy_adam": only the batch's rows
+    # (models/optimizer.py), linear at scale, but on ML-100K cold items lost
+    # (served cold HR@100 0.159 -> 0.130; quality_tuning.md). "auto": adam
+    # below LAZY_ADAM_MIN_ROWS rows in every id table, lazy_adam from there.
+    optimizer: str = "auto"
+    batch_size: int = 1024
+    epochs: int = 8
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> ModelConfig:
+        values = dict(values or {})
+        for key in ("loss_weights", "blend"):
+            if isinstance(values.get(key), dict):
+                values[key] = tuple(sorted(values[key].items()))
+        if "tasks" in values:
+            values["tasks"] = tuple(_current_task(t) for t in values["tasks"])
+        if "loss_weights" in values:
+            values["loss_weights"] = tuple(
+                (_current_task(t), w) for t, w in values["loss_weights"]
+            )
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        config = cls(**values)
+        if config.similarity not in ("cosine", "dot"):
+            raise ValueError(f"similarity must be cosine or dot: {config.similarity!r}")
+        if config.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}: {config.optimizer!r}")
+        if config.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be constant or cosine: {config.lr_schedule!r}")
+        bad = set(config.tasks) - set(TASKS)
+        if bad or not config.tasks:
+            raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")
+        return config
+
+    def weight(self, task: str) -> float:
+        return dict(self.loss_weights).get(task, 1.0)
+
+
+def _current_task(name: str) -> str:
+    """A task name, with an old one mapped to its current name (and a warning)."""
+    if name in RENAMED_TASKS:
+        warnings.warn(
+            f"model task {name!r} is now called {RENAMED_TASKS[name]!r}; "
+            "the old name will stop working in a later release",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return RENAMED_TASKS[name]
+    return name
+
+
+def protocol_overrides(split_protocol: str | None) -> dict:
+    """The ModelConfig overrides for a split protocol (none for an unknown one)."""
+    return dict(PROTOCOL_OVERRIDES.get(split_protocol or "", {}))
+
+
+def resolve_optimizer(config: ModelConfig, sizes: VocabSizes) -> ModelConfig:
+    """Settle optimizer "auto" on the id-table sizes, which only Transform knows."""
+    if config.optimizer != "auto":
+        return config
+    rows = max(sizes.users, sizes.items)
+    return dataclasses.replace(
+        config, optimizer="lazy_adam" if rows >= LAZY_ADAM_MIN_ROWS else "adam"
+    )
