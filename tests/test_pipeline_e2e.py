@@ -114,7 +114,9 @@ def test_console_shows_each_component_and_epoch_in_few_lines(first_run):
     assert len(epochs) == MODEL["epochs"]
     # Training computes losses only: no metric shows as an uncomputed zero.
     assert "0.000 " not in out and "e+00" not in out
-    assert all("val ranking_auc" in line and "(interest " in line for line in epochs)
+    for line in epochs:
+        train, validation = line.split(" | val ")[:2]
+        assert "(interest " in train and "ranking_auc" in validation, line
     assert "TextEncoder MLM step 60/60" in out
 
 
