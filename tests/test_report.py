@@ -38,7 +38,8 @@ REPORT = {
     "training": {
         "metrics": {"train_examples": 8, "epochs": 2, "optimizer": "adam",
                     "train_seconds": 3.0, "catalog_size": 4},
-        "curves": {"train": {"loss": [2.0, 1.5], "rating_rmse": [0.0, 0.0]},
+        "curves": {"train": {"loss": [2.0, 1.5], "rating_rmse": [0.0, 0.0],
+                             "retrieval_loss": [3.0, 2.5], "rating_loss": [1.2, 0.9]},
                    "validation": {"loss": [2.2, 1.9], "rating_rmse": [1.1, 1.0],
                                   "ranking_auc": [0.6, 0.7]}},
         "config": {"loss_weights": {"retrieval": 1.0, "rating": 0.5}, "tasks": ["retrieval"],
@@ -63,9 +64,10 @@ REPORT = {
                   "items": [{"item_id": "i1", "title": "A <b> title", "score": 1.5,
                              "predicted_rating": 4.2}]}],
 }
-# One plot per: rejects, rating histogram, timeline, loss, per-task validation, loss weights,
-# HR@K vs popularity, ranking vs popularity, MLM loss, one user's genre interest.
-PLOTS = 10
+# One plot per: rejects, rating histogram, timeline, loss, per-task loss, per-task
+# validation, loss weights, HR@K vs popularity, ranking vs popularity, MLM loss, one
+# user's genre interest.
+PLOTS = 11
 
 
 class _Page(html.parser.HTMLParser):
@@ -120,6 +122,7 @@ def test_every_section_and_plot_is_in_the_page_and_text_is_escaped():
     assert "pushed: /tmp/home/serving_model/mtrec/1" in page
     assert "skipped (no baseline model yet)" in page  # ndcg@10_change without a baseline
     assert "rating_rmse" not in _alts(parsed, "loss")  # all-zero train metrics are left out
+    assert "per-task loss curves" in _alts(parsed, "per-task")
 
 
 def _alts(parsed: _Page, word: str) -> str:

@@ -120,9 +120,14 @@ def training_section(training: Mapping[str, Any]) -> str:
     out.append(_img(charts.curves("validation metric per task, per epoch", per_task, "value"),
                     "per-task validation curves") if per_task
                else _missing("per-task validation metrics"))
-    out.append('<p class="muted">Per-task losses per epoch: not recorded (the Trainer logs '
-               "the weighted total; training skips task metrics, so train-side task curves "
-               "are omitted).</p>")
+    # The model tracks each task's unweighted loss (`<task>_loss`, train and validation).
+    task_losses = {f"{phase} {name.removesuffix('_loss')}": values
+                   for phase, series in (("train", train), ("validation", val))
+                   for name, values in series.items()
+                   if name.endswith("_loss") and any(values)}
+    out.append(_img(charts.curves("loss per task, per epoch (unweighted)", task_losses, "loss"),
+                    "per-task loss curves") if task_losses
+               else _missing("per-task losses (models trained before they were tracked)"))
     config = training.get("config")
     if config:
         out.append(_img(charts.loss_weights(config["loss_weights"]), "loss weights"))
