@@ -14,7 +14,9 @@ Final recommendation score (`recommend`), over the top retrieval candidates:
 with the weights from ModelConfig.blend and item_item_weight. stage1 alone
 picks the candidate set (max(100, 4k) items); relevance and rating re-rank it.
 `retrieve` stays plain similarity, so an index over embed_user / embed_item
-ranks exactly like it.
+ranks exactly like it. For known users the query and the item-item term come
+from per-user tables computed here once (models/serving_ops.py): the term was
+3.3 of recommend's 6.2 ms in-process (benchmarks/results/serving.md).
 """
 
 from __future__ import annotations
@@ -394,6 +396,8 @@ def export_serving_model(
     loads with TensorFlow alone, in TFMA's Beam workers too. It is copied next
     to it, to TEXT_ENCODER_DIR, and versioned with it: a cold item's text goes
     through that model, its output into `embed_new_item(text_embedding=...)`.
+    `cache_users=False` leaves out the per-user tables (the reference the cache is
+    tested against: same answers).
     """
     module = ServingModule(model, tft_output, tables, item_text, cache_users)
     signatures = {name: getattr(module, name) for name in SIGNATURES}
