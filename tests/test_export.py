@@ -223,7 +223,9 @@ def test_per_user_cache_changes_no_answer(exported):
     out, _, users, items, _ = exported
     cached, uncached = tf.saved_model.load(out), tf.saved_model.load(out + UNCACHED)
     assert cached.user_queries.shape[0] > len(users) and cached.user_item_item is not None
-    assert not hasattr(uncached, "user_queries") and not hasattr(uncached, "user_item_item")
+    assert cached.user_seen.dtype == tf.bool
+    for table in ("user_queries", "user_item_item", "user_seen"):
+        assert not hasattr(uncached, table)
     calls = _calls(users, items)
     fast, reference = _replay(out, calls), _replay(out + UNCACHED, calls)
     for name, _ in calls:
