@@ -1,7 +1,12 @@
 """Serving latency/throughput over loopback gRPC, and catalogue scaling.
 
-    python benchmarks/serving.py                      # synthetic 1.7K-item model
+    python benchmarks/serving.py                      # ML-100K u1 model, trained now
     python benchmarks/serving.py --model-dir <pushed version dir>
+
+The model measured is a real one: by default ML-100K u1 trained and exported
+with the production path (benchmarks/real_model.py, cached under --work-dir),
+or the pushed version given. The synthetic 32-d stand-in (no re-rank heads) is
+measured in the same run as a transport-only reference (--no-reference skips it).
 
 What it measures, in one run:
 
@@ -65,6 +70,7 @@ from mtrec.serving.model_manager import Servable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpc_floor import EchoServer, terminate  # noqa: E402
+from real_model import real_model  # noqa: E402
 from synthetic_model import build_synthetic_model  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -509,7 +515,14 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", help="a pushed model version; default: synthetic model")
+    parser.add_argument("--model-dir", help="a pushed model version; default: ML-100K u1 "
+                        "trained now with the production export (benchmarks/real_model.py)")
+    parser.add_argument("--work-dir", default=os.path.join(tempfile.gettempdir(),
+                                                           "mtrec-serving-bench"),
+                        help="where the default model's data and training are cached")
+    parser.add_argument("--epochs", type=int, default=2, help="default model's epochs")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the synthetic transport-only reference")
     parser.add_argument("--synthetic-items", type=int, default=1682)
     parser.add_argument("--dim", type=int, default=32, help="synthetic embedding size")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
@@ -555,19 +568,31 @@ def main(argv: list[str] | None = None) -> int:
     users = args.users.split(",")
     workdir = tempfile.mkdtemp(prefix="mtrec-bench-")
     host = {"loadavg_start": [round(v, 2) for v in os.getloadavg()], "nice": os.nice(0)}
+    model_dir = args.model_dir or real_model(args.work_dir, args.epochs)
+    label = args.model_dir or f"ML-100K u1, trained {args.epochs} epochs now, production export"
+    reference = f"synthetic, {args.synthetic_items} items, dim {args.dim} (transport reference)"
     try:
-        result = _run(args, users, workdir)
+        result = _run(args, users, workdir, model_dir, label)
+        if not args.no_reference:
+            only_model = argparse.Namespace(**{**vars(args), "catalog_sizes": []})
+            result["synthetic_reference"] = _run(
+                only_model, users, workdir,
+                _synthetic(workdir, args.synthetic_items, args.dim), reference)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     host["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
-    result["host"] = host
-    result["command"] = " ".join(
+    command = " ".join(
         ["python", "benchmarks/serving.py", *(shlex.quote(a) for a in (argv or sys.argv[1:]))]
     )
+    for part in (result, result.get("synthetic_reference", {})):
+        part.update(host=host, command=command)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "serving.json"), "w") as fh:
         json.dump(result, fh, indent=2)
     table = markdown(result)
+    if "synthetic_reference" in result:
+        table += "\n## The synthetic reference, same run\n\n" + markdown(
+            result["synthetic_reference"]).split("\n", 2)[2]
     with open(os.path.join(args.out, "serving.md"), "w") as fh:
         fh.write(table)
     print(table)
@@ -596,14 +621,14 @@ def _synthetic(workdir: str, items: int, dim: int) -> str:
     return path
 
 
-def _run(args: argparse.Namespace, users: list[str], workdir: str) -> dict[str, Any]:
+def _run(
+    args: argparse.Namespace, users: list[str], workdir: str, model_dir: str, model_label: str
+) -> dict[str, Any]:
     if args.tf_inter_op_threads:
         # Same TF threading as the server, so the in-process reference is comparable.
         tf.config.threading.set_inter_op_parallelism_threads(args.tf_inter_op_threads)
     server_args = ["--tf-inter-op-threads", str(args.tf_inter_op_threads)]
     server_args += shlex.split(args.server_args)
-    model_dir = args.model_dir or _synthetic(workdir, args.synthetic_items, args.dim)
-    model_label = args.model_dir or f"synthetic, {args.synthetic_items} items, dim {args.dim}"
     result: dict[str, Any] = {
         "model": model_label,
         "config": {

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from mtrec.contracts.signatures import SIGNATURES
+from mtrec.models import trainer
 from mtrec.models.config import ModelConfig
 from mtrec.models.trainer import train_and_export
 from tests.transform_support import as_dataset
@@ -33,6 +34,9 @@ EXPECTED_INPUTS = {
 }
 
 
+UNCACHED = "-uncached"
+
+
 @pytest.fixture(scope="module")
 def exported(transformed_synthetic, tmp_path_factory):
     tft_output, train, eval_rows = transformed_synthetic
@@ -40,10 +44,19 @@ def exported(transformed_synthetic, tmp_path_factory):
     # The item-item term on, so every path of the re-ranker is exported and replayed.
     config = ModelConfig.from_dict({"epochs": 2, "batch_size": 256, "embedding_dim": 16,
                                     "item_item_weight": 1.0})
-    metrics = train_and_export(
-        as_dataset(train, 256), as_dataset(eval_rows, 512), as_dataset(train, 1000),
-        tft_output, config, out,
-    )
+    export = trainer.export_serving_model
+
+    def also_uncached(model, tft_output, tables, serving_dir, item_text=None):
+        # The same trained model, also exported without the per-user cache.
+        export(model, tft_output, tables, serving_dir + UNCACHED, item_text, cache_users=False)
+        return export(model, tft_output, tables, serving_dir, item_text)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer, "export_serving_model", also_uncached)
+        metrics = train_and_export(
+            as_dataset(train, 256), as_dataset(eval_rows, 512), as_dataset(train, 1000),
+            tft_output, config, out,
+        )
     users = sorted({r["user_id_raw"].decode() for r in train})[:3] + ["never-seen-user"]
     items = sorted({r["item_id_raw"].decode() for r in train})[:4] + ["never-seen-item"]
     return out, metrics, users, items, train
@@ -80,14 +93,19 @@ _REPLAY = textwrap.dedent(
 )
 
 
+def _replay(model_dir: str, calls: list) -> dict:
+    """The calls' outputs from a fresh TensorFlow-only process."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    done = subprocess.run([sys.executable, "-c", _REPLAY, model_dir, json.dumps(calls)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.split("RESULT", 1)[1])
+
+
 def test_fresh_process_gives_identical_predictions(exported):
     out, _, users, items, _ = exported
     calls = _calls(users, items)
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    done = subprocess.run([sys.executable, "-c", _REPLAY, out, json.dumps(calls)],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    fresh = json.loads(done.stdout.split("RESULT", 1)[1])
+    fresh = _replay(out, calls)
     model = tf.saved_model.load(out)
     for name, kwargs in calls:
         fn = model.signatures[name]
@@ -196,3 +214,24 @@ def test_recommend_from_items_skips_what_it_was_given_and_ignores_unknown_items(
     # The items given change the answer: a profile is personal.
     other = fn(item_ids=tf.constant([items[2:4]]), k=tf.constant(10))
     assert other["item_ids"].numpy().tolist() != alone["item_ids"].numpy().tolist()
+
+
+def test_per_user_cache_changes_no_answer(exported):
+    """The export's per-user tables (models/serving_ops.py) against the same trained
+    model exported without them, each in a fresh process: the same item ids and
+    genres; scores within rtol 1e-5 / atol 1e-5 (batched vs one-row float32 maths)."""
+    out, _, users, items, _ = exported
+    cached, uncached = tf.saved_model.load(out), tf.saved_model.load(out + UNCACHED)
+    assert cached.user_queries.shape[0] > len(users) and cached.user_item_item is not None
+    assert cached.user_seen.dtype == tf.bool
+    for table in ("user_queries", "user_item_item", "user_seen"):
+        assert not hasattr(uncached, table)
+    calls = _calls(users, items)
+    fast, reference = _replay(out, calls), _replay(out + UNCACHED, calls)
+    for name, _ in calls:
+        for key, value in reference[name].items():
+            if value and isinstance(np.ravel(value)[0], str):
+                assert fast[name][key] == value, (name, key)
+            else:
+                np.testing.assert_allclose(fast[name][key], value, rtol=1e-5, atol=1e-5,
+                                           err_msg=f"{name}.{key}")

@@ -1,0 +1,85 @@
+"""Pure tensor pieces of the serving graph (models/export.py), and its per-user cache.
+
+Per-user cache: for a known user, everything `recommend` computes before the
+re-rank depends on the user alone. The query tower reads the user's profile
+row (demographics, latest history, rated-item bag) and the item-item term
+reads the same bag. So the export runs the query tower over every user row
+once (a [users, dim] table) and, with the item-item term on, that term for
+every user row (a [users, items + 1] table); a request gathers a row. On the
+ML-100K u1 model this took in-process `recommend` from 2.1 to 1.2 ms p50
+(benchmarks/results/serving.md, "Where the time goes"). The Transform layer
+still maps user_id to its row, so unknown users get row 0 as before.
+
+A table is skipped (the per-request path stays) above MAX_CACHED_FLOATS, so a
+large user base or catalogue never blows up the SavedModel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from mtrec.contracts import features as F
+
+NEG = -1e9  # score of excluded items: finite, always ranked last
+# 64 MB of float32 per table; ML-100K's item-item table is 944 x 1,683 (6.4 MB).
+MAX_CACHED_FLOATS = 1 << 24
+# User rows per eager batch. The item-item term gathers one catalogue-wide row per
+# rated item: ~11K rows x 1,683 floats (72 MB) per 128 ML-100K users.
+_CHUNK = 128
+
+
+def fits(rows: int, columns: int) -> bool:
+    return rows * columns <= MAX_CACHED_FLOATS
+
+
+def per_user_rows(users: int, fn: Callable[[tf.Tensor], tf.Tensor]) -> np.ndarray:
+    """fn(user_idx [b]) -> [b, ...], stacked over user_idx 0..users-1 in chunks."""
+    parts = [fn(tf.range(start, min(start + _CHUNK, users), dtype=tf.int64)).numpy()
+             for start in range(0, users, _CHUNK)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def profile_inputs(profiles: dict[str, tf.Variable], user_idx: tf.Tensor) -> dict:
+    """Query-tower inputs of these user rows: the id and its profile tables' rows."""
+    inputs = {F.USER_IDX: user_idx}
+    for key, table in profiles.items():
+        inputs[key] = tf.gather(table, user_idx)
+    return inputs
+
+
+def blend_score(weights: dict[str, float], stage1: tf.Tensor, relevance: tf.Tensor,
+                rating: tf.Tensor) -> tf.Tensor:
+    """The final recommendation score (models/export.py docstring): the first-stage
+    score, P(like) and the rating mapped onto [0, 1], weighted by ModelConfig.blend."""
+    rating01 = (rating - F.MIN_RATING) / (F.MAX_RATING - F.MIN_RATING)
+    return (
+        weights.get("retrieval", 0.0) * stage1
+        + weights.get("relevance", 0.0) * relevance
+        + weights.get("rating", 0.0) * tf.clip_by_value(rating01, 0.0, 1.0)
+    )
+
+
+def exclude(scores: tf.Tensor, positions: tf.RaggedTensor) -> tf.Tensor:
+    """`scores` with each row's listed catalogue positions set to NEG (ranked last)."""
+    indices = tf.stack([positions.value_rowids(), positions.flat_values], axis=1)
+    fill = tf.fill(tf.shape(indices)[:1], tf.constant(NEG, scores.dtype))
+    return tf.tensor_scatter_nd_update(scores, indices, fill)
+
+
+def unknown_item_vector(model) -> np.ndarray:
+    """Candidate embedding (a MultiTaskModel's) of an item we know nothing about:
+    id row 0, no features."""
+    blank = {
+        F.ITEM_IDX: tf.zeros([1], tf.int64),
+        F.GENRES_MULTI_HOT: tf.zeros([1, F.GENRE_BUCKETS]),
+        F.TITLE_TOKENS: tf.zeros([1, F.TITLE_LEN], tf.int64),
+        F.DESCRIPTION_TOKENS: tf.zeros([1, F.DESCRIPTION_LEN], tf.int64),
+        F.YEAR_Z: tf.zeros([1]),
+        F.YEAR_KNOWN: tf.zeros([1]),
+    }
+    if model.candidate_tower.text_table is not None:
+        blank[F.ITEM_TEXT_VECTOR] = tf.zeros([1, model.candidate_tower.text_table.shape[1]])
+    return model.candidate_embedding(blank).numpy()[0]
