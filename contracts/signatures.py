@@ -1,8 +1,9 @@
 """The exported SavedModel's signature names: what clients, TFMA and the evaluators call.
 
-models/export.py exports one signature per name (a ServingModule method of that
-name); the RetrievalEvaluator, the run summary, the warmup requests, TFMA's
-model spec and the serving client call them by these names.
+models/export.py exports one signature per name (a method of that name on
+models/serving_module.py's ServingModule); the RetrievalEvaluator, the run
+summary, the warmup requests, TFMA's model spec and the serving client call
+them by these names.
 """
 
 from __future__ import annotations

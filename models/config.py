@@ -82,7 +82,7 @@ class ModelConfig:
     # bag alone, 0.330 with both at weight 1 (EASE alone 0.320; quality_tuning.md).
     item_item_weight: float = 1.0
     item_item_l2: float = 500.0
-    # Final recommendation score = sum of weight * component (see export.py).
+    # Final recommendation score = sum of weight * component (see serving_module.py).
     blend: tuple[tuple[str, float], ...] = (
         ("retrieval", 1.0),
         ("relevance", 0.5),

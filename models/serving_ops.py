@@ -1,4 +1,4 @@
-"""Pure tensor pieces of the serving graph (models/export.py), and its per-user cache.
+"""Pure tensor pieces of the serving graph (models/serving_module.py), and its per-user cache.
 
 Per-user cache: for a known user, everything `recommend` computes before the
 re-rank depends on the user alone. The query tower reads the user's profile
@@ -52,7 +52,7 @@ def profile_inputs(profiles: dict[str, tf.Variable], user_idx: tf.Tensor) -> dic
 
 def blend_score(weights: dict[str, float], stage1: tf.Tensor, relevance: tf.Tensor,
                 rating: tf.Tensor) -> tf.Tensor:
-    """The final recommendation score (models/export.py docstring): the first-stage
+    """The final recommendation score (models/serving_module.py docstring): the first-stage
     score, P(like) and the rating mapped onto [0, 1], weighted by ModelConfig.blend."""
     rating01 = (rating - F.MIN_RATING) / (F.MAX_RATING - F.MIN_RATING)
     return (

@@ -1,0 +1,385 @@
+"""The serving SavedModel: raw features in, the Transform graph inside.
+
+TF Serving runs no Python of ours, so every signature is a TF graph over raw
+inputs: the Transform layer turns ids and features into indices, the lookup
+tables built in training (catalogue, profiles, seen items) fill in what a
+request does not carry, and the towers and heads do the rest.
+
+Final recommendation score (`recommend`), over the top retrieval candidates:
+    score = w_retrieval * stage1(user, item)
+          + w_relevance * P(like | user, item)          (relevance head)
+          + w_rating    * (rating - 0.5) / 4.5          (rating head, in [0, 1])
+    stage1 = similarity(query, item)                    (dot product or cosine)
+           + w_item_item * item-item score              (models/item_item.py; 0 = off)
+with the weights from ModelConfig.blend and item_item_weight. stage1 alone
+picks the candidate set (max(100, 4k) items); relevance and rating re-rank it.
+`retrieve` stays plain similarity, so an index over embed_user / embed_item
+ranks exactly like it. For known users the query and the item-item term come
+from per-user tables computed here once (models/serving_ops.py): the term was
+3.3 of recommend's 6.2 ms in-process (benchmarks/results/serving.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from mtrec.contracts import features as F
+from mtrec.models.item_item import MAX_ITEMS, fit_item_item, item_item_scores, scaled_to
+from mtrec.models.item_text import ItemText
+from mtrec.models.model import MultiTaskModel
+from mtrec.models.serving_ops import (
+    NEG,
+    blend_score,
+    exclude,
+    fits,
+    per_user_rows,
+    profile_inputs,
+    unknown_item_vector,
+)
+from mtrec.models.serving_tables import ServingTables
+
+_STR = tf.string
+
+
+def _var(value: np.ndarray, name: str) -> tf.Variable:
+    # Variables, not constants: a 1M-item catalogue would not fit a GraphDef.
+    return tf.Variable(value, trainable=False, name=name)
+
+
+class ServingModule(tf.Module):
+    """Holds the model, the Transform layer and the lookup tables."""
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        tft_output,
+        tables: ServingTables,
+        item_text: ItemText | None = None,
+        cache_users: bool = True,
+    ):
+        super().__init__(name="mtrec")
+        self.model = model
+        self.tft_layer = tft_output.transform_features_layer()
+        raw_spec = tft_output.raw_feature_spec()
+        self._raw_spec = raw_spec
+        self._serving_spec = {k: v for k, v in raw_spec.items() if k not in F.LABEL_FEATURES}
+        sizes = model.sizes
+        self._known_users, self._known_items = sizes.known_users, sizes.known_items
+        config = model.config
+        self._blend = {k: float(v) for k, v in config.blend}
+        self._num_candidates = 100
+
+        catalog_inputs = {k: tf.constant(v) for k, v in tables.item_features.items()}
+        self._text_dim = item_text.dim if item_text else 0
+        if item_text:
+            catalog_inputs[F.ITEM_TEXT_VECTOR] = tf.constant(item_text.rows_for(tables.item_ids))
+            self.text_mean = _var(item_text.mean, "text_mean")
+        item_vectors = model.candidate_embedding(catalog_inputs).numpy()
+        self.catalog_ids = _var(tables.item_ids.astype(bytes), "catalog_ids")
+        self.catalog_idx = _var(tables.item_features[F.ITEM_IDX], "catalog_idx")
+        self.item_vectors = _var(item_vectors, "item_vectors")
+        self.item_retrieval_vectors = _var(
+            model.retrieval_vector(tf.constant(item_vectors)).numpy(), "item_retrieval_vectors"
+        )
+        self.item_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(tables.item_ids.astype(bytes)),
+                tf.range(tables.num_items, dtype=tf.int64),
+            ),
+            default_value=-1,
+        )
+        self.unknown_item_vector = _var(unknown_item_vector(model), "unknown_item")
+        self.profiles = {k: _var(v, f"profile_{k}") for k, v in tables.profiles.items()}
+        self.seen_splits = _var(tables.seen_splits, "seen_splits")
+        self.seen_positions = _var(tables.seen_positions, "seen_positions")
+        self._item_item_weight = config.item_item_weight
+        self.item_item = None
+        if config.item_item_weight and sizes.known_items <= MAX_ITEMS:
+            weights = fit_item_item(tables.rated_splits, tables.rated_idx, sizes.items,
+                                    config.item_item_l2)
+            # Columns in catalogue order, so a bag's row sum scores the catalogue.
+            self.item_item = _var(weights[:, tables.item_features[F.ITEM_IDX]], "item_item")
+            # The model's own copy when its query tower reads the bags (saved once).
+            if model.rated_values is not None:
+                self.rated_splits, self.rated_idx = model.rated_splits, model.rated_values
+            else:
+                self.rated_splits = _var(tables.rated_splits, "rated_splits")
+                self.rated_idx = _var(tables.rated_idx, "rated_idx")
+        self.user_queries = self.user_item_item = self.user_seen = None
+        if cache_users:
+            self._cache_users(sizes.users)
+        genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
+        self._num_genres = len(genres)
+        self.genre_names = tf.constant([g for g in genres], dtype=_STR)
+
+    def _cache_users(self, users: int) -> None:
+        """Per-user tables (models/serving_ops.py): what depends on the user alone,
+        computed here once instead of on every request."""
+        if not fits(users, self.item_vectors.shape[1]):
+            return
+        self.user_queries = _var(per_user_rows(users, lambda idx: self.model.query_embedding(
+            profile_inputs(self.profiles, idx))), "user_queries")
+        if self.item_item is not None and fits(users, self.item_vectors.shape[0] + 1):
+            self.user_item_item = _var(per_user_rows(users, lambda idx: self._user_term(idx)(
+                self._similarity(tf.gather(self.user_queries, idx)))), "user_item_item")
+        n = self.item_vectors.shape[0]
+        if fits(users, n):  # seen items as a [users, n] mask
+            mask = np.zeros((users, n), bool)
+            rows = np.repeat(np.arange(users), np.diff(self.seen_splits.numpy()))
+            mask[rows, self.seen_positions.numpy()] = True
+            self.user_seen = _var(mask, "user_seen")
+
+    # ----------------------------------------------------------------- helpers
+    def _query(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        idx = self.tft_layer({F.USER_ID: tf.reshape(user_id, [-1, 1])})[F.USER_IDX]
+        if self.user_queries is not None:
+            return tf.gather(self.user_queries, idx), idx
+        return self.model.query_embedding(profile_inputs(self.profiles, idx)), idx
+
+    def _item_positions(self, item_ids: tf.Tensor) -> tf.Tensor:
+        return self.item_table.lookup(item_ids)
+
+    def _item_vectors_at(self, positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Candidate vectors and item_idx for catalogue positions (-1 = unknown item)."""
+        known = positions >= 0
+        safe = tf.maximum(positions, 0)
+        vectors = tf.where(
+            known[..., tf.newaxis],
+            tf.gather(self.item_vectors, safe),
+            tf.broadcast_to(
+                self.unknown_item_vector,
+                tf.concat([tf.shape(safe), tf.shape(self.unknown_item_vector)], 0),
+            ),
+        )
+        idx = tf.where(known, tf.gather(self.catalog_idx, safe), tf.zeros_like(safe))
+        return vectors, idx
+
+    def _pair(self, query, user_idx, vectors, item_idx) -> dict[str, tf.Tensor]:
+        """Heads for each user against each of their [B, C] candidates."""
+        shape = tf.shape(item_idx)
+        b, c = shape[0], shape[1]
+        q = tf.reshape(tf.repeat(query[:, tf.newaxis, :], c, axis=1), [b * c, -1])
+        out = self.model.pair_outputs(
+            q,
+            tf.reshape(vectors, [b * c, -1]),
+            tf.reshape(tf.repeat(user_idx[:, tf.newaxis], c, axis=1), [-1]),
+            tf.reshape(item_idx, [-1]),
+        )
+        return {
+            "relevance": tf.reshape(tf.sigmoid(out["relevance"]), [b, c]),
+            "rating": tf.reshape(out["rating"], [b, c]),
+        }
+
+    def _similarity(self, query: tf.Tensor) -> tf.Tensor:
+        """[B, N]: retrieval similarity of the query to every catalogue item."""
+        return tf.matmul(
+            self.model.retrieval_vector(query), self.item_retrieval_vectors, transpose_b=True
+        )
+
+    def _rated_bag(self, user_idx: tf.Tensor) -> tf.RaggedTensor:
+        rated = tf.RaggedTensor.from_row_splits(self.rated_idx, self.rated_splits)
+        return tf.gather(rated, user_idx)
+
+    def _item_item_term(self, similarity: tf.Tensor, bag: tf.RaggedTensor) -> tf.Tensor:
+        """[B, N + 1]: w_item_item * the item-item scores of each row's bag (item_idx)
+        on the similarity's per-row spread, for every catalogue item and (last
+        column) an item outside the catalogue, whose raw item-item score is 0."""
+        scores = tf.pad(item_item_scores(self.item_item, bag), [[0, 0], [0, 1]])
+        padded = tf.pad(similarity, [[0, 0], [0, 1]])
+        n = tf.shape(similarity)[1]
+        in_catalog = tf.sequence_mask(tf.fill(tf.shape(similarity)[:1], n), n + 1)
+        return self._item_item_weight * scaled_to(padded, scores, in_catalog)
+
+    def _check_k(self, k: tf.Tensor) -> tf.Tensor:
+        n = tf.shape(self.catalog_ids, out_type=tf.int32)[0]
+        tf.debugging.assert_positive(k, message="k must be a positive integer")
+        tf.debugging.assert_less_equal(k, n, message="k must not exceed the catalogue size")
+        return n
+
+    def _exclude_seen(self, scores: tf.Tensor, user_idx: tf.Tensor) -> tf.Tensor:
+        if self.user_seen is not None:  # a gathered mask row: 0.11 ms less than the scatter
+            return tf.where(tf.gather(self.user_seen, user_idx), NEG, scores)
+        seen = tf.RaggedTensor.from_row_splits(self.seen_positions, self.seen_splits)
+        return exclude(scores, tf.gather(seen, user_idx))
+
+    def _user_term(self, user_idx: tf.Tensor):
+        """similarity -> the item-item term [B, N + 1] of these user rows' rated bags:
+        the export's per-user table when there is one, else computed now."""
+        if self.user_item_item is not None:
+            return lambda _: tf.gather(self.user_item_item, user_idx)
+        return lambda similarity: self._item_item_term(similarity, self._rated_bag(user_idx))
+
+    def _stage1(self, query: tf.Tensor, term) -> tf.Tensor:
+        """[B, N]: similarity plus the item-item term(similarity) (when on)."""
+        similarity = self._similarity(query)
+        if self.item_item is None:
+            return similarity
+        return similarity + term(similarity)[:, :-1]
+
+    def _blended(self, stage1: tf.Tensor, pair: dict[str, tf.Tensor]) -> tf.Tensor:
+        return blend_score(self._blend, stage1, pair["relevance"], pair["rating"])
+
+    def _rerank(self, query, user_idx, stage1, n, k) -> dict[str, tf.Tensor]:
+        """The blend over each row's top max(100, 4k) first-stage items; excluded
+        items (score NEG) stay last."""
+        c = tf.minimum(n, tf.maximum(self._num_candidates, 4 * k))
+        top = tf.math.top_k(stage1, c)
+        vectors, item_idx = self._item_vectors_at(tf.cast(top.indices, tf.int64))
+        pair = self._pair(query, user_idx, vectors, item_idx)
+        # Excluded items keep their huge negative score through the blend.
+        blend = tf.where(top.values <= NEG / 2, top.values, self._blended(top.values, pair))
+        best = tf.math.top_k(blend, k)
+        positions = tf.gather(top.indices, best.indices, batch_dims=1)
+        return {
+            "item_ids": tf.gather(self.catalog_ids, positions),
+            "scores": best.values,
+            "ratings": tf.gather(pair["rating"], best.indices, batch_dims=1),
+        }
+
+    # -------------------------------------------------------------- signatures
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="examples")])
+    def serving_default(self, examples):
+        xf = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
+        return self.model(xf)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="examples")])
+    def transform_features(self, examples):
+        return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], _STR, name="user_id"),
+            tf.TensorSpec([], tf.int32, name="k"),
+        ]
+    )
+    def recommend(self, user_id, k):
+        """Top-k unseen items: retrieve candidates, then re-rank with the blend."""
+        n = self._check_k(k)
+        query, user_idx = self._query(user_id)
+        stage1 = self._stage1(query, self._user_term(user_idx))
+        return self._rerank(query, user_idx, self._exclude_seen(stage1, user_idx), n, k)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], _STR, name="item_ids"),  # padded with ""
+            tf.TensorSpec([], tf.int32, name="k"),
+        ]
+    )
+    def recommend_from_items(self, item_ids, k):
+        """Top-k for a user known only by the items given now (oldest first), none of
+        them returned: a new user, or fresh interactions, without retraining.
+
+        The query is an unknown user's (id row 0, no demographics) with these items
+        as its history and rated-item bag; the item-item term reads the same bag.
+        Items outside the catalogue, or never rated in training, are ignored.
+        """
+        n = self._check_k(k)
+        positions = self._item_positions(item_ids)
+        idx = tf.where(positions >= 0, tf.gather(self.catalog_idx, tf.maximum(positions, 0)), 0)
+        idx = tf.where(idx > self._known_items, tf.zeros_like(idx), idx)
+        bag = tf.ragged.boolean_mask(idx, idx > 0)
+        user_idx = tf.zeros(tf.shape(item_ids)[:1], tf.int64)
+        inputs = {key: tf.gather(table, user_idx) for key, table in self.profiles.items()}
+        newest_first = tf.reverse_sequence(bag.to_tensor(), bag.row_lengths(), seq_axis=1)
+        inputs[F.HISTORY_IDX] = tf.pad(newest_first, [[0, 0], [0, F.HISTORY_LEN]])[
+            :, : F.HISTORY_LEN]
+        inputs[F.USER_IDX] = user_idx
+        if self.model.rated_values is not None:
+            inputs[F.RATED_IDX] = bag
+        query = self.model.query_embedding(inputs)
+        stage1 = exclude(self._stage1(query, lambda s: self._item_item_term(s, bag)),
+                          tf.ragged.boolean_mask(positions, positions >= 0))
+        return self._rerank(query, user_idx, stage1, n, k)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], _STR, name="user_id"),
+            tf.TensorSpec([], tf.int32, name="k"),
+        ]
+    )
+    def retrieve(self, user_id, k):
+        """Plain retrieval over the whole catalogue, seen items included (FactorizedTopK)."""
+        self._check_k(k)
+        query, _ = self._query(user_id)
+        scores = tf.matmul(
+            self.model.retrieval_vector(query), self.item_retrieval_vectors, transpose_b=True
+        )
+        top = tf.math.top_k(scores, k)
+        return {"item_ids": tf.gather(self.catalog_ids, top.indices), "scores": top.values}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], _STR, name="user_id"),
+            tf.TensorSpec([None, None], _STR, name="item_ids"),
+        ]
+    )
+    def score(self, user_id, item_ids):
+        """Blend score, P(like) and predicted rating for each listed item."""
+        query, user_idx = self._query(user_id)
+        positions = self._item_positions(item_ids)
+        vectors, item_idx = self._item_vectors_at(positions)
+        pair = self._pair(query, user_idx, vectors, item_idx)
+        # recommend's first stage: similarity plus the item-item term.
+        similarity = tf.reduce_sum(
+            self.model.retrieval_vector(query)[:, tf.newaxis, :]
+            * self.model.retrieval_vector(vectors),
+            axis=-1,
+        )
+        if self.item_item is not None:
+            term = self._user_term(user_idx)(self._similarity(query))
+            outside = tf.cast(tf.shape(term)[1] - 1, positions.dtype)
+            similarity += tf.gather(term, tf.where(positions >= 0, positions, outside),
+                                    batch_dims=1)
+        return {"scores": self._blended(similarity, pair), "relevance": pair["relevance"],
+                "ratings": pair["rating"]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="user_id")])
+    def user_interest(self, user_id):
+        """Genres ranked by P(user engages with and likes the genre)."""
+        query, _ = self._query(user_id)
+        probs = tf.sigmoid(self.model.interest_logits(query))[:, : self._num_genres]
+        top = tf.math.top_k(probs, self._num_genres)
+        return {"genres": tf.gather(self.genre_names, top.indices), "scores": top.values}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="user_id")])
+    def embed_user(self, user_id):
+        query, _ = self._query(user_id)
+        return {"embedding": self.model.retrieval_vector(query)}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], _STR, name="item_id"),
+            tf.TensorSpec([None], _STR, name="title"),
+            tf.TensorSpec([None, None], _STR, name="genres"),  # padded with ""
+            tf.TensorSpec([None], _STR, name="description"),
+            tf.TensorSpec([None], tf.int64, name="year"),  # 0 = unknown
+            # The text encoder's output for the item's text (TEXT_ENCODER_DIR,
+            # pushed alongside); [B, 0] or zeros when there is none.
+            tf.TensorSpec([None, None], tf.float32, name="text_embedding"),
+        ]
+    )
+    def embed_new_item(self, item_id, title, genres, description, year, text_embedding):
+        """Candidate embedding of an item from its features and text alone (cold start)."""
+        column = lambda t: tf.reshape(t, [-1, 1])  # noqa: E731
+        xf = self.tft_layer(
+            {
+                F.ITEM_ID: column(item_id),
+                F.TITLE: column(title),
+                F.GENRES: tf.sparse.from_dense(genres),
+                F.DESCRIPTION: column(description),
+                F.YEAR: column(year),
+            }
+        )
+        inputs = {k: xf[k] for k in F.CANDIDATE_XF_FEATURES}
+        if self._text_dim:
+            given = tf.reduce_any(tf.not_equal(text_embedding, 0.0), axis=-1, keepdims=True)
+            centred = tf.math.l2_normalize(text_embedding - self.text_mean, axis=-1)
+            inputs[F.ITEM_TEXT_VECTOR] = tf.where(given, centred, tf.zeros_like(centred))
+        vectors = self.model.candidate_embedding(inputs)
+        return {"embedding": self.model.retrieval_vector(vectors)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="item_id")])
+    def embed_item(self, item_id):
+        vectors, _ = self._item_vectors_at(self._item_positions(item_id))
+        return {"embedding": self.model.retrieval_vector(vectors)}
