@@ -179,8 +179,8 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     schema = tfx.components.ImportSchemaGen(schema_file=s.schema_path).with_id(P.SCHEMA_GEN)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema.outputs["schema"]
-    )
-    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    ).with_id(P.EXAMPLE_VALIDATOR)
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs[P.ANOMALIES])
     transform = tfx.components.Transform(
         examples=example_gen.outputs[P.EXAMPLES],
         schema=schema.outputs["schema"],

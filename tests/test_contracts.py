@@ -24,6 +24,7 @@ def test_channel_keys_are_tfx_standard_keys():
         specs.MODEL_KEY, specs.MODEL_RUN_KEY, specs.BASELINE_MODEL_KEY)
     assert (P.BLESSING, P.EVALUATION, P.PUSHED_MODEL) == (
         specs.BLESSING_KEY, specs.EVALUATION_KEY, specs.PUSHED_MODEL_KEY)
+    assert P.ANOMALIES == specs.ANOMALIES_KEY
 
 
 def test_pushed_properties_are_the_tfx_pushers():
