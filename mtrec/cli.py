@@ -13,6 +13,7 @@ add-items  add new items to the served catalogue (no retraining)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -43,6 +44,11 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--split", help="official split to use, e.g. u1 for ml-100k")
     p.add_argument("--home", help="output folder (default: outputs/<source>[-<split>])")
     p.add_argument("--workers", type=int, default=2, help="Beam DirectRunner workers")
+    p.add_argument("--beam-runner", choices=("direct", "portable"), default="direct",
+                   help="portable: Beam's job service plus an external SDK worker pool "
+                   "(how Flink/Spark/Dataflow run the Beam stages; docs/scale.md)")
+    p.add_argument("--beam-workers", type=int, default=2,
+                   help="with --beam-runner portable: SDK worker processes per stage")
     p.add_argument("--eval-fraction", type=float, default=0.2,
                    help="per-user time split when the source has no official split")
     p.add_argument("--max-reject-fraction", type=float, default=0.5)
@@ -76,20 +82,24 @@ def _run(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     # After ingestion, so bad input fails fast without loading TFX.
-    from mtrec.pipeline import local_runner
+    from mtrec.pipeline import beam_portable, local_runner
     from mtrec.report import write_report
     from mtrec.run_state import latest_run
     from mtrec.summary import SUMMARY_FILE, collect, example_recommendation, render
 
     model = run_model_config(data.report, args.model_config, None)
     paths = local_runner.LocalPaths(os.path.abspath(home))
-    settings = local_runner.settings(paths, examples_root=data.examples_root,
-                                     workers=args.workers, **pipeline_fields(args, model))
     error = None
-    try:
-        local_runner.run(paths, settings)
-    except RuntimeError as err:  # LocalDagRunner re-raises component failures
-        error = err
+    portable = args.beam_runner == "portable"
+    with (beam_portable.worker_pools(1) if portable else contextlib.nullcontext()) as ports:
+        settings = local_runner.settings(
+            paths, examples_root=data.examples_root, workers=args.workers,
+            beam_args=beam_portable.beam_args(ports[0], args.beam_workers) if ports else None,
+            **pipeline_fields(args, model))
+        try:
+            local_runner.run(paths, settings)
+        except RuntimeError as err:  # LocalDagRunner re-raises component failures
+            error = err
     summary = collect(latest_run(paths.metadata_path))
     summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
                        "report": data.report, "tables": data.tables}

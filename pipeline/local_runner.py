@@ -52,19 +52,22 @@ def curated_schema_path() -> str:
 
 
 def settings(
-    paths: LocalPaths, *, examples_root: str, workers: int = 2, **fields: Any
+    paths: LocalPaths, *, examples_root: str, workers: int = 2,
+    beam_args: list[str] | None = None, **fields: Any,
 ) -> PipelineSettings:
     """The local deployment's PipelineSettings: its paths, Beam mode and SQLite MLMD.
 
     `fields` are any other PipelineSettings fields (model, text_encoder,
     thresholds, enable_cache, ...); their defaults are PipelineSettings'.
+    `beam_args` replace the DirectRunner's (e.g. pipeline/beam_portable.beam_args).
     """
     return PipelineSettings(
         pipeline_root=paths.pipeline_root,
         examples_root=examples_root,
         schema_path=curated_schema_path(),
         serving_model_dir=paths.serving_model_dir,
-        beam_pipeline_args=(*configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={workers}"),
+        beam_pipeline_args=tuple(beam_args) if beam_args else (
+            *configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={workers}"),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             paths.metadata_path
         ),
