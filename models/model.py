@@ -235,23 +235,25 @@ class MultiTaskModel(tfrs.Model):
         )
         self.item_sampling_prob = tf.constant(item_sampling_prob, tf.float32)
 
-        # Mean (not TFRS's default sum) over the batch, so that loss weights
-        # compare like with like across tasks.
+        # Every task returns per-example losses; compute_loss averages them over
+        # the *global* batch (tf.nn.compute_average_loss): the mean, not TFRS's
+        # default sum, so loss weights compare like with like across tasks, and
+        # correct under tf.distribute, where gradients are summed over replicas
+        # and Keras refuses SUM_OVER_BATCH_SIZE losses (tests/test_multi_worker.py).
+        none = tf.keras.losses.Reduction.NONE
         self.retrieval_task = tfrs.tasks.Retrieval(
-            loss=tf.keras.losses.CategoricalCrossentropy(
-                from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
-            ),
+            loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=none),
             temperature=config.temperature,
             remove_accidental_hits=True,
             name="retrieval",
         )
         self.relevance_task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none),
             metrics=[tf.keras.metrics.AUC(name="relevance_auc", from_logits=True)],
             name="relevance",
         )
         self.rating_task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.MeanSquaredError(),
+            loss=tf.keras.losses.MeanSquaredError(reduction=none),
             metrics=[
                 tf.keras.metrics.RootMeanSquaredError(name="rating_rmse"),
                 tf.keras.metrics.MeanAbsoluteError(name="rating_mae"),
@@ -259,7 +261,7 @@ class MultiTaskModel(tfrs.Model):
             name="rating",
         )
         self.interest_task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none),
             metrics=[tf.keras.metrics.AUC(name="interest_auc", from_logits=True)],
             name="interest",
         )
@@ -408,6 +410,7 @@ class MultiTaskModel(tfrs.Model):
                 sample_weight=(0.25 + 0.75 * liked)[:, tf.newaxis],
                 compute_metrics=not training,
             )
+        losses = {t: tf.nn.compute_average_loss(loss) for t, loss in losses.items()}
         if self.balancer is not None:
             return self.balancer(losses)
         return tf.add_n([self.config.weight(t) * loss for t, loss in losses.items()])
