@@ -26,9 +26,9 @@ from mtrec.contracts.pipeline import CONFIG_DISTRIBUTION, CONFIG_MODEL
 
 PER_REPLICA_BATCH = 64
 # Two workers see the same examples in a different order and split (DATA
-# sharding), so their one epoch is not bit-identical to one process's; on
-# this data the eval losses differ by a few per cent (measured: see the
-# assertion message). 15 % bounds that with room for thread-order noise.
+# sharding), so their one epoch is not bit-identical to one process's. The
+# eval metrics over the whole eval split are compared (the last batch's train
+# loss is too noisy); 15 % bounds the difference (measured: docs/scale.md).
 TOLERANCE = 0.15
 
 
@@ -87,7 +87,7 @@ def _args(root, run: str, distribution: str | None, batch: int, optimizer: str):
 def _run(root, run, replicas, distribution, batch, optimizer):
     args = _args(root, run, distribution, batch, optimizer)
     os.makedirs(args.model_run_dir, exist_ok=True)
-    codes = mw.launch(args, replicas, str(root / run / "logs"), timeout=300)
+    codes = mw.launch(args, replicas, str(root / run / "logs"), timeout=900)
     logs = {os.path.basename(p): Path(p).read_text()
             for p in sorted(glob.glob(str(root / run / "logs" / "*.log")))}
     assert codes == [0] * replicas, {k: v[-3000:] for k, v in logs.items()}
@@ -126,7 +126,7 @@ def test_two_workers_train_like_one_and_only_the_chief_exports(transformed, opti
     assert single["global_batch_size"] == multi["global_batch_size"]
     assert os.path.exists(os.path.join(args.serving_model_dir, "saved_model.pb"))
     # Same data, seed and global batch: the metrics agree within TOLERANCE.
-    for key in ("eval_loss", "final_train_loss"):
+    for key in ("eval_loss", "eval_rating_rmse", "eval_relevance_auc"):
         a, b = single[key], multi[key]
         assert abs(a - b) <= TOLERANCE * abs(a), (key, a, b)
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
