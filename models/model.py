@@ -188,6 +188,10 @@ class MultiTaskModel(tfrs.Model):
         """`rated`: (row splits [users + 1], item_idx values), every user's rated items
         (catalog.ServingTables.rated_splits / rated_idx); needed when config.rated_items."""
         super().__init__()
+        # Keras' default under MultiWorkerMirroredStrategy sums every logged value
+        # over workers, doubling the (already synchronised) AUC/RMSE with 2
+        # workers; "first" reads them once, and _global_loss makes the loss global.
+        self.distribute_reduction_method = "first"
         if config.optimizer not in RESOLVED_OPTIMIZERS:
             raise ValueError(f"resolve the optimizer first (resolve_optimizer): "
                              f"{config.optimizer!r}")
@@ -359,6 +363,21 @@ class MultiTaskModel(tfrs.Model):
                 keep = tf.random.uniform(tf.shape(x[key])) >= rate
                 x[key] = tf.where(keep, x[key], tf.zeros_like(x[key]))
         return x
+
+    def train_step(self, inputs):
+        return self._global_loss(super().train_step(inputs))
+
+    def test_step(self, inputs):
+        return self._global_loss(super().test_step(inputs))
+
+    @staticmethod
+    def _global_loss(logs: dict) -> dict:
+        """Each replica's loss is its share of the global-batch mean: log their sum."""
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return logs
+        loss = context.all_reduce("SUM", logs["loss"])
+        return {**logs, "loss": loss, "total_loss": loss + logs["regularization_loss"]}
 
     def compute_loss(self, x: dict, training: bool = False) -> tf.Tensor:
         tasks = self.config.tasks
