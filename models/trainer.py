@@ -92,9 +92,10 @@ def train_and_export(
     tables = build_serving_tables(scan_ds, sizes, catalog)
     t_scan = time.time()
     chief = is_chief(strategy)
-    if not chief:  # saving is collective; only the chief's copies are kept
+    if not chief:  # saving is collective: every worker saves, only the chief's copies are kept
         scratch = tempfile.mkdtemp()
-        serving_dir, weights_dir = os.path.join(scratch, "model"), None
+        serving_dir = os.path.join(scratch, "model")
+        weights_dir = os.path.join(scratch, "weights") if weights_dir else None
         log_dir = os.path.join(scratch, "logs") if log_dir else None
         log.info("not the chief: writing the export to scratch %s", scratch)
     with (strategy or tf.distribute.get_strategy()).scope():
