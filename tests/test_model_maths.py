@@ -12,7 +12,6 @@ import tensorflow_recommenders as tfrs
 
 from mtrec.models.heads import UncertaintyWeighting
 
-
 NONE = tf.keras.losses.Reduction.NONE
 
 
