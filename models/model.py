@@ -41,6 +41,10 @@ class MultiTaskModel(tfrs.Model):
         """`rated`: (row splits [users + 1], item_idx values), every user's rated items
         (catalog.ServingTables.rated_splits / rated_idx); needed when config.rated_items."""
         super().__init__()
+        # Keras' default under MultiWorkerMirroredStrategy sums every logged value
+        # over workers, doubling the (already synchronised) AUC/RMSE with 2
+        # workers; "first" reads them once, and _global_loss makes the loss global.
+        self.distribute_reduction_method = "first"
         if config.optimizer not in RESOLVED_OPTIMIZERS:
             raise ValueError(f"resolve the optimizer first (resolve_optimizer): "
                              f"{config.optimizer!r}")
@@ -88,23 +92,25 @@ class MultiTaskModel(tfrs.Model):
         )
         self.item_sampling_prob = tf.constant(item_sampling_prob, tf.float32)
 
-        # Mean (not TFRS's default sum) over the batch, so that loss weights
-        # compare like with like across tasks.
+        # Every task returns per-example losses; compute_loss averages them over
+        # the *global* batch (tf.nn.compute_average_loss): the mean, not TFRS's
+        # default sum, so loss weights compare like with like across tasks, and
+        # correct under tf.distribute, where gradients are summed over replicas
+        # and Keras refuses SUM_OVER_BATCH_SIZE losses (tests/test_multi_worker.py).
+        none = tf.keras.losses.Reduction.NONE
         self.retrieval_task = tfrs.tasks.Retrieval(
-            loss=tf.keras.losses.CategoricalCrossentropy(
-                from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
-            ),
+            loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=none),
             temperature=config.temperature,
             remove_accidental_hits=True,
             name="retrieval",
         )
         self.relevance_task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none),
             metrics=[tf.keras.metrics.AUC(name="relevance_auc", from_logits=True)],
             name="relevance",
         )
         self.rating_task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.MeanSquaredError(),
+            loss=tf.keras.losses.MeanSquaredError(reduction=none),
             metrics=[
                 tf.keras.metrics.RootMeanSquaredError(name="rating_rmse"),
                 tf.keras.metrics.MeanAbsoluteError(name="rating_mae"),
@@ -112,7 +118,7 @@ class MultiTaskModel(tfrs.Model):
             name="rating",
         )
         self.interest_task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none),
             metrics=[tf.keras.metrics.AUC(name="interest_auc", from_logits=True)],
             name="interest",
         )
@@ -215,6 +221,21 @@ class MultiTaskModel(tfrs.Model):
                 x[key] = tf.where(keep, x[key], tf.zeros_like(x[key]))
         return x
 
+    def train_step(self, inputs):
+        return self._global_loss(super().train_step(inputs))
+
+    def test_step(self, inputs):
+        return self._global_loss(super().test_step(inputs))
+
+    @staticmethod
+    def _global_loss(logs: dict) -> dict:
+        """Each replica's loss is its share of the global-batch mean: log their sum."""
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return logs
+        loss = context.all_reduce("SUM", logs["loss"])
+        return {**logs, "loss": loss, "total_loss": loss + logs["regularization_loss"]}
+
     def compute_loss(self, x: dict, training: bool = False) -> tf.Tensor:
         tasks = self.config.tasks
         ids = self._drop_ids(self._with_rated(x, training), training)
@@ -267,6 +288,7 @@ class MultiTaskModel(tfrs.Model):
             )
         for task, loss in losses.items():
             self.task_losses[task].update_state(loss)
+        losses = {t: tf.nn.compute_average_loss(loss) for t, loss in losses.items()}
         if self.balancer is not None:
             return self.balancer(losses)
         return tf.add_n([self.config.weight(t) * loss for t, loss in losses.items()])

@@ -93,6 +93,13 @@ def train_and_export(
     catalog = read_catalog(catalog_dir, tft_output) if catalog_dir else None
     tables = build_serving_tables(scan_ds, sizes, catalog)
     t_scan = time.time()
+    chief = is_chief(strategy)
+    if not chief:  # saving is collective: every worker saves, only the chief's copies are kept
+        scratch = tempfile.mkdtemp()
+        serving_dir = os.path.join(scratch, "model")
+        weights_dir = os.path.join(scratch, "weights") if weights_dir else None
+        log_dir = os.path.join(scratch, "logs") if log_dir else None
+        log.info("not the chief: writing the export to scratch %s", scratch)
     with (strategy or tf.distribute.get_strategy()).scope():
         model = build_model(sizes, config, tft_output, tables, item_text)
         model.compile(optimizer=make_optimizer(config, tables.num_train_examples))
@@ -106,8 +113,6 @@ def train_and_export(
     t_eval = time.time()
     evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)
     t_export = time.time()
-    if not is_chief(strategy):  # saving is collective; only the chief's copy is kept
-        serving_dir, weights_dir = tempfile.mkdtemp(), None
     export_serving_model(model, tft_output, tables, serving_dir, item_text)
     if weights_dir:  # lets `mtrec add-items` re-index a catalogue without retraining
         save_weights(model, weights_dir)
@@ -126,6 +131,10 @@ def train_and_export(
         "catalog_size": tables.num_items,
         "text_encoder": item_text is not None,
         "epochs": config.epochs,
+        "workers": num_workers(strategy),
+        "replicas": (strategy or tf.distribute.get_strategy()).num_replicas_in_sync,
+        "global_batch_size": config.batch_size,
+        "chief": chief,
         "optimizer": config.optimizer,
         "final_train_loss": float(history.history["loss"][-1]),
         **{f"eval_{k}": float(v) for k, v in evaluation.items()},
@@ -224,6 +233,34 @@ def distribution_strategy(name: str | None) -> tf.distribute.Strategy:
     raise ValueError(f"unknown distribution {name!r}")
 
 
+def num_workers(strategy: tf.distribute.Strategy | None) -> int:
+    """Worker processes in the strategy's cluster (chief included); 1 without a cluster."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return 1
+    cluster = resolver.cluster_spec().as_dict()
+    return sum(len(cluster.get(role, ())) for role in ("chief", "worker"))
+
+
+def shard_options(num_files: int, strategy: tf.distribute.Strategy) -> tf.data.Options:
+    """How each worker's input is split: by file when every worker gets a file, else by record.
+
+    FILE sharding reads each file on one worker only (Transform writes many
+    shards at scale); with fewer files than workers some workers would get no
+    data, so DATA sharding is used: every worker reads every file and keeps
+    its 1/N of the records. One worker: no sharding.
+    """
+    workers = num_workers(strategy)
+    policy = tf.data.experimental.AutoShardPolicy
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        policy.OFF if workers <= 1 else policy.FILE if num_files >= workers else policy.DATA
+    )
+    log.info("input sharding over %d workers and %d files: %s", workers, num_files,
+             options.experimental_distribute.auto_shard_policy.name)
+    return options
+
+
 def write_warmup(serving_dir: str, tables) -> None:
     """TF Serving replays these before a version takes traffic (real ids from training)."""
     users = [u.decode() for u in tables.sample_user_ids]
@@ -243,13 +280,27 @@ def write_warmup(serving_dir: str, tables) -> None:
 
 
 def run_fn(fn_args) -> None:
-    """Called by the TFX Trainer (GenericExecutor)."""
+    """Called by the TFX Trainer (GenericExecutor).
+
+    The strategy is made first: MultiWorkerMirroredStrategy configures TF's
+    collectives, which must happen before any other TensorFlow op runs.
+    `config.batch_size` is per replica; the datasets (and the learning-rate
+    schedule) use the global batch, batch_size x replicas in sync, so adding
+    workers keeps each worker's step the same size and halves the steps.
+    """
     custom = fn_args.custom_config or {}
+    strategy = distribution_strategy(custom.get(CONFIG_DISTRIBUTION))
     config = ModelConfig.from_dict(custom.get(CONFIG_MODEL))
+    config = dataclasses.replace(
+        config, batch_size=config.batch_size * strategy.num_replicas_in_sync
+    )
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    log.info("replicas in sync: %d, global batch %d", strategy.num_replicas_in_sync,
+             config.batch_size)
 
     def dataset(files, shuffle, batch_size=config.batch_size):
-        return make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle)
+        ds = make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle)
+        return ds.with_options(shard_options(len(files), strategy))
 
     metrics = train_and_export(
         train_ds=dataset(fn_args.train_files, shuffle=True),
@@ -261,15 +312,17 @@ def run_fn(fn_args) -> None:
         log_dir=os.path.join(fn_args.model_run_dir, TENSORBOARD_DIR),
         weights_dir=os.path.join(fn_args.model_run_dir, WEIGHTS_DIR),
         catalog_dir=custom.get(CONFIG_ITEM_CATALOG_URI),
-        strategy=distribution_strategy(custom.get(CONFIG_DISTRIBUTION)),
+        strategy=strategy,
         item_text=(
             ItemText.load(custom[CONFIG_ITEM_TEXT_EMBEDDINGS_URI])
             if custom.get(CONFIG_ITEM_TEXT_EMBEDDINGS_URI)
             else None
         ),
     )
-    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE), "w") as f:
-        json.dump(metrics, f, indent=2)
+    if metrics["chief"]:  # every replica has the same metrics; one file, no race
+        path = os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE)
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(metrics, f, indent=2)
 
 
 __all__ = ["run_fn", "train_and_export", "make_dataset"]

@@ -13,6 +13,7 @@ add-items  add new items to the served catalogue (no retraining)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -47,6 +48,11 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--beam-mode", default="auto", choices=configs.BEAM_MODES,
                    help="auto: in-process Beam below "
                    f"{configs.IN_PROCESS_MAX_ROWS:,} ratings, multi-processing above")
+    p.add_argument("--beam-runner", choices=("direct", "portable"), default="direct",
+                   help="portable: Beam's job service plus an external SDK worker pool "
+                   "(how Flink/Spark/Dataflow run the Beam stages; docs/scale.md)")
+    p.add_argument("--beam-workers", type=int, default=2,
+                   help="with --beam-runner portable: SDK worker processes per stage")
     p.add_argument("--eval-fraction", type=float, default=0.2,
                    help="per-user time split when the source has no official split")
     p.add_argument("--max-reject-fraction", type=float, default=0.5)
@@ -83,24 +89,29 @@ def _run(args) -> int:
         return 2
     # After ingestion, so bad input fails fast without loading TFX.
     from mtrec.console import RunConsole
-    from mtrec.pipeline import local_runner
+    from mtrec.pipeline import beam_portable, local_runner
     from mtrec.report import write_report
     from mtrec.run_state import latest_run
     from mtrec.summary import SUMMARY_FILE, collect, example_recommendation, render
 
     paths = local_runner.LocalPaths(os.path.abspath(home))
     error = report_error = report_path = None
+    portable = args.beam_runner == "portable"
     # Progress on the terminal, library output in <home>/logs/run.log.
     with RunConsole(home, verbose=args.verbose) as console:
         model = run_model_config(data.report, args.model_config, None)
-        settings = local_runner.settings(
-            paths, examples_root=data.examples_root, workers=args.workers,
-            beam_mode=args.beam_mode, rows=data.counts["kept"], **pipeline_fields(args, model),
-        )
-        try:
-            local_runner.run(paths, settings)
-        except Exception as err:  # a component failed: LocalDagRunner re-raises it
-            error = console.failure(err)
+        with (beam_portable.worker_pools(1) if portable else contextlib.nullcontext()) as ports:
+            settings = local_runner.settings(
+                paths, examples_root=data.examples_root, workers=args.workers,
+                beam_mode=args.beam_mode, rows=data.counts["kept"],
+                runner_args=beam_portable.beam_args(ports[0], args.beam_workers)
+                if ports else None,
+                **pipeline_fields(args, model),
+            )
+            try:
+                local_runner.run(paths, settings)
+            except Exception as err:  # a component failed: LocalDagRunner re-raises it
+                error = console.failure(err)
         summary = collect(latest_run(paths.metadata_path))
         summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
                            "report": data.report, "tables": data.tables}

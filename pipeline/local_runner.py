@@ -69,7 +69,6 @@ def beam_args(mode: str = "multi_processing", workers: int = 2,
     raise ValueError(f"beam mode must be one of {configs.BEAM_MODES}, not {mode!r}")
 
 
-
 def settings(
     paths: LocalPaths,
     *,
@@ -77,20 +76,22 @@ def settings(
     workers: int = 2,
     beam_mode: str = "multi_processing",
     rows: int | None = None,
+    runner_args: list[str] | None = None,
     **fields: Any,
 ) -> PipelineSettings:
     """The local deployment's PipelineSettings: its paths, Beam mode and SQLite MLMD.
 
-    `beam_mode`, `workers`, `rows`: see beam_args. `fields` are any other
-    PipelineSettings fields (model, text_encoder, thresholds, enable_cache, ...);
-    their defaults are PipelineSettings'.
+    `beam_mode`, `workers`, `rows`: see beam_args. `runner_args` replace the
+    DirectRunner's (e.g. pipeline/beam_portable.beam_args). `fields` are any
+    other PipelineSettings fields (model, text_encoder, thresholds,
+    enable_cache, ...); their defaults are PipelineSettings'.
     """
     return PipelineSettings(
         pipeline_root=paths.pipeline_root,
         examples_root=examples_root,
         schema_path=curated_schema_path(),
         serving_model_dir=paths.serving_model_dir,
-        beam_pipeline_args=beam_args(beam_mode, workers, rows),
+        beam_pipeline_args=tuple(runner_args or beam_args(beam_mode, workers, rows)),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             paths.metadata_path
         ),

@@ -12,11 +12,15 @@ import tensorflow_recommenders as tfrs
 
 from mtrec.models.heads import UncertaintyWeighting
 
+NONE = tf.keras.losses.Reduction.NONE
 
-def _retrieval(**kw) -> tfrs.tasks.Retrieval:
-    """Our retrieval task's loss: mean (not TFRS's sum) softmax cross-entropy."""
-    return tfrs.tasks.Retrieval(loss=tf.keras.losses.CategoricalCrossentropy(
-        from_logits=True, reduction=tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE), **kw)
+
+def _retrieval(**kw):
+    """Our retrieval loss: per-example softmax cross-entropy (the task's NONE reduction),
+    averaged by compute_loss with tf.nn.compute_average_loss (the mean on one replica)."""
+    task = tfrs.tasks.Retrieval(
+        loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=NONE), **kw)
+    return lambda *args, **call_kw: tf.nn.compute_average_loss(task(*args, **call_kw))
 
 
 def _softmax_ce(logits: np.ndarray) -> float:
@@ -65,19 +69,21 @@ def test_pointwise_ranking_loss_with_in_batch_negatives_by_hand():
     """compute_loss's ranking term: positives with their like label, each paired with
     the batch's items rolled by one as a 0-labelled negative (accidental positives
     weighted 0), binary cross-entropy averaged over the weighted rows."""
-    task = tfrs.tasks.Ranking(loss=tf.keras.losses.BinaryCrossentropy(from_logits=True))
+    task = tfrs.tasks.Ranking(
+        loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=NONE))
     pos_logits, neg_logits = np.array([2.0, -1.0]), np.array([0.5, 1.0])
     liked = np.array([1.0, 0.0])
     same = np.array([0.0, 1.0])  # row 1's rolled item is its own: not a negative
     labels = np.concatenate([liked, [0.0, 0.0]])
     weights = np.concatenate([[1.0, 1.0], 1.0 - same])
     logits = np.concatenate([pos_logits, neg_logits])
-    loss = task(labels=labels[:, None], predictions=logits[:, None],
-                sample_weight=weights[:, None], compute_metrics=False)
+    loss = tf.nn.compute_average_loss(task(
+        labels=labels[:, None], predictions=logits[:, None], sample_weight=weights[:, None],
+        compute_metrics=False))
 
     def bce(y, z):
         return -(y * np.log(1 / (1 + np.exp(-z))) + (1 - y) * np.log(1 - 1 / (1 + np.exp(-z))))
 
-    # Keras' default reduction: weighted sum over the batch size (4 rows).
+    # As compute_loss reduces: weighted sum over the (global) batch size, 4 rows.
     expected = float(np.sum(weights * bce(labels, logits)) / 4)
     assert float(loss) == pytest.approx(expected, rel=1e-5)

@@ -27,6 +27,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import json_utils, name_utils
 
 from mtrec.components.trainer.executor import Executor
+from mtrec.components.trainer.multi_worker import replica_roles
 
 log = logging.getLogger(__name__)
 CONFIG_KEY = "tfjob"
@@ -81,9 +82,8 @@ def tfjob_manifest(name: str, settings: TFJobTraining, command: list[str]) -> di
     def replicas(count: int) -> dict[str, Any]:
         return {"replicas": count, "restartPolicy": "Never", "template": {"spec": pod_spec}}
 
-    specs = {"Chief": replicas(1)}
-    if settings.replicas > 1:
-        specs["Worker"] = replicas(settings.replicas - 1)
+    # TFJob's replica types are TF_CONFIG's task types, capitalised ("Chief", "Worker").
+    specs = {role.capitalize(): replicas(n) for role, n in replica_roles(settings.replicas).items()}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TFJob",

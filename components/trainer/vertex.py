@@ -18,6 +18,7 @@ from tfx.extensions.google_cloud_ai_platform import constants
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
 
 from mtrec.components.trainer.executor import Executor
+from mtrec.components.trainer.multi_worker import replica_roles
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,8 @@ class VertexTraining:
                 "container_spec": {"image_uri": self.image},
             }
 
-        pools = [pool(1)] + ([pool(self.replicas - 1)] if self.replicas > 1 else [])
+        # Vertex's first pool is the chief, the second the workers (TF_CONFIG's roles).
+        pools = [pool(n) for n in replica_roles(self.replicas).values()]
         return {
             constants.ENABLE_VERTEX_KEY: True,
             constants.VERTEX_REGION_KEY: self.region,

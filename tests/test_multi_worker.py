@@ -1,0 +1,136 @@
+"""Multi-worker training, executed: 2 replicas on loopback under MultiWorkerMirroredStrategy.
+
+The same run_fn the TFX Trainer calls, in the processes a TFJob or a Vertex
+job would start (components/trainer/multi_worker.py), on tiny Transform output.
+One single-process run with the same data, seed and global batch is the
+reference the two-worker metrics are compared with.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mtrec.components.trainer import multi_worker as mw
+from mtrec.components.trainer.tfjob import TFJobTraining, tfjob_manifest
+from mtrec.components.trainer.vertex import VertexTraining
+from mtrec.contracts.artifacts import TRAINING_METRICS_FILE
+from mtrec.contracts.pipeline import CONFIG_DISTRIBUTION, CONFIG_MODEL
+
+PER_REPLICA_BATCH = 64
+# Two workers see the same examples in a different order and split (DATA
+# sharding), so their one epoch is not bit-identical to one process's. The
+# eval metrics over the whole eval split are compared (the last batch's train
+# loss is too noisy); 15 % bounds the difference (measured: docs/scale.md).
+TOLERANCE = 0.15
+
+
+def test_roles_and_tf_config_are_one_chief_plus_workers():
+    assert mw.replica_roles(1) == {"chief": 1}
+    assert mw.replica_roles(3) == {"chief": 1, "worker": 2}
+    with pytest.raises(ValueError, match="replicas"):
+        mw.replica_roles(0)
+    cluster = mw.cluster_spec(["h:1", "h:2", "h:3"])
+    assert cluster == {"chief": ["h:1"], "worker": ["h:2", "h:3"]}
+    assert json.loads(mw.tf_config(cluster, "worker", 1)) == {
+        "cluster": cluster, "task": {"type": "worker", "index": 1}}
+    with pytest.raises(ValueError, match="worker:2"):
+        mw.tf_config(cluster, "worker", 2)
+    ports = mw.free_ports(3)
+    assert len(set(ports)) == 3
+
+
+def test_tfjob_and_vertex_use_the_same_roles():
+    specs = tfjob_manifest("j", TFJobTraining(image="i", replicas=3), ["x"])["spec"]
+    assert {k: v["replicas"] for k, v in specs["tfReplicaSpecs"].items()} == {
+        "Chief": 1, "Worker": 2}
+    config = VertexTraining(region="r", image="i", replicas=3).custom_config()
+    pools = next(v for v in config.values() if isinstance(v, dict))["job_spec"][
+        "worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    """Tiny synthetic data through the real preprocessing_fn, as TFRecords."""
+    from mtrec.data import generate
+    from mtrec.data.examples import write_examples
+    from tests.transform_support import transform_examples
+
+    out = tmp_path_factory.mktemp("mw")
+    write_examples(generate(n_users=40, n_items=50, n_ratings=1200, seed=1), out / "examples")
+    transform_examples(str(out / "examples"), str(out / "xf"))
+    return out
+
+
+def _args(root, run: str, distribution: str | None, batch: int, optimizer: str):
+    def files(split):
+        return sorted(glob.glob(str(root / "xf" / "transformed" / split / "*")))
+
+    model = {"epochs": 1, "batch_size": batch, "embedding_dim": 8, "optimizer": optimizer,
+             "lr_schedule": "constant"}
+    return mw.TrainerArgs(
+        train_files=files("train"), eval_files=files("eval"),
+        transform_output=str(root / "xf" / "transform"),
+        serving_model_dir=str(root / run / "serving"), model_run_dir=str(root / run / "run"),
+        custom_config={CONFIG_MODEL: model, CONFIG_DISTRIBUTION: distribution},
+    )
+
+
+def _run(root, run, replicas, distribution, batch, optimizer):
+    args = _args(root, run, distribution, batch, optimizer)
+    os.makedirs(args.model_run_dir, exist_ok=True)
+    codes = mw.launch(args, replicas, str(root / run / "logs"), timeout=900)
+    logs = {os.path.basename(p): Path(p).read_text()
+            for p in sorted(glob.glob(str(root / run / "logs" / "*.log")))}
+    assert codes == [0] * replicas, {k: v[-3000:] for k, v in logs.items()}
+    with open(os.path.join(args.model_run_dir, TRAINING_METRICS_FILE)) as f:
+        return json.load(f), logs, args
+
+
+_LOAD = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, tensorflow as tf
+    fn = tf.saved_model.load(sys.argv[1]).signatures["recommend"]
+    out = fn(user_id=tf.constant(["1", "never-seen"]), k=tf.constant(5))
+    print("RESULT" + json.dumps(bool(all(np.isfinite(v.numpy()).all()
+                                         for v in out.values() if v.dtype.is_floating))))
+    """
+)
+
+
+@pytest.mark.parametrize("optimizer", ["lazy_adam"])
+def test_two_workers_train_like_one_and_only_the_chief_exports(transformed, optimizer):
+    single, _, _ = _run(transformed, f"one-{optimizer}", 1, None, 2 * PER_REPLICA_BATCH,
+                        optimizer)
+    multi, logs, args = _run(transformed, f"two-{optimizer}", 2, "multi_worker_mirrored",
+                             PER_REPLICA_BATCH, optimizer)
+    chief, worker = logs["chief-0.log"], logs["worker-0.log"]
+    # Each replica knows its role; both joined the collective and all-reduced gradients.
+    assert "replica task chief:0" in chief and "replica task worker:0" in worker
+    for text in (chief, worker):
+        assert "replicas in sync: 2, global batch 128" in text
+        assert "input sharding over 2 workers and 1 files: DATA" in text
+        assert "Collective all_reduce tensors" in text or "CollectiveReduceV2" in text, text[-2000:]
+    # Only the chief exports: the worker's copy went to scratch.
+    assert "not the chief" in worker and "not the chief" not in chief
+    assert multi["workers"] == 2 and multi["global_batch_size"] == 2 * PER_REPLICA_BATCH
+    assert single["global_batch_size"] == multi["global_batch_size"]
+    assert os.path.exists(os.path.join(args.serving_model_dir, "saved_model.pb"))
+    # Same data, seed and global batch: the metrics agree within TOLERANCE.
+    for key in ("eval_loss", "eval_rating_rmse", "eval_relevance_auc"):
+        a, b = single[key], multi[key]
+        assert abs(a - b) <= TOLERANCE * abs(a), (key, a, b)
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    done = subprocess.run([sys.executable, "-c", _LOAD, args.serving_model_dir],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.split("RESULT", 1)[1]) is True
