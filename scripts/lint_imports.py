@@ -1,4 +1,4 @@
-"""Run import-linter (the contracts in pyproject.toml) over mtrec as it is installed.
+"""Run import-linter (the contracts in import_contracts.toml) over mtrec as it is installed.
 
 grimp, import-linter's graph builder, finds a package's modules by walking its
 one folder, but the source tree spreads `mtrec.*` over several top-level
@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG = Path(__file__).resolve().with_name("import_contracts.toml")
 
 
 def package_dirs() -> dict[str, str]:
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> int:
         installed_layout(Path(tmp))
         env = {**os.environ, "PYTHONPATH": tmp}
         command = [str(Path(sys.executable).with_name("lint-imports")), "--no-logo",
-                   "--no-cache", "--config", str(ROOT / "pyproject.toml"), *argv]
+                   "--no-cache", "--config", str(CONFIG), *argv]
         return subprocess.run(command, env=env, cwd=tmp).returncode
 
 
