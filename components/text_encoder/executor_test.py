@@ -202,29 +202,25 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
+def encode_in_fresh_process(uri: str, texts: list[str], tmp_path) -> np.ndarray:
+    """The artifact's encoder SavedModel run by FRESH_PROCESS_SCRIPT (TF + TF Text only)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    out_path = tmp_path / "out.npy"
+    subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, uri, json.dumps(texts), str(out_path)],
+        check=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    return np.load(out_path)
+
+
 def test_saved_model_in_fresh_process_matches_embeddings(pretrained, rows, tmp_path):
     item_ids, embeddings = load_item_text_embeddings(pretrained.uri)
     by_id = {r[features.ITEM_ID]: r for r in rows}
     picks = [0, 3, 17, NUM_ITEMS - 1]
     texts = [_text(by_id[item_ids[i]]) for i in picks]
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    out_path = tmp_path / "out.npy"
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            FRESH_PROCESS_SCRIPT,
-            pretrained.uri,
-            json.dumps(texts),
-            str(out_path),
-        ],
-        check=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    np.testing.assert_allclose(np.load(out_path), embeddings[picks], atol=1e-5)
+    np.testing.assert_allclose(encode_in_fresh_process(pretrained.uri, texts, tmp_path),
+                               embeddings[picks], atol=1e-5)
 
 
 def test_load_text_encoder_in_process(pretrained):

@@ -8,8 +8,6 @@ load reads the cached preset (minilm.py). The catalogue is executor_test's
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,9 +17,9 @@ import tensorflow as tf
 
 from mtrec.components.text_encoder import minilm
 from mtrec.components.text_encoder.executor_test import (
-    FRESH_PROCESS_SCRIPT,
     NUM_ITEMS,
     _text,
+    encode_in_fresh_process,
     make_catalog_rows,
     run_executor,
 )
@@ -125,15 +123,8 @@ def test_pretrained_saved_model_in_fresh_process_matches(pretrained, rows, tmp_p
     by_id = {r[features.ITEM_ID]: r for r in rows}
     picks = [0, 3, 17, NUM_ITEMS - 1]
     texts = [_text(by_id[item_ids[i]]) for i in picks]
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    out_path = tmp_path / "out.npy"
-    subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS_SCRIPT, pretrained.uri, json.dumps(texts),
-         str(out_path)],
-        check=True, env=env, cwd=tmp_path, timeout=300,
-    )  # fmt: skip
-    np.testing.assert_allclose(np.load(out_path), embeddings[picks], atol=1e-5)
+    np.testing.assert_allclose(encode_in_fresh_process(pretrained.uri, texts, tmp_path),
+                               embeddings[picks], atol=1e-5)
 
 
 def test_encode_packed_equals_full_padding(minilm_encoder):
