@@ -15,6 +15,7 @@ Writes benchmarks/results/serving_profile.{json,md}.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -44,8 +45,18 @@ def calls(model_dir: str, users: list[str]) -> dict:
     }
 
 
+def _model(text: str) -> tuple[str, str]:
+    label, sep, path = text.partition("=")
+    if not sep or not label or not path:
+        raise argparse.ArgumentTypeError(f"expected label=<model dir>, got {text!r}")
+    return label, path
+
+
 def main(argv: list[str]) -> int:
-    models = dict(a.split("=", 1) for a in argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", nargs="+", type=_model, metavar="label=MODEL_DIR",
+                        help="a pushed model version folder, e.g. cached=/tmp/m/1")
+    models = dict(parser.parse_args(argv).models)
     fns = {label: calls(path, ["1"]) for label, path in models.items()}
     lat: dict = {label: {name: [] for name in f} for label, f in fns.items()}
     for f in fns.values():
