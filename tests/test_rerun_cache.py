@@ -20,15 +20,11 @@ from tfx.types.component_spec import ChannelParameter
 from tfx.types.standard_artifacts import Model, ModelBlessing, PushedModel
 
 from mtrec.run_state import latest_run
+from tests.tiny_components import Train
 
 component = tfx.dsl.components.component
 InputArtifact = tfx.dsl.components.InputArtifact
 OutputArtifact = tfx.dsl.components.OutputArtifact
-
-
-@component
-def Train(model: OutputArtifact[Model]) -> None:  # noqa: N802 (TFX component names)
-    (Path(model.uri) / "saved_model.pb").write_text("model")
 
 
 @component
