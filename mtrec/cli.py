@@ -68,7 +68,7 @@ def _add_run_parser(sub) -> None:
 
 def _run(args) -> int:
     from mtrec.data import DataQualityError
-    from mtrec.ingest import ingest
+    from mtrec.ingest import IngestOptions, ingest
 
     default_home = os.path.join("outputs", args.source + (f"-{args.split}" if args.split else ""))
     home = args.home or default_home
@@ -79,11 +79,11 @@ def _run(args) -> int:
             print(f"error: env {args.pseudonymize_key_env} is empty", file=sys.stderr)
             return 2
     try:
-        data = ingest(
-            args.source, args.path, home, split=args.split, eval_fraction=args.eval_fraction,
+        data = ingest(args.source, args.path, home, IngestOptions(
+            split=args.split, eval_fraction=args.eval_fraction,
             max_reject_fraction=args.max_reject_fraction, pseudonymize_key=key,
             rejects_keep_raw_ids=args.rejects_keep_raw_ids,
-        )
+        ))
     except (DataQualityError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

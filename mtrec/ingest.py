@@ -72,49 +72,45 @@ class CheckResult:
     rows: dict[str, int]  # TRAIN, EVAL: ratings per split
 
 
+@dataclasses.dataclass(frozen=True)
+class IngestOptions:
+    """How `check` and `ingest` read, clean and split: one list for both."""
+
+    split: str | None = None  # a named split of the source (ML-100K u1..u5)
+    eval_fraction: float = 0.2
+    max_reject_fraction: float = 0.5
+    pseudonymize_key: bytes | None = None
+    rejects_keep_raw_ids: bool = False
+
+
 def check(
-    source: str,
-    path: str | None,
-    home: str,
-    *,
-    split: str | None = None,
-    eval_fraction: float = 0.2,
-    max_reject_fraction: float = 0.5,
-    pseudonymize_key: bytes | None = None,
-    rejects_keep_raw_ids: bool = False,
+    source: str, path: str | None, home: str, options: IngestOptions = IngestOptions()
 ) -> CheckResult:
     """Load, check and clean; write `home/rejects.csv`. No TensorFlow, seconds.
 
     `mtrec data check` stops here; `ingest` goes on to write examples. Raises
     as `ingest` does.
     """
-    loaded = load_dataset(source, path, split)
+    key, keep_raw = options.pseudonymize_key, options.rejects_keep_raw_ids
+    loaded = load_dataset(source, path, options.split)
     check_tables(loaded)
-    raw_ids = raw_user_ids(loaded) if pseudonymize_key else set()
+    raw_ids = raw_user_ids(loaded) if key else set()
     os.makedirs(home, exist_ok=True)
     rejects_path = os.path.join(home, REJECTS_FILE)
     try:
-        result = clean(loaded, max_reject_fraction=max_reject_fraction)
+        result = clean(loaded, max_reject_fraction=options.max_reject_fraction)
     except DataQualityError as err:
         if err.rejects is None:
             raise
-        _write_rejects(err.rejects, rejects_path, pseudonymize_key, raw_ids, rejects_keep_raw_ids)
+        _write_rejects(err.rejects, rejects_path, key, raw_ids, keep_raw)
         raise DataQualityError(f"{err}; the rejected rows are in {rejects_path}") from err
-    _write_rejects(result.rejects, rejects_path, pseudonymize_key, raw_ids, rejects_keep_raw_ids)
-    rows = check_split(result.dataset, eval_fraction, rejects_path)
+    _write_rejects(result.rejects, rejects_path, key, raw_ids, keep_raw)
+    rows = check_split(result.dataset, options.eval_fraction, rejects_path)
     return CheckResult(result, rejects_path, rows)
 
 
 def ingest(
-    source: str,
-    path: str | None,
-    home: str,
-    *,
-    split: str | None = None,
-    eval_fraction: float = 0.2,
-    max_reject_fraction: float = 0.5,
-    pseudonymize_key: bytes | None = None,
-    rejects_keep_raw_ids: bool = False,
+    source: str, path: str | None, home: str, options: IngestOptions = IngestOptions()
 ) -> IngestResult:
     """Prepare `home/examples/<digest>/{train,eval,catalog}` and `home/rejects.csv`.
 
@@ -125,24 +121,20 @@ def ingest(
     """
     from mtrec.data.examples import write_examples  # needs TensorFlow
 
-    if pseudonymize_key is not None and not pseudonymize_key:
+    key, eval_fraction = options.pseudonymize_key, options.eval_fraction
+    if key is not None and not key:
         raise ValueError("pseudonymize_key is empty; pass None to keep raw user ids")
-    if rejects_keep_raw_ids and pseudonymize_key:
+    if options.rejects_keep_raw_ids and key:
         log.warning("rejects.csv keeps raw user ids (rejects_keep_raw_ids): it holds "
                     "personal data the pipeline artifacts do not")
-    checked = check(
-        source, path, home, split=split, eval_fraction=eval_fraction,
-        max_reject_fraction=max_reject_fraction, pseudonymize_key=pseudonymize_key,
-        rejects_keep_raw_ids=rejects_keep_raw_ids,
-    )
+    checked = check(source, path, home, options)
     result, rejects_path = checked.clean, checked.rejects_path
     dataset = result.dataset
-    if pseudonymize_key:
-        dataset = pseudonymize_users(dataset, pseudonymize_key)
+    if key:
+        dataset = pseudonymize_users(dataset, key)
     # "report": bump when write_examples' report gains a key, so cached folders are rewritten.
-    options = {"eval_fraction": eval_fraction, "pseudonymized": bool(pseudonymize_key),
-               "report": 2}
-    target = Path(home, "examples", _digest(dataset, options))
+    digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 2}
+    target = Path(home, "examples", _digest(dataset, digest_options))
     if not (target / INGEST_REPORT_FILE).exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent))

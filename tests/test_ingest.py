@@ -15,7 +15,7 @@ from mtrec.contracts import features as F
 from mtrec.data.checks import InsufficientDataError
 from mtrec.data.cleaning import DataQualityError
 from mtrec.data.privacy import pseudonymizer
-from mtrec.ingest import REJECTS_FILE, ingest
+from mtrec.ingest import REJECTS_FILE, IngestOptions, ingest
 from mtrec.summary import render
 
 KEY = b"k3y"
@@ -53,7 +53,8 @@ def private_input(tmp_path: Path) -> str:
 
 def test_rejects_carry_pseudonyms_not_raw_ids(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    result = ingest("generic", private_input(tmp_path), str(home), pseudonymize_key=KEY)
+    result = ingest("generic", private_input(tmp_path), str(home),
+                    IngestOptions(pseudonymize_key=KEY))
     rejects = pd.read_csv(home / REJECTS_FILE, dtype=str, keep_default_na=False)
     pseudo = pseudonymizer(KEY)
     assert set(rejects[F.USER_ID]) == {pseudo(u) for u in ("carol", "dave", "alice", "erin")}
@@ -68,8 +69,8 @@ def test_rejects_carry_pseudonyms_not_raw_ids(tmp_path: Path) -> None:
 def test_rejects_keep_raw_ids_only_when_asked_with_a_warning(tmp_path, caplog) -> None:
     home = tmp_path / "home"
     with caplog.at_level(logging.WARNING):
-        ingest("generic", private_input(tmp_path), str(home), pseudonymize_key=KEY,
-               rejects_keep_raw_ids=True)
+        ingest("generic", private_input(tmp_path), str(home),
+               IngestOptions(pseudonymize_key=KEY, rejects_keep_raw_ids=True))
     assert "raw user ids" in caplog.text
     rejects = (home / REJECTS_FILE).read_text()
     assert "carol,x,abc,9" in rejects and "dave" in rejects
@@ -78,7 +79,7 @@ def test_rejects_keep_raw_ids_only_when_asked_with_a_warning(tmp_path, caplog) -
 def test_empty_key_is_an_error_not_raw_ids(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with pytest.raises(ValueError, match="empty"):
-        ingest("generic", private_input(tmp_path), str(home), pseudonymize_key=b"")
+        ingest("generic", private_input(tmp_path), str(home), IngestOptions(pseudonymize_key=b""))
     assert not home.exists()
 
 
@@ -116,7 +117,7 @@ def test_too_many_rejects_still_writes_rejects(tmp_path: Path) -> None:
     path = write_dir(tmp_path / "data", HEADER + "alice,x,4,1\nbob,x,9,2\nbob,y,abc,3\n")
     home = tmp_path / "home"
     with pytest.raises(DataQualityError, match=REJECTS_FILE) as err:
-        ingest("generic", path, str(home), pseudonymize_key=KEY)
+        ingest("generic", path, str(home), IngestOptions(pseudonymize_key=KEY))
     assert str(home / REJECTS_FILE) in str(err.value)
     rejects = pd.read_csv(home / REJECTS_FILE, dtype=str, keep_default_na=False)
     assert rejects["line"].tolist() == ["3", "4"]

@@ -23,7 +23,7 @@ from mtrec.contracts import features as F
 from mtrec.data.cleaning import REASONS, DataQualityError, clean
 from mtrec.data.generic import load_generic
 from mtrec.data.tables import RATING_COLUMNS, RATINGS
-from mtrec.ingest import ingest
+from mtrec.ingest import IngestOptions, ingest
 
 # User ids use letters that never occur in hex pseudonyms, item ids, numbers or titles.
 USER = st.text(alphabet="GHJKLMNPQRSTVWXYZ", min_size=7, max_size=7).map(lambda s: "U" + s)
@@ -169,8 +169,8 @@ def test_no_raw_user_id_in_the_output_home_under_pseudonymisation(gen: Generated
     with tempfile.TemporaryDirectory() as tmp:
         data, home = gen.write(Path(tmp, "data")), Path(tmp, "home")
         with contextlib.suppress(ValueError):  # too little data: stops after the rejects
-            ingest("generic", str(data), str(home), pseudonymize_key=KEY,
-                   max_reject_fraction=1.0)
+            ingest("generic", str(data), str(home),
+                   IngestOptions(pseudonymize_key=KEY, max_reject_fraction=1.0))
         texts = [(gzip.decompress(p.read_bytes()) if p.suffix == ".gz" else p.read_bytes())
                  for p in home.rglob("*") if p.is_file()]
     blob = b"\n".join(texts)

@@ -16,7 +16,7 @@ from typing import Any
 from mtrec.commands.options import EXAMPLE_HELP
 from mtrec.data import DataQualityError
 from mtrec.data.tables import RATINGS
-from mtrec.ingest import REJECTS_FILE, check
+from mtrec.ingest import REJECTS_FILE, IngestOptions, check
 
 EXAMPLE = """examples:
   mtrec data check --source generic --path my_ratings/
@@ -60,9 +60,9 @@ def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
 def run_check(args: argparse.Namespace) -> int:
     home = tempfile.mkdtemp(prefix="mtrec-data-check-")
     try:
-        checked = check(args.source, args.path, home, split=args.split,
-                        eval_fraction=args.eval_fraction,
-                        max_reject_fraction=args.max_reject_fraction)
+        checked = check(args.source, args.path, home, IngestOptions(
+            split=args.split, eval_fraction=args.eval_fraction,
+            max_reject_fraction=args.max_reject_fraction))
     except (DataQualityError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
