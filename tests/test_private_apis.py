@@ -16,11 +16,11 @@ from tfx.proto import trainer_pb2
 from tfx.types import channel_utils, standard_artifacts
 
 from mtrec.components.trainer.component import CatalogTrainer
-from mtrec.serving.model_manager import _DirectCall
+from mtrec.serving.direct_call import DirectCall
 
 
 def test_serving_direct_call_still_applies_to_a_loaded_signature(tmp_path):
-    """serving/model_manager.py's fast path reads ConcreteFunction._captured_inputs and
+    """serving/direct_call.py's fast path reads ConcreteFunction._captured_inputs and
     ._inference_function and calls tensorflow.python.eager.execute; build() returns
     None (the slow public path) if they move, which this catches."""
     module = tf.Module()
@@ -29,7 +29,7 @@ def test_serving_direct_call_still_applies_to_a_loaded_signature(tmp_path):
                            input_signature=[tf.TensorSpec([2], tf.float32)])
     tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.f})
     fn = tf.saved_model.load(str(tmp_path)).signatures["serving_default"]
-    direct = _DirectCall.build(fn, [tf.float32])
+    direct = DirectCall.build(fn, [tf.float32])
     assert direct is not None
     (out,) = direct([tf.constant([1.0, 2.0])])
     np.testing.assert_allclose(out.numpy(), [2.0, 6.0])
