@@ -23,8 +23,12 @@ What it measures, in one run:
    empty response without reading the request), i.e. what the Python gRPC
    stacks alone cost per call; the overhead above it is c=1 p50 minus floor
    p50 minus the in-process server call path p50;
-4. brute-force `recommend` on synthetic catalogues of ~1.7K, 100K and 1M items:
-   latency and the server process's RSS.
+4. `recommend` over catalogues of 100K and 1M items through the real towers and
+   re-rank heads (benchmarks/real_catalogue.py; --synthetic-catalog: the
+   synthetic model instead): c=1 latency and the server process's RSS;
+5. the server's request path stage by stage, in-process (benchmarks/server_path.py):
+   parse, decode, tensors, model (CPU on the RPC thread vs TF's threads, and
+   after an idle gap), numpy, encode, serialize.
 
 Client and server share the machine's cores, so every level also records the
 CPU time per request of the server process and of this (client) process, the
@@ -58,7 +62,9 @@ from tensorflow_serving.apis import predict_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpc_floor import EchoServer  # noqa: E402
+from real_catalogue import real_catalogue_models  # noqa: E402
 from real_model import real_model  # noqa: E402
+from server_path import profile as server_path_profile  # noqa: E402
 from serving_load import (  # noqa: E402
     ServerProcess,
     combine,
@@ -88,7 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=1000, help="per concurrency level")
     parser.add_argument("--max-seconds", type=float, default=20.0, help="per concurrency level")
     parser.add_argument("--in-process-calls", type=int, default=500)
-    parser.add_argument("--catalog-sizes", type=int, nargs="*", default=[1682, 100_000, 1_000_000])
+    parser.add_argument("--catalog-sizes", type=int, nargs="*", default=[100_000, 1_000_000],
+                        help="catalogue scaling: the real towers and heads over this many "
+                        "items (benchmarks/real_catalogue.py)")
+    parser.add_argument("--synthetic-catalog", action="store_true",
+                        help="scale the synthetic model's catalogue instead of the real one")
+    parser.add_argument("--server-path-calls", type=int, default=400,
+                        help="calls per signature of the server's stage-by-stage profile")
     parser.add_argument("--scale-requests", type=int, default=200)
     parser.add_argument("--threads", type=int, default=8, help="server gRPC worker threads")
     parser.add_argument(
@@ -230,6 +242,9 @@ def _run(
     in_proc = in_process_latency(model_dir, args.in_process_calls, users, requests)
     for sig in ("recommend", "score"):
         result["signatures"][sig] = {"in_process": in_proc[sig], "grpc": []}
+    print("server path, stage by stage ...", flush=True)
+    result["server_path"] = {sig: server_path_profile(model_dir, reqs, args.server_path_calls)
+                             for sig, reqs in requests.items()}
     # One server per batching mode, all up at once, and the modes take turns at
     # every level: on a shared machine both then see the same background load.
     # The transport floor (an echo server) takes its turn with them at c=1.
@@ -301,34 +316,31 @@ def _run(
             )
 
     scaling = []
+    if args.catalog_sizes and args.synthetic_catalog:
+        paths = {n: _synthetic(workdir, n, args.dim) for n in args.catalog_sizes}
+    elif args.catalog_sizes:
+        print(f"real towers over {args.catalog_sizes} items ...", flush=True)
+        paths = real_catalogue_models(args.work_dir, args.catalog_sizes)
     for items in args.catalog_sizes:
         print(f"catalogue {items:,} items ...", flush=True)
-        path = _synthetic(workdir, items, args.dim)
+        path = paths[items]
         srv = ServerProcess(path, args.threads, workdir, server_args)
         try:
             reqs = make_requests(path, users[:8])["recommend"]
-            row = run_load(
-                srv.target,
-                reqs,
-                1,
-                args.scale_requests,
-                args.max_seconds,
-                timeout=30,
-                server_pid=srv.proc.pid,
-            )
+            row = run_load(srv.target, reqs, 1, args.scale_requests, args.max_seconds,
+                           timeout=30, server_pid=srv.proc.pid)
             row.pop("latencies_s")
-            scaling.append(
-                {
-                    "items": items,
-                    "dim": args.dim,
-                    "load_seconds": srv.load_seconds,
-                    "rss_mb": srv.rss_mb(),
-                    **row,
-                }
-            )
+            scaling.append({
+                "items": items,
+                "model": "synthetic" if args.synthetic_catalog else "real towers",
+                "dim": args.dim if args.synthetic_catalog else None,
+                "load_seconds": srv.load_seconds,
+                "rss_mb": srv.rss_mb(),
+                **row,
+            })
         finally:
             srv.stop()
-        if items != args.synthetic_items:
+        if args.synthetic_catalog and items != args.synthetic_items:
             shutil.rmtree(path, ignore_errors=True)
     result["catalogue_scaling"] = scaling
     result["targets"] = targets(result)

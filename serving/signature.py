@@ -210,23 +210,26 @@ class Signature:
         self, tensors: Mapping[str, tf.Tensor], outputs: Sequence[str] | None = None
     ) -> dict[str, np.ndarray]:
         """Call the concrete function; TF runtime errors keep their status code."""
+        result = self.call_flat(tensors)
+        names = outputs if outputs is not None else self.outputs
+        return {key: result[key].numpy() for key in names}
+
+    def call_flat(self, tensors: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The function's output tensors by name (`run` without the numpy step)."""
         try:
             if self._direct is not None:
                 flat = self._direct([tensors[key] for key in self._flat_order])
-                result = dict(zip(self._direct.output_names, flat, strict=True))
-            elif self._call_flat is not None:
+                return dict(zip(self._direct.output_names, flat, strict=True))
+            if self._call_flat is not None:
                 args = [tensors[key] for key in self._flat_order]
-                result = self._call_flat(args, self._fn.captured_inputs)
-            else:
-                result = self._fn(**tensors)
+                return self._call_flat(args, self._fn.captured_inputs)
+            return self._fn(**tensors)
         except tf.errors.OpError as exc:
             raise ServingError(
                 status_code_from_int(exc.error_code), _clean_tf_message(exc.message)
             ) from exc
         except (TypeError, ValueError) as exc:  # argument binding; validated above
             raise invalid_argument(f"signature '{self.name}': {exc}") from exc
-        names = outputs if outputs is not None else self.outputs
-        return {key: result[key].numpy() for key in names}
 
 
 def read_signature_defs(path: str) -> dict[str, meta_graph_pb2.SignatureDef]:
