@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,30 +49,36 @@ STAGES = ("parse", "decode", "tensors", "model", "numpy", "encode", "serialize")
 IDLE_S = 0.003
 
 
-def _one(servable: Servable, wire: bytes) -> tuple[list[float], float, float]:
-    """Stage wall times [s] of one request, and the model stage's process/thread CPU."""
-    t = [time.perf_counter()]
+def _one(servable: Servable, wire: bytes) -> tuple[list[float], list[float], float]:
+    """One request: wall [s] and calling-thread CPU [s] per stage, and the model
+    stage's CPU over the whole process [s]."""
+    wall, cpu = [time.perf_counter()], [time.thread_time()]
+
+    def mark() -> None:
+        wall.append(time.perf_counter())
+        cpu.append(time.thread_time())
+
     request = predict_pb2.PredictRequest.FromString(wire)
-    t.append(time.perf_counter())
+    mark()
     sig = servable.signature(request.model_spec.signature_name)
     outputs = sig.check_output_filter(request.output_filter)
     arrays = sig.decode_inputs(request.inputs)
-    t.append(time.perf_counter())
+    mark()
     tensors = sig.to_tensors(arrays)
-    t.append(time.perf_counter())
-    cpu0, thread0 = time.process_time(), time.thread_time()
+    mark()
+    process0 = time.process_time()
     flat = sig.call_flat(tensors)
-    cpu, thread = time.process_time() - cpu0, time.thread_time() - thread0
-    t.append(time.perf_counter())
+    process = time.process_time() - process0
+    mark()
     result = {key: value.numpy() for key, value in flat.items() if key in outputs}
-    t.append(time.perf_counter())
+    mark()
     response = predict_pb2.PredictResponse()
     for key, value in result.items():
         tensor_codec.encode_into(response.outputs[key], value)
-    t.append(time.perf_counter())
+    mark()
     response.SerializeToString()
-    t.append(time.perf_counter())
-    return list(np.diff(t)), cpu, thread
+    mark()
+    return list(np.diff(wall)), list(np.diff(cpu)), process
 
 
 def profile(model_dir: str, requests: list[predict_pb2.PredictRequest], calls: int
@@ -81,48 +88,54 @@ def profile(model_dir: str, requests: list[predict_pb2.PredictRequest], calls: i
     wires = [r.SerializeToString() for r in requests]
     for wire in wires:  # warm: first calls trace and allocate
         _one(servable, wire)
-    rows, cpu, thread, idle = [], 0.0, 0.0, []
+    walls, cpus, process, idle = [], [], 0.0, []
+    model = STAGES.index("model")
     for i in range(calls):
-        stages, c, th = _one(servable, wires[i % len(wires)])
-        rows.append(stages)
-        cpu += c
-        thread += th
+        wall, cpu, proc = _one(servable, wires[i % len(wires)])
+        walls.append(wall)
+        cpus.append(cpu)
+        process += proc
         if i % 4 == 0:  # a request arriving at an idle server, as at c=1 over gRPC
             time.sleep(IDLE_S)
-            idle.append(_one(servable, wires[i % len(wires)])[0][STAGES.index("model")])
-    arr = np.array(rows) * 1e6
+            idle.append(_one(servable, wires[i % len(wires)])[0][model])
+    wall_us, cpu_us = np.array(walls) * 1e6, np.array(cpus) * 1e6
     stages_us = {
-        name: {"p50_us": round(float(np.median(arr[:, j])), 1),
-               "mean_us": round(float(arr[:, j].mean()), 1)}
+        name: {"wall_p50_us": round(float(np.median(wall_us[:, j])), 1),
+               "thread_cpu_mean_us": round(float(cpu_us[:, j].mean()), 1)}
         for j, name in enumerate(STAGES)
     }
     return {
         "calls": calls,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "stages": stages_us,
-        "total_p50_us": round(float(np.median(arr.sum(axis=1))), 1),
-        "model_cpu_us_per_call": round(cpu / calls * 1e6, 1),
-        "model_calling_thread_cpu_us": round(thread / calls * 1e6, 1),
-        "model_after_idle_p50_us": round(float(np.median(idle)) * 1e6, 1),
+        "total_wall_p50_us": round(float(np.median(wall_us.sum(axis=1))), 1),
+        "total_thread_cpu_mean_us": round(float(cpu_us.sum(axis=1).mean()), 1),
+        "model_process_cpu_mean_us": round(process / calls * 1e6, 1),
+        "model_after_idle_wall_p50_us": round(float(np.median(idle)) * 1e6, 1),
         "idle_ms": IDLE_S * 1e3,
     }
 
 
 def markdown(profiles: dict[str, dict[str, Any]]) -> list[str]:
+    """Wall p50 and calling-thread CPU per stage: on a loaded machine wall time
+    includes waiting for a core, the thread's CPU does not."""
     sigs = list(profiles)
     lines = [
-        "| stage (in the server's order) | " + " | ".join(f"{s} p50 us" for s in sigs) + " |",
-        "| --- | " + " | ".join("---:" for _ in sigs) + " |",
+        "| stage (in the server's order) | "
+        + " | ".join(f"{s} wall p50 us | {s} thread CPU us" for s in sigs) + " |",
+        "| --- | " + " | ".join("---: | ---:" for _ in sigs) + " |",
     ]
     for name in STAGES:
-        lines.append(f"| {name} | "
-                     + " | ".join(str(profiles[s]["stages"][name]["p50_us"]) for s in sigs) + " |")
-    for key, label in (
-        ("total_p50_us", "all stages, back-to-back calls"),
-        ("model_cpu_us_per_call", "model stage: CPU of the whole process per call"),
-        ("model_calling_thread_cpu_us", "model stage: CPU of the calling (RPC) thread"),
-        ("model_after_idle_p50_us", "model stage after 3 ms idle (each c=1 gRPC request)"),
-    ):
-        lines.append(f"| {label} | " + " | ".join(str(profiles[s][key]) for s in sigs) + " |")
+        cells = [f"{profiles[s]['stages'][name]['wall_p50_us']} | "
+                 f"{profiles[s]['stages'][name]['thread_cpu_mean_us']}" for s in sigs]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    cells = [f"{profiles[s]['total_wall_p50_us']} | {profiles[s]['total_thread_cpu_mean_us']}"
+             for s in sigs]
+    lines.append("| all stages, back-to-back requests | " + " | ".join(cells) + " |")
+    cells = [f"{profiles[s]['model_after_idle_wall_p50_us']} | "
+             f"{profiles[s]['model_process_cpu_mean_us']} (whole process)" for s in sigs]
+    lines.append(f"| model after {profiles[sigs[0]]['idle_ms']:g} ms idle (as every c=1 gRPC "
+                 "request); process CPU of the model stage | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -22,7 +22,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from mtrec.contracts.signatures import SERVING_DEFAULT
 from mtrec.serving import tensor_codec
 from mtrec.serving.batching import SignatureBatcher
-from mtrec.serving.direct_call import DirectCall, eager_tensor
+from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
 from mtrec.serving.errors import ServingError, invalid_argument, status_code_from_int
 
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -109,6 +109,7 @@ class Signature:
         # Inputs without a batch dimension (`recommend`'s k) repeat across
         # requests: their tensors are cached by value (eager tensors are immutable).
         self._const_cache: dict[tuple[Any, ...], tf.Tensor] = {}
+        self._device = host_cpu_device()  # request tensors are built there (see there why)
         self.batcher: SignatureBatcher | None = None
 
     def decode_inputs(self, protos: Mapping[str, tensor_pb2.TensorProto]) -> dict[str, np.ndarray]:
@@ -136,11 +137,11 @@ class Signature:
 
     def _tensor(self, spec: InputSpec, arr: np.ndarray) -> tf.Tensor:
         if spec.batched or arr.dtype.kind not in "biuf" or arr.size > 16:
-            return eager_tensor(arr, spec.dtype, spec.dtype_enum)
+            return eager_tensor(arr, spec.dtype, spec.dtype_enum, self._device)
         key = (spec.name, arr.dtype.str, arr.shape, arr.tobytes())
         tensor = self._const_cache.get(key)
         if tensor is None:
-            tensor = eager_tensor(arr, spec.dtype, spec.dtype_enum)
+            tensor = eager_tensor(arr, spec.dtype, spec.dtype_enum, self._device)
             if len(self._const_cache) < _CONST_CACHE_SIZE:
                 self._const_cache[key] = tensor
         return tensor
