@@ -64,9 +64,9 @@ def grown_tables(tables: ServingTables, items: int) -> ServingTables:
 
 def _chunked(fn):
     def call(x: dict, training: bool = False) -> tf.Tensor:
-        if not tf.executing_eagerly():  # signatures traced with it: the plain tower
+        rows = next(iter(x.values())).shape[0]
+        if rows is None or rows <= _CHUNK:  # traced (signatures, Keras saving) or small
             return fn(x, training=training)
-        rows = int(next(iter(x.values())).shape[0])
         parts = [fn({k: v[s:s + _CHUNK] for k, v in x.items()}, training=training)
                  for s in range(0, rows, _CHUNK)]
         return tf.concat(parts, axis=0)

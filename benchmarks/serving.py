@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     users = args.users.split(",")
     workdir = tempfile.mkdtemp(prefix="mtrec-bench-")
     host = {"loadavg_start": [round(v, 2) for v in os.getloadavg()], "nice": os.nice(0)}
+    if args.tf_inter_op_threads:
+        # Before anything starts TF's runtime (preparing the default model does).
+        tf.config.threading.set_inter_op_parallelism_threads(args.tf_inter_op_threads)
     model_dir = args.model_dir or real_model(args.work_dir, args.epochs)
     label = args.model_dir or f"ML-100K u1, trained {args.epochs} epochs now, production export"
     reference = f"synthetic, {args.synthetic_items} items, dim {args.dim} (transport reference)"
