@@ -21,8 +21,9 @@ from tensorflow_serving.apis import (
 
 from mtrec.serving import tensor_codec
 from mtrec.serving.errors import ServingError, failed_precondition, invalid_argument, not_found
-from mtrec.serving.model_manager import DEFAULT_SIGNATURE, Servable, Signature
+from mtrec.serving.model_manager import Servable
 from mtrec.serving.registry import ModelRegistry
+from mtrec.serving.signature import DEFAULT_SIGNATURE, Signature
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"

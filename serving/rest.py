@@ -24,8 +24,8 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from mtrec.serving import handlers, tensor_codec
 from mtrec.serving.errors import ServingError, invalid_argument
-from mtrec.serving.model_manager import DEFAULT_SIGNATURE
 from mtrec.serving.registry import ModelRegistry
+from mtrec.serving.signature import DEFAULT_SIGNATURE
 
 log = logging.getLogger("mtrec.serving.rest")
 

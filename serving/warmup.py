@@ -18,7 +18,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from mtrec.serving import handlers, tensor_codec
-from mtrec.serving.model_manager import WARMUP_FILE, Servable, read_signature_defs
+from mtrec.serving.model_manager import WARMUP_FILE, Servable
+from mtrec.serving.signature import read_signature_defs
 
 # TF Serving refuses warmup files with more records than this.
 MAX_WARMUP_RECORDS = 1000

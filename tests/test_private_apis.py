@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tfx.components import Trainer
 from tfx.dsl.components.base import base_component
@@ -16,11 +17,11 @@ from tfx.proto import trainer_pb2
 from tfx.types import channel_utils, standard_artifacts
 
 from mtrec.components.trainer.component import CatalogTrainer
-from mtrec.serving.model_manager import _DirectCall
+from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
 
 
 def test_serving_direct_call_still_applies_to_a_loaded_signature(tmp_path):
-    """serving/model_manager.py's fast path reads ConcreteFunction._captured_inputs and
+    """serving/direct_call.py's fast path reads ConcreteFunction._captured_inputs and
     ._inference_function and calls tensorflow.python.eager.execute; build() returns
     None (the slow public path) if they move, which this catches."""
     module = tf.Module()
@@ -29,10 +30,30 @@ def test_serving_direct_call_still_applies_to_a_loaded_signature(tmp_path):
                            input_signature=[tf.TensorSpec([2], tf.float32)])
     tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.f})
     fn = tf.saved_model.load(str(tmp_path)).signatures["serving_default"]
-    direct = _DirectCall.build(fn, [tf.float32])
+    direct = DirectCall.build(fn, [tf.float32])
     assert direct is not None
     (out,) = direct([tf.constant([1.0, 2.0])])
     np.testing.assert_allclose(out.numpy(), [2.0, 6.0])
+
+
+def test_request_tensors_are_built_on_the_host_cpu_by_name():
+    """serving/direct_call.py builds request tensors with the raw EagerTensor constructor
+    and the host CPU's full device name (4x cheaper than the empty default name): same
+    values and device as tf.constant, and tf.constant's error for what it refuses."""
+    device = host_cpu_device()
+    assert device.endswith("/device:CPU:0") and device.startswith("/job:")
+    for arr, dtype in (
+        (np.array([b"u1", b"\xff"], dtype=object), tf.string),
+        (np.array([[1, 2], [3, 4]], dtype=np.int32), tf.int32),
+        (np.array(7, dtype=np.int64), tf.int64),
+    ):
+        got = eager_tensor(arr, dtype, dtype.as_datatype_enum, device)
+        want = tf.constant(arr, dtype=dtype)
+        assert got.dtype == dtype and got.device == want.device
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    with pytest.raises((TypeError, ValueError)):  # not a string: tf.constant's own message
+        eager_tensor(np.array([object()], dtype=object), tf.string, tf.string.as_datatype_enum,
+                     device)
 
 
 def test_keras_model_trackable_children_takes_save_type():

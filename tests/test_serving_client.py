@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtrec.serving import cli, model_manager, tensor_codec
+from mtrec.serving import cli, signature, tensor_codec
 from mtrec.serving.batching import BatchingOptions, SignatureBatcher
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.errors import ServingError
@@ -376,8 +376,8 @@ def test_unbatched_input_tensors_are_cached_by_value(servable: Servable) -> None
         int(sig.to_tensors({"user_id": users, "k": np.array(k, np.int32)})["k"].numpy()) for k in ks
     ]
     assert got == ks
-    for k in range(model_manager._CONST_CACHE_SIZE + 50):  # distinct values: bounded cache
+    for k in range(signature._CONST_CACHE_SIZE + 50):  # distinct values: bounded cache
         sig.to_tensors({"user_id": users, "k": np.array(k, np.int32)})
-    assert len(sig._const_cache) <= model_manager._CONST_CACHE_SIZE
+    assert len(sig._const_cache) <= signature._CONST_CACHE_SIZE
     fresh = sig.to_tensors({"user_id": users, "k": np.array(10**6, np.int32)})["k"]
     assert int(fresh.numpy()) == 10**6  # beyond the cap: still correct, just not cached

@@ -1,0 +1,250 @@
+"""A loaded signature as the server runs it: validation, decoding, the call.
+
+Everything request-facing (input specs, flat argument order, the direct
+call, output names) is resolved once when a version loads, so a request is
+dictionary look-ups, a decode per input and one runtime call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow.core.framework import tensor_pb2
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+
+from mtrec.contracts.signatures import SERVING_DEFAULT
+from mtrec.serving import tensor_codec
+from mtrec.serving.batching import SignatureBatcher
+from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
+from mtrec.serving.errors import ServingError, invalid_argument, status_code_from_int
+
+PREDICT_METHOD = "tensorflow/serving/predict"
+DEFAULT_SIGNATURE = SERVING_DEFAULT
+
+# TF's runtime errors start with boilerplate that says nothing to a client.
+_NOISE = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
+
+
+_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+
+
+def _clean_tf_message(message: str) -> str:
+    lines = [ln for ln in message.splitlines() if ln.strip() and not ln.startswith(_NOISE)]
+    text = " ".join(ln.strip() for ln in lines) or message
+    # "{{function_node f}} msg [[{{function_node g}}{{node n}}]]" -> "msg"
+    text = text.split(" [[{{", 1)[0].split(" [Op:", 1)[0]
+    return _FUNCTION_NODE.sub("", text).strip() or message.strip()
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One signature input, resolved once at load time."""
+
+    name: str
+    dtype: tf.DType
+    dtype_enum: int
+    dims: tuple[int | None, ...] | None  # None: unknown rank
+
+    @property
+    def batched(self) -> bool:
+        return self.dims is not None and len(self.dims) >= 1
+
+    def shape_ok(self, shape: tuple[int, ...]) -> bool:
+        if self.dims is None:
+            return True
+        if len(shape) != len(self.dims):
+            return False
+        return all(d is None or d == s for d, s in zip(self.dims, shape, strict=True))
+
+    def shape_text(self) -> str:
+        return "?" if self.dims is None else str([-1 if d is None else d for d in self.dims])
+
+
+_CONST_CACHE_SIZE = 256
+
+
+class Signature:
+    """A loaded signature: validated input conversion plus the cached function.
+
+    Inputs go in the function's flat (sorted-key) order through `DirectCall`
+    where it applies, else the concrete function's flat entry point: the
+    public keyword call re-binds and re-validates the structured signature on
+    every request, which costs more than the model itself for small
+    signatures, and the inputs were already validated here.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        fn: Any,
+        signature_def: meta_graph_pb2.SignatureDef | None,
+    ) -> None:
+        self.name = name
+        self._fn = fn
+        specs = fn.structured_input_signature[1]
+        self.inputs: dict[str, InputSpec] = {
+            key: InputSpec(
+                key,
+                spec.dtype,
+                spec.dtype.as_datatype_enum,
+                None if spec.shape.rank is None else tuple(spec.shape.as_list()),
+            )
+            for key, spec in specs.items()
+        }
+        self.outputs: tuple[str, ...] = tuple(fn.structured_outputs)
+        self.method_name = signature_def.method_name if signature_def else PREDICT_METHOD
+        self.signature_def = signature_def
+        self._expected = "{" + ", ".join(sorted(self.inputs)) + "}"
+        # tf.nest flattens a dict in sorted-key order; that is the flat call's order.
+        self._flat_order = tuple(sorted(specs))
+        self._call_flat = getattr(fn, "_call_flat", None)
+        self._direct = DirectCall.build(fn, [self.inputs[k].dtype for k in self._flat_order])
+        # Inputs without a batch dimension (`recommend`'s k) repeat across
+        # requests: their tensors are cached by value (eager tensors are immutable).
+        self._const_cache: dict[tuple[Any, ...], tf.Tensor] = {}
+        self._device = host_cpu_device()  # request tensors are built there (see there why)
+        self.batcher: SignatureBatcher | None = None
+
+    def decode_inputs(self, protos: Mapping[str, tensor_pb2.TensorProto]) -> dict[str, np.ndarray]:
+        """Validate request tensors against the signature and decode them.
+
+        Every failure names the offending input: unknown or missing names,
+        dtype, shape, an empty batch, undecodable content.
+        """
+        if len(protos) != len(self.inputs) or any(key not in self.inputs for key in protos):
+            for key in protos:
+                if key not in self.inputs:
+                    raise invalid_argument(
+                        f"input '{key}' is not an input of signature '{self.name}'; "
+                        f"expected {self._expected}"
+                    )
+            missing = sorted(set(self.inputs) - set(protos))
+            raise invalid_argument(
+                f"missing input '{missing[0]}' for signature '{self.name}'; "
+                f"expected {self._expected}"
+            )
+        return {key: self._decode_one(spec, protos[key]) for key, spec in self.inputs.items()}
+
+    def to_tensors(self, arrays: Mapping[str, np.ndarray]) -> dict[str, tf.Tensor]:
+        return {key: self._tensor(spec, arrays[key]) for key, spec in self.inputs.items()}
+
+    def _tensor(self, spec: InputSpec, arr: np.ndarray) -> tf.Tensor:
+        if spec.batched or arr.dtype.kind not in "biuf" or arr.size > 16:
+            return eager_tensor(arr, spec.dtype, spec.dtype_enum, self._device)
+        key = (spec.name, arr.dtype.str, arr.shape, arr.tobytes())
+        tensor = self._const_cache.get(key)
+        if tensor is None:
+            tensor = eager_tensor(arr, spec.dtype, spec.dtype_enum, self._device)
+            if len(self._const_cache) < _CONST_CACHE_SIZE:
+                self._const_cache[key] = tensor
+        return tensor
+
+    def convert_inputs(self, protos: Mapping[str, tensor_pb2.TensorProto]) -> dict[str, tf.Tensor]:
+        """`decode_inputs` then eager tensors, ready for `run`."""
+        return self.to_tensors(self.decode_inputs(protos))
+
+    def convert_arrays(self, arrays: Mapping[str, np.ndarray]) -> dict[str, tf.Tensor]:
+        """Same checks as `convert_inputs` for already-decoded arrays (REST, warmup)."""
+        protos = {
+            key: tensor_codec.encode(value, self.inputs[key].dtype if key in self.inputs else None)
+            for key, value in arrays.items()
+        }
+        return self.convert_inputs(protos)
+
+    def predict(
+        self, protos: Mapping[str, tensor_pb2.TensorProto], outputs: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """Validate, then run alone or merged with concurrent requests (if batching)."""
+        arrays = self.decode_inputs(protos)
+        if self.batcher is not None:
+            result = self.batcher.run(arrays)
+            return {key: result[key] for key in outputs}
+        return self.run(self.to_tensors(arrays), outputs)
+
+    def run_arrays(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.run(self.to_tensors(arrays))
+
+    def _decode_one(self, spec: InputSpec, proto: tensor_pb2.TensorProto) -> np.ndarray:
+        if proto.dtype != spec.dtype_enum:
+            raise invalid_argument(
+                f"input '{spec.name}' of signature '{self.name}' has dtype "
+                f"{tensor_codec.dtype_name(proto.dtype)}, expected {spec.dtype.name}"
+            )
+        try:
+            arr = tensor_codec.decode(proto)
+        except Exception as exc:  # malformed content: size mismatch, bad shape...
+            raise invalid_argument(f"input '{spec.name}' could not be decoded: {exc}") from exc
+        if not spec.shape_ok(arr.shape):
+            raise invalid_argument(
+                f"input '{spec.name}' of signature '{self.name}' has shape {list(arr.shape)}, "
+                f"expected {spec.shape_text()}"
+            )
+        if spec.batched and arr.shape[0] == 0:
+            raise invalid_argument(
+                f"input '{spec.name}' of signature '{self.name}' has an empty batch (dim 0 is 0)"
+            )
+        return arr
+
+    def check_output_filter(self, output_filter: Sequence[str]) -> tuple[str, ...]:
+        if not output_filter:
+            return self.outputs
+        seen: set[str] = set()
+        for alias in output_filter:
+            if alias not in self.outputs:
+                raise invalid_argument(
+                    f"output tensor alias not found in signature: {alias} Outputs expected to "
+                    f"be in the set {{{','.join(sorted(self.outputs))}}}."
+                )
+            if alias in seen:
+                raise invalid_argument(f"duplicate output tensor alias: {alias}")
+            seen.add(alias)
+        return tuple(output_filter)
+
+    def run(
+        self, tensors: Mapping[str, tf.Tensor], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Call the concrete function; TF runtime errors keep their status code."""
+        result = self.call_flat(tensors)
+        names = outputs if outputs is not None else self.outputs
+        return {key: result[key].numpy() for key in names}
+
+    def call_flat(self, tensors: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The function's output tensors by name (`run` without the numpy step)."""
+        try:
+            if self._direct is not None:
+                flat = self._direct([tensors[key] for key in self._flat_order])
+                return dict(zip(self._direct.output_names, flat, strict=True))
+            if self._call_flat is not None:
+                args = [tensors[key] for key in self._flat_order]
+                return self._call_flat(args, self._fn.captured_inputs)
+            return self._fn(**tensors)
+        except tf.errors.OpError as exc:
+            raise ServingError(
+                status_code_from_int(exc.error_code), _clean_tf_message(exc.message)
+            ) from exc
+        except (TypeError, ValueError) as exc:  # argument binding; validated above
+            raise invalid_argument(f"signature '{self.name}': {exc}") from exc
+
+
+def read_signature_defs(path: str) -> dict[str, meta_graph_pb2.SignatureDef]:
+    """The serving meta graph's SignatureDefs (method names, tensor info) from disk."""
+    proto = saved_model_pb2.SavedModel()
+    pb = os.path.join(path, "saved_model.pb")
+    if os.path.exists(pb):
+        with open(pb, "rb") as fh:
+            proto.ParseFromString(fh.read())
+    else:
+        with open(os.path.join(path, "saved_model.pbtxt"), encoding="utf-8") as fh:
+            text_format.Parse(fh.read(), proto)
+    for meta_graph in proto.meta_graphs:
+        if "serve" in meta_graph.meta_info_def.tags:
+            return dict(meta_graph.signature_def)
+    return dict(proto.meta_graphs[0].signature_def) if proto.meta_graphs else {}
+

@@ -1,0 +1,70 @@
+"""The serving benchmark's own pieces: the grown real catalogue and the kept analysis."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
+
+# isort: split
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mtrec.contracts import features as F
+from mtrec.models.serving_tables import ServingTables
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import real_catalogue  # noqa: E402
+
+# By path: the repository root's serving/ package has the same name.
+_spec = importlib.util.spec_from_file_location("serving_benchmark", BENCHMARKS / "serving.py")
+serving = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(serving)
+
+
+def _tables() -> ServingTables:
+    return ServingTables(
+        item_ids=np.array([b"a", b"b", b"c"], dtype=object),
+        item_features={F.ITEM_IDX: np.array([1, 2, 3]),
+                       F.GENRES_MULTI_HOT: np.array([[1, 0], [2, 3], [4, 0]])},
+        profiles={}, seen_splits=np.array([0, 1]), seen_positions=np.array([2]),
+        rated_splits=np.array([0, 1]), rated_idx=np.array([3]), rating_mean=3.5,
+        num_train_examples=1, sample_user_ids=np.array([b"u"], dtype=object),
+    )
+
+
+def test_grown_catalogue_keeps_the_real_items_first_and_repeats_their_features():
+    big = real_catalogue.grown_tables(_tables(), 7)
+    assert big.item_ids.tolist() == [b"a", b"b", b"c", b"syn-3", b"syn-4", b"syn-5", b"syn-6"]
+    assert big.item_features[F.ITEM_IDX].tolist() == [1, 2, 3, 1, 2, 3, 1]
+    assert big.item_features[F.GENRES_MULTI_HOT][5].tolist() == [4, 0]  # row 5 = real row 2
+    assert big.seen_positions.tolist() == [2]  # positions of real items stay valid
+    with pytest.raises(ValueError, match="smaller than the real one"):
+        real_catalogue.grown_tables(_tables(), 2)
+
+
+def test_chunked_tower_equals_one_call(monkeypatch):
+    monkeypatch.setattr(real_catalogue, "_CHUNK", 2)
+    calls = []
+
+    def tower(x: dict, training: bool = False) -> tf.Tensor:
+        calls.append(int(x["a"].shape[0]))
+        return tf.cast(x["a"], tf.float32)[:, None] * 2.0
+
+    x = {"a": tf.range(5)}
+    got = real_catalogue._chunked(tower)(x)
+    np.testing.assert_array_equal(got.numpy()[:, 0], [0, 2, 4, 6, 8])
+    assert calls == [2, 2, 1]
+
+
+def test_rerun_keeps_the_hand_written_analysis(tmp_path):
+    md = tmp_path / "serving.md"
+    assert serving._kept_analysis(str(md)) == ""
+    md.write_text("# old tables\n" + serving.ANALYSIS + "\n## Breakdown\ntext\n")
+    assert serving._kept_analysis(str(md)) == "\n" + serving.ANALYSIS + "\n## Breakdown\ntext\n"
+    md.write_text("# tables only\n")
+    assert serving._kept_analysis(str(md)) == ""
