@@ -63,7 +63,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     for split, r in t["transformed_examples"].items():
         out.append((P.TRANSFORM, f"transformed {split} examples (multiset)", _examples(r)))
     ev = result[P.EVALUATOR]
-    out.append((P.EVALUATOR, f"TFMA metrics (tolerance {ev['abs_tol']:g} abs); blessed "
+    out.append((P.EVALUATOR, f"TFMA metrics (tolerance {ev['rel_tol']:g}); blessed "
                 f"{ev['blessed'][0]} vs {ev['blessed'][1]}", _flat(ev)))
     for node, what in ((P.TRAINER, "training_metrics.json numbers"),
                        (P.RETRIEVAL_EVALUATOR, "retrieval metrics")):
