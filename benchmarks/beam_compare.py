@@ -55,6 +55,7 @@ from artifact_diff import (  # noqa: E402
 from beam_compare_report import render  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+MODEL_PARTS = ("variables", "assets")  # SavedModel folders compared byte for byte
 RAW_BATCH = 512  # raw records both transform graphs are applied to
 STATS_REL_TOL = 1e-6
 # Models trained in two processes are not bit-identical (see the notes): 0.02,
@@ -206,8 +207,28 @@ def compare_downstream(a: dict, b: dict) -> dict[str, Any]:
         na = {k: v for k, v in na.items() if "seconds" not in k}  # timings differ anyway
         nb = {k: v for k, v in nb.items() if "seconds" not in k}
         out[node] = compare_flat(na, nb, rel_tol=0.0)
-    out[P.PUSHER] = {"pushed": [bool(custom_property(
-        _artifact(n, P.PUSHER, P.PUSHED_MODEL), P.PUSHED)) for n in (a, b)]}
+    pushed = [_artifact(n, P.PUSHER, P.PUSHED_MODEL) for n in (a, b)]
+    out[P.PUSHER] = {"pushed": [bool(custom_property(p, P.PUSHED)) for p in pushed]}
+    if all(out[P.PUSHER]["pushed"]):
+        files = [_model_files(custom_property(p, P.PUSHED_DESTINATION)) for p in pushed]
+        out[P.PUSHER]["files_equal"] = {
+            name: files[0].get(name) == files[1].get(name)
+            for name in sorted(set(files[0]) | set(files[1]))}
+    return out
+
+
+def _model_files(directory: str) -> dict[str, bytes]:
+    """A pushed SavedModel's weights and vocabularies (MODEL_PARTS), by relative path.
+
+    The graph (saved_model.pb) and its fingerprint are left out: they embed
+    paths and ids that differ between any two exports of the same model.
+    """
+    out = {}
+    for part in MODEL_PARTS:
+        folder = os.path.join(directory, part)
+        for name in tf.io.gfile.listdir(folder) if tf.io.gfile.isdir(folder) else []:
+            with tf.io.gfile.GFile(os.path.join(folder, name), "rb") as f:
+                out[f"{part}/{name}"] = f.read()
     return out
 
 

@@ -68,8 +68,13 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     for node, what in ((P.TRAINER, "training_metrics.json numbers"),
                        (P.RETRIEVAL_EVALUATOR, "retrieval metrics")):
         out.append((node, what, _flat(result[node])))
-    pushed = result[P.PUSHER]["pushed"]
-    out.append((P.PUSHER, "pushed", f"{pushed[0]} vs {pushed[1]}"))
+    pusher = result[P.PUSHER]
+    out.append((P.PUSHER, "pushed", f"{pusher['pushed'][0]} vs {pusher['pushed'][1]}"))
+    files = pusher.get("files_equal")
+    if files is not None:
+        differing = [k for k, same in files.items() if not same]
+        out.append((P.PUSHER, f"pushed SavedModel: {len(files)} variables/assets files",
+                    "**equal** byte for byte" if not differing else f"differ: {differing}"))
     return out
 
 

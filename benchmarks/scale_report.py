@@ -178,7 +178,8 @@ def render_runners(runs: list[dict[str, Any]]) -> str:
         for stage in list(ds) + [s for s in ps if s not in ds]:
             a, b = ds.get(stage), ps.get(stage)
             ratio = ""
-            if a and b and a["wall_s"] >= MIN_WALL_S and b["wall_s"] > 0:
+            done = a and b and a["state"] == b["state"] == "COMPLETE"
+            if done and a["wall_s"] >= MIN_WALL_S and b["wall_s"] > 0:
                 ratio = f"{b['wall_s'] / a['wall_s']:.2f}"
             lines.append(f"| {stage} | {_mb(a, 'wall_s', '.1f')} | {_mb(b, 'wall_s', '.1f')} "
                          f"| {ratio} | {_mb(a, 'peak_rss_mb', ',.0f')} "
