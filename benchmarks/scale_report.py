@@ -149,7 +149,7 @@ def render_runners(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return ""
     lines = [
-        RUNNERS_HEADING, "",
+        "", RUNNERS_HEADING, "",
         "`benchmarks/scale.py --runner direct portable`: each size once per runner, back to "
         "back in one invocation, so both see the same machine load. DirectRunner: "
         "multi-processing with `workers` processes. Portable: Beam's embedded job service "
