@@ -11,7 +11,7 @@ records, so examples are compared as multisets and statistics field by field
 with a float tolerance (artifact_diff.py). The Transform graph is compared by
 what it computes: both graphs transform the same raw batch (records of home A's
 eval split). Everything after Transform depends on training, which is seeded
-but not bit-reproducible across processes (see the report's notes).
+but need not be bit-reproducible across processes (on the sample it was).
 
 Writes benchmarks/results/beam_compare.{json,md}.
 """
@@ -58,7 +58,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 MODEL_PARTS = ("variables", "assets")  # SavedModel folders compared byte for byte
 RAW_BATCH = 512  # raw records both transform graphs are applied to
 STATS_REL_TOL = 1e-6
-# Models trained in two processes are not bit-identical (see the notes): 0.02,
+# Models trained in two processes need not be bit-identical: 0.02,
 # absolute for metrics up to 1 (AUC, RMSE), relative above (example counts).
 TFMA_TOL = 0.02
 
@@ -233,8 +233,13 @@ def _model_files(directory: str) -> dict[str, bytes]:
 
 
 def compare_homes(home_a: str, home_b: str) -> dict[str, Any]:
-    a = latest_run(LocalPaths(home_a).metadata_path)
-    b = latest_run(LocalPaths(home_b).metadata_path)
+    for home in (home_a, home_b):
+        if not os.path.exists(LocalPaths(home).metadata_path):
+            raise SystemExit(f"{home}: not a pipeline home (no {LocalPaths(home).metadata_path})")
+    a, b = (latest_run(LocalPaths(home).metadata_path) for home in (home_a, home_b))
+    for home, nodes in ((home_a, a), (home_b, b)):
+        if not nodes:
+            raise SystemExit(f"{home}: no pipeline run recorded in its metadata")
     return {
         "homes": [home_a, home_b],
         "states": {n: [a[n].state if n in a else None, b[n].state if n in b else None]
