@@ -18,6 +18,16 @@ whose interval contains it, which gives the per-component peak.
 Writes benchmarks/results/scale.json and scale.md, prints the table, names the
 dominating component and fits each component's growth exponent (log-log slope
 of wall time against interactions).
+
+    .venv/bin/python benchmarks/scale.py --runner direct portable --sizes 100000 1000000
+
+runs each size once per Beam runner, one after the other in this invocation
+(so both see the same machine load): the DirectRunner (multi-processing,
+`--workers` processes) and Beam's portable runner with one external worker
+pool that starts `--workers` SDK worker processes (pipeline/beam_portable.py;
+the pool and its workers are in the sampled process tree). These go to
+scale.json["runners"] and a section of their own in scale.md; the
+DirectRunner series above stays as it was measured.
 """
 
 from __future__ import annotations
@@ -25,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import shutil
 import signal
@@ -38,14 +47,19 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from scale_report import (
+    growth_exponents,
+    render,
+    render_runners,
+    write_json,
+    write_markdown,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RATINGS_PER_USER = 60  # ~ML-100K's 106; users = n / 60
 RATINGS_PER_ITEM = 80  # items = n / 80
 SAMPLE_SECONDS = 0.25
-DATA_STAGES = ("generate", "write_examples")
-NOTES_HEADING = "## Notes"  # a hand-written section from here on survives re-rendering
-MIN_WALL_S = 1.0  # shorter stages are start-up cost; no exponent is fitted for them
+RUNNERS = ("direct", "portable")
 
 
 class TreeSampler(threading.Thread):
@@ -130,13 +144,20 @@ SCALE_MODEL_CONFIG = {"optimizer": "lazy_adam"}
 
 
 def run_one(
-    n: int, epochs: int, workers: int, home: str, stall_seconds: float = 600
+    n: int, epochs: int, workers: int, home: str, stall_seconds: float = 600,
+    runner: str = "direct", text_encoder: bool = True,
 ) -> dict[str, Any]:
-    """One size, in this process: data, examples, pipeline; returns its measurements."""
+    """One size, in this process: data, examples, pipeline; returns its measurements.
+
+    `runner`: "direct" (DirectRunner, multi-processing) or "portable" (one external
+    worker pool with `workers` SDK workers). `text_encoder=False` leaves it out.
+    """
+    # Here, not at the top: the parent process must not load TensorFlow (its
+    # memory would be in no child's peak, but it would slow every start).
     import mtrec  # noqa: F401, I001  (Keras 2 before TensorFlow)
     from mtrec.data.examples import write_examples
     from mtrec.data.synthetic import generate
-    from mtrec.pipeline import local_runner
+    from mtrec.pipeline import beam_portable, local_runner
 
     n_users, n_items = max(50, n // RATINGS_PER_USER), max(50, n // RATINGS_PER_ITEM)
     load_start = os.getloadavg()[0]
@@ -158,28 +179,35 @@ def run_one(
         }
     paths = local_runner.LocalPaths(home)
     errors: list[str] = []
+    if runner not in RUNNERS:
+        raise ValueError(f"runner must be one of {RUNNERS}, not {runner!r}")
+    pools = beam_portable.worker_pools(1) if runner == "portable" else contextlib.nullcontext()
 
-    def pipeline() -> None:
+    def pipeline(runner_args: list[str] | None) -> None:
         try:
             local_runner.run(paths, local_runner.settings(
                 paths,
                 examples_root=examples_root,
                 model={"epochs": epochs, **SCALE_MODEL_CONFIG},
                 workers=workers,
+                runner_args=runner_args,
                 enable_cache=False,
+                **({} if text_encoder else {"text_encoder": None}),
             ))
         except Exception as err:  # noqa: BLE001 - recorded, the table shows how far it got
             errors.append(f"{type(err).__name__}: {err}")
 
-    # In a thread, so that a hung DirectRunner (seen once at 5M: Transform's workers
-    # idle for 14 min after writing their output) ends the size with what was measured.
-    runner = threading.Thread(target=pipeline, daemon=True)
-    runner.start()
-    while runner.is_alive():
-        runner.join(timeout=5)
-        if runner.is_alive() and sampler.idle_for(stall_seconds):
-            errors.append(f"stalled: the process tree used no CPU for {stall_seconds:.0f} s")
-            break
+    with pools as ports:  # the pool (and its SDK workers) are children: sampled too
+        args = beam_portable.beam_args(ports[0], sdk_workers=workers) if ports else None
+        # In a thread, so that a hung DirectRunner (seen once at 5M: Transform's workers
+        # idle for 14 min after writing their output) ends the size with what was measured.
+        thread = threading.Thread(target=pipeline, args=(args,), daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(timeout=5)
+            if thread.is_alive() and sampler.idle_for(stall_seconds):
+                errors.append(f"stalled: the process tree used no CPU for {stall_seconds:.0f} s")
+                break
     error = "; ".join(errors) or None
     t3 = time.time()
     sampler.stop()
@@ -200,6 +228,8 @@ def run_one(
         "rows": report.get("rows"),
         "epochs": epochs,
         "workers": workers,
+        "runner": runner,
+        "text_encoder": text_encoder,
         "stages": stages,
         "pipeline_wall_s": t3 - t2,
         "total_wall_s": t3 - t0,
@@ -211,10 +241,11 @@ def run_one(
 
 
 def run_size(
-    n: int, epochs: int, workers: int, timeout: float, keep: bool, stall: float = 600
+    n: int, epochs: int, workers: int, timeout: float, keep: bool, stall: float = 600,
+    runner: str = "direct", text_encoder: bool = True,
 ) -> dict[str, Any]:
     """Run one size in a fresh subprocess (own session, its group killed when it ends)."""
-    home = tempfile.mkdtemp(prefix=f"mtrec-scale-{n}-")
+    home = tempfile.mkdtemp(prefix=f"mtrec-scale-{n}-{runner}-")
     out = os.path.join(home, "result.json")
     cmd = [
         sys.executable,
@@ -231,6 +262,9 @@ def run_size(
         out,
         "--stall",
         str(stall),
+        "--runner",
+        runner,
+        *([] if text_encoder else ["--no-text-encoder"]),
     ]
     started = time.time()
     proc = subprocess.Popen(cmd, start_new_session=True)
@@ -245,6 +279,7 @@ def run_size(
             return json.loads(Path(out).read_text())
         return {
             "interactions": n,
+            "runner": runner,
             "error": f"no result (exit {proc.returncode}, "
             f"{time.time() - started:.0f}s, timeout {timeout:.0f}s)",
         }
@@ -253,128 +288,46 @@ def run_size(
             shutil.rmtree(home, ignore_errors=True)
 
 
-def _slope(points: list[tuple[float, float]]) -> float | None:
-    """Least-squares slope of y on x."""
-    mx = sum(x for x, _ in points) / len(points)
-    my = sum(y for _, y in points) / len(points)
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx > 0 else None
+def _previous(path: Path, key: str = "results") -> list[dict[str, Any]]:
+    return json.loads(path.read_text()).get(key, []) if path.exists() else []
 
 
-def _completed(result: dict[str, Any], stage: str) -> bool:
-    return result["stages"].get(stage, {}).get("state") == "COMPLETE"
+def _write(out: Path, results: list[dict[str, Any]], runners: list[dict[str, Any]]) -> str:
+    """scale.json and scale.md from both series; returns the markdown."""
+    slopes = growth_exponents(results)
+    write_json(out / "scale.json", results, slopes, runners)
+    text = render(results, slopes) + render_runners(runners)
+    write_markdown(out / "scale.md", text)
+    return text
 
 
-def growth_exponents(results: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Per stage timed at >= 2 sizes, the exponent k of wall ~ n^k (log-log slopes).
-
-    "fit" uses every size; "last_pair" only the two largest, which is nearer the
-    asymptote when fixed start-up costs dominate the small sizes. Stages that
-    stay under MIN_WALL_S are skipped: their time is start-up and noise.
-    """
-    ok = sorted((r for r in results if r.get("stages")), key=lambda r: r["interactions"])
-    names = {name for r in ok for name in r["stages"]}
-    exponents = {}
-    for name in sorted(names):
-        done = [r for r in ok if _completed(r, name) and r["stages"][name]["wall_s"] > 0]
-        points = [
-            (math.log(r["interactions"]), math.log(r["stages"][name]["wall_s"])) for r in done
-        ]
-        walls = [r["stages"][name]["wall_s"] for r in done]
-        if len(points) < 2 or max(walls) < MIN_WALL_S:
-            continue
-        exponents[name] = {"fit": _slope(points), "last_pair": _slope(points[-2:])}
-    return exponents
-
-
-def render(results: list[dict[str, Any]], slopes: dict[str, dict]) -> str:
-    """Markdown: one table per size, then exponents and the dominating component."""
-    lines = ["# Pipeline scaling (local, LocalDagRunner + DirectRunner)", ""]
-    for r in results:
-        head = f"## {r['interactions']:,} interactions"
-        if "users" in r:
-            head += (
-                f" ({r['users']:,} users, {r['items']:,} items, epochs={r['epochs']}, "
-                f"workers={r['workers']})"
-            )
-        lines += [head, ""]
-        if r.get("error"):
-            lines += [f"**error:** {r['error']}", ""]
-        if not r.get("stages"):
-            continue
-        lines += [
-            "| stage | state | wall s | share | peak RSS MB | examples/s |",
-            "|---|---|---:|---:|---:|---:|",
-        ]
-        total = sum(s["wall_s"] for s in r["stages"].values())
-        for name, s in r["stages"].items():
-            eps = f"{s['examples_per_s']:,.0f}" if s.get("examples_per_s") else ""
-            lines.append(
-                f"| {name} | {s['state']} | {s['wall_s']:.1f} | "
-                f"{s['wall_s'] / total:.0%} | {s['peak_rss_mb']:,.0f} | {eps} |"
-            )
-        pipeline = {k: v for k, v in r["stages"].items() if k not in DATA_STAGES}
-        if pipeline:
-            top = max(pipeline, key=lambda k: pipeline[k]["wall_s"])
-            load = r.get("load_avg_1m", {})
-            lines += [
-                "",
-                f"Pipeline wall {r['pipeline_wall_s']:.0f} s, total "
-                f"{r['total_wall_s']:.0f} s, peak RSS {r['peak_rss_mb']:,.0f} MB, "
-                f"1-min load average {load.get('start', 0):.1f} -> {load.get('end', 0):.1f} "
-                f"on {r.get('cpus')} CPUs; "
-                f"dominating component: **{top}** "
-                f"({pipeline[top]['wall_s'] / r['pipeline_wall_s']:.0%} of pipeline wall).",
-            ]
-        lines.append("")
-    if slopes:
-        sized = sorted((r for r in results if r.get("stages")), key=lambda r: r["interactions"])
-        sizes = " / ".join(f"{r['interactions']:,}" for r in sized)
-        lines += [
-            "## Growth with size",
-            "",
-            f"Completed stages over {MIN_WALL_S:g} s at some size. Exponent k of wall ~ n^k "
-            "(log-log): `fit` over all sizes, `last` over the two largest only (nearer the "
-            "asymptote when fixed start-up costs dominate small sizes).",
-            "",
-            f"| stage | k fit | k last | wall s ({sizes}) | peak RSS MB ({sizes}) |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for name, k in sorted(slopes.items(), key=lambda kv: -(kv[1]["last_pair"] or 0)):
-            fit, last = (f"{v:.2f}" if v is not None else "" for v in (k["fit"], k["last_pair"]))
-            walls, rss = (
-                " / ".join(
-                    f"{r['stages'][name][key]:,.0f}" if _completed(r, name) else "-" for r in sized
-                )
-                for key in ("wall_s", "peak_rss_mb")
-            )
-            lines.append(f"| {name} | {fit} | {last} | {walls} | {rss} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def write_markdown(path: Path, text: str) -> None:
-    """Write the rendered tables, keeping a hand-written NOTES_HEADING section if present."""
-    old = path.read_text() if path.exists() else ""
-    notes = old[old.index(NOTES_HEADING) :] if NOTES_HEADING in old else ""
-    path.write_text(text + ("\n" + notes if notes else ""))
-
-
-def write_json(path: Path, results: list[dict[str, Any]], slopes: dict[str, dict]) -> None:
-    """Write scale.json, keeping its other keys ("generation" from benchmarks/generation.py)."""
-    old = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**old, "results": results, "growth_exponents": slopes}, indent=2))
-
-
-def _previous(path: Path) -> list[dict[str, Any]]:
-    return json.loads(path.read_text()).get("results", []) if path.exists() else []
+def compare_runners(args: argparse.Namespace, out: Path) -> None:
+    """Each size once per runner, back to back; into scale.json["runners"]."""
+    measured = {(n, r) for n in args.sizes for r in args.runner}
+    runners = [r for r in _previous(out / "scale.json", "runners")
+               if (r["interactions"], r.get("runner")) not in measured]
+    results = _previous(out / "scale.json")
+    for n in args.sizes:
+        for runner in args.runner:
+            print(f"== {n:,} interactions, {runner} runner", flush=True)
+            runners.append(run_size(n, args.epochs, args.workers, args.timeout, args.keep,
+                                    args.stall, runner, not args.no_text_encoder))
+            runners.sort(key=lambda r: (r["interactions"], RUNNERS.index(r["runner"])))
+            _write(out, results, runners)  # after every run: a timeout loses nothing
+    print(render_runners(runners))
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2, help="DirectRunner workers")
+    p.add_argument("--workers", type=int, default=2,
+                   help="DirectRunner workers; SDK workers of the portable runner's pool")
+    p.add_argument("--runner", nargs="+", choices=RUNNERS, default=["direct"],
+                   help="with 'portable': each size once per runner, side by side "
+                   "(scale.json['runners']); the DirectRunner series is left alone")
+    p.add_argument("--no-text-encoder", action="store_true",
+                   help="leave the TextEncoder out (not Beam; saves a minute per run)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per size")
     p.add_argument("--keep", action="store_true", help="keep each size's working folder")
     p.add_argument(
@@ -387,7 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        result = run_one(args.child, args.epochs, args.workers, args.home, args.stall)
+        result = run_one(args.child, args.epochs, args.workers, args.home, args.stall,
+                         args.runner[0], not args.no_text_encoder)
         Path(args.out).write_text(json.dumps(result, indent=2))
         if result["error"]:  # a stalled pipeline thread would keep the process alive
             os._exit(1)
@@ -395,13 +349,13 @@ def main(argv: list[str] | None = None) -> None:
 
     out = Path(args.results)
     if args.render:
-        results = json.loads((out / "scale.json").read_text())["results"]
-        slopes = growth_exponents(results)
-        write_json(out / "scale.json", results, slopes)
-        write_markdown(out / "scale.md", render(results, slopes))
-        print(render(results, slopes))
+        print(_write(out, _previous(out / "scale.json"),
+                     _previous(out / "scale.json", "runners")))
         return
     out.mkdir(parents=True, exist_ok=True)
+    if "portable" in args.runner:
+        compare_runners(args, out)
+        return
     # Sizes measured before stay in the tables unless this run measures them again.
     results = [r for r in _previous(out / "scale.json") if r["interactions"] not in args.sizes]
     for n in args.sizes:
@@ -410,10 +364,8 @@ def main(argv: list[str] | None = None) -> None:
             run_size(n, args.epochs, args.workers, args.timeout, args.keep, args.stall)
         )
         results.sort(key=lambda r: r["interactions"])
-        slopes = growth_exponents(results)
         # Written after every size, so a later size that times out loses nothing.
-        write_json(out / "scale.json", results, slopes)
-        write_markdown(out / "scale.md", render(results, slopes))
+        _write(out, results, _previous(out / "scale.json", "runners"))
     print(render(results, growth_exponents(results)))
 
 

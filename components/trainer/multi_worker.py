@@ -124,13 +124,21 @@ def launch(
     args_file = os.path.join(log_dir, "trainer_args.json")
     with open(args_file, "w") as f:
         f.write(args.to_json())
+    return launch_command([sys.executable, "-m", __name__, args_file], replicas, log_dir,
+                          timeout)
+
+
+def launch_command(
+    command: list[str], replicas: int, log_dir: str, timeout: float = 600.0
+) -> list[int]:
+    """`launch` for any command: `replicas` copies, each with its own TF_CONFIG."""
+    os.makedirs(log_dir, exist_ok=True)
     cluster = cluster_spec([f"localhost:{p}" for p in free_ports(replicas)])
     procs = []
     for role, addresses in cluster.items():
         for index in range(len(addresses)):
             env = {**os.environ, TF_CONFIG: tf_config(cluster, role, index)}
             log = open(os.path.join(log_dir, f"{role}-{index}.log"), "w")  # noqa: SIM115
-            command = [sys.executable, "-m", __name__, args_file]
             procs.append((subprocess.Popen(command, env=env, stdout=log, stderr=log), log))
     deadline = time.monotonic() + timeout
     try:
