@@ -10,7 +10,7 @@ run: bootstrap
 test: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/python scripts/lint_imports.py
-	.venv/bin/python -m pytest -q -rs $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -q -rs --durations=25 $(PYTEST_ARGS)
 
 lint: bootstrap
 	.venv/bin/ruff check .
