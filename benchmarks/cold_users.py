@@ -91,9 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="hold out other users from the training users; test users unread")
     parser.add_argument("--grid", default="[0, 0.25, 0.5, 1, 2]",
                         help="--validation: cold_popularity_weight values to serve")
+    parser.add_argument("--weights", help="--validation: weights an earlier --validation run "
+                        "trained (its <model dir>-weights): skips training")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "quality"))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args(argv)
+    if args.weights and not args.validation:
+        parser.error("--weights is for --validation (the test run trains and exports its model)")
     data = args.data or default_data_path(args.dataset)
     dataset = clean(load_dataset(args.dataset, data, None)).dataset
     warm, given, rest = split_users(dataset.ratings)
@@ -108,10 +112,11 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.time()
     model_dir = tempfile.mkdtemp(prefix="cold-users-", dir=work)
-    train_and_export(shuffled(prepared.train, config.batch_size, 0),
-                     as_dataset(prepared.eval, 4096),
-                     as_dataset(prepared.train, 8192), prepared.tft_output, config, model_dir,
-                     weights_dir=f"{model_dir}-weights")
+    weights_dir = args.weights or f"{model_dir}-weights"
+    if not args.weights:
+        train_and_export(shuffled(prepared.train, config.batch_size, 0),
+                         as_dataset(prepared.eval, 4096), as_dataset(prepared.train, 8192),
+                         prepared.tft_output, config, model_dir, weights_dir=weights_dir)
     train_seconds = time.time() - t0
 
     # Ground truth: the held-out users' later ratings; their "seen" items are the given ones.
@@ -128,14 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     for row, positions in enumerate(truth.seen):
         history[row, positions] = 1.0
     ease = truth.catalog[E.top_k_unseen(history @ weights, truth.seen, TOP)]
-    ours = "ours (recommend_from_items)"
-    ranked = {ours: served(tf.saved_model.load(model_dir).signatures["recommend_from_items"],
-                           given, truth.users)}
+    ranked = {}
     if args.validation:
-        ranked = {f"ours, cold_popularity_weight {w:g}": served(
-            rebuilt(prepared, f"{model_dir}-weights",
-                    {"cold_popularity_weight": w}).recommend_from_items, given, truth.users)
-            for w in json.loads(args.grid)}
+        for w in json.loads(args.grid):
+            module = rebuilt(prepared, weights_dir, {"cold_popularity_weight": w})
+            ranked[f"ours, cold_popularity_weight {w:g}"] = served(
+                module.recommend_from_items, given, truth.users)
+    else:
+        ranked["ours (recommend_from_items)"] = served(
+            tf.saved_model.load(model_dir).signatures["recommend_from_items"], given, truth.users)
     ranked.update({
         "popularity": popularity_outputs(truth)["recommended"][:, :TOP],
         f"EASE folded in (λ {lam:g})": ease,
