@@ -271,25 +271,32 @@ def run_fold(
     return {"setup": setup, "results": results}, overrides
 
 
-def merged(payload: dict, more: dict) -> dict:
+def merged(payload: dict, more: dict, drop: tuple[str, ...] = ()) -> dict:
     """`payload` with `more`'s runs of the seeded variants added (the seeds must differ);
-    the unseeded baselines stay `payload`'s. Per-variant and fold summaries recomputed."""
+    the unseeded baselines stay `payload`'s. `drop`: variants whose runs in `payload`
+    are discarded first (measured by code that has changed since). Per-variant and
+    fold summaries recomputed."""
     for fold, entry in more["folds"].items():
         results = payload["folds"][fold]["results"]
         for variant, result in entry["results"].items():
             if variant not in SEEDED or variant not in results:
                 continue
-            runs = results[variant]["runs"]
+            runs = [] if variant in drop else results[variant]["runs"]
             clash = {r["seed"] for r in runs} & {r["seed"] for r in result["runs"]}
             if clash:
                 raise SystemExit(f"{fold} {variant}: seeds {sorted(clash)} are in both results")
             runs = runs + result["runs"]
             results[variant] = {**R.aggregate(runs), "runs": runs}
-    seeds = sorted({r["seed"] for f in payload["folds"].values()
-                    for v, x in f["results"].items() if v in SEEDED for r in x["runs"]})
-    payload["setup"]["seeds"] = (f"seeds {', '.join(map(str, seeds))} of each trained variant "
-                                 f"(two runs merged: {payload['setup']['seeds']}; "
-                                 f"{more['setup']['seeds']})")
+    groups: dict[str, list[str]] = {}  # seeds -> the variants that ran them
+    for fold, entry in payload["folds"].items():
+        for variant, result in entry["results"].items():
+            if variant in SEEDED:
+                seeds = ", ".join(str(r["seed"]) for r in result["runs"])
+                groups.setdefault(f"seeds {seeds} on {fold}", []).append(variant)
+    payload["setup"]["seeds"] = "; ".join(
+        f"{label} ({', '.join(variants)})" for label, variants in groups.items()
+    ) + f" (two runs merged: {payload['setup']['seeds']}; {more['setup']['seeds']})"
+    payload["config"] = more["config"]  # the current code's (the later run's)
     payload["summary"] = R.summarize(payload["folds"])
     return payload
 
@@ -328,6 +335,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--merge", nargs=2, metavar=("JSON", "MORE_JSON"),
                         help="add MORE_JSON's seeded runs (other seeds, same folds) to JSON's "
                         "and rewrite JSON and its markdown")
+    parser.add_argument("--drop", nargs="+", default=[], choices=SEEDED,
+                        help="with --merge: discard JSON's runs of these variants first")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "quality"))
     parser.add_argument("--out", default=str(RESULTS), help="results directory")
     args = parser.parse_args(argv)
@@ -346,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.merge:
         path = Path(args.merge[0])
-        payload = merged(json.loads(path.read_text()), json.loads(Path(args.merge[1]).read_text()))
+        payload = merged(json.loads(path.read_text()), json.loads(Path(args.merge[1]).read_text()),
+                         tuple(args.drop))
         path.write_text(json.dumps(payload, indent=2, default=list))
         path.with_suffix(".md").write_text(R.markdown(payload))
         return 0
