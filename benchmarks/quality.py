@@ -291,11 +291,11 @@ def merged(payload: dict, more: dict, drop: tuple[str, ...] = ()) -> dict:
     for fold, entry in payload["folds"].items():
         for variant, result in entry["results"].items():
             if variant in SEEDED:
-                seeds = ", ".join(str(r["seed"]) for r in result["runs"])
+                seeds = ", ".join(str(s) for s in sorted(r["seed"] for r in result["runs"]))
                 groups.setdefault(f"seeds {seeds} on {fold}", []).append(variant)
     payload["setup"]["seeds"] = "; ".join(
         f"{label} ({', '.join(variants)})" for label, variants in groups.items()
-    ) + f" (two runs merged: {payload['setup']['seeds']}; {more['setup']['seeds']})"
+    ) + " (runs of several commands, merged with quality.py --merge)"
     payload["config"] = more["config"]  # the current code's (the later run's)
     payload["summary"] = R.summarize(payload["folds"])
     return payload
