@@ -260,7 +260,8 @@ def run_fold(
     results: dict[str, dict] = {}
     for variant in args.variants:
         runs = []
-        for seed in range(seeds if variant in SEEDED else 1):
+        first = args.first_seed if variant in SEEDED else 0
+        for seed in range(first, first + (seeds if variant in SEEDED else 1)):
             t1 = time.time()
             runs.append(run_variant(variant, prepared, truth, overrides, seed, work, lam,
                                     args.keep_models))
@@ -268,6 +269,36 @@ def run_fold(
                   f"{json.dumps(runs[-1])}", flush=True)
         results[variant] = {**R.aggregate(runs), "runs": runs}
     return {"setup": setup, "results": results}, overrides
+
+
+def merged(payload: dict, more: dict, drop: tuple[str, ...] = ()) -> dict:
+    """`payload` with `more`'s runs of the seeded variants added (the seeds must differ);
+    the unseeded baselines stay `payload`'s. `drop`: variants whose runs in `payload`
+    are discarded first (measured by code that has changed since). Per-variant and
+    fold summaries recomputed."""
+    for fold, entry in more["folds"].items():
+        results = payload["folds"][fold]["results"]
+        for variant, result in entry["results"].items():
+            if variant not in SEEDED or variant not in results:
+                continue
+            runs = [] if variant in drop else results[variant]["runs"]
+            clash = {r["seed"] for r in runs} & {r["seed"] for r in result["runs"]}
+            if clash:
+                raise SystemExit(f"{fold} {variant}: seeds {sorted(clash)} are in both results")
+            runs = runs + result["runs"]
+            results[variant] = {**R.aggregate(runs), "runs": runs}
+    groups: dict[str, list[str]] = {}  # seeds -> the variants that ran them
+    for fold, entry in payload["folds"].items():
+        for variant, result in entry["results"].items():
+            if variant in SEEDED:
+                seeds = ", ".join(str(s) for s in sorted(r["seed"] for r in result["runs"]))
+                groups.setdefault(f"seeds {seeds} on {fold}", []).append(variant)
+    payload["setup"]["seeds"] = "; ".join(
+        f"{label} ({', '.join(variants)})" for label, variants in groups.items()
+    ) + " (runs of several commands, merged with quality.py --merge)"
+    payload["config"] = more["config"]  # the current code's (the later run's)
+    payload["summary"] = R.summarize(payload["folds"])
+    return payload
 
 
 # --------------------------------------------------------------- main
@@ -286,6 +317,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds-other", type=int, default=1,
                         help="runs (seeds) of each trained variant on the other folds")
     parser.add_argument("--seeds", type=int, help="the same number of seeds on every fold")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run from this one (with --merge: add seeds to a result)")
     parser.add_argument("--epochs", type=int, help="epochs for our model (default: config)")
     parser.add_argument("--config", default="{}", help="JSON ModelConfig overrides")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
@@ -299,6 +332,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="keep our variants' SavedModels under the work dir (their paths "
                         "go into the JSON), e.g. for served_quality.py")
     parser.add_argument("--render", metavar="JSON", help="rewrite the markdown of a results JSON")
+    parser.add_argument("--merge", nargs=2, metavar=("JSON", "MORE_JSON"),
+                        help="add MORE_JSON's seeded runs (other seeds, same folds) to JSON's "
+                        "and rewrite JSON and its markdown")
+    parser.add_argument("--drop", nargs="+", default=[], choices=SEEDED,
+                        help="with --merge: discard JSON's runs of these variants first")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "quality"))
     parser.add_argument("--out", default=str(RESULTS), help="results directory")
     args = parser.parse_args(argv)
@@ -314,6 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         path = Path(args.render)
         path.with_suffix(".md").write_text(R.markdown(json.loads(path.read_text())))
+        return 0
+    if args.merge:
+        path = Path(args.merge[0])
+        payload = merged(json.loads(path.read_text()), json.loads(Path(args.merge[1]).read_text()),
+                         tuple(args.drop))
+        path.write_text(json.dumps(payload, indent=2, default=list))
+        path.with_suffix(".md").write_text(R.markdown(payload))
         return 0
     splits = args.folds or [args.split]
     folds: dict[str, dict] = {}

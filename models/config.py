@@ -82,6 +82,14 @@ class ModelConfig:
     # bag alone, 0.330 with both at weight 1 (EASE alone 0.320; quality_tuning.md).
     item_item_weight: float = 1.0
     item_item_l2: float = 500.0
+    # recommend_from_items only: a user known by a handful of items is served
+    # mostly by popularity (ML-100K, 5 items given: popularity NDCG@10 0.447,
+    # the query alone 0.390; cold_users.md). This weight adds the log of each
+    # item's training popularity (the logQ table) to the first stage, on its
+    # per-request spread like the item-item term; 0 = off. Chosen on
+    # cold_users.py --validation (84 other held-out users): NDCG@10 0.440 at 0,
+    # 0.453 at 1, 0.508-0.512 at 6-12, 0.501 at 1000; popularity 0.492.
+    cold_popularity_weight: float = 8.0
     # Final recommendation score = sum of weight * component (see serving_module.py).
     blend: tuple[tuple[str, float], ...] = (
         ("retrieval", 1.0),

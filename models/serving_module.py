@@ -106,6 +106,10 @@ class ServingModule(tf.Module):
             else:
                 self.rated_splits = _var(tables.rated_splits, "rated_splits")
                 self.rated_idx = _var(tables.rated_idx, "rated_idx")
+        self._cold_popularity_weight = config.cold_popularity_weight
+        if self._cold_popularity_weight:  # log P(item) in catalogue order (recommend_from_items)
+            probability = model.item_sampling_prob.numpy()[tables.item_features[F.ITEM_IDX]]
+            self.log_popularity = _var(np.log(probability), "log_popularity")
         self.user_queries = self.user_item_item = self.user_seen = None
         if cache_users:
             self._cache_users(sizes.users)
@@ -271,7 +275,8 @@ class ServingModule(tf.Module):
         them returned: a new user, or fresh interactions, without retraining.
 
         The query is an unknown user's (id row 0, no demographics) with these items
-        as its history and rated-item bag; the item-item term reads the same bag.
+        as its history and rated-item bag; the item-item term reads the same bag,
+        and ModelConfig.cold_popularity_weight adds a log-popularity prior.
         Items outside the catalogue, or never rated in training, are ignored.
         """
         n = self._check_k(k)
@@ -288,8 +293,12 @@ class ServingModule(tf.Module):
         if self.model.rated_values is not None:
             inputs[F.RATED_IDX] = bag
         query = self.model.query_embedding(inputs)
-        stage1 = exclude(self._stage1(query, lambda s: self._item_item_term(s, bag)),
-                          tf.ragged.boolean_mask(positions, positions >= 0))
+        stage1 = self._stage1(query, lambda s: self._item_item_term(s, bag))
+        if self._cold_popularity_weight:  # on stage1's per-request spread (ModelConfig)
+            prior = tf.broadcast_to(self.log_popularity, tf.shape(stage1))
+            stage1 += self._cold_popularity_weight * scaled_to(
+                stage1, prior, tf.ones_like(stage1, tf.bool))
+        stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
         return self._rerank(query, user_idx, stage1, n, k)
 
     @tf.function(

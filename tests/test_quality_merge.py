@@ -1,0 +1,47 @@
+"""quality.py --merge: seeds from a second run added to a committed result."""
+
+from __future__ import annotations
+
+import pytest
+
+import tests.transform_support  # noqa: F401  (puts benchmarks/ on sys.path)
+
+# isort: split
+from quality import merged
+from quality_report import aggregate
+
+
+def _payload(seeds: list[int], ndcg: list[float]) -> dict:
+    runs = [{"ndcg@10": v, "seed": s} for s, v in zip(seeds, ndcg, strict=True)]
+    popularity = [{"ndcg@10": 0.3, "seed": 0}]
+    results = {
+        "popularity": {**aggregate(popularity), "runs": popularity},
+        "joint": {**aggregate(runs), "runs": runs},
+    }
+    return {"setup": {"seeds": f"{len(seeds)} on u1"}, "config": {},
+            "folds": {"u1": {"results": results}}}
+
+
+def test_runs_are_appended_and_the_seed_statistics_recomputed():
+    payload = merged(_payload([0, 1], [0.50, 0.52]), _payload([2], [0.57]))
+    joint = payload["folds"]["u1"]["results"]["joint"]
+    assert [r["seed"] for r in joint["runs"]] == [0, 1, 2]
+    assert joint["n"] == 3
+    assert joint["mean"]["ndcg@10"] == pytest.approx(0.53)  # (0.50 + 0.52 + 0.57) / 3
+    assert joint["std"]["ndcg@10"] == pytest.approx(0.036055, abs=1e-6)  # ddof 1
+    # The unseeded baseline keeps the first result's single run.
+    assert len(payload["folds"]["u1"]["results"]["popularity"]["runs"]) == 1
+    assert payload["summary"]["joint"]["mean"]["ndcg@10"] == pytest.approx(0.53)
+    assert "seeds 0, 1, 2 on u1 (joint)" in payload["setup"]["seeds"]
+
+
+def test_a_seed_in_both_results_is_refused():
+    with pytest.raises(SystemExit, match="seeds \\[1\\]"):
+        merged(_payload([0, 1], [0.5, 0.5]), _payload([1], [0.6]))
+
+
+def test_dropped_variants_keep_only_the_new_runs():
+    payload = merged(_payload([0, 1], [0.50, 0.52]), _payload([2], [0.57]), drop=("joint",))
+    joint = payload["folds"]["u1"]["results"]["joint"]
+    assert [r["seed"] for r in joint["runs"]] == [2]
+    assert joint["mean"]["ndcg@10"] == pytest.approx(0.57)
