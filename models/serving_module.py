@@ -25,7 +25,13 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.models.item_item import MAX_ITEMS, fit_item_item, item_item_scores, scaled_to
+from mtrec.models.item_item import (
+    MAX_ITEMS,
+    fit_item_item,
+    item_item_scores,
+    rated_columns,
+    scaled_to,
+)
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_ops import (
@@ -100,6 +106,10 @@ class ServingModule(tf.Module):
                                     config.item_item_l2)
             # Columns in catalogue order, so a bag's row sum scores the catalogue.
             self.item_item = _var(weights[:, tables.item_features[F.ITEM_IDX]], "item_item")
+            # Items without training ratings get a neutral term (item_item.scaled_to).
+            self.item_item_rated = _var(
+                rated_columns(tables.rated_idx, tables.item_features[F.ITEM_IDX]),
+                "item_item_rated")
             # The model's own copy when its query tower reads the bags (saved once).
             if model.rated_values is not None:
                 self.rated_splits, self.rated_idx = model.rated_splits, model.rated_values
@@ -184,12 +194,14 @@ class ServingModule(tf.Module):
     def _item_item_term(self, similarity: tf.Tensor, bag: tf.RaggedTensor) -> tf.Tensor:
         """[B, N + 1]: w_item_item * the item-item scores of each row's bag (item_idx)
         on the similarity's per-row spread, for every catalogue item and (last
-        column) an item outside the catalogue, whose raw item-item score is 0."""
+        column) an item outside the catalogue. Items without training ratings
+        (and that last column) get 0, the per-row mean: no evidence either way."""
         scores = tf.pad(item_item_scores(self.item_item, bag), [[0, 0], [0, 1]])
         padded = tf.pad(similarity, [[0, 0], [0, 1]])
         n = tf.shape(similarity)[1]
         in_catalog = tf.sequence_mask(tf.fill(tf.shape(similarity)[:1], n), n + 1)
-        return self._item_item_weight * scaled_to(padded, scores, in_catalog)
+        return self._item_item_weight * scaled_to(padded, scores, in_catalog,
+                                                  self.item_item_rated)
 
     def _check_k(self, k: tf.Tensor) -> tf.Tensor:
         n = tf.shape(self.catalog_ids, out_type=tf.int32)[0]

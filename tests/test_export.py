@@ -235,3 +235,16 @@ def test_per_user_cache_changes_no_answer(exported):
             else:
                 np.testing.assert_allclose(fast[name][key], value, rtol=1e-5, atol=1e-5,
                                            err_msg=f"{name}.{key}")
+
+
+def test_items_without_training_ratings_get_a_neutral_item_item_term(exported):
+    """An item with no training ratings has no item-item evidence: its term is 0, the
+    mean over the rated items (models/item_item.scaled_to), not a raw 0 standardised
+    below them. Here that is the column of an item outside the catalogue."""
+    out, *_ = exported
+    model = tf.saved_model.load(out)
+    rated, term = model.item_item_rated.numpy(), model.user_item_item.numpy()
+    assert rated[:-1].all() and not rated[-1]
+    assert np.abs(term).max() > 0.1
+    np.testing.assert_array_equal(term[:, -1], 0.0)
+    np.testing.assert_allclose(term[:, :-1].mean(axis=1), 0.0, atol=1e-4)
