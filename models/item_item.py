@@ -75,3 +75,25 @@ def scaled_to(
     _, r_std = moments(reference, m)
     scaled = (scores - s_mean) / s_std * r_std
     return scaled if evidence is None else scaled * tf.cast(evidence, scores.dtype)
+
+
+def item_item_term(similarity: tf.Tensor, scores: tf.Tensor, rated: tf.Tensor) -> tf.Tensor:
+    """[B, N + 1], before the weight: the item-item `scores` [B, N] of the catalogue on
+    the `similarity` [B, N]'s per-row spread, for every catalogue item and (last
+    column) an item outside the catalogue. `rated` [N + 1]: items with training
+    ratings (rated_columns).
+
+    An item without training ratings has no item-item evidence (scaled_to); its
+    term is its own similarity's deviation from the row mean, on the same spread,
+    so it competes on the scale of items that have both a similarity and a term.
+    Measured on the ML-100K cold protocol (MiniLM text, cold HR@100 as served):
+    a raw 0 standardised with the rest gave 0.0005, a neutral 0 gave 0.0123 (the
+    top of stage 1 is items whose term is well above the mean), the term off 0.197.
+    The outside column has no similarity here either: 0.
+    """
+    padded_sim = tf.pad(similarity, [[0, 0], [0, 1]])
+    n = tf.shape(similarity)[1]
+    in_catalog = tf.sequence_mask(tf.fill(tf.shape(similarity)[:1], n), n + 1)
+    term = scaled_to(padded_sim, tf.pad(scores, [[0, 0], [0, 1]]), in_catalog, rated)
+    own = scaled_to(padded_sim, padded_sim, in_catalog)
+    return tf.where(in_catalog & ~tf.cast(rated, tf.bool), own, term)

@@ -29,8 +29,8 @@ from mtrec.models.item_item import (
     MAX_ITEMS,
     fit_item_item,
     item_item_scores,
+    item_item_term,
     rated_columns,
-    scaled_to,
 )
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
@@ -106,7 +106,7 @@ class ServingModule(tf.Module):
                                     config.item_item_l2)
             # Columns in catalogue order, so a bag's row sum scores the catalogue.
             self.item_item = _var(weights[:, tables.item_features[F.ITEM_IDX]], "item_item")
-            # Items without training ratings get a neutral term (item_item.scaled_to).
+            # Which items have training ratings (item_item.item_item_term).
             self.item_item_rated = _var(
                 rated_columns(tables.rated_idx, tables.item_features[F.ITEM_IDX]),
                 "item_item_rated")
@@ -192,16 +192,11 @@ class ServingModule(tf.Module):
         return tf.gather(rated, user_idx)
 
     def _item_item_term(self, similarity: tf.Tensor, bag: tf.RaggedTensor) -> tf.Tensor:
-        """[B, N + 1]: w_item_item * the item-item scores of each row's bag (item_idx)
-        on the similarity's per-row spread, for every catalogue item and (last
-        column) an item outside the catalogue. Items without training ratings
-        (and that last column) get 0, the per-row mean: no evidence either way."""
-        scores = tf.pad(item_item_scores(self.item_item, bag), [[0, 0], [0, 1]])
-        padded = tf.pad(similarity, [[0, 0], [0, 1]])
-        n = tf.shape(similarity)[1]
-        in_catalog = tf.sequence_mask(tf.fill(tf.shape(similarity)[:1], n), n + 1)
-        return self._item_item_weight * scaled_to(padded, scores, in_catalog,
-                                                  self.item_item_rated)
+        """[B, N + 1]: w_item_item * the item-item term of each row's bag (item_idx)
+        for every catalogue item and (last column) an item outside the catalogue
+        (models/item_item.item_item_term: items without training ratings included)."""
+        scores = item_item_scores(self.item_item, bag)
+        return self._item_item_weight * item_item_term(similarity, scores, self.item_item_rated)
 
     def _check_k(self, k: tf.Tensor) -> tf.Tensor:
         n = tf.shape(self.catalog_ids, out_type=tf.int32)[0]

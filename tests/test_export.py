@@ -237,10 +237,10 @@ def test_per_user_cache_changes_no_answer(exported):
                                            err_msg=f"{name}.{key}")
 
 
-def test_items_without_training_ratings_get_a_neutral_item_item_term(exported):
-    """An item with no training ratings has no item-item evidence: its term is 0, the
-    mean over the rated items (models/item_item.scaled_to), not a raw 0 standardised
-    below them. Here that is the column of an item outside the catalogue."""
+def test_the_cached_item_item_term_is_centred_and_zero_outside_the_catalogue(exported):
+    """Per user, the term is standardised over the items with training ratings (all
+    of this catalogue: mean 0), and an item outside the catalogue, with neither a
+    rating nor a similarity, gets 0 (models/item_item.item_item_term)."""
     out, *_ = exported
     model = tf.saved_model.load(out)
     rated, term = model.item_item_rated.numpy(), model.user_item_item.numpy()
