@@ -265,6 +265,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="JSON TextEncoderConfig overrides for every text variant")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated subset of {list(VARIANTS)}")
+    parser.add_argument("--cold-variants", help="the variants of the cold protocol "
+                        "(default --variants)")
+    parser.add_argument("--warm-variants", help="the variants of the warm ablation "
+                        "(default --variants)")
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0, help="seed of the cold-item draw")
     parser.add_argument("--repeats", type=int, default=1,
@@ -342,10 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     warm: dict[str, dict] = {}
     # Cold first, then warm a variant at a time, the results rewritten after each
     # step: a run cut short on a busy box still leaves what it measured.
-    steps = [("cold", dict(encoders))]
+    steps = [("cold", name) for name in (args.cold_variants or args.variants).split(",")]
     if not args.skip_warm:
-        steps += [("warm", {name: enc}) for name, enc in encoders.items()]
-    for tag, chosen in steps:
+        steps += [("warm", name) for name in (args.warm_variants or args.variants).split(",")]
+    for tag, name in steps:
+        chosen = {name: encoders[name]}
         if tag == "cold":
             cold_results.update(_train_variants(
                 chosen, cold_prepared, cold_work, config, args.repeats,

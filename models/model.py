@@ -213,13 +213,6 @@ class MultiTaskModel(tfrs.Model):
         if not training:
             return x
         x = dict(x)
-        tower = self.candidate_tower
-        if tower.text_table is not None and F.ITEM_TEXT_VECTOR not in x:
-            # The text is read before the id is dropped, so a dropped id trains what a
-            # cold item is when served: the unknown id row *with* its text (the served
-            # catalogue and embed_new_item pass the vector). Read after, a dropped id
-            # lost its text too, and served cold items were a combination never trained.
-            x[F.ITEM_TEXT_VECTOR] = tower.text_for(x[F.ITEM_IDX])
         rates = {F.USER_IDX: self.config.id_dropout, F.ITEM_IDX: self.config.id_dropout}
         rates[F.HISTORY_IDX] = self.config.history_dropout
         for key, rate in rates.items():

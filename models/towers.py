@@ -190,10 +190,7 @@ class CandidateTower(tf.keras.Model):
         if self.text_table is not None:
             text = x.get(F.ITEM_TEXT_VECTOR)
             if text is None:
-                text = self.text_for(x[F.ITEM_IDX])
+                idx = fold_unknown(x[F.ITEM_IDX], self.known_items)
+                text = tf.gather(self.text_table, idx)
             parts.append(self.text_projection(text))
         return self.mlp(tf.concat(parts, axis=-1), training=training)
-
-    def text_for(self, item_idx: tf.Tensor) -> tf.Tensor:
-        """The text vectors of these item_idx (zeros for unknown ids)."""
-        return tf.gather(self.text_table, fold_unknown(item_idx, self.known_items))

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtrec.contracts import features as F
 from mtrec.models.config import ModelConfig, resolve_optimizer
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_tables import build_serving_tables, item_sampling_probability
@@ -216,22 +215,3 @@ def test_per_task_losses_are_logged_and_add_up_to_the_loss(transformed_synthetic
     weighted = sum(model.config.weight(t) * metrics[f"{t}_loss"] for t in tasks)
     assert weighted == pytest.approx(metrics["loss"], rel=1e-5)
     assert all(metrics[f"{t}_loss"] > 0 for t in tasks)
-
-
-def test_id_dropout_keeps_the_items_text_so_it_trains_what_a_cold_item_is():
-    """A dropped item id still carries its text vector (read before the drop): the
-    served catalogue gives a cold item the unknown id row *with* its text, and that
-    is the combination id dropout must train."""
-    sizes = VocabSizes(10, 6, 3, 22, 50, known_users=8, known_items=4)  # item_idx 5: OOV
-    text = np.zeros((6, 2), np.float32)
-    text[1:5] = [[1, -1], [2, -2], [3, -3], [4, -4]]
-    config = ModelConfig.from_dict({"embedding_dim": 8, "rated_items": False,
-                                    "id_dropout": 1.0, "optimizer": "adam"})
-    model = MultiTaskModel(sizes, config, np.ones(6, np.float32), 3.5, text_table=text)
-    batch = {F.USER_IDX: tf.constant([1, 2, 3], tf.int64),
-             F.ITEM_IDX: tf.constant([1, 3, 5], tf.int64),
-             F.HISTORY_IDX: tf.zeros([3, F.HISTORY_LEN], tf.int64)}
-    dropped = model._drop_ids(batch, training=True)
-    assert not dropped[F.ITEM_IDX].numpy().any()
-    np.testing.assert_array_equal(dropped[F.ITEM_TEXT_VECTOR], [[1, -1], [3, -3], [0, 0]])
-    assert F.ITEM_TEXT_VECTOR not in model._drop_ids(batch, training=False)
