@@ -269,6 +269,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default --variants)")
     parser.add_argument("--warm-variants", help="the variants of the warm ablation "
                         "(default --variants)")
+    parser.add_argument("--resume", action="store_true", help="keep the results in the "
+                        "output JSON and skip the variants measured there")
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0, help="seed of the cold-item draw")
     parser.add_argument("--repeats", type=int, default=1,
@@ -349,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     steps = [("cold", name) for name in (args.cold_variants or args.variants).split(",")]
     if not args.skip_warm:
         steps += [("warm", name) for name in (args.warm_variants or args.variants).split(",")]
+    if args.resume:  # what an earlier run of the same setup measured
+        done = json.loads((Path(args.out) / f"text_encoder_{args.dataset}.json").read_text())
+        cold_results.update(done["cold"])
+        warm.update(done["warm"])
+        seconds.update({f"earlier_{k}": v for k, v in done["seconds"].items()})
+        steps = [(tag, n) for tag, n in steps if n not in (cold_results, warm)[tag == "warm"]]
     for tag, name in steps:
         chosen = {name: encoders[name]}
         if tag == "cold":

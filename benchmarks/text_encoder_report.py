@@ -91,18 +91,24 @@ def verdicts(payload: dict) -> list[str]:
         if BASELINE in warm and name in warm:
             parts.append("warm NDCG@10 " + _verdict(warm[BASELINE], warm[name], "ndcg@10", 1))
             parts.append("RMSE " + _verdict(warm[BASELINE], warm[name], "rmse", -1))
-        hr = cold[name]["served_cold_hit_rate@100"]
-        rnd = cold["random"]["served_cold_hit_rate@100"]
-        line = f"cold HR@100 as served {hr:.4f} ({hr / rnd:.1f}x random"
-        if BASELINE in cold:
-            line += f", no text {cold[BASELINE]['served_cold_hit_rate@100']:.4f}"
-        line += ")"
-        if target is not None:
-            status = "met" if hr >= target else f"missed by {target - hr:.4f}"
-            line += f"; target >= {target:.4f}: {status}"
-        parts.append(line)
-        lines.append(f"- **{name}**: " + "; ".join(parts))
+        if name in cold:  # a run cut short may not have reached it
+            parts.append(_cold_verdict(cold, name, target))
+        if parts:
+            lines.append(f"- **{name}**: " + "; ".join(parts))
     return lines
+
+
+def _cold_verdict(cold: dict, name: str, target: float | None) -> str:
+    hr = cold[name]["served_cold_hit_rate@100"]
+    rnd = cold["random"]["served_cold_hit_rate@100"]
+    line = f"cold HR@100 as served {hr:.4f} ({hr / rnd:.1f}x random"
+    if BASELINE in cold:
+        line += f", no text {cold[BASELINE]['served_cold_hit_rate@100']:.4f}"
+    line += ")"
+    if target is not None:
+        status = "met" if hr >= target else f"missed by {target - hr:.4f}"
+        line += f"; target >= {target:.4f}: {status}"
+    return line
 
 
 def encoder_lines(encoders: dict[str, dict]) -> list[str]:
