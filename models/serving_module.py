@@ -200,9 +200,11 @@ class ServingModule(tf.Module):
 
     def _check_k(self, k: tf.Tensor) -> tf.Tensor:
         n = tf.shape(self.catalog_ids, out_type=tf.int32)[0]
-        tf.debugging.assert_positive(k, message="k must be a positive integer")
-        tf.debugging.assert_less_equal(k, n, message="k must not exceed the catalogue size")
-        return n
+        checks = [tf.debugging.assert_positive(k, message="k must be a positive integer"),
+                  tf.debugging.assert_less_equal(k, n, message="k must not exceed the "
+                                                 "catalogue size")]
+        with tf.control_dependencies(checks):  # before any top_k that reads n, not racing it
+            return tf.identity(n)
 
     def _exclude_seen(self, scores: tf.Tensor, user_idx: tf.Tensor) -> tf.Tensor:
         if self.user_seen is not None:  # a gathered mask row: 0.11 ms less than the scatter
@@ -307,7 +309,7 @@ class ServingModule(tf.Module):
     )
     def retrieve(self, user_id, k):
         """Plain retrieval over the whole catalogue, seen items included (FactorizedTopK)."""
-        self._check_k(k)
+        k = tf.minimum(k, self._check_k(k))  # the same k, after the checks
         query, _ = self._query(user_id)
         scores = tf.matmul(
             self.model.retrieval_vector(query), self.item_retrieval_vectors, transpose_b=True
