@@ -78,7 +78,12 @@ from quality_data import (  # noqa: E402
     with_protocol,
 )
 from served_metrics import batched as _batched  # noqa: E402
-from text_encoder_report import COLD_COLUMNS, markdown, table  # noqa: E402
+from text_encoder_report import (  # noqa: E402
+    COLD_COLUMNS,
+    encoder_summary,
+    markdown,
+    table,
+)
 from transform_local import as_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,33 +139,6 @@ def encode_catalog(
     metadata = run_text_encoder(files, str(uri), config)
     metadata["reused_from_cache"] = False
     return str(uri), metadata
-
-
-def encoder_summary(metadata: dict) -> dict:
-    """Times and sizes from the TextEncoder's metadata.json."""
-    seconds, size = metadata["seconds"], metadata["bytes"]
-    return {
-        "name": metadata.get("encoder_name", metadata["mode"]),
-        "items": metadata["num_items"],
-        "params": metadata["encoder_params"],
-        "sequence_length": metadata["sequence_length"],
-        "text_tokens": metadata.get("text_tokens"),
-        "encode_items_per_second": round(metadata["num_items"] / max(seconds["encode"], 1e-9), 1),
-        "encode_cached": metadata.get("encode_cached", False),
-        "embedding_dim": metadata["embedding_dim"],
-        "vocabulary": metadata["vocabulary_size"],
-        "mean_text_tokens": round(metadata["mean_text_tokens"], 1),
-        "mlm_steps": metadata["mlm"]["steps"],
-        "mlm_loss_before": metadata["mlm"]["loss_before"],
-        "mlm_loss_after": metadata["mlm"]["loss_after"],
-        "mlm_accuracy_after": metadata["mlm"]["accuracy_after"],
-        "pretrain_seconds": round(seconds["mlm"], 1),
-        "encode_seconds": round(seconds["encode"], 1),
-        "total_seconds": round(seconds["total"], 1),
-        "saved_model_mb": round(size["encoder_saved_model"] / 2**20, 2),
-        "keras_model_mb": round(size["keras_model"] / 2**20, 2),
-        "reused_from_cache": metadata.get("reused_from_cache", False),
-    }
 
 
 # ---------------------------------------------------------------- model
@@ -287,6 +265,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="JSON TextEncoderConfig overrides for every text variant")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated subset of {list(VARIANTS)}")
+    parser.add_argument("--cold-variants", help="the variants of the cold protocol "
+                        "(default --variants)")
+    parser.add_argument("--warm-variants", help="the variants of the warm ablation "
+                        "(default --variants)")
+    parser.add_argument("--resume", action="store_true", help="keep the results in the "
+                        "output JSON and skip the variants measured there")
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0, help="seed of the cold-item draw")
     parser.add_argument("--repeats", type=int, default=1,
@@ -354,11 +338,6 @@ def main(argv: list[str] | None = None) -> int:
     catalog_size = prepared.report["rows"]["catalog"]
 
     truth = prepared.truth()
-    warm = {} if args.skip_warm else _train_variants(
-        encoders, prepared, work, config, args.repeats,
-        lambda served: warm_metrics(served, prepared, truth), "warm", seconds,
-    )  # fmt: skip
-
     t0 = time.time()
     dataset = clean(load_dataset(args.dataset, data, split)).dataset
     cold_dataset, cold = hold_out_items(dataset, args.cold_fraction, args.seed)
@@ -366,12 +345,40 @@ def main(argv: list[str] | None = None) -> int:
     cold_truth = cold_prepared.truth()
     _timed("prepare_cold", seconds, t0)
     cold_results: dict[str, dict] = baselines(cold_truth, cold, catalog_size)
-    cold_results.update(_train_variants(
-        encoders, cold_prepared, cold_work, config, args.repeats,
-        lambda served: cold_metrics(served, cold_truth, cold), "cold", seconds,
-    ))  # fmt: skip
-    seconds["total"] = round(time.time() - start, 1)
+    warm: dict[str, dict] = {}
+    # Cold first, then warm a variant at a time, the results rewritten after each
+    # step: a run cut short on a busy box still leaves what it measured.
+    steps = [("cold", name) for name in (args.cold_variants or args.variants).split(",")]
+    if not args.skip_warm:
+        steps += [("warm", name) for name in (args.warm_variants or args.variants).split(",")]
+    if args.resume:  # what an earlier run of the same setup measured
+        done = json.loads((Path(args.out) / f"text_encoder_{args.dataset}.json").read_text())
+        cold_results.update(done["cold"])
+        warm.update(done["warm"])
+        seconds.update({f"earlier_{k}": v for k, v in done["seconds"].items()})
+        steps = [(tag, n) for tag, n in steps if n not in (cold_results, warm)[tag == "warm"]]
+    for tag, name in steps:
+        chosen = {name: encoders[name]}
+        if tag == "cold":
+            cold_results.update(_train_variants(
+                chosen, cold_prepared, cold_work, config, args.repeats,
+                lambda served: cold_metrics(served, cold_truth, cold), "cold", seconds,
+            ))  # fmt: skip
+        else:
+            warm.update(_train_variants(
+                chosen, prepared, work, config, args.repeats,
+                lambda served: warm_metrics(served, prepared, truth), "warm", seconds,
+            ))  # fmt: skip
+        seconds["total"] = round(time.time() - start, 1)
+        _write(args, encoders, config, (split, dataset, truth, cold_truth, cold, catalog_size),
+               warm, cold_results, seconds)
+    print(table(cold_results, COLD_COLUMNS))
+    return 0
 
+
+def _write(args, encoders, config, data, warm, cold_results, seconds) -> None:
+    """benchmarks/results/text_encoder_<dataset>.{json,md} from what has run so far."""
+    split, dataset, truth, cold_truth, cold, catalog_size = data
     is_cold = cold_rows(cold_truth.items, cold)
     payload = {
         "setup": {
@@ -405,16 +412,13 @@ def main(argv: list[str] | None = None) -> int:
         "cold": cold_results,
         "seconds": seconds,
     }
-    print(table(cold_results, COLD_COLUMNS))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"text_encoder_{args.dataset}.json").write_text(
         json.dumps(payload, indent=2, default=list)
     )
-    report = markdown(payload)
-    (out / f"text_encoder_{args.dataset}.md").write_text(report)
-    print(report)
-    return 0
+    (out / f"text_encoder_{args.dataset}.md").write_text(markdown(payload))
+    print(f"wrote {out}/text_encoder_{args.dataset}.{{json,md}}", flush=True)
 
 
 if __name__ == "__main__":

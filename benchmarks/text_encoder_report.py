@@ -25,6 +25,33 @@ SERVED_COLUMNS = tuple(
 )
 
 
+def encoder_summary(metadata: dict) -> dict:
+    """Times and sizes from the TextEncoder's metadata.json."""
+    seconds, size = metadata["seconds"], metadata["bytes"]
+    return {
+        "name": metadata.get("encoder_name", metadata["mode"]),
+        "items": metadata["num_items"],
+        "params": metadata["encoder_params"],
+        "sequence_length": metadata["sequence_length"],
+        "text_tokens": metadata.get("text_tokens"),
+        "encode_items_per_second": round(metadata["num_items"] / max(seconds["encode"], 1e-9), 1),
+        "encode_cached": metadata.get("encode_cached", False),
+        "embedding_dim": metadata["embedding_dim"],
+        "vocabulary": metadata["vocabulary_size"],
+        "mean_text_tokens": round(metadata["mean_text_tokens"], 1),
+        "mlm_steps": metadata["mlm"]["steps"],
+        "mlm_loss_before": metadata["mlm"]["loss_before"],
+        "mlm_loss_after": metadata["mlm"]["loss_after"],
+        "mlm_accuracy_after": metadata["mlm"]["accuracy_after"],
+        "pretrain_seconds": round(seconds["mlm"], 1),
+        "encode_seconds": round(seconds["encode"], 1),
+        "total_seconds": round(seconds["total"], 1),
+        "saved_model_mb": round(size["encoder_saved_model"] / 2**20, 2),
+        "keras_model_mb": round(size["keras_model"] / 2**20, 2),
+        "reused_from_cache": metadata.get("reused_from_cache", False),
+    }
+
+
 def table(rows: dict[str, dict], columns: tuple) -> str:
     """Markdown table of means; '±' is half the range over repeated runs."""
     lines = ["| variant | " + " | ".join(label for _, label in columns) + " |",
@@ -64,18 +91,24 @@ def verdicts(payload: dict) -> list[str]:
         if BASELINE in warm and name in warm:
             parts.append("warm NDCG@10 " + _verdict(warm[BASELINE], warm[name], "ndcg@10", 1))
             parts.append("RMSE " + _verdict(warm[BASELINE], warm[name], "rmse", -1))
-        hr = cold[name]["served_cold_hit_rate@100"]
-        rnd = cold["random"]["served_cold_hit_rate@100"]
-        line = f"cold HR@100 as served {hr:.4f} ({hr / rnd:.1f}x random"
-        if BASELINE in cold:
-            line += f", no text {cold[BASELINE]['served_cold_hit_rate@100']:.4f}"
-        line += ")"
-        if target is not None:
-            status = "met" if hr >= target else f"missed by {target - hr:.4f}"
-            line += f"; target >= {target:.4f}: {status}"
-        parts.append(line)
-        lines.append(f"- **{name}**: " + "; ".join(parts))
+        if name in cold:  # a run cut short may not have reached it
+            parts.append(_cold_verdict(cold, name, target))
+        if parts:
+            lines.append(f"- **{name}**: " + "; ".join(parts))
     return lines
+
+
+def _cold_verdict(cold: dict, name: str, target: float | None) -> str:
+    hr = cold[name]["served_cold_hit_rate@100"]
+    rnd = cold["random"]["served_cold_hit_rate@100"]
+    line = f"cold HR@100 as served {hr:.4f} ({hr / rnd:.1f}x random"
+    if BASELINE in cold:
+        line += f", no text {cold[BASELINE]['served_cold_hit_rate@100']:.4f}"
+    line += ")"
+    if target is not None:
+        status = "met" if hr >= target else f"missed by {target - hr:.4f}"
+        line += f"; target >= {target:.4f}: {status}"
+    return line
 
 
 def encoder_lines(encoders: dict[str, dict]) -> list[str]:

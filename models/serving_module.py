@@ -25,7 +25,13 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.models.item_item import MAX_ITEMS, fit_item_item, item_item_scores, scaled_to
+from mtrec.models.item_item import (
+    MAX_ITEMS,
+    fit_item_item,
+    item_item_scores,
+    item_item_term,
+    rated_columns,
+)
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_ops import (
@@ -100,6 +106,10 @@ class ServingModule(tf.Module):
                                     config.item_item_l2)
             # Columns in catalogue order, so a bag's row sum scores the catalogue.
             self.item_item = _var(weights[:, tables.item_features[F.ITEM_IDX]], "item_item")
+            # Which items have training ratings (item_item.item_item_term).
+            self.item_item_rated = _var(
+                rated_columns(tables.rated_idx, tables.item_features[F.ITEM_IDX]),
+                "item_item_rated")
             # The model's own copy when its query tower reads the bags (saved once).
             if model.rated_values is not None:
                 self.rated_splits, self.rated_idx = model.rated_splits, model.rated_values
@@ -186,20 +196,19 @@ class ServingModule(tf.Module):
         return tf.gather(rated, user_idx)
 
     def _item_item_term(self, similarity: tf.Tensor, bag: tf.RaggedTensor) -> tf.Tensor:
-        """[B, N + 1]: w_item_item * the item-item scores of each row's bag (item_idx)
-        on the similarity's per-row spread, for every catalogue item and (last
-        column) an item outside the catalogue, whose raw item-item score is 0."""
-        scores = tf.pad(item_item_scores(self.item_item, bag), [[0, 0], [0, 1]])
-        padded = tf.pad(similarity, [[0, 0], [0, 1]])
-        n = tf.shape(similarity)[1]
-        in_catalog = tf.sequence_mask(tf.fill(tf.shape(similarity)[:1], n), n + 1)
-        return self._item_item_weight * scaled_to(padded, scores, in_catalog)
+        """[B, N + 1]: w_item_item * the item-item term of each row's bag (item_idx)
+        for every catalogue item and (last column) an item outside the catalogue
+        (models/item_item.item_item_term: items without training ratings included)."""
+        scores = item_item_scores(self.item_item, bag)
+        return self._item_item_weight * item_item_term(similarity, scores, self.item_item_rated)
 
     def _check_k(self, k: tf.Tensor) -> tf.Tensor:
         n = tf.shape(self.catalog_ids, out_type=tf.int32)[0]
-        tf.debugging.assert_positive(k, message="k must be a positive integer")
-        tf.debugging.assert_less_equal(k, n, message="k must not exceed the catalogue size")
-        return n
+        checks = [tf.debugging.assert_positive(k, message="k must be a positive integer"),
+                  tf.debugging.assert_less_equal(k, n, message="k must not exceed the "
+                                                 "catalogue size")]
+        with tf.control_dependencies(checks):  # before any top_k that reads n, not racing it
+            return tf.identity(n)
 
     def _exclude_seen(self, scores: tf.Tensor, user_idx: tf.Tensor) -> tf.Tensor:
         if self.user_seen is not None:  # a gathered mask row: 0.11 ms less than the scatter
@@ -309,7 +318,7 @@ class ServingModule(tf.Module):
     )
     def retrieve(self, user_id, k):
         """Plain retrieval over the whole catalogue, seen items included (FactorizedTopK)."""
-        self._check_k(k)
+        k = tf.minimum(k, self._check_k(k))  # the same k, after the checks
         query, _ = self._query(user_id)
         scores = tf.matmul(
             self.model.retrieval_vector(query), self.item_retrieval_vectors, transpose_b=True

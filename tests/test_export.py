@@ -235,3 +235,16 @@ def test_per_user_cache_changes_no_answer(exported):
             else:
                 np.testing.assert_allclose(fast[name][key], value, rtol=1e-5, atol=1e-5,
                                            err_msg=f"{name}.{key}")
+
+
+def test_the_cached_item_item_term_is_centred_and_zero_outside_the_catalogue(exported):
+    """Per user, the term is standardised over the items with training ratings (all
+    of this catalogue: mean 0), and an item outside the catalogue, with neither a
+    rating nor a similarity, gets 0 (models/item_item.item_item_term)."""
+    out, *_ = exported
+    model = tf.saved_model.load(out)
+    rated, term = model.item_item_rated.numpy(), model.user_item_item.numpy()
+    assert rated[:-1].all() and not rated[-1]
+    assert np.abs(term).max() > 0.1
+    np.testing.assert_array_equal(term[:, -1], 0.0)
+    np.testing.assert_allclose(term[:, :-1].mean(axis=1), 0.0, atol=1e-4)

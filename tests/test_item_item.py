@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mtrec.models.item_item import fit_item_item, item_item_scores, scaled_to
+from mtrec.models.item_item import (
+    fit_item_item,
+    item_item_scores,
+    item_item_term,
+    rated_columns,
+    scaled_to,
+)
 from mtrec.models.serving_tables import row_splits
 
 
@@ -47,3 +53,33 @@ def test_scaling_standardises_over_the_mask_and_takes_the_references_spread():
     got = scaled_to(reference, scores, mask).numpy()[0]
     ratio = np.sqrt(8 / 3) / np.sqrt(2 / 3)  # = 2
     np.testing.assert_allclose(got, [-ratio, 0, ratio, -2 * ratio], rtol=1e-5)
+
+
+def test_items_without_evidence_get_the_rows_mean_and_leave_the_statistics_alone():
+    # Items 0 and 1 have training ratings (raw scores 1 and 3: mean 2, std 1); item 2
+    # has none (raw 0); position 3 is outside the mask. Reference std over the mask:
+    # sqrt(8/3), so the rated items go to -/+ sqrt(8/3) and the unrated one to 0.
+    reference = tf.constant([[0.0, 2.0, 4.0, 99.0]])
+    scores = tf.constant([[1.0, 3.0, 0.0, 0.0]])
+    mask = tf.constant([[True, True, True, False]])
+    evidence = tf.constant([True, True, False, False])
+    got = scaled_to(reference, scores, mask, evidence).numpy()[0]
+    np.testing.assert_allclose(got, [-np.sqrt(8 / 3), np.sqrt(8 / 3), 0.0, 0.0], rtol=1e-5)
+    # Without the evidence mask the unrated item's raw 0 lands below every rated item.
+    buried = scaled_to(reference, scores, mask).numpy()[0]
+    assert buried[2] < buried[0] < 0
+
+
+def test_rated_columns_mark_catalogue_items_with_training_ratings_and_not_the_outside():
+    got = rated_columns(np.array([1, 2, 2, 5]), catalog_idx=np.array([2, 9, 5, 3]))
+    np.testing.assert_array_equal(got, [True, False, True, False, False])
+
+
+def test_an_item_without_ratings_gets_its_own_similarity_deviation_as_its_term():
+    # Catalogue of 3: items 0 and 1 rated (raw item-item 1 and 3), item 2 not; the
+    # last column is an item outside the catalogue. Similarity [0, 2, 4]: mean 2,
+    # std sqrt(8/3). Rated items: standardised over themselves (mean 2, std 1) on
+    # that spread; item 2: its similarity minus the mean, 4 - 2; outside: 0.
+    got = item_item_term(tf.constant([[0.0, 2.0, 4.0]]), tf.constant([[1.0, 3.0, 0.0]]),
+                         tf.constant([True, True, False, False])).numpy()[0]
+    np.testing.assert_allclose(got, [-np.sqrt(8 / 3), np.sqrt(8 / 3), 2.0, 0.0], rtol=1e-5)
