@@ -31,6 +31,7 @@ from mtrec.models.item_item import (
     item_item_scores,
     item_item_term,
     rated_columns,
+    scaled_to,
 )
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
