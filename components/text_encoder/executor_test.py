@@ -214,13 +214,18 @@ def encode_in_fresh_process(uri: str, texts: list[str], tmp_path) -> np.ndarray:
     return np.load(out_path)
 
 
-def test_saved_model_in_fresh_process_matches_embeddings(pretrained, rows, tmp_path):
-    item_ids, embeddings = load_item_text_embeddings(pretrained.uri)
+def assert_fresh_process_matches(uri: str, rows: list[dict], tmp_path) -> None:
+    """A few catalogue texts through the exported encoder, fresh process = the vectors."""
+    item_ids, embeddings = load_item_text_embeddings(uri)
     by_id = {r[features.ITEM_ID]: r for r in rows}
     picks = [0, 3, 17, NUM_ITEMS - 1]
     texts = [_text(by_id[item_ids[i]]) for i in picks]
-    np.testing.assert_allclose(encode_in_fresh_process(pretrained.uri, texts, tmp_path),
+    np.testing.assert_allclose(encode_in_fresh_process(uri, texts, tmp_path),
                                embeddings[picks], atol=1e-5)
+
+
+def test_saved_model_in_fresh_process_matches_embeddings(pretrained, rows, tmp_path):
+    assert_fresh_process_matches(pretrained.uri, rows, tmp_path)
 
 
 def test_load_text_encoder_in_process(pretrained):

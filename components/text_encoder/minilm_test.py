@@ -18,8 +18,7 @@ import tensorflow as tf
 from mtrec.components.text_encoder import minilm
 from mtrec.components.text_encoder.executor_test import (
     NUM_ITEMS,
-    _text,
-    encode_in_fresh_process,
+    assert_fresh_process_matches,
     make_catalog_rows,
     run_executor,
 )
@@ -29,7 +28,6 @@ from mtrec.components.text_encoder.export import (
     load_item_text_embeddings,
     load_metadata,
 )
-from mtrec.contracts import features
 
 REFERENCE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "minilm_reference.json"
 
@@ -119,12 +117,7 @@ def test_pretrained_executor_metadata_and_encoding_cache(pretrained, rows, tmp_p
 
 def test_pretrained_saved_model_in_fresh_process_matches(pretrained, rows, tmp_path):
     """assets.extra/text_encoder's content: TF + tensorflow_text only, same vectors."""
-    item_ids, embeddings = load_item_text_embeddings(pretrained.uri)
-    by_id = {r[features.ITEM_ID]: r for r in rows}
-    picks = [0, 3, 17, NUM_ITEMS - 1]
-    texts = [_text(by_id[item_ids[i]]) for i in picks]
-    np.testing.assert_allclose(encode_in_fresh_process(pretrained.uri, texts, tmp_path),
-                               embeddings[picks], atol=1e-5)
+    assert_fresh_process_matches(pretrained.uri, rows, tmp_path)
 
 
 def test_encode_packed_equals_full_padding(minilm_encoder):
