@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.models.ivf import (
+    IvfFirstStage,
     fit_ivf,
     index_from_labels,
     is_member,
@@ -86,3 +87,20 @@ def test_probing_every_cluster_is_the_exact_scan_and_fewer_keeps_most_of_it():
         hits = [len(set(a) & set(b)) for a, b in zip(positions.numpy(), exact, strict=True)]
         recall[nprobe] = sum(hits) / exact.size
     assert recall[16] == 1.0 and 0.5 < recall[4] < 1.0
+
+
+def test_the_first_stage_answers_from_the_index_or_falls_back_to_the_exact_scan():
+    stage = IvfFirstStage(index_from_labels(LABELS, CENTROIDS), nprobe=2)
+    query, items = tf.constant([[1.0, 0.5]]), tf.constant(ITEMS)
+    seen = tf.ragged.constant([[2]], dtype=tf.int64)
+
+    def exact():  # a stand-in the test can recognise
+        return tf.constant([[7.0, 6.0, 5.0, 4.0]]), tf.constant([[3, 3, 3, 3]], tf.int64)
+
+    top = tf.function(lambda c: stage.top(query, items, seen, c, lambda: tuple(
+        t[:, :c] for t in exact())))
+    values, positions = top(tf.constant(2))
+    np.testing.assert_allclose(values.numpy(), [[2.0, 1.5]])
+    assert positions.numpy().tolist() == [[0, 1]]
+    values, positions = top(tf.constant(4))  # 3 unseen items in the probed clusters
+    assert positions.numpy().tolist() == [[3, 3, 3, 3]]
