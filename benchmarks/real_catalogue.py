@@ -15,8 +15,11 @@ real catalogue, so the measured graph is the export's large-catalogue path:
 * the per-user tables over items (`user_seen`, `user_item_item`, [943, N]): the
   export skips them above 2^24 floats (models/serving_ops.py `fits`), so seen
   items are excluded by the ragged scatter, as any large export does.
-The per-user query table (943 x 128) is kept. Training is cut to `epochs`
-(default 1): serving cost depends on the graph and table sizes, not the fit.
+The per-user query table (943 x 128) is kept. The towers and heads are
+benchmarks/real_model.py's trained weights (trained there unless cached), with
+the item-item term set to 0, a serving-only setting. From
+ModelConfig.ivf_min_items items on, the export's first stage is the IVF index
+(models/ivf.py; recall in benchmarks/results/ivf_recall.json).
 """
 
 from __future__ import annotations
@@ -31,14 +34,15 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 # isort: split
 import numpy as np
 import tensorflow as tf
-from quality_data import default_data_path, prepare, shuffled, with_protocol  # noqa: I001
+from quality_data import default_data_path, prepare  # noqa: I001
+from real_model import DONE as TRAINED  # noqa: I001
+from real_model import real_model, weights_dir
 from transform_local import as_dataset
 
-from mtrec.models.config import ModelConfig, resolve_optimizer
 from mtrec.models.export import export_serving_model
 from mtrec.models.serving_tables import ServingTables, build_serving_tables
 from mtrec.models.towers import VocabSizes
-from mtrec.models.trainer import build_model, make_optimizer
+from mtrec.models.trainer import build_model, load_config, restore_weights
 
 DONE = "EXPORTED"
 _CHUNK = 65_536  # candidate-tower rows per call: bounds the intermediate tensors
@@ -73,24 +77,24 @@ def _chunked(fn):
     return call
 
 
-def real_catalogue_models(work_root: str, sizes: list[int], epochs: int = 1,
+def real_catalogue_models(work_root: str, sizes: list[int], epochs: int = 2,
                           data: str | None = None) -> dict[int, str]:
-    """{N: exported model dir}, trained once and exported per N now unless cached."""
+    """{N: exported model dir}, exported per N now unless cached (real_model's weights)."""
     prepared, work = prepare("ml-100k", data or default_data_path("ml-100k"), "u1",
                              Path(work_root))
-    dirs = {n: work / f"catalogue-{n}-e{epochs}" for n in sizes}
+    dirs = {n: work / f"catalogue-{n}-e{epochs}-ivf" for n in sizes}
     todo = [n for n, d in dirs.items() if not (d / DONE).exists()]
     if todo:
-        config = ModelConfig.from_dict(
-            with_protocol(prepared, {"epochs": epochs, "item_item_weight": 0.0}))
+        weights = weights_dir(work, epochs)
+        if not (weights / TRAINED).exists():
+            real_model(work_root, epochs, data)
+        config = dataclasses.replace(load_config(str(weights)), item_item_weight=0.0)
         tft_output = prepared.tft_output
         vocab = VocabSizes.from_transform_output(tft_output)
-        config = resolve_optimizer(config, vocab)
         tables = build_serving_tables(as_dataset(prepared.train, 8192), vocab)
         model = build_model(vocab, config, tft_output, tables)
-        model.compile(optimizer=make_optimizer(config, tables.num_train_examples))
-        model.fit(shuffled(prepared.train, config.batch_size, 0), epochs=config.epochs,
-                  verbose=0)
+        model({k: v[:2] for k, v in prepared.train.items()})  # build every layer, then restore
+        restore_weights(model, str(weights))
         # One call over 1M rows would hold every intermediate of the tower at once.
         model.candidate_embedding = _chunked(model.candidate_embedding)
         for n in todo:

@@ -90,6 +90,14 @@ class ModelConfig:
     # cold_users.py --validation (84 other held-out users): NDCG@10 0.440 at 0,
     # 0.453 at 1, 0.508-0.512 at 6-12, 0.501 at 1000; popularity 0.492.
     cold_popularity_weight: float = 8.0
+    # recommend's first stage on a catalogue of at least this many items (0 = never)
+    # reads an IVF index (models/ivf.py): sqrt(N) k-means clusters, the ivf_nprobe
+    # best scored exactly, instead of every item (1M x 128 floats = 512 MB a
+    # request). Approximate: recall against the exact scan in
+    # benchmarks/results/ivf_recall.json; 100K items stay exact (4.6 ms c=1 p50).
+    # Used only with the item-item term off (its table does not fit such sizes).
+    ivf_min_items: int = 500_000
+    ivf_nprobe: int = 32
     # Final recommendation score = sum of weight * component (see serving_module.py).
     blend: tuple[tuple[str, float], ...] = (
         ("retrieval", 1.0),

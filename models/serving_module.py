@@ -34,6 +34,7 @@ from mtrec.models.item_item import (
     scaled_to,
 )
 from mtrec.models.item_text import ItemText
+from mtrec.models.ivf import IvfFirstStage, fit_ivf
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_ops import (
     NEG,
@@ -44,7 +45,7 @@ from mtrec.models.serving_ops import (
     profile_inputs,
     unknown_item_vector,
 )
-from mtrec.models.serving_tables import ServingTables
+from mtrec.models.serving_tables import ServingTables, user_row_table, user_rows
 
 _STR = tf.string
 
@@ -117,12 +118,17 @@ class ServingModule(tf.Module):
             else:
                 self.rated_splits = _var(tables.rated_splits, "rated_splits")
                 self.rated_idx = _var(tables.rated_idx, "rated_idx")
+        self.ivf = None  # large catalogues: recommend's first stage by index (models/ivf.py)
+        if self.item_item is None and 0 < config.ivf_min_items <= tables.num_items:
+            self.ivf = IvfFirstStage(fit_ivf(self.item_retrieval_vectors.numpy()),
+                                     config.ivf_nprobe)
         self._cold_popularity_weight = config.cold_popularity_weight
         if self._cold_popularity_weight:  # log P(item) in catalogue order (recommend_from_items)
             probability = model.item_sampling_prob.numpy()[tables.item_features[F.ITEM_IDX]]
             self.log_popularity = _var(np.log(probability), "log_popularity")
-        self.user_queries = self.user_item_item = self.user_seen = None
+        self.user_queries = self.user_item_item = self.user_seen = self.user_rows = None
         if cache_users:
+            self.user_rows = user_row_table(tft_output)
             self._cache_users(sizes.users)
         genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
         self._num_genres = len(genres)
@@ -147,7 +153,10 @@ class ServingModule(tf.Module):
 
     # ----------------------------------------------------------------- helpers
     def _query(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        idx = self.tft_layer({F.USER_ID: tf.reshape(user_id, [-1, 1])})[F.USER_IDX]
+        if self.user_rows is not None:  # one lookup instead of the Transform graph
+            idx = user_rows(self.user_rows, user_id)
+        else:
+            idx = self.tft_layer({F.USER_ID: tf.reshape(user_id, [-1, 1])})[F.USER_IDX]
         if self.user_queries is not None:
             return tf.gather(self.user_queries, idx), idx
         return self.model.query_embedding(profile_inputs(self.profiles, idx)), idx
@@ -211,11 +220,14 @@ class ServingModule(tf.Module):
         with tf.control_dependencies(checks):  # before any top_k that reads n, not racing it
             return tf.identity(n)
 
+    def _seen(self, user_idx: tf.Tensor) -> tf.RaggedTensor:
+        seen = tf.RaggedTensor.from_row_splits(self.seen_positions, self.seen_splits)
+        return tf.gather(seen, user_idx)
+
     def _exclude_seen(self, scores: tf.Tensor, user_idx: tf.Tensor) -> tf.Tensor:
         if self.user_seen is not None:  # a gathered mask row: 0.11 ms less than the scatter
             return tf.where(tf.gather(self.user_seen, user_idx), NEG, scores)
-        seen = tf.RaggedTensor.from_row_splits(self.seen_positions, self.seen_splits)
-        return exclude(scores, tf.gather(seen, user_idx))
+        return exclude(scores, self._seen(user_idx))
 
     def _user_term(self, user_idx: tf.Tensor):
         """similarity -> the item-item term [B, N + 1] of these user rows' rated bags:
@@ -234,17 +246,24 @@ class ServingModule(tf.Module):
     def _blended(self, stage1: tf.Tensor, pair: dict[str, tf.Tensor]) -> tf.Tensor:
         return blend_score(self._blend, stage1, pair["relevance"], pair["rating"])
 
-    def _rerank(self, query, user_idx, stage1, n, k) -> dict[str, tf.Tensor]:
-        """The blend over each row's top max(100, 4k) first-stage items; excluded
-        items (score NEG) stay last."""
-        c = tf.minimum(n, tf.maximum(self._num_candidates, 4 * k))
+    def _candidates(self, n: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+        """How many first-stage items the re-rank reads: max(100, 4k), at most n."""
+        return tf.minimum(n, tf.maximum(self._num_candidates, 4 * k))
+
+    @staticmethod
+    def _top(stage1: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         top = tf.math.top_k(stage1, c)
-        vectors, item_idx = self._item_vectors_at(tf.cast(top.indices, tf.int64))
+        return top.values, tf.cast(top.indices, tf.int64)
+
+    def _rerank(self, query, user_idx, values, at, k) -> dict[str, tf.Tensor]:
+        """The blend over each row's first-stage items (scores `values` at catalogue
+        positions `at`, [B, c]); excluded items (score NEG) stay last."""
+        vectors, item_idx = tf.gather(self.item_vectors, at), tf.gather(self.catalog_idx, at)
         pair = self._pair(query, user_idx, vectors, item_idx)
         # Excluded items keep their huge negative score through the blend.
-        blend = tf.where(top.values <= NEG / 2, top.values, self._blended(top.values, pair))
+        blend = tf.where(values <= NEG / 2, values, self._blended(values, pair))
         best = tf.math.top_k(blend, k)
-        positions = tf.gather(top.indices, best.indices, batch_dims=1)
+        positions = tf.gather(at, best.indices, batch_dims=1)
         return {
             "item_ids": tf.gather(self.catalog_ids, positions),
             "scores": best.values,
@@ -269,10 +288,18 @@ class ServingModule(tf.Module):
     )
     def recommend(self, user_id, k):
         """Top-k unseen items: retrieve candidates, then re-rank with the blend."""
-        n = self._check_k(k)
+        c = self._candidates(self._check_k(k), k)
         query, user_idx = self._query(user_id)
-        stage1 = self._stage1(query, self._user_term(user_idx))
-        return self._rerank(query, user_idx, self._exclude_seen(stage1, user_idx), n, k)
+
+        def exact():
+            stage1 = self._stage1(query, self._user_term(user_idx))
+            return self._top(self._exclude_seen(stage1, user_idx), c)
+
+        if self.ivf is None:
+            return self._rerank(query, user_idx, *exact(), k)
+        vector = self.model.retrieval_vector(query)
+        top = self.ivf.top(vector, self.item_retrieval_vectors, self._seen(user_idx), c, exact)
+        return self._rerank(query, user_idx, *top, k)
 
     @tf.function(
         input_signature=[
@@ -309,7 +336,7 @@ class ServingModule(tf.Module):
             stage1 += self._cold_popularity_weight * scaled_to(
                 stage1, prior, tf.ones_like(stage1, tf.bool))
         stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
-        return self._rerank(query, user_idx, stage1, n, k)
+        return self._rerank(query, user_idx, *self._top(stage1, self._candidates(n, k)), k)
 
     @tf.function(
         input_signature=[

@@ -6,6 +6,7 @@ SavedModel is what TF Serving runs, with no Python of ours.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,9 +17,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mtrec.contracts import features as F
 from mtrec.contracts.signatures import SIGNATURES
 from mtrec.models import trainer
 from mtrec.models.config import ModelConfig
+from mtrec.models.serving_tables import user_row_table, user_rows
 from mtrec.models.trainer import train_and_export
 from tests.transform_support import as_dataset
 
@@ -35,6 +38,8 @@ EXPECTED_INPUTS = {
 
 
 UNCACHED = "-uncached"
+# The same model with the item-item term off, first stage exact / by the IVF index.
+EXACT, IVF = "-exact", "-ivf"
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +52,16 @@ def exported(transformed_synthetic, tmp_path_factory):
     export = trainer.export_serving_model
 
     def also_uncached(model, tft_output, tables, serving_dir, item_text=None):
-        # The same trained model, also exported without the per-user cache.
+        # The same trained model, also exported without the per-user cache, and
+        # without the item-item term with and without the IVF first stage (one
+        # cluster probed of sqrt(80) = 9, so recommend's 80 candidates fall back).
         export(model, tft_output, tables, serving_dir + UNCACHED, item_text, cache_users=False)
+        trained = model.config
+        for suffix, ivf_min_items in ((EXACT, 0), (IVF, 1)):
+            model.config = dataclasses.replace(trained, item_item_weight=0.0, ivf_nprobe=1,
+                                               ivf_min_items=ivf_min_items)
+            export(model, tft_output, tables, serving_dir + suffix, item_text)
+        model.config = trained
         return export(model, tft_output, tables, serving_dir, item_text)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -235,6 +248,41 @@ def test_per_user_cache_changes_no_answer(exported):
             else:
                 np.testing.assert_allclose(fast[name][key], value, rtol=1e-5, atol=1e-5,
                                            err_msg=f"{name}.{key}")
+
+
+def _assert_same_answers(fast: dict, reference: dict) -> None:
+    for name, outputs in reference.items():
+        for key, value in outputs.items():
+            if value and isinstance(np.ravel(value)[0], str):
+                assert fast[name][key] == value, (name, key)
+            else:
+                np.testing.assert_allclose(fast[name][key], value, rtol=1e-5, atol=1e-5,
+                                           err_msg=f"{name}.{key}")
+
+
+def test_the_ivf_export_changes_no_answer_when_it_falls_back(exported):
+    """An export with the IVF first stage (models/ivf.py) against the exact one, in
+    fresh processes: with fewer unseen items in the probed cluster than the re-rank
+    reads, recommend takes the exact scan (tf.cond), so the same ids; scores within
+    rtol/atol 1e-5. The index's own answers are tested in tests/test_ivf.py."""
+    out, _, users, items, _ = exported
+    ivf, exact = tf.saved_model.load(out + IVF), tf.saved_model.load(out + EXACT)
+    assert ivf.ivf.centroids.shape[0] == 9 and ivf.ivf.positions.shape[0] == 80
+    assert not hasattr(exact, "ivf") or exact.ivf is None
+    calls = [c for c in _calls(users, items) if c[0] in ("recommend", "retrieve", "score")]
+    _assert_same_answers(_replay(out + IVF, calls), _replay(out + EXACT, calls))
+
+
+def test_the_user_row_lookup_is_the_transform_layers(transformed_synthetic):
+    """The export's user_id -> row table (serving_tables.user_row_table) gives the
+    Transform layer's F.USER_IDX for every known id and for unknown ones (OOV hashing)."""
+    tft_output = transformed_synthetic[0]
+    known = [t.decode() for t in tft_output.vocabulary_by_name(F.USER_VOCAB)]
+    ids = tf.constant(known + [f"new-{i}" for i in range(40)] + [""])
+    want = tft_output.transform_features_layer()({F.USER_ID: ids[:, None]})[F.USER_IDX]
+    got = user_rows(user_row_table(tft_output), ids).numpy()
+    assert got.tolist() == want.numpy().tolist()
+    assert len(set(got[len(known):].tolist())) == F.USER_OOV  # the buckets are all used
 
 
 def test_the_cached_item_item_term_is_centred_and_zero_outside_the_catalogue(exported):
