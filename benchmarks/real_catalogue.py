@@ -106,5 +106,6 @@ def real_catalogue_models(work_root: str, sizes: list[int], epochs: int = 2,
 if __name__ == "__main__":
     import sys
 
-    print(real_catalogue_models(os.path.join("/tmp", "mtrec-serving-bench"),
-                                [int(v) for v in sys.argv[1:]] or [1_000_000]))
+    # real_catalogue.py [WORK_DIR [N ...]]
+    print(real_catalogue_models(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        "/tmp", "mtrec-serving-bench"), [int(v) for v in sys.argv[2:]] or [1_000_000]))
