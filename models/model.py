@@ -183,11 +183,18 @@ class MultiTaskModel(tfrs.Model):
         self, query: tf.Tensor, candidate: tf.Tensor, user_idx: tf.Tensor, item_idx: tf.Tensor
     ) -> dict[str, tf.Tensor]:
         """Relevance logit and predicted rating for aligned (user, item) rows."""
+        heads = None if self.pair_heads is None else self.pair_heads(
+            pair_features(query, candidate))
+        return self.pair_from_heads(heads, user_idx, item_idx)
+
+    def pair_from_heads(self, heads: dict[str, tf.Tensor] | None, user_idx: tf.Tensor,
+                        item_idx: tf.Tensor) -> dict[str, tf.Tensor]:
+        """pair_outputs from the pair heads' outputs (serving computes those its own
+        way: models/pair_split.py)."""
         bias = tf.squeeze(self.user_bias(user_idx) + self.item_bias(item_idx), axis=-1)
-        if self.pair_heads is None:
+        if heads is None:
             zero = tf.zeros_like(bias)
             return {"relevance": zero, "rating": self.rating_mean + bias}
-        heads = self.pair_heads(pair_features(query, candidate))
         return {
             "relevance": heads["relevance"], "rating": self.rating_mean + bias + heads["rating"]
         }

@@ -36,13 +36,17 @@ from mtrec.models.item_item import (
 from mtrec.models.item_text import ItemText
 from mtrec.models.ivf import IvfFirstStage, fit_ivf
 from mtrec.models.model import MultiTaskModel
+from mtrec.models.pair_split import SplitPairHeads, splittable
 from mtrec.models.serving_ops import (
     NEG,
     blend_score,
+    checked_size,
     exclude,
     fits,
+    pair_scores,
     per_user_rows,
     profile_inputs,
+    top_positions,
     unknown_item_vector,
 )
 from mtrec.models.serving_tables import ServingTables, user_row_table, user_rows
@@ -127,9 +131,12 @@ class ServingModule(tf.Module):
             probability = model.item_sampling_prob.numpy()[tables.item_features[F.ITEM_IDX]]
             self.log_popularity = _var(np.log(probability), "log_popularity")
         self.user_queries = self.user_item_item = self.user_seen = self.user_rows = None
+        self.pair_split = None
         if cache_users:
             self.user_rows = user_row_table(tft_output)
             self._cache_users(sizes.users)
+            if splittable(model.pair_heads):
+                self.pair_split = SplitPairHeads(model.pair_heads, item_vectors)
         genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
         self._num_genres = len(genres)
         self.genre_names = tf.constant([g for g in genres], dtype=_STR)
@@ -179,22 +186,6 @@ class ServingModule(tf.Module):
         idx = tf.where(known, tf.gather(self.catalog_idx, safe), tf.zeros_like(safe))
         return vectors, idx
 
-    def _pair(self, query, user_idx, vectors, item_idx) -> dict[str, tf.Tensor]:
-        """Heads for each user against each of their [B, C] candidates."""
-        shape = tf.shape(item_idx)
-        b, c = shape[0], shape[1]
-        q = tf.reshape(tf.repeat(query[:, tf.newaxis, :], c, axis=1), [b * c, -1])
-        out = self.model.pair_outputs(
-            q,
-            tf.reshape(vectors, [b * c, -1]),
-            tf.reshape(tf.repeat(user_idx[:, tf.newaxis], c, axis=1), [-1]),
-            tf.reshape(item_idx, [-1]),
-        )
-        return {
-            "relevance": tf.reshape(tf.sigmoid(out["relevance"]), [b, c]),
-            "rating": tf.reshape(out["rating"], [b, c]),
-        }
-
     def _similarity(self, query: tf.Tensor) -> tf.Tensor:
         """[B, N]: retrieval similarity of the query to every catalogue item."""
         return tf.matmul(
@@ -213,12 +204,7 @@ class ServingModule(tf.Module):
         return self._item_item_weight * item_item_term(similarity, scores, self.item_item_rated)
 
     def _check_k(self, k: tf.Tensor) -> tf.Tensor:
-        n = tf.shape(self.catalog_ids, out_type=tf.int32)[0]
-        checks = [tf.debugging.assert_positive(k, message="k must be a positive integer"),
-                  tf.debugging.assert_less_equal(k, n, message="k must not exceed the "
-                                                 "catalogue size")]
-        with tf.control_dependencies(checks):  # before any top_k that reads n, not racing it
-            return tf.identity(n)
+        return checked_size(k, tf.shape(self.catalog_ids, out_type=tf.int32)[0])
 
     def _seen(self, user_idx: tf.Tensor) -> tf.RaggedTensor:
         seen = tf.RaggedTensor.from_row_splits(self.seen_positions, self.seen_splits)
@@ -250,16 +236,13 @@ class ServingModule(tf.Module):
         """How many first-stage items the re-rank reads: max(100, 4k), at most n."""
         return tf.minimum(n, tf.maximum(self._num_candidates, 4 * k))
 
-    @staticmethod
-    def _top(stage1: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        top = tf.math.top_k(stage1, c)
-        return top.values, tf.cast(top.indices, tf.int64)
-
     def _rerank(self, query, user_idx, values, at, k) -> dict[str, tf.Tensor]:
         """The blend over each row's first-stage items (scores `values` at catalogue
         positions `at`, [B, c]); excluded items (score NEG) stay last."""
         vectors, item_idx = tf.gather(self.item_vectors, at), tf.gather(self.catalog_idx, at)
-        pair = self._pair(query, user_idx, vectors, item_idx)
+        # The same heads, their first layer split when it can be (models/pair_split.py).
+        heads = self.pair_split(query, vectors, at) if self.pair_split is not None else None
+        pair = pair_scores(self.model, query, user_idx, vectors, item_idx, heads)
         # Excluded items keep their huge negative score through the blend.
         blend = tf.where(values <= NEG / 2, values, self._blended(values, pair))
         best = tf.math.top_k(blend, k)
@@ -293,7 +276,7 @@ class ServingModule(tf.Module):
 
         def exact():
             stage1 = self._stage1(query, self._user_term(user_idx))
-            return self._top(self._exclude_seen(stage1, user_idx), c)
+            return top_positions(self._exclude_seen(stage1, user_idx), c)
 
         if self.ivf is None:
             return self._rerank(query, user_idx, *exact(), k)
@@ -336,7 +319,7 @@ class ServingModule(tf.Module):
             stage1 += self._cold_popularity_weight * scaled_to(
                 stage1, prior, tf.ones_like(stage1, tf.bool))
         stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
-        return self._rerank(query, user_idx, *self._top(stage1, self._candidates(n, k)), k)
+        return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
 
     @tf.function(
         input_signature=[
@@ -365,7 +348,7 @@ class ServingModule(tf.Module):
         query, user_idx = self._query(user_id)
         positions = self._item_positions(item_ids)
         vectors, item_idx = self._item_vectors_at(positions)
-        pair = self._pair(query, user_idx, vectors, item_idx)
+        pair = pair_scores(self.model, query, user_idx, vectors, item_idx)
         # recommend's first stage: similarity plus the item-item term.
         similarity = tf.reduce_sum(
             self.model.retrieval_vector(query)[:, tf.newaxis, :]

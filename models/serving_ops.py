@@ -62,6 +62,45 @@ def blend_score(weights: dict[str, float], stage1: tf.Tensor, relevance: tf.Tens
     )
 
 
+def checked_size(k: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+    """n, once k is checked to be in 1..n (a clear error for a bad request)."""
+    checks = [tf.debugging.assert_positive(k, message="k must be a positive integer"),
+              tf.debugging.assert_less_equal(k, n, message="k must not exceed the "
+                                             "catalogue size")]
+    with tf.control_dependencies(checks):  # before any top_k that reads n, not racing it
+        return tf.identity(n)
+
+
+def top_positions(scores: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each row's c best scores and their positions (int64)."""
+    top = tf.math.top_k(scores, c)
+    return top.values, tf.cast(top.indices, tf.int64)
+
+
+def pair_scores(model, query: tf.Tensor, user_idx: tf.Tensor, vectors: tf.Tensor,
+                item_idx: tf.Tensor, heads: dict | None = None) -> dict[str, tf.Tensor]:
+    """P(like) ("relevance") and rating, [B, C], of each user (query [B, d], user_idx [B])
+    against each of their candidates (vectors [B, C, d], item_idx [B, C]), by a
+    MultiTaskModel's pair heads, or from their outputs `heads` computed already."""
+    shape = tf.shape(item_idx)
+    b, c = shape[0], shape[1]
+    if heads is not None:
+        out = model.pair_from_heads(heads, tf.broadcast_to(user_idx[:, tf.newaxis], shape),
+                                    item_idx)
+        return {"relevance": tf.sigmoid(out["relevance"]), "rating": out["rating"]}
+    q = tf.reshape(tf.repeat(query[:, tf.newaxis, :], c, axis=1), [b * c, -1])
+    out = model.pair_outputs(
+        q,
+        tf.reshape(vectors, [b * c, -1]),
+        tf.reshape(tf.repeat(user_idx[:, tf.newaxis], c, axis=1), [-1]),
+        tf.reshape(item_idx, [-1]),
+    )
+    return {
+        "relevance": tf.reshape(tf.sigmoid(out["relevance"]), [b, c]),
+        "rating": tf.reshape(out["rating"], [b, c]),
+    }
+
+
 def exclude(scores: tf.Tensor, positions: tf.RaggedTensor) -> tf.Tensor:
     """`scores` with each row's listed catalogue positions set to NEG (ranked last)."""
     indices = tf.stack([positions.value_rowids(), positions.flat_values], axis=1)
