@@ -7,8 +7,10 @@ reads the same bag. So the export runs the query tower over every user row
 once (a [users, dim] table) and, with the item-item term on, that term for
 every user row (a [users, items + 1] table); a request gathers a row. On the
 ML-100K u1 model this took in-process `recommend` from 2.1 to 1.2 ms p50
-(benchmarks/results/serving.md, "Where the time goes"). The Transform layer
-still maps user_id to its row, so unknown users get row 0 as before.
+(benchmarks/results/serving.md, "Where the time goes"). user_id maps to its
+row by one hash-table lookup with tf.Transform's vocabulary and OOV hashing
+(serving_tables.user_row_table), not the Transform graph; unknown users land
+in the OOV rows as before.
 
 A table is skipped (the per-request path stays) above MAX_CACHED_FLOATS, so a
 large user base or catalogue never blows up the SavedModel.
