@@ -52,6 +52,7 @@ from mtrec.models.serving_ops import (
     profile_inputs,
     top_positions,
     unknown_item_vector,
+    vectors_at,
 )
 from mtrec.models.serving_tables import ServingTables, user_row_table, user_rows
 
@@ -176,19 +177,8 @@ class ServingModule(tf.Module):
         return self.item_table.lookup(item_ids)
 
     def _item_vectors_at(self, positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Candidate vectors and item_idx for catalogue positions (-1 = unknown item)."""
-        known = positions >= 0
-        safe = tf.maximum(positions, 0)
-        vectors = tf.where(
-            known[..., tf.newaxis],
-            tf.gather(self.item_vectors, safe),
-            tf.broadcast_to(
-                self.unknown_item_vector,
-                tf.concat([tf.shape(safe), tf.shape(self.unknown_item_vector)], 0),
-            ),
-        )
-        idx = tf.where(known, tf.gather(self.catalog_idx, safe), tf.zeros_like(safe))
-        return vectors, idx
+        return vectors_at(self.item_vectors, self.unknown_item_vector, self.catalog_idx,
+                          positions)
 
     def _similarity(self, query: tf.Tensor) -> tf.Tensor:
         """[B, N]: retrieval similarity of the query to every catalogue item."""

@@ -110,6 +110,21 @@ def exclude(scores: tf.Tensor, positions: tf.RaggedTensor) -> tf.Tensor:
     return tf.tensor_scatter_nd_update(scores, indices, fill)
 
 
+def vectors_at(item_vectors: tf.Tensor, unknown: tf.Tensor, catalog_idx: tf.Tensor,
+               positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Candidate vectors and item_idx for catalogue positions (-1 = unknown item:
+    the `unknown` vector and item_idx 0)."""
+    known = positions >= 0
+    safe = tf.maximum(positions, 0)
+    vectors = tf.where(
+        known[..., tf.newaxis],
+        tf.gather(item_vectors, safe),
+        tf.broadcast_to(unknown, tf.concat([tf.shape(safe), tf.shape(unknown)], 0)),
+    )
+    idx = tf.where(known, tf.gather(catalog_idx, safe), tf.zeros_like(safe))
+    return vectors, idx
+
+
 def unknown_item_vector(model) -> np.ndarray:
     """Candidate embedding (a MultiTaskModel's) of an item we know nothing about:
     id row 0, no features."""
