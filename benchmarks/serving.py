@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         # Before anything starts TF's runtime (preparing the default model does).
         tf.config.threading.set_inter_op_parallelism_threads(args.tf_inter_op_threads)
     model_dir = args.model_dir or real_model(args.work_dir, args.epochs)
-    label = args.model_dir or f"ML-100K u1, trained {args.epochs} epochs now, production export"
+    label = args.model_dir or (f"ML-100K u1, {args.epochs} epochs (weights cached under "
+                               "--work-dir), production export now")
     reference = f"synthetic, {args.synthetic_items} items, dim {args.dim} (transport reference)"
     try:
         result = _run(args, users, workdir, model_dir, label)
