@@ -18,8 +18,9 @@ ranks exactly like it. For known users the query and the item-item term come
 from per-user tables computed here once (models/serving_ops.py): the term was
 3.3 of recommend's 6.2 ms in-process (benchmarks/results/serving.md). With those
 tables, user_id -> row is one hash lookup and the re-rank's pair heads start
-from a per-item table (models/pair_split.py): recommend's graph ops 2,251 ->
-517 us a call on ML-100K. Catalogues of ModelConfig.ivf_min_items items or more
+from a per-item table (models/pair_split.py): recommend's summed op time
+2,251 -> 517 us a call on ML-100K (benchmarks/graph_ops.py; 1,124 -> 500 in a
+quieter run). Catalogues of ModelConfig.ivf_min_items items or more
 pick the candidates with an IVF index (models/ivf.py) instead of scoring all.
 """
 
