@@ -29,11 +29,15 @@ from typing import Any
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
 # isort: split
+import grpc
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.contracts import signatures as S
+from mtrec.serving.errors import ServingError
+from mtrec.serving.server import ServerConfig, ServingServer
 
 # Test and benchmark support, kept out of the installed mtrec packages.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -174,3 +178,31 @@ def new_model_root(name: str = MODEL_NAME) -> str:
     root = os.path.join(new_base_dir(), "serving_model", name)
     os.makedirs(root)
     return root
+
+def start_server(model_root: str, **overrides: Any) -> ServingServer:
+    """An in-process server on `model_root`, polling fast; `overrides` set ServerConfig fields."""
+    config = ServerConfig(
+        model_base_path=model_root,
+        model_name=MODEL_NAME,
+        port=0,
+        poll_seconds=0.1,
+        max_request_bytes=MAX_REQUEST_BYTES or (1 << 20),
+        threads=8,
+    )
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return ServingServer(config).start()
+
+
+def expect_error(
+    call: Any, code: grpc.StatusCode, *fragments: str, alt: tuple = ()
+) -> ServingError:
+    """`call` fails with `code` (or, against an external server, an `alt` code)."""
+    with pytest.raises(ServingError) as info:
+        call()
+    allowed = {code, *alt} if EXTERNAL else {code}
+    assert info.value.code in allowed, info.value
+    if not EXTERNAL:
+        for fragment in fragments:
+            assert fragment in info.value.message, info.value.message
+    return info.value

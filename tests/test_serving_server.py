@@ -7,15 +7,11 @@ tests/_serving_support.py for the knobs.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
-import shutil
 import threading
-import time
 import urllib.error
 import urllib.request
-import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,9 +31,6 @@ from tensorflow_serving.apis import (
 
 from mtrec.serving import tensor_codec
 from mtrec.serving.client import MtrecClient
-from mtrec.serving.errors import ServingError
-from mtrec.serving.server import ServerConfig, ServingServer
-from mtrec.serving.warmup import write_warmup_requests
 from tests import _serving_support as support
 
 P = support.profile()
@@ -45,20 +38,6 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 needs_local_server = pytest.mark.skipif(
     support.EXTERNAL, reason="writes version dirs: needs the in-process server"
 )
-
-
-def _start(model_root: str, **overrides: Any) -> ServingServer:
-    config = ServerConfig(
-        model_base_path=model_root,
-        model_name=support.MODEL_NAME,
-        port=0,
-        poll_seconds=0.1,
-        max_request_bytes=support.MAX_REQUEST_BYTES or (1 << 20),
-        threads=8,
-    )
-    for key, value in overrides.items():
-        setattr(config, key, value)
-    return ServingServer(config).start()
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +48,7 @@ def server() -> Iterator[dict[str, Any]]:
         return
     root = support.new_model_root()
     os.symlink(os.path.abspath(support.primary_model_dir()), os.path.join(root, "1"))
-    srv = _start(root, rest_port=0)
+    srv = support.start_server(root, rest_port=0)
     srv.manager.wait_for_version(1, timeout=120)
     yield {"target": srv.target, "server": srv}
     srv.stop()
@@ -93,18 +72,6 @@ def reference() -> support.InProcessModel:
 def _items(client: MtrecClient, n: int = 5) -> list[str]:
     """Real item ids, taken from the model itself (works for any catalogue)."""
     return [it["item_id"] for it in client.recommend(P.users[0], n)["items"]]
-
-
-def _expect(call: Any, code: grpc.StatusCode, *fragments: str, alt: tuple = ()) -> ServingError:
-    """`call` fails with `code` (or, against an external server, an `alt` code)."""
-    with pytest.raises(ServingError) as info:
-        call()
-    allowed = {code, *alt} if support.EXTERNAL else {code}
-    assert info.value.code in allowed, info.value
-    if not support.EXTERNAL:
-        for fragment in fragments:
-            assert fragment in info.value.message, info.value.message
-    return info.value
 
 
 # ---------------------------------------------------------------- happy path
@@ -268,7 +235,7 @@ def test_bad_request_gets_status_and_server_stays_up(client: MtrecClient, case: 
     call, code, fragment = _bad_requests(client)[case]
     if case == "empty batch" and support.EXTERNAL:
         pytest.skip("TF Serving answers empty batches with empty outputs")
-    _expect(call, code, fragment, alt=_TF_SERVING_ALT.get(case, ()))
+    support.expect_error(call, code, fragment, alt=_TF_SERVING_ALT.get(case, ()))
     assert len(client.recommend(P.users[0], 3)["items"]) == 3  # still serving
 
 
@@ -276,7 +243,7 @@ def test_oversized_request_is_resource_exhausted(client: MtrecClient) -> None:
     if not support.MAX_REQUEST_BYTES:
         pytest.skip("set MTREC_SERVING_MAX_REQUEST_BYTES to the external server's cap")
     huge = np.array([b"x" * (support.MAX_REQUEST_BYTES + 1024)], dtype=object)
-    _expect(
+    support.expect_error(
         lambda: client.predict("embed_user", {"user_id": huge}),
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     )
@@ -292,7 +259,7 @@ def test_classify_and_regress_semantics(
     for raw in examples:
         request.input.example_list.examples.add().ParseFromString(raw)
     # serving_default is a predict signature: TF Serving refuses to classify with it.
-    _expect(
+    support.expect_error(
         lambda: client.classify_raw(request),
         INVALID,
         "method_name",
@@ -316,7 +283,7 @@ def test_classify_and_regress_semantics(
     want = reference("regress_rating", {"inputs": examples})["outputs"]
     np.testing.assert_allclose(values, want, rtol=1e-5)
     reg.input.example_list.ClearField("examples")
-    _expect(lambda: client.regress_raw(reg), INVALID, "empty")
+    support.expect_error(lambda: client.regress_raw(reg), INVALID, "empty")
 
 
 def test_rest_predict_and_status(server: dict[str, Any]) -> None:
@@ -340,155 +307,13 @@ def test_rest_predict_and_status(server: dict[str, Any]) -> None:
     assert info.value.code == 400
 
 
-# ------------------------------------------------------------ version changes
-@pytest.fixture
-def rollout() -> Iterator[dict[str, Any]]:
-    """A fresh server on its own base dir, serving version 1 of the primary model."""
-    if support.EXTERNAL:
-        pytest.skip("writes version dirs: needs the in-process server")
-    root = support.new_model_root()
-    support.install_version(root, 1, support.primary_model_dir())
-    srv = _start(root)
-    srv.manager.wait_for_version(1, timeout=120)
-    client = MtrecClient(srv.target, model_name=support.MODEL_NAME, timeout=10, retries=0)
-    yield {"root": root, "server": srv, "client": client}
-    client.close()
-    srv.stop()
-
-
-def _served_version(client: MtrecClient) -> int:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = support.MODEL_NAME
-    request.model_spec.signature_name = "embed_user"
-    request.inputs["user_id"].CopyFrom(tensor_codec.encode([P.users[0]], tf.string))
-    return client.predict_raw(request).model_spec.version.value
-
-
-def _wait(predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
-
-
-@needs_local_server
-def test_version_swap_under_load_drops_nothing(rollout: dict[str, Any]) -> None:
-    client, root = rollout["client"], rollout["root"]
-    errors: list[str] = []
-    seen: list[list[int]] = [[] for _ in range(6)]
-    stop = threading.Event()
-
-    def worker(slot: int) -> None:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = support.MODEL_NAME
-        request.model_spec.signature_name = "recommend"
-        request.inputs["user_id"].CopyFrom(tensor_codec.encode([P.users[0]], tf.string))
-        request.inputs["k"].CopyFrom(tensor_codec.encode(5, tf.int32))
-        while not stop.is_set():
-            try:
-                response = client.predict_raw(request, timeout=5.0)
-                seen[slot].append(response.model_spec.version.value)
-            except ServingError as exc:
-                errors.append(f"{exc.code.name}: {exc.message}")
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(seen))]
-    for t in threads:
-        t.start()
-    try:
-        _wait(lambda: all(len(s) >= 3 for s in seen))
-        support.install_version(root, 2, support.second_model_dir())
-        _wait(lambda: all(s and s[-1] == 2 for s in seen))
-        time.sleep(0.3)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    assert errors == []
-    for versions in seen:
-        assert versions[0] == 1 and versions[-1] == 2
-        assert versions == sorted(versions)  # never back to the old version
-    states = {s["version"]: s["state"] for s in client.status()}
-    assert states[2] == "AVAILABLE" and states[1] == "END"
-
-
-@needs_local_server
-def test_half_written_version_is_ignored_until_complete(rollout: dict[str, Any]) -> None:
-    client, root, srv = rollout["client"], rollout["root"], rollout["server"]
-    staging = os.path.join(support.new_base_dir(), "partial")
-    shutil.copytree(support.second_model_dir(), staging)
-    pb_aside = os.path.join(os.path.dirname(staging), "saved_model.pb")
-    os.rename(os.path.join(staging, "saved_model.pb"), pb_aside)
-    partial = os.path.join(root, "5")
-    os.rename(staging, partial)  # variables/ and assets/ there, saved_model.pb not yet
-    time.sleep(5 * srv.config.poll_seconds)
-    assert _served_version(client) == 1
-    assert 5 not in {s["version"] for s in client.status()}
-    os.rename(pb_aside, os.path.join(partial, "saved_model.pb"))
-    srv.manager.wait_for_version(5, timeout=60)
-    assert _served_version(client) == 5
-
-
-@needs_local_server
-def test_corrupt_version_keeps_old_one_serving(rollout: dict[str, Any]) -> None:
-    client, root, srv = rollout["client"], rollout["root"], rollout["server"]
-    bad = os.path.join(root, ".tmp-3")
-    os.makedirs(os.path.join(bad, "variables"))
-    with open(os.path.join(bad, "saved_model.pb"), "wb") as fh:
-        fh.write(b"\x00 this is not a SavedModel \xff" * 10)
-    os.rename(bad, os.path.join(root, "3"))
-    _wait(lambda: any(s["version"] == 3 and s["state"] == "END" for s in client.status()))
-    failed = next(s for s in client.status() if s["version"] == 3)
-    assert failed["error_code"] != 0 and "load failed" in failed["error_message"]
-    assert _served_version(client) == 1
-    assert len(client.recommend(P.users[0], 3)["items"]) == 3
-    # A good newer version still rolls out past the broken one.
-    support.install_version(root, 4, support.second_model_dir())
-    srv.manager.wait_for_version(4, timeout=60)
-    assert _served_version(client) == 4
-
-
-@needs_local_server
-def test_warmup_records_are_replayed_and_gate_the_load(rollout: dict[str, Any]) -> None:
-    client, root, srv = rollout["client"], rollout["root"], rollout["server"]
-    staging = os.path.join(support.new_base_dir(), "bad-warmup")
-    shutil.copytree(support.second_model_dir(), staging)
-    # k=0 is rejected by the model: TF Serving fails a load whose warmup fails.
-    write_warmup_requests(staging, [("recommend", {"user_id": [P.users[0]], "k": 0})])
-    os.rename(staging, os.path.join(root, "2"))
-    _wait(lambda: any(s["version"] == 2 and s["state"] == "END" for s in client.status()))
-    assert _served_version(client) == 1
-
-    good = os.path.join(support.new_base_dir(), "good-warmup")
-    shutil.copytree(support.second_model_dir(), good)
-    write_warmup_requests(
-        good,
-        [("recommend", {"user_id": [P.users[0]], "k": 5}), ("embed_user", {"user_id": ["x"]})],
-    )
-    os.rename(good, os.path.join(root, "3"))
-    srv.manager.wait_for_version(3, timeout=60)
-    assert _served_version(client) == 3
-
-
-@needs_local_server
-def test_no_version_yet_is_unavailable() -> None:
-    srv = _start(support.new_model_root())
-    try:
-        with MtrecClient(srv.target, model_name=support.MODEL_NAME, retries=0) as c:
-            _expect(lambda: c.recommend(P.users[0]), grpc.StatusCode.UNAVAILABLE, "no version")
-            with pytest.raises(ServingError) as info:
-                c.status()
-            assert info.value.code == grpc.StatusCode.NOT_FOUND
-    finally:
-        srv.stop()
-
-
 @needs_local_server
 def test_batching_merges_concurrent_requests_without_changing_answers(
     reference: support.InProcessModel,
 ) -> None:
     root = support.new_model_root()
     os.symlink(os.path.abspath(support.primary_model_dir()), os.path.join(root, "1"))
-    srv = _start(root, batching=True, max_batch_size=8)
+    srv = support.start_server(root, batching=True, max_batch_size=8)
     servable = srv.manager.wait_for_version(1, timeout=120)
     users = [*P.users, P.unknown_user] * 4
     answers: dict[int, Any] = {}
@@ -508,7 +333,7 @@ def test_batching_merges_concurrent_requests_without_changing_answers(
                         ),
                     )
                     if i == 0:
-                        _expect(lambda: client.recommend(users[i], 0), INVALID, "k")
+                        support.expect_error(lambda: client.recommend(users[i], 0), INVALID, "k")
                 except BaseException as exc:
                     errors.append(exc)
 
@@ -549,19 +374,3 @@ def test_methods_the_embedded_server_lacks_are_unimplemented(server: dict[str, A
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
     finally:
         channel.close()
-
-
-@needs_local_server
-def test_version_change_frees_the_old_version_and_freezes_the_heap(
-    rollout: dict[str, Any],
-) -> None:
-    """gc.freeze after each load must not pin replaced versions in memory."""
-    client, root, srv = rollout["client"], rollout["root"], rollout["server"]
-    assert srv.config.freeze_gc
-    _wait(lambda: gc.get_freeze_count() > 0, timeout=30)  # settles just after the swap
-    assert len(client.recommend(P.users[0], 3)["items"]) == 3
-    old = weakref.ref(srv.manager.current._module)  # the loaded SavedModel, not the wrapper
-    support.install_version(root, 2, support.second_model_dir())
-    srv.manager.wait_for_version(2, timeout=60)
-    _wait(lambda: old() is None, timeout=30)
-    assert len(client.recommend(P.users[0], 3)["items"]) == 3
