@@ -81,11 +81,14 @@ def seeds_of(entry: dict) -> list[int]:
 def merged(payload: dict, more: dict) -> dict:
     """`payload` with `more`'s runs of the trained variants added, warm and cold.
 
-    The setups (data, split, cold draw) and model configs must match and the
-    seeds must differ; the baselines stay `payload`'s.
+    The setups (data, split, cold draw) and the model configs' shared fields
+    must match (a field added since, e.g. one only `recommend_from_items`
+    reads, does not block) and the seeds must differ; the baselines stay
+    `payload`'s.
     """
     differ = [k for k in SETUP_KEYS if payload["setup"].get(k) != more["setup"].get(k)]
-    if payload["config"]["model"] != more["config"]["model"]:
+    model, more_model = payload["config"]["model"], more["config"]["model"]
+    if any(model[k] != more_model[k] for k in model.keys() & more_model.keys()):
         differ.append("model config")
     if differ:
         raise SystemExit(f"cannot merge results of different setups: {differ} differ")

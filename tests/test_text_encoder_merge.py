@@ -48,6 +48,7 @@ def test_a_committed_single_run_is_seed_0_and_gets_the_new_seeds(tmp_path):
     warm = _runs([1, 2], rmse=[0.91, 0.86], **{"ndcg@10": [0.5, 0.5]})
     more = _payload({"no_text": warm}, {"no_text": cold},
                     first_seed=1)  # fmt: skip
+    more["config"]["model"]["new_field"] = 1.0  # added since: not a different setup
     more["cold"]["random"] = {"served_cold_hit_rate@100": 0.5}
     path, more_path = tmp_path / "text_encoder_ml-100k.json", tmp_path / "more.json"
     path.write_text(json.dumps(committed))
