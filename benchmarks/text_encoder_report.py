@@ -104,8 +104,7 @@ def merged(payload: dict, more: dict) -> dict:
             payload[section][name] = aggregate(runs)
     setup = payload["setup"]
     setup["variants"] += [v for v in more["setup"]["variants"] if v not in setup["variants"]]
-    for key in ("encoders",):
-        payload[key] = {**more[key], **payload[key]}
+    payload["encoders"] = {**payload["encoders"], **more["encoders"]}  # the newer export
     payload["config"]["encoders"] = {**more["config"]["encoders"], **payload["config"]["encoders"]}
     total = more["seconds"]["total"]
     payload["seconds"][f"merged_seeds_{more['setup'].get('first_seed', 0)}_total"] = total
@@ -150,13 +149,22 @@ def table(rows: dict[str, dict], columns: tuple) -> str:
 
 
 def _verdict(base: dict, text: dict, key: str, better: int) -> str:
-    """Mean vs mean against the runs' half ranges, and the per-seed (paired) deltas."""
+    """Mean vs mean against the runs' half ranges, and the per-seed (paired) deltas.
+
+    When the two ran different seeds, both are compared on the seeds they share.
+    """
+    base_by_seed = {r[SEED]: r for r in runs_of(base)}
+    shared = [r for r in runs_of(text) if r[SEED] in base_by_seed]
+    note = ""
+    if shared and len(shared) != max(len(base_by_seed), len(runs_of(text))):
+        base, text = aggregate([base_by_seed[r[SEED]] for r in shared]), aggregate(shared)
+        note = f" on seed{'s' if len(shared) > 1 else ''} {','.join(str(r[SEED]) for r in shared)}"
     delta = text[key] - base[key]
     noise = (base.get("spread", {}).get(key, 0.0) + text.get("spread", {}).get(key, 0.0)) / 2
     verdict = ("unchanged" if abs(delta) < SAME else
                "within the run-to-run spread" if abs(delta) <= noise else
                "better" if delta * better > 0 else "worse")  # fmt: skip
-    line = f"{base[key]:.4f} -> {text[key]:.4f} ({delta:+.4f}, {verdict}"
+    line = f"{base[key]:.4f} -> {text[key]:.4f}{note} ({delta:+.4f}, {verdict}"
     base_runs = {r[SEED]: r[key] for r in runs_of(base)}
     paired = [r[key] - base_runs[r[SEED]] for r in runs_of(text) if r[SEED] in base_runs]
     if len(paired) > 1:

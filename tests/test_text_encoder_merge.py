@@ -87,7 +87,11 @@ def test_verdict_pairs_the_runs_by_seed():
          "minilm": _runs([0, 1, 2], rmse=[0.905, 0.912, 0.893], **{"ndcg@10": [0.5, 0.5, 0.5]})},
         {},
     )  # fmt: skip
-    (line,) = verdicts(payload)
+    payload["warm"]["scratch"] = _runs([1], rmse=[0.90], **{"ndcg@10": [0.5]})
+    payload["setup"]["variants"].append("scratch")
+    line, scratch = verdicts(payload)
     assert "RMSE 0.9000 -> 0.9033 (+0.0033, within the run-to-run spread" in line
     assert "same seed: +0.0033 ±0.0015, worse in 3 of 3 seeds" in line
     assert "NDCG@10 0.5000 -> 0.5000 (+0.0000, unchanged; same seed: +0.0000" in line
+    # One seed of scratch: compared with no text's run of that seed, not its mean.
+    assert "RMSE 0.9100 -> 0.9000 on seed 1 (-0.0100, better)" in scratch
