@@ -179,7 +179,9 @@ def load_text_encoder(uri: str):
 
     Use `m.signatures["serving_default"](text=strings)["embedding"]` or
     `m.serving_default(strings)["embedding"]`. In a Keras 2 model, call it
-    inside a layer (weights stay frozen) or wrap with `hub.KerasLayer`.
+    inside a layer (weights stay frozen) or wrap with `hub.KerasLayer`. The
+    weights live in the signature's captured variables; the revived object's
+    `variables` list is empty (export: each weight is saved once).
     """
     import tensorflow_text  # noqa: F401  registers the WordPiece/regex ops
 
