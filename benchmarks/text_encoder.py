@@ -23,8 +23,9 @@ frozen: the default); minilm_mlm (MiniLM after domain masked LM on the catalogue
    excluded); HR@10/50/100 for the model with and without text, random and
    popularity (0: no training ratings).
 
-`--repeats N` trains every variant N times on differently shuffled data and
-reports the mean and half the range: single-run warm deltas are within noise.
+`--repeats N` trains every variant N times on data shuffled by seeds `--first-seed`..
+(the cold draw stays `--seed`) and reports the mean and half the range: single-run warm
+deltas are within noise. `--merge` adds seeds run later (`--out` elsewhere) to a result.
 
 Data preparation and metrics are benchmarks/quality_data.py's and
 models/evaluation.py's. MovieLens files are read from outside the repository;
@@ -80,9 +81,11 @@ from quality_data import (  # noqa: E402
 from served_metrics import batched as _batched  # noqa: E402
 from text_encoder_report import (  # noqa: E402
     COLD_COLUMNS,
+    aggregate,
     encoder_summary,
-    markdown,
+    merge_files,
     table,
+    write_results,
 )
 from transform_local import as_dataset  # noqa: E402
 
@@ -164,15 +167,6 @@ def train(
         item_text=item_text,
     )
     return tf.saved_model.load(model_dir).signatures, time.time() - t0
-
-
-def repeated(runs: list[dict]) -> dict:
-    """Mean of each metric over repeated runs, the range as 'spread', and the runs."""
-    mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
-    if len(runs) == 1:
-        return mean
-    spread = {k: float(np.ptp([r[k] for r in runs])) for k in runs[0] if k != "seconds"}
-    return {**mean, "spread": spread, "runs": runs}
 
 
 def rmse(served: dict, prepared: Prepared) -> float:
@@ -274,8 +268,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cold-fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0, help="seed of the cold-item draw")
     parser.add_argument("--repeats", type=int, default=1,
-                        help="train each variant N times (training-data order seeded 0..N-1); "
-                        "report the mean and ± half the range")
+                        help="train each variant N times (training-data order seeded "
+                        "first-seed..first-seed+N-1); report the mean and ± half the range")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first training seed (with --merge: add seeds to a result)")
+    parser.add_argument("--merge", nargs=2, metavar=("JSON", "MORE_JSON"),
+                        help="add MORE_JSON's runs (other seeds, same setup) to JSON's and "
+                        "rewrite JSON and its markdown; nothing is trained")
     parser.add_argument("--skip-warm", action="store_true",
                         help="cold protocol only (the results then have no warm table)")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "text_encoder"))
@@ -309,22 +308,23 @@ def _encoders(args, catalog_dir: Path, work_root: Path, seconds: dict):
     return out
 
 
-def _train_variants(encoders, prepared, work, config, repeats, metrics_fn, tag, seconds):
+def _train_variants(encoders, prepared, work, config, seeds, metrics_fn, tag, seconds):
     results = {}
     for name, (text, _, _) in encoders.items():
         t0, runs = time.time(), []
-        for repeat in range(repeats):
-            served, train_seconds = train(prepared, work, config, text, f"{tag}-{name}",
-                                          seed=repeat)
-            runs.append({**metrics_fn(served), "seconds": train_seconds})
+        for seed in seeds:
+            served, train_seconds = train(prepared, work, config, text, f"{tag}-{name}", seed)
+            runs.append({**metrics_fn(served), "seconds": train_seconds, "seed": seed})
             print(f"{tag} {name}: {json.dumps(runs[-1])}", flush=True)
-        results[name] = repeated(runs)
+        results[name] = aggregate(runs)
         _timed(f"{tag}_{name}", seconds, t0)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        return merge_files(*map(Path, args.merge))
     split, data, user_overrides = resolve(args)
     work_root = Path(args.work_dir)
     label = f"{args.dataset}_{split or 'time'}"
@@ -357,16 +357,17 @@ def main(argv: list[str] | None = None) -> int:
         warm.update(done["warm"])
         seconds.update({f"earlier_{k}": v for k, v in done["seconds"].items()})
         steps = [(tag, n) for tag, n in steps if n not in (cold_results, warm)[tag == "warm"]]
+    seeds = range(args.first_seed, args.first_seed + args.repeats)
     for tag, name in steps:
         chosen = {name: encoders[name]}
         if tag == "cold":
             cold_results.update(_train_variants(
-                chosen, cold_prepared, cold_work, config, args.repeats,
+                chosen, cold_prepared, cold_work, config, seeds,
                 lambda served: cold_metrics(served, cold_truth, cold), "cold", seconds,
             ))  # fmt: skip
         else:
             warm.update(_train_variants(
-                chosen, prepared, work, config, args.repeats,
+                chosen, prepared, work, config, seeds,
                 lambda served: warm_metrics(served, prepared, truth), "warm", seconds,
             ))  # fmt: skip
         seconds["total"] = round(time.time() - start, 1)
@@ -384,6 +385,7 @@ def _write(args, encoders, config, data, warm, cold_results, seconds) -> None:
         "setup": {
             "dataset": args.dataset,
             "repeats": args.repeats,
+            "first_seed": args.first_seed,
             "variants": list(encoders),
             "split": split or "per-user time (latest 20% held out)",
             "catalog": int(catalog_size),
@@ -412,13 +414,7 @@ def _write(args, encoders, config, data, warm, cold_results, seconds) -> None:
         "cold": cold_results,
         "seconds": seconds,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"text_encoder_{args.dataset}.json").write_text(
-        json.dumps(payload, indent=2, default=list)
-    )
-    (out / f"text_encoder_{args.dataset}.md").write_text(markdown(payload))
-    print(f"wrote {out}/text_encoder_{args.dataset}.{{json,md}}", flush=True)
+    write_results(Path(args.out), payload)
 
 
 if __name__ == "__main__":

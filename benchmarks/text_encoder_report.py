@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import numpy as np
 
 BASELINE = "no_text"
 # Cold HR@100 as served (`recommend`): issue 15's targets. ML-100K: absolute;
 # ml-latest-small: 2x the scratch encoder's 0.0646 before MiniLM (commit 4c07b8d).
 COLD_TARGETS = {"ml-100k": 0.25, "ml-latest-small": 2 * 0.0646}
 SAME = 1e-3  # warm deltas below this are reported as unchanged
+BASELINES = ("random", "popularity")  # computed, not trained: no seeds
+SEED = "seed"  # a run's training seed (the data order)
+SETUP_KEYS = ("dataset", "split", "catalog", "warm", "cold")  # must match to merge
 
 WARM_COLUMNS = (
     ("hit_rate@10", "HR@10"), ("hit_rate@50", "HR@50"), ("hit_rate@100", "HR@100"),
@@ -52,6 +58,78 @@ def encoder_summary(metadata: dict) -> dict:
     }
 
 
+def aggregate(runs: list[dict]) -> dict:
+    """Mean of each metric over the runs, the range as 'spread' (2+ runs), and the runs."""
+    keys = [k for k in runs[0] if k != SEED]
+    out = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+    if len(runs) > 1:
+        out["spread"] = {k: float(np.ptp([r[k] for r in runs])) for k in keys if k != "seconds"}
+    return {**out, "runs": runs}
+
+
+def runs_of(entry: dict) -> list[dict]:
+    """A variant's runs, each with its seed. Results written before seeds were
+    recorded: a single run is seed 0, repeats were seeds 0..N-1 (their order)."""
+    runs = entry.get("runs") or [{k: v for k, v in entry.items() if k != "spread"}]
+    return [{SEED: i, **run} for i, run in enumerate(runs)]
+
+
+def seeds_of(entry: dict) -> list[int]:
+    return sorted(run[SEED] for run in runs_of(entry))
+
+
+def merged(payload: dict, more: dict) -> dict:
+    """`payload` with `more`'s runs of the trained variants added, warm and cold.
+
+    The setups (data, split, cold draw) and the model configs' shared fields
+    must match (a field added since, e.g. one only `recommend_from_items`
+    reads, does not block) and the seeds must differ; the baselines stay
+    `payload`'s.
+    """
+    differ = [k for k in SETUP_KEYS if payload["setup"].get(k) != more["setup"].get(k)]
+    model, more_model = payload["config"]["model"], more["config"]["model"]
+    if any(model[k] != more_model[k] for k in model.keys() & more_model.keys()):
+        differ.append("model config")
+    if differ:
+        raise SystemExit(f"cannot merge results of different setups: {differ} differ")
+    for section in ("warm", "cold"):
+        for name, entry in more[section].items():
+            if name in BASELINES:
+                continue
+            old = runs_of(payload[section][name]) if name in payload[section] else []
+            clash = {r[SEED] for r in old} & {r[SEED] for r in runs_of(entry)}
+            if clash:
+                raise SystemExit(f"{section} {name}: seeds {sorted(clash)} are in both results")
+            runs = sorted(old + runs_of(entry), key=lambda r: r[SEED])
+            payload[section][name] = aggregate(runs)
+    setup = payload["setup"]
+    setup["variants"] += [v for v in more["setup"]["variants"] if v not in setup["variants"]]
+    payload["encoders"] = {**payload["encoders"], **more["encoders"]}  # the newer export
+    payload["config"]["encoders"] = {**more["config"]["encoders"], **payload["config"]["encoders"]}
+    total = more["seconds"]["total"]
+    payload["seconds"][f"merged_seeds_{more['setup'].get('first_seed', 0)}_total"] = total
+    return payload
+
+
+def merge_files(path: Path, more_path: Path) -> int:
+    """--merge: `more_path`'s runs added to the result at `path` (JSON and md rewritten)."""
+    write_results(path.parent, merged(json.loads(path.read_text()),
+                                      json.loads(more_path.read_text())))  # fmt: skip
+    return 0
+
+
+def write_results(out: Path, payload: dict) -> None:
+    """text_encoder_<dataset>.{json,md}; the md ends with text_encoder_<dataset>_notes.md
+    (hand-written findings, kept across re-runs) when that file exists."""
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"text_encoder_{payload['setup']['dataset']}"
+    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2, default=list))
+    notes = out / f"{stem}_notes.md"
+    text = markdown(payload) + (f"\n{notes.read_text()}" if notes.is_file() else "")
+    (out / f"{stem}.md").write_text(text)
+    print(f"wrote {out}/{stem}.{{json,md}}", flush=True)
+
+
 def table(rows: dict[str, dict], columns: tuple) -> str:
     """Markdown table of means; '±' is half the range over repeated runs."""
     lines = ["| variant | " + " | ".join(label for _, label in columns) + " |",
@@ -71,12 +149,41 @@ def table(rows: dict[str, dict], columns: tuple) -> str:
 
 
 def _verdict(base: dict, text: dict, key: str, better: int) -> str:
+    """Mean vs mean against the runs' half ranges, and the per-seed (paired) deltas.
+
+    When the two ran different seeds, both are compared on the seeds they share.
+    """
+    base_by_seed = {r[SEED]: r for r in runs_of(base)}
+    shared = [r for r in runs_of(text) if r[SEED] in base_by_seed]
+    note = ""
+    if shared and len(shared) != max(len(base_by_seed), len(runs_of(text))):
+        base, text = aggregate([base_by_seed[r[SEED]] for r in shared]), aggregate(shared)
+        note = f" on seed{'s' if len(shared) > 1 else ''} {','.join(str(r[SEED]) for r in shared)}"
     delta = text[key] - base[key]
     noise = (base.get("spread", {}).get(key, 0.0) + text.get("spread", {}).get(key, 0.0)) / 2
     verdict = ("unchanged" if abs(delta) < SAME else
                "within the run-to-run spread" if abs(delta) <= noise else
                "better" if delta * better > 0 else "worse")  # fmt: skip
-    return f"{base[key]:.4f} -> {text[key]:.4f} ({delta:+.4f}, {verdict})"
+    line = f"{base[key]:.4f} -> {text[key]:.4f}{note} ({delta:+.4f}, {verdict}"
+    base_runs = {r[SEED]: r[key] for r in runs_of(base)}
+    paired = [r[key] - base_runs[r[SEED]] for r in runs_of(text) if r[SEED] in base_runs]
+    if len(paired) > 1:
+        worse = sum(d * better < 0 for d in paired)
+        line += (f"; same seed: {np.mean(paired):+.4f} ±{np.ptp(paired) / 2:.4f}, "
+                 f"worse in {worse} of {len(paired)} seeds")  # fmt: skip
+    return line + ")"
+
+
+def seeds_line(payload: dict) -> str:
+    """Which training seeds each trained variant ran, warm and cold."""
+    parts = []
+    for section in ("warm", "cold"):
+        entries = {k: v for k, v in payload[section].items() if k not in BASELINES}
+        seeds = ", ".join(f"{k} {','.join(map(str, seeds_of(v)))}" for k, v in entries.items())
+        parts.append(f"{section}: {seeds or 'none'}")
+    return ("Training seeds (data order) per variant, " + "; ".join(parts) + ". Tables: the "
+            "mean, ± half the range over the seeds (one seed: retraining on another data "
+            "order can move NDCG@10 and RMSE by ~0.01).")
 
 
 def verdicts(payload: dict) -> list[str]:
@@ -134,15 +241,11 @@ def markdown(payload: dict) -> str:
     setup = payload["setup"]
     cold = payload["cold"]
     cold_rows = {k: cold[k] for k in ("random", "popularity", *setup["variants"]) if k in cold}
-    repeats = setup.get("repeats", 1)
     return "\n".join([
         f"# TextEncoder benchmark: {setup['dataset']} {setup['split']}",
         "",
-        f"Host: {setup['host']} (shared with other jobs; times are indicative). Total wall "
-        f"time {payload['seconds']['total']:.0f}s. Each model variant trained {repeats}x"
-        + (" (mean, ± half the range over the runs)." if repeats > 1 else
-           " (a single run: retraining on another data order can move NDCG@10 and RMSE by "
-           "~0.01)."),
+        f"Host: {setup['host']} (shared with other jobs; times are indicative). Wall time "
+        f"{payload['seconds']['total']:.0f}s (the first command). {seeds_line(payload)}",
         "",
         "## Text encoders",
         "",

@@ -228,6 +228,19 @@ def test_saved_model_in_fresh_process_matches_embeddings(pretrained, rows, tmp_p
     assert_fresh_process_matches(pretrained.uri, rows, tmp_path)
 
 
+def saved_weight_count(uri: str) -> int:
+    """Float values in the encoder SavedModel's checkpoint (every saved variable)."""
+    prefix = os.path.join(uri, layout.ENCODER_DIR, "variables", "variables")
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    return sum(int(np.prod(shape)) for key, shape in shapes.items() if key.endswith("VALUE"))
+
+
+def test_saved_model_holds_each_weight_once(pretrained):
+    """ExportArchive.track(model) used to save the Keras wrappers too: 2x the weights."""
+    assert saved_weight_count(pretrained.uri) == load_metadata(pretrained.uri)["encoder_params"]
+
+
 def test_load_text_encoder_in_process(pretrained):
     """Unseen/odd texts: empty string and one longer than sequence_length."""
     encoder = load_text_encoder(pretrained.uri)

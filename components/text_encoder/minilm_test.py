@@ -21,6 +21,7 @@ from mtrec.components.text_encoder.executor_test import (
     assert_fresh_process_matches,
     make_catalog_rows,
     run_executor,
+    saved_weight_count,
 )
 from mtrec.components.text_encoder.export import (
     OUTPUT_NAME,
@@ -105,6 +106,9 @@ def test_pretrained_executor_metadata_and_encoding_cache(pretrained, rows, tmp_p
     longest = metadata["text_tokens"]["max"] + 2
     assert metadata["sequence_length"] == -(-longest // 8) * 8  # auto: fits the longest
     assert metadata["num_truncated_texts"] == 0
+    # Each weight saved once (export.TextEncoderFunction.export): 4 bytes each + the graph.
+    assert saved_weight_count(pretrained.uri) == 22_713_216
+    assert metadata["bytes"]["encoder_saved_model"] < 4 * 22_713_216 + 8_000_000
     props = pretrained.mlmd_artifact.custom_properties
     assert props["encoder_name"].string_value == minilm.MODEL_NAME
 
