@@ -183,7 +183,7 @@ class ServingModule(tf.Module):
         )
         return {
             "relevance": tf.reshape(tf.sigmoid(out["relevance"]), [b, c]),
-            "rating": tf.reshape(out["rating"], [b, c]),
+            "rating": tf.reshape(self.model.served_rating(out["rating"]), [b, c]),
         }
 
     def _similarity(self, query: tf.Tensor) -> tf.Tensor:
