@@ -332,6 +332,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="keep our variants' SavedModels under the work dir (their paths "
                         "go into the JSON), e.g. for served_quality.py")
     parser.add_argument("--render", metavar="JSON", help="rewrite the markdown of a results JSON")
+    parser.add_argument("--note", help="with --render: record in the JSON, and show in the "
+                        "markdown, which rows came from code that has changed since")
     parser.add_argument("--merge", nargs=2, metavar=("JSON", "MORE_JSON"),
                         help="add MORE_JSON's seeded runs (other seeds, same folds) to JSON's "
                         "and rewrite JSON and its markdown")
@@ -351,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.render:
         path = Path(args.render)
-        path.with_suffix(".md").write_text(R.markdown(json.loads(path.read_text())))
+        payload = json.loads(path.read_text())
+        if args.note is not None:
+            payload["setup"][R.CODE_NOTE] = args.note
+            path.write_text(json.dumps(payload, indent=2, default=list))
+        path.with_suffix(".md").write_text(R.markdown(payload))
         return 0
     if args.merge:
         path = Path(args.merge[0])

@@ -213,6 +213,10 @@ DEFINITIONS = (
 )
 
 
+# setup key: which rows an older version of the code measured (quality.py --note)
+CODE_NOTE = "code_note"
+
+
 def _ease_text(setup: dict) -> str:
     lam, found = setup.get("ease_lambda"), setup.get("ease_validation")
     if lam is None:
@@ -235,6 +239,8 @@ def markdown(payload: dict) -> str:
             f"split rule: {s['split_rule']}; {_ease_text(s)}."
         )
     out += ["", f"Host: {setup['host']}. Seeds: {setup['seeds']}.", ""]
+    if setup.get(CODE_NOTE):  # rows measured by code that is no longer the default
+        out += [f"**Code note:** {setup[CODE_NOTE]}", ""]
     if len(folds) > 1:
         out += [f"## Mean ± std over {len(folds)} folds (each fold: mean over its seeds)", "",
                 table(payload["summary"], HEADLINE, with_std=True), ""]

@@ -89,7 +89,8 @@ def pair_scores(model, query: tf.Tensor, user_idx: tf.Tensor, vectors: tf.Tensor
     if heads is not None:
         out = model.pair_from_heads(heads, tf.broadcast_to(user_idx[:, tf.newaxis], shape),
                                     item_idx)
-        return {"relevance": tf.sigmoid(out["relevance"]), "rating": out["rating"]}
+        return {"relevance": tf.sigmoid(out["relevance"]),
+                "rating": model.served_rating(out["rating"])}
     q = tf.reshape(tf.repeat(query[:, tf.newaxis, :], c, axis=1), [b * c, -1])
     out = model.pair_outputs(
         q,
@@ -99,7 +100,7 @@ def pair_scores(model, query: tf.Tensor, user_idx: tf.Tensor, vectors: tf.Tensor
     )
     return {
         "relevance": tf.reshape(tf.sigmoid(out["relevance"]), [b, c]),
-        "rating": tf.reshape(out["rating"], [b, c]),
+        "rating": tf.reshape(model.served_rating(out["rating"]), [b, c]),
     }
 
 

@@ -36,6 +36,9 @@ class ServingTables:
     rating_mean: float
     num_train_examples: int
     sample_user_ids: np.ndarray  # a few real user ids (warmup requests, examples)
+    # The lowest and highest training rating: served ratings are clipped to it
+    # (MultiTaskModel.served_rating).
+    rating_range: tuple[float, float] = (F.MIN_RATING, F.MAX_RATING)
 
     @property
     def num_items(self) -> int:
@@ -58,6 +61,7 @@ def build_serving_tables(
     items: dict[int, tuple[bytes, dict[str, np.ndarray]]] = {}
     pairs: list[np.ndarray] = []
     rating_sum, count = 0.0, 0
+    rating_lo, rating_hi = np.inf, -np.inf
     sample_users: list[bytes] = []
 
     for batch in dataset.as_numpy_iterator():
@@ -65,6 +69,8 @@ def build_serving_tables(
         item = batch[F.ITEM_IDX]
         ts = batch[F.TIMESTAMP_XF]
         rating_sum += float(batch[F.RATING_XF].sum())
+        rating_lo = min(rating_lo, float(batch[F.RATING_XF].min()))
+        rating_hi = max(rating_hi, float(batch[F.RATING_XF].max()))
         count += len(user)
         pairs.append(user * sizes.items + item)
         if len(sample_users) < 8:
@@ -128,6 +134,7 @@ def build_serving_tables(
         rating_mean=rating_sum / count,
         num_train_examples=count,
         sample_user_ids=np.array(sample_users[:8], dtype=object),
+        rating_range=(rating_lo, rating_hi),
     )
 
 

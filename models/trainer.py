@@ -156,6 +156,7 @@ def build_model(
         config,
         item_sampling_prob=item_sampling_probability(tft_output, sizes),
         rating_mean=tables.rating_mean,
+        rating_range=tables.rating_range,
         text_table=item_text.table(tft_output, sizes.items) if item_text else None,
         rated=(tables.rated_splits, tables.rated_idx),
     )

@@ -162,6 +162,8 @@ def test_serving_tables_hold_latest_history_and_seen_items(transformed_synthetic
     seen_ids = {tables.item_ids[p] for p in seen}
     assert seen_ids == {r["item_id_raw"] for r in rows}
     assert np.isclose(tables.rating_mean, np.mean([r["rating_label"] for r in train]))
+    ratings = [r["rating_label"] for r in train]
+    assert tables.rating_range == (min(ratings), max(ratings))
 
 
 def test_distribution_strategies_from_custom_config():

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import tests.transform_support  # noqa: F401  (puts benchmarks/ on sys.path)
 
 # isort: split
-from quality import merged
+from quality import main, merged
 from quality_report import aggregate
 
 
@@ -45,3 +47,16 @@ def test_dropped_variants_keep_only_the_new_runs():
     joint = payload["folds"]["u1"]["results"]["joint"]
     assert [r["seed"] for r in joint["runs"]] == [2]
     assert joint["mean"]["ndcg@10"] == pytest.approx(0.57)
+
+
+def test_a_code_note_is_kept_in_the_json_and_shown_in_the_markdown(tmp_path):
+    path = tmp_path / "quality_ml-100k_u1.json"
+    payload = _payload([0], [0.5])
+    payload["setup"].update(dataset="ml-100k", host="test", folds=["u1"])
+    payload["folds"]["u1"]["setup"] = {"train_rows": 8, "eval_rows": 2, "catalog": 3,
+                                       "test_users": 1, "split_rule": "official"}
+    payload["summary"] = payload["folds"]["u1"]["results"]
+    path.write_text(json.dumps(payload))
+    assert main(["--render", str(path), "--note", "RMSE rows predate clipping"]) == 0
+    assert json.loads(path.read_text())["setup"]["code_note"] == "RMSE rows predate clipping"
+    assert "**Code note:** RMSE rows predate clipping" in path.with_suffix(".md").read_text()
