@@ -42,6 +42,11 @@ class SplitPairHeads(tf.Module):
     def __init__(self, heads: PairHeads, item_vectors: np.ndarray):
         super().__init__(name="pair_split")
         d = item_vectors.shape[1]
+        if not heads.built:
+            # A model restored from weights without a forward pass (models/reindex.py) has
+            # no head variables yet; creating them here lets the deferred checkpoint
+            # restore fill them (tests/test_reindex.py: recommend agrees with score).
+            heads(tf.zeros([1, 3 * d]))
         firsts = [heads.towers[t].layers[0] for t in PairHeads.TASKS]
         kernel = np.concatenate([layer.kernel.numpy() for layer in firsts], axis=1)
         bias = np.concatenate([layer.bias.numpy() for layer in firsts])

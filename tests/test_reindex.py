@@ -56,6 +56,19 @@ def test_catalogue_grows_and_users_are_unchanged(models):
     assert {b"new-1", b"new-2"} <= set(every[0].tolist())
     with pytest.raises(tf.errors.InvalidArgumentError):
         old.signatures["retrieve"](user_id=u, k=tf.constant(62))
+    # The re-rank heads hold the trained weights: the same pair answers as the old
+    # model, and recommend's ratings (split first layer, models/pair_split.py) are
+    # score's for the same items.
+    rec = new.signatures["recommend"](user_id=u, k=tf.constant(5))
+    items = rec["item_ids"]
+    old_items = tf.where(tf.strings.regex_full_match(items, "new-.*"), b"never-added", items)
+    for key in ("relevance", "ratings"):
+        np.testing.assert_allclose(old.signatures["score"](user_id=u, item_ids=old_items)[key],
+                                   new.signatures["score"](user_id=u, item_ids=old_items)[key],
+                                   atol=1e-5, err_msg=key)
+    np.testing.assert_allclose(rec["ratings"],
+                               new.signatures["score"](user_id=u, item_ids=items)["ratings"],
+                               atol=1e-4)
 
 
 def test_added_item_is_indexed_like_a_cold_item(models):
