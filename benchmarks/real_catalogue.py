@@ -24,9 +24,11 @@ ModelConfig.ivf_min_items items on, the export's first stage is the IVF index
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
@@ -103,9 +105,15 @@ def real_catalogue_models(work_root: str, sizes: list[int], epochs: int = 2,
     return {n: str(d) for n, d in dirs.items()}
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        description="Export the real-tower models of grown catalogues (serving.py "
+        "--real-catalog-sizes drives this) and print their directories.")
+    parser.add_argument("work_dir", nargs="?", default=os.path.join("/tmp", "mtrec-serving-bench"))
+    parser.add_argument("sizes", nargs="*", type=int, default=[1_000_000])
+    args = parser.parse_args(argv)
+    print(real_catalogue_models(args.work_dir, args.sizes))
 
-    # real_catalogue.py [WORK_DIR [N ...]]
-    print(real_catalogue_models(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        "/tmp", "mtrec-serving-bench"), [int(v) for v in sys.argv[2:]] or [1_000_000]))
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
