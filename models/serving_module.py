@@ -265,12 +265,8 @@ class ServingModule(tf.Module):
     def transform_features(self, examples):
         return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], _STR, name="user_id"),
-            tf.TensorSpec([], tf.int32, name="k"),
-        ]
-    )
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="user_id"),
+                                  tf.TensorSpec([], tf.int32, name="k")])
     def recommend(self, user_id, k):
         """Top-k unseen items: retrieve candidates, then re-rank with the blend (known
         users, k <= 25: the export's answers, models/answer_cache.py)."""
@@ -331,12 +327,8 @@ class ServingModule(tf.Module):
         stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
         return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], _STR, name="user_id"),
-            tf.TensorSpec([], tf.int32, name="k"),
-        ]
-    )
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="user_id"),
+                                  tf.TensorSpec([], tf.int32, name="k")])
     def retrieve(self, user_id, k):
         """Plain retrieval over the whole catalogue, seen items included (FactorizedTopK)."""
         k = tf.minimum(k, self._check_k(k))  # the same k, after the checks
@@ -357,11 +349,8 @@ class ServingModule(tf.Module):
         vectors, item_idx = self._item_vectors_at(positions)
         pair = pair_scores(self.model, query, user_idx, vectors, item_idx)
         # recommend's first stage: similarity plus the item-item term.
-        similarity = tf.reduce_sum(
-            self.model.retrieval_vector(query)[:, tf.newaxis, :]
-            * self.model.retrieval_vector(vectors),
-            axis=-1,
-        )
+        similarity = tf.reduce_sum(self.model.retrieval_vector(query)[:, tf.newaxis, :]
+                                   * self.model.retrieval_vector(vectors), axis=-1)
         if self.item_item is not None:
             term = self._user_term(user_idx)(self._similarity(query))
             outside = tf.cast(tf.shape(term)[1] - 1, positions.dtype)
