@@ -39,19 +39,23 @@ def cache_depth(num_items: int, num_candidates: int) -> int:
 
 class AnswerCache(tf.Module):
     """Per-user rows of `recommend`'s answer for k = depth, for user rows 0..users
-    (row 0, the padding row, is stored but never served: lookups give 1..)."""
+    (row 0, the padding row, is stored but never served: lookups give 1..).
 
-    def __init__(self, positions: np.ndarray, scores: np.ndarray, ratings: np.ndarray):
+    Keyed by the answer's own output names, so no output name is repeated here:
+    the one string output (the item ids) is stored as catalogue positions
+    (int32), every other output as it is (float32)."""
+
+    def __init__(self, tables: dict[str, np.ndarray], ids: str):
         super().__init__(name="answer_cache")
-        if not positions.shape == scores.shape == ratings.shape or positions.ndim != 2:
-            raise ValueError(f"answer tables must be [users + 1, depth] alike, got "
-                             f"{positions.shape}, {scores.shape}, {ratings.shape}")
-        self.depth = int(positions.shape[1])
-        self.last_row = int(positions.shape[0]) - 1
-        self.positions = tf.Variable(positions.astype(np.int32), trainable=False,
-                                     name="positions")
-        self.scores = tf.Variable(scores.astype(np.float32), trainable=False, name="scores")
-        self.ratings = tf.Variable(ratings.astype(np.float32), trainable=False, name="ratings")
+        shapes = {key: value.shape for key, value in tables.items()}
+        first = tables[ids].shape
+        if len(first) != 2 or any(shape != first for shape in shapes.values()):
+            raise ValueError(f"answer tables must be [users + 1, depth] alike, got {shapes}")
+        self.depth, self.last_row = int(first[1]), int(first[0]) - 1
+        self._ids = ids
+        self.tables = {key: tf.Variable(value.astype(np.int32 if key == ids else np.float32),
+                                        trainable=False, name=key)
+                       for key, value in tables.items()}
 
     def covers(self, user_idx: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
         """True when every row in user_idx is cached (1..last_row) and k <= depth.
@@ -63,12 +67,9 @@ class AnswerCache(tf.Module):
     def answer(self, user_idx: tf.Tensor, k: tf.Tensor, catalog_ids: tf.Tensor
                ) -> dict[str, tf.Tensor]:
         """The first k cached entries of each row, as `recommend` returns them."""
-        positions = tf.gather(self.positions, user_idx)[:, :k]
-        return {
-            "item_ids": tf.gather(catalog_ids, positions),
-            "scores": tf.gather(self.scores, user_idx)[:, :k],
-            "ratings": tf.gather(self.ratings, user_idx)[:, :k],
-        }
+        out = {key: tf.gather(table, user_idx)[:, :k] for key, table in self.tables.items()}
+        out[self._ids] = tf.gather(catalog_ids, out[self._ids])
+        return out
 
     def answer_or(self, user_idx: tf.Tensor, k: tf.Tensor, n: tf.Tensor, catalog_ids: tf.Tensor,
                   computed: Callable[[], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
@@ -84,20 +85,21 @@ def build_answer_cache(answer: Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Ten
     """`answer(user_idx [b], k)` -> recommend's outputs for these user rows; the
     cache of rows 0..known_users at k = depth, or None when depth is 0 or the
     table would exceed max_entries. `positions_of(item_ids)` maps the answer's
-    ids back to catalogue positions (ids are unique in the catalogue)."""
+    ids (its one string output) back to catalogue positions (unique ids)."""
     rows = known_users + 1
     if depth < 1 or rows * depth > max_entries:
         return None
     k = tf.constant(depth, tf.int32)
     run = tf.function(lambda idx: answer(idx, k),
                       input_signature=[tf.TensorSpec([None], tf.int64)])
-    parts: dict[str, list[np.ndarray]] = {"positions": [], "scores": [], "ratings": []}
+    parts: dict[str, list[np.ndarray]] = {}
+    ids = ""
     for start in range(0, rows, _CHUNK):
-        out = run(tf.range(start, min(start + _CHUNK, rows), dtype=tf.int64))
-        parts["positions"].append(positions_of(out["item_ids"]).numpy())
-        parts["scores"].append(out["scores"].numpy())
-        parts["ratings"].append(out["ratings"].numpy())
+        for key, value in run(tf.range(start, min(start + _CHUNK, rows), dtype=tf.int64)).items():
+            if value.dtype == tf.string:
+                ids, value = key, positions_of(value)
+            parts.setdefault(key, []).append(value.numpy())
     tables = {key: np.concatenate(value) for key, value in parts.items()}
-    if (tables["positions"] < 0).any():
+    if (tables[ids] < 0).any():
         raise ValueError("recommend returned an item outside the catalogue")
-    return AnswerCache(tables["positions"], tables["scores"], tables["ratings"])
+    return AnswerCache(tables, ids)

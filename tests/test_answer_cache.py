@@ -18,7 +18,8 @@ def _cache() -> AnswerCache:
     positions = np.array([[0, 0], [3, 1], [2, 0]])
     scores = np.array([[0.0, 0.0], [0.9, 0.4], [0.7, 0.6]])
     ratings = np.array([[0.0, 0.0], [4.5, 3.0], [4.0, 2.5]])
-    return AnswerCache(positions, scores, ratings)
+    return AnswerCache({"item_ids": positions, "scores": scores, "ratings": ratings},
+                       "item_ids")
 
 
 def _computed(k):
@@ -67,13 +68,15 @@ def test_the_build_stores_each_rows_answer_and_respects_the_cap():
         return tf.constant([[table[i] for i in row] for row in ids.numpy().tolist()])
 
     cache = build_answer_cache(answer, positions_of, known_users=2, depth=3, max_entries=9)
-    assert cache.positions.numpy().tolist() == [[0, 1, 2], [1, 2, 3], [2, 3, 0]]
-    np.testing.assert_allclose(cache.scores.numpy()[2], [20, 19, 18])
-    np.testing.assert_allclose(cache.ratings.numpy()[1], [1.0, 0.9, 0.8])
+    tables = {key: table.numpy() for key, table in cache.tables.items()}
+    assert tables["item_ids"].tolist() == [[0, 1, 2], [1, 2, 3], [2, 3, 0]]
+    assert tables["item_ids"].dtype == np.int32
+    np.testing.assert_allclose(tables["scores"][2], [20, 19, 18])
+    np.testing.assert_allclose(tables["ratings"][1], [1.0, 0.9, 0.8])
     assert build_answer_cache(answer, positions_of, 2, 3, max_entries=8) is None
     assert build_answer_cache(answer, positions_of, 2, 0, max_entries=100) is None
 
 
 def test_tables_of_different_shapes_are_refused():
     with pytest.raises(ValueError, match="alike"):
-        AnswerCache(np.zeros((3, 2)), np.zeros((3, 2)), np.zeros((3, 1)))
+        AnswerCache({"ids": np.zeros((3, 2)), "scores": np.zeros((3, 1))}, "ids")

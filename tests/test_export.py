@@ -263,7 +263,7 @@ def test_per_user_cache_changes_no_answer(exported, replayed):
     assert cached.user_queries.shape[0] > len(users) and cached.user_item_item is not None
     assert cached.user_seen.dtype == tf.bool
     # One row per known user (and the padding row), 25 entries: every k <= 25.
-    assert cached.answers.positions.shape == (len(_known_users(exported)) + 1, 25)
+    assert cached.answers.tables["item_ids"].shape == (len(_known_users(exported)) + 1, 25)
     for table in ("user_queries", "user_item_item", "user_seen", "answers"):
         assert getattr(uncached, table, None) is None
     _assert_same_answers(replayed[out], replayed[out + UNCACHED])
