@@ -10,9 +10,10 @@ for k = 25. The export stores that answer per known user -- catalogue
 positions, scores and ratings, in `recommend`'s order -- and a request whose
 users are all known and whose k is at most that depth becomes a gather and a
 slice inside a `tf.cond`; any unknown id (an OOV row) or a larger k takes the
-computed path. On the ML-100K u1 model this took `recommend` from 159 graph
-nodes a call to 15 (benchmarks/graph_ops.py; numbers in
-benchmarks/results/serving.md).
+computed path. On the ML-100K u1 model this took `recommend`'s op time from
+1,356 to 173 us a call (benchmarks/graph_ops.py, one thread; 16 nodes in the
+taken branch) and gRPC c=1 p50 from 2.65 to 1.22 ms
+(benchmarks/results/serving.md).
 
 The table holds users x depth entries (12 bytes each); above
 ModelConfig.answer_cache_max_entries it is not built and every request is
