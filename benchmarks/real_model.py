@@ -13,6 +13,7 @@ to the export code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -38,9 +39,10 @@ def weights_dir(work: Path, epochs: int) -> Path:
 
 
 def export_from_weights(prepared: Prepared, weights_dir: str, export_dir: str,
-                        cache_users: bool = True) -> str:
-    """The production export of the weights save_weights wrote, to export_dir (replaced)."""
-    config = load_config(weights_dir)
+                        cache_users: bool = True, **config_overrides) -> str:
+    """The production export of the weights save_weights wrote, to export_dir (replaced);
+    `config_overrides`: ModelConfig fields to change (e.g. answer_cache_max_entries=0)."""
+    config = dataclasses.replace(load_config(weights_dir), **config_overrides)
     sizes = VocabSizes.from_transform_output(prepared.tft_output)
     tables = build_serving_tables(as_dataset(prepared.train, 8192), sizes)
     model = build_model(sizes, config, prepared.tft_output, tables)

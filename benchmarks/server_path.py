@@ -12,6 +12,11 @@ threading (inter-op 1):
     encode      numpy -> the response's TensorProtos
     serialize   PredictResponse.SerializeToString (gRPC's serializer)
 
+That is the numpy path (batching on). With batching off the server takes the
+wire path (serving/wire.py): the model stage's function also serializes each
+output to a TensorProto, `numpy` fetches those bytes, `encode` frames them
+into the response bytes and `serialize` is empty.
+
 For the model stage it also records the CPU of the calling thread and of the
 whole process: TF runs a function's kernels on its inter-op pool, so most of
 the model's CPU is on a TF thread while the calling (RPC) thread waits; and it
@@ -49,9 +54,11 @@ STAGES = ("parse", "decode", "tensors", "model", "numpy", "encode", "serialize")
 IDLE_S = 0.003
 
 
-def _one(servable: Servable, wire: bytes) -> tuple[list[float], list[float], float]:
+def _one(servable: Servable, wire: bytes, serialized: bool = True
+         ) -> tuple[list[float], list[float], float]:
     """One request: wall [s] and calling-thread CPU [s] per stage, and the model
-    stage's CPU over the whole process [s]."""
+    stage's CPU over the whole process [s]; `serialized`: the server's wire path
+    (serving/wire.py, batching off), else the numpy path (batching on)."""
     wall, cpu = [time.perf_counter()], [time.thread_time()]
 
     def mark() -> None:
@@ -67,6 +74,16 @@ def _one(servable: Servable, wire: bytes) -> tuple[list[float], list[float], flo
     tensors = sig.to_tensors(arrays)
     mark()
     process0 = time.process_time()
+    if serialized:  # serving/wire.py: the outputs come back as TensorProto bytes
+        flat = sig.call_serialized(tensors)
+        process = time.process_time() - process0
+        mark()
+        protos = {key: flat[key].numpy() for key in outputs}
+        mark()
+        sig.wire_response(protos, outputs, servable.name, servable.version)
+        mark()
+        mark()  # nothing left to serialize
+        return list(np.diff(wall)), list(np.diff(cpu)), process
     flat = sig.call_flat(tensors)
     process = time.process_time() - process0
     mark()
@@ -81,23 +98,26 @@ def _one(servable: Servable, wire: bytes) -> tuple[list[float], list[float], flo
     return list(np.diff(wall)), list(np.diff(cpu)), process
 
 
-def profile(model_dir: str, requests: list[predict_pb2.PredictRequest], calls: int
-            ) -> dict[str, Any]:
-    """Per-stage p50/mean in microseconds for these requests (one signature)."""
+def profile(model_dir: str, requests: list[predict_pb2.PredictRequest], calls: int,
+            serialized: bool = True) -> dict[str, Any]:
+    """Per-stage p50/mean in microseconds for these requests (one signature), on the
+    server's wire path (`serialized`, batching off) or its numpy path."""
     servable = Servable("mtrec", 1, model_dir)
+    serialized = serialized and servable.signature(
+        requests[0].model_spec.signature_name).serializes
     wires = [r.SerializeToString() for r in requests]
     for wire in wires:  # warm: first calls trace and allocate
-        _one(servable, wire)
+        _one(servable, wire, serialized)
     walls, cpus, process, idle = [], [], 0.0, []
     model = STAGES.index("model")
     for i in range(calls):
-        wall, cpu, proc = _one(servable, wires[i % len(wires)])
+        wall, cpu, proc = _one(servable, wires[i % len(wires)], serialized)
         walls.append(wall)
         cpus.append(cpu)
         process += proc
         if i % 4 == 0:  # a request arriving at an idle server, as at c=1 over gRPC
             time.sleep(IDLE_S)
-            idle.append(_one(servable, wires[i % len(wires)])[0][model])
+            idle.append(_one(servable, wires[i % len(wires)], serialized)[0][model])
     wall_us, cpu_us = np.array(walls) * 1e6, np.array(cpus) * 1e6
     stages_us = {
         name: {"wall_p50_us": round(float(np.median(wall_us[:, j])), 1),
@@ -106,6 +126,7 @@ def profile(model_dir: str, requests: list[predict_pb2.PredictRequest], calls: i
     }
     return {
         "calls": calls,
+        "path": "wire (serving/wire.py)" if serialized else "numpy",
         "loadavg_1m": round(os.getloadavg()[0], 2),
         "stages": stages_us,
         "total_wall_p50_us": round(float(np.median(wall_us.sum(axis=1))), 1),
@@ -147,8 +168,11 @@ def main() -> int:
     tf.config.threading.set_inter_op_parallelism_threads(1)  # as `mtrec serve`
     requests = make_requests(args.model_dir, [str(i) for i in range(1, 33)])
     out = {sig: profile(args.model_dir, reqs, args.calls) for sig, reqs in requests.items()}
-    print(json.dumps(out, indent=1))
+    numpy_path = {sig: profile(args.model_dir, requests[sig], args.calls, serialized=False)
+                  for sig in ("recommend",)}
+    print(json.dumps({"wire": out, "numpy": numpy_path}, indent=1))
     print("\n".join(markdown(out)))
+    print("\n".join(markdown(numpy_path)))
     return 0
 
 

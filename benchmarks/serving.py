@@ -25,7 +25,8 @@ What it measures, in one run:
    p50 minus the in-process server call path p50;
 4. `recommend` over catalogues of 100K and 1M items through the real towers and
    re-rank heads (benchmarks/real_catalogue.py; --synthetic-catalog: the
-   synthetic model instead): c=1 latency and the server process's RSS;
+   synthetic model instead), for unknown users (computed: a known user's answer
+   is cached, models/answer_cache.py): c=1 latency and the server process's RSS;
 5. the server's request path stage by stage, in-process (benchmarks/server_path.py):
    parse, decode, tensors, model (CPU on the RPC thread vs TF's threads, and
    after an idle gap), numpy, encode, serialize.
@@ -66,6 +67,7 @@ from real_catalogue import real_catalogue_models  # noqa: E402
 from real_model import real_model  # noqa: E402
 from server_path import profile as server_path_profile  # noqa: E402
 from serving_load import (  # noqa: E402
+    COMPUTED,
     ServerProcess,
     combine,
     in_process_latency,
@@ -260,11 +262,14 @@ def _run(
     print(f"in-process latency of {model_label} ...", flush=True)
     requests = make_requests(model_dir, users)
     in_proc = in_process_latency(model_dir, args.in_process_calls, users, requests)
-    for sig in ("recommend", "score"):
+    for sig in requests:
         result["signatures"][sig] = {"in_process": in_proc[sig], "grpc": []}
     print("server path, stage by stage ...", flush=True)
     result["server_path"] = {sig: server_path_profile(model_dir, reqs, args.server_path_calls)
                              for sig, reqs in requests.items()}
+    # The numpy path (batching on, and before serving/wire.py), same run.
+    result["server_path_numpy"] = {"recommend": server_path_profile(
+        model_dir, requests["recommend"], args.server_path_calls, serialized=False)}
     # One server per batching mode, all up at once, and the modes take turns at
     # every level: on a shared machine both then see the same background load.
     # The transport floor (an echo server) takes its turn with them at c=1.
@@ -278,14 +283,18 @@ def _run(
             servers[mode] = ServerProcess(model_dir, args.threads, workdir, extra)
         if not args.skip_floor:
             floor = EchoServer(args.threads, os.path.join(workdir, "floor-server.log"))
-        for sig in ("recommend", "score"):
+        for sig in requests:
             floor_runs: list[dict[str, Any]] = []
-            for level, c in enumerate(args.concurrency):
-                runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in servers}
+            # The computed-recommend reference: c=1, batching off only.
+            reference = sig == COMPUTED
+            levels = [1] if reference else args.concurrency
+            modes = {m: srv for m, srv in servers.items() if not reference or m == "off"}
+            for level, c in enumerate(levels):
+                runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
                 for rep in range(args.repeats):
                     # The mode that goes first in a turn measured ~0.25 ms slower at c=1
                     # (two identical servers: 2.78 vs 2.53 ms): rotate who goes first.
-                    turn = list(servers.items())
+                    turn = list(modes.items())
                     first = (level + rep) % len(turn)
                     for mode, server in turn[first:] + turn[:first]:
                         print(f"gRPC {sig} c={c} batching={mode} run {rep + 1} ...", flush=True)
@@ -350,7 +359,8 @@ def _run(
         path = paths[items]
         srv = ServerProcess(path, args.threads, workdir, server_args)
         try:
-            reqs = make_requests(path, users[:8])["recommend"]
+            # Unknown users: computed (a known user's answer is cached at any size).
+            reqs = make_requests(path, users[:8])[COMPUTED]
             row = run_load(srv.target, reqs, 1, args.scale_requests, args.max_seconds,
                            timeout=30, server_pid=srv.proc.pid)
             row.pop("latencies_s")

@@ -164,6 +164,10 @@ class ServerProcess:
 
 
 # ---------------------------------------------------------------- requests
+# make_requests' label of `recommend` for unknown users (computed, never cached).
+COMPUTED = "recommend, unknown users (computed)"
+
+
 def make_requests(model_dir: str, users: list[str]) -> dict[str, list[predict_pb2.PredictRequest]]:
     """Pre-built requests (distinct users) so the client loop does no encoding."""
     recommend, score = [], []
@@ -183,7 +187,15 @@ def make_requests(model_dir: str, users: list[str]) -> dict[str, list[predict_pb
         sreq.inputs["user_id"].CopyFrom(tensor_codec.encode([user], tf.string))
         sreq.inputs["item_ids"].CopyFrom(tensor_codec.encode(items, tf.string))
         score.append(sreq)
-    return {"recommend": recommend, "score": score}
+    # The same signature for ids the model has never seen: no cached answer
+    # (models/answer_cache.py), every request computed: the reference row.
+    computed = []
+    for user in users:
+        req = predict_pb2.PredictRequest()
+        req.CopyFrom(recommend[0])
+        req.inputs["user_id"].CopyFrom(tensor_codec.encode([f"unknown-{user}"], tf.string))
+        computed.append(req)
+    return {"recommend": recommend, "score": score, COMPUTED: computed}
 
 
 def run_load(
@@ -301,38 +313,37 @@ def in_process_latency(
     users: list[str],
     requests: dict[str, list[predict_pb2.PredictRequest]],
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """The model alone, no RPC, two ways (rounds interleaved so both see the same load).
+    """The model alone, no RPC, three ways (rounds interleaved so all see the same load),
+    for each label's requests (`make_requests`).
 
     `public`: the SavedModel's signature called with keyword tensors, what a
     program using the model directly would write. `server_path`: the call the
-    server makes once a request is decoded (`Signature.run` on ready tensors),
-    which skips the public call's argument binding, so the overhead measured
-    against it is everything the server and gRPC add and nothing else.
-    `handler`: the server's whole request handler (PredictRequest in,
-    PredictResponse out: validation, decoding, the call, encoding) without
+    server makes once a request is decoded (batching off: the function with its
+    outputs serialized, serving/wire.py, and those bytes fetched), so the
+    overhead measured against it is everything the server and gRPC add and
+    nothing else. `handler`: the server's whole request handler (PredictRequest
+    in, response bytes out: validation, decoding, the call, framing) without
     gRPC, which splits that overhead into handler and transport.
     """
+    del users  # the requests carry them
     loaded = tf.saved_model.load(model_dir)
-    rec = loaded.signatures["recommend"]
-    score = loaded.signatures["score"]
     servable = Servable("mtrec", 1, model_dir)
-    calls: dict[str, dict[str, list[Callable[[], Any]]]] = {
-        sig: {"public": [], "server_path": [], "handler": []} for sig in ("recommend", "score")
-    }
-    for user in users:
-        u = tf.constant([user])
-        items = rec(user_id=u, k=tf.constant(100, tf.int32))["item_ids"]
-        calls["recommend"]["public"].append(lambda u=u: rec(user_id=u, k=tf.constant(10, tf.int32)))
-        calls["score"]["public"].append(lambda u=u, items=items: score(user_id=u, item_ids=items))
-        for sig, inputs in (
-            ("recommend", {"user_id": u, "k": tf.constant(10, tf.int32)}),
-            ("score", {"user_id": u, "item_ids": items}),
-        ):
-            run = servable.signatures[sig].run
-            calls[sig]["server_path"].append(lambda run=run, inputs=inputs: run(inputs))
-    for sig, reqs in requests.items():
+    calls: dict[str, dict[str, list[Callable[[], Any]]]] = {}
+    for label, reqs in requests.items():
+        ways: dict[str, list[Callable[[], Any]]] = {"public": [], "server_path": [],
+                                                    "handler": []}
         for req in reqs:
-            calls[sig]["handler"].append(lambda req=req: handlers.predict(servable, req))
+            name = req.model_spec.signature_name
+            sig, fn = servable.signatures[name], loaded.signatures[name]
+            tensors = sig.to_tensors(sig.decode_inputs(req.inputs))
+            ways["public"].append(lambda fn=fn, t=tensors: fn(**t))
+            if sig.serializes:
+                ways["server_path"].append(lambda sig=sig, t=tensors: [
+                    v.numpy() for v in sig.call_serialized(t).values()])
+            else:
+                ways["server_path"].append(lambda sig=sig, t=tensors: sig.run(t))
+            ways["handler"].append(lambda req=req: handlers.predict_bytes(servable, req))
+        calls[label] = ways
     out: dict[str, dict[str, dict[str, float]]] = {}
     for sig, ways in calls.items():
         lat: dict[str, list[float]] = {way: [] for way in ways}

@@ -129,8 +129,12 @@ def markdown(result: dict[str, Any]) -> str:
         )
     if result.get("server_path"):
         lines += ["", "The server's request path stage by stage (in-process, manual timers, "
-                  "benchmarks/server_path.py; same run):", "", *server_path_markdown(
-                      result["server_path"])]
+                  "benchmarks/server_path.py; same run; batching off: the wire path, "
+                  "serving/wire.py):", "", *server_path_markdown(result["server_path"])]
+    if result.get("server_path_numpy"):
+        lines += ["", "The same, on the numpy path (batching on; the only path before "
+                  "serving/wire.py), same run:", "",
+                  *server_path_markdown(result["server_path_numpy"])]
     lines += ["", "Targets (reported, not asserted):", ""]
     for key, check in result["targets"].items():
         lines.append(

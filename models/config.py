@@ -100,6 +100,10 @@ class ModelConfig:
     # (its [known items, N] table does not fit such sizes anyway).
     ivf_min_items: int = 500_000
     ivf_nprobe: int = 64
+    # recommend's answers for known users at k <= 25, stored at export
+    # (models/answer_cache.py): users x 25 entries of 12 bytes; not built above
+    # this many entries (2^22: 48 MB, 167K users). 0 = off.
+    answer_cache_max_entries: int = 1 << 22
     # Final recommendation score = sum of weight * component (see serving_module.py).
     blend: tuple[tuple[str, float], ...] = (
         ("retrieval", 1.0),

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.models.answer_cache import build_answer_cache, cache_depth
 from mtrec.models.item_item import (
     MAX_ITEMS,
     fit_item_item,
@@ -137,12 +138,16 @@ class ServingModule(tf.Module):
             probability = model.item_sampling_prob.numpy()[tables.item_features[F.ITEM_IDX]]
             self.log_popularity = _var(np.log(probability), "log_popularity")
         self.user_queries = self.user_item_item = self.user_seen = self.user_rows = None
-        self.pair_split = None
+        self.pair_split = self.answers = None
         if cache_users:
             self.user_rows = user_row_table(tft_output)
             self._cache_users(sizes.users)
             if splittable(model.pair_heads):
                 self.pair_split = SplitPairHeads(model.pair_heads, item_vectors)
+            self.answers = build_answer_cache(  # last: it runs recommend (answer_cache.py)
+                self._recommend_rows, self._item_positions, sizes.known_users,
+                cache_depth(tables.num_items, self._num_candidates),
+                config.answer_cache_max_entries)
         genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
         self._num_genres = len(genres)
         self.genre_names = tf.constant([g for g in genres], dtype=_STR)
@@ -165,11 +170,13 @@ class ServingModule(tf.Module):
             self.user_seen = _var(mask, "user_seen")
 
     # ----------------------------------------------------------------- helpers
-    def _query(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _user_idx(self, user_id: tf.Tensor) -> tf.Tensor:
         if self.user_rows is not None:  # one lookup instead of the Transform graph
-            idx = user_rows(self.user_rows, user_id)
-        else:
-            idx = self.tft_layer({F.USER_ID: tf.reshape(user_id, [-1, 1])})[F.USER_IDX]
+            return user_rows(self.user_rows, user_id)
+        return self.tft_layer({F.USER_ID: tf.reshape(user_id, [-1, 1])})[F.USER_IDX]
+
+    def _query(self, user_id: tf.Tensor, idx=None) -> tuple[tf.Tensor, tf.Tensor]:
+        idx = self._user_idx(user_id) if idx is None else idx
         if self.user_queries is not None:
             return tf.gather(self.user_queries, idx), idx
         return self.model.query_embedding(profile_inputs(self.profiles, idx)), idx
@@ -258,16 +265,20 @@ class ServingModule(tf.Module):
     def transform_features(self, examples):
         return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], _STR, name="user_id"),
-            tf.TensorSpec([], tf.int32, name="k"),
-        ]
-    )
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="user_id"),
+                                  tf.TensorSpec([], tf.int32, name="k")])
     def recommend(self, user_id, k):
-        """Top-k unseen items: retrieve candidates, then re-rank with the blend."""
-        c = self._candidates(self._check_k(k), k)
-        query, user_idx = self._query(user_id)
+        """Top-k unseen items: retrieve candidates, then re-rank with the blend (known
+        users, k <= 25: the export's answers, models/answer_cache.py)."""
+        n, user_idx = self._check_k(k), self._user_idx(user_id)
+        if self.answers is None:
+            return self._recommend_rows(user_idx, k, n)
+        return self.answers.answer_or(user_idx, k, n, self.catalog_ids,
+                                      lambda: self._recommend_rows(user_idx, k, n))
+
+    def _recommend_rows(self, user_idx: tf.Tensor, k: tf.Tensor, n=None) -> dict:
+        c = self._candidates(tf.size(self.catalog_ids) if n is None else n, k)
+        query, _ = self._query(None, user_idx)
 
         def exact():
             stage1 = self._stage1(query, self._user_term(user_idx))
@@ -316,20 +327,13 @@ class ServingModule(tf.Module):
         stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
         return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], _STR, name="user_id"),
-            tf.TensorSpec([], tf.int32, name="k"),
-        ]
-    )
+    @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="user_id"),
+                                  tf.TensorSpec([], tf.int32, name="k")])
     def retrieve(self, user_id, k):
         """Plain retrieval over the whole catalogue, seen items included (FactorizedTopK)."""
         k = tf.minimum(k, self._check_k(k))  # the same k, after the checks
         query, _ = self._query(user_id)
-        scores = tf.matmul(
-            self.model.retrieval_vector(query), self.item_retrieval_vectors, transpose_b=True
-        )
-        top = tf.math.top_k(scores, k)
+        top = tf.math.top_k(self._similarity(query), k)
         return {"item_ids": tf.gather(self.catalog_ids, top.indices), "scores": top.values}
 
     @tf.function(
@@ -345,11 +349,8 @@ class ServingModule(tf.Module):
         vectors, item_idx = self._item_vectors_at(positions)
         pair = pair_scores(self.model, query, user_idx, vectors, item_idx)
         # recommend's first stage: similarity plus the item-item term.
-        similarity = tf.reduce_sum(
-            self.model.retrieval_vector(query)[:, tf.newaxis, :]
-            * self.model.retrieval_vector(vectors),
-            axis=-1,
-        )
+        similarity = tf.reduce_sum(self.model.retrieval_vector(query)[:, tf.newaxis, :]
+                                   * self.model.retrieval_vector(vectors), axis=-1)
         if self.item_item is not None:
             term = self._user_term(user_idx)(self._similarity(query))
             outside = tf.cast(tf.shape(term)[1] - 1, positions.dtype)

@@ -69,6 +69,17 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest) -> predict_
     return response
 
 
+def predict_bytes(servable: Servable, request: predict_pb2.PredictRequest
+                  ) -> bytes | predict_pb2.PredictResponse:
+    """`predict`, as PredictResponse wire bytes where the signature can
+    (Signature.predict_bytes: the gRPC path); the same answers and errors."""
+    signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
+    sig = servable.signature(signature_name)
+    outputs = sig.check_output_filter(request.output_filter)
+    wire = sig.predict_bytes(request.inputs, outputs, servable.name, servable.version)
+    return wire if wire is not None else predict(servable, request)
+
+
 def serialized_examples(inp: input_pb2.Input, api: str) -> np.ndarray:
     """An Input as the 1-D string tensor of serialized tf.Examples a signature takes.
 

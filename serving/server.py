@@ -107,12 +107,16 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def __init__(self, models: ModelRegistry) -> None:
         self._models = models
+        # Set when the method is registered with a serializer that passes bytes
+        # through (_add_service): then Predict answers with wire bytes (serving/wire.py).
+        self.wire_bytes = False
 
     def Predict(self, request: predict_pb2.PredictRequest, context: Any):  # noqa: N802
+        predict = handlers.predict_bytes if self.wire_bytes else handlers.predict
         return _call(
             context,
             predict_pb2.PredictResponse,
-            lambda: handlers.predict(handlers.resolve(self._models, request.model_spec), request),
+            lambda: predict(handlers.resolve(self._models, request.model_spec), request),
         )
 
     def Classify(self, request: classification_pb2.ClassificationRequest, context: Any):  # noqa: N802
@@ -203,11 +207,18 @@ def _add_service(
         method.name: grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method.name),
             request_deserializer=symbols.GetSymbol(method.input_type.full_name).FromString,
-            response_serializer=symbols.GetSymbol(method.output_type.full_name).SerializeToString,
+            response_serializer=_serialized,
         )
         for method in descriptor.methods
     }
     server.add_registered_method_handlers(descriptor.full_name, handlers_by_method)
+    if isinstance(servicer, PredictionServicer):
+        servicer.wire_bytes = True
+
+
+def _serialized(response: Any) -> bytes:
+    """A response message's wire bytes; bytes (already a serialized response) as they are."""
+    return response if type(response) is bytes else response.SerializeToString()
 
 
 def _read(path: str) -> bytes:

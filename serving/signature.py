@@ -7,6 +7,7 @@ dictionary look-ups, a decode per input and one runtime call.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,9 @@ from mtrec.serving import tensor_codec
 from mtrec.serving.batching import SignatureBatcher
 from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
 from mtrec.serving.errors import ServingError, invalid_argument, status_code_from_int
+from mtrec.serving.wire import SerializedOutputs, model_spec_field
+
+log = logging.getLogger("mtrec.serving")
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 DEFAULT_SIGNATURE = SERVING_DEFAULT
@@ -105,7 +109,12 @@ class Signature:
         # tf.nest flattens a dict in sorted-key order; that is the flat call's order.
         self._flat_order = tuple(sorted(specs))
         self._call_flat = getattr(fn, "_call_flat", None)
-        self._direct = DirectCall.build(fn, [self.inputs[k].dtype for k in self._flat_order])
+        dtypes = [self.inputs[k].dtype for k in self._flat_order]
+        self._direct = DirectCall.build(fn, dtypes)
+        # The same function with its outputs serialized by TF (serving/wire.py).
+        self._wire, self._wire_direct = _serialized_outputs(fn, self._flat_order, specs,
+                                                            self.outputs, dtypes)
+        self._spec_fields: dict[tuple[str, int], bytes] = {}
         # Inputs without a batch dimension (`recommend`'s k) repeat across
         # requests: their tensors are cached by value (eager tensors are immutable).
         self._const_cache: dict[tuple[Any, ...], tf.Tensor] = {}
@@ -167,6 +176,45 @@ class Signature:
             result = self.batcher.run(arrays)
             return {key: result[key] for key in outputs}
         return self.run(self.to_tensors(arrays), outputs)
+
+    def predict_bytes(self, protos: Mapping[str, tensor_pb2.TensorProto],
+                      outputs: Sequence[str], model: str, version: int) -> bytes | None:
+        """`predict` as PredictResponse wire bytes (serving/wire.py), or None where that
+        path does not apply (batching on, or no serialized-outputs function)."""
+        if self.batcher is not None or not self.serializes:
+            return None
+        serialized = self.call_serialized(self.to_tensors(self.decode_inputs(protos)))
+        return self.wire_response({key: serialized[key].numpy() for key in outputs},
+                                  outputs, model, version)
+
+    @property
+    def serializes(self) -> bool:
+        """Whether `call_serialized` is available (serving/wire.py)."""
+        return self._wire is not None and self._wire_direct is not None
+
+    def call_serialized(self, tensors: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Each output as a scalar string tensor: its serialized TensorProto."""
+        assert self._wire_direct is not None
+        flat = self._call(self._wire_direct, [tensors[key] for key in self._flat_order])
+        return dict(zip(self._wire_direct.output_names, flat, strict=True))
+
+    def wire_response(self, protos: dict[str, bytes], outputs: Sequence[str], model: str,
+                      version: int) -> bytes:
+        """PredictResponse bytes for these serialized outputs (model_spec made once)."""
+        assert self._wire is not None
+        spec = self._spec_fields.get((model, version))
+        if spec is None:
+            spec = self._spec_fields[(model, version)] = model_spec_field(model, version,
+                                                                          self.name)
+        return self._wire.response(protos, outputs, spec)
+
+    def _call(self, direct: DirectCall, args: list[tf.Tensor]) -> list[tf.Tensor]:
+        try:
+            return direct(args)
+        except tf.errors.OpError as exc:
+            raise ServingError(
+                status_code_from_int(exc.error_code), _clean_tf_message(exc.message)
+            ) from exc
 
     def run_arrays(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.run(self.to_tensors(arrays))
@@ -231,6 +279,19 @@ class Signature:
             ) from exc
         except (TypeError, ValueError) as exc:  # argument binding; validated above
             raise invalid_argument(f"signature '{self.name}': {exc}") from exc
+
+
+def _serialized_outputs(fn: Any, order: Sequence[str], specs: Mapping[str, tf.TensorSpec],
+                        outputs: Sequence[str], dtypes: Sequence[tf.DType]
+                        ) -> tuple[SerializedOutputs | None, DirectCall | None]:
+    """serving/wire.py's function for this signature and its direct call; (None, None)
+    (the numpy path serves it) for anything that does not trace or fit."""
+    try:
+        wire = SerializedOutputs(fn, order, dict(specs), outputs)
+    except Exception:  # e.g. an output serialize_tensor cannot take: keep the numpy path
+        log.debug("no serialized outputs for %s", fn, exc_info=True)
+        return None, None
+    return wire, DirectCall.build(wire.function, dtypes)
 
 
 def read_signature_defs(path: str) -> dict[str, meta_graph_pb2.SignatureDef]:

@@ -75,8 +75,13 @@ def exported(transformed_synthetic, tmp_path_factory):
     return out, metrics, users, items, train
 
 
-def _calls(users, items):
-    """(signature, kwargs) pairs; JSON-able so a subprocess can replay them."""
+def _calls(users, items, everyone=()):
+    """(signature, kwargs) pairs; JSON-able so a subprocess can replay them. With
+    `everyone` (every known user id): `recommend` for all of them at k within the
+    answer cache's depth (25, models/answer_cache.py) and above it, and for unknown
+    ids alone (each batch all known or all unknown: a mixed one is computed)."""
+    cache = [("recommend", {"user_id": list(everyone), "k": k}) for k in (1, 10, 25, 26)]
+    unknown = [("recommend", {"user_id": ["never-seen-user", "new-2"], "k": 10})]
     return [
         ("recommend", {"user_id": users, "k": 5}),
         ("recommend_from_items", {"item_ids": [items[:3] + [""], items[3:] + ["", ""]], "k": 5}),
@@ -85,7 +90,7 @@ def _calls(users, items):
         ("user_interest", {"user_id": users}),
         ("embed_user", {"user_id": users}),
         ("embed_item", {"item_id": items}),
-    ]
+    ] + (cache + unknown if everyone else [])
 
 
 _REPLAY = textwrap.dedent(
@@ -95,22 +100,22 @@ _REPLAY = textwrap.dedent(
     out = {}
     for model_dir in json.loads(sys.argv[1]):
         model = tf.saved_model.load(model_dir)
-        out[model_dir] = {}
+        out[model_dir] = []
         for name, kwargs in json.loads(sys.argv[2]):
             fn = model.signatures[name]
             args = {k: tf.constant(v, dtype=fn.structured_input_signature[1][k].dtype)
                     for k, v in kwargs.items()}
-            out[model_dir][name] = {
+            out[model_dir].append({
                 k: (v.numpy().astype(str).tolist() if v.dtype == tf.string
-                    else v.numpy().tolist()) for k, v in fn(**args).items()}
+                    else v.numpy().tolist()) for k, v in fn(**args).items()})
     assert "mtrec" not in sys.modules
     print("RESULT" + json.dumps(out))
     """
 )
 
 
-def _replay(model_dirs: list[str], calls: list) -> dict[str, dict]:
-    """The calls' outputs per model, from one fresh TensorFlow-only process."""
+def _replay(model_dirs: list[str], calls: list) -> dict[str, list[dict]]:
+    """The calls' outputs (in order) per model, from one fresh TensorFlow-only process."""
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     done = subprocess.run([sys.executable, "-c", _REPLAY, json.dumps(model_dirs),
                            json.dumps(calls)],
@@ -120,27 +125,31 @@ def _replay(model_dirs: list[str], calls: list) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def replayed(exported) -> dict[str, dict]:
+def replayed(exported) -> dict[str, list[dict]]:
     """Every export of the fixture, replayed once: one process start instead of four."""
     out, _, users, items, _ = exported
     return _replay([out + suffix for suffix in ("", UNCACHED, EXACT, IVF)],
-                   _calls(users, items))
+                   _calls(users, items, _known_users(exported)))
+
+
+def _known_users(exported) -> list[str]:
+    return sorted({r["user_id_raw"].decode() for r in exported[4]})
 
 
 def test_fresh_process_gives_identical_predictions(exported, replayed):
     out, _, users, items, _ = exported
-    calls = _calls(users, items)
+    calls = _calls(users, items, _known_users(exported))
     fresh = replayed[out]
     model = tf.saved_model.load(out)
-    for name, kwargs in calls:
+    for call, (name, kwargs) in enumerate(calls):
         fn = model.signatures[name]
         args = {k: tf.constant(v, dtype=fn.structured_input_signature[1][k].dtype)
                 for k, v in kwargs.items()}
         for key, value in fn(**args).items():
             if value.dtype == tf.string:
-                assert value.numpy().astype(str).tolist() == fresh[name][key], (name, key)
+                assert value.numpy().astype(str).tolist() == fresh[call][key], (name, key)
             else:
-                np.testing.assert_allclose(value.numpy(), fresh[name][key], rtol=1e-5,
+                np.testing.assert_allclose(value.numpy(), fresh[call][key], rtol=1e-5,
                                            atol=1e-6, err_msg=f"{name}.{key}")
 
 
@@ -243,26 +252,34 @@ def test_recommend_from_items_skips_what_it_was_given_and_ignores_unknown_items(
 
 
 def test_per_user_cache_changes_no_answer(exported, replayed):
-    """The export's per-user tables (models/serving_ops.py) against the same trained
-    model exported without them, each in a fresh process: the same item ids and
-    genres; scores within rtol 1e-5 / atol 1e-5 (batched vs one-row float32 maths)."""
+    """The export's per-user tables (models/serving_ops.py) and answer cache
+    (models/answer_cache.py) against the same trained model exported without them,
+    each in a fresh process: the same item ids and genres; scores within rtol 1e-5 /
+    atol 1e-5 (batched vs one-row float32 maths). `recommend` for every fixture user
+    at k = 1, 10, 25 (answered from the cache) and 26 (above its depth), and for
+    unknown ids (computed)."""
     out, _, users, items, _ = exported
     cached, uncached = tf.saved_model.load(out), tf.saved_model.load(out + UNCACHED)
     assert cached.user_queries.shape[0] > len(users) and cached.user_item_item is not None
     assert cached.user_seen.dtype == tf.bool
-    for table in ("user_queries", "user_item_item", "user_seen"):
-        assert not hasattr(uncached, table)
+    # One row per known user (and the padding row), 25 entries: every k <= 25.
+    assert cached.answers.tables["item_ids"].shape == (len(_known_users(exported)) + 1, 25)
+    for table in ("user_queries", "user_item_item", "user_seen", "answers"):
+        assert getattr(uncached, table, None) is None
     _assert_same_answers(replayed[out], replayed[out + UNCACHED])
+    cached_rows = [r for r in replayed[out] if len(r.get("item_ids", ())) > len(users)]
+    assert [len(r["item_ids"][0]) for r in cached_rows] == [1, 10, 25, 26]
 
 
-def _assert_same_answers(fast: dict, reference: dict) -> None:
-    for name, outputs in reference.items():
+def _assert_same_answers(fast: list[dict], reference: list[dict]) -> None:
+    assert len(fast) == len(reference)
+    for call, outputs in enumerate(reference):
         for key, value in outputs.items():
             if value and isinstance(np.ravel(value)[0], str):
-                assert fast[name][key] == value, (name, key)
+                assert fast[call][key] == value, (call, key)
             else:
-                np.testing.assert_allclose(fast[name][key], value, rtol=1e-5, atol=1e-5,
-                                           err_msg=f"{name}.{key}")
+                np.testing.assert_allclose(fast[call][key], value, rtol=1e-5, atol=1e-5,
+                                           err_msg=f"call {call}: {key}")
 
 
 def test_the_ivf_export_changes_no_answer_when_it_falls_back(exported, replayed):
