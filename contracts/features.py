@@ -86,8 +86,6 @@ RATED_IDX = "rated_idx"
 # Its mirror, also not a Transform output: every user who rated the item in
 # training (int64 ragged [None], user_idx), looked up by item_idx (models/bags.py).
 RATER_IDX = "rater_idx"
-# Each rater's rating of the item minus the training mean (float ragged, aligned with RATER_IDX).
-RATER_RATING = "rater_rating"
 # labels
 RATING_XF = "rating_label"  # float []
 LIKED_XF = "liked_label"  # int64 [] 1 if rating >= LIKED_THRESHOLD

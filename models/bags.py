@@ -16,10 +16,9 @@ import tensorflow as tf
 
 
 def transpose_bags(splits: np.ndarray, values: np.ndarray, num_rows: int
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """The inverse of a (row splits, values) table: for each value id in
-    [0, num_rows), the rows that hold it, ascending. Users' rated items -> items' raters.
-    Also returns the order that carries per-entry data (ratings) along: new[k] = old[order[k]]."""
+    [0, num_rows), the rows that hold it, ascending. Users' rated items -> items' raters."""
     rows = np.repeat(np.arange(len(splits) - 1, dtype=np.int64), np.diff(splits))
     values = np.asarray(values, np.int64)
     if values.size and (values.min() < 0 or values.max() >= num_rows):
@@ -28,7 +27,7 @@ def transpose_bags(splits: np.ndarray, values: np.ndarray, num_rows: int
     order = np.lexsort((rows, values))  # by value, then by row
     counts = np.bincount(values, minlength=num_rows)
     new_splits = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return new_splits, rows[order], order
+    return new_splits, rows[order]
 
 
 def lookup_bag(
@@ -37,19 +36,15 @@ def lookup_bag(
     idx: tf.Tensor,
     exclude: tf.Tensor | None = None,
     dropout: float = 0.0,
-    weights: tf.Variable | None = None,
-) -> tf.RaggedTensor | tuple[tf.RaggedTensor, tf.RaggedTensor]:
+) -> tf.RaggedTensor:
     """Row `idx` of the table (ragged [B, None]) without `exclude` (one id a row),
-    with a `dropout` share of the entries removed at random; with per-entry
-    `weights` (aligned with `values`), also those of the entries kept."""
-    bag = tf.gather(tf.RaggedTensor.from_row_splits(values, splits), idx)
+    with a `dropout` share of the entries removed at random."""
+    table = tf.RaggedTensor.from_row_splits(values, splits)
+    bag = tf.gather(table, idx)
     keep = tf.ones_like(bag, dtype=tf.bool)
     if exclude is not None:
         keep = tf.not_equal(bag, tf.expand_dims(tf.cast(exclude, bag.dtype), 1))
     if dropout > 0:
         drop = tf.random.uniform(tf.shape(bag.flat_values)) < dropout
         keep = keep & bag.with_flat_values(~drop)
-    if weights is None:
-        return tf.ragged.boolean_mask(bag, keep)
-    weight = tf.gather(tf.RaggedTensor.from_row_splits(weights, splits), idx)
-    return tf.ragged.boolean_mask(bag, keep), tf.ragged.boolean_mask(weight, keep)
+    return tf.ragged.boolean_mask(bag, keep)

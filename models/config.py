@@ -79,11 +79,6 @@ class ModelConfig:
     # training; computed once per catalogue item at export.
     rater_users: bool = False
     rater_dropout: float = 0.25
-    # A second rater bag, each rater weighted by their rating minus the training
-    # mean (I-AutoRec's input; centred on the global, not the item's, mean: with
-    # the row's user left out, an item-mean centring would hand the model its
-    # target). Needs rater_users.
-    rater_ratings: bool = False
     # The re-ranker's item-item term (models/item_item.py): EASE's closed form on
     # the users' rated items, added to the retrieval similarity with this weight
     # (0 = off) after scaling it to the similarity's per-user spread; its l2 is

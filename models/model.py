@@ -39,13 +39,10 @@ class MultiTaskModel(tfrs.Model):
         text_table: np.ndarray | None = None,
         rated: tuple[np.ndarray, np.ndarray] | None = None,
         rating_range: tuple[float, float] = (F.MIN_RATING, F.MAX_RATING),
-        rated_ratings: np.ndarray | None = None,
     ):
         """`rated`: (row splits [users + 1], item_idx values), every user's rated items
         (catalog.ServingTables.rated_splits / rated_idx); needed when config.rated_items.
-        `rating_range`: the lowest and highest training rating (ServingTables.rating_range).
-        `rated_ratings`: the rating of each entry of rated[1] (ServingTables.rated_ratings);
-        needed when config.rater_ratings."""
+        `rating_range`: the lowest and highest training rating (ServingTables.rating_range)."""
         super().__init__()
         # Keras' default under MultiWorkerMirroredStrategy sums every logged value
         # over workers, doubling the (already synchronised) AUC/RMSE with 2
@@ -78,16 +75,12 @@ class MultiTaskModel(tfrs.Model):
         # The mirror for the candidate tower: each item's raters (models/bags.py).
         if config.rater_users and rated is None:
             raise ValueError("config.rater_users needs the users' rated items (rated=...)")
-        if config.rater_ratings and (not config.rater_users or rated_ratings is None):
-            raise ValueError("config.rater_ratings needs rater_users and rated_ratings=...")
-        self.rater_splits = self.rater_values = self.rater_weights = None
-        if config.rater_users:
-            splits, users, order = transpose_bags(rated[0], rated[1], sizes.items)
-            self.rater_splits = tf.Variable(splits, trainable=False, name="rater_splits")
-            self.rater_values = tf.Variable(users, trainable=False, name="rater_values")
-            if config.rater_ratings:
-                centred = np.asarray(rated_ratings, np.float32)[order] - np.float32(rating_mean)
-                self.rater_weights = tf.Variable(centred, trainable=False, name="rater_weights")
+        self.rater_splits, self.rater_values = (
+            tuple(tf.Variable(v, trainable=False, name=name) for v, name in zip(
+                transpose_bags(rated[0], rated[1], sizes.items),
+                ("rater_splits", "rater_values"), strict=True))
+            if config.rater_users else (None, None)
+        )
         self.candidate_tower = CandidateTower(
             sizes,
             d,
@@ -96,7 +89,6 @@ class MultiTaskModel(tfrs.Model):
             text_table=text_table,
             row_l2=row_l2,
             use_raters=config.rater_users,
-            use_rater_ratings=config.rater_ratings,
             name="candidate_tower",
         )
         # Heads exist only for trained tasks (an untrained head has no weights);
@@ -177,16 +169,10 @@ class MultiTaskModel(tfrs.Model):
 
     def rater_bag(
         self, item_idx: tf.Tensor, exclude: tf.Tensor | None = None, dropout: float = 0.0
-    ) -> dict[str, tf.RaggedTensor]:
-        """Each item's training raters (F.RATER_IDX, ragged user_idx) without `exclude`
-        (the row's own user), with a `dropout` share of them removed at random; with
-        config.rater_ratings also their centred ratings (F.RATER_RATING)."""
-        if self.rater_weights is None:
-            return {F.RATER_IDX: lookup_bag(
-                self.rater_splits, self.rater_values, item_idx, exclude, dropout)}
-        ids, weights = lookup_bag(self.rater_splits, self.rater_values, item_idx, exclude,
-                                  dropout, self.rater_weights)
-        return {F.RATER_IDX: ids, F.RATER_RATING: weights}
+    ) -> tf.RaggedTensor:
+        """Each item's training raters (ragged user_idx) without `exclude` (the row's own
+        user), with a `dropout` share of them removed at random."""
+        return lookup_bag(self.rater_splits, self.rater_values, item_idx, exclude, dropout)
 
     def _with_rated(self, x: dict, training: bool) -> dict:
         """Add F.RATED_IDX, looked up by user_idx, unless the caller passed a bag."""
@@ -203,7 +189,7 @@ class MultiTaskModel(tfrs.Model):
         if self.rater_values is None or F.RATER_IDX in x:
             return x
         dropout = self.config.rater_dropout if training else 0.0
-        return {**x, **self.rater_bag(x[F.ITEM_IDX], x.get(F.USER_IDX), dropout)}
+        return {**x, F.RATER_IDX: self.rater_bag(x[F.ITEM_IDX], x.get(F.USER_IDX), dropout)}
 
     def candidate_embedding(self, x: dict, training: bool = False) -> tf.Tensor:
         return self.candidate_tower(self._with_raters(x, training), training=training)

@@ -84,18 +84,13 @@ def _mlp(units: tuple[int, ...], out: int, name: str, dropout: float) -> tf.kera
     return tf.keras.Sequential(layers, name=name)
 
 
-def pooled_bag(table: tf.keras.layers.Embedding, ids: tf.RaggedTensor,
-               weights: tf.RaggedTensor | None = None) -> tf.Tensor:
-    """Sum of a ragged bag's embeddings (times `weights`, aligned with `ids`) over
-    sqrt(its size): [B, d], zeros for an empty bag.
+def pooled_bag(table: tf.keras.layers.Embedding, ids: tf.RaggedTensor) -> tf.Tensor:
+    """Sum of a ragged bag's embeddings over sqrt(its size): [B, d], zeros for an empty bag.
 
     The sqrt keeps a long and a short history on one scale (FISM, Kabbur et
     al. 2013) without a mean's flattening of heavy users.
     """
-    rows = tf.ragged.map_flat_values(table, ids)
-    if weights is not None:
-        rows = rows.with_flat_values(rows.flat_values * weights.flat_values[:, tf.newaxis])
-    total = tf.reduce_sum(rows, axis=1)
+    total = tf.reduce_sum(tf.ragged.map_flat_values(table, ids), axis=1)
     size = tf.cast(ids.row_lengths(), total.dtype)[:, tf.newaxis]
     return total / tf.sqrt(tf.maximum(size, 1.0))
 
@@ -170,13 +165,10 @@ class CandidateTower(tf.keras.Model):
         text_table=None,
         row_l2: bool = False,
         use_raters: bool = False,
-        use_rater_ratings: bool = False,
         **kw,
     ):
         super().__init__(**kw)
         self.rater_embedding = id_embedding(sizes.users, dim, reg, row_l2) if use_raters else None
-        self.rater_rating_embedding = (
-            id_embedding(sizes.users, dim, reg, row_l2) if use_rater_ratings else None)
         self.text_table = None if text_table is None else tf.constant(text_table, dtype=tf.float32)
         self.text_projection = (
             None if text_table is None else tf.keras.layers.Dense(dim, name="text_projection")
@@ -206,7 +198,4 @@ class CandidateTower(tf.keras.Model):
         candidate = self.mlp(tf.concat(parts, axis=-1), training=training)
         if self.rater_embedding is not None and F.RATER_IDX in x:
             candidate = candidate + pooled_bag(self.rater_embedding, x[F.RATER_IDX])
-        if self.rater_rating_embedding is not None and F.RATER_RATING in x:
-            candidate = candidate + pooled_bag(
-                self.rater_rating_embedding, x[F.RATER_IDX], x[F.RATER_RATING])
         return candidate

@@ -159,7 +159,6 @@ def build_model(
         rating_range=tables.rating_range,
         text_table=item_text.table(tft_output, sizes.items) if item_text else None,
         rated=(tables.rated_splits, tables.rated_idx),
-        rated_ratings=tables.rated_ratings,
     )
 
 

@@ -10,30 +10,25 @@ from mtrec.contracts import features as F
 from mtrec.models.bags import transpose_bags
 from mtrec.models.config import ModelConfig
 from mtrec.models.model import MultiTaskModel
-from mtrec.models.serving_tables import build_serving_tables
 from mtrec.models.towers import VocabSizes, pooled_bag
-from tests.transform_support import as_dataset
 
 SIZES = VocabSizes(users=4, items=6, genders=2, occupations=2, text_tokens=3,
                    known_users=3, known_items=5)
 # users 1 and 2 rated items {1, 2, 3} and {2, 4}; user 3 nothing.
 RATED = (np.array([0, 0, 3, 5, 5], np.int64), np.array([1, 2, 3, 2, 4], np.int64))
-RATINGS = np.array([5, 4, 3, 1, 2], np.float32)  # user 1: 5, 4, 3; user 2: 1, 2
-MEAN = 3.5
 
 
 def _model(**config) -> MultiTaskModel:
     return MultiTaskModel(
         SIZES, ModelConfig(embedding_dim=2, optimizer="adam", rater_users=True, **config),
-        np.full(SIZES.items, 1 / 5, np.float32), MEAN, rated=RATED, rated_ratings=RATINGS)
+        np.full(SIZES.items, 1 / 5, np.float32), 3.5, rated=RATED)
 
 
 def test_transpose_gives_each_item_its_raters():
-    splits, users, order = transpose_bags(*RATED, SIZES.items)
+    splits, users = transpose_bags(*RATED, SIZES.items)
     # item 0: -, 1: {1}, 2: {1, 2}, 3: {1}, 4: {2}, 5: -
     np.testing.assert_array_equal(splits, [0, 0, 1, 3, 4, 5, 5])
     np.testing.assert_array_equal(users, [1, 1, 2, 1, 2])
-    np.testing.assert_array_equal(RATINGS[order], [5, 4, 1, 3, 2])  # ratings travel along
     back = transpose_bags(splits, users, SIZES.users)
     np.testing.assert_array_equal(back[0], RATED[0])
     np.testing.assert_array_equal(back[1], RATED[1])
@@ -48,11 +43,11 @@ def test_the_bag_leaves_out_the_rows_own_user_and_dropout_removes_a_share():
     model = _model()
     items = tf.constant([2, 2, 4, 5, 0], tf.int64)
     users = tf.constant([1, 3, 2, 1, 1], tf.int64)
-    assert model.rater_bag(items)[F.RATER_IDX].to_list() == [[1, 2], [1, 2], [2], [], []]
-    assert model.rater_bag(items, users)[F.RATER_IDX].to_list() == [[2], [1, 2], [], [], []]
-    assert model.rater_bag(items, users, dropout=1.0)[F.RATER_IDX].to_list() == [[]] * 5
+    assert model.rater_bag(items).to_list() == [[1, 2], [1, 2], [2], [], []]
+    assert model.rater_bag(items, users).to_list() == [[2], [1, 2], [], [], []]
+    assert model.rater_bag(items, users, dropout=1.0).to_list() == [[]] * 5
     tf.random.set_seed(0)
-    many = model.rater_bag(tf.fill([2000], tf.constant(2, tf.int64)), dropout=0.25)[F.RATER_IDX]
+    many = model.rater_bag(tf.fill([2000], tf.constant(2, tf.int64)), dropout=0.25)
     assert many.flat_values.shape[0] / (2 * 2000) == pytest.approx(0.75, abs=0.02)
 
 
@@ -83,61 +78,3 @@ def test_a_model_that_reads_raters_needs_the_rated_table():
     with pytest.raises(ValueError, match="rater_users"):
         MultiTaskModel(SIZES, ModelConfig(optimizer="adam", rated_items=False, rater_users=True),
                        np.ones(SIZES.items, np.float32), 3.5)
-
-
-def test_pooled_bag_weights_each_embedding():
-    table = tf.keras.layers.Embedding(4, 2, embeddings_initializer=tf.constant_initializer(
-        [[0, 0], [1, 0], [0, 2], [3, 3]]))
-    ids = tf.ragged.constant([[1, 2, 3], [3], []], dtype=tf.int64)
-    weights = tf.ragged.constant([[2.0, -1.0, 0.5], [-1.5], []])
-    # row 0: (2*[1,0] - [0,2] + 0.5*[3,3]) / sqrt(3) = [3.5, -0.5] / sqrt(3)
-    expected = [[3.5 / np.sqrt(3), -0.5 / np.sqrt(3)], [-4.5, -4.5], [0, 0]]
-    np.testing.assert_allclose(pooled_bag(table, ids, weights), expected, rtol=1e-6)
-
-
-def test_rated_weights_are_the_raters_ratings_minus_the_mean_without_the_rows_user():
-    model = _model(rater_ratings=True)
-    bag = model.rater_bag(tf.constant([2, 2, 1], tf.int64), tf.constant([0, 2, 1], tf.int64))
-    assert bag[F.RATER_IDX].to_list() == [[1, 2], [1], []]
-    # item 2: user 1 rated 4, user 2 rated 1; mean 3.5
-    np.testing.assert_allclose(bag[F.RATER_RATING].flat_values, [0.5, -2.5, 0.5])
-    assert bag[F.RATER_RATING].row_lengths().numpy().tolist() == [2, 1, 0]
-
-
-def test_the_candidate_adds_the_rating_weighted_bag_too():
-    model = _model(id_dropout=0.0, rater_ratings=True)
-    x = _items([2, 4])
-    tower = model.candidate_tower
-    empty = tf.ragged.constant([[], []], tf.int64)
-    without = tower({**x, F.RATER_IDX: empty, F.RATER_RATING: tf.ragged.constant([[], []])})
-    ids = tf.ragged.constant([[1, 2], [2]], tf.int64)
-    expected = (without + pooled_bag(tower.rater_embedding, ids)
-                + pooled_bag(tower.rater_rating_embedding, ids,
-                             tf.ragged.constant([[0.5, -2.5], [-1.5]])))
-    np.testing.assert_allclose(model.candidate_embedding(x), expected, rtol=1e-5, atol=1e-6)
-
-
-def test_rater_ratings_needs_rater_users_and_the_ratings():
-    with pytest.raises(ValueError, match="rater_ratings"):
-        MultiTaskModel(SIZES, ModelConfig(optimizer="adam", rater_ratings=True),
-                       np.ones(SIZES.items, np.float32), 3.5, rated=RATED, rated_ratings=RATINGS)
-    with pytest.raises(ValueError, match="rater_ratings"):
-        _model(rater_ratings=True).__class__(
-            SIZES, ModelConfig(optimizer="adam", rater_users=True, rater_ratings=True),
-            np.ones(SIZES.items, np.float32), 3.5, rated=RATED)
-
-
-def test_serving_tables_hold_each_rated_pairs_rating(transformed_synthetic):
-    tft_output, train, _ = transformed_synthetic
-    sizes = VocabSizes.from_transform_output(tft_output)
-    tables = build_serving_tables(as_dataset(train, 97), sizes)
-    assert len(tables.rated_ratings) == len(tables.rated_idx)
-    user = train[0][F.USER_IDX]
-    lo, hi = tables.rated_splits[user], tables.rated_splits[user + 1]
-    got = dict(zip(tables.rated_idx[lo:hi].tolist(), tables.rated_ratings[lo:hi].tolist(),
-                   strict=True))
-    rows: dict[int, list[float]] = {}
-    for r in train:
-        if r[F.USER_IDX] == user and 1 <= r[F.ITEM_IDX] <= sizes.known_items:
-            rows.setdefault(int(r[F.ITEM_IDX]), []).append(r[F.RATING_XF])
-    assert got == pytest.approx({i: np.mean(v) for i, v in rows.items()})
