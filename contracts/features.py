@@ -83,9 +83,6 @@ USER_ID_XF = "user_id_raw"  # bytes [], passthrough
 # (int64 ragged [None], item_idx). The model looks it up by user_idx from a
 # table built in the Trainer's scan; `recommend_from_items` passes it in.
 RATED_IDX = "rated_idx"
-# Its mirror, also not a Transform output: every user who rated the item in
-# training (int64 ragged [None], user_idx), looked up by item_idx (models/bags.py).
-RATER_IDX = "rater_idx"
 # labels
 RATING_XF = "rating_label"  # float []
 LIKED_XF = "liked_label"  # int64 [] 1 if rating >= LIKED_THRESHOLD

@@ -74,11 +74,6 @@ class ModelConfig:
     # that share of each bag in training.
     rated_items: bool = True
     rated_dropout: float = 0.25
-    # The mirror in the candidate tower: every user who rated the item in
-    # training, as a linear bag (models/bags.py), without the row's own user in
-    # training; computed once per catalogue item at export.
-    rater_users: bool = False
-    rater_dropout: float = 0.25
     # The re-ranker's item-item term (models/item_item.py): EASE's closed form on
     # the users' rated items, added to the retrieval similarity with this weight
     # (0 = off) after scaling it to the similarity's per-user spread; its l2 is

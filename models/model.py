@@ -21,7 +21,6 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from mtrec.contracts import features as F
-from mtrec.models.bags import lookup_bag, transpose_bags
 from mtrec.models.config import RESOLVED_OPTIMIZERS, ModelConfig
 from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
 from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
@@ -72,15 +71,6 @@ class MultiTaskModel(tfrs.Model):
              tf.Variable(rated[1], trainable=False, name="rated_values"))
             if config.rated_items else (None, None)
         )
-        # The mirror for the candidate tower: each item's raters (models/bags.py).
-        if config.rater_users and rated is None:
-            raise ValueError("config.rater_users needs the users' rated items (rated=...)")
-        self.rater_splits, self.rater_values = (
-            tuple(tf.Variable(v, trainable=False, name=name) for v, name in zip(
-                transpose_bags(rated[0], rated[1], sizes.items),
-                ("rater_splits", "rater_values"), strict=True))
-            if config.rater_users else (None, None)
-        )
         self.candidate_tower = CandidateTower(
             sizes,
             d,
@@ -88,7 +78,6 @@ class MultiTaskModel(tfrs.Model):
             config.dropout,
             text_table=text_table,
             row_l2=row_l2,
-            use_raters=config.rater_users,
             name="candidate_tower",
         )
         # Heads exist only for trained tasks (an untrained head has no weights);
@@ -165,14 +154,15 @@ class MultiTaskModel(tfrs.Model):
     ) -> tf.RaggedTensor:
         """Each user's rated items (ragged item_idx) without `exclude` (the row's own item),
         with a `dropout` share of them removed at random."""
-        return lookup_bag(self.rated_splits, self.rated_values, user_idx, exclude, dropout)
-
-    def rater_bag(
-        self, item_idx: tf.Tensor, exclude: tf.Tensor | None = None, dropout: float = 0.0
-    ) -> tf.RaggedTensor:
-        """Each item's training raters (ragged user_idx) without `exclude` (the row's own
-        user), with a `dropout` share of them removed at random."""
-        return lookup_bag(self.rater_splits, self.rater_values, item_idx, exclude, dropout)
+        table = tf.RaggedTensor.from_row_splits(self.rated_values, self.rated_splits)
+        bag = tf.gather(table, user_idx)
+        keep = tf.ones_like(bag, dtype=tf.bool)
+        if exclude is not None:
+            keep = tf.not_equal(bag, tf.expand_dims(exclude, 1))
+        if dropout > 0:
+            drop = tf.random.uniform(tf.shape(bag.flat_values)) < dropout
+            keep = keep & bag.with_flat_values(~drop)
+        return tf.ragged.boolean_mask(bag, keep)
 
     def _with_rated(self, x: dict, training: bool) -> dict:
         """Add F.RATED_IDX, looked up by user_idx, unless the caller passed a bag."""
@@ -184,15 +174,8 @@ class MultiTaskModel(tfrs.Model):
     def query_embedding(self, x: dict, training: bool = False) -> tf.Tensor:
         return self.query_tower(self._with_rated(x, training), training=training)
 
-    def _with_raters(self, x: dict, training: bool) -> dict:
-        """Add F.RATER_IDX, looked up by item_idx, unless the caller passed a bag."""
-        if self.rater_values is None or F.RATER_IDX in x:
-            return x
-        dropout = self.config.rater_dropout if training else 0.0
-        return {**x, F.RATER_IDX: self.rater_bag(x[F.ITEM_IDX], x.get(F.USER_IDX), dropout)}
-
     def candidate_embedding(self, x: dict, training: bool = False) -> tf.Tensor:
-        return self.candidate_tower(self._with_raters(x, training), training=training)
+        return self.candidate_tower(x, training=training)
 
     def retrieval_vector(self, embedding: tf.Tensor) -> tf.Tensor:
         """What retrieval scores are dot products of: the embedding itself ("dot")
@@ -278,8 +261,7 @@ class MultiTaskModel(tfrs.Model):
 
     def compute_loss(self, x: dict, training: bool = False) -> tf.Tensor:
         tasks = self.config.tasks
-        # Both bags before id dropout: each leaves out the row's true user / item.
-        ids = self._drop_ids(self._with_raters(self._with_rated(x, training), training), training)
+        ids = self._drop_ids(self._with_rated(x, training), training)
         q = self.query_embedding(ids, training)
         c = self.candidate_embedding(ids, training)
         losses: dict[str, tf.Tensor] = {}

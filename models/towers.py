@@ -164,11 +164,9 @@ class CandidateTower(tf.keras.Model):
         dropout: float,
         text_table=None,
         row_l2: bool = False,
-        use_raters: bool = False,
         **kw,
     ):
         super().__init__(**kw)
-        self.rater_embedding = id_embedding(sizes.users, dim, reg, row_l2) if use_raters else None
         self.text_table = None if text_table is None else tf.constant(text_table, dtype=tf.float32)
         self.text_projection = (
             None if text_table is None else tf.keras.layers.Dense(dim, name="text_projection")
@@ -195,7 +193,4 @@ class CandidateTower(tf.keras.Model):
                 idx = fold_unknown(x[F.ITEM_IDX], self.known_items)
                 text = tf.gather(self.text_table, idx)
             parts.append(self.text_projection(text))
-        candidate = self.mlp(tf.concat(parts, axis=-1), training=training)
-        if self.rater_embedding is not None and F.RATER_IDX in x:
-            candidate = candidate + pooled_bag(self.rater_embedding, x[F.RATER_IDX])
-        return candidate
+        return self.mlp(tf.concat(parts, axis=-1), training=training)
