@@ -82,6 +82,11 @@ class ModelConfig:
     # bag alone, 0.330 with both at weight 1 (EASE alone 0.320; quality_tuning.md).
     item_item_weight: float = 1.0
     item_item_l2: float = 500.0
+    # Above item_item.MAX_ITEMS known items the export keeps B's top-K weights per
+    # item (models/sparse_item_item.py), fitted on at most the max_fit_items
+    # most-rated items (a dense inverse: memory ~ items^2, time ~ items^3).
+    item_item_top_k: int = 100
+    item_item_max_fit_items: int = 20_000
     # recommend_from_items only: a user known by a handful of items is served
     # mostly by popularity (ML-100K, 5 items given: popularity NDCG@10 0.447,
     # the query alone 0.390; cold_users.md). This weight adds the log of each
@@ -141,6 +146,9 @@ class ModelConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}: {config.optimizer!r}")
         if config.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be constant or cosine: {config.lr_schedule!r}")
+        if min(config.item_item_top_k, config.item_item_max_fit_items) < 1:
+            raise ValueError("item_item_top_k and item_item_max_fit_items must be >= 1, got "
+                             f"{config.item_item_top_k}, {config.item_item_max_fit_items}")
         bad = set(config.tasks) - set(TASKS)
         if bad or not config.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")
