@@ -83,10 +83,13 @@ class ModelConfig:
     item_item_weight: float = 1.0
     item_item_l2: float = 500.0
     # Above item_item.MAX_ITEMS known items the export keeps B's top-K weights per
-    # item (models/sparse_item_item.py), fitted on at most the max_fit_items
-    # most-rated items (a dense inverse: memory ~ items^2, time ~ items^3).
-    item_item_top_k: int = 100
-    item_item_max_fit_items: int = 20_000
+    # item (models/sparse_item_item.py). ml-latest-small validation cut, EASE alone
+    # (item_item_top_k.md): NDCG@10 0.1321 dense, 0.1293 at K 100 and 200, 0.1307
+    # at 400 and 1000 (R@50 0.3018 / 0.2840 / 0.2985); 400 keeps 39% of |B|'s mass.
+    item_item_top_k: int = 400
+    # B is fitted on at most this many most-rated items: with more users than items
+    # the inverse is direct: 1.6 GB peak measured at 7.1K items, ~3.1 GB at 10K.
+    item_item_max_fit_items: int = 10_000
     # recommend_from_items only: a user known by a handful of items is served
     # mostly by popularity (ML-100K, 5 items given: popularity NDCG@10 0.447,
     # the query alone 0.390; cold_users.md). This weight adds the log of each
@@ -101,8 +104,8 @@ class ModelConfig:
     # request). Approximate (benchmarks/results/ivf_recall.json): at 1M items, 64
     # of 1,000 clusters score ~62K items, 26 ms in-process against 129 ms exact;
     # on the real 1,682 items, probing 20% of them keeps recall@10 0.996, 8% 0.91.
-    # 100K items stay exact (4.6 ms c=1 p50). Only with the item-item term off
-    # (its [known items, N] table does not fit such sizes anyway).
+    # 100K items stay exact (4.6 ms c=1 p50). The item-item term is off there:
+    # its cold-item rule needs every item's similarity, which the index avoids.
     ivf_min_items: int = 500_000
     ivf_nprobe: int = 64
     # Final recommendation score = sum of weight * component (see serving_module.py).

@@ -108,7 +108,8 @@ class ServingModule(tf.Module):
         self.seen_positions = _var(tables.seen_positions, "seen_positions")
         self._item_item_weight = config.item_item_weight
         self.item_item = None
-        if config.item_item_weight:  # dense B, or its top-K rows above MAX_ITEMS items
+        # Dense B, or its top-K rows above MAX_ITEMS items; none where the IVF index is.
+        if config.item_item_weight and not 0 < config.ivf_min_items <= tables.num_items:
             weights, rated = served_item_item(
                 tables.rated_splits, tables.rated_idx, sizes.items, sizes.known_items,
                 tables.item_features[F.ITEM_IDX], config.item_item_l2,

@@ -85,3 +85,16 @@ def test_up_to_max_items_the_export_keeps_the_dense_matrix():
 def test_a_non_positive_size_is_a_clear_error(key):
     with pytest.raises(ValueError, match=key):
         ModelConfig.from_dict({key: 0})
+
+
+def test_woodbury_with_fewer_users_than_items_gives_the_direct_inverses_weights():
+    rng = np.random.default_rng(1)
+    x = (rng.random((6, 15)) < 0.4).astype(np.float64)
+    x[:, 0] = 0
+    x[0, 1:] = 1
+    users, items = np.nonzero(x)
+    splits = row_splits(users, 6)  # 6 users < 14 items: Woodbury's identity
+    neighbours, weights = S.fit_top_k(splits, items, 15, l2=2.0, k=14, max_items=100)
+    dense = np.zeros((15, 15), np.float32)
+    np.put_along_axis(dense, neighbours.astype(np.int64), weights, axis=1)
+    np.testing.assert_allclose(dense, fit_item_item(splits, items, 15, l2=2.0), atol=1e-6)
