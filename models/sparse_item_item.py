@@ -12,10 +12,12 @@ The closed form itself is still a dense inverse over the fitted items. It is
 fitted on at most `max_items` of them, the most-rated (ModelConfig
 item_item_max_fit_items); items beyond the cap, like items without training
 ratings, have no item-item evidence and take item_item_term's rule for those.
-Measured on ml-latest-small's time-split training ratings (9,611 rated items;
-benchmarks/results/item_item_top_k.md): the float64 fit takes FIT_SECONDS s and
-FIT_PEAK_MB MB peak on these 2 cores; memory grows with the square of the items
-and time with the cube, hence the cap.
+With fewer users than items (ml-latest-small: 610 users) the inverse goes by
+Woodbury's identity, O(U N^2) and no N x N array: its validation fit (7,151
+items, K 400; benchmarks/results/item_item_top_k.md) took 9.0 s CPU, 59 s wall
+niced on the shared 2 cores, 320 MB above the process, where the direct
+inverse took 938 s wall and 1.6 GB. The direct inverse (more users than items)
+grows with the cube of the items in time and the square in memory: hence the cap.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ def _inverse(rated_splits: np.ndarray, rated_idx: np.ndarray, columns: np.ndarra
     P = (I - X'(l2 I + XX')^-1 X) / l2 needs a U x U solve and forms P's rows a
     chunk at a time: O(U N^2) time and no N x N array. The direct inverse takes
     O(N^3) and ~4 N x N float64 arrays at its peak. On ml-latest-small's
-    validation fit (610 users, 7,151 items; item_item_top_k.md) the direct
-    inverse took 938 s and 1.6 GB (niced, on 2 shared cores), Woodbury WOODBURY_S s.
+    validation fit (610 users, 7,151 items; item_item_top_k.md), niced on the 2
+    shared cores: direct 938 s wall, 1.6 GB; Woodbury 59 s wall (9 s CPU), 0.3 GB.
     """
     users = len(rated_splits) - 1
     if users < width:
