@@ -104,8 +104,10 @@ class ModelConfig:
     # request). Approximate (benchmarks/results/ivf_recall.json): at 1M items, 64
     # of 1,000 clusters score ~62K items, 26 ms in-process against 129 ms exact;
     # on the real 1,682 items, probing 20% of them keeps recall@10 0.996, 8% 0.91.
-    # 100K items stay exact (4.6 ms c=1 p50). The item-item term is off there:
-    # its cold-item rule needs every item's similarity, which the index avoids.
+    # 100K items stay exact (4.6 ms c=1 p50). The dense item-item term (up to
+    # item_item.MAX_ITEMS known items) takes precedence over the index; its top-K
+    # form is left out where the index serves (its cold-item rule needs every
+    # item's similarity, which the index avoids).
     ivf_min_items: int = 500_000
     ivf_nprobe: int = 64
     # Final recommendation score = sum of weight * component (see serving_module.py).

@@ -6,8 +6,9 @@ A user's item-item score for item j is sum over their rated items i of B[i, j].
 It is fitted once in the Trainer, from the same rated-item table the query
 tower reads, in about a second for ML-100K's 1,682 items, and kept dense up to
 MAX_ITEMS known items (a 5,000-item B is 100 MB of float32). Above, the export
-keeps B's top-K weights per item (models/sparse_item_item.py); from
-ModelConfig.ivf_min_items catalogue items on, the IVF first stage has no term.
+keeps B's top-K weights per item (models/sparse_item_item.py), except from
+ModelConfig.ivf_min_items catalogue items on, where the IVF index picks the
+first stage without a term.
 """
 
 from __future__ import annotations

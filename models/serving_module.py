@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.models.item_item import item_item_term, scaled_to
+from mtrec.models.item_item import MAX_ITEMS, item_item_term, scaled_to
 from mtrec.models.item_text import ItemText
 from mtrec.models.ivf import IvfFirstStage, fit_ivf
 from mtrec.models.model import MultiTaskModel
@@ -108,8 +108,10 @@ class ServingModule(tf.Module):
         self.seen_positions = _var(tables.seen_positions, "seen_positions")
         self._item_item_weight = config.item_item_weight
         self.item_item = None
-        # Dense B, or its top-K rows above MAX_ITEMS items; none where the IVF index is.
-        if config.item_item_weight and not 0 < config.ivf_min_items <= tables.num_items:
+        by_index = 0 < config.ivf_min_items <= tables.num_items
+        # Dense B (as before the IVF index), or its top-K rows above MAX_ITEMS known
+        # items, those only where the IVF index does not pick the candidates.
+        if config.item_item_weight and (sizes.known_items <= MAX_ITEMS or not by_index):
             weights, rated = served_item_item(
                 tables.rated_splits, tables.rated_idx, sizes.items, sizes.known_items,
                 tables.item_features[F.ITEM_IDX], config.item_item_l2,
@@ -126,7 +128,7 @@ class ServingModule(tf.Module):
                 self.rated_splits = _var(tables.rated_splits, "rated_splits")
                 self.rated_idx = _var(tables.rated_idx, "rated_idx")
         self.ivf = None  # large catalogues: recommend's first stage by index (models/ivf.py)
-        if self.item_item is None and 0 < config.ivf_min_items <= tables.num_items:
+        if self.item_item is None and by_index:
             self.ivf = IvfFirstStage(fit_ivf(self.item_retrieval_vectors.numpy()),
                                      config.ivf_nprobe)
         self._cold_popularity_weight = config.cold_popularity_weight
