@@ -82,6 +82,14 @@ class ModelConfig:
     # bag alone, 0.330 with both at weight 1 (EASE alone 0.320; quality_tuning.md).
     item_item_weight: float = 1.0
     item_item_l2: float = 500.0
+    # Above item_item.MAX_ITEMS known items the export keeps B's top-K weights per
+    # item (models/sparse_item_item.py). ml-latest-small validation cut, EASE alone
+    # (item_item_top_k.md): NDCG@10 0.1321 dense, 0.1293 at K 100 and 200, 0.1307
+    # at 400 and 1000 (R@50 0.3018 / 0.2840 / 0.2985); 400 keeps 39% of |B|'s mass.
+    item_item_top_k: int = 400
+    # B is fitted on at most this many most-rated items: with more users than items
+    # the inverse is direct: 1.6 GB peak measured at 7.1K items, ~3.1 GB at 10K.
+    item_item_max_fit_items: int = 10_000
     # recommend_from_items only: a user known by a handful of items is served
     # mostly by popularity (ML-100K, 5 items given: popularity NDCG@10 0.447,
     # the query alone 0.390; cold_users.md). This weight adds the log of each
@@ -96,8 +104,10 @@ class ModelConfig:
     # request). Approximate (benchmarks/results/ivf_recall.json): at 1M items, 64
     # of 1,000 clusters score ~62K items, 26 ms in-process against 129 ms exact;
     # on the real 1,682 items, probing 20% of them keeps recall@10 0.996, 8% 0.91.
-    # 100K items stay exact (4.6 ms c=1 p50). Only with the item-item term off
-    # (its [known items, N] table does not fit such sizes anyway).
+    # 100K items stay exact (4.6 ms c=1 p50). The dense item-item term (up to
+    # item_item.MAX_ITEMS known items) takes precedence over the index; its top-K
+    # form is left out where the index serves (its cold-item rule needs every
+    # item's similarity, which the index avoids).
     ivf_min_items: int = 500_000
     ivf_nprobe: int = 64
     # recommend's answers for known users at k <= 25, stored at export
@@ -145,6 +155,9 @@ class ModelConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}: {config.optimizer!r}")
         if config.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be constant or cosine: {config.lr_schedule!r}")
+        if min(config.item_item_top_k, config.item_item_max_fit_items) < 1:
+            raise ValueError("item_item_top_k and item_item_max_fit_items must be >= 1, got "
+                             f"{config.item_item_top_k}, {config.item_item_max_fit_items}")
         bad = set(config.tasks) - set(TASKS)
         if bad or not config.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")

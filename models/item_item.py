@@ -4,9 +4,11 @@ EASE (Steck 2019) regresses each item's column of the 0/1 user-item matrix
 X on all other items: B = I - P / diag(P) with P = (X'X + l2 I)^-1, diag(B) = 0.
 A user's item-item score for item j is sum over their rated items i of B[i, j].
 It is fitted once in the Trainer, from the same rated-item table the query
-tower reads, in about a second for ML-100K's 1,682 items, and kept dense, so
-it is for catalogues up to MAX_ITEMS (a 5,000-item B is 100 MB of float32).
-Larger catalogues train without it (ModelConfig.item_item_weight is ignored).
+tower reads, in about a second for ML-100K's 1,682 items, and kept dense up to
+MAX_ITEMS known items (a 5,000-item B is 100 MB of float32). Above, the export
+keeps B's top-K weights per item (models/sparse_item_item.py), except from
+ModelConfig.ivf_min_items catalogue items on, where the IVF index picks the
+first stage without a term.
 """
 
 from __future__ import annotations

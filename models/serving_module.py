@@ -10,7 +10,8 @@ Final recommendation score (`recommend`), over the top retrieval candidates:
           + w_relevance * P(like | user, item)          (relevance head)
           + w_rating    * (rating - 0.5) / 4.5          (rating head, in [0, 1])
     stage1 = similarity(query, item)                    (dot product or cosine)
-           + w_item_item * item-item score              (models/item_item.py; 0 = off)
+           + w_item_item * item-item score              (models/item_item.py; 0 = off;
+                                                         top-K rows: sparse_item_item.py)
 with the weights from ModelConfig.blend and item_item_weight. stage1 alone
 picks the candidate set (max(100, 4k) items); relevance and rating re-rank it.
 `retrieve` stays plain similarity, so an index over embed_user / embed_item
@@ -31,14 +32,7 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.models.answer_cache import build_answer_cache, cache_depth
-from mtrec.models.item_item import (
-    MAX_ITEMS,
-    fit_item_item,
-    item_item_scores,
-    item_item_term,
-    rated_columns,
-    scaled_to,
-)
+from mtrec.models.item_item import MAX_ITEMS, item_item_term, scaled_to
 from mtrec.models.item_text import ItemText
 from mtrec.models.ivf import IvfFirstStage, fit_ivf
 from mtrec.models.model import MultiTaskModel
@@ -57,6 +51,7 @@ from mtrec.models.serving_ops import (
     vectors_at,
 )
 from mtrec.models.serving_tables import ServingTables, user_row_table, user_rows
+from mtrec.models.sparse_item_item import bag_scores, served_item_item
 
 _STR = tf.string
 
@@ -114,15 +109,19 @@ class ServingModule(tf.Module):
         self.seen_positions = _var(tables.seen_positions, "seen_positions")
         self._item_item_weight = config.item_item_weight
         self.item_item = None
-        if config.item_item_weight and sizes.known_items <= MAX_ITEMS:
-            weights = fit_item_item(tables.rated_splits, tables.rated_idx, sizes.items,
-                                    config.item_item_l2)
+        by_index = 0 < config.ivf_min_items <= tables.num_items
+        # Dense B (as before the IVF index), or its top-K rows above MAX_ITEMS known
+        # items, those only where the IVF index does not pick the candidates.
+        if config.item_item_weight and (sizes.known_items <= MAX_ITEMS or not by_index):
+            weights, rated = served_item_item(
+                tables.rated_splits, tables.rated_idx, sizes.items, sizes.known_items,
+                tables.item_features[F.ITEM_IDX], config.item_item_l2,
+                config.item_item_top_k, config.item_item_max_fit_items)
             # Columns in catalogue order, so a bag's row sum scores the catalogue.
-            self.item_item = _var(weights[:, tables.item_features[F.ITEM_IDX]], "item_item")
-            # Which items have training ratings (item_item.item_item_term).
-            self.item_item_rated = _var(
-                rated_columns(tables.rated_idx, tables.item_features[F.ITEM_IDX]),
-                "item_item_rated")
+            self.item_item = weights if not isinstance(weights, np.ndarray) else _var(
+                weights, "item_item")
+            # Which items have item-item evidence (item_item.item_item_term).
+            self.item_item_rated = _var(rated, "item_item_rated")
             # The model's own copy when its query tower reads the bags (saved once).
             if model.rated_values is not None:
                 self.rated_splits, self.rated_idx = model.rated_splits, model.rated_values
@@ -130,7 +129,7 @@ class ServingModule(tf.Module):
                 self.rated_splits = _var(tables.rated_splits, "rated_splits")
                 self.rated_idx = _var(tables.rated_idx, "rated_idx")
         self.ivf = None  # large catalogues: recommend's first stage by index (models/ivf.py)
-        if self.item_item is None and 0 < config.ivf_min_items <= tables.num_items:
+        if self.item_item is None and by_index:
             self.ivf = IvfFirstStage(fit_ivf(self.item_retrieval_vectors.numpy()),
                                      config.ivf_nprobe)
         self._cold_popularity_weight = config.cold_popularity_weight
@@ -202,7 +201,7 @@ class ServingModule(tf.Module):
         """[B, N + 1]: w_item_item * the item-item term of each row's bag (item_idx)
         for every catalogue item and (last column) an item outside the catalogue
         (models/item_item.item_item_term: items without training ratings included)."""
-        scores = item_item_scores(self.item_item, bag)
+        scores = bag_scores(self.item_item, bag)
         return self._item_item_weight * item_item_term(similarity, scores, self.item_item_rated)
 
     def _check_k(self, k: tf.Tensor) -> tf.Tensor:

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.contracts.signatures import SIGNATURES
-from mtrec.models import trainer
+from mtrec.models import sparse_item_item, trainer
 from mtrec.models.config import ModelConfig
 from mtrec.models.serving_tables import user_row_table, user_rows
 from mtrec.models.trainer import train_and_export
@@ -40,6 +40,9 @@ EXPECTED_INPUTS = {
 UNCACHED = "-uncached"
 # The same model with the item-item term off, first stage exact / by the IVF index.
 EXACT, IVF = "-exact", "-ivf"
+# The same model with the item-item term's top-K rows (models/sparse_item_item.py),
+# K above the catalogue: it must answer as the dense term does.
+SPARSE = "-sparse"
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +64,10 @@ def exported(transformed_synthetic, tmp_path_factory):
             model.config = dataclasses.replace(trained, item_item_weight=0.0, ivf_nprobe=1,
                                                ivf_min_items=ivf_min_items)
             export(model, tft_output, tables, serving_dir + suffix, item_text)
+        model.config = dataclasses.replace(trained, item_item_top_k=1000)
+        with pytest.MonkeyPatch.context() as dense_limit:
+            dense_limit.setattr(sparse_item_item, "MAX_ITEMS", 0)
+            export(model, tft_output, tables, serving_dir + SPARSE, item_text)
         model.config = trained
         return export(model, tft_output, tables, serving_dir, item_text)
 
@@ -128,7 +135,7 @@ def _replay(model_dirs: list[str], calls: list) -> dict[str, list[dict]]:
 def replayed(exported) -> dict[str, list[dict]]:
     """Every export of the fixture, replayed once: one process start instead of four."""
     out, _, users, items, _ = exported
-    return _replay([out + suffix for suffix in ("", UNCACHED, EXACT, IVF)],
+    return _replay([out + suffix for suffix in ("", UNCACHED, EXACT, IVF, SPARSE)],
                    _calls(users, items, _known_users(exported)))
 
 
@@ -280,6 +287,22 @@ def _assert_same_answers(fast: list[dict], reference: list[dict]) -> None:
             else:
                 np.testing.assert_allclose(fast[call][key], value, rtol=1e-5, atol=1e-5,
                                            err_msg=f"call {call}: {key}")
+
+
+def test_the_top_k_item_item_export_answers_as_the_dense_one(exported, replayed):
+    """Above item_item.MAX_ITEMS (patched to 0 here) the export keeps B's top-K rows
+    (models/sparse_item_item.py); with K above the catalogue, in a fresh process, it
+    answers every signature as the dense term does (recommend_from_items scores its
+    bag in the graph; the per-user table is compared directly): same ids, scores
+    within rtol/atol 1e-5, the same rated columns. One export, not two (the
+    uncached one runs the same TopKItemItem.scores): make test's time budget."""
+    out = exported[0]
+    dense, sparse = tf.saved_model.load(out), tf.saved_model.load(out + SPARSE)
+    assert sparse.item_item.neighbours.shape[1] < 1000
+    np.testing.assert_array_equal(sparse.item_item_rated.numpy(), dense.item_item_rated.numpy())
+    np.testing.assert_allclose(sparse.user_item_item.numpy(), dense.user_item_item.numpy(),
+                               atol=1e-4)
+    _assert_same_answers(replayed[out + SPARSE], replayed[out])
 
 
 def test_the_ivf_export_changes_no_answer_when_it_falls_back(exported, replayed):
