@@ -112,7 +112,8 @@ class ServingModule(tf.Module):
         by_index = 0 < config.ivf_min_items <= tables.num_items
         # Dense B (as before the IVF index), or its top-K rows above MAX_ITEMS known
         # items, those only where the IVF index does not pick the candidates.
-        if config.item_item_weight and (sizes.known_items <= MAX_ITEMS or not by_index):
+        if config.item_item_weight and (sizes.known_items <= MAX_ITEMS or (
+                config.item_item_top_k and not by_index)):
             weights, rated = served_item_item(
                 tables.rated_splits, tables.rated_idx, sizes.items, sizes.known_items,
                 tables.item_features[F.ITEM_IDX], config.item_item_l2,
