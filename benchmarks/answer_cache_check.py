@@ -84,7 +84,20 @@ def main() -> int:
     print(json.dumps(result, indent=1))
     if args.out:
         Path(args.out, "answer_cache.json").write_text(json.dumps(result, indent=1) + "\n")
+        Path(args.out, "answer_cache.md").write_text(markdown(result))
     return 0
+
+
+def markdown(result: dict) -> str:
+    """The JSON's table: cached against computed `recommend`, per k and request size."""
+    lines = [f"# Answer cache vs computed `recommend`: {result['model']}", "",
+             f"{result['known_users']} known users + {result['unknown_ids']} unknown ids.", "",
+             "| request | identical lists | max abs score diff | max abs rating diff |",
+             "|---|---:|---:|---:|"]
+    for name, row in result["by_k"].items():
+        lines.append(f"| {name} | {row['identical_lists']} / {row['requests_rows']} | "
+                     f"{row['max_abs_score_diff']:.2g} | {row['max_abs_rating_diff']:.2g} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
