@@ -55,6 +55,6 @@ setup(
         "pandas",
         "pyarrow",
     ],
-    extras_require={"test": ["pytest", "ruff", "hypothesis"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "ruff", "hypothesis"]},
     entry_points={"console_scripts": ["mtrec=mtrec.cli:main"]},
 )
