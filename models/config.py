@@ -101,6 +101,12 @@ class ModelConfig:
     # cold_users.py --validation (84 other held-out users): NDCG@10 0.440 at 0,
     # 0.453 at 1, 0.508-0.512 at 6-12, 0.501 at 1000; popularity 0.492.
     cold_popularity_weight: float = 8.0
+    # Catalogue items without training ratings (and embed_new_item's new items):
+    # their candidate vector blended with this weight into the similarity-weighted
+    # mean of the vectors of their cold_item_neighbours nearest warm items in the
+    # text encoder's space (models/cold_items.py); 0 = off, and off without text.
+    cold_item_neighbours: int = 0
+    cold_item_neighbour_weight: float = 0.0
     # recommend's first stage on a catalogue of at least this many items (0 = never)
     # reads an IVF index (models/ivf.py): sqrt(N) k-means clusters, the ivf_nprobe
     # best scored exactly, instead of every item (1M x 128 floats = 512 MB a
@@ -161,6 +167,10 @@ class ModelConfig:
         if config.item_item_top_k < 0 or config.item_item_max_fit_items < 1:
             raise ValueError("item_item_top_k must be >= 0 and item_item_max_fit_items >= 1, "
                              f"got {config.item_item_top_k}, {config.item_item_max_fit_items}")
+        if config.cold_item_neighbours < 0 or not 0 <= config.cold_item_neighbour_weight <= 1:
+            raise ValueError("cold_item_neighbours must be >= 0 and cold_item_neighbour_weight "
+                             f"in [0, 1], got {config.cold_item_neighbours}, "
+                             f"{config.cold_item_neighbour_weight}")
         bad = set(config.tasks) - set(TASKS)
         if bad or not config.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")
