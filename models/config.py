@@ -107,6 +107,10 @@ class ModelConfig:
     # text encoder's space (models/cold_items.py); 0 = off, and off without text.
     cold_item_neighbours: int = 0
     cold_item_neighbour_weight: float = 0.0
+    # Where no item-item term is served (item_item_top_k 0 above MAX_ITEMS), the
+    # weight of its rule for items without training ratings alone
+    # (item_item.cold_item_term): their own similarity's deviation from the mean.
+    cold_item_term_weight: float = 0.0
     # recommend's first stage on a catalogue of at least this many items (0 = never)
     # reads an IVF index (models/ivf.py): sqrt(N) k-means clusters, the ivf_nprobe
     # best scored exactly, instead of every item (1M x 128 floats = 512 MB a

@@ -83,14 +83,14 @@ def _unit_rows(n: int) -> np.ndarray:
     return raw / np.linalg.norm(raw, axis=1, keepdims=True)
 
 
-def _module(transformed, neighbours: int, weight: float) -> ServingModule:
+def _module(transformed, neighbours: int, weight: float, **config) -> ServingModule:
     """An untrained model over the synthetic catalogue plus two cold rows (copies of
     items 0 and 1's features under OOV item_idx), every item with a text vector."""
     tft_output, train, _ = transformed
     sizes = VocabSizes.from_transform_output(tft_output)
     config = resolve_optimizer(ModelConfig.from_dict({
         "embedding_dim": 16, "cold_item_neighbours": neighbours,
-        "cold_item_neighbour_weight": weight}), sizes)
+        "cold_item_neighbour_weight": weight, **config}), sizes)
     tables = build_serving_tables(as_dataset(train, 512), sizes)
     features = {k: np.concatenate([v, v[:2]]) for k, v in tables.item_features.items()}
     features[F.ITEM_IDX][-2:] = sizes.known_items + 1
@@ -128,3 +128,21 @@ def test_the_export_blends_the_cold_catalogue_rows_and_new_items_alike(transform
                                tf.constant(text[~cold]), 3, 0.5) if blended else own
         np.testing.assert_allclose(on.embed_new_item(**request)["embedding"], want,
                                    rtol=1e-5, atol=1e-6, err_msg=str(item_id))
+
+
+def test_without_an_item_item_term_cold_items_still_get_its_rule(transformed_synthetic):
+    """item_item_weight 0 stands in for a catalogue above MAX_ITEMS: score's first
+    stage gains weight x (similarity - its mean over the catalogue) on the cold
+    items alone (item_item.cold_item_term)."""
+    off = _module(transformed_synthetic, 0, 0.0, item_item_weight=0.0)
+    on = _module(transformed_synthetic, 0, 0.0, item_item_weight=0.0, cold_item_term_weight=2.0)
+    assert off.cold_columns is None and on.cold_columns.numpy().sum() == 2
+    user = tf.constant([b"u1"])
+    ids = on.catalog_ids.numpy()
+    similarity = on.embed_user(user_id=user)["embedding"].numpy() @ on.embed_item(
+        item_id=tf.constant(ids))["embedding"].numpy().T
+    items = tf.constant([ids.tolist()])
+    gained = (on.score(user_id=user, item_ids=items)["scores"]
+              - off.score(user_id=user, item_ids=items)["scores"]).numpy()[0]
+    expected = np.where(on.cold_columns.numpy(), 2.0 * (similarity[0] - similarity.mean()), 0.0)
+    np.testing.assert_allclose(gained, expected, atol=1e-4)
