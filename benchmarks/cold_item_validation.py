@@ -85,6 +85,7 @@ def rebuilt(prepared: Prepared, work: Path, weights_dir: str, text: ItemText,
     catalog = read_catalog(str(work / "examples" / "catalog"), prepared.tft_output)
     tables = build_serving_tables(as_dataset(prepared.train, 8192), sizes, catalog)
     model = build_model(sizes, config, prepared.tft_output, tables, text)
+    model({k: v[:2] for k, v in prepared.train.items()})  # build every layer, then restore
     restore_weights(model, weights_dir)
     return ServingModule(model, prepared.tft_output, tables, text, cache_users=False)
 
@@ -108,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=default_data_path("ml-latest-small"))
     parser.add_argument("--seed", type=int, default=1, help="the validation cold draw")
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--config", default="{}", help="JSON ModelConfig training overrides")
     parser.add_argument("--weights", help="weights an earlier --train-only run wrote")
     parser.add_argument("--grid", default="[{}]", help="JSON list of ModelConfig overrides")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "text_encoder"))
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     weights_dir = args.weights
     if not weights_dir:
         t0 = time.time()
-        config = ModelConfig.from_dict(with_protocol(prepared, {}))
+        config = ModelConfig.from_dict(with_protocol(prepared, json.loads(args.config)))
         weights_dir = train_weights(prepared, work, config, text)
         print(f"trained in {time.time() - t0:.0f}s: weights {weights_dir}", flush=True)
     if args.train_only:

@@ -109,3 +109,9 @@ def cold_item_term(similarity: tf.Tensor, cold: tf.Tensor) -> tf.Tensor:
     from the row mean, as it would with the term."""
     own = scaled_to(similarity, similarity, tf.ones_like(similarity, tf.bool))
     return tf.where(cold, own, tf.zeros_like(own))
+
+
+def known_rows(item_idx, known_items: int):
+    """Which item_idx are items with training ratings: 1..known_items (0 is the
+    padding row, above known_items the OOV buckets of ids Transform never saw)."""
+    return (item_idx >= 1) & (item_idx <= known_items)

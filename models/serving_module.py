@@ -32,8 +32,13 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.models.answer_cache import build_answer_cache, cache_depth
-from mtrec.models.cold_items import known_rows, with_text_neighbours
-from mtrec.models.item_item import MAX_ITEMS, cold_item_term, item_item_term, scaled_to
+from mtrec.models.item_item import (
+    MAX_ITEMS,
+    cold_item_term,
+    item_item_term,
+    known_rows,
+    scaled_to,
+)
 from mtrec.models.item_text import ItemText
 from mtrec.models.ivf import IvfFirstStage, fit_ivf
 from mtrec.models.model import MultiTaskModel
@@ -91,12 +96,6 @@ class ServingModule(tf.Module):
             catalog_inputs[F.ITEM_TEXT_VECTOR] = tf.constant(item_text.rows_for(tables.item_ids))
             self.text_mean = _var(item_text.mean, "text_mean")
         item_vectors = model.candidate_embedding(catalog_inputs).numpy()
-        self.neighbours = None  # items without ratings: text neighbours (cold_items.py)
-        if item_text and config.cold_item_neighbours and config.cold_item_neighbour_weight:
-            item_vectors, self.neighbours = with_text_neighbours(
-                item_vectors, catalog_inputs[F.ITEM_TEXT_VECTOR].numpy(),
-                tables.item_features[F.ITEM_IDX], sizes.known_items,
-                config.cold_item_neighbours, config.cold_item_neighbour_weight)
         self.catalog_ids = _var(tables.item_ids.astype(bytes), "catalog_ids")
         self.catalog_idx = _var(tables.item_features[F.ITEM_IDX], "catalog_idx")
         self.item_vectors = _var(item_vectors, "item_vectors")
@@ -424,10 +423,6 @@ class ServingModule(tf.Module):
             centred = tf.math.l2_normalize(text_embedding - self.text_mean, axis=-1)
             inputs[F.ITEM_TEXT_VECTOR] = tf.where(given, centred, tf.zeros_like(centred))
         vectors = self.model.candidate_embedding(inputs)
-        if self.neighbours is not None:  # a new item: as the catalogue's cold items
-            vectors = self.neighbours.blend_new(vectors, inputs[F.ITEM_TEXT_VECTOR],
-                                                xf[F.ITEM_IDX], self._known_items,
-                                                self.item_vectors)
         return {"embedding": self.model.retrieval_vector(vectors)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="item_id")])
