@@ -12,6 +12,8 @@ Final recommendation score (`recommend`), over the top retrieval candidates:
     stage1 = similarity(query, item)                    (dot product or cosine)
            + w_item_item * item-item score              (models/item_item.py; 0 = off;
                                                          top-K rows: sparse_item_item.py)
+    (no item-item term served: + cold_item_term_weight * a cold item's own
+     similarity deviation, item_item.cold_item_term)
 with the weights from ModelConfig.blend and item_item_weight. stage1 alone
 picks the candidate set (max(100, 4k) items); relevance and rating re-rank it.
 `retrieve` stays plain similarity, so an index over embed_user / embed_item
