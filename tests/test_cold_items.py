@@ -55,7 +55,7 @@ def test_without_an_item_item_term_cold_items_still_get_its_rule(transformed_syn
     """item_item_weight 0 stands in for a catalogue above MAX_ITEMS: score's first
     stage gains weight x (similarity - its mean over the catalogue) on the cold
     items alone (item_item.cold_item_term)."""
-    off = _module(transformed_synthetic, item_item_weight=0.0)
+    off = _module(transformed_synthetic, item_item_weight=0.0, cold_item_term_weight=0.0)
     on = _module(transformed_synthetic, item_item_weight=0.0, cold_item_term_weight=2.0)
     assert off.cold_columns is None and on.cold_columns.numpy().sum() == 2
     user = tf.constant([b"u1"])
