@@ -277,6 +277,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "rewrite JSON and its markdown; nothing is trained")
     parser.add_argument("--skip-warm", action="store_true",
                         help="cold protocol only (the results then have no warm table)")
+    parser.add_argument("--skip-cold", action="store_true",
+                        help="warm ablation only (the cold tables then hold the baselines)")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "text_encoder"))
     parser.add_argument("--out", default=str(RESULTS), help="results directory")
     return parser.parse_args(argv)
@@ -348,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     warm: dict[str, dict] = {}
     # Cold first, then warm a variant at a time, the results rewritten after each
     # step: a run cut short on a busy box still leaves what it measured.
-    steps = [("cold", name) for name in (args.cold_variants or args.variants).split(",")]
+    steps = [] if args.skip_cold else [
+        ("cold", name) for name in (args.cold_variants or args.variants).split(",")]
     if not args.skip_warm:
         steps += [("warm", name) for name in (args.warm_variants or args.variants).split(",")]
     if args.resume:  # what an earlier run of the same setup measured

@@ -100,3 +100,18 @@ def item_item_term(similarity: tf.Tensor, scores: tf.Tensor, rated: tf.Tensor) -
     term = scaled_to(padded_sim, tf.pad(scores, [[0, 0], [0, 1]]), in_catalog, rated)
     own = scaled_to(padded_sim, padded_sim, in_catalog)
     return tf.where(in_catalog & ~tf.cast(rated, tf.bool), own, term)
+
+
+def cold_item_term(similarity: tf.Tensor, cold: tf.Tensor) -> tf.Tensor:
+    """[B, N]: item_item_term's rule for the items without training ratings alone
+    (`cold` [N] bool), 0 for the others: where no item-item term is served (above
+    MAX_ITEMS by default), a cold item still gets its own similarity's deviation
+    from the row mean, as it would with the term."""
+    own = scaled_to(similarity, similarity, tf.ones_like(similarity, tf.bool))
+    return tf.where(cold, own, tf.zeros_like(own))
+
+
+def known_rows(item_idx, known_items: int):
+    """Which item_idx are items with training ratings: 1..known_items (0 is the
+    padding row, above known_items the OOV buckets of ids Transform never saw)."""
+    return (item_idx >= 1) & (item_idx <= known_items)

@@ -236,6 +236,11 @@ class MultiTaskModel(tfrs.Model):
         if not training:
             return x
         x = dict(x)
+        if (self.config.id_dropout_keeps_text and self.candidate_tower.text_table is not None
+                and F.ITEM_TEXT_VECTOR not in x):
+            # A dropped item keeps its text: "unknown id + its own text" is what a
+            # cold item is served with (ModelConfig.id_dropout_keeps_text).
+            x[F.ITEM_TEXT_VECTOR] = self.candidate_tower.text_vectors(x[F.ITEM_IDX])
         rates = {F.USER_IDX: self.config.id_dropout, F.ITEM_IDX: self.config.id_dropout}
         rates[F.HISTORY_IDX] = self.config.history_dropout
         for key, rate in rates.items():

@@ -12,6 +12,8 @@ Final recommendation score (`recommend`), over the top retrieval candidates:
     stage1 = similarity(query, item)                    (dot product or cosine)
            + w_item_item * item-item score              (models/item_item.py; 0 = off;
                                                          top-K rows: sparse_item_item.py)
+    (no item-item term served: + cold_item_term_weight * a cold item's own
+     similarity deviation, item_item.cold_item_term)
 with the weights from ModelConfig.blend and item_item_weight. stage1 alone
 picks the candidate set (max(100, 4k) items); relevance and rating re-rank it.
 `retrieve` stays plain similarity, so an index over embed_user / embed_item
@@ -32,7 +34,13 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.models.answer_cache import build_answer_cache, cache_depth
-from mtrec.models.item_item import MAX_ITEMS, item_item_term, scaled_to
+from mtrec.models.item_item import (
+    MAX_ITEMS,
+    cold_item_term,
+    item_item_term,
+    known_rows,
+    scaled_to,
+)
 from mtrec.models.item_text import ItemText
 from mtrec.models.ivf import IvfFirstStage, fit_ivf
 from mtrec.models.model import MultiTaskModel
@@ -129,8 +137,14 @@ class ServingModule(tf.Module):
             else:
                 self.rated_splits = _var(tables.rated_splits, "rated_splits")
                 self.rated_idx = _var(tables.rated_idx, "rated_idx")
+        # No item-item term (above MAX_ITEMS by default): item_item_term's rule for
+        # items without training ratings alone, at ModelConfig.cold_item_term_weight.
+        self.cold_columns, self._cold_term_weight = None, config.cold_item_term_weight
+        if self.item_item is None and self._cold_term_weight and not by_index:
+            self.cold_columns = _var(~known_rows(tables.item_features[F.ITEM_IDX],
+                                                 sizes.known_items), "cold_columns")
         self.ivf = None  # large catalogues: recommend's first stage by index (models/ivf.py)
-        if self.item_item is None and by_index:
+        if self.item_item is None and self.cold_columns is None and by_index:
             self.ivf = IvfFirstStage(fit_ivf(self.item_retrieval_vectors.numpy()),
                                      config.ivf_nprobe)
         self._cold_popularity_weight = config.cold_popularity_weight
@@ -202,6 +216,8 @@ class ServingModule(tf.Module):
         """[B, N + 1]: w_item_item * the item-item term of each row's bag (item_idx)
         for every catalogue item and (last column) an item outside the catalogue
         (models/item_item.item_item_term: items without training ratings included)."""
+        if self.item_item is None:
+            return self._cold_term(similarity)
         scores = bag_scores(self.item_item, bag)
         return self._item_item_weight * item_item_term(similarity, scores, self.item_item_rated)
 
@@ -220,6 +236,8 @@ class ServingModule(tf.Module):
     def _user_term(self, user_idx: tf.Tensor):
         """similarity -> the item-item term [B, N + 1] of these user rows' rated bags:
         the export's per-user table when there is one, else computed now."""
+        if self.item_item is None:
+            return self._cold_term
         if self.user_item_item is not None:
             return lambda _: tf.gather(self.user_item_item, user_idx)
         return lambda similarity: self._item_item_term(similarity, self._rated_bag(user_idx))
@@ -227,9 +245,14 @@ class ServingModule(tf.Module):
     def _stage1(self, query: tf.Tensor, term) -> tf.Tensor:
         """[B, N]: similarity plus the item-item term(similarity) (when on)."""
         similarity = self._similarity(query)
-        if self.item_item is None:
+        if self.item_item is None and self.cold_columns is None:
             return similarity
         return similarity + term(similarity)[:, :-1]
+
+    def _cold_term(self, similarity: tf.Tensor) -> tf.Tensor:
+        """[B, N + 1]: the weighted cold_item_term, 0 for an item outside the catalogue."""
+        term = cold_item_term(similarity, self.cold_columns)
+        return tf.pad(self._cold_term_weight * term, [[0, 0], [0, 1]])
 
     def _blended(self, stage1: tf.Tensor, pair: dict[str, tf.Tensor]) -> tf.Tensor:
         return blend_score(self._blend, stage1, pair["relevance"], pair["rating"])
@@ -351,7 +374,7 @@ class ServingModule(tf.Module):
         # recommend's first stage: similarity plus the item-item term.
         similarity = tf.reduce_sum(self.model.retrieval_vector(query)[:, tf.newaxis, :]
                                    * self.model.retrieval_vector(vectors), axis=-1)
-        if self.item_item is not None:
+        if self.item_item is not None or self.cold_columns is not None:
             term = self._user_term(user_idx)(self._similarity(query))
             outside = tf.cast(tf.shape(term)[1] - 1, positions.dtype)
             similarity += tf.gather(term, tf.where(positions >= 0, positions, outside),

@@ -178,6 +178,10 @@ class CandidateTower(tf.keras.Model):
         self.pool = MaskedMeanPool()
         self.mlp = _mlp((2 * dim,), dim, "candidate_mlp", dropout)
 
+    def text_vectors(self, item_idx: tf.Tensor) -> tf.Tensor:
+        """The text table's rows of these item_idx (zeros for unknown ids)."""
+        return tf.gather(self.text_table, fold_unknown(item_idx, self.known_items))
+
     def call(self, x: dict, training: bool = False) -> tf.Tensor:
         title, desc = x[F.TITLE_TOKENS], x[F.DESCRIPTION_TOKENS]
         parts = [
@@ -189,8 +193,6 @@ class CandidateTower(tf.keras.Model):
         ]
         if self.text_table is not None:
             text = x.get(F.ITEM_TEXT_VECTOR)
-            if text is None:
-                idx = fold_unknown(x[F.ITEM_IDX], self.known_items)
-                text = tf.gather(self.text_table, idx)
-            parts.append(self.text_projection(text))
+            parts.append(self.text_projection(
+                self.text_vectors(x[F.ITEM_IDX]) if text is None else text))
         return self.mlp(tf.concat(parts, axis=-1), training=training)

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.models.item_item import (
+    cold_item_term,
     fit_item_item,
     item_item_scores,
     item_item_term,
@@ -83,3 +84,10 @@ def test_an_item_without_ratings_gets_its_own_similarity_deviation_as_its_term()
     got = item_item_term(tf.constant([[0.0, 2.0, 4.0]]), tf.constant([[1.0, 3.0, 0.0]]),
                          tf.constant([True, True, False, False])).numpy()[0]
     np.testing.assert_allclose(got, [-np.sqrt(8 / 3), np.sqrt(8 / 3), 2.0, 0.0], rtol=1e-5)
+
+
+def test_the_cold_only_term_is_a_cold_items_own_deviation_and_zero_elsewhere():
+    # Row mean of the similarity 3: deviations -2, -1, 0, 3; items 0 and 3 are cold.
+    similarity = tf.constant([[1.0, 2.0, 3.0, 6.0]])
+    got = cold_item_term(similarity, tf.constant([True, False, False, True])).numpy()
+    np.testing.assert_allclose(got, [[-2.0, 0.0, 0.0, 3.0]], atol=1e-5)

@@ -1,0 +1,145 @@
+"""Serving settings for items without training ratings, chosen on a validation cut.
+
+    .venv/bin/python benchmarks/cold_item_validation.py --train-only
+    .venv/bin/python benchmarks/cold_item_validation.py --weights DIR --grid '[{}, ...]'
+
+text_encoder.py's cold protocol measures on the test split; nothing may be chosen
+there. Here the test split is dropped (quality_data.holdout_split: the latest 20%
+of each user's training ratings become the validation ratings) and a different
+10% of the rated items (cold draw --seed, default 1; the test protocol's is 0)
+lose their training ratings. The joint model with MiniLM text (ModelConfig
+defaults, the split protocol's overrides) trains once, its weights are kept, and
+for each setting of --grid (ModelConfig serving overrides) the same weights are
+re-exported in process (build_model + restore_weights + ServingModule, the full
+catalogue and the text vectors, as `mtrec add-items` does), and `recommend` is
+measured: cold-item and warm-item HR@10/50/100 as served and NDCG@10 over all
+validation ratings. Prints one row per setting and writes --out (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
+
+# isort: split
+import tensorflow as tf
+
+from mtrec.components.text_encoder.config import TextEncoderConfig
+from mtrec.data import clean, load_dataset
+from mtrec.models import evaluation as E
+from mtrec.models.config import ModelConfig
+from mtrec.models.item_catalog import read_catalog
+from mtrec.models.item_text import ItemText
+from mtrec.models.serving_module import ServingModule
+from mtrec.models.serving_tables import build_serving_tables
+from mtrec.models.towers import VocabSizes
+from mtrec.models.trainer import build_model, load_config, restore_weights, train_and_export
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_data import (  # noqa: E402
+    Prepared,
+    default_data_path,
+    holdout_split,
+    prepare_dataset,
+    shuffled,
+    with_protocol,
+)
+from served_metrics import batched  # noqa: E402
+from text_encoder import KS, TOP, cold_rows, encode_catalog, hold_out_items  # noqa: E402
+from transform_local import as_dataset  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+LABEL = "ml-latest-small_time_holdout"
+
+
+def validation_data(data: str, work_root: Path, seed: int) -> tuple[Prepared, Path, set[str]]:
+    """The validation cut with its own cold draw, prepared (cached under work_root)."""
+    dataset = holdout_split(clean(load_dataset("ml-latest-small", data, None)).dataset)
+    cold_dataset, cold = hold_out_items(dataset, 0.1, seed)
+    prepared, work = prepare_dataset(cold_dataset, f"{LABEL}_cold{seed}", work_root)
+    return prepared, work, cold
+
+
+def train_weights(prepared: Prepared, work: Path, config: ModelConfig, text: ItemText) -> str:
+    root = tempfile.mkdtemp(prefix="coldval-", dir=work)
+    train_and_export(shuffled(prepared.train, config.batch_size, 0),
+                     as_dataset(prepared.eval, 4096), as_dataset(prepared.train, 8192),
+                     prepared.tft_output, config, f"{root}/model",
+                     catalog_dir=str(work / "examples" / "catalog"), item_text=text,
+                     weights_dir=f"{root}/weights")
+    return f"{root}/weights"
+
+
+def rebuilt(prepared: Prepared, work: Path, weights_dir: str, text: ItemText,
+            serving: dict) -> ServingModule:
+    """The trained weights under `serving`'s config overrides, full catalogue and text."""
+    config = ModelConfig.from_dict({**dataclasses.asdict(load_config(weights_dir)), **serving})
+    sizes = VocabSizes.from_transform_output(prepared.tft_output)
+    catalog = read_catalog(str(work / "examples" / "catalog"), prepared.tft_output)
+    tables = build_serving_tables(as_dataset(prepared.train, 8192), sizes, catalog)
+    model = build_model(sizes, config, prepared.tft_output, tables, text)
+    model({k: v[:2] for k, v in prepared.train.items()})  # build every layer, then restore
+    restore_weights(model, weights_dir)
+    return ServingModule(model, prepared.tft_output, tables, text, cache_users=False)
+
+
+def served_metrics(module: ServingModule, prepared: Prepared, cold: set[str]) -> dict:
+    truth = prepared.truth()
+    items = batched(module.recommend, truth.users, k=tf.constant(max(KS)))["item_ids"]
+    is_cold = cold_rows(truth.items, cold)
+    out = {}
+    for prefix, rows in (("cold", is_cold), ("warm", ~is_cold)):
+        hits = E.hit_rates(items, truth.row_user[rows], truth.items[rows], KS)
+        out.update({f"served_{prefix}_{k}": round(v, 4) for k, v in hits.items()})
+    top = batched(module.recommend, truth.users, k=tf.constant(TOP))["item_ids"]
+    ranking = E.ranking_metrics(top, truth.relevant, TOP)
+    out.update({k: round(v, 4) for k, v in ranking.items()})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=default_data_path("ml-latest-small"))
+    parser.add_argument("--seed", type=int, default=1, help="the validation cold draw")
+    parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--config", default="{}", help="JSON ModelConfig training overrides")
+    parser.add_argument("--weights", help="weights an earlier --train-only run wrote")
+    parser.add_argument("--grid", default="[{}]", help="JSON list of ModelConfig overrides")
+    parser.add_argument("--work-dir", default=str(REPO / "outputs" / "text_encoder"))
+    parser.add_argument("--out", default="/tmp/cold_item_validation.json")
+    args = parser.parse_args(argv)
+    work_root = Path(args.work_dir)
+    prepared, work, cold = validation_data(args.data, work_root, args.seed)
+    uri, _ = encode_catalog(work / "examples" / "catalog", work_root / LABEL,
+                            TextEncoderConfig.from_exec_properties({"mode": "pretrained"}))
+    text = ItemText.load(uri)
+    weights_dir = args.weights
+    if not weights_dir:
+        t0 = time.time()
+        config = ModelConfig.from_dict(with_protocol(prepared, json.loads(args.config)))
+        weights_dir = train_weights(prepared, work, config, text)
+        print(f"trained in {time.time() - t0:.0f}s: weights {weights_dir}", flush=True)
+    if args.train_only:
+        return 0
+    rows = []
+    for serving in json.loads(args.grid):
+        t0 = time.time()
+        metrics = served_metrics(rebuilt(prepared, work, weights_dir, text, serving),
+                                 prepared, cold)
+        rows.append({"serving": serving, **metrics, "seconds": round(time.time() - t0, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+        Path(args.out).write_text(json.dumps({"weights": weights_dir, "seed": args.seed,
+                                              "cold_items": len(cold), "rows": rows},
+                                             indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

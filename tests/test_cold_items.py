@@ -1,0 +1,103 @@
+"""Items without training ratings: the first stage's rule where no item-item term is
+served (item_item.cold_item_term) and id dropout that keeps the text."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mtrec.contracts import features as F
+from mtrec.models.config import ModelConfig, resolve_optimizer
+from mtrec.models.item_item import known_rows
+from mtrec.models.item_text import ItemText
+from mtrec.models.serving_module import ServingModule
+from mtrec.models.serving_tables import build_serving_tables
+from mtrec.models.towers import VocabSizes
+from mtrec.models.trainer import build_model
+from tests.transform_support import as_dataset
+
+
+def test_known_rows_are_one_to_known_items():
+    np.testing.assert_array_equal(known_rows(np.array([0, 1, 3, 4, 9]), 3),
+                                  [False, True, True, False, False])
+    assert known_rows(tf.constant([0, 2, 5]), 3).numpy().tolist() == [False, True, False]
+
+
+def _unit_rows(n: int) -> np.ndarray:
+    raw = np.random.default_rng(0).normal(size=(n, 8)).astype(np.float32)
+    return raw / np.linalg.norm(raw, axis=1, keepdims=True)
+
+
+def _module(transformed, cache_users: bool = False, **config) -> ServingModule:
+    """An untrained model over the synthetic catalogue plus two cold rows (copies of
+    items 0 and 1's features under OOV item_idx), every item with a text vector."""
+    tft_output, train, _ = transformed
+    sizes = VocabSizes.from_transform_output(tft_output)
+    config = resolve_optimizer(ModelConfig.from_dict({"embedding_dim": 16, **config}), sizes)
+    tables = build_serving_tables(as_dataset(train, 512), sizes)
+    features = {k: np.concatenate([v, v[:2]]) for k, v in tables.item_features.items()}
+    features[F.ITEM_IDX][-2:] = sizes.known_items + 1
+    tables = dataclasses.replace(tables, item_features=features,
+                                 item_ids=np.append(tables.item_ids, [b"cold-a", b"cold-b"]))
+    ids = [i.decode() for i in tables.item_ids]
+    text = ItemText({i: row for row, i in enumerate(ids)}, _unit_rows(tables.num_items),
+                    np.zeros(8, np.float32), None)
+    tf.keras.utils.set_random_seed(0)
+    model = build_model(sizes, config, tft_output, tables, text)
+    model(next(iter(as_dataset(train, 4))))  # builds the heads
+    return ServingModule(model, tft_output, tables, text, cache_users=cache_users)
+
+
+def test_without_an_item_item_term_cold_items_still_get_its_rule(transformed_synthetic):
+    """item_item_weight 0 stands in for a catalogue above MAX_ITEMS: score's first
+    stage gains weight x (similarity - its mean over the catalogue) on the cold
+    items alone (item_item.cold_item_term)."""
+    off = _module(transformed_synthetic, item_item_weight=0.0, cold_item_term_weight=0.0)
+    on = _module(transformed_synthetic, item_item_weight=0.0, cold_item_term_weight=2.0)
+    assert off.cold_columns is None and on.cold_columns.numpy().sum() == 2
+    user = tf.constant([b"u1"])
+    ids = on.catalog_ids.numpy()
+    similarity = on.embed_user(user_id=user)["embedding"].numpy() @ on.embed_item(
+        item_id=tf.constant(ids))["embedding"].numpy().T
+    items = tf.constant([ids.tolist()])
+    gained = (on.score(user_id=user, item_ids=items)["scores"]
+              - off.score(user_id=user, item_ids=items)["scores"]).numpy()[0]
+    expected = np.where(on.cold_columns.numpy(), 2.0 * (similarity[0] - similarity.mean()), 0.0)
+    np.testing.assert_allclose(gained, expected, atol=1e-4)
+    # The export's answer cache (models/answer_cache.py) answers as recommend does.
+    cached = _module(transformed_synthetic, True, item_item_weight=0.0,
+                     cold_item_term_weight=2.0)
+    users = tf.constant([b"u1", b"u2", b"u3"])
+    for k in (5, 30):  # 5: from the cache; 30: computed
+        a = cached.recommend(user_id=users, k=tf.constant(k))
+        b = on.recommend(user_id=users, k=tf.constant(k))
+        assert a["item_ids"].numpy().tolist() == b["item_ids"].numpy().tolist()
+        assert set(a["item_ids"].numpy().ravel()) & {b"cold-a", b"cold-b"} or k == 5
+
+
+@pytest.mark.parametrize("keeps_text", [True, False])
+def test_a_dropped_item_id_keeps_its_text_in_training(transformed_synthetic, keeps_text):
+    """Id dropout 1: every item id becomes 0 (unknown). With id_dropout_keeps_text
+    the batch carries each item's own text row, what a cold item is served with;
+    without, the tower reads row 0 of the text table: zeros."""
+    tft_output, train, _ = transformed_synthetic
+    sizes = VocabSizes.from_transform_output(tft_output)
+    config = resolve_optimizer(ModelConfig.from_dict({
+        "embedding_dim": 16, "id_dropout": 1.0, "id_dropout_keeps_text": keeps_text}), sizes)
+    tables = build_serving_tables(as_dataset(train, 512), sizes)
+    ids = [i.decode() for i in tables.item_ids]
+    text = ItemText({i: row for row, i in enumerate(ids)}, _unit_rows(len(ids)),
+                    np.zeros(8, np.float32), None)
+    model = build_model(sizes, config, tft_output, tables, text)
+    batch = next(iter(as_dataset(train, 4)))
+    dropped = model._drop_ids(dict(batch), training=True)
+    assert not dropped[F.ITEM_IDX].numpy().any()
+    if keeps_text:  # the rows of the batch's own items, by raw id
+        rows = [ids.index(i.decode()) for i in batch[F.ITEM_ID_XF].numpy().tolist()]
+        np.testing.assert_allclose(dropped[F.ITEM_TEXT_VECTOR], _unit_rows(len(ids))[rows])
+    else:
+        assert F.ITEM_TEXT_VECTOR not in dropped
+    assert F.ITEM_TEXT_VECTOR not in model._drop_ids(dict(batch), training=False)
