@@ -38,10 +38,13 @@ class MultiTaskModel(tfrs.Model):
         text_table: np.ndarray | None = None,
         rated: tuple[np.ndarray, np.ndarray] | None = None,
         rating_range: tuple[float, float] = (F.MIN_RATING, F.MAX_RATING),
+        neighbour_ratings: np.ndarray | None = None,
     ):
         """`rated`: (row splits [users + 1], item_idx values), every user's rated items
         (catalog.ServingTables.rated_splits / rated_idx); needed when config.rated_items.
-        `rating_range`: the lowest and highest training rating (ServingTables.rating_range)."""
+        `rating_range`: the lowest and highest training rating (ServingTables.rating_range).
+        `neighbour_ratings`: [users, items] closed-form predictions the served rating is
+        blended with at config.rating_knn_weight (models/neighbour_rating.py); None = off."""
         super().__init__()
         # Keras' default under MultiWorkerMirroredStrategy sums every logged value
         # over workers, doubling the (already synchronised) AUC/RMSE with 2
@@ -91,6 +94,13 @@ class MultiTaskModel(tfrs.Model):
         if not lo <= rating_mean <= hi:
             raise ValueError(f"rating_range {rating_range} must hold rating_mean {rating_mean}")
         self.rating_range = (tf.constant(lo, tf.float32), tf.constant(hi, tf.float32))
+        self.neighbour_ratings = None
+        if neighbour_ratings is not None and config.rating_knn_weight:
+            if neighbour_ratings.shape != (sizes.users, sizes.items):
+                raise ValueError(f"neighbour_ratings {neighbour_ratings.shape} must be "
+                                 f"[users, items] = {(sizes.users, sizes.items)}")
+            self.neighbour_ratings = tf.Variable(neighbour_ratings, trainable=False,
+                                                 name="neighbour_ratings")
         self.interest_head = (
             tf.keras.layers.Dense(F.GENRE_BUCKETS, name="interest_head")
             if "interest" in config.tasks
@@ -205,14 +215,24 @@ class MultiTaskModel(tfrs.Model):
             "relevance": heads["relevance"], "rating": self.rating_mean + bias + heads["rating"]
         }
 
-    def served_rating(self, rating: tf.Tensor) -> tf.Tensor:
-        """A predicted rating clipped to the training range, for every served output.
+    def served_rating(self, rating: tf.Tensor, user_idx: tf.Tensor,
+                      item_idx: tf.Tensor) -> tf.Tensor:
+        """A predicted rating for every served output: the head's, blended with the
+        neighbour predictor's at config.rating_knn_weight (when fitted), clipped to the
+        training range. `user_idx`/`item_idx` broadcast against `rating`.
 
         Clipping moves a prediction outside the range towards every rating in it,
         so it can only lower the error: ML-100K u1 validation holdout RMSE 0.9029
-        -> 0.9014 (benchmarks/results/quality_tuning.md). Training fits the
-        unclipped output (a clipped one has no gradient outside the range).
+        -> 0.9014; the neighbour blend then 0.8854 (benchmarks/results/
+        quality_tuning.md). Training fits the head's unclipped output alone (a
+        clipped one has no gradient outside the range).
         """
+        if self.neighbour_ratings is not None:
+            w = self.config.rating_knn_weight
+            shape = tf.shape(rating)
+            at = tf.stack([tf.broadcast_to(tf.cast(user_idx, tf.int64), shape),
+                           tf.broadcast_to(tf.cast(item_idx, tf.int64), shape)], axis=-1)
+            rating = (1.0 - w) * rating + w * tf.gather_nd(self.neighbour_ratings, at)
         return tf.clip_by_value(rating, *self.rating_range)
 
     def interest_logits(self, query: tf.Tensor) -> tf.Tensor:
@@ -225,7 +245,7 @@ class MultiTaskModel(tfrs.Model):
         c = self.candidate_embedding(x, training)
         pair = self.pair_outputs(q, c, x[F.USER_IDX], x[F.ITEM_IDX])
         return {
-            F.OUT_RATING: self.served_rating(pair["rating"]),
+            F.OUT_RATING: self.served_rating(pair["rating"], x[F.USER_IDX], x[F.ITEM_IDX]),
             F.OUT_RELEVANCE: tf.sigmoid(pair["relevance"]),
             F.OUT_INTEREST: tf.sigmoid(self.interest_logits(q)),
         }

@@ -8,13 +8,16 @@ request does not carry, and the towers and heads do the rest.
 Final recommendation score (`recommend`), over the top retrieval candidates:
     score = w_retrieval * stage1(user, item)
           + w_relevance * P(like | user, item)          (relevance head)
-          + w_rating    * (rating - 0.5) / 4.5          (rating head, in [0, 1])
+          + w_rating    * (rating - 0.5) / 4.5          (served rating, in [0, 1])
     stage1 = similarity(query, item)                    (dot product or cosine)
            + w_item_item * item-item score              (models/item_item.py; 0 = off;
                                                          top-K rows: sparse_item_item.py)
     (no item-item term served: + cold_item_term_weight * a cold item's own
      similarity deviation, item_item.cold_item_term)
-with the weights from ModelConfig.blend and item_item_weight. stage1 alone
+with the weights from ModelConfig.blend and item_item_weight. The served rating
+(here, `score` and `serving_default`) is the rating head's blended with an
+item-kNN prediction table (MultiTaskModel.served_rating,
+models/neighbour_rating.py). stage1 alone
 picks the candidate set (max(100, 4k) items); relevance and rating re-rank it.
 `retrieve` stays plain similarity, so an index over embed_user / embed_item
 ranks exactly like it. For known users the query and the item-item term come

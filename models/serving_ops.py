@@ -87,10 +87,10 @@ def pair_scores(model, query: tf.Tensor, user_idx: tf.Tensor, vectors: tf.Tensor
     shape = tf.shape(item_idx)
     b, c = shape[0], shape[1]
     if heads is not None:
-        out = model.pair_from_heads(heads, tf.broadcast_to(user_idx[:, tf.newaxis], shape),
-                                    item_idx)
+        users = tf.broadcast_to(user_idx[:, tf.newaxis], shape)
+        out = model.pair_from_heads(heads, users, item_idx)
         return {"relevance": tf.sigmoid(out["relevance"]),
-                "rating": model.served_rating(out["rating"])}
+                "rating": model.served_rating(out["rating"], users, item_idx)}
     q = tf.reshape(tf.repeat(query[:, tf.newaxis, :], c, axis=1), [b * c, -1])
     out = model.pair_outputs(
         q,
@@ -100,7 +100,8 @@ def pair_scores(model, query: tf.Tensor, user_idx: tf.Tensor, vectors: tf.Tensor
     )
     return {
         "relevance": tf.reshape(tf.sigmoid(out["relevance"]), [b, c]),
-        "rating": tf.reshape(model.served_rating(out["rating"]), [b, c]),
+        "rating": model.served_rating(tf.reshape(out["rating"], [b, c]),
+                                      user_idx[:, tf.newaxis], item_idx),
     }
 
 

@@ -39,6 +39,9 @@ class ServingTables:
     # The lowest and highest training rating: served ratings are clipped to it
     # (MultiTaskModel.served_rating).
     rating_range: tuple[float, float] = (F.MIN_RATING, F.MAX_RATING)
+    # The rating of each rated_idx entry (a pair rated twice: the mean), for the
+    # neighbour rating predictor (models/neighbour_rating.py).
+    rated_ratings: np.ndarray | None = None
 
     @property
     def num_items(self) -> int:
@@ -60,6 +63,7 @@ def build_serving_tables(
     demo = {k: np.zeros(users, dtype=np.int64) for k in _USER_COLUMNS}
     items: dict[int, tuple[bytes, dict[str, np.ndarray]]] = {}
     pairs: list[np.ndarray] = []
+    pair_ratings: list[np.ndarray] = []
     rating_sum, count = 0.0, 0
     rating_lo, rating_hi = np.inf, -np.inf
     sample_users: list[bytes] = []
@@ -73,6 +77,7 @@ def build_serving_tables(
         rating_hi = max(rating_hi, float(batch[F.RATING_XF].max()))
         count += len(user)
         pairs.append(user * sizes.items + item)
+        pair_ratings.append(batch[F.RATING_XF].astype(np.float64))
         if len(sample_users) < 8:
             sample_users.extend(dict.fromkeys(batch[F.USER_ID_XF][:8].tolist()))
 
@@ -118,7 +123,9 @@ def build_serving_tables(
     idx = item_features[F.ITEM_IDX]
     known = (idx >= 1) & (idx <= sizes.known_items)
     position[idx[known]] = np.flatnonzero(known)
-    codes = np.unique(np.concatenate(pairs))  # sorted by user, then item
+    codes, inverse = np.unique(np.concatenate(pairs), return_inverse=True)  # by user, item
+    mean_rating = (np.bincount(inverse, np.concatenate(pair_ratings), len(codes))
+                   / np.bincount(inverse, minlength=len(codes)))
     pair_user, pair_item = codes // sizes.items, codes % sizes.items
     rated = (pair_item >= 1) & (pair_item <= sizes.known_items)
     pos = position[pair_item]
@@ -135,6 +142,7 @@ def build_serving_tables(
         num_train_examples=count,
         sample_user_ids=np.array(sample_users[:8], dtype=object),
         rating_range=(rating_lo, rating_hi),
+        rated_ratings=mean_rating[rated],
     )
 
 

@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -38,6 +39,7 @@ from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
+from mtrec.models.neighbour_rating import fit_neighbour_ratings
 from mtrec.models.optimizer import LazyAdam
 from mtrec.models.serving_tables import (
     ServingTables,
@@ -159,7 +161,19 @@ def build_model(
         rating_range=tables.rating_range,
         text_table=item_text.table(tft_output, sizes.items) if item_text else None,
         rated=(tables.rated_splits, tables.rated_idx),
+        neighbour_ratings=neighbour_ratings(tables, sizes, config),
     )
+
+
+def neighbour_ratings(tables: ServingTables, sizes: VocabSizes,
+                      config: ModelConfig) -> np.ndarray | None:
+    """The served rating's closed-form partner (models/neighbour_rating.py), fitted here
+    from the training scan so the Trainer, the export and add-items' re-index agree."""
+    if not config.rating_knn_weight or tables.rated_ratings is None:
+        return None
+    return fit_neighbour_ratings(tables.rated_splits, tables.rated_idx, tables.rated_ratings,
+                                 sizes.items, config.rating_knn_neighbours,
+                                 config.rating_knn_shrink)
 
 
 def make_optimizer(config: ModelConfig, train_examples: int) -> tf.keras.optimizers.Optimizer:
