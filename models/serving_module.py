@@ -14,20 +14,15 @@ Final recommendation score (`recommend`), over the top retrieval candidates:
                                                          top-K rows: sparse_item_item.py)
     (no item-item term served: + cold_item_term_weight * a cold item's own
      similarity deviation, item_item.cold_item_term)
-with the weights from ModelConfig.blend and item_item_weight. The served rating
-(here, `score` and `serving_default`) is the rating head's blended with an
-item-kNN prediction table (MultiTaskModel.served_rating,
-models/neighbour_rating.py). stage1 alone
-picks the candidate set (max(100, 4k) items); relevance and rating re-rank it.
-`retrieve` stays plain similarity, so an index over embed_user / embed_item
-ranks exactly like it. For known users the query and the item-item term come
-from per-user tables computed here once (models/serving_ops.py): the term was
-3.3 of recommend's 6.2 ms in-process (benchmarks/results/serving.md). With those
-tables, user_id -> row is one hash lookup and the re-rank's pair heads start
-from a per-item table (models/pair_split.py): recommend's summed op time
-2,251 -> 517 us a call on ML-100K (benchmarks/graph_ops.py; 1,124 -> 500 in a
-quieter run). Catalogues of ModelConfig.ivf_min_items items or more
-pick the candidates with an IVF index (models/ivf.py) instead of scoring all.
+with the weights from ModelConfig.blend and item_item_weight; the served rating
+(also `score`, `serving_default`) blends the rating head with an item-kNN table
+(MultiTaskModel.served_rating, models/neighbour_rating.py). stage1 alone picks
+max(100, 4k) candidates; relevance and rating re-rank them. `retrieve` stays
+plain similarity, so an index over embed_user / embed_item ranks like it.
+Known users read per-user tables built here once (query, item-item term, seen
+mask: models/serving_ops.py) and pair heads split per item (models/pair_split.py):
+recommend's op time 2,251 -> 517 us a call on ML-100K (benchmarks/graph_ops.py).
+From ModelConfig.ivf_min_items items an IVF index (models/ivf.py) picks stage 1.
 """
 
 from __future__ import annotations
@@ -37,23 +32,21 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.models.answer_cache import build_answer_cache, cache_depth
-from mtrec.models.item_item import (
-    MAX_ITEMS,
-    cold_item_term,
-    item_item_term,
-    known_rows,
-    scaled_to,
-)
+from mtrec.models.first_stage import first_stage_tables
+from mtrec.models.item_item import cold_item_term, item_item_term, scaled_to
 from mtrec.models.item_text import ItemText
-from mtrec.models.ivf import IvfFirstStage, fit_ivf
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.pair_split import SplitPairHeads, splittable
 from mtrec.models.serving_ops import (
     NEG,
+    as_variable,
     blend_score,
     checked_size,
     exclude,
     fits,
+    given_items_inputs,
+    given_text,
+    new_item_inputs,
     pair_scores,
     per_user_rows,
     profile_inputs,
@@ -62,14 +55,9 @@ from mtrec.models.serving_ops import (
     vectors_at,
 )
 from mtrec.models.serving_tables import ServingTables, user_row_table, user_rows
-from mtrec.models.sparse_item_item import bag_scores, served_item_item
+from mtrec.models.sparse_item_item import bag_scores
 
 _STR = tf.string
-
-
-def _var(value: np.ndarray, name: str) -> tf.Variable:
-    # Variables, not constants: a 1M-item catalogue would not fit a GraphDef.
-    return tf.Variable(value, trainable=False, name=name)
 
 
 class ServingModule(tf.Module):
@@ -99,12 +87,12 @@ class ServingModule(tf.Module):
         self._text_dim = item_text.dim if item_text else 0
         if item_text:
             catalog_inputs[F.ITEM_TEXT_VECTOR] = tf.constant(item_text.rows_for(tables.item_ids))
-            self.text_mean = _var(item_text.mean, "text_mean")
+            self.text_mean = as_variable(item_text.mean, "text_mean")
         item_vectors = model.candidate_embedding(catalog_inputs).numpy()
-        self.catalog_ids = _var(tables.item_ids.astype(bytes), "catalog_ids")
-        self.catalog_idx = _var(tables.item_features[F.ITEM_IDX], "catalog_idx")
-        self.item_vectors = _var(item_vectors, "item_vectors")
-        self.item_retrieval_vectors = _var(
+        self.catalog_ids = as_variable(tables.item_ids.astype(bytes), "catalog_ids")
+        self.catalog_idx = as_variable(tables.item_features[F.ITEM_IDX], "catalog_idx")
+        self.item_vectors = as_variable(item_vectors, "item_vectors")
+        self.item_retrieval_vectors = as_variable(
             model.retrieval_vector(tf.constant(item_vectors)).numpy(), "item_retrieval_vectors"
         )
         self.item_table = tf.lookup.StaticHashTable(
@@ -114,46 +102,20 @@ class ServingModule(tf.Module):
             ),
             default_value=-1,
         )
-        self.unknown_item_vector = _var(unknown_item_vector(model), "unknown_item")
-        self.profiles = {k: _var(v, f"profile_{k}") for k, v in tables.profiles.items()}
-        self.seen_splits = _var(tables.seen_splits, "seen_splits")
-        self.seen_positions = _var(tables.seen_positions, "seen_positions")
+        self.unknown_item_vector = as_variable(unknown_item_vector(model), "unknown_item")
+        self.profiles = {k: as_variable(v, f"profile_{k}") for k, v in tables.profiles.items()}
+        self.seen_splits = as_variable(tables.seen_splits, "seen_splits")
+        self.seen_positions = as_variable(tables.seen_positions, "seen_positions")
         self._item_item_weight = config.item_item_weight
-        self.item_item = None
-        by_index = 0 < config.ivf_min_items <= tables.num_items
-        # Dense B (as before the IVF index), or its top-K rows above MAX_ITEMS known
-        # items, those only where the IVF index does not pick the candidates.
-        if config.item_item_weight and (sizes.known_items <= MAX_ITEMS or (
-                config.item_item_top_k and not by_index)):
-            weights, rated = served_item_item(
-                tables.rated_splits, tables.rated_idx, sizes.items, sizes.known_items,
-                tables.item_features[F.ITEM_IDX], config.item_item_l2,
-                config.item_item_top_k, config.item_item_max_fit_items)
-            # Columns in catalogue order, so a bag's row sum scores the catalogue.
-            self.item_item = weights if not isinstance(weights, np.ndarray) else _var(
-                weights, "item_item")
-            # Which items have item-item evidence (item_item.item_item_term).
-            self.item_item_rated = _var(rated, "item_item_rated")
-            # The model's own copy when its query tower reads the bags (saved once).
-            if model.rated_values is not None:
-                self.rated_splits, self.rated_idx = model.rated_splits, model.rated_values
-            else:
-                self.rated_splits = _var(tables.rated_splits, "rated_splits")
-                self.rated_idx = _var(tables.rated_idx, "rated_idx")
-        # No item-item term (above MAX_ITEMS by default): item_item_term's rule for
-        # items without training ratings alone, at ModelConfig.cold_item_term_weight.
-        self.cold_columns, self._cold_term_weight = None, config.cold_item_term_weight
-        if self.item_item is None and self._cold_term_weight and not by_index:
-            self.cold_columns = _var(~known_rows(tables.item_features[F.ITEM_IDX],
-                                                 sizes.known_items), "cold_columns")
-        self.ivf = None  # large catalogues: recommend's first stage by index (models/ivf.py)
-        if self.item_item is None and self.cold_columns is None and by_index:
-            self.ivf = IvfFirstStage(fit_ivf(self.item_retrieval_vectors.numpy()),
-                                     config.ivf_nprobe)
+        self._cold_term_weight = config.cold_item_term_weight
+        # item_item (+ item_item_rated, rated_splits, rated_idx), cold_columns, ivf.
+        for name, value in first_stage_tables(
+                model, tables, self.item_retrieval_vectors.numpy()).items():
+            setattr(self, name, value)
         self._cold_popularity_weight = config.cold_popularity_weight
         if self._cold_popularity_weight:  # log P(item) in catalogue order (recommend_from_items)
             probability = model.item_sampling_prob.numpy()[tables.item_features[F.ITEM_IDX]]
-            self.log_popularity = _var(np.log(probability), "log_popularity")
+            self.log_popularity = as_variable(np.log(probability), "log_popularity")
         self.user_queries = self.user_item_item = self.user_seen = self.user_rows = None
         self.pair_split = self.answers = None
         if cache_users:
@@ -174,17 +136,17 @@ class ServingModule(tf.Module):
         computed here once instead of on every request."""
         if not fits(users, self.item_vectors.shape[1]):
             return
-        self.user_queries = _var(per_user_rows(users, lambda idx: self.model.query_embedding(
+        self.user_queries = as_variable(per_user_rows(users, lambda idx: self.model.query_embedding(
             profile_inputs(self.profiles, idx))), "user_queries")
         if self.item_item is not None and fits(users, self.item_vectors.shape[0] + 1):
-            self.user_item_item = _var(per_user_rows(users, lambda idx: self._user_term(idx)(
+            self.user_item_item = as_variable(per_user_rows(users, lambda idx: self._user_term(idx)(
                 self._similarity(tf.gather(self.user_queries, idx)))), "user_item_item")
         n = self.item_vectors.shape[0]
         if fits(users, n):  # seen items as a [users, n] mask
             mask = np.zeros((users, n), bool)
             rows = np.repeat(np.arange(users), np.diff(self.seen_splits.numpy()))
             mask[rows, self.seen_positions.numpy()] = True
-            self.user_seen = _var(mask, "user_seen")
+            self.user_seen = as_variable(mask, "user_seen")
 
     # ----------------------------------------------------------------- helpers
     def _user_idx(self, user_id: tf.Tensor) -> tf.Tensor:
@@ -333,17 +295,9 @@ class ServingModule(tf.Module):
         """
         n = self._check_k(k)
         positions = self._item_positions(item_ids)
-        idx = tf.where(positions >= 0, tf.gather(self.catalog_idx, tf.maximum(positions, 0)), 0)
-        idx = tf.where(idx > self._known_items, tf.zeros_like(idx), idx)
-        bag = tf.ragged.boolean_mask(idx, idx > 0)
-        user_idx = tf.zeros(tf.shape(item_ids)[:1], tf.int64)
-        inputs = {key: tf.gather(table, user_idx) for key, table in self.profiles.items()}
-        newest_first = tf.reverse_sequence(bag.to_tensor(), bag.row_lengths(), seq_axis=1)
-        inputs[F.HISTORY_IDX] = tf.pad(newest_first, [[0, 0], [0, F.HISTORY_LEN]])[
-            :, : F.HISTORY_LEN]
-        inputs[F.USER_IDX] = user_idx
-        if self.model.rated_values is not None:
-            inputs[F.RATED_IDX] = bag
+        inputs, bag = given_items_inputs(self.profiles, self.catalog_idx, positions,
+                                         self._known_items, self.model.rated_values is not None)
+        user_idx = inputs[F.USER_IDX]
         query = self.model.query_embedding(inputs)
         stage1 = self._stage1(query, lambda s: self._item_item_term(s, bag))
         if self._cold_popularity_weight:  # on stage1's per-request spread (ModelConfig)
@@ -412,21 +366,9 @@ class ServingModule(tf.Module):
     )
     def embed_new_item(self, item_id, title, genres, description, year, text_embedding):
         """Candidate embedding of an item from its features and text alone (cold start)."""
-        column = lambda t: tf.reshape(t, [-1, 1])  # noqa: E731
-        xf = self.tft_layer(
-            {
-                F.ITEM_ID: column(item_id),
-                F.TITLE: column(title),
-                F.GENRES: tf.sparse.from_dense(genres),
-                F.DESCRIPTION: column(description),
-                F.YEAR: column(year),
-            }
-        )
-        inputs = {k: xf[k] for k in F.CANDIDATE_XF_FEATURES}
+        inputs = new_item_inputs(self.tft_layer, item_id, title, genres, description, year)
         if self._text_dim:
-            given = tf.reduce_any(tf.not_equal(text_embedding, 0.0), axis=-1, keepdims=True)
-            centred = tf.math.l2_normalize(text_embedding - self.text_mean, axis=-1)
-            inputs[F.ITEM_TEXT_VECTOR] = tf.where(given, centred, tf.zeros_like(centred))
+            inputs[F.ITEM_TEXT_VECTOR] = given_text(text_embedding, self.text_mean)
         vectors = self.model.candidate_embedding(inputs)
         return {"embedding": self.model.retrieval_vector(vectors)}
 

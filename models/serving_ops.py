@@ -33,6 +33,12 @@ MAX_CACHED_FLOATS = 1 << 24
 _CHUNK = 128
 
 
+def as_variable(value: np.ndarray, name: str) -> tf.Variable:
+    """A served table. Variables, not constants: a 1M-item catalogue would not fit
+    a GraphDef."""
+    return tf.Variable(value, trainable=False, name=name)
+
+
 def fits(rows: int, columns: int) -> bool:
     return rows * columns <= MAX_CACHED_FLOATS
 
@@ -141,3 +147,44 @@ def unknown_item_vector(model) -> np.ndarray:
     if model.candidate_tower.text_table is not None:
         blank[F.ITEM_TEXT_VECTOR] = tf.zeros([1, model.candidate_tower.text_table.shape[1]])
     return model.candidate_embedding(blank).numpy()[0]
+
+
+def given_items_inputs(profiles: dict[str, tf.Variable], catalog_idx: tf.Tensor,
+                       positions: tf.Tensor, known_items: int, with_bag: bool
+                       ) -> tuple[dict, tf.RaggedTensor]:
+    """The query tower's inputs for users known only by the items given now
+    (`recommend_from_items`; catalogue `positions` [B, L], -1 for none, oldest
+    first): an unknown user's profile (row 0) with those items as the newest-first
+    history and, `with_bag`, the rated-item bag; and that bag. Items outside the
+    catalogue or without training ratings (item_idx > known_items) are dropped."""
+    idx = tf.where(positions >= 0, tf.gather(catalog_idx, tf.maximum(positions, 0)), 0)
+    idx = tf.where(idx > known_items, tf.zeros_like(idx), idx)
+    bag = tf.ragged.boolean_mask(idx, idx > 0)
+    user_idx = tf.zeros(tf.shape(positions)[:1], tf.int64)
+    inputs = profile_inputs(profiles, user_idx)
+    newest_first = tf.reverse_sequence(bag.to_tensor(), bag.row_lengths(), seq_axis=1)
+    inputs[F.HISTORY_IDX] = tf.pad(newest_first, [[0, 0], [0, F.HISTORY_LEN]])[
+        :, : F.HISTORY_LEN]
+    inputs[F.USER_IDX] = user_idx
+    if with_bag:
+        inputs[F.RATED_IDX] = bag
+    return inputs, bag
+
+
+def new_item_inputs(tft_layer, item_id: tf.Tensor, title: tf.Tensor, genres: tf.Tensor,
+                    description: tf.Tensor, year: tf.Tensor) -> dict:
+    """The candidate tower's inputs of items given by their raw features
+    (`embed_new_item`), through the Transform layer; genres padded with ""."""
+    column = lambda t: tf.reshape(t, [-1, 1])  # noqa: E731
+    xf = tft_layer({F.ITEM_ID: column(item_id), F.TITLE: column(title),
+                    F.GENRES: tf.sparse.from_dense(genres),
+                    F.DESCRIPTION: column(description), F.YEAR: column(year)})
+    return {k: xf[k] for k in F.CANDIDATE_XF_FEATURES}
+
+
+def given_text(text_embedding: tf.Tensor, text_mean: tf.Tensor) -> tf.Tensor:
+    """A request's text vectors as the tower reads them: centred on the catalogue's
+    mean and L2-normalised; an all-zero row (no text given) stays zero."""
+    given = tf.reduce_any(tf.not_equal(text_embedding, 0.0), axis=-1, keepdims=True)
+    centred = tf.math.l2_normalize(text_embedding - text_mean, axis=-1)
+    return tf.where(given, centred, tf.zeros_like(centred))
