@@ -10,7 +10,7 @@ from mtrec.contracts import features as F
 from mtrec.models import neighbour_rating as NR
 from mtrec.models.config import ModelConfig
 from mtrec.models.model import MultiTaskModel
-from mtrec.models.towers import VocabSizes
+from tests.tiny_model_support import SIZES, rows
 
 
 def test_equal_ratings_have_no_offsets():
@@ -82,18 +82,6 @@ def test_too_large_a_catalogue_is_not_fitted():
                                     NR.MAX_ITEMS + 2, 40, 100.0) is None
 
 
-SIZES = VocabSizes(users=3, items=5, genders=2, occupations=2, text_tokens=3,
-                   known_users=2, known_items=4)
-
-
-def _rows(n: int) -> dict[str, tf.Tensor]:
-    zeros = lambda *shape: tf.zeros([n, *shape], tf.int64)  # noqa: E731
-    return {F.USER_IDX: tf.ones([n], tf.int64), F.ITEM_IDX: tf.range(1, n + 1, dtype=tf.int64),
-            F.HISTORY_IDX: zeros(F.HISTORY_LEN), F.AGE_BUCKET: zeros(),
-            F.GENDER_IDX: zeros(), F.OCCUPATION_IDX: zeros(),
-            F.GENRES_MULTI_HOT: tf.zeros([n, F.GENRE_BUCKETS]),
-            F.TITLE_TOKENS: zeros(F.TITLE_LEN), F.DESCRIPTION_TOKENS: zeros(F.DESCRIPTION_LEN),
-            F.YEAR_Z: tf.zeros([n]), F.YEAR_KNOWN: tf.zeros([n])}
 
 
 def _model(weight: float) -> MultiTaskModel:
@@ -103,7 +91,7 @@ def _model(weight: float) -> MultiTaskModel:
     table[1, 1:4] = [4.0, 2.0, 1.0]
     model = MultiTaskModel(SIZES, config, np.full(SIZES.items, 0.25, np.float32), 3.5,
                            rating_range=(1.0, 5.0), neighbour_ratings=table)
-    model(_rows(3))  # builds the bias tables
+    model(rows(3))  # builds the bias tables
     model.user_bias.set_weights([np.array([[0.0], [0.25], [0.0]], np.float32)])
     model.item_bias.set_weights([np.array([[0.0], [2.0], [-3.0], [0.1], [0.0]], np.float32)])
     return model
@@ -112,12 +100,12 @@ def _model(weight: float) -> MultiTaskModel:
 def test_served_rating_blends_the_head_with_the_table_then_clips():
     # Head: 3.5 + 0.25 + (2, -3, 0.1) = (5.75, 0.75, 3.85); table row 1: (4, 2, 1).
     # 0.6 * head + 0.4 * table = (5.05, 1.25, 2.71), 5.05 clipped to 5.
-    np.testing.assert_allclose(_model(0.4)(_rows(3))[F.OUT_RATING], [5.0, 1.25, 2.71],
+    np.testing.assert_allclose(_model(0.4)(rows(3))[F.OUT_RATING], [5.0, 1.25, 2.71],
                                rtol=1e-5)
     # Weight 0: no table kept, the clipped head as before.
     off = _model(0.0)
     assert off.neighbour_ratings is None
-    np.testing.assert_allclose(off(_rows(3))[F.OUT_RATING], [5.0, 1.0, 3.85], rtol=1e-6)
+    np.testing.assert_allclose(off(rows(3))[F.OUT_RATING], [5.0, 1.0, 3.85], rtol=1e-6)
 
 
 def test_served_rating_gathers_per_user_and_item_pairs():

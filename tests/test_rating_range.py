@@ -9,28 +9,16 @@ import tensorflow as tf
 from mtrec.contracts import features as F
 from mtrec.models.config import ModelConfig
 from mtrec.models.model import MultiTaskModel
-from mtrec.models.towers import VocabSizes
+from tests.tiny_model_support import SIZES, rows
 
-SIZES = VocabSizes(users=3, items=5, genders=2, occupations=2, text_tokens=3,
-                   known_users=2, known_items=4)
 # A rating-less model's rating is mean + user bias + item bias (model.pair_outputs).
 CONFIG = ModelConfig(embedding_dim=2, optimizer="adam", tasks=("retrieval",), rated_items=False)
-
-
-def _rows(n: int) -> dict[str, tf.Tensor]:
-    zeros = lambda *shape: tf.zeros([n, *shape], tf.int64)  # noqa: E731
-    return {F.USER_IDX: tf.ones([n], tf.int64), F.ITEM_IDX: tf.range(1, n + 1, dtype=tf.int64),
-            F.HISTORY_IDX: zeros(F.HISTORY_LEN), F.AGE_BUCKET: zeros(),
-            F.GENDER_IDX: zeros(), F.OCCUPATION_IDX: zeros(),
-            F.GENRES_MULTI_HOT: tf.zeros([n, F.GENRE_BUCKETS]),
-            F.TITLE_TOKENS: zeros(F.TITLE_LEN), F.DESCRIPTION_TOKENS: zeros(F.DESCRIPTION_LEN),
-            F.YEAR_Z: tf.zeros([n]), F.YEAR_KNOWN: tf.zeros([n])}
 
 
 def test_served_ratings_are_clipped_to_the_training_range_and_training_sees_them_raw():
     model = MultiTaskModel(SIZES, CONFIG, np.full(SIZES.items, 0.25, np.float32), 3.5,
                            rating_range=(1.0, 5.0))
-    x = _rows(3)
+    x = rows(3)
     model(x)  # builds the bias tables
     model.user_bias.set_weights([np.array([[0.0], [0.25], [0.0]], np.float32)])
     model.item_bias.set_weights([np.array([[0.0], [2.0], [-3.0], [0.1], [0.0]], np.float32)])
