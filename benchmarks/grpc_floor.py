@@ -18,12 +18,14 @@ import selectors
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent import futures
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
 # isort: split
 import grpc
+import tensorflow as tf
 from tensorflow_serving.apis import (
     predict_pb2,
     prediction_service_pb2,
@@ -33,13 +35,42 @@ from tensorflow_serving.apis import (
 from mtrec.serving.server import _add_service
 from mtrec.serving.server_args import DEFAULT_MAX_REQUEST_BYTES
 
+# What the handler does before answering (benchmarks/grpc_tf_call.py compares them):
+# nothing; busy-wait SPIN_SECONDS holding the GIL; or run a trivial TF function.
+HANDLERS = ("empty", "spin", "tf")
+SPIN_SECONDS = 250e-6
+
+
+def trivial_tf_call() -> Callable[[], object]:
+    """A concrete TF function computing x * 2 + 1 on a [2] tensor, and its call."""
+    tf.config.threading.set_inter_op_parallelism_threads(1)  # as `mtrec serve`
+    fn = tf.function(lambda x: x * 2.0 + 1.0).get_concrete_function(
+        tf.TensorSpec([None], tf.float32))
+    x = tf.constant([1.0, 2.0])
+    fn(x)
+    return lambda: fn(x)
+
 
 class EchoServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, handler: str = "empty") -> None:
+        self._work: Callable[[], object] = lambda: None
+        if handler == "tf":
+            self._work = trivial_tf_call()
+        elif handler == "spin":
+            self._work = _spin
+
     def Predict(self, request: predict_pb2.PredictRequest, context: object):  # noqa: N802
+        self._work()
         return predict_pb2.PredictResponse()
 
 
-def serve(threads: int) -> None:
+def _spin() -> None:
+    start = time.perf_counter()
+    while time.perf_counter() - start < SPIN_SECONDS:
+        pass
+
+
+def serve(threads: int, handler: str = "empty") -> None:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="floor-rpc"),
         options=[
@@ -52,7 +83,7 @@ def serve(threads: int) -> None:
         server,
         prediction_service_pb2,
         "PredictionService",
-        EchoServicer(),
+        EchoServicer(handler),
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server,
     )
     port = server.add_insecure_port("127.0.0.1:0")
@@ -77,10 +108,12 @@ def terminate(proc: subprocess.Popen, timeout: float) -> None:
 class EchoServer:
     """This file's server as a child process on a free loopback port; `stop()` ends it."""
 
-    def __init__(self, threads: int, log_path: str = os.devnull, timeout: float = 120.0) -> None:
+    def __init__(self, threads: int, log_path: str = os.devnull, timeout: float = 120.0,
+                 handler: str = "empty") -> None:
         self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--threads", str(threads)],
+            [sys.executable, os.path.abspath(__file__), "--threads", str(threads),
+             "--handler", handler],
             stdout=subprocess.PIPE,
             stderr=self._log,
             text=True,
@@ -122,4 +155,6 @@ class EchoServer:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=8)
-    serve(parser.parse_args().threads)
+    parser.add_argument("--handler", choices=HANDLERS, default="empty")
+    args = parser.parse_args()
+    serve(args.threads, args.handler)

@@ -9,15 +9,18 @@ from pathlib import Path
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
 # isort: split
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from mtrec.contracts import features as F
 from mtrec.models.serving_tables import ServingTables
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
+import grpc_floor  # noqa: E402
 import real_catalogue  # noqa: E402
 
 # By path: the repository root's serving/ package has the same name.
@@ -68,3 +71,17 @@ def test_rerun_keeps_the_hand_written_analysis(tmp_path):
     assert serving._kept_analysis(str(md)) == "\n" + serving.ANALYSIS + "\n## Breakdown\ntext\n"
     md.write_text("# tables only\n")
     assert serving._kept_analysis(str(md)) == ""
+
+
+def test_the_floor_servers_answer_with_each_handler():
+    """benchmarks/grpc_tf_call.py's three echo servers start and answer Predict; the
+    `tf` one really runs TensorFlow in its handler (its trivial function, x * 2 + 1)."""
+    np.testing.assert_allclose(grpc_floor.trivial_tf_call()().numpy(), [3.0, 5.0])
+    for handler in grpc_floor.HANDLERS:
+        with grpc_floor.EchoServer(threads=2, handler=handler) as server:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(
+                grpc.insecure_channel(server.target))
+            assert stub.Predict(predict_pb2.PredictRequest(), timeout=60) == (
+                predict_pb2.PredictResponse())
+    with pytest.raises(RuntimeError, match="did not start"):
+        grpc_floor.EchoServer(threads=2, handler="no-such-handler", timeout=60)
