@@ -43,7 +43,6 @@ SPIN_SECONDS = 250e-6
 
 def trivial_tf_call() -> Callable[[], object]:
     """A concrete TF function computing x * 2 + 1 on a [2] tensor, and its call."""
-    tf.config.threading.set_inter_op_parallelism_threads(1)  # as `mtrec serve`
     fn = tf.function(lambda x: x * 2.0 + 1.0).get_concrete_function(
         tf.TensorSpec([None], tf.float32))
     x = tf.constant([1.0, 2.0])
@@ -71,6 +70,7 @@ def _spin() -> None:
 
 
 def serve(threads: int, handler: str = "empty") -> None:
+    tf.config.threading.set_inter_op_parallelism_threads(1)  # as `mtrec serve`
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="floor-rpc"),
         options=[

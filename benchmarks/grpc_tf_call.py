@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
+    tf.config.threading.set_inter_op_parallelism_threads(1)  # as the servers (and `mtrec serve`)
     load_start = [round(v, 2) for v in os.getloadavg()]
     grpc_p50 = measure(args.calls, args.rounds)
     tf_in_process = in_process_ms(300, 1e-3)
