@@ -271,36 +271,6 @@ def run_fold(
     return {"setup": setup, "results": results}, overrides
 
 
-def merged(payload: dict, more: dict, drop: tuple[str, ...] = ()) -> dict:
-    """`payload` with `more`'s runs of the seeded variants added (the seeds must differ);
-    the unseeded baselines stay `payload`'s. `drop`: variants whose runs in `payload`
-    are discarded first (measured by code that has changed since). Per-variant and
-    fold summaries recomputed."""
-    for fold, entry in more["folds"].items():
-        results = payload["folds"][fold]["results"]
-        for variant, result in entry["results"].items():
-            if variant not in SEEDED or variant not in results:
-                continue
-            runs = [] if variant in drop else results[variant]["runs"]
-            clash = {r["seed"] for r in runs} & {r["seed"] for r in result["runs"]}
-            if clash:
-                raise SystemExit(f"{fold} {variant}: seeds {sorted(clash)} are in both results")
-            runs = runs + result["runs"]
-            results[variant] = {**R.aggregate(runs), "runs": runs}
-    groups: dict[str, list[str]] = {}  # seeds -> the variants that ran them
-    for fold, entry in payload["folds"].items():
-        for variant, result in entry["results"].items():
-            if variant in SEEDED:
-                seeds = ", ".join(str(s) for s in sorted(r["seed"] for r in result["runs"]))
-                groups.setdefault(f"seeds {seeds} on {fold}", []).append(variant)
-    payload["setup"]["seeds"] = "; ".join(
-        f"{label} ({', '.join(variants)})" for label, variants in groups.items()
-    ) + " (runs of several commands, merged with quality.py --merge)"
-    payload["config"] = more["config"]  # the current code's (the later run's)
-    payload["summary"] = R.summarize(payload["folds"])
-    return payload
-
-
 # --------------------------------------------------------------- main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -361,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.merge:
         path = Path(args.merge[0])
-        payload = merged(json.loads(path.read_text()), json.loads(Path(args.merge[1]).read_text()),
-                         tuple(args.drop))
+        payload = R.merged(json.loads(path.read_text()),
+                           json.loads(Path(args.merge[1]).read_text()), SEEDED, tuple(args.drop))
         path.write_text(json.dumps(payload, indent=2, default=list))
         path.with_suffix(".md").write_text(R.markdown(payload))
         return 0

@@ -263,3 +263,34 @@ def markdown(payload: dict) -> str:
         *[f"- {k}: {v}" for k, v in payload.get("anchors", ANCHORS).items()], "",
     ]  # fmt: skip
     return "\n".join(out)
+
+
+def merged(payload: dict, more: dict, seeded: tuple[str, ...], drop: tuple[str, ...] = ()
+           ) -> dict:
+    """`payload` with `more`'s runs of the `seeded` variants added (the seeds must differ);
+    the unseeded baselines stay `payload`'s. `drop`: variants whose runs in `payload`
+    are discarded first (measured by code that has changed since). Per-variant and
+    fold summaries recomputed."""
+    for fold, entry in more["folds"].items():
+        results = payload["folds"][fold]["results"]
+        for variant, result in entry["results"].items():
+            if variant not in seeded or variant not in results:
+                continue
+            runs = [] if variant in drop else results[variant]["runs"]
+            clash = {r["seed"] for r in runs} & {r["seed"] for r in result["runs"]}
+            if clash:
+                raise SystemExit(f"{fold} {variant}: seeds {sorted(clash)} are in both results")
+            runs = runs + result["runs"]
+            results[variant] = {**aggregate(runs), "runs": runs}
+    groups: dict[str, list[str]] = {}  # seeds -> the variants that ran them
+    for fold, entry in payload["folds"].items():
+        for variant, result in entry["results"].items():
+            if variant in seeded:
+                seeds = ", ".join(str(s) for s in sorted(r["seed"] for r in result["runs"]))
+                groups.setdefault(f"seeds {seeds} on {fold}", []).append(variant)
+    payload["setup"]["seeds"] = "; ".join(
+        f"{label} ({', '.join(variants)})" for label, variants in groups.items()
+    ) + " (runs of several commands, merged with quality.py --merge)"
+    payload["config"] = more["config"]  # the current code's (the later run's)
+    payload["summary"] = summarize(payload["folds"])
+    return payload

@@ -9,8 +9,8 @@ import pytest
 import tests.transform_support  # noqa: F401  (puts benchmarks/ on sys.path)
 
 # isort: split
-from quality import main, merged
-from quality_report import aggregate
+from quality import SEEDED, main
+from quality_report import aggregate, merged
 
 
 def _payload(seeds: list[int], ndcg: list[float]) -> dict:
@@ -25,7 +25,7 @@ def _payload(seeds: list[int], ndcg: list[float]) -> dict:
 
 
 def test_runs_are_appended_and_the_seed_statistics_recomputed():
-    payload = merged(_payload([0, 1], [0.50, 0.52]), _payload([2], [0.57]))
+    payload = merged(_payload([0, 1], [0.50, 0.52]), _payload([2], [0.57]), SEEDED)
     joint = payload["folds"]["u1"]["results"]["joint"]
     assert [r["seed"] for r in joint["runs"]] == [0, 1, 2]
     assert joint["n"] == 3
@@ -39,11 +39,11 @@ def test_runs_are_appended_and_the_seed_statistics_recomputed():
 
 def test_a_seed_in_both_results_is_refused():
     with pytest.raises(SystemExit, match="seeds \\[1\\]"):
-        merged(_payload([0, 1], [0.5, 0.5]), _payload([1], [0.6]))
+        merged(_payload([0, 1], [0.5, 0.5]), _payload([1], [0.6]), SEEDED)
 
 
 def test_dropped_variants_keep_only_the_new_runs():
-    payload = merged(_payload([0, 1], [0.50, 0.52]), _payload([2], [0.57]), drop=("joint",))
+    payload = merged(_payload([0, 1], [0.50, 0.52]), _payload([2], [0.57]), SEEDED, drop=("joint",))
     joint = payload["folds"]["u1"]["results"]["joint"]
     assert [r["seed"] for r in joint["runs"]] == [2]
     assert joint["mean"]["ndcg@10"] == pytest.approx(0.57)
