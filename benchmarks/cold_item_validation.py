@@ -13,16 +13,15 @@ for each setting of --grid (ModelConfig serving overrides) the same weights are
 re-exported in process (build_model + restore_weights + ServingModule, the full
 catalogue and the text vectors, as `mtrec add-items` does), and `recommend` is
 measured: cold-item and warm-item HR@10/50/100 as served and NDCG@10 over all
-validation ratings. Prints one row per setting and writes --out (JSON).
+validation ratings. Prints one row per setting and writes --out (JSON) and the
+same table as markdown beside it (.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,12 +34,8 @@ from mtrec.components.text_encoder.config import TextEncoderConfig
 from mtrec.data import clean, load_dataset
 from mtrec.models import evaluation as E
 from mtrec.models.config import ModelConfig
-from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
 from mtrec.models.serving_module import ServingModule
-from mtrec.models.serving_tables import build_serving_tables
-from mtrec.models.towers import VocabSizes
-from mtrec.models.trainer import build_model, load_config, restore_weights, train_and_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_data import (  # noqa: E402
@@ -48,12 +43,11 @@ from quality_data import (  # noqa: E402
     default_data_path,
     holdout_split,
     prepare_dataset,
-    shuffled,
     with_protocol,
 )
 from served_metrics import batched  # noqa: E402
+from serving_sweep import rebuilt, train_weights  # noqa: E402
 from text_encoder import KS, TOP, cold_rows, encode_catalog, hold_out_items  # noqa: E402
-from transform_local import as_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LABEL = "ml-latest-small_time_holdout"
@@ -65,29 +59,6 @@ def validation_data(data: str, work_root: Path, seed: int) -> tuple[Prepared, Pa
     cold_dataset, cold = hold_out_items(dataset, 0.1, seed)
     prepared, work = prepare_dataset(cold_dataset, f"{LABEL}_cold{seed}", work_root)
     return prepared, work, cold
-
-
-def train_weights(prepared: Prepared, work: Path, config: ModelConfig, text: ItemText) -> str:
-    root = tempfile.mkdtemp(prefix="coldval-", dir=work)
-    train_and_export(shuffled(prepared.train, config.batch_size, 0),
-                     as_dataset(prepared.eval, 4096), as_dataset(prepared.train, 8192),
-                     prepared.tft_output, config, f"{root}/model",
-                     catalog_dir=str(work / "examples" / "catalog"), item_text=text,
-                     weights_dir=f"{root}/weights")
-    return f"{root}/weights"
-
-
-def rebuilt(prepared: Prepared, work: Path, weights_dir: str, text: ItemText,
-            serving: dict) -> ServingModule:
-    """The trained weights under `serving`'s config overrides, full catalogue and text."""
-    config = ModelConfig.from_dict({**dataclasses.asdict(load_config(weights_dir)), **serving})
-    sizes = VocabSizes.from_transform_output(prepared.tft_output)
-    catalog = read_catalog(str(work / "examples" / "catalog"), prepared.tft_output)
-    tables = build_serving_tables(as_dataset(prepared.train, 8192), sizes, catalog)
-    model = build_model(sizes, config, prepared.tft_output, tables, text)
-    model({k: v[:2] for k, v in prepared.train.items()})  # build every layer, then restore
-    restore_weights(model, weights_dir)
-    return ServingModule(model, prepared.tft_output, tables, text, cache_users=False)
 
 
 def served_metrics(module: ServingModule, prepared: Prepared, cold: set[str]) -> dict:
@@ -102,6 +73,19 @@ def served_metrics(module: ServingModule, prepared: Prepared, cold: set[str]) ->
     ranking = E.ranking_metrics(top, truth.relevant, TOP)
     out.update({k: round(v, 4) for k, v in ranking.items()})
     return out
+
+
+def markdown(result: dict) -> str:
+    """One row per serving setting, the metrics as served_metrics names them."""
+    metrics = [k for k in result["rows"][0] if k not in ("serving", "seconds")]
+    lines = [f"# Cold-item serving settings, validation cut (cold draw seed {result['seed']}, "
+             f"{result['cold_items']} cold items; weights {result['weights']})", "",
+             "| setting | " + " | ".join(metrics) + " |",
+             "|---|" + "---:|" * len(metrics)]
+    for row in result["rows"]:
+        setting = json.dumps(row["serving"]) if row["serving"] else "defaults"
+        lines.append(f"| {setting} | " + " | ".join(str(row[k]) for k in metrics) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,24 +104,26 @@ def main(argv: list[str] | None = None) -> int:
     uri, _ = encode_catalog(work / "examples" / "catalog", work_root / LABEL,
                             TextEncoderConfig.from_exec_properties({"mode": "pretrained"}))
     text = ItemText.load(uri)
+    catalog = str(work / "examples" / "catalog")
     weights_dir = args.weights
     if not weights_dir:
-        t0 = time.time()
         config = ModelConfig.from_dict(with_protocol(prepared, json.loads(args.config)))
-        weights_dir = train_weights(prepared, work, config, text)
-        print(f"trained in {time.time() - t0:.0f}s: weights {weights_dir}", flush=True)
+        weights_dir, seconds = train_weights(prepared, config, work, catalog_dir=catalog,
+                                             item_text=text)
+        print(f"trained in {seconds:.0f}s: weights {weights_dir}", flush=True)
     if args.train_only:
         return 0
     rows = []
     for serving in json.loads(args.grid):
         t0 = time.time()
-        metrics = served_metrics(rebuilt(prepared, work, weights_dir, text, serving),
+        metrics = served_metrics(rebuilt(prepared, weights_dir, serving, catalog, text),
                                  prepared, cold)
         rows.append({"serving": serving, **metrics, "seconds": round(time.time() - t0, 1)})
         print(json.dumps(rows[-1]), flush=True)
-        Path(args.out).write_text(json.dumps({"weights": weights_dir, "seed": args.seed,
-                                              "cold_items": len(cold), "rows": rows},
-                                             indent=1) + "\n")
+        result = {"weights": weights_dir, "seed": args.seed, "cold_items": len(cold),
+                  "rows": rows}
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        Path(args.out).with_suffix(".md").write_text(markdown(result))
     return 0
 
 

@@ -32,6 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.models.config import ModelConfig
+from mtrec.models.item_catalog import read_catalog
+from mtrec.models.item_text import ItemText
 from mtrec.models.serving_module import ServingModule
 from mtrec.models.serving_tables import build_serving_tables
 from mtrec.models.towers import VocabSizes
@@ -45,28 +47,33 @@ from transform_local import as_dataset  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def train_weights(prepared: Prepared, config: ModelConfig, work: Path, seed: int = 0) -> tuple[
-        str, float]:
-    """Train once with the Trainer's code path; (the weights directory, training seconds)."""
+def train_weights(prepared: Prepared, config: ModelConfig, work: Path, seed: int = 0,
+                  catalog_dir: str | None = None, item_text: ItemText | None = None
+                  ) -> tuple[str, float]:
+    """Train once with the Trainer's code path; (the weights directory, training seconds).
+    `catalog_dir`/`item_text`: the full catalogue and the text vectors, as the Trainer's."""
     root = tempfile.mkdtemp(prefix="sweep-", dir=work)
     t0 = time.time()
     train_and_export(shuffled(prepared.train, config.batch_size, seed),
                      as_dataset(prepared.eval, 4096), as_dataset(prepared.train, 8192),
-                     prepared.tft_output, config, f"{root}/model", weights_dir=f"{root}/weights",
-                     seed=seed)
+                     prepared.tft_output, config, f"{root}/model", catalog_dir=catalog_dir,
+                     item_text=item_text, weights_dir=f"{root}/weights", seed=seed)
     return f"{root}/weights", time.time() - t0
 
 
-def rebuilt(prepared: Prepared, weights_dir: str, serving: dict) -> ServingModule:
+def rebuilt(prepared: Prepared, weights_dir: str, serving: dict,
+            catalog_dir: str | None = None, item_text: ItemText | None = None) -> ServingModule:
     """The trained weights under a config with `serving`'s settings replaced (no export:
-    the module's signatures are called in process)."""
+    the module's signatures are called in process). `catalog_dir`/`item_text` as for
+    train_weights (the `mtrec add-items` path: every catalogue item, with its text)."""
     config = ModelConfig.from_dict({**dataclasses.asdict(load_config(weights_dir)), **serving})
     sizes = VocabSizes.from_transform_output(prepared.tft_output)
-    tables = build_serving_tables(as_dataset(prepared.train, 8192), sizes)
-    model = build_model(sizes, config, prepared.tft_output, tables)
+    catalog = read_catalog(catalog_dir, prepared.tft_output) if catalog_dir else None
+    tables = build_serving_tables(as_dataset(prepared.train, 8192), sizes, catalog)
+    model = build_model(sizes, config, prepared.tft_output, tables, item_text)
     model({k: v[:2] for k, v in prepared.train.items()})  # build every layer, then restore
     restore_weights(model, weights_dir)
-    return ServingModule(model, prepared.tft_output, tables, cache_users=False)
+    return ServingModule(model, prepared.tft_output, tables, item_text, cache_users=False)
 
 
 def main(argv: list[str] | None = None) -> int:

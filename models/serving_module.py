@@ -112,6 +112,8 @@ class ServingModule(tf.Module):
         for name, value in first_stage_tables(
                 model, tables, self.item_retrieval_vectors.numpy()).items():
             setattr(self, name, value)
+        # stage1 = similarity + a term: the item-item one or, without it, the cold rule's.
+        self._has_term = self.item_item is not None or self.cold_columns is not None
         self._cold_popularity_weight = config.cold_popularity_weight
         if self._cold_popularity_weight:  # log P(item) in catalogue order (recommend_from_items)
             probability = model.item_sampling_prob.numpy()[tables.item_features[F.ITEM_IDX]]
@@ -210,7 +212,7 @@ class ServingModule(tf.Module):
     def _stage1(self, query: tf.Tensor, term) -> tf.Tensor:
         """[B, N]: similarity plus the item-item term(similarity) (when on)."""
         similarity = self._similarity(query)
-        if self.item_item is None and self.cold_columns is None:
+        if not self._has_term:
             return similarity
         return similarity + term(similarity)[:, :-1]
 
@@ -331,7 +333,7 @@ class ServingModule(tf.Module):
         # recommend's first stage: similarity plus the item-item term.
         similarity = tf.reduce_sum(self.model.retrieval_vector(query)[:, tf.newaxis, :]
                                    * self.model.retrieval_vector(vectors), axis=-1)
-        if self.item_item is not None or self.cold_columns is not None:
+        if self._has_term:
             term = self._user_term(user_idx)(self._similarity(query))
             outside = tf.cast(tf.shape(term)[1] - 1, positions.dtype)
             similarity += tf.gather(term, tf.where(positions >= 0, positions, outside),

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.models.item_item import known_rows
 from mtrec.models.towers import VocabSizes
 
 _ITEM_COLUMNS = F.CANDIDATE_XF_FEATURES
@@ -121,13 +122,13 @@ def build_serving_tables(
     # were never rated in training, so they never need a position here).
     position = np.full(sizes.items, -1, dtype=np.int64)
     idx = item_features[F.ITEM_IDX]
-    known = (idx >= 1) & (idx <= sizes.known_items)
+    known = known_rows(idx, sizes.known_items)
     position[idx[known]] = np.flatnonzero(known)
     codes, inverse = np.unique(np.concatenate(pairs), return_inverse=True)  # by user, item
     mean_rating = (np.bincount(inverse, np.concatenate(pair_ratings), len(codes))
                    / np.bincount(inverse, minlength=len(codes)))
     pair_user, pair_item = codes // sizes.items, codes % sizes.items
-    rated = (pair_item >= 1) & (pair_item <= sizes.known_items)
+    rated = known_rows(pair_item, sizes.known_items)
     pos = position[pair_item]
     in_catalog = pos >= 0
     return ServingTables(
