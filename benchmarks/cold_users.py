@@ -61,16 +61,28 @@ GIVEN = 5  # items a held-out user brings to the request
 TARGET = 1.5  # x popularity's NDCG@10
 
 
-def split_users(ratings: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                 pd.DataFrame]:
-    """(training users' ratings, held-out users' first GIVEN, the rest of theirs)."""
+def split_users(ratings: pd.DataFrame, seed: int = 0, given: int = GIVEN,
+                ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(training users' ratings, held-out users' first `given`, the rest of theirs).
+
+    The held-out users depend on the seed only, so every `given` serves the same users.
+    """
     users = np.sort(ratings[F.USER_ID].unique())
     cold = set(np.random.default_rng(seed).choice(users, int(len(users) * COLD_SHARE),
                                                   replace=False).tolist())
     is_cold = ratings[F.USER_ID].isin(cold)
     held = ratings[is_cold].sort_values([F.USER_ID, F.TIMESTAMP], kind="stable")
     rank = held.groupby(F.USER_ID).cumcount()
-    return ratings[~is_cold], held[rank < GIVEN], held[rank >= GIVEN]
+    return ratings[~is_cold], held[rank < given], held[rank >= given]
+
+
+def held_out(ratings: pd.DataFrame, validation: bool, given: int = GIVEN,
+             ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """split_users for the test run, or, with `validation`, for other users among the rest."""
+    warm, first, rest = split_users(ratings, given=given)
+    if validation:  # the test users are not read; others stand in for them
+        warm, first, rest = split_users(warm, seed=1, given=given)
+    return warm, first, rest
 
 
 def served(fn, given: pd.DataFrame, users: np.ndarray) -> np.ndarray:
@@ -93,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="--validation: cold_popularity_weight values to serve")
     parser.add_argument("--weights", help="--validation: weights an earlier --validation run "
                         "trained (its <model dir>-weights): skips training")
+    parser.add_argument("--given", type=int, nargs="+", default=[GIVEN],
+                        help="test run: more counts of items each held-out user brings, for a "
+                        "curve beside the issue's 5 (the same model serves each)")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "quality"))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = parser.parse_args(argv)
@@ -100,10 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--weights is for --validation (the test run trains and exports its model)")
     data = args.data or default_data_path(args.dataset)
     dataset = clean(load_dataset(args.dataset, data, None)).dataset
-    warm, given, rest = split_users(dataset.ratings)
+    warm, _, _ = held_out(dataset.ratings, args.validation)
     suffix = "_validation" if args.validation else ""
-    if args.validation:  # the test users are not read; others stand in for them
-        warm, given, rest = split_users(warm, seed=1)
     train_set = Dataset(f"{dataset.name}+cold-users", warm, dataset.users, dataset.items,
                         dataset.malformed)
     prepared, work = prepare_dataset(train_set, f"{args.dataset}_cold_users{suffix}",
@@ -119,42 +132,26 @@ def main(argv: list[str] | None = None) -> int:
                          prepared.tft_output, config, model_dir, weights_dir=weights_dir)
     train_seconds = time.time() - t0
 
-    # Ground truth: the held-out users' later ratings; their "seen" items are the given ones.
-    train_rows = pd.concat([warm, given])
-    truth = GroundTruth.from_arrays(
-        train_rows[F.USER_ID].astype(str).to_numpy(), train_rows[F.ITEM_ID].astype(str).to_numpy(),
-        train_rows[F.RATING].to_numpy(), rest[F.USER_ID].astype(str).to_numpy(),
-        rest[F.ITEM_ID].astype(str).to_numpy(), rest[F.RATING].to_numpy())
     lam, _ = choose_ease_lambda(warm[F.USER_ID].astype(str).to_numpy(),
                                 warm[F.ITEM_ID].astype(str).to_numpy(),
                                 warm[F.TIMESTAMP].to_numpy(), prepared.report["split_protocol"])
-    weights = _ease_on(warm, truth.catalog, lam)
-    history = np.zeros((len(truth.users), len(truth.catalog)))
-    for row, positions in enumerate(truth.seen):
-        history[row, positions] = 1.0
-    ease = truth.catalog[E.top_k_unseen(history @ weights, truth.seen, TOP)]
-    ranked = {}
     if args.validation:
-        for w in json.loads(args.grid):
-            module = rebuilt(prepared, weights_dir, {"cold_popularity_weight": w})
-            ranked[f"ours, cold_popularity_weight {w:g}"] = served(
-                module.recommend_from_items, given, truth.users)
+        served_by = {f"ours, cold_popularity_weight {w:g}":
+                     rebuilt(prepared, weights_dir, {"cold_popularity_weight": w}
+                             ).recommend_from_items for w in json.loads(args.grid)}
     else:
-        ranked["ours (recommend_from_items)"] = served(
-            tf.saved_model.load(model_dir).signatures["recommend_from_items"], given, truth.users)
-    ranked.update({
-        "popularity": popularity_outputs(truth)["recommended"][:, :TOP],
-        f"EASE folded in (λ {lam:g})": ease,
-    })
-    results = {name: E.ranking_metrics(r, truth.relevant, TOP) for name, r in ranked.items()}
-    best = max((name for name in ranked if name.startswith("ours")),
-               key=lambda name: results[name][f"ndcg@{TOP}"])
-    ratio = results[best][f"ndcg@{TOP}"] / results["popularity"][f"ndcg@{TOP}"]
+        served_by = {"ours (recommend_from_items)":
+                     tf.saved_model.load(model_dir).signatures["recommend_from_items"]}
+    by_given = {n: compared(served_by, *held_out(dataset.ratings, args.validation, n), lam)
+                for n in ([GIVEN] if args.validation else sorted({GIVEN, *args.given}))}
+    headline = by_given[GIVEN]
     payload = {
-        "dataset": args.dataset + suffix, "held_out_users": int(len(truth.users)), "given": GIVEN,
+        "dataset": args.dataset + suffix, "held_out_users": headline["users"], "given": GIVEN,
         "train_users": int(warm[F.USER_ID].nunique()), "train_seconds": round(train_seconds, 1),
-        "config": {k: v for k, v in vars(config).items()}, "results": results,
-        "ndcg_vs_popularity": ratio, "target": TARGET, "met": bool(ratio >= TARGET),
+        "config": {k: v for k, v in vars(config).items()}, "results": headline["results"],
+        "ndcg_vs_popularity": headline["ratio"], "target": TARGET,
+        "met": bool(headline["ratio"] >= TARGET),
+        "by_given": {str(n): v for n, v in by_given.items() if n != GIVEN},
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,6 +160,30 @@ def main(argv: list[str] | None = None) -> int:
     (out / f"cold_users_{args.dataset}{suffix}.md").write_text(markdown(payload))
     print(markdown(payload))
     return 0
+
+
+def compared(served_by: dict, warm: pd.DataFrame, given: pd.DataFrame, rest: pd.DataFrame,
+             lam: float) -> dict:
+    """Ranking metrics of each recommend_from_items, popularity and EASE folded in."""
+    train_rows = pd.concat([warm, given])
+    truth = GroundTruth.from_arrays(
+        train_rows[F.USER_ID].astype(str).to_numpy(), train_rows[F.ITEM_ID].astype(str).to_numpy(),
+        train_rows[F.RATING].to_numpy(), rest[F.USER_ID].astype(str).to_numpy(),
+        rest[F.ITEM_ID].astype(str).to_numpy(), rest[F.RATING].to_numpy())
+    history = np.zeros((len(truth.users), len(truth.catalog)))
+    for row, positions in enumerate(truth.seen):
+        history[row, positions] = 1.0
+    ease = history @ _ease_on(warm, truth.catalog, lam)
+    ranked = {name: served(fn, given, truth.users) for name, fn in served_by.items()}
+    ranked.update({
+        "popularity": popularity_outputs(truth)["recommended"][:, :TOP],
+        f"EASE folded in (λ {lam:g})": truth.catalog[E.top_k_unseen(ease, truth.seen, TOP)],
+    })
+    results = {name: E.ranking_metrics(r, truth.relevant, TOP) for name, r in ranked.items()}
+    best = max((name for name in ranked if name.startswith("ours")),
+               key=lambda name: results[name][f"ndcg@{TOP}"])
+    ratio = results[best][f"ndcg@{TOP}"] / results["popularity"][f"ndcg@{TOP}"]
+    return {"users": int(len(truth.users)), "results": results, "ratio": ratio}
 
 
 def _ease_on(warm: pd.DataFrame, catalog: np.ndarray, lam: float) -> np.ndarray:
@@ -179,6 +200,15 @@ def markdown(payload: dict) -> str:
             f"{m[f'recall@{TOP}']:.3f} |" for name, m in payload["results"].items()]
     short = payload["target"] - payload["ndcg_vs_popularity"]
     verdict = "met" if payload["met"] else f"missed by {short:.2f}x"
+    curve = [f"| {n} | {v['users']} | "
+             + " | ".join(f"{m[f'ndcg@{TOP}']:.3f}" for m in v["results"].values())
+             + f" | {v['ratio']:.2f}x |" for n, v in payload.get("by_given", {}).items()]
+    if curve:
+        names = " | ".join(payload["results"])
+        curve = ["", "More items given, the same model and users (fewer held-out ratings "
+                 "remain to score; users with none left drop out):", "",
+                 f"| items given | users | {names} NDCG@10 | ours / popularity |",
+                 "|---:|---:|" + "---:|" * (len(payload["results"]) + 1), *curve]
     return "\n".join([
         f"# Users the model never trained on: {payload['dataset']}",
         "",
@@ -192,6 +222,7 @@ def markdown(payload: dict) -> str:
         "",
         f"NDCG@10 vs popularity (the best 'ours' row): {payload['ndcg_vs_popularity']:.2f}x "
         f"(target >= {payload['target']}x: {verdict}).",
+        *curve,
         "",
     ])
 
