@@ -205,9 +205,9 @@ def markdown(payload: dict) -> str:
              + f" | {v['ratio']:.2f}x |" for n, v in payload.get("by_given", {}).items()]
     if curve:
         names = " | ".join(payload["results"])
-        curve = ["", "More items given, the same model and users (fewer held-out ratings "
-                 "remain to score; users with none left drop out):", "",
-                 f"| items given | users | {names} NDCG@10 | ours / popularity |",
+        curve = ["", "NDCG@10 with more items given: the same model and users (fewer held-out "
+                 "ratings remain to score; users with none left drop out).", "",
+                 f"| items given | users | {names} | ours / popularity |",
                  "|---:|---:|" + "---:|" * (len(payload["results"]) + 1), *curve]
     return "\n".join([
         f"# Users the model never trained on: {payload['dataset']}",
