@@ -30,6 +30,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
@@ -40,104 +41,266 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grpc_floor import HANDLERS, SPIN_SECONDS, EchoServer, trivial_tf_call  # noqa: E402
+from grpc_floor import (  # noqa: E402
+    SPIN_SECONDS,
+    WORK_TIMES,
+    EchoServer,
+    trivial_direct_call,
+    trivial_session_call,
+    trivial_tf_call,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# Servers compared, taking turns: label -> (server kind, handler) in grpc_floor.py.
+VARIANTS: dict[str, tuple[str, str]] = {
+    "empty": ("sync", "empty"),
+    "spin": ("sync", "spin"),
+    "tf": ("sync", "tf"),
+    "tf-direct": ("sync", "tf-direct"),
+    "tf-session": ("sync", "tf-session"),
+    "aio empty": ("aio", "empty"),
+    "aio tf-direct": ("aio", "tf-direct"),
+}
+# Idle gaps (seconds) before each in-process call: none, about a c=1 gRPC round trip, long.
+IDLE_GAPS = (0.0, 1e-3, 1e-2)
+CALLS = {
+    "tf": trivial_tf_call,
+    "tf-direct": trivial_direct_call,
+    "tf-session": trivial_session_call,
+}
 
 
 def p50_ms(seconds: list[float]) -> float:
     return round(1e3 * statistics.median(seconds), 3)
 
 
-def in_process_ms(calls: int, idle: float) -> float:
-    """p50 of the trivial TF call in this process, each after `idle` seconds."""
-    call, times = trivial_tf_call(), []
+def in_process_ms(call: Callable[[], object], calls: int, idle: float) -> dict[str, float]:
+    """p50 wall and thread-CPU ms of `call` in this process, each after `idle` seconds."""
+    walls, cpus = [], []
     for _ in range(calls):
-        time.sleep(idle)
-        start = time.perf_counter()
+        if idle:
+            time.sleep(idle)
+        wall, cpu = time.perf_counter(), time.thread_time()
         call()
-        times.append(time.perf_counter() - start)
-    return p50_ms(times)
+        cpus.append(time.thread_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return {"wall": p50_ms(walls), "cpu": p50_ms(cpus)}
 
 
-def measure(calls: int, rounds: int) -> dict[str, float]:
-    """c=1 p50 (ms) of each handler, the servers taking turns `rounds` times."""
-    servers = {h: EchoServer(threads=8, handler=h) for h in HANDLERS}
+def work_times(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> list[float]:
+    """The server's p50 [wall, thread CPU] ms of its handler's work since the last ask."""
+    ask = predict_pb2.PredictRequest()
+    ask.model_spec.name = WORK_TIMES
+    times = tf.make_ndarray(stub.Predict(ask).outputs[WORK_TIMES])
+    return [round(float(v) / 1e3, 3) for v in times]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(calls: int, rounds: int) -> dict[str, dict]:
+    """Per variant, the servers taking turns `rounds` times: c=1 p50 ms (`p50`), the
+    server process's CPU us per request (`server_cpu_us`, all its threads), and the
+    p50 [wall, thread CPU] ms of a non-empty handler's work inside it (`inside`)."""
+    servers = {
+        v: EchoServer(threads=8, kind=kind, handler=handler)
+        for v, (kind, handler) in VARIANTS.items()
+    }
     try:
-        stubs = {h: prediction_service_pb2_grpc.PredictionServiceStub(
-            grpc.insecure_channel(s.target)) for h, s in servers.items()}
+        stubs = {
+            v: prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(s.target))
+            for v, s in servers.items()
+        }
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "mtrec"
-        times: dict[str, list[float]] = {h: [] for h in HANDLERS}
-        for stub in stubs.values():  # warm-up
+        times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        cpu = dict.fromkeys(VARIANTS, 0.0)
+        inside: dict[str, list[list[float]]] = {
+            v: [] for v, (_, handler) in VARIANTS.items() if handler != "empty"
+        }
+        for variant, stub in stubs.items():  # warm-up
             for _ in range(50):
                 stub.Predict(request)
+            if variant in inside:
+                work_times(stub)
         for _ in range(rounds):
-            for handler, stub in stubs.items():
+            for variant, stub in stubs.items():
+                cpu[variant] -= cpu_seconds(servers[variant].proc.pid)
                 for _ in range(calls):
                     start = time.perf_counter()
                     stub.Predict(request)
-                    times[handler].append(time.perf_counter() - start)
-        return {h: p50_ms(t) for h, t in times.items()}
+                    times[variant].append(time.perf_counter() - start)
+                cpu[variant] += cpu_seconds(servers[variant].proc.pid)
+                if variant in inside:
+                    inside[variant].append(work_times(stub))
+        return {
+            "p50": {v: p50_ms(t) for v, t in times.items()},
+            "server_cpu_us": {v: round(1e6 * c / len(times[v])) for v, c in cpu.items()},
+            "inside": {
+                v: [round(statistics.median(r[i] for r in rows), 3) for i in (0, 1)]
+                for v, rows in inside.items()
+            },
+        }
     finally:
         for server in servers.values():
             server.stop()
 
 
+def _added(grpc_p50: dict[str, float]) -> dict[str, float]:
+    """Each variant's p50 minus the empty handler's on the same kind of server."""
+    return {
+        v: round(grpc_p50[v] - grpc_p50["aio empty" if kind == "aio" else "empty"], 3)
+        for v, (kind, handler) in VARIANTS.items()
+        if handler != "empty"
+    }
+
+
+def _deltas(p50: dict[str, float], after_idle: dict[str, float]) -> dict[str, float]:
+    """One run's side-by-side differences (ms; positive: the first named is slower)."""
+    added = _added(p50)
+    return {
+        "spin_beyond": round(added["spin"] - SPIN_SECONDS * 1e3, 3),
+        "tf_beyond": round(added["tf"] - after_idle["tf"], 3),
+        "direct_beyond": round(added["tf-direct"] - after_idle["tf-direct"], 3),
+        "direct_vs_public": round(p50["tf-direct"] - p50["tf"], 3),
+        "session_vs_direct": round(p50["tf-session"] - p50["tf-direct"], 3),
+        "aio_vs_sync_empty": round(p50["aio empty"] - p50["empty"], 3),
+        "aio_vs_sync_direct": round(p50["aio tf-direct"] - p50["tf-direct"], 3),
+    }
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3)
+
+
 def markdown(result: dict) -> str:
-    g, extra = result["grpc_c1_p50_ms"], result["added_over_empty_ms"]
-    return "\n".join([
+    runs = result["runs"]
+    g, extra, inside = (
+        result["grpc_c1_p50_ms"],
+        result["added_over_empty_ms"],
+        result["work_in_server_ms"],
+    )
+    idle = result["in_process_ms"]
+    lines = [
         "# A TensorFlow call inside a Python gRPC server",
         "",
         f"Host: {result['host']}; load average {result['loadavg_start']} at the start, "
-        f"{result['loadavg_end']} at the end. {result['calls']} calls x {result['rounds']} "
-        "rounds per server, the three taking turns (benchmarks/grpc_tf_call.py).",
+        f"{result['loadavg_end']} at the end. {len(runs)} runs, each starting the "
+        f"{len(VARIANTS)} servers afresh and giving each {result['calls']} calls x "
+        f"{result['rounds']} rounds, taking turns (benchmarks/grpc_tf_call.py; "
+        "`grpc_floor.py --server --handler`). Medians over the runs, each run in brackets. "
+        "Server CPU: the server process's, all its threads, per request (/proc, 10 ms ticks).",
         "",
-        "| handler before answering | gRPC c=1 p50 ms | added over `empty` ms | in process ms |",
-        "| --- | ---: | ---: | ---: |",
-        f"| empty (the floor) | {g['empty']} | – | – |",
-        f"| spin {SPIN_SECONDS * 1e3:.2f} ms in Python | {g['spin']} | {extra['spin']} | "
-        f"{SPIN_SECONDS * 1e3:.2f} |",
-        f"| trivial TF function (x * 2 + 1) | {g['tf']} | {extra['tf']} | "
-        f"{result['tf_in_process_p50_ms']} |",
+        "| server, handler before answering | gRPC c=1 p50 ms | added over the same server's "
+        "`empty` ms | the work inside the server: p50 wall / thread CPU ms | server CPU us a "
+        "request |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for variant in VARIANTS:
+        work = inside.get(variant)
+        lines.append(
+            f"| {variant} | {g[variant]} ({', '.join(str(r['p50'][variant]) for r in runs)}) | "
+            f"{extra.get(variant, '–')} | "
+            + (f"{work[0]} / {work[1]}" if work else "–")
+            + f" | {result['server_cpu_us_per_request'][variant]} |"
+        )
+    lines += [
         "",
-        f"Beyond its own in-process time, Python work adds {result['spin_beyond_ms']} ms "
-        f"over gRPC and a trivial TF call {result['tf_beyond_ms']} ms: "
-        f"**{result['tf_specific_ms']} ms is what calling TensorFlow at all costs in this "
-        "server on these cores**, whatever the model (a two-float function pays it). It is "
-        "inside serving.md's overhead above the floor + call path. Tried in throwaway "
-        "variants of the `tf` server, none moving its p50 by more than 0.05 ms: the "
-        "function on TF's single-threaded executor, 1 gRPC worker thread instead of 8, "
-        "intra-op threads 1, inter-op threads 2, Python's switch interval 0.1 ms, and the "
-        "call made on one dedicated Python thread.",
+        "The same calls in this process, p50 wall / thread CPU ms, each after an idle gap:",
         "",
-    ])
+        "| call | " + " | ".join(f"after {k} ms idle" for k in idle["tf"]) + " |",
+        "| --- | " + " | ".join("---:" for _ in idle["tf"]) + " |",
+    ]
+    lines += [
+        f"| {call} | " + " | ".join(f"{v['wall']} / {v['cpu']}" for v in by_gap.values()) + " |"
+        for call, by_gap in idle.items()
+    ]
+    d = {
+        k: f"{v['median']} ms ({', '.join(map(str, v['runs']))})"
+        for k, v in result["deltas_ms"].items()
+    }
+    lines += [
+        "",
+        "Side by side in each run, c=1 p50, median (each run); positive: the first is slower:",
+        "",
+        f"- beyond its own in-process time after 1 ms idle, over gRPC: Python work "
+        f"({SPIN_SECONDS * 1e3:.2f} ms spin) {d['spin_beyond']}, the public TF call "
+        f"{d['tf_beyond']}, the call `mtrec serve` makes (DirectCall) {d['direct_beyond']};",
+        f"- DirectCall against the public call: {d['direct_vs_public']};",
+        f"- the Session callable (one C call, ops on the caller's thread) against DirectCall: "
+        f"{d['session_vs_direct']}; in process after 1 ms idle "
+        f"{result['session_vs_direct_in_process_ms']} ms;",
+        f"- `grpc.aio` against the sync server: {d['aio_vs_sync_empty']} with the empty "
+        f"handler, {d['aio_vs_sync_direct']} with DirectCall.",
+        "",
+        "Inside the server a call costs what it costs in process after an idle gap (last "
+        "column of the first table against the 1 ms column of the second); there its own "
+        "thread CPU grows several-fold with the gap, also for the Session callable, whose "
+        "ops run on the calling thread with no pool thread to wake. The time goes into the "
+        "calling thread's own work, not a wait on another thread or the GIL. Tried in "
+        "throwaway variants of the DirectCall server, three runs each against it: TF's "
+        "single-threaded executor (`tf.experimental.function_executor_type` on each RPC "
+        "thread) +0.061, +0.034, -0.104 ms; TF's thread pools without spinning "
+        "(`disable_thread_spinning`, a private context setting) +0.055, +0.027, -0.102 ms. "
+        "Tried before on the public-call server, none moving its p50 by more than 0.05 ms: "
+        "the single-threaded executor, 1 gRPC worker thread instead of 8, intra-op threads "
+        "1, inter-op threads 2, Python's switch interval 0.1 ms, the call made on one "
+        "dedicated Python thread.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=5)
+    # Short turns, many rounds: the box's load drifts within seconds.
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="runs, fresh servers each")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     tf.config.threading.set_inter_op_parallelism_threads(1)  # as the servers (and `mtrec serve`)
     load_start = [round(v, 2) for v in os.getloadavg()]
-    grpc_p50 = measure(args.calls, args.rounds)
-    tf_in_process = in_process_ms(300, 1e-3)
-    added = {h: round(grpc_p50[h] - grpc_p50["empty"], 3) for h in ("spin", "tf")}
+    runs = [measure(args.calls, args.rounds) for _ in range(args.repeats)]
+    in_process = {}
+    for name, make in CALLS.items():
+        call = make()
+        in_process[name] = {
+            f"{1e3 * gap:g}": in_process_ms(call, 300 if gap < 5e-3 else 100, gap)
+            for gap in IDLE_GAPS
+        }
+    after_idle = {name: by_gap["1"]["wall"] for name, by_gap in in_process.items()}
+    grpc_p50 = {v: _median([r["p50"][v] for r in runs]) for v in VARIANTS}
+    per_run = [_deltas(r["p50"], after_idle) for r in runs]
     result = {
         "grpc_c1_p50_ms": grpc_p50,
-        "added_over_empty_ms": added,
-        "tf_in_process_p50_ms": tf_in_process,
-        "spin_beyond_ms": round(added["spin"] - SPIN_SECONDS * 1e3, 3),
-        "tf_beyond_ms": round(added["tf"] - tf_in_process, 3),
-        # The TF call's extra beyond what Python work of known length pays over gRPC.
-        "tf_specific_ms": round(added["tf"] - tf_in_process - added["spin"]
-                                + SPIN_SECONDS * 1e3, 3),
+        "added_over_empty_ms": _added(grpc_p50),
+        "work_in_server_ms": {
+            v: [_median([r["inside"][v][i] for r in runs]) for i in (0, 1)]
+            for v in runs[0]["inside"]
+        },
+        "server_cpu_us_per_request": {
+            v: round(statistics.median(r["server_cpu_us"][v] for r in runs)) for v in VARIANTS
+        },
+        "in_process_ms": in_process,
+        "deltas_ms": {
+            k: {"median": _median([d[k] for d in per_run]), "runs": [d[k] for d in per_run]}
+            for k in per_run[0]
+        },
+        "session_vs_direct_in_process_ms": round(
+            after_idle["tf-session"] - after_idle["tf-direct"], 3
+        ),
+        "runs": runs,
         "calls": args.calls,
         "rounds": args.rounds,
+        "repeats": args.repeats,
         "host": f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, "
-                f"grpcio {grpc.__version__}",
+        f"grpcio {grpc.__version__}",
         "loadavg_start": load_start,
         "loadavg_end": [round(v, 2) for v in os.getloadavg()],
         "command": "python benchmarks/grpc_tf_call.py " + " ".join(argv or sys.argv[1:]),

@@ -32,11 +32,18 @@ _spec.loader.exec_module(serving)
 def _tables() -> ServingTables:
     return ServingTables(
         item_ids=np.array([b"a", b"b", b"c"], dtype=object),
-        item_features={F.ITEM_IDX: np.array([1, 2, 3]),
-                       F.GENRES_MULTI_HOT: np.array([[1, 0], [2, 3], [4, 0]])},
-        profiles={}, seen_splits=np.array([0, 1]), seen_positions=np.array([2]),
-        rated_splits=np.array([0, 1]), rated_idx=np.array([3]), rating_mean=3.5,
-        num_train_examples=1, sample_user_ids=np.array([b"u"], dtype=object),
+        item_features={
+            F.ITEM_IDX: np.array([1, 2, 3]),
+            F.GENRES_MULTI_HOT: np.array([[1, 0], [2, 3], [4, 0]]),
+        },
+        profiles={},
+        seen_splits=np.array([0, 1]),
+        seen_positions=np.array([2]),
+        rated_splits=np.array([0, 1]),
+        rated_idx=np.array([3]),
+        rating_mean=3.5,
+        num_train_examples=1,
+        sample_user_ids=np.array([b"u"], dtype=object),
     )
 
 
@@ -74,14 +81,36 @@ def test_rerun_keeps_the_hand_written_analysis(tmp_path):
 
 
 def test_the_floor_servers_answer_with_each_handler():
-    """benchmarks/grpc_tf_call.py's three echo servers start and answer Predict; the
-    `tf` one really runs TensorFlow in its handler (its trivial function, x * 2 + 1)."""
-    np.testing.assert_allclose(grpc_floor.trivial_tf_call()().numpy(), [3.0, 5.0])
-    for handler in grpc_floor.HANDLERS:
-        with grpc_floor.EchoServer(threads=2, handler=handler) as server:
+    """benchmarks/grpc_tf_call.py's echo servers start and answer Predict with an empty
+    response, sync and grpc.aio; the TF handlers really run their trivial function
+    (x * 2 + 1) three ways, and a non-empty handler reports how long its work took."""
+    for make in (
+        grpc_floor.trivial_tf_call,
+        grpc_floor.trivial_direct_call,
+        grpc_floor.trivial_session_call,
+    ):
+        got = make()()
+        got = got[0] if isinstance(got, list) else got
+        np.testing.assert_allclose(np.asarray(got), [3.0, 5.0])
+    ask = predict_pb2.PredictRequest()
+    ask.model_spec.name = grpc_floor.WORK_TIMES
+    cases = [("sync", h) for h in grpc_floor.HANDLERS] + [("aio", "empty"), ("aio", "spin")]
+    for kind, handler in cases:
+        with grpc_floor.EchoServer(threads=2, handler=handler, kind=kind) as server:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(
-                grpc.insecure_channel(server.target))
-            assert stub.Predict(predict_pb2.PredictRequest(), timeout=60) == (
-                predict_pb2.PredictResponse())
+                grpc.insecure_channel(server.target)
+            )
+            for _ in range(3):
+                assert stub.Predict(predict_pb2.PredictRequest(), timeout=60) == (
+                    predict_pb2.PredictResponse()
+                )
+            if handler == "empty":
+                continue
+            wall, cpu = tf.make_ndarray(
+                stub.Predict(ask, timeout=60).outputs[grpc_floor.WORK_TIMES]
+            )
+            assert wall > 0 and cpu > 0, (kind, handler)
+            if handler == "spin":  # a busy wait of SPIN_SECONDS, in microseconds
+                assert wall >= grpc_floor.SPIN_SECONDS * 1e6
     with pytest.raises(RuntimeError, match="did not start"):
         grpc_floor.EchoServer(threads=2, handler="no-such-handler", timeout=60)
