@@ -94,6 +94,11 @@ class ModelConfig:
     # re-learning EASE (models/residual_retrieval.py; 0 = off). Only where the
     # dense term is served (item_item.MAX_ITEMS known items).
     item_item_residual: float = 0.0
+    # In training, an in-batch negative the row's user rated elsewhere in training
+    # is masked out of the retrieval softmax: recommend never serves a user's
+    # training items, so ranking them below the positive trains nothing served.
+    # Needs rated_items (the users' bags).
+    exclude_rated_negatives: bool = False
     # Above item_item.MAX_ITEMS known items the export keeps B's top-K weights per
     # item (models/sparse_item_item.py). ml-latest-small validation cut, EASE alone
     # (item_item_top_k.md): NDCG@10 0.1321 dense, 0.1293 at K 100 and 200, 0.1307

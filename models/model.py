@@ -23,7 +23,12 @@ import tensorflow_recommenders as tfrs
 from mtrec.contracts import features as F
 from mtrec.models.config import RESOLVED_OPTIMIZERS, ModelConfig
 from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
-from mtrec.models.residual_retrieval import ItemItemPrior, PriorTerm, ResidualRetrieval
+from mtrec.models.residual_retrieval import (
+    ItemItemPrior,
+    PriorTerm,
+    ResidualRetrieval,
+    not_rated_elsewhere,
+)
 from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
 
 
@@ -298,14 +303,18 @@ class MultiTaskModel(tfrs.Model):
         probability = (tf.gather(self.item_sampling_prob, x[F.ITEM_IDX])
                        if self.config.logq_correction else None)
         qv, cv = self.retrieval_vector(q), self.retrieval_vector(c)
+        mask = None
+        if self.config.exclude_rated_negatives and self.rated_values is not None:
+            mask = not_rated_elsewhere(self.rated_bag(x[F.USER_IDX]), x[F.ITEM_IDX])
         if self.prior_term is None:
             return self.retrieval_task(qv, cv, candidate_sampling_probability=probability,
-                                       candidate_ids=x[F.ITEM_IDX], compute_metrics=False)
+                                       candidate_ids=x[F.ITEM_IDX], compute_metrics=False,
+                                       score_mask=mask)
         # The served term's reference spread is over the whole catalogue, as exported.
         catalog = self.retrieval_vector(
             self.candidate_embedding(self.prior_term.catalog_features))
         prior = self.prior_term(qv, catalog, x[F.USER_IDX], x[F.ITEM_IDX])
-        return self.retrieval_task(qv, cv, prior, probability, x[F.ITEM_IDX])
+        return self.retrieval_task(qv, cv, prior, probability, x[F.ITEM_IDX], mask)
 
     def compute_loss(self, x: dict, training: bool = False) -> tf.Tensor:
         tasks = self.config.tasks

@@ -38,6 +38,8 @@ import tensorflow_recommenders as tfrs
 
 from mtrec.models.item_item import fit_item_item, item_item_term, rated_columns
 
+MIN_LOGIT = np.finfo(np.float32).min / 100.0  # tfrs.tasks.Retrieval's masked score
+
 
 @dataclasses.dataclass(frozen=True)
 class ItemItemPrior:
@@ -116,11 +118,32 @@ def in_batch_term(catalog_similarity: tf.Tensor, scores: tf.Tensor, catalog_idx:
     return tf.gather(term, candidate_positions, axis=1)
 
 
+def not_rated_elsewhere(bags: tf.RaggedTensor, candidate_ids: tf.Tensor) -> tf.Tensor:
+    """[B, C] bool, tfrs score_mask's sense (True = a negative kept): False where
+    candidate c is an item row r's user rated, unless it is row r's own column.
+
+    `recommend` never serves a user's training items, so an in-batch negative the
+    user rated elsewhere in training teaches a ranking nothing is served from
+    (ModelConfig.exclude_rated_negatives). Each bag is sorted and searched."""
+    big = tf.constant(np.iinfo(np.int64).max, tf.int64)
+    dense = tf.cast(bags, tf.int64).to_tensor(default_value=big)
+    # One padding column more, so an all-empty batch of bags still has a column.
+    dense = tf.sort(tf.pad(dense, [[0, 0], [0, 1]], constant_values=big), axis=1)
+    ids = tf.cast(candidate_ids, tf.int64)
+    wanted = tf.tile(ids[tf.newaxis, :], [tf.shape(dense)[0], 1])
+    at = tf.minimum(tf.searchsorted(dense, wanted), tf.shape(dense)[1] - 1)
+    found = tf.equal(tf.gather(dense, at, batch_dims=1), wanted)
+    own = tf.cast(tf.eye(tf.shape(found)[0], tf.shape(found)[1]), tf.bool)
+    return ~found | own
+
+
 def retrieval_logits(query: tf.Tensor, candidates: tf.Tensor, prior: tf.Tensor | None,
                      temperature: float, sampling_probability: tf.Tensor | None,
-                     candidate_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                     candidate_ids: tf.Tensor, score_mask: tf.Tensor | None = None
+                     ) -> tuple[tf.Tensor, tf.Tensor]:
     """(labels, logits) [B, B]: tfrs.tasks.Retrieval's in-batch logits (temperature,
-    logQ correction, accidental hits removed) with `prior` added to the raw scores."""
+    logQ correction, accidental hits removed, score_mask) with `prior` added to the
+    raw scores."""
     scores = tf.matmul(query, candidates, transpose_b=True)
     if prior is not None:
         scores = scores + prior
@@ -128,7 +151,10 @@ def retrieval_logits(query: tf.Tensor, candidates: tf.Tensor, prior: tf.Tensor |
     scores = scores / temperature
     if sampling_probability is not None:
         scores = tfrs.layers.loss.SamplingProbablityCorrection()(scores, sampling_probability)
-    return labels, tfrs.layers.loss.RemoveAccidentalHits()(labels, scores, candidate_ids)
+    scores = tfrs.layers.loss.RemoveAccidentalHits()(labels, scores, candidate_ids)
+    if score_mask is not None:
+        scores = tf.where(score_mask, scores, MIN_LOGIT)
+    return labels, scores
 
 
 class ResidualRetrieval(tf.keras.layers.Layer, tfrs.tasks.Task):
@@ -142,7 +168,8 @@ class ResidualRetrieval(tf.keras.layers.Layer, tfrs.tasks.Task):
 
     def call(self, query: tf.Tensor, candidates: tf.Tensor, prior: tf.Tensor | None,
              candidate_sampling_probability: tf.Tensor | None,
-             candidate_ids: tf.Tensor) -> tf.Tensor:
+             candidate_ids: tf.Tensor, score_mask: tf.Tensor | None = None) -> tf.Tensor:
         labels, logits = retrieval_logits(query, candidates, prior, self.temperature,
-                                          candidate_sampling_probability, candidate_ids)
+                                          candidate_sampling_probability, candidate_ids,
+                                          score_mask)
         return self.softmax_loss(labels, logits)

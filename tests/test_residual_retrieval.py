@@ -18,6 +18,7 @@ from mtrec.models.residual_retrieval import (
     fit_prior,
     in_batch_term,
     leave_one_out_scores,
+    not_rated_elsewhere,
     retrieval_logits,
 )
 from mtrec.models.serving_tables import row_splits
@@ -106,6 +107,20 @@ def test_logits_add_the_prior_before_the_temperature_and_the_logq_correction():
     assert hits[0, 1] < -1e8 and hits[1, 0] < -1e8
 
 
+def test_negatives_the_user_rated_elsewhere_are_masked_but_not_the_positive():
+    # Row 0's user rated {3, 1} (unsorted), row 1's {2, 1}; candidates item 1, 2, 3,
+    # row r's positive is column r. Row 0: item 1 is its own positive (kept), item 3
+    # rated elsewhere (masked). Row 1: item 1 rated elsewhere (masked), item 2 its own.
+    bags = tf.ragged.constant([[3, 1], [2, 1]], tf.int64)
+    got = not_rated_elsewhere(bags, tf.constant([1, 2, 3], tf.int64))
+    np.testing.assert_array_equal(got, [[True, True, False], [False, True, True]])
+    # A masked negative drops out of the softmax: the row's loss is the 2-way one.
+    query, cands = tf.constant([[1.0, 0.0]]), tf.constant([[1.0, 0.0], [3.0, 0.0]])
+    _, logits = retrieval_logits(query, cands, None, 1.0, None, tf.constant([1, 2]),
+                                 tf.constant([[True, False]]))
+    assert logits[0, 0] == 1.0 and logits[0, 1] < -1e8
+
+
 def test_without_a_prior_the_loss_is_tfrs_retrievals():
     rng = np.random.default_rng(0)
     query, cands = (tf.constant(rng.normal(size=(5, 3)), tf.float32) for _ in range(2))
@@ -129,9 +144,9 @@ def test_a_model_trains_with_the_term_and_only_when_asked():
     features = {k: batch[k].numpy() for k in F.CANDIDATE_XF_FEATURES}
     prior = fit_prior(splits, bags, SIZES.items, 1.0, features, features[F.ITEM_IDX])
 
-    def model(residual: float) -> MultiTaskModel:
+    def model(residual: float, exclude: bool = False) -> MultiTaskModel:
         config = ModelConfig(embedding_dim=2, optimizer="adam", tasks=("retrieval",),
-                             item_item_residual=residual)
+                             item_item_residual=residual, exclude_rated_negatives=exclude)
         return MultiTaskModel(SIZES, config, np.full(SIZES.items, 0.25, np.float32), 3.5,
                               rated=(splits, bags), item_item_prior=prior)
 
@@ -141,6 +156,11 @@ def test_a_model_trains_with_the_term_and_only_when_asked():
     trained.compile(optimizer=tf.keras.optimizers.Adam(0.01))
     history = trained.fit(tf.data.Dataset.from_tensors(batch), epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+    # All three items are user 1's: with them masked each row is its positive alone.
+    masked = model(1.0, exclude=True)
+    masked.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    loss = masked.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+    np.testing.assert_allclose(loss.history["loss"], 0.0, atol=1e-6)
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.5])
