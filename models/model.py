@@ -310,9 +310,10 @@ class MultiTaskModel(tfrs.Model):
             return self.retrieval_task(qv, cv, candidate_sampling_probability=probability,
                                        candidate_ids=x[F.ITEM_IDX], compute_metrics=False,
                                        score_mask=mask)
-        # The served term's reference spread is over the whole catalogue, as exported.
-        catalog = self.retrieval_vector(
-            self.candidate_embedding(self.prior_term.catalog_features))
+        # The served term's reference spread is over the whole catalogue, as exported;
+        # held fixed in the step (residual_retrieval.PriorTerm says why).
+        catalog = tf.stop_gradient(self.retrieval_vector(
+            self.candidate_embedding(self.prior_term.catalog_features)))
         prior = self.prior_term(qv, catalog, x[F.USER_IDX], x[F.ITEM_IDX])
         return self.retrieval_task(qv, cv, prior, probability, x[F.ITEM_IDX], mask)
 

@@ -92,7 +92,11 @@ class PriorTerm:
         bags = tf.RaggedTensor.from_row_splits(self.rated_idx, self.rated_splits)
         user_idx, item_idx = tf.cast(user_idx, tf.int64), tf.cast(item_idx, tf.int64)
         scores = leave_one_out_scores(self.user_scores, self.weights, bags, user_idx, item_idx)
-        similarity = tf.matmul(query_vectors, catalog_vectors, transpose_b=True)
+        # No gradient through the spread: with one, the towers inflated the similarity
+        # of catalogue items rarely in a batch to scale the term up (u1 validation
+        # NDCG@10 0.328 -> 0.219, coverage@10 0.19 -> 0.45).
+        similarity = tf.stop_gradient(
+            tf.matmul(query_vectors, catalog_vectors, transpose_b=True))
         term = in_batch_term(similarity, scores, self.catalog_idx, self.rated,
                              tf.gather(self.positions, item_idx))
         return self.weight * term
