@@ -89,16 +89,6 @@ class ModelConfig:
     # bag alone, 0.330 with both at weight 1 (EASE alone 0.320; quality_tuning.md).
     item_item_weight: float = 1.0
     item_item_l2: float = 500.0
-    # Share of that served term (r * item_item_weight) added to the retrieval
-    # logits in training, so the towers learn the residual on it instead of
-    # re-learning EASE (models/residual_retrieval.py; 0 = off). Only where the
-    # dense term is served (item_item.MAX_ITEMS known items).
-    item_item_residual: float = 0.0
-    # In training, an in-batch negative the row's user rated elsewhere in training
-    # is masked out of the retrieval softmax: recommend never serves a user's
-    # training items, so ranking them below the positive trains nothing served.
-    # Needs rated_items (the users' bags).
-    exclude_rated_negatives: bool = False
     # Above item_item.MAX_ITEMS known items the export keeps B's top-K weights per
     # item (models/sparse_item_item.py). ml-latest-small validation cut, EASE alone
     # (item_item_top_k.md): NDCG@10 0.1321 dense, 0.1293 at K 100 and 200, 0.1307
@@ -202,9 +192,6 @@ class ModelConfig:
                              "and rating_knn_shrink >= 0, got "
                              f"{config.rating_knn_weight}, {config.rating_knn_neighbours}, "
                              f"{config.rating_knn_shrink}")
-        if not 0.0 <= config.item_item_residual <= 1.0:
-            raise ValueError(f"item_item_residual must be in [0, 1], got "
-                             f"{config.item_item_residual}")
         bad = set(config.tasks) - set(TASKS)
         if bad or not config.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")

@@ -23,12 +23,6 @@ import tensorflow_recommenders as tfrs
 from mtrec.contracts import features as F
 from mtrec.models.config import RESOLVED_OPTIMIZERS, ModelConfig
 from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
-from mtrec.models.residual_retrieval import (
-    ItemItemPrior,
-    PriorTerm,
-    ResidualRetrieval,
-    not_rated_elsewhere,
-)
 from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
 
 
@@ -45,15 +39,12 @@ class MultiTaskModel(tfrs.Model):
         rated: tuple[np.ndarray, np.ndarray] | None = None,
         rating_range: tuple[float, float] = (F.MIN_RATING, F.MAX_RATING),
         neighbour_ratings: np.ndarray | None = None,
-        item_item_prior: ItemItemPrior | None = None,
     ):
         """`rated`: (row splits [users + 1], item_idx values), every user's rated items
         (catalog.ServingTables.rated_splits / rated_idx); needed when config.rated_items.
         `rating_range`: the lowest and highest training rating (ServingTables.rating_range).
         `neighbour_ratings`: [users, items] closed-form predictions the served rating is
-        blended with at config.rating_knn_weight (models/neighbour_rating.py); None = off.
-        `item_item_prior`: the served item-item term's tables, added to the retrieval
-        logits at config.item_item_residual (models/residual_retrieval.py); None = off."""
+        blended with at config.rating_knn_weight (models/neighbour_rating.py); None = off."""
         super().__init__()
         # Keras' default under MultiWorkerMirroredStrategy sums every logged value
         # over workers, doubling the (already synchronised) AUC/RMSE with 2
@@ -123,11 +114,7 @@ class MultiTaskModel(tfrs.Model):
         # correct under tf.distribute, where gradients are summed over replicas
         # and Keras refuses SUM_OVER_BATCH_SIZE losses (tests/test_multi_worker.py).
         none = tf.keras.losses.Reduction.NONE
-        residual = config.item_item_residual * config.item_item_weight
-        self.prior_term = (PriorTerm(item_item_prior, residual)
-                           if item_item_prior is not None and residual else None)
-        self.retrieval_task = ResidualRetrieval(
-            config.temperature, name="retrieval") if self.prior_term else tfrs.tasks.Retrieval(
+        self.retrieval_task = tfrs.tasks.Retrieval(
             loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=none),
             temperature=config.temperature,
             remove_accidental_hits=True,
@@ -297,26 +284,6 @@ class MultiTaskModel(tfrs.Model):
         loss = context.all_reduce("SUM", logs["loss"])
         return {**logs, "loss": loss, "total_loss": loss + logs["regularization_loss"]}
 
-    def _retrieval_loss(self, q: tf.Tensor, c: tf.Tensor, x: dict) -> tf.Tensor:
-        """Per-example in-batch softmax loss; with the prior term, on the served
-        first-stage score (models/residual_retrieval.py)."""
-        probability = (tf.gather(self.item_sampling_prob, x[F.ITEM_IDX])
-                       if self.config.logq_correction else None)
-        qv, cv = self.retrieval_vector(q), self.retrieval_vector(c)
-        mask = None
-        if self.config.exclude_rated_negatives and self.rated_values is not None:
-            mask = not_rated_elsewhere(self.rated_bag(x[F.USER_IDX]), x[F.ITEM_IDX])
-        if self.prior_term is None:
-            return self.retrieval_task(qv, cv, candidate_sampling_probability=probability,
-                                       candidate_ids=x[F.ITEM_IDX], compute_metrics=False,
-                                       score_mask=mask)
-        # The served term's reference spread is over the whole catalogue, as exported;
-        # held fixed in the step (residual_retrieval.PriorTerm says why).
-        catalog = tf.stop_gradient(self.retrieval_vector(
-            self.candidate_embedding(self.prior_term.catalog_features)))
-        prior = self.prior_term(qv, catalog, x[F.USER_IDX], x[F.ITEM_IDX])
-        return self.retrieval_task(qv, cv, prior, probability, x[F.ITEM_IDX], mask)
-
     def compute_loss(self, x: dict, training: bool = False) -> tf.Tensor:
         tasks = self.config.tasks
         ids = self._drop_ids(self._with_rated(x, training), training)
@@ -324,7 +291,17 @@ class MultiTaskModel(tfrs.Model):
         c = self.candidate_embedding(ids, training)
         losses: dict[str, tf.Tensor] = {}
         if "retrieval" in tasks:
-            losses["retrieval"] = self._retrieval_loss(q, c, x)
+            losses["retrieval"] = self.retrieval_task(
+                self.retrieval_vector(q),
+                self.retrieval_vector(c),
+                candidate_sampling_probability=(
+                    tf.gather(self.item_sampling_prob, x[F.ITEM_IDX])
+                    if self.config.logq_correction
+                    else None
+                ),
+                candidate_ids=x[F.ITEM_IDX],
+                compute_metrics=False,
+            )
         if "relevance" in tasks or "rating" in tasks:
             pos = self.pair_outputs(q, c, ids[F.USER_IDX], ids[F.ITEM_IDX])
         if "rating" in tasks:

@@ -19,7 +19,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from mtrec.contracts import features as F
 from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import (
     TENSORBOARD_DIR,
@@ -38,12 +37,10 @@ from mtrec.models.config import RENAMED_TASKS, ModelConfig, resolve_optimizer
 from mtrec.models.epoch_log import EpochLog
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
-from mtrec.models.item_item import MAX_ITEMS
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.neighbour_rating import fit_neighbour_ratings
 from mtrec.models.optimizer import LazyAdam
-from mtrec.models.residual_retrieval import ItemItemPrior, fit_prior
 from mtrec.models.serving_tables import (
     ServingTables,
     build_serving_tables,
@@ -165,19 +162,7 @@ def build_model(
         text_table=item_text.table(tft_output, sizes.items) if item_text else None,
         rated=(tables.rated_splits, tables.rated_idx),
         neighbour_ratings=neighbour_ratings(tables, sizes, config),
-        item_item_prior=item_item_prior(tables, sizes, config),
     )
-
-
-def item_item_prior(tables: ServingTables, sizes: VocabSizes,
-                    config: ModelConfig) -> ItemItemPrior | None:
-    """The served item-item term's tables for training (models/residual_retrieval.py),
-    where the export serves the dense term and config.item_item_residual asks for it."""
-    if not (config.item_item_residual and config.item_item_weight
-            and "retrieval" in config.tasks and sizes.known_items <= MAX_ITEMS):
-        return None
-    return fit_prior(tables.rated_splits, tables.rated_idx, sizes.items, config.item_item_l2,
-                     tables.item_features, tables.item_features[F.ITEM_IDX])
 
 
 def neighbour_ratings(tables: ServingTables, sizes: VocabSizes,
