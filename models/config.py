@@ -117,6 +117,12 @@ class ModelConfig:
     # 1 (the dense rule's weight) 0.289 / 0.023. 0.04: the largest whose NDCG@10
     # stays within the seed spread (0.004) of the previous default's 0.138.
     cold_item_term_weight: float = 0.04
+    # Items without training ratings: their vector (unknown id + text) plus this
+    # weight times a ridge map, at cold_item_map_l2, from the text to what training
+    # added to the warm items' vectors beyond their unknown-id ones
+    # (models/cold_item_map.py; 0 = off). MEASURED BELOW.
+    cold_item_map_weight: float = 0.0
+    cold_item_map_l2: float = 10.0
     # Every served rating is (1 - w) * the rating head's + w * an item-kNN-with-
     # baselines prediction fitted at build time (models/neighbour_rating.py; 0 =
     # off), over each item's `rating_knn_neighbours` most similar rated items, the
@@ -192,6 +198,9 @@ class ModelConfig:
                              "and rating_knn_shrink >= 0, got "
                              f"{config.rating_knn_weight}, {config.rating_knn_neighbours}, "
                              f"{config.rating_knn_shrink}")
+        if not (0.0 <= config.cold_item_map_weight <= 4.0 and config.cold_item_map_l2 > 0.0):
+            raise ValueError("cold_item_map_weight must be in [0, 4] and cold_item_map_l2 > 0, "
+                             f"got {config.cold_item_map_weight}, {config.cold_item_map_l2}")
         bad = set(config.tasks) - set(TASKS)
         if bad or not config.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")
