@@ -14,15 +14,22 @@ training ratings, and `centre` their weighted mean text vector: the map adds
 only the text-predicted direction (which users), not the warm items' mean
 difference, which would carry the long-tail items' level to the cold ones.
 
-Why this form (ml-latest-small validation cut with its own cold draw; first
-stage alone, each cold-term weight matched to NDCG@10 0.137; quality_tuning.md):
-- the warm items' trained vectors as the target instead of the difference
-  (the kNN-in-text-space blend's mistake, as a linear map): the fitted
-  intercept is the mean warm item, mostly long tail, so the map buries cold
-  items (cold HR@100 0.121 -> 0.049 mapped alone, 0.092 half blended);
-- the difference with its mean kept: the same (0.031 at the term's 0.04);
-- the difference without it, uniform weights: 0.121 -> 0.127, sqrt-count
-  weights: 0.131, with warm-item HR@100 0.218 -> 0.221: both sides gain.
+Why this form (ml-latest-small validation cut with its own cold draw,
+cold_item_validation.md; numbers for the first stage alone, each variant's
+cold-term weight set so NDCG@10 matches the previous default's 0.137):
+- the warm items' trained vectors as the target, not the difference (the
+  failed kNN-in-text-space blend's mistake, as a linear map): the fitted
+  intercept is the mean warm item, mostly long tail, which scores low for
+  everyone, so the map buries cold items (cold HR@100 0.121 -> 0.049 mapped
+  alone, 0.092 half blended with the tower's vector);
+- the difference with its mean kept: the same mistake (0.031 at term 0.04);
+- the difference without it: 0.121 -> 0.127 (uniform weights), 0.131 (sqrt
+  counts), and warm-item HR@100 0.218 -> 0.221: not a trade, both gain.
+As served (`recommend`, re-rank included), weight 1 at l2 10: cold HR@100
+0.122 -> 0.138 with no cold term, NDCG@10 0.1365 -> 0.1342. The correction
+moves cold items through the first stage: applied to the retrieval vectors
+alone 0.136 / 0.1348, to the pair heads' input alone 0.101 / 0.1478 (the
+no-map value). ML-100K u1's validation cut: cold HR@100 0.355 -> 0.377.
 """
 
 from __future__ import annotations

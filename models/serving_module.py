@@ -16,7 +16,9 @@ Final recommendation score (`recommend`), over the top retrieval candidates:
      similarity deviation, item_item.cold_item_term)
 with the weights from ModelConfig.blend and item_item_weight; the served rating
 (also `score`, `serving_default`) blends the rating head with an item-kNN table
-(MultiTaskModel.served_rating, models/neighbour_rating.py). stage1 alone picks
+(MultiTaskModel.served_rating, models/neighbour_rating.py). An item without
+training ratings has the tower's unknown-id vector plus a text map's correction
+(models/cold_item_map.py, ModelConfig.cold_item_map_weight). stage1 alone picks
 max(100, 4k) candidates; relevance and rating re-rank them. `retrieve` stays
 plain similarity, so an index over embed_user / embed_item ranks like it.
 Known users read per-user tables built here once (query, item-item term, seen
