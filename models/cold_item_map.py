@@ -88,7 +88,8 @@ def fit_cold_item_map(text: np.ndarray, trained: np.ndarray, as_cold: np.ndarray
 def catalogue_vectors(model, inputs: dict, known: np.ndarray, counts: np.ndarray,
                       text: np.ndarray | None) -> tuple[np.ndarray, ColdItemMap | None]:
     """The candidate vectors of the catalogue (`inputs`: the tower's features, [N, ..];
-    `known` [N]: items with training ratings; `counts` [N]: their training ratings;
+    `known` [N]: items with training ratings; `counts` [N]: their training ratings,
+    or anything proportional (the logQ table: the weights are normalised);
     `text` [N, D]: the text vectors, zeros for none), the cold items' corrected at
     ModelConfig.cold_item_map_weight, and the fitted map (None when off)."""
     vectors = model.candidate_embedding(inputs).numpy()
