@@ -1,6 +1,6 @@
 """Serving settings for items without training ratings, chosen on a validation cut.
 
-    .venv/bin/python benchmarks/cold_item_validation.py --train-only
+    .venv/bin/python benchmarks/cold_item_validation.py --train-only [--dataset ml-100k]
     .venv/bin/python benchmarks/cold_item_validation.py --weights DIR --grid '[{}, ...]'
 
 text_encoder.py's cold protocol measures on the test split; nothing may be chosen
@@ -50,14 +50,17 @@ from serving_sweep import rebuilt, train_weights  # noqa: E402
 from text_encoder import KS, TOP, cold_rows, encode_catalog, hold_out_items  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-LABEL = "ml-latest-small_time_holdout"
+# The test protocols' splits: ml-latest-small per-user time, ML-100K u1 (random).
+LABELS = {"ml-latest-small": "ml-latest-small_time_holdout", "ml-100k": "ml-100k_u1_holdout"}
 
 
-def validation_data(data: str, work_root: Path, seed: int) -> tuple[Prepared, Path, set[str]]:
+def validation_data(data: str, work_root: Path, seed: int, source: str = "ml-latest-small"
+                    ) -> tuple[Prepared, Path, set[str]]:
     """The validation cut with its own cold draw, prepared (cached under work_root)."""
-    dataset = holdout_split(clean(load_dataset("ml-latest-small", data, None)).dataset)
+    split = "u1" if source == "ml-100k" else None
+    dataset = holdout_split(clean(load_dataset(source, data, split)).dataset)
     cold_dataset, cold = hold_out_items(dataset, 0.1, seed)
-    prepared, work = prepare_dataset(cold_dataset, f"{LABEL}_cold{seed}", work_root)
+    prepared, work = prepare_dataset(cold_dataset, f"{LABELS[source]}_cold{seed}", work_root)
     return prepared, work, cold
 
 
@@ -90,7 +93,8 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=default_data_path("ml-latest-small"))
+    parser.add_argument("--dataset", default="ml-latest-small", choices=sorted(LABELS))
+    parser.add_argument("--data", help="the extracted dataset (default: shared/data/<dataset>)")
     parser.add_argument("--seed", type=int, default=1, help="the validation cold draw")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--config", default="{}", help="JSON ModelConfig training overrides")
@@ -100,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="/tmp/cold_item_validation.json")
     args = parser.parse_args(argv)
     work_root = Path(args.work_dir)
-    prepared, work, cold = validation_data(args.data, work_root, args.seed)
-    uri, _ = encode_catalog(work / "examples" / "catalog", work_root / LABEL,
+    data = args.data or default_data_path(args.dataset)
+    prepared, work, cold = validation_data(data, work_root, args.seed, args.dataset)
+    uri, _ = encode_catalog(work / "examples" / "catalog", work_root / LABELS[args.dataset],
                             TextEncoderConfig.from_exec_properties({"mode": "pretrained"}))
     text = ItemText.load(uri)
     catalog = str(work / "examples" / "catalog")

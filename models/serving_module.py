@@ -16,7 +16,9 @@ Final recommendation score (`recommend`), over the top retrieval candidates:
      similarity deviation, item_item.cold_item_term)
 with the weights from ModelConfig.blend and item_item_weight; the served rating
 (also `score`, `serving_default`) blends the rating head with an item-kNN table
-(MultiTaskModel.served_rating, models/neighbour_rating.py). stage1 alone picks
+(MultiTaskModel.served_rating, models/neighbour_rating.py). An item without
+training ratings has the tower's unknown-id vector plus a text map's correction
+(models/cold_item_map.py, ModelConfig.cold_item_map_weight). stage1 alone picks
 max(100, 4k) candidates; relevance and rating re-rank them. `retrieve` stays
 plain similarity, so an index over embed_user / embed_item ranks like it.
 Known users read per-user tables built here once (query, item-item term, seen
@@ -32,8 +34,9 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.models.answer_cache import build_answer_cache, cache_depth
+from mtrec.models.cold_item_map import catalogue_vectors, corrected
 from mtrec.models.first_stage import first_stage_tables
-from mtrec.models.item_item import cold_item_term, item_item_term, scaled_to
+from mtrec.models.item_item import cold_item_term, item_item_term, known_rows, scaled_to
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.pair_split import SplitPairHeads, splittable
@@ -85,12 +88,21 @@ class ServingModule(tf.Module):
 
         catalog_inputs = {k: tf.constant(v) for k, v in tables.item_features.items()}
         self._text_dim = item_text.dim if item_text else 0
+        text = item_text.rows_for(tables.item_ids) if item_text else None
         if item_text:
-            catalog_inputs[F.ITEM_TEXT_VECTOR] = tf.constant(item_text.rows_for(tables.item_ids))
+            catalog_inputs[F.ITEM_TEXT_VECTOR] = tf.constant(text)
             self.text_mean = as_variable(item_text.mean, "text_mean")
-        item_vectors = model.candidate_embedding(catalog_inputs).numpy()
+        catalog_idx = tables.item_features[F.ITEM_IDX]
+        # Cold items' vectors corrected from their text (models/cold_item_map.py).
+        item_vectors, cold_map = catalogue_vectors(
+            model, catalog_inputs, known_rows(catalog_idx, sizes.known_items),
+            model.item_sampling_prob.numpy()[catalog_idx], text)
+        self.cold_map_coef = self.cold_map_centre = None
+        if cold_map is not None:  # embed_new_item corrects a new item the same way
+            self.cold_map_coef = as_variable(cold_map.coef, "cold_map_coef")
+            self.cold_map_centre = as_variable(cold_map.centre, "cold_map_centre")
         self.catalog_ids = as_variable(tables.item_ids.astype(bytes), "catalog_ids")
-        self.catalog_idx = as_variable(tables.item_features[F.ITEM_IDX], "catalog_idx")
+        self.catalog_idx = as_variable(catalog_idx, "catalog_idx")
         self.item_vectors = as_variable(item_vectors, "item_vectors")
         self.item_retrieval_vectors = as_variable(
             model.retrieval_vector(tf.constant(item_vectors)).numpy(), "item_retrieval_vectors"
@@ -116,7 +128,7 @@ class ServingModule(tf.Module):
         self._has_term = self.item_item is not None or self.cold_columns is not None
         self._cold_popularity_weight = config.cold_popularity_weight
         if self._cold_popularity_weight:  # log P(item) in catalogue order (recommend_from_items)
-            probability = model.item_sampling_prob.numpy()[tables.item_features[F.ITEM_IDX]]
+            probability = model.item_sampling_prob.numpy()[catalog_idx]
             self.log_popularity = as_variable(np.log(probability), "log_popularity")
         self.user_queries = self.user_item_item = self.user_seen = self.user_rows = None
         self.pair_split = self.answers = None
@@ -372,6 +384,10 @@ class ServingModule(tf.Module):
         if self._text_dim:
             inputs[F.ITEM_TEXT_VECTOR] = given_text(text_embedding, self.text_mean)
         vectors = self.model.candidate_embedding(inputs)
+        if self.cold_map_coef is not None:
+            cold = ~known_rows(inputs[F.ITEM_IDX], self._known_items)
+            vectors = corrected(vectors, inputs[F.ITEM_TEXT_VECTOR], cold, self.cold_map_coef,
+                                self.cold_map_centre, self.model.config.cold_item_map_weight)
         return {"embedding": self.model.retrieval_vector(vectors)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], _STR, name="item_id")])

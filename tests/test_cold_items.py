@@ -10,6 +10,8 @@ import pytest
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts.signatures import SIGNATURES
+from mtrec.models.cold_item_map import fit_cold_item_map
 from mtrec.models.config import ModelConfig, resolve_optimizer
 from mtrec.models.item_item import known_rows
 from mtrec.models.item_text import ItemText
@@ -17,6 +19,7 @@ from mtrec.models.serving_module import ServingModule
 from mtrec.models.serving_tables import build_serving_tables
 from mtrec.models.towers import VocabSizes
 from mtrec.models.trainer import build_model
+from tests.test_export import _replay
 from tests.transform_support import as_dataset
 
 
@@ -31,9 +34,10 @@ def _unit_rows(n: int) -> np.ndarray:
     return raw / np.linalg.norm(raw, axis=1, keepdims=True)
 
 
-def _module(transformed, cache_users: bool = False, **config) -> ServingModule:
-    """An untrained model over the synthetic catalogue plus two cold rows (copies of
-    items 0 and 1's features under OOV item_idx), every item with a text vector."""
+def _parts(transformed, **config):
+    """(model, tft_output, tables, text): an untrained model over the synthetic catalogue
+    plus two cold rows (copies of items 0 and 1's features under OOV item_idx), every
+    item with a text vector."""
     tft_output, train, _ = transformed
     sizes = VocabSizes.from_transform_output(tft_output)
     config = resolve_optimizer(ModelConfig.from_dict({"embedding_dim": 16, **config}), sizes)
@@ -48,6 +52,11 @@ def _module(transformed, cache_users: bool = False, **config) -> ServingModule:
     tf.keras.utils.set_random_seed(0)
     model = build_model(sizes, config, tft_output, tables, text)
     model(next(iter(as_dataset(train, 4))))  # builds the heads
+    return model, tft_output, tables, text
+
+
+def _module(transformed, cache_users: bool = False, **config) -> ServingModule:
+    model, tft_output, tables, text = _parts(transformed, **config)
     return ServingModule(model, tft_output, tables, text, cache_users=cache_users)
 
 
@@ -101,3 +110,74 @@ def test_a_dropped_item_id_keeps_its_text_in_training(transformed_synthetic, kee
     else:
         assert F.ITEM_TEXT_VECTOR not in dropped
     assert F.ITEM_TEXT_VECTOR not in model._drop_ids(dict(batch), training=False)
+
+
+NEW_ITEM = {"title": ["Space Heist"], "genres": [["Sci-Fi", "Action"]],
+            "description": ["a crew robs a station"], "year": [2030]}
+
+
+def _embed_new(module: ServingModule, item_id: str, text: np.ndarray) -> np.ndarray:
+    return module.embed_new_item(
+        item_id=tf.constant([item_id]), title=tf.constant(NEW_ITEM["title"]),
+        genres=tf.constant(NEW_ITEM["genres"]), description=tf.constant(NEW_ITEM["description"]),
+        year=tf.constant(NEW_ITEM["year"], tf.int64), text_embedding=tf.constant(text[None]),
+    )["embedding"].numpy()[0]
+
+
+def test_the_cold_item_map_moves_cold_items_alone(transformed_synthetic):
+    """cold_item_map_weight 2: the map is fitted on the warm rows (trained vector minus
+    the unknown-id one, sqrt-count weights); a cold row, and a new item given to
+    embed_new_item, gain 2 x (text - centre) @ coef; warm rows, and embed_new_item of
+    a known id, are unchanged."""
+    off = _module(transformed_synthetic, item_item_weight=0.0, cold_item_map_weight=0.0)
+    model, tft_output, tables, text = _parts(transformed_synthetic, item_item_weight=0.0,
+                                             cold_item_map_weight=2.0)
+    on = ServingModule(model, tft_output, tables, text, cache_users=False)
+    assert off.cold_map_coef is None
+    # The fit, redone from the model's own warm vectors.
+    warm = np.arange(tables.num_items - 2)
+    inputs = {k: tf.constant(v[warm]) for k, v in tables.item_features.items()}
+    inputs[F.ITEM_TEXT_VECTOR] = tf.constant(text.vectors[warm])
+    trained = model.candidate_embedding(inputs).numpy()
+    as_cold = model.candidate_embedding({**inputs, F.ITEM_IDX: tf.zeros_like(
+        inputs[F.ITEM_IDX])}).numpy()
+    counts = model.item_sampling_prob.numpy()[tables.item_features[F.ITEM_IDX][warm]]
+    fitted = fit_cold_item_map(text.vectors[warm], trained, as_cold, counts, 10.0)
+    np.testing.assert_allclose(on.cold_map_coef.numpy(), fitted.coef, atol=1e-5)
+    np.testing.assert_allclose(on.cold_map_centre.numpy(), fitted.centre, atol=1e-6)
+
+    ids = tf.constant(on.catalog_ids.numpy())
+    gained = (on.embed_item(item_id=ids)["embedding"]
+              - off.embed_item(item_id=ids)["embedding"]).numpy()
+    np.testing.assert_allclose(gained[warm], 0.0, atol=1e-6)
+    np.testing.assert_allclose(gained[-2:], 2.0 * fitted.correction(text.vectors[-2:]),
+                               atol=1e-5)
+    assert np.abs(gained[-2:]).max() > 1e-3  # the map moved them
+    vector = _unit_rows(3)[2]
+    np.testing.assert_allclose(
+        _embed_new(on, "brand-new", vector) - _embed_new(off, "brand-new", vector),
+        2.0 * fitted.correction(vector[None])[0], atol=1e-5)
+    known = tables.item_ids[0].decode()
+    np.testing.assert_allclose(_embed_new(on, known, vector), _embed_new(off, known, vector),
+                               atol=1e-6)
+
+
+def test_the_cold_item_map_survives_save_and_a_fresh_process(transformed_synthetic, tmp_path):
+    on = _module(transformed_synthetic, item_item_weight=0.0, cold_item_map_weight=2.0)
+    tf.saved_model.save(on, str(tmp_path), signatures={n: getattr(on, n) for n in SIGNATURES})
+    ids = on.catalog_ids.numpy().astype(str).tolist()
+    new_item = {"item_id": ["brand-new"], **NEW_ITEM,
+                "text_embedding": _unit_rows(3)[2:].tolist()}
+    calls = [("embed_item", {"item_id": ids}), ("embed_new_item", new_item),
+             ("recommend", {"user_id": ["u1", "u2"], "k": 10})]
+    fresh = _replay([str(tmp_path)], calls)[str(tmp_path)]
+    for (name, kwargs), answer in zip(calls, fresh, strict=True):
+        fn = getattr(on, name)
+        args = {k: tf.constant(v, tf.int64 if k == "year" else None) for k, v in kwargs.items()}
+        if name == "recommend":
+            args["k"] = tf.constant(10)
+        for key, value in fn(**args).items():
+            if value.dtype == tf.string:
+                assert value.numpy().astype(str).tolist() == answer[key], (name, key)
+            else:
+                np.testing.assert_allclose(value.numpy(), answer[key], rtol=1e-5, atol=1e-6)
