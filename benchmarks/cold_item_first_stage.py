@@ -42,7 +42,8 @@ from mtrec.models.trainer import build_model, load_config, restore_weights
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cold_item_validation import LABELS, validation_data  # noqa: E402
 from quality_data import default_data_path  # noqa: E402
-from text_encoder import cold_rows, encode_catalog  # noqa: E402
+from text_encoder import encode_catalog  # noqa: E402
+from text_encoder_metrics import cold_rows  # noqa: E402
 from transform_local import as_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

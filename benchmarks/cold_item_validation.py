@@ -47,7 +47,8 @@ from quality_data import (  # noqa: E402
 )
 from served_metrics import batched  # noqa: E402
 from serving_sweep import rebuilt, train_weights  # noqa: E402
-from text_encoder import KS, TOP, cold_rows, encode_catalog, hold_out_items  # noqa: E402
+from text_encoder import encode_catalog, hold_out_items  # noqa: E402
+from text_encoder_metrics import KS, TOP, cold_rows  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # The test protocols' splits: ml-latest-small per-user time, ML-100K u1 (random).

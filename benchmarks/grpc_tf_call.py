@@ -178,6 +178,27 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
 
+def _inside_vs_idle(inside: dict, idle: dict) -> str:
+    """The calls' own thread CPU inside the server against in process after 1 ms idle.
+
+    On a loaded box (load 5-7) the two matched, so the slowdown looked like the
+    idle gap; on an idle one (load 0.3-1) the server's was 3-4x the in-process
+    one, so the request path around the call slows it, not the gap alone.
+    Computed, so the sentence follows the run.
+    """
+    ratios = [
+        f"{call} {inside[call][1]} against {idle[call]['1']['cpu']} ms "
+        f"({inside[call][1] / idle[call]['1']['cpu']:.1f}x)"
+        for call in ("tf-direct", "tf-session")
+        if call in inside and call in idle
+    ]
+    return (
+        "The calls' own thread CPU inside the server against in process after 1 ms idle: "
+        + "; ".join(ratios)
+        + "."
+    )
+
+
 def markdown(result: dict) -> str:
     runs = result["runs"]
     g, extra, inside = (
@@ -238,12 +259,9 @@ def markdown(result: dict) -> str:
         f"- `grpc.aio` against the sync server: {d['aio_vs_sync_empty']} with the empty "
         f"handler, {d['aio_vs_sync_direct']} with DirectCall.",
         "",
-        "Inside the server a call costs what it costs in process after an idle gap (last "
-        "column of the first table against the 1 ms column of the second); there its own "
-        "thread CPU grows several-fold with the gap, also for the Session callable, whose "
-        "ops run on the calling thread with no pool thread to wake. The time goes into the "
-        "calling thread's own work, not a wait on another thread or the GIL. Tried in "
-        "throwaway variants of the DirectCall server, three runs each against it: TF's "
+        _inside_vs_idle(inside, idle) + " Tried in "
+        "throwaway variants of the DirectCall server (2026-12-02, box under load 5-7), three "
+        "runs each against it: TF's "
         "single-threaded executor (`tf.experimental.function_executor_type` on each RPC "
         "thread) +0.061, +0.034, -0.104 ms; TF's thread pools without spinning "
         "(`disable_thread_spinning`, a private context setting) +0.055, +0.027, -0.102 ms. "

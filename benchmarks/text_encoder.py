@@ -63,7 +63,6 @@ from mtrec.contracts import features as F
 from mtrec.data import clean, load_dataset
 from mtrec.data.examples import time_split
 from mtrec.data.tables import SPLIT, Dataset
-from mtrec.models import evaluation as E
 from mtrec.models.config import ModelConfig
 from mtrec.models.item_text import ItemText
 from mtrec.models.trainer import train_and_export
@@ -71,14 +70,13 @@ from mtrec.models.trainer import train_and_export
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_data import (  # noqa: E402
     Prepared,
-    Truth,
     prepare,
     prepare_dataset,
     resolve,
     shuffled,
     with_protocol,
 )
-from served_metrics import batched as _batched  # noqa: E402
+from text_encoder_metrics import baselines, cold_metrics, cold_rows, warm_metrics  # noqa: E402
 from text_encoder_report import (  # noqa: E402
     COLD_COLUMNS,
     aggregate,
@@ -91,8 +89,6 @@ from transform_local import as_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-KS = (10, 50, 100)
-TOP = 10
 EVAL_FRACTION = 0.2  # write_examples' default per-user time split
 # Encoder variants: TextEncoderConfig overrides (None: no text vectors at all).
 VARIANTS: dict[str, dict | None] = {
@@ -167,82 +163,6 @@ def train(
         item_text=item_text,
     )
     return tf.saved_model.load(model_dir).signatures, time.time() - t0
-
-
-def rmse(served: dict, prepared: Prepared) -> float:
-    """serving_default on the raw held-out examples."""
-    predicted, actual = [], []
-    spec = {F.RATING: tf.io.FixedLenFeature([1], tf.float32)}
-    for start in range(0, len(prepared.eval_examples), 4096):
-        batch = tf.constant(prepared.eval_examples[start : start + 4096])
-        predicted.append(served["serving_default"](examples=batch)[F.OUT_RATING].numpy())
-        actual.append(tf.io.parse_example(batch, spec)[F.RATING].numpy()[:, 0])
-    return E.rating_errors(np.concatenate(predicted), np.concatenate(actual))["rmse"]
-
-
-def warm_metrics(served: dict, prepared: Prepared, truth: Truth) -> dict:
-    """HR@K (retrieve), P/R/NDCG@10 (recommend), RMSE on the official held-out ratings."""
-    retrieved = _batched(served["retrieve"], truth.users, k=tf.constant(max(KS)))["item_ids"]
-    recommended = _batched(served["recommend"], truth.users, k=tf.constant(TOP))["item_ids"]
-    return {
-        **E.hit_rates(retrieved, truth.row_user, truth.items, KS),
-        **E.ranking_metrics(recommended, truth.relevant, TOP),
-        "rmse": rmse(served, prepared),
-    }
-
-
-def cold_metrics(served: dict, truth: Truth, cold: set[str]) -> dict:
-    """Cold and warm HR@K on the whole catalogue, under both ranking rules.
-
-    `cold_*`/`warm_*`: `retrieve`, the user's training items stay in the ranking
-    (FactorizedTopK semantics, as in quality.py). `served_*`: `recommend`, what
-    users get: training items excluded, blend re-ranking.
-    """
-    k = tf.constant(max(KS))
-    ranked = {
-        "": _batched(served["retrieve"], truth.users, k=k)["item_ids"],
-        "served_": _batched(served["recommend"], truth.users, k=k)["item_ids"],
-    }
-    is_cold = cold_rows(truth.items, cold)
-    out = {}
-    for rule, items in ranked.items():
-        for prefix, rows in (("cold", is_cold), ("warm", ~is_cold)):
-            hits = E.hit_rates(items, truth.row_user[rows], truth.items[rows], KS)
-            out.update({f"{rule}{prefix}_{k}": v for k, v in hits.items()})
-    return out
-
-
-def cold_rows(items: np.ndarray, cold: set[str]) -> np.ndarray:
-    """Boolean mask of the held-out interactions whose item is a cold item."""
-    keys = {c.encode() for c in cold}
-    return np.array([i in keys for i in items.tolist()], dtype=bool)
-
-
-def baselines(truth: Truth, cold: set[str], catalog_size: int) -> dict[str, dict]:
-    """Random and popularity (most-rated training items) on the cold interactions.
-
-    Random is K/N with seen items ranked, K/(N - seen) without (mean over the
-    interactions). Popularity ranks cold items last (no training ratings), so
-    it is 0 under both rules.
-    """
-    is_cold = cold_rows(truth.items, cold)
-    top = E.popularity_ranking(truth.train_items, max(KS) + max(map(len, truth.seen)))
-    seen = [set(truth.catalog[s].tolist()) for s in truth.seen]
-    unseen_top = np.stack([[i for i in top if i not in s][: max(KS)] for s in seen])
-    rows, items = truth.row_user[is_cold], truth.items[is_cold]
-    pop = E.hit_rates(np.tile(top[: max(KS)], (len(truth.users), 1)), rows, items, KS)
-    pop_served = E.hit_rates(unseen_top, rows, items, KS)
-    unseen = catalog_size - np.array([len(s) for s in truth.seen])[rows]
-    return {
-        "random": {
-            **{f"cold_hit_rate@{k}": k / catalog_size for k in KS},
-            **{f"served_cold_hit_rate@{k}": float(np.mean(k / unseen)) for k in KS},
-        },
-        "popularity": {
-            **{f"cold_{k}": v for k, v in pop.items()},
-            **{f"served_cold_{k}": v for k, v in pop_served.items()},
-        },
-    }
 
 
 # ----------------------------------------------------------------- main
