@@ -63,9 +63,14 @@ OPTIONS = [
 ]
 
 
+def _twice_plus_one(x):
+    """The trivial work every TF handler does, on a [2] float tensor."""
+    return x * 2.0 + 1.0
+
+
 def trivial_tf_call() -> Callable[[], object]:
     """A concrete TF function computing x * 2 + 1 on a [2] tensor, and its call."""
-    fn = tf.function(lambda x: x * 2.0 + 1.0).get_concrete_function(
+    fn = tf.function(_twice_plus_one).get_concrete_function(
         tf.TensorSpec([None], tf.float32)
     )
     x = tf.constant([1.0, 2.0])
@@ -75,7 +80,7 @@ def trivial_tf_call() -> Callable[[], object]:
 
 def trivial_direct_call() -> Callable[[], object]:
     """The same function called the way the server calls a signature (serving/direct_call.py)."""
-    fn = tf.function(lambda x: {"y": x * 2.0 + 1.0}).get_concrete_function(
+    fn = tf.function(lambda x: {"y": _twice_plus_one(x)}).get_concrete_function(
         tf.TensorSpec([None], tf.float32)
     )
     call = DirectCall.build(fn, [tf.float32])
@@ -93,7 +98,7 @@ def trivial_session_call() -> Callable[[], object]:
     graph = tf.Graph()
     with graph.as_default():
         x = tf.compat.v1.placeholder(tf.float32, [None])
-        y = x * 2.0 + 1.0
+        y = _twice_plus_one(x)
     config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=-1)
     call = tf.compat.v1.Session(graph=graph, config=config).make_callable(y, [x])
     value = np.array([1.0, 2.0], np.float32)

@@ -2,21 +2,23 @@
 
 `serving.md`'s overhead target (c=1 p50 minus the gRPC floor minus the in-process
 call path, <= 0.3 ms) was missed at 0.405 ms on an idle box, with ~0.25 ms that
-no in-process stage accounts for. This isolates it: three echo servers built
-like `mtrec serve` (benchmarks/grpc_floor.py), each answering an empty
-PredictResponse, differ only in what the handler does first:
+no in-process stage accounts for. This isolates it: echo servers built like
+`mtrec serve` (benchmarks/grpc_floor.py), each answering an empty
+PredictResponse, differ only in the server (sync or `grpc.aio`) and in what the
+handler does first (VARIANTS):
 
 - `empty`: nothing (the floor);
 - `spin`: busy-waits 0.25 ms in Python, holding the GIL (Python work of a
   known length);
-- `tf`: calls a trivial concrete TF function (x * 2 + 1 on two floats), the
-  smallest call a TF model server can make.
+- `tf`, `tf-direct`, `tf-session`: a trivial TF function (x * 2 + 1 on two
+  floats) through its public call, through DirectCall as `mtrec serve` calls a
+  signature, or as a v1 Session callable on the calling thread.
 
 The same client (one channel, blocking calls, c=1) takes turns between them,
-and the benchmark process also times the trivial TF call in process after the
-same ~1 ms idle gap. If a TF call cost in gRPC what it costs in process, `tf`
-minus `empty` would equal that in-process time, as `spin` minus `empty` equals
-its 0.25 ms.
+each handler times its work from inside, and the benchmark process times the
+same calls in process after idle gaps of 0, 1 and 10 ms. If a TF call cost in
+gRPC what it costs in process, `tf-direct` minus `empty` would equal that
+in-process time, as `spin` minus `empty` nearly equals its 0.25 ms.
 
     .venv/bin/python benchmarks/grpc_tf_call.py   # writes results/grpc_tf_call.{json,md}
 """
@@ -41,14 +43,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grpc_floor import (  # noqa: E402
-    SPIN_SECONDS,
-    WORK_TIMES,
-    EchoServer,
-    trivial_direct_call,
-    trivial_session_call,
-    trivial_tf_call,
-)
+from grpc_floor import SPIN_SECONDS, WORK, WORK_TIMES, EchoServer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -65,11 +60,7 @@ VARIANTS: dict[str, tuple[str, str]] = {
 }
 # Idle gaps (seconds) before each in-process call: none, about a c=1 gRPC round trip, long.
 IDLE_GAPS = (0.0, 1e-3, 1e-2)
-CALLS = {
-    "tf": trivial_tf_call,
-    "tf-direct": trivial_direct_call,
-    "tf-session": trivial_session_call,
-}
+CALLS = ("tf", "tf-direct", "tf-session")  # timed in process too (grpc_floor.WORK)
 
 
 def p50_ms(seconds: list[float]) -> float:
@@ -286,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     load_start = [round(v, 2) for v in os.getloadavg()]
     runs = [measure(args.calls, args.rounds) for _ in range(args.repeats)]
     in_process = {}
-    for name, make in CALLS.items():
-        call = make()
+    for name in CALLS:
+        call = WORK[name]()
         in_process[name] = {
             f"{1e3 * gap:g}": in_process_ms(call, 300 if gap < 5e-3 else 100, gap)
             for gap in IDLE_GAPS

@@ -93,10 +93,10 @@ class ServingModule(tf.Module):
             catalog_inputs[F.ITEM_TEXT_VECTOR] = tf.constant(text)
             self.text_mean = as_variable(item_text.mean, "text_mean")
         catalog_idx = tables.item_features[F.ITEM_IDX]
+        probability = model.item_sampling_prob.numpy()[catalog_idx]  # P(item), catalogue order
         # Cold items' vectors corrected from their text (models/cold_item_map.py).
         item_vectors, cold_map = catalogue_vectors(
-            model, catalog_inputs, known_rows(catalog_idx, sizes.known_items),
-            model.item_sampling_prob.numpy()[catalog_idx], text)
+            model, catalog_inputs, known_rows(catalog_idx, sizes.known_items), probability, text)
         self.cold_map_coef = self.cold_map_centre = None
         if cold_map is not None:  # embed_new_item corrects a new item the same way
             self.cold_map_coef = as_variable(cold_map.coef, "cold_map_coef")
@@ -127,8 +127,7 @@ class ServingModule(tf.Module):
         # stage1 = similarity + a term: the item-item one or, without it, the cold rule's.
         self._has_term = self.item_item is not None or self.cold_columns is not None
         self._cold_popularity_weight = config.cold_popularity_weight
-        if self._cold_popularity_weight:  # log P(item) in catalogue order (recommend_from_items)
-            probability = model.item_sampling_prob.numpy()[catalog_idx]
+        if self._cold_popularity_weight:  # log P(item) for recommend_from_items
             self.log_popularity = as_variable(np.log(probability), "log_popularity")
         self.user_queries = self.user_item_item = self.user_seen = self.user_rows = None
         self.pair_split = self.answers = None
