@@ -169,6 +169,21 @@ def test_component_lines_survive_a_savedmodel_export(tmp_path: Path) -> None:
     assert "] Trainer done in " in terminal.getvalue()
 
 
+def _drain(leader: int) -> bytes:
+    """Everything written to the pty. One os.read returns only what the line
+    discipline has passed on so far (CI once saw two lines of five), so read
+    until the closed follower reports EOF (EIO on Linux)."""
+    chunks = []
+    try:
+        while chunk := os.read(leader, 65536):
+            chunks.append(chunk)
+    except OSError:  # EIO: the follower side is closed and everything was read
+        pass
+    finally:
+        os.close(leader)
+    return b"".join(chunks)
+
+
 def test_a_terminal_gets_a_progress_bar_and_the_lines_above_it(tmp_path: Path) -> None:
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
@@ -176,7 +191,6 @@ def test_a_terminal_gets_a_progress_bar_and_the_lines_above_it(tmp_path: Path) -
         for epoch in (1, 2):
             report(f"Trainer epoch {epoch}/2: loss 1.000", done=epoch, total=2,
                    label="Trainer epochs")
-    out = os.read(leader, 65536).decode()
-    os.close(leader)
+    out = _drain(leader).decode()
     assert "Trainer epochs:  50%" in out and "\r" in out  # the bar, redrawn in place
     assert "Trainer epoch 1/2: loss 1.000" in out and "Trainer epoch 2/2: loss 1.000" in out
