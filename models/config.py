@@ -108,11 +108,6 @@ class ModelConfig:
     # cold_users.py --validation (84 other held-out users): NDCG@10 0.440 at 0,
     # 0.453 at 1, 0.508-0.512 at 6-12, 0.501 at 1000; popularity 0.492.
     cold_popularity_weight: float = 8.0
-    # The relevance head's extra negative per row, at this weight (0 = off): a
-    # batch item among the user's `hard_negative_top` unrated items by the EASE
-    # term (models/hard_negatives.py), the candidates the re-ranker orders.
-    relevance_hard_negatives: float = 0.0
-    hard_negative_top: int = 50
     # Where no item-item term is served (item_item_top_k 0 above MAX_ITEMS), the
     # weight of its rule for items without training ratings alone
     # (item_item.cold_item_term): their own similarity's deviation from the mean.
@@ -213,9 +208,6 @@ class ModelConfig:
         if not (0.0 <= config.cold_item_map_weight <= 4.0 and config.cold_item_map_l2 > 0.0):
             raise ValueError("cold_item_map_weight must be in [0, 4] and cold_item_map_l2 > 0, "
                              f"got {config.cold_item_map_weight}, {config.cold_item_map_l2}")
-        if config.relevance_hard_negatives < 0 or config.hard_negative_top < 1:
-            raise ValueError("relevance_hard_negatives must be >= 0 and hard_negative_top >= 1, "
-                             f"got {config.relevance_hard_negatives}, {config.hard_negative_top}")
         bad = set(config.tasks) - set(TASKS)
         if bad or not config.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")

@@ -22,7 +22,6 @@ import tensorflow_recommenders as tfrs
 
 from mtrec.contracts import features as F
 from mtrec.models.config import RESOLVED_OPTIMIZERS, ModelConfig
-from mtrec.models.hard_negatives import pick_in_batch
 from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
 from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
 
@@ -40,15 +39,12 @@ class MultiTaskModel(tfrs.Model):
         rated: tuple[np.ndarray, np.ndarray] | None = None,
         rating_range: tuple[float, float] = (F.MIN_RATING, F.MAX_RATING),
         neighbour_ratings: np.ndarray | None = None,
-        hard_negative_pool: np.ndarray | None = None,
     ):
         """`rated`: (row splits [users + 1], item_idx values), every user's rated items
         (catalog.ServingTables.rated_splits / rated_idx); needed when config.rated_items.
         `rating_range`: the lowest and highest training rating (ServingTables.rating_range).
         `neighbour_ratings`: [users, items] closed-form predictions the served rating is
-        blended with at config.rating_knn_weight (models/neighbour_rating.py); None = off.
-        `hard_negative_pool`: [users, items] bool, each user's candidates the relevance
-        head's hard negatives come from (models/hard_negatives.py); None = none."""
+        blended with at config.rating_knn_weight (models/neighbour_rating.py); None = off."""
         super().__init__()
         # Keras' default under MultiWorkerMirroredStrategy sums every logged value
         # over workers, doubling the (already synchronised) AUC/RMSE with 2
@@ -105,12 +101,6 @@ class MultiTaskModel(tfrs.Model):
                                  f"[users, items] = {(sizes.users, sizes.items)}")
             self.neighbour_ratings = tf.Variable(neighbour_ratings, trainable=False,
                                                  name="neighbour_ratings")
-        # A constant, not a variable: only training reads it, so it is not exported.
-        self.hard_negative_pool = (
-            tf.constant(hard_negative_pool)
-            if hard_negative_pool is not None and config.relevance_hard_negatives > 0
-            else None
-        )
         self.interest_head = (
             tf.keras.layers.Dense(F.GENRE_BUCKETS, name="interest_head")
             if "interest" in config.tasks
@@ -324,22 +314,16 @@ class MultiTaskModel(tfrs.Model):
             neg_items = tf.roll(ids[F.ITEM_IDX], shift=1, axis=0)
             neg = self.pair_outputs(q, tf.roll(c, shift=1, axis=0), ids[F.USER_IDX], neg_items)
             same = tf.equal(neg_items, x[F.ITEM_IDX])  # an accidental positive
-            logits = [pos["relevance"], neg["relevance"]]
-            labels = [tf.cast(x[F.LIKED_XF], tf.float32), tf.zeros_like(neg["relevance"])]
-            weights = [tf.ones_like(pos["relevance"]), 1.0 - tf.cast(same, tf.float32)]
-            if training and self.hard_negative_pool is not None:
-                position, found = pick_in_batch(
-                    tf.gather(self.hard_negative_pool, x[F.USER_IDX]), x[F.ITEM_IDX]
-                )
-                hard = self.pair_outputs(q, tf.gather(c, position), ids[F.USER_IDX],
-                                         tf.gather(ids[F.ITEM_IDX], position))
-                logits.append(hard["relevance"])
-                labels.append(tf.zeros_like(hard["relevance"]))
-                weights.append(self.config.relevance_hard_negatives * tf.cast(found, tf.float32))
+            labels = tf.concat(
+                [tf.cast(x[F.LIKED_XF], tf.float32), tf.zeros_like(neg["relevance"])], axis=0
+            )
+            weights = tf.concat(
+                [tf.ones_like(pos["relevance"]), 1.0 - tf.cast(same, tf.float32)], axis=0
+            )
             losses["relevance"] = self.relevance_task(
-                labels=tf.concat(labels, axis=0)[:, tf.newaxis],
-                predictions=tf.concat(logits, axis=0)[:, tf.newaxis],
-                sample_weight=tf.concat(weights, axis=0)[:, tf.newaxis],
+                labels=labels[:, tf.newaxis],
+                predictions=tf.concat([pos["relevance"], neg["relevance"]], axis=0)[:, tf.newaxis],
+                sample_weight=weights[:, tf.newaxis],
                 compute_metrics=not training,
             )
         if "interest" in tasks:

@@ -36,7 +36,6 @@ from mtrec.contracts.pipeline import (
 from mtrec.models.config import RENAMED_TASKS, ModelConfig, resolve_optimizer
 from mtrec.models.epoch_log import EpochLog
 from mtrec.models.export import export_serving_model
-from mtrec.models.hard_negatives import candidate_pool
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
@@ -163,12 +162,6 @@ def build_model(
         text_table=item_text.table(tft_output, sizes.items) if item_text else None,
         rated=(tables.rated_splits, tables.rated_idx),
         neighbour_ratings=neighbour_ratings(tables, sizes, config),
-        hard_negative_pool=(
-            candidate_pool(tables.rated_splits, tables.rated_idx, sizes.users, sizes.items,
-                           config.item_item_l2, config.hard_negative_top)
-            if config.relevance_hard_negatives > 0 and "relevance" in config.tasks
-            else None
-        ),
     )
 
 
