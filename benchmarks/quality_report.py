@@ -193,6 +193,10 @@ def multitask_verdicts(payload: dict) -> list[str]:
             f"({'higher' if higher else 'lower'} is better; lead {lead:+.4f}, seed spread "
             f"{spread_text}): {verdict}"
         )
+    if not lines:  # a fold run of the headline variants only
+        dataset = payload.get("setup", {}).get("dataset", "<dataset>")
+        lines.append(f"- no single-task variant in this run: quality_{dataset}_u1.md "
+                     "compares them on u1")
     return lines
 
 

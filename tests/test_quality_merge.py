@@ -10,7 +10,7 @@ import tests.transform_support  # noqa: F401  (puts benchmarks/ on sys.path)
 
 # isort: split
 from quality import SEEDED, main
-from quality_report import aggregate, merged
+from quality_report import aggregate, merged, multitask_verdicts
 
 
 def _payload(seeds: list[int], ndcg: list[float]) -> dict:
@@ -60,3 +60,10 @@ def test_a_code_note_is_kept_in_the_json_and_shown_in_the_markdown(tmp_path):
     assert main(["--render", str(path), "--note", "RMSE rows predate clipping"]) == 0
     assert json.loads(path.read_text())["setup"]["code_note"] == "RMSE rows predate clipping"
     assert "**Code note:** RMSE rows predate clipping" in path.with_suffix(".md").read_text()
+
+
+def test_a_run_without_single_task_variants_says_where_they_are_compared():
+    payload = _payload([0], [0.5])
+    payload["setup"]["dataset"] = "ml-100k"
+    assert multitask_verdicts(payload) == [
+        "- no single-task variant in this run: quality_ml-100k_u1.md compares them on u1"]
