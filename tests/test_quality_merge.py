@@ -65,5 +65,6 @@ def test_a_code_note_is_kept_in_the_json_and_shown_in_the_markdown(tmp_path):
 def test_a_run_without_single_task_variants_says_where_they_are_compared():
     payload = _payload([0], [0.5])
     payload["setup"]["dataset"] = "ml-100k"
+    payload["summary"] = {"joint": {"mean": {"ndcg@10": 0.5}}}
     assert multitask_verdicts(payload) == [
         "- no single-task variant in this run: quality_ml-100k_u1.md compares them on u1"]
