@@ -43,6 +43,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from mtrec.serving.affinity import parse_cpus, pin_process
 from mtrec.serving.direct_call import DirectCall
 from mtrec.serving.server import _add_service
 from mtrec.serving.server_args import DEFAULT_MAX_REQUEST_BYTES
@@ -173,7 +174,10 @@ async def _serve_aio(handler: str) -> None:
     await server.wait_for_termination()
 
 
-def serve(threads: int, handler: str = "empty", kind: str = "sync") -> None:
+def serve(threads: int, handler: str = "empty", kind: str = "sync", cpus: str | None = None
+          ) -> None:
+    if cpus:  # as `mtrec serve --cpus`, before any thread starts
+        pin_process(parse_cpus(cpus))
     tf.config.threading.set_inter_op_parallelism_threads(1)  # as `mtrec serve`
     if kind == "aio":
         asyncio.run(_serve_aio(handler))
@@ -209,6 +213,7 @@ class EchoServer:
         timeout: float = 120.0,
         handler: str = "empty",
         kind: str = "sync",
+        cpus: str | None = None,
     ) -> None:
         self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
@@ -221,6 +226,7 @@ class EchoServer:
                 handler,
                 "--server",
                 kind,
+                *(["--cpus", cpus] if cpus else []),
             ],
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -265,5 +271,6 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--handler", choices=HANDLERS, default="empty")
     parser.add_argument("--server", choices=SERVERS, default="sync")
+    parser.add_argument("--cpus", help="pin every thread to these CPU ids, as `mtrec serve`")
     args = parser.parse_args()
-    serve(args.threads, args.handler, args.server)
+    serve(args.threads, args.handler, args.server, args.cpus)

@@ -61,6 +61,8 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from mtrec.serving.affinity import parse_cpus, pin_process
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpc_floor import EchoServer  # noqa: E402
 from real_catalogue import real_catalogue_models  # noqa: E402
@@ -133,6 +135,17 @@ def main(argv: list[str] | None = None) -> int:
         help="extra `mtrec serve` flags, e.g. '--tf-inter-op-threads 1'",
     )
     parser.add_argument(
+        "--server-cpus",
+        help="CPU ids every server (and the gRPC floor's echo server) is pinned to "
+        "(`mtrec serve --cpus`), e.g. 0; default: not pinned",
+    )
+    parser.add_argument(
+        "--client-cpus",
+        help="CPU ids this benchmark process (the client and the in-process reference) "
+        "is pinned to, e.g. 1; default: not pinned",
+    )
+    parser.add_argument("--name", default="serving", help="results file stem under --out")
+    parser.add_argument(
         "--skip-floor",
         action="store_true",
         help="do not measure the gRPC transport floor (echo server, same c=1 requests)",
@@ -140,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", default=",".join(str(i) for i in range(1, 33)))
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
+    if args.client_cpus:  # before TF or gRPC start a thread
+        pin_process(parse_cpus(args.client_cpus))
     users = args.users.split(",")
     workdir = tempfile.mkdtemp(prefix="mtrec-bench-")
     host = {"loadavg_start": [round(v, 2) for v in os.getloadavg()], "nice": os.nice(0)}
@@ -166,13 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     for part in (result, result.get("synthetic_reference", {})):
         part.update(host=host, command=command)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "serving.json"), "w") as fh:
+    with open(os.path.join(args.out, f"{args.name}.json"), "w") as fh:
         json.dump(result, fh, indent=2)
     table = markdown(result)
     if "synthetic_reference" in result:
         table += "\n## The synthetic reference, same run\n\n" + markdown(
             result["synthetic_reference"]).split("\n", 2)[2]
-    md_path = os.path.join(args.out, "serving.md")
+    md_path = os.path.join(args.out, f"{args.name}.md")
     table += _kept_analysis(md_path)
     with open(md_path, "w") as fh:
         fh.write(table)
@@ -222,6 +237,8 @@ def _run(
         tf.config.threading.set_inter_op_parallelism_threads(args.tf_inter_op_threads)
     server_args = ["--tf-inter-op-threads", str(args.tf_inter_op_threads)]
     server_args += shlex.split(args.server_args)
+    if args.server_cpus:
+        server_args += ["--cpus", args.server_cpus]
     result: dict[str, Any] = {
         "model": model_label,
         "config": {
@@ -240,6 +257,7 @@ def _run(
             "tf_threads": f"inter-op {args.tf_inter_op_threads or 'TF default'}, intra-op TF "
             "default (server and in-process reference)",
             "extra_server_args": args.server_args,
+            "cpus": {"server": args.server_cpus, "client": args.client_cpus},
             "client": "one Python process, one channel; blocking calls at c=1, "
             "callback-driven futures (no thread per slot) above; the batching modes' "
             "servers run side by side and take turns at each level",
@@ -282,7 +300,8 @@ def _run(
             extra = (extra if mode == "on" else []) + server_args
             servers[mode] = ServerProcess(model_dir, args.threads, workdir, extra)
         if not args.skip_floor:
-            floor = EchoServer(args.threads, os.path.join(workdir, "floor-server.log"))
+            floor = EchoServer(args.threads, os.path.join(workdir, "floor-server.log"),
+                               cpus=args.server_cpus)
         for sig in requests:
             floor_runs: list[dict[str, Any]] = []
             # The computed-recommend reference: c=1, batching off only.

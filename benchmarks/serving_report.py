@@ -19,6 +19,16 @@ def _na(value: Any) -> Any:
     return "-" if value is None else value
 
 
+def _placement(cpus: dict[str, str | None]) -> str:
+    """Where the processes ran: pinned (serving.py --server-cpus / --client-cpus) or not."""
+    if not cpus.get("server") and not cpus.get("client"):
+        return "client and servers share the machine's cores (not pinned)."
+    server = f"CPUs {cpus['server']}" if cpus.get("server") else "any CPU"
+    client = f"CPUs {cpus['client']}" if cpus.get("client") else "any CPU"
+    return (f"every server (and the floor's echo server) pinned to {server} "
+            f"(`mtrec serve --cpus`), the client and in-process reference on {client}.")
+
+
 def markdown(result: dict[str, Any]) -> str:
     cfg = result["config"]
     host = result["host"]
@@ -29,8 +39,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{cfg['server_threads']} gRPC worker threads (sync gRPC server), TF threads: "
         f"{cfg['tf_threads']}; batching modes: "
         + "; ".join(f"`{k}` = {v}" for k, v in cfg["server_batching"].items())
-        + f". Client: {cfg['client']}. All on loopback; client and servers share the "
-        f"machine's cores. Machine: {cfg['machine']}.",
+        + f". Client: {cfg['client']}. All on loopback; {_placement(cfg.get('cpus') or {})}"
+        f" Machine: {cfg['machine']}.",
         "",
         f"Host load while measuring: load average {host['loadavg_start']} at the start, "
         f"{host['loadavg_end']} at the end (1/5/15 min); benchmark process niceness "

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -40,46 +39,18 @@ from tensorflow_serving.apis import (
 )
 
 from mtrec.serving import handlers
+from mtrec.serving.affinity import pin_process
 from mtrec.serving.batching import BatchingOptions
 from mtrec.serving.errors import ServingError
 from mtrec.serving.model_config import model_sources
 from mtrec.serving.model_manager import ModelManager
 from mtrec.serving.registry import ModelRegistry
-from mtrec.serving.server_args import DEFAULT_MAX_REQUEST_BYTES, add_server_arguments
+from mtrec.serving.server_args import ServerConfig, add_server_arguments, config_from_args
 from mtrec.serving.warmup import replay_warmup
 
 log = logging.getLogger("mtrec.serving")
 
 _Resp = TypeVar("_Resp")
-
-
-@dataclass
-class ServerConfig:
-    """Everything `mtrec serve` can set; defaults are the safe ones (loopback, no TLS)."""
-
-    # Exactly one: the folder of the version folders (served as `model_name`),
-    # or a TF Serving models.config naming several models.
-    model_base_path: str | None = None
-    model_name: str = "mtrec"
-    model_config_file: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 8500  # 0 picks a free port (tests)
-    rest_port: int | None = None  # None disables REST; 0 picks a free port
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_client_ca: str | None = None  # set to require client certificates (mTLS)
-    poll_seconds: float = 1.0
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    threads: int = 8
-    warmup: bool = True
-    batching: bool = False  # merge concurrent requests per signature (see batching.py)
-    max_batch_size: int = 32
-    # Small signatures run fastest with ops executed by a single inter-op thread
-    # (no hand-offs); request concurrency comes from the RPC threads. 0 = TF default.
-    tf_inter_op_threads: int = 1
-    tf_intra_op_threads: int = 0
-    # Full GC once per version change, then gc.freeze() (see ModelManager).
-    freeze_gc: bool = True
 
 
 def _call(
@@ -231,6 +202,8 @@ class ServingServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        if config.cpus:  # first: the threads started below inherit it
+            pin_process(config.cpus)
         _configure_tf_threads(config.tf_inter_op_threads, config.tf_intra_op_threads)
         sources = model_sources(config.model_base_path, config.model_name, config.model_config_file)
         batching = BatchingOptions(config.max_batch_size) if config.batching else None
@@ -341,29 +314,6 @@ class ServingServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    return ServerConfig(
-        model_base_path=args.model_base_path,
-        model_name=args.model_name,
-        model_config_file=args.model_config_file,
-        host=args.host,
-        port=args.port,
-        rest_port=args.rest_port,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        poll_seconds=args.poll_seconds,
-        max_request_bytes=args.max_request_bytes,
-        threads=args.threads,
-        warmup=not args.no_warmup,
-        batching=args.enable_batching,
-        max_batch_size=args.max_batch_size,
-        tf_inter_op_threads=args.tf_inter_op_threads,
-        tf_intra_op_threads=args.tf_intra_op_threads,
-        freeze_gc=not args.no_gc_freeze,
-    )
 
 
 def run_server(args: argparse.Namespace) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -114,3 +116,19 @@ def test_the_floor_servers_answer_with_each_handler():
                 assert wall >= grpc_floor.SPIN_SECONDS * 1e6
     with pytest.raises(RuntimeError, match="did not start"):
         grpc_floor.EchoServer(threads=2, handler="no-such-handler", timeout=60)
+
+
+def test_the_floor_server_pins_itself_like_mtrec_serve():
+    """serving.py --server-cpus gives the echo server the same `--cpus` as `mtrec serve`:
+    every one of its threads runs on those CPUs only."""
+    cpu = min(os.sched_getaffinity(0))
+    with grpc_floor.EchoServer(threads=2, cpus=str(cpu)) as server:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(
+            grpc.insecure_channel(server.target))
+        assert stub.Predict(predict_pb2.PredictRequest(), timeout=60) == (
+            predict_pb2.PredictResponse())
+        affinities = set()
+        for tid in os.listdir(f"/proc/{server.proc.pid}/task"):
+            with contextlib.suppress(ProcessLookupError):
+                affinities.add(tuple(os.sched_getaffinity(int(tid))))
+    assert affinities == {(cpu,)}

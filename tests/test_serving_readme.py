@@ -9,6 +9,7 @@ folder is laid out like a local run's push: `outputs/<source>/serving_model/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -56,6 +57,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _thread_affinities(pid: int) -> dict[str, tuple[int, ...]]:
+    """Each live thread of `pid` -> its CPUs (a thread that ends meanwhile is skipped)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            out[tid] = tuple(sorted(os.sched_getaffinity(int(tid))))
+    return out
+
+
 def _mtrec() -> list[str]:
     script = Path(sys.executable).with_name("mtrec")
     return [str(script)] if script.exists() else [sys.executable, "-m", "mtrec.cli"]
@@ -76,6 +86,10 @@ def test_readme_serve_command_serves_the_pushed_model(
 
     port = str(_free_port())
     argv = _with_flag(serve[1:], "--port", port)
+    # The same command pinned to one core (`--cpus`, serving/affinity.py): every
+    # thread of the served process must end up there.
+    cpu = str(min(os.sched_getaffinity(0)))
+    argv = _with_flag(argv, "--cpus", cpu)
     log_path = tmp_path / "serve.log"
     with open(log_path, "w") as log:
         proc = subprocess.Popen([*_mtrec(), *argv], cwd=tmp_path, stdout=log, stderr=log)
@@ -86,6 +100,8 @@ def test_readme_serve_command_serves_the_pushed_model(
                 assert client.wait_until_available(timeout=120) == 1795653487
             except TimeoutError as exc:
                 raise AssertionError(f"{exc}\n--- server log ---\n{log_path.read_text()}") from exc
+        pinned = _thread_affinities(proc.pid)
+        assert len(pinned) > 2 and set(pinned.values()) == {(int(cpu),)}, pinned
         for query in queries:
             code = mtrec_main(_with_flag(query[1:], "--target", target))
             out = json.loads(capsys.readouterr().out)

@@ -1,0 +1,51 @@
+"""Pin every thread of the serving process to a set of CPUs (`mtrec serve --cpus`).
+
+Why: on a host the server shares (with its clients, or with other jobs), the
+kernel moves the server's threads across cores between requests: the gRPC
+poller, the RPC worker and TF's threads of one request land on different
+cores, each with cold caches. Given cores of its own, the server's request path
+stays on warm ones. On the 2-core benchmark box (ML-100K model, server on core
+0, the load generator left on the other; benchmarks/results/serving.md):
+`recommend` c=1 p50 1.38 -> 0.94 ms and c=32 QPS 1,520 -> 2,290, same run
+conditions.
+
+Linux only: affinity is per thread, and a new thread inherits its creator's,
+so pinning every existing thread (/proc/self/task) early also covers the
+threads gRPC and TF start later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+_TASKS = "/proc/self/task"
+
+
+def parse_cpus(text: str) -> tuple[int, ...]:
+    """'0', '0,2' or '0-3,6' -> sorted CPU ids; ValueError for anything else."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        first, dash, last = part.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(f"--cpus takes CPU ids like 0,2-3, got {text!r}")
+        lo, hi = int(first), int(last) if dash else int(first)
+        if hi < lo:
+            raise ValueError(f"--cpus range {part!r} runs backwards")
+        cpus.update(range(lo, hi + 1))
+    return tuple(sorted(cpus))
+
+
+def pin_process(cpus: tuple[int, ...]) -> None:
+    """Every thread of this process onto `cpus` (threads started later inherit it)."""
+    if not hasattr(os, "sched_setaffinity") or not os.path.isdir(_TASKS):
+        raise OSError("--cpus needs Linux (sched_setaffinity and /proc/self/task)")
+    available = os.sched_getaffinity(0)
+    missing = set(cpus) - available
+    if missing:
+        raise ValueError(f"--cpus {sorted(missing)} not available to this process "
+                         f"(allowed: {sorted(available)})")
+    for tid in os.listdir(_TASKS):
+        with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
+            os.sched_setaffinity(int(tid), cpus)
