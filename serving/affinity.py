@@ -41,11 +41,13 @@ def pin_process(cpus: tuple[int, ...]) -> None:
     """Every thread of this process onto `cpus` (threads started later inherit it)."""
     if not hasattr(os, "sched_setaffinity") or not os.path.isdir(_TASKS):
         raise OSError("--cpus needs Linux (sched_setaffinity and /proc/self/task)")
-    available = os.sched_getaffinity(0)
-    missing = set(cpus) - available
-    if missing:
-        raise ValueError(f"--cpus {sorted(missing)} not available to this process "
-                         f"(allowed: {sorted(available)})")
+    # This thread first: it may widen an inherited set (a parent pinned elsewhere),
+    # and the kernel refuses CPUs outside the host's or the container's cpuset.
+    try:
+        os.sched_setaffinity(0, cpus)
+    except OSError as exc:
+        raise ValueError(f"--cpus {list(cpus)} not available to this process "
+                         f"({exc.strerror}; this host has {os.cpu_count()} CPUs)") from None
     for tid in os.listdir(_TASKS):
         with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
             os.sched_setaffinity(int(tid), cpus)

@@ -18,7 +18,11 @@ from typing import Any
 def _serve(args: argparse.Namespace) -> int:
     from mtrec.serving.server import run_server
 
-    return run_server(args)
+    try:
+        return run_server(args)
+    except ValueError as err:  # a flag the server cannot honour (--cpus, TLS files)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -11,6 +11,13 @@ from mtrec.serving.affinity import parse_cpus
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
+def _cpu_list(text: str) -> tuple[int, ...]:
+    try:
+        return parse_cpus(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The `serve` flags (shared by `mtrec serve` and `python -m mtrec.serving.server`)."""
     source = parser.add_mutually_exclusive_group(required=True)
@@ -73,6 +80,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cpus",
+        type=_cpu_list,
         default=None,
         help="pin every server thread to these CPU ids, e.g. 0 or 0-3 (Linux); on a shared "
         "host, cores of the server's own keep its request path on warm caches",
@@ -136,5 +144,5 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         tf_inter_op_threads=args.tf_inter_op_threads,
         tf_intra_op_threads=args.tf_intra_op_threads,
         freeze_gc=not args.no_gc_freeze,
-        cpus=parse_cpus(args.cpus) if args.cpus else None,
+        cpus=args.cpus,
     )

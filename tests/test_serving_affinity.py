@@ -11,6 +11,7 @@ import textwrap
 
 import pytest
 
+from mtrec.cli import main as mtrec_main
 from mtrec.serving.affinity import parse_cpus
 from mtrec.serving.server_args import add_server_arguments, config_from_args
 
@@ -42,7 +43,10 @@ _CHILD = textwrap.dedent("""
     stop = threading.Event()
     before = threading.Thread(target=stop.wait)  # a thread that exists before pinning
     before.start()
-    cpu = min(os.sched_getaffinity(0))
+    cpus = sorted(os.sched_getaffinity(0))
+    cpu = cpus[0]
+    # Inherited from a parent pinned elsewhere: pinning may widen it again.
+    os.sched_setaffinity(0, {cpus[-1]})
     pin_process((cpu,))
     after = threading.Thread(target=stop.wait)  # one started afterwards
     after.start()
@@ -67,3 +71,14 @@ def test_every_thread_before_and_after_is_pinned() -> None:
     assert all(cpus == [result["cpu"]] for cpus in result["allowed"].values())
     assert "4095" in result["refused"] and "not available" in result["refused"]
     assert os.sched_getaffinity(0)  # this process untouched
+
+
+def test_serve_refuses_bad_cpus_with_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    before = os.sched_getaffinity(0)
+    with pytest.raises(SystemExit) as exited:  # argparse: not a CPU list
+        mtrec_main(["serve", "--model-base-path", "/m", "--cpus", "0-x"])
+    assert exited.value.code == 2 and "--cpus takes CPU ids" in capsys.readouterr().err
+    # A CPU the host does not have: refused before anything starts.
+    assert mtrec_main(["serve", "--model-base-path", "/m", "--cpus", "4095"]) == 2
+    assert "error: --cpus [4095] not available" in capsys.readouterr().err
+    assert os.sched_getaffinity(0) == before
