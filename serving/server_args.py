@@ -4,7 +4,7 @@ parsing stays fast."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from mtrec.serving.affinity import parse_cpus
 
@@ -125,24 +125,10 @@ class ServerConfig:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    return ServerConfig(
-        model_base_path=args.model_base_path,
-        model_name=args.model_name,
-        model_config_file=args.model_config_file,
-        host=args.host,
-        port=args.port,
-        rest_port=args.rest_port,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        poll_seconds=args.poll_seconds,
-        max_request_bytes=args.max_request_bytes,
-        threads=args.threads,
-        warmup=not args.no_warmup,
-        batching=args.enable_batching,
-        max_batch_size=args.max_batch_size,
-        tf_inter_op_threads=args.tf_inter_op_threads,
-        tf_intra_op_threads=args.tf_intra_op_threads,
-        freeze_gc=not args.no_gc_freeze,
-        cpus=args.cpus,
-    )
+    """The flags as a ServerConfig: each field from the flag of its name, except the
+    three that are spelled as negations or differently on the command line."""
+    renamed = {"warmup": not args.no_warmup, "batching": args.enable_batching,
+               "freeze_gc": not args.no_gc_freeze}
+    same = {f.name: getattr(args, f.name) for f in fields(ServerConfig)
+            if f.name not in renamed}
+    return ServerConfig(**same, **renamed)
