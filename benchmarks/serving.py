@@ -76,12 +76,11 @@ from serving_load import (  # noqa: E402
     make_requests,
     run_load,
 )
-from serving_report import markdown, targets  # noqa: E402
+from serving_report import kept_analysis, markdown, targets  # noqa: E402
 from synthetic_model import build_synthetic_model  # noqa: E402
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # serving.md from this line on is written by hand and kept across re-runs.
-ANALYSIS = "<!-- analysis: written by hand, kept by benchmarks/serving.py -->"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,23 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         table += "\n## The synthetic reference, same run\n\n" + markdown(
             result["synthetic_reference"]).split("\n", 2)[2]
     md_path = os.path.join(args.out, f"{args.name}.md")
-    table += _kept_analysis(md_path)
+    table += kept_analysis(md_path)
     with open(md_path, "w") as fh:
         fh.write(table)
     print(table)
     return 0
-
-
-def _kept_analysis(md_path: str) -> str:
-    """The hand-written analysis at the end of the previous serving.md (from ANALYSIS on),
-    so a re-run refreshes the tables without deleting the written breakdown."""
-    try:
-        with open(md_path) as fh:
-            previous = fh.read()
-    except FileNotFoundError:
-        return ""
-    start = previous.find(ANALYSIS)
-    return "\n" + previous[start:] if start >= 0 else ""
 
 
 def _floor_run(

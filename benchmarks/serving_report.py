@@ -198,3 +198,18 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
             )
         out[key] = {"target": target, "measured": value, "met": bool(met), "note": note}
     return out
+
+
+ANALYSIS = "<!-- analysis: written by hand, kept by benchmarks/serving.py -->"
+
+
+def kept_analysis(md_path: str) -> str:
+    """The hand-written analysis at the end of the previous serving.md (from ANALYSIS on),
+    so a re-run refreshes the tables without deleting the written breakdown."""
+    try:
+        with open(md_path) as fh:
+            previous = fh.read()
+    except FileNotFoundError:
+        return ""
+    start = previous.find(ANALYSIS)
+    return "\n" + previous[start:] if start >= 0 else ""

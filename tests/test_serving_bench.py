@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -24,11 +23,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 import grpc_floor  # noqa: E402
 import real_catalogue  # noqa: E402
-
-# By path: the repository root's serving/ package has the same name.
-_spec = importlib.util.spec_from_file_location("serving_benchmark", BENCHMARKS / "serving.py")
-serving = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serving)
+import serving_report  # noqa: E402
 
 
 def _tables() -> ServingTables:
@@ -75,11 +70,12 @@ def test_chunked_tower_equals_one_call(monkeypatch):
 
 def test_rerun_keeps_the_hand_written_analysis(tmp_path):
     md = tmp_path / "serving.md"
-    assert serving._kept_analysis(str(md)) == ""
-    md.write_text("# old tables\n" + serving.ANALYSIS + "\n## Breakdown\ntext\n")
-    assert serving._kept_analysis(str(md)) == "\n" + serving.ANALYSIS + "\n## Breakdown\ntext\n"
+    assert serving_report.kept_analysis(str(md)) == ""
+    md.write_text("# old tables\n" + serving_report.ANALYSIS + "\n## Breakdown\ntext\n")
+    expected = "\n" + serving_report.ANALYSIS + "\n## Breakdown\ntext\n"
+    assert serving_report.kept_analysis(str(md)) == expected
     md.write_text("# tables only\n")
-    assert serving._kept_analysis(str(md)) == ""
+    assert serving_report.kept_analysis(str(md)) == ""
 
 
 def test_the_floor_servers_answer_with_each_handler():
