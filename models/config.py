@@ -83,12 +83,21 @@ class ModelConfig:
     rated_dropout: float = 0.25
     # The re-ranker's item-item term (models/item_item.py): EASE's closed form on
     # the users' rated items, added to the retrieval similarity with this weight
-    # (0 = off) after scaling it to the similarity's per-user spread; its l2 is
-    # EASE's best on the same holdout. ML-100K u1 validation holdout NDCG@10
-    # (recommend): 0.295 before the rated-item bag and this term, 0.284 with the
-    # bag alone, 0.330 with both at weight 1 (EASE alone 0.320; quality_tuning.md).
-    item_item_weight: float = 1.0
-    item_item_l2: float = 500.0
+    # (0 = off) after scaling it to the similarity's per-user spread. ML-100K u1
+    # validation holdout NDCG@10 (recommend): 0.295 before the rated-item bag and
+    # this term, 0.284 with the bag alone, 0.330 with both at weight 1 (EASE alone
+    # 0.320; quality_tuning.md).
+    # B is fitted on (1 - mix) X'X + mix x the session Gram, whose co-ratings are
+    # weighted by exp(-|dt| / tau) (item_item.session_gram); mix 0 = X'X alone.
+    # Dense B only (up to item_item.MAX_ITEMS known items). One training on the
+    # same holdout, re-served per setting (serving_sweep.py): X'X at l2 500 and
+    # weight 1 (the old defaults) 0.328, at weight 0.5-0.75 0.330-0.331; the
+    # session blend (mix 0.5, tau 600 s, l2 300) 0.334 at weight 1, 0.338 at 0.5
+    # (0.335-0.338 over mix 0.5-0.65, tau 300-1,200 s, l2 200-300, weight 0.4-0.75).
+    item_item_weight: float = 0.5
+    item_item_l2: float = 300.0
+    item_item_session_mix: float = 0.5
+    item_item_session_tau: float = 600.0  # seconds
     # Above item_item.MAX_ITEMS known items the export keeps B's top-K weights per
     # item (models/sparse_item_item.py). ml-latest-small validation cut, EASE alone
     # (item_item_top_k.md): NDCG@10 0.1321 dense, 0.1293 at K 100 and 200, 0.1307
@@ -205,6 +214,11 @@ class ModelConfig:
                              "and rating_knn_shrink >= 0, got "
                              f"{config.rating_knn_weight}, {config.rating_knn_neighbours}, "
                              f"{config.rating_knn_shrink}")
+        if not (0.0 <= config.item_item_session_mix <= 1.0
+                and config.item_item_session_tau > 0.0):
+            raise ValueError("item_item_session_mix must be in [0, 1] and "
+                             "item_item_session_tau > 0, got "
+                             f"{config.item_item_session_mix}, {config.item_item_session_tau}")
         if not (0.0 <= config.cold_item_map_weight <= 4.0 and config.cold_item_map_l2 > 0.0):
             raise ValueError("cold_item_map_weight must be in [0, 4] and cold_item_map_l2 > 0, "
                              f"got {config.cold_item_map_weight}, {config.cold_item_map_l2}")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mtrec.contracts import features as F
-from mtrec.models.item_item import MAX_ITEMS, known_rows
+from mtrec.models.item_item import MAX_ITEMS, Session, known_rows
 from mtrec.models.ivf import IvfFirstStage, fit_ivf
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_ops import as_variable
@@ -38,7 +38,7 @@ def first_stage_tables(model: MultiTaskModel, tables: ServingTables,
         weights, rated = served_item_item(
             tables.rated_splits, tables.rated_idx, sizes.items, sizes.known_items,
             catalog_idx, config.item_item_l2, config.item_item_top_k,
-            config.item_item_max_fit_items)
+            config.item_item_max_fit_items, _session(config, tables))
         # Columns in catalogue order, so a bag's row sum scores the catalogue.
         out["item_item"] = weights if not isinstance(weights, np.ndarray) else as_variable(
             weights, "item_item")
@@ -58,3 +58,11 @@ def first_stage_tables(model: MultiTaskModel, tables: ServingTables,
     elif by_index:  # large catalogues: recommend's first stage by index
         out["ivf"] = IvfFirstStage(fit_ivf(retrieval_vectors), config.ivf_nprobe)
     return out
+
+
+def _session(config, tables: ServingTables) -> Session | None:
+    """The item-item term's session Gram settings, when on and the times are known."""
+    if not config.item_item_session_mix or tables.rated_times is None:
+        return None
+    return Session(tables.rated_times, config.item_item_session_tau,
+                   config.item_item_session_mix)

@@ -43,6 +43,9 @@ class ServingTables:
     # The rating of each rated_idx entry (a pair rated twice: the mean), for the
     # neighbour rating predictor (models/neighbour_rating.py).
     rated_ratings: np.ndarray | None = None
+    # When the user rated each rated_idx entry (seconds; a pair rated twice: the
+    # latest), for the item-item term's session Gram (models/item_item.py).
+    rated_times: np.ndarray | None = None
 
     @property
     def num_items(self) -> int:
@@ -65,6 +68,7 @@ def build_serving_tables(
     items: dict[int, tuple[bytes, dict[str, np.ndarray]]] = {}
     pairs: list[np.ndarray] = []
     pair_ratings: list[np.ndarray] = []
+    pair_times: list[np.ndarray] = []
     rating_sum, count = 0.0, 0
     rating_lo, rating_hi = np.inf, -np.inf
     sample_users: list[bytes] = []
@@ -79,6 +83,7 @@ def build_serving_tables(
         count += len(user)
         pairs.append(user * sizes.items + item)
         pair_ratings.append(batch[F.RATING_XF].astype(np.float64))
+        pair_times.append(ts)
         if len(sample_users) < 8:
             sample_users.extend(dict.fromkeys(batch[F.USER_ID_XF][:8].tolist()))
 
@@ -127,6 +132,8 @@ def build_serving_tables(
     codes, inverse = np.unique(np.concatenate(pairs), return_inverse=True)  # by user, item
     mean_rating = (np.bincount(inverse, np.concatenate(pair_ratings), len(codes))
                    / np.bincount(inverse, minlength=len(codes)))
+    latest = np.full(len(codes), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(latest, inverse, np.concatenate(pair_times))
     pair_user, pair_item = codes // sizes.items, codes % sizes.items
     rated = known_rows(pair_item, sizes.known_items)
     pos = position[pair_item]
@@ -144,6 +151,7 @@ def build_serving_tables(
         sample_user_ids=np.array(sample_users[:8], dtype=object),
         rating_range=(rating_lo, rating_hi),
         rated_ratings=mean_rating[rated],
+        rated_times=latest[rated],
     )
 
 

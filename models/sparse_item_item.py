@@ -27,7 +27,13 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from mtrec.models.item_item import MAX_ITEMS, fit_item_item, item_item_scores, rated_columns
+from mtrec.models.item_item import (
+    MAX_ITEMS,
+    Session,
+    fit_item_item,
+    item_item_scores,
+    rated_columns,
+)
 
 _ROW_CHUNK = 1024  # rows of B formed at a time when picking each row's top K
 
@@ -171,11 +177,14 @@ def top_k_in_catalog(neighbours: np.ndarray, weights: np.ndarray,
 def served_item_item(
     rated_splits: np.ndarray, rated_idx: np.ndarray, num_items: int, known_items: int,
     catalog_idx: np.ndarray, l2: float, top_k: int, max_fit_items: int,
+    session: Session | None = None,
 ) -> tuple[np.ndarray | TopKItemItem, np.ndarray]:
     """(B, rated columns) for the export: dense [items, N] B (catalogue-ordered
-    columns) up to MAX_ITEMS known items, unchanged; above, TopKItemItem."""
+    columns) up to MAX_ITEMS known items, unchanged; above, TopKItemItem.
+    `session` (fit_item_item's) applies to the dense B only: the top-K fit's
+    Woodbury inverse needs the Gram as X'X."""
     if known_items <= MAX_ITEMS:
-        weights = fit_item_item(rated_splits, rated_idx, num_items, l2)
+        weights = fit_item_item(rated_splits, rated_idx, num_items, l2, session)
         return weights[:, catalog_idx], rated_columns(rated_idx, catalog_idx)
     neighbours, weights = fit_top_k(rated_splits, rated_idx, num_items, l2, top_k,
                                     max_fit_items)

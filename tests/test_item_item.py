@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from mtrec.models.config import ModelConfig
 from mtrec.models.item_item import (
+    Session,
     cold_item_term,
     fit_item_item,
     item_item_scores,
     item_item_term,
     rated_columns,
     scaled_to,
+    session_gram,
 )
 from mtrec.models.serving_tables import row_splits
 
@@ -38,6 +42,44 @@ def test_it_matches_the_textbook_formula_on_a_random_matrix():
     b = np.eye(7) - p / np.diag(p)
     np.testing.assert_allclose(got[1:, 1:], b, atol=1e-5)
     assert not got[0].any() and not got[:, 0].any()
+
+
+def test_the_session_gram_weights_each_co_rating_by_its_time_gap():
+    # User 0 rated items 1, 2, 3 at 0 s, 600 s and 10^9 s; user 1 rated 1 and 3 at 0 s.
+    # tau 600: C[1, 2] = exp(-600 / 600) (user 0 only), C[1, 3] = exp(-10^9 / 600) + 1
+    # = 1 (user 1's gap is 0), C[2, 3] = 0; the diagonal counts raters (2, 1, 2).
+    splits = row_splits(np.array([0, 0, 0, 1, 1]), 2)
+    got = session_gram(splits, np.array([1, 2, 3, 1, 3]), np.array([0, 600, 10**9, 0, 0]),
+                       num_items=4, tau=600.0)
+    expected = np.zeros((4, 4))
+    expected[1, 1], expected[2, 2], expected[3, 3] = 2, 1, 2
+    expected[1, 2] = expected[2, 1] = np.exp(-1.0)
+    expected[1, 3] = expected[3, 1] = 1.0
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_b_on_the_session_blend_is_the_textbook_formula_on_that_gram():
+    # Two users rate items 1 and 2, one in the same second, one a day apart.
+    # X'X = [[2, 2], [2, 2]], C (tau 3600) = [[2, 1 + e^-24], [1 + e^-24, 2]]; at mix
+    # 0.5 the Gram is [[2, g], [g, 2]] with g = 1.5 + e^-24 / 2, and with l2 1,
+    # P = inv([[3, g], [g, 3]]): B[1, 2] = -P[1, 2] / P[2, 2] = g / 3.
+    splits = row_splits(np.array([0, 0, 1, 1]), 2)
+    times = np.array([0, 0, 0, 86_400])
+    got = fit_item_item(splits, np.array([1, 2, 1, 2]), 3, 1.0, Session(times, 3600.0, 0.5))
+    g = 1.5 + np.exp(-24.0) / 2
+    np.testing.assert_allclose(got[1, 2], g / 3, rtol=1e-6)
+    np.testing.assert_allclose(got[2, 1], g / 3, rtol=1e-6)
+    # mix 0 is plain EASE: X'X alone gives 2 / 3 (the test above).
+    plain = fit_item_item(splits, np.array([1, 2, 1, 2]), 3, 1.0, Session(times, 3600.0, 0.0))
+    np.testing.assert_allclose(plain[1, 2], 2 / 3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [{"item_item_session_mix": 1.5},
+                                 {"item_item_session_mix": -0.1},
+                                 {"item_item_session_tau": 0.0}])
+def test_config_checks_the_session_settings(bad):
+    with pytest.raises(ValueError, match="item_item_session"):
+        ModelConfig.from_dict(bad)
 
 
 def test_scores_sum_the_bags_rows():

@@ -164,6 +164,11 @@ def test_serving_tables_hold_latest_history_and_seen_items(transformed_synthetic
     assert np.isclose(tables.rating_mean, np.mean([r["rating_label"] for r in train]))
     ratings = [r["rating_label"] for r in train]
     assert tables.rating_range == (min(ratings), max(ratings))
+    # The session Gram's times: per rated pair, the latest time the user rated it.
+    rated = tables.rated_idx[tables.rated_splits[user] : tables.rated_splits[user + 1]]
+    times = tables.rated_times[tables.rated_splits[user] : tables.rated_splits[user + 1]]
+    for item, when in zip(rated.tolist(), times.tolist(), strict=True):
+        assert when == max(r["timestamp_raw"] for r in rows if r["item_idx"] == item)
 
 
 def test_distribution_strategies_from_custom_config():
