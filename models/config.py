@@ -98,6 +98,12 @@ class ModelConfig:
     item_item_l2: float = 300.0
     item_item_session_mix: float = 0.5
     item_item_session_tau: float = 600.0  # seconds
+    # The weight of item_item_term's rule for catalogue items without training
+    # ratings (their own similarity's deviation, on the same spread); it was
+    # item_item_weight's 1 before the session Gram. ML-100K validation cut with its
+    # own cold draw (cold_item_validation.py): cold HR@100 as served 0.377 with the
+    # old term at weight 1, 0.353 with the session term at 0.5 sharing that weight.
+    item_item_cold_weight: float = 1.0
     # Above item_item.MAX_ITEMS known items the export keeps B's top-K weights per
     # item (models/sparse_item_item.py). ml-latest-small validation cut, EASE alone
     # (item_item_top_k.md): NDCG@10 0.1321 dense, 0.1293 at K 100 and 200, 0.1307
@@ -215,10 +221,11 @@ class ModelConfig:
                              f"{config.rating_knn_weight}, {config.rating_knn_neighbours}, "
                              f"{config.rating_knn_shrink}")
         if not (0.0 <= config.item_item_session_mix <= 1.0
-                and config.item_item_session_tau > 0.0):
-            raise ValueError("item_item_session_mix must be in [0, 1] and "
-                             "item_item_session_tau > 0, got "
-                             f"{config.item_item_session_mix}, {config.item_item_session_tau}")
+                and config.item_item_session_tau > 0.0 and config.item_item_cold_weight >= 0.0):
+            raise ValueError("item_item_session_mix must be in [0, 1], item_item_session_tau "
+                             "> 0 and item_item_cold_weight >= 0, got "
+                             f"{config.item_item_session_mix}, {config.item_item_session_tau}, "
+                             f"{config.item_item_cold_weight}")
         if not (0.0 <= config.cold_item_map_weight <= 4.0 and config.cold_item_map_l2 > 0.0):
             raise ValueError("cold_item_map_weight must be in [0, 4] and cold_item_map_l2 > 0, "
                              f"got {config.cold_item_map_weight}, {config.cold_item_map_l2}")

@@ -119,6 +119,7 @@ class ServingModule(tf.Module):
         self.seen_splits = as_variable(tables.seen_splits, "seen_splits")
         self.seen_positions = as_variable(tables.seen_positions, "seen_positions")
         self._item_item_weight = config.item_item_weight
+        self._item_item_cold_weight = config.item_item_cold_weight
         self._cold_term_weight = config.cold_item_term_weight
         # item_item (+ item_item_rated, rated_splits, rated_idx), cold_columns, ivf.
         for name, value in first_stage_tables(
@@ -197,7 +198,9 @@ class ServingModule(tf.Module):
         if self.item_item is None:
             return self._cold_term(similarity)
         scores = bag_scores(self.item_item, bag)
-        return self._item_item_weight * item_item_term(similarity, scores, self.item_item_rated)
+        weights = tf.where(self.item_item_rated, self._item_item_weight,
+                           self._item_item_cold_weight)  # [N + 1]: warm / cold columns
+        return weights * item_item_term(similarity, scores, self.item_item_rated)
 
     def _check_k(self, k: tf.Tensor) -> tf.Tensor:
         return checked_size(k, tf.shape(self.catalog_ids, out_type=tf.int32)[0])

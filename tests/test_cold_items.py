@@ -87,6 +87,26 @@ def test_without_an_item_item_term_cold_items_still_get_its_rule(transformed_syn
         assert set(a["item_ids"].numpy().ravel()) & {b"cold-a", b"cold-b"} or k == 5
 
 
+def test_with_the_item_item_term_cold_items_take_their_own_weight(transformed_synthetic):
+    """item_item_cold_weight scales the term's rule for items without training
+    ratings alone: 3 against 1 adds 2 x (similarity - its catalogue mean) to the
+    cold items' scores and nothing to the others'."""
+    one = _module(transformed_synthetic, item_item_cold_weight=1.0)
+    three = _module(transformed_synthetic, item_item_cold_weight=3.0)
+    assert one.item_item is not None
+    user = tf.constant([b"u1"])
+    ids = one.catalog_ids.numpy()
+    similarity = one.embed_user(user_id=user)["embedding"].numpy() @ one.embed_item(
+        item_id=tf.constant(ids))["embedding"].numpy().T
+    items = tf.constant([ids.tolist()])
+    gained = (three.score(user_id=user, item_ids=items)["scores"]
+              - one.score(user_id=user, item_ids=items)["scores"]).numpy()[0]
+    cold = ~one.item_item_rated.numpy()[:-1]
+    assert cold.sum() == 2
+    expected = np.where(cold, 2.0 * (similarity[0] - similarity.mean()), 0.0)
+    np.testing.assert_allclose(gained, expected, atol=1e-4)
+
+
 @pytest.mark.parametrize("keeps_text", [True, False])
 def test_a_dropped_item_id_keeps_its_text_in_training(transformed_synthetic, keeps_text):
     """Id dropout 1: every item id becomes 0 (unknown). With id_dropout_keeps_text
