@@ -60,6 +60,19 @@ def _module(transformed, cache_users: bool = False, **config) -> ServingModule:
     return ServingModule(model, tft_output, tables, text, cache_users=cache_users)
 
 
+def _score_gain(base: ServingModule, other: ServingModule) -> tuple[np.ndarray, np.ndarray]:
+    """(other's minus base's `score` of user u1 over the whole catalogue, u1's
+    similarity minus its catalogue mean), both [N]."""
+    user = tf.constant([b"u1"])
+    ids = base.catalog_ids.numpy()
+    similarity = (base.embed_user(user_id=user)["embedding"].numpy()
+                  @ base.embed_item(item_id=tf.constant(ids))["embedding"].numpy().T)[0]
+    items = tf.constant([ids.tolist()])
+    gained = (other.score(user_id=user, item_ids=items)["scores"]
+              - base.score(user_id=user, item_ids=items)["scores"]).numpy()[0]
+    return gained, similarity - similarity.mean()
+
+
 def test_without_an_item_item_term_cold_items_still_get_its_rule(transformed_synthetic):
     """item_item_weight 0 stands in for a catalogue above MAX_ITEMS: score's first
     stage gains weight x (similarity - its mean over the catalogue) on the cold
@@ -67,15 +80,9 @@ def test_without_an_item_item_term_cold_items_still_get_its_rule(transformed_syn
     off = _module(transformed_synthetic, item_item_weight=0.0, cold_item_term_weight=0.0)
     on = _module(transformed_synthetic, item_item_weight=0.0, cold_item_term_weight=2.0)
     assert off.cold_columns is None and on.cold_columns.numpy().sum() == 2
-    user = tf.constant([b"u1"])
-    ids = on.catalog_ids.numpy()
-    similarity = on.embed_user(user_id=user)["embedding"].numpy() @ on.embed_item(
-        item_id=tf.constant(ids))["embedding"].numpy().T
-    items = tf.constant([ids.tolist()])
-    gained = (on.score(user_id=user, item_ids=items)["scores"]
-              - off.score(user_id=user, item_ids=items)["scores"]).numpy()[0]
-    expected = np.where(on.cold_columns.numpy(), 2.0 * (similarity[0] - similarity.mean()), 0.0)
-    np.testing.assert_allclose(gained, expected, atol=1e-4)
+    gained, deviation = _score_gain(off, on)
+    np.testing.assert_allclose(gained, np.where(on.cold_columns.numpy(), 2.0 * deviation, 0.0),
+                               atol=1e-4)
     # The export's answer cache (models/answer_cache.py) answers as recommend does.
     cached = _module(transformed_synthetic, True, item_item_weight=0.0,
                      cold_item_term_weight=2.0)
@@ -94,17 +101,10 @@ def test_with_the_item_item_term_cold_items_take_their_own_weight(transformed_sy
     one = _module(transformed_synthetic, item_item_cold_weight=1.0)
     three = _module(transformed_synthetic, item_item_cold_weight=3.0)
     assert one.item_item is not None
-    user = tf.constant([b"u1"])
-    ids = one.catalog_ids.numpy()
-    similarity = one.embed_user(user_id=user)["embedding"].numpy() @ one.embed_item(
-        item_id=tf.constant(ids))["embedding"].numpy().T
-    items = tf.constant([ids.tolist()])
-    gained = (three.score(user_id=user, item_ids=items)["scores"]
-              - one.score(user_id=user, item_ids=items)["scores"]).numpy()[0]
     cold = ~one.item_item_rated.numpy()[:-1]
     assert cold.sum() == 2
-    expected = np.where(cold, 2.0 * (similarity[0] - similarity.mean()), 0.0)
-    np.testing.assert_allclose(gained, expected, atol=1e-4)
+    gained, deviation = _score_gain(one, three)
+    np.testing.assert_allclose(gained, np.where(cold, 2.0 * deviation, 0.0), atol=1e-4)
 
 
 @pytest.mark.parametrize("keeps_text", [True, False])
