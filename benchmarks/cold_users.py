@@ -136,9 +136,12 @@ def main(argv: list[str] | None = None) -> int:
                                 warm[F.ITEM_ID].astype(str).to_numpy(),
                                 warm[F.TIMESTAMP].to_numpy(), prepared.report["split_protocol"])
     if args.validation:
-        served_by = {f"ours, cold_popularity_weight {w:g}":
-                     rebuilt(prepared, weights_dir, {"cold_popularity_weight": w}
-                             ).recommend_from_items for w in json.loads(args.grid)}
+        # The modules themselves are kept: a tf.function method holds its module
+        # weakly, and a collected module leaves the method calling on None.
+        modules = {w: rebuilt(prepared, weights_dir, {"cold_popularity_weight": w})
+                   for w in json.loads(args.grid)}
+        served_by = {f"ours, cold_popularity_weight {w:g}": m.recommend_from_items
+                     for w, m in modules.items()}
     else:
         served_by = {"ours (recommend_from_items)":
                      tf.saved_model.load(model_dir).signatures["recommend_from_items"]}
