@@ -22,6 +22,7 @@ grows with the cube of the items in time and the square in memory: hence the cap
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -34,6 +35,8 @@ from mtrec.models.item_item import (
     item_item_scores,
     rated_columns,
 )
+
+log = logging.getLogger(__name__)
 
 _ROW_CHUNK = 1024  # rows of B formed at a time when picking each row's top K
 
@@ -186,6 +189,9 @@ def served_item_item(
     if known_items <= MAX_ITEMS:
         weights = fit_item_item(rated_splits, rated_idx, num_items, l2, session)
         return weights[:, catalog_idx], rated_columns(rated_idx, catalog_idx)
+    if session is not None and session.mix > 0.0:
+        log.warning("item_item_session_mix %g is ignored above %d known items: the top-K "
+                    "item-item term is fitted on X'X alone", session.mix, MAX_ITEMS)
     neighbours, weights = fit_top_k(rated_splits, rated_idx, num_items, l2, top_k,
                                     max_fit_items)
     at, weights, rated = top_k_in_catalog(neighbours, weights, catalog_idx)

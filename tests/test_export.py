@@ -49,9 +49,10 @@ SPARSE = "-sparse"
 def exported(transformed_synthetic, tmp_path_factory):
     tft_output, train, eval_rows = transformed_synthetic
     out = str(tmp_path_factory.mktemp("export") / "model")
-    # The item-item term on, so every path of the re-ranker is exported and replayed.
+    # The item-item term on, so every path of the re-ranker is exported and replayed;
+    # on X'X alone, as the top-K export it is compared with (SPARSE) fits it.
     config = ModelConfig.from_dict({"epochs": 2, "batch_size": 256, "embedding_dim": 16,
-                                    "item_item_weight": 1.0})
+                                    "item_item_weight": 1.0, "item_item_session_mix": 0.0})
     export = trainer.export_serving_model
 
     def also_uncached(model, tft_output, tables, serving_dir, item_text=None):

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from mtrec.models import sparse_item_item as S
 from mtrec.models.config import ModelConfig
-from mtrec.models.item_item import fit_item_item, item_item_scores, rated_columns
+from mtrec.models.item_item import Session, fit_item_item, item_item_scores, rated_columns
 from mtrec.models.serving_tables import row_splits
 
 # Users 0 and 1 rated items 1 and 2, user 2 items 1 and 3 (item_idx; 0 is padding).
@@ -79,6 +79,23 @@ def test_up_to_max_items_the_export_keeps_the_dense_matrix():
                                         max_fit_items=1)
     np.testing.assert_array_equal(weights, fit_item_item(SPLITS, RATED, 4, 1.0)[:, [3, 1, 2]])
     assert rated.tolist() == [True, True, True, False]
+
+
+def test_the_session_gram_reaches_the_dense_export_and_is_named_when_top_k_ignores_it(
+        caplog):
+    times = np.array([0, 0, 0, 86_400, 0, 10**9])
+    session = Session(times, 600.0, 0.5)
+    weights, _ = S.served_item_item(SPLITS, RATED, 4, known_items=3,
+                                    catalog_idx=np.array([1, 2, 3]), l2=1.0, top_k=1,
+                                    max_fit_items=1, session=session)
+    np.testing.assert_array_equal(weights,
+                                  fit_item_item(SPLITS, RATED, 4, 1.0, session)[:, [1, 2, 3]])
+    assert not np.allclose(weights, fit_item_item(SPLITS, RATED, 4, 1.0)[:, [1, 2, 3]])
+    with caplog.at_level("WARNING", logger=S.__name__):
+        S.served_item_item(SPLITS, RATED, 4, known_items=S.MAX_ITEMS + 1,
+                           catalog_idx=np.array([1, 2, 3]), l2=1.0, top_k=3,
+                           max_fit_items=3, session=session)
+    assert "item_item_session_mix 0.5 is ignored" in caplog.text
 
 
 @pytest.mark.parametrize(("key", "value"), [("item_item_top_k", -1),
