@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mtrec.contracts import features as F
+from mtrec.models.config import ModelConfig
 from mtrec.models.item_item import MAX_ITEMS, Session, known_rows
 from mtrec.models.ivf import IvfFirstStage, fit_ivf
 from mtrec.models.model import MultiTaskModel
@@ -60,7 +61,7 @@ def first_stage_tables(model: MultiTaskModel, tables: ServingTables,
     return out
 
 
-def _session(config, tables: ServingTables) -> Session | None:
+def _session(config: ModelConfig, tables: ServingTables) -> Session | None:
     """The item-item term's session Gram settings, when on and the times are known."""
     if not config.item_item_session_mix or tables.rated_times is None:
         return None
