@@ -29,7 +29,8 @@ from mtrec.models.sparse_item_item import served_item_item
 def first_stage_tables(model: MultiTaskModel, tables: ServingTables,
                        retrieval_vectors: np.ndarray) -> dict[str, Any]:
     """ServingModule attributes: item_item (a Variable, a TopKItemItem or None) with
-    item_item_rated, rated_splits and rated_idx when it is set; cold_columns; ivf."""
+    item_item_rated, item_item_column_weights, rated_splits and rated_idx when it is
+    set; cold_columns; ivf."""
     config, sizes = model.config, model.sizes
     catalog_idx = tables.item_features[F.ITEM_IDX]
     by_index = 0 < config.ivf_min_items <= tables.num_items
@@ -43,8 +44,12 @@ def first_stage_tables(model: MultiTaskModel, tables: ServingTables,
         # Columns in catalogue order, so a bag's row sum scores the catalogue.
         out["item_item"] = weights if not isinstance(weights, np.ndarray) else as_variable(
             weights, "item_item")
-        # Which items have item-item evidence (item_item.item_item_term).
+        # Which items have item-item evidence (item_item.item_item_term), and each
+        # column's weight: item_item_weight, or item_item_cold_weight without evidence.
         out["item_item_rated"] = as_variable(rated, "item_item_rated")
+        out["item_item_column_weights"] = as_variable(np.where(
+            rated, config.item_item_weight, config.item_item_cold_weight).astype(np.float32),
+            "item_item_column_weights")
         # The model's own copy when its query tower reads the bags (saved once).
         if model.rated_values is not None:
             out["rated_splits"], out["rated_idx"] = model.rated_splits, model.rated_values

@@ -43,7 +43,7 @@ def fit_item_item(
     x = np.zeros((len(rated_splits) - 1, num_items), np.float64)
     x[users, rated_idx] = 1.0
     gram = x.T @ x
-    if session is not None and session.mix > 0.0:
+    if session is not None:
         gram = (1.0 - session.mix) * gram + session.mix * session_gram(
             rated_splits, rated_idx, session.times, num_items, session.tau)
     active = np.flatnonzero(np.diag(gram) > 0)

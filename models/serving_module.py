@@ -14,7 +14,7 @@ Final recommendation score (`recommend`), over the top retrieval candidates:
                                                          top-K rows: sparse_item_item.py)
     (no item-item term served: + cold_item_term_weight * a cold item's own
      similarity deviation, item_item.cold_item_term)
-with the weights from ModelConfig.blend and item_item_weight; the served rating
+with the weights from ModelConfig.blend and item_item_(cold_)weight; the served rating
 (also `score`, `serving_default`) blends the rating head with an item-kNN table
 (MultiTaskModel.served_rating, models/neighbour_rating.py). An item without
 training ratings has the tower's unknown-id vector plus a text map's correction
@@ -118,10 +118,9 @@ class ServingModule(tf.Module):
         self.profiles = {k: as_variable(v, f"profile_{k}") for k, v in tables.profiles.items()}
         self.seen_splits = as_variable(tables.seen_splits, "seen_splits")
         self.seen_positions = as_variable(tables.seen_positions, "seen_positions")
-        self._item_item_weight = config.item_item_weight
-        self._item_item_cold_weight = config.item_item_cold_weight
         self._cold_term_weight = config.cold_item_term_weight
-        # item_item (+ item_item_rated, rated_splits, rated_idx), cold_columns, ivf.
+        # item_item (+ item_item_rated, item_item_column_weights, rated_splits,
+        # rated_idx), cold_columns, ivf.
         for name, value in first_stage_tables(
                 model, tables, self.item_retrieval_vectors.numpy()).items():
             setattr(self, name, value)
@@ -198,9 +197,8 @@ class ServingModule(tf.Module):
         if self.item_item is None:
             return self._cold_term(similarity)
         scores = bag_scores(self.item_item, bag)
-        weights = tf.where(self.item_item_rated, self._item_item_weight,
-                           self._item_item_cold_weight)  # [N + 1]: warm / cold columns
-        return weights * item_item_term(similarity, scores, self.item_item_rated)
+        return self.item_item_column_weights * item_item_term(similarity, scores,
+                                                              self.item_item_rated)
 
     def _check_k(self, k: tf.Tensor) -> tf.Tensor:
         return checked_size(k, tf.shape(self.catalog_ids, out_type=tf.int32)[0])

@@ -189,7 +189,7 @@ def served_item_item(
     if known_items <= MAX_ITEMS:
         weights = fit_item_item(rated_splits, rated_idx, num_items, l2, session)
         return weights[:, catalog_idx], rated_columns(rated_idx, catalog_idx)
-    if session is not None and session.mix > 0.0:
+    if session is not None:
         log.warning("item_item_session_mix %g is ignored above %d known items: the top-K "
                     "item-item term is fitted on X'X alone", session.mix, MAX_ITEMS)
     neighbours, weights = fit_top_k(rated_splits, rated_idx, num_items, l2, top_k,
