@@ -70,12 +70,6 @@ class ModelConfig:
     # MiniLM, one training each): NDCG@10 0.138 -> 0.148, P@10 0.113 -> 0.120,
     # cold HR@100 as served 0.110 -> 0.100 (without cold_item_term_weight).
     id_dropout_keeps_text: bool = True
-    # Weight of a second retrieval loss on every training row with the item's id
-    # replaced by "unknown" (its content and text kept): the vector a cold item
-    # is served with, trained on all rows instead of id dropout's 5%, without
-    # taking the ids from the warm items' own loss (DropoutNet's idea as an
-    # auxiliary task; 0 = off).
-    cold_item_loss_weight: float = 0.0
     # Share of history positions blanked in training. The history of a training
     # row is the items just before it, but a served query sees the user's latest
     # items: blanking keeps the query from leaning on that local sequence, which
@@ -234,10 +228,6 @@ class ModelConfig:
                              "> 0 and item_item_cold_weight >= 0, got "
                              f"{config.item_item_session_mix}, {config.item_item_session_tau}, "
                              f"{config.item_item_cold_weight}")
-        if config.cold_item_loss_weight < 0.0 or (
-                config.cold_item_loss_weight > 0.0 and "retrieval" not in config.tasks):
-            raise ValueError("cold_item_loss_weight must be >= 0 and needs the retrieval task, "
-                             f"got {config.cold_item_loss_weight} with tasks {config.tasks}")
         if not (0.0 <= config.cold_item_map_weight <= 4.0 and config.cold_item_map_l2 > 0.0):
             raise ValueError("cold_item_map_weight must be in [0, 4] and cold_item_map_l2 > 0, "
                              f"got {config.cold_item_map_weight}, {config.cold_item_map_l2}")

@@ -291,7 +291,17 @@ class MultiTaskModel(tfrs.Model):
         c = self.candidate_embedding(ids, training)
         losses: dict[str, tf.Tensor] = {}
         if "retrieval" in tasks:
-            losses["retrieval"] = self._retrieval_loss(q, c, x[F.ITEM_IDX])
+            losses["retrieval"] = self.retrieval_task(
+                self.retrieval_vector(q),
+                self.retrieval_vector(c),
+                candidate_sampling_probability=(
+                    tf.gather(self.item_sampling_prob, x[F.ITEM_IDX])
+                    if self.config.logq_correction
+                    else None
+                ),
+                candidate_ids=x[F.ITEM_IDX],
+                compute_metrics=False,
+            )
         if "relevance" in tasks or "rating" in tasks:
             pos = self.pair_outputs(q, c, ids[F.USER_IDX], ids[F.ITEM_IDX])
         if "rating" in tasks:
@@ -328,32 +338,5 @@ class MultiTaskModel(tfrs.Model):
             self.task_losses[task].update_state(loss)
         losses = {t: tf.nn.compute_average_loss(loss) for t, loss in losses.items()}
         if self.balancer is not None:
-            total = self.balancer(losses)
-        else:
-            total = tf.add_n([self.config.weight(t) * loss for t, loss in losses.items()])
-        if training and self.config.cold_item_loss_weight > 0.0:
-            cold = self._retrieval_loss(q, self.candidate_embedding(self._as_cold(ids), training),
-                                        x[F.ITEM_IDX])
-            total += self.config.cold_item_loss_weight * tf.nn.compute_average_loss(cold)
-        return total
-
-    def _retrieval_loss(self, q: tf.Tensor, c: tf.Tensor, item_idx: tf.Tensor) -> tf.Tensor:
-        """Per-row in-batch softmax loss (logQ-corrected as configured)."""
-        return self.retrieval_task(
-            self.retrieval_vector(q),
-            self.retrieval_vector(c),
-            candidate_sampling_probability=(
-                tf.gather(self.item_sampling_prob, item_idx) if self.config.logq_correction
-                else None
-            ),
-            candidate_ids=item_idx,
-            compute_metrics=False,
-        )
-
-    def _as_cold(self, x: dict) -> dict:
-        """These rows' items as served without training ratings: unknown id, own text."""
-        x = dict(x)
-        if self.candidate_tower.text_table is not None and F.ITEM_TEXT_VECTOR not in x:
-            x[F.ITEM_TEXT_VECTOR] = self.candidate_tower.text_vectors(x[F.ITEM_IDX])
-        x[F.ITEM_IDX] = tf.zeros_like(x[F.ITEM_IDX])
-        return x
+            return self.balancer(losses)
+        return tf.add_n([self.config.weight(t) * loss for t, loss in losses.items()])

@@ -132,43 +132,6 @@ def test_a_dropped_item_id_keeps_its_text_in_training(transformed_synthetic, kee
     assert F.ITEM_TEXT_VECTOR not in model._drop_ids(dict(batch), training=False)
 
 
-def _in_batch_softmax(q: np.ndarray, c: np.ndarray, log_p: np.ndarray, ids: np.ndarray
-                      ) -> np.ndarray:
-    """Per-row cross entropy of the diagonal: logits q c' - log p(column), a column
-    holding the row's own item elsewhere masked out (an accidental hit)."""
-    logits = q @ c.T - log_p[None, :]
-    hit = (ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool)
-    logits = np.where(hit, -1e9, logits)
-    top = logits.max(axis=1, keepdims=True)
-    log_z = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-    return log_z - np.diag(logits)
-
-
-def test_the_cold_item_loss_is_retrieval_on_unknown_ids_with_own_text(transformed_synthetic):
-    """cold_item_loss_weight 0.5 adds 0.5 x the in-batch softmax loss of the same
-    queries against the batch's items as served without training ratings (id 0,
-    own text), logQ-corrected, to the training loss alone; evaluation is unchanged."""
-    no_noise = {"tasks": ["retrieval"], "id_dropout": 0.0, "rated_dropout": 0.0,
-                "history_dropout": 0.0}
-    model, *_ = _parts(transformed_synthetic, cold_item_loss_weight=0.5, **no_noise)
-    plain = _parts(transformed_synthetic, cold_item_loss_weight=0.0, **no_noise)[0]
-    batch = next(iter(as_dataset(transformed_synthetic[1], 16)))
-    x = model._with_rated(dict(batch), training=True)
-    q = model.retrieval_vector(model.query_embedding(x, True)).numpy()
-    idx = batch[F.ITEM_IDX].numpy()
-    cold_x = {**x, F.ITEM_IDX: tf.zeros_like(x[F.ITEM_IDX]),
-              F.ITEM_TEXT_VECTOR: model.candidate_tower.text_vectors(x[F.ITEM_IDX])}
-    c = model.retrieval_vector(model.candidate_embedding(x, True)).numpy()
-    c0 = model.retrieval_vector(model.candidate_embedding(cold_x, True)).numpy()
-    log_p = np.log(model.item_sampling_prob.numpy()[idx])
-    warm = _in_batch_softmax(q, c, log_p, idx).mean()
-    cold = _in_batch_softmax(q, c0, log_p, idx).mean()
-    np.testing.assert_allclose(model.compute_loss(batch, training=True), warm + 0.5 * cold,
-                               rtol=1e-4)
-    np.testing.assert_allclose(model.compute_loss(batch, training=False), warm, rtol=1e-4)
-    np.testing.assert_allclose(plain.compute_loss(batch, training=True), warm, rtol=1e-4)
-
-
 NEW_ITEM = {"title": ["Space Heist"], "genres": [["Sci-Fi", "Action"]],
             "description": ["a crew robs a station"], "year": [2030]}
 
