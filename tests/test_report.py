@@ -123,6 +123,20 @@ def test_every_section_and_plot_is_in_the_page_and_text_is_escaped():
     assert "skipped (no baseline model yet)" in page  # ndcg@10_change without a baseline
     assert "rating_rmse" not in _alts(parsed, "loss")  # all-zero train metrics are left out
     assert "per-task loss curves" in _alts(parsed, "per-task")
+    assert "1,000" in page and "MLM steps" in page  # the scratch encoder's parameters, its MLM
+
+
+def test_a_frozen_encoder_shows_its_name_and_no_masked_lm():
+    frozen = {**REPORT, "text_encoder": {
+        "mode": "pretrained", "name": "sentence-transformers/all-MiniLM-L6-v2",
+        "params": 22713216, "embedding_dim": 384, "num_items": 800, "encode_cached": True,
+        "config": {"mode": "pretrained", "sequence_length": 40},
+        "mlm": {"steps": 0, "loss_before": None}, "seconds": {"encode": 3.3}}}
+    page = render(frozen)
+    assert len(parse_report(page).images) == PLOTS - 1  # no MLM plot
+    assert "sentence-transformers/all-MiniLM-L6-v2" in page and "22,713,216" in page
+    assert "3.30 (cached)" in page and "trains no masked-LM steps" in page
+    assert "MLM steps" not in page and "hidden_dim" not in page
 
 
 def _alts(parsed: _Page, word: str) -> str:

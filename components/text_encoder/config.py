@@ -128,6 +128,24 @@ class TextEncoderConfig:
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError("learning_rate must be > 0")
 
+    def settings_in_use(self) -> dict[str, Any]:
+        """The settings this mode reads, with the values it runs with (the mode's
+        learning rate and step budget where they are left to it): what the run
+        report shows, so a frozen MiniLM run does not list the scratch model's sizes."""
+        names = ["mode"] + (["preset_dir"] if self.mode == MODE_PRESET else [])
+        names.append("sequence_length")
+        if self.mode == MODE_SCRATCH:
+            names += ["vocab_size", "num_layers", "hidden_dim", "num_heads",
+                      "intermediate_dim", "dropout"]
+        if self.train_steps:
+            names += ["batch_size", "mask_rate", "learning_rate", "seed", "log_every_steps"]
+        values = {name: getattr(self, name) for name in names}
+        if "learning_rate" in values:
+            values["learning_rate"] = self.effective_learning_rate
+        if self.train_steps:
+            values["mlm_steps"] = self.train_steps
+        return values
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for metadata.json."""
         return dataclasses.asdict(self)

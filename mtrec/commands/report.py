@@ -6,6 +6,7 @@ No retraining: everything comes from what the run recorded (mtrec/report/).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -28,6 +29,8 @@ def add_report_parser(sub: Any) -> argparse.ArgumentParser:
 def run_report(args: argparse.Namespace) -> int:
     from mtrec.report import write_report
 
+    # TFMA's reader logs a TensorFlow deprecation notice on every run: not the user's news.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         path = write_report(args.home, args.output)
     except FileNotFoundError as err:

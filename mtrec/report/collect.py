@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from mtrec.components.text_encoder.config import TextEncoderConfig
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
-from mtrec.contracts.artifacts import TENSORBOARD_DIR, WEIGHTS_DIR
+from mtrec.contracts.artifacts import METADATA_FILE, TENSORBOARD_DIR, WEIGHTS_DIR
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.local_runner import LocalPaths
@@ -305,15 +306,17 @@ def collect(home: str) -> dict[str, Any]:
 
 
 def _text_encoder(nodes: dict[str, NodeRun]) -> dict[str, Any] | None:
-    from mtrec.components.text_encoder.artifacts import METADATA_FILE
-
     uri = _uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS)
     if not uri or not tf.io.gfile.exists(os.path.join(uri, METADATA_FILE)):
         return None
     with tf.io.gfile.GFile(os.path.join(uri, METADATA_FILE)) as f:
         meta = json.load(f)
     config = meta.get("config")
-    return {"mode": meta.get("mode"), "params": meta.get("encoder_params"),
-            "embedding_dim": meta.get("embedding_dim"), "num_items": meta.get("num_items"),
+    if isinstance(config, dict):  # only what the mode reads (a frozen MiniLM: no sizes)
+        config = TextEncoderConfig.from_exec_properties(config).settings_in_use()
+        config["sequence_length"] = meta.get("sequence_length", config["sequence_length"])
+    return {"mode": meta.get("mode"), "name": meta.get("encoder_name"),
+            "params": meta.get("encoder_params"), "embedding_dim": meta.get("embedding_dim"),
+            "num_items": meta.get("num_items"), "encode_cached": meta.get("encode_cached"),
             "config": config if isinstance(config, dict) else str(config),
             "mlm": meta.get("mlm") or {}, "seconds": meta.get("seconds") or {}}

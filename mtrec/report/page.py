@@ -35,6 +35,11 @@ def _num(value: Any, digits: int = 4) -> str:
     return _e(value)
 
 
+def _count(value: Any) -> str:
+    """An integer with thousands separators (22,713,216), else as _num."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else _num(value)
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -198,20 +203,26 @@ def text_encoder_section(encoder: Mapping[str, Any] | None) -> str:
         return "<p>No text encoder in this run (or nothing recorded).</p>"
     mlm, seconds = encoder.get("mlm") or {}, encoder.get("seconds") or {}
     config = encoder.get("config")
-    out = [_table(["mode", "parameters", "embedding dim", "items encoded", "MLM steps",
-                   "MLM seconds", "encoding seconds"], [[
-        _num(encoder.get("mode")), _num(encoder.get("params")), _num(encoder.get("embedding_dim")),
-        _num(encoder.get("num_items")), _num(mlm.get("steps")), _num(mlm.get("seconds"), 1),
-        _num(seconds.get("encode"), 2)]])]
+    encode = _num(seconds.get("encode"), 2) + (" (cached)" if encoder.get("encode_cached") else "")
+    out = [_table(["encoder", "mode", "parameters", "embedding dim", "items encoded",
+                   "encoding seconds"], [[
+        _e(encoder.get("name") or encoder.get("mode") or ""), _num(encoder.get("mode")),
+        _count(encoder.get("params")), _num(encoder.get("embedding_dim")),
+        _count(encoder.get("num_items")), encode]])]
     if isinstance(config, Mapping):
         out.append(_table(["setting", "value"], [[_e(k), "default" if v is None else _num(v)]
                                                  for k, v in config.items()]))
     if mlm.get("loss_before") is not None:
+        out.append(_table(["MLM steps", "MLM seconds"],
+                          [[_count(mlm.get("steps")), _num(mlm.get("seconds"), 1)]]))
         out.append(_img(charts.mlm_loss(mlm), "masked-LM loss"))
         out.append('<p class="muted">The per-step MLM curve is not recorded; start and end '
                    "losses are.</p>")
+    elif mlm.get("steps"):
+        out.append(_missing("MLM loss"))
     else:
-        out.append(_missing("MLM loss (not trained: preset without fine-tuning?)"))
+        out.append('<p class="muted">Frozen: the encoder runs with its published weights; '
+                   "this mode trains no masked-LM steps.</p>")
     return "".join(out)
 
 
