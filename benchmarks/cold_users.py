@@ -12,10 +12,12 @@ training users, the held-out user's row = the 5 items; λ chosen on a
 validation cut of the training rows). Target: NDCG@10 >= 1.5 x popularity's.
 
 `--validation` chooses recommend_from_items' settings (ModelConfig
-cold_popularity_weight) without the test users: they are dropped, another 10%
-of the remaining users (seed 1) is held out the same way, the model trains once
-on the rest, and each setting in --grid re-serves the same weights
-(serving_sweep.rebuilt).
+onboarding_weight / _l2, cold_popularity_weight) without the test users: they
+are dropped, another 10% of the remaining users (seed 1) is held out the same
+way, the model trains once on the rest, and each setting in --grid re-serves
+the same weights (serving_sweep.rebuilt). A grid entry is a JSON object of
+overrides, or a number: the popularity prior alone at that weight (how the
+runs before the onboarding term were made).
 
 Writes benchmarks/results/cold_users_<dataset>[_validation].{json,md}.
 """
@@ -101,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="{}", help="JSON ModelConfig overrides")
     parser.add_argument("--validation", action="store_true",
                         help="hold out other users from the training users; test users unread")
-    parser.add_argument("--grid", default="[0, 0.25, 0.5, 1, 2]",
-                        help="--validation: cold_popularity_weight values to serve")
+    parser.add_argument("--grid", default='[{"onboarding_weight": 0}, {}]',
+                        help="--validation: JSON list of ModelConfig overrides to serve (a "
+                        "number w: the popularity prior alone, cold_popularity_weight w)")
     parser.add_argument("--weights", help="--validation: weights an earlier --validation run "
                         "trained (its <model dir>-weights): skips training")
     parser.add_argument("--given", type=int, nargs="+", default=[GIVEN],
@@ -138,10 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.validation:
         # The modules themselves are kept: a tf.function method holds its module
         # weakly, and a collected module leaves the method calling on None.
-        modules = {w: rebuilt(prepared, weights_dir, {"cold_popularity_weight": w})
-                   for w in json.loads(args.grid)}
-        served_by = {f"ours, cold_popularity_weight {w:g}": m.recommend_from_items
-                     for w, m in modules.items()}
+        grid = [g if isinstance(g, dict) else {"cold_popularity_weight": g,
+                                                    "onboarding_weight": 0}
+                for g in json.loads(args.grid)]
+        modules = {f"ours, {json.dumps(g) if g else 'defaults'}": rebuilt(prepared, weights_dir, g)
+                   for g in grid}
+        served_by = {name: m.recommend_from_items for name, m in modules.items()}
     else:
         served_by = {"ours (recommend_from_items)":
                      tf.saved_model.load(model_dir).signatures["recommend_from_items"]}
@@ -217,7 +222,9 @@ def markdown(payload: dict) -> str:
         "",
         f"{payload['held_out_users']} held-out users (10%, seeded), each served from their first "
         f"{payload['given']} ratings by time and scored on the rest; the model trained on the "
-        f"other {payload['train_users']} users ({payload['train_seconds']:.0f} s).",
+        f"other {payload['train_users']} users ("
+        + (f"{payload['train_seconds']:.0f} s" if payload["train_seconds"]
+           else "the weights of an earlier --validation run") + ").",
         "",
         "| recommender | NDCG@10 | P@10 | R@10 |",
         "|---|---:|---:|---:|",

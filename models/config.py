@@ -125,6 +125,17 @@ class ModelConfig:
     # cold_users.py --validation (84 other held-out users): NDCG@10 0.440 at 0,
     # 0.453 at 1, 0.508-0.512 at 6-12, 0.501 at 1000; popularity 0.492.
     cold_popularity_weight: float = 8.0
+    # recommend_from_items: what users went on to rate after their first
+    # onboarding_items ratings, a ridge at onboarding_l2 from those items to the
+    # later ones (models/onboarding.py), on stage 1's per-request spread like the
+    # prior above, which it replaces where it is served (up to MAX_ITEMS known
+    # items); 0 = off. cold_users.py --validation (cold_users_ml-100k_validation.md):
+    # NDCG@10 0.518 off, 0.567 / 0.579 / 0.578 / 0.577 / 0.568 at weight
+    # 1 / 2 / 3 / 4 / 8; l2 10 / 30 / 100: 0.570 / 0.578 / 0.577; onboarding_items
+    # 3 / 5 / 10: 0.585 / 0.578 / 0.546. Weight 3 and l2 30: the middle of the flat top.
+    onboarding_weight: float = 3.0
+    onboarding_l2: float = 30.0
+    onboarding_items: int = 5
     # Where no item-item term is served (item_item_top_k 0 above MAX_ITEMS), the
     # weight of its rule for items without training ratings alone
     # (item_item.cold_item_term): their own similarity's deviation from the mean.
@@ -231,6 +242,12 @@ class ModelConfig:
         if not (0.0 <= config.cold_item_map_weight <= 4.0 and config.cold_item_map_l2 > 0.0):
             raise ValueError("cold_item_map_weight must be in [0, 4] and cold_item_map_l2 > 0, "
                              f"got {config.cold_item_map_weight}, {config.cold_item_map_l2}")
+        if (config.cold_popularity_weight < 0.0 or config.onboarding_weight < 0.0
+                or config.onboarding_l2 <= 0.0 or config.onboarding_items < 0):
+            raise ValueError("cold_popularity_weight and onboarding_weight must be >= 0, "
+                             "onboarding_l2 > 0 and onboarding_items >= 0, got "
+                             f"{config.cold_popularity_weight}, {config.onboarding_weight}, "
+                             f"{config.onboarding_l2}, {config.onboarding_items}")
         bad = set(config.tasks) - set(TASKS)
         if bad or not config.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")

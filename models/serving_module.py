@@ -39,6 +39,7 @@ from mtrec.models.first_stage import first_stage_tables
 from mtrec.models.item_item import cold_item_term, item_item_term, known_rows, scaled_to
 from mtrec.models.item_text import ItemText
 from mtrec.models.model import MultiTaskModel
+from mtrec.models.onboarding import onboarding_term
 from mtrec.models.pair_split import SplitPairHeads, splittable
 from mtrec.models.serving_ops import (
     NEG,
@@ -126,8 +127,11 @@ class ServingModule(tf.Module):
             setattr(self, name, value)
         # stage1 = similarity + a term: the item-item one or, without it, the cold rule's.
         self._has_term = self.item_item is not None or self.cold_columns is not None
-        self._cold_popularity_weight = config.cold_popularity_weight
-        if self._cold_popularity_weight:  # log P(item) for recommend_from_items
+        # recommend_from_items' prior: the onboarding term, else log P(item).
+        self.onboarding = onboarding_term(tables, catalog_idx, sizes.known_items, config)
+        self._prior_weight = (config.cold_popularity_weight if self.onboarding is None
+                              else config.onboarding_weight)
+        if self.onboarding is None and self._prior_weight:
             self.log_popularity = as_variable(np.log(probability), "log_popularity")
         self.user_queries = self.user_item_item = self.user_seen = self.user_rows = None
         self.pair_split = self.answers = None
@@ -304,7 +308,8 @@ class ServingModule(tf.Module):
 
         The query is an unknown user's (id row 0, no demographics) with these items
         as its history and rated-item bag; the item-item term reads the same bag,
-        and ModelConfig.cold_popularity_weight adds a log-popularity prior.
+        and a prior is added: what users who started with these items rated next
+        (models/onboarding.py), or, where that is not served, log popularity.
         Items outside the catalogue, or never rated in training, are ignored.
         """
         n = self._check_k(k)
@@ -314,10 +319,10 @@ class ServingModule(tf.Module):
         user_idx = inputs[F.USER_IDX]
         query = self.model.query_embedding(inputs)
         stage1 = self._stage1(query, lambda s: self._item_item_term(s, bag))
-        if self._cold_popularity_weight:  # on stage1's per-request spread (ModelConfig)
-            prior = tf.broadcast_to(self.log_popularity, tf.shape(stage1))
-            stage1 += self._cold_popularity_weight * scaled_to(
-                stage1, prior, tf.ones_like(stage1, tf.bool))
+        if self._prior_weight:  # on stage1's per-request spread (ModelConfig)
+            prior = (self.onboarding(positions) if self.onboarding is not None
+                     else tf.broadcast_to(self.log_popularity, tf.shape(stage1)))
+            stage1 += self._prior_weight * scaled_to(stage1, prior, tf.ones_like(stage1, tf.bool))
         stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
         return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
 

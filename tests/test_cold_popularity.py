@@ -1,4 +1,5 @@
-"""recommend_from_items' popularity prior (ModelConfig.cold_popularity_weight)."""
+"""recommend_from_items' popularity prior (ModelConfig.cold_popularity_weight), which
+serves where the onboarding term (tests/test_onboarding.py) does not."""
 
 from __future__ import annotations
 
@@ -13,17 +14,27 @@ from mtrec.models.trainer import build_model
 from tests.transform_support import as_dataset
 
 
-def _module(transformed, weight: float) -> ServingModule:
-    """An untrained model is enough: the prior is a serving-time term."""
+def serving_tables(transformed):
     tft_output, train, _ = transformed
     sizes = VocabSizes.from_transform_output(tft_output)
-    config = resolve_optimizer(ModelConfig.from_dict(
-        {"embedding_dim": 16, "cold_popularity_weight": weight}), sizes)
-    tables = build_serving_tables(as_dataset(train, 512), sizes)
+    return build_serving_tables(as_dataset(train, 512), sizes)
+
+
+def module_with(transformed, overrides: dict) -> ServingModule:
+    """An untrained model is enough: the priors are serving-time terms."""
+    tft_output, train, _ = transformed
+    sizes = VocabSizes.from_transform_output(tft_output)
+    config = resolve_optimizer(ModelConfig.from_dict({"embedding_dim": 16, **overrides}), sizes)
+    tables = serving_tables(transformed)
     tf.keras.utils.set_random_seed(0)
     model = build_model(sizes, config, tft_output, tables)
     model(next(iter(as_dataset(train, 4))))  # builds the heads
     return ServingModule(model, tft_output, tables, cache_users=False)
+
+
+def _module(transformed, weight: float) -> ServingModule:
+    """The popularity prior alone (it serves where the onboarding term does not)."""
+    return module_with(transformed, {"cold_popularity_weight": weight, "onboarding_weight": 0.0})
 
 
 def test_a_heavy_prior_serves_the_most_popular_items_not_given(transformed_synthetic):

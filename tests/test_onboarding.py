@@ -1,0 +1,92 @@
+"""recommend_from_items' onboarding term (models/onboarding.py), against hand-computed values."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from mtrec.models.config import ModelConfig
+from mtrec.models.item_item import MAX_ITEMS
+from mtrec.models.onboarding import (
+    OnboardingTerm,
+    first_and_later,
+    fit_onboarding,
+    onboarding_term,
+)
+from tests.test_cold_popularity import module_with, serving_tables
+
+
+def test_first_and_later_orders_by_time_and_drops_what_is_not_in_the_catalogue():
+    splits = np.array([0, 4, 6, 9])
+    positions = np.array([3, 1, -1, 2, 5, 6, 7, 8, 9])
+    times = np.array([40, 10, 20, 30, 1, 2, 9, 8, 7])
+    first, later = first_and_later(splits, positions, times, given=2)
+    # User 0 by time: 1, -1, 2, 3: first two are 1 and (dropped) -1. User 1 has only
+    # two ratings: nothing later, left out. User 2 by time: 9, 8, 7.
+    assert [f.tolist() for f in first] == [[1], [9, 8]]
+    assert [g.tolist() for g in later] == [[2, 3], [7]]
+
+
+def test_the_ridge_matches_the_closed_form_by_hand():
+    # x = [[1,0,0],[1,0,0],[0,1,0]], y = [[0,1,0],[0,0,1],[0,0,1]], l2 1:
+    # bias = [0, 1/3, 2/3]; active items 0, 1; xa'xa + I = diag(3, 2);
+    # xa'(y - bias) = [[0, 1/3, -1/3], [0, -1/3, 1/3]], so
+    # W = [[0, 1/9, -1/9], [0, -1/6, 1/6]]; item 2 opens no history: no row.
+    fitted = fit_onboarding([np.array([0]), np.array([0]), np.array([1]), np.array([2])],
+                            [np.array([1]), np.array([2]), np.array([2]), np.array([])],
+                            num_items=3, l2=1.0)
+    np.testing.assert_allclose(fitted.bias, [0, 1 / 3, 2 / 3], atol=1e-7)
+    np.testing.assert_allclose(fitted.weights, [[0, 1 / 9, -1 / 9], [0, -1 / 6, 1 / 6]],
+                               atol=1e-7)
+    assert fitted.rows.tolist() == [0, 1, -1]
+    # In the graph: bias plus the given items' rows; padding (-1) and row-less items add 0.
+    term = OnboardingTerm(fitted)
+    scores = term(tf.constant([[0, -1], [2, 1], [0, 1]], tf.int64)).numpy()
+    np.testing.assert_allclose(scores, [[0, 4 / 9, 5 / 9], [0, 1 / 6, 5 / 6],
+                                        [0, 1 / 3 - 1 / 18, 2 / 3 + 1 / 18]], atol=1e-6)
+
+
+def test_a_heavy_term_serves_what_users_rated_after_the_given_items(transformed_synthetic):
+    module = module_with(transformed_synthetic, {"onboarding_weight": 1e4})
+    assert module.onboarding is not None and not hasattr(module, "log_popularity")
+    catalog = [i.decode() for i in module.catalog_ids.numpy()]
+    opener = int(np.flatnonzero(module.onboarding.rows.numpy() >= 0)[0])
+    out = module.recommend_from_items(item_ids=tf.constant([[catalog[opener]]]),
+                                      k=tf.constant(5))
+    expected = module.onboarding(tf.constant([[opener]], tf.int64)).numpy()[0]
+    expected[opener] = -np.inf  # the given item is never returned
+    best = [catalog[i] for i in np.argsort(-expected, kind="stable")[:5]]
+    got = [i.decode() for i in out["item_ids"].numpy()[0]]
+    # Near-ties may swap: compare the onboarding scores, best first.
+    score = dict(zip(catalog, expected, strict=True))
+    np.testing.assert_allclose([score[i] for i in got], [score[i] for i in best], atol=1e-6)
+
+
+def test_the_term_is_off_at_weight_zero_without_times_and_above_max_items(
+        transformed_synthetic):
+    module = module_with(transformed_synthetic, {})
+    assert module.onboarding is not None  # on by default
+    tables, catalog_idx = serving_tables(transformed_synthetic), module.catalog_idx.numpy()
+    on = ModelConfig()
+    assert onboarding_term(tables, catalog_idx, 10, on) is not None
+    assert onboarding_term(tables, catalog_idx, MAX_ITEMS + 1, on) is None
+    assert onboarding_term(dataclasses.replace(tables, rated_times=None), catalog_idx, 10,
+                           on) is None
+    assert onboarding_term(tables, catalog_idx, 10, ModelConfig(onboarding_weight=0.0)) is None
+    assert onboarding_term(tables, catalog_idx, 10, ModelConfig(onboarding_items=0)) is None
+
+
+def test_save_and_reload_serve_the_same_answers(transformed_synthetic, tmp_path):
+    module = module_with(transformed_synthetic, {})
+    assert module.onboarding is not None
+    catalog = [i.decode() for i in module.catalog_ids.numpy()]
+    request = {"item_ids": tf.constant([catalog[:3], [catalog[5], "no such item", ""]]),
+               "k": tf.constant(10)}
+    before = module.recommend_from_items(**request)
+    tf.saved_model.save(module, str(tmp_path / "m"),
+                        signatures={"recommend_from_items": module.recommend_from_items})
+    after = tf.saved_model.load(str(tmp_path / "m")).signatures["recommend_from_items"](**request)
+    assert after["item_ids"].numpy().tolist() == before["item_ids"].numpy().tolist()
+    np.testing.assert_allclose(after["scores"], before["scores"], rtol=1e-5, atol=1e-5)
