@@ -138,6 +138,32 @@ class _SyntheticRecommender(tf.Module):
 
     @tf.function(
         input_signature=[
+            tf.TensorSpec([None, None], tf.string, name="item_ids"),  # padded with ""
+            tf.TensorSpec([], tf.int32, name="k"),
+        ]
+    )
+    def recommend_from_items(self, item_ids, k):
+        """A user known only by items: the mean of their known vectors as the query,
+        the given items never returned."""
+        n = tf.shape(self.item_emb, out_type=tf.int32)[0]
+        tf.debugging.assert_positive(k, message="k must be positive")
+        tf.debugging.assert_less_equal(k, n, message="k must not exceed the catalogue size")
+        idx = self.item_table.lookup(item_ids)
+        known = tf.cast(idx >= 0, tf.float32)[..., tf.newaxis]
+        vectors = tf.gather(self.item_emb, tf.maximum(idx, 0)) * known
+        query = tf.reduce_sum(vectors, axis=1) / tf.maximum(tf.reduce_sum(known, axis=1), 1.0)
+        scores = tf.matmul(query, self.item_emb, transpose_b=True) + self.item_bias
+        given = tf.reduce_max(tf.one_hot(idx, n) * known, axis=1)  # idx -1: all zeros
+        top = tf.math.top_k(tf.where(given > 0, -1e9, scores), k=k)
+        dots = top.values - tf.gather(self.item_bias, top.indices)
+        return {
+            "item_ids": tf.gather(self.item_ids, top.indices),
+            "scores": top.values,
+            "ratings": self._rating(dots, tf.gather(self.item_bias, top.indices)),
+        }
+
+    @tf.function(
+        input_signature=[
             tf.TensorSpec([None], tf.string, name="user_id"),
             tf.TensorSpec([None, None], tf.string, name="item_ids"),
         ]
@@ -218,6 +244,7 @@ def build_synthetic_model(
         signatures = {
             "serving_default": module.serve_examples,
             "recommend": module.recommend,
+            "recommend_from_items": module.recommend_from_items,
             "score": module.score,
             "user_interest": module.user_interest,
             "embed_user": module.embed_user,

@@ -59,6 +59,8 @@ def _query(args: argparse.Namespace) -> int:
     try:
         if args.query == "recommend":
             _print(client.recommend(args.user, args.k))
+        elif args.query == "recommend-from-items":
+            _print(client.recommend_from_items(args.items, args.k))
         elif args.query == "score":
             _print(client.score(args.user, args.items))
         elif args.query == "interest":
@@ -82,7 +84,8 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """`query <recommend|score|interest|embed-user|embed-item|metadata|status>`; prints JSON."""
+    """`query <recommend|recommend-from-items|score|interest|embed-user|embed-item|metadata|
+    status>`; prints JSON."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--target", default="127.0.0.1:8500", help="host:port of the server")
     common.add_argument("--model-name", default="mtrec")
@@ -95,6 +98,10 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     rec = queries.add_parser("recommend", parents=[common], help="top-k items for a user")
     rec.add_argument("--user", required=True)
     rec.add_argument("-k", type=int, default=10)
+    new = queries.add_parser("recommend-from-items", parents=[common],
+                             help="top-k for a new user known only by these items")
+    new.add_argument("--items", nargs="+", required=True, help="the user's items, oldest first")
+    new.add_argument("-k", type=int, default=10)
     score = queries.add_parser("score", parents=[common], help="score given items for a user")
     score.add_argument("--user", required=True)
     score.add_argument("--items", nargs="+", required=True)

@@ -224,6 +224,26 @@ class MtrecClient:
             for row, user in enumerate(users)
         ]
 
+    def recommend_from_items(
+        self, items: Sequence[Id], k: int = 10, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Top-k for a user known only by `items` (oldest first; none of them is
+        returned, unknown ones are ignored): {"given", "items": [{"item_id", ...}]}."""
+        out = self.predict(
+            S.RECOMMEND_FROM_ITEMS,
+            {"item_ids": np.array([[_id(i) for i in items]], dtype=object), "k": np.int32(k)},
+            timeout=timeout,
+        )
+        return {
+            "given": [_text(_id(i)) for i in items],
+            "items": [
+                {"item_id": _text(item), "score": float(score), "rating": float(rating)}
+                for item, score, rating in zip(
+                    out["item_ids"][0], out["scores"][0], out["ratings"][0], strict=True
+                )
+            ],
+        }
+
     def score(self, user: Id, items: Sequence[Id], timeout: float | None = None) -> dict[str, Any]:
         """Scores for given items: {"user_id", "items": [{"item_id", "score", "rating", ...}]}."""
         out = self.predict(

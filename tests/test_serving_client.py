@@ -134,6 +134,10 @@ def test_query_cli_prints_json(served: ServingServer, capsys: pytest.CaptureFixt
     items = [it["item_id"] for it in out["items"][:2]]
     code, out = _cli(capsys, "query", "score", *t, "--user", "1", "--items", *items, "zzz")
     assert code == 0 and [it["item_id"] for it in out["items"]] == [*items, "zzz"]
+    code, out = _cli(capsys, "query", "recommend-from-items", *t, "--items", *items, "zzz",
+                     "-k", "3")
+    assert code == 0 and out["given"] == [*items, "zzz"] and len(out["items"]) == 3
+    assert not {it["item_id"] for it in out["items"]} & set(items)  # never the given items
     code, out = _cli(capsys, "query", "interest", *t, "--user", "1")
     assert code == 0 and out["genres"]
     code, out = _cli(capsys, "query", "status", *t)

@@ -107,7 +107,7 @@ def test_readme_serve_command_serves_the_pushed_model(
             out = json.loads(capsys.readouterr().out)
             assert code == 0, (query, out)
             kind = query[2]
-            if kind == "recommend":
+            if kind in ("recommend", "recommend-from-items"):
                 k = int(query[query.index("-k") + 1])
                 assert len(out["items"]) == k
             elif kind == "score":
