@@ -1,8 +1,10 @@
 """A small, real SavedModel with mtrec's serving signatures.
 
-Tests and the serving benchmark need a model with exactly the signature
-contract of the exported mtrec model (names, dtypes, shapes, error behaviour)
-without running the TFX pipeline. This one does genuine work -- hash-table id
+Tests and the serving benchmark need a model with the exported mtrec model's
+client-facing signatures (serving_default, recommend, recommend_from_items,
+score, user_interest, embed_user, embed_item: names, dtypes, shapes, error
+behaviour) without running the TFX pipeline; transform_features, retrieve and
+embed_new_item are left out. This one does genuine work -- hash-table id
 lookup, embedding gathers, brute-force dot-product top-k -- so latencies and
 memory scale with the catalogue like the real thing. Unknown ids map to a
 default (mean) embedding, as the real model's OOV buckets do.
