@@ -70,18 +70,37 @@ def first_and_later(rated_splits: np.ndarray, positions: np.ndarray, times: np.n
 def fit_onboarding(first: list[np.ndarray], later: list[np.ndarray], num_items: int,
                    l2: float) -> Onboarding:
     """The ridge from each user's `first` items to their `later` ones (catalogue
-    positions; users without later items are left out)."""
+    positions; users without later items are left out).
+
+    X and Y are never formed: X'X counts co-occurrences within the first items,
+    X'Y pairs each first item with the user's later ones, and centring Y is
+    X'Y - (X'1) bias'. Memory is the [R, N] result, whatever the number of users.
+    """
     pairs = [(f, g) for f, g in zip(first, later, strict=True) if len(g)]
-    x = np.zeros((len(pairs), num_items))
-    y = np.zeros((len(pairs), num_items))
-    for row, (f, g) in enumerate(pairs):
-        x[row, f], y[row, g] = 1.0, 1.0
-    bias = y.mean(axis=0) if pairs else np.zeros(num_items)
-    active = np.flatnonzero(x.sum(axis=0))
-    xa = x[:, active]
-    weights = np.linalg.solve(xa.T @ xa + l2 * np.eye(len(active)), xa.T @ (y - bias))
+    width = max((len(f) for f, _ in pairs), default=0)
+    if not width:
+        raise ValueError("no user has both first and later items")
+    heads = np.full((len(pairs), width), -1, np.int64)
+    for row, (f, _) in enumerate(pairs):
+        heads[row, :len(f)] = f
+    tails = np.concatenate([g for _, g in pairs]).astype(np.int64)
+    tail_user = np.repeat(np.arange(len(pairs)), [len(g) for _, g in pairs])
+    active = np.unique(heads[heads >= 0])
     rows = np.full(num_items, -1, np.int64)
     rows[active] = np.arange(len(active))
+    heads = np.where(heads >= 0, rows[np.maximum(heads, 0)], -1)
+    r = len(active)
+    gram = np.zeros(r * r)
+    xty = np.zeros(r * num_items)
+    for a in range(width):
+        both = (heads[:, a, np.newaxis] >= 0) & (heads >= 0)
+        gram += np.bincount((heads[:, a, np.newaxis] * r + heads)[both], minlength=r * r)
+        head = heads[tail_user, a]
+        xty += np.bincount((head * num_items + tails)[head >= 0], minlength=r * num_items)
+    gram = gram.reshape(r, r)
+    bias = np.bincount(tails, minlength=num_items) / len(pairs)
+    centred = xty.reshape(r, num_items) - np.diag(gram)[:, np.newaxis] * bias
+    weights = np.linalg.solve(gram + l2 * np.eye(r), centred)
     return Onboarding(rows, weights.astype(np.float32), bias.astype(np.float32))
 
 
@@ -119,6 +138,6 @@ def onboarding_term(tables: ServingTables, catalog_idx: np.ndarray, known_items:
     position[catalog_idx] = np.arange(len(catalog_idx))
     first, later = first_and_later(tables.rated_splits, position[rated_idx],
                                    tables.rated_times, given)
-    if not any(len(f) for f in first):
+    if not any(len(f) and len(g) for f, g in zip(first, later, strict=True)):
         return None
     return OnboardingTerm(fit_onboarding(first, later, len(catalog_idx), config.onboarding_l2))

@@ -48,6 +48,25 @@ def test_the_ridge_matches_the_closed_form_by_hand():
                                         [0, 1 / 3 - 1 / 18, 2 / 3 + 1 / 18]], atol=1e-6)
 
 
+def test_the_counting_fit_equals_the_dense_ridge_on_random_users():
+    """fit_onboarding never forms X or Y; the dense formula is the reference."""
+    rng = np.random.default_rng(0)
+    n, users = 60, 300
+    first = [rng.choice(n, rng.integers(0, 6), replace=False) for _ in range(users)]
+    later = [rng.choice(n, rng.integers(0, 20), replace=False) for _ in range(users)]
+    kept = [(f, g) for f, g in zip(first, later, strict=True) if len(g)]
+    x, y = np.zeros((len(kept), n)), np.zeros((len(kept), n))
+    for row, (f, g) in enumerate(kept):
+        x[row, f], y[row, g] = 1.0, 1.0
+    active = np.flatnonzero(x.sum(axis=0))
+    xa = x[:, active]
+    dense = np.linalg.solve(xa.T @ xa + 3.0 * np.eye(len(active)), xa.T @ (y - y.mean(axis=0)))
+    fitted = fit_onboarding(first, later, n, l2=3.0)
+    assert np.flatnonzero(fitted.rows >= 0).tolist() == active.tolist()
+    np.testing.assert_allclose(fitted.weights, dense, atol=1e-6)
+    np.testing.assert_allclose(fitted.bias, y.mean(axis=0), atol=1e-7)
+
+
 def test_a_heavy_term_serves_what_users_rated_after_the_given_items(transformed_synthetic):
     module = module_with(transformed_synthetic, {"onboarding_weight": 1e4})
     assert module.onboarding is not None and not hasattr(module, "log_popularity")
