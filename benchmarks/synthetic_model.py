@@ -96,6 +96,19 @@ class _SyntheticRecommender(tf.Module):
         lo, hi = F.MIN_RATING, F.MAX_RATING
         return lo + (hi - lo) * tf.sigmoid(score + bias)
 
+    def _top_k(self, scores, k):
+        """recommend's answer over [B, N] scores (dot + bias), with its checks on k."""
+        n = tf.shape(self.item_emb, out_type=tf.int32)[0]
+        tf.debugging.assert_positive(k, message="k must be positive")
+        tf.debugging.assert_less_equal(k, n, message="k must not exceed the catalogue size")
+        top = tf.math.top_k(scores, k=k)
+        bias = tf.gather(self.item_bias, top.indices)
+        return {
+            "item_ids": tf.gather(self.item_ids, top.indices),
+            "scores": top.values,
+            "ratings": self._rating(top.values - bias, bias),
+        }
+
     def _interest(self, users):
         return tf.sigmoid(tf.matmul(users, self.genre_emb, transpose_b=True))
 
@@ -125,18 +138,8 @@ class _SyntheticRecommender(tf.Module):
         ]
     )
     def recommend(self, user_id, k):
-        n = tf.shape(self.item_emb, out_type=tf.int32)[0]
-        tf.debugging.assert_positive(k, message="k must be positive")
-        tf.debugging.assert_less_equal(k, n, message="k must not exceed the catalogue size")
         users = self._users(user_id)
-        scores = tf.matmul(users, self.item_emb, transpose_b=True) + self.item_bias
-        top = tf.math.top_k(scores, k=k)
-        dots = top.values - tf.gather(self.item_bias, top.indices)
-        return {
-            "item_ids": tf.gather(self.item_ids, top.indices),
-            "scores": top.values,
-            "ratings": self._rating(dots, tf.gather(self.item_bias, top.indices)),
-        }
+        return self._top_k(tf.matmul(users, self.item_emb, transpose_b=True) + self.item_bias, k)
 
     @tf.function(
         input_signature=[
@@ -147,22 +150,14 @@ class _SyntheticRecommender(tf.Module):
     def recommend_from_items(self, item_ids, k):
         """A user known only by items: the mean of their known vectors as the query,
         the given items never returned."""
-        n = tf.shape(self.item_emb, out_type=tf.int32)[0]
-        tf.debugging.assert_positive(k, message="k must be positive")
-        tf.debugging.assert_less_equal(k, n, message="k must not exceed the catalogue size")
         idx = self.item_table.lookup(item_ids)
         known = tf.cast(idx >= 0, tf.float32)[..., tf.newaxis]
         vectors = tf.gather(self.item_emb, tf.maximum(idx, 0)) * known
         query = tf.reduce_sum(vectors, axis=1) / tf.maximum(tf.reduce_sum(known, axis=1), 1.0)
         scores = tf.matmul(query, self.item_emb, transpose_b=True) + self.item_bias
+        n = tf.shape(self.item_emb)[0]
         given = tf.reduce_max(tf.one_hot(idx, n) * known, axis=1)  # idx -1: all zeros
-        top = tf.math.top_k(tf.where(given > 0, -1e9, scores), k=k)
-        dots = top.values - tf.gather(self.item_bias, top.indices)
-        return {
-            "item_ids": tf.gather(self.item_ids, top.indices),
-            "scores": top.values,
-            "ratings": self._rating(dots, tf.gather(self.item_bias, top.indices)),
-        }
+        return self._top_k(tf.where(given > 0, -1e9, scores), k)
 
     @tf.function(
         input_signature=[

@@ -68,9 +68,9 @@ def first_and_later(rated_splits: np.ndarray, positions: np.ndarray, times: np.n
 
 
 def fit_onboarding(first: list[np.ndarray], later: list[np.ndarray], num_items: int,
-                   l2: float) -> Onboarding:
+                   l2: float) -> Onboarding | None:
     """The ridge from each user's `first` items to their `later` ones (catalogue
-    positions; users without later items are left out).
+    positions; users without later items are left out), or None: no user has both.
 
     X and Y are never formed: X'X counts co-occurrences within the first items,
     X'Y pairs each first item with the user's later ones, and centring Y is
@@ -79,7 +79,7 @@ def fit_onboarding(first: list[np.ndarray], later: list[np.ndarray], num_items: 
     pairs = [(f, g) for f, g in zip(first, later, strict=True) if len(g)]
     width = max((len(f) for f, _ in pairs), default=0)
     if not width:
-        raise ValueError("no user has both first and later items")
+        return None
     heads = np.full((len(pairs), width), -1, np.int64)
     for row, (f, _) in enumerate(pairs):
         heads[row, :len(f)] = f
@@ -138,6 +138,5 @@ def onboarding_term(tables: ServingTables, catalog_idx: np.ndarray, known_items:
     position[catalog_idx] = np.arange(len(catalog_idx))
     first, later = first_and_later(tables.rated_splits, position[rated_idx],
                                    tables.rated_times, given)
-    if not any(len(f) and len(g) for f, g in zip(first, later, strict=True)):
-        return None
-    return OnboardingTerm(fit_onboarding(first, later, len(catalog_idx), config.onboarding_l2))
+    fitted = fit_onboarding(first, later, len(catalog_idx), config.onboarding_l2)
+    return None if fitted is None else OnboardingTerm(fitted)

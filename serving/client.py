@@ -45,6 +45,16 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _ranked(out: Mapping[str, np.ndarray], row: int) -> list[dict[str, Any]]:
+    """One row of a top-k answer (recommend, recommend_from_items) as item dicts."""
+    return [
+        {"item_id": _text(item), "score": float(score), "rating": float(rating)}
+        for item, score, rating in zip(
+            out["item_ids"][row], out["scores"][row], out["ratings"][row], strict=True
+        )
+    ]
+
+
 class MtrecClient:
     """Typed calls for mtrec's signatures plus generic predict/metadata/status.
 
@@ -211,18 +221,8 @@ class MtrecClient:
             {"user_id": np.array([_id(u) for u in users], dtype=object), "k": np.int32(k)},
             timeout=timeout,
         )
-        return [
-            {
-                "user_id": _text(_id(user)),
-                "items": [
-                    {"item_id": _text(item), "score": float(score), "rating": float(rating)}
-                    for item, score, rating in zip(
-                        out["item_ids"][row], out["scores"][row], out["ratings"][row], strict=True
-                    )
-                ],
-            }
-            for row, user in enumerate(users)
-        ]
+        return [{"user_id": _text(_id(user)), "items": _ranked(out, row)}
+                for row, user in enumerate(users)]
 
     def recommend_from_items(
         self, items: Sequence[Id], k: int = 10, timeout: float | None = None
@@ -234,15 +234,7 @@ class MtrecClient:
             {"item_ids": np.array([[_id(i) for i in items]], dtype=object), "k": np.int32(k)},
             timeout=timeout,
         )
-        return {
-            "given": [_text(_id(i)) for i in items],
-            "items": [
-                {"item_id": _text(item), "score": float(score), "rating": float(rating)}
-                for item, score, rating in zip(
-                    out["item_ids"][0], out["scores"][0], out["ratings"][0], strict=True
-                )
-            ],
-        }
+        return {"given": [_text(_id(i)) for i in items], "items": _ranked(out, 0)}
 
     def score(self, user: Id, items: Sequence[Id], timeout: float | None = None) -> dict[str, Any]:
         """Scores for given items: {"user_id", "items": [{"item_id", "score", "rating", ...}]}."""
