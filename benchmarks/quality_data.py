@@ -144,7 +144,7 @@ def prepare_dataset(dataset: Dataset, label: str, work_root: Path) -> tuple[Prep
 
 def with_protocol(prepared: Prepared, overrides: dict) -> dict:
     """ModelConfig overrides: the split protocol's (the same ones `mtrec run` applies,
-    models/model.py PROTOCOL_OVERRIDES), then the benchmark's --config / --epochs."""
+    models/config.py PROTOCOL_OVERRIDES), then the benchmark's --config / --epochs."""
     return {**protocol_overrides(prepared.report["split_protocol"]), **overrides}
 
 

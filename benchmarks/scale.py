@@ -138,7 +138,7 @@ def component_intervals(metadata_path: str) -> dict[str, tuple[float, float, str
 
 
 # The row-sparse optimizer at every size, so that the series compares like with
-# like: the default ("auto", models/model.py) picks it from 10,000 users or
+# like: the default ("auto", models/config.py) picks it from 10,000 users or
 # items, 600K interactions here; below that it is Keras' Adam.
 SCALE_MODEL_CONFIG = {"optimizer": "lazy_adam"}
 

@@ -33,7 +33,7 @@ SOURCES = "sample | synthetic | ml-100k | ml-latest-small | ml-1m | generic"
 RUN_EXAMPLE = """examples:
   mtrec run                                    # the embedded sample, outputs/sample/
   mtrec run --source ml-100k --path ../shared/data/ml-100k --split u1 --epochs 4
-  mtrec run --relevance-auc-min 0.6 --text-encoder '{"pretrain_steps": 300}'
+  mtrec run --relevance-auc-min 0.6 --text-encoder '{"mode": "pretrained_mlm"}'
 then open <home>/report.html"""
 
 

@@ -10,7 +10,7 @@ PREPROCESSING_FN = "mtrec.models.preprocessing.preprocessing_fn"
 RUN_FN = "mtrec.models.trainer.run_fn"
 
 # Settings with their defaults: pipeline/settings.py (PipelineSettings); model
-# hyper-parameters: models/model.py (ModelConfig); TextEncoder settings:
+# hyper-parameters: models/config.py (ModelConfig); TextEncoder settings:
 # components/text_encoder/config.py (TextEncoderConfig).
 
 # Blessing thresholds. TFMA: value thresholds on the eval split, plus change

@@ -44,7 +44,7 @@ class PipelineSettings:
     schema_path: str
     serving_model_dir: str
     pipeline_name: str = configs.PIPELINE_NAME
-    # ModelConfig overrides (models/model.py holds the defaults).
+    # ModelConfig overrides (models/config.py holds the defaults).
     model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     # TextEncoderConfig overrides (components/text_encoder/config.py); None: no text encoder.
     text_encoder: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)

@@ -99,6 +99,22 @@ def serialized_examples(inp: input_pb2.Input, api: str) -> np.ndarray:
     return np.array(records, dtype=object)
 
 
+def _example_signature(servable: Servable, model_spec: model_pb2.ModelSpec, method: str,
+                       kind: str) -> tuple[str, Signature]:
+    """The (name, signature) a Classify or Regress request runs: TF Serving's checks on
+    the method name and the one `inputs` tensor, in its order and words."""
+    signature_name = model_spec.signature_name or DEFAULT_SIGNATURE
+    sig = servable.signatures.get(signature_name)
+    if sig is None:
+        raise invalid_argument(f"No signature was found with the name: {signature_name}")
+    if sig.method_name != method:
+        raise invalid_argument(
+            f"Expected {kind} signature method_name to be {method}. Was: {sig.method_name}"
+        )
+    _one_input(sig, kind)
+    return signature_name, sig
+
+
 def _one_input(sig: Signature, kind: str) -> None:
     if len(sig.inputs) != 1:
         raise invalid_argument("Expected one input Tensor.")
@@ -112,16 +128,8 @@ def _one_input(sig: Signature, kind: str) -> None:
 def classify(
     servable: Servable, request: classification_pb2.ClassificationRequest
 ) -> classification_pb2.ClassificationResponse:
-    signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-    sig = servable.signatures.get(signature_name)
-    if sig is None:
-        raise invalid_argument(f"No signature was found with the name: {signature_name}")
-    if sig.method_name != CLASSIFY_METHOD:
-        raise invalid_argument(
-            f"Expected classification signature method_name to be {CLASSIFY_METHOD}. "
-            f"Was: {sig.method_name}"
-        )
-    _one_input(sig, "classification")
+    signature_name, sig = _example_signature(
+        servable, request.model_spec, CLASSIFY_METHOD, "classification")
     if len(sig.outputs) not in (1, 2):
         raise invalid_argument(f"Expected one or two output Tensors, found {len(sig.outputs)}")
     wanted = tuple(k for k in ("classes", "scores") if k in sig.outputs)
@@ -171,16 +179,8 @@ def classify(
 def regress(
     servable: Servable, request: regression_pb2.RegressionRequest
 ) -> regression_pb2.RegressionResponse:
-    signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-    sig = servable.signatures.get(signature_name)
-    if sig is None:
-        raise invalid_argument(f"No signature was found with the name: {signature_name}")
-    if sig.method_name != REGRESS_METHOD:
-        raise invalid_argument(
-            f"Expected regression signature method_name to be {REGRESS_METHOD}. "
-            f"Was: {sig.method_name}"
-        )
-    _one_input(sig, "regression")
+    signature_name, sig = _example_signature(
+        servable, request.model_spec, REGRESS_METHOD, "regression")
     if len(sig.outputs) != 1:
         raise invalid_argument("Expected one output Tensor.")
     if "outputs" not in sig.outputs:

@@ -30,13 +30,14 @@ def json_object(text: str) -> dict[str, Any]:
 
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     """Model, text-encoder, blessing and cache flags."""
-    model = parser.add_argument_group("model (models/model.py ModelConfig)")
+    model = parser.add_argument_group("model (models/config.py ModelConfig)")
     model.add_argument("--model-config", type=json_object, default={},
                        help="JSON ModelConfig overrides, e.g. '{\"embedding_dim\": 32}'")
     model.add_argument("--epochs", type=int, help="training epochs (ModelConfig.epochs)")
     text = parser.add_argument_group("text encoder (components/text_encoder/config.py)")
     text.add_argument("--text-encoder", type=json_object, default={},
-                      help="JSON TextEncoderConfig overrides, e.g. '{\"pretrain_steps\": 300}'")
+                      help="JSON TextEncoderConfig overrides, e.g. "
+                           "'{\"mode\": \"pretrained_mlm\", \"fine_tune_steps\": 300}'")
     text.add_argument("--no-text-encoder", action="store_true",
                       help="leave the language-model item representation out")
     bless = parser.add_argument_group(
