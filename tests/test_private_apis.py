@@ -11,12 +11,17 @@ import inspect
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.python.autograph.core import config as autograph_config
+from tensorflow.python.autograph.impl import conversion
+from tf_keras.src.utils import losses_utils
 from tfx.components import Trainer
 from tfx.dsl.components.base import base_component
 from tfx.proto import trainer_pb2
 from tfx.types import channel_utils, standard_artifacts
 
 from mtrec.components.trainer.component import CatalogTrainer
+from mtrec.models.autograph_rules import skip_tf_keras
+from mtrec.models.model import MultiTaskModel  # importing it applies skip_tf_keras
 from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
 
 
@@ -85,3 +90,16 @@ def test_catalog_trainer_keeps_the_stock_trainer_properties():
         k: v for k, v in stock.exec_properties.items() if v is not None
     }
     assert set(ours.outputs) == set(stock.outputs)
+
+
+def test_autograph_skips_tf_keras_through_its_private_rule_list():
+    """models/autograph_rules.py appends DoNotConvert("tf_keras") to AutoGraph's private
+    CONVERSION_RULES (models/model.py applies it on import). Pinned: the list and the
+    rule class still exist, the rule is in force once, and a tf_keras function is then
+    run as-is while mtrec's own code is still converted."""
+    skip_tf_keras()  # idempotent
+    rules = [r for r in autograph_config.CONVERSION_RULES
+             if isinstance(r, autograph_config.DoNotConvert) and r.matches("tf_keras")]
+    assert len(rules) == 1
+    assert conversion.is_allowlisted(losses_utils.squeeze_or_expand_dimensions)
+    assert not conversion.is_allowlisted(MultiTaskModel.compute_loss)
