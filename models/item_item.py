@@ -86,6 +86,14 @@ def item_item_scores(weights: tf.Tensor, bag: tf.RaggedTensor) -> tf.Tensor:
     return tf.reduce_sum(tf.gather(weights, bag), axis=1)
 
 
+def catalogue_positions(catalog_idx: np.ndarray, max_idx: int) -> np.ndarray:
+    """item_idx -> its catalogue position, -1 for an item outside the catalogue; defined
+    for every id up to max_idx and every catalogue id."""
+    position = np.full(max(int(max_idx), int(catalog_idx.max(initial=0))) + 1, -1, np.int64)
+    position[catalog_idx] = np.arange(len(catalog_idx))
+    return position
+
+
 def rated_columns(rated_idx: np.ndarray, catalog_idx: np.ndarray) -> np.ndarray:
     """[N + 1] bool: the catalogue positions whose item has training ratings (B's
     non-zero columns), and False for the extra column of an item outside it."""

@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.models.config import ModelConfig
-from mtrec.models.item_item import MAX_ITEMS
+from mtrec.models.item_item import MAX_ITEMS, catalogue_positions
 from mtrec.models.serving_tables import ServingTables
 
 
@@ -133,9 +133,7 @@ def onboarding_term(tables: ServingTables, catalog_idx: np.ndarray, known_items:
             or known_items > MAX_ITEMS):
         return None
     rated_idx = tables.rated_idx
-    position = np.full(max(int(catalog_idx.max()), int(rated_idx.max(initial=0))) + 1, -1,
-                       np.int64)
-    position[catalog_idx] = np.arange(len(catalog_idx))
+    position = catalogue_positions(catalog_idx, rated_idx.max(initial=0))
     first, later = first_and_later(tables.rated_splits, position[rated_idx],
                                    tables.rated_times, given)
     fitted = fit_onboarding(first, later, len(catalog_idx), config.onboarding_l2)

@@ -31,6 +31,7 @@ import tensorflow as tf
 from mtrec.models.item_item import (
     MAX_ITEMS,
     Session,
+    catalogue_positions,
     fit_item_item,
     item_item_scores,
     rated_columns,
@@ -167,9 +168,7 @@ def top_k_in_catalog(neighbours: np.ndarray, weights: np.ndarray,
     """fit_top_k's item_idx neighbours as catalogue positions (weights of items outside
     the catalogue dropped), and the [N + 1] rated columns of item_item_term: the
     positions some kept weight points at (a fitted item no row kept has no evidence)."""
-    position = np.full(max(neighbours.max(initial=0), catalog_idx.max(initial=0)) + 1, -1)
-    position[catalog_idx] = np.arange(len(catalog_idx))
-    at = position[neighbours]
+    at = catalogue_positions(catalog_idx, neighbours.max(initial=0))[neighbours]
     weights = np.where(at >= 0, weights, 0.0).astype(np.float32)
     at = np.maximum(at, 0).astype(np.int32)
     rated = np.zeros(len(catalog_idx) + 1, bool)
