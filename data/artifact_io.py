@@ -46,3 +46,12 @@ def read_split(
 def read_files(files: Sequence[str]) -> tf.data.TFRecordDataset:
     """The serialized records of gzipped TFRecord files, in order."""
     return tf.data.TFRecordDataset(list(files), compression_type=COMPRESSION)
+
+
+def copy_tree(source: str, target: str) -> None:
+    """Copy every file under `source` to the same relative path under `target`, overwriting."""
+    for root, _, names in tf.io.gfile.walk(source):
+        relative = os.path.relpath(root, source)
+        tf.io.gfile.makedirs(os.path.join(target, relative))
+        for name in names:
+            tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, relative, name), True)

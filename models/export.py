@@ -12,7 +12,9 @@ import os
 import tensorflow as tf
 
 from mtrec.contracts.signatures import SIGNATURES
+from mtrec.data.artifact_io import copy_tree
 from mtrec.models.item_text import ItemText
+from mtrec.models.keras_saving import without_layer_traces
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_module import ServingModule
 from mtrec.models.serving_tables import ServingTables
@@ -40,16 +42,10 @@ def export_serving_model(
     """
     module = ServingModule(model, tft_output, tables, item_text, cache_users)
     signatures = {name: getattr(module, name) for name in SIGNATURES}
-    tf.saved_model.save(module, export_dir, signatures=signatures)
+    with without_layer_traces():  # signatures only: Keras' layer traces double the time
+        tf.saved_model.save(module, export_dir, signatures=signatures)
     if item_text is not None and item_text.encoder_dir:
         tf.io.gfile.makedirs(os.path.join(export_dir, "assets.extra"))
-        _copy_tree(item_text.encoder_dir, os.path.join(export_dir, TEXT_ENCODER_DIR))
+        copy_tree(item_text.encoder_dir, os.path.join(export_dir, TEXT_ENCODER_DIR))
     return module
 
-
-def _copy_tree(src: str, dst: str) -> None:
-    for root, _, files in tf.io.gfile.walk(src):
-        rel = os.path.relpath(root, src)
-        tf.io.gfile.makedirs(os.path.join(dst, rel))
-        for name in files:
-            tf.io.gfile.copy(os.path.join(root, name), os.path.join(dst, rel, name), True)

@@ -21,6 +21,7 @@ from tfx.types import channel_utils, standard_artifacts
 
 from mtrec.components.trainer.component import CatalogTrainer
 from mtrec.models.autograph_rules import skip_tf_keras
+from mtrec.models.keras_saving import without_layer_traces
 from mtrec.models.model import MultiTaskModel  # importing it applies skip_tf_keras
 from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
 
@@ -66,6 +67,33 @@ def test_keras_model_trackable_children_takes_save_type():
     optimizer out of SavedModels; Keras offers no public switch for that."""
     params = inspect.signature(tf.keras.Model._trackable_children).parameters
     assert "save_type" in params
+
+
+def _saved_functions(path) -> int:
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((path / "saved_model.pb").read_bytes())
+    return len(proto.meta_graphs[0].object_graph_def.concrete_functions)
+
+
+def test_without_layer_traces_leaves_out_only_the_keras_layer_calls(tmp_path):
+    """models/keras_saving.py: inside the scope, tf.saved_model.save writes a module
+    holding a tf_keras model with its signature and weights but none of the layers'
+    own traced calls; outside it they are written (the scope is what changes it)."""
+    module = tf.Module()
+    module.model = tf.keras.Sequential([tf.keras.layers.Dense(3), tf.keras.layers.Dense(1)])
+    module.model.build((None, 2))
+    module.f = tf.function(lambda x: {"y": module.model(x)},
+                           input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+    x = tf.constant([[1.0, 2.0], [3.0, -1.0]])
+    signatures = {"serving_default": module.f}
+    tf.saved_model.save(module, str(tmp_path / "traces"), signatures=signatures)
+    with without_layer_traces():
+        tf.saved_model.save(module, str(tmp_path / "lean"), signatures=signatures)
+    assert _saved_functions(tmp_path / "lean") < _saved_functions(tmp_path / "traces")
+    lean = tf.saved_model.load(str(tmp_path / "lean")).signatures["serving_default"]
+    np.testing.assert_array_equal(lean(x=x)["y"].numpy(), module.f(x)["y"].numpy())
 
 
 def test_catalog_trainer_keeps_the_stock_trainer_properties():
