@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 import keras_nlp
+import tensorflow as tf
 
 from mtrec.components.text_encoder.config import TextEncoderConfig
 
@@ -17,6 +18,12 @@ TOKEN_IDS = "token_ids"
 SEGMENT_IDS = "segment_ids"
 PADDING_MASK = "padding_mask"
 EMBEDDING = "embedding"
+
+
+def serialiser_versions() -> str:
+    """The libraries whose versions decide how an exported encoder is written."""
+    return (f"tensorflow {tf.__version__}, keras {keras.__version__}, "
+            f"keras-nlp {keras_nlp.__version__}")
 
 
 def build_backbone(

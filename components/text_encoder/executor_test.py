@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from mtrec.components.text_encoder import artifacts as layout
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.components.text_encoder.corpus import item_text
-from mtrec.components.text_encoder.executor import Executor
+from mtrec.components.text_encoder.executor import Executor, write_models_cached
 from mtrec.components.text_encoder.export import (
     load_item_text_embeddings,
     load_keras_text_encoder,
@@ -214,6 +215,13 @@ def encode_in_fresh_process(uri: str, texts: list[str], tmp_path) -> np.ndarray:
     return np.load(out_path)
 
 
+def catalogue_texts(uri: str, rows: list[dict]) -> list[str]:
+    """The item text of every embedding row of the artifact at `uri`, in its order."""
+    item_ids, _ = load_item_text_embeddings(uri)
+    by_id = {r[features.ITEM_ID]: r for r in rows}
+    return [_text(by_id[i]) for i in item_ids]
+
+
 def assert_fresh_process_matches(uri: str, rows: list[dict], tmp_path) -> None:
     """A few catalogue texts through the exported encoder, fresh process = the vectors."""
     item_ids, embeddings = load_item_text_embeddings(uri)
@@ -296,3 +304,36 @@ def test_preset_mode_with_local_preset(tmp_path, rows):
 def test_bad_exec_properties_fail_fast(tmp_path, rows):
     with pytest.raises(ValueError, match="preset_dir"):
         run_executor(tmp_path, rows[:5], mode="preset")
+
+
+def test_write_models_cached_writes_once_then_copies(tmp_path):
+    """The export cache: a miss writes to a temporary sibling and renames it into
+    place; a hit copies without writing; a run that loses the rename to another
+    process copies the winner's entry; no cache directory writes in place."""
+    calls = []
+
+    def write(directory: str) -> None:
+        calls.append(directory)
+        Path(directory, "encoder").mkdir(parents=True, exist_ok=True)
+        Path(directory, "encoder", "saved_model.pb").write_text(f"written {len(calls)}")
+
+    cache = tmp_path / "cache" / "key"
+    assert write_models_cached(cache, str(tmp_path / "a"), write) is False
+    assert write_models_cached(cache, str(tmp_path / "b"), write) is True
+    assert len(calls) == 1 and Path(calls[0]).parent == cache.parent and Path(calls[0]) != cache
+    for run in "ab":
+        assert (tmp_path / run / "encoder" / "saved_model.pb").read_text() == "written 1"
+    assert sorted(p.name for p in cache.parent.iterdir()) == ["key"]
+
+    other = tmp_path / "cache" / "other"
+
+    def racing(directory: str) -> None:  # another process finishes first
+        write(directory)
+        shutil.copytree(directory, other)
+
+    assert write_models_cached(other, str(tmp_path / "c"), racing) is False
+    assert sorted(p.name for p in cache.parent.iterdir()) == ["key", "other"]
+    assert (tmp_path / "c" / "encoder" / "saved_model.pb").read_text() == "written 2"
+
+    assert write_models_cached(None, str(tmp_path / "d"), write) is False
+    assert calls[-1] == str(tmp_path / "d")

@@ -19,6 +19,7 @@ from mtrec.components.text_encoder import minilm
 from mtrec.components.text_encoder.executor_test import (
     NUM_ITEMS,
     assert_fresh_process_matches,
+    catalogue_texts,
     make_catalog_rows,
     run_executor,
     saved_weight_count,
@@ -28,6 +29,7 @@ from mtrec.components.text_encoder.export import (
     TextEncoderFunction,
     load_item_text_embeddings,
     load_metadata,
+    load_text_encoder,
 )
 
 REFERENCE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "minilm_reference.json"
@@ -114,9 +116,14 @@ def test_pretrained_executor_metadata_and_encoding_cache(pretrained, rows, tmp_p
 
     again = run_executor(tmp_path, rows, mode="pretrained")
     assert load_metadata(again.uri)["encode_cached"] is True
+    assert load_metadata(again.uri)["export_cached"] is True
     _, first = load_item_text_embeddings(pretrained.uri)
     _, second = load_item_text_embeddings(again.uri)
     np.testing.assert_array_equal(first, second)
+    # The encoder models came from the export cache: they still encode these items.
+    texts = tf.constant(catalogue_texts(again.uri, rows))
+    served = load_text_encoder(again.uri).signatures["serving_default"](text=texts)
+    np.testing.assert_allclose(served["embedding"].numpy(), second, atol=1e-5)
 
 
 def test_pretrained_saved_model_in_fresh_process_matches(pretrained, rows, tmp_path):
