@@ -278,7 +278,7 @@ class ServingModule(tf.Module):
         return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
 
     @signature(input_signature=[tf.TensorSpec([None], _STR, name="user_id"),
-                                  tf.TensorSpec([], tf.int32, name="k")])
+                                tf.TensorSpec([], tf.int32, name="k")])
     def recommend(self, user_id, k):
         """Top-k unseen items: retrieve candidates, then re-rank with the blend (known
         users, k <= 25: the export's answers, models/answer_cache.py)."""
@@ -333,7 +333,7 @@ class ServingModule(tf.Module):
         return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
 
     @signature(input_signature=[tf.TensorSpec([None], _STR, name="user_id"),
-                                  tf.TensorSpec([], tf.int32, name="k")])
+                                tf.TensorSpec([], tf.int32, name="k")])
     def retrieve(self, user_id, k):
         """Plain retrieval over the whole catalogue, seen items included (FactorizedTopK)."""
         k = tf.minimum(k, self._check_k(k))  # the same k, after the checks

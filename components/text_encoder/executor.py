@@ -105,13 +105,17 @@ def _load_model(config: TextEncoderConfig, texts: list[str]):
     return backbone, tokenizer, f"preset:{os.path.basename(config.preset_dir)}", None
 
 
+def _cache_key(*parts: object) -> str:
+    """24 hex digits of the sha256 of the parts, NUL-separated: a cache entry's name."""
+    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:24]
+
+
 def _catalog_cache_file(digest: str | None, sequence_length: int, texts: list[str]):
     """Where the frozen pretrained encoder's vectors for these texts are cached."""
     if digest is None:
         return None
-    key = hashlib.sha256(f"{_ENCODING_VERSION}\0{digest}\0{sequence_length}\0".encode())
-    key.update("\n".join(texts).encode())
-    return minilm.cache_root() / "embeddings" / f"{key.hexdigest()[:24]}.npy"
+    key = _cache_key(_ENCODING_VERSION, digest, sequence_length, "\n".join(texts))
+    return minilm.cache_root() / "embeddings" / f"{key}.npy"
 
 
 def _export_cache_dir(digest: str | None, sequence_length: int, versions: str) -> Path | None:
@@ -122,8 +126,8 @@ def _export_cache_dir(digest: str | None, sequence_length: int, versions: str) -
     """
     if digest is None:
         return None
-    key = hashlib.sha256(f"{_EXPORT_VERSION}\0{digest}\0{sequence_length}\0{versions}".encode())
-    return minilm.cache_root() / "exports" / key.hexdigest()[:24]
+    return minilm.cache_root() / "exports" / _cache_key(_EXPORT_VERSION, digest, sequence_length,
+                                                        versions)
 
 
 def write_models_cached(cache_dir: Path | None, uri: str, write: Callable[[str], None]) -> bool:
