@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -102,10 +103,36 @@ def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys):
     assert len(rejects.read_text().splitlines()) == 3  # header + the 2 rejected rows
 
 
-def test_data_check_fails_clearly_when_most_rows_are_bad(tmp_path: Path, capsys):
+def test_data_check_fails_clearly_when_most_rows_are_bad(tmp_path: Path, capsys, monkeypatch):
     data = tmp_path / "in"
     data.mkdir()
     (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\nu1,i1,x,1\nu1,i2,7,2\n")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     code = main(["data", "check", "--source", "generic", "--path", str(data)])
-    assert code == 2
+    err = capsys.readouterr().err
+    assert code == 2 and "error:" in err
+    (kept,) = temp.glob("mtrec-data-check-*/rejects.csv")  # the rows the error names
+    assert str(kept) in err and len(kept.read_text().splitlines()) == 3
+
+    rejects = tmp_path / "bad.csv"
+    code = main(["data", "check", "--source", "generic", "--path", str(data),
+                 "--rejects", str(rejects)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"the rejected rows are in {rejects}" in err
+    assert len(rejects.read_text().splitlines()) == 3
+    assert len(list(temp.iterdir())) == 1  # the first check's folder; none left by this one
+
+
+def test_data_check_leaves_no_temporary_folder(tmp_path: Path, capsys, monkeypatch):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    rejects = tmp_path / "bad.csv"
+    assert main(["data", "check", "--rejects", str(rejects)]) == 0  # the sample data
+    assert rejects.exists() and str(rejects) in capsys.readouterr().out
+    missing = tmp_path / "nowhere"
+    assert main(["data", "check", "--source", "generic", "--path", str(missing)]) == 2
     assert "error:" in capsys.readouterr().err
+    assert not list(temp.iterdir())

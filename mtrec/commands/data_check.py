@@ -8,6 +8,7 @@ rejected and why; no TensorFlow, no examples written.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -58,18 +59,26 @@ def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """The report, or `error: ...` and exit code 2. The rejected rows go to `--rejects`,
+    or stay in a temporary folder that the output names; no empty folder is left."""
     home = tempfile.mkdtemp(prefix="mtrec-data-check-")
+    staged = os.path.join(home, REJECTS_FILE)
+    rejects_path = args.rejects or staged
+    error = None
     try:
         checked = check(args.source, args.path, home, IngestOptions(
             split=args.split, eval_fraction=args.eval_fraction,
             max_reject_fraction=args.max_reject_fraction))
     except (DataQualityError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        error = str(err).replace(staged, rejects_path)  # the message names where rows are
+    finally:
+        if args.rejects and os.path.exists(staged):
+            shutil.move(staged, args.rejects)
+        if not os.listdir(home):
+            os.rmdir(home)
+    if error is not None:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    rejects_path = checked.rejects_path
-    if args.rejects:
-        shutil.move(rejects_path, args.rejects)
-        rejects_path = args.rejects
     lines = report_lines(checked.clean.counts, checked.clean.tables, checked.rows, rejects_path)
     print("\n".join(lines))
     return 0
