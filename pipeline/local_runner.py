@@ -3,6 +3,8 @@ MLMD on SQLite, caching on. This module owns every local path.
 
 A run holds `<home>/.mtrec-run.lock` and first cleans up after a killed run
 (executions left RUNNING, their empty output folders: pipeline/killed_runs.py).
+On the DirectRunner, TFX's Beam executors do not package TFX for remote
+workers (pipeline/tfx_packaging.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from mtrec.pipeline import configs
 from mtrec.pipeline.killed_runs import clean_killed_runs, run_lock
 from mtrec.pipeline.pipeline import create_pipeline
 from mtrec.pipeline.settings import PipelineSettings
+from mtrec.pipeline.tfx_packaging import without_tfx_package
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,4 +113,5 @@ def run(paths: LocalPaths, pipeline_settings: PipelineSettings) -> None:
             cleanup = clean_killed_runs(paths.metadata_path, paths.pipeline_root)
             if cleanup:
                 log.warning("%s", cleanup.describe())
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with without_tfx_package(pipeline_settings.beam_pipeline_args):
+            tfx.orchestration.LocalDagRunner().run(pipeline)

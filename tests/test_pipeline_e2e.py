@@ -120,6 +120,18 @@ def test_console_shows_each_component_and_epoch_in_few_lines(first_run):
     assert "TextEncoder MLM step 60/60" in out
 
 
+def test_local_beam_components_do_not_package_tfx(first_run):
+    """TFX's Beam executors would each copy TFX into a new /tmp folder and build an
+    sdist of it for remote workers (pipeline/tfx_packaging.py); its absl log line
+    says when. The run's Beam components still ran (the test above)."""
+    paths, _, _ = first_run
+    with open(os.path.join(paths.home, "logs", "run.log")) as f:
+        log = f.read()
+    assert "Transform" in log
+    assert "Attempting to infer TFX Python dependency" not in log
+    assert "tfx_ephemeral" not in log
+
+
 def test_catalogue_holds_every_item_and_the_text_encoder_fed_the_trainer(first_run):
     _, _, nodes = first_run
     run_dir = nodes["Trainer"].outputs["model_run"][0].uri

@@ -15,14 +15,17 @@ from tensorflow.python.autograph.core import config as autograph_config
 from tensorflow.python.autograph.impl import conversion
 from tf_keras.src.utils import losses_utils
 from tfx.components import Trainer
-from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import base_beam_executor, base_component
 from tfx.proto import trainer_pb2
 from tfx.types import channel_utils, standard_artifacts
+from tfx.utils import dependency_utils
 
 from mtrec.components.trainer.component import CatalogTrainer
 from mtrec.models.autograph_rules import skip_tf_keras
 from mtrec.models.keras_saving import without_layer_traces
 from mtrec.models.model import MultiTaskModel  # importing it applies skip_tf_keras
+from mtrec.pipeline import beam_portable, configs
+from mtrec.pipeline.tfx_packaging import without_tfx_package
 from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
 
 
@@ -131,3 +134,40 @@ def test_autograph_skips_tf_keras_through_its_private_rule_list():
     assert len(rules) == 1
     assert conversion.is_allowlisted(losses_utils.squeeze_or_expand_dimensions)
     assert not conversion.is_allowlisted(MultiTaskModel.compute_loss)
+
+
+class _BeamExecutor(base_beam_executor.BaseBeamExecutor):
+    def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX's name)
+        raise NotImplementedError
+
+
+def _executor_args(beam_args: list[str]) -> list[str]:
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(beam_args))
+    return _BeamExecutor(context)._beam_pipeline_args
+
+
+def test_tfx_packages_itself_for_beam_workers_only_outside_a_local_run(monkeypatch):
+    """pipeline/tfx_packaging.py swaps tfx.utils.dependency_utils'
+    make_beam_dependency_flags, the hook BaseBeamExecutor.__init__ calls with the
+    Beam args. The build it leads to (49 MB copied to /tmp, an sdist built) is
+    replaced by a recorder here: TFX must still reach it outside the scope and for
+    a non-local runner, never for a local one, and the hook comes back on exit."""
+    built = []
+    monkeypatch.setattr(dependency_utils, "build_ephemeral_package",
+                        lambda: built.append(1) or "/nonexistent/tfx_ephemeral-0.tar.gz")
+    hook = dependency_utils.make_beam_dependency_flags
+    local = list(configs.LOCAL_BEAM_ARGS)
+
+    assert "--extra_package=/nonexistent/tfx_ephemeral-0.tar.gz" in _executor_args(local)
+    assert len(built) == 1
+    for args in (local, list(configs.IN_PROCESS_BEAM_ARGS)):
+        with without_tfx_package(args) as skipped:
+            got = _executor_args(args)
+        assert skipped and got[:len(args)] == args
+        assert not any(a.startswith("--extra_package") for a in got)
+    assert len(built) == 1 and dependency_utils.make_beam_dependency_flags is hook
+
+    portable = beam_portable.beam_args(5000)
+    with without_tfx_package(portable) as skipped:
+        assert not skipped and "--extra_package" in " ".join(_executor_args(portable))
+    assert len(built) == 2
