@@ -44,7 +44,7 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--path", help="data directory (MovieLens folder or generic CSV/Parquet)")
     p.add_argument("--split", help="official split to use, e.g. u1 for ml-100k")
     p.add_argument("--home", help="output folder (default: outputs/<source>[-<split>])")
-    p.add_argument("--workers", type=int, default=2, help="Beam DirectRunner workers")
+    p.add_argument("--workers", type=int, default=2, help="local Beam worker processes")
     p.add_argument("--beam-mode", default="auto", choices=configs.BEAM_MODES,
                    help="auto: in-process Beam below "
                    f"{configs.IN_PROCESS_MAX_ROWS:,} ratings, multi-processing above")

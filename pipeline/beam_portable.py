@@ -3,7 +3,7 @@
 Flink, Spark and Dataflow run our Python Beam code the same way: the runner
 hands each stage to SDK workers that a separate worker-pool process starts
 (`--environment_type=EXTERNAL`). Running it locally catches what the
-DirectRunner's own process tree hides (unpicklable closures, local-path
+local runner's own process tree hides (unpicklable closures, local-path
 assumptions). Beam's own pieces only: the embedded job service
 (`--job_endpoint=embed`) and `apache_beam.runners.worker.worker_pool_main`.
 

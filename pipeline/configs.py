@@ -27,18 +27,27 @@ RETRIEVAL_THRESHOLDS = {at(HIT_RATE, 100): 0.05, NDCG_LIFT: 0.05, NDCG_CHANGE: -
 # Kubeflow/Vertex: where the Dockerfile copies the curated schema (pipeline/schema/).
 IMAGE_SCHEMA_PATH = "/opt/mtrec/schema/schema.pbtxt"
 
-# Beam: DirectRunner locally; Dataflow/Flink/Spark via beam_pipeline_args (see
-# BUILD.md). The worker count is filled in by a runner. Multi-processing starts
-# fresh worker processes, which import TensorFlow and TFX, for every Beam
-# component; on a small input that start-up outweighs the work, so below
+# Beam: the FnApiRunner locally; Dataflow/Flink/Spark via beam_pipeline_args
+# (see BUILD.md). Not "DirectRunner": since Beam 2.68 the DirectRunner first
+# tries each pipeline on Prism, a Go runner it downloads from GitHub on first
+# use (without a timeout), and falls back to the FnApiRunner only when that
+# fails. Where GitHub is unreachable, as here, every such pipeline pays a
+# failed attempt and leaves a `beam-temp*` folder in /tmp; where it is
+# reachable, the pipeline runs on a different runner than the one tested and
+# measured here, which ignores direct_running_mode. Beam's maintainers
+# recommend pinning the FnApiRunner (apache/beam#34612).
+# The worker count is filled in by a runner. Multi-processing starts fresh
+# worker processes, which import TensorFlow and TFX, for every Beam component;
+# on a small input that start-up outweighs the work, so below
 # IN_PROCESS_MAX_ROWS ratings `mtrec run` runs Beam in-process instead
 # (local_runner.beam_args; measured in benchmarks/results/pipeline_wall.md).
+LOCAL_RUNNER = "FnApiRunner"
 LOCAL_BEAM_ARGS = (
-    "--runner=DirectRunner",
+    f"--runner={LOCAL_RUNNER}",
     "--direct_running_mode=multi_processing",
 )
 IN_PROCESS_BEAM_ARGS = (
-    "--runner=DirectRunner",
+    f"--runner={LOCAL_RUNNER}",
     "--direct_running_mode=in_memory",
     "--direct_num_workers=1",
 )

@@ -60,7 +60,7 @@ from mtrec.pipeline.pipeline import create_pipeline
 from mtrec.pipeline.settings import PipelineSettings
 
 IMAGE_SCHEMA_PATH = configs.IMAGE_SCHEMA_PATH
-# In-container DirectRunner, one worker per CPU of the pod (0 = auto).
+# In-container FnApiRunner (configs.LOCAL_RUNNER), one worker per CPU of the pod (0 = auto).
 DEFAULT_BEAM_ARGS = (*configs.LOCAL_BEAM_ARGS, "--direct_num_workers=0")
 
 

@@ -1,9 +1,9 @@
-"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner (in-process or multi-processing),
+"""Runs the pipeline locally: LocalDagRunner, Beam's FnApiRunner (in-process or multi-processing),
 MLMD on SQLite, caching on. This module owns every local path.
 
 A run holds `<home>/.mtrec-run.lock` and first cleans up after a killed run
 (executions left RUNNING, their empty output folders: pipeline/killed_runs.py).
-On the DirectRunner, TFX's Beam executors do not package TFX for remote
+On a local Beam runner, TFX's Beam executors do not package TFX for remote
 workers (pipeline/tfx_packaging.py).
 """
 
@@ -56,7 +56,7 @@ def curated_schema_path() -> str:
 
 def beam_args(mode: str = "multi_processing", workers: int = 2,
               rows: int | None = None) -> list[str]:
-    """DirectRunner arguments for a mode in configs.BEAM_MODES.
+    """Local Beam runner arguments for a mode in configs.BEAM_MODES.
 
     "auto" runs in-process below configs.IN_PROCESS_MAX_ROWS input ratings and
     multi-processing from there on (or when `rows` is unknown). The arguments
@@ -85,7 +85,7 @@ def settings(
     """The local deployment's PipelineSettings: its paths, Beam mode and SQLite MLMD.
 
     `beam_mode`, `workers`, `rows`: see beam_args. `runner_args` replace the
-    DirectRunner's (e.g. pipeline/beam_portable.beam_args). `fields` are any
+    local runner's (e.g. pipeline/beam_portable.beam_args). `fields` are any
     other PipelineSettings fields (model, text_encoder, thresholds,
     enable_cache, ...); their defaults are PipelineSettings'.
     """

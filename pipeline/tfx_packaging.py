@@ -1,4 +1,4 @@
-"""Local DirectRunner runs skip TFX's packaging of itself for remote Beam workers.
+"""Local Beam runs skip TFX's packaging of itself for remote Beam workers.
 
 Every TFX Beam executor (ImportExampleGen, StatisticsGen, Transform, the
 Evaluator, ...) given any Beam argument packages the installed TFX as an sdist
@@ -8,8 +8,9 @@ for the workers, unless an argument already names their dependencies
 `tempfile.mkdtemp()` folder, runs `setup.py sdist` there in a subprocess, and
 never deletes the folder: 49 MB of /tmp and 1.7-2.2 s for each of the five
 Beam components of every `mtrec run` (measured in its log, before this
-module). The DirectRunner's workers are this process, or its children on the
-same site-packages, and never read that package.
+module). A local runner's workers (the FnApiRunner's: configs.LOCAL_RUNNER)
+are this process, or its children on the same site-packages, and never read
+that package.
 
 So for a local runner (Beam's StandardOptions.LOCAL_RUNNERS) the hook returns
 the arguments unchanged. Other runners keep TFX's behaviour: the portable
@@ -28,7 +29,7 @@ from tfx.utils import dependency_utils
 
 
 def is_local_runner(beam_args: Sequence[str]) -> bool:
-    """Whether `beam_args` run Beam on this machine (DirectRunner, its default included)."""
+    """Whether `beam_args` run Beam on this machine (FnApiRunner, DirectRunner, no runner)."""
     runner = PipelineOptions(list(beam_args)).view_as(StandardOptions).runner
     return (runner or StandardOptions.DEFAULT_RUNNER).split(".")[-1] in (
         StandardOptions.LOCAL_RUNNERS)

@@ -6,8 +6,8 @@ from mtrec.cli import build_parser
 from mtrec.pipeline import configs
 from mtrec.pipeline.local_runner import beam_args
 
-IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
-MULTI = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+MULTI = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
          "--direct_num_workers=3"]
 
 

@@ -1,7 +1,7 @@
 """ImportExampleGen's executor without the whole-split shuffle, so the copy streams.
 
 The stock ExampleGen reshuffles every split before writing it
-(`tfx/components/example_gen/write_split.py`). Beam's DirectRunner holds a
+(`tfx/components/example_gen/write_split.py`). Beam's local runner holds a
 shuffle in memory, so ImportExampleGen's peak memory grew with the data
 (2.9 GB at 100K interactions, 11.6 GB at 3M; benchmarks/results/scale.md). The
 examples mtrec imports are already in a seeded random order (data/examples.py

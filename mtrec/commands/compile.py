@@ -23,7 +23,7 @@ EXAMPLE = """example:
       -- --runner=DataflowRunner --project=PROJECT --region=REGION \\
          --temp_location=gs://BUCKET/tmp
 
-Beam args follow `--`; without them the container runs Beam's DirectRunner.
+Beam args follow `--`; without them the container runs Beam's FnApiRunner.
 See docs/kubeflow.md."""
 
 
