@@ -34,7 +34,7 @@ from mtrec.pipeline import configs
 from mtrec.run_state import open_store
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-# Components that start a Beam pipeline (the DirectRunner mode applies to them).
+# Components that start a Beam pipeline (the local runner's mode applies to them).
 BEAM_COMPONENTS = ("ImportExampleGen", "CatalogExampleGen", "StatisticsGen", "Transform",
                    "Evaluator")
 QUALITY_KEYS = ("rating RMSE", "ranking AUC (like vs not)")

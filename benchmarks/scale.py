@@ -149,7 +149,9 @@ def run_one(
 ) -> dict[str, Any]:
     """One size, in this process: data, examples, pipeline; returns its measurements.
 
-    `runner`: "direct" (DirectRunner, multi-processing) or "portable" (one external
+    `runner`: "direct" (the local runner, multi-processing: configs.LOCAL_BEAM_ARGS;
+    scale.md's series named DirectRunner, which ran the same FnApiRunner here: Prism,
+    which it tries first, could not be downloaded) or "portable" (one external
     worker pool with `workers` SDK workers). `text_encoder=False` leaves it out.
     """
     # Here, not at the top: the parent process must not load TensorFlow (its
@@ -322,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 5_000_000])
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--workers", type=int, default=2,
-                   help="DirectRunner workers; SDK workers of the portable runner's pool")
+                   help="local runner workers; SDK workers of the portable runner's pool")
     p.add_argument("--runner", nargs="+", choices=RUNNERS, default=["direct"],
                    help="with 'portable': each size once per runner, side by side "
                    "(scale.json['runners']); the DirectRunner series is left alone")
