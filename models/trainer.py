@@ -7,6 +7,7 @@ are (models/serving_tables.py).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -14,6 +15,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -96,29 +98,25 @@ def train_and_export(
     tables = build_serving_tables(scan_ds, sizes, catalog)
     t_scan = time.time()
     chief = is_chief(strategy)
-    if not chief:  # saving is collective: every worker saves, only the chief's copies are kept
-        scratch = tempfile.mkdtemp()
-        serving_dir = os.path.join(scratch, "model")
-        weights_dir = os.path.join(scratch, "weights") if weights_dir else None
-        log_dir = os.path.join(scratch, "logs") if log_dir else None
-        log.info("not the chief: writing the export to scratch %s", scratch)
-    with (strategy or tf.distribute.get_strategy()).scope():
-        model = build_model(sizes, config, tft_output, tables, item_text)
-        model.compile(optimizer=make_optimizer(config, tables.num_train_examples))
-    callbacks: list[tf.keras.callbacks.Callback] = [EpochLog(config.epochs)]
-    if log_dir:
-        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
-    t_fit = time.time()
-    history = model.fit(  # EpochLog, not Keras' line, which shows uncomputed metrics as 0
-        train_ds, epochs=config.epochs, validation_data=eval_ds, verbose=0, callbacks=callbacks
-    )
-    t_eval = time.time()
-    evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)
-    t_export = time.time()
-    export_serving_model(model, tft_output, tables, serving_dir, item_text)
-    if weights_dir:  # lets `mtrec add-items` re-index a catalogue without retraining
-        save_weights(model, weights_dir)
-    write_warmup(serving_dir, tables)
+    with _outputs(chief, serving_dir, weights_dir, log_dir) as outputs:
+        serving_dir, weights_dir, log_dir = outputs
+        with (strategy or tf.distribute.get_strategy()).scope():
+            model = build_model(sizes, config, tft_output, tables, item_text)
+            model.compile(optimizer=make_optimizer(config, tables.num_train_examples))
+        callbacks: list[tf.keras.callbacks.Callback] = [EpochLog(config.epochs)]
+        if log_dir:
+            callbacks.append(tf.keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
+        t_fit = time.time()
+        history = model.fit(  # EpochLog, not Keras' line, which shows uncomputed metrics as 0
+            train_ds, epochs=config.epochs, validation_data=eval_ds, verbose=0, callbacks=callbacks
+        )
+        t_eval = time.time()
+        evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)
+        t_export = time.time()
+        export_serving_model(model, tft_output, tables, serving_dir, item_text)
+        if weights_dir:  # lets `mtrec add-items` re-index a catalogue without retraining
+            save_weights(model, weights_dir)
+        write_warmup(serving_dir, tables)
     metrics = {
         "train_seconds": round(t_eval - t0, 2),
         # Where the time went: the serving-table scan, model build, fit, evaluate, export.
@@ -143,6 +141,22 @@ def train_and_export(
     }
     log.info("training metrics: %s", metrics)
     return metrics
+
+
+@contextlib.contextmanager
+def _outputs(chief: bool, serving_dir: str, weights_dir: str | None, log_dir: str | None,
+             ) -> Iterator[tuple[str, str | None, str | None]]:
+    """The chief's (serving, weights, log) dirs, or a non-chief worker's in a scratch
+    folder deleted afterwards. Saving is collective: every worker saves, and only the
+    chief's copies are kept (a worker's full export used to stay in /tmp)."""
+    if chief:
+        yield serving_dir, weights_dir, log_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="mtrec-worker-export-") as scratch:
+        log.info("not the chief: writing the export to scratch %s", scratch)
+        yield (os.path.join(scratch, "model"),
+               os.path.join(scratch, "weights") if weights_dir else None,
+               os.path.join(scratch, "logs") if log_dir else None)
 
 
 def build_model(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -121,8 +122,10 @@ def test_two_workers_train_like_one_and_only_the_chief_exports(transformed, opti
         assert "replicas in sync: 2, global batch 128" in text
         assert "input sharding over 2 workers and 1 files: DATA" in text
         assert "Collective all_reduce tensors" in text or "CollectiveReduceV2" in text, text[-2000:]
-    # Only the chief exports: the worker's copy went to scratch.
+    # Only the chief exports: the worker's copy went to scratch, deleted after it.
     assert "not the chief" in worker and "not the chief" not in chief
+    scratch = re.search(r"not the chief: writing the export to scratch (\S+)", worker)
+    assert scratch and not os.path.exists(scratch.group(1))
     assert multi["workers"] == 2 and multi["global_batch_size"] == 2 * PER_REPLICA_BATCH
     assert single["global_batch_size"] == multi["global_batch_size"]
     assert os.path.exists(os.path.join(args.serving_model_dir, "saved_model.pb"))
