@@ -1,4 +1,4 @@
-"""A Beam stage on the portable runner with 2 external worker pools equals the DirectRunner's.
+"""A Beam stage on the portable runner with 2 external worker pools equals the local runner's.
 
 TFDV statistics (StatisticsGen's Beam work) over tiny examples: run once
 in-process, then once through each worker-pool process (pipeline/beam_portable.py),
@@ -16,7 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from mtrec.data import generate
 from mtrec.data.examples import write_examples
-from mtrec.pipeline import beam_portable
+from mtrec.pipeline import beam_portable, configs
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,8 @@ def _stats(pattern: str, args: list[str], out: str):
     return dataset.num_examples, {f.path.step[0]: summary(f) for f in dataset.features}
 
 
-def test_statistics_on_two_external_pools_equal_the_direct_runners(examples, tmp_path):
-    direct = _stats(examples, ["--runner=DirectRunner"], str(tmp_path / "direct"))
+def test_statistics_on_two_external_pools_equal_the_local_runners(examples, tmp_path):
+    direct = _stats(examples, [f"--runner={configs.LOCAL_RUNNER}"], str(tmp_path / "direct"))
     assert direct[0] > 0
     with beam_portable.worker_pools(2) as ports:
         assert len(set(ports)) == 2
