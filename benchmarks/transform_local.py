@@ -27,6 +27,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
 
 from mtrec.models.preprocessing import preprocessing_fn
+from mtrec.pipeline import configs
 
 # models/ and pipeline/ are siblings both in the repository and under mtrec/.
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "pipeline" / "schema" / "schema.pbtxt"
@@ -90,7 +91,9 @@ def transform_examples(
     schema = raw_schema()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    options = PipelineOptions(["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    # The pipeline's local runner, in process: not Beam's default DirectRunner,
+    # which first tries Prism (pipeline/configs.py).
+    options = PipelineOptions(list(configs.IN_PROCESS_BEAM_ARGS))
 
     def source(split: str):
         pattern = os.path.join(examples_dir, split, "*")
