@@ -33,8 +33,8 @@ IMAGE_SCHEMA_PATH = "/opt/mtrec/schema/schema.pbtxt"
 # use (without a timeout), and falls back to the FnApiRunner only when that
 # fails. Where GitHub is unreachable, as here, every such pipeline pays a
 # failed attempt and leaves a `beam-temp*` folder in /tmp; where it is
-# reachable, the pipeline runs on a different runner than the one tested and
-# measured here, which ignores direct_running_mode. Beam's maintainers
+# reachable, the pipeline runs on Prism, which this project never tested or
+# measured, and which does not read direct_running_mode. Beam's maintainers
 # recommend pinning the FnApiRunner (apache/beam#34612).
 # The worker count is filled in by a runner. Multi-processing starts fresh
 # worker processes, which import TensorFlow and TFX, for every Beam component;

@@ -14,7 +14,7 @@ that package.
 
 So for a local runner (Beam's StandardOptions.LOCAL_RUNNERS) the hook returns
 the arguments unchanged. Other runners keep TFX's behaviour: the portable
-runner of `mtrec run --beam portable` rehearses what a remote runner stages.
+runner of `mtrec run --beam-runner portable` rehearses what a remote runner stages.
 `tests/test_private_apis.py` pins the hook: if TFX renames or stops calling it,
 the test sees a package being built.
 """
