@@ -49,7 +49,8 @@ def _add_run_parser(sub) -> None:
                    help="auto: in-process Beam below "
                    f"{configs.IN_PROCESS_MAX_ROWS:,} ratings, multi-processing above")
     p.add_argument("--beam-runner", choices=("direct", "portable"), default="direct",
-                   help="portable: Beam's job service plus an external SDK worker pool "
+                   help="direct: Beam's local FnApiRunner; portable: Beam's job service plus "
+                   "an external SDK worker pool "
                    "(how Flink/Spark/Dataflow run the Beam stages; docs/scale.md)")
     p.add_argument("--beam-workers", type=int, default=2,
                    help="with --beam-runner portable: SDK worker processes per stage")
