@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import glob
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
+import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
+from apache_beam.options.pipeline_options import PipelineOptions
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
@@ -53,25 +56,46 @@ def example_to_row(record: bytes, spec: dict) -> dict:
 
 
 def analyze_and_transform(train_rows: list[dict], other_rows: list[dict], out_dir: str):
-    """Analyze on train_rows; return (tft_output, transformed train rows, transformed others)."""
+    """Analyze on train_rows; return (tft_output, transformed train rows, transformed others).
+
+    An explicit pipeline on the pipeline's local runner: a bare `rows | transform`
+    would run on a DirectRunner Beam creates itself, which first tries Prism
+    (pipeline/configs.py). The transformed rows come back through pickle files.
+    """
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out_dir))
     metadata = dataset_metadata.DatasetMetadata(
         schema_utils.schema_from_feature_spec(raw_feature_spec())
     )
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=out_dir), force_tf_compat_v1=False):
+    options = PipelineOptions(list(configs.IN_PROCESS_BEAM_ARGS))
+    with beam.Pipeline(options=options) as pipeline, tft_beam.Context(
+        temp_dir=str(scratch), force_tf_compat_v1=False
+    ):
+        train = pipeline | "CreateTrain" >> beam.Create(train_rows)
         (train_xf, _), transform_fn = (
-            train_rows,
+            train,
             metadata,
         ) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
-        other_xf = []
+        _keep(train_xf, "train", scratch)
         if other_rows:
-            other_xf, _ = ((other_rows, metadata), transform_fn) | tft_beam.TransformDataset()
+            other = pipeline | "CreateOther" >> beam.Create(other_rows)
+            other_xf, _ = ((other, metadata), transform_fn) | tft_beam.TransformDataset()
+            _keep(other_xf, "other", scratch)
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
     # As the Transform component does: the raw schema next to the graph, which
     # the serving signatures read to parse requests.
     raw_dir = os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR)
     metadata_io.write_metadata(metadata, raw_dir)
-    return tft.TFTransformOutput(out_dir), list(train_xf), list(other_xf)
+    kept = {name: pickle.loads((scratch / f"{name}.pkl").read_bytes())
+            for name in ("train", "other") if (scratch / f"{name}.pkl").exists()}
+    return tft.TFTransformOutput(out_dir), kept["train"], kept.get("other", [])
+
+
+def _keep(rows, name: str, folder: Path) -> None:
+    """Write the PCollection `rows` as one pickled list, folder/<name>.pkl."""
+    _ = (rows | f"List{name}" >> beam.combiners.ToList()
+         | f"Pickle{name}" >> beam.Map(lambda r: (folder / f"{name}.pkl").write_bytes(
+             pickle.dumps(r))))
 
 
 def transform_examples(
@@ -84,8 +108,6 @@ def transform_examples(
     the vocabularies. Transformed rows are written as gzipped TFRecords under
     out_dir/transformed/<split> and read back as {feature: array} per split.
     """
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
     from tfx_bsl.public import tfxio
 
     schema = raw_schema()
