@@ -29,7 +29,7 @@ IMAGE_SCHEMA_PATH = "/opt/mtrec/schema/schema.pbtxt"
 
 # Beam: the FnApiRunner locally; Dataflow/Flink/Spark via beam_pipeline_args
 # (see BUILD.md). Not "DirectRunner": since Beam 2.68 the DirectRunner first
-# tries each pipeline on Prism, a Go runner it downloads from GitHub on first
+# tries most pipelines on Prism, a Go runner it downloads from GitHub on first
 # use (without a timeout), and falls back to the FnApiRunner only when that
 # fails. Where GitHub is unreachable, as here, every such pipeline pays a
 # failed attempt and leaves a `beam-temp*` folder in /tmp; where it is
