@@ -86,9 +86,9 @@ def analyze_and_transform(train_rows: list[dict], other_rows: list[dict], out_di
     # the serving signatures read to parse requests.
     raw_dir = os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR)
     metadata_io.write_metadata(metadata, raw_dir)
-    kept = {name: pickle.loads((scratch / f"{name}.pkl").read_bytes())
-            for name in ("train", "other") if (scratch / f"{name}.pkl").exists()}
-    return tft.TFTransformOutput(out_dir), kept["train"], kept.get("other", [])
+    train_out = pickle.loads((scratch / "train.pkl").read_bytes())
+    other_out = pickle.loads((scratch / "other.pkl").read_bytes()) if other_rows else []
+    return tft.TFTransformOutput(out_dir), train_out, other_out
 
 
 def _keep(rows, name: str, folder: Path) -> None:

@@ -84,9 +84,11 @@ class IngestOptions:
 
 
 def check(
-    source: str, path: str | None, home: str, options: IngestOptions = IngestOptions()
+    source: str, path: str | None, rejects_path: str,
+    options: IngestOptions = IngestOptions(),
 ) -> CheckResult:
-    """Load, check and clean; write `home/rejects.csv`. No TensorFlow, seconds.
+    """Load, check and clean; write the rejected rows to `rejects_path`. No TensorFlow,
+    seconds.
 
     `mtrec data check` stops here; `ingest` goes on to write examples. Raises
     as `ingest` does.
@@ -95,8 +97,6 @@ def check(
     loaded = load_dataset(source, path, options.split)
     check_tables(loaded)
     raw_ids = raw_user_ids(loaded) if key else set()
-    os.makedirs(home, exist_ok=True)
-    rejects_path = os.path.join(home, REJECTS_FILE)
     try:
         result = clean(loaded, max_reject_fraction=options.max_reject_fraction)
     except DataQualityError as err:
@@ -127,7 +127,7 @@ def ingest(
     if options.rejects_keep_raw_ids and key:
         log.warning("rejects.csv keeps raw user ids (rejects_keep_raw_ids): it holds "
                     "personal data the pipeline artifacts do not")
-    checked = check(source, path, home, options)
+    checked = check(source, path, os.path.join(home, REJECTS_FILE), options)
     result, rejects_path = checked.clean, checked.rejects_path
     dataset = result.dataset
     if key:

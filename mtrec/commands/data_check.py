@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 from typing import Any
@@ -60,25 +59,19 @@ def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
 
 def run_check(args: argparse.Namespace) -> int:
     """The report, or `error: ...` and exit code 2. The rejected rows go to `--rejects`,
-    or stay in a temporary folder that the output names; no empty folder is left."""
-    home = tempfile.mkdtemp(prefix="mtrec-data-check-")
-    staged = os.path.join(home, REJECTS_FILE)
-    rejects_path = args.rejects or staged
-    error = None
+    or to a temporary folder that the output names; no empty folder is left."""
+    home = None if args.rejects else tempfile.mkdtemp(prefix="mtrec-data-check-")
+    rejects_path = args.rejects or os.path.join(home, REJECTS_FILE)
     try:
-        checked = check(args.source, args.path, home, IngestOptions(
+        checked = check(args.source, args.path, rejects_path, IngestOptions(
             split=args.split, eval_fraction=args.eval_fraction,
             max_reject_fraction=args.max_reject_fraction))
     except (DataQualityError, FileNotFoundError, ValueError) as err:
-        error = str(err).replace(staged, rejects_path)  # the message names where rows are
-    finally:
-        if args.rejects and os.path.exists(staged):
-            shutil.move(staged, args.rejects)
-        if not os.listdir(home):
-            os.rmdir(home)
-    if error is not None:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr)  # it names the rejects file when there is one
         return 2
+    finally:
+        if home and not os.listdir(home):
+            os.rmdir(home)
     lines = report_lines(checked.clean.counts, checked.clean.tables, checked.rows, rejects_path)
     print("\n".join(lines))
     return 0
