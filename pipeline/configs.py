@@ -26,6 +26,9 @@ RETRIEVAL_THRESHOLDS = {at(HIT_RATE, 100): 0.05, NDCG_LIFT: 0.05, NDCG_CHANGE: -
 
 # Kubeflow/Vertex: where the Dockerfile copies the curated schema (pipeline/schema/).
 IMAGE_SCHEMA_PATH = "/opt/mtrec/schema/schema.pbtxt"
+# Every KFP v2 task's command: TFX's container entrypoint run by ours, which
+# skips TFX's sdist of itself for in-pod Beam (pipeline/kfp_entrypoint.py).
+KFP_TASK_COMMAND = ("python", "-m", "mtrec.pipeline.kfp_entrypoint")
 
 # Beam: the FnApiRunner locally; Dataflow/Flink/Spark via beam_pipeline_args
 # (see BUILD.md). Not "DirectRunner": since Beam 2.68 the DirectRunner first

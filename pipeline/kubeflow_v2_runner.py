@@ -126,7 +126,9 @@ def compile_pipeline(settings: KubeflowSettings, output_path: str) -> dict[str, 
     defaults = runtime_parameter_defaults(pipeline)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=settings.image, use_pipeline_spec_2_1=True
+            default_image=settings.image,
+            default_commands=list(configs.KFP_TASK_COMMAND),
+            use_pipeline_spec_2_1=True,
         )
     )
     job = runner.run(pipeline, parameter_values=defaults, write_out=False)

@@ -124,10 +124,9 @@ def test_every_component_present_with_our_image(compiled):
     assert set(containers) == {f"{c}_executor" for c in COMPONENTS}
     for label, container in containers.items():
         assert container["image"] == IMAGE, label
-        # TFX's KFP v2 container launcher, as the TFX image runs it.
-        assert container["command"] == [
-            "python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
-        ]  # fmt: skip
+        # TFX's KFP v2 container launcher, run by ours (pipeline/kfp_entrypoint.py).
+        assert container["command"] == list(configs.KFP_TASK_COMMAND)
+        assert configs.KFP_TASK_COMMAND[-1] == "mtrec.pipeline.kfp_entrypoint"
     executor_class = {
         label: c["args"][c["args"].index("--executor_class_path") + 1]
         for label, c in containers.items()

@@ -16,6 +16,7 @@ from tensorflow.python.autograph.impl import conversion
 from tf_keras.src.utils import losses_utils
 from tfx.components import Trainer
 from tfx.dsl.components.base import base_beam_executor, base_component
+from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 from tfx.proto import trainer_pb2
 from tfx.types import channel_utils, standard_artifacts
 from tfx.utils import dependency_utils
@@ -171,3 +172,14 @@ def test_tfx_packages_itself_for_beam_workers_only_outside_a_local_run(monkeypat
     with without_tfx_package(portable) as skipped:
         assert not skipped and "--extra_package" in " ".join(_executor_args(portable))
     assert len(built) == 2
+
+
+def test_kfp_entrypoint_parses_flags_as_tfx_does():
+    """pipeline/kfp_entrypoint.py runs TFX's KFP v2 container entrypoint with its
+    private `_parse_flags`: TFX's three flags, the rest as the Beam args."""
+    argv = ["--executor_class_path", "a.B", "--json_serialized_invocation_args", "{}",
+            "--json_serialized_inputs_spec_args", "{}", *configs.LOCAL_BEAM_ARGS]
+    args, beam_args = kubeflow_v2_run_executor._parse_flags(argv)
+    assert (args.executor_class_path, args.json_serialized_invocation_args) == ("a.B", "{}")
+    assert beam_args == list(configs.LOCAL_BEAM_ARGS)
+    assert inspect.signature(kubeflow_v2_run_executor.main).parameters.keys() == {"parsed_argv"}

@@ -242,6 +242,8 @@ class Executor(base_executor.BaseExecutor):
         failed = failed_thresholds(metrics, thresholds)
         blessed = not failed
         log.info("retrieval metrics %s; failed thresholds %s", metrics, failed)
+        # TFX's local launcher creates output folders; a KFP v2 pod's does not.
+        fileio.makedirs(blessing.uri)
         with fileio.open(os.path.join(blessing.uri, RETRIEVAL_METRICS_FILE), "w") as f:
             json.dump({"metrics": metrics, "thresholds": thresholds, "failed": failed}, f)
         marker = BLESSED_FILE if blessed else NOT_BLESSED_FILE

@@ -1,0 +1,207 @@
+"""The compiled KFP v2 spec, executed: every task's container command, run here.
+
+`pipeline/kfp_local.py` plays the KFP backend's part (ExecutorInput in, the
+ExecutorOutput's artifacts passed on, the Pusher's trigger condition); the
+commands and arguments are the spec's own. The unit tests check that part on
+hand-written specs; the e2e test compiles the pipeline with `mtrec compile`
+for a tiny synthetic sample and runs all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mtrec.cli import main as cli_main
+from mtrec.data import clean, generate
+from mtrec.data.examples import write_examples
+from mtrec.pipeline import configs, kfp_local
+
+ROOT = Path(__file__).resolve().parents[1]
+BLESSED = (
+    "((inputs.artifacts['_Evaluator.blessing'].artifacts[0].metadata['blessed'] == 1.0) && "
+    "(inputs.artifacts['_RetrievalEvaluator.blessing'].artifacts[0].metadata['blessed'] == 1.0))"
+)
+
+
+def _task(*producers: str, **parameters) -> dict:
+    return {
+        "componentRef": {"name": "c"},
+        "inputs": {
+            "artifacts": {
+                p: {"taskOutputArtifact": {"producerTask": p, "outputArtifactKey": "out"}}
+                for p in producers
+            },
+            "parameters": parameters,
+        },
+    }
+
+
+def _blessings(evaluator: float, retrieval: float) -> dict:
+    return {
+        "artifacts": {
+            f"_{name}.blessing": {"artifacts": [{"metadata": {"blessed": value}}]}
+            for name, value in (("Evaluator", evaluator), ("RetrievalEvaluator", retrieval))
+        }
+    }
+
+
+def test_tasks_run_after_their_producers_and_dependencies():
+    spec = {
+        "root": {
+            "dag": {
+                "tasks": {
+                    "d": {**_task("b", "c"), "dependentTasks": ["a"]},
+                    "c": _task("a"),
+                    "b": _task("a"),
+                    "a": _task(),
+                }
+            }
+        }
+    }
+    assert kfp_local.task_order(spec) == ["a", "b", "c", "d"]
+    spec["root"]["dag"]["tasks"]["a"] = _task("d")
+    with pytest.raises(kfp_local.UnsupportedSpec, match="cycle"):
+        kfp_local.task_order(spec)
+
+
+def test_the_pushers_trigger_needs_both_blessings():
+    assert kfp_local.trigger_holds(BLESSED, _blessings(1.0, 1.0))
+    assert not kfp_local.trigger_holds(BLESSED, _blessings(1.0, 0.0))
+    assert not kfp_local.trigger_holds(BLESSED, _blessings(0.0, 1.0))
+    with pytest.raises(kfp_local.UnsupportedSpec, match="not supported"):
+        kfp_local.trigger_holds("inputs.parameters['x'] > 1", _blessings(1.0, 1.0))
+
+
+def test_parameters_come_from_constants_then_pipeline_inputs_with_overrides(tmp_path):
+    spec = {
+        "root": {
+            "inputDefinitions": {"parameters": {"data_root": {"defaultValue": "/compiled"}}},
+            "dag": {
+                "tasks": {
+                    "t": _task(
+                        data={"componentInputParameter": "data_root"},
+                        n={"runtimeValue": {"constant": 3.0}},
+                    )
+                }
+            },
+        },
+        "components": {
+            "c": {
+                "outputDefinitions": {
+                    "artifacts": {
+                        "out": {"artifactType": {"instanceSchema": "title: tfx.Examples\n"}}
+                    }
+                }
+            }
+        },
+    }
+    params = kfp_local.root_parameters(spec, {"data_root": "/at-run-time"})
+    got = kfp_local.executor_input(spec, "t", params, {}, tmp_path / "t")
+    assert got["inputs"]["parameterValues"] == {"data": "/at-run-time", "n": 3.0}
+    (out,) = got["outputs"]["artifacts"]["out"]["artifacts"]
+    assert out["uri"] == str(tmp_path / "t" / "out") and out["type"]["instanceSchema"]
+    assert got["outputs"]["outputFile"] == str(tmp_path / "t" / kfp_local.OUTPUT_FILE)
+    assert kfp_local.root_parameters(spec, {}) == {"data_root": "/compiled"}
+    with pytest.raises(ValueError, match="unknown pipeline parameters"):
+        kfp_local.root_parameters(spec, {"epochs": 3})
+
+
+def test_a_resolver_task_is_refused_with_the_compile_flag_that_avoids_it(tmp_path):
+    spec = {
+        "root": {"dag": {"tasks": {"r": _task()}}},
+        "components": {"c": {"executorLabel": "r_executor"}},
+        "deploymentSpec": {"executors": {"r_executor": {"resolver": {}}}},
+    }
+    with pytest.raises(kfp_local.UnsupportedSpec, match="--no-baseline"):
+        kfp_local.run_spec(spec, tmp_path)
+
+
+def _image_env() -> dict[str, str]:
+    """The Dockerfile's ENV: what the image adds to every task's environment."""
+    lines = (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+    (env_line,) = [line for line in lines if line.startswith("ENV ")]
+    return dict(pair.split("=", 1) for pair in env_line.split()[1:])
+
+
+@pytest.fixture(scope="module")
+def kfp_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("kfp")
+    dataset = clean(generate(n_users=150, n_items=200, n_ratings=6000, seed=3)).dataset
+    write_examples(dataset, str(home / "examples"))
+    spec_path = home / "mtrec.yaml"
+    assert cli_main([
+        "compile", "--image", "mtrec:test",
+        "--pipeline-root", str(home / "root"),
+        # The data_root parameter's default is never read: the run overrides it.
+        "--examples-root", str(home / "not-the-examples"),
+        "--serving-model-dir", str(home / "serving"),
+        "--schema-path", str(ROOT / "pipeline" / "schema" / "schema.pbtxt"),
+        "--model-config", json.dumps({"batch_size": 256, "embedding_dim": 32}),
+        "--epochs", "4",
+        "--text-encoder", json.dumps({"mode": "scratch", "pretrain_steps": 20,
+                                      "hidden_dim": 32, "intermediate_dim": 64}),
+        "--relevance-auc-min", "0.5",
+        "--retrieval-thresholds", '{"hit_rate@100": 0.01}',
+        "--no-baseline",
+        "--output", str(spec_path),
+    ]) == 0  # fmt: skip
+    spec, _ = kfp_local.load_spec(spec_path)
+    runs = kfp_local.run_spec(
+        spec,
+        home / "root" / "run-1",
+        env=_image_env(),
+        parameters={"data_root": str(home / "examples")},
+    )
+    return home, spec, {run.name: run for run in runs}
+
+
+@pytest.mark.e2e
+def test_every_compiled_task_runs_and_the_pusher_pushes(kfp_run):
+    home, spec, runs = kfp_run
+    assert set(runs) == set(spec["root"]["dag"]["tasks"])
+    assert {run.status for run in runs.values()} == {"succeeded"}
+    (blessing,) = runs["RetrievalEvaluator"].outputs["blessing"]
+    assert blessing["metadata"]["blessed"] == 1.0
+    (pushed,) = runs["AtomicPusher"].outputs["pushed_model"]
+    assert pushed["metadata"]["pushed"] == 1.0
+    (version,) = os.listdir(home / "serving")
+    assert pushed["metadata"]["pushed_destination"] == str(home / "serving" / version)
+
+
+@pytest.mark.e2e
+def test_tasks_ran_our_entrypoint_and_beam_tasks_did_not_package_tfx(kfp_run):
+    _, spec, runs = kfp_run
+    executors = spec["deploymentSpec"]["executors"].values()
+    commands = {executor["container"]["command"][-1] for executor in executors}
+    assert commands == {configs.KFP_TASK_COMMAND[-1]}
+    for name in ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator"):
+        log = runs[name].log.read_text(errors="replace")
+        assert "Starting executor" in log, name  # TFX's entrypoint ran the executor
+        assert "Attempting to infer TFX Python dependency" not in log, name
+
+
+@pytest.mark.e2e
+def test_the_pushed_model_serves_in_a_fresh_process(kfp_run):
+    home, _, _ = kfp_run
+    (version,) = os.listdir(home / "serving")
+    script = textwrap.dedent(
+        f"""
+        import tensorflow as tf
+        m = tf.saved_model.load({str(home / "serving" / version)!r})
+        out = m.signatures["recommend"](user_id=tf.constant(["u1"]), k=tf.constant(5))
+        print(out["item_ids"].shape)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "(1, 5)" in done.stdout
