@@ -36,6 +36,7 @@ import yaml
 
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 OUTPUT_FILE = "executor_output.json"
+INPUT_FILE = "executor_input.json"  # what `{{$}}` became: to re-run one task by hand
 LOG_FILE = "log.txt"
 # One `inputs.artifacts['KEY'].artifacts[0].metadata['FIELD'] == VALUE` term of a
 # trigger condition (what TFX compiles a component's `with Cond(...)` into).
@@ -207,6 +208,7 @@ def run_spec(
             produced[name] = {}
             runs.append(TaskRun(name, "skipped", 0.0, None, {}))
             continue
+        (task_root / INPUT_FILE).write_text(json.dumps(invocation, indent=1))
         started = time.perf_counter()
         log = _run_container(executor["container"], invocation, task_root, env, python)
         outputs = _outputs(invocation, task_root / OUTPUT_FILE)

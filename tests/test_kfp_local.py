@@ -17,8 +17,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.orchestration.kubeflow.v2.container import (
+    kubeflow_v2_entrypoint_utils as entrypoint_utils,
+)
+from tfx.utils import path_utils
 
 from mtrec.cli import main as cli_main
+from mtrec.components.trainer import multi_worker as mw
+from mtrec.components.trainer import tfjob
+from mtrec.contracts.pipeline import CONFIG_DISTRIBUTION
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
 from mtrec.pipeline import configs, kfp_local
@@ -205,3 +214,61 @@ def test_the_pushed_model_serves_in_a_fresh_process(kfp_run):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "(1, 5)" in done.stdout
+
+
+class _LocalTrainingOperator:
+    """Stands in for the Kubeflow Training Operator behind CustomObjectsApi: on
+    create, runs every replica's container command here, each with the TF_CONFIG
+    the operator would set (components/trainer/multi_worker.launch_command, on
+    loopback); on get, the job's condition from their exit codes."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir, self.jobs = log_dir, {}
+
+    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
+        specs = body["spec"]["tfReplicaSpecs"]
+        (container,) = specs["Chief"]["template"]["spec"]["containers"]
+        command = [sys.executable if c == "python" else c for c in container["command"]]
+        replicas = sum(spec["replicas"] for spec in specs.values())
+        codes = mw.launch_command(command, replicas, str(self.log_dir), timeout=900)
+        self.jobs[body["metadata"]["name"]] = "Succeeded" if set(codes) == {0} else "Failed"
+
+    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
+        state = self.jobs[name]
+        return {"status": {"conditions": [{"type": state, "status": "True", "message": ""}]}}
+
+
+@pytest.mark.e2e
+def test_the_trainer_as_a_tfjob_trains_on_two_replicas_from_the_pods_inputs(
+    kfp_run, tmp_path, monkeypatch
+):
+    """The Trainer step of `mtrec compile --tfjob-namespace`: TFJobExecutor, given
+    the inputs the KFP Trainer task received (parsed as a pod parses them),
+    creates a TFJob whose chief and worker run the manifest's command."""
+    home, _, _ = kfp_run
+    invocation = json.loads(
+        (home / "root" / "run-1" / "Trainer" / kfp_local.INPUT_FILE).read_text()
+    )
+    executor_input = json_format.ParseDict(invocation, pipeline_spec_pb2.ExecutorInput())
+    inputs = entrypoint_utils.parse_raw_artifact_dict(executor_input.inputs.artifacts)
+    outputs = entrypoint_utils.parse_raw_artifact_dict(executor_input.outputs.artifacts)
+    for key, (artifact,) in outputs.items():
+        artifact.uri = str(tmp_path / key)
+    properties = dict(invocation["inputs"]["parameterValues"])
+    custom = json.loads(properties["custom_config"])
+    custom[CONFIG_DISTRIBUTION] = "multi_worker_mirrored"
+    custom.update(tfjob.TFJobTraining(image="mtrec:test", poll_seconds=0).custom_config())
+    properties["custom_config"] = json.dumps(custom)
+    operator = _LocalTrainingOperator(tmp_path / "replicas")
+    monkeypatch.setattr(tfjob, "_kubernetes_api", lambda: operator)
+
+    tfjob.TFJobExecutor().Do(inputs, outputs, properties)
+
+    assert list(operator.jobs.values()) == ["Succeeded"]
+    chief = (tmp_path / "replicas" / "chief-0.log").read_text()
+    worker = (tmp_path / "replicas" / "worker-0.log").read_text()
+    for log in (chief, worker):
+        assert "replicas in sync: 2" in log, log[-3000:]
+    assert "not the chief" in worker and "not the chief" not in chief
+    (model,) = outputs["model"]
+    assert (Path(path_utils.serving_model_path(model.uri)) / "saved_model.pb").exists()
