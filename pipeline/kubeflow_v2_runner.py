@@ -29,7 +29,7 @@ only whole exec properties can be RuntimeParameters in TFX 1.16):
 Compile-time only: the schema path (ImportSchemaGen), serving_model_dir (the
 Pusher's destination), Beam args (container arguments), the image.
 `--no-runtime-parameters` bakes everything in.
-`--vertex-training-region R` makes the Trainer a Vertex AI custom job, and
+`--vertex-training-region R --vertex-project P` makes the Trainer a Vertex AI custom job, and
 `--tfjob-namespace NS` a Kubeflow TFJob (chief + workers running the same
 image), for training on several machines.
 

@@ -15,10 +15,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from google.cloud.aiplatform_v1.types.job_state import JobState
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.extensions.google_cloud_ai_platform import training_clients
 from tfx.orchestration.kubeflow.v2.container import (
     kubeflow_v2_entrypoint_utils as entrypoint_utils,
 )
@@ -27,6 +30,7 @@ from tfx.utils import path_utils
 from mtrec.cli import main as cli_main
 from mtrec.components.trainer import multi_worker as mw
 from mtrec.components.trainer import tfjob
+from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
 from mtrec.contracts.pipeline import CONFIG_DISTRIBUTION
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
@@ -216,36 +220,10 @@ def test_the_pushed_model_serves_in_a_fresh_process(kfp_run):
     assert "(1, 5)" in done.stdout
 
 
-class _LocalTrainingOperator:
-    """Stands in for the Kubeflow Training Operator behind CustomObjectsApi: on
-    create, runs every replica's container command here, each with the TF_CONFIG
-    the operator would set (components/trainer/multi_worker.launch_command, on
-    loopback); on get, the job's condition from their exit codes."""
-
-    def __init__(self, log_dir: Path):
-        self.log_dir, self.jobs = log_dir, {}
-
-    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
-        specs = body["spec"]["tfReplicaSpecs"]
-        (container,) = specs["Chief"]["template"]["spec"]["containers"]
-        command = [sys.executable if c == "python" else c for c in container["command"]]
-        replicas = sum(spec["replicas"] for spec in specs.values())
-        codes = mw.launch_command(command, replicas, str(self.log_dir), timeout=900)
-        self.jobs[body["metadata"]["name"]] = "Succeeded" if set(codes) == {0} else "Failed"
-
-    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
-        state = self.jobs[name]
-        return {"status": {"conditions": [{"type": state, "status": "True", "message": ""}]}}
-
-
-@pytest.mark.e2e
-def test_the_trainer_as_a_tfjob_trains_on_two_replicas_from_the_pods_inputs(
-    kfp_run, tmp_path, monkeypatch
-):
-    """The Trainer step of `mtrec compile --tfjob-namespace`: TFJobExecutor, given
-    the inputs the KFP Trainer task received (parsed as a pod parses them),
-    creates a TFJob whose chief and worker run the manifest's command."""
-    home, _, _ = kfp_run
+def _trainer_step(home: Path, out: Path, remote: dict) -> tuple[dict, dict, dict]:
+    """(inputs, outputs, exec properties) of the compiled spec's Trainer task, parsed
+    from the ExecutorInput it ran with as a pod parses it, outputs under `out`,
+    and `remote` (a remote-training custom_config) added to its custom_config."""
     invocation = json.loads(
         (home / "root" / "run-1" / "Trainer" / kfp_local.INPUT_FILE).read_text()
     )
@@ -253,22 +231,107 @@ def test_the_trainer_as_a_tfjob_trains_on_two_replicas_from_the_pods_inputs(
     inputs = entrypoint_utils.parse_raw_artifact_dict(executor_input.inputs.artifacts)
     outputs = entrypoint_utils.parse_raw_artifact_dict(executor_input.outputs.artifacts)
     for key, (artifact,) in outputs.items():
-        artifact.uri = str(tmp_path / key)
+        artifact.uri = str(out / key)
     properties = dict(invocation["inputs"]["parameterValues"])
     custom = json.loads(properties["custom_config"])
-    custom[CONFIG_DISTRIBUTION] = "multi_worker_mirrored"
-    custom.update(tfjob.TFJobTraining(image="mtrec:test", poll_seconds=0).custom_config())
+    custom.update({CONFIG_DISTRIBUTION: "multi_worker_mirrored", **remote})
     properties["custom_config"] = json.dumps(custom)
+    return inputs, outputs, properties
+
+
+def _run_replicas(command: list[str], replicas: int, log_dir: Path) -> bool:
+    """The replicas' container command, here: one process each, with the TF_CONFIG
+    the operator or Vertex sets (first pool/replica type the chief), on loopback."""
+    command = [sys.executable if c == "python" else c for c in command]
+    return set(mw.launch_command(command, replicas, str(log_dir), timeout=900)) == {0}
+
+
+def _assert_two_replicas_trained_and_the_chief_exported(log_dir: Path, outputs: dict) -> None:
+    chief = (log_dir / "chief-0.log").read_text()
+    worker = (log_dir / "worker-0.log").read_text()
+    for log in (chief, worker):
+        assert "replicas in sync: 2" in log, log[-3000:]
+    assert "not the chief" in worker and "not the chief" not in chief
+    (model,) = outputs["model"]
+    assert (Path(path_utils.serving_model_path(model.uri)) / "saved_model.pb").exists()
+
+
+class _LocalTrainingOperator:
+    """Stands in for the Kubeflow Training Operator behind CustomObjectsApi: on
+    create, runs the TFJob's replicas here; on get, its condition."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir, self.jobs = log_dir, {}
+
+    def create_namespaced_custom_object(self, group, version, namespace, plural, body):
+        specs = body["spec"]["tfReplicaSpecs"]
+        (container,) = specs["Chief"]["template"]["spec"]["containers"]
+        replicas = sum(spec["replicas"] for spec in specs.values())
+        ok = _run_replicas(container["command"], replicas, self.log_dir)
+        self.jobs[body["metadata"]["name"]] = "Succeeded" if ok else "Failed"
+
+    def get_namespaced_custom_object(self, group, version, namespace, plural, name):
+        state = self.jobs[name]
+        return {"status": {"conditions": [{"type": state, "status": "True", "message": ""}]}}
+
+
+class _LocalVertexJobService:
+    """Stands in for Vertex AI's JobServiceClient (what TFX's Vertex training
+    client calls): create_custom_job runs the job's worker pools here (pool 0 the
+    chief, pool 1 the workers); get_custom_job reports its state."""
+
+    log_dir = Path("replicas")  # each test sets its own, and `jobs`
+    jobs: dict[str, int] = {}
+
+    def __init__(self, client_options=None):
+        self.endpoint = (client_options or {}).get("api_endpoint")
+
+    def create_custom_job(self, parent, custom_job):
+        pools = custom_job["job_spec"]["worker_pool_specs"]
+        (command,) = {tuple(pool["container_spec"]["command"]) for pool in pools}
+        ok = _run_replicas(list(command), sum(p["replica_count"] for p in pools), self.log_dir)
+        name = f"{parent}/customJobs/{len(self.jobs)}"
+        self.jobs[name] = JobState.JOB_STATE_SUCCEEDED if ok else JobState.JOB_STATE_FAILED
+        return SimpleNamespace(name=name)
+
+    def get_custom_job(self, name, retry=None):
+        return SimpleNamespace(state=self.jobs[name])
+
+
+@pytest.mark.e2e
+def test_the_trainer_as_a_tfjob_trains_on_two_replicas_from_the_pods_inputs(
+    kfp_run, tmp_path, monkeypatch
+):
+    """The Trainer step of `mtrec compile --tfjob-namespace`: TFJobExecutor, given
+    the inputs the KFP Trainer task received, creates a TFJob whose chief and
+    worker run the manifest's command."""
+    remote = tfjob.TFJobTraining(image="mtrec:test", poll_seconds=0).custom_config()
+    inputs, outputs, properties = _trainer_step(kfp_run[0], tmp_path, remote)
     operator = _LocalTrainingOperator(tmp_path / "replicas")
     monkeypatch.setattr(tfjob, "_kubernetes_api", lambda: operator)
 
     tfjob.TFJobExecutor().Do(inputs, outputs, properties)
 
     assert list(operator.jobs.values()) == ["Succeeded"]
-    chief = (tmp_path / "replicas" / "chief-0.log").read_text()
-    worker = (tmp_path / "replicas" / "worker-0.log").read_text()
-    for log in (chief, worker):
-        assert "replicas in sync: 2" in log, log[-3000:]
-    assert "not the chief" in worker and "not the chief" not in chief
-    (model,) = outputs["model"]
-    assert (Path(path_utils.serving_model_path(model.uri)) / "saved_model.pb").exists()
+    _assert_two_replicas_trained_and_the_chief_exported(tmp_path / "replicas", outputs)
+
+
+@pytest.mark.e2e
+def test_the_trainer_as_a_vertex_job_trains_on_two_replicas_from_the_pods_inputs(
+    kfp_run, tmp_path, monkeypatch
+):
+    """The Trainer step of `mtrec compile --vertex-training-region`: VertexExecutor
+    submits, through TFX's Vertex client and runner, the custom job whose pools
+    run our Trainer executor (this run found the missing `project`)."""
+    remote = VertexTraining(region="europe-west4", image="mtrec:test", project="proj")
+    inputs, outputs, properties = _trainer_step(kfp_run[0], tmp_path, remote.custom_config())
+    monkeypatch.setattr(_LocalVertexJobService, "log_dir", tmp_path / "replicas")
+    monkeypatch.setattr(_LocalVertexJobService, "jobs", {})
+    monkeypatch.setattr(training_clients.gapic, "JobServiceClient", _LocalVertexJobService)
+
+    VertexExecutor().Do(inputs, outputs, properties)
+
+    assert list(_LocalVertexJobService.jobs) == [
+        "projects/proj/locations/europe-west4/customJobs/0"
+    ]
+    _assert_two_replicas_trained_and_the_chief_exported(tmp_path / "replicas", outputs)

@@ -370,15 +370,26 @@ def _remote_trainer(tmp_path, *flags) -> tuple[str, dict]:
 
 def test_vertex_training_makes_the_trainer_a_multi_worker_vertex_job(tmp_path):
     executor, custom = _remote_trainer(
-        tmp_path, "--vertex-training-region", "europe-west4", "--vertex-training-replicas", "3"
+        tmp_path, "--vertex-training-region", "europe-west4", "--vertex-project", "proj",
+        "--vertex-training-replicas", "3",
     )
     assert executor == "mtrec.components.trainer.vertex.VertexExecutor"
     assert custom["distribution"] == "multi_worker_mirrored"
     assert custom["ai_platform_enable_vertex"] is True
     assert custom["ai_platform_vertex_region"] == "europe-west4"
+    # TFX's runner pops the project from the training args before it submits.
+    assert custom["ai_platform_training_args"]["project"] == "proj"
     pools = custom["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
     assert [p["replica_count"] for p in pools] == [1, 2]
     assert {p["container_spec"]["image_uri"] for p in pools} == {IMAGE}
+
+
+def test_vertex_training_without_a_project_is_refused_with_the_flag_to_add(tmp_path, capsys):
+    out = tmp_path / "mtrec.json"
+    argv = [*CLI_ARGS[:6], *NO_TEXT, "--serving-model-dir", "gs://b/s", "--output", str(out),
+            "--vertex-training-region", "europe-west4"]  # fmt: skip
+    assert cli_main(["compile", *argv]) == 2
+    assert "--vertex-project" in capsys.readouterr().err and not out.exists()
 
 
 def test_tfjob_training_makes_the_trainer_a_kubeflow_tfjob(tmp_path):
@@ -399,6 +410,6 @@ def test_vertex_and_tfjob_training_are_exclusive():
     with pytest.raises(ValueError, match="not both"):  # at definition time
         dataclasses.replace(
             settings.pipeline,
-            vertex_training=VertexTraining(region="r", image=IMAGE),
+            vertex_training=VertexTraining(region="r", image=IMAGE, project="p"),
             tfjob_training=TFJobTraining(image=IMAGE),
         )

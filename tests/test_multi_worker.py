@@ -53,7 +53,7 @@ def test_tfjob_and_vertex_use_the_same_roles():
     specs = tfjob_manifest("j", TFJobTraining(image="i", replicas=3), ["x"])["spec"]
     assert {k: v["replicas"] for k, v in specs["tfReplicaSpecs"].items()} == {
         "Chief": 1, "Worker": 2}
-    config = VertexTraining(region="r", image="i", replicas=3).custom_config()
+    config = VertexTraining(region="r", image="i", project="p", replicas=3).custom_config()
     pools = next(v for v in config.values() if isinstance(v, dict))["job_spec"][
         "worker_pool_specs"]
     assert [p["replica_count"] for p in pools] == [1, 2]

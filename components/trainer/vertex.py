@@ -27,12 +27,19 @@ class VertexTraining:
 
     region: str
     image: str  # the pipeline image (Dockerfile): the job runs our executor in it
+    # The GCP project the custom job is created in. TFX's runner pops it from the
+    # training args before submitting (runner.start_cloud_training): without it
+    # the Trainer step fails with KeyError 'project' on Vertex.
+    project: str
     replicas: int = 2  # one chief plus replicas - 1 workers
     machine_type: str = "n1-standard-8"
 
     def __post_init__(self) -> None:
         if self.replicas < 1:
             raise ValueError(f"replicas must be >= 1, got {self.replicas}")
+        if not self.project:
+            raise ValueError("VertexTraining needs the GCP project of its custom job "
+                             "(mtrec compile --vertex-project)")
 
     def custom_config(self) -> dict[str, Any]:
         """The Trainer custom_config keys TFX's Vertex training client reads."""
@@ -49,7 +56,10 @@ class VertexTraining:
         return {
             constants.ENABLE_VERTEX_KEY: True,
             constants.VERTEX_REGION_KEY: self.region,
-            vertex_executor.TRAINING_ARGS_KEY: {"job_spec": {"worker_pool_specs": pools}},
+            vertex_executor.TRAINING_ARGS_KEY: {
+                "project": self.project,
+                "job_spec": {"worker_pool_specs": pools},
+            },
         }
 
 

@@ -14,8 +14,12 @@ from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
 IMAGE = "europe-docker.pkg.dev/p/r/mtrec:1"
 
 
+def _training(region: str, replicas: int, project: str = "proj") -> VertexTraining:
+    return VertexTraining(region=region, image=IMAGE, project=project, replicas=replicas)
+
+
 def test_job_runs_our_executor_on_a_chief_and_workers():
-    config = VertexTraining(region="europe-west4", image=IMAGE, replicas=4).custom_config()
+    config = _training("europe-west4", replicas=4).custom_config()
     assert VertexExecutor()._GetExecutorClass() is Executor
     # The job TFX's Vertex client builds from this config (no GCP call: no client).
     client = training_clients.VertexJobClient.__new__(training_clients.VertexJobClient)
@@ -37,8 +41,10 @@ def test_job_runs_our_executor_on_a_chief_and_workers():
         )
 
 
-def test_one_replica_has_no_worker_pool_and_zero_is_rejected():
-    config = VertexTraining(region="us-central1", image=IMAGE, replicas=1).custom_config()
+def test_one_replica_has_no_worker_pool_and_zero_replicas_or_no_project_is_rejected():
+    config = _training("us-central1", replicas=1).custom_config()
     assert len(config["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]) == 1
     with pytest.raises(ValueError, match="replicas"):
-        VertexTraining(region="us-central1", image=IMAGE, replicas=0)
+        _training("us-central1", replicas=0)
+    with pytest.raises(ValueError, match="--vertex-project"):
+        _training("us-central1", replicas=2, project="")

@@ -10,6 +10,7 @@ TFX loads in the handler, not at import: `mtrec --help` stays fast (as serving/c
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +49,9 @@ def add_compile_parser(sub: Any) -> argparse.ArgumentParser:
     remote.add_argument("--vertex-training-region",
                         help="run the Trainer as a Vertex AI custom job in this region "
                         "(chief + workers in --image; distribution: multi_worker_mirrored)")
+    remote.add_argument("--vertex-project",
+                        help="GCP project of the Vertex custom job (needed with "
+                        "--vertex-training-region)")
     remote.add_argument("--vertex-training-replicas", type=int, default=2,
                         help="chief + workers")
     remote.add_argument("--vertex-machine-type", default="n1-standard-8")
@@ -88,7 +92,7 @@ def settings_from_args(args: argparse.Namespace):  # -> kubeflow_v2_runner.Kubef
         ),
         distribution=args.distribution,
         vertex_training=VertexTraining(
-            region=args.vertex_training_region, image=args.image,
+            region=args.vertex_training_region, image=args.image, project=args.vertex_project,
             replicas=args.vertex_training_replicas, machine_type=args.vertex_machine_type,
         ) if args.vertex_training_region else None,
         tfjob_training=TFJobTraining(
@@ -113,7 +117,11 @@ def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
 def run_compile(args: argparse.Namespace) -> int:
     from mtrec.pipeline import kubeflow_v2_runner as kfv2
 
-    settings = settings_from_args(args)
-    kfv2.compile_pipeline(settings, args.output)
+    try:  # settings are validated when they are built: a bad flag is a message
+        settings = settings_from_args(args)
+        kfv2.compile_pipeline(settings, args.output)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {args.output}")
     return 0
