@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from google.cloud.aiplatform_v1.types.job_state import JobState
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
@@ -126,7 +127,7 @@ def test_parameters_come_from_constants_then_pipeline_inputs_with_overrides(tmp_
         kfp_local.root_parameters(spec, {"epochs": 3})
 
 
-def test_a_resolver_task_is_refused_with_the_compile_flag_that_avoids_it(tmp_path):
+def test_a_resolver_task_is_refused_with_the_compile_flag_that_avoids_it(tmp_path, capsys):
     spec = {
         "root": {"dag": {"tasks": {"r": _task()}}},
         "components": {"c": {"executorLabel": "r_executor"}},
@@ -134,6 +135,10 @@ def test_a_resolver_task_is_refused_with_the_compile_flag_that_avoids_it(tmp_pat
     }
     with pytest.raises(kfp_local.UnsupportedSpec, match="--no-baseline"):
         kfp_local.run_spec(spec, tmp_path)
+    # The command line says so too, without a traceback.
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert kfp_local.main([str(tmp_path / "spec.yaml"), str(tmp_path / "run")]) == 1
+    assert "--no-baseline" in capsys.readouterr().err
 
 
 def _image_env() -> dict[str, str]:
