@@ -56,7 +56,7 @@ CONFIG_ITEM_CATALOG_URI = "item_catalog_uri"  # the catalogue split's folder
 CONFIG_ITEM_TEXT_EMBEDDINGS_URI = "item_text_embeddings_uri"
 
 # ------------------------------------------------- artifact custom properties
-BLESSED = "blessed"  # int 1/0 on a ModelBlessing (TFMA's and the RetrievalEvaluator's)
+BLESSED = "blessed"  # int 1/0 on TFMA's ModelBlessing and the RetrievalBlessing
 PUSHED = "pushed"
 PUSHED_DESTINATION = "pushed_destination"
 

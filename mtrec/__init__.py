@@ -19,9 +19,12 @@ __version__ = "0.1.0"
 # input and output artifact by importing its type name as a class path
 # (kubeflow_v2_entrypoint_utils._retrieve_class_path for titles outside TFX's
 # own), and the V2 compiler only accepts names of the form `namespace.Type`.
-# So `mtrec.ItemTextEmbeddings` must import, lazily: `import mtrec` stays free
-# of TFX. tests/test_kfp_local.py runs the compiled spec's TextEncoder task.
-_ARTIFACT_TYPES = {"ItemTextEmbeddings": "mtrec.components.text_encoder.artifacts"}
+# So `mtrec.<Type>` must import, lazily: `import mtrec` stays free of TFX.
+# tests/test_kfp_local.py runs the compiled spec's tasks that use them.
+_ARTIFACT_TYPES = {
+    "ItemTextEmbeddings": "mtrec.components.text_encoder.artifacts",
+    "RetrievalBlessing": "mtrec.components.retrieval_evaluator.artifacts",
+}
 
 
 def __getattr__(name: str) -> Any:

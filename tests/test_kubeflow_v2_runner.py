@@ -19,6 +19,7 @@ from tfx.orchestration.kubeflow.v2.compiler_utils import _SCHEMA_TITLE_RE as SCH
 from mtrec.cli import build_parser
 from mtrec.cli import main as cli_main
 from mtrec.commands.compile import settings_from_args, split_beam_args
+from mtrec.components.retrieval_evaluator.artifacts import RetrievalBlessing
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.pipeline import configs  # conftest imported mtrec first (Keras 2)
 from mtrec.pipeline import kubeflow_v2_runner as kfv2
@@ -48,10 +49,11 @@ COMPONENTS = {
     "AtomicPusher",
 }
 # KFP v2 splits the latest-blessed-model resolver into two resolver tasks.
-RESOLVER_TASKS = {
-    "latest_blessed_model_resolver-model-blessing-resolver",
-    "latest_blessed_model_resolver-model-resolver",
+RESOLVER_TASKS_BY_ROLE = {
+    "blessing": "latest_blessed_model_resolver-model-blessing-resolver",
+    "model": "latest_blessed_model_resolver-model-resolver",
 }
+RESOLVER_TASKS = set(RESOLVER_TASKS_BY_ROLE.values())
 # The TextEncoder is compiled in its own test (see there).
 NO_TEXT = ["--no-text-encoder"]
 CLI_ARGS = [
@@ -230,6 +232,30 @@ def test_pusher_is_under_both_blessings(compiled):
         pusher["inputs"]["parameters"]["push_destination"]["runtimeValue"]["constant"]
     )
     assert destination == {"filesystem": {"base_directory": "/models/mtrec"}}
+
+
+def test_the_baseline_resolver_can_only_find_tfmas_blessings(compiled):
+    """The compiled latest-blessed-model resolver queries every LIVE
+    `tfx.ModelBlessing` with blessed = 1 in the pipeline, whatever produced it
+    (no producer filter, unlike the local resolver); then the model named by its
+    `current_model_id`, which only TFMA's blessing carries as an artifact name.
+    So the Evaluator must be the only task writing that type."""
+    _, spec = compiled
+    executors = spec["deploymentSpec"]["executors"]
+    resolver = executors[f"{RESOLVER_TASKS_BY_ROLE['blessing']}_executor"]["resolver"]
+    query = resolver["outputArtifactQueries"]["model_blessing"]["filter"]
+    assert 'schema_title="tfx.ModelBlessing"' in query and "producer" not in query
+    writers = {  # tasks that run an executor (the resolvers only pass blessings on)
+        (name, key)
+        for name, component in spec["components"].items()
+        if "container" in executors[component["executorLabel"]]
+        for key, output in component.get("outputDefinitions", {}).get("artifacts", {}).items()
+        if yaml.safe_load(output["artifactType"]["instanceSchema"])["title"] == "tfx.ModelBlessing"
+    }
+    assert writers == {("Evaluator", "blessing")}
+    retrieval = spec["components"]["RetrievalEvaluator"]["outputDefinitions"]["artifacts"]
+    schema = yaml.safe_load(retrieval["blessing"]["artifactType"]["instanceSchema"])
+    assert schema["title"] == RetrievalBlessing.TYPE_NAME
 
 
 def test_yaml_is_a_kfp_client_package_with_pvc_mount(compiled):

@@ -5,9 +5,10 @@ user is served. This component calls the exported `retrieve` signature for
 every eval interaction (HR@K over the full catalogue, FactorizedTopK
 semantics) and `recommend` for every eval user (NDCG/P/R@10, training items
 excluded), next to popularity from the train split and the baseline model,
-and blesses the model when every threshold is met; the relative ones
-(contracts.metrics NDCG_LIFT, NDCG_CHANGE) make a model no better than popularity, or
-worse than the last blessed one, fail. Past
+and blesses the model (a RetrievalBlessing, artifacts.py) when every
+threshold is met; the relative ones (contracts.metrics NDCG_LIFT,
+NDCG_CHANGE) make a model no better than popularity, or worse than the last
+blessed one, fail. Past
 `max_users` eval users it scores a seeded sample of them, so its cost grows
 with the catalogue, not with users x catalogue. The
 pipeline pushes only when both this blessing and TFMA's are positive.
@@ -22,6 +23,7 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
+from mtrec.components.retrieval_evaluator.artifacts import RetrievalBlessing
 from mtrec.components.retrieval_evaluator.executor import Executor
 from mtrec.contracts.metrics import (
     HIT_RATE,
@@ -58,7 +60,7 @@ class RetrievalEvaluatorSpec(types.ComponentSpec):
         MODEL: ChannelParameter(type=standard_artifacts.Model),
         BASELINE_MODEL: ChannelParameter(type=standard_artifacts.Model, optional=True),
     }
-    OUTPUTS = {BLESSING: ChannelParameter(type=standard_artifacts.ModelBlessing)}
+    OUTPUTS = {BLESSING: ChannelParameter(type=RetrievalBlessing)}
 
 
 class RetrievalEvaluator(base_component.BaseComponent):
@@ -90,6 +92,6 @@ class RetrievalEvaluator(base_component.BaseComponent):
                 eval_split=eval_split,
                 train_split=train_split,
                 max_users=max_users,
-                blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+                blessing=types.Channel(type=RetrievalBlessing),
             )
         )
