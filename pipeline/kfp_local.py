@@ -278,12 +278,15 @@ def main(argv: list[str] | None = None) -> int:
         help="a pipeline parameter (e.g. data_root=DIR); repeatable",
     )
     args = parser.parse_args(argv)
+    malformed = [p for p in args.param if "=" not in p]
+    if malformed:
+        parser.error(f"--param takes NAME=VALUE, got {malformed}")
     spec, values = load_spec(args.spec)
     values.update(dict(p.split("=", 1) for p in args.param))
     try:
         runs = run_spec(spec, args.run_root, parameters=values)
-    except (TaskFailed, UnsupportedSpec) as err:
-        print(err, file=sys.stderr)
+    except (TaskFailed, ValueError) as err:  # ValueError: UnsupportedSpec, bad parameters
+        print(f"error: {err}", file=sys.stderr)
         return 1
     for run in runs:
         print(f"{run.name:<20} {run.status:<10} {run.seconds:7.1f}s  {run.log or ''}")

@@ -139,6 +139,11 @@ def test_a_resolver_task_is_refused_with_the_compile_flag_that_avoids_it(tmp_pat
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     assert kfp_local.main([str(tmp_path / "spec.yaml"), str(tmp_path / "run")]) == 1
     assert "--no-baseline" in capsys.readouterr().err
+    assert kfp_local.main([str(tmp_path / "spec.yaml"), "run", "--param", "data_root=x"]) == 1
+    assert "unknown pipeline parameters ['data_root']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        kfp_local.main([str(tmp_path / "spec.yaml"), "run", "--param", "data_root"])
+    assert "NAME=VALUE" in capsys.readouterr().err
 
 
 def _image_env() -> dict[str, str]:
