@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 from tfx.orchestration.kubeflow.v2.compiler_utils import _SCHEMA_TITLE_RE as SCHEMA_TITLE
+from tfx.orchestration.kubeflow.v2.compiler_utils import TITLE_TO_CLASS_PATH
+from tfx.utils import import_utils
 
 from mtrec.cli import build_parser
 from mtrec.cli import main as cli_main
@@ -256,6 +258,25 @@ def test_the_baseline_resolver_can_only_find_tfmas_blessings(compiled):
     retrieval = spec["components"]["RetrievalEvaluator"]["outputDefinitions"]["artifacts"]
     schema = yaml.safe_load(retrieval["blessing"]["artifactType"]["instanceSchema"])
     assert schema["title"] == RetrievalBlessing.TYPE_NAME
+
+
+def test_every_custom_artifact_type_imports_by_its_name_as_a_pod_imports_it(tmp_path):
+    """A pod rebuilds each artifact from its schema title: TFX's own titles map to
+    classes, any other title is imported as a class path (the TextEncoder task
+    failed this way before mtrec/__init__.py provided its type)."""
+    out = tmp_path / "mtrec.yaml"
+    _compile([*CLI_ARGS, "--output", str(out)])  # with the TextEncoder
+    spec, *_ = yaml.safe_load_all(out.read_text())
+    titles = {
+        yaml.safe_load(artifact["artifactType"]["instanceSchema"])["title"]
+        for component in spec["components"].values()
+        for side in ("inputDefinitions", "outputDefinitions")
+        for artifact in component.get(side, {}).get("artifacts", {}).values()
+    }
+    custom = titles - set(TITLE_TO_CLASS_PATH)
+    assert custom == {ItemTextEmbeddings.TYPE_NAME, RetrievalBlessing.TYPE_NAME}
+    for title in custom:
+        assert title == import_utils.import_class_by_path(title).TYPE_NAME
 
 
 def test_yaml_is_a_kfp_client_package_with_pvc_mount(compiled):
