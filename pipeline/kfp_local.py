@@ -1,21 +1,26 @@
 """Runs a compiled KFP v2 pipeline spec on this machine, task by task, as the pods would.
 
 `mtrec compile` writes a PipelineSpec whose tasks are container commands
-(`python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor
---json_serialized_invocation_args {{$}} ...`). On a cluster the KFP v2 backend
-(or Vertex) resolves each task's parameters and input artifacts, fills `{{$}}`
-with an `ExecutorInput` JSON, runs the command in the image, and reads the
-`ExecutorOutput` the command writes to pass artifacts on. This module does the
+(`python -m mtrec.pipeline.kfp_entrypoint --json_serialized_invocation_args
+{{$}} ...`, TFX's container entrypoint) and, unless compiled with
+`--no-baseline`, two resolver tasks that look up the latest blessed model.
+On a cluster the KFP v2 backend (or Vertex) resolves each task's parameters
+and input artifacts, fills `{{$}}` with an `ExecutorInput` JSON, runs the
+command in the image, and reads the `ExecutorOutput` the command writes to
+pass artifacts on. This module does the
 same with subprocesses of this Python: the spec's commands and arguments run
 unchanged, in dependency order, so what only compiled before (the container
 entrypoint, the argument encoding, artifact passing between tasks, runtime
-parameters, the Pusher's trigger condition) is executed.
+parameters, the Pusher's trigger condition) is executed. Resolver tasks run
+their compiled queries against the artifacts of earlier runs under the same
+parent folder (kfp_metadata.py: `ROOT/run-1`, `ROOT/run-2`, ... are one
+pipeline), as Vertex runs them against its metadata store.
 
 What it does not emulate: the image (the command runs on this machine's
 install of the same lock; `env` adds the image's ENV), caching (every task
-runs), resolver and importer tasks (compile with `--no-baseline`; a resolver
-raises a clear error), and trigger conditions beyond the `&&` of equalities
-that TFX compiles for the Pusher's blessings.
+runs), importer tasks, query and trigger forms other than those TFX 1.16
+compiles (each raises UnsupportedSpec), and the KFP OSS backend's refusal of
+resolver tasks (docs/kubeflow.md §5: compile with `--no-baseline` for it).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from typing import Any
 
 import yaml
 
+from mtrec.pipeline.kfp_metadata import STORE_FILE, ArtifactStore, UnsupportedSpec, resolve_query
+
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 OUTPUT_FILE = "executor_output.json"
 INPUT_FILE = "executor_input.json"  # what `{{$}}` became: to re-run one task by hand
@@ -44,10 +51,6 @@ _CONDITION_TERM = re.compile(
     r"inputs\.artifacts\['(?P<key>[^']+)'\]\.artifacts\[0\]\.metadata\['(?P<field>[^']+)'\]"
     r"\s*==\s*(?P<value>'[^']*'|[-+0-9.eE]+)"
 )
-
-
-class UnsupportedSpec(ValueError):
-    """The spec needs a KFP feature this local runner does not emulate."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +146,8 @@ def executor_input(
         key: {
             "artifacts": [
                 {
-                    "name": f"{name}.{key}",
+                    # Unique within the pipeline root (kfp_metadata's resolver queries name it).
+                    "name": f"{task_root.parent.name}/{name}/{key}",
                     "type": definition["artifactType"],
                     "uri": str(task_root / key),
                     "metadata": {},
@@ -189,32 +193,48 @@ def run_spec(
     """
     executors = spec["deploymentSpec"]["executors"]
     params = root_parameters(spec, parameters or {})
+    store = ArtifactStore(Path(run_root).parent / STORE_FILE)
     produced: dict[str, dict[str, list[dict[str, Any]]]] = {}
     runs: list[TaskRun] = []
     for name in task_order(spec):
         task = spec["root"]["dag"]["tasks"][name]
         label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
         executor = executors[label]
+        task_root = Path(run_root) / name
+        invocation = executor_input(spec, name, params, produced, task_root)
+        if "resolver" in executor:
+            produced[name] = _resolve(executor["resolver"], invocation["inputs"], store)
+            runs.append(TaskRun(name, "resolved", 0.0, None, produced[name]))
+            continue
         if "container" not in executor:
             raise UnsupportedSpec(
-                f"task {name} is a {sorted(executor)[0]} task, which this runner does not "
-                "emulate (compile with --no-baseline for no resolver tasks)"
+                f"task {name} is a {sorted(executor)[0]} task, which this runner does not emulate"
             )
-        task_root = Path(run_root) / name
-        task_root.mkdir(parents=True, exist_ok=True)
-        invocation = executor_input(spec, name, params, produced, task_root)
         condition = task.get("triggerPolicy", {}).get("condition")
         if condition and not trigger_holds(condition, invocation["inputs"]):
             produced[name] = {}
             runs.append(TaskRun(name, "skipped", 0.0, None, {}))
             continue
+        task_root.mkdir(parents=True, exist_ok=True)
         (task_root / INPUT_FILE).write_text(json.dumps(invocation, indent=1))
         started = time.perf_counter()
         log = _run_container(executor["container"], invocation, task_root, env, python)
         outputs = _outputs(invocation, task_root / OUTPUT_FILE)
+        store.record([artifact for artifacts in outputs.values() for artifact in artifacts])
         produced[name] = outputs
         runs.append(TaskRun(name, "succeeded", time.perf_counter() - started, log, outputs))
     return runs
+
+
+def _resolve(
+    resolver: Mapping[str, Any], inputs: Mapping[str, Any], store: ArtifactStore
+) -> dict[str, list[dict[str, Any]]]:
+    """A resolver task's outputs: for each query, the newest recorded match, or nothing."""
+    outputs = {}
+    for key, query in resolver.get("outputArtifactQueries", {}).items():
+        filled = resolve_query(query["filter"], inputs.get("artifacts", {}))
+        outputs[key] = store.newest(filled) if filled is not None else []
+    return outputs
 
 
 def _run_container(
@@ -266,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m mtrec.pipeline.kfp_local SPEC RUN_ROOT [--param NAME=VALUE ...]`."""
     parser = argparse.ArgumentParser(
         prog="python -m mtrec.pipeline.kfp_local",
-        description="Run a spec from `mtrec compile --no-baseline` on this machine, task by task.",
+        description="Run a spec from `mtrec compile` on this machine, task by task.",
     )
     parser.add_argument("spec", help="the compiled .yaml or .json")
     parser.add_argument("run_root", help="folder for the tasks' artifacts and logs")

@@ -32,10 +32,10 @@ from mtrec.cli import main as cli_main
 from mtrec.components.trainer import multi_worker as mw
 from mtrec.components.trainer import tfjob
 from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
-from mtrec.contracts.pipeline import CONFIG_DISTRIBUTION
+from mtrec.contracts.pipeline import BASELINE_RESOLVER, CONFIG_DISTRIBUTION
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
-from mtrec.pipeline import configs, kfp_local
+from mtrec.pipeline import configs, kfp_local, kfp_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 BLESSED = (
@@ -127,23 +127,72 @@ def test_parameters_come_from_constants_then_pipeline_inputs_with_overrides(tmp_
         kfp_local.root_parameters(spec, {"epochs": 3})
 
 
-def test_a_resolver_task_is_refused_with_the_compile_flag_that_avoids_it(tmp_path, capsys):
-    spec = {
+def _single_task_spec(executor: dict) -> dict:
+    return {
         "root": {"dag": {"tasks": {"r": _task()}}},
         "components": {"c": {"executorLabel": "r_executor"}},
-        "deploymentSpec": {"executors": {"r_executor": {"resolver": {}}}},
+        "deploymentSpec": {"executors": {"r_executor": executor}},
     }
-    with pytest.raises(kfp_local.UnsupportedSpec, match="--no-baseline"):
-        kfp_local.run_spec(spec, tmp_path)
+
+
+def test_an_importer_or_an_unknown_query_is_refused_with_a_message(tmp_path, capsys):
+    with pytest.raises(kfp_local.UnsupportedSpec, match="importer task"):
+        kfp_local.run_spec(_single_task_spec({"importer": {}}), tmp_path / "run")
+    odd = {"resolver": {"outputArtifactQueries": {"m": {"filter": "create_time>1"}}}}
+    with pytest.raises(kfp_local.UnsupportedSpec, match="create_time"):
+        kfp_local.run_spec(_single_task_spec(odd), tmp_path / "run")
     # The command line says so too, without a traceback.
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(_single_task_spec({"importer": {}})))
     assert kfp_local.main([str(tmp_path / "spec.yaml"), str(tmp_path / "run")]) == 1
-    assert "--no-baseline" in capsys.readouterr().err
+    assert "importer task" in capsys.readouterr().err
     assert kfp_local.main([str(tmp_path / "spec.yaml"), "run", "--param", "data_root=x"]) == 1
     assert "unknown pipeline parameters ['data_root']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         kfp_local.main([str(tmp_path / "spec.yaml"), "run", "--param", "data_root"])
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+# What TFX 1.16 compiles the latest-blessed-model resolver into (two queries).
+BLESSING_QUERY = (
+    'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
+)
+MODEL_QUERY = (
+    'schema_title="tfx.Model" AND state=LIVE AND '
+    "name=\"{{$.inputs.artifacts['input'].metadata['current_model_id']}}\""
+)
+
+
+def _artifact(name: str, title: str, **metadata) -> dict:
+    return {"name": name, "type": {"instanceSchema": f"title: {title}\n"}, "metadata": metadata}
+
+
+def _latest_blessed_model(store: kfp_metadata.ArtifactStore) -> list[dict]:
+    """The two resolver tasks, the second fed by the first (as compiled)."""
+    blessing = store.newest(BLESSING_QUERY)
+    query = kfp_metadata.resolve_query(MODEL_QUERY, {"input": {"artifacts": blessing}})
+    return store.newest(query) if query is not None else []
+
+
+def test_the_resolver_queries_find_the_newest_blessed_model_or_nothing(tmp_path):
+    store = kfp_metadata.ArtifactStore(tmp_path / kfp_metadata.STORE_FILE)
+    assert _latest_blessed_model(store) == []  # a first run: no baseline
+    store.record([
+        _artifact("run-1/Trainer/model", "tfx.Model"),
+        _artifact("run-1/Evaluator/blessing", "tfx.ModelBlessing", blessed=1.0,
+                  current_model_id="run-1/Trainer/model"),
+        _artifact("run-2/Trainer/model", "tfx.Model"),
+        _artifact("run-2/Evaluator/blessing", "tfx.ModelBlessing", blessed=0.0,
+                  current_model_id="run-2/Trainer/model"),
+        # The RetrievalEvaluator's verdict, newer than TFMA's, in its own type.
+        _artifact("run-2/RetrievalEvaluator/blessing", "mtrec.RetrievalBlessing", blessed=1.0,
+                  current_model_id=8.1e17),
+    ])  # fmt: skip
+    assert [a["name"] for a in _latest_blessed_model(store)] == ["run-1/Trainer/model"]
+    # Were it a tfx.ModelBlessing (before), the newest blessed one would be it, and
+    # its current_model_id (an MLMD id, not an artifact name) would find no model.
+    store.record([_artifact("run-2/RetrievalEvaluator/blessing", "tfx.ModelBlessing",
+                            blessed=1.0, current_model_id=8.1e17)])  # fmt: skip
+    assert _latest_blessed_model(store) == []
 
 
 def _image_env() -> dict[str, str]:
@@ -172,7 +221,6 @@ def kfp_run(tmp_path_factory):
                                       "hidden_dim": 32, "intermediate_dim": 64}),
         "--relevance-auc-min", "0.5",
         "--retrieval-thresholds", '{"hit_rate@100": 0.01}',
-        "--no-baseline",
         "--output", str(spec_path),
     ]) == 0  # fmt: skip
     spec, _ = kfp_local.load_spec(spec_path)
@@ -189,7 +237,14 @@ def kfp_run(tmp_path_factory):
 def test_every_compiled_task_runs_and_the_pusher_pushes(kfp_run):
     home, spec, runs = kfp_run
     assert set(runs) == set(spec["root"]["dag"]["tasks"])
-    assert {run.status for run in runs.values()} == {"succeeded"}
+    # The latest-blessed-model resolver's two tasks: a first run finds no baseline.
+    resolvers = {name for name in runs if name.startswith(BASELINE_RESOLVER)}
+    assert len(resolvers) == 2
+    assert {runs[name].status for name in resolvers} == {"resolved"}
+    assert all(out == [] for name in resolvers for out in runs[name].outputs.values())
+    assert {runs[name].status for name in set(runs) - resolvers} == {"succeeded"}
+    evaluator_input = json.loads((runs["Evaluator"].log.parent / kfp_local.INPUT_FILE).read_text())
+    assert evaluator_input["inputs"]["artifacts"]["baseline_model"] == {"artifacts": []}
     (blessing,) = runs["RetrievalEvaluator"].outputs["blessing"]
     assert blessing["metadata"]["blessed"] == 1.0
     (pushed,) = runs["AtomicPusher"].outputs["pushed_model"]
