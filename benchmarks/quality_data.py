@@ -31,7 +31,7 @@ from mtrec.data import clean, load_dataset
 from mtrec.data.artifact_io import read_split
 from mtrec.data.examples import time_split, write_examples
 from mtrec.data.tables import SPLIT, Dataset
-from mtrec.models.config import protocol_overrides
+from mtrec.models.config import with_protocol_overrides
 
 HOLDOUT_FRACTION = 0.2
 _SOURCES = ("models/preprocessing.py", "contracts/features.py", "benchmarks/transform_local.py")
@@ -143,9 +143,9 @@ def prepare_dataset(dataset: Dataset, label: str, work_root: Path) -> tuple[Prep
 
 
 def with_protocol(prepared: Prepared, overrides: dict) -> dict:
-    """ModelConfig overrides: the split protocol's (the same ones `mtrec run` applies,
-    models/config.py PROTOCOL_OVERRIDES), then the benchmark's --config / --epochs."""
-    return {**protocol_overrides(prepared.report["split_protocol"]), **overrides}
+    """ModelConfig overrides: the split protocol's (the same ones the pipeline's Trainer
+    applies, models/config.py PROTOCOL_OVERRIDES), then the benchmark's --config / --epochs."""
+    return with_protocol_overrides(prepared.report["split_protocol"], overrides)
 
 
 def resolve(args) -> tuple[str | None, str, dict]:

@@ -261,7 +261,7 @@ def markdown(payload: dict) -> str:
         f"Seeds: {setup.get('seed_note', '')}", "",
         f"Our model's config: `{json.dumps(payload['config'])}`", "",
         f"Set for this split's protocol ({payload.get('split_protocol', '?')}): "
-        f"`{json.dumps(payload.get('protocol_overrides', {}))}`, as `mtrec run` sets it "
+        f"`{json.dumps(payload.get('protocol_overrides', {}))}`, as the pipeline's Trainer sets it "
         "(models/config.py PROTOCOL_OVERRIDES).", "",
         "Anchors (other protocols unless noted):", "",
         *[f"- {k}: {v}" for k, v in payload.get("anchors", ANCHORS).items()], "",

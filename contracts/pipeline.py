@@ -54,11 +54,16 @@ CONFIG_DISTRIBUTION = "distribution"  # None or a tf.distribute strategy name
 # Filled in by the CatalogTrainer's executor from its optional inputs.
 CONFIG_ITEM_CATALOG_URI = "item_catalog_uri"  # the catalogue split's folder
 CONFIG_ITEM_TEXT_EMBEDDINGS_URI = "item_text_embeddings_uri"
+CONFIG_SPLIT_PROTOCOL = "split_protocol"  # the examples' (SPLIT_PROTOCOL below)
 
 # ------------------------------------------------- artifact custom properties
 BLESSED = "blessed"  # int 1/0 on TFMA's ModelBlessing and the RetrievalBlessing
 PUSHED = "pushed"
 PUSHED_DESTINATION = "pushed_destination"
+# str on every Examples artifact the ExampleGens write: the split protocol that
+# ingestion recorded beside the splits (ingest_report.json), read at run time
+# because data_root is a run-time parameter on Kubeflow.
+SPLIT_PROTOCOL = "split_protocol"
 
 
 def split_dir_name(split: str) -> str:

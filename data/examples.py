@@ -15,6 +15,7 @@ interaction leaks into any feature.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,10 @@ from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT, SPLITS, TRAIN_SPLIT
 from mtrec.data import tfexample as W
-from mtrec.data.splits import eval_mask, split_protocol, time_split
+from mtrec.data.splits import UNKNOWN_PROTOCOL, eval_mask, split_protocol, time_split
 from mtrec.data.tables import Dataset
 
-__all__ = ["history_index", "time_split", "write_examples"]
+__all__ = ["history_index", "recorded_split_protocol", "time_split", "write_examples"]
 # zlib level 1: ~4x faster to write than the default level for ~20% larger
 # files; ImportExampleGen re-encodes them anyway.
 GZIP_OPTIONS = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=1)
@@ -204,6 +205,16 @@ def write_examples(
     out.mkdir(parents=True, exist_ok=True)
     (out / INGEST_REPORT_FILE).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
+
+
+def recorded_split_protocol(examples_root: str) -> str:
+    """The split protocol write_examples recorded under `examples_root` (read with
+    tf.io.gfile, so gs:// works), or UNKNOWN_PROTOCOL for examples written some other way."""
+    path = os.path.join(examples_root, INGEST_REPORT_FILE)
+    if not tf.io.gfile.exists(path):
+        return UNKNOWN_PROTOCOL
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f).get("split_protocol") or UNKNOWN_PROTOCOL
 
 
 def _default_items(ids: set[str]) -> pd.DataFrame:

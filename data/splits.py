@@ -14,6 +14,8 @@ from mtrec.data.tables import SPLIT
 
 # The two split protocols a model setting can depend on (ModelConfig protocol overrides).
 TIME_PROTOCOL, RANDOM_PROTOCOL = "time", "random"
+# Examples written without mtrec's ingestion report: no protocol settings apply.
+UNKNOWN_PROTOCOL = "unknown"
 # A split is "time" when at least this share of eval ratings come at or after the
 # user's latest training rating: 1.0 for our per-user time split, ~0.2 for ML-100K u1-u5.
 TIME_SPLIT_MIN_SHARE = 0.9

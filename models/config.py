@@ -33,7 +33,8 @@ LAZY_ADAM_MIN_ROWS = 10_000
 # carries the user's *latest* items, so the recent-history feature points at
 # the wrong time: ML-100K u1 validation HR@100 0.32 with it, 0.41 without. On a
 # time split it is the best feature (ml-latest-small validation HR@100 0.134
-# without, 0.172 with). The pipeline and the benchmarks both apply these;
+# without, 0.172 with). The pipeline's Trainer (from the split protocol its
+# ExampleGen recorded: components/trainer/executor.py) and the benchmarks apply these;
 # values the user sets win.
 PROTOCOL_OVERRIDES: dict[str, dict] = {
     RANDOM_PROTOCOL: {"history_dropout": 1.0},
@@ -273,6 +274,11 @@ def _current_task(name: str) -> str:
 def protocol_overrides(split_protocol: str | None) -> dict:
     """The ModelConfig overrides for a split protocol (none for an unknown one)."""
     return dict(PROTOCOL_OVERRIDES.get(split_protocol or "", {}))
+
+
+def with_protocol_overrides(split_protocol: str | None, overrides: dict | None) -> dict:
+    """ModelConfig overrides: the split protocol's, then `overrides` (the user's win)."""
+    return {**protocol_overrides(split_protocol), **(overrides or {})}
 
 
 def resolve_optimizer(config: ModelConfig, sizes: VocabSizes) -> ModelConfig:

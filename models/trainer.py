@@ -34,8 +34,14 @@ from mtrec.contracts.pipeline import (
     CONFIG_ITEM_CATALOG_URI,
     CONFIG_ITEM_TEXT_EMBEDDINGS_URI,
     CONFIG_MODEL,
+    CONFIG_SPLIT_PROTOCOL,
 )
-from mtrec.models.config import RENAMED_TASKS, ModelConfig, resolve_optimizer
+from mtrec.models.config import (
+    RENAMED_TASKS,
+    ModelConfig,
+    resolve_optimizer,
+    with_protocol_overrides,
+)
 from mtrec.models.epoch_log import EpochLog
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
@@ -316,10 +322,16 @@ def run_fn(fn_args) -> None:
     `config.batch_size` is per replica; the datasets (and the learning-rate
     schedule) use the global batch, batch_size x replicas in sync, so adding
     workers keeps each worker's step the same size and halves the steps.
+    The split protocol's settings (PROTOCOL_OVERRIDES) come under the
+    configured ones, here rather than in the CLI, so a compiled pipeline whose
+    data_root is set at run time trains what `mtrec run` trains on that data.
     """
     custom = fn_args.custom_config or {}
     strategy = distribution_strategy(custom.get(CONFIG_DISTRIBUTION))
-    config = ModelConfig.from_dict(custom.get(CONFIG_MODEL))
+    protocol = custom.get(CONFIG_SPLIT_PROTOCOL)
+    overrides = with_protocol_overrides(protocol, custom.get(CONFIG_MODEL))
+    log.info("split protocol %s: model overrides %s", protocol, overrides)
+    config = ModelConfig.from_dict(overrides)
     config = dataclasses.replace(
         config, batch_size=config.batch_size * strategy.num_replicas_in_sync
     )

@@ -100,14 +100,13 @@ def _run(args) -> int:
     portable = args.beam_runner == "portable"
     # Progress on the terminal, library output in <home>/logs/run.log.
     with RunConsole(home, verbose=args.verbose) as console:
-        model = run_model_config(data.report, args.model_config, None)
         with (beam_portable.worker_pools(1) if portable else contextlib.nullcontext()) as ports:
             settings = local_runner.settings(
                 paths, examples_root=data.examples_root, workers=args.workers,
                 beam_mode=args.beam_mode, rows=data.counts["kept"],
                 runner_args=beam_portable.beam_args(ports[0], args.beam_workers)
                 if ports else None,
-                **pipeline_fields(args, model),
+                **pipeline_fields(args, dict(args.model_config)),
             )
             try:
                 local_runner.run(paths, settings)
@@ -138,22 +137,6 @@ def _run(args) -> int:
         print(f"\npipeline failed: {error}", file=sys.stderr)
         return 1
     return 0
-
-
-def run_model_config(report: dict, overrides: dict, epochs: int | None) -> dict:
-    """The Trainer's ModelConfig overrides: the split protocol's settings, then the user's.
-
-    `report` is write_examples' (its split_protocol), so `mtrec run` trains
-    what benchmarks/quality.py measures on the same split.
-    """
-    from mtrec.models.config import (
-        protocol_overrides,  # deferred like the rest: `mtrec --help` stays fast
-    )
-
-    config = {**protocol_overrides(report.get("split_protocol")), **overrides}
-    if epochs:
-        config["epochs"] = epochs
-    return config
 
 
 def _examples(examples_root: str, split: str):

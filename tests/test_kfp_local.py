@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import yaml
 from google.cloud.aiplatform_v1.types.job_state import JobState
@@ -32,9 +33,19 @@ from mtrec.cli import main as cli_main
 from mtrec.components.trainer import multi_worker as mw
 from mtrec.components.trainer import tfjob
 from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
-from mtrec.contracts.pipeline import BASELINE_RESOLVER, CONFIG_DISTRIBUTION
+from mtrec.contracts.artifacts import WEIGHTS_CONFIG_FILE, WEIGHTS_DIR
+from mtrec.contracts.pipeline import (
+    BASELINE_RESOLVER,
+    CONFIG_DISTRIBUTION,
+    EVAL_SPLIT,
+    SPLIT_PROTOCOL,
+    TRAIN_SPLIT,
+)
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
+from mtrec.data.splits import RANDOM_PROTOCOL
+from mtrec.data.tables import SPLIT
+from mtrec.models.config import ModelConfig, protocol_overrides
 from mtrec.pipeline import configs, kfp_local, kfp_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +217,13 @@ def _image_env() -> dict[str, str]:
 def kfp_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("kfp")
     dataset = clean(generate(n_users=150, n_items=200, n_ratings=6000, seed=3)).dataset
-    write_examples(dataset, str(home / "examples"))
+    # A split column drawn at random (as ML-100K's u1..u5): the random protocol, whose
+    # model settings differ from the defaults, so the Trainer must settle them at run time.
+    draw = np.random.default_rng(0).random(len(dataset.ratings)) < 0.2
+    ratings = dataset.ratings.assign(**{SPLIT: np.where(draw, EVAL_SPLIT, TRAIN_SPLIT)})
+    dataset = type(dataset)(dataset.name, ratings, dataset.users, dataset.items,
+                            dataset.malformed)
+    assert write_examples(dataset, str(home / "examples"))["split_protocol"] == RANDOM_PROTOCOL
     spec_path = home / "mtrec.yaml"
     assert cli_main([
         "compile", "--image", "mtrec:test",
@@ -251,6 +268,24 @@ def test_every_compiled_task_runs_and_the_pusher_pushes(kfp_run):
     assert pushed["metadata"]["pushed"] == 1.0
     (version,) = os.listdir(home / "serving")
     assert pushed["metadata"]["pushed_destination"] == str(home / "serving" / version)
+
+
+@pytest.mark.e2e
+def test_the_trainer_settles_the_split_protocol_of_the_data_given_at_run_time(kfp_run):
+    """The spec was compiled without the examples (data_root is set when the run
+    starts), so its Trainer config cannot hold the protocol's settings: the ExampleGen
+    records the protocol, KFP passes it on in the artifact's metadata, and the trained
+    model has the settings `mtrec run` gives the same data."""
+    home, spec, runs = kfp_run
+    settings = protocol_overrides(RANDOM_PROTOCOL)
+    assert settings and settings != {k: getattr(ModelConfig(), k) for k in settings}
+    assert "history_dropout" not in json.dumps(spec["root"]["inputDefinitions"])
+    for gen in ("ImportExampleGen", "CatalogExampleGen"):
+        (examples,) = runs[gen].outputs["examples"]
+        assert examples["metadata"][SPLIT_PROTOCOL] == RANDOM_PROTOCOL
+    (model_run,) = runs["Trainer"].outputs["model_run"]
+    trained = json.loads((Path(model_run["uri"]) / WEIGHTS_DIR / WEIGHTS_CONFIG_FILE).read_text())
+    assert {k: trained[k] for k in settings} == settings
 
 
 @pytest.mark.e2e

@@ -6,15 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtrec.cli import run_model_config
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data import clean
-from mtrec.data.examples import write_examples
-from mtrec.data.splits import RANDOM_PROTOCOL, TIME_PROTOCOL, split_protocol, time_split
+from mtrec.data.examples import recorded_split_protocol, write_examples
+from mtrec.data.splits import (
+    RANDOM_PROTOCOL,
+    TIME_PROTOCOL,
+    UNKNOWN_PROTOCOL,
+    split_protocol,
+    time_split,
+)
 from mtrec.data.synthetic import generate
 from mtrec.data.tables import SPLIT
-from mtrec.models.config import ModelConfig, protocol_overrides
+from mtrec.models.config import ModelConfig, protocol_overrides, with_protocol_overrides
 
 
 def _ratings(n_users: int = 40, per_user: int = 10, seed: int = 0) -> pd.DataFrame:
@@ -48,11 +53,11 @@ def test_protocol_settings_and_the_users_own_config_wins():
     assert protocol_overrides(TIME_PROTOCOL) == {}
     assert protocol_overrides(None) == {}
     ModelConfig.from_dict(protocol_overrides(RANDOM_PROTOCOL))  # valid keys
-    random_report = {"split_protocol": RANDOM_PROTOCOL}
-    assert run_model_config(random_report, {}, None) == {"history_dropout": 1.0}
-    assert run_model_config(random_report, {"history_dropout": 0.5}, 3) == {
+    assert with_protocol_overrides(RANDOM_PROTOCOL, None) == {"history_dropout": 1.0}
+    assert with_protocol_overrides(RANDOM_PROTOCOL, {"history_dropout": 0.5, "epochs": 3}) == {
         "history_dropout": 0.5, "epochs": 3}
-    assert run_model_config({"split_protocol": TIME_PROTOCOL}, {}, None) == {}
+    assert with_protocol_overrides(TIME_PROTOCOL, {"epochs": 2}) == {"epochs": 2}
+    assert with_protocol_overrides(UNKNOWN_PROTOCOL, {}) == {}
 
 
 @pytest.mark.parametrize("split", ["u1", None])
@@ -65,3 +70,6 @@ def test_write_examples_reports_the_protocol(tmp_path, split):
                                 dataset.malformed)
     report = write_examples(dataset, tmp_path / "examples")
     assert report["split_protocol"] == (RANDOM_PROTOCOL if split else TIME_PROTOCOL)
+    # What the pipeline's ExampleGen reads back at run time (components/example_gen).
+    assert recorded_split_protocol(str(tmp_path / "examples")) == report["split_protocol"]
+    assert recorded_split_protocol(str(tmp_path)) == UNKNOWN_PROTOCOL  # no report there

@@ -7,7 +7,11 @@ shuffle in memory, so ImportExampleGen's peak memory grew with the data
 examples mtrec imports are already in a seeded random order (data/examples.py
 writes a permutation), so that shuffle bought nothing. Without it, reading and
 writing fuse into one streaming stage, and the same input gives the same files.
-Splits, output config and artifact properties are the stock component's.
+Splits, output config and artifact properties are the stock component's, plus
+one custom property: the split protocol that mtrec's ingestion recorded beside
+the splits (contracts.pipeline.SPLIT_PROTOCOL). The Trainer settles the
+protocol's model settings from it (models/config.py PROTOCOL_OVERRIDES), at
+run time, because data_root is a run-time parameter of the compiled pipeline.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
+
+from mtrec.contracts.pipeline import SPLIT_PROTOCOL
+from mtrec.data.examples import recorded_split_protocol
 
 _EXAMPLES = standard_component_specs.EXAMPLES_KEY
 
@@ -78,3 +85,7 @@ class Executor(import_executor.Executor):
             examples_utils.set_payload_format(examples, payload)
         if file_format:
             examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
+        examples.set_string_custom_property(
+            SPLIT_PROTOCOL,
+            recorded_split_protocol(exec_properties[standard_component_specs.INPUT_BASE_KEY]),
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 import tensorflow as tf
@@ -14,6 +15,9 @@ from tfx.utils import proto_utils
 
 from mtrec.components.example_gen.component import StreamingImportExampleGen
 from mtrec.components.example_gen.executor import Executor
+from mtrec.contracts.artifacts import INGEST_REPORT_FILE
+from mtrec.contracts.pipeline import SPLIT_PROTOCOL
+from mtrec.data.splits import RANDOM_PROTOCOL, UNKNOWN_PROTOCOL
 
 
 def _write(path: str, rows: list[bytes]) -> None:
@@ -28,7 +32,8 @@ def _example(i: int) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def _run(executor, input_base: str, out: str) -> dict[str, list[bytes]]:
+def _run(executor, input_base: str, out: str) -> tuple[dict[str, list[bytes]], str | None]:
+    """(the records of each split, the artifact's split protocol or None)."""
     input_config = example_gen_pb2.Input(
         splits=[example_gen_pb2.Input.Split(name=s, pattern=f"{s}/*") for s in ("train", "eval")]
     )
@@ -50,18 +55,30 @@ def _run(executor, input_base: str, out: str) -> dict[str, list[bytes]]:
     for split in ("train", "eval"):
         files = sorted(glob.glob(os.path.join(out, f"Split-{split}", "*.gz")))
         records[split] = [r.numpy() for r in tf.data.TFRecordDataset(files, "GZIP")]
-    return records
+    protocol = (examples.get_string_custom_property(SPLIT_PROTOCOL)
+                if examples.has_custom_property(SPLIT_PROTOCOL) else None)
+    return records, protocol
 
 
 def test_writes_the_stock_splits_and_records_in_input_order(tmp_path):
     rows = {"train": [_example(i) for i in range(300)], "eval": [_example(i) for i in range(7)]}
     for split, split_rows in rows.items():
         _write(str(tmp_path / "in" / split / "data.tfrecord.gz"), split_rows)
-    ours = _run(Executor(), str(tmp_path / "in"), str(tmp_path / "ours"))
-    theirs = _run(stock.Executor(), str(tmp_path / "in"), str(tmp_path / "stock"))
+    ours, protocol = _run(Executor(), str(tmp_path / "in"), str(tmp_path / "ours"))
+    theirs, _ = _run(stock.Executor(), str(tmp_path / "in"), str(tmp_path / "stock"))
     for split, split_rows in rows.items():
         assert ours[split] == split_rows  # no shuffle: the input's (already random) order
         assert sorted(theirs[split]) == sorted(split_rows)
+    assert protocol == UNKNOWN_PROTOCOL  # no ingest report beside these splits
+
+
+def test_records_the_split_protocol_that_ingestion_wrote(tmp_path):
+    _write(str(tmp_path / "in" / "train" / "data.tfrecord.gz"), [_example(0), _example(1)])
+    _write(str(tmp_path / "in" / "eval" / "data.tfrecord.gz"), [_example(2)])
+    (tmp_path / "in" / INGEST_REPORT_FILE).write_text(
+        json.dumps({"split_protocol": RANDOM_PROTOCOL}))
+    _, protocol = _run(Executor(), str(tmp_path / "in"), str(tmp_path / "out"))
+    assert protocol == RANDOM_PROTOCOL
 
 
 def test_component_is_the_stock_import_example_gen_with_our_executor():
