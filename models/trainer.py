@@ -360,6 +360,9 @@ def run_fn(fn_args) -> None:
             else None
         ),
     )
+    # What the run's summary shows of the protocol (None: the Examples did not record one).
+    metrics["split_protocol"] = protocol
+    metrics["protocol_overrides"] = with_protocol_overrides(protocol, None)
     if metrics["chief"]:  # every replica has the same metrics; one file, no race
         path = os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE)
         with tf.io.gfile.GFile(path, "w") as f:

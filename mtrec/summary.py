@@ -114,6 +114,18 @@ def recommendation_rows(saved_model, user_id: str, k: int) -> list[dict]:
     ]
 
 
+def _protocol(training: dict) -> str:
+    """", split protocol P (its settings)" as the Trainer recorded it; nothing for a
+    model_run from before it did."""
+    if "split_protocol" not in training:
+        return ""
+    if training["split_protocol"] is None:
+        return ", split protocol not recorded (cached examples: re-run with --no-cache)"
+    settings = training.get("protocol_overrides") or {}
+    listed = ", ".join(f"{k} {v}" for k, v in settings.items())
+    return f", split protocol {training['split_protocol']}" + (f" ({listed})" if listed else "")
+
+
 def render(summary: dict) -> str:
     lines = ["", "=== mtrec run summary ==="]
     data = summary.get("data")
@@ -140,6 +152,7 @@ def render(summary: dict) -> str:
         lines.append(
             f"training: {t['train_examples']} examples, {t['epochs']} epochs, "
             f"{t['train_seconds']}s, catalogue {t['catalog_size']} items"
+            + _protocol(t)
         )
     if "text_encoder" in summary:
         t = summary["text_encoder"]

@@ -33,7 +33,7 @@ from mtrec.cli import main as cli_main
 from mtrec.components.trainer import multi_worker as mw
 from mtrec.components.trainer import tfjob
 from mtrec.components.trainer.vertex import VertexExecutor, VertexTraining
-from mtrec.contracts.artifacts import WEIGHTS_CONFIG_FILE, WEIGHTS_DIR
+from mtrec.contracts.artifacts import TRAINING_METRICS_FILE, WEIGHTS_CONFIG_FILE, WEIGHTS_DIR
 from mtrec.contracts.pipeline import (
     BASELINE_RESOLVER,
     CONFIG_DISTRIBUTION,
@@ -286,6 +286,8 @@ def test_the_trainer_settles_the_split_protocol_of_the_data_given_at_run_time(kf
     (model_run,) = runs["Trainer"].outputs["model_run"]
     trained = json.loads((Path(model_run["uri"]) / WEIGHTS_DIR / WEIGHTS_CONFIG_FILE).read_text())
     assert {k: trained[k] for k in settings} == settings
+    metrics = json.loads((Path(model_run["uri"]) / TRAINING_METRICS_FILE).read_text())
+    assert (metrics["split_protocol"], metrics["protocol_overrides"]) == (RANDOM_PROTOCOL, settings)
 
 
 @pytest.mark.e2e

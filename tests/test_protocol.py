@@ -20,6 +20,7 @@ from mtrec.data.splits import (
 from mtrec.data.synthetic import generate
 from mtrec.data.tables import SPLIT
 from mtrec.models.config import ModelConfig, protocol_overrides, with_protocol_overrides
+from mtrec.summary import render
 
 
 def _ratings(n_users: int = 40, per_user: int = 10, seed: int = 0) -> pd.DataFrame:
@@ -73,3 +74,21 @@ def test_write_examples_reports_the_protocol(tmp_path, split):
     # What the pipeline's ExampleGen reads back at run time (components/example_gen).
     assert recorded_split_protocol(str(tmp_path / "examples")) == report["split_protocol"]
     assert recorded_split_protocol(str(tmp_path)) == UNKNOWN_PROTOCOL  # no report there
+
+
+def test_the_run_summary_says_which_protocol_the_trainer_applied():
+    training = {"train_examples": 80, "epochs": 2, "train_seconds": 1.5, "catalog_size": 9}
+
+    def line(**recorded) -> str:
+        text = render({"components": {}, "pushed_to": None,
+                       "training": {**training, **recorded}})
+        (found,) = [x for x in text.splitlines() if x.startswith("training:")]
+        return found
+
+    assert line(split_protocol=RANDOM_PROTOCOL,
+                protocol_overrides=protocol_overrides(RANDOM_PROTOCOL)).endswith(
+        ", split protocol random (history_dropout 1.0)")
+    assert line(split_protocol=TIME_PROTOCOL, protocol_overrides={}).endswith(
+        ", split protocol time")
+    assert "--no-cache" in line(split_protocol=None, protocol_overrides={})
+    assert line().endswith("catalogue 9 items")  # a model_run from before it was recorded
