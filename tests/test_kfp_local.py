@@ -353,6 +353,8 @@ def _assert_two_replicas_trained_and_the_chief_exported(log_dir: Path, outputs: 
     worker = (log_dir / "worker-0.log").read_text()
     for log in (chief, worker):
         assert "replicas in sync: 2" in log, log[-3000:]
+        # The examples' protocol reached every replica through the serialized inputs.
+        assert f"split protocol {RANDOM_PROTOCOL}: model overrides {{'history_dropout': 1.0" in log
     assert "not the chief" in worker and "not the chief" not in chief
     (model,) = outputs["model"]
     assert (Path(path_utils.serving_model_path(model.uri)) / "saved_model.pb").exists()
