@@ -39,6 +39,7 @@ from mtrec.contracts.pipeline import (
 from mtrec.models.config import (
     RENAMED_TASKS,
     ModelConfig,
+    protocol_overrides,
     resolve_optimizer,
     with_protocol_overrides,
 )
@@ -362,7 +363,7 @@ def run_fn(fn_args) -> None:
     )
     # What the run's summary shows of the protocol (None: the Examples did not record one).
     metrics["split_protocol"] = protocol
-    metrics["protocol_overrides"] = with_protocol_overrides(protocol, None)
+    metrics["protocol_overrides"] = protocol_overrides(protocol)
     if metrics["chief"]:  # every replica has the same metrics; one file, no race
         path = os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE)
         with tf.io.gfile.GFile(path, "w") as f:
