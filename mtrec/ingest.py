@@ -132,8 +132,11 @@ def ingest(
     dataset = result.dataset
     if key:
         dataset = pseudonymize_users(dataset, key)
-    # "report": bump when write_examples' report gains a key, so cached folders are rewritten.
-    digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 2}
+    # "report": bump when write_examples' report gains a key, so cached folders are
+    # rewritten, or when the pipeline starts reading one: at 3 its ExampleGens record
+    # split_protocol, and a new folder makes a home's cached ExampleGen outputs, which
+    # lack it, run again instead of training without the protocol's settings.
+    digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 3}
     target = Path(home, "examples", _digest(dataset, digest_options))
     if not (target / INGEST_REPORT_FILE).exists():
         target.parent.mkdir(parents=True, exist_ok=True)
