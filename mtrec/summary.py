@@ -126,6 +126,14 @@ def _protocol(training: dict) -> str:
     return f", split protocol {training['split_protocol']}" + (f" ({listed})" if listed else "")
 
 
+def _tfma_verdict(summary: dict) -> str:
+    """True/False, or why TFMA did not run: it runs only on models the retrieval gate
+    passed (pipeline.py's gate chain)."""
+    if summary.get("tfma_blessed") is None and summary.get("retrieval_blessed") is False:
+        return "not run (retrieval gate refused)"
+    return str(summary.get("tfma_blessed"))
+
+
 def render(summary: dict) -> str:
     lines = ["", "=== mtrec run summary ==="]
     data = summary.get("data")
@@ -186,7 +194,7 @@ def render(summary: dict) -> str:
         ndcg, precision = at(NDCG, RECOMMEND_K), at(PRECISION, RECOMMEND_K)
         if ndcg in m:
             baseline = BASELINE_PREFIX + ndcg
-            base = f", last blessed {m[baseline]:.3f}" if baseline in m else ""
+            base = f", last pushed {m[baseline]:.3f}" if baseline in m else ""
             lines.append(
                 f"served (recommend, seen items excluded): NDCG@{RECOMMEND_K} {m[ndcg]:.3f} "
                 f"(popularity {m[POPULARITY_PREFIX + ndcg]:.3f}{base}), "
@@ -196,9 +204,8 @@ def render(summary: dict) -> str:
         if failed:
             lines.append("retrieval gate failed: " + ", ".join(
                 f"{name} {value:.3f} < {bound}" for name, (value, bound) in failed.items()))
-    lines.append(
-        f"blessed: TFMA={summary.get('tfma_blessed')} retrieval={summary.get('retrieval_blessed')}"
-    )
+    retrieval_blessed = summary.get("retrieval_blessed")
+    lines.append(f"blessed: TFMA={_tfma_verdict(summary)} retrieval={retrieval_blessed}")
     lines.append(f"pushed to: {summary['pushed_to'] or 'nothing pushed (not blessed)'}")
     rec = summary.get("example")
     if rec:

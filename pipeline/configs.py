@@ -20,7 +20,7 @@ RATING_RMSE_MAX_INCREASE = 0.05  # vs the baseline model
 RELEVANCE_AUC_MIN = 0.55
 # The served path (RetrievalEvaluator): lower bounds on its metrics. Relative
 # ones: `recommend`'s NDCG@10 at least 5% above popularity's on the same users
-# (ndcg@10_lift), and at most 0.01 below the last blessed model's
+# (ndcg@10_lift), and at most 0.01 below the last pushed model's
 # (ndcg@10_change; skipped on the first run). Absolute: full-catalogue HR@100.
 RETRIEVAL_THRESHOLDS = {at(HIT_RATE, 100): 0.05, NDCG_LIFT: 0.05, NDCG_CHANGE: -0.01}
 

@@ -11,7 +11,7 @@ pass artifacts on. This module does the
 same with subprocesses of this Python: the spec's commands and arguments run
 unchanged, in dependency order, so what only compiled before (the container
 entrypoint, the argument encoding, artifact passing between tasks, runtime
-parameters, the Pusher's trigger condition) is executed. Resolver tasks run
+parameters, the trigger conditions of TFMA's Evaluator and the Pusher) is executed. Resolver tasks run
 their compiled queries against the artifacts of earlier runs under the same
 parent folder (kfp_metadata.py: `ROOT/run-1`, `ROOT/run-2`, ... are one
 pipeline), as Vertex runs them against its metadata store.
@@ -196,11 +196,19 @@ def run_spec(
     store = ArtifactStore(Path(run_root).parent / STORE_FILE)
     produced: dict[str, dict[str, list[dict[str, Any]]]] = {}
     runs: list[TaskRun] = []
+    skipped: set[str] = set()
     for name in task_order(spec):
         task = spec["root"]["dag"]["tasks"][name]
         label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
         executor = executors[label]
         task_root = Path(run_root) / name
+        if skipped & set(task.get("dependentTasks", [])):
+            # A skipped task's outputs never exist, so its dependants do not run
+            # either (the Pusher, when the retrieval gate skipped TFMA).
+            skipped.add(name)
+            produced[name] = {}
+            runs.append(TaskRun(name, "skipped", 0.0, None, {}))
+            continue
         invocation = executor_input(spec, name, params, produced, task_root)
         if "resolver" in executor:
             produced[name] = _resolve(executor["resolver"], invocation["inputs"], store)
@@ -212,6 +220,7 @@ def run_spec(
             )
         condition = task.get("triggerPolicy", {}).get("condition")
         if condition and not trigger_holds(condition, invocation["inputs"]):
+            skipped.add(name)
             produced[name] = {}
             runs.append(TaskRun(name, "skipped", 0.0, None, {}))
             continue

@@ -3,7 +3,7 @@
 ImportExampleGen -> StatisticsGen -> SchemaGen (inferred, for reference)
                                   -> ImportSchemaGen (curated) -> ExampleValidator
                                   -> AnomalyGate -> Transform -> Trainer
-Trainer -> Evaluator (TFMA) + RetrievalEvaluator -> Cond(both blessed) -> Pusher
+Trainer -> RetrievalEvaluator -> Cond(blessed): Evaluator (TFMA) -> Pusher (if TFMA blessed)
 
 `create_pipeline` does no I/O and reads no environment: it takes one
 `PipelineSettings` (settings.py) that the runners (local_runner.py,
@@ -113,6 +113,11 @@ def eval_config(
     )
 
 
+def _blessed(gate: Any) -> ph.Predicate:
+    """The predicate `gate`'s blessing has blessed = 1 (a Cond's condition)."""
+    return gate.outputs[P.BLESSING].future()[0].custom_property(P.BLESSED) == 1
+
+
 def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     """Build the pipeline from one settings object (pipeline/settings.py).
 
@@ -205,8 +210,11 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
                        if runtime_parameters else trainer_config),
         custom_executor_spec=trainer_executor,
     ).with_id(P.TRAINER)
-    # The latest blessed model, for TFMA's and the RetrievalEvaluator's change
-    # thresholds (skipped without one).
+    # The baseline of both gates' change thresholds (skipped without one): the
+    # newest model TFMA blessed. TFMA runs only on models the retrieval gate
+    # passed (below), so that is the newest model that passed both gates, the
+    # one the Pusher pushed. The compiled KFP resolver reads the same: it asks
+    # for the newest blessed tfx.ModelBlessing, which only TFMA writes.
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -216,13 +224,7 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
             output_key=P.BLESSING,
         ),
     ).with_id(P.BASELINE_RESOLVER) if s.baseline_model else None
-    evaluator = tfx.components.Evaluator(
-        examples=example_gen.outputs[P.EXAMPLES],
-        model=trainer.outputs[P.MODEL],
-        baseline_model=baseline.outputs[P.MODEL] if baseline else None,
-        eval_config=(_parameter(configs.PARAM_EVAL_CONFIG, _compact_json(tfma_config))
-                     if runtime_parameters else tfma_config),
-    ).with_id(P.EVALUATOR)
+    baseline_model = baseline.outputs[P.MODEL] if baseline else None
     retrieval_evaluator = RetrievalEvaluator(
         examples=example_gen.outputs[P.EXAMPLES],
         model=trainer.outputs[P.MODEL],
@@ -230,9 +232,7 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
         ks=RETRIEVAL_KS,
         eval_split=P.EVAL_SPLIT,
         train_split=P.TRAIN_SPLIT,
-        # The same latest blessed model as TFMA's baseline: its served NDCG@10
-        # is what ndcg@10_change compares against.
-        baseline_model=baseline.outputs[P.MODEL] if baseline else None,
+        baseline_model=baseline_model,
     ).with_id(P.RETRIEVAL_EVALUATOR)
     if runtime_parameters:
         # The component validates and JSON-encodes a dict; its `thresholds` exec
@@ -240,13 +240,26 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
         retrieval_evaluator.exec_properties["thresholds"] = _parameter(
             configs.PARAM_RETRIEVAL_THRESHOLDS, retrieval_evaluator.exec_properties["thresholds"]
         )
-    blessed = ph.logical_and(
-        evaluator.outputs[P.BLESSING].future()[0].custom_property(P.BLESSED) == 1,
-        retrieval_evaluator.outputs[P.BLESSING].future()[0].custom_property(P.BLESSED) == 1,
-    )
-    with tfx.dsl.Cond(blessed):
+    # The gates form a chain: the served-metric gate, then TFMA, whose blessing
+    # the Pusher checks (TFX's Pusher contract: it records pushed = 0 for a model
+    # TFMA did not bless). Were TFMA to run on a model the retrieval gate
+    # refused, its blessing would make that never-pushed model the next run's
+    # baseline (measured: a refused u1 model at NDCG@10 0.530 became the
+    # baseline while 0.583 was served, so a regression from the served model
+    # could pass). One Cond, not two nested: TFX 1.16 evaluates a node's
+    # conditions in no fixed order and fails the node when one reads the output
+    # of a skipped node.
+    with tfx.dsl.Cond(_blessed(retrieval_evaluator)):
+        evaluator = tfx.components.Evaluator(
+            examples=example_gen.outputs[P.EXAMPLES],
+            model=trainer.outputs[P.MODEL],
+            baseline_model=baseline_model,
+            eval_config=(_parameter(configs.PARAM_EVAL_CONFIG, _compact_json(tfma_config))
+                         if runtime_parameters else tfma_config),
+        ).with_id(P.EVALUATOR)
         pusher = AtomicPusher(
             model=trainer.outputs[P.MODEL],
+            model_blessing=evaluator.outputs[P.BLESSING],
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(
                     base_directory=s.serving_model_dir
@@ -268,8 +281,8 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
             transform,
             trainer,
             *([baseline] if baseline else []),
-            evaluator,
             retrieval_evaluator,
+            evaluator,
             pusher,
         ],
         enable_cache=s.enable_cache,

@@ -49,6 +49,7 @@ from mtrec.models.config import ModelConfig, protocol_overrides
 from mtrec.pipeline import configs, kfp_local, kfp_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
+# A two-term condition in the form TFX compiles `Cond(ph.logical_and(...))` into.
 BLESSED = (
     "((inputs.artifacts['_Evaluator.blessing'].artifacts[0].metadata['blessed'] == 1.0) && "
     "(inputs.artifacts['_RetrievalEvaluator.blessing'].artifacts[0].metadata['blessed'] == 1.0))"
@@ -96,7 +97,7 @@ def test_tasks_run_after_their_producers_and_dependencies():
         kfp_local.task_order(spec)
 
 
-def test_the_pushers_trigger_needs_both_blessings():
+def test_a_trigger_holds_only_when_every_term_does():
     assert kfp_local.trigger_holds(BLESSED, _blessings(1.0, 1.0))
     assert not kfp_local.trigger_holds(BLESSED, _blessings(1.0, 0.0))
     assert not kfp_local.trigger_holds(BLESSED, _blessings(0.0, 1.0))
@@ -144,6 +145,40 @@ def _single_task_spec(executor: dict) -> dict:
         "components": {"c": {"executorLabel": "r_executor"}},
         "deploymentSpec": {"executors": {"r_executor": executor}},
     }
+
+
+def test_a_task_skipped_by_its_trigger_skips_the_tasks_that_read_its_outputs(tmp_path):
+    """As compiled (pipeline.py's gate chain): the retrieval gate refused, so
+    TFMA's Evaluator is skipped, and the Pusher, which reads TFMA's blessing,
+    is skipped too rather than failing on an output that never existed."""
+    gate_blessed = "(inputs.artifacts['_gate.blessing'].artifacts[0].metadata['blessed'] == 1.0)"
+    query = 'schema_title="mtrec.RetrievalBlessing" AND state=LIVE'
+    never_run = {"container": {"image": "x", "command": ["false"]}}  # fails if it runs
+    gate_input = {"taskOutputArtifact": {"producerTask": "gate", "outputArtifactKey": "blessing"}}
+    tasks = {
+        "gate": {"componentRef": {"name": "gate"}},
+        "tfma": {"componentRef": {"name": "tfma"}, "dependentTasks": ["gate"],
+                 "triggerPolicy": {"condition": gate_blessed},
+                 "inputs": {"artifacts": {"_gate.blessing": gate_input}}},
+        "push": {"componentRef": {"name": "push"}, "dependentTasks": ["gate", "tfma"],
+                 "triggerPolicy": {"condition": gate_blessed},
+                 "inputs": {"artifacts": {"_gate.blessing": gate_input, "model_blessing": {
+                     "taskOutputArtifact": {"producerTask": "tfma",
+                                            "outputArtifactKey": "blessing"}}}}},
+    }
+    spec = {
+        "root": {"dag": {"tasks": tasks}},
+        "components": {name: {"executorLabel": name} for name in tasks},
+        "deploymentSpec": {"executors": {
+            "gate": {"resolver": {"outputArtifactQueries": {"blessing": {"filter": query}}}},
+            "tfma": never_run,
+            "push": never_run,
+        }},
+    }  # fmt: skip
+    store = kfp_metadata.ArtifactStore(tmp_path / kfp_metadata.STORE_FILE)
+    store.record([_artifact("run-1/gate/blessing", "mtrec.RetrievalBlessing", blessed=0.0)])
+    runs = {run.name: run.status for run in kfp_local.run_spec(spec, tmp_path / "run-1")}
+    assert runs == {"gate": "resolved", "tfma": "skipped", "push": "skipped"}
 
 
 def test_an_importer_or_an_unknown_query_is_refused_with_a_message(tmp_path, capsys):

@@ -218,18 +218,27 @@ def test_static_job_has_no_runtime_parameters(static_job):
     assert tuple(trainer[-len(kfv2.DEFAULT_BEAM_ARGS) :]) == kfv2.DEFAULT_BEAM_ARGS
 
 
-def test_pusher_is_under_both_blessings(compiled):
+def test_tfma_and_the_pusher_run_only_after_the_retrieval_gate_blessed(compiled):
+    """The gate chain (pipeline.py): RetrievalEvaluator -> Cond(blessed):
+    Evaluator -> Pusher, which checks TFMA's blessing itself. So a blessed
+    tfx.ModelBlessing, what the compiled resolver looks up as the baseline,
+    exists only for a model that passed both gates."""
     _, spec = compiled
-    pusher = _tasks(spec)["AtomicPusher"]
-    condition = pusher["triggerPolicy"]["condition"]
-    for producer in ("Evaluator", "RetrievalEvaluator"):
-        key = f"_{producer}.blessing"
-        assert f"inputs.artifacts['{key}'].artifacts[0].metadata['blessed'] == 1.0" in condition
-        assert pusher["inputs"]["artifacts"][key]["taskOutputArtifact"] == {
-            "outputArtifactKey": "blessing", "producerTask": producer
-        }  # fmt: skip
-        assert producer in pusher["dependentTasks"]
-    assert " && " in condition
+    tasks = _tasks(spec)
+    retrieval_blessed = (
+        "inputs.artifacts['_RetrievalEvaluator.blessing'].artifacts[0].metadata['blessed'] == 1.0"
+    )
+    for name in ("Evaluator", "AtomicPusher"):
+        assert tasks[name]["triggerPolicy"]["condition"] == f"({retrieval_blessed})"
+        assert tasks[name]["inputs"]["artifacts"]["_RetrievalEvaluator.blessing"][
+            "taskOutputArtifact"] == {"outputArtifactKey": "blessing",
+                                      "producerTask": "RetrievalEvaluator"}
+    assert "triggerPolicy" not in tasks["RetrievalEvaluator"]
+    pusher = tasks["AtomicPusher"]
+    assert pusher["inputs"]["artifacts"]["model_blessing"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "blessing", "producerTask": "Evaluator"
+    }  # fmt: skip
+    assert {"Evaluator", "RetrievalEvaluator"} <= set(pusher["dependentTasks"])
     destination = json.loads(
         pusher["inputs"]["parameters"]["push_destination"]["runtimeValue"]["constant"]
     )

@@ -24,6 +24,7 @@ from mtrec.data.examples import write_examples
 from mtrec.pipeline import local_runner
 from mtrec.pipeline.settings import Thresholds
 from mtrec.run_state import custom_property, latest_run
+from mtrec.summary import collect, render
 
 pytestmark = pytest.mark.e2e
 
@@ -231,8 +232,20 @@ def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(fir
     assert strict["Trainer"].state == "CACHED"
     assert strict["Evaluator"].state == "COMPLETE"
     assert custom_property(strict["Evaluator"].outputs["blessing"][0], "blessed") == 0
-    assert "AtomicPusher" not in strict or strict["AtomicPusher"].state != "COMPLETE"
+    # The Pusher reads TFMA's blessing (TFX's Pusher contract) and pushes nothing.
+    assert custom_property(strict["AtomicPusher"].outputs["pushed_model"][0], "pushed") == 0
     assert len(_versions(paths)) == 1
+
+    # An impossible retrieval bound: the first gate refuses, so TFMA does not run
+    # (its blessing would make this model the next run's baseline) nor the Pusher.
+    refused = _run(paths, examples_root, retrieval={"ndcg@10_lift": 100.0})  # 101x popularity
+    assert refused["RetrievalEvaluator"].state == "COMPLETE"
+    blessing = refused["RetrievalEvaluator"].outputs["blessing"][0]
+    assert custom_property(blessing, "blessed") == 0
+    assert "Evaluator" not in refused and "AtomicPusher" not in refused
+    assert len(_versions(paths)) == 1
+    summary = render(collect(refused))
+    assert "blessed: TFMA=not run (retrieval gate refused) retrieval=False" in summary
 
 
 def test_schema_anomalies_stop_the_run_before_trainer(tmp_path):

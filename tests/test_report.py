@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from mtrec.report.collect import not_pushed_reason
 from mtrec.report.page import NOT_RECORDED, SECTIONS, render
+from mtrec.summary import render as render_summary
 
 CHROMIUM = "/usr/bin/chromium"
 COMPONENTS = [
@@ -51,7 +53,8 @@ REPORT = {
                   "baseline": 1.02, "diff": -0.02}],
         "tfma_blessed": True, "tfma_verdict": "blessed: every TFMA threshold passed",
         "retrieval": {"metrics": {"hit_rate@10": 0.2, "popularity_hit_rate@10": 0.1,
-                                  "ndcg@10": 0.3, "popularity_ndcg@10": 0.2},
+                                  "ndcg@10": 0.3, "popularity_ndcg@10": 0.2,
+                                  "precision@10": 0.25},
                       "thresholds": {"hit_rate@10": 0.05, "ndcg@10_change": -0.01},
                       "failed": {}},
         "retrieval_blessed": True,
@@ -153,6 +156,27 @@ def test_missing_values_say_not_recorded_and_why_nothing_was_pushed():
     assert page.count(NOT_RECORDED) >= 8
     assert "nothing pushed: TFMA did not bless the model" in page
     assert "No text encoder in this run" in page
+
+
+def test_a_model_the_retrieval_gate_refused_says_tfma_did_not_run_and_why():
+    """TFMA runs only on models the retrieval gate passed (pipeline.py): the
+    page, the not-pushed reason and the terminal summary say so."""
+    failed = {"ndcg@10_lift": (0.01, 0.05)}
+    evaluation = {"tfma": [], "tfma_blessed": None, "tfma_verdict": None,
+                  "retrieval": {**REPORT["evaluation"]["retrieval"], "failed": failed},
+                  "retrieval_blessed": False}
+    summary = {"components": {}, "pushed_to": None, "tfma_blessed": None,
+               "retrieval_blessed": False, "retrieval": evaluation["retrieval"]}
+    reason = not_pushed_reason(summary, {})
+    assert reason.startswith("the retrieval gate refused the model (TFMA did not run)")
+    page = render({**REPORT, "evaluation": evaluation,
+                   "pipeline": {**REPORT["pipeline"], "pushed_to": None, "not_pushed": reason}})
+    assert "TFMA did not run" in page and "retrieval gate failed: ndcg@10_lift" in page
+    assert "nothing pushed: the retrieval gate refused the model" in page
+    lines = render_summary(summary).splitlines()
+    assert "blessed: TFMA=not run (retrieval gate refused) retrieval=False" in lines
+    assert "blessed: TFMA=False retrieval=True" in render_summary(
+        {**summary, "tfma_blessed": False, "retrieval_blessed": True}).splitlines()
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM),

@@ -84,3 +84,31 @@ def test_object_stores_get_the_saved_model_file_last(tmp_path):
         assert f.read() == b"x"
     again = _push(tmp_path, _model(tmp_path, b"one"), base)
     assert again.get_string_custom_property("pushed_version") == version
+
+
+def test_a_model_tfma_did_not_bless_is_recorded_as_not_pushed(tmp_path):
+    """The pipeline gives the Pusher TFMA's blessing (TFX's Pusher contract):
+    a refusal writes no version and records pushed = 0."""
+    base = str(tmp_path / "serving")
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    blessing.set_int_custom_property("blessed", 0)
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    destination = pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base)
+    )
+    Executor().Do({"model": [_model(tmp_path, b"one")], "model_blessing": [blessing]},
+                  {"pushed_model": [pushed]},
+                  {"push_destination": proto_utils.proto_to_json(destination)})
+    assert pushed.get_int_custom_property("pushed") == 0
+    assert not os.path.exists(base)
+
+    blessing.set_int_custom_property("blessed", 1)
+    Executor().Do(
+        {"model": [_model(tmp_path, b"one")], "model_blessing": [blessing]},
+        {"pushed_model": [pushed]},
+        {"push_destination": proto_utils.proto_to_json(destination)},
+    )
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert len(os.listdir(base)) == 1

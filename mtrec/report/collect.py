@@ -263,6 +263,8 @@ def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | 
     reasons = []
     if summary.get("tfma_blessed") is False:
         reasons.append("TFMA did not bless the model")
+    elif summary.get("tfma_blessed") is None and summary.get("retrieval_blessed") is False:
+        reasons.append("the retrieval gate refused the model (TFMA did not run)")
     retrieval_failed = (summary.get("retrieval") or {}).get("failed") or {}
     for name, (value, bound) in retrieval_failed.items():
         reasons.append(f"retrieval {name} {value:.3f} < {bound}")

@@ -159,6 +159,11 @@ def _bound(row: Mapping[str, Any]) -> str:
 def evaluation_section(evaluation: Mapping[str, Any]) -> str:
     out = ["<h3>TFMA (eval split)</h3>"]
     tfma = evaluation.get("tfma") or []
+    if not tfma and evaluation.get("retrieval_blessed") is False:
+        out.append('<p class="muted">TFMA did not run: it evaluates only models that passed '
+                   "the retrieval gate (below), so that its blessing, the baseline of later "
+                   "runs, is only ever a pushed model's.</p>")
+        return "".join(out + _retrieval_section(evaluation))
     out.append(_table(["output", "metric", "value", "threshold", "baseline", "change"], [
         [_e(r["output"]), _e(r["metric"]), _num(r.get("value")), _bound(r),
          _num(r.get("baseline")), _num(r.get("diff"))] for r in tfma])
@@ -169,7 +174,11 @@ def evaluation_section(evaluation: Mapping[str, Any]) -> str:
     verdict = evaluation.get("tfma_verdict")
     out.append(_verdict(evaluation.get("tfma_blessed"), verdict) if verdict
                else _missing("TFMA verdict"))
-    out.append("<h3>Served retrieval and ranking (RetrievalEvaluator)</h3>")
+    return "".join(out + _retrieval_section(evaluation))
+
+
+def _retrieval_section(evaluation: Mapping[str, Any]) -> list[str]:
+    out = ["<h3>Served retrieval and ranking (RetrievalEvaluator)</h3>"]
     retrieval = evaluation.get("retrieval") or {}
     metrics = retrieval.get("metrics") or {}
     if metrics:
@@ -195,7 +204,7 @@ def evaluation_section(evaluation: Mapping[str, Any]) -> str:
                             "retrieval gate failed: " + ", ".join(failed)))
     else:
         out.append(_missing("retrieval metrics"))
-    return "".join(out)
+    return out
 
 
 def text_encoder_section(encoder: Mapping[str, Any] | None) -> str:
