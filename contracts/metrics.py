@@ -16,6 +16,6 @@ NDCG, PRECISION, RECALL = "ndcg", "precision", "recall"
 POPULARITY_PREFIX = "popularity_"
 BASELINE_PREFIX = "baseline_"
 RANKING_METRICS = tuple(at(m, RECOMMEND_K) for m in (NDCG, PRECISION, RECALL))
-# Derived, relative gates: model / popularity - 1, and model - last blessed model.
+# Derived, relative gates: model / popularity - 1, and model - last pushed model.
 NDCG_LIFT = at(NDCG, RECOMMEND_K) + "_lift"
 NDCG_CHANGE = at(NDCG, RECOMMEND_K) + "_change"

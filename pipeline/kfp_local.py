@@ -7,11 +7,11 @@
 On a cluster the KFP v2 backend (or Vertex) resolves each task's parameters
 and input artifacts, fills `{{$}}` with an `ExecutorInput` JSON, runs the
 command in the image, and reads the `ExecutorOutput` the command writes to
-pass artifacts on. This module does the
-same with subprocesses of this Python: the spec's commands and arguments run
-unchanged, in dependency order, so what only compiled before (the container
-entrypoint, the argument encoding, artifact passing between tasks, runtime
-parameters, the trigger conditions of TFMA's Evaluator and the Pusher) is executed. Resolver tasks run
+pass artifacts on. This module does the same with subprocesses of this Python:
+the spec's commands and arguments run unchanged, in dependency order, so what
+only compiled before (the container entrypoint, the argument encoding,
+artifact passing between tasks, runtime parameters, the trigger conditions of
+TFMA's Evaluator and the Pusher) is executed. Resolver tasks run
 their compiled queries against the artifacts of earlier runs under the same
 parent folder (kfp_metadata.py: `ROOT/run-1`, `ROOT/run-2`, ... are one
 pipeline), as Vertex runs them against its metadata store.

@@ -3,7 +3,7 @@
 Compiles with `mtrec compile` (KubeflowV2DagRunner) into a tmp dir (no cluster, no image) and
 checks what a run depends on: every component with our image, the runtime
 parameters as pipeline inputs, Beam args in every container, the model config
-in the Trainer's input, and the Pusher behind both blessings.
+in the Trainer's input, and TFMA and the Pusher behind the retrieval gate.
 """
 
 from __future__ import annotations
