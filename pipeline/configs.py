@@ -14,14 +14,21 @@ RUN_FN = "mtrec.models.trainer.run_fn"
 # components/text_encoder/config.py (TextEncoderConfig).
 
 # Blessing thresholds. TFMA: value thresholds on the eval split, plus change
-# thresholds against the latest blessed model (skipped on the first run).
+# thresholds against the last pushed model (skipped on the first run).
 RATING_RMSE_MAX = 1.5  # an item-mean predictor scores ~1.03 on ML-100K
-RATING_RMSE_MAX_INCREASE = 0.05  # vs the baseline model
+# vs the baseline (the pushed model). 0.01 is ~3.5 std of the RMSE difference
+# between two trainings that differ only in their seed (std 0.002 per model on
+# ML-100K u1 and on ml-latest-small; benchmarks/results/quality_*.md). It was
+# 0.05: measured on u1, a 3-epoch model 0.026 worse than the pushed 8-epoch
+# one (0.910 vs 0.884) was blessed and pushed.
+RATING_RMSE_MAX_INCREASE = 0.01
 RELEVANCE_AUC_MIN = 0.55
 # The served path (RetrievalEvaluator): lower bounds on its metrics. Relative
 # ones: `recommend`'s NDCG@10 at least 5% above popularity's on the same users
 # (ndcg@10_lift), and at most 0.01 below the last pushed model's
-# (ndcg@10_change; skipped on the first run). Absolute: full-catalogue HR@100.
+# (ndcg@10_change; skipped on the first run; ~3.5 std of the difference between
+# two seeds on ml-latest-small, whose per-model std is 0.002, 7 on ML-100K u1's
+# 0.001). Absolute: full-catalogue HR@100.
 RETRIEVAL_THRESHOLDS = {at(HIT_RATE, 100): 0.05, NDCG_LIFT: 0.05, NDCG_CHANGE: -0.01}
 
 # Kubeflow/Vertex: where the Dockerfile copies the curated schema (pipeline/schema/).

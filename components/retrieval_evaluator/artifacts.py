@@ -12,8 +12,9 @@ tests/test_kubeflow_v2_runner.py checks that the Evaluator is the only
 producer of `tfx.ModelBlessing` in the compiled spec.
 
 Custom properties (set by the executor): `blessed` (1/0, contracts.pipeline
-BLESSED; the Pusher's condition reads it), `current_model`,
-`current_model_id`, and every served metric (`hit_rate_at_100`, ...).
+BLESSED; TFMA's Evaluator and the Pusher run only when it is 1),
+`current_model`, `current_model_id`, and every served metric
+(`hit_rate_at_100`, ...).
 """
 
 from __future__ import annotations
