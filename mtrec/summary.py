@@ -30,6 +30,31 @@ _TFMA_KEYS = {
 }
 
 
+def tfma_failures(evaluation_uri: str) -> list[str]:
+    """Each TFMA threshold the model failed, e.g. "rating RMSE change +0.0259 > 0.01"
+    (TFMA's own failure messages are empty for change thresholds)."""
+    import tensorflow_model_analysis as tfma
+
+    out = []
+    for per_slice in tfma.load_validation_result(evaluation_uri).metric_validations_per_slice:
+        for failure in per_slice.failures:
+            key, bound = failure.metric_key, failure.metric_threshold
+            name = _TFMA_KEYS.get((key.output_name, key.name), f"{key.output_name} {key.name}")
+            value = failure.metric_value.double_value.value
+            if key.is_diff:
+                change = bound.change_threshold
+                lower = change.direction == tfma.MetricDirection.LOWER_IS_BETTER
+                limit = f"{'>' if lower else '<'} {change.absolute.value:+g}"
+                out.append(f"{name} change {value:+.4f} {limit}")
+            else:
+                lower_bound = bound.value_threshold.lower_bound
+                upper_bound = bound.value_threshold.upper_bound
+                limit = (f"< {lower_bound.value:g}" if bound.value_threshold.HasField("lower_bound")
+                         and value < lower_bound.value else f"> {upper_bound.value:g}")
+                out.append(f"{name} {value:.4f} {limit}")
+    return out
+
+
 def _uri(node: NodeRun | None, key: str) -> str | None:
     if node is None or not node.outputs.get(key):
         return None
@@ -77,6 +102,7 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
             custom_property(evaluator.outputs[P.BLESSING][0], P.BLESSED)
         )
         summary["tfma"] = tfma_metrics(_uri(evaluator, P.EVALUATION))
+        summary["tfma_failed"] = tfma_failures(_uri(evaluator, P.EVALUATION))
     retrieval = nodes.get(P.RETRIEVAL_EVALUATOR)
     if retrieval and retrieval.outputs.get(P.BLESSING):
         blessing = retrieval.outputs[P.BLESSING][0]
@@ -204,6 +230,8 @@ def render(summary: dict) -> str:
         if failed:
             lines.append("retrieval gate failed: " + ", ".join(
                 f"{name} {value:.3f} < {bound}" for name, (value, bound) in failed.items()))
+    if summary.get("tfma_failed"):
+        lines.append("TFMA gate failed: " + ", ".join(summary["tfma_failed"]))
     retrieval_blessed = summary.get("retrieval_blessed")
     lines.append(f"blessed: TFMA={_tfma_verdict(summary)} retrieval={retrieval_blessed}")
     lines.append(f"pushed to: {summary['pushed_to'] or 'nothing pushed (not blessed)'}")

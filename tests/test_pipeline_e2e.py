@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -232,6 +233,7 @@ def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(fir
     assert strict["Trainer"].state == "CACHED"
     assert strict["Evaluator"].state == "COMPLETE"
     assert custom_property(strict["Evaluator"].outputs["blessing"][0], "blessed") == 0
+    assert re.search(r"TFMA gate failed: rating RMSE \d\.\d{4} > 0\n", render(collect(strict)))
     # The Pusher reads TFMA's blessing (TFX's Pusher contract) and pushes nothing.
     assert custom_property(strict["AtomicPusher"].outputs["pushed_model"][0], "pushed") == 0
     assert len(_versions(paths)) == 1

@@ -28,7 +28,7 @@ from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import NodeRun, latest_run
-from mtrec.summary import SUMMARY_FILE, recommendation_rows
+from mtrec.summary import SUMMARY_FILE, recommendation_rows, tfma_failures
 from mtrec.summary import collect as collect_summary
 
 EXAMPLE_USERS = 3
@@ -200,13 +200,9 @@ def tfma_verdict(nodes: dict[str, NodeRun]) -> str | None:
     uri = _uri(nodes.get(P.EVALUATOR), P.EVALUATION)
     if not uri:
         return None
-    result = tfma.load_validation_result(uri)
-    if result.validation_ok:
+    if tfma.load_validation_result(uri).validation_ok:
         return "blessed: every TFMA threshold passed"
-    failures = [f"{f.metric_key.name}: {f.message}"
-                for per_slice in result.metric_validations_per_slice
-                for f in per_slice.failures]
-    return "not blessed: " + ("; ".join(failures) or "no baseline or no data")
+    return "not blessed: " + ("; ".join(tfma_failures(uri)) or "no baseline or no data")
 
 
 def example_users(nodes: dict[str, NodeRun], split: str, n: int) -> list[str]:
@@ -262,7 +258,9 @@ def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | 
         return f"component failed: {', '.join(failed)}"
     reasons = []
     if summary.get("tfma_blessed") is False:
-        reasons.append("TFMA did not bless the model")
+        failed = summary.get("tfma_failed")
+        detail = f" ({', '.join(failed)})" if failed else ""
+        reasons.append("TFMA did not bless the model" + detail)
     elif summary.get("tfma_blessed") is None and summary.get("retrieval_blessed") is False:
         reasons.append("the retrieval gate refused the model (TFMA did not run)")
     retrieval_failed = (summary.get("retrieval") or {}).get("failed") or {}
