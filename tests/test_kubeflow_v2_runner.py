@@ -18,65 +18,33 @@ from tfx.orchestration.kubeflow.v2.compiler_utils import _SCHEMA_TITLE_RE as SCH
 from tfx.orchestration.kubeflow.v2.compiler_utils import TITLE_TO_CLASS_PATH
 from tfx.utils import import_utils
 
-from mtrec.cli import build_parser
-from mtrec.cli import main as cli_main
-from mtrec.commands.compile import settings_from_args, split_beam_args
 from mtrec.components.retrieval_evaluator.artifacts import RetrievalBlessing
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.pipeline import configs  # conftest imported mtrec first (Keras 2)
 from mtrec.pipeline import kubeflow_v2_runner as kfv2
 from mtrec.pipeline.settings import PipelineSettings
-
-IMAGE = "europe-west4-docker.pkg.dev/proj/repo/mtrec:test"
-BEAM_ARGS = (
-    "--runner=DataflowRunner",
-    "--project=proj",
-    "--region=europe-west4",
-    "--temp_location=gs://bucket/tmp",
+from tests.kubeflow_support import (
+    BEAM_ARGS,
+    CLI_ARGS,
+    COMPONENTS,
+    EXAMPLES_ROOT,
+    IMAGE,
+    MODEL_CONFIG,
+    NO_TEXT,
+    RESOLVER_TASKS,
+    RESOLVER_TASKS_BY_ROLE,
+    compile_spec,
+    containers_of,
+    parse_compile,
+    tasks_of,
 )
-EXAMPLES_ROOT = "gs://bucket/examples"
-MODEL_CONFIG = {"embedding_dim": 32}
-COMPONENTS = {
-    "ImportExampleGen",
-    "CatalogExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "CuratedSchemaGen",
-    "ExampleValidator",
-    "AnomalyGate",
-    "Transform",
-    "Trainer",
-    "Evaluator",
-    "RetrievalEvaluator",
-    "AtomicPusher",
-}
-# KFP v2 splits the latest-blessed-model resolver into two resolver tasks.
-RESOLVER_TASKS_BY_ROLE = {
-    "blessing": "latest_blessed_model_resolver-model-blessing-resolver",
-    "model": "latest_blessed_model_resolver-model-resolver",
-}
-RESOLVER_TASKS = set(RESOLVER_TASKS_BY_ROLE.values())
-# The TextEncoder is compiled in its own test (see there).
-NO_TEXT = ["--no-text-encoder"]
-CLI_ARGS = [
-    "--image", IMAGE,
-    "--pipeline-root", "gs://bucket/root",
-    "--examples-root", EXAMPLES_ROOT,
-    "--serving-model-dir", "/models/mtrec",
-    "--serving-pvc", "mtrec-pusher-base",
-    "--model-config", json.dumps(MODEL_CONFIG),
-    "--epochs", "3",
-    "--distribution", "multi_worker_mirrored",
-    "--rating-rmse-max", "1.2",
-    "--retrieval-thresholds", '{"hit_rate@50": 0.1}',
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> tuple[Path, dict]:
     """The YAML spec written by the CLI, with runtime parameters (the default)."""
     out = tmp_path_factory.mktemp("kfv2") / "mtrec.yaml"
-    _compile([*CLI_ARGS, *NO_TEXT, "--output", str(out), "--", *BEAM_ARGS])
+    compile_spec([*CLI_ARGS, *NO_TEXT, "--output", str(out), "--", *BEAM_ARGS])
     spec, *_ = yaml.safe_load_all(out.read_text())
     return out, spec
 
@@ -84,7 +52,7 @@ def compiled(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="module")
 def static_job(tmp_path_factory) -> dict:
     """The JSON PipelineJob compiled with every value baked in."""
-    settings, _ = _parse(
+    settings, _ = parse_compile(
         [
             *CLI_ARGS[:6],
             *NO_TEXT,
@@ -100,31 +68,10 @@ def static_job(tmp_path_factory) -> dict:
     return json.loads(out.read_text())
 
 
-def _compile(argv: list[str]) -> None:
-    assert cli_main(["compile", *argv]) == 0
-
-
-def _parse(argv: list[str]) -> tuple[kfv2.KubeflowSettings, str]:
-    """(settings, output path) as `mtrec compile ARGV` builds them."""
-    own, beam = split_beam_args(argv)
-    args = build_parser().parse_args(["compile", *own])
-    args.beam_args = beam
-    return settings_from_args(args), args.output
-
-
-def _tasks(spec: dict) -> dict:
-    return spec["root"]["dag"]["tasks"]
-
-
-def _containers(spec: dict) -> dict[str, dict]:
-    executors = spec["deploymentSpec"]["executors"]
-    return {label: ex["container"] for label, ex in executors.items() if "container" in ex}
-
-
 def test_every_component_present_with_our_image(compiled):
     _, spec = compiled
-    assert set(_tasks(spec)) == COMPONENTS | RESOLVER_TASKS
-    containers = _containers(spec)
+    assert set(tasks_of(spec)) == COMPONENTS | RESOLVER_TASKS
+    containers = containers_of(spec)
     assert set(containers) == {f"{c}_executor" for c in COMPONENTS}
     for label, container in containers.items():
         assert container["image"] == IMAGE, label
@@ -145,10 +92,10 @@ def test_every_component_present_with_our_image(compiled):
         assert executor_class[f"{gen}_executor"].startswith("mtrec.components.example_gen")
     producers = {
         key: artifact["taskOutputArtifact"]["producerTask"]
-        for key, artifact in _tasks(spec)["Trainer"]["inputs"]["artifacts"].items()
+        for key, artifact in tasks_of(spec)["Trainer"]["inputs"]["artifacts"].items()
     }
     assert producers["item_catalog"] == "CatalogExampleGen"
-    trainer = _tasks(spec)["Trainer"]["inputs"]["parameters"]
+    trainer = tasks_of(spec)["Trainer"]["inputs"]["parameters"]
     assert trainer["run_fn"]["runtimeValue"]["constant"] == configs.RUN_FN
 
 
@@ -180,17 +127,17 @@ def test_runtime_parameters_are_root_inputs_with_defaults(compiled):
         ("RetrievalEvaluator", "thresholds"): configs.PARAM_RETRIEVAL_THRESHOLDS,
     }
     for (task, prop), name in consumers.items():
-        param = _tasks(spec)[task]["inputs"]["parameters"][prop]
+        param = tasks_of(spec)[task]["inputs"]["parameters"][prop]
         assert param == {"componentInputParameter": name}, (task, prop)
     assert spec["defaultPipelineRoot"] == "gs://bucket/root"
 
 
 def test_beam_args_reach_every_container(compiled):
     _, spec = compiled
-    for label, container in _containers(spec).items():
+    for label, container in containers_of(spec).items():
         assert tuple(container["args"][-len(BEAM_ARGS) :]) == BEAM_ARGS, label
     # ImportExampleGen's driver (span/fingerprint resolution) gets them too.
-    driver = _containers(spec)["ImportExampleGen_executor"]["lifecycle"]["preCacheCheck"]
+    driver = containers_of(spec)["ImportExampleGen_executor"]["lifecycle"]["preCacheCheck"]
     assert tuple(driver["args"][-len(BEAM_ARGS) :]) == BEAM_ARGS
 
 
@@ -214,7 +161,7 @@ def test_static_job_has_no_runtime_parameters(static_job):
     assert example_gen["input_base"]["runtimeValue"]["constant"] == EXAMPLES_ROOT
     assert static_job["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/root"
     # No `--`: the in-container DirectRunner defaults.
-    trainer = _containers(spec)["Trainer_executor"]["args"]
+    trainer = containers_of(spec)["Trainer_executor"]["args"]
     assert tuple(trainer[-len(kfv2.DEFAULT_BEAM_ARGS) :]) == kfv2.DEFAULT_BEAM_ARGS
 
 
@@ -224,7 +171,7 @@ def test_tfma_and_the_pusher_run_only_after_the_retrieval_gate_blessed(compiled)
     tfx.ModelBlessing, what the compiled resolver looks up as the baseline,
     exists only for a model that passed both gates."""
     _, spec = compiled
-    tasks = _tasks(spec)
+    tasks = tasks_of(spec)
     retrieval_blessed = (
         "inputs.artifacts['_RetrievalEvaluator.blessing'].artifacts[0].metadata['blessed'] == 1.0"
     )
@@ -274,7 +221,7 @@ def test_every_custom_artifact_type_imports_by_its_name_as_a_pod_imports_it(tmp_
     classes, any other title is imported as a class path (the TextEncoder task
     failed this way before mtrec/__init__.py provided its type)."""
     out = tmp_path / "mtrec.yaml"
-    _compile([*CLI_ARGS, "--output", str(out)])  # with the TextEncoder
+    compile_spec([*CLI_ARGS, "--output", str(out)])  # with the TextEncoder
     spec, *_ = yaml.safe_load_all(out.read_text())
     titles = {
         yaml.safe_load(artifact["artifactType"]["instanceSchema"])["title"]
@@ -302,26 +249,26 @@ def test_yaml_is_a_kfp_client_package_with_pvc_mount(compiled):
 def test_no_baseline_drops_the_resolver_tasks(tmp_path):
     """KFP OSS's v2 backend rejects resolver executors: --no_baseline compiles none."""
     out = tmp_path / "kfp.yaml"
-    _compile([*CLI_ARGS[:8], *NO_TEXT, "--no-baseline", "--output", str(out)])
+    compile_spec([*CLI_ARGS[:8], *NO_TEXT, "--no-baseline", "--output", str(out)])
     spec, *_ = yaml.safe_load_all(out.read_text())
-    assert set(_tasks(spec)) == COMPONENTS
+    assert set(tasks_of(spec)) == COMPONENTS
     assert all("resolver" not in ex for ex in spec["deploymentSpec"]["executors"].values())
     assert "baseline_model" not in spec["components"]["Evaluator"]["inputDefinitions"]["artifacts"]
 
 
 def test_parse_args_passes_everything_after_double_dash_to_beam():
     flink = ["--runner=FlinkRunner", "--flink_master=flink:8081", "--environment_type=EXTERNAL"]
-    settings, output = _parse([*CLI_ARGS[:8], "--output", "x.json", "--", *flink])
+    settings, output = parse_compile([*CLI_ARGS[:8], "--output", "x.json", "--", *flink])
     assert settings.pipeline.beam_pipeline_args == tuple(flink)
     assert output == "x.json" and settings.pipeline.runtime_parameters
     assert "epochs" not in settings.pipeline.model
-    settings, _ = _parse(CLI_ARGS[:8])
+    settings, _ = parse_compile(CLI_ARGS[:8])
     assert settings.pipeline.beam_pipeline_args == kfv2.DEFAULT_BEAM_ARGS
 
 
 def test_json_job_carries_parameter_defaults_in_runtime_config(tmp_path):
     """The .json PipelineJob (Vertex) has the defaults in runtimeConfig too."""
-    settings, _ = _parse([*CLI_ARGS[:8], *NO_TEXT])
+    settings, _ = parse_compile([*CLI_ARGS[:8], *NO_TEXT])
     job = kfv2.compile_pipeline(settings, str(tmp_path / "job.json"))
     values = json.loads((tmp_path / "job.json").read_text())["runtimeConfig"]["parameterValues"]
     assert values == {
@@ -337,7 +284,7 @@ def test_json_job_carries_parameter_defaults_in_runtime_config(tmp_path):
 
 
 def test_pvc_requires_serving_dir_under_mount(tmp_path):
-    settings, _ = _parse(
+    settings, _ = parse_compile(
         [*CLI_ARGS[:6], "--serving-model-dir", "gs://b/serving", "--serving-pvc", "pvc"]
     )
     with pytest.raises(ValueError, match="PVC mount"):
@@ -405,67 +352,9 @@ def test_text_encoder_compiles_and_feeds_the_trainer(tmp_path):
     KFP v2 only compiles custom artifact types named `<namespace>.<Type>`."""
     assert SCHEMA_TITLE.fullmatch(ItemTextEmbeddings.TYPE_NAME)
     out = tmp_path / "text.yaml"
-    _compile([*CLI_ARGS[:8], "--output", str(out)])
+    compile_spec([*CLI_ARGS[:8], "--output", str(out)])
     spec, *_ = yaml.safe_load_all(out.read_text())
-    assert set(_tasks(spec)) == COMPONENTS | RESOLVER_TASKS | {"TextEncoder"}
-    trainer = _tasks(spec)["Trainer"]["inputs"]["artifacts"]["item_text_embeddings"]
+    assert set(tasks_of(spec)) == COMPONENTS | RESOLVER_TASKS | {"TextEncoder"}
+    trainer = tasks_of(spec)["Trainer"]["inputs"]["artifacts"]["item_text_embeddings"]
     assert trainer["taskOutputArtifact"]["producerTask"] == "TextEncoder"
-    assert _containers(spec)["TextEncoder_executor"]["image"] == IMAGE
-
-
-def _remote_trainer(tmp_path, *flags) -> tuple[str, dict]:
-    """Compile with `flags`; return the Trainer's executor class and custom_config."""
-    out = tmp_path / "mtrec.json"
-    _compile([*CLI_ARGS[:6], *NO_TEXT, "--output", str(out), "--serving-model-dir", "gs://b/s",
-               *flags])
-    spec = json.loads(out.read_text())["pipelineSpec"]
-    args = _containers(spec)["Trainer_executor"]["args"]
-    default = spec["root"]["inputDefinitions"]["parameters"][configs.PARAM_TRAINER_CONFIG]
-    return args[args.index("--executor_class_path") + 1], json.loads(default["defaultValue"])
-
-
-def test_vertex_training_makes_the_trainer_a_multi_worker_vertex_job(tmp_path):
-    executor, custom = _remote_trainer(
-        tmp_path, "--vertex-training-region", "europe-west4", "--vertex-project", "proj",
-        "--vertex-training-replicas", "3",
-    )
-    assert executor == "mtrec.components.trainer.vertex.VertexExecutor"
-    assert custom["distribution"] == "multi_worker_mirrored"
-    assert custom["ai_platform_enable_vertex"] is True
-    assert custom["ai_platform_vertex_region"] == "europe-west4"
-    # TFX's runner pops the project from the training args before it submits.
-    assert custom["ai_platform_training_args"]["project"] == "proj"
-    pools = custom["ai_platform_training_args"]["job_spec"]["worker_pool_specs"]
-    assert [p["replica_count"] for p in pools] == [1, 2]
-    assert {p["container_spec"]["image_uri"] for p in pools} == {IMAGE}
-
-
-def test_vertex_training_without_a_project_is_refused_with_the_flag_to_add(tmp_path, capsys):
-    out = tmp_path / "mtrec.json"
-    argv = [*CLI_ARGS[:6], *NO_TEXT, "--serving-model-dir", "gs://b/s", "--output", str(out),
-            "--vertex-training-region", "europe-west4"]  # fmt: skip
-    assert cli_main(["compile", *argv]) == 2
-    assert "--vertex-project" in capsys.readouterr().err and not out.exists()
-
-
-def test_tfjob_training_makes_the_trainer_a_kubeflow_tfjob(tmp_path):
-    executor, custom = _remote_trainer(
-        tmp_path, "--tfjob-namespace", "team", "--tfjob-replicas", "4"
-    )
-    assert executor == "mtrec.components.trainer.tfjob.TFJobExecutor"
-    assert custom["distribution"] == "multi_worker_mirrored"
-    assert custom["tfjob"]["namespace"] == "team" and custom["tfjob"]["replicas"] == 4
-    assert custom["tfjob"]["image"] == IMAGE
-
-
-def test_vertex_and_tfjob_training_are_exclusive():
-    from mtrec.components.trainer.tfjob import TFJobTraining
-    from mtrec.components.trainer.vertex import VertexTraining
-
-    settings, _ = _parse([*CLI_ARGS[:6], *NO_TEXT, "--serving-model-dir", "gs://b/s"])
-    with pytest.raises(ValueError, match="not both"):  # at definition time
-        dataclasses.replace(
-            settings.pipeline,
-            vertex_training=VertexTraining(region="r", image=IMAGE, project="p"),
-            tfjob_training=TFJobTraining(image=IMAGE),
-        )
+    assert containers_of(spec)["TextEncoder_executor"]["image"] == IMAGE
