@@ -129,7 +129,8 @@ def _row_rejects(ratings: pd.DataFrame, reason: pd.Series, name: str) -> pd.Data
     rows = ratings.loc[rejected]
     numbers = np.flatnonzero(rejected.to_numpy()) + 1
     raw = rows[RAW] if RAW in rows.columns else pd.Series(
-        [repr(r) for r in rows[list(RATING_COLUMNS)].to_dict("records")], index=rows.index)
+        [repr(r) for r in rows[list(RATING_COLUMNS)].to_dict("records")], index=rows.index,
+        dtype=object)
     return rows[list(RATING_COLUMNS)].assign(**{
         TABLE: RATINGS,
         SOURCE: rows[SOURCE_COL] if SOURCE_COL in rows.columns else name,
