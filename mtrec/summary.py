@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
@@ -152,12 +154,17 @@ def _protocol(training: dict) -> str:
     return f", split protocol {training['split_protocol']}" + (f" ({listed})" if listed else "")
 
 
+def tfma_not_run(verdicts: Mapping[str, Any]) -> bool:
+    """Whether TFMA did not run because the retrieval gate refused the model (it runs
+    only on models that gate passed: pipeline.py's gate chain). `verdicts` is a
+    summary, or the report's evaluation section: both carry the two blessings."""
+    return verdicts.get("tfma_blessed") is None and verdicts.get("retrieval_blessed") is False
+
+
 def _tfma_verdict(summary: dict) -> str:
-    """True/False, or why TFMA did not run: it runs only on models the retrieval gate
-    passed (pipeline.py's gate chain)."""
-    if summary.get("tfma_blessed") is None and summary.get("retrieval_blessed") is False:
-        return "not run (retrieval gate refused)"
-    return str(summary.get("tfma_blessed"))
+    """True/False, or why TFMA did not run."""
+    return "not run (retrieval gate refused)" if tfma_not_run(summary) else str(
+        summary.get("tfma_blessed"))
 
 
 def render(summary: dict) -> str:

@@ -197,17 +197,21 @@ def run_spec(
     produced: dict[str, dict[str, list[dict[str, Any]]]] = {}
     runs: list[TaskRun] = []
     skipped: set[str] = set()
+
+    def skip(name: str) -> None:
+        skipped.add(name)
+        produced[name] = {}
+        runs.append(TaskRun(name, "skipped", 0.0, None, {}))
+
     for name in task_order(spec):
         task = spec["root"]["dag"]["tasks"][name]
         label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
         executor = executors[label]
         task_root = Path(run_root) / name
+        # A skipped task's outputs never exist, so its dependants do not run
+        # either (the Pusher, when the retrieval gate skipped TFMA).
         if skipped & set(task.get("dependentTasks", [])):
-            # A skipped task's outputs never exist, so its dependants do not run
-            # either (the Pusher, when the retrieval gate skipped TFMA).
-            skipped.add(name)
-            produced[name] = {}
-            runs.append(TaskRun(name, "skipped", 0.0, None, {}))
+            skip(name)
             continue
         invocation = executor_input(spec, name, params, produced, task_root)
         if "resolver" in executor:
@@ -220,9 +224,7 @@ def run_spec(
             )
         condition = task.get("triggerPolicy", {}).get("condition")
         if condition and not trigger_holds(condition, invocation["inputs"]):
-            skipped.add(name)
-            produced[name] = {}
-            runs.append(TaskRun(name, "skipped", 0.0, None, {}))
+            skip(name)
             continue
         task_root.mkdir(parents=True, exist_ok=True)
         (task_root / INPUT_FILE).write_text(json.dumps(invocation, indent=1))

@@ -28,7 +28,7 @@ from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import NodeRun, latest_run
-from mtrec.summary import SUMMARY_FILE, recommendation_rows, tfma_failures
+from mtrec.summary import SUMMARY_FILE, recommendation_rows, tfma_not_run
 from mtrec.summary import collect as collect_summary
 
 EXAMPLE_USERS = 3
@@ -193,16 +193,16 @@ def _metric_name(class_name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", class_name).lower()
 
 
-def tfma_verdict(nodes: dict[str, NodeRun]) -> str | None:
-    """One line: why TFMA blessed the model or not (its validation result)."""
-    import tensorflow_model_analysis as tfma
-
-    uri = _uri(nodes.get(P.EVALUATOR), P.EVALUATION)
-    if not uri:
+def tfma_verdict(summary: dict[str, Any]) -> str | None:
+    """One line: why TFMA blessed the model or not (from the summary, which read
+    TFMA's blessing and its failed thresholds)."""
+    blessed = summary.get("tfma_blessed")
+    if blessed is None:
         return None
-    if tfma.load_validation_result(uri).validation_ok:
+    if blessed:
         return "blessed: every TFMA threshold passed"
-    return "not blessed: " + ("; ".join(tfma_failures(uri)) or "no baseline or no data")
+    return "not blessed: " + ("; ".join(summary.get("tfma_failed") or [])
+                              or "no baseline or no data")
 
 
 def example_users(nodes: dict[str, NodeRun], split: str, n: int) -> list[str]:
@@ -261,7 +261,7 @@ def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | 
         failed = summary.get("tfma_failed")
         detail = f" ({', '.join(failed)})" if failed else ""
         reasons.append("TFMA did not bless the model" + detail)
-    elif summary.get("tfma_blessed") is None and summary.get("retrieval_blessed") is False:
+    elif tfma_not_run(summary):
         reasons.append("the retrieval gate refused the model (TFMA did not run)")
     retrieval_failed = (summary.get("retrieval") or {}).get("failed") or {}
     for name, (value, bound) in retrieval_failed.items():
@@ -297,7 +297,7 @@ def collect(home: str) -> dict[str, Any]:
         "training": {"metrics": summary.get("training"), "curves": curves(nodes),
                      "config": model_config(nodes)},
         "evaluation": {"tfma": tfma_table(nodes), "tfma_blessed": summary.get("tfma_blessed"),
-                       "tfma_verdict": tfma_verdict(nodes),
+                       "tfma_verdict": tfma_verdict(summary),
                        "retrieval": summary.get("retrieval"),
                        "retrieval_blessed": summary.get("retrieval_blessed")},
         "text_encoder": _text_encoder(nodes),

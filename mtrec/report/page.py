@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mtrec.report import charts
+from mtrec.summary import tfma_not_run
 
 SECTIONS = ("data", "pipeline", "training", "evaluation", "text-encoder", "examples")
 NOT_RECORDED = "not recorded"
@@ -159,7 +160,7 @@ def _bound(row: Mapping[str, Any]) -> str:
 def evaluation_section(evaluation: Mapping[str, Any]) -> str:
     out = ["<h3>TFMA (eval split)</h3>"]
     tfma = evaluation.get("tfma") or []
-    if not tfma and evaluation.get("retrieval_blessed") is False:
+    if tfma_not_run(evaluation):
         out.append('<p class="muted">TFMA did not run: it evaluates only models that passed '
                    "the retrieval gate (below), so that its blessing, the baseline of later "
                    "runs, is only ever a pushed model's.</p>")
