@@ -24,8 +24,6 @@ from tests.tiny_components import Train
 component = tfx.dsl.components.component
 InputArtifact = tfx.dsl.components.InputArtifact
 OutputArtifact = tfx.dsl.components.OutputArtifact
-
-
 Parameter = tfx.dsl.components.Parameter
 
 
