@@ -167,6 +167,13 @@ def _tfma_verdict(summary: dict) -> str:
         summary.get("tfma_blessed"))
 
 
+def _shown(path: str) -> str:
+    """A local path below the working directory as the relative path the run was given
+    (the Pusher records it absolute); anything else (gs://, elsewhere) as it is."""
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    return path if relative.startswith("..") or "://" in path else relative
+
+
 def render(summary: dict) -> str:
     lines = ["", "=== mtrec run summary ==="]
     data = summary.get("data")
@@ -241,7 +248,8 @@ def render(summary: dict) -> str:
         lines.append("TFMA gate failed: " + ", ".join(summary["tfma_failed"]))
     retrieval_blessed = summary.get("retrieval_blessed")
     lines.append(f"blessed: TFMA={_tfma_verdict(summary)} retrieval={retrieval_blessed}")
-    lines.append(f"pushed to: {summary['pushed_to'] or 'nothing pushed (not blessed)'}")
+    pushed = summary["pushed_to"]
+    lines.append(f"pushed to: {_shown(pushed) if pushed else 'nothing pushed (not blessed)'}")
     rec = summary.get("example")
     if rec:
         items = "; ".join(

@@ -1,0 +1,33 @@
+"""The run summary's paths read as the user gave them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mtrec.summary import render
+
+
+def _pushed_line(pushed_to: str | None) -> str:
+    text = render({"components": {}, "pushed_to": pushed_to})
+    return next(line for line in text.splitlines() if line.startswith("pushed to:"))
+
+
+def test_a_push_below_the_working_directory_is_shown_relative(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The Pusher records an absolute URI; `make run` was given outputs/sample.
+    monkeypatch.chdir(tmp_path)
+    pushed = tmp_path / "outputs" / "sample" / "serving_model" / "mtrec" / "17"
+    assert _pushed_line(str(pushed)) == "pushed to: outputs/sample/serving_model/mtrec/17"
+
+
+@pytest.mark.parametrize("uri", ["/elsewhere/serving_model/mtrec/17", "gs://b/mtrec/17"])
+def test_a_push_elsewhere_is_shown_as_recorded(
+        uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _pushed_line(uri) == f"pushed to: {uri}"
+
+
+def test_no_push_says_why() -> None:
+    assert _pushed_line(None) == "pushed to: nothing pushed (not blessed)"
