@@ -193,10 +193,9 @@ def multitask_verdicts(payload: dict) -> list[str]:
             f"({'higher' if higher else 'lower'} is better; lead {lead:+.4f}, seed spread "
             f"{spread_text}): {verdict}"
         )
-    if not lines:  # a fold run of the headline variants only
-        dataset = payload.get("setup", {}).get("dataset", "<dataset>")
-        lines.append(f"- no single-task variant in this run: quality_{dataset}_u1.md "
-                     "compares them on u1")
+    if not lines:  # a fold run of the headline variants only (the variants run on u1)
+        lines.append("- no single-task variant in this run: quality_ml-100k_u1.md "
+                     "compares them on ML-100K's u1")
     return lines
 
 
