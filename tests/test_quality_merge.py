@@ -67,4 +67,4 @@ def test_a_run_without_single_task_variants_says_where_they_are_compared():
     payload["setup"]["dataset"] = "ml-100k"
     payload["summary"] = {"joint": {"mean": {"ndcg@10": 0.5}}}
     assert multitask_verdicts(payload) == [
-        "- no single-task variant in this run: quality_ml-100k_u1.md compares them on u1"]
+        "- no single-task variant in this run: quality_ml-100k_u1.md compares them on ML-100K's u1"]
