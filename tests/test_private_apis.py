@@ -7,21 +7,31 @@ falling back (the serving fast path) or silently changing what it saves.
 from __future__ import annotations
 
 import inspect
+import sys
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.python.autograph.core import config as autograph_config
 from tensorflow.python.autograph.impl import conversion
+from tensorflow.python.util import lazy_loader
 from tf_keras.src.utils import losses_utils
 from tfx.components import Trainer
-from tfx.dsl.components.base import base_beam_executor, base_component
+from tfx.components.example_gen.import_example_gen import executor as import_executor
+from tfx.components.pusher import executor as pusher_executor
+from tfx.components.trainer import executor as trainer_executor
+from tfx.dsl.components.base import base_beam_executor, base_component, base_executor
+from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 from tfx.proto import trainer_pb2
 from tfx.types import channel_utils, standard_artifacts
 from tfx.utils import dependency_utils
 
+from mtrec._env import KerasVersionError, ensure_legacy_keras
 from mtrec.components.trainer.component import CatalogTrainer
+from mtrec.components.trainer.executor import Executor as TrainerExecutor
+from mtrec.components.trainer.vertex import VertexExecutor
 from mtrec.models.autograph_rules import skip_tf_keras
 from mtrec.models.keras_saving import without_layer_traces
 from mtrec.models.model import MultiTaskModel  # importing it applies skip_tf_keras
@@ -30,20 +40,37 @@ from mtrec.pipeline.tfx_packaging import without_tfx_package
 from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
 
 
-def test_serving_direct_call_still_applies_to_a_loaded_signature(tmp_path):
-    """serving/direct_call.py's fast path reads ConcreteFunction._captured_inputs and
-    ._inference_function and calls tensorflow.python.eager.execute; build() returns
-    None (the slow public path) if they move, which this catches."""
+def _loaded_signature(path):
+    """A tiny SavedModel's loaded serving signature: y = x * w, w a captured variable."""
     module = tf.Module()
     module.w = tf.Variable([2.0, 3.0])
     module.f = tf.function(lambda x: {"y": x * module.w},
                            input_signature=[tf.TensorSpec([2], tf.float32)])
-    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.f})
-    fn = tf.saved_model.load(str(tmp_path)).signatures["serving_default"]
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.f})
+    return tf.saved_model.load(str(path)).signatures["serving_default"]
+
+
+def test_serving_direct_call_still_applies_to_a_loaded_signature(tmp_path):
+    """serving/direct_call.py's fast path reads ConcreteFunction._captured_inputs and
+    ._inference_function and calls tensorflow.python.eager.execute; build() returns
+    None (the slow public path) if they move, which this catches. The captures must
+    also be read once (static), not per call, which a moved _captured_inputs undoes."""
+    fn = _loaded_signature(tmp_path)
     direct = DirectCall.build(fn, [tf.float32])
     assert direct is not None
+    assert direct._captures is not None and len(direct._captures) == 1
     (out,) = direct([tf.constant([1.0, 2.0])])
     np.testing.assert_allclose(out.numpy(), [2.0, 6.0])
+
+
+def test_loaded_signature_has_the_flat_call_serving_falls_back_to(tmp_path):
+    """serving/signature.py calls a loaded signature's private
+    ConcreteFunction._call_flat(args, captured_inputs) when DirectCall does not
+    apply, and silently takes the slower keyword call if the name is gone."""
+    fn = _loaded_signature(tmp_path)
+    assert callable(getattr(fn, "_call_flat", None))
+    out = fn._call_flat([tf.constant([1.0, 2.0])], fn.captured_inputs)
+    np.testing.assert_allclose(out["y"].numpy(), [2.0, 6.0])
 
 
 def test_request_tensors_are_built_on_the_host_cpu_by_name():
@@ -183,3 +210,74 @@ def test_kfp_entrypoint_parses_flags_as_tfx_does():
     assert (args.executor_class_path, args.json_serialized_invocation_args) == ("a.B", "{}")
     assert beam_args == list(configs.LOCAL_BEAM_ARGS)
     assert inspect.signature(kubeflow_v2_run_executor.main).parameters.keys() == {"parsed_argv"}
+
+
+def test_trainer_executor_still_builds_fn_args_through_the_private_hook():
+    """components/trainer/executor.py overrides GenericExecutor._GetFnArgs to add the
+    catalogue and text inputs to fn_args; TFX's Do must still build them through it."""
+    assert callable(getattr(trainer_executor.GenericExecutor, "_GetFnArgs", None))
+    assert "self._GetFnArgs(" in inspect.getsource(trainer_executor.GenericExecutor.Do)
+    assert TrainerExecutor.Do is trainer_executor.GenericExecutor.Do
+
+
+def test_vertex_executor_still_picks_the_replica_executor_through_the_private_hook():
+    """components/trainer/vertex.py overrides the Vertex GenericExecutor's
+    _GetExecutorClass so every replica runs our Trainer executor; TFX's Do must
+    still ask it for the class it submits."""
+    assert callable(getattr(vertex_executor.GenericExecutor, "_GetExecutorClass", None))
+    assert "self._GetExecutorClass()" in inspect.getsource(vertex_executor.GenericExecutor.Do)
+    assert VertexExecutor.Do is vertex_executor.GenericExecutor.Do
+
+
+@pytest.mark.parametrize(("base", "name", "params"), [
+    # components/atomic_pusher/executor.py (keyword arguments as it passes them)
+    (pusher_executor.Executor, "_MarkPushed", {"model_push", "pushed_destination",
+                                               "pushed_version"}),
+    (pusher_executor.Executor, "_MarkNotPushed", {"model_push"}),
+    # components/example_gen/executor.py
+    (import_executor.Executor, "_make_beam_pipeline", set()),
+    # every mtrec executor's Do
+    (base_executor.BaseExecutor, "_log_startup", {"inputs", "outputs", "exec_properties"}),
+])
+def test_tfx_executor_helpers_we_call_are_still_there(base, name, params):
+    """Private helpers of the TFX executors mtrec subclasses, called from their Do."""
+    method = getattr(base, name, None)
+    assert callable(method)
+    assert set(inspect.signature(method).parameters) - {"self"} == params
+
+
+def test_keras_lazy_loader_records_the_keras_it_resolved():
+    """mtrec/_env.py reads the private KerasLazyLoader._tfll_keras_version to tell
+    which Keras tf.keras resolved to; the loader still sets it when it resolves
+    ("tf_keras" here: mtrec set TF_USE_LEGACY_KERAS before tensorflow loaded)."""
+    parent: dict = {}
+    loader = lazy_loader.KerasLazyLoader(parent)
+    assert "_tfll_keras_version" not in vars(loader)  # set on resolution only
+    assert vars(loader)["_tfll_initialized"] is False  # how _env.py tells it is pending
+    assert loader.layers is tf.keras.layers
+    assert vars(loader)["_tfll_keras_version"] == "tf_keras"
+
+
+def test_keras_version_guard_fires_when_tf_keras_is_already_keras_3(monkeypatch):
+    """ensure_legacy_keras must refuse a process whose tf.keras resolved to Keras 3.
+    A stand-in `tensorflow` whose `keras` is built as tensorflow's own and resolved
+    without the legacy flag (the real tf.keras is already Keras 2 in this process)."""
+    monkeypatch.delenv("TF_USE_LEGACY_KERAS", raising=False)
+    namespace: dict = {}
+    loader = namespace["keras"] = lazy_loader.KerasLazyLoader(namespace)
+    assert loader.__version__.startswith("3.")  # resolves it, as tf.keras.X does
+    # tensorflow's namespace now holds the Keras 3 module itself; a kept reference
+    # to the loader shows its recorded choice instead: both must be refused.
+    for keras in (namespace["keras"], loader):
+        monkeypatch.setitem(sys.modules, "tensorflow", types.SimpleNamespace(keras=keras))
+        with pytest.raises(KerasVersionError):
+            ensure_legacy_keras()
+
+
+def test_keras_version_guard_passes_keras_2_and_a_pending_loader(monkeypatch):
+    ensure_legacy_keras()  # this process: tf.keras resolved to tf-keras
+    assert tf.keras.__name__.startswith("tf_keras")
+    pending = lazy_loader.KerasLazyLoader({})
+    monkeypatch.setitem(sys.modules, "tensorflow", types.SimpleNamespace(keras=pending))
+    ensure_legacy_keras()
+    assert "_tfll_keras_version" not in vars(pending)  # the guard did not resolve it
