@@ -7,6 +7,12 @@ from __future__ import annotations
 # contracts/pipeline.py); this file next to them records counts and the split rule.
 INGEST_REPORT_FILE = "ingest_report.json"
 
+# ------------------------------------------- a SavedModel's layout (TF's names)
+SAVED_MODEL_FILE = "saved_model.pb"  # the graph: a version is complete once it exists
+SAVED_MODEL_TEXT_FILE = "saved_model.pbtxt"  # the same, as text
+FINGERPRINT_FILE = "fingerprint.pb"
+EXTRA_ASSETS_DIR = "assets.extra"  # TF Serving's: warmup requests, our text encoder
+
 # ------------------------------------------------------ Trainer's model_run
 TRAINING_METRICS_FILE = "training_metrics.json"  # run_fn's metrics (the summary reads it)
 TENSORBOARD_DIR = "tensorboard"
@@ -18,6 +24,9 @@ WEIGHTS_CONFIG_FILE = "config.json"
 
 # ------------------------------------------------ RetrievalEvaluator's blessing
 RETRIEVAL_METRICS_FILE = "retrieval_metrics.json"
+# Its keys: the served metrics ({name: value}), the thresholds ({name: bound}) and
+# the failed ones ({name: [value, bound]}); the summary and the report read them.
+RETRIEVAL_METRICS, RETRIEVAL_THRESHOLDS, RETRIEVAL_FAILED = "metrics", "thresholds", "failed"
 BLESSED_FILE = "BLESSED"
 NOT_BLESSED_FILE = "NOT_BLESSED"
 

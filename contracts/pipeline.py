@@ -47,10 +47,20 @@ ANOMALIES = "anomalies"
 PUSHED_MODEL = "pushed_model"
 ITEM_CATALOG = "item_catalog"
 ITEM_TEXT_EMBEDDINGS = "item_text_embeddings"
+GATE_RESULT = "result"  # the AnomalyGate's output: the anomalies it let through
+
+# ------------------------------------------- RetrievalEvaluator exec properties
+KS = "ks"  # JSON list of K for HR@K
+THRESHOLDS = "thresholds"  # JSON {metric: lower bound} (contracts.metrics names)
+EVAL_SPLIT_KEY = "eval_split"
+TRAIN_SPLIT_KEY = "train_split"
+MAX_USERS = "max_users"  # 0 = every eval user
 
 # -------------------------------------------------- Trainer custom_config keys
 CONFIG_MODEL = "model"  # ModelConfig fields (plus "epochs")
-CONFIG_DISTRIBUTION = "distribution"  # None or a tf.distribute strategy name
+CONFIG_DISTRIBUTION = "distribution"  # None or one of DISTRIBUTIONS
+MIRRORED, MULTI_WORKER_MIRRORED = "mirrored", "multi_worker_mirrored"  # tf.distribute's
+DISTRIBUTIONS = (MIRRORED, MULTI_WORKER_MIRRORED)
 # Filled in by the CatalogTrainer's executor from its optional inputs.
 CONFIG_ITEM_CATALOG_URI = "item_catalog_uri"  # the catalogue split's folder
 CONFIG_ITEM_TEXT_EMBEDDINGS_URI = "item_text_embeddings_uri"

@@ -31,3 +31,16 @@ SIGNATURES = (
     EMBED_USER,
     EMBED_ITEM,
 )
+
+# Their tensors, by name: a PredictRequest's inputs and a PredictResponse's outputs
+# (the ServingModule's TensorSpecs and returned dicts; clients and warmup requests).
+EXAMPLES = "examples"  # serialized tf.Examples (serving_default, transform_features)
+USER_ID, ITEM_ID = "user_id", "item_id"  # raw ids (features.USER_ID, ITEM_ID)
+ITEM_IDS = "item_ids"  # [B, n] ids: score's and recommend_from_items' input; top-k output
+K = "k"  # int32 scalar: the list length
+TEXT_EMBEDDING = "text_embedding"  # embed_new_item: a new item's text vector
+SCORES = "scores"  # the blend score (recommend, score), similarity (retrieve), affinity
+RATINGS = "ratings"  # the served rating of each returned item
+RELEVANCE = "relevance"  # P(like) of each scored item
+GENRES = "genres"  # user_interest's names; embed_new_item's input (features.GENRES)
+EMBEDDING = "embedding"  # embed_user, embed_item, embed_new_item

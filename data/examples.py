@@ -26,13 +26,14 @@ from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT, SPLITS, TRAIN_SPLIT
 from mtrec.data import tfexample as W
+from mtrec.data.artifact_io import COMPRESSION
 from mtrec.data.splits import UNKNOWN_PROTOCOL, eval_mask, split_protocol, time_split
 from mtrec.data.tables import Dataset
 
 __all__ = ["history_index", "recorded_split_protocol", "time_split", "write_examples"]
 # zlib level 1: ~4x faster to write than the default level for ~20% larger
 # files; ImportExampleGen re-encodes them anyway.
-GZIP_OPTIONS = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=1)
+GZIP_OPTIONS = tf.io.TFRecordOptions(compression_type=COMPRESSION, compression_level=1)
 
 
 def history_index(

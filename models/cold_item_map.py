@@ -35,11 +35,15 @@ no-map value). ML-100K u1's validation cut: cold HR@100 0.355 -> 0.377.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+
+if TYPE_CHECKING:  # the model imports nothing from here; typing only
+    from mtrec.models.model import MultiTaskModel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +89,7 @@ def fit_cold_item_map(text: np.ndarray, trained: np.ndarray, as_cold: np.ndarray
     return ColdItemMap(coef=coef, centre=centre)
 
 
-def catalogue_vectors(model, inputs: dict, known: np.ndarray, counts: np.ndarray,
+def catalogue_vectors(model: MultiTaskModel, inputs: dict, known: np.ndarray, counts: np.ndarray,
                       text: np.ndarray | None) -> tuple[np.ndarray, ColdItemMap | None]:
     """The candidate vectors of the catalogue (`inputs`: the tower's features, [N, ..];
     `known` [N]: items with training ratings; `counts` [N]: their training ratings,

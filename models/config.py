@@ -15,7 +15,10 @@ from mtrec.data.splits import RANDOM_PROTOCOL, TIME_PROTOCOL
 if TYPE_CHECKING:  # the sizes come from Transform; no TensorFlow needed to read a config
     from mtrec.models.towers import VocabSizes
 
-TASKS = ("retrieval", "relevance", "rating", "interest")
+# The four tasks (one head each): the names `tasks`, `loss_weights` and `blend` use, the
+# model's per-task losses and the pair heads' outputs.
+RETRIEVAL, RELEVANCE, RATING, INTEREST = "retrieval", "relevance", "rating", "interest"
+TASKS = (RETRIEVAL, RELEVANCE, RATING, INTEREST)
 # Old task names configs may still carry (accepted with a FutureWarning; BUILD.md
 # changelog): the relevance head was called "ranking" in tasks and loss_weights.
 RENAMED_TASKS = {"ranking": "relevance"}
@@ -52,10 +55,10 @@ class ModelConfig:
     mixture: str = "shared_bottom"  # or "mmoe"
     tasks: tuple[str, ...] = TASKS
     loss_weights: tuple[tuple[str, float], ...] = (
-        ("retrieval", 1.0),
-        ("relevance", 0.5),
-        ("rating", 1.0),
-        ("interest", 0.2),
+        (RETRIEVAL, 1.0),
+        (RELEVANCE, 0.5),
+        (RATING, 1.0),
+        (INTEREST, 0.2),
     )
     uncertainty_weighting: bool = False
     # Retrieval score: "cosine" (unit vectors) or "dot" (raw; norms can carry popularity).
@@ -186,9 +189,9 @@ class ModelConfig:
     answer_cache_max_entries: int = 1 << 22
     # Final recommendation score = sum of weight * component (see serving_module.py).
     blend: tuple[tuple[str, float], ...] = (
-        ("retrieval", 1.0),
-        ("relevance", 0.5),
-        ("rating", 0.5),
+        (RETRIEVAL, 1.0),
+        (RELEVANCE, 0.5),
+        (RATING, 0.5),
     )
     learning_rate: float = 0.003
     # "cosine" decays the rate to 5% over the run: the last epochs settle

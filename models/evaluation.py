@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mtrec.contracts.metrics import HIT_RATE, NDCG, PRECISION, RECALL, at
+
 
 def hit_rates(
     ranked: np.ndarray, row_user: np.ndarray, row_item: np.ndarray, ks: Sequence[int]
@@ -21,11 +23,11 @@ def hit_rates(
     row_item: [n] the held-out item id.
     """
     if len(row_item) == 0:
-        return {f"hit_rate@{k}": 0.0 for k in ks}
+        return {at(HIT_RATE, k): 0.0 for k in ks}
     top = ranked[row_user]  # [n, K]
     match = top == row_item[:, None]
     first = np.where(match.any(axis=1), match.argmax(axis=1), np.iinfo(np.int64).max)
-    return {f"hit_rate@{k}": float(np.mean(first < k)) for k in ks}
+    return {at(HIT_RATE, k): float(np.mean(first < k)) for k in ks}
 
 
 def ranking_metrics(
@@ -52,9 +54,9 @@ def ranking_metrics(
         ideal = discounts[: min(len(truth), k)].sum()
         ndcg.append(float((hits * discounts[: len(hits)]).sum() / ideal))  # a row may be < k
     return {
-        f"precision@{k}": float(np.mean(precision)) if precision else 0.0,
-        f"recall@{k}": float(np.mean(recall)) if recall else 0.0,
-        f"ndcg@{k}": float(np.mean(ndcg)) if ndcg else 0.0,
+        at(PRECISION, k): float(np.mean(precision)) if precision else 0.0,
+        at(RECALL, k): float(np.mean(recall)) if recall else 0.0,
+        at(NDCG, k): float(np.mean(ndcg)) if ndcg else 0.0,
     }
 
 

@@ -8,9 +8,11 @@ with TensorFlow alone (TFMA's Beam workers included).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
+from mtrec.contracts.artifacts import EXTRA_ASSETS_DIR
 from mtrec.contracts.signatures import SIGNATURES
 from mtrec.data.artifact_io import copy_tree
 from mtrec.models.item_text import ItemText
@@ -19,13 +21,16 @@ from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_module import ServingModule
 from mtrec.models.serving_tables import ServingTables
 
+if TYPE_CHECKING:
+    import tensorflow_transform as tft
+
 # Inside the SavedModel directory; TF Serving and tf.saved_model.load ignore it.
-TEXT_ENCODER_DIR = os.path.join("assets.extra", "text_encoder")
+TEXT_ENCODER_DIR = os.path.join(EXTRA_ASSETS_DIR, "text_encoder")
 
 
 def export_serving_model(
     model: MultiTaskModel,
-    tft_output,
+    tft_output: tft.TFTransformOutput,
     tables: ServingTables,
     export_dir: str,
     item_text: ItemText | None = None,
@@ -45,7 +50,7 @@ def export_serving_model(
     with without_layer_traces():  # signatures only: Keras' layer traces double the time
         tf.saved_model.save(module, export_dir, signatures=signatures)
     if item_text is not None and item_text.encoder_dir:
-        tf.io.gfile.makedirs(os.path.join(export_dir, "assets.extra"))
+        tf.io.gfile.makedirs(os.path.join(export_dir, EXTRA_ASSETS_DIR))
         copy_tree(item_text.encoder_dir, os.path.join(export_dir, TEXT_ENCODER_DIR))
     return module
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from mtrec.models.config import RATING, RELEVANCE
+
 
 def pair_features(query: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
     return tf.concat([query, candidate, query * candidate], axis=-1)
@@ -36,7 +38,7 @@ class MMoE(tf.keras.layers.Layer):
 class PairHeads(tf.keras.layers.Layer):
     """Relevance logit and rating for (user, item) pairs, shared-bottom or MMoE."""
 
-    TASKS = ("relevance", "rating")
+    TASKS = (RELEVANCE, RATING)
 
     def __init__(self, mixture: str = "shared_bottom", units: tuple[int, ...] = (128, 64), **kw):
         super().__init__(**kw)

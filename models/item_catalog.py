@@ -9,16 +9,23 @@ description, year and (with the TextEncoder) its text vector.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.data.artifact_io import read_split
 
+if TYPE_CHECKING:
+    import tensorflow_transform as tft
+
 COLUMNS = (F.ITEM_ID_XF, *F.CANDIDATE_XF_FEATURES)
 
 
-def read_catalog(catalog_dir: str, tft_output, batch_size: int = 4096) -> dict[str, np.ndarray]:
+def read_catalog(
+    catalog_dir: str, tft_output: tft.TFTransformOutput, batch_size: int = 4096
+) -> dict[str, np.ndarray]:
     """Transformed candidate features of every catalogue item, in file order, de-duplicated."""
     raw_spec = tft_output.raw_feature_spec()
     spec = {k: raw_spec[k] for k in F.ITEM_FEATURES}

@@ -164,7 +164,7 @@ def cold_item_term(similarity: tf.Tensor, cold: tf.Tensor) -> tf.Tensor:
     return tf.where(cold, own, tf.zeros_like(own))
 
 
-def known_rows(item_idx, known_items: int):
+def known_rows(item_idx: tf.Tensor | np.ndarray, known_items: int) -> tf.Tensor | np.ndarray:
     """Which item_idx are items with training ratings: 1..known_items (0 is the
     padding row, above known_items the OOV buckets of ids Transform never saw)."""
     return (item_idx >= 1) & (item_idx <= known_items)

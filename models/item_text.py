@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import EMBEDDINGS_FILE, ENCODER_DIR, ITEM_IDS_FILE
+
+if TYPE_CHECKING:
+    import tensorflow_transform as tft
 
 
 @dataclasses.dataclass
@@ -51,7 +55,7 @@ class ItemText:
                 out[row] = self.vectors[self.ids[key]]
         return out
 
-    def table(self, tft_output, num_rows: int) -> np.ndarray:
+    def table(self, tft_output: tft.TFTransformOutput, num_rows: int) -> np.ndarray:
         """[num_rows, D] indexed by item_idx (vocabulary index + 1); zeros elsewhere."""
         vocab = tft_output.vocabulary_by_name(F.ITEM_VOCAB)
         table = np.zeros((num_rows, self.dim), dtype=np.float32)

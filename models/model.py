@@ -22,7 +22,14 @@ import tensorflow_recommenders as tfrs
 
 from mtrec.contracts import features as F
 from mtrec.models.autograph_rules import skip_tf_keras
-from mtrec.models.config import RESOLVED_OPTIMIZERS, ModelConfig
+from mtrec.models.config import (
+    INTEREST,
+    RATING,
+    RELEVANCE,
+    RESOLVED_OPTIMIZERS,
+    RETRIEVAL,
+    ModelConfig,
+)
 from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
 from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
 
@@ -88,7 +95,7 @@ class MultiTaskModel(tfrs.Model):
         )
         # Heads exist only for trained tasks (an untrained head has no weights);
         # single-task models still export every signature, with neutral outputs.
-        needs_pair = bool({"relevance", "rating"} & set(config.tasks))
+        needs_pair = bool({RELEVANCE, RATING} & set(config.tasks))
         self.pair_heads = PairHeads(config.mixture, name="pair_heads") if needs_pair else None
         self.user_bias = tf.keras.layers.Embedding(sizes.users, 1, embeddings_initializer="zeros")
         self.item_bias = tf.keras.layers.Embedding(sizes.items, 1, embeddings_initializer="zeros")
@@ -106,7 +113,7 @@ class MultiTaskModel(tfrs.Model):
                                                  name="neighbour_ratings")
         self.interest_head = (
             tf.keras.layers.Dense(F.GENRE_BUCKETS, name="interest_head")
-            if "interest" in config.tasks
+            if INTEREST in config.tasks
             else None
         )
         self.item_sampling_prob = tf.constant(item_sampling_prob, tf.float32)
@@ -121,12 +128,12 @@ class MultiTaskModel(tfrs.Model):
             loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=none),
             temperature=config.temperature,
             remove_accidental_hits=True,
-            name="retrieval",
+            name=RETRIEVAL,
         )
         self.relevance_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none),
             metrics=[tf.keras.metrics.AUC(name="relevance_auc", from_logits=True)],
-            name="relevance",
+            name=RELEVANCE,
         )
         self.rating_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.MeanSquaredError(reduction=none),
@@ -134,12 +141,12 @@ class MultiTaskModel(tfrs.Model):
                 tf.keras.metrics.RootMeanSquaredError(name="rating_rmse"),
                 tf.keras.metrics.MeanAbsoluteError(name="rating_mae"),
             ],
-            name="rating",
+            name=RATING,
         )
         self.interest_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none),
             metrics=[tf.keras.metrics.AUC(name="interest_auc", from_logits=True)],
-            name="interest",
+            name=INTEREST,
         )
         self.balancer = UncertaintyWeighting(config.tasks) if config.uncertainty_weighting else None
         # Each task's loss as an epoch mean (`<task>_loss`, `val_<task>_loss` in
@@ -213,9 +220,9 @@ class MultiTaskModel(tfrs.Model):
         bias = tf.squeeze(self.user_bias(user_idx) + self.item_bias(item_idx), axis=-1)
         if heads is None:
             zero = tf.zeros_like(bias)
-            return {"relevance": zero, "rating": self.rating_mean + bias}
+            return {RELEVANCE: zero, RATING: self.rating_mean + bias}
         return {
-            "relevance": heads["relevance"], "rating": self.rating_mean + bias + heads["rating"]
+            RELEVANCE: heads[RELEVANCE], RATING: self.rating_mean + bias + heads[RATING]
         }
 
     def served_rating(self, rating: tf.Tensor, user_idx: tf.Tensor,
@@ -248,8 +255,8 @@ class MultiTaskModel(tfrs.Model):
         c = self.candidate_embedding(x, training)
         pair = self.pair_outputs(q, c, x[F.USER_IDX], x[F.ITEM_IDX])
         return {
-            F.OUT_RATING: self.served_rating(pair["rating"], x[F.USER_IDX], x[F.ITEM_IDX]),
-            F.OUT_RELEVANCE: tf.sigmoid(pair["relevance"]),
+            F.OUT_RATING: self.served_rating(pair[RATING], x[F.USER_IDX], x[F.ITEM_IDX]),
+            F.OUT_RELEVANCE: tf.sigmoid(pair[RELEVANCE]),
             F.OUT_INTEREST: tf.sigmoid(self.interest_logits(q)),
         }
 
@@ -293,8 +300,8 @@ class MultiTaskModel(tfrs.Model):
         q = self.query_embedding(ids, training)
         c = self.candidate_embedding(ids, training)
         losses: dict[str, tf.Tensor] = {}
-        if "retrieval" in tasks:
-            losses["retrieval"] = self.retrieval_task(
+        if RETRIEVAL in tasks:
+            losses[RETRIEVAL] = self.retrieval_task(
                 self.retrieval_vector(q),
                 self.retrieval_vector(c),
                 candidate_sampling_probability=(
@@ -305,33 +312,33 @@ class MultiTaskModel(tfrs.Model):
                 candidate_ids=x[F.ITEM_IDX],
                 compute_metrics=False,
             )
-        if "relevance" in tasks or "rating" in tasks:
+        if RELEVANCE in tasks or RATING in tasks:
             pos = self.pair_outputs(q, c, ids[F.USER_IDX], ids[F.ITEM_IDX])
-        if "rating" in tasks:
-            losses["rating"] = self.rating_task(
+        if RATING in tasks:
+            losses[RATING] = self.rating_task(
                 labels=x[F.RATING_XF][:, tf.newaxis],
-                predictions=pos["rating"][:, tf.newaxis],
+                predictions=pos[RATING][:, tf.newaxis],
                 compute_metrics=not training,
             )
-        if "relevance" in tasks:
+        if RELEVANCE in tasks:
             neg_items = tf.roll(ids[F.ITEM_IDX], shift=1, axis=0)
             neg = self.pair_outputs(q, tf.roll(c, shift=1, axis=0), ids[F.USER_IDX], neg_items)
             same = tf.equal(neg_items, x[F.ITEM_IDX])  # an accidental positive
             labels = tf.concat(
-                [tf.cast(x[F.LIKED_XF], tf.float32), tf.zeros_like(neg["relevance"])], axis=0
+                [tf.cast(x[F.LIKED_XF], tf.float32), tf.zeros_like(neg[RELEVANCE])], axis=0
             )
             weights = tf.concat(
-                [tf.ones_like(pos["relevance"]), 1.0 - tf.cast(same, tf.float32)], axis=0
+                [tf.ones_like(pos[RELEVANCE]), 1.0 - tf.cast(same, tf.float32)], axis=0
             )
-            losses["relevance"] = self.relevance_task(
+            losses[RELEVANCE] = self.relevance_task(
                 labels=labels[:, tf.newaxis],
-                predictions=tf.concat([pos["relevance"], neg["relevance"]], axis=0)[:, tf.newaxis],
+                predictions=tf.concat([pos[RELEVANCE], neg[RELEVANCE]], axis=0)[:, tf.newaxis],
                 sample_weight=weights[:, tf.newaxis],
                 compute_metrics=not training,
             )
-        if "interest" in tasks:
+        if INTEREST in tasks:
             liked = tf.cast(x[F.LIKED_XF], tf.float32)
-            losses["interest"] = self.interest_task(
+            losses[INTEREST] = self.interest_task(
                 labels=x[F.GENRES_MULTI_HOT],
                 predictions=self.interest_logits(q),
                 sample_weight=(0.25 + 0.75 * liked)[:, tf.newaxis],

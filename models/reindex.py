@@ -10,17 +10,22 @@ known item's vector are unchanged: only the index grows.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.data.artifact_io import COMPRESSION
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
 from mtrec.models.serving_tables import build_serving_tables
 from mtrec.models.towers import VocabSizes
 from mtrec.models.trainer import build_model, load_config, restore_weights
+
+if TYPE_CHECKING:
+    import tensorflow_transform as tft
 
 
 def item_example(item: pd.Series) -> bytes:
@@ -50,7 +55,7 @@ def genres_of(row: pd.Series) -> list[str]:
 def reindex(
     *,
     weights_dir: str,
-    tft_output,
+    tft_output: tft.TFTransformOutput,
     scan_ds: tf.data.Dataset,
     catalog_dir: str,
     new_items: pd.DataFrame,
@@ -66,7 +71,7 @@ def reindex(
     tf.io.gfile.makedirs(out_catalog_dir)
     for name in tf.io.gfile.listdir(catalog_dir):
         tf.io.gfile.copy(os.path.join(catalog_dir, name), os.path.join(out_catalog_dir, name), True)
-    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    options = tf.io.TFRecordOptions(compression_type=COMPRESSION)
     with tf.io.TFRecordWriter(os.path.join(out_catalog_dir, "added.tfrecord.gz"), options) as w:
         for _, item in new_items.iterrows():
             w.write(item_example(item))

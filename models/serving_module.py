@@ -33,10 +33,13 @@ import functools
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
 
 from mtrec.contracts import features as F
+from mtrec.contracts import signatures as S
 from mtrec.models.answer_cache import build_answer_cache, cache_depth
 from mtrec.models.cold_item_map import catalogue_vectors, corrected
+from mtrec.models.config import RATING, RELEVANCE
 from mtrec.models.first_stage import first_stage_tables
 from mtrec.models.item_item import cold_item_term, item_item_term, known_rows, scaled_to
 from mtrec.models.item_text import ItemText
@@ -55,6 +58,7 @@ from mtrec.models.serving_ops import (
     new_item_inputs,
     pair_scores,
     per_user_rows,
+    position_table,
     profile_inputs,
     top_positions,
     unknown_item_vector,
@@ -68,6 +72,11 @@ from mtrec.models.sparse_item_item import bag_scores
 # ~5 s an export (sample model: 12.4-13.1 -> 7.5-7.9 s, identical answers).
 signature = functools.partial(tf.function, autograph=False)
 _STR = tf.string
+_EXAMPLES = tf.TensorSpec([None], _STR, name=S.EXAMPLES)
+_USER_ID = tf.TensorSpec([None], _STR, name=S.USER_ID)
+_ITEM_ID = tf.TensorSpec([None], _STR, name=S.ITEM_ID)
+_ITEM_IDS = tf.TensorSpec([None, None], _STR, name=S.ITEM_IDS)  # padded with ""
+_K = tf.TensorSpec([], tf.int32, name=S.K)
 
 
 class ServingModule(tf.Module):
@@ -76,7 +85,7 @@ class ServingModule(tf.Module):
     def __init__(
         self,
         model: MultiTaskModel,
-        tft_output,
+        tft_output: tft.TFTransformOutput,
         tables: ServingTables,
         item_text: ItemText | None = None,
         cache_users: bool = True,
@@ -114,13 +123,7 @@ class ServingModule(tf.Module):
         self.item_retrieval_vectors = as_variable(
             model.retrieval_vector(tf.constant(item_vectors)).numpy(), "item_retrieval_vectors"
         )
-        self.item_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(tables.item_ids.astype(bytes)),
-                tf.range(tables.num_items, dtype=tf.int64),
-            ),
-            default_value=-1,
-        )
+        self.item_table = position_table(tables.item_ids)
         self.unknown_item_vector = as_variable(unknown_item_vector(model), "unknown_item")
         self.profiles = {k: as_variable(v, f"profile_{k}") for k, v in tables.profiles.items()}
         self.seen_splits = as_variable(tables.seen_splits, "seen_splits")
@@ -244,7 +247,7 @@ class ServingModule(tf.Module):
         return tf.pad(self._cold_term_weight * term, [[0, 0], [0, 1]])
 
     def _blended(self, stage1: tf.Tensor, pair: dict[str, tf.Tensor]) -> tf.Tensor:
-        return blend_score(self._blend, stage1, pair["relevance"], pair["rating"])
+        return blend_score(self._blend, stage1, pair[RELEVANCE], pair[RATING])
 
     def _candidates(self, n: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
         """How many first-stage items the re-rank reads: max(100, 4k), at most n."""
@@ -262,23 +265,22 @@ class ServingModule(tf.Module):
         best = tf.math.top_k(blend, k)
         positions = tf.gather(at, best.indices, batch_dims=1)
         return {
-            "item_ids": tf.gather(self.catalog_ids, positions),
-            "scores": best.values,
-            "ratings": tf.gather(pair["rating"], best.indices, batch_dims=1),
+            S.ITEM_IDS: tf.gather(self.catalog_ids, positions),
+            S.SCORES: best.values,
+            S.RATINGS: tf.gather(pair[RATING], best.indices, batch_dims=1),
         }
 
     # -------------------------------------------------------------- signatures
-    @signature(input_signature=[tf.TensorSpec([None], _STR, name="examples")])
+    @signature(input_signature=[_EXAMPLES])
     def serving_default(self, examples):
         xf = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
         return self.model(xf)
 
-    @signature(input_signature=[tf.TensorSpec([None], _STR, name="examples")])
+    @signature(input_signature=[_EXAMPLES])
     def transform_features(self, examples):
         return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
 
-    @signature(input_signature=[tf.TensorSpec([None], _STR, name="user_id"),
-                                tf.TensorSpec([], tf.int32, name="k")])
+    @signature(input_signature=[_USER_ID, _K])
     def recommend(self, user_id, k):
         """Top-k unseen items: retrieve candidates, then re-rank with the blend (known
         users, k <= 25: the export's answers, models/answer_cache.py)."""
@@ -302,12 +304,7 @@ class ServingModule(tf.Module):
         top = self.ivf.top(vector, self.item_retrieval_vectors, self._seen(user_idx), c, exact)
         return self._rerank(query, user_idx, *top, k)
 
-    @signature(
-        input_signature=[
-            tf.TensorSpec([None, None], _STR, name="item_ids"),  # padded with ""
-            tf.TensorSpec([], tf.int32, name="k"),
-        ]
-    )
+    @signature(input_signature=[_ITEM_IDS, _K])
     def recommend_from_items(self, item_ids, k):
         """Top-k for a user known only by the items given now (oldest first), none of
         them returned: a new user, or fresh interactions, without retraining.
@@ -332,21 +329,15 @@ class ServingModule(tf.Module):
         stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
         return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
 
-    @signature(input_signature=[tf.TensorSpec([None], _STR, name="user_id"),
-                                tf.TensorSpec([], tf.int32, name="k")])
+    @signature(input_signature=[_USER_ID, _K])
     def retrieve(self, user_id, k):
         """Plain retrieval over the whole catalogue, seen items included (FactorizedTopK)."""
         k = tf.minimum(k, self._check_k(k))  # the same k, after the checks
         query, _ = self._query(user_id)
         top = tf.math.top_k(self._similarity(query), k)
-        return {"item_ids": tf.gather(self.catalog_ids, top.indices), "scores": top.values}
+        return {S.ITEM_IDS: tf.gather(self.catalog_ids, top.indices), S.SCORES: top.values}
 
-    @signature(
-        input_signature=[
-            tf.TensorSpec([None], _STR, name="user_id"),
-            tf.TensorSpec([None, None], _STR, name="item_ids"),
-        ]
-    )
+    @signature(input_signature=[_USER_ID, _ITEM_IDS])
     def score(self, user_id, item_ids):
         """Blend score, P(like) and predicted rating for each listed item."""
         query, user_idx = self._query(user_id)
@@ -361,32 +352,32 @@ class ServingModule(tf.Module):
             outside = tf.cast(tf.shape(term)[1] - 1, positions.dtype)
             similarity += tf.gather(term, tf.where(positions >= 0, positions, outside),
                                     batch_dims=1)
-        return {"scores": self._blended(similarity, pair), "relevance": pair["relevance"],
-                "ratings": pair["rating"]}
+        return {S.SCORES: self._blended(similarity, pair), S.RELEVANCE: pair[RELEVANCE],
+                S.RATINGS: pair[RATING]}
 
-    @signature(input_signature=[tf.TensorSpec([None], _STR, name="user_id")])
+    @signature(input_signature=[_USER_ID])
     def user_interest(self, user_id):
         """Genres ranked by P(user engages with and likes the genre)."""
         query, _ = self._query(user_id)
         probs = tf.sigmoid(self.model.interest_logits(query))[:, : self._num_genres]
         top = tf.math.top_k(probs, self._num_genres)
-        return {"genres": tf.gather(self.genre_names, top.indices), "scores": top.values}
+        return {S.GENRES: tf.gather(self.genre_names, top.indices), S.SCORES: top.values}
 
-    @signature(input_signature=[tf.TensorSpec([None], _STR, name="user_id")])
+    @signature(input_signature=[_USER_ID])
     def embed_user(self, user_id):
         query, _ = self._query(user_id)
-        return {"embedding": self.model.retrieval_vector(query)}
+        return {S.EMBEDDING: self.model.retrieval_vector(query)}
 
     @signature(
         input_signature=[
-            tf.TensorSpec([None], _STR, name="item_id"),
-            tf.TensorSpec([None], _STR, name="title"),
-            tf.TensorSpec([None, None], _STR, name="genres"),  # padded with ""
-            tf.TensorSpec([None], _STR, name="description"),
-            tf.TensorSpec([None], tf.int64, name="year"),  # 0 = unknown
+            _ITEM_ID,
+            tf.TensorSpec([None], _STR, name=F.TITLE),
+            tf.TensorSpec([None, None], _STR, name=S.GENRES),  # padded with ""
+            tf.TensorSpec([None], _STR, name=F.DESCRIPTION),
+            tf.TensorSpec([None], tf.int64, name=F.YEAR),  # 0 = unknown
             # The text encoder's output for the item's text (TEXT_ENCODER_DIR,
             # pushed alongside); [B, 0] or zeros when there is none.
-            tf.TensorSpec([None, None], tf.float32, name="text_embedding"),
+            tf.TensorSpec([None, None], tf.float32, name=S.TEXT_EMBEDDING),
         ]
     )
     def embed_new_item(self, item_id, title, genres, description, year, text_embedding):
@@ -399,9 +390,9 @@ class ServingModule(tf.Module):
             cold = ~known_rows(inputs[F.ITEM_IDX], self._known_items)
             vectors = corrected(vectors, inputs[F.ITEM_TEXT_VECTOR], cold, self.cold_map_coef,
                                 self.cold_map_centre, self.model.config.cold_item_map_weight)
-        return {"embedding": self.model.retrieval_vector(vectors)}
+        return {S.EMBEDDING: self.model.retrieval_vector(vectors)}
 
-    @signature(input_signature=[tf.TensorSpec([None], _STR, name="item_id")])
+    @signature(input_signature=[_ITEM_ID])
     def embed_item(self, item_id):
         vectors, _ = self._item_vectors_at(self._item_positions(item_id))
-        return {"embedding": self.model.retrieval_vector(vectors)}
+        return {S.EMBEDDING: self.model.retrieval_vector(vectors)}

@@ -19,11 +19,16 @@ large user base or catalogue never blows up the SavedModel.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.models.config import RATING, RELEVANCE, RETRIEVAL
+
+if TYPE_CHECKING:  # typing only: the model module is not needed to run these ops
+    from mtrec.models.model import MultiTaskModel
 
 NEG = -1e9  # score of excluded items: finite, always ranked last
 # 64 MB of float32 per table; ML-100K's item-item table is 944 x 1,683 (6.4 MB).
@@ -37,6 +42,12 @@ def as_variable(value: np.ndarray, name: str) -> tf.Variable:
     """A served table. Variables, not constants: a 1M-item catalogue would not fit
     a GraphDef."""
     return tf.Variable(value, trainable=False, name=name)
+
+
+def position_table(ids: np.ndarray) -> tf.lookup.StaticHashTable:
+    """id (bytes) -> its position in `ids`; -1 for any other id."""
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(ids.astype(bytes)), tf.range(len(ids), dtype=tf.int64)), default_value=-1)
 
 
 def fits(rows: int, columns: int) -> bool:
@@ -64,9 +75,9 @@ def blend_score(weights: dict[str, float], stage1: tf.Tensor, relevance: tf.Tens
     score, P(like) and the rating mapped onto [0, 1], weighted by ModelConfig.blend."""
     rating01 = (rating - F.MIN_RATING) / (F.MAX_RATING - F.MIN_RATING)
     return (
-        weights.get("retrieval", 0.0) * stage1
-        + weights.get("relevance", 0.0) * relevance
-        + weights.get("rating", 0.0) * tf.clip_by_value(rating01, 0.0, 1.0)
+        weights.get(RETRIEVAL, 0.0) * stage1
+        + weights.get(RELEVANCE, 0.0) * relevance
+        + weights.get(RATING, 0.0) * tf.clip_by_value(rating01, 0.0, 1.0)
     )
 
 
@@ -85,7 +96,7 @@ def top_positions(scores: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor
     return top.values, tf.cast(top.indices, tf.int64)
 
 
-def pair_scores(model, query: tf.Tensor, user_idx: tf.Tensor, vectors: tf.Tensor,
+def pair_scores(model: MultiTaskModel, query: tf.Tensor, user_idx: tf.Tensor, vectors: tf.Tensor,
                 item_idx: tf.Tensor, heads: dict | None = None) -> dict[str, tf.Tensor]:
     """P(like) ("relevance") and rating, [B, C], of each user (query [B, d], user_idx [B])
     against each of their candidates (vectors [B, C, d], item_idx [B, C]), by a
@@ -95,8 +106,8 @@ def pair_scores(model, query: tf.Tensor, user_idx: tf.Tensor, vectors: tf.Tensor
     if heads is not None:
         users = tf.broadcast_to(user_idx[:, tf.newaxis], shape)
         out = model.pair_from_heads(heads, users, item_idx)
-        return {"relevance": tf.sigmoid(out["relevance"]),
-                "rating": model.served_rating(out["rating"], users, item_idx)}
+        return {RELEVANCE: tf.sigmoid(out[RELEVANCE]),
+                RATING: model.served_rating(out[RATING], users, item_idx)}
     q = tf.reshape(tf.repeat(query[:, tf.newaxis, :], c, axis=1), [b * c, -1])
     out = model.pair_outputs(
         q,
@@ -105,8 +116,8 @@ def pair_scores(model, query: tf.Tensor, user_idx: tf.Tensor, vectors: tf.Tensor
         tf.reshape(item_idx, [-1]),
     )
     return {
-        "relevance": tf.reshape(tf.sigmoid(out["relevance"]), [b, c]),
-        "rating": model.served_rating(tf.reshape(out["rating"], [b, c]),
+        RELEVANCE: tf.reshape(tf.sigmoid(out[RELEVANCE]), [b, c]),
+        RATING: model.served_rating(tf.reshape(out[RATING], [b, c]),
                                       user_idx[:, tf.newaxis], item_idx),
     }
 
@@ -133,7 +144,7 @@ def vectors_at(item_vectors: tf.Tensor, unknown: tf.Tensor, catalog_idx: tf.Tens
     return vectors, idx
 
 
-def unknown_item_vector(model) -> np.ndarray:
+def unknown_item_vector(model: MultiTaskModel) -> np.ndarray:
     """Candidate embedding (a MultiTaskModel's) of an item we know nothing about:
     id row 0, no features."""
     blank = {

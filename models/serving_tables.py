@@ -11,6 +11,7 @@ dataset itself.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
@@ -18,6 +19,9 @@ import tensorflow as tf
 from mtrec.contracts import features as F
 from mtrec.models.item_item import known_rows
 from mtrec.models.towers import VocabSizes
+
+if TYPE_CHECKING:
+    import tensorflow_transform as tft
 
 _ITEM_COLUMNS = F.CANDIDATE_XF_FEATURES
 _USER_COLUMNS = (F.AGE_BUCKET, F.GENDER_IDX, F.OCCUPATION_IDX)
@@ -161,7 +165,7 @@ def row_splits(sorted_rows: np.ndarray, num_rows: int) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
-def item_sampling_probability(tft_output, sizes: VocabSizes) -> np.ndarray:
+def item_sampling_probability(tft_output: tft.TFTransformOutput, sizes: VocabSizes) -> np.ndarray:
     """P(item appears as a positive in a batch), indexed by item_idx (logQ correction).
 
     Unknown/padding rows get the smallest probability, so they are never
@@ -179,7 +183,7 @@ def item_sampling_probability(tft_output, sizes: VocabSizes) -> np.ndarray:
     return (freq / freq[1 : sizes.known_items + 1].sum()).astype(np.float32)
 
 
-def user_row_table(tft_output) -> tf.lookup.StaticVocabularyTable:
+def user_row_table(tft_output: tft.TFTransformOutput) -> tf.lookup.StaticVocabularyTable:
     """user_id -> its Transform row (F.USER_IDX) minus 1, as one hash-table lookup.
 
     The same table tf.Transform builds for `apply_vocabulary(user_id, vocab,

@@ -8,10 +8,14 @@ a catalogue.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+
+if TYPE_CHECKING:
+    import tensorflow_transform as tft
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +31,7 @@ class VocabSizes:
     known_items: int
 
     @classmethod
-    def from_transform_output(cls, tft_output) -> VocabSizes:
+    def from_transform_output(cls, tft_output: tft.TFTransformOutput) -> VocabSizes:
         def size(name: str, oov: int) -> int:
             return tft_output.vocabulary_size_by_name(name) + oov + 1
 

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
+from tfx_bsl.public import tfxio
 
 from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import (
@@ -35,6 +37,8 @@ from mtrec.contracts.pipeline import (
     CONFIG_ITEM_TEXT_EMBEDDINGS_URI,
     CONFIG_MODEL,
     CONFIG_SPLIT_PROTOCOL,
+    MIRRORED,
+    MULTI_WORKER_MIRRORED,
 )
 from mtrec.models.config import (
     RENAMED_TASKS,
@@ -63,11 +67,10 @@ log = logging.getLogger(__name__)
 
 
 def make_dataset(
-    files: list[str], data_accessor, tft_output, batch_size: int, shuffle: bool, seed: int = 0
+    files: list[str], data_accessor: DataAccessor, tft_output: tft.TFTransformOutput,
+    batch_size: int, shuffle: bool, seed: int = 0
 ) -> tf.data.Dataset:
     """Batched dicts of transformed features, streamed from TFRecords."""
-    from tfx_bsl.public import tfxio
-
     return data_accessor.tf_dataset_factory(
         files,
         tfxio.TensorFlowDatasetOptions(
@@ -81,7 +84,7 @@ def train_and_export(
     train_ds: tf.data.Dataset,
     eval_ds: tf.data.Dataset,
     scan_ds: tf.data.Dataset,
-    tft_output,
+    tft_output: tft.TFTransformOutput,
     config: ModelConfig,
     serving_dir: str,
     log_dir: str | None = None,
@@ -169,7 +172,7 @@ def _outputs(chief: bool, serving_dir: str, weights_dir: str | None, log_dir: st
 def build_model(
     sizes: VocabSizes,
     config: ModelConfig,
-    tft_output,
+    tft_output: tft.TFTransformOutput,
     tables: ServingTables,
     item_text: ItemText | None = None,
 ) -> MultiTaskModel:
@@ -260,9 +263,9 @@ def distribution_strategy(name: str | None) -> tf.distribute.Strategy:
     a Vertex custom job or Kubeflow's training operator); with one worker it
     behaves like "mirrored". None: the default strategy (one device).
     """
-    if name == "mirrored":
+    if name == MIRRORED:
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker_mirrored":
+    if name == MULTI_WORKER_MIRRORED:
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name is None:
         return tf.distribute.get_strategy()
@@ -297,7 +300,7 @@ def shard_options(num_files: int, strategy: tf.distribute.Strategy) -> tf.data.O
     return options
 
 
-def write_warmup(serving_dir: str, tables) -> None:
+def write_warmup(serving_dir: str, tables: ServingTables) -> None:
     """TF Serving replays these before a version takes traffic (real ids from training)."""
     users = [u.decode() for u in tables.sample_user_ids]
     items = [i.decode() for i in tables.item_ids[:10]]
@@ -305,17 +308,17 @@ def write_warmup(serving_dir: str, tables) -> None:
     write_warmup_requests(
         serving_dir,
         [
-            (S.RECOMMEND, {"user_id": users, "k": k}),
-            (S.RETRIEVE, {"user_id": users, "k": k}),
-            (S.SCORE, {"user_id": users[:1], "item_ids": [items]}),
-            (S.USER_INTEREST, {"user_id": users}),
-            (S.EMBED_USER, {"user_id": users}),
-            (S.EMBED_ITEM, {"item_id": items}),
+            (S.RECOMMEND, {S.USER_ID: users, S.K: k}),
+            (S.RETRIEVE, {S.USER_ID: users, S.K: k}),
+            (S.SCORE, {S.USER_ID: users[:1], S.ITEM_IDS: [items]}),
+            (S.USER_INTEREST, {S.USER_ID: users}),
+            (S.EMBED_USER, {S.USER_ID: users}),
+            (S.EMBED_ITEM, {S.ITEM_ID: items}),
         ],
     )
 
 
-def run_fn(fn_args) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """Called by the TFX Trainer (GenericExecutor).
 
     The strategy is made first: MultiWorkerMirroredStrategy configures TF's

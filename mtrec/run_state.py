@@ -7,9 +7,13 @@ scraping logs or guessing artifact folders.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
 
 _STATES = metadata_store_pb2.Execution.State
 
@@ -34,10 +38,6 @@ def _runs(store) -> list[metadata_store_pb2.Context]:
     return sorted(
         store.get_contexts_by_type("pipeline_run"), key=lambda c: (c.create_time_since_epoch, c.id)
     )
-
-
-def run_count(sqlite_path: str) -> int:
-    return len(_runs(open_store(sqlite_path)))
 
 
 def latest_run(sqlite_path: str, run_index: int = -1) -> dict[str, NodeRun]:
@@ -74,7 +74,9 @@ def latest_run(sqlite_path: str, run_index: int = -1) -> dict[str, NodeRun]:
     return result
 
 
-def custom_property(artifact: metadata_store_pb2.Artifact, name: str):
+def custom_property(
+    artifact: metadata_store_pb2.Artifact, name: str
+) -> int | float | str | bool | Message | None:
     value = artifact.custom_properties.get(name)
     if value is None:
         return None

@@ -9,7 +9,14 @@ from typing import Any
 
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
-from mtrec.contracts.artifacts import METADATA_FILE, RETRIEVAL_METRICS_FILE, TRAINING_METRICS_FILE
+from mtrec.contracts import signatures as S
+from mtrec.contracts.artifacts import (
+    METADATA_FILE,
+    RETRIEVAL_FAILED,
+    RETRIEVAL_METRICS,
+    RETRIEVAL_METRICS_FILE,
+    TRAINING_METRICS_FILE,
+)
 from mtrec.contracts.metrics import (
     BASELINE_PREFIX,
     HIT_RATE,
@@ -19,7 +26,6 @@ from mtrec.contracts.metrics import (
     RECOMMEND_K,
     at,
 )
-from mtrec.contracts.signatures import RECOMMEND
 from mtrec.run_state import NodeRun, custom_property
 
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
@@ -35,7 +41,7 @@ _TFMA_KEYS = {
 def tfma_failures(evaluation_uri: str) -> list[str]:
     """Each TFMA threshold the model failed, e.g. "rating RMSE change +0.0259 > 0.01"
     (TFMA's own failure messages are empty for change thresholds)."""
-    import tensorflow_model_analysis as tfma
+    import tensorflow_model_analysis as tfma  # heavy (TF, Beam): only when TFMA ran
 
     out = []
     for per_slice in tfma.load_validation_result(evaluation_uri).metric_validations_per_slice:
@@ -64,7 +70,7 @@ def _uri(node: NodeRun | None, key: str) -> str | None:
 
 
 def tfma_metrics(evaluation_uri: str) -> dict[str, float]:
-    import tensorflow_model_analysis as tfma
+    import tensorflow_model_analysis as tfma  # heavy (TF, Beam): only when TFMA ran
 
     out = {}
     for result in tfma.load_metrics(evaluation_uri):
@@ -122,21 +128,21 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
 
 def example_recommendation(saved_model_dir: str, user_id: str, k: int = 5) -> list[dict]:
     """Top-k for one user through the exported `recommend` signature."""
-    import tensorflow as tf
+    import tensorflow as tf  # here, not at the top: the report page imports this module
 
     return recommendation_rows(tf.saved_model.load(saved_model_dir), user_id, k)
 
 
 def recommendation_rows(saved_model, user_id: str, k: int) -> list[dict]:
     """Top-k for one user from a loaded SavedModel's `recommend` signature."""
-    import tensorflow as tf
+    import tensorflow as tf  # as above
 
-    recommend = saved_model.signatures[RECOMMEND]
+    recommend = saved_model.signatures[S.RECOMMEND]
     out = recommend(user_id=tf.constant([user_id]), k=tf.constant(k))
     return [
         {"item_id": i.decode(), "score": round(float(s), 4), "predicted_rating": round(float(r), 2)}
         for i, s, r in zip(
-            out["item_ids"].numpy()[0], out["scores"].numpy()[0], out["ratings"].numpy()[0],
+            out[S.ITEM_IDS].numpy()[0], out[S.SCORES].numpy()[0], out[S.RATINGS].numpy()[0],
             strict=True,
         )
     ]
@@ -225,7 +231,7 @@ def render(summary: dict) -> str:
         if auc is not None:
             lines.append(f"interest (eval split): genre AUC {auc:.4f}")
     if "retrieval" in summary:
-        m = summary["retrieval"]["metrics"]
+        m = summary["retrieval"][RETRIEVAL_METRICS]
         hr = ", ".join(
             f"HR@{k.split('@')[1]} {m[k]:.3f} (popularity {m[POPULARITY_PREFIX + k]:.3f})"
             for k in m if k.startswith(HIT_RATE + "@")
@@ -240,7 +246,7 @@ def render(summary: dict) -> str:
                 f"(popularity {m[POPULARITY_PREFIX + ndcg]:.3f}{base}), "
                 f"P@{RECOMMEND_K} {m[precision]:.3f}"
             )
-        failed = summary["retrieval"].get("failed") or {}
+        failed = summary["retrieval"].get(RETRIEVAL_FAILED) or {}
         if failed:
             lines.append("retrieval gate failed: " + ", ".join(
                 f"{name} {value:.3f} < {bound}" for name, (value, bound) in failed.items()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mtrec.contracts import pipeline as P
 from mtrec.contracts.metrics import HIT_RATE, NDCG_CHANGE, NDCG_LIFT, at
 
 PIPELINE_NAME = "mtrec"
@@ -66,7 +67,7 @@ IN_PROCESS_MAX_ROWS = 200_000
 
 # Trainer custom_config["distribution"]: the tf.distribute strategy run_fn uses
 # (None: the default strategy, one device).
-DISTRIBUTIONS = ("mirrored", "multi_worker_mirrored")
+DISTRIBUTIONS = P.DISTRIBUTIONS
 
 # Names of the str RuntimeParameters create_pipeline (PipelineSettings.runtime_parameters)
 # exposes (KFP v2 / Vertex pipeline inputs, overridable per run).

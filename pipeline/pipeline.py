@@ -138,7 +138,7 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     trainer_executor = None  # the CatalogTrainer's own, in this step's pod
     if remote_training is not None:
         if s.distribution is None and remote_training.replicas > 1:
-            trainer_config[P.CONFIG_DISTRIBUTION] = "multi_worker_mirrored"
+            trainer_config[P.CONFIG_DISTRIBUTION] = P.MULTI_WORKER_MIRRORED
         trainer_config.update(remote_training.custom_config())
         trainer_executor = executor_spec.ExecutorClassSpec(
             VertexExecutor if s.vertex_training else TFJobExecutor
@@ -237,8 +237,8 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     if runtime_parameters:
         # The component validates and JSON-encodes a dict; its `thresholds` exec
         # property is a str, so the validated default can become a parameter.
-        retrieval_evaluator.exec_properties["thresholds"] = _parameter(
-            configs.PARAM_RETRIEVAL_THRESHOLDS, retrieval_evaluator.exec_properties["thresholds"]
+        retrieval_evaluator.exec_properties[P.THRESHOLDS] = _parameter(
+            configs.PARAM_RETRIEVAL_THRESHOLDS, retrieval_evaluator.exec_properties[P.THRESHOLDS]
         )
     # The gates form a chain: the served-metric gate, then TFMA, whose blessing
     # the Pusher checks (TFX's Pusher contract: it records pushed = 0 for a model

@@ -70,9 +70,3 @@ class PipelineSettings:
             if unknown:
                 raise ValueError(f"unknown text encoder settings: {sorted(unknown)}")
         object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
-
-    def with_epochs(self, epochs: int | None) -> PipelineSettings:
-        """These settings with the model's epochs set (unchanged for None)."""
-        if epochs is None:
-            return self
-        return dataclasses.replace(self, model={**self.model, "epochs": epochs})

@@ -50,7 +50,7 @@ def _ranked(out: Mapping[str, np.ndarray], row: int) -> list[dict[str, Any]]:
     return [
         {"item_id": _text(item), "score": float(score), "rating": float(rating)}
         for item, score, rating in zip(
-            out["item_ids"][row], out["scores"][row], out["ratings"][row], strict=True
+            out[S.ITEM_IDS][row], out[S.SCORES][row], out[S.RATINGS][row], strict=True
         )
     ]
 
@@ -218,7 +218,7 @@ class MtrecClient:
     ) -> list[dict[str, Any]]:
         out = self.predict(
             S.RECOMMEND,
-            {"user_id": np.array([_id(u) for u in users], dtype=object), "k": np.int32(k)},
+            {S.USER_ID: np.array([_id(u) for u in users], dtype=object), S.K: np.int32(k)},
             timeout=timeout,
         )
         return [{"user_id": _text(_id(user)), "items": _ranked(out, row)}
@@ -231,7 +231,7 @@ class MtrecClient:
         returned, unknown ones are ignored): {"given", "items": [{"item_id", ...}]}."""
         out = self.predict(
             S.RECOMMEND_FROM_ITEMS,
-            {"item_ids": np.array([[_id(i) for i in items]], dtype=object), "k": np.int32(k)},
+            {S.ITEM_IDS: np.array([[_id(i) for i in items]], dtype=object), S.K: np.int32(k)},
             timeout=timeout,
         )
         return {"given": [_text(_id(i)) for i in items], "items": _ranked(out, 0)}
@@ -241,12 +241,12 @@ class MtrecClient:
         out = self.predict(
             S.SCORE,
             {
-                "user_id": np.array([_id(user)], dtype=object),
-                "item_ids": np.array([[_id(i) for i in items]], dtype=object),
+                S.USER_ID: np.array([_id(user)], dtype=object),
+                S.ITEM_IDS: np.array([[_id(i) for i in items]], dtype=object),
             },
             timeout=timeout,
         )
-        names = {"score": "scores", "rating": "ratings", "relevance": "relevance"}
+        names = {"score": S.SCORES, "rating": S.RATINGS, "relevance": S.RELEVANCE}
         columns = {field: out[name] for field, name in names.items() if name in out}
         return {
             "user_id": _text(_id(user)),
@@ -259,24 +259,24 @@ class MtrecClient:
     def user_interest(self, user: Id, timeout: float | None = None) -> dict[str, Any]:
         """Genre affinities, strongest first: {"user_id", "genres": [{"genre", "score"}]}."""
         out = self.predict(
-            S.USER_INTEREST, {"user_id": np.array([_id(user)], dtype=object)}, timeout=timeout
+            S.USER_INTEREST, {S.USER_ID: np.array([_id(user)], dtype=object)}, timeout=timeout
         )
         return {
             "user_id": _text(_id(user)),
             "genres": [
                 {"genre": _text(g), "score": float(s)}
-                for g, s in zip(out["genres"][0], out["scores"][0], strict=True)
+                for g, s in zip(out[S.GENRES][0], out[S.SCORES][0], strict=True)
             ],
         }
 
     def embed_user(self, user: Id, timeout: float | None = None) -> np.ndarray:
         out = self.predict(
-            S.EMBED_USER, {"user_id": np.array([_id(user)], dtype=object)}, timeout=timeout
+            S.EMBED_USER, {S.USER_ID: np.array([_id(user)], dtype=object)}, timeout=timeout
         )
-        return out["embedding"][0]
+        return out[S.EMBEDDING][0]
 
     def embed_item(self, item: Id, timeout: float | None = None) -> np.ndarray:
         out = self.predict(
-            S.EMBED_ITEM, {"item_id": np.array([_id(item)], dtype=object)}, timeout=timeout
+            S.EMBED_ITEM, {S.ITEM_ID: np.array([_id(item)], dtype=object)}, timeout=timeout
         )
-        return out["embedding"][0]
+        return out[S.EMBEDDING][0]

@@ -31,6 +31,7 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
+from mtrec.contracts.artifacts import EXTRA_ASSETS_DIR
 from mtrec.serving.batching import BatchingOptions, SignatureBatcher
 from mtrec.serving.errors import invalid_argument
 from mtrec.serving.signature import DEFAULT_SIGNATURE, Signature, read_signature_defs
@@ -38,7 +39,7 @@ from mtrec.serving.versions import list_versions, version_stamp
 
 log = logging.getLogger("mtrec.serving")
 
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_FILE = os.path.join(EXTRA_ASSETS_DIR, "tf_serving_warmup_requests")
 _STATE = get_model_status_pb2.ModelVersionStatus.State
 
 

@@ -45,6 +45,7 @@ from mtrec.serving.errors import ServingError
 from mtrec.serving.model_config import model_sources
 from mtrec.serving.model_manager import ModelManager
 from mtrec.serving.registry import ModelRegistry
+from mtrec.serving.rest import RestServer
 from mtrec.serving.server_args import ServerConfig, add_server_arguments, config_from_args
 from mtrec.serving.warmup import replay_warmup
 
@@ -253,8 +254,6 @@ class ServingServer:
         self._rest = None
         self.rest_port: int | None = None
         if config.rest_port is not None:
-            from mtrec.serving.rest import RestServer
-
             self._rest = RestServer(
                 self.models, config.host, config.rest_port, config.max_request_bytes
             )

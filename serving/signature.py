@@ -20,6 +20,7 @@ from google.protobuf import text_format
 from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from mtrec.contracts.artifacts import SAVED_MODEL_FILE, SAVED_MODEL_TEXT_FILE
 from mtrec.contracts.signatures import SERVING_DEFAULT
 from mtrec.serving import tensor_codec
 from mtrec.serving.batching import SignatureBatcher
@@ -297,12 +298,12 @@ def _serialized_outputs(fn: Any, order: Sequence[str], specs: Mapping[str, tf.Te
 def read_signature_defs(path: str) -> dict[str, meta_graph_pb2.SignatureDef]:
     """The serving meta graph's SignatureDefs (method names, tensor info) from disk."""
     proto = saved_model_pb2.SavedModel()
-    pb = os.path.join(path, "saved_model.pb")
+    pb = os.path.join(path, SAVED_MODEL_FILE)
     if os.path.exists(pb):
         with open(pb, "rb") as fh:
             proto.ParseFromString(fh.read())
     else:
-        with open(os.path.join(path, "saved_model.pbtxt"), encoding="utf-8") as fh:
+        with open(os.path.join(path, SAVED_MODEL_TEXT_FILE), encoding="utf-8") as fh:
             text_format.Parse(fh.read(), proto)
     for meta_graph in proto.meta_graphs:
         if "serve" in meta_graph.meta_info_def.tags:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 
+from mtrec.contracts.artifacts import SAVED_MODEL_FILE, SAVED_MODEL_TEXT_FILE
+
 VERSION_RE = re.compile(r"[0-9]+")
 
 
@@ -19,7 +21,7 @@ def version_stamp(path: str) -> tuple[tuple[str, int, int], ...]:
     Covers saved_model.pb and variables/, so a dir whose model file appeared
     before its variables were complete gets another try once they are.
     """
-    names = ["saved_model.pb", "saved_model.pbtxt"]
+    names = [SAVED_MODEL_FILE, SAVED_MODEL_TEXT_FILE]
     variables = os.path.join(path, "variables")
     if os.path.isdir(variables):
         names += [os.path.join("variables", n) for n in sorted(os.listdir(variables))]
@@ -41,8 +43,8 @@ def list_versions(model_dir: str) -> dict[int, str]:
             continue
         path = os.path.join(model_dir, entry)
         if os.path.isdir(path) and (
-            os.path.isfile(os.path.join(path, "saved_model.pb"))
-            or os.path.isfile(os.path.join(path, "saved_model.pbtxt"))
+            os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
+            or os.path.isfile(os.path.join(path, SAVED_MODEL_TEXT_FILE))
         ):
             found[int(entry)] = path
     return found

@@ -6,9 +6,12 @@ import ast
 from pathlib import Path
 
 import tensorflow as tf
+from tensorflow.python.saved_model import constants, pywrap_saved_model
 from tfx.components.pusher import executor as pusher_executor
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
+from mtrec.contracts import artifacts as A
+from mtrec.contracts import features as F
 from mtrec.contracts import metrics
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
@@ -43,6 +46,19 @@ def test_split_dir_name_is_tfx_layout():
 
 def test_serving_default_is_tfs_default_signature_key():
     assert S.SERVING_DEFAULT == tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+
+
+def test_signature_inputs_named_as_the_raw_features():
+    # embed_new_item takes raw features; user_interest answers with genre names.
+    assert (S.USER_ID, S.ITEM_ID, S.GENRES) == (F.USER_ID, F.ITEM_ID, F.GENRES)
+
+
+def test_saved_model_layout_is_tfs():
+    # Private modules (imported above): TF has no public name for these two.
+    assert A.SAVED_MODEL_FILE == tf.saved_model.SAVED_MODEL_FILENAME_PB
+    assert A.SAVED_MODEL_TEXT_FILE == tf.saved_model.SAVED_MODEL_FILENAME_PBTXT
+    assert A.EXTRA_ASSETS_DIR == constants.EXTRA_ASSETS_DIRECTORY
+    assert A.FINGERPRINT_FILE == pywrap_saved_model.constants.FINGERPRINT_FILENAME
 
 
 def test_metric_names_by_hand():

@@ -12,16 +12,16 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from mtrec.components.anomaly_gate.executor import Executor
+from mtrec.components.anomaly_gate.executor import IGNORED_ANOMALY_TYPES, Executor
+from mtrec.contracts.pipeline import ANOMALIES, GATE_RESULT
 
 
 class AnomalyGateSpec(types.ComponentSpec):
     PARAMETERS = {
-        # Anomaly types (e.g. "FEATURE_TYPE_LOW_FRACTION_PRESENT") that only warn.
-        "ignored_anomaly_types": ExecutionParameter(type=str, optional=True),
+        IGNORED_ANOMALY_TYPES: ExecutionParameter(type=str, optional=True),
     }
-    INPUTS = {"anomalies": ChannelParameter(type=standard_artifacts.ExampleAnomalies)}
-    OUTPUTS = {"result": ChannelParameter(type=standard_artifacts.ExampleAnomalies)}
+    INPUTS = {ANOMALIES: ChannelParameter(type=standard_artifacts.ExampleAnomalies)}
+    OUTPUTS = {GATE_RESULT: ChannelParameter(type=standard_artifacts.ExampleAnomalies)}
 
 
 class AnomalyGate(base_component.BaseComponent):

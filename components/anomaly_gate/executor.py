@@ -12,8 +12,13 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from mtrec.contracts.pipeline import ANOMALIES, GATE_RESULT
+
 log = logging.getLogger(__name__)
 ANOMALIES_FILE = "SchemaDiff.pb"
+# Exec property: comma-separated anomaly types (e.g. "FEATURE_TYPE_LOW_FRACTION_PRESENT")
+# that only warn.
+IGNORED_ANOMALY_TYPES = "ignored_anomaly_types"
 
 
 class SchemaAnomaliesError(RuntimeError):
@@ -52,13 +57,13 @@ class Executor(base_executor.BaseExecutor):
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
     ) -> None:
-        source = artifact_utils.get_single_instance(input_dict["anomalies"])
+        source = artifact_utils.get_single_instance(input_dict[ANOMALIES])
         ignored = {
-            t.strip() for t in (exec_properties.get("ignored_anomaly_types") or "").split(",")
+            t.strip() for t in (exec_properties.get(IGNORED_ANOMALY_TYPES) or "").split(",")
             if t.strip()
         }
         problems = describe(read_anomalies(source), ignored)
-        result = artifact_utils.get_single_instance(output_dict["result"])
+        result = artifact_utils.get_single_instance(output_dict[GATE_RESULT])
         result.split_names = source.split_names
         io_utils.copy_dir(source.uri, result.uri)
         result.set_int_custom_property("anomaly_count", len(problems))

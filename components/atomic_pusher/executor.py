@@ -31,6 +31,8 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from mtrec.contracts.artifacts import FINGERPRINT_FILE, SAVED_MODEL_FILE
+
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +47,7 @@ def next_version(base_directory: str, now: int | None = None) -> str:
 
 def _fingerprint(saved_model_dir: str) -> bytes | None:
     """SavedModel identity: TF writes fingerprint.pb; fall back to saved_model.pb bytes."""
-    for name in ("fingerprint.pb", "saved_model.pb"):
+    for name in (FINGERPRINT_FILE, SAVED_MODEL_FILE):
         path = os.path.join(saved_model_dir, name)
         if fileio.exists(path):
             return hashlib.sha256(io_utils.read_bytes_file(path)).digest()
@@ -63,8 +65,6 @@ def latest_identical_version(model_path: str, base_directory: str) -> str | None
     same = _fingerprint(model_path) == _fingerprint(os.path.join(base_directory, latest))
     return latest if same and _fingerprint(model_path) is not None else None
 
-
-SAVED_MODEL_FILE = "saved_model.pb"
 
 
 def renames_atomically(path: str) -> bool:

@@ -37,9 +37,14 @@ from mtrec.contracts.pipeline import (
     BASELINE_MODEL,
     BLESSING,
     EVAL_SPLIT,
+    EVAL_SPLIT_KEY,
     EXAMPLES,
+    KS,
+    MAX_USERS,
     MODEL,
+    THRESHOLDS,
     TRAIN_SPLIT,
+    TRAIN_SPLIT_KEY,
 )
 
 # The RetrievalEvaluator scores a seeded sample of this many eval users (0 = all):
@@ -49,11 +54,11 @@ DEFAULT_MAX_USERS = 10_000
 
 class RetrievalEvaluatorSpec(types.ComponentSpec):
     PARAMETERS = {
-        "ks": ExecutionParameter(type=str),  # JSON list of K
-        "thresholds": ExecutionParameter(type=str),  # JSON {"hit_rate@100": 0.2, ...}
-        "eval_split": ExecutionParameter(type=str, optional=True),
-        "train_split": ExecutionParameter(type=str, optional=True),
-        "max_users": ExecutionParameter(type=int, optional=True),  # 0 = every eval user
+        KS: ExecutionParameter(type=str),  # JSON list of K
+        THRESHOLDS: ExecutionParameter(type=str),  # JSON {"hit_rate@100": 0.2, ...}
+        EVAL_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
+        TRAIN_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
+        MAX_USERS: ExecutionParameter(type=int, optional=True),  # 0 = every eval user
     }
     INPUTS = {
         EXAMPLES: ChannelParameter(type=standard_artifacts.Examples),

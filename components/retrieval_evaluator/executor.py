@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,14 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from mtrec.contracts import features as F
-from mtrec.contracts.artifacts import BLESSED_FILE, NOT_BLESSED_FILE, RETRIEVAL_METRICS_FILE
+from mtrec.contracts.artifacts import (
+    BLESSED_FILE,
+    NOT_BLESSED_FILE,
+    RETRIEVAL_FAILED,
+    RETRIEVAL_METRICS,
+    RETRIEVAL_METRICS_FILE,
+    RETRIEVAL_THRESHOLDS,
+)
 from mtrec.contracts.metrics import (
     BASELINE_PREFIX,
     NDCG,
@@ -44,11 +52,16 @@ from mtrec.contracts.pipeline import (
     BLESSED,
     BLESSING,
     EVAL_SPLIT,
+    EVAL_SPLIT_KEY,
     EXAMPLES,
+    KS,
+    MAX_USERS,
     MODEL,
+    THRESHOLDS,
     TRAIN_SPLIT,
+    TRAIN_SPLIT_KEY,
 )
-from mtrec.contracts.signatures import RECOMMEND, RETRIEVE
+from mtrec.contracts.signatures import ITEM_IDS, RECOMMEND, RETRIEVE
 from mtrec.data.artifact_io import read_files, split_files
 from mtrec.models.evaluation import (
     coverage_and_novelty,
@@ -125,7 +138,7 @@ def top_items(saved_model_dir: str, signature: str, users: np.ndarray, k: int) -
     rows = []
     for start in range(0, len(users), _BATCH):
         out = fn(user_id=tf.constant(users[start : start + _BATCH]), k=tf.constant(k))
-        rows.append(out["item_ids"].numpy())
+        rows.append(out[ITEM_IDS].numpy())
     return np.concatenate(rows) if rows else np.zeros((0, k), dtype=object)
 
 
@@ -173,8 +186,9 @@ def failed_thresholds(metrics: dict, thresholds: dict[str, float]) -> dict:
     return {m: (metrics[m], t) for m, t in thresholds.items() if m in metrics and metrics[m] < t}
 
 
-def evaluate(saved_model_dir, examples, ks, eval_split, train_split, max_users: int = 0,
-             baseline_dir: str | None = None):
+def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
+             eval_split: str, train_split: str, max_users: int = 0,
+             baseline_dir: str | None = None) -> dict[str, float]:
     """Served metrics of the model (and the baseline), and popularity's on the same users.
 
     `max_users` 0 scores every eval user.
@@ -227,16 +241,16 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(input_dict[MODEL])
         examples = artifact_utils.get_single_instance(input_dict[EXAMPLES])
         blessing = artifact_utils.get_single_instance(output_dict[BLESSING])
-        ks = json.loads(exec_properties["ks"])
-        thresholds = json.loads(exec_properties["thresholds"])
+        ks = json.loads(exec_properties[KS])
+        thresholds = json.loads(exec_properties[THRESHOLDS])
         baselines = input_dict.get(BASELINE_MODEL) or []
         metrics = evaluate(
             path_utils.serving_model_path(model.uri),
             examples,
             ks,
-            exec_properties.get("eval_split") or EVAL_SPLIT,
-            exec_properties.get("train_split") or TRAIN_SPLIT,
-            int(exec_properties.get("max_users") or 0),
+            exec_properties.get(EVAL_SPLIT_KEY) or EVAL_SPLIT,
+            exec_properties.get(TRAIN_SPLIT_KEY) or TRAIN_SPLIT,
+            int(exec_properties.get(MAX_USERS) or 0),
             baseline_dir=path_utils.serving_model_path(baselines[0].uri) if baselines else None,
         )
         failed = failed_thresholds(metrics, thresholds)
@@ -245,7 +259,8 @@ class Executor(base_executor.BaseExecutor):
         # TFX's local launcher creates output folders; a KFP v2 pod's does not.
         fileio.makedirs(blessing.uri)
         with fileio.open(os.path.join(blessing.uri, RETRIEVAL_METRICS_FILE), "w") as f:
-            json.dump({"metrics": metrics, "thresholds": thresholds, "failed": failed}, f)
+            json.dump({RETRIEVAL_METRICS: metrics, RETRIEVAL_THRESHOLDS: thresholds,
+                       RETRIEVAL_FAILED: failed}, f)
         marker = BLESSED_FILE if blessed else NOT_BLESSED_FILE
         with fileio.open(os.path.join(blessing.uri, marker), "w"):
             pass

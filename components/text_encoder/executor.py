@@ -92,6 +92,7 @@ def _load_model(config: TextEncoderConfig, texts: list[str]):
 
     The scratch backbone is built later, once the sequence length is known.
     """
+    # Heavy (keras-nlp, Keras 3), as in run_text_encoder: importing the executor stays cheap.
     from mtrec.components.text_encoder import encoder, tokenization
 
     if config.mode == MODE_SCRATCH:

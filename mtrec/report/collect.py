@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from mtrec.components.text_encoder.config import TextEncoderConfig
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
-from mtrec.contracts.artifacts import METADATA_FILE, TENSORBOARD_DIR, WEIGHTS_DIR
+from mtrec.contracts import signatures as S
+from mtrec.contracts.artifacts import METADATA_FILE, RETRIEVAL_FAILED, TENSORBOARD_DIR, WEIGHTS_DIR
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.local_runner import LocalPaths
@@ -92,8 +94,6 @@ def rating_histogram(nodes: dict[str, NodeRun], split: str) -> dict[str, int] | 
 
 def anomalies(nodes: dict[str, NodeRun]) -> dict[str, list[str]] | None:
     """ExampleValidator's anomalies per split: 'feature: description' lines."""
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
-
     uri = _uri(nodes.get(P.EXAMPLE_VALIDATOR), P.ANOMALIES)
     if not uri:
         return None
@@ -140,7 +140,7 @@ def model_config(nodes: dict[str, NodeRun]) -> dict[str, Any] | None:
 
 def tfma_table(nodes: dict[str, NodeRun]) -> list[dict[str, Any]]:
     """TFMA metrics of the candidate, the baseline and their difference, with thresholds."""
-    import tensorflow_model_analysis as tfma
+    import tensorflow_model_analysis as tfma  # heavy (Beam): only for a run where TFMA ran
 
     evaluator = nodes.get(P.EVALUATOR)
     uri = _uri(evaluator, P.EVALUATION)
@@ -235,7 +235,7 @@ def examples(nodes: dict[str, NodeRun], model_dir: str | None) -> list[dict[str,
         return []
     catalogue = _catalogue(nodes, P.CATALOG_SPLIT)
     model = tf.saved_model.load(model_dir)  # once: loading dominates (seconds per load)
-    interest = model.signatures["user_interest"]
+    interest = model.signatures[S.USER_INTEREST]
     out = []
     for user in example_users(nodes, P.EVAL_SPLIT, EXAMPLE_USERS):
         items = recommendation_rows(model, user, TOP_K)
@@ -244,7 +244,7 @@ def examples(nodes: dict[str, NodeRun], model_dir: str | None) -> list[dict[str,
         genres = interest(user_id=tf.constant([user]))
         out.append({"user_id": user, "items": items, "interest": {
             g.decode(): round(float(s), 4)
-            for g, s in zip(genres["genres"].numpy()[0], genres["scores"].numpy()[0],
+            for g, s in zip(genres[S.GENRES].numpy()[0], genres[S.SCORES].numpy()[0],
                             strict=True)}})
     return out
 
@@ -263,7 +263,7 @@ def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | 
         reasons.append("TFMA did not bless the model" + detail)
     elif tfma_not_run(summary):
         reasons.append("the retrieval gate refused the model (TFMA did not run)")
-    retrieval_failed = (summary.get("retrieval") or {}).get("failed") or {}
+    retrieval_failed = (summary.get("retrieval") or {}).get(RETRIEVAL_FAILED) or {}
     for name, (value, bound) in retrieval_failed.items():
         reasons.append(f"retrieval {name} {value:.3f} < {bound}")
     return "; ".join(reasons) or "the run stopped before the Pusher"

@@ -11,6 +11,8 @@ import html
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mtrec.contracts.artifacts import RETRIEVAL_FAILED, RETRIEVAL_METRICS, RETRIEVAL_THRESHOLDS
+from mtrec.contracts.metrics import HIT_RATE, RANKING_METRICS, RETRIEVAL_KS, at
 from mtrec.report import charts
 from mtrec.summary import tfma_not_run
 
@@ -181,23 +183,22 @@ def evaluation_section(evaluation: Mapping[str, Any]) -> str:
 def _retrieval_section(evaluation: Mapping[str, Any]) -> list[str]:
     out = ["<h3>Served retrieval and ranking (RetrievalEvaluator)</h3>"]
     retrieval = evaluation.get("retrieval") or {}
-    metrics = retrieval.get("metrics") or {}
+    metrics = retrieval.get(RETRIEVAL_METRICS) or {}
     if metrics:
-        hit_rates = sorted((k for k in metrics if k.startswith("hit_rate@")),
-                           key=lambda k: int(k.split("@")[1]))
-        ranking = [k for k in ("precision@10", "recall@10", "ndcg@10") if k in metrics]
+        hit_rates = [at(HIT_RATE, k) for k in RETRIEVAL_KS if at(HIT_RATE, k) in metrics]
+        ranking = [k for k in RANKING_METRICS if k in metrics]
         out.append(_img(charts.model_vs_popularity(
             "retrieval: hit rate of the held-out items, full catalogue, vs popularity",
             metrics, hit_rates), "HR@K vs popularity"))
         out.append(_img(charts.model_vs_popularity(
             "served top-10 (seen items excluded) vs popularity", metrics, ranking),
             "ranking vs popularity"))
-        failed = retrieval.get("failed") or {}
+        failed = retrieval.get(RETRIEVAL_FAILED) or {}
         out.append(_table(["bound", "threshold", "value", "passed"], [
             [_e(name), _num(bound),
              _num(metrics[name]) if name in metrics else "skipped (no baseline model yet)",
              "no" if name in failed else "yes"]
-            for name, bound in (retrieval.get("thresholds") or {}).items()]))
+            for name, bound in (retrieval.get(RETRIEVAL_THRESHOLDS) or {}).items()]))
         for name in ("coverage@10", "novelty@10"):
             out.append(f"<p>{name}: {_num(metrics.get(name))}</p>")
         blessed = evaluation.get("retrieval_blessed")
