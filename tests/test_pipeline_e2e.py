@@ -143,6 +143,18 @@ def test_catalogue_holds_every_item_and_the_text_encoder_fed_the_trainer(first_r
     assert metrics["text_encoder"] is True
 
 
+def test_summary_shows_what_the_trainer_and_the_text_encoder_recorded(first_run):
+    """The summary reads training_metrics.json and the encoder's metadata.json by
+    their keys: a key renamed on the writing side drops or breaks its line."""
+    _, _, nodes = first_run
+    text = render(collect(nodes))
+    assert re.search(rf"^training: \d+ examples, {MODEL['epochs']} epochs, [\d.]+s, "
+                     r"catalogue \d+ items, split protocol \w+", text, re.M), text
+    assert re.search(r"^text encoder: .+ \(\w+\), [\d,]+ params, \d+-d, encoded \d+ items "
+                     r"in [\d.]+s.*, MLM \d+ steps in \d+s, loss [\d.]+ -> [\d.]+$",
+                     text, re.M), text
+
+
 def test_trainer_wrote_tensorboard_logs_for_every_epoch(first_run):
     _, _, nodes = first_run
     logs = os.path.join(nodes["Trainer"].outputs["model_run"][0].uri, "tensorboard")
