@@ -34,7 +34,8 @@ LAZY_ADAM_MIN_ROWS = 10_000
 # split_protocol), chosen on validation holdouts. On a random split the
 # held-out ratings are spread over each user's timeline while a served query
 # carries the user's *latest* items, so the recent-history feature points at
-# the wrong time: ML-100K u1 validation HR@100 0.32 with it, 0.41 without. On a
+# the wrong time: ML-100K u1 validation HR@100 0.313 with it, 0.395 without
+# (the same base otherwise; quality_tuning.md). On a
 # time split it is the best feature (ml-latest-small validation HR@100 0.134
 # without, 0.172 with). The pipeline's Trainer (from the split protocol its
 # ExampleGen recorded: components/trainer/executor.py) and the benchmarks apply these;
@@ -95,7 +96,7 @@ class ModelConfig:
     # weighted by exp(-|dt| / tau) (item_item.session_gram); mix 0 = X'X alone.
     # Dense B only (up to item_item.MAX_ITEMS known items). One training on the
     # same holdout, re-served per setting (serving_sweep.py): X'X at l2 500 and
-    # weight 1 (the old defaults) 0.328, at weight 0.5-0.75 0.330-0.331; the
+    # weight 1 (the old defaults) 0.328, at weight 0.6-0.75 0.330-0.331; the
     # session blend (mix 0.5, tau 600 s, l2 300) 0.334 at weight 1, 0.338 at 0.5
     # (0.335-0.338 over mix 0.5-0.65, tau 300-1,200 s, l2 200-300, weight 0.4-0.75).
     item_item_weight: float = 0.5
@@ -123,11 +124,13 @@ class ModelConfig:
     item_item_max_fit_items: int = 10_000
     # recommend_from_items only: a user known by a handful of items is served
     # mostly by popularity (ML-100K, 5 items given: popularity NDCG@10 0.447,
-    # the query alone 0.390; cold_users.md). This weight adds the log of each
+    # the query alone 0.390; cold_users_ml-100k.md). This weight adds the log of each
     # item's training popularity (the logQ table) to the first stage, on its
     # per-request spread like the item-item term; 0 = off. Chosen on
     # cold_users.py --validation (84 other held-out users): NDCG@10 0.440 at 0,
-    # 0.453 at 1, 0.508-0.512 at 6-12, 0.501 at 1000; popularity 0.492.
+    # 0.453 at 1, 0.508-0.512 at 6-12, 0.501 at 1000; popularity 0.492. With the
+    # session Gram term: 0.505 / 0.515 / 0.515 / 0.522 at 4 / 6 / 8 / 12 (8 kept:
+    # the middle of a flat top on 84 users; quality_tuning.md).
     cold_popularity_weight: float = 8.0
     # recommend_from_items: what users went on to rate after their first
     # onboarding_items ratings, a ridge at onboarding_l2 from those items to the
@@ -145,8 +148,9 @@ class ModelConfig:
     # (item_item.cold_item_term): their own similarity's deviation from the mean.
     # A trade: cold items gain what warm items lose. Same validation cut (with
     # id_dropout_keeps_text), cold HR@100 as served / NDCG@10: 0 0.100 / 0.148,
-    # 0.02 0.112 / 0.143, 0.04 0.122 / 0.137, 0.05 0.129 / 0.134, 0.1 0.159 / 0.111,
-    # 1 (the dense rule's weight) 0.289 / 0.023. Off since the text map below:
+    # 0.02 0.112 / 0.143, 0.04 0.122 / 0.137, 0.05 0.129 / 0.134, 0.1 0.159 / 0.111;
+    # at 1 (the dense rule's weight; measured before id_dropout_keeps_text)
+    # 0.289 / 0.023. Off since the text map below:
     # with it, 0.01 0.142 / 0.131 and 0.02 0.145 / 0.126 (0 0.138 / 0.134).
     cold_item_term_weight: float = 0.0
     # Items without training ratings: their vector (unknown id + text) plus this
@@ -166,8 +170,9 @@ class ModelConfig:
     # baselines prediction fitted at build time (models/neighbour_rating.py; 0 =
     # off), over each item's `rating_knn_neighbours` most similar rated items, the
     # similarity shrunk by n / (n + rating_knn_shrink). ML-100K u1 validation
-    # holdout RMSE: 0.9014 without, 0.8861 / 0.8854 / 0.8854 / 0.8859 at w 0.3 /
-    # 0.35 / 0.4 / 0.45 (the kNN alone 0.9272); recommend's NDCG@10 unchanged.
+    # holdout RMSE: 0.9014 without, 0.8861 / 0.8854 / 0.8867 at w 0.3 / 0.4 / 0.5
+    # in a numpy replay, 0.8851 at 0.4 re-served (the kNN alone 0.9272;
+    # quality_tuning.md); recommend's NDCG@10 unchanged.
     rating_knn_weight: float = 0.4
     rating_knn_neighbours: int = 40
     rating_knn_shrink: float = 100.0
@@ -177,7 +182,7 @@ class ModelConfig:
     # request). Approximate (benchmarks/results/ivf_recall.json): at 1M items, 64
     # of 1,000 clusters score ~62K items, 26 ms in-process against 129 ms exact;
     # on the real 1,682 items, probing 20% of them keeps recall@10 0.996, 8% 0.91.
-    # 100K items stay exact (4.6 ms c=1 p50). The dense item-item term (up to
+    # 100K items stay exact (3.2 ms c=1 p50, serving.md). The dense item-item term (up to
     # item_item.MAX_ITEMS known items) takes precedence over the index; its top-K
     # form is left out where the index serves (its cold-item rule needs every
     # item's similarity, which the index avoids).
