@@ -1,6 +1,8 @@
-"""The model's loss maths against values computed by hand on tiny inputs.
+"""The TFRS pieces of the model's loss against values computed by hand on tiny inputs.
 
-Like tensorflow/recommenders' task tests: no training, just the formulas.
+Like tensorflow/recommenders' task tests: no training, just the formulas, each
+piece configured as models/model.py configures it. tests/test_compute_loss.py
+runs the model's own compute_loss on a hand-computed batch.
 """
 
 from __future__ import annotations
