@@ -47,6 +47,10 @@ def test_joint_model_trains_every_task_and_reports_its_metrics(transformed_synth
 def test_single_task_models_train_only_their_task(transformed_synthetic, task):
     model, history, metrics = _fit(transformed_synthetic, epochs=1, tasks=[task])
     assert math.isfinite(history.history["loss"][-1])
+    task_losses = {k for k in history.history if k.endswith("_loss") and not k.startswith(
+        "val_")} - {"regularization_loss", "total_loss"}
+    assert task_losses == {f"{task}_loss"}
+    assert (model.pair_heads is None) == (task not in ("relevance", "rating"))
     if task == "rating":
         assert metrics["rating_rmse"] > 0
     else:  # no pair head was asked for, so its metric never updated
@@ -58,6 +62,7 @@ def test_mmoe_and_uncertainty_weighting_train(transformed_synthetic):
         transformed_synthetic, epochs=1, mixture="mmoe", uncertainty_weighting=True
     )
     assert math.isfinite(history.history["loss"][-1])
+    assert model.pair_heads.mmoe is not None  # the mixture asked for, not shared_bottom
     log_vars = [v.numpy() for v in model.balancer.log_vars.values()]
     assert any(abs(v) > 0 for v in log_vars)  # the task weights were learned
 

@@ -75,8 +75,12 @@ def test_age_time_year_and_labels(transformed):
     assert [r[F.AGE_BUCKET] for r in train] == [2, 2, 0, 7]
     assert train[3][F.YEAR_KNOWN] == 0 and train[3][F.YEAR_Z] == 0
     assert train[0][F.YEAR_KNOWN] == 1
-    assert train[1][F.YEAR_Z] > train[0][F.YEAR_Z]  # 2000 after 1990
+    # Known years 1990, 2000, 1990: mean 1993.33, population std 4.714; row 3's
+    # unknown year (0) takes no part and stays 0.
+    np.testing.assert_allclose([r[F.YEAR_Z] for r in train],
+                               [-0.70711, 1.41421, -0.70711, 0.0], atol=1e-4)
     assert [r[F.LIKED_XF] for r in train] == [1, 0, 1, 0]
     assert [r[F.RATING_XF] for r in train] == [5, 2, 4, 3]
-    times = [r[F.TIME_Z] for r in train]
-    assert times == sorted(times) and abs(np.mean(times)) < 1e-5
+    # Event days 100..400 s apart: z-scores of (-150, -50, 50, 150) / 111.8.
+    np.testing.assert_allclose([r[F.TIME_Z] for r in train],
+                               [-1.34164, -0.44721, 0.44721, 1.34164], atol=1e-4)

@@ -375,11 +375,12 @@ def test_server_call_path_keeps_tf_error_status_and_a_clean_message(servable: Se
 def test_unbatched_input_tensors_are_cached_by_value(servable: Servable) -> None:
     sig = servable.signatures["recommend"]
     users = np.array(support.profile().users[:1], dtype=object)
+    sig._const_cache.clear()
     ks = [3, 5, 3, 7]
-    got = [
-        int(sig.to_tensors({"user_id": users, "k": np.array(k, np.int32)})["k"].numpy()) for k in ks
-    ]
-    assert got == ks
+    tensors = [sig.to_tensors({"user_id": users, "k": np.array(k, np.int32)})["k"] for k in ks]
+    assert [int(t.numpy()) for t in tensors] == ks
+    assert tensors[2] is tensors[0]  # k=3 again: the cached tensor, not a new one
+    assert len(sig._const_cache) == 3  # 3, 5, 7
     for k in range(signature._CONST_CACHE_SIZE + 50):  # distinct values: bounded cache
         sig.to_tensors({"user_id": users, "k": np.array(k, np.int32)})
     assert len(sig._const_cache) <= signature._CONST_CACHE_SIZE
