@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# ------------------------------------------------------- a run's home (`mtrec run`)
+MLMD_FILE = "metadata.sqlite"  # ML Metadata: what each run did, its artifacts
+
 # ------------------------------------------- the ingestion step's examples root
 # <examples_root>/{train,eval,catalog}/ hold the shards (split names in
 # contracts/pipeline.py); this file next to them records counts and the split rule.

@@ -194,8 +194,11 @@ def download(
     return final
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Fetch and verify a MovieLens data set.")
+def main(argv: list[str] | None = None, prog: str | None = None,
+         epilog: str | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Fetch and verify a MovieLens data set.")
     parser.add_argument("name", choices=sorted(PINS))
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--dest", help="download into DEST/<name>")

@@ -33,11 +33,12 @@ def load_dataset(source: str, path: str | None = None, split: str | None = None)
         return load_generic(SAMPLE_DIR, name="sample")
     if source == "synthetic":
         return generate()
+    if path is None and source == "generic":
+        raise ValueError("source 'generic' needs --path DIR: a folder with ratings.csv or "
+                         "ratings.parquet (README: Your data)")
     if path is None:
-        raise ValueError(
-            f"source {source!r} needs a directory: download it with "
-            f"`python -m mtrec.data.download {source} --dest DIR` or pass a local copy"
-        )
+        raise ValueError(f"source {source!r} needs --path DIR: fetch it with "
+                         f"`mtrec download {source} --dest DIR`, or pass a local copy")
     if not Path(path).is_dir():
         raise FileNotFoundError(f"{source}: {path} is not a directory")
     if source == "ml-100k":

@@ -227,6 +227,11 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
         config = cls(**values)
+        if min(config.epochs, config.batch_size, config.embedding_dim) < 1 or not (
+                config.learning_rate > 0.0):
+            raise ValueError("epochs, batch_size and embedding_dim must be >= 1 and "
+                             f"learning_rate > 0, got {config.epochs}, {config.batch_size}, "
+                             f"{config.embedding_dim}, {config.learning_rate}")
         if config.similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be cosine or dot: {config.similarity!r}")
         if config.optimizer not in OPTIMIZERS:

@@ -1,9 +1,10 @@
 """`mtrec add-items`: new items into the served catalogue, no retraining.
 
-Finds the latest run's artifacts in MLMD (Trainer weights, Transform graph and
-transformed training data, the catalogue, the TextEncoder output), re-indexes
-with models/reindex.py and pushes the result as a new version, atomically,
-next to the pipeline's pushes. Add the same items to your items table too:
+Finds, in MLMD, the artifacts of the run that pushed the served model (the
+latest pushed run, not a later one whose model a gate refused): Trainer
+weights, Transform graph and transformed training data, the catalogue, the
+TextEncoder output. It re-indexes with models/reindex.py and pushes the result
+as a new version, atomically, next to the pipeline's pushes. Add the same items to your items table too:
 the next pipeline run then trains with them.
 """
 
@@ -25,7 +26,7 @@ from mtrec.data.artifact_io import read_split, split_dir
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.pipeline.local_runner import LocalPaths
-from mtrec.run_state import latest_run
+from mtrec.run_state import latest_pushed_run
 
 
 def _uri(nodes, node: str, key: str) -> str:
@@ -33,14 +34,18 @@ def _uri(nodes, node: str, key: str) -> str:
         return nodes[node].outputs[key][0].uri
     except (KeyError, IndexError) as err:
         raise FileNotFoundError(
-            f"no {node}.{key} in the latest run; run `mtrec run` first"
+            f"no {node}.{key} in the run that pushed the served model; run `mtrec run` first"
         ) from err
 
 
 def add_items(home: str, items_path: str) -> str:
     """Returns the pushed version directory."""
     paths = LocalPaths(os.path.abspath(home))
-    nodes = latest_run(paths.metadata_path)
+    # The served model's run: a later run whose model a gate refused is not served.
+    nodes = latest_pushed_run(paths.metadata_path)
+    if not nodes:
+        raise FileNotFoundError(f"{home}: no run pushed a model yet, so there is no served "
+                                "catalogue to add items to")
     items = pd.read_csv(items_path, dtype={F.ITEM_ID: str}, keep_default_na=False)
     if F.ITEM_ID not in items.columns or items.empty:
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row")

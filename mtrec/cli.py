@@ -25,7 +25,13 @@ import sys
 import mtrec  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from mtrec.commands.compile import add_compile_parser, split_beam_args
 from mtrec.commands.data_check import add_data_parser
-from mtrec.commands.options import EXAMPLE_HELP, add_pipeline_options, pipeline_fields
+from mtrec.commands.options import (
+    EXAMPLE_HELP,
+    add_pipeline_options,
+    model_overrides,
+    pipeline_fields,
+    run_home_problem,
+)
 from mtrec.commands.report import add_report_parser
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
@@ -33,6 +39,7 @@ from mtrec.pipeline import configs
 from mtrec.serving.cli import add_query_parser, add_serve_parser
 
 SOURCES = "sample | synthetic | ml-100k | ml-latest-small | ml-1m | generic"
+DOWNLOAD_EXAMPLE = "example:\n  mtrec download ml-100k --dest ../shared/data"
 RUN_EXAMPLE = """examples:
   mtrec run                                    # the embedded sample, outputs/sample/
   mtrec run --source ml-100k --path ../shared/data/ml-100k --split u1 --epochs 4
@@ -76,6 +83,11 @@ def _run(args) -> int:
 
     default_home = os.path.join("outputs", args.source + (f"-{args.split}" if args.split else ""))
     home = args.home or default_home
+    try:
+        model_overrides(args, dict(args.model_config))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     key = None
     if args.pseudonymize_key_env:
         key = os.environ.get(args.pseudonymize_key_env, "").encode()
@@ -172,9 +184,9 @@ def _add_titles(items: list[dict], examples_root: str) -> None:
 
 
 def _add_download_parser(sub) -> None:
+    # main() hands `mtrec download ...` to data/download.py's parser, --help included.
     p = sub.add_parser("download", help="fetch a MovieLens set from GroupLens, sha256-checked",
-                       epilog="example:\n  mtrec download ml-100k --dest ../shared/data",
-                       formatter_class=EXAMPLE_HELP)
+                       epilog=DOWNLOAD_EXAMPLE, formatter_class=EXAMPLE_HELP)
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_download)
 
@@ -182,7 +194,7 @@ def _add_download_parser(sub) -> None:
 def _download(args) -> int:
     from mtrec.data.download import main
 
-    return main(args.args)
+    return main(args.args, prog="mtrec download", epilog=DOWNLOAD_EXAMPLE)
 
 
 def _add_items_parser(sub) -> None:
@@ -197,9 +209,18 @@ def _add_items_parser(sub) -> None:
 
 
 def _add_items(args) -> int:
-    from mtrec.add_items import add_items
+    problem = run_home_problem(args.home) or (
+        None if os.path.isfile(args.items) else f"{args.items}: no such file")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    from mtrec.add_items import add_items  # TensorFlow: after the checks
 
-    add_items(args.home, args.items)
+    try:
+        add_items(args.home, args.items)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -229,6 +250,8 @@ QUERY_EXAMPLE = """example:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["download"]:  # its own parser reads the rest, --help included
+        return _download(argparse.Namespace(args=argv[1:]))
     beam_args = None
     if "compile" in argv[: argv.index("--") if "--" in argv else None]:
         # `mtrec compile ... -- BEAM ARGS`: Beam's own flags, passed on unparsed.

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from mtrec.contracts.pipeline import PUSHED, PUSHED_MODEL, PUSHER
+
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
@@ -72,6 +74,18 @@ def latest_run(sqlite_path: str, run_index: int = -1) -> dict[str, NodeRun]:
             execution=execution,
         )
     return result
+
+
+def latest_pushed_run(sqlite_path: str) -> dict[str, NodeRun]:
+    """The newest run whose Pusher pushed its model (or found it already pushed): the
+    run behind the served model. {} when no run pushed one (all refused, or none)."""
+    for index in range(len(_runs(open_store(sqlite_path))) - 1, -1, -1):
+        nodes = latest_run(sqlite_path, index)
+        pusher = nodes.get(PUSHER)
+        pushed = pusher.outputs.get(PUSHED_MODEL) if pusher else None
+        if pushed and custom_property(pushed[0], PUSHED):
+            return nodes
+    return {}
 
 
 def custom_property(

@@ -17,6 +17,7 @@ from typing import Any
 
 from tfx import v1 as tfx
 
+from mtrec.contracts.artifacts import MLMD_FILE
 from mtrec.pipeline import configs
 from mtrec.pipeline.killed_runs import clean_killed_runs, run_lock
 from mtrec.pipeline.pipeline import create_pipeline
@@ -36,7 +37,7 @@ class LocalPaths:
 
     @property
     def metadata_path(self) -> str:
-        return os.path.join(self.home, "metadata.sqlite")
+        return os.path.join(self.home, MLMD_FILE)
 
     @property
     def lock_path(self) -> str:

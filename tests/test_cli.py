@@ -85,6 +85,15 @@ def test_bad_json_flag_is_a_clear_usage_error(capsys):
     assert "expected a JSON object" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags", [["--epochs", "0"], ["--epochs", "-1"],
+                                   ["--model-config", '{"batch_size": 0}']])
+def test_bad_model_values_stop_run_before_any_work(flags, tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *flags]) == 2
+    assert "must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "outputs").exists()  # nothing ingested, no home made
+
+
 def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys):
     data = tmp_path / "in"
     data.mkdir()
@@ -136,3 +145,28 @@ def test_data_check_leaves_no_temporary_folder(tmp_path: Path, capsys, monkeypat
     assert main(["data", "check", "--source", "generic", "--path", str(missing)]) == 2
     assert "error:" in capsys.readouterr().err
     assert not list(temp.iterdir())
+
+
+@pytest.mark.parametrize("argv", [["report", "{home}"],
+                                  ["add-items", "--home", "{home}", "--items", "{items}"]])
+def test_a_folder_that_is_no_run_home_is_a_one_line_error(argv, tmp_path: Path, capsys):
+    items = tmp_path / "new.csv"
+    items.write_text("item_id,title\nx1,A New Film\n")
+    argv = [a.format(home=tmp_path / "nowhere", items=items) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "no metadata.sqlite" in err and "Traceback" not in err
+
+
+def test_add_items_names_a_missing_items_file(tmp_path: Path, capsys):
+    (tmp_path / "metadata.sqlite").touch()
+    assert main(["add-items", "--home", str(tmp_path), "--items", "missing.csv"]) == 2
+    assert capsys.readouterr().err == "error: missing.csv: no such file\n"
+
+
+def test_download_has_its_own_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["download", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: mtrec download") and "--local-dir" in out and "example" in out

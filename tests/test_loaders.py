@@ -188,8 +188,10 @@ def test_load_dataset_errors(tmp_path: Path) -> None:
         load_dataset("netflix", None, None)
     with pytest.raises(ValueError, match="official split"):
         load_dataset("ml-1m", str(tmp_path), "u1")
-    with pytest.raises(ValueError, match="needs a directory"):
+    with pytest.raises(ValueError, match="`mtrec download ml-100k --dest DIR`"):
         load_dataset("ml-100k", None, None)
+    with pytest.raises(ValueError, match="needs --path DIR: a folder with ratings.csv"):
+        load_dataset("generic", None, None)
     with pytest.raises(FileNotFoundError):
         load_dataset("generic", str(tmp_path / "missing"), None)
 

@@ -18,7 +18,7 @@ from tfx.types import component_spec
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.types.standard_artifacts import Model, ModelBlessing, PushedModel
 
-from mtrec.run_state import latest_run
+from mtrec.run_state import latest_pushed_run, latest_run
 from tests.tiny_components import Train
 
 component = tfx.dsl.components.component
@@ -120,6 +120,10 @@ def _model_id(tmp: Path) -> int:
     return latest_run(str(tmp / "metadata.sqlite"))["Trainer"].outputs["model"][0].id
 
 
+def _served_model_id(tmp: Path) -> int:
+    return latest_pushed_run(str(tmp / "metadata.sqlite"))["Trainer"].outputs["model"][0].id
+
+
 def test_second_run_re_evaluates_against_the_first_model_third_run_is_all_cached(
     tmp_path: Path,
 ) -> None:
@@ -150,9 +154,11 @@ def test_a_model_the_retrieval_gate_refused_never_becomes_the_baseline(tmp_path:
     assert refused["RetrievalEvaluator"] == "COMPLETE"
     assert "Evaluator" not in refused and "AtomicPusher" not in refused  # skipped
     assert _baseline_id(tmp_path, "RetrievalEvaluator") == pushed
+    assert _served_model_id(tmp_path) == pushed  # what `mtrec add-items` re-indexes
 
     third = _run(tmp_path, version=3)
     assert set(third.values()) == {"COMPLETE"}
     assert _model_id(tmp_path) not in (pushed, 0)
     assert _baseline_id(tmp_path, "RetrievalEvaluator") == pushed
     assert _baseline_id(tmp_path) == pushed
+    assert _served_model_id(tmp_path) == _model_id(tmp_path)

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
+
+from mtrec.contracts.artifacts import MLMD_FILE
 
 EXAMPLE_HELP = argparse.RawDescriptionHelpFormatter
 
@@ -65,13 +68,31 @@ def thresholds(args: argparse.Namespace):  # -> pipeline.settings.Thresholds
     return Thresholds(**{k: v for k, v in given.items() if v is not None})
 
 
-def pipeline_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str, Any]:
-    """PipelineSettings fields from the shared flags; `model` is the ModelConfig overrides."""
+def model_overrides(args: argparse.Namespace, model: dict[str, Any]) -> dict[str, Any]:
+    """The ModelConfig overrides (`--model-config` plus `--epochs`), validated: a bad
+    value raises ValueError here, in a second, before ingestion or TensorFlow."""
+    from mtrec.models.config import ModelConfig  # TF-free, but not needed for --help
+
     if args.epochs is not None:
         model = {**model, "epochs": args.epochs}
+    ModelConfig.from_dict(dict(model))
+    return model
+
+
+def pipeline_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str, Any]:
+    """PipelineSettings fields from the shared flags; `model` is the ModelConfig overrides."""
     return {
-        "model": model,
+        "model": model_overrides(args, model),
         "text_encoder": None if args.no_text_encoder else dict(args.text_encoder),
         "thresholds": thresholds(args),
         "enable_cache": not args.no_cache,
     }
+
+
+def run_home_problem(home: str) -> str | None:
+    """Why `home` is not an `mtrec run` output folder, or None: checked before a
+    command imports TensorFlow (~10 s), so a mistyped path fails in a second."""
+    if not os.path.isfile(os.path.join(home, MLMD_FILE)):
+        return (f"{home}: no {MLMD_FILE}, so not an `mtrec run` output folder "
+                f"(`mtrec run --home {home}` makes one)")
+    return None

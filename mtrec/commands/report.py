@@ -10,7 +10,7 @@ import logging
 import sys
 from typing import Any
 
-from mtrec.commands.options import EXAMPLE_HELP
+from mtrec.commands.options import EXAMPLE_HELP, run_home_problem
 
 EXAMPLE = """examples:
   mtrec report outputs/sample              # writes outputs/sample/report.html
@@ -27,7 +27,11 @@ def add_report_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from mtrec.report import write_report
+    problem = run_home_problem(args.home)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    from mtrec.report import write_report  # TensorFlow and TFMA: after the checks
 
     # TFMA's reader logs a TensorFlow deprecation notice on every run: not the user's news.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
