@@ -211,6 +211,17 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
     return CleanResult(cleaned, rejects, counts, _table_counts(dataset, counts))
 
 
+def first_rating_reject(rejects: pd.DataFrame) -> str:
+    """The first rejected rating as one line ("ratings.csv line 2: bad_rating"), with
+    its detail when it has one: what a message about many rejects shows first."""
+    rows = rejects.loc[rejects[TABLE] == RATINGS]
+    if rows.empty:
+        return ""
+    first = rows.iloc[0]
+    detail = f": {first[DETAIL]}" if isinstance(first[DETAIL], str) and first[DETAIL] else ""
+    return f"{first[SOURCE]} line {first[LINE_NO]}: {first[REASON]}{detail}"
+
+
 def write_rejects(rejects: CleanResult | pd.DataFrame, path: str | Path) -> Path:
     """Write the rejects (a CleanResult's, or a REJECT_COLUMNS frame) as CSV; returns the path."""
     frame = rejects.rejects if isinstance(rejects, CleanResult) else rejects

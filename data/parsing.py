@@ -236,7 +236,8 @@ def to_ratings(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataF
     raws = frame[RAW] if RAW in frame.columns else pd.Series(
         [repr(v) for v in frame.drop(columns=[LINE]).to_dict("records")], index=frame.index)
     bad = [
-        (source, int(line), str(raw), f"timestamp {value!r} is not an integer", who)
+        (source, int(line), str(raw),
+         f"timestamp {value!r} is not an integer (seconds since 1970-01-01 UTC)", who)
         for line, raw, value, who in zip(
             frame.loc[~ts_ok, LINE], raws[~ts_ok], frame.loc[~ts_ok, F.TIMESTAMP],
             user[~ts_ok], strict=True,

@@ -4,8 +4,8 @@ Finds, in MLMD, the artifacts of the run that pushed the served model (the
 latest pushed run, not a later one whose model a gate refused): Trainer
 weights, Transform graph and transformed training data, the catalogue, the
 TextEncoder output. It re-indexes with models/reindex.py and pushes the result
-as a new version, atomically, next to the pipeline's pushes. Add the same items to your items table too:
-the next pipeline run then trains with them.
+as a new version, atomically, next to the pipeline's pushes. Add the same
+items to your items table too: the next pipeline run then trains with them.
 """
 
 from __future__ import annotations

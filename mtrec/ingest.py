@@ -26,7 +26,7 @@ import pandas as pd
 from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
 from mtrec.data.checks import check_split, check_tables
-from mtrec.data.cleaning import CleanResult
+from mtrec.data.cleaning import CleanResult, first_rating_reject
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
 from mtrec.data.tables import Dataset
 
@@ -57,10 +57,12 @@ def _digest(dataset: Dataset, options: dict) -> str:
 
 def _write_rejects(
     rejects: pd.DataFrame, path: str, key: bytes | None, raw_ids: set[str], keep_raw: bool
-) -> str:
+) -> pd.DataFrame:
+    """Writes the rejects (pseudonymised when asked); returns what was written."""
     if key and not keep_raw:
         rejects = pseudonymize_rejects(rejects, key, raw_ids)
-    return str(write_rejects(rejects, path))
+    write_rejects(rejects, path)
+    return rejects
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +104,10 @@ def check(
     except DataQualityError as err:
         if err.rejects is None:
             raise
-        _write_rejects(err.rejects, rejects_path, key, raw_ids, keep_raw)
-        raise DataQualityError(f"{err}; the rejected rows are in {rejects_path}") from err
+        written = _write_rejects(err.rejects, rejects_path, key, raw_ids, keep_raw)
+        first = first_rating_reject(written)  # as written: pseudonymised when asked
+        raise DataQualityError(f"{err}; the first: {first}; the rejected rows are in "
+                               f"{rejects_path}") from err
     _write_rejects(result.rejects, rejects_path, key, raw_ids, keep_raw)
     rows = check_split(result.dataset, options.eval_fraction, rejects_path)
     return CheckResult(result, rejects_path, rows)
