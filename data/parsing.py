@@ -193,11 +193,14 @@ def read_csv_rows(
     if head is None:
         raise ValueError(f"{path}: file is empty (expected a header with {list(required)})")
     if head.fields is None:
-        raise ValueError(f"{path}: cannot read the header (line {head.line}): {head.reason}")
+        utf16 = " (NUL bytes: UTF-16? save the file as UTF-8)" if "\0" in text else ""
+        raise ValueError(f"{path}: cannot read the header (line {head.line}): "
+                         f"{head.reason}{utf16}")
     header = [h.strip() for h in head.fields]
     missing = [c for c in required if c not in header]
     if missing:
-        raise ValueError(f"{path}: header {header} lacks required column(s) {missing}")
+        raise ValueError(f"{path}: header {header} lacks required column(s) {missing}"
+                         + _separator_hint(header))
     repeated = sorted({h for h in header if h and header.count(h) > 1})
     if repeated:
         raise ValueError(f"{path}: header {header} repeats column(s) {repeated}")
@@ -266,6 +269,16 @@ def id_strings(values: pd.Series) -> pd.Series:
 
 def _stripped(values: pd.Series) -> pd.Series:
     return values.astype(str).str.strip() if values.dtype == object else values
+
+
+def _separator_hint(header: list[str]) -> str:
+    """A hint when a one-column header looks separated by something other than commas."""
+    if len(header) != 1:
+        return ""
+    for sep, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+        if sep in header[0]:
+            return f" (it looks {name}-separated: the CSV files must be comma-separated)"
+    return ""
 
 
 def _raw(lines: list[str], first: int, end: int) -> str:

@@ -76,7 +76,10 @@ def _query(args: argparse.Namespace) -> int:
         else:  # argparse keeps this unreachable
             raise ValueError(args.query)
     except ServingError as exc:
-        _print({"error": {"code": exc.code.name, "message": exc.message}})
+        _print({"error": {"code": exc.code.name, "message": exc.message}})  # for scripts
+        if exc.code.name == "UNAVAILABLE":  # and for a person, the likely cause
+            print(f"error: nothing answers at {args.target}: is `mtrec serve` running "
+                  "there (its --port)?", file=sys.stderr)
         return 1
     finally:
         client.close()

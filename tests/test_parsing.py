@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from mtrec.contracts import features as F
 from mtrec.data.cleaning import REASONS, clean
@@ -125,3 +126,17 @@ def test_parquet_rejects_show_row_values(tmp_path: Path) -> None:
     result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
     reject = result.rejects.iloc[0]
     assert reject["line"] == 2 and "'abc'" in reject["raw"] and reject["reason"] == "bad_rating"
+
+
+def test_a_header_in_another_separator_or_encoding_says_so(tmp_path: Path) -> None:
+    semicolons = tmp_path / "semi"
+    semicolons.mkdir()
+    (semicolons / "ratings.csv").write_text("user_id;item_id;rating;timestamp\nu1;i1;4;1\n")
+    with pytest.raises(ValueError, match="looks ';'-separated: the CSV files must be comma"):
+        load_generic(semicolons)
+    utf16 = tmp_path / "utf16"
+    utf16.mkdir()
+    (utf16 / "ratings.csv").write_bytes(
+        "user_id,item_id,rating,timestamp\nu1,i1,4,1\n".encode("utf-16"))
+    with pytest.raises(ValueError, match=r"UTF-16\? save the file as UTF-8"):
+        load_generic(utf16)

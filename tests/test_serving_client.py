@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -148,6 +149,17 @@ def test_query_cli_prints_json(served: ServingServer, capsys: pytest.CaptureFixt
     assert code == 0 and len(out["embedding"]) > 0
     code, out = _cli(capsys, "query", "recommend", *t, "--user", "1", "-k", "0")
     assert code == 1 and out["error"]["code"] == "INVALID_ARGUMENT"
+
+
+def test_query_cli_says_when_nothing_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        target = f"127.0.0.1:{sock.getsockname()[1]}"
+    code = cli.main(["query", "status", "--target", target, "--timeout", "2"])
+    captured = capsys.readouterr()
+    assert code == 1 and json.loads(captured.out)["error"]["code"] == "UNAVAILABLE"
+    assert captured.err == (f"error: nothing answers at {target}: is `mtrec serve` running "
+                            "there (its --port)?\n")
 
 
 def test_serve_parser_defaults() -> None:
