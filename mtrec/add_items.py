@@ -4,13 +4,16 @@ Finds, in MLMD, the artifacts of the run that pushed the served model (the
 latest pushed run, not a later one whose model a gate refused): Trainer
 weights, Transform graph and transformed training data, the catalogue, the
 TextEncoder output. It re-indexes with models/reindex.py and pushes the result
-as a new version, atomically, next to the pipeline's pushes. Add the same
-items to your items table too: the next pipeline run then trains with them.
+as a new version, atomically, next to the pipeline's pushes. Items add up: each
+call serves every item added to the same served model so far (a newer pipeline
+push starts afresh). Add the same items to your items table too: the next
+pipeline run then trains with them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import pandas as pd
@@ -27,6 +30,10 @@ from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import latest_pushed_run
+
+# In the run's home: each served model's added items so far (model-<MLMD id>.csv),
+# so a second `add-items` keeps the first one's items.
+ADDED_ITEMS_DIR = "added_items"
 
 
 def _uri(nodes, node: str, key: str) -> str:
@@ -49,6 +56,13 @@ def add_items(home: str, items_path: str) -> str:
     items = pd.read_csv(items_path, dtype={F.ITEM_ID: str}, keep_default_na=False)
     if F.ITEM_ID not in items.columns or items.empty:
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row")
+    # Cumulative: what earlier add-items gave the same served model, then these.
+    record = os.path.join(paths.home, ADDED_ITEMS_DIR,
+                          f"model-{nodes[P.TRAINER].outputs[P.MODEL][0].id}.csv")
+    if os.path.exists(record):
+        earlier = pd.read_csv(record, dtype={F.ITEM_ID: str}, keep_default_na=False)
+        items = pd.concat([earlier, items], ignore_index=True).drop_duplicates(
+            F.ITEM_ID, keep="last").reset_index(drop=True)
     tft_output = tft.TFTransformOutput(_uri(nodes, P.TRANSFORM, P.TRANSFORM_GRAPH))
     train_dir = split_dir(_uri(nodes, P.TRANSFORM, P.TRANSFORMED_EXAMPLES), P.TRAIN_SPLIT)
     spec = tft_output.transformed_feature_spec()
@@ -63,17 +77,23 @@ def add_items(home: str, items_path: str) -> str:
             ItemText.load(_uri(nodes, P.TEXT_ENCODER, P.ITEM_TEXT_EMBEDDINGS)), items
         )
     work = tempfile.mkdtemp(prefix="add-items-", dir=paths.home)
-    size = reindex(
-        weights_dir=os.path.join(_uri(nodes, P.TRAINER, P.MODEL_RUN), WEIGHTS_DIR),
-        tft_output=tft_output,
-        scan_ds=scan,
-        catalog_dir=split_dir(_uri(nodes, P.CATALOG_GEN, P.EXAMPLES), P.CATALOG_SPLIT),
-        new_items=items,
-        out_catalog_dir=os.path.join(work, "catalog"),
-        export_dir=os.path.join(work, "model"),
-        item_text=item_text,
-    )
-    base = paths.serving_model_dir
-    target = atomic_copy(os.path.join(work, "model"), base, next_version(base))
-    print(f"catalogue now {size} items; pushed {target}")
+    try:
+        size = reindex(
+            weights_dir=os.path.join(_uri(nodes, P.TRAINER, P.MODEL_RUN), WEIGHTS_DIR),
+            tft_output=tft_output,
+            scan_ds=scan,
+            catalog_dir=split_dir(_uri(nodes, P.CATALOG_GEN, P.EXAMPLES), P.CATALOG_SPLIT),
+            new_items=items,
+            out_catalog_dir=os.path.join(work, "catalog"),
+            export_dir=os.path.join(work, "model"),
+            item_text=item_text,
+        )
+        base = paths.serving_model_dir
+        target = atomic_copy(os.path.join(work, "model"), base, next_version(base))
+        os.makedirs(os.path.dirname(record), exist_ok=True)
+        items.to_csv(os.path.join(work, "added.csv"), index=False)
+        os.replace(os.path.join(work, "added.csv"), record)  # whole, or the old one
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"catalogue now {size} items ({len(items)} added since the run); pushed {target}")
     return target

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
+from mtrec.add_items import add_items
 from mtrec.console import RunConsole
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
@@ -211,6 +213,28 @@ def test_pushed_model_loads_in_a_fresh_process_without_mtrec(first_run):
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "recommend" in done.stdout and "serving_default" in done.stdout
+
+
+def test_add_items_twice_serves_both_batches(first_run, tmp_path):
+    """`mtrec add-items` re-indexes the served run's model without retraining; a
+    second call keeps the first call's items, and no work folder is left."""
+    paths, _, nodes = first_run
+    home = tmp_path / "home"  # a copy of the run's MLMD; its artifacts stay in place
+    home.mkdir()
+    shutil.copy(paths.metadata_path, home / "metadata.sqlite")
+    versions = []
+    for item, title in (("new-1", "A First New Film"), ("new-2", "A Second New Film")):
+        csv = tmp_path / f"{item}.csv"
+        csv.write_text(f"item_id,title,genres,description,year\n"
+                       f"{item},{title},Drama,a quiet story,2024\n")
+        versions.append(add_items(str(home), str(csv)))
+    served = [set(tf.saved_model.load(v).catalog_ids.numpy()) for v in versions]
+    original = set(tf.saved_model.load(paths.serving_model_dir + "/" + _versions(paths)[0])
+                   .catalog_ids.numpy())
+    assert served[0] == original | {b"new-1"}
+    assert served[1] == original | {b"new-1", b"new-2"}
+    assert sorted(p.name for p in home.iterdir()) == [
+        "added_items", "metadata.sqlite", "serving_model"]
 
 
 def test_report_is_rebuilt_from_the_run_without_retraining(first_run):
