@@ -21,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 from mtrec.add_items import add_items
+from mtrec.components.anomaly_gate.executor import SchemaAnomaliesError
 from mtrec.console import RunConsole
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
@@ -289,9 +290,8 @@ def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(fir
 def test_schema_anomalies_stop_the_run_before_trainer(tmp_path):
     paths = local_runner.LocalPaths(str(tmp_path))
     examples_root = _examples(tmp_path / "examples", age=500)  # outside the schema's 0..120
-    with pytest.raises(Exception) as failure:
+    with pytest.raises(SchemaAnomaliesError, match="feature 'age'"):
         _run(paths, examples_root)
-    assert "feature 'age'" in str(failure.value)
     out = _console(paths)
     assert "] AnomalyGate FAILED after " in out
     assert "error in AnomalyGate: " in out and "feature 'age'" in out

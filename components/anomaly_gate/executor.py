@@ -34,20 +34,20 @@ def read_anomalies(artifact: types.Artifact) -> dict[str, anomalies_pb2.Anomalie
     return result
 
 
-def describe(anomalies: dict[str, anomalies_pb2.Anomalies], ignored: set[str]) -> list[str]:
-    """One line per (split, feature) anomaly that is not ignored."""
-    lines = []
+def describe(anomalies: dict[str, anomalies_pb2.Anomalies], ignored: set[str]
+             ) -> tuple[list[str], list[str]]:
+    """One line per (split, feature) anomaly: (those that stop the run, the ignored ones)."""
+    lines, warnings = [], []
     for split, proto in sorted(anomalies.items()):
         for feature, info in sorted(proto.anomaly_info.items()):
             kinds = {anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason}
-            if kinds and kinds <= ignored:
-                continue
-            lines.append(f"[{split}] feature '{feature}': {info.short_description} "
-                         f"({info.description}) types={sorted(kinds)}")
+            line = (f"[{split}] feature '{feature}': {info.short_description} "
+                    f"({info.description}) types={sorted(kinds)}")
+            (warnings if kinds and kinds <= ignored else lines).append(line)
         if proto.HasField("dataset_anomaly_info"):
             info = proto.dataset_anomaly_info
             lines.append(f"[{split}] dataset: {info.short_description} ({info.description})")
-    return lines
+    return lines, warnings
 
 
 class Executor(base_executor.BaseExecutor):
@@ -62,7 +62,9 @@ class Executor(base_executor.BaseExecutor):
             t.strip() for t in (exec_properties.get(IGNORED_ANOMALY_TYPES) or "").split(",")
             if t.strip()
         }
-        problems = describe(read_anomalies(source), ignored)
+        problems, warnings = describe(read_anomalies(source), ignored)
+        for line in warnings:
+            log.warning("AnomalyGate: ignored (ignored_anomaly_types): %s", line)
         result = artifact_utils.get_single_instance(output_dict[GATE_RESULT])
         result.split_names = source.split_names
         io_utils.copy_dir(source.uri, result.uri)

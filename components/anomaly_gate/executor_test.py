@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -58,9 +59,12 @@ def test_anomaly_stops_with_the_feature_named(tmp_path):
         _run(tmp_path, {"train": anomalies_pb2.Anomalies(), "eval": _age_out_of_range()})
 
 
-def test_ignored_anomaly_types_only_warn(tmp_path):
-    result = _run(tmp_path, {"train": _age_out_of_range()}, ignored="INT_TYPE_BIG_INT")
+def test_ignored_anomaly_types_only_warn(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        result = _run(tmp_path, {"train": _age_out_of_range()}, ignored="INT_TYPE_BIG_INT")
     assert result.get_int_custom_property("anomaly_count") == 0
+    (warning,) = [r.getMessage() for r in caplog.records if "AnomalyGate" in r.getMessage()]
+    assert "[train] feature 'age'" in warning and "INT_TYPE_BIG_INT" in warning
 
 
 def test_component_wires_its_channels():
