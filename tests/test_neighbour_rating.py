@@ -28,8 +28,11 @@ def test_offsets_are_the_alternating_ridge_fixed_point():
     # The last pass set b_u from b_i exactly: b_u = sum(r - mu - b_i) / (10 + n_u).
     np.testing.assert_allclose(bu[0], (5 - 3.25 - bi[0] + 3 - 3.25 - bi[1]) / 12, rtol=1e-9)
     np.testing.assert_allclose(bu[2], (1 - 3.25 - bi[1]) / 11, rtol=1e-9)
+    # Converged: b_i = sum(r - mu - b_u) / (25 + n_i) holds for the final b_u too.
     # Item 0 (ratings 5, 4) sits above the mean, item 1 (3, 1) below.
-    assert bi[0] > 0 > bi[1]
+    np.testing.assert_allclose(bi, [(5 - 3.25 - bu[0] + 4 - 3.25 - bu[1]) / 27,
+                                    (3 - 3.25 - bu[0] + 1 - 3.25 - bu[2]) / 27], rtol=1e-6)
+    np.testing.assert_allclose(bi, [0.08571, -0.08996], atol=1e-5)
 
 
 def test_shrunk_residual_similarity_by_hand():

@@ -42,6 +42,16 @@ def test_untouched_rows_keep_their_moments_between_steps():
     # Adam keeps moving row 0 on the second step (momentum); LazyAdam does not.
     assert dense_table.numpy()[0, 0] < table.numpy()[0, 0]
     np.testing.assert_array_equal(table.numpy()[[1, 3, 4]], 0.0)
+    # By hand (beta 0.9 / 0.999, lr 0.1): one step on a row with gradient 1 leaves
+    # m = 0.1, v = 0.001 there, and row 0 keeps them through row 2's step. The
+    # steps: 0.1 x sqrt(1 - 0.999) / (1 - 0.9) x 0.1 / sqrt(0.001) = 0.1 at step 1,
+    # 0.1 x sqrt(1 - 0.999^2) / (1 - 0.9^2) x 0.1 / sqrt(0.001) = 0.07441 at step 2.
+    index = lazy._index_dict[lazy._var_key(table)]
+    m, v = lazy._momentums[index].numpy(), lazy._velocities[index].numpy()
+    np.testing.assert_allclose(m[[0, 2]], 0.1, rtol=1e-5)
+    np.testing.assert_allclose(v[[0, 2]], 0.001, rtol=1e-4)
+    np.testing.assert_array_equal(m[[1, 3, 4]], 0.0)
+    np.testing.assert_allclose(table.numpy()[[0, 2], 0], [-0.1, -0.07441], rtol=1e-3)
 
 
 def test_dense_gradients_follow_adam():
