@@ -50,6 +50,9 @@ QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "GRPC_VERBOSITY": "ERROR"}
 _TFX_START = "Component %s is running."
 _TFX_FINISH = "Component %s is finished."
 _TFX_CACHED = "A cached execution %d is used."
+# The launcher's line for a node whose inputs resolve to Skip: a false Cond (the
+# gate chain: TFMA and the Pusher after a refused model).
+_TFX_SKIPPED = "Skipping execution for %s"
 # components/text_encoder logs through absl; its MLM and encoding lines are
 # shown (the rest stays in the log), MLM step lines ("step %d/%d") only at each
 # quarter: 4 lines, not 15.
@@ -86,6 +89,8 @@ class _Records(logging.Handler):
                 self.console.component_finished(str(record.args[0]))
             elif record.msg == _TFX_CACHED:
                 self.console.cached = True
+            elif record.msg == _TFX_SKIPPED:
+                self.console.skipped = True
             elif isinstance(record.msg, str) and record.msg.startswith(_TEXT_ENCODER_SHOWN):
                 if _STEP_FORMAT in record.msg:
                     before = record.msg.split(_STEP_FORMAT)[0].count("%")
@@ -118,7 +123,7 @@ class RunConsole:
         self.start = time.monotonic()
         self.running: str | None = None
         self.running_since = 0.0
-        self.cached = False
+        self.cached = self.skipped = False
         self._started_shown = True
         self._timer: threading.Timer | None = None
         self._quarter = 0
@@ -254,6 +259,7 @@ class RunConsole:
     def component_started(self, node_id: str) -> None:
         with self._lock:
             self.running, self.running_since, self.cached = node_id, time.monotonic(), False
+            self.skipped = False
             self._started_shown, self._quarter = False, 0
             self._timer = threading.Timer(START_LINE_AFTER_SECONDS, self._show_started)
             self._timer.daemon = True
@@ -273,7 +279,10 @@ class RunConsole:
             seconds = time.monotonic() - self.running_since
             self._close_bar()
             self._started_shown = True  # a quick component: this one line says it all
-            self.line(f"{node_id} {'CACHED' if self.cached else 'done'} in {seconds:.1f}s")
+            if self.skipped:
+                self.line(f"{node_id} skipped (a gate before it refused the model)")
+            else:
+                self.line(f"{node_id} {'CACHED' if self.cached else 'done'} in {seconds:.1f}s")
             self.running = None
 
     def failure(self, err: BaseException) -> str:

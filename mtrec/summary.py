@@ -204,7 +204,8 @@ def render(summary: dict) -> str:
     if "training" in summary:
         t = summary["training"]
         lines.append(
-            f"training: {t['train_examples']} examples, {t['epochs']} epochs, "
+            f"training: {t['train_examples']} examples, {t['epochs']} "
+            f"epoch{'s' if t['epochs'] != 1 else ''}, "
             f"{t['train_seconds']}s, catalogue {t['catalog_size']} items"
             + _protocol(t)
         )

@@ -169,6 +169,23 @@ def test_component_lines_survive_a_savedmodel_export(tmp_path: Path) -> None:
     assert "] Trainer done in " in terminal.getvalue()
 
 
+def test_a_node_a_gate_skipped_says_so(tmp_path: Path) -> None:
+    # TFX logs a skipped node (a false Cond: the gate chain) as running, then
+    # skipped, then finished; "done in 0.0s" read as if TFMA had run.
+    terminal = io.StringIO()
+    with RunConsole(str(tmp_path), terminal=terminal):
+        for node in ("Evaluator", "AtomicPusher"):
+            absl_logging.info("Component %s is running.", node)
+            absl_logging.info("Skipping execution for %s", node)
+            absl_logging.info("Component %s is finished.", node)
+        absl_logging.info("Component %s is running.", "Next")
+        absl_logging.info("Component %s is finished.", "Next")
+    out = terminal.getvalue()
+    assert "] Evaluator skipped (a gate before it refused the model)" in out
+    assert "] AtomicPusher skipped (" in out and "done" not in out.split("Next")[0]
+    assert "] Next done in " in out  # the flag does not outlive its node
+
+
 def _drain(leader: int) -> bytes:
     """Everything written to the pty. One os.read returns only what the line
     discipline has passed on so far (CI once saw two lines of five), so read

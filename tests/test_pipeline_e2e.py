@@ -285,6 +285,8 @@ def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(fir
     assert len(_versions(paths)) == 1
     summary = render(collect(refused))
     assert "blessed: TFMA=not run (retrieval gate refused) retrieval=False" in summary
+    assert "] Evaluator skipped (" in _console(paths) and "] AtomicPusher skipped (" in \
+        _console(paths)
 
 
 def test_schema_anomalies_stop_the_run_before_trainer(tmp_path):
