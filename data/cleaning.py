@@ -131,14 +131,37 @@ def _row_rejects(ratings: pd.DataFrame, reason: pd.Series, name: str) -> pd.Data
     raw = rows[RAW] if RAW in rows.columns else pd.Series(
         [repr(r) for r in rows[list(RATING_COLUMNS)].to_dict("records")], index=rows.index,
         dtype=object)
-    return rows[list(RATING_COLUMNS)].assign(**{
+    out = rows[list(RATING_COLUMNS)].assign(**{
         TABLE: RATINGS,
         SOURCE: rows[SOURCE_COL] if SOURCE_COL in rows.columns else name,
         LINE_NO: rows[LINE] if LINE in rows.columns else numbers,
         REASON: reason[rejected],
-        DETAIL: "",
+        DETAIL: [_row_detail(r, why) for r, why in zip(
+            rows[list(RATING_COLUMNS)].to_dict("records"), reason[rejected], strict=True)],
         RAW_TEXT: raw,
     })
+    # Whole seconds as integers (a float column would write 881250960.0).
+    out[F.TIMESTAMP] = out[F.TIMESTAMP].map(
+        lambda v: int(v) if isinstance(v, float) and v.is_integer() else v).astype(object)
+    return out
+
+
+def _row_detail(row: dict, reason: str) -> str:
+    """What a rejected rating row got wrong, for rejects.csv's `detail` (no user ids)."""
+    if reason == MISSING_FIELD:
+        blank = [c for c in RATING_COLUMNS if _blank(pd.Series([row[c]])).iloc[0]
+                 or (c == F.RATING and _missing_rating(pd.Series([row[c]])).iloc[0])]
+        return "missing " + ", ".join(blank)
+    if reason == BAD_RATING:
+        return "the rating is not a number (the raw text shows it)"
+    if reason == RATING_OUT_OF_RANGE:
+        return f"rating {float(row[F.RATING]):g} is outside [{F.MIN_RATING:g}, {F.MAX_RATING:g}]"
+    if reason == BAD_TIMESTAMP:
+        return ("a timestamp must be whole seconds since 1970-01-01 UTC, "
+                "from 0 to before 2100 (milliseconds?)")
+    return {UNKNOWN_USER: "the user_id is not in the users table",
+            UNKNOWN_ITEM: "the item_id is not in the items table",
+            DUPLICATE: "a later rating of the same user_id and item_id is kept"}.get(reason, "")
 
 
 def _line_rejects(malformed: pd.DataFrame) -> pd.DataFrame:

@@ -165,6 +165,24 @@ def test_write_rejects(tmp_path: Path) -> None:
     assert back["raw"].iloc[0] == "x,y" and "6.0" in back["raw"].iloc[1]
 
 
+def test_write_rejects_says_what_each_row_got_wrong(tmp_path: Path) -> None:
+    rows = [*GOOD, ("u1", "i2", None, 10), ("u1", "i2", "abc", 11), ("u1", "i3", 9.0, 12),
+            ("u2", "i1", 4.0, -5), ("u1", "i9", 4.0, 13), ("u1", "i1", 2.0, 50)]
+    result = clean(dataset(rows), max_reject_fraction=1.0)
+    back = pd.read_csv(write_rejects(result, tmp_path / "rejects.csv"), dtype=str,
+                       keep_default_na=False)
+    assert dict(zip(back["reason"], back["detail"], strict=True)) == {
+        MISSING_FIELD: "missing rating",
+        BAD_RATING: "the rating is not a number (the raw text shows it)",
+        RATING_OUT_OF_RANGE: "rating 9 is outside [0.5, 5]",
+        BAD_TIMESTAMP: "a timestamp must be whole seconds since 1970-01-01 UTC, "
+                       "from 0 to before 2100 (milliseconds?)",
+        UNKNOWN_ITEM: "the item_id is not in the items table",
+        DUPLICATE: "a later rating of the same user_id and item_id is kept",
+    }
+    assert back["timestamp"].tolist() == ["10", "11", "12", "-5", "13", "50"]  # not "10.0"
+
+
 def test_pseudonymize_users() -> None:
     ds = dataset(GOOD)
     out = pseudonymize_users(ds, b"secret")
