@@ -136,8 +136,7 @@ def _row_rejects(ratings: pd.DataFrame, reason: pd.Series, name: str) -> pd.Data
         SOURCE: rows[SOURCE_COL] if SOURCE_COL in rows.columns else name,
         LINE_NO: rows[LINE] if LINE in rows.columns else numbers,
         REASON: reason[rejected],
-        DETAIL: [_row_detail(r, why) for r, why in zip(
-            rows[list(RATING_COLUMNS)].to_dict("records"), reason[rejected], strict=True)],
+        DETAIL: _row_details(rows, reason[rejected]),
         RAW_TEXT: raw,
     })
     # Whole seconds as integers (a float column would write 881250960.0).
@@ -146,22 +145,29 @@ def _row_rejects(ratings: pd.DataFrame, reason: pd.Series, name: str) -> pd.Data
     return out
 
 
-def _row_detail(row: dict, reason: str) -> str:
-    """What a rejected rating row got wrong, for rejects.csv's `detail` (no user ids)."""
-    if reason == MISSING_FIELD:
-        blank = [c for c in RATING_COLUMNS if _blank(pd.Series([row[c]])).iloc[0]
-                 or (c == F.RATING and _missing_rating(pd.Series([row[c]])).iloc[0])]
-        return "missing " + ", ".join(blank)
-    if reason == BAD_RATING:
-        return "the rating is not a number (the raw text shows it)"
-    if reason == RATING_OUT_OF_RANGE:
-        return f"rating {float(row[F.RATING]):g} is outside [{F.MIN_RATING:g}, {F.MAX_RATING:g}]"
-    if reason == BAD_TIMESTAMP:
-        return ("a timestamp must be whole seconds since 1970-01-01 UTC, "
-                "from 0 to before 2100 (milliseconds?)")
-    return {UNKNOWN_USER: "the user_id is not in the users table",
-            UNKNOWN_ITEM: "the item_id is not in the items table",
-            DUPLICATE: "a later rating of the same user_id and item_id is kept"}.get(reason, "")
+_DETAILS = {  # rejects.csv's `detail` per reason (no ids: they may be pseudonymised)
+    BAD_RATING: "the rating is not a number (the raw text shows it)",
+    BAD_TIMESTAMP: ("a timestamp must be whole seconds since 1970-01-01 UTC, "
+                    "from 0 to before 2100 (milliseconds?)"),
+    UNKNOWN_USER: "the user_id is not in the users table",
+    UNKNOWN_ITEM: "the item_id is not in the items table",
+    DUPLICATE: "a later rating of the same user_id and item_id is kept",
+}
+
+
+def _row_details(rows: pd.DataFrame, reason: pd.Series) -> pd.Series:
+    """What each rejected rating row got wrong: _DETAILS, with the missing fields
+    named and an out-of-range rating's value (column-wise, as _reasons checks them)."""
+    detail = reason.map(_DETAILS).fillna("").astype(object)
+    missing = rows.loc[reason == MISSING_FIELD]
+    blank = {c: _missing_rating(missing[c]) if c == F.RATING else _blank(missing[c])
+             for c in RATING_COLUMNS}
+    detail[missing.index] = [
+        "missing " + ", ".join(c for c in RATING_COLUMNS if blank[c][i]) for i in missing.index]
+    high = rows.loc[reason == RATING_OUT_OF_RANGE, F.RATING]
+    detail[high.index] = [f"rating {float(v):g} is outside [{F.MIN_RATING:g}, "
+                          f"{F.MAX_RATING:g}]" for v in high]
+    return detail
 
 
 def _line_rejects(malformed: pd.DataFrame) -> pd.DataFrame:

@@ -19,6 +19,7 @@ import tempfile
 import pandas as pd
 import tensorflow as tf
 import tensorflow_transform as tft
+from ml_metadata.proto import metadata_store_pb2
 
 from mtrec.components.atomic_pusher.executor import atomic_copy, next_version
 from mtrec.components.text_encoder.new_items import extend_item_text
@@ -29,20 +30,24 @@ from mtrec.data.artifact_io import read_split, split_dir
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.pipeline.local_runner import LocalPaths
-from mtrec.run_state import latest_pushed_run
+from mtrec.run_state import NodeRun, latest_pushed_run
 
 # In the run's home: each served model's added items so far (model-<MLMD id>.csv),
 # so a second `add-items` keeps the first one's items.
 ADDED_ITEMS_DIR = "added_items"
 
 
-def _uri(nodes, node: str, key: str) -> str:
+def _artifact(nodes: dict[str, NodeRun], node: str, key: str) -> metadata_store_pb2.Artifact:
     try:
-        return nodes[node].outputs[key][0].uri
+        return nodes[node].outputs[key][0]
     except (KeyError, IndexError) as err:
         raise FileNotFoundError(
             f"no {node}.{key} in the run that pushed the served model; run `mtrec run` first"
         ) from err
+
+
+def _uri(nodes: dict[str, NodeRun], node: str, key: str) -> str:
+    return _artifact(nodes, node, key).uri
 
 
 def add_items(home: str, items_path: str) -> str:
@@ -58,7 +63,7 @@ def add_items(home: str, items_path: str) -> str:
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row")
     # Cumulative: what earlier add-items gave the same served model, then these.
     record = os.path.join(paths.home, ADDED_ITEMS_DIR,
-                          f"model-{nodes[P.TRAINER].outputs[P.MODEL][0].id}.csv")
+                          f"model-{_artifact(nodes, P.TRAINER, P.MODEL).id}.csv")
     if os.path.exists(record):
         earlier = pd.read_csv(record, dtype={F.ITEM_ID: str}, keep_default_na=False)
         items = pd.concat([earlier, items], ignore_index=True).drop_duplicates(

@@ -258,8 +258,8 @@ class RunConsole:
     # ------------------------------------------------------------ components
     def component_started(self, node_id: str) -> None:
         with self._lock:
-            self.running, self.running_since, self.cached = node_id, time.monotonic(), False
-            self.skipped = False
+            self.running, self.running_since = node_id, time.monotonic()
+            self.cached = self.skipped = False
             self._started_shown, self._quarter = False, 0
             self._timer = threading.Timer(START_LINE_AFTER_SECONDS, self._show_started)
             self._timer.daemon = True
