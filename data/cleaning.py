@@ -140,8 +140,9 @@ def _row_rejects(ratings: pd.DataFrame, reason: pd.Series, name: str) -> pd.Data
         RAW_TEXT: raw,
     })
     # Whole seconds as integers (a float column would write 881250960.0).
-    out[F.TIMESTAMP] = out[F.TIMESTAMP].map(
-        lambda v: int(v) if isinstance(v, float) and v.is_integer() else v).astype(object)
+    out[F.TIMESTAMP] = pd.Series(  # a list: Series.map would infer float back from [300, None]
+        [int(v) if isinstance(v, float) and v.is_integer() else v for v in out[F.TIMESTAMP]],
+        index=out.index, dtype=object)
     return out
 
 

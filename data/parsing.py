@@ -120,6 +120,19 @@ def split_delimited(
     return frame, bad
 
 
+class HeaderError(ValueError):
+    """A CSV header the file cannot be read with. Its first line may be data (no
+    header row at all), so `withheld` says the same without the line's values."""
+
+    def __init__(self, path: Path, header: list[str], problem: str) -> None:
+        super().__init__(f"{path}: header {header} {problem}")
+        self.path, self.header, self.problem = path, header, problem
+
+    def withheld(self) -> str:
+        return (f"{self.path}: the header (line 1, {len(self.header)} fields; values withheld: "
+                f"pseudonymised run) {self.problem}")
+
+
 class Record(NamedTuple):
     """One CSV record: first line (1-based), fields (None when bad), raw text, reason, end index."""
 
@@ -139,7 +152,9 @@ def csv_records(
     any), is bad. A bad record spanning several lines (an unbalanced quote
     swallows the lines after it) is reported as its first line only, and
     parsing restarts on the next line, so one stray quote costs one line.
-    With multiline=False a quoted field may not hold a line break at all.
+    With multiline=False a quoted field may not hold a line break at all. A
+    quote left open at the end of the file is bad too (csv would return the
+    rest of the file as that field).
     """
     pos, total = start, len(lines)
     while pos < total:
@@ -157,9 +172,12 @@ def csv_records(
             if fields is not None and len(fields) <= 1 and not "".join(fields).strip():
                 continue  # a blank line
             span = pos - first
-            if fields is not None and n_fields is not None and len(fields) != n_fields:
+            unclosed = fields is not None and pos == total and _unclosed(lines[first:pos])
+            if unclosed:
+                fields, reason = None, "unbalanced quote: one opened on this line is never closed"
+            elif fields is not None and n_fields is not None and len(fields) != n_fields:
                 reason = f"expected {n_fields} comma-separated fields, got {len(fields)}"
-            if span > 1 and (reason or not multiline):
+            if span > 1 and (reason or not multiline) and not unclosed:
                 spans = f"a quoted field runs over lines {first + 1}-{pos}: unbalanced quote?"
                 reason = f"{reason}; {spans}" if reason else spans
             if not reason:
@@ -188,6 +206,24 @@ def read_csv_rows(
     holding user ids; multiline=False rejects quoted line breaks (see csv_records).
     """
     text, dirty = decode(path.read_bytes(), encoding)
+    # csv's field limit (128 KiB by default) would cut a long description and
+    # resume inside it; no field can be longer than the file itself.
+    limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    try:
+        return _read_records(path, text, dirty, required, encoding, user_column, multiline)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _read_records(
+    path: Path,
+    text: str,
+    dirty: bool,
+    required: tuple[str, ...],
+    encoding: str,
+    user_column: str | None,
+    multiline: bool,
+) -> tuple[pd.DataFrame, list[BadLine]]:
     lines = io.StringIO(text, newline="").readlines()
     head = next(csv_records(lines, 0, None, True), None)
     if head is None:
@@ -199,11 +235,11 @@ def read_csv_rows(
     header = [h.strip() for h in head.fields]
     missing = [c for c in required if c not in header]
     if missing:
-        raise ValueError(f"{path}: header {header} lacks required column(s) {missing}"
-                         + _separator_hint(header))
+        raise HeaderError(path, header, f"lacks required column(s) {missing}"
+                          + _separator_hint(header))
     repeated = sorted({h for h in header if h and header.count(h) > 1})
     if repeated:
-        raise ValueError(f"{path}: header {header} repeats column(s) {repeated}")
+        raise HeaderError(path, header, f"repeats column(s) {repeated}")
     user_at = header.index(user_column) if user_column in header else None
     rows, numbers, raws, bad = [], [], [], []
     for line, fields, raw, reason, _ in csv_records(lines, head.end, len(header), multiline):
@@ -229,13 +265,16 @@ def to_ratings(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataF
     A rating that is not a number becomes NaN and is left for cleaning to
     reject (float can hold it; the row's RAW text keeps the value); a
     timestamp that is not an integer cannot be held by an int64 column, so
-    that row is malformed here. Rows keep SOURCE_COL, LINE and RAW.
+    that row is malformed here. An empty rating or timestamp becomes None
+    (those columns are then object), so that cleaning rejects the row as a
+    missing field. Rows keep SOURCE_COL, LINE and RAW.
     """
     user, item = id_strings(frame[F.USER_ID]), id_strings(frame[F.ITEM_ID])
     rating = pd.to_numeric(_stripped(frame[F.RATING]), errors="coerce").astype("float64")
     ts_num = pd.to_numeric(_stripped(frame[F.TIMESTAMP]), errors="coerce")
+    no_rating, no_ts = _empty(frame[F.RATING]), _empty(frame[F.TIMESTAMP])
     ts_ok = ts_num.notna() & np.isfinite(ts_num) & (ts_num == np.floor(ts_num))
-    ts_ok &= ts_num.abs() < 2**62
+    ts_ok = (ts_ok & (ts_num.abs() < 2**62)) | no_ts
     raws = frame[RAW] if RAW in frame.columns else pd.Series(
         [repr(v) for v in frame.drop(columns=[LINE]).to_dict("records")], index=frame.index)
     bad = [
@@ -246,12 +285,13 @@ def to_ratings(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataF
             user[~ts_ok], strict=True,
         )
     ]
+    seconds = _with_none(ts_num.where(ts_ok & ~no_ts, 0).astype("int64"), no_ts)
     ratings = pd.DataFrame(
         {
             F.USER_ID: user[ts_ok].to_numpy(dtype=object),
             F.ITEM_ID: item[ts_ok].to_numpy(dtype=object),
-            F.RATING: rating[ts_ok].to_numpy(),
-            F.TIMESTAMP: ts_num[ts_ok].to_numpy().astype("int64"),
+            F.RATING: _with_none(rating, no_rating)[ts_ok].to_numpy(),
+            F.TIMESTAMP: seconds[ts_ok].to_numpy(),
         }
     )
     if SPLIT in frame.columns:  # an official split travels with its rows
@@ -267,6 +307,16 @@ def id_strings(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), "").astype(str).str.strip()
 
 
+def _empty(values: pd.Series) -> pd.Series:
+    """Missing or blank text."""
+    return values.isna() | (values.astype(str).str.strip() == "")
+
+
+def _with_none(values: pd.Series, missing: pd.Series) -> pd.Series:
+    """`values` with None where `missing`; object dtype only when something is missing."""
+    return values.astype(object).where(~missing, None) if missing.any() else values
+
+
 def _stripped(values: pd.Series) -> pd.Series:
     return values.astype(str).str.strip() if values.dtype == object else values
 
@@ -279,6 +329,15 @@ def _separator_hint(header: list[str]) -> str:
         if sep in header[0]:
             return f" (it looks {name}-separated: the CSV files must be comma-separated)"
     return ""
+
+
+def _unclosed(record: list[str]) -> bool:
+    """Whether the record's lines end inside a quoted field (csv's strict mode says so)."""
+    try:
+        next(csv.reader(record, strict=True), None)
+    except csv.Error as err:
+        return "unexpected end of data" in str(err)
+    return False
 
 
 def _raw(lines: list[str], first: int, end: int) -> str:

@@ -26,7 +26,7 @@ import pandas as pd
 from mtrec.contracts import features as F
 from mtrec.data.tables import DETAIL, MALFORMED, RATINGS, RAW_TEXT, REASON, TABLE, USERS, Dataset
 
-_DELIMITERS = "\\s,;:|\"'"  # what separates fields in any of the supported formats
+_DELIMITERS = "\\s,;:|\"'\\x00"  # what separates fields in the supported formats, and NUL
 _FIELD = re.compile(f"[^{_DELIMITERS}]+")
 WITHHELD = "(withheld: pseudonymised run, and the user id field of this line cannot be located)"
 
@@ -68,7 +68,8 @@ def redact(
 
     `odd` are known ids that hold a delimiter themselves; they are looked for as such.
     """
-    found = {f for f in _FIELD.findall(text) if f in known} | {i for i in odd if i in text}
+    found = {f for f in _FIELD.findall(text) if f in known}
+    found |= {i for i in odd if i in text or i.replace('"', '""') in text}  # csv doubles quotes
     if not found:
         return text
     forms = {form: user for user in found for form in (user, user.replace('"', '""'))}

@@ -117,11 +117,12 @@ def text_column(values: pd.Series | None, n: int, default: str = "") -> pd.Serie
 
 
 def int_column(values: pd.Series | None, n: int) -> pd.Series:
-    """Non-negative int64 values; missing or unparsable ones become 0 (= unknown)."""
+    """Whole, non-negative int64 values (1999.0 is 1999); missing, negative, fractional or
+    unparsable ones become 0 (= unknown), as the README says."""
     if values is None:
         return pd.Series(np.zeros(n, dtype="int64"))
     num = pd.to_numeric(values, errors="coerce").reset_index(drop=True)
-    num = num.where((num >= 0) & np.isfinite(num), 0)
+    num = num.where((num >= 0) & np.isfinite(num) & (num == np.floor(num)), 0)
     return num.fillna(0).astype("int64")
 
 

@@ -31,6 +31,7 @@ from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import NodeRun, latest_pushed_run
+from mtrec.summary import shown_path
 
 # In the run's home: each served model's added items so far (model-<MLMD id>.csv),
 # so a second `add-items` keeps the first one's items.
@@ -100,5 +101,6 @@ def add_items(home: str, items_path: str) -> str:
         os.replace(os.path.join(work, "added.csv"), record)  # whole, or the old one
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"catalogue now {size} items ({len(items)} added since the run); pushed {target}")
+    print(f"catalogue now {size} items ({len(items)} added since the run); "
+          f"pushed {shown_path(target)}")
     return target

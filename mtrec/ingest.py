@@ -27,6 +27,7 @@ from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
 from mtrec.data.checks import check_split, check_tables
 from mtrec.data.cleaning import CleanResult, first_rating_reject
+from mtrec.data.parsing import HeaderError
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
 from mtrec.data.tables import Dataset
 
@@ -96,7 +97,12 @@ def check(
     as `ingest` does.
     """
     key, keep_raw = options.pseudonymize_key, options.rejects_keep_raw_ids
-    loaded = load_dataset(source, path, options.split)
+    try:
+        loaded = load_dataset(source, path, options.split)
+    except HeaderError as err:  # a file without a header row shows a user's data there
+        if key and not keep_raw:
+            raise ValueError(err.withheld()) from None
+        raise
     check_tables(loaded)
     raw_ids = raw_user_ids(loaded) if key else set()
     try:

@@ -173,7 +173,7 @@ def _tfma_verdict(summary: dict) -> str:
         summary.get("tfma_blessed"))
 
 
-def _shown(path: str) -> str:
+def shown_path(path: str) -> str:
     """A local path below the working directory as the relative path the run was given
     (the Pusher records it absolute); anything else (gs://, elsewhere) as it is."""
     relative = os.path.relpath(path) if os.path.isabs(path) else path
@@ -256,7 +256,7 @@ def render(summary: dict) -> str:
     retrieval_blessed = summary.get("retrieval_blessed")
     lines.append(f"blessed: TFMA={_tfma_verdict(summary)} retrieval={retrieval_blessed}")
     pushed = summary["pushed_to"]
-    lines.append(f"pushed to: {_shown(pushed) if pushed else 'nothing pushed (not blessed)'}")
+    lines.append(f"pushed to: {shown_path(pushed) if pushed else 'nothing pushed (not blessed)'}")
     rec = summary.get("example")
     if rec:
         items = "; ".join(

@@ -136,3 +136,27 @@ def test_summary_shows_counts_per_table() -> None:
     text = render({"data": data, "components": {}, "pushed_to": None})
     assert "users 13 read, 3 kept, 10 rejected" in text
     assert "items 4 read, 2 kept, 1 rejected, 1 duplicate" in text
+
+
+def test_ids_with_a_quote_or_a_nul_are_pseudonymised_in_raw_text(tmp_path: Path) -> None:
+    """csv doubles a quote inside an id ("x""y" in the raw line), and a NUL byte in a
+    line makes it malformed with the id read around it: both forms were left in `raw`."""
+    home = tmp_path / "home"
+    ratings = HEADER + GOOD + '"x""y",x,4,-1\n' + "bob\0,y,4,100\n"
+    ingest("generic", write_dir(tmp_path / "data", ratings, 'user_id\nalice\nbob\n"x""y"\n',
+                                "item_id\nx\ny\nz\n"),
+           str(home), IngestOptions(pseudonymize_key=KEY))
+    rejects = pd.read_csv(home / REJECTS_FILE, dtype=str, keep_default_na=False)
+    pseudo = pseudonymizer(KEY)
+    assert rejects["raw"].tolist() == [f"{pseudo('bob')}\\x00,y,4,100",
+                                       f'"{pseudo(chr(34).join("xy"))}",x,4,-1']
+    assert 'x""y' not in all_text(home) and 'x"y' not in all_text(home)
+
+
+def test_a_missing_header_row_does_not_print_the_first_rating(tmp_path: Path) -> None:
+    data = write_dir(tmp_path / "data", "alice,x,4,1\nbob,y,3,2\n")
+    with pytest.raises(ValueError, match=r"line 1, 4 fields; values withheld") as raised:
+        ingest("generic", data, str(tmp_path / "home"), IngestOptions(pseudonymize_key=KEY))
+    assert "alice" not in str(raised.value) and raised.value.__cause__ is None
+    with pytest.raises(ValueError, match=r"header \['alice', 'x', '4', '1'\] lacks"):
+        ingest("generic", data, str(tmp_path / "home"))  # no key: the header is shown

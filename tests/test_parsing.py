@@ -3,6 +3,7 @@ and rejects that keep the line number and raw text for every reason (issue 17)."
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pandas as pd
@@ -140,3 +141,55 @@ def test_a_header_in_another_separator_or_encoding_says_so(tmp_path: Path) -> No
         "user_id,item_id,rating,timestamp\nu1,i1,4,1\n".encode("utf-16"))
     with pytest.raises(ValueError, match=r"UTF-16\? save the file as UTF-8"):
         load_generic(utf16)
+
+
+def test_a_quote_left_open_at_the_end_of_the_file_costs_one_line(tmp_path: Path) -> None:
+    """csv returns an open quote at the end of the input as one field holding the rest of
+    the file: that would merge u2 into u1's occupation and lose u2 without a trace."""
+    write(tmp_path / "ratings.csv", HEADER + "u1,x,4,1\nu2,x,3,2\n")
+    write(tmp_path / "users.csv", 'user_id,age,gender,occupation\nu1,30,F,"writer\n'
+          "u2,40,M,artist\n")
+    write(tmp_path / "items.csv", 'item_id,title\nx,X\ny,"Y\n')
+    ds = load_generic(tmp_path)
+    assert ds.users[[F.USER_ID, F.OCCUPATION]].values.tolist() == [["u2", "artist"]]
+    assert ds.items[F.ITEM_ID].tolist() == ["x"]
+    assert ds.malformed[["table", "line", "raw"]].values.tolist() == [
+        [USERS, 2, 'u1,30,F,"writer'], [ITEMS, 3, 'y,"Y']]
+    assert ds.malformed["reason"].str.startswith("unbalanced quote: one opened on this line").all()
+
+
+def test_a_field_longer_than_csvs_default_limit_is_read_whole(tmp_path: Path) -> None:
+    """csv stops at 128 KiB per field; resuming inside the description turned its
+    second line into an item of its own. The limit is raised for the read, then restored."""
+    long = "z" * 140_000
+    write(tmp_path / "ratings.csv", HEADER + "a,big,4,1\na,x,3,2\n")
+    write(tmp_path / "items.csv", f'item_id,title,description\nbig,Big,"{long}\n'
+          'chapter 2,more,text"\nx,X,short\n')
+    limit = csv.field_size_limit()
+    ds = load_generic(tmp_path)
+    assert csv.field_size_limit() == limit
+    assert ds.items[F.ITEM_ID].tolist() == ["big", "x"] and ds.malformed.empty
+    assert ds.items[F.DESCRIPTION].iat[0] == f"{long}\nchapter 2,more,text"
+
+
+def test_an_empty_rating_or_timestamp_is_a_missing_field(tmp_path: Path) -> None:
+    write(tmp_path / "ratings.csv", HEADER + "a,x,4,1\na,y,3,2\nb,x,5,3\nb,y,,4\nb,z,4,\n"
+          "b,w,4,soon\n")
+    write(tmp_path / "items.csv", "item_id\nx\ny\nz\nw\n")
+    result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
+    rejects = result.rejects.set_index("line")
+    assert rejects.loc[5, ["reason", "detail"]].tolist() == ["missing_field", "missing rating"]
+    assert rejects.loc[6, ["reason", "detail"]].tolist() == ["missing_field", "missing timestamp"]
+    assert rejects.loc[5, F.TIMESTAMP] == 4 and isinstance(rejects.loc[5, F.TIMESTAMP], int)
+    assert rejects.loc[7, "reason"] == "malformed"  # not a number at all
+    assert result.dataset.ratings[F.TIMESTAMP].dtype == "int64"
+    assert result.dataset.ratings[F.RATING].dtype == "float64"
+
+
+def test_an_age_or_year_that_is_not_a_whole_number_is_unknown(tmp_path: Path) -> None:
+    write(tmp_path / "ratings.csv", HEADER + "".join(f"u{i},x,4,{i}\n" for i in range(6)))
+    write(tmp_path / "users.csv", "user_id,age\nu0,abc\nu1,-7\nu2,37.9\nu3,37.0\nu4,\nu5,41\n")
+    write(tmp_path / "items.csv", "item_id,year\nx,1999.0\n")
+    ds = load_generic(tmp_path)
+    assert ds.users[F.AGE].tolist() == [0, 0, 0, 37, 0, 41] and len(ds.users) == 6
+    assert ds.items[F.YEAR].tolist() == [1999]

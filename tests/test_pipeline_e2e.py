@@ -216,12 +216,13 @@ def test_pushed_model_loads_in_a_fresh_process_without_mtrec(first_run):
     assert "recommend" in done.stdout and "serving_default" in done.stdout
 
 
-def test_add_items_twice_serves_both_batches(first_run, tmp_path):
+def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, capsys):
     """`mtrec add-items` re-indexes the served run's model without retraining; a
     second call keeps the first call's items, and no work folder is left."""
     paths, _, nodes = first_run
     home = tmp_path / "home"  # a copy of the run's MLMD; its artifacts stay in place
     home.mkdir()
+    monkeypatch.chdir(tmp_path)
     shutil.copy(paths.metadata_path, home / "metadata.sqlite")
     versions = []
     for item, title in (("new-1", "A First New Film"), ("new-2", "A Second New Film")):
@@ -233,6 +234,9 @@ def test_add_items_twice_serves_both_batches(first_run, tmp_path):
     original = set(tf.saved_model.load(paths.serving_model_dir + "/" + _versions(paths)[0])
                    .catalog_ids.numpy())
     assert served[0] == original | {b"new-1"}
+    said = capsys.readouterr().out.splitlines()
+    assert said[-1] == (f"catalogue now {len(original) + 2} items (2 added since the run); "
+                        f"pushed home/serving_model/mtrec/{os.path.basename(versions[1])}")
     assert served[1] == original | {b"new-1", b"new-2"}
     assert sorted(p.name for p in home.iterdir()) == [
         "added_items", "metadata.sqlite", "serving_model"]
