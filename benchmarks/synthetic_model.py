@@ -21,6 +21,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from mtrec.contracts import features as F
+from mtrec.contracts import signatures as S
 
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
@@ -157,7 +158,7 @@ class _SyntheticRecommender(tf.Module):
         scores = tf.matmul(query, self.item_emb, transpose_b=True) + self.item_bias
         n = tf.shape(self.item_emb)[0]
         given = tf.reduce_max(tf.one_hot(idx, n) * known, axis=1)  # idx -1: all zeros
-        return self._top_k(tf.where(given > 0, -1e9, scores), k)
+        return self._top_k(tf.where(given > 0, S.EXCLUDED_SCORE, scores), k)
 
     @tf.function(
         input_signature=[

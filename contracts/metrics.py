@@ -19,3 +19,9 @@ RANKING_METRICS = tuple(at(m, RECOMMEND_K) for m in (NDCG, PRECISION, RECALL))
 # Derived, relative gates: model / popularity - 1, and model - last pushed model.
 NDCG_LIFT = at(NDCG, RECOMMEND_K) + "_lift"
 NDCG_CHANGE = at(NDCG, RECOMMEND_K) + "_change"
+
+
+def threshold_names(ks: tuple[int, ...] = RETRIEVAL_KS) -> set[str]:
+    """What a RetrievalEvaluator threshold may bound: HR@K for its ks, the ranking
+    metrics and the relative gates (the component and `mtrec run` check the same set)."""
+    return {at(HIT_RATE, k) for k in ks} | set(RANKING_METRICS) | {NDCG_LIFT, NDCG_CHANGE}

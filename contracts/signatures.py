@@ -44,3 +44,8 @@ RATINGS = "ratings"  # the served rating of each returned item
 RELEVANCE = "relevance"  # P(like) of each scored item
 GENRES = "genres"  # user_interest's names; embed_new_item's input (features.GENRES)
 EMBEDDING = "embedding"  # embed_user, embed_item, embed_new_item
+
+# The score of an item a list may not hold (the user's training items, the given
+# items): finite, so a fixed-size top-k stays a plain tensor, and always ranked last.
+# A list shorter than k is padded with such items; clients drop scores <= EXCLUDED / 2.
+EXCLUDED_SCORE = -1e9

@@ -107,6 +107,8 @@ def verify_dir(path: str | Path, pins: Pins, *, all_pinned: bool = True) -> list
     """Problems with a data set folder: missing required files, sha256 mismatches, and
     (with all_pinned, as for a fresh download) pinned files that are absent."""
     path = Path(path)
+    if not path.is_dir():
+        return ["no such folder" if not path.exists() else "not a folder"]
     problems = [f"missing required file {n}" for n in pins.required if not (path / n).is_file()]
     for name, expected in sorted(pins.files.items()):
         file = path / name

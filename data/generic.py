@@ -23,8 +23,9 @@ except in ratings), LF or CRLF; Parquet: the same column names):
   Without it every rated item is kept with empty attributes.
 
 Other columns are ignored. Lines with the wrong number of fields, lines that
-do not decode, and ratings whose timestamp is not an integer or whose split is
-not train/eval, are reported in ``Dataset.malformed`` under their table.
+do not decode, and ratings whose split is not train/eval are reported in
+``Dataset.malformed`` under their table; a rating row with a bad value stays a
+row, for cleaning to reject with its reason (parsing.to_ratings).
 """
 
 from __future__ import annotations
@@ -126,8 +127,8 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     # field running over lines is an unbalanced quote, not data.
     frame, bad_rows = _read(ratings_file, RATING_COLUMNS, multiline=False)
     frame, bad_split = _split_column(frame, ratings_file.name)
-    ratings, unconvertible = to_ratings(frame, ratings_file.name)
-    bad = [malformed_frame(bad_rows, RATINGS), bad_split, unconvertible]
+    ratings = to_ratings(frame, ratings_file.name)
+    bad = [malformed_frame(bad_rows, RATINGS), bad_split]
 
     users_file = _find(path, "users", required=False)
     if users_file is None:

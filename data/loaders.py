@@ -16,8 +16,8 @@ SAMPLE_DIR = Path(__file__).resolve().parent / "sample"
 def load_dataset(source: str, path: str | None = None, split: str | None = None) -> Dataset:
     """Load `source` in canonical form.
 
-    sample:    the embedded generic-format CSVs in mtrec/data/sample (path ignored).
-    synthetic: `synthetic.generate()` with its defaults (path ignored).
+    sample:    the embedded generic-format CSVs in mtrec/data/sample (a path is an error).
+    synthetic: `synthetic.generate()` with its defaults (a path is an error).
     ml-100k:   extracted ml-100k directory; split None (u.data) or u1..u5/ua/ub.
     ml-latest-small, ml-1m, generic: the extracted directory at `path`.
     Only ml-100k has official splits; `split` for any other source is an error.
@@ -29,6 +29,10 @@ def load_dataset(source: str, path: str | None = None, split: str | None = None)
             f"source {source!r} has no official split {split!r} "
             "(only ml-100k does; generic data may carry a `split` column)"
         )
+    if path is not None and source in ("sample", "synthetic"):  # `--path` alone: not ignored
+        raise ValueError(f"source {source!r} is built in and reads no --path ({path}); "
+                         "name the data's format with --source: generic (your CSV/Parquet) "
+                         "or a MovieLens set (ml-100k, ml-latest-small, ml-1m)")
     if source == "sample":
         return load_generic(SAMPLE_DIR, name="sample")
     if source == "synthetic":

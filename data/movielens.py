@@ -50,8 +50,8 @@ def _require(path: Path, *names: str) -> None:
 
 def _ratings_file(path: Path, sep: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame, bad = split_delimited(path, sep, 4)
-    ratings, unconvertible = to_ratings(frame.rename(columns=_RATING_NAMES), path.name)
-    return ratings, concat_malformed([malformed_frame(bad, RATINGS), unconvertible])
+    ratings = to_ratings(frame.rename(columns=_RATING_NAMES), path.name)
+    return ratings, malformed_frame(bad, RATINGS)
 
 
 # ------------------------------------------------------------------ ML-100K
@@ -139,9 +139,9 @@ def load_ml_latest_small(path: str | Path) -> Dataset:
              "timestamp": F.TIMESTAMP}
     frame, bad_rows = read_csv_rows(path / "ratings.csv", tuple(names), user_column="userId",
                                     multiline=False)
-    ratings, unconvertible = to_ratings(frame.rename(columns=names), "ratings.csv")
+    ratings = to_ratings(frame.rename(columns=names), "ratings.csv")
     movies, bad_movies = read_csv_rows(path / "movies.csv", ("movieId", "title", "genres"))
-    bad = [malformed_frame(bad_rows, RATINGS), unconvertible, malformed_frame(bad_movies, ITEMS)]
+    bad = [malformed_frame(bad_rows, RATINGS), malformed_frame(bad_movies, ITEMS)]
     descriptions: dict[str, str] = {}
     if (path / "tags.csv").is_file():
         descriptions, bad_tags = _tag_descriptions(path / "tags.csv")

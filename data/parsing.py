@@ -31,12 +31,10 @@ import pandas as pd
 from mtrec.contracts import features as F
 from mtrec.data.tables import (
     LINE,
-    RATINGS,
     RAW,
     SOURCE_COL,
     SPLIT,
     BadLine,
-    malformed_frame,
 )
 
 _SURROGATE = re.compile("[\udc80-\udcff]")  # an undecodable byte, kept by surrogateescape
@@ -259,47 +257,40 @@ def _read_records(
     return frame, bad
 
 
-def to_ratings(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def to_ratings(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """Convert parsed columns (ids, rating, timestamp, LINE, RAW[, split]) to canonical dtypes.
 
-    A rating that is not a number becomes NaN and is left for cleaning to
-    reject (float can hold it; the row's RAW text keeps the value); a
-    timestamp that is not an integer cannot be held by an int64 column, so
-    that row is malformed here. An empty rating or timestamp becomes None
-    (those columns are then object), so that cleaning rejects the row as a
-    missing field. Rows keep SOURCE_COL, LINE and RAW.
+    Nothing is rejected here: cleaning gives each bad value its reason. A
+    rating that is not a number becomes NaN (bad_rating; the row's RAW text
+    keeps the value). A timestamp that is not a whole number of seconds stays
+    the stripped text it was (bad_timestamp), an empty rating or timestamp
+    becomes None (missing_field); either makes that column object, not
+    float64/int64. Rows keep SOURCE_COL, LINE and RAW.
     """
-    user, item = id_strings(frame[F.USER_ID]), id_strings(frame[F.ITEM_ID])
     rating = pd.to_numeric(_stripped(frame[F.RATING]), errors="coerce").astype("float64")
-    ts_num = pd.to_numeric(_stripped(frame[F.TIMESTAMP]), errors="coerce")
-    no_rating, no_ts = _empty(frame[F.RATING]), _empty(frame[F.TIMESTAMP])
-    ts_ok = ts_num.notna() & np.isfinite(ts_num) & (ts_num == np.floor(ts_num))
-    ts_ok = (ts_ok & (ts_num.abs() < 2**62)) | no_ts
-    raws = frame[RAW] if RAW in frame.columns else pd.Series(
-        [repr(v) for v in frame.drop(columns=[LINE]).to_dict("records")], index=frame.index)
-    bad = [
-        (source, int(line), str(raw),
-         f"timestamp {value!r} is not an integer (seconds since 1970-01-01 UTC)", who)
-        for line, raw, value, who in zip(
-            frame.loc[~ts_ok, LINE], raws[~ts_ok], frame.loc[~ts_ok, F.TIMESTAMP],
-            user[~ts_ok], strict=True,
-        )
-    ]
-    seconds = _with_none(ts_num.where(ts_ok & ~no_ts, 0).astype("int64"), no_ts)
+    text = _stripped(frame[F.TIMESTAMP])
+    seconds = pd.to_numeric(text, errors="coerce")
+    whole = seconds.notna() & np.isfinite(seconds) & (seconds == np.floor(seconds))
+    whole &= seconds.abs() < 2**62
+    timestamp: pd.Series = seconds.where(whole, 0).astype("int64")
+    if not whole.all():
+        timestamp = timestamp.astype(object).where(whole, text)
     ratings = pd.DataFrame(
         {
-            F.USER_ID: user[ts_ok].to_numpy(dtype=object),
-            F.ITEM_ID: item[ts_ok].to_numpy(dtype=object),
-            F.RATING: _with_none(rating, no_rating)[ts_ok].to_numpy(),
-            F.TIMESTAMP: seconds[ts_ok].to_numpy(),
+            F.USER_ID: id_strings(frame[F.USER_ID]).to_numpy(dtype=object),
+            F.ITEM_ID: id_strings(frame[F.ITEM_ID]).to_numpy(dtype=object),
+            F.RATING: _with_none(rating, _empty(frame[F.RATING])).to_numpy(),
+            F.TIMESTAMP: _with_none(timestamp, _empty(frame[F.TIMESTAMP])).to_numpy(),
         }
     )
     if SPLIT in frame.columns:  # an official split travels with its rows
-        ratings[SPLIT] = frame.loc[ts_ok, SPLIT].to_numpy(dtype=object)
+        ratings[SPLIT] = frame[SPLIT].to_numpy(dtype=object)
     ratings[SOURCE_COL] = source
-    ratings[LINE] = frame.loc[ts_ok, LINE].to_numpy().astype("int64")
-    ratings[RAW] = raws[ts_ok].astype(str).to_numpy(dtype=object)
-    return ratings, malformed_frame(bad, RATINGS)
+    ratings[LINE] = frame[LINE].to_numpy().astype("int64")
+    raws = frame[RAW] if RAW in frame.columns else pd.Series(
+        [repr(v) for v in frame.drop(columns=[LINE]).to_dict("records")], index=frame.index)
+    ratings[RAW] = raws.astype(str).to_numpy(dtype=object)
+    return ratings
 
 
 def id_strings(values: pd.Series) -> pd.Series:
@@ -352,8 +343,12 @@ def _field(fields: list[str] | None, at: int | None) -> str:
 
 
 def _split_loosely(raw: str) -> list[str]:
-    """Best-effort fields of a record csv rejected (to find its user id field)."""
+    """Best-effort fields of a record csv rejected (to find its user id field). An
+    unbalanced quote makes csv read the whole line as one field: commas split it then."""
     try:
-        return next(csv.reader([raw.replace("\0", "")]), [])
+        fields = next(csv.reader([raw.replace("\0", "")]), [])
     except csv.Error:
-        return raw.split(",")
+        fields = []
+    if len(fields) > 1 or "," not in raw:
+        return fields
+    return [f.strip().strip('"') for f in raw.replace("\0", "").split(",")]

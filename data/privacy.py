@@ -5,12 +5,13 @@ keyed, so ids cannot be reversed by hashing a guessed id without the key;
 deterministic, so the same user maps to the same pseudonym across runs.
 
 Rejects are data too: their user_id column gets the pseudonym, and every raw
-user id that stands as a field in their raw text or detail is replaced by its
-pseudonym. A bad line can be garbled anywhere, so the ids looked for are all
-the ids the input holds (ratings, users, and the user id field of bad lines);
-an item id that equals some user id is replaced as well. A bad ratings or
-users line whose user id field cannot be located at all (too few fields) has
-its raw text withheld; its line number still points to it.
+user id that stands as a field in their raw text, detail or a timestamp that
+is text is replaced by its pseudonym. A bad line can be garbled anywhere, so
+the ids looked for are all the ids the input holds (ratings, users, and the
+user id field of bad lines); an item id that equals some user id is replaced
+as well. A bad ratings or users line whose user id field cannot be located at
+all (too few fields) has its raw text withheld; its line number still points
+to it.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def pseudonymize_rejects(rejects: pd.DataFrame, key: bytes, known: set[str]) -> 
     out[F.USER_ID] = [pseudo(u) if u else "" for u in users]
     for column in (RAW_TEXT, DETAIL):
         out[column] = [redact(str(t), known, pseudo, odd) for t in rejects[column].fillna("")]
+    # A timestamp that is not a number is kept as its text, which could be anything.
+    out[F.TIMESTAMP] = [redact(t, known, pseudo, odd) if isinstance(t, str) else t
+                        for t in rejects[F.TIMESTAMP]]
     unlocated = ((rejects[REASON] == MALFORMED) & rejects[TABLE].isin([RATINGS, USERS])
                  & (users == "")).to_numpy()
     out.loc[unlocated, RAW_TEXT] = WITHHELD

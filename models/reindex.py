@@ -16,7 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.data.artifact_io import COMPRESSION
+from mtrec.data.artifact_io import COMPRESSION, read_split
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
@@ -46,6 +46,15 @@ def item_example(item: pd.Series) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def catalog_item_ids(catalog_dir: str) -> set[str]:
+    """The raw item ids of a catalogue split folder."""
+    spec = {F.ITEM_ID: tf.io.FixedLenFeature([], tf.string)}
+    ids: set[str] = set()
+    for batch in read_split(catalog_dir).batch(8192):
+        ids.update(i.decode() for i in tf.io.parse_example(batch, spec)[F.ITEM_ID].numpy())
+    return ids
+
+
 def genres_of(row: pd.Series) -> list[str]:
     """An items-table row's genres: a "|"-joined string or a list."""
     genres = row.get(F.GENRES, "")
@@ -66,8 +75,16 @@ def reindex(
     """Export a model whose catalogue is the old one plus `new_items`; returns its size.
 
     `item_text` must already hold the new items' vectors
-    (components/text_encoder/new_items.py: extend_item_text).
+    (components/text_encoder/new_items.py: extend_item_text). An id the old
+    catalogue holds is a ValueError: its new row would replace the trained
+    item's features, and so its vector.
     """
+    known = sorted(set(new_items[F.ITEM_ID].astype(str)) & catalog_item_ids(catalog_dir))
+    if known:
+        raise ValueError(
+            f"{len(known)} item id(s) already in the catalogue the model was trained on "
+            f"({', '.join(known[:5])}{', ...' if len(known) > 5 else ''}): add-items adds "
+            "new items only; changing a known item takes a new `mtrec run`")
     tf.io.gfile.makedirs(out_catalog_dir)
     for name in tf.io.gfile.listdir(catalog_dir):
         tf.io.gfile.copy(os.path.join(catalog_dir, name), os.path.join(out_catalog_dir, name), True)

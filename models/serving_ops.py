@@ -25,12 +25,13 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts import signatures as S
 from mtrec.models.config import RATING, RELEVANCE, RETRIEVAL
 
 if TYPE_CHECKING:  # typing only: the model module is not needed to run these ops
     from mtrec.models.model import MultiTaskModel
 
-NEG = -1e9  # score of excluded items: finite, always ranked last
+NEG = S.EXCLUDED_SCORE  # score of excluded items: finite, always ranked last
 # 64 MB of float32 per table; ML-100K's item-item table is 944 x 1,683 (6.4 MB).
 MAX_CACHED_FLOATS = 1 << 24
 # User rows per eager batch. The item-item term gathers one catalogue-wide row per

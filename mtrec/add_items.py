@@ -27,6 +27,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import WEIGHTS_DIR
 from mtrec.data.artifact_io import read_split, split_dir
+from mtrec.data.tables import make_items, split_genres
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.pipeline.local_runner import LocalPaths
@@ -51,6 +52,14 @@ def _uri(nodes: dict[str, NodeRun], node: str, key: str) -> str:
     return _artifact(nodes, node, key).uri
 
 
+def _canonical(items: pd.DataFrame) -> pd.DataFrame:
+    """The items as ingestion reads an items table (README, "Your data"): ids and text
+    stripped, genres split on "|", a year that is not a whole number unknown (0)."""
+    genres = split_genres(items[F.GENRES]) if F.GENRES in items.columns else None
+    return make_items(items[F.ITEM_ID], items.get(F.TITLE), genres,
+                      items.get(F.DESCRIPTION), items.get(F.YEAR))
+
+
 def add_items(home: str, items_path: str) -> str:
     """Returns the pushed version directory."""
     paths = LocalPaths(os.path.abspath(home))
@@ -59,16 +68,18 @@ def add_items(home: str, items_path: str) -> str:
     if not nodes:
         raise FileNotFoundError(f"{home}: no run pushed a model yet, so there is no served "
                                 "catalogue to add items to")
-    items = pd.read_csv(items_path, dtype={F.ITEM_ID: str}, keep_default_na=False)
+    items = pd.read_csv(items_path, dtype=str, keep_default_na=False)
     if F.ITEM_ID not in items.columns or items.empty:
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row")
+    items[F.ITEM_ID] = items[F.ITEM_ID].str.strip()  # as ingestion reads ids
     # Cumulative: what earlier add-items gave the same served model, then these.
     record = os.path.join(paths.home, ADDED_ITEMS_DIR,
                           f"model-{_artifact(nodes, P.TRAINER, P.MODEL).id}.csv")
     if os.path.exists(record):
-        earlier = pd.read_csv(record, dtype={F.ITEM_ID: str}, keep_default_na=False)
-        items = pd.concat([earlier, items], ignore_index=True).drop_duplicates(
+        earlier = pd.read_csv(record, dtype=str, keep_default_na=False)
+        items = pd.concat([earlier, items], ignore_index=True).fillna("").drop_duplicates(
             F.ITEM_ID, keep="last").reset_index(drop=True)
+    table = _canonical(items)
     tft_output = tft.TFTransformOutput(_uri(nodes, P.TRANSFORM, P.TRANSFORM_GRAPH))
     train_dir = split_dir(_uri(nodes, P.TRANSFORM, P.TRANSFORMED_EXAMPLES), P.TRAIN_SPLIT)
     spec = tft_output.transformed_feature_spec()
@@ -80,7 +91,7 @@ def add_items(home: str, items_path: str) -> str:
     item_text = None
     if nodes.get(P.TEXT_ENCODER):
         item_text = extend_item_text(
-            ItemText.load(_uri(nodes, P.TEXT_ENCODER, P.ITEM_TEXT_EMBEDDINGS)), items
+            ItemText.load(_uri(nodes, P.TEXT_ENCODER, P.ITEM_TEXT_EMBEDDINGS)), table
         )
     work = tempfile.mkdtemp(prefix="add-items-", dir=paths.home)
     try:
@@ -89,7 +100,7 @@ def add_items(home: str, items_path: str) -> str:
             tft_output=tft_output,
             scan_ds=scan,
             catalog_dir=split_dir(_uri(nodes, P.CATALOG_GEN, P.EXAMPLES), P.CATALOG_SPLIT),
-            new_items=items,
+            new_items=table,
             out_catalog_dir=os.path.join(work, "catalog"),
             export_dir=os.path.join(work, "model"),
             item_text=item_text,

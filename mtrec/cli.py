@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (selects Keras 2 before TensorFlow loads)
 from mtrec.commands.compile import add_compile_parser, split_beam_args
@@ -28,7 +29,7 @@ from mtrec.commands.data_check import add_data_parser
 from mtrec.commands.options import (
     EXAMPLE_HELP,
     add_pipeline_options,
-    model_overrides,
+    check_flags,
     pipeline_fields,
     run_home_problem,
 )
@@ -37,6 +38,10 @@ from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
 from mtrec.pipeline import configs
 from mtrec.serving.cli import add_query_parser, add_serve_parser
+
+if TYPE_CHECKING:  # both load TensorFlow, which `mtrec --help` must not wait for
+    from mtrec.ingest import IngestResult
+    from mtrec.pipeline.local_runner import LocalPaths
 
 SOURCES = "sample | synthetic | ml-100k | ml-latest-small | ml-1m | generic"
 DOWNLOAD_EXAMPLE = "example:\n  mtrec download ml-100k --dest ../shared/data"
@@ -84,7 +89,7 @@ def _run(args) -> int:
     default_home = os.path.join("outputs", args.source + (f"-{args.split}" if args.split else ""))
     home = args.home or default_home
     try:
-        model_overrides(args, dict(args.model_config))
+        check_flags(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -92,8 +97,14 @@ def _run(args) -> int:
     if args.pseudonymize_key_env:
         key = os.environ.get(args.pseudonymize_key_env, "").encode()
         if not key:
-            print(f"error: env {args.pseudonymize_key_env} is empty", file=sys.stderr)
+            state = "is empty" if args.pseudonymize_key_env in os.environ else "is not set"
+            print(f"error: --pseudonymize-key-env: env {args.pseudonymize_key_env} {state}",
+                  file=sys.stderr)
             return 2
+    elif args.rejects_keep_raw_ids:
+        print("error: --rejects-keep-raw-ids only applies with --pseudonymize-key-env",
+              file=sys.stderr)
+        return 2
     try:
         data = ingest(args.source, args.path, home, IngestOptions(
             split=args.split, eval_fraction=args.eval_fraction,
@@ -106,9 +117,7 @@ def _run(args) -> int:
     # After ingestion, so bad input fails fast without loading TFX.
     from mtrec.console import RunConsole
     from mtrec.pipeline import beam_portable, local_runner
-    from mtrec.report import write_report
-    from mtrec.run_state import latest_run
-    from mtrec.summary import SUMMARY_FILE, collect, example_recommendation, render
+    from mtrec.summary import render
 
     paths = local_runner.LocalPaths(os.path.abspath(home))
     error = report_error = report_path = None
@@ -127,31 +136,51 @@ def _run(args) -> int:
                 local_runner.run(paths, settings)
             except Exception as err:  # a component failed: LocalDagRunner re-raises it
                 error = console.failure(err)
-        summary = collect(latest_run(paths.metadata_path))
-        summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
-                           "report": data.report, "tables": data.tables}
-        model_dir = summary["pushed_to"]
-        if model_dir:
-            user = data.report.get("example_user") or _first_eval_user(data.examples_root)
-            summary["example"] = {"user_id": user,
-                                  "items": example_recommendation(model_dir, user)}
-            _add_titles(summary["example"]["items"], data.examples_root)
-        with open(os.path.join(home, SUMMARY_FILE), "w") as f:
-            json.dump(summary, f, indent=2, default=str)
-        try:
-            report_path = write_report(home)
-        except Exception as err:  # noqa: BLE001 - the run's result stands; the report can be rebuilt
-            report_error = f"{type(err).__name__}: {err}"
-    print(render(summary))
-    if report_path:
-        print(f"report: {report_path}")
-    else:
-        print(f"report not written ({report_error}); rebuild it with: mtrec report {home}",
-              file=sys.stderr)
+        if error and not os.path.exists(paths.metadata_path):  # no component ran: no summary
+            summary = None
+        else:
+            summary = _summarise(home, paths, data)
+            report_path, report_error = _write_report(home)
+    if summary is not None:
+        print(render(summary))
+        if report_path:
+            print(f"report: {report_path}")
+        else:
+            print(f"report not written ({report_error}); rebuild it with: mtrec report {home}",
+                  file=sys.stderr)
     if error:
         print(f"\npipeline failed: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _summarise(home: str, paths: LocalPaths, data: IngestResult) -> dict:
+    """The run's summary (also written to <home>/summary.json), with an example
+    recommendation from the pushed model."""
+    from mtrec.run_state import latest_run  # TFX: after ingestion
+    from mtrec.summary import SUMMARY_FILE, collect, example_recommendation
+
+    summary = collect(latest_run(paths.metadata_path))
+    summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
+                       "report": data.report, "tables": data.tables}
+    model_dir = summary["pushed_to"]
+    if model_dir:
+        user = data.report.get("example_user") or _first_eval_user(data.examples_root)
+        summary["example"] = {"user_id": user, "items": example_recommendation(model_dir, user)}
+        _add_titles(summary["example"]["items"], data.examples_root)
+    with open(os.path.join(home, SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2, default=str)
+    return summary
+
+
+def _write_report(home: str) -> tuple[str | None, str | None]:
+    """(report path, None), or (None, why not): the run's result stands without it."""
+    from mtrec.report import write_report  # TFX: after ingestion
+
+    try:
+        return write_report(home), None
+    except Exception as err:  # noqa: BLE001 - the report can be rebuilt with `mtrec report`
+        return None, f"{type(err).__name__}: {err}"
 
 
 def _examples(examples_root: str, split: str):
@@ -199,10 +228,14 @@ def _download(args) -> int:
 
 def _add_items_parser(sub) -> None:
     p = sub.add_parser("add-items", help="add new items to the served catalogue (no retraining)",
+                       description="Embed new items with the served model's trained towers "
+                       "and text encoder, and push a new version whose catalogue holds them "
+                       "(and those earlier add-items calls gave the same model). Known items "
+                       "are unchanged; an id the model was trained on is an error.",
                        epilog="example:\n  mtrec add-items --home outputs/sample "
                        "--items new_items.csv", formatter_class=EXAMPLE_HELP)
     p.add_argument("--home", default=os.path.join("outputs", "sample"),
-                   help="the `mtrec run` output folder")
+                   help="the `mtrec run` output folder (default: outputs/sample)")
     p.add_argument("--items", required=True,
                    help="CSV: item_id,title,genres (|-separated),description,year")
     p.set_defaults(func=_add_items)
@@ -266,7 +299,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not the traceback of wherever it landed
+        again = " (run it again to resume: finished components come from the cache)" \
+            if args.command == "run" else ""
+        print(f"\ninterrupted{again}", file=sys.stderr)
+        return 130
 
 
 

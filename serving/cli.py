@@ -11,8 +11,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
+
+# Exit status when the reader of stdout went away (`mtrec query ... | head -1`):
+# 128 + SIGPIPE, what the shell reports for `cat` or `yes` ended the same way, so
+# `set -o pipefail` scripts see the same status as for those. (json.tool exits
+# 32, EPIPE's errno; 141 is the usual one for a pipeline's early reader exit.)
+EXIT_BROKEN_PIPE = 141
+
+_TARGET_EXAMPLE = "--target 127.0.0.1:8500"
+QUERY_EXAMPLES = {
+    "recommend": f"mtrec query recommend --user u1 -k 10 {_TARGET_EXAMPLE}",
+    "recommend-from-items": f"mtrec query recommend-from-items --items i1 i2 i3 -k 5 "
+    f"{_TARGET_EXAMPLE}",
+    "score": f"mtrec query score --user u1 --items i1 i2 i3 {_TARGET_EXAMPLE}",
+    "interest": f"mtrec query interest --user u1 {_TARGET_EXAMPLE}",
+    "embed-user": f"mtrec query embed-user --user u1 {_TARGET_EXAMPLE}",
+    "embed-item": f"mtrec query embed-item --item i1 {_TARGET_EXAMPLE}",
+    "metadata": f"mtrec query metadata {_TARGET_EXAMPLE}",
+    "status": f"mtrec query status {_TARGET_EXAMPLE}",
+}
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -20,7 +40,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         return run_server(args)
-    except ValueError as err:  # a flag the server cannot honour (--cpus, TLS files)
+    # A flag the server cannot honour (--cpus, TLS files, a missing
+    # --model-config-file, a port already in use): one line, not a traceback.
+    except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -43,6 +65,67 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _print(payload: Any) -> None:
     json.dump(payload, sys.stdout, indent=2)
     sys.stdout.write("\n")
+    sys.stdout.flush()  # a closed pipe fails here, inside _query's handler, not at exit
+
+
+def _ask(client: Any, args: argparse.Namespace) -> Any:
+    """The answer to the query `args` name, as JSON-able data."""
+    if args.query == "recommend":
+        return client.recommend(args.user, args.k)
+    if args.query == "recommend-from-items":
+        return client.recommend_from_items(args.items, args.k)
+    if args.query == "score":
+        return client.score(args.user, args.items)
+    if args.query == "interest":
+        return client.user_interest(args.user)
+    if args.query == "embed-user":
+        return {"user_id": args.user, "embedding": client.embed_user(args.user).tolist()}
+    if args.query == "embed-item":
+        return {"item_id": args.item, "embedding": client.embed_item(args.item).tolist()}
+    if args.query == "metadata":
+        return client.metadata()
+    if args.query == "status":
+        return client.status()
+    raise ValueError(args.query)  # argparse keeps this unreachable
+
+
+def short_list_note(args: argparse.Namespace, answer: Any) -> str | None:
+    """Why a top-k answer has fewer than k items (the user has seen, or gave, the
+    rest of the catalogue; the client drops those), or None."""
+    if args.query not in ("recommend", "recommend-from-items"):
+        return None
+    n = len(answer["items"])
+    if n >= args.k:
+        return None
+    who = (f"for user {args.user}" if args.query == "recommend"
+           else f"besides the {len(args.items)} given")
+    return f"note: only {n} unseen items {who} (asked for -k {args.k})"
+
+
+def unavailable_hint(target: str, message: str) -> str:
+    """The likely cause of an UNAVAILABLE, for a person: a server without a model
+    yet says so in its details; anything else is a failed connection."""
+    from mtrec.serving.errors import NO_VERSION_YET  # gRPC: only when a query runs
+
+    if NO_VERSION_YET in message:
+        return f"error: the server at {target} has no model loaded yet ({message})"
+    return f"error: nothing answers at {target}: is `mtrec serve` running there (its --port)?"
+
+
+def _stdout_closed() -> int:
+    """End quietly when stdout's reader has gone (`| head -1`): its choice, not an error.
+
+    Python's recipe (the signal module docs, "Note on SIGPIPE"): point stdout at
+    devnull, so the interpreter's last flush of what is still buffered cannot
+    raise BrokenPipeError again ("Exception ignored ...") on the way out.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (a test's capture)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -57,65 +140,64 @@ def _query(args: argparse.Namespace) -> int:
         version=args.version,
     )
     try:
-        if args.query == "recommend":
-            _print(client.recommend(args.user, args.k))
-        elif args.query == "recommend-from-items":
-            _print(client.recommend_from_items(args.items, args.k))
-        elif args.query == "score":
-            _print(client.score(args.user, args.items))
-        elif args.query == "interest":
-            _print(client.user_interest(args.user))
-        elif args.query == "embed-user":
-            _print({"user_id": args.user, "embedding": client.embed_user(args.user).tolist()})
-        elif args.query == "embed-item":
-            _print({"item_id": args.item, "embedding": client.embed_item(args.item).tolist()})
-        elif args.query == "metadata":
-            _print(client.metadata())
-        elif args.query == "status":
-            _print(client.status())
-        else:  # argparse keeps this unreachable
-            raise ValueError(args.query)
-    except ServingError as exc:
-        _print({"error": {"code": exc.code.name, "message": exc.message}})  # for scripts
-        if exc.code.name == "UNAVAILABLE":  # and for a person, the likely cause
-            print(f"error: nothing answers at {args.target}: is `mtrec serve` running "
-                  "there (its --port)?", file=sys.stderr)
-        return 1
+        try:
+            answer = _ask(client, args)
+        except ServingError as exc:
+            _print({"error": {"code": exc.code.name, "message": exc.message}})  # for scripts
+            if exc.code.name == "UNAVAILABLE":  # and for a person, the likely cause
+                print(unavailable_hint(args.target, exc.message), file=sys.stderr)
+            return 1
+        _print(answer)
+        note = short_list_note(args, answer)
+        if note:
+            print(note, file=sys.stderr)
+        return 0
+    except BrokenPipeError:
+        return _stdout_closed()
     finally:
         client.close()
-    return 0
 
 
 def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     """`query <recommend|recommend-from-items|score|interest|embed-user|embed-item|metadata|
     status>`; prints JSON."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--target", default="127.0.0.1:8500", help="host:port of the server")
-    common.add_argument("--model-name", default="mtrec")
-    common.add_argument("--version", type=int, default=None, help="pin a model version")
-    common.add_argument("--timeout", type=float, default=10.0, help="deadline in seconds")
+    common.add_argument("--target", default="127.0.0.1:8500",
+                        help="host:port of the server (default: %(default)s)")
+    common.add_argument("--model-name", default="mtrec",
+                        help="the served model to ask (default: %(default)s)")
+    common.add_argument("--version", type=int, default=None,
+                        help="pin a model version (default: the served one)")
+    common.add_argument("--timeout", type=float, default=10.0,
+                        help="deadline in seconds (default: %(default)s)")
     common.add_argument("--tls-root-cert", default=None, help="PEM CA to verify a TLS server")
 
     parser = subparsers.add_parser("query", help="query a running model server, print JSON")
     queries = parser.add_subparsers(dest="query", required=True)
-    rec = queries.add_parser("recommend", parents=[common], help="top-k items for a user")
+
+    def query(name: str, help_text: str) -> argparse.ArgumentParser:
+        # Each --help ends with an example, as every other mtrec command's does.
+        return queries.add_parser(
+            name, parents=[common], help=help_text, description=help_text,
+            epilog=f"example:\n  {QUERY_EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    k_help = "how many items; fewer come back when fewer are left (default: %(default)s)"
+    rec = query("recommend", "top-k unseen items for a user")
     rec.add_argument("--user", required=True)
-    rec.add_argument("-k", type=int, default=10)
-    new = queries.add_parser("recommend-from-items", parents=[common],
-                             help="top-k for a new user known only by these items")
+    rec.add_argument("-k", type=int, default=10, help=k_help)
+    new = query("recommend-from-items", "top-k for a new user known only by these items")
     new.add_argument("--items", nargs="+", required=True, help="the user's items, oldest first")
-    new.add_argument("-k", type=int, default=10)
-    score = queries.add_parser("score", parents=[common], help="score given items for a user")
+    new.add_argument("-k", type=int, default=10, help=k_help)
+    score = query("score", "score given items for a user")
     score.add_argument("--user", required=True)
     score.add_argument("--items", nargs="+", required=True)
-    interest = queries.add_parser("interest", parents=[common], help="a user's genre interest")
-    interest.add_argument("--user", required=True)
-    eu = queries.add_parser("embed-user", parents=[common], help="a user's embedding")
-    eu.add_argument("--user", required=True)
-    ei = queries.add_parser("embed-item", parents=[common], help="an item's embedding")
-    ei.add_argument("--item", required=True)
-    queries.add_parser("metadata", parents=[common], help="signature defs")
-    queries.add_parser("status", parents=[common], help="version states")
+    query("interest", "a user's genre interest").add_argument("--user", required=True)
+    query("embed-user", "a user's embedding").add_argument("--user", required=True)
+    query("embed-item", "an item's embedding").add_argument("--item", required=True)
+    query("metadata", "signature defs")
+    query("status", "version states")
     parser.set_defaults(func=_query)
     return parser
 

@@ -46,12 +46,20 @@ def _text(value: Any) -> str:
 
 
 def _ranked(out: Mapping[str, np.ndarray], row: int) -> list[dict[str, Any]]:
-    """One row of a top-k answer (recommend, recommend_from_items) as item dicts."""
+    """One row of a top-k answer (recommend, recommend_from_items) as item dicts,
+    without the excluded items.
+
+    The signatures' outputs are always k wide (TF Serving's fixed shapes), so when
+    k reaches past the items a user may get, the rest are the excluded ones (seen
+    or given items) with the mask score S.EXCLUDED_SCORE, ranked last. They are no answer: the
+    same threshold as the model's own re-rank (S.EXCLUDED_SCORE / 2) drops them here.
+    """
     return [
         {"item_id": _text(item), "score": float(score), "rating": float(rating)}
         for item, score, rating in zip(
             out[S.ITEM_IDS][row], out[S.SCORES][row], out[S.RATINGS][row], strict=True
         )
+        if score > S.EXCLUDED_SCORE / 2
     ]
 
 
@@ -210,7 +218,8 @@ class MtrecClient:
 
     # ------------------------------------------------------------ mtrec calls
     def recommend(self, user: Id, k: int = 10, timeout: float | None = None) -> dict[str, Any]:
-        """Top-k items for one user: {"user_id", "items": [{"item_id", "score", "rating"}]}."""
+        """Top-k unseen items for one user: {"user_id", "items": [{"item_id", "score",
+        "rating"}]}; fewer than k when the user has fewer unseen items."""
         return self.recommend_many([user], k, timeout)[0]
 
     def recommend_many(
@@ -228,7 +237,8 @@ class MtrecClient:
         self, items: Sequence[Id], k: int = 10, timeout: float | None = None
     ) -> dict[str, Any]:
         """Top-k for a user known only by `items` (oldest first; none of them is
-        returned, unknown ones are ignored): {"given", "items": [{"item_id", ...}]}."""
+        returned, unknown ones are ignored): {"given", "items": [{"item_id", ...}]};
+        fewer than k when fewer items are left."""
         out = self.predict(
             S.RECOMMEND_FROM_ITEMS,
             {S.ITEM_IDS: np.array([[_id(i) for i in items]], dtype=object), S.K: np.int32(k)},

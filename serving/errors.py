@@ -13,6 +13,10 @@ import grpc
 # google.rpc.Code), so a TF error code converts by value.
 _BY_VALUE: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
 
+# What the server's UNAVAILABLE says while a model has no version loaded: the client
+# CLI looks for it to tell "server up, no model yet" from "nothing listens there".
+NO_VERSION_YET = "has no version loaded yet"
+
 
 class ServingError(Exception):
     """A non-OK serving status: a gRPC code plus a human-readable message."""

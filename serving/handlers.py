@@ -20,7 +20,13 @@ from tensorflow_serving.apis import (
 )
 
 from mtrec.serving import tensor_codec
-from mtrec.serving.errors import ServingError, failed_precondition, invalid_argument, not_found
+from mtrec.serving.errors import (
+    NO_VERSION_YET,
+    ServingError,
+    failed_precondition,
+    invalid_argument,
+    not_found,
+)
 from mtrec.serving.model_manager import Servable
 from mtrec.serving.registry import ModelRegistry
 from mtrec.serving.signature import DEFAULT_SIGNATURE, Signature
@@ -46,7 +52,7 @@ def resolve(models: ModelRegistry, spec: model_pb2.ModelSpec) -> Servable:
     if servable is None:
         raise ServingError(
             grpc.StatusCode.UNAVAILABLE,
-            f"model '{spec.name}' has no version loaded yet (watching {manager.model_dir})",
+            f"model '{spec.name}' {NO_VERSION_YET} (watching {manager.model_dir})",
         )
     return servable
 

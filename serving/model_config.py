@@ -18,7 +18,7 @@ from typing import Any
 
 from google.protobuf import text_format
 
-from mtrec.serving.versions import list_versions
+from mtrec.serving.versions import VERSION_RE, list_versions
 
 try:  # shipped with tensorflow-serving-api, next to tensorflow_serving.apis
     from tensorflow_serving.config import model_server_config_pb2
@@ -84,8 +84,13 @@ def _source(entry: Any, origin: str) -> ModelSource:
 
 
 def read_model_config_file(path: str) -> tuple[ModelSource, ...]:
-    with open(path, encoding="utf-8") as fh:
-        return parse_model_config(fh.read(), origin=path)
+    """The models of a models.config file; ValueError (a bad flag) when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ValueError(f"--model-config-file {path}: {exc.strerror or exc}") from exc
+    return parse_model_config(text, origin=path)
 
 
 def model_sources(
@@ -99,29 +104,63 @@ def model_sources(
     return (ModelSource(name=model_name, base_path=model_base_path or ""),)
 
 
-def _has_versions(folder: str) -> bool:
+def _versions(folder: str) -> dict[int, str]:
     try:
-        return bool(list_versions(folder))
+        return list_versions(folder)
     except OSError:
-        return False
+        return {}
+
+
+def _has_versions(folder: str) -> bool:
+    return bool(_versions(folder))
+
+
+def _folders_below(path: str) -> list[str]:
+    try:
+        return sorted(e.path for e in os.scandir(path) if e.is_dir())
+    except OSError:
+        return []
+
+
+def _right_folder(path: str, name: str) -> tuple[str, str] | None:
+    """(the folder of the versions the user likely meant, what `path` is to it), or None.
+
+    The usual mistakes: the folder above it (`serving_model`, where the Pusher
+    puts `<name>/`), a run's home (`outputs/sample`, which holds
+    `serving_model/<name>/`) or one version folder itself.
+    """
+    nested = os.path.join(path, name)
+    if _has_versions(nested):
+        return nested, "the folder above them"
+    for folder in _folders_below(path):  # a run home: <home>/<any>/<name>/<versions>
+        candidate = os.path.join(folder, name)
+        if _has_versions(candidate):
+            return candidate, "two levels above them (a run's home?)"
+    parent = os.path.dirname(os.path.normpath(path)) or os.curdir
+    version = os.path.basename(os.path.normpath(path))
+    if VERSION_RE.fullmatch(version) and int(version) in _versions(parent):
+        return parent, f"version {version} itself"
+    return None
 
 
 def base_path_problem(source: ModelSource) -> str | None:
     """Why `source.base_path` will serve nothing, with the fix; None when it has versions.
 
-    Catches the common mistake of passing the folder *above* the versions
-    (the old meaning of --model-base-path, `<parent>/<name>/<version>`).
+    Catches the common mistakes of passing a folder above the versions (the old
+    meaning of --model-base-path, `<parent>/<name>/<version>`, or the run's
+    home) or a version folder itself: names the folder to pass instead.
     """
     path = source.base_path
     if _has_versions(path):
         return None
     if not os.path.isdir(path):
         return f"model {source.name!r}: base path {path} does not exist (yet)"
-    nested = os.path.join(path, source.name)
-    if _has_versions(nested):
+    right = _right_folder(path, source.name)
+    if right is not None:
+        folder, what = right
         return (
-            f"model {source.name!r}: no version folders in {path}, but {nested} has some. "
+            f"model {source.name!r}: no version folders in {path}: it is {what}. "
             "A base path is the folder that holds the numeric version folders, as in TF "
-            f"Serving: use {nested}"
+            f"Serving: use {folder}"
         )
     return f"model {source.name!r}: no version folders (<number>/saved_model.pb) in {path} yet"

@@ -237,7 +237,32 @@ class ServingServer:
             ModelServicer(self.models),
             model_service_pb2_grpc.add_ModelServiceServicer_to_server,
         )
+        self.port = self._bind_grpc(config)
+        self._rest = None
+        self.rest_port: int | None = None
+        if config.rest_port is not None:
+            try:
+                self._rest = RestServer(
+                    self.models, config.host, config.rest_port, config.max_request_bytes
+                )
+            except OSError as exc:  # e.g. EADDRINUSE: say which flag to change
+                self._grpc.stop(None)  # free the gRPC port bound above
+                raise OSError(
+                    f"cannot serve REST on {config.host}:{config.rest_port}: "
+                    f"{exc.strerror or exc}; pick another --rest-port"
+                ) from exc
+            self.rest_port = self._rest.port
+        self._stopped = threading.Event()
+
+    def _bind_grpc(self, config: ServerConfig) -> int:
+        """Bind the gRPC port; OSError naming the flag when it cannot be had.
+
+        grpcio raises a bare RuntimeError ("Failed to bind to address ...",
+        older versions return 0) and logs the reason from C++; the port being in use
+        (SO_REUSEPORT is off) or an address not of this host are the causes.
+        """
         address = f"{config.host}:{config.port}"
+        creds = None
         if config.tls_cert or config.tls_key:
             if not (config.tls_cert and config.tls_key):
                 raise ValueError("TLS needs both --tls-cert and --tls-key")
@@ -246,19 +271,19 @@ class ServingServer:
                 root_certificates=_read(config.tls_client_ca) if config.tls_client_ca else None,
                 require_client_auth=bool(config.tls_client_ca),
             )
-            self.port = self._grpc.add_secure_port(address, creds)
-        else:
-            self.port = self._grpc.add_insecure_port(address)
-        if self.port == 0:
-            raise OSError(f"could not bind gRPC to {address}")
-        self._rest = None
-        self.rest_port: int | None = None
-        if config.rest_port is not None:
-            self._rest = RestServer(
-                self.models, config.host, config.rest_port, config.max_request_bytes
+        try:
+            if creds is not None:
+                port = self._grpc.add_secure_port(address, creds)
+            else:
+                port = self._grpc.add_insecure_port(address)
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            raise OSError(
+                f"cannot serve gRPC on {address}: the port is in use (another server?) or "
+                "the address is not this host's; pick another --port (or --host)"
             )
-            self.rest_port = self._rest.port
-        self._stopped = threading.Event()
+        return port
 
     @property
     def manager(self) -> ModelManager:
@@ -279,7 +304,7 @@ class ServingServer:
             "serving %s on %s (REST %s, TLS %s, %d RPC threads, batching %s)",
             ", ".join(f"{m.model_name} from {m.model_dir}" for m in self.models),
             self.target,
-            self.rest_port,
+            f"on {cfg.host}:{self.rest_port}" if self.rest_port is not None else "off",
             "on" if cfg.tls_cert else "off",
             cfg.threads,
             f"max {cfg.max_batch_size} rows" if cfg.batching else "off",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mtrec import cli as cli_module
 from mtrec.cli import build_parser, main
 from mtrec.commands.compile import settings_from_args
 from mtrec.commands.options import pipeline_fields
@@ -94,6 +95,41 @@ def test_bad_model_values_stop_run_before_any_work(flags, tmp_path: Path, monkey
     assert not (tmp_path / "outputs").exists()  # nothing ingested, no home made
 
 
+@pytest.mark.parametrize("flags,says", [
+    (["--retrieval-thresholds", '{"foo": 1}'], "--retrieval-thresholds: unknown metric(s) ['foo']"),
+    (["--text-encoder", '{"mode": "nope"}'], "--text-encoder: mode must be one of"),
+    (["--text-encoder", '{"sequence_length": "x"}'], "sequence_length must be int, got 'x'"),
+    (["--text-encoder", '{"layers": 2}'], "--text-encoder: unknown settings ['layers']"),
+    (["--path", "somewhere"], "source 'sample' is built in and reads no --path (somewhere)"),
+    (["--pseudonymize-key-env", "MTREC_TEST_UNSET"], "env MTREC_TEST_UNSET is not set"),
+    (["--rejects-keep-raw-ids"], "only applies with --pseudonymize-key-env"),
+])
+def test_bad_run_flags_stop_before_any_work(flags, says, tmp_path: Path, monkeypatch, capsys):
+    """What the pipeline definition (or ingestion) would refuse after minutes, refused at once;
+    `--path` without `--source` once trained on the sample."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MTREC_TEST_UNSET", raising=False)
+    assert main(["run", *flags]) == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_run_that_fails_before_any_component_says_so_without_a_summary(
+        tmp_path: Path, monkeypatch, capfd):
+    """No MLMD yet: no summary to collect (it raised a second traceback about sqlite)."""
+    from mtrec.pipeline import local_runner
+
+    def fails(*_args, **_kwargs):
+        raise ValueError("definition failed")
+
+    monkeypatch.setattr(local_runner, "run", fails)
+    assert main(["run", "--home", str(tmp_path / "home"), "--no-text-encoder"]) == 1
+    err = capfd.readouterr().err
+    assert "pipeline failed: the pipeline failed with ValueError" in err
+    assert "Traceback" not in err and "sqlite" not in err
+    assert (tmp_path / "home" / "logs" / "run.log").exists()
+
+
 def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys):
     data = tmp_path / "in"
     data.mkdir()
@@ -170,3 +206,13 @@ def test_download_has_its_own_help(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: mtrec download") and "--local-dir" in out and "example" in out
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, monkeypatch, capsys):
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "_run", interrupted)
+    assert main(["run", "--home", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == ("\ninterrupted (run it again to resume: finished "
+                                       "components come from the cache)\n")

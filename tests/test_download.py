@@ -136,6 +136,8 @@ def test_cli_local_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert captured.out.strip() == str(tmp_path) and "no sha256 pins" in captured.err
     assert main(["ml-100k", "--local-dir", str(tmp_path)]) == 1
     assert "missing required file u.data" in capsys.readouterr().err
+    assert main(["ml-100k", "--local-dir", str(tmp_path / "nope")]) == 1
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope'}: no such folder\n"
 
 
 # ------------------------------------------ real files (../shared/data), zipped in tmp

@@ -114,16 +114,20 @@ def test_cli_exits_2_on_a_header_only_ratings_file(tmp_path: Path, capsys) -> No
 
 
 def test_too_many_rejects_still_writes_rejects(tmp_path: Path) -> None:
-    path = write_dir(tmp_path / "data", HEADER + "alice,x,4,1\nbob,x,9,2\nbob,y,abc,bob\n")
+    path = write_dir(tmp_path / "data", HEADER + "alice,x,4,1\nbob,x,9,2\nbob,y,4,bob\n"
+                     "bob,z,4\n")
     home = tmp_path / "home"
     with pytest.raises(DataQualityError, match=REJECTS_FILE) as err:
         ingest("generic", path, str(home), IngestOptions(pseudonymize_key=KEY))
     assert str(home / REJECTS_FILE) in str(err.value)
-    # The first reject as written: its detail names the timestamp, pseudonymised.
-    assert "the first: ratings.csv line 4: malformed: timestamp '" in str(err.value)
+    # The first reject as written (unreadable lines first, then rows), pseudonymised.
+    assert "the first: ratings.csv line 5: malformed: expected 4" in str(err.value)
     assert "bob" not in str(err.value)
     rejects = pd.read_csv(home / REJECTS_FILE, dtype=str, keep_default_na=False)
-    assert rejects["line"].tolist() == ["4", "3"]  # unreadable lines first, then rows
+    assert rejects["line"].tolist() == ["5", "3", "4"]
+    assert rejects["reason"].tolist() == ["malformed", "rating_out_of_range", "bad_timestamp"]
+    # A timestamp that is text is kept as such: the user id in it is pseudonymised too.
+    assert rejects["timestamp"].tolist() == ["", "2", pseudonymizer(KEY)("bob")]
     assert "bob" not in (home / REJECTS_FILE).read_text()
 
 

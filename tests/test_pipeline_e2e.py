@@ -240,6 +240,14 @@ def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, c
     assert served[1] == original | {b"new-1", b"new-2"}
     assert sorted(p.name for p in home.iterdir()) == [
         "added_items", "metadata.sqlite", "serving_model"]
+    # A trained item's row would replace its features, and so its vector: refused.
+    trained = sorted(original)[0].decode()
+    (tmp_path / "known.csv").write_text(f"item_id,title\n{trained},Renamed\nnew-3,Third\n")
+    with pytest.raises(ValueError, match=rf"1 item id\(s\) already in the catalogue .*{trained}"):
+        add_items(str(home), str(tmp_path / "known.csv"))
+    assert len(list((home / "serving_model" / "mtrec").iterdir())) == 2
+    assert sorted(p.name for p in home.iterdir()) == [
+        "added_items", "metadata.sqlite", "serving_model"]
 
 
 def test_report_is_rebuilt_from_the_run_without_retraining(first_run):

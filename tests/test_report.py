@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mtrec.report import write_report
 from mtrec.report.collect import not_pushed_reason
 from mtrec.report.page import NOT_RECORDED, SECTIONS, render
 from mtrec.summary import render as render_summary
@@ -141,6 +142,28 @@ def test_a_frozen_encoder_shows_its_name_and_no_masked_lm():
     assert "sentence-transformers/all-MiniLM-L6-v2" in page and "22,713,216" in page
     assert "3.30 (cached)" in page and "trains no masked-LM steps" in page
     assert "MLM steps" not in page and "hidden_dim" not in page
+
+
+def test_the_data_table_says_rated_items_are_a_part_of_the_catalogue():
+    """n_items counts the items the kept ratings name (797 on the sample), not the
+    catalogue (800): next to the ingest counts, a bare "items 797" read as items lost."""
+    data = {**REPORT["data"], "report": {**REPORT["data"]["report"], "n_items": 3},
+            "tables": {**REPORT["data"]["tables"],
+                       "users": {"rows": 5, "kept": 5, "rejected": 0, "duplicate": 0}}}
+    page = render({**REPORT, "data": data})
+    assert "<th>items with ratings</th>" in page and "<th>users with ratings</th>" in page
+    assert "3 of 4 in the catalogue" in page and "3 of 5 in the users table" in page
+
+
+def test_report_output_in_a_missing_folder_creates_it_and_leaves_no_tmp_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`mtrec report HOME --output new/dir/r.html` creates the folders; the page is
+    still written to a .tmp file and renamed, so none is left behind."""
+    monkeypatch.setattr("mtrec.report.collect.collect", lambda home: REPORT)
+    output = tmp_path / "x" / "y" / "r.html"
+    assert write_report(str(tmp_path / "home"), str(output)) == str(output)
+    parse_report(output.read_text(encoding="utf-8"))
+    assert os.listdir(output.parent) == ["r.html"]
 
 
 def _alts(parsed: _Page, word: str) -> str:

@@ -25,14 +25,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from mtrec.components.retrieval_evaluator.artifacts import RetrievalBlessing
 from mtrec.components.retrieval_evaluator.executor import Executor
-from mtrec.contracts.metrics import (
-    HIT_RATE,
-    NDCG_CHANGE,
-    NDCG_LIFT,
-    RANKING_METRICS,
-    RETRIEVAL_KS,
-    at,
-)
+from mtrec.contracts.metrics import RETRIEVAL_KS, threshold_names
 from mtrec.contracts.pipeline import (
     BASELINE_MODEL,
     BLESSING,
@@ -83,7 +76,7 @@ class RetrievalEvaluator(base_component.BaseComponent):
         max_users: int = DEFAULT_MAX_USERS,
         baseline_model: types.BaseChannel | None = None,
     ):
-        known = {at(HIT_RATE, k) for k in ks} | set(RANKING_METRICS) | {NDCG_LIFT, NDCG_CHANGE}
+        known = threshold_names(ks)
         bad = sorted(set(thresholds) - known)
         if bad:
             raise ValueError(f"thresholds must name one of {sorted(known)}: {bad}")

@@ -66,14 +66,17 @@ class TextEncoderConfig:
                 continue
             default = field.default
             if isinstance(default, bool):
-                value = bool(value)
+                kind = bool
             elif isinstance(default, int):
-                value = int(value)
+                kind = int
             elif isinstance(default, float) or field.name == "learning_rate":
-                value = float(value)
+                kind = float
             else:
-                value = str(value)
-            values[field.name] = value
+                kind = str
+            try:
+                values[field.name] = kind(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{field.name} must be {kind.__name__}, got {value!r}") from None
         config = cls(**values)
         config.validate()
         return config

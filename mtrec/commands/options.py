@@ -11,11 +11,13 @@ imported when flags are turned into settings, not when parsers are built.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from typing import Any
 
 from mtrec.contracts.artifacts import MLMD_FILE
+from mtrec.contracts.metrics import threshold_names
 
 EXAMPLE_HELP = argparse.RawDescriptionHelpFormatter
 
@@ -77,6 +79,27 @@ def model_overrides(args: argparse.Namespace, model: dict[str, Any]) -> dict[str
         model = {**model, "epochs": args.epochs}
     ModelConfig.from_dict(dict(model))
     return model
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Every pipeline flag `mtrec run` would otherwise only check when it defines the
+    pipeline, after ingestion: ValueError here, in a second, without TensorFlow."""
+    from mtrec.components.text_encoder.config import TextEncoderConfig  # as ModelConfig
+
+    model_overrides(args, dict(args.model_config))
+    if not args.no_text_encoder:
+        known = {f.name for f in dataclasses.fields(TextEncoderConfig)}
+        unknown = sorted(set(args.text_encoder) - known)
+        if unknown:
+            raise ValueError(f"--text-encoder: unknown settings {unknown}; known: {sorted(known)}")
+        try:
+            TextEncoderConfig.from_exec_properties(dict(args.text_encoder))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"--text-encoder: {err}") from None
+    bad = sorted(set(args.retrieval_thresholds or {}) - threshold_names())
+    if bad:
+        raise ValueError(f"--retrieval-thresholds: unknown metric(s) {bad}; known: "
+                         f"{sorted(threshold_names())}")
 
 
 def pipeline_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,14 @@ def _count(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else _num(value)
 
 
+def _of(part: Any, whole: Any, where: str) -> str:
+    """`part` with the total it is a part of ("797 of 800 in the catalogue"), so a count of
+    rated items is not read as the catalogue's size; just `part` where no total was recorded."""
+    if part is None or whole is None:
+        return _count(part)
+    return f"{_count(part)} of {_count(whole)} {_e(where)}"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -71,13 +79,16 @@ def data_section(data: Mapping[str, Any]) -> str:
     else:
         out.append(_missing("ingestion counts (summary.json)"))
     report = data.get("report") or {}
-    out.append(_table(["users", "items", "ratings"], [[
-        _num(report.get("n_users")), _num(report.get("n_items")),
-        _num(counts.get("kept") if counts else None)]]))
+    tables = data.get("tables") or {}
+    # write_examples counts the distinct users and items of the kept ratings, which can be
+    # fewer than the users and items tables hold (800 items, 797 rated): name the population.
+    out.append(_table(["users with ratings", "items with ratings", "ratings kept"], [[
+        _of(report.get("n_users"), (tables.get("users") or {}).get("kept"), "in the users table"),
+        _of(report.get("n_items"), (report.get("rows") or {}).get("catalog"), "in the catalogue"),
+        _count(counts.get("kept") if counts else None)]]))
     rows = report.get("rows")
     out.append(_table(["split", "rows"], [[_e(k), _num(v)] for k, v in rows.items()])
                if rows else _missing("split sizes"))
-    tables = data.get("tables") or {}
     if tables:
         out.append(_table(["table", "read", "kept", "rejected", "duplicate"], [
             [_e(n), _num(c.get("rows")), _num(c.get("kept")), _num(c.get("rejected")),

@@ -1,0 +1,196 @@
+"""What a person sees from `mtrec serve` and `mtrec query`: answers, errors, help.
+
+Each test pins a defect a new-user trial found: excluded items in a top-k, a
+misleading "nothing answers", tracebacks from `serve`, the base-path hint, the
+startup log, a closed pipe, and the query sub-commands' help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from mtrec.contracts import signatures as S
+from mtrec.serving import cli
+from mtrec.serving.client import MtrecClient
+from mtrec.serving.model_config import ModelSource, base_path_problem
+from mtrec.serving.server import ServingServer
+from tests import _serving_support as support
+
+needs_local_server = pytest.mark.skipif(support.EXTERNAL, reason="starts its own servers")
+UNUSED_TARGET = "127.0.0.1:1"  # channels connect lazily: nothing is dialled in fake-answer tests
+
+
+def _listening_port() -> socket.socket:
+    """A socket that holds a port, as another server would."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[ServingServer]:
+    if support.EXTERNAL:
+        pytest.skip("starts its own servers")
+    root = support.new_model_root()
+    os.symlink(os.path.abspath(support.primary_model_dir()), os.path.join(root, "1"))
+    srv = support.start_server(root)
+    srv.manager.wait_for_version(1, timeout=120)
+    yield srv
+    srv.stop()
+
+
+# ------------------------------------------------- 1: excluded items dropped
+def test_recommend_drops_seen_items_and_notes_how_many_are_left(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-k past the user's unseen items: the seen ones (score EXCLUDED_SCORE) are no answer."""
+    answer = {
+        S.ITEM_IDS: np.array([[b"i7", b"i3", b"i1"]], dtype=object),
+        S.SCORES: np.array([[2.5, 1.0, S.EXCLUDED_SCORE]], dtype=np.float32),
+        S.RATINGS: np.array([[4.0, 3.5, 3.0]], dtype=np.float32),
+    }
+    monkeypatch.setattr(MtrecClient, "predict", lambda self, *a, **kw: answer)
+    code = cli.main(["query", "recommend", "--user", "u1", "-k", "3", "--target", UNUSED_TARGET])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert '"i1"' not in captured.out and '"i3"' in captured.out
+    assert captured.err == "note: only 2 unseen items for user u1 (asked for -k 3)\n"
+
+
+@needs_local_server
+@pytest.mark.skipif(bool(support.MODEL_DIR), reason="needs the synthetic catalogue's size")
+def test_recommend_from_items_drops_the_given_items_at_full_k(
+    served: ServingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    k = 300  # the whole synthetic catalogue
+    code = cli.main(["query", "recommend-from-items", "--target", served.target,
+                     "--items", "1", "2", "3", "-k", str(k)])
+    captured = capsys.readouterr()
+    items = [it["item_id"] for it in json.loads(captured.out)["items"]]
+    assert code == 0 and len(items) == k - 3 and not {"1", "2", "3"} & set(items)
+    assert captured.err == (
+        f"note: only {k - 3} unseen items besides the 3 given (asked for -k {k})\n"
+    )
+
+
+# ------------------------------------------------- 2: no model vs no server
+@needs_local_server
+def test_query_says_when_the_server_has_no_model_yet(capsys: pytest.CaptureFixture[str]) -> None:
+    srv = support.start_server(support.new_model_root())
+    try:
+        code = cli.main(["query", "recommend", "--user", "1", "--target", srv.target,
+                         "--timeout", "2"])
+    finally:
+        srv.stop()
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"error: the server at {srv.target} has no model loaded yet ("), err
+    assert "nothing answers" not in err
+
+
+# ------------------------------------------------- 3: serve errors, no traceback
+@needs_local_server
+def test_serve_reports_a_taken_grpc_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with _listening_port() as taken:
+        port = taken.getsockname()[1]
+        code = cli.main(["serve", "--model-base-path", support.new_model_root(),
+                         "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"error: cannot serve gRPC on 127.0.0.1:{port}: the port is in use")
+    assert "--port" in err and "Traceback" not in err
+
+
+@needs_local_server
+def test_serve_reports_a_taken_rest_port(capsys: pytest.CaptureFixture[str]) -> None:
+    with _listening_port() as taken:
+        port = taken.getsockname()[1]
+        code = cli.main(["serve", "--model-base-path", support.new_model_root(),
+                         "--port", "0", "--rest-port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (f"error: cannot serve REST on 127.0.0.1:{port}: Address already in use; "
+                   "pick another --rest-port\n")
+
+
+def test_serve_reports_a_missing_model_config_file(capsys: pytest.CaptureFixture[str]) -> None:
+    missing = os.path.join(support.new_base_dir(), "models.config")
+    code = cli.main(["serve", "--model-config-file", missing, "--port", "0"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: --model-config-file {missing}: No such file or directory\n"
+    )
+
+
+# ------------------------------------------------- 4: which folder to pass
+def test_base_path_hint_from_the_run_home_or_a_version_folder() -> None:
+    root = support.new_model_root()  # <home>/serving_model/mtrec, the Pusher's destination
+    version = os.path.join(root, "1796391098")
+    os.makedirs(version)
+    open(os.path.join(version, "saved_model.pb"), "wb").close()  # a complete version, to ls
+    home = os.path.dirname(os.path.dirname(root))
+    for wrong in (home, version, version + os.sep):
+        problem = base_path_problem(ModelSource("mtrec", wrong)) or ""
+        assert problem.endswith(f"use {root}"), (wrong, problem)
+    assert "version 1796391098 itself" in (base_path_problem(ModelSource("mtrec", version)) or "")
+    assert "use" not in (base_path_problem(ModelSource("other", home)) or "")
+
+
+# ------------------------------------------------- 5: the startup log
+@needs_local_server
+def test_startup_log_says_rest_off(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="mtrec.serving"):
+        support.start_server(support.new_model_root()).stop()
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serving ")]
+    assert "REST off" in line and "None" not in line, line
+
+
+# ------------------------------------------------- 6: a closed pipe
+def test_query_into_a_closed_pipe_exits_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mtrec query ... | head -1`: the reader left; no BrokenPipeError traceback."""
+    status = [{"version": v, "state": "AVAILABLE"} for v in range(5000)]  # > a pipe's buffer
+    monkeypatch.setattr(MtrecClient, "status", lambda self, *a, **kw: status)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w") as closed:
+        monkeypatch.setattr(sys, "stdout", closed)
+        code = cli.main(["query", "status", "--target", UNUSED_TARGET])
+        assert os.path.samestat(os.fstat(closed.fileno()), os.stat(os.devnull))
+        closed.write("the rest")  # the interpreter's last flush: devnull takes it
+    assert code == cli.EXIT_BROKEN_PIPE == 141
+    assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------- 7: help with an example
+def _query_parsers() -> dict[str, argparse.ArgumentParser]:
+    parser = argparse.ArgumentParser(prog="mtrec")
+    query = cli.add_query_parser(parser.add_subparsers(dest="command"))
+    (action,) = [a for a in query._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_each_query_help_ends_with_a_runnable_example() -> None:
+    parsers = _query_parsers()
+    assert set(parsers) == set(cli.QUERY_EXAMPLES)
+    for name, sub in parsers.items():
+        text = sub.format_help()
+        last = text.rstrip().splitlines()[-1].strip()
+        assert last == cli.QUERY_EXAMPLES[name], (name, text)
+        assert "(default: 127.0.0.1:8500)" in text, name
+        argv = last.split()
+        assert argv[:3] == ["mtrec", "query", name]
+        sub.parse_args(argv[3:])  # the example parses as written
+    for name in ("recommend", "recommend-from-items"):
+        assert "(default: 10)" in parsers[name].format_help(), name
