@@ -9,8 +9,10 @@ on scraps.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -191,8 +193,17 @@ def _table_counts(dataset: Dataset, ratings: dict[str, int]) -> dict[str, dict[s
                               (ITEMS, dataset.items, F.ITEM_ID)):
         unique, rejected = int(frame[key].nunique()), int(bad.get(table, 0))
         out[table] = {"rows": len(frame) + rejected, "kept": unique, "rejected": rejected,
-                      "duplicate": len(frame) - unique}
+                      "duplicate": len(frame) - unique, "derived": table in dataset.derived}
     return out
+
+
+def table_counts(name: str, counts: Mapping[str, Any]) -> str:
+    """One table's ingestion counts: read/kept/rejected, or for a table the source has
+    no file for, that its rows were made up from the ratings (not "read")."""
+    if counts.get("derived"):
+        return f"{counts['kept']} (no {name} file: one per rated id)"
+    return (f"{counts['rows']} read, {counts['kept']} kept, {counts['rejected']} rejected"
+            + (f", {counts['duplicate']} duplicate" if counts.get("duplicate") else ""))
 
 
 def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
@@ -237,6 +248,7 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
         dataset.users.drop_duplicates(F.USER_ID).reset_index(drop=True),
         dataset.items.drop_duplicates(F.ITEM_ID).reset_index(drop=True),
         empty_malformed(),
+        dataset.derived,
     )
     return CleanResult(cleaned, rejects, counts, _table_counts(dataset, counts))
 

@@ -130,9 +130,11 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     ratings = to_ratings(frame, ratings_file.name)
     bad = [malformed_frame(bad_rows, RATINGS), bad_split]
 
+    derived = set()
     users_file = _find(path, "users", required=False)
     if users_file is None:
         users = derive_users(ratings)
+        derived.add(USERS)
     else:
         frame, bad_users = _read(users_file, (F.USER_ID,))
         users = make_users(frame[F.USER_ID], frame.get(F.AGE), frame.get(F.GENDER),
@@ -142,7 +144,8 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     items_file = _find(path, "items", required=False)
     if items_file is None:
         items = derive_items(ratings)
+        derived.add(ITEMS)
     else:
         items, bad_items = _items(items_file)
         bad.append(malformed_frame(bad_items, ITEMS))
-    return Dataset(name, ratings, users, items, concat_malformed(bad))
+    return Dataset(name, ratings, users, items, concat_malformed(bad), frozenset(derived))

@@ -151,7 +151,8 @@ def load_ml_latest_small(path: str | Path) -> Dataset:
     items = make_items(ids, title, split_genres(movies["genres"]),
                        ids.map(descriptions), year)
     users = derive_users(ratings)
-    return Dataset("ml-latest-small", ratings, users, items, concat_malformed(bad))
+    return Dataset("ml-latest-small", ratings, users, items, concat_malformed(bad),
+                   frozenset({USERS}))
 
 
 # ------------------------------------------------------------------- ML-1M

@@ -45,6 +45,8 @@ class Dataset:
     items:     item_id, title, genres (list[str]), description (str), year (int, 0 = unknown).
     malformed: lines the parser could not split/convert (MALFORMED_COLUMNS): the table they
                belong to, source file, line (1-based), raw text, reason, user_id field.
+    derived:   the tables (USERS, ITEMS) the source has no file for, so one row per rated
+               id was made up: counts for them are not rows "read".
     """
 
     name: str
@@ -52,6 +54,7 @@ class Dataset:
     users: pd.DataFrame
     items: pd.DataFrame
     malformed: pd.DataFrame
+    derived: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return (

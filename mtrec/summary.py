@@ -26,6 +26,7 @@ from mtrec.contracts.metrics import (
     RECOMMEND_K,
     at,
 )
+from mtrec.data.cleaning import table_counts
 from mtrec.run_state import NodeRun, custom_property
 
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
@@ -195,10 +196,7 @@ def render(summary: dict) -> str:
         tables = data.get("tables") or {}
         if tables:
             lines.append("tables: " + "; ".join(
-                f"{name} {c['rows']} read, {c['kept']} kept, {c['rejected']} rejected"
-                + (f", {c['duplicate']} duplicate" if c.get("duplicate") else "")
-                for name, c in tables.items()
-            ))
+                f"{name} {table_counts(name, c)}" for name, c in tables.items()))
     states = summary["components"]
     lines.append("components: " + ", ".join(f"{k}={v}" for k, v in states.items()))
     if "training" in summary:

@@ -101,8 +101,10 @@ def test_users_and_items_bad_lines_count_apart_from_ratings() -> None:
     assert result.counts["total"] == 3 and result.counts["rejected"] == 0
     assert result.counts[MALFORMED] == 0 and result.counts["kept"] == 3
     assert result.tables[RATINGS] == {"rows": 3, "kept": 3, "rejected": 0, "duplicate": 0}
-    assert result.tables[T.USERS] == {"rows": 13, "kept": 3, "rejected": 10, "duplicate": 0}
-    assert result.tables[T.ITEMS] == {"rows": 4, "kept": 3, "rejected": 1, "duplicate": 0}
+    assert result.tables[T.USERS] == {"rows": 13, "kept": 3, "rejected": 10, "duplicate": 0,
+                                      "derived": False}
+    assert result.tables[T.ITEMS] == {"rows": 4, "kept": 3, "rejected": 1, "duplicate": 0,
+                                      "derived": False}
     assert result.rejects["table"].value_counts().to_dict() == {T.USERS: 10, T.ITEMS: 1}
     assert (result.rejects["reason"] == MALFORMED).all()
 

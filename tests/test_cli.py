@@ -146,6 +146,13 @@ def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys):
     assert "rejected rating_out_of_range: 1" in out and "rejected bad_rating: 1" in out
     assert "split: train" in out and str(rejects) in out
     assert len(rejects.read_text().splitlines()) == 3  # header + the 2 rejected rows
+    # No users or items file: their rows were made up from the ratings, not read.
+    assert "users: 6 (no users file: one per rated id)" in out
+    assert "items: 5 (no items file: one per rated id)" in out
+    (data / "users.csv").write_text("user_id\n" + "".join(f"u{u}\n" for u in range(6)))
+    assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "users: 6 read, 6 kept, 0 rejected" in out and "items: 5 (no items file" in out
 
 
 def test_data_check_fails_clearly_when_most_rows_are_bad(tmp_path: Path, capsys, monkeypatch):

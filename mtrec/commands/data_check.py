@@ -15,6 +15,7 @@ from typing import Any
 
 from mtrec.commands.options import EXAMPLE_HELP
 from mtrec.data import DataQualityError
+from mtrec.data.cleaning import table_counts
 from mtrec.data.tables import RATINGS
 from mtrec.ingest import REJECTS_FILE, IngestOptions, check
 
@@ -50,8 +51,7 @@ def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
     for name, c in tables.items():
         if name == RATINGS:  # the lines above, by reason
             continue
-        extra = f", {c['duplicate']} duplicate" if c.get("duplicate") else ""
-        lines.append(f"{name}: {c['rows']} read, {c['kept']} kept, {c['rejected']} rejected{extra}")
+        lines.append(f"{name}: {table_counts(name, c)}")
     lines.append("split: " + ", ".join(f"{name} {n}" for name, n in rows.items()))
     lines.append(f"rejected rows: {rejects_path}")
     return lines

@@ -91,8 +91,9 @@ def data_section(data: Mapping[str, Any]) -> str:
                if rows else _missing("split sizes"))
     if tables:
         out.append(_table(["table", "read", "kept", "rejected", "duplicate"], [
-            [_e(n), _num(c.get("rows")), _num(c.get("kept")), _num(c.get("rejected")),
-             _num(c.get("duplicate"))] for n, c in tables.items()]))
+            [_e(n), "no file: one row per rated id" if c.get("derived") else _num(c.get("rows")),
+             _num(c.get("kept")), _num(c.get("rejected")), _num(c.get("duplicate"))]
+            for n, c in tables.items()]))
     histograms = {k: v for k, v in (data.get("rating_histogram") or {}).items() if v}
     out.append(_img(charts.rating_histogram(histograms), "rating histogram")
                if histograms else _missing("rating histogram"))
