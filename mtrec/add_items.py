@@ -6,8 +6,9 @@ weights, Transform graph and transformed training data, the catalogue, the
 TextEncoder output. It re-indexes with models/reindex.py and pushes the result
 as a new version, atomically, next to the pipeline's pushes. Items add up: each
 call serves every item added to the same served model so far (a newer pipeline
-push starts afresh). Add the same items to your items table too: the next
-pipeline run then trains with them.
+push starts afresh), and a call that changes none of them pushes nothing. Add
+the same items to your items table too: the next pipeline run then trains with
+them.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import NodeRun, latest_pushed_run
+from mtrec.serving.versions import list_versions
 from mtrec.summary import shown_path
 
 # In the run's home: each served model's added items so far (model-<MLMD id>.csv),
@@ -60,6 +62,11 @@ def _canonical(items: pd.DataFrame) -> pd.DataFrame:
                       items.get(F.DESCRIPTION), items.get(F.YEAR))
 
 
+def _by_id(items: pd.DataFrame) -> pd.DataFrame:
+    """The canonical table in id order: what two calls' items are compared by."""
+    return _canonical(items).sort_values(F.ITEM_ID, kind="stable").reset_index(drop=True)
+
+
 def add_items(home: str, items_path: str) -> str:
     """Returns the pushed version directory."""
     paths = LocalPaths(os.path.abspath(home))
@@ -75,10 +82,17 @@ def add_items(home: str, items_path: str) -> str:
     # Cumulative: what earlier add-items gave the same served model, then these.
     record = os.path.join(paths.home, ADDED_ITEMS_DIR,
                           f"model-{_artifact(nodes, P.TRAINER, P.MODEL).id}.csv")
+    served = list_versions(paths.serving_model_dir) if os.path.isdir(
+        paths.serving_model_dir) else {}
     if os.path.exists(record):
         earlier = pd.read_csv(record, dtype=str, keep_default_na=False)
         items = pd.concat([earlier, items], ignore_index=True).fillna("").drop_duplicates(
             F.ITEM_ID, keep="last").reset_index(drop=True)
+        if served and _by_id(items).equals(_by_id(earlier)):  # a call repeated
+            latest = served[max(served)]
+            print(f"nothing new: the served model ({shown_path(latest)}) already holds these "
+                  f"{len(items)} added items; no version pushed")
+            return latest
     table = _canonical(items)
     tft_output = tft.TFTransformOutput(_uri(nodes, P.TRANSFORM, P.TRANSFORM_GRAPH))
     train_dir = split_dir(_uri(nodes, P.TRANSFORM, P.TRANSFORMED_EXAMPLES), P.TRAIN_SPLIT)

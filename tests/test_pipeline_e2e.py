@@ -230,11 +230,14 @@ def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, c
         csv.write_text(f"item_id,title,genres,description,year\n"
                        f"{item},{title},Drama,a quiet story,2024\n")
         versions.append(add_items(str(home), str(csv)))
+    said = capsys.readouterr().out.splitlines()
+    # The second file again, as written: nothing new, so nothing is pushed.
+    assert add_items(str(home), str(tmp_path / "new-2.csv")) == versions[1]
+    assert capsys.readouterr().out.splitlines()[-1].startswith("nothing new: the served model")
     served = [set(tf.saved_model.load(v).catalog_ids.numpy()) for v in versions]
     original = set(tf.saved_model.load(paths.serving_model_dir + "/" + _versions(paths)[0])
                    .catalog_ids.numpy())
     assert served[0] == original | {b"new-1"}
-    said = capsys.readouterr().out.splitlines()
     assert said[-1] == (f"catalogue now {len(original) + 2} items (2 added since the run); "
                         f"pushed home/serving_model/mtrec/{os.path.basename(versions[1])}")
     assert served[1] == original | {b"new-1", b"new-2"}
