@@ -14,7 +14,8 @@ clusters). benchmarks/real_catalogue.py's catalogue repeats the 1,682 real items
 over the distinct items, i.e. 1,682 distinct vectors in ~1,000 clusters, not
 what a catalogue of 1M distinct items would give. Latency is the in-process
 search for one user (p50 of `--calls`), exact and IVF side by side. Writes
-benchmarks/results/ivf_recall.json (merged by model label) and its table ivf_recall.md.
+ivf_recall.json (merged by model label) and its table ivf_recall.md under --out
+(default: benchmarks/results).
 """
 
 from __future__ import annotations
@@ -126,13 +127,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--distinct", type=int, help="the catalogue repeats its first this "
                         "many items (benchmarks/real_catalogue.py: 1682)")
+    parser.add_argument("--out", default=RESULTS,
+                        help="results folder (default: the committed benchmarks/results)")
     args = parser.parse_args(argv)
     with open(args.users, "rb") as fh:
         users = [line.rstrip(b"\n") for line in fh if line.strip()]
     load = os.getloadavg()
     result = measure(args.model_dir, users, args.nprobe, args.calls, args.distinct)
     result["load_average"] = [list(load), list(os.getloadavg())]
-    path = os.path.join(RESULTS, "ivf_recall.json")
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "ivf_recall.json")
     merged = {}
     if os.path.exists(path):
         with open(path) as fh:
@@ -140,7 +144,7 @@ def main(argv: list[str]) -> int:
     merged[args.label] = result
     with open(path, "w") as fh:
         json.dump(merged, fh, indent=2)
-    with open(os.path.join(RESULTS, "ivf_recall.md"), "w") as fh:
+    with open(os.path.join(args.out, "ivf_recall.md"), "w") as fh:
         fh.write(render(merged))
     print(json.dumps(result, indent=2))
     return 0

@@ -1,6 +1,6 @@
 """The real ML-100K u1 towers and heads over a catalogue grown to N items, for serving scale.
 
-`benchmarks/serving.py --real-catalog-sizes 100000 1000000` serves these: the
+`benchmarks/serving.py --catalog-sizes 100000 1000000` serves these: the
 query tower, the candidate tower and the relevance/rating re-rank heads are the
 ones `mtrec run` trains (same preprocessing, `build_model`, production export),
 only the catalogue is larger. The extra items are the real items' candidate
@@ -108,7 +108,7 @@ def real_catalogue_models(work_root: str, sizes: list[int], epochs: int = 2,
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         description="Export the real-tower models of grown catalogues (serving.py "
-        "--real-catalog-sizes drives this) and print their directories.")
+        "--catalog-sizes drives this) and print their directories.")
     parser.add_argument("work_dir", nargs="?", default=os.path.join("/tmp", "mtrec-serving-bench"))
     parser.add_argument("sizes", nargs="*", type=int, default=[1_000_000])
     args = parser.parse_args(argv)

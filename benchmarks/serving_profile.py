@@ -10,7 +10,7 @@ max(100, 4k) candidates, the blend). Differences of their p50s give each
 stage's cost, and the same model exported with and without the per-user cache
 (models/serving_ops.py) gives what the cache removes. Models and signatures
 take turns in rounds, so all see the same background load on a shared box.
-Writes benchmarks/results/serving_profile.{json,md}.
+Writes serving_profile.{json,md} under --out (default: benchmarks/results).
 """
 
 from __future__ import annotations
@@ -56,7 +56,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="+", type=_model, metavar="label=MODEL_DIR",
                         help="a pushed model version folder, e.g. cached=/tmp/m/1")
-    models = dict(parser.parse_args(argv).models)
+    parser.add_argument("--out", default=RESULTS,
+                        help="results folder (default: the committed benchmarks/results)")
+    args = parser.parse_args(argv)
+    models = dict(args.models)
     fns = {label: calls(path, ["1"]) for label, path in models.items()}
     lat: dict = {label: {name: [] for name in f} for label, f in fns.items()}
     for f in fns.values():
@@ -88,10 +91,10 @@ def main(argv: list[str]) -> int:
             f"{out['p50_ms'][m][n]} / {out['p99_ms'][m][n]}" for m in models) + " |")
     lines.append(f"\nLoad average (1/5/15 min) at start {load_start}, end "
                  f"{os.getloadavg()}; {ROUNDS * PER_ROUND} calls per cell, interleaved.")
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "serving_profile.json"), "w") as fh:
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "serving_profile.json"), "w") as fh:
         json.dump(out, fh, indent=2)
-    with open(os.path.join(RESULTS, "serving_profile.md"), "w") as fh:
+    with open(os.path.join(args.out, "serving_profile.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
