@@ -345,10 +345,11 @@ def _field(fields: list[str] | None, at: int | None) -> str:
 def _split_loosely(raw: str) -> list[str]:
     """Best-effort fields of a record csv rejected (to find its user id field). An
     unbalanced quote makes csv read the whole line as one field: commas split it then."""
+    text = raw.replace("\0", "")
     try:
-        fields = next(csv.reader([raw.replace("\0", "")]), [])
+        fields = next(csv.reader([text]), [])
     except csv.Error:
         fields = []
-    if len(fields) > 1 or "," not in raw:
+    if len(fields) > 1 or "," not in text:
         return fields
-    return [f.strip().strip('"') for f in raw.replace("\0", "").split(",")]
+    return [f.strip().strip('"') for f in text.split(",")]

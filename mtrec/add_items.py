@@ -82,12 +82,12 @@ def add_items(home: str, items_path: str) -> str:
     # Cumulative: what earlier add-items gave the same served model, then these.
     record = os.path.join(paths.home, ADDED_ITEMS_DIR,
                           f"model-{_artifact(nodes, P.TRAINER, P.MODEL).id}.csv")
-    served = list_versions(paths.serving_model_dir) if os.path.isdir(
-        paths.serving_model_dir) else {}
-    if os.path.exists(record):
+    base = paths.serving_model_dir
+    if os.path.exists(record):  # then add-items pushed the latest version
         earlier = pd.read_csv(record, dtype=str, keep_default_na=False)
         items = pd.concat([earlier, items], ignore_index=True).fillna("").drop_duplicates(
             F.ITEM_ID, keep="last").reset_index(drop=True)
+        served = list_versions(base) if os.path.isdir(base) else {}
         if served and _by_id(items).equals(_by_id(earlier)):  # a call repeated
             latest = served[max(served)]
             print(f"nothing new: the served model ({shown_path(latest)}) already holds these "
@@ -119,7 +119,6 @@ def add_items(home: str, items_path: str) -> str:
             export_dir=os.path.join(work, "model"),
             item_text=item_text,
         )
-        base = paths.serving_model_dir
         target = atomic_copy(os.path.join(work, "model"), base, next_version(base))
         os.makedirs(os.path.dirname(record), exist_ok=True)
         items.to_csv(os.path.join(work, "added.csv"), index=False)

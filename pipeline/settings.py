@@ -64,9 +64,7 @@ class PipelineSettings:
         if self.vertex_training is not None and self.tfjob_training is not None:
             raise ValueError("choose vertex_training or tfjob_training, not both")
         ModelConfig.from_dict(dict(self.model))  # unknown keys or bad values raise here
-        if self.text_encoder is not None:
-            known = {f.name for f in dataclasses.fields(TextEncoderConfig)}
-            unknown = set(self.text_encoder) - known
-            if unknown:
-                raise ValueError(f"unknown text encoder settings: {sorted(unknown)}")
+        unknown = TextEncoderConfig.unknown(self.text_encoder or {})
+        if unknown:
+            raise ValueError(f"unknown text encoder settings: {unknown}")
         object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))

@@ -63,7 +63,7 @@ class TextEncoder(base_component.BaseComponent):
         are coerced to the field's type. `learning_rate=None` picks 1e-3 for scratch,
         5e-5 for fine-tuning a pretrained model."""
         fields = {f.name: f for f in dataclasses.fields(TextEncoderConfig)}
-        unknown = sorted(set(settings) - set(fields))
+        unknown = TextEncoderConfig.unknown(settings)
         if unknown:
             raise TypeError(f"unknown TextEncoder settings {unknown}; known: {sorted(fields)}")
         coerced = {

@@ -8,6 +8,7 @@ The defaults are sized for an ML-100K catalogue (~1,700 items) on 2 CPU cores.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 # pretrained: all-MiniLM-L6-v2 (minilm.py), frozen. pretrained_mlm: the same,
@@ -55,6 +56,12 @@ class TextEncoderConfig:
     learning_rate: float | None = None
     seed: int = 42
     log_every_steps: int = 100
+
+    @classmethod
+    def unknown(cls, settings: Mapping[str, Any]) -> list[str]:
+        """The keys of `settings` (overrides: a flag's JSON, PipelineSettings.text_encoder,
+        the component's keyword arguments) that name no field, sorted."""
+        return sorted(set(settings) - {f.name for f in dataclasses.fields(cls)})
 
     @classmethod
     def from_exec_properties(cls, props: dict[str, Any]) -> TextEncoderConfig:

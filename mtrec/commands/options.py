@@ -88,9 +88,9 @@ def check_flags(args: argparse.Namespace) -> None:
 
     model_overrides(args, dict(args.model_config))
     if not args.no_text_encoder:
-        known = {f.name for f in dataclasses.fields(TextEncoderConfig)}
-        unknown = sorted(set(args.text_encoder) - known)
+        unknown = TextEncoderConfig.unknown(args.text_encoder)
         if unknown:
+            known = [f.name for f in dataclasses.fields(TextEncoderConfig)]
             raise ValueError(f"--text-encoder: unknown settings {unknown}; known: {sorted(known)}")
         try:
             TextEncoderConfig.from_exec_properties(dict(args.text_encoder))
