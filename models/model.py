@@ -16,6 +16,9 @@ Tasks (one TFRS Task each):
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
@@ -31,7 +34,7 @@ from mtrec.models.config import (
     ModelConfig,
 )
 from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
-from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes
+from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes, architecture_config
 
 skip_tf_keras()  # every process that builds the model traces it: 104 -> 60 s a sample run_fn
 
@@ -64,6 +67,12 @@ class MultiTaskModel(tfrs.Model):
             raise ValueError(f"resolve the optimizer first (resolve_optimizer): "
                              f"{config.optimizer!r}")
         self.sizes, self.config = sizes, config
+        self._architecture = json.dumps(dict(
+            sizes=dataclasses.asdict(sizes), config=dataclasses.asdict(config),
+            rating_mean=float(rating_mean), rating_range=[float(r) for r in rating_range],
+            items=int(len(item_sampling_prob)), text_table=text_table is not None,
+            rated=rated is not None, neighbour_ratings=neighbour_ratings is not None,
+        ))
         d = config.embedding_dim
         row_l2 = config.optimizer == "lazy_adam"  # LazyAdam needs row-sparse gradients
         self.query_tower = QueryTower(
@@ -155,6 +164,9 @@ class MultiTaskModel(tfrs.Model):
         self.task_losses = {t: tf.keras.metrics.Mean(name=f"{t}_loss") for t in config.tasks}
 
     # ------------------------------------------------------------ building blocks
+    def get_config(self) -> dict:
+        return architecture_config(self)
+
     def _trackable_children(self, save_type="checkpoint", **kwargs):
         """Leave the optimizer out of SavedModels: serving never reads its slots.
 

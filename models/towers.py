@@ -8,6 +8,7 @@ a catalogue.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import TYPE_CHECKING
 
 import tensorflow as tf
@@ -99,6 +100,21 @@ def pooled_bag(table: tf.keras.layers.Embedding, ids: tf.RaggedTensor) -> tf.Ten
     return total / tf.sqrt(tf.maximum(size, 1.0))
 
 
+def architecture_config(model: tf.keras.Model) -> dict:
+    """A subclassed model's `get_config`: its name and `_architecture` (a JSON string:
+    Keras would wrap a dict attribute in a trackable, non-JSON `_DictWrapper`).
+
+    tf-keras records every tracked Model's config in the SavedModel's Keras
+    metadata; without an override it logs "non-serializable objects ...
+    Defaulting to empty config" twice per model at each export (6 lines in
+    `mtrec add-items`). mtrec reloads exports with tf.saved_model.load, never
+    `from_config`, so arrays (text table, sampling probabilities, rated items)
+    are data, not config: they are saved as constants/variables, and only their
+    shapes or presence are recorded here.
+    """
+    return {"name": model.name, "trainable": model.trainable, **json.loads(model._architecture)}
+
+
 class QueryTower(tf.keras.Model):
     """User id + demographics + recent history (+ the bag of rated items) -> query embedding.
 
@@ -120,6 +136,10 @@ class QueryTower(tf.keras.Model):
         **kw,
     ):
         super().__init__(**kw)
+        self._architecture = json.dumps(dict(
+            sizes=dataclasses.asdict(sizes), dim=dim, reg=reg, dropout=dropout,
+            use_history=use_history, row_l2=row_l2, use_rated=use_rated,
+        ))
         self.known_users, self.known_items = sizes.known_users, sizes.known_items
         self.user_embedding = id_embedding(sizes.users, dim, reg, row_l2)
         self.rated_embedding = id_embedding(sizes.items, dim, reg, row_l2) if use_rated else None
@@ -134,6 +154,9 @@ class QueryTower(tf.keras.Model):
         self.occupation_embedding = tf.keras.layers.Embedding(sizes.occupations, 8)
         self.pool = MaskedMeanPool()
         self.mlp = _mlp((2 * dim,), dim, "query_mlp", dropout)
+
+    def get_config(self) -> dict:
+        return architecture_config(self)
 
     def call(self, x: dict, training: bool = False) -> tf.Tensor:
         parts = [
@@ -171,6 +194,10 @@ class CandidateTower(tf.keras.Model):
         **kw,
     ):
         super().__init__(**kw)
+        self._architecture = json.dumps(dict(
+            sizes=dataclasses.asdict(sizes), dim=dim, reg=reg, dropout=dropout, row_l2=row_l2,
+            text_table_shape=None if text_table is None else [int(n) for n in text_table.shape],
+        ))
         self.text_table = None if text_table is None else tf.constant(text_table, dtype=tf.float32)
         self.text_projection = (
             None if text_table is None else tf.keras.layers.Dense(dim, name="text_projection")
@@ -181,6 +208,9 @@ class CandidateTower(tf.keras.Model):
         self.token_embedding = tf.keras.layers.Embedding(sizes.text_tokens, 32)
         self.pool = MaskedMeanPool()
         self.mlp = _mlp((2 * dim,), dim, "candidate_mlp", dropout)
+
+    def get_config(self) -> dict:
+        return architecture_config(self)
 
     def text_vectors(self, item_idx: tf.Tensor) -> tf.Tensor:
         """The text table's rows of these item_idx (zeros for unknown ids)."""
