@@ -22,6 +22,7 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from mtrec.components.text_encoder.config import TextEncoderConfig
+from mtrec.console import LOG_DIR, LOG_FILE
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
@@ -33,6 +34,7 @@ from mtrec.run_state import NodeRun, latest_run
 from mtrec.summary import SUMMARY_FILE, recommendation_rows, tfma_not_run
 from mtrec.summary import collect as collect_summary
 
+RUN_LOG = os.path.join(LOG_DIR, LOG_FILE)  # relative: the page stays right in a moved home
 EXAMPLE_USERS = 3
 TOP_K = 10
 TFMA_OUTPUTS = (F.OUT_RATING, F.OUT_RELEVANCE)
@@ -269,6 +271,39 @@ def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | 
     return "; ".join(reasons) or "the run stopped before the Pusher"
 
 
+def recorded_home(nodes: dict[str, NodeRun], paths: LocalPaths) -> str | None:
+    """The home the run was made in: ML Metadata keeps absolute artifact URIs
+    (`<that home>/pipeline_root/...`), so a home copied or moved elsewhere still names it."""
+    marker = os.sep + os.path.relpath(paths.pipeline_root, paths.home) + os.sep
+    for node in nodes.values():
+        for artifacts in node.outputs.values():
+            for artifact in artifacts:
+                if marker in artifact.uri:
+                    return artifact.uri.rsplit(marker, 1)[0]
+    return None
+
+
+def rebase(path: Any, old: str | None, new: str) -> Any:
+    """`path` under `new` if it lies under `old` (the recorded home); else as it is."""
+    if not old or old == new or not isinstance(path, str):
+        return path
+    if path == old or path.startswith(old + os.sep):
+        return new + path[len(old):]
+    return path
+
+
+def rebase_nodes(nodes: dict[str, NodeRun], old: str | None, new: str) -> None:
+    """Point every artifact URI (and the Pusher's destination) recorded under `old` at the
+    same place under `new`, so a copied home reads its own files, not the original's."""
+    for node in nodes.values():
+        for artifacts in node.outputs.values():
+            for artifact in artifacts:
+                artifact.uri = rebase(artifact.uri, old, new)
+                pushed = artifact.custom_properties.get(P.PUSHED_DESTINATION)
+                if pushed is not None and pushed.HasField("string_value"):
+                    pushed.string_value = rebase(pushed.string_value, old, new)
+
+
 def collect(home: str) -> dict[str, Any]:
     """The report's data for the latest run in `home` (an `mtrec run` output folder)."""
     paths = LocalPaths(os.path.abspath(home))
@@ -276,12 +311,20 @@ def collect(home: str) -> dict[str, Any]:
         raise FileNotFoundError(f"{home}: no {os.path.basename(paths.metadata_path)}; "
                                 "is it an `mtrec run` output folder?")
     nodes = latest_run(paths.metadata_path)
+    if not nodes:
+        raise FileNotFoundError(f"{home}: {os.path.basename(paths.metadata_path)} records no "
+                                "pipeline run")
+    old_home = recorded_home(nodes, paths)
+    rebase_nodes(nodes, old_home, paths.home)
     summary = collect_summary(nodes)
     saved = {}
     summary_path = os.path.join(home, SUMMARY_FILE)
     if os.path.exists(summary_path):
         with open(summary_path) as f:
             saved = json.load(f)
+    if saved.get("data"):
+        saved["data"]["rejects_path"] = rebase(saved["data"].get("rejects_path"), old_home,
+                                               paths.home)
     model_dir = summary.get("pushed_to")
     return {
         "home": os.path.abspath(home),
@@ -293,7 +336,8 @@ def collect(home: str) -> dict[str, Any]:
             "anomalies": anomalies(nodes),
         },
         "pipeline": {"components": components(nodes), "pushed_to": model_dir,
-                     "not_pushed": not_pushed_reason(summary, summary["components"])},
+                     "not_pushed": not_pushed_reason(summary, summary["components"]),
+                     "log": RUN_LOG if os.path.exists(os.path.join(home, RUN_LOG)) else None},
         "training": {"metrics": summary.get("training"), "curves": curves(nodes),
                      "config": model_config(nodes)},
         "evaluation": {"tfma": tfma_table(nodes), "tfma_blessed": summary.get("tfma_blessed"),

@@ -18,6 +18,7 @@ from mtrec.summary import tfma_not_run
 
 SECTIONS = ("data", "pipeline", "training", "evaluation", "text-encoder", "examples")
 NOT_RECORDED = "not recorded"
+NOT_TASK_LOSSES = ("regularization_loss", "total_loss")  # in the logs next to the tasks'
 CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;color:#222}
 h1{font-size:1.5rem}h2{border-bottom:1px solid #ccc;padding-top:1rem}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.2rem .5rem;
@@ -31,16 +32,22 @@ def _e(value: Any) -> str:
 
 
 def _num(value: Any, digits: int = 4) -> str:
+    """A float to `digits` places, an integer with thousands separators (32,020)."""
     if value is None:
         return f'<span class="muted">{NOT_RECORDED}</span>'
     if isinstance(value, float):
         return f"{value:.{digits}f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
     return _e(value)
 
 
 def _count(value: Any) -> str:
-    """An integer with thousands separators (22,713,216), else as _num."""
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else _num(value)
+    """A count: an integer with thousands separators (22,713,216), a whole float (TFMA's
+    example_count, 7980.0) as an integer, else as _num."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return _num(value)
 
 
 def _of(part: Any, whole: Any, where: str) -> str:
@@ -110,9 +117,14 @@ def pipeline_section(pipeline: Mapping[str, Any]) -> str:
     components = pipeline.get("components") or []
     out = [_img(charts.timeline(components), "pipeline timeline")] if components else [
         _missing("component executions (ML Metadata)")]
+    # A RUNNING execution of the latest run was killed (or still runs): no end recorded.
     out.append(_table(["component", "status", "cached", "wall time (s)"], [
-        [_e(c["id"]), _e(c["state"]), "yes" if c["cached"] else "no", f"{c['seconds']:.1f}"]
+        [_e(c["id"]), _e(c["state"]), "yes" if c["cached"] else "no",
+         "not finished" if c["state"] == "RUNNING" else f"{c['seconds']:.1f}"]
         for c in components]))
+    if pipeline.get("log") and any(c["state"] == "FAILED" for c in components):
+        out.append(f"<p>the error and its traceback: <code>{_e(pipeline['log'])}</code> "
+                   "(in the run's home)</p>")
     if pipeline.get("pushed_to"):
         out.append(_verdict(True, f"pushed: {pipeline['pushed_to']}"))
     else:
@@ -137,14 +149,16 @@ def training_section(training: Mapping[str, Any]) -> str:
                                   "loss"), "loss curves") if losses else _missing("loss curves"))
     per_task = {name: values for name, values in val.items()
                 if not name.endswith("loss") and any(values)}
-    out.append(_img(charts.curves("validation metric per task, per epoch", per_task, "value"),
+    out.append(_img(charts.curves("validation metric per task, per epoch", per_task,
+                                  "AUC: higher is better\nRMSE, MAE: lower is better"),
                     "per-task validation curves") if per_task
                else _missing("per-task validation metrics"))
-    # The model tracks each task's unweighted loss (`<task>_loss`, train and validation).
+    # The model tracks each task's unweighted loss (`<task>_loss`, train and validation),
+    # and the regularization and total losses, which are no task's (left out).
     task_losses = {f"{phase} {name.removesuffix('_loss')}": values
                    for phase, series in (("train", train), ("validation", val))
                    for name, values in series.items()
-                   if name.endswith("_loss") and any(values)}
+                   if name.endswith("_loss") and name not in NOT_TASK_LOSSES and any(values)}
     out.append(_img(charts.curves("loss per task, per epoch (unweighted)", task_losses, "loss"),
                     "per-task loss curves") if task_losses
                else _missing("per-task losses (models trained before they were tracked)"))
@@ -180,12 +194,13 @@ def evaluation_section(evaluation: Mapping[str, Any]) -> str:
                    "runs, is only ever a pushed model's.</p>")
         return "".join(out + _retrieval_section(evaluation))
     out.append(_table(["output", "metric", "value", "threshold", "baseline", "change"], [
-        [_e(r["output"]), _e(r["metric"]), _num(r.get("value")), _bound(r),
-         _num(r.get("baseline")), _num(r.get("diff"))] for r in tfma])
+        [_e(r["output"]), _e(r["metric"]), fmt(r.get("value")), _bound(r),
+         fmt(r.get("baseline")), fmt(r.get("diff"))]
+        for r in tfma for fmt in [_count if r["metric"].endswith("count") else _num]])
                if tfma else _missing("TFMA metrics"))
     if tfma and not any("baseline" in r for r in tfma):
-        out.append('<p class="muted">No baseline model yet (first blessed run): change '
-                   "thresholds were skipped.</p>")
+        out.append('<p class="muted">No baseline model yet (no earlier run was blessed): '
+                   "change thresholds were skipped.</p>")
     verdict = evaluation.get("tfma_verdict")
     out.append(_verdict(evaluation.get("tfma_blessed"), verdict) if verdict
                else _missing("TFMA verdict"))
