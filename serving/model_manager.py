@@ -11,7 +11,9 @@ policy and its availability-preserving loader:
 * a request takes a reference to the current `Servable` when it starts, so a
   swap never pulls a model out from under an in-flight request;
 * a version that fails to load leaves the current one serving, and is not
-  retried until its files change.
+  retried until its files (any of them, assets included) change;
+* a version whose files change while it loads (a folder copied in place,
+  not renamed in) is not served; the next poll loads it again.
 
 Everything request-facing (signature specs, concrete functions, metadata) is
 resolved once at load time so the hot path is dictionary look-ups.
@@ -34,7 +36,13 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from mtrec.contracts.artifacts import EXTRA_ASSETS_DIR
 from mtrec.serving.batching import BatchingOptions, SignatureBatcher
 from mtrec.serving.errors import invalid_argument
-from mtrec.serving.signature import DEFAULT_SIGNATURE, Signature, read_signature_defs
+from mtrec.serving.signature import (
+    DEFAULT_SIGNATURE,
+    RequestLimits,
+    Signature,
+    clean_tf_message,
+    read_signature_defs,
+)
 from mtrec.serving.versions import list_versions, version_stamp
 
 log = logging.getLogger("mtrec.serving")
@@ -47,7 +55,12 @@ class Servable:
     """One loaded model version with its signatures resolved for serving."""
 
     def __init__(
-        self, name: str, version: int, path: str, batching: BatchingOptions | None = None
+        self,
+        name: str,
+        version: int,
+        path: str,
+        batching: BatchingOptions | None = None,
+        limits: RequestLimits | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -55,7 +68,8 @@ class Servable:
         self._module = tf.saved_model.load(path, tags=["serve"])
         defs = read_signature_defs(path)
         self.signatures: dict[str, Signature] = {
-            key: Signature(key, fn, defs.get(key)) for key, fn in self._module.signatures.items()
+            key: Signature(key, fn, defs.get(key), limits)
+            for key, fn in self._module.signatures.items()
         }
         if batching is not None:
             for sig in self.signatures.values():
@@ -114,8 +128,10 @@ class ModelManager:
         warmup: WarmupFn | None = None,
         batching: BatchingOptions | None = None,
         freeze_gc: bool = False,
+        limits: RequestLimits | None = None,
     ) -> None:
         self.base_path = base_path
+        self._limits = limits
         self._batching = batching
         self._freeze_gc = freeze_gc
         self.model_name = model_name
@@ -139,9 +155,14 @@ class ModelManager:
             self._thread = threading.Thread(target=self._loop, name="mtrec-model-poll", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, join: bool = True) -> None:
+        """Stop polling; with `join`, wait (at most 30 s) for a load in progress to end.
+
+        A load cannot be interrupted, but one that ends after the stop is neither
+        warmed up nor served.
+        """
         self._stop.set()
-        if self._thread is not None:
+        if join and self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
 
@@ -189,7 +210,9 @@ class ModelManager:
         self._set_status(version, VersionStatus(_STATE.LOADING))
         started = time.monotonic()
         try:
-            servable = Servable(self.model_name, version, path, self._batching)
+            servable = Servable(self.model_name, version, path, self._batching, self._limits)
+            if self._stop.is_set():  # shutting down: neither warm up nor serve it
+                return
             if self._warmup is not None:
                 replayed = self._warmup(servable)
                 if replayed:
@@ -198,11 +221,26 @@ class ModelManager:
             code = getattr(exc, "code", None)
             if not isinstance(code, grpc.StatusCode):
                 code = grpc.StatusCode.UNKNOWN
+            message = clean_tf_message(str(exc))
             log.error(
-                "loading %s version %d from %s failed: %s", self.model_name, version, path, exc
+                "loading %s version %d from %s failed (tried again when its files change): %s",
+                self.model_name, version, path, message,
             )
             self._failed[version] = stamp
-            self._set_status(version, VersionStatus(_STATE.END, code, f"load failed: {exc}"))
+            self._set_status(version, VersionStatus(_STATE.END, code, f"load failed: {message}"))
+            return
+        if self._stop.is_set():
+            return
+        if version_stamp(path) != stamp:
+            # Loaded from files that were still being written: it may hold half a
+            # vocabulary. Not served, nor reported: the next poll loads the folder as it
+            # is then (and a folder removed meanwhile is not left LOADING for ever).
+            log.warning(
+                "%s version %d changed while it loaded (still being copied in?); loading it again",
+                self.model_name, version,
+            )
+            with self._lock:
+                self._statuses.pop(version, None)
             return
         self._failed.pop(version, None)
         log.info(

@@ -47,6 +47,6 @@ class ModelRegistry:
                 log.warning("%s", problem)
             manager.start()
 
-    def stop(self) -> None:
+    def stop(self, join: bool = True) -> None:
         for manager in self:
-            manager.stop()
+            manager.stop(join)

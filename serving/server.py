@@ -47,6 +47,7 @@ from mtrec.serving.model_manager import ModelManager
 from mtrec.serving.registry import ModelRegistry
 from mtrec.serving.rest import RestServer
 from mtrec.serving.server_args import ServerConfig, add_server_arguments, config_from_args
+from mtrec.serving.signature import RequestLimits
 from mtrec.serving.warmup import replay_warmup
 
 log = logging.getLogger("mtrec.serving")
@@ -208,10 +209,11 @@ class ServingServer:
         _configure_tf_threads(config.tf_inter_op_threads, config.tf_intra_op_threads)
         sources = model_sources(config.model_base_path, config.model_name, config.model_config_file)
         batching = BatchingOptions(config.max_batch_size) if config.batching else None
+        limits = RequestLimits(config.max_request_rows, config.max_request_elements)
         self.models = ModelRegistry([
             ModelManager(source.base_path, source.name, poll_seconds=config.poll_seconds,
                          warmup=replay_warmup if config.warmup else None, batching=batching,
-                         freeze_gc=config.freeze_gc)
+                         freeze_gc=config.freeze_gc, limits=limits)
             for source in sources
         ])
         self._grpc = grpc.server(
@@ -316,10 +318,14 @@ class ServingServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        self.models.stop()
+        # Refuse new RPCs and drain in-flight ones first: joining a poller that is
+        # loading a version can take as long as the load, and must not keep the
+        # server taking requests after SIGTERM all that time.
+        self.models.stop(join=False)
         if self._rest is not None:
             self._rest.stop()
         self._grpc.stop(grace).wait()
+        self.models.stop()
         servables = [m.current for m in self.models if m.current is not None]
         for sig in (sig for servable in servables for sig in servable.signatures.values()):
             if sig.batcher is not None and sig.batcher.requests:

@@ -9,6 +9,9 @@ from dataclasses import dataclass, fields
 from mtrec.serving.affinity import parse_cpus
 
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+# Same values as serving/signature.py's RequestLimits (kept here: no TF import).
+DEFAULT_MAX_REQUEST_ROWS = 8192
+DEFAULT_MAX_REQUEST_ELEMENTS = 1 << 20
 
 
 def _cpu_list(text: str) -> tuple[int, ...]:
@@ -52,6 +55,20 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_MAX_REQUEST_BYTES,
         help="larger requests get RESOURCE_EXHAUSTED",
+    )
+    parser.add_argument(
+        "--max-request-rows",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_ROWS,
+        help="larger batches (dim 0 of an input) get INVALID_ARGUMENT before the model runs: "
+        "a few MB of user ids can ask for tens of GB of model memory (0 = no limit; "
+        "default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-request-elements",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_ELEMENTS,
+        help="most elements one input tensor may declare (0 = no limit; default: %(default)s)",
     )
     parser.add_argument("--threads", type=int, default=8, help="RPC worker threads")
     parser.add_argument(
@@ -110,6 +127,9 @@ class ServerConfig:
     tls_client_ca: str | None = None  # set to require client certificates (mTLS)
     poll_seconds: float = 1.0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    # Per request, checked on the declared shapes (serving/signature.py RequestLimits).
+    max_request_rows: int = DEFAULT_MAX_REQUEST_ROWS
+    max_request_elements: int = DEFAULT_MAX_REQUEST_ELEMENTS
     threads: int = 8
     warmup: bool = True
     batching: bool = False  # merge concurrent requests per signature (see batching.py)

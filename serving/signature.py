@@ -26,6 +26,7 @@ from mtrec.serving import tensor_codec
 from mtrec.serving.batching import SignatureBatcher
 from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
 from mtrec.serving.errors import ServingError, invalid_argument, status_code_from_int
+from mtrec.serving.server_args import DEFAULT_MAX_REQUEST_ELEMENTS, DEFAULT_MAX_REQUEST_ROWS
 from mtrec.serving.wire import SerializedOutputs, model_spec_field
 
 log = logging.getLogger("mtrec.serving")
@@ -40,7 +41,8 @@ _NOISE = ("Graph execution error:", "Detected at node", "<stack traces unavailab
 _FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
 
 
-def _clean_tf_message(message: str) -> str:
+def clean_tf_message(message: str) -> str:
+    """A TF runtime error's message without the boilerplate, on one line."""
     lines = [ln for ln in message.splitlines() if ln.strip() and not ln.startswith(_NOISE)]
     text = " ".join(ln.strip() for ln in lines) or message
     # "{{function_node f}} msg [[{{function_node g}}{{node n}}]]" -> "msg"
@@ -72,6 +74,20 @@ class InputSpec:
         return "?" if self.dims is None else str([-1 if d is None else d for d in self.dims])
 
 
+@dataclass(frozen=True)
+class RequestLimits:
+    """How big one request's inputs may be; 0 lifts a limit.
+
+    A request's bytes say little about the work it asks for: TensorProto's
+    repeated-last-value form lets 50 bytes declare a million-row tensor, and a
+    recommend request for 200,000 users (1.2 MB) drives the model to a 13 GB
+    peak. Both are refused from the declared shape, before anything is decoded.
+    """
+
+    max_rows: int = DEFAULT_MAX_REQUEST_ROWS  # dim 0 of an input with a batch dimension
+    max_elements: int = DEFAULT_MAX_REQUEST_ELEMENTS  # elements of any one input tensor
+
+
 _CONST_CACHE_SIZE = 256
 
 
@@ -90,9 +106,11 @@ class Signature:
         name: str,
         fn: Any,
         signature_def: meta_graph_pb2.SignatureDef | None,
+        limits: RequestLimits | None = None,
     ) -> None:
         self.name = name
         self._fn = fn
+        self.limits = limits or RequestLimits()
         specs = fn.structured_input_signature[1]
         self.inputs: dict[str, InputSpec] = {
             key: InputSpec(
@@ -214,7 +232,7 @@ class Signature:
             return direct(args)
         except tf.errors.OpError as exc:
             raise ServingError(
-                status_code_from_int(exc.error_code), _clean_tf_message(exc.message)
+                status_code_from_int(exc.error_code), clean_tf_message(exc.message)
             ) from exc
 
     def run_arrays(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -226,20 +244,44 @@ class Signature:
                 f"input '{spec.name}' of signature '{self.name}' has dtype "
                 f"{tensor_codec.dtype_name(proto.dtype)}, expected {spec.dtype.name}"
             )
-        try:
-            arr = tensor_codec.decode(proto)
-        except Exception as exc:  # malformed content: size mismatch, bad shape...
-            raise invalid_argument(f"input '{spec.name}' could not be decoded: {exc}") from exc
-        if not spec.shape_ok(arr.shape):
+        # Everything about the shape is checked on the declared one, before decoding:
+        # a short proto can declare a huge tensor (repeated-last-value form).
+        shape = tuple(d.size for d in proto.tensor_shape.dim)
+        if any(d < 0 for d in shape):
             raise invalid_argument(
-                f"input '{spec.name}' of signature '{self.name}' has shape {list(arr.shape)}, "
+                f"input '{spec.name}' of signature '{self.name}' has an invalid shape "
+                f"{list(shape)} (negative dimension)"
+            )
+        if not spec.shape_ok(shape):
+            raise invalid_argument(
+                f"input '{spec.name}' of signature '{self.name}' has shape {list(shape)}, "
                 f"expected {spec.shape_text()}"
             )
-        if spec.batched and arr.shape[0] == 0:
+        if spec.batched and shape[0] == 0:
             raise invalid_argument(
                 f"input '{spec.name}' of signature '{self.name}' has an empty batch (dim 0 is 0)"
             )
-        return arr
+        self._check_size(spec, shape)
+        try:
+            return tensor_codec.decode(proto)
+        except Exception as exc:  # malformed content: size mismatch, bad shape...
+            raise invalid_argument(f"input '{spec.name}' could not be decoded: {exc}") from exc
+
+    def _check_size(self, spec: InputSpec, shape: tuple[int, ...]) -> None:
+        limits = self.limits
+        if spec.batched and limits.max_rows and shape[0] > limits.max_rows:
+            raise invalid_argument(
+                f"input '{spec.name}' of signature '{self.name}' has {shape[0]} rows; this "
+                f"server takes at most {limits.max_rows} per request (--max-request-rows): "
+                "split the batch"
+            )
+        elements = int(np.prod(shape, dtype=np.float64)) if shape else 1
+        if limits.max_elements and elements > limits.max_elements:
+            raise invalid_argument(
+                f"input '{spec.name}' of signature '{self.name}' has shape {list(shape)}, "
+                f"{elements} elements; this server takes at most {limits.max_elements} per "
+                "input (--max-request-elements)"
+            )
 
     def check_output_filter(self, output_filter: Sequence[str]) -> tuple[str, ...]:
         if not output_filter:
@@ -276,7 +318,7 @@ class Signature:
             return self._fn(**tensors)
         except tf.errors.OpError as exc:
             raise ServingError(
-                status_code_from_int(exc.error_code), _clean_tf_message(exc.message)
+                status_code_from_int(exc.error_code), clean_tf_message(exc.message)
             ) from exc
         except (TypeError, ValueError) as exc:  # argument binding; validated above
             raise invalid_argument(f"signature '{self.name}': {exc}") from exc

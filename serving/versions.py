@@ -2,7 +2,9 @@
 
 A version is an all-digit folder name inside a model's base path that holds a
 complete SavedModel (`saved_model.pb` or `.pbtxt`; the Pusher renames a
-finished copy into place, so a folder still being filled is skipped).
+finished copy into place, so a folder still being filled is skipped). A folder
+copied in place can show its saved_model.pb before the rest: `version_stamp`
+lets the loader notice files that change during or after a failed load.
 """
 
 from __future__ import annotations
@@ -16,22 +18,25 @@ VERSION_RE = re.compile(r"[0-9]+")
 
 
 def version_stamp(path: str) -> tuple[tuple[str, int, int], ...]:
-    """Changes when any of a version's files change, so a failed load is retried then.
+    """(relative path, mtime, size) of every file of a version, in a fixed order.
 
-    Covers saved_model.pb and variables/, so a dir whose model file appeared
-    before its variables were complete gets another try once they are.
+    Changes when any of a version's files change: a failed load is retried then,
+    and a load during which it changed is not served (the folder was still being
+    written). Covers the whole tree, not just saved_model.pb and variables/: a
+    load fails just as surely on a missing or short assets/ vocabulary file, and
+    a version written in place (not renamed in, as the Pusher does) may get its
+    assets last.
     """
-    names = [SAVED_MODEL_FILE, SAVED_MODEL_TEXT_FILE]
-    variables = os.path.join(path, "variables")
-    if os.path.isdir(variables):
-        names += [os.path.join("variables", n) for n in sorted(os.listdir(variables))]
     stamp = []
-    for name in names:
-        try:
-            st = os.stat(os.path.join(path, name))
-        except OSError:
-            continue
-        stamp.append((name, st.st_mtime_ns, st.st_size))
+    for folder, subfolders, files in os.walk(path):
+        subfolders.sort()
+        for name in sorted(files):
+            full = os.path.join(folder, name)
+            try:
+                st = os.stat(full)
+            except OSError:  # removed while listed: the next stamp differs anyway
+                continue
+            stamp.append((os.path.relpath(full, path), st.st_mtime_ns, st.st_size))
     return tuple(stamp)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import socket
 import threading
 import time
 import weakref
@@ -25,6 +26,8 @@ from tensorflow_serving.apis import predict_pb2
 from mtrec.serving import tensor_codec
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.errors import ServingError
+from mtrec.serving.model_manager import ModelManager
+from mtrec.serving.server import ServerConfig, ServingServer
 from mtrec.serving.warmup import write_warmup_requests
 from tests import _serving_support as support
 
@@ -190,3 +193,85 @@ def test_version_change_frees_the_old_version_and_freezes_the_heap(
     srv.manager.wait_for_version(2, timeout=60)
     _wait(lambda: old() is None, timeout=30)
     assert len(client.recommend(P.users[0], 3)["items"]) == 3
+
+
+@needs_local_server
+def test_version_that_failed_without_its_assets_loads_once_they_arrive(
+    rollout: dict[str, Any],
+) -> None:
+    """A folder copied in place (not renamed in) can get assets/ after saved_model.pb and
+    variables/: the load fails on the missing vocabulary and must be retried when it comes."""
+    client, root, srv = rollout["client"], rollout["root"], rollout["server"]
+    staging = os.path.join(support.new_base_dir(), "no-assets")
+    shutil.copytree(support.second_model_dir(), staging)
+    assets_aside = os.path.join(os.path.dirname(staging), "assets")
+    os.rename(os.path.join(staging, "assets"), assets_aside)
+    os.rename(staging, os.path.join(root, "2"))
+    _wait(lambda: any(s["version"] == 2 and s["state"] == "END" for s in client.status()))
+    failed = next(s for s in client.status() if s["version"] == 2)
+    assert _served_version(client) == 1
+    os.rename(assets_aside, os.path.join(root, "2", "assets"))
+    srv.manager.wait_for_version(2, timeout=30)
+    assert _served_version(client) == 2
+    # The status said why, without TF's boilerplate ("Graph execution error", ...).
+    assert "No such file" in failed["error_message"]
+    assert "Detected at node" not in failed["error_message"]
+
+
+@needs_local_server
+def test_version_changed_while_it_loads_is_not_served_until_reloaded() -> None:
+    """Files written during a load (a copy still in progress) may be half read: that
+    load is dropped and the next poll loads the folder again."""
+    root = support.new_model_root()
+    path = support.install_version(root, 1, support.primary_model_dir())
+    loads: list[int] = []
+
+    def warmup(servable: Any) -> int:
+        loads.append(servable.version)
+        if len(loads) == 1:  # the copy is still writing while the first load runs
+            os.utime(os.path.join(path, "assets", "user_id.txt"), ns=(1, 1))
+        return 0
+
+    manager = ModelManager(root, support.MODEL_NAME, warmup=warmup)
+    manager.poll_once()
+    assert manager.current is None and loads == [1]
+    assert manager.statuses() == {}  # not LOADING for ever should the folder go away
+    manager.poll_once()
+    assert manager.current is not None and manager.current.version == 1 and loads == [1, 1]
+
+
+@needs_local_server
+def test_stop_closes_the_port_while_a_version_is_still_loading() -> None:
+    """SIGTERM during a (long) load: new RPCs are refused at once, the load is not served."""
+    root = support.new_model_root()
+    support.install_version(root, 1, support.primary_model_dir())
+    config = ServerConfig(model_base_path=root, model_name=support.MODEL_NAME, port=0,
+                          poll_seconds=0.1)
+    srv = ServingServer(config)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_warmup(servable: Any) -> int:
+        entered.set()
+        release.wait(30)
+        return 0
+
+    srv.manager._warmup = slow_warmup
+    srv.start()
+    stopper = threading.Thread(target=srv.stop, kwargs={"grace": 0})
+    try:
+        assert entered.wait(60)
+        stopper.start()
+        deadline = time.monotonic() + 10
+        refused = False
+        while not refused and time.monotonic() < deadline:
+            with socket.socket() as sock:
+                refused = sock.connect_ex(("127.0.0.1", srv.port)) != 0
+            time.sleep(0.05)
+        assert refused, "the server kept taking connections while its poller finished a load"
+    finally:
+        release.set()
+        if stopper.ident is not None:
+            stopper.join(60)
+        else:
+            srv.stop()
+    assert srv.manager.current is None  # loaded after the stop: never served
