@@ -174,6 +174,26 @@ def _tfma_verdict(summary: dict) -> str:
         summary.get("tfma_blessed"))
 
 
+def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | None:
+    """Why nothing was pushed, from the blessings and component states."""
+    if summary.get("pushed_to"):
+        return None
+    failed = [node for node, state in states.items() if state == "FAILED"]
+    if failed:
+        return f"component failed: {', '.join(failed)}"
+    reasons = []
+    if summary.get("tfma_blessed") is False:
+        failed = summary.get("tfma_failed")
+        detail = f" ({', '.join(failed)})" if failed else ""
+        reasons.append("TFMA did not bless the model" + detail)
+    elif tfma_not_run(summary):
+        reasons.append("the retrieval gate refused the model (TFMA did not run)")
+    retrieval_failed = (summary.get("retrieval") or {}).get(RETRIEVAL_FAILED) or {}
+    for name, (value, bound) in retrieval_failed.items():
+        reasons.append(f"retrieval {name} {value:.3f} < {bound}")
+    return "; ".join(reasons) or "the run stopped before the Pusher"
+
+
 def shown_path(path: str) -> str:
     """A local path below the working directory as the relative path the run was given
     (the Pusher records it absolute); anything else (gs://, elsewhere) as it is."""
@@ -254,7 +274,8 @@ def render(summary: dict) -> str:
     retrieval_blessed = summary.get("retrieval_blessed")
     lines.append(f"blessed: TFMA={_tfma_verdict(summary)} retrieval={retrieval_blessed}")
     pushed = summary["pushed_to"]
-    lines.append(f"pushed to: {shown_path(pushed) if pushed else 'nothing pushed (not blessed)'}")
+    reason = not_pushed_reason(summary, summary.get("components") or {})
+    lines.append(f"pushed to: {shown_path(pushed) if pushed else f'nothing pushed ({reason})'}")
     rec = summary.get("example")
     if rec:
         items = "; ".join(

@@ -300,6 +300,7 @@ def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(fir
     assert len(_versions(paths)) == 1
     summary = render(collect(refused))
     assert "blessed: TFMA=not run (retrieval gate refused) retrieval=False" in summary
+    assert "pushed to: nothing pushed (the retrieval gate refused the model" in summary
     assert "] Evaluator skipped (" in _console(paths) and "] AtomicPusher skipped (" in \
         _console(paths)
 

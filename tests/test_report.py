@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from mtrec.report import write_report
-from mtrec.report.collect import not_pushed_reason
 from mtrec.report.page import NOT_RECORDED, SECTIONS, render
+from mtrec.summary import not_pushed_reason, tfma_failures
 from mtrec.summary import render as render_summary
-from mtrec.summary import tfma_failures
 
 CHROMIUM = "/usr/bin/chromium"
 COMPONENTS = [

@@ -9,8 +9,8 @@ import pytest
 from mtrec.summary import render
 
 
-def _pushed_line(pushed_to: str | None) -> str:
-    text = render({"components": {}, "pushed_to": pushed_to})
+def _pushed_line(pushed_to: str | None, **summary) -> str:
+    text = render({"components": {}, "pushed_to": pushed_to, **summary})
     return next(line for line in text.splitlines() if line.startswith("pushed to:"))
 
 
@@ -30,4 +30,9 @@ def test_a_push_elsewhere_is_shown_as_recorded(
 
 
 def test_no_push_says_why() -> None:
-    assert _pushed_line(None) == "pushed to: nothing pushed (not blessed)"
+    assert _pushed_line(None) == "pushed to: nothing pushed (the run stopped before the Pusher)"
+    # A failed Trainer was reported as "not blessed".
+    assert _pushed_line(None, components={"Trainer": "FAILED"}) == \
+        "pushed to: nothing pushed (component failed: Trainer)"
+    assert _pushed_line(None, tfma_blessed=False, tfma_failed=["rating RMSE 1.2 > 1.0"]) == \
+        "pushed to: nothing pushed (TFMA did not bless the model (rating RMSE 1.2 > 1.0))"

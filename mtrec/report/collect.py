@@ -26,12 +26,12 @@ from mtrec.console import LOG_DIR, LOG_FILE
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
-from mtrec.contracts.artifacts import METADATA_FILE, RETRIEVAL_FAILED, TENSORBOARD_DIR, WEIGHTS_DIR
+from mtrec.contracts.artifacts import METADATA_FILE, TENSORBOARD_DIR, WEIGHTS_DIR
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import NodeRun, latest_run
-from mtrec.summary import SUMMARY_FILE, recommendation_rows, tfma_not_run
+from mtrec.summary import SUMMARY_FILE, not_pushed_reason, recommendation_rows
 from mtrec.summary import collect as collect_summary
 
 RUN_LOG = os.path.join(LOG_DIR, LOG_FILE)  # relative: the page stays right in a moved home
@@ -249,26 +249,6 @@ def examples(nodes: dict[str, NodeRun], model_dir: str | None) -> list[dict[str,
             for g, s in zip(genres[S.GENRES].numpy()[0], genres[S.SCORES].numpy()[0],
                             strict=True)}})
     return out
-
-
-def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | None:
-    """Why nothing was pushed, from the blessings and component states."""
-    if summary.get("pushed_to"):
-        return None
-    failed = [node for node, state in states.items() if state == "FAILED"]
-    if failed:
-        return f"component failed: {', '.join(failed)}"
-    reasons = []
-    if summary.get("tfma_blessed") is False:
-        failed = summary.get("tfma_failed")
-        detail = f" ({', '.join(failed)})" if failed else ""
-        reasons.append("TFMA did not bless the model" + detail)
-    elif tfma_not_run(summary):
-        reasons.append("the retrieval gate refused the model (TFMA did not run)")
-    retrieval_failed = (summary.get("retrieval") or {}).get(RETRIEVAL_FAILED) or {}
-    for name, (value, bound) in retrieval_failed.items():
-        reasons.append(f"retrieval {name} {value:.3f} < {bound}")
-    return "; ".join(reasons) or "the run stopped before the Pusher"
 
 
 def recorded_home(nodes: dict[str, NodeRun], paths: LocalPaths) -> str | None:
