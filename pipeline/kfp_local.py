@@ -18,9 +18,15 @@ pipeline), as Vertex runs them against its metadata store.
 
 What it does not emulate: the image (the command runs on this machine's
 install of the same lock; `env` adds the image's ENV), caching (every task
-runs), importer tasks, query and trigger forms other than those TFX 1.16
-compiles (each raises UnsupportedSpec), and the KFP OSS backend's refusal of
-resolver tasks (docs/kubeflow.md §5: compile with `--no-baseline` for it).
+runs), ImportExampleGen's span/fingerprint driver (the container's
+`lifecycle.preCacheCheck` hook, which Vertex runs before the task; here the
+executor resolves the same unversioned patterns itself), importer tasks, query
+and trigger forms other than those TFX 1.16 compiles (each raises
+UnsupportedSpec), and the KFP OSS backend's refusal of resolver tasks
+(docs/kubeflow.md §5: compile with `--no-baseline` for it).
+
+The command line prints a line as each task starts and ends, flushed, so a
+run's log file shows where it is (a run takes minutes; the Trainer alone, two).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +64,7 @@ class TaskRun:
     """One task's outcome: ran (with its seconds and log) or skipped by its trigger."""
 
     name: str
-    status: str  # "succeeded" | "skipped"
+    status: str  # "succeeded" | "skipped" | "resolved"
     seconds: float
     log: Path | None
     outputs: Mapping[str, list[dict[str, Any]]]  # output key -> RuntimeArtifact dicts
@@ -72,13 +78,32 @@ class TaskFailed(RuntimeError):
 
 
 def load_spec(path: str | os.PathLike) -> tuple[dict, dict[str, Any]]:
-    """(PipelineSpec, runtime parameter values) from `mtrec compile`'s .yaml or .json."""
-    text = Path(path).read_text()
-    if str(path).endswith(".json"):
-        job = json.loads(text)
-        return job["pipelineSpec"], dict(job.get("runtimeConfig", {}).get("parameterValues", {}))
-    spec, *_ = yaml.safe_load_all(text)
-    return spec, {}
+    """(PipelineSpec, runtime parameter values) from `mtrec compile`'s .yaml or .json;
+    ValueError (one line) for a file that is missing or is not such a spec."""
+    try:
+        text = Path(path).read_text()
+        if str(path).endswith(".json"):
+            job = json.loads(text)
+            spec = job["pipelineSpec"]
+            values = dict(job.get("runtimeConfig", {}).get("parameterValues", {}))
+        else:
+            spec, *_ = yaml.safe_load_all(text)
+            values = {}
+    except OSError as err:
+        raise ValueError(f"{path}: {err.strerror or err}") from err
+    except (ValueError, yaml.YAMLError, KeyError, TypeError, AttributeError) as err:
+        first = (str(err).splitlines() or [""])[0]
+        raise ValueError(
+            f"{path} is not a spec written by `mtrec compile` ({type(err).__name__}: {first})"
+        ) from err
+    if not isinstance(spec, dict) or "tasks" not in spec.get("root", {}).get("dag", {}):
+        raise ValueError(f"{path} is not a spec written by `mtrec compile` (no root DAG)")
+    return spec, values
+
+
+def format_run(run: TaskRun) -> str:
+    """One line of the command's output: task, outcome, seconds, log."""
+    return f"{run.name:<20} {run.status:<10} {run.seconds:7.1f}s  {run.log or ''}"
 
 
 def task_order(spec: Mapping[str, Any]) -> list[str]:
@@ -185,23 +210,33 @@ def run_spec(
     parameters: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     python: str = sys.executable,
+    progress: Callable[[str], None] | None = None,
 ) -> list[TaskRun]:
     """Runs every task of `spec` under `run_root/<task>/`; raises TaskFailed on the first failure.
 
     `python` replaces the commands' `python` (the image's interpreter); `env`
-    is added to this process's environment (the image's ENV).
+    is added to this process's environment (the image's ENV). `progress` gets
+    a line when a container task starts and one when each task ends.
     """
+    if "://" in str(run_root):  # Path would fold gs://b/x into gs:/b/x, a local folder
+        raise ValueError(f"run root {run_root}: a local folder (the tasks' logs are written there)")
+    run_root = Path(run_root).absolute()  # artifact URIs, as a pod's, do not depend on the cwd
     executors = spec["deploymentSpec"]["executors"]
     params = root_parameters(spec, parameters or {})
     store = ArtifactStore(Path(run_root).parent / STORE_FILE)
     produced: dict[str, dict[str, list[dict[str, Any]]]] = {}
     runs: list[TaskRun] = []
     skipped: set[str] = set()
+    report = progress or (lambda line: None)
+
+    def done(run: TaskRun) -> None:
+        runs.append(run)
+        report(format_run(run))
 
     def skip(name: str) -> None:
         skipped.add(name)
         produced[name] = {}
-        runs.append(TaskRun(name, "skipped", 0.0, None, {}))
+        done(TaskRun(name, "skipped", 0.0, None, {}))
 
     for name in task_order(spec):
         task = spec["root"]["dag"]["tasks"][name]
@@ -216,7 +251,7 @@ def run_spec(
         invocation = executor_input(spec, name, params, produced, task_root)
         if "resolver" in executor:
             produced[name] = _resolve(executor["resolver"], invocation["inputs"], store)
-            runs.append(TaskRun(name, "resolved", 0.0, None, produced[name]))
+            done(TaskRun(name, "resolved", 0.0, None, produced[name]))
             continue
         if "container" not in executor:
             raise UnsupportedSpec(
@@ -228,12 +263,13 @@ def run_spec(
             continue
         task_root.mkdir(parents=True, exist_ok=True)
         (task_root / INPUT_FILE).write_text(json.dumps(invocation, indent=1))
+        report(f"{name:<20} running    (log {task_root / LOG_FILE})")
         started = time.perf_counter()
         log = _run_container(executor["container"], invocation, task_root, env, python)
         outputs = _outputs(invocation, task_root / OUTPUT_FILE)
         store.record([artifact for artifacts in outputs.values() for artifact in artifacts])
         produced[name] = outputs
-        runs.append(TaskRun(name, "succeeded", time.perf_counter() - started, log, outputs))
+        done(TaskRun(name, "succeeded", time.perf_counter() - started, log, outputs))
     return runs
 
 
@@ -312,15 +348,17 @@ def main(argv: list[str] | None = None) -> int:
     malformed = [p for p in args.param if "=" not in p]
     if malformed:
         parser.error(f"--param takes NAME=VALUE, got {malformed}")
-    spec, values = load_spec(args.spec)
-    values.update(dict(p.split("=", 1) for p in args.param))
+    started = time.perf_counter()
     try:
-        runs = run_spec(spec, args.run_root, parameters=values)
+        spec, values = load_spec(args.spec)
+        values.update(dict(p.split("=", 1) for p in args.param))
+        # Flushed line by line: redirected to a file, stdout would hold it all to the end.
+        runs = run_spec(spec, args.run_root, parameters=values,
+                        progress=lambda line: print(line, flush=True))
     except (TaskFailed, ValueError) as err:  # ValueError: UnsupportedSpec, bad parameters
         print(f"error: {err}", file=sys.stderr)
         return 1
-    for run in runs:
-        print(f"{run.name:<20} {run.status:<10} {run.seconds:7.1f}s  {run.log or ''}")
+    print(f"{len(runs)} tasks in {time.perf_counter() - started:.1f}s", flush=True)
     return 0
 
 

@@ -41,6 +41,7 @@ Output: `.yaml` writes the PipelineSpec that `kfp.Client` and Vertex accept
 (root parameters carry their defaults, `defaultPipelineRoot` is set, and
 `--serving-pvc` adds a Kubernetes platform spec mounting a PVC into the
 Pusher); `.json` writes TFX's PipelineJob (spec + runtimeConfig) for Vertex.
+Image, pipeline name, paths and output are checked first (kubeflow_checks.py).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from tfx.orchestration import data_types
 
 from mtrec.contracts.pipeline import PUSHER
 from mtrec.pipeline import configs
+from mtrec.pipeline import kubeflow_checks as checks
 from mtrec.pipeline.pipeline import create_pipeline
 from mtrec.pipeline.settings import PipelineSettings
 
@@ -99,6 +101,20 @@ def kubeflow_settings(
     return KubeflowSettings(pipeline, image, serving_pvc, serving_pvc_mount)
 
 
+def check_settings(settings: KubeflowSettings) -> None:
+    """Raises ValueError (one line, naming the flag) for a value no cluster could run."""
+    p = settings.pipeline
+    checks.check_deployment(
+        image=settings.image,
+        pipeline_name=p.pipeline_name,
+        paths=checks.storage_paths(
+            p.pipeline_root, p.examples_root, p.serving_model_dir, p.schema_path
+        ),
+        serving_pvc=settings.serving_pvc,
+        serving_pvc_mount=settings.serving_pvc_mount,
+    )
+
+
 def build_pipeline(settings: KubeflowSettings) -> tfx.dsl.Pipeline:
     """The shared pipeline definition with this deployment's values."""
     return create_pipeline(settings.pipeline)
@@ -116,12 +132,9 @@ def runtime_parameter_defaults(pipeline: tfx.dsl.Pipeline) -> dict[str, Any]:
 
 def compile_pipeline(settings: KubeflowSettings, output_path: str) -> dict[str, Any]:
     """Compile to `output_path` (.yaml: PipelineSpec, .json: PipelineJob); return the job."""
+    check_settings(settings)
+    checks.check_output(output_path, serving_pvc=settings.serving_pvc)
     yaml_output = output_path.endswith((".yaml", ".yml"))
-    mount = settings.serving_pvc_mount.rstrip("/") + "/"
-    if settings.serving_pvc and not yaml_output:
-        raise ValueError("--serving-pvc needs a .yaml output (a KFP platform spec)")
-    if settings.serving_pvc and not settings.pipeline.serving_model_dir.startswith(mount):
-        raise ValueError(f"serving_model_dir must lie under the PVC mount {mount}")
     pipeline = build_pipeline(settings)
     defaults = runtime_parameter_defaults(pipeline)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -138,16 +151,19 @@ def compile_pipeline(settings: KubeflowSettings, output_path: str) -> dict[str, 
     for name, default in defaults.items():
         root_params[name].update(defaultValue=default, isOptional=True)
     spec["defaultPipelineRoot"] = settings.pipeline.pipeline_root
-    os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
-    with open(output_path, "w", encoding="utf-8") as f:
-        if yaml_output:
-            documents = [spec]
-            if settings.serving_pvc:
-                pvc = pvc_platform_spec(settings.serving_pvc, settings.serving_pvc_mount)
-                documents.append(pvc)
-            yaml.safe_dump_all(documents, f, sort_keys=True)
-        else:
-            json.dump(job, f, sort_keys=True, indent=2)
+    if yaml_output:
+        documents = [spec]
+        if settings.serving_pvc:
+            documents.append(pvc_platform_spec(settings.serving_pvc, settings.serving_pvc_mount))
+        text = yaml.safe_dump_all(documents, sort_keys=True)
+    else:
+        text = json.dumps(job, sort_keys=True, indent=2)
+    try:  # serialized first: a failure leaves no half-written spec
+        os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
+        with open(output_path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as err:
+        raise ValueError(f"--output {output_path!r}: {err.strerror or err}") from err
     return job
 
 

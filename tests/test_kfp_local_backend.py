@@ -7,6 +7,9 @@ queries against earlier runs' artifacts. test_kfp_local.py runs a spec that
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 
@@ -202,3 +205,41 @@ def test_the_resolver_queries_find_the_newest_blessed_model_or_nothing(tmp_path)
     store.record([_artifact("run-2/RetrievalEvaluator/blessing", "tfx.ModelBlessing",
                             blessed=1.0, current_model_id=8.1e17)])  # fmt: skip
     assert _latest_blessed_model(store) == []
+
+
+def test_the_command_line_reports_each_task_as_it_goes_even_into_a_file(tmp_path):
+    """A run takes minutes, and its output usually goes to a file, where Python
+    holds stdout until exit: each line is flushed as the task starts and ends.
+    The task itself checks the file already says it is running."""
+    out = tmp_path / "out.txt"
+    check = "import sys; assert 'running' in open(sys.argv[1]).read(), 'nothing reported yet'"
+    spec = _single_task_spec({"container": {"image": "x", "command": ["python", "-c", check],
+                                            "args": [str(out)]}})  # fmt: skip
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    with out.open("w") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "mtrec.pipeline.kfp_local", "spec.yaml", "run"],
+            cwd=tmp_path, stdout=stdout, stderr=subprocess.PIPE, text=True, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0].split()[:2] == ["r", "running"]
+    assert lines[1].split()[:2] == ["r", "succeeded"] and lines[-1].startswith("1 tasks in")
+    # The run root is made absolute: artifact URIs do not depend on the cwd.
+    assert f"{tmp_path / 'run' / 'r' / kfp_local.LOG_FILE}" in lines[1]
+
+
+def test_a_missing_or_foreign_spec_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "job.json").write_text("{}")
+    (tmp_path / "broken.yaml").write_text("a: [\n")
+    for name, message in [("none.yaml", "No such file"), ("job.json", "not a spec"),
+                          ("broken.yaml", "not a spec")]:  # fmt: skip
+        assert kfp_local.main([str(tmp_path / name), str(tmp_path / "run")]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_a_cloud_run_root_is_refused_not_folded_into_a_local_folder(tmp_path, capsys):
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(_single_task_spec({"importer": {}})))
+    assert kfp_local.main([str(tmp_path / "spec.yaml"), "gs://bucket/root/run-1"]) == 1
+    assert "a local folder" in capsys.readouterr().err

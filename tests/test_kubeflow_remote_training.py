@@ -28,8 +28,8 @@ from tests.kubeflow_support import (
 def _remote_trainer(tmp_path, *flags) -> tuple[str, dict]:
     """Compile with `flags`; return the Trainer's executor class and custom_config."""
     out = tmp_path / "mtrec.json"
-    compile_spec([*CLI_ARGS[:6], *NO_TEXT, "--output", str(out), "--serving-model-dir", "gs://b/s",
-               *flags])
+    compile_spec([*CLI_ARGS[:6], *NO_TEXT, "--output", str(out),
+                  "--serving-model-dir", "gs://bucket/s", *flags])
     spec = json.loads(out.read_text())["pipelineSpec"]
     args = containers_of(spec)["Trainer_executor"]["args"]
     default = spec["root"]["inputDefinitions"]["parameters"][configs.PARAM_TRAINER_CONFIG]
@@ -54,7 +54,7 @@ def test_vertex_training_makes_the_trainer_a_multi_worker_vertex_job(tmp_path):
 
 def test_vertex_training_without_a_project_is_refused_with_the_flag_to_add(tmp_path, capsys):
     out = tmp_path / "mtrec.json"
-    argv = [*CLI_ARGS[:6], *NO_TEXT, "--serving-model-dir", "gs://b/s", "--output", str(out),
+    argv = [*CLI_ARGS[:6], *NO_TEXT, "--serving-model-dir", "gs://bucket/s", "--output", str(out),
             "--vertex-training-region", "europe-west4"]  # fmt: skip
     assert cli_main(["compile", *argv]) == 2
     assert "--vertex-project" in capsys.readouterr().err and not out.exists()
@@ -71,7 +71,7 @@ def test_tfjob_training_makes_the_trainer_a_kubeflow_tfjob(tmp_path):
 
 
 def test_vertex_and_tfjob_training_are_exclusive():
-    settings, _ = parse_compile([*CLI_ARGS[:6], *NO_TEXT, "--serving-model-dir", "gs://b/s"])
+    settings, _ = parse_compile([*CLI_ARGS[:6], *NO_TEXT, "--serving-model-dir", "gs://bucket/s"])
     with pytest.raises(ValueError, match="not both"):  # at definition time
         dataclasses.replace(
             settings.pipeline,

@@ -57,7 +57,7 @@ def static_job(tmp_path_factory) -> dict:
             *CLI_ARGS[:6],
             *NO_TEXT,
             "--serving-model-dir",
-            "gs://b/serving",
+            "gs://bucket/serving",
             "--epochs",
             "2",
             "--no-runtime-parameters",
@@ -285,7 +285,7 @@ def test_json_job_carries_parameter_defaults_in_runtime_config(tmp_path):
 
 def test_pvc_requires_serving_dir_under_mount(tmp_path):
     settings, _ = parse_compile(
-        [*CLI_ARGS[:6], "--serving-model-dir", "gs://b/serving", "--serving-pvc", "pvc"]
+        [*CLI_ARGS[:6], "--serving-model-dir", "gs://bucket/serving", "--serving-pvc", "pvc"]
     )
     with pytest.raises(ValueError, match="PVC mount"):
         kfv2.compile_pipeline(settings, str(tmp_path / "x.yaml"))

@@ -16,6 +16,7 @@ from typing import Any
 
 from mtrec.commands.options import EXAMPLE_HELP, add_pipeline_options, pipeline_fields
 from mtrec.pipeline import configs
+from mtrec.pipeline import kubeflow_checks as checks
 
 EXAMPLE = """example:
   mtrec compile --image REGION-docker.pkg.dev/PROJECT/REPO/mtrec:VERSION \\
@@ -114,10 +115,34 @@ def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
     return argv[:at], argv[at + 1:]
 
 
-def run_compile(args: argparse.Namespace) -> int:
-    from mtrec.pipeline import kubeflow_v2_runner as kfv2
+def check_args(args: argparse.Namespace) -> None:
+    """The deployment flags' checks (pipeline/kubeflow_checks.py), before TFX loads:
+    a bad image, path or --output stops in a second, not after the compile."""
+    paths = checks.storage_paths(
+        args.pipeline_root, args.examples_root, args.serving_model_dir, args.schema_path
+    )
+    checks.check_deployment(
+        image=args.image,
+        pipeline_name=args.pipeline_name,
+        paths=paths,
+        serving_pvc=args.serving_pvc,
+        serving_pvc_mount=args.serving_pvc_mount,
+    )
+    checks.check_output(args.output, serving_pvc=args.serving_pvc)
+    relative = checks.relative_paths(paths)
+    if relative:  # fine for kfp_local run from here; a pod has another working directory
+        named = ", ".join(f"{flag} {paths[flag]!r}" for flag in relative)
+        print(f"note: relative path ({named}): a pod resolves it in its working directory "
+              "(/opt/mtrec in the image), kfp_local in the one it runs in", file=sys.stderr)
+    for note in checks.beam_notes(args.beam_args, args.image):
+        print(f"note: {note}", file=sys.stderr)
 
-    try:  # settings are validated when they are built: a bad flag is a message
+
+def run_compile(args: argparse.Namespace) -> int:
+    try:  # flags are checked first, settings when they are built: a bad flag is a message
+        check_args(args)
+        from mtrec.pipeline import kubeflow_v2_runner as kfv2
+
         settings = settings_from_args(args)
         kfv2.compile_pipeline(settings, args.output)
     except ValueError as err:
