@@ -38,7 +38,7 @@ _T = TypeVar("_T")
 
 
 def _id(value: Id) -> bytes:
-    return tensor_codec._as_bytes(value)
+    return tensor_codec.as_bytes(value)
 
 
 def _text(value: Any) -> str:

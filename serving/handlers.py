@@ -176,7 +176,7 @@ def classify(
         for c in range(num_classes):
             cls = out.classes.add()
             if classes is not None:
-                cls.label = tensor_codec._as_bytes(classes[i, c]).decode("utf-8", "replace")
+                cls.label = tensor_codec.as_bytes(classes[i, c]).decode("utf-8", "replace")
             if scores is not None:
                 cls.score = float(scores[i, c])
     return response

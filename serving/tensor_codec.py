@@ -29,7 +29,8 @@ _NUMERIC_FAST = {
 _LITTLE_ENDIAN = sys.byteorder == "little"
 
 
-def _as_bytes(value: Any) -> bytes:
+def as_bytes(value: Any) -> bytes:
+    """A string tensor element from str (UTF-8), bytes, np.bytes_ or anything printable."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
@@ -67,7 +68,7 @@ def encode_into(proto: tensor_pb2.TensorProto, value: Any, dtype: tf.DType | Non
     if kind in ("U", "S", "O"):
         flat = arr.reshape(-1).tolist()
         if kind != "S" and not all(type(v) is bytes for v in flat):
-            flat = [_as_bytes(v) for v in flat]
+            flat = [as_bytes(v) for v in flat]
         proto.dtype = types_pb2.DT_STRING
         _fill_shape(proto, arr.shape)
         proto.string_val.extend(flat)
