@@ -35,7 +35,7 @@ _TFMA_KEYS = {
     (F.OUT_RATING, "root_mean_squared_error"): "rating RMSE",
     (F.OUT_RATING, "mean_absolute_error"): "rating MAE",
     (F.OUT_RELEVANCE, "auc"): "relevance AUC (like vs not)",
-    (F.OUT_RELEVANCE, "calibration"): "relevance calibration",
+    (F.OUT_RELEVANCE, "calibration"): "relevance calibration (mean P(like) / like rate)",
 }
 
 
