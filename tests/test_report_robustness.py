@@ -178,3 +178,17 @@ def test_report_on_a_home_whose_metadata_records_no_run_says_so(
     assert run_report(argparse.Namespace(home=str(tmp_path), output=None)) == 2
     assert "records no pipeline run" in capsys.readouterr().err
     assert not (tmp_path / "report.html").exists()
+
+
+def test_per_task_losses_of_different_scales_share_a_log_axis_unless_one_is_zero(figures):
+    curves = {"train": {"loss": [7.0, 6.5], "retrieval_loss": [6.0, 5.8],
+                        "interest_loss": [0.3, 0.1]},
+              "validation": {"loss": [7.5, 7.0]}}
+    render({**REPORT, "training": {**REPORT["training"], "curves": curves}})
+    ax = next(ax for ax in figures if ax.get_title().startswith("loss per task"))
+    assert ax.get_yscale() == "log" and "log scale" in ax.get_ylabel()
+    figures.clear()
+    curves["train"]["interest_loss"] = [0.3, 0.0]  # a log axis cannot draw 0
+    render({**REPORT, "training": {**REPORT["training"], "curves": curves}})
+    ax = next(ax for ax in figures if ax.get_title().startswith("loss per task"))
+    assert ax.get_yscale() == "linear"

@@ -29,7 +29,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from mtrec.contracts.metrics import POPULARITY_PREFIX  # noqa: E402
 
 WIDTH, HEIGHT = 6.4, 3.0  # inches; 100 dpi in the page
-RUN, CACHED, FAILED, OTHER = "#4c72b0", "#8c8c8c", "#c44e52", "#dd8452"
+RUN, CACHED, FAILED = "#4c72b0", "#8c8c8c", "#c44e52"
 MAX_EPOCH_TICKS = 20  # up to this many epochs, a tick per epoch
 # Fonts for scripts DejaVu Sans lacks (東京物語), used where installed; matplotlib
 # falls back along the list glyph by glyph.
@@ -141,9 +141,12 @@ def timeline(components: Sequence[Mapping]) -> str:
 
 
 @_plain_text
-def curves(title: str, series: Mapping[str, Sequence[float]], ylabel: str) -> str:
+def curves(title: str, series: Mapping[str, Sequence[float]], ylabel: str,
+           log: bool = False) -> str:
     """Lines per epoch (epoch 1 first). A name starting "validation " is drawn dashed, with
-    square markers, in the colour of its "train " twin; the legend sits outside the axes."""
+    square markers, in the colour of its "train " twin; the legend sits outside the axes.
+    `log`: a log y axis (when every value is positive), for series of different scales
+    (the retrieval loss is ~6 where the other tasks' are 0.1-0.5)."""
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     colours: dict[str, Any] = {}
     for name, values in series.items():
@@ -161,6 +164,9 @@ def curves(title: str, series: Mapping[str, Sequence[float]], ylabel: str) -> st
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
+    if log and all(v > 0 for values in series.values() for v in values):
+        ax.set_yscale("log")
+        ylabel += " (log scale)"
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(title)

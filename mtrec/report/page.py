@@ -159,7 +159,8 @@ def training_section(training: Mapping[str, Any]) -> str:
                    for phase, series in (("train", train), ("validation", val))
                    for name, values in series.items()
                    if name.endswith("_loss") and name not in NOT_TASK_LOSSES and any(values)}
-    out.append(_img(charts.curves("loss per task, per epoch (unweighted)", task_losses, "loss"),
+    out.append(_img(charts.curves("loss per task, per epoch (unweighted)", task_losses, "loss",
+                                              log=True),
                     "per-task loss curves") if task_losses
                else _missing("per-task losses (models trained before they were tracked)"))
     config = training.get("config")
