@@ -87,7 +87,6 @@ RATED_IDX = "rated_idx"
 RATING_XF = "rating_label"  # float []
 LIKED_XF = "liked_label"  # int64 [] 1 if rating >= LIKED_THRESHOLD
 
-QUERY_XF_FEATURES = (USER_IDX, HISTORY_IDX, AGE_BUCKET, GENDER_IDX, OCCUPATION_IDX)
 CANDIDATE_XF_FEATURES = (
     ITEM_IDX,
     GENRES_MULTI_HOT,
@@ -96,8 +95,6 @@ CANDIDATE_XF_FEATURES = (
     YEAR_Z,
     YEAR_KNOWN,
 )
-CONTEXT_XF_FEATURES = (TIME_Z, ITEM_AGE_Z)
-LABEL_XF_FEATURES = (RATING_XF, LIKED_XF)
 
 # Model output names (also the serving_default outputs TFMA reads).
 OUT_RATING = "rating"

@@ -54,7 +54,6 @@ MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01: later "seconds" are milliseconds or
 # data) in `source`; raw: the record as read; detail: what a malformed line got wrong.
 REJECT_COLUMNS = (TABLE, SOURCE, LINE_NO, F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP, REASON,
                   DETAIL, RAW_TEXT)
-TABLE_COUNTS = ("rows", "kept", "rejected", "duplicate")
 
 __all__ = ["CleanResult", "DataQualityError", "clean", "pseudonymize_users", "write_rejects"]
 
@@ -76,7 +75,7 @@ class CleanResult:
 
     counts, for the ratings only: one entry per reason in REASONS plus "total",
     "kept" and "rejected" (total = kept + rejected).
-    tables: per table (TABLES), TABLE_COUNTS: "rows" read = "kept" + "rejected"
+    tables: per table (TABLES), counts: "rows" read = "kept" + "rejected"
     (+ "duplicate" ids dropped from users/items, first row wins; duplicate
     ratings are rejects).
     """

@@ -62,11 +62,6 @@ class Dataset:
             f"{len(self.items)} items, {len(self.malformed)} malformed)"
         )
 
-    @property
-    def has_split(self) -> bool:
-        """True when the ratings carry an official train/eval split."""
-        return SPLIT in self.ratings.columns
-
 
 # (source, line, raw, reason, user_id) of one bad line; user_id may be left out.
 BadLine = tuple[str, int, str, str] | tuple[str, int, str, str, str]

@@ -97,7 +97,7 @@ class ServingModule(tf.Module):
         self._raw_spec = raw_spec
         self._serving_spec = {k: v for k, v in raw_spec.items() if k not in F.LABEL_FEATURES}
         sizes = model.sizes
-        self._known_users, self._known_items = sizes.known_users, sizes.known_items
+        self._known_items = sizes.known_items
         config = model.config
         self._blend = {k: float(v) for k, v in config.blend}
         self._num_candidates = 100
