@@ -187,6 +187,9 @@ def test_per_task_losses_of_different_scales_share_a_log_axis_unless_one_is_zero
     render({**REPORT, "training": {**REPORT["training"], "curves": curves}})
     ax = next(ax for ax in figures if ax.get_title().startswith("loss per task"))
     assert ax.get_yscale() == "log" and "log scale" in ax.get_ylabel()
+    ax.figure.canvas.draw()
+    labels = [label.get_text() for label in ax.get_yticklabels()]
+    assert "1" in labels and not any("$" in label for label in labels)  # not "$10^{0}$"
     figures.clear()
     curves["train"]["interest_loss"] = [0.3, 0.0]  # a log axis cannot draw 0
     render({**REPORT, "training": {**REPORT["training"], "curves": curves}})

@@ -24,7 +24,7 @@ matplotlib.use("Agg")  # no display: the report is built in a terminal or a pipe
 
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 from matplotlib import font_manager  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import LogFormatter, MaxNLocator  # noqa: E402
 
 from mtrec.contracts.metrics import POPULARITY_PREFIX  # noqa: E402
 
@@ -166,6 +166,9 @@ def curves(title: str, series: Mapping[str, Sequence[float]], ylabel: str,
     ax.set_xlabel("epoch")
     if log and all(v > 0 for values in series.values() for v in values):
         ax.set_yscale("log")
+        # Plain numbers: the default log labels are mathtext ("$10^{0}$"), shown raw here.
+        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
         ylabel += " (log scale)"
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
