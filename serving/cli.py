@@ -62,6 +62,17 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def positive_int(text: str) -> int:
+    """argparse type for -k: a request with k < 1 only comes back as TF's assertion text."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
+
+
 def _print(payload: Any) -> None:
     json.dump(payload, sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -146,6 +157,8 @@ def _query(args: argparse.Namespace) -> int:
             _print({"error": {"code": exc.code.name, "message": exc.message}})  # for scripts
             if exc.code.name == "UNAVAILABLE":  # and for a person, the likely cause
                 print(unavailable_hint(args.target, exc.message), file=sys.stderr)
+            else:
+                print(f"error: {exc.code.name}: {exc.message}", file=sys.stderr)
             return 1
         _print(answer)
         note = short_list_note(args, answer)
@@ -186,10 +199,10 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     k_help = "how many items; fewer come back when fewer are left (default: %(default)s)"
     rec = query("recommend", "top-k unseen items for a user")
     rec.add_argument("--user", required=True)
-    rec.add_argument("-k", type=int, default=10, help=k_help)
+    rec.add_argument("-k", type=positive_int, default=10, help=k_help)
     new = query("recommend-from-items", "top-k for a new user known only by these items")
     new.add_argument("--items", nargs="+", required=True, help="the user's items, oldest first")
-    new.add_argument("-k", type=int, default=10, help=k_help)
+    new.add_argument("-k", type=positive_int, default=10, help=k_help)
     score = query("score", "score given items for a user")
     score.add_argument("--user", required=True)
     score.add_argument("--items", nargs="+", required=True)

@@ -15,12 +15,14 @@ import socket
 import sys
 from collections.abc import Iterator
 
+import grpc
 import numpy as np
 import pytest
 
 from mtrec.contracts import signatures as S
 from mtrec.serving import cli
 from mtrec.serving.client import MtrecClient
+from mtrec.serving.errors import ServingError
 from mtrec.serving.model_config import ModelSource, base_path_problem
 from mtrec.serving.server import ServingServer
 from tests import _serving_support as support
@@ -194,3 +196,29 @@ def test_each_query_help_ends_with_a_runnable_example() -> None:
         sub.parse_args(argv[3:])  # the example parses as written
     for name in ("recommend", "recommend-from-items"):
         assert "(default: 10)" in parsers[name].format_help(), name
+
+
+# ------------------------------------------------- -k, and errors for a person
+@pytest.mark.parametrize("k", ["0", "-1", "ten"])
+def test_query_refuses_a_k_below_one_before_asking(
+    k: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """-k 0 came back from the model as TF's assertion text, as JSON on stdout."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["query", "recommend", "--user", "u1", "-k", k, "--target", UNUSED_TARGET])
+    assert exit_.value.code == 2
+    assert "argument -k:" in capsys.readouterr().err
+
+
+def test_a_refused_query_says_why_on_stderr_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(self, *args, **kwargs):
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "k must not exceed 1682")
+
+    monkeypatch.setattr(MtrecClient, "predict", refuse)
+    code = cli.main(["query", "recommend", "--user", "u1", "-k", "5000",
+                     "--target", UNUSED_TARGET])
+    captured = capsys.readouterr()
+    assert code == 1 and json.loads(captured.out)["error"]["code"] == "INVALID_ARGUMENT"
+    assert captured.err == "error: INVALID_ARGUMENT: k must not exceed 1682\n"
