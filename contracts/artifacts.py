@@ -15,6 +15,10 @@ SAVED_MODEL_FILE = "saved_model.pb"  # the graph: a version is complete once it 
 SAVED_MODEL_TEXT_FILE = "saved_model.pbtxt"  # the same, as text
 FINGERPRINT_FILE = "fingerprint.pb"
 EXTRA_ASSETS_DIR = "assets.extra"  # TF Serving's: warmup requests, our text encoder
+# In EXTRA_ASSETS_DIR of a version `mtrec add-items` pushed: the identity (sha256 hex of
+# fingerprint.pb) of the pipeline's model it extends, so a re-run that pushes that model
+# again keeps the extension served instead of a copy without the added items.
+EXTENDS_FILE = "extends_model"
 
 # ------------------------------------------------------ Trainer's model_run
 TRAINING_METRICS_FILE = "training_metrics.json"  # run_fn's metrics (the summary reads it)

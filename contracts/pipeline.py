@@ -70,6 +70,9 @@ CONFIG_SPLIT_PROTOCOL = "split_protocol"  # the examples' (SPLIT_PROTOCOL below)
 BLESSED = "blessed"  # int 1/0 on TFMA's ModelBlessing and the RetrievalBlessing
 PUSHED = "pushed"
 PUSHED_DESTINATION = "pushed_destination"
+# int 1 on a PushedModel when the Pusher found its model served already (the latest
+# version, or add-items' extension of it) and wrote no new version.
+ALREADY_SERVED = "already_served"
 # str on every Examples artifact the ExampleGens write: the split protocol that
 # ingestion recorded beside the splits (ingest_report.json), read at run time
 # because data_root is a run-time parameter on Kubeflow.

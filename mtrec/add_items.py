@@ -22,7 +22,12 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from ml_metadata.proto import metadata_store_pb2
 
-from mtrec.components.atomic_pusher.executor import atomic_copy, next_version
+from mtrec.components.atomic_pusher.executor import (
+    atomic_copy,
+    mark_extension,
+    model_identity,
+    next_version,
+)
 from mtrec.components.text_encoder.new_items import extend_item_text
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
@@ -119,6 +124,10 @@ def add_items(home: str, items_path: str) -> str:
             export_dir=os.path.join(work, "model"),
             item_text=item_text,
         )
+        # A pipeline re-run that pushes the same model again keeps this version served.
+        pushed = model_identity(_uri(nodes, P.PUSHER, P.PUSHED_MODEL))
+        if pushed is not None:
+            mark_extension(os.path.join(work, "model"), pushed)
         target = atomic_copy(os.path.join(work, "model"), base, next_version(base))
         os.makedirs(os.path.dirname(record), exist_ok=True)
         items.to_csv(os.path.join(work, "added.csv"), index=False)

@@ -122,6 +122,9 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
     pushed = pusher.outputs.get(P.PUSHED_MODEL) if pusher else None
     if pushed and custom_property(pushed[0], P.PUSHED):
         summary["pushed_to"] = custom_property(pushed[0], P.PUSHED_DESTINATION)
+        # A cached Pusher, or one that found its model served, wrote nothing this run.
+        summary["already_served"] = pusher.state == "CACHED" or bool(
+            custom_property(pushed[0], P.ALREADY_SERVED))
     else:
         summary["pushed_to"] = None
     return summary
@@ -275,7 +278,11 @@ def render(summary: dict) -> str:
     lines.append(f"blessed: TFMA={_tfma_verdict(summary)} retrieval={retrieval_blessed}")
     pushed = summary["pushed_to"]
     reason = not_pushed_reason(summary, summary.get("components") or {})
-    lines.append(f"pushed to: {shown_path(pushed) if pushed else f'nothing pushed ({reason})'}")
+    if pushed:
+        again = " (already served: no new version)" if summary.get("already_served") else ""
+        lines.append(f"pushed to: {shown_path(pushed)}{again}")
+    else:
+        lines.append(f"pushed to: nothing pushed ({reason})")
     rec = summary.get("example")
     if rec:
         items = "; ".join(

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from mtrec.add_items import add_items
 from mtrec.components.anomaly_gate.executor import SchemaAnomaliesError
+from mtrec.components.atomic_pusher.executor import extended_identity, model_identity
 from mtrec.console import RunConsole
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
@@ -241,6 +242,10 @@ def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, c
     assert said[-1] == (f"catalogue now {len(original) + 2} items (2 added since the run); "
                         f"pushed home/serving_model/mtrec/{os.path.basename(versions[1])}")
     assert served[1] == original | {b"new-1", b"new-2"}
+    # Marked as extensions of the pushed model: a re-run pushing it again keeps them served
+    # (components/atomic_pusher/executor_test.py).
+    pushed = model_identity(paths.serving_model_dir + "/" + _versions(paths)[0])
+    assert pushed and [extended_identity(v) for v in versions] == [pushed, pushed]
     assert sorted(p.name for p in home.iterdir()) == [
         "added_items", "metadata.sqlite", "serving_model"]
     # A trained item's row would replace its features, and so its vector: refused.
@@ -280,6 +285,7 @@ def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(fir
     assert {cached[c].state for c in EVERY_COMPONENT - rerun} == {"CACHED"}
     assert all(f"] {c} CACHED in " in _console(paths) for c in EVERY_COMPONENT - rerun)
     assert len(_versions(paths)) == 1
+    assert "(already served: no new version)" in render(collect(cached))
 
     strict = _run(paths, examples_root, rating_rmse_max=0.0)
     assert strict["Trainer"].state == "CACHED"

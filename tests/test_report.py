@@ -123,7 +123,9 @@ def test_every_section_and_plot_is_in_the_page_and_text_is_escaped():
     assert "A &lt;b&gt; title" in page and "A <b> title" not in page
     assert "age: out of range" in page
     assert "&le; 1.5" in page and "+0.05" in page  # the RMSE bound and its change threshold
-    assert "pushed: /tmp/home/serving_model/mtrec/1" in page
+    assert "pushed: /tmp/home/serving_model/mtrec/1<" in page
+    again = render({**REPORT, "pipeline": {**REPORT["pipeline"], "already_served": True}})
+    assert "pushed: /tmp/home/serving_model/mtrec/1 (already served: no new version)" in again
     assert "skipped (no baseline model yet)" in page  # ndcg@10_change without a baseline
     assert "rating_rmse" not in _alts(parsed, "loss")  # all-zero train metrics are left out
     assert "per-task loss curves" in _alts(parsed, "per-task")

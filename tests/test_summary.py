@@ -29,6 +29,13 @@ def test_a_push_elsewhere_is_shown_as_recorded(
     assert _pushed_line(uri) == f"pushed to: {uri}"
 
 
+def test_a_push_that_wrote_nothing_new_says_so(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _pushed_line("/m/mtrec/17", already_served=True) == \
+        "pushed to: /m/mtrec/17 (already served: no new version)"
+
+
 def test_no_push_says_why() -> None:
     assert _pushed_line(None) == "pushed to: nothing pushed (the run stopped before the Pusher)"
     # A failed Trainer was reported as "not blessed".

@@ -12,7 +12,10 @@ other file is already in place.
 
 Re-pushing a model that is already the latest version (a pipeline re-run
 whose Trainer came from the cache) records the existing version instead of
-making a new one, so model servers do not reload an identical model.
+making a new one, so model servers do not reload an identical model. The same
+holds when the latest version is `mtrec add-items`' extension of this model
+(marked in assets.extra, `EXTENDS_FILE`): a new copy of the model would be
+served in its place and drop the added items.
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from mtrec.contracts.artifacts import FINGERPRINT_FILE, SAVED_MODEL_FILE
+from mtrec.contracts.artifacts import (
+    EXTENDS_FILE,
+    EXTRA_ASSETS_DIR,
+    FINGERPRINT_FILE,
+    SAVED_MODEL_FILE,
+)
+from mtrec.contracts.pipeline import ALREADY_SERVED
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +54,41 @@ def next_version(base_directory: str, now: int | None = None) -> str:
     return str(max([now, *(v + 1 for v in existing)]))
 
 
-def _fingerprint(saved_model_dir: str) -> bytes | None:
-    """SavedModel identity: TF writes fingerprint.pb; fall back to saved_model.pb bytes."""
+def model_identity(saved_model_dir: str) -> str | None:
+    """SavedModel identity (sha256 hex): of TF's fingerprint.pb, else of saved_model.pb."""
     for name in (FINGERPRINT_FILE, SAVED_MODEL_FILE):
         path = os.path.join(saved_model_dir, name)
         if fileio.exists(path):
-            return hashlib.sha256(io_utils.read_bytes_file(path)).digest()
+            return hashlib.sha256(io_utils.read_bytes_file(path)).hexdigest()
     return None
 
 
-def latest_identical_version(model_path: str, base_directory: str) -> str | None:
-    """The newest pushed version if it holds the same SavedModel, else None."""
+def extended_identity(version_dir: str) -> str | None:
+    """The identity of the model an add-items version extends (None: not an extension)."""
+    path = os.path.join(version_dir, EXTRA_ASSETS_DIR, EXTENDS_FILE)
+    return io_utils.read_string_file(path).strip() if fileio.exists(path) else None
+
+
+def mark_extension(saved_model_dir: str, extends: str) -> None:
+    """Mark an exported SavedModel as an extension of the model whose identity is `extends`."""
+    folder = os.path.join(saved_model_dir, EXTRA_ASSETS_DIR)
+    fileio.makedirs(folder)
+    io_utils.write_string_file(os.path.join(folder, EXTENDS_FILE), extends)
+
+
+def served_version(model_path: str, base_directory: str) -> str | None:
+    """The newest pushed version if it serves this SavedModel already, else None: it holds
+    the same model, or it is add-items' extension of it (the added items stay served)."""
     if not fileio.exists(base_directory):
         return None
     versions = sorted((n for n in fileio.listdir(base_directory) if n.isdigit()), key=int)
-    if not versions:
+    identity = model_identity(model_path)
+    if not versions or identity is None:
         return None
-    latest = versions[-1]
-    same = _fingerprint(model_path) == _fingerprint(os.path.join(base_directory, latest))
-    return latest if same and _fingerprint(model_path) is not None else None
-
+    latest = os.path.join(base_directory, versions[-1])
+    if identity in (model_identity(latest), extended_identity(latest)):
+        return versions[-1]
+    return None
 
 
 def renames_atomically(path: str) -> bool:
@@ -136,13 +160,15 @@ class Executor(pusher_executor.Executor):
         if destination.WhichOneof("destination") != "filesystem":
             raise NotImplementedError("AtomicPusher pushes to a filesystem destination only")
         base = destination.filesystem.base_directory
-        version = latest_identical_version(model_path, base)
-        if version is not None:
+        version = served_version(model_path, base)
+        served = version is not None
+        if served:
             target = os.path.join(base, version)
-            log.info("Model already pushed as %s; not pushing it again", target)
+            log.info("Model already served as %s; not pushing it again", target)
         else:
             version = next_version(base)
             target = atomic_copy(model_path, base, version)
             log.info("Model pushed to %s", target)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=target, pushed_version=version)
+        model_push.set_int_custom_property(ALREADY_SERVED, int(served))

@@ -12,7 +12,10 @@ from tfx.utils import proto_utils
 
 from mtrec.components.atomic_pusher.executor import (
     Executor,
+    atomic_copy,
     copy_saved_model_last,
+    mark_extension,
+    model_identity,
     next_version,
     renames_atomically,
 )
@@ -51,11 +54,34 @@ def test_push_renames_into_a_numeric_version_and_skips_identical_models(tmp_path
 
     again = _push(tmp_path, _model(tmp_path, b"one"), base)
     assert sorted(os.listdir(base)) == versions
+    assert first.get_int_custom_property("already_served") == 0
+    assert again.get_int_custom_property("already_served") == 1
     assert again.get_string_custom_property("pushed_version") == versions[0]
 
     _push(tmp_path, _model(tmp_path, b"two"), base)
     newer = sorted(os.listdir(base), key=int)
     assert len(newer) == 2 and int(newer[1]) > int(newer[0])
+
+
+def test_a_rerun_keeps_add_items_extension_of_the_same_model_served(tmp_path):
+    """A re-run whose Trainer came from the cache pushed a copy of the model above the
+    version `mtrec add-items` made from it, and the server dropped the added items."""
+    base = str(tmp_path / "serving")
+    model = _model(tmp_path, b"one")
+    first = _push(tmp_path, model, base).get_string_custom_property("pushed_version")
+    extension = _model(tmp_path, b"one + 2 items")
+    extension_dir = os.path.join(extension.uri, "Format-Serving")
+    mark_extension(extension_dir, model_identity(os.path.join(model.uri, "Format-Serving")))
+    extended = str(int(first) + 1)
+    atomic_copy(extension_dir, base, extended)
+
+    again = _push(tmp_path, _model(tmp_path, b"one"), base)
+    assert again.get_string_custom_property("pushed_version") == extended
+    assert again.get_int_custom_property("already_served") == 1
+    assert sorted(os.listdir(base), key=int) == [first, extended]
+    # Another model is pushed above the extension.
+    other = _push(tmp_path, _model(tmp_path, b"two"), base)
+    assert int(other.get_string_custom_property("pushed_version")) > int(extended)
 
 
 def test_next_version_is_strictly_increasing(tmp_path):

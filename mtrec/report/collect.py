@@ -316,6 +316,7 @@ def collect(home: str) -> dict[str, Any]:
             "anomalies": anomalies(nodes),
         },
         "pipeline": {"components": components(nodes), "pushed_to": model_dir,
+                     "already_served": bool(summary.get("already_served")),
                      "not_pushed": not_pushed_reason(summary, summary["components"]),
                      "log": RUN_LOG if os.path.exists(os.path.join(home, RUN_LOG)) else None},
         "training": {"metrics": summary.get("training"), "curves": curves(nodes),

@@ -126,7 +126,8 @@ def pipeline_section(pipeline: Mapping[str, Any]) -> str:
         out.append(f"<p>the error and its traceback: <code>{_e(pipeline['log'])}</code> "
                    "(in the run's home)</p>")
     if pipeline.get("pushed_to"):
-        out.append(_verdict(True, f"pushed: {pipeline['pushed_to']}"))
+        again = " (already served: no new version)" if pipeline.get("already_served") else ""
+        out.append(_verdict(True, f"pushed: {pipeline['pushed_to']}{again}"))
     else:
         out.append(_verdict(False, f"nothing pushed: {pipeline.get('not_pushed')}"))
     return "".join(out)
