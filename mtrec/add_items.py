@@ -96,7 +96,7 @@ def add_items(home: str, items_path: str) -> str:
         if served and _by_id(items).equals(_by_id(earlier)):  # a call repeated
             latest = served[max(served)]
             print(f"nothing new: the served model ({shown_path(latest)}) already holds these "
-                  f"{len(items)} added items; no version pushed")
+                  f"items ({len(items)} added to it in all); no version pushed")
             return latest
     table = _canonical(items)
     tft_output = tft.TFTransformOutput(_uri(nodes, P.TRANSFORM, P.TRANSFORM_GRAPH))
