@@ -61,8 +61,10 @@ from mtrec.models.serving_ops import (
     position_table,
     profile_inputs,
     top_positions,
+    trained_year_range,
     unknown_item_vector,
     vectors_at,
+    within_years,
 )
 from mtrec.models.serving_tables import ServingTables, user_row_table, user_rows
 from mtrec.models.sparse_item_item import bag_scores
@@ -102,17 +104,24 @@ class ServingModule(tf.Module):
         self._blend = {k: float(v) for k, v in config.blend}
         self._num_candidates = 100
 
-        catalog_inputs = {k: tf.constant(v) for k, v in tables.item_features.items()}
+        catalog_idx = tables.item_features[F.ITEM_IDX]
+        known = known_rows(catalog_idx, sizes.known_items)
+        # Items without training ratings (cold catalogue items, add-items' new ones,
+        # embed_new_item's) keep their year_z within the trained range (within_years).
+        self._year_range = trained_year_range(tables.item_features, known)
+        features = dict(tables.item_features)
+        features[F.YEAR_Z] = np.where(known, features[F.YEAR_Z], within_years(
+            features[F.YEAR_Z], features[F.YEAR_KNOWN], self._year_range))
+        catalog_inputs = {k: tf.constant(v) for k, v in features.items()}
         self._text_dim = item_text.dim if item_text else 0
         text = item_text.rows_for(tables.item_ids) if item_text else None
         if item_text:
             catalog_inputs[F.ITEM_TEXT_VECTOR] = tf.constant(text)
             self.text_mean = as_variable(item_text.mean, "text_mean")
-        catalog_idx = tables.item_features[F.ITEM_IDX]
         probability = model.item_sampling_prob.numpy()[catalog_idx]  # P(item), catalogue order
         # Cold items' vectors corrected from their text (models/cold_item_map.py).
         item_vectors, cold_map = catalogue_vectors(
-            model, catalog_inputs, known_rows(catalog_idx, sizes.known_items), probability, text)
+            model, catalog_inputs, known, probability, text)
         self.cold_map_coef = self.cold_map_centre = None
         if cold_map is not None:  # embed_new_item corrects a new item the same way
             self.cold_map_coef = as_variable(cold_map.coef, "cold_map_coef")
@@ -383,6 +392,7 @@ class ServingModule(tf.Module):
     def embed_new_item(self, item_id, title, genres, description, year, text_embedding):
         """Candidate embedding of an item from its features and text alone (cold start)."""
         inputs = new_item_inputs(self.tft_layer, item_id, title, genres, description, year)
+        inputs[F.YEAR_Z] = within_years(inputs[F.YEAR_Z], inputs[F.YEAR_KNOWN], self._year_range)
         if self._text_dim:
             inputs[F.ITEM_TEXT_VECTOR] = given_text(text_embedding, self.text_mean)
         vectors = self.model.candidate_embedding(inputs)
