@@ -228,6 +228,16 @@ def test_per_task_losses_are_logged_and_add_up_to_the_loss(transformed_synthetic
     weighted = sum(model.config.weight(t) * metrics[f"{t}_loss"] for t in tasks)
     assert weighted == pytest.approx(metrics["loss"], rel=1e-5)
     assert all(metrics[f"{t}_loss"] > 0 for t in tasks)
+    # Over many batches too: `loss` is the epoch mean, as the tasks' are (TFRS logged
+    # the last batch's).
+    for logs in (history.history, model.evaluate(as_dataset(eval_rows, 64), return_dict=True,
+                                                 verbose=0)):
+        last = {k: v[-1] if isinstance(v, list) else v for k, v in logs.items()}
+        weighted = sum(model.config.weight(t) * last[f"{t}_loss"] for t in tasks)
+        assert weighted == pytest.approx(last["loss"], rel=1e-4)
+        assert last["total_loss"] == pytest.approx(last["loss"] + last["regularization_loss"],
+                                                   rel=1e-4)
+        assert not any(k.startswith("mean_") for k in logs)
 
 
 def test_model_and_towers_record_their_architecture_not_an_empty_config(
