@@ -117,7 +117,7 @@ def _run(args) -> int:
     # After ingestion, so bad input fails fast without loading TFX.
     from mtrec.console import RunConsole
     from mtrec.pipeline import beam_portable, local_runner
-    from mtrec.summary import render
+    from mtrec.summary import render, shown_path
 
     paths = local_runner.LocalPaths(os.path.abspath(home))
     error = report_error = report_path = None
@@ -144,7 +144,7 @@ def _run(args) -> int:
     if summary is not None:
         print(render(summary))
         if report_path:
-            print(f"report: {report_path}")
+            print(f"report: {shown_path(report_path)}")
         else:
             print(f"report not written ({report_error}); rebuild it with: mtrec report {home}",
                   file=sys.stderr)

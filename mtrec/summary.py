@@ -213,7 +213,7 @@ def render(summary: dict) -> str:
         lines.append(
             f"data: {counts['kept']} ratings kept, {counts['rejected']} rejected"
             + (f" {reasons}" if reasons else "")
-            + f" -> {data['rejects_path']}"
+            + f" -> {shown_path(data['rejects_path'])}"
         )
         lines.append(f"splits: {data['report'].get('rows', data['report'])}")
         tables = data.get("tables") or {}

@@ -43,3 +43,13 @@ def test_no_push_says_why() -> None:
         "pushed to: nothing pushed (component failed: Trainer)"
     assert _pushed_line(None, tfma_blessed=False, tfma_failed=["rating RMSE 1.2 > 1.0"]) == \
         "pushed to: nothing pushed (TFMA did not bless the model (rating RMSE 1.2 > 1.0))"
+
+
+def test_the_rejects_path_reads_as_the_pushed_path_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = {"counts": {"total": 3, "kept": 3, "rejected": 0},
+            "rejects_path": str(tmp_path / "outputs" / "sample" / "rejects.csv"),
+            "report": {"rows": {"train": 2, "eval": 1}}}
+    text = render({"components": {}, "pushed_to": None, "data": data})
+    assert "data: 3 ratings kept, 0 rejected -> outputs/sample/rejects.csv" in text
