@@ -17,7 +17,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from mtrec.contracts import pipeline as P
-from mtrec.report import charts
+from mtrec.report import charts, page
 from mtrec.report.page import render
 from mtrec.run_state import NodeRun
 from tests.test_report import COMPONENTS, REPORT, parse_report
@@ -195,3 +195,18 @@ def test_per_task_losses_of_different_scales_share_a_log_axis_unless_one_is_zero
     render({**REPORT, "training": {**REPORT["training"], "curves": curves}})
     ax = next(ax for ax in figures if ax.get_title().startswith("loss per task"))
     assert ax.get_yscale() == "linear"
+
+
+def test_a_validation_metric_worse_at_the_end_than_at_its_best_is_pointed_out():
+    val = {"rating_rmse": [0.90, 0.857, 0.88, 0.953], "relevance_auc": [0.70, 0.767, 0.738],
+           "interest_auc": [0.80, 0.85, 0.849], "loss": [7.5, 8.0, 9.2]}
+    notes = page.worse_at_the_end(val)
+    assert notes == [
+        "validation rating_rmse was best at epoch 2 (0.8570) and ends at 0.9530 (epoch 4)",
+        "validation relevance_auc was best at epoch 2 (0.7670) and ends at 0.7380 (epoch 3)",
+        "validation loss was best at epoch 1 (7.5000) and ends at 9.2000 (epoch 3)",
+    ]  # interest_auc's 0.849 against 0.85 is within the slack
+    curves = {"train": {"loss": [7.0, 6.0, 5.0]}, "validation": val}
+    html = render({**REPORT, "training": {**REPORT["training"], "curves": curves}})
+    assert "fewer epochs (--epochs)" in html
+    assert "fewer epochs" not in render(REPORT)

@@ -23,7 +23,7 @@ CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;paddi
 h1{font-size:1.5rem}h2{border-bottom:1px solid #ccc;padding-top:1rem}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.2rem .5rem;
 text-align:left;font-size:.9rem}img{max-width:100%;display:block;margin:.5rem 0}
-.ok{color:#2a7a2a;font-weight:bold}.bad{color:#b22;font-weight:bold}.muted{color:#777}
+.ok{color:#2a7a2a;font-weight:bold}.bad{color:#b22;font-weight:bold}.muted{color:#777}.warn{color:#a65e00}
 nav a{margin-right:1rem}"""
 
 
@@ -133,6 +133,24 @@ def pipeline_section(pipeline: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def worse_at_the_end(val: Mapping[str, Sequence[float]], slack: float = 0.02) -> list[str]:
+    """A note per validation metric or loss whose last epoch is worse than its best by more
+    than `slack` (relative): the pushed model is the last epoch's, so a user should know
+    (ml-latest-small: rating RMSE 0.857 at epoch 2, 0.953 at epoch 8)."""
+    notes = []
+    for name, values in val.items():
+        if len(values) < 2 or not any(values):
+            continue
+        higher = "auc" in name
+        best = max(values) if higher else min(values)
+        last = values[-1]
+        if abs(best) > 0 and (best - last if higher else last - best) > slack * abs(best):
+            epoch = values.index(best) + 1
+            notes.append(f"validation {name} was best at epoch {epoch} ({best:.4f}) and ends "
+                         f"at {last:.4f} (epoch {len(values)})")
+    return notes
+
+
 def training_section(training: Mapping[str, Any]) -> str:
     out = []
     metrics = training.get("metrics")
@@ -154,6 +172,11 @@ def training_section(training: Mapping[str, Any]) -> str:
                                   "AUC: higher is better\nRMSE, MAE: lower is better"),
                     "per-task validation curves") if per_task
                else _missing("per-task validation metrics"))
+    worse = worse_at_the_end(val)
+    if worse:
+        out.append('<p class="warn">' + _e("; ".join(worse)) + ". The pushed model is the last "
+                   "epoch's: if the data keep saying so, fewer epochs (--epochs) may serve "
+                   "better.</p>")
     # The model tracks each task's unweighted loss (`<task>_loss`, train and validation),
     # and the regularization and total losses, which are no task's (left out).
     task_losses = {f"{phase} {name.removesuffix('_loss')}": values
