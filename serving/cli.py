@@ -113,6 +113,28 @@ def short_list_note(args: argparse.Namespace, answer: Any) -> str | None:
     return f"note: only {n} unseen items {who} (asked for -k {args.k})"
 
 
+def unknown_note(client: Any, args: argparse.Namespace) -> str | None:
+    """Which of the query's ids the model does not know (answered as its "unknown" user
+    or item, never with an error, as TF Serving would), or None."""
+    asked = [("user", [args.user])] if getattr(args, "user", None) is not None else []
+    items = getattr(args, "items", None) or ([args.item] if getattr(args, "item", None) else [])
+    if items:
+        asked.append(("item", items))
+    from mtrec.serving.errors import ServingError  # gRPC: only when a query runs
+
+    parts = []
+    for kind, ids in asked:
+        try:
+            unknown = client.unknown(kind, ids)
+        except ServingError:  # a model without the embed signatures: no note
+            continue
+        if unknown:
+            parts.append(f"{kind}{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+    if not parts:
+        return None
+    return f"note: not in the model, answered as unknown: {'; '.join(parts)}"
+
+
 def unavailable_hint(target: str, message: str) -> str:
     """The likely cause of an UNAVAILABLE, for a person: a server without a model
     yet says so in its details; anything else is a failed connection."""
@@ -161,9 +183,9 @@ def _query(args: argparse.Namespace) -> int:
                 print(f"error: {exc.code.name}: {exc.message}", file=sys.stderr)
             return 1
         _print(answer)
-        note = short_list_note(args, answer)
-        if note:
-            print(note, file=sys.stderr)
+        for note in (unknown_note(client, args), short_list_note(args, answer)):
+            if note:
+                print(note, file=sys.stderr)
         return 0
     except BrokenPipeError:
         return _stdout_closed()

@@ -34,6 +34,8 @@ from mtrec.serving import tensor_codec
 from mtrec.serving.errors import ServingError
 
 Id = str | int | bytes
+# An id no catalogue or user vocabulary holds: what `unknown` compares embeddings with.
+NO_SUCH_ID = b"\x00mtrec-no-such-id"
 _T = TypeVar("_T")
 
 
@@ -290,3 +292,19 @@ class MtrecClient:
             S.EMBED_ITEM, {S.ITEM_ID: np.array([_id(item)], dtype=object)}, timeout=timeout
         )
         return out[S.EMBEDDING][0]
+
+    def unknown(self, kind: str, ids: Sequence[Id], timeout: float | None = None) -> list[str]:
+        """Those of `ids` the model does not know (kind "user" or "item"), which it answers
+        as its learned "unknown" one rather than with an error.
+
+        An unknown id has no row and no stored features, so its embedding is that of an
+        id no model holds; a catalogue item without training ratings still has its
+        features and text, so it counts as known. One embed call for all the ids.
+        """
+        signature, key = (S.EMBED_USER, S.USER_ID) if kind == "user" else (S.EMBED_ITEM,
+                                                                           S.ITEM_ID)
+        probe = [_id(i) for i in ids] + [NO_SUCH_ID]
+        vectors = self.predict(signature, {key: np.array(probe, dtype=object)},
+                               timeout=timeout)[S.EMBEDDING]
+        return [_text(_id(i)) for i, v in zip(ids, vectors[:-1], strict=True)
+                if np.allclose(v, vectors[-1], rtol=0, atol=1e-6)]

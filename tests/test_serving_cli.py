@@ -62,6 +62,7 @@ def test_recommend_drops_seen_items_and_notes_how_many_are_left(
         S.RATINGS: np.array([[4.0, 3.5, 3.0]], dtype=np.float32),
     }
     monkeypatch.setattr(MtrecClient, "predict", lambda self, *a, **kw: answer)
+    monkeypatch.setattr(MtrecClient, "unknown", lambda self, kind, ids: [])
     code = cli.main(["query", "recommend", "--user", "u1", "-k", "3", "--target", UNUSED_TARGET])
     captured = capsys.readouterr()
     assert code == 0
@@ -222,3 +223,27 @@ def test_a_refused_query_says_why_on_stderr_too(
     captured = capsys.readouterr()
     assert code == 1 and json.loads(captured.out)["error"]["code"] == "INVALID_ARGUMENT"
     assert captured.err == "error: INVALID_ARGUMENT: k must not exceed 1682\n"
+
+
+@needs_local_server
+@pytest.mark.skipif(bool(support.MODEL_DIR), reason="needs the synthetic model's ids")
+def test_query_notes_ids_the_model_does_not_know(
+    served: ServingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unknown ids are answered as the model's "unknown" user or item (never an error, as
+    TF Serving would): the answer came back with nothing said (a user trial's finding)."""
+    client = MtrecClient(served.target)
+    try:
+        known_user, known_item = "1", "1"
+        assert client.unknown("user", [known_user, "no-such-user"]) == ["no-such-user"]
+        assert client.unknown("item", ["nope", known_item, "Toy Story (1995)"]) == [
+            "nope", "Toy Story (1995)"]
+    finally:
+        client.close()
+    code = cli.main(["query", "score", "--user", "no-such-user", "--items", "1", "nope",
+                     "--target", served.target])
+    assert code == 0
+    assert capsys.readouterr().err == (
+        "note: not in the model, answered as unknown: user no-such-user; item nope\n")
+    cli.main(["query", "recommend", "--user", "1", "-k", "2", "--target", served.target])
+    assert "not in the model" not in capsys.readouterr().err
