@@ -199,7 +199,8 @@ def test_per_task_losses_of_different_scales_share_a_log_axis_unless_one_is_zero
 
 def test_a_validation_metric_worse_at_the_end_than_at_its_best_is_pointed_out():
     val = {"rating_rmse": [0.90, 0.857, 0.88, 0.953], "relevance_auc": [0.70, 0.767, 0.738],
-           "interest_auc": [0.80, 0.85, 0.849], "loss": [7.5, 8.0, 9.2]}
+           "interest_auc": [0.80, 0.85, 0.849], "loss": [7.5, 8.0, 9.2],
+           "regularization_loss": [0.04, 0.05, 0.06]}
     notes = page.worse_at_the_end(val)
     assert notes == [
         "validation rating_rmse was best at epoch 2 (0.8570) and ends at 0.9530 (epoch 4)",
