@@ -111,7 +111,7 @@ class ServingModule(tf.Module):
         self._year_range = trained_year_range(tables.item_features, known)
         features = dict(tables.item_features)
         features[F.YEAR_Z] = np.where(known, features[F.YEAR_Z], within_years(
-            features[F.YEAR_Z], features[F.YEAR_KNOWN], self._year_range))
+            features[F.YEAR_Z], features[F.YEAR_KNOWN], self._year_range).numpy())
         catalog_inputs = {k: tf.constant(v) for k, v in features.items()}
         self._text_dim = item_text.dim if item_text else 0
         text = item_text.rows_for(tables.item_ids) if item_text else None

@@ -205,17 +205,16 @@ def trained_year_range(item_features: dict[str, np.ndarray],
     return float(trained.min()), float(trained.max())
 
 
-def within_years(year_z, year_known, year_range: tuple[float, float] | None):
+def within_years(year_z: tf.Tensor, year_known: tf.Tensor,
+                 year_range: tuple[float, float] | None) -> tf.Tensor:
     """An item's F.YEAR_Z held to the trained range (trained_year_range); an unknown
     year (0) stays 0. The tower is linear in year_z near its edge, so a year past the
     newest training item extrapolated it: on ml-latest-small (newest 2018) an added
     2024 film's first-stage score fell from -16.2 (as 2018) to -20.1 for user 40, and
-    kept falling with the year. numpy or tensors alike."""
+    kept falling with the year."""
     if year_range is None:
         return year_z
     lo, hi = year_range
-    if isinstance(year_z, np.ndarray):
-        return np.where(year_known > 0, np.clip(year_z, lo, hi), year_z).astype(year_z.dtype)
     return tf.where(year_known > 0, tf.clip_by_value(year_z, lo, hi), year_z)
 
 

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
 
 _STATES = metadata_store_pb2.Execution.State
+# MLMD's execution states by the names NodeRun.state holds.
+CACHED, FAILED, RUNNING = (_STATES.Name(s) for s in (_STATES.CACHED, _STATES.FAILED,
+                                                     _STATES.RUNNING))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,7 @@ from mtrec.contracts.metrics import (
     at,
 )
 from mtrec.data.cleaning import table_counts
-from mtrec.run_state import NodeRun, custom_property
+from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property
 
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
 
@@ -123,7 +123,7 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
     if pushed and custom_property(pushed[0], P.PUSHED):
         summary["pushed_to"] = custom_property(pushed[0], P.PUSHED_DESTINATION)
         # A cached Pusher, or one that found its model served, wrote nothing this run.
-        summary["already_served"] = pusher.state == "CACHED" or bool(
+        summary["already_served"] = pusher.state == CACHED or bool(
             custom_property(pushed[0], P.ALREADY_SERVED))
     else:
         summary["pushed_to"] = None
@@ -181,7 +181,7 @@ def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | 
     """Why nothing was pushed, from the blessings and component states."""
     if summary.get("pushed_to"):
         return None
-    failed = [node for node, state in states.items() if state == "FAILED"]
+    failed = [node for node, state in states.items() if state == FAILED]
     if failed:
         return f"component failed: {', '.join(failed)}"
     reasons = []

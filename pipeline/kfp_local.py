@@ -223,7 +223,7 @@ def run_spec(
     run_root = Path(run_root).absolute()  # artifact URIs, as a pod's, do not depend on the cwd
     executors = spec["deploymentSpec"]["executors"]
     params = root_parameters(spec, parameters or {})
-    store = ArtifactStore(Path(run_root).parent / STORE_FILE)
+    store = ArtifactStore(run_root.parent / STORE_FILE)
     produced: dict[str, dict[str, list[dict[str, Any]]]] = {}
     runs: list[TaskRun] = []
     skipped: set[str] = set()
@@ -242,7 +242,7 @@ def run_spec(
         task = spec["root"]["dag"]["tasks"][name]
         label = spec["components"][task["componentRef"]["name"]]["executorLabel"]
         executor = executors[label]
-        task_root = Path(run_root) / name
+        task_root = run_root / name
         # A skipped task's outputs never exist, so its dependants do not run
         # either (the Pusher, when the retrieval gate skipped TFMA).
         if skipped & set(task.get("dependentTasks", [])):

@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.ticker import LogFormatter, MaxNLocator  # noqa: E402
 
+from mtrec import run_state  # noqa: E402
 from mtrec.contracts.metrics import POPULARITY_PREFIX  # noqa: E402
 
 WIDTH, HEIGHT = 6.4, 3.0  # inches; 100 dpi in the page
@@ -124,11 +125,11 @@ def timeline(components: Sequence[Mapping]) -> str:
     fig, ax = plt.subplots(figsize=(WIDTH, max(HEIGHT, 0.3 * len(components))))
     end = 0.0
     for row, c in enumerate(components):
-        colour = FAILED if c["state"] == "FAILED" else CACHED if c["cached"] else RUN
-        ax.barh(row, max(c["seconds"], 0.5), left=c["start_s"], color=colour)
-        ax.text(c["start_s"] + max(c["seconds"], 0.5), row, f" {c['seconds']:.1f}s",
-                va="center", fontsize=7)
-        end = max(end, c["start_s"] + max(c["seconds"], 0.5))
+        colour = FAILED if c["state"] == run_state.FAILED else CACHED if c["cached"] else RUN
+        width = max(c["seconds"], 0.5)  # a cached 0.0 s component still shows
+        ax.barh(row, width, left=c["start_s"], color=colour)
+        ax.text(c["start_s"] + width, row, f" {c['seconds']:.1f}s", va="center", fontsize=7)
+        end = max(end, c["start_s"] + width)
     ax.set_xlim(0, end * 1.12 or 1)  # room for the last bars' seconds inside the axes
     ax.set_yticks(range(len(components)), [c["id"] for c in components], fontsize=8)
     ax.invert_yaxis()

@@ -30,7 +30,7 @@ from mtrec.contracts.artifacts import METADATA_FILE, TENSORBOARD_DIR, WEIGHTS_DI
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.local_runner import LocalPaths
-from mtrec.run_state import NodeRun, latest_run
+from mtrec.run_state import CACHED, NodeRun, latest_run
 from mtrec.summary import SUMMARY_FILE, not_pushed_reason, recommendation_rows, titled
 from mtrec.summary import collect as collect_summary
 
@@ -67,7 +67,7 @@ def components(nodes: dict[str, NodeRun]) -> list[dict[str, Any]]:
         ex = node.execution
         start = ex.create_time_since_epoch if ex else 0
         end = ex.last_update_time_since_epoch if ex else 0
-        rows.append({"id": node_id, "state": node.state, "cached": node.state == "CACHED",
+        rows.append({"id": node_id, "state": node.state, "cached": node.state == CACHED,
                      "start_s": start / 1000, "seconds": max(end - start, 0) / 1000})
     rows.sort(key=lambda r: r["start_s"])
     t0 = rows[0]["start_s"] if rows else 0

@@ -14,6 +14,7 @@ from typing import Any
 from mtrec.contracts.artifacts import RETRIEVAL_FAILED, RETRIEVAL_METRICS, RETRIEVAL_THRESHOLDS
 from mtrec.contracts.metrics import HIT_RATE, RANKING_METRICS, RETRIEVAL_KS, at
 from mtrec.report import charts
+from mtrec.run_state import FAILED, RUNNING
 from mtrec.summary import tfma_not_run
 
 SECTIONS = ("data", "pipeline", "training", "evaluation", "text-encoder", "examples")
@@ -120,9 +121,9 @@ def pipeline_section(pipeline: Mapping[str, Any]) -> str:
     # A RUNNING execution of the latest run was killed (or still runs): no end recorded.
     out.append(_table(["component", "status", "cached", "wall time (s)"], [
         [_e(c["id"]), _e(c["state"]), "yes" if c["cached"] else "no",
-         "not finished" if c["state"] == "RUNNING" else f"{c['seconds']:.1f}"]
+         "not finished" if c["state"] == RUNNING else f"{c['seconds']:.1f}"]
         for c in components]))
-    if pipeline.get("log") and any(c["state"] == "FAILED" for c in components):
+    if pipeline.get("log") and any(c["state"] == FAILED for c in components):
         out.append(f"<p>the error and its traceback: <code>{_e(pipeline['log'])}</code> "
                    "(in the run's home)</p>")
     if pipeline.get("pushed_to"):
