@@ -44,6 +44,7 @@ from mtrec.serving.batching import BatchingOptions
 from mtrec.serving.errors import ServingError
 from mtrec.serving.model_config import model_sources
 from mtrec.serving.model_manager import ModelManager
+from mtrec.serving.ports import bind_problem
 from mtrec.serving.registry import ModelRegistry
 from mtrec.serving.rest import RestServer
 from mtrec.serving.server_args import ServerConfig, add_server_arguments, config_from_args
@@ -259,11 +260,15 @@ class ServingServer:
     def _bind_grpc(self, config: ServerConfig) -> int:
         """Bind the gRPC port; OSError naming the flag when it cannot be had.
 
-        grpcio raises a bare RuntimeError ("Failed to bind to address ...",
-        older versions return 0) and logs the reason from C++; the port being in use
-        (SO_REUSEPORT is off) or an address not of this host are the causes.
+        serving/ports.py asks first, so the usual causes (the port in use, an address not
+        of this host) come without gRPC's C++ log line. Otherwise grpcio raises a bare
+        RuntimeError ("Failed to bind to address ...", older versions return 0).
         """
         address = f"{config.host}:{config.port}"
+        problem = bind_problem(config.host, config.port)
+        if problem:
+            raise OSError(f"cannot serve gRPC on {address}: {problem}; pick another --port "
+                          "(or --host)")
         creds = None
         if config.tls_cert or config.tls_key:
             if not (config.tls_cert and config.tls_key):

@@ -1,0 +1,31 @@
+"""serving/ports.py: the bind check `mtrec serve` makes before gRPC binds."""
+
+from __future__ import annotations
+
+import socket
+
+from mtrec.serving.ports import bind_problem
+
+
+def test_a_free_port_and_port_zero_have_no_problem() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    assert bind_problem("127.0.0.1", free) is None
+    assert bind_problem("127.0.0.1", 0) is None
+
+
+def test_a_listening_port_is_in_use() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert bind_problem("127.0.0.1", port) == "the port is in use (another server?)"
+        # still free for a later bind by the holder: the probe closed its own socket
+        assert sock.getsockname()[1] == port
+
+
+def test_an_address_of_another_host_and_an_unresolvable_host() -> None:
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): never a local address
+    assert bind_problem("192.0.2.1", 8500) == "the address is not this host's"
+    assert bind_problem("no-such-host.invalid", 8500).startswith("the host does not resolve")
