@@ -1,5 +1,6 @@
 """The Trainer's per-epoch console line (models/epoch_log.py), on hand-made Keras logs."""
 
+from mtrec.models import epoch_log
 from mtrec.models.epoch_log import epoch_line
 
 # What tfrs.Model.fit hands callbacks: training skips metrics, so its AUC and
@@ -26,3 +27,18 @@ def test_epoch_line_without_per_task_losses_or_validation() -> None:
     assert epoch_line(1, 1, {"loss": 2.0, "rating_rmse": 0.0}, 0.04) == (
         "Trainer epoch 1/1: loss 2.000 | 0.0s"
     )
+
+
+def test_epoch_seconds_add_up_to_the_fit_time(monkeypatch) -> None:
+    """Each line times its epoch from the previous one's end: the gap between epochs (at
+    t 3-5 here) is in a line, so the lines sum to the fit's 6 s, not 3 s."""
+    clock = iter([0.0, 0.0, 3.0, 6.0])  # __init__, on_train_begin, two epoch ends
+    lines: list[str] = []
+    monkeypatch.setattr(epoch_log.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(epoch_log, "report", lambda line, **_: lines.append(line))
+    callback = epoch_log.EpochLog(2)
+    callback.on_train_begin()
+    for epoch in range(2):
+        callback.on_epoch_begin(epoch)  # at t 1 and t 5: not a start
+        callback.on_epoch_end(epoch, {"loss": 1.0})
+    assert [line.rsplit("| ", 1)[1] for line in lines] == ["3.0s", "3.0s"]

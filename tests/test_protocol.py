@@ -20,7 +20,7 @@ from mtrec.data.splits import (
 from mtrec.data.synthetic import generate
 from mtrec.data.tables import SPLIT
 from mtrec.models.config import ModelConfig, protocol_overrides, with_protocol_overrides
-from mtrec.summary import render
+from mtrec.summary import render, training_time
 
 
 def _ratings(n_users: int = 40, per_user: int = 10, seed: int = 0) -> pd.DataFrame:
@@ -92,3 +92,15 @@ def test_the_run_summary_says_which_protocol_the_trainer_applied():
         ", split protocol time")
     assert "--no-cache" in line(split_protocol=None, protocol_overrides={})
     assert line().endswith("catalogue 9 items")  # a model_run from before it was recorded
+
+
+def test_the_run_summary_tells_fit_time_from_the_rest_of_the_trainer():
+    """The epoch lines add up to the fit; scan, build, evaluation and export are named
+    apart (one "338s" was read as the fit and disagreed with both)."""
+    training = {"train_examples": 80, "epochs": 2, "train_seconds": 4.0, "catalog_size": 9,
+                "phase_seconds": {"scan": 1.0, "build": 0.5, "fit": 2.5, "evaluate": 0.25,
+                                  "export": 2.0}}
+    assert training_time(training) == "fit 2.5s + 3.8s scan, build, evaluate, export"
+    assert "2 epochs, fit 2.5s + 3.8s scan" in render(
+        {"components": {}, "pushed_to": None, "training": training})
+    assert training_time({"train_seconds": 1.5}) == "1.5s"  # phases not recorded

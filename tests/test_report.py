@@ -40,7 +40,9 @@ REPORT = {
                  "not_pushed": None},
     "training": {
         "metrics": {"train_examples": 8, "epochs": 2, "optimizer": "adam",
-                    "train_seconds": 3.0, "catalog_size": 4},
+                    "train_seconds": 3.0, "catalog_size": 4,
+                    "phase_seconds": {"scan": 0.5, "build": 0.25, "fit": 2.5, "evaluate": 0.5,
+                                      "export": 1.25}},
         "curves": {"train": {"loss": [2.0, 1.5], "rating_rmse": [0.0, 0.0],
                              "retrieval_loss": [3.0, 2.5], "rating_loss": [1.2, 0.9]},
                    "validation": {"loss": [2.2, 1.9], "rating_rmse": [1.1, 1.0],
@@ -130,6 +132,7 @@ def test_every_section_and_plot_is_in_the_page_and_text_is_escaped():
     assert "rating_rmse" not in _alts(parsed, "loss")  # all-zero train metrics are left out
     assert "per-task loss curves" in _alts(parsed, "per-task")
     assert "1,000" in page and "MLM steps" in page  # the scratch encoder's parameters, its MLM
+    assert "<td>fit 2.5s + 2.5s scan, build, evaluate, export</td>" in page  # as the summary
 
 
 def test_a_frozen_encoder_shows_its_name_and_no_masked_lm():

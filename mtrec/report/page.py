@@ -15,7 +15,7 @@ from mtrec.contracts.artifacts import RETRIEVAL_FAILED, RETRIEVAL_METRICS, RETRI
 from mtrec.contracts.metrics import HIT_RATE, RANKING_METRICS, RETRIEVAL_KS, at
 from mtrec.report import charts
 from mtrec.run_state import FAILED, RUNNING
-from mtrec.summary import tfma_not_run
+from mtrec.summary import tfma_not_run, training_time
 
 SECTIONS = ("data", "pipeline", "training", "evaluation", "text-encoder", "examples")
 NOT_RECORDED = "not recorded"
@@ -156,9 +156,10 @@ def training_section(training: Mapping[str, Any]) -> str:
     out = []
     metrics = training.get("metrics")
     if metrics:
-        out.append(_table(["examples", "epochs", "optimizer", "train seconds", "catalogue"], [[
+        out.append(_table(["examples", "epochs", "optimizer", "time", "catalogue"], [[
             _num(metrics.get("train_examples")), _num(metrics.get("epochs")),
-            _num(metrics.get("optimizer")), _num(metrics.get("train_seconds"), 1),
+            _num(metrics.get("optimizer")),
+            training_time(metrics) if "train_seconds" in metrics else "–",
             _num(metrics.get("catalog_size"))]]))
     curves = training.get("curves") or {}
     train, val = curves.get("train") or {}, curves.get("validation") or {}
