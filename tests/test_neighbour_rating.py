@@ -47,6 +47,24 @@ def test_shrunk_residual_similarity_by_hand():
     np.testing.assert_allclose(np.diag(s), 0.0)
 
 
+def test_similarity_in_row_blocks_is_the_whole_matrix_formula():
+    """The blocked float32 fit against s_ij written out for the whole matrix at once."""
+    rng = np.random.default_rng(1)
+    num_users, num_items = 7, 5
+    users, items = np.nonzero(rng.random((num_users, num_items)) < 0.6)
+    e = rng.normal(size=len(users))
+    dense_e, x = np.zeros((num_users, num_items)), np.zeros((num_users, num_items))
+    dense_e[users, items], x[users, items] = e, 1.0
+    square = (dense_e ** 2).T @ x
+    both = x.T @ x
+    expected = (dense_e.T @ dense_e) / (np.sqrt(square * square.T) + 1e-9) * both / (both + 2.0)
+    np.fill_diagonal(expected, 0.0)
+    for block in (1, 2, 3, 1024):  # blocks that split the 5 rows unevenly, and one block
+        s = NR.similarities(users, items, e, num_users, num_items, shrink=2.0, block=block)
+        assert s.dtype == np.float32
+        np.testing.assert_allclose(s, expected, rtol=1e-6, atol=1e-7)
+
+
 def test_prediction_is_the_baseline_plus_the_nearest_neighbours_residual():
     rng = np.random.default_rng(0)
     num_users, num_items = 6, 5
