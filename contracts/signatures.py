@@ -3,7 +3,8 @@
 models/export.py exports one signature per name (a method of that name on
 models/serving_module.py's ServingModule); the RetrievalEvaluator, the run
 summary, the warmup requests, TFMA's model spec and the serving client call
-them by these names.
+them by these names. A client must not count on DESCRIBE_ITEMS: models pushed
+before it have no such signature (`mtrec query` then shows ids alone).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ USER_INTEREST = "user_interest"  # user_id -> genre affinities
 EMBED_USER = "embed_user"
 EMBED_ITEM = "embed_item"
 EMBED_NEW_ITEM = "embed_new_item"  # a cold item's features (and text vector) -> embedding
+DESCRIBE_ITEMS = "describe_items"  # item_ids -> titles, for people reading the answers
 
 SIGNATURES = (
     SERVING_DEFAULT,
@@ -30,6 +32,7 @@ SIGNATURES = (
     USER_INTEREST,
     EMBED_USER,
     EMBED_ITEM,
+    DESCRIBE_ITEMS,
 )
 
 # Their tensors, by name: a PredictRequest's inputs and a PredictResponse's outputs
@@ -44,6 +47,7 @@ RATINGS = "ratings"  # the served rating of each returned item
 RELEVANCE = "relevance"  # P(like) of each scored item
 GENRES = "genres"  # user_interest's names; embed_new_item's input (features.GENRES)
 EMBEDDING = "embedding"  # embed_user, embed_item, embed_new_item
+TITLES = "titles"  # describe_items: "Title (Year)" per id, "" for an unknown one
 
 # The score of an item a list may not hold (the user's training items, the given
 # items): finite, so a fixed-size top-k stays a plain tensor, and always ranked last.

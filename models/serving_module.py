@@ -43,11 +43,13 @@ from mtrec.models.config import RATING, RELEVANCE
 from mtrec.models.first_stage import first_stage_tables
 from mtrec.models.item_item import cold_item_term, item_item_term, known_rows, scaled_to
 from mtrec.models.item_text import ItemText
+from mtrec.models.item_titles import title_table
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.onboarding import onboarding_term
 from mtrec.models.pair_split import SplitPairHeads, splittable
 from mtrec.models.serving_ops import (
     NEG,
+    NEW_ITEM_SPECS,
     as_variable,
     blend_score,
     checked_size,
@@ -133,6 +135,7 @@ class ServingModule(tf.Module):
             model.retrieval_vector(tf.constant(item_vectors)).numpy(), "item_retrieval_vectors"
         )
         self.item_table = position_table(tables.item_ids)
+        self.item_titles = title_table(tables.item_titles)  # describe_items
         self.unknown_item_vector = as_variable(unknown_item_vector(model), "unknown_item")
         self.profiles = {k: as_variable(v, f"profile_{k}") for k, v in tables.profiles.items()}
         self.seen_splits = as_variable(tables.seen_splits, "seen_splits")
@@ -377,18 +380,7 @@ class ServingModule(tf.Module):
         query, _ = self._query(user_id)
         return {S.EMBEDDING: self.model.retrieval_vector(query)}
 
-    @signature(
-        input_signature=[
-            _ITEM_ID,
-            tf.TensorSpec([None], _STR, name=F.TITLE),
-            tf.TensorSpec([None, None], _STR, name=S.GENRES),  # padded with ""
-            tf.TensorSpec([None], _STR, name=F.DESCRIPTION),
-            tf.TensorSpec([None], tf.int64, name=F.YEAR),  # 0 = unknown
-            # The text encoder's output for the item's text (TEXT_ENCODER_DIR,
-            # pushed alongside); [B, 0] or zeros when there is none.
-            tf.TensorSpec([None, None], tf.float32, name=S.TEXT_EMBEDDING),
-        ]
-    )
+    @signature(input_signature=NEW_ITEM_SPECS)
     def embed_new_item(self, item_id, title, genres, description, year, text_embedding):
         """Candidate embedding of an item from its features and text alone (cold start)."""
         inputs = new_item_inputs(self.tft_layer, item_id, title, genres, description, year)
@@ -406,3 +398,8 @@ class ServingModule(tf.Module):
     def embed_item(self, item_id):
         vectors, _ = self._item_vectors_at(self._item_positions(item_id))
         return {S.EMBEDDING: self.model.retrieval_vector(vectors)}
+
+    @signature(input_signature=[_ITEM_IDS])
+    def describe_items(self, item_ids):
+        """Display titles ("" unknown), so answers' ids can be shown to people."""
+        return {S.TITLES: self.item_titles.lookup(item_ids)}

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.models.item_item import known_rows
+from mtrec.models.item_titles import DISPLAY_TITLE
 from mtrec.models.towers import VocabSizes
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ class ServingTables:
     # When the user rated each rated_idx entry (seconds; a pair rated twice: the
     # latest), for the item-item term's session Gram (models/item_item.py).
     rated_times: np.ndarray | None = None
+    # Each catalogue item's display title by id, for `describe_items`
+    # (models/item_titles.py); None without a catalogue: no titles.
+    item_titles: dict[bytes, str] | None = None
 
     @property
     def num_items(self) -> int:
@@ -113,9 +117,12 @@ def build_serving_tables(
 
     if count == 0:
         raise ValueError("no training examples: cannot build the serving catalogue")
+    titles = None
     if catalog is not None:
         item_ids = catalog[F.ITEM_ID_XF].astype(object)
         item_features = {k: catalog[k] for k in _ITEM_COLUMNS}
+        if DISPLAY_TITLE in catalog:
+            titles = dict(zip(item_ids.tolist(), catalog[DISPLAY_TITLE].tolist(), strict=True))
     else:
         order = sorted(items)
         item_ids = np.array([items[i][0] for i in order], dtype=object)
@@ -156,6 +163,7 @@ def build_serving_tables(
         rating_range=(rating_lo, rating_hi),
         rated_ratings=mean_rating[rated],
         rated_times=latest[rated],
+        item_titles=titles,
     )
 
 

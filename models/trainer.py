@@ -314,6 +314,7 @@ def write_warmup(serving_dir: str, tables: ServingTables) -> None:
             (S.USER_INTEREST, {S.USER_ID: users}),
             (S.EMBED_USER, {S.USER_ID: users}),
             (S.EMBED_ITEM, {S.ITEM_ID: items}),
+            (S.DESCRIBE_ITEMS, {S.ITEM_IDS: [items]}),
         ],
     )
 

@@ -100,6 +100,23 @@ def _ask(client: Any, args: argparse.Namespace) -> Any:
     raise ValueError(args.query)  # argparse keeps this unreachable
 
 
+def with_titles(client: Any, args: argparse.Namespace, answer: Any) -> Any:
+    """A top-k or score answer whose items carry a "title" after "item_id", so a person
+    can read them (one more call, describe_items); unchanged when the model has no such
+    signature (pushed before it) or the query returns no items."""
+    if args.query not in ("recommend", "recommend-from-items", "score"):
+        return answer
+    from mtrec.serving.errors import ServingError  # gRPC: only when a query runs
+
+    try:
+        titles = client.describe([it["item_id"] for it in answer["items"]])
+    except ServingError:  # an older model: ids alone, as before
+        return answer
+    answer["items"] = [{"item_id": it["item_id"], "title": titles.get(it["item_id"], ""), **it}
+                       for it in answer["items"]]
+    return answer
+
+
 def short_list_note(args: argparse.Namespace, answer: Any) -> str | None:
     """Why a top-k answer has fewer than k items (the user has seen, or gave, the
     rest of the catalogue; the client drops those), or None."""
@@ -174,7 +191,7 @@ def _query(args: argparse.Namespace) -> int:
     )
     try:
         try:
-            answer = _ask(client, args)
+            answer = with_titles(client, args, _ask(client, args))
         except ServingError as exc:
             _print({"error": {"code": exc.code.name, "message": exc.message}})  # for scripts
             if exc.code.name == "UNAVAILABLE":  # and for a person, the likely cause

@@ -293,6 +293,18 @@ class MtrecClient:
         )
         return out[S.EMBEDDING][0]
 
+    def describe(self, items: Sequence[Id], timeout: float | None = None) -> dict[str, str]:
+        """Each item's display title by id, "Title (Year)" ("" for an id the model does
+        not know), so answers can be shown to people. A model pushed before the
+        describe_items signature answers with a ServingError: callers treat it as no titles.
+        """
+        if not items:
+            return {}
+        out = self.predict(S.DESCRIBE_ITEMS,
+                           {S.ITEM_IDS: np.array([[_id(i) for i in items]], dtype=object)},
+                           timeout=timeout)
+        return {_text(_id(i)): _text(t) for i, t in zip(items, out[S.TITLES][0], strict=True)}
+
     def unknown(self, kind: str, ids: Sequence[Id], timeout: float | None = None) -> list[str]:
         """Those of `ids` the model does not know (kind "user" or "item"), which it answers
         as its learned "unknown" one rather than with an error.

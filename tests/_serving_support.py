@@ -50,6 +50,8 @@ MAX_REQUEST_BYTES = int(
     os.environ.get("MTREC_SERVING_MAX_REQUEST_BYTES", "0" if EXTERNAL else str(1 << 20))
 )
 MODEL_NAME = os.environ.get("MTREC_SERVING_MODEL_NAME", "mtrec")
+# Not describe_items: the synthetic model, like a model pushed before it, has none
+# (clients go on without titles: tests/test_serving_cli.py).
 CONTRACT_SIGNATURES = (
     S.SERVING_DEFAULT,
     S.RECOMMEND,

@@ -19,6 +19,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data.artifact_io import read_split, split_dir, split_files
 from mtrec.models.item_catalog import read_catalog
+from mtrec.models.item_titles import DISPLAY_TITLE
 from mtrec.models.reindex import item_example
 
 
@@ -88,3 +89,5 @@ def test_trainer_catalogue_read_on_ram_filesystem(transformed_synthetic):
     columns = read_catalog(artifact_utils.get_split_uri([catalog], CATALOG_SPLIT), tft_output)
     assert columns[F.ITEM_ID_XF].tolist() == [b"new-1", b"new-2"]
     assert columns[F.GENRES_MULTI_HOT].shape[0] == 2
+    # Each item's display title, from its raw title and year (describe_items' table).
+    assert columns[DISPLAY_TITLE].tolist() == ["Film new-1 (1990)", "Film new-2 (1991)"]

@@ -34,6 +34,7 @@ EXPECTED_INPUTS = {
     "user_interest": {"user_id": tf.string},
     "embed_user": {"user_id": tf.string},
     "embed_item": {"item_id": tf.string},
+    "describe_items": {"item_ids": tf.string},
 }
 
 
@@ -56,6 +57,8 @@ def exported(transformed_synthetic, tmp_path_factory):
     export = trainer.export_serving_model
 
     def also_uncached(model, tft_output, tables, serving_dir, item_text=None):
+        # Titles as a catalogue's would come (train_and_export reads none without one).
+        tables.item_titles = {i: _title(i.decode()) for i in tables.item_ids.tolist()}
         # The same trained model, also exported without the per-user cache, and
         # without the item-item term with and without the IVF first stage (one
         # cluster probed of sqrt(80) = 9, so recommend's 80 candidates fall back).
@@ -83,6 +86,11 @@ def exported(transformed_synthetic, tmp_path_factory):
     return out, metrics, users, items, train
 
 
+def _title(item_id: str) -> str:
+    """The fixture's display title of a catalogue item."""
+    return f"Film {item_id} (1999)"
+
+
 def _calls(users, items, everyone=()):
     """(signature, kwargs) pairs; JSON-able so a subprocess can replay them. With
     `everyone` (every known user id): `recommend` for all of them at k within the
@@ -98,6 +106,7 @@ def _calls(users, items, everyone=()):
         ("user_interest", {"user_id": users}),
         ("embed_user", {"user_id": users}),
         ("embed_item", {"item_id": items}),
+        ("describe_items", {"item_ids": [items + [""], items[::-1] + [""]]}),  # unknown, ""
     ] + (cache + unknown if everyone else [])
 
 
@@ -159,6 +168,16 @@ def test_fresh_process_gives_identical_predictions(exported, replayed):
             else:
                 np.testing.assert_allclose(value.numpy(), fresh[call][key], rtol=1e-5,
                                            atol=1e-6, err_msg=f"{name}.{key}")
+
+
+def test_describe_items_gives_the_catalogue_titles_in_a_fresh_process(exported, replayed):
+    """The title table survives save -> load with TensorFlow alone: known ids get their
+    title, an id outside the catalogue and the padding "" get ""."""
+    out, _, users, items, _ = exported
+    names = [name for name, _ in _calls(users, items, _known_users(exported))]
+    titles = replayed[out][names.index("describe_items")]["titles"]
+    known = [_title(i) for i in items[:-1]]  # items[-1] is never-seen-item
+    assert titles == [known + ["", ""], ["", *known[::-1], ""]]
 
 
 def test_signatures_and_their_inputs(exported):

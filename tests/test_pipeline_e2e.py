@@ -21,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 from mtrec.add_items import add_items
+from mtrec.cli import _add_titles
 from mtrec.components.anomaly_gate.executor import SchemaAnomaliesError
 from mtrec.components.atomic_pusher.executor import extended_identity, model_identity
 from mtrec.console import RunConsole
@@ -29,7 +30,9 @@ from mtrec.data.examples import write_examples
 from mtrec.pipeline import local_runner
 from mtrec.pipeline.settings import Thresholds
 from mtrec.run_state import custom_property, latest_run
+from mtrec.serving import cli as serving_cli
 from mtrec.summary import collect, render
+from tests import _serving_support as support
 
 pytestmark = pytest.mark.e2e
 
@@ -152,8 +155,9 @@ def test_summary_shows_what_the_trainer_and_the_text_encoder_recorded(first_run)
     their keys: a key renamed on the writing side drops or breaks its line."""
     _, _, nodes = first_run
     text = render(collect(nodes))
-    assert re.search(rf"^training: \d+ examples, {MODEL['epochs']} epochs, [\d.]+s, "
-                     r"catalogue \d+ items, split protocol \w+", text, re.M), text
+    assert re.search(rf"^training: \d+ examples, {MODEL['epochs']} epochs, fit [\d.]+s \+ "
+                     r"[\d.]+s scan, build, evaluate, export, catalogue \d+ items, "
+                     r"split protocol \w+", text, re.M), text
     assert re.search(r"^text encoder: .+ \(\w+\), [\d,]+ params, \d+-d, encoded \d+ items "
                      r"in [\d.]+s.*, MLM \d+ steps in \d+s, loss [\d.]+ -> [\d.]+$",
                      text, re.M), text
@@ -188,11 +192,11 @@ def test_retrieval_evaluator_measured_model_and_popularity(first_run):
 
 
 def test_pushed_model_loads_in_a_fresh_process_without_mtrec(first_run):
-    paths, _, _ = first_run
+    paths, examples_root, _ = first_run
     model_dir = os.path.join(paths.serving_model_dir, _versions(paths)[0])
     script = textwrap.dedent(
         f"""
-        import sys, tensorflow as tf
+        import json, sys, tensorflow as tf
         m = tf.saved_model.load({model_dir!r})
         out = m.signatures["recommend"](user_id=tf.constant(["u1", "never-seen"]), k=tf.constant(3))
         assert out["item_ids"].shape == (2, 3), out
@@ -208,6 +212,10 @@ def test_pushed_model_loads_in_a_fresh_process_without_mtrec(first_run):
             year=tf.constant([2024], tf.int64), text_embedding=vec)["embedding"]
         assert new.shape[0] == 1 and bool(tf.reduce_all(tf.math.is_finite(new)))
         print(sorted(m.signatures))
+        # Titles for people: every catalogue item's, then an unknown id and the padding.
+        ids = [i.decode() for i in m.catalog_ids.numpy()] + ["never-seen", ""]
+        titles = m.signatures["describe_items"](item_ids=tf.constant([ids]))["titles"]
+        print("TITLES" + json.dumps(dict(zip(ids, [t.decode() for t in titles.numpy()[0]]))))
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
@@ -215,6 +223,41 @@ def test_pushed_model_loads_in_a_fresh_process_without_mtrec(first_run):
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "recommend" in done.stdout and "serving_default" in done.stdout
+    served = json.loads(done.stdout.split("TITLES", 1)[1])
+    assert (served.pop("never-seen"), served.pop("")) == ("", "")
+    # The catalogue's titles as the run summary shows them ("Title (Year)").
+    assert served == _summary_titles(list(served), examples_root)
+    assert all(re.fullmatch(r".+ \(\d{4}\)", title) for title in served.values()), served
+
+
+def _summary_titles(item_ids: list[str], examples_root: str) -> dict[str, str]:
+    """Each item's title as the run summary reads it from the catalogue examples."""
+    items = [{"item_id": item} for item in item_ids]
+    _add_titles(items, examples_root)
+    return {it["item_id"]: it["title"] for it in items}
+
+
+def test_query_shows_each_items_title(first_run, capsys):
+    """`mtrec query` against the pushed model: each returned item has its title after its
+    id (describe_items); an id outside the catalogue has the title ""."""
+    paths, examples_root, _ = first_run
+    srv = support.start_server(paths.serving_model_dir)
+    try:
+        srv.manager.wait_for_version(int(_versions(paths)[0]), timeout=120)
+        answers = []
+        for query in (["recommend", "--user", "u1", "-k", "5"],
+                      ["recommend-from-items", "--items", "i1", "i2", "-k", "5"],
+                      ["score", "--user", "u1", "--items", "never-seen"]):
+            assert serving_cli.main(["query", *query, "--target", srv.target]) == 0
+            answers.append(json.loads(capsys.readouterr().out)["items"])
+    finally:
+        srv.stop()
+    recommended = [it for answer in answers[:2] for it in answer]
+    assert len(recommended) == 10
+    assert all(list(it)[:2] == ["item_id", "title"] for it in recommended), recommended
+    shown = {it["item_id"]: it["title"] for it in recommended}
+    assert shown == _summary_titles(list(shown), examples_root) and all(shown.values())
+    assert [(it["item_id"], it["title"]) for it in answers[2]] == [("never-seen", "")]
 
 
 def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, capsys):
@@ -242,6 +285,12 @@ def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, c
     assert said[-1] == (f"catalogue now {len(original) + 2} items (2 added since the run); "
                         f"pushed home/serving_model/mtrec/{os.path.basename(versions[1])}")
     assert served[1] == original | {b"new-1", b"new-2"}
+    # Their titles are served too, next to the trained items' (describe_items).
+    titles = tf.saved_model.load(versions[1]).signatures["describe_items"](
+        item_ids=tf.constant([["new-1", "new-2", sorted(original)[0].decode()]]))["titles"]
+    assert [t.decode() for t in titles.numpy()[0][:2]] == [
+        "A First New Film (2024)", "A Second New Film (2024)"]
+    assert titles.numpy()[0][2]
     # Marked as extensions of the pushed model: a re-run pushing it again keeps them served
     # (components/atomic_pusher/executor_test.py).
     pushed = model_identity(paths.serving_model_dir + "/" + _versions(paths)[0])

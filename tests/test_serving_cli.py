@@ -63,6 +63,7 @@ def test_recommend_drops_seen_items_and_notes_how_many_are_left(
     }
     monkeypatch.setattr(MtrecClient, "predict", lambda self, *a, **kw: answer)
     monkeypatch.setattr(MtrecClient, "unknown", lambda self, kind, ids: [])
+    monkeypatch.setattr(MtrecClient, "describe", lambda self, ids: {})
     code = cli.main(["query", "recommend", "--user", "u1", "-k", "3", "--target", UNUSED_TARGET])
     captured = capsys.readouterr()
     assert code == 0
@@ -84,6 +85,66 @@ def test_recommend_from_items_drops_the_given_items_at_full_k(
     assert captured.err == (
         f"note: only {k - 3} unseen items besides the 3 given (asked for -k {k})\n"
     )
+
+
+# ------------------------------------------------- 1b: titles people can read
+TITLES = {"i7": "Fly, The (1986)", "i3": "Heat (1995)"}
+
+
+def _answers_with_titles(self, signature, inputs, *args, **kwargs):
+    """A model that answers describe_items: i7 and i3 titled, any other id ""."""
+    if signature == S.DESCRIBE_ITEMS:
+        ids = [i.decode() for i in inputs[S.ITEM_IDS][0]]
+        return {S.TITLES: np.array([[TITLES.get(i, "").encode() for i in ids]], dtype=object)}
+    ids = np.array([[b"i7", b"i3"]], dtype=object)
+    scores = np.array([[2.5, 1.0]], dtype=np.float32)
+    if signature == S.SCORE:
+        return {S.SCORES: scores, S.RATINGS: scores, S.RELEVANCE: scores}
+    return {S.ITEM_IDS: ids, S.SCORES: scores, S.RATINGS: scores}
+
+
+@pytest.mark.parametrize("query", [["recommend", "--user", "u1", "-k", "2"],
+                                   ["recommend-from-items", "--items", "i1", "-k", "2"],
+                                   ["score", "--user", "u1", "--items", "i7", "i3"]])
+def test_query_shows_each_items_title_after_its_id(
+    query: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(MtrecClient, "predict", _answers_with_titles)
+    monkeypatch.setattr(MtrecClient, "unknown", lambda self, kind, ids: [])
+    code = cli.main(["query", *query, "--target", UNUSED_TARGET])
+    items = json.loads(capsys.readouterr().out)["items"]
+    assert code == 0
+    assert [list(it)[:2] for it in items] == [["item_id", "title"]] * 2
+    assert [(it["item_id"], it["title"]) for it in items] == list(TITLES.items())
+
+
+def test_client_describe_gives_titles_by_id_and_unknown_ones_empty(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MtrecClient, "predict", _answers_with_titles)
+    with MtrecClient(UNUSED_TARGET) as client:
+        assert client.describe(["i3", "nope", "i7"]) == {
+            "i3": "Heat (1995)", "nope": "", "i7": "Fly, The (1986)"}
+        assert client.describe([]) == {}
+
+
+@needs_local_server
+@pytest.mark.skipif(bool(support.MODEL_DIR), reason="needs a model without describe_items")
+def test_a_model_without_describe_items_gives_ids_alone(
+    served: ServingServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model pushed before describe_items (the synthetic one has none): the same answer
+    as ever, no "title" keys and nothing on stderr."""
+    with MtrecClient(served.target) as client, pytest.raises(ServingError):
+        client.describe(["1"])
+    for query in (["recommend", "--user", "1", "-k", "3"], ["score", "--user", "1",
+                                                             "--items", "1", "2"]):
+        code = cli.main(["query", *query, "--target", served.target])
+        captured = capsys.readouterr()
+        items = json.loads(captured.out)["items"]
+        assert code == 0 and captured.err == ""
+        assert len(items) == (3 if query[0] == "recommend" else 2)
+        assert all("title" not in it for it in items), items
 
 
 # ------------------------------------------------- 2: no model vs no server
