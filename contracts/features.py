@@ -100,3 +100,14 @@ CANDIDATE_XF_FEATURES = (
 OUT_RATING = "rating"
 OUT_RELEVANCE = "relevance"
 OUT_INTEREST = "interest"
+
+
+def display_title(title: str, year: int | None) -> str:
+    """TITLE as a person reads it, with its YEAR: "Fly, The (1986)". The loaders strip the
+    year from the title into its own feature (data/tables.split_title_year), which left
+    remakes indistinguishable on screen; "" stays "", and a title already ending in its
+    year, or with no year (0), is left as it is. One rule for the run summary, the report
+    and the served describe_items."""
+    if not title or not year or title.endswith(f"({year})"):
+        return title
+    return f"{title} ({year})"

@@ -15,17 +15,10 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import tensorflow as tf
 
+from mtrec.contracts.features import display_title
+
 # read_catalog's column of display titles (raw text, not a Transform output).
 DISPLAY_TITLE = "display_title"
-
-
-def display_title(title: str, year: int | None) -> str:
-    """mtrec.summary.titled's rule, which models may not import (the layers): the year
-    appended, since the MovieLens loader strips it from the title into its own feature,
-    unless it is unknown (0) or the title already ends with it; "" stays ""."""
-    if not title or not year or title.endswith(f"({year})"):
-        return title
-    return f"{title} ({year})"
 
 
 def display_titles(titles: Iterable[bytes], years: Iterable[int]) -> np.ndarray:

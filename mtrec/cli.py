@@ -201,8 +201,6 @@ def _first_eval_user(examples_root: str) -> str:
 def _add_titles(items: list[dict], examples_root: str) -> None:
     import tensorflow as tf
 
-    from mtrec.summary import titled
-
     wanted = {r["item_id"] for r in items}
     titles = {}
     for record in _examples(examples_root, CATALOG_SPLIT):
@@ -210,8 +208,8 @@ def _add_titles(items: list[dict], examples_root: str) -> None:
         item = f[F.ITEM_ID].bytes_list.value[0].decode()
         if item in wanted:
             years = f[F.YEAR].int64_list.value
-            titles[item] = titled(f[F.TITLE].bytes_list.value[0].decode(),
-                                  years[0] if years else None)
+            titles[item] = F.display_title(f[F.TITLE].bytes_list.value[0].decode(),
+                                           years[0] if years else None)
     for r in items:
         r["title"] = titles.get(r["item_id"], "")
 

@@ -209,15 +209,6 @@ def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | 
     return "; ".join(reasons) or "the run stopped before the Pusher"
 
 
-def titled(title: str, year: int | None) -> str:
-    """A title as a person reads it: with its year ("Fly, The (1986)"), which the MovieLens
-    loader strips from the title into its own feature; "" stays "" and a title already
-    ending in its year is left as it is."""
-    if not title or not year or title.endswith(f"({year})"):
-        return title
-    return f"{title} ({year})"
-
-
 def shown_path(path: str) -> str:
     """A local path below the working directory as the relative path the run was given
     (the Pusher records it absolute); anything else (gs://, elsewhere) as it is."""

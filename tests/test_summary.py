@@ -53,11 +53,3 @@ def test_the_rejects_path_reads_as_the_pushed_path_does(
             "report": {"rows": {"train": 2, "eval": 1}}}
     text = render({"components": {}, "pushed_to": None, "data": data})
     assert "data: 3 ratings kept, 0 rejected -> outputs/sample/rejects.csv" in text
-
-
-def test_titles_carry_their_year_as_a_person_reads_them() -> None:
-    from mtrec.summary import titled
-
-    assert titled("Fly, The", 1986) == "Fly, The (1986)"  # and the 1958 one stays apart
-    assert titled("Fly, The (1986)", 1986) == "Fly, The (1986)"
-    assert titled("Untitled", 0) == "Untitled" and titled("", 1999) == ""

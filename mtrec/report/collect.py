@@ -31,7 +31,7 @@ from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import CACHED, NodeRun, latest_run
-from mtrec.summary import SUMMARY_FILE, not_pushed_reason, recommendation_rows, titled
+from mtrec.summary import SUMMARY_FILE, not_pushed_reason, recommendation_rows
 from mtrec.summary import collect as collect_summary
 
 RUN_LOG = os.path.join(LOG_DIR, LOG_FILE)  # relative: the page stays right in a moved home
@@ -225,8 +225,8 @@ def _catalogue(nodes: dict[str, NodeRun], split: str) -> dict[str, dict[str, Any
     items = {}
     for f in _records(_split_files(uri, split) if uri else []):
         items[_first(f[F.ITEM_ID], "bytes_list").decode()] = {
-            "title": titled((_first(f[F.TITLE], "bytes_list") or b"").decode(),
-                            _first(f[F.YEAR], "int64_list")),
+            "title": F.display_title((_first(f[F.TITLE], "bytes_list") or b"").decode(),
+                                     _first(f[F.YEAR], "int64_list")),
             "genres": [g.decode() for g in f[F.GENRES].bytes_list.value],
         }
     return items
