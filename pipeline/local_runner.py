@@ -4,7 +4,9 @@ MLMD on SQLite, caching on. This module owns every local path.
 A run holds `<home>/.mtrec-run.lock` and first cleans up after a killed run
 (executions left RUNNING, their empty output folders: pipeline/killed_runs.py).
 On a local Beam runner, TFX's Beam executors do not package TFX for remote
-workers (pipeline/tfx_packaging.py).
+workers (pipeline/tfx_packaging.py). When the pipeline's code or libraries
+changed since the home's last finished run, the run goes without the cache
+(pipeline/code_version.py: TFX's cache key does not see code).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from typing import Any
 from tfx import v1 as tfx
 
 from mtrec.contracts.artifacts import MLMD_FILE
-from mtrec.pipeline import configs
+from mtrec.pipeline import code_version, configs
 from mtrec.pipeline.killed_runs import clean_killed_runs, run_lock
 from mtrec.pipeline.pipeline import create_pipeline
 from mtrec.pipeline.settings import PipelineSettings
 from mtrec.pipeline.tfx_packaging import without_tfx_package
+from mtrec.progress import report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,11 @@ class LocalPaths:
     @property
     def lock_path(self) -> str:
         return os.path.join(self.home, ".mtrec-run.lock")
+
+    @property
+    def code_path(self) -> str:
+        """The pipeline code's fingerprint as of the last finished run (code_version)."""
+        return os.path.join(self.home, ".mtrec-code")
 
     @property
     def serving_model_dir(self) -> str:
@@ -105,6 +113,12 @@ def settings(
 
 def run(paths: LocalPaths, pipeline_settings: PipelineSettings) -> None:
     """Run the whole pipeline; `pipeline_settings` comes from `settings(paths, ...)`."""
+    code = code_version.fingerprint()
+    stale = pipeline_settings.enable_cache and code_version.stale_cache_reason(
+        paths.code_path, paths.metadata_path, code)
+    if stale:
+        report(stale)
+        pipeline_settings = dataclasses.replace(pipeline_settings, enable_cache=False)
     pipeline = create_pipeline(pipeline_settings)
     with run_lock(paths.lock_path) as sole:
         if not sole:
@@ -116,3 +130,6 @@ def run(paths: LocalPaths, pipeline_settings: PipelineSettings) -> None:
                 log.warning("%s", cleanup.describe())
         with without_tfx_package(pipeline_settings.beam_pipeline_args):
             tfx.orchestration.LocalDagRunner().run(pipeline)
+        # Only once every component ran: a failed run's re-run must not take the
+        # components it never reached from the cache of the old code.
+        code_version.record(paths.code_path, code)

@@ -1,0 +1,92 @@
+"""Whether the code a pipeline runs changed since a home's last finished run.
+
+TFX's cache key is a component's inputs and execution properties. The Trainer
+and Transform name their functions by dotted path (configs.RUN_FN,
+PREPROCESSING_FN) and mtrec's own components by class path, so a change to
+their code changes no key. After such a change (an upgrade, an edit of
+models/), `mtrec run` took every component from the cache: on 2026-12-04 a run
+after the describe_items signature was added re-used the model trained before
+it and said "already served: no new version". TFX's own remedy, a module file
+whose content is hashed, covers one file, not a package.
+
+So the local runner hashes the source of every package that runs inside a
+component, and the installed versions of the libraries that compute its
+results; when that differs from what the home's last finished run recorded,
+the run goes without the cache (pipeline/local_runner.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+# The packages whose code runs in the pipeline's components; the CLI, the console and
+# the report (mtrec, mtrec.commands, mtrec.report) change no result and are left out.
+PACKAGES = ("mtrec.contracts", "mtrec.data", "mtrec.models", "mtrec.components",
+            "mtrec.pipeline", "mtrec.serving")
+LIBRARIES = ("tfx", "tensorflow", "tf-keras", "tensorflow-transform",
+             "tensorflow-model-analysis", "tensorflow-recommenders", "keras-hub", "numpy")
+SOURCE_SUFFIXES = (".py", ".pbtxt")
+
+
+def package_roots(packages: Iterable[str] = PACKAGES) -> list[Path]:
+    """The folders the packages load from (an editable install's or site-packages')."""
+    roots = []
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        roots.extend(Path(p) for p in (spec.submodule_search_locations or []) if spec)
+    return roots
+
+
+def fingerprint(roots: Iterable[Path] | None = None,
+                libraries: Iterable[str] = LIBRARIES) -> str:
+    """sha256 of every source file below `roots` (path and bytes; tests, `*_test.py`,
+    left out) and of the libraries' installed versions."""
+    digest = hashlib.sha256()
+    for root in package_roots() if roots is None else roots:
+        files = sorted(p for p in root.rglob("*") if p.suffix in SOURCE_SUFFIXES
+                       and not p.name.endswith("_test.py") and "__pycache__" not in p.parts)
+        for path in files:
+            digest.update(f"{root.name}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+    for name in libraries:
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = "absent"
+        digest.update(f"{name}=={version}\0".encode())
+    return digest.hexdigest()
+
+
+def recorded(path: str) -> str | None:
+    """The fingerprint a finished run wrote to `path`, or None."""
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip() or None
+
+
+def record(path: str, value: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
+
+
+def stale_cache_reason(code_path: str, metadata_path: str, current: str) -> str | None:
+    """Why this run must not use the cache, or None when it may.
+
+    A home with metadata but no recorded fingerprint ran code from before it was
+    recorded: unknown, so treated as changed. A home without metadata has nothing
+    cached.
+    """
+    if not os.path.exists(metadata_path):
+        return None
+    before = recorded(code_path)
+    if before == current:
+        return None
+    what = "not recorded" if before is None else "changed"
+    return (f"mtrec's pipeline code or its libraries {what} since this home's last finished "
+            "run: every component runs again (the cache is off for this run)")
