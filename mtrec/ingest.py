@@ -30,6 +30,7 @@ from mtrec.data.cleaning import CleanResult, first_rating_reject
 from mtrec.data.parsing import HeaderError
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
 from mtrec.data.tables import Dataset
+from mtrec.pipeline import code_version
 
 REJECTS_FILE = "rejects.csv"
 log = logging.getLogger(__name__)
@@ -42,6 +43,13 @@ class IngestResult:
     counts: dict  # ratings: per-reason reject counts, "total", "kept", "rejected"
     report: dict  # rows per split, users, items (from write_examples)
     tables: dict = dataclasses.field(default_factory=dict)  # per table: rows, kept, rejected...
+
+
+def examples_code() -> str:
+    """The fingerprint of the packages that turn a dataset into examples (data, and the
+    feature names in contracts): part of the examples folder's digest."""
+    return code_version.fingerprint(
+        code_version.package_roots(("mtrec.contracts", "mtrec.data")), libraries=())
 
 
 def _digest(dataset: Dataset, options: dict) -> str:
@@ -146,7 +154,10 @@ def ingest(
     # rewritten, or when the pipeline starts reading one: at 3 its ExampleGens record
     # split_protocol, and a new folder makes a home's cached ExampleGen outputs, which
     # lack it, run again instead of training without the protocol's settings.
-    digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 3}
+    # "code": the code that writes the examples (splits, features, encoding), so a
+    # change to it writes a new folder rather than reusing one written the old way.
+    digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 3,
+                      "code": examples_code()}
     target = Path(home, "examples", _digest(dataset, digest_options))
     if not (target / INGEST_REPORT_FILE).exists():
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -164,3 +164,18 @@ def test_a_missing_header_row_does_not_print_the_first_rating(tmp_path: Path) ->
     assert "alice" not in str(raised.value) and raised.value.__cause__ is None
     with pytest.raises(ValueError, match=r"header \['alice', 'x', '4', '1'\] lacks"):
         ingest("generic", data, str(tmp_path / "home"))  # no key: the header is shown
+
+
+def test_examples_are_written_again_when_the_code_that_writes_them_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The examples folder is content-addressed by the data and by the code that writes
+    it (data/, contracts/): an upgrade that changes a split or a feature must not
+    reuse a folder written the old way (the pipeline would retrain on it)."""
+    data = write_dir(tmp_path / "data", HEADER + GOOD)
+    home = str(tmp_path / "home")
+    first = ingest("generic", data, home, IngestOptions()).examples_root
+    assert ingest("generic", data, home, IngestOptions()).examples_root == first  # reused
+    monkeypatch.setattr("mtrec.ingest.examples_code", lambda: "other code")
+    second = ingest("generic", data, home, IngestOptions()).examples_root
+    assert second != first and Path(second, "train").is_dir()
