@@ -304,8 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C: one line, not the traceback of wherever it landed
-        again = " (run it again to resume: finished components come from the cache)" \
-            if args.command == "run" else ""
+        # Not after a change to the pipeline's code: that run's re-run goes without the
+        # cache until one finishes (pipeline/code_version.py), and says so.
+        again = (" (run it again to resume: finished components come from the cache, "
+                 "unless mtrec's code changed since the last finished run)"
+                 if args.command == "run" else "")
         print(f"\ninterrupted{again}", file=sys.stderr)
         return 130
 

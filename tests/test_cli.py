@@ -221,5 +221,6 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, monkeypatch, capsys):
 
     monkeypatch.setattr(cli_module, "_run", interrupted)
     assert main(["run", "--home", str(tmp_path)]) == 130
-    assert capsys.readouterr().err == ("\ninterrupted (run it again to resume: finished "
-                                       "components come from the cache)\n")
+    assert capsys.readouterr().err == (
+        "\ninterrupted (run it again to resume: finished components come from the cache, "
+        "unless mtrec's code changed since the last finished run)\n")
