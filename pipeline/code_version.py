@@ -37,8 +37,7 @@ def package_roots(packages: Iterable[str] = PACKAGES) -> list[Path]:
     """The folders the packages load from (an editable install's or site-packages')."""
     roots = []
     for name in packages:
-        spec = importlib.util.find_spec(name)
-        roots.extend(Path(p) for p in (spec.submodule_search_locations or []) if spec)
+        roots.extend(Path(p) for p in importlib.util.find_spec(name).submodule_search_locations)
     return roots
 
 

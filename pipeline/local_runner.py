@@ -114,8 +114,8 @@ def settings(
 def run(paths: LocalPaths, pipeline_settings: PipelineSettings) -> None:
     """Run the whole pipeline; `pipeline_settings` comes from `settings(paths, ...)`."""
     code = code_version.fingerprint()
-    stale = pipeline_settings.enable_cache and code_version.stale_cache_reason(
-        paths.code_path, paths.metadata_path, code)
+    stale = code_version.stale_cache_reason(paths.code_path, paths.metadata_path, code) \
+        if pipeline_settings.enable_cache else None
     if stale:
         report(stale)
         pipeline_settings = dataclasses.replace(pipeline_settings, enable_cache=False)
