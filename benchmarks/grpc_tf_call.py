@@ -1,11 +1,11 @@
 """What any TensorFlow call costs inside a Python gRPC server, apart from the model.
 
-`serving.md`'s overhead target (c=1 p50 minus the gRPC floor minus the in-process
-call path, <= 0.3 ms) was missed at 0.405 ms on an idle box, with ~0.25 ms that
-no in-process stage accounts for. This isolates it: echo servers built like
-`mtrec serve` (benchmarks/grpc_floor.py), each answering an empty
-PredictResponse, differ only in the server (sync or `grpc.aio`) and in what the
-handler does first (VARIANTS):
+`serving.md`'s overhead target (c=1 p50 minus the gRPC floor minus the
+in-process call path, <= 0.3 ms) was missed at 0.405 ms on an idle box in round
+4 (0.63 in round 7), with ~0.25 ms that no in-process stage accounts for. This
+isolates it: echo servers built like `mtrec serve` (benchmarks/grpc_floor.py),
+each answering an empty PredictResponse, differ only in the server (sync or
+`grpc.aio`) and in what the handler does first (VARIANTS):
 
 - `empty`: nothing (the floor);
 - `spin`: busy-waits 0.25 ms in Python, holding the GIL (Python work of a

@@ -26,6 +26,7 @@ EXTRA = (
 SEED_METRICS = (("ndcg@10", "NDCG@10"), ("recall@50", "R@50"), ("rmse", "RMSE"),
                 ("hit_rate@100", "HR@100"))  # fmt: skip
 # Issue 14 §3 (ML-100K, fold means of one joint model per fold).
+TARGET_FOLDS = ("u1", "u2", "u3", "u4", "u5")
 NDCG_MARGIN = 0.02
 RMSE_TARGET = 0.885
 ANCHORS = {
@@ -128,8 +129,10 @@ def _mean(payload: dict, variant: str, metric: str) -> float | None:
 def _bound(label: str, value: float, bound: float, higher: bool) -> str:
     met = value >= bound if higher else value <= bound
     sign = ">=" if higher else "<="
-    verdict = "met" if met else f"missed by {abs(value - bound):.3f}"
-    return f"- {label}: {value:.3f} {sign} {bound:.3f}: {verdict}"
+    # Four decimals where three would print a miss as "0.885 <= 0.885".
+    digits = 3 if round(value, 3) != round(bound, 3) else 4
+    verdict = "met" if met else f"missed by {abs(value - bound):.{digits}f}"
+    return f"- {label}: {value:.{digits}f} {sign} {bound:.{digits}f}: {verdict}"
 
 
 def target_verdicts(payload: dict) -> list[str]:
@@ -139,7 +142,11 @@ def target_verdicts(payload: dict) -> list[str]:
         return ["- (joint or ease not run: no verdicts)"]
     if payload["setup"]["dataset"] != "ml-100k":
         return [_bound("joint NDCG@10 vs EASE", joint_ndcg, ease_ndcg, True)]
-    lines = [_bound(f"NDCG@10 fold mean vs EASE + {NDCG_MARGIN}", joint_ndcg,
+    folds = list(payload["folds"])
+    # The targets are set on the mean over all five folds: fewer folds give a
+    # reading of them, not a verdict on them.
+    scope = "fold mean" if len(folds) >= len(TARGET_FOLDS) else f"{', '.join(folds)} only"
+    lines = [_bound(f"NDCG@10 {scope} vs EASE + {NDCG_MARGIN}", joint_ndcg,
                     ease_ndcg + NDCG_MARGIN, True)]
     gaps = {
         fold: f["results"]["joint"]["mean"]["ndcg@10"] - f["results"]["ease"]["mean"]["ndcg@10"]
@@ -155,10 +162,13 @@ def target_verdicts(payload: dict) -> list[str]:
     )
     joint_r50, ease_r50 = _mean(payload, "joint", "recall@50"), _mean(payload, "ease", "recall@50")
     if joint_r50 is not None and ease_r50 is not None:
-        lines.append(_bound("R@50 fold mean vs EASE", joint_r50, ease_r50, True))
+        lines.append(_bound(f"R@50 {scope} vs EASE", joint_r50, ease_r50, True))
     joint_rmse = _mean(payload, "joint", "rmse")
     if joint_rmse is not None:
-        lines.append(_bound("RMSE fold mean", joint_rmse, RMSE_TARGET, False))
+        lines.append(_bound(f"RMSE {scope}", joint_rmse, RMSE_TARGET, False))
+    if len(folds) < len(TARGET_FOLDS):
+        lines.append(f"- ({len(folds)} of {len(TARGET_FOLDS)} folds: the targets are judged on "
+                     "the 5-fold mean, quality_ml-100k_folds.md)")
     return lines
 
 

@@ -196,7 +196,9 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
                 f"best mode: batching {c32['batching']}, errors {c32['errors'] or 0}, other "
                 f"processes used {_na(c32.get('other_procs_cores'))} cores meanwhile"
             )
-        out[key] = {"target": target, "measured": value, "met": bool(met), "note": note}
+        # None: not measured in this section, neither met nor missed.
+        verdict = None if value is None else bool(met)
+        out[key] = {"target": target, "measured": value, "met": verdict, "note": note}
     return out
 
 

@@ -108,8 +108,9 @@ class ModelConfig:
     # between cold and warm items. ML-100K validation cut with its own cold draw
     # (cold_item_validation.py, one training, re-served), cold HR@100 as served /
     # NDCG@10 with the session term at weight 0.5: cold weight 0.5 0.353 / 0.322,
-    # 0.75 0.438 / 0.312, 1 0.493 / 0.286, 1.5 0.563 / 0.207; the old term (X'X,
-    # weight 1 for both) 0.377 / 0.316. 0.5 keeps the ratio the old term had.
+    # 0.75 0.438 / 0.312, 1: NDCG@10 0.286; the old term (X'X, weight 1 for both):
+    # cold 0.377 (text_encoder_ml-100k_notes.md). 0.5 keeps the ratio the old term
+    # had.
     item_item_cold_weight: float = 0.5
     # Above item_item.MAX_ITEMS known items the export keeps B's top-K weights per
     # item (models/sparse_item_item.py). ml-latest-small validation cut, EASE alone
@@ -122,15 +123,14 @@ class ModelConfig:
     # B is fitted on at most this many most-rated items: with more users than items
     # the inverse is direct: 1.6 GB peak measured at 7.1K items, ~3.1 GB at 10K.
     item_item_max_fit_items: int = 10_000
-    # recommend_from_items only: a user known by a handful of items is served
-    # mostly by popularity (ML-100K, 5 items given: popularity NDCG@10 0.447,
-    # the query alone 0.390; cold_users_ml-100k.md). This weight adds the log of each
-    # item's training popularity (the logQ table) to the first stage, on its
-    # per-request spread like the item-item term; 0 = off. Chosen on
-    # cold_users.py --validation (84 other held-out users): NDCG@10 0.440 at 0,
-    # 0.453 at 1, 0.508-0.512 at 6-12, 0.501 at 1000; popularity 0.492. With the
-    # session Gram term: 0.505 / 0.515 / 0.515 / 0.522 at 4 / 6 / 8 / 12 (8 kept:
-    # the middle of a flat top on 84 users; quality_tuning.md).
+    # recommend_from_items only: a user known by a handful of items is served mostly by popularity
+    # (ML-100K, 5 items given, before the onboarding prior: popularity NDCG@10 0.447, the query
+    # alone 0.390; quality_tuning.md). This weight adds the log of each item's training popularity
+    # (the logQ table) to the first stage, on its per-request spread like the item-item term; 0 =
+    # off. Chosen on cold_users.py --validation (84 other held-out users): NDCG@10 0.440 at 0, 0.453
+    # at 1, 0.508-0.512 at 6-12, 0.501 at 1000; popularity 0.492. With the session Gram term: 0.505
+    # / 0.515 / 0.515 / 0.522 at 4 / 6 / 8 / 12 (8 kept: the middle of a flat top on 84 users;
+    # quality_tuning.md).
     cold_popularity_weight: float = 8.0
     # recommend_from_items: what users went on to rate after their first
     # onboarding_items ratings, a ridge at onboarding_l2 from those items to the

@@ -3,8 +3,8 @@
 Why: the exact first stage scores every catalogue item. At 1M items x 128
 float32 that reads 512 MB per request, memory-bandwidth bound: `recommend` c=1
 p50 78 ms over gRPC (benchmarks/results/serving.md). Fewer bytes per item did
-not help on TF's CPU kernels: 1 x 128 by 1M x 128 matmul 69 ms float32, 129 ms
-bfloat16, 113 ms float16 (same process, this box, which has AVX512-BF16/AMX).
+not help on TF's CPU kernels: 1 x 128 by 1M x 128 matmul (+ top-100) 71 ms float32,
+140 ms bfloat16, 133 ms float16 (same process, this box, which has AVX512-BF16/AMX).
 So the index reads fewer items instead: k-means centroids at export, items
 grouped by their nearest centroid; a request scores the centroids, takes the
 `nprobe` best clusters and scores only their items exactly.

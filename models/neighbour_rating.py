@@ -14,9 +14,10 @@ request gathers one value), so it runs in TF Serving as a plain gather.
 
 Why: heterogeneous predictors blend well (the Netflix prize's lesson). On the
 ML-100K u1 validation holdout the joint model's served RMSE was 0.9014, this
-predictor alone 0.9267, their 0.6 / 0.4 blend 0.8852 (0.3: 0.8859, 0.5:
-0.8867; benchmarks/results/quality_tuning.md). Errors correlate at 0.89, so the
-blend gains because the two are wrong about different pairs.
+predictor alone 0.9272, their 0.6 / 0.4 blend 0.8854 in a numpy replay (0.3:
+0.8861, 0.5: 0.8867) and 0.8851 re-served (benchmarks/results/quality_tuning.md).
+Errors correlate at 0.89, so the blend gains because the two are wrong about
+different pairs.
 
 Unknown users (no training ratings) get mu + b_i, unknown items mu + b_u.
 Above MAX_ITEMS items (the fit's [items, items] similarity, float32: 900 MB at

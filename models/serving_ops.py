@@ -6,8 +6,8 @@ row (demographics, latest history, rated-item bag) and the item-item term
 reads the same bag. So the export runs the query tower over every user row
 once (a [users, dim] table) and, with the item-item term on, that term for
 every user row (a [users, items + 1] table); a request gathers a row. On the
-ML-100K u1 model this took in-process `recommend` from 2.1 to 1.2 ms p50
-(benchmarks/results/serving.md, "Where the time goes"). user_id maps to its
+ML-100K u1 model this, with the pair-split cut, took in-process `recommend` from
+1.52 to 1.16 ms p50 (benchmarks/results/serving_profile.md). user_id maps to its
 row by one hash-table lookup with tf.Transform's vocabulary and OOV hashing
 (serving_tables.user_row_table), not the Transform graph; unknown users land
 in the OOV rows as before.

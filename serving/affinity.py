@@ -5,9 +5,9 @@ kernel moves the server's threads across cores between requests: the gRPC
 poller, the RPC worker and TF's threads of one request land on different
 cores, each with cold caches. Given cores of its own, the server's request path
 stays on warm ones. On the 2-core benchmark box (ML-100K model, server on core
-0, the load generator left on the other; benchmarks/results/serving.md):
-`recommend` c=1 p50 1.38 -> 0.94 ms and c=32 QPS 1,520 -> 2,290, same run
-conditions.
+0, the load generator on core 1; benchmarks/results/serving.md, round 7):
+`recommend` c=1 p50 1.36 -> 0.86 ms and c=32 QPS 1,557 -> 2,287 against
+neither pinned, back to back.
 
 Linux only: affinity is per thread, and a new thread inherits its creator's,
 so pinning every existing thread (/proc/self/task) early also covers the

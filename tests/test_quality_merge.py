@@ -10,7 +10,7 @@ import tests.transform_support  # noqa: F401  (puts benchmarks/ on sys.path)
 
 # isort: split
 from quality import SEEDED, main
-from quality_report import aggregate, merged, multitask_verdicts
+from quality_report import aggregate, merged, multitask_verdicts, summarize, target_verdicts
 
 
 def _payload(seeds: list[int], ndcg: list[float]) -> dict:
@@ -68,3 +68,28 @@ def test_a_run_without_single_task_variants_says_where_they_are_compared():
     payload["summary"] = {"joint": {"mean": {"ndcg@10": 0.5}}}
     assert multitask_verdicts(payload) == [
         "- no single-task variant in this run: quality_ml-100k_u1.md compares them on ML-100K's u1"]
+
+
+def _folds_payload(folds: list[str], rmse: float) -> dict:
+    def result(ndcg: float, r50: float, rmse: float | None) -> dict:
+        run = {"ndcg@10": ndcg, "recall@50": r50, "seed": 0}
+        if rmse is not None:
+            run["rmse"] = rmse
+        return {**aggregate([run]), "runs": [run]}
+
+    per_fold = {fold: {"results": {"joint": result(0.50, 0.52, rmse),
+                                   "ease": result(0.47, 0.50, None)}} for fold in folds}
+    return {"setup": {"dataset": "ml-100k"}, "folds": per_fold, "summary": summarize(per_fold)}
+
+
+def test_targets_on_fewer_than_five_folds_are_labelled_a_reading_not_the_fold_mean():
+    lines = target_verdicts(_folds_payload(["u1"], rmse=0.88512))
+    assert lines[0] == "- NDCG@10 u1 only vs EASE + 0.02: 0.500 >= 0.490: met"
+    # 0.8851 against 0.885 keeps a fourth decimal, so the miss does not read "0.000".
+    assert "- RMSE u1 only: 0.8851 <= 0.8850: missed by 0.0001" in lines
+    assert lines[-1] == ("- (1 of 5 folds: the targets are judged on the 5-fold mean, "
+                         "quality_ml-100k_folds.md)")
+    five = target_verdicts(_folds_payload(["u1", "u2", "u3", "u4", "u5"], rmse=0.87))
+    assert five[0].startswith("- NDCG@10 fold mean vs EASE + 0.02")
+    assert "- RMSE fold mean: 0.870 <= 0.885: met" in five
+    assert not any("of 5 folds" in line for line in five)

@@ -2,11 +2,12 @@
 
 The stock ExampleGen reshuffles every split before writing it
 (`tfx/components/example_gen/write_split.py`). Beam's local runner holds a
-shuffle in memory, so ImportExampleGen's peak memory grew with the data
-(2.9 GB at 100K interactions, 11.6 GB at 3M; benchmarks/results/scale.md). The
-examples mtrec imports are already in a seeded random order (data/examples.py
-writes a permutation), so that shuffle bought nothing. Without it, reading and
-writing fuse into one streaming stage, and the same input gives the same files.
+shuffle in memory, so ImportExampleGen's peak memory grew with the data (11.6 GB
+at 3M interactions before this executor, 2.7 GB after;
+benchmarks/results/scale.md). The examples mtrec imports are already in a seeded
+random order (data/examples.py writes a permutation), so that shuffle bought
+nothing. Without it, reading and writing fuse into one streaming stage, and the
+same input gives the same files.
 Splits, output config and artifact properties are the stock component's, plus
 one custom property: the split protocol that mtrec's ingestion recorded beside
 the splits (contracts.pipeline.SPLIT_PROTOCOL). The Trainer settles the
