@@ -29,14 +29,13 @@ From ModelConfig.ivf_min_items items an IVF index (models/ivf.py) picks stage 1.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
 from mtrec.contracts import features as F
 from mtrec.contracts import signatures as S
+from mtrec.models import serving_specs as spec
 from mtrec.models.answer_cache import build_answer_cache, cache_depth
 from mtrec.models.cold_item_map import catalogue_vectors, corrected
 from mtrec.models.config import RATING, RELEVANCE
@@ -49,7 +48,6 @@ from mtrec.models.onboarding import onboarding_term
 from mtrec.models.pair_split import SplitPairHeads, splittable
 from mtrec.models.serving_ops import (
     NEG,
-    NEW_ITEM_SPECS,
     as_variable,
     blend_score,
     checked_size,
@@ -70,17 +68,6 @@ from mtrec.models.serving_ops import (
 )
 from mtrec.models.serving_tables import ServingTables, user_row_table, user_rows
 from mtrec.models.sparse_item_item import bag_scores
-
-# Signatures trace without AutoGraph: they hold no Python control flow over tensors
-# (one would fail the trace, not change silently), and converting what they reach cost
-# ~5 s an export (sample model: 12.4-13.1 -> 7.5-7.9 s, identical answers).
-signature = functools.partial(tf.function, autograph=False)
-_STR = tf.string
-_EXAMPLES = tf.TensorSpec([None], _STR, name=S.EXAMPLES)
-_USER_ID = tf.TensorSpec([None], _STR, name=S.USER_ID)
-_ITEM_ID = tf.TensorSpec([None], _STR, name=S.ITEM_ID)
-_ITEM_IDS = tf.TensorSpec([None, None], _STR, name=S.ITEM_IDS)  # padded with ""
-_K = tf.TensorSpec([], tf.int32, name=S.K)
 
 
 class ServingModule(tf.Module):
@@ -167,7 +154,7 @@ class ServingModule(tf.Module):
                 config.answer_cache_max_entries)
         genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
         self._num_genres = len(genres)
-        self.genre_names = tf.constant([g for g in genres], dtype=_STR)
+        self.genre_names = tf.constant([g for g in genres], dtype=tf.string)
 
     def _cache_users(self, users: int) -> None:
         """Per-user tables (models/serving_ops.py): what depends on the user alone,
@@ -283,16 +270,16 @@ class ServingModule(tf.Module):
         }
 
     # -------------------------------------------------------------- signatures
-    @signature(input_signature=[_EXAMPLES])
+    @spec.signature(input_signature=[spec.EXAMPLES])
     def serving_default(self, examples):
         xf = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
         return self.model(xf)
 
-    @signature(input_signature=[_EXAMPLES])
+    @spec.signature(input_signature=[spec.EXAMPLES])
     def transform_features(self, examples):
         return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
 
-    @signature(input_signature=[_USER_ID, _K])
+    @spec.signature(input_signature=[spec.USER_ID, spec.K])
     def recommend(self, user_id, k):
         """Top-k unseen items: retrieve candidates, then re-rank with the blend (known
         users, k <= 25: the export's answers, models/answer_cache.py)."""
@@ -316,7 +303,7 @@ class ServingModule(tf.Module):
         top = self.ivf.top(vector, self.item_retrieval_vectors, self._seen(user_idx), c, exact)
         return self._rerank(query, user_idx, *top, k)
 
-    @signature(input_signature=[_ITEM_IDS, _K])
+    @spec.signature(input_signature=[spec.ITEM_IDS, spec.K])
     def recommend_from_items(self, item_ids, k):
         """Top-k for a user known only by the items given now (oldest first), none of
         them returned: a new user, or fresh interactions, without retraining.
@@ -341,7 +328,7 @@ class ServingModule(tf.Module):
         stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
         return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
 
-    @signature(input_signature=[_USER_ID, _K])
+    @spec.signature(input_signature=[spec.USER_ID, spec.K])
     def retrieve(self, user_id, k):
         """Plain retrieval over the whole catalogue, seen items included (FactorizedTopK)."""
         k = tf.minimum(k, self._check_k(k))  # the same k, after the checks
@@ -349,7 +336,7 @@ class ServingModule(tf.Module):
         top = tf.math.top_k(self._similarity(query), k)
         return {S.ITEM_IDS: tf.gather(self.catalog_ids, top.indices), S.SCORES: top.values}
 
-    @signature(input_signature=[_USER_ID, _ITEM_IDS])
+    @spec.signature(input_signature=[spec.USER_ID, spec.ITEM_IDS])
     def score(self, user_id, item_ids):
         """Blend score, P(like) and predicted rating for each listed item."""
         query, user_idx = self._query(user_id)
@@ -367,7 +354,7 @@ class ServingModule(tf.Module):
         return {S.SCORES: self._blended(similarity, pair), S.RELEVANCE: pair[RELEVANCE],
                 S.RATINGS: pair[RATING]}
 
-    @signature(input_signature=[_USER_ID])
+    @spec.signature(input_signature=[spec.USER_ID])
     def user_interest(self, user_id):
         """Genres ranked by P(user engages with and likes the genre)."""
         query, _ = self._query(user_id)
@@ -375,12 +362,12 @@ class ServingModule(tf.Module):
         top = tf.math.top_k(probs, self._num_genres)
         return {S.GENRES: tf.gather(self.genre_names, top.indices), S.SCORES: top.values}
 
-    @signature(input_signature=[_USER_ID])
+    @spec.signature(input_signature=[spec.USER_ID])
     def embed_user(self, user_id):
         query, _ = self._query(user_id)
         return {S.EMBEDDING: self.model.retrieval_vector(query)}
 
-    @signature(input_signature=NEW_ITEM_SPECS)
+    @spec.signature(input_signature=spec.NEW_ITEM)
     def embed_new_item(self, item_id, title, genres, description, year, text_embedding):
         """Candidate embedding of an item from its features and text alone (cold start)."""
         inputs = new_item_inputs(self.tft_layer, item_id, title, genres, description, year)
@@ -394,12 +381,12 @@ class ServingModule(tf.Module):
                                 self.cold_map_centre, self.model.config.cold_item_map_weight)
         return {S.EMBEDDING: self.model.retrieval_vector(vectors)}
 
-    @signature(input_signature=[_ITEM_ID])
+    @spec.signature(input_signature=[spec.ITEM_ID])
     def embed_item(self, item_id):
         vectors, _ = self._item_vectors_at(self._item_positions(item_id))
         return {S.EMBEDDING: self.model.retrieval_vector(vectors)}
 
-    @signature(input_signature=[_ITEM_IDS])
+    @spec.signature(input_signature=[spec.ITEM_IDS])
     def describe_items(self, item_ids):
         """Display titles ("" unknown), so answers' ids can be shown to people."""
         return {S.TITLES: self.item_titles.lookup(item_ids)}

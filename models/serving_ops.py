@@ -183,19 +183,6 @@ def given_items_inputs(profiles: dict[str, tf.Variable], catalog_idx: tf.Tensor,
     return inputs, bag
 
 
-# embed_new_item's inputs: the raw features new_item_inputs reads (genres padded with
-# "", year 0 = unknown), and the text encoder's output for the item's text
-# (export.TEXT_ENCODER_DIR, pushed alongside; [B, 0] or zeros when there is none).
-NEW_ITEM_SPECS = [
-    tf.TensorSpec([None], tf.string, name=S.ITEM_ID),
-    tf.TensorSpec([None], tf.string, name=F.TITLE),
-    tf.TensorSpec([None, None], tf.string, name=S.GENRES),
-    tf.TensorSpec([None], tf.string, name=F.DESCRIPTION),
-    tf.TensorSpec([None], tf.int64, name=F.YEAR),
-    tf.TensorSpec([None, None], tf.float32, name=S.TEXT_EMBEDDING),
-]
-
-
 def new_item_inputs(tft_layer, item_id: tf.Tensor, title: tf.Tensor, genres: tf.Tensor,
                     description: tf.Tensor, year: tf.Tensor) -> dict:
     """The candidate tower's inputs of items given by their raw features
