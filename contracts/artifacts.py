@@ -24,7 +24,8 @@ EXTENDS_FILE = "extends_model"
 TRAINING_METRICS_FILE = "training_metrics.json"  # run_fn's metrics (the summary reads it)
 TENSORBOARD_DIR = "tensorboard"
 # The weights `mtrec add-items` re-indexes with: a TF checkpoint plus the
-# resolved ModelConfig as JSON (models/weights.py writes and reads both).
+# resolved ModelConfig as JSON (models/trainer.py: save_weights writes both, load_config
+# and restore_weights read them).
 WEIGHTS_DIR = "weights"
 WEIGHTS_CHECKPOINT = "model"
 WEIGHTS_CONFIG_FILE = "config.json"
