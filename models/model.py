@@ -45,7 +45,7 @@ skip_tf_keras()  # every process that builds the model traces it: 104 -> 60 s a 
 
 
 class MultiTaskModel(tfrs.Model):
-    """Shared query/candidate towers with retrieval, ranking, rating and interest tasks."""
+    """Shared query/candidate towers with retrieval, relevance, rating and interest tasks."""
 
     def __init__(
         self,
@@ -59,7 +59,7 @@ class MultiTaskModel(tfrs.Model):
         neighbour_ratings: np.ndarray | None = None,
     ):
         """`rated`: (row splits [users + 1], item_idx values), every user's rated items
-        (catalog.ServingTables.rated_splits / rated_idx); needed when config.rated_items.
+        (serving_tables.ServingTables.rated_splits / rated_idx); needed when config.rated_items.
         `rating_range`: the lowest and highest training rating (ServingTables.rating_range).
         `neighbour_ratings`: [users, items] closed-form predictions the served rating is
         blended with at config.rating_knn_weight (models/neighbour_rating.py); None = off."""

@@ -50,7 +50,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     bless.add_argument("--rating-rmse-max", type=float, help="TFMA: rating RMSE upper bound")
     bless.add_argument("--rating-rmse-max-increase", type=float,
                        help="TFMA: largest RMSE increase over the last pushed model")
-    bless.add_argument("--relevance-auc-min", type=float, help="TFMA: ranking AUC lower bound")
+    bless.add_argument("--relevance-auc-min", type=float,
+                       help="TFMA: relevance (P(like)) AUC lower bound")
     bless.add_argument("--retrieval-thresholds", type=json_object,
                        help="RetrievalEvaluator bounds, replacing the defaults, e.g. "
                        "'{\"hit_rate@100\": 0.05, \"ndcg@10_lift\": 0.05}'")
