@@ -32,6 +32,13 @@ class NodeRun:
     execution: metadata_store_pb2.Execution | None = None
 
 
+def output_uri(node: NodeRun | None, key: str) -> str | None:
+    """The uri of `node`'s first `key` output; None when the node did not run or wrote none."""
+    if node is None or not node.outputs.get(key):
+        return None
+    return node.outputs[key][0].uri
+
+
 def open_store(sqlite_path: str) -> metadata_store.MetadataStore:
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = sqlite_path

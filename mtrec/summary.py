@@ -27,7 +27,7 @@ from mtrec.contracts.metrics import (
     at,
 )
 from mtrec.data.cleaning import table_counts
-from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property
+from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property, output_uri
 
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
 
@@ -64,12 +64,6 @@ def tfma_failures(evaluation_uri: str) -> list[str]:
     return out
 
 
-def _uri(node: NodeRun | None, key: str) -> str | None:
-    if node is None or not node.outputs.get(key):
-        return None
-    return node.outputs[key][0].uri
-
-
 def tfma_metrics(evaluation_uri: str) -> dict[str, float]:
     import tensorflow_model_analysis as tfma  # heavy (TF, Beam): only when TFMA ran
 
@@ -87,11 +81,11 @@ def tfma_metrics(evaluation_uri: str) -> dict[str, float]:
 def collect(nodes: dict[str, NodeRun]) -> dict:
     """Everything the summary shows, as plain data (also written as JSON)."""
     summary: dict = {"components": {k: v.state for k, v in sorted(nodes.items())}}
-    run_uri = _uri(nodes.get(P.TRAINER), P.MODEL_RUN)
+    run_uri = output_uri(nodes.get(P.TRAINER), P.MODEL_RUN)
     if run_uri and os.path.exists(os.path.join(run_uri, TRAINING_METRICS_FILE)):
         with open(os.path.join(run_uri, TRAINING_METRICS_FILE)) as f:
             summary["training"] = json.load(f)
-    encoder_uri = _uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS)
+    encoder_uri = output_uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS)
     if encoder_uri and os.path.exists(os.path.join(encoder_uri, METADATA_FILE)):
         with open(os.path.join(encoder_uri, METADATA_FILE)) as f:
             meta = json.load(f)
@@ -110,8 +104,8 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
         summary["tfma_blessed"] = bool(
             custom_property(evaluator.outputs[P.BLESSING][0], P.BLESSED)
         )
-        summary["tfma"] = tfma_metrics(_uri(evaluator, P.EVALUATION))
-        summary["tfma_failed"] = tfma_failures(_uri(evaluator, P.EVALUATION))
+        summary["tfma"] = tfma_metrics(output_uri(evaluator, P.EVALUATION))
+        summary["tfma_failed"] = tfma_failures(output_uri(evaluator, P.EVALUATION))
     retrieval = nodes.get(P.RETRIEVAL_EVALUATOR)
     if retrieval and retrieval.outputs.get(P.BLESSING):
         blessing = retrieval.outputs[P.BLESSING][0]

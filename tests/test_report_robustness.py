@@ -19,7 +19,7 @@ from ml_metadata.proto import metadata_store_pb2
 from mtrec.contracts import pipeline as P
 from mtrec.report import charts, page
 from mtrec.report.page import render
-from mtrec.run_state import NodeRun
+from mtrec.run_state import NodeRun, output_uri
 from tests.test_report import COMPONENTS, REPORT, parse_report
 
 
@@ -163,6 +163,17 @@ def test_a_copied_home_reads_its_own_artifacts_not_the_original_ones(tmp_path: P
     assert nodes["Other"].outputs["x"][0].uri == "/elsewhere/file"  # not under the home
     assert rebase(f"{old}/rejects.csv", old, new) == os.path.join(new, "rejects.csv")
     assert rebase("/runs/ab/rejects.csv", old, new) == "/runs/ab/rejects.csv"
+
+
+def test_output_uri_is_the_first_output_or_none():
+    """The summary and the report find artifacts by node and key through one helper."""
+    node = NodeRun(P.TRAINER, "COMPLETE", {
+        P.MODEL_RUN: [_artifact("/a/model_run/7"), _artifact("/a/model_run/8")],
+        P.MODEL: []})
+    assert output_uri(node, P.MODEL_RUN) == "/a/model_run/7"
+    assert output_uri(node, P.MODEL) is None  # the key, with no artifact
+    assert output_uri(node, P.EXAMPLES) is None
+    assert output_uri(None, P.MODEL_RUN) is None  # the node did not run
 
 
 def test_report_on_a_home_whose_metadata_records_no_run_says_so(
