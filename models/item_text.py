@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,7 +47,7 @@ class ItemText:
     def dim(self) -> int:
         return self.vectors.shape[1]
 
-    def rows_for(self, item_ids) -> np.ndarray:
+    def rows_for(self, item_ids: Sequence[bytes | str] | np.ndarray) -> np.ndarray:
         """Vectors for raw item ids (bytes or str); zeros for ids without text."""
         out = np.zeros((len(item_ids), self.dim), dtype=np.float32)
         for row, item in enumerate(item_ids):

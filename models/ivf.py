@@ -21,6 +21,7 @@ RaggedRange, Gather, SearchSorted, If): TF Serving loads it as is.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -136,7 +137,8 @@ class IvfFirstStage(tf.Module):
         self.positions = tf.Variable(index.positions, trainable=False, name="ivf_positions")
 
     def top(self, query: tf.Tensor, item_vectors: tf.Tensor, seen: tf.RaggedTensor,
-            c: tf.Tensor, exact) -> tuple[tf.Tensor, tf.Tensor]:
+            c: tf.Tensor, exact: Callable[[], tuple[tf.Tensor, tf.Tensor]]
+            ) -> tuple[tf.Tensor, tf.Tensor]:
         """(first-stage scores [B, c], catalogue positions [B, c] int64): the probed
         clusters' best unseen items, or `exact()` when some row has fewer than c."""
         probed = probed_positions(query, self.centroids, self.splits, self.positions,

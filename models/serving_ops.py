@@ -183,8 +183,8 @@ def given_items_inputs(profiles: dict[str, tf.Variable], catalog_idx: tf.Tensor,
     return inputs, bag
 
 
-def new_item_inputs(tft_layer, item_id: tf.Tensor, title: tf.Tensor, genres: tf.Tensor,
-                    description: tf.Tensor, year: tf.Tensor) -> dict:
+def new_item_inputs(tft_layer: Callable[[dict], dict], item_id: tf.Tensor, title: tf.Tensor,
+                    genres: tf.Tensor, description: tf.Tensor, year: tf.Tensor) -> dict:
     """The candidate tower's inputs of items given by their raw features
     (`embed_new_item`), through the Transform layer; genres padded with ""."""
     column = lambda t: tf.reshape(t, [-1, 1])  # noqa: E731

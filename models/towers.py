@@ -16,6 +16,7 @@ import tensorflow as tf
 from mtrec.contracts import features as F
 
 if TYPE_CHECKING:
+    import numpy as np
     import tensorflow_transform as tft
 
 
@@ -189,7 +190,7 @@ class CandidateTower(tf.keras.Model):
         dim: int,
         reg: float,
         dropout: float,
-        text_table=None,
+        text_table: np.ndarray | None = None,
         row_l2: bool = False,
         **kw,
     ):
