@@ -26,7 +26,7 @@ class ItemTextEmbeddings(artifact.Artifact):
     """Text-derived item vectors plus the encoder that produced them.
 
     Custom properties set by the executor: embedding_dim, num_items, mode,
-    pretrain_seconds.
+    encoder_name, pretrain_seconds.
     """
 
     # KFP v2 needs custom artifact type names of the form "namespace.Name".
