@@ -32,6 +32,13 @@ EVALUATOR = "Evaluator"
 RETRIEVAL_EVALUATOR = "RetrievalEvaluator"
 PUSHER = "AtomicPusher"
 
+# ------------------------------------------------- ML Metadata context types
+# TFX's (tfx.dsl.compiler.constants; pinned by tests/test_contracts.py): the
+# summary, the report and killed-run clean-up find a run's executions by them. A
+# node context is named "<pipeline>.<node id>".
+RUN_CONTEXT_TYPE = "pipeline_run"
+NODE_CONTEXT_TYPE = "node"
+
 # ------------------------------------------------------------ channel keys
 # TFX's standard keys (equal to tfx.types.standard_component_specs.*_KEY;
 # pinned by tests/test_contracts.py) and mtrec's own.

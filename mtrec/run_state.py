@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from mtrec.contracts.pipeline import PUSHED, PUSHED_MODEL, PUSHER
+from mtrec.contracts.pipeline import (
+    NODE_CONTEXT_TYPE,
+    PUSHED,
+    PUSHED_MODEL,
+    PUSHER,
+    RUN_CONTEXT_TYPE,
+)
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -47,9 +53,8 @@ def open_store(sqlite_path: str) -> metadata_store.MetadataStore:
 
 
 def _runs(store) -> list[metadata_store_pb2.Context]:
-    return sorted(
-        store.get_contexts_by_type("pipeline_run"), key=lambda c: (c.create_time_since_epoch, c.id)
-    )
+    return sorted(store.get_contexts_by_type(RUN_CONTEXT_TYPE),
+                  key=lambda c: (c.create_time_since_epoch, c.id))
 
 
 def latest_run(sqlite_path: str, run_index: int = -1) -> dict[str, NodeRun]:
@@ -71,7 +76,7 @@ def latest_run(sqlite_path: str, run_index: int = -1) -> dict[str, NodeRun]:
     for execution in executions:
         node = next(
             (c.name.split(".", 1)[-1] for c in store.get_contexts_by_execution(execution.id)
-             if c.type == "node"),
+             if c.type == NODE_CONTEXT_TYPE),
             str(execution.id),
         )
         result[node] = NodeRun(

@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from ml_metadata import errors, metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from mtrec.contracts.pipeline import NODE_CONTEXT_TYPE
+
 ABANDONED_PROPERTY = "mtrec_abandoned"
-NODE_CONTEXT_TYPE = "node"
 SYSTEM_DIR = ".system"
 EXECUTOR_EXECUTION_DIR = "executor_execution"
 

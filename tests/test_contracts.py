@@ -8,6 +8,7 @@ from pathlib import Path
 import tensorflow as tf
 from tensorflow.python.saved_model import constants, pywrap_saved_model
 from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.compiler import constants as tfx_constants
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
 from mtrec.contracts import artifacts as A
@@ -34,6 +35,11 @@ def test_pushed_properties_are_the_tfx_pushers():
     # Private constants: TFX has no public name for them; the summary reads them.
     assert P.PUSHED == pusher_executor._PUSHED_KEY
     assert P.PUSHED_DESTINATION == pusher_executor._PUSHED_DESTINATION_KEY
+
+
+def test_mlmd_context_types_are_tfxs():
+    assert P.RUN_CONTEXT_TYPE == tfx_constants.PIPELINE_RUN_CONTEXT_TYPE_NAME
+    assert P.NODE_CONTEXT_TYPE == tfx_constants.NODE_CONTEXT_TYPE_NAME
 
 
 def test_split_dir_name_is_tfx_layout():
