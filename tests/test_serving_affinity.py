@@ -13,7 +13,7 @@ import pytest
 
 from mtrec.cli import main as mtrec_main
 from mtrec.serving.affinity import parse_cpus
-from mtrec.serving.server_args import add_server_arguments, config_from_args
+from mtrec.serving.server_args import ServerConfig, add_server_arguments, config_from_args
 
 
 @pytest.mark.parametrize(("text", "cpus"), [
@@ -35,6 +35,15 @@ def test_the_flag_reaches_the_server_config() -> None:
     args = parser.parse_args(["--model-base-path", "/m", "--cpus", "0-1"])
     assert config_from_args(args).cpus == (0, 1)
     assert config_from_args(parser.parse_args(["--model-base-path", "/m"])).cpus is None
+
+
+
+def test_the_flags_defaults_are_the_server_configs() -> None:
+    """One set of defaults: `serve` without optional flags makes ServerConfig()'s."""
+    parser = argparse.ArgumentParser()
+    add_server_arguments(parser)
+    config = config_from_args(parser.parse_args(["--model-base-path", "/m"]))
+    assert config == ServerConfig(model_base_path="/m")
 
 
 _CHILD = textwrap.dedent("""
