@@ -36,14 +36,15 @@ from mtrec.commands.options import (
 from mtrec.commands.report import add_report_parser
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
+from mtrec.data import SOURCES, DataQualityError
+from mtrec.ingest import IngestOptions, IngestResult, ingest
 from mtrec.pipeline import configs
 from mtrec.serving.cli import add_query_parser, add_serve_parser
 
-if TYPE_CHECKING:  # both load TensorFlow, which `mtrec --help` must not wait for
-    from mtrec.ingest import IngestResult
+if TYPE_CHECKING:  # loads TFX and TensorFlow, which `mtrec --help` must not wait for
     from mtrec.pipeline.local_runner import LocalPaths
 
-SOURCES = "sample | synthetic | ml-100k | ml-latest-small | ml-1m | generic"
+SOURCES_HELP = " | ".join(SOURCES)
 DOWNLOAD_EXAMPLE = "example:\n  mtrec download ml-100k --dest ../shared/data"
 RUN_EXAMPLE = """examples:
   mtrec run                                    # the embedded sample, outputs/sample/
@@ -55,7 +56,7 @@ then open <home>/report.html"""
 def _add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="ingest data and run the TFX pipeline locally (Beam)",
                        epilog=RUN_EXAMPLE, formatter_class=EXAMPLE_HELP)
-    p.add_argument("--source", default="sample", help=SOURCES)
+    p.add_argument("--source", default="sample", help=SOURCES_HELP)
     p.add_argument("--path", help="data directory (MovieLens folder or generic CSV/Parquet)")
     p.add_argument("--split", help="official split to use, e.g. u1 for ml-100k")
     p.add_argument("--home", help="output folder (default: outputs/<source>[-<split>])")
@@ -83,9 +84,6 @@ def _add_run_parser(sub) -> None:
 
 
 def _run(args) -> int:
-    from mtrec.data import DataQualityError
-    from mtrec.ingest import IngestOptions, ingest
-
     default_home = os.path.join("outputs", args.source + (f"-{args.split}" if args.split else ""))
     home = args.home or default_home
     try:
@@ -266,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_parser(sub)
     add_compile_parser(sub)
-    add_data_parser(sub, SOURCES)
+    add_data_parser(sub, SOURCES_HELP)
     add_report_parser(sub)
     add_serve_parser(sub).epilog = SERVE_EXAMPLE
     add_query_parser(sub).epilog = QUERY_EXAMPLE
