@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mtrec.commands.options import EXAMPLE_HELP, add_pipeline_options, pipeline_fields
 from mtrec.pipeline import configs
 from mtrec.pipeline import kubeflow_checks as checks
+
+if TYPE_CHECKING:  # loads TFX, which `mtrec --help` must not wait for
+    from mtrec.pipeline.kubeflow_v2_runner import KubeflowSettings
 
 EXAMPLE = """example:
   mtrec compile --image REGION-docker.pkg.dev/PROJECT/REPO/mtrec:VERSION \\
@@ -73,7 +76,7 @@ def add_compile_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def settings_from_args(args: argparse.Namespace):  # -> kubeflow_v2_runner.KubeflowSettings
+def settings_from_args(args: argparse.Namespace) -> KubeflowSettings:
     """The KubeflowSettings the parsed flags ask for (`args.beam_args`: after `--`)."""
     from mtrec.components.trainer.tfjob import TFJobTraining
     from mtrec.components.trainer.vertex import VertexTraining

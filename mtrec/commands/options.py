@@ -14,10 +14,13 @@ import argparse
 import dataclasses
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mtrec.contracts.artifacts import MLMD_FILE
 from mtrec.contracts.metrics import threshold_names
+
+if TYPE_CHECKING:  # imported when flags become settings, not when parsers are built
+    from mtrec.pipeline.settings import Thresholds
 
 EXAMPLE_HELP = argparse.RawDescriptionHelpFormatter
 
@@ -58,7 +61,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
 
 
-def thresholds(args: argparse.Namespace):  # -> pipeline.settings.Thresholds
+def thresholds(args: argparse.Namespace) -> Thresholds:
     """The Thresholds the flags ask for; unset flags keep Thresholds' defaults."""
     from mtrec.pipeline.settings import Thresholds
 
