@@ -23,8 +23,8 @@ only through the exported SavedModel's signatures, i.e. what TF Serving
 answers: `recommend` (k=50, training items excluded) for P/R/NDCG@10 and R@50,
 `retrieve` (k=100, seen kept) for HR@K, `score` for RMSE/MAE, `user_interest`
 for the interest AUC. The model variants (and the tutorial) run --seeds-first
-seeds on the first fold and --seeds-other on the others (data order and, where
-the Trainer takes one, the model seed; see SEED_NOTE); the tables show seed
+seeds on the first fold and --seeds-other on the others (data order and the
+model seed; see SEED_NOTE); the tables show seed
 means, the seed spread, and for several folds the mean ± std over folds.
 
 Writes benchmarks/results/quality_<dataset>_<fold|folds|time>.{json,md}.
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import os
 import platform
@@ -86,19 +85,13 @@ SINGLE_TASK = {
     "ranking_only": ("relevance",),  # the row name the committed results use
     "rating_only": ("rating",),
 }
-# How a seed reaches our model: the Trainer's train_and_export calls
-# tf.keras.utils.set_random_seed(0) itself, so unless it (or ModelConfig) takes
-# a seed, only the order of the training data changes with the seed.
-_TRAINER_SEED = "seed" in inspect.signature(train_and_export).parameters
-_CONFIG_SEED = "seed" in {f.name for f in dataclasses.fields(ModelConfig)}
+# How a seed reaches our model: the data order and train_and_export(seed=s), which
+# seeds initialisation and dropout (tf.keras.utils.set_random_seed).
 SEED_NOTE = (
-    "seed s reshuffles the training data (tf.data shuffle seed s) and "
-    + ("is passed to train_and_export(seed=s)"
-       if _TRAINER_SEED else "sets ModelConfig.seed = s" if _CONFIG_SEED
-       else "nothing else: train_and_export fixes tf.keras.utils.set_random_seed(0), so "
-       "initialisation and dropout masks are the same for every seed")
-    + "; the TFRS tutorial model takes seed s for its initialisation and shuffle."
-)  # fmt: skip
+    "seed s reshuffles the training data (tf.data shuffle seed s) and is passed to "
+    "train_and_export(seed=s); the TFRS tutorial model takes seed s for its "
+    "initialisation and shuffle."
+)
 
 
 # --------------------------------------------------------------- our model
@@ -106,9 +99,6 @@ def run_ours(
     prepared: Prepared, truth: Truth, config: ModelConfig, model_dir: str, seed: int = 0
 ) -> dict:
     """Train with the Trainer's code path, export, and query the SavedModel's signatures."""
-    kwargs = {"seed": seed} if _TRAINER_SEED else {}
-    if _CONFIG_SEED:
-        config = dataclasses.replace(config, seed=seed)
     train = prepared.train
     metrics = train_and_export(
         shuffled(train, config.batch_size, seed),
@@ -117,7 +107,7 @@ def run_ours(
         prepared.tft_output,
         config,
         model_dir,
-        **kwargs,
+        seed=seed,
     )
     served = tf.saved_model.load(model_dir).signatures
     tasks = set(config.tasks)
