@@ -1,9 +1,10 @@
 """Reading the item catalogue and turning each item into one text string.
 
-`item_text` (Python, used to build the training corpus) and `item_text_tf`
-(TensorFlow, used by the serving graph for cold items) must agree byte for
-byte, otherwise a cold item's vector would not match a catalogue item's. Both
-therefore use the same three steps with the same character classes:
+`item_text` (Python: the training corpus, and `mtrec add-items`' new items)
+and `item_text_tf` (its TensorFlow twin, for a TF graph that builds the text
+itself; mtrec's own graphs do not: the exported encoder takes finished text)
+must agree byte for byte, otherwise a cold item's vector would not match a
+catalogue item's. Both therefore use the same three steps with the same character classes:
 join "title | genres | year | description" (year "" when unknown), collapse
 ASCII whitespace runs to one space and trim, then Unicode-lowercase (Python's `str.lower` and
 `tf.strings.lower(encoding="utf-8")` agree on every code point below U+2000,
