@@ -13,9 +13,11 @@ def at(metric: str, k: int) -> str:
 
 HIT_RATE = "hit_rate"
 NDCG, PRECISION, RECALL = "ndcg", "precision", "recall"
+COVERAGE, NOVELTY = "coverage", "novelty"  # of the served lists (models/evaluation.py)
 POPULARITY_PREFIX = "popularity_"
 BASELINE_PREFIX = "baseline_"
 RANKING_METRICS = tuple(at(m, RECOMMEND_K) for m in (NDCG, PRECISION, RECALL))
+BEYOND_ACCURACY_METRICS = (at(COVERAGE, RECOMMEND_K), at(NOVELTY, RECOMMEND_K))
 # Derived, relative gates: model / popularity - 1, and model - last pushed model.
 NDCG_LIFT = at(NDCG, RECOMMEND_K) + "_lift"
 NDCG_CHANGE = at(NDCG, RECOMMEND_K) + "_change"

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mtrec.contracts.metrics import HIT_RATE, NDCG, PRECISION, RECALL, at
+from mtrec.contracts.metrics import COVERAGE, HIT_RATE, NDCG, NOVELTY, PRECISION, RECALL, at
 
 
 def hit_rates(
@@ -71,7 +71,7 @@ def coverage_and_novelty(
     coverage = len(set(top)) / max(num_items, 1)
     p = np.array([item_popularity.get(i, 0) / max(num_users_train, 1) for i in top])
     novelty = float(np.mean(-np.log2(np.clip(p, 1e-9, 1.0)))) if len(p) else 0.0
-    return {f"coverage@{k}": coverage, f"novelty@{k}": novelty}
+    return {at(COVERAGE, k): coverage, at(NOVELTY, k): novelty}
 
 
 def popularity_ranking(

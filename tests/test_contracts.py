@@ -71,6 +71,7 @@ def test_metric_names_by_hand():
     assert metrics.at(metrics.HIT_RATE, 100) == "hit_rate@100"
     assert (metrics.NDCG_LIFT, metrics.NDCG_CHANGE) == ("ndcg@10_lift", "ndcg@10_change")
     assert metrics.RANKING_METRICS == ("ndcg@10", "precision@10", "recall@10")
+    assert metrics.BEYOND_ACCURACY_METRICS == ("coverage@10", "novelty@10")
 
 
 def test_contract_modules_import_nothing_but_future():

@@ -12,7 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mtrec.contracts.artifacts import RETRIEVAL_FAILED, RETRIEVAL_METRICS, RETRIEVAL_THRESHOLDS
-from mtrec.contracts.metrics import HIT_RATE, RANKING_METRICS, RETRIEVAL_KS, at
+from mtrec.contracts.metrics import (
+    BEYOND_ACCURACY_METRICS,
+    HIT_RATE,
+    RANKING_METRICS,
+    RETRIEVAL_KS,
+    at,
+)
 from mtrec.report import charts
 from mtrec.run_state import FAILED, RUNNING
 from mtrec.summary import tfma_not_run, training_time
@@ -253,7 +259,7 @@ def _retrieval_section(evaluation: Mapping[str, Any]) -> list[str]:
              _num(metrics[name]) if name in metrics else "skipped (no baseline model yet)",
              "no" if name in failed else "yes"]
             for name, bound in (retrieval.get(RETRIEVAL_THRESHOLDS) or {}).items()]))
-        for name in ("coverage@10", "novelty@10"):
+        for name in BEYOND_ACCURACY_METRICS:
             out.append(f"<p>{name}: {_num(metrics.get(name))}</p>")
         blessed = evaluation.get("retrieval_blessed")
         out.append(_verdict(blessed, "retrieval gate passed" if blessed else
