@@ -69,14 +69,26 @@ def make_masker(
 
 
 def _to_features(masked: dict[str, tf.Tensor], pad_id: int):
+    """Model inputs, labels and weights, with only the mask slots the batch uses.
+
+    The masker pads every row to one cap, ceil(longest text x mask rate): 134
+    slots on ml-latest-small (one 534-token description) where a typical batch
+    picks 3-9, and the MLM head computes vocabulary logits for every slot. A
+    row's picked slots come first, so cutting the columns no row uses drops only
+    zero-weight slots: the loss and the gradients are the same. Measured on
+    ml-latest-small's catalogue (MiniLM, 30 steps, evaluation stubbed, old and
+    new taking turns): 205 / 205 s -> 62 / 84 s wall, process CPU 90 -> 36 s.
+    """
+    weights = tf.cast(masked[MASK_WEIGHTS], tf.float32)
+    used = tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(weights > 0, tf.int32), axis=-1)), 1)
     token_ids = tf.cast(masked[TOKEN_IDS], tf.int32)
     features = {
         TOKEN_IDS: token_ids,
         SEGMENT_IDS: tf.zeros_like(token_ids),
         PADDING_MASK: tf.cast(token_ids != pad_id, tf.int32),
-        MASK_POSITIONS: tf.cast(masked[MASK_POSITIONS], tf.int32),
+        MASK_POSITIONS: tf.cast(masked[MASK_POSITIONS], tf.int32)[:, :used],
     }
-    return features, tf.cast(masked[MASK_IDS], tf.int32), tf.cast(masked[MASK_WEIGHTS], tf.float32)
+    return features, tf.cast(masked[MASK_IDS], tf.int32)[:, :used], weights[:, :used]
 
 
 def pad_sequences(sequences: Sequence[np.ndarray], pad_id: int) -> np.ndarray:
@@ -108,25 +120,40 @@ def build_mlm_model(backbone: keras_nlp.models.BertBackbone) -> keras.Model:
     return keras.Model(inputs, logits, name="mlm")
 
 
-def evaluate_mlm(model: keras.Model, eval_set, batch_size: int = 256) -> tuple[float, float]:
-    """Weighted mean cross-entropy and accuracy over masked positions only."""
-    features, labels, weights = eval_set
+def evaluate_mlm(model: keras.Model, eval_set, batch_size: int = 32) -> tuple[float, float]:
+    """Weighted mean cross-entropy and accuracy over masked positions only.
+
+    Rows go shortest first, each batch cut to its own longest text and its own
+    used mask slots, and only per-batch sums are kept: memory is one batch's
+    logits ([32, slots, vocabulary] float32, at most ~0.5 GB for MiniLM). The
+    whole set's logits at once, in float64, got the MiniLM encoder run on
+    ml-latest-small killed at 23 GB RSS; it now peaks at 3.7 GB.
+    """
+    features, labels, weights = (
+        {k: np.asarray(v) for k, v in eval_set[0].items()},
+        np.asarray(eval_set[1]),
+        np.asarray(eval_set[2]),
+    )
+    lengths = features[PADDING_MASK].sum(axis=1)
+    order = np.argsort(lengths, kind="stable")
+    nll_sum = correct_sum = weight_sum = 0.0
     # Eager calls: no predict() trace to pay for on a few hundred rows.
-    size = int(labels.shape[0])
-    logits = np.concatenate(
-        [
-            np.asarray(model({k: v[i : i + batch_size] for k, v in features.items()}))
-            for i in range(0, size, batch_size)
-        ]
-    ).astype(np.float64)
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    log_probs = logits - np.log(np.exp(logits).sum(axis=-1, keepdims=True))
-    labels = np.asarray(labels)
-    weights = np.asarray(weights, dtype=np.float64)
-    nll = -np.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
-    correct = (log_probs.argmax(axis=-1) == labels).astype(np.float64)
-    total = max(weights.sum(), 1.0)
-    return float((nll * weights).sum() / total), float((correct * weights).sum() / total)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(int(lengths[rows].max()), 1)
+        slots = max(int((weights[rows] > 0).sum(axis=1).max()), 1)
+        batch = {k: v[rows, :slots] if k == MASK_POSITIONS else v[rows, :width]
+                 for k, v in features.items()}  # fmt: skip
+        logits = model(batch)
+        batch_labels = tf.constant(labels[rows, :slots])
+        batch_weights = weights[rows, :slots].astype(np.float64)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(batch_labels, logits)
+        hits = tf.argmax(logits, axis=-1, output_type=tf.int32) == batch_labels
+        nll_sum += float((np.asarray(nll, np.float64) * batch_weights).sum())
+        correct_sum += float((np.asarray(hits, np.float64) * batch_weights).sum())
+        weight_sum += float(batch_weights.sum())
+    total = max(weight_sum, 1.0)
+    return nll_sum / total, correct_sum / total
 
 
 def make_mlm_dataset(
