@@ -101,7 +101,8 @@ def eval_config(
                                 lower_bound={"value": relevance_auc_min}
                             ),
                             change_threshold=tfma.GenericChangeThreshold(
-                                direction=higher, absolute={"value": -0.05}
+                                direction=higher,
+                                absolute={"value": -configs.RELEVANCE_AUC_MAX_DECREASE},
                             ),
                         ),
                     ),
