@@ -22,7 +22,7 @@ from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
 from mtrec.models.serving_tables import build_serving_tables
 from mtrec.models.towers import VocabSizes
-from mtrec.models.trainer import build_model, load_config, restore_weights
+from mtrec.models.trainer import build_model, load_config, restore_weights, write_warmup
 
 if TYPE_CHECKING:
     import tensorflow_transform as tft
@@ -99,4 +99,5 @@ def reindex(
     model = build_model(sizes, config, tft_output, tables, item_text)
     restore_weights(model, weights_dir)
     export_serving_model(model, tft_output, tables, export_dir, item_text)
+    write_warmup(export_dir, tables)  # as the Trainer's export: no cold first requests
     return tables.num_items

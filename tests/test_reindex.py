@@ -14,6 +14,7 @@ from mtrec.data.examples import write_examples
 from mtrec.models.config import ModelConfig
 from mtrec.models.reindex import reindex
 from mtrec.models.trainer import load_config, train_and_export
+from mtrec.serving.model_manager import WARMUP_FILE
 from tests.transform_support import as_dataset, transform_examples
 
 NEW = pd.DataFrame({
@@ -26,7 +27,8 @@ NEW = pd.DataFrame({
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def exported(tmp_path_factory):
+    """The trained model's export ("old") and its re-indexed one ("new") under one folder."""
     out = tmp_path_factory.mktemp("reindex")
     write_examples(generate(n_users=60, n_items=60, n_ratings=1500, seed=5), out / "examples")
     tft_output, columns = transform_examples(str(out / "examples"), str(out / "xf"))
@@ -43,7 +45,21 @@ def models(tmp_path_factory):
         out_catalog_dir=str(out / "catalog2"), export_dir=str(out / "new"),
     )
     users = np.unique(columns["train"][F.USER_ID_XF])[:5].astype(str).tolist()
+    return out, size, users
+
+
+@pytest.fixture(scope="module")
+def models(exported):
+    out, size, users = exported
     return tf.saved_model.load(str(out / "old")), tf.saved_model.load(str(out / "new")), size, users
+
+
+def test_the_reindexed_export_has_the_trained_exports_warmup_requests(exported):
+    """`mtrec add-items`' version was pushed without them: TF Serving and `mtrec serve`
+    then answered its first request of each signature cold."""
+    out, _, _ = exported
+    for export in ("old", "new"):
+        assert (out / export / WARMUP_FILE).is_file(), export
 
 
 def test_catalogue_grows_and_users_are_unchanged(models):
