@@ -48,7 +48,8 @@ class LocalPaths:
 
     @property
     def code_path(self) -> str:
-        """The pipeline code's fingerprint as of the last finished run (code_version)."""
+        """The pipeline code's fingerprint as of the last finished run, or of the home's
+        first run from its start (code_version)."""
         return os.path.join(self.home, ".mtrec-code")
 
     @property
@@ -128,6 +129,11 @@ def run(paths: LocalPaths, pipeline_settings: PipelineSettings) -> None:
             cleanup = clean_killed_runs(paths.metadata_path, paths.pipeline_root)
             if cleanup:
                 log.warning("%s", cleanup.describe())
+            # A new home: all this run leaves in ML Metadata is this code's, so the code is
+            # recorded now, and a first run that is stopped (Ctrl-C, a kill) resumes from
+            # the cache (without it, its re-run found no record and went without).
+            if not os.path.exists(paths.metadata_path):
+                code_version.record(paths.code_path, code)
         with without_tfx_package(pipeline_settings.beam_pipeline_args):
             tfx.orchestration.LocalDagRunner().run(pipeline)
         # Only once every component ran: a failed run's re-run must not take the

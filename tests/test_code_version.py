@@ -92,3 +92,33 @@ def test_a_local_run_after_a_code_change_goes_without_the_cache_once(
     run(enable_cache=False)  # --no-cache stays off
     assert caches == [False, False, True, False]
     assert code_version.recorded(paths.code_path) == code_version.fingerprint()
+
+
+def test_a_stopped_first_run_resumes_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new home's first run, stopped (Ctrl-C, a kill): its re-run found no recorded code
+    and went without the cache, retraining everything the stopped run had finished."""
+    paths = local_runner.LocalPaths(str(tmp_path))
+    caches: list[bool] = []
+    stop = {"now": True}
+
+    class _Runner:
+        def run(self, pipeline) -> None:
+            caches.append(pipeline.enable_cache)
+            Path(paths.metadata_path).touch()  # the executions so far
+            if stop["now"]:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(local_runner.tfx.orchestration, "LocalDagRunner", _Runner)
+
+    def run() -> None:
+        local_runner.run(paths, local_runner.settings(
+            paths, examples_root=os.fspath(tmp_path / "examples"), text_encoder=None))
+
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    stop["now"] = False
+    run()
+    assert caches == [True, True]
+    assert code_version.recorded(paths.code_path) == code_version.fingerprint()
