@@ -103,6 +103,8 @@ def test_bad_model_values_stop_run_before_any_work(flags, tmp_path: Path, monkey
     (["--path", "somewhere"], "source 'sample' is built in and reads no --path (somewhere)"),
     (["--pseudonymize-key-env", "MTREC_TEST_UNSET"], "env MTREC_TEST_UNSET is not set"),
     (["--rejects-keep-raw-ids"], "only applies with --pseudonymize-key-env"),
+    (["--relevance-auc-min", "60"], "--relevance-auc-min: an AUC lies in [0, 1], got 60.0"),
+    (["--rating-rmse-max", "0"], "--rating-rmse-max: an RMSE bound must be above 0, got 0.0"),
 ])
 def test_bad_run_flags_stop_before_any_work(flags, says, tmp_path: Path, monkeypatch, capsys):
     """What the pipeline definition (or ingestion) would refuse after minutes, refused at once;

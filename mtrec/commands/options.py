@@ -100,6 +100,14 @@ def check_flags(args: argparse.Namespace) -> None:
             TextEncoderConfig.from_exec_properties(dict(args.text_encoder))
         except (TypeError, ValueError) as err:
             raise ValueError(f"--text-encoder: {err}") from None
+    # A bound no model can meet (an AUC of 60 meant as 0.60) fails only after training.
+    auc = args.relevance_auc_min
+    if auc is not None and not 0.0 <= auc <= 1.0:
+        raise ValueError(f"--relevance-auc-min: an AUC lies in [0, 1], got {auc}: no model "
+                         "could be blessed")
+    if args.rating_rmse_max is not None and args.rating_rmse_max <= 0:
+        raise ValueError(f"--rating-rmse-max: an RMSE bound must be above 0, got "
+                         f"{args.rating_rmse_max}: no model could be blessed")
     bad = sorted(set(args.retrieval_thresholds or {}) - threshold_names())
     if bad:
         raise ValueError(f"--retrieval-thresholds: unknown metric(s) {bad}; known: "
