@@ -39,7 +39,7 @@ from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
 from mtrec.data import SOURCES, DataQualityError
 from mtrec.ingest import IngestOptions, IngestResult, ingest
 from mtrec.pipeline import configs
-from mtrec.serving.cli import add_query_parser, add_serve_parser
+from mtrec.serving.cli import QUERY_EXAMPLES, add_query_parser, add_serve_parser
 
 if TYPE_CHECKING:  # loads TFX and TensorFlow, which `mtrec --help` must not wait for
     from mtrec.pipeline.local_runner import LocalPaths
@@ -277,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 SERVE_EXAMPLE = """example:
   mtrec serve --model-base-path outputs/sample/serving_model/mtrec --port 8500"""
-QUERY_EXAMPLE = """example:
-  mtrec query recommend --user 42 -k 10 --target 127.0.0.1:8500"""
+# The sample's ids (u1), as each query's own --help: "42" is no user of the sample.
+QUERY_EXAMPLE = f"example:\n  {QUERY_EXAMPLES['recommend']}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,12 @@ def test_help_lists_every_command_and_each_has_an_example():
         assert "example" in text and "mtrec " in text.split("example", 1)[1], name
 
 
+def test_the_query_help_example_asks_for_a_user_of_the_sample():
+    """`mtrec query --help` showed `--user 42`, which the sample's model answers as unknown."""
+    text = _subparsers(build_parser())["query"].format_help()
+    assert text.rstrip().endswith("mtrec query recommend --user u1 -k 10 --target 127.0.0.1:8500")
+
+
 def test_no_flag_uses_underscores():
     commands = _subparsers(build_parser())
     flags = {opt for p in commands.values() for a in p._actions for opt in a.option_strings}
