@@ -58,6 +58,17 @@ def _cpu_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def _port(text: str) -> int:
+    """argparse type for a TCP port: gRPC took 99999 as 99999 % 65536 (34463) and served there."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value}: a port is 0..65535 (0 picks a free one)")
+    return value
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The `serve` flags (shared by `mtrec serve` and `python -m mtrec.serving.server`)."""
     source = parser.add_mutually_exclusive_group(required=True)
@@ -79,9 +90,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", default=_DEFAULTS.host,
         help="bind address; loopback by default, 0.0.0.0 to expose",
     )
-    parser.add_argument("--port", type=int, default=_DEFAULTS.port, help="gRPC port")
+    parser.add_argument("--port", type=_port, default=_DEFAULTS.port, help="gRPC port")
     parser.add_argument(
-        "--rest-port", type=int, default=_DEFAULTS.rest_port,
+        "--rest-port", type=_port, default=_DEFAULTS.rest_port,
         help="also serve TF Serving's REST API on this port",
     )
     parser.add_argument("--tls-cert", help="PEM server certificate (enables TLS)")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import socket
 
+import pytest
+
 from mtrec.serving.ports import bind_problem
+from mtrec.serving.server_args import add_server_arguments
 
 
 def test_a_free_port_and_port_zero_have_no_problem() -> None:
@@ -29,3 +33,19 @@ def test_an_address_of_another_host_and_an_unresolvable_host() -> None:
     # 192.0.2.1 is TEST-NET-1 (RFC 5737): never a local address
     assert bind_problem("192.0.2.1", 8500) == "the address is not this host's"
     assert bind_problem("no-such-host.invalid", 8500).startswith("the host does not resolve")
+
+
+@pytest.mark.parametrize("flag", ["--port", "--rest-port"])
+@pytest.mark.parametrize("value", ["99999", "-1", "http"])
+def test_a_port_outside_0_to_65535_is_a_usage_error(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--port 99999` served on 34463 (gRPC reads the port modulo 65536), with no word of it."""
+    parser = argparse.ArgumentParser(prog="mtrec serve")
+    add_server_arguments(parser)
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--model-base-path", "m", flag, value])
+    assert exit_.value.code == 2
+    assert f"argument {flag}:" in capsys.readouterr().err
+    parsed = parser.parse_args(["--model-base-path", "m", flag, "0"])  # 0: a free port
+    assert getattr(parsed, flag[2:].replace("-", "_")) == 0
