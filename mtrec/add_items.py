@@ -72,6 +72,12 @@ def _by_id(items: pd.DataFrame) -> pd.DataFrame:
     return _canonical(items).sort_values(F.ITEM_ID, kind="stable").reset_index(drop=True)
 
 
+def latest_per_id(items: pd.DataFrame) -> pd.DataFrame:
+    """One row per item id, the last one given: an id given again, in the same file or a
+    later call, replaces its earlier row (README)."""
+    return items.fillna("").drop_duplicates(F.ITEM_ID, keep="last").reset_index(drop=True)
+
+
 def add_items(home: str, items_path: str) -> str:
     """Returns the pushed version directory."""
     paths = LocalPaths(os.path.abspath(home))
@@ -84,14 +90,14 @@ def add_items(home: str, items_path: str) -> str:
     if F.ITEM_ID not in items.columns or items.empty:
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row")
     items[F.ITEM_ID] = items[F.ITEM_ID].str.strip()  # as ingestion reads ids
+    items = latest_per_id(items)  # a file that repeats an id: pushed twice, counted twice
     # Cumulative: what earlier add-items gave the same served model, then these.
     record = os.path.join(paths.home, ADDED_ITEMS_DIR,
                           f"model-{_artifact(nodes, P.TRAINER, P.MODEL).id}.csv")
     base = paths.serving_model_dir
     if os.path.exists(record):  # then add-items pushed the latest version
         earlier = pd.read_csv(record, dtype=str, keep_default_na=False)
-        items = pd.concat([earlier, items], ignore_index=True).fillna("").drop_duplicates(
-            F.ITEM_ID, keep="last").reset_index(drop=True)
+        items = latest_per_id(pd.concat([earlier, items], ignore_index=True))
         served = list_versions(base) if os.path.isdir(base) else {}
         if served and _by_id(items).equals(_by_id(earlier)):  # a call repeated
             latest = served[max(served)]
