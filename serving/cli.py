@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from typing import Any
 
@@ -98,6 +99,30 @@ def _ask(client: Any, args: argparse.Namespace) -> Any:
     if args.query == "status":
         return client.status()
     raise ValueError(args.query)  # argparse keeps this unreachable
+
+
+# models/serving_ops.py's refusal of a k past the catalogue, ending in the catalogue's size.
+_PAST_CATALOGUE = re.compile(r"k must not exceed the catalogue size.*\[(\d+)\]\s*$", re.S)
+
+
+def catalogue_size(message: str) -> int | None:
+    """The catalogue size a refused top-k request names, or None for any other error."""
+    match = _PAST_CATALOGUE.search(message)
+    return int(match.group(1)) if match else None
+
+
+def _ask_top_k(client: Any, args: argparse.Namespace) -> Any:
+    """`_ask`, but a -k past the catalogue asks for the whole catalogue: fewer than -k are
+    left, so all of them are the answer (README, "Serving"), not the model's refusal."""
+    from mtrec.serving.errors import ServingError  # gRPC: only when a query runs
+
+    try:
+        return _ask(client, args)
+    except ServingError as exc:
+        size = catalogue_size(exc.message) if hasattr(args, "k") else None
+        if size is None or not 1 <= size < args.k:
+            raise
+        return _ask(client, argparse.Namespace(**{**vars(args), "k": size}))
 
 
 def with_titles(client: Any, args: argparse.Namespace, answer: Any) -> Any:
@@ -191,7 +216,7 @@ def _query(args: argparse.Namespace) -> int:
     )
     try:
         try:
-            answer = with_titles(client, args, _ask(client, args))
+            answer = with_titles(client, args, _ask_top_k(client, args))
         except ServingError as exc:
             _print({"error": {"code": exc.code.name, "message": exc.message}})  # for scripts
             if exc.code.name == "UNAVAILABLE":  # and for a person, the likely cause

@@ -288,6 +288,39 @@ def test_a_refused_query_says_why_on_stderr_too(
     assert captured.err == "error: INVALID_ARGUMENT: k must not exceed 1682\n"
 
 
+# What the model answers a k past its catalogue (models/serving_ops.py checked_size).
+PAST_CATALOGUE = ("assertion failed: [k must not exceed the catalogue size] [Condition x <= y "
+                  "did not hold element-wise:] [x (k:0) = ] [{k}] [y (strided_slice:0) = ] [3]")
+
+
+def _catalogue_of_three(self, signature, inputs, *args, **kwargs):
+    """A three-item catalogue whose user has seen i1: a k past 3 is refused, as the model does."""
+    k = int(inputs[S.K])
+    if k > 3:
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, PAST_CATALOGUE.format(k=k))
+    return {S.ITEM_IDS: np.array([[b"i7", b"i3", b"i1"][:k]], dtype=object),
+            S.SCORES: np.array([[2.5, 1.0, S.EXCLUDED_SCORE][:k]], dtype=np.float32),
+            S.RATINGS: np.array([[4.0, 3.5, 3.0][:k]], dtype=np.float32)}
+
+
+def test_a_k_past_the_catalogue_answers_every_item_left(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`-k 5000` on the sample's 800 items printed TF's assertion text and exited 1; README
+    and -k's help say fewer come back when fewer are left."""
+    monkeypatch.setattr(MtrecClient, "predict", _catalogue_of_three)
+    monkeypatch.setattr(MtrecClient, "unknown", lambda self, kind, ids: [])
+    monkeypatch.setattr(MtrecClient, "describe", lambda self, ids: {})
+    code = cli.main(["query", "recommend", "--user", "u1", "-k", "5000",
+                     "--target", UNUSED_TARGET])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert [it["item_id"] for it in json.loads(captured.out)["items"]] == ["i7", "i3"]
+    assert captured.err == "note: only 2 unseen items for user u1 (asked for -k 5000)\n"
+    assert cli.catalogue_size(PAST_CATALOGUE.format(k=5000)) == 3
+    assert cli.catalogue_size("k must not exceed 1682") is None
+
+
 @needs_local_server
 @pytest.mark.skipif(bool(support.MODEL_DIR), reason="needs the synthetic model's ids")
 def test_query_notes_ids_the_model_does_not_know(
