@@ -1,4 +1,4 @@
-"""`mtrec data check`: ingestion and cleaning only, in seconds, before a 10-minute run.
+"""`mtrec data check`: ingestion and cleaning only, in seconds, before a run of minutes.
 
 Reads and cleans the data exactly as `mtrec run` does (mtrec/ingest.py
 `check`), writes the rejected rows to `--rejects` and prints what was kept and
@@ -25,7 +25,8 @@ EXAMPLE = """examples:
 
 
 def add_data_parser(sub: Any, source_help: str) -> argparse.ArgumentParser:
-    data = sub.add_parser("data", help="check input data without running the pipeline")
+    data = sub.add_parser("data", help="check input data without running the pipeline",
+                          epilog=EXAMPLE)
     actions = data.add_subparsers(dest="data_command", required=True)
     p = actions.add_parser("check", help="ingest and clean only; print the rejects report",
                            description=__doc__, epilog=EXAMPLE, formatter_class=EXAMPLE_HELP)
