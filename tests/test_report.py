@@ -170,6 +170,18 @@ def test_report_output_in_a_missing_folder_creates_it_and_leaves_no_tmp_file(
     assert os.listdir(output.parent) == ["r.html"]
 
 
+def test_report_output_into_an_existing_folder_writes_report_html_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`--output DIR` ended in IsADirectoryError (the .tmp renamed onto the folder), and
+    left DIR.tmp behind."""
+    monkeypatch.setattr("mtrec.report.collect.collect", lambda home: REPORT)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    assert write_report(str(tmp_path / "home"), str(folder)) == str(folder / "report.html")
+    parse_report((folder / "report.html").read_text(encoding="utf-8"))
+    assert sorted(os.listdir(tmp_path)) == ["reports"] and os.listdir(folder) == ["report.html"]
+
+
 def _alts(parsed: _Page, word: str) -> str:
     return " ".join(alt for _, alt in parsed.images if word in alt)
 

@@ -21,8 +21,8 @@ def add_report_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild a run's report.html (no retraining)",
                        description=__doc__, epilog=EXAMPLE, formatter_class=EXAMPLE_HELP)
     p.add_argument("home", help="the `mtrec run` output folder (holds metadata.sqlite)")
-    p.add_argument("--output", help="where to write the page, creating missing folders "
-                   "(default: HOME/report.html)")
+    p.add_argument("--output", help="where to write the page, creating missing folders; "
+                   "into an existing folder as report.html (default: HOME/report.html)")
     p.set_defaults(func=run_report)
     return p
 

@@ -16,12 +16,15 @@ REPORT_FILE = "report.html"
 def write_report(home: str, output: str | None = None) -> str:
     """Build the report of the latest run in `home`; return the file written.
 
-    `output`'s missing parent folders are created, as an --output flag is expected to do.
+    `output`'s missing parent folders are created, as an --output flag is expected to do;
+    an existing folder gets `report.html` in it.
     """
     from mtrec.report.collect import collect  # TensorFlow, TFMA: only when a report is built
     from mtrec.report.page import render
 
     path = output or os.path.join(home, REPORT_FILE)
+    if os.path.isdir(path):  # `--output reports/`: not a rename onto the folder (a traceback)
+        path = os.path.join(path, REPORT_FILE)
     page = render(collect(home))
     # Created only once the page is built, so a home that is no run leaves no empty folders.
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
