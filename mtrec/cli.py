@@ -91,6 +91,10 @@ def _run(args) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if os.path.exists(home) and not os.path.isdir(home):  # else a traceback from ingestion
+        print(f"error: --home {home} is a file: the run's output folder must be a folder "
+              "(a new path makes one)", file=sys.stderr)
+        return 2
     key = None
     if args.pseudonymize_key_env:
         key = os.environ.get(args.pseudonymize_key_env, "").encode()

@@ -121,6 +121,16 @@ def test_bad_run_flags_stop_before_any_work(flags, says, tmp_path: Path, monkeyp
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_home_that_is_a_file_is_a_one_line_error(tmp_path: Path, capsys):
+    """It was FileExistsError's traceback, from writing rejects.csv under it."""
+    home = tmp_path / "notes.txt"
+    home.write_text("x")
+    assert main(["run", "--home", str(home)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --home {home} is a file: the run's output folder must be a folder "
+        "(a new path makes one)\n")
+
+
 def test_a_run_that_fails_before_any_component_says_so_without_a_summary(
         tmp_path: Path, monkeypatch, capfd):
     """No MLMD yet: no summary to collect (it raised a second traceback about sqlite)."""
