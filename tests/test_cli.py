@@ -194,6 +194,17 @@ def test_data_check_fails_clearly_when_most_rows_are_bad(tmp_path: Path, capsys,
     assert len(list(temp.iterdir())) == 1  # the first check's folder; none left by this one
 
 
+@pytest.mark.parametrize("where", ["a_folder", "a_file/rejects.csv"])
+def test_data_check_names_a_rejects_path_it_cannot_write(where: str, tmp_path: Path, capsys):
+    """A --rejects that is a folder, or lies under a file, was a traceback."""
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    target = tmp_path / where
+    assert main(["data", "check", "--rejects", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: [Errno ") and "a_f" in err and "Traceback" not in err
+
+
 def test_data_check_leaves_no_temporary_folder(tmp_path: Path, capsys, monkeypatch):
     temp = tmp_path / "tmp"
     temp.mkdir()

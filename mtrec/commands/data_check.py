@@ -67,7 +67,9 @@ def run_check(args: argparse.Namespace) -> int:
         checked = check(args.source, args.path, rejects_path, IngestOptions(
             split=args.split, eval_fraction=args.eval_fraction,
             max_reject_fraction=args.max_reject_fraction))
-    except (DataQualityError, FileNotFoundError, ValueError) as err:
+    # OSError: a missing input, or a --rejects that cannot be written (a folder, a path
+    # under a file), which was a traceback.
+    except (DataQualityError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)  # it names the rejects file when there is one
         return 2
     finally:
