@@ -78,6 +78,20 @@ def latest_per_id(items: pd.DataFrame) -> pd.DataFrame:
     return items.fillna("").drop_duplicates(F.ITEM_ID, keep="last").reset_index(drop=True)
 
 
+def read_new_items(items_path: str) -> pd.DataFrame:
+    """The items file, one row per id (`latest_per_id`); ValueError for a file without
+    an item_id column or rows, or with a row whose id is empty (it was served as item "")."""
+    items = pd.read_csv(items_path, dtype=str, keep_default_na=False)
+    if F.ITEM_ID not in items.columns or items.empty:
+        raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row")
+    items[F.ITEM_ID] = items[F.ITEM_ID].str.strip()  # as ingestion reads ids
+    blank = [i + 2 for i in items.index[items[F.ITEM_ID] == ""]]  # file lines: header is 1
+    if blank:
+        raise ValueError(f"{items_path}: empty {F.ITEM_ID} on line(s) "
+                         f"{', '.join(map(str, blank[:5]))}{', ...' if len(blank) > 5 else ''}")
+    return latest_per_id(items)  # a file that repeats an id: pushed twice, counted twice
+
+
 def add_items(home: str, items_path: str) -> str:
     """Returns the pushed version directory."""
     paths = LocalPaths(os.path.abspath(home))
@@ -86,11 +100,7 @@ def add_items(home: str, items_path: str) -> str:
     if not nodes:
         raise FileNotFoundError(f"{home}: no run pushed a model yet, so there is no served "
                                 "catalogue to add items to")
-    items = pd.read_csv(items_path, dtype=str, keep_default_na=False)
-    if F.ITEM_ID not in items.columns or items.empty:
-        raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row")
-    items[F.ITEM_ID] = items[F.ITEM_ID].str.strip()  # as ingestion reads ids
-    items = latest_per_id(items)  # a file that repeats an id: pushed twice, counted twice
+    items = read_new_items(items_path)
     # Cumulative: what earlier add-items gave the same served model, then these.
     record = os.path.join(paths.home, ADDED_ITEMS_DIR,
                           f"model-{_artifact(nodes, P.TRAINER, P.MODEL).id}.csv")

@@ -3,9 +3,12 @@ tests/test_pipeline_e2e.py)."""
 
 from __future__ import annotations
 
-import pandas as pd
+from pathlib import Path
 
-from mtrec.add_items import latest_per_id
+import pandas as pd
+import pytest
+
+from mtrec.add_items import latest_per_id, read_new_items
 
 
 def test_an_id_given_twice_keeps_its_last_row() -> None:
@@ -20,3 +23,13 @@ def test_an_id_given_twice_keeps_its_last_row() -> None:
     assert kept["item_id"].tolist() == ["d2", "d1"]
     assert kept["title"].tolist() == ["Two (2021)", "Dup One Again (2021)"]
     assert kept["year"].tolist() == ["", "2021"]  # a missing value reads as empty, as before
+
+
+def test_an_empty_item_id_is_refused_with_its_line(tmp_path: Path) -> None:
+    """A row with a blank id was pushed as a catalogue item "" that recommend could return."""
+    path = tmp_path / "new_items.csv"
+    path.write_text("item_id,title\nn9,Nine (2020)\n ,Blank\n")
+    with pytest.raises(ValueError, match=r"empty item_id on line\(s\) 3$"):
+        read_new_items(str(path))
+    path.write_text("item_id,title\nn9,Nine (2020)\nn9,Nine Again (2021)\n")
+    assert read_new_items(str(path))["title"].tolist() == ["Nine Again (2021)"]
