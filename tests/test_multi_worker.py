@@ -174,3 +174,24 @@ def test_one_distributed_step_with_each_optimizer_equals_one_process_step(transf
             np.testing.assert_allclose(chief[f"distributed_{i}"], chief[f"reference_{i}"],
                                        rtol=1e-6, atol=1e-5, err_msg=f"{optimizer}: weight {i}")
         np.testing.assert_allclose(chief["losses"], chief["reference_losses"], rtol=1e-5)
+
+
+def test_run_fn_trains_the_same_model_whatever_seed_the_process_had(transformed):
+    """A fresh `mtrec run` ran the TextEncoder (which seeds TF with 42) in the
+    Trainer's process; a resumed one took it from the cache. tf.data seeds a
+    shuffle from the global seed of the moment the dataset is built, so the two
+    trained different models until run_fn seeded the process itself."""
+    import tensorflow as tf
+
+    from mtrec.models.trainer import run_fn
+
+    metrics = []
+    for earlier in (42, 7):
+        tf.random.set_seed(earlier)  # what an earlier component left behind
+        args = _args(transformed, f"seed-{earlier}", None, 2 * PER_REPLICA_BATCH, "lazy_adam")
+        os.makedirs(args.model_run_dir, exist_ok=True)
+        run_fn(mw.fn_args(args))
+        with open(os.path.join(args.model_run_dir, TRAINING_METRICS_FILE)) as f:
+            metrics.append(json.load(f))
+    for key in ("eval_loss", "eval_rating_rmse", "eval_relevance_auc"):
+        assert metrics[0][key] == pytest.approx(metrics[1][key], rel=1e-6), key
