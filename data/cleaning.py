@@ -232,7 +232,8 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
         detail = ", ".join(f"{r}={counts[r]}" for r in REASONS if counts[r])
         raise DataQualityError(
             f"{dataset.name}: rejected {len(of_ratings)} of {total} ratings "
-            f"({len(of_ratings) / total:.1%} > max_reject_fraction={max_reject_fraction:.0%}): "
+            f"({len(of_ratings) / total:.1%}, above the {max_reject_fraction:.0%} limit of "
+            "--max-reject-fraction): "
             f"{detail}",
             rejects,
         )

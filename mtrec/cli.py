@@ -30,7 +30,10 @@ from mtrec.commands.options import (
     EXAMPLE_HELP,
     add_pipeline_options,
     check_flags,
+    fraction,
+    open_fraction,
     pipeline_fields,
+    positive_int,
     run_home_problem,
 )
 from mtrec.commands.report import add_report_parser
@@ -60,7 +63,7 @@ def _add_run_parser(sub) -> None:
     p.add_argument("--path", help="data directory (MovieLens folder or generic CSV/Parquet)")
     p.add_argument("--split", help="official split to use, e.g. u1 for ml-100k")
     p.add_argument("--home", help="output folder (default: outputs/<source>[-<split>])")
-    p.add_argument("--workers", type=int, default=2, help="local Beam worker processes")
+    p.add_argument("--workers", type=positive_int, default=2, help="local Beam worker processes")
     p.add_argument("--beam-mode", default="auto", choices=configs.BEAM_MODES,
                    help="auto: in-process Beam below "
                    f"{configs.IN_PROCESS_MAX_ROWS:,} ratings, multi-processing above")
@@ -68,11 +71,12 @@ def _add_run_parser(sub) -> None:
                    help="direct: Beam's local FnApiRunner; portable: Beam's job service plus "
                    "an external SDK worker pool "
                    "(how Flink/Spark/Dataflow run the Beam stages; docs/scale.md)")
-    p.add_argument("--beam-workers", type=int, default=2,
+    p.add_argument("--beam-workers", type=positive_int, default=2,
                    help="with --beam-runner portable: SDK worker processes per stage")
-    p.add_argument("--eval-fraction", type=float, default=0.2,
+    p.add_argument("--eval-fraction", type=open_fraction, default=0.2,
                    help="per-user time split when the source has no official split")
-    p.add_argument("--max-reject-fraction", type=float, default=0.5)
+    p.add_argument("--max-reject-fraction", type=fraction, default=0.5,
+                   help="stop when more than this share of the ratings is rejected")
     p.add_argument("--pseudonymize-key-env", metavar="VAR",
                    help="keyed-hash user ids with the key in env VAR (also in rejects.csv)")
     p.add_argument("--rejects-keep-raw-ids", action="store_true",

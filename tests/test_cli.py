@@ -121,6 +121,25 @@ def test_bad_run_flags_stop_before_any_work(flags, says, tmp_path: Path, monkeyp
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.parametrize("command,flags,says", [
+    ("run", ["--workers", "0"], "--workers: 0: must be 1 or more"),
+    ("run", ["--beam-workers", "two"], "--beam-workers: 'two' is not a whole number"),
+    ("run", ["--max-reject-fraction", "2"], "fraction: 2.0: a fraction is from 0 to 1"),
+    ("run", ["--eval-fraction", "0"], "--eval-fraction: 0.0: must be above 0 and below 1"),
+    ("data check", ["--eval-fraction", "1"], "--eval-fraction: 1.0: must be above 0 and below 1"),
+    ("data check", ["--max-reject-fraction", "-0.1"], "-0.1: a fraction is from 0 to 1"),
+])
+def test_out_of_range_counts_and_fractions_are_usage_errors(command, flags, says, tmp_path: Path,
+                                                            monkeypatch, capsys):
+    """`--workers 0` and `--max-reject-fraction 2` were taken as given."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([*command.split(), *flags])
+    assert exit_.value.code == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_a_home_that_is_a_file_is_a_one_line_error(tmp_path: Path, capsys):
     """It was FileExistsError's traceback, from writing rejects.csv under it."""
     home = tmp_path / "notes.txt"

@@ -120,6 +120,8 @@ def test_too_many_rejects_still_writes_rejects(tmp_path: Path) -> None:
     with pytest.raises(DataQualityError, match=REJECTS_FILE) as err:
         ingest("generic", path, str(home), IngestOptions(pseudonymize_key=KEY))
     assert str(home / REJECTS_FILE) in str(err.value)
+    # The limit is named by the flag that sets it.
+    assert "(75.0%, above the 50% limit of --max-reject-fraction)" in str(err.value)
     # The first reject as written (unreadable lines first, then rows), pseudonymised.
     assert "the first: ratings.csv line 5: malformed: expected 4" in str(err.value)
     assert "bob" not in str(err.value)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from typing import Any
 
-from mtrec.commands.options import EXAMPLE_HELP
+from mtrec.commands.options import EXAMPLE_HELP, fraction, open_fraction
 from mtrec.data import DataQualityError
 from mtrec.data.cleaning import table_counts
 from mtrec.data.tables import RATINGS
@@ -33,9 +33,10 @@ def add_data_parser(sub: Any, source_help: str) -> argparse.ArgumentParser:
     p.add_argument("--source", default="sample", help=source_help)
     p.add_argument("--path", help="data directory (MovieLens folder or generic CSV/Parquet)")
     p.add_argument("--split", help="official split to use, e.g. u1 for ml-100k")
-    p.add_argument("--eval-fraction", type=float, default=0.2,
+    p.add_argument("--eval-fraction", type=open_fraction, default=0.2,
                    help="per-user time split when the source has no official split")
-    p.add_argument("--max-reject-fraction", type=float, default=0.5)
+    p.add_argument("--max-reject-fraction", type=fraction, default=0.5,
+                   help="stop when more than this share of the ratings is rejected")
     p.add_argument("--rejects", help=f"where to write the rejected rows (default: a "
                    f"temporary {REJECTS_FILE}, printed)")
     p.set_defaults(func=run_check)

@@ -36,6 +36,37 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of 1 or more (worker counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a share from 0 to 1 (`--max-reject-fraction`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value}: a fraction is from 0 to 1")
+    return value
+
+
+def open_fraction(text: str) -> float:
+    """argparse type: a share strictly between 0 and 1 (`--eval-fraction`: both sides of
+    the split need rows)."""
+    value = fraction(text)
+    if value in (0.0, 1.0):
+        raise argparse.ArgumentTypeError(f"{value}: must be above 0 and below 1")
+    return value
+
+
 def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     """Model, text-encoder, blessing and cache flags."""
     model = parser.add_argument_group("model (models/config.py ModelConfig)")
