@@ -33,7 +33,6 @@ from mtrec.commands.options import (
     fraction,
     open_fraction,
     pipeline_fields,
-    positive_int,
     run_home_problem,
 )
 from mtrec.commands.report import add_report_parser
@@ -42,7 +41,12 @@ from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
 from mtrec.data import SOURCES, DataQualityError
 from mtrec.ingest import IngestOptions, IngestResult, ingest
 from mtrec.pipeline import configs
-from mtrec.serving.cli import QUERY_EXAMPLES, add_query_parser, add_serve_parser
+from mtrec.serving.cli import (
+    QUERY_EXAMPLES,
+    add_query_parser,
+    add_serve_parser,
+    positive_int,
+)
 
 if TYPE_CHECKING:  # loads TFX and TensorFlow, which `mtrec --help` must not wait for
     from mtrec.pipeline.local_runner import LocalPaths

@@ -16,13 +16,16 @@ import re
 import sys
 from typing import Any
 
+from mtrec.serving.server_args import ServerConfig, add_server_arguments
+
 # Exit status when the reader of stdout went away (`mtrec query ... | head -1`):
 # 128 + SIGPIPE, what the shell reports for `cat` or `yes` ended the same way, so
 # `set -o pipefail` scripts see the same status as for those. (json.tool exits
 # 32, EPIPE's errno; 141 is the usual one for a pipeline's early reader exit.)
 EXIT_BROKEN_PIPE = 141
 
-_TARGET_EXAMPLE = "--target 127.0.0.1:8500"
+DEFAULT_PORT = ServerConfig.port  # `mtrec serve`'s, so a host alone finds it
+_TARGET_EXAMPLE = f"--target 127.0.0.1:{DEFAULT_PORT}"
 QUERY_EXAMPLES = {
     "recommend": f"mtrec query recommend --user u1 -k 10 {_TARGET_EXAMPLE}",
     "recommend-from-items": f"mtrec query recommend-from-items --items i1 i2 i3 -k 5 "
@@ -50,8 +53,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     """`serve`: run the embedded TF Serving-compatible server."""
-    from mtrec.serving.server_args import add_server_arguments
-
     parser = subparsers.add_parser(
         "serve",
         help="serve the pushed model over TF Serving's gRPC API",
@@ -64,7 +65,8 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def positive_int(text: str) -> int:
-    """argparse type for -k: a request with k < 1 only comes back as TF's assertion text."""
+    """argparse type for -k (a request with k < 1 only comes back as TF's assertion text)
+    and for `mtrec run`'s worker counts."""
     try:
         value = int(text)
     except ValueError:
@@ -72,6 +74,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
     return value
+
+
+def grpc_target(text: str) -> str:
+    """argparse type for --target: a host alone gets `mtrec serve`'s port, 8500 (gRPC
+    would dial 443, where nothing answers, and the error named the host alone)."""
+    if "://" in text or text.startswith("unix:"):
+        return text  # a gRPC URI names what it means
+    if text.startswith("["):  # an IPv6 literal, [::1] or [::1]:8500
+        return text if "]:" in text else f"{text}:{DEFAULT_PORT}"
+    if ":" not in text:
+        return f"{text}:{DEFAULT_PORT}"
+    host, port = text.rsplit(":", 1)
+    if text.count(":") == 1 and not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: the port after ':' must be a number")
+    return text
 
 
 def _print(payload: Any) -> None:
@@ -239,8 +256,9 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     """`query <recommend|recommend-from-items|score|interest|embed-user|embed-item|metadata|
     status>`; prints JSON."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--target", default="127.0.0.1:8500",
-                        help="host:port of the server (default: %(default)s)")
+    common.add_argument("--target", type=grpc_target, default=f"127.0.0.1:{DEFAULT_PORT}",
+                        help="host:port of the server; a host alone means port "
+                        f"{DEFAULT_PORT} (default: %(default)s)")
     common.add_argument("--model-name", default="mtrec",
                         help="the served model to ask (default: %(default)s)")
     common.add_argument("--version", type=int, default=None,

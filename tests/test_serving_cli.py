@@ -343,3 +343,23 @@ def test_query_notes_ids_the_model_does_not_know(
         "note: not in the model, answered as unknown: user no-such-user; item nope\n")
     cli.main(["query", "recommend", "--user", "1", "-k", "2", "--target", served.target])
     assert "not in the model" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("given,dialled", [
+    ("127.0.0.1", "127.0.0.1:8500"),  # gRPC alone would dial 443
+    ("serving-host", "serving-host:8500"),
+    ("serving-host:9000", "serving-host:9000"),
+    ("[::1]", "[::1]:8500"),
+    ("[::1]:9000", "[::1]:9000"),
+    ("dns:///serving-host:9000", "dns:///serving-host:9000"),
+    ("unix:/tmp/mtrec.sock", "unix:/tmp/mtrec.sock"),
+])
+def test_a_target_without_a_port_gets_the_servers_default(given, dialled):
+    assert cli.grpc_target(given) == dialled
+
+
+def test_a_target_with_a_port_that_is_not_a_number_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["query", "status", "--target", "localhost:grpc"])
+    assert exit_.value.code == 2
+    assert "'localhost:grpc': the port after ':' must be a number" in capsys.readouterr().err

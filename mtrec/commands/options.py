@@ -36,17 +36,6 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of 1 or more (worker counts)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
-    return value
-
-
 def fraction(text: str) -> float:
     """argparse type: a share from 0 to 1 (`--max-reject-fraction`)."""
     try:
