@@ -22,6 +22,16 @@ EXTENDS_FILE = "extends_model"
 
 # ------------------------------------------------------ Trainer's model_run
 TRAINING_METRICS_FILE = "training_metrics.json"  # run_fn's metrics (the summary reads it)
+# Its keys that other modules read (models/trainer.py writes them; mtrec/summary.py and
+# the report read them). The split protocol's key is contracts.pipeline.SPLIT_PROTOCOL.
+TRAIN_SECONDS = "train_seconds"  # the whole model_run: scan, build, fit, evaluate, export
+PHASE_SECONDS = "phase_seconds"  # {phase: seconds}, the phases in that order
+FIT_PHASE = "fit"  # the epochs themselves (the epoch lines add up to it)
+TRAIN_EXAMPLES = "train_examples"
+CATALOG_SIZE = "catalog_size"
+TRAINED_EPOCHS = "epochs"
+TRAINED_OPTIMIZER = "optimizer"  # the resolved one ("auto" chooses)
+TRAINED_PROTOCOL_OVERRIDES = "protocol_overrides"  # the model settings the split protocol set
 TENSORBOARD_DIR = "tensorboard"
 # The weights `mtrec add-items` re-indexes with: a TF checkpoint plus the
 # resolved ModelConfig as JSON (models/trainer.py: save_weights writes both, load_config

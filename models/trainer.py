@@ -25,7 +25,15 @@ from tfx_bsl.public import tfxio
 
 from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import (
+    CATALOG_SIZE,
+    FIT_PHASE,
+    PHASE_SECONDS,
     TENSORBOARD_DIR,
+    TRAIN_EXAMPLES,
+    TRAIN_SECONDS,
+    TRAINED_EPOCHS,
+    TRAINED_OPTIMIZER,
+    TRAINED_PROTOCOL_OVERRIDES,
     TRAINING_METRICS_FILE,
     WEIGHTS_CHECKPOINT,
     WEIGHTS_CONFIG_FILE,
@@ -39,6 +47,7 @@ from mtrec.contracts.pipeline import (
     CONFIG_SPLIT_PROTOCOL,
     MIRRORED,
     MULTI_WORKER_MIRRORED,
+    SPLIT_PROTOCOL,
 )
 from mtrec.models.config import (
     RENAMED_TASKS,
@@ -130,24 +139,24 @@ def train_and_export(
             save_weights(model, weights_dir)
         write_warmup(serving_dir, tables)
     metrics = {
-        "train_seconds": round(t_eval - t0, 2),
+        TRAIN_SECONDS: round(t_eval - t0, 2),
         # Where the time went: the serving-table scan, model build, fit, evaluate, export.
-        "phase_seconds": {
+        PHASE_SECONDS: {
             "scan": round(t_scan - t0, 2),
             "build": round(t_fit - t_scan, 2),
-            "fit": round(t_eval - t_fit, 2),
+            FIT_PHASE: round(t_eval - t_fit, 2),
             "evaluate": round(t_export - t_eval, 2),
             "export": round(time.time() - t_export, 2),
         },
-        "train_examples": tables.num_train_examples,
-        "catalog_size": tables.num_items,
+        TRAIN_EXAMPLES: tables.num_train_examples,
+        CATALOG_SIZE: tables.num_items,
         "text_encoder": item_text is not None,
-        "epochs": config.epochs,
+        TRAINED_EPOCHS: config.epochs,
         "workers": num_workers(strategy),
         "replicas": (strategy or tf.distribute.get_strategy()).num_replicas_in_sync,
         "global_batch_size": config.batch_size,
         "chief": chief,
-        "optimizer": config.optimizer,
+        TRAINED_OPTIMIZER: config.optimizer,
         "final_train_loss": float(history.history["loss"][-1]),
         **{f"eval_{k}": float(v) for k, v in evaluation.items()},
     }
@@ -329,7 +338,7 @@ def run_fn(fn_args: FnArgs) -> None:
     `config.batch_size` is per replica; the datasets (and the learning-rate
     schedule) use the global batch, batch_size x replicas in sync, so adding
     workers keeps each worker's step the same size and halves the steps.
-    The split protocol's settings (PROTOCOL_OVERRIDES) come under the
+    The split protocol's settings (TRAINED_PROTOCOL_OVERRIDES) come under the
     configured ones, here rather than in the CLI, so a compiled pipeline whose
     data_root is set at run time trains what `mtrec run` trains on that data.
     """
@@ -374,8 +383,8 @@ def run_fn(fn_args: FnArgs) -> None:
         ),
     )
     # What the run's summary shows of the protocol (None: the Examples did not record one).
-    metrics["split_protocol"] = protocol
-    metrics["protocol_overrides"] = protocol_overrides(protocol)
+    metrics[SPLIT_PROTOCOL] = protocol
+    metrics[TRAINED_PROTOCOL_OVERRIDES] = protocol_overrides(protocol)
     if metrics["chief"]:  # every replica has the same metrics; one file, no race
         path = os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE)
         with tf.io.gfile.GFile(path, "w") as f:

@@ -11,10 +11,14 @@ from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import (
+    FIT_PHASE,
     METADATA_FILE,
+    PHASE_SECONDS,
     RETRIEVAL_FAILED,
     RETRIEVAL_METRICS,
     RETRIEVAL_METRICS_FILE,
+    TRAIN_SECONDS,
+    TRAINED_PROTOCOL_OVERRIDES,
     TRAINING_METRICS_FILE,
 )
 from mtrec.contracts.metrics import (
@@ -151,23 +155,23 @@ def training_time(training: Mapping[str, Any]) -> str:
     lines add up to it) and what the model_run did around them, so neither is taken for
     the other or for the Trainer component's wall time, which adds TFX's own work. A
     model_run from before the phases were recorded has its train_seconds only."""
-    phases = dict(training.get("phase_seconds") or {})
-    if "fit" not in phases:
-        return f"{training['train_seconds']}s"
-    fit = phases.pop("fit")
+    phases = dict(training.get(PHASE_SECONDS) or {})
+    if FIT_PHASE not in phases:
+        return f"{training[TRAIN_SECONDS]}s"
+    fit = phases.pop(FIT_PHASE)
     return f"fit {fit:.1f}s + {sum(phases.values()):.1f}s {', '.join(phases)}"
 
 
 def _protocol(training: dict) -> str:
     """", split protocol P (its settings)" as the Trainer recorded it; nothing for a
     model_run from before it did."""
-    if "split_protocol" not in training:
+    if P.SPLIT_PROTOCOL not in training:
         return ""
-    if training["split_protocol"] is None:
+    if training[P.SPLIT_PROTOCOL] is None:
         return ", split protocol not recorded (cached examples: re-run with --no-cache)"
-    settings = training.get("protocol_overrides") or {}
+    settings = training.get(TRAINED_PROTOCOL_OVERRIDES) or {}
     listed = ", ".join(f"{k} {v}" for k, v in settings.items())
-    return f", split protocol {training['split_protocol']}" + (f" ({listed})" if listed else "")
+    return f", split protocol {training[P.SPLIT_PROTOCOL]}" + (f" ({listed})" if listed else "")
 
 
 def tfma_not_run(verdicts: Mapping[str, Any]) -> bool:

@@ -23,8 +23,9 @@ import pytest
 from mtrec.components.trainer import multi_worker as mw
 from mtrec.components.trainer.tfjob import TFJobTraining, tfjob_manifest
 from mtrec.components.trainer.vertex import VertexTraining
+from mtrec.contracts import artifacts as A
 from mtrec.contracts.artifacts import TRAINING_METRICS_FILE
-from mtrec.contracts.pipeline import CONFIG_DISTRIBUTION, CONFIG_MODEL
+from mtrec.contracts.pipeline import CONFIG_DISTRIBUTION, CONFIG_MODEL, SPLIT_PROTOCOL
 
 PER_REPLICA_BATCH = 64
 # Two workers see the same examples in a different order and split (DATA
@@ -195,3 +196,8 @@ def test_run_fn_trains_the_same_model_whatever_seed_the_process_had(transformed)
             metrics.append(json.load(f))
     for key in ("eval_loss", "eval_rating_rmse", "eval_relevance_auc"):
         assert metrics[0][key] == pytest.approx(metrics[1][key], rel=1e-6), key
+    # What the summary and the report read of the file (contracts.artifacts) is there.
+    read = {A.TRAIN_SECONDS, A.PHASE_SECONDS, A.TRAIN_EXAMPLES, A.CATALOG_SIZE,
+            A.TRAINED_EPOCHS, A.TRAINED_OPTIMIZER, A.TRAINED_PROTOCOL_OVERRIDES, SPLIT_PROTOCOL}
+    assert read <= set(metrics[0]), read - set(metrics[0])
+    assert A.FIT_PHASE in metrics[0][A.PHASE_SECONDS]

@@ -11,7 +11,16 @@ import html
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mtrec.contracts.artifacts import RETRIEVAL_FAILED, RETRIEVAL_METRICS, RETRIEVAL_THRESHOLDS
+from mtrec.contracts.artifacts import (
+    CATALOG_SIZE,
+    RETRIEVAL_FAILED,
+    RETRIEVAL_METRICS,
+    RETRIEVAL_THRESHOLDS,
+    TRAIN_EXAMPLES,
+    TRAIN_SECONDS,
+    TRAINED_EPOCHS,
+    TRAINED_OPTIMIZER,
+)
 from mtrec.contracts.metrics import (
     BEYOND_ACCURACY_METRICS,
     HIT_RATE,
@@ -163,10 +172,10 @@ def training_section(training: Mapping[str, Any]) -> str:
     metrics = training.get("metrics")
     if metrics:
         out.append(_table(["examples", "epochs", "optimizer", "time", "catalogue"], [[
-            _num(metrics.get("train_examples")), _num(metrics.get("epochs")),
-            _num(metrics.get("optimizer")),
-            training_time(metrics) if "train_seconds" in metrics else "–",
-            _num(metrics.get("catalog_size"))]]))
+            _num(metrics.get(TRAIN_EXAMPLES)), _num(metrics.get(TRAINED_EPOCHS)),
+            _num(metrics.get(TRAINED_OPTIMIZER)),
+            training_time(metrics) if TRAIN_SECONDS in metrics else "–",
+            _num(metrics.get(CATALOG_SIZE))]]))
     curves = training.get("curves") or {}
     train, val = curves.get("train") or {}, curves.get("validation") or {}
     losses = {f"{phase} {name}": values
