@@ -29,7 +29,8 @@ DEFAULT_FINE_TUNE_LR = 5e-5
 # Domain MLM budget for pretrained_mlm: MiniLM's MLM head is not in the
 # checkpoint, so these steps also train a fresh head (tied to the token
 # embedding). Measured on ML-100K (batch 32): masked-token loss 10.81 -> 3.67,
-# accuracy 0.43, in 1,106 s on a shared 2-core box (~0.5 core free: 3.7 s/step).
+# accuracy 0.43, in 1,106 s on a shared 2-core box (~0.5 core free: 3.7 s/step),
+# before batches dropped the mask slots they do not use (pretrain._to_features).
 DEFAULT_DOMAIN_MLM_STEPS = 300
 # sequence_length = AUTO: the shortest multiple of 8 that holds every catalogue
 # text ([CLS] and [SEP] included), capped at the model's maximum.
