@@ -79,9 +79,17 @@ def latest_per_id(items: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_new_items(items_path: str) -> pd.DataFrame:
-    """The items file, one row per id (`latest_per_id`); ValueError for a file without
-    an item_id column or rows, or with a row whose id is empty (it was served as item "")."""
-    items = pd.read_csv(items_path, dtype=str, keep_default_na=False)
+    """The items file, one row per id (`latest_per_id`); ValueError for an empty or
+    unreadable file, a file without an item_id column or rows, or with a row whose id
+    is empty (it was served as item "")."""
+    try:
+        items = pd.read_csv(items_path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:  # pandas' own words name no file
+        raise ValueError(f"{items_path}: empty file, need a header line such as "
+                         f"{F.ITEM_ID},{F.TITLE}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{items_path}: not a readable CSV file "
+                         f"({str(err).strip()})") from None
     if F.ITEM_ID not in items.columns or items.empty:
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row")
     items[F.ITEM_ID] = items[F.ITEM_ID].str.strip()  # as ingestion reads ids

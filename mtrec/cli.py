@@ -253,9 +253,19 @@ def _add_items_parser(sub) -> None:
     p.set_defaults(func=_add_items)
 
 
+def items_file_problem(path: str) -> str | None:
+    """Why `path` cannot be an --items CSV, or None: checked before TensorFlow loads."""
+    if os.path.isdir(path):
+        return f"{path}: is a folder, not a CSV file"
+    if not os.path.isfile(path):
+        return f"{path}: no such file"
+    if os.path.getsize(path) == 0:
+        return f"{path}: empty file, need a header line such as {F.ITEM_ID},{F.TITLE}"
+    return None
+
+
 def _add_items(args) -> int:
-    problem = run_home_problem(args.home) or (
-        None if os.path.isfile(args.items) else f"{args.items}: no such file")
+    problem = run_home_problem(args.home) or items_file_problem(args.items)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

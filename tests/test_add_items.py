@@ -33,3 +33,12 @@ def test_an_empty_item_id_is_refused_with_its_line(tmp_path: Path) -> None:
         read_new_items(str(path))
     path.write_text("item_id,title\nn9,Nine (2020)\nn9,Nine Again (2021)\n")
     assert read_new_items(str(path))["title"].tolist() == ["Nine Again (2021)"]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n"])
+def test_an_empty_items_file_is_refused_with_its_path(text: str, tmp_path: Path) -> None:
+    """pandas' "No columns to parse from file" named no file."""
+    path = tmp_path / "new_items.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"^{path}: empty file, need a header line"):
+        read_new_items(str(path))

@@ -254,6 +254,20 @@ def test_add_items_names_a_missing_items_file(tmp_path: Path, capsys):
     assert capsys.readouterr().err == "error: missing.csv: no such file\n"
 
 
+@pytest.mark.parametrize("kind", ["empty", "folder"])
+def test_add_items_names_an_items_path_that_is_no_csv(kind, tmp_path: Path, capsys):
+    """An empty --items file said pandas' "No columns to parse from file", naming no file;
+    a folder said "no such file"."""
+    (tmp_path / "metadata.sqlite").touch()
+    items = tmp_path / "items"
+    items.mkdir() if kind == "folder" else items.write_text("")
+    assert main(["add-items", "--home", str(tmp_path), "--items", str(items)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {items}: ") and err.count("\n") == 1
+    assert ("is a folder" if kind == "folder" else "empty file") in err
+    assert not (tmp_path / "serving_model").exists()  # nothing pushed
+
+
 def test_download_has_its_own_help(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["download", "--help"])
