@@ -52,6 +52,10 @@ if TYPE_CHECKING:  # loads TFX and TensorFlow, which `mtrec --help` must not wai
     from mtrec.pipeline.local_runner import LocalPaths
 
 SOURCES_HELP = " | ".join(SOURCES)
+DESCRIPTION = """\
+Train, check and serve a multi-task recommender (retrieval, ranking, ratings, genre
+interest) built as a TFX pipeline: run it locally, compile it for Kubeflow / Vertex AI,
+serve the pushed model over TF Serving's API and query it."""
 DOWNLOAD_EXAMPLE = "example:\n  mtrec download ml-100k --dest ../shared/data"
 RUN_EXAMPLE = """examples:
   mtrec run                                    # the embedded sample, outputs/sample/
@@ -62,6 +66,9 @@ then open <home>/report.html"""
 
 def _add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="ingest data and run the TFX pipeline locally (Beam)",
+                       description="Read and clean the data, then train, evaluate and (when "
+                       "the model passes its thresholds)\npush it with the TFX pipeline, run "
+                       "locally on Beam. Prints a summary and writes\n<home>/report.html.",
                        epilog=RUN_EXAMPLE, formatter_class=EXAMPLE_HELP)
     p.add_argument("--source", default="sample", help=SOURCES_HELP)
     p.add_argument("--path", help="data directory (MovieLens folder or generic CSV/Parquet)")
@@ -227,6 +234,7 @@ def _add_titles(items: list[dict], examples_root: str) -> None:
 def _add_download_parser(sub) -> None:
     # main() hands `mtrec download ...` to data/download.py's parser, --help included.
     p = sub.add_parser("download", help="fetch a MovieLens set from GroupLens, sha256-checked",
+                       description="Fetch and verify a MovieLens data set.",
                        epilog=DOWNLOAD_EXAMPLE, formatter_class=EXAMPLE_HELP)
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_download)
@@ -241,8 +249,8 @@ def _download(args) -> int:
 def _add_items_parser(sub) -> None:
     p = sub.add_parser("add-items", help="add new items to the served catalogue (no retraining)",
                        description="Embed new items with the served model's trained towers "
-                       "and text encoder, and push a new version whose catalogue holds them "
-                       "(and those earlier add-items calls gave the same model). Known items "
+                       "and text encoder, and push\na new version whose catalogue holds them "
+                       "(and those earlier add-items calls gave the\nsame model). Known items "
                        "are unchanged; an id the model was trained on is an error.",
                        epilog="example:\n  mtrec add-items --home outputs/sample "
                        "--items new_items.csv", formatter_class=EXAMPLE_HELP)
@@ -280,7 +288,7 @@ def _add_items(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mtrec", description=__doc__,
+    parser = argparse.ArgumentParser(prog="mtrec", description=DESCRIPTION,
                                      formatter_class=EXAMPLE_HELP)
     parser.add_argument("-v", "--verbose", action="store_true", help="INFO logging")
     sub = parser.add_subparsers(dest="command", required=True)

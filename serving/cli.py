@@ -57,7 +57,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
         "serve",
         help="serve the pushed model over TF Serving's gRPC API",
         description="Serve the latest <version> folder of --model-base-path as --model-name, "
-        "or every model of a TF Serving --model-config-file (hot swap on new versions).",
+        "or every model\nof a TF Serving --model-config-file (hot swap on new versions).",
     )
     add_server_arguments(parser)
     parser.set_defaults(func=_serve)
@@ -267,7 +267,11 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="deadline in seconds (default: %(default)s)")
     common.add_argument("--tls-root-cert", default=None, help="PEM CA to verify a TLS server")
 
-    parser = subparsers.add_parser("query", help="query a running model server, print JSON")
+    parser = subparsers.add_parser(
+        "query", help="query a running model server, print JSON",
+        description="Ask a running `mtrec serve` (or TF Serving) for recommendations, scores,\n"
+        "interests or embeddings; the answer is printed as JSON.",
+    )
     queries = parser.add_subparsers(dest="query", required=True)
 
     def query(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -291,8 +295,8 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     query("interest", "a user's genre interest").add_argument("--user", required=True)
     query("embed-user", "a user's embedding").add_argument("--user", required=True)
     query("embed-item", "an item's embedding").add_argument("--item", required=True)
-    query("metadata", "signature defs")
-    query("status", "version states")
+    query("metadata", "the served model's signatures, with their inputs and outputs")
+    query("status", "the served model's versions and their states")
     parser.set_defaults(func=_query)
     return parser
 

@@ -48,6 +48,27 @@ def test_help_lists_every_command_and_each_has_an_example():
         assert "example" in text and "mtrec " in text.split("example", 1)[1], name
 
 
+def _all_parsers(parser: argparse.ArgumentParser,
+                 name: str = "mtrec") -> dict[str, argparse.ArgumentParser]:
+    """`parser` and every (nested) subcommand's parser, by command line: "mtrec data check"."""
+    found = {name: parser}
+    if any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):
+        for sub_name, sub in _subparsers(parser).items():
+            found.update(_all_parsers(sub, f"{name} {sub_name}"))
+    return found
+
+
+def test_every_help_describes_the_command_for_its_user():
+    """`mtrec --help` and `mtrec compile --help` printed their module docstrings: notes for
+    developers ("imports inside handlers", "(options.py)")."""
+    for name, parser in _all_parsers(build_parser()).items():
+        text = parser.description or ""
+        assert text.strip(), name
+        for note in (".py", "import", "handler", f"`{name}"):
+            assert note not in text, (name, note)
+        assert max(map(len, text.splitlines())) <= 90, name  # raw text: wrapped by hand
+
+
 def test_the_query_help_example_asks_for_a_user_of_the_sample():
     """`mtrec query --help` showed `--user 42`, which the sample's model answers as unknown."""
     text = _subparsers(build_parser())["query"].format_help()

@@ -21,6 +21,10 @@ from mtrec.pipeline import kubeflow_checks as checks
 if TYPE_CHECKING:  # loads TFX, which `mtrec --help` must not wait for
     from mtrec.pipeline.kubeflow_v2_runner import KubeflowSettings
 
+DESCRIPTION = """\
+Write the Kubeflow Pipelines v2 / Vertex AI spec (--output) of the pipeline `mtrec run`
+runs, with the same model, text-encoder, threshold and cache flags. Everything after
+`--` goes to Beam unchanged."""
 EXAMPLE = """example:
   mtrec compile --image REGION-docker.pkg.dev/PROJECT/REPO/mtrec:VERSION \\
       --pipeline-root gs://BUCKET/pipeline_root --examples-root gs://BUCKET/examples \\
@@ -35,7 +39,7 @@ See docs/kubeflow.md."""
 def add_compile_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compile", help="compile the pipeline for Kubeflow Pipelines v2 / Vertex AI",
-        description=__doc__, epilog=EXAMPLE, formatter_class=EXAMPLE_HELP,
+        description=DESCRIPTION, epilog=EXAMPLE, formatter_class=EXAMPLE_HELP,
     )
     p.add_argument("--image", required=True, help="container image with mtrec (Dockerfile)")
     p.add_argument("--pipeline-root", required=True, help="artifact root, e.g. gs://B/root")

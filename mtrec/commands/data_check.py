@@ -19,6 +19,10 @@ from mtrec.data.cleaning import table_counts
 from mtrec.data.tables import RATINGS
 from mtrec.ingest import REJECTS_FILE, IngestOptions, check
 
+DESCRIPTION = """\
+Read and clean the data exactly as `mtrec run` does, in seconds and without training:
+prints how many ratings were kept and rejected and why, and writes the rejected rows
+to --rejects."""
 EXAMPLE = """examples:
   mtrec data check --source generic --path my_ratings/
   mtrec data check --source ml-100k --path ../shared/data/ml-100k --split u1"""
@@ -26,10 +30,12 @@ EXAMPLE = """examples:
 
 def add_data_parser(sub: Any, source_help: str) -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="check input data without running the pipeline",
+                          description="Check input data without running the pipeline.",
                           epilog=EXAMPLE)
     actions = data.add_subparsers(dest="data_command", required=True)
     p = actions.add_parser("check", help="ingest and clean only; print the rejects report",
-                           description=__doc__, epilog=EXAMPLE, formatter_class=EXAMPLE_HELP)
+                           description=DESCRIPTION, epilog=EXAMPLE,
+                           formatter_class=EXAMPLE_HELP)
     p.add_argument("--source", default="sample", help=source_help)
     p.add_argument("--path", help="data directory (MovieLens folder or generic CSV/Parquet)")
     p.add_argument("--split", help="official split to use, e.g. u1 for ml-100k")

@@ -19,7 +19,9 @@ EXAMPLE = """examples:
 
 def add_report_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild a run's report.html (no retraining)",
-                       description=__doc__, epilog=EXAMPLE, formatter_class=EXAMPLE_HELP)
+                       description="Rebuild HOME/report.html from what `mtrec run` recorded "
+                       "(ML Metadata and\nartifacts), without retraining.",
+                       epilog=EXAMPLE, formatter_class=EXAMPLE_HELP)
     p.add_argument("home", help="the `mtrec run` output folder (holds metadata.sqlite)")
     p.add_argument("--output", help="where to write the page, creating missing folders; "
                    "into an existing folder as report.html (default: HOME/report.html)")
