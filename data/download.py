@@ -201,11 +201,12 @@ def main(argv: list[str] | None = None, prog: str | None = None,
     parser = argparse.ArgumentParser(prog=prog, epilog=epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Fetch and verify a MovieLens data set.")
-    parser.add_argument("name", choices=sorted(PINS))
+    parser.add_argument("name", choices=sorted(PINS), help="the MovieLens set")
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--dest", help="download into DEST/<name>")
     where.add_argument("--local-dir", help="use an existing extracted copy instead")
-    parser.add_argument("--base-url", default=GROUPLENS_URL)
+    parser.add_argument("--base-url", default=GROUPLENS_URL,
+                        help="where the .zip files are (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace an existing copy")
     args = parser.parse_args(argv)
     try:

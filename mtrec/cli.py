@@ -236,7 +236,7 @@ def _add_download_parser(sub) -> None:
     p = sub.add_parser("download", help="fetch a MovieLens set from GroupLens, sha256-checked",
                        description="Fetch and verify a MovieLens data set.",
                        epilog=DOWNLOAD_EXAMPLE, formatter_class=EXAMPLE_HELP)
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="see `mtrec download --help`")
     p.set_defaults(func=_download)
 
 

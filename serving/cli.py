@@ -283,18 +283,22 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
         )
 
     k_help = "how many items; fewer come back when fewer are left (default: %(default)s)"
+    user_help = "the user id, as in the training data"
     rec = query("recommend", "top-k unseen items for a user")
-    rec.add_argument("--user", required=True)
+    rec.add_argument("--user", required=True, help=user_help)
     rec.add_argument("-k", type=positive_int, default=10, help=k_help)
     new = query("recommend-from-items", "top-k for a new user known only by these items")
     new.add_argument("--items", nargs="+", required=True, help="the user's items, oldest first")
     new.add_argument("-k", type=positive_int, default=10, help=k_help)
     score = query("score", "score given items for a user")
-    score.add_argument("--user", required=True)
-    score.add_argument("--items", nargs="+", required=True)
-    query("interest", "a user's genre interest").add_argument("--user", required=True)
-    query("embed-user", "a user's embedding").add_argument("--user", required=True)
-    query("embed-item", "an item's embedding").add_argument("--item", required=True)
+    score.add_argument("--user", required=True, help=user_help)
+    score.add_argument("--items", nargs="+", required=True, help="the item ids to score")
+    query("interest", "a user's genre interest").add_argument("--user", required=True,
+                                                              help=user_help)
+    query("embed-user", "a user's embedding").add_argument("--user", required=True,
+                                                           help=user_help)
+    query("embed-item", "an item's embedding").add_argument("--item", required=True,
+                                                            help="the item id")
     query("metadata", "the served model's signatures, with their inputs and outputs")
     query("status", "the served model's versions and their states")
     parser.set_defaults(func=_query)

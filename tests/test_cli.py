@@ -69,6 +69,22 @@ def test_every_help_describes_the_command_for_its_user():
         assert max(map(len, text.splitlines())) <= 90, name  # raw text: wrapped by hand
 
 
+def test_every_flag_has_help(capsys):
+    """`--schema-path`, `--pipeline-name`, `query recommend --user`, ... showed no help."""
+    missing = [f"{name} {a.option_strings[0]}"
+               for name, parser in _all_parsers(build_parser()).items()
+               for a in parser._actions
+               if a.option_strings and a.option_strings[0] != "-h" and not a.help]
+    assert not missing
+    with pytest.raises(SystemExit):  # download's own parser: its --help, parsed
+        main(["download", "--help"])
+    options = capsys.readouterr().out.split("options:\n", 1)[1].split("\n\n", 1)[0]
+    lines = options.splitlines()
+    for i, line in enumerate(lines):  # a flag's help follows it, or starts the next line
+        if line.lstrip().startswith("-") and "  " not in line.strip():
+            assert i + 1 < len(lines) and not lines[i + 1].lstrip().startswith("-"), line
+
+
 def test_the_query_help_example_asks_for_a_user_of_the_sample():
     """`mtrec query --help` showed `--user 42`, which the sample's model answers as unknown."""
     text = _subparsers(build_parser())["query"].format_help()

@@ -47,13 +47,18 @@ def add_compile_parser(sub: Any) -> argparse.ArgumentParser:
                    help="default of the data_root parameter: holds train/, eval/, catalog/")
     p.add_argument("--serving-model-dir", required=True,
                    help="Pusher base directory read by TF Serving (gs://... or a PVC path)")
-    p.add_argument("--schema-path", default=configs.IMAGE_SCHEMA_PATH)
-    p.add_argument("--pipeline-name", default=configs.PIPELINE_NAME)
+    p.add_argument("--schema-path", default=configs.IMAGE_SCHEMA_PATH,
+                   help="the curated schema as the pods see it (default: the image's, "
+                   "%(default)s)")
+    p.add_argument("--pipeline-name", default=configs.PIPELINE_NAME,
+                   help="the pipeline's name in Kubeflow / Vertex (default: %(default)s)")
     p.add_argument("--output", default=f"{configs.PIPELINE_NAME}_pipeline.yaml",
                    help=".yaml (kfp.Client, Vertex) or .json (Vertex PipelineJob)")
     add_pipeline_options(p)
     remote = p.add_argument_group("training on several machines")
-    remote.add_argument("--distribution", choices=configs.DISTRIBUTIONS, default=None)
+    remote.add_argument("--distribution", choices=configs.DISTRIBUTIONS, default=None,
+                        help="the Trainer's tf.distribute strategy (default: one device; "
+                        "multi_worker_mirrored with the remote training flags below)")
     remote.add_argument("--vertex-training-region",
                         help="run the Trainer as a Vertex AI custom job in this region "
                         "(chief + workers in --image; distribution: multi_worker_mirrored)")
@@ -62,20 +67,26 @@ def add_compile_parser(sub: Any) -> argparse.ArgumentParser:
                         "--vertex-training-region)")
     remote.add_argument("--vertex-training-replicas", type=int, default=2,
                         help="chief + workers")
-    remote.add_argument("--vertex-machine-type", default="n1-standard-8")
+    remote.add_argument("--vertex-machine-type", default="n1-standard-8",
+                        help="machine type of each replica (default: %(default)s)")
     remote.add_argument("--tfjob-namespace",
                         help="run the Trainer as a Kubeflow TFJob in this namespace "
                         "(chief + workers in --image; distribution: multi_worker_mirrored)")
     remote.add_argument("--tfjob-replicas", type=int, default=2, help="chief + workers")
-    remote.add_argument("--tfjob-cpu", default="4")
-    remote.add_argument("--tfjob-memory", default="16Gi")
+    remote.add_argument("--tfjob-cpu", default="4",
+                        help="CPUs of each TFJob replica, request and limit "
+                        "(default: %(default)s)")
+    remote.add_argument("--tfjob-memory", default="16Gi",
+                        help="memory of each TFJob replica, request and limit "
+                        "(default: %(default)s)")
     p.add_argument("--no-runtime-parameters", action="store_true",
                    help="bake every value into the spec instead of pipeline inputs")
     p.add_argument("--no-baseline", action="store_true",
                    help="no latest-blessed-model resolver (needed on KFP OSS, whose v2 "
                    "backend does not implement resolver tasks); drops TFMA change thresholds")
     p.add_argument("--serving-pvc", help="PVC to mount into the Pusher (Kubeflow; .yaml only)")
-    p.add_argument("--serving-pvc-mount", default="/models")
+    p.add_argument("--serving-pvc-mount", default="/models",
+                   help="where --serving-pvc is mounted in the Pusher (default: %(default)s)")
     p.set_defaults(func=run_compile, beam_args=None)
     return p
 
