@@ -40,7 +40,8 @@ def resolve(models: ModelRegistry, spec: model_pb2.ModelSpec) -> Servable:
     """Pin the servable a request runs on (TF Serving's GetServableHandle)."""
     manager = models.get(spec.name)
     if manager is None:
-        raise not_found(f"Servable not found for request: Latest({spec.name})")
+        raise not_found(f"Servable not found for request: Latest({spec.name}) "
+                        f"({models.unknown(spec.name)})")
     servable = manager.current
     if spec.HasField("version"):
         if servable is None or servable.version != spec.version.value:
@@ -233,7 +234,10 @@ def model_status(
 ) -> get_model_status_pb2.GetModelStatusResponse:
     spec = request.model_spec
     manager = models.get(spec.name)
-    statuses = manager.statuses() if manager is not None else {}
+    if manager is None:
+        raise not_found(f"Could not find any versions of model {spec.name} "
+                        f"({models.unknown(spec.name)})")
+    statuses = manager.statuses()
     if not statuses:
         raise not_found(f"Could not find any versions of model {spec.name}")
     if spec.HasField("version"):

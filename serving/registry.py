@@ -29,6 +29,11 @@ class ModelRegistry:
     def get(self, name: str) -> ModelManager | None:
         return self._managers.get(name)
 
+    def unknown(self, name: str) -> str:
+        """What a request for `name`, which is not served, is told: the names that are (a
+        query with the default --model-name to a --model-config-file server said nothing)."""
+        return f"model {name!r} is not served; served: {', '.join(self._managers)}"
+
     @property
     def first(self) -> ModelManager:
         """The first configured model (the only one with --model-base-path)."""

@@ -12,13 +12,16 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
 import numpy as np
 import pytest
+from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
 from mtrec.cli import build_parser
+from mtrec.serving import handlers
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.errors import ServingError
 from mtrec.serving.model_config import (
@@ -28,6 +31,7 @@ from mtrec.serving.model_config import (
     parse_model_config,
     read_model_config_file,
 )
+from mtrec.serving.registry import ModelRegistry
 from mtrec.serving.server import ServingServer, config_from_args
 from tests import _serving_support as support
 
@@ -128,6 +132,22 @@ def test_model_config_file_serves_each_model_under_its_name(two_models: dict[str
         with pytest.raises(ServingError) as info:
             unknown.recommend("1", 3)
         assert info.value.code == grpc.StatusCode.NOT_FOUND
+        assert "served: alpha, beta" in info.value.message
+
+
+def test_an_unknown_model_name_is_told_which_models_are_served() -> None:
+    """`mtrec query` with the default --model-name to a server of models "a" and "b" got
+    NOT_FOUND naming only "mtrec"."""
+    models = ModelRegistry([SimpleNamespace(model_name="a"),  # type: ignore[list-item]
+                            SimpleNamespace(model_name="b")])
+    spec = model_pb2.ModelSpec(name="mtrec")
+    for ask in (lambda: handlers.resolve(models, spec),
+                lambda: handlers.model_status(
+                    models, get_model_status_pb2.GetModelStatusRequest(model_spec=spec))):
+        with pytest.raises(ServingError) as info:
+            ask()
+        assert info.value.code == grpc.StatusCode.NOT_FOUND
+        assert info.value.message.endswith("(model 'mtrec' is not served; served: a, b)")
 
 
 def test_model_config_file_models_answer_over_rest(two_models: dict[str, Any]) -> None:
