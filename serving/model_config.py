@@ -143,6 +143,11 @@ def _right_folder(path: str, name: str) -> tuple[str, str] | None:
     return None
 
 
+def missing_base_path(name: str, path: str) -> str:
+    """The warning for a base path that is not there: the version poller's, said once."""
+    return f"model {name!r}: base path {path} does not exist (yet)"
+
+
 def base_path_problem(source: ModelSource) -> str | None:
     """Why `source.base_path` will serve nothing, with the fix; None when it has versions.
 
@@ -154,7 +159,7 @@ def base_path_problem(source: ModelSource) -> str | None:
     if _has_versions(path):
         return None
     if not os.path.isdir(path):
-        return f"model {source.name!r}: base path {path} does not exist (yet)"
+        return missing_base_path(source.name, path)
     right = _right_folder(path, source.name)
     if right is not None:
         folder, what = right

@@ -36,6 +36,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from mtrec.contracts.artifacts import EXTRA_ASSETS_DIR
 from mtrec.serving.batching import BatchingOptions, SignatureBatcher
 from mtrec.serving.errors import invalid_argument
+from mtrec.serving.model_config import missing_base_path
 from mtrec.serving.signature import (
     DEFAULT_SIGNATURE,
     RequestLimits,
@@ -182,9 +183,12 @@ class ModelManager:
                 versions = list_versions(self.model_dir)
                 self._list_error = ""
             except OSError as exc:  # must not unload a serving model; warn once, not per poll
-                if str(exc) != self._list_error:
-                    log.warning("cannot list %s: %s", self.model_dir, exc)
-                self._list_error = str(exc)
+                problem = (missing_base_path(self.model_name, self.model_dir)
+                           if isinstance(exc, FileNotFoundError)
+                           else f"cannot list {self.model_dir}: {exc}")
+                if problem != self._list_error:
+                    log.warning("%s", problem)
+                self._list_error = problem
                 return
             current = self._current
             if not versions:

@@ -8,6 +8,7 @@ versions independently (serving/model_manager.py).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 
 from mtrec.serving.model_config import ModelSource, base_path_problem
@@ -47,9 +48,11 @@ class ModelRegistry:
 
     def start(self) -> None:
         for manager in self:
-            problem = base_path_problem(ModelSource(manager.model_name, manager.model_dir))
-            if problem:
-                log.warning("%s", problem)
+            # A missing base path is the poller's to report (once, as it does a vanished one).
+            if os.path.isdir(manager.model_dir):
+                problem = base_path_problem(ModelSource(manager.model_name, manager.model_dir))
+                if problem:
+                    log.warning("%s", problem)
             manager.start()
 
     def stop(self, join: bool = True) -> None:
