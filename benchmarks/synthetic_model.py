@@ -101,7 +101,7 @@ class _SyntheticRecommender(tf.Module):
         """recommend's answer over [B, N] scores (dot + bias), with its checks on k."""
         n = tf.shape(self.item_emb, out_type=tf.int32)[0]
         tf.debugging.assert_positive(k, message="k must be positive")
-        tf.debugging.assert_less_equal(k, n, message="k must not exceed the catalogue size")
+        tf.debugging.assert_less_equal(k, n, message=S.K_PAST_CATALOGUE)
         top = tf.math.top_k(scores, k=k)
         bias = tf.gather(self.item_bias, top.indices)
         return {

@@ -53,3 +53,8 @@ TITLES = "titles"  # describe_items: "Title (Year)" per id, "" for an unknown on
 # items): finite, so a fixed-size top-k stays a plain tensor, and always ranked last.
 # A list shorter than k is padded with such items; clients drop scores <= EXCLUDED / 2.
 EXCLUDED_SCORE = -1e9
+
+# The top-k signatures' refusal of a k past the catalogue (an INVALID_ARGUMENT whose
+# message ends with the catalogue's size): `mtrec query` recognises it and asks for
+# the whole catalogue instead.
+K_PAST_CATALOGUE = "k must not exceed the catalogue size"

@@ -85,8 +85,7 @@ def blend_score(weights: dict[str, float], stage1: tf.Tensor, relevance: tf.Tens
 def checked_size(k: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
     """n, once k is checked to be in 1..n (a clear error for a bad request)."""
     checks = [tf.debugging.assert_positive(k, message="k must be a positive integer"),
-              tf.debugging.assert_less_equal(k, n, message="k must not exceed the "
-                                             "catalogue size")]
+              tf.debugging.assert_less_equal(k, n, message=S.K_PAST_CATALOGUE)]
     with tf.control_dependencies(checks):  # before any top_k that reads n, not racing it
         return tf.identity(n)
 

@@ -16,6 +16,7 @@ import re
 import sys
 from typing import Any
 
+from mtrec.contracts import signatures as S
 from mtrec.serving.server_args import ServerConfig, add_server_arguments
 
 # Exit status when the reader of stdout went away (`mtrec query ... | head -1`):
@@ -119,7 +120,7 @@ def _ask(client: Any, args: argparse.Namespace) -> Any:
 
 
 # models/serving_ops.py's refusal of a k past the catalogue, ending in the catalogue's size.
-_PAST_CATALOGUE = re.compile(r"k must not exceed the catalogue size.*\[(\d+)\]\s*$", re.S)
+_PAST_CATALOGUE = re.compile(re.escape(S.K_PAST_CATALOGUE) + r".*\[(\d+)\]\s*$", re.S)
 
 
 def catalogue_size(message: str) -> int | None:
