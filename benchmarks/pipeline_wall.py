@@ -31,7 +31,7 @@ import time
 
 from mtrec.console import log_path
 from mtrec.pipeline import configs
-from mtrec.run_state import open_store
+from mtrec.pipeline.mlmd_store import open_store
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # Components that start a Beam pipeline (the local runner's mode applies to them).

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from mtrec.contracts.pipeline import (
@@ -19,6 +18,7 @@ from mtrec.contracts.pipeline import (
     PUSHER,
     RUN_CONTEXT_TYPE,
 )
+from mtrec.pipeline.mlmd_store import open_store
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -43,13 +43,6 @@ def output_uri(node: NodeRun | None, key: str) -> str | None:
     if node is None or not node.outputs.get(key):
         return None
     return node.outputs[key][0].uri
-
-
-def open_store(sqlite_path: str) -> metadata_store.MetadataStore:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = sqlite_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(config)
 
 
 def _runs(store) -> list[metadata_store_pb2.Context]:

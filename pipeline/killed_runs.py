@@ -39,6 +39,7 @@ from ml_metadata import errors, metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from mtrec.contracts.pipeline import NODE_CONTEXT_TYPE
+from mtrec.pipeline.mlmd_store import open_store
 
 ABANDONED_PROPERTY = "mtrec_abandoned"
 SYSTEM_DIR = ".system"
@@ -85,13 +86,6 @@ def run_lock(lock_path: str) -> Iterator[bool]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
-
-
-def _store(metadata_path: str) -> metadata_store.MetadataStore:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = metadata_path
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE
-    return metadata_store.MetadataStore(config)
 
 
 def _node_type_id(store: metadata_store.MetadataStore) -> int | None:
@@ -142,7 +136,7 @@ def clean_killed_runs(metadata_path: str, pipeline_root: str, now: float | None 
     """
     if not os.path.exists(metadata_path):
         return Cleanup()
-    store = _store(metadata_path)
+    store = open_store(metadata_path, writable=True)
     running = [
         e
         for e in store.get_executions()

@@ -14,7 +14,7 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from mtrec.pipeline import killed_runs, local_runner
+from mtrec.pipeline import killed_runs, local_runner, mlmd_store
 
 RUNNING = metadata_store_pb2.Execution.RUNNING
 COMPLETE = metadata_store_pb2.Execution.COMPLETE
@@ -98,6 +98,19 @@ def test_nothing_to_do_without_a_store(tmp_path: Path) -> None:
     result = killed_runs.clean_killed_runs(str(tmp_path / "none.sqlite"), str(tmp_path))
     assert not result
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_the_store_opens_read_only_unless_asked_for_writes(tmp_path: Path) -> None:
+    """Readers (summary, report) open the store read-only; only the sweep may write."""
+    db = tmp_path / "metadata.sqlite"
+    _store(db).put_context_type(metadata_store_pb2.ContextType(name="pipeline"))
+    reader = mlmd_store.open_store(str(db))
+    assert reader.get_context_type("pipeline").name == "pipeline"
+    with pytest.raises(Exception, match="(?i)readonly"):
+        reader.put_context_type(metadata_store_pb2.ContextType(name="node"))
+    writer = mlmd_store.open_store(str(db), writable=True)
+    writer.put_context_type(metadata_store_pb2.ContextType(name="node"))
+    assert reader.get_context_type("node").name == "node"
 
 
 def test_the_run_lock_is_exclusive_and_dies_with_its_holder(tmp_path: Path) -> None:
