@@ -170,14 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def markdown(payload: dict) -> str:
+def markdown(payload: dict, title: str = "Cold-item vectors in recommend's first stage, at "
+             "equal NDCG@10", script: str = "cold_item_first_stage.py") -> str:
     """One row a variant: the cold-term weight matched to the NDCG@10 target, and its HR@100s."""
     rows = [f"| {name} | {r['t']} | {r['cold_hr@100']:.4f} | {r['warm_hr@100']:.4f} | "
             f"{r['all_hr@100']:.4f} | {r['ndcg@10']:.4f} |" for name, r in payload["rows"].items()]
     return "\n".join([
-        "# Cold-item vectors in recommend's first stage, at equal NDCG@10",
+        f"# {title}",
         "",
-        "benchmarks/cold_item_first_stage.py: ml-latest-small validation cut, one training's "
+        f"benchmarks/{script}: ml-latest-small validation cut, one training's "
         "weights; stage 1 alone (similarity + t x the cold term, training items excluded), "
         f"t set so that NDCG@10 = {payload['ndcg@10 target']:.4f} (the default's).",
         "",
