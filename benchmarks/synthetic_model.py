@@ -100,8 +100,14 @@ class _SyntheticRecommender(tf.Module):
     def _top_k(self, scores, k):
         """recommend's answer over [B, N] scores (dot + bias), with its checks on k."""
         n = tf.shape(self.item_emb, out_type=tf.int32)[0]
-        tf.debugging.assert_positive(k, message="k must be positive")
-        tf.debugging.assert_less_equal(k, n, message=S.K_PAST_CATALOGUE)
+        checks = [tf.debugging.assert_positive(k, message="k must be positive"),
+                  tf.debugging.assert_less_equal(k, n, message=S.K_PAST_CATALOGUE)]
+        # top_k after the checks, as models/serving_ops.checked_size orders them: tf.function
+        # runs the asserts but does not order them before top_k, which then raced them and,
+        # on a busy machine, refused a k past the catalogue in its own words ("input must
+        # have at least k columns"), which `mtrec query` does not recognise.
+        with tf.control_dependencies(checks):
+            k = tf.identity(k)
         top = tf.math.top_k(scores, k=k)
         bias = tf.gather(self.item_bias, top.indices)
         return {
