@@ -20,7 +20,7 @@ def serving_tables(transformed):
     return build_serving_tables(as_dataset(train, 512), sizes)
 
 
-def module_with(transformed, overrides: dict) -> ServingModule:
+def module_with(transformed, overrides: dict, cache_users: bool = False) -> ServingModule:
     """An untrained model is enough: the priors are serving-time terms."""
     tft_output, train, _ = transformed
     sizes = VocabSizes.from_transform_output(tft_output)
@@ -29,7 +29,7 @@ def module_with(transformed, overrides: dict) -> ServingModule:
     tf.keras.utils.set_random_seed(0)
     model = build_model(sizes, config, tft_output, tables)
     model(next(iter(as_dataset(train, 4))))  # builds the heads
-    return ServingModule(model, tft_output, tables, cache_users=False)
+    return ServingModule(model, tft_output, tables, cache_users=cache_users)
 
 
 def _module(transformed, weight: float) -> ServingModule:

@@ -17,7 +17,6 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from mtrec.contracts import features as F
-from mtrec.contracts import signatures as S
 from mtrec.models.serving_tables import ServingTables
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -25,8 +24,6 @@ sys.path.insert(0, str(BENCHMARKS))
 import grpc_floor  # noqa: E402
 import real_catalogue  # noqa: E402
 import serving_report  # noqa: E402
-
-from tests import _serving_support as support  # noqa: E402
 
 
 def _tables() -> ServingTables:
@@ -132,33 +129,3 @@ def test_the_floor_server_pins_itself_like_mtrec_serve():
                 affinities.add(tuple(os.sched_getaffinity(int(tid))))
     assert affinities == {(cpu,)}
 
-
-def _ancestors(nodes: dict, name: str) -> set[str]:
-    """Every node `name` waits for in one function body: data and control inputs."""
-    seen: set[str] = set()
-    stack = [name]
-    while stack:
-        base = stack.pop().lstrip("^").split(":")[0]
-        if base not in seen and base in nodes:
-            seen.add(base)
-            stack.extend(nodes[base].input)
-    return seen
-
-
-def test_the_stand_in_model_checks_k_before_its_top_k():
-    """The synthetic model (the serving tests' and the transport reference's) refuses a k
-    past its catalogue with the contract's words only if its top_k waits for the asserts;
-    without that order, top_k raced them and on a busy machine answered "input must have
-    at least k columns" (fresh-clone CI, test_query_cli_prints_json). Structural, so it
-    does not depend on the machine's load to fail."""
-    recommend = tf.saved_model.load(support.primary_model_dir()).signatures[S.RECOMMEND]
-    graph = recommend.graph.as_graph_def()
-    checked = 0
-    for function in graph.library.function:
-        nodes = {n.name: n for n in function.node_def}
-        asserts = {n.name for n in function.node_def if n.op == "Assert"}
-        for node in function.node_def:
-            if node.op == "TopKV2":
-                assert asserts and asserts <= _ancestors(nodes, node.name), node.name
-                checked += 1
-    assert checked
