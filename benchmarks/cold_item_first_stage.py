@@ -149,24 +149,40 @@ def variants(stage: FirstStage) -> dict[str, np.ndarray]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """The flags of this script and of the grids that replay the same first stage."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--weights", required=True, help="cold_item_validation --train-only's")
     parser.add_argument("--seed", type=int, default=1, help="the validation cold draw")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "text_encoder"))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
-    args = parser.parse_args(argv)
-    stage = FirstStage(args.weights, Path(args.work_dir), args.seed)
+    return parser.parse_args(argv)
+
+
+def matched_rows(stage: FirstStage, vectors: dict[str, np.ndarray]) -> tuple[float, dict]:
+    """(the default's NDCG@10, each variant matched to it), printed as they are measured."""
     target = stage.measure(stage.trained, 0.04)["ndcg@10"]
     rows = {}
-    for name, vectors in variants(stage).items():
-        rows[name] = stage.matched(vectors, target)
+    for name, cold in vectors.items():
+        rows[name] = stage.matched(cold, target)
         print(name, json.dumps({k: round(v, 4) for k, v in rows[name].items()}), flush=True)
+    return target, rows
+
+
+def write_results(out: str, stem: str, payload: dict, markdown_text: str) -> None:
+    """<out>/<stem>.json and .md."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(payload, indent=1))
+    (folder / f"{stem}.md").write_text(markdown_text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(__doc__.split("\n")[0], argv)
+    stage = FirstStage(args.weights, Path(args.work_dir), args.seed)
+    target, rows = matched_rows(stage, variants(stage))
     payload = {"ndcg@10 target": target, "rows": rows}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cold_item_first_stage.json").write_text(json.dumps(payload, indent=1))
-    (out / "cold_item_first_stage.md").write_text(markdown(payload))
+    write_results(args.out, "cold_item_first_stage", payload, markdown(payload))
     return 0
 
 

@@ -22,8 +22,6 @@ cold_item_nonlinear_map{,_seed<N>}.{json,md} under --out (N: --seed, when not 1)
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -35,9 +33,14 @@ import numpy as np
 from mtrec.models.cold_item_map import fit_ridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cold_item_first_stage import FirstStage, markdown  # noqa: E402
+from cold_item_first_stage import (  # noqa: E402
+    FirstStage,
+    markdown,
+    matched_rows,
+    parse_args,
+    write_results,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 KNN = ((10, 0.0), (30, 0.0), (100, 0.0), (30, 3.0), (100, 10.0))
 GAMMAS, KERNEL_L2 = (0.5, 1.0, 2.0, 5.0), (3.0, 10.0, 30.0, 100.0)
 
@@ -137,24 +140,12 @@ def variants(stage: FirstStage) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--weights", required=True, help="cold_item_validation --train-only's")
-    parser.add_argument("--seed", type=int, default=1, help="the validation cold draw")
-    parser.add_argument("--work-dir", default=str(REPO / "outputs" / "text_encoder"))
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__.split("\n")[0], argv)
     stage = FirstStage(args.weights, Path(args.work_dir), args.seed)
-    target = stage.measure(stage.trained, 0.04)["ndcg@10"]
-    rows = {}
-    for name, vectors in variants(stage).items():
-        rows[name] = stage.matched(vectors, target)
-        print(name, json.dumps({k: round(v, 4) for k, v in rows[name].items()}), flush=True)
+    target, rows = matched_rows(stage, variants(stage))
     payload = {"ndcg@10 target": target, "seed": args.seed, "rows": rows}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = "cold_item_nonlinear_map" + ("" if args.seed == 1 else f"_seed{args.seed}")
-    (out / f"{stem}.json").write_text(json.dumps(payload, indent=1))
-    (out / f"{stem}.md").write_text(markdown(
+    write_results(args.out, stem, payload, markdown(
         payload, f"Nonlinear cold-item maps in recommend's first stage, at equal NDCG@10 "
         f"(cold draw seed {args.seed})", "cold_item_nonlinear_map.py"))
     return 0
