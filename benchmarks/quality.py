@@ -68,6 +68,7 @@ from quality_data import (  # noqa: E402
 from served_metrics import (  # noqa: E402
     TOP,
     batched,
+    example_metrics,
     measure,
     popularity_outputs,
     served_outputs,
@@ -95,20 +96,24 @@ SEED_NOTE = (
 
 
 # --------------------------------------------------------------- our model
-def run_ours(
-    prepared: Prepared, truth: Truth, config: ModelConfig, model_dir: str, seed: int = 0
-) -> dict:
-    """Train with the Trainer's code path, export, and query the SavedModel's signatures."""
-    train = prepared.train
-    metrics = train_and_export(
-        shuffled(train, config.batch_size, seed),
+def train_ours(prepared: Prepared, config: ModelConfig, model_dir: str, seed: int) -> dict:
+    """Train and export to `model_dir` with the Trainer's own code path; its metrics."""
+    return train_and_export(
+        shuffled(prepared.train, config.batch_size, seed),
         as_dataset(prepared.eval, 4096),
-        as_dataset(train, 8192),
+        as_dataset(prepared.train, 8192),
         prepared.tft_output,
         config,
         model_dir,
         seed=seed,
     )
+
+
+def run_ours(
+    prepared: Prepared, truth: Truth, config: ModelConfig, model_dir: str, seed: int = 0
+) -> dict:
+    """Train with the Trainer's code path, export, and query the SavedModel's signatures."""
+    metrics = train_ours(prepared, config, model_dir, seed)
     served = tf.saved_model.load(model_dir).signatures
     tasks = set(config.tasks)
     # Without a rating task the rating output is the untrained mean + zero biases.
@@ -119,7 +124,9 @@ def run_ours(
     if "interest" in tasks:
         outputs["interest"] = _interest_scores(served["user_interest"], prepared, truth)
     if "rating" in tasks:
-        outputs["rmse_examples"] = _example_rmse(served["serving_default"], prepared)
+        # What TFMA measures, for comparison with the served `score` RMSE.
+        outputs["rmse_examples"] = example_metrics(served["serving_default"],
+                                                   prepared.eval_examples)["rmse"]
     outputs["train_seconds"] = metrics["train_seconds"]
     return outputs
 
@@ -157,18 +164,6 @@ def _interest_scores(user_interest, prepared: Prepared, truth: Truth) -> np.ndar
                                               strict=True)):
         scores[row, [genre_index[g] for g in names.tolist()]] = values
     return scores
-
-
-def _example_rmse(serving_default, prepared: Prepared) -> float:
-    """RMSE of `serving_default` on the raw held-out examples (each with its own history):
-    what TFMA measures, for comparison with the served `score` RMSE."""
-    predicted, actual = [], []
-    spec = {F.RATING: tf.io.FixedLenFeature([1], tf.float32)}
-    for start in range(0, len(prepared.eval_examples), 4096):
-        batch = tf.constant(prepared.eval_examples[start : start + 4096])
-        predicted.append(serving_default(examples=batch)[F.OUT_RATING].numpy())
-        actual.append(tf.io.parse_example(batch, spec)[F.RATING].numpy()[:, 0])
-    return E.rating_errors(np.concatenate(predicted), np.concatenate(actual))["rmse"]
 
 
 def popularity_interest(prepared: Prepared, truth: Truth) -> np.ndarray:

@@ -15,6 +15,9 @@ Protocol (issue 14 §1):
 - RMSE/MAE: `score(user_id, [[item_id]])` per held-out rating, i.e. the user's
   latest profile, as served;
 - coverage@10 / novelty@10 of the recommended top 10.
+
+example_metrics is the other view, the one the pipeline's Evaluator gates on:
+TFMA's rating RMSE and relevance AUC from `serving_default` on raw examples.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from mtrec.contracts import features as F
 from mtrec.models import evaluation as E
 
 HIT_KS = (10, 50, 100)  # HR@K through `retrieve`
@@ -204,3 +208,30 @@ def served_outputs(signatures, truth: GroundTruth, ratings: bool = True) -> dict
     if ratings:
         outputs["ratings"] = (served_ratings(signatures["score"], truth), truth.ratings)
     return outputs
+
+
+# TFMA's AUC: a ROC curve over this many evenly spaced thresholds, interpolated
+# (tensorflow_model_analysis/metrics/binary_confusion_matrices.py
+# DEFAULT_NUM_THRESHOLDS); tf.keras.metrics.AUC is the same estimator.
+TFMA_AUC_THRESHOLDS = 10_000
+
+
+def example_metrics(serving_default: Callable, examples: np.ndarray) -> dict[str, float]:
+    """What the pipeline's Evaluator (TFMA) measures, on serialized raw held-out tf.Examples,
+    each with its own history: `serving_default`'s rating RMSE against the rating, and its
+    relevance AUC against "liked" (rating >= LIKED_THRESHOLD, the relevance label)."""
+    predicted, relevance, actual = [], [], []
+    spec = {F.RATING: tf.io.FixedLenFeature([1], tf.float32)}
+    for start in range(0, len(examples), BATCH_ROWS):
+        batch = tf.constant(examples[start : start + BATCH_ROWS])
+        out = serving_default(examples=batch)
+        predicted.append(out[F.OUT_RATING].numpy().reshape(-1))
+        relevance.append(out[F.OUT_RELEVANCE].numpy().reshape(-1))
+        actual.append(tf.io.parse_example(batch, spec)[F.RATING].numpy()[:, 0])
+    ratings = np.concatenate(actual)
+    auc = tf.keras.metrics.AUC(num_thresholds=TFMA_AUC_THRESHOLDS)
+    auc.update_state(ratings >= F.LIKED_THRESHOLD, np.concatenate(relevance))
+    return {
+        "rmse": E.rating_errors(np.concatenate(predicted), ratings)["rmse"],
+        "relevance_auc": float(auc.result().numpy()),
+    }
