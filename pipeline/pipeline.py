@@ -42,7 +42,7 @@ from mtrec.contracts import pipeline as P
 from mtrec.contracts.metrics import RETRIEVAL_KS
 from mtrec.contracts.signatures import SERVING_DEFAULT, TRANSFORM_FEATURES
 from mtrec.pipeline import configs
-from mtrec.pipeline.settings import PipelineSettings
+from mtrec.pipeline.settings import PipelineSettings, Thresholds
 
 RuntimeParameter = tfx.dsl.experimental.RuntimeParameter
 
@@ -57,9 +57,7 @@ def _compact_json(message: Message) -> str:
     return json.dumps(json.loads(proto_utils.proto_to_json(message)), sort_keys=True)
 
 
-def eval_config(
-    rating_rmse_max: float, rating_rmse_max_increase: float, relevance_auc_min: float
-) -> tfma.EvalConfig:
+def eval_config(t: Thresholds) -> tfma.EvalConfig:
     """TFMA config: per-head metrics, value thresholds and change thresholds."""
     lower = tfma.MetricDirection.LOWER_IS_BETTER
     higher = tfma.MetricDirection.HIGHER_IS_BETTER
@@ -80,10 +78,10 @@ def eval_config(
                         class_name="RootMeanSquaredError",
                         threshold=tfma.MetricThreshold(
                             value_threshold=tfma.GenericValueThreshold(
-                                upper_bound={"value": rating_rmse_max}
+                                upper_bound={"value": t.rating_rmse_max}
                             ),
                             change_threshold=tfma.GenericChangeThreshold(
-                                direction=lower, absolute={"value": rating_rmse_max_increase}
+                                direction=lower, absolute={"value": t.rating_rmse_max_increase}
                             ),
                         ),
                     ),
@@ -98,11 +96,11 @@ def eval_config(
                         class_name="AUC",
                         threshold=tfma.MetricThreshold(
                             value_threshold=tfma.GenericValueThreshold(
-                                lower_bound={"value": relevance_auc_min}
+                                lower_bound={"value": t.relevance_auc_min}
                             ),
                             change_threshold=tfma.GenericChangeThreshold(
                                 direction=higher,
-                                absolute={"value": -configs.RELEVANCE_AUC_MAX_DECREASE},
+                                absolute={"value": -t.relevance_auc_max_decrease},
                             ),
                         ),
                     ),
@@ -144,8 +142,7 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
         trainer_executor = executor_spec.ExecutorClassSpec(
             VertexExecutor if s.vertex_training else TFJobExecutor
         )
-    t = s.thresholds
-    tfma_config = eval_config(t.rating_rmse_max, t.rating_rmse_max_increase, t.relevance_auc_min)
+    tfma_config = eval_config(s.thresholds)
     # Stock ImportExampleGen minus its shuffle: mtrec writes examples in random order.
     example_gen = StreamingImportExampleGen(
         input_base=(_parameter(configs.PARAM_DATA_ROOT, examples_root)
@@ -229,7 +226,7 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     retrieval_evaluator = RetrievalEvaluator(
         examples=example_gen.outputs[P.EXAMPLES],
         model=trainer.outputs[P.MODEL],
-        thresholds=dict(t.retrieval),
+        thresholds=dict(s.thresholds.retrieval),
         ks=RETRIEVAL_KS,
         eval_split=P.EVAL_SPLIT,
         train_split=P.TRAIN_SPLIT,

@@ -30,6 +30,7 @@ class Thresholds:
     rating_rmse_max: float = configs.RATING_RMSE_MAX
     rating_rmse_max_increase: float = configs.RATING_RMSE_MAX_INCREASE
     relevance_auc_min: float = configs.RELEVANCE_AUC_MIN
+    relevance_auc_max_decrease: float = configs.RELEVANCE_AUC_MAX_DECREASE
     retrieval: Mapping[str, float] = dataclasses.field(
         default_factory=lambda: dict(configs.RETRIEVAL_THRESHOLDS)
     )

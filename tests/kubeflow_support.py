@@ -50,6 +50,7 @@ CLI_ARGS = [
     "--epochs", "3",
     "--distribution", "multi_worker_mirrored",
     "--rating-rmse-max", "1.2",
+    "--relevance-auc-max-decrease", "0.02",
     "--retrieval-thresholds", '{"hit_rate@50": 0.1}',
 ]  # fmt: skip
 

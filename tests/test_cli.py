@@ -25,6 +25,7 @@ COMMANDS = ("run", "compile", "data", "report", "serve", "query", "download", "a
 SHARED = ["--model-config", '{"embedding_dim": 32}', "--epochs", "3",
           "--text-encoder", '{"pretrain_steps": 10}', "--rating-rmse-max", "1.2",
           "--rating-rmse-max-increase", "0.1", "--relevance-auc-min", "0.6",
+          "--relevance-auc-max-decrease", "0.02",
           "--retrieval-thresholds", '{"hit_rate@50": 0.1}', "--no-cache"]
 COMPILE = ["compile", "--image", "img", "--pipeline-root", "gs://b/r",
            "--examples-root", "gs://b/e", "--serving-model-dir", "gs://b/s"]
@@ -107,7 +108,9 @@ def test_run_and_compile_turn_the_same_flags_into_the_same_settings():
     for name, value in run_fields.items():
         assert getattr(pipeline, name) == value, name
     assert pipeline.model == {"embedding_dim": 32, "epochs": 3}
-    assert pipeline.thresholds == Thresholds(1.2, 0.1, 0.6, {"hit_rate@50": 0.1})
+    assert pipeline.thresholds == Thresholds(
+        rating_rmse_max=1.2, rating_rmse_max_increase=0.1, relevance_auc_min=0.6,
+        relevance_auc_max_decrease=0.02, retrieval={"hit_rate@50": 0.1})
     assert pipeline.text_encoder == {"pretrain_steps": 10} and not pipeline.enable_cache
 
 

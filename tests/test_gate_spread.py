@@ -3,6 +3,8 @@ worked out by hand."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,7 +12,7 @@ import tensorflow as tf
 import tests.transform_support  # noqa: F401  (puts benchmarks/ on sys.path)
 
 # isort: split
-from gate_spread import GATES, markdown, summarize
+from gate_spread import GATES, main, markdown, summarize
 from served_metrics import example_metrics
 
 from mtrec.contracts import features as F
@@ -34,10 +36,10 @@ def test_summary_is_the_hand_spread_and_refusal_count(monkeypatch):
     assert rmse["diff_std"] == pytest.approx(0.01 * np.sqrt(2))
     assert rmse["max_pair_diff"] == pytest.approx(0.02)
     assert rmse["bound_in_diff_std"] == pytest.approx(1 / np.sqrt(2))
-    np.testing.assert_allclose(rmse["worse"][0]["worsening"], [0.025, 0.015, 0.005])
-    assert rmse["worse"][0]["refused"] == 2
-    np.testing.assert_allclose(auc["worse"][0]["worsening"], [0.055, 0.065, 0.075])
-    assert auc["worse"][0]["refused"] == 3
+    np.testing.assert_allclose(rmse["fewer_epochs"][0]["worsening"], [0.025, 0.015, 0.005])
+    assert rmse["fewer_epochs"][0]["refused"] == 2
+    np.testing.assert_allclose(auc["fewer_epochs"][0]["worsening"], [0.055, 0.065, 0.075])
+    assert auc["fewer_epochs"][0]["refused"] == 3
     assert auc["mean"] == pytest.approx(0.81)
     payload = {
         "setup": {"dataset": "d", "split": "u1", "host": "h", "split_protocol": "random",
@@ -77,3 +79,17 @@ def test_example_metrics_are_tfma_rmse_and_auc_by_hand():
     assert len(seen) == 1
     assert metrics["rmse"] == pytest.approx(np.sqrt(1.25 / 4))
     assert metrics["relevance_auc"] == pytest.approx(0.75, abs=1e-3)
+
+
+def test_render_recomputes_the_summary_from_the_runs(tmp_path):
+    """--render rebuilds the summary (e.g. after a bound changed) from the runs alone."""
+    runs = [_run(0.88, 0.80), _run(0.89, 0.81), _run(0.90, 0.82), _run(0.905, 0.745, epochs=3)]
+    setup = {"dataset": "d", "split": "u1", "host": "h", "split_protocol": "random",
+             "epochs": 8, "seeds": 3, "eval_rows": 4}
+    path = tmp_path / "gate_spread_d_u1.json"
+    path.write_text(json.dumps({"setup": setup, "runs": runs, "summary": {}}))
+    assert main(["--render", str(path)]) == 0
+    summary = json.loads(path.read_text())["summary"]
+    assert summary["rmse"]["fewer_epochs"][0]["value"] == 0.905
+    assert summary["relevance_auc"]["std"] == pytest.approx(0.01)
+    assert "| relevance AUC | 3 | 0.7450 |" in (tmp_path / "gate_spread_d_u1.md").read_text()

@@ -20,6 +20,7 @@ from tfx.utils import import_utils
 
 from mtrec.components.retrieval_evaluator.artifacts import RetrievalBlessing
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
+from mtrec.contracts import features as F
 from mtrec.pipeline import configs  # conftest imported mtrec first (Keras 2)
 from mtrec.pipeline import kubeflow_v2_runner as kfv2
 from mtrec.pipeline.settings import PipelineSettings
@@ -118,6 +119,17 @@ def test_runtime_parameters_are_root_inputs_with_defaults(compiled):
         if "threshold" in m
     ]
     assert {"upper_bound": 1.2} in bounds
+    changes = {
+        (output, m["class_name"]): m["threshold"]["change_threshold"]["absolute"]
+        for spec_ in eval_config["metrics_specs"]
+        for output in spec_["output_names"]
+        for m in spec_["metrics"]
+        if "change_threshold" in m.get("threshold", {})
+    }
+    assert changes == {
+        (F.OUT_RATING, "RootMeanSquaredError"): configs.RATING_RMSE_MAX_INCREASE,
+        (F.OUT_RELEVANCE, "AUC"): -0.02,  # --relevance-auc-max-decrease 0.02
+    }
     # Each parameter feeds the exec property it stands for.
     consumers = {
         ("ImportExampleGen", "input_base"): configs.PARAM_DATA_ROOT,

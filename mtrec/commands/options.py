@@ -75,6 +75,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                        help="TFMA: largest RMSE increase over the last pushed model")
     bless.add_argument("--relevance-auc-min", type=float,
                        help="TFMA: relevance (P(like)) AUC lower bound")
+    bless.add_argument("--relevance-auc-max-decrease", type=float,
+                       help="TFMA: largest AUC decrease below the last pushed model")
     bless.add_argument("--retrieval-thresholds", type=json_object,
                        help="RetrievalEvaluator bounds, replacing the defaults, e.g. "
                        "'{\"hit_rate@100\": 0.05, \"ndcg@10_lift\": 0.05}'")
@@ -89,6 +91,7 @@ def thresholds(args: argparse.Namespace) -> Thresholds:
         "rating_rmse_max": args.rating_rmse_max,
         "rating_rmse_max_increase": args.rating_rmse_max_increase,
         "relevance_auc_min": args.relevance_auc_min,
+        "relevance_auc_max_decrease": args.relevance_auc_max_decrease,
         "retrieval": args.retrieval_thresholds,
     }
     return Thresholds(**{k: v for k, v in given.items() if v is not None})

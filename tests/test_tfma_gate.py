@@ -1,0 +1,109 @@
+"""The Evaluator's eval_config says no, through TFMA's own validator, to a candidate whose
+metrics moved past a bound, and yes to one inside every bound.
+
+TFX's Evaluator adds the baseline model spec when a baseline exists
+(update_eval_config_with_defaults); TFMA keys the thresholds (candidate values and
+candidate-minus-baseline diffs) and checks them in metrics_validator.validate_metrics.
+These tests feed that validator metric values directly: the thresholds' signs and
+directions are what pipeline.py writes, the checking is TFMA's.
+"""
+
+from __future__ import annotations
+
+import pytest
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.evaluators import metrics_validator
+
+from mtrec.contracts import features as F
+from mtrec.pipeline import configs
+from mtrec.pipeline.pipeline import eval_config
+from mtrec.pipeline.settings import Thresholds
+
+# A candidate's values, and how far each moved from the baseline's (candidate - baseline).
+GOOD = {
+    (F.OUT_RATING, "root_mean_squared_error"): 0.884,
+    (F.OUT_RELEVANCE, "auc"): 0.768,
+}
+
+
+def _validate(values: dict, diffs: dict, thresholds: Thresholds) -> list[tuple[str, str, bool]]:
+    """(output, metric, is_diff) of each threshold TFMA reports failed."""
+    config = tfma.utils.update_eval_config_with_defaults(
+        eval_config(thresholds), has_baseline=True, rubber_stamp=True
+    )
+    keyed = tfma.metrics.metric_thresholds_from_metrics_specs(
+        config.metrics_specs, eval_config=config
+    )
+    metrics = {}
+    for key in keyed:
+        source = diffs if key.is_diff else values
+        metrics[key] = source[(key.output_name, key.name)]
+    result = metrics_validator.validate_metrics(((), metrics), config)
+    return sorted(
+        (f.metric_key.output_name, f.metric_key.name, f.metric_key.is_diff)
+        for per_slice in result.metric_validations_per_slice
+        for f in per_slice.failures
+    )
+
+
+def test_change_thresholds_are_keyed_against_the_baseline():
+    """Both change bounds are live once a baseline exists: the candidate has 2 value and
+    2 diff thresholds (TFMA also keys the baseline's, and never checks them)."""
+    config = tfma.utils.update_eval_config_with_defaults(
+        eval_config(Thresholds()), has_baseline=True, rubber_stamp=True
+    )
+    keys = tfma.metrics.metric_thresholds_from_metrics_specs(
+        config.metrics_specs, eval_config=config
+    )
+    candidate = [k for k in keys if k.model_name == "candidate"]
+    assert sorted((k.output_name, k.name, k.is_diff) for k in candidate) == [
+        (F.OUT_RATING, "root_mean_squared_error", False),
+        (F.OUT_RATING, "root_mean_squared_error", True),
+        (F.OUT_RELEVANCE, "auc", False),
+        (F.OUT_RELEVANCE, "auc", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    "rmse_change,auc_change,failed",
+    [
+        # Inside every bound: a reseed (largest seed pair: +0.005 RMSE, -0.006 AUC).
+        (0.005, -0.006, []),
+        # The 1-epoch u1 model against the 8-epoch seeds: AUC 0.019-0.022 lower.
+        (0.0, -0.019, [(F.OUT_RELEVANCE, "auc", True)]),
+        # The 3-epoch u1 model: RMSE +0.027 (AUC -0.009 alone passes).
+        (0.027, -0.009, [(F.OUT_RATING, "root_mean_squared_error", True)]),
+        # Better on both: RMSE down, AUC up.
+        (-0.01, 0.02, []),
+    ],
+)
+def test_default_change_bounds_refuse_a_worse_model(rmse_change, auc_change, failed):
+    diffs = {
+        (F.OUT_RATING, "root_mean_squared_error"): rmse_change,
+        (F.OUT_RELEVANCE, "auc"): auc_change,
+    }
+    assert _validate(GOOD, diffs, Thresholds()) == failed
+
+
+def test_the_bounds_are_the_settings_values():
+    """A drop just past the configured bound fails, just inside it passes, for the default
+    and for a user's --relevance-auc-max-decrease; likewise the RMSE increase."""
+    bound = configs.RELEVANCE_AUC_MAX_DECREASE
+    still = {(F.OUT_RATING, "root_mean_squared_error"): 0.0}
+    auc_fail = [(F.OUT_RELEVANCE, "auc", True)]
+    for thresholds, limit in [(Thresholds(), bound),
+                              (Thresholds(relevance_auc_max_decrease=0.03), 0.03)]:
+        inside = {**still, (F.OUT_RELEVANCE, "auc"): -(limit - 0.001)}
+        past = {**still, (F.OUT_RELEVANCE, "auc"): -(limit + 0.001)}
+        assert _validate(GOOD, inside, thresholds) == []
+        assert _validate(GOOD, past, thresholds) == auc_fail
+    rmse = configs.RATING_RMSE_MAX_INCREASE
+    past_rmse = {(F.OUT_RATING, "root_mean_squared_error"): rmse + 0.001,
+                 (F.OUT_RELEVANCE, "auc"): 0.0}
+    assert _validate(GOOD, past_rmse, Thresholds()) == [
+        (F.OUT_RATING, "root_mean_squared_error", True)
+    ]
+    # Value bounds still apply: a candidate below the AUC floor fails without a change.
+    low = {**GOOD, (F.OUT_RELEVANCE, "auc"): configs.RELEVANCE_AUC_MIN - 0.01}
+    unchanged = {**still, (F.OUT_RELEVANCE, "auc"): 0.0}
+    assert _validate(low, unchanged, Thresholds()) == [(F.OUT_RELEVANCE, "auc", False)]
