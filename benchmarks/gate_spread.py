@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/gate_spread.py                           # ML-100K u1
     .venv/bin/python benchmarks/gate_spread.py --dataset ml-latest-small  # per-user time split
+    .venv/bin/python benchmarks/gate_spread.py --dataset sample           # what `make run` trains
     .venv/bin/python benchmarks/gate_spread.py --render benchmarks/results/gate_spread_X.json
 
 TFMA's change thresholds (pipeline/configs.py RATING_RMSE_MAX_INCREASE,
@@ -145,7 +146,7 @@ def markdown(payload: dict) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="ml-100k", choices=DATASETS)
+    parser.add_argument("--dataset", default="ml-100k", choices=(*DATASETS, "sample"))
     parser.add_argument("--data", help="extracted dataset directory "
                         "(default <repo>/../shared/data/<dataset>)")
     parser.add_argument("--split", default=None, help="an ML-100K split (default u1)")

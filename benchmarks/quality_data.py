@@ -104,7 +104,7 @@ def _serialized(directory: Path) -> np.ndarray:
 
 
 def prepare(
-    source: str, path: str, split: str | None, work_root: Path, holdout: bool = False
+    source: str, path: str | None, split: str | None, work_root: Path, holdout: bool = False
 ) -> tuple[Prepared, Path]:
     """Examples + Transform for one dataset/split, reused when inputs are unchanged."""
     dataset = clean(load_dataset(source, path, split)).dataset
@@ -148,14 +148,19 @@ def with_protocol(prepared: Prepared, overrides: dict) -> dict:
     return with_protocol_overrides(prepared.report["split_protocol"], overrides)
 
 
-def resolve(args) -> tuple[str | None, str, dict]:
+def resolve(args) -> tuple[str | None, str | None, dict]:
     """(split, data directory, the user's ModelConfig overrides) from a benchmark's common
     arguments: --dataset, --split, --data, --config, --epochs. Exits with a clear message
     when the split does not exist or the files are not there. The split protocol's
     settings come on top once the data is prepared (with_protocol)."""
+    overrides = json.loads(args.config)
+    if args.epochs:
+        overrides["epochs"] = args.epochs
     split = args.split or ("u1" if args.dataset == "ml-100k" else None)
     if args.dataset != "ml-100k" and split is not None:
         raise SystemExit(f"{args.dataset} has no official splits; drop --split")
+    if args.dataset == "sample":  # built in (mtrec/data/sample): no files to find
+        return None, None, overrides
     data = args.data or default_data_path(args.dataset)
     if not Path(data).is_dir():
         raise SystemExit(
@@ -163,9 +168,6 @@ def resolve(args) -> tuple[str | None, str, dict]:
             f"there or pass --data DIR (e.g. `python -m mtrec.data.download {args.dataset} "
             "--dest DIR`). MovieLens files are never copied into the repository."
         )
-    overrides = json.loads(args.config)
-    if args.epochs:
-        overrides["epochs"] = args.epochs
     return split, data, overrides
 
 

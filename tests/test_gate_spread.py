@@ -12,7 +12,8 @@ import tensorflow as tf
 import tests.transform_support  # noqa: F401  (puts benchmarks/ on sys.path)
 
 # isort: split
-from gate_spread import GATES, main, markdown, summarize
+from gate_spread import GATES, main, markdown, parse_args, summarize
+from quality_data import resolve
 from served_metrics import example_metrics
 
 from mtrec.contracts import features as F
@@ -93,3 +94,13 @@ def test_render_recomputes_the_summary_from_the_runs(tmp_path):
     assert summary["rmse"]["fewer_epochs"][0]["value"] == 0.905
     assert summary["relevance_auc"]["std"] == pytest.approx(0.01)
     assert "| relevance AUC | 3 | 0.7450 |" in (tmp_path / "gate_spread_d_u1.md").read_text()
+
+
+def test_the_builtin_sample_needs_no_files_and_a_missing_dataset_says_where(tmp_path):
+    """`--dataset sample` (what `make run` trains) reads mtrec/data/sample; a MovieLens set
+    that is not there stops with the path it looked in."""
+    assert resolve(parse_args(["--dataset", "sample", "--epochs", "2"])) == (
+        None, None, {"epochs": 2})
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SystemExit, match=f"ml-100k not found at {missing}"):
+        resolve(parse_args(["--data", str(missing)]))
