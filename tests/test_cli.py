@@ -150,6 +150,10 @@ def test_bad_model_values_stop_run_before_any_work(flags, tmp_path: Path, monkey
     (["--rejects-keep-raw-ids"], "only applies with --pseudonymize-key-env"),
     (["--relevance-auc-min", "60"], "--relevance-auc-min: an AUC lies in [0, 1], got 60.0"),
     (["--rating-rmse-max", "0"], "--rating-rmse-max: an RMSE bound must be above 0, got 0.0"),
+    (["--relevance-auc-max-decrease", "-0.01"],
+     "--relevance-auc-max-decrease: a change bound is a size (>= 0), got -0.01"),
+    (["--rating-rmse-max-increase", "-0.01"],
+     "--rating-rmse-max-increase: a change bound is a size (>= 0), got -0.01"),
 ])
 def test_bad_run_flags_stop_before_any_work(flags, says, tmp_path: Path, monkeypatch, capsys):
     """What the pipeline definition (or ingestion) would refuse after minutes, refused at once;
@@ -159,6 +163,22 @@ def test_bad_run_flags_stop_before_any_work(flags, says, tmp_path: Path, monkeyp
     assert main(["run", *flags]) == 2
     assert says in capsys.readouterr().err
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize("flags,says", [
+    (["--relevance-auc-min", "60"], "--relevance-auc-min: an AUC lies in [0, 1], got 60.0"),
+    (["--relevance-auc-max-decrease", "-0.01"], "a change bound is a size (>= 0)"),
+    (["--retrieval-thresholds", '{"foo": 1}'], "--retrieval-thresholds: unknown metric(s)"),
+])
+def test_compile_checks_the_pipeline_flags_as_run_does(flags, says, tmp_path: Path, capsys):
+    """The same flags build the same settings (above), so they get the same checks: a bound
+    no model can meet is refused, not compiled into a spec that never pushes."""
+    out = tmp_path / "mtrec.yaml"
+    assert main(["compile", "--image", "img", "--pipeline-root", "gs://bucket/root",
+                 "--examples-root", "gs://bucket/examples", "--serving-model-dir",
+                 "gs://bucket/serving", "--output", str(out), *flags]) == 2
+    assert says in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("command,flags,says", [

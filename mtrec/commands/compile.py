@@ -14,7 +14,12 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mtrec.commands.options import EXAMPLE_HELP, add_pipeline_options, pipeline_fields
+from mtrec.commands.options import (
+    EXAMPLE_HELP,
+    add_pipeline_options,
+    check_flags,
+    pipeline_fields,
+)
 from mtrec.pipeline import configs
 from mtrec.pipeline import kubeflow_checks as checks
 
@@ -159,6 +164,7 @@ def check_args(args: argparse.Namespace) -> None:
 def run_compile(args: argparse.Namespace) -> int:
     try:  # flags are checked first, settings when they are built: a bad flag is a message
         check_args(args)
+        check_flags(args)  # the pipeline flags, as `mtrec run` checks them
         from mtrec.pipeline import kubeflow_v2_runner as kfv2
 
         settings = settings_from_args(args)

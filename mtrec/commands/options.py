@@ -110,7 +110,8 @@ def model_overrides(args: argparse.Namespace, model: dict[str, Any]) -> dict[str
 
 def check_flags(args: argparse.Namespace) -> None:
     """Every pipeline flag `mtrec run` would otherwise only check when it defines the
-    pipeline, after ingestion: ValueError here, in a second, without TensorFlow."""
+    pipeline, after ingestion (and `mtrec compile` never: a bound no model can meet
+    compiles): ValueError here, in a second, without TensorFlow."""
     from mtrec.components.text_encoder.config import TextEncoderConfig  # as ModelConfig
 
     model_overrides(args, dict(args.model_config))
@@ -128,6 +129,14 @@ def check_flags(args: argparse.Namespace) -> None:
     if auc is not None and not 0.0 <= auc <= 1.0:
         raise ValueError(f"--relevance-auc-min: an AUC lies in [0, 1], got {auc}: no model "
                          "could be blessed")
+    # A change bound is a size; "-0.01" meant as "a drop of 0.01" would instead demand
+    # that every new model beat the pushed one by 0.01.
+    for flag, bound in (("--rating-rmse-max-increase", args.rating_rmse_max_increase),
+                        ("--relevance-auc-max-decrease", args.relevance_auc_max_decrease)):
+        if bound is not None and bound < 0:
+            raise ValueError(f"{flag}: a change bound is a size (>= 0), got {bound}: a "
+                             "negative one would refuse every model that does not beat "
+                             "the pushed one by that much")
     if args.rating_rmse_max is not None and args.rating_rmse_max <= 0:
         raise ValueError(f"--rating-rmse-max: an RMSE bound must be above 0, got "
                          f"{args.rating_rmse_max}: no model could be blessed")
