@@ -45,7 +45,7 @@ from mtrec.pipeline import configs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import DATASETS, REPO, RESULTS, train_ours  # noqa: E402
-from quality_data import prepare, resolve, with_protocol  # noqa: E402
+from quality_data import add_data_arguments, prepare, resolve, with_protocol  # noqa: E402
 from served_metrics import example_metrics  # noqa: E402
 
 # metric -> (label, +1 if higher is worse else -1, the change bound pipeline.py sets)
@@ -146,14 +146,9 @@ def markdown(payload: dict) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="ml-100k", choices=(*DATASETS, "sample"))
-    parser.add_argument("--data", help="extracted dataset directory "
-                        "(default <repo>/../shared/data/<dataset>)")
-    parser.add_argument("--split", default=None, help="an ML-100K split (default u1)")
+    add_data_arguments(parser, (*DATASETS, "sample"), "an ML-100K split (default u1)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--fewer-epochs", type=int, nargs="*", default=[3, 1])
-    parser.add_argument("--config", default="{}", help="JSON ModelConfig overrides")
-    parser.add_argument("--epochs", type=int, help="epochs (default: config)")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "quality"))
     parser.add_argument("--out", default=str(RESULTS), help="results directory")
     parser.add_argument("--render", metavar="JSON",

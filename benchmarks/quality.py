@@ -60,6 +60,7 @@ from quality_baselines import choose_ease_lambda, run_ease, run_tutorial  # noqa
 from quality_data import (  # noqa: E402
     Prepared,
     Truth,
+    add_data_arguments,
     prepare,
     resolve,
     shuffled,
@@ -259,12 +260,8 @@ def run_fold(
 # --------------------------------------------------------------- main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dataset", default="ml-100k", choices=DATASETS)
-    parser.add_argument("--data", help="extracted dataset directory "
-                        "(default <repo>/../shared/data/<dataset>)")
-    parser.add_argument("--split", default=None,
-                        help="one ML-100K official split u1..u5, ua, ub (default u1); "
-                        "other datasets always use a per-user time split")
+    add_data_arguments(parser, DATASETS, "one ML-100K official split u1..u5, ua, ub (default "
+                       "u1); other datasets always use a per-user time split")
     parser.add_argument("--folds", nargs="+", metavar="SPLIT",
                         help="several ML-100K splits in one run (e.g. u1 u2 u3 u4 u5)")
     parser.add_argument("--seeds-first", type=int, default=3,
@@ -274,8 +271,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, help="the same number of seeds on every fold")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds run from this one (with --merge: add seeds to a result)")
-    parser.add_argument("--epochs", type=int, help="epochs for our model (default: config)")
-    parser.add_argument("--config", default="{}", help="JSON ModelConfig overrides")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--holdout", action="store_true",
                         help="tuning mode: evaluate on a validation split carved from the "

@@ -148,6 +148,16 @@ def with_protocol(prepared: Prepared, overrides: dict) -> dict:
     return with_protocol_overrides(prepared.report["split_protocol"], overrides)
 
 
+def add_data_arguments(parser, datasets: tuple[str, ...], split_help: str) -> None:
+    """The flags resolve() reads: --dataset, --data, --split, --config, --epochs."""
+    parser.add_argument("--dataset", default="ml-100k", choices=datasets)
+    parser.add_argument("--data", help="extracted dataset directory "
+                        "(default <repo>/../shared/data/<dataset>)")
+    parser.add_argument("--split", default=None, help=split_help)
+    parser.add_argument("--config", default="{}", help="JSON ModelConfig overrides")
+    parser.add_argument("--epochs", type=int, help="epochs for our model (default: config)")
+
+
 def resolve(args) -> tuple[str | None, str | None, dict]:
     """(split, data directory, the user's ModelConfig overrides) from a benchmark's common
     arguments: --dataset, --split, --data, --config, --epochs. Exits with a clear message

@@ -26,14 +26,20 @@ GOOD = {
 }
 
 
-def _validate(values: dict, diffs: dict, thresholds: Thresholds) -> list[tuple[str, str, bool]]:
-    """(output, metric, is_diff) of each threshold TFMA reports failed."""
+def _with_baseline(thresholds: Thresholds) -> tuple[tfma.EvalConfig, list]:
+    """The pipeline's eval_config as TFX's Evaluator completes it when a baseline exists,
+    and the metric keys TFMA puts thresholds on."""
     config = tfma.utils.update_eval_config_with_defaults(
         eval_config(thresholds), has_baseline=True, rubber_stamp=True
     )
-    keyed = tfma.metrics.metric_thresholds_from_metrics_specs(
-        config.metrics_specs, eval_config=config
+    return config, list(
+        tfma.metrics.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)
     )
+
+
+def _validate(values: dict, diffs: dict, thresholds: Thresholds) -> list[tuple[str, str, bool]]:
+    """(output, metric, is_diff) of each threshold TFMA reports failed."""
+    config, keyed = _with_baseline(thresholds)
     metrics = {}
     for key in keyed:
         source = diffs if key.is_diff else values
@@ -49,12 +55,7 @@ def _validate(values: dict, diffs: dict, thresholds: Thresholds) -> list[tuple[s
 def test_change_thresholds_are_keyed_against_the_baseline():
     """Both change bounds are live once a baseline exists: the candidate has 2 value and
     2 diff thresholds (TFMA also keys the baseline's, and never checks them)."""
-    config = tfma.utils.update_eval_config_with_defaults(
-        eval_config(Thresholds()), has_baseline=True, rubber_stamp=True
-    )
-    keys = tfma.metrics.metric_thresholds_from_metrics_specs(
-        config.metrics_specs, eval_config=config
-    )
+    _, keys = _with_baseline(Thresholds())
     candidate = [k for k in keys if k.model_name == "candidate"]
     assert sorted((k.output_name, k.name, k.is_diff) for k in candidate) == [
         (F.OUT_RATING, "root_mean_squared_error", False),
