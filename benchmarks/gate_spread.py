@@ -85,18 +85,17 @@ def summarize(seeded: list[dict], fewer: list[dict]) -> dict:
             "max_pair_diff": float(max(pairs)),
             "bound": bound,
             "bound_in_diff_std": bound / diff_std if diff_std > 0 else float("inf"),
-            "fewer_epochs": [
-                {
-                    "epochs": w["epochs"],
-                    "value": w[key],
-                    # How much worse than each seed's model (positive = worse).
-                    "worsening": [sign * (w[key] - v) for v in values.tolist()],
-                    "refused": int(sum(sign * (w[key] - v) > bound for v in values)),
-                }
-                for w in fewer
-            ],
+            "fewer_epochs": [_against_seeds(w, key, values, sign, bound) for w in fewer],
         }
     return out
+
+
+def _against_seeds(run: dict, key: str, seeds: np.ndarray, sign: int, bound: float) -> dict:
+    """How much worse `run` is than each seed's model (positive = worse), and against how
+    many of them the change bound refuses it."""
+    worsening = [sign * (run[key] - v) for v in seeds.tolist()]
+    return {"epochs": run["epochs"], "value": run[key], "worsening": worsening,
+            "refused": sum(w > bound for w in worsening)}
 
 
 def markdown(payload: dict) -> str:
@@ -200,9 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"gate_spread_{args.dataset}_{split or 'time'}"
+    text = markdown(payload)
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
-    (out / f"{stem}.md").write_text(markdown(payload))
-    print(markdown(payload))
+    (out / f"{stem}.md").write_text(text)
+    print(text)
     return 0
 
 
