@@ -36,8 +36,14 @@ def check_tables(dataset: Dataset) -> None:
             )
 
 
-def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str) -> dict[str, int]:
-    """Rows per split (train, eval) of the cleaned ratings; raise when either would be empty."""
+def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str,
+                rejected: int = 0) -> dict[str, int]:
+    """Rows per split (train, eval) of the cleaned ratings; raise when either would be empty.
+
+    `rejected` (ratings rejected while cleaning) is named in the message: a
+    split value such as "test" is a reject, so the rows a user meant as eval
+    rows are in rejects.csv, not silently gone.
+    """
     ratings = cleaned.ratings
     if ratings.empty:
         raise InsufficientDataError(
@@ -51,8 +57,9 @@ def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str) -> di
         hint = (f"give some rows {SPLIT}={empty[0]}" if SPLIT in ratings.columns else
                 "the time split holds out only ratings of users with 2 or more, and only "
                 "with --eval-fraction > 0")
+        dropped = f", {rejected} more rejected: see {rejects_path}" if rejected else ""
         raise InsufficientDataError(
             f"{cleaned.name}: no {empty[0]} rows among {len(ratings)} ratings "
-            f"(split: {rule}); {hint}"
+            f"(split: {rule}{dropped}); {hint}"
         )
     return rows

@@ -37,7 +37,7 @@ import pandas as pd
 
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
-from mtrec.data.parsing import read_csv_rows, to_ratings
+from mtrec.data.parsing import case_hint, read_csv_rows, to_ratings
 from mtrec.data.tables import (
     ITEMS,
     LINE,
@@ -82,7 +82,8 @@ def _read(
     frame = pd.read_parquet(file)
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise ValueError(f"{file}: lacks required column(s) {missing}")
+        raise ValueError(f"{file}: lacks required column(s) {missing}"
+                         + case_hint(frame.columns, missing))
     frame = frame.reset_index(drop=True)
     frame[RAW] = [repr(row) for row in frame.to_dict("records")]
     frame[LINE] = np.arange(1, len(frame) + 1, dtype="int64")

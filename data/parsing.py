@@ -21,7 +21,7 @@ import csv
 import io
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -234,7 +234,7 @@ def _read_records(
     missing = [c for c in required if c not in header]
     if missing:
         raise HeaderError(path, header, f"lacks required column(s) {missing}"
-                          + _separator_hint(header))
+                          + _separator_hint(header) + case_hint(header, missing))
     repeated = sorted({h for h in header if h and header.count(h) > 1})
     if repeated:
         raise HeaderError(path, header, f"repeats column(s) {repeated}")
@@ -320,6 +320,13 @@ def _separator_hint(header: list[str]) -> str:
         if sep in header[0]:
             return f" (it looks {name}-separated: the CSV files must be comma-separated)"
     return ""
+
+
+def case_hint(header: Iterable[str], missing: list[str]) -> str:
+    """A hint when a missing column is in the header in other case or with spaces ("User_ID")."""
+    near = {str(h).strip().lower().replace(" ", "_"): str(h) for h in header}
+    found = [f"{near[c]!r} -> {c!r}" for c in missing if c in near]
+    return f" (column names are lower-case, as listed: {', '.join(found)})" if found else ""
 
 
 def _unclosed(record: list[str]) -> bool:

@@ -123,7 +123,8 @@ def check(
         raise DataQualityError(f"{err}; the first: {first}; the rejected rows are in "
                                f"{rejects_path}") from err
     _write_rejects(result.rejects, rejects_path, key, raw_ids, keep_raw)
-    rows = check_split(result.dataset, options.eval_fraction, rejects_path)
+    rows = check_split(result.dataset, options.eval_fraction, rejects_path,
+                       result.counts["rejected"])
     return CheckResult(result, rejects_path, rows)
 
 

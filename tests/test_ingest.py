@@ -105,6 +105,18 @@ def test_too_little_data_fails_at_ingestion(
     assert not (tmp_path / "home" / "examples").exists()
 
 
+def test_no_eval_rows_names_the_rejected_rows(tmp_path: Path) -> None:
+    # split "test" is not a split: those rows are rejects, and the message says where they went.
+    path = write_dir(tmp_path / "data", HEADER.strip() + ",split\na,x,4,1,train\na,y,4,2,test\n"
+                     "b,x,4,3,train\n")
+    home = tmp_path / "home"
+    with pytest.raises(InsufficientDataError, match=rf"no eval rows among 2 ratings \(split: "
+                       rf"official, 1 more rejected: see {home / REJECTS_FILE}\)"):
+        ingest("generic", path, str(home), IngestOptions(max_reject_fraction=1.0))
+    rejects = pd.read_csv(home / REJECTS_FILE, dtype=str, keep_default_na=False)
+    assert rejects["line"].tolist() == ["3"] and "'test'" in rejects["detail"][0]
+
+
 def test_cli_exits_2_on_a_header_only_ratings_file(tmp_path: Path, capsys) -> None:
     path = write_dir(tmp_path / "data", HEADER)
     code = cli.main(["run", "--source", "generic", "--path", path,

@@ -143,6 +143,23 @@ def test_a_header_in_another_separator_or_encoding_says_so(tmp_path: Path) -> No
         load_generic(utf16)
 
 
+def test_a_header_in_other_case_names_the_columns_it_meant(tmp_path: Path) -> None:
+    csv_dir, parquet_dir = tmp_path / "csv", tmp_path / "parquet"
+    csv_dir.mkdir(), parquet_dir.mkdir()
+    (csv_dir / "ratings.csv").write_text("User_ID, Item ID,rating,timestamp\nu1,i1,4,1\n")
+    with pytest.raises(ValueError, match=r"lower-case, as listed: 'User_ID' -> 'user_id', "
+                       r"'Item ID' -> 'item_id'\)$"):
+        load_generic(csv_dir)
+    pd.DataFrame({"user_id": ["a"], "ITEM_ID": ["x"], "rating": [4.0], "timestamp": [1]}
+                 ).to_parquet(parquet_dir / "ratings.parquet")
+    with pytest.raises(ValueError, match=r"'ITEM_ID' -> 'item_id'\)$"):
+        load_generic(parquet_dir)
+    # A header that is simply wrong gets no such hint.
+    (csv_dir / "ratings.csv").write_text("who,what,rating,timestamp\nu1,i1,4,1\n")
+    with pytest.raises(ValueError, match=r"lacks required column\(s\) \['user_id', 'item_id'\]$"):
+        load_generic(csv_dir)
+
+
 def test_a_quote_left_open_at_the_end_of_the_file_costs_one_line(tmp_path: Path) -> None:
     """csv returns an open quote at the end of the input as one field holding the rest of
     the file: that would merge u2 into u1's occupation and lose u2 without a trace."""
