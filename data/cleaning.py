@@ -150,11 +150,21 @@ def _row_rejects(ratings: pd.DataFrame, reason: pd.Series, name: str) -> pd.Data
 _DETAILS = {  # rejects.csv's `detail` per reason (no ids: they may be pseudonymised)
     BAD_RATING: "the rating is not a number (the raw text shows it)",
     BAD_TIMESTAMP: ("a timestamp must be whole seconds since 1970-01-01 UTC, "
-                    "from 0 to before 2100 (milliseconds?)"),
+                    "from 0 to before 2100"),
     UNKNOWN_USER: "the user_id is not in the users table",
     UNKNOWN_ITEM: "the item_id is not in the items table",
     DUPLICATE: "a later rating of the same user_id and item_id is kept",
 }
+
+
+def _timestamp_hint(value: object) -> str:
+    """Why a timestamp may have been written as it was: in milliseconds, or as a date."""
+    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+    if pd.notna(number) and number >= MAX_TIMESTAMP:
+        return " (milliseconds?)"
+    if pd.isna(number) and isinstance(value, str) and any(c.isdigit() for c in value):
+        return " (dates as text are not read: convert them to seconds since the epoch)"
+    return ""
 
 
 def _row_details(rows: pd.DataFrame, reason: pd.Series) -> pd.Series:
@@ -166,6 +176,8 @@ def _row_details(rows: pd.DataFrame, reason: pd.Series) -> pd.Series:
              for c in RATING_COLUMNS}
     detail[missing.index] = [
         "missing " + ", ".join(c for c in RATING_COLUMNS if blank[c][i]) for i in missing.index]
+    stamps = rows.loc[reason == BAD_TIMESTAMP, F.TIMESTAMP]
+    detail[stamps.index] = [_DETAILS[BAD_TIMESTAMP] + _timestamp_hint(v) for v in stamps]
     high = rows.loc[reason == RATING_OUT_OF_RANGE, F.RATING]
     detail[high.index] = [f"rating {float(v):g} is outside [{F.MIN_RATING:g}, "
                           f"{F.MAX_RATING:g}]" for v in high]

@@ -87,7 +87,22 @@ def _read(
     frame = frame.reset_index(drop=True)
     frame[RAW] = [repr(row) for row in frame.to_dict("records")]
     frame[LINE] = np.arange(1, len(frame) + 1, dtype="int64")
+    if F.TIMESTAMP in frame.columns:
+        frame[F.TIMESTAMP] = epoch_seconds(frame[F.TIMESTAMP])
     return frame, []
+
+
+def epoch_seconds(column: pd.Series) -> pd.Series:
+    """A Parquet timestamp-typed column as whole seconds since the epoch; others unchanged.
+
+    pandas and Spark write datetimes as Parquet timestamps: their meaning is
+    unambiguous, so they are converted instead of rejected. Naive times are
+    read as UTC; sub-second parts are dropped; a missing time stays missing.
+    """
+    if not pd.api.types.is_datetime64_any_dtype(column):
+        return column
+    utc = column.dt.tz_localize("UTC") if column.dt.tz is None else column.dt.tz_convert("UTC")
+    return (utc - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
 
 
 def _split_column(ratings: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:

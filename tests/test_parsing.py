@@ -143,6 +143,22 @@ def test_a_header_in_another_separator_or_encoding_says_so(tmp_path: Path) -> No
         load_generic(utf16)
 
 
+def test_parquet_timestamp_columns_become_epoch_seconds(tmp_path: Path) -> None:
+    naive = pd.to_datetime([1_600_000_000_700, 1_600_000_100_000, None], unit="ms")
+    for name, times in (("naive", naive), ("paris", naive.tz_localize("UTC").tz_convert(
+            "Europe/Paris"))):
+        folder = tmp_path / name
+        folder.mkdir()
+        pd.DataFrame({F.USER_ID: ["a", "a", "a"], F.ITEM_ID: ["x", "y", "z"],
+                      F.RATING: [4.0, 3.0, 5.0], F.TIMESTAMP: times}
+                     ).to_parquet(folder / "ratings.parquet")
+        result = clean(load_generic(folder), max_reject_fraction=1.0)
+        assert result.dataset.ratings[F.TIMESTAMP].tolist() == [1_600_000_000, 1_600_000_100]
+        reject = result.rejects.iloc[0]  # a missing time is a reject, shown as read
+        assert (reject["reason"], reject["detail"]) == ("missing_field", "missing timestamp")
+        assert "NaT" in reject["raw"], name
+
+
 def test_a_header_in_other_case_names_the_columns_it_meant(tmp_path: Path) -> None:
     csv_dir, parquet_dir = tmp_path / "csv", tmp_path / "parquet"
     csv_dir.mkdir(), parquet_dir.mkdir()
