@@ -27,3 +27,19 @@ def threshold_names(ks: tuple[int, ...] = RETRIEVAL_KS) -> set[str]:
     """What a RetrievalEvaluator threshold may bound: HR@K for its ks, the ranking
     metrics and the relative gates (the component and `mtrec run` check the same set)."""
     return {at(HIT_RATE, k) for k in ks} | set(RANKING_METRICS) | {NDCG_LIFT, NDCG_CHANGE}
+
+
+# The TFMA metrics the Evaluator computes: the class names its EvalConfig gives and the
+# keys TFMA's results and validation failures carry for them (TFMA's rule, CamelCase to
+# snake_case, here written out; tests/test_tfma_gate.py pins it against TFMA itself).
+TFMA_RMSE, TFMA_MAE = "RootMeanSquaredError", "MeanAbsoluteError"
+TFMA_EXAMPLE_COUNT, TFMA_AUC = "ExampleCount", "AUC"
+TFMA_CALIBRATION, TFMA_BINARY_ACCURACY = "Calibration", "BinaryAccuracy"
+TFMA_KEYS = {
+    TFMA_RMSE: "root_mean_squared_error",
+    TFMA_MAE: "mean_absolute_error",
+    TFMA_EXAMPLE_COUNT: "example_count",
+    TFMA_AUC: "auc",
+    TFMA_CALIBRATION: "calibration",
+    TFMA_BINARY_ACCURACY: "binary_accuracy",
+}

@@ -28,6 +28,11 @@ from mtrec.contracts.metrics import (
     POPULARITY_PREFIX,
     PRECISION,
     RECOMMEND_K,
+    TFMA_AUC,
+    TFMA_CALIBRATION,
+    TFMA_KEYS,
+    TFMA_MAE,
+    TFMA_RMSE,
     at,
 )
 from mtrec.data.cleaning import table_counts
@@ -36,10 +41,11 @@ from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property, output_uri
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
 
 _TFMA_KEYS = {
-    (F.OUT_RATING, "root_mean_squared_error"): "rating RMSE",
-    (F.OUT_RATING, "mean_absolute_error"): "rating MAE",
-    (F.OUT_RELEVANCE, "auc"): "relevance AUC (like vs not)",
-    (F.OUT_RELEVANCE, "calibration"): "relevance calibration (mean P(like) / like rate)",
+    (F.OUT_RATING, TFMA_KEYS[TFMA_RMSE]): "rating RMSE",
+    (F.OUT_RATING, TFMA_KEYS[TFMA_MAE]): "rating MAE",
+    (F.OUT_RELEVANCE, TFMA_KEYS[TFMA_AUC]): "relevance AUC (like vs not)",
+    (F.OUT_RELEVANCE, TFMA_KEYS[TFMA_CALIBRATION]):
+        "relevance calibration (mean P(like) / like rate)",
 }
 
 

@@ -39,7 +39,15 @@ from mtrec.components.trainer.tfjob import TFJobExecutor
 from mtrec.components.trainer.vertex import VertexExecutor
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
-from mtrec.contracts.metrics import RETRIEVAL_KS
+from mtrec.contracts.metrics import (
+    RETRIEVAL_KS,
+    TFMA_AUC,
+    TFMA_BINARY_ACCURACY,
+    TFMA_CALIBRATION,
+    TFMA_EXAMPLE_COUNT,
+    TFMA_MAE,
+    TFMA_RMSE,
+)
 from mtrec.contracts.signatures import SERVING_DEFAULT, TRANSFORM_FEATURES
 from mtrec.pipeline import configs
 from mtrec.pipeline.settings import PipelineSettings, Thresholds
@@ -75,7 +83,7 @@ def eval_config(t: Thresholds) -> tfma.EvalConfig:
                 output_names=[F.OUT_RATING],
                 metrics=[
                     tfma.MetricConfig(
-                        class_name="RootMeanSquaredError",
+                        class_name=TFMA_RMSE,
                         threshold=tfma.MetricThreshold(
                             value_threshold=tfma.GenericValueThreshold(
                                 upper_bound={"value": t.rating_rmse_max}
@@ -85,15 +93,15 @@ def eval_config(t: Thresholds) -> tfma.EvalConfig:
                             ),
                         ),
                     ),
-                    tfma.MetricConfig(class_name="MeanAbsoluteError"),
-                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(class_name=TFMA_MAE),
+                    tfma.MetricConfig(class_name=TFMA_EXAMPLE_COUNT),
                 ],
             ),
             tfma.MetricsSpec(
                 output_names=[F.OUT_RELEVANCE],
                 metrics=[
                     tfma.MetricConfig(
-                        class_name="AUC",
+                        class_name=TFMA_AUC,
                         threshold=tfma.MetricThreshold(
                             value_threshold=tfma.GenericValueThreshold(
                                 lower_bound={"value": t.relevance_auc_min}
@@ -104,8 +112,8 @@ def eval_config(t: Thresholds) -> tfma.EvalConfig:
                             ),
                         ),
                     ),
-                    tfma.MetricConfig(class_name="Calibration"),
-                    tfma.MetricConfig(class_name="BinaryAccuracy"),
+                    tfma.MetricConfig(class_name=TFMA_CALIBRATION),
+                    tfma.MetricConfig(class_name=TFMA_BINARY_ACCURACY),
                 ],
             ),
         ],

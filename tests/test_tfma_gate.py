@@ -11,10 +11,12 @@ directions are what pipeline.py writes, the checking is TFMA's.
 from __future__ import annotations
 
 import pytest
+import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.evaluators import metrics_validator
 
 from mtrec.contracts import features as F
+from mtrec.contracts.metrics import TFMA_KEYS
 from mtrec.pipeline import configs
 from mtrec.pipeline.pipeline import eval_config
 from mtrec.pipeline.settings import Thresholds
@@ -108,3 +110,15 @@ def test_the_bounds_are_the_settings_values():
     low = {**GOOD, (F.OUT_RELEVANCE, "auc"): configs.RELEVANCE_AUC_MIN - 0.01}
     unchanged = {**still, (F.OUT_RELEVANCE, "auc"): 0.0}
     assert _validate(low, unchanged, Thresholds()) == [(F.OUT_RELEVANCE, "auc", False)]
+
+
+def test_the_contract_tfma_keys_are_tfmas_own_names():
+    # The summary and the report read TFMA's results by these keys: every class the
+    # eval_config names is in TFMA_KEYS, and its key is what TFMA names the metric
+    # (TFMA looks a class up among its own metrics first, then Keras').
+    config = eval_config(Thresholds())
+    classes = {m.class_name for spec in config.metrics_specs for m in spec.metrics}
+    assert classes == set(TFMA_KEYS)
+    for class_name, key in TFMA_KEYS.items():
+        metric = getattr(tfma.metrics, class_name, None) or getattr(tf.keras.metrics, class_name)
+        assert metric().name == key, class_name

@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import json
 import os
-import re
 import time
 from typing import Any
 
@@ -27,6 +26,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import METADATA_FILE, TENSORBOARD_DIR, WEIGHTS_DIR
+from mtrec.contracts.metrics import TFMA_KEYS
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.local_runner import LocalPaths
@@ -171,7 +171,7 @@ def _thresholds(evaluator: NodeRun | None) -> dict[tuple[str, str], dict[str, An
             threshold = metric.get("threshold")
             if not threshold:
                 continue
-            name = _metric_name(metric["class_name"])
+            name = TFMA_KEYS.get(metric["class_name"], metric["class_name"])
             for output in spec.get("output_names", [""]):
                 value = threshold.get("value_threshold", {})
                 change = threshold.get("change_threshold", {})
@@ -182,11 +182,6 @@ def _thresholds(evaluator: NodeRun | None) -> dict[tuple[str, str], dict[str, An
                     "direction": change.get("direction"),
                 }
     return out
-
-
-def _metric_name(class_name: str) -> str:
-    """TFMA's key name of a metric class: RootMeanSquaredError -> root_mean_squared_error."""
-    return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", class_name).lower()
 
 
 def tfma_verdict(summary: dict[str, Any]) -> str | None:
