@@ -26,19 +26,48 @@ EASE_LAMBDAS = (100.0, 200.0, 500.0, 1000.0, 2000.0)
 VALIDATION_FRACTION = 0.2
 
 
+def interactions(train_users: np.ndarray, train_items: np.ndarray, catalog: np.ndarray
+                 ) -> np.ndarray:
+    """The 0/1 [users, C] training matrix, users in sorted order, items in catalogue order."""
+    position = {item: p for p, item in enumerate(catalog.tolist())}
+    users, user_row = np.unique(train_users, return_inverse=True)
+    cols = np.array([position[i] for i in train_items.tolist()], np.int64)
+    matrix = np.zeros((len(users), len(catalog)), np.float64)
+    matrix[user_row, cols] = 1.0
+    return matrix
+
+
 def ease_weights(
     train_users: np.ndarray, train_items: np.ndarray, catalog: np.ndarray, lam: float
 ) -> np.ndarray:
     """EASE's [C, C] item-item weights B on the 0/1 training matrix (diagonal 0)."""
-    position = {item: p for p, item in enumerate(catalog.tolist())}
-    users, user_row = np.unique(train_users, return_inverse=True)
-    cols = np.array([position[i] for i in train_items.tolist()], np.int64)
-    interactions = np.zeros((len(users), len(catalog)), np.float64)
-    interactions[user_row, cols] = 1.0
-    inverse = np.linalg.inv(interactions.T @ interactions + lam * np.eye(len(catalog)))
+    return ease_from(interactions(train_users, train_items, catalog), lam)
+
+
+def ease_from(matrix: np.ndarray, lam: float) -> np.ndarray:
+    """EASE's weights from a 0/1 [users, C] matrix."""
+    inverse = np.linalg.inv(matrix.T @ matrix + lam * np.eye(matrix.shape[1]))
     weights = -inverse / np.diag(inverse)
     np.fill_diagonal(weights, 0.0)
     return weights
+
+
+def cosine_weights(matrix: np.ndarray) -> np.ndarray:
+    """Item-kNN's [C, C] weights: the cosine of two items' user columns (diagonal 0)."""
+    norms = np.sqrt(matrix.sum(axis=0))
+    weights = (matrix.T @ matrix) / np.maximum(np.outer(norms, norms), 1e-12)
+    np.fill_diagonal(weights, 0.0)
+    return weights
+
+
+def user_knn_scores(matrix: np.ndarray, history: np.ndarray, k: int) -> np.ndarray:
+    """[Q, C] user-kNN scores: each query row's k training users most alike (cosine of
+    their 0/1 rows) vote for their items, weighted by that similarity."""
+    overlap = history @ matrix.T
+    similarity = overlap / np.maximum(np.sqrt(matrix.sum(axis=1)), 1e-12)[None, :]
+    nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+    weights = np.take_along_axis(similarity, nearest, axis=1)
+    return np.stack([w @ matrix[n] for w, n in zip(weights, nearest, strict=True)])
 
 
 def ease_scores(
