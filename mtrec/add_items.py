@@ -33,6 +33,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import WEIGHTS_DIR
 from mtrec.data.artifact_io import read_split, split_dir
+from mtrec.data.parsing import case_hint
 from mtrec.data.tables import make_items, split_genres
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
@@ -91,7 +92,8 @@ def read_new_items(items_path: str) -> pd.DataFrame:
         raise ValueError(f"{items_path}: not a readable CSV file "
                          f"({str(err).strip()})") from None
     if F.ITEM_ID not in items.columns or items.empty:
-        raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row")
+        raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row"
+                         + case_hint(items.columns, [F.ITEM_ID]))
     items[F.ITEM_ID] = items[F.ITEM_ID].str.strip()  # as ingestion reads ids
     blank = [i + 2 for i in items.index[items[F.ITEM_ID] == ""]]  # file lines: header is 1
     if blank:

@@ -42,3 +42,11 @@ def test_an_empty_items_file_is_refused_with_its_path(text: str, tmp_path: Path)
     path.write_text(text)
     with pytest.raises(ValueError, match=rf"^{path}: empty file, need a header line"):
         read_new_items(str(path))
+
+
+def test_an_item_id_header_in_other_case_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "new_items.csv"
+    path.write_text("Item_ID,title\nn1,New\n")
+    with pytest.raises(ValueError, match=r"at least one row \(column names are lower-case, as "
+                       r"listed: 'Item_ID' -> 'item_id'\)$"):
+        read_new_items(str(path))
