@@ -192,15 +192,15 @@ def compared(served_by: dict, warm: pd.DataFrame, given: pd.DataFrame, rest: pd.
     for row, positions in enumerate(truth.seen):
         history[row, positions] = 1.0
     matrix = _warm_matrix(warm, truth.catalog)
-    ranked = {name: served(fn, given, truth.users) for name, fn in served_by.items()}
-    ranked.update({
-        "popularity": popularity_outputs(truth)["recommended"][:, :TOP],
+    scored = {  # [U, C] scores over the catalogue; the given items are excluded below
         f"EASE folded in (λ {lam:g})": history @ ease_from(matrix, lam),
         "item-kNN folded in (cosine)": history @ cosine_weights(matrix),
         f"user-kNN (k {USER_KNN_K})": user_knn_scores(matrix, history, USER_KNN_K),
-    })
-    ranked = {name: r if r.dtype.kind in "SO" else truth.catalog[E.top_k_unseen(
-        r, truth.seen, TOP)] for name, r in ranked.items()}
+    }
+    ranked = {name: served(fn, given, truth.users) for name, fn in served_by.items()}
+    ranked["popularity"] = popularity_outputs(truth)["recommended"][:, :TOP]
+    ranked.update({name: truth.catalog[E.top_k_unseen(s, truth.seen, TOP)]
+                   for name, s in scored.items()})
     results = {name: E.ranking_metrics(r, truth.relevant, TOP) for name, r in ranked.items()}
     best = max((name for name in ranked if name.startswith("ours")),
                key=lambda name: results[name][f"ndcg@{TOP}"])

@@ -166,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = json.loads(path.read_text())
         seeds = payload["setup"]["seeds"]
         payload["summary"] = summarize(payload["runs"][:seeds], payload["runs"][seeds:])
-        path.write_text(json.dumps(payload, indent=2))
-        path.with_suffix(".md").write_text(markdown(payload))
+        write(path, payload)
         return 0
     split, data, user_overrides = resolve(args)
     prepared, work = prepare(args.dataset, data, split, Path(args.work_dir))
@@ -198,12 +197,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"gate_spread_{args.dataset}_{split or 'time'}"
-    text = markdown(payload)
-    (out / f"{stem}.json").write_text(json.dumps(payload, indent=2))
-    (out / f"{stem}.md").write_text(text)
-    print(text)
+    print(write(out / f"gate_spread_{args.dataset}_{split or 'time'}.json", payload))
     return 0
+
+
+def write(json_path: Path, payload: dict) -> str:
+    """The results JSON and its markdown beside it (.md); returns the markdown."""
+    text = markdown(payload)
+    json_path.write_text(json.dumps(payload, indent=2))
+    json_path.with_suffix(".md").write_text(text)
+    return text
 
 
 if __name__ == "__main__":

@@ -157,14 +157,16 @@ _DETAILS = {  # rejects.csv's `detail` per reason (no ids: they may be pseudonym
 }
 
 
-def _timestamp_hint(value: object) -> str:
-    """Why a timestamp may have been written as it was: in milliseconds, or as a date."""
-    number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
-    if pd.notna(number) and number >= MAX_TIMESTAMP:
-        return " (milliseconds?)"
-    if pd.isna(number) and isinstance(value, str) and any(c.isdigit() for c in value):
-        return " (dates as text are not read: convert them to seconds since the epoch)"
-    return ""
+def _timestamp_hints(stamps: pd.Series) -> pd.Series:
+    """Per bad timestamp, why it may have been written so: milliseconds (a number past
+    MAX_TIMESTAMP) or a date as text (non-numeric, with digits); "" otherwise."""
+    number = pd.to_numeric(stamps, errors="coerce")
+    dated = number.isna() & stamps.map(lambda v: isinstance(v, str)
+                                       and any(c.isdigit() for c in v))
+    hints = pd.Series("", index=stamps.index, dtype=object)
+    hints[number >= MAX_TIMESTAMP] = " (milliseconds?)"
+    hints[dated] = " (dates as text are not read: convert them to seconds since the epoch)"
+    return hints
 
 
 def _row_details(rows: pd.DataFrame, reason: pd.Series) -> pd.Series:
@@ -177,7 +179,7 @@ def _row_details(rows: pd.DataFrame, reason: pd.Series) -> pd.Series:
     detail[missing.index] = [
         "missing " + ", ".join(c for c in RATING_COLUMNS if blank[c][i]) for i in missing.index]
     stamps = rows.loc[reason == BAD_TIMESTAMP, F.TIMESTAMP]
-    detail[stamps.index] = [_DETAILS[BAD_TIMESTAMP] + _timestamp_hint(v) for v in stamps]
+    detail[stamps.index] = _DETAILS[BAD_TIMESTAMP] + _timestamp_hints(stamps)
     high = rows.loc[reason == RATING_OUT_OF_RANGE, F.RATING]
     detail[high.index] = [f"rating {float(v):g} is outside [{F.MIN_RATING:g}, "
                           f"{F.MAX_RATING:g}]" for v in high]
