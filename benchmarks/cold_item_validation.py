@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/cold_item_validation.py --train-only [--dataset ml-100k]
     .venv/bin/python benchmarks/cold_item_validation.py --weights DIR --grid '[{}, ...]'
+        [--map-text-only]
 
 text_encoder.py's cold protocol measures on the test split; nothing may be chosen
 there. Here the test split is dropped (quality_data.holdout_split: the latest 20%
@@ -20,6 +21,7 @@ same table as markdown beside it (.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="{}", help="JSON ModelConfig training overrides")
     parser.add_argument("--weights", help="weights an earlier --train-only run wrote")
     parser.add_argument("--grid", default="[{}]", help="JSON list of ModelConfig overrides")
+    parser.add_argument("--map-text-only", action="store_true", help="the cold-item map "
+                        "without the description block (the map before it; ablation)")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "text_encoder"))
     parser.add_argument("--out", default="/tmp/cold_item_validation.json")
     args = parser.parse_args(argv)
@@ -110,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     uri, _ = encode_catalog(work / "examples" / "catalog", work_root / LABELS[args.dataset],
                             TextEncoderConfig.from_exec_properties({"mode": "pretrained"}))
     text = ItemText.load(uri)
+    if args.map_text_only:
+        text = dataclasses.replace(text, descriptions=None)
     catalog = str(work / "examples" / "catalog")
     weights_dir = args.weights
     if not weights_dir:

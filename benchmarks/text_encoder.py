@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
-from mtrec.contracts.artifacts import METADATA_FILE
+from mtrec.contracts.artifacts import DESCRIPTION_EMBEDDINGS_FILE, METADATA_FILE
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data.artifact_io import split_files
 
@@ -130,7 +130,8 @@ def encode_catalog(
         digest.update(Path(name).read_bytes())
     uri = work_root / "text_encoder" / digest.hexdigest()[:12]
     metadata_file = uri / METADATA_FILE
-    if metadata_file.exists():
+    # An artifact from before the description table is encoded again.
+    if metadata_file.exists() and (uri / DESCRIPTION_EMBEDDINGS_FILE).exists():
         metadata = json.loads(metadata_file.read_text())
         metadata["reused_from_cache"] = True
         return str(uri), metadata

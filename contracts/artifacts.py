@@ -52,6 +52,9 @@ NOT_BLESSED_FILE = "NOT_BLESSED"
 VOCAB_FILE = "vocab.txt"  # WordPiece vocabulary, one token per line, id = line
 ITEM_IDS_FILE = "item_ids.txt"  # one item id per line, row order of embeddings
 EMBEDDINGS_FILE = "embeddings.npy"  # float32 [N, D], L2-normalised rows
+# float32 [N, D], same rows: the encoder's vector of the description alone, L2-normalised;
+# zeros where an item has none (the cold-item map's second input block)
+DESCRIPTION_EMBEDDINGS_FILE = "description_embeddings.npy"
 ENCODER_DIR = "encoder"  # TF SavedModel: serving_default(text) -> embedding
 KERAS_MODEL_FILE = "keras_model.keras"  # Keras 3 encoder on token ids
 PRESET_DIR = "preset"  # keras-hub preset (backbone + tokenizer) of the encoder

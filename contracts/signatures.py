@@ -42,6 +42,9 @@ USER_ID, ITEM_ID = "user_id", "item_id"  # raw ids (features.USER_ID, ITEM_ID)
 ITEM_IDS = "item_ids"  # [B, n] ids: score's and recommend_from_items' input; top-k output
 K = "k"  # int32 scalar: the list length
 TEXT_EMBEDDING = "text_embedding"  # embed_new_item: a new item's text vector
+# embed_new_item: the encoder's vector of the item's description alone (ignored when the
+# description is empty, or the catalogue had no descriptions: see models/cold_item_map.py)
+DESCRIPTION_EMBEDDING = "description_embedding"
 SCORES = "scores"  # the blend score (recommend, score), similarity (retrieve), affinity
 RATINGS = "ratings"  # the served rating of each returned item
 RELEVANCE = "relevance"  # P(like) of each scored item

@@ -40,8 +40,9 @@ def export_serving_model(
 
     The text encoder (TF Text ops) is not inside this graph, so the recommender
     loads with TensorFlow alone, in TFMA's Beam workers too. It is copied next
-    to it, to TEXT_ENCODER_DIR, and versioned with it: a cold item's text goes
-    through that model, its output into `embed_new_item(text_embedding=...)`.
+    to it, to TEXT_ENCODER_DIR, and versioned with it: a cold item's text and its
+    description alone go through that model, its outputs into
+    `embed_new_item(text_embedding=..., description_embedding=...)`.
     `cache_users=False` leaves out the per-user tables (the reference the cache is
     tested against: same answers).
     """

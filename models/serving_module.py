@@ -53,6 +53,7 @@ from mtrec.models.serving_ops import (
     checked_size,
     exclude,
     fits,
+    given_description,
     given_items_inputs,
     given_text,
     new_item_inputs,
@@ -103,15 +104,18 @@ class ServingModule(tf.Module):
             features[F.YEAR_Z], features[F.YEAR_KNOWN], self._year_range).numpy())
         catalog_inputs = {k: tf.constant(v) for k, v in features.items()}
         self._text_dim = item_text.dim if item_text else 0
-        text = item_text.rows_for(tables.item_ids) if item_text else None
+        map_inputs = None
         if item_text:
-            catalog_inputs[F.ITEM_TEXT_VECTOR] = tf.constant(text)
+            catalog_inputs[F.ITEM_TEXT_VECTOR] = tf.constant(item_text.rows_for(tables.item_ids))
             self.text_mean = as_variable(item_text.mean, "text_mean")
+            map_inputs = item_text.map_rows_for(tables.item_ids)
         probability = model.item_sampling_prob.numpy()[catalog_idx]  # P(item), catalogue order
-        # Cold items' vectors corrected from their text (models/cold_item_map.py).
+        # Cold items' vectors corrected from their text and description vectors
+        # (models/cold_item_map.py).
         item_vectors, cold_map = catalogue_vectors(
-            model, catalog_inputs, known, probability, text)
+            model, catalog_inputs, known, probability, map_inputs)
         self.cold_map_coef = self.cold_map_centre = None
+        self._map_descriptions = bool(item_text and item_text.has_descriptions)
         if cold_map is not None:  # embed_new_item corrects a new item the same way
             self.cold_map_coef = as_variable(cold_map.coef, "cold_map_coef")
             self.cold_map_centre = as_variable(cold_map.centre, "cold_map_centre")
@@ -368,7 +372,8 @@ class ServingModule(tf.Module):
         return {S.EMBEDDING: self.model.retrieval_vector(query)}
 
     @spec.signature(input_signature=spec.NEW_ITEM)
-    def embed_new_item(self, item_id, title, genres, description, year, text_embedding):
+    def embed_new_item(self, item_id, title, genres, description, year, text_embedding,
+                       description_embedding):
         """Candidate embedding of an item from its features and text alone (cold start)."""
         inputs = new_item_inputs(self.tft_layer, item_id, title, genres, description, year)
         inputs[F.YEAR_Z] = within_years(inputs[F.YEAR_Z], inputs[F.YEAR_KNOWN], self._year_range)
@@ -377,7 +382,11 @@ class ServingModule(tf.Module):
         vectors = self.model.candidate_embedding(inputs)
         if self.cold_map_coef is not None:
             cold = ~known_rows(inputs[F.ITEM_IDX], self._known_items)
-            vectors = corrected(vectors, inputs[F.ITEM_TEXT_VECTOR], cold, self.cold_map_coef,
+            map_inputs = inputs[F.ITEM_TEXT_VECTOR]
+            if self._map_descriptions:  # ItemText.map_rows_for's second block
+                map_inputs = tf.concat(
+                    [map_inputs, given_description(description_embedding, description)], -1)
+            vectors = corrected(vectors, map_inputs, cold, self.cold_map_coef,
                                 self.cold_map_centre, self.model.config.cold_item_map_weight)
         return {S.EMBEDDING: self.model.retrieval_vector(vectors)}
 

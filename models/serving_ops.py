@@ -223,3 +223,12 @@ def given_text(text_embedding: tf.Tensor, text_mean: tf.Tensor) -> tf.Tensor:
     given = tf.reduce_any(tf.not_equal(text_embedding, 0.0), axis=-1, keepdims=True)
     centred = tf.math.l2_normalize(text_embedding - text_mean, axis=-1)
     return tf.where(given, centred, tf.zeros_like(centred))
+
+
+def given_description(description_embedding: tf.Tensor, description: tf.Tensor) -> tf.Tensor:
+    """A request's description vectors as the cold-item map reads them (ItemText's
+    `descriptions`): L2-normalised, zero where the description is empty or ASCII
+    whitespace (corpus.description_text's "" : tf.strings.strip drops the same six)."""
+    has = tf.strings.length(tf.strings.strip(description)) > 0
+    vectors = tf.math.l2_normalize(description_embedding, axis=-1)
+    return tf.where(has[:, tf.newaxis], vectors, tf.zeros_like(vectors))

@@ -25,8 +25,9 @@ ITEM_IDS = tf.TensorSpec([None, None], tf.string, name=S.ITEM_IDS)  # padded wit
 K = tf.TensorSpec([], tf.int32, name=S.K)
 
 # embed_new_item's inputs: the raw features serving_ops.new_item_inputs reads (genres
-# padded with "", year 0 = unknown), and the text encoder's output for the item's text
-# (export.TEXT_ENCODER_DIR, pushed alongside; [B, 0] or zeros when there is none).
+# padded with "", year 0 = unknown), and the text encoder's outputs (export.TEXT_ENCODER_DIR,
+# pushed alongside) for the item's text and for its description alone ([B, 0] or zeros
+# when there is none; the description's is ignored where `description` is empty).
 NEW_ITEM = [
     tf.TensorSpec([None], tf.string, name=S.ITEM_ID),
     tf.TensorSpec([None], tf.string, name=F.TITLE),
@@ -34,4 +35,5 @@ NEW_ITEM = [
     tf.TensorSpec([None], tf.string, name=F.DESCRIPTION),
     tf.TensorSpec([None], tf.int64, name=F.YEAR),
     tf.TensorSpec([None, None], tf.float32, name=S.TEXT_EMBEDDING),
+    tf.TensorSpec([None, None], tf.float32, name=S.DESCRIPTION_EMBEDDING),
 ]

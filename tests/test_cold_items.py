@@ -34,10 +34,17 @@ def _unit_rows(n: int) -> np.ndarray:
     return raw / np.linalg.norm(raw, axis=1, keepdims=True)
 
 
-def _parts(transformed, **config):
+def _descriptions(n: int) -> np.ndarray:
+    """Unit rows unlike _unit_rows', every third one zero (an item without a description)."""
+    rows = _unit_rows(n + 1)[1:][::-1].copy()
+    rows[::3] = 0.0
+    return rows
+
+
+def _parts(transformed, descriptions: bool = False, **config):
     """(model, tft_output, tables, text): an untrained model over the synthetic catalogue
     plus two cold rows (copies of items 0 and 1's features under OOV item_idx), every
-    item with a text vector."""
+    item with a text vector (and, with `descriptions`, most with a description vector)."""
     tft_output, train, _ = transformed
     sizes = VocabSizes.from_transform_output(tft_output)
     config = resolve_optimizer(ModelConfig.from_dict({"embedding_dim": 16, **config}), sizes)
@@ -48,15 +55,17 @@ def _parts(transformed, **config):
                                  item_ids=np.append(tables.item_ids, [b"cold-a", b"cold-b"]))
     ids = [i.decode() for i in tables.item_ids]
     text = ItemText({i: row for row, i in enumerate(ids)}, _unit_rows(tables.num_items),
-                    np.zeros(8, np.float32), None)
+                    np.zeros(8, np.float32), None,
+                    _descriptions(tables.num_items) if descriptions else None)
     tf.keras.utils.set_random_seed(0)
     model = build_model(sizes, config, tft_output, tables, text)
     model(next(iter(as_dataset(train, 4))))  # builds the heads
     return model, tft_output, tables, text
 
 
-def _module(transformed, cache_users: bool = False, **config) -> ServingModule:
-    model, tft_output, tables, text = _parts(transformed, **config)
+def _module(transformed, cache_users: bool = False, descriptions: bool = False,
+            **config) -> ServingModule:
+    model, tft_output, tables, text = _parts(transformed, descriptions, **config)
     return ServingModule(model, tft_output, tables, text, cache_users=cache_users)
 
 
@@ -136,22 +145,30 @@ NEW_ITEM = {"title": ["Space Heist"], "genres": [["Sci-Fi", "Action"]],
             "description": ["a crew robs a station"], "year": [2030]}
 
 
-def _embed_new(module: ServingModule, item_id: str, text: np.ndarray) -> np.ndarray:
+def _embed_new(module: ServingModule, item_id: str, text: np.ndarray,
+               description_vector: np.ndarray | None = None,
+               description: str = NEW_ITEM["description"][0]) -> np.ndarray:
+    if description_vector is None:
+        description_vector = np.zeros_like(text)
     return module.embed_new_item(
         item_id=tf.constant([item_id]), title=tf.constant(NEW_ITEM["title"]),
-        genres=tf.constant(NEW_ITEM["genres"]), description=tf.constant(NEW_ITEM["description"]),
+        genres=tf.constant(NEW_ITEM["genres"]), description=tf.constant([description]),
         year=tf.constant(NEW_ITEM["year"], tf.int64), text_embedding=tf.constant(text[None]),
+        description_embedding=tf.constant(description_vector[None]),
     )["embedding"].numpy()[0]
 
 
-def test_the_cold_item_map_moves_cold_items_alone(transformed_synthetic):
+@pytest.mark.parametrize("descriptions", [False, True])
+def test_the_cold_item_map_moves_cold_items_alone(transformed_synthetic, descriptions):
     """cold_item_map_weight 2: the map is fitted on the warm rows (trained vector minus
-    the unknown-id one, sqrt-count weights); a cold row, and a new item given to
-    embed_new_item, gain 2 x (text - centre) @ coef; warm rows, and embed_new_item of
-    a known id, are unchanged."""
+    the unknown-id one, sqrt-count weights) from their text vectors, and their
+    description vectors beside them where the catalogue has any; a cold row, and a
+    new item given to embed_new_item, gain 2 x (map input - centre) @ coef; warm rows,
+    and embed_new_item of a known id, are unchanged. A new item whose description is
+    blank has a zero description block, whatever description vector it is sent."""
     off = _module(transformed_synthetic, item_item_weight=0.0, cold_item_map_weight=0.0)
-    model, tft_output, tables, text = _parts(transformed_synthetic, item_item_weight=0.0,
-                                             cold_item_map_weight=2.0)
+    model, tft_output, tables, text = _parts(transformed_synthetic, descriptions,
+                                             item_item_weight=0.0, cold_item_map_weight=2.0)
     on = ServingModule(model, tft_output, tables, text, cache_users=False)
     assert off.cold_map_coef is None
     # The fit, redone from the model's own warm vectors.
@@ -162,7 +179,10 @@ def test_the_cold_item_map_moves_cold_items_alone(transformed_synthetic):
     as_cold = model.candidate_embedding({**inputs, F.ITEM_IDX: tf.zeros_like(
         inputs[F.ITEM_IDX])}).numpy()
     counts = model.item_sampling_prob.numpy()[tables.item_features[F.ITEM_IDX][warm]]
-    fitted = fit_cold_item_map(text.vectors[warm], trained, as_cold, counts, 10.0)
+    map_in = np.hstack([text.vectors, text.descriptions]) if descriptions else text.vectors
+    fitted = fit_cold_item_map(map_in[warm], trained, as_cold, counts,
+                               model.config.cold_item_map_l2)
+    assert fitted.coef.shape == (16 if descriptions else 8, 16)
     np.testing.assert_allclose(on.cold_map_coef.numpy(), fitted.coef, atol=1e-5)
     np.testing.assert_allclose(on.cold_map_centre.numpy(), fitted.centre, atol=1e-6)
 
@@ -170,24 +190,34 @@ def test_the_cold_item_map_moves_cold_items_alone(transformed_synthetic):
     gained = (on.embed_item(item_id=ids)["embedding"]
               - off.embed_item(item_id=ids)["embedding"]).numpy()
     np.testing.assert_allclose(gained[warm], 0.0, atol=1e-6)
-    np.testing.assert_allclose(gained[-2:], 2.0 * fitted.correction(text.vectors[-2:]),
-                               atol=1e-5)
+    np.testing.assert_allclose(gained[-2:], 2.0 * fitted.correction(map_in[-2:]), atol=1e-5)
     assert np.abs(gained[-2:]).max() > 1e-3  # the map moved them
-    vector = _unit_rows(3)[2]
+    vector, description = _unit_rows(4)[2], 3.0 * _unit_rows(4)[3]  # sent unnormalised
+    unit = description / 3.0
+    expected = np.concatenate([vector, unit]) if descriptions else vector
     np.testing.assert_allclose(
-        _embed_new(on, "brand-new", vector) - _embed_new(off, "brand-new", vector),
-        2.0 * fitted.correction(vector[None])[0], atol=1e-5)
+        _embed_new(on, "brand-new", vector, description)
+        - _embed_new(off, "brand-new", vector, description),
+        2.0 * fitted.correction(expected[None])[0], atol=1e-5)
+    if descriptions:  # a blank description: the block is zero
+        np.testing.assert_allclose(
+            _embed_new(on, "brand-new", vector, description, " \t")
+            - _embed_new(off, "brand-new", vector, description, " \t"),
+            2.0 * fitted.correction(np.concatenate([vector, 0 * unit])[None])[0], atol=1e-5)
     known = tables.item_ids[0].decode()
     np.testing.assert_allclose(_embed_new(on, known, vector), _embed_new(off, known, vector),
                                atol=1e-6)
 
 
 def test_the_cold_item_map_survives_save_and_a_fresh_process(transformed_synthetic, tmp_path):
-    on = _module(transformed_synthetic, item_item_weight=0.0, cold_item_map_weight=2.0)
+    on = _module(transformed_synthetic, descriptions=True, item_item_weight=0.0,
+                 cold_item_map_weight=2.0)
+    assert on.cold_map_coef.shape[0] == 16  # [text ; description] blocks
     tf.saved_model.save(on, str(tmp_path), signatures={n: getattr(on, n) for n in SIGNATURES})
     ids = on.catalog_ids.numpy().astype(str).tolist()
     new_item = {"item_id": ["brand-new"], **NEW_ITEM,
-                "text_embedding": _unit_rows(3)[2:].tolist()}
+                "text_embedding": _unit_rows(3)[2:].tolist(),
+                "description_embedding": _unit_rows(3)[1:2].tolist()}
     calls = [("embed_item", {"item_id": ids}), ("embed_new_item", new_item),
              ("recommend", {"user_id": ["u1", "u2"], "k": 10})]
     fresh = _replay([str(tmp_path)], calls)[str(tmp_path)]

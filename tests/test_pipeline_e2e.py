@@ -17,6 +17,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -24,6 +25,7 @@ from mtrec.add_items import add_items
 from mtrec.cli import _add_titles
 from mtrec.components.anomaly_gate.executor import SchemaAnomaliesError
 from mtrec.components.atomic_pusher.executor import extended_identity, model_identity
+from mtrec.components.text_encoder.corpus import item_text
 from mtrec.console import RunConsole
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
@@ -204,12 +206,15 @@ def test_pushed_model_loads_in_a_fresh_process_without_mtrec(first_run):
         # Cold start: the text encoder pushed alongside (TF Text ops), then the model.
         import tensorflow_text
         enc = tf.saved_model.load({model_dir!r} + "/assets.extra/text_encoder")
-        text = tf.constant(["a brand new film | drama | a quiet love story"])
+        # One call: the item's text, then its description alone.
+        text = tf.constant(["a brand new film | drama | 2024 | a quiet love story",
+                            "a quiet love story"])
         vec = enc.signatures["serving_default"](text=text)["embedding"]
         new = m.signatures["embed_new_item"](
             item_id=tf.constant(["brand-new"]), title=tf.constant(["A Brand New Film"]),
             genres=tf.constant([["Drama", ""]]), description=tf.constant(["a quiet love story"]),
-            year=tf.constant([2024], tf.int64), text_embedding=vec)["embedding"]
+            year=tf.constant([2024], tf.int64), text_embedding=vec[:1],
+            description_embedding=vec[1:])["embedding"]
         assert new.shape[0] == 1 and bool(tf.reduce_all(tf.math.is_finite(new)))
         print(sorted(m.signatures))
         # Titles for people: every catalogue item's, then an unknown id and the padding.
@@ -285,6 +290,21 @@ def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, c
     assert said[-1] == (f"catalogue now {len(original) + 2} items (2 added since the run); "
                         f"pushed home/serving_model/mtrec/{os.path.basename(versions[1])}")
     assert served[1] == original | {b"new-1", b"new-2"}
+    # An added item is indexed as embed_new_item embeds it from the pushed encoder's
+    # vectors of its text and of its description alone (README's two calls).
+    model = tf.saved_model.load(versions[1])
+    encoder = tf.saved_model.load(versions[1] + "/assets.extra/text_encoder")
+    text = item_text("A First New Film", ["Drama"], "a quiet story", 2024)
+    vectors = encoder.signatures["serving_default"](text=tf.constant([text, "a quiet story"]))
+    vectors = vectors["embedding"]
+    new = model.signatures["embed_new_item"](
+        item_id=tf.constant(["new-1"]), title=tf.constant(["A First New Film"]),
+        genres=tf.constant([["Drama"]]), description=tf.constant(["a quiet story"]),
+        year=tf.constant([2024], tf.int64), text_embedding=vectors[:1],
+        description_embedding=vectors[1:])["embedding"]
+    indexed = model.signatures["embed_item"](item_id=tf.constant(["new-1"]))["embedding"]
+    np.testing.assert_allclose(new.numpy(), indexed.numpy(), atol=1e-4)
+    assert model.cold_map_coef.shape[0] == 2 * vectors.shape[1]  # the description block
     # Their titles are served too, next to the trained items' (describe_items).
     titles = tf.saved_model.load(versions[1]).signatures["describe_items"](
         item_ids=tf.constant([["new-1", "new-2", sorted(original)[0].decode()]]))["titles"]

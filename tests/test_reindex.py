@@ -95,6 +95,7 @@ def test_added_item_is_indexed_like_a_cold_item(models):
         genres=tf.constant([["Sci-Fi", "Action"]]),
         description=tf.constant(["a crew robs a station"]),
         year=tf.constant([2030], tf.int64), text_embedding=tf.zeros([1, 0]),
+        description_embedding=tf.zeros([1, 0]),
     )["embedding"]
     np.testing.assert_allclose(indexed, cold, atol=1e-5)
     unknown = new.signatures["embed_item"](item_id=tf.constant(["never-added"]))["embedding"]
@@ -114,6 +115,7 @@ def test_years_past_training_do_not_extrapolate_the_tower(models):
             genres=tf.constant([["Sci-Fi", "Action"]]),
             description=tf.constant(["a crew robs a station"]),
             year=tf.constant([year], tf.int64), text_embedding=tf.zeros([1, 0]),
+            description_embedding=tf.zeros([1, 0]),
         )["embedding"].numpy()
 
     np.testing.assert_allclose(embedded(2030), embedded(2500), atol=1e-6)

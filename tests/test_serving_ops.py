@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from mtrec.components.text_encoder.corpus import description_text
 from mtrec.models import serving_ops as ops
 
 
@@ -31,3 +32,21 @@ def test_per_user_rows_covers_every_row_across_chunks():
 def test_fits_is_bounded_by_max_cached_floats():
     assert ops.fits(1, ops.MAX_CACHED_FLOATS)
     assert not ops.fits(2, ops.MAX_CACHED_FLOATS // 2 + 1)
+
+
+def test_given_description_normalises_and_zeroes_blank_descriptions():
+    """The cold-item map's description block for embed_new_item: unit rows, zero where
+    the description is empty or ASCII whitespace alone (corpus.description_text's "")."""
+    vectors = tf.constant([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
+    described = tf.constant(["a heist", " \t\n", "", "no vector sent"])
+    got = ops.given_description(vectors, described).numpy()
+    np.testing.assert_allclose(got, [[0.6, 0.8], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+
+
+def test_given_description_treats_the_same_whitespace_as_the_corpus():
+    """tf.strings.strip and description_text drop the same six ASCII characters, so a
+    description is blank to the served graph exactly when the catalogue stores none."""
+    texts = [" \t\n\f\r\v", "\u00a0", "x", " x\u2003", ""]
+    blank = [not description_text(t) for t in texts]
+    got = ops.given_description(tf.ones([len(texts), 1]), tf.constant(texts)).numpy()[:, 0]
+    assert (got == 0.0).tolist() == blank == [True, False, False, False, True]

@@ -12,6 +12,7 @@ from tfx.types import artifact
 # The directory layout (one definition, in contracts/artifacts.py), under the
 # names the text encoder's modules use as `layout.X`.
 from mtrec.contracts.artifacts import (  # noqa: F401
+    DESCRIPTION_EMBEDDINGS_FILE,
     EMBEDDINGS_FILE,
     ENCODER_DIR,
     ITEM_IDS_FILE,

@@ -52,6 +52,14 @@ def item_text(title: str, genres: Iterable[str], description: str, year: int = 0
     return _WS_RUN.sub(" ", raw).strip(" \t\n\f\r\v").lower()
 
 
+def description_text(description: str) -> str:
+    """What the encoder sees for an item's description alone (the cold-item map's second
+    input block, models/cold_item_map.py): item_text's whitespace collapse and
+    lower-casing, "" when there is none. The encoder's tokenizer lower-cases and splits
+    on whitespace itself, so a client may send it the description as it is."""
+    return _WS_RUN.sub(" ", description).strip(" \t\n\f\r\v").lower()
+
+
 def item_text_tf(
     title: tf.Tensor,
     genres: tf.RaggedTensor | tf.SparseTensor | tf.Tensor,
@@ -91,6 +99,10 @@ class CatalogItem:
     @property
     def text(self) -> str:
         return item_text(self.title, self.genres, self.description, self.year)
+
+    @property
+    def description_text(self) -> str:
+        return description_text(self.description)
 
 
 def _bytes_values(example: tf.train.Example, name: str) -> list[str]:

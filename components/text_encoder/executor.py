@@ -111,12 +111,43 @@ def _cache_key(*parts: object) -> str:
     return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:24]
 
 
-def _catalog_cache_file(digest: str | None, sequence_length: int, texts: list[str]):
-    """Where the frozen pretrained encoder's vectors for these texts are cached."""
+def _catalog_cache_file(digest: str | None, sequence_length: int, texts: list[str],
+                        kind: str = "text") -> Path | None:
+    """Where the frozen pretrained encoder's vectors for these texts are cached
+    (`kind`: "text", the items' full texts, or "description", their descriptions)."""
     if digest is None:
         return None
-    key = _cache_key(_ENCODING_VERSION, digest, sequence_length, "\n".join(texts))
+    key = _cache_key(_ENCODING_VERSION, digest, sequence_length, kind, "\n".join(texts))
     return minilm.cache_root() / "embeddings" / f"{key}.npy"
+
+
+def encode_cached(encode: Callable[[], np.ndarray], cache_file: Path | None
+                  ) -> tuple[np.ndarray, bool]:
+    """(`encode()`, or what it returned once before from `cache_file`; whether cached).
+
+    A miss writes to a temporary sibling and renames it into place, so a
+    concurrent run never reads a half-written file.
+    """
+    if cache_file is not None and cache_file.is_file():
+        return np.load(cache_file), True
+    vectors = encode()
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        staging = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(staging, vectors)
+        staging.replace(cache_file)
+    return vectors, False
+
+
+def description_vectors(encode: Callable[[list[str]], np.ndarray], descriptions: list[str],
+                        dim: int) -> np.ndarray:
+    """float32 [N, dim]: `encode` (texts -> vectors) of each non-empty description alone,
+    zero rows for the empty ones (the cold-item map reads a zero row as none)."""
+    rows = [i for i, text in enumerate(descriptions) if text]
+    out = np.zeros((len(descriptions), dim), dtype=np.float32)
+    if rows:
+        out[rows] = encode([descriptions[i] for i in rows])
+    return out
 
 
 def _export_cache_dir(digest: str | None, sequence_length: int, versions: str) -> Path | None:
@@ -232,29 +263,33 @@ def run_text_encoder(
     model = encoder.build_encoder_model(backbone)
     text_encoder = export.TextEncoderFunction(tokenizer, model, sequence_length)
     frozen = config.mode == MODE_PRETRAINED
-    cache_file = _catalog_cache_file(digest if frozen else None, sequence_length, texts)
-    if cache_file is not None and cache_file.is_file():
-        embeddings = np.load(cache_file)
-        encode_cached = True
-    else:
-        embeddings = text_encoder.encode_packed(sequences, ENCODE_BATCH_SIZE)
-        encode_cached = False
-        if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            staging = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")
-            np.save(staging, embeddings)
-            staging.replace(cache_file)
+    cache_digest = digest if frozen else None
+
+    def encode_texts(strings: list[str]) -> np.ndarray:  # as the exported encoder would
+        packed = tokenization.pack_sequences(
+            tokenizer, tokenization.tokenize(tokenizer, strings), sequence_length)
+        return text_encoder.encode_packed(packed, ENCODE_BATCH_SIZE)
+
+    embeddings, text_cached = encode_cached(
+        lambda: text_encoder.encode_packed(sequences, ENCODE_BATCH_SIZE),
+        _catalog_cache_file(cache_digest, sequence_length, texts))
+    descriptions = [item.description_text for item in items]
+    description_embeddings, description_cached = encode_cached(
+        lambda: description_vectors(encode_texts, descriptions, embeddings.shape[1]),
+        _catalog_cache_file(cache_digest, sequence_length, descriptions, "description"))
     encode_seconds = time.monotonic() - t0
+    num_descriptions = sum(map(bool, descriptions))
     logging.info(
-        "TextEncoder: encoded %d items in %.1fs%s", len(texts), encode_seconds,
-        " (cached)" if encode_cached else "",
+        "TextEncoder: encoded %d items and %d descriptions in %.1fs%s", len(texts),
+        num_descriptions, encode_seconds, " (cached)" if text_cached else "",
     )  # fmt: skip
 
     t0 = time.monotonic()
     uri = output_uri
     fileio.makedirs(uri)
     export.write_text_lines(os.path.join(uri, layout.VOCAB_FILE), vocabulary)
-    export.write_embeddings(uri, [item.item_id for item in items], embeddings)
+    export.write_embeddings(uri, [item.item_id for item in items], embeddings,
+                            description_embeddings)
 
     def write_models(directory: str) -> None:
         text_encoder.export(os.path.join(directory, layout.ENCODER_DIR))
@@ -283,13 +318,14 @@ def run_text_encoder(
         "l2_normalized": True,
         "pooling": "mean over non-padding tokens ([CLS]/[SEP] included)",
         "item_text_format": "lower(title | genre genre | year | description)",
+        "num_descriptions": num_descriptions,  # items with a description vector
         "vocabulary_size": len(vocabulary),
         "sequence_length": sequence_length,
         "text_tokens": lengths_info,
         "num_truncated_texts": lengths_info["truncated_texts"],
         "mean_text_tokens": float(lengths.mean()),
         "encoder_params": int(backbone.count_params()),
-        "encode_cached": encode_cached,
+        "encode_cached": text_cached and description_cached,
         "export_cached": export_cached,
         "encode_items_per_second": len(texts) / max(encode_seconds, 1e-9),
         "mlm": _mlm_metadata(report),

@@ -18,7 +18,11 @@ from tfx.types import artifact_utils, standard_artifacts
 from mtrec.components.text_encoder import artifacts as layout
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.components.text_encoder.corpus import item_text
-from mtrec.components.text_encoder.executor import Executor, write_models_cached
+from mtrec.components.text_encoder.executor import (
+    Executor,
+    description_vectors,
+    write_models_cached,
+)
 from mtrec.components.text_encoder.export import (
     load_item_text_embeddings,
     load_keras_text_encoder,
@@ -135,6 +139,7 @@ def test_outputs_layout_and_properties(pretrained, rows):
         layout.VOCAB_FILE,
         layout.ITEM_IDS_FILE,
         layout.EMBEDDINGS_FILE,
+        layout.DESCRIPTION_EMBEDDINGS_FILE,
         layout.KERAS_MODEL_FILE,
         layout.METADATA_FILE,
     ):
@@ -218,18 +223,48 @@ def encode_in_fresh_process(uri: str, texts: list[str], tmp_path) -> np.ndarray:
 def catalogue_texts(uri: str, rows: list[dict]) -> list[str]:
     """The item text of every embedding row of the artifact at `uri`, in its order."""
     item_ids, _ = load_item_text_embeddings(uri)
-    by_id = {r[features.ITEM_ID]: r for r in rows}
-    return [_text(by_id[i]) for i in item_ids]
+    return [_text(row) for row in _rows_of(item_ids, rows)]
 
 
 def assert_fresh_process_matches(uri: str, rows: list[dict], tmp_path) -> None:
-    """A few catalogue texts through the exported encoder, fresh process = the vectors."""
+    """A few catalogue texts, and their descriptions as they are, through the exported
+    encoder in a fresh process = the artifact's two tables (what a client sends
+    embed_new_item); items without a description have zero rows there."""
     item_ids, embeddings = load_item_text_embeddings(uri)
-    by_id = {r[features.ITEM_ID]: r for r in rows}
+    descriptions = np.load(Path(uri) / layout.DESCRIPTION_EMBEDDINGS_FILE)
+    said = [row[features.DESCRIPTION] for row in _rows_of(item_ids, rows)]
     picks = [0, 3, 17, NUM_ITEMS - 1]
-    texts = [_text(by_id[item_ids[i]]) for i in picks]
-    np.testing.assert_allclose(encode_in_fresh_process(uri, texts, tmp_path),
-                               embeddings[picks], atol=1e-5)
+    described = [i for i in picks if said[i]]
+    assert 0 < len(described) < len(picks)  # both kinds among the picks
+    texts = [_text(r) for r in _rows_of([item_ids[i] for i in picks], rows)]
+    out = encode_in_fresh_process(uri, texts + [said[i] for i in described], tmp_path)
+    np.testing.assert_allclose(out[: len(picks)], embeddings[picks], atol=1e-5)
+    np.testing.assert_allclose(out[len(picks) :], descriptions[described], atol=1e-5)
+    has = np.array([bool(d) for d in said])
+    assert not descriptions[~has].any()
+    np.testing.assert_allclose(np.linalg.norm(descriptions[has], axis=1), 1.0, atol=1e-5)
+
+
+def _rows_of(item_ids: list[str], rows: list[dict]) -> list[dict]:
+    by_id = {r[features.ITEM_ID]: r for r in rows}
+    return [by_id[i] for i in item_ids]
+
+
+def test_description_vectors_encode_the_described_items_alone():
+    """One encode call with the non-empty descriptions in catalogue order; zero rows
+    (the cold-item map's "none") for the rest."""
+    calls = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return np.array([[len(t), 1.0] for t in texts], np.float32)
+
+    got = description_vectors(encode, ["ab", "", "abcd", ""], 2)
+    assert calls == [["ab", "abcd"]]
+    np.testing.assert_array_equal(got, [[2, 1], [0, 0], [4, 1], [0, 0]])
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(description_vectors(encode, ["", ""], 2), np.zeros((2, 2)))
+    assert len(calls) == 1  # nothing to encode: no call
 
 
 def test_saved_model_in_fresh_process_matches_embeddings(pretrained, rows, tmp_path):

@@ -141,10 +141,14 @@ def write_text_lines(path: str, lines: Sequence[str]) -> None:
         f.write("".join(f"{line}\n" for line in lines))
 
 
-def write_embeddings(uri: str, item_ids: Sequence[str], embeddings: np.ndarray) -> None:
+def write_embeddings(uri: str, item_ids: Sequence[str], embeddings: np.ndarray,
+                     description_embeddings: np.ndarray) -> None:
+    """The ids, the full texts' vectors and the descriptions' (zero rows: none)."""
     write_text_lines(os.path.join(uri, layout.ITEM_IDS_FILE), item_ids)
-    with fileio.open(os.path.join(uri, layout.EMBEDDINGS_FILE), "wb") as f:
-        np.save(f, embeddings.astype(np.float32))
+    for name, array in ((layout.EMBEDDINGS_FILE, embeddings),
+                        (layout.DESCRIPTION_EMBEDDINGS_FILE, description_embeddings)):
+        with fileio.open(os.path.join(uri, name), "wb") as f:
+            np.save(f, array.astype(np.float32))
 
 
 def write_metadata(uri: str, metadata: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mtrec.components.text_encoder import artifacts as layout
 from mtrec.components.text_encoder import minilm
 from mtrec.components.text_encoder.executor_test import (
     NUM_ITEMS,
@@ -120,6 +121,8 @@ def test_pretrained_executor_metadata_and_encoding_cache(pretrained, rows, tmp_p
     _, first = load_item_text_embeddings(pretrained.uri)
     _, second = load_item_text_embeddings(again.uri)
     np.testing.assert_array_equal(first, second)
+    np.testing.assert_array_equal(  # the descriptions' table came from its own cache entry
+        *(np.load(Path(a.uri) / layout.DESCRIPTION_EMBEDDINGS_FILE) for a in (pretrained, again)))
     # The encoder models came from the export cache: they still encode these items.
     texts = tf.constant(catalogue_texts(again.uri, rows))
     served = load_text_encoder(again.uri).signatures["serving_default"](text=texts)

@@ -2,7 +2,8 @@
 
 The pushed-alongside encoder SavedModel embeds the new items' text, with the
 same item-text format (corpus.item_text) and the same centring as the
-catalogue's vectors, so an added item is indexed exactly like a cold item.
+catalogue's vectors, and its description alone as the executor encodes it, so an
+added item is indexed exactly like a cold item.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from mtrec.components.text_encoder.corpus import description_text
 from mtrec.components.text_encoder.corpus import item_text as text_of
+from mtrec.components.text_encoder.executor import description_vectors
 from mtrec.components.text_encoder.export import INPUT_NAME, OUTPUT_NAME, SIGNATURE
 from mtrec.contracts import features as F
 from mtrec.models.item_text import ItemText, centre
@@ -32,9 +35,14 @@ def extend_item_text(item_text: ItemText, items: pd.DataFrame) -> ItemText:
     ]
     raw = encoder(**{INPUT_NAME: tf.constant(texts)})[OUTPUT_NAME].numpy()
     ids = dict(item_text.ids)
-    rows = [item_text.vectors]
-    for item_id, vector in zip(items[F.ITEM_ID].astype(str), centre(raw, item_text.mean),
-                               strict=True):
+    for item_id in items[F.ITEM_ID].astype(str):
         ids[item_id] = len(ids)
-        rows.append(vector[None, :])
-    return ItemText(ids, np.concatenate(rows), item_text.mean, item_text.encoder_dir)
+    descriptions = item_text.descriptions
+    if descriptions is not None:  # the description alone, as the executor encodes it
+        new = [description_text(str(r.get(F.DESCRIPTION, "") or "")) for _, r in items.iterrows()]
+        vectors = description_vectors(
+            lambda strings: encoder(**{INPUT_NAME: tf.constant(strings)})[OUTPUT_NAME].numpy(),
+            new, item_text.dim)
+        descriptions = np.concatenate([descriptions, vectors])
+    return ItemText(ids, np.concatenate([item_text.vectors, centre(raw, item_text.mean)]),
+                    item_text.mean, item_text.encoder_dir, descriptions)
