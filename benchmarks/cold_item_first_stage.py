@@ -68,6 +68,7 @@ class FirstStage:
         restore_weights(model, weights)
         inputs = {k: tf.constant(v) for k, v in tables.item_features.items()}
         self.text = text.rows_for(tables.item_ids)
+        self.item_ids, self.catalog_dir = tables.item_ids, work / "examples" / "catalog"
         self.descriptions = text.map_rows_for(tables.item_ids)[:, text.dim:]  # [N, 0]: none
         inputs[F.ITEM_TEXT_VECTOR] = tf.constant(self.text)
         self.trained = model.candidate_embedding(inputs).numpy()

@@ -8,7 +8,9 @@ what its ratings added to its candidate vector. Its input was the vector of the
 item's full text ("title | genres | year | description"); here it is compared
 with [that vector ; the vector of the description alone] (ItemText.map_rows_for,
 zeros for an item without a description), at several l2, the description block
-at half and twice its scale, and with a has-description flag. As in
+at half and twice its scale, with a has-description flag, and packed to fewer
+tokens (--description-lengths; the TextEncoder's own table is packed to the
+catalogue's sequence length). As in
 cold_item_first_stage.py (whose FirstStage replays stage 1 on the same
 `cold_item_validation.py --train-only` weights), the cold term's weight t is
 bisected so that NDCG@10 equals the no-map default's (t 0.04), so cold HR@100
@@ -18,6 +20,7 @@ under --out (N: --seed, when not 1).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -26,6 +29,10 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 # isort: split
 import numpy as np
 
+from mtrec.components.text_encoder import encoder, export, minilm, tokenization
+from mtrec.components.text_encoder.corpus import read_catalog
+from mtrec.components.text_encoder.executor import description_vectors
+from mtrec.data.artifact_io import split_files
 from mtrec.models.cold_item_map import fit_cold_item_map
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,6 +47,28 @@ from cold_item_first_stage import (  # noqa: E402
 L2 = (3.0, 10.0, 30.0, 100.0)
 
 
+def description_tables(stage: FirstStage, lengths: list[int]) -> dict[int, np.ndarray]:
+    """{L: [N, D]}: the frozen MiniLM's vector of each item's description alone, packed
+    to L tokens ([CLS] and [SEP] included), in the stage's item order; zero rows for
+    none (executor.description_vectors, as the TextEncoder encodes them)."""
+    items = {i.item_id: i for i in read_catalog(split_files(str(stage.catalog_dir)))}
+    texts = [items[i.decode() if isinstance(i, bytes) else i].description_text
+             for i in stage.item_ids.tolist()]
+    backbone, tokenizer = encoder.load_preset(str(minilm.preset_dir()[0]))
+    model = encoder.build_encoder_model(backbone)
+    tables = {}
+    for length in lengths:
+        function = export.TextEncoderFunction(tokenizer, model, length)
+
+        def encode(strings: list[str], length: int = length, function=function) -> np.ndarray:
+            packed = tokenization.pack_sequences(
+                tokenizer, tokenization.tokenize(tokenizer, strings), length)
+            return function.encode_packed(packed)
+
+        tables[length] = description_vectors(encode, texts, stage.text.shape[1])
+    return tables
+
+
 def mapped(stage: FirstStage, inputs: np.ndarray, l2: float) -> np.ndarray:
     """Candidate vectors with the cold rows corrected by a map fitted on `inputs`, as
     cold_item_map.catalogue_vectors fits and applies it (weight 1)."""
@@ -49,7 +78,7 @@ def mapped(stage: FirstStage, inputs: np.ndarray, l2: float) -> np.ndarray:
     return stage.with_cold(stage.as_cold + fitted.correction(inputs))
 
 
-def variants(stage: FirstStage) -> dict[str, np.ndarray]:
+def variants(stage: FirstStage, lengths: list[int]) -> dict[str, np.ndarray]:
     text, descriptions = stage.text, stage.descriptions
     if not descriptions.shape[1]:
         raise SystemExit("this catalogue has no descriptions: nothing to compare")
@@ -64,15 +93,24 @@ def variants(stage: FirstStage) -> dict[str, np.ndarray]:
             stage, np.hstack([text, scale * descriptions]), 30.0)
     out["text + description + has-description flag, l2 30"] = mapped(
         stage, np.hstack([both, has]), 30.0)
+    for length, table in description_tables(stage, lengths).items():
+        for l2 in (10.0, 30.0):
+            out[f"text + description packed to {length} tokens, l2 {l2:g}"] = mapped(
+                stage, np.hstack([text, table]), l2)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(__doc__.split("\n")[0], argv)
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--description-lengths", default="16,24,32,64",
+                        help="also the description packed to each of these token counts")
+    known, rest = parser.parse_known_args(argv)
+    args = parse_args(__doc__.split("\n")[0], rest)
+    lengths = [int(n) for n in known.description_lengths.split(",") if n]
     stage = FirstStage(args.weights, Path(args.work_dir), args.seed)
     print(f"{int(np.any(stage.descriptions != 0, axis=1).sum())} items with a description, "
           f"{int((~stage.known).sum())} without training ratings", flush=True)
-    target, rows = matched_rows(stage, variants(stage))
+    target, rows = matched_rows(stage, variants(stage, lengths))
     payload = {"ndcg@10 target": target, "seed": args.seed, "rows": rows}
     stem = "cold_item_map_inputs" + ("" if args.seed == 1 else f"_seed{args.seed}")
     write_results(args.out, stem, payload, markdown(

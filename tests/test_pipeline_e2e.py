@@ -206,15 +206,15 @@ def test_pushed_model_loads_in_a_fresh_process_without_mtrec(first_run):
         # Cold start: the text encoder pushed alongside (TF Text ops), then the model.
         import tensorflow_text
         enc = tf.saved_model.load({model_dir!r} + "/assets.extra/text_encoder")
-        # One call: the item's text, then its description alone.
-        text = tf.constant(["a brand new film | drama | 2024 | a quiet love story",
-                            "a quiet love story"])
+        # The item's text, and its description alone (the encoder's two signatures).
+        text = tf.constant(["a brand new film | drama | 2024 | a quiet love story"])
         vec = enc.signatures["serving_default"](text=text)["embedding"]
+        said = enc.signatures["description"](text=tf.constant(["a quiet love story"]))
         new = m.signatures["embed_new_item"](
             item_id=tf.constant(["brand-new"]), title=tf.constant(["A Brand New Film"]),
             genres=tf.constant([["Drama", ""]]), description=tf.constant(["a quiet love story"]),
-            year=tf.constant([2024], tf.int64), text_embedding=vec[:1],
-            description_embedding=vec[1:])["embedding"]
+            year=tf.constant([2024], tf.int64), text_embedding=vec,
+            description_embedding=said["embedding"])["embedding"]
         assert new.shape[0] == 1 and bool(tf.reduce_all(tf.math.is_finite(new)))
         print(sorted(m.signatures))
         # Titles for people: every catalogue item's, then an unknown id and the padding.
@@ -295,16 +295,16 @@ def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, c
     model = tf.saved_model.load(versions[1])
     encoder = tf.saved_model.load(versions[1] + "/assets.extra/text_encoder")
     text = item_text("A First New Film", ["Drama"], "a quiet story", 2024)
-    vectors = encoder.signatures["serving_default"](text=tf.constant([text, "a quiet story"]))
-    vectors = vectors["embedding"]
+    vector = encoder.signatures["serving_default"](text=tf.constant([text]))["embedding"]
+    said = encoder.signatures["description"](text=tf.constant(["a quiet story"]))["embedding"]
     new = model.signatures["embed_new_item"](
         item_id=tf.constant(["new-1"]), title=tf.constant(["A First New Film"]),
         genres=tf.constant([["Drama"]]), description=tf.constant(["a quiet story"]),
-        year=tf.constant([2024], tf.int64), text_embedding=vectors[:1],
-        description_embedding=vectors[1:])["embedding"]
+        year=tf.constant([2024], tf.int64), text_embedding=vector,
+        description_embedding=said)["embedding"]
     indexed = model.signatures["embed_item"](item_id=tf.constant(["new-1"]))["embedding"]
     np.testing.assert_allclose(new.numpy(), indexed.numpy(), atol=1e-4)
-    assert model.cold_map_coef.shape[0] == 2 * vectors.shape[1]  # the description block
+    assert model.cold_map_coef.shape[0] == 2 * vector.shape[1]  # the description block
     # Their titles are served too, next to the trained items' (describe_items).
     titles = tf.saved_model.load(versions[1]).signatures["describe_items"](
         item_ids=tf.constant([["new-1", "new-2", sorted(original)[0].decode()]]))["titles"]

@@ -68,7 +68,8 @@ def test_exec_properties_are_the_config_fields_and_json_numbers_are_coerced():
 
 def test_settings_in_use_lists_only_what_the_mode_reads():
     """The run report's settings table: a frozen MiniLM has no model sizes or MLM knobs."""
-    assert TextEncoderConfig().settings_in_use() == {"mode": "pretrained", "sequence_length": 0}
+    assert TextEncoderConfig().settings_in_use() == {
+        "mode": "pretrained", "sequence_length": 0, "description_length": 16}
     mlm = TextEncoderConfig(mode="pretrained_mlm").settings_in_use()
     assert mlm["mlm_steps"] == 300 and mlm["learning_rate"] == 5e-5
     assert "hidden_dim" not in mlm and "preset_dir" not in mlm
@@ -76,4 +77,5 @@ def test_settings_in_use_lists_only_what_the_mode_reads():
     assert scratch["mlm_steps"] == 20 and scratch["learning_rate"] == 1e-3
     assert scratch["hidden_dim"] == 64 and scratch["vocab_size"] == 4000
     preset = TextEncoderConfig(mode="preset", preset_dir="/p").settings_in_use()
-    assert preset == {"mode": "preset", "preset_dir": "/p", "sequence_length": 0}
+    assert preset == {"mode": "preset", "preset_dir": "/p", "sequence_length": 0,
+                      "description_length": 16}

@@ -35,6 +35,14 @@ DEFAULT_DOMAIN_MLM_STEPS = 300
 # sequence_length = AUTO: the shortest multiple of 8 that holds every catalogue
 # text ([CLS] and [SEP] included), capped at the model's maximum.
 AUTO = 0
+# The description alone (the cold-item map's second block, models/cold_item_map.py)
+# is packed to at most this many tokens, [CLS] and [SEP] included: a long tag list,
+# mean-pooled whole, says less than its first tags. ml-latest-small validation cut,
+# two cold draws, first stage at equal NDCG@10, map l2 30
+# (benchmarks/cold_item_map_inputs.py), cold HR@100 packed to 8 tokens 0.138 / 0.151,
+# 12 0.141 / 0.155, 16 0.141 / 0.158, 24 0.139 / 0.155, 32 0.136 / 0.153, 64
+# 0.136 / 0.153, the catalogue's 256 0.136 / 0.152 (the text alone: 0.129 / 0.144).
+DEFAULT_DESCRIPTION_LENGTH = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +54,7 @@ class TextEncoderConfig:
     fine_tune_steps: int = 0  # pretrained_mlm: 0 means DEFAULT_DOMAIN_MLM_STEPS
     vocab_size: int = 4000
     sequence_length: int = AUTO
+    description_length: int = DEFAULT_DESCRIPTION_LENGTH  # capped at sequence_length
     num_layers: int = 2
     hidden_dim: int = 64
     num_heads: int = 2
@@ -115,6 +124,9 @@ class TextEncoderConfig:
             raise ValueError("mode='preset' needs preset_dir (a local keras-hub preset)")
         if self.sequence_length != AUTO and self.sequence_length < 3:
             raise ValueError("sequence_length must be 0 (auto) or leave room for [CLS] x [SEP]")
+        if self.description_length < 3:
+            raise ValueError("description_length must leave room for [CLS] x [SEP], "
+                             f"got {self.description_length}")
         positive = (
             "vocab_size",
             "num_layers",
@@ -144,7 +156,7 @@ class TextEncoderConfig:
         learning rate and step budget where they are left to it): what the run
         report shows, so a frozen MiniLM run does not list the scratch model's sizes."""
         names = ["mode"] + (["preset_dir"] if self.mode == MODE_PRESET else [])
-        names.append("sequence_length")
+        names += ["sequence_length", "description_length"]
         if self.mode == MODE_SCRATCH:
             names += ["vocab_size", "num_layers", "hidden_dim", "num_heads",
                       "intermediate_dim", "dropout"]

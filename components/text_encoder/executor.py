@@ -39,7 +39,7 @@ SCRATCH_MAX_SEQUENCE_LENGTH = 128  # AUTO's cap for the scratch model
 # Bump when the encoding path changes, so cached catalogue vectors are not reused.
 _ENCODING_VERSION = "1"
 # Bump when what write_models exports changes, so cached encoder models are not reused.
-_EXPORT_VERSION = "1"
+_EXPORT_VERSION = "2"  # 2: the `description` signature
 
 
 class Executor(base_executor.BaseExecutor):
@@ -150,15 +150,17 @@ def description_vectors(encode: Callable[[list[str]], np.ndarray], descriptions:
     return out
 
 
-def _export_cache_dir(digest: str | None, sequence_length: int, versions: str) -> Path | None:
+def _export_cache_dir(digest: str | None, lengths: tuple[int, int], versions: str
+                      ) -> Path | None:
     """Where the frozen pretrained encoder's exported models are cached, or None.
 
-    What write_models writes depends on the checkpoint, the sequence length and
-    the library versions that serialise it (`versions`), never on the texts.
+    What write_models writes depends on the checkpoint, the two sequence lengths
+    (texts, descriptions) and the library versions that serialise it (`versions`),
+    never on the texts.
     """
     if digest is None:
         return None
-    return minilm.cache_root() / "exports" / _cache_key(_EXPORT_VERSION, digest, sequence_length,
+    return minilm.cache_root() / "exports" / _cache_key(_EXPORT_VERSION, digest, *lengths,
                                                         versions)
 
 
@@ -261,13 +263,15 @@ def run_text_encoder(
 
     t0 = time.monotonic()
     model = encoder.build_encoder_model(backbone)
-    text_encoder = export.TextEncoderFunction(tokenizer, model, sequence_length)
+    description_length = min(config.description_length, sequence_length)
+    text_encoder = export.TextEncoderFunction(tokenizer, model, sequence_length,
+                                              description_length)
     frozen = config.mode == MODE_PRETRAINED
     cache_digest = digest if frozen else None
 
-    def encode_texts(strings: list[str]) -> np.ndarray:  # as the exported encoder would
-        packed = tokenization.pack_sequences(
-            tokenizer, tokenization.tokenize(tokenizer, strings), sequence_length)
+    def encode_descriptions(strings: list[str]) -> np.ndarray:  # as the `description`
+        packed = tokenization.pack_sequences(  # signature of the exported encoder would
+            tokenizer, tokenization.tokenize(tokenizer, strings), description_length)
         return text_encoder.encode_packed(packed, ENCODE_BATCH_SIZE)
 
     embeddings, text_cached = encode_cached(
@@ -275,8 +279,8 @@ def run_text_encoder(
         _catalog_cache_file(cache_digest, sequence_length, texts))
     descriptions = [item.description_text for item in items]
     description_embeddings, description_cached = encode_cached(
-        lambda: description_vectors(encode_texts, descriptions, embeddings.shape[1]),
-        _catalog_cache_file(cache_digest, sequence_length, descriptions, "description"))
+        lambda: description_vectors(encode_descriptions, descriptions, embeddings.shape[1]),
+        _catalog_cache_file(cache_digest, description_length, descriptions, "description"))
     encode_seconds = time.monotonic() - t0
     num_descriptions = sum(map(bool, descriptions))
     logging.info(
@@ -298,7 +302,7 @@ def run_text_encoder(
         tokenizer.save_to_preset(os.path.join(directory, layout.PRESET_DIR))
 
     export_cached = write_models_cached(
-        _export_cache_dir(digest if frozen else None, sequence_length,
+        _export_cache_dir(digest if frozen else None, (sequence_length, description_length),
                           encoder.serialiser_versions()),
         uri,
         write_models,
@@ -319,6 +323,7 @@ def run_text_encoder(
         "pooling": "mean over non-padding tokens ([CLS]/[SEP] included)",
         "item_text_format": "lower(title | genre genre | year | description)",
         "num_descriptions": num_descriptions,  # items with a description vector
+        "description_sequence_length": description_length,
         "vocabulary_size": len(vocabulary),
         "sequence_length": sequence_length,
         "text_tokens": lengths_info,

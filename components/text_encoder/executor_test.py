@@ -24,6 +24,8 @@ from mtrec.components.text_encoder.executor import (
     write_models_cached,
 )
 from mtrec.components.text_encoder.export import (
+    DESCRIPTION_SIGNATURE,
+    SIGNATURE,
     load_item_text_embeddings,
     load_keras_text_encoder,
     load_metadata,
@@ -198,26 +200,30 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
-    uri, texts = sys.argv[1], json.loads(sys.argv[2])
+    uri, texts = sys.argv[1], json.loads(sys.argv[2])  # {signature: [text, ...]}
     model = tf.saved_model.load(uri + "/encoder")
-    out = model.signatures["serving_default"](text=tf.constant(texts))["embedding"]
-    np.save(sys.argv[3], out.numpy())
+    out = {name: model.signatures[name](text=tf.constant(batch))["embedding"].numpy()
+           for name, batch in texts.items()}
+    np.savez(sys.argv[3], **out)
     banned = [m for m in sys.modules if m.split(".")[0] in ("mtrec", "keras_nlp", "keras_hub")]
     assert not banned, banned
     """
 )
 
 
-def encode_in_fresh_process(uri: str, texts: list[str], tmp_path) -> np.ndarray:
-    """The artifact's encoder SavedModel run by FRESH_PROCESS_SCRIPT (TF + TF Text only)."""
+def encode_in_fresh_process(uri: str, texts: dict[str, list[str]], tmp_path
+                            ) -> dict[str, np.ndarray]:
+    """The artifact's encoder SavedModel run by FRESH_PROCESS_SCRIPT (TF + TF Text only):
+    {signature: vectors} for {signature: texts}."""
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    out_path = tmp_path / "out.npy"
+    out_path = tmp_path / "out.npz"
     subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS_SCRIPT, uri, json.dumps(texts), str(out_path)],
         check=True, env=env, cwd=tmp_path, timeout=300,
     )  # fmt: skip
-    return np.load(out_path)
+    with np.load(out_path) as out:
+        return dict(out)
 
 
 def catalogue_texts(uri: str, rows: list[dict]) -> list[str]:
@@ -227,9 +233,10 @@ def catalogue_texts(uri: str, rows: list[dict]) -> list[str]:
 
 
 def assert_fresh_process_matches(uri: str, rows: list[dict], tmp_path) -> None:
-    """A few catalogue texts, and their descriptions as they are, through the exported
-    encoder in a fresh process = the artifact's two tables (what a client sends
-    embed_new_item); items without a description have zero rows there."""
+    """A few catalogue texts through the exported encoder's `serving_default`, and their
+    descriptions as they are through its `description` signature, in a fresh process
+    = the artifact's two tables (what a client sends embed_new_item); items without
+    a description have zero rows there."""
     item_ids, embeddings = load_item_text_embeddings(uri)
     descriptions = np.load(Path(uri) / layout.DESCRIPTION_EMBEDDINGS_FILE)
     said = [row[features.DESCRIPTION] for row in _rows_of(item_ids, rows)]
@@ -237,9 +244,10 @@ def assert_fresh_process_matches(uri: str, rows: list[dict], tmp_path) -> None:
     described = [i for i in picks if said[i]]
     assert 0 < len(described) < len(picks)  # both kinds among the picks
     texts = [_text(r) for r in _rows_of([item_ids[i] for i in picks], rows)]
-    out = encode_in_fresh_process(uri, texts + [said[i] for i in described], tmp_path)
-    np.testing.assert_allclose(out[: len(picks)], embeddings[picks], atol=1e-5)
-    np.testing.assert_allclose(out[len(picks) :], descriptions[described], atol=1e-5)
+    out = encode_in_fresh_process(uri, {SIGNATURE: texts, DESCRIPTION_SIGNATURE: [
+        said[i] for i in described]}, tmp_path)
+    np.testing.assert_allclose(out[SIGNATURE], embeddings[picks], atol=1e-5)
+    np.testing.assert_allclose(out[DESCRIPTION_SIGNATURE], descriptions[described], atol=1e-5)
     has = np.array([bool(d) for d in said])
     assert not descriptions[~has].any()
     np.testing.assert_allclose(np.linalg.norm(descriptions[has], axis=1), 1.0, atol=1e-5)
@@ -282,6 +290,23 @@ def saved_weight_count(uri: str) -> int:
 def test_saved_model_holds_each_weight_once(pretrained):
     """ExportArchive.track(model) used to save the Keras wrappers too: 2x the weights."""
     assert saved_weight_count(pretrained.uri) == load_metadata(pretrained.uri)["encoder_params"]
+
+
+def test_descriptions_are_packed_to_their_own_length(pretrained):
+    """The `description` signature reads the first description_length tokens ([CLS] and
+    [SEP] included): words past them change nothing, while the text signature, packed
+    to the longer sequence_length, still sees them."""
+    signatures = load_text_encoder(pretrained.uri).signatures
+    assert load_metadata(pretrained.uri)["description_sequence_length"] == 16  # the default
+    _, tokenizer = load_keras_text_encoder(pretrained.uri)
+    words = ("a dark river hunts the lost king " * 6).split()
+    head = next(" ".join(words[:n]) for n in range(len(words))  # 17+ word pieces: past 14
+                if np.asarray(tokenizer(" ".join(words[:n]))).size >= 17)
+    texts = tf.constant([head, head + " golden wild star"])
+    described = signatures[DESCRIPTION_SIGNATURE](text=texts)["embedding"].numpy()
+    np.testing.assert_allclose(described[0], described[1], atol=1e-6)
+    full = signatures[SIGNATURE](text=texts)["embedding"].numpy()
+    assert not np.allclose(full[0], full[1], atol=1e-3)
 
 
 def test_load_text_encoder_in_process(pretrained):

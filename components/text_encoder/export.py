@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     import keras_nlp
 
 SIGNATURE = "serving_default"
+# The same encoder on an item's description alone, packed to TextEncoderConfig's
+# description_length: the cold-item map's second block (models/cold_item_map.py).
+DESCRIPTION_SIGNATURE = "description"
 INPUT_NAME = "text"
 OUTPUT_NAME = "embedding"
 
@@ -33,12 +36,15 @@ OUTPUT_NAME = "embedding"
 class TextEncoderFunction:
     """strings [B] -> {"embedding": float32 [B, D]}: the one encoding path.
 
-    Holds Keras 3 layers (tokenizer, packer, encoder model); `fn` is the traced
-    function that both encodes the catalogue and is exported, so the catalogue
-    vectors and the SavedModel cannot drift apart.
+    Holds Keras 3 layers (tokenizer, packers, encoder model); `fn` (texts, packed
+    to `sequence_length`) and `describe_fn` (descriptions, packed to
+    `description_length`, default the same) are the traced functions that both
+    encode the catalogue and are exported, so the catalogue vectors and the
+    SavedModel cannot drift apart.
     """
 
-    def __init__(self, tokenizer, encoder_model, sequence_length: int):
+    def __init__(self, tokenizer, encoder_model, sequence_length: int,
+                 description_length: int | None = None):
         # Lazy: readers of the artifact import this module without keras-nlp.
         from mtrec.components.text_encoder import encoder
         from mtrec.components.text_encoder.tokenization import lower, make_packer
@@ -46,15 +52,21 @@ class TextEncoderFunction:
         self.tokenizer = tokenizer
         self._lower = lower
         self.packer = make_packer(tokenizer, sequence_length)
+        self.description_packer = make_packer(tokenizer, description_length or sequence_length)
         self.encoder_model = encoder_model
         self._keys = (encoder.TOKEN_IDS, encoder.SEGMENT_IDS, encoder.PADDING_MASK)
-        self.fn = tf.function(
-            self._encode,
-            input_signature=[tf.TensorSpec([None], tf.string, name=INPUT_NAME)],
-        )
+        spec = [tf.TensorSpec([None], tf.string, name=INPUT_NAME)]
+        self.fn = tf.function(self._encode, input_signature=spec)
+        self.describe_fn = tf.function(self._describe, input_signature=spec)
 
     def _encode(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
-        token_ids, padding_mask = self.packer(self.tokenizer(self._lower(text)))
+        return self._encode_with(self.packer, text)
+
+    def _describe(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self._encode_with(self.description_packer, text)
+
+    def _encode_with(self, packer, text: tf.Tensor) -> dict[str, tf.Tensor]:
+        token_ids, padding_mask = packer(self.tokenizer(self._lower(text)))
         token_ids = tf.cast(token_ids, tf.int32)
         ids_key, segments_key, mask_key = self._keys
         inputs = {
@@ -125,13 +137,16 @@ class TextEncoderFunction:
         """
         import keras  # lazy: Keras 3 is heavy; readers of the artifact never export
 
-        # Builds the packer (and traces `fn`) when the catalogue went through
-        # `encode_packed`, which never calls them.
+        # Builds the packers (and traces the functions) when the catalogue went
+        # through `encode_packed`, which never calls them.
         self.fn(tf.constant([""]))
+        self.describe_fn(tf.constant([""]))
         archive = keras.export.ExportArchive()
         archive.track(self.tokenizer)
         archive.track(self.packer)
+        archive.track(self.description_packer)
         archive.add_endpoint(SIGNATURE, self.fn)
+        archive.add_endpoint(DESCRIPTION_SIGNATURE, self.describe_fn)
         archive.write_out(path, verbose=False)
 
 
