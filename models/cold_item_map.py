@@ -33,17 +33,19 @@ no-map value). ML-100K u1's validation cut: cold HR@100 0.355 -> 0.377.
 
 The map's input is the text vector and, where the catalogue has descriptions,
 the description's own vector beside it (ItemText.map_rows_for; zeros for an
-item without one). In the full text ("title | genres | year | description")
-a description is one part among four; alone, it says what its words say (on
-ml-latest-small the user tags, which 1,572 of 9,742 items have). First stage
-at equal NDCG@10, the validation cut's two cold draws (same weights each):
-cold HR@100 0.129 / 0.144 with the text alone at l2 10, 0.130 / 0.146 at
-l2 30, 0.135 / 0.148 with the description block at l2 10 and 0.138 / 0.156
-at l2 30 (l2 100: 0.136 on draw 1; the block at half or twice its scale, or
-with a has-description flag, within 0.002), warm-item HR@100 0.223 -> 0.223 /
-0.219 -> 0.222: hence l2 30. ML-100K has no descriptions, so there only the
-l2 moved: its validation cut as served, cold HR@100 0.348 at l2 10 and 0.343
-at 30, NDCG@10 0.3230 and 0.3234.
+item without one): the encoder's `description` signature, which packs a
+description to its first 16 tokens (TextEncoderConfig.description_length). In
+the full text ("title | genres | year | description") a description is one part
+among four; alone, it says what its words say (on ml-latest-small the user
+tags, which 1,572 of 9,742 items have). First stage at equal NDCG@10, the
+validation cut's two cold draws (same weights each;
+benchmarks/results/cold_item_map_inputs*.md): cold HR@100 0.129 / 0.144 with
+the text alone at l2 10, 0.130 / 0.146 at l2 30, 0.136 / 0.152 with the whole
+description beside it at l2 30, and 0.141 / 0.158 with its first 16 tokens
+(0.134 / 0.152 at l2 10), warm-item HR@100 0.223 / 0.219 -> 0.223 / 0.222:
+hence l2 30. ML-100K has no descriptions, so there only the l2 moved: its
+validation cut as served, cold HR@100 0.348 at l2 10 and 0.343 at 30, NDCG@10
+0.3230 and 0.3234.
 """
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ class ModelConfig:
     cold_item_map_weight: float = 1.0
     # 30 since the map also reads the description's own vector (10 before): on
     # ml-latest-small's two validation draws, first stage at equal NDCG@10, cold
-    # HR@100 0.135 / 0.148 at l2 10, 0.138 / 0.156 at 30 (cold_item_map.py).
+    # HR@100 0.134 / 0.152 at l2 10, 0.141 / 0.158 at 30 (cold_item_map.py).
     cold_item_map_l2: float = 30.0
     # Every served rating is (1 - w) * the rating head's + w * an item-kNN-with-
     # baselines prediction fitted at build time (models/neighbour_rating.py; 0 =
