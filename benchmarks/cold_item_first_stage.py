@@ -179,17 +179,27 @@ def write_results(out: str, stem: str, payload: dict, markdown_text: str) -> Non
     (folder / f"{stem}.md").write_text(markdown_text)
 
 
+def run_grid(stage: FirstStage, vectors: dict[str, np.ndarray], args: argparse.Namespace,
+             stem: str, title: str, script: str) -> None:
+    """Match every variant to the default's NDCG@10 and write <stem>{,_seed<N>}.{json,md}
+    under --out (N: the cold draw, when not 1), as this script and the grids that replay
+    its first stage do."""
+    target, rows = matched_rows(stage, vectors)
+    payload = {"ndcg@10 target": target, "seed": args.seed, "rows": rows}
+    write_results(args.out, stem + ("" if args.seed == 1 else f"_seed{args.seed}"), payload,
+                  markdown(payload, f"{title}, at equal NDCG@10 (cold draw seed {args.seed})",
+                           script))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(__doc__.split("\n")[0], argv)
     stage = FirstStage(args.weights, Path(args.work_dir), args.seed)
-    target, rows = matched_rows(stage, variants(stage))
-    payload = {"ndcg@10 target": target, "rows": rows}
-    write_results(args.out, "cold_item_first_stage", payload, markdown(payload))
+    run_grid(stage, variants(stage), args, "cold_item_first_stage",
+             "Cold-item vectors in recommend's first stage", "cold_item_first_stage.py")
     return 0
 
 
-def markdown(payload: dict, title: str = "Cold-item vectors in recommend's first stage, at "
-             "equal NDCG@10", script: str = "cold_item_first_stage.py") -> str:
+def markdown(payload: dict, title: str, script: str) -> str:
     """One row a variant: the cold-term weight matched to the NDCG@10 target, and its HR@100s."""
     rows = [f"| {name} | {r['t']} | {r['cold_hr@100']:.4f} | {r['warm_hr@100']:.4f} | "
             f"{r['all_hr@100']:.4f} | {r['ndcg@10']:.4f} |" for name, r in payload["rows"].items()]

@@ -38,10 +38,8 @@ from mtrec.models.cold_item_map import fit_cold_item_map
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cold_item_first_stage import (  # noqa: E402
     FirstStage,
-    markdown,
-    matched_rows,
     parse_args,
-    write_results,
+    run_grid,
 )
 
 L2 = (3.0, 10.0, 30.0, 100.0)
@@ -110,12 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     stage = FirstStage(args.weights, Path(args.work_dir), args.seed)
     print(f"{int(np.any(stage.descriptions != 0, axis=1).sum())} items with a description, "
           f"{int((~stage.known).sum())} without training ratings", flush=True)
-    target, rows = matched_rows(stage, variants(stage, lengths))
-    payload = {"ndcg@10 target": target, "seed": args.seed, "rows": rows}
-    stem = "cold_item_map_inputs" + ("" if args.seed == 1 else f"_seed{args.seed}")
-    write_results(args.out, stem, payload, markdown(
-        payload, f"The cold-item map's inputs in recommend's first stage, at equal NDCG@10 "
-        f"(cold draw seed {args.seed})", "cold_item_map_inputs.py"))
+    run_grid(stage, variants(stage, lengths), args, "cold_item_map_inputs",
+             "The cold-item map's inputs in recommend's first stage", "cold_item_map_inputs.py")
     return 0
 
 

@@ -35,10 +35,8 @@ from mtrec.models.cold_item_map import fit_ridge
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cold_item_first_stage import (  # noqa: E402
     FirstStage,
-    markdown,
-    matched_rows,
     parse_args,
-    write_results,
+    run_grid,
 )
 
 KNN = ((10, 0.0), (30, 0.0), (100, 0.0), (30, 3.0), (100, 10.0))
@@ -142,12 +140,8 @@ def variants(stage: FirstStage) -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(__doc__.split("\n")[0], argv)
     stage = FirstStage(args.weights, Path(args.work_dir), args.seed)
-    target, rows = matched_rows(stage, variants(stage))
-    payload = {"ndcg@10 target": target, "seed": args.seed, "rows": rows}
-    stem = "cold_item_nonlinear_map" + ("" if args.seed == 1 else f"_seed{args.seed}")
-    write_results(args.out, stem, payload, markdown(
-        payload, f"Nonlinear cold-item maps in recommend's first stage, at equal NDCG@10 "
-        f"(cold draw seed {args.seed})", "cold_item_nonlinear_map.py"))
+    run_grid(stage, variants(stage), args, "cold_item_nonlinear_map",
+             "Nonlinear cold-item maps in recommend's first stage", "cold_item_nonlinear_map.py")
     return 0
 
 
