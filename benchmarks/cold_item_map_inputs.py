@@ -2,6 +2,7 @@
 beside it, and the ridge's l2, in recommend's first stage (numpy).
 
     .venv/bin/python benchmarks/cold_item_map_inputs.py --weights DIR [--seed 2]
+    .venv/bin/python benchmarks/cold_item_map_inputs.py --weights DIR --map-weights 0.75,1,1.5
 
 The map (models/cold_item_map.py) predicts, from an item's frozen MiniLM vectors,
 what its ratings added to its candidate vector. Its input was the vector of the
@@ -9,13 +10,16 @@ item's full text ("title | genres | year | description"); here it is compared
 with [that vector ; the vector of the description alone] (ItemText.map_rows_for,
 zeros for an item without a description), at several l2, the description block
 at half and twice its scale, with a has-description flag, and packed to fewer
-tokens (--description-lengths; the TextEncoder's own table is packed to the
-catalogue's sequence length). As in
+tokens (--description-lengths; the TextEncoder's own table is packed to
+TextEncoderConfig.description_length, 16 since session 34; before, to the
+catalogue's sequence length). With --map-weights, only the product's input (the
+TextEncoder's two tables at ModelConfig's l2) at each cold_item_map_weight. As in
 cold_item_first_stage.py (whose FirstStage replays stage 1 on the same
 `cold_item_validation.py --train-only` weights), the cold term's weight t is
 bisected so that NDCG@10 equals the no-map default's (t 0.04), so cold HR@100
 compares at equal warm cost. Writes cold_item_map_inputs{,_seed<N>}.{json,md}
-under --out (N: --seed, when not 1).
+(cold_item_map_weights{,_seed<N>} with --map-weights) under --out (N: --seed,
+when not 1).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from mtrec.components.text_encoder.corpus import read_catalog
 from mtrec.components.text_encoder.executor import description_vectors
 from mtrec.data.artifact_io import split_files
 from mtrec.models.cold_item_map import fit_cold_item_map
+from mtrec.models.config import ModelConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cold_item_first_stage import (  # noqa: E402
@@ -67,13 +72,24 @@ def description_tables(stage: FirstStage, lengths: list[int]) -> dict[int, np.nd
     return tables
 
 
-def mapped(stage: FirstStage, inputs: np.ndarray, l2: float) -> np.ndarray:
+def mapped(stage: FirstStage, inputs: np.ndarray, l2: float, weight: float = 1.0
+           ) -> np.ndarray:
     """Candidate vectors with the cold rows corrected by a map fitted on `inputs`, as
-    cold_item_map.catalogue_vectors fits and applies it (weight 1)."""
+    cold_item_map.catalogue_vectors fits and applies it (`weight`: cold_item_map_weight)."""
     k = stage.known
     fitted = fit_cold_item_map(inputs[k], stage.trained[k], stage.as_cold[k],
                                stage.popularity[k], l2)
-    return stage.with_cold(stage.as_cold + fitted.correction(inputs))
+    return stage.with_cold(stage.as_cold + weight * fitted.correction(inputs))
+
+
+def weighted(stage: FirstStage, weights: list[float]) -> dict[str, np.ndarray]:
+    """The product's map input (the TextEncoder's two tables) at its l2, at each
+    cold_item_map_weight: does the weight chosen for the text-only map still hold with
+    the description block?"""
+    inputs, l2 = np.hstack([stage.text, stage.descriptions]), ModelConfig().cold_item_map_l2
+    return {"no map (the tower's vector)": stage.trained, **{
+        f"text + description, l2 {l2:g}, weight {w:g}": mapped(stage, inputs, l2, w)
+        for w in weights}}
 
 
 def variants(stage: FirstStage, lengths: list[int]) -> dict[str, np.ndarray]:
@@ -102,12 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--description-lengths", default="16,24,32,64",
                         help="also the description packed to each of these token counts")
+    parser.add_argument("--map-weights", help="instead: the product's map input at these "
+                        "cold_item_map_weight values (comma-separated)")
     known, rest = parser.parse_known_args(argv)
     args = parse_args(__doc__.split("\n")[0], rest)
     lengths = [int(n) for n in known.description_lengths.split(",") if n]
     stage = FirstStage(args.weights, Path(args.work_dir), args.seed)
     print(f"{int(np.any(stage.descriptions != 0, axis=1).sum())} items with a description, "
           f"{int((~stage.known).sum())} without training ratings", flush=True)
+    if known.map_weights:
+        run_grid(stage, weighted(stage, [float(w) for w in known.map_weights.split(",")]),
+                 args, "cold_item_map_weights", "The cold-item map's weight with the "
+                 "description block, in recommend's first stage", "cold_item_map_inputs.py")
+        return 0
     run_grid(stage, variants(stage, lengths), args, "cold_item_map_inputs",
              "The cold-item map's inputs in recommend's first stage", "cold_item_map_inputs.py")
     return 0
