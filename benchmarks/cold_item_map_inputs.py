@@ -33,7 +33,7 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 # isort: split
 import numpy as np
 
-from mtrec.components.text_encoder import encoder, export, minilm, tokenization
+from mtrec.components.text_encoder import encoder, export, minilm
 from mtrec.components.text_encoder.corpus import read_catalog
 from mtrec.components.text_encoder.executor import description_vectors
 from mtrec.data.artifact_io import split_files
@@ -59,17 +59,9 @@ def description_tables(stage: FirstStage, lengths: list[int]) -> dict[int, np.nd
              for i in stage.item_ids.tolist()]
     backbone, tokenizer = encoder.load_preset(str(minilm.preset_dir()[0]))
     model = encoder.build_encoder_model(backbone)
-    tables = {}
-    for length in lengths:
-        function = export.TextEncoderFunction(tokenizer, model, length)
-
-        def encode(strings: list[str], length: int = length, function=function) -> np.ndarray:
-            packed = tokenization.pack_sequences(
-                tokenizer, tokenization.tokenize(tokenizer, strings), length)
-            return function.encode_packed(packed)
-
-        tables[length] = description_vectors(encode, texts, stage.text.shape[1])
-    return tables
+    function = export.TextEncoderFunction(tokenizer, model, max(lengths))
+    return {n: description_vectors(lambda strings, n=n: function.encode_texts(strings, n),
+                                   texts, stage.text.shape[1]) for n in lengths}
 
 
 def mapped(stage: FirstStage, inputs: np.ndarray, l2: float, weight: float = 1.0

@@ -269,17 +269,15 @@ def run_text_encoder(
     frozen = config.mode == MODE_PRETRAINED
     cache_digest = digest if frozen else None
 
-    def encode_descriptions(strings: list[str]) -> np.ndarray:  # as the `description`
-        packed = tokenization.pack_sequences(  # signature of the exported encoder would
-            tokenizer, tokenization.tokenize(tokenizer, strings), description_length)
-        return text_encoder.encode_packed(packed, ENCODE_BATCH_SIZE)
-
     embeddings, text_cached = encode_cached(
         lambda: text_encoder.encode_packed(sequences, ENCODE_BATCH_SIZE),
         _catalog_cache_file(cache_digest, sequence_length, texts))
     descriptions = [item.description_text for item in items]
     description_embeddings, description_cached = encode_cached(
-        lambda: description_vectors(encode_descriptions, descriptions, embeddings.shape[1]),
+        lambda: description_vectors(  # as the exported `description` signature would
+            lambda strings: text_encoder.encode_texts(strings, description_length,
+                                                      ENCODE_BATCH_SIZE),
+            descriptions, embeddings.shape[1]),
         _catalog_cache_file(cache_digest, description_length, descriptions, "description"))
     encode_seconds = time.monotonic() - t0
     num_descriptions = sum(map(bool, descriptions))

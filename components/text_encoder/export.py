@@ -47,10 +47,17 @@ class TextEncoderFunction:
                  description_length: int | None = None):
         # Lazy: readers of the artifact import this module without keras-nlp.
         from mtrec.components.text_encoder import encoder
-        from mtrec.components.text_encoder.tokenization import lower, make_packer
+        from mtrec.components.text_encoder.tokenization import (
+            lower,
+            make_packer,
+            pack_sequences,
+            tokenize,
+        )
 
         self.tokenizer = tokenizer
         self._lower = lower
+        self._pack = lambda strings, length: pack_sequences(
+            tokenizer, tokenize(tokenizer, strings), length)
         self.packer = make_packer(tokenizer, sequence_length)
         self.description_packer = make_packer(tokenizer, description_length or sequence_length)
         self.encoder_model = encoder_model
@@ -84,6 +91,12 @@ class TextEncoderFunction:
             for i in range(0, len(texts), batch_size)
         ]
         return np.concatenate(chunks, axis=0).astype(np.float32)
+
+    def encode_texts(self, strings: list[str], length: int, batch_size: int = 64
+                     ) -> np.ndarray:
+        """float32 [N, D]: `strings` packed to `length` tokens ([CLS] and [SEP] included),
+        as the exported signature packed to that length encodes them."""
+        return self.encode_packed(self._pack(strings, length), batch_size)
 
     def encode_packed(self, sequences: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
         """float32 [N, D] for packed [CLS] x [SEP] id arrays, in length-sorted batches.
