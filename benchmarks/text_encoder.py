@@ -21,7 +21,9 @@ frozen: the default); minilm_mlm (MiniLM after domain masked LM on the catalogue
    ranked against the FULL catalogue, once with `retrieve` (the user's training
    items ranked too) and once with `recommend` (as served: training items
    excluded); HR@10/50/100 for the model with and without text, random and
-   popularity (0: no training ratings).
+   popularity (0: no training ratings); the same HR@K on the held-out
+   interactions with items that arrived after the split (no training ratings
+   of their own, not drawn): the real new items the draw stands in for.
 
 `--repeats N` trains every variant N times on data shuffled by seeds `--first-seed`..
 (the cold draw stays `--seed`) and reports the mean and half the range: single-run warm
@@ -76,7 +78,13 @@ from quality_data import (  # noqa: E402
     shuffled,
     with_protocol,
 )
-from text_encoder_metrics import baselines, cold_metrics, cold_rows, warm_metrics  # noqa: E402
+from text_encoder_metrics import (  # noqa: E402
+    arrived_rows,
+    baselines,
+    cold_metrics,
+    cold_rows,
+    warm_metrics,
+)
 from text_encoder_report import (  # noqa: E402
     COLD_COLUMNS,
     aggregate,
@@ -326,6 +334,7 @@ def _write(args, encoders, config, data, warm, cold_results, seconds) -> None:
                 "removed_train_rows": int(len(truth.train_items) - len(cold_truth.train_items)),
                 "test_interactions": int(is_cold.sum()),
                 "test_users": int(len(np.unique(cold_truth.row_user[is_cold]))),
+                "arrived_interactions": int(arrived_rows(cold_truth, cold).sum()),
             },
             "host": f"{platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}",
         },

@@ -46,7 +46,10 @@ def cold_metrics(served: dict, truth: Truth, cold: set[str]) -> dict:
 
     `cold_*`/`warm_*`: `retrieve`, the user's training items stay in the ranking
     (FactorizedTopK semantics, as in quality.py). `served_*`: `recommend`, what
-    users get: training items excluded, blend re-ranking.
+    users get: training items excluded, blend re-ranking. `arrived_*`: the
+    held-out interactions on items that had no training ratings before the draw
+    (a subset of `warm_*`'s rows): the catalogue's real new arrivals, which the
+    drawn cold items stand in for.
     """
     k = tf.constant(max(KS))
     ranked = {
@@ -54,9 +57,10 @@ def cold_metrics(served: dict, truth: Truth, cold: set[str]) -> dict:
         "served_": batched(served["recommend"], truth.users, k=k)["item_ids"],
     }
     is_cold = cold_rows(truth.items, cold)
+    groups = (("cold", is_cold), ("warm", ~is_cold), ("arrived", arrived_rows(truth, cold)))
     out = {}
     for rule, items in ranked.items():
-        for prefix, rows in (("cold", is_cold), ("warm", ~is_cold)):
+        for prefix, rows in groups:
             hits = E.hit_rates(items, truth.row_user[rows], truth.items[rows], KS)
             out.update({f"{rule}{prefix}_{k}": v for k, v in hits.items()})
     return out
@@ -68,26 +72,36 @@ def cold_rows(items: np.ndarray, cold: set[str]) -> np.ndarray:
     return np.array([i in keys for i in items.tolist()], dtype=bool)
 
 
+def arrived_rows(truth: Truth, cold: set[str]) -> np.ndarray:
+    """Boolean mask of the held-out interactions whose item has no training ratings
+    and is not a drawn cold item: it arrived after the split."""
+    return ~np.isin(truth.items, truth.train_items) & ~cold_rows(truth.items, cold)
+
+
 def baselines(truth: Truth, cold: set[str], catalog_size: int) -> dict[str, dict]:
     """Random and popularity (most-rated training items) on the cold interactions.
 
     Random is K/N with seen items ranked, K/(N - seen) without (mean over the
-    interactions). Popularity ranks cold items last (no training ratings), so
-    it is 0 under both rules.
+    interactions; the same for arrived items, rows of arrived_rows). Popularity
+    ranks cold items last (no training ratings), so it is 0 under both rules.
     """
-    is_cold = cold_rows(truth.items, cold)
+    is_cold, arrived = cold_rows(truth.items, cold), arrived_rows(truth, cold)
     top = E.popularity_ranking(truth.train_items, max(KS) + max(map(len, truth.seen)))
     seen = [set(truth.catalog[s].tolist()) for s in truth.seen]
     unseen_top = np.stack([[i for i in top if i not in s][: max(KS)] for s in seen])
     rows, items = truth.row_user[is_cold], truth.items[is_cold]
     pop = E.hit_rates(np.tile(top[: max(KS)], (len(truth.users), 1)), rows, items, KS)
     pop_served = E.hit_rates(unseen_top, rows, items, KS)
-    unseen = catalog_size - np.array([len(s) for s in truth.seen])[rows]
+    unseen = catalog_size - np.array([len(s) for s in truth.seen])
+    random = {}
+    for prefix, mask in (("cold", is_cold), ("arrived", arrived)):
+        if not mask.any():
+            continue
+        random.update({f"{prefix}_hit_rate@{k}": k / catalog_size for k in KS})
+        random.update({f"served_{prefix}_hit_rate@{k}": float(np.mean(
+            k / unseen[truth.row_user[mask]])) for k in KS})
     return {
-        "random": {
-            **{f"cold_hit_rate@{k}": k / catalog_size for k in KS},
-            **{f"served_cold_hit_rate@{k}": float(np.mean(k / unseen)) for k in KS},
-        },
+        "random": random,
         "popularity": {
             **{f"cold_{k}": v for k, v in pop.items()},
             **{f"served_cold_{k}": v for k, v in pop_served.items()},

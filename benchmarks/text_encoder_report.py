@@ -24,7 +24,7 @@ WARM_COLUMNS = (
 COLD_COLUMNS = (
     ("cold_hit_rate@10", "cold HR@10"), ("cold_hit_rate@50", "cold HR@50"),
     ("cold_hit_rate@100", "cold HR@100"), ("warm_hit_rate@100", "warm-item HR@100"),
-    ("seconds", "train+export s"),
+    ("arrived_hit_rate@100", "arrived-item HR@100"), ("seconds", "train+export s"),
 )  # fmt: skip
 SERVED_COLUMNS = tuple(
     (f"served_{key}", label) for key, label in COLD_COLUMNS if key != "seconds"
@@ -215,6 +215,11 @@ def _cold_verdict(cold: dict, name: str, target: float | None) -> str:
     if target is not None:
         status = "met" if hr >= target else f"missed by {target - hr:.4f}"
         line += f"; target >= {target:.4f}: {status}"
+    arrived = "served_arrived_hit_rate@100"
+    if arrived in cold[name]:
+        line += f"; arrived items {cold[name][arrived]:.4f}"
+        if arrived in cold.get(BASELINE, {}):
+            line += f" (no text {cold[BASELINE][arrived]:.4f})"
     return line
 
 
@@ -235,6 +240,13 @@ def encoder_lines(encoders: dict[str, dict]) -> list[str]:
             f"{e['saved_model_mb']} |"
         )
     return lines
+
+
+def _arrived_line(setup: dict) -> str:
+    count = setup["cold"].get("arrived_interactions")  # not in results before 2026-12-05
+    return "" if count is None else (
+        f" {count:,} other held-out interactions are on items that have no training "
+        "ratings without the draw: they arrived after the split ('arrived-item').")
 
 
 def markdown(payload: dict) -> str:
@@ -272,7 +284,7 @@ def markdown(payload: dict) -> str:
         f"{setup['cold']['removed_train_rows']:,} training ratings; "
         f"{setup['cold']['test_interactions']:,} held-out interactions on them "
         f"({setup['cold']['test_users']:,} users) are ranked against all "
-        f"{setup['catalog']:,} catalogue items, under two rules.",
+        f"{setup['catalog']:,} catalogue items, under two rules.{_arrived_line(setup)}",
         "",
         "**As served** (`recommend`, k=100: the user's training items excluded, blend "
         "re-ranking): what a user of the served model gets.",
@@ -291,7 +303,9 @@ def markdown(payload: dict) -> str:
         "binary relevance = every held-out item. RMSE: `serving_default` on the raw held-out "
         "examples. Random: K/N, or K/(N - the user's training items) as served. Popularity: "
         "the most-rated training items (cold items have none, so 0). 'warm-item HR@100' is "
-        "the cold-protocol model on the other held-out interactions.",
+        "the cold-protocol model on the other held-out interactions; 'arrived-item HR@100' "
+        "on those of them whose item has no training ratings (it arrived after the split: "
+        "real new items, not drawn ones; '–': not measured in that run).",
         "",
         f"Model config: `{json.dumps(payload['config']['model'])}`",
         "",
