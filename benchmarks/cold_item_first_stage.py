@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cold_item_validation import LABELS, validation_data  # noqa: E402
 from quality_data import default_data_path  # noqa: E402
 from text_encoder import encode_catalog  # noqa: E402
-from text_encoder_metrics import cold_rows  # noqa: E402
+from text_encoder_metrics import arrived_rows, cold_rows  # noqa: E402
 from transform_local import as_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,6 +86,7 @@ class FirstStage:
         self.item_pos = np.array([position[i] for i in truth.items.tolist()])
         self.row_user = truth.row_user
         self.is_cold = cold_rows(truth.items, cold)
+        self.is_arrived = arrived_rows(truth, cold)
         self.seen = np.zeros((len(truth.users), len(idx)), bool)
         for row, s in enumerate(truth.seen):
             self.seen[row, [position[i] for i in truth.catalog[s].tolist()]] = True
@@ -94,7 +95,8 @@ class FirstStage:
                          range(len(truth.users))]
 
     def measure(self, vectors: np.ndarray, t: float) -> dict[str, float]:
-        """Cold / warm-item / all HR@100 and NDCG@10 of stage 1 with these vectors."""
+        """Cold / warm-item / arrived-item / all HR@100 and NDCG@10 of stage 1 with these
+        vectors (arrived: no training ratings, not drawn; text_encoder_metrics)."""
         s = self.queries @ vectors.T
         s = s + t * (s - s.mean(axis=1, keepdims=True)) * ~self.known
         s[self.seen] = -1e9
@@ -106,7 +108,8 @@ class FirstStage:
         ndcg = [discount[np.isin(top[r, :TOP], rel)].sum() / discount[:min(TOP, len(rel))].sum()
                 for r, rel in enumerate(self.relevant) if len(rel)]
         return {"cold_hr@100": float(h[self.is_cold].mean()),
-                "warm_hr@100": float(h[~self.is_cold].mean()), "all_hr@100": float(h.mean()),
+                "warm_hr@100": float(h[~self.is_cold].mean()),
+                "arrived_hr@100": float(h[self.is_arrived].mean()), "all_hr@100": float(h.mean()),
                 "ndcg@10": float(np.mean(ndcg))}
 
     def matched(self, vectors: np.ndarray, target: float) -> dict[str, float]:
@@ -199,10 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"  # results before session 36 lack it
+
+
 def markdown(payload: dict, title: str, script: str) -> str:
     """One row a variant: the cold-term weight matched to the NDCG@10 target, and its HR@100s."""
     rows = [f"| {name} | {r['t']} | {r['cold_hr@100']:.4f} | {r['warm_hr@100']:.4f} | "
-            f"{r['all_hr@100']:.4f} | {r['ndcg@10']:.4f} |" for name, r in payload["rows"].items()]
+            f"{_cell(r.get('arrived_hr@100'))} | {r['all_hr@100']:.4f} | {r['ndcg@10']:.4f} |"
+            for name, r in payload["rows"].items()]
     return "\n".join([
         f"# {title}",
         "",
@@ -210,8 +218,9 @@ def markdown(payload: dict, title: str, script: str) -> str:
         "weights; stage 1 alone (similarity + t x the cold term, training items excluded), "
         f"t set so that NDCG@10 = {payload['ndcg@10 target']:.4f} (the default's).",
         "",
-        "| cold vectors | t | cold HR@100 | warm-item HR@100 | all HR@100 | NDCG@10 |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| cold vectors | t | cold HR@100 | warm-item HR@100 | arrived-item HR@100 | "
+        "all HR@100 | NDCG@10 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
     ])

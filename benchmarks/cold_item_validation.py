@@ -13,8 +13,9 @@ defaults, the split protocol's overrides) trains once, its weights are kept, and
 for each setting of --grid (ModelConfig serving overrides) the same weights are
 re-exported in process (build_model + restore_weights + ServingModule, the full
 catalogue and the text vectors, as `mtrec add-items` does), and `recommend` is
-measured: cold-item and warm-item HR@10/50/100 as served and NDCG@10 over all
-validation ratings. Prints one row per setting and writes --out (JSON) and the
+measured: cold-item, warm-item and arrived-item (no training ratings, not
+drawn: text_encoder_metrics.row_groups) HR@10/50/100 as served and NDCG@10 over
+all validation ratings. Prints one row per setting and writes --out (JSON) and the
 same table as markdown beside it (.md).
 """
 
@@ -50,7 +51,7 @@ from quality_data import (  # noqa: E402
 from served_metrics import batched  # noqa: E402
 from serving_sweep import rebuilt, train_weights  # noqa: E402
 from text_encoder import encode_catalog, hold_out_items  # noqa: E402
-from text_encoder_metrics import KS, TOP, cold_rows  # noqa: E402
+from text_encoder_metrics import KS, TOP, row_groups  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # The test protocols' splits: ml-latest-small per-user time, ML-100K u1 (random).
@@ -70,9 +71,8 @@ def validation_data(data: str, work_root: Path, seed: int, source: str = "ml-lat
 def served_metrics(module: ServingModule, prepared: Prepared, cold: set[str]) -> dict:
     truth = prepared.truth()
     items = batched(module.recommend, truth.users, k=tf.constant(max(KS)))["item_ids"]
-    is_cold = cold_rows(truth.items, cold)
     out = {}
-    for prefix, rows in (("cold", is_cold), ("warm", ~is_cold)):
+    for prefix, rows in row_groups(truth, cold):
         hits = E.hit_rates(items, truth.row_user[rows], truth.items[rows], KS)
         out.update({f"served_{prefix}_{k}": round(v, 4) for k, v in hits.items()})
     top = batched(module.recommend, truth.users, k=tf.constant(TOP))["item_ids"]

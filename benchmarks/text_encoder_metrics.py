@@ -56,11 +56,9 @@ def cold_metrics(served: dict, truth: Truth, cold: set[str]) -> dict:
         "": batched(served["retrieve"], truth.users, k=k)["item_ids"],
         "served_": batched(served["recommend"], truth.users, k=k)["item_ids"],
     }
-    is_cold = cold_rows(truth.items, cold)
-    groups = (("cold", is_cold), ("warm", ~is_cold), ("arrived", arrived_rows(truth, cold)))
     out = {}
     for rule, items in ranked.items():
-        for prefix, rows in groups:
+        for prefix, rows in row_groups(truth, cold):
             hits = E.hit_rates(items, truth.row_user[rows], truth.items[rows], KS)
             out.update({f"{rule}{prefix}_{k}": v for k, v in hits.items()})
     return out
@@ -76,6 +74,13 @@ def arrived_rows(truth: Truth, cold: set[str]) -> np.ndarray:
     """Boolean mask of the held-out interactions whose item has no training ratings
     and is not a drawn cold item: it arrived after the split."""
     return ~np.isin(truth.items, truth.train_items) & ~cold_rows(truth.items, cold)
+
+
+def row_groups(truth: Truth, cold: set[str]) -> tuple[tuple[str, np.ndarray], ...]:
+    """(name, mask) of the held-out interactions each cold-item hit rate is over:
+    drawn cold items, every other item (warm), and the arrived items among those."""
+    is_cold = cold_rows(truth.items, cold)
+    return ("cold", is_cold), ("warm", ~is_cold), ("arrived", arrived_rows(truth, cold))
 
 
 def baselines(truth: Truth, cold: set[str], catalog_size: int) -> dict[str, dict]:
