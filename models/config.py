@@ -166,7 +166,9 @@ class ModelConfig:
     # term): cold HR@100 0.355 -> 0.377, NDCG@10 0.3169 -> 0.3163. Re-measured with
     # the description block at l2 30 (first stage at equal NDCG@10, two draws'
     # mean cold HR@100; cold_item_map_weights*.md): 0.5 0.144, 0.75 0.148, 1 0.148,
-    # 1.25 0.148, 1.5 0.147, 2 0.139; 1 stays.
+    # 1.25 0.148, 1.5 0.147, 2 0.139; 1 stays. The same grid's arrived items (no
+    # training ratings, not drawn) fall as it rises: 0.073 with no map (cold term
+    # 0.04), 0.069 at 0.5, 0.063 at 1, 0.042 at 2 (quality_tuning.md session 36).
     cold_item_map_weight: float = 1.0
     # 30 since the map also reads the description's own vector (10 before): on
     # ml-latest-small's two validation draws, first stage at equal NDCG@10, cold
