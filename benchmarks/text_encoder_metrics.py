@@ -90,7 +90,8 @@ def baselines(truth: Truth, cold: set[str], catalog_size: int) -> dict[str, dict
     interactions; the same for arrived items, rows of arrived_rows). Popularity
     ranks cold items last (no training ratings), so it is 0 under both rules.
     """
-    is_cold, arrived = cold_rows(truth.items, cold), arrived_rows(truth, cold)
+    groups = dict(row_groups(truth, cold))
+    is_cold = groups["cold"]
     top = E.popularity_ranking(truth.train_items, max(KS) + max(map(len, truth.seen)))
     seen = [set(truth.catalog[s].tolist()) for s in truth.seen]
     unseen_top = np.stack([[i for i in top if i not in s][: max(KS)] for s in seen])
@@ -99,7 +100,8 @@ def baselines(truth: Truth, cold: set[str], catalog_size: int) -> dict[str, dict
     pop_served = E.hit_rates(unseen_top, rows, items, KS)
     unseen = catalog_size - np.array([len(s) for s in truth.seen])
     random = {}
-    for prefix, mask in (("cold", is_cold), ("arrived", arrived)):
+    for prefix in ("cold", "arrived"):
+        mask = groups[prefix]
         if not mask.any():
             continue
         random.update({f"{prefix}_hit_rate@{k}": k / catalog_size for k in KS})
