@@ -15,8 +15,10 @@ run: bootstrap
 test: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/python scripts/lint_imports.py
+	.venv/bin/python scripts/typecheck.py
 	.venv/bin/python -m pytest -q -rs --durations=25 -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/python scripts/lint_imports.py
+	.venv/bin/python scripts/typecheck.py

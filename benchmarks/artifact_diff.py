@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import tensorflow as tf
@@ -63,7 +63,8 @@ def flatten_proto(msg: Message, prefix: str = "") -> dict[str, Scalar]:
     return out
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[int | float]:
+    """An int or float (numpy's included, which convert alike), not a bool."""
     return isinstance(v, int | float | np.number) and not isinstance(v, bool)
 
 

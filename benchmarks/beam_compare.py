@@ -23,7 +23,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -54,6 +54,10 @@ from artifact_diff import (  # noqa: E402
 )
 from beam_compare_report import render  # noqa: E402
 
+if TYPE_CHECKING:
+    from ml_metadata.proto import metadata_store_pb2
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
 RESULTS = Path(__file__).resolve().parent / "results"
 MODEL_PARTS = ("variables", "assets")  # SavedModel folders compared byte for byte
 RAW_BATCH = 512  # raw records both transform graphs are applied to
@@ -63,14 +67,14 @@ STATS_REL_TOL = 1e-6
 TFMA_TOL = 0.02
 
 
-def _artifact(nodes: dict[str, NodeRun], node: str, key: str):
+def _artifact(nodes: dict[str, NodeRun], node: str, key: str) -> metadata_store_pb2.Artifact:
     run = nodes.get(node)
     if run is None or not run.outputs.get(key):
         raise LookupError(f"no {key!r} output of {node} in this run")
     return run.outputs[key][0]
 
 
-def _splits(artifact) -> list[str]:
+def _splits(artifact: metadata_store_pb2.Artifact) -> list[str]:
     return artifact_utils.decode_split_names(artifact.properties["split_names"].string_value)
 
 
@@ -90,7 +94,8 @@ def compare_example_gen(a: dict, b: dict, node: str) -> dict[str, Any]:
     return out
 
 
-def _stats(artifact, split: str):
+def _stats(artifact: metadata_store_pb2.Artifact, split: str
+           ) -> statistics_pb2.DatasetFeatureStatisticsList:
     return tfdv.load_stats_binary(os.path.join(artifact_io.split_dir(artifact.uri, split),
                                                STATS_FILE))
 
@@ -109,7 +114,7 @@ def compare_anomalies(a: dict, b: dict) -> dict[str, Any]:
     art_a = _artifact(a, P.EXAMPLE_VALIDATOR, P.ANOMALIES)
     art_b = _artifact(b, P.EXAMPLE_VALIDATOR, P.ANOMALIES)
 
-    def load(art, split: str) -> anomalies_pb2.Anomalies:
+    def load(art: metadata_store_pb2.Artifact, split: str) -> anomalies_pb2.Anomalies:
         path = os.path.join(artifact_io.split_dir(art.uri, split), ANOMALIES_FILE)
         return anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
 
@@ -118,7 +123,7 @@ def compare_anomalies(a: dict, b: dict) -> dict[str, Any]:
             for split in _splits(art_a)}
 
 
-def _numpy(value) -> dict[str, np.ndarray]:
+def _numpy(value: tf.Tensor | tf.SparseTensor | tf.RaggedTensor) -> dict[str, np.ndarray]:
     """A transform output as plain arrays (sparse: indices and values; ragged: parts)."""
     if isinstance(value, tf.SparseTensor):
         return {".indices": value.indices.numpy(), ".values": value.values.numpy(),
@@ -129,7 +134,8 @@ def _numpy(value) -> dict[str, np.ndarray]:
     return {"": value.numpy()}
 
 
-def _transform_outputs(tft_output: tft.TFTransformOutput, raw: list[bytes]):
+def _transform_outputs(tft_output: tft.TFTransformOutput, raw: list[bytes]
+                       ) -> dict[str, np.ndarray]:
     parsed = tf.io.parse_example(tf.constant(raw), tft_output.raw_feature_spec())
     outputs = tft_output.transform_raw_features(parsed)
     return {f"{name}{part}": arr for name, value in outputs.items()
@@ -210,11 +216,19 @@ def compare_downstream(a: dict, b: dict) -> dict[str, Any]:
     pushed = [_artifact(n, P.PUSHER, P.PUSHED_MODEL) for n in (a, b)]
     out[P.PUSHER] = {"pushed": [bool(custom_property(p, P.PUSHED)) for p in pushed]}
     if all(out[P.PUSHER]["pushed"]):
-        files = [_model_files(custom_property(p, P.PUSHED_DESTINATION)) for p in pushed]
+        files = [_model_files(_pushed_destination(p)) for p in pushed]
         out[P.PUSHER]["files_equal"] = {
             name: files[0].get(name) == files[1].get(name)
             for name in sorted(set(files[0]) | set(files[1]))}
     return out
+
+
+def _pushed_destination(artifact: metadata_store_pb2.Artifact) -> str:
+    """Where a pushed model went (the Pusher records it as a string property)."""
+    destination = custom_property(artifact, P.PUSHED_DESTINATION)
+    if not isinstance(destination, str):
+        raise LookupError(f"pushed model without a {P.PUSHED_DESTINATION}: {destination!r}")
+    return destination
 
 
 def _model_files(directory: str) -> dict[str, bytes]:

@@ -54,7 +54,7 @@ K, TOP = 100, 10
 class FirstStage:
     """The validation cut's queries, catalogue and held-out interactions, as arrays."""
 
-    def __init__(self, weights: str, work_root: Path, seed: int):
+    def __init__(self, weights: str, work_root: Path, seed: int) -> None:
         prepared, work, cold = validation_data(default_data_path("ml-latest-small"),
                                                work_root, seed)
         uri, _ = encode_catalog(work / "examples" / "catalog", work_root / LABELS[

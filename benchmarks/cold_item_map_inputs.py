@@ -25,6 +25,7 @@ when not 1).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def description_tables(stage: FirstStage, lengths: list[int]) -> dict[int, np.nd
     backbone, tokenizer = encoder.load_preset(str(minilm.preset_dir()[0]))
     model = encoder.build_encoder_model(backbone)
     function = export.TextEncoderFunction(tokenizer, model, max(lengths))
-    return {n: description_vectors(lambda strings, n=n: function.encode_texts(strings, n),
+    return {n: description_vectors(functools.partial(function.encode_texts, length=n),
                                    texts, stage.text.shape[1]) for n in lengths}
 
 

@@ -78,7 +78,7 @@ class KernelRidge:
     every l2 (6,431 warm items: ~40 s on 2 cores)."""
 
     def __init__(self, x_warm: np.ndarray, residual: np.ndarray, weights: np.ndarray,
-                 gamma: float):
+                 gamma: float) -> None:
         self.x_warm, self.gamma = x_warm.astype(np.float64), gamma
         self.root = np.sqrt(weights)
         gram = self.kernel(self.x_warm) * self.root[:, np.newaxis] * self.root[np.newaxis, :]
@@ -117,7 +117,9 @@ def variants(stage: FirstStage) -> dict[str, np.ndarray]:
            "ridge map, l2 10 (kept)": tower_plus(ridge[cold])}
     for scale in (0.75, 1.25):
         out[f"ridge map x{scale}"] = tower_plus(scale * ridge[cold])
-    knn = {key: knn_residual(x[k], residual, x[cold], *key) for key in KNN}
+    # Keyed (k, shrink), or (k, "w") for the cosine x sqrt(ratings) weighting.
+    knn: dict[tuple[int, float | str], np.ndarray] = {
+        key: knn_residual(x[k], residual, x[cold], *key) for key in KNN}
     for (n, shrink), correction in knn.items():
         out[f"kNN residual, k {n}, shrink {shrink:g}"] = tower_plus(correction)
     for n in (30, 100, 300):

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -48,6 +49,9 @@ from quality import DATASETS, REPO, RESULTS, train_ours  # noqa: E402
 from quality_data import add_data_arguments, prepare, resolve, with_protocol  # noqa: E402
 from served_metrics import example_metrics  # noqa: E402
 
+if TYPE_CHECKING:
+    from quality_data import Prepared
+
 # metric -> (label, +1 if higher is worse else -1, the change bound pipeline.py sets)
 GATES = {
     "rmse": ("rating RMSE", 1, configs.RATING_RMSE_MAX_INCREASE),
@@ -55,7 +59,7 @@ GATES = {
 }
 
 
-def train_and_measure(prepared, overrides: dict, seed: int, work: Path) -> dict:
+def train_and_measure(prepared: Prepared, overrides: dict, seed: int, work: Path) -> dict:
     config = ModelConfig.from_dict(overrides)
     model_dir = tempfile.mkdtemp(prefix=f"gate-{config.epochs}-{seed}-", dir=work)
     try:

@@ -32,7 +32,7 @@ def profile(model_dir: str, signature: str, calls: int) -> tuple[float, float, c
     with graph.as_default(), tf.compat.v1.Session(graph=graph, config=config) as sess:
         meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], model_dir)
         sig = meta.signature_def[signature]
-        feeds = {sig.inputs["user_id"].name: [b"1"]}
+        feeds: dict[str, list[bytes] | int] = {sig.inputs["user_id"].name: [b"1"]}
         if "k" in sig.inputs:
             feeds[sig.inputs["k"].name] = 10
         fetches = {k: v.name for k, v in sig.outputs.items()}

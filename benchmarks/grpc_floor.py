@@ -64,7 +64,7 @@ OPTIONS = [
 ]
 
 
-def _twice_plus_one(x):
+def _twice_plus_one(x: tf.Tensor) -> tf.Tensor:
     """The trivial work every TF handler does, on a [2] float tensor."""
     return x * 2.0 + 1.0
 
@@ -126,7 +126,9 @@ class EchoServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._work = WORK[handler]() if handler != "empty" else None
         self._times: list[tuple[float, float]] = []
 
-    def Predict(self, request: predict_pb2.PredictRequest, context: object):  # noqa: N802
+    def Predict(  # noqa: N802
+        self, request: predict_pb2.PredictRequest, context: object
+    ) -> predict_pb2.PredictResponse:
         if self._work is not None:
             if request.model_spec.name == WORK_TIMES:
                 return self._work_times()
@@ -148,11 +150,13 @@ class EchoServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 class AioEchoServicer(EchoServicer):
     """The same handler as a coroutine: grpc.aio runs it on the event-loop thread."""
 
-    async def Predict(self, request: predict_pb2.PredictRequest, context: object):  # noqa: N802
+    async def Predict(  # noqa: N802
+        self, request: predict_pb2.PredictRequest, context: object
+    ) -> predict_pb2.PredictResponse:
         return EchoServicer.Predict(self, request, context)
 
 
-def _register(server: object, servicer: EchoServicer) -> int:
+def _register(server: grpc.Server | grpc.aio.Server, servicer: EchoServicer) -> int:
     _add_service(
         server,
         prediction_service_pb2,

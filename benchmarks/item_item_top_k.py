@@ -21,6 +21,7 @@ import platform
 import resource
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -35,6 +36,9 @@ from mtrec.models.config import ModelConfig
 from mtrec.models.serving_tables import row_splits
 from mtrec.models.sparse_item_item import fit_top_k, fitted_items
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 TEST_FRACTION = VALIDATION_FRACTION = 0.2
@@ -45,7 +49,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _cut(ratings):
+def _cut(ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(fit, validation) rows of the training part, test rows dropped."""
     train = ratings[~time_split(ratings, TEST_FRACTION)].reset_index(drop=True)
     is_val = time_split(train, VALIDATION_FRACTION)
@@ -97,12 +101,12 @@ def main() -> None:
     b = np.zeros((num_items, num_items), np.float32)
     np.put_along_axis(b, neighbours.astype(np.int64), weights, axis=1)
     mass = np.abs(b[active]).sum(axis=1)
-    relevant = [set() for _ in users]
+    relevant: list[set[int]] = [set() for _ in users]
     for u, m in zip(val[F.USER_ID].map(users), val[F.ITEM_ID].map(items), strict=True):
         if not np.isnan(m):
             relevant[u].add(int(m))
 
-    def metrics(weights):
+    def metrics(weights: np.ndarray) -> dict[str, float]:
         ranked = _ranked(weights, splits, idx, 50)
         got = E.ranking_metrics(ranked, relevant, 10)
         r50 = E.ranking_metrics(ranked, relevant, 50)["recall@50"]

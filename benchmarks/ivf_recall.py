@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -35,17 +36,21 @@ import tensorflow as tf
 from mtrec.contracts import features as F
 from mtrec.models.ivf import fit_ivf, probed_positions, probed_top
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 KS = (10, 100)
 
 
-def _tables(model) -> tuple[list[tf.Tensor], str]:
+def _tables(model: Any) -> tuple[tuple[tf.Tensor, tf.Tensor, tf.Tensor], str]:  # a SavedModel
+    """(centroids, splits, positions) of the IVF index, and where it came from."""
     if getattr(model, "ivf", None) is not None:
         ivf = model.ivf
-        return [tf.convert_to_tensor(v) for v in (ivf.centroids, ivf.splits, ivf.positions)], \
+        return tuple(tf.convert_to_tensor(v) for v in (ivf.centroids, ivf.splits, ivf.positions)), \
             "the export's"
     index = fit_ivf(model.item_retrieval_vectors.numpy())
-    return [tf.constant(a) for a in (index.centroids, index.splits, index.positions)], \
+    return tuple(tf.constant(a) for a in (index.centroids, index.splits, index.positions)), \
         "fitted now"
 
 
@@ -63,14 +68,16 @@ def measure(model_dir: str, user_ids: list[bytes], nprobes: list[int], calls: in
     best = np.argsort(-exact, axis=1, kind="stable")
     exact_fn = tf.function(lambda q: tf.math.top_k(tf.matmul(q, items, transpose_b=True),
                                                    max(KS)))
+    by_nprobe: dict[str, dict[str, float]] = {}
     out = {"items": n, "distinct_items": distinct, "clusters": int(tables[0].shape[0]),
            "index": source, "users": len(user_ids),
-           "exact_p50_ms": _p50(exact_fn, queries, calls), "nprobe": {}}
+           "exact_p50_ms": _p50(exact_fn, queries, calls), "nprobe": by_nprobe}
     for nprobe in nprobes:
         probed = probed_positions(queries, *tables, nprobe=nprobe)
         reach = [set((row % distinct).tolist()) for row in probed.numpy()]
 
-        def search(q, nprobe=nprobe):
+        def search(q: tf.Tensor, nprobe: int = nprobe
+                   ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
             seen = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int64),
                                                     tf.zeros(tf.shape(q)[:1], tf.int64))
             return probed_top(q, items, probed_positions(q, *tables, nprobe=nprobe), seen,
@@ -82,12 +89,12 @@ def measure(model_dir: str, user_ids: list[bytes], nprobes: list[int], calls: in
             # returned iff its cluster is probed: recall@k = share of them probed.
             row[f"recall@{k}"] = round(float(np.mean(
                 [len(reach[u] & set(best[u, :k].tolist())) / k for u in range(len(reach))])), 4)
-        out["nprobe"][str(nprobe)] = row
+        by_nprobe[str(nprobe)] = row
         print(nprobe, row, flush=True)
     return out
 
 
-def _p50(fn, queries: tf.Tensor, calls: int) -> float:
+def _p50(fn: Callable[[tf.Tensor], object], queries: tf.Tensor, calls: int) -> float:
     one = queries[:1]
     fn(one)
     times = []

@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -75,6 +76,9 @@ from served_metrics import (  # noqa: E402
     served_outputs,
 )
 from transform_local import as_dataset  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -132,7 +136,7 @@ def run_ours(
     return outputs
 
 
-def _retrieval_ranked(retrieve, truth: Truth) -> np.ndarray:
+def _retrieval_ranked(retrieve: Callable[..., dict[str, tf.Tensor]], truth: Truth) -> np.ndarray:
     """Plain retrieval order over the whole catalogue with seen items excluded (top 10)."""
     n = len(truth.catalog)
     everything = batched(retrieve, truth.users, k=tf.constant(n))["item_ids"]
@@ -144,7 +148,8 @@ def _retrieval_ranked(retrieve, truth: Truth) -> np.ndarray:
     return truth.catalog[E.top_k_unseen(rank_scores, truth.seen, TOP)]
 
 
-def score_ranked(score, truth: Truth, output: str = "relevance", rows: int = 32768) -> np.ndarray:
+def score_ranked(score: Callable[..., dict[str, tf.Tensor]], truth: Truth,
+                 output: str = "relevance", rows: int = 32768) -> np.ndarray:
     """Top 10 of the whole catalogue ranked by a `score` output, seen items excluded."""
     size = max(1, rows // len(truth.catalog))
     parts = []
@@ -156,7 +161,8 @@ def score_ranked(score, truth: Truth, output: str = "relevance", rows: int = 327
     return truth.catalog[E.top_k_unseen(np.concatenate(parts), truth.seen, TOP)]
 
 
-def _interest_scores(user_interest, prepared: Prepared, truth: Truth) -> np.ndarray:
+def _interest_scores(user_interest: Callable[..., dict[str, tf.Tensor]], prepared: Prepared,
+                     truth: Truth) -> np.ndarray:
     interest = batched(user_interest, truth.users)
     genres = prepared.tft_output.vocabulary_by_name(F.GENRE_VOCAB)
     genre_index = {g: j for j, g in enumerate(genres)}
@@ -216,7 +222,8 @@ def run_variant(
 
 
 def run_fold(
-    args: argparse.Namespace, split: str | None, data: str, user_overrides: dict, seeds: int
+    args: argparse.Namespace, split: str | None, data: str | None, user_overrides: dict,
+    seeds: int,
 ) -> tuple[dict, dict]:
     """(the fold's payload entry, the ModelConfig overrides used)."""
     t0 = time.time()

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,11 @@ from mtrec.data.examples import time_split, write_examples
 from mtrec.data.tables import SPLIT, Dataset
 from mtrec.models.config import with_protocol_overrides
 
+if TYPE_CHECKING:
+    import argparse
+
+    import tensorflow_transform as tft
+
 HOLDOUT_FRACTION = 0.2
 _SOURCES = ("models/preprocessing.py", "contracts/features.py", "benchmarks/transform_local.py")
 
@@ -42,7 +48,7 @@ class Prepared:
     """Transformed train/eval columns plus what the evaluation needs as ground truth."""
 
     name: str
-    tft_output: object
+    tft_output: tft.TFTransformOutput
     train: dict[str, np.ndarray]  # transformed training columns
     eval: dict[str, np.ndarray]  # transformed held-out columns
     eval_examples: np.ndarray  # serialized raw held-out tf.Examples (serving_default input)
@@ -59,7 +65,7 @@ class Truth(GroundTruth):
     liked_genres: np.ndarray  # [U, G] bool
 
     @classmethod
-    def build(cls, train: dict, held_out: dict, tft_output) -> Truth:
+    def build(cls, train: dict, held_out: dict, tft_output: tft.TFTransformOutput) -> Truth:
         base = GroundTruth.from_arrays(
             train[F.USER_ID_XF], train[F.ITEM_ID_XF], train[F.RATING_XF],
             held_out[F.USER_ID_XF], held_out[F.ITEM_ID_XF], held_out[F.RATING_XF],
@@ -148,7 +154,8 @@ def with_protocol(prepared: Prepared, overrides: dict) -> dict:
     return with_protocol_overrides(prepared.report["split_protocol"], overrides)
 
 
-def add_data_arguments(parser, datasets: tuple[str, ...], split_help: str) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser, datasets: tuple[str, ...],
+                       split_help: str) -> None:
     """The flags resolve() reads: --dataset, --data, --split, --config, --epochs."""
     parser.add_argument("--dataset", default="ml-100k", choices=datasets)
     parser.add_argument("--data", help="extracted dataset directory "
@@ -158,7 +165,7 @@ def add_data_arguments(parser, datasets: tuple[str, ...], split_help: str) -> No
     parser.add_argument("--epochs", type=int, help="epochs for our model (default: config)")
 
 
-def resolve(args) -> tuple[str | None, str | None, dict]:
+def resolve(args: argparse.Namespace) -> tuple[str | None, str | None, dict]:
     """(split, data directory, the user's ModelConfig overrides) from a benchmark's common
     arguments: --dataset, --split, --data, --config, --epochs. Exits with a clear message
     when the split does not exist or the files are not there. The split protocol's

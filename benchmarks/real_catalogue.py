@@ -30,6 +30,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -45,6 +46,9 @@ from mtrec.models.export import export_serving_model
 from mtrec.models.serving_tables import ServingTables, build_serving_tables
 from mtrec.models.towers import VocabSizes
 from mtrec.models.trainer import build_model, load_config, restore_weights
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DONE = "EXPORTED"
 _CHUNK = 65_536  # candidate-tower rows per call: bounds the intermediate tensors
@@ -68,7 +72,7 @@ def grown_tables(tables: ServingTables, items: int) -> ServingTables:
     )
 
 
-def _chunked(fn):
+def _chunked(fn: Callable[..., tf.Tensor]) -> Callable[..., tf.Tensor]:
     def call(x: dict, training: bool = False) -> tf.Tensor:
         rows = next(iter(x.values())).shape[0]
         if rows is None or rows <= _CHUNK:  # traced (signatures, Keras saving) or small
@@ -97,8 +101,10 @@ def real_catalogue_models(work_root: str, sizes: list[int], epochs: int = 2,
         model = build_model(vocab, config, tft_output, tables)
         model({k: v[:2] for k, v in prepared.train.items()})  # build every layer, then restore
         restore_weights(model, str(weights))
-        # One call over 1M rows would hold every intermediate of the tower at once.
-        model.candidate_embedding = _chunked(model.candidate_embedding)
+        # One call over 1M rows would hold every intermediate of the tower at once, so
+        # this model's method is deliberately replaced by a chunked wrapper before export.
+        model.candidate_embedding = _chunked(  # type: ignore[method-assign]
+            model.candidate_embedding)
         for n in todo:
             export_serving_model(model, tft_output, grown_tables(tables, n), str(dirs[n]))
             (dirs[n] / DONE).write_text(json.dumps({"epochs": epochs, "items": n}))

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -39,7 +40,7 @@ def weights_dir(work: Path, epochs: int) -> Path:
 
 
 def export_from_weights(prepared: Prepared, weights_dir: str, export_dir: str,
-                        cache_users: bool = True, **config_overrides) -> str:
+                        cache_users: bool = True, **config_overrides: Any) -> str:
     """The production export of the weights save_weights wrote, to export_dir (replaced);
     `config_overrides`: ModelConfig fields to change (e.g. answer_cache_max_entries=0)."""
     config = dataclasses.replace(load_config(weights_dir), **config_overrides)

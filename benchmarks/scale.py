@@ -185,6 +185,9 @@ def run_one(
         raise ValueError(f"runner must be one of {RUNNERS}, not {runner!r}")
     pools = beam_portable.worker_pools(1) if runner == "portable" else contextlib.nullcontext()
 
+    # PipelineSettings fields beyond settings()'s own keywords (its **fields).
+    fields: dict[str, Any] = {} if text_encoder else {"text_encoder": None}
+
     def pipeline(runner_args: list[str] | None) -> None:
         try:
             local_runner.run(paths, local_runner.settings(
@@ -194,7 +197,7 @@ def run_one(
                 workers=workers,
                 runner_args=runner_args,
                 enable_cache=False,
-                **({} if text_encoder else {"text_encoder": None}),
+                **fields,
             ))
         except Exception as err:  # noqa: BLE001 - recorded, the table shows how far it got
             errors.append(f"{type(err).__name__}: {err}")

@@ -23,7 +23,7 @@ TFMA's rating RMSE and relevance AUC from `serving_default` on raw examples.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -171,7 +171,7 @@ def scores_outputs(truth: GroundTruth, scores: np.ndarray) -> dict:
 
 # ------------------------------------------------------------------ signatures
 def batched(
-    fn: Callable, users: np.ndarray, size: int = BATCH_USERS, **kwargs
+    fn: Callable, users: np.ndarray, size: int = BATCH_USERS, **kwargs: tf.Tensor
 ) -> dict[str, np.ndarray]:
     """Call a user_id signature over `users` in batches; outputs concatenated."""
     parts: dict[str, list] = {}
@@ -196,7 +196,8 @@ def served_ratings(score: Callable, truth: GroundTruth) -> np.ndarray:
     return np.concatenate(predicted) if predicted else np.zeros(0)
 
 
-def served_outputs(signatures, truth: GroundTruth, ratings: bool = True) -> dict:
+def served_outputs(signatures: Mapping[str, Callable[..., dict[str, tf.Tensor]]],
+                   truth: GroundTruth, ratings: bool = True) -> dict:
     """The served outputs of a SavedModel: `recommend(k=50)`, `retrieve(k=100)` (when the
     model has it) and, with `ratings`, `score` per held-out rating."""
     catalog = len(truth.catalog)  # the model's catalogue holds at least the training items

@@ -31,6 +31,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow; loads no model code)
 
@@ -51,6 +52,9 @@ from served_metrics import (  # noqa: E402
     served_outputs,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 COLUMNS = tuple(c for c in HEADLINE if c[0] != "train_seconds")
 AGREEMENT = 0.01
@@ -68,7 +72,8 @@ def split_truth(dataset: Dataset, eval_fraction: float = 0.2) -> tuple[GroundTru
     return truth, rule
 
 
-def measure_served(signatures, truth: GroundTruth) -> dict[str, dict]:
+def measure_served(signatures: Mapping[str, Callable[..., dict[str, tf.Tensor]]],
+                   truth: GroundTruth) -> dict[str, dict]:
     """{"model": its served metrics, "popularity": popularity's on the same users}."""
     t0 = time.time()
     model = measure(truth, served_outputs(signatures, truth, ratings=True))

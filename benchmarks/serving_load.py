@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -34,6 +34,9 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from mtrec.serving import handlers, tensor_codec
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.model_manager import Servable
+
+if TYPE_CHECKING:
+    from mtrec.serving.signature import Signature
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpc_floor import terminate  # noqa: E402
@@ -336,16 +339,29 @@ def in_process_latency(
             name = req.model_spec.signature_name
             sig, fn = servable.signatures[name], loaded.signatures[name]
             tensors = sig.to_tensors(sig.decode_inputs(req.inputs))
-            ways["public"].append(lambda fn=fn, t=tensors: fn(**t))
-            if sig.serializes:
-                ways["server_path"].append(lambda sig=sig, t=tensors: [
-                    v.numpy() for v in sig.call_serialized(t).values()])
-            else:
-                ways["server_path"].append(lambda sig=sig, t=tensors: sig.run(t))
-            ways["handler"].append(lambda req=req: handlers.predict_bytes(servable, req))
+
+            # Each default binds this request's values (a closure would see the last).
+            def public(fn: Any = fn, t: dict[str, tf.Tensor] = tensors) -> Any:
+                return fn(**t)
+
+            def serialized(sig: Signature = sig, t: dict[str, tf.Tensor] = tensors
+                           ) -> list[np.ndarray]:
+                return [v.numpy() for v in sig.call_serialized(t).values()]
+
+            def run(sig: Signature = sig, t: dict[str, tf.Tensor] = tensors
+                    ) -> dict[str, np.ndarray]:
+                return sig.run(t)
+
+            def handler(req: predict_pb2.PredictRequest = req
+                        ) -> bytes | predict_pb2.PredictResponse:
+                return handlers.predict_bytes(servable, req)
+
+            ways["public"].append(public)
+            ways["server_path"].append(serialized if sig.serializes else run)
+            ways["handler"].append(handler)
         calls[label] = ways
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for sig, ways in calls.items():
+    for label, ways in calls.items():
         lat: dict[str, list[float]] = {way: [] for way in ways}
         for fns in ways.values():
             for fn in fns[:20]:
@@ -356,5 +372,5 @@ def in_process_latency(
                     t0 = time.perf_counter()
                     fns[i % len(fns)]()
                     lat[way].append(time.perf_counter() - t0)
-        out[sig] = {way: {"calls": n, **percentiles(lat[way])} for way in ways}
+        out[label] = {way: {"calls": n, **percentiles(lat[way])} for way in ways}
     return out

@@ -74,13 +74,15 @@ def main(argv: list[str]) -> int:
                     t0 = time.perf_counter()
                     fn()
                     lat[label][name].append(time.perf_counter() - t0)
+    p50_ms = {label: {n: round(float(np.median(v)) * 1e3, 3) for n, v in d.items()}
+              for label, d in lat.items()}
+    p99_ms = {label: {n: round(float(np.percentile(v, 99)) * 1e3, 3) for n, v in d.items()}
+              for label, d in lat.items()}
     out = {
         "load_average": [list(load_start), list(os.getloadavg())],
         "calls_per_cell": ROUNDS * PER_ROUND,
-        "p50_ms": {label: {n: round(float(np.median(v)) * 1e3, 3) for n, v in d.items()}
-                   for label, d in lat.items()},
-        "p99_ms": {label: {n: round(float(np.percentile(v, 99)) * 1e3, 3)
-                           for n, v in d.items()} for label, d in lat.items()},
+        "p50_ms": p50_ms,
+        "p99_ms": p99_ms,
         "models": models,
     }
     names = list(next(iter(fns.values())))
@@ -88,7 +90,7 @@ def main(argv: list[str]) -> int:
              + " | ".join(models) + " |", "| --- |" + " ---: |" * len(models)]
     for n in names:
         lines.append(f"| {n} | " + " | ".join(
-            f"{out['p50_ms'][m][n]} / {out['p99_ms'][m][n]}" for m in models) + " |")
+            f"{p50_ms[m][n]} / {p99_ms[m][n]}" for m in models) + " |")
     lines.append(f"\nLoad average (1/5/15 min) at start {load_start}, end "
                  f"{os.getloadavg()}; {ROUNDS * PER_ROUND} calls per cell, interleaved.")
     os.makedirs(args.out, exist_ok=True)

@@ -162,9 +162,11 @@ def markdown(result: dict[str, Any]) -> str:
 def targets(result: dict[str, Any]) -> dict[str, Any]:
     rec = result["signatures"]["recommend"]
     rows = rec["grpc"]
-    c1 = next((r for r in rows if r["concurrency"] == 1 and r["batching"] == "off"), None)
+    c1: dict[str, Any] | None = next(
+        (r for r in rows if r["concurrency"] == 1 and r["batching"] == "off"), None)
     c1 = c1 or next((r for r in rows if r["concurrency"] == 1), {})
-    c32 = max((r for r in rows if r["concurrency"] == 32), key=lambda r: r["qps"], default={})
+    c32: dict[str, Any] = max((r for r in rows if r["concurrency"] == 32),
+                              key=lambda r: r["qps"], default={})
     overhead = rec["grpc_overhead_p50_ms"]
     measured: dict[str, Any] = {
         "c1_p50_ms": c1.get("p50_ms"),

@@ -78,26 +78,28 @@ class _SyntheticRecommender(tf.Module):
         self.genre_emb = tf.Variable(genre_emb, trainable=False)
 
     # ------------------------------------------------------------- helpers
-    def _lookup(self, table, emb, oov, ids):
+    def _lookup(
+        self, table: tf.lookup.StaticHashTable, emb: tf.Variable, oov: tf.Variable, ids: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         idx = table.lookup(ids)
         vec = tf.gather(emb, tf.maximum(idx, 0))
         known = tf.expand_dims(idx >= 0, -1)
         return tf.where(known, vec, oov[0]), idx
 
-    def _users(self, user_id):
+    def _users(self, user_id: tf.Tensor) -> tf.Tensor:
         return self._lookup(self.user_table, self.user_emb, self.user_oov, user_id)[0]
 
-    def _items(self, item_id):
+    def _items(self, item_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         vec, idx = self._lookup(self.item_table, self.item_emb, self.item_oov, item_id)
         bias = tf.where(idx >= 0, tf.gather(self.item_bias, tf.maximum(idx, 0)), 0.0)
         return vec, bias
 
     @staticmethod
-    def _rating(score, bias):
+    def _rating(score: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
         lo, hi = F.MIN_RATING, F.MAX_RATING
         return lo + (hi - lo) * tf.sigmoid(score + bias)
 
-    def _top_k(self, scores, k):
+    def _top_k(self, scores: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """recommend's answer over [B, N] scores (dot + bias), with its checks on k."""
         n = tf.shape(self.item_emb, out_type=tf.int32)[0]
         checks = [tf.debugging.assert_positive(k, message="k must be positive"),
@@ -116,12 +118,12 @@ class _SyntheticRecommender(tf.Module):
             "ratings": self._rating(top.values - bias, bias),
         }
 
-    def _interest(self, users):
+    def _interest(self, users: tf.Tensor) -> tf.Tensor:
         return tf.sigmoid(tf.matmul(users, self.genre_emb, transpose_b=True))
 
     # ---------------------------------------------------------- signatures
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve_examples(self, examples):
+    def serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(
             examples,
             {
@@ -144,7 +146,7 @@ class _SyntheticRecommender(tf.Module):
             tf.TensorSpec([], tf.int32, name="k"),
         ]
     )
-    def recommend(self, user_id, k):
+    def recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         users = self._users(user_id)
         return self._top_k(tf.matmul(users, self.item_emb, transpose_b=True) + self.item_bias, k)
 
@@ -154,7 +156,7 @@ class _SyntheticRecommender(tf.Module):
             tf.TensorSpec([], tf.int32, name="k"),
         ]
     )
-    def recommend_from_items(self, item_ids, k):
+    def recommend_from_items(self, item_ids: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """A user known only by items: the mean of their known vectors as the query,
         the given items never returned."""
         idx = self.item_table.lookup(item_ids)
@@ -172,7 +174,7 @@ class _SyntheticRecommender(tf.Module):
             tf.TensorSpec([None, None], tf.string, name="item_ids"),
         ]
     )
-    def score(self, user_id, item_ids):
+    def score(self, user_id: tf.Tensor, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         users = self._users(user_id)
         items, bias = self._items(item_ids)
         dots = tf.reduce_sum(tf.expand_dims(users, 1) * items, axis=-1)
@@ -183,29 +185,29 @@ class _SyntheticRecommender(tf.Module):
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
-    def user_interest(self, user_id):
+    def user_interest(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
         interest = self._interest(self._users(user_id))
         top = tf.math.top_k(interest, k=tf.shape(self.genres)[0])
         return {"genres": tf.gather(self.genres, top.indices), "scores": top.values}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
-    def embed_user(self, user_id):
+    def embed_user(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"embedding": self._users(user_id)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_id")])
-    def embed_item(self, item_id):
+    def embed_item(self, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"embedding": self._items(item_id)[0]}
 
     # Classify/Regress-shaped signatures ("inputs" = serialized examples).
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-    def classify_interest(self, inputs):
+    def classify_interest(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         out = self.serve_examples(inputs)
         batch = tf.shape(inputs)[0]
         classes = tf.tile(tf.expand_dims(self.genres, 0), [batch, 1])
         return {"classes": classes, "scores": out[F.OUT_INTEREST]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
-    def regress_rating(self, inputs):
+    def regress_rating(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"outputs": self.serve_examples(inputs)[F.OUT_RATING]}
 
 

@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 from mtrec.contracts.artifacts import DESCRIPTION_EMBEDDINGS_FILE, METADATA_FILE
@@ -94,6 +95,11 @@ from text_encoder_report import (  # noqa: E402
     write_results,
 )
 from transform_local import as_dataset  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from quality_data import Truth
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -218,20 +224,22 @@ def _timed(label: str, seconds: dict, t0: float) -> None:
     print(f"[{label}] {seconds[label]:.0f}s", flush=True)
 
 
-def _encoders(args, catalog_dir: Path, work_root: Path, seconds: dict):
+def _encoders(args: argparse.Namespace, catalog_dir: Path, work_root: Path, seconds: dict
+              ) -> dict[str, tuple[ItemText | None, dict | None, dict | None]]:
     """Per variant: (ItemText or None, TextEncoderConfig dict, encoder summary)."""
     names = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     shared = json.loads(args.encoder_config)
-    out = {}
+    out: dict[str, tuple[ItemText | None, dict | None, dict | None]] = {}
     for name in names:
-        if VARIANTS[name] is None:
+        variant = VARIANTS[name]
+        if variant is None:
             out[name] = (None, None, None)
             continue
         t0 = time.time()
-        config = TextEncoderConfig.from_exec_properties({**shared, **VARIANTS[name]})
+        config = TextEncoderConfig.from_exec_properties({**shared, **variant})
         uri, metadata = encode_catalog(catalog_dir, work_root, config)
         out[name] = (ItemText.load(uri), config.to_dict(), encoder_summary(metadata))
         _timed(f"encoder_{name}", seconds, t0)
@@ -239,7 +247,16 @@ def _encoders(args, catalog_dir: Path, work_root: Path, seconds: dict):
     return out
 
 
-def _train_variants(encoders, prepared, work, config, seeds, metrics_fn, tag, seconds):
+def _train_variants(
+    encoders: dict[str, tuple[ItemText | None, dict | None, dict | None]],
+    prepared: Prepared,
+    work: Path,
+    config: ModelConfig,
+    seeds: Iterable[int],
+    metrics_fn: Callable[[dict], dict],
+    tag: str,
+    seconds: dict,
+) -> dict[str, dict]:
     results = {}
     for name, (text, _, _) in encoders.items():
         t0, runs = time.time(), []
@@ -309,7 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _write(args, encoders, config, data, warm, cold_results, seconds) -> None:
+def _write(
+    args: argparse.Namespace,
+    encoders: dict[str, tuple[ItemText | None, dict | None, dict | None]],
+    config: ModelConfig,
+    data: tuple[str | None, Dataset, Truth, Truth, set[str], int],
+    warm: dict[str, dict],
+    cold_results: dict[str, dict],
+    seconds: dict[str, float],
+) -> None:
     """benchmarks/results/text_encoder_<dataset>.{json,md} from what has run so far."""
     split, dataset, truth, cold_truth, cold, catalog_size = data
     is_cold = cold_rows(cold_truth.items, cold)

@@ -61,7 +61,8 @@ def encoder_summary(metadata: dict) -> dict:
 def aggregate(runs: list[dict]) -> dict:
     """Mean of each metric over the runs, the range as 'spread' (2+ runs), and the runs."""
     keys = [k for k in runs[0] if k != SEED]
-    out = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+    out: dict[str, float | dict[str, float]] = {
+        k: float(np.mean([r[k] for r in runs])) for k in keys}
     if len(runs) > 1:
         out["spread"] = {k: float(np.ptp([r[k] for r in runs])) for k in keys if k != "seconds"}
     return {**out, "runs": runs}

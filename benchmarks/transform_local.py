@@ -55,7 +55,9 @@ def example_to_row(record: bytes, spec: dict) -> dict:
     return out
 
 
-def analyze_and_transform(train_rows: list[dict], other_rows: list[dict], out_dir: str):
+def analyze_and_transform(
+    train_rows: list[dict], other_rows: list[dict], out_dir: str
+) -> tuple[tft.TFTransformOutput, list[dict], list[dict]]:
     """Analyze on train_rows; return (tft_output, transformed train rows, transformed others).
 
     An explicit pipeline on the pipeline's local runner: a bare `rows | transform`
@@ -91,7 +93,7 @@ def analyze_and_transform(train_rows: list[dict], other_rows: list[dict], out_di
     return tft.TFTransformOutput(out_dir), train_out, other_out
 
 
-def _keep(rows, name: str, folder: Path) -> None:
+def _keep(rows: beam.PCollection, name: str, folder: Path) -> None:
     """Write the PCollection `rows` as one pickled list, folder/<name>.pkl."""
     _ = (rows | f"List{name}" >> beam.combiners.ToList()
          | f"Pickle{name}" >> beam.Map(lambda r: (folder / f"{name}.pkl").write_bytes(
@@ -117,7 +119,7 @@ def transform_examples(
     # which first tries Prism (pipeline/configs.py).
     options = PipelineOptions(list(configs.IN_PROCESS_BEAM_ARGS))
 
-    def source(split: str):
+    def source(split: str) -> tfxio.TFExampleRecord:
         pattern = os.path.join(examples_dir, split, "*")
         return tfxio.TFExampleRecord(pattern, schema=schema, telemetry_descriptors=["mtrec"])
 

@@ -61,13 +61,18 @@ from mtrec.data.tables import (
 SUFFIXES = (".csv", ".parquet")
 
 
-def _find(path: Path, stem: str, required: bool) -> Path | None:
+def _find(path: Path, stem: str) -> Path | None:
     found = [path / f"{stem}{s}" for s in SUFFIXES if (path / f"{stem}{s}").is_file()]
     if len(found) > 1:
         raise ValueError(f"{path}: both {found[0].name} and {found[1].name}; keep one")
-    if not found and required:
-        raise FileNotFoundError(f"{path}: no {stem}.csv or {stem}.parquet")
     return found[0] if found else None
+
+
+def _require(path: Path, stem: str) -> Path:
+    found = _find(path, stem)
+    if found is None:
+        raise FileNotFoundError(f"{path}: no {stem}.csv or {stem}.parquet")
+    return found
 
 
 def _read(
@@ -138,7 +143,7 @@ def _items(file: Path) -> tuple[pd.DataFrame, list[BadLine]]:
 def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     """Load a directory in the generic format described in this module's docstring."""
     path = Path(path)
-    ratings_file = _find(path, "ratings", required=True)
+    ratings_file = _require(path, "ratings")
     # Ids, ratings and timestamps never hold a line break: in ratings, a quoted
     # field running over lines is an unbalanced quote, not data.
     frame, bad_rows = _read(ratings_file, RATING_COLUMNS, multiline=False)
@@ -147,7 +152,7 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     bad = [malformed_frame(bad_rows, RATINGS), bad_split]
 
     derived = set()
-    users_file = _find(path, "users", required=False)
+    users_file = _find(path, "users")
     if users_file is None:
         users = derive_users(ratings)
         derived.add(USERS)
@@ -157,7 +162,7 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
                            frame.get(F.OCCUPATION))
         bad.append(malformed_frame(bad_users, USERS))
 
-    items_file = _find(path, "items", required=False)
+    items_file = _find(path, "items")
     if items_file is None:
         items = derive_items(ratings)
         derived.add(ITEMS)

@@ -79,7 +79,8 @@ def read_lines(path: Path, encoding: str) -> tuple[list[tuple[int, str]], list[B
     Lines that do not decode are reported, the rest of the file still loads.
     """
     text, dirty = decode(path.read_bytes(), encoding)
-    lines, bad = [], []
+    lines: list[tuple[int, str]] = []
+    bad: list[BadLine] = []
     for number, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")
         reason = undecodable(line, encoding) if dirty else None
@@ -239,7 +240,8 @@ def _read_records(
     if repeated:
         raise HeaderError(path, header, f"repeats column(s) {repeated}")
     user_at = header.index(user_column) if user_column in header else None
-    rows, numbers, raws, bad = [], [], [], []
+    rows, numbers, raws = [], [], []
+    bad: list[BadLine] = []
     for line, fields, raw, reason, _ in csv_records(lines, head.end, len(header), multiline):
         if dirty and not reason:
             reason = undecodable(raw, encoding) or ""

@@ -8,6 +8,7 @@ ever deal with one layout and one set of dtypes.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +74,7 @@ def empty_malformed() -> pd.DataFrame:
                          for c in MALFORMED_COLUMNS})
 
 
-def malformed_frame(rows: list[BadLine], table: str) -> pd.DataFrame:
+def malformed_frame(rows: Sequence[BadLine], table: str) -> pd.DataFrame:
     """Build the malformed table of one of TABLES from (source, line, raw, reason[, user_id])."""
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; expected one of {TABLES}")

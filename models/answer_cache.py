@@ -46,7 +46,7 @@ class AnswerCache(tf.Module):
     the one string output (the item ids) is stored as catalogue positions
     (int32), every other output as it is (float32)."""
 
-    def __init__(self, tables: dict[str, np.ndarray], ids: str):
+    def __init__(self, tables: dict[str, np.ndarray], ids: str) -> None:
         super().__init__(name="answer_cache")
         shapes = {key: value.shape for key, value in tables.items()}
         first = tables[ids].shape

@@ -7,6 +7,8 @@ puts gated experts in between (Ma et al. 2018), one softmax gate per head.
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 
 from mtrec.models.config import RATING, RELEVANCE
@@ -19,7 +21,8 @@ def pair_features(query: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
 class MMoE(tf.keras.layers.Layer):
     """Multi-gate mixture of experts: one mixed representation per task."""
 
-    def __init__(self, num_tasks: int, num_experts: int = 4, expert_units: int = 64, **kw):
+    def __init__(self, num_tasks: int, num_experts: int = 4, expert_units: int = 64,
+                 **kw: Any) -> None:
         super().__init__(**kw)
         self.experts = [
             tf.keras.layers.Dense(expert_units, activation="relu") for _ in range(num_experts)
@@ -40,7 +43,8 @@ class PairHeads(tf.keras.layers.Layer):
 
     TASKS = (RELEVANCE, RATING)
 
-    def __init__(self, mixture: str = "shared_bottom", units: tuple[int, ...] = (128, 64), **kw):
+    def __init__(self, mixture: str = "shared_bottom", units: tuple[int, ...] = (128, 64),
+                 **kw: Any) -> None:
         super().__init__(**kw)
         if mixture not in ("shared_bottom", "mmoe"):
             raise ValueError(f"mixture must be 'shared_bottom' or 'mmoe', got {mixture!r}")
@@ -65,7 +69,7 @@ class PairHeads(tf.keras.layers.Layer):
 class UncertaintyWeighting(tf.keras.layers.Layer):
     """Learned task weights (Kendall, Gal & Cipolla 2018): sum exp(-s_t) L_t + s_t."""
 
-    def __init__(self, tasks: tuple[str, ...], **kw):
+    def __init__(self, tasks: tuple[str, ...], **kw: Any) -> None:
         super().__init__(**kw)
         self.log_vars = {
             t: self.add_weight(name=f"log_var_{t}", shape=(), initializer="zeros")

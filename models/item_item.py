@@ -120,7 +120,7 @@ def scaled_to(
     m = tf.cast(mask, scores.dtype)
     e = m if evidence is None else m * tf.cast(evidence, scores.dtype)
 
-    def moments(t, w):
+    def moments(t: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         n = tf.maximum(tf.reduce_sum(w, axis=-1, keepdims=True), 1.0)
         mean = tf.reduce_sum(t * w, axis=-1, keepdims=True) / n
         var = tf.reduce_sum(tf.square(t - mean) * w, axis=-1, keepdims=True) / n

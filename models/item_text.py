@@ -80,7 +80,7 @@ class ItemText:
         """The cold-item map's inputs for raw item ids: [text vector ; description vector]
         ([N, 2D]) when the catalogue has descriptions, else the text vectors ([N, D])."""
         text = self.rows_for(item_ids)
-        if not self.has_descriptions:
+        if self.descriptions is None or not self.has_descriptions:
             return text
         return np.hstack([text, self._gather(self.descriptions, item_ids)])
 

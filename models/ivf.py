@@ -129,7 +129,7 @@ def probed_top(query: tf.Tensor, item_vectors: tf.Tensor, probed: tf.RaggedTenso
 class IvfFirstStage(tf.Module):
     """The index's tables as variables of the SavedModel, and the request-time search."""
 
-    def __init__(self, index: IvfIndex, nprobe: int):
+    def __init__(self, index: IvfIndex, nprobe: int) -> None:
         super().__init__(name="ivf")
         self.nprobe = nprobe
         self.centroids = tf.Variable(index.centroids, trainable=False, name="ivf_centroids")

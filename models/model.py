@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -57,7 +58,7 @@ class MultiTaskModel(tfrs.Model):
         rated: tuple[np.ndarray, np.ndarray] | None = None,
         rating_range: tuple[float, float] = (F.MIN_RATING, F.MAX_RATING),
         neighbour_ratings: np.ndarray | None = None,
-    ):
+    ) -> None:
         """`rated`: (row splits [users + 1], item_idx values), every user's rated items
         (serving_tables.ServingTables.rated_splits / rated_idx); needed when config.rated_items.
         `rating_range`: the lowest and highest training rating (ServingTables.rating_range).
@@ -93,10 +94,12 @@ class MultiTaskModel(tfrs.Model):
         if config.rated_items and rated is None:
             raise ValueError("config.rated_items needs the users' rated items (rated=...)")
         # Variables, not constants: they grow with the interactions (and are saved).
+        self.rated_splits: tf.Variable | None
+        self.rated_values: tf.Variable | None
         self.rated_splits, self.rated_values = (
             (tf.Variable(rated[0], trainable=False, name="rated_splits"),
              tf.Variable(rated[1], trainable=False, name="rated_values"))
-            if config.rated_items else (None, None)
+            if config.rated_items and rated is not None else (None, None)
         )
         self.candidate_tower = CandidateTower(
             sizes,
@@ -176,7 +179,8 @@ class MultiTaskModel(tfrs.Model):
     def get_config(self) -> dict:
         return architecture_config(self)
 
-    def _trackable_children(self, save_type="checkpoint", **kwargs):
+    def _trackable_children(self, save_type: str = "checkpoint", **kwargs: Any
+                            ) -> dict[str, object]:
         """Leave the optimizer out of SavedModels: serving never reads its slots.
 
         Adam keeps two slots per weight, so they were half of every export
@@ -300,10 +304,10 @@ class MultiTaskModel(tfrs.Model):
                 x[key] = tf.where(keep, x[key], tf.zeros_like(x[key]))
         return x
 
-    def train_step(self, inputs):
+    def train_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return self._epoch_means(self._global_loss(super().train_step(inputs)), inputs)
 
-    def test_step(self, inputs):
+    def test_step(self, inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return self._epoch_means(self._global_loss(super().test_step(inputs)), inputs)
 
     def _epoch_means(self, logs: dict, inputs: dict) -> dict:

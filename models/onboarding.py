@@ -107,7 +107,7 @@ def fit_onboarding(first: list[np.ndarray], later: list[np.ndarray], num_items: 
 class OnboardingTerm(tf.Module):
     """The fitted term in the serving graph: [B, N] scores of the given positions."""
 
-    def __init__(self, onboarding: Onboarding):
+    def __init__(self, onboarding: Onboarding) -> None:
         super().__init__(name="onboarding")
         # No row, or no item, reads the row of zeros appended here (padding it per
         # request would copy the whole table: +0.3 ms a call on ML-100K).

@@ -10,6 +10,8 @@ dense variables get plain Adam.
 
 from __future__ import annotations
 
+from typing import Any
+
 import tensorflow as tf
 
 
@@ -21,11 +23,15 @@ class LazyAdam(tf.keras.optimizers.Adam):
     de-duplicating the touched rows (`tf.unique`) has a dynamic shape.
     """
 
-    def __init__(self, learning_rate=0.001, **kwargs):
+    def __init__(
+        self,
+        learning_rate: float | tf.keras.optimizers.schedules.LearningRateSchedule = 0.001,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("name", "LazyAdam")
         super().__init__(learning_rate, jit_compile=False, **kwargs)
 
-    def update_step(self, gradient, variable):
+    def update_step(self, gradient: tf.Tensor | tf.IndexedSlices, variable: tf.Variable) -> None:
         if not isinstance(gradient, tf.IndexedSlices) or self.amsgrad:
             return super().update_step(gradient, variable)
         dtype = variable.dtype

@@ -21,6 +21,8 @@ mixes experts first); the item table is skipped above MAX_CACHED_FLOATS
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import numpy as np
 import tensorflow as tf
 
@@ -28,7 +30,7 @@ from mtrec.models.heads import PairHeads
 from mtrec.models.serving_ops import fits
 
 
-def splittable(heads: PairHeads | None) -> bool:
+def splittable(heads: PairHeads | None) -> TypeGuard[PairHeads]:
     if heads is None or heads.mmoe is not None:
         return False
     firsts = [heads.towers[t].layers[0] for t in PairHeads.TASKS]
@@ -39,7 +41,7 @@ def splittable(heads: PairHeads | None) -> bool:
 class SplitPairHeads(tf.Module):
     """PairHeads' outputs for [B, C] candidates from the split first layer."""
 
-    def __init__(self, heads: PairHeads, item_vectors: np.ndarray):
+    def __init__(self, heads: PairHeads, item_vectors: np.ndarray) -> None:
         super().__init__(name="pair_split")
         d = item_vectors.shape[1]
         if not heads.built:

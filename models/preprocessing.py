@@ -16,7 +16,7 @@ from mtrec.contracts import features as F
 _TOKEN_PATTERN = r"[^a-z0-9 ]+"
 
 
-def _dense(x: tf.Tensor | tf.SparseTensor, default) -> tf.Tensor:
+def _dense(x: tf.Tensor | tf.SparseTensor, default: bytes | int | float) -> tf.Tensor:
     """Scalar feature as a dense [B] tensor (tf.Example features may be [B, 1])."""
     if isinstance(x, tf.SparseTensor):
         x = tf.sparse.to_dense(x, default_value=default)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def item_example(item: pd.Series) -> bytes:
     """One catalogue tf.Example (features.ITEM_FEATURES) from an items-table row."""
 
-    def text(value) -> tf.train.Feature:
+    def text(value: object) -> tf.train.Feature:
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(value).encode()]))
 
     genres = [g.encode() for g in genres_of(item)]

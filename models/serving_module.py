@@ -29,6 +29,8 @@ From ModelConfig.ivf_min_items items an IVF index (models/ivf.py) picks stage 1.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -70,6 +72,9 @@ from mtrec.models.serving_ops import (
 from mtrec.models.serving_tables import ServingTables, user_row_table, user_rows
 from mtrec.models.sparse_item_item import bag_scores
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class ServingModule(tf.Module):
     """Holds the model, the Transform layer and the lookup tables."""
@@ -81,7 +86,7 @@ class ServingModule(tf.Module):
         tables: ServingTables,
         item_text: ItemText | None = None,
         cache_users: bool = True,
-    ):
+    ) -> None:
         super().__init__(name="mtrec")
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
@@ -183,7 +188,8 @@ class ServingModule(tf.Module):
             return user_rows(self.user_rows, user_id)
         return self.tft_layer({F.USER_ID: tf.reshape(user_id, [-1, 1])})[F.USER_IDX]
 
-    def _query(self, user_id: tf.Tensor, idx=None) -> tuple[tf.Tensor, tf.Tensor]:
+    def _query(self, user_id: tf.Tensor | None, idx: tf.Tensor | None = None
+               ) -> tuple[tf.Tensor, tf.Tensor]:
         idx = self._user_idx(user_id) if idx is None else idx
         if self.user_queries is not None:
             return tf.gather(self.user_queries, idx), idx
@@ -228,7 +234,7 @@ class ServingModule(tf.Module):
             return tf.where(tf.gather(self.user_seen, user_idx), NEG, scores)
         return exclude(scores, self._seen(user_idx))
 
-    def _user_term(self, user_idx: tf.Tensor):
+    def _user_term(self, user_idx: tf.Tensor) -> Callable[[tf.Tensor], tf.Tensor]:
         """similarity -> the item-item term [B, N + 1] of these user rows' rated bags:
         the export's per-user table when there is one, else computed now."""
         if self.item_item is None:
@@ -237,7 +243,7 @@ class ServingModule(tf.Module):
             return lambda _: tf.gather(self.user_item_item, user_idx)
         return lambda similarity: self._item_item_term(similarity, self._rated_bag(user_idx))
 
-    def _stage1(self, query: tf.Tensor, term) -> tf.Tensor:
+    def _stage1(self, query: tf.Tensor, term: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
         """[B, N]: similarity plus the item-item term(similarity) (when on)."""
         similarity = self._similarity(query)
         if not self._has_term:
@@ -256,7 +262,8 @@ class ServingModule(tf.Module):
         """How many first-stage items the re-rank reads: max(100, 4k), at most n."""
         return tf.minimum(n, tf.maximum(self._num_candidates, 4 * k))
 
-    def _rerank(self, query, user_idx, values, at, k) -> dict[str, tf.Tensor]:
+    def _rerank(self, query: tf.Tensor, user_idx: tf.Tensor, values: tf.Tensor, at: tf.Tensor,
+                k: tf.Tensor) -> dict[str, tf.Tensor]:
         """The blend over each row's first-stage items (scores `values` at catalogue
         positions `at`, [B, c]); excluded items (score NEG) stay last."""
         vectors, item_idx = tf.gather(self.item_vectors, at), tf.gather(self.catalog_idx, at)
@@ -275,16 +282,16 @@ class ServingModule(tf.Module):
 
     # -------------------------------------------------------------- signatures
     @spec.signature(input_signature=[spec.EXAMPLES])
-    def serving_default(self, examples):
+    def serving_default(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         xf = self.tft_layer(tf.io.parse_example(examples, self._serving_spec))
         return self.model(xf)
 
     @spec.signature(input_signature=[spec.EXAMPLES])
-    def transform_features(self, examples):
+    def transform_features(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         return self.tft_layer(tf.io.parse_example(examples, self._raw_spec))
 
     @spec.signature(input_signature=[spec.USER_ID, spec.K])
-    def recommend(self, user_id, k):
+    def recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Top-k unseen items: retrieve candidates, then re-rank with the blend (known
         users, k <= 25: the export's answers, models/answer_cache.py)."""
         n, user_idx = self._check_k(k), self._user_idx(user_id)
@@ -293,22 +300,24 @@ class ServingModule(tf.Module):
         return self.answers.answer_or(user_idx, k, n, self.catalog_ids,
                                       lambda: self._recommend_rows(user_idx, k, n))
 
-    def _recommend_rows(self, user_idx: tf.Tensor, k: tf.Tensor, n=None) -> dict:
+    def _recommend_rows(self, user_idx: tf.Tensor, k: tf.Tensor, n: tf.Tensor | None = None
+                        ) -> dict:
         c = self._candidates(tf.size(self.catalog_ids) if n is None else n, k)
         query, _ = self._query(None, user_idx)
 
-        def exact():
+        def exact() -> tuple[tf.Tensor, tf.Tensor]:
             stage1 = self._stage1(query, self._user_term(user_idx))
             return top_positions(self._exclude_seen(stage1, user_idx), c)
 
         if self.ivf is None:
             return self._rerank(query, user_idx, *exact(), k)
         vector = self.model.retrieval_vector(query)
-        top = self.ivf.top(vector, self.item_retrieval_vectors, self._seen(user_idx), c, exact)
-        return self._rerank(query, user_idx, *top, k)
+        values, at = self.ivf.top(vector, self.item_retrieval_vectors, self._seen(user_idx), c,
+                                  exact)
+        return self._rerank(query, user_idx, values, at, k)
 
     @spec.signature(input_signature=[spec.ITEM_IDS, spec.K])
-    def recommend_from_items(self, item_ids, k):
+    def recommend_from_items(self, item_ids: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Top-k for a user known only by the items given now (oldest first), none of
         them returned: a new user, or fresh interactions, without retraining.
 
@@ -333,7 +342,7 @@ class ServingModule(tf.Module):
         return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
 
     @spec.signature(input_signature=[spec.USER_ID, spec.K])
-    def retrieve(self, user_id, k):
+    def retrieve(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Plain retrieval over the whole catalogue, seen items included (FactorizedTopK)."""
         k = tf.minimum(k, self._check_k(k))  # the same k, after the checks
         query, _ = self._query(user_id)
@@ -341,7 +350,7 @@ class ServingModule(tf.Module):
         return {S.ITEM_IDS: tf.gather(self.catalog_ids, top.indices), S.SCORES: top.values}
 
     @spec.signature(input_signature=[spec.USER_ID, spec.ITEM_IDS])
-    def score(self, user_id, item_ids):
+    def score(self, user_id: tf.Tensor, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         """Blend score, P(like) and predicted rating for each listed item."""
         query, user_idx = self._query(user_id)
         positions = self._item_positions(item_ids)
@@ -359,7 +368,7 @@ class ServingModule(tf.Module):
                 S.RATINGS: pair[RATING]}
 
     @spec.signature(input_signature=[spec.USER_ID])
-    def user_interest(self, user_id):
+    def user_interest(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
         """Genres ranked by P(user engages with and likes the genre)."""
         query, _ = self._query(user_id)
         probs = tf.sigmoid(self.model.interest_logits(query))[:, : self._num_genres]
@@ -367,13 +376,14 @@ class ServingModule(tf.Module):
         return {S.GENRES: tf.gather(self.genre_names, top.indices), S.SCORES: top.values}
 
     @spec.signature(input_signature=[spec.USER_ID])
-    def embed_user(self, user_id):
+    def embed_user(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
         query, _ = self._query(user_id)
         return {S.EMBEDDING: self.model.retrieval_vector(query)}
 
     @spec.signature(input_signature=spec.NEW_ITEM)
-    def embed_new_item(self, item_id, title, genres, description, year, text_embedding,
-                       description_embedding):
+    def embed_new_item(self, item_id: tf.Tensor, title: tf.Tensor, genres: tf.Tensor,
+                       description: tf.Tensor, year: tf.Tensor, text_embedding: tf.Tensor,
+                       description_embedding: tf.Tensor) -> dict[str, tf.Tensor]:
         """Candidate embedding of an item from its features and text alone (cold start)."""
         inputs = new_item_inputs(self.tft_layer, item_id, title, genres, description, year)
         inputs[F.YEAR_Z] = within_years(inputs[F.YEAR_Z], inputs[F.YEAR_KNOWN], self._year_range)
@@ -391,11 +401,11 @@ class ServingModule(tf.Module):
         return {S.EMBEDDING: self.model.retrieval_vector(vectors)}
 
     @spec.signature(input_signature=[spec.ITEM_ID])
-    def embed_item(self, item_id):
+    def embed_item(self, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
         vectors, _ = self._item_vectors_at(self._item_positions(item_id))
         return {S.EMBEDDING: self.model.retrieval_vector(vectors)}
 
     @spec.signature(input_signature=[spec.ITEM_IDS])
-    def describe_items(self, item_ids):
+    def describe_items(self, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         """Display titles ("" unknown), so answers' ids can be shown to people."""
         return {S.TITLES: self.item_titles.lookup(item_ids)}

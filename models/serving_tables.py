@@ -124,9 +124,10 @@ def build_serving_tables(
         if DISPLAY_TITLE in catalog:
             titles = dict(zip(item_ids.tolist(), catalog[DISPLAY_TITLE].tolist(), strict=True))
     else:
-        order = sorted(items)
-        item_ids = np.array([items[i][0] for i in order], dtype=object)
-        item_features = {k: np.stack([items[i][1][k] for i in order]) for k in _ITEM_COLUMNS}
+        item_order = sorted(items)
+        item_ids = np.array([items[i][0] for i in item_order], dtype=object)
+        item_features = {k: np.stack([items[i][1][k] for i in item_order])
+                         for k in _ITEM_COLUMNS}
 
     # The latest history plus the latest item itself, newest first.
     seen_user = latest_ts > np.iinfo(np.int64).min

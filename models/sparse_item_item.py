@@ -75,7 +75,7 @@ def _x(rated_splits: np.ndarray, rated_idx: np.ndarray, columns: np.ndarray, wid
     rows = np.repeat(np.arange(stop - start), np.diff(rated_splits[start : stop + 1]))
     cols = columns[rated_idx[lo:hi]]
     keep = cols >= 0
-    x = np.zeros((stop - start, width), dtype)
+    x: np.ndarray = np.zeros((stop - start, width), dtype)
     x[rows[keep], cols[keep]] = 1.0
     return x
 
@@ -143,7 +143,7 @@ def fit_top_k(
 class TopKItemItem(tf.Module):
     """B's top-K rows over catalogue positions; `scores` is item_item_scores' sparse twin."""
 
-    def __init__(self, neighbours: np.ndarray, weights: np.ndarray, num_columns: int):
+    def __init__(self, neighbours: np.ndarray, weights: np.ndarray, num_columns: int) -> None:
         super().__init__(name="top_k_item_item")
         # Variables, not constants, like the export's other tables.
         self.neighbours = tf.Variable(neighbours, trainable=False, name="neighbours")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
@@ -134,8 +134,8 @@ class QueryTower(tf.keras.Model):
         use_history: bool = True,
         row_l2: bool = False,
         use_rated: bool = False,
-        **kw,
-    ):
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self._architecture = json.dumps(dict(
             sizes=dataclasses.asdict(sizes), dim=dim, reg=reg, dropout=dropout,
@@ -192,8 +192,8 @@ class CandidateTower(tf.keras.Model):
         dropout: float,
         text_table: np.ndarray | None = None,
         row_l2: bool = False,
-        **kw,
-    ):
+        **kw: Any,
+    ) -> None:
         super().__init__(**kw)
         self._architecture = json.dumps(dict(
             sizes=dataclasses.asdict(sizes), dim=dim, reg=reg, dropout=dropout, row_l2=row_l2,
@@ -226,7 +226,7 @@ class CandidateTower(tf.keras.Model):
             self.pool(self.token_embedding(desc), desc),
             tf.stack([x[F.YEAR_Z], x[F.YEAR_KNOWN]], axis=-1),
         ]
-        if self.text_table is not None:
+        if self.text_projection is not None:  # a text table was given
             text = x.get(F.ITEM_TEXT_VECTOR)
             parts.append(self.text_projection(
                 self.text_vectors(x[F.ITEM_IDX]) if text is None else text))

@@ -360,7 +360,8 @@ def run_fn(fn_args: FnArgs) -> None:
     # another model than a fresh one (sample: RMSE 0.6813 against 0.6804).
     tf.keras.utils.set_random_seed(TRAINING_SEED)
 
-    def dataset(files, shuffle, batch_size=config.batch_size):
+    def dataset(files: list[str], shuffle: bool, batch_size: int = config.batch_size
+                ) -> tf.data.Dataset:
         ds = make_dataset(files, fn_args.data_accessor, tft_output, batch_size, shuffle)
         return ds.with_options(shard_options(len(files), strategy))
 

@@ -28,6 +28,7 @@ from mtrec.commands.compile import add_compile_parser, split_beam_args
 from mtrec.commands.data_check import add_data_parser
 from mtrec.commands.options import (
     EXAMPLE_HELP,
+    SubParsers,
     add_pipeline_options,
     check_flags,
     fraction,
@@ -49,6 +50,8 @@ from mtrec.serving.cli import (
 )
 
 if TYPE_CHECKING:  # loads TFX and TensorFlow, which `mtrec --help` must not wait for
+    import tensorflow as tf
+
     from mtrec.pipeline.local_runner import LocalPaths
 
 SOURCES_HELP = " | ".join(SOURCES)
@@ -64,7 +67,7 @@ RUN_EXAMPLE = """examples:
 then open <home>/report.html"""
 
 
-def _add_run_parser(sub) -> None:
+def _add_run_parser(sub: SubParsers) -> None:
     p = sub.add_parser("run", help="ingest data and run the TFX pipeline locally (Beam)",
                        description="Read and clean the data, then train, evaluate and (when "
                        "the model passes its thresholds)\npush it with the TFX pipeline, run "
@@ -98,7 +101,7 @@ def _add_run_parser(sub) -> None:
     p.set_defaults(func=_run)
 
 
-def _run(args) -> int:
+def _run(args: argparse.Namespace) -> int:
     default_home = os.path.join("outputs", args.source + (f"-{args.split}" if args.split else ""))
     home = args.home or default_home
     try:
@@ -200,7 +203,7 @@ def _write_report(home: str) -> tuple[str | None, str | None]:
         return None, f"{type(err).__name__}: {err}"
 
 
-def _examples(examples_root: str, split: str):
+def _examples(examples_root: str, split: str) -> tf.data.TFRecordDataset:
     from mtrec.data.artifact_io import read_split  # TensorFlow: after ingestion
 
     return read_split(os.path.join(examples_root, split), required=False)
@@ -231,7 +234,7 @@ def _add_titles(items: list[dict], examples_root: str) -> None:
         r["title"] = titles.get(r["item_id"], "")
 
 
-def _add_download_parser(sub) -> None:
+def _add_download_parser(sub: SubParsers) -> None:
     # main() hands `mtrec download ...` to data/download.py's parser, --help included.
     p = sub.add_parser("download", help="fetch a MovieLens set from GroupLens, sha256-checked",
                        description="Fetch and verify a MovieLens data set.",
@@ -240,13 +243,13 @@ def _add_download_parser(sub) -> None:
     p.set_defaults(func=_download)
 
 
-def _download(args) -> int:
+def _download(args: argparse.Namespace) -> int:
     from mtrec.data.download import main
 
     return main(args.args, prog="mtrec download", epilog=DOWNLOAD_EXAMPLE)
 
 
-def _add_items_parser(sub) -> None:
+def _add_items_parser(sub: SubParsers) -> None:
     p = sub.add_parser("add-items", help="add new items to the served catalogue (no retraining)",
                        description="Embed new items with the served model's trained towers "
                        "and text encoder, and push\na new version whose catalogue holds them "
@@ -272,7 +275,7 @@ def items_file_problem(path: str) -> str | None:
     return None
 
 
-def _add_items(args) -> int:
+def _add_items(args: argparse.Namespace) -> int:
     problem = run_home_problem(args.home) or items_file_problem(args.items)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

@@ -31,12 +31,15 @@ import sys
 import threading
 import time
 import traceback
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from absl import logging as absl_logging
 from tqdm import tqdm
 
 from mtrec.progress import PROGRESS_LOGGER, STEP_FIELD
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 LOG_DIR = "logs"
 LOG_FILE = "run.log"
@@ -72,6 +75,11 @@ def _clock(seconds: float) -> str:
     return f"{minutes:02d}:{secs:02d}"
 
 
+def _positional(record: logging.LogRecord) -> tuple:
+    """The record's %-arguments (the messages read here take them by position)."""
+    return record.args if isinstance(record.args, tuple) else ()
+
+
 class _Records(logging.Handler):
     """Turns TFX, text-encoder and mtrec.progress log records into console lines."""
 
@@ -84,9 +92,9 @@ class _Records(logging.Handler):
             if record.name == PROGRESS_LOGGER:
                 self.console.line(record.getMessage(), getattr(record, STEP_FIELD, None))
             elif record.msg == _TFX_START:
-                self.console.component_started(str(record.args[0]))
+                self.console.component_started(str(_positional(record)[0]))
             elif record.msg == _TFX_FINISH:
-                self.console.component_finished(str(record.args[0]))
+                self.console.component_finished(str(_positional(record)[0]))
             elif record.msg == _TFX_CACHED:
                 self.console.cached = True
             elif record.msg == _TFX_SKIPPED:
@@ -94,8 +102,9 @@ class _Records(logging.Handler):
             elif isinstance(record.msg, str) and record.msg.startswith(_TEXT_ENCODER_SHOWN):
                 if _STEP_FORMAT in record.msg:
                     before = record.msg.split(_STEP_FORMAT)[0].count("%")
-                    done, total = record.args[before], record.args[before + 1]
-                    self.console.quarter_step("  " + record.getMessage(), done, total, "MLM")
+                    done, total = _positional(record)[before:before + 2]
+                    self.console.quarter_step("  " + record.getMessage(), int(done), int(total),
+                                              "MLM")
                 else:
                     self.console.line("  " + record.getMessage())
         except Exception:  # a progress line must never fail the run
@@ -113,7 +122,8 @@ class RunConsole:
         self.home = home
         self.verbose = verbose
         self.log_path = log_path(home)
-        self._terminal = terminal
+        self._given_terminal = terminal
+        self._terminal: IO[str]  # the given one, or a copy of stdout's fd: set on entry
         self._saved_fds: list[int] = []
         self._streams: tuple[IO[str], IO[str]] | None = None
         self._handler = _Records(self)
@@ -135,11 +145,9 @@ class RunConsole:
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         sys.stdout.flush()
         sys.stderr.flush()
-        if self._terminal is None:
-            self._terminal = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-            self._owns_terminal = True
-        else:
-            self._owns_terminal = False
+        self._owns_terminal = self._given_terminal is None
+        self._terminal = self._given_terminal or os.fdopen(os.dup(sys.stdout.fileno()), "w",
+                                                           buffering=1)
         self._log = open(self.log_path, "a", buffering=1)  # noqa: SIM115 (closed in __exit__)
         if not self.verbose:
             for name, value in QUIET_ENV.items():
@@ -178,7 +186,7 @@ class RunConsole:
                   + ("" if self.verbose else " (--verbose streams it)"))
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         # Finalizers (AtomicFunction.__del__ and friends) print while the log
         # still holds fd 2; later ones (interpreter exit) go to the log too.
         gc.collect()
@@ -303,10 +311,10 @@ class RunConsole:
                 f"(error above, traceback in {self.log_path})")
 
 
-def _unraisable_to(path: str):
+def _unraisable_to(path: str) -> Callable[[sys.UnraisableHookArgs], None]:
     """A sys.unraisablehook that appends to the run's log instead of the terminal."""
 
-    def hook(unraisable) -> None:
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
         try:
             with open(path, "a") as f:
                 f.write(f"{unraisable.err_msg or 'Exception ignored in'}: {unraisable.object!r}\n")

@@ -22,6 +22,7 @@ from mtrec.pipeline.mlmd_store import open_store
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
+    from ml_metadata import metadata_store
 
 _STATES = metadata_store_pb2.Execution.State
 # MLMD's execution states by the names NodeRun.state holds.
@@ -45,7 +46,7 @@ def output_uri(node: NodeRun | None, key: str) -> str | None:
     return node.outputs[key][0].uri
 
 
-def _runs(store) -> list[metadata_store_pb2.Context]:
+def _runs(store: metadata_store.MetadataStore) -> list[metadata_store_pb2.Context]:
     return sorted(store.get_contexts_by_type(RUN_CONTEXT_TYPE),
                   key=lambda c: (c.create_time_since_epoch, c.id))
 

@@ -110,12 +110,13 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
             **{k: meta["mlm"].get(k) for k in ("steps", "seconds", "loss_before", "loss_after")},
         }
     evaluator = nodes.get(P.EVALUATOR)
-    if evaluator and evaluator.outputs.get(P.BLESSING):
+    evaluation = output_uri(evaluator, P.EVALUATION)
+    if evaluator and evaluator.outputs.get(P.BLESSING) and evaluation:
         summary["tfma_blessed"] = bool(
             custom_property(evaluator.outputs[P.BLESSING][0], P.BLESSED)
         )
-        summary["tfma"] = tfma_metrics(output_uri(evaluator, P.EVALUATION))
-        summary["tfma_failed"] = tfma_failures(output_uri(evaluator, P.EVALUATION))
+        summary["tfma"] = tfma_metrics(evaluation)
+        summary["tfma_failed"] = tfma_failures(evaluation)
     retrieval = nodes.get(P.RETRIEVAL_EVALUATOR)
     if retrieval and retrieval.outputs.get(P.BLESSING):
         blessing = retrieval.outputs[P.BLESSING][0]
@@ -124,7 +125,7 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
         summary["retrieval_blessed"] = bool(custom_property(blessing, P.BLESSED))
     pusher = nodes.get(P.PUSHER)
     pushed = pusher.outputs.get(P.PUSHED_MODEL) if pusher else None
-    if pushed and custom_property(pushed[0], P.PUSHED):
+    if pusher and pushed and custom_property(pushed[0], P.PUSHED):
         summary["pushed_to"] = custom_property(pushed[0], P.PUSHED_DESTINATION)
         # A cached Pusher, or one that found its model served, wrote nothing this run.
         summary["already_served"] = pusher.state == CACHED or bool(
@@ -141,8 +142,11 @@ def example_recommendation(saved_model_dir: str, user_id: str, k: int = 5) -> li
     return recommendation_rows(tf.saved_model.load(saved_model_dir), user_id, k)
 
 
-def recommendation_rows(saved_model, user_id: str, k: int) -> list[dict]:
-    """Top-k for one user from a loaded SavedModel's `recommend` signature."""
+def recommendation_rows(saved_model: Any, user_id: str, k: int) -> list[dict]:
+    """Top-k for one user from a loaded SavedModel's `recommend` signature.
+
+    `saved_model` is what tf.saved_model.load returns, whose class is private.
+    """
     import tensorflow as tf  # as above
 
     recommend = saved_model.signatures[S.RECOMMEND]
@@ -202,8 +206,8 @@ def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | 
         return f"component failed: {', '.join(failed)}"
     reasons = []
     if summary.get("tfma_blessed") is False:
-        failed = summary.get("tfma_failed")
-        detail = f" ({', '.join(failed)})" if failed else ""
+        failures = summary.get("tfma_failed")
+        detail = f" ({', '.join(failures)})" if failures else ""
         reasons.append("TFMA did not bless the model" + detail)
     elif tfma_not_run(summary):
         reasons.append("the retrieval gate refused the model (TFMA did not run)")

@@ -35,9 +35,12 @@ SOURCE_SUFFIXES = (".py", ".pbtxt")
 
 def package_roots(packages: Iterable[str] = PACKAGES) -> list[Path]:
     """The folders the packages load from (an editable install's or site-packages')."""
-    roots = []
+    roots: list[Path] = []
     for name in packages:
-        roots.extend(Path(p) for p in importlib.util.find_spec(name).submodule_search_locations)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.submodule_search_locations is None:
+            raise ModuleNotFoundError(f"{name} is not an installed package")
+        roots.extend(Path(p) for p in spec.submodule_search_locations)
     return roots
 
 

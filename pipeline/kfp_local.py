@@ -71,7 +71,7 @@ class TaskRun:
 
 
 class TaskFailed(RuntimeError):
-    def __init__(self, task: str, returncode: int, log: Path):
+    def __init__(self, task: str, returncode: int, log: Path) -> None:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
         super().__init__(f"task {task} exited with {returncode}; log {log}, last lines:\n{tail}")
         self.task, self.returncode, self.log = task, returncode, log

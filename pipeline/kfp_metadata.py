@@ -45,7 +45,7 @@ def schema_title(artifact: Mapping[str, Any]) -> str:
 class ArtifactStore:
     """Every artifact recorded so far, oldest first (one file per pipeline root)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
     def artifacts(self) -> list[dict[str, Any]]:

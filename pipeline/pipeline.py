@@ -153,7 +153,8 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     tfma_config = eval_config(s.thresholds)
     # Stock ImportExampleGen minus its shuffle: mtrec writes examples in random order.
     example_gen = StreamingImportExampleGen(
-        input_base=(_parameter(configs.PARAM_DATA_ROOT, examples_root)
+        # TFX types input_base as str; a RuntimeParameter works there too (test_kubeflow_*).
+        input_base=(_parameter(configs.PARAM_DATA_ROOT, examples_root)  # type: ignore[arg-type]
                     if runtime_parameters else examples_root),
         input_config=tfx.proto.Input(
             splits=[

@@ -35,8 +35,8 @@ def is_local_runner(beam_args: Sequence[str]) -> bool:
         StandardOptions.LOCAL_RUNNERS)
 
 
-def _unchanged(beam_args: list[str]) -> list[str]:
-    return list(beam_args)  # a copy: the executor extends what it gets
+def _unchanged(beam_pipeline_args: list[str]) -> list[str]:
+    return list(beam_pipeline_args)  # a copy: the executor extends what it gets
 
 
 @contextlib.contextmanager

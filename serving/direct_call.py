@@ -60,7 +60,7 @@ class DirectCall:
     the regular path) for anything that does not fit that shape.
     """
 
-    def __init__(self, fn: Any, name: str, num_outputs: int, output_names: tuple[str, ...]):
+    def __init__(self, fn: Any, name: str, num_outputs: int, output_names: tuple[str, ...]) -> None:
         self._fn = fn
         self._name = name
         self._num_outputs = num_outputs

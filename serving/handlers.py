@@ -169,7 +169,7 @@ def classify(
             "Tensors class and score should match in dim_size(1). "
             f"Got {classes.shape[1]} vs. {scores.shape[1]}"
         )
-    num_classes = (classes if classes is not None else scores).shape[1]
+    num_classes = next(arr.shape[1] for arr in (classes, scores) if arr is not None)
     response = classification_pb2.ClassificationResponse()
     _fill_spec(response.model_spec, servable, signature_name)
     for i in range(batch):

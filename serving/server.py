@@ -85,7 +85,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         # through (_add_service): then Predict answers with wire bytes (serving/wire.py).
         self.wire_bytes = False
 
-    def Predict(self, request: predict_pb2.PredictRequest, context: Any):  # noqa: N802
+    def Predict(  # noqa: N802
+        self, request: predict_pb2.PredictRequest, context: Any
+    ) -> predict_pb2.PredictResponse | bytes:
         predict = handlers.predict_bytes if self.wire_bytes else handlers.predict
         return _call(
             context,
@@ -93,14 +95,18 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             lambda: predict(handlers.resolve(self._models, request.model_spec), request),
         )
 
-    def Classify(self, request: classification_pb2.ClassificationRequest, context: Any):  # noqa: N802
+    def Classify(  # noqa: N802
+        self, request: classification_pb2.ClassificationRequest, context: Any
+    ) -> classification_pb2.ClassificationResponse:
         return _call(
             context,
             classification_pb2.ClassificationResponse,
             lambda: handlers.classify(handlers.resolve(self._models, request.model_spec), request),
         )
 
-    def Regress(self, request: regression_pb2.RegressionRequest, context: Any):  # noqa: N802
+    def Regress(  # noqa: N802
+        self, request: regression_pb2.RegressionRequest, context: Any
+    ) -> regression_pb2.RegressionResponse:
         return _call(
             context,
             regression_pb2.RegressionResponse,
@@ -109,7 +115,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def GetModelMetadata(  # noqa: N802
         self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: Any
-    ):
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         def run() -> get_model_metadata_pb2.GetModelMetadataResponse:
             if not request.HasField("model_spec"):
                 raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
@@ -126,7 +132,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(  # noqa: N802
         self, request: get_model_status_pb2.GetModelStatusRequest, context: Any
-    ):
+    ) -> get_model_status_pb2.GetModelStatusResponse:
         return _call(
             context,
             get_model_status_pb2.GetModelStatusResponse,

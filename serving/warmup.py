@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
@@ -24,7 +24,7 @@ from mtrec.serving.signature import read_signature_defs
 # TF Serving refuses warmup files with more records than this.
 MAX_WARMUP_RECORDS = 1000
 
-WarmupRequest = tuple[str, Mapping[str, Any]] | predict_pb2.PredictRequest
+WarmupRequest: TypeAlias = tuple[str, Mapping[str, Any]] | predict_pb2.PredictRequest
 
 
 def write_warmup_requests(

@@ -28,7 +28,7 @@ class AnomalyGate(base_component.BaseComponent):
     SPEC_CLASS = AnomalyGateSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, anomalies: types.BaseChannel, ignored_anomaly_types: str = ""):
+    def __init__(self, anomalies: types.BaseChannel, ignored_anomaly_types: str = "") -> None:
         """`ignored_anomaly_types`: comma-separated anomaly type names that only warn."""
         super().__init__(
             spec=AnomalyGateSpec(

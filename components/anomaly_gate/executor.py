@@ -37,7 +37,8 @@ def read_anomalies(artifact: types.Artifact) -> dict[str, anomalies_pb2.Anomalie
 def describe(anomalies: dict[str, anomalies_pb2.Anomalies], ignored: set[str]
              ) -> tuple[list[str], list[str]]:
     """One line per (split, feature) anomaly: (those that stop the run, the ignored ones)."""
-    lines, warnings = [], []
+    lines: list[str] = []
+    warnings: list[str] = []
     for split, proto in sorted(anomalies.items()):
         for feature, info in sorted(proto.anomaly_info.items()):
             kinds = {anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason}

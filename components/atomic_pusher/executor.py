@@ -81,7 +81,8 @@ def served_version(model_path: str, base_directory: str) -> str | None:
     the same model, or it is add-items' extension of it (the added items stay served)."""
     if not fileio.exists(base_directory):
         return None
-    versions = sorted((n for n in fileio.listdir(base_directory) if n.isdigit()), key=int)
+    names = (os.fsdecode(n) for n in fileio.listdir(base_directory))  # str in, str out
+    versions = sorted((n for n in names if n.isdigit()), key=int)
     identity = model_identity(model_path)
     if not versions or identity is None:
         return None
@@ -99,7 +100,7 @@ def renames_atomically(path: str) -> bool:
 def copy_saved_model_last(model_path: str, target: str) -> list[str]:
     """Copy a SavedModel tree into `target`, `saved_model.pb` last; return the copy order."""
     files = [
-        os.path.join(root, name)
+        os.path.join(os.fsdecode(root), os.fsdecode(name))
         for root, _, names in fileio.walk(model_path)
         for name in names
     ]
@@ -162,7 +163,7 @@ class Executor(pusher_executor.Executor):
         base = destination.filesystem.base_directory
         version = served_version(model_path, base)
         served = version is not None
-        if served:
+        if version is not None:
             target = os.path.join(base, version)
             log.info("Model already served as %s; not pushing it again", target)
         else:

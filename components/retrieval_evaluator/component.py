@@ -75,7 +75,7 @@ class RetrievalEvaluator(base_component.BaseComponent):
         train_split: str = TRAIN_SPLIT,
         max_users: int = DEFAULT_MAX_USERS,
         baseline_model: types.BaseChannel | None = None,
-    ):
+    ) -> None:
         known = threshold_names(ks)
         bad = sorted(set(thresholds) - known)
         if bad:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,7 +75,7 @@ _BATCH = 1024
 _NDCG = at(NDCG, RECOMMEND_K)
 
 
-def _pair_batches(examples: types.Artifact, split: str):
+def _pair_batches(examples: types.Artifact, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(user_id, item_id) bytes arrays of a split, 8,192 examples at a time (a stream)."""
     uri = artifact_utils.get_split_uri([examples], split)
     files = split_files(uri, required=False)

@@ -58,7 +58,7 @@ class TextEncoder(base_component.BaseComponent):
     SPEC_CLASS = TextEncoderSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, item_catalog: types.BaseChannel, **settings: Any):
+    def __init__(self, item_catalog: types.BaseChannel, **settings: Any) -> None:
         """`settings` are TextEncoderConfig fields (defaults there); numbers from JSON
         are coerced to the field's type. `learning_rate=None` picks 1e-3 for scratch,
         5e-5 for fine-tuning a pretrained model."""
@@ -66,7 +66,7 @@ class TextEncoder(base_component.BaseComponent):
         unknown = TextEncoderConfig.unknown(settings)
         if unknown:
             raise TypeError(f"unknown TextEncoder settings {unknown}; known: {sorted(fields)}")
-        coerced = {
+        coerced: dict[str, Any] = {
             name: None if value is None else _field_type(fields[name])(value)
             for name, value in settings.items()
         }

@@ -82,6 +82,7 @@ class TextEncoderConfig:
             if value is None:
                 continue
             default = field.default
+            kind: type
             if isinstance(default, bool):
                 kind = bool
             elif isinstance(default, int):

@@ -12,7 +12,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from absl import logging
@@ -33,6 +33,11 @@ from mtrec.components.text_encoder.config import (
 from mtrec.components.text_encoder.corpus import catalog_files, read_catalog
 from mtrec.contracts.pipeline import ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
 from mtrec.data.artifact_io import copy_tree
+
+if TYPE_CHECKING:
+    import keras_nlp
+
+    from mtrec.components.text_encoder.pretrain import MlmReport
 
 ENCODE_BATCH_SIZE = 64  # length-sorted batches: small ones pad little
 SCRATCH_MAX_SEQUENCE_LENGTH = 128  # AUTO's cap for the scratch model
@@ -87,7 +92,9 @@ def length_report(lengths: np.ndarray, sequence_length: int) -> dict[str, Any]:
     }
 
 
-def _load_model(config: TextEncoderConfig, texts: list[str]):
+def _load_model(config: TextEncoderConfig, texts: list[str]) -> tuple[
+    keras_nlp.models.BertBackbone | None, keras_nlp.models.BertTokenizer, str, str | None
+]:
     """(backbone or None, tokenizer, name, identity hash or None) for the mode.
 
     The scratch backbone is built later, once the sequence length is known.
@@ -102,6 +109,7 @@ def _load_model(config: TextEncoderConfig, texts: list[str]):
         preset, digest = minilm.preset_dir()
         backbone, tokenizer = encoder.load_preset(str(preset))
         return backbone, tokenizer, minilm.MODEL_NAME, digest
+    assert config.preset_dir, "TextEncoderConfig refuses mode='preset' without preset_dir"
     backbone, tokenizer = encoder.load_preset(config.preset_dir)
     return backbone, tokenizer, f"preset:{os.path.basename(config.preset_dir)}", None
 
@@ -189,7 +197,7 @@ def write_models_cached(cache_dir: Path | None, uri: str, write: Callable[[str],
     return hit
 
 
-def _mlm_metadata(report) -> dict[str, Any]:
+def _mlm_metadata(report: MlmReport | None) -> dict[str, Any]:
     if report is None:  # frozen: no masked-LM step or evaluation at all
         return {"steps": 0, "seconds": 0.0, "cpu_seconds": 0.0, "loss_before": None,
                 "loss_after": None, "accuracy_before": None, "accuracy_after": None,

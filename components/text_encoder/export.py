@@ -43,8 +43,8 @@ class TextEncoderFunction:
     SavedModel cannot drift apart.
     """
 
-    def __init__(self, tokenizer, encoder_model, sequence_length: int,
-                 description_length: int | None = None):
+    def __init__(self, tokenizer: keras_nlp.models.BertTokenizer, encoder_model: keras.Model,
+                 sequence_length: int, description_length: int | None = None) -> None:
         # Lazy: readers of the artifact import this module without keras-nlp.
         from mtrec.components.text_encoder import encoder
         from mtrec.components.text_encoder.tokenization import (
@@ -72,7 +72,8 @@ class TextEncoderFunction:
     def _describe(self, text: tf.Tensor) -> dict[str, tf.Tensor]:
         return self._encode_with(self.description_packer, text)
 
-    def _encode_with(self, packer, text: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _encode_with(self, packer: keras_nlp.layers.StartEndPacker, text: tf.Tensor
+                     ) -> dict[str, tf.Tensor]:
         token_ids, padding_mask = packer(self.tokenizer(self._lower(text)))
         token_ids = tf.cast(token_ids, tf.int32)
         ids_key, segments_key, mask_key = self._keys
@@ -111,7 +112,7 @@ class TextEncoderFunction:
         model = self.encoder_model
 
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
-        def run(token_ids, padding_mask):
+        def run(token_ids: tf.Tensor, padding_mask: tf.Tensor) -> tf.Tensor:
             inputs = {
                 ids_key: token_ids,
                 segments_key: tf.zeros_like(token_ids),
@@ -189,7 +190,7 @@ def directory_bytes(path: str) -> int:
     if not fileio.isdir(path):
         return fileio.stat(path).length
     return sum(
-        fileio.stat(os.path.join(root, name)).length
+        fileio.stat(os.path.join(os.fsdecode(root), os.fsdecode(name))).length
         for root, _, files in fileio.walk(path)
         for name in files
     )

@@ -68,7 +68,8 @@ def make_masker(
     )
 
 
-def _to_features(masked: dict[str, tf.Tensor], pad_id: int):
+def _to_features(masked: dict[str, tf.Tensor], pad_id: int
+                 ) -> tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor]:
     """Model inputs, labels and weights, with only the mask slots the batch uses.
 
     The masker pads every row to one cap, ceil(longest text x mask rate): 134
@@ -120,7 +121,8 @@ def build_mlm_model(backbone: keras_nlp.models.BertBackbone) -> keras.Model:
     return keras.Model(inputs, logits, name="mlm")
 
 
-def evaluate_mlm(model: keras.Model, eval_set, batch_size: int = 32) -> tuple[float, float]:
+def evaluate_mlm(model: keras.Model, eval_set: tuple[dict[str, tf.Tensor], tf.Tensor, tf.Tensor],
+                 batch_size: int = 32) -> tuple[float, float]:
     """Weighted mean cross-entropy and accuracy over masked positions only.
 
     Rows go shortest first, each batch cut to its own longest text and its own
@@ -188,7 +190,10 @@ def make_mlm_dataset(
     )
 
 
-def _make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, element_spec):
+def _make_train_step(
+    model: keras.Model, optimizer: keras.optimizers.Optimizer,
+    element_spec: tuple[dict[str, tf.TensorSpec], tf.TensorSpec, tf.TensorSpec],
+) -> Callable[[dict[str, tf.Tensor], tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
     """One traced step for every batch shape: weighted CE over masked positions."""
     loss_fn = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction="mean_with_sample_weight"
@@ -196,7 +201,8 @@ def _make_train_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, 
     optimizer.build(model.trainable_variables)
 
     @tf.function(input_signature=list(element_spec))
-    def train_step(features, labels, weights):
+    def train_step(features: dict[str, tf.Tensor], labels: tf.Tensor, weights: tf.Tensor
+                   ) -> tuple[tf.Tensor, tf.Tensor]:
         with tf.GradientTape() as tape:
             logits = model(features, training=True)
             loss = loss_fn(labels, logits, sample_weight=weights)

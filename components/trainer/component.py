@@ -49,7 +49,7 @@ class CatalogTrainer(Trainer):
         item_catalog: types.BaseChannel | None = None,
         item_text_embeddings: types.BaseChannel | None = None,
         custom_executor_spec: executor_spec.ExecutorSpec | None = None,
-    ):
+    ) -> None:
         spec = CatalogTrainerSpec(
             examples=examples,
             transform_graph=transform_graph,

@@ -11,7 +11,7 @@ Transform's output, which does not carry it).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfx import types
 from tfx.components.trainer import executor as trainer_executor
@@ -26,6 +26,9 @@ from mtrec.contracts.pipeline import (
     ITEM_TEXT_EMBEDDINGS,
     SPLIT_PROTOCOL,
 )
+
+if TYPE_CHECKING:
+    from tfx.components.trainer.fn_args_utils import FnArgs
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,7 @@ class Executor(trainer_executor.GenericExecutor):
         input_dict: dict[str, list[types.Artifact]],
         output_dict: dict[str, list[types.Artifact]],
         exec_properties: dict[str, Any],
-    ):
+    ) -> FnArgs:
         fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
         fn_args.custom_config = {**(fn_args.custom_config or {}), **catalogue_config(input_dict)}
         return fn_args

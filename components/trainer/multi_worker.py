@@ -23,13 +23,16 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
 from mtrec.models.trainer import run_fn
+
+if TYPE_CHECKING:
+    from tensorflow_metadata.proto.v0 import schema_pb2
 
 CHIEF, WORKER = "chief", "worker"
 TF_CONFIG = "TF_CONFIG"
@@ -94,7 +97,8 @@ class TrainerArgs:
 def fn_args(args: TrainerArgs) -> FnArgs:
     """TFX FnArgs over tf.Example TFRecords, read by tfx_bsl as the Trainer's accessor does."""
 
-    def tf_dataset_factory(files, options, schema):
+    def tf_dataset_factory(files: list[str], options: tfxio.TensorFlowDatasetOptions,
+                           schema: schema_pb2.Schema | None) -> tf.data.Dataset:
         return tfxio.TFExampleRecord(
             files, schema=schema, telemetry_descriptors=["mtrec"]
         ).TensorFlowDataset(options)
@@ -107,7 +111,8 @@ def fn_args(args: TrainerArgs) -> FnArgs:
         serving_model_dir=args.serving_model_dir,
         model_run_dir=args.model_run_dir,
         custom_config=args.custom_config,
-        data_accessor=DataAccessor(tf_dataset_factory, None, None),
+        # run_fn reads TF datasets only; TFX types the other two factories as required.
+        data_accessor=DataAccessor(tf_dataset_factory, None, None),  # type: ignore[arg-type]
     )
 
 

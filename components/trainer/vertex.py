@@ -66,5 +66,5 @@ class VertexTraining:
 class VertexExecutor(vertex_executor.GenericExecutor):
     """Submits the Vertex job; each replica runs `Executor` (catalogue + text inputs)."""
 
-    def _GetExecutorClass(self):
+    def _GetExecutorClass(self) -> type[Executor]:
         return Executor

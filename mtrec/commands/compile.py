@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mtrec.commands.options import (
     EXAMPLE_HELP,
+    SubParsers,
     add_pipeline_options,
     check_flags,
     pipeline_fields,
@@ -41,7 +42,7 @@ Beam args follow `--`; without them the container runs Beam's FnApiRunner.
 See docs/kubeflow.md."""
 
 
-def add_compile_parser(sub: Any) -> argparse.ArgumentParser:
+def add_compile_parser(sub: SubParsers) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "compile", help="compile the pipeline for Kubeflow Pipelines v2 / Vertex AI",
         description=DESCRIPTION, epilog=EXAMPLE, formatter_class=EXAMPLE_HELP,

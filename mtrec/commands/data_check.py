@@ -11,9 +11,8 @@ import argparse
 import os
 import sys
 import tempfile
-from typing import Any
 
-from mtrec.commands.options import EXAMPLE_HELP, fraction, open_fraction
+from mtrec.commands.options import EXAMPLE_HELP, SubParsers, fraction, open_fraction
 from mtrec.data import DataQualityError
 from mtrec.data.cleaning import table_counts
 from mtrec.data.tables import RATINGS
@@ -28,7 +27,7 @@ EXAMPLE = """examples:
   mtrec data check --source ml-100k --path ../shared/data/ml-100k --split u1"""
 
 
-def add_data_parser(sub: Any, source_help: str) -> argparse.ArgumentParser:
+def add_data_parser(sub: SubParsers, source_help: str) -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="check input data without running the pipeline",
                           description="Check input data without running the pipeline.",
                           epilog=EXAMPLE)
@@ -69,7 +68,7 @@ def run_check(args: argparse.Namespace) -> int:
     """The report, or `error: ...` and exit code 2. The rejected rows go to `--rejects`,
     or to a temporary folder that the output names; no empty folder is left."""
     home = None if args.rejects else tempfile.mkdtemp(prefix="mtrec-data-check-")
-    rejects_path = args.rejects or os.path.join(home, REJECTS_FILE)
+    rejects_path = args.rejects if home is None else os.path.join(home, REJECTS_FILE)
     try:
         checked = check(args.source, args.path, rejects_path, IngestOptions(
             split=args.split, eval_fraction=args.eval_fraction,

@@ -14,7 +14,7 @@ import argparse
 import dataclasses
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mtrec.contracts.artifacts import MLMD_FILE
 from mtrec.contracts.metrics import threshold_names
@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # imported when flags become settings, not when parsers are b
     from mtrec.pipeline.settings import Thresholds
 
 EXAMPLE_HELP = argparse.RawDescriptionHelpFormatter
+# What ArgumentParser.add_subparsers returns, each sub-command's parser is added to it
+# (argparse names its class privately; typeshed types it so).
+SubParsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def json_object(text: str) -> dict[str, Any]:

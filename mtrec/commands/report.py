@@ -8,16 +8,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
 
-from mtrec.commands.options import EXAMPLE_HELP, run_home_problem
+from mtrec.commands.options import EXAMPLE_HELP, SubParsers, run_home_problem
 
 EXAMPLE = """examples:
   mtrec report outputs/sample              # writes outputs/sample/report.html
   mtrec report outputs/ml-100k-u1 --output /tmp/u1.html"""
 
 
-def add_report_parser(sub: Any) -> argparse.ArgumentParser:
+def add_report_parser(sub: SubParsers) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild a run's report.html (no retraining)",
                        description="Rebuild HOME/report.html from what `mtrec run` recorded "
                        "(ML Metadata and\nartifacts), without retraining.",

@@ -14,7 +14,7 @@ import collections
 import json
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
@@ -34,6 +34,9 @@ from mtrec.run_state import CACHED, NodeRun, latest_run, output_uri
 from mtrec.summary import SUMMARY_FILE, not_pushed_reason, recommendation_rows
 from mtrec.summary import collect as collect_summary
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
 RUN_LOG = os.path.join(LOG_DIR, LOG_FILE)  # relative: the page stays right in a moved home
 EXAMPLE_USERS = 3
 TOP_K = 10
@@ -44,13 +47,19 @@ def _split_files(artifact_uri: str, split: str) -> list[str]:
     return split_files(split_dir(artifact_uri, split), required=False)
 
 
-def _records(files: list[str]):
+def _records(files: list[str]) -> Iterator[Mapping[str, tf.train.Feature]]:
     for record in read_files(files):
         yield tf.train.Example.FromString(record.numpy()).features.feature
 
 
-def _first(feature, kind: str):
-    values = getattr(feature, kind).value
+def _text(feature: tf.train.Feature) -> str:
+    """The feature's first bytes value, decoded ('' when it has none)."""
+    values = feature.bytes_list.value
+    return values[0].decode() if values else ""
+
+
+def _int(feature: tf.train.Feature) -> int | None:
+    values = feature.int64_list.value
     return values[0] if values else None
 
 
@@ -201,7 +210,7 @@ def example_users(nodes: dict[str, NodeRun], split: str, n: int) -> list[str]:
     uri = output_uri(nodes.get(P.EXAMPLE_GEN), P.EXAMPLES)
     users: list[str] = []
     for feature in _records(_split_files(uri, split) if uri else []):
-        user = _first(feature[F.USER_ID], "bytes_list").decode()
+        user = _text(feature[F.USER_ID])
         if user not in users:
             users.append(user)
         if len(users) == n:
@@ -213,9 +222,8 @@ def _catalogue(nodes: dict[str, NodeRun], split: str) -> dict[str, dict[str, Any
     uri = output_uri(nodes.get(P.CATALOG_GEN), P.EXAMPLES)
     items = {}
     for f in _records(_split_files(uri, split) if uri else []):
-        items[_first(f[F.ITEM_ID], "bytes_list").decode()] = {
-            "title": F.display_title((_first(f[F.TITLE], "bytes_list") or b"").decode(),
-                                     _first(f[F.YEAR], "int64_list")),
+        items[_text(f[F.ITEM_ID])] = {
+            "title": F.display_title(_text(f[F.TITLE]), _int(f[F.YEAR])),
             "genres": [g.decode() for g in f[F.GENRES].bytes_list.value],
         }
     return items
