@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -61,12 +60,9 @@ from quality_data import (  # noqa: E402
     shuffled,
     with_protocol,
 )
-from served_metrics import TOP, GroundTruth, popularity_outputs  # noqa: E402
+from served_metrics import TOP, GroundTruth, SignatureFn, popularity_outputs  # noqa: E402
 from serving_sweep import rebuilt  # noqa: E402
 from transform_local import as_dataset  # noqa: E402
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 COLD_SHARE = 0.1
@@ -101,7 +97,7 @@ def held_out(ratings: pd.DataFrame, validation: bool, given: int = GIVEN,
     return warm, first, rest
 
 
-def served(fn: Callable[..., dict[str, tf.Tensor]], given: pd.DataFrame, users: np.ndarray
+def served(fn: SignatureFn, given: pd.DataFrame, users: np.ndarray
            ) -> np.ndarray:
     """[U, TOP] item ids from a recommend_from_items, each user's GIVEN items in time order."""
     items = given.groupby(F.USER_ID)[F.ITEM_ID].apply(list).to_dict()

@@ -42,7 +42,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -69,6 +68,7 @@ from quality_data import (  # noqa: E402
 )
 from served_metrics import (  # noqa: E402
     TOP,
+    SignatureFn,
     batched,
     example_metrics,
     measure,
@@ -76,9 +76,6 @@ from served_metrics import (  # noqa: E402
     served_outputs,
 )
 from transform_local import as_dataset  # noqa: E402
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -136,7 +133,7 @@ def run_ours(
     return outputs
 
 
-def _retrieval_ranked(retrieve: Callable[..., dict[str, tf.Tensor]], truth: Truth) -> np.ndarray:
+def _retrieval_ranked(retrieve: SignatureFn, truth: Truth) -> np.ndarray:
     """Plain retrieval order over the whole catalogue with seen items excluded (top 10)."""
     n = len(truth.catalog)
     everything = batched(retrieve, truth.users, k=tf.constant(n))["item_ids"]
@@ -148,7 +145,7 @@ def _retrieval_ranked(retrieve: Callable[..., dict[str, tf.Tensor]], truth: Trut
     return truth.catalog[E.top_k_unseen(rank_scores, truth.seen, TOP)]
 
 
-def score_ranked(score: Callable[..., dict[str, tf.Tensor]], truth: Truth,
+def score_ranked(score: SignatureFn, truth: Truth,
                  output: str = "relevance", rows: int = 32768) -> np.ndarray:
     """Top 10 of the whole catalogue ranked by a `score` output, seen items excluded."""
     size = max(1, rows // len(truth.catalog))
@@ -161,7 +158,7 @@ def score_ranked(score: Callable[..., dict[str, tf.Tensor]], truth: Truth,
     return truth.catalog[E.top_k_unseen(np.concatenate(parts), truth.seen, TOP)]
 
 
-def _interest_scores(user_interest: Callable[..., dict[str, tf.Tensor]], prepared: Prepared,
+def _interest_scores(user_interest: SignatureFn, prepared: Prepared,
                      truth: Truth) -> np.ndarray:
     interest = batched(user_interest, truth.users)
     genres = prepared.tft_output.vocabulary_by_name(F.GENRE_VOCAB)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,8 @@ TOP = 10  # P/R/NDCG@10, coverage, novelty
 DEEP = 50  # R@50 through `recommend(k=50)`
 BATCH_USERS = 512
 BATCH_ROWS = 4096
+# A served signature, as a loaded SavedModel's `signatures[name]` is called.
+SignatureFn: TypeAlias = Callable[..., dict[str, tf.Tensor]]
 
 
 @dataclasses.dataclass
@@ -196,7 +199,7 @@ def served_ratings(score: Callable, truth: GroundTruth) -> np.ndarray:
     return np.concatenate(predicted) if predicted else np.zeros(0)
 
 
-def served_outputs(signatures: Mapping[str, Callable[..., dict[str, tf.Tensor]]],
+def served_outputs(signatures: Mapping[str, SignatureFn],
                    truth: GroundTruth, ratings: bool = True) -> dict:
     """The served outputs of a SavedModel: `recommend(k=50)`, `retrieve(k=100)` (when the
     model has it) and, with `ratings`, `score` per held-out rating."""

@@ -47,13 +47,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_report import HEADLINE, table  # noqa: E402
 from served_metrics import (  # noqa: E402
     GroundTruth,
+    SignatureFn,
     measure,
     popularity_outputs,
     served_outputs,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 COLUMNS = tuple(c for c in HEADLINE if c[0] != "train_seconds")
@@ -72,7 +73,7 @@ def split_truth(dataset: Dataset, eval_fraction: float = 0.2) -> tuple[GroundTru
     return truth, rule
 
 
-def measure_served(signatures: Mapping[str, Callable[..., dict[str, tf.Tensor]]],
+def measure_served(signatures: Mapping[str, SignatureFn],
                    truth: GroundTruth) -> dict[str, dict]:
     """{"model": its served metrics, "popularity": popularity's on the same users}."""
     t0 = time.time()

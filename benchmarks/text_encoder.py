@@ -101,6 +101,9 @@ if TYPE_CHECKING:
 
     from quality_data import Truth
 
+# Per variant: (the catalogue's text vectors or None, TextEncoderConfig dict, encoder summary).
+Encoded = tuple[ItemText | None, dict | None, dict | None]
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 EVAL_FRACTION = 0.2  # write_examples' default per-user time split
@@ -225,14 +228,14 @@ def _timed(label: str, seconds: dict, t0: float) -> None:
 
 
 def _encoders(args: argparse.Namespace, catalog_dir: Path, work_root: Path, seconds: dict
-              ) -> dict[str, tuple[ItemText | None, dict | None, dict | None]]:
+              ) -> dict[str, Encoded]:
     """Per variant: (ItemText or None, TextEncoderConfig dict, encoder summary)."""
     names = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(names) - set(VARIANTS))
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     shared = json.loads(args.encoder_config)
-    out: dict[str, tuple[ItemText | None, dict | None, dict | None]] = {}
+    out: dict[str, Encoded] = {}
     for name in names:
         variant = VARIANTS[name]
         if variant is None:
@@ -248,7 +251,7 @@ def _encoders(args: argparse.Namespace, catalog_dir: Path, work_root: Path, seco
 
 
 def _train_variants(
-    encoders: dict[str, tuple[ItemText | None, dict | None, dict | None]],
+    encoders: dict[str, Encoded],
     prepared: Prepared,
     work: Path,
     config: ModelConfig,
@@ -328,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write(
     args: argparse.Namespace,
-    encoders: dict[str, tuple[ItemText | None, dict | None, dict | None]],
+    encoders: dict[str, Encoded],
     config: ModelConfig,
     data: tuple[str | None, Dataset, Truth, Truth, set[str], int],
     warm: dict[str, dict],

@@ -145,9 +145,10 @@ class RunConsole:
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         sys.stdout.flush()
         sys.stderr.flush()
-        self._owns_terminal = self._given_terminal is None
-        self._terminal = self._given_terminal or os.fdopen(os.dup(sys.stdout.fileno()), "w",
-                                                           buffering=1)
+        given = self._given_terminal
+        self._owns_terminal = given is None
+        self._terminal = (os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+                          if given is None else given)
         self._log = open(self.log_path, "a", buffering=1)  # noqa: SIM115 (closed in __exit__)
         if not self.verbose:
             for name, value in QUIET_ENV.items():

@@ -82,7 +82,10 @@ def _bars(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float
         if counts:
             ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=2, fontsize=8)
     if counts:
-        ax.margins(x=0.12) if horizontal else ax.margins(y=0.12)  # room for the labels
+        if horizontal:  # room for the labels
+            ax.margins(x=0.12)
+        else:
+            ax.margins(y=0.12)
     value_label = value_label or (next(iter(series)) if len(series) == 1 else "")
     ticks = list(range(len(labels)))
     if horizontal:
