@@ -128,6 +128,7 @@ def main() -> None:
         "rss_before_fit_mb": round(base, 0), "rows": rows,
     }
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # like the other benchmarks' --out
     (out / "item_item_top_k.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [
         "# Sparse item-item term: top-K weights per item (ml-latest-small, validation cut)",
