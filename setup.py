@@ -55,6 +55,6 @@ setup(
         "pandas",
         "pyarrow",
     ],
-    extras_require={"test": ["pytest", "pytest-xdist", "ruff", "hypothesis"]},
+    extras_require={"test": ["pytest", "pytest-xdist", "ruff", "mypy", "hypothesis"]},
     entry_points={"console_scripts": ["mtrec=mtrec.cli:main"]},
 )
