@@ -25,7 +25,7 @@ from pathlib import Path
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
 # isort: split
-from quality_data import default_data_path, prepare  # noqa: I001
+from quality_data import default_data_path, prepare
 from real_model import export_from_weights, real_model, weights_dir
 
 from mtrec.contracts import features as F

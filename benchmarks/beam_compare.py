@@ -46,13 +46,13 @@ from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import NodeRun, custom_property, latest_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from artifact_diff import (  # noqa: E402
+from artifact_diff import (
     compare_arrays,
     compare_examples,
     compare_flat,
     flatten_proto,
 )
-from beam_compare_report import render  # noqa: E402
+from beam_compare_report import render
 
 if TYPE_CHECKING:
     from ml_metadata.proto import metadata_store_pb2

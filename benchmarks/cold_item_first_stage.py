@@ -41,11 +41,11 @@ from mtrec.models.towers import VocabSizes
 from mtrec.models.trainer import build_model, load_config, restore_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cold_item_validation import LABELS, validation_data  # noqa: E402
-from quality_data import default_data_path  # noqa: E402
-from text_encoder import encode_catalog  # noqa: E402
-from text_encoder_metrics import arrived_rows, cold_rows  # noqa: E402
-from transform_local import as_dataset  # noqa: E402
+from cold_item_validation import LABELS, validation_data
+from quality_data import default_data_path
+from text_encoder import encode_catalog
+from text_encoder_metrics import arrived_rows, cold_rows
+from transform_local import as_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 K, TOP = 100, 10

@@ -33,7 +33,7 @@ import numpy as np
 from mtrec.models.cold_item_map import fit_ridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cold_item_first_stage import (  # noqa: E402
+from cold_item_first_stage import (
     FirstStage,
     parse_args,
     run_grid,

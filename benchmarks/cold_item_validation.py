@@ -41,17 +41,17 @@ from mtrec.models.item_text import ItemText
 from mtrec.models.serving_module import ServingModule
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_data import (  # noqa: E402
+from quality_data import (
     Prepared,
     default_data_path,
     holdout_split,
     prepare_dataset,
     with_protocol,
 )
-from served_metrics import batched  # noqa: E402
-from serving_sweep import rebuilt, train_weights  # noqa: E402
-from text_encoder import encode_catalog, hold_out_items  # noqa: E402
-from text_encoder_metrics import KS, TOP, row_groups  # noqa: E402
+from served_metrics import batched
+from serving_sweep import rebuilt, train_weights
+from text_encoder import encode_catalog, hold_out_items
+from text_encoder_metrics import KS, TOP, row_groups
 
 REPO = Path(__file__).resolve().parents[1]
 # The test protocols' splits: ml-latest-small per-user time, ML-100K u1 (random).

@@ -47,22 +47,22 @@ from mtrec.models.config import ModelConfig
 from mtrec.models.trainer import train_and_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_baselines import (  # noqa: E402
+from quality_baselines import (
     choose_ease_lambda,
     cosine_weights,
     ease_from,
     interactions,
     user_knn_scores,
 )
-from quality_data import (  # noqa: E402
+from quality_data import (
     default_data_path,
     prepare_dataset,
     shuffled,
     with_protocol,
 )
-from served_metrics import TOP, GroundTruth, SignatureFn, popularity_outputs  # noqa: E402
-from serving_sweep import rebuilt  # noqa: E402
-from transform_local import as_dataset  # noqa: E402
+from served_metrics import TOP, GroundTruth, SignatureFn, popularity_outputs
+from serving_sweep import rebuilt
+from transform_local import as_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 COLD_SHARE = 0.1

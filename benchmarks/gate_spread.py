@@ -45,9 +45,9 @@ from mtrec.models.config import ModelConfig
 from mtrec.pipeline import configs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import DATASETS, REPO, RESULTS, train_ours  # noqa: E402
-from quality_data import add_data_arguments, prepare, resolve, with_protocol  # noqa: E402
-from served_metrics import example_metrics  # noqa: E402
+from quality import DATASETS, REPO, RESULTS, train_ours
+from quality_data import add_data_arguments, prepare, resolve, with_protocol
+from served_metrics import example_metrics
 
 if TYPE_CHECKING:
     from quality_data import Prepared

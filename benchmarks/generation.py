@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import RATINGS_PER_ITEM, RATINGS_PER_USER, RESULTS  # noqa: E402
+from scale import RATINGS_PER_ITEM, RATINGS_PER_USER, RESULTS
 
 
 def sizes_for(n: int) -> tuple[int, int]:

@@ -126,7 +126,7 @@ class EchoServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._work = WORK[handler]() if handler != "empty" else None
         self._times: list[tuple[float, float]] = []
 
-    def Predict(  # noqa: N802
+    def Predict(
         self, request: predict_pb2.PredictRequest, context: object
     ) -> predict_pb2.PredictResponse:
         if self._work is not None:
@@ -150,7 +150,7 @@ class EchoServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 class AioEchoServicer(EchoServicer):
     """The same handler as a coroutine: grpc.aio runs it on the event-loop thread."""
 
-    async def Predict(  # noqa: N802
+    async def Predict(
         self, request: predict_pb2.PredictRequest, context: object
     ) -> predict_pb2.PredictResponse:
         return EchoServicer.Predict(self, request, context)

@@ -43,7 +43,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grpc_floor import SPIN_SECONDS, WORK, WORK_TIMES, EchoServer  # noqa: E402
+from grpc_floor import SPIN_SECONDS, WORK, WORK_TIMES, EchoServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -33,10 +33,10 @@ from mtrec.models.item_item import item_item_term
 from mtrec.models.sparse_item_item import fit_top_k, top_k_in_catalog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_data import prepare_dataset  # noqa: E402
-from served_metrics import batched as _batched  # noqa: E402
-from text_encoder import hold_out_items  # noqa: E402
-from text_encoder_metrics import KS, cold_rows  # noqa: E402
+from quality_data import prepare_dataset
+from served_metrics import batched as _batched
+from text_encoder import hold_out_items
+from text_encoder_metrics import KS, cold_rows
 
 REPO = Path(__file__).resolve().parents[1]
 COLD_LABEL = "ml-latest-small_time_cold"  # text_encoder.py's label for this protocol

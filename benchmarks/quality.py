@@ -55,9 +55,9 @@ from mtrec.models.config import ModelConfig, protocol_overrides
 from mtrec.models.trainer import train_and_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import quality_report as R  # noqa: E402
-from quality_baselines import choose_ease_lambda, run_ease, run_tutorial  # noqa: E402
-from quality_data import (  # noqa: E402
+import quality_report as R
+from quality_baselines import choose_ease_lambda, run_ease, run_tutorial
+from quality_data import (
     Prepared,
     Truth,
     add_data_arguments,
@@ -66,7 +66,7 @@ from quality_data import (  # noqa: E402
     shuffled,
     with_protocol,
 )
-from served_metrics import (  # noqa: E402
+from served_metrics import (
     TOP,
     SignatureFn,
     batched,
@@ -75,7 +75,7 @@ from served_metrics import (  # noqa: E402
     popularity_outputs,
     served_outputs,
 )
-from transform_local import as_dataset  # noqa: E402
+from transform_local import as_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

@@ -37,8 +37,8 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 # isort: split
 import numpy as np
 import tensorflow as tf
-from quality_data import default_data_path, prepare  # noqa: I001
-from real_model import DONE as TRAINED  # noqa: I001
+from quality_data import default_data_path, prepare
+from real_model import DONE as TRAINED
 from real_model import real_model, weights_dir
 from transform_local import as_dataset
 

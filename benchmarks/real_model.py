@@ -23,7 +23,7 @@ from typing import Any
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 
 # isort: split
-from quality_data import Prepared, default_data_path, prepare, shuffled, with_protocol  # noqa: I001
+from quality_data import Prepared, default_data_path, prepare, shuffled, with_protocol
 from transform_local import as_dataset
 
 from mtrec.models.config import ModelConfig

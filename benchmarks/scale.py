@@ -156,7 +156,7 @@ def run_one(
     """
     # Here, not at the top: the parent process must not load TensorFlow (its
     # memory would be in no child's peak, but it would slow every start).
-    import mtrec  # noqa: F401, I001  (Keras 2 before TensorFlow)
+    import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
     from mtrec.data.examples import write_examples
     from mtrec.data.synthetic import generate
     from mtrec.pipeline import beam_portable, local_runner
@@ -199,7 +199,7 @@ def run_one(
                 enable_cache=False,
                 **fields,
             ))
-        except Exception as err:  # noqa: BLE001 - recorded, the table shows how far it got
+        except Exception as err:  # recorded: the table shows how far it got
             errors.append(f"{type(err).__name__}: {err}")
 
     with pools as ports:  # the pool (and its SDK workers) are children: sampled too

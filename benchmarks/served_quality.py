@@ -44,8 +44,8 @@ from mtrec.data.splits import eval_mask
 from mtrec.data.tables import Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_report import HEADLINE, table  # noqa: E402
-from served_metrics import (  # noqa: E402
+from quality_report import HEADLINE, table
+from served_metrics import (
     GroundTruth,
     SignatureFn,
     measure,

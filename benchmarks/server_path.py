@@ -48,7 +48,7 @@ from mtrec.serving import tensor_codec
 from mtrec.serving.model_manager import Servable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving_load import make_requests  # noqa: E402
+from serving_load import make_requests
 
 STAGES = ("parse", "decode", "tensors", "model", "numpy", "encode", "serialize")
 IDLE_S = 0.003

@@ -64,11 +64,11 @@ from tensorflow_serving.apis import predict_pb2
 from mtrec.serving.affinity import parse_cpus, pin_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grpc_floor import EchoServer  # noqa: E402
-from real_catalogue import real_catalogue_models  # noqa: E402
-from real_model import real_model  # noqa: E402
-from server_path import profile as server_path_profile  # noqa: E402
-from serving_load import (  # noqa: E402
+from grpc_floor import EchoServer
+from real_catalogue import real_catalogue_models
+from real_model import real_model
+from server_path import profile as server_path_profile
+from serving_load import (
     COMPUTED,
     ServerProcess,
     combine,
@@ -76,8 +76,8 @@ from serving_load import (  # noqa: E402
     make_requests,
     run_load,
 )
-from serving_report import kept_analysis, markdown, targets  # noqa: E402
-from synthetic_model import build_synthetic_model  # noqa: E402
+from serving_report import kept_analysis, markdown, targets
+from synthetic_model import build_synthetic_model
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # serving.md from this line on is written by hand and kept across re-runs.

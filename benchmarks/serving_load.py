@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from mtrec.serving.signature import Signature
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from grpc_floor import terminate  # noqa: E402
+from grpc_floor import terminate
 
 
 def percentiles(latencies_s: list[float]) -> dict[str, float]:

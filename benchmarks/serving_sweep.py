@@ -40,9 +40,9 @@ from mtrec.models.towers import VocabSizes
 from mtrec.models.trainer import build_model, load_config, restore_weights, train_and_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_data import Prepared, prepare, resolve, shuffled, with_protocol  # noqa: E402
-from served_metrics import DEEP, TOP, batched, measure, served_ratings  # noqa: E402
-from transform_local import as_dataset  # noqa: E402
+from quality_data import Prepared, prepare, resolve, shuffled, with_protocol
+from served_metrics import DEEP, TOP, batched, measure, served_ratings
+from transform_local import as_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -71,7 +71,7 @@ from mtrec.models.item_text import ItemText
 from mtrec.models.trainer import train_and_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_data import (  # noqa: E402
+from quality_data import (
     Prepared,
     prepare,
     prepare_dataset,
@@ -79,14 +79,14 @@ from quality_data import (  # noqa: E402
     shuffled,
     with_protocol,
 )
-from text_encoder_metrics import (  # noqa: E402
+from text_encoder_metrics import (
     arrived_rows,
     baselines,
     cold_metrics,
     cold_rows,
     warm_metrics,
 )
-from text_encoder_report import (  # noqa: E402
+from text_encoder_report import (
     COLD_COLUMNS,
     aggregate,
     encoder_summary,
@@ -94,7 +94,7 @@ from text_encoder_report import (  # noqa: E402
     table,
     write_results,
 )
-from transform_local import as_dataset  # noqa: E402
+from transform_local import as_dataset
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

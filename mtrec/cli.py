@@ -199,7 +199,7 @@ def _write_report(home: str) -> tuple[str | None, str | None]:
 
     try:
         return write_report(home), None
-    except Exception as err:  # noqa: BLE001 - the report can be rebuilt with `mtrec report`
+    except Exception as err:  # the report can be rebuilt with `mtrec report`
         return None, f"{type(err).__name__}: {err}"
 
 

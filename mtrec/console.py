@@ -149,7 +149,7 @@ class RunConsole:
         self._owns_terminal = given is None
         self._terminal = (os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
                           if given is None else given)
-        self._log = open(self.log_path, "a", buffering=1)  # noqa: SIM115 (closed in __exit__)
+        self._log = open(self.log_path, "a", buffering=1)  # closed in __exit__
         if not self.verbose:
             for name, value in QUIET_ENV.items():
                 if name not in os.environ:

@@ -132,7 +132,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.NOT_FOUND, {"error": f"Malformed request: {self.path}"})
         return match
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:  # http.server's naming
         match = self._route()
         if match is None:
             return
@@ -157,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ServingError as exc:
             self._error(exc)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         match = self._route()
         if match is None:
             return

@@ -85,7 +85,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         # through (_add_service): then Predict answers with wire bytes (serving/wire.py).
         self.wire_bytes = False
 
-    def Predict(  # noqa: N802
+    def Predict(
         self, request: predict_pb2.PredictRequest, context: Any
     ) -> predict_pb2.PredictResponse | bytes:
         predict = handlers.predict_bytes if self.wire_bytes else handlers.predict
@@ -95,7 +95,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             lambda: predict(handlers.resolve(self._models, request.model_spec), request),
         )
 
-    def Classify(  # noqa: N802
+    def Classify(
         self, request: classification_pb2.ClassificationRequest, context: Any
     ) -> classification_pb2.ClassificationResponse:
         return _call(
@@ -104,7 +104,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             lambda: handlers.classify(handlers.resolve(self._models, request.model_spec), request),
         )
 
-    def Regress(  # noqa: N802
+    def Regress(
         self, request: regression_pb2.RegressionRequest, context: Any
     ) -> regression_pb2.RegressionResponse:
         return _call(
@@ -113,7 +113,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             lambda: handlers.regress(handlers.resolve(self._models, request.model_spec), request),
         )
 
-    def GetModelMetadata(  # noqa: N802
+    def GetModelMetadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: Any
     ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         def run() -> get_model_metadata_pb2.GetModelMetadataResponse:
@@ -130,7 +130,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, models: ModelRegistry) -> None:
         self._models = models
 
-    def GetModelStatus(  # noqa: N802
+    def GetModelStatus(
         self, request: get_model_status_pb2.GetModelStatusRequest, context: Any
     ) -> get_model_status_pb2.GetModelStatusResponse:
         return _call(

@@ -41,7 +41,7 @@ from mtrec.serving.server import ServerConfig, ServingServer
 
 # Test and benchmark support, kept out of the installed mtrec packages.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from synthetic_model import build_synthetic_model  # noqa: E402
+from synthetic_model import build_synthetic_model
 
 TARGET = os.environ.get("MTREC_SERVING_TARGET")
 MODEL_DIR = os.environ.get("MTREC_SERVING_MODEL_DIR")

@@ -36,7 +36,7 @@ from mtrec.models.towers import VocabSizes
 from mtrec.models.trainer import build_model, make_optimizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from transform_local import as_dataset, read_transformed  # noqa: E402
+from transform_local import as_dataset, read_transformed
 
 PER_REPLICA_BATCH = 32
 STEPS = 2

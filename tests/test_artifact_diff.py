@@ -12,7 +12,7 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from artifact_diff import (  # noqa: E402
+from artifact_diff import (
     compare_arrays,
     compare_examples,
     compare_flat,

@@ -32,7 +32,7 @@ InputArtifact = tfx.dsl.components.InputArtifact
 
 
 @component
-def Check(model: InputArtifact[Model], fail: tfx.dsl.components.Parameter[int] = 0) -> None:  # noqa: N802
+def Check(model: InputArtifact[Model], fail: tfx.dsl.components.Parameter[int] = 0) -> None:
     if fail:
         raise ValueError("feature 'age' is out of range")
 
@@ -56,7 +56,7 @@ def _run(home: Path, fail: int = 0) -> tuple[str, str | None]:
     with RunConsole(str(home), terminal=terminal) as console:
         try:
             tfx.orchestration.LocalDagRunner().run(_pipeline(home, fail))
-        except Exception as err:  # noqa: BLE001 (what cli.py does)
+        except Exception as err:
             error = console.failure(err)
     return terminal.getvalue(), error
 

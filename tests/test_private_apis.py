@@ -165,7 +165,7 @@ def test_autograph_skips_tf_keras_through_its_private_rule_list():
 
 
 class _BeamExecutor(base_beam_executor.BaseBeamExecutor):
-    def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX's name)
+    def Do(self, input_dict, output_dict, exec_properties) -> None:  # TFX's name
         raise NotImplementedError
 
 

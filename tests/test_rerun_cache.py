@@ -28,7 +28,7 @@ Parameter = tfx.dsl.components.Parameter
 
 
 @component
-def Push(  # noqa: N802
+def Push(
     model: InputArtifact[Model],
     model_blessing: InputArtifact[ModelBlessing],
     pushed_model: OutputArtifact[PushedModel],
@@ -39,7 +39,7 @@ def Push(  # noqa: N802
 
 
 @component
-def TrainVersion(model: OutputArtifact[Model], version: Parameter[int] = 0) -> None:  # noqa: N802
+def TrainVersion(model: OutputArtifact[Model], version: Parameter[int] = 0) -> None:
     """A "model" per `version`: a new version is a new training (not cached)."""
     (Path(model.uri) / "saved_model.pb").write_text(f"model {version}")
 
@@ -56,7 +56,7 @@ class _EvalSpec(component_spec.ComponentSpec):
 class _EvalExecutor(base_executor.BaseExecutor):
     """Blesses like TFMA's Evaluator: the properties LatestBlessedModelStrategy reads."""
 
-    def Do(self, input_dict: dict, output_dict: dict, exec_properties: dict) -> None:  # noqa: N802
+    def Do(self, input_dict: dict, output_dict: dict, exec_properties: dict) -> None:
         model, blessing = input_dict["model"][0], output_dict["blessing"][0]
         blessing.set_int_custom_property("blessed", exec_properties["bless"])
         blessing.set_int_custom_property("current_model_id", model.id)

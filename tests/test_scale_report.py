@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from scale_report import render_runners  # noqa: E402
+from scale_report import render_runners
 
 
 def _run(runner: str, transform_s: float, rss: float, state: str = "COMPLETE") -> dict:

@@ -13,5 +13,5 @@ from tfx.types.standard_artifacts import Model
 
 
 @tfx.dsl.components.component
-def Train(model: tfx.dsl.components.OutputArtifact[Model]) -> None:  # noqa: N802 (TFX names)
+def Train(model: tfx.dsl.components.OutputArtifact[Model]) -> None:  # TFX's naming
     (Path(model.uri) / "saved_model.pb").write_text("model")

@@ -15,7 +15,7 @@ from mtrec.contracts import features as F
 
 # Test and benchmark support, kept out of the installed mtrec packages.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from transform_local import (  # noqa: E402, F401  (re-exported for the tests)
+from transform_local import (  # noqa: F401  (re-exported for the tests)
     SCHEMA_PATH,
     analyze_and_transform,
     as_dataset,

@@ -22,12 +22,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: the report is built in a terminal or a pipeline step
 
-import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
-from matplotlib import font_manager  # noqa: E402
-from matplotlib.ticker import LogFormatter, MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt  # after the backend is chosen
+from matplotlib import font_manager
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
-from mtrec import run_state  # noqa: E402
-from mtrec.contracts.metrics import POPULARITY_PREFIX  # noqa: E402
+from mtrec import run_state
+from mtrec.contracts.metrics import POPULARITY_PREFIX
 
 WIDTH, HEIGHT = 6.4, 3.0  # inches; 100 dpi in the page
 RUN, CACHED, FAILED = "#4c72b0", "#8c8c8c", "#c44e52"
