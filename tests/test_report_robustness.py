@@ -220,5 +220,5 @@ def test_a_validation_metric_worse_at_the_end_than_at_its_best_is_pointed_out():
     ]  # interest_auc's 0.849 against 0.85 is within the slack
     curves = {"train": {"loss": [7.0, 6.0, 5.0]}, "validation": val}
     html = render({**REPORT, "training": {**REPORT["training"], "curves": curves}})
-    assert "fewer epochs (--epochs)" in html
-    assert "fewer epochs" not in render(REPORT)
+    assert "run again with --epochs N" in html
+    assert "--epochs N" not in render(REPORT)
