@@ -135,8 +135,8 @@ class ModelConfig:
     # recommend_from_items: what users went on to rate after their first
     # onboarding_items ratings, a ridge at onboarding_l2 from those items to the
     # later ones (models/onboarding.py), on stage 1's per-request spread like the
-    # prior above, which it replaces where it is served (up to MAX_ITEMS known
-    # items); 0 = off. cold_users.py --validation (cold_users_ml-100k_validation.md):
+    # prior above, which it replaces where it is served (a table up to
+    # onboarding.MAX_CELLS); 0 = off. cold_users.py --validation (cold_users_ml-100k_validation.md):
     # NDCG@10 0.518 off, 0.567 / 0.579 / 0.578 / 0.577 / 0.568 at weight
     # 1 / 2 / 3 / 4 / 8; l2 10 / 30 / 100: 0.570 / 0.578 / 0.577; onboarding_items
     # 3 / 5 / 10: 0.585 / 0.578 / 0.546. Weight 3 and l2 30: the middle of the flat top.

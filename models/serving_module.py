@@ -145,7 +145,7 @@ class ServingModule(tf.Module):
         # stage1 = similarity + a term: the item-item one or, without it, the cold rule's.
         self._has_term = self.item_item is not None or self.cold_columns is not None
         # recommend_from_items' prior: the onboarding term, else log P(item).
-        self.onboarding = onboarding_term(tables, catalog_idx, sizes.known_items, config)
+        self.onboarding = onboarding_term(tables, catalog_idx, config)
         self._prior_weight = (config.cold_popularity_weight if self.onboarding is None
                               else config.onboarding_weight)
         if self.onboarding is None and self._prior_weight:

@@ -8,7 +8,6 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.models.config import ModelConfig
-from mtrec.models.item_item import MAX_ITEMS
 from mtrec.models.onboarding import (
     OnboardingTerm,
     first_and_later,
@@ -83,18 +82,21 @@ def test_a_heavy_term_serves_what_users_rated_after_the_given_items(transformed_
     np.testing.assert_allclose([score[i] for i in got], [score[i] for i in best], atol=1e-6)
 
 
-def test_the_term_is_off_at_weight_zero_without_times_and_above_max_items(
+def test_the_term_is_off_at_weight_zero_without_times_and_above_its_size_limit(
         transformed_synthetic):
     module = module_with(transformed_synthetic, {})
     assert module.onboarding is not None  # on by default
     tables, catalog_idx = serving_tables(transformed_synthetic), module.catalog_idx.numpy()
     on = ModelConfig()
-    assert onboarding_term(tables, catalog_idx, 10, on) is not None
-    assert onboarding_term(tables, catalog_idx, MAX_ITEMS + 1, on) is None
-    assert onboarding_term(dataclasses.replace(tables, rated_times=None), catalog_idx, 10,
+    term = onboarding_term(tables, catalog_idx, on)
+    assert term is not None
+    cells = term.zeros_row * len(catalog_idx)  # its rows, without the appended zeros row
+    assert onboarding_term(tables, catalog_idx, on, max_cells=cells) is not None
+    assert onboarding_term(tables, catalog_idx, on, max_cells=cells - 1) is None
+    assert onboarding_term(dataclasses.replace(tables, rated_times=None), catalog_idx,
                            on) is None
-    assert onboarding_term(tables, catalog_idx, 10, ModelConfig(onboarding_weight=0.0)) is None
-    assert onboarding_term(tables, catalog_idx, 10, ModelConfig(onboarding_items=0)) is None
+    assert onboarding_term(tables, catalog_idx, ModelConfig(onboarding_weight=0.0)) is None
+    assert onboarding_term(tables, catalog_idx, ModelConfig(onboarding_items=0)) is None
 
 
 def test_save_and_reload_serve_the_same_answers(transformed_synthetic, tmp_path):
