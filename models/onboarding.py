@@ -78,9 +78,10 @@ def first_and_later(rated_splits: np.ndarray, positions: np.ndarray, times: np.n
 
 
 def fit_onboarding(first: list[np.ndarray], later: list[np.ndarray], num_items: int,
-                   l2: float) -> Onboarding | None:
+                   l2: float, max_cells: int = MAX_CELLS) -> Onboarding | None:
     """The ridge from each user's `first` items to their `later` ones (catalogue
-    positions; users without later items are left out), or None: no user has both.
+    positions; users without later items are left out), or None: no user has both, or
+    its [R, N] table would hold more than `max_cells` (checked before it is built).
 
     X and Y are never formed: X'X counts co-occurrences within the first items,
     X'Y pairs each first item with the user's later ones, and centring Y is
@@ -96,6 +97,8 @@ def fit_onboarding(first: list[np.ndarray], later: list[np.ndarray], num_items: 
     tails = np.concatenate([g for _, g in pairs]).astype(np.int64)
     tail_user = np.repeat(np.arange(len(pairs)), [len(g) for _, g in pairs])
     active = np.unique(heads[heads >= 0])
+    if len(active) * num_items > max_cells:
+        return None
     rows = np.full(num_items, -1, np.int64)
     rows[active] = np.arange(len(active))
     heads = np.where(heads >= 0, rows[np.maximum(heads, 0)], -1)
@@ -145,9 +148,5 @@ def onboarding_term(tables: ServingTables, catalog_idx: np.ndarray, config: Mode
     position = catalogue_positions(catalog_idx, rated_idx.max(initial=0))
     first, later = first_and_later(tables.rated_splits, position[rated_idx],
                                    tables.rated_times, given)
-    rows = len(np.unique(np.concatenate([f for f, g in zip(first, later, strict=True)
-                                         if len(g)] or [np.zeros(0, np.int64)])))
-    if rows * len(catalog_idx) > max_cells:
-        return None
-    fitted = fit_onboarding(first, later, len(catalog_idx), config.onboarding_l2)
+    fitted = fit_onboarding(first, later, len(catalog_idx), config.onboarding_l2, max_cells)
     return None if fitted is None else OnboardingTerm(fitted)

@@ -173,7 +173,7 @@ def worse_at_the_end(val: Mapping[str, Sequence[float]], slack: float = 0.02) ->
 # served NDCG@10 rose 0.123 / 0.142 / 0.154 at 2 / 4 / 8), so the note sends the user
 # to the served comparison instead of advising fewer epochs.
 EPOCHS_NOTE = (
-    ". The pushed model is the last epoch's. These are the heads' own losses and metrics "
+    "The pushed model is the last epoch's. These are the heads' own losses and metrics "
     "on the eval split, not the served lists, and the two can part ways: on ml-latest-small "
     "these curves worsen after epoch 1-4 while served NDCG@10 still rises up to 8 epochs. "
     "To try fewer, run again with --epochs N: the Evaluation section then compares the "
@@ -206,7 +206,7 @@ def training_section(training: Mapping[str, Any]) -> str:
                else _missing("per-task validation metrics"))
     worse = worse_at_the_end(val)
     if worse:
-        out.append('<p class="warn">' + _e("; ".join(worse)) + _e(EPOCHS_NOTE) + "</p>")
+        out.append('<p class="warn">' + _e("; ".join(worse) + ". " + EPOCHS_NOTE) + "</p>")
     # The model tracks each task's unweighted loss (`<task>_loss`, train and validation),
     # and the regularization and total losses, which are no task's (left out).
     task_losses = {f"{phase} {name.removesuffix('_loss')}": values
