@@ -13,6 +13,7 @@ to the export code.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -71,6 +72,7 @@ def real_model(work_root: str, epochs: int = 2, data: str | None = None) -> str:
 
 
 if __name__ == "__main__":
-    import sys
-
-    print(real_model(sys.argv[1] if len(sys.argv) > 1 else os.path.join("/tmp", "serve-real")))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("work_root", nargs="?", default=os.path.join("/tmp", "serve-real"),
+                        help="where the weights are cached and the model is exported")
+    print(real_model(parser.parse_args().work_root))
