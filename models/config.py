@@ -39,10 +39,14 @@ LAZY_ADAM_MIN_ROWS = 10_000
 # time split it is the best feature (ml-latest-small validation HR@100 0.134
 # without, 0.172 with). The pipeline's Trainer (from the split protocol its
 # ExampleGen recorded: components/trainer/executor.py) and the benchmarks apply these;
-# values the user sets win.
+# values the user sets win. light_user_items (models/light_users.py) is on for time
+# splits only: their light users are new ones, and from their first 4 ratings
+# recommend_from_items beats recommend (validation NDCG@10 0.575 vs 0.411); on
+# ML-100K u1's random validation cut, users with at most 10 training ratings fell
+# from 0.214 to 0.089 when served that way (quality_tuning.md, session 39).
 PROTOCOL_OVERRIDES: dict[str, dict] = {
     RANDOM_PROTOCOL: {"history_dropout": 1.0},
-    TIME_PROTOCOL: {},
+    TIME_PROTOCOL: {"light_user_items": 5},
 }
 
 
@@ -143,6 +147,10 @@ class ModelConfig:
     onboarding_weight: float = 3.0
     onboarding_l2: float = 30.0
     onboarding_items: int = 5
+    # recommend: a known user with at most this many rated training items gets
+    # recommend_from_items' answer for those items (models/light_users.py); 0 = off.
+    # Off here; time splits turn it on (PROTOCOL_OVERRIDES above).
+    light_user_items: int = 0
     # Where no item-item term is served (item_item_top_k 0 above MAX_ITEMS), the
     # weight of its rule for items without training ratings alone
     # (item_item.cold_item_term): their own similarity's deviation from the mean.
@@ -267,11 +275,13 @@ class ModelConfig:
             raise ValueError("cold_item_map_weight must be in [0, 4] and cold_item_map_l2 > 0, "
                              f"got {config.cold_item_map_weight}, {config.cold_item_map_l2}")
         if (config.cold_popularity_weight < 0.0 or config.onboarding_weight < 0.0
-                or config.onboarding_l2 <= 0.0 or config.onboarding_items < 0):
+                or config.onboarding_l2 <= 0.0 or config.onboarding_items < 0
+                or config.light_user_items < 0):
             raise ValueError("cold_popularity_weight and onboarding_weight must be >= 0, "
-                             "onboarding_l2 > 0 and onboarding_items >= 0, got "
-                             f"{config.cold_popularity_weight}, {config.onboarding_weight}, "
-                             f"{config.onboarding_l2}, {config.onboarding_items}")
+                             "onboarding_l2 > 0, onboarding_items and light_user_items >= 0, "
+                             f"got {config.cold_popularity_weight}, {config.onboarding_weight}, "
+                             f"{config.onboarding_l2}, {config.onboarding_items}, "
+                             f"{config.light_user_items}")
         bad = set(config.tasks) - set(TASKS)
         if bad or not config.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")

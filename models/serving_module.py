@@ -45,6 +45,7 @@ from mtrec.models.first_stage import first_stage_tables
 from mtrec.models.item_item import cold_item_term, item_item_term, known_rows, scaled_to
 from mtrec.models.item_text import ItemText
 from mtrec.models.item_titles import title_table
+from mtrec.models.light_users import light_user_table, routed
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.onboarding import onboarding_term
 from mtrec.models.pair_split import SplitPairHeads, splittable
@@ -150,6 +151,8 @@ class ServingModule(tf.Module):
                               else config.onboarding_weight)
         if self.onboarding is None and self._prior_weight:
             self.log_popularity = as_variable(np.log(probability), "log_popularity")
+        # recommend: known users with few ratings are served from those items.
+        self.light_users = light_user_table(tables, catalog_idx, config)
         self.user_queries = self.user_item_item = self.user_seen = self.user_rows = None
         self.pair_split = self.answers = None
         if cache_users:
@@ -293,7 +296,8 @@ class ServingModule(tf.Module):
     @spec.signature(input_signature=[spec.USER_ID, spec.K])
     def recommend(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
         """Top-k unseen items: retrieve candidates, then re-rank with the blend (known
-        users, k <= 25: the export's answers, models/answer_cache.py)."""
+        users, k <= 25: the export's answers, models/answer_cache.py). A user with at
+        most light_user_items training ratings gets recommend_from_items' answer."""
         n, user_idx = self._check_k(k), self._user_idx(user_id)
         if self.answers is None:
             return self._recommend_rows(user_idx, k, n)
@@ -302,7 +306,16 @@ class ServingModule(tf.Module):
 
     def _recommend_rows(self, user_idx: tf.Tensor, k: tf.Tensor, n: tf.Tensor | None = None
                         ) -> dict:
-        c = self._candidates(tf.size(self.catalog_ids) if n is None else n, k)
+        """Known users' lists; light users' from their few items (models/light_users.py)."""
+        n = tf.size(self.catalog_ids) if n is None else n
+        rows = self._trained_rows(user_idx, k, n)
+        if self.light_users is None:
+            return rows
+        return routed(rows, self.light_users(user_idx),
+                      lambda given: self._from_positions(given, k, n))
+
+    def _trained_rows(self, user_idx: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
+        c = self._candidates(n, k)
         query, _ = self._query(None, user_idx)
 
         def exact() -> tuple[tf.Tensor, tf.Tensor]:
@@ -327,8 +340,10 @@ class ServingModule(tf.Module):
         (models/onboarding.py), or, where that is not served, log popularity.
         Items outside the catalogue, or never rated in training, are ignored.
         """
-        n = self._check_k(k)
-        positions = self._item_positions(item_ids)
+        return self._from_positions(self._item_positions(item_ids), k, self._check_k(k))
+
+    def _from_positions(self, positions: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
+        """recommend_from_items for catalogue `positions` [B, G] (-1: none)."""
         inputs, bag = given_items_inputs(self.profiles, self.catalog_idx, positions,
                                          self._known_items, self.model.rated_values is not None)
         user_idx = inputs[F.USER_IDX]

@@ -51,13 +51,17 @@ def test_the_rule_is_the_share_of_eval_ratings_after_the_users_latest_training_o
 
 def test_protocol_settings_and_the_users_own_config_wins():
     assert protocol_overrides(RANDOM_PROTOCOL) == {"history_dropout": 1.0}
-    assert protocol_overrides(TIME_PROTOCOL) == {}
+    # Light users (models/light_users.py) are served from their items on time splits only.
+    assert protocol_overrides(TIME_PROTOCOL) == {"light_user_items": 5}
     assert protocol_overrides(None) == {}
     ModelConfig.from_dict(protocol_overrides(RANDOM_PROTOCOL))  # valid keys
     assert with_protocol_overrides(RANDOM_PROTOCOL, None) == {"history_dropout": 1.0}
     assert with_protocol_overrides(RANDOM_PROTOCOL, {"history_dropout": 0.5, "epochs": 3}) == {
         "history_dropout": 0.5, "epochs": 3}
-    assert with_protocol_overrides(TIME_PROTOCOL, {"epochs": 2}) == {"epochs": 2}
+    assert with_protocol_overrides(TIME_PROTOCOL, {"epochs": 2}) == {"epochs": 2,
+                                                                     "light_user_items": 5}
+    assert ModelConfig.from_dict(protocol_overrides(TIME_PROTOCOL)).light_user_items == 5
+    assert ModelConfig().light_user_items == 0  # off where the protocol is not known
     assert with_protocol_overrides(UNKNOWN_PROTOCOL, {}) == {}
 
 
