@@ -39,10 +39,11 @@ from mtrec.contracts import features as F
 from mtrec.contracts import signatures as S
 from mtrec.models import serving_specs as spec
 from mtrec.models.answer_cache import build_answer_cache, cache_depth
-from mtrec.models.cold_item_map import catalogue_vectors, corrected
+from mtrec.models.cold_item_map import catalogue_vectors
 from mtrec.models.config import RATING, RELEVANCE
 from mtrec.models.first_stage import first_stage_tables
 from mtrec.models.item_item import cold_item_term, item_item_term, known_rows, scaled_to
+from mtrec.models.item_signatures import ItemSignatures
 from mtrec.models.item_text import ItemText
 from mtrec.models.item_titles import title_table
 from mtrec.models.light_users import light_user_table, routed
@@ -56,10 +57,7 @@ from mtrec.models.serving_ops import (
     checked_size,
     exclude,
     fits,
-    given_description,
     given_items_inputs,
-    given_text,
-    new_item_inputs,
     pair_scores,
     per_user_rows,
     position_table,
@@ -67,7 +65,6 @@ from mtrec.models.serving_ops import (
     top_positions,
     trained_year_range,
     unknown_item_vector,
-    vectors_at,
     within_years,
 )
 from mtrec.models.serving_tables import ServingTables, user_row_table, user_rows
@@ -77,7 +74,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class ServingModule(tf.Module):
+class ServingModule(ItemSignatures, tf.Module):
     """Holds the model, the Transform layer and the lookup tables."""
 
     def __init__(
@@ -197,13 +194,6 @@ class ServingModule(tf.Module):
         if self.user_queries is not None:
             return tf.gather(self.user_queries, idx), idx
         return self.model.query_embedding(profile_inputs(self.profiles, idx)), idx
-
-    def _item_positions(self, item_ids: tf.Tensor) -> tf.Tensor:
-        return self.item_table.lookup(item_ids)
-
-    def _item_vectors_at(self, positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return vectors_at(self.item_vectors, self.unknown_item_vector, self.catalog_idx,
-                          positions)
 
     def _similarity(self, query: tf.Tensor) -> tf.Tensor:
         """[B, N]: retrieval similarity of the query to every catalogue item."""
@@ -394,33 +384,3 @@ class ServingModule(tf.Module):
     def embed_user(self, user_id: tf.Tensor) -> dict[str, tf.Tensor]:
         query, _ = self._query(user_id)
         return {S.EMBEDDING: self.model.retrieval_vector(query)}
-
-    @spec.signature(input_signature=spec.NEW_ITEM)
-    def embed_new_item(self, item_id: tf.Tensor, title: tf.Tensor, genres: tf.Tensor,
-                       description: tf.Tensor, year: tf.Tensor, text_embedding: tf.Tensor,
-                       description_embedding: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Candidate embedding of an item from its features and text alone (cold start)."""
-        inputs = new_item_inputs(self.tft_layer, item_id, title, genres, description, year)
-        inputs[F.YEAR_Z] = within_years(inputs[F.YEAR_Z], inputs[F.YEAR_KNOWN], self._year_range)
-        if self._text_dim:
-            inputs[F.ITEM_TEXT_VECTOR] = given_text(text_embedding, self.text_mean)
-        vectors = self.model.candidate_embedding(inputs)
-        if self.cold_map_coef is not None:
-            cold = ~known_rows(inputs[F.ITEM_IDX], self._known_items)
-            map_inputs = inputs[F.ITEM_TEXT_VECTOR]
-            if self._map_descriptions:  # ItemText.map_rows_for's second block
-                map_inputs = tf.concat(
-                    [map_inputs, given_description(description_embedding, description)], -1)
-            vectors = corrected(vectors, map_inputs, cold, self.cold_map_coef,
-                                self.cold_map_centre, self.model.config.cold_item_map_weight)
-        return {S.EMBEDDING: self.model.retrieval_vector(vectors)}
-
-    @spec.signature(input_signature=[spec.ITEM_ID])
-    def embed_item(self, item_id: tf.Tensor) -> dict[str, tf.Tensor]:
-        vectors, _ = self._item_vectors_at(self._item_positions(item_id))
-        return {S.EMBEDDING: self.model.retrieval_vector(vectors)}
-
-    @spec.signature(input_signature=[spec.ITEM_IDS])
-    def describe_items(self, item_ids: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Display titles ("" unknown), so answers' ids can be shown to people."""
-        return {S.TITLES: self.item_titles.lookup(item_ids)}
