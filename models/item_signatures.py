@@ -1,9 +1,9 @@
 """ServingModule's item-side signatures: embeddings and display titles of items.
 
-Split from models/serving_module.py, which keeps the user-side signatures
-(recommend, recommend_from_items, retrieve, score, user_interest, embed_user).
-These read only the catalogue tables and the candidate tower, which the
-module's __init__ builds; the names below are declared so mypy checks their use.
+ServingModule (models/serving_module.py) holds the user-side signatures
+(recommend, recommend_from_items, retrieve, score, user_interest, embed_user)
+and builds every table; these read only the catalogue tables and the candidate
+tower. The names below are declared so that mypy checks their use here.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ class ItemSignatures:
     def _item_vectors_at(self, positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return vectors_at(self.item_vectors, self.unknown_item_vector, self.catalog_idx,
                           positions)
-
 
     @spec.signature(input_signature=spec.NEW_ITEM)
     def embed_new_item(self, item_id: tf.Tensor, title: tf.Tensor, genres: tf.Tensor,
