@@ -131,10 +131,18 @@ class OnboardingTerm(tf.Module):
         self.bias = tf.Variable(onboarding.bias, trainable=False, name="bias")
 
     def __call__(self, positions: tf.Tensor) -> tf.Tensor:
-        """`positions` [B, G] catalogue positions, -1 for padding or unknown items."""
+        """`positions` [B, G] catalogue positions, -1 for padding or unknown items.
+
+        The rows are summed as they are read (tf.sparse.segment_sum): a gather then
+        a sum would hold [B, G, N] floats, 25 GB for 512 users of 1,700 items
+        each on ml-latest-small's 7,151-item catalogue."""
         row = tf.gather(self.rows, tf.maximum(tf.cast(positions, tf.int64), 0))
         row = tf.where((positions >= 0) & (row >= 0), row, tf.constant(self.zeros_row, tf.int64))
-        return self.bias + tf.reduce_sum(tf.gather(self.weights, row), axis=1)
+        shape = tf.shape(row, out_type=tf.int64)
+        users = tf.repeat(tf.range(shape[0]), shape[1])  # sorted, as segment ids must be
+        summed = tf.sparse.segment_sum(self.weights, tf.reshape(row, [-1]), users,
+                                       num_segments=shape[0])
+        return self.bias + summed
 
 
 def onboarding_term(tables: ServingTables, catalog_idx: np.ndarray, config: ModelConfig,

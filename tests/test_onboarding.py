@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from mtrec.models.config import ModelConfig
 from mtrec.models.onboarding import (
+    Onboarding,
     OnboardingTerm,
     first_and_later,
     fit_onboarding,
@@ -111,3 +112,19 @@ def test_save_and_reload_serve_the_same_answers(transformed_synthetic, tmp_path)
     after = tf.saved_model.load(str(tmp_path / "m")).signatures["recommend_from_items"](**request)
     assert after["item_ids"].numpy().tolist() == before["item_ids"].numpy().tolist()
     np.testing.assert_allclose(after["scores"], before["scores"], rtol=1e-5, atol=1e-5)
+
+
+def test_the_term_sums_each_rows_given_items_by_hand():
+    """Rows summed as they are read (no [B, G, N] intermediate) equal numpy's sums:
+    padding (-1), items without a row and a row with no items add nothing."""
+    rows = np.array([1, -1, 0, -1], np.int64)  # positions 0 and 2 open some history
+    weights = np.array([[1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0]], np.float32)
+    bias = np.array([0.5, 0.5, 0.5, 0.5], np.float32)
+    term = OnboardingTerm(Onboarding(rows, weights, bias))
+    positions = tf.constant([[0, 2, 0], [1, 3, -1], [2, -1, -1]], tf.int64)
+    np.testing.assert_allclose(term(positions).numpy(), [
+        [0.5 + 10 + 1 + 10, 0.5 + 20 + 2 + 20, 0.5 + 30 + 3 + 30, 0.5 + 40 + 4 + 40],
+        [0.5, 0.5, 0.5, 0.5],
+        [1.5, 2.5, 3.5, 4.5],
+    ])
+    assert term(tf.zeros((0, 3), tf.int64)).shape == (0, 4)
