@@ -61,6 +61,7 @@ from quality_baselines import (
     user_knn_scores,
 )
 from quality_data import (
+    Prepared,
     default_data_path,
     prepare_dataset,
     shuffled,
@@ -146,14 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                                      Path(args.work_dir))
     config = ModelConfig.from_dict(with_protocol(prepared, json.loads(args.config)))
 
-    t0 = time.time()
     model_dir = tempfile.mkdtemp(prefix="cold-users-", dir=work)
     weights_dir = args.weights or f"{model_dir}-weights"
-    if not args.weights:
-        train_and_export(shuffled(prepared.train, config.batch_size, 0),
-                         as_dataset(prepared.eval, 4096), as_dataset(prepared.train, 8192),
-                         prepared.tft_output, config, model_dir, weights_dir=weights_dir)
-    train_seconds = time.time() - t0
+    train_seconds = 0.0 if args.weights else trained_in(prepared, config, model_dir, weights_dir)
 
     lam, _ = choose_ease_lambda(warm[F.USER_ID].astype(str).to_numpy(),
                                 warm[F.ITEM_ID].astype(str).to_numpy(),
@@ -231,12 +227,18 @@ def retrained(dataset: Dataset, warm: pd.DataFrame, given: pd.DataFrame, label: 
     prepared, work = prepare_dataset(rows, label, work_root)
     config = ModelConfig.from_dict(with_protocol(prepared, overrides))
     model_dir = tempfile.mkdtemp(prefix="cold-users-retrained-", dir=work)
+    seconds = trained_in(prepared, config, model_dir)
+    return tf.saved_model.load(model_dir).signatures[S.RECOMMEND], seconds
+
+
+def trained_in(prepared: Prepared, config: ModelConfig, model_dir: str,
+               weights_dir: str | None = None) -> float:
+    """Train and export to `model_dir` by the Trainer's code path; the seconds it took."""
     started = time.time()
     train_and_export(shuffled(prepared.train, config.batch_size, 0),
                      as_dataset(prepared.eval, 4096), as_dataset(prepared.train, 8192),
-                     prepared.tft_output, config, model_dir)
-    seconds = time.time() - started
-    return tf.saved_model.load(model_dir).signatures[S.RECOMMEND], seconds
+                     prepared.tft_output, config, model_dir, weights_dir=weights_dir)
+    return time.time() - started
 
 
 def retrained_metrics(recommend: SignatureFn, given: pd.DataFrame, rest: pd.DataFrame,

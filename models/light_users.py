@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.models.config import ModelConfig
-from mtrec.models.item_item import catalogue_positions
+from mtrec.models.onboarding import in_time_order, rated_positions
 from mtrec.models.serving_tables import ServingTables
 
 
@@ -60,12 +60,8 @@ def light_user_items(rated_splits: np.ndarray, positions: np.ndarray,
         return None
     light: list[np.ndarray] = []
     rows = np.full(len(rated_splits) - 1, -1, np.int64)
-    for user, (start, stop) in enumerate(zip(rated_splits[:-1].tolist(),
-                                             rated_splits[1:].tolist(), strict=True)):
-        items = positions[start:stop]
-        if times is not None:
-            items = items[np.argsort(times[start:stop], kind="stable")]
-        items = items[items >= 0]
+    for user, ordered in enumerate(in_time_order(rated_splits, positions, times)):
+        items = ordered[ordered >= 0]
         if 0 < len(items) <= max_items:
             rows[user] = len(light)
             light.append(items)
@@ -93,10 +89,8 @@ def light_user_table(tables: ServingTables, catalog_idx: np.ndarray,
                      config: ModelConfig) -> LightUserItems | None:
     """The export's table from the training users' rated items, or None (off, or no
     user is light)."""
-    rated_idx = tables.rated_idx
-    position = catalogue_positions(catalog_idx, rated_idx.max(initial=0))
-    light = light_user_items(tables.rated_splits, position[rated_idx], tables.rated_times,
-                             config.light_user_items)
+    light = light_user_items(tables.rated_splits, rated_positions(tables, catalog_idx),
+                             tables.rated_times, config.light_user_items)
     return None if light is None else LightUserItems(light)
 
 

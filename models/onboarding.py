@@ -61,15 +61,32 @@ class Onboarding:
     bias: np.ndarray  # float32 [N]
 
 
+def rated_positions(tables: ServingTables, catalog_idx: np.ndarray) -> np.ndarray:
+    """The catalogue position of each of `tables`' rated_idx entries (-1: outside it)."""
+    rated_idx = tables.rated_idx
+    return catalogue_positions(catalog_idx, rated_idx.max(initial=0))[rated_idx]
+
+
+def in_time_order(rated_splits: np.ndarray, positions: np.ndarray,
+                  times: np.ndarray | None) -> list[np.ndarray]:
+    """Each user's `positions` (split by `rated_splits`), oldest first by `times`
+    (a stable sort; as listed without times). -1 entries are kept."""
+    users = []
+    for start, stop in zip(rated_splits[:-1].tolist(), rated_splits[1:].tolist(), strict=True):
+        items = positions[start:stop]
+        if times is not None:
+            items = items[np.argsort(times[start:stop], kind="stable")]
+        users.append(items)
+    return users
+
+
 def first_and_later(rated_splits: np.ndarray, positions: np.ndarray, times: np.ndarray,
                     given: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per user with more than `given` ratings: (their first `given` items by time, the
     rest). `positions` [T] are catalogue positions (-1: not in the catalogue, dropped
     after ordering), aligned with `times` and split per user by `rated_splits`."""
     first, later = [], []
-    for start, stop in zip(rated_splits[:-1].tolist(), rated_splits[1:].tolist(), strict=True):
-        order = np.argsort(times[start:stop], kind="stable")
-        items = positions[start:stop][order]
+    for items in in_time_order(rated_splits, positions, times):
         if len(items) > given:
             head, tail = items[:given], items[given:]
             first.append(head[head >= 0])
@@ -158,9 +175,7 @@ def onboarding_term(tables: ServingTables, catalog_idx: np.ndarray, config: Mode
     given = config.onboarding_items
     if not config.onboarding_weight or given <= 0 or tables.rated_times is None:
         return None
-    rated_idx = tables.rated_idx
-    position = catalogue_positions(catalog_idx, rated_idx.max(initial=0))
-    first, later = first_and_later(tables.rated_splits, position[rated_idx],
+    first, later = first_and_later(tables.rated_splits, rated_positions(tables, catalog_idx),
                                    tables.rated_times, given)
     fitted = fit_onboarding(first, later, len(catalog_idx), config.onboarding_l2, max_cells)
     return None if fitted is None else OnboardingTerm(fitted)
