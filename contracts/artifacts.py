@@ -32,6 +32,9 @@ CATALOG_SIZE = "catalog_size"
 TRAINED_EPOCHS = "epochs"
 TRAINED_OPTIMIZER = "optimizer"  # the resolved one ("auto" chooses)
 TRAINED_PROTOCOL_OVERRIDES = "protocol_overrides"  # the model settings the split protocol set
+# Each of model.evaluate's metrics on the eval split, under this prefix (e.g. the interest
+# head's contracts.metrics.INTEREST_AUC is "eval_interest_auc").
+EVAL_METRIC_PREFIX = "eval_"
 TENSORBOARD_DIR = "tensorboard"
 # The weights `mtrec add-items` re-indexes with: a TF checkpoint plus the
 # resolved ModelConfig as JSON (models/trainer.py: save_weights writes both, load_config

@@ -12,6 +12,7 @@ def at(metric: str, k: int) -> str:
 
 
 HIT_RATE = "hit_rate"
+INTEREST_AUC = "interest_auc"  # the interest head's Keras metric (the summary shows it)
 NDCG, PRECISION, RECALL = "ndcg", "precision", "recall"
 COVERAGE, NOVELTY = "coverage", "novelty"  # of the served lists (models/evaluation.py)
 POPULARITY_PREFIX = "popularity_"

@@ -27,6 +27,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from mtrec.contracts import features as F
+from mtrec.contracts.metrics import INTEREST_AUC
 from mtrec.models.autograph_rules import skip_tf_keras
 from mtrec.models.config import (
     INTEREST,
@@ -162,7 +163,7 @@ class MultiTaskModel(tfrs.Model):
         )
         self.interest_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none),
-            metrics=[tf.keras.metrics.AUC(name="interest_auc", from_logits=True)],
+            metrics=[tf.keras.metrics.AUC(name=INTEREST_AUC, from_logits=True)],
             name=INTEREST,
         )
         self.balancer = UncertaintyWeighting(config.tasks) if config.uncertainty_weighting else None

@@ -26,6 +26,7 @@ from tfx_bsl.public import tfxio
 from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import (
     CATALOG_SIZE,
+    EVAL_METRIC_PREFIX,
     FIT_PHASE,
     PHASE_SECONDS,
     TENSORBOARD_DIR,
@@ -158,7 +159,7 @@ def train_and_export(
         "chief": chief,
         TRAINED_OPTIMIZER: config.optimizer,
         "final_train_loss": float(history.history["loss"][-1]),
-        **{f"eval_{k}": float(v) for k, v in evaluation.items()},
+        **{EVAL_METRIC_PREFIX + k: float(v) for k, v in evaluation.items()},
     }
     log.info("training metrics: %s", metrics)
     return metrics

@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # loads TFX and TensorFlow, which `mtrec --help` must not wai
     import tensorflow as tf
 
     from mtrec.pipeline.local_runner import LocalPaths
+    from mtrec.summary import RunSummary
 
 SOURCES_HELP = " | ".join(SOURCES)
 DESCRIPTION = """\
@@ -174,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summarise(home: str, paths: LocalPaths, data: IngestResult) -> dict:
+def _summarise(home: str, paths: LocalPaths, data: IngestResult) -> RunSummary:
     """The run's summary (also written to <home>/summary.json), with an example
     recommendation from the pushed model."""
     from mtrec.run_state import latest_run  # TFX: after ingestion

@@ -5,25 +5,30 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import (
+    CATALOG_SIZE,
+    EVAL_METRIC_PREFIX,
     FIT_PHASE,
     METADATA_FILE,
     PHASE_SECONDS,
     RETRIEVAL_FAILED,
     RETRIEVAL_METRICS,
     RETRIEVAL_METRICS_FILE,
+    TRAIN_EXAMPLES,
     TRAIN_SECONDS,
+    TRAINED_EPOCHS,
     TRAINED_PROTOCOL_OVERRIDES,
     TRAINING_METRICS_FILE,
 )
 from mtrec.contracts.metrics import (
     BASELINE_PREFIX,
     HIT_RATE,
+    INTEREST_AUC,
     NDCG,
     POPULARITY_PREFIX,
     PRECISION,
@@ -39,6 +44,26 @@ from mtrec.data.cleaning import table_counts
 from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property, output_uri
 
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
+
+
+class RunSummary(TypedDict, total=False):
+    """SUMMARY_FILE's keys, one declaration for every module that writes or reads them
+    (mypy checks every key written, and every key read by subscript; `.get` of a key not
+    declared here is not flagged). collect() fills them from the run's artifacts;
+    `mtrec run` adds `data` and `example`. A run that stopped early has fewer."""
+
+    components: dict[str, str]  # node id -> state
+    training: dict[str, Any]  # the Trainer's TRAINING_METRICS_FILE
+    text_encoder: dict[str, Any]  # the TextEncoder's METADATA_FILE, shortened
+    tfma_blessed: bool
+    tfma: dict[str, float]  # shown name -> value
+    tfma_failed: list[str]  # each failed threshold, as a line
+    retrieval: dict[str, Any]  # the RetrievalEvaluator's RETRIEVAL_METRICS_FILE
+    retrieval_blessed: bool
+    pushed_to: str | None
+    already_served: bool  # pushed before: this run wrote no new version
+    data: dict[str, Any]  # the ingestion: counts, rejects_path, report, tables
+    example: dict[str, Any]  # user_id and the pushed model's top items for them
 
 _TFMA_KEYS = {
     (F.OUT_RATING, TFMA_KEYS[TFMA_RMSE]): "rating RMSE",
@@ -88,9 +113,9 @@ def tfma_metrics(evaluation_uri: str) -> dict[str, float]:
     return out
 
 
-def collect(nodes: dict[str, NodeRun]) -> dict:
+def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     """Everything the summary shows, as plain data (also written as JSON)."""
-    summary: dict = {"components": {k: v.state for k, v in sorted(nodes.items())}}
+    summary: RunSummary = {"components": {k: v.state for k, v in sorted(nodes.items())}}
     run_uri = output_uri(nodes.get(P.TRAINER), P.MODEL_RUN)
     if run_uri and os.path.exists(os.path.join(run_uri, TRAINING_METRICS_FILE)):
         with open(os.path.join(run_uri, TRAINING_METRICS_FILE)) as f:
@@ -126,7 +151,8 @@ def collect(nodes: dict[str, NodeRun]) -> dict:
     pusher = nodes.get(P.PUSHER)
     pushed = pusher.outputs.get(P.PUSHED_MODEL) if pusher else None
     if pusher and pushed and custom_property(pushed[0], P.PUSHED):
-        summary["pushed_to"] = custom_property(pushed[0], P.PUSHED_DESTINATION)
+        destination = custom_property(pushed[0], P.PUSHED_DESTINATION)
+        summary["pushed_to"] = None if destination is None else str(destination)
         # A cached Pusher, or one that found its model served, wrote nothing this run.
         summary["already_served"] = pusher.state == CACHED or bool(
             custom_property(pushed[0], P.ALREADY_SERVED))
@@ -191,13 +217,13 @@ def tfma_not_run(verdicts: Mapping[str, Any]) -> bool:
     return verdicts.get("tfma_blessed") is None and verdicts.get("retrieval_blessed") is False
 
 
-def _tfma_verdict(summary: dict) -> str:
+def _tfma_verdict(summary: RunSummary) -> str:
     """True/False, or why TFMA did not run."""
     return "not run (retrieval gate refused)" if tfma_not_run(summary) else str(
         summary.get("tfma_blessed"))
 
 
-def not_pushed_reason(summary: dict[str, Any], states: dict[str, str]) -> str | None:
+def not_pushed_reason(summary: RunSummary, states: dict[str, str]) -> str | None:
     """Why nothing was pushed, from the blessings and component states."""
     if summary.get("pushed_to"):
         return None
@@ -224,7 +250,7 @@ def shown_path(path: str) -> str:
     return path if relative.startswith("..") or "://" in path else relative
 
 
-def render(summary: dict) -> str:
+def render(summary: RunSummary) -> str:
     lines = ["", "=== mtrec run summary ==="]
     data = summary.get("data")
     if data:
@@ -245,9 +271,9 @@ def render(summary: dict) -> str:
     if "training" in summary:
         t = summary["training"]
         lines.append(
-            f"training: {t['train_examples']} examples, {t['epochs']} "
-            f"epoch{'s' if t['epochs'] != 1 else ''}, {training_time(t)}, "
-            f"catalogue {t['catalog_size']} items" + _protocol(t)
+            f"training: {t[TRAIN_EXAMPLES]} examples, {t[TRAINED_EPOCHS]} "
+            f"epoch{'s' if t[TRAINED_EPOCHS] != 1 else ''}, {training_time(t)}, "
+            f"catalogue {t[CATALOG_SIZE]} items" + _protocol(t)
         )
     if "text_encoder" in summary:
         t = summary["text_encoder"]
@@ -268,7 +294,7 @@ def render(summary: dict) -> str:
         tfma = ", ".join(f"{k} {v:.4f}" for k, v in summary["tfma"].items())
         lines.append(f"rating/relevance (TFMA, eval split): {tfma}")
     if "training" in summary:
-        auc = summary["training"].get("eval_interest_auc")
+        auc = summary["training"].get(EVAL_METRIC_PREFIX + INTEREST_AUC)
         if auc is not None:
             lines.append(f"interest (eval split): genre AUC {auc:.4f}")
     if "retrieval" in summary:

@@ -30,8 +30,9 @@ from mtrec.contracts.metrics import TFMA_KEYS
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.local_runner import LocalPaths
+from mtrec.report.schema import ComponentRow, ExampleUser, Report, TextEncoderSection
 from mtrec.run_state import CACHED, NodeRun, latest_run, output_uri
-from mtrec.summary import SUMMARY_FILE, not_pushed_reason, recommendation_rows
+from mtrec.summary import SUMMARY_FILE, RunSummary, not_pushed_reason, recommendation_rows
 from mtrec.summary import collect as collect_summary
 
 if TYPE_CHECKING:
@@ -63,9 +64,9 @@ def _int(feature: tf.train.Feature) -> int | None:
     return values[0] if values else None
 
 
-def components(nodes: dict[str, NodeRun]) -> list[dict[str, Any]]:
+def components(nodes: dict[str, NodeRun]) -> list[ComponentRow]:
     """Each component's state, cache hit and wall time, in start order."""
-    rows = []
+    rows: list[ComponentRow] = []
     for node_id, node in nodes.items():
         ex = node.execution
         start = ex.create_time_since_epoch if ex else 0
@@ -193,7 +194,7 @@ def _thresholds(evaluator: NodeRun | None) -> dict[tuple[str, str], dict[str, An
     return out
 
 
-def tfma_verdict(summary: dict[str, Any]) -> str | None:
+def tfma_verdict(summary: RunSummary) -> str | None:
     """One line: why TFMA blessed the model or not (from the summary, which read
     TFMA's blessing and its failed thresholds)."""
     blessed = summary.get("tfma_blessed")
@@ -229,14 +230,14 @@ def _catalogue(nodes: dict[str, NodeRun], split: str) -> dict[str, dict[str, Any
     return items
 
 
-def examples(nodes: dict[str, NodeRun], model_dir: str | None) -> list[dict[str, Any]]:
+def examples(nodes: dict[str, NodeRun], model_dir: str | None) -> list[ExampleUser]:
     """Top-10 (title, predicted rating, score) and genre interests of a few eval users."""
     if not model_dir:
         return []
     catalogue = _catalogue(nodes, P.CATALOG_SPLIT)
     model = tf.saved_model.load(model_dir)  # once: loading dominates (seconds per load)
     interest = model.signatures[S.USER_INTEREST]
-    out = []
+    out: list[ExampleUser] = []
     for user in example_users(nodes, P.EVAL_SPLIT, EXAMPLE_USERS):
         items = recommendation_rows(model, user, TOP_K)
         for item in items:
@@ -282,7 +283,7 @@ def rebase_nodes(nodes: dict[str, NodeRun], old: str | None, new: str) -> None:
                     pushed.string_value = rebase(pushed.string_value, old, new)
 
 
-def collect(home: str) -> dict[str, Any]:
+def collect(home: str) -> Report:
     """The report's data for the latest run in `home` (an `mtrec run` output folder)."""
     paths = LocalPaths(os.path.abspath(home))
     if not os.path.exists(paths.metadata_path):
@@ -328,7 +329,7 @@ def collect(home: str) -> dict[str, Any]:
     }
 
 
-def _text_encoder(nodes: dict[str, NodeRun]) -> dict[str, Any] | None:
+def _text_encoder(nodes: dict[str, NodeRun]) -> TextEncoderSection | None:
     uri = output_uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS)
     if not uri or not tf.io.gfile.exists(os.path.join(uri, METADATA_FILE)):
         return None

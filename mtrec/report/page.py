@@ -8,7 +8,7 @@ shown as "not recorded", never left out silently.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mtrec.contracts.artifacts import (
@@ -29,6 +29,15 @@ from mtrec.contracts.metrics import (
     at,
 )
 from mtrec.report import charts
+from mtrec.report.schema import (
+    DataSection,
+    EvaluationSection,
+    ExampleUser,
+    PipelineSection,
+    Report,
+    TextEncoderSection,
+    TrainingSection,
+)
 from mtrec.run_state import FAILED, RUNNING
 from mtrec.summary import tfma_not_run, training_time
 
@@ -93,7 +102,7 @@ def _verdict(ok: bool | None, text: str) -> str:
     return f'<p class="{css}">{_e(text)}</p>'
 
 
-def data_section(data: Mapping[str, Any]) -> str:
+def data_section(data: DataSection) -> str:
     out = []
     counts = data.get("counts")
     if counts:
@@ -129,7 +138,7 @@ def data_section(data: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def pipeline_section(pipeline: Mapping[str, Any]) -> str:
+def pipeline_section(pipeline: PipelineSection) -> str:
     components = pipeline.get("components") or []
     out = [_img(charts.timeline(components), "pipeline timeline")] if components else [
         _missing("component executions (ML Metadata)")]
@@ -182,7 +191,7 @@ EPOCHS_NOTE = (
 )
 
 
-def training_section(training: Mapping[str, Any]) -> str:
+def training_section(training: TrainingSection) -> str:
     out = []
     metrics = training.get("metrics")
     if metrics:
@@ -240,7 +249,7 @@ def _bound(row: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "&mdash;"
 
 
-def evaluation_section(evaluation: Mapping[str, Any]) -> str:
+def evaluation_section(evaluation: EvaluationSection) -> str:
     out = ["<h3>TFMA (eval split)</h3>"]
     tfma = evaluation.get("tfma") or []
     if tfma_not_run(evaluation):
@@ -262,7 +271,7 @@ def evaluation_section(evaluation: Mapping[str, Any]) -> str:
     return "".join(out + _retrieval_section(evaluation))
 
 
-def _retrieval_section(evaluation: Mapping[str, Any]) -> list[str]:
+def _retrieval_section(evaluation: EvaluationSection) -> list[str]:
     out = ["<h3>Served retrieval and ranking (RetrievalEvaluator)</h3>"]
     retrieval = evaluation.get("retrieval") or {}
     metrics = retrieval.get(RETRIEVAL_METRICS) or {}
@@ -291,7 +300,7 @@ def _retrieval_section(evaluation: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def text_encoder_section(encoder: Mapping[str, Any] | None) -> str:
+def text_encoder_section(encoder: TextEncoderSection | None) -> str:
     if not encoder:
         return "<p>No text encoder in this run (or nothing recorded).</p>"
     mlm, seconds = encoder.get("mlm") or {}, encoder.get("seconds") or {}
@@ -319,7 +328,7 @@ def text_encoder_section(encoder: Mapping[str, Any] | None) -> str:
     return "".join(out)
 
 
-def examples_section(examples: Sequence[Mapping[str, Any]]) -> str:
+def examples_section(examples: Sequence[ExampleUser]) -> str:
     if not examples:
         return _missing("example recommendations (no pushed model)")
     out = []
@@ -335,23 +344,19 @@ def examples_section(examples: Sequence[Mapping[str, Any]]) -> str:
     return "".join(out)
 
 
-SECTION_RENDERERS: dict[str, tuple[str, str, Callable[[Any], str]]] = {
-    "data": ("Data", "data", data_section),
-    "pipeline": ("Pipeline", "pipeline", pipeline_section),
-    "training": ("Training", "training", training_section),
-    "evaluation": ("Evaluation", "evaluation", evaluation_section),
-    "text-encoder": ("Text encoder", "text_encoder", text_encoder_section),
-    "examples": ("Examples", "examples", examples_section),
-}
-
-
-def render(report: Mapping[str, Any]) -> str:
+def render(report: Report) -> str:
     """The whole page for collect.collect()'s data."""
-    nav = "".join(f'<a href="#{s}">{SECTION_RENDERERS[s][0]}</a>' for s in SECTIONS)
-    body = "".join(
-        f'<section id="{s}"><h2>{title}</h2>{fn(report.get(key) or {})}</section>'
-        for s in SECTIONS for title, key, fn in [SECTION_RENDERERS[s]]
-    )
+    sections = {  # SECTIONS' id -> (heading, body)
+        "data": ("Data", data_section(report.get("data") or {})),
+        "pipeline": ("Pipeline", pipeline_section(report.get("pipeline") or {})),
+        "training": ("Training", training_section(report.get("training") or {})),
+        "evaluation": ("Evaluation", evaluation_section(report.get("evaluation") or {})),
+        "text-encoder": ("Text encoder", text_encoder_section(report.get("text_encoder"))),
+        "examples": ("Examples", examples_section(report.get("examples") or [])),
+    }
+    nav = "".join(f'<a href="#{s}">{sections[s][0]}</a>' for s in SECTIONS)
+    body = "".join(f'<section id="{s}"><h2>{sections[s][0]}</h2>{sections[s][1]}</section>'
+                   for s in SECTIONS)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>mtrec run report</title><style>{CSS}</style></head><body>"
             f"<h1>mtrec run report</h1><p class=\"muted\">{_e(report.get('home'))} &middot; "
