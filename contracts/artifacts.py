@@ -9,6 +9,12 @@ MLMD_FILE = "metadata.sqlite"  # ML Metadata: what each run did, its artifacts
 # <examples_root>/{train,eval,catalog}/ hold the shards (split names in
 # contracts/pipeline.py); this file next to them records counts and the split rule.
 INGEST_REPORT_FILE = "ingest_report.json"
+# Its keys that other modules read (data/examples.py writes them; the run summary and
+# the report read them): rows per split, the distinct users and items of the kept
+# ratings, and the split protocol (which the ExampleGens record as
+# contracts.pipeline.SPLIT_PROTOCOL).
+INGEST_ROWS, INGEST_USERS, INGEST_ITEMS = "rows", "n_users", "n_items"
+INGEST_SPLIT_PROTOCOL = "split_protocol"
 
 # ------------------------------------------- a SavedModel's layout (TF's names)
 SAVED_MODEL_FILE = "saved_model.pb"  # the graph: a version is complete once it exists
@@ -62,3 +68,18 @@ ENCODER_DIR = "encoder"  # TF SavedModel: serving_default(text) -> embedding
 KERAS_MODEL_FILE = "keras_model.keras"  # Keras 3 encoder on token ids
 PRESET_DIR = "preset"  # keras-hub preset (backbone + tokenizer) of the encoder
 METADATA_FILE = "metadata.json"  # mode, sizes, steps, losses, timings
+# Its keys that other layers read (components/text_encoder/executor.py writes them;
+# mtrec/summary.py and the run report read them).
+ENCODER_MODE = "mode"
+ENCODER_NAME = "encoder_name"  # the checkpoint's name, e.g. sentence-transformers/...
+ENCODER_PARAMS = "encoder_params"
+ENCODER_CONFIG = "config"  # TextEncoderConfig.to_dict()
+ENCODER_SEQUENCE_LENGTH = "sequence_length"  # the one chosen for the corpus
+ENCODED_ITEMS = "num_items"
+ENCODED_DIM = "embedding_dim"
+ENCODE_CACHED = "encode_cached"  # the vectors came from the encoder's cache
+ENCODER_SECONDS = "seconds"  # {phase: seconds}, ENCODE_PHASE among them
+ENCODE_PHASE = "encode"
+MLM_REPORT = "mlm"  # the masked-LM pre-training (no steps when the encoder is frozen):
+MLM_STEPS, MLM_SECONDS = "steps", "seconds"
+MLM_LOSS_BEFORE, MLM_LOSS_AFTER = "loss_before", "loss_after"

@@ -23,7 +23,13 @@ import pandas as pd
 import tensorflow as tf
 
 from mtrec.contracts import features as F
-from mtrec.contracts.artifacts import INGEST_REPORT_FILE
+from mtrec.contracts.artifacts import (
+    INGEST_ITEMS,
+    INGEST_REPORT_FILE,
+    INGEST_ROWS,
+    INGEST_SPLIT_PROTOCOL,
+    INGEST_USERS,
+)
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT, SPLITS, TRAIN_SPLIT
 from mtrec.data import tfexample as W
 from mtrec.data.artifact_io import COMPRESSION
@@ -195,11 +201,11 @@ def write_examples(
 
     report = {
         "source": dataset.name,
-        "rows": {name: writer.count for name, writer in writers.items()},
-        "n_users": int(len(pd.unique(user_ids))),
-        "n_items": int(len(pd.unique(item_ids))),
+        INGEST_ROWS: {name: writer.count for name, writer in writers.items()},
+        INGEST_USERS: int(len(pd.unique(user_ids))),
+        INGEST_ITEMS: int(len(pd.unique(item_ids))),
         "split_rule": split_rule,
-        "split_protocol": split_protocol(ratings, is_eval),
+        INGEST_SPLIT_PROTOCOL: split_protocol(ratings, is_eval),
         "history_len": history_len,
         "shards": shards,
     }
@@ -215,7 +221,7 @@ def recorded_split_protocol(examples_root: str) -> str:
     if not tf.io.gfile.exists(path):
         return UNKNOWN_PROTOCOL
     with tf.io.gfile.GFile(path) as f:
-        return json.load(f).get("split_protocol") or UNKNOWN_PROTOCOL
+        return json.load(f).get(INGEST_SPLIT_PROTOCOL) or UNKNOWN_PROTOCOL
 
 
 def _default_items(ids: set[str]) -> pd.DataFrame:

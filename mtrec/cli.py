@@ -186,7 +186,7 @@ def _summarise(home: str, paths: LocalPaths, data: IngestResult) -> RunSummary:
                        "report": data.report, "tables": data.tables}
     model_dir = summary["pushed_to"]
     if model_dir:
-        user = data.report.get("example_user") or _first_eval_user(data.examples_root)
+        user = _first_eval_user(data.examples_root)
         summary["example"] = {"user_id": user, "items": example_recommendation(model_dir, user)}
         _add_titles(summary["example"]["items"], data.examples_root)
     with open(os.path.join(home, SUMMARY_FILE), "w") as f:

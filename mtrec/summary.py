@@ -12,9 +12,24 @@ from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import (
     CATALOG_SIZE,
+    ENCODE_CACHED,
+    ENCODE_PHASE,
+    ENCODED_DIM,
+    ENCODED_ITEMS,
+    ENCODER_CONFIG,
+    ENCODER_MODE,
+    ENCODER_NAME,
+    ENCODER_PARAMS,
+    ENCODER_SECONDS,
     EVAL_METRIC_PREFIX,
     FIT_PHASE,
+    INGEST_ROWS,
     METADATA_FILE,
+    MLM_LOSS_AFTER,
+    MLM_LOSS_BEFORE,
+    MLM_REPORT,
+    MLM_SECONDS,
+    MLM_STEPS,
     PHASE_SECONDS,
     RETRIEVAL_FAILED,
     RETRIEVAL_METRICS,
@@ -124,15 +139,17 @@ def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     if encoder_uri and os.path.exists(os.path.join(encoder_uri, METADATA_FILE)):
         with open(os.path.join(encoder_uri, METADATA_FILE)) as f:
             meta = json.load(f)
+        mode = meta[ENCODER_CONFIG][ENCODER_MODE]
         summary["text_encoder"] = {
-            "mode": meta["config"]["mode"],
-            "name": meta.get("encoder_name", meta["config"]["mode"]),
-            "params": meta.get("encoder_params"),
-            "embedding_dim": meta.get("embedding_dim"),
-            "num_items": meta.get("num_items"),
-            "encode_seconds": meta.get("seconds", {}).get("encode"),
-            "encode_cached": meta.get("encode_cached", False),
-            **{k: meta["mlm"].get(k) for k in ("steps", "seconds", "loss_before", "loss_after")},
+            "mode": mode,
+            "name": meta.get(ENCODER_NAME, mode),
+            "params": meta.get(ENCODER_PARAMS),
+            "embedding_dim": meta.get(ENCODED_DIM),
+            "num_items": meta.get(ENCODED_ITEMS),
+            "encode_seconds": meta.get(ENCODER_SECONDS, {}).get(ENCODE_PHASE),
+            "encode_cached": meta.get(ENCODE_CACHED, False),
+            **{k: meta[MLM_REPORT].get(k)
+               for k in (MLM_STEPS, MLM_SECONDS, MLM_LOSS_BEFORE, MLM_LOSS_AFTER)},
         }
     evaluator = nodes.get(P.EVALUATOR)
     evaluation = output_uri(evaluator, P.EVALUATION)
@@ -261,7 +278,7 @@ def render(summary: RunSummary) -> str:
             + (f" {reasons}" if reasons else "")
             + f" -> {shown_path(data['rejects_path'])}"
         )
-        lines.append(f"splits: {data['report'].get('rows', data['report'])}")
+        lines.append(f"splits: {data['report'].get(INGEST_ROWS, data['report'])}")
         tables = data.get("tables") or {}
         if tables:
             lines.append("tables: " + "; ".join(
@@ -284,10 +301,10 @@ def render(summary: RunSummary) -> str:
         if t.get("encode_seconds") is not None:
             cached = " (cached)" if t.get("encode_cached") else ""
             line += f", encoded {t.get('num_items')} items in {t['encode_seconds']:.1f}s{cached}"
-        if t["steps"]:
+        if t[MLM_STEPS]:
             line += (
-                f", MLM {t['steps']} steps in {t['seconds']:.0f}s, "
-                f"loss {t['loss_before']:.2f} -> {t['loss_after']:.2f}"
+                f", MLM {t[MLM_STEPS]} steps in {t[MLM_SECONDS]:.0f}s, "
+                f"loss {t[MLM_LOSS_BEFORE]:.2f} -> {t[MLM_LOSS_AFTER]:.2f}"
             )
         lines.append(line)
     if "tfma" in summary:

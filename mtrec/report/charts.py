@@ -27,6 +27,7 @@ from matplotlib import font_manager
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from mtrec import run_state
+from mtrec.contracts.artifacts import MLM_LOSS_AFTER, MLM_LOSS_BEFORE
 from mtrec.contracts.metrics import POPULARITY_PREFIX
 
 WIDTH, HEIGHT = 6.4, 3.0  # inches; 100 dpi in the page
@@ -199,7 +200,7 @@ def model_vs_popularity(title: str, metrics: Mapping[str, float], names: Sequenc
 def mlm_loss(mlm: Mapping[str, float]) -> str:
     """Masked-LM loss before and after pretraining (the per-step curve is not recorded)."""
     return _bars("masked-LM loss (start and end of pretraining)", ["before", "after"],
-                 {"loss": [mlm.get("loss_before", 0.0), mlm.get("loss_after", 0.0)]},
+                 {"loss": [mlm.get(MLM_LOSS_BEFORE, 0.0), mlm.get(MLM_LOSS_AFTER, 0.0)]},
                  value_label="loss")
 
 

@@ -25,7 +25,21 @@ from mtrec.console import LOG_DIR, LOG_FILE
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
-from mtrec.contracts.artifacts import METADATA_FILE, TENSORBOARD_DIR, WEIGHTS_DIR
+from mtrec.contracts.artifacts import (
+    ENCODE_CACHED,
+    ENCODED_DIM,
+    ENCODED_ITEMS,
+    ENCODER_CONFIG,
+    ENCODER_MODE,
+    ENCODER_NAME,
+    ENCODER_PARAMS,
+    ENCODER_SECONDS,
+    ENCODER_SEQUENCE_LENGTH,
+    METADATA_FILE,
+    MLM_REPORT,
+    TENSORBOARD_DIR,
+    WEIGHTS_DIR,
+)
 from mtrec.contracts.metrics import TFMA_KEYS
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
@@ -335,12 +349,12 @@ def _text_encoder(nodes: dict[str, NodeRun]) -> TextEncoderSection | None:
         return None
     with tf.io.gfile.GFile(os.path.join(uri, METADATA_FILE)) as f:
         meta = json.load(f)
-    config = meta.get("config")
+    config = meta.get(ENCODER_CONFIG)
     if isinstance(config, dict):  # only what the mode reads (a frozen MiniLM: no sizes)
         config = TextEncoderConfig.from_exec_properties(config).settings_in_use()
-        config["sequence_length"] = meta.get("sequence_length", config["sequence_length"])
-    return {"mode": meta.get("mode"), "name": meta.get("encoder_name"),
-            "params": meta.get("encoder_params"), "embedding_dim": meta.get("embedding_dim"),
-            "num_items": meta.get("num_items"), "encode_cached": meta.get("encode_cached"),
+        config["sequence_length"] = meta.get(ENCODER_SEQUENCE_LENGTH, config["sequence_length"])
+    return {"mode": meta.get(ENCODER_MODE), "name": meta.get(ENCODER_NAME),
+            "params": meta.get(ENCODER_PARAMS), "embedding_dim": meta.get(ENCODED_DIM),
+            "num_items": meta.get(ENCODED_ITEMS), "encode_cached": meta.get(ENCODE_CACHED),
             "config": config if isinstance(config, dict) else str(config),
-            "mlm": meta.get("mlm") or {}, "seconds": meta.get("seconds") or {}}
+            "mlm": meta.get(MLM_REPORT) or {}, "seconds": meta.get(ENCODER_SECONDS) or {}}

@@ -13,6 +13,13 @@ from typing import Any
 
 from mtrec.contracts.artifacts import (
     CATALOG_SIZE,
+    ENCODE_PHASE,
+    INGEST_ITEMS,
+    INGEST_ROWS,
+    INGEST_USERS,
+    MLM_LOSS_BEFORE,
+    MLM_SECONDS,
+    MLM_STEPS,
     RETRIEVAL_FAILED,
     RETRIEVAL_METRICS,
     RETRIEVAL_THRESHOLDS,
@@ -28,6 +35,7 @@ from mtrec.contracts.metrics import (
     RETRIEVAL_KS,
     at,
 )
+from mtrec.contracts.pipeline import CATALOG_SPLIT
 from mtrec.report import charts
 from mtrec.report.schema import (
     DataSection,
@@ -115,10 +123,12 @@ def data_section(data: DataSection) -> str:
     # write_examples counts the distinct users and items of the kept ratings, which can be
     # fewer than the users and items tables hold (800 items, 797 rated): name the population.
     out.append(_table(["users with ratings", "items with ratings", "ratings kept"], [[
-        _of(report.get("n_users"), (tables.get("users") or {}).get("kept"), "in the users table"),
-        _of(report.get("n_items"), (report.get("rows") or {}).get("catalog"), "in the catalogue"),
+        _of(report.get(INGEST_USERS), (tables.get("users") or {}).get("kept"),
+            "in the users table"),
+        _of(report.get(INGEST_ITEMS), (report.get(INGEST_ROWS) or {}).get(CATALOG_SPLIT),
+            "in the catalogue"),
         _count(counts.get("kept") if counts else None)]]))
-    rows = report.get("rows")
+    rows = report.get(INGEST_ROWS)
     out.append(_table(["split", "rows"], [[_e(k), _num(v)] for k, v in rows.items()])
                if rows else _missing("split sizes"))
     if tables:
@@ -305,7 +315,8 @@ def text_encoder_section(encoder: TextEncoderSection | None) -> str:
         return "<p>No text encoder in this run (or nothing recorded).</p>"
     mlm, seconds = encoder.get("mlm") or {}, encoder.get("seconds") or {}
     config = encoder.get("config")
-    encode = _num(seconds.get("encode"), 2) + (" (cached)" if encoder.get("encode_cached") else "")
+    encode = _num(seconds.get(ENCODE_PHASE), 2) + (" (cached)" if encoder.get("encode_cached")
+                                                   else "")
     out = [_table(["encoder", "mode", "parameters", "embedding dim", "items encoded",
                    "encoding seconds"], [[
         _e(encoder.get("name") or encoder.get("mode") or ""), _num(encoder.get("mode")),
@@ -314,13 +325,13 @@ def text_encoder_section(encoder: TextEncoderSection | None) -> str:
     if isinstance(config, Mapping):
         out.append(_table(["setting", "value"], [[_e(k), "default" if v is None else _num(v)]
                                                  for k, v in config.items()]))
-    if mlm.get("loss_before") is not None:
+    if mlm.get(MLM_LOSS_BEFORE) is not None:
         out.append(_table(["MLM steps", "MLM seconds"],
-                          [[_count(mlm.get("steps")), _num(mlm.get("seconds"), 1)]]))
+                          [[_count(mlm.get(MLM_STEPS)), _num(mlm.get(MLM_SECONDS), 1)]]))
         out.append(_img(charts.mlm_loss(mlm), "masked-LM loss"))
         out.append('<p class="muted">The per-step MLM curve is not recorded; start and end '
                    "losses are.</p>")
-    elif mlm.get("steps"):
+    elif mlm.get(MLM_STEPS):
         out.append(_missing("MLM loss"))
     else:
         out.append('<p class="muted">Frozen: the encoder runs with its published weights; '
