@@ -49,6 +49,11 @@ UNKNOWN_ITEM = "unknown_item"
 DUPLICATE = "duplicate"  # same (user, item) as a later valid rating, which is kept
 REASONS = (MALFORMED, MISSING_FIELD, BAD_RATING, RATING_OUT_OF_RANGE, BAD_TIMESTAMP,
            UNKNOWN_USER, UNKNOWN_ITEM, DUPLICATE)
+# CleanResult's counts (the ratings': REASONS plus these three) and table counts (these
+# four): summary.json, the report and `mtrec data check` read them.
+TOTAL, KEPT, REJECTED = "total", "kept", "rejected"
+ROWS_READ = "rows"
+DERIVED = "derived"  # the source has no file for the table: one row per rated id
 MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01: later "seconds" are milliseconds or garbage
 # table: ratings, users or items; line: 1-based line (row for Parquet and generated
 # data) in `source`; raw: the record as read; detail: what a malformed line got wrong.
@@ -73,11 +78,11 @@ class DataQualityError(ValueError):
 class CleanResult:
     """The cleaned dataset, the rejected rows (REJECT_COLUMNS) and counts.
 
-    counts, for the ratings only: one entry per reason in REASONS plus "total",
-    "kept" and "rejected" (total = kept + rejected).
-    tables: per table (TABLES), counts: "rows" read = "kept" + "rejected"
-    (+ "duplicate" ids dropped from users/items, first row wins; duplicate
-    ratings are rejects).
+    counts, for the ratings only: one entry per reason in REASONS plus TOTAL,
+    KEPT and REJECTED (total = kept + rejected).
+    tables: per table (TABLES), counts: ROWS_READ = KEPT + REJECTED
+    (+ DUPLICATE ids dropped from users/items, first row wins; duplicate
+    ratings are rejects), and DERIVED.
     """
 
     dataset: Dataset
@@ -200,23 +205,28 @@ def _line_rejects(malformed: pd.DataFrame) -> pd.DataFrame:
 
 def _table_counts(dataset: Dataset, ratings: dict[str, int]) -> dict[str, dict[str, int]]:
     bad = dataset.malformed[TABLE].value_counts()
-    out = {RATINGS: {"rows": ratings["total"], "kept": ratings["kept"],
-                     "rejected": ratings["rejected"], "duplicate": ratings[DUPLICATE]}}
+    out = {RATINGS: {ROWS_READ: ratings[TOTAL], KEPT: ratings[KEPT],
+                     REJECTED: ratings[REJECTED], DUPLICATE: ratings[DUPLICATE]}}
     for table, frame, key in ((USERS, dataset.users, F.USER_ID),
                               (ITEMS, dataset.items, F.ITEM_ID)):
         unique, rejected = int(frame[key].nunique()), int(bad.get(table, 0))
-        out[table] = {"rows": len(frame) + rejected, "kept": unique, "rejected": rejected,
-                      "duplicate": len(frame) - unique, "derived": table in dataset.derived}
+        out[table] = {ROWS_READ: len(frame) + rejected, KEPT: unique, REJECTED: rejected,
+                      DUPLICATE: len(frame) - unique, DERIVED: table in dataset.derived}
     return out
 
 
 def table_counts(name: str, counts: Mapping[str, Any]) -> str:
     """One table's ingestion counts: read/kept/rejected, or for a table the source has
     no file for, that its rows were made up from the ratings (not "read")."""
-    if counts.get("derived"):
-        return f"{counts['kept']} (no {name} file: one per rated id)"
-    return (f"{counts['rows']} read, {counts['kept']} kept, {counts['rejected']} rejected"
-            + (f", {counts['duplicate']} duplicate" if counts.get("duplicate") else ""))
+    if counts.get(DERIVED):
+        return f"{counts[KEPT]} (no {name} file: one per rated id)"
+    return (f"{counts[ROWS_READ]} read, {counts[KEPT]} kept, {counts[REJECTED]} rejected"
+            + (f", {counts[DUPLICATE]} duplicate" if counts.get(DUPLICATE) else ""))
+
+
+def rejected_by_reason(counts: Mapping[str, int], nonzero: bool = False) -> dict[str, int]:
+    """The ratings' reject counts per reason (REASONS' order), from CleanResult.counts."""
+    return {r: counts[r] for r in REASONS if r in counts and (counts[r] or not nonzero)}
 
 
 def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
@@ -241,7 +251,7 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
     counts = {r: int((of_ratings == r).sum()) for r in REASONS}
     total = len(ratings) + int((dataset.malformed[TABLE] == RATINGS).sum())
     kept_rows = reason == ""
-    counts.update(total=total, kept=int(kept_rows.sum()), rejected=len(of_ratings))
+    counts.update({TOTAL: total, KEPT: int(kept_rows.sum()), REJECTED: len(of_ratings)})
     if total and len(of_ratings) / total > max_reject_fraction:
         detail = ", ".join(f"{r}={counts[r]}" for r in REASONS if counts[r])
         raise DataQualityError(

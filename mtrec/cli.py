@@ -40,6 +40,7 @@ from mtrec.commands.report import add_report_parser
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
 from mtrec.data import SOURCES, DataQualityError
+from mtrec.data.cleaning import KEPT
 from mtrec.ingest import IngestOptions, IngestResult, ingest
 from mtrec.pipeline import configs
 from mtrec.serving.cli import (
@@ -148,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         with (beam_portable.worker_pools(1) if portable else contextlib.nullcontext()) as ports:
             settings = local_runner.settings(
                 paths, examples_root=data.examples_root, workers=args.workers,
-                beam_mode=args.beam_mode, rows=data.counts["kept"],
+                beam_mode=args.beam_mode, rows=data.counts[KEPT],
                 runner_args=beam_portable.beam_args(ports[0], args.beam_workers)
                 if ports else None,
                 **pipeline_fields(args, dict(args.model_config)),

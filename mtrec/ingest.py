@@ -26,7 +26,7 @@ import pandas as pd
 from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
 from mtrec.data.checks import check_split, check_tables
-from mtrec.data.cleaning import CleanResult, first_rating_reject
+from mtrec.data.cleaning import REJECTED, CleanResult, first_rating_reject
 from mtrec.data.parsing import HeaderError
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
 from mtrec.data.tables import Dataset
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 class IngestResult:
     examples_root: str
     rejects_path: str
-    counts: dict  # ratings: per-reason reject counts, "total", "kept", "rejected"
+    counts: dict  # ratings: per-reason reject counts, TOTAL, KEPT, REJECTED (data.cleaning)
     report: dict  # rows per split, users, items (from write_examples)
     tables: dict = dataclasses.field(default_factory=dict)  # per table: rows, kept, rejected...
 
@@ -124,7 +124,7 @@ def check(
                                f"{rejects_path}") from err
     _write_rejects(result.rejects, rejects_path, key, raw_ids, keep_raw)
     rows = check_split(result.dataset, options.eval_fraction, rejects_path,
-                       result.counts["rejected"])
+                       result.counts[REJECTED])
     return CheckResult(result, rejects_path, rows)
 
 

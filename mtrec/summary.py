@@ -55,7 +55,7 @@ from mtrec.contracts.metrics import (
     TFMA_RMSE,
     at,
 )
-from mtrec.data.cleaning import table_counts
+from mtrec.data.cleaning import KEPT, REJECTED, rejected_by_reason, table_counts
 from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property, output_uri
 
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
@@ -272,9 +272,9 @@ def render(summary: RunSummary) -> str:
     data = summary.get("data")
     if data:
         counts = data["counts"]
-        reasons = {k: v for k, v in counts.items() if k not in ("total", "kept", "rejected") and v}
+        reasons = rejected_by_reason(counts, nonzero=True)
         lines.append(
-            f"data: {counts['kept']} ratings kept, {counts['rejected']} rejected"
+            f"data: {counts[KEPT]} ratings kept, {counts[REJECTED]} rejected"
             + (f" {reasons}" if reasons else "")
             + f" -> {shown_path(data['rejects_path'])}"
         )

@@ -14,7 +14,7 @@ import tempfile
 
 from mtrec.commands.options import EXAMPLE_HELP, SubParsers, fraction, open_fraction
 from mtrec.data import DataQualityError
-from mtrec.data.cleaning import table_counts
+from mtrec.data.cleaning import KEPT, REJECTED, TOTAL, rejected_by_reason, table_counts
 from mtrec.data.tables import RATINGS
 from mtrec.ingest import REJECTS_FILE, IngestOptions, check
 
@@ -51,9 +51,8 @@ def add_data_parser(sub: SubParsers, source_help: str) -> argparse.ArgumentParse
 def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
                  rows: dict[str, int], rejects_path: str) -> list[str]:
     """The rejects report: kept/rejected ratings by reason, per table, per split."""
-    reasons = {k: v for k, v in counts.items() if k not in ("total", "kept", "rejected") and v}
-    lines = [f"ratings: {counts['total']} read, {counts['kept']} kept, "
-             f"{counts['rejected']} rejected"]
+    reasons = rejected_by_reason(counts, nonzero=True)
+    lines = [f"ratings: {counts[TOTAL]} read, {counts[KEPT]} kept, {counts[REJECTED]} rejected"]
     lines += [f"  rejected {reason}: {n}" for reason, n in sorted(reasons.items())]
     for name, c in tables.items():
         if name == RATINGS:  # the lines above, by reason

@@ -29,6 +29,7 @@ from matplotlib.ticker import LogFormatter, MaxNLocator
 from mtrec import run_state
 from mtrec.contracts.artifacts import MLM_LOSS_AFTER, MLM_LOSS_BEFORE
 from mtrec.contracts.metrics import POPULARITY_PREFIX
+from mtrec.data.cleaning import KEPT, rejected_by_reason
 
 WIDTH, HEIGHT = 6.4, 3.0  # inches; 100 dpi in the page
 RUN, CACHED, FAILED = "#4c72b0", "#8c8c8c", "#c44e52"
@@ -107,10 +108,10 @@ def _bars(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float
 @_plain_text
 def rows_by_reason(counts: Mapping[str, int]) -> str:
     """Ratings kept, and rejected per reason."""
-    reasons = {k: v for k, v in counts.items() if k not in ("total", "kept", "rejected")}
-    labels = ["kept", *reasons]
+    reasons = rejected_by_reason(counts)
+    labels = [KEPT, *reasons]
     return _bars("ratings kept and rejected by reason", labels,
-                 {"rows": [counts.get("kept", 0), *reasons.values()]}, horizontal=True,
+                 {"rows": [counts.get(KEPT, 0), *reasons.values()]}, horizontal=True,
                  value_label="ratings", counts=True)
 
 

@@ -36,6 +36,8 @@ from mtrec.contracts.metrics import (
     at,
 )
 from mtrec.contracts.pipeline import CATALOG_SPLIT
+from mtrec.data.cleaning import DERIVED, DUPLICATE, KEPT, REJECTED, ROWS_READ
+from mtrec.data.tables import USERS
 from mtrec.report import charts
 from mtrec.report.schema import (
     DataSection,
@@ -123,18 +125,17 @@ def data_section(data: DataSection) -> str:
     # write_examples counts the distinct users and items of the kept ratings, which can be
     # fewer than the users and items tables hold (800 items, 797 rated): name the population.
     out.append(_table(["users with ratings", "items with ratings", "ratings kept"], [[
-        _of(report.get(INGEST_USERS), (tables.get("users") or {}).get("kept"),
-            "in the users table"),
+        _of(report.get(INGEST_USERS), (tables.get(USERS) or {}).get(KEPT), "in the users table"),
         _of(report.get(INGEST_ITEMS), (report.get(INGEST_ROWS) or {}).get(CATALOG_SPLIT),
             "in the catalogue"),
-        _count(counts.get("kept") if counts else None)]]))
+        _count(counts.get(KEPT) if counts else None)]]))
     rows = report.get(INGEST_ROWS)
     out.append(_table(["split", "rows"], [[_e(k), _num(v)] for k, v in rows.items()])
                if rows else _missing("split sizes"))
     if tables:
         out.append(_table(["table", "read", "kept", "rejected", "duplicate"], [
-            [_e(n), "no file: one row per rated id" if c.get("derived") else _num(c.get("rows")),
-             _num(c.get("kept")), _num(c.get("rejected")), _num(c.get("duplicate"))]
+            [_e(n), "no file: one row per rated id" if c.get(DERIVED) else _num(c.get(ROWS_READ)),
+             _num(c.get(KEPT)), _num(c.get(REJECTED)), _num(c.get(DUPLICATE))]
             for n, c in tables.items()]))
     histograms = {k: v for k, v in (data.get("rating_histogram") or {}).items() if v}
     out.append(_img(charts.rating_histogram(histograms), "rating histogram")
