@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # loads TFX and TensorFlow, which `mtrec --help` must not wai
     import tensorflow as tf
 
     from mtrec.pipeline.local_runner import LocalPaths
-    from mtrec.summary import RunSummary
+    from mtrec.summary import RecommendedItem, RunSummary
 
 SOURCES_HELP = " | ".join(SOURCES)
 DESCRIPTION = """\
@@ -220,7 +220,7 @@ def _first_eval_user(examples_root: str) -> str:
     return "unknown-user"
 
 
-def _add_titles(items: list[dict], examples_root: str) -> None:
+def _add_titles(items: list[RecommendedItem], examples_root: str) -> None:
     import tensorflow as tf
 
     wanted = {r["item_id"] for r in items}

@@ -61,6 +61,21 @@ from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property, output_uri
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
 
 
+class RecommendedItem(TypedDict, total=False):
+    """One row of a user's top items, as the summary and the report show them."""
+
+    item_id: str
+    score: float
+    predicted_rating: float
+    title: str  # added from the catalogue
+    genres: list[str]  # the report adds them
+
+
+class ExampleRecommendation(TypedDict):
+    user_id: str
+    items: list[RecommendedItem]
+
+
 class RunSummary(TypedDict, total=False):
     """SUMMARY_FILE's keys, one declaration for every module that writes or reads them
     (mypy checks every key written, and every key read by subscript; `.get` of a key not
@@ -78,7 +93,7 @@ class RunSummary(TypedDict, total=False):
     pushed_to: str | None
     already_served: bool  # pushed before: this run wrote no new version
     data: dict[str, Any]  # the ingestion: counts, rejects_path, report, tables
-    example: dict[str, Any]  # user_id and the pushed model's top items for them
+    example: ExampleRecommendation  # the pushed model's top items for one eval user
 
 _TFMA_KEYS = {
     (F.OUT_RATING, TFMA_KEYS[TFMA_RMSE]): "rating RMSE",
@@ -178,14 +193,15 @@ def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     return summary
 
 
-def example_recommendation(saved_model_dir: str, user_id: str, k: int = 5) -> list[dict]:
+def example_recommendation(saved_model_dir: str, user_id: str, k: int = 5,
+                           ) -> list[RecommendedItem]:
     """Top-k for one user through the exported `recommend` signature."""
     import tensorflow as tf  # here, not at the top: the report page imports this module
 
     return recommendation_rows(tf.saved_model.load(saved_model_dir), user_id, k)
 
 
-def recommendation_rows(saved_model: Any, user_id: str, k: int) -> list[dict]:
+def recommendation_rows(saved_model: Any, user_id: str, k: int) -> list[RecommendedItem]:
     """Top-k for one user from a loaded SavedModel's `recommend` signature.
 
     `saved_model` is what tf.saved_model.load returns, whose class is private.

@@ -255,7 +255,9 @@ def examples(nodes: dict[str, NodeRun], model_dir: str | None) -> list[ExampleUs
     for user in example_users(nodes, P.EVAL_SPLIT, EXAMPLE_USERS):
         items = recommendation_rows(model, user, TOP_K)
         for item in items:
-            item.update(catalogue.get(item["item_id"], {"title": "", "genres": []}))
+            known = catalogue.get(item["item_id"])
+            item["title"] = known["title"] if known else ""
+            item["genres"] = known["genres"] if known else []
         genres = interest(user_id=tf.constant([user]))
         out.append({"user_id": user, "items": items, "interest": {
             g.decode(): round(float(s), 4)

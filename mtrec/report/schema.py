@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from mtrec.summary import RecommendedItem
+
 
 class ComponentRow(TypedDict):
     id: str  # the node id
@@ -66,7 +68,7 @@ class TextEncoderSection(TypedDict, total=False):
 
 class ExampleUser(TypedDict, total=False):
     user_id: str
-    items: list[dict[str, Any]]  # recommendation_rows plus title and genres
+    items: list[RecommendedItem]
     interest: dict[str, float]  # genre -> score
 
 
