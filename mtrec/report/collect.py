@@ -44,7 +44,13 @@ from mtrec.contracts.metrics import TFMA_KEYS
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.local_runner import LocalPaths
-from mtrec.report.schema import ComponentRow, ExampleUser, Report, TextEncoderSection
+from mtrec.report.schema import (
+    ComponentRow,
+    ExampleUser,
+    Report,
+    TextEncoderSection,
+    TrainedConfig,
+)
 from mtrec.run_state import CACHED, NodeRun, latest_run, output_uri
 from mtrec.summary import SUMMARY_FILE, RunSummary, not_pushed_reason, recommendation_rows
 from mtrec.summary import collect as collect_summary
@@ -146,7 +152,7 @@ def curves(nodes: dict[str, NodeRun]) -> dict[str, dict[str, list[float]]] | Non
     return out
 
 
-def model_config(nodes: dict[str, NodeRun]) -> dict[str, Any] | None:
+def model_config(nodes: dict[str, NodeRun]) -> TrainedConfig | None:
     """The Trainer's resolved ModelConfig (saved next to its weights)."""
     run_uri = output_uri(nodes.get(P.TRAINER), P.MODEL_RUN)
     weights = os.path.join(run_uri, WEIGHTS_DIR) if run_uri else None

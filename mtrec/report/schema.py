@@ -40,10 +40,20 @@ class PipelineSection(TypedDict, total=False):
     log: str | None  # the run log, relative to the home
 
 
+class TrainedConfig(TypedDict, total=False):
+    """What the page shows of the Trainer's saved ModelConfig."""
+
+    loss_weights: dict[str, float]  # task -> weight
+    tasks: list[str]
+    uncertainty_weighting: bool
+    optimizer: str
+    epochs: int
+
+
 class TrainingSection(TypedDict, total=False):
     metrics: dict[str, Any] | None  # the Trainer's TRAINING_METRICS_FILE
     curves: dict[str, dict[str, list[float]]] | None  # train / validation -> name -> epochs
-    config: dict[str, Any] | None  # the saved ModelConfig's loss settings
+    config: TrainedConfig | None
 
 
 class EvaluationSection(TypedDict, total=False):
