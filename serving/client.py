@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import grpc
 import numpy as np
@@ -47,7 +47,42 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _ranked(out: Mapping[str, np.ndarray], row: int) -> list[dict[str, Any]]:
+class RankedItem(TypedDict, total=False):
+    """One item of an answer: score and rating always; relevance from `score` when the
+    model has it; title where `mtrec query` adds it (describe_items)."""
+
+    item_id: str
+    title: str
+    score: float
+    rating: float
+    relevance: float
+
+
+class UserItems(TypedDict):
+    """recommend's (ranked, seen items left out) and score's (in the given order) answer."""
+
+    user_id: str
+    items: list[RankedItem]
+
+
+class GivenItems(TypedDict):
+    """recommend_from_items' answer: the items given, and the ranked others."""
+
+    given: list[str]
+    items: list[RankedItem]
+
+
+class GenreScore(TypedDict):
+    genre: str
+    score: float
+
+
+class UserGenres(TypedDict):
+    user_id: str
+    genres: list[GenreScore]  # strongest first
+
+
+def _ranked(out: Mapping[str, np.ndarray], row: int) -> list[RankedItem]:
     """One row of a top-k answer (recommend, recommend_from_items) as item dicts,
     without the excluded items.
 
@@ -219,14 +254,14 @@ class MtrecClient:
         raise TimeoutError(f"{self.model_name} not available at {self.target}: {last}")
 
     # ------------------------------------------------------------ mtrec calls
-    def recommend(self, user: Id, k: int = 10, timeout: float | None = None) -> dict[str, Any]:
+    def recommend(self, user: Id, k: int = 10, timeout: float | None = None) -> UserItems:
         """Top-k unseen items for one user: {"user_id", "items": [{"item_id", "score",
         "rating"}]}; fewer than k when the user has fewer unseen items."""
         return self.recommend_many([user], k, timeout)[0]
 
     def recommend_many(
         self, users: Sequence[Id], k: int = 10, timeout: float | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[UserItems]:
         out = self.predict(
             S.RECOMMEND,
             {S.USER_ID: np.array([_id(u) for u in users], dtype=object), S.K: np.int32(k)},
@@ -237,7 +272,7 @@ class MtrecClient:
 
     def recommend_from_items(
         self, items: Sequence[Id], k: int = 10, timeout: float | None = None
-    ) -> dict[str, Any]:
+    ) -> GivenItems:
         """Top-k for a user known only by `items` (oldest first; none of them is
         returned, unknown ones are ignored): {"given", "items": [{"item_id", ...}]};
         fewer than k when fewer items are left."""
@@ -248,7 +283,7 @@ class MtrecClient:
         )
         return {"given": [_text(_id(i)) for i in items], "items": _ranked(out, 0)}
 
-    def score(self, user: Id, items: Sequence[Id], timeout: float | None = None) -> dict[str, Any]:
+    def score(self, user: Id, items: Sequence[Id], timeout: float | None = None) -> UserItems:
         """Scores for given items: {"user_id", "items": [{"item_id", "score", "rating", ...}]}."""
         out = self.predict(
             S.SCORE,
@@ -258,17 +293,19 @@ class MtrecClient:
             },
             timeout=timeout,
         )
-        names = {"score": S.SCORES, "rating": S.RATINGS, "relevance": S.RELEVANCE}
-        columns = {field: out[name] for field, name in names.items() if name in out}
-        return {
-            "user_id": _text(_id(user)),
-            "items": [
-                {"item_id": _text(_id(item)), **{k: float(v[0][j]) for k, v in columns.items()}}
-                for j, item in enumerate(items)
-            ],
-        }
+        rows: list[RankedItem] = []
+        for j, item in enumerate(items):  # each output the model has (older ones lack some)
+            row: RankedItem = {"item_id": _text(_id(item))}
+            if S.SCORES in out:
+                row["score"] = float(out[S.SCORES][0][j])
+            if S.RATINGS in out:
+                row["rating"] = float(out[S.RATINGS][0][j])
+            if S.RELEVANCE in out:
+                row["relevance"] = float(out[S.RELEVANCE][0][j])
+            rows.append(row)
+        return {"user_id": _text(_id(user)), "items": rows}
 
-    def user_interest(self, user: Id, timeout: float | None = None) -> dict[str, Any]:
+    def user_interest(self, user: Id, timeout: float | None = None) -> UserGenres:
         """Genre affinities, strongest first: {"user_id", "genres": [{"genre", "score"}]}."""
         out = self.predict(
             S.USER_INTEREST, {S.USER_ID: np.array([_id(user)], dtype=object)}, timeout=timeout
