@@ -7,29 +7,16 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from mtrec.contracts import artifacts as A
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import (
     CATALOG_SIZE,
-    ENCODE_CACHED,
-    ENCODE_PHASE,
-    ENCODED_DIM,
-    ENCODED_ITEMS,
-    ENCODER_CONFIG,
-    ENCODER_MODE,
-    ENCODER_NAME,
-    ENCODER_PARAMS,
-    ENCODER_SECONDS,
     EVAL_METRIC_PREFIX,
     FIT_PHASE,
     INGEST_ROWS,
     METADATA_FILE,
-    MLM_LOSS_AFTER,
-    MLM_LOSS_BEFORE,
-    MLM_REPORT,
-    MLM_SECONDS,
-    MLM_STEPS,
     PHASE_SECONDS,
     RETRIEVAL_FAILED,
     RETRIEVAL_METRICS,
@@ -154,17 +141,17 @@ def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     if encoder_uri and os.path.exists(os.path.join(encoder_uri, METADATA_FILE)):
         with open(os.path.join(encoder_uri, METADATA_FILE)) as f:
             meta = json.load(f)
-        mode = meta[ENCODER_CONFIG][ENCODER_MODE]
+        mode = meta[A.ENCODER_CONFIG][A.ENCODER_MODE]
         summary["text_encoder"] = {
             "mode": mode,
-            "name": meta.get(ENCODER_NAME, mode),
-            "params": meta.get(ENCODER_PARAMS),
-            "embedding_dim": meta.get(ENCODED_DIM),
-            "num_items": meta.get(ENCODED_ITEMS),
-            "encode_seconds": meta.get(ENCODER_SECONDS, {}).get(ENCODE_PHASE),
-            "encode_cached": meta.get(ENCODE_CACHED, False),
-            **{k: meta[MLM_REPORT].get(k)
-               for k in (MLM_STEPS, MLM_SECONDS, MLM_LOSS_BEFORE, MLM_LOSS_AFTER)},
+            "name": meta.get(A.ENCODER_NAME, mode),
+            "params": meta.get(A.ENCODER_PARAMS),
+            "embedding_dim": meta.get(A.ENCODED_DIM),
+            "num_items": meta.get(A.ENCODED_ITEMS),
+            "encode_seconds": meta.get(A.ENCODER_SECONDS, {}).get(A.ENCODE_PHASE),
+            "encode_cached": meta.get(A.ENCODE_CACHED, False),
+            **{k: meta[A.MLM_REPORT].get(k)
+               for k in (A.MLM_STEPS, A.MLM_SECONDS, A.MLM_LOSS_BEFORE, A.MLM_LOSS_AFTER)},
         }
     evaluator = nodes.get(P.EVALUATOR)
     evaluation = output_uri(evaluator, P.EVALUATION)
@@ -317,10 +304,10 @@ def render(summary: RunSummary) -> str:
         if t.get("encode_seconds") is not None:
             cached = " (cached)" if t.get("encode_cached") else ""
             line += f", encoded {t.get('num_items')} items in {t['encode_seconds']:.1f}s{cached}"
-        if t[MLM_STEPS]:
+        if t[A.MLM_STEPS]:
             line += (
-                f", MLM {t[MLM_STEPS]} steps in {t[MLM_SECONDS]:.0f}s, "
-                f"loss {t[MLM_LOSS_BEFORE]:.2f} -> {t[MLM_LOSS_AFTER]:.2f}"
+                f", MLM {t[A.MLM_STEPS]} steps in {t[A.MLM_SECONDS]:.0f}s, "
+                f"loss {t[A.MLM_LOSS_BEFORE]:.2f} -> {t[A.MLM_LOSS_AFTER]:.2f}"
             )
         lines.append(line)
     if "tfma" in summary:

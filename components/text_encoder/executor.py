@@ -31,23 +31,7 @@ from mtrec.components.text_encoder.config import (
     TextEncoderConfig,
 )
 from mtrec.components.text_encoder.corpus import catalog_files, read_catalog
-from mtrec.contracts.artifacts import (
-    ENCODE_CACHED,
-    ENCODE_PHASE,
-    ENCODED_DIM,
-    ENCODED_ITEMS,
-    ENCODER_CONFIG,
-    ENCODER_MODE,
-    ENCODER_NAME,
-    ENCODER_PARAMS,
-    ENCODER_SECONDS,
-    ENCODER_SEQUENCE_LENGTH,
-    MLM_LOSS_AFTER,
-    MLM_LOSS_BEFORE,
-    MLM_REPORT,
-    MLM_SECONDS,
-    MLM_STEPS,
-)
+from mtrec.contracts import artifacts as A
 from mtrec.contracts.pipeline import ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
 from mtrec.data.artifact_io import copy_tree
 
@@ -77,11 +61,11 @@ class Executor(base_executor.BaseExecutor):
         config = TextEncoderConfig.from_exec_properties(exec_properties)
         output = artifact_utils.get_single_instance(output_dict[ITEM_TEXT_EMBEDDINGS])
         metadata = run_text_encoder(catalog_files(input_dict[ITEM_CATALOG]), output.uri, config)
-        output.set_int_custom_property(ENCODED_DIM, metadata[ENCODED_DIM])
-        output.set_int_custom_property(ENCODED_ITEMS, metadata[ENCODED_ITEMS])
-        output.set_string_custom_property(ENCODER_MODE, config.mode)
-        output.set_string_custom_property(ENCODER_NAME, metadata[ENCODER_NAME])
-        output.set_float_custom_property("pretrain_seconds", metadata[MLM_REPORT][MLM_SECONDS])
+        output.set_int_custom_property(A.ENCODED_DIM, metadata[A.ENCODED_DIM])
+        output.set_int_custom_property(A.ENCODED_ITEMS, metadata[A.ENCODED_ITEMS])
+        output.set_string_custom_property(A.ENCODER_MODE, config.mode)
+        output.set_string_custom_property(A.ENCODER_NAME, metadata[A.ENCODER_NAME])
+        output.set_float_custom_property("pretrain_seconds", metadata[A.MLM_REPORT][A.MLM_SECONDS])
 
 
 def choose_sequence_length(lengths: np.ndarray, requested: int, cap: int) -> int:
@@ -216,18 +200,18 @@ def write_models_cached(cache_dir: Path | None, uri: str, write: Callable[[str],
 
 def _mlm_metadata(report: MlmReport | None) -> dict[str, Any]:
     if report is None:  # frozen: no masked-LM step or evaluation at all
-        return {MLM_STEPS: 0, MLM_SECONDS: 0.0, "cpu_seconds": 0.0, MLM_LOSS_BEFORE: None,
-                MLM_LOSS_AFTER: None, "accuracy_before": None, "accuracy_after": None,
+        return {A.MLM_STEPS: 0, A.MLM_SECONDS: 0.0, "cpu_seconds": 0.0, A.MLM_LOSS_BEFORE: None,
+                A.MLM_LOSS_AFTER: None, "accuracy_before": None, "accuracy_after": None,
                 "final_train_loss": None, "train_sequence_length": None}  # fmt: skip
     return {
-        MLM_STEPS: report.steps,
+        A.MLM_STEPS: report.steps,
         "train_sequence_length": report.train_sequence_length,
-        MLM_LOSS_BEFORE: report.loss_before,
+        A.MLM_LOSS_BEFORE: report.loss_before,
         "accuracy_before": report.accuracy_before,
-        MLM_LOSS_AFTER: report.loss_after,
+        A.MLM_LOSS_AFTER: report.loss_after,
         "accuracy_after": report.accuracy_after,
         "final_train_loss": report.final_train_loss,
-        MLM_SECONDS: report.seconds,
+        A.MLM_SECONDS: report.seconds,
         "cpu_seconds": report.cpu_seconds,
     }
 
@@ -335,32 +319,32 @@ def run_text_encoder(
                  " (cached)" if export_cached else "")
 
     metadata = {
-        ENCODER_MODE: config.mode,
-        ENCODER_NAME: name,
+        A.ENCODER_MODE: config.mode,
+        A.ENCODER_NAME: name,
         "checkpoint_sha256": digest,
-        ENCODER_CONFIG: config.to_dict(),
+        A.ENCODER_CONFIG: config.to_dict(),
         "learning_rate": config.effective_learning_rate,
-        ENCODED_ITEMS: len(items),
-        ENCODED_DIM: int(embeddings.shape[1]),
+        A.ENCODED_ITEMS: len(items),
+        A.ENCODED_DIM: int(embeddings.shape[1]),
         "l2_normalized": True,
         "pooling": "mean over non-padding tokens ([CLS]/[SEP] included)",
         "item_text_format": "lower(title | genre genre | year | description)",
         "num_descriptions": num_descriptions,  # items with a description vector
         "description_sequence_length": description_length,
         "vocabulary_size": len(vocabulary),
-        ENCODER_SEQUENCE_LENGTH: sequence_length,
+        A.ENCODER_SEQUENCE_LENGTH: sequence_length,
         "text_tokens": lengths_info,
         "num_truncated_texts": lengths_info["truncated_texts"],
         "mean_text_tokens": float(lengths.mean()),
-        ENCODER_PARAMS: int(backbone.count_params()),
-        ENCODE_CACHED: text_cached and description_cached,
+        A.ENCODER_PARAMS: int(backbone.count_params()),
+        A.ENCODE_CACHED: text_cached and description_cached,
         "export_cached": export_cached,
         "encode_items_per_second": len(texts) / max(encode_seconds, 1e-9),
-        MLM_REPORT: _mlm_metadata(report),
-        ENCODER_SECONDS: {
+        A.MLM_REPORT: _mlm_metadata(report),
+        A.ENCODER_SECONDS: {
             "vocabulary_and_model": load_seconds,
             "mlm": report.seconds if report else 0.0,
-            ENCODE_PHASE: encode_seconds,
+            A.ENCODE_PHASE: encode_seconds,
             "export": export_seconds,
             "total": time.monotonic() - started,
             "total_cpu": time.process_time() - cpu_started,
@@ -371,7 +355,7 @@ def run_text_encoder(
         },
     }
     export.write_metadata(uri, metadata)
-    logging.info("TextEncoder: done in %.1fs: %s", metadata[ENCODER_SECONDS]["total"],
-                 metadata[MLM_REPORT])
+    logging.info("TextEncoder: done in %.1fs: %s", metadata[A.ENCODER_SECONDS]["total"],
+                 metadata[A.MLM_REPORT])
     return metadata
 

@@ -22,21 +22,12 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from mtrec.components.text_encoder.config import TextEncoderConfig
 from mtrec.console import LOG_DIR, LOG_FILE
+from mtrec.contracts import artifacts as A
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import (
-    ENCODE_CACHED,
-    ENCODED_DIM,
-    ENCODED_ITEMS,
-    ENCODER_CONFIG,
-    ENCODER_MODE,
-    ENCODER_NAME,
-    ENCODER_PARAMS,
-    ENCODER_SECONDS,
-    ENCODER_SEQUENCE_LENGTH,
     METADATA_FILE,
-    MLM_REPORT,
     TENSORBOARD_DIR,
     WEIGHTS_DIR,
 )
@@ -357,12 +348,12 @@ def _text_encoder(nodes: dict[str, NodeRun]) -> TextEncoderSection | None:
         return None
     with tf.io.gfile.GFile(os.path.join(uri, METADATA_FILE)) as f:
         meta = json.load(f)
-    config = meta.get(ENCODER_CONFIG)
+    config = meta.get(A.ENCODER_CONFIG)
     if isinstance(config, dict):  # only what the mode reads (a frozen MiniLM: no sizes)
         config = TextEncoderConfig.from_exec_properties(config).settings_in_use()
-        config["sequence_length"] = meta.get(ENCODER_SEQUENCE_LENGTH, config["sequence_length"])
-    return {"mode": meta.get(ENCODER_MODE), "name": meta.get(ENCODER_NAME),
-            "params": meta.get(ENCODER_PARAMS), "embedding_dim": meta.get(ENCODED_DIM),
-            "num_items": meta.get(ENCODED_ITEMS), "encode_cached": meta.get(ENCODE_CACHED),
+        config["sequence_length"] = meta.get(A.ENCODER_SEQUENCE_LENGTH, config["sequence_length"])
+    return {"mode": meta.get(A.ENCODER_MODE), "name": meta.get(A.ENCODER_NAME),
+            "params": meta.get(A.ENCODER_PARAMS), "embedding_dim": meta.get(A.ENCODED_DIM),
+            "num_items": meta.get(A.ENCODED_ITEMS), "encode_cached": meta.get(A.ENCODE_CACHED),
             "config": config if isinstance(config, dict) else str(config),
-            "mlm": meta.get(MLM_REPORT) or {}, "seconds": meta.get(ENCODER_SECONDS) or {}}
+            "mlm": meta.get(A.MLM_REPORT) or {}, "seconds": meta.get(A.ENCODER_SECONDS) or {}}
