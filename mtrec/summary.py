@@ -11,22 +11,6 @@ from mtrec.contracts import artifacts as A
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
-from mtrec.contracts.artifacts import (
-    CATALOG_SIZE,
-    EVAL_METRIC_PREFIX,
-    FIT_PHASE,
-    INGEST_ROWS,
-    METADATA_FILE,
-    PHASE_SECONDS,
-    RETRIEVAL_FAILED,
-    RETRIEVAL_METRICS,
-    RETRIEVAL_METRICS_FILE,
-    TRAIN_EXAMPLES,
-    TRAIN_SECONDS,
-    TRAINED_EPOCHS,
-    TRAINED_PROTOCOL_OVERRIDES,
-    TRAINING_METRICS_FILE,
-)
 from mtrec.contracts.metrics import (
     BASELINE_PREFIX,
     HIT_RATE,
@@ -70,12 +54,12 @@ class RunSummary(TypedDict, total=False):
     `mtrec run` adds `data` and `example`. A run that stopped early has fewer."""
 
     components: dict[str, str]  # node id -> state
-    training: dict[str, Any]  # the Trainer's TRAINING_METRICS_FILE
-    text_encoder: dict[str, Any]  # the TextEncoder's METADATA_FILE, shortened
+    training: dict[str, Any]  # the Trainer's A.TRAINING_METRICS_FILE
+    text_encoder: dict[str, Any]  # the TextEncoder's A.METADATA_FILE, shortened
     tfma_blessed: bool
     tfma: dict[str, float]  # shown name -> value
     tfma_failed: list[str]  # each failed threshold, as a line
-    retrieval: dict[str, Any]  # the RetrievalEvaluator's RETRIEVAL_METRICS_FILE
+    retrieval: dict[str, Any]  # the RetrievalEvaluator's A.RETRIEVAL_METRICS_FILE
     retrieval_blessed: bool
     pushed_to: str | None
     already_served: bool  # pushed before: this run wrote no new version
@@ -134,12 +118,12 @@ def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     """Everything the summary shows, as plain data (also written as JSON)."""
     summary: RunSummary = {"components": {k: v.state for k, v in sorted(nodes.items())}}
     run_uri = output_uri(nodes.get(P.TRAINER), P.MODEL_RUN)
-    if run_uri and os.path.exists(os.path.join(run_uri, TRAINING_METRICS_FILE)):
-        with open(os.path.join(run_uri, TRAINING_METRICS_FILE)) as f:
+    if run_uri and os.path.exists(os.path.join(run_uri, A.TRAINING_METRICS_FILE)):
+        with open(os.path.join(run_uri, A.TRAINING_METRICS_FILE)) as f:
             summary["training"] = json.load(f)
     encoder_uri = output_uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS)
-    if encoder_uri and os.path.exists(os.path.join(encoder_uri, METADATA_FILE)):
-        with open(os.path.join(encoder_uri, METADATA_FILE)) as f:
+    if encoder_uri and os.path.exists(os.path.join(encoder_uri, A.METADATA_FILE)):
+        with open(os.path.join(encoder_uri, A.METADATA_FILE)) as f:
             meta = json.load(f)
         mode = meta[A.ENCODER_CONFIG][A.ENCODER_MODE]
         summary["text_encoder"] = {
@@ -164,7 +148,7 @@ def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     retrieval = nodes.get(P.RETRIEVAL_EVALUATOR)
     if retrieval and retrieval.outputs.get(P.BLESSING):
         blessing = retrieval.outputs[P.BLESSING][0]
-        with open(os.path.join(blessing.uri, RETRIEVAL_METRICS_FILE)) as f:
+        with open(os.path.join(blessing.uri, A.RETRIEVAL_METRICS_FILE)) as f:
             summary["retrieval"] = json.load(f)
         summary["retrieval_blessed"] = bool(custom_property(blessing, P.BLESSED))
     pusher = nodes.get(P.PUSHER)
@@ -211,10 +195,10 @@ def training_time(training: Mapping[str, Any]) -> str:
     lines add up to it) and what the model_run did around them, so neither is taken for
     the other or for the Trainer component's wall time, which adds TFX's own work. A
     model_run from before the phases were recorded has its train_seconds only."""
-    phases = dict(training.get(PHASE_SECONDS) or {})
-    if FIT_PHASE not in phases:
-        return f"{training[TRAIN_SECONDS]}s"
-    fit = phases.pop(FIT_PHASE)
+    phases = dict(training.get(A.PHASE_SECONDS) or {})
+    if A.FIT_PHASE not in phases:
+        return f"{training[A.TRAIN_SECONDS]}s"
+    fit = phases.pop(A.FIT_PHASE)
     return f"fit {fit:.1f}s + {sum(phases.values()):.1f}s {', '.join(phases)}"
 
 
@@ -225,7 +209,7 @@ def _protocol(training: dict) -> str:
         return ""
     if training[P.SPLIT_PROTOCOL] is None:
         return ", split protocol not recorded (cached examples: re-run with --no-cache)"
-    settings = training.get(TRAINED_PROTOCOL_OVERRIDES) or {}
+    settings = training.get(A.TRAINED_PROTOCOL_OVERRIDES) or {}
     listed = ", ".join(f"{k} {v}" for k, v in settings.items())
     return f", split protocol {training[P.SPLIT_PROTOCOL]}" + (f" ({listed})" if listed else "")
 
@@ -257,7 +241,7 @@ def not_pushed_reason(summary: RunSummary, states: dict[str, str]) -> str | None
         reasons.append("TFMA did not bless the model" + detail)
     elif tfma_not_run(summary):
         reasons.append("the retrieval gate refused the model (TFMA did not run)")
-    retrieval_failed = (summary.get("retrieval") or {}).get(RETRIEVAL_FAILED) or {}
+    retrieval_failed = (summary.get("retrieval") or {}).get(A.RETRIEVAL_FAILED) or {}
     for name, (value, bound) in retrieval_failed.items():
         reasons.append(f"retrieval {name} {value:.3f} < {bound}")
     return "; ".join(reasons) or "the run stopped before the Pusher"
@@ -281,7 +265,7 @@ def render(summary: RunSummary) -> str:
             + (f" {reasons}" if reasons else "")
             + f" -> {shown_path(data['rejects_path'])}"
         )
-        lines.append(f"splits: {data['report'].get(INGEST_ROWS, data['report'])}")
+        lines.append(f"splits: {data['report'].get(A.INGEST_ROWS, data['report'])}")
         tables = data.get("tables") or {}
         if tables:
             lines.append("tables: " + "; ".join(
@@ -291,9 +275,9 @@ def render(summary: RunSummary) -> str:
     if "training" in summary:
         t = summary["training"]
         lines.append(
-            f"training: {t[TRAIN_EXAMPLES]} examples, {t[TRAINED_EPOCHS]} "
-            f"epoch{'s' if t[TRAINED_EPOCHS] != 1 else ''}, {training_time(t)}, "
-            f"catalogue {t[CATALOG_SIZE]} items" + _protocol(t)
+            f"training: {t[A.TRAIN_EXAMPLES]} examples, {t[A.TRAINED_EPOCHS]} "
+            f"epoch{'s' if t[A.TRAINED_EPOCHS] != 1 else ''}, {training_time(t)}, "
+            f"catalogue {t[A.CATALOG_SIZE]} items" + _protocol(t)
         )
     if "text_encoder" in summary:
         t = summary["text_encoder"]
@@ -314,11 +298,11 @@ def render(summary: RunSummary) -> str:
         tfma = ", ".join(f"{k} {v:.4f}" for k, v in summary["tfma"].items())
         lines.append(f"rating/relevance (TFMA, eval split): {tfma}")
     if "training" in summary:
-        auc = summary["training"].get(EVAL_METRIC_PREFIX + INTEREST_AUC)
+        auc = summary["training"].get(A.EVAL_METRIC_PREFIX + INTEREST_AUC)
         if auc is not None:
             lines.append(f"interest (eval split): genre AUC {auc:.4f}")
     if "retrieval" in summary:
-        m = summary["retrieval"][RETRIEVAL_METRICS]
+        m = summary["retrieval"][A.RETRIEVAL_METRICS]
         hr = ", ".join(
             f"HR@{k.split('@')[1]} {m[k]:.3f} (popularity {m[POPULARITY_PREFIX + k]:.3f})"
             for k in m if k.startswith(HIT_RATE + "@")
@@ -333,7 +317,7 @@ def render(summary: RunSummary) -> str:
                 f"(popularity {m[POPULARITY_PREFIX + ndcg]:.3f}{base}), "
                 f"P@{RECOMMEND_K} {m[precision]:.3f}"
             )
-        failed = summary["retrieval"].get(RETRIEVAL_FAILED) or {}
+        failed = summary["retrieval"].get(A.RETRIEVAL_FAILED) or {}
         if failed:
             lines.append("retrieval gate failed: " + ", ".join(
                 f"{name} {value:.3f} < {bound}" for name, (value, bound) in failed.items()))

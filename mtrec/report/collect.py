@@ -26,11 +26,6 @@ from mtrec.contracts import artifacts as A
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
-from mtrec.contracts.artifacts import (
-    METADATA_FILE,
-    TENSORBOARD_DIR,
-    WEIGHTS_DIR,
-)
 from mtrec.contracts.metrics import TFMA_KEYS
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
@@ -132,7 +127,7 @@ def curves(nodes: dict[str, NodeRun]) -> dict[str, dict[str, list[float]]] | Non
     out: dict[str, dict[str, list[float]]] = {}
     for phase in ("train", "validation"):
         per_epoch: dict[str, dict[int, float]] = collections.defaultdict(dict)
-        for path in tf.io.gfile.glob(os.path.join(run_uri, TENSORBOARD_DIR, phase, "events.*")):
+        for path in tf.io.gfile.glob(os.path.join(run_uri, A.TENSORBOARD_DIR, phase, "events.*")):
             for event in tf.compat.v1.train.summary_iterator(path):
                 for value in event.summary.value:
                     if value.tag.startswith("epoch_"):
@@ -146,7 +141,7 @@ def curves(nodes: dict[str, NodeRun]) -> dict[str, dict[str, list[float]]] | Non
 def model_config(nodes: dict[str, NodeRun]) -> TrainedConfig | None:
     """The Trainer's resolved ModelConfig (saved next to its weights)."""
     run_uri = output_uri(nodes.get(P.TRAINER), P.MODEL_RUN)
-    weights = os.path.join(run_uri, WEIGHTS_DIR) if run_uri else None
+    weights = os.path.join(run_uri, A.WEIGHTS_DIR) if run_uri else None
     if not weights or not tf.io.gfile.exists(weights):
         return None
     config = load_config(weights)
@@ -344,9 +339,9 @@ def collect(home: str) -> Report:
 
 def _text_encoder(nodes: dict[str, NodeRun]) -> TextEncoderSection | None:
     uri = output_uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS)
-    if not uri or not tf.io.gfile.exists(os.path.join(uri, METADATA_FILE)):
+    if not uri or not tf.io.gfile.exists(os.path.join(uri, A.METADATA_FILE)):
         return None
-    with tf.io.gfile.GFile(os.path.join(uri, METADATA_FILE)) as f:
+    with tf.io.gfile.GFile(os.path.join(uri, A.METADATA_FILE)) as f:
         meta = json.load(f)
     config = meta.get(A.ENCODER_CONFIG)
     if isinstance(config, dict):  # only what the mode reads (a frozen MiniLM: no sizes)
