@@ -58,19 +58,20 @@ def light_user_items(rated_splits: np.ndarray, positions: np.ndarray,
     the table stays small with millions of users."""
     if max_items <= 0:
         return None
-    light: list[np.ndarray] = []
-    rows = np.full(len(rated_splits) - 1, -1, np.int64)
-    for user, ordered in enumerate(in_time_order(rated_splits, positions, times)):
-        items = ordered[ordered >= 0]
-        if 0 < len(items) <= max_items:
-            rows[user] = len(light)
-            light.append(items)
-    if not light:
+    # Each user's catalogue items, counted without a pass over every user: only the
+    # light ones are then put in time order (the onboarding prior orders them all).
+    in_catalogue = np.concatenate([[0], np.cumsum(positions >= 0)])
+    counts = in_catalogue[rated_splits[1:]] - in_catalogue[rated_splits[:-1]]
+    users = np.flatnonzero((counts > 0) & (counts <= max_items))
+    if not len(users):
         return None
-    table = np.full((len(light) + 1, max(len(items) for items in light)), -1, np.int64)
-    for row, items in enumerate(light):
+    table = np.full((len(users) + 1, counts[users].max()), -1, np.int64)
+    for row, ordered in enumerate(in_time_order(rated_splits, positions, times, users)):
+        items = ordered[ordered >= 0]
         table[row, :len(items)] = items
-    return LightUsers(np.where(rows >= 0, rows, len(light)), table)
+    rows = np.full(len(rated_splits) - 1, len(users), np.int64)  # the last row: all -1
+    rows[users] = np.arange(len(users))
+    return LightUsers(rows, table)
 
 
 class LightUserItems(tf.Module):

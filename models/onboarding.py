@@ -68,16 +68,21 @@ def rated_positions(tables: ServingTables, catalog_idx: np.ndarray) -> np.ndarra
 
 
 def in_time_order(rated_splits: np.ndarray, positions: np.ndarray,
-                  times: np.ndarray | None) -> list[np.ndarray]:
+                  times: np.ndarray | None, users: np.ndarray | None = None,
+                  ) -> list[np.ndarray]:
     """Each user's `positions` (split by `rated_splits`), oldest first by `times`
-    (a stable sort; as listed without times). -1 entries are kept."""
-    users = []
-    for start, stop in zip(rated_splits[:-1].tolist(), rated_splits[1:].tolist(), strict=True):
+    (a stable sort; as listed without times); only `users`' (indices), if given.
+    -1 entries are kept."""
+    if users is None:
+        users = np.arange(len(rated_splits) - 1)
+    ordered = []
+    for start, stop in zip(rated_splits[users].tolist(), rated_splits[users + 1].tolist(),
+                           strict=True):
         items = positions[start:stop]
         if times is not None:
             items = items[np.argsort(times[start:stop], kind="stable")]
-        users.append(items)
-    return users
+        ordered.append(items)
+    return ordered
 
 
 def first_and_later(rated_splits: np.ndarray, positions: np.ndarray, times: np.ndarray,
