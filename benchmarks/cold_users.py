@@ -111,7 +111,7 @@ def served(fn: SignatureFn, given: pd.DataFrame, users: np.ndarray
     request = [[str(i) for i in items[u.decode()]] for u in users.tolist()]
     width = max(len(r) for r in request)
     padded = [r + [""] * (width - len(r)) for r in request]
-    return fn(item_ids=tf.constant(padded), k=tf.constant(TOP))["item_ids"].numpy()
+    return fn(item_ids=tf.constant(padded), k=tf.constant(TOP))[S.ITEM_IDS].numpy()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--weights is for --validation (the test run trains and exports its model)")
     data = args.data or default_data_path(args.dataset)
     dataset = clean(load_dataset(args.dataset, data, None)).dataset
-    warm, _, _ = held_out(dataset.ratings, args.validation)
+    given_counts = [GIVEN] if args.validation else sorted({GIVEN, *args.given})
+    splits = {n: held_out(dataset.ratings, args.validation, n) for n in given_counts}
+    warm, first, rest = splits[GIVEN]  # the same warm users for every count (split_users)
     suffix = "_validation" if args.validation else ""
     train_set = Dataset(f"{dataset.name}+cold-users", warm, dataset.users, dataset.items,
                         dataset.malformed)
@@ -166,11 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         served_by = {"ours (recommend_from_items)":
                      tf.saved_model.load(model_dir).signatures[S.RECOMMEND_FROM_ITEMS]}
-    given_counts = [GIVEN] if args.validation else sorted({GIVEN, *args.given})
-    by_given = {n: compared(served_by, *held_out(dataset.ratings, args.validation, n), lam)
-                for n in given_counts}
+    by_given = {n: compared(served_by, *splits[n], lam) for n in given_counts}
     if args.retrained:
-        _, first, rest = held_out(dataset.ratings, args.validation)
         recommend, seconds = retrained(dataset, warm, first,
                                        f"{args.dataset}_cold_users{suffix}_given",
                                        Path(args.work_dir), json.loads(args.config))
@@ -249,7 +248,7 @@ def retrained_metrics(recommend: SignatureFn, given: pd.DataFrame, rest: pd.Data
     items = given.groupby(F.USER_ID)[F.ITEM_ID].apply(lambda s: {str(i).encode() for i in s})
     lists = recommend(user_id=tf.constant(truth.users), k=tf.constant(TOP + GIVEN))
     ranked = [[i for i in row if i not in items[u.decode()]][:TOP]
-              for u, row in zip(truth.users.tolist(), lists["item_ids"].numpy().tolist(),
+              for u, row in zip(truth.users.tolist(), lists[S.ITEM_IDS].numpy().tolist(),
                                 strict=True)]
     return E.ranking_metrics(np.array(ranked), truth.relevant, TOP)
 
