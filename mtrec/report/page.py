@@ -316,8 +316,8 @@ def text_encoder_section(encoder: TextEncoderSection | None) -> str:
         return "<p>No text encoder in this run (or nothing recorded).</p>"
     mlm, seconds = encoder.get("mlm") or {}, encoder.get("seconds") or {}
     config = encoder.get("config")
-    encode = _num(seconds.get(ENCODE_PHASE), 2) + (" (cached)" if encoder.get("encode_cached")
-                                                   else "")
+    cached = " (cached)" if encoder.get("encode_cached") else ""
+    encode = _num(seconds.get(ENCODE_PHASE), 2) + cached
     out = [_table(["encoder", "mode", "parameters", "embedding dim", "items encoded",
                    "encoding seconds"], [[
         _e(encoder.get("name") or encoder.get("mode") or ""), _num(encoder.get("mode")),
