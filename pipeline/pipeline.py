@@ -65,10 +65,28 @@ def _compact_json(message: Message) -> str:
     return json.dumps(json.loads(proto_utils.proto_to_json(message)), sort_keys=True)
 
 
+def _gated(class_name: str, bound: float, max_worsening: float, *,
+           higher_is_better: bool) -> tfma.MetricConfig:
+    """A metric with a value bound and a change bound against the baseline model.
+
+    `max_worsening` is how far it may move the wrong way from the baseline's value.
+    """
+    if higher_is_better:
+        value = tfma.GenericValueThreshold(lower_bound={"value": bound})
+        change = tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_worsening})
+    else:
+        value = tfma.GenericValueThreshold(upper_bound={"value": bound})
+        change = tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": max_worsening})
+    return tfma.MetricConfig(
+        class_name=class_name,
+        threshold=tfma.MetricThreshold(value_threshold=value, change_threshold=change),
+    )
+
+
 def eval_config(t: Thresholds) -> tfma.EvalConfig:
     """TFMA config: per-head metrics, value thresholds and change thresholds."""
-    lower = tfma.MetricDirection.LOWER_IS_BETTER
-    higher = tfma.MetricDirection.HIGHER_IS_BETTER
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -82,17 +100,8 @@ def eval_config(t: Thresholds) -> tfma.EvalConfig:
             tfma.MetricsSpec(
                 output_names=[F.OUT_RATING],
                 metrics=[
-                    tfma.MetricConfig(
-                        class_name=TFMA_RMSE,
-                        threshold=tfma.MetricThreshold(
-                            value_threshold=tfma.GenericValueThreshold(
-                                upper_bound={"value": t.rating_rmse_max}
-                            ),
-                            change_threshold=tfma.GenericChangeThreshold(
-                                direction=lower, absolute={"value": t.rating_rmse_max_increase}
-                            ),
-                        ),
-                    ),
+                    _gated(TFMA_RMSE, t.rating_rmse_max, t.rating_rmse_max_increase,
+                           higher_is_better=False),
                     tfma.MetricConfig(class_name=TFMA_MAE),
                     tfma.MetricConfig(class_name=TFMA_EXAMPLE_COUNT),
                 ],
@@ -100,18 +109,8 @@ def eval_config(t: Thresholds) -> tfma.EvalConfig:
             tfma.MetricsSpec(
                 output_names=[F.OUT_RELEVANCE],
                 metrics=[
-                    tfma.MetricConfig(
-                        class_name=TFMA_AUC,
-                        threshold=tfma.MetricThreshold(
-                            value_threshold=tfma.GenericValueThreshold(
-                                lower_bound={"value": t.relevance_auc_min}
-                            ),
-                            change_threshold=tfma.GenericChangeThreshold(
-                                direction=higher,
-                                absolute={"value": -t.relevance_auc_max_decrease},
-                            ),
-                        ),
-                    ),
+                    _gated(TFMA_AUC, t.relevance_auc_min, t.relevance_auc_max_decrease,
+                           higher_is_better=True),
                     tfma.MetricConfig(class_name=TFMA_CALIBRATION),
                     tfma.MetricConfig(class_name=TFMA_BINARY_ACCURACY),
                 ],
