@@ -254,6 +254,21 @@ def shown_path(path: str) -> str:
     return path if relative.startswith("..") or "://" in path else relative
 
 
+def components_line(states: Mapping[str, str]) -> str:
+    """How the run's components ended, in one short line: the commonest state as a
+    count, every other state with its components' names (the ones worth reading)."""
+    by_state: dict[str, list[str]] = {}
+    for node, state in sorted(states.items()):
+        by_state.setdefault(state, []).append(node)
+    if not by_state:
+        return "components: none ran"
+    common = max(by_state, key=lambda state: len(by_state[state]))
+    rest = [f"{state}: {', '.join(nodes)}" for state, nodes in by_state.items()
+            if state != common]
+    return f"components ({len(states)}): " + "; ".join(
+        [f"{len(by_state[common])} {common}", *rest])
+
+
 def render(summary: RunSummary) -> str:
     lines = ["", "=== mtrec run summary ==="]
     data = summary.get("data")
@@ -265,13 +280,15 @@ def render(summary: RunSummary) -> str:
             + (f" {reasons}" if reasons else "")
             + f" -> {shown_path(data['rejects_path'])}"
         )
-        lines.append(f"splits: {data['report'].get(A.INGEST_ROWS, data['report'])}")
+        rows = data["report"].get(A.INGEST_ROWS) or {}
+        if rows:
+            lines.append("splits: " + ", ".join(f"{split} {n}" for split, n in sorted(
+                rows.items(), key=lambda item: -item[1])))
         tables = data.get("tables") or {}
         if tables:
             lines.append("tables: " + "; ".join(
                 f"{name} {table_counts(name, c)}" for name, c in tables.items()))
-    states = summary["components"]
-    lines.append("components: " + ", ".join(f"{k}={v}" for k, v in states.items()))
+    lines.append(components_line(summary["components"]))
     if "training" in summary:
         t = summary["training"]
         lines.append(

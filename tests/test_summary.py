@@ -53,3 +53,19 @@ def test_the_rejects_path_reads_as_the_pushed_path_does(
             "report": {"rows": {"train": 2, "eval": 1}}}
     text = render({"components": {}, "pushed_to": None, "data": data})
     assert "data: 3 ratings kept, 0 rejected -> outputs/sample/rejects.csv" in text
+    assert "splits: train 2, eval 1" in text.splitlines()
+
+
+@pytest.mark.parametrize("states, line", [
+    ({}, "components: none ran"),
+    ({"Trainer": "COMPLETE", "Transform": "COMPLETE"}, "components (2): 2 COMPLETE"),
+    # A re-run: the few that ran again are named, the cached majority counted.
+    ({"Transform": "CACHED", "Trainer": "CACHED", "Evaluator": "COMPLETE",
+      "AtomicPusher": "COMPLETE", "StatisticsGen": "CACHED"},
+     "components (5): 3 CACHED; COMPLETE: AtomicPusher, Evaluator"),
+    ({"ImportExampleGen": "COMPLETE", "Transform": "COMPLETE", "Trainer": "FAILED"},
+     "components (3): 2 COMPLETE; FAILED: Trainer"),
+])
+def test_the_components_line_counts_the_common_state_and_names_the_rest(
+        states: dict[str, str], line: str) -> None:
+    assert line in render({"components": states, "pushed_to": None}).splitlines()
