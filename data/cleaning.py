@@ -229,6 +229,35 @@ def rejected_by_reason(counts: Mapping[str, int], nonzero: bool = False) -> dict
     return {r: counts[r] for r in REASONS if r in counts and (counts[r] or not nonzero)}
 
 
+# Out-of-range ratings in more than this share of the rows (and at least
+# OTHER_SCALE_MIN_ROWS of them) are another scale (0-4, 1-10, 0-100) or a marker
+# (0 = not rated), not typos: the rest alone would teach the model part of the
+# user's scale (a 1-10 log kept its 1-5 half, 45% rejected, under
+# --max-reject-fraction's 50%; a 0-4 log lost its 0s, 20%).
+OTHER_SCALE_FRACTION = 0.1
+OTHER_SCALE_MIN_ROWS = 10
+
+
+def _other_scale(ratings: pd.DataFrame, reason: pd.Series, name: str) -> str | None:
+    """The message that stops a log whose ratings look like another scale; else None."""
+    values = pd.to_numeric(ratings[F.RATING], errors="coerce")
+    out = values[reason == RATING_OUT_OF_RANGE]
+    if len(out) < OTHER_SCALE_MIN_ROWS or len(out) <= OTHER_SCALE_FRACTION * len(ratings):
+        return None
+    low, high = float(out.min()), float(out.max())
+    seen = f"all {low:g}" if low == high else f"from {low:g} to {high:g}"
+    if low > F.MAX_RATING:  # all above: a larger scale, one factor maps it
+        fix = f" (rating x {F.MAX_RATING / high:.3g} maps {high:g} to {F.MAX_RATING:g})"
+    else:
+        fix = ", and rows that only mark an interaction (0 = not rated) left out"
+    return (
+        f"{name}: {len(out)} of {len(ratings)} ratings ({len(out) / len(ratings):.0%}) are "
+        f"outside {F.MIN_RATING:g}-{F.MAX_RATING:g} ({seen}), the scale mtrec reads. "
+        f"Ratings on another scale (0-4, 1-10, 0-100) must be mapped to it first{fix}; "
+        "--max-reject-fraction 1 trains on the rest instead"
+    )
+
+
 def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
     """Split `dataset.ratings` into kept rows and rejects; fail if too many are rejected.
 
@@ -236,7 +265,9 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
     user/item ids from the users/items tables (first row wins). Raises
     DataQualityError (with the rejects) when rejected ratings / (ratings +
     malformed ratings lines) > max_reject_fraction; users' and items' bad
-    lines do not count towards it.
+    lines do not count towards it. Ratings that look like another scale (out of
+    range in over OTHER_SCALE_FRACTION of the rows) raise it too, at any
+    limit below 1 (1 never stops).
     """
     ratings = dataset.ratings.reset_index(drop=True)
     reason = _reasons(ratings, dataset.users, dataset.items)
@@ -252,6 +283,9 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
     total = len(ratings) + int((dataset.malformed[TABLE] == RATINGS).sum())
     kept_rows = reason == ""
     counts.update({TOTAL: total, KEPT: int(kept_rows.sum()), REJECTED: len(of_ratings)})
+    other_scale = _other_scale(ratings, reason, dataset.name)
+    if other_scale and max_reject_fraction < 1:
+        raise DataQualityError(other_scale, rejects)
     if total and len(of_ratings) / total > max_reject_fraction:
         detail = ", ".join(f"{r}={counts[r]}" for r in REASONS if counts[r])
         raise DataQualityError(

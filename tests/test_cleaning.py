@@ -13,6 +13,7 @@ from mtrec.data.cleaning import (
     BAD_RATING,
     BAD_TIMESTAMP,
     DUPLICATE,
+    KEPT,
     MALFORMED,
     MISSING_FIELD,
     RATING_OUT_OF_RANGE,
@@ -27,6 +28,7 @@ from mtrec.data.cleaning import (
 )
 from mtrec.data.tables import (
     RATINGS,
+    REASON,
     Dataset,
     concat_malformed,
     empty_malformed,
@@ -212,3 +214,40 @@ def test_pseudonymize_users() -> None:
     assert clean(out).counts["kept"] == 3
     with pytest.raises(ValueError):
         pseudonymize_users(ds, b"")
+
+
+def _scaled_log(top_share: int) -> Dataset:
+    """100 ratings of 100 users, one item each: `top_share` of them 6..10, the rest 1..5."""
+    users = [f"u{n}" for n in range(100)]
+    rows = [(users[n], "i1", 6 + n % 5 if n < top_share else 1 + n % 5, n) for n in range(100)]
+    return dataset(rows, users=make_users(pd.Series(users)))
+
+
+def test_ratings_on_another_scale_stop_with_a_rescale_hint() -> None:
+    # 30% above 5 is under --max-reject-fraction's 50%, yet no typo: a 1-10 scale.
+    with pytest.raises(DataQualityError) as err:
+        clean(_scaled_log(30), max_reject_fraction=0.5)
+    message = str(err.value)
+    assert "30 of 100 ratings (30%) are outside 0.5-5 (from 6 to 10)" in message
+    assert "rating x 0.5 maps 10 to 5" in message and "not rated" not in message
+    assert err.value.rejects is not None  # rejects.csv is still written from them
+    assert (err.value.rejects[REASON] == RATING_OUT_OF_RANGE).sum() == 30
+    # A limit of 1 never stops: the user chose to train on what is in range.
+    assert clean(_scaled_log(30), max_reject_fraction=1.0).counts[KEPT] == 70
+
+
+def test_zeros_in_many_rows_stop_too_without_a_factor() -> None:
+    # A 0-4 scale, or 0 marking "not rated": no factor maps it, the message says both.
+    users = [f"u{n}" for n in range(50)]
+    rows = [(users[n], "i1", n % 5, n) for n in range(50)]  # 0, 1, 2, 3, 4, 0, ...
+    with pytest.raises(DataQualityError, match=r"10 of 50 ratings \(20%\) are outside 0.5-5 "
+                       r"\(all 0\).*0 = not rated") as err:
+        clean(dataset(rows, users=make_users(pd.Series(users))))
+    assert "maps" not in str(err.value)
+
+
+@pytest.mark.parametrize("top_share", [9, 10])
+def test_a_few_ratings_above_the_scale_are_rejected_rows_not_a_stop(top_share: int) -> None:
+    # 10% or fewer (and under 10 rows): typos, rejected one by one as before.
+    result = clean(_scaled_log(top_share), max_reject_fraction=0.5)
+    assert result.counts[RATING_OUT_OF_RANGE] == top_share
