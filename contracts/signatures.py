@@ -54,8 +54,11 @@ TITLES = "titles"  # describe_items: "Title (Year)" per id, "" for an unknown on
 
 # The score of an item a list may not hold (the user's training items, the given
 # items): finite, so a fixed-size top-k stays a plain tensor, and always ranked last.
-# A list shorter than k is padded with such items; clients drop scores <= EXCLUDED / 2.
+# A list shorter than k is padded with such items; clients drop scores <= EXCLUDED_BELOW.
 EXCLUDED_SCORE = -1e9
+# Scores at or below this are no answer (the mask, after any blend): the model's
+# re-rank, the summary and every client read them so.
+EXCLUDED_BELOW = EXCLUDED_SCORE / 2
 
 # The top-k signatures' refusal of a k past the catalogue (an INVALID_ARGUMENT whose
 # message ends with the catalogue's size): `mtrec query` recognises it and asks for

@@ -25,6 +25,7 @@ import tensorflow as tf
 from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import (
     INGEST_ITEMS,
+    INGEST_ITEMS_WITH_GENRES,
     INGEST_REPORT_FILE,
     INGEST_ROWS,
     INGEST_SPLIT_PROTOCOL,
@@ -204,6 +205,8 @@ def write_examples(
         INGEST_ROWS: {name: writer.count for name, writer in writers.items()},
         INGEST_USERS: int(len(pd.unique(user_ids))),
         INGEST_ITEMS: int(len(pd.unique(item_ids))),
+        INGEST_ITEMS_WITH_GENRES: int(sum(
+            isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0 for g in items[F.GENRES])),
         "split_rule": split_rule,
         INGEST_SPLIT_PROTOCOL: split_protocol(ratings, is_eval),
         "history_len": history_len,

@@ -264,7 +264,7 @@ class ServingModule(ItemSignatures, tf.Module):
         heads = self.pair_split(query, vectors, at) if self.pair_split is not None else None
         pair = pair_scores(self.model, query, user_idx, vectors, item_idx, heads)
         # Excluded items keep their huge negative score through the blend.
-        blend = tf.where(values <= NEG / 2, values, self._blended(values, pair))
+        blend = tf.where(values <= S.EXCLUDED_BELOW, values, self._blended(values, pair))
         best = tf.math.top_k(blend, k)
         positions = tf.gather(at, best.indices, batch_dims=1)
         return {

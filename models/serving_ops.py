@@ -211,8 +211,8 @@ def within_years(year_z: tf.Tensor, year_known: tf.Tensor,
     newest training item extrapolated it: on ml-latest-small (newest 2018) an added
     2024 film's first-stage score fell from -16.2 (as 2018) to -20.1 for user 40, and
     kept falling with the year."""
-    if year_range is None:
-        return year_z
+    if year_range is None:  # no trained item has a year (a catalogue without years)
+        return tf.convert_to_tensor(year_z)
     lo, hi = year_range
     return tf.where(year_known > 0, tf.clip_by_value(year_z, lo, hi), year_z)
 

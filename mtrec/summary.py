@@ -173,7 +173,8 @@ def example_recommendation(saved_model_dir: str, user_id: str, k: int = 5,
 
 
 def recommendation_rows(saved_model: Any, user_id: str, k: int) -> list[RecommendedItem]:
-    """Top-k for one user from a loaded SavedModel's `recommend` signature.
+    """Top-k for one user from a loaded SavedModel's `recommend` signature, without
+    the padding of a user with fewer than k unseen items (scores <= S.EXCLUDED_BELOW).
 
     `saved_model` is what tf.saved_model.load returns, whose class is private.
     """
@@ -187,6 +188,7 @@ def recommendation_rows(saved_model: Any, user_id: str, k: int) -> list[Recommen
             out[S.ITEM_IDS].numpy()[0], out[S.SCORES].numpy()[0], out[S.RATINGS].numpy()[0],
             strict=True,
         )
+        if s > S.EXCLUDED_BELOW
     ]
 
 
@@ -316,7 +318,11 @@ def render(summary: RunSummary) -> str:
         lines.append(f"rating/relevance (TFMA, eval split): {tfma}")
     if "training" in summary:
         auc = summary["training"].get(A.EVAL_METRIC_PREFIX + INTEREST_AUC)
-        if auc is not None:
+        report = (data or {}).get("report") or {}
+        if report.get(A.INGEST_ITEMS_WITH_GENRES) == 0:  # Keras' AUC without positives: 0
+            lines.append("interest (eval split): no item has genres, so the interest head "
+                         "had no labels (its AUC is undefined)")
+        elif auc is not None:
             lines.append(f"interest (eval split): genre AUC {auc:.4f}")
     if "retrieval" in summary:
         m = summary["retrieval"][A.RETRIEVAL_METRICS]

@@ -89,14 +89,14 @@ def _ranked(out: Mapping[str, np.ndarray], row: int) -> list[RankedItem]:
     The signatures' outputs are always k wide (TF Serving's fixed shapes), so when
     k reaches past the items a user may get, the rest are the excluded ones (seen
     or given items) with the mask score S.EXCLUDED_SCORE, ranked last. They are no answer: the
-    same threshold as the model's own re-rank (S.EXCLUDED_SCORE / 2) drops them here.
+    same threshold as the model's own re-rank (S.EXCLUDED_BELOW) drops them here.
     """
     return [
         {"item_id": _text(item), "score": float(score), "rating": float(rating)}
         for item, score, rating in zip(
             out[S.ITEM_IDS][row], out[S.SCORES][row], out[S.RATINGS][row], strict=True
         )
-        if score > S.EXCLUDED_SCORE / 2
+        if score > S.EXCLUDED_BELOW
     ]
 
 

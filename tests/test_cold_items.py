@@ -103,6 +103,19 @@ def test_without_an_item_item_term_cold_items_still_get_its_rule(transformed_syn
         assert set(a["item_ids"].numpy().ravel()) & {b"cold-a", b"cold-b"} or k == 5
 
 
+def test_a_catalogue_without_years_exports(transformed_synthetic):
+    """No item has a year (a generic log without an items file): the export built no
+    year range, and its cold rows' years stay as they are (it crashed the Trainer)."""
+    model, tft_output, tables, text = _parts(transformed_synthetic)
+    features = dict(tables.item_features)
+    features[F.YEAR_Z] = np.zeros_like(features[F.YEAR_Z])
+    features[F.YEAR_KNOWN] = np.zeros_like(features[F.YEAR_KNOWN])
+    module = ServingModule(model, tft_output, dataclasses.replace(tables, item_features=features),
+                           text, cache_users=False)
+    out = module.recommend(user_id=tf.constant([b"u1"]), k=tf.constant(5))
+    assert out["item_ids"].shape == (1, 5) and np.isfinite(out["scores"].numpy()).all()
+
+
 def test_with_the_item_item_term_cold_items_take_their_own_weight(transformed_synthetic):
     """item_item_cold_weight scales the term's rule for items without training
     ratings alone: 3 against 1 adds 2 x (similarity - its catalogue mean) to the

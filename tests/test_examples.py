@@ -63,6 +63,7 @@ def test_features_and_types(written: tuple[Path, dict], small: Dataset) -> None:
     assert len(train) + len(evals) == len(small.ratings)
     assert json.loads((out / INGEST_REPORT_FILE).read_text()) == report
     assert report["n_users"] == 50 and report["n_items"] == small.ratings[F.ITEM_ID].nunique()
+    assert report["n_items_with_genres"] == sum(len(g) > 0 for g in small.items[F.GENRES])
     for example in train[:50] + evals[:50]:
         assert set(example.features.feature) == set(F.RAW_FEATURES)
         for name in F.RAW_FEATURES:
@@ -165,6 +166,7 @@ def test_official_split_and_defaults(tmp_path: Path) -> None:
     report = write_examples(ds, tmp_path, eval_fraction=0.5)
     assert report["split_rule"] == "official"
     assert report["rows"] == {"train": 2, "eval": 2, "catalog": 3}
+    assert report["n_items_with_genres"] == 0  # make_items without genres
     got = pd.concat([frame(read(tmp_path, s), s) for s in ("train", "eval")])
     got = got.set_index(F.ITEM_ID)
     assert got.loc["y", "split"] == "eval" and got.loc["y", F.HISTORY] == ["x"]

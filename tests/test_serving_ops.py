@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.components.text_encoder.corpus import description_text
+from mtrec.contracts import features as F
 from mtrec.models import serving_ops as ops
 
 
@@ -50,3 +51,24 @@ def test_given_description_treats_the_same_whitespace_as_the_corpus():
     blank = [not description_text(t) for t in texts]
     got = ops.given_description(tf.ones([len(texts), 1]), tf.constant(texts)).numpy()[:, 0]
     assert (got == 0.0).tolist() == blank == [True, False, False, False, True]
+
+
+def test_the_trained_year_range_reads_known_items_with_a_year_only():
+    features = {F.YEAR_Z: np.array([-2.0, 0.5, 3.0, 9.0, 0.0], np.float32),
+                F.YEAR_KNOWN: np.array([1, 1, 1, 1, 0], np.float32)}
+    known = np.array([True, True, True, False, True])  # item 3 has no training ratings
+    assert ops.trained_year_range(features, known) == (-2.0, 3.0)
+    # No trained item with a year (a catalogue without years): no range.
+    assert ops.trained_year_range(features, np.array([False, False, False, False, True])) is None
+
+
+def test_within_years_clips_known_years_and_leaves_unknown_ones():
+    year_z = np.array([-5.0, 1.0, 7.0, 7.0], np.float32)
+    year_known = np.array([1, 1, 1, 0], np.float32)
+    held = ops.within_years(tf.constant(year_z), tf.constant(year_known), (-2.0, 3.0))
+    np.testing.assert_array_equal(held.numpy(), [-2.0, 1.0, 3.0, 7.0])
+    # Without a range every value stays, as a tensor too: the export calls .numpy() on it
+    # (numpy in, numpy out was a Trainer crash on data without years).
+    same = ops.within_years(year_z, year_known, None)
+    assert isinstance(same, tf.Tensor)
+    np.testing.assert_array_equal(same.numpy(), year_z)

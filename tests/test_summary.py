@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
-from mtrec.summary import render
+from mtrec.contracts import signatures as S
+from mtrec.summary import recommendation_rows, render
 
 
 def _pushed_line(pushed_to: str | None, **summary) -> str:
@@ -69,3 +72,37 @@ def test_the_rejects_path_reads_as_the_pushed_path_does(
 def test_the_components_line_counts_the_common_state_and_names_the_rest(
         states: dict[str, str], line: str) -> None:
     assert line in render({"components": states, "pushed_to": None}).splitlines()
+
+
+def test_data_without_genres_says_the_interest_auc_is_undefined() -> None:
+    # Keras' AUC of labels without a positive is 0: no genre is no 0.0000 AUC.
+    training = {"eval_interest_auc": 0.0, "train_examples": 2, "epochs": 1,
+                "train_seconds": 1.0, "catalog_size": 2}
+    report = {"rows": {"train": 2}, "n_items_with_genres": 0}
+    data = {"counts": {"total": 2, "kept": 2, "rejected": 0}, "rejects_path": "r.csv",
+            "report": report}
+    lines = render({"components": {}, "pushed_to": None, "data": data,
+                    "training": training}).splitlines()
+    assert ("interest (eval split): no item has genres, so the interest head had no labels "
+            "(its AUC is undefined)") in lines
+    report["n_items_with_genres"] = 3
+    lines = render({"components": {}, "pushed_to": None, "data": data,
+                    "training": training}).splitlines()
+    assert "interest (eval split): genre AUC 0.0000" in lines
+
+
+class _Signature:
+    """`recommend` of a user with 2 unseen items asked for 4: two padding rows."""
+
+    def __call__(self, user_id, k):
+        return {S.ITEM_IDS: tf.constant([[b"i3", b"i1", b"i0", b"i2"]]),
+                S.SCORES: tf.constant([[2.5, 1.0, S.EXCLUDED_SCORE, S.EXCLUDED_SCORE]]),
+                S.RATINGS: tf.constant([[4.2, 3.1, 1.5, 3.0]])}
+
+
+def test_the_example_user_lists_only_real_answers() -> None:
+    model = types.SimpleNamespace(signatures={S.RECOMMEND: _Signature()})
+    assert recommendation_rows(model, "u1", 4) == [
+        {"item_id": "i3", "score": 2.5, "predicted_rating": 4.2},
+        {"item_id": "i1", "score": 1.0, "predicted_rating": 3.1},
+    ]

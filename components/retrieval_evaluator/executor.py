@@ -268,4 +268,8 @@ class Executor(base_executor.BaseExecutor):
         blessing.set_string_custom_property("current_model", model.uri)
         blessing.set_int_custom_property("current_model_id", model.id)
         for name, value in metrics.items():
-            blessing.set_float_custom_property(name.replace("@", "_at_"), float(value))
+            key = name.replace("@", "_at_")
+            if np.isfinite(value):
+                blessing.set_float_custom_property(key, float(value))
+            else:  # MLMD's SQL cannot hold inf (the lift over a popularity NDCG of 0)
+                blessing.set_string_custom_property(key, str(float(value)))

@@ -8,6 +8,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 from tfx.types import artifact_utils, channel_utils, standard_artifacts
 from tfx.utils import path_utils
 
@@ -135,10 +137,11 @@ def _oracle_lists() -> dict[str, list[str]]:
     return {u: [held[u], "p", "", ""] for u in held}
 
 
-def _bless(tmp_path, model, baseline=None, thresholds=None) -> tuple[bool, dict]:
+def _evaluate(tmp_path, model, baseline=None, thresholds=None, splits=None
+              ) -> RetrievalBlessing:
     where = tmp_path / f"examples-{model.id}-{baseline.id if baseline else 0}"
     where.mkdir()
-    examples = _examples(where, {"train": TRAIN, "eval": EVAL})
+    examples = _examples(where, splits or {"train": TRAIN, "eval": EVAL})
     blessing = RetrievalBlessing()
     # Not created here: a KFP pod's launcher does not create output folders either.
     blessing.uri = str(tmp_path / f"blessing-{model.id}-{baseline.id if baseline else 0}")
@@ -150,6 +153,12 @@ def _bless(tmp_path, model, baseline=None, thresholds=None) -> tuple[bool, dict]
         "thresholds": json.dumps(thresholds or {"ndcg@10_lift": 0.05, "ndcg@10_change": -0.01}),
         "eval_split": "eval", "train_split": "train", "max_users": 0,
     })
+    return blessing
+
+
+def _bless(tmp_path, model, baseline=None, thresholds=None, splits=None
+           ) -> tuple[bool, dict]:
+    blessing = _evaluate(tmp_path, model, baseline, thresholds, splits)
     with open(os.path.join(blessing.uri, RETRIEVAL_METRICS_FILE)) as f:
         report = json.load(f)
     return blessing.get_int_custom_property("blessed") == 1, report
@@ -192,3 +201,24 @@ def test_thresholds_on_metrics_that_were_not_computed_fail_loudly():
     with pytest.raises(KeyError, match="hit_rate@7"):
         failed_thresholds({"hit_rate@10": 0.5}, {"hit_rate@7": 0.1})
     assert failed_thresholds({"ndcg@10": 0.5}, {"ndcg@10_change": 0.0}) == {}
+
+
+def test_a_lift_over_a_popularity_of_zero_blesses_and_mlmd_can_store_it(tmp_path):
+    # Each user's held-out item is one no training user rated: popularity never serves
+    # it (NDCG@10 0), the model does (1), so the lift is inf, which MLMD's SQL refused
+    # as a float property (a tiny generic log failed the RetrievalEvaluator so).
+    splits = {"train": [(f"u{u}", "p") for u in range(3)],
+              "eval": [("u0", "x"), ("u1", "y"), ("u2", "x")]}
+    model = _save(tmp_path, "oracle", {"u0": ["x", "", "", ""], "u1": ["y", "", "", ""],
+                                       "u2": ["x", "", "", ""]})
+    blessing = _evaluate(tmp_path, model, splits=splits)
+    assert blessing.get_int_custom_property("blessed") == 1
+    assert blessing.get_string_custom_property("ndcg_at_10_lift") == "inf"
+    assert blessing.get_float_custom_property("ndcg_at_10") == pytest.approx(1.0)
+    store = metadata_store.MetadataStore(metadata_store_pb2.ConnectionConfig(
+        sqlite=metadata_store_pb2.SqliteMetadataSourceConfig(
+            filename_uri=str(tmp_path / "mlmd.sqlite"),
+            connection_mode=metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE)))
+    blessing.type_id = store.put_artifact_type(blessing.artifact_type)
+    [stored] = store.get_artifacts_by_id(store.put_artifacts([blessing.mlmd_artifact]))
+    assert stored.custom_properties["ndcg_at_10_lift"].string_value == "inf"
