@@ -7,6 +7,7 @@ anomalies stop the run before Transform and Trainer.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -27,8 +28,10 @@ from mtrec.components.anomaly_gate.executor import SchemaAnomaliesError
 from mtrec.components.atomic_pusher.executor import extended_identity, model_identity
 from mtrec.components.text_encoder.corpus import item_text
 from mtrec.console import RunConsole
+from mtrec.contracts import features as F
 from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
+from mtrec.data.tables import ITEMS, USERS, make_items, make_users
 from mtrec.pipeline import local_runner
 from mtrec.pipeline.settings import Thresholds
 from mtrec.run_state import custom_property, latest_run
@@ -393,3 +396,19 @@ def test_schema_anomalies_stop_the_run_before_trainer(tmp_path):
     assert nodes["AnomalyGate"].state == "FAILED"
     assert "Transform" not in nodes and "Trainer" not in nodes
     assert not _versions(paths)
+
+
+def test_ratings_alone_run_to_a_push(tmp_path):
+    """A log of ratings alone (`--source generic` without users or items files: no
+    titles, genres or years) trains, is blessed and pushed. The export crashed on a
+    catalogue without years, and nothing ran such a log end to end."""
+    paths = local_runner.LocalPaths(str(tmp_path))
+    dataset = clean(generate(n_users=80, n_items=60, n_ratings=2000, seed=5)).dataset
+    ids_only = dataclasses.replace(dataset, users=make_users(dataset.users[F.USER_ID]),
+                                   items=make_items(dataset.items[F.ITEM_ID]),
+                                   derived=frozenset({USERS, ITEMS}))
+    report = write_examples(ids_only, tmp_path / "examples")
+    assert report["n_items_with_genres"] == 0
+    nodes = _run(paths, str(tmp_path / "examples"))
+    assert {name: node.state for name, node in nodes.items() if node.state != "COMPLETE"} == {}
+    assert len(_versions(paths)) == 1
