@@ -195,9 +195,14 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
     """
     users, items, total_users = sampled_pairs(examples, eval_split, max_users)
     counts = item_counts(examples, train_split)
+    # The items the signatures can rank, at least: the training items and the eval
+    # ones, which include catalogue items without training ratings (a k past the
+    # catalogue is refused). Bounded by the training items alone, the lists left out
+    # every eval item nobody had rated in training.
+    catalogue = len(set(counts) | set(items.tolist()))
     unique_users, row_user = np.unique(users, return_inverse=True)
     kmax = max(ks)
-    kmax_model = min(kmax, len(counts))
+    kmax_model = min(kmax, catalogue)
     ranked = top_items(saved_model_dir, RETRIEVE, unique_users, kmax_model)
     metrics = hit_rates(ranked, row_user, items, ks)
     popular = popularity_ranking(
@@ -209,13 +214,13 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
     relevant: list[set] = [set() for _ in unique_users]
     for row, item in zip(row_user.tolist(), items.tolist(), strict=True):
         relevant[row].add(item)
-    k = min(RECOMMEND_K, len(counts))
+    k = min(RECOMMEND_K, catalogue)
     seen = seen_items(examples, train_split, unique_users)
     recommended = top_items(saved_model_dir, RECOMMEND, unique_users, k)
     metrics.update(ranking_metrics(recommended, relevant, RECOMMEND_K))
-    # Coverage of the training catalogue and novelty (-log2 of the share of training
-    # users who rated the item: cleaning drops duplicate ratings, so counts are users).
-    metrics.update(coverage_and_novelty(recommended, counts, len(counts),
+    # Coverage of those items and novelty (-log2 of the share of training users who
+    # rated the item: cleaning drops duplicate ratings, so counts are users).
+    metrics.update(coverage_and_novelty(recommended, counts, catalogue,
                                         user_count(examples, train_split), RECOMMEND_K))
     pop = ranking_metrics(popularity_unseen(counts, seen, k), relevant, RECOMMEND_K)
     metrics.update({POPULARITY_PREFIX + m: v for m, v in pop.items()})

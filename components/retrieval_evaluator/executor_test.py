@@ -222,3 +222,18 @@ def test_a_lift_over_a_popularity_of_zero_blesses_and_mlmd_can_store_it(tmp_path
     blessing.type_id = store.put_artifact_type(blessing.artifact_type)
     [stored] = store.get_artifacts_by_id(store.put_artifacts([blessing.mlmd_artifact]))
     assert stored.custom_properties["ndcg_at_10_lift"].string_value == "inf"
+
+
+def test_eval_items_without_training_ratings_are_in_reach(tmp_path):
+    # Only "p" has training ratings; the held-out x and y are catalogue items nobody
+    # rated in training. k was bounded by the 1 training item, so retrieve and
+    # recommend were asked for one item and x and y could never be hit.
+    splits = {"train": [(f"u{u}", "p") for u in range(3)],
+              "eval": [("u0", "x"), ("u1", "y"), ("u2", "x")]}
+    model = _save(tmp_path, "second", {"u0": ["p", "x", "", ""], "u1": ["p", "y", "", ""],
+                                       "u2": ["p", "x", "", ""]})
+    _, report = _bless(tmp_path, model, thresholds={"hit_rate@2": 0.0}, splits=splits)
+    metrics = report["metrics"]
+    assert metrics["hit_rate@1"] == 0.0 and metrics["hit_rate@2"] == pytest.approx(1.0)
+    assert metrics["ndcg@10"] == pytest.approx(1 / np.log2(3))  # each at rank 2
+    assert metrics["coverage@10"] == pytest.approx(3 / 3)  # p, x, y of p, x, y
