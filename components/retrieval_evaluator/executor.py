@@ -61,7 +61,7 @@ from mtrec.contracts.pipeline import (
     TRAIN_SPLIT,
     TRAIN_SPLIT_KEY,
 )
-from mtrec.contracts.signatures import ITEM_IDS, RECOMMEND, RETRIEVE
+from mtrec.contracts.signatures import EXCLUDED_BELOW, ITEM_IDS, RECOMMEND, RETRIEVE, SCORES
 from mtrec.data.artifact_io import read_files, split_files
 from mtrec.models.evaluation import (
     coverage_and_novelty,
@@ -133,12 +133,16 @@ def sampled_pairs(
 
 
 def top_items(saved_model_dir: str, signature: str, users: np.ndarray, k: int) -> np.ndarray:
-    """[len(users), k] item ids from a `user_id, k` signature (`retrieve` or `recommend`)."""
+    """[len(users), k] item ids from a `user_id, k` signature (`retrieve` or `recommend`);
+    b"" where a list is padded with excluded items (a user with fewer than k left)."""
     fn = tf.saved_model.load(saved_model_dir).signatures[signature]
     rows = []
     for start in range(0, len(users), _BATCH):
         out = fn(user_id=tf.constant(users[start : start + _BATCH]), k=tf.constant(k))
-        rows.append(out[ITEM_IDS].numpy())
+        ids = out[ITEM_IDS].numpy()
+        if SCORES in out:
+            ids = np.where(out[SCORES].numpy() > EXCLUDED_BELOW, ids, b"")
+        rows.append(ids)
     return np.concatenate(rows) if rows else np.zeros((0, k), dtype=object)
 
 

@@ -20,8 +20,10 @@ from mtrec.components.retrieval_evaluator.executor import (
     failed_thresholds,
     item_counts,
     sampled_pairs,
+    top_items,
 )
 from mtrec.contracts.artifacts import RETRIEVAL_METRICS_FILE
+from mtrec.contracts.signatures import EXCLUDED_SCORE
 from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
 
 
@@ -237,3 +239,22 @@ def test_eval_items_without_training_ratings_are_in_reach(tmp_path):
     assert metrics["hit_rate@1"] == 0.0 and metrics["hit_rate@2"] == pytest.approx(1.0)
     assert metrics["ndcg@10"] == pytest.approx(1 / np.log2(3))  # each at rank 2
     assert metrics["coverage@10"] == pytest.approx(3 / 3)  # p, x, y of p, x, y
+
+
+def test_padding_with_excluded_items_is_no_recommendation(tmp_path):
+    # u0 has one unseen item left; recommend pads its list with excluded (seen) items,
+    # score EXCLUDED_SCORE, which coverage must not count as recommended.
+    class _Padded(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
+                                      tf.TensorSpec([], tf.int32)])
+        def recommend(self, user_id, k):
+            n = tf.shape(user_id)[0]
+            ids = tf.tile(tf.constant([["x", "p", "q"]]), [n, 1])[:, :k]
+            scores = tf.tile(tf.constant([[1.0, EXCLUDED_SCORE, EXCLUDED_SCORE]]), [n, 1])
+            return {"item_ids": ids, "scores": scores[:, :k]}
+
+    module = _Padded()
+    path = str(tmp_path / "padded")
+    tf.saved_model.save(module, path, signatures={"recommend": module.recommend})
+    ranked = top_items(path, "recommend", np.array([b"u0", b"u1"], dtype=object), 3)
+    assert ranked.tolist() == [[b"x", b"", b""], [b"x", b"", b""]]
