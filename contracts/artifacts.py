@@ -12,10 +12,11 @@ INGEST_REPORT_FILE = "ingest_report.json"
 # Its keys that other modules read (data/examples.py writes them; the run summary and
 # the report read them): rows per split, the distinct users and items of the kept
 # ratings, the catalogue items with at least one genre (none: the interest head has no
-# labels), and the split protocol (which the ExampleGens record as
-# contracts.pipeline.SPLIT_PROTOCOL).
+# labels), the distinct rating values (one: implicit feedback, no rating or like labels),
+# and the split protocol (which the ExampleGens record as contracts.pipeline.SPLIT_PROTOCOL).
 INGEST_ROWS, INGEST_USERS, INGEST_ITEMS = "rows", "n_users", "n_items"
 INGEST_ITEMS_WITH_GENRES = "n_items_with_genres"
+INGEST_RATING_VALUES = "rating_values"
 INGEST_SPLIT_PROTOCOL = "split_protocol"
 
 # ------------------------------------------- a SavedModel's layout (TF's names)

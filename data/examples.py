@@ -26,6 +26,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import (
     INGEST_ITEMS,
     INGEST_ITEMS_WITH_GENRES,
+    INGEST_RATING_VALUES,
     INGEST_REPORT_FILE,
     INGEST_ROWS,
     INGEST_SPLIT_PROTOCOL,
@@ -207,6 +208,7 @@ def write_examples(
         INGEST_ITEMS: int(len(pd.unique(item_ids))),
         INGEST_ITEMS_WITH_GENRES: int(sum(
             isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0 for g in items[F.GENRES])),
+        INGEST_RATING_VALUES: int(ratings[F.RATING].nunique()),
         "split_rule": split_rule,
         INGEST_SPLIT_PROTOCOL: split_protocol(ratings, is_eval),
         "history_len": history_len,

@@ -138,9 +138,13 @@ def _context_features(inputs: dict) -> dict:
 
 def _labels(inputs: dict) -> dict:
     rating = tf.cast(_dense(inputs[F.RATING], 0.0), tf.float32)
+    # The like threshold, at most the highest training rating: in a log of one rating
+    # value (implicit feedback, every rating 1) each interaction is a like against the
+    # sampled unrated items, where below 4 none was and the relevance head learned 0.
+    threshold = tf.minimum(F.LIKED_THRESHOLD, tft.max(rating))
     return {
         F.RATING_XF: rating,
-        F.LIKED_XF: tf.cast(rating >= F.LIKED_THRESHOLD, tf.int64),
+        F.LIKED_XF: tf.cast(rating >= threshold, tf.int64),
     }
 
 

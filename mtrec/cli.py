@@ -37,6 +37,7 @@ from mtrec.commands.options import (
     run_home_problem,
 )
 from mtrec.commands.report import add_report_parser
+from mtrec.contracts import artifacts as A
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
 from mtrec.data import SOURCES, DataQualityError
@@ -142,6 +143,11 @@ def _run(args: argparse.Namespace) -> int:
     from mtrec.summary import render, shown_path
 
     paths = local_runner.LocalPaths(os.path.abspath(home))
+    fields = pipeline_fields(args, dict(args.model_config))
+    # One rating value (implicit feedback) leaves TFMA no labels to bound: the pipeline
+    # decides it from the data, as the Trainer decides the split protocol's settings.
+    fields["thresholds"] = fields["thresholds"].for_rating_values(
+        data.report.get(A.INGEST_RATING_VALUES))
     error = report_error = report_path = None
     portable = args.beam_runner == "portable"
     # Progress on the terminal, library output in <home>/logs/run.log.
@@ -152,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
                 beam_mode=args.beam_mode, rows=data.counts[KEPT],
                 runner_args=beam_portable.beam_args(ports[0], args.beam_workers)
                 if ports else None,
-                **pipeline_fields(args, dict(args.model_config)),
+                **fields,
             )
             try:
                 local_runner.run(paths, settings)

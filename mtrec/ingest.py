@@ -154,10 +154,11 @@ def ingest(
     # "report": bump when write_examples' report gains a key, so cached folders are
     # rewritten, or when the pipeline starts reading one: at 3 its ExampleGens record
     # split_protocol, and a new folder makes a home's cached ExampleGen outputs, which
-    # lack it, run again instead of training without the protocol's settings.
+    # lack it, run again instead of training without the protocol's settings. At 4 it
+    # counts the items with genres and the rating values (the TFMA bounds read it).
     # "code": the code that writes the examples (splits, features, encoding), so a
     # change to it writes a new folder rather than reusing one written the old way.
-    digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 3,
+    digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 4,
                       "code": examples_code()}
     target = Path(home, "examples", _digest(dataset, digest_options))
     if not (target / INGEST_REPORT_FILE).exists():

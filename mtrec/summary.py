@@ -313,12 +313,16 @@ def render(summary: RunSummary) -> str:
                 f"loss {t[A.MLM_LOSS_BEFORE]:.2f} -> {t[A.MLM_LOSS_AFTER]:.2f}"
             )
         lines.append(line)
-    if "tfma" in summary:
+    report = (data or {}).get("report") or {}
+    if report.get(A.INGEST_RATING_VALUES) == 1:  # Thresholds.for_rating_values
+        lines.append("rating/relevance (TFMA, eval split): every rating is the same value "
+                     "(implicit feedback), so there are no rating or like labels to measure; "
+                     "the served-path gate decides")
+    elif "tfma" in summary:
         tfma = ", ".join(f"{k} {v:.4f}" for k, v in summary["tfma"].items())
         lines.append(f"rating/relevance (TFMA, eval split): {tfma}")
     if "training" in summary:
         auc = summary["training"].get(A.EVAL_METRIC_PREFIX + INTEREST_AUC)
-        report = (data or {}).get("report") or {}
         if report.get(A.INGEST_ITEMS_WITH_GENRES) == 0:  # Keras' AUC without positives: 0
             lines.append("interest (eval split): no item has genres, so the interest head "
                          "had no labels (its AUC is undefined)")

@@ -86,7 +86,22 @@ def _gated(class_name: str, bound: float, max_worsening: float, *,
 
 
 def eval_config(t: Thresholds) -> tfma.EvalConfig:
-    """TFMA config: per-head metrics, value thresholds and change thresholds."""
+    """TFMA config: per-head metrics, value thresholds and change thresholds.
+
+    Without rating labels (`t.rating_labels` False: implicit feedback) RMSE and AUC
+    are reported unbounded, and the one bound is that TFMA saw an eval example.
+    """
+    if t.rating_labels:
+        rmse = _gated(TFMA_RMSE, t.rating_rmse_max, t.rating_rmse_max_increase,
+                      higher_is_better=False)
+        auc = _gated(TFMA_AUC, t.relevance_auc_min, t.relevance_auc_max_decrease,
+                     higher_is_better=True)
+        count = tfma.MetricConfig(class_name=TFMA_EXAMPLE_COUNT)
+    else:
+        rmse = tfma.MetricConfig(class_name=TFMA_RMSE)
+        auc = tfma.MetricConfig(class_name=TFMA_AUC)
+        count = tfma.MetricConfig(class_name=TFMA_EXAMPLE_COUNT, threshold=tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 1})))
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -99,18 +114,12 @@ def eval_config(t: Thresholds) -> tfma.EvalConfig:
         metrics_specs=[
             tfma.MetricsSpec(
                 output_names=[F.OUT_RATING],
-                metrics=[
-                    _gated(TFMA_RMSE, t.rating_rmse_max, t.rating_rmse_max_increase,
-                           higher_is_better=False),
-                    tfma.MetricConfig(class_name=TFMA_MAE),
-                    tfma.MetricConfig(class_name=TFMA_EXAMPLE_COUNT),
-                ],
+                metrics=[rmse, tfma.MetricConfig(class_name=TFMA_MAE), count],
             ),
             tfma.MetricsSpec(
                 output_names=[F.OUT_RELEVANCE],
                 metrics=[
-                    _gated(TFMA_AUC, t.relevance_auc_min, t.relevance_auc_max_decrease,
-                           higher_is_better=True),
+                    auc,
                     tfma.MetricConfig(class_name=TFMA_CALIBRATION),
                     tfma.MetricConfig(class_name=TFMA_BINARY_ACCURACY),
                 ],

@@ -34,6 +34,15 @@ class Thresholds:
     retrieval: Mapping[str, float] = dataclasses.field(
         default_factory=lambda: dict(configs.RETRIEVAL_THRESHOLDS)
     )
+    # False for a log whose ratings are all one value (implicit feedback: clicks,
+    # views): rating RMSE and relevance AUC then have no labels to measure (RMSE 0,
+    # AUC 0), so a bound on them would refuse every model. TFMA then only checks
+    # that it evaluated examples, and the served-path gate before it decides.
+    rating_labels: bool = True
+
+    def for_rating_values(self, distinct: int | None) -> Thresholds:
+        """These bounds for data with `distinct` rating values (the ingest report's)."""
+        return dataclasses.replace(self, rating_labels=False) if distinct == 1 else self
 
 
 @dataclasses.dataclass(frozen=True)

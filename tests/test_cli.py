@@ -226,6 +226,30 @@ def test_a_run_that_fails_before_any_component_says_so_without_a_summary(
     assert (tmp_path / "home" / "logs" / "run.log").exists()
 
 
+@pytest.mark.parametrize("ratings, labels", [((1, 1, 1), False), ((1, 4, 5), True)])
+def test_run_drops_tfma_label_bounds_for_one_rating_value(
+        ratings, labels, tmp_path: Path, monkeypatch, capfd):
+    """Implicit feedback (one rating value) runs without TFMA's rating and like bounds:
+    `mtrec run` decides it from the ingested data (Thresholds.for_rating_values)."""
+    from mtrec.pipeline import local_runner
+
+    seen = {}
+
+    def stop(_paths, settings):
+        seen["thresholds"] = settings.thresholds
+        raise ValueError("stop here")
+
+    data = tmp_path / "in"
+    data.mkdir()
+    rows = [f"u{u},i{i},{ratings[(u + i) % 3]},{100 * u + i}" for u in range(6) for i in range(5)]
+    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows))
+    monkeypatch.setattr(local_runner, "run", stop)
+    assert main(["run", "--source", "generic", "--path", str(data), "--home",
+                 str(tmp_path / "home"), "--no-text-encoder"]) == 1
+    capfd.readouterr()
+    assert seen["thresholds"].rating_labels is labels
+
+
 def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys):
     data = tmp_path / "in"
     data.mkdir()

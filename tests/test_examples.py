@@ -64,6 +64,7 @@ def test_features_and_types(written: tuple[Path, dict], small: Dataset) -> None:
     assert json.loads((out / INGEST_REPORT_FILE).read_text()) == report
     assert report["n_users"] == 50 and report["n_items"] == small.ratings[F.ITEM_ID].nunique()
     assert report["n_items_with_genres"] == sum(len(g) > 0 for g in small.items[F.GENRES])
+    assert report["rating_values"] == small.ratings[F.RATING].nunique() > 1
     for example in train[:50] + evals[:50]:
         assert set(example.features.feature) == set(F.RAW_FEATURES)
         for name in F.RAW_FEATURES:

@@ -398,17 +398,22 @@ def test_schema_anomalies_stop_the_run_before_trainer(tmp_path):
     assert not _versions(paths)
 
 
-def test_ratings_alone_run_to_a_push(tmp_path):
-    """A log of ratings alone (`--source generic` without users or items files: no
-    titles, genres or years) trains, is blessed and pushed. The export crashed on a
-    catalogue without years, and nothing ran such a log end to end."""
+def test_interactions_alone_run_to_a_push(tmp_path):
+    """A log of interactions alone (`--source generic` without users or items files:
+    no titles, genres or years; every rating 1, as clicks or views are) trains, passes
+    both gates and is pushed. The export crashed on a catalogue without years, and
+    TFMA's bounds on rating RMSE and like AUC, which such a log has no labels for,
+    refused every model."""
     paths = local_runner.LocalPaths(str(tmp_path))
     dataset = clean(generate(n_users=80, n_items=60, n_ratings=2000, seed=5)).dataset
-    ids_only = dataclasses.replace(dataset, users=make_users(dataset.users[F.USER_ID]),
-                                   items=make_items(dataset.items[F.ITEM_ID]),
-                                   derived=frozenset({USERS, ITEMS}))
+    ids_only = dataclasses.replace(
+        dataset, ratings=dataset.ratings.assign(**{F.RATING: 1.0}),
+        users=make_users(dataset.users[F.USER_ID]), items=make_items(dataset.items[F.ITEM_ID]),
+        derived=frozenset({USERS, ITEMS}))
     report = write_examples(ids_only, tmp_path / "examples")
-    assert report["n_items_with_genres"] == 0
-    nodes = _run(paths, str(tmp_path / "examples"))
+    assert report["n_items_with_genres"] == 0 and report["rating_values"] == 1
+    nodes = _run(paths, str(tmp_path / "examples"),
+                 rating_labels=False)
     assert {name: node.state for name, node in nodes.items() if node.state != "COMPLETE"} == {}
+    assert custom_property(nodes["Evaluator"].outputs["blessing"][0], "blessed") == 1
     assert len(_versions(paths)) == 1

@@ -84,3 +84,13 @@ def test_age_time_year_and_labels(transformed):
     # Event days 100..400 s apart: z-scores of (-150, -50, 50, 150) / 111.8.
     np.testing.assert_allclose([r[F.TIME_Z] for r in train],
                                [-1.34164, -0.44721, 0.44721, 1.34164], atol=1e-4)
+
+
+def test_one_rating_value_makes_every_interaction_a_like(tmp_path):
+    """Implicit feedback (every training rating 1): the like threshold falls to the
+    highest training rating, so each interaction is a like (it was none: 1 < 4). An
+    unseen row rated above the training maximum is a like too."""
+    train = [row("u1", "i1", 1, ts=100), row("u2", "i2", 1, ts=200), row("u1", "i2", 1, ts=300)]
+    _, rows, unseen = analyze_and_transform(train, [row("u3", "i1", 5)], str(tmp_path))
+    assert [r[F.LIKED_XF] for r in rows] == [1, 1, 1]
+    assert [r[F.LIKED_XF] for r in unseen] == [1]

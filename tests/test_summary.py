@@ -106,3 +106,19 @@ def test_the_example_user_lists_only_real_answers() -> None:
         {"item_id": "i3", "score": 2.5, "predicted_rating": 4.2},
         {"item_id": "i1", "score": 1.0, "predicted_rating": 3.1},
     ]
+
+
+def test_implicit_feedback_says_tfma_has_no_labels_instead_of_zeros() -> None:
+    data = {"counts": {"total": 2, "kept": 2, "rejected": 0}, "rejects_path": "r.csv",
+            "report": {"rows": {"train": 2}, "rating_values": 1}}
+    tfma = {"rating RMSE": 0.0, "relevance AUC (like vs not)": 0.0}
+    lines = render({"components": {}, "pushed_to": None, "data": data,
+                    "tfma": tfma}).splitlines()
+    assert ("rating/relevance (TFMA, eval split): every rating is the same value (implicit "
+            "feedback), so there are no rating or like labels to measure; the served-path "
+            "gate decides") in lines
+    data["report"]["rating_values"] = 9
+    lines = render({"components": {}, "pushed_to": None, "data": data,
+                    "tfma": tfma}).splitlines()
+    assert ("rating/relevance (TFMA, eval split): rating RMSE 0.0000, relevance AUC (like vs "
+            "not) 0.0000") in lines

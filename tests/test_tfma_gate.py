@@ -122,3 +122,22 @@ def test_the_contract_tfma_keys_are_tfmas_own_names():
     for class_name, key in TFMA_KEYS.items():
         metric = getattr(tfma.metrics, class_name, None) or getattr(tf.keras.metrics, class_name)
         assert metric().name == key, class_name
+
+
+def test_one_rating_value_drops_the_rating_and_like_bounds_and_keeps_a_gate():
+    """Implicit feedback (every rating one value) has no rating or like labels: TFMA
+    reports RMSE 0 and AUC 0, which the bounds would refuse for every model. Its only
+    bound is then an example count, which refuses an evaluation that saw nothing."""
+    assert Thresholds().for_rating_values(5).rating_labels
+    assert Thresholds().for_rating_values(None).rating_labels  # a report without the key
+    implicit = Thresholds().for_rating_values(1)
+    assert not implicit.rating_labels
+    _, keys = _with_baseline(implicit)
+    candidate = [k for k in keys if k.model_name == "candidate"]
+    assert [(k.output_name, k.name, k.is_diff) for k in candidate] == [
+        (F.OUT_RATING, "example_count", False)]
+    config, keyed = _with_baseline(implicit)
+    for count, failures in ((2569, 0), (0, 1)):
+        result = metrics_validator.validate_metrics(
+            ((), {key: count for key in keyed}), config)
+        assert sum(len(s.failures) for s in result.metric_validations_per_slice) == failures
