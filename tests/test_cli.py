@@ -114,6 +114,15 @@ def test_run_and_compile_turn_the_same_flags_into_the_same_settings():
     assert pipeline.text_encoder == {"pretrain_steps": 10} and not pipeline.enable_cache
 
 
+def test_compile_takes_implicit_feedback_as_a_flag():
+    """`mtrec run` reads it from the data; a compiled pipeline has none to read."""
+    parser = build_parser()
+    for flags, labels in (([], True), (["--implicit-feedback"], False)):
+        compiled = parser.parse_args([*COMPILE, *flags])
+        compiled.beam_args = None
+        assert settings_from_args(compiled).pipeline.thresholds.rating_labels is labels
+
+
 def test_run_defaults_are_the_settings_defaults():
     args = build_parser().parse_args(["run"])
     fields = pipeline_fields(args, {})

@@ -87,6 +87,10 @@ def add_compile_parser(sub: SubParsers) -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--no-runtime-parameters", action="store_true",
                    help="bake every value into the spec instead of pipeline inputs")
+    p.add_argument("--implicit-feedback", action="store_true",
+                   help="the data's ratings are all one value (clicks, views): TFMA bounds "
+                   "only the example count, not rating RMSE or like AUC, which have no "
+                   "labels (`mtrec run` decides this from the data)")
     p.add_argument("--no-baseline", action="store_true",
                    help="no latest-blessed-model resolver (needed on KFP OSS, whose v2 "
                    "backend does not implement resolver tasks); drops TFMA change thresholds")
@@ -103,6 +107,9 @@ def settings_from_args(args: argparse.Namespace) -> KubeflowSettings:
     from mtrec.components.trainer.vertex import VertexTraining
     from mtrec.pipeline import kubeflow_v2_runner as kfv2
 
+    fields = pipeline_fields(args, dict(args.model_config))
+    if args.implicit_feedback:  # as `mtrec run` does for data with one rating value
+        fields["thresholds"] = fields["thresholds"].for_rating_values(1)
     return kfv2.kubeflow_settings(
         image=args.image,
         pipeline_root=args.pipeline_root,
@@ -126,7 +133,7 @@ def settings_from_args(args: argparse.Namespace) -> KubeflowSettings:
         ) if args.tfjob_namespace else None,
         runtime_parameters=not args.no_runtime_parameters,
         baseline_model=not args.no_baseline,
-        **pipeline_fields(args, dict(args.model_config)),
+        **fields,
     )
 
 
