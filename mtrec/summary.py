@@ -256,6 +256,13 @@ def shown_path(path: str) -> str:
     return path if relative.startswith("..") or "://" in path else relative
 
 
+def implicit_feedback(data: Mapping[str, Any] | None) -> bool:
+    """Whether the run's data (a summary's "data") had one rating value, so TFMA bounded
+    only the example count (Thresholds.for_rating_values)."""
+    report = (data or {}).get("report") or {}
+    return report.get(A.INGEST_RATING_VALUES) == 1
+
+
 def components_line(states: Mapping[str, str]) -> str:
     """How the run's components ended, in one short line: the commonest state as a
     count, every other state with its components' names (the ones worth reading)."""
@@ -314,7 +321,7 @@ def render(summary: RunSummary) -> str:
             )
         lines.append(line)
     report = (data or {}).get("report") or {}
-    if report.get(A.INGEST_RATING_VALUES) == 1:  # Thresholds.for_rating_values
+    if implicit_feedback(data):
         lines.append("rating/relevance (TFMA, eval split): every rating is the same value "
                      "(implicit feedback), so there are no rating or like labels to measure; "
                      "the served-path gate decides")

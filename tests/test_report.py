@@ -219,6 +219,13 @@ def test_a_model_the_retrieval_gate_refused_says_tfma_did_not_run_and_why():
         {**summary, "tfma_blessed": False, "retrieval_blessed": True}).splitlines()
 
 
+def test_implicit_feedback_says_why_tfma_bounds_only_the_example_count():
+    note = "Every rating is the same value (implicit feedback)"
+    assert note not in render(REPORT)
+    implicit = {**REPORT["evaluation"], "implicit_feedback": True}
+    assert note in render({**REPORT, "evaluation": implicit})
+
+
 def test_each_failed_tfma_threshold_is_named_with_its_value_and_bound(tmp_path: Path):
     """TFMA writes no message for a failed change threshold; the summary and
     the report name the metric, the measured value and the bound. The proto

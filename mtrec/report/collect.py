@@ -38,7 +38,13 @@ from mtrec.report.schema import (
     TrainedConfig,
 )
 from mtrec.run_state import CACHED, NodeRun, latest_run, output_uri
-from mtrec.summary import SUMMARY_FILE, RunSummary, not_pushed_reason, recommendation_rows
+from mtrec.summary import (
+    SUMMARY_FILE,
+    RunSummary,
+    implicit_feedback,
+    not_pushed_reason,
+    recommendation_rows,
+)
 from mtrec.summary import collect as collect_summary
 
 if TYPE_CHECKING:
@@ -331,7 +337,8 @@ def collect(home: str) -> Report:
         "evaluation": {"tfma": tfma_table(nodes), "tfma_blessed": summary.get("tfma_blessed"),
                        "tfma_verdict": tfma_verdict(summary),
                        "retrieval": summary.get("retrieval"),
-                       "retrieval_blessed": summary.get("retrieval_blessed")},
+                       "retrieval_blessed": summary.get("retrieval_blessed"),
+                       "implicit_feedback": implicit_feedback(saved.get("data"))},
         "text_encoder": _text_encoder(nodes),
         "examples": examples(nodes, model_dir),
     }

@@ -273,6 +273,10 @@ def evaluation_section(evaluation: EvaluationSection) -> str:
          fmt(r.get("baseline")), fmt(r.get("diff"))]
         for r in tfma for fmt in [_count if r["metric"].endswith("count") else _num]])
                if tfma else _missing("TFMA metrics"))
+    if evaluation.get("implicit_feedback"):
+        out.append('<p class="muted">Every rating is the same value (implicit feedback): the '
+                   "rating and like metrics have no labels (RMSE 0, AUC 0), so TFMA bounds only "
+                   "the example count and the retrieval gate below decides.</p>")
     if tfma and not any("baseline" in r for r in tfma):
         out.append('<p class="muted">No baseline model yet (no earlier run was blessed): '
                    "change thresholds were skipped.</p>")

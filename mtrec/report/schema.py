@@ -62,6 +62,7 @@ class EvaluationSection(TypedDict, total=False):
     tfma_verdict: str | None
     retrieval: dict[str, Any] | None  # the RetrievalEvaluator's RETRIEVAL_METRICS_FILE
     retrieval_blessed: bool | None
+    implicit_feedback: bool  # one rating value: TFMA bounds only the example count
 
 
 class TextEncoderSection(TypedDict, total=False):
