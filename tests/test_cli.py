@@ -282,6 +282,13 @@ def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys):
     assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
     out = capsys.readouterr().out
     assert "users: 6 read, 6 kept, 0 rejected" in out and "items: 5 (no items file" in out
+    assert "implicit feedback" not in out
+    # One rating value: the report says what `mtrec run` will make of it.
+    (data / "ratings.csv").write_text("\n".join(
+        ["user_id,item_id,rating,timestamp"]
+        + [f"u{u},i{i},1,{1000 + 10 * i}" for u in range(6) for i in range(5)]) + "\n")
+    assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
+    assert "note: every rating is 1 (implicit feedback)" in capsys.readouterr().out
 
 
 def test_data_check_fails_clearly_when_most_rows_are_bad(tmp_path: Path, capsys, monkeypatch):
