@@ -264,10 +264,11 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
     Rejects also hold the malformed lines of every table. Drops duplicate
     user/item ids from the users/items tables (first row wins). Raises
     DataQualityError (with the rejects) when rejected ratings / (ratings +
-    malformed ratings lines) > max_reject_fraction; users' and items' bad
-    lines do not count towards it. Ratings that look like another scale (out of
-    range in over OTHER_SCALE_FRACTION of the rows) raise it too, at any
-    limit below 1 (1 never stops).
+    malformed ratings lines) > max_reject_fraction, duplicates (merged into the
+    latest) left out of both; users' and items' bad lines do not count towards
+    it. Ratings that look like another scale (out of range in over
+    OTHER_SCALE_FRACTION of the rows) raise it too, at any limit below 1 (1
+    never stops).
     """
     ratings = dataset.ratings.reset_index(drop=True)
     reason = _reasons(ratings, dataset.users, dataset.items)
@@ -286,13 +287,17 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
     other_scale = _other_scale(ratings, reason, dataset.name)
     if other_scale and max_reject_fraction < 1:
         raise DataQualityError(other_scale, rejects)
-    if total and len(of_ratings) / total > max_reject_fraction:
-        detail = ", ".join(f"{r}={counts[r]}" for r in REASONS if counts[r])
+    # Duplicates are merged into the latest rating, not bad input: a click log that
+    # repeats interactions (54% of its rows) stopped here, and a file read twice would.
+    merged = counts[DUPLICATE]
+    bad, distinct = len(of_ratings) - merged, total - merged
+    if distinct and bad / distinct > max_reject_fraction:
+        detail = ", ".join(f"{r}={counts[r]}" for r in REASONS if counts[r] and r != DUPLICATE)
+        also = f"; {merged} duplicates merged, not counted" if merged else ""
         raise DataQualityError(
-            f"{dataset.name}: rejected {len(of_ratings)} of {total} ratings "
-            f"({len(of_ratings) / total:.1%}, above the {max_reject_fraction:.0%} limit of "
-            "--max-reject-fraction): "
-            f"{detail}",
+            f"{dataset.name}: rejected {bad} of {distinct} ratings "
+            f"({bad / distinct:.1%}, above the {max_reject_fraction:.0%} limit of "
+            f"--max-reject-fraction): {detail}{also}",
             rejects,
         )
 

@@ -286,7 +286,8 @@ def render(summary: RunSummary) -> str:
         reasons = rejected_by_reason(counts, nonzero=True)
         lines.append(
             f"data: {counts[KEPT]} ratings kept, {counts[REJECTED]} rejected"
-            + (f" {reasons}" if reasons else "")
+            + (" (" + ", ".join(f"{r} {n}" for r, n in reasons.items()) + ")"
+               if reasons else "")
             + f" -> {shown_path(data['rejects_path'])}"
         )
         rows = data["report"].get(A.INGEST_ROWS) or {}

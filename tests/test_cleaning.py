@@ -157,6 +157,20 @@ def test_too_many_rejects_raise_with_counts() -> None:
     assert clean(dataset(rows), max_reject_fraction=0.8).counts["rejected"] == 3
 
 
+def test_duplicates_are_merged_not_counted_against_the_limit() -> None:
+    # A click log repeats interactions: 6 rows, 4 of them repeats of 2 pairs.
+    clicks = [("u1", "i1", 1.0, t) for t in (1, 2, 3)] + [("u2", "i2", 1.0, t) for t in (4, 5, 6)]
+    result = clean(dataset(clicks), max_reject_fraction=0.5)
+    assert result.counts[DUPLICATE] == 4 and result.counts[KEPT] == 2
+    # Bad rows are counted among the distinct ones: 2 of 3 is above 50%, and the
+    # message names the merged duplicates apart.
+    bad = clicks + [("u3", "i3", "x", 7), ("u3", "i1", 9.0, 8)]
+    with pytest.raises(DataQualityError, match=r"rejected 2 of 4 ratings \(50.0%") as err:
+        clean(dataset(bad), max_reject_fraction=0.4)
+    assert "4 duplicates merged, not counted" in str(err.value)
+    assert "duplicate=" not in str(err.value)
+
+
 def test_write_rejects(tmp_path: Path) -> None:
     bad = malformed_frame([("r.csv", 3, "x,y", "expected 4 fields, got 2")], RATINGS)
     result = clean(dataset([*GOOD, ("u1", "i2", 6.0, 1)], bad))

@@ -56,6 +56,10 @@ def test_the_rejects_path_reads_as_the_pushed_path_does(
             "report": {"rows": {"train": 2, "eval": 1}}}
     text = render({"components": {}, "pushed_to": None, "data": data})
     assert "data: 3 ratings kept, 0 rejected -> outputs/sample/rejects.csv" in text
+    data["counts"] = {"total": 5, "kept": 3, "rejected": 2, "duplicate": 1, "bad_rating": 1}
+    text = render({"components": {}, "pushed_to": None, "data": data})
+    assert ("data: 3 ratings kept, 2 rejected (bad_rating 1, duplicate 1) -> "
+            "outputs/sample/rejects.csv") in text
     assert "splits: train 2, eval 1" in text.splitlines()
 
 
