@@ -229,6 +229,13 @@ def rejected_by_reason(counts: Mapping[str, int], nonzero: bool = False) -> dict
     return {r: counts[r] for r in REASONS if r in counts and (counts[r] or not nonzero)}
 
 
+def is_implicit_feedback(rating_values: int | None) -> bool:
+    """Whether a log with `rating_values` distinct ratings is implicit feedback (clicks,
+    views: one value): it has no rating or like labels for TFMA to bound. Read by the
+    pipeline's thresholds, the run summary and `mtrec data check`."""
+    return rating_values == 1
+
+
 # Out-of-range ratings in more than this share of the rows (and at least
 # OTHER_SCALE_MIN_ROWS of them) are another scale (0-4, 1-10, 0-100) or a marker
 # (0 = not rated), not typos: the rest alone would teach the model part of the
@@ -240,8 +247,7 @@ OTHER_SCALE_MIN_ROWS = 10
 
 def _other_scale(ratings: pd.DataFrame, reason: pd.Series, name: str) -> str | None:
     """The message that stops a log whose ratings look like another scale; else None."""
-    values = pd.to_numeric(ratings[F.RATING], errors="coerce")
-    out = values[reason == RATING_OUT_OF_RANGE]
+    out = pd.to_numeric(ratings.loc[reason == RATING_OUT_OF_RANGE, F.RATING])
     if len(out) < OTHER_SCALE_MIN_ROWS or len(out) <= OTHER_SCALE_FRACTION * len(ratings):
         return None
     low, high = float(out.min()), float(out.max())

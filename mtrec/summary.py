@@ -26,7 +26,13 @@ from mtrec.contracts.metrics import (
     TFMA_RMSE,
     at,
 )
-from mtrec.data.cleaning import KEPT, REJECTED, rejected_by_reason, table_counts
+from mtrec.data.cleaning import (
+    KEPT,
+    REJECTED,
+    is_implicit_feedback,
+    rejected_by_reason,
+    table_counts,
+)
 from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property, output_uri
 
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
@@ -260,7 +266,7 @@ def implicit_feedback(data: Mapping[str, Any] | None) -> bool:
     """Whether the run's data (a summary's "data") had one rating value, so TFMA bounded
     only the example count (Thresholds.for_rating_values)."""
     report = (data or {}).get("report") or {}
-    return report.get(A.INGEST_RATING_VALUES) == 1
+    return is_implicit_feedback(report.get(A.INGEST_RATING_VALUES))
 
 
 def components_line(states: Mapping[str, str]) -> str:
@@ -321,7 +327,6 @@ def render(summary: RunSummary) -> str:
                 f"loss {t[A.MLM_LOSS_BEFORE]:.2f} -> {t[A.MLM_LOSS_AFTER]:.2f}"
             )
         lines.append(line)
-    report = (data or {}).get("report") or {}
     if implicit_feedback(data):
         lines.append("rating/relevance (TFMA, eval split): every rating is the same value "
                      "(implicit feedback), so there are no rating or like labels to measure; "
@@ -331,6 +336,7 @@ def render(summary: RunSummary) -> str:
         lines.append(f"rating/relevance (TFMA, eval split): {tfma}")
     if "training" in summary:
         auc = summary["training"].get(A.EVAL_METRIC_PREFIX + INTEREST_AUC)
+        report = (data or {}).get("report") or {}
         if report.get(A.INGEST_ITEMS_WITH_GENRES) == 0:  # Keras' AUC without positives: 0
             lines.append("interest (eval split): no item has genres, so the interest head "
                          "had no labels (its AUC is undefined)")

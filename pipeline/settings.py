@@ -16,6 +16,7 @@ from typing import Any
 from mtrec.components.text_encoder.config import TextEncoderConfig
 from mtrec.components.trainer.tfjob import TFJobTraining
 from mtrec.components.trainer.vertex import VertexTraining
+from mtrec.data.cleaning import is_implicit_feedback
 from mtrec.models.config import ModelConfig
 from mtrec.pipeline import configs
 
@@ -42,7 +43,9 @@ class Thresholds:
 
     def for_rating_values(self, distinct: int | None) -> Thresholds:
         """These bounds for data with `distinct` rating values (the ingest report's)."""
-        return dataclasses.replace(self, rating_labels=False) if distinct == 1 else self
+        if is_implicit_feedback(distinct):
+            return dataclasses.replace(self, rating_labels=False)
+        return self
 
 
 @dataclasses.dataclass(frozen=True)

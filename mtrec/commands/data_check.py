@@ -15,7 +15,14 @@ import tempfile
 from mtrec.commands.options import EXAMPLE_HELP, SubParsers, fraction, open_fraction
 from mtrec.contracts import features as F
 from mtrec.data import DataQualityError
-from mtrec.data.cleaning import KEPT, REJECTED, TOTAL, rejected_by_reason, table_counts
+from mtrec.data.cleaning import (
+    KEPT,
+    REJECTED,
+    TOTAL,
+    is_implicit_feedback,
+    rejected_by_reason,
+    table_counts,
+)
 from mtrec.data.tables import RATINGS
 from mtrec.ingest import REJECTS_FILE, IngestOptions, check
 
@@ -83,7 +90,7 @@ def run_check(args: argparse.Namespace) -> int:
             os.rmdir(home)
     lines = report_lines(checked.clean.counts, checked.clean.tables, checked.rows, rejects_path)
     values = checked.clean.dataset.ratings[F.RATING].unique()
-    if len(values) == 1:  # what `mtrec run` will do with it (Thresholds.for_rating_values)
+    if is_implicit_feedback(len(values)):  # what `mtrec run` will do with it
         lines.append(f"note: every rating is {values[0]:g} (implicit feedback): each "
                      "interaction counts as a like, and TFMA will bound only the example "
                      "count, leaving the decision to the served-path gate")
