@@ -132,10 +132,12 @@ def sampled_pairs(
     return np.concatenate(users), np.concatenate(items), len(all_users)
 
 
-def top_items(saved_model_dir: str, signature: str, users: np.ndarray, k: int) -> np.ndarray:
-    """[len(users), k] item ids from a `user_id, k` signature (`retrieve` or `recommend`);
+def top_items(model: str | Any, signature: str, users: np.ndarray, k: int) -> np.ndarray:
+    """[len(users), k] item ids from a `user_id, k` signature (`retrieve` or `recommend`)
+    of a SavedModel (its directory, or loaded once by the caller for several calls);
     b"" where a list is padded with excluded items (a user with fewer than k left)."""
-    fn = tf.saved_model.load(saved_model_dir).signatures[signature]
+    loaded = tf.saved_model.load(model) if isinstance(model, str) else model
+    fn = loaded.signatures[signature]
     rows = []
     for start in range(0, len(users), _BATCH):
         out = fn(user_id=tf.constant(users[start : start + _BATCH]), k=tf.constant(k))
@@ -207,7 +209,8 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
     unique_users, row_user = np.unique(users, return_inverse=True)
     kmax = max(ks)
     kmax_model = min(kmax, catalogue)
-    ranked = top_items(saved_model_dir, RETRIEVE, unique_users, kmax_model)
+    model = tf.saved_model.load(saved_model_dir)  # once for both signatures
+    ranked = top_items(model, RETRIEVE, unique_users, kmax_model)
     metrics = hit_rates(ranked, row_user, items, ks)
     popular = popularity_ranking(
         np.array(list(counts), dtype=object), kmax, np.array(list(counts.values()))
@@ -220,7 +223,7 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
         relevant[row].add(item)
     k = min(RECOMMEND_K, catalogue)
     seen = seen_items(examples, train_split, unique_users)
-    recommended = top_items(saved_model_dir, RECOMMEND, unique_users, k)
+    recommended = top_items(model, RECOMMEND, unique_users, k)
     metrics.update(ranking_metrics(recommended, relevant, RECOMMEND_K))
     # Coverage of those items and novelty (-log2 of the share of training users who
     # rated the item: cleaning drops duplicate ratings, so counts are users).
