@@ -235,7 +235,7 @@ def _read_records(
     missing = [c for c in required if c not in header]
     if missing:
         raise HeaderError(path, header, f"lacks required column(s) {missing}"
-                          + _separator_hint(header) + case_hint(header, missing))
+                          + separator_hint(header) + case_hint(header, missing))
     repeated = sorted({h for h in header if h and header.count(h) > 1})
     if repeated:
         raise HeaderError(path, header, f"repeats column(s) {repeated}")
@@ -314,7 +314,7 @@ def _stripped(values: pd.Series) -> pd.Series:
     return values.astype(str).str.strip() if values.dtype == object else values
 
 
-def _separator_hint(header: list[str]) -> str:
+def separator_hint(header: list[str]) -> str:
     """A hint when a one-column header looks separated by something other than commas."""
     if len(header) != 1:
         return ""

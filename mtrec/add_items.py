@@ -33,8 +33,8 @@ from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import WEIGHTS_DIR
 from mtrec.data.artifact_io import read_split, split_dir
-from mtrec.data.parsing import case_hint
-from mtrec.data.tables import make_items, split_genres
+from mtrec.data.parsing import case_hint, separator_hint
+from mtrec.data.tables import genre_list, int_column, make_items, split_genres
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.pipeline.local_runner import LocalPaths
@@ -79,27 +79,89 @@ def latest_per_id(items: pd.DataFrame) -> pd.DataFrame:
     return items.fillna("").drop_duplicates(F.ITEM_ID, keep="last").reset_index(drop=True)
 
 
-def read_new_items(items_path: str) -> pd.DataFrame:
-    """The items file, one row per id (`latest_per_id`); ValueError for an empty or
-    unreadable file, a file without an item_id column or rows, or with a row whose id
-    is empty (it was served as item "")."""
+def _read_table(items_path: str) -> pd.DataFrame:
+    """The file as text columns: CSV, or Parquet (as `mtrec run` reads items), whose
+    genre lists are "|"-joined as in the CSV."""
+    if items_path.endswith(".parquet"):
+        try:
+            frame = pd.read_parquet(items_path)
+        except (OSError, ValueError) as err:  # pyarrow's errors subclass these
+            raise ValueError(f"{items_path}: not a readable Parquet file ({err})") from None
+        if F.GENRES in frame.columns:
+            frame[F.GENRES] = ["|".join(genre_list(g)) for g in frame[F.GENRES]]
+        return frame.astype(object).where(frame.notna(), "").astype(str)
     try:
-        items = pd.read_csv(items_path, dtype=str, keep_default_na=False)
+        return pd.read_csv(items_path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:  # pandas' own words name no file
         raise ValueError(f"{items_path}: empty file, need a header line such as "
                          f"{F.ITEM_ID},{F.TITLE}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise ValueError(f"{items_path}: not a readable CSV file "
                          f"({str(err).strip()})") from None
+
+
+def read_given_items(items_path: str) -> pd.DataFrame:
+    """The file's rows as given, ids stripped; ValueError for an empty or unreadable
+    file, a file without an item_id column or rows, or with a row whose id is empty (it
+    was served as item "")."""
+    items = _read_table(items_path)
     if F.ITEM_ID not in items.columns or items.empty:
+        header = list(items.columns)
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row"
-                         + case_hint(items.columns, [F.ITEM_ID]))
+                         + (case_hint(header, [F.ITEM_ID]) or separator_hint(header)))
     items[F.ITEM_ID] = items[F.ITEM_ID].str.strip()  # as ingestion reads ids
     blank = [i + 2 for i in items.index[items[F.ITEM_ID] == ""]]  # file lines: header is 1
     if blank:
         raise ValueError(f"{items_path}: empty {F.ITEM_ID} on line(s) "
                          f"{', '.join(map(str, blank[:5]))}{', ...' if len(blank) > 5 else ''}")
-    return latest_per_id(items)  # a file that repeats an id: pushed twice, counted twice
+    return items
+
+
+def read_new_items(items_path: str) -> pd.DataFrame:
+    """The items file, one row per id (`latest_per_id`; see read_given_items)."""
+    return latest_per_id(read_given_items(items_path))  # a repeated id was pushed twice
+
+
+def _some(values: list[str]) -> str:
+    return ", ".join(values[:5]) + (", ..." if len(values) > 5 else "")
+
+
+def item_notes(given: pd.DataFrame, earlier: pd.DataFrame | None,
+               genre_vocab: set[str]) -> list[str]:
+    """What add-items does with the file that the user may not expect, each said once:
+    an id repeated in the file, or given otherwise by an earlier call (the last row
+    replaces it),
+    genres the model was not trained on (they share the unknown-genre bucket), and
+    years that are not whole numbers (unknown). They were silent."""
+    ids = given[F.ITEM_ID]
+    kept = latest_per_id(given)  # the rows used: a replaced row's genres and year are not
+    notes = []
+    repeated = sorted(set(ids[ids.duplicated()]))
+    if repeated:
+        notes.append(f"{len(repeated)} item id(s) given more than once ({_some(repeated)}): "
+                     "the last row of each is used")
+    if earlier is not None and not earlier.empty:
+        now = _canonical(kept).set_index(F.ITEM_ID)
+        before = _canonical(earlier).set_index(F.ITEM_ID)
+        changed = sorted(i for i in set(now.index) & set(before.index)
+                         if not now.loc[i].equals(before.loc[i]))
+        if changed:
+            notes.append(f"{len(changed)} item id(s) added by an earlier add-items call "
+                         f"({_some(changed)}): this file's row replaces theirs")
+    if F.GENRES in given.columns:
+        named = {g for value in kept[F.GENRES] for g in genre_list(value)}
+        unknown = sorted(g for g in named if g.lower() not in genre_vocab)
+        if unknown:
+            notes.append(f"{len(unknown)} genre(s) the model was not trained on "
+                         f"({_some(unknown)}): they count as one unknown genre; known: "
+                         f"{', '.join(sorted(genre_vocab))}")
+    if F.YEAR in given.columns:
+        text = kept[F.YEAR].astype(str).str.strip()
+        bad = text[(text != "") & (int_column(text, len(text)).to_numpy() == 0)]
+        if not bad.empty:
+            notes.append(f"{len(bad)} year(s) that are not whole numbers "
+                         f"({_some(sorted(set(bad)))}): read as unknown")
+    return notes
 
 
 def add_items(home: str, items_path: str) -> str:
@@ -110,13 +172,19 @@ def add_items(home: str, items_path: str) -> str:
     if not nodes:
         raise FileNotFoundError(f"{home}: no run pushed a model yet, so there is no served "
                                 "catalogue to add items to")
-    items = read_new_items(items_path)
+    given = read_given_items(items_path)
+    items = latest_per_id(given)
     # Cumulative: what earlier add-items gave the same served model, then these.
     record = os.path.join(paths.home, ADDED_ITEMS_DIR,
                           f"model-{_artifact(nodes, P.TRAINER, P.MODEL).id}.csv")
     base = paths.serving_model_dir
-    if os.path.exists(record):  # then add-items pushed the latest version
-        earlier = pd.read_csv(record, dtype=str, keep_default_na=False)
+    earlier = pd.read_csv(record, dtype=str, keep_default_na=False) if os.path.exists(
+        record) else None  # then add-items pushed the latest version
+    tft_output = tft.TFTransformOutput(_uri(nodes, P.TRANSFORM, P.TRANSFORM_GRAPH))
+    genre_vocab = {g.decode() for g in tft_output.vocabulary_by_name(F.GENRE_VOCAB)}
+    for note in item_notes(given, earlier, genre_vocab):
+        print(f"note: {note}")
+    if earlier is not None:
         items = latest_per_id(pd.concat([earlier, items], ignore_index=True))
         served = list_versions(base) if os.path.isdir(base) else {}
         if served and _by_id(items).equals(_by_id(earlier)):  # a call repeated
@@ -125,7 +193,6 @@ def add_items(home: str, items_path: str) -> str:
                   f"items ({len(items)} added to it in all); no version pushed")
             return latest
     table = _canonical(items)
-    tft_output = tft.TFTransformOutput(_uri(nodes, P.TRANSFORM, P.TRANSFORM_GRAPH))
     train_dir = split_dir(_uri(nodes, P.TRANSFORM, P.TRANSFORMED_EXAMPLES), P.TRAIN_SPLIT)
     spec = tft_output.transformed_feature_spec()
     scan = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mtrec.add_items import latest_per_id, read_new_items
+from mtrec.add_items import item_notes, latest_per_id, read_given_items, read_new_items
 
 
 def test_an_id_given_twice_keeps_its_last_row() -> None:
@@ -50,3 +50,49 @@ def test_an_item_id_header_in_other_case_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"at least one row \(column names are lower-case, as "
                        r"listed: 'Item_ID' -> 'item_id'\)$"):
         read_new_items(str(path))
+
+
+def test_a_semicolon_separated_file_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "new_items.csv"
+    path.write_text("item_id;title\nn1;New\n")
+    with pytest.raises(ValueError, match=r"it looks ';'-separated"):
+        read_new_items(str(path))
+
+
+def test_a_parquet_items_file_reads_as_its_csv_would(tmp_path: Path) -> None:
+    """`mtrec run` reads items.parquet; add-items read only CSV (a UnicodeDecodeError)."""
+    frame = pd.DataFrame({"item_id": ["p1", "p2"], "title": ["One", None],
+                          "genres": [["Drama", "War"], []], "year": [1999, 2001]})
+    frame.to_parquet(tmp_path / "new.parquet")
+    items = read_new_items(str(tmp_path / "new.parquet"))
+    assert items.to_dict("list") == {"item_id": ["p1", "p2"], "title": ["One", ""],
+                                     "genres": ["Drama|War", ""], "year": ["1999", "2001"]}
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(ValueError, match=r"bad.parquet: not a readable Parquet file"):
+        read_new_items(str(tmp_path / "bad.parquet"))
+
+
+def test_notes_say_what_the_file_loses_or_replaces(tmp_path: Path) -> None:
+    """Each was silent: a repeated id's first row, a genre outside the model's vocabulary
+    (one shared unknown bucket), a year like "1990s" (unknown), an earlier call's row."""
+    path = tmp_path / "new_items.csv"
+    path.write_text("item_id,title,genres,year\n"
+                    "a1,First,Drama|Cyberpunk,1990s\n"
+                    "a1,First again,drama|Cyberpunk,1990s\n"
+                    "a2,Two,Comedy,\n"
+                    "a3,Three,,2000\n")
+    given = read_given_items(str(path))
+    earlier = pd.DataFrame({"item_id": ["a2", "a3"], "title": ["Two", "Old three"],
+                            "genres": ["Comedy", ""], "year": ["", "2000"]})
+    assert item_notes(given, earlier, {"drama", "comedy"}) == [
+        "1 item id(s) given more than once (a1): the last row of each is used",
+        "1 item id(s) added by an earlier add-items call (a3): this file's row replaces theirs",
+        "1 genre(s) the model was not trained on (Cyberpunk): they count as one unknown "
+        "genre; known: comedy, drama",
+        "1 year(s) that are not whole numbers (1990s): read as unknown",
+    ]
+    replaced = given.assign(genres=["Noir", "Drama", "Comedy", ""], year=["x", "1", "", "2000"])
+    assert item_notes(replaced, None, {"drama", "comedy"}) == [  # a1's first row is unused
+        "1 item id(s) given more than once (a1): the last row of each is used"]
+    clean = given.iloc[[2]]  # a2 as the earlier call gave it: no note
+    assert item_notes(clean, earlier, {"drama", "comedy"}) == []
