@@ -164,13 +164,14 @@ _DETAILS = {  # rejects.csv's `detail` per reason (no ids: they may be pseudonym
 
 def _timestamp_hints(stamps: pd.Series) -> pd.Series:
     """Per bad timestamp, why it may have been written so: milliseconds (a number past
-    MAX_TIMESTAMP) or a date as text (non-numeric, with digits); "" otherwise."""
+    MAX_TIMESTAMP) or a date as text that is not ISO 8601 (non-numeric, with digits:
+    parsing.iso_seconds read the ISO ones); "" otherwise."""
     number = pd.to_numeric(stamps, errors="coerce")
     dated = number.isna() & stamps.map(lambda v: isinstance(v, str)
                                        and any(c.isdigit() for c in v))
     hints = pd.Series("", index=stamps.index, dtype=object)
     hints[number >= MAX_TIMESTAMP] = " (milliseconds?)"
-    hints[dated] = " (dates as text are not read: convert them to seconds since the epoch)"
+    hints[dated] = " (a date as text must be ISO 8601, such as 2020-09-13T12:26:40Z)"
     return hints
 
 

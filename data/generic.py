@@ -10,7 +10,7 @@ except in ratings), LF or CRLF; Parquet: the same column names):
   - ``user_id``   (required) any string/integer id
   - ``item_id``   (required) any string/integer id
   - ``rating``    (required) number, expected within [MIN_RATING, MAX_RATING] (0.5..5)
-  - ``timestamp`` (required) integer seconds since the Unix epoch
+  - ``timestamp`` (required) integer seconds since the Unix epoch, or ISO 8601 text
   - ``split``     (optional) ``train`` or ``eval``: an official split to keep;
     without it the examples writer splits each user's history by time
 * ``users.csv`` / ``users.parquet`` (optional): ``user_id`` (required), ``age``

@@ -264,7 +264,8 @@ def to_ratings(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 
     Nothing is rejected here: cleaning gives each bad value its reason. A
     rating that is not a number becomes NaN (bad_rating; the row's RAW text
-    keeps the value). A timestamp that is not a whole number of seconds stays
+    keeps the value). An ISO 8601 date or time as text is read as its epoch
+    seconds (iso_seconds). A timestamp that is not a whole number of seconds stays
     the stripped text it was (bad_timestamp), an empty rating or timestamp
     becomes None (missing_field); either makes that column object, not
     float64/int64. Rows keep SOURCE_COL, LINE and RAW.
@@ -272,6 +273,8 @@ def to_ratings(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     rating = pd.to_numeric(_stripped(frame[F.RATING]), errors="coerce").astype("float64")
     text = _stripped(frame[F.TIMESTAMP])
     seconds = pd.to_numeric(text, errors="coerce")
+    if seconds.isna().any():  # text: ISO 8601 or bad
+        seconds = seconds.fillna(iso_seconds(text[seconds.isna()]))
     whole = seconds.notna() & np.isfinite(seconds) & (seconds == np.floor(seconds))
     whole &= seconds.abs() < 2**62
     timestamp: pd.Series = seconds.where(whole, 0).astype("int64")
@@ -293,6 +296,25 @@ def to_ratings(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         [repr(v) for v in frame.drop(columns=[LINE]).to_dict("records")], index=frame.index)
     ratings[RAW] = raws.astype(str).to_numpy(dtype=object)
     return ratings
+
+
+# 2020-09-13, 2020-09-13T12:26:40, 2020-09-13 12:26:40.5+02:00, ...Z: ISO 8601 only. Other
+# date texts (09/13/2020, 13.09.2020) are ambiguous or locale-bound and stay rejected.
+_ISO_8601 = re.compile(
+    r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}(:?\d{2})?)?")
+
+
+def iso_seconds(text: pd.Series) -> pd.Series:
+    """Whole epoch seconds of ISO 8601 dates and times (naive ones as UTC, as Parquet's
+    naive timestamps; fractions of a second dropped); NaN for anything else. Database
+    and spreadsheet exports write times so; they were rejected row by row."""
+    out = pd.Series(np.nan, index=text.index, dtype="float64")
+    iso = text.map(lambda v: isinstance(v, str) and _ISO_8601.fullmatch(v) is not None)
+    if iso.any():
+        when = pd.to_datetime(text[iso], utc=True, errors="coerce")  # the regex: ISO only
+        stamp = (when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        out[iso] = stamp.astype("float64")
+    return out
 
 
 def id_strings(values: pd.Series) -> pd.Series:

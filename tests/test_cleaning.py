@@ -202,14 +202,14 @@ def test_write_rejects_says_what_each_row_got_wrong(tmp_path: Path) -> None:
 
 
 def test_a_bad_timestamp_says_what_it_looks_like() -> None:
-    rows = [*GOOD, ("u1", "i2", 4.0, 1_600_000_000_000), ("u1", "i3", 4.0, "2020-09-13"),
+    rows = [*GOOD, ("u1", "i2", 4.0, 1_600_000_000_000), ("u1", "i3", 4.0, "09/13/2020"),
             ("u2", "i1", 4.0, 1.5), ("u2", "i2", 4.0, "soon")]
     result = clean(dataset(rows), max_reject_fraction=1.0)
     details = result.rejects.set_index("line")["detail"].str.removeprefix(
         "a timestamp must be whole seconds since 1970-01-01 UTC, from 0 to before 2100")
     assert details.tolist() == [
         " (milliseconds?)",
-        " (dates as text are not read: convert them to seconds since the epoch)",
+        " (a date as text must be ISO 8601, such as 2020-09-13T12:26:40Z)",
         "",
         "",
     ]

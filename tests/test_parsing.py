@@ -159,6 +159,26 @@ def test_parquet_timestamp_columns_become_epoch_seconds(tmp_path: Path) -> None:
         assert "NaT" in reject["raw"], name
 
 
+def test_iso_8601_text_timestamps_become_epoch_seconds(tmp_path: Path) -> None:
+    """Database and spreadsheet exports write times as ISO 8601 text; each row was a
+    bad_timestamp. Naive times are UTC (as naive Parquet timestamps); other date texts,
+    ambiguous or impossible, stay rejected with the ISO hint."""
+    (tmp_path / "ratings.csv").write_text(
+        "user_id,item_id,rating,timestamp\n"
+        "a,w,4,2020-09-13T12:26:40Z\n"           # 1_600_000_000
+        "a,x,4,2020-09-13 14:26:41.9+02:00\n"    # 1_600_000_001: the fraction dropped
+        "a,y,4,2020-09-13\n"                     # midnight UTC: 1_599_955_200
+        "a,z,4,1600000003\n"                     # numbers as before
+        "b,w,4,09/13/2020\n"
+        "b,x,4,2020-02-30\n")
+    result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
+    assert result.dataset.ratings[F.TIMESTAMP].tolist() == [
+        1_600_000_000, 1_600_000_001, 1_599_955_200, 1_600_000_003]
+    assert result.rejects["reason"].tolist() == ["bad_timestamp"] * 2
+    assert result.rejects["detail"].str.endswith(
+        "(a date as text must be ISO 8601, such as 2020-09-13T12:26:40Z)").all()
+
+
 def test_a_header_in_other_case_names_the_columns_it_meant(tmp_path: Path) -> None:
     csv_dir, parquet_dir = tmp_path / "csv", tmp_path / "parquet"
     csv_dir.mkdir(), parquet_dir.mkdir()
