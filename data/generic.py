@@ -14,10 +14,12 @@ except in ratings), LF or CRLF; Parquet: the same column names):
   - ``split``     (optional) ``train`` or ``eval``: an official split to keep;
     without it the examples writer splits each user's history by time
 * ``users.csv`` / ``users.parquet`` (optional): ``user_id`` (required), ``age``
-  (integer, 0 or empty = unknown), ``gender``, ``occupation`` (empty = "unknown").
+  (integer, or a group such as ``25-34`` or ``55+`` read as its lower bound; 0 or
+  empty = unknown), ``gender``, ``occupation`` (empty = "unknown").
   Without it every rating user gets unknown demographics.
 * ``items.csv`` / ``items.parquet`` (optional): ``item_id`` (required), ``title``,
-  ``genres`` (``|``-separated, e.g. ``Action|Comedy``; a list column in Parquet),
+  ``genres`` (``|``-separated, e.g. ``Action|Comedy``; a file that never uses ``|``
+  may separate them with ``;`` or ``,``; a list column in Parquet),
   ``description`` (free text), ``year`` (integer, 0 or empty = unknown; when
   the column is absent it is parsed from a trailing "(1995)" in the title).
   Without it every rated item is kept with empty attributes.
@@ -51,10 +53,10 @@ from mtrec.data.tables import (
     concat_malformed,
     derive_items,
     derive_users,
-    genre_list,
     make_items,
     make_users,
     malformed_frame,
+    split_genres,
     split_title_year,
 )
 
@@ -134,8 +136,8 @@ def _items(file: Path) -> tuple[pd.DataFrame, list[BadLine]]:
     if title is not None and year is None:
         title, year = split_title_year(title)
     genres = frame.get(F.GENRES)
-    if genres is not None:  # '|'-separated text (CSV) or a list column (Parquet)
-        genres = pd.Series([genre_list(g) for g in genres], dtype=object)
+    if genres is not None:  # '|'-separated text (CSV; see genre_separator) or lists (Parquet)
+        genres = split_genres(genres)
     items = make_items(frame[F.ITEM_ID], title, genres, frame.get(F.DESCRIPTION), year)
     return items, bad
 

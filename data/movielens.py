@@ -148,7 +148,7 @@ def load_ml_latest_small(path: str | Path) -> Dataset:
         bad.append(bad_tags)
     title, year = split_title_year(movies["title"])
     ids = movies["movieId"].str.strip()
-    items = make_items(ids, title, split_genres(movies["genres"]),
+    items = make_items(ids, title, split_genres(movies["genres"], "|"),
                        ids.map(descriptions), year)
     users = derive_users(ratings)
     return Dataset("ml-latest-small", ratings, users, items, concat_malformed(bad),
@@ -167,7 +167,7 @@ def load_ml1m(path: str | Path) -> Dataset:
     ratings, bad_ratings = _ratings_file(path / "ratings.dat", "::")
     movies, bad_movies = split_delimited(path / "movies.dat", "::", 3, "latin-1", user_field=None)
     title, year = split_title_year(movies[1])
-    items = make_items(movies[0], title, split_genres(movies[2]), None, year)
+    items = make_items(movies[0], title, split_genres(movies[2], "|"), None, year)
     user_frame, bad_users = split_delimited(path / "users.dat", "::", 5)
     codes = pd.to_numeric(user_frame[3], errors="coerce")
     occupation = codes.map(dict(enumerate(ML1M_OCCUPATIONS)))

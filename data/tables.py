@@ -8,7 +8,7 @@ ever deal with one layout and one set of dtypes.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,6 +125,33 @@ def int_column(values: pd.Series | None, n: int) -> pd.Series:
     return num.fillna(0).astype("int64")
 
 
+# An age group as text ("25-34", "55+"): its lower bound, as MovieLens-1M codes its
+# groups (25 = 25-34), which F.AGE_BOUNDARIES bucket alike.
+_AGE_GROUP = re.compile(r"\s*(\d+)\s*(?:[-\u2013]\s*\d+|\+)\s*")
+
+
+def age_column(values: pd.Series | None, n: int) -> pd.Series:
+    """int_column, where an age group ("25-34", "55+") is its lower bound: surveys and
+    CRMs export ages so, and they were all unknown (0)."""
+    if values is None:
+        return int_column(None, n)
+    text = values.reset_index(drop=True).astype(object)
+    group = text.map(lambda v: _AGE_GROUP.fullmatch(v) if isinstance(v, str) else None)
+    lower = group.map(lambda m: m.group(1) if m else None)
+    return int_column(text.where(lower.isna(), lower), n)
+
+
+GENRE_SEPARATORS = ("|", ";", ",")  # "|" as documented (MovieLens), then the others
+
+
+def genre_separator(values: Iterable[object]) -> str:
+    """A text genres column's separator: "|", or when no value holds one, the first of
+    ";" and "," that some value holds. Exports write "Action, Comedy" (IMDb style):
+    with "|" only, each combination was one genre, most of them in the unknown bucket."""
+    texts = [v for v in values if isinstance(v, str)]
+    return next((sep for sep in GENRE_SEPARATORS if any(sep in t for t in texts)), "|")
+
+
 def genre_list(value: object, sep: str = "|") -> list[str]:
     """'A|B' or ['A', 'B'] -> ['A', 'B']; empty, missing and '(no genres listed)' -> []."""
     if isinstance(value, str):
@@ -137,8 +164,9 @@ def genre_list(value: object, sep: str = "|") -> list[str]:
     return [p for p in parts if p and p != "(no genres listed)"]
 
 
-def split_genres(values: pd.Series, sep: str = "|") -> pd.Series:
-    """A column of genre lists (see genre_list)."""
+def split_genres(values: pd.Series, sep: str | None = None) -> pd.Series:
+    """A column of genre lists (see genre_list), split on `sep` or genre_separator's."""
+    sep = sep or genre_separator(values)
     return pd.Series([genre_list(v, sep) for v in values], dtype=object)
 
 
@@ -154,7 +182,7 @@ def make_users(
     return pd.DataFrame(
         {
             F.USER_ID: ids,
-            F.AGE: int_column(age, n),
+            F.AGE: age_column(age, n),
             F.GENDER: text_column(gender, n, F.UNKNOWN),
             F.OCCUPATION: text_column(occupation, n, F.UNKNOWN),
         }

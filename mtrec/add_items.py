@@ -80,16 +80,15 @@ def latest_per_id(items: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_table(items_path: str) -> pd.DataFrame:
-    """The file as text columns: CSV, or Parquet (as `mtrec run` reads items), whose
-    genre lists are "|"-joined as in the CSV."""
+    """The file as text columns: CSV, or Parquet (as `mtrec run` reads items)."""
     if items_path.endswith(".parquet"):
         try:
             frame = pd.read_parquet(items_path)
         except (OSError, ValueError) as err:  # pyarrow's errors subclass these
             raise ValueError(f"{items_path}: not a readable Parquet file ({err})") from None
-        if F.GENRES in frame.columns:
-            frame[F.GENRES] = ["|".join(genre_list(g)) for g in frame[F.GENRES]]
-        return frame.astype(object).where(frame.notna(), "").astype(str)
+        genres = frame.pop(F.GENRES) if F.GENRES in frame.columns else None
+        frame = frame.astype(object).where(frame.notna(), "").astype(str)
+        return frame if genres is None else frame.assign(**{F.GENRES: genres})
     try:
         return pd.read_csv(items_path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:  # pandas' own words name no file
@@ -110,6 +109,8 @@ def read_given_items(items_path: str) -> pd.DataFrame:
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row"
                          + (case_hint(header, [F.ITEM_ID]) or separator_hint(header)))
     items[F.ITEM_ID] = items[F.ITEM_ID].str.strip()  # as ingestion reads ids
+    if F.GENRES in items.columns:  # "|"-joined, however the file separates or lists them
+        items[F.GENRES] = ["|".join(g) for g in split_genres(items[F.GENRES])]
     blank = [i + 2 for i in items.index[items[F.ITEM_ID] == ""]]  # file lines: header is 1
     if blank:
         raise ValueError(f"{items_path}: empty {F.ITEM_ID} on line(s) "

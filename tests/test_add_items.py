@@ -59,7 +59,7 @@ def test_a_semicolon_separated_file_is_named_as_such(tmp_path: Path) -> None:
         read_new_items(str(path))
 
 
-def test_a_parquet_items_file_reads_as_its_csv_would(tmp_path: Path) -> None:
+def test_a_parquet_or_comma_genres_file_reads_as_mtrec_run_would(tmp_path: Path) -> None:
     """`mtrec run` reads items.parquet; add-items read only CSV (a UnicodeDecodeError)."""
     frame = pd.DataFrame({"item_id": ["p1", "p2"], "title": ["One", None],
                           "genres": [["Drama", "War"], []], "year": [1999, 2001]})
@@ -67,6 +67,9 @@ def test_a_parquet_items_file_reads_as_its_csv_would(tmp_path: Path) -> None:
     items = read_new_items(str(tmp_path / "new.parquet"))
     assert items.to_dict("list") == {"item_id": ["p1", "p2"], "title": ["One", ""],
                                      "genres": ["Drama|War", ""], "year": ["1999", "2001"]}
+    (tmp_path / "commas.csv").write_text('item_id,genres\nc1,"Drama, War"\nc2,Comedy\n')
+    assert read_new_items(str(tmp_path / "commas.csv"))["genres"].tolist() == [
+        "Drama|War", "Comedy"]  # as mtrec run reads an items file that never uses "|"
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(ValueError, match=r"bad.parquet: not a readable Parquet file"):
         read_new_items(str(tmp_path / "bad.parquet"))

@@ -246,3 +246,24 @@ def test_an_age_or_year_that_is_not_a_whole_number_is_unknown(tmp_path: Path) ->
     ds = load_generic(tmp_path)
     assert ds.users[F.AGE].tolist() == [0, 0, 0, 37, 0, 41] and len(ds.users) == 6
     assert ds.items[F.YEAR].tolist() == [1999]
+
+
+def test_an_age_group_is_its_lower_bound(tmp_path: Path) -> None:
+    """Exports write age groups; each was unknown (0). MovieLens-1M codes its groups by
+    their lower bound (25 = 25-34), and F.AGE_BOUNDARIES bucket them so."""
+    write(tmp_path / "ratings.csv", HEADER + "".join(f"u{i},x,4,{i}\n" for i in range(5)))
+    write(tmp_path / "users.csv", "user_id,age\nu0,25-34\nu1,55+\nu2,18 - 24\nu3,25-\nu4,30\n")
+    assert load_generic(tmp_path).users[F.AGE].tolist() == [25, 55, 18, 0, 30]
+
+
+def test_genres_separated_by_commas_or_semicolons_when_no_value_uses_a_bar(
+        tmp_path: Path) -> None:
+    """'Action, Comedy' was one genre: most combinations then shared the unknown bucket."""
+    write(tmp_path / "ratings.csv", HEADER + "u0,x,4,1\nu0,y,4,2\nu0,z,4,3\n")
+    for text, lists in (
+        ('x,"Action, Comedy"\ny,Drama\nz,\n', [["Action", "Comedy"], ["Drama"], []]),
+        ("x,Action;Comedy\ny,Drama\nz,Sci-Fi\n", [["Action", "Comedy"], ["Drama"], ["Sci-Fi"]]),
+        ('x,Action|Comedy\ny,"Drama, Crime"\nz,\n', [["Action", "Comedy"], ["Drama, Crime"], []]),
+    ):
+        write(tmp_path / "items.csv", "item_id,genres\n" + text)
+        assert load_generic(tmp_path).items[F.GENRES].tolist() == lists, text
