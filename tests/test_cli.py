@@ -259,9 +259,10 @@ def test_run_drops_tfma_label_bounds_for_one_rating_value(
     assert seen["thresholds"].rating_labels is labels
 
 
-def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys):
+def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys, monkeypatch):
     data = tmp_path / "in"
     data.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # no --rejects: kept, not in /tmp
     rows = ["user_id,item_id,rating,timestamp"]
     rows += [f"u{u},i{i},{1 + (u + i) % 5},{1000 + 10 * i}" for u in range(6) for i in range(5)]
     rows += ["u1,i1,9,1", "u2,i2,x,2"]  # out of range, not a number
