@@ -246,6 +246,16 @@ OTHER_SCALE_FRACTION = 0.1
 OTHER_SCALE_MIN_ROWS = 10
 
 
+def _counts(ratings: pd.Series) -> bool:
+    """Whether whole, positive "ratings" are counts (plays, views): past any rating scale
+    (> 100), or heavy-tailed (the median under a twentieth of the largest). A factor
+    that maps the largest to 5 puts most counts under 0.5; a 0-100 scale's median is not
+    so low."""
+    whole = bool((ratings == ratings.round()).all()) and float(ratings.min()) >= 1
+    high = float(ratings.max())
+    return whole and (high > 100 or float(ratings.median()) < high / 20)
+
+
 def _other_scale(ratings: pd.DataFrame, reason: pd.Series, name: str) -> str | None:
     """The message that stops a log whose ratings look like another scale; else None."""
     out = pd.to_numeric(ratings.loc[reason == RATING_OUT_OF_RANGE, F.RATING])
@@ -253,6 +263,16 @@ def _other_scale(ratings: pd.DataFrame, reason: pd.Series, name: str) -> str | N
         return None
     low, high = float(out.min()), float(out.max())
     seen = f"all {low:g}" if low == high else f"from {low:g} to {high:g}"
+    every = pd.to_numeric(ratings[F.RATING], errors="coerce").dropna()
+    if _counts(every):
+        return (
+            f"{name}: {len(out)} of {len(ratings)} ratings ({len(out) / len(ratings):.0%}) are "
+            f"outside {F.MIN_RATING:g}-{F.MAX_RATING:g} ({seen}), the scale mtrec reads. They "
+            f"look like counts (plays, views, purchases: whole numbers, median "
+            f"{every.median():g}), not ratings: for implicit feedback give every row the same "
+            "rating, e.g. 1 (README: Your data); --max-reject-fraction 1 trains on the rest "
+            "instead"
+        )
     if low > F.MAX_RATING:  # all above: a larger scale, one factor maps it
         fix = f" (rating x {F.MAX_RATING / high:.3g} maps {high:g} to {F.MAX_RATING:g})"
     else:

@@ -260,6 +260,28 @@ def test_zeros_in_many_rows_stop_too_without_a_factor() -> None:
     assert "maps" not in str(err.value)
 
 
+def _log_of(values: list[int]) -> Dataset:
+    users = [f"u{n}" for n in range(len(values))]
+    return dataset([(users[n], "i1", v, n) for n, v in enumerate(values)],
+                   users=make_users(pd.Series(users)))
+
+
+def test_play_counts_stop_with_an_implicit_feedback_hint_not_a_factor() -> None:
+    """A factor that maps 700 plays to 5 puts every count under 140 below 0.5: the
+    advice was wrong for counts. A 0-100 scale keeps its factor."""
+    plays = [1] * 52 + [2] * 18 + [3] * 10 + [7, 9, 12, 15, 20, 40, 80, 120, 300, 700] * 2
+    with pytest.raises(DataQualityError) as err:
+        clean(_log_of(plays))
+    message = str(err.value)
+    assert "20 of 100 ratings (20%) are outside 0.5-5 (from 7 to 700)" in message
+    assert "look like counts (plays, views, purchases: whole numbers, median 1)" in message
+    assert "give every row the same rating, e.g. 1" in message and "maps" not in message
+    percent = [1 + (37 * n) % 100 for n in range(100)]  # 1..100, median about 50
+    with pytest.raises(DataQualityError, match=r"rating x 0.05 maps 100 to 5") as err:
+        clean(_log_of(percent))
+    assert "counts" not in str(err.value)
+
+
 @pytest.mark.parametrize("top_share", [9, 10])
 def test_a_few_ratings_above_the_scale_are_rejected_rows_not_a_stop(top_share: int) -> None:
     # 10% or fewer (and under 10 rows): typos, rejected one by one as before.
