@@ -7,6 +7,8 @@ AnomalyGate and die minutes later in the Trainer or Evaluator with a traceback.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from mtrec.contracts import features as F
@@ -33,6 +35,7 @@ def check_tables(dataset: Dataset) -> None:
             raise InsufficientDataError(
                 f"{dataset.name}: the {name} table ({len(table)} rows) matches none of the "
                 f"{len(dataset.ratings)} ratings' {key}s; is it empty or from another data set?"
+                + _id_hint(dataset.ratings[key], table[key], name)
             )
 
 
@@ -63,3 +66,21 @@ def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str,
             f"(split: {rule}{dropped}); {hint}"
         )
     return rows
+
+
+def _id_hint(rated: pd.Series, listed: pd.Series, name: str) -> str:
+    """Examples of both sides' item ids (user ids may be private: no examples), and when
+    they differ only by a ".0" (an id column with a missing value, which pandas writes
+    as floats), that."""
+    rated, listed = rated.astype(str), listed.astype(str)
+    if listed.empty:
+        return ""
+    hint = "" if name != ITEMS else (
+        f" The ratings hold ids such as {', '.join(map(repr, rated.unique()[:3]))}; "
+        f"the {name} table such as {', '.join(map(repr, listed.unique()[:3]))}.")
+    floats = re.compile(r"^(-?\d+)\.0+$")
+    if rated.str.replace(floats, r"\1", regex=True).isin(
+            set(listed.str.replace(floats, r"\1", regex=True))).any():
+        hint += (" They differ by a '.0': one file wrote whole-number ids as floats (as "
+                 "pandas does for a column with a missing value); write them as integers.")
+    return hint

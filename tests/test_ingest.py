@@ -105,6 +105,22 @@ def test_too_little_data_fails_at_ingestion(
     assert not (tmp_path / "home" / "examples").exists()
 
 
+def test_ids_written_as_floats_are_named(tmp_path: Path) -> None:
+    """pandas writes an id column with a missing value as 7.0: every rating was an
+    unknown item, and the message said only "from another data set?"."""
+    ratings = HEADER + "a,7.0,4,1\na,8.0,4,2\nb,7.0,3,3\nb,8.0,5,4\n"
+    path = write_dir(tmp_path / "data", ratings, None, "item_id\n7\n8\n")
+    with pytest.raises(InsufficientDataError, match=r"matches none of the 4 ratings' item_ids; "
+                       r".* such as '7.0', '8.0'; the items table such as '7', '8'. They differ "
+                       r"by a '.0'"):
+        ingest("generic", path, str(tmp_path / "home"))
+    path = write_dir(tmp_path / "users", HEADER + "1.0,x,4,1\n", "user_id\n1\n", None)
+    with pytest.raises(InsufficientDataError, match=r"user_ids; is it empty or from another "
+                       r"data set\? They differ by a '.0'") as err:  # no user ids shown
+        ingest("generic", path, str(tmp_path / "home"))
+    assert "'1'" not in str(err.value)
+
+
 def test_no_eval_rows_names_the_rejected_rows(tmp_path: Path) -> None:
     # split "test" is not a split: those rows are rejects, and the message says where they went.
     path = write_dir(tmp_path / "data", HEADER.strip() + ",split\na,x,4,1,train\na,y,4,2,test\n"
