@@ -35,6 +35,7 @@ from mtrec.data.tables import (
     SOURCE_COL,
     SPLIT,
     BadLine,
+    whole_floats_as_ints,
 )
 
 _SURROGATE = re.compile("[\udc80-\udcff]")  # an undecodable byte, kept by surrogateescape
@@ -318,7 +319,9 @@ def iso_seconds(text: pd.Series) -> pd.Series:
 
 
 def id_strings(values: pd.Series) -> pd.Series:
-    """Ids as stripped strings; missing ones become "" (cleaning rejects them)."""
+    """Ids as stripped strings (whole floats as ints: whole_floats_as_ints); missing ones
+    become "" (cleaning rejects them)."""
+    values = whole_floats_as_ints(values)
     return values.astype(object).where(values.notna(), "").astype(str).str.strip()
 
 

@@ -267,3 +267,17 @@ def test_genres_separated_by_commas_or_semicolons_when_no_value_uses_a_bar(
     ):
         write(tmp_path / "items.csv", "item_id,genres\n" + text)
         assert load_generic(tmp_path).items[F.GENRES].tolist() == lists, text
+
+
+def test_parquet_ids_stored_as_whole_floats_read_as_ints(tmp_path: Path) -> None:
+    """pandas stores an int id column with a missing value as float64: item 7.0 matched no
+    item 7, and a user 3.0 no user 3. A float that is not whole stays as written."""
+    pd.DataFrame({F.USER_ID: [3.0, 3.0, None], F.ITEM_ID: [7.0, 8.5, 7.0],
+                  F.RATING: [4.0, 3.0, 5.0], F.TIMESTAMP: [1, 2, 3]}
+                 ).to_parquet(tmp_path / "ratings.parquet")
+    pd.DataFrame({F.USER_ID: [3]}).to_parquet(tmp_path / "users.parquet")
+    pd.DataFrame({F.ITEM_ID: [7.0, 8.5, None]}).to_parquet(tmp_path / "items.parquet")
+    ds = load_generic(tmp_path)
+    assert ds.ratings[F.USER_ID].tolist() == ["3", "3", ""]  # "" is a missing_field reject
+    assert ds.ratings[F.ITEM_ID].tolist() == ["7", "8.5", "7"]
+    assert ds.items[F.ITEM_ID].tolist()[:2] == ["7", "8.5"] and ds.users[F.USER_ID][0] == "3"
