@@ -34,7 +34,13 @@ from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import WEIGHTS_DIR
 from mtrec.data.artifact_io import read_split, split_dir
 from mtrec.data.parsing import case_hint, separator_hint
-from mtrec.data.tables import genre_list, int_column, make_items, split_genres
+from mtrec.data.tables import (
+    genre_list,
+    int_column,
+    make_items,
+    split_genres,
+    whole_floats_as_ints,
+)
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.pipeline.local_runner import LocalPaths
@@ -87,6 +93,8 @@ def _read_table(items_path: str) -> pd.DataFrame:
         except (OSError, ValueError) as err:  # pyarrow's errors subclass these
             raise ValueError(f"{items_path}: not a readable Parquet file ({err})") from None
         genres = frame.pop(F.GENRES) if F.GENRES in frame.columns else None
+        if F.ITEM_ID in frame.columns:  # 7.0 is the id 7, as ingestion reads it
+            frame[F.ITEM_ID] = whole_floats_as_ints(frame[F.ITEM_ID])
         frame = frame.astype(object).where(frame.notna(), "").astype(str)
         return frame if genres is None else frame.assign(**{F.GENRES: genres})
     try:

@@ -67,6 +67,8 @@ def test_a_parquet_or_comma_genres_file_reads_as_mtrec_run_would(tmp_path: Path)
     items = read_new_items(str(tmp_path / "new.parquet"))
     assert items.to_dict("list") == {"item_id": ["p1", "p2"], "title": ["One", ""],
                                      "genres": ["Drama|War", ""], "year": ["1999", "2001"]}
+    pd.DataFrame({"item_id": [7.0, 8.0]}).to_parquet(tmp_path / "floats.parquet")
+    assert read_new_items(str(tmp_path / "floats.parquet"))["item_id"].tolist() == ["7", "8"]
     (tmp_path / "commas.csv").write_text('item_id,genres\nc1,"Drama, War"\nc2,Comedy\n')
     assert read_new_items(str(tmp_path / "commas.csv"))["genres"].tolist() == [
         "Drama|War", "Comedy"]  # as mtrec run reads an items file that never uses "|"
