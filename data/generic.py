@@ -6,7 +6,8 @@ Directory layout (CSV: UTF-8 with or without a byte order mark, comma-separated,
 a header row, standard double-quote quoting (a quoted field may hold line breaks,
 except in ratings), LF or CRLF; Parquet: the same column names):
 
-* ``ratings.csv`` or ``ratings.parquet`` (required), one row per rating event:
+* ``ratings.csv`` (or ``.csv.gz``) or ``ratings.parquet`` (required), one row per
+  rating event:
   - ``user_id``   (required) any string/integer id
   - ``item_id``   (required) any string/integer id
   - ``rating``    (required) number, expected within [MIN_RATING, MAX_RATING] (0.5..5)
@@ -60,7 +61,7 @@ from mtrec.data.tables import (
     split_title_year,
 )
 
-SUFFIXES = (".csv", ".parquet")
+SUFFIXES = (".csv", ".csv.gz", ".parquet")  # .csv.gz: exports are often gzipped
 
 
 def _find(path: Path, stem: str) -> Path | None:
@@ -73,7 +74,7 @@ def _find(path: Path, stem: str) -> Path | None:
 def _require(path: Path, stem: str) -> Path:
     found = _find(path, stem)
     if found is None:
-        raise FileNotFoundError(f"{path}: no {stem}.csv or {stem}.parquet")
+        raise FileNotFoundError(f"{path}: no {stem}.csv, {stem}.csv.gz or {stem}.parquet")
     return found
 
 
@@ -84,7 +85,7 @@ def _read(
 
     Parquet rows have no text: their RAW is the row's values.
     """
-    if file.suffix == ".csv":
+    if file.suffix != ".parquet":  # .csv, .csv.gz
         return read_csv_rows(file, required, user_column=F.USER_ID, multiline=multiline)
     frame = pd.read_parquet(file)
     missing = [c for c in required if c not in frame.columns]

@@ -38,8 +38,8 @@ def load_dataset(source: str, path: str | None = None, split: str | None = None)
     if source == "synthetic":
         return generate()
     if path is None and source == "generic":
-        raise ValueError("source 'generic' needs --path DIR: a folder with ratings.csv or "
-                         "ratings.parquet (README: Your data)")
+        raise ValueError("source 'generic' needs --path DIR: a folder with ratings.csv "
+                         "(or .csv.gz) or ratings.parquet (README: Your data)")
     if path is None:
         raise ValueError(f"source {source!r} needs --path DIR: fetch it with "
                          f"`mtrec download {source} --dest DIR`, or pass a local copy")

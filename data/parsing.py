@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import itertools
 import re
@@ -79,7 +80,7 @@ def read_lines(path: Path, encoding: str) -> tuple[list[tuple[int, str]], list[B
     \\x85) and strips a trailing "\\r", so CRLF files read the same as LF files.
     Lines that do not decode are reported, the rest of the file still loads.
     """
-    text, dirty = decode(path.read_bytes(), encoding)
+    text, dirty = decode(_file_bytes(path), encoding)
     lines: list[tuple[int, str]] = []
     bad: list[BadLine] = []
     for number, line in enumerate(text.split("\n"), start=1):
@@ -191,6 +192,16 @@ def csv_records(
                 break
 
 
+def _file_bytes(path: Path) -> bytes:
+    """The file's bytes; a .gz file's decompressed (ValueError when it is not gzip)."""
+    if path.suffix != ".gz":
+        return path.read_bytes()
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path}: not a readable gzip file ({err})") from None
+
+
 def read_csv_rows(
     path: Path,
     required: tuple[str, ...],
@@ -205,7 +216,7 @@ def read_csv_rows(
     error for the whole file (ValueError). `user_column` names the column
     holding user ids; multiline=False rejects quoted line breaks (see csv_records).
     """
-    text, dirty = decode(path.read_bytes(), encoding)
+    text, dirty = decode(_file_bytes(path), encoding)
     # csv's field limit (128 KiB by default) would cut a long description and
     # resume inside it; no field can be longer than the file itself.
     limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))

@@ -4,6 +4,7 @@ and rejects that keep the line number and raw text for every reason (issue 17)."
 from __future__ import annotations
 
 import csv
+import gzip
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ from mtrec.contracts import features as F
 from mtrec.data.cleaning import REASONS, clean
 from mtrec.data.generic import load_generic
 from mtrec.data.movielens import load_ml1m
-from mtrec.data.tables import ITEMS, RATINGS, USERS
+from mtrec.data.tables import ITEMS, RATINGS, SOURCE_COL, USERS
 
 BOM = "\ufeff"
 HEADER = "user_id,item_id,rating,timestamp\n"
@@ -281,3 +282,23 @@ def test_parquet_ids_stored_as_whole_floats_read_as_ints(tmp_path: Path) -> None
     assert ds.ratings[F.USER_ID].tolist() == ["3", "3", ""]  # "" is a missing_field reject
     assert ds.ratings[F.ITEM_ID].tolist() == ["7", "8.5", "7"]
     assert ds.items[F.ITEM_ID].tolist()[:2] == ["7", "8.5"] and ds.users[F.USER_ID][0] == "3"
+
+
+def test_gzipped_csv_files_read_as_their_csv(tmp_path: Path) -> None:
+    """Exports are often gzipped: ratings.csv.gz was "no ratings.csv or ratings.parquet"."""
+    plain, packed = tmp_path / "plain", tmp_path / "packed"
+    plain.mkdir(), packed.mkdir()
+    write(plain / "ratings.csv", HEADER + "u1,x,4,1\nu1,y,oops,2\nu2,x,5,3\n")
+    write(plain / "items.csv", 'item_id,title,genres\nx,"Long\nTitle",Drama\ny,Y,\n')
+    for name in ("ratings.csv", "items.csv"):
+        (packed / f"{name}.gz").write_bytes(gzip.compress((plain / name).read_bytes()))
+    want, got = load_generic(plain), load_generic(packed)
+    assert got.items.equals(want.items)
+    assert got.ratings.drop(columns=SOURCE_COL).equals(want.ratings.drop(columns=SOURCE_COL))
+    assert got.ratings[SOURCE_COL].unique().tolist() == ["ratings.csv.gz"]  # rejects name it
+    (packed / "items.csv.gz").write_bytes(b"item_id\nx\n")
+    with pytest.raises(ValueError, match=r"items.csv.gz: not a readable gzip file"):
+        load_generic(packed)
+    write(packed / "ratings.csv", HEADER)
+    with pytest.raises(ValueError, match=r"both ratings.csv and ratings.csv.gz; keep one"):
+        load_generic(packed)
