@@ -7,6 +7,7 @@ Kept apart from model.py so code that only reads or writes a configuration
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import warnings
 from typing import TYPE_CHECKING
 
@@ -241,9 +242,13 @@ class ModelConfig:
             values["loss_weights"] = tuple(
                 (_current_task(t), w) for t, w in values["loss_weights"]
             )
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        known = sorted(f.name for f in dataclasses.fields(cls))
+        unknown = sorted(set(values) - set(known))
+        if unknown:  # a typo gets its near key; the rest the list (as --text-encoder's)
+            near = [m for key in unknown for m in difflib.get_close_matches(key, known, 1)]
+            raise ValueError(f"unknown model config keys: {unknown}"
+                             + (f" (did you mean {', '.join(map(repr, near))}?)" if near else "")
+                             + f"; known: {known}")
         config = cls(**values)
         if min(config.epochs, config.batch_size, config.embedding_dim) < 1 or not (
                 config.learning_rate > 0.0):

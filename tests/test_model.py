@@ -97,8 +97,11 @@ def test_history_dropout_blanks_training_history_only(transformed_synthetic):
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="unknown model config keys"):
+    with pytest.raises(ValueError, match=r"unknown model config keys: \['embeding_dim'\] \(did "
+                       r"you mean 'embedding_dim'\?\); known: \['answer_cache_max_entries', "):
         ModelConfig.from_dict({"embeding_dim": 8})
+    with pytest.raises(ValueError, match=r"keys: \['zzz'\]; known: "):  # nothing near
+        ModelConfig.from_dict({"zzz": 8})
     with pytest.raises(ValueError, match="tasks must be"):
         ModelConfig.from_dict({"tasks": ["retrieval", "clicks"]})
     with pytest.raises(ValueError, match="mixture"):
