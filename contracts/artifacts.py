@@ -13,11 +13,13 @@ INGEST_REPORT_FILE = "ingest_report.json"
 # the report read them): rows per split, the distinct users and items of the kept
 # ratings, the catalogue items with at least one genre (none: the interest head has no
 # labels), the distinct rating values (one: implicit feedback, no rating or like labels),
-# and the split protocol (which the ExampleGens record as contracts.pipeline.SPLIT_PROTOCOL).
+# the split protocol (which the ExampleGens record as contracts.pipeline.SPLIT_PROTOCOL)
+# and the split rule.
 INGEST_ROWS, INGEST_USERS, INGEST_ITEMS = "rows", "n_users", "n_items"
 INGEST_ITEMS_WITH_GENRES = "n_items_with_genres"
 INGEST_RATING_VALUES = "rating_values"
 INGEST_SPLIT_PROTOCOL = "split_protocol"
+INGEST_SPLIT_RULE = "split_rule"  # how eval rows were chosen, in words (data/splits.py)
 
 # ------------------------------------------- a SavedModel's layout (TF's names)
 SAVED_MODEL_FILE = "saved_model.pb"  # the graph: a version is complete once it exists

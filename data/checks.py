@@ -40,8 +40,9 @@ def check_tables(dataset: Dataset) -> None:
 
 
 def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str,
-                rejected: int = 0) -> dict[str, int]:
-    """Rows per split (train, eval) of the cleaned ratings; raise when either would be empty.
+                rejected: int = 0) -> tuple[dict[str, int], str]:
+    """Rows per split (train, eval) of the cleaned ratings and the split rule (in words);
+    raise when either split would be empty.
 
     `rejected` (ratings rejected while cleaning) is named in the message: a
     split value such as "test" is a reject, so the rows a user meant as eval
@@ -65,7 +66,7 @@ def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str,
             f"{cleaned.name}: no {empty[0]} rows among {len(ratings)} ratings "
             f"(split: {rule}{dropped}); {hint}"
         )
-    return rows
+    return rows, rule
 
 
 def _id_hint(rated: pd.Series, listed: pd.Series, name: str) -> str:

@@ -30,6 +30,7 @@ from mtrec.contracts.artifacts import (
     INGEST_REPORT_FILE,
     INGEST_ROWS,
     INGEST_SPLIT_PROTOCOL,
+    INGEST_SPLIT_RULE,
     INGEST_USERS,
 )
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT, SPLITS, TRAIN_SPLIT
@@ -209,7 +210,7 @@ def write_examples(
         INGEST_ITEMS_WITH_GENRES: int(sum(
             isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0 for g in items[F.GENRES])),
         INGEST_RATING_VALUES: int(ratings[F.RATING].nunique()),
-        "split_rule": split_rule,
+        INGEST_SPLIT_RULE: split_rule,
         INGEST_SPLIT_PROTOCOL: split_protocol(ratings, is_eval),
         "history_len": history_len,
         "shards": shards,

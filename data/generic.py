@@ -11,7 +11,9 @@ except in ratings), LF or CRLF; Parquet: the same column names):
   - ``user_id``   (required) any string/integer id
   - ``item_id``   (required) any string/integer id
   - ``rating``    (required) number, expected within [MIN_RATING, MAX_RATING] (0.5..5)
-  - ``timestamp`` (required) integer seconds since the Unix epoch, or ISO 8601 text
+  - ``timestamp`` (optional) integer seconds since the Unix epoch, or ISO 8601 text;
+    without it (or with one value for all rows) ratings have no time order, and the
+    eval share of each user's ratings is drawn at random (data/splits.py)
   - ``split``     (optional) ``train`` or ``eval``: an official split to keep;
     without it the examples writer splits each user's history by time
 * ``users.csv`` / ``users.parquet`` (optional): ``user_id`` (required), ``age``
@@ -44,7 +46,6 @@ from mtrec.data.parsing import case_hint, read_csv_rows, to_ratings
 from mtrec.data.tables import (
     ITEMS,
     LINE,
-    RATING_COLUMNS,
     RATINGS,
     RAW,
     SPLIT,
@@ -61,6 +62,7 @@ from mtrec.data.tables import (
     split_title_year,
 )
 
+REQUIRED_RATING_COLUMNS = (F.USER_ID, F.ITEM_ID, F.RATING)  # a timestamp is optional
 SUFFIXES = (".csv", ".csv.gz", ".parquet")  # .csv.gz: exports are often gzipped
 
 
@@ -143,13 +145,26 @@ def _items(file: Path) -> tuple[pd.DataFrame, list[BadLine]]:
     return items, bad
 
 
+def _untimed_as_zero(ratings: pd.DataFrame, file: Path) -> pd.DataFrame:
+    """Ratings without a timestamp column (a log exported without times) get time 0 for
+    every row: data.splits then splits each user's ratings at random, not by file order.
+    A column named so in other case is an error, with the name it should have."""
+    if F.TIMESTAMP in ratings.columns:
+        return ratings
+    hint = case_hint(ratings.columns, [F.TIMESTAMP])
+    if hint:
+        raise ValueError(f"{file}: lacks column(s) {[F.TIMESTAMP]}{hint}")
+    return ratings.assign(**{F.TIMESTAMP: "0"})
+
+
 def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     """Load a directory in the generic format described in this module's docstring."""
     path = Path(path)
     ratings_file = _require(path, "ratings")
     # Ids, ratings and timestamps never hold a line break: in ratings, a quoted
     # field running over lines is an unbalanced quote, not data.
-    frame, bad_rows = _read(ratings_file, RATING_COLUMNS, multiline=False)
+    frame, bad_rows = _read(ratings_file, REQUIRED_RATING_COLUMNS, multiline=False)
+    frame = _untimed_as_zero(frame, ratings_file)
     frame, bad_split = _split_column(frame, ratings_file.name)
     ratings = to_ratings(frame, ratings_file.name)
     bad = [malformed_frame(bad_rows, RATINGS), bad_split]

@@ -21,13 +21,26 @@ UNKNOWN_PROTOCOL = "unknown"
 TIME_SPLIT_MIN_SHARE = 0.9
 
 
-def time_split(ratings: pd.DataFrame, eval_fraction: float) -> np.ndarray:
+# The seed of the per-user random split of ratings without time order (untimed).
+RANDOM_SPLIT_SEED = 0
+
+
+def untimed(ratings: pd.DataFrame) -> bool:
+    """Whether the ratings carry no time order: no timestamp column, or one value for all
+    (a log exported without times, filled with 0). "Latest" then means file order."""
+    return F.TIMESTAMP not in ratings.columns or ratings[F.TIMESTAMP].nunique() <= 1
+
+
+def time_split(ratings: pd.DataFrame, eval_fraction: float,
+               tie_break: np.ndarray | None = None) -> np.ndarray:
     """Per user, mark the latest round(n * eval_fraction) ratings as eval (at least 1 and
     at most n-1 when n >= 2 and eval_fraction > 0; users with < 2 ratings stay in train).
 
-    Ties on timestamp are broken by row order. Returns a bool array (True = eval).
+    Ties on timestamp are broken by `tie_break` (a key per row), by default row order.
+    Returns a bool array (True = eval).
     """
-    order = np.lexsort((np.arange(len(ratings)), ratings[F.TIMESTAMP].to_numpy(),
+    ties = np.arange(len(ratings)) if tie_break is None else tie_break
+    order = np.lexsort((ties, ratings[F.TIMESTAMP].to_numpy(),
                         pd.factorize(ratings[F.USER_ID])[0]))
     by_user = ratings[F.USER_ID].to_numpy()[order]
     rank = pd.Series(by_user).groupby(by_user, sort=False).cumcount().to_numpy()
@@ -40,12 +53,19 @@ def time_split(ratings: pd.DataFrame, eval_fraction: float) -> np.ndarray:
 
 
 def eval_mask(ratings: pd.DataFrame, eval_fraction: float) -> tuple[np.ndarray, str]:
-    """(True = eval row, the rule used): the `split` column when present, else time_split."""
+    """(True = eval row, the rule used): the `split` column when present, else time_split;
+    for untimed ratings a seeded random share per user: file order (often by item id)
+    would hold out each user's last items in the file, not a sample of them."""
     if SPLIT in ratings.columns:
         split = ratings[SPLIT].astype(str).to_numpy()
         if not np.isin(split, SPLITS).all():
             raise ValueError(f"split column must only hold {SPLITS}")
         return split == EVAL_SPLIT, "official"
+    if untimed(ratings):
+        shuffled = np.random.default_rng(RANDOM_SPLIT_SEED).permutation(len(ratings))
+        return (time_split(ratings, eval_fraction, tie_break=shuffled),
+                f"per-user random, {eval_fraction:g} to eval: the ratings have no time order "
+                "(no timestamps, or all equal)")
     return time_split(ratings, eval_fraction), f"per-user time, latest {eval_fraction:g} to eval"
 
 
@@ -55,9 +75,12 @@ def split_protocol(ratings: pd.DataFrame, is_eval: np.ndarray) -> str:
     Decided from the data, not from the source's name, so a user's own `split`
     column gets the same treatment as ML-100K's official folds: a served query
     carries the user's *latest* items, which is the held-out future only on a
-    time split. Users without training ratings count as following (nothing precedes).
+    time split. Users without training ratings count as following (nothing precedes);
+    untimed ratings are RANDOM_PROTOCOL.
     """
     is_eval = np.asarray(is_eval, dtype=bool)
+    if untimed(ratings):  # nothing is "latest": the served query's latest items are not
+        return RANDOM_PROTOCOL
     if not is_eval.any():
         return TIME_PROTOCOL
     ts = ratings[F.TIMESTAMP].to_numpy().astype("int64")

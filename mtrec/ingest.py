@@ -81,6 +81,7 @@ class CheckResult:
     clean: CleanResult
     rejects_path: str
     rows: dict[str, int]  # TRAIN, EVAL: ratings per split
+    split_rule: str  # how the eval rows were chosen (data/splits.py eval_mask)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,9 +124,9 @@ def check(
         raise DataQualityError(f"{err}; the first: {first}; the rejected rows are in "
                                f"{rejects_path}") from err
     _write_rejects(result.rejects, rejects_path, key, raw_ids, keep_raw)
-    rows = check_split(result.dataset, options.eval_fraction, rejects_path,
-                       result.counts[REJECTED])
-    return CheckResult(result, rejects_path, rows)
+    rows, rule = check_split(result.dataset, options.eval_fraction, rejects_path,
+                             result.counts[REJECTED])
+    return CheckResult(result, rejects_path, rows, rule)
 
 
 def ingest(

@@ -298,8 +298,9 @@ def render(summary: RunSummary) -> str:
         )
         rows = data["report"].get(A.INGEST_ROWS) or {}
         if rows:
+            rule = data["report"].get(A.INGEST_SPLIT_RULE)
             lines.append("splits: " + ", ".join(f"{split} {n}" for split, n in sorted(
-                rows.items(), key=lambda item: -item[1])))
+                rows.items(), key=lambda item: -item[1])) + (f" ({rule})" if rule else ""))
         tables = data.get("tables") or {}
         if tables:
             lines.append("tables: " + "; ".join(

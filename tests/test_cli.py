@@ -274,7 +274,8 @@ def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys, monkeypatc
     assert code == 0, out
     assert "ratings: 32 read, 30 kept, 2 rejected" in out
     assert "rejected rating_out_of_range: 1" in out and "rejected bad_rating: 1" in out
-    assert "split: train" in out and str(rejects) in out
+    assert "split: train" in out and "(per-user time, latest 0.2 to eval)" in out
+    assert str(rejects) in out
     assert len(rejects.read_text().splitlines()) == 3  # header + the 2 rejected rows
     # No users or items file: their rows were made up from the ratings, not read.
     assert "users: 6 (no users file: one per rated id)" in out

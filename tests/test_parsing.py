@@ -302,3 +302,14 @@ def test_gzipped_csv_files_read_as_their_csv(tmp_path: Path) -> None:
     write(packed / "ratings.csv", HEADER)
     with pytest.raises(ValueError, match=r"both ratings.csv and ratings.csv.gz; keep one"):
         load_generic(packed)
+
+
+def test_a_ratings_file_without_timestamps_reads_with_time_zero(tmp_path: Path) -> None:
+    """Logs exported without times were "lacks required column(s) ['timestamp']"; the
+    split then draws each user's eval share at random (data/splits.py untimed)."""
+    write(tmp_path / "ratings.csv", "user_id,item_id,rating\nu1,x,4\nu1,y,5\n")
+    assert load_generic(tmp_path).ratings[F.TIMESTAMP].tolist() == [0, 0]
+    write(tmp_path / "ratings.csv", "user_id,item_id,rating,TimeStamp\nu1,x,4,1\n")
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['timestamp'\] \(column names "
+                       r"are lower-case, as listed: 'TimeStamp' -> 'timestamp'\)"):
+        load_generic(tmp_path)

@@ -14,6 +14,7 @@ from mtrec.data.splits import (
     RANDOM_PROTOCOL,
     TIME_PROTOCOL,
     UNKNOWN_PROTOCOL,
+    eval_mask,
     split_protocol,
     time_split,
 )
@@ -47,6 +48,26 @@ def test_the_rule_is_the_share_of_eval_ratings_after_the_users_latest_training_o
     # A tie with the latest training rating counts as "after" (the time split breaks ties by row).
     ratings.loc[3, F.TIMESTAMP] = 3
     assert split_protocol(ratings, np.array([False, False, False, True, False])) == TIME_PROTOCOL
+
+
+def test_ratings_without_time_order_are_split_at_random_per_user():
+    """No timestamps (0 for all) made "latest" mean file order: with a file sorted by item
+    id, every user's eval ratings were their highest item ids. And the protocol was time
+    (every eval rating ties with the latest training one)."""
+    ratings = pd.DataFrame({F.USER_ID: np.repeat([f"u{u}" for u in range(200)], 10),
+                            F.ITEM_ID: np.tile([f"i{i}" for i in range(10)], 200),
+                            F.RATING: 4.0, F.TIMESTAMP: 0})
+    is_eval, rule = eval_mask(ratings, 0.2)
+    assert rule.startswith("per-user random, 0.2 to eval: the ratings have no time order")
+    per_user = is_eval.reshape(200, 10)
+    assert (per_user.sum(axis=1) == 2).all()  # the time split's counts
+    last_two = per_user[:, 8:].all(axis=1).mean()  # 1.0 in file order; 1/45 at random
+    assert last_two < 0.1 and per_user.mean(axis=0).min() > 0.1  # every position drawn
+    assert (eval_mask(ratings, 0.2)[0] == is_eval).all()  # seeded
+    assert split_protocol(ratings, is_eval) == RANDOM_PROTOCOL
+    timed = ratings.assign(**{F.TIMESTAMP: np.tile(np.arange(10), 200)})
+    assert eval_mask(timed, 0.2)[1] == "per-user time, latest 0.2 to eval"
+    assert per_user.sum() == eval_mask(timed, 0.2)[0].sum()
 
 
 def test_protocol_settings_and_the_users_own_config_wins():

@@ -61,6 +61,9 @@ def test_the_rejects_path_reads_as_the_pushed_path_does(
     assert ("data: 3 ratings kept, 2 rejected (bad_rating 1, duplicate 1) -> "
             "outputs/sample/rejects.csv") in text
     assert "splits: train 2, eval 1" in text.splitlines()
+    data["report"]["split_rule"] = "per-user time, latest 0.2 to eval"
+    text = render({"components": {}, "pushed_to": None, "data": data})
+    assert "splits: train 2, eval 1 (per-user time, latest 0.2 to eval)" in text.splitlines()
 
 
 @pytest.mark.parametrize("states, line", [

@@ -57,7 +57,7 @@ def add_data_parser(sub: SubParsers, source_help: str) -> argparse.ArgumentParse
 
 
 def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
-                 rows: dict[str, int], rejects_path: str) -> list[str]:
+                 rows: dict[str, int], split_rule: str, rejects_path: str) -> list[str]:
     """The rejects report: kept/rejected ratings by reason, per table, per split."""
     reasons = rejected_by_reason(counts, nonzero=True)
     lines = [f"ratings: {counts[TOTAL]} read, {counts[KEPT]} kept, {counts[REJECTED]} rejected"]
@@ -66,7 +66,8 @@ def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
         if name == RATINGS:  # the lines above, by reason
             continue
         lines.append(f"{name}: {table_counts(name, c)}")
-    lines.append("split: " + ", ".join(f"{name} {n}" for name, n in rows.items()))
+    lines.append("split: " + ", ".join(f"{name} {n}" for name, n in rows.items())
+                 + f" ({split_rule})")
     lines.append(f"rejected rows: {rejects_path}")
     return lines
 
@@ -88,7 +89,8 @@ def run_check(args: argparse.Namespace) -> int:
     finally:
         if home and not os.listdir(home):
             os.rmdir(home)
-    lines = report_lines(checked.clean.counts, checked.clean.tables, checked.rows, rejects_path)
+    lines = report_lines(checked.clean.counts, checked.clean.tables, checked.rows,
+                         checked.split_rule, rejects_path)
     values = checked.clean.dataset.ratings[F.RATING].unique()
     if is_implicit_feedback(len(values)):  # what `mtrec run` will do with it
         lines.append(f"note: every rating is {values[0]:g} (implicit feedback): each "
