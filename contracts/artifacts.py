@@ -12,11 +12,12 @@ INGEST_REPORT_FILE = "ingest_report.json"
 # Its keys that other modules read (data/examples.py writes them; the run summary and
 # the report read them): rows per split, the distinct users and items of the kept
 # ratings, the catalogue items with at least one genre (none: the interest head has no
-# labels), the distinct rating values (one: implicit feedback, no rating or like labels),
-# the split protocol (which the ExampleGens record as contracts.pipeline.SPLIT_PROTOCOL)
-# and the split rule.
+# labels) and with text (none: nothing for the text encoder to read), the distinct
+# rating values (one: implicit feedback, no rating or like labels), the split protocol
+# (which the ExampleGens record as contracts.pipeline.SPLIT_PROTOCOL) and the split rule.
 INGEST_ROWS, INGEST_USERS, INGEST_ITEMS = "rows", "n_users", "n_items"
 INGEST_ITEMS_WITH_GENRES = "n_items_with_genres"
+INGEST_ITEMS_WITH_TEXT = "n_items_with_text"  # any text encoder input: none, no encoder
 INGEST_RATING_VALUES = "rating_values"
 INGEST_SPLIT_PROTOCOL = "split_protocol"
 INGEST_SPLIT_RULE = "split_rule"  # how eval rows were chosen, in words (data/splits.py)

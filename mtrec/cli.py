@@ -148,6 +148,8 @@ def _run(args: argparse.Namespace) -> int:
     # decides it from the data, as the Trainer decides the split protocol's settings.
     fields["thresholds"] = fields["thresholds"].for_rating_values(
         data.report.get(A.INGEST_RATING_VALUES))
+    if data.report.get(A.INGEST_ITEMS_WITH_TEXT) == 0:  # an encoder would read only " | "
+        fields["text_encoder"] = None
     error = report_error = report_path = None
     portable = args.beam_runner == "portable"
     # Progress on the terminal, library output in <home>/logs/run.log.

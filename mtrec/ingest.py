@@ -156,10 +156,11 @@ def ingest(
     # rewritten, or when the pipeline starts reading one: at 3 its ExampleGens record
     # split_protocol, and a new folder makes a home's cached ExampleGen outputs, which
     # lack it, run again instead of training without the protocol's settings. At 4 it
-    # counts the items with genres and the rating values (the TFMA bounds read it).
+    # counts the items with genres and the rating values (the TFMA bounds read it); at 5
+    # the items with text (none: the run leaves the text encoder out).
     # "code": the code that writes the examples (splits, features, encoding), so a
     # change to it writes a new folder rather than reusing one written the old way.
-    digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 4,
+    digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 5,
                       "code": examples_code()}
     target = Path(home, "examples", _digest(dataset, digest_options))
     if not (target / INGEST_REPORT_FILE).exists():

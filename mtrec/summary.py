@@ -328,6 +328,9 @@ def render(summary: RunSummary) -> str:
                 f"loss {t[A.MLM_LOSS_BEFORE]:.2f} -> {t[A.MLM_LOSS_AFTER]:.2f}"
             )
         lines.append(line)
+    elif ((data or {}).get("report") or {}).get(A.INGEST_ITEMS_WITH_TEXT) == 0:
+        lines.append("text encoder: off: no item has a title, genres, a year or a "
+                     "description")
     if implicit_feedback(data):
         lines.append("rating/relevance (TFMA, eval split): every rating is the same value "
                      "(implicit feedback), so there are no rating or like labels to measure; "

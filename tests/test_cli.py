@@ -259,6 +259,34 @@ def test_run_drops_tfma_label_bounds_for_one_rating_value(
     assert seen["thresholds"].rating_labels is labels
 
 
+@pytest.mark.parametrize("items, encoder", [
+    ("item_id,title,year\ni0,,\ni1,,0\n", False),
+    ("item_id,title\ni0,\ni1,Heat\n", True),
+    ("item_id,genres\ni0,\ni1,Drama\n", True),  # the encoder reads "| drama | |"
+])
+def test_run_leaves_the_text_encoder_out_when_no_item_has_text(
+        items, encoder, tmp_path: Path, monkeypatch, capfd):
+    """An ids-only log ran MiniLM over 1,682 empty strings: one vector for every item."""
+    from mtrec.pipeline import local_runner
+
+    seen = {}
+
+    def stop(_paths, settings):
+        seen["text_encoder"] = settings.text_encoder
+        raise ValueError("stop here")
+
+    data = tmp_path / "in"
+    data.mkdir()
+    rows = [f"u{u},i{i % 2},{1 + (u + i) % 5},{100 * u + i}" for u in range(6) for i in range(2)]
+    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows))
+    (data / "items.csv").write_text(items)
+    monkeypatch.setattr(local_runner, "run", stop)
+    assert main(["run", "--source", "generic", "--path", str(data), "--home",
+                 str(tmp_path / "home")]) == 1
+    capfd.readouterr()
+    assert (seen["text_encoder"] is not None) is encoder
+
+
 def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys, monkeypatch):
     data = tmp_path / "in"
     data.mkdir()
@@ -280,6 +308,8 @@ def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys, monkeypatc
     # No users or items file: their rows were made up from the ratings, not read.
     assert "users: 6 (no users file: one per rated id)" in out
     assert "items: 5 (no items file: one per rated id)" in out
+    assert "note: no item has a title, genres, a year or a description, so `mtrec run` " \
+        "will leave the text encoder out" in out
     (data / "users.csv").write_text("user_id\n" + "".join(f"u{u}\n" for u in range(6)))
     assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
     out = capsys.readouterr().out

@@ -64,6 +64,7 @@ def test_features_and_types(written: tuple[Path, dict], small: Dataset) -> None:
     assert json.loads((out / INGEST_REPORT_FILE).read_text()) == report
     assert report["n_users"] == 50 and report["n_items"] == small.ratings[F.ITEM_ID].nunique()
     assert report["n_items_with_genres"] == sum(len(g) > 0 for g in small.items[F.GENRES])
+    assert report["n_items_with_text"] == len(small.items)  # each has a title
     assert report["rating_values"] == small.ratings[F.RATING].nunique() > 1
     for example in train[:50] + evals[:50]:
         assert set(example.features.feature) == set(F.RAW_FEATURES)
@@ -168,6 +169,7 @@ def test_official_split_and_defaults(tmp_path: Path) -> None:
     assert report["split_rule"] == "official"
     assert report["rows"] == {"train": 2, "eval": 2, "catalog": 3}
     assert report["n_items_with_genres"] == 0  # make_items without genres
+    assert report["n_items_with_text"] == 3  # titles X, Y, Z
     got = pd.concat([frame(read(tmp_path, s), s) for s in ("train", "eval")])
     got = got.set_index(F.ITEM_ID)
     assert got.loc["y", "split"] == "eval" and got.loc["y", F.HISTORY] == ["x"]

@@ -96,6 +96,11 @@ def test_data_without_genres_says_the_interest_auc_is_undefined() -> None:
     lines = render({"components": {}, "pushed_to": None, "data": data,
                     "training": training}).splitlines()
     assert "interest (eval split): genre AUC 0.0000" in lines
+    assert not any(line.startswith("text encoder") for line in lines)  # not known: silent
+    report["n_items_with_text"] = 0
+    lines = render({"components": {}, "pushed_to": None, "data": data,
+                    "training": training}).splitlines()
+    assert "text encoder: off: no item has a title, genres, a year or a description" in lines
 
 
 class _Signature:
