@@ -309,6 +309,14 @@ def _current_task(name: str) -> str:
     return name
 
 
+def without_interest(overrides: dict) -> dict:
+    """ModelConfig overrides with the interest task left out (data without genres: its
+    labels would all be 0), unless they name the tasks themselves."""
+    if "tasks" in overrides:
+        return overrides
+    return {**overrides, "tasks": [t for t in ModelConfig().tasks if t != INTEREST]}
+
+
 def protocol_overrides(split_protocol: str | None) -> dict:
     """The ModelConfig overrides for a split protocol (none for an unknown one)."""
     return dict(PROTOCOL_OVERRIDES.get(split_protocol or "", {}))

@@ -161,11 +161,13 @@ class MultiTaskModel(tfrs.Model):
             ],
             name=RATING,
         )
+        # As the head: without the task, no interest AUC (never updated, it read 0.000 in
+        # every epoch line of a run whose items have no genres, where the run drops it).
         self.interest_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none),
             metrics=[tf.keras.metrics.AUC(name=INTEREST_AUC, from_logits=True)],
             name=INTEREST,
-        )
+        ) if INTEREST in config.tasks else None
         self.balancer = UncertaintyWeighting(config.tasks) if config.uncertainty_weighting else None
         # Each task's loss as an epoch mean (`<task>_loss`, `val_<task>_loss` in
         # the fit logs): the Trainer's progress line shows them, and they cost
@@ -374,7 +376,7 @@ class MultiTaskModel(tfrs.Model):
                 sample_weight=weights[:, tf.newaxis],
                 compute_metrics=not training,
             )
-        if INTEREST in tasks:
+        if INTEREST in tasks and self.interest_task is not None:
             liked = tf.cast(x[F.LIKED_XF], tf.float32)
             losses[INTEREST] = self.interest_task(
                 labels=x[F.GENRES_MULTI_HOT],

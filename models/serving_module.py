@@ -67,7 +67,12 @@ from mtrec.models.serving_ops import (
     unknown_item_vector,
     within_years,
 )
-from mtrec.models.serving_tables import ServingTables, user_row_table, user_rows
+from mtrec.models.serving_tables import (
+    ServingTables,
+    genre_vocabulary,
+    user_row_table,
+    user_rows,
+)
 from mtrec.models.sparse_item_item import bag_scores
 
 if TYPE_CHECKING:
@@ -161,7 +166,7 @@ class ServingModule(ItemSignatures, tf.Module):
                 self._recommend_rows, self._item_positions, sizes.known_users,
                 cache_depth(tables.num_items, self._num_candidates),
                 config.answer_cache_max_entries)
-        genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
+        genres = genre_vocabulary(tft_output)
         self._num_genres = len(genres)
         self.genre_names = tf.constant([g for g in genres], dtype=tf.string)
 

@@ -15,11 +15,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_transform import analyzers as tft_analyzers
 
 from mtrec.contracts import features as F
 from mtrec.models.item_item import known_rows
 from mtrec.models.item_titles import DISPLAY_TITLE
 from mtrec.models.towers import VocabSizes
+
+# The entry tf.Transform writes for an empty string vocabulary (see genre_vocabulary).
+EMPTY_VOCABULARY_ENTRY = tft_analyzers.get_empy_vocabulary_dummy_value(tf.string)[1]
 
 if TYPE_CHECKING:
     import tensorflow_transform as tft
@@ -190,6 +194,15 @@ def item_sampling_probability(tft_output: tft.TFTransformOutput, sizes: VocabSiz
     for i, token in enumerate(tokens):
         freq[i + 1] = counts.get(token.decode() if isinstance(token, bytes) else token, 1)
     return (freq / freq[1 : sizes.known_items + 1].sum()).astype(np.float32)
+
+
+def genre_vocabulary(tft_output: tft.TFTransformOutput) -> list[bytes]:
+    """The genres Transform learned, in their index order; [] when no item had one, where
+    tf.Transform writes a placeholder entry instead (analyzers'
+    get_empy_vocabulary_dummy_value) that user_interest returned as a genre with P 0.5.
+    tests/test_pipeline_e2e.py pins it on an ids-only run."""
+    genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
+    return [] if genres == [EMPTY_VOCABULARY_ENTRY] else list(genres)
 
 
 def user_row_table(tft_output: tft.TFTransformOutput) -> tf.lookup.StaticVocabularyTable:

@@ -43,6 +43,7 @@ from mtrec.data.tables import (
 )
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
+from mtrec.models.serving_tables import genre_vocabulary
 from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import NodeRun, latest_pushed_run
 from mtrec.serving.versions import list_versions
@@ -161,9 +162,10 @@ def item_notes(given: pd.DataFrame, earlier: pd.DataFrame | None,
         named = {g for value in kept[F.GENRES] for g in genre_list(value)}
         unknown = sorted(g for g in named if g.lower() not in genre_vocab)
         if unknown:
+            known = (f"known: {', '.join(sorted(genre_vocab))}" if genre_vocab else
+                     "the model was trained without genres")
             notes.append(f"{len(unknown)} genre(s) the model was not trained on "
-                         f"({_some(unknown)}): they count as one unknown genre; known: "
-                         f"{', '.join(sorted(genre_vocab))}")
+                         f"({_some(unknown)}): they count as one unknown genre; {known}")
     if F.YEAR in given.columns:
         text = kept[F.YEAR].astype(str).str.strip()
         bad = text[(text != "") & (int_column(text, len(text)).to_numpy() == 0)]
@@ -190,7 +192,7 @@ def add_items(home: str, items_path: str) -> str:
     earlier = pd.read_csv(record, dtype=str, keep_default_na=False) if os.path.exists(
         record) else None  # then add-items pushed the latest version
     tft_output = tft.TFTransformOutput(_uri(nodes, P.TRANSFORM, P.TRANSFORM_GRAPH))
-    genre_vocab = {g.decode() for g in tft_output.vocabulary_by_name(F.GENRE_VOCAB)}
+    genre_vocab = {g.decode() for g in genre_vocabulary(tft_output)}
     for note in item_notes(given, earlier, genre_vocab):
         print(f"note: {note}")
     if earlier is not None:

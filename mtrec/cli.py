@@ -43,6 +43,7 @@ from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
 from mtrec.data import SOURCES, DataQualityError
 from mtrec.data.cleaning import KEPT
 from mtrec.ingest import IngestOptions, IngestResult, ingest
+from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
 from mtrec.serving.cli import (
     QUERY_EXAMPLES,
@@ -150,6 +151,8 @@ def _run(args: argparse.Namespace) -> int:
         data.report.get(A.INGEST_RATING_VALUES))
     if data.report.get(A.INGEST_ITEMS_WITH_TEXT) == 0:  # an encoder would read only " | "
         fields["text_encoder"] = None
+    if data.report.get(A.INGEST_ITEMS_WITH_GENRES) == 0:  # no interest labels to learn
+        fields["model"] = without_interest(fields["model"])
     error = report_error = report_path = None
     portable = args.beam_runner == "portable"
     # Progress on the terminal, library output in <home>/logs/run.log.

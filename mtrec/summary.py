@@ -342,8 +342,8 @@ def render(summary: RunSummary) -> str:
         auc = summary["training"].get(A.EVAL_METRIC_PREFIX + INTEREST_AUC)
         report = (data or {}).get("report") or {}
         if report.get(A.INGEST_ITEMS_WITH_GENRES) == 0:  # Keras' AUC without positives: 0
-            lines.append("interest (eval split): no item has genres, so the interest head "
-                         "had no labels (its AUC is undefined)")
+            lines.append("interest (eval split): no item has genres, so the interest task "
+                         "was left out")
         elif auc is not None:
             lines.append(f"interest (eval split): genre AUC {auc:.4f}")
     if "retrieval" in summary:

@@ -99,5 +99,8 @@ def test_notes_say_what_the_file_loses_or_replaces(tmp_path: Path) -> None:
     replaced = given.assign(genres=["Noir", "Drama", "Comedy", ""], year=["x", "1", "", "2000"])
     assert item_notes(replaced, None, {"drama", "comedy"}) == [  # a1's first row is unused
         "1 item id(s) given more than once (a1): the last row of each is used"]
+    assert item_notes(given.iloc[[2]], None, set()) == [
+        "1 genre(s) the model was not trained on (Comedy): they count as one unknown genre; "
+        "the model was trained without genres"]
     clean = given.iloc[[2]]  # a2 as the earlier call gave it: no note
     assert item_notes(clean, earlier, {"drama", "comedy"}) == []

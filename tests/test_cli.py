@@ -18,6 +18,7 @@ from mtrec import cli as cli_module
 from mtrec.cli import build_parser, main
 from mtrec.commands.compile import settings_from_args
 from mtrec.commands.options import pipeline_fields
+from mtrec.models.config import ModelConfig
 from mtrec.pipeline import configs
 from mtrec.pipeline.settings import Thresholds
 
@@ -259,20 +260,22 @@ def test_run_drops_tfma_label_bounds_for_one_rating_value(
     assert seen["thresholds"].rating_labels is labels
 
 
-@pytest.mark.parametrize("items, encoder", [
-    ("item_id,title,year\ni0,,\ni1,,0\n", False),
-    ("item_id,title\ni0,\ni1,Heat\n", True),
-    ("item_id,genres\ni0,\ni1,Drama\n", True),  # the encoder reads "| drama | |"
+@pytest.mark.parametrize("items, encoder, interest", [
+    ("item_id,title,year\ni0,,\ni1,,0\n", False, False),
+    ("item_id,title\ni0,\ni1,Heat\n", True, False),
+    ("item_id,genres\ni0,\ni1,Drama\n", True, True),  # the encoder reads "| drama | |"
 ])
-def test_run_leaves_the_text_encoder_out_when_no_item_has_text(
-        items, encoder, tmp_path: Path, monkeypatch, capfd):
-    """An ids-only log ran MiniLM over 1,682 empty strings: one vector for every item."""
+def test_run_leaves_out_the_text_encoder_and_interest_task_without_their_inputs(
+        items, encoder, interest, tmp_path: Path, monkeypatch, capfd):
+    """An ids-only log ran MiniLM over 1,682 empty strings (one vector for every item),
+    and trained the interest head on labels that were all 0."""
     from mtrec.pipeline import local_runner
 
     seen = {}
 
     def stop(_paths, settings):
         seen["text_encoder"] = settings.text_encoder
+        seen["model"] = settings.model
         raise ValueError("stop here")
 
     data = tmp_path / "in"
@@ -285,6 +288,7 @@ def test_run_leaves_the_text_encoder_out_when_no_item_has_text(
                  str(tmp_path / "home")]) == 1
     capfd.readouterr()
     assert (seen["text_encoder"] is not None) is encoder
+    assert ("interest" in ModelConfig.from_dict(dict(seen["model"])).tasks) is interest
 
 
 def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys, monkeypatch):

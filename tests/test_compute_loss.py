@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts.metrics import INTEREST_AUC
 from mtrec.models.config import INTEREST, RATING, RELEVANCE, RETRIEVAL, ModelConfig
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_tables import item_sampling_probability
@@ -114,6 +115,17 @@ def test_without_logq_correction_the_softmax_is_plain():
     model = _model(logq_correction=False, tasks=(RETRIEVAL,))
     assert float(model.compute_loss(_batch())) == pytest.approx(RETRIEVAL_WITHOUT_LOGQ,
                                                                 rel=1e-5)
+
+
+def test_without_the_interest_task_the_total_and_the_metrics_leave_it_out():
+    """Data without genres drops the task (mtrec/cli.py): its AUC, never updated, read
+    0.000 in every epoch line."""
+    model = _model(tasks=(RETRIEVAL, RELEVANCE, RATING))
+    total = float(model.compute_loss(_batch()))
+    assert total == pytest.approx(RETRIEVAL_LOSS + 0.5 * RELEVANCE_LOSS + RATING_LOSS, rel=1e-5)
+    assert model.interest_task is None and model.interest_head is None
+    assert INTEREST_AUC not in {m.name for m in model.metrics}
+    assert INTEREST_AUC in {m.name for m in _model().metrics}
 
 
 def test_uncertainty_weighting_weighs_each_task_mean_by_its_learned_variance():

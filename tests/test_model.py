@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mtrec.models.config import ModelConfig, resolve_optimizer
+from mtrec.models.config import ModelConfig, resolve_optimizer, without_interest
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_tables import build_serving_tables, item_sampling_probability
 from mtrec.models.towers import VocabSizes
@@ -94,6 +94,13 @@ def test_history_dropout_blanks_training_history_only(transformed_synthetic):
     np.testing.assert_array_equal(kept["history_idx"], batch["history_idx"])
     # Never trained on history, so the served query tower does not read it either.
     assert model.query_tower.history_embedding is None
+
+
+def test_without_interest_keeps_the_tasks_a_user_named():
+    assert without_interest({"epochs": 2}) == {
+        "epochs": 2, "tasks": ["retrieval", "relevance", "rating"]}
+    assert without_interest({"tasks": ["rating", "interest"]}) == {
+        "tasks": ["rating", "interest"]}
 
 
 def test_config_validation():

@@ -417,3 +417,8 @@ def test_interactions_alone_run_to_a_push(tmp_path):
     assert {name: node.state for name, node in nodes.items() if node.state != "COMPLETE"} == {}
     assert custom_property(nodes["Evaluator"].outputs["blessing"][0], "blessed") == 1
     assert len(_versions(paths)) == 1
+    # No genres: user_interest lists none (it listed tf.Transform's empty-vocabulary
+    # placeholder, '49d0cd50-...', at P 0.5: serving_tables.genre_vocabulary).
+    served = tf.saved_model.load(os.path.join(paths.serving_model_dir, _versions(paths)[0]))
+    interest = served.signatures["user_interest"](user_id=tf.constant(["u1", "nobody"]))
+    assert interest["genres"].shape == (2, 0) and interest["scores"].shape == (2, 0)
