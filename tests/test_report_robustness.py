@@ -222,3 +222,17 @@ def test_a_validation_metric_worse_at_the_end_than_at_its_best_is_pointed_out():
     html = render({**REPORT, "training": {**REPORT["training"], "curves": curves}})
     assert "run again with --epochs N" in html
     assert "--epochs N" not in render(REPORT)
+
+
+def test_a_task_left_out_has_no_weight_bar_and_no_genres_no_interest_plot(figures):
+    """Data without genres: the run drops the interest task; the chart still drew its
+    0.2 weight, and the example users' interest plot showed tf.Transform's placeholder."""
+    config = {"loss_weights": {"retrieval": 1.0, "rating": 0.5, "interest": 0.2},
+              "tasks": ["retrieval", "rating"]}
+    examples = [{**REPORT["examples"][0], "interest": {}}]
+    html = render({**REPORT, "training": {**REPORT["training"], "config": config},
+                   "examples": examples})
+    weights = next(ax for ax in figures if ax.get_title() == "loss weight per task")
+    assert [t.get_text() for t in weights.get_xticklabels()] == ["retrieval", "rating"]
+    assert not any(ax.get_title().startswith("user u1: genre interest") for ax in figures)
+    assert "genre interest: none (no item has genres)" in html

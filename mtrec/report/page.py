@@ -239,7 +239,9 @@ def training_section(training: TrainingSection) -> str:
                else _missing("per-task losses (models trained before they were tracked)"))
     config = training.get("config")
     if config:
-        out.append(_img(charts.loss_weights(config["loss_weights"]), "loss weights"))
+        tasks = config.get("tasks") or list(config["loss_weights"])  # a task left out: no bar
+        weights = {t: w for t, w in config["loss_weights"].items() if t in tasks}
+        out.append(_img(charts.loss_weights(weights), "loss weights"))
         if config.get("uncertainty_weighting"):
             out.append(_missing("learned uncertainty weights"))
         else:
@@ -353,10 +355,13 @@ def examples_section(examples: Sequence[ExampleUser]) -> str:
         out.append(_table(["#", "title", "item", "predicted rating", "score"], [
             [str(i), _e(r.get("title") or ""), _e(r["item_id"]), _num(r["predicted_rating"], 2),
              _num(r["score"], 3)] for i, r in enumerate(user["items"], 1)]))
-        interest = user.get("interest") or {}
-        out.append(_img(charts.genre_interest(user["user_id"], interest),
-                        f"genre interest of user {user['user_id']}") if interest
-                   else _missing("genre interest"))
+        interest = user.get("interest")
+        if interest:
+            out.append(_img(charts.genre_interest(user["user_id"], interest),
+                            f"genre interest of user {user['user_id']}"))
+        else:  # {}: the model knows no genres; None: a run before interests were recorded
+            out.append('<p class="muted">genre interest: none (no item has genres)</p>'
+                       if interest is not None else _missing("genre interest"))
     return "".join(out)
 
 
