@@ -236,28 +236,37 @@ def test_a_run_that_fails_before_any_component_says_so_without_a_summary(
     assert (tmp_path / "home" / "logs" / "run.log").exists()
 
 
+def _run_settings(tmp_path: Path, monkeypatch, capfd, rows: list[str],
+                  items: str | None = None, *flags: str):
+    """The pipeline settings `mtrec run` builds from a generic log, stopped before it runs."""
+    from mtrec.pipeline import local_runner
+
+    seen = []
+
+    def stop(_paths, settings):
+        seen.append(settings)
+        raise ValueError("stop here")
+
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows))
+    if items is not None:
+        (data / "items.csv").write_text(items)
+    monkeypatch.setattr(local_runner, "run", stop)
+    assert main(["run", "--source", "generic", "--path", str(data), "--home",
+                 str(tmp_path / "home"), *flags]) == 1
+    capfd.readouterr()
+    return seen[0]
+
+
 @pytest.mark.parametrize("ratings, labels", [((1, 1, 1), False), ((1, 4, 5), True)])
 def test_run_drops_tfma_label_bounds_for_one_rating_value(
         ratings, labels, tmp_path: Path, monkeypatch, capfd):
     """Implicit feedback (one rating value) runs without TFMA's rating and like bounds:
     `mtrec run` decides it from the ingested data (Thresholds.for_rating_values)."""
-    from mtrec.pipeline import local_runner
-
-    seen = {}
-
-    def stop(_paths, settings):
-        seen["thresholds"] = settings.thresholds
-        raise ValueError("stop here")
-
-    data = tmp_path / "in"
-    data.mkdir()
     rows = [f"u{u},i{i},{ratings[(u + i) % 3]},{100 * u + i}" for u in range(6) for i in range(5)]
-    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows))
-    monkeypatch.setattr(local_runner, "run", stop)
-    assert main(["run", "--source", "generic", "--path", str(data), "--home",
-                 str(tmp_path / "home"), "--no-text-encoder"]) == 1
-    capfd.readouterr()
-    assert seen["thresholds"].rating_labels is labels
+    settings = _run_settings(tmp_path, monkeypatch, capfd, rows, None, "--no-text-encoder")
+    assert settings.thresholds.rating_labels is labels
 
 
 @pytest.mark.parametrize("items, encoder, interest", [
@@ -269,26 +278,10 @@ def test_run_leaves_out_the_text_encoder_and_interest_task_without_their_inputs(
         items, encoder, interest, tmp_path: Path, monkeypatch, capfd):
     """An ids-only log ran MiniLM over 1,682 empty strings (one vector for every item),
     and trained the interest head on labels that were all 0."""
-    from mtrec.pipeline import local_runner
-
-    seen = {}
-
-    def stop(_paths, settings):
-        seen["text_encoder"] = settings.text_encoder
-        seen["model"] = settings.model
-        raise ValueError("stop here")
-
-    data = tmp_path / "in"
-    data.mkdir()
     rows = [f"u{u},i{i % 2},{1 + (u + i) % 5},{100 * u + i}" for u in range(6) for i in range(2)]
-    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows))
-    (data / "items.csv").write_text(items)
-    monkeypatch.setattr(local_runner, "run", stop)
-    assert main(["run", "--source", "generic", "--path", str(data), "--home",
-                 str(tmp_path / "home")]) == 1
-    capfd.readouterr()
-    assert (seen["text_encoder"] is not None) is encoder
-    assert ("interest" in ModelConfig.from_dict(dict(seen["model"])).tasks) is interest
+    settings = _run_settings(tmp_path, monkeypatch, capfd, rows, items)
+    assert (settings.text_encoder is not None) is encoder
+    assert ("interest" in ModelConfig.from_dict(dict(settings.model)).tasks) is interest
 
 
 def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys, monkeypatch):
