@@ -195,7 +195,10 @@ def test_missing_values_say_not_recorded_and_why_nothing_was_pushed():
     assert len(parsed.images) == 1  # the timeline only
     assert page.count(NOT_RECORDED) >= 8
     assert "nothing pushed: TFMA did not bless the model" in page
-    assert "No text encoder in this run" in page
+    assert "No text encoder in this run (or nothing recorded)" in page
+    data = {**REPORT["data"], "report": {**REPORT["data"]["report"], "n_items_with_text": 0}}
+    assert ("No text encoder in this run: no item has a title, genres, a year or a "
+            "description") in render({**bare, "data": data})  # mtrec run left it out
 
 
 def test_a_model_the_retrieval_gate_refused_says_tfma_did_not_run_and_why():

@@ -15,6 +15,7 @@ from mtrec.contracts.artifacts import (
     CATALOG_SIZE,
     ENCODE_PHASE,
     INGEST_ITEMS,
+    INGEST_ITEMS_WITH_TEXT,
     INGEST_ROWS,
     INGEST_USERS,
     MLM_LOSS_BEFORE,
@@ -317,8 +318,12 @@ def _retrieval_section(evaluation: EvaluationSection) -> list[str]:
     return out
 
 
-def text_encoder_section(encoder: TextEncoderSection | None) -> str:
+def text_encoder_section(encoder: TextEncoderSection | None,
+                         items_with_text: int | None = None) -> str:
     if not encoder:
+        if items_with_text == 0:  # the ingest report's count: `mtrec run` left it out
+            return ("<p>No text encoder in this run: no item has a title, genres, a year "
+                    "or a description.</p>")
         return "<p>No text encoder in this run (or nothing recorded).</p>"
     mlm, seconds = encoder.get("mlm") or {}, encoder.get("seconds") or {}
     config = encoder.get("config")
@@ -372,7 +377,9 @@ def render(report: Report) -> str:
         "pipeline": ("Pipeline", pipeline_section(report.get("pipeline") or {})),
         "training": ("Training", training_section(report.get("training") or {})),
         "evaluation": ("Evaluation", evaluation_section(report.get("evaluation") or {})),
-        "text-encoder": ("Text encoder", text_encoder_section(report.get("text_encoder"))),
+        "text-encoder": ("Text encoder", text_encoder_section(
+            report.get("text_encoder"),
+            ((report.get("data") or {}).get("report") or {}).get(INGEST_ITEMS_WITH_TEXT))),
         "examples": ("Examples", examples_section(report.get("examples") or [])),
     }
     nav = "".join(f'<a href="#{s}">{sections[s][0]}</a>' for s in SECTIONS)
