@@ -273,6 +273,17 @@ def _other_scale(ratings: pd.DataFrame, reason: pd.Series, name: str) -> str | N
             "rating, e.g. 1 (README: Your data); --max-reject-fraction 1 trains on the rest "
             "instead"
         )
+    values = sorted(every.unique())
+    if len(values) == 2:  # 0/1, -1/1: thumbs down and up
+        return (
+            f"{name}: {len(out)} of {len(ratings)} ratings ({len(out) / len(ratings):.0%}) are "
+            f"outside {F.MIN_RATING:g}-{F.MAX_RATING:g} ({seen}), the scale mtrec reads. Two "
+            f"values ({values[0]:g} and {values[1]:g}) look like dislike and like: map them "
+            f"to 1 and {F.MAX_RATING:g}, either side of the like threshold (or, when "
+            f"{values[0]:g} only marks an "
+            "item shown and not chosen, leave those rows out); --max-reject-fraction 1 "
+            "trains on the rest instead"
+        )
     if low > F.MAX_RATING:  # all above: a larger scale, one factor maps it
         fix = f" (rating x {F.MAX_RATING / high:.3g} maps {high:g} to {F.MAX_RATING:g})"
     else:

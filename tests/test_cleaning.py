@@ -282,6 +282,17 @@ def test_play_counts_stop_with_an_implicit_feedback_hint_not_a_factor() -> None:
     assert "counts" not in str(err.value)
 
 
+@pytest.mark.parametrize("low", [0, -1])
+def test_two_values_stop_with_a_dislike_like_hint(low: int) -> None:
+    """Thumbs down/up (0/1, -1/1) got the hint for 0 as "not rated" only, or a 0-4 scale."""
+    with pytest.raises(DataQualityError) as err:
+        clean(_log_of([low, 1, 1] * 20))
+    message = str(err.value)
+    assert f"20 of 60 ratings (33%) are outside 0.5-5 (all {low})" in message
+    assert f"Two values ({low} and 1) look like dislike and like: map them to 1 and 5" \
+        in message and "0-4" not in message
+
+
 @pytest.mark.parametrize("top_share", [9, 10])
 def test_a_few_ratings_above_the_scale_are_rejected_rows_not_a_stop(top_share: int) -> None:
     # 10% or fewer (and under 10 rows): typos, rejected one by one as before.
