@@ -38,7 +38,7 @@ from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT, SPLITS, TRAIN_SP
 from mtrec.data import tfexample as W
 from mtrec.data.artifact_io import COMPRESSION
 from mtrec.data.splits import UNKNOWN_PROTOCOL, eval_mask, split_protocol, time_split
-from mtrec.data.tables import Dataset, items_with_text
+from mtrec.data.tables import Dataset, items_with_genres, items_with_text
 
 __all__ = ["history_index", "recorded_split_protocol", "time_split", "write_examples"]
 # zlib level 1: ~4x faster to write than the default level for ~20% larger
@@ -208,8 +208,7 @@ def write_examples(
         INGEST_ROWS: {name: writer.count for name, writer in writers.items()},
         INGEST_USERS: int(len(pd.unique(user_ids))),
         INGEST_ITEMS: int(len(pd.unique(item_ids))),
-        INGEST_ITEMS_WITH_GENRES: int(sum(
-            isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0 for g in items[F.GENRES])),
+        INGEST_ITEMS_WITH_GENRES: items_with_genres(items),
         INGEST_ITEMS_WITH_TEXT: items_with_text(items),
         INGEST_RATING_VALUES: int(ratings[F.RATING].nunique()),
         INGEST_SPLIT_RULE: split_rule,

@@ -227,14 +227,24 @@ def make_items(
     )
 
 
+def _has_genres(items: pd.DataFrame) -> pd.Series:
+    return items[F.GENRES].map(lambda g: isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0)
+
+
+def items_with_genres(items: pd.DataFrame) -> int:
+    """How many items have a genre: with none, the interest task has no labels (the run
+    leaves it out)."""
+    return int(_has_genres(items).sum())
+
+
 def items_with_text(items: pd.DataFrame) -> int:
     """How many items have a title, genres, a year or a description, the parts of the
     text encoder's input (components/text_encoder/corpus.py item_text): with none, it
     would read only separators (the run leaves it out)."""
     def filled(column: str) -> pd.Series:
         return items[column].astype(str).str.strip() != ""
-    genres = items[F.GENRES].map(lambda g: isinstance(g, (list, tuple, np.ndarray)) and len(g) > 0)
-    return int((filled(F.TITLE) | filled(F.DESCRIPTION) | genres | (items[F.YEAR] > 0)).sum())
+    return int((filled(F.TITLE) | filled(F.DESCRIPTION) | _has_genres(items)
+                | (items[F.YEAR] > 0)).sum())
 
 
 def derive_users(ratings: pd.DataFrame) -> pd.DataFrame:

@@ -140,9 +140,8 @@ def item_notes(given: pd.DataFrame, earlier: pd.DataFrame | None,
                genre_vocab: set[str]) -> list[str]:
     """What add-items does with the file that the user may not expect, each said once:
     an id repeated in the file, or given otherwise by an earlier call (the last row
-    replaces it),
-    genres the model was not trained on (they share the unknown-genre bucket), and
-    years that are not whole numbers (unknown). They were silent."""
+    replaces it), genres the model was not trained on (they share the unknown-genre
+    bucket), and years that are not whole numbers (unknown). They were silent."""
     ids = given[F.ITEM_ID]
     kept = latest_per_id(given)  # the rows used: a replaced row's genres and year are not
     notes = []

@@ -307,6 +307,7 @@ def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys, monkeypatc
     assert "items: 5 (no items file: one per rated id)" in out
     assert "note: no item has a title, genres, a year or a description, so `mtrec run` " \
         "will leave the text encoder out" in out
+    assert "note: no item has genres, so `mtrec run` will leave the interest task out" in out
     (data / "users.csv").write_text("user_id\n" + "".join(f"u{u}\n" for u in range(6)))
     assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
     out = capsys.readouterr().out

@@ -23,7 +23,7 @@ from mtrec.data.cleaning import (
     rejected_by_reason,
     table_counts,
 )
-from mtrec.data.tables import RATINGS, items_with_text
+from mtrec.data.tables import RATINGS, items_with_genres, items_with_text
 from mtrec.ingest import REJECTS_FILE, IngestOptions, check
 
 DESCRIPTION = """\
@@ -96,7 +96,11 @@ def run_check(args: argparse.Namespace) -> int:
         lines.append(f"note: every rating is {values[0]:g} (implicit feedback): each "
                      "interaction counts as a like, and TFMA will bound only the example "
                      "count, leaving the decision to the served-path gate")
-    if not items_with_text(checked.clean.dataset.items):
+    items = checked.clean.dataset.items
+    if not items_with_genres(items):
+        lines.append("note: no item has genres, so `mtrec run` will leave the interest "
+                     "task out")
+    if not items_with_text(items):
         lines.append("note: no item has a title, genres, a year or a description, so "
                      "`mtrec run` will leave the text encoder out")
     print("\n".join(lines))
