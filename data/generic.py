@@ -35,6 +35,7 @@ row, for cleaning to reject with its reason (parsing.to_ratings).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -145,15 +146,27 @@ def _items(file: Path) -> tuple[pd.DataFrame, list[BadLine]]:
     return items, bad
 
 
+_TIME_WORDS = {"date", "time", "datetime", "timestamp", "ts"}  # words of a column name
+
+
 def _untimed_as_zero(ratings: pd.DataFrame, file: Path) -> pd.DataFrame:
     """Ratings without a timestamp column (a log exported without times) get time 0 for
     every row: data.splits then splits each user's ratings at random, not by file order.
-    A column named so in other case is an error, with the name it should have."""
+    A column named so in other case, or one that looks like times under another name,
+    is an error that says so."""
     if F.TIMESTAMP in ratings.columns:
         return ratings
     hint = case_hint(ratings.columns, [F.TIMESTAMP])
     if hint:
         raise ValueError(f"{file}: lacks column(s) {[F.TIMESTAMP]}{hint}")
+    # "date", "rated_at", "time": times under another name would be ignored, and the
+    # split would draw at random where the user has a time order.
+    timed = [c for c in map(str, ratings.columns) if c.lower().endswith("_at")
+             or _TIME_WORDS & set(re.split(r"[^a-z0-9]+", c.lower()))]
+    if timed:
+        raise ValueError(f"{file}: no {F.TIMESTAMP!r} column, but {timed}: name the column "
+                         f"of rating times {F.TIMESTAMP!r} (seconds since the epoch or ISO "
+                         f"8601), or leave it out to read the ratings without time order")
     return ratings.assign(**{F.TIMESTAMP: "0"})
 
 

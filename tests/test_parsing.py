@@ -313,3 +313,10 @@ def test_a_ratings_file_without_timestamps_reads_with_time_zero(tmp_path: Path) 
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['timestamp'\] \(column names "
                        r"are lower-case, as listed: 'TimeStamp' -> 'timestamp'\)"):
         load_generic(tmp_path)
+    write(tmp_path / "ratings.csv", "user_id,item_id,rating,update\nu1,x,4,yes\n")
+    assert load_generic(tmp_path).ratings[F.TIMESTAMP].tolist() == [0]  # no time word
+    for name in ("rated_at", "Date", "event_time"):  # times under another name: not untimed
+        write(tmp_path / "ratings.csv", f"user_id,item_id,rating,{name}\nu1,x,4,2020-01-01\n")
+        with pytest.raises(ValueError, match=rf"no 'timestamp' column, but \['{name}'\]: name "
+                           r"the column of rating times 'timestamp'"):
+            load_generic(tmp_path)
