@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mtrec.data.generic import load_generic
+from mtrec.data.generic import SUFFIXES, load_generic
 from mtrec.data.movielens import load_ml1m, load_ml100k, load_ml_latest_small
+from mtrec.data.parsing import HeaderError
 from mtrec.data.synthetic import generate
 from mtrec.data.tables import Dataset
 
@@ -45,6 +46,18 @@ def load_dataset(source: str, path: str | None = None, split: str | None = None)
                          f"`mtrec download {source} --dest DIR`, or pass a local copy")
     if not Path(path).is_dir():
         raise FileNotFoundError(f"{source}: {path} is not a directory")
+    try:
+        return _load_folder(source, path, split)
+    except (FileNotFoundError, HeaderError) as err:  # the folder may be another source's
+        hint = layout_hint(Path(path), source)
+        if not hint:
+            raise
+        if isinstance(err, HeaderError):
+            raise HeaderError(err.path, err.header, err.problem + hint) from None
+        raise FileNotFoundError(f"{err}{hint}") from None
+
+
+def _load_folder(source: str, path: str, split: str | None) -> Dataset:
     if source == "ml-100k":
         return load_ml100k(path, split)
     if source == "ml-latest-small":
@@ -52,3 +65,22 @@ def load_dataset(source: str, path: str | None = None, split: str | None = None)
     if source == "ml-1m":
         return load_ml1m(path)
     return load_generic(path)
+
+
+# The files that tell each folder source's layout apart, most specific first.
+_LAYOUTS = (("ml-100k", ("u.data",)), ("ml-1m", ("ratings.dat", "movies.dat")),
+            ("ml-latest-small", ("ratings.csv", "movies.csv")))
+
+
+def layout_hint(path: Path, source: str) -> str:
+    """" (this folder is laid out as ml-latest-small: --source ml-latest-small)" when
+    `path` holds another source's files than `source` reads; "" otherwise. A MovieLens
+    folder given as generic failed on its userId/movieId header, and the reverse on
+    missing u.item."""
+    found = next((name for name, files in _LAYOUTS
+                  if all((path / f).is_file() for f in files)), None)
+    if found is None and any((path / f"ratings{s}").is_file() for s in SUFFIXES):
+        found = "generic"
+    if found is None or found == source:
+        return ""
+    return f" (this folder is laid out as {found}: --source {found})"

@@ -235,3 +235,22 @@ def test_real_ml_latest_small(shared_data: Path) -> None:
     assert items.loc["1", F.DESCRIPTION].split(", ")[:2] == ["pixar", "fun"]
     assert items.loc["143410", F.GENRES] == []  # "(no genres listed)"
     assert (ds.users[F.OCCUPATION] == F.UNKNOWN).all()
+
+
+def test_a_folder_of_another_source_names_the_source_it_is(tmp_path: Path) -> None:
+    """A MovieLens folder read as generic failed on its userId/movieId header, and
+    ml-100k on an ml-latest-small folder on a missing u.item: both now name the source."""
+    write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,5\n")
+    write(tmp_path / "movies.csv", "movieId,title,genres\n10,Heat (1995),Crime\n")
+    with pytest.raises(ValueError, match=r"lacks required column\(s\) \['user_id', 'item_id'\] "
+                       r"\(this folder is laid out as ml-latest-small: --source "
+                       r"ml-latest-small\)$"):
+        load_dataset("generic", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"missing MovieLens file\(s\) \['u.item', "
+                       r"'u.user', 'u.genre'\] \(this folder is laid out as ml-latest-small"):
+        load_dataset("ml-100k", str(tmp_path))
+    (tmp_path / "movies.csv").unlink()  # ratings.csv alone: generic
+    with pytest.raises(FileNotFoundError, match=r"laid out as generic: --source generic\)$"):
+        load_dataset("ml-1m", str(tmp_path))
+    with pytest.raises(ValueError, match=r"\['user_id', 'item_id'\]$"):  # generic: no hint
+        load_dataset("generic", str(tmp_path))
