@@ -360,9 +360,16 @@ def separator_hint(header: list[str]) -> str:
     return ""
 
 
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # userId -> user_Id
+
+
 def case_hint(header: Iterable[str], missing: list[str]) -> str:
-    """A hint when a missing column is in the header in other case or with spaces ("User_ID")."""
-    near = {str(h).strip().lower().replace(" ", "_"): str(h) for h in header}
+    """A hint when a missing column is in the header in other case, with spaces or in
+    camelCase ("User_ID", "Item ID", "userId")."""
+    near = {}
+    for h in map(str, header):
+        near[_CAMEL.sub("_", h.strip()).lower().replace(" ", "_")] = h
+        near[h.strip().lower().replace(" ", "_")] = h
     found = [f"{near[c]!r} -> {c!r}" for c in missing if c in near]
     return f" (column names are lower-case, as listed: {', '.join(found)})" if found else ""
 

@@ -187,6 +187,10 @@ def test_a_header_in_other_case_names_the_columns_it_meant(tmp_path: Path) -> No
     with pytest.raises(ValueError, match=r"lower-case, as listed: 'User_ID' -> 'user_id', "
                        r"'Item ID' -> 'item_id'\)$"):
         load_generic(csv_dir)
+    (csv_dir / "ratings.csv").write_text("userId,itemId,rating,timestamp\nu1,i1,4,1\n")
+    with pytest.raises(ValueError, match=r"as listed: 'userId' -> 'user_id', 'itemId' -> "
+                       r"'item_id'\)$"):  # camelCase, as JSON and JavaScript exports write
+        load_generic(csv_dir)
     pd.DataFrame({"user_id": ["a"], "ITEM_ID": ["x"], "rating": [4.0], "timestamp": [1]}
                  ).to_parquet(parquet_dir / "ratings.parquet")
     with pytest.raises(ValueError, match=r"'ITEM_ID' -> 'item_id'\)$"):
