@@ -263,37 +263,26 @@ def _other_scale(ratings: pd.DataFrame, reason: pd.Series, name: str) -> str | N
         return None
     low, high = float(out.min()), float(out.max())
     seen = f"all {low:g}" if low == high else f"from {low:g} to {high:g}"
+    found = (f"{name}: {len(out)} of {len(ratings)} ratings ({len(out) / len(ratings):.0%}) "
+             f"are outside {F.MIN_RATING:g}-{F.MAX_RATING:g} ({seen}), the scale mtrec reads. ")
     every = pd.to_numeric(ratings[F.RATING], errors="coerce").dropna()
-    if _counts(every):
-        return (
-            f"{name}: {len(out)} of {len(ratings)} ratings ({len(out) / len(ratings):.0%}) are "
-            f"outside {F.MIN_RATING:g}-{F.MAX_RATING:g} ({seen}), the scale mtrec reads. They "
-            f"look like counts (plays, views, purchases: whole numbers, median "
-            f"{every.median():g}), not ratings: for implicit feedback give every row the same "
-            "rating, e.g. 1 (README: Your data); --max-reject-fraction 1 trains on the rest "
-            "instead"
-        )
     values = sorted(every.unique())
-    if len(values) == 2:  # 0/1, -1/1: thumbs down and up
-        return (
-            f"{name}: {len(out)} of {len(ratings)} ratings ({len(out) / len(ratings):.0%}) are "
-            f"outside {F.MIN_RATING:g}-{F.MAX_RATING:g} ({seen}), the scale mtrec reads. Two "
-            f"values ({values[0]:g} and {values[1]:g}) look like dislike and like: map them "
-            f"to 1 and {F.MAX_RATING:g}, either side of the like threshold (or, when "
-            f"{values[0]:g} only marks an "
-            "item shown and not chosen, leave those rows out); --max-reject-fraction 1 "
-            "trains on the rest instead"
-        )
-    if low > F.MAX_RATING:  # all above: a larger scale, one factor maps it
-        fix = f" (rating x {F.MAX_RATING / high:.3g} maps {high:g} to {F.MAX_RATING:g})"
+    if _counts(every):
+        advice = (f"They look like counts (plays, views, purchases: whole numbers, median "
+                  f"{every.median():g}), not ratings: for implicit feedback give every row "
+                  "the same rating, e.g. 1 (README: Your data)")
+    elif len(values) == 2:  # 0/1, -1/1: thumbs down and up
+        advice = (f"Two values ({values[0]:g} and {values[1]:g}) look like dislike and like: "
+                  f"map them to 1 and {F.MAX_RATING:g}, either side of the like threshold (or, "
+                  f"when {values[0]:g} only marks an item shown and not chosen, leave those "
+                  "rows out)")
+    elif low > F.MAX_RATING:  # all above: a larger scale, one factor maps it
+        advice = ("Ratings on another scale (0-4, 1-10, 0-100) must be mapped to it first "
+                  f"(rating x {F.MAX_RATING / high:.3g} maps {high:g} to {F.MAX_RATING:g})")
     else:
-        fix = ", and rows that only mark an interaction (0 = not rated) left out"
-    return (
-        f"{name}: {len(out)} of {len(ratings)} ratings ({len(out) / len(ratings):.0%}) are "
-        f"outside {F.MIN_RATING:g}-{F.MAX_RATING:g} ({seen}), the scale mtrec reads. "
-        f"Ratings on another scale (0-4, 1-10, 0-100) must be mapped to it first{fix}; "
-        "--max-reject-fraction 1 trains on the rest instead"
-    )
+        advice = ("Ratings on another scale (0-4, 1-10, 0-100) must be mapped to it first, "
+                  "and rows that only mark an interaction (0 = not rated) left out")
+    return found + advice + "; --max-reject-fraction 1 trains on the rest instead"
 
 
 def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
