@@ -243,8 +243,8 @@ def test_a_folder_of_another_source_names_the_source_it_is(tmp_path: Path) -> No
     write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,5\n")
     write(tmp_path / "movies.csv", "movieId,title,genres\n10,Heat (1995),Crime\n")
     with pytest.raises(ValueError, match=r"lacks required column\(s\) \['user_id', 'item_id'\] "
-                       r"\(this folder is laid out as ml-latest-small: --source "
-                       r"ml-latest-small\)$"):
+                       r"\(column names .* 'userId' -> 'user_id'\) \(this folder is laid out "
+                       r"as ml-latest-small: --source ml-latest-small\)$"):
         load_dataset("generic", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"missing MovieLens file\(s\) \['u.item', "
                        r"'u.user', 'u.genre'\] \(this folder is laid out as ml-latest-small"):
@@ -252,5 +252,5 @@ def test_a_folder_of_another_source_names_the_source_it_is(tmp_path: Path) -> No
     (tmp_path / "movies.csv").unlink()  # ratings.csv alone: generic
     with pytest.raises(FileNotFoundError, match=r"laid out as generic: --source generic\)$"):
         load_dataset("ml-1m", str(tmp_path))
-    with pytest.raises(ValueError, match=r"\['user_id', 'item_id'\]$"):  # generic: no hint
+    with pytest.raises(ValueError, match=r"'userId' -> 'user_id'\)$"):  # generic: no source hint
         load_dataset("generic", str(tmp_path))
