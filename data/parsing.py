@@ -36,7 +36,7 @@ from mtrec.data.tables import (
     SOURCE_COL,
     SPLIT,
     BadLine,
-    whole_floats_as_ints,
+    id_column,
 )
 
 _SURROGATE = re.compile("[\udc80-\udcff]")  # an undecodable byte, kept by surrogateescape
@@ -294,8 +294,8 @@ def to_ratings(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         timestamp = timestamp.astype(object).where(whole, text)
     ratings = pd.DataFrame(
         {
-            F.USER_ID: id_strings(frame[F.USER_ID]).to_numpy(dtype=object),
-            F.ITEM_ID: id_strings(frame[F.ITEM_ID]).to_numpy(dtype=object),
+            F.USER_ID: id_column(frame[F.USER_ID]).to_numpy(dtype=object),
+            F.ITEM_ID: id_column(frame[F.ITEM_ID]).to_numpy(dtype=object),
             F.RATING: _with_none(rating, _empty(frame[F.RATING])).to_numpy(),
             F.TIMESTAMP: _with_none(timestamp, _empty(frame[F.TIMESTAMP])).to_numpy(),
         }
@@ -327,13 +327,6 @@ def iso_seconds(text: pd.Series) -> pd.Series:
         stamp = (when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
         out[iso] = stamp.astype("float64")
     return out
-
-
-def id_strings(values: pd.Series) -> pd.Series:
-    """Ids as stripped strings (whole floats as ints: whole_floats_as_ints); missing ones
-    become "" (cleaning rejects them)."""
-    values = whole_floats_as_ints(values)
-    return values.astype(object).where(values.notna(), "").astype(str).str.strip()
 
 
 def _empty(values: pd.Series) -> pd.Series:

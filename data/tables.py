@@ -107,14 +107,15 @@ def split_title_year(titles: pd.Series) -> tuple[pd.Series, pd.Series]:
     return stripped, year
 
 
-def whole_floats_as_ints(values: pd.Series) -> pd.Series:
-    """A float column's whole values (an int id column with a missing value, as pandas
-    writes it to Parquet) as ints, so 7.0 reads as the id 7; others unchanged. Text
-    ("7.0" in a CSV) is not touched."""
-    if not pd.api.types.is_float_dtype(values):
-        return values
-    whole = np.isfinite(values) & (values == np.floor(values)) & (values.abs() < 2**63)
-    return values.astype(object).where(~whole, values[whole].astype("int64").astype(object))
+def id_column(values: pd.Series) -> pd.Series:
+    """Ids as stripped strings, index kept; missing ones become "" (cleaning rejects a
+    rating's). A float column's whole values (an int id column with a missing value, as
+    pandas writes it to Parquet) read as ints, so 7.0 is the id 7; text ("7.0" in a
+    CSV) is not touched."""
+    if pd.api.types.is_float_dtype(values):
+        whole = np.isfinite(values) & (values == np.floor(values)) & (values.abs() < 2**63)
+        values = values.astype(object).where(~whole, values[whole].astype("int64").astype(object))
+    return values.astype(object).where(values.notna(), "").astype(str).str.strip()
 
 
 def text_column(values: pd.Series | None, n: int, default: str = "") -> pd.Series:
@@ -187,7 +188,7 @@ def make_users(
     occupation: pd.Series | None = None,
 ) -> pd.DataFrame:
     """A canonical users table; absent attributes are filled with the unknown value."""
-    ids = text_column(whole_floats_as_ints(user_id), len(user_id))
+    ids = id_column(user_id).reset_index(drop=True)
     n = len(ids)
     return pd.DataFrame(
         {
@@ -207,7 +208,7 @@ def make_items(
     year: pd.Series | None = None,
 ) -> pd.DataFrame:
     """A canonical items table; `genres` must already be lists (see split_genres)."""
-    ids = text_column(whole_floats_as_ints(item_id), len(item_id))
+    ids = id_column(item_id).reset_index(drop=True)
     n = len(ids)
     if genres is None:
         genre_lists = pd.Series([[] for _ in range(n)], dtype=object)

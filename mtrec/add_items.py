@@ -36,10 +36,10 @@ from mtrec.data.artifact_io import read_split, split_dir
 from mtrec.data.parsing import case_hint, separator_hint
 from mtrec.data.tables import (
     genre_list,
+    id_column,
     int_column,
     make_items,
     split_genres,
-    whole_floats_as_ints,
 )
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
@@ -95,7 +95,7 @@ def _read_table(items_path: str) -> pd.DataFrame:
             raise ValueError(f"{items_path}: not a readable Parquet file ({err})") from None
         genres = frame.pop(F.GENRES) if F.GENRES in frame.columns else None
         if F.ITEM_ID in frame.columns:  # 7.0 is the id 7, as ingestion reads it
-            frame[F.ITEM_ID] = whole_floats_as_ints(frame[F.ITEM_ID])
+            frame[F.ITEM_ID] = id_column(frame[F.ITEM_ID])
         frame = frame.astype(object).where(frame.notna(), "").astype(str)
         return frame if genres is None else frame.assign(**{F.GENRES: genres})
     try:

@@ -262,11 +262,15 @@ def shown_path(path: str) -> str:
     return path if relative.startswith("..") or "://" in path else relative
 
 
+def ingest_report(data: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The ingest report (A.INGEST_REPORT_FILE) in a summary's "data"; {} without one."""
+    return (data or {}).get("report") or {}
+
+
 def implicit_feedback(data: Mapping[str, Any] | None) -> bool:
     """Whether the run's data (a summary's "data") had one rating value, so TFMA bounded
     only the example count (Thresholds.for_rating_values)."""
-    report = (data or {}).get("report") or {}
-    return is_implicit_feedback(report.get(A.INGEST_RATING_VALUES))
+    return is_implicit_feedback(ingest_report(data).get(A.INGEST_RATING_VALUES))
 
 
 def components_line(states: Mapping[str, str]) -> str:
@@ -287,6 +291,7 @@ def components_line(states: Mapping[str, str]) -> str:
 def render(summary: RunSummary) -> str:
     lines = ["", "=== mtrec run summary ==="]
     data = summary.get("data")
+    report = ingest_report(data)
     if data:
         counts = data["counts"]
         reasons = rejected_by_reason(counts, nonzero=True)
@@ -296,9 +301,9 @@ def render(summary: RunSummary) -> str:
                if reasons else "")
             + f" -> {shown_path(data['rejects_path'])}"
         )
-        rows = data["report"].get(A.INGEST_ROWS) or {}
+        rows = report.get(A.INGEST_ROWS) or {}
         if rows:
-            rule = data["report"].get(A.INGEST_SPLIT_RULE)
+            rule = report.get(A.INGEST_SPLIT_RULE)
             lines.append("splits: " + ", ".join(f"{split} {n}" for split, n in sorted(
                 rows.items(), key=lambda item: -item[1])) + (f" ({rule})" if rule else ""))
         tables = data.get("tables") or {}
@@ -328,7 +333,7 @@ def render(summary: RunSummary) -> str:
                 f"loss {t[A.MLM_LOSS_BEFORE]:.2f} -> {t[A.MLM_LOSS_AFTER]:.2f}"
             )
         lines.append(line)
-    elif ((data or {}).get("report") or {}).get(A.INGEST_ITEMS_WITH_TEXT) == 0:
+    elif report.get(A.INGEST_ITEMS_WITH_TEXT) == 0:
         lines.append("text encoder: off: no item has a title, genres, a year or a "
                      "description")
     if implicit_feedback(data):
@@ -340,7 +345,6 @@ def render(summary: RunSummary) -> str:
         lines.append(f"rating/relevance (TFMA, eval split): {tfma}")
     if "training" in summary:
         auc = summary["training"].get(A.EVAL_METRIC_PREFIX + INTEREST_AUC)
-        report = (data or {}).get("report") or {}
         if report.get(A.INGEST_ITEMS_WITH_GENRES) == 0:  # Keras' AUC without positives: 0
             lines.append("interest (eval split): no item has genres, so the interest task "
                          "was left out")

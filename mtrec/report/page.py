@@ -50,7 +50,7 @@ from mtrec.report.schema import (
     TrainingSection,
 )
 from mtrec.run_state import FAILED, RUNNING
-from mtrec.summary import tfma_not_run, training_time
+from mtrec.summary import ingest_report, tfma_not_run, training_time
 
 SECTIONS = ("data", "pipeline", "training", "evaluation", "text-encoder", "examples")
 NOT_RECORDED = "not recorded"
@@ -121,7 +121,7 @@ def data_section(data: DataSection) -> str:
         out.append(f"<p>rejected rows: <code>{_e(data.get('rejects_path'))}</code></p>")
     else:
         out.append(_missing("ingestion counts (summary.json)"))
-    report = data.get("report") or {}
+    report = ingest_report(data)
     tables = data.get("tables") or {}
     # write_examples counts the distinct users and items of the kept ratings, which can be
     # fewer than the users and items tables hold (800 items, 797 rated): name the population.
@@ -379,7 +379,7 @@ def render(report: Report) -> str:
         "evaluation": ("Evaluation", evaluation_section(report.get("evaluation") or {})),
         "text-encoder": ("Text encoder", text_encoder_section(
             report.get("text_encoder"),
-            ((report.get("data") or {}).get("report") or {}).get(INGEST_ITEMS_WITH_TEXT))),
+            ingest_report(report.get("data")).get(INGEST_ITEMS_WITH_TEXT))),
         "examples": ("Examples", examples_section(report.get("examples") or [])),
     }
     nav = "".join(f'<a href="#{s}">{sections[s][0]}</a>' for s in SECTIONS)
