@@ -339,6 +339,7 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
         dataset.items.drop_duplicates(F.ITEM_ID).reset_index(drop=True),
         empty_malformed(),
         dataset.derived,
+        dataset.notes,
     )
     return CleanResult(cleaned, rejects, counts, _table_counts(dataset, counts))
 

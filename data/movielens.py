@@ -116,7 +116,7 @@ def load_ml100k(path: str | Path, split: str | None = None) -> Dataset:
 # --------------------------------------------------------- ml-latest-small
 def _tag_descriptions(path: Path) -> tuple[dict[str, str], pd.DataFrame]:
     """item_id -> its distinct tags, most frequent first (ties: first seen), comma-joined."""
-    frame, bad = read_csv_rows(path, ("movieId", "tag"), user_column="userId")
+    frame, bad, _ = read_csv_rows(path, ("movieId", "tag"), user_column="userId")
     counts: dict[str, Counter[str]] = {}
     for item, tag in zip(frame["movieId"].str.strip(), frame["tag"], strict=True):
         tag = " ".join(tag.split()).lower()
@@ -137,10 +137,10 @@ def load_ml_latest_small(path: str | Path) -> Dataset:
     _require(path, "ratings.csv", "movies.csv")
     names = {"userId": F.USER_ID, "movieId": F.ITEM_ID, "rating": F.RATING,
              "timestamp": F.TIMESTAMP}
-    frame, bad_rows = read_csv_rows(path / "ratings.csv", tuple(names), user_column="userId",
-                                    multiline=False)
+    frame, bad_rows, _ = read_csv_rows(path / "ratings.csv", tuple(names),
+                                       user_column="userId", multiline=False)
     ratings = to_ratings(frame.rename(columns=names), "ratings.csv")
-    movies, bad_movies = read_csv_rows(path / "movies.csv", ("movieId", "title", "genres"))
+    movies, bad_movies, _ = read_csv_rows(path / "movies.csv", ("movieId", "title", "genres"))
     bad = [malformed_frame(bad_rows, RATINGS), malformed_frame(bad_movies, ITEMS)]
     descriptions: dict[str, str] = {}
     if (path / "tags.csv").is_file():

@@ -16,9 +16,7 @@ time as the line-by-line splitter it replaced: see BUILD.md, "Parse time".
 
 from __future__ import annotations
 
-import codecs
 import csv
-import gzip
 import io
 import itertools
 import re
@@ -38,39 +36,7 @@ from mtrec.data.tables import (
     BadLine,
     id_column,
 )
-
-_SURROGATE = re.compile("[\udc80-\udcff]")  # an undecodable byte, kept by surrogateescape
-
-
-def decode(data: bytes, encoding: str) -> tuple[str, bool]:
-    """Decode `data`, dropping a UTF-8 byte order mark; True when some bytes did not decode.
-
-    Undecodable bytes are kept as surrogate escapes so the rest of the file
-    still loads and the lines holding them can be reported (see undecodable).
-    """
-    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-    try:
-        return data.decode(codec), False
-    except UnicodeDecodeError:
-        return data.decode(codec, errors="surrogateescape"), True
-
-
-def undecodable(text: str, encoding: str) -> str | None:
-    """Why `text` (decoded with surrogate escapes) is not valid `encoding`; None when it is."""
-    if not _SURROGATE.search(text):
-        return None
-    try:
-        text.encode(encoding, errors="surrogateescape").decode(encoding)
-    except UnicodeDecodeError as err:
-        return f"not valid {encoding}: {err.reason}"
-    return f"not valid {encoding}"
-
-
-def shown(text: str) -> str:
-    """Text fit to write out: undecodable bytes become U+FFFD."""
-    if not _SURROGATE.search(text):
-        return text
-    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+from mtrec.data.text_files import decode, file_bytes, shown, undecodable
 
 
 def read_lines(path: Path, encoding: str) -> tuple[list[tuple[int, str]], list[BadLine]]:
@@ -80,7 +46,7 @@ def read_lines(path: Path, encoding: str) -> tuple[list[tuple[int, str]], list[B
     \\x85) and strips a trailing "\\r", so CRLF files read the same as LF files.
     Lines that do not decode are reported, the rest of the file still loads.
     """
-    text, dirty = decode(_file_bytes(path), encoding)
+    text, dirty, encoding = decode(file_bytes(path), encoding)
     lines: list[tuple[int, str]] = []
     bad: list[BadLine] = []
     for number, line in enumerate(text.split("\n"), start=1):
@@ -192,14 +158,10 @@ def csv_records(
                 break
 
 
-def _file_bytes(path: Path) -> bytes:
-    """The file's bytes; a .gz file's decompressed (ValueError when it is not gzip)."""
-    if path.suffix != ".gz":
-        return path.read_bytes()
-    try:
-        return gzip.decompress(path.read_bytes())
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"{path}: not a readable gzip file ({err})") from None
+class CsvTable(NamedTuple):
+    frame: pd.DataFrame  # string columns named by the header, plus LINE and RAW
+    bad: list[BadLine]
+    encoding: str  # what the file was read as (see decode)
 
 
 def read_csv_rows(
@@ -208,22 +170,24 @@ def read_csv_rows(
     encoding: str = "utf-8",
     user_column: str | None = None,
     multiline: bool = True,
-) -> tuple[pd.DataFrame, list[BadLine]]:
+) -> CsvTable:
     """Read a quoted CSV file with a header row into string columns named by the header.
 
-    Returns the rows (plus LINE and RAW) and the bad records. A header that is
-    missing, unreadable, lacks a `required` column or repeats a column is an
-    error for the whole file (ValueError). `user_column` names the column
+    Returns the rows (plus LINE and RAW), the bad records and the encoding read
+    (see decode). A header that is missing, unreadable, lacks a `required` column
+    or repeats a column is an error for the whole file (ValueError). `user_column` names the column
     holding user ids; multiline=False rejects quoted line breaks (see csv_records).
     """
-    text, dirty = decode(_file_bytes(path), encoding)
+    text, dirty, encoding = decode(file_bytes(path), encoding)
     # csv's field limit (128 KiB by default) would cut a long description and
     # resume inside it; no field can be longer than the file itself.
     limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     try:
-        return _read_records(path, text, dirty, required, encoding, user_column, multiline)
+        frame, bad = _read_records(path, text, dirty, required, encoding, user_column,
+                                   multiline)
     finally:
         csv.field_size_limit(limit)
+    return CsvTable(frame, bad, encoding)
 
 
 def _read_records(

@@ -48,6 +48,8 @@ class Dataset:
                belong to, source file, line (1-based), raw text, reason, user_id field.
     derived:   the tables (USERS, ITEMS) the source has no file for, so one row per rated
                id was made up: counts for them are not rows "read".
+    notes:     what was read otherwise than the format says, in words (a file read as
+               Windows-1252, not UTF-8), for the reports to show.
     """
 
     name: str
@@ -56,6 +58,7 @@ class Dataset:
     items: pd.DataFrame
     malformed: pd.DataFrame
     derived: frozenset[str] = frozenset()
+    notes: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (

@@ -13,9 +13,11 @@ them.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pandas as pd
 import tensorflow as tf
@@ -41,6 +43,7 @@ from mtrec.data.tables import (
     make_items,
     split_genres,
 )
+from mtrec.data.text_files import SINGLE_BYTE_ENCODING, SINGLE_BYTE_NAME, decode, file_bytes
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.models.serving_tables import genre_vocabulary
@@ -86,8 +89,9 @@ def latest_per_id(items: pd.DataFrame) -> pd.DataFrame:
     return items.fillna("").drop_duplicates(F.ITEM_ID, keep="last").reset_index(drop=True)
 
 
-def _read_table(items_path: str) -> pd.DataFrame:
-    """The file as text columns: CSV, or Parquet (as `mtrec run` reads items)."""
+def _read_table(items_path: str) -> tuple[pd.DataFrame, list[str]]:
+    """The file as text columns: CSV, or Parquet (as `mtrec run` reads items); and a note
+    when a CSV file is not UTF-8 but reads as Windows-1252 (as ingestion reads it)."""
     if items_path.endswith(".parquet"):
         try:
             frame = pd.read_parquet(items_path)
@@ -97,22 +101,27 @@ def _read_table(items_path: str) -> pd.DataFrame:
         if F.ITEM_ID in frame.columns:  # 7.0 is the id 7, as ingestion reads it
             frame[F.ITEM_ID] = id_column(frame[F.ITEM_ID])
         frame = frame.astype(object).where(frame.notna(), "").astype(str)
-        return frame if genres is None else frame.assign(**{F.GENRES: genres})
+        return (frame if genres is None else frame.assign(**{F.GENRES: genres})), []
+    text, dirty, encoding = decode(file_bytes(Path(items_path)), "utf-8")
+    if dirty:
+        raise ValueError(f"{items_path}: not valid {encoding} text; save it as UTF-8")
+    notes = ([f"{os.path.basename(items_path)} is not UTF-8: read as {SINGLE_BYTE_NAME}"]
+             if encoding == SINGLE_BYTE_ENCODING else [])
     try:
-        return pd.read_csv(items_path, dtype=str, keep_default_na=False)
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False), notes
     except pd.errors.EmptyDataError:  # pandas' own words name no file
         raise ValueError(f"{items_path}: empty file, need a header line such as "
                          f"{F.ITEM_ID},{F.TITLE}") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+    except pd.errors.ParserError as err:
         raise ValueError(f"{items_path}: not a readable CSV file "
                          f"({str(err).strip()})") from None
 
 
-def read_given_items(items_path: str) -> pd.DataFrame:
-    """The file's rows as given, ids stripped; ValueError for an empty or unreadable
-    file, a file without an item_id column or rows, or with a row whose id is empty (it
-    was served as item "")."""
-    items = _read_table(items_path)
+def read_given_items(items_path: str) -> tuple[pd.DataFrame, list[str]]:
+    """The file's rows as given, ids stripped, and notes on how it was read;
+    ValueError for an empty or unreadable file, a file without an item_id column or
+    rows, or with a row whose id is empty (it was served as item "")."""
+    items, notes = _read_table(items_path)
     if F.ITEM_ID not in items.columns or items.empty:
         header = list(items.columns)
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row"
@@ -124,12 +133,12 @@ def read_given_items(items_path: str) -> pd.DataFrame:
     if blank:
         raise ValueError(f"{items_path}: empty {F.ITEM_ID} on line(s) "
                          f"{', '.join(map(str, blank[:5]))}{', ...' if len(blank) > 5 else ''}")
-    return items
+    return items, notes
 
 
 def read_new_items(items_path: str) -> pd.DataFrame:
     """The items file, one row per id (`latest_per_id`; see read_given_items)."""
-    return latest_per_id(read_given_items(items_path))  # a repeated id was pushed twice
+    return latest_per_id(read_given_items(items_path)[0])  # a repeated id was pushed twice
 
 
 def _some(values: list[str]) -> str:
@@ -182,7 +191,7 @@ def add_items(home: str, items_path: str) -> str:
     if not nodes:
         raise FileNotFoundError(f"{home}: no run pushed a model yet, so there is no served "
                                 "catalogue to add items to")
-    given = read_given_items(items_path)
+    given, read_notes = read_given_items(items_path)
     items = latest_per_id(given)
     # Cumulative: what earlier add-items gave the same served model, then these.
     record = os.path.join(paths.home, ADDED_ITEMS_DIR,
@@ -192,7 +201,7 @@ def add_items(home: str, items_path: str) -> str:
         record) else None  # then add-items pushed the latest version
     tft_output = tft.TFTransformOutput(_uri(nodes, P.TRANSFORM, P.TRANSFORM_GRAPH))
     genre_vocab = {g.decode() for g in genre_vocabulary(tft_output)}
-    for note in item_notes(given, earlier, genre_vocab):
+    for note in read_notes + item_notes(given, earlier, genre_vocab):
         print(f"note: {note}")
     if earlier is not None:
         items = latest_per_id(pd.concat([earlier, items], ignore_index=True))

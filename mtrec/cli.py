@@ -195,7 +195,7 @@ def _summarise(home: str, paths: LocalPaths, data: IngestResult) -> RunSummary:
 
     summary = collect(latest_run(paths.metadata_path))
     summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
-                       "report": data.report, "tables": data.tables}
+                       "report": data.report, "tables": data.tables, "notes": list(data.notes)}
     model_dir = summary["pushed_to"]
     if model_dir:
         user = _first_eval_user(data.examples_root)

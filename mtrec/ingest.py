@@ -43,6 +43,7 @@ class IngestResult:
     counts: dict  # ratings: per-reason reject counts, TOTAL, KEPT, REJECTED (data.cleaning)
     report: dict  # rows per split, users, items (from write_examples)
     tables: dict = dataclasses.field(default_factory=dict)  # per table: rows, kept, rejected...
+    notes: tuple[str, ...] = ()  # what was read otherwise than the format says (Dataset)
 
 
 def examples_code() -> str:
@@ -173,4 +174,4 @@ def ingest(
             shutil.rmtree(staging, ignore_errors=True)
     report = json.loads((target / INGEST_REPORT_FILE).read_text())
     return IngestResult(str(target), rejects_path, dict(result.counts), report,
-                        dict(result.tables))
+                        dict(result.tables), dataset.notes)

@@ -310,6 +310,7 @@ def render(summary: RunSummary) -> str:
         if tables:
             lines.append("tables: " + "; ".join(
                 f"{name} {table_counts(name, c)}" for name, c in tables.items()))
+        lines += [f"data note: {note}" for note in data.get("notes") or ()]
     lines.append(components_line(summary["components"]))
     if "training" in summary:
         t = summary["training"]

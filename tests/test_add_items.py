@@ -86,7 +86,8 @@ def test_notes_say_what_the_file_loses_or_replaces(tmp_path: Path) -> None:
                     "a1,First again,drama|Cyberpunk,1990s\n"
                     "a2,Two,Comedy,\n"
                     "a3,Three,,2000\n")
-    given = read_given_items(str(path))
+    given, read_notes = read_given_items(str(path))
+    assert read_notes == []
     earlier = pd.DataFrame({"item_id": ["a2", "a3"], "title": ["Two", "Old three"],
                             "genres": ["Comedy", ""], "year": ["", "2000"]})
     assert item_notes(given, earlier, {"drama", "comedy"}) == [
@@ -104,3 +105,16 @@ def test_notes_say_what_the_file_loses_or_replaces(tmp_path: Path) -> None:
         "the model was trained without genres"]
     clean = given.iloc[[2]]  # a2 as the earlier call gave it: no note
     assert item_notes(clean, earlier, {"drama", "comedy"}) == []
+
+
+def test_a_windows_1252_file_is_read_as_ingestion_reads_it(tmp_path: Path) -> None:
+    """pandas' UnicodeDecodeError refused the whole file; `mtrec run` reads it, so does
+    add-items, and says so. Broken UTF-8 (a UTF-8 accent and a stray byte) is refused."""
+    path = tmp_path / "new_items.csv"
+    path.write_bytes("item_id,title\nn1,Cité (2021)\n".encode("cp1252"))
+    items, notes = read_given_items(str(path))
+    assert items["title"].tolist() == ["Cité (2021)"]
+    assert notes == ["new_items.csv is not UTF-8: read as Windows-1252"]
+    path.write_bytes("item_id,title\nn1,Amélie\n".encode() + b"n2,Cit\xe9\n")
+    with pytest.raises(ValueError, match=r"new_items.csv: not valid utf-8 text; save it as"):
+        read_given_items(str(path))

@@ -319,6 +319,13 @@ def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys, monkeypatc
         + [f"u{u},i{i},1,{1000 + 10 * i}" for u in range(6) for i in range(5)]) + "\n")
     assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
     assert "note: every rating is 1 (implicit feedback)" in capsys.readouterr().out
+    # An items file saved by Excel on Windows: read, and the report says how.
+    (data / "items.csv").write_bytes(("item_id,title\n" + "".join(
+        f"i{i},Cité {i}\n" for i in range(5))).encode("cp1252"))
+    assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "items: 5 read, 5 kept, 0 rejected" in out
+    assert "note: items.csv is not UTF-8: read as Windows-1252" in out
 
 
 def test_data_check_fails_clearly_when_most_rows_are_bad(tmp_path: Path, capsys, monkeypatch):

@@ -170,6 +170,10 @@ def test_summary_shows_counts_per_table() -> None:
     text = render({"data": data, "components": {}, "pushed_to": None})
     assert "users 13 read, 3 kept, 10 rejected" in text
     assert "items 4 read, 2 kept, 1 rejected, 1 duplicate" in text
+    assert "data note" not in text
+    noted = {**data, "notes": ["items.csv is not UTF-8: read as Windows-1252"]}
+    text = render({"data": noted, "components": {}, "pushed_to": None})
+    assert "\ndata note: items.csv is not UTF-8: read as Windows-1252\n" in text
 
 
 def test_ids_with_a_quote_or_a_nul_are_pseudonymised_in_raw_text(tmp_path: Path) -> None:

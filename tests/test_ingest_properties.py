@@ -103,6 +103,19 @@ def _ratings_row(draw, kind: str, header: list[str], users: list[str], seen: lis
     return _record(draw, values)
 
 
+def _read_as(data: bytes) -> str:
+    """UTF-8, or Windows-1252 for a file that is not UTF-8 and holds no UTF-8 character
+    past ASCII, byte order mark or NUL byte (data/text_files.py)."""
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    single = (not data.startswith(b"\xef\xbb\xbf") and b"\0" not in data
+              and data.decode("utf-8", errors="ignore").isascii())
+    return "cp1252" if single else "utf-8"
+
+
 @st.composite
 def generic_dir(draw, with_tables: bool = True) -> Generated:
     users = draw(st.lists(USER, min_size=1, max_size=4, unique=True))
@@ -111,14 +124,17 @@ def generic_dir(draw, with_tables: bool = True) -> Generated:
     out = Generated({})
     body = [bom + _record(draw, header) + draw(st.sampled_from([b"\n", b"\r\n"]))]
     seen: list[dict] = []
+    raw_lines: dict[int, bytes] = {}
     for kind in draw(st.lists(st.sampled_from(KINDS), max_size=25)):
         if draw(st.integers(0, 9)) == 0:  # blank noise lines are not rows
             body.append(draw(st.sampled_from([b"\n", b"  \r\n"])))
         line = _ratings_row(draw, kind, header, users, seen)
         body.append(line + draw(st.sampled_from([b"\n", b"\r\n"])))
         out.rows += 1
-        out.lines[len(body)] = line.decode("utf-8", errors="replace")
+        raw_lines[len(body)] = line
     out.files["ratings.csv"] = b"".join(body)
+    encoding = _read_as(out.files["ratings.csv"])
+    out.lines = {n: line.decode(encoding, errors="replace") for n, line in raw_lines.items()}
     out.user_ids = set(users)
     if with_tables and draw(st.booleans()):
         stray = draw(USER)  # occurs only in a bad users line

@@ -71,13 +71,29 @@ def test_unbalanced_quote_in_ratings_costs_one_line(tmp_path: Path) -> None:
 
 
 def test_undecodable_line_is_reported_and_the_rest_loads(tmp_path: Path) -> None:
+    """A UTF-8 file (José is UTF-8) with a broken line: that line is rejected."""
     (tmp_path / "ratings.csv").write_bytes(
-        HEADER.encode() + b"a,x,4,1\nb,\xff\xfe,3,2\nc,y,5,3\n")
+        HEADER.encode() + "José,x,4,1\n".encode() + b"b,\xff\xfe,3,2\nc,y,5,3\n")
     ds = load_generic(tmp_path)
-    assert ds.ratings[F.USER_ID].tolist() == ["a", "c"]
+    assert ds.ratings[F.USER_ID].tolist() == ["José", "c"] and ds.notes == ()
     bad = ds.malformed.iloc[0]
     assert bad["line"] == 3 and "not valid utf-8" in bad["reason"]
     assert bad["raw"] == "b,\ufffd\ufffd,3,2" and bad[F.USER_ID] == "b"
+
+
+def test_a_windows_1252_items_file_is_read_and_the_note_says_so(tmp_path: Path) -> None:
+    """Excel on Windows saves "CSV" as Windows-1252: read as UTF-8, every title with an
+    accent was a malformed line (293 of ml-latest-small's titles), and its ratings
+    unknown items. Only the file that is not UTF-8 is read otherwise."""
+    write(tmp_path / "ratings.csv", HEADER + "a,x,4,1\na,y,3,2\n")
+    write(tmp_path / "items.csv", "item_id,title\nx,Cité des enfants perdus (1995)\n"
+          "y,\u201cQuoted\u201d (1996)\n", encoding="cp1252")
+    write(tmp_path / "users.csv", "user_id,occupation\na,José's\n")
+    result = clean(load_generic(tmp_path))
+    items = result.dataset.items.set_index(F.ITEM_ID)[F.TITLE]
+    assert items.to_dict() == {"x": "Cité des enfants perdus", "y": "\u201cQuoted\u201d"}
+    assert result.counts["kept"] == 2 and result.rejects.empty
+    assert result.dataset.notes == ("items.csv is not UTF-8: read as Windows-1252",)
 
 
 def test_bad_lines_belong_to_their_table(tmp_path: Path) -> None:

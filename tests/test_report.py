@@ -159,6 +159,13 @@ def test_the_data_table_says_rated_items_are_a_part_of_the_catalogue():
     assert "3 of 4 in the catalogue" in page and "3 of 5 in the users table" in page
 
 
+def test_the_data_section_shows_how_a_file_was_read():
+    note = "items.csv is not UTF-8: read as Windows-1252"
+    page = render({**REPORT, "data": {**REPORT["data"], "notes": [note]}})
+    assert f"<p>note: {note}</p>" in page
+    assert "note: items.csv" not in render(REPORT)
+
+
 def test_report_output_in_a_missing_folder_creates_it_and_leaves_no_tmp_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """`mtrec report HOME --output new/dir/r.html` creates the folders; the page is

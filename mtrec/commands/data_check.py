@@ -96,6 +96,7 @@ def run_check(args: argparse.Namespace) -> int:
         lines.append(f"note: every rating is {values[0]:g} (implicit feedback): each "
                      "interaction counts as a like, and TFMA will bound only the example "
                      "count, leaving the decision to the served-path gate")
+    lines += [f"note: {note}" for note in checked.clean.dataset.notes]
     items = checked.clean.dataset.items
     if not items_with_genres(items):
         lines.append("note: no item has genres, so `mtrec run` will leave the interest "

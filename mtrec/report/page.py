@@ -138,6 +138,7 @@ def data_section(data: DataSection) -> str:
             [_e(n), "no file: one row per rated id" if c.get(DERIVED) else _num(c.get(ROWS_READ)),
              _num(c.get(KEPT)), _num(c.get(REJECTED)), _num(c.get(DUPLICATE))]
             for n, c in tables.items()]))
+    out += [f"<p>note: {_e(note)}</p>" for note in data.get("notes") or ()]
     histograms = {k: v for k, v in (data.get("rating_histogram") or {}).items() if v}
     out.append(_img(charts.rating_histogram(histograms), "rating histogram")
                if histograms else _missing("rating histogram"))

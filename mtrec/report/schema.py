@@ -28,6 +28,7 @@ class DataSection(TypedDict, total=False):
     rejects_path: str
     report: dict[str, Any]  # write_examples' report: rows per split, n_users, n_items
     tables: dict[str, dict[str, Any]]  # per input table: rows, kept, rejected, duplicate
+    notes: list[str]  # what was read otherwise than the format says (data.tables.Dataset)
     rating_histogram: dict[str, dict[str, int] | None]  # split -> rating -> count
     anomalies: dict[str, list[str]] | None  # split -> ExampleValidator's anomalies
 
