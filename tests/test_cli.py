@@ -326,6 +326,14 @@ def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys, monkeypatc
     out = capsys.readouterr().out
     assert "items: 5 read, 5 kept, 0 rejected" in out
     assert "note: items.csv is not UTF-8: read as Windows-1252" in out
+    # A users or items reject says why, as the ratings' do, with the first one's detail.
+    (data / "items.csv").write_bytes(("item_id,title\n" + "".join(
+        f"i{i},Amélie {i}\n" for i in range(5))).encode() + b"i5,Cit\xe9\n")
+    assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
+    out = capsys.readouterr().out
+    assert "items: 6 read, 5 kept, 1 rejected\n  rejected malformed: 1 (the first: items.csv " \
+        "line 7: not valid utf-8: unexpected end of data)\n" in out
+    assert "Windows-1252" not in out
 
 
 def test_data_check_fails_clearly_when_most_rows_are_bad(tmp_path: Path, capsys, monkeypatch):

@@ -12,6 +12,8 @@ import os
 import sys
 import tempfile
 
+import pandas as pd
+
 from mtrec.commands.options import EXAMPLE_HELP, SubParsers, fraction, open_fraction
 from mtrec.contracts import features as F
 from mtrec.data import DataQualityError
@@ -23,7 +25,16 @@ from mtrec.data.cleaning import (
     rejected_by_reason,
     table_counts,
 )
-from mtrec.data.tables import RATINGS, items_with_genres, items_with_text
+from mtrec.data.tables import (
+    DETAIL,
+    LINE_NO,
+    RATINGS,
+    REASON,
+    SOURCE,
+    TABLE,
+    items_with_genres,
+    items_with_text,
+)
 from mtrec.ingest import REJECTS_FILE, IngestOptions, check
 
 DESCRIPTION = """\
@@ -57,8 +68,10 @@ def add_data_parser(sub: SubParsers, source_help: str) -> argparse.ArgumentParse
 
 
 def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
-                 rows: dict[str, int], split_rule: str, rejects_path: str) -> list[str]:
-    """The rejects report: kept/rejected ratings by reason, per table, per split."""
+                 rows: dict[str, int], split_rule: str, rejects_path: str,
+                 rejects: pd.DataFrame | None = None) -> list[str]:
+    """The rejects report: kept/rejected ratings by reason, per table (the users' and
+    items' rejects by reason, with the first one's detail), per split."""
     reasons = rejected_by_reason(counts, nonzero=True)
     lines = [f"ratings: {counts[TOTAL]} read, {counts[KEPT]} kept, {counts[REJECTED]} rejected"]
     lines += [f"  rejected {reason}: {n}" for reason, n in sorted(reasons.items())]
@@ -66,6 +79,12 @@ def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
         if name == RATINGS:  # the lines above, by reason
             continue
         lines.append(f"{name}: {table_counts(name, c)}")
+        # "items: 9742 read, 9449 kept, 293 rejected" left the why to rejects.csv.
+        own = rejects[rejects[TABLE] == name] if rejects is not None else ()
+        for reason, group in (own.groupby(REASON, sort=True) if len(own) else ()):
+            first = group.iloc[0]
+            lines.append(f"  rejected {reason}: {len(group)} (the first: {first[SOURCE]} "
+                         f"line {first[LINE_NO]}: {first[DETAIL]})")
     lines.append("split: " + ", ".join(f"{name} {n}" for name, n in rows.items())
                  + f" ({split_rule})")
     lines.append(f"rejected rows: {rejects_path}")
@@ -90,7 +109,7 @@ def run_check(args: argparse.Namespace) -> int:
         if home and not os.listdir(home):
             os.rmdir(home)
     lines = report_lines(checked.clean.counts, checked.clean.tables, checked.rows,
-                         checked.split_rule, rejects_path)
+                         checked.split_rule, rejects_path, checked.clean.rejects)
     values = checked.clean.dataset.ratings[F.RATING].unique()
     if is_implicit_feedback(len(values)):  # what `mtrec run` will do with it
         lines.append(f"note: every rating is {values[0]:g} (implicit feedback): each "
