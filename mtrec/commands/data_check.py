@@ -80,8 +80,9 @@ def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
             continue
         lines.append(f"{name}: {table_counts(name, c)}")
         # "items: 9742 read, 9449 kept, 293 rejected" left the why to rejects.csv.
-        own = rejects[rejects[TABLE] == name] if rejects is not None else ()
-        for reason, group in (own.groupby(REASON, sort=True) if len(own) else ()):
+        if rejects is None:
+            continue
+        for reason, group in rejects[rejects[TABLE] == name].groupby(REASON, sort=True):
             first = group.iloc[0]
             lines.append(f"  rejected {reason}: {len(group)} (the first: {first[SOURCE]} "
                          f"line {first[LINE_NO]}: {first[DETAIL]})")
