@@ -62,7 +62,7 @@ from mtrec.data.tables import (
     split_genres,
     split_title_year,
 )
-from mtrec.data.text_files import SINGLE_BYTE_ENCODING, SINGLE_BYTE_NAME
+from mtrec.data.text_files import encoding_notes
 
 REQUIRED_RATING_COLUMNS = (F.USER_ID, F.ITEM_ID, F.RATING)  # a timestamp is optional
 SUFFIXES = (".csv", ".csv.gz", ".parquet")  # .csv.gz: exports are often gzipped
@@ -83,18 +83,16 @@ def _require(path: Path, stem: str) -> Path:
 
 
 def _read(
-    file: Path, required: tuple[str, ...], notes: list[str], multiline: bool = True
+    file: Path, required: tuple[str, ...], encodings: dict[str, str], multiline: bool = True
 ) -> tuple[pd.DataFrame, list[BadLine]]:
     """A table with LINE (1-based; the header is line 1 for CSV) and RAW, and its bad lines.
 
-    Parquet rows have no text: their RAW is the row's values. A CSV file that is not
-    UTF-8 but reads as Windows-1252 (text_files.decode) adds a note saying so.
+    Parquet rows have no text: their RAW is the row's values. A CSV file's encoding
+    as read (text_files.decode) goes into `encodings`, for the notes.
     """
     if file.suffix != ".parquet":  # .csv, .csv.gz
-        frame, bad, encoding = read_csv_rows(file, required, user_column=F.USER_ID,
-                                             multiline=multiline)
-        if encoding == SINGLE_BYTE_ENCODING:
-            notes.append(f"{file.name} is not UTF-8: read as {SINGLE_BYTE_NAME}")
+        frame, bad, encodings[file.name] = read_csv_rows(file, required, user_column=F.USER_ID,
+                                                         multiline=multiline)
         return frame, bad
     frame = pd.read_parquet(file)
     missing = [c for c in required if c not in frame.columns]
@@ -139,8 +137,8 @@ def _split_column(ratings: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.
     return ratings.loc[ok].assign(**{SPLIT: split[ok]}), malformed_frame(bad, RATINGS)
 
 
-def _items(file: Path, notes: list[str]) -> tuple[pd.DataFrame, list[BadLine]]:
-    frame, bad = _read(file, (F.ITEM_ID,), notes)
+def _items(file: Path, encodings: dict[str, str]) -> tuple[pd.DataFrame, list[BadLine]]:
+    frame, bad = _read(file, (F.ITEM_ID,), encodings)
     title = frame.get(F.TITLE)
     year = frame.get(F.YEAR)
     if title is not None and year is None:
@@ -182,8 +180,8 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     ratings_file = _require(path, "ratings")
     # Ids, ratings and timestamps never hold a line break: in ratings, a quoted
     # field running over lines is an unbalanced quote, not data.
-    notes: list[str] = []
-    frame, bad_rows = _read(ratings_file, REQUIRED_RATING_COLUMNS, notes, multiline=False)
+    encodings: dict[str, str] = {}
+    frame, bad_rows = _read(ratings_file, REQUIRED_RATING_COLUMNS, encodings, multiline=False)
     frame = _untimed_as_zero(frame, ratings_file)
     frame, bad_split = _split_column(frame, ratings_file.name)
     ratings = to_ratings(frame, ratings_file.name)
@@ -195,7 +193,7 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
         users = derive_users(ratings)
         derived.add(USERS)
     else:
-        frame, bad_users = _read(users_file, (F.USER_ID,), notes)
+        frame, bad_users = _read(users_file, (F.USER_ID,), encodings)
         users = make_users(frame[F.USER_ID], frame.get(F.AGE), frame.get(F.GENDER),
                            frame.get(F.OCCUPATION))
         bad.append(malformed_frame(bad_users, USERS))
@@ -205,7 +203,7 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
         items = derive_items(ratings)
         derived.add(ITEMS)
     else:
-        items, bad_items = _items(items_file, notes)
+        items, bad_items = _items(items_file, encodings)
         bad.append(malformed_frame(bad_items, ITEMS))
     return Dataset(name, ratings, users, items, concat_malformed(bad), frozenset(derived),
-                   tuple(notes))
+                   encoding_notes(encodings))

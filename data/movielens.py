@@ -30,6 +30,7 @@ from mtrec.data.tables import (
     split_genres,
     split_title_year,
 )
+from mtrec.data.text_files import encoding_notes
 
 ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 # ML-1M README: occupation codes of users.dat.
@@ -114,9 +115,10 @@ def load_ml100k(path: str | Path, split: str | None = None) -> Dataset:
 
 
 # --------------------------------------------------------- ml-latest-small
-def _tag_descriptions(path: Path) -> tuple[dict[str, str], pd.DataFrame]:
-    """item_id -> its distinct tags, most frequent first (ties: first seen), comma-joined."""
-    frame, bad, _ = read_csv_rows(path, ("movieId", "tag"), user_column="userId")
+def _tag_descriptions(path: Path) -> tuple[dict[str, str], pd.DataFrame, str]:
+    """item_id -> its distinct tags, most frequent first (ties: first seen), comma-joined;
+    the bad lines, and the encoding read."""
+    frame, bad, encoding = read_csv_rows(path, ("movieId", "tag"), user_column="userId")
     counts: dict[str, Counter[str]] = {}
     for item, tag in zip(frame["movieId"].str.strip(), frame["tag"], strict=True):
         tag = " ".join(tag.split()).lower()
@@ -124,7 +126,7 @@ def _tag_descriptions(path: Path) -> tuple[dict[str, str], pd.DataFrame]:
             counts.setdefault(item, Counter())[tag] += 1
     # Counter.most_common keeps first-insertion order among equal counts.
     described = {item: ", ".join(t for t, _ in c.most_common()) for item, c in counts.items()}
-    return described, malformed_frame(bad, ITEMS)
+    return described, malformed_frame(bad, ITEMS), encoding
 
 
 def load_ml_latest_small(path: str | Path) -> Dataset:
@@ -137,14 +139,16 @@ def load_ml_latest_small(path: str | Path) -> Dataset:
     _require(path, "ratings.csv", "movies.csv")
     names = {"userId": F.USER_ID, "movieId": F.ITEM_ID, "rating": F.RATING,
              "timestamp": F.TIMESTAMP}
-    frame, bad_rows, _ = read_csv_rows(path / "ratings.csv", tuple(names),
-                                       user_column="userId", multiline=False)
+    encodings: dict[str, str] = {}
+    frame, bad_rows, encodings["ratings.csv"] = read_csv_rows(
+        path / "ratings.csv", tuple(names), user_column="userId", multiline=False)
     ratings = to_ratings(frame.rename(columns=names), "ratings.csv")
-    movies, bad_movies, _ = read_csv_rows(path / "movies.csv", ("movieId", "title", "genres"))
+    movies, bad_movies, encodings["movies.csv"] = read_csv_rows(
+        path / "movies.csv", ("movieId", "title", "genres"))
     bad = [malformed_frame(bad_rows, RATINGS), malformed_frame(bad_movies, ITEMS)]
     descriptions: dict[str, str] = {}
     if (path / "tags.csv").is_file():
-        descriptions, bad_tags = _tag_descriptions(path / "tags.csv")
+        descriptions, bad_tags, encodings["tags.csv"] = _tag_descriptions(path / "tags.csv")
         bad.append(bad_tags)
     title, year = split_title_year(movies["title"])
     ids = movies["movieId"].str.strip()
@@ -152,7 +156,7 @@ def load_ml_latest_small(path: str | Path) -> Dataset:
                        ids.map(descriptions), year)
     users = derive_users(ratings)
     return Dataset("ml-latest-small", ratings, users, items, concat_malformed(bad),
-                   frozenset({USERS}))
+                   frozenset({USERS}), encoding_notes(encodings))
 
 
 # ------------------------------------------------------------------- ML-1M

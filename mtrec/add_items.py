@@ -43,7 +43,7 @@ from mtrec.data.tables import (
     make_items,
     split_genres,
 )
-from mtrec.data.text_files import SINGLE_BYTE_ENCODING, SINGLE_BYTE_NAME, decode, file_bytes
+from mtrec.data.text_files import decode, encoding_notes, file_bytes
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.models.serving_tables import genre_vocabulary
@@ -105,8 +105,7 @@ def _read_table(items_path: str) -> tuple[pd.DataFrame, list[str]]:
     text, dirty, encoding = decode(file_bytes(Path(items_path)), "utf-8")
     if dirty:
         raise ValueError(f"{items_path}: not valid {encoding} text; save it as UTF-8")
-    notes = ([f"{os.path.basename(items_path)} is not UTF-8: read as {SINGLE_BYTE_NAME}"]
-             if encoding == SINGLE_BYTE_ENCODING else [])
+    notes = list(encoding_notes({os.path.basename(items_path): encoding}))
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False), notes
     except pd.errors.EmptyDataError:  # pandas' own words name no file

@@ -235,6 +235,16 @@ def test_real_ml_latest_small(shared_data: Path) -> None:
     assert items.loc["1", F.DESCRIPTION].split(", ")[:2] == ["pixar", "fun"]
     assert items.loc["143410", F.GENRES] == []  # "(no genres listed)"
     assert (ds.users[F.OCCUPATION] == F.UNKNOWN).all()
+    assert ds.notes == ()  # UTF-8, as GroupLens writes it
+
+
+def test_ml_latest_small_movies_resaved_as_windows_1252_read_and_noted(tmp_path: Path) -> None:
+    write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,29,4.0,1\n")
+    write(tmp_path / "movies.csv", 'movieId,title,genres\n29,"Cité, La (1995)",Drama\n',
+          encoding="cp1252", newline="\r\n")
+    ds = load_ml_latest_small(tmp_path)
+    assert ds.items[F.TITLE].tolist() == ["Cité, La"] and ds.malformed.empty
+    assert ds.notes == ("movies.csv is not UTF-8: read as Windows-1252",)
 
 
 def test_a_folder_of_another_source_names_the_source_it_is(tmp_path: Path) -> None:
