@@ -84,8 +84,6 @@ def file_bytes(path: Path) -> bytes:
         raise ValueError(f"{path}: not a readable gzip file ({err})") from None
 
 
-
-
 def encoding_notes(read: dict[str, str]) -> tuple[str, ...]:
     """What the reports say of the files (name -> encoding read) that decode read as
     SINGLE_BYTE_ENCODING rather than the UTF-8 their format says."""
