@@ -47,6 +47,7 @@ from mtrec.data.text_files import decode, encoding_notes, file_bytes
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.models.serving_tables import genre_vocabulary
+from mtrec.pipeline.home_lock import home_lock
 from mtrec.pipeline.local_runner import LocalPaths
 from mtrec.run_state import NodeRun, latest_pushed_run
 from mtrec.serving.versions import list_versions
@@ -183,7 +184,13 @@ def item_notes(given: pd.DataFrame, earlier: pd.DataFrame | None,
 
 
 def add_items(home: str, items_path: str) -> str:
-    """Returns the pushed version directory."""
+    """Returns the pushed version directory. Holds the home's lock: a run in it could
+    push a version of its own meanwhile (HomeInUseError while one does)."""
+    with home_lock(home):
+        return _add_items(home, items_path)
+
+
+def _add_items(home: str, items_path: str) -> str:
     paths = LocalPaths(os.path.abspath(home))
     # The served model's run: a later run whose model a gate refused is not served.
     nodes = latest_pushed_run(paths.metadata_path)

@@ -45,6 +45,7 @@ from mtrec.data.cleaning import KEPT
 from mtrec.ingest import IngestOptions, IngestResult, ingest
 from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
+from mtrec.pipeline.home_lock import HomeInUseError, home_lock
 from mtrec.serving.cli import (
     QUERY_EXAMPLES,
     add_query_parser,
@@ -129,6 +130,16 @@ def _run(args: argparse.Namespace) -> int:
         print("error: --rejects-keep-raw-ids only applies with --pseudonymize-key-env",
               file=sys.stderr)
         return 2
+    try:  # from before ingestion: it writes rejects.csv and the examples into the home
+        with home_lock(home):
+            return _run_in_home(args, home, key)
+    except HomeInUseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
+    """Ingest, run the pipeline, summarise and report, holding `home`'s lock."""
     try:
         data = ingest(args.source, args.path, home, IngestOptions(
             split=args.split, eval_fraction=args.eval_fraction,
@@ -166,7 +177,7 @@ def _run(args: argparse.Namespace) -> int:
                 **fields,
             )
             try:
-                local_runner.run(paths, settings)
+                local_runner.run(paths, settings, home_locked=True)
             except Exception as err:  # a component failed: LocalDagRunner re-raises it
                 error = console.failure(err)
         if error and not os.path.exists(paths.metadata_path):  # no component ran: no summary
@@ -297,7 +308,7 @@ def _add_items(args: argparse.Namespace) -> int:
 
     try:
         add_items(args.home, args.items)
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, HomeInUseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

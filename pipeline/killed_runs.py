@@ -18,8 +18,8 @@ empty folders stay on disk. That is harmless for correctness, which is why
 TFX leaves it, but it misreports the run's history and litters the artifacts.
 
 `mtrec run` therefore, before it starts the pipeline and only while it holds
-the home folder's run lock (so no live run can own a RUNNING execution), marks
-every RUNNING execution FAILED (MLMD executions have no ABANDONED state;
+the home folder's lock (pipeline/home_lock.py: so no live run can own a RUNNING
+execution), marks every RUNNING execution FAILED (MLMD executions have no ABANDONED state;
 FAILED is what TFX itself records for a failed executor) with a custom
 property saying why, and removes those executions' output and scratch folders
 that hold no file. A folder with any file in it is kept: this never deletes
@@ -28,11 +28,8 @@ data.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ml_metadata import errors, metadata_store
@@ -63,29 +60,6 @@ class Cleanup:
             f"(ids {list(self.failed)}); {len(self.removed)} empty output folder(s) removed"
         )
         return text + (f"; kept (not empty): {list(self.kept)}" if self.kept else "")
-
-
-@contextlib.contextmanager
-def run_lock(lock_path: str) -> Iterator[bool]:
-    """Hold an exclusive lock on `lock_path` while the block runs; yields whether we got it.
-
-    The kernel drops a flock when its process dies, however it dies, so
-    holding it proves that no other live run uses the same home folder.
-    """
-    os.makedirs(os.path.dirname(lock_path) or ".", exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def _node_type_id(store: metadata_store.MetadataStore) -> int | None:
@@ -131,7 +105,7 @@ def remove_empty_tree(folder: str) -> bool:
 def clean_killed_runs(metadata_path: str, pipeline_root: str, now: float | None = None) -> Cleanup:
     """Mark RUNNING executions FAILED and drop their empty folders (see module doc).
 
-    Only call it while holding the home's `run_lock`: a RUNNING execution of
+    Only call it while holding the home's lock (home_lock): a RUNNING execution of
     a live run would otherwise be marked too.
     """
     if not os.path.exists(metadata_path):

@@ -11,6 +11,7 @@ changed since the home's last finished run, the run goes without the cache
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -21,7 +22,8 @@ from tfx import v1 as tfx
 
 from mtrec.contracts.artifacts import MLMD_FILE
 from mtrec.pipeline import code_version, configs
-from mtrec.pipeline.killed_runs import clean_killed_runs, run_lock
+from mtrec.pipeline.home_lock import home_lock
+from mtrec.pipeline.killed_runs import clean_killed_runs
 from mtrec.pipeline.pipeline import create_pipeline
 from mtrec.pipeline.settings import PipelineSettings
 from mtrec.pipeline.tfx_packaging import without_tfx_package
@@ -41,10 +43,6 @@ class LocalPaths:
     @property
     def metadata_path(self) -> str:
         return os.path.join(self.home, MLMD_FILE)
-
-    @property
-    def lock_path(self) -> str:
-        return os.path.join(self.home, ".mtrec-run.lock")
 
     @property
     def code_path(self) -> str:
@@ -112,8 +110,14 @@ def settings(
     )
 
 
-def run(paths: LocalPaths, pipeline_settings: PipelineSettings) -> None:
-    """Run the whole pipeline; `pipeline_settings` comes from `settings(paths, ...)`."""
+def run(paths: LocalPaths, pipeline_settings: PipelineSettings,
+        home_locked: bool = False) -> None:
+    """Run the whole pipeline; `pipeline_settings` comes from `settings(paths, ...)`.
+
+    Holds the home's lock (HomeInUseError when another process does); a caller that
+    already holds it (`home_lock(paths.home)`, as `mtrec run` from before ingestion)
+    passes home_locked=True.
+    """
     code = code_version.fingerprint()
     stale = code_version.stale_cache_reason(paths.code_path, paths.metadata_path, code) \
         if pipeline_settings.enable_cache else None
@@ -121,19 +125,15 @@ def run(paths: LocalPaths, pipeline_settings: PipelineSettings) -> None:
         report(stale)
         pipeline_settings = dataclasses.replace(pipeline_settings, enable_cache=False)
     pipeline = create_pipeline(pipeline_settings)
-    with run_lock(paths.lock_path) as sole:
-        if not sole:
-            log.warning("another run holds %s: its RUNNING executions are left alone",
-                        paths.lock_path)
-        else:
-            cleanup = clean_killed_runs(paths.metadata_path, paths.pipeline_root)
-            if cleanup:
-                log.warning("%s", cleanup.describe())
-            # A new home: all this run leaves in ML Metadata is this code's, so the code is
-            # recorded now, and a first run that is stopped (Ctrl-C, a kill) resumes from
-            # the cache (without it, its re-run found no record and went without).
-            if not os.path.exists(paths.metadata_path):
-                code_version.record(paths.code_path, code)
+    with contextlib.nullcontext() if home_locked else home_lock(paths.home):
+        cleanup = clean_killed_runs(paths.metadata_path, paths.pipeline_root)
+        if cleanup:
+            log.warning("%s", cleanup.describe())
+        # A new home: all this run leaves in ML Metadata is this code's, so the code is
+        # recorded now, and a first run that is stopped (Ctrl-C, a kill) resumes from
+        # the cache (without it, its re-run found no record and went without).
+        if not os.path.exists(paths.metadata_path):
+            code_version.record(paths.code_path, code)
         with without_tfx_package(pipeline_settings.beam_pipeline_args):
             tfx.orchestration.LocalDagRunner().run(pipeline)
         # Only once every component ran: a failed run's re-run must not take the

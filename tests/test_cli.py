@@ -243,7 +243,7 @@ def _run_settings(tmp_path: Path, monkeypatch, capfd, rows: list[str],
 
     seen = []
 
-    def stop(_paths, settings):
+    def stop(_paths, settings, **_kwargs):
         seen.append(settings)
         raise ValueError("stop here")
 

@@ -14,7 +14,7 @@ import pytest
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from mtrec.pipeline import killed_runs, local_runner, mlmd_store
+from mtrec.pipeline import home_lock, killed_runs, local_runner, mlmd_store
 
 RUNNING = metadata_store_pb2.Execution.RUNNING
 COMPLETE = metadata_store_pb2.Execution.COMPLETE
@@ -113,16 +113,6 @@ def test_the_store_opens_read_only_unless_asked_for_writes(tmp_path: Path) -> No
     assert reader.get_context_type("node").name == "node"
 
 
-def test_the_run_lock_is_exclusive_and_dies_with_its_holder(tmp_path: Path) -> None:
-    lock = str(tmp_path / "home" / ".mtrec-run.lock")
-    with killed_runs.run_lock(lock) as first:
-        assert first
-        with killed_runs.run_lock(lock) as second:  # another open file: another run
-            assert not second
-    with killed_runs.run_lock(lock) as after:
-        assert after
-
-
 def test_local_run_cleans_up_before_the_pipeline_starts(
     killed: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,7 +126,7 @@ def test_local_run_cleans_up_before_the_pipeline_starts(
             seen["state"] = trainer.last_known_state
             seen["model_dir"] = killed["dirs"]["model"].exists()
             # While the run is on, a second run may not touch its RUNNING executions.
-            with killed_runs.run_lock(paths.lock_path) as sole:
+            with home_lock.run_lock(os.path.join(paths.home, home_lock.LOCK_FILE)) as sole:
                 seen["second_run_sole"] = sole
 
     monkeypatch.setattr(local_runner.tfx.orchestration, "LocalDagRunner", _Runner)
