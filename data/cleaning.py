@@ -154,8 +154,8 @@ def _row_rejects(ratings: pd.DataFrame, reason: pd.Series, name: str) -> pd.Data
 
 _DETAILS = {  # rejects.csv's `detail` per reason (no ids: they may be pseudonymised)
     BAD_RATING: "the rating is not a number (the raw text shows it)",
-    BAD_TIMESTAMP: ("a timestamp must be whole seconds since 1970-01-01 UTC, "
-                    "from 0 to before 2100"),
+    BAD_TIMESTAMP: ("a timestamp must be seconds since 1970-01-01 UTC, from 0 to before "
+                    "2100, or an ISO 8601 time"),
     UNKNOWN_USER: "the user_id is not in the users table",
     UNKNOWN_ITEM: "the item_id is not in the items table",
     DUPLICATE: "a later rating of the same user_id and item_id is kept",

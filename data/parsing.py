@@ -241,8 +241,9 @@ def to_ratings(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     Nothing is rejected here: cleaning gives each bad value its reason. A
     rating that is not a number becomes NaN (bad_rating; the row's RAW text
     keeps the value). An ISO 8601 date or time as text is read as its epoch
-    seconds (iso_seconds). A timestamp that is not a whole number of seconds stays
-    the stripped text it was (bad_timestamp), an empty rating or timestamp
+    seconds (iso_seconds); a fraction of a second is dropped. A timestamp that is
+    not a number of seconds stays the stripped text it was (bad_timestamp), an
+    empty rating or timestamp
     becomes None (missing_field); either makes that column object, not
     float64/int64. Rows keep SOURCE_COL, LINE and RAW.
     """
@@ -251,8 +252,13 @@ def to_ratings(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     seconds = pd.to_numeric(text, errors="coerce")
     if seconds.isna().any():  # text: ISO 8601 or bad
         seconds = seconds.fillna(iso_seconds(text[seconds.isna()]))
-    whole = seconds.notna() & np.isfinite(seconds) & (seconds == np.floor(seconds))
-    whole &= seconds.abs() < 2**62
+    # Seconds with a fraction (Python's time.time(), JavaScript's Date.now() / 1000) lose
+    # it, as ISO 8601 times do: a log of them was rejected whole as bad_timestamp. A
+    # negative one stays as written, for rejects.csv.
+    finite = seconds.notna() & np.isfinite(seconds)
+    floored = np.floor(seconds.where(finite, 0))
+    whole = finite & (floored.abs() < 2**62) & ((floored == seconds) | (floored >= 0))
+    seconds = floored
     timestamp: pd.Series = seconds.where(whole, 0).astype("int64")
     if not whole.all():
         timestamp = timestamp.astype(object).where(whole, text)

@@ -193,8 +193,8 @@ def test_write_rejects_says_what_each_row_got_wrong(tmp_path: Path) -> None:
         MISSING_FIELD: "missing rating",
         BAD_RATING: "the rating is not a number (the raw text shows it)",
         RATING_OUT_OF_RANGE: "rating 9 is outside [0.5, 5]",
-        BAD_TIMESTAMP: "a timestamp must be whole seconds since 1970-01-01 UTC, "
-                       "from 0 to before 2100",  # -5: no guess at why
+        BAD_TIMESTAMP: "a timestamp must be seconds since 1970-01-01 UTC, from 0 to "
+                       "before 2100, or an ISO 8601 time",  # -5: no guess at why
         UNKNOWN_ITEM: "the item_id is not in the items table",
         DUPLICATE: "a later rating of the same user_id and item_id is kept",
     }
@@ -206,7 +206,8 @@ def test_a_bad_timestamp_says_what_it_looks_like() -> None:
             ("u2", "i1", 4.0, 1.5), ("u2", "i2", 4.0, "soon")]
     result = clean(dataset(rows), max_reject_fraction=1.0)
     details = result.rejects.set_index("line")["detail"].str.removeprefix(
-        "a timestamp must be whole seconds since 1970-01-01 UTC, from 0 to before 2100")
+        "a timestamp must be seconds since 1970-01-01 UTC, from 0 to before 2100, or an ISO "
+        "8601 time")
     assert details.tolist() == [
         " (milliseconds?)",
         " (a date as text must be ISO 8601, such as 2020-09-13T12:26:40Z)",

@@ -76,7 +76,7 @@ def _ratings_row(draw, kind: str, header: list[str], users: list[str], seen: lis
     elif kind == "out_of_range":
         row[F.RATING] = draw(st.sampled_from(["9", "0", "-1", "5.5"]))
     elif kind == "bad_timestamp":
-        row[F.TIMESTAMP] = draw(st.sampled_from(["noon", "1.5", "-7", "99999999999", "1e400"]))
+        row[F.TIMESTAMP] = draw(st.sampled_from(["noon", "-7", "-0.5", "99999999999", "1e400"]))
     elif kind == "unknown_item":
         row[F.ITEM_ID] = "missing"
     values = [row[c] for c in header]

@@ -196,6 +196,21 @@ def test_iso_8601_text_timestamps_become_epoch_seconds(tmp_path: Path) -> None:
         "(a date as text must be ISO 8601, such as 2020-09-13T12:26:40Z)").all()
 
 
+def test_epoch_seconds_with_a_fraction_lose_it(tmp_path: Path) -> None:
+    """Python's time.time() and JavaScript's Date.now() / 1000 write fractions; such a
+    log was rejected whole (100,836 of 100,836 ratings: bad_timestamp). Milliseconds and
+    negative times stay rejected."""
+    (tmp_path / "ratings.csv").write_text(
+        HEADER + "a,w,4,1600000000.9\na,x,4,1600000001.0\na,y,4,1.6000000025e9\n"
+        "b,w,4,1600000000123.5\nb,x,4,-0.5\n")
+    result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
+    assert result.dataset.ratings[F.TIMESTAMP].tolist() == [
+        1_600_000_000, 1_600_000_001, 1_600_000_002]
+    assert result.rejects["reason"].tolist() == ["bad_timestamp"] * 2
+    assert result.rejects["timestamp"].tolist() == [1_600_000_000_123, "-0.5"]
+    assert result.rejects["detail"].iloc[0].endswith("(milliseconds?)")
+
+
 def test_a_header_in_other_case_names_the_columns_it_meant(tmp_path: Path) -> None:
     csv_dir, parquet_dir = tmp_path / "csv", tmp_path / "parquet"
     csv_dir.mkdir(), parquet_dir.mkdir()
