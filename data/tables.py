@@ -7,6 +7,8 @@ ever deal with one layout and one set of dtypes.
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -158,18 +160,38 @@ def age_column(values: pd.Series | None, n: int) -> pd.Series:
 GENRE_SEPARATORS = ("|", ";", ",")  # "|" as documented (MovieLens), then the others
 
 
+def _listed(text: str) -> list[str] | None:
+    """The strings of a list written out whole, as JSON (`["Action", "Comedy"]`) or as
+    pandas' to_csv writes a list cell (Python's repr: `['Action', 'Comedy']`); None for
+    other text. Split on "," such a cell gave genres like "['Action'" and "'Comedy']"."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    for read in (json.loads, ast.literal_eval):  # literal_eval evaluates no code
+        try:
+            value = read(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            continue
+        if isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            return [str(v) for v in value]
+    return None
+
+
 def genre_separator(values: Iterable[object]) -> str:
     """A text genres column's separator: "|", or when no value holds one, the first of
     ";" and "," that some value holds. Exports write "Action, Comedy" (IMDb style):
-    with "|" only, each combination was one genre, most of them in the unknown bucket."""
-    texts = [v for v in values if isinstance(v, str)]
+    with "|" only, each combination was one genre, most of them in the unknown bucket.
+    A list written out whole (see _listed) is read as one and has no say."""
+    texts = [v for v in values if isinstance(v, str) and _listed(v) is None]
     return next((sep for sep in GENRE_SEPARATORS if any(sep in t for t in texts)), "|")
 
 
 def genre_list(value: object, sep: str = "|") -> list[str]:
-    """'A|B' or ['A', 'B'] -> ['A', 'B']; empty, missing and '(no genres listed)' -> []."""
+    """'A|B', '["A", "B"]' or ['A', 'B'] -> ['A', 'B']; empty, missing and
+    '(no genres listed)' -> []."""
     if isinstance(value, str):
-        parts = value.split(sep)
+        listed = _listed(value)
+        parts = value.split(sep) if listed is None else listed
     elif isinstance(value, (list, tuple, np.ndarray)):
         parts = [str(v) for v in value]
     else:

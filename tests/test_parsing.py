@@ -305,6 +305,23 @@ def test_genres_separated_by_commas_or_semicolons_when_no_value_uses_a_bar(
         assert load_generic(tmp_path).items[F.GENRES].tolist() == lists, text
 
 
+def test_genres_written_as_a_list_read_as_that_list(tmp_path: Path) -> None:
+    """pandas' to_csv writes a list cell as "['Action', 'Comedy']": split on ",", its
+    genres were "['Action'" and "'Comedy']" (ml-latest-small so: its 19 genres became 69)."""
+    write(tmp_path / "ratings.csv", HEADER + "u0,x,4,1\nu0,y,4,2\nu0,z,4,3\n")
+    for text, lists in (
+        ('x,"[\'Action\', \'Comedy\']"\ny,[\'Drama\']\nz,[]\n',
+         [["Action", "Comedy"], ["Drama"], []]),
+        ('x,"[""Action"", ""Comedy""]"\ny,Drama\nz,"[""(no genres listed)""]"\n',
+         [["Action", "Comedy"], ["Drama"], []]),
+        ('x,"[\'Action\', \'Comedy\']"\ny,Drama;Crime\nz,[not a list\n',  # lists no say
+         [["Action", "Comedy"], ["Drama", "Crime"], ["[not a list"]]),
+        ('x,[__import__("os")]\ny,Drama\nz,\n', [['[__import__("os")]'], ["Drama"], []]),
+    ):
+        write(tmp_path / "items.csv", "item_id,genres\n" + text)
+        assert load_generic(tmp_path).items[F.GENRES].tolist() == lists, text
+
+
 def test_parquet_ids_stored_as_whole_floats_read_as_ints(tmp_path: Path) -> None:
     """pandas stores an int id column with a missing value as float64: item 7.0 matched no
     item 7, and a user 3.0 no user 3. A float that is not whole stays as written."""
