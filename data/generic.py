@@ -43,7 +43,7 @@ import pandas as pd
 
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
-from mtrec.data.parsing import case_hint, read_csv_rows, to_ratings
+from mtrec.data.parsing import column_hint, read_csv_rows, to_ratings
 from mtrec.data.tables import (
     ITEMS,
     LINE,
@@ -98,7 +98,7 @@ def _read(
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(f"{file}: lacks required column(s) {missing}"
-                         + case_hint(frame.columns, missing))
+                         + column_hint(frame.columns, missing))
     frame = frame.reset_index(drop=True)
     frame[RAW] = [repr(row) for row in frame.to_dict("records")]
     frame[LINE] = np.arange(1, len(frame) + 1, dtype="int64")
@@ -160,7 +160,7 @@ def _untimed_as_zero(ratings: pd.DataFrame, file: Path) -> pd.DataFrame:
     is an error that says so."""
     if F.TIMESTAMP in ratings.columns:
         return ratings
-    hint = case_hint(ratings.columns, [F.TIMESTAMP])
+    hint = column_hint(ratings.columns, [F.TIMESTAMP])
     if hint:
         raise ValueError(f"{file}: lacks column(s) {[F.TIMESTAMP]}{hint}")
     # "date", "rated_at", "time": times under another name would be ignored, and the

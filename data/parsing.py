@@ -211,7 +211,8 @@ def _read_records(
     missing = [c for c in required if c not in header]
     if missing:
         raise HeaderError(path, header, f"lacks required column(s) {missing}"
-                          + separator_hint(header) + case_hint(header, missing))
+                          + separator_hint(header) + column_hint(header, missing)
+                          + headerless_hint(header, required))
     repeated = sorted({h for h in header if h and header.count(h) > 1})
     if repeated:
         raise HeaderError(path, header, f"repeats column(s) {repeated}")
@@ -313,6 +314,16 @@ def _stripped(values: pd.Series) -> pd.Series:
     return values.astype(str).str.strip() if values.dtype == object else values
 
 
+def headerless_hint(header: list[str], required: Iterable[str]) -> str:
+    """A hint when the first line holds numbers and no column name: data, as u.data
+    converted to CSV has, not a header."""
+    numbers = pd.to_numeric(pd.Series(header, dtype=object), errors="coerce").notna()
+    if not numbers.any() or {_snake(h) for h in header} & set(required):
+        return ""
+    return (f" (the first line looks like data: the file needs a header row, such as "
+            f"{','.join(required)})")
+
+
 def separator_hint(header: list[str]) -> str:
     """A hint when a one-column header looks separated by something other than commas."""
     if len(header) != 1:
@@ -324,17 +335,43 @@ def separator_hint(header: list[str]) -> str:
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # userId -> user_Id
+# What exports call the required columns (the words before an "id": customer_id,
+# reviewerID, asin): a header of them was refused with the required names only.
+_OTHER_NAMES = {
+    F.USER_ID: frozenset({"user", "uid", "customer", "member", "visitor", "account", "client",
+                          "reviewer", "viewer", "listener", "reader", "buyer", "person"}),
+    F.ITEM_ID: frozenset({"item", "iid", "movie", "film", "product", "asin", "sku", "book",
+                          "isbn", "track", "song", "artist", "article", "content", "video",
+                          "show", "game", "recipe", "business"}),
+    F.RATING: frozenset({"stars", "star", "score", "overall", "rate", "rated", "grade",
+                         "review_score", "vote"}),
+}
 
 
-def case_hint(header: Iterable[str], missing: list[str]) -> str:
+def _snake(name: str) -> str:
+    return _CAMEL.sub("_", name.strip()).lower().replace(" ", "_")
+
+
+def column_hint(header: Iterable[str], missing: list[str]) -> str:
     """A hint when a missing column is in the header in other case, with spaces or in
-    camelCase ("User_ID", "Item ID", "userId")."""
+    camelCase ("User_ID", "Item ID", "userId"), or under a name exports give it
+    ("customer_id", "asin", "stars")."""
     near = {}
     for h in map(str, header):
-        near[_CAMEL.sub("_", h.strip()).lower().replace(" ", "_")] = h
+        near[_snake(h)] = h
         near[h.strip().lower().replace(" ", "_")] = h
     found = [f"{near[c]!r} -> {c!r}" for c in missing if c in near]
-    return f" (column names are lower-case, as listed: {', '.join(found)})" if found else ""
+    if found:
+        return f" (column names are lower-case, as listed: {', '.join(found)})"
+    named = []
+    for column in missing:
+        words = _OTHER_NAMES.get(column, frozenset())
+        for h in map(str, header):
+            name = _snake(h)
+            if name in words or re.sub(r"_?id$", "", name) in words:
+                named.append(f"{h!r} -> {column!r}")
+                break
+    return f" (if these are them, rename: {', '.join(named)})" if named else ""
 
 
 def _unclosed(record: list[str]) -> bool:

@@ -35,7 +35,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import WEIGHTS_DIR
 from mtrec.data.artifact_io import read_split, split_dir
-from mtrec.data.parsing import case_hint, separator_hint
+from mtrec.data.parsing import column_hint, separator_hint
 from mtrec.data.tables import (
     genre_list,
     id_column,
@@ -125,7 +125,7 @@ def read_given_items(items_path: str) -> tuple[pd.DataFrame, list[str]]:
     if F.ITEM_ID not in items.columns or items.empty:
         header = list(items.columns)
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row"
-                         + (case_hint(header, [F.ITEM_ID]) or separator_hint(header)))
+                         + (column_hint(header, [F.ITEM_ID]) or separator_hint(header)))
     items[F.ITEM_ID] = items[F.ITEM_ID].str.strip()  # as ingestion reads ids
     if F.GENRES in items.columns:  # "|"-joined, however the file separates or lists them
         items[F.GENRES] = ["|".join(g) for g in split_genres(items[F.GENRES])]

@@ -232,6 +232,23 @@ def test_a_header_in_other_case_names_the_columns_it_meant(tmp_path: Path) -> No
         load_generic(csv_dir)
 
 
+def test_a_header_of_export_names_or_of_data_says_what_it_needs(tmp_path: Path) -> None:
+    """Exports name the columns otherwise (Amazon reviews: reviewerID, asin, overall), and
+    u.data converted to CSV has no header: both got the required names only."""
+    (tmp_path / "ratings.csv").write_text("reviewerID,asin,overall,unixReviewTime\nu,i,4,1\n")
+    with pytest.raises(ValueError, match=r"\(if these are them, rename: 'reviewerID' -> "
+                       r"'user_id', 'asin' -> 'item_id', 'overall' -> 'rating'\)$"):
+        load_generic(tmp_path)
+    (tmp_path / "ratings.csv").write_text("customer,product_id,rating\nu,i,4\n")
+    with pytest.raises(ValueError, match=r"rename: 'customer' -> 'user_id', 'product_id' -> "
+                       r"'item_id'\)$"):
+        load_generic(tmp_path)
+    (tmp_path / "ratings.csv").write_text("196,242,3,881250949\n186,302,3,891717742\n")
+    with pytest.raises(ValueError, match=r"\(the first line looks like data: the file needs a "
+                       r"header row, such as user_id,item_id,rating\)$"):
+        load_generic(tmp_path)
+
+
 def test_a_quote_left_open_at_the_end_of_the_file_costs_one_line(tmp_path: Path) -> None:
     """csv returns an open quote at the end of the input as one field holding the rest of
     the file: that would merge u2 into u1's occupation and lose u2 without a trace."""
