@@ -100,11 +100,19 @@ def _read(
         raise ValueError(f"{file}: lacks required column(s) {missing}"
                          + column_hint(frame.columns, missing))
     frame = frame.reset_index(drop=True)
-    frame[RAW] = [repr(row) for row in frame.to_dict("records")]
+    frame[RAW] = row_texts(frame)
     frame[LINE] = np.arange(1, len(frame) + 1, dtype="int64")
     if F.TIMESTAMP in frame.columns:
         frame[F.TIMESTAMP] = epoch_seconds(frame[F.TIMESTAMP])
     return frame, []
+
+
+def row_texts(frame: pd.DataFrame) -> list[str]:
+    """Each row as repr(row dict) writes it, built column by column: to_dict("records")
+    took 15 of the 27 s that reading and cleaning 2M Parquet ratings took."""
+    parts = [[f"{name!r}: {value!r}" for value in frame[name].tolist()]
+             for name in frame.columns]
+    return ["{" + ", ".join(row) + "}" for row in zip(*parts, strict=True)]
 
 
 def epoch_seconds(column: pd.Series) -> pd.Series:

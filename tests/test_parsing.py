@@ -7,12 +7,13 @@ import csv
 import gzip
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from mtrec.contracts import features as F
 from mtrec.data.cleaning import REASONS, clean
-from mtrec.data.generic import load_generic
+from mtrec.data.generic import load_generic, row_texts
 from mtrec.data.movielens import load_ml1m
 from mtrec.data.tables import ITEMS, RATINGS, SOURCE_COL, USERS
 
@@ -144,6 +145,16 @@ def test_parquet_rejects_show_row_values(tmp_path: Path) -> None:
     result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
     reject = result.rejects.iloc[0]
     assert reject["line"] == 2 and "'abc'" in reject["raw"] and reject["reason"] == "bad_rating"
+
+
+def test_parquet_row_texts_are_the_row_dicts_repr() -> None:
+    """Built column by column for speed, the text is what repr(row dict) writes, for
+    every kind of Parquet value."""
+    frame = pd.DataFrame({
+        "user_id": ["a", None], "item_id": [1, 2], "rating": [4.0, float("nan")],
+        "timestamp": pd.to_datetime(["2020-01-01", "2021-01-01"]),
+        "genres": [["x"], np.array(["y"])], "n": pd.array([1, None], dtype="Int64")})
+    assert row_texts(frame) == [repr(row) for row in frame.to_dict("records")]
 
 
 def test_a_header_in_another_separator_or_encoding_says_so(tmp_path: Path) -> None:
