@@ -244,9 +244,8 @@ def to_ratings(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     keeps the value). An ISO 8601 date or time as text is read as its epoch
     seconds (iso_seconds); a fraction of a second is dropped. A timestamp that is
     not a number of seconds stays the stripped text it was (bad_timestamp), an
-    empty rating or timestamp
-    becomes None (missing_field); either makes that column object, not
-    float64/int64. Rows keep SOURCE_COL, LINE and RAW.
+    empty rating or timestamp becomes None (missing_field); either makes that
+    column object, not float64/int64. Rows keep SOURCE_COL, LINE and RAW.
     """
     rating = pd.to_numeric(_stripped(frame[F.RATING]), errors="coerce").astype("float64")
     text = _stripped(frame[F.TIMESTAMP])
@@ -301,7 +300,9 @@ def iso_seconds(text: pd.Series) -> pd.Series:
 
 
 def _empty(values: pd.Series) -> pd.Series:
-    """Missing or blank text."""
+    """Missing or blank text (a Parquet number column: missing only)."""
+    if values.dtype != object:
+        return values.isna()
     return values.isna() | (values.astype(str).str.strip() == "")
 
 

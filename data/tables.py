@@ -117,6 +117,8 @@ def id_column(values: pd.Series) -> pd.Series:
     rating's). A float column's whole values (an int id column with a missing value, as
     pandas writes it to Parquet) read as ints, so 7.0 is the id 7; text ("7.0" in a
     CSV) is not touched."""
+    if pd.api.types.is_integer_dtype(values) and not values.hasnans:  # Parquet ints
+        return values.astype(str)
     if pd.api.types.is_float_dtype(values):
         whole = np.isfinite(values) & (values == np.floor(values)) & (values.abs() < 2**63)
         values = values.astype(object).where(~whole, values[whole].astype("int64").astype(object))
