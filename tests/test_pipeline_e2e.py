@@ -33,6 +33,7 @@ from mtrec.data import clean, generate
 from mtrec.data.examples import write_examples
 from mtrec.data.tables import ITEMS, USERS, make_items, make_users
 from mtrec.pipeline import local_runner
+from mtrec.pipeline.home_lock import LOCK_FILE
 from mtrec.pipeline.settings import Thresholds
 from mtrec.run_state import custom_property, latest_run
 from mtrec.serving import cli as serving_cli
@@ -318,16 +319,16 @@ def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, c
     # (components/atomic_pusher/executor_test.py).
     pushed = model_identity(paths.serving_model_dir + "/" + _versions(paths)[0])
     assert pushed and [extended_identity(v) for v in versions] == [pushed, pushed]
-    assert sorted(p.name for p in home.iterdir()) == [
-        "added_items", "metadata.sqlite", "serving_model"]
+    assert sorted(p.name for p in home.iterdir()) == [  # and no temporary folder
+        LOCK_FILE, "added_items", "metadata.sqlite", "serving_model"]
     # A trained item's row would replace its features, and so its vector: refused.
     trained = sorted(original)[0].decode()
     (tmp_path / "known.csv").write_text(f"item_id,title\n{trained},Renamed\nnew-3,Third\n")
     with pytest.raises(ValueError, match=rf"1 item id\(s\) already in the catalogue .*{trained}"):
         add_items(str(home), str(tmp_path / "known.csv"))
     assert len(list((home / "serving_model" / "mtrec").iterdir())) == 2
-    assert sorted(p.name for p in home.iterdir()) == [
-        "added_items", "metadata.sqlite", "serving_model"]
+    assert sorted(p.name for p in home.iterdir()) == [  # and no temporary folder
+        LOCK_FILE, "added_items", "metadata.sqlite", "serving_model"]
 
 
 def test_report_is_rebuilt_from_the_run_without_retraining(first_run):
