@@ -116,7 +116,8 @@ def csv_records(
     """Parse `lines[start:]` (each with its line ending) with one csv reader, skipping blanks.
 
     A record csv cannot parse, or that has other than `n_fields` fields (None:
-    any), is bad. A bad record spanning several lines (an unbalanced quote
+    any), is bad; one empty field past them (a row ending in a comma, as some
+    exporters write every row: they were all rejected) is dropped. A bad record spanning several lines (an unbalanced quote
     swallows the lines after it) is reported as its first line only, and
     parsing restarts on the next line, so one stray quote costs one line.
     With multiline=False a quoted field may not hold a line break at all. A
@@ -143,7 +144,10 @@ def csv_records(
             if unclosed:
                 fields, reason = None, "unbalanced quote: one opened on this line is never closed"
             elif fields is not None and n_fields is not None and len(fields) != n_fields:
-                reason = f"expected {n_fields} comma-separated fields, got {len(fields)}"
+                if len(fields) == n_fields + 1 and not fields[-1].strip():
+                    fields = fields[:-1]  # a trailing comma: some exporters end rows so
+                else:
+                    reason = f"expected {n_fields} comma-separated fields, got {len(fields)}"
             if span > 1 and (reason or not multiline) and not unclosed:
                 spans = f"a quoted field runs over lines {first + 1}-{pos}: unbalanced quote?"
                 reason = f"{reason}; {spans}" if reason else spans

@@ -243,6 +243,17 @@ def test_a_header_in_other_case_names_the_columns_it_meant(tmp_path: Path) -> No
         load_generic(csv_dir)
 
 
+def test_a_row_ending_in_a_comma_reads_as_the_row(tmp_path: Path) -> None:
+    """Some exporters end every data row with a comma (not the header): each row was
+    malformed, "expected 4 comma-separated fields, got 5". Only one empty field goes."""
+    (tmp_path / "ratings.csv").write_text(
+        HEADER + "a,x,4,1,\na,y,3,2, \na,z,5,3,,\nb,x,4,4,5\nb,y,4,5\n")
+    ds = load_generic(tmp_path)
+    assert ds.ratings[F.ITEM_ID].tolist() == ["x", "y", "y"]
+    assert ds.malformed["line"].tolist() == [4, 5]
+    assert ds.malformed["reason"].str.startswith("expected 4 comma-separated fields").all()
+
+
 def test_a_header_of_export_names_or_of_data_says_what_it_needs(tmp_path: Path) -> None:
     """Exports name the columns otherwise (Amazon reviews: reviewerID, asin, overall), and
     u.data converted to CSV has no header: both got the required names only."""
