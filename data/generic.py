@@ -53,6 +53,7 @@ from mtrec.data.tables import (
     USERS,
     BadLine,
     Dataset,
+    blank,
     concat_malformed,
     derive_items,
     derive_users,
@@ -167,6 +168,8 @@ def _untimed_as_zero(ratings: pd.DataFrame, file: Path) -> pd.DataFrame:
     A column named so in other case, or one that looks like times under another name,
     is an error that says so."""
     if F.TIMESTAMP in ratings.columns:
+        if len(ratings) and blank(ratings[F.TIMESTAMP]).all():  # a column without times
+            return ratings.assign(**{F.TIMESTAMP: "0"})
         return ratings
     hint = column_hint(ratings.columns, [F.TIMESTAMP])
     if hint:

@@ -34,6 +34,7 @@ from mtrec.data.tables import (
     SOURCE_COL,
     SPLIT,
     BadLine,
+    blank,
     id_column,
 )
 from mtrec.data.text_files import decode, file_bytes, shown, undecodable
@@ -117,9 +118,10 @@ def csv_records(
 
     A record csv cannot parse, or that has other than `n_fields` fields (None:
     any), is bad; one empty field past them (a row ending in a comma, as some
-    exporters write every row: they were all rejected) is dropped. A bad record spanning several lines (an unbalanced quote
-    swallows the lines after it) is reported as its first line only, and
-    parsing restarts on the next line, so one stray quote costs one line.
+    exporters write every row: they were all rejected) is dropped. A bad record
+    spanning several lines (an unbalanced quote swallows the lines after it) is
+    reported as its first line only, and parsing restarts on the next line, so
+    one stray quote costs one line.
     With multiline=False a quoted field may not hold a line break at all. A
     quote left open at the end of the file is bad too (csv would return the
     rest of the file as that field).
@@ -270,8 +272,8 @@ def to_ratings(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         {
             F.USER_ID: id_column(frame[F.USER_ID]).to_numpy(dtype=object),
             F.ITEM_ID: id_column(frame[F.ITEM_ID]).to_numpy(dtype=object),
-            F.RATING: _with_none(rating, _empty(frame[F.RATING])).to_numpy(),
-            F.TIMESTAMP: _with_none(timestamp, _empty(frame[F.TIMESTAMP])).to_numpy(),
+            F.RATING: _with_none(rating, blank(frame[F.RATING])).to_numpy(),
+            F.TIMESTAMP: _with_none(timestamp, blank(frame[F.TIMESTAMP])).to_numpy(),
         }
     )
     if SPLIT in frame.columns:  # an official split travels with its rows
@@ -301,13 +303,6 @@ def iso_seconds(text: pd.Series) -> pd.Series:
         stamp = (when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
         out[iso] = stamp.astype("float64")
     return out
-
-
-def _empty(values: pd.Series) -> pd.Series:
-    """Missing or blank text (a Parquet number column: missing only)."""
-    if values.dtype != object:
-        return values.isna()
-    return values.isna() | (values.astype(str).str.strip() == "")
 
 
 def _with_none(values: pd.Series, missing: pd.Series) -> pd.Series:

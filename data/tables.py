@@ -112,24 +112,44 @@ def split_title_year(titles: pd.Series) -> tuple[pd.Series, pd.Series]:
     return stripped, year
 
 
+# What database and spreadsheet exports write for a missing value (SQL Server's and
+# DBeaver's NULL, MySQL's \N, Excel's #N/A, pandas' NaN). As text, a title "NULL" was
+# encoded, "NULL" became a genre, and ratings without a user id were one user "NULL".
+NULL_MARKERS = frozenset({"NULL", "null", "Null", "\\N", "NaN", "nan", "#N/A", "N/A", "n/a",
+                          "<NA>"})
+
+
+def _stripped_text(values: pd.Series) -> pd.Series:
+    """Stripped strings, index kept; missing values and NULL_MARKERS become ""."""
+    out = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    return out.where(~out.isin(NULL_MARKERS), "")
+
+
+def blank(values: pd.Series) -> pd.Series:
+    """Where `values` is missing, blank or a NULL_MARKERS value (as id_column reads it)."""
+    if values.dtype != object:
+        return values.isna()
+    return _stripped_text(values) == ""
+
+
 def id_column(values: pd.Series) -> pd.Series:
-    """Ids as stripped strings, index kept; missing ones become "" (cleaning rejects a
-    rating's). A float column's whole values (an int id column with a missing value, as
-    pandas writes it to Parquet) read as ints, so 7.0 is the id 7; text ("7.0" in a
-    CSV) is not touched."""
+    """Ids as stripped strings, index kept; missing ones (and NULL_MARKERS) become ""
+    (cleaning rejects a rating's). A float column's whole values (an int id column with
+    a missing value, as pandas writes it to Parquet) read as ints, so 7.0 is the id 7;
+    text ("7.0" in a CSV) is not touched."""
     if pd.api.types.is_integer_dtype(values) and not values.hasnans:  # Parquet ints
         return values.astype(str)
     if pd.api.types.is_float_dtype(values):
         whole = np.isfinite(values) & (values == np.floor(values)) & (values.abs() < 2**63)
         values = values.astype(object).where(~whole, values[whole].astype("int64").astype(object))
-    return values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    return _stripped_text(values)
 
 
 def text_column(values: pd.Series | None, n: int, default: str = "") -> pd.Series:
-    """Strings with missing/blank values replaced by `default`."""
+    """Strings with missing/blank values (and NULL_MARKERS) replaced by `default`."""
     if values is None:
         return pd.Series([default] * n, dtype=object)
-    out = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    out = _stripped_text(values)
     return out.where(out != "", default).reset_index(drop=True)
 
 
@@ -199,7 +219,7 @@ def genre_list(value: object, sep: str = "|") -> list[str]:
     else:
         return []
     parts = [p.strip() for p in parts]
-    return [p for p in parts if p and p != "(no genres listed)"]
+    return [p for p in parts if p and p != "(no genres listed)" and p not in NULL_MARKERS]
 
 
 def split_genres(values: pd.Series, sep: str | None = None) -> pd.Series:

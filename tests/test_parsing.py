@@ -243,6 +243,38 @@ def test_a_header_in_other_case_names_the_columns_it_meant(tmp_path: Path) -> No
         load_generic(csv_dir)
 
 
+def test_null_as_database_exports_write_it_is_a_missing_value(tmp_path: Path) -> None:
+    """SQL Server and DBeaver write NULL, MySQL \\N, Excel #N/A: as text, a title "NULL"
+    was encoded, "NULL" was a genre, and ratings without a user were one user "NULL"."""
+    (tmp_path / "ratings.csv").write_text(
+        HEADER + "a,x,4,1\na,y,3,2\nNULL,x,4,3\n\\N,y,4,4\nb,x,NULL,5\nb,y,4,NULL\nb,x,5,6\n"
+        "b,y,2,7\n")
+    (tmp_path / "items.csv").write_text(
+        "item_id,title,genres,description,year\nx,NULL,NULL,\\N,NULL\n"
+        "y,Why,Drama|NULL,#N/A,1999\n")
+    (tmp_path / "users.csv").write_text(
+        "user_id,age,gender,occupation\na,NULL,NULL,NULL\nb,30,F,x\n")
+    result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
+    items = result.dataset.items.set_index(F.ITEM_ID)
+    assert items.loc["x"].tolist() == ["", [], "", 0]
+    assert items.loc["y"].tolist() == ["Why", ["Drama"], "", 1999]
+    users = result.dataset.users.set_index(F.USER_ID)
+    assert users.loc["a"].tolist() == [0, F.UNKNOWN, F.UNKNOWN]
+    assert sorted(result.dataset.ratings[F.USER_ID].unique()) == ["a", "b"]
+    assert result.rejects["reason"].tolist() == ["missing_field"] * 4
+    assert result.rejects["detail"].tolist() == [
+        "missing user_id", "missing user_id", "missing rating", "missing timestamp"]
+
+
+def test_a_timestamp_column_without_a_time_reads_as_untimed(tmp_path: Path) -> None:
+    """A log exported with an empty (or all-NULL) timestamp column was rejected whole as
+    missing_field; without the column it read as untimed."""
+    rows = "".join(f"u{u},i{i},4,{'NULL' if u % 2 else ''}\n" for u in range(3) for i in range(5))
+    (tmp_path / "ratings.csv").write_text(HEADER + rows)
+    result = clean(load_generic(tmp_path))
+    assert result.counts["kept"] == 15 and (result.dataset.ratings[F.TIMESTAMP] == 0).all()
+
+
 def test_a_row_ending_in_a_comma_reads_as_the_row(tmp_path: Path) -> None:
     """Some exporters end every data row with a comma (not the header): each row was
     malformed, "expected 4 comma-separated fields, got 5". Only one empty field goes."""
