@@ -25,6 +25,7 @@ from mtrec.data.tables import (
     LINE,
     LINE_NO,
     MALFORMED,
+    MAX_TIMESTAMP,
     RATING_COLUMNS,
     RATINGS,
     RAW,
@@ -54,7 +55,6 @@ REASONS = (MALFORMED, MISSING_FIELD, BAD_RATING, RATING_OUT_OF_RANGE, BAD_TIMEST
 TOTAL, KEPT, REJECTED = "total", "kept", "rejected"
 ROWS_READ = "rows"
 DERIVED = "derived"  # the source has no file for the table: one row per rated id
-MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01: later "seconds" are milliseconds or garbage
 # table: ratings, users or items; line: 1-based line (row for Parquet and generated
 # data) in `source`; raw: the record as read; detail: what a malformed line got wrong.
 REJECT_COLUMNS = (TABLE, SOURCE, LINE_NO, F.USER_ID, F.ITEM_ID, F.RATING, F.TIMESTAMP, REASON,

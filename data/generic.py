@@ -47,6 +47,7 @@ from mtrec.data.parsing import column_hint, read_csv_rows, to_ratings
 from mtrec.data.tables import (
     ITEMS,
     LINE,
+    MAX_TIMESTAMP,
     RATINGS,
     RAW,
     SPLIT,
@@ -185,6 +186,30 @@ def _untimed_as_zero(ratings: pd.DataFrame, file: Path) -> pd.DataFrame:
     return ratings.assign(**{F.TIMESTAMP: "0"})
 
 
+_FINER_UNITS = ((3, "milliseconds"), (6, "microseconds"), (9, "nanoseconds"))
+
+
+def _in_seconds(ratings: pd.DataFrame, source: str) -> tuple[pd.DataFrame, str | None]:
+    """Times in milliseconds (JavaScript's Date.now(), Java's currentTimeMillis()),
+    micro- or nanoseconds read as seconds, with a note, when every number in the column
+    is past 2100 as seconds and before it in the unit: each row was a bad_timestamp
+    ("milliseconds?"). A column that mixes units is left to cleaning's hint."""
+    stamps = ratings[F.TIMESTAMP]
+    numbers = pd.to_numeric(stamps, errors="coerce")  # ISO times are numbers already
+    known = numbers.notna()
+    if not known.any() or numbers[known].min() < MAX_TIMESTAMP:
+        return ratings, None
+    for power, unit in _FINER_UNITS:
+        if numbers[known].max() < MAX_TIMESTAMP * 10**power:
+            seconds = stamps.astype(object).where(
+                ~known, numbers[known].astype("int64") // 10**power)
+            if known.all():
+                seconds = seconds.astype("int64")
+            return (ratings.assign(**{F.TIMESTAMP: seconds}),
+                    f"{source}'s timestamps are {unit} since the epoch: read as seconds")
+    return ratings, None
+
+
 def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     """Load a directory in the generic format described in this module's docstring."""
     path = Path(path)
@@ -195,7 +220,7 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     frame, bad_rows = _read(ratings_file, REQUIRED_RATING_COLUMNS, encodings, multiline=False)
     frame = _untimed_as_zero(frame, ratings_file)
     frame, bad_split = _split_column(frame, ratings_file.name)
-    ratings = to_ratings(frame, ratings_file.name)
+    ratings, unit = _in_seconds(to_ratings(frame, ratings_file.name), ratings_file.name)
     bad = [malformed_frame(bad_rows, RATINGS), bad_split]
 
     derived = set()
@@ -217,4 +242,4 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
         items, bad_items = _items(items_file, encodings)
         bad.append(malformed_frame(bad_items, ITEMS))
     return Dataset(name, ratings, users, items, concat_malformed(bad), frozenset(derived),
-                   encoding_notes(encodings))
+                   encoding_notes(encodings) + ((unit,) if unit else ()))

@@ -112,6 +112,8 @@ def split_title_year(titles: pd.Series) -> tuple[pd.Series, pd.Series]:
     return stripped, year
 
 
+MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01: later "seconds" are milliseconds or garbage
+
 # What database and spreadsheet exports write for a missing value (SQL Server's and
 # DBeaver's NULL, MySQL's \N, Excel's #N/A, pandas' NaN). As text, a title "NULL" was
 # encoded, "NULL" became a genre, and ratings without a user id were one user "NULL".

@@ -275,6 +275,38 @@ def test_a_timestamp_column_without_a_time_reads_as_untimed(tmp_path: Path) -> N
     assert result.counts["kept"] == 15 and (result.dataset.ratings[F.TIMESTAMP] == 0).all()
 
 
+@pytest.mark.parametrize("power, unit", [(3, "milliseconds"), (6, "microseconds"),
+                                         (9, "nanoseconds")])
+def test_times_in_a_finer_unit_read_as_seconds_with_a_note(
+        tmp_path: Path, power: int, unit: str) -> None:
+    """JavaScript's Date.now() and Java's currentTimeMillis() write milliseconds: every row
+    was a bad_timestamp ("milliseconds?"), so the log was rejected whole."""
+    scale = 10**power
+    (tmp_path / "ratings.csv").write_text(
+        HEADER + f"a,x,4,{1_600_000_000 * scale + scale // 2}\na,y,4,{1_600_000_001 * scale}\n"
+        "a,z,4,soon\n")
+    result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
+    assert result.dataset.ratings[F.TIMESTAMP].tolist() == [1_600_000_000, 1_600_000_001]
+    assert result.rejects["timestamp"].tolist() == ["soon"]  # text stays cleaning's
+    assert result.dataset.notes == (
+        f"ratings.csv's timestamps are {unit} since the epoch: read as seconds",)
+    pd.DataFrame({F.USER_ID: ["a", "a"], F.ITEM_ID: ["x", "y"], F.RATING: [4.0, 4.0],
+                  F.TIMESTAMP: [1_600_000_000 * scale, 1_600_000_002 * scale]}
+                 ).to_parquet(tmp_path / "p.parquet")
+    (tmp_path / "ratings.csv").unlink()
+    (tmp_path / "p.parquet").rename(tmp_path / "ratings.parquet")
+    ds = load_generic(tmp_path)
+    assert ds.ratings[F.TIMESTAMP].tolist() == [1_600_000_000, 1_600_000_002] and ds.notes
+
+
+def test_times_that_mix_seconds_and_milliseconds_are_left_to_the_hint(tmp_path: Path) -> None:
+    (tmp_path / "ratings.csv").write_text(HEADER + "a,x,4,1600000000\na,y,4,1600000000000\n")
+    result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
+    assert result.dataset.ratings[F.TIMESTAMP].tolist() == [1_600_000_000]
+    assert result.rejects["detail"].iloc[0].endswith("(milliseconds?)")
+    assert result.dataset.notes == ()
+
+
 def test_a_row_ending_in_a_comma_reads_as_the_row(tmp_path: Path) -> None:
     """Some exporters end every data row with a comma (not the header): each row was
     malformed, "expected 4 comma-separated fields, got 5". Only one empty field goes."""
