@@ -126,7 +126,7 @@ def read_given_items(items_path: str) -> tuple[pd.DataFrame, list[str]]:
         header = list(items.columns)
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row"
                          + (column_hint(header, [F.ITEM_ID]) or separator_hint(header)))
-    items[F.ITEM_ID] = items[F.ITEM_ID].str.strip()  # as ingestion reads ids
+    items[F.ITEM_ID] = id_column(items[F.ITEM_ID])  # as ingestion reads ids (NULL: none)
     if F.GENRES in items.columns:  # "|"-joined, however the file separates or lists them
         items[F.GENRES] = ["|".join(g) for g in split_genres(items[F.GENRES])]
     blank = [i + 2 for i in items.index[items[F.ITEM_ID] == ""]]  # file lines: header is 1

@@ -31,6 +31,9 @@ def test_an_empty_item_id_is_refused_with_its_line(tmp_path: Path) -> None:
     path.write_text("item_id,title\nn9,Nine (2020)\n ,Blank\n")
     with pytest.raises(ValueError, match=r"empty item_id on line\(s\) 3$"):
         read_new_items(str(path))
+    path.write_text("item_id,title\nn9,Nine (2020)\nNULL,Null\n")  # an export's missing id
+    with pytest.raises(ValueError, match=r"empty item_id on line\(s\) 3$"):
+        read_new_items(str(path))
     path.write_text("item_id,title\nn9,Nine (2020)\nn9,Nine Again (2021)\n")
     assert read_new_items(str(path))["title"].tolist() == ["Nine Again (2021)"]
 
