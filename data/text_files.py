@@ -87,5 +87,6 @@ def file_bytes(path: Path) -> bytes:
 def encoding_notes(read: dict[str, str]) -> tuple[str, ...]:
     """What the reports say of the files (name -> encoding read) that decode read as
     SINGLE_BYTE_ENCODING rather than the UTF-8 their format says."""
-    return tuple(f"{name} is not UTF-8: read as {SINGLE_BYTE_NAME}"
+    return tuple(f"{name} is not UTF-8: read as {SINGLE_BYTE_NAME} (if its text reads wrong, "
+                 "it was written in another encoding: save it as UTF-8)"
                  for name, encoding in read.items() if encoding == SINGLE_BYTE_ENCODING)

@@ -244,7 +244,8 @@ def test_ml_latest_small_movies_resaved_as_windows_1252_read_and_noted(tmp_path:
           encoding="cp1252", newline="\r\n")
     ds = load_ml_latest_small(tmp_path)
     assert ds.items[F.TITLE].tolist() == ["Cité, La"] and ds.malformed.empty
-    assert ds.notes == ("movies.csv is not UTF-8: read as Windows-1252",)
+    assert ds.notes[0].startswith("movies.csv is not UTF-8: read as Windows-1252 (")
+    assert len(ds.notes) == 1
 
 
 def test_a_folder_of_another_source_names_the_source_it_is(tmp_path: Path) -> None:

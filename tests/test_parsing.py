@@ -94,7 +94,9 @@ def test_a_windows_1252_items_file_is_read_and_the_note_says_so(tmp_path: Path) 
     items = result.dataset.items.set_index(F.ITEM_ID)[F.TITLE]
     assert items.to_dict() == {"x": "Cité des enfants perdus", "y": "\u201cQuoted\u201d"}
     assert result.counts["kept"] == 2 and result.rejects.empty
-    assert result.dataset.notes == ("items.csv is not UTF-8: read as Windows-1252",)
+    assert result.dataset.notes == ("items.csv is not UTF-8: read as Windows-1252 (if its "
+                                    "text reads wrong, it was written in another encoding: "
+                                    "save it as UTF-8)",)
 
 
 def test_bad_lines_belong_to_their_table(tmp_path: Path) -> None:
