@@ -29,6 +29,7 @@ class Decoded(NamedTuple):
 # ml-latest-small's 9,742 titles, and their 1,466 ratings as unknown items).
 SINGLE_BYTE_ENCODING = "cp1252"
 SINGLE_BYTE_NAME = "Windows-1252"
+UTF16 = "utf-16"  # read when a UTF-16 byte order mark starts data expected as UTF-8
 _PAST_ASCII = re.compile("[^\x00-\x7f\udc80-\udcff]")  # a decoded non-ASCII character
 
 
@@ -37,17 +38,23 @@ def decode(data: bytes, encoding: str) -> Decoded:
 
     Undecodable bytes are kept as surrogate escapes so the rest of the file
     still loads and the lines holding them can be reported (see undecodable).
+    Data expected as UTF-8 that starts with a UTF-16 byte order mark is UTF-16.
     Data expected as UTF-8 that is not, with no byte order mark, NUL byte (UTF-16)
     or UTF-8 character past ASCII, is decoded as SINGLE_BYTE_ENCODING instead: a
     UTF-8 file with a few broken bytes keeps its other accents and stays UTF-8.
     """
     utf8 = codecs.lookup(encoding).name == "utf-8"
-    codec = "utf-8-sig" if utf8 else encoding
+    if utf8 and data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = UTF16  # its byte order mark says so (PowerShell 5's `>` writes it)
+    codec = "utf-8-sig" if utf8 and encoding != UTF16 else encoding
     try:
         return Decoded(data.decode(codec), False, encoding)
     except UnicodeDecodeError:
+        if encoding == UTF16:  # broken mid-way (rare): surrogateescape cannot keep its bytes
+            return Decoded(data.decode(codec, errors="replace"), False, encoding)
         text = data.decode(codec, errors="surrogateescape")
-    if not utf8 or data.startswith(codecs.BOM_UTF8) or b"\0" in data or _PAST_ASCII.search(text):
+    if (not utf8 or encoding == UTF16 or data.startswith(codecs.BOM_UTF8) or b"\0" in data
+            or _PAST_ASCII.search(text)):
         return Decoded(text, True, encoding)
     try:  # cp1252 leaves 5 bytes undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D)
         return Decoded(data.decode(SINGLE_BYTE_ENCODING), False, SINGLE_BYTE_ENCODING)
@@ -86,7 +93,10 @@ def file_bytes(path: Path) -> bytes:
 
 def encoding_notes(read: dict[str, str]) -> tuple[str, ...]:
     """What the reports say of the files (name -> encoding read) that decode read as
-    SINGLE_BYTE_ENCODING rather than the UTF-8 their format says."""
-    return tuple(f"{name} is not UTF-8: read as {SINGLE_BYTE_NAME} (if its text reads wrong, "
-                 "it was written in another encoding: save it as UTF-8)"
-                 for name, encoding in read.items() if encoding == SINGLE_BYTE_ENCODING)
+    other than the UTF-8 their format says."""
+    said = {SINGLE_BYTE_ENCODING: f"is not UTF-8: read as {SINGLE_BYTE_NAME} (if its text "
+                                  "reads wrong, it was written in another encoding: save it "
+                                  "as UTF-8)",
+            UTF16: "is UTF-16, as its byte order mark says: read as such"}
+    return tuple(f"{name} {said[encoding]}" for name, encoding in read.items()
+                 if encoding in said)

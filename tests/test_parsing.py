@@ -167,10 +167,17 @@ def test_a_header_in_another_separator_or_encoding_says_so(tmp_path: Path) -> No
         load_generic(semicolons)
     utf16 = tmp_path / "utf16"
     utf16.mkdir()
-    (utf16 / "ratings.csv").write_bytes(
-        "user_id,item_id,rating,timestamp\nu1,i1,4,1\n".encode("utf-16"))
+    (utf16 / "ratings.csv").write_bytes(  # no byte order mark: only the NULs say UTF-16
+        "user_id,item_id,rating,timestamp\nu1,i1,4,1\n".encode("utf-16-le"))
     with pytest.raises(ValueError, match=r"UTF-16\? save the file as UTF-8"):
         load_generic(utf16)
+    # With one (PowerShell 5's `>` writes UTF-16 so), it is read, and the note says so.
+    for codec in ("utf-16-le", "utf-16-be"):
+        (utf16 / "ratings.csv").write_bytes(
+            (BOM + "user_id,item_id,rating,timestamp\nJosé,i1,4,1\n").encode(codec))
+        ds = load_generic(utf16)
+        assert ds.ratings[F.USER_ID].tolist() == ["José"] and ds.malformed.empty
+        assert ds.notes == ("ratings.csv is UTF-16, as its byte order mark says: read as such",)
 
 
 def test_parquet_timestamp_columns_become_epoch_seconds(tmp_path: Path) -> None:

@@ -50,3 +50,12 @@ def test_bytes_windows_1252_leaves_undefined_are_that_lines_fault() -> None:
 def test_a_declared_single_byte_encoding_is_never_replaced() -> None:
     """MovieLens' u.item is latin-1 by its format: no guessing there."""
     assert decode(b"Cit\xe9", "latin-1") == ("Cité", False, "latin-1")
+
+
+def test_a_utf16_byte_order_mark_is_read_as_utf16() -> None:
+    """PowerShell 5's `>` writes UTF-16 with a byte order mark: it was a header error."""
+    text, dirty, encoding = decode("a,Café\n".encode("utf-16"), "utf-8")
+    assert (text, dirty, encoding) == ("a,Café\n", False, "utf-16")
+    broken = "a,b\n".encode("utf-16") + b"\x00\xd8"  # a lone high surrogate at the end
+    text, dirty, encoding = decode(broken, "utf-8")
+    assert text == "a,b\n\ufffd" and encoding == "utf-16"
