@@ -327,20 +327,21 @@ def test_a_row_ending_in_a_comma_reads_as_the_row(tmp_path: Path) -> None:
     assert ds.malformed["reason"].str.startswith("expected 4 comma-separated fields").all()
 
 
-def test_a_header_of_export_names_or_of_data_says_what_it_needs(tmp_path: Path) -> None:
-    """Exports name the columns otherwise (Amazon reviews: reviewerID, asin, overall), and
-    u.data converted to CSV has no header: both got the required names only."""
-    (tmp_path / "ratings.csv").write_text("reviewerID,asin,overall,unixReviewTime\nu,i,4,1\n")
-    with pytest.raises(ValueError, match=r"\(if these are them, rename: 'reviewerID' -> "
-                       r"'user_id', 'asin' -> 'item_id', 'overall' -> 'rating'\)$"):
-        load_generic(tmp_path)
-    (tmp_path / "ratings.csv").write_text("customer,product_id,rating\nu,i,4\n")
-    with pytest.raises(ValueError, match=r"rename: 'customer' -> 'user_id', 'product_id' -> "
-                       r"'item_id'\)$"):
-        load_generic(tmp_path)
-    (tmp_path / "ratings.csv").write_text("196,242,3,881250949\n186,302,3,891717742\n")
-    with pytest.raises(ValueError, match=r"\(the first line looks like data: the file needs a "
-                       r"header row, such as user_id,item_id,rating\)$"):
+@pytest.mark.parametrize("text, says", [
+    # Exports name the columns otherwise (Amazon reviews: reviewerID, asin, overall).
+    ("reviewerID,asin,overall,unixReviewTime\nu,i,4,1\n", r"\(if these are them, rename: "
+     r"'reviewerID' -> 'user_id', 'asin' -> 'item_id', 'overall' -> 'rating'\)$"),
+    ("customer,product_id,rating\nu,i,4\n",
+     r"rename: 'customer' -> 'user_id', 'product_id' -> 'item_id'\)$"),
+    # u.data converted to CSV has no header.
+    ("196,242,3,881250949\n186,302,3,891717742\n", r"\(the first line looks like data: the "
+     r"file needs a header row, such as user_id,item_id,rating\)$"),
+])
+def test_a_header_of_export_names_or_of_data_says_what_it_needs(
+        text: str, says: str, tmp_path: Path) -> None:
+    """Both got the required names only."""
+    (tmp_path / "ratings.csv").write_text(text)
+    with pytest.raises(ValueError, match=says):
         load_generic(tmp_path)
 
 
