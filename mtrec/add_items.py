@@ -13,6 +13,7 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -183,10 +184,11 @@ def item_notes(given: pd.DataFrame, earlier: pd.DataFrame | None,
     return notes
 
 
-def add_items(home: str, items_path: str) -> str:
+def add_items(home: str, items_path: str, home_locked: bool = False) -> str:
     """Returns the pushed version directory. Holds the home's lock: a run in it could
-    push a version of its own meanwhile (HomeInUseError while one does)."""
-    with home_lock(home):
+    push a version of its own meanwhile (HomeInUseError while one does); a caller that
+    holds it already (`mtrec add-items`, before TensorFlow loads) passes home_locked."""
+    with contextlib.nullcontext() if home_locked else home_lock(home):
         return _add_items(home, items_path)
 
 

@@ -304,10 +304,11 @@ def _add_items(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    from mtrec.add_items import add_items  # TensorFlow: after the checks
-
     try:
-        add_items(args.home, args.items)
+        with home_lock(args.home):  # a run in the home refuses this in a second
+            from mtrec.add_items import add_items  # TensorFlow: after the checks
+
+            add_items(args.home, args.items, home_locked=True)
     except (FileNotFoundError, ValueError, HomeInUseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
