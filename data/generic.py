@@ -1,10 +1,12 @@
-"""Loader for the generic CSV/Parquet directory format (also the embedded sample's format).
+"""Loader for the generic CSV/Parquet/JSON Lines directory format (also the embedded
+sample's format).
 
 Lets any interaction log feed the pipeline without writing a loader.
 
 Directory layout (CSV: UTF-8 with or without a byte order mark, comma-separated,
 a header row, standard double-quote quoting (a quoted field may hold line breaks,
-except in ratings), LF or CRLF; Parquet: the same column names):
+except in ratings), LF or CRLF; Parquet, and JSON Lines (`.jsonl`, one object per
+line: data/json_lines.py): the same column names):
 
 * ``ratings.csv`` (or ``.csv.gz``) or ``ratings.parquet`` (required), one row per
   rating event:
@@ -43,6 +45,8 @@ import pandas as pd
 
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
+from mtrec.data.json_lines import SUFFIXES as JSON_LINES_SUFFIXES
+from mtrec.data.json_lines import is_json_lines, read_json_lines
 from mtrec.data.parsing import column_hint, read_csv_rows, to_ratings
 from mtrec.data.tables import (
     ITEMS,
@@ -67,7 +71,8 @@ from mtrec.data.tables import (
 from mtrec.data.text_files import encoding_notes
 
 REQUIRED_RATING_COLUMNS = (F.USER_ID, F.ITEM_ID, F.RATING)  # a timestamp is optional
-SUFFIXES = (".csv", ".csv.gz", ".parquet")  # .csv.gz: exports are often gzipped
+# .csv.gz: exports are often gzipped; JSON Lines: event logs (data/json_lines.py)
+SUFFIXES = (".csv", ".csv.gz", ".parquet", *JSON_LINES_SUFFIXES)
 
 
 def _find(path: Path, stem: str) -> Path | None:
@@ -80,7 +85,7 @@ def _find(path: Path, stem: str) -> Path | None:
 def _require(path: Path, stem: str) -> Path:
     found = _find(path, stem)
     if found is None:
-        raise FileNotFoundError(f"{path}: no {stem}.csv, {stem}.csv.gz or {stem}.parquet")
+        raise FileNotFoundError(f"{path}: no {stem} file ({', '.join(stem + s for s in SUFFIXES)})")
     return found
 
 
@@ -92,6 +97,9 @@ def _read(
     Parquet rows have no text: their RAW is the row's values. A CSV file's encoding
     as read (text_files.decode) goes into `encodings`, for the notes.
     """
+    if is_json_lines(file):
+        frame, bad, encodings[file.name] = read_json_lines(file, required)
+        return frame, bad
     if file.suffix != ".parquet":  # .csv, .csv.gz
         frame, bad, encodings[file.name] = read_csv_rows(file, required, user_column=F.USER_ID,
                                                          multiline=multiline)

@@ -36,8 +36,11 @@ from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import WEIGHTS_DIR
 from mtrec.data.artifact_io import read_split, split_dir
+from mtrec.data.json_lines import is_json_lines, read_json_lines
 from mtrec.data.parsing import column_hint, separator_hint
 from mtrec.data.tables import (
+    LINE,
+    RAW,
     genre_list,
     id_column,
     int_column,
@@ -91,23 +94,36 @@ def latest_per_id(items: pd.DataFrame) -> pd.DataFrame:
     return items.fillna("").drop_duplicates(F.ITEM_ID, keep="last").reset_index(drop=True)
 
 
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """A Parquet or JSON Lines table as the CSV reader gives it: text columns ("" for a
+    missing value), ids as ingestion reads them (7.0 is the id 7), genre lists kept."""
+    genres = frame.pop(F.GENRES) if F.GENRES in frame.columns else None
+    # Each cell as an id is read: stripped text, whole floats as ints (a year 2021.0 in a
+    # column with a missing value), "" for a missing one.
+    frame = pd.DataFrame({column: id_column(frame[column]) for column in frame.columns})
+    return frame if genres is None else frame.assign(**{F.GENRES: genres})
+
+
 def _read_table(items_path: str) -> tuple[pd.DataFrame, list[str]]:
-    """The file as text columns: CSV, or Parquet (as `mtrec run` reads items); and a note
-    when a CSV file is not UTF-8 but reads as Windows-1252 (as ingestion reads it)."""
+    """The file as text columns: CSV, Parquet or JSON Lines (as `mtrec run` reads
+    items); and a note when a text file was read in another encoding than UTF-8."""
     if items_path.endswith(".parquet"):
         try:
             frame = pd.read_parquet(items_path)
         except (OSError, ValueError) as err:  # pyarrow's errors subclass these
             raise ValueError(f"{items_path}: not a readable Parquet file ({err})") from None
-        genres = frame.pop(F.GENRES) if F.GENRES in frame.columns else None
-        if F.ITEM_ID in frame.columns:  # 7.0 is the id 7, as ingestion reads it
-            frame[F.ITEM_ID] = id_column(frame[F.ITEM_ID])
-        frame = frame.astype(object).where(frame.notna(), "").astype(str)
-        return (frame if genres is None else frame.assign(**{F.GENRES: genres})), []
+        return _as_text(frame), []
+    name = os.path.basename(items_path)
+    if is_json_lines(Path(items_path)):
+        frame, bad, encoding = read_json_lines(Path(items_path), (F.ITEM_ID,))
+        if bad:  # add-items takes a file whole (README)
+            raise ValueError(f"{items_path}: line {bad[0][1]}: {bad[0][3]}")
+        return (_as_text(frame.drop(columns=[LINE, RAW])),
+                list(encoding_notes({name: encoding})))
     text, dirty, encoding = decode(file_bytes(Path(items_path)), "utf-8")
     if dirty:
         raise ValueError(f"{items_path}: not valid {encoding} text; save it as UTF-8")
-    notes = list(encoding_notes({os.path.basename(items_path): encoding}))
+    notes = list(encoding_notes({name: encoding}))
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False), notes
     except pd.errors.EmptyDataError:  # pandas' own words name no file

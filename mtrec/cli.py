@@ -284,7 +284,8 @@ def _add_items_parser(sub: SubParsers) -> None:
     p.add_argument("--home", default=os.path.join("outputs", "sample"),
                    help="the `mtrec run` output folder (default: outputs/sample)")
     p.add_argument("--items", required=True,
-                   help="CSV or .parquet: item_id,title,genres (|-separated),description,year")
+                   help="CSV, .parquet or .jsonl: item_id,title,genres (|-separated),"
+                   "description,year")
     p.set_defaults(func=_add_items)
 
 

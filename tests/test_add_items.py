@@ -122,3 +122,16 @@ def test_a_windows_1252_file_is_read_as_ingestion_reads_it(tmp_path: Path) -> No
     path.write_bytes("item_id,title\nn1,Amélie\n".encode() + b"n2,Cit\xe9\n")
     with pytest.raises(ValueError, match=r"new_items.csv: not valid utf-8 text; save it as"):
         read_given_items(str(path))
+
+
+def test_a_json_lines_file_reads_as_ingestion_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "new_items.jsonl"
+    path.write_text('{"item_id": 7.0, "title": "Seven", "genres": ["Drama", "Noir"]}\n'
+                    '{"item_id": "n8", "title": null, "year": 2021}\n')
+    items, notes = read_given_items(str(path))
+    assert notes == [] and items["item_id"].tolist() == ["7", "n8"]
+    assert items["title"].tolist() == ["Seven", ""] and items["year"].tolist() == ["", "2021"]
+    assert items["genres"].tolist() == ["Drama|Noir", ""]
+    path.write_text('{"item_id": "n9"}\n{"item_id": \n')
+    with pytest.raises(ValueError, match=r"new_items.jsonl: line 2: not JSON: Expecting value"):
+        read_given_items(str(path))
