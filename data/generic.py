@@ -162,7 +162,7 @@ def _items(file: Path, encodings: dict[str, str]) -> tuple[pd.DataFrame, list[Ba
     if title is not None and year is None:
         title, year = split_title_year(title)
     genres = frame.get(F.GENRES)
-    if genres is not None:  # '|'-separated text (CSV; see genre_separator) or lists (Parquet)
+    if genres is not None:  # '|'-separated text (CSV; see split_genres) or lists (Parquet)
         genres = split_genres(genres)
     items = make_items(frame[F.ITEM_ID], title, genres, frame.get(F.DESCRIPTION), year)
     return items, bad

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtrec.data.parsing import CsvTable, column_hint
-from mtrec.data.tables import LINE, RAW, BadLine
-from mtrec.data.text_files import decode, file_bytes, shown, undecodable
+from mtrec.data.parsing import CsvTable, column_hint, read_lines
+from mtrec.data.tables import LINE, RAW
 
 SUFFIXES = (".jsonl", ".jsonl.gz")
 
@@ -46,19 +45,14 @@ def read_json_lines(path: Path, required: tuple[str, ...]) -> CsvTable:
     A bad line is one that is not an object, so it has no user id to show: under
     pseudonymisation its text is withheld (data/privacy.py).
     """
-    text, dirty, encoding = decode(file_bytes(path), "utf-8")
+    lines, bad, encoding = read_lines(path, "utf-8")
     rows: list[dict] = []
     numbers: list[int] = []
     raws: list[str] = []
-    bad: list[BadLine] = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        reason = undecodable(line, encoding) if dirty else None
-        value, why = _object(line) if not reason else (None, reason)
+    for number, line in lines:
+        value, why = _object(line)
         if value is None:
-            bad.append((path.name, number, shown(line), why))
+            bad.append((path.name, number, line, why))
             continue
         rows.append(value)
         numbers.append(number)

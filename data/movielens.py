@@ -58,7 +58,7 @@ def _ratings_file(path: Path, sep: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 # ------------------------------------------------------------------ ML-100K
 def _ml100k_genres(path: Path) -> list[str]:
     """Genre names by flag index, from u.genre ("name|index" lines)."""
-    lines, _ = read_lines(path / "u.genre", "latin-1")
+    lines, _, _ = read_lines(path / "u.genre", "latin-1")
     names: dict[int, str] = {}
     for _, text in lines:
         name, _, index = text.rpartition("|")

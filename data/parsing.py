@@ -40,7 +40,13 @@ from mtrec.data.tables import (
 from mtrec.data.text_files import decode, file_bytes, shown, undecodable
 
 
-def read_lines(path: Path, encoding: str) -> tuple[list[tuple[int, str]], list[BadLine]]:
+class TextLines(NamedTuple):
+    lines: list[tuple[int, str]]  # (1-based line number, text), blank lines left out
+    bad: list[BadLine]  # the lines that do not decode
+    encoding: str  # what the file was read as (see decode)
+
+
+def read_lines(path: Path, encoding: str) -> TextLines:
     """Decode an unquoted text file into (line number, text) pairs, skipping blank lines.
 
     Splits on "\\n" only (not str.splitlines, which also breaks latin-1 text at
@@ -57,7 +63,7 @@ def read_lines(path: Path, encoding: str) -> tuple[list[tuple[int, str]], list[B
             bad.append((path.name, number, shown(line), reason))
         elif line.strip():
             lines.append((number, line))
-    return lines, bad
+    return TextLines(lines, bad, encoding)
 
 
 def split_delimited(
@@ -69,7 +75,7 @@ def split_delimited(
     lines (wrong number of fields or undecodable); `user_field` is the column
     holding user ids (None: the file has none).
     """
-    lines, undecoded = read_lines(path, encoding)
+    lines, undecoded, _ = read_lines(path, encoding)
     bad: list[BadLine] = [(*b[:4], _field(b[2].split(sep), user_field)) for b in undecoded]
     numbers = np.fromiter((n for n, _ in lines), dtype="int64", count=len(lines))
     texts = pd.Series([t for _, t in lines], dtype=object)
@@ -181,8 +187,9 @@ def read_csv_rows(
 
     Returns the rows (plus LINE and RAW), the bad records and the encoding read
     (see decode). A header that is missing, unreadable, lacks a `required` column
-    or repeats a column is an error for the whole file (ValueError). `user_column` names the column
-    holding user ids; multiline=False rejects quoted line breaks (see csv_records).
+    or repeats a column is an error for the whole file (ValueError). `user_column`
+    names the column holding user ids; multiline=False rejects quoted line breaks
+    (see csv_records).
     """
     text, dirty, encoding = decode(file_bytes(path), encoding)
     # csv's field limit (128 KiB by default) would cut a long description and

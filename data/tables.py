@@ -201,13 +201,19 @@ def _listed(text: str) -> list[str] | None:
     return None
 
 
-def genre_separator(values: Iterable[object]) -> str:
+def genre_separator(texts: Iterable[str]) -> str:
     """A text genres column's separator: "|", or when no value holds one, the first of
     ";" and "," that some value holds. Exports write "Action, Comedy" (IMDb style):
     with "|" only, each combination was one genre, most of them in the unknown bucket.
-    A list written out whole (see _listed) is read as one and has no say."""
-    texts = [v for v in values if isinstance(v, str) and _listed(v) is None]
+    A list written out whole (see _listed) is read as one: split_genres leaves it out."""
+    texts = list(texts)
     return next((sep for sep in GENRE_SEPARATORS if any(sep in t for t in texts)), "|")
+
+
+def _genres(parts: Iterable[object]) -> list[str]:
+    """Stripped genre names; empty ones, '(no genres listed)' and NULL_MARKERS left out."""
+    names = [str(p).strip() for p in parts]
+    return [n for n in names if n and n != "(no genres listed)" and n not in NULL_MARKERS]
 
 
 def genre_list(value: object, sep: str = "|") -> list[str]:
@@ -215,19 +221,25 @@ def genre_list(value: object, sep: str = "|") -> list[str]:
     '(no genres listed)' -> []."""
     if isinstance(value, str):
         listed = _listed(value)
-        parts = value.split(sep) if listed is None else listed
-    elif isinstance(value, (list, tuple, np.ndarray)):
-        parts = [str(v) for v in value]
-    else:
-        return []
-    parts = [p.strip() for p in parts]
-    return [p for p in parts if p and p != "(no genres listed)" and p not in NULL_MARKERS]
+        return _genres(value.split(sep) if listed is None else listed)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return _genres(value)
+    return []
 
 
 def split_genres(values: pd.Series, sep: str | None = None) -> pd.Series:
-    """A column of genre lists (see genre_list), split on `sep` or genre_separator's."""
-    sep = sep or genre_separator(values)
-    return pd.Series([genre_list(v, sep) for v in values], dtype=object)
+    """A column of genre lists (see genre_list), split on `sep` or genre_separator's;
+    each cell's written-out list (_listed) is parsed once."""
+    listed = [_listed(v) if isinstance(v, str) else None for v in values]
+    if sep is None:
+        sep = genre_separator(v for v, parsed in zip(values, listed, strict=True)
+                              if isinstance(v, str) and parsed is None)
+    out = []
+    for value, parsed in zip(values, listed, strict=True):
+        if parsed is None and isinstance(value, str):
+            parsed = value.split(sep)
+        out.append(genre_list(value) if parsed is None else _genres(parsed))
+    return pd.Series(out, dtype=object)
 
 
 def make_users(
