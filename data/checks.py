@@ -72,7 +72,7 @@ def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str,
 def _id_hint(rated: pd.Series, listed: pd.Series, name: str) -> str:
     """Examples of both sides' item ids (user ids may be private: no examples), and when
     they differ only by a ".0" (an id column with a missing value, which pandas writes
-    as floats), that."""
+    as floats) or by leading zeros (a spreadsheet drops them), that."""
     rated, listed = rated.astype(str), listed.astype(str)
     if listed.empty:
         return ""
@@ -84,4 +84,8 @@ def _id_hint(rated: pd.Series, listed: pd.Series, name: str) -> str:
             set(listed.str.replace(floats, r"\1", regex=True))).any():
         hint += (" They differ by a '.0': one file wrote whole-number ids as floats (as "
                  "pandas does for a column with a missing value); write them as integers.")
+    elif rated.str.lstrip("0").isin(set(listed.str.lstrip("0"))).any():
+        hint += (" They differ by leading zeros ('007' against '7'): one file's ids went "
+                 "through a spreadsheet or a number column, which drops them; write the ids "
+                 "as the other file does.")
     return hint

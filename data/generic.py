@@ -76,10 +76,19 @@ SUFFIXES = (".csv", ".csv.gz", ".parquet", *JSON_LINES_SUFFIXES)
 
 
 def _find(path: Path, stem: str) -> Path | None:
+    """`stem`'s file in `path`; an error when two formats of it are there, or when none
+    is but a file under a name or format mtrec does not read is (`unread_hint`): an
+    `Items.csv` or `items.tsv` was ignored, and the run trained without item text."""
     found = [path / f"{stem}{s}" for s in SUFFIXES if (path / f"{stem}{s}").is_file()]
     if len(found) > 1:
         raise ValueError(f"{path}: both {found[0].name} and {found[1].name}; keep one")
-    return found[0] if found else None
+    if found:
+        return found[0]
+    hint = unread_hint(path, stem)
+    if hint:
+        raise FileNotFoundError(f"{path}: no {stem} file ({', '.join(stem + s for s in SUFFIXES)})"
+                                f"; {hint}")
+    return None
 
 
 def _require(path: Path, stem: str) -> Path:
@@ -87,6 +96,40 @@ def _require(path: Path, stem: str) -> Path:
     if found is None:
         raise FileNotFoundError(f"{path}: no {stem} file ({', '.join(stem + s for s in SUFFIXES)})")
     return found
+
+
+# Formats a table is saved in that mtrec does not read, with what to do instead.
+_OTHER_FORMATS = (((".tsv", ".tsv.gz", ".tab", ".txt", ".dat"),
+                   "a text file mtrec does not read: save it as comma-separated {want}.csv"),
+                  ((".xlsx", ".xls", ".ods", ".numbers"),
+                   "a spreadsheet: save it as CSV ({want}.csv)"),
+                  ((".json", ".ndjson"),
+                   "JSON: one object per line reads as JSON Lines, named {want}.jsonl"),
+                  ((".zip", ".csv.zip", ".gz", ".bz2", ".xz", ".pq", ".csv.bz2"),
+                   "unpack or rename it to one of the names above"))
+
+
+def unread_hint(path: Path, stem: str) -> str:
+    """What `path` holds for `stem` that mtrec does not read, and what to do: a name in
+    another case (`Ratings.CSV`), another format (`ratings.tsv`, `ratings.xlsx`), or the
+    right file one folder down. "" when there is none."""
+    entries = sorted(path.iterdir()) if path.is_dir() else []
+    for entry in entries:
+        name = entry.name.lower()
+        if not entry.is_file() or name.split(".")[0] != stem or "." not in name:
+            continue
+        suffix = name[len(stem):]
+        if suffix in SUFFIXES:  # the right name in another case
+            return (f"found {entry.name}: names are lower-case, so rename it "
+                    f"{stem}{suffix}")
+        for suffixes, advice in _OTHER_FORMATS:
+            if suffix in suffixes:
+                return f"found {entry.name}, {advice.format(want=stem)}"
+    nested = [entry / f"{stem}{s}" for entry in entries if entry.is_dir() for s in SUFFIXES
+              if (entry / f"{stem}{s}").is_file()]
+    if nested:
+        return f"found {nested[0].relative_to(path)}: give its folder, --path {nested[0].parent}"
+    return ""
 
 
 def _read(

@@ -45,7 +45,7 @@ def load_dataset(source: str, path: str | None = None, split: str | None = None)
         raise ValueError(f"source {source!r} needs --path DIR: fetch it with "
                          f"`mtrec download {source} --dest DIR`, or pass a local copy")
     if not Path(path).is_dir():
-        raise FileNotFoundError(f"{source}: {path} is not a directory")
+        raise FileNotFoundError(f"{source}: {_not_a_folder(path)}")
     try:
         return _load_folder(source, path, split)
     except (FileNotFoundError, HeaderError) as err:  # the folder may be another source's
@@ -65,6 +65,16 @@ def _load_folder(source: str, path: str, split: str | None) -> Dataset:
     if source == "ml-1m":
         return load_ml1m(path)
     return load_generic(path)
+
+
+def _not_a_folder(path: str) -> str:
+    """Why `path` is no data folder; for a file given as --path (a common first try:
+    `--path data/ratings.csv`), the folder to give instead."""
+    if not Path(path).exists():
+        return f"{path} does not exist"
+    if Path(path).is_file():
+        return f"{path} is a file: --path is the folder that holds it, {Path(path).parent}"
+    return f"{path} is not a directory"
 
 
 # The files that tell each folder source's layout apart, most specific first.

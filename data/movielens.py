@@ -44,9 +44,14 @@ _RATING_NAMES = {0: F.USER_ID, 1: F.ITEM_ID, 2: F.RATING, 3: F.TIMESTAMP}
 
 
 def _require(path: Path, *names: str) -> None:
+    """Each of `names` is in `path`; else an error, which names the subfolder that holds
+    them all when one does (`--path data` for data/ml-100k: the zip's parent folder)."""
     missing = [n for n in names if not (path / n).is_file()]
     if missing:
-        raise FileNotFoundError(f"{path}: missing MovieLens file(s) {missing}")
+        nested = [sub for sub in sorted(path.iterdir()) if sub.is_dir()
+                  and all((sub / n).is_file() for n in names)] if path.is_dir() else []
+        hint = f"; give the folder that holds them, --path {nested[0]}" if nested else ""
+        raise FileNotFoundError(f"{path}: missing MovieLens file(s) {missing}{hint}")
 
 
 def _ratings_file(path: Path, sep: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -121,6 +121,19 @@ def test_ids_written_as_floats_are_named(tmp_path: Path) -> None:
     assert "'1'" not in str(err.value)
 
 
+def test_ids_that_lost_their_leading_zeros_are_named(tmp_path: Path) -> None:
+    """An items file that went through a spreadsheet holds 7 where the ratings hold
+    '007': every rating was an unknown item, and the message did not say why."""
+    ratings = HEADER + "a,007,4,1\na,008,4,2\nb,007,3,3\nb,008,5,4\n"
+    path = write_dir(tmp_path / "data", ratings, None, "item_id\n7\n8\n")
+    with pytest.raises(InsufficientDataError, match=r"such as '007', '008'; the items table "
+                       r"such as '7', '8'. They differ by leading zeros"):
+        ingest("generic", path, str(tmp_path / "home"))
+    path = write_dir(tmp_path / "other", ratings, None, "item_id\n70\n80\n")
+    with pytest.raises(InsufficientDataError, match=r"such as '70', '80'.$"):  # no hint
+        ingest("generic", path, str(tmp_path / "home"))
+
+
 def test_no_eval_rows_names_the_rejected_rows(tmp_path: Path) -> None:
     # split "test" is not a split: those rows are rejects, and the message says where they went.
     path = write_dir(tmp_path / "data", HEADER.strip() + ",split\na,x,4,1,train\na,y,4,2,test\n"

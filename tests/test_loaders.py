@@ -196,8 +196,13 @@ def test_load_dataset_errors(tmp_path: Path) -> None:
         load_dataset("ml-100k", None, None)
     with pytest.raises(ValueError, match="needs --path DIR: a folder with ratings.csv"):
         load_dataset("generic", None, None)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match=r"generic: .*/missing does not exist$"):
         load_dataset("generic", str(tmp_path / "missing"), None)
+    # `--path data/ratings.csv` is a first try: the message gives the folder instead
+    (tmp_path / "ratings.csv").write_text("user_id,item_id,rating\n")
+    with pytest.raises(FileNotFoundError, match=rf"ratings.csv is a file: --path is the folder "
+                       rf"that holds it, {tmp_path}$"):
+        load_dataset("generic", str(tmp_path / "ratings.csv"), None)
 
 
 # ------------------------------------------------- real files (../shared/data)
@@ -265,3 +270,17 @@ def test_a_folder_of_another_source_names_the_source_it_is(tmp_path: Path) -> No
         load_dataset("ml-1m", str(tmp_path))
     with pytest.raises(ValueError, match=r"'userId' -> 'user_id'\)$"):  # generic: no source hint
         load_dataset("generic", str(tmp_path))
+
+
+def test_the_parent_of_a_movielens_folder_names_the_folder(tmp_path: Path) -> None:
+    """`--path data` for data/ml-latest-small (the folder the zip unpacked into) was only
+    "missing MovieLens file(s)"; the message now gives the path to pass."""
+    (tmp_path / "ml-latest-small").mkdir()
+    write(tmp_path / "ml-latest-small" / "ratings.csv", "userId,movieId,rating,timestamp\n")
+    write(tmp_path / "ml-latest-small" / "movies.csv", "movieId,title,genres\n")
+    with pytest.raises(FileNotFoundError, match=r"missing MovieLens file\(s\) \['ratings.csv', "
+                       rf"'movies.csv'\]; give the folder that holds them, --path "
+                       rf"{tmp_path / 'ml-latest-small'}$"):
+        load_dataset("ml-latest-small", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"\['u.item', 'u.user', 'u.genre'\]$"):
+        load_dataset("ml-100k", str(tmp_path))  # no folder holds them: no hint

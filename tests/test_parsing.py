@@ -469,6 +469,38 @@ def test_gzipped_csv_files_read_as_their_csv(tmp_path: Path) -> None:
         load_generic(packed)
 
 
+@pytest.mark.parametrize(("name", "match"), [
+    ("Ratings.CSV", r"no ratings file \(.*\); found Ratings.CSV: names are lower-case, so "
+     r"rename it ratings.csv"),
+    ("ratings.tsv", r"found ratings.tsv, a text file mtrec does not read: save it as "
+     r"comma-separated ratings.csv"),
+    ("ratings.xlsx", r"found ratings.xlsx, a spreadsheet: save it as CSV \(ratings.csv\)"),
+    ("ratings.json", r"found ratings.json, JSON: one object per line reads as JSON Lines, "
+     r"named ratings.jsonl"),
+    ("export/ratings.csv", r"found export/ratings.csv: give its folder, --path .*/export$"),
+])
+def test_a_ratings_file_mtrec_does_not_read_is_named(tmp_path: Path, name: str,
+                                                     match: str) -> None:
+    """A ratings file under another case or format, or one folder down, was only "no
+    ratings file"; now the message names it and what to do."""
+    (tmp_path / name).parent.mkdir(exist_ok=True)
+    write(tmp_path / name, HEADER + "u1,x,4,1\n")
+    with pytest.raises(FileNotFoundError, match=match):
+        load_generic(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["Items.csv", "items.tsv", "items.xlsx"])
+def test_an_items_file_mtrec_does_not_read_is_an_error(tmp_path: Path, name: str) -> None:
+    """Items.csv or items.tsv beside ratings.csv was ignored: the run went on with one
+    empty item per rated id, and trained without the titles and genres."""
+    write(tmp_path / "ratings.csv", HEADER + "u1,x,4,1\n")
+    write(tmp_path / name, "item_id,title\nx,X\n")
+    with pytest.raises(FileNotFoundError, match=rf"no items file \(.*\); found {name}"):
+        load_generic(tmp_path)
+    (tmp_path / name).rename(tmp_path / "items_old.csv")  # another table: not ours
+    assert load_generic(tmp_path).items[F.ITEM_ID].tolist() == ["x"]
+
+
 def test_a_ratings_file_without_timestamps_reads_with_time_zero(tmp_path: Path) -> None:
     """Logs exported without times were "lacks required column(s) ['timestamp']"; the
     split then draws each user's eval share at random (data/splits.py untimed)."""
