@@ -109,6 +109,15 @@ _OTHER_FORMATS = (((".tsv", ".tsv.gz", ".tab", ".txt", ".dat"),
                    "unpack or rename it to one of the names above"))
 
 
+def _format_advice(name: str, want: str) -> str:
+    """What to do with a file called `name` that is in a format mtrec does not read
+    (`want` names the file to write instead); "" for any other name."""
+    for suffixes, advice in _OTHER_FORMATS:
+        if name.lower().endswith(suffixes):
+            return advice.format(want=want)
+    return ""
+
+
 def unread_hint(path: Path, stem: str) -> str:
     """What `path` holds for `stem` that mtrec does not read, and what to do: a name in
     another case (`Ratings.CSV`), another format (`ratings.tsv`, `ratings.xlsx`), or the
@@ -122,9 +131,9 @@ def unread_hint(path: Path, stem: str) -> str:
         if suffix in SUFFIXES:  # the right name in another case
             return (f"found {entry.name}: names are lower-case, so rename it "
                     f"{stem}{suffix}")
-        for suffixes, advice in _OTHER_FORMATS:
-            if suffix in suffixes:
-                return f"found {entry.name}, {advice.format(want=stem)}"
+        advice = _format_advice(name, stem)
+        if advice:
+            return f"found {entry.name}, {advice}"
     nested = [entry / f"{stem}{s}" for entry in entries if entry.is_dir() for s in SUFFIXES
               if (entry / f"{stem}{s}").is_file()]
     if nested:
@@ -147,7 +156,10 @@ def _read(
         frame, bad, encodings[file.name] = read_csv_rows(file, required, user_column=F.USER_ID,
                                                          multiline=multiline)
         return frame, bad
-    frame = pd.read_parquet(file)
+    try:
+        frame = pd.read_parquet(file)
+    except (OSError, ValueError) as err:  # pyarrow's errors subclass these; they name no file
+        raise ValueError(f"{file}: not a readable Parquet file ({err})") from None
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise ValueError(f"{file}: lacks required column(s) {missing}"

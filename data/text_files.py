@@ -81,14 +81,30 @@ def shown(text: str) -> str:
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
 
 
+# Files saved under a text name in another format: a spreadsheet renamed .csv, or a
+# Parquet file. Read as text, each was "line contains NUL (NUL bytes: UTF-16?)".
+_NOT_TEXT = ((b"PK\x03\x04", "a ZIP archive (an .xlsx or .ods spreadsheet is one): save the "
+              "sheet as CSV, or unpack the archive"),
+             (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls spreadsheet: save it as CSV"),
+             (b"PAR1", "a Parquet file: name it .parquet"),
+             (b"SQLite format 3\x00", "an SQLite database: export the table as CSV"))
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def file_bytes(path: Path) -> bytes:
-    """The file's bytes; a .gz file's decompressed (ValueError when it is not gzip)."""
-    if path.suffix != ".gz":
-        return path.read_bytes()
-    try:
-        return gzip.decompress(path.read_bytes())
-    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"{path}: not a readable gzip file ({err})") from None
+    """The file's bytes; gzip's decompressed: a .gz file (ValueError when it is not
+    gzip), or a file gzipped under a .csv name. ValueError for a file in a format that
+    is not text (_NOT_TEXT), which names the format."""
+    data = path.read_bytes()
+    if path.suffix == ".gz" or data.startswith(GZIP_MAGIC):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+            raise ValueError(f"{path}: not a readable gzip file ({err})") from None
+    for magic, what in _NOT_TEXT:
+        if data.startswith(magic):
+            raise ValueError(f"{path}: {what}; it is not text")
+    return data
 
 
 def encoding_notes(read: dict[str, str]) -> tuple[str, ...]:

@@ -501,6 +501,27 @@ def test_an_items_file_mtrec_does_not_read_is_an_error(tmp_path: Path, name: str
     assert load_generic(tmp_path).items[F.ITEM_ID].tolist() == ["x"]
 
 
+def test_a_table_in_another_format_under_its_name_says_which(tmp_path: Path) -> None:
+    """A spreadsheet renamed ratings.csv was "line contains NUL (NUL bytes: UTF-16?)", and
+    CSV text named ratings.parquet pyarrow's error without the file's name; a gzipped
+    file under a .csv name reads as its CSV."""
+    write(tmp_path / "ratings.csv", HEADER + "u1,x,4,1\n")
+    want = load_generic(tmp_path).ratings
+    (tmp_path / "ratings.csv").write_bytes(gzip.compress((HEADER + "u1,x,4,1\n").encode()))
+    assert load_generic(tmp_path).ratings.equals(want)
+    for magic, match in ((b"PK\x03\x04", r"ratings.csv: a ZIP archive \(an .xlsx or .ods "
+                          r"spreadsheet is one\): save the sheet as CSV"),
+                         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", r"an Excel .xls spreadsheet"),
+                         (b"PAR1", r"ratings.csv: a Parquet file: name it .parquet")):
+        (tmp_path / "ratings.csv").write_bytes(magic + b"\x00\x01user_id,item_id\n")
+        with pytest.raises(ValueError, match=match):
+            load_generic(tmp_path)
+    (tmp_path / "ratings.csv").rename(tmp_path / "ratings.parquet")
+    write(tmp_path / "ratings.parquet", HEADER + "u1,x,4,1\n")
+    with pytest.raises(ValueError, match=r"ratings.parquet: not a readable Parquet file \("):
+        load_generic(tmp_path)
+
+
 def test_a_ratings_file_without_timestamps_reads_with_time_zero(tmp_path: Path) -> None:
     """Logs exported without times were "lacks required column(s) ['timestamp']"; the
     split then draws each user's eval share at random (data/splits.py untimed)."""
