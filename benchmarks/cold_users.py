@@ -106,10 +106,11 @@ def held_out(ratings: pd.DataFrame, validation: bool, given: int = GIVEN,
 
 def served(fn: SignatureFn, given: pd.DataFrame, users: np.ndarray
            ) -> np.ndarray:
-    """[U, TOP] item ids from a recommend_from_items, each user's GIVEN items in time order."""
+    """[U, TOP] item ids from a recommend_from_items, each user's GIVEN items in time order
+    (none: an empty request, a brand-new user's)."""
     items = given.groupby(F.USER_ID)[F.ITEM_ID].apply(list).to_dict()
-    request = [[str(i) for i in items[u.decode()]] for u in users.tolist()]
-    width = max(len(r) for r in request)
+    request = [[str(i) for i in items.get(u.decode(), [])] for u in users.tolist()]
+    width = max(1, *(len(r) for r in request))
     padded = [r + [""] * (width - len(r)) for r in request]
     return fn(item_ids=tf.constant(padded), k=tf.constant(TOP))[S.ITEM_IDS].numpy()
 
@@ -127,19 +128,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="--validation: weights an earlier --validation run "
                         "trained (its <model dir>-weights): skips training")
     parser.add_argument("--given", type=int, nargs="+", default=[GIVEN],
-                        help="test run: more counts of items each held-out user brings, for a "
-                        "curve beside the issue's 5 (the same model serves each)")
+                        help="more counts of items each held-out user brings, for a curve "
+                        "beside the issue's 5 (the same model serves each; --validation: 0 "
+                        "only); 0 adds `recommend` for the held-out ids, a brand-new user's")
     parser.add_argument("--retrained", action="store_true",
                         help="add a reference row: a model retrained with the given items, "
                         "served by recommend")
     parser.add_argument("--work-dir", default=str(REPO / "outputs" / "quality"))
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--tag", default="", help="appended to the result files' names")
     args = parser.parse_args(argv)
     if args.weights and not args.validation:
         parser.error("--weights is for --validation (the test run trains and exports its model)")
     data = args.data or default_data_path(args.dataset)
     dataset = clean(load_dataset(args.dataset, data, None)).dataset
-    given_counts = [GIVEN] if args.validation else sorted({GIVEN, *args.given})
+    given_counts = sorted({GIVEN, *(n for n in args.given if n == 0 or not args.validation)})
     splits = {n: held_out(dataset.ratings, args.validation, n) for n in given_counts}
     warm, first, rest = splits[GIVEN]  # the same warm users for every count (split_users)
     suffix = "_validation" if args.validation else ""
@@ -165,10 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         modules = {f"ours, {json.dumps(g) if g else 'defaults'}": rebuilt(prepared, weights_dir, g)
                    for g in grid}
         served_by = {name: m.recommend_from_items for name, m in modules.items()}
+        unknown_by = {name: m.recommend for name, m in modules.items()}
     else:
-        served_by = {"ours (recommend_from_items)":
-                     tf.saved_model.load(model_dir).signatures[S.RECOMMEND_FROM_ITEMS]}
-    by_given = {n: compared(served_by, *splits[n], lam) for n in given_counts}
+        signatures = tf.saved_model.load(model_dir).signatures
+        served_by = {"ours (recommend_from_items)": signatures[S.RECOMMEND_FROM_ITEMS]}
+        unknown_by = {"ours": signatures[S.RECOMMEND]}
+    by_given = {n: compared(served_by, *splits[n], lam, unknown_by) for n in given_counts}
+    no_items = by_given.pop(0, None)
     if args.retrained:
         recommend, seconds = retrained(dataset, warm, first,
                                        f"{args.dataset}_cold_users{suffix}_given",
@@ -184,29 +190,37 @@ def main(argv: list[str] | None = None) -> int:
         "met": bool(headline["ratio"] >= TARGET),
         "by_given": {str(n): v for n, v in by_given.items() if n != GIVEN},
     }
+    if no_items is not None:
+        payload["no_items"] = no_items
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"cold_users_{args.dataset}{suffix}.json").write_text(
-        json.dumps(payload, indent=2, default=list))
-    (out / f"cold_users_{args.dataset}{suffix}.md").write_text(markdown(payload))
+    name = f"cold_users_{args.dataset}{suffix}{'_' + args.tag if args.tag else ''}"
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=2, default=list))
+    (out / f"{name}.md").write_text(markdown(payload))
     print(markdown(payload))
     return 0
 
 
 def compared(served_by: dict, warm: pd.DataFrame, given: pd.DataFrame, rest: pd.DataFrame,
-             lam: float) -> dict:
-    """Ranking metrics of each recommend_from_items, popularity and EASE folded in."""
+             lam: float, unknown_by: dict) -> dict:
+    """Ranking metrics of each recommend_from_items, popularity and EASE folded in. With
+    no items given, the folded-in references have nothing to fold in (they are left out),
+    and `unknown_by`'s recommend serves each held-out id, which the model never saw."""
     truth = _truth(warm, given, rest)
     history = np.zeros((len(truth.users), len(truth.catalog)))
     for row, positions in enumerate(truth.seen):
         history[row, positions] = 1.0
     matrix = _warm_matrix(warm, truth.catalog)
-    scored = {  # [U, C] scores over the catalogue; the given items are excluded below
+    scored = {} if given.empty else {  # [U, C] scores; the given items are excluded below
         f"EASE folded in (λ {lam:g})": history @ ease_from(matrix, lam),
         "item-kNN folded in (cosine)": history @ cosine_weights(matrix),
         f"user-kNN (k {USER_KNN_K})": user_knn_scores(matrix, history, USER_KNN_K),
     }
     ranked = {name: served(fn, given, truth.users) for name, fn in served_by.items()}
+    if given.empty:
+        ranked.update({f"{name}, recommend (the unknown id)": fn(
+            user_id=tf.constant(truth.users), k=tf.constant(TOP))[S.ITEM_IDS].numpy()
+            for name, fn in unknown_by.items()})
     ranked["popularity"] = popularity_outputs(truth)["recommended"][:, :TOP]
     ranked.update({name: truth.catalog[E.top_k_unseen(s, truth.seen, TOP)]
                    for name, s in scored.items()})
@@ -285,6 +299,14 @@ def markdown(payload: dict) -> str:
                  "ratings remain to score; users with none left drop out).", "",
                  f"| items given | users | {' | '.join(names)} | ours / popularity |",
                  "|---:|---:|" + "---:|" * (len(names) + 1), *curve]
+    if "no_items" in payload:
+        none = payload["no_items"]
+        curve += ["", f"No items given (a brand-new user, {none['users']} users scored on all "
+                  "their ratings): `recommend` with the held-out id, which the model never "
+                  "saw, against `recommend_from_items` with none.", "",
+                  "| recommender | NDCG@10 | P@10 | R@10 |", "|---|---:|---:|---:|",
+                  *(f"| {name} | {m[f'ndcg@{TOP}']:.3f} | {m[f'precision@{TOP}']:.3f} | "
+                    f"{m[f'recall@{TOP}']:.3f} |" for name, m in none["results"].items())]
     return "\n".join([
         f"# Users the model never trained on: {payload['dataset']}",
         "",
