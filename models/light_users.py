@@ -25,6 +25,16 @@ did worse: ml-latest-small's time cut (its users have 13 or more training
 ratings), those with at most 20 from 0.121 to 0.097; ML-100K u1's random cut,
 those with at most 10 from 0.214 to 0.089. So the limit is 5, and only on time
 splits (models/config.py PROTOCOL_OVERRIDES); quality_tuning.md, session 39.
+
+A user with no rated catalogue item (an id the model never trained on) is routed
+on every split, as recommend_from_items with no items, which answers by
+popularity (PopularItems). On cold_users.py's validation users served with no
+items, NDCG@10 (cold_users_*_validation_no_items_before.md):
+
+    served as                                 ML-100K   ml-latest-small
+    recommend, the unknown id's own query     0.467     0.340
+    recommend_from_items, the prior-led path  0.533     0.385
+    popularity                                0.563     0.400
 """
 
 from __future__ import annotations
@@ -42,36 +52,36 @@ from mtrec.models.serving_tables import ServingTables
 
 @dataclasses.dataclass(frozen=True)
 class LightUsers:
-    """Light users' rated catalogue positions, oldest first: user u's are items[rows[u]]."""
+    """Light users' rated catalogue positions, oldest first: user u's are items[rows[u]];
+    `routed` users (the light ones, and those with none: unknown ids) are answered by
+    recommend_from_items, a user with none as a brand-new one (popularity order)."""
 
     rows: np.ndarray  # int64 [users]: each user's row of `items`, or the last (all -1)
     items: np.ndarray  # int64 [light users + 1, the most any has]: positions, -1 padded
+    routed: np.ndarray  # bool [users]: served from `items` (all -1: from none)
 
 
 def light_user_items(rated_splits: np.ndarray, positions: np.ndarray,
-                     times: np.ndarray | None, max_items: int) -> LightUsers | None:
+                     times: np.ndarray | None, max_items: int) -> LightUsers:
     """Each user with 1 to max_items rated catalogue positions: those, oldest first (by
-    `times`, else as listed). None when off (max_items 0) or no user is light.
+    `times`, else as listed); every user row with none (the unknown ids' rows) is routed
+    with no items, whatever max_items (0: no light users).
 
     `positions` are aligned with the rated items that `rated_splits` splits per user;
     an item outside the catalogue (-1) does not count. Only light users have a row, so
     the table stays small with millions of users."""
-    if max_items <= 0:
-        return None
     # Each user's catalogue items, counted without a pass over every user: only the
     # light ones are then put in time order (the onboarding prior orders them all).
     in_catalogue = np.concatenate([[0], np.cumsum(positions >= 0)])
     counts = in_catalogue[rated_splits[1:]] - in_catalogue[rated_splits[:-1]]
-    users = np.flatnonzero((counts > 0) & (counts <= max_items))
-    if not len(users):
-        return None
-    table = np.full((len(users) + 1, counts[users].max()), -1, np.int64)
+    users = np.flatnonzero((counts > 0) & (counts <= max(max_items, 0)))
+    table = np.full((len(users) + 1, max(1, counts[users].max(initial=0))), -1, np.int64)
     for row, ordered in enumerate(in_time_order(rated_splits, positions, times, users)):
         items = ordered[ordered >= 0]
         table[row, :len(items)] = items
     rows = np.full(len(rated_splits) - 1, len(users), np.int64)  # the last row: all -1
     rows[users] = np.arange(len(users))
-    return LightUsers(rows, table)
+    return LightUsers(rows, table, counts <= max(max_items, 0))
 
 
 class LightUserItems(tf.Module):
@@ -81,28 +91,49 @@ class LightUserItems(tf.Module):
         super().__init__(name="light_users")
         self.rows = tf.Variable(light.rows, trainable=False, name="rows")
         self.items = tf.Variable(light.items, trainable=False, name="items")
+        self.routed = tf.Variable(light.routed, trainable=False, name="routed")
 
-    def __call__(self, user_idx: tf.Tensor) -> tf.Tensor:
-        return tf.gather(self.items, tf.gather(self.rows, user_idx))
+    def __call__(self, user_idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Whether each user row is routed [B], and its given positions [B, width]."""
+        return (tf.gather(self.routed, user_idx),
+                tf.gather(self.items, tf.gather(self.rows, user_idx)))
 
 
 def light_user_table(tables: ServingTables, catalog_idx: np.ndarray,
-                     config: ModelConfig) -> LightUserItems | None:
-    """The export's table from the training users' rated items, or None (off, or no
-    user is light)."""
-    light = light_user_items(tables.rated_splits, rated_positions(tables, catalog_idx),
-                             tables.rated_times, config.light_user_items)
-    return None if light is None else LightUserItems(light)
+                     config: ModelConfig) -> LightUserItems:
+    """The export's table from the training users' rated items."""
+    return LightUserItems(light_user_items(
+        tables.rated_splits, rated_positions(tables, catalog_idx), tables.rated_times,
+        config.light_user_items))
 
 
-def routed(rows: dict[str, tf.Tensor], given: tf.Tensor,
-           answer: Callable[[tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
-    """`rows` with each light user's row (given[:, 0] >= 0) replaced by answer(given)'s;
-    `answer` runs only for a batch that has a light user."""
-    light = given[:, 0] >= 0
+def routed(rows: dict[str, tf.Tensor], selected: tf.Tensor,
+           answer: Callable[[], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
+    """`rows` with each selected row [B] replaced by answer()'s; `answer` runs only for a
+    batch that selects one."""
 
     def mixed() -> dict[str, tf.Tensor]:
-        fresh = answer(given)
-        return {key: tf.where(light[:, tf.newaxis], fresh[key], rows[key]) for key in rows}
+        fresh = answer()
+        return {key: tf.where(selected[:, tf.newaxis], fresh[key], rows[key]) for key in rows}
 
-    return tf.cond(tf.reduce_any(light), mixed, lambda: rows)
+    return tf.cond(tf.reduce_any(selected), mixed, lambda: rows)
+
+
+class PopularItems(tf.Module):
+    """The answer for a user known by nothing (no rated catalogue item: an unknown id,
+    or recommend_from_items with none): the catalogue in training popularity order
+    (ties by id, as the gate's popularity reference), scores log P(item)."""
+
+    def __init__(self, probability: np.ndarray, item_ids: np.ndarray) -> None:
+        super().__init__(name="popular_items")
+        by_id = np.argsort(item_ids.astype(bytes), kind="stable")
+        order = by_id[np.argsort(-probability[by_id], kind="stable")]
+        self.positions = tf.Variable(order.astype(np.int64), trainable=False, name="positions")
+        self.scores = tf.Variable(np.log(probability[order]).astype(np.float32),
+                                  trainable=False, name="scores")
+
+    def __call__(self, rows: tf.Tensor, k: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The first k catalogue positions and their scores, for each of `rows` [rows, k]."""
+        def tiled(values: tf.Tensor) -> tf.Tensor:
+            return tf.tile(values[tf.newaxis, :k], tf.stack([rows, 1]))
+        return tiled(self.positions), tiled(self.scores)

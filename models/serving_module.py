@@ -46,7 +46,7 @@ from mtrec.models.item_item import cold_item_term, item_item_term, known_rows, s
 from mtrec.models.item_signatures import ItemSignatures
 from mtrec.models.item_text import ItemText
 from mtrec.models.item_titles import title_table
-from mtrec.models.light_users import light_user_table, routed
+from mtrec.models.light_users import PopularItems, light_user_table, routed
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.onboarding import onboarding_term
 from mtrec.models.pair_split import SplitPairHeads, splittable
@@ -153,8 +153,10 @@ class ServingModule(ItemSignatures, tf.Module):
                               else config.onboarding_weight)
         if self.onboarding is None and self._prior_weight:
             self.log_popularity = as_variable(np.log(probability), "log_popularity")
-        # recommend: known users with few ratings are served from those items.
+        # recommend: known users with few ratings are served from those items, users
+        # with none (unknown ids) like recommend_from_items with none: by popularity.
         self.light_users = light_user_table(tables, catalog_idx, config)
+        self.popular = PopularItems(probability, tables.item_ids)
         self.user_queries = self.user_item_item = self.user_seen = self.user_rows = None
         self.pair_split = self.answers = None
         if cache_users:
@@ -301,13 +303,12 @@ class ServingModule(ItemSignatures, tf.Module):
 
     def _recommend_rows(self, user_idx: tf.Tensor, k: tf.Tensor, n: tf.Tensor | None = None
                         ) -> dict:
-        """Known users' lists; light users' from their few items (models/light_users.py)."""
+        """Known users' lists; light users' from their few items, and unknown ids' as
+        from none (models/light_users.py)."""
         n = tf.size(self.catalog_ids) if n is None else n
         rows = self._trained_rows(user_idx, k, n)
-        if self.light_users is None:
-            return rows
-        return routed(rows, self.light_users(user_idx),
-                      lambda given: self._from_positions(given, k, n))
+        selected, given = self.light_users(user_idx)
+        return routed(rows, selected, lambda: self._from_positions(given, k, n))
 
     def _trained_rows(self, user_idx: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
         c = self._candidates(n, k)
@@ -349,7 +350,18 @@ class ServingModule(ItemSignatures, tf.Module):
                      else tf.broadcast_to(self.log_popularity, tf.shape(stage1)))
             stage1 += self._prior_weight * scaled_to(stage1, prior, tf.ones_like(stage1, tf.bool))
         stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
-        return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
+        rows = self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
+        return routed(rows, tf.reduce_all(positions < 0, axis=1),
+                      lambda: self._popular(query, user_idx, k))
+
+    def _popular(self, query: tf.Tensor, user_idx: tf.Tensor, k: tf.Tensor) -> dict:
+        """A user known by nothing: the k most popular items, rated for this query
+        (above the model's own answers for such users: models/light_users.py)."""
+        at, scores = self.popular(tf.shape(query)[0], k)
+        pair = pair_scores(self.model, query, user_idx, tf.gather(self.item_vectors, at),
+                           tf.gather(self.catalog_idx, at))
+        return {S.ITEM_IDS: tf.gather(self.catalog_ids, at), S.SCORES: scores,
+                S.RATINGS: pair[RATING]}
 
     @spec.signature(input_signature=[spec.USER_ID, spec.K])
     def retrieve(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
-from mtrec.data.checks import check_split, check_tables
+from mtrec.data.checks import check_split, check_tables, eval_users_note
 from mtrec.data.cleaning import REJECTED, CleanResult, first_rating_reject
 from mtrec.data.parsing import HeaderError
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
@@ -127,6 +127,10 @@ def check(
     _write_rejects(result.rejects, rejects_path, key, raw_ids, keep_raw)
     rows, rule = check_split(result.dataset, options.eval_fraction, rejects_path,
                              result.counts[REJECTED])
+    note = eval_users_note(result.dataset, options.eval_fraction)
+    if note:  # said where the data notes are (data check, summary, report)
+        dataset = dataclasses.replace(result.dataset, notes=(*result.dataset.notes, note))
+        result = dataclasses.replace(result, dataset=dataset)
     return CheckResult(result, rejects_path, rows, rule)
 
 

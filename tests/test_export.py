@@ -6,6 +6,7 @@ SavedModel is what TF Serving runs, with no Python of ours.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -248,13 +249,25 @@ def test_bad_k_is_an_invalid_argument(exported, k):
 
 
 def test_score_agrees_with_recommend_on_what_it_recommends(exported):
-    """The first stage (similarity + item-item term) and the blend are the same in both."""
-    out, _, users, _, _ = exported
+    """The first stage (similarity + item-item term) and the blend are the same in both,
+    for known users; an unknown id gets the most popular items, scored log P(item)
+    (models/light_users.py), with the ratings `score` gives them."""
+    out, _, users, _, train = exported
     model = tf.saved_model.load(out)
     rec = model.signatures["recommend"](user_id=tf.constant(users), k=tf.constant(5))
     scored = model.signatures["score"](user_id=tf.constant(users), item_ids=rec["item_ids"])
-    np.testing.assert_allclose(scored["scores"], rec["scores"], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(scored["ratings"], rec["ratings"], rtol=1e-5, atol=1e-5)
+    known = users.index("never-seen-user")
+    np.testing.assert_allclose(scored["scores"][:known], rec["scores"][:known], rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(scored["ratings"][:known], rec["ratings"][:known], rtol=1e-5,
+                               atol=1e-5)
+    # recommend rates them for recommend_from_items' unknown user (row 0), score for the
+    # id's own OOV row: both untrained ids, a few thousandths apart.
+    np.testing.assert_allclose(scored["ratings"][known], rec["ratings"][known], atol=0.02)
+    counts = collections.Counter(r["item_id_raw"] for r in train)
+    popular = rec["item_ids"].numpy()[known].tolist()
+    assert [counts[i] for i in popular] == sorted(counts.values(), reverse=True)[:5]
+    assert (np.diff(rec["scores"].numpy()[known]) <= 0).all()
 
 
 def test_recommend_from_items_skips_what_it_was_given_and_ignores_unknown_items(exported):

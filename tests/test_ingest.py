@@ -15,7 +15,7 @@ from mtrec.contracts import features as F
 from mtrec.data.checks import InsufficientDataError
 from mtrec.data.cleaning import DataQualityError
 from mtrec.data.privacy import pseudonymizer
-from mtrec.ingest import REJECTS_FILE, IngestOptions, ingest
+from mtrec.ingest import REJECTS_FILE, IngestOptions, check, ingest
 from mtrec.summary import render
 
 KEY = b"k3y"
@@ -132,6 +132,21 @@ def test_ids_that_lost_their_leading_zeros_are_named(tmp_path: Path) -> None:
     path = write_dir(tmp_path / "other", ratings, None, "item_id\n70\n80\n")
     with pytest.raises(InsufficientDataError, match=r"such as '70', '80'.$"):  # no hint
         ingest("generic", path, str(tmp_path / "home"))
+
+
+def test_eval_users_without_training_ratings_are_noted(tmp_path: Path) -> None:
+    """A split that holds out whole users: recommend serves them by popularity, so the
+    gate (a lift over popularity) cannot see one there; the run refused its model
+    without saying why it could not."""
+    ratings = (HEADER.strip() + ",split\na,x,4,1,train\na,y,4,2,eval\nb,x,4,3,train\n"
+               "c,y,5,4,eval\nd,x,2,5,eval\n")
+    checked = check("generic", write_dir(tmp_path / "data", ratings), str(tmp_path / "r.csv"))
+    assert checked.clean.dataset.notes == (
+        "2 of the eval split's 3 users have no training ratings: `recommend` serves such a "
+        "user the most popular items, so on them the served NDCG@10 is popularity's, and "
+        "the gate asks for a lift over popularity",)
+    time_split = write_dir(tmp_path / "timed", HEADER + "a,x,4,1\na,y,4,2\nb,x,4,3\n")
+    assert check("generic", time_split, str(tmp_path / "r.csv")).clean.dataset.notes == ()
 
 
 def test_no_eval_rows_names_the_rejected_rows(tmp_path: Path) -> None:

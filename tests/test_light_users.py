@@ -23,16 +23,21 @@ def test_light_users_items_oldest_first_and_only_theirs_have_rows():
     # Oldest first: user 0 rated 3 (t 10) before 7 (t 20); user 1 4 (t 1) before 1 (t 5).
     assert light.items.tolist() == [[3, 7], [4, 1], [9, -1], [-1, -1]]
     assert light.rows.tolist() == [0, 1, 2, 3]  # user 3 (no ratings) reads the -1 row
+    assert light.routed.tolist() == [True, True, True, True]
     one = light_user_items(SPLITS, POSITIONS, TIMES, max_items=1)
     assert one.items.tolist() == [[9], [-1]]
     assert light_user_items(SPLITS, POSITIONS, TIMES, max_items=50).items.shape == (4, 2)
     assert one.rows.tolist() == [1, 1, 0, 1]
+    assert one.routed.tolist() == [False, False, True, True]  # 2, 2, 1 and 0 items
     assert light_user_items(SPLITS, POSITIONS, None, max_items=2).items[0].tolist() == [7, 3]
 
 
-def test_no_table_when_off_or_when_no_user_is_light():
-    assert light_user_items(SPLITS, POSITIONS, TIMES, max_items=0) is None
-    assert light_user_items(np.array([0, 3]), np.array([1, 2, 3]), None, max_items=2) is None
+def test_off_routes_only_the_users_without_ratings():
+    off = light_user_items(SPLITS, POSITIONS, TIMES, max_items=0)
+    assert off.items.tolist() == [[-1]] and off.rows.tolist() == [0, 0, 0, 0]
+    assert off.routed.tolist() == [False, False, False, True]
+    none = light_user_items(np.array([0, 3]), np.array([1, 2, 3]), None, max_items=2)
+    assert none.items.tolist() == [[-1]] and not none.routed.any()
 
 
 def test_a_negative_limit_is_refused():
@@ -41,7 +46,7 @@ def test_a_negative_limit_is_refused():
 
 
 def _given_ids(module, user_idx: int) -> list[str]:
-    row = module.light_users(tf.constant([user_idx], tf.int64)).numpy()[0]
+    row = module.light_users(tf.constant([user_idx], tf.int64))[1].numpy()[0]
     catalog = module.catalog_ids.numpy()
     return [catalog[p].decode() for p in row if p >= 0]
 
@@ -69,7 +74,6 @@ def test_a_light_user_is_answered_as_recommend_from_items_answers_their_items(
 
 def test_users_above_the_limit_keep_their_answers(transformed_synthetic):
     off = module_with(transformed_synthetic, {"light_user_items": 0}, cache_users=True)
-    assert off.light_users is None
     counts = np.diff(off.rated_splits.numpy())
     limit = int(np.percentile(counts[counts > 0], 25))  # a quarter of the users light
     on = module_with(transformed_synthetic, {"light_user_items": limit}, cache_users=True)
@@ -94,3 +98,33 @@ def test_save_and_reload_answer_a_light_user_the_same(transformed_synthetic, tmp
     after = tf.saved_model.load(str(tmp_path / "m")).signatures["recommend"](**request)
     assert after["item_ids"].numpy().tolist() == before["item_ids"].numpy().tolist()
     np.testing.assert_allclose(after["scores"], before["scores"], rtol=1e-5, atol=1e-5)
+
+
+def _top(module, **request) -> tuple[list, np.ndarray, np.ndarray]:
+    out = module(**request)
+    return out["item_ids"].numpy().tolist(), out["scores"].numpy(), out["ratings"].numpy()
+
+
+@pytest.mark.parametrize("cache_users", [False, True])
+def test_a_user_known_by_nothing_gets_the_most_popular_items(transformed_synthetic,
+                                                             cache_users):
+    """An unknown id's own list (the unknown row's query) ranked below popularity; so it is
+    answered as recommend_from_items with no items: the most popular first, log P(item)
+    as scores, and the heads' ratings for it."""
+    module = module_with(transformed_synthetic, {}, cache_users=cache_users)
+    probability = np.exp(module.popular.scores.numpy())
+    catalog = module.catalog_ids.numpy()
+    order = module.popular.positions.numpy()
+    assert (np.diff(probability) <= 0).all()  # most popular first
+    k = tf.constant(5)
+    unknown = _top(module.recommend, user_id=tf.constant(["nobody", "nobody else"]), k=k)
+    empty = _top(module.recommend_from_items, item_ids=tf.constant([[""], ["not an id"]]), k=k)
+    assert unknown[0] == empty[0] == [catalog[order[:5]].tolist()] * 2
+    np.testing.assert_allclose(unknown[1], np.log(probability[:5])[np.newaxis].repeat(2, 0))
+    np.testing.assert_allclose(unknown[2], empty[2], rtol=1e-5)
+    assert ((unknown[2] >= 0.5) & (unknown[2] <= 5)).all()
+    # A batch mixing a known user and an unknown one: each keeps its own answer.
+    known_id, _ = _user_ids(transformed_synthetic, 1)[0]
+    alone = _top(module.recommend, user_id=tf.constant([known_id]), k=k)
+    mixed = _top(module.recommend, user_id=tf.constant([known_id, "nobody"]), k=k)
+    assert mixed[0] == [alone[0][0], unknown[0][0]]
