@@ -57,10 +57,10 @@ _TFX_CACHED = "A cached execution %d is used."
 # gate chain: TFMA and the Pusher after a refused model).
 _TFX_SKIPPED = "Skipping execution for %s"
 # components/text_encoder logs through absl; its MLM and encoding lines are
-# shown (the rest stays in the log), MLM step lines ("step %d/%d") only at each
-# quarter: 4 lines, not 15.
-_TEXT_ENCODER_SHOWN = ("TextEncoder MLM", "TextEncoder: encoded")
-_STEP_FORMAT = "step %d/%d"
+# shown (the rest stays in the log), step lines ("%d/%d": MLM steps, texts encoded
+# on a large catalogue) only at each quarter: 4 lines, not 15.
+_TEXT_ENCODER_SHOWN = ("TextEncoder MLM", "TextEncoder: encoded", "TextEncoder encoding")
+_STEP_FORMAT = "%d/%d"
 # A component done sooner than this gets one line ("done"/"CACHED"), not two:
 # on a cached re-run most of the 14 nodes take under a second.
 START_LINE_AFTER_SECONDS = 2.0
@@ -103,8 +103,9 @@ class _Records(logging.Handler):
                 if _STEP_FORMAT in record.msg:
                     before = record.msg.split(_STEP_FORMAT)[0].count("%")
                     done, total = _positional(record)[before:before + 2]
+                    label = "MLM" if "MLM" in record.msg else "encode"
                     self.console.quarter_step("  " + record.getMessage(), int(done), int(total),
-                                              "MLM")
+                                              label)
                 else:
                     self.console.line("  " + record.getMessage())
         except Exception:  # a progress line must never fail the run
@@ -137,6 +138,7 @@ class RunConsole:
         self._started_shown = True
         self._timer: threading.Timer | None = None
         self._quarter = 0
+        self._quarter_of: tuple[str, int] | None = None  # (label, total) being counted
         # Lines come from the run's thread and from the start-line timer.
         self._lock = threading.RLock()
 
@@ -242,6 +244,8 @@ class RunConsole:
         """A step line shown only when `done` enters a new quarter of `total`; a bar for all."""
         quarter = 4 * done // total
         with self._lock:
+            if (label, total) != self._quarter_of:  # a new count: MLM, then encoding
+                self._quarter_of, self._quarter = (label, total), 0
             if quarter > self._quarter:
                 self._quarter = quarter
                 self.line(text, (done, total, label))

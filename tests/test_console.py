@@ -23,6 +23,7 @@ from absl import logging as absl_logging
 from tfx import v1 as tfx
 from tfx.types.standard_artifacts import Model
 
+from mtrec.components.text_encoder.executor import encoding_progress
 from mtrec.console import RunConsole, log_path
 from mtrec.progress import report
 from tests.tiny_components import Train
@@ -143,17 +144,23 @@ def test_a_component_with_progress_shows_its_start_line_first(tmp_path: Path) ->
     assert texts[2].startswith("Trainer done in ") and len(texts) == 3
 
 
-def test_text_encoder_mlm_steps_are_shown_at_each_quarter_and_encoding(tmp_path: Path) -> None:
+def test_text_encoder_mlm_and_encoding_steps_are_shown_at_each_quarter(tmp_path: Path) -> None:
     terminal = io.StringIO()
     with RunConsole(str(tmp_path), terminal=terminal):
         absl_logging.info("TextEncoder: vocabulary %d tokens", 270)  # log only
         absl_logging.info("TextEncoder MLM before: loss=%.4f", 5.6)
         for step in range(100, 1501, 100):  # what the default 1500 steps log
             absl_logging.info("TextEncoder MLM step %d/%d loss=%.4f", step, 1500, 3.0)
+        progress = encoding_progress("item texts", 9_742)  # a large catalogue: counted
+        assert progress is not None and encoding_progress("item texts", 800) is None
+        for done in range(64, 9_742 + 64, 64):
+            progress(min(done, 9_742), 9_742)
         absl_logging.info("TextEncoder: encoded %d items in %.1fs", 800, 4.0)
     texts = [line.split("] ", 1)[1] for line in terminal.getvalue().splitlines()[1:]]
     assert texts == ["  TextEncoder MLM before: loss=5.6000"] + [
         f"  TextEncoder MLM step {s}/1500 loss=3.0000" for s in (400, 800, 1200, 1500)
+    ] + [  # each quarter again, counted afresh after the MLM's four
+        f"  TextEncoder encoding item texts {d}/9742" for d in (2496, 4928, 7360, 9742)
     ] + ["  TextEncoder: encoded 800 items in 4.0s"]
 
 

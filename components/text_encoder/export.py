@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +31,7 @@ SIGNATURE = "serving_default"
 DESCRIPTION_SIGNATURE = "description"
 INPUT_NAME = "text"
 OUTPUT_NAME = "embedding"
+Progress = Callable[[int, int], None]  # (texts encoded, texts in all)
 
 
 class TextEncoderFunction:
@@ -93,14 +94,16 @@ class TextEncoderFunction:
         ]
         return np.concatenate(chunks, axis=0).astype(np.float32)
 
-    def encode_texts(self, strings: list[str], length: int, batch_size: int = 64
-                     ) -> np.ndarray:
+    def encode_texts(self, strings: list[str], length: int, batch_size: int = 64,
+                     progress: Progress | None = None) -> np.ndarray:
         """float32 [N, D]: `strings` packed to `length` tokens ([CLS] and [SEP] included),
         as the exported signature packed to that length encodes them."""
-        return self.encode_packed(self._pack(strings, length), batch_size)
+        return self.encode_packed(self._pack(strings, length), batch_size, progress)
 
-    def encode_packed(self, sequences: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        """float32 [N, D] for packed [CLS] x [SEP] id arrays, in length-sorted batches.
+    def encode_packed(self, sequences: Sequence[np.ndarray], batch_size: int = 64,
+                      progress: Progress | None = None) -> np.ndarray:
+        """float32 [N, D] for packed [CLS] x [SEP] id arrays, in length-sorted batches;
+        `progress(done, total)` after each batch.
 
         `fn` pads every text to `sequence_length`; here each batch is padded
         only to its own longest text. Padding is masked out of attention and
@@ -135,6 +138,8 @@ class TextEncoderFunction:
             if out is None:
                 out = np.zeros((len(sequences), vectors.shape[1]), dtype=np.float32)
             out[rows] = vectors
+            if progress is not None:
+                progress(start + len(rows), len(order))
         assert out is not None, "no sequences to encode"
         return out
 
