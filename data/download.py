@@ -129,7 +129,10 @@ def _fetch(url: str, target: Path, timeout: float) -> str:
                 digest.update(block)
                 f.write(block)
     except (urllib.error.URLError, OSError) as err:
-        raise DownloadError(f"could not download {url}: {err}") from err
+        offline = "" if isinstance(err, urllib.error.HTTPError) else (
+            " (without a network, unzip the set where one is and pass its folder: "
+            "--local-dir DIR checks it, or give it to `mtrec run --path` as it is)")
+        raise DownloadError(f"could not download {url}: {err}{offline}") from err
     return digest.hexdigest()
 
 
