@@ -64,6 +64,12 @@ def _predict(models: ModelRegistry, name: str, version: str | None, body: dict) 
         instances = body["instances"]
         if not isinstance(instances, list) or not instances:
             raise invalid_argument("'instances' must be a non-empty list")
+        scalars = [key for key, spec in sig.inputs.items() if not spec.batched]
+        if scalars:  # a row holds one value per input: no row can carry a scalar's
+            raise invalid_argument(
+                f"signature '{sig.name}' takes {scalars[0]!r} as one value for the whole "
+                f"request, which the row format ('instances') cannot give: send columns, "
+                f'{{"inputs": {{"{scalars[0]}": ..., ...}}}} (one list per batched input)')
         if isinstance(instances[0], dict):
             columns = {
                 key: [tensor_codec.from_json(row.get(key)) for row in instances]

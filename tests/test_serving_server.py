@@ -306,6 +306,12 @@ def test_rest_predict_and_status(server: dict[str, Any]) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         post({"signature_name": "recommend", "inputs": {"user_id": [P.users[0]], "k": 0}})
     assert info.value.code == 400
+    # Rows cannot carry recommend's one k: the error says to send columns.
+    with pytest.raises(urllib.error.HTTPError) as info:
+        post({"signature_name": "recommend", "instances": [{"user_id": P.users[0], "k": 4}]})
+    assert info.value.code == 400
+    assert ("takes 'k' as one value for the whole request, which the row format "
+            "('instances') cannot give: send columns" in json.load(info.value)["error"])
 
 
 @needs_local_server
