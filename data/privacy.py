@@ -1,8 +1,7 @@
 """Pseudonymous user ids, in the data and in the rejects.
 
-With a key, every user id becomes HMAC-SHA256(key, id) (first 16 hex chars):
-keyed, so ids cannot be reversed by hashing a guessed id without the key;
-deterministic, so the same user maps to the same pseudonym across runs.
+With a key, every user id becomes its pseudonym (mtrec/pseudonyms.py: a keyed
+HMAC, the same one clients apply to ask the served model for a user).
 
 Rejects are data too: their user_id column gets the pseudonym, and every raw
 user id that stands as a field in their raw text, detail or a timestamp that
@@ -17,8 +16,6 @@ to it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import re
 from collections.abc import Callable, Iterable
 
@@ -26,25 +23,11 @@ import pandas as pd
 
 from mtrec.contracts import features as F
 from mtrec.data.tables import DETAIL, MALFORMED, RATINGS, RAW_TEXT, REASON, TABLE, USERS, Dataset
+from mtrec.pseudonyms import pseudonymizer
 
 _DELIMITERS = "\\s,;:|\"'\\x00"  # what separates fields in the supported formats, and NUL
 _FIELD = re.compile(f"[^{_DELIMITERS}]+")
 WITHHELD = "(withheld: pseudonymised run, and the user id field of this line cannot be located)"
-
-
-def pseudonymizer(key: bytes) -> Callable[[object], str]:
-    """A memoised id -> pseudonym function; an empty key is an error, never a no-op."""
-    if not key:
-        raise ValueError("pseudonymisation needs a non-empty key")
-    cache: dict[str, str] = {}
-
-    def pseudo(user: object) -> str:
-        text = str(user)
-        if text not in cache:
-            cache[text] = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
-        return cache[text]
-
-    return pseudo
 
 
 def pseudonymize_users(dataset: Dataset, key: bytes) -> Dataset:

@@ -46,6 +46,7 @@ from mtrec.ingest import IngestOptions, IngestResult, ingest
 from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
 from mtrec.pipeline.home_lock import HomeInUseError, home_lock
+from mtrec.pseudonyms import key_from_env
 from mtrec.serving.cli import (
     QUERY_EXAMPLES,
     add_query_parser,
@@ -120,11 +121,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     key = None
     if args.pseudonymize_key_env:
-        key = os.environ.get(args.pseudonymize_key_env, "").encode()
-        if not key:
-            state = "is empty" if args.pseudonymize_key_env in os.environ else "is not set"
-            print(f"error: --pseudonymize-key-env: env {args.pseudonymize_key_env} {state}",
-                  file=sys.stderr)
+        try:
+            key = key_from_env(args.pseudonymize_key_env)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
             return 2
     elif args.rejects_keep_raw_ids:
         print("error: --rejects-keep-raw-ids only applies with --pseudonymize-key-env",

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from mtrec.contracts import signatures as S
+from mtrec.pseudonyms import key_from_env
 from mtrec.serving.server_args import ServerConfig, add_server_arguments
 
 # Exit status when the reader of stdout went away (`mtrec query ... | head -1`):
@@ -225,12 +226,18 @@ def _query(args: argparse.Namespace) -> int:
     from mtrec.serving.client import MtrecClient
     from mtrec.serving.errors import ServingError
 
+    try:
+        key = key_from_env(args.pseudonymize_key_env) if args.pseudonymize_key_env else None
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     client = MtrecClient(
         args.target,
         model_name=args.model_name,
         timeout=args.timeout,
         root_cert=args.tls_root_cert,
         version=args.version,
+        pseudonymize_key=key,
     )
     try:
         try:
@@ -267,6 +274,9 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     common.add_argument("--timeout", type=float, default=10.0,
                         help="deadline in seconds (default: %(default)s)")
     common.add_argument("--tls-root-cert", default=None, help="PEM CA to verify a TLS server")
+    common.add_argument("--pseudonymize-key-env", metavar="VAR",
+                        help="the env variable holding the key of a run made with "
+                        "--pseudonymize-key-env: user ids are sent as their pseudonyms")
 
     parser = subparsers.add_parser(
         "query", help="query a running model server, print JSON",

@@ -30,6 +30,7 @@ from tensorflow_serving.apis import (
 )
 
 from mtrec.contracts import signatures as S
+from mtrec.pseudonyms import pseudonymizer
 from mtrec.serving import tensor_codec
 from mtrec.serving.errors import ServingError
 
@@ -104,7 +105,10 @@ class MtrecClient:
     """Typed calls for mtrec's signatures plus generic predict/metadata/status.
 
     `target` is "host:port". `timeout` is the per-attempt deadline in seconds;
-    `retries` is how many extra attempts UNAVAILABLE gets.
+    `retries` is how many extra attempts UNAVAILABLE gets. `pseudonymize_key`: the key
+    of a run made with --pseudonymize-key-env, whose model knows users by pseudonym
+    only; each user id is sent as its pseudonym (mtrec/pseudonyms.py), and answers
+    name the id as given.
     """
 
     def __init__(
@@ -118,8 +122,12 @@ class MtrecClient:
         client_cert: tuple[bytes, bytes] | None = None,
         max_receive_bytes: int = 64 * 1024 * 1024,
         version: int | None = None,
+        pseudonymize_key: bytes | None = None,
     ) -> None:
         self.target = target
+        pseudo = pseudonymizer(pseudonymize_key) if pseudonymize_key is not None else None
+        self._user: Callable[[Id], bytes] = (
+            _id if pseudo is None else lambda user: pseudo(_id(user)).encode())
         self.model_name = model_name
         self.timeout = timeout
         self.retries = retries
@@ -264,7 +272,8 @@ class MtrecClient:
     ) -> list[UserItems]:
         out = self.predict(
             S.RECOMMEND,
-            {S.USER_ID: np.array([_id(u) for u in users], dtype=object), S.K: np.int32(k)},
+            {S.USER_ID: np.array([self._user(u) for u in users], dtype=object),
+             S.K: np.int32(k)},
             timeout=timeout,
         )
         return [{"user_id": _text(_id(user)), "items": _ranked(out, row)}
@@ -288,7 +297,7 @@ class MtrecClient:
         out = self.predict(
             S.SCORE,
             {
-                S.USER_ID: np.array([_id(user)], dtype=object),
+                S.USER_ID: np.array([self._user(user)], dtype=object),
                 S.ITEM_IDS: np.array([[_id(i) for i in items]], dtype=object),
             },
             timeout=timeout,
@@ -308,7 +317,8 @@ class MtrecClient:
     def user_interest(self, user: Id, timeout: float | None = None) -> UserGenres:
         """Genre affinities, strongest first: {"user_id", "genres": [{"genre", "score"}]}."""
         out = self.predict(
-            S.USER_INTEREST, {S.USER_ID: np.array([_id(user)], dtype=object)}, timeout=timeout
+            S.USER_INTEREST, {S.USER_ID: np.array([self._user(user)], dtype=object)},
+            timeout=timeout
         )
         return {
             "user_id": _text(_id(user)),
@@ -320,7 +330,8 @@ class MtrecClient:
 
     def embed_user(self, user: Id, timeout: float | None = None) -> np.ndarray:
         out = self.predict(
-            S.EMBED_USER, {S.USER_ID: np.array([_id(user)], dtype=object)}, timeout=timeout
+            S.EMBED_USER, {S.USER_ID: np.array([self._user(user)], dtype=object)},
+            timeout=timeout
         )
         return out[S.EMBEDDING][0]
 
@@ -350,9 +361,9 @@ class MtrecClient:
         id no model holds; a catalogue item without training ratings still has its
         features and text, so it counts as known. One embed call for all the ids.
         """
-        signature, key = (S.EMBED_USER, S.USER_ID) if kind == "user" else (S.EMBED_ITEM,
-                                                                           S.ITEM_ID)
-        probe = [_id(i) for i in ids] + [NO_SUCH_ID]
+        signature, key, sent = ((S.EMBED_USER, S.USER_ID, self._user) if kind == "user"
+                                else (S.EMBED_ITEM, S.ITEM_ID, _id))
+        probe = [sent(i) for i in ids] + [NO_SUCH_ID]
         vectors = self.predict(signature, {key: np.array(probe, dtype=object)},
                                timeout=timeout)[S.EMBEDDING]
         return [_text(_id(i)) for i, v in zip(ids, vectors[:-1], strict=True)

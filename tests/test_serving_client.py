@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
+import hmac
 import ipaddress
 import json
 import os
@@ -19,9 +21,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mtrec.pseudonyms import pseudonymizer
 from mtrec.serving import cli, signature, tensor_codec
 from mtrec.serving.batching import BatchingOptions, SignatureBatcher
-from mtrec.serving.client import MtrecClient
+from mtrec.serving.client import NO_SUCH_ID, MtrecClient
 from mtrec.serving.errors import ServingError
 from mtrec.serving.model_manager import Servable
 from mtrec.serving.server import ServerConfig, ServingServer
@@ -151,6 +154,52 @@ def test_query_cli_prints_json(served: ServingServer, capsys: pytest.CaptureFixt
     # refuses it and the CLI asks again for the whole catalogue: every unseen item, noted.
     code, out = _cli(capsys, "query", "recommend", *t, "--user", "1", "-k", "1000000")
     assert code == 0 and 0 < len(out["items"]) < 1000000
+
+
+def test_a_pseudonymising_client_sends_each_user_as_its_pseudonym(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run made with --pseudonymize-key-env knows users by pseudonym only: a client
+    asking with the raw id got the unknown user's answer. With the key, every user id
+    goes out as ingestion wrote it; items stay as they are, answers name the id given."""
+    sent: list[tuple[str, list]] = []
+
+    def predict(self: MtrecClient, signature: str, inputs: dict, timeout: Any = None) -> dict:
+        ids = next(inputs[k] for k in ("user_id", "item_id") if k in inputs)
+        sent.append((signature, np.asarray(ids).tolist()))
+        rows = len(ids)
+        return {"item_ids": np.array([[b"i1"]] * rows), "scores": np.ones((rows, 1)),
+                "ratings": np.ones((rows, 1)),
+                "embedding": np.arange(rows, dtype=float)[:, None].repeat(2, 1)}
+
+    monkeypatch.setattr(MtrecClient, "predict", predict)
+    pseudo = pseudonymizer(b"secret")
+    with MtrecClient("127.0.0.1:1", pseudonymize_key=b"secret") as client:
+        answer = client.recommend_many(["u1", b"u2"], k=1)
+        client.score("u1", ["i1"])
+        client.embed_user("u1")
+        client.unknown("user", ["u1"])
+        client.unknown("item", ["i1"])
+    assert [a["user_id"] for a in answer] == ["u1", "u2"]
+    assert sent == [("recommend", [pseudo("u1").encode(), pseudo("u2").encode()]),
+                    ("score", [pseudo("u1").encode()]), ("embed_user", [pseudo("u1").encode()]),
+                    ("embed_user", [pseudo("u1").encode(), NO_SUCH_ID]),
+                    ("embed_item", [b"i1", NO_SUCH_ID])]
+    assert pseudo("u1") == hmac.new(b"secret", b"u1", hashlib.sha256).hexdigest()[:16]
+
+
+def test_query_cli_takes_the_key_from_the_environment(
+        served: ServingServer, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    t = ["--target", served.target]
+    monkeypatch.setenv("MTREC_TEST_KEY", "secret")
+    code, keyed = _cli(capsys, "query", "embed-user", *t, "--user", "1",
+                       "--pseudonymize-key-env", "MTREC_TEST_KEY")
+    code, plain = _cli(capsys, "query", "embed-user", *t, "--user",
+                       pseudonymizer(b"secret")("1"))
+    assert code == 0 and keyed == {**plain, "user_id": "1"}
+    assert cli.main(["query", "embed-user", *t, "--user", "1", "--pseudonymize-key-env",
+                     "MTREC_TEST_UNSET"]) == 2
+    assert "--pseudonymize-key-env: env MTREC_TEST_UNSET is not set" in capsys.readouterr().err
 
 
 def test_query_cli_says_when_nothing_answers(capsys: pytest.CaptureFixture[str]) -> None:
