@@ -46,6 +46,7 @@ from mtrec.ingest import IngestOptions, IngestResult, ingest
 from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
 from mtrec.pipeline.home_lock import HomeInUseError, home_lock
+from mtrec.pipeline.home_path import home_problem
 from mtrec.pseudonyms import key_from_env
 from mtrec.serving.cli import (
     QUERY_EXAMPLES,
@@ -115,9 +116,9 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if os.path.exists(home) and not os.path.isdir(home):  # else a traceback from ingestion
-        print(f"error: --home {home} is a file: the run's output folder must be a folder "
-              "(a new path makes one)", file=sys.stderr)
+    problem = home_problem(home)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     key = None
     if args.pseudonymize_key_env:

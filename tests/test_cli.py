@@ -220,6 +220,19 @@ def test_a_home_that_is_a_file_is_a_one_line_error(tmp_path: Path, capsys):
         "(a new path makes one)\n")
 
 
+@pytest.mark.parametrize("folder", ["runs [v2]", "runs*", "what?"])
+def test_a_home_with_file_pattern_characters_is_refused_before_writing(
+        tmp_path: Path, capsys, folder: str):
+    """TFX and Beam read their inputs by file pattern: a sample run under "runs [v2]"
+    wrote its examples, then failed in its first component ("No files found based on
+    the file pattern .../runs [v2]/examples/.../catalog/*")."""
+    home = tmp_path / folder / "sample"
+    assert main(["run", "--home", str(home)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --home {home} holds ") and "file-pattern characters" in err
+    assert not (tmp_path / folder).exists()
+
+
 def test_a_run_that_fails_before_any_component_says_so_without_a_summary(
         tmp_path: Path, monkeypatch, capfd):
     """No MLMD yet: no summary to collect (it raised a second traceback about sqlite)."""
