@@ -78,6 +78,8 @@ def test_a_parquet_or_comma_genres_file_reads_as_mtrec_run_would(tmp_path: Path)
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(ValueError, match=r"bad.parquet: not a readable Parquet file"):
         read_new_items(str(tmp_path / "bad.parquet"))
+    (tmp_path / "spaced.csv").write_text('item_id, title\ns1, "Heat, The"\n')  # as run reads it
+    assert read_new_items(str(tmp_path / "spaced.csv"))["title"].tolist() == ["Heat, The"]
     (tmp_path / "new.xlsx").write_bytes(b"PK\x03\x04\x14\x00")  # was "need an item_id column"
     with pytest.raises(ValueError, match=r"new.xlsx: a ZIP archive \(an .xlsx or .ods "
                        r"spreadsheet is one\): save the sheet as CSV"):

@@ -522,6 +522,18 @@ def test_a_table_in_another_format_under_its_name_says_which(tmp_path: Path) -> 
         load_generic(tmp_path)
 
 
+def test_fields_separated_by_a_comma_and_a_space_read_as_their_values(tmp_path: Path) -> None:
+    """Hand-written files separate fields with ", ": a quoted field then began with a
+    space, so csv kept its quotes ('"Movie 0"'), and a comma inside it split the row."""
+    write(tmp_path / "ratings.csv", "user_id, item_id, rating, timestamp\nu1, x, 4, 1\n")
+    write(tmp_path / "items.csv", 'item_id, title, genres\nx, "Heat, The (1995)", "Crime"\n')
+    data = load_generic(tmp_path)
+    assert data.malformed.empty
+    assert data.items[[F.TITLE, F.YEAR]].values.tolist() == [["Heat, The", 1995]]
+    assert data.items[F.GENRES].tolist() == [["Crime"]]
+    assert data.ratings[[F.USER_ID, F.ITEM_ID]].values.tolist() == [["u1", "x"]]
+
+
 def test_a_ratings_file_without_timestamps_reads_with_time_zero(tmp_path: Path) -> None:
     """Logs exported without times were "lacks required column(s) ['timestamp']"; the
     split then draws each user's eval share at random (data/splits.py untimed)."""
