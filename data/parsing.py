@@ -117,10 +117,12 @@ class Record(NamedTuple):
     end: int  # index of the first line after this record
 
 
-# Comma-separated, double-quoted, and a space after a comma skipped: hand-written and
-# some exported files separate fields with ", ", where a quoted field then began with a
-# space, so its quotes stayed in the text (a title read as '"Heat, The"' split in two).
-DIALECT = {"skipinitialspace": True}
+class Dialect(csv.excel):
+    """Comma-separated, double-quoted, and a space after a comma skipped: hand-written and
+    some exported files separate fields with ", ", where a quoted field then began with a
+    space, so its quotes stayed in the text (a title read as '"Heat, The"' split in two)."""
+
+    skipinitialspace = True
 
 
 def csv_records(
@@ -141,7 +143,7 @@ def csv_records(
     pos, total = start, len(lines)
     while pos < total:
         base = pos
-        reader = csv.reader(itertools.islice(lines, base, None), **DIALECT)
+        reader = csv.reader(itertools.islice(lines, base, None), Dialect)
         while True:
             first = pos
             try:
@@ -390,7 +392,7 @@ def column_hint(header: Iterable[str], missing: list[str]) -> str:
 def _unclosed(record: list[str]) -> bool:
     """Whether the record's lines end inside a quoted field (csv's strict mode says so)."""
     try:
-        next(csv.reader(record, strict=True, **DIALECT), None)
+        next(csv.reader(record, Dialect, strict=True), None)
     except csv.Error as err:
         return "unexpected end of data" in str(err)
     return False
@@ -412,7 +414,7 @@ def _split_loosely(raw: str) -> list[str]:
     unbalanced quote makes csv read the whole line as one field: commas split it then."""
     text = raw.replace("\0", "")
     try:
-        fields = next(csv.reader([text], **DIALECT), [])
+        fields = next(csv.reader([text], Dialect), [])
     except csv.Error:
         fields = []
     if len(fields) > 1 or "," not in text:

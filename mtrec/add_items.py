@@ -37,7 +37,7 @@ from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import WEIGHTS_DIR
 from mtrec.data.artifact_io import read_split, split_dir
 from mtrec.data.json_lines import is_json_lines, read_json_lines
-from mtrec.data.parsing import DIALECT, column_hint, separator_hint
+from mtrec.data.parsing import Dialect, column_hint, separator_hint
 from mtrec.data.tables import (
     LINE,
     RAW,
@@ -126,7 +126,7 @@ def _read_table(items_path: str) -> tuple[pd.DataFrame, list[str]]:
     notes = list(encoding_notes({name: encoding}))
     try:
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                           **DIALECT), notes
+                           dialect=Dialect), notes
     except pd.errors.EmptyDataError:  # pandas' own words name no file
         raise ValueError(f"{items_path}: empty file, need a header line such as "
                          f"{F.ITEM_ID},{F.TITLE}") from None
