@@ -306,9 +306,15 @@ class ServingModule(ItemSignatures, tf.Module):
         """Known users' lists; light users' from their few items, and unknown ids' as
         from none (models/light_users.py)."""
         n = tf.size(self.catalog_ids) if n is None else n
-        rows = self._trained_rows(user_idx, k, n)
         selected, given = self.light_users(user_idx)
-        return routed(rows, selected, lambda: self._from_positions(given, k, n))
+
+        def computed() -> dict:
+            return routed(self._trained_rows(user_idx, k, n), selected,
+                          lambda: self._from_positions(given, k, n))
+
+        # A request of users known by nothing (unknown ids) runs neither ranking.
+        return tf.cond(tf.reduce_all(selected & tf.reduce_all(given < 0, axis=1)),
+                       lambda: self._from_nothing(given, k), computed)
 
     def _trained_rows(self, user_idx: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
         c = self._candidates(n, k)
@@ -338,21 +344,35 @@ class ServingModule(ItemSignatures, tf.Module):
         """
         return self._from_positions(self._item_positions(item_ids), k, self._check_k(k))
 
-    def _from_positions(self, positions: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
-        """recommend_from_items for catalogue `positions` [B, G] (-1: none)."""
+    def _given_query(self, positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The query, user rows and rated bag of users known by `positions` [B, G]."""
         inputs, bag = given_items_inputs(self.profiles, self.catalog_idx, positions,
                                          self._known_items, self.model.rated_values is not None)
-        user_idx = inputs[F.USER_IDX]
-        query = self.model.query_embedding(inputs)
-        stage1 = self._stage1(query, lambda s: self._item_item_term(s, bag))
-        if self._prior_weight:  # on stage1's per-request spread (ModelConfig)
-            prior = (self.onboarding(positions) if self.onboarding is not None
-                     else tf.broadcast_to(self.log_popularity, tf.shape(stage1)))
-            stage1 += self._prior_weight * scaled_to(stage1, prior, tf.ones_like(stage1, tf.bool))
-        stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
-        rows = self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)), k)
-        return routed(rows, tf.reduce_all(positions < 0, axis=1),
-                      lambda: self._popular(query, user_idx, k))
+        return self.model.query_embedding(inputs), inputs[F.USER_IDX], bag
+
+    def _from_positions(self, positions: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
+        """recommend_from_items for catalogue `positions` [B, G] (-1: none)."""
+        nothing = tf.reduce_all(positions < 0, axis=1)
+
+        def ranked() -> dict:
+            query, user_idx, bag = self._given_query(positions)
+            stage1 = self._stage1(query, lambda s: self._item_item_term(s, bag))
+            if self._prior_weight:  # on stage1's per-request spread (ModelConfig)
+                prior = (self.onboarding(positions) if self.onboarding is not None
+                         else tf.broadcast_to(self.log_popularity, tf.shape(stage1)))
+                stage1 += self._prior_weight * scaled_to(stage1, prior,
+                                                         tf.ones_like(stage1, tf.bool))
+            stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
+            rows = self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)),
+                                k)
+            return routed(rows, nothing, lambda: self._popular(query, user_idx, k))
+
+        return tf.cond(tf.reduce_all(nothing), lambda: self._from_nothing(positions, k), ranked)
+
+    def _from_nothing(self, positions: tf.Tensor, k: tf.Tensor) -> dict:
+        """Users known by nothing (`positions` all -1): the most popular items."""
+        query, user_idx, _ = self._given_query(positions)
+        return self._popular(query, user_idx, k)
 
     def _popular(self, query: tf.Tensor, user_idx: tf.Tensor, k: tf.Tensor) -> dict:
         """A user known by nothing: the k most popular items, rated for this query
