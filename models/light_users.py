@@ -110,13 +110,33 @@ def light_user_table(tables: ServingTables, catalog_idx: np.ndarray,
 def routed(rows: dict[str, tf.Tensor], selected: tf.Tensor,
            answer: Callable[[], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
     """`rows` with each selected row [B] replaced by answer()'s; `answer` runs only for a
-    batch that selects one."""
+    batch that selects one. `rows` stay computed outside the cond, so a request of
+    unknown ids computes them too: on the serving benchmark's ML-100K model (module
+    called in process, 1,000 interleaved calls), known users' uncached recommend took
+    1.75 ms before unknown ids were routed and 1.81 ms after, and unknown ids' 1.70 ->
+    1.86 ms. With the ranking inside a branch, so that unknown ids skip it, unknown
+    ids took 1.37 ms but known users 2.05-2.13 (against 1.88): a branch's function
+    call passes it every table it reads."""
 
     def mixed() -> dict[str, tf.Tensor]:
         fresh = answer()
         return {key: tf.where(selected[:, tf.newaxis], fresh[key], rows[key]) for key in rows}
 
     return tf.cond(tf.reduce_any(selected), mixed, lambda: rows)
+
+
+def either(selected: tf.Tensor, plain: Callable[[], dict[str, tf.Tensor]],
+           special: Callable[[], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
+    """plain()'s rows with each selected row [B] replaced by special()'s, running only
+    what the batch needs: plain() alone, special() alone when every row is selected,
+    else both, merged (one Case op)."""
+
+    def mixed() -> dict[str, tf.Tensor]:
+        rows, fresh = plain(), special()
+        return {key: tf.where(selected[:, tf.newaxis], fresh[key], rows[key]) for key in rows}
+
+    branch = tf.where(tf.reduce_all(selected), 1, tf.where(tf.reduce_any(selected), 2, 0))
+    return tf.switch_case(branch, [plain, special, mixed])
 
 
 class PopularItems(tf.Module):

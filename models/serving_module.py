@@ -46,7 +46,7 @@ from mtrec.models.item_item import cold_item_term, item_item_term, known_rows, s
 from mtrec.models.item_signatures import ItemSignatures
 from mtrec.models.item_text import ItemText
 from mtrec.models.item_titles import title_table
-from mtrec.models.light_users import PopularItems, light_user_table, routed
+from mtrec.models.light_users import PopularItems, either, light_user_table, routed
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.onboarding import onboarding_term
 from mtrec.models.pair_split import SplitPairHeads, splittable
@@ -307,14 +307,8 @@ class ServingModule(ItemSignatures, tf.Module):
         from none (models/light_users.py)."""
         n = tf.size(self.catalog_ids) if n is None else n
         selected, given = self.light_users(user_idx)
-
-        def computed() -> dict:
-            return routed(self._trained_rows(user_idx, k, n), selected,
-                          lambda: self._from_positions(given, k, n))
-
-        # A request of users known by nothing (unknown ids) runs neither ranking.
-        return tf.cond(tf.reduce_all(selected & tf.reduce_all(given < 0, axis=1)),
-                       lambda: self._from_nothing(given, k), computed)
+        return routed(self._trained_rows(user_idx, k, n), selected,
+                      lambda: self._from_positions(given, k, n))
 
     def _trained_rows(self, user_idx: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
         c = self._candidates(n, k)
@@ -352,10 +346,10 @@ class ServingModule(ItemSignatures, tf.Module):
 
     def _from_positions(self, positions: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
         """recommend_from_items for catalogue `positions` [B, G] (-1: none)."""
+        query, user_idx, bag = self._given_query(positions)
         nothing = tf.reduce_all(positions < 0, axis=1)
 
         def ranked() -> dict:
-            query, user_idx, bag = self._given_query(positions)
             stage1 = self._stage1(query, lambda s: self._item_item_term(s, bag))
             if self._prior_weight:  # on stage1's per-request spread (ModelConfig)
                 prior = (self.onboarding(positions) if self.onboarding is not None
@@ -363,16 +357,13 @@ class ServingModule(ItemSignatures, tf.Module):
                 stage1 += self._prior_weight * scaled_to(stage1, prior,
                                                          tf.ones_like(stage1, tf.bool))
             stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
-            rows = self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)),
+            return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)),
                                 k)
-            return routed(rows, nothing, lambda: self._popular(query, user_idx, k))
 
-        return tf.cond(tf.reduce_all(nothing), lambda: self._from_nothing(positions, k), ranked)
+        def popular() -> dict:
+            return self._popular(query, user_idx, k)
 
-    def _from_nothing(self, positions: tf.Tensor, k: tf.Tensor) -> dict:
-        """Users known by nothing (`positions` all -1): the most popular items."""
-        query, user_idx, _ = self._given_query(positions)
-        return self._popular(query, user_idx, k)
+        return either(nothing, ranked, popular)
 
     def _popular(self, query: tf.Tensor, user_idx: tf.Tensor, k: tf.Tensor) -> dict:
         """A user known by nothing: the k most popular items, rated for this query
