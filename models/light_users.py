@@ -112,11 +112,11 @@ def routed(rows: dict[str, tf.Tensor], selected: tf.Tensor,
     """`rows` with each selected row [B] replaced by answer()'s; `answer` runs only for a
     batch that selects one. `rows` stay computed outside the cond, so a request of
     unknown ids computes them too: on the serving benchmark's ML-100K model (module
-    called in process, 1,000 interleaved calls), known users' uncached recommend took
-    1.75 ms before unknown ids were routed and 1.81 ms after, and unknown ids' 1.70 ->
-    1.86 ms. With the ranking inside a branch, so that unknown ids skip it, unknown
-    ids took 1.37 ms but known users 2.05-2.13 (against 1.88): a branch's function
-    call passes it every table it reads."""
+    called in process, 1,000 interleaved calls, two runs), known users' uncached
+    recommend took 1.69-1.75 ms before unknown ids were routed and 1.80-1.81 ms
+    after, unknown ids' 1.46 -> 1.59 ms (their query is the export's). With the
+    ranking inside a branch, so that unknown ids skip it, known users took 2.05-2.13
+    ms against 1.88: a branch's function call passes it every table it reads."""
 
     def mixed() -> dict[str, tf.Tensor]:
         fresh = answer()

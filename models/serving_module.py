@@ -157,6 +157,9 @@ class ServingModule(ItemSignatures, tf.Module):
         # with none (unknown ids) like recommend_from_items with none: by popularity.
         self.light_users = light_user_table(tables, catalog_idx, config)
         self.popular = PopularItems(probability, tables.item_ids)
+        self.nothing_query = as_variable(  # the query of a user known by nothing
+            self._given_query(tf.fill([1, 1], tf.constant(-1, tf.int64)))[0].numpy(),
+            "nothing_query")
         self.user_queries = self.user_item_item = self.user_seen = self.user_rows = None
         self.pair_split = self.answers = None
         if cache_users:
@@ -346,10 +349,10 @@ class ServingModule(ItemSignatures, tf.Module):
 
     def _from_positions(self, positions: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
         """recommend_from_items for catalogue `positions` [B, G] (-1: none)."""
-        query, user_idx, bag = self._given_query(positions)
         nothing = tf.reduce_all(positions < 0, axis=1)
 
         def ranked() -> dict:
+            query, user_idx, bag = self._given_query(positions)
             stage1 = self._stage1(query, lambda s: self._item_item_term(s, bag))
             if self._prior_weight:  # on stage1's per-request spread (ModelConfig)
                 prior = (self.onboarding(positions) if self.onboarding is not None
@@ -360,17 +363,16 @@ class ServingModule(ItemSignatures, tf.Module):
             return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)),
                                 k)
 
-        def popular() -> dict:
-            return self._popular(query, user_idx, k)
+        return either(nothing, ranked, lambda: self._popular(tf.shape(positions)[0], k))
 
-        return either(nothing, ranked, popular)
-
-    def _popular(self, query: tf.Tensor, user_idx: tf.Tensor, k: tf.Tensor) -> dict:
-        """A user known by nothing: the k most popular items, rated for this query
-        (above the model's own answers for such users: models/light_users.py)."""
-        at, scores = self.popular(tf.shape(query)[0], k)
-        pair = pair_scores(self.model, query, user_idx, tf.gather(self.item_vectors, at),
-                           tf.gather(self.catalog_idx, at))
+    def _popular(self, batch: tf.Tensor, k: tf.Tensor) -> dict:
+        """`batch` users known by nothing: the k most popular items, rated for such a
+        user's query, computed at export (above the model's own answers for such users:
+        models/light_users.py)."""
+        at, scores = self.popular(batch, k)
+        query = tf.tile(self.nothing_query, tf.stack([batch, 1]))
+        pair = pair_scores(self.model, query, tf.zeros([batch], tf.int64),
+                           tf.gather(self.item_vectors, at), tf.gather(self.catalog_idx, at))
         return {S.ITEM_IDS: tf.gather(self.catalog_ids, at), S.SCORES: scores,
                 S.RATINGS: pair[RATING]}
 
