@@ -117,12 +117,8 @@ def routed(rows: dict[str, tf.Tensor], selected: tf.Tensor,
     after, unknown ids' 1.46 -> 1.59 ms (their query is the export's). With the
     ranking inside a branch, so that unknown ids skip it, known users took 2.05-2.13
     ms against 1.88: a branch's function call passes it every table it reads."""
-
-    def mixed() -> dict[str, tf.Tensor]:
-        fresh = answer()
-        return {key: tf.where(selected[:, tf.newaxis], fresh[key], rows[key]) for key in rows}
-
-    return tf.cond(tf.reduce_any(selected), mixed, lambda: rows)
+    return tf.cond(tf.reduce_any(selected), lambda: _merged(selected, rows, answer()),
+                   lambda: rows)
 
 
 def either(selected: tf.Tensor, plain: Callable[[], dict[str, tf.Tensor]],
@@ -130,13 +126,15 @@ def either(selected: tf.Tensor, plain: Callable[[], dict[str, tf.Tensor]],
     """plain()'s rows with each selected row [B] replaced by special()'s, running only
     what the batch needs: plain() alone, special() alone when every row is selected,
     else both, merged (one Case op)."""
-
-    def mixed() -> dict[str, tf.Tensor]:
-        rows, fresh = plain(), special()
-        return {key: tf.where(selected[:, tf.newaxis], fresh[key], rows[key]) for key in rows}
-
     branch = tf.where(tf.reduce_all(selected), 1, tf.where(tf.reduce_any(selected), 2, 0))
-    return tf.switch_case(branch, [plain, special, mixed])
+    return tf.switch_case(branch, [plain, special,
+                                   lambda: _merged(selected, plain(), special())])
+
+
+def _merged(selected: tf.Tensor, rows: dict[str, tf.Tensor], fresh: dict[str, tf.Tensor]
+            ) -> dict[str, tf.Tensor]:
+    """`rows` with each selected row [B] taken from `fresh`."""
+    return {key: tf.where(selected[:, tf.newaxis], fresh[key], rows[key]) for key in rows}
 
 
 class PopularItems(tf.Module):
