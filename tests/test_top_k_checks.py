@@ -43,6 +43,8 @@ def _calls(node: tf.compat.v1.NodeDef) -> tuple[list[str], list[str]]:
     data = [i for i in node.input if not i.startswith("^")]
     if node.op in ("If", "StatelessIf"):
         return [node.attr["then_branch"].func.name, node.attr["else_branch"].func.name], data[1:]
+    if node.op in ("Case", "StatelessCase"):  # tf.switch_case (models/light_users.either)
+        return [f.name for f in node.attr["branches"].list.func], data[1:]
     if node.op in ("PartitionedCall", "StatefulPartitionedCall"):
         return [node.attr["f"].func.name], data
     return [], []
