@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from mtrec.contracts import features as F
@@ -40,9 +41,9 @@ def check_tables(dataset: Dataset) -> None:
 
 
 def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str,
-                rejected: int = 0) -> tuple[dict[str, int], str]:
-    """Rows per split (train, eval) of the cleaned ratings and the split rule (in words);
-    raise when either split would be empty.
+                rejected: int = 0) -> tuple[dict[str, int], str, str | None]:
+    """Rows per split (train, eval) of the cleaned ratings, the split rule (in words) and
+    the eval users' note (_eval_users_note); raise when either split would be empty.
 
     `rejected` (ratings rejected while cleaning) is named in the message: a
     split value such as "test" is a reject, so the rows a user meant as eval
@@ -66,17 +67,15 @@ def check_split(cleaned: Dataset, eval_fraction: float, rejects_path: str,
             f"{cleaned.name}: no {empty[0]} rows among {len(ratings)} ratings "
             f"(split: {rule}{dropped}); {hint}"
         )
-    return rows, rule
+    return rows, rule, _eval_users_note(ratings, is_eval)
 
 
-def eval_users_note(cleaned: Dataset, eval_fraction: float) -> str | None:
+def _eval_users_note(ratings: pd.DataFrame, is_eval: np.ndarray) -> str | None:
     """A note when some eval users have no training ratings (an official split that holds
     out whole users): `recommend` serves such an id by popularity, so on those users
     the served metrics equal popularity's, and the gate, which asks for a lift over
     popularity, sees none there (the sample split so: 0.335 -> 0.404 NDCG@10, popularity
     0.404, and the model was not pushed)."""
-    ratings = cleaned.ratings
-    is_eval, _ = eval_mask(ratings, eval_fraction)
     trained = set(ratings.loc[~is_eval, F.USER_ID])
     users = ratings.loc[is_eval, F.USER_ID].unique()
     new = int((~pd.Series(users).isin(trained)).sum())

@@ -77,25 +77,28 @@ SUFFIXES = (".csv", ".csv.gz", ".parquet", *JSON_LINES_SUFFIXES)
 
 def _find(path: Path, stem: str) -> Path | None:
     """`stem`'s file in `path`; an error when two formats of it are there, or when none
-    is but a file under a name or format mtrec does not read is (`unread_hint`): an
+    is but a file under a name or format mtrec does not read is (`_unread_hint`): an
     `Items.csv` or `items.tsv` was ignored, and the run trained without item text."""
     found = [path / f"{stem}{s}" for s in SUFFIXES if (path / f"{stem}{s}").is_file()]
     if len(found) > 1:
         raise ValueError(f"{path}: both {found[0].name} and {found[1].name}; keep one")
     if found:
         return found[0]
-    hint = unread_hint(path, stem)
+    hint = _unread_hint(path, stem)
     if hint:
-        raise FileNotFoundError(f"{path}: no {stem} file ({', '.join(stem + s for s in SUFFIXES)})"
-                                f"; {hint}")
+        raise FileNotFoundError(f"{_no_file(path, stem)}; {hint}")
     return None
 
 
 def _require(path: Path, stem: str) -> Path:
     found = _find(path, stem)
     if found is None:
-        raise FileNotFoundError(f"{path}: no {stem} file ({', '.join(stem + s for s in SUFFIXES)})")
+        raise FileNotFoundError(_no_file(path, stem))
     return found
+
+
+def _no_file(path: Path, stem: str) -> str:
+    return f"{path}: no {stem} file ({', '.join(stem + s for s in SUFFIXES)})"
 
 
 # Formats a table is saved in that mtrec does not read, with what to do instead.
@@ -118,7 +121,7 @@ def _format_advice(name: str, want: str) -> str:
     return ""
 
 
-def unread_hint(path: Path, stem: str) -> str:
+def _unread_hint(path: Path, stem: str) -> str:
     """What `path` holds for `stem` that mtrec does not read, and what to do: a name in
     another case (`Ratings.CSV`), another format (`ratings.tsv`, `ratings.xlsx`), or the
     right file one folder down. "" when there is none."""

@@ -32,6 +32,7 @@ from mtrec.commands.options import (
     add_pipeline_options,
     check_flags,
     fraction,
+    home_problem,
     open_fraction,
     pipeline_fields,
     run_home_problem,
@@ -46,7 +47,6 @@ from mtrec.ingest import IngestOptions, IngestResult, ingest
 from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
 from mtrec.pipeline.home_lock import HomeInUseError, home_lock
-from mtrec.pipeline.home_path import home_problem
 from mtrec.pseudonyms import key_from_env
 from mtrec.serving.cli import (
     QUERY_EXAMPLES,

@@ -25,7 +25,7 @@ import pandas as pd
 
 from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
-from mtrec.data.checks import check_split, check_tables, eval_users_note
+from mtrec.data.checks import check_split, check_tables
 from mtrec.data.cleaning import REJECTED, CleanResult, first_rating_reject
 from mtrec.data.parsing import HeaderError
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
@@ -125,9 +125,8 @@ def check(
         raise DataQualityError(f"{err}; the first: {first}; the rejected rows are in "
                                f"{rejects_path}") from err
     _write_rejects(result.rejects, rejects_path, key, raw_ids, keep_raw)
-    rows, rule = check_split(result.dataset, options.eval_fraction, rejects_path,
-                             result.counts[REJECTED])
-    note = eval_users_note(result.dataset, options.eval_fraction)
+    rows, rule, note = check_split(result.dataset, options.eval_fraction, rejects_path,
+                                   result.counts[REJECTED])
     if note:  # said where the data notes are (data check, summary, report)
         dataset = dataclasses.replace(result.dataset, notes=(*result.dataset.notes, note))
         result = dataclasses.replace(result, dataset=dataset)

@@ -166,3 +166,26 @@ def run_home_problem(home: str) -> str | None:
         return (f"{home}: no {MLMD_FILE}, so not an `mtrec run` output folder "
                 f"(`mtrec run --home {home}` makes one)")
     return None
+
+
+# Beam and TFX read a component's inputs by file pattern (`<uri>/Split-train/*`), so a
+# `[`, `]`, `*` or `?` anywhere in a home's absolute path is read as a pattern
+# character: a sample run under "runs [v2]/" wrote its examples, then failed in its
+# first component with "No files found based on the file pattern .../runs
+# [v2]/examples/.../catalog/*". TFX builds those patterns itself, so such a home is
+# refused before anything is written.
+PATTERN_CHARACTERS = "[]*?"
+
+
+def home_problem(home: str) -> str | None:
+    """Why `home` cannot be a new run's home, in words for an `error:` line; None when
+    it can (run_home_problem above asks for an existing one)."""
+    if os.path.exists(home) and not os.path.isdir(home):  # else a traceback from ingestion
+        return (f"--home {home} is a file: the run's output folder must be a folder "
+                "(a new path makes one)")
+    found = sorted({c for c in os.path.abspath(home) if c in PATTERN_CHARACTERS})
+    if found:
+        return (f"--home {os.path.abspath(home)} holds {' '.join(found)}, which Beam and TFX "
+                "read as file-pattern characters in the paths of their own files: give a "
+                "home whose path has none")
+    return None
