@@ -45,9 +45,10 @@ import pandas as pd
 
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
+from mtrec.data.header_hints import column_hint
 from mtrec.data.json_lines import SUFFIXES as JSON_LINES_SUFFIXES
 from mtrec.data.json_lines import is_json_lines, read_json_lines
-from mtrec.data.parsing import column_hint, read_csv_rows, to_ratings
+from mtrec.data.parsing import read_csv_rows, to_ratings
 from mtrec.data.tables import (
     ITEMS,
     LINE,

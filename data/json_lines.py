@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mtrec.data.parsing import CsvTable, column_hint, read_lines
+from mtrec.data.header_hints import column_hint
+from mtrec.data.parsing import CsvTable, read_lines
 from mtrec.data.tables import LINE, RAW
 
 SUFFIXES = (".jsonl", ".jsonl.gz")

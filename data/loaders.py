@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mtrec.data.generic import SUFFIXES, load_generic
+from mtrec.data.header_hints import HeaderError
 from mtrec.data.movielens import load_ml1m, load_ml100k, load_ml_latest_small
-from mtrec.data.parsing import HeaderError
 from mtrec.data.synthetic import generate
 from mtrec.data.tables import Dataset
 

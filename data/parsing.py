@@ -20,7 +20,7 @@ import csv
 import io
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mtrec.contracts import features as F
+from mtrec.data.header_hints import HeaderError, column_hint, headerless_hint, separator_hint
 from mtrec.data.tables import (
     LINE,
     RAW,
@@ -92,19 +93,6 @@ def split_delimited(
     frame[LINE] = numbers[ok]
     frame[RAW] = texts[ok].to_numpy()
     return frame, bad
-
-
-class HeaderError(ValueError):
-    """A CSV header the file cannot be read with. Its first line may be data (no
-    header row at all), so `withheld` says the same without the line's values."""
-
-    def __init__(self, path: Path, header: list[str], problem: str) -> None:
-        super().__init__(f"{path}: header {header} {problem}")
-        self.path, self.header, self.problem = path, header, problem
-
-    def withheld(self) -> str:
-        return (f"{self.path}: the header (line 1, {len(self.header)} fields; values withheld: "
-                f"pseudonymised run) {self.problem}")
 
 
 class Record(NamedTuple):
@@ -327,66 +315,6 @@ def _with_none(values: pd.Series, missing: pd.Series) -> pd.Series:
 
 def _stripped(values: pd.Series) -> pd.Series:
     return values.astype(str).str.strip() if values.dtype == object else values
-
-
-def headerless_hint(header: list[str], required: Iterable[str]) -> str:
-    """A hint when the first line holds numbers and no column name: data, as u.data
-    converted to CSV has, not a header."""
-    numbers = pd.to_numeric(pd.Series(header, dtype=object), errors="coerce").notna()
-    if not numbers.any() or {_snake(h) for h in header} & set(required):
-        return ""
-    return (f" (the first line looks like data: the file needs a header row, such as "
-            f"{','.join(required)})")
-
-
-def separator_hint(header: list[str]) -> str:
-    """A hint when a one-column header looks separated by something other than commas."""
-    if len(header) != 1:
-        return ""
-    for sep, name in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
-        if sep in header[0]:
-            return f" (it looks {name}-separated: the CSV files must be comma-separated)"
-    return ""
-
-
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")  # userId -> user_Id
-# What exports call the required columns (the words before an "id": customer_id,
-# reviewerID, asin): a header of them was refused with the required names only.
-_OTHER_NAMES = {
-    F.USER_ID: frozenset({"user", "uid", "customer", "member", "visitor", "account", "client",
-                          "reviewer", "viewer", "listener", "reader", "buyer", "person"}),
-    F.ITEM_ID: frozenset({"item", "iid", "movie", "film", "product", "asin", "sku", "book",
-                          "isbn", "track", "song", "artist", "article", "content", "video",
-                          "show", "game", "recipe", "business"}),
-    F.RATING: frozenset({"stars", "star", "score", "overall", "rate", "rated", "grade",
-                         "review_score", "vote"}),
-}
-
-
-def _snake(name: str) -> str:
-    return _CAMEL.sub("_", name.strip()).lower().replace(" ", "_")
-
-
-def column_hint(header: Iterable[str], missing: list[str]) -> str:
-    """A hint when a missing column is in the header in other case, with spaces or in
-    camelCase ("User_ID", "Item ID", "userId"), or under a name exports give it
-    ("customer_id", "asin", "stars")."""
-    near = {}
-    for h in map(str, header):
-        near[_snake(h)] = h
-        near[h.strip().lower().replace(" ", "_")] = h
-    found = [f"{near[c]!r} -> {c!r}" for c in missing if c in near]
-    if found:
-        return f" (column names are lower-case, as listed: {', '.join(found)})"
-    named = []
-    for column in missing:
-        words = _OTHER_NAMES.get(column, frozenset())
-        for h in map(str, header):
-            name = _snake(h)
-            if name in words or re.sub(r"_?id$", "", name) in words:
-                named.append(f"{h!r} -> {column!r}")
-                break
-    return f" (if these are them, rename: {', '.join(named)})" if named else ""
 
 
 def _unclosed(record: list[str]) -> bool:

@@ -1,9 +1,9 @@
 """ServingModule's item-side signatures: embeddings and display titles of items.
 
 ServingModule (models/serving_module.py) holds the user-side signatures
-(recommend, recommend_from_items, retrieve, score, user_interest, embed_user)
-and builds every table; these read only the catalogue tables and the candidate
-tower. The names below are declared so that mypy checks their use here.
+(recommend, retrieve, score, user_interest, embed_user; recommend_from_items:
+models/given_items.py) and builds every table; these read only the catalogue
+tables and the candidate tower. The names below are declared so that mypy checks their use here.
 """
 
 from __future__ import annotations

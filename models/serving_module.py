@@ -25,6 +25,8 @@ Known users read per-user tables built here once (query, item-item term, seen
 mask: models/serving_ops.py) and pair heads split per item (models/pair_split.py):
 recommend's op time 2,251 -> 517 us a call on ML-100K (benchmarks/graph_ops.py).
 From ModelConfig.ivf_min_items items an IVF index (models/ivf.py) picks stage 1.
+Signatures of a user known by given items: models/given_items.py; of items:
+models/item_signatures.py.
 """
 
 from __future__ import annotations
@@ -42,11 +44,11 @@ from mtrec.models.answer_cache import build_answer_cache, cache_depth
 from mtrec.models.cold_item_map import catalogue_vectors
 from mtrec.models.config import RATING, RELEVANCE
 from mtrec.models.first_stage import first_stage_tables
-from mtrec.models.item_item import cold_item_term, item_item_term, known_rows, scaled_to
-from mtrec.models.item_signatures import ItemSignatures
+from mtrec.models.given_items import GivenItems
+from mtrec.models.item_item import cold_item_term, item_item_term, known_rows
 from mtrec.models.item_text import ItemText
 from mtrec.models.item_titles import title_table
-from mtrec.models.light_users import PopularItems, either, light_user_table, routed
+from mtrec.models.light_users import PopularItems, light_user_table, routed
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.onboarding import onboarding_term
 from mtrec.models.pair_split import SplitPairHeads, splittable
@@ -57,7 +59,6 @@ from mtrec.models.serving_ops import (
     checked_size,
     exclude,
     fits,
-    given_items_inputs,
     pair_scores,
     per_user_rows,
     position_table,
@@ -79,7 +80,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class ServingModule(ItemSignatures, tf.Module):
+class ServingModule(GivenItems, tf.Module):
     """Holds the model, the Transform layer and the lookup tables."""
 
     def __init__(
@@ -327,54 +328,6 @@ class ServingModule(ItemSignatures, tf.Module):
         values, at = self.ivf.top(vector, self.item_retrieval_vectors, self._seen(user_idx), c,
                                   exact)
         return self._rerank(query, user_idx, values, at, k)
-
-    @spec.signature(input_signature=[spec.ITEM_IDS, spec.K])
-    def recommend_from_items(self, item_ids: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Top-k for a user known only by the items given now (oldest first), none of
-        them returned: a new user, or fresh interactions, without retraining.
-
-        The query is an unknown user's (id row 0, no demographics) with these items
-        as its history and rated-item bag; the item-item term reads the same bag,
-        and a prior is added: what users who started with these items rated next
-        (models/onboarding.py), or, where that is not served, log popularity.
-        Items outside the catalogue, or never rated in training, are ignored.
-        """
-        return self._from_positions(self._item_positions(item_ids), k, self._check_k(k))
-
-    def _given_query(self, positions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """The query, user rows and rated bag of users known by `positions` [B, G]."""
-        inputs, bag = given_items_inputs(self.profiles, self.catalog_idx, positions,
-                                         self._known_items, self.model.rated_values is not None)
-        return self.model.query_embedding(inputs), inputs[F.USER_IDX], bag
-
-    def _from_positions(self, positions: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
-        """recommend_from_items for catalogue `positions` [B, G] (-1: none)."""
-        nothing = tf.reduce_all(positions < 0, axis=1)
-
-        def ranked() -> dict:
-            query, user_idx, bag = self._given_query(positions)
-            stage1 = self._stage1(query, lambda s: self._item_item_term(s, bag))
-            if self._prior_weight:  # on stage1's per-request spread (ModelConfig)
-                prior = (self.onboarding(positions) if self.onboarding is not None
-                         else tf.broadcast_to(self.log_popularity, tf.shape(stage1)))
-                stage1 += self._prior_weight * scaled_to(stage1, prior,
-                                                         tf.ones_like(stage1, tf.bool))
-            stage1 = exclude(stage1, tf.ragged.boolean_mask(positions, positions >= 0))
-            return self._rerank(query, user_idx, *top_positions(stage1, self._candidates(n, k)),
-                                k)
-
-        return either(nothing, ranked, lambda: self._popular(tf.shape(positions)[0], k))
-
-    def _popular(self, batch: tf.Tensor, k: tf.Tensor) -> dict:
-        """`batch` users known by nothing: the k most popular items, rated for such a
-        user's query, computed at export (above the model's own answers for such users:
-        models/light_users.py)."""
-        at, scores = self.popular(batch, k)
-        query = tf.tile(self.nothing_query, tf.stack([batch, 1]))
-        pair = pair_scores(self.model, query, tf.zeros([batch], tf.int64),
-                           tf.gather(self.item_vectors, at), tf.gather(self.catalog_idx, at))
-        return {S.ITEM_IDS: tf.gather(self.catalog_ids, at), S.SCORES: scores,
-                S.RATINGS: pair[RATING]}
 
     @spec.signature(input_signature=[spec.USER_ID, spec.K])
     def retrieve(self, user_id: tf.Tensor, k: tf.Tensor) -> dict[str, tf.Tensor]:

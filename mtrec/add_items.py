@@ -36,8 +36,9 @@ from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import WEIGHTS_DIR
 from mtrec.data.artifact_io import read_split, split_dir
+from mtrec.data.header_hints import column_hint, separator_hint
 from mtrec.data.json_lines import is_json_lines, read_json_lines
-from mtrec.data.parsing import Dialect, column_hint, separator_hint
+from mtrec.data.parsing import Dialect
 from mtrec.data.tables import (
     LINE,
     RAW,

@@ -27,7 +27,7 @@ from mtrec.contracts.artifacts import INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
 from mtrec.data.checks import check_split, check_tables
 from mtrec.data.cleaning import REJECTED, CleanResult, first_rating_reject
-from mtrec.data.parsing import HeaderError
+from mtrec.data.header_hints import HeaderError
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
 from mtrec.data.tables import Dataset
 from mtrec.pipeline import code_version
