@@ -54,7 +54,7 @@ from mtrec.models.reindex import reindex
 from mtrec.models.serving_tables import genre_vocabulary
 from mtrec.pipeline.home_lock import home_lock
 from mtrec.pipeline.local_runner import LocalPaths
-from mtrec.run_state import NodeRun, latest_pushed_run
+from mtrec.run_state import NodeRun, latest_pushed_run, nothing_pushed
 from mtrec.serving.versions import list_versions
 from mtrec.summary import shown_path
 
@@ -215,8 +215,7 @@ def _add_items(home: str, items_path: str) -> str:
     # The served model's run: a later run whose model a gate refused is not served.
     nodes = latest_pushed_run(paths.metadata_path)
     if not nodes:
-        raise FileNotFoundError(f"{home}: no run pushed a model yet, so there is no served "
-                                "catalogue to add items to")
+        raise FileNotFoundError(nothing_pushed(home))
     given, read_notes = read_given_items(items_path)
     items = latest_per_id(given)
     # Cumulative: what earlier add-items gave the same served model, then these.

@@ -48,6 +48,7 @@ from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
 from mtrec.pipeline.home_lock import HomeInUseError, home_lock
 from mtrec.pseudonyms import key_from_env
+from mtrec.run_state import latest_pushed_run, latest_run, nothing_pushed
 from mtrec.serving.cli import (
     QUERY_EXAMPLES,
     add_query_parser,
@@ -202,7 +203,6 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
 def _summarise(home: str, paths: LocalPaths, data: IngestResult) -> RunSummary:
     """The run's summary (also written to <home>/summary.json), with an example
     recommendation from the pushed model."""
-    from mtrec.run_state import latest_run  # TFX: after ingestion
     from mtrec.summary import SUMMARY_FILE, collect, example_recommendation
 
     summary = collect(latest_run(paths.metadata_path))
@@ -308,6 +308,8 @@ def _add_items(args: argparse.Namespace) -> int:
         return 2
     try:
         with home_lock(args.home):  # a run in the home refuses this in a second
+            if not latest_pushed_run(os.path.join(args.home, A.MLMD_FILE)):
+                raise FileNotFoundError(nothing_pushed(args.home))
             from mtrec.add_items import add_items  # TensorFlow: after the checks
 
             add_items(args.home, args.items, home_locked=True)

@@ -97,6 +97,12 @@ def latest_pushed_run(sqlite_path: str) -> dict[str, NodeRun]:
     return {}
 
 
+def nothing_pushed(home: str) -> str:
+    """The error for `mtrec add-items` on a home whose runs pushed no model: read from
+    MLMD alone, so the command says it before TensorFlow loads (~10 s)."""
+    return f"{home}: no run pushed a model yet, so there is no served catalogue to add items to"
+
+
 def custom_property(
     artifact: metadata_store_pb2.Artifact, name: str
 ) -> int | float | str | bool | Message | None:

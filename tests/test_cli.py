@@ -20,6 +20,7 @@ from mtrec.commands.compile import settings_from_args
 from mtrec.commands.options import pipeline_fields
 from mtrec.models.config import ModelConfig
 from mtrec.pipeline import configs
+from mtrec.pipeline.mlmd_store import open_store
 from mtrec.pipeline.settings import Thresholds
 
 COMMANDS = ("run", "compile", "data", "report", "serve", "query", "download", "add-items")
@@ -406,8 +407,14 @@ def test_a_folder_that_is_no_run_home_is_a_one_line_error(argv, tmp_path: Path, 
     assert err.startswith("error: ") and "no metadata.sqlite" in err and "Traceback" not in err
 
 
+def _empty_store(home: Path) -> None:
+    """An MLMD store that recorded no run (an empty file is refused: test_mlmd_store.py)."""
+    (home / "metadata.sqlite").touch()
+    open_store(str(home / "metadata.sqlite"), writable=True)
+
+
 def test_add_items_names_a_missing_items_file(tmp_path: Path, capsys):
-    (tmp_path / "metadata.sqlite").touch()
+    _empty_store(tmp_path)
     assert main(["add-items", "--home", str(tmp_path), "--items", "missing.csv"]) == 2
     assert capsys.readouterr().err == "error: missing.csv: no such file\n"
 
@@ -416,7 +423,7 @@ def test_add_items_names_a_missing_items_file(tmp_path: Path, capsys):
 def test_add_items_names_an_items_path_that_is_no_csv(kind, tmp_path: Path, capsys):
     """An empty --items file said pandas' "No columns to parse from file", naming no file;
     a folder said "no such file"."""
-    (tmp_path / "metadata.sqlite").touch()
+    _empty_store(tmp_path)
     items = tmp_path / "items"
     items.mkdir() if kind == "folder" else items.write_text("")
     assert main(["add-items", "--home", str(tmp_path), "--items", str(items)]) == 2

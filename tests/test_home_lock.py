@@ -15,6 +15,7 @@ import pytest
 
 from mtrec.cli import main
 from mtrec.pipeline.home_lock import LOCK_FILE, HomeInUseError, home_lock, run_lock
+from mtrec.pipeline.mlmd_store import open_store
 
 HOLDER = """import sys, time
 from mtrec.pipeline.home_lock import run_lock
@@ -62,7 +63,8 @@ def test_mtrec_run_in_a_home_in_use_stops_before_ingestion(held, capsys) -> None
 
 def test_add_items_in_a_home_in_use_is_refused(held, tmp_path: Path, capsys) -> None:
     home, _ = held
-    (home / "metadata.sqlite").write_bytes(b"")  # passes the quick check, reaches the lock
+    (home / "metadata.sqlite").touch()  # an MLMD store: passes the quick check
+    open_store(str(home / "metadata.sqlite"), writable=True)
     items = tmp_path / "new.csv"
     items.write_text("item_id,title\nn1,New (2021)\n")
     assert main(["add-items", "--home", str(home), "--items", str(items)]) == 2

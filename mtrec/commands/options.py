@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mtrec.contracts.artifacts import MLMD_FILE
 from mtrec.contracts.metrics import threshold_names
+from mtrec.pipeline.mlmd_store import store_problem
 
 if TYPE_CHECKING:  # imported when flags become settings, not when parsers are built
     from mtrec.pipeline.settings import Thresholds
@@ -162,10 +163,11 @@ def pipeline_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str
 def run_home_problem(home: str) -> str | None:
     """Why `home` is not an `mtrec run` output folder, or None: checked before a
     command imports TensorFlow (~10 s), so a mistyped path fails in a second."""
-    if not os.path.isfile(os.path.join(home, MLMD_FILE)):
+    store = os.path.join(home, MLMD_FILE)
+    if not os.path.isfile(store):
         return (f"{home}: no {MLMD_FILE}, so not an `mtrec run` output folder "
                 f"(`mtrec run --home {home}` makes one)")
-    return None
+    return store_problem(store)
 
 
 # Beam and TFX read a component's inputs by file pattern (`<uri>/Split-train/*`), so a
@@ -188,4 +190,7 @@ def home_problem(home: str) -> str | None:
         return (f"--home {os.path.abspath(home)} holds {' '.join(found)}, which Beam and TFX "
                 "read as file-pattern characters in the paths of their own files: give a "
                 "home whose path has none")
+    store = os.path.join(home, MLMD_FILE)  # an empty one is a new home's: the run fills it
+    if os.path.isfile(store) and os.path.getsize(store):
+        return store_problem(store)  # else the run ingests, then fails in the pipeline
     return None
