@@ -22,6 +22,10 @@ BEYOND_ACCURACY_METRICS = (at(COVERAGE, RECOMMEND_K), at(NOVELTY, RECOMMEND_K))
 # Derived, relative gates: model / popularity - 1, and model - last pushed model.
 NDCG_LIFT = at(NDCG, RECOMMEND_K) + "_lift"
 NDCG_CHANGE = at(NDCG, RECOMMEND_K) + "_change"
+# Their standard errors over the eval users (models/evaluation.py): a gate's verdict
+# on a few dozen users is mostly noise, and the summary says how much.
+STDERR_SUFFIX = "_stderr"
+EVAL_USERS = "eval_users"  # how many eval users the RetrievalEvaluator scored
 
 
 def threshold_names(ks: tuple[int, ...] = RETRIEVAL_KS) -> set[str]:

@@ -30,14 +30,14 @@ def hit_rates(
     return {at(HIT_RATE, k): float(np.mean(first < k)) for k in ks}
 
 
-def ranking_metrics(
+def per_user_ranking(
     ranked: np.ndarray, relevant: Sequence[set], k: int = 10
-) -> dict[str, float]:
-    """Per-user Precision@k, Recall@k and NDCG@k (binary relevance), averaged over users.
+) -> dict[str, np.ndarray]:
+    """Per-user Precision@k, Recall@k and NDCG@k (binary relevance), one value per
+    user with held-out items (users with none are skipped), in row order.
 
     ranked: [num_users, >=k] item ids with already-seen (training) items removed.
-    relevant: for each row, the set of held-out items of that user (users with
-    none are skipped).
+    relevant: for each row, the set of held-out items of that user.
 
     NDCG@k: relevance 1 for every held-out item (whatever its rating), DCG with
     1/log2(rank + 1), divided by the ideal DCG of min(|relevant|, k) hits; this
@@ -53,11 +53,41 @@ def ranking_metrics(
         recall.append(hits.sum() / len(truth))
         ideal = discounts[: min(len(truth), k)].sum()
         ndcg.append(float((hits * discounts[: len(hits)]).sum() / ideal))  # a row may be < k
-    return {
-        at(PRECISION, k): float(np.mean(precision)) if precision else 0.0,
-        at(RECALL, k): float(np.mean(recall)) if recall else 0.0,
-        at(NDCG, k): float(np.mean(ndcg)) if ndcg else 0.0,
-    }
+    return {at(PRECISION, k): np.array(precision), at(RECALL, k): np.array(recall),
+            at(NDCG, k): np.array(ndcg)}
+
+
+def ranking_metrics(
+    ranked: np.ndarray, relevant: Sequence[set], k: int = 10
+) -> dict[str, float]:
+    """per_user_ranking averaged over users."""
+    return means(per_user_ranking(ranked, relevant, k))
+
+
+def means(per_user: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each metric's mean over users (0 without any)."""
+    return {name: float(values.mean()) if len(values) else 0.0
+            for name, values in per_user.items()}
+
+
+def lift_stderr(model: np.ndarray, reference: np.ndarray) -> float:
+    """Standard error of mean(model) / mean(reference) - 1 over paired per-user values
+    (the delta method for a ratio of means): with R the ratio, the residuals
+    d = model - R * reference sum to 0, and SE = sqrt(sum d^2 / (n (n - 1))) / mean(reference).
+    NaN for fewer than 2 users or a reference mean of 0."""
+    n, base = len(model), float(np.mean(reference)) if len(reference) else 0.0
+    if n < 2 or base == 0:
+        return float("nan")
+    residual = model - float(np.mean(model)) / base * reference
+    return float(np.sqrt(np.sum(residual ** 2) / (n * (n - 1))) / base)
+
+
+def change_stderr(model: np.ndarray, reference: np.ndarray) -> float:
+    """Standard error of mean(model - reference) over paired per-user values (NaN for
+    fewer than 2 users)."""
+    if len(model) < 2:
+        return float("nan")
+    return float(np.std(model - reference, ddof=1) / np.sqrt(len(model)))
 
 
 def coverage_and_novelty(

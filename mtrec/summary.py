@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, TypedDict
@@ -13,12 +14,14 @@ from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
 from mtrec.contracts.metrics import (
     BASELINE_PREFIX,
+    EVAL_USERS,
     HIT_RATE,
     INTEREST_AUC,
     NDCG,
     POPULARITY_PREFIX,
     PRECISION,
     RECOMMEND_K,
+    STDERR_SUFFIX,
     TFMA_AUC,
     TFMA_CALIBRATION,
     TFMA_KEYS,
@@ -229,6 +232,15 @@ def tfma_not_run(verdicts: Mapping[str, Any]) -> bool:
     return verdicts.get("tfma_blessed") is None and verdicts.get("retrieval_blessed") is False
 
 
+def _stderr_note(metrics: dict, name: str) -> str:
+    """A relative gate's standard error over the eval users, where the evaluator gave it."""
+    error = metrics.get(name + STDERR_SUFFIX)
+    if not isinstance(error, (int, float)) or not math.isfinite(error):
+        return ""
+    users = metrics.get(EVAL_USERS)
+    return f" (standard error {error:.3f}" + (f" over {users} eval users)" if users else ")")
+
+
 def _tfma_verdict(summary: RunSummary) -> str:
     """True/False, or why TFMA did not run."""
     return "not run (retrieval gate refused)" if tfma_not_run(summary) else str(
@@ -370,7 +382,8 @@ def render(summary: RunSummary) -> str:
         failed = summary["retrieval"].get(A.RETRIEVAL_FAILED) or {}
         if failed:
             lines.append("retrieval gate failed: " + ", ".join(
-                f"{name} {value:.3f} < {bound}" for name, (value, bound) in failed.items()))
+                f"{name} {value:.3f} < {bound}{_stderr_note(m, name)}"
+                for name, (value, bound) in failed.items()))
     if summary.get("tfma_failed"):
         lines.append("TFMA gate failed: " + ", ".join(summary["tfma_failed"]))
     retrieval_blessed = summary.get("retrieval_blessed")

@@ -212,8 +212,12 @@ def test_a_model_the_retrieval_gate_refused_says_tfma_did_not_run_and_why():
     """TFMA runs only on models the retrieval gate passed (pipeline.py): the
     page, the not-pushed reason and the terminal summary say so."""
     failed = {"ndcg@10_lift": (0.01, 0.05)}
+    retrieval = REPORT["evaluation"]["retrieval"]
+    metrics = {**retrieval["metrics"], "ndcg@10_lift": 0.01, "ndcg@10_lift_stderr": 0.125,
+               "eval_users": 8}
     evaluation = {"tfma": [], "tfma_blessed": None, "tfma_verdict": None,
-                  "retrieval": {**REPORT["evaluation"]["retrieval"], "failed": failed},
+                  "retrieval": {**retrieval, "metrics": metrics, "failed": failed,
+                                "thresholds": {"hit_rate@10": 0.05, "ndcg@10_lift": 0.05}},
                   "retrieval_blessed": False}
     summary = {"components": {}, "pushed_to": None, "tfma_blessed": None,
                "retrieval_blessed": False, "retrieval": evaluation["retrieval"]}
@@ -222,6 +226,11 @@ def test_a_model_the_retrieval_gate_refused_says_tfma_did_not_run_and_why():
     page = render({**REPORT, "evaluation": evaluation,
                    "pipeline": {**REPORT["pipeline"], "pushed_to": None, "not_pushed": reason}})
     assert "TFMA did not run" in page and "retrieval gate failed: ndcg@10_lift" in page
+    # The gate table: each bound's standard error over the eval users (HR@K has none).
+    assert "<th>standard error (8 eval users)</th>" in page
+    assert ("<td>ndcg@10_lift</td><td>0.0500</td><td>0.0100</td><td>0.1250</td><td>no</td>"
+            in page)
+    assert '<td>hit_rate@10</td><td>0.0500</td><td>0.2000</td><td><span class="muted">–' in page
     assert "nothing pushed: the retrieval gate refused the model" in page
     lines = render_summary(summary).splitlines()
     assert "blessed: TFMA=not run (retrieval gate refused) retrieval=False" in lines

@@ -135,3 +135,19 @@ def test_implicit_feedback_says_tfma_has_no_labels_instead_of_zeros() -> None:
                     "tfma": tfma}).splitlines()
     assert ("rating/relevance (TFMA, eval split): rating RMSE 0.0000, relevance AUC (like vs "
             "not) 0.0000") in lines
+
+
+def test_a_refused_relative_gate_says_its_standard_error() -> None:
+    """On 8 eval users a lift of 0.03 below a 0.05 bound is mostly noise: the line says
+    how much (the RetrievalEvaluator's `_stderr` metrics)."""
+    metrics = {"hit_rate@10": 1.0, "popularity_hit_rate@10": 1.0, "ndcg@10": 0.595,
+               "popularity_ndcg@10": 0.577, "precision@10": 0.1, "ndcg@10_lift": 0.032,
+               "ndcg@10_lift_stderr": 0.21, "eval_users": 8}
+    retrieval = {"metrics": metrics, "failed": {"ndcg@10_lift": [0.032, 0.05]}}
+    lines = render({"components": {}, "pushed_to": None, "retrieval": retrieval}).splitlines()
+    assert ("retrieval gate failed: ndcg@10_lift 0.032 < 0.05 (standard error 0.210 over 8 "
+            "eval users)") in lines
+    metrics["ndcg@10_lift_stderr"] = float("nan")  # one eval user: none
+    del metrics["eval_users"]
+    lines = render({"components": {}, "pushed_to": None, "retrieval": retrieval}).splitlines()
+    assert "retrieval gate failed: ndcg@10_lift 0.032 < 0.05" in lines

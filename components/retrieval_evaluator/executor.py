@@ -10,7 +10,10 @@ Blessing: every threshold is a lower bound on a metric. Besides the computed
 ones, two derived metrics make it relative: `ndcg@10_lift` (model / popularity
 - 1) and `ndcg@10_change` (model - baseline; skipped without a baseline, like
 TFMA's change thresholds). So a model no better than popularity, or worse than
-the model it would replace, is not blessed.
+the model it would replace, is not blessed. Both carry a standard error over the
+eval users (`..._stderr`), for the summary to say how much of a verdict is noise
+(a 40-rating log's 8 eval users: lift 0.032, standard error 0.045; the sample's
+600: lift 2.62, standard error 0.145).
 """
 
 from __future__ import annotations
@@ -40,11 +43,13 @@ from mtrec.contracts.artifacts import (
 )
 from mtrec.contracts.metrics import (
     BASELINE_PREFIX,
+    EVAL_USERS,
     NDCG,
     NDCG_CHANGE,
     NDCG_LIFT,
     POPULARITY_PREFIX,
     RECOMMEND_K,
+    STDERR_SUFFIX,
     at,
 )
 from mtrec.contracts.pipeline import (
@@ -64,10 +69,13 @@ from mtrec.contracts.pipeline import (
 from mtrec.contracts.signatures import EXCLUDED_BELOW, ITEM_IDS, RECOMMEND, RETRIEVE, SCORES
 from mtrec.data.artifact_io import read_files, split_files
 from mtrec.models.evaluation import (
+    change_stderr,
     coverage_and_novelty,
     hit_rates,
+    lift_stderr,
+    means,
+    per_user_ranking,
     popularity_ranking,
-    ranking_metrics,
 )
 
 log = logging.getLogger(__name__)
@@ -181,6 +189,15 @@ def relative_metrics(metrics: dict, baseline: dict | None) -> dict:
     return derived
 
 
+def relative_stderrs(ours: np.ndarray, popularity: np.ndarray,
+                     baseline: np.ndarray | None) -> dict[str, float]:
+    """The relative gates' standard errors over the eval users, from per-user NDCG."""
+    errors = {NDCG_LIFT + STDERR_SUFFIX: lift_stderr(ours, popularity)}
+    if baseline is not None:
+        errors[NDCG_CHANGE + STDERR_SUFFIX] = change_stderr(ours, baseline)
+    return errors
+
+
 def failed_thresholds(metrics: dict, thresholds: dict[str, float]) -> dict:
     """{metric: (value, bound)} for every bound not met.
 
@@ -212,10 +229,11 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
     model = tf.saved_model.load(saved_model_dir)  # once for both signatures
     ranked = top_items(model, RETRIEVE, unique_users, kmax_model)
     metrics = hit_rates(ranked, row_user, items, ks)
-    popular = popularity_ranking(
+    ranked_popular = popularity_ranking(
         np.array(list(counts), dtype=object), kmax, np.array(list(counts.values()))
     )
-    pop = hit_rates(np.tile(popular, (1, 1)), np.zeros(len(items), dtype=np.int64), items, ks)
+    pop = hit_rates(np.tile(ranked_popular, (1, 1)), np.zeros(len(items), dtype=np.int64),
+                    items, ks)
     metrics.update({POPULARITY_PREFIX + k: v for k, v in pop.items()})
 
     relevant: list[set] = [set() for _ in unique_users]
@@ -224,21 +242,24 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
     k = min(RECOMMEND_K, catalogue)
     seen = seen_items(examples, train_split, unique_users)
     recommended = top_items(model, RECOMMEND, unique_users, k)
-    metrics.update(ranking_metrics(recommended, relevant, RECOMMEND_K))
+    ours = per_user_ranking(recommended, relevant, RECOMMEND_K)
+    metrics.update(means(ours))
     # Coverage of those items and novelty (-log2 of the share of training users who
     # rated the item: cleaning drops duplicate ratings, so counts are users).
     metrics.update(coverage_and_novelty(recommended, counts, catalogue,
                                         user_count(examples, train_split), RECOMMEND_K))
-    pop = ranking_metrics(popularity_unseen(counts, seen, k), relevant, RECOMMEND_K)
-    metrics.update({POPULARITY_PREFIX + m: v for m, v in pop.items()})
+    popular = per_user_ranking(popularity_unseen(counts, seen, k), relevant, RECOMMEND_K)
+    metrics.update({POPULARITY_PREFIX + m: v for m, v in means(popular).items()})
     baseline = None
     if baseline_dir:
-        baseline = ranking_metrics(top_items(baseline_dir, RECOMMEND, unique_users, k),
-                                   relevant, RECOMMEND_K)
-        metrics.update({BASELINE_PREFIX + m: v for m, v in baseline.items()})
-    metrics.update(relative_metrics(metrics, baseline))
+        baseline = per_user_ranking(top_items(baseline_dir, RECOMMEND, unique_users, k),
+                                    relevant, RECOMMEND_K)
+        metrics.update({BASELINE_PREFIX + m: v for m, v in means(baseline).items()})
+    metrics.update(relative_metrics(metrics, None if baseline is None else means(baseline)))
+    metrics.update(relative_stderrs(ours[_NDCG], popular[_NDCG],
+                                    None if baseline is None else baseline[_NDCG]))
     metrics["eval_interactions"] = int(len(items))
-    metrics["eval_users"] = int(len(unique_users))
+    metrics[EVAL_USERS] = int(len(unique_users))
     metrics["eval_users_total"] = int(total_users)
     return metrics
 

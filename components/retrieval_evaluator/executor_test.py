@@ -19,12 +19,19 @@ from mtrec.components.retrieval_evaluator.executor import (
     Executor,
     failed_thresholds,
     item_counts,
+    relative_stderrs,
     sampled_pairs,
     top_items,
 )
 from mtrec.contracts.artifacts import RETRIEVAL_METRICS_FILE
 from mtrec.contracts.signatures import EXCLUDED_SCORE
-from mtrec.models.evaluation import hit_rates, popularity_ranking, ranking_metrics
+from mtrec.models.evaluation import (
+    change_stderr,
+    hit_rates,
+    lift_stderr,
+    popularity_ranking,
+    ranking_metrics,
+)
 
 
 def test_hit_rates_count_the_rank_of_the_held_out_item():
@@ -43,6 +50,25 @@ def test_ranking_metrics_and_popularity():
     assert popularity_ranking(np.array(["b", "a", "b", "c", "a", "b"]), 2).tolist() == ["b", "a"]
     counted = popularity_ranking(np.array(["a", "b", "c"]), 2, np.array([2, 3, 2]))
     assert counted.tolist() == ["b", "a"]
+
+
+def test_the_relative_gates_standard_errors_by_hand():
+    ours, popularity = np.array([1.0, 0.0, 0.5]), np.array([0.5, 0.5, 0.5])
+    # Ratio of means 1: residuals ours - popularity = (0.5, -0.5, 0), sum of squares 0.5;
+    # sqrt(0.5 / (3 * 2)) / mean(popularity) 0.5.
+    assert lift_stderr(ours, popularity) == pytest.approx(np.sqrt(0.5 / 6) / 0.5)  # 0.577
+    # Ratio 0.75 / 0.5 = 1.5: residuals (1 - 0.75, 0.5 - 0.75) = (0.25, -0.25);
+    # sqrt(0.125 / (2 * 1)) / 0.5 = 0.5.
+    assert lift_stderr(np.array([1.0, 0.5]), np.array([0.5, 0.5])) == pytest.approx(0.5)
+    # Differences (0.5, -0.5, 0): sample variance 0.25, over 3 users.
+    assert change_stderr(ours, popularity) == pytest.approx(np.sqrt(0.25 / 3))  # 0.289
+    assert np.isnan(lift_stderr(ours[:1], popularity[:1]))  # one user: no spread
+    assert np.isnan(lift_stderr(ours, 0 * popularity))  # the lift itself is undefined
+    assert np.isnan(change_stderr(ours[:1], popularity[:1]))
+    assert relative_stderrs(ours, popularity, None) == {
+        "ndcg@10_lift_stderr": pytest.approx(0.57735, abs=1e-5)}
+    assert set(relative_stderrs(ours, popularity, popularity)) == {
+        "ndcg@10_lift_stderr", "ndcg@10_change_stderr"}
 
 
 def test_thresholds_must_name_a_computed_k():
@@ -176,6 +202,7 @@ def test_a_model_no_better_than_popularity_is_not_blessed(tmp_path):
     assert metrics["popularity_ndcg@10"] == pytest.approx(by_hand)
     assert metrics["ndcg@10"] == pytest.approx(by_hand)
     assert metrics["ndcg@10_lift"] == pytest.approx(0.0)
+    assert metrics["ndcg@10_lift_stderr"] == pytest.approx(0.0)  # the same lists, user by user
     assert not blessed and set(report["failed"]) == {"ndcg@10_lift"}
     # a, b and c of the 4 training items are served (padding is not an item); each was
     # rated by 1 of the 6 training users: novelty log2(6).
@@ -196,6 +223,9 @@ def test_a_better_model_is_blessed_and_a_regression_against_the_baseline_is_not(
                              thresholds={"ndcg@10_change": -0.01})
     assert report["metrics"]["baseline_ndcg@10"] == pytest.approx(1.0)
     assert report["metrics"]["ndcg@10_change"] == pytest.approx(-1 / 6)
+    # Per-user changes (-1, 0, 0, 0, 0, 0): sample variance ((5/6)^2 + 5 (1/6)^2) / 5 = 1/6,
+    # over 6 users: sqrt(1/36).
+    assert report["metrics"]["ndcg@10_change_stderr"] == pytest.approx(1 / 6)
     assert not blessed
 
 

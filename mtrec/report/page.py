@@ -8,6 +8,7 @@ shown as "not recorded", never left out silently.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,9 +32,11 @@ from mtrec.contracts.artifacts import (
 )
 from mtrec.contracts.metrics import (
     BEYOND_ACCURACY_METRICS,
+    EVAL_USERS,
     HIT_RATE,
     RANKING_METRICS,
     RETRIEVAL_KS,
+    STDERR_SUFFIX,
     at,
 )
 from mtrec.contracts.pipeline import CATALOG_SPLIT
@@ -76,6 +79,14 @@ def _num(value: Any, digits: int = 4) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return _e(value)
+
+
+def _stderr(value: Any) -> str:
+    """A relative gate's standard error; a dash for a bound without one (HR@K), or for
+    fewer than two eval users."""
+    if isinstance(value, float) and math.isfinite(value):
+        return _num(value)
+    return '<span class="muted">–</span>'
 
 
 def _count(value: Any) -> str:
@@ -304,10 +315,12 @@ def _retrieval_section(evaluation: EvaluationSection) -> list[str]:
             "served top-10 (seen items excluded) vs popularity", metrics, ranking),
             "ranking vs popularity"))
         failed = retrieval.get(RETRIEVAL_FAILED) or {}
-        out.append(_table(["bound", "threshold", "value", "passed"], [
+        users = metrics.get(EVAL_USERS)
+        out.append(_table(["bound", "threshold", "value", "standard error"
+                           + (f" ({users:,} eval users)" if users else ""), "passed"], [
             [_e(name), _num(bound),
              _num(metrics[name]) if name in metrics else "skipped (no baseline model yet)",
-             "no" if name in failed else "yes"]
+             _stderr(metrics.get(name + STDERR_SUFFIX)), "no" if name in failed else "yes"]
             for name, bound in (retrieval.get(RETRIEVAL_THRESHOLDS) or {}).items()]))
         for name in BEYOND_ACCURACY_METRICS:
             out.append(f"<p>{name}: {_num(metrics.get(name))}</p>")
