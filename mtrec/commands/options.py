@@ -192,5 +192,5 @@ def home_problem(home: str) -> str | None:
                 "home whose path has none")
     store = os.path.join(home, MLMD_FILE)  # an empty one is a new home's: the run fills it
     if os.path.isfile(store) and os.path.getsize(store):
-        return store_problem(store)  # else the run ingests, then fails in the pipeline
+        return store_problem(store)  # refused now, not after ingestion (mlmd_store.py)
     return None
