@@ -372,15 +372,25 @@ def test_data_check_fails_clearly_when_most_rows_are_bad(tmp_path: Path, capsys,
     assert len(list(temp.iterdir())) == 1  # the first check's folder; none left by this one
 
 
-@pytest.mark.parametrize("where", ["a_folder", "a_file/rejects.csv"])
-def test_data_check_names_a_rejects_path_it_cannot_write(where: str, tmp_path: Path, capsys):
-    """A --rejects that is a folder, or lies under a file, was a traceback."""
+@pytest.mark.parametrize("where", ["a_folder", "new_folder/"])
+def test_data_check_writes_rejects_csv_into_a_folder(where: str, tmp_path: Path, capsys):
+    """A --rejects folder was a traceback (an existing one) or became a file named as
+    the folder (a new one with a trailing slash: pathlib drops the slash)."""
     (tmp_path / "a_folder").mkdir()
+    assert main(["data", "check", "--rejects", f"{tmp_path}/{where}"]) == 0
+    written = tmp_path / where.rstrip("/") / "rejects.csv"
+    assert written.read_text().startswith("table,source,line,")
+    assert f"rejected rows: {tmp_path}/{where.rstrip('/')}/rejects.csv" in capsys.readouterr().out
+
+
+def test_data_check_refuses_a_rejects_path_under_a_file_before_reading(tmp_path: Path, capsys):
+    """It was "error: [Errno 17] File exists", naming only the file, after ingestion."""
     (tmp_path / "a_file").write_text("x")
-    target = tmp_path / where
+    target = tmp_path / "a_file" / "rejects.csv"
     assert main(["data", "check", "--rejects", str(target)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: [Errno ") and "a_f" in err and "Traceback" not in err
+    assert capsys.readouterr().err == (
+        f"error: --rejects {target}: {tmp_path / 'a_file'} is a file, so no folder can be "
+        "made under it\n")
 
 
 def test_data_check_leaves_no_temporary_folder(tmp_path: Path, capsys, monkeypatch):

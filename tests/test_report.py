@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from mtrec.report import write_report
+from mtrec.cli import main
+from mtrec.pipeline.mlmd_store import open_store
+from mtrec.report import output_problem, write_report
 from mtrec.report.page import NOT_RECORDED, SECTIONS, render
 from mtrec.summary import not_pushed_reason, tfma_failures
 from mtrec.summary import render as render_summary
@@ -187,6 +189,35 @@ def test_report_output_into_an_existing_folder_writes_report_html_there(
     assert write_report(str(tmp_path / "home"), str(folder)) == str(folder / "report.html")
     parse_report((folder / "report.html").read_text(encoding="utf-8"))
     assert sorted(os.listdir(tmp_path)) == ["reports"] and os.listdir(folder) == ["report.html"]
+
+
+def test_report_output_naming_a_new_folder_writes_report_html_in_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`--output reports/new/` (a trailing slash, the folder missing) said "No such file
+    or directory: 'reports/new/.tmp'"."""
+    monkeypatch.setattr("mtrec.report.collect.collect", lambda home: REPORT)
+    folder = tmp_path / "reports" / "new"
+    assert write_report(str(tmp_path / "home"), f"{folder}/") == f"{folder}/report.html"
+    assert os.listdir(folder) == ["report.html"]
+
+
+def test_report_output_under_a_file_is_one_error_line_before_the_page_is_built(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """It was FileExistsError's traceback, after the page was built."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "metadata.sqlite").touch()
+    open_store(str(home / "metadata.sqlite"), writable=True)
+    page = home / "report.html"
+    page.write_text("an earlier page")
+    for output in (page / "x", page / "x" / "r.html"):
+        assert output_problem(str(home), str(output)) == (
+            f"--output {output}: {page} is a file, so no folder can be made under it")
+        assert main(["report", str(home), "--output", str(output)]) == 2
+        assert capsys.readouterr().err == (
+            f"error: --output {output}: {page} is a file, so no folder can be made under it\n")
+    assert page.read_text() == "an earlier page"
+    assert output_problem(str(home), str(tmp_path / "new" / "r.html")) is None
 
 
 def _alts(parsed: _Page, word: str) -> str:

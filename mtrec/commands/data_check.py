@@ -36,6 +36,7 @@ from mtrec.data.tables import (
     items_with_text,
 )
 from mtrec.ingest import REJECTS_FILE, IngestOptions, check
+from mtrec.output_paths import file_in, unwritable
 
 DESCRIPTION = """\
 Read and clean the data exactly as `mtrec run` does, in seconds and without training:
@@ -61,7 +62,8 @@ def add_data_parser(sub: SubParsers, source_help: str) -> argparse.ArgumentParse
                    help="per-user time split when the source has no official split")
     p.add_argument("--max-reject-fraction", type=fraction, default=0.5,
                    help="stop when more than this share of the ratings is rejected")
-    p.add_argument("--rejects", help=f"where to write the rejected rows (default: a "
+    p.add_argument("--rejects", help=f"where to write the rejected rows; into a folder (an "
+                   f"existing one, or a path ending in /) as {REJECTS_FILE} (default: a "
                    f"temporary {REJECTS_FILE}, printed)")
     p.set_defaults(func=run_check)
     return p
@@ -95,14 +97,19 @@ def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
 def run_check(args: argparse.Namespace) -> int:
     """The report, or `error: ...` and exit code 2. The rejected rows go to `--rejects`,
     or to a temporary folder that the output names; no empty folder is left."""
+    problem = args.rejects and unwritable("--rejects", args.rejects)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     home = None if args.rejects else tempfile.mkdtemp(prefix="mtrec-data-check-")
-    rejects_path = args.rejects if home is None else os.path.join(home, REJECTS_FILE)
+    rejects_path = (file_in(args.rejects, REJECTS_FILE) if home is None
+                    else os.path.join(home, REJECTS_FILE))
     try:
         checked = check(args.source, args.path, rejects_path, IngestOptions(
             split=args.split, eval_fraction=args.eval_fraction,
             max_reject_fraction=args.max_reject_fraction))
-    # OSError: a missing input, or a --rejects that cannot be written (a folder, a path
-    # under a file), which was a traceback.
+    # OSError: a missing input, or a --rejects that cannot be written (permissions),
+    # which was a traceback.
     except (DataQualityError, OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)  # it names the rejects file when there is one
         return 2

@@ -10,6 +10,7 @@ import logging
 import sys
 
 from mtrec.commands.options import EXAMPLE_HELP, SubParsers, run_home_problem
+from mtrec.report import output_problem, write_report
 
 EXAMPLE = """examples:
   mtrec report outputs/sample              # writes outputs/sample/report.html
@@ -23,23 +24,22 @@ def add_report_parser(sub: SubParsers) -> argparse.ArgumentParser:
                        epilog=EXAMPLE, formatter_class=EXAMPLE_HELP)
     p.add_argument("home", help="the `mtrec run` output folder (holds metadata.sqlite)")
     p.add_argument("--output", help="where to write the page, creating missing folders; "
-                   "into an existing folder as report.html (default: HOME/report.html)")
+                   "into a folder (an existing one, or a path ending in /) as report.html "
+                   "(default: HOME/report.html)")
     p.set_defaults(func=run_report)
     return p
 
 
 def run_report(args: argparse.Namespace) -> int:
-    problem = run_home_problem(args.home)
+    problem = run_home_problem(args.home) or output_problem(args.home, args.output)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    from mtrec.report import write_report  # TensorFlow and TFMA: after the checks
-
     # TFMA's reader logs a TensorFlow deprecation notice on every run: not the user's news.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
-        path = write_report(args.home, args.output)
-    except FileNotFoundError as err:
+        path = write_report(args.home, args.output)  # TensorFlow, TFMA: loaded here
+    except OSError as err:  # a missing artifact, a folder it may not write to
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {path}")

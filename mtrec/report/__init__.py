@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from mtrec.output_paths import file_in, unwritable
+
 REPORT_FILE = "report.html"
 
 
@@ -23,9 +25,7 @@ def write_report(home: str, output: str | None = None) -> str:
     from mtrec.report.collect import collect  # TensorFlow, TFMA: only when a report is built
     from mtrec.report.page import render
 
-    path = output or os.path.join(home, REPORT_FILE)
-    if os.path.isdir(path):  # `--output reports/`: not a rename onto the folder (a traceback)
-        path = os.path.join(path, REPORT_FILE)
+    path = report_path(home, output)
     page = render(collect(home))
     # Created only once the page is built, so a home that is no run leaves no empty folders.
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -34,3 +34,16 @@ def write_report(home: str, output: str | None = None) -> str:
         f.write(page)
     os.replace(tmp, path)  # a reader never sees half a page
     return path
+
+
+
+def report_path(home: str, output: str | None) -> str:
+    """The file a report goes to: `output` (report.html in it when it is a folder or
+    ends in a slash: mtrec/output_paths.py), else the home's report.html."""
+    return file_in(output, REPORT_FILE) if output else os.path.join(home, REPORT_FILE)
+
+
+def output_problem(home: str, output: str | None) -> str | None:
+    """Why the report cannot be written where `output` says, or None: checked before the
+    page is built."""
+    return unwritable("--output", output) if output else None

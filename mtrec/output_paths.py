@@ -1,0 +1,32 @@
+"""Where a command's output flag writes: one rule for `mtrec report --output` and
+`mtrec data check --rejects`.
+
+A folder (an existing one, or a path ending in a slash, made if missing) gets the
+command's file in it: `--rejects out/` wrote a file named `out` (pathlib drops the
+slash), and `--output reports/new/` failed on "No such file or directory:
+'reports/new/.tmp'". A path under an existing file is refused before anything
+runs, in words: it was a FileExistsError traceback (report) or "[Errno 17] File
+exists" naming only the file (data check).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def file_in(path: str, name: str) -> str:
+    """`path`, or `path/name` when `path` is a folder or ends in a separator."""
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        return os.path.join(path, name)
+    return path
+
+
+def unwritable(flag: str, path: str) -> str | None:
+    """Why no file can be made at `path` (given as `flag`), or None: an existing file
+    where one of its folders must be."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):  # the nearest part of the path that exists
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        return f"{flag} {path}: {folder} is a file, so no folder can be made under it"
+    return None
