@@ -21,9 +21,11 @@ def file_in(path: str, name: str) -> str:
     return path
 
 
-def unwritable(flag: str, path: str) -> str | None:
+def unwritable(flag: str, path: str | None) -> str | None:
     """Why no file can be made at `path` (given as `flag`), or None: an existing file
-    where one of its folders must be."""
+    where one of its folders must be. None for no path (the flag not given)."""
+    if not path:
+        return None
     folder = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(folder):  # the nearest part of the path that exists
         folder = os.path.dirname(folder)

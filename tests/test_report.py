@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from mtrec.cli import main
+from mtrec.output_paths import unwritable
 from mtrec.pipeline.mlmd_store import open_store
-from mtrec.report import output_problem, write_report
+from mtrec.report import write_report
 from mtrec.report.page import NOT_RECORDED, SECTIONS, render
 from mtrec.summary import not_pushed_reason, tfma_failures
 from mtrec.summary import render as render_summary
@@ -211,13 +212,13 @@ def test_report_output_under_a_file_is_one_error_line_before_the_page_is_built(
     page = home / "report.html"
     page.write_text("an earlier page")
     for output in (page / "x", page / "x" / "r.html"):
-        assert output_problem(str(home), str(output)) == (
+        assert unwritable("--output", str(output)) == (
             f"--output {output}: {page} is a file, so no folder can be made under it")
         assert main(["report", str(home), "--output", str(output)]) == 2
         assert capsys.readouterr().err == (
             f"error: --output {output}: {page} is a file, so no folder can be made under it\n")
     assert page.read_text() == "an earlier page"
-    assert output_problem(str(home), str(tmp_path / "new" / "r.html")) is None
+    assert unwritable("--output", str(tmp_path / "new" / "r.html")) is None
 
 
 def _alts(parsed: _Page, word: str) -> str:

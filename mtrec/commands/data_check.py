@@ -97,7 +97,7 @@ def report_lines(counts: dict[str, int], tables: dict[str, dict[str, int]],
 def run_check(args: argparse.Namespace) -> int:
     """The report, or `error: ...` and exit code 2. The rejected rows go to `--rejects`,
     or to a temporary folder that the output names; no empty folder is left."""
-    problem = args.rejects and unwritable("--rejects", args.rejects)
+    problem = unwritable("--rejects", args.rejects)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ import logging
 import sys
 
 from mtrec.commands.options import EXAMPLE_HELP, SubParsers, run_home_problem
-from mtrec.report import output_problem, write_report
+from mtrec.output_paths import unwritable
+from mtrec.report import write_report
 
 EXAMPLE = """examples:
   mtrec report outputs/sample              # writes outputs/sample/report.html
@@ -31,7 +32,7 @@ def add_report_parser(sub: SubParsers) -> argparse.ArgumentParser:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    problem = run_home_problem(args.home) or output_problem(args.home, args.output)
+    problem = run_home_problem(args.home) or unwritable("--output", args.output)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from mtrec.output_paths import file_in, unwritable
+from mtrec.output_paths import file_in
 
 REPORT_FILE = "report.html"
 
@@ -20,7 +20,7 @@ def write_report(home: str, output: str | None = None) -> str:
     """Build the report of the latest run in `home`; return the file written.
 
     `output`'s missing parent folders are created, as an --output flag is expected to do;
-    an existing folder gets `report.html` in it.
+    a folder (an existing one, or a path ending in a slash) gets `report.html` in it.
     """
     from mtrec.report.collect import collect  # TensorFlow, TFMA: only when a report is built
     from mtrec.report.page import render
@@ -36,14 +36,8 @@ def write_report(home: str, output: str | None = None) -> str:
     return path
 
 
-
 def report_path(home: str, output: str | None) -> str:
     """The file a report goes to: `output` (report.html in it when it is a folder or
     ends in a slash: mtrec/output_paths.py), else the home's report.html."""
     return file_in(output, REPORT_FILE) if output else os.path.join(home, REPORT_FILE)
 
-
-def output_problem(home: str, output: str | None) -> str | None:
-    """Why the report cannot be written where `output` says, or None: checked before the
-    page is built."""
-    return unwritable("--output", output) if output else None
