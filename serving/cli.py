@@ -196,6 +196,11 @@ def unknown_note(client: Any, args: argparse.Namespace) -> str | None:
     return f"note: not in the model, answered as unknown: {'; '.join(parts)}"
 
 
+# gRPC's detail for a server that answered with HTTP/1 ("... Failed parsing HTTP/2
+# (Expected SETTINGS frame as the first frame, got frame type 79)", grpcio 1.6x).
+HTTP1_ANSWER = "Failed parsing HTTP/2"
+
+
 def unavailable_hint(target: str, message: str) -> str:
     """The likely cause of an UNAVAILABLE, for a person: a server without a model
     yet says so in its details; anything else is a failed connection."""
@@ -203,6 +208,9 @@ def unavailable_hint(target: str, message: str) -> str:
 
     if NO_VERSION_YET in message:
         return f"error: the server at {target} has no model loaded yet ({message})"
+    if HTTP1_ANSWER in message:  # it said "nothing answers" to `mtrec serve`'s REST port
+        return (f"error: {target} answers, but over HTTP/1, not gRPC: `mtrec query` speaks "
+                "gRPC, so give the server's --port, not its --rest-port")
     return f"error: nothing answers at {target}: is `mtrec serve` running there (its --port)?"
 
 

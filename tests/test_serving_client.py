@@ -6,6 +6,7 @@ import argparse
 import datetime
 import hashlib
 import hmac
+import http.server
 import ipaddress
 import json
 import os
@@ -211,6 +212,28 @@ def test_query_cli_says_when_nothing_answers(capsys: pytest.CaptureFixture[str])
     assert code == 1 and json.loads(captured.out)["error"]["code"] == "UNAVAILABLE"
     assert captured.err == (f"error: nothing answers at {target}: is `mtrec serve` running "
                             "there (its --port)?\n")
+
+
+def test_query_cli_says_when_an_http1_server_answers(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    """A REST port (HTTP/1) given as --target said "nothing answers"."""
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # stderr is what the test reads
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        target = f"127.0.0.1:{server.server_address[1]}"
+        code = cli.main(["query", "status", "--target", target, "--timeout", "5"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    captured = capsys.readouterr()
+    assert code == 1 and json.loads(captured.out)["error"]["code"] == "UNAVAILABLE"
+    assert captured.err == (f"error: {target} answers, but over HTTP/1, not gRPC: `mtrec "
+                            "query` speaks gRPC, so give the server's --port, not its "
+                            "--rest-port\n")
 
 
 def test_serve_parser_defaults() -> None:
