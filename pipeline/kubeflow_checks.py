@@ -15,6 +15,8 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 
+from mtrec.pipeline.output_paths import existing_part
+
 # KubeflowV2DagRunner's own rule (tfx/orchestration/kubeflow/v2/pipeline_builder.py
 # _LEGAL_NAME_PATTERN), whose error message prints `%` instead of the name.
 PIPELINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
@@ -166,10 +168,7 @@ def check_output(path: str, *, serving_pvc: str | None = None) -> None:
         raise ValueError("--serving-pvc needs a .yaml output (a KFP platform spec)")
     if os.path.isdir(path):
         raise ValueError(f"--output {path!r} is a directory")
-    folder = os.path.dirname(os.path.abspath(path))
-    existing = folder
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    existing = existing_part(path)
     if not os.path.isdir(existing):
         raise ValueError(f"--output {path!r}: {existing} is a file, not a directory")
     target = path if os.path.exists(path) else existing

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from mtrec.cli import main
-from mtrec.output_paths import unwritable
 from mtrec.pipeline.mlmd_store import open_store
+from mtrec.pipeline.output_paths import unwritable
 from mtrec.report import write_report
 from mtrec.report.page import NOT_RECORDED, SECTIONS, render
 from mtrec.summary import not_pushed_reason, tfma_failures

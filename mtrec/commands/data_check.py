@@ -36,7 +36,7 @@ from mtrec.data.tables import (
     items_with_text,
 )
 from mtrec.ingest import REJECTS_FILE, IngestOptions, check
-from mtrec.output_paths import file_in, unwritable
+from mtrec.pipeline.output_paths import file_in, unwritable
 
 DESCRIPTION = """\
 Read and clean the data exactly as `mtrec run` does, in seconds and without training:

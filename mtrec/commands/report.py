@@ -10,7 +10,7 @@ import logging
 import sys
 
 from mtrec.commands.options import EXAMPLE_HELP, SubParsers, run_home_problem
-from mtrec.output_paths import unwritable
+from mtrec.pipeline.output_paths import unwritable
 from mtrec.report import write_report
 
 EXAMPLE = """examples:

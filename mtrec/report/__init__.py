@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from mtrec.output_paths import file_in
+from mtrec.pipeline.output_paths import file_in
 
 REPORT_FILE = "report.html"
 
@@ -38,6 +38,6 @@ def write_report(home: str, output: str | None = None) -> str:
 
 def report_path(home: str, output: str | None) -> str:
     """The file a report goes to: `output` (report.html in it when it is a folder or
-    ends in a slash: mtrec/output_paths.py), else the home's report.html."""
+    ends in a slash: pipeline/output_paths.py), else the home's report.html."""
     return file_in(output, REPORT_FILE) if output else os.path.join(home, REPORT_FILE)
 

@@ -1,5 +1,6 @@
 """Where a command's output flag writes: one rule for `mtrec report --output` and
-`mtrec data check --rejects`.
+`mtrec data check --rejects`, and the part of a path that exists (also
+`mtrec compile --output`'s check, pipeline/kubeflow_checks.py).
 
 A folder (an existing one, or a path ending in a slash, made if missing) gets the
 command's file in it: `--rejects out/` wrote a file named `out` (pathlib drops the
@@ -26,9 +27,15 @@ def unwritable(flag: str, path: str | None) -> str | None:
     where one of its folders must be. None for no path (the flag not given)."""
     if not path:
         return None
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(folder):  # the nearest part of the path that exists
-        folder = os.path.dirname(folder)
+    folder = existing_part(path)
     if not os.path.isdir(folder):
         return f"{flag} {path}: {folder} is a file, so no folder can be made under it"
     return None
+
+
+def existing_part(path: str) -> str:
+    """The nearest folder above `path` that exists, or the file found in its place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    return folder
