@@ -19,7 +19,8 @@ from mtrec.cli import main
 from mtrec.pipeline.mlmd_store import open_store
 from mtrec.pipeline.output_paths import unwritable
 from mtrec.report import write_report
-from mtrec.report.page import NOT_RECORDED, SECTIONS, render
+from mtrec.report.markup import NOT_RECORDED
+from mtrec.report.page import SECTIONS, render
 from mtrec.summary import not_pushed_reason, tfma_failures
 from mtrec.summary import render as render_summary
 
