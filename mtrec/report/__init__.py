@@ -1,9 +1,8 @@
 """The run report: `<home>/report.html`, one self-contained page with plots.
 
 collect.py reads a run's home (ML Metadata, artifacts, summary.json) into
-plain data, whose keys schema.py declares; page.py (from markup.py's HTML pieces) and
-charts.py turn that into
-HTML with embedded SVG plots.
+plain data, whose keys schema.py declares; page.py (from markup.py's HTML pieces)
+and charts.py turn that into HTML with embedded SVG plots.
 `mtrec run` writes it at the end of every run; `mtrec report HOME` rebuilds it
 without retraining.
 """
