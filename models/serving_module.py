@@ -53,6 +53,7 @@ from mtrec.models.model import MultiTaskModel
 from mtrec.models.onboarding import onboarding_term
 from mtrec.models.pair_split import SplitPairHeads, splittable
 from mtrec.models.serving_ops import (
+    LIKE,
     NEG,
     as_variable,
     blend_score,
@@ -352,7 +353,7 @@ class ServingModule(GivenItems, tf.Module):
             outside = tf.cast(tf.shape(term)[1] - 1, positions.dtype)
             similarity += tf.gather(term, tf.where(positions >= 0, positions, outside),
                                     batch_dims=1)
-        return {S.SCORES: self._blended(similarity, pair), S.RELEVANCE: pair[RELEVANCE],
+        return {S.SCORES: self._blended(similarity, pair), S.RELEVANCE: pair[LIKE],
                 S.RATINGS: pair[RATING]}
 
     @spec.signature(input_signature=[spec.USER_ID])

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # typing only: the model module is not needed to run these op
     from mtrec.models.model import MultiTaskModel
 
 NEG = S.EXCLUDED_SCORE  # score of excluded items: finite, always ranked last
+LIKE = "like"  # pair_scores' calibrated P(like), the one signatures report
 # 64 MB of float32 per table; ML-100K's item-item table is 944 x 1,683 (6.4 MB).
 MAX_CACHED_FLOATS = 1 << 24
 # User rows per eager batch. The item-item term gathers one catalogue-wide row per
@@ -98,15 +99,18 @@ def top_positions(scores: tf.Tensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor
 
 def pair_scores(model: MultiTaskModel, query: tf.Tensor, user_idx: tf.Tensor, vectors: tf.Tensor,
                 item_idx: tf.Tensor, heads: dict | None = None) -> dict[str, tf.Tensor]:
-    """P(like) ("relevance") and rating, [B, C], of each user (query [B, d], user_idx [B])
+    """P(like) and rating, [B, C], of each user (query [B, d], user_idx [B])
     against each of their candidates (vectors [B, C, d], item_idx [B, C]), by a
-    MultiTaskModel's pair heads, or from their outputs `heads` computed already."""
+    MultiTaskModel's pair heads, or from their outputs `heads` computed already.
+    P(like) twice: the head's own (RELEVANCE), which the blend ranks by, and the
+    calibrated one a signature reports (LIKE: models/like_calibration.py)."""
     shape = tf.shape(item_idx)
     b, c = shape[0], shape[1]
     if heads is not None:
         users = tf.broadcast_to(user_idx[:, tf.newaxis], shape)
         out = model.pair_from_heads(heads, users, item_idx)
         return {RELEVANCE: tf.sigmoid(out[RELEVANCE]),
+                LIKE: model.like_probability(out[RELEVANCE]),
                 RATING: model.served_rating(out[RATING], users, item_idx)}
     q = tf.reshape(tf.repeat(query[:, tf.newaxis, :], c, axis=1), [b * c, -1])
     out = model.pair_outputs(
@@ -115,8 +119,10 @@ def pair_scores(model: MultiTaskModel, query: tf.Tensor, user_idx: tf.Tensor, ve
         tf.reshape(tf.repeat(user_idx[:, tf.newaxis], c, axis=1), [-1]),
         tf.reshape(item_idx, [-1]),
     )
+    logit = tf.reshape(out[RELEVANCE], [b, c])
     return {
-        RELEVANCE: tf.reshape(tf.sigmoid(out[RELEVANCE]), [b, c]),
+        RELEVANCE: tf.sigmoid(logit),
+        LIKE: model.like_probability(logit),
         RATING: model.served_rating(tf.reshape(out[RATING], [b, c]),
                                       user_idx[:, tf.newaxis], item_idx),
     }

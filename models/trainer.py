@@ -28,6 +28,7 @@ from mtrec.contracts.artifacts import (
     CATALOG_SIZE,
     EVAL_METRIC_PREFIX,
     FIT_PHASE,
+    LIKE_CALIBRATION,
     PHASE_SECONDS,
     TENSORBOARD_DIR,
     TRAIN_EXAMPLES,
@@ -61,6 +62,7 @@ from mtrec.models.epoch_log import EpochLog
 from mtrec.models.export import export_serving_model
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
+from mtrec.models.like_calibration import calibrate_likes
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.neighbour_rating import fit_neighbour_ratings
 from mtrec.models.optimizer import LazyAdam
@@ -134,6 +136,7 @@ def train_and_export(
         )
         t_eval = time.time()
         evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)
+        like_calibration = calibrate_likes(model, train_ds)
         t_export = time.time()
         export_serving_model(model, tft_output, tables, serving_dir, item_text)
         if weights_dir:  # lets `mtrec add-items` re-index a catalogue without retraining
@@ -158,6 +161,7 @@ def train_and_export(
         "global_batch_size": config.batch_size,
         "chief": chief,
         TRAINED_OPTIMIZER: config.optimizer,
+        LIKE_CALIBRATION: list(like_calibration),
         "final_train_loss": float(history.history["loss"][-1]),
         **{EVAL_METRIC_PREFIX + k: float(v) for k, v in evaluation.items()},
     }

@@ -44,6 +44,17 @@ def stderr(value: Any) -> str:
     return '<span class="muted">–</span>'
 
 
+def platt(fit: Any) -> str:
+    """The reported P(like)'s calibration, sigmoid(scale * logit + shift), as
+    "scale 1.092, shift +1.089"; "none" for the identity (no relevance head, one class)."""
+    if not isinstance(fit, Sequence) or len(fit) != 2:
+        return f'<span class="muted">{NOT_RECORDED}</span>'
+    scale, shift = fit
+    if (scale, shift) == (1.0, 0.0):
+        return escape("none (the head's own probability)")
+    return f"scale {scale:.3f}, shift {shift:+.3f}"
+
+
 def count(value: Any) -> str:
     """A count: an integer with thousands separators (22,713,216), a whole float (TFMA's
     example_count, 7980.0) as an integer, else as _num."""

@@ -17,6 +17,7 @@ from mtrec.contracts.artifacts import (
     INGEST_ITEMS_WITH_TEXT,
     INGEST_ROWS,
     INGEST_USERS,
+    LIKE_CALIBRATION,
     MLM_LOSS_BEFORE,
     MLM_SECONDS,
     MLM_STEPS,
@@ -49,6 +50,7 @@ from mtrec.report.markup import (
     missing,
     num,
     of,
+    platt,
     stderr,
     table,
     verdict,
@@ -164,11 +166,12 @@ def training_section(training: TrainingSection) -> str:
     out = []
     metrics = training.get("metrics")
     if metrics:
-        out.append(table(["examples", "epochs", "optimizer", "time", "catalogue"], [[
+        out.append(table(["examples", "epochs", "optimizer", "time", "catalogue",
+                          "P(like) calibration"], [[
             num(metrics.get(TRAIN_EXAMPLES)), num(metrics.get(TRAINED_EPOCHS)),
             num(metrics.get(TRAINED_OPTIMIZER)),
             training_time(metrics) if TRAIN_SECONDS in metrics else "–",
-            num(metrics.get(CATALOG_SIZE))]]))
+            num(metrics.get(CATALOG_SIZE)), platt(metrics.get(LIKE_CALIBRATION))]]))
     curves = training.get("curves") or {}
     train, val = curves.get("train") or {}, curves.get("validation") or {}
     losses = {f"{phase} {name}": values
