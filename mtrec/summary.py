@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from mtrec.contracts import artifacts as A
-from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
 from mtrec.contracts.metrics import (
@@ -22,11 +21,6 @@ from mtrec.contracts.metrics import (
     PRECISION,
     RECOMMEND_K,
     STDERR_SUFFIX,
-    TFMA_AUC,
-    TFMA_CALIBRATION,
-    TFMA_KEYS,
-    TFMA_MAE,
-    TFMA_RMSE,
     at,
 )
 from mtrec.data.cleaning import (
@@ -37,6 +31,7 @@ from mtrec.data.cleaning import (
     table_counts,
 )
 from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property, output_uri
+from mtrec.tfma_results import tfma_failures, tfma_metrics
 
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
 
@@ -74,54 +69,6 @@ class RunSummary(TypedDict, total=False):
     already_served: bool  # pushed before: this run wrote no new version
     data: dict[str, Any]  # the ingestion: counts, rejects_path, report, tables
     example: ExampleRecommendation  # the pushed model's top items for one eval user
-
-_TFMA_KEYS = {
-    (F.OUT_RATING, TFMA_KEYS[TFMA_RMSE]): "rating RMSE",
-    (F.OUT_RATING, TFMA_KEYS[TFMA_MAE]): "rating MAE",
-    (F.OUT_RELEVANCE, TFMA_KEYS[TFMA_AUC]): "relevance AUC (like vs not)",
-    (F.OUT_RELEVANCE, TFMA_KEYS[TFMA_CALIBRATION]):
-        "relevance calibration (mean P(like) / like rate)",
-}
-
-
-def tfma_failures(evaluation_uri: str) -> list[str]:
-    """Each TFMA threshold the model failed, e.g. "rating RMSE change +0.0259 > 0.01"
-    (TFMA's own failure messages are empty for change thresholds)."""
-    import tensorflow_model_analysis as tfma  # heavy (TF, Beam): only when TFMA ran
-
-    out = []
-    for per_slice in tfma.load_validation_result(evaluation_uri).metric_validations_per_slice:
-        for failure in per_slice.failures:
-            key, bound = failure.metric_key, failure.metric_threshold
-            name = _TFMA_KEYS.get((key.output_name, key.name), f"{key.output_name} {key.name}")
-            value = failure.metric_value.double_value.value
-            if key.is_diff:
-                change = bound.change_threshold
-                lower = change.direction == tfma.MetricDirection.LOWER_IS_BETTER
-                limit = f"{'>' if lower else '<'} {change.absolute.value:+g}"
-                out.append(f"{name} change {value:+.4f} {limit}")
-            else:
-                lower_bound = bound.value_threshold.lower_bound
-                upper_bound = bound.value_threshold.upper_bound
-                limit = (f"< {lower_bound.value:g}" if bound.value_threshold.HasField("lower_bound")
-                         and value < lower_bound.value else f"> {upper_bound.value:g}")
-                out.append(f"{name} {value:.4f} {limit}")
-    return out
-
-
-def tfma_metrics(evaluation_uri: str) -> dict[str, float]:
-    import tensorflow_model_analysis as tfma  # heavy (TF, Beam): only when TFMA ran
-
-    out = {}
-    for result in tfma.load_metrics(evaluation_uri):
-        for kv in result.metric_keys_and_values:
-            name = _TFMA_KEYS.get((kv.key.output_name, kv.key.name))
-            # With a baseline, TFMA also reports the baseline and the diff.
-            candidate = kv.key.model_name in ("", "candidate") and not kv.key.is_diff
-            if name and candidate and kv.value.HasField("double_value"):
-                out[name] = kv.value.double_value.value
-    return out
-
 
 def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     """Everything the summary shows, as plain data (also written as JSON)."""

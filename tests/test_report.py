@@ -21,8 +21,9 @@ from mtrec.pipeline.output_paths import unwritable
 from mtrec.report import write_report
 from mtrec.report.markup import NOT_RECORDED
 from mtrec.report.page import SECTIONS, render
-from mtrec.summary import not_pushed_reason, tfma_failures
+from mtrec.summary import not_pushed_reason
 from mtrec.summary import render as render_summary
+from mtrec.tfma_results import tfma_failures
 
 CHROMIUM = "/usr/bin/chromium"
 COMPONENTS = [
