@@ -13,7 +13,9 @@ line: data/json_lines.py): the same column names):
   - ``user_id``   (required) any string/integer id
   - ``item_id``   (required) any string/integer id
   - ``rating``    (required) number, expected within [MIN_RATING, MAX_RATING] (0.5..5)
-  - ``timestamp`` (optional) integer seconds since the Unix epoch, or ISO 8601 text;
+  - ``timestamp`` (optional) integer seconds since the Unix epoch (milliseconds and
+    finer, or dates written 20240131 or 20240131093000, are read as such with a
+    note), or ISO 8601 text;
     without it (or with one value for all rows) ratings have no time order, and the
     eval share of each user's ratings is drawn at random (data/splits.py)
   - ``split``     (optional) ``train`` or ``eval``: an official split to keep;
@@ -254,16 +256,43 @@ def _untimed_as_zero(ratings: pd.DataFrame, file: Path) -> pd.DataFrame:
 
 
 _FINER_UNITS = ((3, "milliseconds"), (6, "microseconds"), (9, "nanoseconds"))
+# Dates written as one number (SQL exports, data warehouses' date keys): as seconds they
+# fall in 1970-1973 (8 digits), or read as microseconds they do (14 digits), so a log of
+# them was taken for a few weeks of 1970 and its sessions merged into one.
+_COMPACT_DATES = ((8, "%Y%m%d", "YYYYMMDD"), (14, "%Y%m%d%H%M%S", "YYYYMMDDhhmmss"))
+
+
+def _compact_dates(numbers: pd.Series) -> tuple[pd.Series, str] | None:
+    """Epoch seconds (UTC) of whole numbers that are all dates written one of the
+    _COMPACT_DATES ways, between 1900 and 2100, and that way's name; None otherwise."""
+    if not (numbers == np.floor(numbers)).all():
+        return None
+    digits = numbers.astype("int64").astype(str)
+    for width, form, name in _COMPACT_DATES:
+        if (digits.str.len() == width).all():
+            when = pd.to_datetime(digits, format=form, utc=True, errors="coerce")
+            if when.notna().all() and when.dt.year.between(1900, 2099).all():
+                return (when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1), name
+    return None
 
 
 def _in_seconds(ratings: pd.DataFrame, source: str) -> tuple[pd.DataFrame, str | None]:
     """Times in milliseconds (JavaScript's Date.now(), Java's currentTimeMillis()),
     micro- or nanoseconds read as seconds, with a note, when every number in the column
     is past 2100 as seconds and before it in the unit: each row was a bad_timestamp
-    ("milliseconds?"). A column that mixes units is left to cleaning's hint."""
+    ("milliseconds?"). A column that mixes units is left to cleaning's hint. Dates
+    written as numbers (20240131, 20240131093000) are read as the dates they are."""
     stamps = ratings[F.TIMESTAMP]
     numbers = pd.to_numeric(stamps, errors="coerce")  # ISO times are numbers already
     known = numbers.notna()
+    dates = _compact_dates(numbers[known]) if known.any() else None
+    if dates is not None:
+        seconds, form = dates
+        column = stamps.astype(object).where(~known, seconds)
+        return (ratings.assign(**{F.TIMESTAMP: column.astype("int64") if known.all()
+                                  else column}),
+                f"{source}'s timestamps are dates written {form}: read as seconds since "
+                "the epoch (UTC)")
     if not known.any() or numbers[known].min() < MAX_TIMESTAMP:
         return ratings, None
     for power, unit in _FINER_UNITS:

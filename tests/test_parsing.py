@@ -308,6 +308,38 @@ def test_times_in_a_finer_unit_read_as_seconds_with_a_note(
     assert ds.ratings[F.TIMESTAMP].tolist() == [1_600_000_000, 1_600_000_002] and ds.notes
 
 
+@pytest.mark.parametrize("first, second, form", [
+    ("20200913", "20200914", "YYYYMMDD"),
+    ("20200913122640", "20200913123640", "YYYYMMDDhhmmss"),  # ten minutes apart
+])
+def test_dates_written_as_numbers_read_as_those_dates_with_a_note(
+        tmp_path: Path, first: str, second: str, form: str) -> None:
+    """As seconds, 20200913 is 1970-08-21: a log of such dates read as three weeks of 1970,
+    a day one second long (the session Gram's ten minutes held months), and as
+    microseconds 20200913122640 was the same weeks with a wrong note."""
+    (tmp_path / "ratings.csv").write_text(
+        HEADER + f"a,x,4,{first}\na,y,4,{second}\na,z,4,soon\n")
+    result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
+    start = 1_599_955_200 + (44_800 if len(first) == 14 else 0)  # 2020-09-13 (12:26:40) UTC
+    step = 86_400 if len(first) == 8 else 600
+    assert result.dataset.ratings[F.TIMESTAMP].tolist() == [start, start + step]
+    assert result.rejects["timestamp"].tolist() == ["soon"]
+    assert result.dataset.notes == (f"ratings.csv's timestamps are dates written {form}: "
+                                    "read as seconds since the epoch (UTC)",)
+
+
+@pytest.mark.parametrize("stamps", [
+    ("20201313", "20200914"),  # month 13: no date, so seconds (1970), as before
+    ("1600000000", "1600000600"),  # seconds
+    ("18991231", "18991231"),  # a date before 1900
+])
+def test_numbers_that_are_not_all_dates_stay_seconds(tmp_path: Path, stamps) -> None:
+    (tmp_path / "ratings.csv").write_text(
+        HEADER + "".join(f"a,{i},4,{t}\n" for i, t in enumerate(stamps)))
+    ds = load_generic(tmp_path)
+    assert ds.ratings[F.TIMESTAMP].tolist() == [int(t) for t in stamps] and not ds.notes
+
+
 def test_times_that_mix_seconds_and_milliseconds_are_left_to_the_hint(tmp_path: Path) -> None:
     (tmp_path / "ratings.csv").write_text(HEADER + "a,x,4,1600000000\na,y,4,1600000000000\n")
     result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
