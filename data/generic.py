@@ -18,7 +18,8 @@ line: data/json_lines.py): the same column names):
     note), or ISO 8601 text;
     without it (or with one value for all rows) ratings have no time order, and the
     eval share of each user's ratings is drawn at random (data/splits.py)
-  - ``split``     (optional) ``train`` or ``eval``: an official split to keep;
+  - ``split``     (optional) ``train`` or ``eval`` (``test`` reads as ``eval``, and so
+    does ``val``/``validation`` in a file without test rows): an official split to keep;
     without it the examples writer splits each user's history by time
 * ``users.csv`` / ``users.parquet`` (optional): ``user_id`` (required), ``age``
   (integer, or a group such as ``25-34`` or ``55+`` read as its lower bound; 0 or
@@ -199,21 +200,43 @@ def epoch_seconds(column: pd.Series) -> pd.Series:
     return (utc - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
 
 
-def _split_column(ratings: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Keep only rows whose split is train/eval; the others are malformed."""
+# Other names of the held-out split: "test" always; a validation name when the file holds
+# no test or eval rows (train/validation). Beside them, validation rows are ambiguous (the
+# pipeline holds out one split), and are rejected with a reason that says so.
+_TEST_NAMES = frozenset({"test"})
+_VALIDATION_NAMES = frozenset({"val", "valid", "validation", "dev"})
+
+
+def _split_column(ratings: pd.DataFrame, source: str
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """Keep only rows whose split is train/eval (or a name of the held-out split, read
+    as eval, with a note); the others are malformed."""
     if SPLIT not in ratings.columns:
-        return ratings, malformed_frame([], RATINGS)
+        return ratings, malformed_frame([], RATINGS), None
     split = ratings[SPLIT].astype(str).str.strip().str.lower()
+    present = set(split.unique())
+    held_out = _TEST_NAMES | (frozenset() if present & (_TEST_NAMES | {EVAL_SPLIT})
+                              else _VALIDATION_NAMES)
+    renamed = sorted(present & held_out)
+    split = split.where(~split.isin(held_out), EVAL_SPLIT)
     ok = split.isin([TRAIN_SPLIT, EVAL_SPLIT])
     failed = ratings.loc[~ok]
+
+    def reason(value: str) -> str:
+        if value.strip().lower() in _VALIDATION_NAMES:
+            return (f"split {value!r} beside a test or eval split: the pipeline holds out "
+                    "one, so label these rows 'train' or 'eval'")
+        return f"split {value!r} is not 'train' or 'eval'"
+
     bad = [
-        (source, int(line), str(raw), f"split {value!r} is not 'train' or 'eval'",
-         str(user).strip())
+        (source, int(line), str(raw), reason(str(value)), str(user).strip())
         for line, raw, value, user in zip(
             failed[LINE], failed[RAW], failed[SPLIT], failed[F.USER_ID], strict=True
         )
     ]
-    return ratings.loc[ok].assign(**{SPLIT: split[ok]}), malformed_frame(bad, RATINGS)
+    note = (f"{source}'s split {', '.join(map(repr, renamed))} read as {EVAL_SPLIT!r}"
+            if renamed else None)
+    return ratings.loc[ok].assign(**{SPLIT: split[ok]}), malformed_frame(bad, RATINGS), note
 
 
 def _items(file: Path, encodings: dict[str, str]) -> tuple[pd.DataFrame, list[BadLine]]:
@@ -315,7 +338,7 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     encodings: dict[str, str] = {}
     frame, bad_rows = _read(ratings_file, REQUIRED_RATING_COLUMNS, encodings, multiline=False)
     frame = _untimed_as_zero(frame, ratings_file)
-    frame, bad_split = _split_column(frame, ratings_file.name)
+    frame, bad_split, split_note = _split_column(frame, ratings_file.name)
     ratings, unit = _in_seconds(to_ratings(frame, ratings_file.name), ratings_file.name)
     bad = [malformed_frame(bad_rows, RATINGS), bad_split]
 
@@ -338,4 +361,4 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
         items, bad_items = _items(items_file, encodings)
         bad.append(malformed_frame(bad_items, ITEMS))
     return Dataset(name, ratings, users, items, concat_malformed(bad), frozenset(derived),
-                   encoding_notes(encodings) + ((unit,) if unit else ()))
+                   encoding_notes(encodings) + tuple(n for n in (split_note, unit) if n))

@@ -150,15 +150,16 @@ def test_eval_users_without_training_ratings_are_noted(tmp_path: Path) -> None:
 
 
 def test_no_eval_rows_names_the_rejected_rows(tmp_path: Path) -> None:
-    # split "test" is not a split: those rows are rejects, and the message says where they went.
-    path = write_dir(tmp_path / "data", HEADER.strip() + ",split\na,x,4,1,train\na,y,4,2,test\n"
+    # split "holdout" is not a split: those rows are rejects, and the message says where
+    # they went.
+    path = write_dir(tmp_path / "data", HEADER.strip() + ",split\na,x,4,1,train\na,y,4,2,holdout\n"
                      "b,x,4,3,train\n")
     home = tmp_path / "home"
     with pytest.raises(InsufficientDataError, match=rf"no eval rows among 2 ratings \(split: "
                        rf"official, 1 more rejected: see {home / REJECTS_FILE}\)"):
         ingest("generic", path, str(home), IngestOptions(max_reject_fraction=1.0))
     rejects = pd.read_csv(home / REJECTS_FILE, dtype=str, keep_default_na=False)
-    assert rejects["line"].tolist() == ["3"] and "'test'" in rejects["detail"][0]
+    assert rejects["line"].tolist() == ["3"] and "'holdout'" in rejects["detail"][0]
 
 
 def test_cli_exits_2_on_a_header_only_ratings_file(tmp_path: Path, capsys) -> None:

@@ -88,10 +88,33 @@ def test_generic_csv_reports_bad_lines(tmp_path: Path) -> None:
     assert items.loc["12", F.GENRES] == []
 
 
+@pytest.mark.parametrize("names, read, rejected", [
+    (("train", "test"), ["train", "eval"], []),
+    (("train", "Validation"), ["train", "eval"], []),  # train/validation: held out
+    (("train", "eval", "test"), ["train", "eval", "eval"], []),
+    (("train", "val", "test"), ["train", "eval"], ["val"]),  # which one is held out?
+])
+def test_other_names_of_the_held_out_split_read_as_eval(tmp_path: Path, names, read,
+                                                        rejected) -> None:
+    """A train/test file had every test row rejected ("no eval rows"); train/val/test
+    is ambiguous with one held-out split, so its validation rows say so."""
+    write(tmp_path / "ratings.csv", "user_id,item_id,rating,timestamp,split\n" + "".join(
+        f"a,{i},4,{i},{name}\n" for i, name in enumerate(names)))
+    ds = load_generic(tmp_path)
+    assert ds.ratings[SPLIT].tolist() == read
+    reasons = ds.malformed["reason"].tolist()
+    assert len(reasons) == len(rejected)
+    assert all(f"split {r!r} beside a test or eval split" in why
+               for r, why in zip(rejected, reasons, strict=True))
+    renamed = sorted({n.lower() for n in names} - {"train", "eval"} - set(rejected))
+    assert ds.notes == ((f"ratings.csv's split {', '.join(map(repr, renamed))} read as "
+                         "'eval'",) if renamed else ())
+
+
 def test_generic_derives_tables_and_keeps_split(tmp_path: Path) -> None:
     write(
         tmp_path / "ratings.csv",
-        ("user_id,item_id,rating,timestamp,split\na,x,4,1,train\na,y,5,2,EVAL\nb,x,3,3,test\n"),
+        ("user_id,item_id,rating,timestamp,split\na,x,4,1,train\na,y,5,2,EVAL\nb,x,3,3,tset\n"),
     )
     ds = load_generic(tmp_path)
     assert_canonical(ds)
