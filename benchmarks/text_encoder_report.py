@@ -53,7 +53,7 @@ def encoder_summary(metadata: dict) -> dict:
         "encode_seconds": round(seconds["encode"], 1),
         "total_seconds": round(seconds["total"], 1),
         "saved_model_mb": round(size["encoder_saved_model"] / 2**20, 2),
-        "keras_model_mb": round(size["keras_model"] / 2**20, 2),
+        "preset_mb": round(size["preset"] / 2**20, 2),
         "reused_from_cache": metadata.get("reused_from_cache", False),
     }
 

@@ -72,7 +72,6 @@ EMBEDDINGS_FILE = "embeddings.npy"  # float32 [N, D], L2-normalised rows
 # zeros where an item has none (the cold-item map's second input block)
 DESCRIPTION_EMBEDDINGS_FILE = "description_embeddings.npy"
 ENCODER_DIR = "encoder"  # TF SavedModel: serving_default(text) -> embedding
-KERAS_MODEL_FILE = "keras_model.keras"  # Keras 3 encoder on token ids
 PRESET_DIR = "preset"  # keras-hub preset (backbone + tokenizer) of the encoder
 METADATA_FILE = "metadata.json"  # mode, sizes, steps, losses, timings
 # Its keys that other layers read (components/text_encoder/executor.py writes them;

@@ -16,7 +16,6 @@ from mtrec.contracts.artifacts import (  # noqa: F401
     EMBEDDINGS_FILE,
     ENCODER_DIR,
     ITEM_IDS_FILE,
-    KERAS_MODEL_FILE,
     METADATA_FILE,
     PRESET_DIR,
     VOCAB_FILE,

@@ -142,11 +142,13 @@ def test_outputs_layout_and_properties(pretrained, rows):
         layout.ITEM_IDS_FILE,
         layout.EMBEDDINGS_FILE,
         layout.DESCRIPTION_EMBEDDINGS_FILE,
-        layout.KERAS_MODEL_FILE,
         layout.METADATA_FILE,
     ):
         assert (uri / name).is_file(), name
     assert (uri / layout.ENCODER_DIR / "saved_model.pb").is_file()
+    # The weights once per format: the Keras model is rebuilt from the preset.
+    assert (uri / layout.PRESET_DIR / "model.weights.h5").is_file()
+    assert not list(uri.glob("*.keras"))
     vocab = (uri / layout.VOCAB_FILE).read_text().splitlines()
     assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 

@@ -233,9 +233,7 @@ def load_keras_text_encoder(uri: str) -> tuple[keras.Model, keras_nlp.models.Ber
     and returns L2-normalised [B, D]; the backbone is `model.get_layer(...)`.
     """
     # Lazy: Keras 3 and keras-nlp are heavy; the Trainer reads the artifact without them.
-    import keras
-    import keras_nlp
+    from mtrec.components.text_encoder import encoder
 
-    model = keras.saving.load_model(os.path.join(uri, layout.KERAS_MODEL_FILE))
-    tokenizer = keras_nlp.models.BertTokenizer.from_preset(os.path.join(uri, layout.PRESET_DIR))
-    return model, tokenizer
+    backbone, tokenizer = encoder.load_preset(os.path.join(uri, layout.PRESET_DIR))
+    return encoder.build_encoder_model(backbone), tokenizer
