@@ -295,7 +295,7 @@ def _compact_dates(numbers: pd.Series) -> tuple[pd.Series, str] | None:
         if (digits.str.len() == width).all():
             when = pd.to_datetime(digits, format=form, utc=True, errors="coerce")
             if when.notna().all() and when.dt.year.between(1900, 2099).all():
-                return (when - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1), name
+                return epoch_seconds(when), name
     return None
 
 

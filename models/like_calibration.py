@@ -8,7 +8,10 @@ After training, two numbers are fitted by logistic regression of the liked label
 the head's logit over training pairs, and the reported P(like) is
 sigmoid(scale * logit + shift). The map is increasing, so AUC and every ranking stay
 as they were; the blend that ranks `recommend` keeps the head's raw output, the one
-its weights were chosen for on the validation cut (quality_tuning.md).
+its weights were chosen for on the validation cut. Measured through `score` on
+held-out ratings, mean P(like) / like rate: ML-100K u1.test 0.60 -> 0.92, the sample
+0.64 -> 0.86, ml-latest-small 0.38 -> 0.48; short of 1 because training pairs, which
+the fit reads, get higher logits than new ones (quality_tuning.md, session 46).
 """
 
 from __future__ import annotations
