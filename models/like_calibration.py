@@ -67,14 +67,19 @@ def relevance_logits(model: MultiTaskModel, dataset: tf.data.Dataset,
     """The relevance head's logit and the liked label of up to `max_examples` pairs of
     `dataset` (transformed examples, each with its own history: what serving_default
     and TFMA read), in inference mode."""
+    # Traced: eager, the towers took 4.8 s of the sample's Trainer (an epoch is 4.5 s);
+    # traced, the whole fit takes 3.2 s, most of it reading the shuffled training data.
+    @tf.function(reduce_retracing=True)
+    def logit(x: dict[str, tf.Tensor]) -> tf.Tensor:
+        q = model.query_embedding(x, training=False)
+        c = model.candidate_embedding(x, training=False)
+        return model.pair_outputs(q, c, x[F.USER_IDX], x[F.ITEM_IDX])[RELEVANCE]
+
     logits, labels, seen = [], [], 0
     for x in dataset:
         if seen >= max_examples:
             break
-        q = model.query_embedding(x, training=False)
-        c = model.candidate_embedding(x, training=False)
-        pair = model.pair_outputs(q, c, x[F.USER_IDX], x[F.ITEM_IDX])
-        logits.append(pair[RELEVANCE].numpy().ravel())
+        logits.append(logit(x).numpy().ravel())
         labels.append(x[F.LIKED_XF].numpy().ravel())
         seen += len(logits[-1])
     if not logits:
