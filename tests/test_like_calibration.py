@@ -7,8 +7,10 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.models.config import RELEVANCE, ModelConfig
+from mtrec.models.heads import pair_features
 from mtrec.models.like_calibration import IDENTITY, calibrate_likes, fit_platt, relevance_logits
 from mtrec.models.model import MultiTaskModel
+from mtrec.models.serving_ops import LIKE, pair_scores
 from tests.tiny_model_support import SIZES, rows
 
 
@@ -96,3 +98,22 @@ def test_a_model_without_a_relevance_head_is_not_calibrated():
     x[F.LIKED_XF] = tf.constant([1, 0], tf.int64)
     assert calibrate_likes(model, tf.data.Dataset.from_tensor_slices(x).batch(2)) == IDENTITY
     np.testing.assert_allclose(model.like_calibration.numpy(), IDENTITY)
+
+
+def test_served_pairs_blend_the_heads_probability_and_report_the_calibrated_one():
+    """serving_ops.pair_scores, which `score` and `recommend` use: RELEVANCE (the blend's
+    input) is sigmoid(logit), LIKE (what `score` reports) sigmoid(0.5 logit - 1), with
+    the pair heads run here or their outputs given (the split path recommend takes)."""
+    model, x = _model(), rows(3)
+    model(x)
+    model.like_calibration.assign([0.5, -1.0])
+    q, c = model.query_embedding(x), model.candidate_embedding(x)
+    logit = model.pair_outputs(q, c, x[F.USER_IDX], x[F.ITEM_IDX])[RELEVANCE].numpy()
+    vectors, items = c[tf.newaxis], x[F.ITEM_IDX][tf.newaxis]  # one user, 3 candidates
+    heads = model.pair_heads(pair_features(tf.repeat(q[:1], 3, axis=0), c))
+    for given in (None, {k: v[tf.newaxis] for k, v in heads.items()}):
+        out = pair_scores(model, q[:1], x[F.USER_IDX][:1], vectors, items, given)
+        np.testing.assert_allclose(out[RELEVANCE].numpy()[0], 1 / (1 + np.exp(-logit)),
+                                   rtol=1e-5)
+        np.testing.assert_allclose(out[LIKE].numpy()[0], 1 / (1 + np.exp(-(0.5 * logit - 1))),
+                                   rtol=1e-5)
