@@ -46,7 +46,8 @@ def stderr(value: Any) -> str:
 
 def platt(fit: Any) -> str:
     """The reported P(like)'s calibration, sigmoid(scale * logit + shift), as
-    "scale 1.092, shift +1.089"; "none" for the identity (no relevance head, one class)."""
+    "scale 1.092, shift +1.089"; "none" for the identity (no relevance head, one class,
+    or a fit that would reverse the head's order: models/like_calibration.py)."""
     if not isinstance(fit, Sequence) or len(fit) != 2:
         return f'<span class="muted">{NOT_RECORDED}</span>'
     scale, shift = fit
@@ -57,7 +58,7 @@ def platt(fit: Any) -> str:
 
 def count(value: Any) -> str:
     """A count: an integer with thousands separators (22,713,216), a whole float (TFMA's
-    example_count, 7980.0) as an integer, else as _num."""
+    example_count, 7980.0) as an integer, else as `num`."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return num(value)
