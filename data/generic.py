@@ -288,8 +288,8 @@ _COMPACT_DATES = ((8, "%Y%m%d", "YYYYMMDD"), (14, "%Y%m%d%H%M%S", "YYYYMMDDhhmms
 def _compact_dates(numbers: pd.Series) -> tuple[pd.Series, str] | None:
     """Epoch seconds (UTC) of whole numbers that are all dates written one of the
     _COMPACT_DATES ways, between 1900 and 2100, and that way's name; None otherwise."""
-    if not (numbers == np.floor(numbers)).all():
-        return None
+    if not (np.isfinite(numbers) & (numbers == np.floor(numbers))).all():
+        return None  # "inf" is a number to pandas, and a bad_timestamp to cleaning
     digits = numbers.astype("int64").astype(str)
     for width, form, name in _COMPACT_DATES:
         if (digits.str.len() == width).all():
