@@ -22,12 +22,13 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts.artifacts import LIKE_CALIBRATION_IDENTITY
 from mtrec.models.config import RELEVANCE
 from mtrec.models.model import MultiTaskModel
 
 log = logging.getLogger(__name__)
 
-IDENTITY = (1.0, 0.0)  # (scale, shift): the head's own probability
+IDENTITY = LIKE_CALIBRATION_IDENTITY  # (scale, shift): the head's own probability
 # Training pairs the fit reads at most: two parameters need few, and a scale run
 # (tens of millions of ratings) should not pay a second pass over its data for them.
 MAX_FIT_EXAMPLES = 200_000

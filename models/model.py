@@ -26,6 +26,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from mtrec.contracts import features as F
+from mtrec.contracts.artifacts import LIKE_CALIBRATION_IDENTITY
 from mtrec.contracts.metrics import INTEREST_AUC
 from mtrec.models.autograph_rules import skip_tf_keras
 from mtrec.models.config import (
@@ -136,7 +137,7 @@ class MultiTaskModel(tfrs.Model):
         self.item_sampling_prob = tf.constant(item_sampling_prob, tf.float32)
         # (scale, shift) of the reported P(like): the identity until the Trainer fits it
         # after training (models/like_calibration.py); saved with the weights.
-        self.like_calibration = tf.Variable([1.0, 0.0], trainable=False,
+        self.like_calibration = tf.Variable(LIKE_CALIBRATION_IDENTITY, trainable=False,
                                             name="like_calibration")
 
         # Every task returns per-example losses; compute_loss averages them over

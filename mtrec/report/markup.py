@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from mtrec.contracts.artifacts import LIKE_CALIBRATION_IDENTITY
+
 NOT_RECORDED = "not recorded"
 CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;color:#222}
 h1{font-size:1.5rem}h2{border-bottom:1px solid #ccc;padding-top:1rem}
@@ -51,7 +53,7 @@ def platt(fit: Any) -> str:
     if not isinstance(fit, Sequence) or len(fit) != 2:
         return f'<span class="muted">{NOT_RECORDED}</span>'
     scale, shift = fit
-    if (scale, shift) == (1.0, 0.0):
+    if (scale, shift) == LIKE_CALIBRATION_IDENTITY:
         return escape("none (the head's own probability)")
     return f"scale {scale:.3f}, shift {shift:+.3f}"
 
