@@ -42,7 +42,7 @@ from mtrec.components.anomaly_gate.executor import ANOMALIES_FILE
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import RETRIEVAL_METRICS_FILE, TRAINING_METRICS_FILE
 from mtrec.data import artifact_io
-from mtrec.pipeline.local_runner import LocalPaths
+from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.run_state import NodeRun, custom_property, latest_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

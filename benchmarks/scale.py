@@ -160,6 +160,7 @@ def run_one(
     from mtrec.data.examples import write_examples
     from mtrec.data.synthetic import generate
     from mtrec.pipeline import beam_portable, local_runner
+    from mtrec.pipeline.home_paths import LocalPaths
 
     n_users, n_items = max(50, n // RATINGS_PER_USER), max(50, n // RATINGS_PER_ITEM)
     load_start = os.getloadavg()[0]
@@ -179,7 +180,7 @@ def run_one(
             "peak_rss_mb": sampler.peak(start, end) / 2**20,
             "state": "COMPLETE",
         }
-    paths = local_runner.LocalPaths(home)
+    paths = LocalPaths(home)
     errors: list[str] = []
     if runner not in RUNNERS:
         raise ValueError(f"runner must be one of {RUNNERS}, not {runner!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # ------------------------------------------------------- a run's home (`mtrec run`)
 MLMD_FILE = "metadata.sqlite"  # ML Metadata: what each run did, its artifacts
+EXAMPLES_DIR = "examples"  # ingestion's examples/<digest>/ folders (mtrec/ingest.py)
 
 # ------------------------------------------- the ingestion step's examples root
 # <examples_root>/{train,eval,catalog}/ hold the shards (split names in

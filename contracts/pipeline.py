@@ -85,6 +85,9 @@ ALREADY_SERVED = "already_served"
 # because data_root is a run-time parameter on Kubeflow.
 SPLIT_PROTOCOL = "split_protocol"
 
+# ------------------------------------------------------ ExampleGen exec properties
+INPUT_BASE = "input_base"  # TFX's (standard_component_specs.INPUT_BASE_KEY): the examples root
+
 
 def split_dir_name(split: str) -> str:
     """The folder of `split` inside an Examples artifact, e.g. "Split-train"."""

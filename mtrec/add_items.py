@@ -53,7 +53,7 @@ from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.models.serving_tables import genre_vocabulary
 from mtrec.pipeline.home_lock import home_lock
-from mtrec.pipeline.local_runner import LocalPaths
+from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.run_state import NodeRun, latest_pushed_run, nothing_pushed
 from mtrec.serving.versions import list_versions
 from mtrec.summary import shown_path

@@ -37,6 +37,7 @@ from mtrec.commands.options import (
     pipeline_fields,
     run_home_problem,
 )
+from mtrec.commands.prune import add_prune_parser
 from mtrec.commands.report import add_report_parser
 from mtrec.contracts import artifacts as A
 from mtrec.contracts import features as F
@@ -47,6 +48,7 @@ from mtrec.ingest import IngestOptions, IngestResult, ingest
 from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
 from mtrec.pipeline.home_lock import HomeInUseError, home_lock
+from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.pseudonyms import key_from_env
 from mtrec.run_state import latest_pushed_run, latest_run, nothing_pushed
 from mtrec.serving.cli import (
@@ -59,7 +61,6 @@ from mtrec.serving.cli import (
 if TYPE_CHECKING:  # loads TFX and TensorFlow, which `mtrec --help` must not wait for
     import tensorflow as tf
 
-    from mtrec.pipeline.local_runner import LocalPaths
     from mtrec.summary import RecommendedItem, RunSummary
 
 SOURCES_HELP = " | ".join(SOURCES)
@@ -156,7 +157,7 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
     from mtrec.pipeline import beam_portable, local_runner
     from mtrec.summary import render, shown_path
 
-    paths = local_runner.LocalPaths(os.path.abspath(home))
+    paths = LocalPaths(os.path.abspath(home))
     fields = pipeline_fields(args, dict(args.model_config))
     # One rating value (implicit feedback) leaves TFMA no labels to bound: the pipeline
     # decides it from the data, as the Trainer decides the split protocol's settings.
@@ -332,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_parser(sub).epilog = QUERY_EXAMPLE
     _add_download_parser(sub)
     _add_items_parser(sub)
+    add_prune_parser(sub)
     for command in sub.choices.values():
         command.formatter_class = EXAMPLE_HELP
     return parser

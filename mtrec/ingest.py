@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mtrec.contracts.artifacts import INGEST_REPORT_FILE
+from mtrec.contracts.artifacts import EXAMPLES_DIR, INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
 from mtrec.data.checks import check_split, check_tables
 from mtrec.data.cleaning import REJECTED, CleanResult, first_rating_reject
@@ -166,7 +166,7 @@ def ingest(
     # change to it writes a new folder rather than reusing one written the old way.
     digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 5,
                       "code": examples_code()}
-    target = Path(home, "examples", _digest(dataset, digest_options))
+    target = Path(home, EXAMPLES_DIR, _digest(dataset, digest_options))
     if not (target / INGEST_REPORT_FILE).exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent))

@@ -104,9 +104,10 @@ def nothing_pushed(home: str) -> str:
 
 
 def custom_property(
-    artifact: metadata_store_pb2.Artifact, name: str
+    record: metadata_store_pb2.Artifact | metadata_store_pb2.Execution, name: str
 ) -> int | float | str | bool | Message | None:
-    value = artifact.custom_properties.get(name)
+    """The value of one of an artifact's (or execution's) custom properties, or None."""
+    value = record.custom_properties.get(name)
     if value is None:
         return None
     return getattr(value, value.WhichOneof("value"))

@@ -20,40 +20,14 @@ from typing import Any
 
 from tfx import v1 as tfx
 
-from mtrec.contracts.artifacts import MLMD_FILE
 from mtrec.pipeline import code_version, configs
 from mtrec.pipeline.home_lock import home_lock
+from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.pipeline.killed_runs import clean_killed_runs
 from mtrec.pipeline.pipeline import create_pipeline
 from mtrec.pipeline.settings import PipelineSettings
 from mtrec.pipeline.tfx_packaging import without_tfx_package
 from mtrec.progress import report
-
-
-@dataclasses.dataclass(frozen=True)
-class LocalPaths:
-    """Where one local deployment keeps its data, artifacts, metadata and models."""
-
-    home: str
-
-    @property
-    def pipeline_root(self) -> str:
-        return os.path.join(self.home, "pipeline_root")
-
-    @property
-    def metadata_path(self) -> str:
-        return os.path.join(self.home, MLMD_FILE)
-
-    @property
-    def code_path(self) -> str:
-        """The pipeline code's fingerprint as of the last finished run, or of the home's
-        first run from its start (code_version)."""
-        return os.path.join(self.home, ".mtrec-code")
-
-    @property
-    def serving_model_dir(self) -> str:
-        return os.path.join(self.home, "serving_model", configs.PIPELINE_NAME)
-
 
 log = logging.getLogger("mtrec.pipeline")
 

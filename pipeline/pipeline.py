@@ -173,7 +173,7 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     ).with_id(P.EXAMPLE_GEN)
     # The whole item table (rated or not): the serving index and the text corpus.
     catalog_gen = StreamingImportExampleGen(
-        input_base=example_gen.exec_properties["input_base"],
+        input_base=example_gen.exec_properties[P.INPUT_BASE],
         input_config=tfx.proto.Input(
             splits=[tfx.proto.Input.Split(name=P.CATALOG_SPLIT,
                                           pattern=f"{P.CATALOG_SPLIT}/*")]

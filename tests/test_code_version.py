@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mtrec.pipeline import code_version, local_runner
+from mtrec.pipeline.home_paths import LocalPaths
 
 
 def _package(tmp_path: Path) -> Path:
@@ -65,7 +66,7 @@ def test_the_cache_is_stale_only_for_a_home_whose_recorded_code_differs(tmp_path
 def test_a_local_run_after_a_code_change_goes_without_the_cache_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paths = local_runner.LocalPaths(str(tmp_path))
+    paths = LocalPaths(str(tmp_path))
     Path(paths.metadata_path).touch()  # an earlier run's store
     code_version.record(paths.code_path, "the code of the earlier run")
     caches: list[bool] = []
@@ -99,7 +100,7 @@ def test_a_stopped_first_run_resumes_from_the_cache(
 ) -> None:
     """A new home's first run, stopped (Ctrl-C, a kill): its re-run found no recorded code
     and went without the cache, retraining everything the stopped run had finished."""
-    paths = local_runner.LocalPaths(str(tmp_path))
+    paths = LocalPaths(str(tmp_path))
     caches: list[bool] = []
     stop = {"now": True}
 

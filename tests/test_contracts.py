@@ -29,6 +29,7 @@ def test_channel_keys_are_tfx_standard_keys():
     assert (P.BLESSING, P.EVALUATION, P.PUSHED_MODEL) == (
         specs.BLESSING_KEY, specs.EVALUATION_KEY, specs.PUSHED_MODEL_KEY)
     assert P.ANOMALIES == specs.ANOMALIES_KEY
+    assert P.INPUT_BASE == specs.INPUT_BASE_KEY  # the ExampleGens' exec property (mtrec prune)
 
 
 def test_pushed_properties_are_the_tfx_pushers():

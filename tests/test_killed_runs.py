@@ -15,6 +15,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from mtrec.pipeline import home_lock, killed_runs, local_runner, mlmd_store
+from mtrec.pipeline.home_paths import LocalPaths
 
 RUNNING = metadata_store_pb2.Execution.RUNNING
 COMPLETE = metadata_store_pb2.Execution.COMPLETE
@@ -116,7 +117,7 @@ def test_the_store_opens_read_only_unless_asked_for_writes(tmp_path: Path) -> No
 def test_local_run_cleans_up_before_the_pipeline_starts(
     killed: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    paths = local_runner.LocalPaths(str(tmp_path))
+    paths = LocalPaths(str(tmp_path))
     assert (paths.metadata_path, paths.pipeline_root) == (str(killed["db"]), str(killed["root"]))
     seen = {}
 

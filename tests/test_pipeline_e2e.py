@@ -34,6 +34,7 @@ from mtrec.data.examples import write_examples
 from mtrec.data.tables import ITEMS, USERS, make_items, make_users
 from mtrec.pipeline import local_runner
 from mtrec.pipeline.home_lock import LOCK_FILE
+from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.pipeline.settings import Thresholds
 from mtrec.run_state import custom_property, latest_run
 from mtrec.serving import cli as serving_cli
@@ -67,7 +68,7 @@ def _examples(root, **overrides):
     return str(root)
 
 
-def _versions(paths: local_runner.LocalPaths) -> list[str]:
+def _versions(paths: LocalPaths) -> list[str]:
     base = paths.serving_model_dir
     return sorted(os.listdir(base)) if os.path.isdir(base) else []
 
@@ -99,7 +100,7 @@ def _console(paths) -> str:
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("pipeline")
-    paths = local_runner.LocalPaths(str(home))
+    paths = LocalPaths(str(home))
     examples_root = _examples(home / "examples")
     return paths, examples_root, _run(paths, examples_root)
 
@@ -385,7 +386,7 @@ def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(fir
 
 
 def test_schema_anomalies_stop_the_run_before_trainer(tmp_path):
-    paths = local_runner.LocalPaths(str(tmp_path))
+    paths = LocalPaths(str(tmp_path))
     examples_root = _examples(tmp_path / "examples", age=500)  # outside the schema's 0..120
     with pytest.raises(SchemaAnomaliesError, match="feature 'age'"):
         _run(paths, examples_root)
@@ -405,7 +406,7 @@ def test_interactions_alone_run_to_a_push(tmp_path):
     both gates and is pushed. The export crashed on a catalogue without years, and
     TFMA's bounds on rating RMSE and like AUC, which such a log has no labels for,
     refused every model."""
-    paths = local_runner.LocalPaths(str(tmp_path))
+    paths = LocalPaths(str(tmp_path))
     dataset = clean(generate(n_users=80, n_items=60, n_ratings=2000, seed=5)).dataset
     ids_only = dataclasses.replace(
         dataset, ratings=dataset.ratings.assign(**{F.RATING: 1.0}),

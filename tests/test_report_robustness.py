@@ -141,7 +141,7 @@ def _artifact(uri: str, **strings: str) -> metadata_store_pb2.Artifact:
 def test_a_copied_home_reads_its_own_artifacts_not_the_original_ones(tmp_path: Path):
     """ML Metadata keeps absolute URIs: a home moved elsewhere read the old paths (TFMA's
     reader failed with an AssertionError) and named the old pushed model."""
-    from mtrec.pipeline.local_runner import LocalPaths
+    from mtrec.pipeline.home_paths import LocalPaths
     from mtrec.report.collect import rebase, rebase_nodes, recorded_home
 
     old, new = "/runs/a", str(tmp_path / "b")

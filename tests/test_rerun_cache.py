@@ -1,114 +1,13 @@
 """Re-runs on the pipeline's evaluation topology (README): the cache and the baseline.
 
-Stand-in components in the shape of pipeline/pipeline.py: Trainer ->
-RetrievalEvaluator -> Cond(blessed): Evaluator -> Pusher (if blessed), both
-evaluators with the newest model TFMA's Evaluator blessed as their baseline
-(the same LatestBlessedModelStrategy resolver). The real pipeline takes
-minutes per run; the caching and resolution rules are TFX's and depend only on
-this shape, so several runs are checked here in seconds
+On the stand-in pipeline of tests/gated_pipeline.py, several runs in seconds
 (tests/test_pipeline_e2e.py checks the second run of the real pipeline).
 """
 
 from pathlib import Path
-from typing import Any
-
-from tfx import v1 as tfx
-from tfx.dsl.components.base import base_component, base_executor, executor_spec
-from tfx.types import component_spec
-from tfx.types.component_spec import ChannelParameter, ExecutionParameter
-from tfx.types.standard_artifacts import Model, ModelBlessing, PushedModel
 
 from mtrec.run_state import latest_pushed_run, latest_run
-from tests.tiny_components import Train
-
-component = tfx.dsl.components.component
-InputArtifact = tfx.dsl.components.InputArtifact
-OutputArtifact = tfx.dsl.components.OutputArtifact
-Parameter = tfx.dsl.components.Parameter
-
-
-@component
-def Push(
-    model: InputArtifact[Model],
-    model_blessing: InputArtifact[ModelBlessing],
-    pushed_model: OutputArtifact[PushedModel],
-) -> None:
-    """Pushes only what TFMA blessed, as TFX's Pusher (and the AtomicPusher) do."""
-    pushed_model.set_int_custom_property(
-        "pushed", model_blessing.get_int_custom_property("blessed"))
-
-
-@component
-def TrainVersion(model: OutputArtifact[Model], version: Parameter[int] = 0) -> None:
-    """A "model" per `version`: a new version is a new training (not cached)."""
-    (Path(model.uri) / "saved_model.pb").write_text(f"model {version}")
-
-
-class _EvalSpec(component_spec.ComponentSpec):
-    PARAMETERS = {"bless": ExecutionParameter(type=int)}
-    INPUTS = {
-        "model": ChannelParameter(type=Model),
-        "baseline_model": ChannelParameter(type=Model, optional=True),
-    }
-    OUTPUTS = {"blessing": ChannelParameter(type=ModelBlessing)}
-
-
-class _EvalExecutor(base_executor.BaseExecutor):
-    """Blesses like TFMA's Evaluator: the properties LatestBlessedModelStrategy reads."""
-
-    def Do(self, input_dict: dict, output_dict: dict, exec_properties: dict) -> None:
-        model, blessing = input_dict["model"][0], output_dict["blessing"][0]
-        blessing.set_int_custom_property("blessed", exec_properties["bless"])
-        blessing.set_int_custom_property("current_model_id", model.id)
-        blessing.set_string_custom_property("current_model", model.uri)
-        baseline = input_dict.get("baseline_model") or []
-        blessing.set_int_custom_property("baseline_model_id", baseline[0].id if baseline else 0)
-
-
-class _Eval(base_component.BaseComponent):
-    SPEC_CLASS = _EvalSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(_EvalExecutor)
-
-    def __init__(self, model: Any, baseline_model: Any = None, bless: int = 1) -> None:
-        blessing = tfx.dsl.Channel(type=ModelBlessing)
-        super().__init__(spec=_EvalSpec(model=model, baseline_model=baseline_model,
-                                        blessing=blessing, bless=bless))
-
-
-def _blessed(gate: Any) -> Any:
-    return gate.outputs["blessing"].future()[0].custom_property("blessed") == 1
-
-
-def _pipeline(tmp: Path, version: int | None = None, retrieval_bless: int = 1) -> tfx.dsl.Pipeline:
-    trainer = (Train() if version is None else TrainVersion(version=version)).with_id("Trainer")
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=Model),
-        model_blessing=tfx.dsl.Channel(
-            type=ModelBlessing, producer_component_id="Evaluator", output_key="blessing"
-        ),
-    ).with_id("latest_blessed_model_resolver")
-    retrieval = _Eval(trainer.outputs["model"], baseline.outputs["model"],
-                      bless=retrieval_bless).with_id("RetrievalEvaluator")
-    with tfx.dsl.Cond(_blessed(retrieval)):
-        evaluator = _Eval(trainer.outputs["model"], baseline.outputs["model"]).with_id("Evaluator")
-        pusher = Push(model=trainer.outputs["model"],
-                      model_blessing=evaluator.outputs["blessing"]).with_id("AtomicPusher")
-    return tfx.dsl.Pipeline(
-        pipeline_name="mtrec",
-        pipeline_root=str(tmp / "pipeline_root"),
-        components=[trainer, baseline, retrieval, evaluator, pusher],
-        enable_cache=True,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            str(tmp / "metadata.sqlite")
-        ),
-    )
-
-
-def _run(tmp: Path, **pipeline: Any) -> dict[str, str]:
-    tfx.orchestration.LocalDagRunner().run(_pipeline(tmp, **pipeline))
-    nodes = latest_run(str(tmp / "metadata.sqlite"))
-    return {n: run.state for n, run in nodes.items() if n != "latest_blessed_model_resolver"}
+from tests.gated_pipeline import run_gated as _run
 
 
 def _baseline_id(tmp: Path, gate: str = "Evaluator") -> int:

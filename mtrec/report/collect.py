@@ -29,7 +29,7 @@ from mtrec.contracts import signatures as S
 from mtrec.contracts.metrics import TFMA_KEYS
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.models.trainer import load_config
-from mtrec.pipeline.local_runner import LocalPaths
+from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.report.schema import (
     ComponentRow,
     ExampleUser,

@@ -1,0 +1,158 @@
+"""`mtrec prune` frees old runs' artifacts, and TFX's cache and baseline still work after.
+
+Real LocalDagRunner runs of the stand-in pipeline (tests/gated_pipeline.py), a few
+seconds each: what is kept, what goes (from disk, and DELETED in ML Metadata), and
+that the next run neither reuses a removed output nor loses its baseline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from ml_metadata.proto import metadata_store_pb2
+
+from mtrec import cli
+from mtrec.pipeline.home_lock import LOCK_FILE, HomeInUseError, home_lock
+from mtrec.pipeline.mlmd_store import open_store
+from mtrec.prune import plan, prune
+from mtrec.run_state import latest_pushed_run, latest_run
+from tests.gated_pipeline import run_gated
+
+DELETED = metadata_store_pb2.Artifact.DELETED
+
+
+def _run(home: Path, version: int, bless: int = 1, data: str = "a") -> dict[str, str]:
+    (home / "examples" / data).mkdir(parents=True, exist_ok=True)
+    return run_gated(home, version=version, retrieval_bless=bless,
+                     input_base=str(home / "examples" / data),
+                     serving_dir=str(home / "serving_model" / "mtrec"))
+
+
+def _model(home: Path) -> metadata_store_pb2.Artifact:
+    return latest_run(str(home / "metadata.sqlite"))["Trainer"].outputs["model"][0]
+
+
+def _state(home: Path, artifact: metadata_store_pb2.Artifact) -> int:
+    return open_store(str(home / "metadata.sqlite")).get_artifacts_by_id([artifact.id])[0].state
+
+
+def _baseline_id(home: Path) -> int:
+    blessing = latest_run(str(home / "metadata.sqlite"))["RetrievalEvaluator"]
+    return blessing.outputs["blessing"][0].custom_properties["baseline_model_id"].int_value
+
+
+def _versions(home: Path) -> list[str]:
+    return sorted(os.listdir(home / "serving_model" / "mtrec"))
+
+
+def test_prune_keeps_the_newest_runs_and_the_served_models_run(tmp_path: Path) -> None:
+    """Run 1 pushed, run 2 pushed (data b), run 3 refused by the gate: keeping one run
+    keeps run 3 and run 2 (the served model's), and removes what only run 1 used."""
+    _run(tmp_path, version=1)
+    first = _model(tmp_path)
+    first_push = latest_run(str(tmp_path / "metadata.sqlite"))["AtomicPusher"].outputs[
+        "pushed_model"][0]
+    _run(tmp_path, version=2, data="b")
+    served = _model(tmp_path)
+    _run(tmp_path, version=3, bless=0, data="b")
+    refused = _model(tmp_path)
+    assert _versions(tmp_path) == ["1", "2"]
+
+    found = prune(str(tmp_path), keep_runs=1)
+    assert found.runs == 3 and len(found.kept_runs) == 2
+    assert _state(tmp_path, first_push) == DELETED and not os.path.exists(first_push.uri)
+    # Run 1's model stays: run 2, kept, read it as its gates' baseline.
+    for kept in (first, served, refused):
+        assert _state(tmp_path, kept) == metadata_store_pb2.Artifact.LIVE
+        assert os.path.isfile(os.path.join(kept.uri, "saved_model.pb"))
+    assert _versions(tmp_path) == ["2"]  # run 1's push goes; the served version stays
+    assert sorted(os.listdir(tmp_path / "examples")) == ["b"]
+    assert found.size > 0 and "freed" in found.describe()
+
+    # The next run compares against the served model, which is still there.
+    fourth = _run(tmp_path, version=4, data="b")
+    assert fourth.pop("ImportExampleGen") == "CACHED"  # data b: run 2's output, kept
+    assert set(fourth.values()) == {"COMPLETE"}
+    assert _baseline_id(tmp_path) == served.id
+    assert plan(str(tmp_path), keep_runs=4).artifact_ids == ()  # nothing more to free
+
+
+def test_a_removed_output_is_trained_again_not_taken_from_the_cache(tmp_path: Path) -> None:
+    for version in (1, 2, 3):
+        _run(tmp_path, version=version)
+    first = latest_run(str(tmp_path / "metadata.sqlite"), 0)["Trainer"].outputs["model"][0]
+    kept = _model(tmp_path)
+    prune(str(tmp_path), keep_runs=1)
+    assert not os.path.exists(first.uri)
+
+    # Version 1's Trainer has a cache entry, whose output is gone: TFX trains again.
+    again = _run(tmp_path, version=1)
+    assert again["Trainer"] == "COMPLETE"
+    retrained = _model(tmp_path)
+    assert retrained.id != first.id and os.path.isfile(
+        os.path.join(retrained.uri, "saved_model.pb"))
+    # A kept output is still the cache's answer.
+    assert _run(tmp_path, version=3)["Trainer"] == "CACHED"
+    assert _model(tmp_path).id == kept.id
+
+
+def test_a_dry_run_removes_nothing_and_a_second_prune_has_nothing_left(tmp_path: Path) -> None:
+    for version in (1, 2, 3):
+        _run(tmp_path, version=version)
+    def files() -> list[Path]:  # but the lock file, which `mtrec run` made in a real home
+        return sorted(p for p in tmp_path.rglob("*") if p.name != LOCK_FILE)
+
+    before = files()
+    dry = prune(str(tmp_path), keep_runs=1, dry_run=True)
+    assert dry.artifact_ids and dry.folders
+    assert files() == before
+    assert prune(str(tmp_path), keep_runs=1) == dry
+    again = plan(str(tmp_path), keep_runs=1)
+    assert (again.artifact_ids, again.folders, again.size) == ((), (), 0)
+
+
+def test_keeping_every_run_frees_nothing(tmp_path: Path) -> None:
+    _run(tmp_path, version=1)
+    _run(tmp_path, version=2)
+    found = plan(str(tmp_path), keep_runs=2)
+    assert (found.artifact_ids, found.folders, found.size) == ((), (), 0)
+    with pytest.raises(ValueError, match="at least 1"):
+        plan(str(tmp_path), keep_runs=0)
+
+
+def test_a_served_model_from_an_older_run_is_kept_when_newer_runs_were_refused(
+    tmp_path: Path,
+) -> None:
+    _run(tmp_path, version=1)
+    served = _model(tmp_path)
+    for version in (2, 3, 4):
+        _run(tmp_path, version=version, bless=0)
+    prune(str(tmp_path), keep_runs=1)
+    assert os.path.isfile(os.path.join(served.uri, "saved_model.pb"))
+    assert latest_pushed_run(str(tmp_path / "metadata.sqlite"))["Trainer"].outputs[
+        "model"][0].id == served.id  # what `mtrec add-items` re-indexes
+    assert _versions(tmp_path) == ["1"]
+
+
+def test_prune_waits_for_no_one_a_running_command_keeps_its_home(tmp_path: Path) -> None:
+    _run(tmp_path, version=1)
+    with home_lock(str(tmp_path)), pytest.raises(HomeInUseError):
+        prune(str(tmp_path), keep_runs=1)
+
+
+def test_the_command_prints_what_it_freed_and_refuses_bad_arguments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for version in (1, 2, 3):
+        _run(tmp_path, version=version)
+    assert cli.main(["prune", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("would free ")
+    assert cli.main(["prune", str(tmp_path)]) == 0
+    assert "kept 1 of 3 run(s)" in capsys.readouterr().out
+    assert cli.main(["prune", str(tmp_path / "nowhere")]) == 2
+    assert "not an `mtrec run` output folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["prune", str(tmp_path), "--keep-runs", "0"])
+    assert "must be at least 1" in capsys.readouterr().err
