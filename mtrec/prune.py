@@ -68,6 +68,10 @@ class PrunePlan:
     outside: int = 0  # removable artifacts whose folder is not in this home: left alone
 
     def describe(self, dry_run: bool = False) -> str:
+        if not self.artifact_ids and not self.folders:
+            return (f"nothing to free: {self.runs} run(s), each kept or already pruned"
+                    + (f"; {self.outside} artifact(s) outside this home left alone"
+                       if self.outside else ""))
         verb = "would free" if dry_run else "freed"
         text = (f"{verb} {self.size / 1e6:,.0f} MB: {len(self.artifact_ids)} artifact(s) and "
                 f"{len(self.folders)} folder(s) of {self.runs - len(self.kept_runs)} older "

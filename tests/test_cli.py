@@ -11,7 +11,6 @@ import argparse
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,8 @@ from mtrec.pipeline import configs
 from mtrec.pipeline.mlmd_store import open_store
 from mtrec.pipeline.settings import Thresholds
 
-COMMANDS = ("run", "compile", "data", "report", "serve", "query", "download", "add-items")
+COMMANDS = ("run", "compile", "data", "report", "serve", "query", "download", "add-items",
+            "prune")
 SHARED = ["--model-config", '{"embedding_dim": 32}', "--epochs", "3",
           "--text-encoder", '{"pretrain_steps": 10}', "--rating-rmse-max", "1.2",
           "--rating-rmse-max-increase", "0.1", "--relevance-auc-min", "0.6",
@@ -310,115 +310,7 @@ def test_run_leaves_out_the_text_encoder_and_interest_task_without_their_inputs(
     assert ("interest" in ModelConfig.from_dict(dict(settings.model)).tasks) is interest
 
 
-def test_data_check_prints_the_rejects_report(tmp_path: Path, capsys, monkeypatch):
-    data = tmp_path / "in"
-    data.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # no --rejects: kept, not in /tmp
-    rows = ["user_id,item_id,rating,timestamp"]
-    rows += [f"u{u},i{i},{1 + (u + i) % 5},{1000 + 10 * i}" for u in range(6) for i in range(5)]
-    rows += ["u1,i1,9,1", "u2,i2,x,2"]  # out of range, not a number
-    (data / "ratings.csv").write_text("\n".join(rows) + "\n")
-    rejects = tmp_path / "bad.csv"
-    code = main(["data", "check", "--source", "generic", "--path", str(data),
-                 "--rejects", str(rejects)])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "ratings: 32 read, 30 kept, 2 rejected" in out
-    assert "rejected rating_out_of_range: 1" in out and "rejected bad_rating: 1" in out
-    assert "split: train" in out and "(per-user time, latest 0.2 to eval)" in out
-    assert str(rejects) in out
-    assert len(rejects.read_text().splitlines()) == 3  # header + the 2 rejected rows
-    # No users or items file: their rows were made up from the ratings, not read.
-    assert "users: 6 (no users file: one per rated id)" in out
-    assert "items: 5 (no items file: one per rated id)" in out
-    assert "note: no item has a title, genres, a year or a description, so `mtrec run` " \
-        "will leave the text encoder out" in out
-    assert "note: no item has genres, so `mtrec run` will leave the interest task out" in out
-    (data / "users.csv").write_text("user_id\n" + "".join(f"u{u}\n" for u in range(6)))
-    assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
-    out = capsys.readouterr().out
-    assert "users: 6 read, 6 kept, 0 rejected" in out and "items: 5 (no items file" in out
-    assert "implicit feedback" not in out
-    # One rating value: the report says what `mtrec run` will make of it.
-    (data / "ratings.csv").write_text("\n".join(
-        ["user_id,item_id,rating,timestamp"]
-        + [f"u{u},i{i},1,{1000 + 10 * i}" for u in range(6) for i in range(5)]) + "\n")
-    assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
-    assert "note: every rating is 1 (implicit feedback)" in capsys.readouterr().out
-    # An items file saved by Excel on Windows: read, and the report says how.
-    (data / "items.csv").write_bytes(("item_id,title\n" + "".join(
-        f"i{i},Cité {i}\n" for i in range(5))).encode("cp1252"))
-    assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
-    out = capsys.readouterr().out
-    assert "items: 5 read, 5 kept, 0 rejected" in out
-    assert "note: items.csv is not UTF-8: read as Windows-1252" in out
-    # A users or items reject says why, as the ratings' do, with the first one's detail.
-    (data / "items.csv").write_bytes(("item_id,title\n" + "".join(
-        f"i{i},Amélie {i}\n" for i in range(5))).encode() + b"i5,Cit\xe9\n")
-    assert main(["data", "check", "--source", "generic", "--path", str(data)]) == 0
-    out = capsys.readouterr().out
-    assert "items: 6 read, 5 kept, 1 rejected\n  rejected malformed: 1 (the first: items.csv " \
-        "line 7: not valid utf-8: unexpected end of data)\n" in out
-    assert "Windows-1252" not in out
-
-
-def test_data_check_fails_clearly_when_most_rows_are_bad(tmp_path: Path, capsys, monkeypatch):
-    data = tmp_path / "in"
-    data.mkdir()
-    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\nu1,i1,x,1\nu1,i2,7,2\n")
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    code = main(["data", "check", "--source", "generic", "--path", str(data)])
-    err = capsys.readouterr().err
-    assert code == 2 and "error:" in err
-    (kept,) = temp.glob("mtrec-data-check-*/rejects.csv")  # the rows the error names
-    assert str(kept) in err and len(kept.read_text().splitlines()) == 3
-
-    rejects = tmp_path / "bad.csv"
-    code = main(["data", "check", "--source", "generic", "--path", str(data),
-                 "--rejects", str(rejects)])
-    err = capsys.readouterr().err
-    assert code == 2 and f"the rejected rows are in {rejects}" in err
-    assert len(rejects.read_text().splitlines()) == 3
-    assert len(list(temp.iterdir())) == 1  # the first check's folder; none left by this one
-
-
-@pytest.mark.parametrize("where", ["a_folder", "new_folder/"])
-def test_data_check_writes_rejects_csv_into_a_folder(where: str, tmp_path: Path, capsys):
-    """A --rejects folder was a traceback (an existing one) or became a file named as
-    the folder (a new one with a trailing slash: pathlib drops the slash)."""
-    (tmp_path / "a_folder").mkdir()
-    assert main(["data", "check", "--rejects", f"{tmp_path}/{where}"]) == 0
-    written = tmp_path / where.rstrip("/") / "rejects.csv"
-    assert written.read_text().startswith("table,source,line,")
-    assert f"rejected rows: {tmp_path}/{where.rstrip('/')}/rejects.csv" in capsys.readouterr().out
-
-
-def test_data_check_refuses_a_rejects_path_under_a_file_before_reading(tmp_path: Path, capsys):
-    """It was "error: [Errno 17] File exists", naming only the file, after ingestion."""
-    (tmp_path / "a_file").write_text("x")
-    target = tmp_path / "a_file" / "rejects.csv"
-    assert main(["data", "check", "--rejects", str(target)]) == 2
-    assert capsys.readouterr().err == (
-        f"error: --rejects {target}: {tmp_path / 'a_file'} is a file, so no folder can be "
-        "made under it\n")
-
-
-def test_data_check_leaves_no_temporary_folder(tmp_path: Path, capsys, monkeypatch):
-    temp = tmp_path / "tmp"
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    rejects = tmp_path / "bad.csv"
-    assert main(["data", "check", "--rejects", str(rejects)]) == 0  # the sample data
-    assert rejects.exists() and str(rejects) in capsys.readouterr().out
-    missing = tmp_path / "nowhere"
-    assert main(["data", "check", "--source", "generic", "--path", str(missing)]) == 2
-    assert "error:" in capsys.readouterr().err
-    assert not list(temp.iterdir())
-
-
-@pytest.mark.parametrize("argv", [["report", "{home}"],
+@pytest.mark.parametrize("argv", [["report", "{home}"], ["prune", "{home}"],
                                   ["add-items", "--home", "{home}", "--items", "{items}"]])
 def test_a_folder_that_is_no_run_home_is_a_one_line_error(argv, tmp_path: Path, capsys):
     items = tmp_path / "new.csv"
@@ -433,6 +325,12 @@ def _empty_store(home: Path) -> None:
     """An MLMD store that recorded no run (an empty file is refused: test_mlmd_store.py)."""
     (home / "metadata.sqlite").touch()
     open_store(str(home / "metadata.sqlite"), writable=True)
+
+
+def test_prune_of_a_home_without_runs_frees_nothing(tmp_path: Path, capsys):
+    _empty_store(tmp_path)
+    assert main(["prune", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "nothing to free: 0 run(s), each kept or already pruned\n"
 
 
 def test_add_items_names_a_missing_items_file(tmp_path: Path, capsys):

@@ -8,6 +8,7 @@ that the next run neither reuses a removed output nor loses its baseline.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,18 @@ def test_the_command_prints_what_it_freed_and_refuses_bad_arguments(
     with pytest.raises(SystemExit):
         cli.main(["prune", str(tmp_path), "--keep-runs", "0"])
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_a_copied_home_never_removes_the_original_homes_files(tmp_path: Path) -> None:
+    """ML Metadata keeps absolute URIs: in a copy of a home, they name the original's files."""
+    original = tmp_path / "original"
+    for version in (1, 2, 3):
+        _run(original, version=version)
+    before = sorted(original.rglob("*"))
+    copy = tmp_path / "copy"
+    shutil.copytree(original, copy)
+    found = prune(str(copy), keep_runs=1)
+    assert found.outside > 0 and found.artifact_ids == ()
+    assert "outside this home left alone" in found.describe()
+    assert sorted(original.rglob("*")) == before
+    assert _versions(copy) == ["3"]  # the copy's own older served versions do go
