@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from mtrec.contracts.artifacts import EXTRA_ASSETS_DIR
 from mtrec.contracts.signatures import SIGNATURES
-from mtrec.data.artifact_io import copy_tree
+from mtrec.data.artifact_io import link_tree
 from mtrec.models.item_text import ItemText
 from mtrec.models.keras_saving import without_layer_traces
 from mtrec.models.model import MultiTaskModel
@@ -52,6 +52,6 @@ def export_serving_model(
         tf.saved_model.save(module, export_dir, signatures=signatures)
     if item_text is not None and item_text.encoder_dir:
         tf.io.gfile.makedirs(os.path.join(export_dir, EXTRA_ASSETS_DIR))
-        copy_tree(item_text.encoder_dir, os.path.join(export_dir, TEXT_ENCODER_DIR))
+        link_tree(item_text.encoder_dir, os.path.join(export_dir, TEXT_ENCODER_DIR))
     return module
 

@@ -1,8 +1,10 @@
 """`mtrec prune`: give back the disk that old runs' artifacts hold, without breaking TFX.
 
 TFX's local runner keeps every run's artifacts and has no garbage collection. A
-home grows with each retrain: the sample's first run takes 537 MB and each
-retrain adds a model, the Pusher's copy and a served version (~110 MB each).
+home grows with each retrain: the sample's first run takes 227 MB and each
+retrain adds 31 MB (the Pusher's archive and the served version are hard links to
+the Trainer's files, data/artifact_io.link_tree; 330 MB when they were copies),
+and each run that re-runs the TextEncoder or ingests new data adds more.
 
 What stays:
 - every artifact that an execution of the newest `keep_runs` runs read or
@@ -64,7 +66,7 @@ class PrunePlan:
     kept_runs: tuple[str, ...]  # their names (start times), oldest first
     artifact_ids: tuple[int, ...]  # artifacts marked DELETED
     folders: tuple[str, ...]  # everything removed from disk, artifact folders included
-    size: int  # bytes in `folders`
+    size: int  # bytes that removing `folders` frees (hard links counted once, when all go)
     outside: int = 0  # removable artifacts whose folder is not in this home: left alone
 
     def describe(self, dry_run: bool = False) -> str:
@@ -109,7 +111,7 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
         kept_runs=tuple(r.name for r in runs if r.id in kept),
         artifact_ids=tuple(a.id for a in inside),
         folders=tuple(folders),
-        size=sum(_size(f) for f in folders),
+        size=freed_bytes(folders),
         outside=len(removable) - len(inside),
     )
 
@@ -216,7 +218,15 @@ def _within(uri: str, root: str) -> bool:
     return path.startswith(root + os.sep)
 
 
-def _size(folder: str) -> int:
-    return sum(os.path.getsize(os.path.join(base, name))
-               for base, _, names in os.walk(folder) for name in names
-               if not os.path.islink(os.path.join(base, name)))
+def freed_bytes(folders: list[str]) -> int:
+    """Bytes that removing `folders` gives back: a file's, once, when every hard link to
+    it is inside them (artifacts and served versions share the model's files:
+    data/artifact_io.link_tree), so a link whose file lives on elsewhere counts nothing."""
+    seen: dict[tuple[int, int], list[int]] = {}  # inode -> [links seen, links, size]
+    for folder in folders:
+        for base, _, names in os.walk(folder):
+            for name in names:
+                st = os.lstat(os.path.join(base, name))
+                entry = seen.setdefault((st.st_dev, st.st_ino), [0, st.st_nlink, st.st_size])
+                entry[0] += 1
+    return sum(size for found, links, size in seen.values() if found >= links)

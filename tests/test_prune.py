@@ -17,7 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from mtrec import cli
 from mtrec.pipeline.home_lock import LOCK_FILE, HomeInUseError, home_lock
 from mtrec.pipeline.mlmd_store import open_store
-from mtrec.prune import plan, prune
+from mtrec.prune import freed_bytes, plan, prune
 from mtrec.run_state import latest_pushed_run, latest_run
 from tests.gated_pipeline import run_gated
 
@@ -172,3 +172,18 @@ def test_a_copied_home_never_removes_the_original_homes_files(tmp_path: Path) ->
     assert "outside this home left alone" in found.describe()
     assert sorted(original.rglob("*")) == before
     assert _versions(copy) == ["3"]  # the copy's own older served versions do go
+
+
+def test_freed_bytes_count_a_hard_linked_file_once_and_only_when_every_link_goes(
+    tmp_path: Path,
+) -> None:
+    """A served version and the Pusher's archive are links to the Trainer's files."""
+    model, version, other = (tmp_path / n for n in ("model", "version", "other"))
+    for folder in (model, version, other):
+        folder.mkdir()
+    (model / "weights").write_bytes(b"w" * 1000)
+    os.link(model / "weights", version / "weights")
+    (other / "own").write_bytes(b"o" * 10)
+    assert freed_bytes([str(version)]) == 0  # the model keeps the bytes
+    assert freed_bytes([str(model), str(version)]) == 1000
+    assert freed_bytes([str(model), str(version), str(other)]) == 1010

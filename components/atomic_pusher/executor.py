@@ -1,8 +1,14 @@
 """Push a SavedModel so that a model server never loads it half-written.
 
-On a local or mounted filesystem: copy to `<base>/.incoming-<version>-<random>`,
-then rename to `<base>/<version>` (one atomic rename). Object stores (gs://,
-s3://, ...) have no atomic directory rename: TF's "rename" there copies object
+On a local or mounted filesystem: hard-link the model's files (copy them where
+links cannot reach: data/artifact_io.link_tree) into
+`<base>/.incoming-<version>-<random>`, then rename to `<base>/<version>` (one
+atomic rename). The Pusher's archive of what it pushed (its PushedModel
+artifact, as TFX's Pusher keeps) is linked the same way: a push writes no bytes
+of the model again (these two copies were 220 MB of the 330 MB a sample retrain
+added to its home; 31 MB with links).
+
+Object stores (gs://, s3://, ...) have no atomic directory rename: TF's "rename" there copies object
 by object, in listing order, so `saved_model.pb` could land before the variables
 and TF Serving would load a model with missing weights
 (tensorflow/serving#1086). There the copy goes straight to `<base>/<version>`
@@ -41,6 +47,7 @@ from mtrec.contracts.artifacts import (
     SAVED_MODEL_FILE,
 )
 from mtrec.contracts.pipeline import ALREADY_SERVED
+from mtrec.data.artifact_io import link_tree
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +137,7 @@ def atomic_copy(model_path: str, base_directory: str, version: str) -> str:
         return target
     staging = os.path.join(base_directory, f".incoming-{version}-{uuid.uuid4().hex[:8]}")
     try:
-        io_utils.copy_dir(model_path, staging)
+        link_tree(model_path, staging)
         fileio.rename(staging, target, overwrite=False)
     except BaseException:
         if fileio.exists(staging):
@@ -170,6 +177,6 @@ class Executor(pusher_executor.Executor):
             version = next_version(base)
             target = atomic_copy(model_path, base, version)
             log.info("Model pushed to %s", target)
-        io_utils.copy_dir(model_path, model_push.uri)
+        link_tree(model_path, model_push.uri)  # TFX's archive of what was pushed
         self._MarkPushed(model_push, pushed_destination=target, pushed_version=version)
         model_push.set_int_custom_property(ALREADY_SERVED, int(served))

@@ -52,6 +52,15 @@ def test_push_renames_into_a_numeric_version_and_skips_identical_models(tmp_path
     assert len(versions) == 1 and versions[0].isdigit()  # no staging dir left behind
     assert os.path.exists(os.path.join(base, versions[0], "saved_model.pb"))
 
+    # The served version and the Pusher's archive are links to the model's files.
+    model = _model(tmp_path, b"two")
+    linked = _push(tmp_path, model, str(tmp_path / "linked"))
+    version = os.path.join(str(tmp_path / "linked"), os.listdir(tmp_path / "linked")[0])
+    for name in ("saved_model.pb", "variables/variables.index"):
+        source = os.path.join(model.uri, "Format-Serving", name)
+        assert os.path.samefile(source, os.path.join(version, name))
+        assert os.path.samefile(source, os.path.join(linked.uri, name))
+
     again = _push(tmp_path, _model(tmp_path, b"one"), base)
     assert sorted(os.listdir(base)) == versions
     assert first.get_int_custom_property("already_served") == 0

@@ -33,7 +33,7 @@ from mtrec.components.text_encoder.config import (
 from mtrec.components.text_encoder.corpus import catalog_files, read_catalog
 from mtrec.contracts import artifacts as A
 from mtrec.contracts.pipeline import ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
-from mtrec.data.artifact_io import copy_tree
+from mtrec.data.artifact_io import link_tree
 
 if TYPE_CHECKING:
     import keras_nlp
@@ -190,7 +190,8 @@ def _export_cache_dir(digest: str | None, lengths: tuple[int, int], versions: st
 
 
 def write_models_cached(cache_dir: Path | None, uri: str, write: Callable[[str], None]) -> bool:
-    """`write(uri)`, or, with a `cache_dir`, a copy of what `write` wrote there once.
+    """`write(uri)`, or, with a `cache_dir`, links to (or a copy of) what `write` wrote there
+    once (data/artifact_io.link_tree).
 
     Returns whether the cache answered. A miss writes to a temporary sibling and
     renames it into place, so a concurrent run never copies a half-written entry.
@@ -211,7 +212,7 @@ def write_models_cached(cache_dir: Path | None, uri: str, write: Callable[[str],
             staging.rename(cache_dir)
         except OSError:  # another process renamed its copy first: the same files
             shutil.rmtree(staging, ignore_errors=True)
-    copy_tree(str(cache_dir), uri)
+    link_tree(str(cache_dir), uri)
     return hit
 
 

@@ -368,10 +368,10 @@ def test_bad_exec_properties_fail_fast(tmp_path, rows):
         run_executor(tmp_path, rows[:5], mode="preset")
 
 
-def test_write_models_cached_writes_once_then_copies(tmp_path):
+def test_write_models_cached_writes_once_then_links(tmp_path):
     """The export cache: a miss writes to a temporary sibling and renames it into
-    place; a hit copies without writing; a run that loses the rename to another
-    process copies the winner's entry; no cache directory writes in place."""
+    place; a hit links to it without writing; a run that loses the rename to another
+    process links to the winner's entry; no cache directory writes in place."""
     calls = []
 
     def write(directory: str) -> None:
@@ -385,6 +385,8 @@ def test_write_models_cached_writes_once_then_copies(tmp_path):
     assert len(calls) == 1 and Path(calls[0]).parent == cache.parent and Path(calls[0]) != cache
     for run in "ab":
         assert (tmp_path / run / "encoder" / "saved_model.pb").read_text() == "written 1"
+        assert os.path.samefile(tmp_path / run / "encoder" / "saved_model.pb",
+                                cache / "encoder" / "saved_model.pb")  # no copy of 178 MB
     assert sorted(p.name for p in cache.parent.iterdir()) == ["key"]
 
     other = tmp_path / "cache" / "other"
