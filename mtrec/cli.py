@@ -49,6 +49,7 @@ from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
 from mtrec.pipeline.home_lock import HomeInUseError, home_lock
 from mtrec.pipeline.home_paths import LocalPaths
+from mtrec.prune import prune_hint
 from mtrec.pseudonyms import key_from_env
 from mtrec.run_state import latest_pushed_run, latest_run, nothing_pushed
 from mtrec.serving.cli import (
@@ -195,6 +196,9 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
         else:
             print(f"report not written ({report_error}); rebuild it with: mtrec report {home}",
                   file=sys.stderr)
+        hint = prune_hint(home)
+        if hint:
+            print(hint)
     if error:
         print(f"\npipeline failed: {error}", file=sys.stderr)
         return 1

@@ -125,6 +125,22 @@ def prune(home: str, keep_runs: int, dry_run: bool = False) -> PrunePlan:
     return found
 
 
+HINT_MB = 500  # `mtrec run` suggests a prune once older runs hold this much
+
+
+def prune_hint(home: str, at_least_mb: float = HINT_MB) -> str | None:
+    """The run summary's line suggesting `mtrec prune`, when older runs hold
+    `at_least_mb` or more; None below that, or when the store cannot say."""
+    try:
+        found = plan(home, keep_runs=1)
+    except (OSError, ValueError):  # no store (StoreError is a ValueError): no hint
+        return None
+    if found.size < at_least_mb * 1e6:
+        return None
+    return (f"disk: {found.runs - len(found.kept_runs)} older run(s) hold "
+            f"{found.size / 1e6:,.0f} MB: `mtrec prune {home}` frees them")
+
+
 def apply(home: str, found: PrunePlan) -> None:
     """Mark, remove, mark: see the module doc for why in this order."""
     if not found.artifact_ids and not found.folders:

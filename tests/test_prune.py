@@ -17,7 +17,7 @@ from ml_metadata.proto import metadata_store_pb2
 from mtrec import cli
 from mtrec.pipeline.home_lock import LOCK_FILE, HomeInUseError, home_lock
 from mtrec.pipeline.mlmd_store import open_store
-from mtrec.prune import freed_bytes, plan, prune
+from mtrec.prune import freed_bytes, plan, prune, prune_hint
 from mtrec.run_state import latest_pushed_run, latest_run
 from tests.gated_pipeline import run_gated
 
@@ -187,3 +187,15 @@ def test_freed_bytes_count_a_hard_linked_file_once_and_only_when_every_link_goes
     assert freed_bytes([str(version)]) == 0  # the model keeps the bytes
     assert freed_bytes([str(model), str(version)]) == 1000
     assert freed_bytes([str(model), str(version), str(other)]) == 1010
+
+
+def test_the_run_summary_suggests_a_prune_only_when_older_runs_hold_enough(
+    tmp_path: Path,
+) -> None:
+    assert prune_hint(str(tmp_path)) is None  # no store yet
+    for version in (1, 2, 3):
+        _run(tmp_path, version=version)
+    assert prune_hint(str(tmp_path)) is None  # bytes, not the 500 MB it waits for
+    hint = prune_hint(str(tmp_path), at_least_mb=0)
+    assert hint is not None and hint.startswith("disk: 2 older run(s) hold ")
+    assert hint.endswith(f"`mtrec prune {tmp_path}` frees them")
