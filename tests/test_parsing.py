@@ -4,7 +4,6 @@ and rejects that keep the line number and raw text for every reason (issue 17)."
 from __future__ import annotations
 
 import csv
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from mtrec.contracts import features as F
 from mtrec.data.cleaning import REASONS, clean
 from mtrec.data.generic import load_generic, row_texts
 from mtrec.data.movielens import load_ml1m
-from mtrec.data.tables import ITEMS, RATINGS, SOURCE_COL, USERS
+from mtrec.data.tables import ITEMS, RATINGS, USERS
 
 BOM = "\ufeff"
 HEADER = "user_id,item_id,rating,timestamp\n"
@@ -341,93 +340,6 @@ def test_genres_written_as_a_list_read_as_that_list(tmp_path: Path) -> None:
     ):
         write(tmp_path / "items.csv", "item_id,genres\n" + text)
         assert load_generic(tmp_path).items[F.GENRES].tolist() == lists, text
-
-
-def test_parquet_ids_stored_as_whole_floats_read_as_ints(tmp_path: Path) -> None:
-    """pandas stores an int id column with a missing value as float64: item 7.0 matched no
-    item 7, and a user 3.0 no user 3. A float that is not whole stays as written."""
-    pd.DataFrame({F.USER_ID: [3.0, 3.0, None], F.ITEM_ID: [7.0, 8.5, 7.0],
-                  F.RATING: [4.0, 3.0, 5.0], F.TIMESTAMP: [1, 2, 3]}
-                 ).to_parquet(tmp_path / "ratings.parquet")
-    pd.DataFrame({F.USER_ID: [3]}).to_parquet(tmp_path / "users.parquet")
-    pd.DataFrame({F.ITEM_ID: [7.0, 8.5, None]}).to_parquet(tmp_path / "items.parquet")
-    ds = load_generic(tmp_path)
-    assert ds.ratings[F.USER_ID].tolist() == ["3", "3", ""]  # "" is a missing_field reject
-    assert ds.ratings[F.ITEM_ID].tolist() == ["7", "8.5", "7"]
-    assert ds.items[F.ITEM_ID].tolist()[:2] == ["7", "8.5"] and ds.users[F.USER_ID][0] == "3"
-
-
-def test_gzipped_csv_files_read_as_their_csv(tmp_path: Path) -> None:
-    """Exports are often gzipped: ratings.csv.gz was "no ratings.csv or ratings.parquet"."""
-    plain, packed = tmp_path / "plain", tmp_path / "packed"
-    plain.mkdir(), packed.mkdir()
-    write(plain / "ratings.csv", HEADER + "u1,x,4,1\nu1,y,oops,2\nu2,x,5,3\n")
-    write(plain / "items.csv", 'item_id,title,genres\nx,"Long\nTitle",Drama\ny,Y,\n')
-    for name in ("ratings.csv", "items.csv"):
-        (packed / f"{name}.gz").write_bytes(gzip.compress((plain / name).read_bytes()))
-    want, got = load_generic(plain), load_generic(packed)
-    assert got.items.equals(want.items)
-    assert got.ratings.drop(columns=SOURCE_COL).equals(want.ratings.drop(columns=SOURCE_COL))
-    assert got.ratings[SOURCE_COL].unique().tolist() == ["ratings.csv.gz"]  # rejects name it
-    (packed / "items.csv.gz").write_bytes(b"item_id\nx\n")
-    with pytest.raises(ValueError, match=r"items.csv.gz: not a readable gzip file"):
-        load_generic(packed)
-    write(packed / "ratings.csv", HEADER)
-    with pytest.raises(ValueError, match=r"both ratings.csv and ratings.csv.gz; keep one"):
-        load_generic(packed)
-
-
-@pytest.mark.parametrize(("name", "match"), [
-    ("Ratings.CSV", r"no ratings file \(.*\); found Ratings.CSV: names are lower-case, so "
-     r"rename it ratings.csv"),
-    ("ratings.tsv", r"found ratings.tsv, a text file mtrec does not read: save it as "
-     r"comma-separated ratings.csv"),
-    ("ratings.xlsx", r"found ratings.xlsx, a spreadsheet: save it as CSV \(ratings.csv\)"),
-    ("ratings.json", r"found ratings.json, JSON: one object per line reads as JSON Lines, "
-     r"named ratings.jsonl"),
-    ("export/ratings.csv", r"found export/ratings.csv: give its folder, --path .*/export$"),
-])
-def test_a_ratings_file_mtrec_does_not_read_is_named(tmp_path: Path, name: str,
-                                                     match: str) -> None:
-    """A ratings file under another case or format, or one folder down, was only "no
-    ratings file"; now the message names it and what to do."""
-    (tmp_path / name).parent.mkdir(exist_ok=True)
-    write(tmp_path / name, HEADER + "u1,x,4,1\n")
-    with pytest.raises(FileNotFoundError, match=match):
-        load_generic(tmp_path)
-
-
-@pytest.mark.parametrize("name", ["Items.csv", "items.tsv", "items.xlsx"])
-def test_an_items_file_mtrec_does_not_read_is_an_error(tmp_path: Path, name: str) -> None:
-    """Items.csv or items.tsv beside ratings.csv was ignored: the run went on with one
-    empty item per rated id, and trained without the titles and genres."""
-    write(tmp_path / "ratings.csv", HEADER + "u1,x,4,1\n")
-    write(tmp_path / name, "item_id,title\nx,X\n")
-    with pytest.raises(FileNotFoundError, match=rf"no items file \(.*\); found {name}"):
-        load_generic(tmp_path)
-    (tmp_path / name).rename(tmp_path / "items_old.csv")  # another table: not ours
-    assert load_generic(tmp_path).items[F.ITEM_ID].tolist() == ["x"]
-
-
-def test_a_table_in_another_format_under_its_name_says_which(tmp_path: Path) -> None:
-    """A spreadsheet renamed ratings.csv was "line contains NUL (NUL bytes: UTF-16?)", and
-    CSV text named ratings.parquet pyarrow's error without the file's name; a gzipped
-    file under a .csv name reads as its CSV."""
-    write(tmp_path / "ratings.csv", HEADER + "u1,x,4,1\n")
-    want = load_generic(tmp_path).ratings
-    (tmp_path / "ratings.csv").write_bytes(gzip.compress((HEADER + "u1,x,4,1\n").encode()))
-    assert load_generic(tmp_path).ratings.equals(want)
-    for magic, match in ((b"PK\x03\x04", r"ratings.csv: a ZIP archive \(an .xlsx or .ods "
-                          r"spreadsheet is one\): save the sheet as CSV"),
-                         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", r"an Excel .xls spreadsheet"),
-                         (b"PAR1", r"ratings.csv: a Parquet file: name it .parquet")):
-        (tmp_path / "ratings.csv").write_bytes(magic + b"\x00\x01user_id,item_id\n")
-        with pytest.raises(ValueError, match=match):
-            load_generic(tmp_path)
-    (tmp_path / "ratings.csv").rename(tmp_path / "ratings.parquet")
-    write(tmp_path / "ratings.parquet", HEADER + "u1,x,4,1\n")
-    with pytest.raises(ValueError, match=r"ratings.parquet: not a readable Parquet file \("):
-        load_generic(tmp_path)
 
 
 def test_fields_separated_by_a_comma_and_a_space_read_as_their_values(tmp_path: Path) -> None:
