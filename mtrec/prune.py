@@ -64,6 +64,7 @@ class PrunePlan:
 
     runs: int  # pipeline runs the home recorded
     kept_runs: tuple[str, ...]  # their names (start times), oldest first
+    pruned_runs: int  # older runs that still held something to remove
     artifact_ids: tuple[int, ...]  # artifacts marked DELETED
     folders: tuple[str, ...]  # everything removed from disk, artifact folders included
     size: int  # bytes that removing `folders` frees (hard links counted once, when all go)
@@ -76,8 +77,8 @@ class PrunePlan:
                        if self.outside else ""))
         verb = "would free" if dry_run else "freed"
         text = (f"{verb} {self.size / 1e6:,.0f} MB: {len(self.artifact_ids)} artifact(s) and "
-                f"{len(self.folders)} folder(s) of {self.runs - len(self.kept_runs)} older "
-                f"run(s); kept {len(self.kept_runs)} of {self.runs} run(s) "
+                f"{len(self.folders)} folder(s) of {self.pruned_runs} older run(s); kept "
+                f"{len(self.kept_runs)} of {self.runs} run(s) "
                 f"({', '.join(self.kept_runs) or 'none'})")
         if self.outside:
             text += f"; {self.outside} artifact(s) outside this home left alone"
@@ -95,7 +96,8 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
     kept = {r.id for r in runs[-keep_runs:]} | _pushed_run(paths.metadata_path, store)
     executions = {r.id: store.get_executions_by_context(r.id) for r in runs}
     kept_executions = [e for r in runs if r.id in kept for e in executions[r.id]]
-    old_executions = [e for r in runs if r.id not in kept for e in executions[r.id]]
+    old_runs = [r for r in runs if r.id not in kept]
+    old_executions = [e for r in old_runs for e in executions[r.id]]
     kept_ids = _linked(store, kept_executions)
     old_ids = _linked(store, old_executions) - kept_ids
     artifacts = store.get_artifacts_by_id(sorted(old_ids)) if old_ids else []
@@ -103,12 +105,15 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
     removable = [a for a in artifacts if a.state in _REMOVABLE]
     inside = [a for a in removable if _within(a.uri, root)]
     folders = [a.uri for a in inside if os.path.isdir(a.uri)]
-    folders += _scratch(store, paths.pipeline_root, old_executions)
+    scratch = {r.id: _scratch(store, paths.pipeline_root, executions[r.id]) for r in old_runs}
+    folders += [f for r in old_runs for f in scratch[r.id]]
     folders += _old_versions(paths.serving_model_dir, _pushed_versions(store, kept_executions))
     folders += _old_examples(paths.examples_dir, old_executions, kept_executions)
     return PrunePlan(
         runs=len(runs),
         kept_runs=tuple(r.name for r in runs if r.id in kept),
+        pruned_runs=sum(1 for r in old_runs if scratch[r.id] or _linked(store, executions[r.id])
+                        & {a.id for a in inside}),
         artifact_ids=tuple(a.id for a in inside),
         folders=tuple(folders),
         size=freed_bytes(folders),
@@ -137,7 +142,7 @@ def prune_hint(home: str, at_least_mb: float = HINT_MB) -> str | None:
         return None
     if found.size < at_least_mb * 1e6:
         return None
-    return (f"disk: {found.runs - len(found.kept_runs)} older run(s) hold "
+    return (f"disk: {found.pruned_runs} older run(s) hold "
             f"{found.size / 1e6:,.0f} MB: `mtrec prune {home}` frees them")
 
 

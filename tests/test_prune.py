@@ -110,8 +110,9 @@ def test_a_dry_run_removes_nothing_and_a_second_prune_has_nothing_left(tmp_path:
     assert dry.artifact_ids and dry.folders
     assert files() == before
     assert prune(str(tmp_path), keep_runs=1) == dry
+    assert dry.pruned_runs == 2 and "of 2 older run(s); kept 1 of 3 run(s)" in dry.describe()
     again = plan(str(tmp_path), keep_runs=1)
-    assert (again.artifact_ids, again.folders, again.size) == ((), (), 0)
+    assert (again.artifact_ids, again.folders, again.size, again.pruned_runs) == ((), (), 0, 0)
 
 
 def test_keeping_every_run_frees_nothing(tmp_path: Path) -> None:
