@@ -16,7 +16,8 @@ What stays:
   re-indexes from its Trainer, Transform, catalogue and text artifacts, and the
   next run's gates compare against its model;
 - the served versions from the oldest one a kept run pushed on (the served
-  version, the kept runs' pushes and the `mtrec add-items` versions after them);
+  version, the kept runs' pushes and the `mtrec add-items` versions after them),
+  and any version neither a run nor `mtrec add-items` wrote;
 - the `examples/<digest>/` folders that a kept run's ExampleGen read.
 
 Everything else an older run wrote goes, and its artifacts are marked DELETED in
@@ -39,6 +40,7 @@ import shutil
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from mtrec.contracts.artifacts import EXTENDS_FILE, EXTRA_ASSETS_DIR
 from mtrec.contracts.pipeline import (
     INPUT_BASE,
     NODE_CONTEXT_TYPE,
@@ -107,7 +109,8 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
     folders = [a.uri for a in inside if os.path.isdir(a.uri)]
     scratch = {r.id: _scratch(store, paths.pipeline_root, executions[r.id]) for r in old_runs}
     folders += [f for r in old_runs for f in scratch[r.id]]
-    folders += _old_versions(paths.serving_model_dir, _pushed_versions(store, kept_executions))
+    folders += _old_versions(paths.serving_model_dir, _pushed_versions(store, kept_executions),
+                             _pushed_versions(store, old_executions))
     folders += _old_examples(paths.examples_dir, old_executions, kept_executions)
     return PrunePlan(
         runs=len(runs),
@@ -196,16 +199,18 @@ def _pushed_versions(store: metadata_store.MetadataStore,
     return {int(n) for n in names if VERSION_RE.fullmatch(n)}
 
 
-def _old_versions(serving_dir: str, kept: set[int]) -> list[str]:
-    """Served versions older than every version a kept run pushed; none when no kept
-    run pushed. Versions only grow (atomic_pusher.next_version), and the newest run
-    that pushed is always kept, so these are older pipeline pushes and the
-    `mtrec add-items` versions that extended them: never the served one."""
+def _old_versions(serving_dir: str, kept: set[int], made: set[int]) -> list[str]:
+    """Served versions older than every version a kept run pushed (none when no kept
+    run pushed) that an older run pushed (`made`) or `mtrec add-items` wrote. Versions
+    only grow (atomic_pusher.next_version) and the newest run that pushed is always
+    kept, so the served version never goes; nor does one that neither wrote (a
+    version put there by hand)."""
     if not kept or not os.path.isdir(serving_dir):
         return []
     oldest = min(kept)
     return [path for version, path in sorted(list_versions(serving_dir).items())
-            if version < oldest]
+            if version < oldest and (version in made or os.path.isfile(
+                os.path.join(path, EXTRA_ASSETS_DIR, EXTENDS_FILE)))]
 
 
 def _old_examples(examples_dir: str, old: list[metadata_store_pb2.Execution],

@@ -200,3 +200,21 @@ def test_the_run_summary_suggests_a_prune_only_when_older_runs_hold_enough(
     hint = prune_hint(str(tmp_path), at_least_mb=0)
     assert hint is not None and hint.startswith("disk: 2 older run(s) hold ")
     assert hint.endswith(f"`mtrec prune {tmp_path}` frees them")
+
+
+def test_older_add_items_versions_go_and_a_version_put_there_by_hand_stays(
+    tmp_path: Path,
+) -> None:
+    serving = tmp_path / "serving_model" / "mtrec"
+    serving.mkdir(parents=True)
+    (serving / "0").mkdir()  # a version no run and no `mtrec add-items` wrote
+    (serving / "0" / "saved_model.pb").write_text("by hand")
+    _run(tmp_path, version=1)  # pushes version 1
+    extension = serving / "2" / "assets.extra"  # `mtrec add-items`' extension of it
+    extension.mkdir(parents=True)
+    (extension / "extends_model").write_text("identity of version 1")
+    (serving / "2" / "saved_model.pb").write_text("model 1 and new items")
+    _run(tmp_path, version=3)  # pushes version 3
+    _run(tmp_path, version=4)  # pushes version 4
+    prune(str(tmp_path), keep_runs=1)
+    assert _versions(tmp_path) == ["0", "4"]
