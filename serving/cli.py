@@ -68,7 +68,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def positive_int(text: str) -> int:
     """argparse type for -k (a request with k < 1 only comes back as TF's assertion text)
-    and for `mtrec run`'s worker counts."""
+    and for `mtrec run`'s worker counts and `mtrec prune --keep-runs`."""
     try:
         value = int(text)
     except ValueError:

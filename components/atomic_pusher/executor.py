@@ -8,13 +8,13 @@ artifact, as TFX's Pusher keeps) is linked the same way: a push writes no bytes
 of the model again (these two copies were 220 MB of the 330 MB a sample retrain
 added to its home; 31 MB with links).
 
-Object stores (gs://, s3://, ...) have no atomic directory rename: TF's "rename" there copies object
-by object, in listing order, so `saved_model.pb` could land before the variables
-and TF Serving would load a model with missing weights
-(tensorflow/serving#1086). There the copy goes straight to `<base>/<version>`
-with `saved_model.pb` written last: until it exists, a load attempt fails and
-TF Serving retries it (`--max_num_load_retries`), and once it exists every
-other file is already in place.
+Object stores (gs://, s3://, ...) have no atomic directory rename: TF's
+"rename" there copies object by object, in listing order, so `saved_model.pb`
+could land before the variables and TF Serving would load a model with missing
+weights (tensorflow/serving#1086). There the copy goes straight to
+`<base>/<version>` with `saved_model.pb` written last: until it exists, a load
+attempt fails and TF Serving retries it (`--max_num_load_retries`), and once it
+exists every other file is already in place.
 
 Re-pushing a model that is already the latest version (a pipeline re-run
 whose Trainer came from the cache) records the existing version instead of

@@ -11,18 +11,12 @@ import sys
 from mtrec.commands.options import EXAMPLE_HELP, SubParsers, run_home_problem
 from mtrec.pipeline.home_lock import HomeInUseError
 from mtrec.prune import prune
+from mtrec.serving.cli import positive_int
 
 EXAMPLE = """examples:
   mtrec prune outputs/sample --dry-run     # what it would remove, and how much
   mtrec prune outputs/sample               # keep the latest run and the served model's
   mtrec prune outputs/ml-100k-u1 --keep-runs 3"""
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_prune_parser(sub: SubParsers) -> argparse.ArgumentParser:
@@ -35,7 +29,7 @@ def add_prune_parser(sub: SubParsers) -> argparse.ArgumentParser:
         "DELETED in ML Metadata, so a later run recomputes them rather than reusing them.",
         epilog=EXAMPLE, formatter_class=EXAMPLE_HELP)
     p.add_argument("home", help="the `mtrec run` output folder (holds metadata.sqlite)")
-    p.add_argument("--keep-runs", type=positive, default=1, metavar="N",
+    p.add_argument("--keep-runs", type=positive_int, default=1, metavar="N",
                    help="keep the newest N runs' artifacts (default: 1)")
     p.add_argument("--dry-run", action="store_true",
                    help="say what would be removed, and remove nothing")
