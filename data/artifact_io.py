@@ -85,7 +85,7 @@ def copy_tree(source: str, target: str) -> None:
     """Copy every file under `source` to the same relative path under `target`, overwriting."""
     for root, _, names in tf.io.gfile.walk(source):
         relative = os.path.relpath(root, source)
-        # Not `<target>/./<name>`: an object store keeps the "./" in the object's name.
+        # Not `<target>/./<name>`: a URL filesystem may keep the "./" in the name (ram:// does).
         folder = target if relative == os.curdir else os.path.join(target, relative)
         tf.io.gfile.makedirs(folder)
         for name in names:

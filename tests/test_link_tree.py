@@ -61,8 +61,8 @@ def test_across_filesystems_it_copies(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_url_filesystems_get_copies(tmp_path: Path) -> None:
     """gs:// and the like have no links: TF's in-memory ram:// stands in for them. The
-    copy wrote the top folder's files as `<target>/./<name>`, which an object store
-    keeps as the object's name (ram:// could not find the file)."""
+    copy wrote the top folder's files as `<target>/./<name>`, and ram:// kept the "./"
+    in the name (it could not find the file)."""
     source = _tree(tmp_path / "model")
     link_tree(str(source), "ram://link_tree/pushed")
     assert tf.io.gfile.GFile("ram://link_tree/pushed/saved_model.pb", "rb").read() == b"graph"
