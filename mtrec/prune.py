@@ -100,23 +100,25 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
     kept_executions = [e for r in runs if r.id in kept for e in executions[r.id]]
     old_runs = [r for r in runs if r.id not in kept]
     old_executions = [e for r in old_runs for e in executions[r.id]]
-    kept_ids = _linked(store, kept_executions)
-    old_ids = _linked(store, old_executions) - kept_ids
+    linked = {r.id: _linked(store, executions[r.id]) for r in runs}  # one read a run
+    kept_ids = set().union(*(linked[r] for r in kept))
+    old_linked = set().union(*(linked[r.id] for r in old_runs))
+    old_ids = old_linked - kept_ids
     artifacts = store.get_artifacts_by_id(sorted(old_ids)) if old_ids else []
     root = os.path.realpath(paths.pipeline_root)
     removable = [a for a in artifacts if a.state in _REMOVABLE]
     inside = [a for a in removable if _within(a.uri, root)]
     folders = [a.uri for a in inside if os.path.isdir(a.uri)]
-    scratch = {r.id: _scratch(store, paths.pipeline_root, executions[r.id]) for r in old_runs}
+    scratch = _scratch(store, paths.pipeline_root, {r.id: executions[r.id] for r in old_runs})
     folders += [f for r in old_runs for f in scratch[r.id]]
-    folders += _old_versions(paths.serving_model_dir, _pushed_versions(store, kept_executions),
-                             _pushed_versions(store, old_executions))
+    folders += _old_versions(paths.serving_model_dir, _pushed_versions(store, kept_ids),
+                             _pushed_versions(store, old_linked))
     folders += _old_examples(paths.examples_dir, old_executions, kept_executions)
     return PrunePlan(
         runs=len(runs),
         kept_runs=tuple(r.name for r in runs if r.id in kept),
-        pruned_runs=sum(1 for r in old_runs if scratch[r.id] or _linked(store, executions[r.id])
-                        & {a.id for a in inside}),
+        pruned_runs=sum(1 for r in old_runs
+                        if scratch[r.id] or linked[r.id] & {a.id for a in inside}),
         artifact_ids=tuple(a.id for a in inside),
         folders=tuple(folders),
         size=freed_bytes(folders),
@@ -188,10 +190,9 @@ def _linked(store: metadata_store.MetadataStore,
     return {ev.artifact_id for ev in store.get_events_by_execution_ids([e.id for e in executions])}
 
 
-def _pushed_versions(store: metadata_store.MetadataStore,
-                     executions: list[metadata_store_pb2.Execution]) -> set[int]:
-    """The served versions that the executions' Pusher pushed, or found served already."""
-    ids = _linked(store, executions)
+def _pushed_versions(store: metadata_store.MetadataStore, ids: set[int]) -> set[int]:
+    """The served versions that these artifacts (a Pusher's among them) say were pushed,
+    or found served already."""
     destinations = (custom_property(a, PUSHED_DESTINATION)
                     for a in (store.get_artifacts_by_id(sorted(ids)) if ids else [])
                     if custom_property(a, PUSHED))
@@ -226,16 +227,18 @@ def _old_examples(examples_dir: str, old: list[metadata_store_pb2.Execution],
 
 
 def _scratch(store: metadata_store.MetadataStore, pipeline_root: str,
-             executions: list[metadata_store_pb2.Execution]) -> list[str]:
-    """The launcher's per-execution scratch folders (`<node>/.system/...`) of old executions."""
-    if not executions:
-        return []
+             executions: dict[int, list[metadata_store_pb2.Execution]]) -> dict[int, list[str]]:
+    """Per run, the launcher's scratch folders (`<node>/.system/...`) of its executions."""
+    if not any(executions.values()):
+        return {run: [] for run in executions}
     node_type = store.get_context_type(NODE_CONTEXT_TYPE).id
-    found = []
-    for execution in executions:
-        node = node_id(store.get_contexts_by_execution(execution.id), node_type)
-        found += [f for f in execution_folders(pipeline_root, node, execution.id)
-                  if os.sep + SYSTEM_DIR + os.sep in f] if node else []
+    found: dict[int, list[str]] = {}
+    for run, run_executions in executions.items():
+        found[run] = []
+        for execution in run_executions:
+            node = node_id(store.get_contexts_by_execution(execution.id), node_type)
+            found[run] += [f for f in execution_folders(pipeline_root, node, execution.id)
+                           if os.sep + SYSTEM_DIR + os.sep in f] if node else []
     return found
 
 

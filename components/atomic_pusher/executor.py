@@ -47,7 +47,7 @@ from mtrec.contracts.artifacts import (
     SAVED_MODEL_FILE,
 )
 from mtrec.contracts.pipeline import ALREADY_SERVED
-from mtrec.data.artifact_io import link_tree
+from mtrec.data.artifact_io import is_local, link_tree
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def served_version(model_path: str, base_directory: str) -> str | None:
 
 def renames_atomically(path: str) -> bool:
     """Local and mounted paths rename in one step; URL-style object stores do not."""
-    return "://" not in path or path.startswith("file://")
+    return is_local(path) or path.startswith("file://")
 
 
 def copy_saved_model_last(model_path: str, target: str) -> list[str]:
