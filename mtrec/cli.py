@@ -49,7 +49,7 @@ from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
 from mtrec.pipeline.home_lock import HomeInUseError, home_lock
 from mtrec.pipeline.home_paths import LocalPaths
-from mtrec.prune import prune_hint
+from mtrec.prune import after_run
 from mtrec.pseudonyms import key_from_env
 from mtrec.run_state import latest_pushed_run, latest_run, nothing_pushed
 from mtrec.serving.cli import (
@@ -105,6 +105,9 @@ def _add_run_parser(sub: SubParsers) -> None:
                    help="keyed-hash user ids with the key in env VAR (also in rejects.csv)")
     p.add_argument("--rejects-keep-raw-ids", action="store_true",
                    help="with --pseudonymize-key-env: keep raw user ids in rejects.csv (warns)")
+    p.add_argument("--keep-runs", type=positive_int, metavar="N",
+                   help="after the run, free older runs' artifacts as `mtrec prune --keep-runs N`"
+                   " does (default: keep all; the summary suggests a prune past 500 MB)")
     add_pipeline_options(p)
     p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                    help="stream library output (TF, Beam, warnings) instead of only logging it")
@@ -196,9 +199,9 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
         else:
             print(f"report not written ({report_error}); rebuild it with: mtrec report {home}",
                   file=sys.stderr)
-        hint = prune_hint(home)
-        if hint:
-            print(hint)
+        disk = after_run(home, None if error else args.keep_runs)
+        if disk:
+            print(disk)
     if error:
         print(f"\npipeline failed: {error}", file=sys.stderr)
         return 1

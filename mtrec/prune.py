@@ -151,6 +151,17 @@ def prune_hint(home: str, at_least_mb: float = HINT_MB) -> str | None:
             f"{found.size / 1e6:,.0f} MB: `mtrec prune {home}` frees them")
 
 
+def after_run(home: str, keep_runs: int | None) -> str | None:
+    """The run summary's disk line. With `keep_runs` (`mtrec run --keep-runs`),
+    prune the home to that many runs and say what went; the caller, `mtrec run`,
+    already holds the home's lock. Without it, `prune_hint`'s suggestion."""
+    if keep_runs is None:
+        return prune_hint(home)
+    found = plan(home, keep_runs)
+    apply(home, found)
+    return f"disk: {found.describe()}"
+
+
 def apply(home: str, found: PrunePlan) -> None:
     """Mark, remove, mark: see the module doc for why in this order."""
     if not found.artifact_ids and not found.folders:

@@ -7,6 +7,7 @@ that the next run neither reuses a removed output nor loses its baseline.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -14,10 +15,11 @@ from pathlib import Path
 import pytest
 from ml_metadata.proto import metadata_store_pb2
 
-from mtrec import cli
+from mtrec import cli, summary
+from mtrec.pipeline import local_runner
 from mtrec.pipeline.home_lock import LOCK_FILE, HomeInUseError, home_lock
 from mtrec.pipeline.mlmd_store import open_store
-from mtrec.prune import freed_bytes, plan, prune, prune_hint
+from mtrec.prune import after_run, freed_bytes, plan, prune, prune_hint
 from mtrec.run_state import latest_pushed_run, latest_run
 from tests.gated_pipeline import run_gated
 
@@ -218,3 +220,27 @@ def test_older_add_items_versions_go_and_a_version_put_there_by_hand_stays(
     _run(tmp_path, version=4)  # pushes version 4
     prune(str(tmp_path), keep_runs=1)
     assert _versions(tmp_path) == ["0", "4"]
+
+
+def test_run_with_keep_runs_prunes_once_the_run_is_done_and_says_what_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`mtrec run --keep-runs N` (ingestion real, the pipeline the stand-in one, the
+    summary left out): nothing goes after the first run, the older run after the second."""
+    versions = itertools.count(1)
+    monkeypatch.setattr(local_runner, "run", lambda *_a, **_k: _run(tmp_path, next(versions)))
+    monkeypatch.setattr(cli, "_summarise", lambda *_a: {})
+    monkeypatch.setattr(cli, "_write_report", lambda _home: (None, "not in this test"))
+    monkeypatch.setattr(summary, "render", lambda _summary: "summary")
+    argv = ["run", "--home", str(tmp_path), "--no-text-encoder", "--keep-runs", "1"]
+    assert cli.main(argv) == 0
+    assert capfd.readouterr().out.splitlines()[-1] == (
+        "disk: nothing to free: 1 run(s), each kept or already pruned")
+    assert cli.main(argv) == 0
+    last = capfd.readouterr().out.splitlines()[-1]
+    assert last.startswith("disk: freed ") and "kept 1 of 2 run(s)" in last
+    assert _versions(tmp_path) == ["2"]
+    assert cli.main(argv[:-2]) == 0  # without it, a run keeps every run (no hint: < 500 MB)
+    assert capfd.readouterr().out.splitlines()[-1] == "summary"
+    assert _versions(tmp_path) == ["2", "3"]
+    assert after_run(str(tmp_path), None) is None
