@@ -200,7 +200,7 @@ def genre_vocabulary(tft_output: tft.TFTransformOutput) -> list[bytes]:
     """The genres Transform learned, in their index order; [] when no item had one, where
     tf.Transform writes a placeholder entry instead (analyzers'
     get_empy_vocabulary_dummy_value) that user_interest returned as a genre with P 0.5.
-    tests/test_pipeline_e2e.py pins it on an ids-only run."""
+    tests/test_pipeline_e2e_inputs.py pins it on an ids-only run."""
     genres = tft_output.vocabulary_by_name(F.GENRE_VOCAB)
     return [] if genres == [EMPTY_VOCABULARY_ENTRY] else list(genres)
 

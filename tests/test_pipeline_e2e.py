@@ -1,14 +1,13 @@
 """End-to-end: the real TFX pipeline on a tiny synthetic sample (LocalDagRunner + Beam).
 
 Like TFX's penguin_pipeline_local_e2e_test: count MLMD executions, re-run from
-the cache, check that an impossible threshold pushes nothing, and that schema
-anomalies stop the run before Transform and Trainer.
+the cache, and check that an impossible threshold pushes nothing. One run, shared
+by every test here; inputs that stop a run or reach a push without users or items
+have their own runs in test_pipeline_e2e_inputs.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import json
 import os
 import re
@@ -24,92 +23,32 @@ import tensorflow as tf
 
 from mtrec.add_items import add_items
 from mtrec.cli import _add_titles
-from mtrec.components.anomaly_gate.executor import SchemaAnomaliesError
 from mtrec.components.atomic_pusher.executor import extended_identity, model_identity
 from mtrec.components.text_encoder.corpus import item_text
-from mtrec.console import RunConsole
-from mtrec.contracts import features as F
-from mtrec.data import clean, generate
-from mtrec.data.examples import write_examples
-from mtrec.data.tables import ITEMS, USERS, make_items, make_users
-from mtrec.pipeline import local_runner
 from mtrec.pipeline.home_lock import LOCK_FILE
 from mtrec.pipeline.home_paths import LocalPaths
-from mtrec.pipeline.settings import Thresholds
 from mtrec.run_state import custom_property, latest_run
 from mtrec.serving import cli as serving_cli
 from mtrec.summary import collect, render
 from tests import _serving_support as support
+from tests import e2e_support as e2e
 
 pytestmark = pytest.mark.e2e
-
-MODEL = {"epochs": 8, "batch_size": 256, "embedding_dim": 32}
-# The small scratch encoder keeps this test fast; MiniLM (the default) has its
-# own executor and serving tests in components/text_encoder/minilm_test.py.
-TEXT = {"mode": "scratch", "pretrain_steps": 60, "hidden_dim": 32, "intermediate_dim": 64,
-        "log_every_steps": 20}
-LENIENT = {"relevance_auc_min": 0.5, "retrieval": {"hit_rate@100": 0.01}}
-EVERY_COMPONENT = {
-    "ImportExampleGen", "CatalogExampleGen", "TextEncoder", "StatisticsGen", "SchemaGen",
-    "CuratedSchemaGen", "ExampleValidator",
-    "AnomalyGate", "Transform", "Trainer", "Evaluator", "RetrievalEvaluator", "AtomicPusher",
-}
-
-
-def _examples(root, **overrides):
-    dataset = clean(generate(n_users=150, n_items=200, n_ratings=6000, seed=3)).dataset
-    if overrides:
-        users = dataset.users.copy()
-        for column, value in overrides.items():
-            users[column] = value
-        dataset = type(dataset)(dataset.name, dataset.ratings, users, dataset.items,
-                                dataset.malformed)
-    write_examples(dataset, root)
-    return str(root)
-
-
-def _versions(paths: LocalPaths) -> list[str]:
-    base = paths.serving_model_dir
-    return sorted(os.listdir(base)) if os.path.isdir(base) else []
-
-
-def _run(paths, examples_root, **thresholds):
-    """One pipeline run inside `mtrec run`'s console; its terminal output in console.txt."""
-    settings = local_runner.settings(paths, examples_root=examples_root, model=MODEL,
-                                     text_encoder=TEXT, workers=2,
-                                     thresholds=Thresholds(**{**LENIENT, **thresholds}))
-    terminal = io.StringIO()
-    try:
-        with RunConsole(paths.home, terminal=terminal) as console:
-            try:
-                local_runner.run(paths, settings)
-            except Exception as err:
-                console.failure(err)
-                raise
-    finally:
-        with open(os.path.join(paths.home, "console.txt"), "w") as f:
-            f.write(terminal.getvalue())
-    return latest_run(paths.metadata_path)
-
-
-def _console(paths) -> str:
-    with open(os.path.join(paths.home, "console.txt")) as f:
-        return f.read()
 
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("pipeline")
     paths = LocalPaths(str(home))
-    examples_root = _examples(home / "examples")
-    return paths, examples_root, _run(paths, examples_root)
+    examples_root = e2e.examples(home / "examples")
+    return paths, examples_root, e2e.run_pipeline(paths, examples_root)
 
 
 def test_every_component_runs_and_one_version_is_pushed(first_run):
     paths, _, nodes = first_run
-    assert set(nodes) >= EVERY_COMPONENT
-    assert {nodes[c].state for c in EVERY_COMPONENT} == {"COMPLETE"}
-    versions = _versions(paths)
+    assert set(nodes) >= e2e.EVERY_COMPONENT
+    assert {nodes[c].state for c in e2e.EVERY_COMPONENT} == {"COMPLETE"}
+    versions = e2e.versions(paths)
     assert len(versions) == 1 and versions[0].isdigit()
     pushed = nodes["AtomicPusher"].outputs["pushed_model"][0]
     assert custom_property(pushed, "pushed") == 1
@@ -117,17 +56,17 @@ def test_every_component_runs_and_one_version_is_pushed(first_run):
 
 def test_console_shows_each_component_and_epoch_in_few_lines(first_run):
     paths, _, _ = first_run
-    out = _console(paths)
+    out = e2e.console_text(paths)
     lines = out.splitlines()
     # `mtrec run` adds its summary (about 12 lines) to these: 60 in all at most.
     assert len(lines) <= 48, out
     assert "Traceback" not in out and "WARNING" not in out
-    for component in EVERY_COMPONENT:
+    for component in e2e.EVERY_COMPONENT:
         assert f"] {component} done in " in out, component
     for slow in ("TextEncoder", "Transform", "Trainer"):
         assert out.index(f"] {slow} started") < out.index(f"] {slow} done in "), slow
     epochs = [line for line in lines if "] Trainer epoch " in line]
-    assert len(epochs) == MODEL["epochs"]
+    assert len(epochs) == e2e.MODEL["epochs"]
     # Training computes losses only: no metric shows as an uncomputed zero.
     assert "0.000 " not in out and "e+00" not in out
     for line in epochs:
@@ -162,7 +101,7 @@ def test_summary_shows_what_the_trainer_and_the_text_encoder_recorded(first_run)
     their keys: a key renamed on the writing side drops or breaks its line."""
     _, _, nodes = first_run
     text = render(collect(nodes))
-    assert re.search(rf"^training: \d+ examples, {MODEL['epochs']} epochs, fit [\d.]+s \+ "
+    assert re.search(rf"^training: \d+ examples, {e2e.MODEL['epochs']} epochs, fit [\d.]+s \+ "
                      r"[\d.]+s scan, build, evaluate, export, catalogue \d+ items, "
                      r"split protocol \w+", text, re.M), text
     assert re.search(r"^text encoder: .+ \(\w+\), [\d,]+ params, \d+-d, encoded \d+ items "
@@ -183,7 +122,7 @@ def test_trainer_wrote_tensorboard_logs_for_every_epoch(first_run):
             for value in event.summary.value
             if value.tag == "epoch_loss"
         }
-        assert steps == set(range(MODEL["epochs"])), (phase, steps)
+        assert steps == set(range(e2e.MODEL["epochs"])), (phase, steps)
 
 
 def test_retrieval_evaluator_measured_model_and_popularity(first_run):
@@ -200,7 +139,7 @@ def test_retrieval_evaluator_measured_model_and_popularity(first_run):
 
 def test_pushed_model_loads_in_a_fresh_process_without_mtrec(first_run):
     paths, examples_root, _ = first_run
-    model_dir = os.path.join(paths.serving_model_dir, _versions(paths)[0])
+    model_dir = os.path.join(paths.serving_model_dir, e2e.versions(paths)[0])
     script = textwrap.dedent(
         f"""
         import json, sys, tensorflow as tf
@@ -253,7 +192,7 @@ def test_query_shows_each_items_title(first_run, capsys):
     paths, examples_root, _ = first_run
     srv = support.start_server(paths.serving_model_dir)
     try:
-        srv.manager.wait_for_version(int(_versions(paths)[0]), timeout=120)
+        srv.manager.wait_for_version(int(e2e.versions(paths)[0]), timeout=120)
         answers = []
         for query in (["recommend", "--user", "u1", "-k", "5"],
                       ["recommend-from-items", "--items", "i1", "i2", "-k", "5"],
@@ -289,7 +228,7 @@ def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, c
     assert add_items(str(home), str(tmp_path / "new-2.csv")) == versions[1]
     assert capsys.readouterr().out.splitlines()[-1].startswith("nothing new: the served model")
     served = [set(tf.saved_model.load(v).catalog_ids.numpy()) for v in versions]
-    original = set(tf.saved_model.load(paths.serving_model_dir + "/" + _versions(paths)[0])
+    original = set(tf.saved_model.load(paths.serving_model_dir + "/" + e2e.versions(paths)[0])
                    .catalog_ids.numpy())
     assert served[0] == original | {b"new-1"}
     assert said[-1] == (f"catalogue now {len(original) + 2} items (2 added since the run); "
@@ -318,7 +257,7 @@ def test_add_items_twice_serves_both_batches(first_run, tmp_path, monkeypatch, c
     assert titles.numpy()[0][2]
     # Marked as extensions of the pushed model: a re-run pushing it again keeps them served
     # (components/atomic_pusher/executor_test.py).
-    pushed = model_identity(paths.serving_model_dir + "/" + _versions(paths)[0])
+    pushed = model_identity(paths.serving_model_dir + "/" + e2e.versions(paths)[0])
     assert pushed and [extended_identity(v) for v in versions] == [pushed, pushed]
     assert sorted(p.name for p in home.iterdir()) == [  # and no temporary folder
         LOCK_FILE, "added_items", "metadata.sqlite", "serving_model"]
@@ -345,82 +284,42 @@ def test_report_is_rebuilt_from_the_run_without_retraining(first_run):
     for plot in ("pipeline timeline", "rating histogram", "loss curves", "HR@K vs popularity",
                  "masked-LM loss", "genre interest"):
         assert plot in alts, plot
-    assert all(node in page for node in EVERY_COMPONENT)
+    assert all(node in page for node in e2e.EVERY_COMPONENT)
     assert "blessed: every TFMA threshold passed" in page
     assert latest_run(paths.metadata_path)["Trainer"].state == "COMPLETE"  # nothing re-ran
 
 
 def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(first_run):
     paths, examples_root, _ = first_run
-    cached = _run(paths, examples_root)
+    cached = e2e.run_pipeline(paths, examples_root)
     # Both evaluators run again because they now have a baseline (the first run's
     # blessed model); the Pusher re-runs but recognises the model it pushed.
     rerun = {"Evaluator", "RetrievalEvaluator", "AtomicPusher"}
-    assert {cached[c].state for c in EVERY_COMPONENT - rerun} == {"CACHED"}
-    assert all(f"] {c} CACHED in " in _console(paths) for c in EVERY_COMPONENT - rerun)
-    assert len(_versions(paths)) == 1
+    assert {cached[c].state for c in e2e.EVERY_COMPONENT - rerun} == {"CACHED"}
+    assert all(f"] {c} CACHED in " in e2e.console_text(paths) for c in e2e.EVERY_COMPONENT - rerun)
+    assert len(e2e.versions(paths)) == 1
     assert "(already served: no new version)" in render(collect(cached))
 
-    strict = _run(paths, examples_root, rating_rmse_max=0.0)
+    strict = e2e.run_pipeline(paths, examples_root, rating_rmse_max=0.0)
     assert strict["Trainer"].state == "CACHED"
     assert strict["Evaluator"].state == "COMPLETE"
     assert custom_property(strict["Evaluator"].outputs["blessing"][0], "blessed") == 0
     assert re.search(r"TFMA gate failed: rating RMSE \d\.\d{4} > 0\n", render(collect(strict)))
     # The Pusher reads TFMA's blessing (TFX's Pusher contract) and pushes nothing.
     assert custom_property(strict["AtomicPusher"].outputs["pushed_model"][0], "pushed") == 0
-    assert len(_versions(paths)) == 1
+    assert len(e2e.versions(paths)) == 1
 
     # An impossible retrieval bound: the first gate refuses, so TFMA does not run
     # (its blessing would make this model the next run's baseline) nor the Pusher.
-    refused = _run(paths, examples_root, retrieval={"ndcg@10_lift": 100.0})  # 101x popularity
+    refused = e2e.run_pipeline(paths, examples_root,
+                               retrieval={"ndcg@10_lift": 100.0})  # 101x popularity
     assert refused["RetrievalEvaluator"].state == "COMPLETE"
     blessing = refused["RetrievalEvaluator"].outputs["blessing"][0]
     assert custom_property(blessing, "blessed") == 0
     assert "Evaluator" not in refused and "AtomicPusher" not in refused
-    assert len(_versions(paths)) == 1
+    assert len(e2e.versions(paths)) == 1
     summary = render(collect(refused))
     assert "blessed: TFMA=not run (retrieval gate refused) retrieval=False" in summary
     assert "pushed to: nothing pushed (the retrieval gate refused the model" in summary
-    assert "] Evaluator skipped (" in _console(paths) and "] AtomicPusher skipped (" in \
-        _console(paths)
-
-
-def test_schema_anomalies_stop_the_run_before_trainer(tmp_path):
-    paths = LocalPaths(str(tmp_path))
-    examples_root = _examples(tmp_path / "examples", age=500)  # outside the schema's 0..120
-    with pytest.raises(SchemaAnomaliesError, match="feature 'age'"):
-        _run(paths, examples_root)
-    out = _console(paths)
-    assert "] AnomalyGate FAILED after " in out
-    assert "error in AnomalyGate: " in out and "feature 'age'" in out
-    assert "Traceback" not in out
-    nodes = latest_run(paths.metadata_path)
-    assert nodes["AnomalyGate"].state == "FAILED"
-    assert "Transform" not in nodes and "Trainer" not in nodes
-    assert not _versions(paths)
-
-
-def test_interactions_alone_run_to_a_push(tmp_path):
-    """A log of interactions alone (`--source generic` without users or items files:
-    no titles, genres or years; every rating 1, as clicks or views are) trains, passes
-    both gates and is pushed. The export crashed on a catalogue without years, and
-    TFMA's bounds on rating RMSE and like AUC, which such a log has no labels for,
-    refused every model."""
-    paths = LocalPaths(str(tmp_path))
-    dataset = clean(generate(n_users=80, n_items=60, n_ratings=2000, seed=5)).dataset
-    ids_only = dataclasses.replace(
-        dataset, ratings=dataset.ratings.assign(**{F.RATING: 1.0}),
-        users=make_users(dataset.users[F.USER_ID]), items=make_items(dataset.items[F.ITEM_ID]),
-        derived=frozenset({USERS, ITEMS}))
-    report = write_examples(ids_only, tmp_path / "examples")
-    assert report["n_items_with_genres"] == 0 and report["rating_values"] == 1
-    nodes = _run(paths, str(tmp_path / "examples"),
-                 rating_labels=False)
-    assert {name: node.state for name, node in nodes.items() if node.state != "COMPLETE"} == {}
-    assert custom_property(nodes["Evaluator"].outputs["blessing"][0], "blessed") == 1
-    assert len(_versions(paths)) == 1
-    # No genres: user_interest lists none (it listed tf.Transform's empty-vocabulary
-    # placeholder, '49d0cd50-...', at P 0.5: serving_tables.genre_vocabulary).
-    served = tf.saved_model.load(os.path.join(paths.serving_model_dir, _versions(paths)[0]))
-    interest = served.signatures["user_interest"](user_id=tf.constant(["u1", "nobody"]))
-    assert interest["genres"].shape == (2, 0) and interest["scores"].shape == (2, 0)
+    assert "] Evaluator skipped (" in e2e.console_text(paths) and "] AtomicPusher skipped (" in \
+        e2e.console_text(paths)
