@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
+import struct
 import sys
 from typing import Any
 
@@ -93,8 +95,36 @@ def grpc_target(text: str) -> str:
     return text
 
 
+def float32_short(value: float) -> float:
+    """`value`, a float32 the model answered, as the shortest decimal that reads back as
+    that float32: 10.38657 rather than its float64 expansion 10.38656997680664, whose
+    last digits the model never computed."""
+    try:
+        single = struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        single = math.inf
+    if math.isinf(single) and not math.isinf(value):  # beyond float32: not a model output
+        return value
+    for digits in range(1, 10):  # 9 significant digits always round-trip a float32
+        short = float(f"{single:.{digits}g}")
+        if struct.unpack("f", struct.pack("f", short))[0] == single:
+            return short
+    return single  # nan
+
+
+def _short_floats(payload: Any) -> Any:
+    if isinstance(payload, float):
+        return float32_short(payload)
+    if isinstance(payload, dict):
+        return {key: _short_floats(value) for key, value in payload.items()}
+    if isinstance(payload, list):
+        return [_short_floats(value) for value in payload]
+    return payload
+
+
 def _print(payload: Any) -> None:
-    json.dump(payload, sys.stdout, indent=2)
+    """The answer as JSON, each float at the precision the model computed it (float32)."""
+    json.dump(_short_floats(payload), sys.stdout, indent=2)
     sys.stdout.write("\n")
     sys.stdout.flush()  # a closed pipe fails here, inside _query's handler, not at exit
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import socket
 import sys
@@ -101,6 +102,38 @@ def _answers_with_titles(self, signature, inputs, *args, **kwargs):
     if signature == S.SCORE:
         return {S.SCORES: scores, S.RATINGS: scores, S.RELEVANCE: scores}
     return {S.ITEM_IDS: ids, S.SCORES: scores, S.RATINGS: scores}
+
+
+def test_query_prints_floats_at_the_precision_the_model_computed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A float32 score 0.1 printed as its float64 expansion, 0.10000000149011612."""
+    def answers(self, signature, inputs, *args, **kwargs):
+        values = np.array([[0.1, 10.38657, 8.812856e-09]], dtype=np.float32)
+        return {S.SCORES: values, S.RATINGS: values, S.RELEVANCE: values}
+
+    monkeypatch.setattr(MtrecClient, "predict", answers)
+    monkeypatch.setattr(MtrecClient, "unknown", lambda self, kind, ids: [])
+    monkeypatch.setattr(cli, "with_titles", lambda client, args, answer: answer)
+    code = cli.main(["query", "score", "--user", "u1", "--items", "a", "b", "c",
+                     "--target", UNUSED_TARGET])
+    out = capsys.readouterr().out
+    assert code == 0 and '"score": 0.1,' in out and '"rating": 10.38657,' in out
+    assert '"relevance": 8.812856e-09' in out
+    for item in json.loads(out)["items"]:  # the same float32 values, shorter
+        assert np.float32(item["score"]) == np.float32(item["relevance"])
+    assert [np.float32(it["score"]) for it in json.loads(out)["items"]] == list(
+        np.array([0.1, 10.38657, 8.812856e-09], dtype=np.float32))
+
+
+@pytest.mark.parametrize("value, short", [
+    (float(np.float32(0.1)), 0.1), (float(np.float32(-1e9)), -1e9),
+    (float(np.float32(1 / 3)), 0.33333334), (16777217.0, 16777216.0), (0.0, 0.0),
+    (1e300, 1e300),  # beyond float32: left as it is
+])
+def test_float32_short_reads_back_as_the_same_float32(value: float, short: float) -> None:
+    assert cli.float32_short(value) == short
+    assert math.isnan(cli.float32_short(math.nan))
 
 
 @pytest.mark.parametrize("query", [["recommend", "--user", "u1", "-k", "2"],
