@@ -123,8 +123,7 @@ def _short_floats(payload: Any) -> Any:
 
 
 def _print(payload: Any) -> None:
-    """The answer as JSON, each float at the precision the model computed it (float32)."""
-    json.dump(_short_floats(payload), sys.stdout, indent=2)
+    json.dump(payload, sys.stdout, indent=2)
     sys.stdout.write("\n")
     sys.stdout.flush()  # a closed pipe fails here, inside _query's handler, not at exit
 
@@ -287,7 +286,9 @@ def _query(args: argparse.Namespace) -> int:
             else:
                 print(f"error: {exc.code.name}: {exc.message}", file=sys.stderr)
             return 1
-        _print(answer)
+        # The model's numbers at the precision it computed them; metadata and status
+        # answer with the server's own fields, as they are.
+        _print(answer if args.query in ("metadata", "status") else _short_floats(answer))
         for note in (unknown_note(client, args), short_list_note(args, answer)):
             if note:
                 print(note, file=sys.stderr)
