@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+from collections.abc import Iterable
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -103,22 +104,24 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
     linked = {r.id: _linked(store, executions[r.id]) for r in runs}  # one read a run
     kept_ids = set().union(*(linked[r] for r in kept))
     old_linked = set().union(*(linked[r.id] for r in old_runs))
-    old_ids = old_linked - kept_ids
-    artifacts = store.get_artifacts_by_id(sorted(old_ids)) if old_ids else []
+    linked_ids = kept_ids | old_linked
+    artifacts = store.get_artifacts_by_id(sorted(linked_ids)) if linked_ids else []
     root = os.path.realpath(paths.pipeline_root)
-    removable = [a for a in artifacts if a.state in _REMOVABLE]
+    removable = [a for a in artifacts if a.id not in kept_ids and a.state in _REMOVABLE]
     inside = [a for a in removable if _within(a.uri, root)]
+    inside_ids = {a.id for a in inside}
     folders = [a.uri for a in inside if os.path.isdir(a.uri)]
     scratch = _scratch(store, paths.pipeline_root, {r.id: executions[r.id] for r in old_runs})
     folders += [f for r in old_runs for f in scratch[r.id]]
-    folders += _old_versions(paths.serving_model_dir, _pushed_versions(store, kept_ids),
-                             _pushed_versions(store, old_linked))
+    folders += _old_versions(
+        paths.serving_model_dir,
+        _pushed_versions(a for a in artifacts if a.id in kept_ids),
+        _pushed_versions(a for a in artifacts if a.id in old_linked))
     folders += _old_examples(paths.examples_dir, old_executions, kept_executions)
     return PrunePlan(
         runs=len(runs),
         kept_runs=tuple(r.name for r in runs if r.id in kept),
-        pruned_runs=sum(1 for r in old_runs
-                        if scratch[r.id] or linked[r.id] & {a.id for a in inside}),
+        pruned_runs=sum(1 for r in old_runs if scratch[r.id] or linked[r.id] & inside_ids),
         artifact_ids=tuple(a.id for a in inside),
         folders=tuple(folders),
         size=freed_bytes(folders),
@@ -129,9 +132,14 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
 def prune(home: str, keep_runs: int, dry_run: bool = False) -> PrunePlan:
     """Plan, and unless `dry_run` remove, holding the home's lock (no run can start)."""
     with home_lock(home):
-        found = plan(home, keep_runs)
-        if not dry_run:
-            apply(home, found)
+        return _prune_held(home, keep_runs, dry_run)
+
+
+def _prune_held(home: str, keep_runs: int, dry_run: bool = False) -> PrunePlan:
+    """`prune`, for a caller that already holds the home's lock."""
+    found = plan(home, keep_runs)
+    if not dry_run:
+        apply(home, found)
     return found
 
 
@@ -157,9 +165,7 @@ def after_run(home: str, keep_runs: int | None) -> str | None:
     already holds the home's lock. Without it, `prune_hint`'s suggestion."""
     if keep_runs is None:
         return prune_hint(home)
-    found = plan(home, keep_runs)
-    apply(home, found)
-    return f"disk: {found.describe()}"
+    return f"disk: {_prune_held(home, keep_runs).describe()}"
 
 
 def apply(home: str, found: PrunePlan) -> None:
@@ -201,11 +207,10 @@ def _linked(store: metadata_store.MetadataStore,
     return {ev.artifact_id for ev in store.get_events_by_execution_ids([e.id for e in executions])}
 
 
-def _pushed_versions(store: metadata_store.MetadataStore, ids: set[int]) -> set[int]:
+def _pushed_versions(artifacts: Iterable[metadata_store_pb2.Artifact]) -> set[int]:
     """The served versions that these artifacts (a Pusher's among them) say were pushed,
     or found served already."""
-    destinations = (custom_property(a, PUSHED_DESTINATION)
-                    for a in (store.get_artifacts_by_id(sorted(ids)) if ids else [])
+    destinations = (custom_property(a, PUSHED_DESTINATION) for a in artifacts
                     if custom_property(a, PUSHED))
     names = (os.path.basename(os.path.normpath(str(d))) for d in destinations if d)
     return {int(n) for n in names if VERSION_RE.fullmatch(n)}
