@@ -72,13 +72,29 @@ def link_tree(source: str, target: str) -> None:
         folder = os.path.join(target, os.path.relpath(root, source))
         os.makedirs(folder, exist_ok=True)
         for name in names:
-            origin, destination = os.path.join(root, name), os.path.join(folder, name)
-            if os.path.lexists(destination):
-                os.unlink(destination)
-            try:
-                os.link(origin, destination)
-            except OSError:  # another filesystem, or one without hard links
-                shutil.copyfile(origin, destination)
+            _link(os.path.join(root, name), os.path.join(folder, name))
+
+
+def link_files(files: Sequence[str], folder: str) -> None:
+    """Put each of `files` in `folder` under its own name, as `link_tree` does: hard links
+    where both sides are local on one filesystem, else copies."""
+    tf.io.gfile.makedirs(folder)
+    for origin in files:
+        destination = os.path.join(folder, os.path.basename(origin))
+        if is_local(origin) and is_local(folder):
+            _link(origin, destination)
+        else:
+            tf.io.gfile.copy(origin, destination, True)
+
+
+def _link(origin: str, destination: str) -> None:
+    """A hard link at `destination` (what was there removed, not written through), else a copy."""
+    if os.path.lexists(destination):
+        os.unlink(destination)
+    try:
+        os.link(origin, destination)
+    except OSError:  # another filesystem, or one without hard links
+        shutil.copyfile(origin, destination)
 
 
 def copy_tree(source: str, target: str) -> None:

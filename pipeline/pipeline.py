@@ -31,7 +31,7 @@ from tfx.utils import proto_utils
 
 from mtrec.components.anomaly_gate.component import AnomalyGate
 from mtrec.components.atomic_pusher.component import AtomicPusher
-from mtrec.components.example_gen.component import StreamingImportExampleGen
+from mtrec.components.example_gen.component import LinkedImportExampleGen
 from mtrec.components.retrieval_evaluator.component import RetrievalEvaluator
 from mtrec.components.text_encoder.component import TextEncoder
 from mtrec.components.trainer.component import CatalogTrainer
@@ -159,8 +159,8 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
             VertexExecutor if s.vertex_training else TFJobExecutor
         )
     tfma_config = eval_config(s.thresholds)
-    # Stock ImportExampleGen minus its shuffle: mtrec writes examples in random order.
-    example_gen = StreamingImportExampleGen(
+    # Stock ImportExampleGen that links the examples ingestion wrote (in random order).
+    example_gen = LinkedImportExampleGen(
         # TFX types input_base as str; a RuntimeParameter works there too (test_kubeflow_*).
         input_base=(_parameter(configs.PARAM_DATA_ROOT, examples_root)  # type: ignore[arg-type]
                     if runtime_parameters else examples_root),
@@ -172,7 +172,7 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
         ),
     ).with_id(P.EXAMPLE_GEN)
     # The whole item table (rated or not): the serving index and the text corpus.
-    catalog_gen = StreamingImportExampleGen(
+    catalog_gen = LinkedImportExampleGen(
         input_base=example_gen.exec_properties[P.INPUT_BASE],
         input_config=tfx.proto.Input(
             splits=[tfx.proto.Input.Split(name=P.CATALOG_SPLIT,
