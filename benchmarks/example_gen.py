@@ -72,7 +72,7 @@ def run_once(executor_class: type[Executor], examples_root: str, out: str, rows:
             example_gen_pb2.Output()),
         standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
     }
-    args = beam_args("auto", 2, rows)
+    args: list[Any] = beam_args("auto", 2, rows)
     cpu0, wall0 = _cpu_seconds(), time.perf_counter()
     with without_tfx_package(args):  # as the local runner runs Beam executors
         executor = executor_class(BaseBeamExecutor.Context(beam_pipeline_args=args))
