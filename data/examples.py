@@ -115,7 +115,9 @@ class _ShardWriter:
 
     Streaming (rather than collecting all records first) keeps memory flat at
     millions of ratings; rows arrive in random order, so round-robin shards
-    are statistically alike. Stale part files from an earlier run are removed.
+    are statistically alike. Part files from an earlier write are removed, never
+    written through: ImportExampleGen's artifacts hard-link them
+    (components/example_gen/executor.py).
     """
 
     def __init__(self, directory: Path, shards: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,19 @@ def test_shards_and_stale_files(small: Dataset, tmp_path: Path) -> None:
     assert len(read(tmp_path, "train")) == report["rows"]["train"]
     write_examples(small, tmp_path, shards=1)
     assert len(list((tmp_path / "train").glob("*.gz"))) == 1
+
+
+def test_rewriting_never_writes_through_a_file_an_artifact_links(small: Dataset,
+                                                                   tmp_path: Path) -> None:
+    """ImportExampleGen hard-links these files into its artifact
+    (components/example_gen/executor.py): a second write must make new files."""
+    write_examples(small, tmp_path, shards=1)
+    part = tmp_path / "train" / "part-00000-of-00001.tfrecord.gz"
+    linked = tmp_path / "artifact.tfrecord.gz"
+    os.link(part, linked)
+    before = linked.read_bytes()
+    write_examples(small, tmp_path, shards=1, seed=1)  # other bytes at the same name
+    assert part.read_bytes() != before and linked.read_bytes() == before
 
 
 def test_time_split_edges() -> None:
