@@ -124,8 +124,9 @@ def link_plan(input_base: str, input_config: example_gen_pb2.Input,
 
     They can when every output split is one input split (no hash-bucket split of
     one input into several) and every file is a gzipped TFRecord whose first
-    record is a tf.Example, each under a name of its own within its split. A
-    split pattern that matches nothing is an error, as in the stock executor.
+    record is a tf.Example, each a file (not a folder) under a name of its own
+    within its split. A split pattern that matches nothing is an error, as in the
+    stock executor.
     """
     names = utils.generate_output_split_names(input_config, output_config)
     if len(names) != len(input_config.splits):
@@ -137,7 +138,8 @@ def link_plan(input_base: str, input_config: example_gen_pb2.Input,
         if not files:
             raise ValueError(f"split {split.name!r}: no input files match {pattern}")
         basenames = {os.path.basename(f) for f in files}
-        if len(basenames) != len(files) or not all(_gzipped_examples(f) for f in files):
+        if (len(basenames) != len(files) or any(tf.io.gfile.isdir(f) for f in files)
+                or not all(_gzipped_examples(f) for f in files)):
             return None
         plan[name] = files
     return plan

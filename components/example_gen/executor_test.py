@@ -131,8 +131,9 @@ def test_only_gzipped_tf_example_records_count_as_linkable(tmp_path):
                          example_gen_pb2.Output())
         return plan is not None
 
-    names = ("ok.gz", "empty.gz", "no_records.gz", "text.gz", "not_examples.gz")
-    assert [linkable(n) for n in names] == [True, True, True, False, False]
+    (tmp_path / "folder.gz").mkdir()
+    names = ("ok.gz", "empty.gz", "no_records.gz", "text.gz", "not_examples.gz", "folder.gz")
+    assert [linkable(n) for n in names] == [True, True, True, False, False, False]
     with pytest.raises(ValueError, match="no input files match"):
         link_plan(str(tmp_path), example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="train", pattern="missing/*")]),
