@@ -12,14 +12,10 @@ threading (inter-op 1):
     encode      numpy -> the response's TensorProtos
     serialize   PredictResponse.SerializeToString (gRPC's serializer)
 
-That is the `protobuf` path, how batched requests were answered before
-wire.tensor_bytes (kept as a reference). With batching off the server takes the
-`wire` path (serving/wire.py): the model stage's function also serializes each
+That is the numpy path (batching on). With batching off the server takes the
+wire path (serving/wire.py): the model stage's function also serializes each
 output to a TensorProto, `numpy` fetches those bytes, `encode` frames them
-into the response bytes and `serialize` is empty. With batching on it takes the
-`numpy` path: a merged call's rows come back as numpy, `encode` writes each
-output's TensorProto bytes from them (wire.tensor_bytes) and frames the
-response, and `serialize` is empty.
+into the response bytes and `serialize` is empty.
 
 For the model stage it also records the CPU of the calling thread and of the
 whole process: TF runs a function's kernels on its inter-op pool, so most of
@@ -50,7 +46,6 @@ from tensorflow_serving.apis import predict_pb2
 
 from mtrec.serving import tensor_codec
 from mtrec.serving.model_manager import Servable
-from mtrec.serving.wire import tensor_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving_load import make_requests
@@ -59,13 +54,11 @@ STAGES = ("parse", "decode", "tensors", "model", "numpy", "encode", "serialize")
 IDLE_S = 0.003
 
 
-PATHS = ("wire", "numpy", "protobuf")
-
-
-def _one(servable: Servable, wire: bytes, path: str = "wire"
+def _one(servable: Servable, wire: bytes, serialized: bool = True
          ) -> tuple[list[float], list[float], float]:
     """One request: wall [s] and calling-thread CPU [s] per stage, and the model
-    stage's CPU over the whole process [s], on one of PATHS (module docstring)."""
+    stage's CPU over the whole process [s]; `serialized`: the server's wire path
+    (serving/wire.py, batching off), else the numpy path (batching on)."""
     wall, cpu = [time.perf_counter()], [time.thread_time()]
 
     def mark() -> None:
@@ -81,7 +74,7 @@ def _one(servable: Servable, wire: bytes, path: str = "wire"
     tensors = sig.to_tensors(arrays)
     mark()
     process0 = time.process_time()
-    if path == "wire":  # serving/wire.py: the outputs come back as TensorProto bytes
+    if serialized:  # serving/wire.py: the outputs come back as TensorProto bytes
         flat = sig.call_serialized(tensors)
         process = time.process_time() - process0
         mark()
@@ -96,12 +89,6 @@ def _one(servable: Servable, wire: bytes, path: str = "wire"
     mark()
     result = {key: value.numpy() for key, value in flat.items() if key in outputs}
     mark()
-    if path == "numpy":  # a batched call's share, as Signature.predict_bytes answers it
-        sig.wire_response({key: tensor_bytes(result[key]) for key in outputs}, outputs,
-                          servable.name, servable.version)
-        mark()
-        mark()  # nothing left to serialize
-        return list(np.diff(wall)), list(np.diff(cpu)), process
     response = predict_pb2.PredictResponse()
     for key, value in result.items():
         tensor_codec.encode_into(response.outputs[key], value)
@@ -112,26 +99,25 @@ def _one(servable: Servable, wire: bytes, path: str = "wire"
 
 
 def profile(model_dir: str, requests: list[predict_pb2.PredictRequest], calls: int,
-            path: str = "wire") -> dict[str, Any]:
-    """Per-stage p50/mean in microseconds for these requests (one signature), on one of
-    PATHS (the wire path needs the signature's serialized-outputs function)."""
+            serialized: bool = True) -> dict[str, Any]:
+    """Per-stage p50/mean in microseconds for these requests (one signature), on the
+    server's wire path (`serialized`, batching off) or its numpy path."""
     servable = Servable("mtrec", 1, model_dir)
-    if path == "wire" and not servable.signature(
-            requests[0].model_spec.signature_name).serializes:
-        path = "numpy"
+    serialized = serialized and servable.signature(
+        requests[0].model_spec.signature_name).serializes
     wires = [r.SerializeToString() for r in requests]
     for wire in wires:  # warm: first calls trace and allocate
-        _one(servable, wire, path)
+        _one(servable, wire, serialized)
     walls, cpus, process, idle = [], [], 0.0, []
     model = STAGES.index("model")
     for i in range(calls):
-        wall, cpu, proc = _one(servable, wires[i % len(wires)], path)
+        wall, cpu, proc = _one(servable, wires[i % len(wires)], serialized)
         walls.append(wall)
         cpus.append(cpu)
         process += proc
         if i % 4 == 0:  # a request arriving at an idle server, as at c=1 over gRPC
             time.sleep(IDLE_S)
-            idle.append(_one(servable, wires[i % len(wires)], path)[0][model])
+            idle.append(_one(servable, wires[i % len(wires)], serialized)[0][model])
     wall_us, cpu_us = np.array(walls) * 1e6, np.array(cpus) * 1e6
     stages_us = {
         name: {"wall_p50_us": round(float(np.median(wall_us[:, j])), 1),
@@ -140,8 +126,7 @@ def profile(model_dir: str, requests: list[predict_pb2.PredictRequest], calls: i
     }
     return {
         "calls": calls,
-        "path": {"wire": "wire (serving/wire.py)", "numpy": "numpy (wire.tensor_bytes)",
-                 "protobuf": "numpy (protobuf messages)"}[path],
+        "path": "wire (serving/wire.py)" if serialized else "numpy",
         "loadavg_1m": round(os.getloadavg()[0], 2),
         "stages": stages_us,
         "total_wall_p50_us": round(float(np.median(wall_us.sum(axis=1))), 1),
@@ -183,13 +168,11 @@ def main() -> int:
     tf.config.threading.set_inter_op_parallelism_threads(1)  # as `mtrec serve`
     requests = make_requests(args.model_dir, [str(i) for i in range(1, 33)])
     out = {sig: profile(args.model_dir, reqs, args.calls) for sig, reqs in requests.items()}
-    batched = {path: {"recommend": profile(args.model_dir, requests["recommend"], args.calls,
-                                           path)} for path in ("numpy", "protobuf")}
-    print(json.dumps({"wire": out, **batched}, indent=1))
+    numpy_path = {sig: profile(args.model_dir, requests[sig], args.calls, serialized=False)
+                  for sig in ("recommend",)}
+    print(json.dumps({"wire": out, "numpy": numpy_path}, indent=1))
     print("\n".join(markdown(out)))
-    for path, profiles in batched.items():
-        print(f"\n{path} path:")
-        print("\n".join(markdown(profiles)))
+    print("\n".join(markdown(numpy_path)))
     return 0
 
 

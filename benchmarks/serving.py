@@ -272,9 +272,9 @@ def _run(
     print("server path, stage by stage ...", flush=True)
     result["server_path"] = {sig: server_path_profile(model_dir, reqs, args.server_path_calls)
                              for sig, reqs in requests.items()}
-    # The numpy path (batching on: wire.tensor_bytes), same run.
+    # The numpy path (batching on, and before serving/wire.py), same run.
     result["server_path_numpy"] = {"recommend": server_path_profile(
-        model_dir, requests["recommend"], args.server_path_calls, "numpy")}
+        model_dir, requests["recommend"], args.server_path_calls, serialized=False)}
     # One server per batching mode, all up at once, and the modes take turns at
     # every level: on a shared machine both then see the same background load.
     # The transport floor (an echo server) takes its turn with them at c=1.

@@ -142,8 +142,8 @@ def markdown(result: dict[str, Any]) -> str:
                   "benchmarks/server_path.py; same run; batching off: the wire path, "
                   "serving/wire.py):", "", *server_path_markdown(result["server_path"])]
     if result.get("server_path_numpy"):
-        lines += ["", "The same, on the numpy path (batching on: a merged call's rows, each "
-                  "request's TensorProtos written by wire.tensor_bytes), same run:", "",
+        lines += ["", "The same, on the numpy path (batching on; the only path before "
+                  "serving/wire.py), same run:", "",
                   *server_path_markdown(result["server_path_numpy"])]
     lines += ["", "Targets (reported, not asserted):", ""]
     for key, check in result["targets"].items():

@@ -28,7 +28,7 @@ from mtrec.serving.batching import SignatureBatcher
 from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
 from mtrec.serving.errors import ServingError, invalid_argument, status_code_from_int
 from mtrec.serving.server_args import DEFAULT_MAX_REQUEST_ELEMENTS, DEFAULT_MAX_REQUEST_ROWS
-from mtrec.serving.wire import SerializedOutputs, model_spec_field, response, tensor_bytes
+from mtrec.serving.wire import SerializedOutputs, model_spec_field
 
 log = logging.getLogger("mtrec.serving")
 
@@ -200,13 +200,8 @@ class Signature:
     def predict_bytes(self, protos: Mapping[str, tensor_pb2.TensorProto],
                       outputs: Sequence[str], model: str, version: int) -> bytes | None:
         """`predict` as PredictResponse wire bytes (serving/wire.py), or None where that
-        path does not apply (no serialized-outputs function, batching off). A batched
-        call's share of the rows is encoded from numpy (wire.tensor_bytes)."""
-        if self.batcher is not None:
-            result = self.batcher.run(self.decode_inputs(protos))
-            return self.wire_response({key: tensor_bytes(result[key]) for key in outputs},
-                                      outputs, model, version)
-        if not self.serializes:
+        path does not apply (batching on, or no serialized-outputs function)."""
+        if self.batcher is not None or not self.serializes:
             return None
         serialized = self.call_serialized(self.to_tensors(self.decode_inputs(protos)))
         return self.wire_response({key: serialized[key].numpy() for key in outputs},
@@ -226,11 +221,12 @@ class Signature:
     def wire_response(self, protos: dict[str, bytes], outputs: Sequence[str], model: str,
                       version: int) -> bytes:
         """PredictResponse bytes for these serialized outputs (model_spec made once)."""
+        assert self._wire is not None
         spec = self._spec_fields.get((model, version))
         if spec is None:
             spec = self._spec_fields[(model, version)] = model_spec_field(model, version,
                                                                           self.name)
-        return response(protos, outputs, spec)
+        return self._wire.response(protos, outputs, spec)
 
     def _call(self, direct: DirectCall, args: list[tf.Tensor]) -> list[tf.Tensor]:
         try:

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-NUMERIC_ENUMS: dict[np.dtype, int] = {
+_NUMERIC_FAST: dict[np.dtype, int] = {
     np.dtype(np.float32): types_pb2.DT_FLOAT,
     np.dtype(np.float64): types_pb2.DT_DOUBLE,
     np.dtype(np.int32): types_pb2.DT_INT32,
@@ -26,7 +26,7 @@ NUMERIC_ENUMS: dict[np.dtype, int] = {
     np.dtype(np.bool_): types_pb2.DT_BOOL,
 }
 # tensor_content is little-endian on the wire; a native buffer is only that here.
-LITTLE_ENDIAN = sys.byteorder == "little"
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def as_bytes(value: Any) -> bytes:
@@ -73,7 +73,7 @@ def encode_into(proto: tensor_pb2.TensorProto, value: Any, dtype: tf.DType | Non
         _fill_shape(proto, arr.shape)
         proto.string_val.extend(flat)
         return
-    enum = NUMERIC_ENUMS.get(arr.dtype) if LITTLE_ENDIAN else None
+    enum = _NUMERIC_FAST.get(arr.dtype) if _LITTLE_ENDIAN else None
     if enum is not None:
         proto.dtype = enum
         _fill_shape(proto, arr.shape)
@@ -88,7 +88,7 @@ def _fill_shape(proto: tensor_pb2.TensorProto, shape: tuple[int, ...]) -> None:
         dims.add().size = d
 
 
-_NUMPY_BY_ENUM = {enum: dtype for dtype, enum in NUMERIC_ENUMS.items()}
+_NUMPY_BY_ENUM = {enum: dtype for dtype, enum in _NUMERIC_FAST.items()}
 _VALUE_FIELD = {
     types_pb2.DT_FLOAT: "float_val",
     types_pb2.DT_DOUBLE: "double_val",
@@ -111,7 +111,7 @@ def decode(proto: tensor_pb2.TensorProto) -> np.ndarray:
     if proto.dtype == types_pb2.DT_STRING:
         if len(proto.string_val) == size:
             return np.array(list(proto.string_val) if size else [], dtype=object).reshape(shape)
-    elif proto.dtype in _NUMPY_BY_ENUM and LITTLE_ENDIAN:
+    elif proto.dtype in _NUMPY_BY_ENUM and _LITTLE_ENDIAN:
         np_dtype = _NUMPY_BY_ENUM[proto.dtype]
         if proto.tensor_content:
             return np.frombuffer(proto.tensor_content, dtype=np_dtype).reshape(shape)

@@ -1,23 +1,18 @@
 """serving/wire.py: Predict answered as wire bytes is the PredictResponse the numpy path
-builds (same outputs, spec, output filter, errors), batched or not, and the framing and
-the TensorProtos written from numpy are protobuf's."""
+builds (same outputs, spec, output filter, errors), and the framing is protobuf's."""
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow.core.framework.tensor_pb2 import TensorProto
 from tensorflow_serving.apis import predict_pb2
 
 import tests._serving_support as support
 from mtrec.serving import handlers, tensor_codec
-from mtrec.serving.batching import BatchingOptions, SignatureBatcher
 from mtrec.serving.errors import ServingError
 from mtrec.serving.model_manager import Servable
-from mtrec.serving.wire import _varint, model_spec_field, tensor_bytes
+from mtrec.serving.wire import _varint, model_spec_field
 
 
 @pytest.fixture(scope="module")
@@ -79,49 +74,3 @@ def test_varint_and_spec_field_are_protobufs_encoding():
     field = model_spec_field("m", 3, "recommend")
     parsed = predict_pb2.PredictResponse.FromString(field).model_spec
     assert (parsed.name, parsed.version.value, parsed.signature_name) == ("m", 3, "recommend")
-
-
-@pytest.mark.parametrize("value", [
-    np.array([[1.5, -2.25], [3.0, 0.0]], np.float32),
-    np.arange(6, dtype=np.int64).reshape(2, 3)[:, ::2],  # not contiguous
-    np.array([7, -1], np.int32),
-    np.array([1.0], np.float64),
-    np.array([True, False]),
-    np.zeros((0, 4), np.float32),  # a dimension of 0, no content
-    np.float32(2.5),  # a scalar
-    np.array([[b"i1", b""], [b"\xff\x00", b"x" * 300]], object),  # a length past one byte
-    np.array([b"a", b"bc"]),  # fixed-width bytes
-    np.array(["t\u00e9xt"], object),  # text: protobuf's path
-    np.array([1.0], np.float16),  # half floats: protobuf's path
-])
-def test_tensor_bytes_are_protobufs_serialization_of_encode(value):
-    want = tensor_codec.encode(value)
-    got = tensor_bytes(np.asarray(value))
-    assert got == want.SerializeToString()
-    np.testing.assert_array_equal(tensor_codec.decode(TensorProto.FromString(got)),
-                                  tensor_codec.decode(want))
-
-
-def test_batched_requests_answer_wire_bytes_with_each_requests_rows(servable):
-    """With batching on, Predict answers bytes too: each request gets its own share of a
-    merged call, as the numpy path's PredictResponse has it."""
-    sig = servable.signature("recommend")
-    users = list(support.profile().users)[:3] + [support.profile().unknown_user]
-    requests = [_request("recommend", {"user_id": ([u], tf.string), "k": (4, tf.int32)})
-                for u in users]
-    want = [_decoded(handlers.predict(servable, r)) for r in requests]
-    sig.batcher = batcher = SignatureBatcher(sig.name, sig.run_arrays, ["user_id"],
-                                             BatchingOptions())
-    try:
-        with ThreadPoolExecutor(len(requests)) as pool:
-            wires = list(pool.map(lambda r: handlers.predict_bytes(servable, r), requests * 5))
-    finally:
-        sig.batcher = None
-    assert batcher.requests == len(wires)
-    for i, wire in enumerate(wires):
-        assert type(wire) is bytes
-        got = predict_pb2.PredictResponse.FromString(wire)
-        assert got.model_spec.signature_name == "recommend" and got.model_spec.version.value == 7
-        decoded, expected = _decoded(got), want[i % len(requests)]
-        assert {k: v.dtype for k, v in decoded.items()} == {k: v.dtype for k, v in expected.items()}
-        support.assert_outputs_equal(decoded, expected)
