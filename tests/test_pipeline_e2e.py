@@ -25,8 +25,10 @@ from mtrec.add_items import add_items
 from mtrec.cli import _add_titles
 from mtrec.components.atomic_pusher.executor import extended_identity, model_identity
 from mtrec.components.text_encoder.corpus import item_text
+from mtrec.data.artifact_io import read_split, split_dir
 from mtrec.pipeline.home_lock import LOCK_FILE
 from mtrec.pipeline.home_paths import LocalPaths
+from mtrec.prune import prune
 from mtrec.run_state import custom_property, latest_run
 from mtrec.serving import cli as serving_cli
 from mtrec.summary import collect, render
@@ -323,3 +325,23 @@ def test_second_run_comes_from_cache_and_impossible_threshold_pushes_nothing(fir
     assert "pushed to: nothing pushed (the retrieval gate refused the model" in summary
     assert "] Evaluator skipped (" in e2e.console_text(paths) and "] AtomicPusher skipped (" in \
         e2e.console_text(paths)
+
+
+def test_prune_frees_older_runs_and_keeps_what_is_served(first_run):
+    """Last here: prune the runs above (real TFX artifacts, linked examples and model)
+    down to the newest; the served model and the kept runs' examples still read."""
+    paths, examples_root, _ = first_run
+    if prune(paths.home, keep_runs=1, dry_run=True).runs < 2:  # this test alone
+        e2e.run_pipeline(paths, examples_root)
+    served = e2e.versions(paths)
+    done = prune(paths.home, keep_runs=1)
+    assert done.pruned_runs >= 1 and done.folders and done.size > 0
+    assert not any(os.path.exists(f) for f in done.folders)
+    assert e2e.versions(paths) == served
+    model = tf.saved_model.load(os.path.join(paths.serving_model_dir, served[-1]))
+    out = model.signatures["recommend"](user_id=tf.constant(["u1"]), k=tf.constant(3))
+    assert out["item_ids"].shape == (1, 3)
+    kept = latest_run(paths.metadata_path)["ImportExampleGen"].outputs["examples"][0]
+    records = sum(1 for _ in read_split(split_dir(kept.uri, "train")))
+    assert records == sum(1 for _ in read_split(os.path.join(examples_root, "train")))
+    assert not prune(paths.home, keep_runs=1).folders  # nothing left to free
