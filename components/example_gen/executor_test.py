@@ -110,7 +110,7 @@ def test_files_that_cannot_be_linked_are_written_by_beam_in_input_order(tmp_path
     ours, _ = _run(Executor(), str(tmp_path / "in"), str(tmp_path / "plain"))
     assert ours == {"train": rows, "eval": rows[:3]}
     assert [p.name for p in (tmp_path / "plain" / "Split-eval").iterdir()] == [
-        "data_tfrecord-00000-of-00001.gz"]  # written, not linked: one path per run
+        "data_tfrecord-00000-of-00001.gz"]  # one split Beam must write: all are written
     two = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
         example_gen_pb2.SplitConfig.Split(name="a", hash_buckets=1),
         example_gen_pb2.SplitConfig.Split(name="b", hash_buckets=1)]))
@@ -125,13 +125,14 @@ def test_only_gzipped_tf_example_records_count_as_linkable(tmp_path):
     with gzip.open(tmp_path / "text.gz", "wb") as f:
         f.write(b"user,item\n")  # gzip, but not TFRecords
     _write(str(tmp_path / "not_examples.gz"), [b"\xff\xff not a proto"])
+    (tmp_path / "folder.gz").mkdir()
+
     def linkable(name: str) -> bool:
         splits = [example_gen_pb2.Input.Split(name="train", pattern=name)]
         plan = link_plan(str(tmp_path), example_gen_pb2.Input(splits=splits),
                          example_gen_pb2.Output())
         return plan is not None
 
-    (tmp_path / "folder.gz").mkdir()
     names = ("ok.gz", "empty.gz", "no_records.gz", "text.gz", "not_examples.gz", "folder.gz")
     assert [linkable(n) for n in names] == [True, True, True, False, False, False]
     with pytest.raises(ValueError, match="no input files match"):
