@@ -27,6 +27,7 @@ import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,8 +48,10 @@ from mtrec.data.synthetic import generate
 from mtrec.pipeline.local_runner import beam_args
 from mtrec.pipeline.tfx_packaging import without_tfx_package
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import RATINGS_PER_ITEM, RATINGS_PER_USER  # the scale series' users and items
+
 RESULTS = Path(__file__).resolve().parent / "results"
-RATINGS_PER_USER, RATINGS_PER_ITEM = 60, 80  # as benchmarks/scale.py
 SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
 
 

@@ -148,12 +148,9 @@ def link_plan(input_base: str, input_config: example_gen_pb2.Input,
 def _gzipped_examples(path: str) -> bool:
     """A gzipped TFRecord file whose first record is a tf.Example, or one with no records."""
     with tf.io.gfile.GFile(path, "rb") as f:
-        if not f.read(2):
-            return True
-        f.seek(0)
         try:
             with gzip.GzipFile(fileobj=f) as stream:
-                if not stream.read(1):
+                if not stream.read(1):  # an empty file, or gzip of nothing
                     return True
         except (OSError, EOFError):  # not gzip, or cut short
             return False
