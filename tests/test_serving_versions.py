@@ -125,6 +125,8 @@ def test_half_written_version_is_ignored_until_complete(rollout: dict[str, Any])
 
 
 @needs_local_server
+# TF parses the bytes before it fails the load, and protobuf warns as it gives up.
+@pytest.mark.filterwarnings("ignore:Unexpected end-group tag:RuntimeWarning")
 def test_corrupt_version_keeps_old_one_serving(rollout: dict[str, Any]) -> None:
     client, root, srv = rollout["client"], rollout["root"], rollout["server"]
     bad = os.path.join(root, ".tmp-3")
