@@ -2,8 +2,8 @@
 
 Why: mtrec's ingestion already writes each split as gzipped TFRecords in random
 order, and ImportExampleGen read every record back and wrote it again (7-10% of
-the pipeline at 100K-5M interactions, benchmarks/results/scale.md, and a second
-copy on disk). Its executor now links those files into the artifact
+the pipeline at 100K-5M interactions in benchmarks/results/scale.md's 2026-11-26
+series, and a second copy on disk). Its executor now links those files into the artifact
 (components/example_gen/executor.py). This runs the pipeline's executor both
 ways on the same examples, taking turns, in one process:
 

@@ -6,14 +6,15 @@ ExampleGen reads them back, reshuffles every split and writes each record again
 (`tfx/components/example_gen/write_split.py`), which bought nothing here and
 cost a second copy of the data on disk and a pass over it: ImportExampleGen took
 12.9 s at 100K interactions and 173 s at 5M, 7-10% of the pipeline
-(benchmarks/results/scale.md). So when each output split is one input split's
-files as they are, this executor puts those files in the artifact's split
-folders: hard links on a local disk (no bytes written; the artifact stays valid
-if `examples/` is removed), copies elsewhere (`gs://`: no records decoded or
-compressed again). Every file must be gzipped and its first record a
-tf.Example; a plain TFRecord file or a hash-bucket split of one input takes
-the Beam path, which streams without the stock shuffle (that shuffle held a
-whole split in memory: 11.6 GB at 3M interactions before, 2.7 GB after).
+(benchmarks/results/scale.md's 2026-11-26 series; 0.1-0.2 s linked, 2026-12-07).
+So when each output split is one input split's files as they are, this executor
+puts those files in the artifact's split folders: hard links on a local disk (no
+bytes written; the artifact stays valid if `examples/` is removed), copies
+elsewhere (`gs://`: no records decoded or compressed again). Every file must be
+gzipped and its first record a tf.Example; a plain TFRecord file or a
+hash-bucket split of one input takes the Beam path, which streams without the
+stock shuffle (that shuffle held a whole split in memory: 11.6 GB at 3M
+interactions before, 2.7 GB after).
 The records and the artifact's properties are the same either way, and
 each file's records keep their order (executor_test.py).
 
