@@ -16,8 +16,9 @@ whose interval contains it, which gives the per-component peak.
     .venv/bin/python benchmarks/scale.py --sizes 100000 1000000 --epochs 1
 
 Writes benchmarks/results/scale.json and scale.md, prints the table, names the
-dominating component and fits each component's growth exponent (log-log slope
-of wall time against interactions).
+dominating component, gives the Trainer's phases (scan, fit, evaluate, export:
+its training_metrics.json) and fits each component's growth exponent (log-log
+slope of wall time against interactions).
 
     .venv/bin/python benchmarks/scale.py --runner direct portable --sizes 100000 1000000
 
@@ -157,6 +158,8 @@ def run_one(
     # Here, not at the top: the parent process must not load TensorFlow (its
     # memory would be in no child's peak, but it would slow every start).
     import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
+    from mtrec.contracts.artifacts import PHASE_SECONDS, TRAINING_METRICS_FILE
+    from mtrec.contracts.pipeline import MODEL_RUN, TRAINER
     from mtrec.data.examples import write_examples
     from mtrec.data.synthetic import generate
     from mtrec.pipeline import beam_portable, local_runner
@@ -227,6 +230,10 @@ def run_one(
         }
     for stage in stages.values():
         stage["examples_per_s"] = n / stage["wall_s"] if stage["wall_s"] > 0 else None
+    metrics_files = sorted(
+        Path(paths.pipeline_root, TRAINER, MODEL_RUN).glob(f"*/{TRAINING_METRICS_FILE}"),
+        key=lambda f: f.stat().st_mtime,
+    )
     return {
         "interactions": n,
         "users": n_users,
@@ -243,6 +250,12 @@ def run_one(
         "load_avg_1m": {"start": load_start, "end": os.getloadavg()[0]},
         "cpus": os.cpu_count(),
         "error": error,
+        # Where the Trainer's time went (scan, build, fit, evaluate, export): the
+        # folder that holds it is gone once the size ends, unless --keep.
+        "trainer_phases_s": (
+            json.loads(metrics_files[-1].read_text()).get(PHASE_SECONDS)
+            if metrics_files else None
+        ),
     }
 
 

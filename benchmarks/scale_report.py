@@ -89,6 +89,9 @@ def render(results: list[dict[str, Any]], slopes: dict[str, dict]) -> str:
                 f"dominating component: **{top}** "
                 f"({pipeline[top]['wall_s'] / r['pipeline_wall_s']:.0%} of pipeline wall).",
             ]
+        if r.get("trainer_phases_s"):
+            phases = ", ".join(f"{k} {v:,.1f} s" for k, v in r["trainer_phases_s"].items())
+            lines += ["", f"Trainer phases (its training_metrics.json): {phases}."]
         lines.append("")
     if slopes:
         sized = sorted((r for r in results if r.get("stages")), key=lambda r: r["interactions"])

@@ -1,4 +1,4 @@
-"""benchmarks/scale_report.py: the runners' side-by-side table, on hand-made results."""
+"""benchmarks/scale_report.py: its tables, on hand-made results."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from scale_report import render_runners
+from scale_report import render, render_runners
 
 
 def _run(runner: str, transform_s: float, rss: float, state: str = "COMPLETE") -> dict:
@@ -37,3 +37,16 @@ def test_a_failed_stage_shows_its_state_and_the_error():
     assert "**portable error:** RuntimeError: boom" in text
     assert "| Transform | 12.0 | FAILED |  | 2,000 | FAILED |" in text
     assert render_runners([]) == ""
+
+
+def test_a_size_shows_the_trainers_phases_when_the_run_recorded_them():
+    run = {**_run("direct", 12.0, 2000.0), "total_wall_s": 14.0,
+           "trainer_phases_s": {"scan": 1.26, "fit": 1234.5, "export": 3.0}}
+    text = render([run], {})
+    assert "Trainer phases (its training_metrics.json): scan 1.3 s, fit 1,234.5 s, " \
+        "export 3.0 s." in text
+    # Results written before the field existed (or a run that failed before the
+    # Trainer) render as they did.
+    assert "Trainer phases" not in render([{**run, "trainer_phases_s": None}], {})
+    older = {k: v for k, v in run.items() if k != "trainer_phases_s"}
+    assert "Trainer phases" not in render([older], {})
