@@ -230,10 +230,9 @@ def run_one(
         }
     for stage in stages.values():
         stage["examples_per_s"] = n / stage["wall_s"] if stage["wall_s"] > 0 else None
-    metrics_files = sorted(
-        Path(paths.pipeline_root, TRAINER, MODEL_RUN).glob(f"*/{TRAINING_METRICS_FILE}"),
-        key=lambda f: f.stat().st_mtime,
-    )
+    # A size's home holds one pipeline run, so at most one Trainer's metrics.
+    metrics = next(
+        Path(paths.pipeline_root, TRAINER, MODEL_RUN).glob(f"*/{TRAINING_METRICS_FILE}"), None)
     return {
         "interactions": n,
         "users": n_users,
@@ -253,8 +252,7 @@ def run_one(
         # Where the Trainer's time went (scan, build, fit, evaluate, export): the
         # folder that holds it is gone once the size ends, unless --keep.
         "trainer_phases_s": (
-            json.loads(metrics_files[-1].read_text()).get(PHASE_SECONDS)
-            if metrics_files else None
+            json.loads(metrics.read_text()).get(PHASE_SECONDS) if metrics else None
         ),
     }
 
