@@ -47,7 +47,9 @@ RATING_OUT_OF_RANGE = "rating_out_of_range"
 BAD_TIMESTAMP = "bad_timestamp"  # not an integer, negative, or after MAX_TIMESTAMP
 UNKNOWN_USER = "unknown_user"
 UNKNOWN_ITEM = "unknown_item"
-DUPLICATE = "duplicate"  # same (user, item) as a later valid rating, which is kept
+# Same (user, item) as a later valid rating, or same id as a later users/items row: the
+# later one is kept (as `mtrec add-items` keeps an item's last row).
+DUPLICATE = "duplicate"
 REASONS = (MALFORMED, MISSING_FIELD, BAD_RATING, RATING_OUT_OF_RANGE, BAD_TIMESTAMP,
            UNKNOWN_USER, UNKNOWN_ITEM, DUPLICATE)
 # CleanResult's counts (the ratings': REASONS plus these three) and table counts (these
@@ -80,9 +82,9 @@ class CleanResult:
 
     counts, for the ratings only: one entry per reason in REASONS plus TOTAL,
     KEPT and REJECTED (total = kept + rejected).
-    tables: per table (TABLES), counts: ROWS_READ = KEPT + REJECTED
-    (+ DUPLICATE ids dropped from users/items, first row wins; duplicate
-    ratings are rejects), and DERIVED.
+    tables: per table (TABLES), counts: ROWS_READ = KEPT + REJECTED, of which
+    DUPLICATE (merged into the latest rating, or an id's last users/items row),
+    and DERIVED.
     """
 
     dataset: Dataset
@@ -204,16 +206,56 @@ def _line_rejects(malformed: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _table_counts(dataset: Dataset, ratings: dict[str, int]) -> dict[str, dict[str, int]]:
+def _table_counts(dataset: Dataset, ratings: dict[str, int],
+                  cleaned: dict[str, pd.DataFrame]) -> dict[str, dict[str, int]]:
     bad = dataset.malformed[TABLE].value_counts()
     out = {RATINGS: {ROWS_READ: ratings[TOTAL], KEPT: ratings[KEPT],
                      REJECTED: ratings[REJECTED], DUPLICATE: ratings[DUPLICATE]}}
-    for table, frame, key in ((USERS, dataset.users, F.USER_ID),
-                              (ITEMS, dataset.items, F.ITEM_ID)):
-        unique, rejected = int(frame[key].nunique()), int(bad.get(table, 0))
-        out[table] = {ROWS_READ: len(frame) + rejected, KEPT: unique, REJECTED: rejected,
-                      DUPLICATE: len(frame) - unique, DERIVED: table in dataset.derived}
+    for table in (USERS, ITEMS):
+        rows, kept = len(getattr(dataset, table)), len(cleaned[table])
+        duplicate = 0 if table in dataset.derived else rows - kept
+        rejected = int(bad.get(table, 0)) + duplicate
+        out[table] = {ROWS_READ: rows + int(bad.get(table, 0)), KEPT: kept, REJECTED: rejected,
+                      DUPLICATE: duplicate, DERIVED: table in dataset.derived}
     return out
+
+
+_BOOKKEEPING = (SOURCE_COL, LINE, RAW)
+
+
+def _attribute_tables(dataset: Dataset, kept: pd.DataFrame
+                      ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The users and items tables as cleaned, and their rejects (REJECT_COLUMNS).
+
+    A row whose id a later row of its table holds is a DUPLICATE reject: the last
+    row wins, as the latest rating does and as `mtrec add-items` reads a file (it
+    was the first, and the others were dropped with only a count). A table the
+    source has no file for (derived) keeps the ids of kept ratings only: an id
+    seen only in rejected ratings is no user, nor an item to recommend.
+    """
+    tables, rejects = {}, []
+    for table, key in ((USERS, F.USER_ID), (ITEMS, F.ITEM_ID)):
+        frame = getattr(dataset, table).reset_index(drop=True)
+        ids = frame[key].astype(str)
+        again = ids.duplicated(keep="last")
+        if table in dataset.derived:
+            again = ~ids.isin(set(kept[key]))
+        elif again.any():
+            lines = (frame[LINE] if LINE in frame.columns
+                     else pd.Series(np.arange(1, len(frame) + 1), index=frame.index))
+            last = lines.groupby(ids).transform("last")[again]
+            rows = frame.loc[again]
+            raw = (rows[RAW] if RAW in rows.columns else
+                   [repr(r) for r in rows.drop(columns=list(_BOOKKEEPING), errors="ignore")
+                    .to_dict("records")])
+            rejects.append(pd.DataFrame({
+                TABLE: table, SOURCE: rows.get(SOURCE_COL, dataset.name),
+                LINE_NO: lines[again], key: ids[again], REASON: DUPLICATE,
+                DETAIL: [f"line {n}, later, has the same {key} and is kept" for n in last],
+                RAW_TEXT: raw}))
+        tables[table] = (frame.loc[~again].drop(columns=list(_BOOKKEEPING), errors="ignore")
+                         .reset_index(drop=True))
+    return tables, pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame()
 
 
 def table_counts(name: str, counts: Mapping[str, Any]) -> str:
@@ -288,8 +330,8 @@ def _other_scale(ratings: pd.DataFrame, reason: pd.Series, name: str) -> str | N
 def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
     """Split `dataset.ratings` into kept rows and rejects; fail if too many are rejected.
 
-    Rejects also hold the malformed lines of every table. Drops duplicate
-    user/item ids from the users/items tables (first row wins). Raises
+    Rejects also hold the malformed lines of every table and the users/items
+    tables' duplicate ids (_attribute_tables). Raises
     DataQualityError (with the rejects) when rejected ratings / (ratings +
     malformed ratings lines) > max_reject_fraction, duplicates (merged into the
     latest) left out of both; users' and items' bad lines do not count towards
@@ -299,18 +341,20 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
     """
     ratings = dataset.ratings.reset_index(drop=True)
     reason = _reasons(ratings, dataset.users, dataset.items)
-    rejects = pd.concat(
-        [_line_rejects(dataset.malformed), _row_rejects(ratings, reason, dataset.name)],
-        ignore_index=True,
-    ).reindex(columns=list(REJECT_COLUMNS))
+    kept = ratings.loc[reason == ""].reset_index(drop=True)
+    kept = kept.astype({F.USER_ID: str, F.ITEM_ID: str, F.RATING: "float64"})
+    tables, table_rejects = _attribute_tables(dataset, kept)
+    parts = [_line_rejects(dataset.malformed), table_rejects,
+             _row_rejects(ratings, reason, dataset.name)]
+    rejects = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True
+                        ).reindex(columns=list(REJECT_COLUMNS))
     rejects[LINE_NO] = rejects[LINE_NO].astype("int64")
     rejects[F.USER_ID] = rejects[F.USER_ID].fillna("")
 
     of_ratings = rejects.loc[rejects[TABLE] == RATINGS, REASON]
     counts = {r: int((of_ratings == r).sum()) for r in REASONS}
     total = len(ratings) + int((dataset.malformed[TABLE] == RATINGS).sum())
-    kept_rows = reason == ""
-    counts.update({TOTAL: total, KEPT: int(kept_rows.sum()), REJECTED: len(of_ratings)})
+    counts.update({TOTAL: total, KEPT: len(kept), REJECTED: len(of_ratings)})
     other_scale = _other_scale(ratings, reason, dataset.name)
     if other_scale and max_reject_fraction < 1:
         raise DataQualityError(other_scale, rejects)
@@ -328,20 +372,18 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
             rejects,
         )
 
-    kept = ratings.loc[kept_rows].reset_index(drop=True)
-    kept = kept.astype({F.USER_ID: str, F.ITEM_ID: str, F.RATING: "float64"})
     kept[F.TIMESTAMP] = pd.to_numeric(kept[F.TIMESTAMP]).astype("int64")
     columns = list(RATING_COLUMNS) + ([SPLIT] if SPLIT in kept.columns else [])
     cleaned = Dataset(
         dataset.name,
         kept[columns],
-        dataset.users.drop_duplicates(F.USER_ID).reset_index(drop=True),
-        dataset.items.drop_duplicates(F.ITEM_ID).reset_index(drop=True),
+        tables[USERS],
+        tables[ITEMS],
         empty_malformed(),
         dataset.derived,
         dataset.notes,
     )
-    return CleanResult(cleaned, rejects, counts, _table_counts(dataset, counts))
+    return CleanResult(cleaned, rejects, counts, _table_counts(dataset, counts, tables))
 
 
 def first_rating_reject(rejects: pd.DataFrame) -> str:

@@ -58,6 +58,7 @@ from mtrec.data.tables import (
     MAX_TIMESTAMP,
     RATINGS,
     RAW,
+    SOURCE_COL,
     SPLIT,
     USERS,
     BadLine,
@@ -70,7 +71,7 @@ from mtrec.data.tables import (
     make_users,
     malformed_frame,
     split_genres,
-    split_title_year,
+    title_and_year,
 )
 from mtrec.data.text_files import encoding_notes
 
@@ -158,7 +159,7 @@ def _read(
     """
     if is_json_lines(file):
         frame, bad, encodings[file.name] = read_json_lines(file, required)
-        return frame, bad
+        return _nested_ids(frame, bad, file.name)
     if file.suffix != ".parquet":  # .csv, .csv.gz
         frame, bad, encodings[file.name] = read_csv_rows(file, required, user_column=F.USER_ID,
                                                          multiline=multiline)
@@ -176,7 +177,23 @@ def _read(
     frame[LINE] = np.arange(1, len(frame) + 1, dtype="int64")
     if F.TIMESTAMP in frame.columns:
         frame[F.TIMESTAMP] = epoch_seconds(frame[F.TIMESTAMP])
-    return frame, []
+    return _nested_ids(frame, [], file.name)
+
+
+def _nested_ids(frame: pd.DataFrame, bad: list[BadLine], source: str
+                ) -> tuple[pd.DataFrame, list[BadLine]]:
+    """Rows whose user or item id is a list or an object (a Parquet list column, a JSON
+    array) as bad lines: they were kept, with the id "[22]"."""
+    nested = pd.Series(False, index=frame.index)
+    for column in (F.USER_ID, F.ITEM_ID):
+        if column in frame.columns and frame[column].dtype == object:
+            nested |= frame[column].map(lambda v: isinstance(v, list | tuple | dict | np.ndarray))
+    if not nested.any():
+        return frame, bad
+    bad = bad + [(source, int(line), str(raw), "a user_id or item_id holds a list or an "
+                  "object, not one id") for line, raw in zip(
+                      frame.loc[nested, LINE], frame.loc[nested, RAW], strict=True)]
+    return frame.loc[~nested].reset_index(drop=True), bad
 
 
 def row_texts(frame: pd.DataFrame) -> list[str]:
@@ -241,15 +258,19 @@ def _split_column(ratings: pd.DataFrame, source: str
 
 def _items(file: Path, encodings: dict[str, str]) -> tuple[pd.DataFrame, list[BadLine]]:
     frame, bad = _read(file, (F.ITEM_ID,), encodings)
-    title = frame.get(F.TITLE)
-    year = frame.get(F.YEAR)
-    if title is not None and year is None:
-        title, year = split_title_year(title)
+    title, year = title_and_year(frame.get(F.TITLE), frame.get(F.YEAR))
     genres = frame.get(F.GENRES)
     if genres is not None:  # '|'-separated text (CSV; see split_genres) or lists (Parquet)
         genres = split_genres(genres)
     items = make_items(frame[F.ITEM_ID], title, genres, frame.get(F.DESCRIPTION), year)
-    return items, bad
+    return with_lines(items, frame, file.name), bad
+
+
+def with_lines(table: pd.DataFrame, read: pd.DataFrame, source: str) -> pd.DataFrame:
+    """A users/items table with the file, line and raw text of each row (as ratings
+    carry them), so cleaning can show a duplicate id's row in rejects.csv."""
+    return table.assign(**{SOURCE_COL: source, LINE: read[LINE].to_numpy(),
+                           RAW: read[RAW].to_numpy()})
 
 
 _TIME_WORDS = {"date", "time", "datetime", "timestamp", "ts"}  # words of a column name
@@ -349,8 +370,8 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
         derived.add(USERS)
     else:
         frame, bad_users = _read(users_file, (F.USER_ID,), encodings)
-        users = make_users(frame[F.USER_ID], frame.get(F.AGE), frame.get(F.GENDER),
-                           frame.get(F.OCCUPATION))
+        users = with_lines(make_users(frame[F.USER_ID], frame.get(F.AGE), frame.get(F.GENDER),
+                                      frame.get(F.OCCUPATION)), frame, users_file.name)
         bad.append(malformed_frame(bad_users, USERS))
 
     items_file = _find(path, "items")

@@ -68,20 +68,21 @@ def _snake(name: str) -> str:
 def column_hint(header: Iterable[str], missing: list[str]) -> str:
     """A hint when a missing column is in the header in other case, with spaces or in
     camelCase ("User_ID", "Item ID", "userId"), or under a name exports give it
-    ("customer_id", "asin", "stars")."""
+    ("customer_id", "asin", "stars"); every missing column gets its hint (a header
+    `userId,movieId` named the first only, so a fixed file failed on the second)."""
     near = {}
     for h in map(str, header):
         near[_snake(h)] = h
         near[h.strip().lower().replace(" ", "_")] = h
     found = [f"{near[c]!r} -> {c!r}" for c in missing if c in near]
-    if found:
-        return f" (column names are lower-case, as listed: {', '.join(found)})"
     named = []
-    for column in missing:
+    for column in (c for c in missing if c not in near):
         words = _OTHER_NAMES.get(column, frozenset())
         for h in map(str, header):
             name = _snake(h)
             if name in words or re.sub(r"_?id$", "", name) in words:
                 named.append(f"{h!r} -> {column!r}")
                 break
-    return f" (if these are them, rename: {', '.join(named)})" if named else ""
+    hints = ([f"column names are lower-case, as listed: {', '.join(found)}"] if found else []
+             ) + ([f"if these are them, rename: {', '.join(named)}"] if named else [])
+    return f" ({'; '.join(hints)})" if hints else ""

@@ -44,8 +44,10 @@ class Dataset:
     ratings:   user_id (str), item_id (str), rating (float), timestamp (int64 s),
                optionally `split` ("train"/"eval") for sources with an official split,
                and the bookkeeping columns SOURCE_COL, LINE, RAW of parsed files.
-    users:     user_id, age (int, 0 = unknown), gender, occupation ("unknown" if absent).
-    items:     item_id, title, genres (list[str]), description (str), year (int, 0 = unknown).
+    users:     user_id, age (int, 0 = unknown), gender, occupation ("unknown" if absent);
+               read from a file, also its SOURCE_COL, LINE and RAW (cleaning drops them).
+    items:     item_id, title, genres (list[str]), description (str), year (int, 0 = unknown);
+               SOURCE_COL, LINE and RAW as users.
     malformed: lines the parser could not split/convert (MALFORMED_COLUMNS): the table they
                belong to, source file, line (1-based), raw text, reason, user_id field.
     derived:   the tables (USERS, ITEMS) the source has no file for, so one row per rated
@@ -110,6 +112,21 @@ def split_title_year(titles: pd.Series) -> tuple[pd.Series, pd.Series]:
     year = pd.to_numeric(years, errors="coerce").fillna(0).astype("int64")
     stripped = titles.str.replace(_TRAILING_YEAR, "", regex=True).str.strip()
     return stripped, year
+
+
+def title_and_year(titles: pd.Series | None, years: pd.Series | None
+                   ) -> tuple[pd.Series | None, pd.Series | None]:
+    """An items file's TITLE and YEAR as every reader takes them: the title without a
+    trailing "(1995)", and the year column's whole number where it holds one, else the
+    title's. With a year column, titles kept their "(1995)" (text the encoder read)
+    and a row with an empty year lost it (0)."""
+    if titles is None:
+        return None, years
+    stripped, parsed = split_title_year(titles.reset_index(drop=True))
+    if years is None:
+        return stripped, parsed
+    given = int_column(years, len(stripped))
+    return stripped, given.where(given > 0, parsed)
 
 
 MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01: later "seconds" are milliseconds or garbage

@@ -47,6 +47,7 @@ from mtrec.data.tables import (
     int_column,
     make_items,
     split_genres,
+    title_and_year,
 )
 from mtrec.data.text_files import decode, encoding_notes, file_bytes
 from mtrec.models.item_text import ItemText
@@ -78,10 +79,11 @@ def _uri(nodes: dict[str, NodeRun], node: str, key: str) -> str:
 
 def _canonical(items: pd.DataFrame) -> pd.DataFrame:
     """The items as ingestion reads an items table (README, "Your data"): ids and text
-    stripped, genres split on "|", a year that is not a whole number unknown (0)."""
+    stripped, genres split on "|", a title's trailing "(1995)" its year where the year
+    column gives none (tables.title_and_year), another year unknown (0)."""
     genres = split_genres(items[F.GENRES]) if F.GENRES in items.columns else None
-    return make_items(items[F.ITEM_ID], items.get(F.TITLE), genres,
-                      items.get(F.DESCRIPTION), items.get(F.YEAR))
+    title, year = title_and_year(items.get(F.TITLE), items.get(F.YEAR))
+    return make_items(items[F.ITEM_ID], title, genres, items.get(F.DESCRIPTION), year)
 
 
 def _by_id(items: pd.DataFrame) -> pd.DataFrame:
@@ -169,7 +171,7 @@ def item_notes(given: pd.DataFrame, earlier: pd.DataFrame | None,
     """What add-items does with the file that the user may not expect, each said once:
     an id repeated in the file, or given otherwise by an earlier call (the last row
     replaces it), genres the model was not trained on (they share the unknown-genre
-    bucket), and years that are not whole numbers (unknown). They were silent."""
+    bucket), and years that are not whole numbers. They were silent."""
     ids = given[F.ITEM_ID]
     kept = latest_per_id(given)  # the rows used: a replaced row's genres and year are not
     notes = []
@@ -198,7 +200,8 @@ def item_notes(given: pd.DataFrame, earlier: pd.DataFrame | None,
         bad = text[(text != "") & (int_column(text, len(text)).to_numpy() == 0)]
         if not bad.empty:
             notes.append(f"{len(bad)} year(s) that are not whole numbers "
-                         f"({_some(sorted(set(bad)))}): read as unknown")
+                         f"({_some(sorted(set(bad)))}): read from the title's trailing "
+                         "\"(1995)\" where it has one, else as unknown")
     return notes
 
 

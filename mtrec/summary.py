@@ -263,8 +263,10 @@ def render(summary: RunSummary) -> str:
         rows = report.get(A.INGEST_ROWS) or {}
         if rows:
             rule = report.get(A.INGEST_SPLIT_RULE)
+            order = [*P.SPLITS, P.CATALOG_SPLIT]  # one order, whichever split is larger
             lines.append("splits: " + ", ".join(f"{split} {n}" for split, n in sorted(
-                rows.items(), key=lambda item: -item[1])) + (f" ({rule})" if rule else ""))
+                rows.items(), key=lambda item: order.index(item[0]) if item[0] in order
+                else len(order))) + (f" ({rule})" if rule else ""))
         tables = data.get("tables") or {}
         if tables:
             lines.append("tables: " + "; ".join(

@@ -123,7 +123,10 @@ def _short_floats(payload: Any) -> Any:
 
 
 def _print(payload: Any) -> None:
-    json.dump(payload, sys.stdout, indent=2)
+    # Titles and ids as people write them ("Léon", CJK, emoji) on a UTF-8 console; \u
+    # escapes (the same JSON) where the console could not show them.
+    readable = "utf" in (getattr(sys.stdout, "encoding", None) or "").lower()
+    json.dump(payload, sys.stdout, indent=2, ensure_ascii=not readable)
     sys.stdout.write("\n")
     sys.stdout.flush()  # a closed pipe fails here, inside _query's handler, not at exit
 

@@ -104,7 +104,8 @@ def test_notes_say_what_the_file_loses_or_replaces(tmp_path: Path) -> None:
         "1 item id(s) added by an earlier add-items call (a3): this file's row replaces theirs",
         "1 genre(s) the model was not trained on (Cyberpunk): they count as one unknown "
         "genre; known: comedy, drama",
-        "1 year(s) that are not whole numbers (1990s): read as unknown",
+        "1 year(s) that are not whole numbers (1990s): read from the title's trailing "
+        '"(1995)" where it has one, else as unknown',
     ]
     replaced = given.assign(genres=["Noir", "Drama", "Comedy", ""], year=["x", "1", "", "2000"])
     assert item_notes(replaced, None, {"drama", "comedy"}) == [  # a1's first row is unused

@@ -242,3 +242,41 @@ def test_examples_are_written_again_when_the_code_that_writes_them_changed(
     monkeypatch.setattr("mtrec.ingest.examples_code", lambda: "other code")
     second = ingest("generic", data, home, IngestOptions()).examples_root
     assert second != first and Path(second, "train").is_dir()
+
+
+def test_repeated_user_and_item_rows_are_rejects_and_the_last_is_kept(tmp_path: Path) -> None:
+    """A users/items row whose id a later row holds was dropped with only a count, and
+    the first row won (add-items and ratings keep the last); now each is a `duplicate`
+    reject naming the line kept, its raw id pseudonymised, and read = kept + rejected."""
+    users = "user_id,age\nalice,30\nbob,40\nalice,31\n"
+    items = "item_id,title\nx,Old X\ny,Y\nz,Z\nx,New X\n"
+    rejects_path = tmp_path / "rejects.csv"
+    result = check("generic", write_dir(tmp_path / "data", HEADER + GOOD, users, items),
+                   str(rejects_path), IngestOptions(pseudonymize_key=KEY)).clean
+    kept = result.dataset
+    assert kept.users.set_index(F.USER_ID)[F.AGE].to_dict() == {"bob": 40, "alice": 31}
+    assert kept.items.set_index(F.ITEM_ID)[F.TITLE].to_dict() == {
+        "y": "Y", "z": "Z", "x": "New X"}
+    assert list(kept.users.columns) == [F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION]
+    assert result.tables["users"] == {"rows": 3, "kept": 2, "rejected": 1, "duplicate": 1,
+                                      "derived": False}
+    assert result.tables["items"]["rejected"] == result.tables["items"]["duplicate"] == 1
+    rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False)
+    assert rejects[["table", "source", "line", "item_id", "reason"]].values.tolist() == [
+        ["users", "users.csv", "2", "", "duplicate"], ["items", "items.csv", "2", "x",
+                                                       "duplicate"]]
+    assert rejects["detail"].tolist() == ["line 4, later, has the same user_id and is kept",
+                                          "line 5, later, has the same item_id and is kept"]
+    assert rejects["user_id"][0] == pseudonymizer(KEY)("alice")
+    assert rejects["raw"].tolist() == [f"{pseudonymizer(KEY)('alice')},30", "x,Old X"]
+
+
+def test_ids_only_rejected_ratings_hold_are_not_made_up_users_or_items(tmp_path: Path) -> None:
+    """Without users/items files, a table is one row per rated id: ids of rejected ratings
+    only (a rating "abc", an empty user id) were users, and catalogue items to serve."""
+    ratings = HEADER + GOOD + "ghost,phantom,abc,7\n,x,4,8\n"
+    result = check("generic", write_dir(tmp_path / "data", ratings),
+                   str(tmp_path / "rejects.csv")).clean
+    assert sorted(result.dataset.users[F.USER_ID]) == ["alice", "bob"]
+    assert sorted(result.dataset.items[F.ITEM_ID]) == ["x", "y", "z"]
+    assert result.tables["items"]["kept"] == 3 and result.tables["items"]["derived"]

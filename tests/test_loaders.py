@@ -14,12 +14,17 @@ from mtrec.data.loaders import SOURCES, load_dataset
 from mtrec.data.movielens import load_ml1m, load_ml100k, load_ml_latest_small
 from mtrec.data.tables import (
     ITEM_COLUMNS,
+    LINE,
     MALFORMED_COLUMNS,
     RATING_COLUMNS,
+    RAW,
+    SOURCE_COL,
     SPLIT,
     USER_COLUMNS,
     Dataset,
 )
+
+BOOKKEEPING = [SOURCE_COL, LINE, RAW]
 
 
 def assert_canonical(ds: Dataset) -> None:
@@ -28,9 +33,10 @@ def assert_canonical(ds: Dataset) -> None:
     assert ds.ratings[F.TIMESTAMP].dtype == "int64"
     assert ds.ratings[F.USER_ID].map(type).eq(str).all()
     assert ds.ratings[F.ITEM_ID].map(type).eq(str).all()
-    assert list(ds.users.columns) == list(USER_COLUMNS)
+    # A table read from a file carries its bookkeeping columns, as ratings do.
+    assert list(ds.users.columns) in (list(USER_COLUMNS), [*USER_COLUMNS, *BOOKKEEPING])
     assert ds.users[F.AGE].dtype == "int64"
-    assert list(ds.items.columns) == list(ITEM_COLUMNS)
+    assert list(ds.items.columns) in (list(ITEM_COLUMNS), [*ITEM_COLUMNS, *BOOKKEEPING])
     assert ds.items[F.GENRES].map(lambda g: isinstance(g, list)).all()
     assert ds.items[F.DESCRIPTION].map(type).eq(str).all()
     assert ds.items[F.YEAR].dtype == "int64"
@@ -282,7 +288,8 @@ def test_a_folder_of_another_source_names_the_source_it_is(tmp_path: Path) -> No
     write(tmp_path / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,5\n")
     write(tmp_path / "movies.csv", "movieId,title,genres\n10,Heat (1995),Crime\n")
     with pytest.raises(ValueError, match=r"lacks required column\(s\) \['user_id', 'item_id'\] "
-                       r"\(column names .* 'userId' -> 'user_id'\) \(this folder is laid out "
+                       r"\(column names .* 'userId' -> 'user_id'; .* 'movieId' -> 'item_id'\) "
+                       r"\(this folder is laid out "
                        r"as ml-latest-small: --source ml-latest-small\)$"):
         load_dataset("generic", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"missing MovieLens file\(s\) \['u.item', "
@@ -291,7 +298,7 @@ def test_a_folder_of_another_source_names_the_source_it_is(tmp_path: Path) -> No
     (tmp_path / "movies.csv").unlink()  # ratings.csv alone: generic
     with pytest.raises(FileNotFoundError, match=r"laid out as generic: --source generic\)$"):
         load_dataset("ml-1m", str(tmp_path))
-    with pytest.raises(ValueError, match=r"'userId' -> 'user_id'\)$"):  # generic: no source hint
+    with pytest.raises(ValueError, match=r"'movieId' -> 'item_id'\)$"):  # generic: no source hint
         load_dataset("generic", str(tmp_path))
 
 

@@ -8,6 +8,7 @@ startup log, a closed pipe, and the query sub-commands' help.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
@@ -149,6 +150,24 @@ def test_query_shows_each_items_title_after_its_id(
     assert code == 0
     assert [list(it)[:2] for it in items] == [["item_id", "title"]] * 2
     assert [(it["item_id"], it["title"]) for it in items] == list(TITLES.items())
+
+
+def test_query_prints_titles_and_ids_as_written_on_a_utf8_console(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON's \\u escapes hid every non-ASCII title ("\\u00e9"); an ASCII console keeps
+    them, as it cannot show the letters."""
+    monkeypatch.setattr(MtrecClient, "predict", _answers_with_titles)
+    monkeypatch.setattr(MtrecClient, "unknown", lambda self, kind, ids: [])
+    monkeypatch.setitem(TITLES, "i7", "Léon (1994) 🎬")
+    query = ["query", "recommend", "--user", "ü", "-k", "2", "--target", UNUSED_TARGET]
+    assert cli.main(query) == 0
+    out = capsys.readouterr().out
+    assert '"title": "Léon (1994) 🎬"' in out and '"user_id": "ü"' in out
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    assert cli.main(query) == 0
+    sys.stdout.seek(0)
+    assert '"title": "L\\u00e9on (1994) \\ud83c\\udfac"' in sys.stdout.read()
 
 
 def test_client_describe_gives_titles_by_id_and_unknown_ones_empty(

@@ -64,6 +64,10 @@ def test_the_rejects_path_reads_as_the_pushed_path_does(
     data["report"]["split_rule"] = "per-user time, latest 0.2 to eval"
     text = render({"components": {}, "pushed_to": None, "data": data})
     assert "splits: train 2, eval 1 (per-user time, latest 0.2 to eval)" in text.splitlines()
+    # One order, whichever split is larger (a tiny log's catalogue outnumbered its eval).
+    data["report"]["rows"] = {"catalog": 8, "eval": 5, "train": 25}
+    text = render({"components": {}, "pushed_to": None, "data": data})
+    assert "splits: train 25, eval 5, catalog 8 (per-user time" in text
 
 
 @pytest.mark.parametrize("states, line", [

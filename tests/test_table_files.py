@@ -10,7 +10,7 @@ import pytest
 
 from mtrec.contracts import features as F
 from mtrec.data.generic import load_generic
-from mtrec.data.tables import SOURCE_COL
+from mtrec.data.tables import SOURCE_COL, title_and_year
 from tests.test_parsing import HEADER, write
 
 
@@ -37,7 +37,7 @@ def test_gzipped_csv_files_read_as_their_csv(tmp_path: Path) -> None:
     for name in ("ratings.csv", "items.csv"):
         (packed / f"{name}.gz").write_bytes(gzip.compress((plain / name).read_bytes()))
     want, got = load_generic(plain), load_generic(packed)
-    assert got.items.equals(want.items)
+    assert got.items.drop(columns=SOURCE_COL).equals(want.items.drop(columns=SOURCE_COL))
     assert got.ratings.drop(columns=SOURCE_COL).equals(want.ratings.drop(columns=SOURCE_COL))
     assert got.ratings[SOURCE_COL].unique().tolist() == ["ratings.csv.gz"]  # rejects name it
     (packed / "items.csv.gz").write_bytes(b"item_id\nx\n")
@@ -99,3 +99,34 @@ def test_a_table_in_another_format_under_its_name_says_which(tmp_path: Path) -> 
     write(tmp_path / "ratings.parquet", HEADER + "u1,x,4,1\n")
     with pytest.raises(ValueError, match=r"ratings.parquet: not a readable Parquet file \("):
         load_generic(tmp_path)
+
+
+def test_a_year_column_and_the_titles_year_read_as_without_the_column(tmp_path: Path) -> None:
+    """With a `year` column, titles kept their "(1994)" (text the encoder reads, unlike
+    a file without the column) and a row whose year cell is empty read year 0; now the
+    title loses it either way and the cell, where it holds a year, wins. add-items reads
+    a file with the same function."""
+    write(tmp_path / "ratings.csv", HEADER + "u1,a,4,1\nu1,b,3,2\nu2,c,5,3\n")
+    write(tmp_path / "items.csv", "item_id,title,year\na,Heavyweights (1994),\n"
+          "b,Remake (1960),2001\nc,No Year,oops\n")
+    items = load_generic(tmp_path).items
+    assert items[F.TITLE].tolist() == ["Heavyweights", "Remake", "No Year"]
+    assert items[F.YEAR].tolist() == [1994, 2001, 0]
+    title, year = title_and_year(pd.Series(["Heat (1995)"]), None)
+    assert (title.tolist(), year.tolist()) == (["Heat"], [1995])
+    assert title_and_year(None, pd.Series(["1999"]))[0] is None
+
+
+def test_an_id_that_is_a_list_is_a_bad_line_not_the_text_of_one(tmp_path: Path) -> None:
+    """A Parquet list column or a JSON array as the id was kept as the id "['u1']"."""
+    (tmp_path / "ratings.jsonl").write_text(
+        '{"user_id": "u2", "item_id": "x", "rating": 4, "timestamp": 1}\n'
+        '{"user_id": ["u1"], "item_id": "x", "rating": 4, "timestamp": 2}\n'
+        '{"user_id": "u2", "item_id": {"id": "y"}, "rating": 4, "timestamp": 3}\n')
+    pd.DataFrame({F.USER_ID: [["u2"]]}).to_parquet(tmp_path / "users.parquet")
+    ds = load_generic(tmp_path)
+    assert ds.ratings[F.USER_ID].tolist() == ["u2"] and ds.users.empty
+    assert ds.malformed[["table", "line"]].values.tolist() == [
+        ["ratings", 2], ["ratings", 3], ["users", 1]]
+    assert (ds.malformed["reason"] == "a user_id or item_id holds a list or an object, not "
+            "one id").all()
