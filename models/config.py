@@ -233,6 +233,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict | None) -> ModelConfig:
         values = dict(values or {})
+        _check_types(values, {f.name: f.default for f in dataclasses.fields(cls)})
         for key in ("loss_weights", "blend"):
             if isinstance(values.get(key), dict):
                 values[key] = tuple(sorted(values[key].items()))
@@ -294,6 +295,46 @@ class ModelConfig:
 
     def weight(self, task: str) -> float:
         return dict(self.loss_weights).get(task, 1.0)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_types(values: dict, defaults: dict) -> None:
+    """Each given value of its field's type, as JSON writes it (a list for a tuple, an
+    object or a list of [name, weight] pairs for the weights, 8.0 for 8), made the
+    field's type in place; ValueError names the key. A wrong type raised a
+    TypeError from deep inside from_dict (`'<' not supported between 'str' and 'int'`)."""
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = _is_number(value) and float(value).is_integer(), "a whole number"
+            if ok:
+                values[key] = int(value)
+        elif isinstance(default, float):
+            ok, kind = _is_number(value), "a number"
+        elif isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        elif key == "tasks":
+            ok = isinstance(value, list | tuple) and all(isinstance(t, str) for t in value)
+            kind = "a list of task names"
+            if ok:
+                values[key] = tuple(value)
+        elif isinstance(default, tuple):  # (name, weight) pairs
+            pairs = list(value.items()) if isinstance(value, dict) else value
+            ok = isinstance(pairs, list | tuple) and all(
+                isinstance(p, list | tuple) and len(p) == 2 and isinstance(p[0], str)
+                and _is_number(p[1]) for p in pairs)
+            kind = 'an object of weights, such as {"rating": 1.0}'
+            if ok and not isinstance(value, dict):
+                values[key] = tuple(tuple(p) for p in pairs)
+        else:
+            continue  # unknown keys: from_dict names them
+        if not ok:
+            raise ValueError(f"model config {key!r} must be {kind}, got {value!r}")
 
 
 def _current_task(name: str) -> str:

@@ -145,8 +145,9 @@ def read_given_items(items_path: str) -> tuple[pd.DataFrame, list[str]]:
     items, notes = _read_table(items_path)
     if F.ITEM_ID not in items.columns or items.empty:
         header = list(items.columns)
-        raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row"
-                         + (column_hint(header, [F.ITEM_ID]) or separator_hint(header)))
+        hint = ((column_hint(header, [F.ITEM_ID]) or separator_hint(header))
+                if F.ITEM_ID not in header else " (it has a header and no rows)")
+        raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row{hint}")
     items[F.ITEM_ID] = id_column(items[F.ITEM_ID])  # as ingestion reads ids (NULL: none)
     if F.GENRES in items.columns:  # "|"-joined, however the file separates or lists them
         items[F.GENRES] = ["|".join(g) for g in split_genres(items[F.GENRES])]

@@ -13,12 +13,10 @@ import argparse
 import json
 import math
 import os
-import re
 import struct
 import sys
 from typing import Any
 
-from mtrec.contracts import signatures as S
 from mtrec.pseudonyms import key_from_env
 from mtrec.serving.server_args import ServerConfig, add_server_arguments
 
@@ -80,6 +78,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def utf8_id(text: str) -> str:
+    """argparse type for ids: text a request can carry as UTF-8. A terminal in another
+    encoding hands Python bytes it holds as surrogates, which failed in the request's
+    encoder with a traceback."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not UTF-8 text (is the terminal set to another encoding?)") from None
+    return text
+
+
 def grpc_target(text: str) -> str:
     """argparse type for --target: a host alone gets `mtrec serve`'s port, 8500 (gRPC
     would dial 443, where nothing answers, and the error named the host alone)."""
@@ -92,6 +102,8 @@ def grpc_target(text: str) -> str:
     host, port = text.rsplit(":", 1)
     if text.count(":") == 1 and not port.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r}: the port after ':' must be a number")
+    if port.isdigit() and not 1 <= int(port) <= 65535:  # gRPC dialled 99999 as 34463
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is from 1 to 65535")
     return text
 
 
@@ -150,30 +162,6 @@ def _ask(client: Any, args: argparse.Namespace) -> Any:
     if args.query == "status":
         return client.status()
     raise ValueError(args.query)  # argparse keeps this unreachable
-
-
-# models/serving_ops.py's refusal of a k past the catalogue, ending in the catalogue's size.
-_PAST_CATALOGUE = re.compile(re.escape(S.K_PAST_CATALOGUE) + r".*\[(\d+)\]\s*$", re.S)
-
-
-def catalogue_size(message: str) -> int | None:
-    """The catalogue size a refused top-k request names, or None for any other error."""
-    match = _PAST_CATALOGUE.search(message)
-    return int(match.group(1)) if match else None
-
-
-def _ask_top_k(client: Any, args: argparse.Namespace) -> Any:
-    """`_ask`, but a -k past the catalogue asks for the whole catalogue: fewer than -k are
-    left, so all of them are the answer (README, "Serving"), not the model's refusal."""
-    from mtrec.serving.errors import ServingError  # gRPC: only when a query runs
-
-    try:
-        return _ask(client, args)
-    except ServingError as exc:
-        size = catalogue_size(exc.message) if hasattr(args, "k") else None
-        if size is None or not 1 <= size < args.k:
-            raise
-        return _ask(client, argparse.Namespace(**{**vars(args), "k": size}))
 
 
 def with_titles(client: Any, args: argparse.Namespace, answer: Any) -> Any:
@@ -271,17 +259,21 @@ def _query(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    client = MtrecClient(
-        args.target,
-        model_name=args.model_name,
-        timeout=args.timeout,
-        root_cert=args.tls_root_cert,
-        version=args.version,
-        pseudonymize_key=key,
-    )
+    try:
+        client = MtrecClient(
+            args.target,
+            model_name=args.model_name,
+            timeout=args.timeout,
+            root_cert=args.tls_root_cert,
+            version=args.version,
+            pseudonymize_key=key,
+        )
+    except OSError as err:  # --tls-root-cert's file
+        print(f"error: --tls-root-cert: {err}", file=sys.stderr)
+        return 2
     try:
         try:
-            answer = with_titles(client, args, _ask_top_k(client, args))
+            answer = with_titles(client, args, _ask(client, args))
         except ServingError as exc:
             _print({"error": {"code": exc.code.name, "message": exc.message}})  # for scripts
             if exc.code.name == "UNAVAILABLE":  # and for a person, the likely cause
@@ -336,21 +328,22 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
         )
 
     k_help = "how many items; fewer come back when fewer are left (default: %(default)s)"
-    user_help = "the user id, as in the training data"
+    user: dict[str, Any] = {"type": utf8_id, "required": True,
+                            "help": "the user id, as in the training data"}
     rec = query("recommend", "top-k unseen items for a user")
-    rec.add_argument("--user", required=True, help=user_help)
+    rec.add_argument("--user", **user)
     rec.add_argument("-k", type=positive_int, default=10, help=k_help)
     new = query("recommend-from-items", "top-k for a new user known only by these items")
-    new.add_argument("--items", nargs="+", required=True, help="the user's items, oldest first")
+    new.add_argument("--items", type=utf8_id, nargs="+", required=True,
+                     help="the user's items, oldest first")
     new.add_argument("-k", type=positive_int, default=10, help=k_help)
     score = query("score", "score given items for a user")
-    score.add_argument("--user", required=True, help=user_help)
-    score.add_argument("--items", nargs="+", required=True, help="the item ids to score")
-    query("interest", "a user's genre interest").add_argument("--user", required=True,
-                                                              help=user_help)
-    query("embed-user", "a user's embedding").add_argument("--user", required=True,
-                                                           help=user_help)
-    query("embed-item", "an item's embedding").add_argument("--item", required=True,
+    score.add_argument("--user", **user)
+    score.add_argument("--items", type=utf8_id, nargs="+", required=True,
+                       help="the item ids to score")
+    query("interest", "a user's genre interest").add_argument("--user", **user)
+    query("embed-user", "a user's embedding").add_argument("--user", **user)
+    query("embed-item", "an item's embedding").add_argument("--item", type=utf8_id, required=True,
                                                             help="the item id")
     query("metadata", "the served model's signatures, with their inputs and outputs")
     query("status", "the served model's versions and their states")

@@ -11,6 +11,7 @@ retrying a bad request cannot help.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar
@@ -37,6 +38,16 @@ from mtrec.serving.errors import ServingError
 Id = str | int | bytes
 # An id no catalogue or user vocabulary holds: what `unknown` compares embeddings with.
 NO_SUCH_ID = b"\x00mtrec-no-such-id"
+# k travels as an int32: a larger one wrapped negative ("k must be a positive integer").
+MAX_K = 2**31 - 1
+# models/serving_ops.py's refusal of a k past the catalogue, ending in the catalogue's size.
+_PAST_CATALOGUE = re.compile(re.escape(S.K_PAST_CATALOGUE) + r".*\[(\d+)\]\s*$", re.S)
+
+
+def catalogue_size(message: str) -> int | None:
+    """The catalogue size a refused top-k request names, or None for any other error."""
+    match = _PAST_CATALOGUE.search(message)
+    return int(match.group(1)) if match else None
 _T = TypeVar("_T")
 
 
@@ -262,6 +273,22 @@ class MtrecClient:
         raise TimeoutError(f"{self.model_name} not available at {self.target}: {last}")
 
     # ------------------------------------------------------------ mtrec calls
+    def _top_k(self, signature: str, inputs: dict[str, np.ndarray], k: int,
+               timeout: float | None) -> dict[str, np.ndarray]:
+        """predict with `k`, where a k past the catalogue asks for all of it: fewer than k
+        are left, so all of them are the answer (README, "Serving"), not the model's
+        refusal. A k below 1 is a ValueError here, not TF's assertion text."""
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ValueError(f"k must be a whole number from 1 up, got {k!r}")
+        k = min(int(k), MAX_K)
+        try:
+            return self.predict(signature, {**inputs, S.K: np.int32(k)}, timeout=timeout)
+        except ServingError as exc:
+            size = catalogue_size(exc.message)
+            if size is None or not 1 <= size < k:
+                raise
+            return self.predict(signature, {**inputs, S.K: np.int32(size)}, timeout=timeout)
+
     def recommend(self, user: Id, k: int = 10, timeout: float | None = None) -> UserItems:
         """Top-k unseen items for one user: {"user_id", "items": [{"item_id", "score",
         "rating"}]}; fewer than k when the user has fewer unseen items."""
@@ -270,12 +297,8 @@ class MtrecClient:
     def recommend_many(
         self, users: Sequence[Id], k: int = 10, timeout: float | None = None
     ) -> list[UserItems]:
-        out = self.predict(
-            S.RECOMMEND,
-            {S.USER_ID: np.array([self._user(u) for u in users], dtype=object),
-             S.K: np.int32(k)},
-            timeout=timeout,
-        )
+        out = self._top_k(S.RECOMMEND, {
+            S.USER_ID: np.array([self._user(u) for u in users], dtype=object)}, k, timeout)
         return [{"user_id": _text(_id(user)), "items": _ranked(out, row)}
                 for row, user in enumerate(users)]
 
@@ -285,11 +308,8 @@ class MtrecClient:
         """Top-k for a user known only by `items` (oldest first; none of them is
         returned, unknown ones are ignored): {"given", "items": [{"item_id", ...}]};
         fewer than k when fewer items are left."""
-        out = self.predict(
-            S.RECOMMEND_FROM_ITEMS,
-            {S.ITEM_IDS: np.array([[_id(i) for i in items]], dtype=object), S.K: np.int32(k)},
-            timeout=timeout,
-        )
+        out = self._top_k(S.RECOMMEND_FROM_ITEMS, {
+            S.ITEM_IDS: np.array([[_id(i) for i in items]], dtype=object)}, k, timeout)
         return {"given": [_text(_id(i)) for i in items], "items": _ranked(out, 0)}
 
     def score(self, user: Id, items: Sequence[Id], timeout: float | None = None) -> UserItems:
@@ -361,6 +381,8 @@ class MtrecClient:
         id no model holds; a catalogue item without training ratings still has its
         features and text, so it counts as known. One embed call for all the ids.
         """
+        if kind not in ("user", "item"):
+            raise ValueError(f"kind must be 'user' or 'item', got {kind!r}")
         signature, key, sent = ((S.EMBED_USER, S.USER_ID, self._user) if kind == "user"
                                 else (S.EMBED_ITEM, S.ITEM_ID, _id))
         probe = [sent(i) for i in ids] + [NO_SUCH_ID]

@@ -4,6 +4,7 @@ parsing stays fast."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from mtrec.serving.affinity import parse_cpus
@@ -69,6 +70,31 @@ def _port(text: str) -> int:
     return value
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type for a count: `--threads 0` failed in gRPC as "max_workers must be
+    greater than 0", and a negative limit or TF pool size was taken as given."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value}: must be {minimum} or more")
+        return value
+    return parse
+
+
+def _seconds(text: str) -> float:
+    """argparse type for --poll-seconds: above 0 (a negative one was taken as given)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be above 0")
+    return value
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     """The `serve` flags (shared by `mtrec serve` and `python -m mtrec.serving.server`)."""
     source = parser.add_mutually_exclusive_group(required=True)
@@ -99,18 +125,18 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
     parser.add_argument("--tls-client-ca", help="PEM CA bundle; require client certs (mTLS)")
     parser.add_argument(
-        "--poll-seconds", type=float, default=_DEFAULTS.poll_seconds,
+        "--poll-seconds", type=_seconds, default=_DEFAULTS.poll_seconds,
         help="how often to look for new versions",
     )
     parser.add_argument(
         "--max-request-bytes",
-        type=int,
+        type=_at_least(1),
         default=_DEFAULTS.max_request_bytes,
         help="larger requests get RESOURCE_EXHAUSTED",
     )
     parser.add_argument(
         "--max-request-rows",
-        type=int,
+        type=_at_least(0),
         default=_DEFAULTS.max_request_rows,
         help="larger batches (dim 0 of an input) get INVALID_ARGUMENT before the model runs: "
         "a few MB of user ids can ask for tens of GB of model memory (0 = no limit; "
@@ -118,11 +144,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-request-elements",
-        type=int,
+        type=_at_least(0),
         default=_DEFAULTS.max_request_elements,
         help="most elements one input tensor may declare (0 = no limit; default: %(default)s)",
     )
-    parser.add_argument("--threads", type=int, default=_DEFAULTS.threads,
+    parser.add_argument("--threads", type=_at_least(1), default=_DEFAULTS.threads,
                         help="RPC worker threads")
     parser.add_argument(
         "--no-warmup",
@@ -131,12 +157,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tf-inter-op-threads",
-        type=int,
+        type=_at_least(0),
         default=_DEFAULTS.tf_inter_op_threads,
         help="TF inter-op pool size (0 = TF default); 1 avoids thread hand-offs per request",
     )
     parser.add_argument(
-        "--tf-intra-op-threads", type=int, default=_DEFAULTS.tf_intra_op_threads,
+        "--tf-intra-op-threads", type=_at_least(0), default=_DEFAULTS.tf_intra_op_threads,
         help="TF intra-op pool size (0 = TF default)"
     )
     parser.add_argument(
@@ -147,7 +173,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "at most --threads requests can merge)",
     )
     parser.add_argument(
-        "--max-batch-size", type=int, default=_DEFAULTS.max_batch_size,
+        "--max-batch-size", type=_at_least(1), default=_DEFAULTS.max_batch_size,
         help="rows per merged call (--enable-batching)"
     )
     parser.add_argument(

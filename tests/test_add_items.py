@@ -47,6 +47,14 @@ def test_an_empty_items_file_is_refused_with_its_path(text: str, tmp_path: Path)
         read_new_items(str(path))
 
 
+def test_a_header_without_rows_says_so(tmp_path: Path) -> None:
+    """It was told "'item_id' -> 'item_id'", a rename to the name it had."""
+    path = tmp_path / "new_items.csv"
+    path.write_text("item_id,title,genres\n")
+    with pytest.raises(ValueError, match=r"at least one row \(it has a header and no rows\)$"):
+        read_new_items(str(path))
+
+
 def test_an_item_id_header_in_other_case_is_named(tmp_path: Path) -> None:
     path = tmp_path / "new_items.csv"
     path.write_text("Item_ID,title\nn1,New\n")

@@ -192,6 +192,10 @@ def test_bad_run_flags_stop_before_any_work(flags, says, tmp_path: Path, monkeyp
     (["--relevance-auc-min", "60"], "--relevance-auc-min: an AUC lies in [0, 1], got 60.0"),
     (["--relevance-auc-max-decrease", "-0.01"], "a change bound is a size (>= 0)"),
     (["--retrieval-thresholds", '{"foo": 1}'], "--retrieval-thresholds: unknown metric(s)"),
+    (["--retrieval-thresholds", '{"ndcg@10": "x"}'],
+     "--retrieval-thresholds: a bound is a number, got {'ndcg@10': 'x'}"),
+    (["--model-config", '{"embedding_dim": "abc"}'],
+     "model config 'embedding_dim' must be a whole number, got 'abc'"),
 ])
 def test_compile_checks_the_pipeline_flags_as_run_does(flags, says, tmp_path: Path, capsys):
     """The same flags build the same settings (above), so they get the same checks: a bound

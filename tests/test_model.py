@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -123,6 +124,29 @@ def test_config_validation():
         ModelConfig.from_dict({"lr_schedule": "step"})
     config = ModelConfig.from_dict({"loss_weights": {"rating": 2.0}})
     assert config.weight("rating") == 2.0 and config.weight("retrieval") == 1.0
+
+
+@pytest.mark.parametrize("values, says", [
+    ({"embedding_dim": "abc"}, "'embedding_dim' must be a whole number, got 'abc'"),
+    ({"epochs": 2.5}, "'epochs' must be a whole number, got 2.5"),
+    ({"tasks": 5}, "'tasks' must be a list of task names, got 5"),
+    ({"loss_weights": "x"}, "'loss_weights' must be an object of weights"),
+    ({"blend": {"rating": "high"}}, "'blend' must be an object of weights"),
+    ({"learning_rate": True}, "'learning_rate' must be a number, got True"),
+    ({"similarity": 1}, "'similarity' must be a string, got 1"),
+])
+def test_a_value_of_the_wrong_type_names_its_key(values: dict, says: str) -> None:
+    """They raised a TypeError (`'<' not supported ...`) or unpacking errors from deep
+    inside from_dict: a traceback on `mtrec run --model-config`."""
+    with pytest.raises(ValueError, match=re.escape(f"model config {says}")):
+        ModelConfig.from_dict(values)
+
+
+def test_values_as_json_writes_them_are_read() -> None:
+    config = ModelConfig.from_dict({"epochs": 3.0, "learning_rate": 1, "tasks": ["rating"],
+                                    "blend": [["rating", 1]]})
+    assert (config.epochs, config.learning_rate, config.tasks) == (3, 1, ("rating",))
+    assert isinstance(config.epochs, int) and config.blend == (("rating", 1),)
 
 
 def test_old_task_name_ranking_still_works_with_a_warning():

@@ -8,7 +8,6 @@ startup log, a closed pipe, and the query sub-commands' help.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import math
@@ -23,7 +22,7 @@ import pytest
 
 from mtrec.contracts import signatures as S
 from mtrec.serving import cli
-from mtrec.serving.client import MtrecClient
+from mtrec.serving.client import MtrecClient, catalogue_size
 from mtrec.serving.errors import ServingError
 from mtrec.serving.model_config import ModelSource, base_path_problem
 from mtrec.serving.server import ServingServer
@@ -150,24 +149,6 @@ def test_query_shows_each_items_title_after_its_id(
     assert code == 0
     assert [list(it)[:2] for it in items] == [["item_id", "title"]] * 2
     assert [(it["item_id"], it["title"]) for it in items] == list(TITLES.items())
-
-
-def test_query_prints_titles_and_ids_as_written_on_a_utf8_console(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """JSON's \\u escapes hid every non-ASCII title ("\\u00e9"); an ASCII console keeps
-    them, as it cannot show the letters."""
-    monkeypatch.setattr(MtrecClient, "predict", _answers_with_titles)
-    monkeypatch.setattr(MtrecClient, "unknown", lambda self, kind, ids: [])
-    monkeypatch.setitem(TITLES, "i7", "Léon (1994) 🎬")
-    query = ["query", "recommend", "--user", "ü", "-k", "2", "--target", UNUSED_TARGET]
-    assert cli.main(query) == 0
-    out = capsys.readouterr().out
-    assert '"title": "Léon (1994) 🎬"' in out and '"user_id": "ü"' in out
-    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
-    assert cli.main(query) == 0
-    sys.stdout.seek(0)
-    assert '"title": "L\\u00e9on (1994) \\ud83c\\udfac"' in sys.stdout.read()
 
 
 def test_client_describe_gives_titles_by_id_and_unknown_ones_empty(
@@ -369,8 +350,16 @@ def test_a_k_past_the_catalogue_answers_every_item_left(
     assert code == 0
     assert [it["item_id"] for it in json.loads(captured.out)["items"]] == ["i7", "i3"]
     assert captured.err == "note: only 2 unseen items for user u1 (asked for -k 5000)\n"
-    assert cli.catalogue_size(PAST_CATALOGUE.format(k=5000)) == 3
-    assert cli.catalogue_size("k must not exceed 1682") is None
+    assert catalogue_size(PAST_CATALOGUE.format(k=5000)) == 3
+    assert catalogue_size("k must not exceed 1682") is None
+    # A k past int32 wrapped negative ("k must be a positive integer"): it asks for all.
+    assert cli.main(["query", "recommend", "--user", "u1", "-k", "3000000000",
+                     "--target", UNUSED_TARGET]) == 0
+    assert [it["item_id"] for it in json.loads(capsys.readouterr().out)["items"]] == ["i7", "i3"]
+    with MtrecClient(UNUSED_TARGET) as client:  # the Python client, as its docstring says
+        assert len(client.recommend("u1", 5000)["items"]) == 2
+        with pytest.raises(ValueError, match="k must be a whole number from 1 up, got 0"):
+            client.recommend("u1", 0)
 
 
 @needs_local_server

@@ -49,3 +49,22 @@ def test_a_port_outside_0_to_65535_is_a_usage_error(
     assert f"argument {flag}:" in capsys.readouterr().err
     parsed = parser.parse_args(["--model-base-path", "m", flag, "0"])  # 0: a free port
     assert getattr(parsed, flag[2:].replace("-", "_")) == 0
+
+
+@pytest.mark.parametrize("flag, value, says", [
+    ("--threads", "0", "0: must be 1 or more"),  # gRPC's "max_workers must be greater than 0"
+    ("--max-batch-size", "0", "0: must be 1 or more"),
+    ("--max-request-rows", "-1", "-1: must be 0 or more"),
+    ("--tf-intra-op-threads", "two", "'two' is not a whole number"),
+    ("--poll-seconds", "-1", "-1.0: must be above 0"),  # was taken as given
+])
+def test_a_count_or_interval_out_of_range_is_a_usage_error(
+    flag: str, value: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser(prog="mtrec serve")
+    add_server_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model-base-path", "m", flag, value])
+    assert f"argument {flag}: {says}" in capsys.readouterr().err
+    assert parser.parse_args(["--model-base-path", "m", "--max-request-rows", "0",
+                              "--poll-seconds", "0.5"]).max_request_rows == 0  # 0: no limit

@@ -194,9 +194,15 @@ def _bad_requests(client: MtrecClient) -> dict[str, tuple]:
             grpc.StatusCode.NOT_FOUND,
             "987654",
         ),
-        "k zero": (lambda: client.recommend(P.users[0], 0), INVALID, "k"),
-        "k negative": (lambda: client.recommend(P.users[0], -3), INVALID, "k"),
-        "k over catalogue": (lambda: client.recommend(P.users[0], P.huge_k), INVALID, "k"),
+        # The raw request: MtrecClient.recommend refuses k < 1 itself and asks for the
+        # whole catalogue past it.
+        "k zero": (lambda: client.predict("recommend", {"user_id": user, "k": _k(0)}),
+                   INVALID, "k"),
+        "k negative": (lambda: client.predict("recommend", {"user_id": user, "k": _k(-3)}),
+                       INVALID, "k"),
+        "k over catalogue": (
+            lambda: client.predict("recommend", {"user_id": user, "k": _k(P.huge_k)}),
+            INVALID, "k"),
         "empty batch": (
             lambda: client.predict("recommend", {"user_id": empty, "k": _k(3)}),
             INVALID,
@@ -303,9 +309,14 @@ def test_rest_predict_and_status(server: dict[str, Any]) -> None:
     assert len(out["outputs"]["item_ids"][0]) == 4
     rows = post({"signature_name": "embed_user", "instances": [P.users[0], P.unknown_user]})
     assert len(rows["predictions"]) == 2
-    with pytest.raises(urllib.error.HTTPError) as info:
-        post({"signature_name": "recommend", "inputs": {"user_id": [P.users[0]], "k": 0}})
-    assert info.value.code == 400
+    for body, says in (  # a signature name that is no string was a 500; k 3.7 served as 3
+            ({"signature_name": 5, "inputs": {}}, "'signature_name' must be a string, got 5"),
+            ({"signature_name": "recommend", "inputs": {"user_id": [P.users[0]], "k": 3.7}},
+             "input 'k' takes whole numbers, got 3.7"),
+            ({"signature_name": "recommend", "inputs": {"user_id": [P.users[0]], "k": 0}}, "k")):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            post(body)
+        assert info.value.code == 400 and says in json.load(info.value)["error"]
     # Rows cannot carry recommend's one k: the error says to send columns.
     with pytest.raises(urllib.error.HTTPError) as info:
         post({"signature_name": "recommend", "instances": [{"user_id": P.users[0], "k": 4}]})
@@ -340,7 +351,9 @@ def test_batching_merges_concurrent_requests_without_changing_answers(
                         ),
                     )
                     if i == 0:
-                        support.expect_error(lambda: client.recommend(users[i], 0), INVALID, "k")
+                        support.expect_error(lambda: client.predict("recommend", {
+                            "user_id": np.array([users[i]], object), "k": np.int32(0)}),
+                            INVALID, "k")
                 except BaseException as exc:
                     errors.append(exc)
 

@@ -148,6 +148,12 @@ def check_flags(args: argparse.Namespace) -> None:
     if bad:
         raise ValueError(f"--retrieval-thresholds: unknown metric(s) {bad}; known: "
                          f"{sorted(threshold_names())}")
+    # A bound that is not a number ("0.1" in quotes) compiled, and failed `mtrec run`
+    # with a TypeError after training.
+    odd = {m: b for m, b in (args.retrieval_thresholds or {}).items()
+           if isinstance(b, bool) or not isinstance(b, int | float)}
+    if odd:
+        raise ValueError(f"--retrieval-thresholds: a bound is a number, got {odd}")
 
 
 def pipeline_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str, Any]:
