@@ -190,7 +190,7 @@ def short_list_note(args: argparse.Namespace, answer: Any) -> str | None:
     if n >= args.k:
         return None
     who = (f"for user {args.user}" if args.query == "recommend"
-           else f"besides the {len(args.items)} given")
+           else f"besides the {len(set(args.items))} given")  # an item given twice is one
     return f"note: only {n} unseen items {who} (asked for -k {args.k})"
 
 
@@ -210,7 +210,8 @@ def unknown_note(client: Any, args: argparse.Namespace) -> str | None:
         except ServingError:  # a model without the embed signatures: no note
             continue
         if unknown:
-            parts.append(f"{kind}{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+            shown = ", ".join(u or '""' for u in unknown)  # an empty id, visibly
+            parts.append(f"{kind}{'s' if len(unknown) > 1 else ''} {shown}")
     if not parts:
         return None
     return f"note: not in the model, answered as unknown: {'; '.join(parts)}"

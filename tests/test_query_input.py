@@ -3,6 +3,7 @@ range, a TLS file that is not there, answers with titles in any script."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import sys
 from pathlib import Path
@@ -61,3 +62,18 @@ def test_the_client_names_a_kind_of_id_it_does_not_have() -> None:
     with MtrecClient(UNUSED_TARGET) as client, pytest.raises(
             ValueError, match="kind must be 'user' or 'item', got 'bogus'"):
         client.unknown("bogus", ["u1"])
+
+
+def test_notes_count_an_item_given_twice_once_and_show_an_empty_id() -> None:
+    args = argparse.Namespace(query="recommend-from-items", items=["i1", "i1"], k=5)
+    answer = {"items": [{"item_id": "i2"}]}
+    assert cli.short_list_note(args, answer) == (
+        "note: only 1 unseen items besides the 1 given (asked for -k 5)")  # was "the 2 given"
+
+    class Unknowing:
+        def unknown(self, kind: str, ids: list[str]) -> list[str]:
+            return list(ids)
+
+    asked = argparse.Namespace(query="score", user="u9", items=["", "x"])
+    assert cli.unknown_note(Unknowing(), asked) == (
+        'note: not in the model, answered as unknown: user u9; items "", x')  # was "items , x"
