@@ -5,6 +5,10 @@ from __future__ import annotations
 # ------------------------------------------------------- a run's home (`mtrec run`)
 MLMD_FILE = "metadata.sqlite"  # ML Metadata: what each run did, its artifacts
 EXAMPLES_DIR = "examples"  # ingestion's examples/<digest>/ folders (mtrec/ingest.py)
+# `mtrec add-items`' record of each served model's added items (mtrec/add_items.py), read
+# again by a later add-items call and by the summary of a run that replaces that model.
+ADDED_ITEMS_DIR = "added_items"
+ADDED_ITEMS_RECORD = "model-{model_id}.csv"  # model_id: the Trainer model's MLMD id
 
 # ------------------------------------------- the ingestion step's examples root
 # <examples_root>/{train,eval,catalog}/ hold the shards (split names in

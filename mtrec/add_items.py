@@ -32,6 +32,7 @@ from mtrec.components.atomic_pusher.executor import (
     next_version,
 )
 from mtrec.components.text_encoder.new_items import extend_item_text
+from mtrec.contracts import artifacts as A
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.artifacts import WEIGHTS_DIR
@@ -59,10 +60,6 @@ from mtrec.run_state import NodeRun, latest_pushed_run, nothing_pushed
 from mtrec.serving.versions import list_versions
 from mtrec.summary import shown_path
 
-# In the run's home: each served model's added items so far (model-<MLMD id>.csv),
-# so a second `add-items` keeps the first one's items.
-ADDED_ITEMS_DIR = "added_items"
-
 
 def _artifact(nodes: dict[str, NodeRun], node: str, key: str) -> metadata_store_pb2.Artifact:
     try:
@@ -75,6 +72,23 @@ def _artifact(nodes: dict[str, NodeRun], node: str, key: str) -> metadata_store_
 
 def _uri(nodes: dict[str, NodeRun], node: str, key: str) -> str:
     return _artifact(nodes, node, key).uri
+
+
+def _record(home: str, model_id: int) -> str:
+    return os.path.join(home, A.ADDED_ITEMS_DIR, A.ADDED_ITEMS_RECORD.format(model_id=model_id))
+
+
+def left_out_by_retrain(home: str, catalogue: set[str]) -> list[str]:
+    """After a run that pushed a new model: the items `mtrec add-items` served with the
+    model served before it that this run's `catalogue` lacks (sorted). The new model
+    serves its own catalogue, so they went out of service with the retrain unless
+    the items table has them. [] when nothing was added to that model."""
+    before = latest_pushed_run(os.path.join(home, A.MLMD_FILE), before_latest=True)
+    model = before[P.TRAINER].outputs.get(P.MODEL) if P.TRAINER in before else None
+    if not model or not os.path.exists(_record(home, model[0].id)):
+        return []
+    added = pd.read_csv(_record(home, model[0].id), dtype=str, keep_default_na=False)
+    return sorted(set(added[F.ITEM_ID]) - catalogue)
 
 
 def _canonical(items: pd.DataFrame) -> pd.DataFrame:
@@ -223,8 +237,8 @@ def _add_items(home: str, items_path: str) -> str:
     given, read_notes = read_given_items(items_path)
     items = latest_per_id(given)
     # Cumulative: what earlier add-items gave the same served model, then these.
-    record = os.path.join(paths.home, ADDED_ITEMS_DIR,
-                          f"model-{_artifact(nodes, P.TRAINER, P.MODEL).id}.csv")
+    # Each served model's added items so far: a second call keeps the first one's.
+    record = _record(paths.home, _artifact(nodes, P.TRAINER, P.MODEL).id)
     base = paths.serving_model_dir
     earlier = pd.read_csv(record, dtype=str, keep_default_na=False) if os.path.exists(
         record) else None  # then add-items pushed the latest version

@@ -220,7 +220,11 @@ def _summarise(home: str, paths: LocalPaths, data: IngestResult) -> RunSummary:
     if model_dir:
         user = _first_eval_user(data.examples_root)
         summary["example"] = {"user_id": user, "items": example_recommendation(model_dir, user)}
-        _add_titles(summary["example"]["items"], data.examples_root)
+        catalogue = _add_titles(summary["example"]["items"], data.examples_root)
+        if not summary.get("already_served"):
+            from mtrec.add_items import left_out_by_retrain  # TensorFlow: after the run
+
+            summary["added_items_left_out"] = left_out_by_retrain(home, catalogue)
     with open(os.path.join(home, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2, default=str)
     return summary
@@ -251,20 +255,23 @@ def _first_eval_user(examples_root: str) -> str:
     return "unknown-user"
 
 
-def _add_titles(items: list[RecommendedItem], examples_root: str) -> None:
+def _add_titles(items: list[RecommendedItem], examples_root: str) -> set[str]:
+    """Give `items` their titles; returns every catalogue item id (one pass)."""
     import tensorflow as tf
 
     wanted = {r["item_id"] for r in items}
-    titles = {}
+    titles, catalogue = {}, set()
     for record in _examples(examples_root, CATALOG_SPLIT):
         f = tf.train.Example.FromString(record.numpy()).features.feature
         item = f[F.ITEM_ID].bytes_list.value[0].decode()
+        catalogue.add(item)
         if item in wanted:
             years = f[F.YEAR].int64_list.value
             titles[item] = F.display_title(f[F.TITLE].bytes_list.value[0].decode(),
                                            years[0] if years else None)
     for r in items:
         r["title"] = titles.get(r["item_id"], "")
+    return catalogue
 
 
 def _add_download_parser(sub: SubParsers) -> None:

@@ -85,10 +85,12 @@ def latest_run(sqlite_path: str, run_index: int = -1) -> dict[str, NodeRun]:
     return result
 
 
-def latest_pushed_run(sqlite_path: str) -> dict[str, NodeRun]:
+def latest_pushed_run(sqlite_path: str, before_latest: bool = False) -> dict[str, NodeRun]:
     """The newest run whose Pusher pushed its model (or found it already pushed): the
-    run behind the served model. {} when no run pushed one (all refused, or none)."""
-    for index in range(len(_runs(open_store(sqlite_path))) - 1, -1, -1):
+    run behind the served model. {} when no run pushed one (all refused, or none).
+    `before_latest`: among the runs before the newest, the run served until it ran."""
+    last = len(_runs(open_store(sqlite_path))) - (2 if before_latest else 1)
+    for index in range(last, -1, -1):
         nodes = latest_run(sqlite_path, index)
         pusher = nodes.get(PUSHER)
         pushed = pusher.outputs.get(PUSHED_MODEL) if pusher else None

@@ -69,6 +69,8 @@ class RunSummary(TypedDict, total=False):
     already_served: bool  # pushed before: this run wrote no new version
     data: dict[str, Any]  # the ingestion: counts, rejects_path, report, tables
     example: ExampleRecommendation  # the pushed model's top items for one eval user
+    # What `mtrec add-items` served with the replaced model that the new one lacks.
+    added_items_left_out: list[str]
 
 def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     """Everything the summary shows, as plain data (also written as JSON)."""
@@ -342,6 +344,13 @@ def render(summary: RunSummary) -> str:
     if pushed:
         again = " (already served: no new version)" if summary.get("already_served") else ""
         lines.append(f"pushed to: {shown_path(pushed)}{again}")
+        left_out = summary.get("added_items_left_out") or []
+        if left_out:  # a retrain serves its own catalogue
+            some = ", ".join(left_out[:5]) + (", ..." if len(left_out) > 5 else "")
+            lines.append(
+                f"note: {len(left_out)} item(s) `mtrec add-items` served with the model before "
+                f"are not in this one ({some}): add them to your items table, or run "
+                "`mtrec add-items` again")
     else:
         lines.append(f"pushed to: nothing pushed ({reason})")
     rec = summary.get("example")

@@ -16,6 +16,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from mtrec import cli, summary
+from mtrec.add_items import left_out_by_retrain
 from mtrec.pipeline import local_runner
 from mtrec.pipeline.home_lock import LOCK_FILE, HomeInUseError, home_lock
 from mtrec.pipeline.mlmd_store import open_store
@@ -244,3 +245,22 @@ def test_run_with_keep_runs_prunes_once_the_run_is_done_and_says_what_went(
     assert capfd.readouterr().out.splitlines()[-1] == "summary"
     assert _versions(tmp_path) == ["2", "3"]
     assert after_run(str(tmp_path), None) is None
+
+
+def test_a_retrain_names_the_added_items_its_model_left_out(tmp_path: Path) -> None:
+    """A retrain serves its own catalogue: what `mtrec add-items` served with the model
+    before went out of service without a word. The summary now names those items the
+    new catalogue lacks, once: the next run's model before had none added."""
+    _run(tmp_path, version=1)
+    assert left_out_by_retrain(str(tmp_path), {"i1"}) == []  # no model before the first
+    added = tmp_path / "added_items" / f"model-{_model(tmp_path).id}.csv"
+    added.parent.mkdir()
+    added.write_text("item_id,title\nn1,New one\nn2,New two\n")
+    _run(tmp_path, version=2, bless=0)  # refused (no summary note): the first stays served
+    _run(tmp_path, version=3)  # replaces the first model, across the refused run
+    assert left_out_by_retrain(str(tmp_path), {"i1", "n2"}) == ["n1"]
+    _run(tmp_path, version=4)
+    assert left_out_by_retrain(str(tmp_path), {"i1"}) == []
+    text = summary.render({"components": {}, "pushed_to": "v", "added_items_left_out": ["n1"]})
+    assert ("note: 1 item(s) `mtrec add-items` served with the model before are not in this "
+            "one (n1): add them to your items table, or run `mtrec add-items` again") in text
