@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from mtrec.pseudonyms import key_from_env
-from mtrec.serving.server_args import ServerConfig, add_server_arguments
+from mtrec.serving.server_args import ServerConfig, add_server_arguments, at_least
 
 # Exit status when the reader of stdout went away (`mtrec query ... | head -1`):
 # 128 + SIGPIPE, what the shell reports for `cat` or `yes` ended the same way, so
@@ -66,16 +66,9 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def positive_int(text: str) -> int:
-    """argparse type for -k (a request with k < 1 only comes back as TF's assertion text)
-    and for `mtrec run`'s worker counts and `mtrec prune --keep-runs`."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
-    return value
+# argparse type for -k (a request with k < 1 only comes back as TF's assertion text)
+# and for `mtrec run`'s worker counts and `mtrec prune --keep-runs`.
+positive_int = at_least(1)
 
 
 def utf8_id(text: str) -> str:

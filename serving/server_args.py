@@ -70,9 +70,10 @@ def _port(text: str) -> int:
     return value
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    """argparse type for a count: `--threads 0` failed in gRPC as "max_workers must be
-    greater than 0", and a negative limit or TF pool size was taken as given."""
+def at_least(minimum: int) -> Callable[[str], int]:
+    """argparse type for a count from `minimum` up: `--threads 0` failed in gRPC as
+    "max_workers must be greater than 0", and a negative limit or TF pool size was
+    taken as given; also `mtrec query -k` and the run's worker counts (positive_int)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -130,13 +131,13 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-request-bytes",
-        type=_at_least(1),
+        type=at_least(1),
         default=_DEFAULTS.max_request_bytes,
         help="larger requests get RESOURCE_EXHAUSTED",
     )
     parser.add_argument(
         "--max-request-rows",
-        type=_at_least(0),
+        type=at_least(0),
         default=_DEFAULTS.max_request_rows,
         help="larger batches (dim 0 of an input) get INVALID_ARGUMENT before the model runs: "
         "a few MB of user ids can ask for tens of GB of model memory (0 = no limit; "
@@ -144,11 +145,11 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-request-elements",
-        type=_at_least(0),
+        type=at_least(0),
         default=_DEFAULTS.max_request_elements,
         help="most elements one input tensor may declare (0 = no limit; default: %(default)s)",
     )
-    parser.add_argument("--threads", type=_at_least(1), default=_DEFAULTS.threads,
+    parser.add_argument("--threads", type=at_least(1), default=_DEFAULTS.threads,
                         help="RPC worker threads")
     parser.add_argument(
         "--no-warmup",
@@ -157,12 +158,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tf-inter-op-threads",
-        type=_at_least(0),
+        type=at_least(0),
         default=_DEFAULTS.tf_inter_op_threads,
         help="TF inter-op pool size (0 = TF default); 1 avoids thread hand-offs per request",
     )
     parser.add_argument(
-        "--tf-intra-op-threads", type=_at_least(0), default=_DEFAULTS.tf_intra_op_threads,
+        "--tf-intra-op-threads", type=at_least(0), default=_DEFAULTS.tf_intra_op_threads,
         help="TF intra-op pool size (0 = TF default)"
     )
     parser.add_argument(
@@ -173,7 +174,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "at most --threads requests can merge)",
     )
     parser.add_argument(
-        "--max-batch-size", type=_at_least(1), default=_DEFAULTS.max_batch_size,
+        "--max-batch-size", type=at_least(1), default=_DEFAULTS.max_batch_size,
         help="rows per merged call (--enable-batching)"
     )
     parser.add_argument(
