@@ -5,9 +5,10 @@
 #
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/mtrec:VERSION .
 #
-# KubeflowV2DagRunner sets each task's command itself
-# (python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor),
-# so ENTRYPOINT is free for Beam's worker boot, as in TFX's own image.
+# The compiled spec sets each task's command itself (python -m
+# mtrec.pipeline.kfp_entrypoint, TFX's kubeflow_v2_run_executor without its
+# per-pod TFX sdist), so ENTRYPOINT is free for Beam's worker boot, as in TFX's
+# own image.
 # See docs/kubeflow.md.
 
 ARG PYTHON_IMAGE=python:3.10-slim-bookworm

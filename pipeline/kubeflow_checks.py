@@ -83,7 +83,7 @@ def check_image(image: str) -> None:
     if not IMAGE.fullmatch(image):
         raise ValueError(
             f"--image {image!r} is not a container image reference "
-            "(e.g. REGION-docker.pkg.dev/PROJECT/REPO/mtrec:VERSION; lowercase repository)"
+            "(e.g. us-docker.pkg.dev/my-project/mtrec/mtrec:0.1; lowercase repository)"
         )
 
 

@@ -18,6 +18,7 @@ from tfx.orchestration.kubeflow.v2.compiler_utils import _SCHEMA_TITLE_RE as SCH
 from tfx.orchestration.kubeflow.v2.compiler_utils import TITLE_TO_CLASS_PATH
 from tfx.utils import import_utils
 
+from mtrec.commands.compile import EXAMPLE
 from mtrec.components.retrieval_evaluator.artifacts import RetrievalBlessing
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.contracts import features as F
@@ -370,3 +371,13 @@ def test_text_encoder_compiles_and_feeds_the_trainer(tmp_path):
     trainer = tasks_of(spec)["Trainer"]["inputs"]["artifacts"]["item_text_embeddings"]
     assert trainer["taskOutputArtifact"]["producerTask"] == "TextEncoder"
     assert containers_of(spec)["TextEncoder_executor"]["image"] == IMAGE
+
+
+def test_the_help_example_compiles_as_written(tmp_path, monkeypatch):
+    """Its placeholders in capitals (REGION-docker.pkg.dev/PROJECT/..., gs://BUCKET) were
+    refused by the image and bucket checks, the image's error offering the same string."""
+    argv = EXAMPLE.split("example:", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ").split()
+    assert argv[:2] == ["mtrec", "compile"]
+    monkeypatch.chdir(tmp_path)
+    compile_spec(argv[2:])
+    assert (tmp_path / "mtrec_pipeline.yaml").exists()

@@ -31,12 +31,14 @@ DESCRIPTION = """\
 Write the Kubeflow Pipelines v2 / Vertex AI spec (--output) of the pipeline `mtrec run`
 runs, with the same model, text-encoder, threshold and cache flags. Everything after
 `--` goes to Beam unchanged."""
+# Values that pass the checks as written (placeholders in capitals were refused as an
+# image and a bucket): put your project's registry, project and bucket in their place.
 EXAMPLE = """example:
-  mtrec compile --image REGION-docker.pkg.dev/PROJECT/REPO/mtrec:VERSION \\
-      --pipeline-root gs://BUCKET/pipeline_root --examples-root gs://BUCKET/examples \\
-      --serving-model-dir gs://BUCKET/serving_model/mtrec --output mtrec_pipeline.yaml \\
-      -- --runner=DataflowRunner --project=PROJECT --region=REGION \\
-         --temp_location=gs://BUCKET/tmp
+  mtrec compile --image us-docker.pkg.dev/my-project/mtrec/mtrec:0.1 \\
+      --pipeline-root gs://my-bucket/pipeline_root --examples-root gs://my-bucket/examples \\
+      --serving-model-dir gs://my-bucket/serving_model/mtrec --output mtrec_pipeline.yaml \\
+      -- --runner=DataflowRunner --project=my-project --region=us-central1 \\
+         --temp_location=gs://my-bucket/tmp
 
 Beam args follow `--`; without them the container runs Beam's FnApiRunner.
 See docs/kubeflow.md."""
