@@ -36,12 +36,15 @@ from typing import TYPE_CHECKING
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow; loads no model code)
 
 # isort: split
+import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts import signatures as S
 from mtrec.data import clean, load_dataset, pseudonymize_users
 from mtrec.data.splits import eval_mask
 from mtrec.data.tables import Dataset
+from mtrec.pseudonyms import key_from_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_report import HEADLINE, table
@@ -89,6 +92,8 @@ def resolve_model_dir(path: str) -> str:
     """The version directory: `path` itself, or its latest numbered version."""
     if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         return path
+    if not tf.io.gfile.isdir(path):  # listdir's NotFoundError was a traceback
+        raise SystemExit(f"error: {path}: no such folder")
     versions = [v.rstrip("/") for v in tf.io.gfile.listdir(path) if v.rstrip("/").isdigit()]
     versions = [v for v in versions if tf.io.gfile.exists(os.path.join(path, v, "saved_model.pb"))]
     if not versions:
@@ -101,9 +106,10 @@ def load_truth(args: argparse.Namespace) -> tuple[GroundTruth, str]:
     dataset = clean(load_dataset(args.source, args.path, args.split),
                     max_reject_fraction=args.max_reject_fraction).dataset
     if args.pseudonymize_key_env:
-        key = os.environ.get(args.pseudonymize_key_env, "").encode()
-        if not key:
-            raise SystemExit(f"error: env {args.pseudonymize_key_env} is empty")
+        try:  # "is not set" or "is empty", as `mtrec` says it
+            key = key_from_env(args.pseudonymize_key_env)
+        except ValueError as err:
+            raise SystemExit(f"error: {err}") from None
         dataset = pseudonymize_users(dataset, key)
     return split_truth(dataset, args.eval_fraction)
 
@@ -168,11 +174,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def unknown_share(signatures: Mapping[str, SignatureFn], users: np.ndarray) -> float:
+    """The share of (up to 500 of) `users` the model answers as its unknown user: an
+    embedding equal to that of an id no model holds (as MtrecClient.unknown tells)."""
+    ids = [u if isinstance(u, bytes) else str(u).encode() for u in users[:500]]
+    probe = tf.constant([*ids, S.NO_SUCH_ID])
+    vectors = signatures[S.EMBED_USER](**{S.USER_ID: probe})[S.EMBEDDING].numpy()
+    return float(np.all(vectors[:-1] == vectors[-1], axis=1).mean()) if len(users) else 0.0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     model_dir = resolve_model_dir(args.model_dir)
     truth, rule = load_truth(args)
     signatures = tf.saved_model.load(model_dir).signatures
+    unknown = unknown_share(signatures, truth.users)
+    if unknown > 0.5 and not args.pseudonymize_key_env:  # measured, it reads as a bad model
+        print(f"warning: the model knows {1 - unknown:.0%} of the test users, and serves "
+              "the rest as unknown: a model trained with --pseudonymize-key-env knows users "
+              "by pseudonym only; pass the same --pseudonymize-key-env", file=sys.stderr)
     results = measure_served(signatures, truth)
     split = args.split or "time"
     payload: dict = {

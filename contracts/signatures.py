@@ -61,6 +61,9 @@ EXCLUDED_SCORE = -1e9
 EXCLUDED_BELOW = EXCLUDED_SCORE / 2
 
 # The top-k signatures' refusal of a k past the catalogue (an INVALID_ARGUMENT whose
-# message ends with the catalogue's size): `mtrec query` recognises it and asks for
+# message ends with the catalogue's size): MtrecClient recognises it and asks for
 # the whole catalogue instead.
 K_PAST_CATALOGUE = "k must not exceed the catalogue size"
+# An id no catalogue or user vocabulary holds: its embedding is the learned "unknown"
+# one, which MtrecClient.unknown and benchmarks/served_quality.py compare ids with.
+NO_SUCH_ID = b"\x00mtrec-no-such-id"

@@ -52,6 +52,10 @@ UNKNOWN_ITEM = "unknown_item"
 DUPLICATE = "duplicate"
 REASONS = (MALFORMED, MISSING_FIELD, BAD_RATING, RATING_OUT_OF_RANGE, BAD_TIMESTAMP,
            UNKNOWN_USER, UNKNOWN_ITEM, DUPLICATE)
+# The reasons whose `detail` is mtrec's own words, with no input value in it (column
+# names, line numbers): pseudonymisation leaves it readable (data/privacy.py).
+DATA_FREE_DETAILS = frozenset({MISSING_FIELD, BAD_RATING, BAD_TIMESTAMP, UNKNOWN_USER,
+                               UNKNOWN_ITEM, DUPLICATE})
 # CleanResult's counts (the ratings': REASONS plus these three) and table counts (these
 # four): summary.json, the report and `mtrec data check` read them.
 TOTAL, KEPT, REJECTED = "total", "kept", "rejected"

@@ -16,6 +16,7 @@ to it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Iterable
 
@@ -45,40 +46,68 @@ def raw_user_ids(dataset: Dataset) -> set[str]:
     return {i.strip() for i in ids if i.strip()}
 
 
+def written_forms(user: str) -> set[str]:
+    """How a raw line can hold `user`: as itself, with csv's doubled quotes, with JSON's
+    escapes ("ted\\u00e905": json.dumps' default for "tedé05"), and, for a whole number,
+    as the float ingestion reads as it (3003.0 in a JSON or Parquet float column). Those
+    last two stayed readable in a pseudonymised run's rejects.csv."""
+    forms = {user, user.replace('"', '""'), json.dumps(user)[1:-1]}
+    if re.fullmatch(r"-?\d+", user):
+        forms.add(f"{user}.0")
+    return forms
+
+
 def redact(
-    text: str, known: set[str], pseudo: Callable[[object], str], odd: Iterable[str] = ()
+    text: str, known: set[str], pseudo: Callable[[object], str], odd: Iterable[str] = (),
+    forms: dict[str, str] | None = None,
 ) -> str:
-    """Replace each known id standing as a field of `text` (between delimiters) by its pseudonym.
+    """Replace each known id standing as a field of `text` (between delimiters), in any
+    of its written_forms, by its pseudonym.
 
     `odd` are known ids that hold a delimiter themselves; they are looked for as such.
+    `forms` (form -> id, from `forms_of(known)`) saves building it per text.
     """
-    found = {f for f in _FIELD.findall(text) if f in known}
-    found |= {i for i in odd if i in text or i.replace('"', '""') in text}  # csv doubles quotes
+    forms = forms_of(known) if forms is None else forms
+    found = {forms[f] for f in _FIELD.findall(text) if f in forms}
+    found |= {i for i in odd if any(f in text for f in written_forms(i))}
     if not found:
         return text
-    forms = {form: user for user in found for form in (user, user.replace('"', '""'))}
-    alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    wanted = {form: user for user in found for form in written_forms(user)}
+    alternatives = "|".join(re.escape(f) for f in sorted(wanted, key=len, reverse=True))
     pattern = f"(?<![^{_DELIMITERS}])(?:{alternatives})(?![^{_DELIMITERS}])"
-    return re.sub(pattern, lambda m: pseudo(forms[m.group()]), text)
+    return re.sub(pattern, lambda m: pseudo(wanted[m.group()]), text)
 
 
-def pseudonymize_rejects(rejects: pd.DataFrame, key: bytes, known: set[str]) -> pd.DataFrame:
+def forms_of(known: set[str]) -> dict[str, str]:
+    """Each written form of each known id -> the id."""
+    return {form: user for user in known for form in written_forms(user)}
+
+
+def pseudonymize_rejects(rejects: pd.DataFrame, key: bytes, known: set[str],
+                         own_words: frozenset[str] = frozenset()) -> pd.DataFrame:
     """Rejects with pseudonyms for user ids: the user_id column, and in raw text and detail.
 
     `known`: the raw user ids to look for (see raw_user_ids); the rejects' own
-    user ids are always looked for.
+    user ids are always looked for. `own_words`: the reasons whose detail is mtrec's
+    own words, no input (cleaning.DATA_FREE_DETAILS): their detail is left as it is;
+    with MovieLens' numeric user ids every number in it (a line number) was replaced.
     """
     pseudo = pseudonymizer(key)
     users = rejects[F.USER_ID].fillna("").astype(str).str.strip()
     known = known | {u for u in users if u}
     odd = sorted(u for u in known if re.search(f"[{_DELIMITERS}]", u))
+    forms = forms_of(known)
     out = rejects.copy()
     out[F.USER_ID] = [pseudo(u) if u else "" for u in users]
-    for column in (RAW_TEXT, DETAIL):
-        out[column] = [redact(str(t), known, pseudo, odd) for t in rejects[column].fillna("")]
-    # A timestamp that is not a number is kept as its text, which could be anything.
-    out[F.TIMESTAMP] = [redact(t, known, pseudo, odd) if isinstance(t, str) else t
-                        for t in rejects[F.TIMESTAMP]]
+    out[RAW_TEXT] = [redact(str(t), known, pseudo, odd, forms)
+                     for t in rejects[RAW_TEXT].fillna("")]
+    out[DETAIL] = [str(t) if why in own_words else redact(str(t), known, pseudo, odd, forms)
+                   for t, why in zip(rejects[DETAIL].fillna(""), rejects[REASON], strict=True)]
+    # An item id, rating or timestamp that is not what it should be is kept as its text,
+    # which could be anything: a user id in swapped columns (the item_id column kept it).
+    for column in (F.ITEM_ID, F.RATING, F.TIMESTAMP):
+        out[column] = [redact(t, known, pseudo, odd, forms) if isinstance(t, str) else t
+                       for t in rejects[column]]
     unlocated = ((rejects[REASON] == MALFORMED) & rejects[TABLE].isin([RATINGS, USERS])
                  & (users == "")).to_numpy()
     out.loc[unlocated, RAW_TEXT] = WITHHELD

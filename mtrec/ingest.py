@@ -26,7 +26,7 @@ import pandas as pd
 from mtrec.contracts.artifacts import EXAMPLES_DIR, INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
 from mtrec.data.checks import check_split, check_tables
-from mtrec.data.cleaning import REJECTED, CleanResult, first_rating_reject
+from mtrec.data.cleaning import DATA_FREE_DETAILS, REJECTED, CleanResult, first_rating_reject
 from mtrec.data.header_hints import HeaderError
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
 from mtrec.data.tables import Dataset
@@ -70,7 +70,7 @@ def _write_rejects(
 ) -> pd.DataFrame:
     """Writes the rejects (pseudonymised when asked); returns what was written."""
     if key and not keep_raw:
-        rejects = pseudonymize_rejects(rejects, key, raw_ids)
+        rejects = pseudonymize_rejects(rejects, key, raw_ids, DATA_FREE_DETAILS)
     write_rejects(rejects, path)
     return rejects
 
@@ -124,7 +124,9 @@ def check(
         first = first_rating_reject(written)  # as written: pseudonymised when asked
         raise DataQualityError(f"{err}; the first: {first}; the rejected rows are in "
                                f"{rejects_path}") from err
-    _write_rejects(result.rejects, rejects_path, key, raw_ids, keep_raw)
+    # As written: `mtrec data check` prints the first of each kind.
+    written = _write_rejects(result.rejects, rejects_path, key, raw_ids, keep_raw)
+    result = dataclasses.replace(result, rejects=written)
     rows, rule, note = check_split(result.dataset, options.eval_fraction, rejects_path,
                                    result.counts[REJECTED])
     if note:  # said where the data notes are (data check, summary, report)

@@ -36,8 +36,6 @@ from mtrec.serving import tensor_codec
 from mtrec.serving.errors import ServingError
 
 Id = str | int | bytes
-# An id no catalogue or user vocabulary holds: what `unknown` compares embeddings with.
-NO_SUCH_ID = b"\x00mtrec-no-such-id"
 # k travels as an int32: a larger one wrapped negative ("k must be a positive integer").
 MAX_K = 2**31 - 1
 # models/serving_ops.py's refusal of a k past the catalogue, ending in the catalogue's size.
@@ -385,7 +383,7 @@ class MtrecClient:
             raise ValueError(f"kind must be 'user' or 'item', got {kind!r}")
         signature, key, sent = ((S.EMBED_USER, S.USER_ID, self._user) if kind == "user"
                                 else (S.EMBED_ITEM, S.ITEM_ID, _id))
-        probe = [sent(i) for i in ids] + [NO_SUCH_ID]
+        probe = [sent(i) for i in ids] + [S.NO_SUCH_ID]
         vectors = self.predict(signature, {key: np.array(probe, dtype=object)},
                                timeout=timeout)[S.EMBEDDING]
         return [_text(_id(i)) for i, v in zip(ids, vectors[:-1], strict=True)

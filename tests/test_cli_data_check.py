@@ -116,3 +116,25 @@ def test_data_check_leaves_no_temporary_folder(tmp_path: Path, capsys, monkeypat
     assert main(["data", "check", "--source", "generic", "--path", str(missing)]) == 2
     assert "error:" in capsys.readouterr().err
     assert not list(temp.iterdir())
+
+
+def test_data_check_pseudonymises_rejects_as_run_does(tmp_path: Path, capsys, monkeypatch):
+    """A pseudonymised `mtrec run` writes no raw user id to rejects.csv, but `data check`,
+    its preview, had no such flag: the preview wrote them."""
+    data = tmp_path / "in"
+    data.mkdir()
+    rows = [f"carol{u},i{i},4,{10 * i}" for u in range(4) for i in range(4)]
+    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n"
+                                      + "\n".join([*rows, "carol1,i1,abc,99"]) + "\n")
+    (data / "users.csv").write_text("user_id\n" + "".join(f"carol{u}\n" for u in (0, 1, 2, 3, 2)))
+    monkeypatch.setenv("MTREC_TEST_KEY", "k3y")
+    rejects = tmp_path / "out" / "rejects.csv"
+    assert main(["data", "check", "--source", "generic", "--path", str(data), "--rejects",
+                 str(rejects), "--pseudonymize-key-env", "MTREC_TEST_KEY"]) == 0
+    out = capsys.readouterr().out
+    assert "rejected bad_rating: 1" in out and "users: 5 read, 4 kept, 1 rejected" in out
+    assert "carol" not in rejects.read_text() and "carol" not in out
+    monkeypatch.delenv("MTREC_TEST_KEY")
+    assert main(["data", "check", "--source", "generic", "--path", str(data),
+                 "--pseudonymize-key-env", "MTREC_TEST_KEY"]) == 2
+    assert "--pseudonymize-key-env: env MTREC_TEST_KEY is not set" in capsys.readouterr().err

@@ -4,6 +4,7 @@ when the run stops (issue 17)."""
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 from pathlib import Path
 
@@ -280,3 +281,43 @@ def test_ids_only_rejected_ratings_hold_are_not_made_up_users_or_items(tmp_path:
     assert sorted(result.dataset.users[F.USER_ID]) == ["alice", "bob"]
     assert sorted(result.dataset.items[F.ITEM_ID]) == ["x", "y", "z"]
     assert result.tables["items"]["kept"] == 3 and result.tables["items"]["derived"]
+
+
+def test_user_ids_as_json_and_floats_write_them_are_pseudonymised_in_rejects(
+        tmp_path: Path) -> None:
+    """json.dumps writes "tedé05" as "ted\\u00e905", a float column 3003 as 3003.0, and a
+    user id in the item_id column (swapped columns) was kept there: all three stayed
+    readable in a pseudonymised run's rejects.csv."""
+    rows = [{"user_id": u, "item_id": i, "rating": r, "timestamp": t} for t, (u, i, r) in
+            enumerate([("tedé05", "x", 4), ("tedé05", "y", "bad"), (3003.0, "x", "x"),
+                       (3003, "y", 4), ("alice", "3003", 4), ("alice", "x", 4),
+                       ("alice", "y", 4), ("bob", "x", 4), ("bob", "y", 5)], start=1)]
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ratings.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "items.csv").write_text("item_id\nx\ny\n")
+    rejects_path = tmp_path / "rejects.csv"
+    check("generic", str(data), str(rejects_path), IngestOptions(pseudonymize_key=KEY))
+    text = rejects_path.read_text()
+    rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False)
+    assert rejects["reason"].tolist() == ["bad_rating", "bad_rating", "unknown_item"]
+    assert "ted" not in text and "3003" not in text, text
+    assert rejects["item_id"].tolist()[-1] == pseudonymizer(KEY)("3003")
+
+
+
+def test_a_detail_in_mtrecs_own_words_stays_readable_under_numeric_user_ids(
+        tmp_path: Path) -> None:
+    """With user ids 1..N (MovieLens), every number in a detail was a user id: "line 3,
+    later, ..." read "line <pseudonym>". A detail with an input value in it (a parser's
+    words, an out-of-range rating) is still redacted: that value could be a user id."""
+    ratings = HEADER + "".join(f"{u},{i},4,{t}\n" for t, (u, i) in enumerate(
+        [(u, i) for u in ("1", "2", "3", "7") for i in ("x", "y")], start=1)) + "2,x,7,20\n"
+    users = "user_id,age\n2,40\n2,41\n1,30\n3,50\n7,60\n"
+    rejects_path = tmp_path / "rejects.csv"
+    check("generic", write_dir(tmp_path / "data", ratings, users, "item_id\nx\ny\n"),
+          str(rejects_path), IngestOptions(pseudonymize_key=KEY, max_reject_fraction=1))
+    rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False).set_index("reason")
+    assert rejects.loc["duplicate", "detail"] == "line 3, later, has the same user_id and is kept"
+    assert rejects.loc["rating_out_of_range", "detail"] == (
+        f"rating {pseudonymizer(KEY)('7')} is outside [0.5, 5]")

@@ -104,6 +104,12 @@ def test_served_quality_rebuilds_the_split_and_measures_the_signatures(
     # Served ratings (`score`, latest profile) beat the item means clearly enough.
     assert model["rmse"] < popularity["rmse"], (model, popularity)
     assert (tmp_path / "served_quality_synthetic_time.md").read_text().startswith("# Served")
+    # A pseudonymised model measured without the key read as a bad model: it warns.
+    signatures = tf.saved_model.load(model_dir).signatures
+    assert served_quality.unknown_share(signatures, truth.users) == 0.0
+    assert served_quality.unknown_share(signatures, np.array([b"a1b2c3d4e5f6a7b8"])) == 1.0
+    with pytest.raises(SystemExit, match=f"error: {tmp_path}/none: no such folder"):
+        served_quality.resolve_model_dir(str(tmp_path / "none"))  # was a traceback
 
 
 def test_served_quality_imports_no_model_code():

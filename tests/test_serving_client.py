@@ -21,9 +21,10 @@ import grpc
 import numpy as np
 import pytest
 
+from mtrec.contracts import signatures as S
 from mtrec.pseudonyms import pseudonymizer
 from mtrec.serving import cli
-from mtrec.serving.client import NO_SUCH_ID, MtrecClient
+from mtrec.serving.client import MtrecClient
 from mtrec.serving.errors import ServingError
 from mtrec.serving.server import ServerConfig, ServingServer
 from tests import _serving_support as support
@@ -179,8 +180,8 @@ def test_a_pseudonymising_client_sends_each_user_as_its_pseudonym(
     assert [a["user_id"] for a in answer] == ["u1", "u2"]
     assert sent == [("recommend", [pseudo("u1").encode(), pseudo("u2").encode()]),
                     ("score", [pseudo("u1").encode()]), ("embed_user", [pseudo("u1").encode()]),
-                    ("embed_user", [pseudo("u1").encode(), NO_SUCH_ID]),
-                    ("embed_item", [b"i1", NO_SUCH_ID])]
+                    ("embed_user", [pseudo("u1").encode(), S.NO_SUCH_ID]),
+                    ("embed_item", [b"i1", S.NO_SUCH_ID])]
     assert pseudo("u1") == hmac.new(b"secret", b"u1", hashlib.sha256).hexdigest()[:16]
 
 

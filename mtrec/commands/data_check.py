@@ -37,6 +37,7 @@ from mtrec.data.tables import (
 )
 from mtrec.ingest import REJECTS_FILE, IngestOptions, check
 from mtrec.pipeline.output_paths import file_in, unwritable
+from mtrec.pseudonyms import key_from_env
 
 DESCRIPTION = """\
 Read and clean the data exactly as `mtrec run` does, in seconds and without training:
@@ -62,6 +63,9 @@ def add_data_parser(sub: SubParsers, source_help: str) -> argparse.ArgumentParse
                    help="per-user time split when the source has no official split")
     p.add_argument("--max-reject-fraction", type=fraction, default=0.5,
                    help="stop when more than this share of the ratings is rejected")
+    p.add_argument("--pseudonymize-key-env", metavar="VAR",
+                   help="write rejects.csv with keyed-hash user ids, as `mtrec run "
+                   "--pseudonymize-key-env VAR` does, the key in env VAR")
     p.add_argument("--rejects", help=f"where to write the rejected rows; into a folder (an "
                    f"existing one, or a path ending in /) as {REJECTS_FILE} (default: a "
                    f"temporary {REJECTS_FILE}, printed)")
@@ -105,9 +109,10 @@ def run_check(args: argparse.Namespace) -> int:
     rejects_path = (file_in(args.rejects, REJECTS_FILE) if home is None
                     else os.path.join(home, REJECTS_FILE))
     try:
+        key = key_from_env(args.pseudonymize_key_env) if args.pseudonymize_key_env else None
         checked = check(args.source, args.path, rejects_path, IngestOptions(
             split=args.split, eval_fraction=args.eval_fraction,
-            max_reject_fraction=args.max_reject_fraction))
+            max_reject_fraction=args.max_reject_fraction, pseudonymize_key=key))
     # OSError: a missing input, or a --rejects that cannot be written (permissions),
     # which was a traceback.
     except (DataQualityError, OSError, ValueError) as err:
