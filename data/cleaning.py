@@ -242,10 +242,9 @@ def _attribute_tables(dataset: Dataset, kept: pd.DataFrame
     for table, key in ((USERS, F.USER_ID), (ITEMS, F.ITEM_ID)):
         frame = getattr(dataset, table).reset_index(drop=True)
         ids = frame[key].astype(str)
-        again = ids.duplicated(keep="last")
-        if table in dataset.derived:
-            again = ~ids.isin(set(kept[key]))
-        elif again.any():
+        derived = table in dataset.derived
+        again = ~ids.isin(set(kept[key])) if derived else ids.duplicated(keep="last")
+        if not derived and again.any():
             lines = (frame[LINE] if LINE in frame.columns
                      else pd.Series(np.arange(1, len(frame) + 1), index=frame.index))
             last = lines.groupby(ids).transform("last")[again]

@@ -72,7 +72,7 @@ def redact(
     found |= {i for i in odd if any(f in text for f in written_forms(i))}
     if not found:
         return text
-    wanted = {form: user for user in found for form in written_forms(user)}
+    wanted = forms_of(found)
     alternatives = "|".join(re.escape(f) for f in sorted(wanted, key=len, reverse=True))
     pattern = f"(?<![^{_DELIMITERS}])(?:{alternatives})(?![^{_DELIMITERS}])"
     return re.sub(pattern, lambda m: pseudo(wanted[m.group()]), text)

@@ -234,9 +234,6 @@ class ModelConfig:
     def from_dict(cls, values: dict | None) -> ModelConfig:
         values = dict(values or {})
         _check_types(values, {f.name: f.default for f in dataclasses.fields(cls)})
-        for key in ("loss_weights", "blend"):
-            if isinstance(values.get(key), dict):
-                values[key] = tuple(sorted(values[key].items()))
         if "tasks" in values:
             values["tasks"] = tuple(_current_task(t) for t in values["tasks"])
         if "loss_weights" in values:
@@ -329,8 +326,9 @@ def _check_types(values: dict, defaults: dict) -> None:
                 isinstance(p, list | tuple) and len(p) == 2 and isinstance(p[0], str)
                 and _is_number(p[1]) for p in pairs)
             kind = 'an object of weights, such as {"rating": 1.0}'
-            if ok and not isinstance(value, dict):
-                values[key] = tuple(tuple(p) for p in pairs)
+            if ok:  # an object's weights by name, a list's as given
+                values[key] = tuple(sorted(pairs) if isinstance(value, dict)
+                                    else (tuple(p) for p in pairs))
         else:
             continue  # unknown keys: from_dict names them
         if not ok:
