@@ -36,7 +36,7 @@ import numpy as np
 
 from mtrec.components.text_encoder import encoder, export, minilm
 from mtrec.components.text_encoder.corpus import read_catalog
-from mtrec.components.text_encoder.executor import description_vectors
+from mtrec.components.text_encoder.export import description_vectors
 from mtrec.data.artifact_io import split_files
 from mtrec.models.cold_item_map import fit_cold_item_map
 from mtrec.models.config import ModelConfig
@@ -54,7 +54,7 @@ L2 = (3.0, 10.0, 30.0, 100.0)
 def description_tables(stage: FirstStage, lengths: list[int]) -> dict[int, np.ndarray]:
     """{L: [N, D]}: the frozen MiniLM's vector of each item's description alone, packed
     to L tokens ([CLS] and [SEP] included), in the stage's item order; zero rows for
-    none (executor.description_vectors, as the TextEncoder encodes them)."""
+    none (export.description_vectors, as the TextEncoder encodes them)."""
     items = {i.item_id: i for i in read_catalog(split_files(str(stage.catalog_dir)))}
     texts = [items[i.decode() if isinstance(i, bytes) else i].description_text
              for i in stage.item_ids.tolist()]

@@ -30,7 +30,7 @@ from mtrec.data.cleaning import DATA_FREE_DETAILS, REJECTED, CleanResult, first_
 from mtrec.data.header_hints import HeaderError
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
 from mtrec.data.tables import Dataset
-from mtrec.pipeline import code_version
+from mtrec.source_fingerprint import fingerprint, package_roots
 
 REJECTS_FILE = "rejects.csv"
 log = logging.getLogger(__name__)
@@ -49,8 +49,7 @@ class IngestResult:
 def examples_code() -> str:
     """The fingerprint of the packages that turn a dataset into examples (data, and the
     feature names in contracts): part of the examples folder's digest."""
-    return code_version.fingerprint(
-        code_version.package_roots(("mtrec.contracts", "mtrec.data")), libraries=())
+    return fingerprint(package_roots(("mtrec.contracts", "mtrec.data")), libraries=())
 
 
 def _digest(dataset: Dataset, options: dict) -> str:

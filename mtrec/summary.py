@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from mtrec.components.text_encoder.export import load_metadata
 from mtrec.contracts import artifacts as A
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
@@ -79,11 +80,9 @@ def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     if run_uri and os.path.exists(os.path.join(run_uri, A.TRAINING_METRICS_FILE)):
         with open(os.path.join(run_uri, A.TRAINING_METRICS_FILE)) as f:
             summary["training"] = json.load(f)
-    encoder_uri = output_uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS)
-    if encoder_uri and os.path.exists(os.path.join(encoder_uri, A.METADATA_FILE)):
-        with open(os.path.join(encoder_uri, A.METADATA_FILE)) as f:
-            meta = json.load(f)
-        mode = meta[A.ENCODER_CONFIG][A.ENCODER_MODE]
+    meta = load_metadata(output_uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS))
+    if meta is not None:
+        mode = meta[A.ENCODER_MODE]
         summary["text_encoder"] = {
             "mode": mode,
             "name": meta.get(A.ENCODER_NAME, mode),

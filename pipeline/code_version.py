@@ -17,12 +17,9 @@ the run goes without the cache (pipeline/local_runner.py).
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import importlib.util
 import os
-from collections.abc import Iterable
-from pathlib import Path
+
+from mtrec.source_fingerprint import fingerprint, package_roots
 
 # The packages whose code runs in the pipeline's components; the CLI, the console and
 # the report (mtrec, mtrec.commands, mtrec.report) change no result and are left out.
@@ -30,38 +27,11 @@ PACKAGES = ("mtrec.contracts", "mtrec.data", "mtrec.models", "mtrec.components",
             "mtrec.pipeline", "mtrec.serving")
 LIBRARIES = ("tfx", "tensorflow", "tf-keras", "tensorflow-transform",
              "tensorflow-model-analysis", "tensorflow-recommenders", "keras-hub", "numpy")
-SOURCE_SUFFIXES = (".py", ".pbtxt")
 
 
-def package_roots(packages: Iterable[str] = PACKAGES) -> list[Path]:
-    """The folders the packages load from (an editable install's or site-packages')."""
-    roots: list[Path] = []
-    for name in packages:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.submodule_search_locations is None:
-            raise ModuleNotFoundError(f"{name} is not an installed package")
-        roots.extend(Path(p) for p in spec.submodule_search_locations)
-    return roots
-
-
-def fingerprint(roots: Iterable[Path] | None = None,
-                libraries: Iterable[str] = LIBRARIES) -> str:
-    """sha256 of every source file below `roots` (path and bytes; tests, `*_test.py`,
-    left out) and of the libraries' installed versions."""
-    digest = hashlib.sha256()
-    for root in package_roots() if roots is None else roots:
-        files = sorted(p for p in root.rglob("*") if p.suffix in SOURCE_SUFFIXES
-                       and not p.name.endswith("_test.py") and "__pycache__" not in p.parts)
-        for path in files:
-            digest.update(f"{root.name}/{path.relative_to(root).as_posix()}\0".encode())
-            digest.update(path.read_bytes())
-    for name in libraries:
-        try:
-            version = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            version = "absent"
-        digest.update(f"{name}=={version}\0".encode())
-    return digest.hexdigest()
+def pipeline_fingerprint() -> str:
+    """The fingerprint of PACKAGES' source and LIBRARIES' versions."""
+    return fingerprint(package_roots(PACKAGES), LIBRARIES)
 
 
 def recorded(path: str) -> str | None:

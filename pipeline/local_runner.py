@@ -92,7 +92,7 @@ def run(paths: LocalPaths, pipeline_settings: PipelineSettings,
     already holds it (`home_lock(paths.home)`, as `mtrec run` from before ingestion)
     passes home_locked=True.
     """
-    code = code_version.fingerprint()
+    code = code_version.pipeline_fingerprint()
     stale = code_version.stale_cache_reason(paths.code_path, paths.metadata_path, code) \
         if pipeline_settings.enable_cache else None
     if stale:

@@ -1,5 +1,6 @@
-"""pipeline/code_version.py and its use by the local runner: a change to the pipeline's
-code turns TFX's cache off for one run, since TFX's cache key does not see code."""
+"""pipeline/code_version.py (over mtrec/source_fingerprint.py) and its use by the local
+runner: a change to the pipeline's code turns TFX's cache off for one run, since TFX's
+cache key does not see code."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from mtrec.pipeline import code_version, local_runner
 from mtrec.pipeline.home_paths import LocalPaths
+from mtrec.source_fingerprint import fingerprint, package_roots
 
 
 def _package(tmp_path: Path) -> Path:
@@ -23,31 +25,31 @@ def _package(tmp_path: Path) -> Path:
 
 def test_the_fingerprint_follows_the_source_and_the_library_versions(tmp_path: Path) -> None:
     root = _package(tmp_path)
-    before = code_version.fingerprint([root], libraries=("numpy",))
-    assert code_version.fingerprint([root], libraries=("numpy",)) == before  # deterministic
+    before = fingerprint([root], libraries=("numpy",))
+    assert fingerprint([root], libraries=("numpy",)) == before  # deterministic
     # Not results: tests, bytecode, other files.
     (root / "a_test.py").write_text("def test(): pass\n")
     (root / "__pycache__").mkdir()
     (root / "__pycache__" / "a.cpython-310.pyc").write_bytes(b"\0")
     (root / "notes.md").write_text("x")
-    assert code_version.fingerprint([root], libraries=("numpy",)) == before
+    assert fingerprint([root], libraries=("numpy",)) == before
     # What changes results: an edit, a new module, a moved one, a library's version.
     (root / "sub" / "b.py").write_text("B = 3\n")
-    edited = code_version.fingerprint([root], libraries=("numpy",))
+    edited = fingerprint([root], libraries=("numpy",))
     (root / "c.py").write_text("")
-    added = code_version.fingerprint([root], libraries=("numpy",))
+    added = fingerprint([root], libraries=("numpy",))
     (root / "sub" / "b.py").rename(root / "b.py")
-    moved = code_version.fingerprint([root], libraries=("numpy",))
+    moved = fingerprint([root], libraries=("numpy",))
     (root / "schema.pbtxt").write_text("feature { name: 'x' }\n")
-    schema = code_version.fingerprint([root], libraries=("numpy",))
+    schema = fingerprint([root], libraries=("numpy",))
     assert len({before, edited, added, moved, schema}) == 5
-    assert code_version.fingerprint([root], libraries=("no-such-library",)) != schema
+    assert fingerprint([root], libraries=("no-such-library",)) != schema
 
 
 def test_the_installed_packages_are_hashed() -> None:
-    roots = code_version.package_roots()
+    roots = package_roots(code_version.PACKAGES)
     assert {r.name for r in roots} >= {"models", "components", "pipeline"}
-    assert len(code_version.fingerprint()) == 64
+    assert len(code_version.pipeline_fingerprint()) == 64
 
 
 def test_the_cache_is_stale_only_for_a_home_whose_recorded_code_differs(tmp_path: Path) -> None:
@@ -92,7 +94,7 @@ def test_a_local_run_after_a_code_change_goes_without_the_cache_once(
     run()  # the same code: the cache again
     run(enable_cache=False)  # --no-cache stays off
     assert caches == [False, False, True, False]
-    assert code_version.recorded(paths.code_path) == code_version.fingerprint()
+    assert code_version.recorded(paths.code_path) == code_version.pipeline_fingerprint()
 
 
 def test_a_stopped_first_run_resumes_from_the_cache(
@@ -122,4 +124,4 @@ def test_a_stopped_first_run_resumes_from_the_cache(
     stop["now"] = False
     run()
     assert caches == [True, True]
-    assert code_version.recorded(paths.code_path) == code_version.fingerprint()
+    assert code_version.recorded(paths.code_path) == code_version.pipeline_fingerprint()

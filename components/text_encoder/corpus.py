@@ -1,14 +1,11 @@
 """Reading the item catalogue and turning each item into one text string.
 
-`item_text` (Python: the training corpus, and `mtrec add-items`' new items)
-and `item_text_tf` (its TensorFlow twin, for a TF graph that builds the text
-itself; mtrec's own graphs do not: the exported encoder takes finished text)
-must agree byte for byte, otherwise a cold item's vector would not match a
-catalogue item's. Both therefore use the same three steps with the same character classes:
-join "title | genres | year | description" (year "" when unknown), collapse
-ASCII whitespace runs to one space and trim, then Unicode-lowercase (Python's `str.lower` and
-`tf.strings.lower(encoding="utf-8")` agree on every code point below U+2000,
-final sigma included; tested).
+`item_text` is the one item-text format: the training corpus and `mtrec
+add-items`' new items both go through it, so a new item's vector matches a
+catalogue item's. It joins "title | genres | year | description" (year "" when
+unknown), collapses ASCII whitespace runs to one space and trims, then
+lower-cases. The exported encoder takes finished text: no graph rebuilds it
+(a TensorFlow twin, item_text_tf, had no caller and was removed on 2026-12-07).
 """
 
 from __future__ import annotations
@@ -27,11 +24,10 @@ from mtrec.data.artifact_io import read_files, split_files
 
 FIELD_SEPARATOR = " | "
 GENRE_SEPARATOR = " "
-# RE2's \s is [\t\n\f\r ] while Python's also covers Unicode spaces; spell the
-# class out so both engines collapse exactly the same characters.
+# ASCII whitespace only (Python's \s also covers Unicode spaces): what a client that
+# builds the text in another language reproduces most easily.
 _WS_CLASS = "[ \t\n\f\r\v]"
 _WS_RUN = re.compile(_WS_CLASS + "+")
-_WS_EDGES_TF = f"^{_WS_CLASS}+|{_WS_CLASS}+$"
 
 
 def year_text(year: int) -> str:
@@ -58,32 +54,6 @@ def description_text(description: str) -> str:
     lower-casing, "" when there is none. The encoder's tokenizer lower-cases and splits
     on whitespace itself, so a client may send it the description as it is."""
     return _WS_RUN.sub(" ", description).strip(" \t\n\f\r\v").lower()
-
-
-def item_text_tf(
-    title: tf.Tensor,
-    genres: tf.RaggedTensor | tf.SparseTensor | tf.Tensor,
-    description: tf.Tensor,
-    year: tf.Tensor | None = None,
-) -> tf.Tensor:
-    """Batched TF twin of `item_text`: string [B], genres [B, None], string [B], int [B] -> [B].
-
-    `genres` may be ragged, sparse (as parsed from VarLen features) or dense
-    padded with "" (extra spaces from padding are collapsed away).
-    """
-    if isinstance(genres, tf.SparseTensor):
-        genres = tf.RaggedTensor.from_sparse(genres)
-    joined_genres = tf.strings.reduce_join(genres, axis=-1, separator=GENRE_SEPARATOR)
-    if year is None:
-        year = tf.zeros_like(title, dtype=tf.int64)
-    year = tf.cast(year, tf.int64)
-    years = tf.where(year > 0, tf.strings.as_string(year), tf.zeros_like(title))
-    raw = tf.strings.join(
-        [title, joined_genres, years, description], separator=FIELD_SEPARATOR
-    )
-    text = tf.strings.regex_replace(raw, _WS_CLASS + "+", " ")
-    text = tf.strings.regex_replace(text, _WS_EDGES_TF, "")
-    return tf.strings.lower(text, encoding="utf-8")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,12 +6,9 @@ TF_USE_LEGACY_KERAS); nothing here touches `tf.keras`, so the two never mix.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +19,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 
 from mtrec.components.text_encoder import artifacts as layout
-from mtrec.components.text_encoder import minilm
+from mtrec.components.text_encoder import cache, minilm
 from mtrec.components.text_encoder.config import (
     AUTO,
     MODE_PRETRAINED,
@@ -33,7 +30,6 @@ from mtrec.components.text_encoder.config import (
 from mtrec.components.text_encoder.corpus import catalog_files, read_catalog
 from mtrec.contracts import artifacts as A
 from mtrec.contracts.pipeline import ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
-from mtrec.data.artifact_io import link_tree
 
 if TYPE_CHECKING:
     import keras_nlp
@@ -46,10 +42,6 @@ ENCODE_BATCH_SIZE = 64  # length-sorted batches: small ones pad little
 # minutes of a silent "TextEncoder started".
 PROGRESS_MIN_TEXTS = 5_000
 SCRATCH_MAX_SEQUENCE_LENGTH = 128  # AUTO's cap for the scratch model
-# Bump when the encoding path changes, so cached catalogue vectors are not reused.
-_ENCODING_VERSION = "1"
-# Bump when what write_models exports changes, so cached encoder models are not reused.
-_EXPORT_VERSION = "3"  # 2: the `description` signature; 3: no keras_model.keras
 
 
 class Executor(base_executor.BaseExecutor):
@@ -119,39 +111,6 @@ def _load_model(config: TextEncoderConfig, texts: list[str]) -> tuple[
     return backbone, tokenizer, f"preset:{os.path.basename(config.preset_dir)}", None
 
 
-def _cache_key(*parts: object) -> str:
-    """24 hex digits of the sha256 of the parts, NUL-separated: a cache entry's name."""
-    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()[:24]
-
-
-def _catalog_cache_file(digest: str | None, sequence_length: int, texts: list[str],
-                        kind: str = "text") -> Path | None:
-    """Where the frozen pretrained encoder's vectors for these texts are cached
-    (`kind`: "text", the items' full texts, or "description", their descriptions)."""
-    if digest is None:
-        return None
-    key = _cache_key(_ENCODING_VERSION, digest, sequence_length, kind, "\n".join(texts))
-    return minilm.cache_root() / "embeddings" / f"{key}.npy"
-
-
-def encode_cached(encode: Callable[[], np.ndarray], cache_file: Path | None
-                  ) -> tuple[np.ndarray, bool]:
-    """(`encode()`, or what it returned once before from `cache_file`; whether cached).
-
-    A miss writes to a temporary sibling and renames it into place, so a
-    concurrent run never reads a half-written file.
-    """
-    if cache_file is not None and cache_file.is_file():
-        return np.load(cache_file), True
-    vectors = encode()
-    if cache_file is not None:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        staging = cache_file.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(staging, vectors)
-        staging.replace(cache_file)
-    return vectors, False
-
-
 def encoding_progress(what: str, total: int) -> Callable[[int, int], None] | None:
     """A callback that logs "TextEncoder encoding <what> d/n" (the console shows it at
     each quarter, mtrec/console.py), or None for fewer than PROGRESS_MIN_TEXTS texts."""
@@ -162,58 +121,6 @@ def encoding_progress(what: str, total: int) -> Callable[[int, int], None] | Non
         logging.info("TextEncoder encoding %s %d/%d", what, done, total)
 
     return progress
-
-
-def description_vectors(encode: Callable[[list[str]], np.ndarray], descriptions: list[str],
-                        dim: int) -> np.ndarray:
-    """float32 [N, dim]: `encode` (texts -> vectors) of each non-empty description alone,
-    zero rows for the empty ones (the cold-item map reads a zero row as none)."""
-    rows = [i for i, text in enumerate(descriptions) if text]
-    out = np.zeros((len(descriptions), dim), dtype=np.float32)
-    if rows:
-        out[rows] = encode([descriptions[i] for i in rows])
-    return out
-
-
-def _export_cache_dir(digest: str | None, lengths: tuple[int, int], versions: str
-                      ) -> Path | None:
-    """Where the frozen pretrained encoder's exported models are cached, or None.
-
-    What write_models writes depends on the checkpoint, the two sequence lengths
-    (texts, descriptions) and the library versions that serialise it (`versions`),
-    never on the texts.
-    """
-    if digest is None:
-        return None
-    return minilm.cache_root() / "exports" / _cache_key(_EXPORT_VERSION, digest, *lengths,
-                                                        versions)
-
-
-def write_models_cached(cache_dir: Path | None, uri: str, write: Callable[[str], None]) -> bool:
-    """`write(uri)`, or, with a `cache_dir`, links to (or a copy of) what `write` wrote there
-    once (data/artifact_io.link_tree).
-
-    Returns whether the cache answered. A miss writes to a temporary sibling and
-    renames it into place, so a concurrent run never copies a half-written entry.
-    Why: the frozen MiniLM's encoder SavedModel, Keras model and preset (265 MB
-    then; 178 MB since the Keras model is rebuilt from the preset) took 6.6 s of
-    the TextEncoder's 8.8 s on every cached run of the sample.
-    """
-    if cache_dir is None:
-        write(uri)
-        return False
-    hit = cache_dir.is_dir()
-    if not hit:
-        staging = cache_dir.with_name(f"{cache_dir.name}.{os.getpid()}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        write(str(staging))
-        try:
-            staging.rename(cache_dir)
-        except OSError:  # another process renamed its copy first: the same files
-            shutil.rmtree(staging, ignore_errors=True)
-    link_tree(str(cache_dir), uri)
-    return hit
 
 
 def _mlm_metadata(report: MlmReport | None) -> dict[str, Any]:
@@ -296,18 +203,18 @@ def run_text_encoder(
     frozen = config.mode == MODE_PRETRAINED
     cache_digest = digest if frozen else None
 
-    embeddings, text_cached = encode_cached(
+    embeddings, text_cached = cache.encode_cached(
         lambda: text_encoder.encode_packed(sequences, ENCODE_BATCH_SIZE,
                                            encoding_progress("item texts", len(sequences))),
-        _catalog_cache_file(cache_digest, sequence_length, texts))
+        cache.catalog_cache_file(cache_digest, sequence_length, texts))
     descriptions = [item.description_text for item in items]
-    description_embeddings, description_cached = encode_cached(
-        lambda: description_vectors(  # as the exported `description` signature would
+    description_embeddings, description_cached = cache.encode_cached(
+        lambda: export.description_vectors(  # as the exported `description` signature would
             lambda strings: text_encoder.encode_texts(
                 strings, description_length, ENCODE_BATCH_SIZE,
                 encoding_progress("descriptions", len(strings))),
             descriptions, embeddings.shape[1]),
-        _catalog_cache_file(cache_digest, description_length, descriptions, "description"))
+        cache.catalog_cache_file(cache_digest, description_length, descriptions, "description"))
     encode_seconds = time.monotonic() - t0
     num_descriptions = sum(map(bool, descriptions))
     logging.info(
@@ -330,8 +237,8 @@ def run_text_encoder(
         backbone.save_to_preset(os.path.join(directory, layout.PRESET_DIR))
         tokenizer.save_to_preset(os.path.join(directory, layout.PRESET_DIR))
 
-    export_cached = write_models_cached(
-        _export_cache_dir(digest if frozen else None, (sequence_length, description_length),
+    export_cached = cache.write_models_cached(
+        cache.export_cache_dir(digest if frozen else None, (sequence_length, description_length),
                           encoder.serialiser_versions()),
         uri,
         write_models,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,21 +17,17 @@ from tfx.types import artifact_utils, standard_artifacts
 from mtrec.components.text_encoder import artifacts as layout
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.components.text_encoder.corpus import item_text
-from mtrec.components.text_encoder.executor import (
-    Executor,
-    description_vectors,
-    write_models_cached,
-)
+from mtrec.components.text_encoder.executor import Executor
 from mtrec.components.text_encoder.export import (
     DESCRIPTION_SIGNATURE,
     SIGNATURE,
-    load_item_text_embeddings,
     load_keras_text_encoder,
     load_metadata,
     load_text_encoder,
 )
 from mtrec.contracts import features
 from mtrec.contracts.pipeline import CATALOG_SPLIT, ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
+from mtrec.models.item_text import load_item_text_embeddings
 
 NUM_ITEMS = 60
 GENRES = ["action", "comedy", "drama", "horror", "romance", "sci-fi"]
@@ -260,23 +255,6 @@ def _rows_of(item_ids: list[str], rows: list[dict]) -> list[dict]:
     return [by_id[i] for i in item_ids]
 
 
-def test_description_vectors_encode_the_described_items_alone():
-    """One encode call with the non-empty descriptions in catalogue order; zero rows
-    (the cold-item map's "none") for the rest."""
-    calls = []
-
-    def encode(texts: list[str]) -> np.ndarray:
-        calls.append(texts)
-        return np.array([[len(t), 1.0] for t in texts], np.float32)
-
-    got = description_vectors(encode, ["ab", "", "abcd", ""], 2)
-    assert calls == [["ab", "abcd"]]
-    np.testing.assert_array_equal(got, [[2, 1], [0, 0], [4, 1], [0, 0]])
-    assert got.dtype == np.float32
-    np.testing.assert_array_equal(description_vectors(encode, ["", ""], 2), np.zeros((2, 2)))
-    assert len(calls) == 1  # nothing to encode: no call
-
-
 def test_saved_model_in_fresh_process_matches_embeddings(pretrained, rows, tmp_path):
     assert_fresh_process_matches(pretrained.uri, rows, tmp_path)
 
@@ -366,38 +344,3 @@ def test_preset_mode_with_local_preset(tmp_path, rows):
 def test_bad_exec_properties_fail_fast(tmp_path, rows):
     with pytest.raises(ValueError, match="preset_dir"):
         run_executor(tmp_path, rows[:5], mode="preset")
-
-
-def test_write_models_cached_writes_once_then_links(tmp_path):
-    """The export cache: a miss writes to a temporary sibling and renames it into
-    place; a hit links to it without writing; a run that loses the rename to another
-    process links to the winner's entry; no cache directory writes in place."""
-    calls = []
-
-    def write(directory: str) -> None:
-        calls.append(directory)
-        Path(directory, "encoder").mkdir(parents=True, exist_ok=True)
-        Path(directory, "encoder", "saved_model.pb").write_text(f"written {len(calls)}")
-
-    cache = tmp_path / "cache" / "key"
-    assert write_models_cached(cache, str(tmp_path / "a"), write) is False
-    assert write_models_cached(cache, str(tmp_path / "b"), write) is True
-    assert len(calls) == 1 and Path(calls[0]).parent == cache.parent and Path(calls[0]) != cache
-    for run in "ab":
-        assert (tmp_path / run / "encoder" / "saved_model.pb").read_text() == "written 1"
-        assert os.path.samefile(tmp_path / run / "encoder" / "saved_model.pb",
-                                cache / "encoder" / "saved_model.pb")  # no copy of 178 MB
-    assert sorted(p.name for p in cache.parent.iterdir()) == ["key"]
-
-    other = tmp_path / "cache" / "other"
-
-    def racing(directory: str) -> None:  # another process finishes first
-        write(directory)
-        shutil.copytree(directory, other)
-
-    assert write_models_cached(other, str(tmp_path / "c"), racing) is False
-    assert sorted(p.name for p in cache.parent.iterdir()) == ["key", "other"]
-    assert (tmp_path / "c" / "encoder" / "saved_model.pb").read_text() == "written 2"
-
-    assert write_models_cached(None, str(tmp_path / "d"), write) is False
-    assert calls[-1] == str(tmp_path / "d")

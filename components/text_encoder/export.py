@@ -19,7 +19,6 @@ import tensorflow as tf
 from tfx.dsl.io import fileio
 
 from mtrec.components.text_encoder import artifacts as layout
-from mtrec.models.item_text import load_item_text_embeddings  # noqa: F401  (package API)
 
 if TYPE_CHECKING:
     import keras
@@ -169,6 +168,17 @@ class TextEncoderFunction:
         archive.write_out(path, verbose=False)
 
 
+def description_vectors(encode: Callable[[list[str]], np.ndarray], descriptions: list[str],
+                        dim: int) -> np.ndarray:
+    """float32 [N, dim]: `encode` (texts -> vectors) of each non-empty description alone,
+    zero rows for the empty ones (the cold-item map reads a zero row as none)."""
+    rows = [i for i, text in enumerate(descriptions) if text]
+    out = np.zeros((len(descriptions), dim), dtype=np.float32)
+    if rows:
+        out[rows] = encode([descriptions[i] for i in rows])
+    return out
+
+
 def write_text_lines(path: str, lines: Sequence[str]) -> None:
     """UTF-8, one entry per line (ids and tokens never contain newlines)."""
     with fileio.open(path, "w") as f:
@@ -202,12 +212,17 @@ def directory_bytes(path: str) -> int:
 
 
 # ------------------------------------------------------------------ readers
-# load_item_text_embeddings is defined in models/item_text.py (the Trainer reads
-# the artifact and models sit below components); imported above for this API.
+# load_item_text_embeddings is in models/item_text.py: the Trainer reads the
+# artifact, and models sit below components.
 
 
-def load_metadata(uri: str) -> dict[str, Any]:
-    with fileio.open(os.path.join(uri, layout.METADATA_FILE), "r") as f:
+def load_metadata(uri: str | None) -> dict[str, Any] | None:
+    """metadata.json of an ItemTextEmbeddings folder (the one reader: the summary and the
+    report use it too), or None when there is no folder or no file."""
+    path = os.path.join(uri, layout.METADATA_FILE) if uri else None
+    if path is None or not fileio.exists(path):
+        return None
+    with fileio.open(path, "r") as f:
         return json.loads(f.read())
 
 

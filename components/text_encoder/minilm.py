@@ -12,7 +12,7 @@ expects the names of a `BertModel` saved from a task head: a `bert.` prefix and
 `LayerNorm.weight/bias`. `convert_checkpoint` renames the tensors into a
 scratch Hugging Face directory, lets keras-hub port them, and saves the result
 as a plain keras-hub preset, once, under a cache directory keyed by the
-checkpoint's content hash (converting takes ~10 s; loading the cached preset
+checkpoint's content hash and this package's code (converting takes ~10 s; loading the cached preset
 ~2 s). The tokenizer is built here rather than by keras-hub's converter,
 because Hugging Face's `do_lower_case=True, strip_accents=None` lowercases
 with `str.lower` and strips accents, which keras-hub's converter does not
@@ -21,6 +21,7 @@ reproduce (tested against the reference token ids).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -29,6 +30,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from mtrec.source_fingerprint import fingerprint, package_roots
 
 if TYPE_CHECKING:
     import keras_hub
@@ -43,11 +46,22 @@ _CHECKPOINT_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer
 _HF_PREFIX = "bert."
 _LAYER_NORM_RENAMES = {"LayerNorm.weight": "LayerNorm.gamma", "LayerNorm.bias": "LayerNorm.beta"}
 _DONE_FILE = "mtrec_conversion.json"
-_CONVERSION_VERSION = "2"  # bump when the conversion changes: a new cache entry
+# The libraries whose versions, with this package's source, key every cache entry below
+# cache_root() (code_fingerprint).
+CACHE_LIBRARIES = ("keras-hub", "keras", "tensorflow", "tensorflow-text", "numpy")
 
 
 class MissingModelPackageError(ImportError):
     """The pretrained model package is not installed."""
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """The text encoder's source (this package) and CACHE_LIBRARIES' versions: part of
+    every cache key, so a change of the conversion, tokenization, encoding or export
+    code, or an upgrade, never reads an entry that older code wrote. Entries of older
+    code stay until the cache folder is deleted (any time: it only saves time)."""
+    return fingerprint(package_roots([__package__]), CACHE_LIBRARIES)
 
 
 def cache_root() -> Path:
@@ -130,7 +144,7 @@ def preset_dir() -> tuple[Path, str]:
     """(cached keras-hub preset of the installed MiniLM, checkpoint hash); converts once."""
     source = checkpoint_dir()
     digest = content_hash(source)
-    target = cache_root() / "presets" / f"minilm-{digest[:16]}-v{_CONVERSION_VERSION}"
+    target = cache_root() / "presets" / f"minilm-{digest[:16]}-{code_fingerprint()[:16]}"
     if (target / _DONE_FILE).is_file():
         return target, digest
     target.parent.mkdir(parents=True, exist_ok=True)

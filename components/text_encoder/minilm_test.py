@@ -28,10 +28,10 @@ from mtrec.components.text_encoder.executor_test import (
 from mtrec.components.text_encoder.export import (
     OUTPUT_NAME,
     TextEncoderFunction,
-    load_item_text_embeddings,
     load_metadata,
     load_text_encoder,
 )
+from mtrec.models.item_text import load_item_text_embeddings
 
 REFERENCE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "minilm_reference.json"
 

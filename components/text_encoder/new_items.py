@@ -15,12 +15,12 @@ import tensorflow as tf
 
 from mtrec.components.text_encoder.corpus import description_text
 from mtrec.components.text_encoder.corpus import item_text as text_of
-from mtrec.components.text_encoder.executor import description_vectors
 from mtrec.components.text_encoder.export import (
     DESCRIPTION_SIGNATURE,
     INPUT_NAME,
     OUTPUT_NAME,
     SIGNATURE,
+    description_vectors,
 )
 from mtrec.contracts import features as F
 from mtrec.models.item_text import ItemText, centre

@@ -21,6 +21,7 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from mtrec.components.text_encoder.config import TextEncoderConfig
+from mtrec.components.text_encoder.export import load_metadata
 from mtrec.console import LOG_DIR, LOG_FILE
 from mtrec.contracts import artifacts as A
 from mtrec.contracts import features as F
@@ -345,11 +346,9 @@ def collect(home: str) -> Report:
 
 
 def _text_encoder(nodes: dict[str, NodeRun]) -> TextEncoderSection | None:
-    uri = output_uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS)
-    if not uri or not tf.io.gfile.exists(os.path.join(uri, A.METADATA_FILE)):
+    meta = load_metadata(output_uri(nodes.get(P.TEXT_ENCODER), P.ITEM_TEXT_EMBEDDINGS))
+    if meta is None:
         return None
-    with tf.io.gfile.GFile(os.path.join(uri, A.METADATA_FILE)) as f:
-        meta = json.load(f)
     config = meta.get(A.ENCODER_CONFIG)
     if isinstance(config, dict):  # only what the mode reads (a frozen MiniLM: no sizes)
         config = TextEncoderConfig.from_exec_properties(config).settings_in_use()
