@@ -25,8 +25,8 @@ slope of wall time against interactions).
 runs each size once per Beam runner, one after the other in this invocation
 (so both see the same machine load): the DirectRunner (multi-processing,
 `--workers` processes) and Beam's portable runner with one external worker
-pool that starts `--workers` SDK worker processes (pipeline/beam_portable.py;
-the pool and its workers are in the sampled process tree). These go to
+pool that starts one SDK worker per Beam job (pipeline/beam_portable.py; the
+pool and its worker are in the sampled process tree). These go to
 scale.json["runners"] and a section of their own in scale.md; the
 DirectRunner series above stays as it was measured.
 """
@@ -207,7 +207,7 @@ def run_one(
             errors.append(f"{type(err).__name__}: {err}")
 
     with pools as ports:  # the pool (and its SDK workers) are children: sampled too
-        args = beam_portable.beam_args(ports[0], sdk_workers=workers) if ports else None
+        args = beam_portable.beam_args(ports[0]) if ports else None
         # In a thread, so that a hung DirectRunner (seen once at 5M: Transform's workers
         # idle for 14 min after writing their output) ends the size with what was measured.
         thread = threading.Thread(target=pipeline, args=(args,), daemon=True)

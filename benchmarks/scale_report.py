@@ -156,8 +156,9 @@ def render_runners(runs: list[dict[str, Any]]) -> str:
         "`benchmarks/scale.py --runner direct portable`: each size once per runner, back to "
         "back in one invocation, so both see the same machine load. DirectRunner: "
         "multi-processing with `workers` processes. Portable: Beam's embedded job service "
-        "and one external worker pool (`pipeline/beam_portable.py`) that starts `workers` "
-        "SDK worker processes per Beam job; peak RSS includes the pool and its workers. "
+        "and one external worker pool (`pipeline/beam_portable.py`) that starts one SDK "
+        "worker per Beam job (the embedded job service runs no more); peak RSS includes "
+        "the pool and its worker. "
         "**On this 2-core machine this measures the portable runner's overhead, not a "
         "speed-up**: both runners share the same two cores.", "",
     ]

@@ -87,16 +87,15 @@ def _add_run_parser(sub: SubParsers) -> None:
     p.add_argument("--path", help="data directory (MovieLens folder or generic CSV/Parquet)")
     p.add_argument("--split", help="official split to use, e.g. u1 for ml-100k")
     p.add_argument("--home", help="output folder (default: outputs/<source>[-<split>])")
-    p.add_argument("--workers", type=positive_int, default=2, help="local Beam worker processes")
-    p.add_argument("--beam-mode", default="auto", choices=configs.BEAM_MODES,
-                   help="auto: in-process Beam below "
+    p.add_argument("--workers", type=positive_int,
+                   help=f"direct runner: Beam worker processes (default {configs.DIRECT_WORKERS})")
+    p.add_argument("--beam-mode", choices=configs.BEAM_MODES,
+                   help="direct runner: auto (default): in-process Beam below "
                    f"{configs.IN_PROCESS_MAX_ROWS:,} ratings, multi-processing above")
     p.add_argument("--beam-runner", choices=("direct", "portable"), default="direct",
                    help="direct: Beam's local FnApiRunner; portable: Beam's job service plus "
-                   "an external SDK worker pool "
+                   "an external SDK worker pool, one SDK worker per job "
                    "(how Flink/Spark/Dataflow run the Beam stages; docs/scale.md)")
-    p.add_argument("--beam-workers", type=positive_int, default=2,
-                   help="with --beam-runner portable: SDK worker processes per stage")
     p.add_argument("--eval-fraction", type=open_fraction, default=0.2,
                    help="per-user time split when the source has no official split")
     p.add_argument("--max-reject-fraction", type=fraction, default=0.5,
@@ -115,6 +114,11 @@ def _add_run_parser(sub: SubParsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.beam_runner == "portable" and (args.workers or args.beam_mode):
+        print("error: --workers and --beam-mode set the direct runner's processes; "
+              "--beam-runner portable runs each Beam job on one SDK worker of its pool",
+              file=sys.stderr)
+        return 2
     default_home = os.path.join("outputs", args.source + (f"-{args.split}" if args.split else ""))
     home = args.home or default_home
     try:
@@ -177,9 +181,10 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
     with RunConsole(home, verbose=args.verbose) as console:
         with (beam_portable.worker_pools(1) if portable else contextlib.nullcontext()) as ports:
             settings = local_runner.settings(
-                paths, examples_root=data.examples_root, workers=args.workers,
-                beam_mode=args.beam_mode, rows=data.counts[KEPT],
-                runner_args=beam_portable.beam_args(ports[0], args.beam_workers)
+                paths, examples_root=data.examples_root,
+                workers=args.workers or configs.DIRECT_WORKERS, beam_mode=args.beam_mode or "auto",
+                rows=data.counts[KEPT],
+                runner_args=beam_portable.beam_args(ports[0])
                 if ports else None,
                 **fields,
             )
@@ -187,11 +192,19 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
                 local_runner.run(paths, settings, home_locked=True)
             except Exception as err:  # a component failed: LocalDagRunner re-raises it
                 error = console.failure(err)
-        if error and not os.path.exists(paths.metadata_path):  # no component ran: no summary
-            summary = None
-        else:
-            summary = _summarise(home, paths, data)
+        summary = summary_error = None
+        if not error or os.path.exists(paths.metadata_path):  # else no component ran
+            console.line("writing the summary and the report")
+            try:
+                summary = _summarise(home, paths, data,
+                                     local_runner.describe_beam(settings.beam_pipeline_args))
+            except Exception as err:  # the pipeline's result stands; only the summary is lost
+                summary_error = f"{type(err).__name__}: {err}"
+                logging.getLogger(__name__).exception("the run summary failed")
             report_path, report_error = _write_report(home)
+    if summary_error:
+        print(f"summary not written ({summary_error}; logs/run.log has the traceback)",
+              file=sys.stderr)
     if summary is not None:
         print(render(summary))
         if report_path:
@@ -208,12 +221,16 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
     return 0
 
 
-def _summarise(home: str, paths: LocalPaths, data: IngestResult) -> RunSummary:
+def _summarise(home: str, paths: LocalPaths, data: IngestResult, beam: str) -> RunSummary:
     """The run's summary (also written to <home>/summary.json), with an example
-    recommendation from the pushed model."""
+    recommendation from the pushed model. The last run's summary.json goes first, so
+    that a failure here leaves no stale one for `mtrec report` to read."""
     from mtrec.summary import SUMMARY_FILE, collect, example_recommendation
 
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(home, SUMMARY_FILE))
     summary = collect(latest_run(paths.metadata_path))
+    summary["beam"] = beam
     summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
                        "report": data.report, "tables": data.tables, "notes": list(data.notes)}
     model_dir = summary["pushed_to"]

@@ -72,6 +72,8 @@ class RunSummary(TypedDict, total=False):
     example: ExampleRecommendation  # the pushed model's top items for one eval user
     # What `mtrec add-items` served with the replaced model that the new one lacks.
     added_items_left_out: list[str]
+    beam: str  # what ran the Beam stages (local_runner.describe_beam)
+
 
 def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     """Everything the summary shows, as plain data (also written as JSON)."""
@@ -274,6 +276,8 @@ def render(summary: RunSummary) -> str:
                 f"{name} {table_counts(name, c)}" for name, c in tables.items()))
         lines += [f"data note: {note}" for note in data.get("notes") or ()]
     lines.append(components_line(summary["components"]))
+    if "beam" in summary:
+        lines.append(f"beam: {summary['beam']}")
     if "training" in summary:
         t = summary["training"]
         lines.append(

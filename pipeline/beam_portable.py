@@ -12,8 +12,15 @@ goes first on the pool's PATH; without it the workers die with "No module
 named apache_beam" and the job hangs.
 
 One EXTERNAL environment has one address, so one job uses one pool; with
-`pools` > 1, each pool serves its own jobs (`beam_args(ports, i)`).
-`sdk_workers` is how many SDK worker processes a job asks its pool for.
+`pools` > 1, each pool serves its own jobs (`beam_args(ports[i])`).
+
+Each job runs on one SDK worker: the embedded job service runs it with
+`FnApiRunner.run_via_runner_api`, which never reads `--direct_num_workers`
+(Beam 2.74: only `run_pipeline`, the DirectRunner's entry, does). Until
+2026-12-07 `mtrec run --beam-workers N` passed that flag and a worker count was
+documented that never ran (one "Starting worker" per job in the run log);
+tests/test_beam_portable.py now counts the workers. On Flink, Spark or
+Dataflow the runner's own options set the parallelism.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import IO
 
 from mtrec.components.trainer.multi_worker import free_ports
 
@@ -33,14 +41,13 @@ log = logging.getLogger(__name__)
 POOL_MODULE = "apache_beam.runners.worker.worker_pool_main"
 
 
-def beam_args(port: int, sdk_workers: int = 1) -> list[str]:
+def beam_args(port: int) -> list[str]:
     """Pipeline args that run a job on the embedded job service and the pool at `port`."""
     return [
         "--runner=PortableRunner",
         "--job_endpoint=embed",
         "--environment_type=EXTERNAL",
         f"--environment_config=localhost:{port}",
-        f"--direct_num_workers={sdk_workers}",
     ]
 
 
@@ -57,8 +64,12 @@ def _wait_for_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
 
 
 @contextmanager
-def worker_pools(pools: int, timeout: float = 60.0) -> Iterator[list[int]]:
-    """Start `pools` worker-pool processes; yield their ports; stop them (and their workers)."""
+def worker_pools(pools: int, timeout: float = 60.0, output: IO[bytes] | None = None
+                 ) -> Iterator[list[int]]:
+    """Start `pools` worker-pool processes; yield their ports; stop them (and their workers).
+
+    The pools' output (one "Starting worker" line per SDK worker) goes to `output`, or
+    to this process's stderr (`mtrec run`: the run log)."""
     if pools < 1:
         raise ValueError(f"pools must be >= 1, got {pools}")
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep
@@ -70,6 +81,7 @@ def worker_pools(pools: int, timeout: float = 60.0) -> Iterator[list[int]]:
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", POOL_MODULE, f"--service_port={port}"],
                 env=env, start_new_session=True,  # its SDK workers share its process group
+                stdout=output, stderr=output,
             ))
         for port, proc in zip(ports, procs, strict=True):
             _wait_for_port(port, proc, timeout)

@@ -71,6 +71,7 @@ IN_PROCESS_BEAM_ARGS = (
     "--direct_num_workers=1",
 )
 BEAM_MODES = ("auto", "in_process", "multi_processing")
+DIRECT_WORKERS = 2  # multi-processing worker processes: this project's CI cores
 IN_PROCESS_MAX_ROWS = 200_000
 
 # Trainer custom_config["distribution"]: the tf.distribute strategy run_fn uses

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -36,7 +37,7 @@ def curated_schema_path() -> str:
     return str(resources.files("mtrec.pipeline") / "schema" / "schema.pbtxt")
 
 
-def beam_args(mode: str = "multi_processing", workers: int = 2,
+def beam_args(mode: str = "multi_processing", workers: int = configs.DIRECT_WORKERS,
               rows: int | None = None) -> list[str]:
     """Local Beam runner arguments for a mode in configs.BEAM_MODES.
 
@@ -54,11 +55,23 @@ def beam_args(mode: str = "multi_processing", workers: int = 2,
     raise ValueError(f"beam mode must be one of {configs.BEAM_MODES}, not {mode!r}")
 
 
+def describe_beam(args: Sequence[str]) -> str:
+    """What runs the Beam stages, in words (the run summary's `beam` line), from their
+    pipeline args: which runner ran was otherwise only in the run log."""
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in args if "=" in arg)
+    if flags.get("runner") == "PortableRunner":
+        return (f"portable runner: Beam's embedded job service, external SDK worker pool at "
+                f"{flags.get('environment_config')}, one SDK worker per job")
+    if flags.get("direct_running_mode") == "multi_processing":
+        return f"DirectRunner, {flags.get('direct_num_workers')} worker processes"
+    return "DirectRunner, in-process"
+
+
 def settings(
     paths: LocalPaths,
     *,
     examples_root: str,
-    workers: int = 2,
+    workers: int = configs.DIRECT_WORKERS,
     beam_mode: str = "multi_processing",
     rows: int | None = None,
     runner_args: list[str] | None = None,

@@ -41,12 +41,15 @@ def _stats(pattern: str, args: list[str], out: str):
 def test_statistics_on_two_external_pools_equal_the_local_runners(examples, tmp_path):
     direct = _stats(examples, [f"--runner={configs.LOCAL_RUNNER}"], str(tmp_path / "direct"))
     assert direct[0] > 0
-    with beam_portable.worker_pools(2) as ports:
+    log = tmp_path / "pools.log"
+    with open(log, "wb") as out, beam_portable.worker_pools(2, output=out) as ports:
         assert len(set(ports)) == 2
         for i, port in enumerate(ports):
-            portable = _stats(examples, beam_portable.beam_args(port, sdk_workers=2),
+            portable = _stats(examples, beam_portable.beam_args(port),
                               str(tmp_path / f"portable-{i}"))
             assert portable == direct
+    # One SDK worker per job: the embedded job service runs no more (beam_portable.py).
+    assert log.read_text().count("Starting worker") == len(ports)
     for port in ports:  # torn down: nothing listens any more
         with socket.socket() as s:
             assert s.connect_ex(("localhost", port)) != 0

@@ -210,7 +210,7 @@ def test_compile_checks_the_pipeline_flags_as_run_does(flags, says, tmp_path: Pa
 
 @pytest.mark.parametrize("command,flags,says", [
     ("run", ["--workers", "0"], "--workers: 0: must be 1 or more"),
-    ("run", ["--beam-workers", "two"], "--beam-workers: 'two' is not a whole number"),
+    ("run", ["--workers", "two"], "--workers: 'two' is not a whole number"),
     ("run", ["--max-reject-fraction", "2"], "fraction: 2.0: a fraction is from 0 to 1"),
     ("run", ["--eval-fraction", "0"], "--eval-fraction: 0.0: must be above 0 and below 1"),
     ("run", ["--keep-runs", "0"], "--keep-runs: 0: must be 1 or more"),

@@ -264,3 +264,24 @@ def test_a_retrain_names_the_added_items_its_model_left_out(tmp_path: Path) -> N
     text = summary.render({"components": {}, "pushed_to": "v", "added_items_left_out": ["n1"]})
     assert ("note: 1 item(s) `mtrec add-items` served with the model before are not in this "
             "one (n1): add them to your items table, or run `mtrec add-items` again") in text
+
+
+def test_a_failed_summary_keeps_the_runs_result_and_leaves_no_stale_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """An error while summarising (after the pipeline pushed) was a raw traceback and
+    exit 1 with the last run's summary.json left in place, naming the old model, for
+    `mtrec report` to read. Now: exit 0, one line saying why, and no stale summary."""
+    monkeypatch.setattr(local_runner, "run", lambda *_a, **_k: _run(tmp_path, version=1))
+    monkeypatch.setattr(cli, "_write_report", lambda _home: (None, "not in this test"))
+    (tmp_path / summary.SUMMARY_FILE).write_text('{"pushed_to": "the last run\'s model"}')
+
+    def broken(_nodes: object) -> None:
+        raise ImportError("a half-upgraded install")
+
+    monkeypatch.setattr(summary, "collect", broken)
+    assert cli.main(["run", "--home", str(tmp_path), "--no-text-encoder"]) == 0
+    err = capfd.readouterr().err
+    assert "summary not written (ImportError: a half-upgraded install;" in err
+    assert not (tmp_path / summary.SUMMARY_FILE).exists()
+    assert _versions(tmp_path) == ["1"]  # the pushed model stands
