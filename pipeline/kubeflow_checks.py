@@ -15,6 +15,7 @@ import posixpath
 import re
 from collections.abc import Mapping, Sequence
 
+from mtrec.contracts.pipeline import MIRRORED, MULTI_WORKER_MIRRORED
 from mtrec.pipeline.output_paths import existing_part
 
 # KubeflowV2DagRunner's own rule (tfx/orchestration/kubeflow/v2/pipeline_builder.py
@@ -28,9 +29,23 @@ IMAGE = re.compile(
     r"(?::[\w][\w.-]{0,127})?"
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
 )
-# Cloud Storage bucket names: lowercase letters, digits, -, _ and ., 3-222 characters,
-# starting and ending with a letter or digit.
+# Cloud Storage bucket names: lowercase letters, digits, -, _ and ., starting and ending
+# with a letter or digit; 3-63 characters, or up to 222 with dots, each dot-separated
+# part at most 63 (GCS_NAME_MAX, GCS_DOTTED_NAME_MAX: check_bucket).
 GCS_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+GCS_NAME_MAX, GCS_DOTTED_NAME_MAX = 63, 222
+_BUCKET_RULE = (
+    "a bucket name is 3-63 lowercase letters, digits, '-', '_' and '.', up to 222 with "
+    "dots but 63 between them, starting and ending with a letter or digit: "
+    "e.g. gs://my-bucket/path"
+)
+# A Kubernetes namespace is a DNS-1123 label.
+DNS1123_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
+# Kubernetes resource quantities (apimachinery resource.Quantity, unsigned): a CPU count is a
+# number or millicores; memory takes every suffix, binary (Ki..Ei), decimal (k..E) or eN.
+_NUMBER = r"\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+CPU_QUANTITY = re.compile(rf"({_NUMBER})m?")
+MEMORY_QUANTITY = re.compile(rf"({_NUMBER})(?:[KMGTPE]i|[mkMGTPE]|[eE][+-]?[0-9]+)?")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//)?")
 # Schemes the locked stack cannot read (docs/kubeflow.md §2), with what to do instead.
 _UNREADABLE = {
@@ -108,13 +123,88 @@ def check_storage_path(flag: str, path: str) -> None:
         raise ValueError(f"{flag} {path!r}: {_UNREADABLE[name]}")
     if not scheme[2]:
         raise ValueError(f"{flag} {path!r} is not a URI: write {name}://...")
+    if scheme[1] != name:  # tf.io.gfile's schemes are case-sensitive: GS:// has no filesystem
+        raise ValueError(f"{flag} {path!r}: write the scheme in lowercase ({name}://)")
     if name == "gs":
-        bucket = path[len(scheme[0]):].split("/", 1)[0]
-        if not GCS_BUCKET.fullmatch(bucket):
-            raise ValueError(
-                f"{flag} {path!r}: {bucket!r} is not a Cloud Storage bucket name "
-                "(gs://BUCKET/PATH; lowercase letters, digits, '-', '_', '.')"
-            )
+        check_bucket(flag, path, path[len(scheme[0]):].split("/", 1)[0])
+
+
+def check_bucket(flag: str, path: str, bucket: str) -> None:
+    """Cloud Storage's naming rules, which the pods' first write would otherwise enforce."""
+    parts = bucket.split(".")
+    if (
+        not GCS_BUCKET.fullmatch(bucket)
+        or len(bucket) > (GCS_DOTTED_NAME_MAX if len(parts) > 1 else GCS_NAME_MAX)
+        or not all(0 < len(part) <= GCS_NAME_MAX for part in parts)
+    ):
+        raise ValueError(
+            f"{flag} {path!r}: {bucket!r} is not a Cloud Storage bucket name ({_BUCKET_RULE})"
+        )
+
+
+def check_remote_training(
+    *,
+    distribution: str | None,
+    vertex_region: str | None = None,
+    vertex_project: str | None = None,
+    vertex_replicas: int = 1,
+    tfjob_namespace: str | None = None,
+    tfjob_replicas: int = 1,
+    tfjob_cpu: str | None = None,
+    tfjob_memory: str | None = None,
+) -> None:
+    """The remote-training flags, checked before TFX loads (VertexTraining, TFJobTraining
+    and PipelineSettings check some of this too, but only after the imports, in their
+    field names). A flag left None is not checked. `--distribution mirrored` on several
+    replicas is refused: each replica would build its own MirroredStrategy, see no
+    cluster, consider itself the chief and export, so N independent trainings would
+    race to the same model folder."""
+    if vertex_region is not None and tfjob_namespace is not None:
+        raise ValueError("--vertex-training-region and --tfjob-namespace both choose where the "
+                         "Trainer runs: give one of them")
+    if vertex_region is not None and not vertex_region.strip():
+        raise ValueError("--vertex-training-region is empty")
+    if vertex_region is not None and not vertex_project:
+        raise ValueError("--vertex-training-region needs --vertex-project (the GCP project "
+                         "the Vertex AI custom job runs in)")
+    for flag, replicas in (("--vertex-training-replicas", vertex_replicas),
+                           ("--tfjob-replicas", tfjob_replicas)):
+        if replicas < 1:
+            raise ValueError(f"{flag} {replicas}: at least 1 (the chief, which exports)")
+    if tfjob_namespace is not None and not DNS1123_LABEL.fullmatch(tfjob_namespace):
+        raise ValueError(
+            f"--tfjob-namespace {tfjob_namespace!r} is not a Kubernetes namespace name "
+            "(lowercase letters, digits and '-', starting and ending with a letter or digit, "
+            "at most 63 characters)"
+        )
+    if tfjob_cpu is not None:
+        check_quantity("--tfjob-cpu", tfjob_cpu, CPU_QUANTITY, "a CPU count: 4, 0.5 or 500m")
+    if tfjob_memory is not None:
+        check_quantity("--tfjob-memory", tfjob_memory, MEMORY_QUANTITY,
+                       "a memory size: 16Gi, 512Mi or 8G")
+        if tfjob_memory.endswith("m"):
+            raise ValueError(f"--tfjob-memory {tfjob_memory!r}: m is milli, thousandths of a "
+                             "byte (write Mi or M)")
+    remote = (("--vertex-training-region", "--vertex-training-replicas", vertex_replicas)
+              if vertex_region is not None else
+              ("--tfjob-namespace", "--tfjob-replicas", tfjob_replicas)
+              if tfjob_namespace is not None else None)  # fmt: skip
+    if distribution == MIRRORED and remote is not None and remote[2] > 1:
+        where, flag, replicas = remote
+        raise ValueError(
+            f"--distribution {MIRRORED} with {flag} {replicas}: every replica would train "
+            f"alone and export as the chief; use --distribution {MULTI_WORKER_MIRRORED} (the "
+            f"default with {where}; it also uses every device of each replica) or {flag} 1"
+        )
+
+
+def check_quantity(flag: str, value: str, grammar: re.Pattern[str], example: str) -> None:
+    """A Kubernetes resource quantity above zero (the TFJob's requests and limits)."""
+    match = grammar.fullmatch(value)
+    if match is None:
+        raise ValueError(f"{flag} {value!r} is not a Kubernetes quantity ({example})")
+    if float(match[1]) == 0:
+        raise ValueError(f"{flag} {value!r}: must be more than 0")
 
 
 def relative_paths(paths: dict[str, str]) -> list[str]:

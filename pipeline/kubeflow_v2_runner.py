@@ -41,7 +41,8 @@ Output: `.yaml` writes the PipelineSpec that `kfp.Client` and Vertex accept
 (root parameters carry their defaults, `defaultPipelineRoot` is set, and
 `--serving-pvc` adds a Kubernetes platform spec mounting a PVC into the
 Pusher); `.json` writes TFX's PipelineJob (spec + runtimeConfig) for Vertex.
-Image, pipeline name, paths and output are checked first (kubeflow_checks.py).
+Image, pipeline name, paths, output and the remote-training flags are checked
+first (kubeflow_checks.py).
 """
 
 from __future__ import annotations
@@ -58,12 +59,15 @@ from tfx.orchestration import data_types
 from mtrec.contracts.pipeline import PUSHER
 from mtrec.pipeline import configs
 from mtrec.pipeline import kubeflow_checks as checks
+from mtrec.pipeline.kfp_entrypoint import AUTO_NUM_WORKERS
 from mtrec.pipeline.pipeline import create_pipeline
 from mtrec.pipeline.settings import PipelineSettings
 
 IMAGE_SCHEMA_PATH = configs.IMAGE_SCHEMA_PATH
-# In-container FnApiRunner (configs.LOCAL_RUNNER), one worker per CPU of the pod (0 = auto).
-DEFAULT_BEAM_ARGS = (*configs.LOCAL_BEAM_ARGS, "--direct_num_workers=0")
+# In-container FnApiRunner (configs.LOCAL_RUNNER), one worker per CPU the pod may use:
+# Beam reads 0 as the node's CPU count, so each task's entrypoint (kfp_entrypoint.py)
+# replaces it at run time with the container's CPU affinity and cgroup CPU limit.
+DEFAULT_BEAM_ARGS = (*configs.LOCAL_BEAM_ARGS, f"--direct_num_workers={AUTO_NUM_WORKERS}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +116,17 @@ def check_settings(settings: KubeflowSettings) -> None:
         ),
         serving_pvc=settings.serving_pvc,
         serving_pvc_mount=settings.serving_pvc_mount,
+    )
+    vertex, tfjob = p.vertex_training, p.tfjob_training
+    checks.check_remote_training(
+        distribution=p.distribution,
+        vertex_region=vertex.region if vertex else None,
+        vertex_project=vertex.project if vertex else None,
+        vertex_replicas=vertex.replicas if vertex else 1,
+        tfjob_namespace=tfjob.namespace if tfjob else None,
+        tfjob_replicas=tfjob.replicas if tfjob else 1,
+        tfjob_cpu=tfjob.cpu if tfjob else None,
+        tfjob_memory=tfjob.memory if tfjob else None,
     )
 
 

@@ -40,6 +40,7 @@ from mtrec.components.trainer.vertex import VertexExecutor
 from mtrec.contracts import features as F
 from mtrec.contracts import pipeline as P
 from mtrec.contracts.metrics import (
+    NDCG_CHANGE,
     RETRIEVAL_KS,
     TFMA_AUC,
     TFMA_BINARY_ACCURACY,
@@ -65,37 +66,40 @@ def _compact_json(message: Message) -> str:
     return json.dumps(json.loads(proto_utils.proto_to_json(message)), sort_keys=True)
 
 
-def _gated(class_name: str, bound: float, max_worsening: float, *,
+def _gated(class_name: str, bound: float, max_worsening: float | None, *,
            higher_is_better: bool) -> tfma.MetricConfig:
     """A metric with a value bound and a change bound against the baseline model.
 
-    `max_worsening` is how far it may move the wrong way from the baseline's value.
+    `max_worsening` is how far it may move the wrong way from the baseline's value;
+    None: no change bound (no baseline model).
     """
     if higher_is_better:
         value = tfma.GenericValueThreshold(lower_bound={"value": bound})
-        change = tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -max_worsening})
+        direction = tfma.MetricDirection.HIGHER_IS_BETTER
     else:
         value = tfma.GenericValueThreshold(upper_bound={"value": bound})
-        change = tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": max_worsening})
-    return tfma.MetricConfig(
-        class_name=class_name,
-        threshold=tfma.MetricThreshold(value_threshold=value, change_threshold=change),
-    )
+        direction = tfma.MetricDirection.LOWER_IS_BETTER
+    threshold = tfma.MetricThreshold(value_threshold=value)
+    if max_worsening is not None:
+        threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
+            direction=direction,
+            absolute={"value": -max_worsening if higher_is_better else max_worsening}))
+    return tfma.MetricConfig(class_name=class_name, threshold=threshold)
 
 
-def eval_config(t: Thresholds) -> tfma.EvalConfig:
+def eval_config(t: Thresholds, *, baseline: bool = True) -> tfma.EvalConfig:
     """TFMA config: per-head metrics, value thresholds and change thresholds.
 
     Without rating labels (`t.rating_labels` False: implicit feedback) RMSE and AUC
     are reported unbounded, and the one bound is that TFMA saw an eval example.
+    Without a baseline model (`baseline` False) there are no change thresholds: TFMA
+    would skip them, but a spec that shows them misleads its reader.
     """
     if t.rating_labels:
-        rmse = _gated(TFMA_RMSE, t.rating_rmse_max, t.rating_rmse_max_increase,
-                      higher_is_better=False)
-        auc = _gated(TFMA_AUC, t.relevance_auc_min, t.relevance_auc_max_decrease,
-                     higher_is_better=True)
+        rmse = _gated(TFMA_RMSE, t.rating_rmse_max,
+                      t.rating_rmse_max_increase if baseline else None, higher_is_better=False)
+        auc = _gated(TFMA_AUC, t.relevance_auc_min,
+                     t.relevance_auc_max_decrease if baseline else None, higher_is_better=True)
         count = tfma.MetricConfig(class_name=TFMA_EXAMPLE_COUNT)
     else:
         rmse = tfma.MetricConfig(class_name=TFMA_RMSE)
@@ -142,7 +146,10 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     (components/trainer/vertex.py, tfjob.py); their distribution defaults to
     multi_worker_mirrored. `runtime_parameters`: see the module docstring.
     `baseline_model=False` drops the latest-blessed-model resolver, and with it
-    TFMA's change thresholds (for backends without resolver support: KFP OSS).
+    TFMA's change thresholds and the retrieval gate's NDCG_CHANGE bound (for
+    backends without resolver support: KFP OSS). With remote training on several
+    replicas, `distribution` "mirrored" is refused: each replica would train alone,
+    find no cluster, count as the chief (models/trainer.py is_chief) and export.
     """
     s = settings
     runtime_parameters = s.runtime_parameters
@@ -152,13 +159,19 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     remote_training = s.vertex_training or s.tfjob_training
     trainer_executor = None  # the CatalogTrainer's own, in this step's pod
     if remote_training is not None:
+        if s.distribution == P.MIRRORED and remote_training.replicas > 1:
+            raise ValueError(
+                f"distribution {P.MIRRORED!r} with {remote_training.replicas} remote training "
+                f"replicas: each would train alone and export as the chief; use "
+                f"{P.MULTI_WORKER_MIRRORED!r} (the default there) or one replica"
+            )
         if s.distribution is None and remote_training.replicas > 1:
             trainer_config[P.CONFIG_DISTRIBUTION] = P.MULTI_WORKER_MIRRORED
         trainer_config.update(remote_training.custom_config())
         trainer_executor = executor_spec.ExecutorClassSpec(
             VertexExecutor if s.vertex_training else TFJobExecutor
         )
-    tfma_config = eval_config(s.thresholds)
+    tfma_config = eval_config(s.thresholds, baseline=s.baseline_model)
     # Stock ImportExampleGen that links the examples ingestion wrote (in random order).
     example_gen = LinkedImportExampleGen(
         # TFX types input_base as str; a RuntimeParameter works there too (test_kubeflow_*).
@@ -243,7 +256,9 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     retrieval_evaluator = RetrievalEvaluator(
         examples=example_gen.outputs[P.EXAMPLES],
         model=trainer.outputs[P.MODEL],
-        thresholds=dict(s.thresholds.retrieval),
+        # Without a baseline the change bound is skipped at run time: leave it out.
+        thresholds={name: bound for name, bound in s.thresholds.retrieval.items()
+                    if s.baseline_model or name != NDCG_CHANGE},
         ks=RETRIEVAL_KS,
         eval_split=P.EVAL_SPLIT,
         train_split=P.TRAIN_SPLIT,

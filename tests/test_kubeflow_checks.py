@@ -36,6 +36,12 @@ def _compile(tmp_path, **overrides: str) -> list[str]:
         ("--pipeline-root", "gs://", "'' is not a Cloud Storage bucket name"),
         ("--pipeline-root", "gs:/bucket/root", "is not a URI: write gs://"),
         ("--pipeline-root", "gs://My_Bucket/root", "'My_Bucket' is not a Cloud Storage bucket"),
+        # GCS caps a name without dots at 63 characters (222 only with dots).
+        ("--pipeline-root", f"gs://{'b' * 64}/root", "is not a Cloud Storage bucket name"),
+        ("--pipeline-root", f"gs://{'b' * 64}.x/root", "is not a Cloud Storage bucket name"),
+        ("--pipeline-root", "gs://a..b/root", "is not a Cloud Storage bucket name"),
+        # tf.io.gfile has no GS:// filesystem; this compiled before.
+        ("--pipeline-root", "GS://bucket/root", "write the scheme in lowercase (gs://)"),
         ("--examples-root", "gcs://bucket/examples", "Cloud Storage is gs://"),
         ("--pipeline-root", "minio://mlpipeline/root", "no minio://"),
         ("--serving-model-dir", " ", "--serving-model-dir is empty"),
@@ -51,6 +57,84 @@ def test_a_bad_flag_is_one_line_and_writes_nothing(tmp_path, capsys, flag, value
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert not list(tmp_path.iterdir())
+
+
+def test_the_bucket_hint_does_not_look_like_the_refused_input(tmp_path, capsys):
+    """`gs://BUCKET/...` was refused with the hint "(gs://BUCKET/PATH; ...)"."""
+    assert cli_main(_compile(tmp_path, **{"--pipeline-root": "gs://BUCKET/root"})) == 2
+    err = capsys.readouterr().err
+    assert "'BUCKET' is not a Cloud Storage bucket name" in err
+    assert "BUCKET/PATH" not in err and "e.g. gs://my-bucket/path" in err
+
+
+def test_bucket_name_lengths_follow_cloud_storage():
+    checks.check_storage_path("--pipeline-root", f"gs://{'b' * 63}/root")
+    dotted = ".".join(["b" * 63] * 3) + ".c" * 13  # 217 characters, 63 between dots
+    checks.check_storage_path("--pipeline-root", f"gs://{dotted}/root")
+    with pytest.raises(ValueError, match="not a Cloud Storage bucket name"):
+        checks.check_storage_path("--pipeline-root", f"gs://{dotted}.cccccc/root")  # 224
+
+
+# Each of these compiled (quantities, namespace, mirrored on several replicas) or was
+# refused only after ~25 s of imports, in dataclass terms ("VertexTraining needs the
+# GCP project", "choose vertex_training or tfjob_training", "replicas must be >= 1").
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"--vertex-training-region": "europe-west4"},
+         "--vertex-training-region needs --vertex-project"),
+        ({"--vertex-training-region": "r", "--vertex-project": "p", "--tfjob-namespace": "ns"},
+         "--vertex-training-region and --tfjob-namespace both choose"),
+        ({"--tfjob-namespace": "ns", "--tfjob-replicas": "0"}, "--tfjob-replicas 0: at least 1"),
+        ({"--vertex-training-region": "r", "--vertex-project": "p",
+          "--vertex-training-replicas": "-1"}, "--vertex-training-replicas -1: at least 1"),
+        ({"--tfjob-namespace": "ns", "--tfjob-cpu": "abc"},
+         "--tfjob-cpu 'abc' is not a Kubernetes quantity"),
+        ({"--tfjob-namespace": "ns", "--tfjob-cpu": "0"}, "--tfjob-cpu '0': must be more than 0"),
+        ({"--tfjob-namespace": "ns", "--tfjob-cpu": "4Gi"}, "is not a Kubernetes quantity"),
+        ({"--tfjob-namespace": "ns", "--tfjob-memory": "lots"},
+         "--tfjob-memory 'lots' is not a Kubernetes quantity"),
+        ({"--tfjob-namespace": "ns", "--tfjob-memory": "512m"}, "m is milli"),
+        ({"--tfjob-namespace": "Team_A"}, "--tfjob-namespace 'Team_A' is not a Kubernetes "
+         "namespace name"),
+        ({"--tfjob-namespace": "n" * 64}, "is not a Kubernetes namespace name"),
+        ({"--tfjob-namespace": ""}, "is not a Kubernetes namespace name"),
+        ({"--vertex-training-region": "", "--vertex-project": "p"},
+         "--vertex-training-region is empty"),
+        # Under MirroredStrategy every replica is its own chief: N trainings, N exports.
+        ({"--distribution": "mirrored", "--tfjob-namespace": "ns", "--tfjob-replicas": "4"},
+         "--distribution mirrored with --tfjob-replicas 4: every replica would train alone"),
+        ({"--distribution": "mirrored", "--vertex-training-region": "r", "--vertex-project": "p",
+          "--vertex-training-replicas": "4"},
+         "--distribution mirrored with --vertex-training-replicas 4"),
+    ],
+)
+def test_remote_training_flags_are_refused_before_tfx_loads(
+    tmp_path, capsys, monkeypatch, flags, message
+):
+    def no_settings(args):
+        raise AssertionError("the flags' checks must come before the settings (and TFX)")
+
+    monkeypatch.setattr("mtrec.commands.compile.settings_from_args", no_settings)
+    assert cli_main(_compile(tmp_path, **flags)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_good_remote_training_values_pass():
+    good = {"distribution": None, "vertex_region": None, "vertex_project": None,
+            "vertex_replicas": 2, "tfjob_namespace": "team-a", "tfjob_replicas": 4,
+            "tfjob_cpu": "4", "tfjob_memory": "16Gi"}  # fmt: skip
+    checks.check_remote_training(**good)
+    for cpu in ("0.5", "500m", "+2", ".5"):
+        checks.check_remote_training(**{**good, "tfjob_cpu": cpu})
+    for memory in ("16G", "1e9", "512Mi", "1.5Gi", "128974848"):
+        checks.check_remote_training(**{**good, "tfjob_memory": memory})
+    # One replica, or a strategy that spans the replicas, is fine with mirrored.
+    checks.check_remote_training(**{**good, "distribution": "mirrored", "tfjob_replicas": 1})
+    checks.check_remote_training(**{**good, "distribution": "multi_worker_mirrored"})
+    checks.check_remote_training(**{**good, "tfjob_namespace": None, "distribution": "mirrored"})
 
 
 def test_an_output_that_cannot_be_written_is_one_line(tmp_path, capsys):

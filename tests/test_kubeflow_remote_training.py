@@ -15,6 +15,8 @@ from mtrec.cli import main as cli_main
 from mtrec.components.trainer.tfjob import TFJobTraining
 from mtrec.components.trainer.vertex import VertexTraining
 from mtrec.pipeline import configs  # conftest imported mtrec first (Keras 2)
+from mtrec.pipeline import kubeflow_v2_runner as kfv2
+from mtrec.pipeline.pipeline import create_pipeline
 from tests.kubeflow_support import (
     CLI_ARGS,
     IMAGE,
@@ -78,3 +80,27 @@ def test_vertex_and_tfjob_training_are_exclusive():
             vertex_training=VertexTraining(region="r", image=IMAGE, project="p"),
             tfjob_training=TFJobTraining(image=IMAGE),
         )
+
+
+def test_mirrored_on_several_remote_replicas_is_refused_at_definition_time():
+    """Each replica would build its own MirroredStrategy, find no cluster, count as
+    the chief and export: N independent trainings into one model folder. It compiled."""
+    settings, _ = parse_compile([*CLI_ARGS[:6], *NO_TEXT, "--serving-model-dir", "gs://bucket/s"])
+    mirrored = dataclasses.replace(settings.pipeline, distribution="mirrored")
+    for remote in ({"tfjob_training": TFJobTraining(image=IMAGE, replicas=4)},
+                   {"vertex_training": VertexTraining(region="r", image=IMAGE, project="p",
+                                                      replicas=4)}):
+        with pytest.raises(ValueError, match="'mirrored' with 4 remote training replicas"):
+            create_pipeline(dataclasses.replace(mirrored, **remote))
+    one = dataclasses.replace(mirrored, tfjob_training=TFJobTraining(image=IMAGE, replicas=1))
+    assert create_pipeline(one).components  # one replica: mirrored over its devices
+
+
+def test_compile_pipeline_checks_the_remote_training_settings_too(tmp_path):
+    """A library caller of compile_pipeline gets the checks `mtrec compile` runs on its flags."""
+    settings, _ = parse_compile([*CLI_ARGS[:6], *NO_TEXT, "--serving-model-dir", "gs://bucket/s"])
+    bad = dataclasses.replace(settings, pipeline=dataclasses.replace(
+        settings.pipeline, tfjob_training=TFJobTraining(image=IMAGE, memory="lots")))
+    with pytest.raises(ValueError, match="--tfjob-memory 'lots' is not a Kubernetes quantity"):
+        kfv2.compile_pipeline(bad, str(tmp_path / "spec.yaml"))
+    assert not (tmp_path / "spec.yaml").exists()

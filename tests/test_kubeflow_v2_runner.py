@@ -18,10 +18,12 @@ from tfx.orchestration.kubeflow.v2.compiler_utils import _SCHEMA_TITLE_RE as SCH
 from tfx.orchestration.kubeflow.v2.compiler_utils import TITLE_TO_CLASS_PATH
 from tfx.utils import import_utils
 
+from mtrec.cli import build_parser
 from mtrec.commands.compile import EXAMPLE
 from mtrec.components.retrieval_evaluator.artifacts import RetrievalBlessing
 from mtrec.components.text_encoder.artifacts import ItemTextEmbeddings
 from mtrec.contracts import features as F
+from mtrec.contracts.metrics import NDCG_CHANGE
 from mtrec.pipeline import configs  # conftest imported mtrec first (Keras 2)
 from mtrec.pipeline import kubeflow_v2_runner as kfv2
 from mtrec.pipeline.settings import PipelineSettings
@@ -259,14 +261,25 @@ def test_yaml_is_a_kfp_client_package_with_pvc_mount(compiled):
     assert mounts == [{"constant": "mtrec-pusher-base", "mountPath": "/models"}]
 
 
-def test_no_baseline_drops_the_resolver_tasks(tmp_path):
-    """KFP OSS's v2 backend rejects resolver executors: --no_baseline compiles none."""
+def test_no_baseline_drops_the_resolver_tasks_and_the_change_bounds(tmp_path):
+    """KFP OSS's v2 backend rejects resolver executors: --no_baseline compiles none.
+    The bounds against a baseline are left out too: they were compiled in (TFMA's
+    change thresholds, `ndcg@10_change`) and only skipped at run time."""
     out = tmp_path / "kfp.yaml"
     compile_spec([*CLI_ARGS[:8], *NO_TEXT, "--no-baseline", "--output", str(out)])
     spec, *_ = yaml.safe_load_all(out.read_text())
     assert set(tasks_of(spec)) == COMPONENTS
     assert all("resolver" not in ex for ex in spec["deploymentSpec"]["executors"].values())
     assert "baseline_model" not in spec["components"]["Evaluator"]["inputDefinitions"]["artifacts"]
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    eval_config = json.loads(params[configs.PARAM_EVAL_CONFIG]["defaultValue"])
+    thresholds = [m["threshold"] for ms in eval_config["metrics_specs"] for m in ms["metrics"]
+                  if "threshold" in m]  # fmt: skip
+    assert len(thresholds) == 2 and all("value_threshold" in t for t in thresholds)
+    assert not any("change_threshold" in t for t in thresholds)
+    retrieval = json.loads(params[configs.PARAM_RETRIEVAL_THRESHOLDS]["defaultValue"])
+    assert retrieval == {k: v for k, v in configs.RETRIEVAL_THRESHOLDS.items()
+                         if k != NDCG_CHANGE} and NDCG_CHANGE in configs.RETRIEVAL_THRESHOLDS
 
 
 def test_parse_args_passes_everything_after_double_dash_to_beam():
@@ -373,11 +386,20 @@ def test_text_encoder_compiles_and_feeds_the_trainer(tmp_path):
     assert containers_of(spec)["TextEncoder_executor"]["image"] == IMAGE
 
 
-def test_the_help_example_compiles_as_written(tmp_path, monkeypatch):
+def test_the_help_example_compiles_as_written_without_a_note(tmp_path, monkeypatch, capsys):
     """Its placeholders in capitals (REGION-docker.pkg.dev/PROJECT/..., gs://BUCKET) were
-    refused by the image and bucket checks, the image's error offering the same string."""
+    refused by the image and bucket checks, the image's error offering the same string;
+    then it printed a note that Dataflow's workers need --sdk_container_image."""
     argv = EXAMPLE.split("example:", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ").split()
     assert argv[:2] == ["mtrec", "compile"]
     monkeypatch.chdir(tmp_path)
     compile_spec(argv[2:])
     assert (tmp_path / "mtrec_pipeline.yaml").exists()
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_help_shows_the_output_default(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["compile", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {configs.PIPELINE_NAME}_pipeline.yaml)" in help_text

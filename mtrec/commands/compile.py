@@ -33,12 +33,14 @@ runs, with the same model, text-encoder, threshold and cache flags. Everything a
 `--` goes to Beam unchanged."""
 # Values that pass the checks as written (placeholders in capitals were refused as an
 # image and a bucket): put your project's registry, project and bucket in their place.
+# Dataflow's workers get the same image (--sdk_container_image), or they lack mtrec.
 EXAMPLE = """example:
   mtrec compile --image us-docker.pkg.dev/my-project/mtrec/mtrec:0.1 \\
       --pipeline-root gs://my-bucket/pipeline_root --examples-root gs://my-bucket/examples \\
       --serving-model-dir gs://my-bucket/serving_model/mtrec --output mtrec_pipeline.yaml \\
       -- --runner=DataflowRunner --project=my-project --region=us-central1 \\
-         --temp_location=gs://my-bucket/tmp
+         --temp_location=gs://my-bucket/tmp \\
+         --sdk_container_image=us-docker.pkg.dev/my-project/mtrec/mtrec:0.1
 
 Beam args follow `--`; without them the container runs Beam's FnApiRunner.
 See docs/kubeflow.md."""
@@ -61,7 +63,8 @@ def add_compile_parser(sub: SubParsers) -> argparse.ArgumentParser:
     p.add_argument("--pipeline-name", default=configs.PIPELINE_NAME,
                    help="the pipeline's name in Kubeflow / Vertex (default: %(default)s)")
     p.add_argument("--output", default=f"{configs.PIPELINE_NAME}_pipeline.yaml",
-                   help=".yaml (kfp.Client, Vertex) or .json (Vertex PipelineJob)")
+                   help=".yaml (kfp.Client, Vertex) or .json (Vertex PipelineJob) "
+                   "(default: %(default)s)")
     add_pipeline_options(p)
     remote = p.add_argument_group("training on several machines")
     remote.add_argument("--distribution", choices=configs.DISTRIBUTIONS, default=None,
@@ -74,13 +77,14 @@ def add_compile_parser(sub: SubParsers) -> argparse.ArgumentParser:
                         help="GCP project of the Vertex custom job (needed with "
                         "--vertex-training-region)")
     remote.add_argument("--vertex-training-replicas", type=int, default=2,
-                        help="chief + workers")
+                        help="chief + workers (default: %(default)s)")
     remote.add_argument("--vertex-machine-type", default="n1-standard-8",
                         help="machine type of each replica (default: %(default)s)")
     remote.add_argument("--tfjob-namespace",
                         help="run the Trainer as a Kubeflow TFJob in this namespace "
                         "(chief + workers in --image; distribution: multi_worker_mirrored)")
-    remote.add_argument("--tfjob-replicas", type=int, default=2, help="chief + workers")
+    remote.add_argument("--tfjob-replicas", type=int, default=2,
+                        help="chief + workers (default: %(default)s)")
     remote.add_argument("--tfjob-cpu", default="4",
                         help="CPUs of each TFJob replica, request and limit "
                         "(default: %(default)s)")
@@ -128,11 +132,11 @@ def settings_from_args(args: argparse.Namespace) -> KubeflowSettings:
         vertex_training=VertexTraining(
             region=args.vertex_training_region, image=args.image, project=args.vertex_project,
             replicas=args.vertex_training_replicas, machine_type=args.vertex_machine_type,
-        ) if args.vertex_training_region else None,
+        ) if args.vertex_training_region is not None else None,
         tfjob_training=TFJobTraining(
             image=args.image, namespace=args.tfjob_namespace, replicas=args.tfjob_replicas,
             cpu=args.tfjob_cpu, memory=args.tfjob_memory,
-        ) if args.tfjob_namespace else None,
+        ) if args.tfjob_namespace is not None else None,
         runtime_parameters=not args.no_runtime_parameters,
         baseline_model=not args.no_baseline,
         **fields,
@@ -150,7 +154,8 @@ def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
 
 def check_args(args: argparse.Namespace) -> None:
     """The deployment flags' checks (pipeline/kubeflow_checks.py), before TFX loads:
-    a bad image, path or --output stops in a second, not after the compile."""
+    a bad image, path, --output or remote-training flag stops in a second, not after
+    the ~25 s of imports and in the flag's name, not a dataclass field's."""
     paths = checks.storage_paths(
         args.pipeline_root, args.examples_root, args.serving_model_dir, args.schema_path
     )
@@ -162,6 +167,16 @@ def check_args(args: argparse.Namespace) -> None:
         serving_pvc_mount=args.serving_pvc_mount,
     )
     checks.check_output(args.output, serving_pvc=args.serving_pvc)
+    checks.check_remote_training(
+        distribution=args.distribution,
+        vertex_region=args.vertex_training_region,
+        vertex_project=args.vertex_project,
+        vertex_replicas=args.vertex_training_replicas,
+        tfjob_namespace=args.tfjob_namespace,
+        tfjob_replicas=args.tfjob_replicas,
+        tfjob_cpu=args.tfjob_cpu,
+        tfjob_memory=args.tfjob_memory,
+    )
     relative = checks.relative_paths(paths)
     if relative:  # fine for kfp_local run from here; a pod has another working directory
         named = ", ".join(f"{flag} {paths[flag]!r}" for flag in relative)
