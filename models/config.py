@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import warnings
 from typing import TYPE_CHECKING
 
@@ -154,44 +155,26 @@ class ModelConfig:
     light_user_items: int = 0
     # Where no item-item term is served (item_item_top_k 0 above MAX_ITEMS), the
     # weight of its rule for items without training ratings alone
-    # (item_item.cold_item_term): their own similarity's deviation from the mean.
-    # A trade: cold items gain what warm items lose. Same validation cut (with
-    # id_dropout_keeps_text), cold HR@100 as served / NDCG@10: 0 0.100 / 0.148,
-    # 0.02 0.112 / 0.143, 0.04 0.122 / 0.137, 0.05 0.129 / 0.134, 0.1 0.159 / 0.111;
-    # at 1 (the dense rule's weight; measured before id_dropout_keeps_text)
-    # 0.289 / 0.023. Off since the text map below:
-    # with it, 0.01 0.142 / 0.131 and 0.02 0.145 / 0.126 (0 0.138 / 0.134).
+    # (item_item.cold_item_term). A trade: cold items gain what warm items lose (on
+    # ml-latest-small's validation cut, cold HR@100 0.100 -> 0.159 as NDCG@10 fell
+    # 0.148 -> 0.111 from 0 to 0.1). Off since the text map below (quality_tuning.md,
+    # "Cold items").
     cold_item_term_weight: float = 0.0
     # Items without training ratings: their vector (unknown id + text) plus this
-    # weight times a ridge map, at l2 cold_item_map_l2, from the text to what
-    # training added to the warm items' vectors beyond their unknown-id ones
-    # (models/cold_item_map.py; 0 = off). ml-latest-small validation cut with its
-    # own cold draw (cold_item_validation.md, one training, same weights), cold
-    # HR@100 as served / warm-item HR@100 / NDCG@10: the previous default (no map,
-    # cold term 0.04) 0.122 / 0.217 / 0.1365; map 1 at l2 10 (no term) 0.138 /
-    # 0.219 / 0.1342, the most cold HR@100 within 0.003 of that NDCG@10 (other
-    # weights 0.75-1.5 at l2 3-100 trade along one curve: 1.5 at l2 100 with term
-    # 0.01, 0.132 / 0.219 / 0.1358). ML-100K u1's validation cut (dense item-item
-    # term): cold HR@100 0.355 -> 0.377, NDCG@10 0.3169 -> 0.3163. Re-measured with
-    # the description block at l2 30 (first stage at equal NDCG@10, two draws'
-    # mean cold HR@100; cold_item_map_weights*.md): 0.5 0.144, 0.75 0.148, 1 0.148,
-    # 1.25 0.148, 1.5 0.147, 2 0.139; 1 stays. The same grid's arrived items (no
-    # training ratings, not drawn) fall as it rises: 0.073 with no map (cold term
-    # 0.04), 0.069 at 0.5, 0.063 at 1, 0.042 at 2 (quality_tuning.md session 36).
+    # weight times a ridge map, at l2 cold_item_map_l2, from the text (and the
+    # description's own vector) to what training added to the warm items' vectors
+    # beyond their unknown-id ones (models/cold_item_map.py; 0 = off). Chosen on
+    # ml-latest-small's two validation draws, first stage at equal NDCG@10, mean cold
+    # HR@100: weight 0.5 0.144, 1 0.148, 2 0.139; per draw, l2 10 0.134 / 0.152,
+    # l2 30 0.141 / 0.158 (cold_item_map_weights*.md, quality_tuning.md session 36).
     cold_item_map_weight: float = 1.0
-    # 30 since the map also reads the description's own vector (10 before): on
-    # ml-latest-small's two validation draws, first stage at equal NDCG@10, cold
-    # HR@100 0.134 / 0.152 at l2 10, 0.141 / 0.158 at 30 (cold_item_map.py).
     cold_item_map_l2: float = 30.0
     # Every served rating is (1 - w) * the rating head's + w * an item-kNN-with-
     # baselines prediction fitted at build time (models/neighbour_rating.py; 0 =
     # off), over each item's `rating_knn_neighbours` most similar rated items, the
-    # similarity shrunk by n / (n + rating_knn_shrink). ML-100K u1 validation
-    # holdout RMSE: 0.9014 without, 0.8861 / 0.8854 / 0.8867 at w 0.3 / 0.4 / 0.5
-    # in a numpy replay, 0.8851 at 0.4 re-served (the kNN alone 0.9272;
-    # quality_tuning.md); recommend's NDCG@10 unchanged. Fitted up to
-    # neighbour_rating.MAX_ITEMS (15,000) items; ml-latest-small's cut (9,742): 0.9354
-    # without, 0.8769 / 0.8535 / 0.8400 at 0.25 / 0.4 / 0.6 re-served; 0.4 kept.
+    # similarity shrunk by n / (n + rating_knn_shrink); up to neighbour_rating.MAX_ITEMS
+    # items. Validation RMSE, ML-100K u1 cut: 0.9014 without, 0.8851 at 0.4;
+    # ml-latest-small's: 0.9354 without, 0.8535 at 0.4 (quality_tuning.md).
     rating_knn_weight: float = 0.4
     rating_knn_neighbours: int = 40
     rating_knn_shrink: float = 100.0
@@ -201,7 +184,7 @@ class ModelConfig:
     # request). Approximate (benchmarks/results/ivf_recall.json): at 1M items, 64
     # of 1,000 clusters score ~62K items, 26 ms in-process against 129 ms exact;
     # on the real 1,682 items, probing 20% of them keeps recall@10 0.996, 8% 0.91.
-    # 100K items stay exact (3.2 ms c=1 p50, serving.md). The dense item-item term (up to
+    # 100K items stay exact (serving.md's catalogue table). The dense item-item term (up to
     # item_item.MAX_ITEMS known items) takes precedence over the index; its top-K
     # form is left out where the index serves (its cold-item rule needs every
     # item's similarity, which the index avoids).
@@ -248,43 +231,21 @@ class ModelConfig:
                              + (f" (did you mean {', '.join(map(repr, near))}?)" if near else "")
                              + f"; known: {known}")
         config = cls(**values)
-        if min(config.epochs, config.batch_size, config.embedding_dim) < 1 or not (
-                config.learning_rate > 0.0):
-            raise ValueError("epochs, batch_size and embedding_dim must be >= 1 and "
-                             f"learning_rate > 0, got {config.epochs}, {config.batch_size}, "
-                             f"{config.embedding_dim}, {config.learning_rate}")
-        if config.similarity not in ("cosine", "dot"):
-            raise ValueError(f"similarity must be cosine or dot: {config.similarity!r}")
-        if config.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}: {config.optimizer!r}")
-        if config.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be constant or cosine: {config.lr_schedule!r}")
-        if config.item_item_top_k < 0 or config.item_item_max_fit_items < 1:
-            raise ValueError("item_item_top_k must be >= 0 and item_item_max_fit_items >= 1, "
-                             f"got {config.item_item_top_k}, {config.item_item_max_fit_items}")
-        if not (0.0 <= config.rating_knn_weight <= 1.0 and config.rating_knn_neighbours >= 1
-                and config.rating_knn_shrink >= 0.0):
-            raise ValueError("rating_knn_weight must be in [0, 1], rating_knn_neighbours >= 1 "
-                             "and rating_knn_shrink >= 0, got "
-                             f"{config.rating_knn_weight}, {config.rating_knn_neighbours}, "
-                             f"{config.rating_knn_shrink}")
-        if not (0.0 <= config.item_item_session_mix <= 1.0
-                and config.item_item_session_tau > 0.0 and config.item_item_cold_weight >= 0.0):
-            raise ValueError("item_item_session_mix must be in [0, 1], item_item_session_tau "
-                             "> 0 and item_item_cold_weight >= 0, got "
-                             f"{config.item_item_session_mix}, {config.item_item_session_tau}, "
-                             f"{config.item_item_cold_weight}")
-        if not (0.0 <= config.cold_item_map_weight <= 4.0 and config.cold_item_map_l2 > 0.0):
-            raise ValueError("cold_item_map_weight must be in [0, 4] and cold_item_map_l2 > 0, "
-                             f"got {config.cold_item_map_weight}, {config.cold_item_map_l2}")
-        if (config.cold_popularity_weight < 0.0 or config.onboarding_weight < 0.0
-                or config.onboarding_l2 <= 0.0 or config.onboarding_items < 0
-                or config.light_user_items < 0):
-            raise ValueError("cold_popularity_weight and onboarding_weight must be >= 0, "
-                             "onboarding_l2 > 0, onboarding_items and light_user_items >= 0, "
-                             f"got {config.cold_popularity_weight}, {config.onboarding_weight}, "
-                             f"{config.onboarding_l2}, {config.onboarding_items}, "
-                             f"{config.light_user_items}")
+        for key, bounds in _RANGES.items():
+            value = getattr(config, key)
+            if not _within(value, *bounds):
+                raise ValueError(f"model config {key!r} must be {_range_text(*bounds)}, "
+                                 f"got {value!r}")
+        for key in ("loss_weights", "blend"):
+            negative = [(task, w) for task, w in getattr(config, key) if w < 0]
+            if negative:
+                raise ValueError(f"model config {key!r} weights must be >= 0, got {negative}")
+        for key, allowed in (("similarity", ("cosine", "dot")), ("optimizer", OPTIMIZERS),
+                             ("lr_schedule", ("constant", "cosine")),
+                             ("mixture", ("shared_bottom", "mmoe"))):
+            if getattr(config, key) not in allowed:
+                raise ValueError(f"model config {key!r} must be one of {allowed}, "
+                                 f"got {getattr(config, key)!r}")
         bad = set(config.tasks) - set(TASKS)
         if bad or not config.tasks:
             raise ValueError(f"tasks must be a non-empty subset of {TASKS}, got {config.tasks}")
@@ -292,6 +253,58 @@ class ModelConfig:
 
     def weight(self, task: str) -> float:
         return dict(self.loss_weights).get(task, 1.0)
+
+
+INF = math.inf
+# Each numeric field's valid range: (low, high, low included, high included). A value
+# outside failed late or not at all: dropout 1.5 after a minute, in Keras' words
+# ("Invalid value 1.5 received for `rate`"), never naming the key; temperature 0 or
+# a negative l2 trained to NaN or to nothing.
+_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "embedding_dim": (1, INF, True, False),
+    "epochs": (1, INF, True, False),
+    "batch_size": (1, INF, True, False),
+    "learning_rate": (0, INF, False, False),
+    "l2": (0, INF, True, False),
+    "dropout": (0, 1, True, False),
+    "temperature": (0, INF, False, False),
+    "id_dropout": (0, 1, True, False),
+    "history_dropout": (0, 1, True, True),  # 1: the query tower ignores history
+    "rated_dropout": (0, 1, True, False),
+    "item_item_weight": (0, INF, True, False),
+    "item_item_l2": (0, INF, False, False),
+    "item_item_session_mix": (0, 1, True, True),
+    "item_item_session_tau": (0, INF, False, False),
+    "item_item_cold_weight": (0, INF, True, False),
+    "item_item_top_k": (0, INF, True, False),
+    "item_item_max_fit_items": (1, INF, True, False),
+    "cold_popularity_weight": (0, INF, True, False),
+    "onboarding_weight": (0, INF, True, False),
+    "onboarding_l2": (0, INF, False, False),
+    "onboarding_items": (0, INF, True, False),
+    "light_user_items": (0, INF, True, False),
+    "cold_item_term_weight": (0, INF, True, False),
+    "cold_item_map_weight": (0, 4, True, True),
+    "cold_item_map_l2": (0, INF, False, False),
+    "rating_knn_weight": (0, 1, True, True),
+    "rating_knn_neighbours": (1, INF, True, False),
+    "rating_knn_shrink": (0, INF, True, False),
+    "ivf_min_items": (0, INF, True, False),
+    "ivf_nprobe": (1, INF, True, False),
+    "answer_cache_max_entries": (0, INF, True, False),
+}
+
+
+def _within(value: float, low: float, high: float, low_in: bool, high_in: bool) -> bool:
+    return (low <= value if low_in else low < value) and (
+        value <= high if high_in else value < high)
+
+
+def _range_text(low: float, high: float, low_in: bool, high_in: bool) -> str:
+    """">= 1", "> 0", "in [0, 1)"."""
+    if high == INF:
+        return f"{'>=' if low_in else '>'} {low:g}"
+    return f"in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
 
 
 def _is_number(value: object) -> bool:

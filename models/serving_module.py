@@ -23,7 +23,8 @@ max(100, 4k) candidates; relevance and rating re-rank them. `retrieve` stays
 plain similarity, so an index over embed_user / embed_item ranks like it.
 Known users read per-user tables built here once (query, item-item term, seen
 mask: models/serving_ops.py) and pair heads split per item (models/pair_split.py):
-recommend's op time 2,251 -> 517 us a call on ML-100K (benchmarks/graph_ops.py).
+recommend's summed op time on ML-100K, three alternating runs: 1,124-2,251 -> 500-736 us
+a call (benchmarks/graph_ops.py; serving.md).
 From ModelConfig.ivf_min_items items an IVF index (models/ivf.py) picks stage 1.
 Signatures of a user known by given items: models/given_items.py; of items:
 models/item_signatures.py.

@@ -79,7 +79,8 @@ def test_b_on_the_session_blend_is_the_textbook_formula_on_that_gram():
                                  {"item_item_session_tau": 0.0},
                                  {"item_item_cold_weight": -1.0}])
 def test_config_checks_the_session_settings(bad):
-    with pytest.raises(ValueError, match="item_item_session_mix must"):
+    (key,) = bad
+    with pytest.raises(ValueError, match=f"model config '{key}' must be "):
         ModelConfig.from_dict(bad)
 
 

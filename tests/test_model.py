@@ -104,6 +104,28 @@ def test_without_interest_keeps_the_tasks_a_user_named():
         "tasks": ["rating", "interest"]}
 
 
+@pytest.mark.parametrize(("overrides", "says"), [
+    ({"dropout": 1.5}, "'dropout' must be in [0, 1), got 1.5"),
+    ({"id_dropout": 2}, "'id_dropout' must be in [0, 1), got 2"),
+    ({"history_dropout": -1}, "'history_dropout' must be in [0, 1], got -1"),
+    ({"rated_dropout": 3}, "'rated_dropout' must be in [0, 1), got 3"),
+    ({"temperature": 0}, "'temperature' must be > 0, got 0"),
+    ({"l2": -1}, "'l2' must be >= 0, got -1"),
+    ({"ivf_nprobe": 0}, "'ivf_nprobe' must be >= 1, got 0"),
+    ({"epochs": 0}, "'epochs' must be >= 1, got 0"),
+    ({"loss_weights": [["rating", -1.0]]}, "'loss_weights' weights must be >= 0, got "
+     "[('rating', -1.0)]"),
+    ({"similarity": "l2"}, "'similarity' must be one of ('cosine', 'dot'), got 'l2'"),
+])
+def test_out_of_range_settings_name_their_key(overrides, says):
+    """They failed a minute into training in Keras' words (dropout 1.5: "Invalid value
+    1.5 received for `rate`"), or trained to nothing (temperature 0), or not at all."""
+    with pytest.raises(ValueError) as err:
+        ModelConfig.from_dict(overrides)
+    assert str(err.value) == f"model config {says}"
+    assert ModelConfig.from_dict({"history_dropout": 1.0}).history_dropout == 1.0  # bounds
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match=r"unknown model config keys: \['embeding_dim'\] \(did "
                        r"you mean 'embedding_dim'\?\); known: \['answer_cache_max_entries', "):
