@@ -31,6 +31,7 @@ Writes benchmarks/results/cold_users_<dataset>[_validation].{json,md}.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -48,6 +49,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts import signatures as S
 from mtrec.data import clean, load_dataset
 from mtrec.data.tables import Dataset
+from mtrec.data.tags import before_held_out
 from mtrec.models import evaluation as E
 from mtrec.models.config import ModelConfig
 from mtrec.models.trainer import train_and_export
@@ -146,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     splits = {n: held_out(dataset.ratings, args.validation, n) for n in given_counts}
     warm, first, rest = splits[GIVEN]  # the same warm users for every count (split_users)
     suffix = "_validation" if args.validation else ""
+    # The held-out users' tags from after their given items would describe their targets.
+    tags = None if dataset.tags is None else before_held_out(dataset.tags, rest)
     train_set = Dataset(f"{dataset.name}+cold-users", warm, dataset.users, dataset.items,
-                        dataset.malformed)
+                        dataset.malformed, tags=tags)
     prepared, work = prepare_dataset(train_set, f"{args.dataset}_cold_users{suffix}",
                                      Path(args.work_dir))
     config = ModelConfig.from_dict(with_protocol(prepared, json.loads(args.config)))
@@ -176,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     by_given = {n: compared(served_by, *splits[n], lam, unknown_by) for n in given_counts}
     no_items = by_given.pop(0, None)
     if args.retrained:
-        recommend, seconds = retrained(dataset, warm, first,
+        recommend, seconds = retrained(dataclasses.replace(dataset, tags=tags), warm, first,
                                        f"{args.dataset}_cold_users{suffix}_given",
                                        Path(args.work_dir), json.loads(args.config))
         name = f"our model retrained with the {GIVEN} items (recommend; trained in {seconds:.0f} s)"
@@ -236,7 +240,7 @@ def retrained(dataset: Dataset, warm: pd.DataFrame, given: pd.DataFrame, label: 
     """The `recommend` of a model trained, like the main one, on warm + given rows, and
     its training seconds."""
     rows = Dataset(f"{dataset.name}+cold-users-given", pd.concat([warm, given]), dataset.users,
-                   dataset.items, dataset.malformed)
+                   dataset.items, dataset.malformed, tags=dataset.tags)
     prepared, work = prepare_dataset(rows, label, work_root)
     config = ModelConfig.from_dict(with_protocol(prepared, overrides))
     model_dir = tempfile.mkdtemp(prefix="cold-users-retrained-", dir=work)

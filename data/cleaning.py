@@ -339,6 +339,7 @@ def clean(dataset: Dataset, *, max_reject_fraction: float = 0.5) -> CleanResult:
         empty_malformed(),
         dataset.derived,
         dataset.notes,
+        dataset.tags,
     )
     return CleanResult(cleaned, rejects, counts, _table_counts(dataset, counts, tables))
 

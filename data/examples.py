@@ -39,6 +39,7 @@ from mtrec.data import tfexample as W
 from mtrec.data.artifact_io import COMPRESSION
 from mtrec.data.splits import UNKNOWN_PROTOCOL, eval_mask, split_protocol, time_split
 from mtrec.data.tables import Dataset, items_with_genres, items_with_text
+from mtrec.data.tags import with_tag_descriptions
 
 __all__ = ["history_index", "recorded_split_protocol", "time_split", "write_examples"]
 # zlib level 1: ~4x faster to write than the default level for ~20% larger
@@ -169,6 +170,7 @@ def write_examples(
     ts = ratings[F.TIMESTAMP].to_numpy().astype("int64")
 
     is_eval, split_rule = eval_mask(ratings, eval_fraction)
+    items = with_tag_descriptions(items, dataset.tags, ratings, is_eval)
 
     # History: the user's train items strictly earlier, newest first.
     user_code = pd.factorize(user_ids)[0]

@@ -8,7 +8,6 @@ Titles lose their trailing "(1995)", which becomes `year`.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +29,7 @@ from mtrec.data.tables import (
     split_genres,
     split_title_year,
 )
+from mtrec.data.tags import make_tags
 from mtrec.data.text_files import encoding_notes
 
 ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
@@ -120,25 +120,20 @@ def load_ml100k(path: str | Path, split: str | None = None) -> Dataset:
 
 
 # --------------------------------------------------------- ml-latest-small
-def _tag_descriptions(path: Path) -> tuple[dict[str, str], pd.DataFrame, str]:
-    """item_id -> its distinct tags, most frequent first (ties: first seen), comma-joined;
-    the bad lines, and the encoding read."""
-    frame, bad, encoding = read_csv_rows(path, ("movieId", "tag"), user_column="userId")
-    counts: dict[str, Counter[str]] = {}
-    for item, tag in zip(frame["movieId"].str.strip(), frame["tag"], strict=True):
-        tag = " ".join(tag.split()).lower()
-        if tag:
-            counts.setdefault(item, Counter())[tag] += 1
-    # Counter.most_common keeps first-insertion order among equal counts.
-    described = {item: ", ".join(t for t, _ in c.most_common()) for item, c in counts.items()}
-    return described, malformed_frame(bad, ITEMS), encoding
+def _tags(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """tags.csv's rows (data/tags.make_tags), the bad lines, and the encoding read."""
+    frame, bad, encoding = read_csv_rows(path, ("userId", "movieId", "tag", "timestamp"),
+                                         user_column="userId")
+    tags = make_tags(frame["userId"], frame["movieId"], frame["tag"], frame["timestamp"])
+    return tags, malformed_frame(bad, ITEMS), encoding
 
 
 def load_ml_latest_small(path: str | Path) -> Dataset:
     """Load ml-latest-small (ratings.csv, movies.csv, tags.csv; CRLF, UTF-8, half stars).
 
-    There is no user file, so users get unknown demographics. Each item's
-    description is its tags (distinct, lower-cased, most frequent first).
+    There is no user file, so users get unknown demographics. tags.csv's rows go
+    to `Dataset.tags`: an item's description is made from them once the split is
+    known, from the tags training could have seen (data/tags.py).
     """
     path = Path(path)
     _require(path, "ratings.csv", "movies.csv")
@@ -151,17 +146,16 @@ def load_ml_latest_small(path: str | Path) -> Dataset:
     movies, bad_movies, encodings["movies.csv"] = read_csv_rows(
         path / "movies.csv", ("movieId", "title", "genres"))
     bad = [malformed_frame(bad_rows, RATINGS), malformed_frame(bad_movies, ITEMS)]
-    descriptions: dict[str, str] = {}
+    tags = None
     if (path / "tags.csv").is_file():
-        descriptions, bad_tags, encodings["tags.csv"] = _tag_descriptions(path / "tags.csv")
+        tags, bad_tags, encodings["tags.csv"] = _tags(path / "tags.csv")
         bad.append(bad_tags)
     title, year = split_title_year(movies["title"])
     ids = movies["movieId"].str.strip()
-    items = make_items(ids, title, split_genres(movies["genres"], "|"),
-                       ids.map(descriptions), year)
+    items = make_items(ids, title, split_genres(movies["genres"], "|"), None, year)
     users = derive_users(ratings)
     return Dataset("ml-latest-small", ratings, users, items, concat_malformed(bad),
-                   frozenset({USERS}), encoding_notes(encodings))
+                   frozenset({USERS}), encoding_notes(encodings), tags)
 
 
 # ------------------------------------------------------------------- ML-1M

@@ -32,11 +32,14 @@ WITHHELD = "(withheld: pseudonymised run, and the user id field of this line can
 
 
 def pseudonymize_users(dataset: Dataset, key: bytes) -> Dataset:
-    """Replace user ids by their pseudonyms in ratings and users."""
+    """Replace user ids by their pseudonyms in ratings, users and tags."""
     pseudo = pseudonymizer(key)
     ratings = dataset.ratings.assign(**{F.USER_ID: dataset.ratings[F.USER_ID].map(pseudo)})
     users = dataset.users.assign(**{F.USER_ID: dataset.users[F.USER_ID].map(pseudo)})
-    return dataclasses.replace(dataset, ratings=ratings, users=users)
+    tags = dataset.tags
+    if tags is not None:
+        tags = tags.assign(**{F.USER_ID: tags[F.USER_ID].map(pseudo)})
+    return dataclasses.replace(dataset, ratings=ratings, users=users, tags=tags)
 
 
 def raw_user_ids(dataset: Dataset) -> set[str]:

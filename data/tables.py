@@ -54,6 +54,8 @@ class Dataset:
                id was made up: counts for them are not rows "read".
     notes:     what was read otherwise than the format says, in words (a file read as
                Windows-1252, not UTF-8), for the reports to show.
+    tags:      user tags (data/tags.TAG_COLUMNS) the items' descriptions are made of once
+               the split is known (write_examples), or None: the source has none.
     """
 
     name: str
@@ -63,6 +65,7 @@ class Dataset:
     malformed: pd.DataFrame
     derived: frozenset[str] = frozenset()
     notes: tuple[str, ...] = ()
+    tags: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         return (

@@ -54,7 +54,8 @@ def examples_code() -> str:
 
 def _digest(dataset: Dataset, options: dict) -> str:
     h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
-    for frame in (dataset.ratings, dataset.users, dataset.items):
+    tags = () if dataset.tags is None else (dataset.tags,)
+    for frame in (dataset.ratings, dataset.users, dataset.items, *tags):
         flat = frame.copy()
         for col in flat.columns:  # list cells (genres) are not hashable
             if flat[col].map(lambda v: isinstance(v, list)).any():

@@ -23,6 +23,7 @@ from mtrec.data.tables import (
     USER_COLUMNS,
     Dataset,
 )
+from mtrec.data.tags import descriptions
 
 BOOKKEEPING = [SOURCE_COL, LINE, RAW]
 
@@ -266,7 +267,9 @@ def test_real_ml_latest_small(shared_data: Path) -> None:
     assert set(ds.ratings[F.RATING] * 2) == set(range(1, 11))  # half stars
     assert not ds.items[F.GENRES].map(lambda g: any("\r" in x for x in g)).any()
     items = ds.items.set_index(F.ITEM_ID)
-    assert items.loc["1", F.DESCRIPTION].split(", ")[:2] == ["pixar", "fun"]
+    assert (items[F.DESCRIPTION] == "").all()  # made from ds.tags once split (data/tags.py)
+    assert len(ds.tags) == 3683
+    assert descriptions(ds.tags)["1"].split(", ")[:2] == ["pixar", "fun"]
     assert items.loc["143410", F.GENRES] == []  # "(no genres listed)"
     assert (ds.users[F.OCCUPATION] == F.UNKNOWN).all()
     assert ds.notes == ()  # UTF-8, as GroupLens writes it

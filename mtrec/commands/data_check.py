@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 
@@ -121,6 +122,9 @@ def run_check(args: argparse.Namespace) -> int:
     finally:
         if home and not os.listdir(home):
             os.rmdir(home)
+    if home and checked.clean.rejects.empty:  # a header-only file in /tmp, run after run
+        shutil.rmtree(home, ignore_errors=True)
+        rejects_path = "none (nothing was rejected)"
     lines = report_lines(checked.clean.counts, checked.clean.tables, checked.rows,
                          checked.split_rule, rejects_path, checked.clean.rejects)
     values = checked.clean.dataset.ratings[F.RATING].unique()
@@ -129,6 +133,10 @@ def run_check(args: argparse.Namespace) -> int:
                      "interaction counts as a like, and TFMA will bound only the example "
                      "count, leaving the decision to the served-path gate")
     lines += [f"note: {note}" for note in checked.clean.dataset.notes]
+    tags = checked.clean.dataset.tags
+    if tags is not None:
+        lines.append(f"note: item descriptions are made of {len(tags)} tags, each one only if "
+                     "its author wrote it before their first held-out rating (data/tags.py)")
     items = checked.clean.dataset.items
     if not items_with_genres(items):
         lines.append("note: no item has genres, so `mtrec run` will leave the interest "
