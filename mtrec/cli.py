@@ -45,6 +45,7 @@ from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
 from mtrec.data import SOURCES, DataQualityError
 from mtrec.data.cleaning import KEPT
 from mtrec.ingest import IngestOptions, IngestResult, ingest
+from mtrec.items_file import read_given_items
 from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
 from mtrec.pipeline.home_lock import HomeInUseError, home_lock
@@ -334,7 +335,13 @@ def items_file_problem(path: str) -> str | None:
 
 
 def _add_items(args: argparse.Namespace) -> int:
-    problem = run_home_problem(args.home) or items_file_problem(args.items)
+    problem = items_file_problem(args.items)
+    if not problem:
+        try:  # the file first: a bad one is refused in a second, before TensorFlow loads
+            read_given_items(args.items)
+        except ValueError as err:
+            problem = str(err)
+    problem = problem or run_home_problem(args.home)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -3,12 +3,15 @@ tests/test_pipeline_e2e.py)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from mtrec.add_items import item_notes, latest_per_id, read_given_items, read_new_items
+from mtrec.add_items import item_notes
+from mtrec.items_file import latest_per_id, read_given_items, read_new_items
 
 
 def test_an_id_given_twice_keeps_its_last_row() -> None:
@@ -150,3 +153,26 @@ def test_a_json_lines_file_reads_as_ingestion_reads_it(tmp_path: Path) -> None:
     path.write_text('{"item_id": "n9"}\n{"item_id": \n')
     with pytest.raises(ValueError, match=r"new_items.jsonl: line 2: not JSON: Expecting value"):
         read_given_items(str(path))
+
+
+def test_movielens_movies_csv_reads_its_movie_id_as_the_item_id(tmp_path: Path) -> None:
+    """A user of --source ml-latest-small adding films in its own movies.csv format was
+    told to rename movieId, a column their run had read."""
+    path = tmp_path / "movies.csv"
+    path.write_text("movieId,title,genres\n200001,New Film (2021),Drama|Comedy\n")
+    items, notes = read_given_items(str(path))
+    assert items["item_id"].tolist() == ["200001"]
+    assert notes == ["read movieId as item_id (MovieLens' movies.csv)"]
+
+
+def test_a_bad_items_file_is_refused_before_tensorflow_loads(tmp_path: Path) -> None:
+    """It took 11 s (TensorFlow's import) to refuse a header; the file comes first now."""
+    path = tmp_path / "new.csv"
+    path.write_text("id,name\nn1,New\n")
+    code = ("import sys; from mtrec.cli import main; "
+            f"rc = main(['add-items', '--home', {str(tmp_path / 'nowhere')!r}, '--items', "
+            f"{str(path)!r}]); print(rc, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.split() == ["2", "False"]
+    assert "new.csv: need an item_id column and at least one row" in done.stderr
