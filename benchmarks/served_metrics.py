@@ -14,7 +14,12 @@ Protocol (issue 14 §1):
   the TFRS tutorial, not a target);
 - RMSE/MAE: `score(user_id, [[item_id]])` per held-out rating, i.e. the user's
   latest profile, as served;
-- coverage@10 / novelty@10 of the recommended top 10.
+- coverage@10 / novelty@10 of the recommended top 10, coverage over the catalogue the
+  recommender can return (a served model's own: served_outputs' "catalogue_size");
+- popularity: most training interactions first, ties by item id, each user's training
+  items excluded. Popularity and coverage are the RetrievalEvaluator's definitions,
+  imported from it (components/retrieval_evaluator/served_lists.py), so the pipeline's
+  numbers and this benchmark's agree.
 
 example_metrics is the other view, the one the pipeline's Evaluator gates on:
 TFMA's rating RMSE and relevance AUC from `serving_default` on raw examples.
@@ -30,6 +35,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from mtrec.components.retrieval_evaluator.served_lists import (
+    popular_top_k,
+    popular_unseen,
+    popularity_counts,
+    served_catalogue,
+)
 from mtrec.contracts import features as F
 from mtrec.models import evaluation as E
 
@@ -47,7 +58,8 @@ class GroundTruth:
     """A train/test split in the form the metrics need (ids as bytes, like the signatures').
 
     The catalogue is the set of items seen in training (what the benchmark's
-    models retrieve from; coverage is relative to it).
+    models retrieve from; coverage is relative to it, unless the outputs name the
+    catalogue a served model can return).
     """
 
     catalog: np.ndarray  # [C] item ids
@@ -115,7 +127,8 @@ def measure(truth: GroundTruth, outputs: dict) -> dict:
     outputs: "recommended" [U, >=DEEP] item ids, seen excluded, best first;
     optional "retrieved" [U, 100] (seen kept), "retrieval_ranked" / "score_ranked"
     [U, >=10] (alternative top-10s, reported as retrieval_* / score_*),
-    "ratings" (predicted, actual), "train_seconds".
+    "ratings" (predicted, actual), "train_seconds", "catalogue_size" (the items the
+    recommender can return, coverage's denominator; default: the training items).
     """
     metrics: dict = {}
     recommended = outputs["recommended"]
@@ -131,7 +144,8 @@ def measure(truth: GroundTruth, outputs: dict) -> dict:
             metrics.update({f"{prefix}{k}": v for k, v in extra.items()})
     metrics.update(
         E.coverage_and_novelty(
-            recommended, truth.item_users, len(truth.catalog), truth.num_train_users, TOP
+            recommended, truth.item_users, outputs.get("catalogue_size", len(truth.catalog)),
+            truth.num_train_users, TOP,
         )
     )
     if outputs.get("ratings") is not None:
@@ -143,19 +157,18 @@ def measure(truth: GroundTruth, outputs: dict) -> dict:
 
 # ------------------------------------------------------------------ baselines
 def popularity_outputs(truth: GroundTruth) -> dict:
-    """Most-rated training items for everyone (seen excluded for the top-K); for ratings,
-    the item's mean training rating, the global mean for items without one."""
-    catalog = truth.catalog
-    counts = np.array([truth.item_users.get(i, 0) for i in catalog.tolist()], np.float64)
-    ranked = np.argsort(-counts, kind="stable")
-    scores = np.broadcast_to(counts, (len(truth.users), len(catalog)))
+    """Most-rated training items for everyone, ties by id (seen excluded for the top-K:
+    the RetrievalEvaluator's popularity, served_lists.py); for ratings, the item's mean
+    training rating, the global mean for items without one."""
+    counts = popularity_counts(truth.train_items.tolist())
+    seen = [set(truth.catalog[positions].tolist()) for positions in truth.seen]
     frame = pd.DataFrame({"i": truth.train_items, "r": truth.train_ratings})
     means = frame.groupby("i")["r"].mean().to_dict()
     global_mean = float(truth.train_ratings.mean())
     predicted = np.array([means.get(i, global_mean) for i in truth.items.tolist()])
     return {
-        "retrieved": np.tile(catalog[ranked[: max(HIT_KS)]], (len(truth.users), 1)),
-        "recommended": catalog[E.top_k_unseen(scores, truth.seen, DEEP)],
+        "retrieved": np.tile(popular_top_k(counts, max(HIT_KS)), (len(truth.users), 1)),
+        "recommended": popular_unseen(counts, seen, min(DEEP, len(truth.catalog))),
         "ratings": (predicted, truth.ratings),
         "train_seconds": 0.0,
     }
@@ -200,13 +213,19 @@ def served_ratings(score: Callable, truth: GroundTruth) -> np.ndarray:
 
 
 def served_outputs(signatures: Mapping[str, SignatureFn],
-                   truth: GroundTruth, ratings: bool = True) -> dict:
+                   truth: GroundTruth, ratings: bool = True, model: object = None) -> dict:
     """The served outputs of a SavedModel: `recommend(k=50)`, `retrieve(k=100)` (when the
-    model has it) and, with `ratings`, `score` per held-out rating."""
-    catalog = len(truth.catalog)  # the model's catalogue holds at least the training items
+    model has it) and, with `ratings`, `score` per held-out rating. `model`, the loaded
+    SavedModel, tells the catalogue it serves (coverage's denominator, as the
+    RetrievalEvaluator's: served_lists.py); without it, the training items (quality.py's
+    models retrieve from them)."""
+    outputs: dict = {}
+    catalog = len(truth.catalog)
+    if model is not None:
+        catalog = outputs["catalogue_size"] = served_catalogue(
+            model, [*truth.catalog.tolist(), *truth.items.tolist()])
     deep, wide = tf.constant(min(DEEP, catalog)), tf.constant(min(max(HIT_KS), catalog))
-    recommended = batched(signatures["recommend"], truth.users, k=deep)["item_ids"]
-    outputs: dict = {"recommended": recommended}
+    outputs["recommended"] = batched(signatures["recommend"], truth.users, k=deep)["item_ids"]
     if "retrieve" in signatures:
         outputs["retrieved"] = batched(signatures["retrieve"], truth.users, k=wide)["item_ids"]
     if ratings:

@@ -20,7 +20,12 @@ reference. With --benchmark, the joint row of a quality.py results JSON for
 the same split is shown next to it, with the differences (the issue asks for
 agreement within 0.01).
 
-Writes benchmarks/results/served_quality_<source>_<split>.{json,md}.
+Writes served_quality_<source>_<split>.{json,md} under --out (default: this
+repository's benchmarks/results, where the recorded results live).
+
+TensorFlow (3 s, and CUDA's "Unable to register" notices) is imported only once the
+flags parsed: `--help` and a bad flag answer at once. So the functions that need it
+import it, and served_metrics (which imports it), themselves.
 """
 
 from __future__ import annotations
@@ -31,14 +36,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mtrec  # noqa: F401  (Keras 2 before TensorFlow; loads no model code)
 
 # isort: split
 import numpy as np
-import tensorflow as tf
 
+from mtrec.components.retrieval_evaluator.served_lists import served_catalogue
 from mtrec.contracts import features as F
 from mtrec.contracts import signatures as S
 from mtrec.data import clean, load_dataset, pseudonymize_users
@@ -48,16 +53,11 @@ from mtrec.pseudonyms import key_from_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_report import HEADLINE, table
-from served_metrics import (
-    GroundTruth,
-    SignatureFn,
-    measure,
-    popularity_outputs,
-    served_outputs,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from served_metrics import GroundTruth, SignatureFn
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 COLUMNS = tuple(c for c in HEADLINE if c[0] != "train_seconds")
@@ -66,6 +66,8 @@ AGREEMENT = 0.01
 
 def split_truth(dataset: Dataset, eval_fraction: float = 0.2) -> tuple[GroundTruth, str]:
     """(ground truth, split rule) of a cleaned dataset, split as write_examples splits it."""
+    from served_metrics import GroundTruth  # TensorFlow: not for --help
+
     ratings = dataset.ratings
     is_eval, rule = eval_mask(ratings, eval_fraction)
     train, test = ratings[~is_eval], ratings[is_eval]
@@ -76,11 +78,14 @@ def split_truth(dataset: Dataset, eval_fraction: float = 0.2) -> tuple[GroundTru
     return truth, rule
 
 
-def measure_served(signatures: Mapping[str, SignatureFn],
-                   truth: GroundTruth) -> dict[str, dict]:
-    """{"model": its served metrics, "popularity": popularity's on the same users}."""
+def measure_served(signatures: Mapping[str, SignatureFn], truth: GroundTruth,
+                   loaded: Any = None) -> dict[str, dict]:
+    """{"model": its served metrics, "popularity": popularity's on the same users}.
+    `loaded`, the SavedModel, tells the catalogue it serves (coverage's denominator)."""
+    from served_metrics import measure, popularity_outputs, served_outputs  # TensorFlow
+
     t0 = time.time()
-    model = measure(truth, served_outputs(signatures, truth, ratings=True))
+    model = measure(truth, served_outputs(signatures, truth, ratings=True, model=loaded))
     model["query_seconds"] = round(time.time() - t0, 1)
     model.pop("train_seconds", None)
     popularity = measure(truth, popularity_outputs(truth))
@@ -90,6 +95,8 @@ def measure_served(signatures: Mapping[str, SignatureFn],
 
 def resolve_model_dir(path: str) -> str:
     """The version directory: `path` itself, or its latest numbered version."""
+    import tensorflow as tf  # not for --help
+
     if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         return path
     if not tf.io.gfile.isdir(path):  # listdir's NotFoundError was a traceback
@@ -131,8 +138,9 @@ def markdown(payload: dict) -> str:
         "",
         f"Model: `{s['model_dir']}` (plain `tf.saved_model.load`). {s['train_rows']:,} training "
         f"/ {s['eval_rows']:,} held-out ratings rebuilt from the raw files; {s['test_users']:,} "
-        f"test users; catalogue (for coverage) {s['catalog']:,} training items; split rule: "
-        f"{s['split_rule']}.",
+        f"test users; coverage over the {s['served_catalog']:,} items the model serves "
+        f"({s['catalog']:,} with training ratings; popularity's coverage over those); split "
+        f"rule: {s['split_rule']}.",
         "",
         table(rows, COLUMNS),
         "",
@@ -165,18 +173,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--path", help="the raw files' directory, as given to `mtrec run`")
     p.add_argument("--split", help="official split (ml-100k u1..u5, ua, ub)")
     p.add_argument("--eval-fraction", type=float, default=0.2,
-                   help="as `mtrec run --eval-fraction` (time splits)")
-    p.add_argument("--max-reject-fraction", type=float, default=0.5)
+                   help="as `mtrec run --eval-fraction` (time splits; default %(default)s)")
+    p.add_argument("--max-reject-fraction", type=float, default=0.5,
+                   help="as `mtrec run --max-reject-fraction`: stop when more than this "
+                   "share of the ratings is rejected (default %(default)s)")
     p.add_argument("--pseudonymize-key-env", metavar="VAR",
                    help="as `mtrec run`: the model knows pseudonymised user ids")
     p.add_argument("--benchmark", metavar="JSON", help="a quality.py results JSON to compare")
-    p.add_argument("--out", default=str(RESULTS), help="results directory")
+    p.add_argument("--out", default=str(RESULTS),
+                   help="results directory (default %(default)s, where the recorded "
+                   "results are: pass another for a trial run)")
     return p.parse_args(argv)
 
 
 def unknown_share(signatures: Mapping[str, SignatureFn], users: np.ndarray) -> float:
     """The share of (up to 500 of) `users` the model answers as its unknown user: an
     embedding equal to that of an id no model holds (as MtrecClient.unknown tells)."""
+    import tensorflow as tf  # not for --help
+
     ids = [u if isinstance(u, bytes) else str(u).encode() for u in users[:500]]
     probe = tf.constant([*ids, S.NO_SUCH_ID])
     vectors = signatures[S.EMBED_USER](**{S.USER_ID: probe})[S.EMBEDDING].numpy()
@@ -184,23 +198,29 @@ def unknown_share(signatures: Mapping[str, SignatureFn], users: np.ndarray) -> f
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv)  # before TensorFlow: --help and bad flags answer at once
+    import tensorflow as tf
+
     model_dir = resolve_model_dir(args.model_dir)
     truth, rule = load_truth(args)
-    signatures = tf.saved_model.load(model_dir).signatures
+    loaded = tf.saved_model.load(model_dir)
+    signatures = loaded.signatures
     unknown = unknown_share(signatures, truth.users)
     if unknown > 0.5 and not args.pseudonymize_key_env:  # measured, it reads as a bad model
         print(f"warning: the model knows {1 - unknown:.0%} of the test users, and serves "
               "the rest as unknown: a model trained with --pseudonymize-key-env knows users "
               "by pseudonym only; pass the same --pseudonymize-key-env", file=sys.stderr)
-    results = measure_served(signatures, truth)
+    results = measure_served(signatures, truth, loaded)
     split = args.split or "time"
     payload: dict = {
         "setup": {
             "model_dir": model_dir, "source": args.source, "split": split,
             "split_rule": rule, "train_rows": int(len(truth.train_items)),
             "eval_rows": int(len(truth.items)), "test_users": int(len(truth.users)),
-            "catalog": int(len(truth.catalog)), "benchmark": args.benchmark,
+            "catalog": int(len(truth.catalog)),
+            "served_catalog": served_catalogue(
+                loaded, [*truth.catalog.tolist(), *truth.items.tolist()]),
+            "benchmark": args.benchmark,
         },
         "results": results,
     }  # fmt: skip

@@ -323,7 +323,15 @@ def test_a_folder_that_is_no_run_home_is_a_one_line_error(argv, tmp_path: Path, 
     argv = [a.format(home=tmp_path / "nowhere", items=items) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "no metadata.sqlite" in err and "Traceback" not in err
+    assert err == f"error: {tmp_path / 'nowhere'}: no such folder\n"
+    (tmp_path / "nowhere").write_text("a file")
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'nowhere'}: is a file, not an `mtrec run` output folder\n")
+    (tmp_path / "nowhere").unlink()
+    (tmp_path / "nowhere").mkdir()
+    assert main(argv) == 2
+    assert "no metadata.sqlite" in capsys.readouterr().err
 
 
 def _empty_store(home: Path) -> None:

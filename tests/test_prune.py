@@ -157,7 +157,7 @@ def test_the_command_prints_what_it_freed_and_refuses_bad_arguments(
     assert cli.main(["prune", str(tmp_path)]) == 0
     assert "kept 1 of 3 run(s)" in capsys.readouterr().out
     assert cli.main(["prune", str(tmp_path / "nowhere")]) == 2
-    assert "not an `mtrec run` output folder" in capsys.readouterr().err
+    assert "nowhere: no such folder" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["prune", str(tmp_path), "--keep-runs", "0"])
     assert "0: must be 1 or more" in capsys.readouterr().err

@@ -17,7 +17,7 @@ import pytest
 from ml_metadata.proto import metadata_store_pb2
 
 from mtrec.contracts import pipeline as P
-from mtrec.report import charts, page
+from mtrec.report import charts, page_training
 from mtrec.report.page import render
 from mtrec.run_state import NodeRun, output_uri
 from tests.test_report import COMPONENTS, REPORT, parse_report
@@ -212,7 +212,7 @@ def test_a_validation_metric_worse_at_the_end_than_at_its_best_is_pointed_out():
     val = {"rating_rmse": [0.90, 0.857, 0.88, 0.953], "relevance_auc": [0.70, 0.767, 0.738],
            "interest_auc": [0.80, 0.85, 0.849], "loss": [7.5, 8.0, 9.2],
            "regularization_loss": [0.04, 0.05, 0.06]}
-    notes = page.worse_at_the_end(val)
+    notes = page_training.worse_at_the_end(val)
     assert notes == [
         "validation rating_rmse was best at epoch 2 (0.8570) and ends at 0.9530 (epoch 4)",
         "validation relevance_auc was best at epoch 2 (0.7670) and ends at 0.7380 (epoch 3)",

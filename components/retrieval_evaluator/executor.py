@@ -32,6 +32,11 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from mtrec.components.retrieval_evaluator.served_lists import (
+    popular_top_k,
+    popular_unseen,
+    served_catalogue,
+)
 from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import (
     BLESSED_FILE,
@@ -75,7 +80,6 @@ from mtrec.models.evaluation import (
     lift_stderr,
     means,
     per_user_ranking,
-    popularity_ranking,
 )
 
 log = logging.getLogger(__name__)
@@ -167,19 +171,6 @@ def seen_items(examples: types.Artifact, split: str, users: np.ndarray) -> list[
     return seen
 
 
-def popularity_unseen(counts: dict[bytes, int], seen: list[set], k: int) -> np.ndarray:
-    """Each user's k most popular training items that they have not rated."""
-    longest = max((len(s) for s in seen), default=0)
-    popular = popularity_ranking(
-        np.array(list(counts), dtype=object), k + longest, np.array(list(counts.values()))
-    ).tolist()
-    rows = []
-    for mine in seen:
-        top = [item for item in popular if item not in mine][:k]
-        rows.append(top + [b""] * (k - len(top)))
-    return np.array(rows, dtype=object).reshape(len(seen), k)
-
-
 def relative_metrics(metrics: dict, baseline: dict | None) -> dict:
     """The derived metrics the relative gates read (see the module docstring)."""
     ndcg, pop = metrics[_NDCG], metrics[POPULARITY_PREFIX + _NDCG]
@@ -218,21 +209,17 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
     """
     users, items, total_users = sampled_pairs(examples, eval_split, max_users)
     counts = item_counts(examples, train_split)
-    # The items the signatures can rank, at least: the training items and the eval
-    # ones, which include catalogue items without training ratings (a k past the
-    # catalogue is refused). Bounded by the training items alone, the lists left out
-    # every eval item nobody had rated in training.
-    catalogue = len(set(counts) | set(items.tolist()))
+    model = tf.saved_model.load(saved_model_dir)  # once for both signatures
+    # The items the signatures can rank (a k past them is refused) and coverage's
+    # denominator: the served catalogue (served_lists.py). Bounded by the training
+    # items alone, the lists left out every eval item nobody had rated in training.
+    catalogue = served_catalogue(model, set(counts) | set(items.tolist()))
     unique_users, row_user = np.unique(users, return_inverse=True)
     kmax = max(ks)
     kmax_model = min(kmax, catalogue)
-    model = tf.saved_model.load(saved_model_dir)  # once for both signatures
     ranked = top_items(model, RETRIEVE, unique_users, kmax_model)
     metrics = hit_rates(ranked, row_user, items, ks)
-    ranked_popular = popularity_ranking(
-        np.array(list(counts), dtype=object), kmax, np.array(list(counts.values()))
-    )
-    pop = hit_rates(np.tile(ranked_popular, (1, 1)), np.zeros(len(items), dtype=np.int64),
+    pop = hit_rates(popular_top_k(counts, kmax)[None, :], np.zeros(len(items), dtype=np.int64),
                     items, ks)
     metrics.update({POPULARITY_PREFIX + k: v for k, v in pop.items()})
 
@@ -248,7 +235,7 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
     # rated the item: cleaning drops duplicate ratings, so counts are users).
     metrics.update(coverage_and_novelty(recommended, counts, catalogue,
                                         user_count(examples, train_split), RECOMMEND_K))
-    popular = per_user_ranking(popularity_unseen(counts, seen, k), relevant, RECOMMEND_K)
+    popular = per_user_ranking(popular_unseen(counts, seen, k), relevant, RECOMMEND_K)
     metrics.update({POPULARITY_PREFIX + m: v for m, v in means(popular).items()})
     baseline = None
     if baseline_dir:

@@ -169,6 +169,10 @@ def pipeline_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str
 def run_home_problem(home: str) -> str | None:
     """Why `home` is not an `mtrec run` output folder, or None: checked before a
     command imports TensorFlow (~10 s), so a mistyped path fails in a second."""
+    if not os.path.exists(home):
+        return f"{home}: no such folder"
+    if not os.path.isdir(home):
+        return f"{home}: is a file, not an `mtrec run` output folder"
     store = os.path.join(home, MLMD_FILE)
     if not os.path.isfile(store):
         return (f"{home}: no {MLMD_FILE}, so not an `mtrec run` output folder "

@@ -11,7 +11,7 @@ import sys
 
 from mtrec.commands.options import EXAMPLE_HELP, SubParsers, run_home_problem
 from mtrec.pipeline.output_paths import unwritable
-from mtrec.report import write_report
+from mtrec.report import cannot_write, write_report
 
 EXAMPLE = """examples:
   mtrec report outputs/sample              # writes outputs/sample/report.html
@@ -32,7 +32,8 @@ def add_report_parser(sub: SubParsers) -> argparse.ArgumentParser:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    problem = run_home_problem(args.home) or unwritable("--output", args.output)
+    problem = (run_home_problem(args.home) or unwritable("--output", args.output)
+               or cannot_write(args.home, args.output))
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 """The run report: `<home>/report.html`, one self-contained page with plots.
 
-collect.py reads a run's home (ML Metadata, artifacts, summary.json) into
-plain data, whose keys schema.py declares; page.py (from markup.py's HTML pieces)
-and charts.py turn that into HTML with embedded SVG plots.
+collect.py reads a run's home (ML Metadata, artifacts, summary.json, and for a run
+that stopped, stopped_run.py's reading of its log) into plain data, whose keys
+schema.py declares; page.py, page_training.py and page_evaluation.py (from markup.py's
+HTML pieces) and charts.py turn that into HTML with embedded SVG plots.
 `mtrec run` writes it at the end of every run; `mtrec report HOME` rebuilds it
 without retraining.
 """
@@ -10,8 +11,9 @@ without retraining.
 from __future__ import annotations
 
 import os
+import tempfile
 
-from mtrec.pipeline.output_paths import file_in
+from mtrec.pipeline.output_paths import existing_part, file_in
 
 REPORT_FILE = "report.html"
 
@@ -41,3 +43,21 @@ def report_path(home: str, output: str | None) -> str:
     ends in a slash: pipeline/output_paths.py), else the home's report.html."""
     return file_in(output, REPORT_FILE) if output else os.path.join(home, REPORT_FILE)
 
+
+
+def cannot_write(home: str, output: str | None) -> str | None:
+    """Why no report can be written where it would go, in words for an `error:` line, or
+    None: a file is made and dropped in the nearest existing folder of its path before
+    the ~20 s of reading the run (`--output /proc/x.html` failed only after them, naming
+    an internal x.html.tmp). A file in the folder's place is output_paths.unwritable's."""
+    path = report_path(home, output)
+    folder = existing_part(path)
+    if not os.path.isdir(folder):
+        return None
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        given = f"--output {output}" if output else path
+        return f"{given}: cannot create a file in {folder} ({err.strerror or err})"
+    return None

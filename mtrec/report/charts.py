@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -24,7 +25,7 @@ matplotlib.use("Agg")  # no display: the report is built in a terminal or a pipe
 
 import matplotlib.pyplot as plt  # after the backend is chosen
 from matplotlib import font_manager
-from matplotlib.ticker import LogFormatter, MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
 from mtrec import run_state
 from mtrec.contracts.artifacts import MLM_LOSS_AFTER, MLM_LOSS_BEFORE
@@ -34,6 +35,14 @@ from mtrec.data.cleaning import KEPT, rejected_by_reason
 WIDTH, HEIGHT = 6.4, 3.0  # inches; 100 dpi in the page
 RUN, CACHED, FAILED = "#4c72b0", "#8c8c8c", "#c44e52"
 MAX_EPOCH_TICKS = 20  # up to this many epochs, a tick per epoch
+# A log axis's tick values: the first of these mantissa sets to give 3 ticks in view
+# (0.1 0.2 0.5 1 2 5 over the task losses' 0.09-6.5, so one tick sits by the retrieval
+# loss); matplotlib's own put one tick per decade (1, 1e-01) and none near 6.
+LOG_MANTISSAS = ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 6, 8), tuple(range(1, 10)))
+# The same SVG for the same data: a fixed salt for matplotlib's clip-path ids (random
+# otherwise) and no <dc:date>, so two `mtrec report` builds differ in the "built" line only.
+SVG_RC = {"svg.hashsalt": "mtrec-report"}
+SVG_METADATA = {"Date": None}
 # Fonts for scripts DejaVu Sans lacks (東京物語), used where installed; matplotlib
 # falls back along the list glyph by glyph.
 FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "WenQuanYi Zen Hei",
@@ -62,17 +71,19 @@ def _plain_text(chart: Callable[..., str]) -> Callable[..., str]:
 def _uri(fig: Any) -> str:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="svg", bbox_inches="tight")  # no label cut at the figure's edge
+    with plt.rc_context(SVG_RC):  # bbox "tight": no label cut at the figure's edge
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata=SVG_METADATA)
     plt.close(fig)
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _bars(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float]],
           horizontal: bool = False, value_label: str = "", category_label: str = "",
-          counts: bool = False) -> str:
+          value_format: str | None = None) -> str:
     """Grouped bars: one group per label, one bar per series. `value_label` names the
-    value axis (the series' name when there is one series and no label); `counts`
-    writes each bar's value at its end, so a bar of 1 next to one of 40,000 still shows."""
+    value axis (the series' name when there is one series and no label); `value_format`
+    (a format spec: "," for counts, ".3f") writes each bar's value at its end, so a bar
+    of 1 next to one of 40,000 still shows, and a metric reads as a number."""
     fig, ax = plt.subplots(figsize=(WIDTH, max(HEIGHT, 0.35 * len(labels)) if horizontal
                                     else HEIGHT))
     n = max(len(series), 1)
@@ -81,9 +92,10 @@ def _bars(title: str, labels: Sequence[str], series: Mapping[str, Sequence[float
         positions = [p + (i - (n - 1) / 2) * width for p in range(len(labels))]
         bars = (ax.barh(positions, values, height=width, label=name) if horizontal
                 else ax.bar(positions, values, width=width, label=name))
-        if counts:
-            ax.bar_label(bars, labels=[f"{v:,}" for v in values], padding=2, fontsize=8)
-    if counts:
+        if value_format is not None:
+            ax.bar_label(bars, labels=[format(v, value_format) for v in values], padding=2,
+                         fontsize=8)
+    if value_format is not None:
         if horizontal:  # room for the labels
             ax.margins(x=0.12)
         else:
@@ -112,7 +124,7 @@ def rows_by_reason(counts: Mapping[str, int]) -> str:
     labels = [KEPT, *reasons]
     return _bars("ratings kept and rejected by reason", labels,
                  {"rows": [counts.get(KEPT, 0), *reasons.values()]}, horizontal=True,
-                 value_label="ratings", counts=True)
+                 value_label="ratings", value_format=",")
 
 
 @_plain_text
@@ -172,14 +184,28 @@ def curves(title: str, series: Mapping[str, Sequence[float]], ylabel: str,
     ax.set_xlabel("epoch")
     if log and all(v > 0 for values in series.values() for v in values):
         ax.set_yscale("log")
-        # Plain numbers: the default log labels are mathtext ("$10^{0}$"), shown raw here.
-        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+        # Plain numbers ("0.2", "5"): the default log labels are mathtext ("$10^{0}$").
+        ax.yaxis.set_major_locator(FixedLocator(log_ticks(*ax.get_ylim())))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ylabel += " (log scale)"
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(title)
     return _uri(fig)
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """Tick values for a log axis viewing [low, high] (low > 0): round numbers (1-2-5,
+    finer for a narrow range, LOG_MANTISSAS) in view, at least 3 where the range allows."""
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    ticks: list[float] = []
+    for mantissas in LOG_MANTISSAS:
+        ticks = [float(f"{m * 10.0 ** e:.6g}") for e in decades for m in mantissas
+                 if low <= m * 10.0 ** e <= high]
+        if len(ticks) >= 3:
+            break
+    return ticks or [float(f"{low:.2g}"), float(f"{high:.2g}")]
 
 
 @_plain_text
@@ -190,11 +216,12 @@ def loss_weights(weights: Mapping[str, float]) -> str:
 
 @_plain_text
 def model_vs_popularity(title: str, metrics: Mapping[str, float], names: Sequence[str]) -> str:
-    """The model's served metrics next to popularity's on the same users."""
+    """The model's served metrics next to popularity's on the same users, each bar with
+    its value written on it."""
     return _bars(title, list(names), {
         "model": [metrics.get(n, 0.0) for n in names],
         "popularity": [metrics.get(POPULARITY_PREFIX + n, 0.0) for n in names],
-    }, value_label="value (higher is better)")
+    }, value_label="value (higher is better)", value_format=".3f")
 
 
 @_plain_text

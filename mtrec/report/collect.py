@@ -38,6 +38,7 @@ from mtrec.report.schema import (
     TextEncoderSection,
     TrainedConfig,
 )
+from mtrec.report.stopped_run import failed_error, not_run
 from mtrec.run_state import CACHED, NodeRun, latest_run, output_uri
 from mtrec.summary import (
     SUMMARY_FILE,
@@ -320,6 +321,7 @@ def collect(home: str) -> Report:
         saved["data"]["rejects_path"] = rebase(saved["data"].get("rejects_path"), old_home,
                                                paths.home)
     model_dir = summary.get("pushed_to")
+    log = RUN_LOG if os.path.exists(os.path.join(home, RUN_LOG)) else None
     return {
         "home": os.path.abspath(home),
         "generated": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -332,7 +334,8 @@ def collect(home: str) -> Report:
         "pipeline": {"components": components(nodes), "pushed_to": model_dir,
                      "already_served": bool(summary.get("already_served")),
                      "not_pushed": not_pushed_reason(summary, summary["components"]),
-                     "log": RUN_LOG if os.path.exists(os.path.join(home, RUN_LOG)) else None},
+                     "log": log, "not_run": not_run(nodes),
+                     "error": failed_error(nodes, log and os.path.join(home, log))},
         "training": {"metrics": summary.get("training"), "curves": curves(nodes),
                      "config": model_config(nodes)},
         "evaluation": {"tfma": tfma_table(nodes), "tfma_blessed": summary.get("tfma_blessed"),

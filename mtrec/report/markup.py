@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mtrec.contracts.artifacts import LIKE_CALIBRATION_IDENTITY
@@ -91,3 +91,14 @@ def missing(what: str) -> str:
 def verdict(ok: bool | None, text: str) -> str:
     css = "ok" if ok else "bad"
     return f'<p class="{css}">{escape(text)}</p>'
+
+
+def muted(markup: str) -> str:
+    """Already-escaped `markup` in the page's grey: a cell that holds no measured value."""
+    return f'<span class="muted">{markup}</span>'
+
+
+def stopped_note(what: str, node: str, stopped: Mapping[str, str]) -> str:
+    """Why `what` is missing when `node` failed or never ran (stopped[node] says which,
+    page.stopped_components): not "not recorded", which reads as a gap in the records."""
+    return f'<p class="muted">{escape(what)}: none, as {escape(node)} {escape(stopped[node])}.</p>'

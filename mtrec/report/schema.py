@@ -39,6 +39,8 @@ class PipelineSection(TypedDict, total=False):
     already_served: bool
     not_pushed: str | None  # why nothing was pushed
     log: str | None  # the run log, relative to the home
+    error: str | None  # the failed component's error, its last line (from the run log)
+    not_run: list[str]  # components a run that stopped (failed, killed) never started
 
 
 class TrainedConfig(TypedDict, total=False):

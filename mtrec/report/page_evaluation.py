@@ -1,0 +1,166 @@
+"""The report's Evaluation section: TFMA's table and verdict, the RetrievalEvaluator's
+served metrics next to popularity's, and its gate.
+
+TFMA measures `serving_default`, the served outputs (the blended, clipped rating; the
+calibrated P(like)), which differ from the heads' own metrics of the Training section:
+the headings say so. Each headline number is written out, not left to a bar's height.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mtrec.contracts.artifacts import (
+    RETRIEVAL_FAILED,
+    RETRIEVAL_METRICS,
+    RETRIEVAL_THRESHOLDS,
+)
+from mtrec.contracts.features import LIKED_THRESHOLD
+from mtrec.contracts.metrics import (
+    BEYOND_ACCURACY_METRICS,
+    EVAL_USERS,
+    HIT_RATE,
+    POPULARITY_PREFIX,
+    RANKING_METRICS,
+    RETRIEVAL_KS,
+    STDERR_SUFFIX,
+    at,
+)
+from mtrec.contracts.pipeline import EVALUATOR, RETRIEVAL_EVALUATOR
+from mtrec.report import charts
+from mtrec.report.markup import (
+    count,
+    escape,
+    img,
+    missing,
+    muted,
+    num,
+    stderr,
+    stopped_note,
+    table,
+    verdict,
+)
+from mtrec.report.schema import EvaluationSection
+from mtrec.summary import tfma_not_run
+
+TFMA_NOTE = (
+    "What serving_default answers, as clients get it: the served rating (the rating "
+    "head blended with a neighbour predictor and clipped to the rating range) and the "
+    f"calibrated P(like), its AUC over rated pairs only (liked: rating \u2265 "
+    f"{LIKED_THRESHOLD:g}). The Training section's validation metrics are the heads' own "
+    "(the raw rating head; the relevance AUC there also counts sampled pairs), so the two "
+    "differ."
+)
+NO_BASELINE = "no baseline"  # a baseline or change cell when no earlier model was blessed
+SKIPPED = "skipped (no baseline model yet)"  # a change gate on the first blessed run
+
+
+def direction(value: Any) -> str:
+    """TFMA's change direction in words: LOWER_IS_BETTER -> "lower is better"."""
+    return escape(str(value).lower().replace("_", " "))
+
+
+def _bound(row: Mapping[str, Any]) -> str:
+    parts = []
+    if row.get("lower_bound") is not None:
+        parts.append(f"&ge; {row['lower_bound']}")
+    if row.get("upper_bound") is not None:
+        parts.append(f"&le; {row['upper_bound']}")
+    if row.get("max_change") is not None:
+        parts.append(f"change vs baseline {row['max_change']:+} "
+                     f"({direction(row.get('direction'))})")
+    return ", ".join(parts) or "&mdash;"
+
+
+def tfma_table(tfma: list[dict[str, Any]]) -> str:
+    """Candidate, threshold, baseline and change per metric; without any baseline (no
+    model blessed before) the last two say so rather than "not recorded"."""
+    baseline = any("baseline" in r for r in tfma)
+    rows = []
+    for r in tfma:
+        fmt = count if r["metric"].endswith("count") else num
+        then = ([fmt(r.get("baseline")), fmt(r.get("diff"))] if baseline
+                else [muted(NO_BASELINE)] * 2)
+        rows.append([escape(r["output"]), escape(r["metric"]), fmt(r.get("value")), _bound(r),
+                     *then])
+    return table(["output", "metric", "value", "threshold", "baseline", "change"], rows)
+
+
+def evaluation_section(evaluation: EvaluationSection,
+                       stopped: Mapping[str, str] | None = None) -> str:
+    stopped = stopped or {}
+    out = ["<h3>TFMA (eval split): the served outputs</h3>"]
+    tfma = evaluation.get("tfma") or []
+    if tfma_not_run(evaluation):
+        out.append('<p class="muted">TFMA did not run: it evaluates only models that passed '
+                   "the retrieval gate (below), so that its blessing, the baseline of later "
+                   "runs, is only ever a pushed model's.</p>")
+        return "".join(out + _retrieval_section(evaluation, stopped))
+    if not tfma and EVALUATOR in stopped:
+        out.append(stopped_note("TFMA metrics", EVALUATOR, stopped))
+        return "".join(out + _retrieval_section(evaluation, stopped))
+    out.append(tfma_table(tfma) if tfma else missing("TFMA metrics"))
+    if tfma:
+        out.append(f'<p class="muted">{escape(TFMA_NOTE)}</p>')
+    if evaluation.get("implicit_feedback"):
+        out.append('<p class="muted">Every rating is the same value (implicit feedback): the '
+                   "rating and like metrics have no labels (RMSE 0, AUC 0), so TFMA bounds only "
+                   "the example count and the retrieval gate below decides.</p>")
+    if tfma and not any("baseline" in r for r in tfma):
+        out.append('<p class="muted">No baseline model yet (no earlier run was blessed): '
+                   "change thresholds were skipped.</p>")
+    said = evaluation.get("tfma_verdict")
+    out.append(verdict(evaluation.get("tfma_blessed"), said) if said
+               else missing("TFMA verdict"))
+    return "".join(out + _retrieval_section(evaluation, stopped))
+
+
+def headline_table(metrics: Mapping[str, Any]) -> str:
+    """The served metrics next to popularity's on the same users, written out (the bars
+    above show them; their heights alone read as no number)."""
+    names = [*(at(HIT_RATE, k) for k in RETRIEVAL_KS), *RANKING_METRICS,
+             *BEYOND_ACCURACY_METRICS]
+    rows = [[escape(n), num(metrics[n]),
+             num(metrics[POPULARITY_PREFIX + n]) if POPULARITY_PREFIX + n in metrics
+             else muted("&mdash;")]
+            for n in names if n in metrics]
+    return table(["metric", "model", "popularity"], rows)
+
+
+def _gate_row(name: str, bound: Any, metrics: Mapping[str, Any],
+              failed: Mapping[str, Any]) -> list[str]:
+    if name not in metrics:  # the change gate without a baseline model
+        return [escape(name), num(bound), muted("&mdash;"), stderr(None), SKIPPED]
+    return [escape(name), num(bound), num(metrics[name]),
+            stderr(metrics.get(name + STDERR_SUFFIX)), "no" if name in failed else "yes"]
+
+
+def _retrieval_section(evaluation: EvaluationSection, stopped: Mapping[str, str]
+                       ) -> list[str]:
+    out = ["<h3>Served retrieval and ranking (RetrievalEvaluator)</h3>"]
+    retrieval = evaluation.get("retrieval") or {}
+    metrics = retrieval.get(RETRIEVAL_METRICS) or {}
+    if not metrics:
+        out.append(stopped_note("retrieval metrics", RETRIEVAL_EVALUATOR, stopped)
+                   if RETRIEVAL_EVALUATOR in stopped else missing("retrieval metrics"))
+        return out
+    hit_rates = [at(HIT_RATE, k) for k in RETRIEVAL_KS if at(HIT_RATE, k) in metrics]
+    ranking = [k for k in RANKING_METRICS if k in metrics]
+    out.append(img(charts.model_vs_popularity(
+        "retrieval: hit rate of the held-out items, full catalogue, vs popularity",
+        metrics, hit_rates), "HR@K vs popularity"))
+    out.append(img(charts.model_vs_popularity(
+        "served top-10 (seen items excluded) vs popularity", metrics, ranking),
+        "ranking vs popularity"))
+    out.append(headline_table(metrics))
+    failed = retrieval.get(RETRIEVAL_FAILED) or {}
+    users = metrics.get(EVAL_USERS)
+    out.append(table(["bound", "threshold", "value", "standard error"
+                       + (f" ({users:,} eval users)" if users else ""), "passed"], [
+        _gate_row(name, bound, metrics, failed)
+        for name, bound in (retrieval.get(RETRIEVAL_THRESHOLDS) or {}).items()]))
+    blessed = evaluation.get("retrieval_blessed")
+    out.append(verdict(blessed, "retrieval gate passed" if blessed else
+                        "retrieval gate failed: " + ", ".join(failed)))
+    return out
