@@ -42,6 +42,8 @@ import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from mtrec.contracts import signatures as S
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from grpc_floor import SPIN_SECONDS, WORK, WORK_TIMES, EchoServer
 
@@ -108,7 +110,7 @@ def measure(calls: int, rounds: int) -> dict[str, dict]:
             for v, s in servers.items()
         }
         request = predict_pb2.PredictRequest()
-        request.model_spec.name = "mtrec"
+        request.model_spec.name = S.MODEL_NAME
         times: dict[str, list[float]] = {v: [] for v in VARIANTS}
         cpu = dict.fromkeys(VARIANTS, 0.0)
         inside: dict[str, list[list[float]]] = {

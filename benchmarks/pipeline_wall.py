@@ -32,6 +32,7 @@ import time
 from mtrec.console import log_path
 from mtrec.pipeline import configs
 from mtrec.pipeline.mlmd_store import open_store
+from mtrec.summary import SUMMARY_FILE
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # Components that start a Beam pipeline (the local runner's mode applies to them).
@@ -55,7 +56,7 @@ def component_seconds(metadata_path: str) -> dict[str, float]:
 
 
 def quality(home: str) -> dict[str, float]:
-    with open(os.path.join(home, "summary.json")) as f:
+    with open(os.path.join(home, SUMMARY_FILE)) as f:
         summary = json.load(f)
     out = {k: round(v, 4) for k, v in summary.get("tfma", {}).items() if k in QUALITY_KEYS}
     metrics = summary.get("retrieval", {}).get("metrics", {})

@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
+from mtrec.contracts import signatures as S
 from mtrec.serving import tensor_codec
 from mtrec.serving.model_manager import Servable
 
@@ -102,7 +103,7 @@ def profile(model_dir: str, requests: list[predict_pb2.PredictRequest], calls: i
             serialized: bool = True) -> dict[str, Any]:
     """Per-stage p50/mean in microseconds for these requests (one signature), on the
     server's wire path (`serialized`, batching off) or its numpy path."""
-    servable = Servable("mtrec", 1, model_dir)
+    servable = Servable(S.MODEL_NAME, 1, model_dir)
     serialized = serialized and servable.signature(
         requests[0].model_spec.signature_name).serializes
     wires = [r.SerializeToString() for r in requests]

@@ -31,6 +31,7 @@ import psutil
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from mtrec.contracts import signatures as S
 from mtrec.serving import handlers, tensor_codec
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.model_manager import Servable
@@ -114,7 +115,7 @@ class ServerProcess:
         self, model_dir: str, threads: int, workdir: str, extra: list[str] | None = None
     ) -> None:
         # The folder of the versions, as TF Serving's --model_base_path.
-        self.base = os.path.join(tempfile.mkdtemp(prefix="base-", dir=workdir), "mtrec")
+        self.base = os.path.join(tempfile.mkdtemp(prefix="base-", dir=workdir), S.MODEL_NAME)
         os.makedirs(self.base)
         os.symlink(os.path.abspath(model_dir), os.path.join(self.base, "1"))
         self.port = portpicker.pick_unused_port()
@@ -127,7 +128,7 @@ class ServerProcess:
             "--model-base-path",
             self.base,
             "--model-name",
-            "mtrec",
+            S.MODEL_NAME,
             "--port",
             str(self.port),
             "--threads",
@@ -177,7 +178,7 @@ def make_requests(model_dir: str, users: list[str]) -> dict[str, list[predict_pb
     fn = tf.saved_model.load(model_dir).signatures["recommend"]
     for user in users:
         req = predict_pb2.PredictRequest()
-        req.model_spec.name = "mtrec"
+        req.model_spec.name = S.MODEL_NAME
         req.model_spec.signature_name = "recommend"
         req.inputs["user_id"].CopyFrom(tensor_codec.encode([user], tf.string))
         req.inputs["k"].CopyFrom(tensor_codec.encode(10, tf.int32))
@@ -185,7 +186,7 @@ def make_requests(model_dir: str, users: list[str]) -> dict[str, list[predict_pb
         # 100 real item ids from the model itself, so any catalogue works.
         items = fn(user_id=tf.constant([user]), k=tf.constant(100, tf.int32))["item_ids"].numpy()
         sreq = predict_pb2.PredictRequest()
-        sreq.model_spec.name = "mtrec"
+        sreq.model_spec.name = S.MODEL_NAME
         sreq.model_spec.signature_name = "score"
         sreq.inputs["user_id"].CopyFrom(tensor_codec.encode([user], tf.string))
         sreq.inputs["item_ids"].CopyFrom(tensor_codec.encode(items, tf.string))
@@ -330,7 +331,7 @@ def in_process_latency(
     """
     del users  # the requests carry them
     loaded = tf.saved_model.load(model_dir)
-    servable = Servable("mtrec", 1, model_dir)
+    servable = Servable(S.MODEL_NAME, 1, model_dir)
     calls: dict[str, dict[str, list[Callable[[], Any]]]] = {}
     for label, reqs in requests.items():
         ways: dict[str, list[Callable[[], Any]]] = {"public": [], "server_path": [],

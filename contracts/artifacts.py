@@ -26,6 +26,7 @@ INGEST_ITEMS_WITH_TEXT = "n_items_with_text"  # any text encoder input: none, no
 INGEST_RATING_VALUES = "rating_values"
 INGEST_SPLIT_PROTOCOL = "split_protocol"
 INGEST_SPLIT_RULE = "split_rule"  # how eval rows were chosen, in words (data/splits.py)
+INGEST_SOURCE = "source"  # the dataset's name: "sample", "ml-100k/u1", ...
 
 # ------------------------------------------- a SavedModel's layout (TF's names)
 SAVED_MODEL_FILE = "saved_model.pb"  # the graph: a version is complete once it exists
@@ -89,6 +90,7 @@ ENCODER_CONFIG = "config"  # TextEncoderConfig.to_dict()
 ENCODER_SEQUENCE_LENGTH = "sequence_length"  # the one chosen for the corpus
 ENCODED_ITEMS = "num_items"
 ENCODED_DIM = "embedding_dim"
+PRETRAIN_SECONDS = "pretrain_seconds"  # the masked-LM step's seconds (a custom property)
 ENCODE_CACHED = "encode_cached"  # the vectors came from the encoder's cache
 ENCODER_SECONDS = "seconds"  # {phase: seconds}, ENCODE_PHASE among them
 ENCODE_PHASE = "encode"

@@ -9,6 +9,11 @@ before it have no such signature (`mtrec query` then shows ids alone).
 
 from __future__ import annotations
 
+# The served model's name: TF Serving's model_spec.name, and the folder the local
+# runner pushes versions into (<home>/serving_model/mtrec), whose name TF Serving's
+# --model_base_path convention serves it under.
+MODEL_NAME = "mtrec"
+
 SERVING_DEFAULT = "serving_default"  # serialized tf.Examples -> rating, relevance, interest
 TRANSFORM_FEATURES = "transform_features"  # TFMA's preprocessing function
 RECOMMEND = "recommend"  # user_id, k -> the blended top-k, seen items excluded

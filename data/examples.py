@@ -30,6 +30,7 @@ from mtrec.contracts.artifacts import (
     INGEST_RATING_VALUES,
     INGEST_REPORT_FILE,
     INGEST_ROWS,
+    INGEST_SOURCE,
     INGEST_SPLIT_PROTOCOL,
     INGEST_SPLIT_RULE,
     INGEST_USERS,
@@ -208,7 +209,7 @@ def write_examples(
             writer.close()
 
     report = {
-        "source": dataset.name,
+        INGEST_SOURCE: dataset.name,
         INGEST_ROWS: {name: writer.count for name, writer in writers.items()},
         INGEST_USERS: int(len(pd.unique(user_ids))),
         INGEST_ITEMS: int(len(pd.unique(item_ids))),

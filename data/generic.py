@@ -353,7 +353,7 @@ def _in_seconds(ratings: pd.DataFrame, source: str) -> tuple[pd.DataFrame, str |
 def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     """Load a directory in the generic format described in this module's docstring."""
     path = Path(path)
-    ratings_file = _require(path, "ratings")
+    ratings_file = _require(path, RATINGS)
     # Ids, ratings and timestamps never hold a line break: in ratings, a quoted
     # field running over lines is an unbalanced quote, not data.
     encodings: dict[str, str] = {}
@@ -364,7 +364,7 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     bad = [malformed_frame(bad_rows, RATINGS), bad_split]
 
     derived = set()
-    users_file = _find(path, "users")
+    users_file = _find(path, USERS)
     if users_file is None:
         users = derive_users(ratings)
         derived.add(USERS)
@@ -374,7 +374,7 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
                                       frame.get(F.OCCUPATION)), frame, users_file.name)
         bad.append(malformed_frame(bad_users, USERS))
 
-    items_file = _find(path, "items")
+    items_file = _find(path, ITEMS)
     if items_file is None:
         items = derive_items(ratings)
         derived.add(ITEMS)

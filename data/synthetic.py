@@ -25,7 +25,15 @@ import pandas as pd
 
 from mtrec.contracts import features as F
 from mtrec.data import synthetic_vocab as V
-from mtrec.data.tables import Dataset, empty_malformed, make_items, make_users
+from mtrec.data.tables import (
+    ITEMS,
+    RATINGS,
+    USERS,
+    Dataset,
+    empty_malformed,
+    make_items,
+    make_users,
+)
 
 START = 1_420_070_400  # 2015-01-01: every item is released before any rating
 SPAN = 5 * 365 * 86_400  # ratings fall in 2015..2019
@@ -280,7 +288,7 @@ def write_generic(dataset: Dataset, out: str | Path) -> list[Path]:
     items = dataset.items.assign(**{F.GENRES: dataset.items[F.GENRES].map("|".join)})
     ratings = dataset.ratings.assign(**{F.RATING: dataset.ratings[F.RATING].map("{:g}".format)})
     paths = []
-    for name, frame in (("ratings", ratings), ("users", dataset.users), ("items", items)):
+    for name, frame in ((RATINGS, ratings), (USERS, dataset.users), (ITEMS, items)):
         path = out / f"{name}.csv"
         frame.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
         paths.append(path)

@@ -24,6 +24,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from mtrec.commands.add_items import add_items_parser
 from mtrec.commands.compile import add_compile_parser, split_beam_args
 from mtrec.commands.data_check import add_data_parser
 from mtrec.commands.options import (
@@ -35,24 +36,21 @@ from mtrec.commands.options import (
     home_problem,
     open_fraction,
     pipeline_fields,
-    run_home_problem,
 )
 from mtrec.commands.prune import add_prune_parser
 from mtrec.commands.report import add_report_parser
 from mtrec.contracts import artifacts as A
-from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
 from mtrec.data import SOURCES, DataQualityError
 from mtrec.data.cleaning import KEPT
 from mtrec.ingest import IngestOptions, IngestResult, ingest
-from mtrec.items_file import read_given_items
 from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
 from mtrec.pipeline.home_lock import HomeInUseError, home_lock
 from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.prune import after_run
 from mtrec.pseudonyms import key_from_env
-from mtrec.run_state import latest_pushed_run, latest_run, nothing_pushed
+from mtrec.run_state import latest_run
 from mtrec.serving.cli import (
     QUERY_EXAMPLES,
     add_query_parser,
@@ -61,7 +59,6 @@ from mtrec.serving.cli import (
 )
 
 if TYPE_CHECKING:  # loads TFX and TensorFlow, which `mtrec --help` must not wait for
-    import tensorflow as tf
 
     from mtrec.summary import RecommendedItem, RunSummary
 
@@ -258,38 +255,27 @@ def _write_report(home: str) -> tuple[str | None, str | None]:
         return None, f"{type(err).__name__}: {err}"
 
 
-def _examples(examples_root: str, split: str) -> tf.data.TFRecordDataset:
-    from mtrec.data.artifact_io import read_split  # TensorFlow: after ingestion
+def _split_files(examples_root: str, split: str) -> list[str]:
+    from mtrec.data.artifact_io import split_files  # TensorFlow: after ingestion
 
-    return read_split(os.path.join(examples_root, split), required=False)
+    return split_files(os.path.join(examples_root, split), required=False)
 
 
 def _first_eval_user(examples_root: str) -> str:
-    import tensorflow as tf
+    from mtrec.data.example_records import first_users
 
-    for record in _examples(examples_root, EVAL_SPLIT).take(1):
-        example = tf.train.Example.FromString(record.numpy())
-        return example.features.feature[F.USER_ID].bytes_list.value[0].decode()
-    return "unknown-user"
+    # No eval split: an id no one has, so the example shows what a new user gets.
+    return (first_users(_split_files(examples_root, EVAL_SPLIT), 1) or ["unknown-user"])[0]
 
 
 def _add_titles(items: list[RecommendedItem], examples_root: str) -> set[str]:
     """Give `items` their titles; returns every catalogue item id (one pass)."""
-    import tensorflow as tf
+    from mtrec.data.example_records import catalogue
 
-    wanted = {r["item_id"] for r in items}
-    titles, catalogue = {}, set()
-    for record in _examples(examples_root, CATALOG_SPLIT):
-        f = tf.train.Example.FromString(record.numpy()).features.feature
-        item = f[F.ITEM_ID].bytes_list.value[0].decode()
-        catalogue.add(item)
-        if item in wanted:
-            years = f[F.YEAR].int64_list.value
-            titles[item] = F.display_title(f[F.TITLE].bytes_list.value[0].decode(),
-                                           years[0] if years else None)
+    known = catalogue(_split_files(examples_root, CATALOG_SPLIT))
     for r in items:
-        r["title"] = titles.get(r["item_id"], "")
-    return catalogue
+        r["title"] = known[r["item_id"]]["title"] if r["item_id"] in known else ""
+    return set(known)
 
 
 def _add_download_parser(sub: SubParsers) -> None:
@@ -307,57 +293,6 @@ def _download(args: argparse.Namespace) -> int:
     return main(args.args, prog="mtrec download", epilog=DOWNLOAD_EXAMPLE)
 
 
-def _add_items_parser(sub: SubParsers) -> None:
-    p = sub.add_parser("add-items", help="add new items to the served catalogue (no retraining)",
-                       description="Embed new items with the served model's trained towers "
-                       "and text encoder, and push\na new version whose catalogue holds them "
-                       "(and those earlier add-items calls gave the\nsame model). Known items "
-                       "are unchanged; an id the model was trained on is an error.",
-                       epilog="example:\n  mtrec add-items --home outputs/sample "
-                       "--items new_items.csv", formatter_class=EXAMPLE_HELP)
-    p.add_argument("--home", default=os.path.join("outputs", "sample"),
-                   help="the `mtrec run` output folder (default: outputs/sample)")
-    p.add_argument("--items", required=True,
-                   help="CSV, .parquet or .jsonl: item_id,title,genres (|-separated),"
-                   "description,year")
-    p.set_defaults(func=_add_items)
-
-
-def items_file_problem(path: str) -> str | None:
-    """Why `path` cannot be an --items CSV, or None: checked before TensorFlow loads."""
-    if os.path.isdir(path):
-        return f"{path}: is a folder, not a CSV file"
-    if not os.path.isfile(path):
-        return f"{path}: no such file"
-    if os.path.getsize(path) == 0:
-        return f"{path}: empty file, need a header line such as {F.ITEM_ID},{F.TITLE}"
-    return None
-
-
-def _add_items(args: argparse.Namespace) -> int:
-    problem = items_file_problem(args.items)
-    if not problem:
-        try:  # the file first: a bad one is refused in a second, before TensorFlow loads
-            read_given_items(args.items)
-        except ValueError as err:
-            problem = str(err)
-    problem = problem or run_home_problem(args.home)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    try:
-        with home_lock(args.home):  # a run in the home refuses this in a second
-            if not latest_pushed_run(os.path.join(args.home, A.MLMD_FILE)):
-                raise FileNotFoundError(nothing_pushed(args.home))
-            from mtrec.add_items import add_items  # TensorFlow: after the checks
-
-            add_items(args.home, args.items, home_locked=True)
-    except (FileNotFoundError, ValueError, HomeInUseError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtrec", description=DESCRIPTION,
                                      formatter_class=EXAMPLE_HELP)
@@ -370,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub).epilog = SERVE_EXAMPLE
     add_query_parser(sub).epilog = QUERY_EXAMPLE
     _add_download_parser(sub)
-    _add_items_parser(sub)
+    add_items_parser(sub)
     add_prune_parser(sub)
     for command in sub.choices.values():
         command.formatter_class = EXAMPLE_HELP

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import EXAMPLES_DIR, MLMD_FILE
-from mtrec.pipeline import configs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,4 +41,4 @@ class LocalPaths:
 
     @property
     def serving_model_dir(self) -> str:
-        return os.path.join(self.home, "serving_model", configs.PIPELINE_NAME)
+        return os.path.join(self.home, "serving_model", S.MODEL_NAME)

@@ -207,16 +207,16 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
         examples=example_gen.outputs[P.EXAMPLES]
     ).with_id(P.STATISTICS_GEN)
     inferred_schema = tfx.components.SchemaGen(
-        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
+        statistics=statistics_gen.outputs[P.STATISTICS], infer_feature_shape=True
     )
     schema = tfx.components.ImportSchemaGen(schema_file=s.schema_path).with_id(P.SCHEMA_GEN)
     example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema.outputs["schema"]
+        statistics=statistics_gen.outputs[P.STATISTICS], schema=schema.outputs[P.SCHEMA]
     ).with_id(P.EXAMPLE_VALIDATOR)
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs[P.ANOMALIES])
     transform = tfx.components.Transform(
         examples=example_gen.outputs[P.EXAMPLES],
-        schema=schema.outputs["schema"],
+        schema=schema.outputs[P.SCHEMA],
         preprocessing_fn=configs.PREPROCESSING_FN,
         # StatisticsGen already describes the input, and nothing reads
         # Transform's own pre/post-transform statistics; computing them cost
@@ -230,7 +230,7 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
         item_text_embeddings=encoder.outputs[P.ITEM_TEXT_EMBEDDINGS] if encoder else None,
         examples=transform.outputs[P.TRANSFORMED_EXAMPLES],
         transform_graph=transform.outputs[P.TRANSFORM_GRAPH],
-        schema=schema.outputs["schema"],
+        schema=schema.outputs[P.SCHEMA],
         train_args=tfx.proto.TrainArgs(splits=[P.TRAIN_SPLIT]),
         eval_args=tfx.proto.EvalArgs(splits=[P.EVAL_SPLIT]),
         custom_config=(_parameter(configs.PARAM_TRAINER_CONFIG,

@@ -17,6 +17,7 @@ import struct
 import sys
 from typing import Any
 
+from mtrec.contracts import signatures as S
 from mtrec.pseudonyms import key_from_env
 from mtrec.serving.server_args import ServerConfig, add_server_arguments, at_least
 
@@ -295,7 +296,7 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     common.add_argument("--target", type=grpc_target, default=f"127.0.0.1:{DEFAULT_PORT}",
                         help="host:port of the server; a host alone means port "
                         f"{DEFAULT_PORT} (default: %(default)s)")
-    common.add_argument("--model-name", default="mtrec",
+    common.add_argument("--model-name", default=S.MODEL_NAME,
                         help="the served model to ask (default: %(default)s)")
     common.add_argument("--version", type=int, default=None,
                         help="pin a model version (default: the served one)")

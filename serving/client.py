@@ -123,7 +123,7 @@ class MtrecClient:
     def __init__(
         self,
         target: str,
-        model_name: str = "mtrec",
+        model_name: str = S.MODEL_NAME,
         timeout: float = 10.0,
         retries: int = 3,
         backoff: float = 0.1,

@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+from mtrec.contracts import signatures as S
 from mtrec.serving.affinity import parse_cpus
 
 DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
@@ -22,7 +23,7 @@ class ServerConfig:
     # Exactly one: the folder of the version folders (served as `model_name`),
     # or a TF Serving models.config naming several models.
     model_base_path: str | None = None
-    model_name: str = "mtrec"
+    model_name: str = S.MODEL_NAME
     model_config_file: str | None = None
     host: str = "127.0.0.1"
     port: int = 8500  # 0 picks a free port (tests)

@@ -17,6 +17,7 @@ from typing import Any, TypeAlias
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+from mtrec.contracts import signatures as S
 from mtrec.serving import handlers, tensor_codec
 from mtrec.serving.model_manager import WARMUP_FILE, Servable
 from mtrec.serving.signature import read_signature_defs
@@ -30,7 +31,7 @@ WarmupRequest: TypeAlias = tuple[str, Mapping[str, Any]] | predict_pb2.PredictRe
 def write_warmup_requests(
     saved_model_dir: str,
     requests: Sequence[WarmupRequest],
-    model_name: str = "mtrec",
+    model_name: str = S.MODEL_NAME,
 ) -> str:
     """Write `requests` as the warmup file of `saved_model_dir`; returns its path.
 

@@ -6,7 +6,9 @@ import ast
 from pathlib import Path
 
 import tensorflow as tf
+from google.protobuf import text_format
 from tensorflow.python.saved_model import constants, pywrap_saved_model
+from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.compiler import constants as tfx_constants
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
@@ -16,6 +18,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts import metrics
 from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
+from mtrec.pipeline.local_runner import curated_schema_path
 
 CONTRACTS = Path(P.__file__).resolve().parent
 
@@ -29,6 +32,7 @@ def test_channel_keys_are_tfx_standard_keys():
     assert (P.BLESSING, P.EVALUATION, P.PUSHED_MODEL) == (
         specs.BLESSING_KEY, specs.EVALUATION_KEY, specs.PUSHED_MODEL_KEY)
     assert P.ANOMALIES == specs.ANOMALIES_KEY
+    assert (P.STATISTICS, P.SCHEMA) == (specs.STATISTICS_KEY, specs.SCHEMA_KEY)
     assert P.INPUT_BASE == specs.INPUT_BASE_KEY  # the ExampleGens' exec property (mtrec prune)
 
 
@@ -82,3 +86,18 @@ def test_contract_modules_import_nothing_but_future():
                 raise AssertionError(f"{path.name} imports {[a.name for a in node.names]}")
             if isinstance(node, ast.ImportFrom):
                 assert node.module == "__future__", f"{path.name} imports {node.module}"
+
+
+def test_the_curated_schema_holds_the_features_contracts_name():
+    """schema.pbtxt restates every raw feature with its type; only end-to-end runs would
+    have caught a rename in contracts/features.py that the schema did not follow."""
+    schema = text_format.Parse(Path(curated_schema_path()).read_text(), schema_pb2.Schema())
+    features = {f.name: f for f in schema.feature}
+    assert sorted(features) == sorted(F.RAW_FEATURES)
+    kinds = {name: schema_pb2.FeatureType.Name(f.type) for name, f in features.items()}
+    assert kinds == {name: "FLOAT" if name in F.FLOAT_FEATURES else "INT"
+                     if name in F.INT_FEATURES else "BYTES" for name in F.RAW_FEATURES}
+    fixed = {name for name, f in features.items() if f.HasField("shape")}
+    assert fixed == set(F.RAW_FEATURES) - set(F.LIST_FEATURES)  # lists: any length
+    rating = features[F.RATING].float_domain
+    assert (rating.min, rating.max) == (F.MIN_RATING, F.MAX_RATING)

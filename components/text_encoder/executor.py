@@ -61,7 +61,7 @@ class Executor(base_executor.BaseExecutor):
         output.set_int_custom_property(A.ENCODED_ITEMS, metadata[A.ENCODED_ITEMS])
         output.set_string_custom_property(A.ENCODER_MODE, config.mode)
         output.set_string_custom_property(A.ENCODER_NAME, metadata[A.ENCODER_NAME])
-        output.set_float_custom_property("pretrain_seconds", metadata[A.MLM_REPORT][A.MLM_SECONDS])
+        output.set_float_custom_property(A.PRETRAIN_SECONDS, metadata[A.MLM_REPORT][A.MLM_SECONDS])
 
 
 def choose_sequence_length(lengths: np.ndarray, requested: int, cap: int) -> int:

@@ -25,6 +25,7 @@ from mtrec.components.text_encoder.export import (
     load_metadata,
     load_text_encoder,
 )
+from mtrec.contracts import artifacts as A
 from mtrec.contracts import features
 from mtrec.contracts.pipeline import CATALOG_SPLIT, ITEM_CATALOG, ITEM_TEXT_EMBEDDINGS
 from mtrec.models.item_text import load_item_text_embeddings
@@ -158,7 +159,7 @@ def test_outputs_layout_and_properties(pretrained, rows):
     assert props["embedding_dim"].int_value == TINY["hidden_dim"]
     assert props["num_items"].int_value == NUM_ITEMS
     assert props["mode"].string_value == "scratch"
-    assert props["pretrain_seconds"].double_value > 0
+    assert props[A.PRETRAIN_SECONDS].double_value > 0
     metadata = load_metadata(str(uri))
     assert metadata["embedding_dim"] == TINY["hidden_dim"]
     assert metadata["mlm"]["steps"] == TINY["pretrain_steps"]

@@ -29,6 +29,7 @@ from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
 from mtrec.contracts.metrics import TFMA_KEYS
 from mtrec.data.artifact_io import read_files, split_dir, split_files
+from mtrec.data.example_records import CatalogueEntry, catalogue, first_users
 from mtrec.models.trainer import load_config
 from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.report.schema import (
@@ -50,7 +51,7 @@ from mtrec.summary import (
 from mtrec.summary import collect as collect_summary
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    pass
 
 RUN_LOG = os.path.join(LOG_DIR, LOG_FILE)  # relative: the page stays right in a moved home
 EXAMPLE_USERS = 3
@@ -60,22 +61,6 @@ TFMA_OUTPUTS = (F.OUT_RATING, F.OUT_RELEVANCE)
 
 def _split_files(artifact_uri: str, split: str) -> list[str]:
     return split_files(split_dir(artifact_uri, split), required=False)
-
-
-def _records(files: list[str]) -> Iterator[Mapping[str, tf.train.Feature]]:
-    for record in read_files(files):
-        yield tf.train.Example.FromString(record.numpy()).features.feature
-
-
-def _text(feature: tf.train.Feature) -> str:
-    """The feature's first bytes value, decoded ('' when it has none)."""
-    values = feature.bytes_list.value
-    return values[0].decode() if values else ""
-
-
-def _int(feature: tf.train.Feature) -> int | None:
-    values = feature.int64_list.value
-    return values[0] if values else None
 
 
 def components(nodes: dict[str, NodeRun]) -> list[ComponentRow]:
@@ -223,25 +208,12 @@ def tfma_verdict(summary: RunSummary) -> str | None:
 def example_users(nodes: dict[str, NodeRun], split: str, n: int) -> list[str]:
     """The first `n` distinct users of a split (the report's example users)."""
     uri = output_uri(nodes.get(P.EXAMPLE_GEN), P.EXAMPLES)
-    users: list[str] = []
-    for feature in _records(_split_files(uri, split) if uri else []):
-        user = _text(feature[F.USER_ID])
-        if user not in users:
-            users.append(user)
-        if len(users) == n:
-            break
-    return users
+    return first_users(_split_files(uri, split) if uri else [], n)
 
 
-def _catalogue(nodes: dict[str, NodeRun], split: str) -> dict[str, dict[str, Any]]:
+def _catalogue(nodes: dict[str, NodeRun], split: str) -> dict[str, CatalogueEntry]:
     uri = output_uri(nodes.get(P.CATALOG_GEN), P.EXAMPLES)
-    items = {}
-    for f in _records(_split_files(uri, split) if uri else []):
-        items[_text(f[F.ITEM_ID])] = {
-            "title": F.display_title(_text(f[F.TITLE]), _int(f[F.YEAR])),
-            "genres": [g.decode() for g in f[F.GENRES].bytes_list.value],
-        }
-    return items
+    return catalogue(_split_files(uri, split) if uri else [])
 
 
 def examples(nodes: dict[str, NodeRun], model_dir: str | None) -> list[ExampleUser]:

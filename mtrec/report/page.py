@@ -16,6 +16,7 @@ from mtrec.contracts.artifacts import (
     INGEST_ITEMS,
     INGEST_ITEMS_WITH_TEXT,
     INGEST_ROWS,
+    INGEST_SOURCE,
     INGEST_SPLIT_RULE,
     INGEST_USERS,
     MLM_LOSS_BEFORE,
@@ -51,9 +52,6 @@ from mtrec.run_state import FAILED, RUNNING
 from mtrec.summary import ingest_report
 
 SECTIONS = ("data", "pipeline", "training", "evaluation", "text-encoder", "examples")
-# The ingest report's data source (data/examples.py writes it: "sample", "ml-100k/u1",
-# the Dataset's name); not yet among contracts.artifacts' INGEST_ names.
-INGEST_SOURCE = "source"
 SPLIT_ORDER = (TRAIN_SPLIT, EVAL_SPLIT, CATALOG_SPLIT)  # as the terminal summary lists them
 
 
