@@ -24,14 +24,17 @@ _NOT_TASKS = ("regularization_loss", "total_loss")
 
 
 def epoch_line(epoch: int, epochs: int, logs: dict[str, float], seconds: float) -> str:
-    """`Trainer epoch 3/8: loss 1.234 (rating 0.810, ...) | val rating_rmse 0.951 | 12.3s`."""
+    """`Trainer epoch 3/8: loss 1.234 (weighted; per task: rating 0.810, ...) | val
+    rating_rmse 0.951 | 12.3s`."""
     tasks = [
         f"{key[: -len(_LOSS)]} {float(value):.3f}"
         for key, value in sorted(logs.items())
         if key.endswith(_LOSS) and not key.startswith(_VAL) and key not in _NOT_TASKS
     ]
+    # The total is the loss_weights' weighted sum (plus regularisation); the parts are
+    # each task's own loss: "loss 6.766 (interest 0.093, ...)" did not add up.
     total = f"loss {float(logs['loss']):.3f}" if "loss" in logs else "loss"
-    parts = [total + (f" ({', '.join(tasks)})" if tasks else "")]
+    parts = [total + (f" (weighted; per task: {', '.join(tasks)})" if tasks else "")]
     validation = [
         f"{key[len(_VAL):]} {float(value):.3f}"
         for key, value in sorted(logs.items())

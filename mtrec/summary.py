@@ -192,9 +192,11 @@ def _stderr_note(metrics: dict, name: str) -> str:
 
 
 def _tfma_verdict(summary: RunSummary) -> str:
-    """True/False, or why TFMA did not run."""
-    return "not run (retrieval gate refused)" if tfma_not_run(summary) else str(
-        summary.get("tfma_blessed"))
+    """True/False, or why TFMA did not run ("None" was printed for a failed run's)."""
+    if tfma_not_run(summary):
+        return "not run (retrieval gate refused)"
+    blessed = summary.get("tfma_blessed")
+    return "not run" if blessed is None else str(blessed)
 
 
 def not_pushed_reason(summary: RunSummary, states: dict[str, str]) -> str | None:
@@ -341,7 +343,8 @@ def render(summary: RunSummary) -> str:
     if summary.get("tfma_failed"):
         lines.append("TFMA gate failed: " + ", ".join(summary["tfma_failed"]))
     retrieval_blessed = summary.get("retrieval_blessed")
-    lines.append(f"blessed: TFMA={_tfma_verdict(summary)} retrieval={retrieval_blessed}")
+    lines.append(f"blessed: TFMA={_tfma_verdict(summary)} retrieval="
+                 f"{'not run' if retrieval_blessed is None else retrieval_blessed}")
     pushed = summary["pushed_to"]
     reason = not_pushed_reason(summary, summary.get("components") or {})
     if pushed:

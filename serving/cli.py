@@ -204,7 +204,10 @@ def unknown_note(client: Any, args: argparse.Namespace) -> str | None:
         except ServingError:  # a model without the embed signatures: no note
             continue
         if unknown:
-            shown = ", ".join(u or '""' for u in unknown)  # an empty id, visibly
+            # Quoted where the bare id would mislead: empty, spaced, or holding a comma.
+            shown = ", ".join(json.dumps(u, ensure_ascii=False)
+                              if not u or u != u.strip() or "," in u or " " in u else u
+                              for u in unknown)
             parts.append(f"{kind}{'s' if len(unknown) > 1 else ''} {shown}")
     if not parts:
         return None

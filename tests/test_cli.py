@@ -213,6 +213,7 @@ def test_compile_checks_the_pipeline_flags_as_run_does(flags, says, tmp_path: Pa
     ("run", ["--workers", "two"], "--workers: 'two' is not a whole number"),
     ("run", ["--max-reject-fraction", "2"], "fraction: 2.0: a fraction is from 0 to 1"),
     ("run", ["--eval-fraction", "0"], "--eval-fraction: 0.0: must be above 0 and below 1"),
+    ("run", ["--eval-fraction", "1.5"], "--eval-fraction: 1.5: must be above 0 and below 1"),
     ("run", ["--keep-runs", "0"], "--keep-runs: 0: must be 1 or more"),
     ("data check", ["--eval-fraction", "1"], "--eval-fraction: 1.0: must be above 0 and below 1"),
     ("data check", ["--max-reject-fraction", "-0.1"], "-0.1: a fraction is from 0 to 1"),

@@ -17,9 +17,9 @@ LOGS = {
 
 def test_epoch_line_shows_task_losses_and_validation_metrics_only() -> None:
     assert epoch_line(3, 8, LOGS, 12.34) == (
-        "Trainer epoch 3/8: loss 1.235 (interest 0.125, ranking 0.500, rating 0.812, "
-        "retrieval 0.900) | val interest_auc 0.700, ranking_auc 0.812, rating_mae 0.750, "
-        "rating_rmse 0.951 | 12.3s"
+        "Trainer epoch 3/8: loss 1.235 (weighted; per task: interest 0.125, ranking 0.500, "
+        "rating 0.812, retrieval 0.900) | val interest_auc 0.700, ranking_auc 0.812, "
+        "rating_mae 0.750, rating_rmse 0.951 | 12.3s"
     )
 
 

@@ -77,3 +77,6 @@ def test_notes_count_an_item_given_twice_once_and_show_an_empty_id() -> None:
     asked = argparse.Namespace(query="score", user="u9", items=["", "x"])
     assert cli.unknown_note(Unknowing(), asked) == (
         'note: not in the model, answered as unknown: user u9; items "", x')  # was "items , x"
+    spaced = argparse.Namespace(query="score", user="u9", items=[" 1 ", "a,b", "é"])
+    assert cli.unknown_note(Unknowing(), spaced) == (  # was "items  1 , a,b, é"
+        'note: not in the model, answered as unknown: user u9; items " 1 ", "a,b", é')

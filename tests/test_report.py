@@ -281,6 +281,9 @@ def test_a_model_the_retrieval_gate_refused_says_tfma_did_not_run_and_why():
     assert "blessed: TFMA=not run (retrieval gate refused) retrieval=False" in lines
     assert "blessed: TFMA=False retrieval=True" in render_summary(
         {**summary, "tfma_blessed": False, "retrieval_blessed": True}).splitlines()
+    # A run that stopped before either gate printed Python's "None" for both.
+    stopped = {k: v for k, v in summary.items() if k not in ("tfma_blessed", "retrieval_blessed")}
+    assert "blessed: TFMA=not run retrieval=not run" in render_summary(stopped).splitlines()
 
 
 def test_implicit_feedback_says_why_tfma_bounds_only_the_example_count():

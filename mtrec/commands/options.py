@@ -54,8 +54,11 @@ def fraction(text: str) -> float:
 def open_fraction(text: str) -> float:
     """argparse type: a share strictly between 0 and 1 (`--eval-fraction`: both sides of
     the split need rows)."""
-    value = fraction(text)
-    if value in (0.0, 1.0):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:  # 1.5 was told "a fraction is from 0 to 1", and 1 refused
         raise argparse.ArgumentTypeError(f"{value}: must be above 0 and below 1")
     return value
 
