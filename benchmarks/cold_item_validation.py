@@ -34,6 +34,7 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
 from mtrec.components.text_encoder.config import TextEncoderConfig
+from mtrec.contracts import signatures as S
 from mtrec.data import clean, load_dataset
 from mtrec.models import evaluation as E
 from mtrec.models.config import ModelConfig
@@ -70,12 +71,12 @@ def validation_data(data: str, work_root: Path, seed: int, source: str = "ml-lat
 
 def served_metrics(module: ServingModule, prepared: Prepared, cold: set[str]) -> dict:
     truth = prepared.truth()
-    items = batched(module.recommend, truth.users, k=tf.constant(max(KS)))["item_ids"]
+    items = batched(module.recommend, truth.users, k=tf.constant(max(KS)))[S.ITEM_IDS]
     out = {}
     for prefix, rows in row_groups(truth, cold):
         hits = E.hit_rates(items, truth.row_user[rows], truth.items[rows], KS)
         out.update({f"served_{prefix}_{k}": round(v, 4) for k, v in hits.items()})
-    top = batched(module.recommend, truth.users, k=tf.constant(TOP))["item_ids"]
+    top = batched(module.recommend, truth.users, k=tf.constant(TOP))[S.ITEM_IDS]
     ranking = E.ranking_metrics(top, truth.relevant, TOP)
     out.update({k: round(v, 4) for k, v in ranking.items()})
     return out

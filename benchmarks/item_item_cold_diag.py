@@ -27,6 +27,7 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
+from mtrec.contracts import signatures as S
 from mtrec.data import clean, load_dataset
 from mtrec.models import evaluation as E
 from mtrec.models.item_item import item_item_term
@@ -59,8 +60,8 @@ def main() -> None:
     model = tf.saved_model.load(args.model_dir)
 
     def served() -> dict[str, float]:
-        items = _batched(model.signatures["recommend"], truth.users,
-                         k=tf.constant(max(KS)))["item_ids"]
+        items = _batched(model.signatures[S.RECOMMEND], truth.users,
+                         k=tf.constant(max(KS)))[S.ITEM_IDS]
         out = {}
         for prefix, rows in (("cold", is_cold), ("warm", ~is_cold)):
             hits = E.hit_rates(items, truth.row_user[rows], truth.items[rows], KS)

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts import signatures as S
 from mtrec.models.ivf import fit_ivf, probed_positions, probed_top
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ def _tables(model: Any) -> tuple[tuple[tf.Tensor, tf.Tensor, tf.Tensor], str]:  
 def measure(model_dir: str, user_ids: list[bytes], nprobes: list[int], calls: int,
             distinct: int | None) -> dict:
     model = tf.saved_model.load(model_dir)
-    queries = model.signatures["embed_user"](user_id=tf.constant(user_ids))["embedding"]
+    queries = model.signatures[S.EMBED_USER](user_id=tf.constant(user_ids))[S.EMBEDDING]
     items = tf.convert_to_tensor(model.item_retrieval_vectors)
     n = int(items.shape[0])
     distinct = distinct or n

@@ -50,6 +50,7 @@ import numpy as np
 import tensorflow as tf
 
 from mtrec.contracts import features as F
+from mtrec.contracts import signatures as S
 from mtrec.models import evaluation as E
 from mtrec.models.config import ModelConfig, protocol_overrides
 from mtrec.models.trainer import train_and_export
@@ -120,11 +121,11 @@ def run_ours(
     tasks = set(config.tasks)
     # Without a rating task the rating output is the untrained mean + zero biases.
     outputs = served_outputs(served, truth, ratings="rating" in tasks)
-    outputs["retrieval_ranked"] = _retrieval_ranked(served["retrieve"], truth)
+    outputs["retrieval_ranked"] = _retrieval_ranked(served[S.RETRIEVE], truth)
     if tasks == {"relevance"}:
-        outputs["score_ranked"] = score_ranked(served["score"], truth)
+        outputs["score_ranked"] = score_ranked(served[S.SCORE], truth)
     if "interest" in tasks:
-        outputs["interest"] = _interest_scores(served["user_interest"], prepared, truth)
+        outputs["interest"] = _interest_scores(served[S.USER_INTEREST], prepared, truth)
     if "rating" in tasks:
         # What TFMA measures, for comparison with the served `score` RMSE.
         outputs["rmse_examples"] = example_metrics(served["serving_default"],
@@ -136,7 +137,7 @@ def run_ours(
 def _retrieval_ranked(retrieve: SignatureFn, truth: Truth) -> np.ndarray:
     """Plain retrieval order over the whole catalogue with seen items excluded (top 10)."""
     n = len(truth.catalog)
-    everything = batched(retrieve, truth.users, k=tf.constant(n))["item_ids"]
+    everything = batched(retrieve, truth.users, k=tf.constant(n))[S.ITEM_IDS]
     position = {item: p for p, item in enumerate(truth.catalog.tolist())}
     full = np.vectorize(position.__getitem__, otypes=[np.int64])(everything)
     rank_scores = np.zeros(full.shape, np.float64)  # rank order -> descending pseudo-scores

@@ -42,6 +42,7 @@ from mtrec.components.retrieval_evaluator.served_lists import (
     served_catalogue,
 )
 from mtrec.contracts import features as F
+from mtrec.contracts import signatures as S
 from mtrec.models import evaluation as E
 
 HIT_KS = (10, 50, 100)  # HR@K through `retrieve`
@@ -225,11 +226,11 @@ def served_outputs(signatures: Mapping[str, SignatureFn],
         catalog = outputs["catalogue_size"] = served_catalogue(
             model, [*truth.catalog.tolist(), *truth.items.tolist()])
     deep, wide = tf.constant(min(DEEP, catalog)), tf.constant(min(max(HIT_KS), catalog))
-    outputs["recommended"] = batched(signatures["recommend"], truth.users, k=deep)["item_ids"]
+    outputs["recommended"] = batched(signatures[S.RECOMMEND], truth.users, k=deep)[S.ITEM_IDS]
     if "retrieve" in signatures:
-        outputs["retrieved"] = batched(signatures["retrieve"], truth.users, k=wide)["item_ids"]
+        outputs["retrieved"] = batched(signatures[S.RETRIEVE], truth.users, k=wide)[S.ITEM_IDS]
     if ratings:
-        outputs["ratings"] = (served_ratings(signatures["score"], truth), truth.ratings)
+        outputs["ratings"] = (served_ratings(signatures[S.SCORE], truth), truth.ratings)
     return outputs
 
 

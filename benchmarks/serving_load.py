@@ -175,7 +175,7 @@ COMPUTED = "recommend, unknown users (computed)"
 def make_requests(model_dir: str, users: list[str]) -> dict[str, list[predict_pb2.PredictRequest]]:
     """Pre-built requests (distinct users) so the client loop does no encoding."""
     recommend, score = [], []
-    fn = tf.saved_model.load(model_dir).signatures["recommend"]
+    fn = tf.saved_model.load(model_dir).signatures[S.RECOMMEND]
     for user in users:
         req = predict_pb2.PredictRequest()
         req.model_spec.name = S.MODEL_NAME
@@ -184,7 +184,7 @@ def make_requests(model_dir: str, users: list[str]) -> dict[str, list[predict_pb
         req.inputs["k"].CopyFrom(tensor_codec.encode(10, tf.int32))
         recommend.append(req)
         # 100 real item ids from the model itself, so any catalogue works.
-        items = fn(user_id=tf.constant([user]), k=tf.constant(100, tf.int32))["item_ids"].numpy()
+        items = fn(user_id=tf.constant([user]), k=tf.constant(100, tf.int32))[S.ITEM_IDS].numpy()
         sreq = predict_pb2.PredictRequest()
         sreq.model_spec.name = S.MODEL_NAME
         sreq.model_spec.signature_name = "score"

@@ -27,6 +27,8 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
+from mtrec.contracts import signatures as S
+
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 ROUNDS, PER_ROUND = 20, 25
 
@@ -34,13 +36,13 @@ ROUNDS, PER_ROUND = 20, 25
 def calls(model_dir: str, users: list[str]) -> dict:
     sig = tf.saved_model.load(model_dir).signatures
     u, k = tf.constant(users[:1]), tf.constant(10)
-    items = sig["recommend"](user_id=u, k=tf.constant(100))["item_ids"]
-    return {
-        "embed_user": lambda: sig["embed_user"](user_id=u),
-        "retrieve": lambda: sig["retrieve"](user_id=u, k=k),
-        "recommend": lambda: sig["recommend"](user_id=u, k=k),
-        "score (100 items)": lambda: sig["score"](user_id=u, item_ids=items),
-        "recommend_from_items (20)": lambda: sig["recommend_from_items"](
+    items = sig[S.RECOMMEND](user_id=u, k=tf.constant(100))[S.ITEM_IDS]
+    return {  # the table's row labels: a signature, and how many items it was given
+        S.EMBED_USER: lambda: sig[S.EMBED_USER](user_id=u),
+        S.RETRIEVE: lambda: sig[S.RETRIEVE](user_id=u, k=k),
+        S.RECOMMEND: lambda: sig[S.RECOMMEND](user_id=u, k=k),
+        f"{S.SCORE} (100 items)": lambda: sig[S.SCORE](user_id=u, item_ids=items),
+        f"{S.RECOMMEND_FROM_ITEMS} (20)": lambda: sig[S.RECOMMEND_FROM_ITEMS](
             item_ids=items[:, :20], k=k),
     }
 

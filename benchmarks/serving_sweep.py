@@ -31,6 +31,7 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
+from mtrec.contracts import signatures as S
 from mtrec.models.config import ModelConfig
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for serving in json.loads(args.grid):
         module = rebuilt(prepared, weights_dir, serving)
-        recommended = batched(module.recommend, truth.users, k=tf.constant(DEEP))["item_ids"]
+        recommended = batched(module.recommend, truth.users, k=tf.constant(DEEP))[S.ITEM_IDS]
         predicted = served_ratings(module.score, truth)
         metrics = measure(truth, {"recommended": recommended,
                                   "ratings": (predicted, truth.ratings)})

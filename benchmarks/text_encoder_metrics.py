@@ -13,6 +13,7 @@ from quality_data import Prepared, Truth
 from served_metrics import batched
 
 from mtrec.contracts import features as F
+from mtrec.contracts import signatures as S
 from mtrec.models import evaluation as E
 
 KS = (10, 50, 100)
@@ -32,8 +33,8 @@ def rmse(served: dict, prepared: Prepared) -> float:
 
 def warm_metrics(served: dict, prepared: Prepared, truth: Truth) -> dict:
     """HR@K (retrieve), P/R/NDCG@10 (recommend), RMSE on the official held-out ratings."""
-    retrieved = batched(served["retrieve"], truth.users, k=tf.constant(max(KS)))["item_ids"]
-    recommended = batched(served["recommend"], truth.users, k=tf.constant(TOP))["item_ids"]
+    retrieved = batched(served[S.RETRIEVE], truth.users, k=tf.constant(max(KS)))[S.ITEM_IDS]
+    recommended = batched(served[S.RECOMMEND], truth.users, k=tf.constant(TOP))[S.ITEM_IDS]
     return {
         **E.hit_rates(retrieved, truth.row_user, truth.items, KS),
         **E.ranking_metrics(recommended, truth.relevant, TOP),
@@ -53,8 +54,8 @@ def cold_metrics(served: dict, truth: Truth, cold: set[str]) -> dict:
     """
     k = tf.constant(max(KS))
     ranked = {
-        "": batched(served["retrieve"], truth.users, k=k)["item_ids"],
-        "served_": batched(served["recommend"], truth.users, k=k)["item_ids"],
+        "": batched(served[S.RETRIEVE], truth.users, k=k)[S.ITEM_IDS],
+        "served_": batched(served[S.RECOMMEND], truth.users, k=k)[S.ITEM_IDS],
     }
     out = {}
     for rule, items in ranked.items():
