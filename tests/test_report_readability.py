@@ -19,26 +19,13 @@ from mtrec.report import charts
 from mtrec.report.page import render
 from mtrec.report.stopped_run import error_line, not_run
 from mtrec.run_state import NodeRun
+from tests.report_support import capture_figures
 from tests.test_report import COMPONENTS, REPORT, parse_report
 
 SAMPLE_METRICS = {"hit_rate@10": 0.0858, "popularity_hit_rate@10": 0.0603,
                   "hit_rate@50": 0.3649, "popularity_hit_rate@50": 0.2308,
                   "ndcg@10": 0.5235, "popularity_ndcg@10": 0.1445, "precision@10": 0.4065,
                   "popularity_precision@10": 0.1270, "coverage@10": 0.49, "novelty@10": 2.5884}
-
-
-@pytest.fixture
-def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The axes of every plot drawn (charts._uri still builds each SVG)."""
-    drawn: list[Any] = []
-    uri = charts._uri
-
-    def keep(fig: Any) -> str:
-        drawn.append(fig.axes[0])
-        return uri(fig)
-
-    monkeypatch.setattr(charts, "_uri", keep)
-    return drawn
 
 
 def _with(**sections: Any) -> dict:
@@ -49,6 +36,11 @@ def _retrieval(metrics: dict, thresholds: dict | None = None) -> dict:
     retrieval = {"metrics": metrics, "thresholds": thresholds or {}, "failed": {}}
     return {**REPORT["evaluation"], "retrieval": retrieval}
 
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    return capture_figures(monkeypatch)
 
 def test_headline_numbers_are_written_out_and_the_data_source_is_named(figures):
     data = {**REPORT["data"], "report": {**REPORT["data"]["report"], "source": "ml-100k/u1",

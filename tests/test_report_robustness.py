@@ -20,22 +20,13 @@ from mtrec.contracts import pipeline as P
 from mtrec.report import charts, page_training
 from mtrec.report.page import render
 from mtrec.run_state import NodeRun, output_uri
+from tests.report_support import capture_figures
 from tests.test_report import COMPONENTS, REPORT, parse_report
 
 
 @pytest.fixture
 def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The axes of every plot drawn (charts._uri still builds each SVG)."""
-    drawn: list[Any] = []
-    uri = charts._uri
-
-    def keep(fig: Any) -> str:
-        drawn.append(fig.axes[0])
-        return uri(fig)
-
-    monkeypatch.setattr(charts, "_uri", keep)
-    return drawn
-
+    return capture_figures(monkeypatch)
 
 def test_dollar_signs_in_genres_and_user_ids_are_drawn_as_text_not_mathtext(figures):
     """A genre `a$\\foo$b` made matplotlib's mathtext parser raise (no report at all);
