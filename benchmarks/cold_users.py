@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     splits = {n: held_out(dataset.ratings, args.validation, n) for n in given_counts}
     warm, first, rest = splits[GIVEN]  # the same warm users for every count (split_users)
     suffix = "_validation" if args.validation else ""
-    # The held-out users' tags from after their given items would describe their targets.
+    # The held-out users' tags on their targets would describe them (data/tags.py).
     tags = None if dataset.tags is None else before_held_out(dataset.tags, rest)
     train_set = Dataset(f"{dataset.name}+cold-users", warm, dataset.users, dataset.items,
                         dataset.malformed, tags=tags)

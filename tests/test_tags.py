@@ -37,18 +37,18 @@ def test_tags_are_stripped_lower_cased_and_empty_ones_dropped():
     assert TAGS[F.TIMESTAMP].dtype == "int64"
 
 
-def test_only_tags_written_before_the_authors_held_out_ratings_count():
-    """a's tag on item 2 (held out for a) and a's tag after t=20 are the future; b has
-    nothing held out, c rated nothing: theirs stay."""
+def test_tags_on_held_out_pairs_are_left_out():
+    """a's tag on item 2 tells that a rated it (held out); a's later tag on item 4, which
+    a never rated, describes the film; b has nothing held out, c rated nothing."""
     kept = seen_in_training(TAGS, RATINGS, IS_EVAL)
     assert list(zip(kept[F.USER_ID], kept[F.ITEM_ID], kept["tag"], strict=True)) == [
-        ("a", "1", "funny"), ("b", "2", "dark comedy"), ("c", "3", "never rated"),
-        ("a", "1", "funny"), ("b", "1", "classic")]
+        ("a", "1", "funny"), ("a", "4", "late"), ("b", "2", "dark comedy"),
+        ("c", "3", "never rated"), ("a", "1", "funny"), ("b", "1", "classic")]
 
 
 def test_descriptions_list_distinct_tags_most_frequent_first():
     assert descriptions(seen_in_training(TAGS, RATINGS, IS_EVAL)) == {
-        "1": "funny, classic", "2": "dark comedy", "3": "never rated"}
+        "1": "funny, classic", "4": "late", "2": "dark comedy", "3": "never rated"}
     # With nothing held out, every tag counts (first seen wins a tie).
     assert descriptions(seen_in_training(TAGS, RATINGS, np.zeros(5, bool)))["2"] == (
         "sad, dark comedy")
@@ -57,5 +57,5 @@ def test_descriptions_list_distinct_tags_most_frequent_first():
 def test_items_get_the_descriptions_of_their_split():
     items = pd.DataFrame({F.ITEM_ID: ["1", "2", "4", "9"], F.DESCRIPTION: ["x"] * 4})
     got = with_tag_descriptions(items, TAGS, RATINGS, IS_EVAL)
-    assert got[F.DESCRIPTION].tolist() == ["funny, classic", "dark comedy", "", ""]
+    assert got[F.DESCRIPTION].tolist() == ["funny, classic", "dark comedy", "late", ""]
     assert with_tag_descriptions(items, None, RATINGS, IS_EVAL) is items  # no tags: as given

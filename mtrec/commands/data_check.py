@@ -135,8 +135,8 @@ def run_check(args: argparse.Namespace) -> int:
     lines += [f"note: {note}" for note in checked.clean.dataset.notes]
     tags = checked.clean.dataset.tags
     if tags is not None:
-        lines.append(f"note: item descriptions are made of {len(tags)} tags, each one only if "
-                     "its author wrote it before their first held-out rating (data/tags.py)")
+        lines.append(f"note: item descriptions are made of {len(tags)} tags, but for those "
+                     "on a (user, item) pair whose rating is held out (data/tags.py)")
     items = checked.clean.dataset.items
     if not items_with_genres(items):
         lines.append("note: no item has genres, so `mtrec run` will leave the interest "
