@@ -37,8 +37,8 @@ item without one): the encoder's `description` signature, which packs a
 description to its first 16 tokens (TextEncoderConfig.description_length). In
 the full text ("title | genres | year | description") a description is one part
 among four; alone, it says what its words say (on ml-latest-small the user
-tags, which 1,572 of 9,742 items have). First stage at equal NDCG@10, the
-validation cut's two cold draws (same weights each;
+tags, which 1,572 of 9,742 items had before data/tags.py left out held-out
+pairs). First stage at equal NDCG@10, the validation cut's two cold draws (same weights each;
 benchmarks/results/cold_item_map_inputs*.md): cold HR@100 0.129 / 0.144 with
 the text alone at l2 10, 0.130 / 0.146 at l2 30, 0.136 / 0.152 with the whole
 description beside it at l2 30, and 0.141 / 0.158 with its first 16 tokens
