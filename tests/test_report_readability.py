@@ -190,3 +190,11 @@ def test_report_errors_say_what_is_wrong_before_any_work(
         assert _run(home, "/proc/x.html") == 2
         assert capsys.readouterr().err.startswith(
             "error: --output /proc/x.html: cannot create a file in /proc (")
+
+
+def test_the_pipeline_section_says_what_ran_the_beam_stages():
+    """Only the run log said which Beam runner ran (the summary's `beam` line now)."""
+    beam = "portable runner: Beam's embedded job service, one SDK worker per job"
+    page = render(_with(pipeline={**REPORT["pipeline"], "beam": beam}))
+    assert f"<p>Beam stages: {beam.replace(chr(39), '&#x27;')}</p>" in page
+    assert "Beam stages" not in render(REPORT)  # a summary from before it: nothing

@@ -306,7 +306,7 @@ def collect(home: str) -> Report:
         "pipeline": {"components": components(nodes), "pushed_to": model_dir,
                      "already_served": bool(summary.get("already_served")),
                      "not_pushed": not_pushed_reason(summary, summary["components"]),
-                     "log": log, "not_run": not_run(nodes),
+                     "log": log, "not_run": not_run(nodes), "beam": saved.get("beam"),
                      "error": failed_error(nodes, log and os.path.join(home, log))},
         "training": {"metrics": summary.get("training"), "curves": curves(nodes),
                      "config": model_config(nodes)},

@@ -143,6 +143,8 @@ def pipeline_section(pipeline: PipelineSection) -> str:
     if pipeline.get("log") and failed:
         out.append(f"<p>the error and its traceback: <code>{escape(pipeline['log'])}</code> "
                    "(in the run's home)</p>")
+    if pipeline.get("beam"):
+        out.append(f"<p>Beam stages: {escape(pipeline['beam'])}</p>")
     if pipeline.get("pushed_to"):
         again = " (already served: no new version)" if pipeline.get("already_served") else ""
         out.append(verdict(True, f"pushed: {pipeline['pushed_to']}{again}"))

@@ -41,6 +41,7 @@ class PipelineSection(TypedDict, total=False):
     log: str | None  # the run log, relative to the home
     error: str | None  # the failed component's error, its last line (from the run log)
     not_run: list[str]  # components a run that stopped (failed, killed) never started
+    beam: str | None  # what ran the Beam stages (summary.json's `beam`)
 
 
 class TrainedConfig(TypedDict, total=False):
