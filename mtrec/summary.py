@@ -42,7 +42,7 @@ class RecommendedItem(TypedDict, total=False):
 
     item_id: str
     score: float
-    predicted_rating: float
+    rating: float  # the served rating, under `mtrec query`'s name (RankedItem)
     title: str  # added from the catalogue
     genres: list[str]  # the report adds them
 
@@ -142,7 +142,7 @@ def recommendation_rows(saved_model: Any, user_id: str, k: int) -> list[Recommen
     recommend = saved_model.signatures[S.RECOMMEND]
     out = recommend(user_id=tf.constant([user_id]), k=tf.constant(k))
     return [
-        {"item_id": i.decode(), "score": round(float(s), 4), "predicted_rating": round(float(r), 2)}
+        {"item_id": i.decode(), "score": round(float(s), 4), "rating": round(float(r), 2)}
         for i, s, r in zip(
             out[S.ITEM_IDS].numpy()[0], out[S.SCORES].numpy()[0], out[S.RATINGS].numpy()[0],
             strict=True,
@@ -363,7 +363,7 @@ def render(summary: RunSummary) -> str:
     if rec:
         items = "; ".join(
             f"{r['item_id']}{' ' + repr(r['title']) if r.get('title') else ''} "
-            f"(score {r['score']}, rating {r['predicted_rating']})"
+            f"(score {r['score']}, rating {r['rating']})"
             for r in rec["items"]
         )
         lines.append(f"example: top {len(rec['items'])} for user {rec['user_id']}: {items}")

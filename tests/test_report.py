@@ -73,7 +73,7 @@ REPORT = {
                      "seconds": {"encode": 0.5}},
     "examples": [{"user_id": "u1", "interest": {"drama": 0.6, "comedy": 0.2},
                   "items": [{"item_id": "i1", "title": "A <b> title", "score": 1.5,
-                             "predicted_rating": 4.2}]}],
+                             "rating": 4.2}]}],
 }
 # One plot per: rejects, rating histogram, timeline, loss, per-task loss, per-task
 # validation, loss weights, HR@K vs popularity, ranking vs popularity, MLM loss, one

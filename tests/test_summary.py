@@ -120,8 +120,8 @@ class _Signature:
 def test_the_example_user_lists_only_real_answers() -> None:
     model = types.SimpleNamespace(signatures={S.RECOMMEND: _Signature()})
     assert recommendation_rows(model, "u1", 4) == [
-        {"item_id": "i3", "score": 2.5, "predicted_rating": 4.2},
-        {"item_id": "i1", "score": 1.0, "predicted_rating": 3.1},
+        {"item_id": "i3", "score": 2.5, "rating": 4.2},
+        {"item_id": "i1", "score": 1.0, "rating": 3.1},
     ]
 
 

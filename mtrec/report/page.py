@@ -197,7 +197,7 @@ def examples_section(examples: Sequence[ExampleUser],
         out.append(f"<h3>user {escape(user['user_id'])}</h3>")
         out.append(table(["#", "title", "item", "predicted rating", "score"], [
             [str(i), escape(r.get("title") or ""), escape(r["item_id"]),
-             num(r["predicted_rating"], 2), num(r["score"], 3)]
+             num(r["rating"], 2), num(r["score"], 3)]
             for i, r in enumerate(user["items"], 1)]))
         interest = user.get("interest")
         if interest:
