@@ -24,10 +24,13 @@ from tfx.components.trainer import executor as trainer_executor
 from tfx.dsl.components.base import base_beam_executor, base_component, base_executor
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_executor
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+from tfx.orchestration.local import local_dag_runner
+from tfx.orchestration.portable import launcher
 from tfx.proto import trainer_pb2
 from tfx.types import channel_utils, standard_artifacts
 from tfx.utils import dependency_utils
 
+from mtrec import console
 from mtrec._env import KerasVersionError, ensure_legacy_keras
 from mtrec.components.trainer.component import CatalogTrainer
 from mtrec.components.trainer.executor import Executor as TrainerExecutor
@@ -281,3 +284,13 @@ def test_keras_version_guard_passes_keras_2_and_a_pending_loader(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", types.SimpleNamespace(keras=pending))
     ensure_legacy_keras()
     assert "_tfll_keras_version" not in vars(pending)  # the guard did not resolve it
+
+
+def test_the_console_reads_the_log_lines_tfx_writes():
+    """mtrec/console.py turns TFX's own log records into progress lines by their message
+    templates; a TFX upgrade that rewords one would silently drop those lines."""
+    runner, launch = inspect.getsource(local_dag_runner), inspect.getsource(launcher)
+    for template in (console._TFX_START, console._TFX_FINISH):
+        assert f"'{template}'" in runner
+    for template in (console._TFX_CACHED, console._TFX_SKIPPED):
+        assert f"'{template}'" in launch
