@@ -53,6 +53,7 @@ from mtrec.pseudonyms import key_from_env
 from mtrec.run_state import latest_run
 from mtrec.serving.cli import (
     QUERY_EXAMPLES,
+    RECOMMEND,
     add_query_parser,
     add_serve_parser,
     positive_int,
@@ -315,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 SERVE_EXAMPLE = """example:
   mtrec serve --model-base-path outputs/sample/serving_model/mtrec --port 8500"""
 # The sample's ids (u1), as each query's own --help: "42" is no user of the sample.
-QUERY_EXAMPLE = f"example:\n  {QUERY_EXAMPLES['recommend']}"
+QUERY_EXAMPLE = f"example:\n  {QUERY_EXAMPLES[RECOMMEND]}"
 
 
 def main(argv: list[str] | None = None) -> int:

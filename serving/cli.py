@@ -15,6 +15,7 @@ import math
 import os
 import struct
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from mtrec.contracts import signatures as S
@@ -29,16 +30,22 @@ EXIT_BROKEN_PIPE = 141
 
 DEFAULT_PORT = ServerConfig.port  # `mtrec serve`'s, so a host alone finds it
 _TARGET_EXAMPLE = f"--target 127.0.0.1:{DEFAULT_PORT}"
+# `mtrec query`'s subcommands (the signatures' names with hyphens, and shorter ones).
+RECOMMEND, FROM_ITEMS, SCORE = "recommend", "recommend-from-items", "score"
+INTEREST, EMBED_USER, EMBED_ITEM = "interest", "embed-user", "embed-item"
+METADATA, STATUS = "metadata", "status"
+TOP_K_QUERIES = (RECOMMEND, FROM_ITEMS)  # answers of up to k items, titles added
+ITEM_QUERIES = (*TOP_K_QUERIES, SCORE)  # answers that list items
+RAW_QUERIES = (METADATA, STATUS)  # printed as the server gives them (no float rounding)
 QUERY_EXAMPLES = {
-    "recommend": f"mtrec query recommend --user u1 -k 10 {_TARGET_EXAMPLE}",
-    "recommend-from-items": f"mtrec query recommend-from-items --items i1 i2 i3 -k 5 "
-    f"{_TARGET_EXAMPLE}",
-    "score": f"mtrec query score --user u1 --items i1 i2 i3 {_TARGET_EXAMPLE}",
-    "interest": f"mtrec query interest --user u1 {_TARGET_EXAMPLE}",
-    "embed-user": f"mtrec query embed-user --user u1 {_TARGET_EXAMPLE}",
-    "embed-item": f"mtrec query embed-item --item i1 {_TARGET_EXAMPLE}",
-    "metadata": f"mtrec query metadata {_TARGET_EXAMPLE}",
-    "status": f"mtrec query status {_TARGET_EXAMPLE}",
+    RECOMMEND: f"mtrec query {RECOMMEND} --user u1 -k 10 {_TARGET_EXAMPLE}",
+    FROM_ITEMS: f"mtrec query {FROM_ITEMS} --items i1 i2 i3 -k 5 {_TARGET_EXAMPLE}",
+    SCORE: f"mtrec query {SCORE} --user u1 --items i1 i2 i3 {_TARGET_EXAMPLE}",
+    INTEREST: f"mtrec query {INTEREST} --user u1 {_TARGET_EXAMPLE}",
+    EMBED_USER: f"mtrec query {EMBED_USER} --user u1 {_TARGET_EXAMPLE}",
+    EMBED_ITEM: f"mtrec query {EMBED_ITEM} --item i1 {_TARGET_EXAMPLE}",
+    METADATA: f"mtrec query {METADATA} {_TARGET_EXAMPLE}",
+    STATUS: f"mtrec query {STATUS} {_TARGET_EXAMPLE}",
 }
 
 
@@ -139,30 +146,28 @@ def _print(payload: Any) -> None:
 
 def _ask(client: Any, args: argparse.Namespace) -> Any:
     """The answer to the query `args` name, as JSON-able data."""
-    if args.query == "recommend":
-        return client.recommend(args.user, args.k)
-    if args.query == "recommend-from-items":
-        return client.recommend_from_items(args.items, args.k)
-    if args.query == "score":
-        return client.score(args.user, args.items)
-    if args.query == "interest":
-        return client.user_interest(args.user)
-    if args.query == "embed-user":
-        return {"user_id": args.user, "embedding": client.embed_user(args.user).tolist()}
-    if args.query == "embed-item":
-        return {"item_id": args.item, "embedding": client.embed_item(args.item).tolist()}
-    if args.query == "metadata":
-        return client.metadata()
-    if args.query == "status":
-        return client.status()
-    raise ValueError(args.query)  # argparse keeps this unreachable
+    return _ASK[args.query](client, args)
+
+
+_ASK: dict[str, Callable[[Any, argparse.Namespace], Any]] = {
+    RECOMMEND: lambda client, args: client.recommend(args.user, args.k),
+    FROM_ITEMS: lambda client, args: client.recommend_from_items(args.items, args.k),
+    SCORE: lambda client, args: client.score(args.user, args.items),
+    INTEREST: lambda client, args: client.user_interest(args.user),
+    EMBED_USER: lambda client, args: {
+        "user_id": args.user, "embedding": client.embed_user(args.user).tolist()},
+    EMBED_ITEM: lambda client, args: {
+        "item_id": args.item, "embedding": client.embed_item(args.item).tolist()},
+    METADATA: lambda client, args: client.metadata(),
+    STATUS: lambda client, args: client.status(),
+}
 
 
 def with_titles(client: Any, args: argparse.Namespace, answer: Any) -> Any:
     """A top-k or score answer whose items carry a "title" after "item_id", so a person
     can read them (one more call, describe_items); unchanged when the model has no such
     signature (pushed before it) or the query returns no items."""
-    if args.query not in ("recommend", "recommend-from-items", "score"):
+    if args.query not in ITEM_QUERIES:
         return answer
     from mtrec.serving.errors import ServingError  # gRPC: only when a query runs
 
@@ -178,12 +183,12 @@ def with_titles(client: Any, args: argparse.Namespace, answer: Any) -> Any:
 def short_list_note(args: argparse.Namespace, answer: Any) -> str | None:
     """Why a top-k answer has fewer than k items (the user has seen, or gave, the
     rest of the catalogue; the client drops those), or None."""
-    if args.query not in ("recommend", "recommend-from-items"):
+    if args.query not in TOP_K_QUERIES:
         return None
     n = len(answer["items"])
     if n >= args.k:
         return None
-    who = (f"for user {args.user}" if args.query == "recommend"
+    who = (f"for user {args.user}" if args.query == RECOMMEND
            else f"besides the {len(set(args.items))} given")  # an item given twice is one
     return f"note: only {n} unseen items {who} (asked for -k {args.k})"
 
@@ -281,7 +286,7 @@ def _query(args: argparse.Namespace) -> int:
             return 1
         # The model's numbers at the precision it computed them; metadata and status
         # answer with the server's own fields, as they are.
-        _print(answer if args.query in ("metadata", "status") else _short_floats(answer))
+        _print(answer if args.query in RAW_QUERIES else _short_floats(answer))
         for note in (unknown_note(client, args), short_list_note(args, answer)):
             if note:
                 print(note, file=sys.stderr)
@@ -328,23 +333,23 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
     k_help = "how many items; fewer come back when fewer are left (default: %(default)s)"
     user: dict[str, Any] = {"type": utf8_id, "required": True,
                             "help": "the user id, as in the training data"}
-    rec = query("recommend", "top-k unseen items for a user")
+    rec = query(RECOMMEND, "top-k unseen items for a user")
     rec.add_argument("--user", **user)
     rec.add_argument("-k", type=positive_int, default=10, help=k_help)
-    new = query("recommend-from-items", "top-k for a new user known only by these items")
+    new = query(FROM_ITEMS, "top-k for a new user known only by these items")
     new.add_argument("--items", type=utf8_id, nargs="+", required=True,
                      help="the user's items, oldest first")
     new.add_argument("-k", type=positive_int, default=10, help=k_help)
-    score = query("score", "score given items for a user")
+    score = query(SCORE, "score given items for a user")
     score.add_argument("--user", **user)
     score.add_argument("--items", type=utf8_id, nargs="+", required=True,
                        help="the item ids to score")
-    query("interest", "a user's genre interest").add_argument("--user", **user)
-    query("embed-user", "a user's embedding").add_argument("--user", **user)
-    query("embed-item", "an item's embedding").add_argument("--item", type=utf8_id, required=True,
+    query(INTEREST, "a user's genre interest").add_argument("--user", **user)
+    query(EMBED_USER, "a user's embedding").add_argument("--user", **user)
+    query(EMBED_ITEM, "an item's embedding").add_argument("--item", type=utf8_id, required=True,
                                                             help="the item id")
-    query("metadata", "the served model's signatures, with their inputs and outputs")
-    query("status", "the served model's versions and their states")
+    query(METADATA, "the served model's signatures, with their inputs and outputs")
+    query(STATUS, "the served model's versions and their states")
     parser.set_defaults(func=_query)
     return parser
 
