@@ -30,6 +30,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data import clean, load_dataset
 from mtrec.data.artifact_io import read_split
+from mtrec.data.digest import dataset_digest, examples_code
 from mtrec.data.examples import time_split, write_examples
 from mtrec.data.tables import SPLIT, Dataset
 from mtrec.models.config import with_protocol_overrides
@@ -101,6 +102,9 @@ def _digest(dataset: Dataset) -> str:
     root = Path(__file__).resolve().parents[1]
     for name in _SOURCES:
         h.update((root / name).read_bytes())
+    # Items, users and tags too, and the code that writes examples: keyed on the ratings
+    # alone, a re-run after a change of data/tags.py read the examples written before it.
+    h.update(dataset_digest(dataset, {"code": examples_code()}).encode())
     return h.hexdigest()[:12]
 
 

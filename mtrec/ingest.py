@@ -13,7 +13,6 @@ pseudonymisation it carries pseudonyms, raw user ids only when asked for.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -27,10 +26,9 @@ from mtrec.contracts.artifacts import EXAMPLES_DIR, INGEST_REPORT_FILE
 from mtrec.data import DataQualityError, clean, load_dataset, pseudonymize_users, write_rejects
 from mtrec.data.checks import check_split, check_tables
 from mtrec.data.cleaning import DATA_FREE_DETAILS, REJECTED, CleanResult, first_rating_reject
+from mtrec.data.digest import dataset_digest, examples_code
 from mtrec.data.header_hints import HeaderError
 from mtrec.data.privacy import pseudonymize_rejects, raw_user_ids
-from mtrec.data.tables import Dataset
-from mtrec.source_fingerprint import fingerprint, package_roots
 
 REJECTS_FILE = "rejects.csv"
 log = logging.getLogger(__name__)
@@ -44,25 +42,6 @@ class IngestResult:
     report: dict  # rows per split, users, items (from write_examples)
     tables: dict = dataclasses.field(default_factory=dict)  # per table: rows, kept, rejected...
     notes: tuple[str, ...] = ()  # what was read otherwise than the format says (Dataset)
-
-
-def examples_code() -> str:
-    """The fingerprint of the packages that turn a dataset into examples (data, and the
-    feature names in contracts): part of the examples folder's digest."""
-    return fingerprint(package_roots(("mtrec.contracts", "mtrec.data")), libraries=())
-
-
-def _digest(dataset: Dataset, options: dict) -> str:
-    h = hashlib.sha256(json.dumps(options, sort_keys=True).encode())
-    tags = () if dataset.tags is None else (dataset.tags,)
-    for frame in (dataset.ratings, dataset.users, dataset.items, *tags):
-        flat = frame.copy()
-        for col in flat.columns:  # list cells (genres) are not hashable
-            if flat[col].map(lambda v: isinstance(v, list)).any():
-                flat[col] = flat[col].map("|".join)
-        h.update(pd.util.hash_pandas_object(flat, index=False).values.tobytes())
-        h.update(",".join(flat.columns).encode())
-    return h.hexdigest()[:16]
 
 
 def _write_rejects(
@@ -168,7 +147,7 @@ def ingest(
     # change to it writes a new folder rather than reusing one written the old way.
     digest_options = {"eval_fraction": eval_fraction, "pseudonymized": bool(key), "report": 5,
                       "code": examples_code()}
-    target = Path(home, EXAMPLES_DIR, _digest(dataset, digest_options))
+    target = Path(home, EXAMPLES_DIR, dataset_digest(dataset, digest_options))
     if not (target / INGEST_REPORT_FILE).exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent))

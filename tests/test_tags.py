@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
 from mtrec.contracts import features as F
+from mtrec.data import generate
+from mtrec.data.digest import dataset_digest
 from mtrec.data.tags import (
     descriptions,
     make_tags,
@@ -59,3 +63,14 @@ def test_items_get_the_descriptions_of_their_split():
     got = with_tag_descriptions(items, TAGS, RATINGS, IS_EVAL)
     assert got[F.DESCRIPTION].tolist() == ["funny, classic", "dark comedy", "late", ""]
     assert with_tag_descriptions(items, None, RATINGS, IS_EVAL) is items  # no tags: as given
+
+
+def test_the_dataset_digest_follows_the_tags():
+    """Caches keyed on the ratings alone (benchmarks/quality_data.py) read examples whose
+    descriptions an older tags rule had made."""
+    dataset = generate(n_users=20, n_items=30, n_ratings=300, seed=1)
+    tagged = dataclasses.replace(dataset, tags=TAGS)
+    digests = {dataset_digest(d, {}) for d in (dataset, tagged,
+                                              dataclasses.replace(dataset, tags=TAGS[:2]))}
+    assert len(digests) == 3
+    assert dataset_digest(tagged, {}) == dataset_digest(dataclasses.replace(tagged), {})
