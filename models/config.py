@@ -268,9 +268,9 @@ _RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "l2": (0, INF, True, False),
     "dropout": (0, 1, True, False),
     "temperature": (0, INF, False, False),
-    "id_dropout": (0, 1, True, False),
+    "id_dropout": (0, 1, True, True),  # 1: every id unknown (the cold-item path alone)
     "history_dropout": (0, 1, True, True),  # 1: the query tower ignores history
-    "rated_dropout": (0, 1, True, False),
+    "rated_dropout": (0, 1, True, True),
     "item_item_weight": (0, INF, True, False),
     "item_item_l2": (0, INF, False, False),
     "item_item_session_mix": (0, 1, True, True),

@@ -106,9 +106,9 @@ def test_without_interest_keeps_the_tasks_a_user_named():
 
 @pytest.mark.parametrize(("overrides", "says"), [
     ({"dropout": 1.5}, "'dropout' must be in [0, 1), got 1.5"),
-    ({"id_dropout": 2}, "'id_dropout' must be in [0, 1), got 2"),
+    ({"id_dropout": 2}, "'id_dropout' must be in [0, 1], got 2"),
     ({"history_dropout": -1}, "'history_dropout' must be in [0, 1], got -1"),
-    ({"rated_dropout": 3}, "'rated_dropout' must be in [0, 1), got 3"),
+    ({"rated_dropout": 3}, "'rated_dropout' must be in [0, 1], got 3"),
     ({"temperature": 0}, "'temperature' must be > 0, got 0"),
     ({"l2": -1}, "'l2' must be >= 0, got -1"),
     ({"ivf_nprobe": 0}, "'ivf_nprobe' must be >= 1, got 0"),

@@ -73,7 +73,7 @@ def test_console_shows_each_component_and_epoch_in_few_lines(first_run):
     assert "0.000 " not in out and "e+00" not in out
     for line in epochs:
         train, validation = line.split(" | val ")[:2]
-        assert "(interest " in train and "relevance_auc" in validation, line
+        assert "(weighted; per task: interest " in train and "relevance_auc" in validation, line
     assert "TextEncoder MLM step 60/60" in out
 
 
