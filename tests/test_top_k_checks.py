@@ -17,6 +17,8 @@ import tensorflow as tf
 
 from mtrec.contracts import signatures as S
 from mtrec.models.serving_module import ServingModule
+from mtrec.serving.client import catalogue_size
+from mtrec.serving.signature import clean_tf_message
 from tests import _serving_support as support
 from tests.test_cold_popularity import module_with
 
@@ -108,3 +110,19 @@ def test_a_k_past_the_catalogue_is_refused_in_the_contracts_words(module):
             module.recommend(user_id=tf.constant([b"1"]), k=tf.constant(k))
         with pytest.raises(tf.errors.InvalidArgumentError, match=words):
             module.retrieve(user_id=tf.constant([b"1"]), k=tf.constant(k))
+
+
+def test_the_refusal_reads_as_a_sentence_with_the_values(module):
+    """REST and gRPC answered a bad k with TF's assertion text ("assertion failed: [k must
+    be a positive integer] [Condition x > 0 did not hold element-wise:] [x (k:0) = ] [0]");
+    the server now says what was wrong and the values, and the client still reads the
+    catalogue's size from it (and from TF Serving's raw text)."""
+    n = int(tf.size(module.catalog_ids))
+    expected = {0: "k must be a positive integer (k = 0)",
+                n + 1: f"{S.K_PAST_CATALOGUE} (k = {n + 1}, limit = {n})"}
+    for k, words in expected.items():
+        with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+            module.recommend(user_id=tf.constant([b"1"]), k=tf.constant(k))
+        assert clean_tf_message(raised.value.message) == words
+        assert catalogue_size(words) == (n if k else None)
+        assert catalogue_size(raised.value.message) == (n if k else None)
