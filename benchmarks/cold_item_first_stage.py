@@ -38,7 +38,8 @@ from mtrec.models.item_text import ItemText
 from mtrec.models.serving_ops import profile_inputs
 from mtrec.models.serving_tables import build_serving_tables
 from mtrec.models.towers import VocabSizes
-from mtrec.models.trainer import build_model, load_config, restore_weights
+from mtrec.models.trainer import build_model
+from mtrec.models.weights_file import load_config, restore_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cold_item_validation import LABELS, validation_data

@@ -45,7 +45,8 @@ from transform_local import as_dataset
 from mtrec.models.export import export_serving_model
 from mtrec.models.serving_tables import ServingTables, build_serving_tables
 from mtrec.models.towers import VocabSizes
-from mtrec.models.trainer import build_model, load_config, restore_weights
+from mtrec.models.trainer import build_model
+from mtrec.models.weights_file import load_config, restore_weights
 
 if TYPE_CHECKING:
     from collections.abc import Callable

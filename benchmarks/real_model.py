@@ -31,7 +31,8 @@ from mtrec.models.config import ModelConfig
 from mtrec.models.export import export_serving_model
 from mtrec.models.serving_tables import build_serving_tables
 from mtrec.models.towers import VocabSizes
-from mtrec.models.trainer import build_model, load_config, restore_weights, train_and_export
+from mtrec.models.trainer import build_model, train_and_export
+from mtrec.models.weights_file import load_config, restore_weights
 
 DONE = "TRAINED"
 

@@ -38,7 +38,8 @@ from mtrec.models.item_text import ItemText
 from mtrec.models.serving_module import ServingModule
 from mtrec.models.serving_tables import build_serving_tables
 from mtrec.models.towers import VocabSizes
-from mtrec.models.trainer import build_model, load_config, restore_weights, train_and_export
+from mtrec.models.trainer import build_model, train_and_export
+from mtrec.models.weights_file import load_config, restore_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_data import Prepared, prepare, resolve, shuffled, with_protocol

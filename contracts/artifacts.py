@@ -49,8 +49,9 @@ TRAIN_EXAMPLES = "train_examples"
 CATALOG_SIZE = "catalog_size"
 TRAINED_EPOCHS = "epochs"
 TRAINED_OPTIMIZER = "optimizer"  # the resolved one ("auto" chooses)
-LIKE_CALIBRATION = "like_calibration"  # [scale, shift] of the reported P(like)
-LIKE_CALIBRATION_IDENTITY = (1.0, 0.0)  # no fit: the relevance head's own probability
+# [logit scale, rating scale, shift] of the reported P(like): sigmoid(a logit + b rating + c)
+LIKE_CALIBRATION = "like_calibration"
+LIKE_CALIBRATION_IDENTITY = (1.0, 0.0, 0.0)  # no fit: the relevance head's own probability
 TRAINED_PROTOCOL_OVERRIDES = "protocol_overrides"  # the model settings the split protocol set
 # Each of model.evaluate's metrics on the eval split, under this prefix (e.g. the interest
 # head's contracts.metrics.INTEREST_AUC is "eval_interest_auc").

@@ -1,17 +1,31 @@
-"""A calibrated P(like) in the served outputs: Platt scaling of the relevance head.
+"""The reported P(like): a logistic regression of the liked label on the served rating.
 
 The relevance head learns P(like) over rated pairs and in-batch sampled ones together
-(models/model.py), so on rated pairs it runs below the like rate: TFMA's calibration
-(mean P(like) / like rate on the eval split) was 0.64 on the sample and 0.40 on
-ml-latest-small, and a user reading `score`'s P(like) as a probability was misled.
-After training, two numbers are fitted by logistic regression of the liked label on
-the head's logit over training pairs, and the reported P(like) is
-sigmoid(scale * logit + shift). The map is increasing, so AUC and every ranking stay
-as they were; the blend that ranks `recommend` keeps the head's raw output, the one
-its weights were chosen for on the validation cut. Measured through `score` on
-held-out ratings, mean P(like) / like rate: ML-100K u1.test 0.60 -> 0.92, the sample
-0.64 -> 0.86, ml-latest-small 0.38 -> 0.48; short of 1 because training pairs, which
-the fit reads, get higher logits than new ones (quality_tuning.md, session 46).
+(models/model.py), so its output mixes "would rate it" with "would like it". It ranks
+well inside the blend, but read as a probability for a pair it misleads: TFMA's
+calibration (mean P(like) / like rate, held-out ratings) was 0.64 on the sample and
+0.40 on ml-latest-small. A Platt fit of its logit on training pairs (sessions 46-52)
+took u1.test to 0.92 but ml-latest-small only to 0.50, with 604 of its 20,164
+held-out pairs below 1e-6, 128 of them likes: on pairs it has not seen the head's
+logit spreads from -26 to +2 (5% below -11.8), mostly on items with few ratings.
+
+The served rating (rating head blended with the item-kNN partner) is trained on
+rated pairs alone, and predicts the like label of a held-out pair better than the
+head's logit does. Through `score` on the pushed models (2026-12-07,
+benchmarks/results/quality_tuning.md, session 53):
+
+| held-out pairs | AUC logit / rating | log loss Platt(logit) / fit on rating | mean P / like rate |
+|---|---|---|---|
+| ML-100K u1.test | 0.767 / 0.818 | 0.601 / 0.543 | 0.92 -> 0.99 |
+| ml-latest-small, time | 0.695 / 0.792 | 1.328 / 0.592 | 0.50 -> 0.95 |
+
+So after training two numbers are fitted by logistic regression of the liked label
+on the served rating over training pairs, and the reported P(like) is
+sigmoid(b * rating + c). `like_calibration` holds (a, b, c) of
+sigmoid(a * logit + b * rating + c): a model without a rating head keeps the Platt
+fit of its logit (b = 0), and one that cannot be fitted the identity (1, 0, 0). The
+blend that ranks `recommend` keeps the head's raw output, the one its weights were
+chosen for on the validation cut.
 """
 
 from __future__ import annotations
@@ -23,32 +37,36 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import LIKE_CALIBRATION_IDENTITY
-from mtrec.models.config import RELEVANCE
+from mtrec.models.config import RATING, RELEVANCE
 from mtrec.models.model import MultiTaskModel
 
 log = logging.getLogger(__name__)
 
-IDENTITY = LIKE_CALIBRATION_IDENTITY  # (scale, shift): the head's own probability
+IDENTITY = LIKE_CALIBRATION_IDENTITY  # (logit, rating, shift): the head's own probability
 # Training pairs the fit reads at most: two parameters need few, and a scale run
 # (tens of millions of ratings) should not pay a second pass over its data for them.
 MAX_FIT_EXAMPLES = 200_000
 
 
-def fit_platt(logits: np.ndarray, labels: np.ndarray, iterations: int = 50
-              ) -> tuple[float, float]:
+def fit_logistic(x: np.ndarray, labels: np.ndarray, iterations: int = 50
+                 ) -> tuple[float, float] | None:
     """(scale, shift) that maximise the likelihood of the 0/1 `labels` under
-    sigmoid(scale * logit + shift), by Newton's method from the identity.
+    sigmoid(scale * x + shift), by Newton's method on x standardised, from the constant
+    fit (the like rate): from (1, 0) on raw served ratings (1..5, all far from 0) the
+    first step overshot and the fit diverged.
 
-    The identity where it cannot be fitted: one class only (implicit feedback: every
-    rating a like, or none), or a fit that is not increasing in the logit, which
-    would reverse the head's order.
+    None where it cannot be fitted: one class only (implicit feedback: every rating a
+    like, or none), x constant, or a fit that is not increasing in x, which would
+    reverse x's order.
     """
-    x = np.asarray(logits, np.float64).ravel()
+    x = np.asarray(x, np.float64).ravel()
     y = np.asarray(labels, np.float64).ravel()
-    if x.size == 0 or y.min() == y.max():
-        return IDENTITY
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    w = np.array(IDENTITY)
+    if x.size == 0 or y.min() == y.max() or x.std() == 0:
+        return None
+    mean, std = x.mean(), x.std()
+    design = np.stack([(x - mean) / std, np.ones_like(x)], axis=1)
+    rate = y.mean()
+    w = np.array([0.0, np.log(rate / (1.0 - rate))])
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -30.0, 30.0)))
         gradient = design.T @ (p - y)
@@ -57,45 +75,60 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray, iterations: int = 50
         w -= step
         if np.abs(step).max() < 1e-10:
             break
-    if not np.all(np.isfinite(w)) or w[0] <= 0:
-        log.warning("P(like) calibration not fitted (scale %s): the head's own kept", w[0])
-        return IDENTITY
-    return float(w[0]), float(w[1])
+    scale, shift = w[0] / std, w[1] - w[0] * mean / std
+    if not (np.isfinite(scale) and np.isfinite(shift)) or scale <= 0:
+        log.warning("P(like) calibration not fitted (scale %s)", scale)
+        return None
+    return float(scale), float(shift)
 
 
-def relevance_logits(model: MultiTaskModel, dataset: tf.data.Dataset,
-                     max_examples: int = MAX_FIT_EXAMPLES) -> tuple[np.ndarray, np.ndarray]:
-    """The relevance head's logit and the liked label of up to `max_examples` pairs of
-    `dataset` (transformed examples, each with its own history: what serving_default
-    and TFMA read), in inference mode."""
+def pair_predictions(model: MultiTaskModel, dataset: tf.data.Dataset,
+                     max_examples: int = MAX_FIT_EXAMPLES
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The relevance head's logit, the served rating and the liked label of up to
+    `max_examples` pairs of `dataset` (transformed examples, each with its own history:
+    what serving_default and TFMA read), in inference mode."""
     # Traced: eager, the towers took 4.8 s of the sample's Trainer (an epoch is 4.5 s);
     # traced, the whole fit takes 3.2 s, most of it reading the shuffled training data.
     @tf.function(reduce_retracing=True)
-    def logit(x: dict[str, tf.Tensor]) -> tf.Tensor:
+    def predict(x: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         q = model.query_embedding(x, training=False)
         c = model.candidate_embedding(x, training=False)
-        return model.pair_outputs(q, c, x[F.USER_IDX], x[F.ITEM_IDX])[RELEVANCE]
+        pair = model.pair_outputs(q, c, x[F.USER_IDX], x[F.ITEM_IDX])
+        return pair[RELEVANCE], model.served_rating(pair[RATING], x[F.USER_IDX],
+                                                    x[F.ITEM_IDX])
 
-    logits, labels, seen = [], [], 0
+    logits, ratings, labels, seen = [], [], [], 0
     for x in dataset:
         if seen >= max_examples:
             break
-        logits.append(logit(x).numpy().ravel())
+        head, served = predict(x)
+        logits.append(head.numpy().ravel())
+        ratings.append(served.numpy().ravel())
         labels.append(x[F.LIKED_XF].numpy().ravel())
         seen += len(logits[-1])
     if not logits:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate(logits)[:max_examples], np.concatenate(labels)[:max_examples]
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    logit, rating, label = (np.concatenate(v)[:max_examples] for v in (logits, ratings, labels))
+    return logit, rating, label
 
 
-def calibrate_likes(model: MultiTaskModel, dataset: tf.data.Dataset) -> tuple[float, float]:
-    """Fit the model's like_calibration on `dataset`'s pairs; return (scale, shift).
-    A model without a relevance head keeps the identity."""
-    if model.pair_heads is None or RELEVANCE not in model.config.tasks:
+def calibrate_likes(model: MultiTaskModel, dataset: tf.data.Dataset
+                    ) -> tuple[float, float, float]:
+    """Fit the model's like_calibration on `dataset`'s pairs; return (a, b, c): on the
+    served rating where the model has a rating head, else on the relevance logit. A
+    model without a relevance head, or a fit that fails, keeps the identity."""
+    tasks = model.config.tasks
+    if model.pair_heads is None or RELEVANCE not in tasks:
         return IDENTITY
-    logits, labels = relevance_logits(model, dataset)
-    fitted = fit_platt(logits, labels)
-    model.like_calibration.assign(fitted)
-    log.info("P(like) calibration on %d training pairs: scale %.3f, shift %.3f",
-             len(logits), *fitted)
+    logits, ratings, labels = pair_predictions(model, dataset)
+    on_rating = fit_logistic(ratings, labels) if RATING in tasks else None
+    if on_rating is not None:
+        fitted = (0.0, on_rating[0], on_rating[1])
+    else:
+        on_logit = fit_logistic(logits, labels)
+        fitted = IDENTITY if on_logit is None else (on_logit[0], 0.0, on_logit[1])
+    model.like_weights.assign(fitted)
+    log.info("P(like) calibration on %d training pairs: logit %.3f, rating %.3f, shift %.3f",
+             len(labels), *fitted)
     return fitted

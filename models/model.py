@@ -8,7 +8,8 @@ Tasks (one TFRS Task each):
   in-batch negative (the batch's items rolled by one) labelled 0. Pointwise
   keeps the output a probability, which the score blend and TFMA's
   calibration metric need; it is one over rated and sampled pairs together, so
-  the reported P(like) is Platt-scaled on rated pairs (models/like_calibration.py);
+  the reported P(like) is fitted on the served rating instead
+  (models/like_calibration.py);
 - rating: explicit rating regression (MSE) = global mean + user/item biases +
   a pair MLP;
 - interest: multi-label genres of what the user engages with, weighted toward
@@ -135,10 +136,10 @@ class MultiTaskModel(tfrs.Model):
             else None
         )
         self.item_sampling_prob = tf.constant(item_sampling_prob, tf.float32)
-        # (scale, shift) of the reported P(like): the identity until the Trainer fits it
+        # The reported P(like)'s weights: the identity until the Trainer fits them
         # after training (models/like_calibration.py); saved with the weights.
-        self.like_calibration = tf.Variable(LIKE_CALIBRATION_IDENTITY, trainable=False,
-                                            name="like_calibration")
+        self.like_weights = tf.Variable(LIKE_CALIBRATION_IDENTITY, trainable=False,
+                                        name="like_weights")
 
         # Every task returns per-example losses; compute_loss averages them over
         # the *global* batch (tf.nn.compute_average_loss): the mean, not TFRS's
@@ -277,9 +278,11 @@ class MultiTaskModel(tfrs.Model):
             rating = (1.0 - w) * rating + w * tf.gather_nd(self.neighbour_ratings, at)
         return tf.clip_by_value(rating, *self.rating_range)
 
-    def like_probability(self, logit: tf.Tensor) -> tf.Tensor:
-        """The reported P(like) of a relevance logit (calibrated, like_calibration)."""
-        return tf.sigmoid(self.like_calibration[0] * logit + self.like_calibration[1])
+    def like_probability(self, logit: tf.Tensor, rating: tf.Tensor) -> tf.Tensor:
+        """The reported P(like) of a pair from its relevance logit and served rating
+        (like_calibration weighs them: models/like_calibration.py)."""
+        a, b, c = tf.unstack(self.like_weights)
+        return tf.sigmoid(a * logit + b * rating + c)
 
     def interest_logits(self, query: tf.Tensor) -> tf.Tensor:
         if self.interest_head is None:
@@ -290,9 +293,10 @@ class MultiTaskModel(tfrs.Model):
         q = self.query_embedding(x, training)
         c = self.candidate_embedding(x, training)
         pair = self.pair_outputs(q, c, x[F.USER_IDX], x[F.ITEM_IDX])
+        rating = self.served_rating(pair[RATING], x[F.USER_IDX], x[F.ITEM_IDX])
         return {
-            F.OUT_RATING: self.served_rating(pair[RATING], x[F.USER_IDX], x[F.ITEM_IDX]),
-            F.OUT_RELEVANCE: self.like_probability(pair[RELEVANCE]),
+            F.OUT_RATING: rating,
+            F.OUT_RELEVANCE: self.like_probability(pair[RELEVANCE], rating),
             F.OUT_INTEREST: tf.sigmoid(self.interest_logits(q)),
         }
 

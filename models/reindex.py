@@ -22,7 +22,8 @@ from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
 from mtrec.models.serving_tables import build_serving_tables
 from mtrec.models.towers import VocabSizes
-from mtrec.models.trainer import build_model, load_config, restore_weights, write_warmup
+from mtrec.models.trainer import build_model, write_warmup
+from mtrec.models.weights_file import load_config, restore_weights
 
 if TYPE_CHECKING:
     import tensorflow_transform as tft

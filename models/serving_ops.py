@@ -109,9 +109,9 @@ def pair_scores(model: MultiTaskModel, query: tf.Tensor, user_idx: tf.Tensor, ve
     if heads is not None:
         users = tf.broadcast_to(user_idx[:, tf.newaxis], shape)
         out = model.pair_from_heads(heads, users, item_idx)
+        rating = model.served_rating(out[RATING], users, item_idx)
         return {RELEVANCE: tf.sigmoid(out[RELEVANCE]),
-                LIKE: model.like_probability(out[RELEVANCE]),
-                RATING: model.served_rating(out[RATING], users, item_idx)}
+                LIKE: model.like_probability(out[RELEVANCE], rating), RATING: rating}
     q = tf.reshape(tf.repeat(query[:, tf.newaxis, :], c, axis=1), [b * c, -1])
     out = model.pair_outputs(
         q,
@@ -120,12 +120,10 @@ def pair_scores(model: MultiTaskModel, query: tf.Tensor, user_idx: tf.Tensor, ve
         tf.reshape(item_idx, [-1]),
     )
     logit = tf.reshape(out[RELEVANCE], [b, c])
-    return {
-        RELEVANCE: tf.sigmoid(logit),
-        LIKE: model.like_probability(logit),
-        RATING: model.served_rating(tf.reshape(out[RATING], [b, c]),
-                                      user_idx[:, tf.newaxis], item_idx),
-    }
+    rating = model.served_rating(tf.reshape(out[RATING], [b, c]), user_idx[:, tf.newaxis],
+                                 item_idx)
+    return {RELEVANCE: tf.sigmoid(logit), LIKE: model.like_probability(logit, rating),
+            RATING: rating}
 
 
 def exclude(scores: tf.Tensor, positions: tf.RaggedTensor) -> tf.Tensor:

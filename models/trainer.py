@@ -37,8 +37,6 @@ from mtrec.contracts.artifacts import (
     TRAINED_OPTIMIZER,
     TRAINED_PROTOCOL_OVERRIDES,
     TRAINING_METRICS_FILE,
-    WEIGHTS_CHECKPOINT,
-    WEIGHTS_CONFIG_FILE,
     WEIGHTS_DIR,
 )
 from mtrec.contracts.pipeline import (
@@ -52,7 +50,6 @@ from mtrec.contracts.pipeline import (
     SPLIT_PROTOCOL,
 )
 from mtrec.models.config import (
-    RENAMED_TASKS,
     ModelConfig,
     protocol_overrides,
     resolve_optimizer,
@@ -72,6 +69,7 @@ from mtrec.models.serving_tables import (
     item_sampling_probability,
 )
 from mtrec.models.towers import VocabSizes
+from mtrec.models.weights_file import save_weights
 from mtrec.serving.warmup import write_warmup_requests
 
 log = logging.getLogger(__name__)
@@ -231,35 +229,6 @@ def make_optimizer(config: ModelConfig, train_examples: int) -> tf.keras.optimiz
     return optimizer(
         tf.keras.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.05)
     )
-
-
-# The weights format `mtrec add-items` re-indexes with: written and read only here.
-def save_weights(model: MultiTaskModel, weights_dir: str) -> None:
-    """A TF checkpoint (optimizer slots included) plus the resolved ModelConfig as JSON."""
-    tf.io.gfile.makedirs(weights_dir)
-    model.save_weights(os.path.join(weights_dir, WEIGHTS_CHECKPOINT))
-    with tf.io.gfile.GFile(os.path.join(weights_dir, WEIGHTS_CONFIG_FILE), "w") as f:
-        json.dump(dataclasses.asdict(model.config), f)
-
-
-def load_config(weights_dir: str) -> ModelConfig:
-    """The ModelConfig save_weights wrote (JSON lists back to tuples)."""
-    with tf.io.gfile.GFile(os.path.join(weights_dir, WEIGHTS_CONFIG_FILE)) as f:
-        values = json.load(f)
-    old = set(values.get("tasks", ())) & set(RENAMED_TASKS)
-    if old:  # the head's weights sit under its old name: restoring would skip them
-        raise ValueError(
-            f"{weights_dir} was trained before task {sorted(old)} was renamed "
-            f"({RENAMED_TASKS}); run `mtrec run` again, then add items"
-        )
-    for key in ("loss_weights", "blend"):
-        values[key] = tuple(tuple(pair) for pair in values[key])
-    return ModelConfig.from_dict(values)
-
-
-def restore_weights(model: MultiTaskModel, weights_dir: str) -> None:
-    """Load save_weights' checkpoint into a model built by build_model (no optimizer slots)."""
-    model.load_weights(os.path.join(weights_dir, WEIGHTS_CHECKPOINT)).expect_partial()
 
 
 def is_chief(strategy: tf.distribute.Strategy | None) -> bool:

@@ -198,11 +198,10 @@ def test_training_metrics_say_what_ran_and_where_the_time_went(exported):
     assert set(phases) == {"scan", "build", "fit", "evaluate", "export"}
     assert all(v >= 0 for v in phases.values())
     assert 0 < phases["fit"] <= metrics["train_seconds"]
-    # The reported P(like)'s Platt fit, increasing (the identity here: two epochs on the
-    # synthetic ratings leave the head's logit falling with the like label, a fit that
-    # would reverse it: tests/test_like_calibration.py).
-    scale, _ = metrics["like_calibration"]
-    assert scale > 0
+    # The reported P(like) is fitted on the served rating, increasing in it
+    # (tests/test_like_calibration.py).
+    logit_weight, rating_weight, _ = metrics["like_calibration"]
+    assert logit_weight == 0 and rating_weight > 0
 
 
 def test_export_carries_no_optimizer_state(exported):

@@ -13,7 +13,8 @@ from mtrec.data import generate
 from mtrec.data.examples import write_examples
 from mtrec.models.config import ModelConfig
 from mtrec.models.reindex import reindex
-from mtrec.models.trainer import load_config, train_and_export
+from mtrec.models.trainer import train_and_export
+from mtrec.models.weights_file import load_config
 from mtrec.serving.model_manager import WARMUP_FILE
 from tests.transform_support import as_dataset, transform_examples
 

@@ -45,7 +45,7 @@ REPORT = {
                  "not_pushed": None},
     "training": {
         "metrics": {"train_examples": 8, "epochs": 2, "optimizer": "adam",
-                    "train_seconds": 3.0, "catalog_size": 4, "like_calibration": [1.25, 0.5],
+                    "train_seconds": 3.0, "catalog_size": 4, "like_calibration": [0.0, 1.25, -4.5],
                     "phase_seconds": {"scan": 0.5, "build": 0.25, "fit": 2.5, "evaluate": 0.5,
                                       "export": 1.25}},
         "curves": {"train": {"loss": [2.0, 1.5], "rating_rmse": [0.0, 0.0],
@@ -138,7 +138,7 @@ def test_every_section_and_plot_is_in_the_page_and_text_is_escaped():
     assert "per-task loss curves" in _alts(parsed, "per-task")
     assert "1,000" in page and "MLM steps" in page  # the scratch encoder's parameters, its MLM
     assert "<td>fit 2.5s + 2.5s scan, build, evaluate, export</td>" in page  # as the summary
-    assert "<td>scale 1.250, shift +0.500</td>" in page  # the reported P(like)'s Platt fit
+    assert "<td>rating 1.250, shift -4.500</td>" in page  # the reported P(like)'s fit
 
 
 def test_the_training_table_says_when_p_like_is_the_heads_own():
@@ -147,6 +147,10 @@ def test_the_training_table_says_when_p_like_is_the_heads_own():
                                                       "like_calibration": fit}}
         return render({**REPORT, "training": training})
 
+    assert "<td>none (the head&#x27;s own probability)</td>" in shown([1.0, 0.0, 0.0])
+    assert "<td>logit 0.800, shift -1.000</td>" in shown([0.8, 0.0, -1.0])  # no rating head
+    # Runs before 2026-12-07 recorded the logit's Platt fit as [scale, shift].
+    assert "<td>logit 1.250, shift +0.500</td>" in shown([1.25, 0.5])
     assert "<td>none (the head&#x27;s own probability)</td>" in shown([1.0, 0.0])
     assert f'<td><span class="muted">{NOT_RECORDED}</span></td>' in shown(None)  # older runs
 

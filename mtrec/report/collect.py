@@ -30,7 +30,7 @@ from mtrec.contracts import signatures as S
 from mtrec.contracts.metrics import TFMA_KEYS
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.data.example_records import CatalogueEntry, catalogue, first_users
-from mtrec.models.trainer import load_config
+from mtrec.models.weights_file import load_config
 from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.report.schema import (
     ComponentRow,

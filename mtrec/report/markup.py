@@ -47,15 +47,18 @@ def stderr(value: Any) -> str:
 
 
 def platt(fit: Any) -> str:
-    """The reported P(like)'s calibration, sigmoid(scale * logit + shift), as
-    "scale 1.092, shift +1.089"; "none" for the identity (no relevance head, one class,
-    or a fit that would reverse the head's order: models/like_calibration.py)."""
-    if not isinstance(fit, Sequence) or len(fit) != 2:
+    """The reported P(like)'s fit, sigmoid(a * logit + b * rating + c): "rating 3.346,
+    shift -11.722" (on the served rating), "logit 1.092, shift +1.089" (a model without a
+    rating head; an earlier run's [scale, shift] too); "none" for the identity (no
+    relevance head, one class, or a fit that would reverse the order:
+    models/like_calibration.py)."""
+    if not isinstance(fit, Sequence) or len(fit) not in (2, 3):
         return f'<span class="muted">{NOT_RECORDED}</span>'
-    scale, shift = fit
-    if (scale, shift) == LIKE_CALIBRATION_IDENTITY:
+    a, b, c = fit if len(fit) == 3 else (fit[0], 0.0, fit[1])
+    if (a, b, c) == LIKE_CALIBRATION_IDENTITY:
         return escape("none (the head's own probability)")
-    return f"scale {scale:.3f}, shift {shift:+.3f}"
+    weight = f"rating {b:.3f}" if b else f"logit {a:.3f}"
+    return f"{weight}, shift {c:+.3f}"
 
 
 def count(value: Any) -> str:
