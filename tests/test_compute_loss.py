@@ -11,6 +11,7 @@ number below follows from Q, C and the labels alone.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -65,10 +66,10 @@ RATING_LOSS = 10 / 3
 INTEREST_LOSS = LN2 * (1 + 0.25 + 1) / 3
 
 
-def _model(**config) -> MultiTaskModel:
-    config = ModelConfig(embedding_dim=2, rated_items=False, temperature=TEMPERATURE,
-                         optimizer="adam", **config)
-    model = MultiTaskModel(SIZES, config, SAMPLING, RATING_MEAN)
+def _model(rated: tuple[np.ndarray, np.ndarray] | None = None, **config) -> MultiTaskModel:
+    config = ModelConfig(**{"embedding_dim": 2, "rated_items": False,
+                            "temperature": TEMPERATURE, "optimizer": "adam", **config})
+    model = MultiTaskModel(SIZES, config, SAMPLING, RATING_MEAN, rated=rated)
     model.query_embedding = lambda x, training=False: tf.constant(Q)
     model.candidate_embedding = lambda x, training=False: tf.constant(C)
 
@@ -92,6 +93,17 @@ def _batch() -> dict[str, tf.Tensor]:
 
 def _task_losses(model: MultiTaskModel) -> dict[str, float]:
     return {t: float(m.result()) for t, m in model.task_losses.items()}
+
+
+def _towers_see(model: MultiTaskModel) -> list[dict[str, tf.Tensor]]:
+    """The stub towers' inputs, query's then candidate's per compute_loss call."""
+    seen: list[dict[str, tf.Tensor]] = []
+
+    def tower(out: np.ndarray) -> Callable[..., tf.Tensor]:
+        return lambda x, training=False: seen.append(x) or tf.constant(out)
+
+    model.query_embedding, model.candidate_embedding = tower(Q), tower(C)
+    return seen
 
 
 def test_each_task_loss_by_hand():
@@ -148,6 +160,73 @@ def test_a_batch_without_duplicates_keeps_every_negative():
     # Same logits as above; row 0's negative (item 3, logit 1) now counts. The
     # relevance weight stays 0.5 (loss_weights), alone or not.
     assert loss == pytest.approx(0.5 * (RELEVANCE_LOSS + softplus(1) / 6), rel=1e-5)
+
+
+# No dropout of any kind: training=True runs _drop_ids, the rated-bag dropout and skips
+# the metrics, and must change no loss.
+NO_DROPOUT = {"id_dropout": 0.0, "rated_dropout": 0.0, "dropout": 0.0, "history_dropout": 0.0}
+TASK_LOSSES = {RETRIEVAL: RETRIEVAL_LOSS, RELEVANCE: RELEVANCE_LOSS, RATING: RATING_LOSS,
+               INTEREST: INTEREST_LOSS}
+# Every user's rated items (row splits by user_idx, item_idx): user 1 rated 1, 2, 3 and
+# user 2 rated 1, 4. The bag leaves out the row's own item.
+RATED = (np.array([0, 0, 3, 5], np.int64), np.array([1, 2, 3, 1, 4], np.int64))
+RATED_BAGS = [[2, 3], [1, 3], [4]]
+
+
+def _weighted_total(losses: dict[str, float]) -> float:
+    return losses[RETRIEVAL] + 0.5 * losses[RELEVANCE] + losses[RATING] + 0.2 * losses[INTEREST]
+
+
+def test_training_without_dropout_gives_the_inference_losses():
+    model = _model(**NO_DROPOUT)
+    seen = _towers_see(model)
+    total = float(model.compute_loss(_batch(), training=True))
+    assert _task_losses(model) == pytest.approx(TASK_LOSSES, rel=1e-5)
+    assert total == pytest.approx(_weighted_total(TASK_LOSSES), rel=1e-5)
+    for x in seen:  # the towers see the batch's own ids
+        assert x[F.USER_IDX].numpy().tolist() == [1, 1, 2]
+        assert x[F.ITEM_IDX].numpy().tolist() == ITEMS
+
+
+@pytest.mark.parametrize("training,rated_dropout,bags", [
+    (False, 0.0, RATED_BAGS), (True, 0.0, RATED_BAGS),
+    (False, 1.0, RATED_BAGS),  # inference never drops
+    (True, 1.0, [[], [], []]),
+])
+def test_the_rated_bag_the_towers_see_and_its_dropout(training, rated_dropout, bags):
+    model = _model(rated=RATED, **{**NO_DROPOUT, "rated_items": True,
+                                   "rated_dropout": rated_dropout})
+    seen = _towers_see(model)
+    total = float(model.compute_loss(_batch(), training=training))
+    assert seen[0][F.RATED_IDX].to_list() == bags
+    assert total == pytest.approx(_weighted_total(TASK_LOSSES), rel=1e-5)  # stub towers
+
+
+def test_id_dropout_of_one_trains_the_unknown_rows_on_the_batchs_labels():
+    """id_dropout 1: every user and item id is row 0, the unknown one, for the towers and
+    the biases; the labels, logQ, accidental hits and interest weights stay the
+    batch's. Row 0's biases are set (0.5 user, 0.25 item) so the rating shows it."""
+    model = _model(**{**NO_DROPOUT, "id_dropout": 1.0})
+    seen = _towers_see(model)
+    for bias, row_0 in ((model.user_bias, 0.5), (model.item_bias, 0.25)):
+        bias(tf.constant([0]))  # built, then row 0 set
+        table = np.zeros(bias.get_weights()[0].shape, np.float32)
+        table[0] = row_0
+        bias.set_weights([table])
+    total = float(model.compute_loss(_batch(), training=True))
+    for x in seen:
+        assert x[F.USER_IDX].numpy().tolist() == [0, 0, 0]
+        assert x[F.ITEM_IDX].numpy().tolist() == [0, 0, 0]
+    # Rating: 3 + 0.5 + 0.25 + q_i.c_i = [4.75, 5.75, 4.75] against [4, 2, 5].
+    rating = (0.75 ** 2 + 3.75 ** 2 + 0.25 ** 2) / 3
+    # Relevance: the rolled negatives' ids (all 0 now) are compared with the batch's own
+    # ids before dropout (models/model.py), so none matches: row 0's accidental hit
+    # (item 1 rolled onto item 1, logit 1) is no longer masked out, and counts as a
+    # negative. Retrieval's accidental hits and logQ read the batch's ids: unchanged.
+    relevance = RELEVANCE_LOSS + softplus(1) / 6
+    want = {**TASK_LOSSES, RATING: rating, RELEVANCE: relevance}
+    assert _task_losses(model) == pytest.approx(want, rel=1e-5)
+    assert total == pytest.approx(_weighted_total(want), rel=1e-5)
 
 
 class _Vocabularies:

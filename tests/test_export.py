@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -21,23 +17,18 @@ import tensorflow as tf
 from mtrec.contracts import features as F
 from mtrec.contracts.signatures import SIGNATURES
 from mtrec.models import sparse_item_item, trainer
-from mtrec.models.config import ModelConfig
+from mtrec.models.config import RATING, RELEVANCE, ModelConfig
+from mtrec.models.serving_module import ServingModule
 from mtrec.models.serving_tables import user_row_table, user_rows
 from mtrec.models.trainer import train_and_export
+from tests.export_support import (
+    EXPECTED_INPUTS,
+    catalogue_title,
+    signature_calls,
+    signature_inputs,
+)
+from tests.export_support import replay as _replay  # tests/test_cold_items.py imports it here
 from tests.transform_support import as_dataset
-
-EXPECTED_INPUTS = {
-    "serving_default": {"examples": tf.string},
-    "recommend": {"user_id": tf.string, "k": tf.int32},
-    "recommend_from_items": {"item_ids": tf.string, "k": tf.int32},
-    "retrieve": {"user_id": tf.string, "k": tf.int32},
-    "score": {"user_id": tf.string, "item_ids": tf.string},
-    "user_interest": {"user_id": tf.string},
-    "embed_user": {"user_id": tf.string},
-    "embed_item": {"item_id": tf.string},
-    "describe_items": {"item_ids": tf.string},
-}
-
 
 UNCACHED = "-uncached"
 # The same model with the item-item term off, first stage exact / by the IVF index.
@@ -45,6 +36,11 @@ EXACT, IVF = "-exact", "-ivf"
 # The same model with the item-item term's top-K rows (models/sparse_item_item.py),
 # K above the catalogue: it must answer as the dense term does.
 SPARSE = "-sparse"
+# The served P(like)'s logit weight, set before every export: the fit gives 0 (it reads
+# the served rating), so all three like_weights are live in what the export answers.
+LOGIT_WEIGHT = 0.37
+# The ServingModule each export was saved from, by export dir: what it answers in memory.
+SAVED_FROM: dict[str, ServingModule] = {}
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +54,10 @@ def exported(transformed_synthetic, tmp_path_factory):
     export = trainer.export_serving_model
 
     def also_uncached(model, tft_output, tables, serving_dir, item_text=None):
+        _, rating_weight, shift = model.like_weights.numpy()  # as calibrate_likes fitted
+        model.like_weights.assign([LOGIT_WEIGHT, rating_weight, shift])
         # Titles as a catalogue's would come (train_and_export reads none without one).
-        tables.item_titles = {i: _title(i.decode()) for i in tables.item_ids.tolist()}
+        tables.item_titles = {i: catalogue_title(i.decode()) for i in tables.item_ids.tolist()}
         # The same trained model, also exported without the per-user cache, and
         # without the item-item term with and without the IVF first stage (one
         # cluster probed of sqrt(80) = 9, so recommend's 80 candidates fall back).
@@ -74,7 +72,8 @@ def exported(transformed_synthetic, tmp_path_factory):
             dense_limit.setattr(sparse_item_item, "MAX_ITEMS", 0)
             export(model, tft_output, tables, serving_dir + SPARSE, item_text)
         model.config = trained
-        return export(model, tft_output, tables, serving_dir, item_text)
+        SAVED_FROM[serving_dir] = export(model, tft_output, tables, serving_dir, item_text)
+        return SAVED_FROM[serving_dir]
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(trainer, "export_serving_model", also_uncached)
@@ -87,67 +86,12 @@ def exported(transformed_synthetic, tmp_path_factory):
     return out, metrics, users, items, train
 
 
-def _title(item_id: str) -> str:
-    """The fixture's display title of a catalogue item."""
-    return f"Film {item_id} (1999)"
-
-
-def _calls(users, items, everyone=()):
-    """(signature, kwargs) pairs; JSON-able so a subprocess can replay them. With
-    `everyone` (every known user id): `recommend` for all of them at k within the
-    answer cache's depth (25, models/answer_cache.py) and above it, and for unknown
-    ids alone (each batch all known or all unknown: a mixed one is computed)."""
-    cache = [("recommend", {"user_id": list(everyone), "k": k}) for k in (1, 10, 25, 26)]
-    unknown = [("recommend", {"user_id": ["never-seen-user", "new-2"], "k": 10})]
-    return [
-        ("recommend", {"user_id": users, "k": 5}),
-        ("recommend_from_items", {"item_ids": [items[:3] + [""], items[3:] + ["", ""]], "k": 5}),
-        ("retrieve", {"user_id": users, "k": 5}),
-        ("score", {"user_id": users, "item_ids": [items] * len(users)}),
-        ("user_interest", {"user_id": users}),
-        ("embed_user", {"user_id": users}),
-        ("embed_item", {"item_id": items}),
-        ("describe_items", {"item_ids": [items + [""], items[::-1] + [""]]}),  # unknown, ""
-    ] + (cache + unknown if everyone else [])
-
-
-_REPLAY = textwrap.dedent(
-    """
-    import json, sys
-    import tensorflow as tf
-    out = {}
-    for model_dir in json.loads(sys.argv[1]):
-        model = tf.saved_model.load(model_dir)
-        out[model_dir] = []
-        for name, kwargs in json.loads(sys.argv[2]):
-            fn = model.signatures[name]
-            args = {k: tf.constant(v, dtype=fn.structured_input_signature[1][k].dtype)
-                    for k, v in kwargs.items()}
-            out[model_dir].append({
-                k: (v.numpy().astype(str).tolist() if v.dtype == tf.string
-                    else v.numpy().tolist()) for k, v in fn(**args).items()})
-    assert "mtrec" not in sys.modules
-    print("RESULT" + json.dumps(out))
-    """
-)
-
-
-def _replay(model_dirs: list[str], calls: list) -> dict[str, list[dict]]:
-    """The calls' outputs (in order) per model, from one fresh TensorFlow-only process."""
-    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
-    done = subprocess.run([sys.executable, "-c", _REPLAY, json.dumps(model_dirs),
-                           json.dumps(calls)],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.split("RESULT", 1)[1])
-
-
 @pytest.fixture(scope="module")
 def replayed(exported) -> dict[str, list[dict]]:
     """Every export of the fixture, replayed once: one process start instead of four."""
     out, _, users, items, _ = exported
     return _replay([out + suffix for suffix in ("", UNCACHED, EXACT, IVF, SPARSE)],
-                   _calls(users, items, _known_users(exported)))
+                   signature_calls(users, items, _known_users(exported)))
 
 
 def _known_users(exported) -> list[str]:
@@ -155,29 +99,62 @@ def _known_users(exported) -> list[str]:
 
 
 def test_fresh_process_gives_identical_predictions(exported, replayed):
+    """Save -> reload -> identical predictions: every signature (SIGNATURES), answered
+    by the in-memory ServingModule the export was saved from and by the SavedModel
+    loaded in a fresh TensorFlow-only process: the same ids, titles, genres and integer
+    features; floats within rtol 1e-5 / atol 1e-6 (float32). A weight, table or variable
+    missing from the export, or saved stale, answers otherwise."""
     out, _, users, items, _ = exported
-    calls = _calls(users, items, _known_users(exported))
-    fresh = replayed[out]
-    model = tf.saved_model.load(out)
+    calls = signature_calls(users, items, _known_users(exported))
+    assert {name for name, _ in calls} == set(SIGNATURES) == set(EXPECTED_INPUTS)
+    fresh, saved_from = replayed[out], SAVED_FROM[out]
     for call, (name, kwargs) in enumerate(calls):
-        fn = model.signatures[name]
-        args = {k: tf.constant(v, dtype=fn.structured_input_signature[1][k].dtype)
-                for k, v in kwargs.items()}
-        for key, value in fn(**args).items():
+        served = getattr(saved_from, name)(**signature_inputs(name, kwargs))
+        assert set(served) == set(fresh[call]), name
+        for key, value in served.items():
             if value.dtype == tf.string:
                 assert value.numpy().astype(str).tolist() == fresh[call][key], (name, key)
+            elif value.dtype.is_integer or value.dtype == tf.bool:
+                assert value.numpy().tolist() == fresh[call][key], (name, key)
             else:
                 np.testing.assert_allclose(value.numpy(), fresh[call][key], rtol=1e-5,
                                            atol=1e-6, err_msg=f"{name}.{key}")
+
+
+def test_served_p_like_reads_the_fitted_like_weights(exported, replayed):
+    """serving_default's relevance in a fresh process is sigmoid(a * logit + b * rating
+    + c): a the fixture's LOGIT_WEIGHT, (b, c) the fit calibrate_likes reported, logit
+    and rating the in-memory model's. An export without like_weights (the identity
+    (1, 0, 0)), with them stale, or ignoring one of them answers otherwise."""
+    out, metrics, users, items, _ = exported
+    calls = signature_calls(users, items)
+    names = [name for name, _ in calls]
+    at = names.index("serving_default")
+    fresh = replayed[out][at]
+    fitted_logit_weight, b, c = metrics["like_calibration"]
+    assert fitted_logit_weight == 0 and b > 0
+    saved_from = SAVED_FROM[out]
+    xf = saved_from.transform_features(**signature_inputs("serving_default", calls[at][1]))
+    model = saved_from.model
+    pair = model.pair_outputs(model.query_embedding(xf), model.candidate_embedding(xf),
+                              xf[F.USER_IDX], xf[F.ITEM_IDX])
+    logit = pair[RELEVANCE].numpy().astype(np.float64)
+    rating = model.served_rating(pair[RATING], xf[F.USER_IDX], xf[F.ITEM_IDX]).numpy()
+    np.testing.assert_allclose(fresh[F.OUT_RATING], rating, rtol=1e-5, atol=1e-6)
+    want = 1 / (1 + np.exp(-(LOGIT_WEIGHT * logit + b * rating + c)))
+    np.testing.assert_allclose(fresh[F.OUT_RELEVANCE], want, rtol=1e-5, atol=1e-6)
+    for a, b_, c_ in ((0.0, b, c), (1.0, 0.0, 0.0)):  # the fit alone; the identity
+        other = 1 / (1 + np.exp(-(a * logit + b_ * rating + c_)))
+        assert np.abs(other - want).max() > 1e-3
 
 
 def test_describe_items_gives_the_catalogue_titles_in_a_fresh_process(exported, replayed):
     """The title table survives save -> load with TensorFlow alone: known ids get their
     title, an id outside the catalogue and the padding "" get ""."""
     out, _, users, items, _ = exported
-    names = [name for name, _ in _calls(users, items, _known_users(exported))]
+    names = [name for name, _ in signature_calls(users, items, _known_users(exported))]
     titles = replayed[out][names.index("describe_items")]["titles"]
-    known = [_title(i) for i in items[:-1]]  # items[-1] is never-seen-item
+    known = [catalogue_title(i) for i in items[:-1]]  # items[-1] is never-seen-item
     assert titles == [known + ["", ""], ["", *known[::-1], ""]]
 
 

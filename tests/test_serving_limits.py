@@ -6,8 +6,8 @@ Needs the in-process server (TF Serving has no such limits).
 
 from __future__ import annotations
 
+import math
 import os
-import time
 from collections.abc import Iterator
 
 import grpc
@@ -16,6 +16,7 @@ import pytest
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2
 
+from mtrec.serving import tensor_codec
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.server_args import ServerConfig
 from mtrec.serving.signature import RequestLimits
@@ -79,10 +80,21 @@ def test_rows_up_to_the_limit_pass_and_beyond_it_are_refused(client: MtrecClient
 
 
 def test_a_short_request_declaring_a_huge_tensor_is_refused_at_once(
-    client: MtrecClient,
+    client: MtrecClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 40 bytes on the wire, 2**40 elements once decoded: refused from the shape alone.
-    started = time.monotonic()
+    # 40 bytes on the wire, 2**40 elements once decoded: refused from the shape alone,
+    # before the server decodes it (a decode would build 2**40 strings).
+    decoded: list[tuple[int, ...]] = []  # declared shape of every tensor decoded (this process)
+    real_decode = tensor_codec.decode
+
+    def spy(proto: tensor_pb2.TensorProto) -> np.ndarray:
+        shape = tuple(d.size for d in proto.tensor_shape.dim)
+        decoded.append(shape)
+        if math.prod(shape) > ELEMENTS:  # a regression fails the test, not the machine
+            raise MemoryError(f"test spy: not decoding a {list(shape)} tensor")
+        return real_decode(proto)
+
+    monkeypatch.setattr(tensor_codec, "decode", spy)
     support.expect_error(lambda: client.predict_raw(_embed_user(_declared([2**40]))),
                          INVALID, "--max-request-rows")
     items = np.array([["1"] * (ELEMENTS // 2 + 1)] * 2, dtype=object)  # 2 rows, too many items
@@ -90,10 +102,13 @@ def test_a_short_request_declaring_a_huge_tensor_is_refused_at_once(
         lambda: client.predict("score", {"user_id": _users(2), "item_ids": items}),
         INVALID, "elements", "--max-request-elements",
     )
-    assert time.monotonic() - started < 5
-    # Within the limits the same form is honoured, as TF Serving does.
+    assert (2**40,) not in decoded and items.shape not in decoded
+    assert all(math.prod(shape) <= ELEMENTS for shape in decoded), decoded
+    # Within the limits the same form is honoured, as TF Serving does, and decoded: the
+    # spy sees the server's decoding.
     out = client.predict_raw(_embed_user(_declared([3])))
     assert list(out.outputs["embedding"].tensor_shape.dim)[0].size == 3
+    assert (3,) in decoded
 
 
 def test_negative_dimensions_are_refused(client: MtrecClient) -> None:

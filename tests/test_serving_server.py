@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -179,21 +180,16 @@ def _bad_requests(client: MtrecClient) -> dict[str, tuple]:
             "'k'",
         ),
         "extra input": (
-            lambda: client.predict("embed_user", {"user_id": user, "bogus": user}),
-            INVALID,
-            "'bogus'",
-        ),
+            lambda: client.predict("embed_user", {"user_id": user, "bogus": user}), INVALID,
+            "'bogus'"),
         "unknown signature": (
             lambda: client.predict("no_such_signature", {"user_id": user}),
             INVALID,
             "no_such_signature",
         ),
         "unknown model": (lambda: other.recommend(P.users[0]), grpc.StatusCode.NOT_FOUND, ""),
-        "unknown version": (
-            lambda: pinned.recommend(P.users[0]),
-            grpc.StatusCode.NOT_FOUND,
-            "987654",
-        ),
+        "unknown version": (lambda: pinned.recommend(P.users[0]), grpc.StatusCode.NOT_FOUND,
+                            "987654"),
         # The raw request: MtrecClient.recommend refuses k < 1 itself and asks for the
         # whole catalogue past it.
         "k zero": (lambda: client.predict("recommend", {"user_id": user, "k": _k(0)}),
@@ -203,11 +199,8 @@ def _bad_requests(client: MtrecClient) -> dict[str, tuple]:
         "k over catalogue": (
             lambda: client.predict("recommend", {"user_id": user, "k": _k(P.huge_k)}),
             INVALID, "k"),
-        "empty batch": (
-            lambda: client.predict("recommend", {"user_id": empty, "k": _k(3)}),
-            INVALID,
-            "'user_id'",
-        ),
+        "empty batch": (lambda: client.predict("recommend", {"user_id": empty, "k": _k(3)}),
+                        INVALID, "'user_id'"),
         "bad output filter": (
             lambda: client.predict("embed_user", {"user_id": user}, output_filter=["nope"]),
             INVALID,
@@ -220,20 +213,9 @@ def _bad_requests(client: MtrecClient) -> dict[str, tuple]:
 # FAILED_PRECONDITION there; an empty batch may simply succeed there).
 _TF_SERVING_ALT = {"unknown signature": (grpc.StatusCode.FAILED_PRECONDITION,)}
 
-BAD = [
-    "missing input",
-    "wrong dtype",
-    "wrong rank",
-    "extra input",
-    "unknown signature",
-    "unknown model",
-    "unknown version",
-    "k zero",
-    "k negative",
-    "k over catalogue",
-    "empty batch",
-    "bad output filter",
-]
+BAD = ["missing input", "wrong dtype", "wrong rank", "extra input", "unknown signature",
+       "unknown model", "unknown version", "k zero", "k negative", "k over catalogue",
+       "empty batch", "bad output filter"]
 
 
 @pytest.mark.parametrize("case", BAD)
@@ -331,11 +313,27 @@ def test_batching_merges_concurrent_requests_without_changing_answers(
 ) -> None:
     root = support.new_model_root()
     os.symlink(os.path.abspath(support.primary_model_dir()), os.path.join(root, "1"))
-    srv = support.start_server(root, batching=True, max_batch_size=8)
-    servable = srv.manager.wait_for_version(1, timeout=120)
     users = [*P.users, P.unknown_user] * 4
+    # An RPC thread for every request: all of them can be in flight at once.
+    srv = support.start_server(root, batching=True, max_batch_size=8, threads=len(users) + 2)
+    batcher = srv.manager.wait_for_version(1, timeout=120).signatures["recommend"].batcher
+    assert batcher is not None
     answers: dict[int, Any] = {}
     errors: list[BaseException] = []
+    # Merging is opportunistic (no timer): hold the first model call until every request
+    # has reached the batcher, so the requests behind it are queued and must merge.
+    first, all_in, before, run = threading.Lock(), threading.Event(), batcher.requests, batcher._run
+
+    def held_first_call(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if first.acquire(blocking=False):
+            for _ in range(6000):  # a bound on the wait (60 s), not a timing assertion
+                if batcher.requests - before >= len(users):
+                    all_in.set()
+                    break
+                time.sleep(0.01)
+        return run(arrays)
+
+    batcher._run = held_first_call
     try:
         with MtrecClient(srv.target, model_name=support.MODEL_NAME, retries=0) as client:
             barrier = threading.Barrier(len(users))
@@ -368,8 +366,9 @@ def test_batching_merges_concurrent_requests_without_changing_answers(
     for i, (k, got) in answers.items():
         want = reference("recommend", {"user_id": np.array([users[i]], object), "k": np.int32(k)})
         support.assert_outputs_equal(got, want)
-    batcher = servable.signatures["recommend"].batcher
-    assert batcher is not None and batcher.requests >= len(users)
+    assert all_in.is_set() and batcher.requests >= len(users)
+    # 8 requests per k (8 rows at most per call): those queued behind the held call merged.
+    assert batcher.calls < batcher.requests, (batcher.calls, batcher.requests)
 
 
 @needs_local_server

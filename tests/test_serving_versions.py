@@ -116,8 +116,9 @@ def test_half_written_version_is_ignored_until_complete(rollout: dict[str, Any])
     os.rename(os.path.join(staging, "saved_model.pb"), pb_aside)
     partial = os.path.join(root, "5")
     os.rename(staging, partial)  # variables/ and assets/ there, saved_model.pb not yet
-    time.sleep(5 * srv.config.poll_seconds)
+    srv.manager.poll_once()  # a whole poll round that sees version 5's folder
     assert _served_version(client) == 1
+    assert 5 not in srv.manager.statuses()  # not loaded, nor tried and failed
     assert 5 not in {s["version"] for s in client.status()}
     os.rename(pb_aside, os.path.join(partial, "saved_model.pb"))
     srv.manager.wait_for_version(5, timeout=60)

@@ -28,20 +28,23 @@ GOOD = {
 }
 
 
-def _with_baseline(thresholds: Thresholds) -> tuple[tfma.EvalConfig, list]:
-    """The pipeline's eval_config as TFX's Evaluator completes it when a baseline exists,
-    and the metric keys TFMA puts thresholds on."""
+def _with_baseline(thresholds: Thresholds, baseline: bool = True) -> tuple[tfma.EvalConfig, list]:
+    """The pipeline's eval_config as TFX's Evaluator completes it when a baseline exists
+    (`baseline` False: the first run's, without one), and the metric keys TFMA puts
+    thresholds on."""
     config = tfma.utils.update_eval_config_with_defaults(
-        eval_config(thresholds), has_baseline=True, rubber_stamp=True
+        eval_config(thresholds, baseline=baseline), has_baseline=baseline,
+        rubber_stamp=baseline,
     )
     return config, list(
         tfma.metrics.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)
     )
 
 
-def _validate(values: dict, diffs: dict, thresholds: Thresholds) -> list[tuple[str, str, bool]]:
+def _validate(values: dict, diffs: dict, thresholds: Thresholds,
+              baseline: bool = True) -> list[tuple[str, str, bool]]:
     """(output, metric, is_diff) of each threshold TFMA reports failed."""
-    config, keyed = _with_baseline(thresholds)
+    config, keyed = _with_baseline(thresholds, baseline)
     metrics = {}
     for key in keyed:
         source = diffs if key.is_diff else values
@@ -110,6 +113,39 @@ def test_the_bounds_are_the_settings_values():
     low = {**GOOD, (F.OUT_RELEVANCE, "auc"): configs.RELEVANCE_AUC_MIN - 0.01}
     unchanged = {**still, (F.OUT_RELEVANCE, "auc"): 0.0}
     assert _validate(low, unchanged, Thresholds()) == [(F.OUT_RELEVANCE, "auc", False)]
+
+
+def test_the_value_bounds_refuse_a_candidate_just_past_them() -> None:
+    """RMSE just above the ceiling (or AUC just below the floor) is refused even when the
+    candidate did not move from the baseline; just inside both passes."""
+    unchanged = {(F.OUT_RATING, "root_mean_squared_error"): 0.0, (F.OUT_RELEVANCE, "auc"): 0.0}
+    rmse_key = (F.OUT_RATING, "root_mean_squared_error")
+    for thresholds, ceiling in [(Thresholds(), configs.RATING_RMSE_MAX),
+                                (Thresholds(rating_rmse_max=1.2), 1.2)]:
+        inside = {**GOOD, rmse_key: ceiling - 0.01}
+        past = {**GOOD, rmse_key: ceiling + 0.01}
+        assert _validate(inside, unchanged, thresholds) == []
+        assert _validate(past, unchanged, thresholds) == [(*rmse_key, False)]
+
+
+def test_the_first_run_without_a_baseline_is_gated_by_the_value_bounds_alone() -> None:
+    """No baseline model (the first run): no change thresholds, and TFMA's validator still
+    blesses a good candidate and refuses one past the value bounds."""
+    _, keys = _with_baseline(Thresholds(), baseline=False)
+    assert sorted((k.output_name, k.name, k.is_diff) for k in keys) == [
+        (F.OUT_RATING, "root_mean_squared_error", False),
+        (F.OUT_RELEVANCE, "auc", False),
+    ]
+    assert _validate(GOOD, {}, Thresholds(), baseline=False) == []
+    bad = {(F.OUT_RATING, "root_mean_squared_error"): configs.RATING_RMSE_MAX + 0.01,
+           (F.OUT_RELEVANCE, "auc"): configs.RELEVANCE_AUC_MIN - 0.01}
+    assert _validate(bad, {}, Thresholds(), baseline=False) == [
+        (F.OUT_RATING, "root_mean_squared_error", False),
+        (F.OUT_RELEVANCE, "auc", False),
+    ]
+    # A worse model than some earlier one is not refused here: nothing to compare with.
+    worse = {**GOOD, (F.OUT_RELEVANCE, "auc"): GOOD[(F.OUT_RELEVANCE, "auc")] - 0.1}
+    assert _validate(worse, {}, Thresholds(), baseline=False) == []
 
 
 def test_the_contract_tfma_keys_are_tfmas_own_names():

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import standard_artifacts
@@ -19,6 +23,7 @@ from mtrec.components.atomic_pusher.executor import (
     next_version,
     renames_atomically,
 )
+from mtrec.data import artifact_io
 
 
 def _model(tmp_path, payload: bytes):
@@ -91,6 +96,62 @@ def test_a_rerun_keeps_add_items_extension_of_the_same_model_served(tmp_path):
     # Another model is pushed above the extension.
     other = _push(tmp_path, _model(tmp_path, b"two"), base)
     assert int(other.get_string_custom_property("pushed_version")) > int(extended)
+
+
+class _Fault(OSError):
+    """The disk filled up (or the connection dropped) partway through a push."""
+
+
+def _fail_on_second_call(real: Callable[..., Any], calls: list[str]) -> Callable[..., Any]:
+    """`real`, except that its second call (one file already in place) raises `_Fault`."""
+    def flaky(source: str, destination: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(destination)
+        if len(calls) == 2:
+            raise _Fault(f"no space left writing {destination}")
+        return real(source, destination, *args, **kwargs)
+    return flaky
+
+
+@pytest.mark.parametrize("step", ["link", "rename"])
+def test_a_local_push_that_fails_partway_leaves_no_version_and_no_staging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    base = str(tmp_path / "serving")
+    calls: list[str] = []
+    if step == "link":  # link_tree's per-file step: one file linked, the next one fails
+        monkeypatch.setattr(artifact_io, "_link", _fail_on_second_call(artifact_io._link, calls))
+    else:  # the whole staging folder written, its rename to the version fails
+        def refuse(source: str, destination: str, overwrite: bool = False) -> None:
+            calls.append(destination)
+            os.listdir(source)  # the staging folder exists at this point
+            raise _Fault(f"cannot rename to {destination}")
+        monkeypatch.setattr(fileio, "rename", refuse)
+    with pytest.raises(_Fault):
+        _push(tmp_path, _model(tmp_path, b"one"), base)
+    if step == "link":  # the fault hit the staging folder, not the version
+        assert len(calls) == 2 and ".incoming-" in calls[0]
+    else:
+        assert len(calls) == 1 and os.path.basename(calls[0]).isdigit()
+    assert os.listdir(base) == []  # no numeric version, no .incoming-* staging folder
+
+    monkeypatch.undo()  # the next push, without the fault, makes the one version
+    _push(tmp_path, _model(tmp_path, b"one"), base)
+    (version,) = os.listdir(base)
+    assert version.isdigit()
+
+
+def test_an_object_store_push_that_fails_partway_leaves_no_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a rename the copy goes straight to <base>/<version>: a failed copy removes
+    the version folder, so no half model (saved_model.pb last or not) stays to be loaded."""
+    base = f"ram://serving-{uuid.uuid4().hex}"
+    calls: list[str] = []
+    monkeypatch.setattr(fileio, "copy", _fail_on_second_call(fileio.copy, calls))
+    with pytest.raises(_Fault):
+        _push(tmp_path, _model(tmp_path, b"one"), base)
+    assert len(calls) == 2 and fileio.exists(calls[0]) is False  # the first file went too
+    assert fileio.listdir(base) == []
 
 
 def test_next_version_is_strictly_increasing(tmp_path):
