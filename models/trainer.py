@@ -134,7 +134,8 @@ def train_and_export(
         )
         t_eval = time.time()
         evaluation = model.evaluate(eval_ds, return_dict=True, verbose=0)
-        like_calibration = calibrate_likes(model, train_ds)  # timed as part of "evaluate"
+        # Timed as part of "evaluate"; on the queries `score` serves (users' profiles).
+        like_calibration = calibrate_likes(model, train_ds, tables.profiles)
         t_export = time.time()
         export_serving_model(model, tft_output, tables, serving_dir, item_text)
         if weights_dir:  # lets `mtrec add-items` re-index a catalogue without retraining
