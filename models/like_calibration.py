@@ -11,21 +11,23 @@ logit spreads from -26 to +2 (5% below -11.8), mostly on items with few ratings.
 
 The served rating (rating head blended with the item-kNN partner) is trained on
 rated pairs alone, and predicts the like label of a held-out pair better than the
-head's logit does. Through `score` on the pushed models (2026-12-07,
-benchmarks/results/quality_tuning.md, session 53):
+head's logit does. So after training two numbers are fitted by logistic regression
+of the liked label on the served rating over training pairs, each queried as
+`score` queries it (the user's profile: on ml-latest-small, each example's own
+history gave sharper ratings and an over-confident fit, calibration 0.82), and the
+reported P(like) is sigmoid(b * rating + c). Through the pushed models, held-out
+ratings, before -> after (2026-12-07, benchmarks/results/quality_tuning.md,
+session 53):
 
-| held-out pairs | AUC logit / rating | log loss Platt(logit) / fit on rating | mean P / like rate |
+| held-out pairs | like-vs-not AUC | log loss | mean P / like rate |
 |---|---|---|---|
-| ML-100K u1.test | 0.767 / 0.818 | 0.601 / 0.543 | 0.92 -> 0.99 |
-| ml-latest-small, time | 0.695 / 0.792 | 1.328 / 0.592 | 0.50 -> 0.95 |
+| ML-100K u1.test | 0.767 -> 0.818 | 0.601 -> 0.544 | 0.92 -> 0.99 |
+| ml-latest-small, time | 0.695 -> 0.793 | 1.328 -> 0.591 | 0.50 -> 0.96 |
 
-So after training two numbers are fitted by logistic regression of the liked label
-on the served rating over training pairs, and the reported P(like) is
-sigmoid(b * rating + c). `like_calibration` holds (a, b, c) of
-sigmoid(a * logit + b * rating + c): a model without a rating head keeps the Platt
-fit of its logit (b = 0), and one that cannot be fitted the identity (1, 0, 0). The
-blend that ranks `recommend` keeps the head's raw output, the one its weights were
-chosen for on the validation cut.
+`like_weights` holds (a, b, c) of sigmoid(a * logit + b * rating + c): a model
+without a rating head keeps the Platt fit of its logit (b = 0), and one that
+cannot be fitted the identity (1, 0, 0). The blend that ranks `recommend` keeps
+the head's raw output, the one its weights were chosen for on the validation cut.
 """
 
 from __future__ import annotations
