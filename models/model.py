@@ -375,7 +375,9 @@ class MultiTaskModel(tfrs.Model):
         if RELEVANCE in tasks:
             neg_items = tf.roll(ids[F.ITEM_IDX], shift=1, axis=0)
             neg = self.pair_outputs(q, tf.roll(c, shift=1, axis=0), ids[F.USER_IDX], neg_items)
-            same = tf.equal(neg_items, x[F.ITEM_IDX])  # an accidental positive
+            # An accidental positive: the same item, by the batch's ids (id dropout may
+            # have turned both into the unknown row).
+            same = tf.equal(tf.roll(x[F.ITEM_IDX], shift=1, axis=0), x[F.ITEM_IDX])
             labels = tf.concat(
                 [tf.cast(x[F.LIKED_XF], tf.float32), tf.zeros_like(neg[RELEVANCE])], axis=0
             )
