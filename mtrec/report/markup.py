@@ -46,7 +46,7 @@ def stderr(value: Any) -> str:
     return '<span class="muted">–</span>'
 
 
-def platt(fit: Any) -> str:
+def like_fit(fit: Any) -> str:
     """The reported P(like)'s fit, sigmoid(a * logit + b * rating + c): "rating 3.346,
     shift -11.722" (on the served rating), "logit 1.092, shift +1.089" (a model without a
     rating head; an earlier run's [scale, shift] too); "none" for the identity (no

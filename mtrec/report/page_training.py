@@ -23,7 +23,7 @@ from mtrec.contracts.artifacts import (
 from mtrec.contracts.features import LIKED_THRESHOLD
 from mtrec.contracts.pipeline import TRAINER
 from mtrec.report import charts
-from mtrec.report.markup import escape, img, missing, num, platt, stopped_note, table
+from mtrec.report.markup import escape, img, like_fit, missing, num, stopped_note, table
 from mtrec.report.schema import TrainingSection
 from mtrec.summary import training_time
 
@@ -101,7 +101,7 @@ def training_section(training: TrainingSection, stopped: Mapping[str, str] | Non
             num(metrics.get(TRAIN_EXAMPLES)), num(metrics.get(TRAINED_EPOCHS)),
             num(metrics.get(TRAINED_OPTIMIZER)),
             training_time(metrics) if TRAIN_SECONDS in metrics else "–",
-            num(metrics.get(CATALOG_SIZE)), platt(metrics.get(LIKE_CALIBRATION))]]))
+            num(metrics.get(CATALOG_SIZE)), like_fit(metrics.get(LIKE_CALIBRATION))]]))
         out.append(heads_table(metrics))
     train, val = curves.get("train") or {}, curves.get("validation") or {}
     losses = {f"{phase} {name}": values
