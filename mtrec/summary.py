@@ -191,12 +191,16 @@ def _stderr_note(metrics: dict, name: str) -> str:
     return f" (standard error {error:.3f}" + (f" over {users} eval users)" if users else ")")
 
 
+def _verdict(blessed: bool | None) -> str:
+    """True/False, or "not run" ("None" was printed for a failed run's)."""
+    return "not run" if blessed is None else str(blessed)
+
+
 def _tfma_verdict(summary: RunSummary) -> str:
-    """True/False, or why TFMA did not run ("None" was printed for a failed run's)."""
+    """True/False, or why TFMA did not run."""
     if tfma_not_run(summary):
         return "not run (retrieval gate refused)"
-    blessed = summary.get("tfma_blessed")
-    return "not run" if blessed is None else str(blessed)
+    return _verdict(summary.get("tfma_blessed"))
 
 
 def not_pushed_reason(summary: RunSummary, states: dict[str, str]) -> str | None:
@@ -342,9 +346,8 @@ def render(summary: RunSummary) -> str:
                 for name, (value, bound) in failed.items()))
     if summary.get("tfma_failed"):
         lines.append("TFMA gate failed: " + ", ".join(summary["tfma_failed"]))
-    retrieval_blessed = summary.get("retrieval_blessed")
-    lines.append(f"blessed: TFMA={_tfma_verdict(summary)} retrieval="
-                 f"{'not run' if retrieval_blessed is None else retrieval_blessed}")
+    lines.append(f"blessed: TFMA={_tfma_verdict(summary)} "
+                 f"retrieval={_verdict(summary.get('retrieval_blessed'))}")
     pushed = summary["pushed_to"]
     reason = not_pushed_reason(summary, summary.get("components") or {})
     if pushed:

@@ -39,7 +39,7 @@ Id = str | int | bytes
 # k travels as an int32: a larger one wrapped negative ("k must be a positive integer").
 MAX_K = 2**31 - 1
 # models/serving_ops.py's refusal of a k past the catalogue, ending in the catalogue's size:
-# "... (k = 9, limit 5)" from our server (signature.clean_tf_message), TF's assertion text
+# "... (k = 9, limit = 5)" from our server (signature.clean_tf_message), TF's assertion text
 # "... [y (strided_slice:0) = ] [5]" from TF Serving.
 _PAST_CATALOGUE = re.compile(
     re.escape(S.K_PAST_CATALOGUE) + r".*?(?:\[y \([^)]*\) = \]\s*\[(\d+)\]|limit = (\d+)\))",
@@ -50,6 +50,8 @@ def catalogue_size(message: str) -> int | None:
     """The catalogue size a refused top-k request names, or None for any other error."""
     match = _PAST_CATALOGUE.search(message)
     return int(match.group(1) or match.group(2)) if match else None
+
+
 _T = TypeVar("_T")
 
 

@@ -48,7 +48,7 @@ _OPERAND = re.compile(r"\[\w+ \((?P<tensor>[^)]*?)(?::\d+)?\) = \]\s*\[(?P<value
 
 
 def _clean_assertion(text: str) -> str:
-    """"k must not exceed the catalogue size (k = 9, limit 5)" for TF's assertion text:
+    """"k must not exceed the catalogue size (k = 9, limit = 5)" for TF's assertion text:
     the checked tensor (x, a request input in our signatures) by its name, the bound it
     was held to (y) as the limit."""
     match = _ASSERTION.search(text)

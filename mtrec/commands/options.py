@@ -40,12 +40,16 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def fraction(text: str) -> float:
-    """argparse type: a share from 0 to 1 (`--max-reject-fraction`)."""
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def fraction(text: str) -> float:
+    """argparse type: a share from 0 to 1 (`--max-reject-fraction`)."""
+    value = _number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value}: a fraction is from 0 to 1")
     return value
@@ -54,10 +58,7 @@ def fraction(text: str) -> float:
 def open_fraction(text: str) -> float:
     """argparse type: a share strictly between 0 and 1 (`--eval-fraction`: both sides of
     the split need rows)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not 0.0 < value < 1.0:  # 1.5 was told "a fraction is from 0 to 1", and 1 refused
         raise argparse.ArgumentTypeError(f"{value}: must be above 0 and below 1")
     return value
