@@ -123,21 +123,24 @@ def item_notes(given: pd.DataFrame, earlier: pd.DataFrame | None,
     return notes
 
 
-def add_items(home: str, items_path: str, home_locked: bool = False) -> str:
+def add_items(home: str, items_path: str, home_locked: bool = False,
+              read: tuple[pd.DataFrame, list[str]] | None = None) -> str:
     """Returns the pushed version directory. Holds the home's lock: a run in it could
     push a version of its own meanwhile (HomeInUseError while one does); a caller that
-    holds it already (`mtrec add-items`, before TensorFlow loads) passes home_locked."""
+    holds it already (`mtrec add-items`, before TensorFlow loads) passes home_locked.
+    A caller that has read the file already (`read_given_items`) passes what it read:
+    the file is read once, so what was checked is what is added."""
     with contextlib.nullcontext() if home_locked else home_lock(home):
-        return _add_items(home, items_path)
+        return _add_items(home, read or read_given_items(items_path))
 
 
-def _add_items(home: str, items_path: str) -> str:
+def _add_items(home: str, read: tuple[pd.DataFrame, list[str]]) -> str:
     paths = LocalPaths(os.path.abspath(home))
     # The served model's run: a later run whose model a gate refused is not served.
     nodes = latest_pushed_run(paths.metadata_path)
     if not nodes:
         raise FileNotFoundError(nothing_pushed(home))
-    given, read_notes = read_given_items(items_path)
+    given, read_notes = read
     items = latest_per_id(given)
     # Cumulative: what earlier add-items gave the same served model, then these.
     # Each served model's added items so far: a second call keeps the first one's.

@@ -3,6 +3,8 @@ tests/test_pipeline_e2e.py)."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import mtrec.add_items as adding
+import mtrec.commands.add_items as command
+import mtrec.items_file as items_file
 from mtrec.add_items import item_notes
 from mtrec.items_file import latest_per_id, read_given_items, read_new_items
 
@@ -176,3 +181,23 @@ def test_a_bad_items_file_is_refused_before_tensorflow_loads(tmp_path: Path) -> 
                           timeout=120)
     assert done.stdout.split() == ["2", "False"]
     assert "new.csv: need an item_id column and at least one row" in done.stderr
+
+
+def test_add_items_reads_the_file_once(tmp_path: Path, monkeypatch) -> None:
+    """The command checked the file before TensorFlow loaded, then add_items read it
+    again: twice the work, and a file changed in between was added unchecked."""
+    reads: list[str] = []
+    read_table = items_file._read_table
+    monkeypatch.setattr(items_file, "_read_table",
+                        lambda path: reads.append(path) or read_table(path))
+    given: list[tuple[pd.DataFrame, list[str]]] = []
+    monkeypatch.setattr(adding, "_add_items", lambda home, read: given.append(read) or "v1")
+    monkeypatch.setattr(command, "run_home_problem", lambda home: None)
+    monkeypatch.setattr(command, "latest_pushed_run", lambda store: {"run": 1})
+    monkeypatch.setattr(command, "home_lock", lambda home: contextlib.nullcontext())
+    path = tmp_path / "new.csv"
+    path.write_text("item_id,title\nn1,New (2021)\n")
+    args = argparse.Namespace(home=str(tmp_path), items=str(path))
+    assert command.run_add_items(args) == 0
+    assert reads == [str(path)]
+    assert given[0][0]["item_id"].tolist() == ["n1"]

@@ -47,9 +47,10 @@ def items_file_problem(path: str) -> str | None:
 
 def run_add_items(args: argparse.Namespace) -> int:
     problem = items_file_problem(args.items)
+    read = None
     if not problem:
         try:  # the file first: a bad one is refused in a second, before TensorFlow loads
-            read_given_items(args.items)
+            read = read_given_items(args.items)
         except ValueError as err:
             problem = str(err)
     problem = problem or run_home_problem(args.home)
@@ -62,7 +63,7 @@ def run_add_items(args: argparse.Namespace) -> int:
                 raise FileNotFoundError(nothing_pushed(args.home))
             from mtrec.add_items import add_items  # TensorFlow: after the checks
 
-            add_items(args.home, args.items, home_locked=True)
+            add_items(args.home, args.items, home_locked=True, read=read)
     except (FileNotFoundError, ValueError, HomeInUseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
