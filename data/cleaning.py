@@ -45,7 +45,7 @@ from mtrec.data.tables import (
 MISSING_FIELD = "missing_field"
 BAD_RATING = "bad_rating"  # not a number, or NaN
 RATING_OUT_OF_RANGE = "rating_out_of_range"
-BAD_TIMESTAMP = "bad_timestamp"  # not an integer, negative, or after MAX_TIMESTAMP
+BAD_TIMESTAMP = "bad_timestamp"  # not an integer, before 1970, or from MAX_TIMESTAMP on
 UNKNOWN_USER = "unknown_user"
 UNKNOWN_ITEM = "unknown_item"
 # Same (user, item) as a later valid rating, or same id as a later users/items row: the
@@ -167,19 +167,33 @@ _DETAILS = {  # rejects.csv's `detail` per reason (no ids: they may be pseudonym
     UNKNOWN_ITEM: "the item_id is not in the items table",
     DUPLICATE: "a later rating of the same user_id and item_id is kept",
 }
+# A timestamp that is a time, but out of range (-5, 1960-01-01T00:00:00Z, 2150-01-01).
+_BEFORE_1970 = ("a time before 1970-01-01 UTC is not accepted, whether written as seconds "
+                "(a negative number) or ISO 8601")
+_FROM_2100 = ("a time from 2100-01-01 UTC on is not accepted, whether written as seconds "
+              "since 1970-01-01 UTC or ISO 8601")
 
 
-def _timestamp_hints(stamps: pd.Series) -> pd.Series:
-    """Per bad timestamp, why it may have been written so: milliseconds (a number past
-    MAX_TIMESTAMP) or a date as text that is not ISO 8601 (non-numeric, with digits:
-    parsing.iso_seconds read the ISO ones); "" otherwise."""
+# 10000-01-01 UTC: an ISO 8601 time (a 4-digit year) is before it, so a later number is
+# in a finer unit than seconds, or garbage; an earlier one past 2100 may be either.
+_ISO_END = 253_402_300_800
+
+
+def _timestamp_details(stamps: pd.Series) -> pd.Series:
+    """Per bad timestamp, what is wrong with it: a time before 1970 or from 2100 on (in
+    seconds or ISO 8601: parsing.iso_seconds read the ISO ones as seconds), else _DETAILS,
+    and why it may have been written so: milliseconds (a number past any ISO 8601 time)
+    or a date as text that is not ISO 8601 (non-numeric, with digits)."""
     number = pd.to_numeric(stamps, errors="coerce")
+    finite = np.isfinite(number.astype("float64"))
     dated = number.isna() & stamps.map(lambda v: isinstance(v, str)
                                        and any(c.isdigit() for c in v))
-    hints = pd.Series("", index=stamps.index, dtype=object)
-    hints[number >= MAX_TIMESTAMP] = " (milliseconds?)"
-    hints[dated] = " (a date as text must be ISO 8601, such as 2020-09-13T12:26:40Z)"
-    return hints
+    details = pd.Series(_DETAILS[BAD_TIMESTAMP], index=stamps.index, dtype=object)
+    details[finite & (number < 0)] = _BEFORE_1970
+    details[finite & (number >= MAX_TIMESTAMP)] = _FROM_2100
+    details[finite & (number >= _ISO_END)] += " (milliseconds?)"
+    details[dated] += " (a date as text must be ISO 8601, such as 2020-09-13T12:26:40Z)"
+    return details
 
 
 def _row_details(rows: pd.DataFrame, reason: pd.Series) -> pd.Series:
@@ -192,7 +206,7 @@ def _row_details(rows: pd.DataFrame, reason: pd.Series) -> pd.Series:
     detail[missing.index] = [
         "missing " + ", ".join(c for c in RATING_COLUMNS if blank[c][i]) for i in missing.index]
     stamps = rows.loc[reason == BAD_TIMESTAMP, F.TIMESTAMP]
-    detail[stamps.index] = _DETAILS[BAD_TIMESTAMP] + _timestamp_hints(stamps)
+    detail[stamps.index] = _timestamp_details(stamps)
     high = rows.loc[reason == RATING_OUT_OF_RANGE, F.RATING]
     detail[high.index] = [f"rating {float(v):g} is outside [{F.MIN_RATING:g}, "
                           f"{F.MAX_RATING:g}]" for v in high]

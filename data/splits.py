@@ -39,9 +39,16 @@ def time_split(ratings: pd.DataFrame, eval_fraction: float,
     Ties on timestamp are broken by `tie_break` (a key per row), by default row order.
     Returns a bool array (True = eval).
     """
+    return _time_cut(ratings, eval_fraction, tie_break)[0]
+
+
+def _time_cut(ratings: pd.DataFrame, eval_fraction: float,
+              tie_break: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+    """(time_split's mask, the users whose cut falls between two ratings with the same
+    timestamp, so that the tie-break decided which went to eval, the users with a cut)."""
     ties = np.arange(len(ratings)) if tie_break is None else tie_break
-    order = np.lexsort((ties, ratings[F.TIMESTAMP].to_numpy(),
-                        pd.factorize(ratings[F.USER_ID])[0]))
+    stamps = ratings[F.TIMESTAMP].to_numpy()
+    order = np.lexsort((ties, stamps, pd.factorize(ratings[F.USER_ID])[0]))
     by_user = ratings[F.USER_ID].to_numpy()[order]
     rank = pd.Series(by_user).groupby(by_user, sort=False).cumcount().to_numpy()
     size = pd.Series(by_user).groupby(by_user, sort=False).transform("size").to_numpy()
@@ -49,13 +56,20 @@ def time_split(ratings: pd.DataFrame, eval_fraction: float,
     n_eval = np.where(size >= 2, np.clip(n_eval, 1, size - 1), 0) if eval_fraction > 0 else 0
     is_eval = np.zeros(len(ratings), dtype=bool)
     is_eval[order] = rank >= size - n_eval
-    return is_eval
+    # Each cut user's first eval rating (never its first rating: n_eval < size) and the
+    # train rating just before it, in time order.
+    first_eval = np.flatnonzero((rank == size - n_eval) & (n_eval > 0))
+    sorted_stamps = stamps[order]
+    tied = int(np.sum(sorted_stamps[first_eval] == sorted_stamps[first_eval - 1]))
+    return is_eval, tied, len(first_eval)
 
 
 def eval_mask(ratings: pd.DataFrame, eval_fraction: float) -> tuple[np.ndarray, str]:
     """(True = eval row, the rule used): the `split` column when present, else time_split;
     for untimed ratings a seeded random share per user: file order (often by item id)
-    would hold out each user's last items in the file, not a sample of them."""
+    would hold out each user's last items in the file, not a sample of them. The time
+    rule says for how many users equal timestamps straddle the cut (dates without a
+    time, logs with many ratings per second): file order chose their eval ratings."""
     if SPLIT in ratings.columns:
         split = ratings[SPLIT].astype(str).to_numpy()
         if not np.isin(split, SPLITS).all():
@@ -66,7 +80,12 @@ def eval_mask(ratings: pd.DataFrame, eval_fraction: float) -> tuple[np.ndarray, 
         return (time_split(ratings, eval_fraction, tie_break=shuffled),
                 f"per-user random, {eval_fraction:g} to eval: the ratings have no time order "
                 "(no timestamps, or all equal)")
-    return time_split(ratings, eval_fraction), f"per-user time, latest {eval_fraction:g} to eval"
+    is_eval, tied, cut = _time_cut(ratings, eval_fraction)
+    rule = f"per-user time, latest {eval_fraction:g} to eval"
+    if tied:
+        rule += (f"; for {tied} of {cut} users equal timestamps straddle the cut, "
+                 "broken by file order")
+    return is_eval, rule
 
 
 def split_protocol(ratings: pd.DataFrame, is_eval: np.ndarray) -> str:

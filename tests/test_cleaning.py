@@ -193,8 +193,8 @@ def test_write_rejects_says_what_each_row_got_wrong(tmp_path: Path) -> None:
         MISSING_FIELD: "missing rating",
         BAD_RATING: "the rating is not a number (the raw text shows it)",
         RATING_OUT_OF_RANGE: "rating 9 is outside [0.5, 5]",
-        BAD_TIMESTAMP: "a timestamp must be seconds since 1970-01-01 UTC, from 0 to "
-                       "before 2100, or an ISO 8601 time",  # -5: no guess at why
+        BAD_TIMESTAMP: "a time before 1970-01-01 UTC is not accepted, whether written as "
+                       "seconds (a negative number) or ISO 8601",  # -5: no guess at why
         UNKNOWN_ITEM: "the item_id is not in the items table",
         DUPLICATE: "a later rating of the same user_id and item_id is kept",
     }
@@ -203,17 +203,34 @@ def test_write_rejects_says_what_each_row_got_wrong(tmp_path: Path) -> None:
 
 def test_a_bad_timestamp_says_what_it_looks_like() -> None:
     rows = [*GOOD, ("u1", "i2", 4.0, 1_600_000_000_000), ("u1", "i3", 4.0, "09/13/2020"),
-            ("u2", "i1", 4.0, 1.5), ("u2", "i2", 4.0, "soon")]
+            ("u2", "i1", 4.0, 1.5), ("u2", "i2", 4.0, "soon"), ("u2", "i3", 4.0, "inf")]
     result = clean(dataset(rows), max_reject_fraction=1.0)
     details = result.rejects.set_index("line")["detail"].str.removeprefix(
         "a timestamp must be seconds since 1970-01-01 UTC, from 0 to before 2100, or an ISO "
         "8601 time")
     assert details.tolist() == [
-        " (milliseconds?)",
+        "a time from 2100-01-01 UTC on is not accepted, whether written as seconds since "
+        "1970-01-01 UTC or ISO 8601 (milliseconds?)",
         " (a date as text must be ISO 8601, such as 2020-09-13T12:26:40Z)",
         "",
         "",
+        "",
     ]
+
+
+def test_a_time_out_of_range_says_so_whatever_its_form() -> None:
+    """-5 and 1960-01-01T00:00:00Z (read as -315619200) are both before 1970, and
+    2150-01-01 is as much an ISO 8601 time as 4102444800 is seconds: the detail says the
+    time is out of range, not that the value must be seconds or ISO 8601. Only a number
+    no ISO 8601 time reaches (past year 9999 as seconds) gets the milliseconds guess."""
+    rows = [*GOOD, ("u1", "i2", 4.0, -5), ("u1", "i3", 4.0, -315_619_200),
+            ("u2", "i1", 4.0, 5_680_281_600), ("u2", "i2", 4.0, 4_102_444_800)]
+    details = clean(dataset(rows), max_reject_fraction=1.0).rejects["detail"].tolist()
+    before = ("a time before 1970-01-01 UTC is not accepted, whether written as seconds "
+              "(a negative number) or ISO 8601")
+    after = ("a time from 2100-01-01 UTC on is not accepted, whether written as seconds "
+             "since 1970-01-01 UTC or ISO 8601")
+    assert details == [before, before, after, after]
 
 
 def test_pseudonymize_users() -> None:

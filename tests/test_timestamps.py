@@ -51,6 +51,22 @@ def test_iso_8601_text_timestamps_become_epoch_seconds(tmp_path: Path) -> None:
         "(a date as text must be ISO 8601, such as 2020-09-13T12:26:40Z)").all()
 
 
+def test_iso_times_before_1970_are_rejected_as_such(tmp_path: Path) -> None:
+    """A log of 1960-01-01T00:00:00Z times was rejected whole with a detail asking for
+    "seconds since 1970-01-01 UTC ... or an ISO 8601 time", which they were: the detail
+    now says the time is before 1970. Valid ISO and epoch-seconds rows still pass."""
+    (tmp_path / "ratings.csv").write_text(
+        HEADER + "a,w,4,1960-01-01T00:00:00Z\na,x,4,1969-12-31\n"
+        "a,y,4,2020-09-13T12:26:40Z\na,z,4,1600000001\n")
+    result = clean(load_generic(tmp_path), max_reject_fraction=1.0)
+    assert result.dataset.ratings[F.TIMESTAMP].tolist() == [1_600_000_000, 1_600_000_001]
+    assert result.rejects["reason"].tolist() == ["bad_timestamp"] * 2
+    assert result.rejects["detail"].tolist() == [
+        "a time before 1970-01-01 UTC is not accepted, whether written as seconds "
+        "(a negative number) or ISO 8601"] * 2
+    assert "1960-01-01T00:00:00Z" in result.rejects["raw"].iloc[0]  # as written
+
+
 def test_epoch_seconds_with_a_fraction_lose_it(tmp_path: Path) -> None:
     """Python's time.time() and JavaScript's Date.now() / 1000 write fractions; such a
     log was rejected whole (100,836 of 100,836 ratings: bad_timestamp). Milliseconds and
