@@ -28,7 +28,7 @@ TFMA's rating RMSE and relevance AUC from `serving_default` on raw examples.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeAlias
 
 import numpy as np
@@ -40,6 +40,7 @@ from mtrec.components.retrieval_evaluator.served_lists import (
     popular_unseen,
     popularity_counts,
     served_catalogue,
+    with_unrated,
 )
 from mtrec.contracts import features as F
 from mtrec.contracts import signatures as S
@@ -157,11 +158,14 @@ def measure(truth: GroundTruth, outputs: dict) -> dict:
 
 
 # ------------------------------------------------------------------ baselines
-def popularity_outputs(truth: GroundTruth) -> dict:
+def popularity_outputs(truth: GroundTruth, catalogue: Sequence[bytes] | None = None) -> dict:
     """Most-rated training items for everyone, ties by id (seen excluded for the top-K:
-    the RetrievalEvaluator's popularity, served_lists.py); for ratings, the item's mean
-    training rating, the global mean for items without one."""
+    the RetrievalEvaluator's popularity, served_lists.py), then a served `catalogue`'s
+    unrated items when given (the pushed model's, as the evaluator ranks them); for
+    ratings, the item's mean training rating, the global mean for items without one."""
     counts = popularity_counts(truth.train_items.tolist())
+    if catalogue is not None:
+        counts = with_unrated(counts, catalogue)
     seen = [set(truth.catalog[positions].tolist()) for positions in truth.seen]
     frame = pd.DataFrame({"i": truth.train_items, "r": truth.train_ratings})
     means = frame.groupby("i")["r"].mean().to_dict()
@@ -169,7 +173,7 @@ def popularity_outputs(truth: GroundTruth) -> dict:
     predicted = np.array([means.get(i, global_mean) for i in truth.items.tolist()])
     return {
         "retrieved": np.tile(popular_top_k(counts, max(HIT_KS)), (len(truth.users), 1)),
-        "recommended": popular_unseen(counts, seen, min(DEEP, len(truth.catalog))),
+        "recommended": popular_unseen(counts, seen, min(DEEP, len(counts))),
         "ratings": (predicted, truth.ratings),
         "train_seconds": 0.0,
     }

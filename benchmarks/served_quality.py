@@ -43,7 +43,7 @@ import mtrec  # noqa: F401  (Keras 2 before TensorFlow; loads no model code)
 # isort: split
 import numpy as np
 
-from mtrec.components.retrieval_evaluator.served_lists import served_catalogue
+from mtrec.components.retrieval_evaluator.served_lists import catalogue_ids, served_catalogue
 from mtrec.contracts import features as F
 from mtrec.contracts import signatures as S
 from mtrec.data import clean, load_dataset, pseudonymize_users
@@ -88,7 +88,8 @@ def measure_served(signatures: Mapping[str, SignatureFn], truth: GroundTruth,
     model = measure(truth, served_outputs(signatures, truth, ratings=True, model=loaded))
     model["query_seconds"] = round(time.time() - t0, 1)
     model.pop("train_seconds", None)
-    popularity = measure(truth, popularity_outputs(truth))
+    served = None if loaded is None else catalogue_ids(loaded)
+    popularity = measure(truth, popularity_outputs(truth, served))
     popularity.pop("train_seconds", None)
     return {"model": model, "popularity": popularity}
 

@@ -17,10 +17,13 @@ NDCG, PRECISION, RECALL = "ndcg", "precision", "recall"
 COVERAGE, NOVELTY = "coverage", "novelty"  # of the served lists (models/evaluation.py)
 POPULARITY_PREFIX = "popularity_"
 BASELINE_PREFIX = "baseline_"
+CHANCE_PREFIX = "chance_"  # a uniformly random order of each user's unseen items
 RANKING_METRICS = tuple(at(m, RECOMMEND_K) for m in (NDCG, PRECISION, RECALL))
 BEYOND_ACCURACY_METRICS = (at(COVERAGE, RECOMMEND_K), at(NOVELTY, RECOMMEND_K))
-# Derived, relative gates: model / popularity - 1, and model - last pushed model.
+# Derived, relative gates: model / popularity - 1, model / chance - 1, and model - last
+# pushed model.
 NDCG_LIFT = at(NDCG, RECOMMEND_K) + "_lift"
+NDCG_CHANCE_LIFT = at(NDCG, RECOMMEND_K) + "_chance_lift"
 NDCG_CHANGE = at(NDCG, RECOMMEND_K) + "_change"
 # Their standard errors over the eval users (models/evaluation.py): a gate's verdict
 # on a few dozen users is mostly noise, and the summary says how much.
@@ -31,7 +34,8 @@ EVAL_USERS = "eval_users"  # how many eval users the RetrievalEvaluator scored
 def threshold_names(ks: tuple[int, ...] = RETRIEVAL_KS) -> set[str]:
     """What a RetrievalEvaluator threshold may bound: HR@K for its ks, the ranking
     metrics and the relative gates (the component and `mtrec run` check the same set)."""
-    return {at(HIT_RATE, k) for k in ks} | set(RANKING_METRICS) | {NDCG_LIFT, NDCG_CHANGE}
+    return ({at(HIT_RATE, k) for k in ks} | set(RANKING_METRICS)
+            | {NDCG_LIFT, NDCG_CHANCE_LIFT, NDCG_CHANGE})
 
 
 # The TFMA metrics the Evaluator computes: the class names its EvalConfig gives and the

@@ -57,6 +57,26 @@ def per_user_ranking(
             at(NDCG, k): np.array(ndcg)}
 
 
+def chance_ndcg(unseen: np.ndarray, relevant: np.ndarray, held_out: np.ndarray,
+                k: int = 10) -> np.ndarray:
+    """Per user, the expected NDCG@k of a uniformly random order of the `unseen` items
+    `recommend` can serve them, `relevant` of which are held out (`held_out`: all their
+    held-out items, the ideal DCG's count, as in per_user_ranking).
+
+    By linearity, each of the first min(k, unseen) positions holds a held-out item with
+    probability relevant / unseen. The gate's floor: popularity can rank below chance
+    (a log whose eval items are new releases nobody rated in training), and one user
+    with 6 unseen items, all held out, scores NDCG@10 1.0 in any order; both pushed
+    models that learned nothing (a user's probe, 2026-12-07).
+    """
+    cumulative = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
+    unseen = np.asarray(unseen, dtype=np.int64)
+    shown = cumulative[np.minimum(unseen, k)]
+    dcg = np.divide(np.asarray(relevant, dtype=np.float64) * shown, unseen,
+                    out=np.zeros(len(unseen)), where=unseen > 0)
+    return dcg / cumulative[np.minimum(np.asarray(held_out, dtype=np.int64), k)]
+
+
 def ranking_metrics(
     ranked: np.ndarray, relevant: Sequence[set], k: int = 10
 ) -> dict[str, float]:

@@ -33,9 +33,10 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from mtrec.components.retrieval_evaluator.served_lists import (
+    catalogue_ids,
     popular_top_k,
     popular_unseen,
-    served_catalogue,
+    with_unrated,
 )
 from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import (
@@ -48,8 +49,10 @@ from mtrec.contracts.artifacts import (
 )
 from mtrec.contracts.metrics import (
     BASELINE_PREFIX,
+    CHANCE_PREFIX,
     EVAL_USERS,
     NDCG,
+    NDCG_CHANCE_LIFT,
     NDCG_CHANGE,
     NDCG_LIFT,
     POPULARITY_PREFIX,
@@ -74,6 +77,7 @@ from mtrec.contracts.pipeline import (
 from mtrec.contracts.signatures import EXCLUDED_BELOW, ITEM_IDS, RECOMMEND, RETRIEVE, SCORES
 from mtrec.data.artifact_io import read_files, split_files
 from mtrec.models.evaluation import (
+    chance_ndcg,
     change_stderr,
     coverage_and_novelty,
     hit_rates,
@@ -173,17 +177,25 @@ def seen_items(examples: types.Artifact, split: str, users: np.ndarray) -> list[
 
 def relative_metrics(metrics: dict, baseline: dict | None) -> dict:
     """The derived metrics the relative gates read (see the module docstring)."""
-    ndcg, pop = metrics[_NDCG], metrics[POPULARITY_PREFIX + _NDCG]
-    derived = {NDCG_LIFT: ndcg / pop - 1.0 if pop > 0 else (0.0 if ndcg == 0 else float("inf"))}
+    ndcg = metrics[_NDCG]
+    derived = {NDCG_LIFT: _lift(ndcg, metrics[POPULARITY_PREFIX + _NDCG])}
+    if CHANCE_PREFIX + _NDCG in metrics:
+        derived[NDCG_CHANCE_LIFT] = _lift(ndcg, metrics[CHANCE_PREFIX + _NDCG])
     if baseline is not None:
         derived[NDCG_CHANGE] = ndcg - baseline[_NDCG]
     return derived
 
 
-def relative_stderrs(ours: np.ndarray, popularity: np.ndarray,
-                     baseline: np.ndarray | None) -> dict[str, float]:
+def _lift(ndcg: float, reference: float) -> float:
+    return ndcg / reference - 1.0 if reference > 0 else (0.0 if ndcg == 0 else float("inf"))
+
+
+def relative_stderrs(ours: np.ndarray, popularity: np.ndarray, baseline: np.ndarray | None,
+                     chance: np.ndarray | None = None) -> dict[str, float]:
     """The relative gates' standard errors over the eval users, from per-user NDCG."""
     errors = {NDCG_LIFT + STDERR_SUFFIX: lift_stderr(ours, popularity)}
+    if chance is not None:
+        errors[NDCG_CHANCE_LIFT + STDERR_SUFFIX] = lift_stderr(ours, chance)
     if baseline is not None:
         errors[NDCG_CHANGE + STDERR_SUFFIX] = change_stderr(ours, baseline)
     return errors
@@ -208,12 +220,18 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
     `max_users` 0 scores every eval user.
     """
     users, items, total_users = sampled_pairs(examples, eval_split, max_users)
-    counts = item_counts(examples, train_split)
+    rated = item_counts(examples, train_split)
     model = tf.saved_model.load(saved_model_dir)  # once for both signatures
     # The items the signatures can rank (a k past them is refused) and coverage's
     # denominator: the served catalogue (served_lists.py). Bounded by the training
     # items alone, the lists left out every eval item nobody had rated in training.
-    catalogue = served_catalogue(model, set(counts) | set(items.tolist()))
+    # Popularity ranks the served catalogue's unrated items last; a model without the
+    # catalogue (a hand-made test model) is taken to serve the items seen, unpadded:
+    # eval items would tell popularity what is held out.
+    served = catalogue_ids(model)
+    served_set = set(served) if served is not None else set(rated) | set(items.tolist())
+    catalogue = len(served_set)
+    counts = rated if served is None else with_unrated(rated, sorted(served))
     unique_users, row_user = np.unique(users, return_inverse=True)
     kmax = max(ks)
     kmax_model = min(kmax, catalogue)
@@ -233,10 +251,17 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
     metrics.update(means(ours))
     # Coverage of those items and novelty (-log2 of the share of training users who
     # rated the item: cleaning drops duplicate ratings, so counts are users).
-    metrics.update(coverage_and_novelty(recommended, counts, catalogue,
+    metrics.update(coverage_and_novelty(recommended, rated, catalogue,
                                         user_count(examples, train_split), RECOMMEND_K))
     popular = per_user_ranking(popular_unseen(counts, seen, k), relevant, RECOMMEND_K)
     metrics.update({POPULARITY_PREFIX + m: v for m, v in means(popular).items()})
+    # What a random order of each user's servable unseen items would score (the floor).
+    chance = chance_ndcg(
+        np.array([catalogue - sum(i in served_set for i in mine) for mine in seen]),
+        np.array([sum(i in served_set and i not in mine for i in truth)
+                  for truth, mine in zip(relevant, seen, strict=True)]),
+        np.array([len(truth) for truth in relevant]), RECOMMEND_K)
+    metrics[CHANCE_PREFIX + _NDCG] = float(chance.mean()) if len(chance) else 0.0
     baseline = None
     if baseline_dir:
         baseline = per_user_ranking(top_items(baseline_dir, RECOMMEND, unique_users, k),
@@ -244,7 +269,7 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
         metrics.update({BASELINE_PREFIX + m: v for m, v in means(baseline).items()})
     metrics.update(relative_metrics(metrics, None if baseline is None else means(baseline)))
     metrics.update(relative_stderrs(ours[_NDCG], popular[_NDCG],
-                                    None if baseline is None else baseline[_NDCG]))
+                                    None if baseline is None else baseline[_NDCG], chance))
     metrics["eval_interactions"] = int(len(items))
     metrics[EVAL_USERS] = int(len(unique_users))
     metrics["eval_users_total"] = int(total_users)

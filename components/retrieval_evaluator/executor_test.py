@@ -26,6 +26,7 @@ from mtrec.components.retrieval_evaluator.executor import (
 from mtrec.contracts.artifacts import RETRIEVAL_METRICS_FILE
 from mtrec.contracts.signatures import EXCLUDED_SCORE
 from mtrec.models.evaluation import (
+    chance_ndcg,
     change_stderr,
     hit_rates,
     lift_stderr,
@@ -122,11 +123,13 @@ EVAL = [("u0", "b"), ("u1", "c"), ("u2", "a"), ("u3", "a"), ("u4", "b"), ("u5", 
 class _FixedModel(tf.Module):
     """A SavedModel whose `recommend` and `retrieve` serve one fixed list per user."""
 
-    def __init__(self, lists: dict[str, list[str]]):
+    def __init__(self, lists: dict[str, list[str]], catalogue: list[str] | None = None):
         super().__init__()
         users = sorted(lists)
         self._users = tf.constant(users)
         self._lists = tf.constant([lists[u] for u in users])
+        if catalogue:  # as models/serving_module.py keeps it
+            self.catalog_ids = tf.Variable(tf.constant(catalogue))
 
     def _rows(self, user_id, k):
         row = tf.argmax(tf.cast(tf.equal(user_id[:, None], self._users[None, :]), tf.int32), 1)
@@ -141,8 +144,9 @@ class _FixedModel(tf.Module):
         return {"item_ids": self._rows(user_id, k)}
 
 
-def _save(tmp_path, name: str, lists: dict[str, list[str]]) -> standard_artifacts.Model:
-    module = _FixedModel(lists)
+def _save(tmp_path, name: str, lists: dict[str, list[str]],
+          catalogue: list[str] | None = None) -> standard_artifacts.Model:
+    module = _FixedModel(lists, catalogue)
     artifact = standard_artifacts.Model()
     artifact.uri = str(tmp_path / name)
     artifact.id = hash(name) % 1000
@@ -288,3 +292,58 @@ def test_padding_with_excluded_items_is_no_recommendation(tmp_path):
     tf.saved_model.save(module, path, signatures={"recommend": module.recommend})
     ranked = top_items(path, "recommend", np.array([b"u0", b"u1"], dtype=object), 3)
     assert ranked.tolist() == [[b"x", b"", b""], [b"x", b"", b""]]
+
+
+def test_chance_ndcg_by_hand():
+    # Positions 1-10 discount 1/log2(i + 1); their sum S10 = 4.5436, the first two 1.6309.
+    s10 = float(np.sum(1 / np.log2(np.arange(2, 12))))
+    chance = chance_ndcg(np.array([6, 54, 10, 2]), np.array([6, 4, 1, 1]),
+                         np.array([6, 4, 2, 1]), 10)
+    # 6 unseen, all held out: any order is perfect. 54 unseen, 4 held out: 4/54 * S10
+    # over the ideal 1 + 1/log2(3) + 1/2 + 1/log2(5). 10 unseen, 1 of the 2 held out
+    # servable: S10 / 10 over 1 + 1/log2(3). 2 unseen, 1 held out: (1 + 1/log2(3)) / 2.
+    assert chance.tolist() == pytest.approx([
+        1.0, 4 / 54 * s10 / (1 + 1 / np.log2(3) + 0.5 + 1 / np.log2(5)),
+        s10 / 10 / (1 + 1 / np.log2(3)), (1 + 1 / np.log2(3)) / 2])
+    assert chance_ndcg(np.array([0]), np.array([0]), np.array([1]), 10).tolist() == [0.0]
+
+
+def test_a_model_below_a_random_order_is_refused_though_above_popularity(tmp_path):
+    """A log whose held-out items are new releases nobody rated in training: popularity
+    ranks them last, and a model that ranks them below chance beat it and was pushed."""
+    catalogue = ["a", "b", "p", "x"]
+    splits = {"train": [(f"u{u}", "p") for u in range(3)],
+              "eval": [(f"u{u}", "x") for u in range(3)]}
+    model = _save(tmp_path, "below-chance", {f"u{u}": ["a", "x", "b"] for u in range(3)},
+                  catalogue)
+    gates = {"ndcg@10_lift": 0.05, "ndcg@10_chance_lift": 0.05}
+    blessed, report = _bless(tmp_path, model, thresholds=gates, splits=splits)
+    metrics = report["metrics"]
+    # Popularity serves a, b, x (x unrated: last, ties by id): x at rank 3, NDCG 1/2; it
+    # was 0 when popularity's lists held only rated items. Chance: 1 of 3 unseen held
+    # out, (1 + 1/log2(3) + 1/2) / 3 = 0.7103. The model: rank 2, 1/log2(3) = 0.6309.
+    assert metrics["popularity_ndcg@10"] == pytest.approx(0.5)
+    assert metrics["chance_ndcg@10"] == pytest.approx((1 + 1 / np.log2(3) + 0.5) / 3)
+    assert metrics["ndcg@10"] == pytest.approx(1 / np.log2(3))
+    assert metrics["ndcg@10_lift"] == pytest.approx(2 / np.log2(3) - 1)  # 0.26: passes
+    assert not blessed and set(report["failed"]) == {"ndcg@10_chance_lift"}
+    assert report["failed"]["ndcg@10_chance_lift"][0] == pytest.approx(
+        1 / np.log2(3) / ((1 + 1 / np.log2(3) + 0.5) / 3) - 1)  # -0.112
+
+    oracle = _save(tmp_path, "first", {f"u{u}": ["x", "a", "b"] for u in range(3)}, catalogue)
+    blessed, report = _bless(tmp_path, oracle, thresholds=gates, splits=splits)
+    assert blessed and report["metrics"]["ndcg@10_chance_lift"] == pytest.approx(
+        3 / (1 + 1 / np.log2(3) + 0.5) - 1)
+
+
+def test_one_user_whose_unseen_items_are_all_held_out_is_no_evidence(tmp_path):
+    """A one-user log: with its seen items excluded, every order scores NDCG@10 1.0."""
+    catalogue = [f"i{i}" for i in range(5)]
+    splits = {"train": [("solo", "i0"), ("solo", "i1"), ("solo", "i2")],
+              "eval": [("solo", "i3"), ("solo", "i4")]}
+    model = _save(tmp_path, "solo", {"solo": ["i3", "i4"]}, catalogue)
+    blessed, report = _bless(tmp_path, model, splits=splits,
+                             thresholds={"ndcg@10_chance_lift": 0.05})
+    assert report["metrics"]["ndcg@10"] == report["metrics"]["chance_ndcg@10"] == 1.0
+    assert not blessed and report["metrics"]["ndcg@10_chance_lift"] == 0.0
+    assert np.isnan(report["metrics"]["ndcg@10_chance_lift_stderr"])  # one user

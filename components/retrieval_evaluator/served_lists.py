@@ -33,6 +33,15 @@ def popularity_counts(train_items: Iterable[Item]) -> dict[Item, int]:
     return dict(zip(values.tolist(), counts.tolist(), strict=True))
 
 
+def with_unrated(counts: Mapping[Item, int], catalogue: Iterable[Item]) -> dict[Item, int]:
+    """`counts` plus a 0 for every catalogue item nobody rated in training: popularity
+    ranks them last (ties by id), as the served model can. Without them popularity's
+    lists ran out: HR@100 0.000 on a 70-item catalogue whose held-out items were the 10
+    new releases, and the gate's lift over it was infinite (a user's probe, 2026-12-07).
+    Past the rated items only, so no list a real catalogue fills at K <= 100 changes."""
+    return {**counts, **{item: 0 for item in catalogue if item not in counts}}
+
+
 def popular_top_k(counts: Mapping[Item, int], k: int) -> np.ndarray:
     """The k most popular items, ties by id: popularity's `retrieve` list (seen kept)."""
     return popularity_ranking(np.array(list(counts), dtype=object), k,
@@ -62,7 +71,11 @@ def served_catalogue(model: Any, fallback: Iterable[Hashable]) -> int:
     (models/serving_module.py keeps its ids as the `catalog_ids` variable). A SavedModel
     without it (a hand-made test model, one exported elsewhere) is taken to serve the
     `fallback` items (the callers pass every item they saw: training and eval)."""
+    ids = catalogue_ids(model)
+    return len(ids) if ids is not None else len(set(fallback))
+
+
+def catalogue_ids(model: Any) -> list | None:
+    """The ids `recommend` can return (the `catalog_ids` variable), None without it."""
     ids = getattr(model, "catalog_ids", None)
-    if ids is not None:
-        return int(ids.shape[0])
-    return len(set(fallback))
+    return None if ids is None else ids.numpy().tolist()

@@ -18,10 +18,12 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from mtrec.components.retrieval_evaluator.executor import evaluate
 from mtrec.components.retrieval_evaluator.served_lists import (
+    catalogue_ids,
     popular_top_k,
     popular_unseen,
     popularity_counts,
     served_catalogue,
+    with_unrated,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -36,14 +38,15 @@ CATALOGUE = ["a", "b", "c", "d", "p", "x", "y"]
 # What the model serves: b, c, d, x and y, 5 distinct items.
 SERVED = {"u0": ["b", "x"], "u1": ["d", "y"], "u2": ["b", "c"], "u3": ["c", "x"]}
 
-# Popularity's unseen lists, ties by id: u0 [b c d], u1 [a c d], u2 [a b d], u3 [p c].
-# The held-out item's rank: u0 b 1, u1 d 3, u2 b 2, u3 c 2 (x never: not in training).
+# Popularity's unseen lists, ties by id, then the catalogue's unrated x and y: u0 [b c d
+# x y], u1 [a c d x y], u2 [a b d x y], u3 [p c x y]. The held-out items' ranks: u0 b 1,
+# u1 d 3, u2 b 2, u3 c 2 and x 3 (without the unrated items, u3's list ended at c).
 BY_HAND = {
     "ndcg@10": (1 + 1 / np.log2(4) + 1 / np.log2(3)
-                + (1 / np.log2(3)) / (1 + 1 / np.log2(3))) / 4,
-    "precision@10": 0.1,  # one hit in ten for each user
-    "recall@10": (1 + 1 + 1 + 0.5) / 4,
-    "hit_rate@10": 4 / 5,  # retrieve (seen kept): every held-out item but x
+                + (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))) / 4,
+    "precision@10": (0.1 + 0.1 + 0.1 + 0.2) / 4,  # u3 has two hits in ten
+    "recall@10": 1.0,
+    "hit_rate@10": 5 / 5,  # retrieve (seen kept): p a b c d x y holds every held-out item
 }
 COVERAGE = 5 / 7  # of the 7 items the model serves: not 5/6 (train + eval), nor 5/5
 
@@ -54,6 +57,13 @@ def test_popularity_breaks_ties_by_id_and_leaves_each_users_items_out():
     assert popular_top_k(counts, 4).tolist() == ["p", "a", "b", "c"]
     rows = popular_unseen(counts, [{"a", "p"}, {"b", "p"}, {"a", "b", "c", "d", "p"}], 3)
     assert rows.tolist() == [["b", "c", "d"], ["a", "c", "d"], [b"", b"", b""]]
+
+
+def test_popularity_ranks_the_catalogues_unrated_items_last_by_id():
+    counts = with_unrated(popularity_counts(["b", "a", "b"]), ["z", "b", "y", "a"])
+    assert counts == {"b": 2, "a": 1, "y": 0, "z": 0}
+    assert popular_top_k(counts, 4).tolist() == ["b", "a", "y", "z"]
+    assert popular_unseen(counts, [{"a", "y"}], 3).tolist() == [["b", "z", b""]]
 
 
 class _Catalogue:
@@ -115,8 +125,8 @@ def test_the_evaluator_and_the_benchmark_agree_with_the_hand_values(tmp_path: Pa
 
     truth = GroundTruth.from_arrays(column(TRAIN, 0), column(TRAIN, 1), np.full(len(TRAIN), 4.0),
                                     column(EVAL, 0), column(EVAL, 1), np.full(len(EVAL), 4.0))
-    popularity = measure(truth, popularity_outputs(truth))
     loaded = tf.saved_model.load(str(tmp_path / "model"))
+    popularity = measure(truth, popularity_outputs(truth, catalogue_ids(loaded)))
     served = measure(truth, served_outputs(loaded.signatures, truth, ratings=False,
                                            model=loaded))
     for name, value in BY_HAND.items():
