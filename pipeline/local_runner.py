@@ -2,7 +2,8 @@
 MLMD on SQLite, caching on. This module owns every local path.
 
 A run holds `<home>/.mtrec-run.lock` and first cleans up after a killed run
-(executions left RUNNING, their empty output folders: pipeline/killed_runs.py).
+(executions left RUNNING, their empty output folders: pipeline/killed_runs.py), and
+marks artifacts whose folders were removed by hand deleted (missing_artifacts.py).
 On a local Beam runner, TFX's Beam executors do not package TFX for remote
 workers (pipeline/tfx_packaging.py). When the pipeline's code or libraries
 changed since the home's last finished run, the run goes without the cache
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 from collections.abc import Sequence
 from importlib import resources
@@ -21,7 +21,7 @@ from typing import Any
 
 from tfx import v1 as tfx
 
-from mtrec.pipeline import code_version, configs
+from mtrec.pipeline import code_version, configs, missing_artifacts
 from mtrec.pipeline.home_lock import home_lock
 from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.pipeline.killed_runs import clean_killed_runs
@@ -29,8 +29,6 @@ from mtrec.pipeline.pipeline import create_pipeline
 from mtrec.pipeline.settings import PipelineSettings
 from mtrec.pipeline.tfx_packaging import without_tfx_package
 from mtrec.progress import report
-
-log = logging.getLogger("mtrec.pipeline")
 
 
 def curated_schema_path() -> str:
@@ -115,7 +113,11 @@ def run(paths: LocalPaths, pipeline_settings: PipelineSettings,
     with contextlib.nullcontext() if home_locked else home_lock(paths.home):
         cleanup = clean_killed_runs(paths.metadata_path, paths.pipeline_root)
         if cleanup:
-            log.warning("%s", cleanup.describe())
+            report(cleanup.describe())
+        gone = missing_artifacts.forget_missing_artifacts(paths.metadata_path,
+                                                          paths.pipeline_root)
+        if gone:
+            report(missing_artifacts.describe(gone, paths.pipeline_root))
         # A new home: all this run leaves in ML Metadata is this code's, so the code is
         # recorded now, and a first run that is stopped (Ctrl-C, a kill) resumes from
         # the cache (without it, its re-run found no record and went without).

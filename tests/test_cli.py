@@ -252,6 +252,21 @@ def test_a_home_with_file_pattern_characters_is_refused_before_writing(
     assert not (tmp_path / folder).exists()
 
 
+def test_a_home_whose_metadata_was_removed_is_refused_before_it_is_overwritten(
+        tmp_path: Path, capsys):
+    """A new store numbers executions from 1 again: the run wrote over earlier runs'
+    artifacts and failed with "AlreadyExistsError: file already exists"."""
+    schema = tmp_path / "home" / "pipeline_root" / "CuratedSchemaGen" / "schema" / "2"
+    schema.mkdir(parents=True)
+    (schema / "schema.pbtxt").write_text("kept")
+    assert main(["run", "--home", str(tmp_path / "home")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'home'} holds earlier runs' artifacts")
+    assert "no metadata.sqlite" in err and "new --home" in err
+    assert (schema / "schema.pbtxt").read_text() == "kept"
+    assert [p.name for p in (tmp_path / "home").iterdir()] == ["pipeline_root"]  # nothing written
+
+
 def test_a_run_that_fails_before_any_component_says_so_without_a_summary(
         tmp_path: Path, monkeypatch, capfd):
     """No MLMD yet: no summary to collect (it raised a second traceback about sqlite)."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mtrec.contracts.artifacts import MLMD_FILE
 from mtrec.contracts.metrics import threshold_names
+from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.pipeline.mlmd_store import store_problem
 
 if TYPE_CHECKING:  # imported when flags become settings, not when parsers are built
@@ -207,4 +208,29 @@ def home_problem(home: str) -> str | None:
     store = os.path.join(home, MLMD_FILE)  # an empty one is a new home's: the run fills it
     if os.path.isfile(store) and os.path.getsize(store):
         return store_problem(store)  # refused now, not after ingestion (mlmd_store.py)
-    return None
+    return lost_store_problem(home)
+
+
+def lost_store_problem(home: str) -> str | None:
+    """Why a home whose runs' artifacts outlived their ML Metadata store cannot run.
+
+    A new store numbers executions from 1 again, and TFX writes each execution's outputs
+    to `<node>/<key>/<execution id>/`: a run in a home whose metadata.sqlite was
+    removed by hand failed with "AlreadyExistsError: file already exists" (no path),
+    overwrote earlier runs' examples in place, and its retry pushed a version beside
+    the served one without comparing against it; `mtrec prune` could no longer see
+    the older runs' files (a user's probe, 2026-12-07)."""
+    root = LocalPaths(home).pipeline_root
+    if not _holds_a_file(root):
+        return None
+    return (f"{os.path.abspath(home)} holds earlier runs' artifacts "
+            f"({os.path.basename(root)}/) "
+            f"but no {MLMD_FILE} with their record: a run would number its executions "
+            "from 1 again and write over those artifacts. Put the home's "
+            f"{MLMD_FILE} back, or give a new --home (and delete this one if its runs "
+            "are no longer needed)")
+
+
+def _holds_a_file(folder: str) -> bool:
+    """Whether any file lies under `folder` (stops at the first one)."""
+    return any(files for _, _, files in os.walk(folder))
