@@ -75,6 +75,15 @@ def home_lock(home: str) -> Iterator[None]:
                     folder = os.path.dirname(folder)
 
 
+def in_use(home: str) -> bool:
+    """Whether a live `mtrec run` or `mtrec add-items` holds `home`'s lock now (for
+    commands that only read a home: they say so rather than wait or race it)."""
+    if not os.path.isfile(os.path.join(home, LOCK_FILE)):
+        return False
+    with run_lock(os.path.join(home, LOCK_FILE)) as sole:
+        return not sole
+
+
 def _first_missing(path: str) -> str | None:
     """The outermost folder of `path` (absolute) that does not exist yet, or None."""
     missing = None

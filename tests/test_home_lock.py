@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mtrec.cli import main
-from mtrec.pipeline.home_lock import LOCK_FILE, HomeInUseError, home_lock, run_lock
+from mtrec.pipeline.home_lock import LOCK_FILE, HomeInUseError, home_lock, in_use, run_lock
 from mtrec.pipeline.mlmd_store import open_store
 
 HOLDER = """import sys, time
@@ -98,3 +98,21 @@ def test_the_run_lock_is_exclusive_within_a_process_too(tmp_path: Path) -> None:
             assert not second
     with run_lock(lock) as after:
         assert after
+
+
+def test_a_report_while_a_run_holds_the_home_is_refused_unless_written_elsewhere(
+        held, tmp_path: Path, capsys) -> None:
+    """`mtrec report HOME` mid-run wrote HOME/report.html saying "nothing pushed: the run
+    stopped before the Pusher" (exit 0), a page the run overwrites when it ends."""
+    home, holder = held
+    (home / "metadata.sqlite").touch()  # an MLMD store: passes the quick check
+    open_store(str(home / "metadata.sqlite"), writable=True)
+    assert in_use(str(home))
+    assert main(["report", str(home)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: a run is in progress in {home}: it writes {home / 'report.html'} when it "
+        "ends (`--output FILE` writes a page now, with that run unfinished)\n")
+    assert not (home / "report.html").exists()
+    holder.kill()
+    holder.wait()
+    assert not in_use(str(home)) and not in_use(str(tmp_path / "nowhere"))

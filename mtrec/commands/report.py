@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from mtrec.commands.options import EXAMPLE_HELP, SubParsers, run_home_problem
+from mtrec.pipeline.home_lock import in_use
 from mtrec.pipeline.output_paths import unwritable
-from mtrec.report import cannot_write, write_report
+from mtrec.report import REPORT_FILE, cannot_write, write_report
 
 EXAMPLE = """examples:
   mtrec report outputs/sample              # writes outputs/sample/report.html
@@ -34,6 +36,14 @@ def add_report_parser(sub: SubParsers) -> argparse.ArgumentParser:
 def run_report(args: argparse.Namespace) -> int:
     problem = (run_home_problem(args.home) or unwritable("--output", args.output)
                or cannot_write(args.home, args.output))
+    running = not problem and in_use(args.home)
+    if running and not args.output:
+        # The page would show the run's finished components as the latest run's and
+        # "nothing pushed: the run stopped before the Pusher", and the run overwrites
+        # HOME/report.html when it ends.
+        problem = (f"a run is in progress in {args.home}: it writes "
+                   f"{os.path.join(args.home, REPORT_FILE)} when it ends (`--output FILE` "
+                   "writes a page now, with that run unfinished)")
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -44,5 +54,6 @@ def run_report(args: argparse.Namespace) -> int:
     except OSError as err:  # a missing artifact, a folder it may not write to
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {path}")
+    print(f"wrote {path}" + (" (a run is in progress: the page shows it unfinished)"
+                             if running else ""))
     return 0
