@@ -24,6 +24,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import mtrec  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from mtrec import stop_signals
 from mtrec.commands.add_items import add_items_parser
 from mtrec.commands.compile import add_compile_parser, split_beam_args
 from mtrec.commands.data_check import add_data_parser
@@ -176,8 +177,10 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
         fields["model"] = without_interest(fields["model"])
     error = report_error = report_path = None
     portable = args.beam_runner == "portable"
-    # Progress on the terminal, library output in <home>/logs/run.log.
-    with RunConsole(home, verbose=args.verbose) as console:
+    # Progress on the terminal, library output in <home>/logs/run.log. A stop (Ctrl-C,
+    # SIGTERM) leaves no earlier run's summary.json and a report showing this run stopped.
+    with stop_signals.on_stop(lambda: _show_stopped_run(home), "the stopped run's report"), \
+            RunConsole(home, verbose=args.verbose) as console:
         with (beam_portable.worker_pools(1) if portable else contextlib.nullcontext()) as ports:
             settings = local_runner.settings(
                 paths, examples_root=data.examples_root,
@@ -190,6 +193,7 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
             try:
                 local_runner.run(paths, settings, home_locked=True)
             except Exception as err:  # a component failed: LocalDagRunner re-raises it
+                stop_signals.reraise_if_stopped(err)  # unless a stop signal ended it (Beam)
                 error = console.failure(err)
         summary = summary_error = None
         if not error or os.path.exists(paths.metadata_path):  # else no component ran
@@ -226,8 +230,7 @@ def _summarise(home: str, paths: LocalPaths, data: IngestResult, beam: str) -> R
     that a failure here leaves no stale one for `mtrec report` to read."""
     from mtrec.summary import SUMMARY_FILE, collect, example_recommendation
 
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(os.path.join(home, SUMMARY_FILE))
+    _drop_summary(home)
     summary = collect(latest_run(paths.metadata_path))
     summary["beam"] = beam
     summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
@@ -244,6 +247,30 @@ def _summarise(home: str, paths: LocalPaths, data: IngestResult, beam: str) -> R
     with open(os.path.join(home, SUMMARY_FILE), "w") as f:
         json.dump(summary, f, indent=2, default=str)
     return summary
+
+
+def _drop_summary(home: str) -> None:
+    """Remove the home's summary.json (from an earlier run), if any."""
+    from mtrec.summary import SUMMARY_FILE
+
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(home, SUMMARY_FILE))
+
+
+def _show_stopped_run(home: str) -> None:
+    """After a stop: no summary.json of an earlier run for a scheduler (or `mtrec report`)
+    to take for this one's, and a report that shows this run as stopped."""
+    from mtrec.summary import shown_path
+
+    _drop_summary(home)
+    if not os.path.exists(LocalPaths(home).metadata_path):
+        return  # stopped before the pipeline recorded anything: no run to show
+    report_path, report_error = _write_report(home)
+    if report_path:
+        print(f"report: {shown_path(report_path)}")
+    else:
+        print(f"report not written ({report_error}); rebuild it with: mtrec report {home}",
+              file=sys.stderr)
 
 
 def _write_report(home: str) -> tuple[str | None, str | None]:
@@ -337,16 +364,17 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:  # Ctrl-C: one line, not the traceback of wherever it landed
+    try:  # `run`: SIGTERM (a scheduler's cancel) stops it as Ctrl-C does (stop_signals.py)
+        with stop_signals.handled() if args.command == "run" else contextlib.nullcontext():
+            return int(args.func(args) or 0)
+    except KeyboardInterrupt as stop:  # one line, not the traceback of wherever it landed
         # Not after a change to the pipeline's code: that run's re-run goes without the
         # cache until one finishes (pipeline/code_version.py), and says so.
         again = (" (run it again to resume: finished components come from the cache, "
                  "unless mtrec's code changed since the last finished run)"
                  if args.command == "run" else "")
-        print(f"\ninterrupted{again}", file=sys.stderr)
-        return 130
+        print(f"\n{stop_signals.stop_line(stop)}{again}", file=sys.stderr)
+        return stop_signals.exit_code(stop)
 
 
 
