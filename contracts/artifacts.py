@@ -22,6 +22,7 @@ INGEST_REPORT_FILE = "ingest_report.json"
 # (which the ExampleGens record as contracts.pipeline.SPLIT_PROTOCOL) and the split rule.
 INGEST_ROWS, INGEST_USERS, INGEST_ITEMS = "rows", "n_users", "n_items"
 INGEST_ITEMS_WITH_GENRES = "n_items_with_genres"
+INGEST_GENRES = "n_genres"  # distinct genres: under 2, the interest task has nothing to tell
 INGEST_ITEMS_WITH_TEXT = "n_items_with_text"  # any text encoder input: none, no encoder
 INGEST_RATING_VALUES = "rating_values"
 INGEST_SPLIT_PROTOCOL = "split_protocol"

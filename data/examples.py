@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import (
+    INGEST_GENRES,
     INGEST_ITEMS,
     INGEST_ITEMS_WITH_GENRES,
     INGEST_ITEMS_WITH_TEXT,
@@ -39,7 +40,7 @@ from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT, SPLITS, TRAIN_SP
 from mtrec.data import tfexample as W
 from mtrec.data.artifact_io import COMPRESSION
 from mtrec.data.splits import UNKNOWN_PROTOCOL, eval_mask, split_protocol, time_split
-from mtrec.data.tables import Dataset, items_with_genres, items_with_text
+from mtrec.data.tables import Dataset, distinct_genres, items_with_genres, items_with_text
 from mtrec.data.tags import with_tag_descriptions
 
 __all__ = ["history_index", "recorded_split_protocol", "time_split", "write_examples"]
@@ -214,6 +215,7 @@ def write_examples(
         INGEST_USERS: int(len(pd.unique(user_ids))),
         INGEST_ITEMS: int(len(pd.unique(item_ids))),
         INGEST_ITEMS_WITH_GENRES: items_with_genres(items),
+        INGEST_GENRES: distinct_genres(items),
         INGEST_ITEMS_WITH_TEXT: items_with_text(items),
         INGEST_RATING_VALUES: int(ratings[F.RATING].nunique()),
         INGEST_SPLIT_RULE: split_rule,

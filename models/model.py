@@ -28,7 +28,6 @@ import tensorflow_recommenders as tfrs
 
 from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import LIKE_CALIBRATION_IDENTITY
-from mtrec.contracts.metrics import INTEREST_AUC
 from mtrec.models.autograph_rules import skip_tf_keras
 from mtrec.models.config import (
     INTEREST,
@@ -39,6 +38,7 @@ from mtrec.models.config import (
     ModelConfig,
 )
 from mtrec.models.heads import PairHeads, UncertaintyWeighting, pair_features
+from mtrec.models.interest_metric import InterestAUC
 from mtrec.models.towers import CandidateTower, QueryTower, VocabSizes, architecture_config
 
 # What TFRS's train/test step return for the last batch only (see loss_means).
@@ -60,12 +60,15 @@ class MultiTaskModel(tfrs.Model):
         rated: tuple[np.ndarray, np.ndarray] | None = None,
         rating_range: tuple[float, float] = (F.MIN_RATING, F.MAX_RATING),
         neighbour_ratings: np.ndarray | None = None,
+        genre_vocab_size: int | None = None,
     ) -> None:
         """`rated`: (row splits [users + 1], item_idx values), every user's rated items
         (serving_tables.ServingTables.rated_splits / rated_idx); needed when config.rated_items.
         `rating_range`: the lowest and highest training rating (ServingTables.rating_range).
         `neighbour_ratings`: [users, items] closed-form predictions the served rating is
-        blended with at config.rating_knn_weight (models/neighbour_rating.py); None = off."""
+        blended with at config.rating_knn_weight (models/neighbour_rating.py); None = off.
+        `genre_vocab_size`: the Transform genre vocabulary's; the interest AUC reads only
+        its columns (models/interest_metric.py); None = all F.GENRE_BUCKETS."""
         super().__init__()
         # Keras' default under MultiWorkerMirroredStrategy sums every logged value
         # over workers, doubling the (already synchronised) AUC/RMSE with 2
@@ -80,6 +83,7 @@ class MultiTaskModel(tfrs.Model):
             rating_mean=float(rating_mean), rating_range=[float(r) for r in rating_range],
             items=int(len(item_sampling_prob)), text_table=text_table is not None,
             rated=rated is not None, neighbour_ratings=neighbour_ratings is not None,
+            genre_vocab_size=genre_vocab_size,
         ))
         d = config.embedding_dim
         row_l2 = config.optimizer == "lazy_adam"  # LazyAdam needs row-sparse gradients
@@ -168,9 +172,10 @@ class MultiTaskModel(tfrs.Model):
         )
         # As the head: without the task, no interest AUC (never updated, it read 0.000 in
         # every epoch line of a run whose items have no genres, where the run drops it).
+        # InterestAUC masks the phantom genre columns itself: the loss never sees the mask.
         self.interest_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=none),
-            metrics=[tf.keras.metrics.AUC(name=INTEREST_AUC, from_logits=True)],
+            metrics=[InterestAUC(genre_vocab_size)],
             name=INTEREST,
         ) if INTEREST in config.tasks else None
         self.balancer = UncertaintyWeighting(config.tasks) if config.uncertainty_weighting else None

@@ -66,6 +66,7 @@ from mtrec.models.optimizer import LazyAdam
 from mtrec.models.serving_tables import (
     ServingTables,
     build_serving_tables,
+    genre_vocabulary,
     item_sampling_probability,
 )
 from mtrec.models.towers import VocabSizes
@@ -201,6 +202,7 @@ def build_model(
         text_table=item_text.table(tft_output, sizes.items) if item_text else None,
         rated=(tables.rated_splits, tables.rated_idx),
         neighbour_ratings=neighbour_ratings(tables, sizes, config),
+        genre_vocab_size=len(genre_vocabulary(tft_output)),
     )
 
 

@@ -173,7 +173,8 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
         data.report.get(A.INGEST_RATING_VALUES))
     if data.report.get(A.INGEST_ITEMS_WITH_TEXT) == 0:  # an encoder would read only " | "
         fields["text_encoder"] = None
-    if data.report.get(A.INGEST_ITEMS_WITH_GENRES) == 0:  # no interest labels to learn
+    # No genre, or one on every item: no interest labels to learn (or none to rank).
+    if data.report.get(A.INGEST_ITEMS_WITH_GENRES) == 0 or data.report.get(A.INGEST_GENRES) == 1:
         fields["model"] = without_interest(fields["model"])
     error = report_error = report_path = None
     portable = args.beam_runner == "portable"

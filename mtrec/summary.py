@@ -321,6 +321,9 @@ def render(summary: RunSummary) -> str:
         if report.get(A.INGEST_ITEMS_WITH_GENRES) == 0:  # Keras' AUC without positives: 0
             lines.append("interest (eval split): no item has genres, so the interest task "
                          "was left out")
+        elif report.get(A.INGEST_GENRES) == 1:  # nor without negatives
+            lines.append("interest (eval split): the items have one genre, so the interest "
+                         "task was left out")
         elif auc is not None:
             lines.append(f"interest (eval split): genre AUC {auc:.4f}")
     if "retrieval" in summary:

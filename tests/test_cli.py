@@ -319,7 +319,8 @@ def test_run_drops_tfma_label_bounds_for_one_rating_value(
 @pytest.mark.parametrize("items, encoder, interest", [
     ("item_id,title,year\ni0,,\ni1,,0\n", False, False),
     ("item_id,title\ni0,\ni1,Heat\n", True, False),
-    ("item_id,genres\ni0,\ni1,Drama\n", True, True),  # the encoder reads "| drama | |"
+    ("item_id,genres\ni0,\ni1,Drama\n", True, False),  # the encoder reads "| drama | |";
+    ("item_id,genres\ni0,Crime\ni1,Drama\n", True, True),  # one genre: nothing to rank
 ])
 def test_run_leaves_out_the_text_encoder_and_interest_task_without_their_inputs(
         items, encoder, interest, tmp_path: Path, monkeypatch, capfd):

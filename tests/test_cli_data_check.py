@@ -138,3 +138,19 @@ def test_data_check_pseudonymises_rejects_as_run_does(tmp_path: Path, capsys, mo
     assert main(["data", "check", "--source", "generic", "--path", str(data),
                  "--pseudonymize-key-env", "MTREC_TEST_KEY"]) == 2
     assert "--pseudonymize-key-env: env MTREC_TEST_KEY is not set" in capsys.readouterr().err
+
+
+def test_one_genre_on_every_item_is_noted_as_no_interest_task(tmp_path: Path, capsys):
+    """Every item "Drama": the interest AUC had no negatives to rank (Keras reads 0.0;
+    over the 32-column multi-hot it read 0.998)."""
+    data = tmp_path / "in"
+    data.mkdir()
+    rows = [f"u{u},i{i},{1 + (u + i) % 5},{1000 + 10 * i}" for u in range(6) for i in range(5)]
+    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows))
+    (data / "items.csv").write_text("item_id,genres\n" + "".join(
+        f"i{i},Drama\n" for i in range(5)))
+    assert main(["data", "check", "--source", "generic", "--path", str(data),
+                 "--rejects", str(tmp_path / "r.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "note: the items have one genre, so `mtrec run` will leave the interest task out" \
+        in out

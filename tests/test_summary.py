@@ -97,6 +97,12 @@ def test_data_without_genres_says_the_interest_task_was_left_out() -> None:
                     "training": training}).splitlines()
     assert "interest (eval split): no item has genres, so the interest task was left out" \
         in lines
+    report.update({"n_items_with_genres": 2, "n_genres": 1})  # AUC has no negatives
+    lines = render({"components": {}, "pushed_to": None, "data": data,
+                    "training": training}).splitlines()
+    assert "interest (eval split): the items have one genre, so the interest task was left " \
+        "out" in lines
+    del report["n_genres"]
     report["n_items_with_genres"] = 3
     lines = render({"components": {}, "pushed_to": None, "data": data,
                     "training": training}).splitlines()

@@ -33,6 +33,7 @@ from mtrec.data.tables import (
     REASON,
     SOURCE,
     TABLE,
+    distinct_genres,
     items_with_genres,
     items_with_text,
 )
@@ -141,6 +142,9 @@ def run_check(args: argparse.Namespace) -> int:
     if not items_with_genres(items):
         lines.append("note: no item has genres, so `mtrec run` will leave the interest "
                      "task out")
+    elif distinct_genres(items) == 1:
+        lines.append("note: the items have one genre, so `mtrec run` will leave the "
+                     "interest task out")
     if not items_with_text(items):
         lines.append("note: no item has a title, genres, a year or a description, so "
                      "`mtrec run` will leave the text encoder out")

@@ -204,7 +204,8 @@ def examples_section(examples: Sequence[ExampleUser],
             out.append(img(charts.genre_interest(user["user_id"], interest),
                             f"genre interest of user {user['user_id']}"))
         else:  # {}: the model knows no genres; None: a run before interests were recorded
-            out.append('<p class="muted">genre interest: none (no item has genres)</p>'
+            out.append('<p class="muted">genre interest: none (the items have no genres, '
+                       'or one: the task was left out)</p>'
                        if interest is not None else missing("genre interest"))
     return "".join(out)
 
