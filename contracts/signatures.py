@@ -72,3 +72,9 @@ K_PAST_CATALOGUE = "k must not exceed the catalogue size"
 # An id no catalogue or user vocabulary holds: its embedding is the learned "unknown"
 # one, which MtrecClient.unknown and benchmarks/served_quality.py compare ids with.
 NO_SUCH_ID = b"\x00mtrec-no-such-id"
+
+# The re-rank of `recommend` and `recommend_from_items` reads max(MIN_CANDIDATES,
+# CANDIDATES_PER_K * k) first-stage items a row, at most the catalogue
+# (models/serving_module.py); the server budgets its requests' pairs by the same rule
+# (serving/request_checks.py).
+MIN_CANDIDATES, CANDIDATES_PER_K = 100, 4

@@ -103,7 +103,7 @@ class ServingModule(GivenItems, tf.Module):
         self._known_items = sizes.known_items
         config = model.config
         self._blend = {k: float(v) for k, v in config.blend}
-        self._num_candidates = 100
+        self._num_candidates = S.MIN_CANDIDATES
 
         catalog_idx = tables.item_features[F.ITEM_IDX]
         known = known_rows(catalog_idx, sizes.known_items)
@@ -266,7 +266,7 @@ class ServingModule(GivenItems, tf.Module):
 
     def _candidates(self, n: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
         """How many first-stage items the re-rank reads: max(100, 4k), at most n."""
-        return tf.minimum(n, tf.maximum(self._num_candidates, 4 * k))
+        return tf.minimum(n, tf.maximum(self._num_candidates, S.CANDIDATES_PER_K * k))
 
     def _rerank(self, query: tf.Tensor, user_idx: tf.Tensor, values: tf.Tensor, at: tf.Tensor,
                 k: tf.Tensor) -> dict[str, tf.Tensor]:

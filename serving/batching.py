@@ -9,9 +9,15 @@ waits on a timer, so a lone request is never delayed -- unlike TF Serving's
 
 Requests merge only when everything except dimension 0 agrees: the same
 values for inputs without a batch dimension (`recommend`'s `k`) and the same
-trailing shapes (`score`'s list length). If a merged call fails, each request
-is re-run alone so errors stay attributed to the request that caused them;
-if a signature's outputs turn out not to be batch-major, it stops batching.
+trailing shapes (`score`'s list length). Every batched input of a request must
+carry the same rows (Signature checks it before a request gets here: a merged
+call is sliced back by those rows, so a `score` request of 2 users and 1 item
+row, merged with one of 1 user and 2 item rows, got the other's answers); one
+whose rows disagree anyway runs alone. A merged call stays within
+`max_batch_size` rows and, where given, `max_cost` (the pair budget: each request
+within it must not add up past it). If a merged call fails, each request is
+re-run alone so errors stay attributed to the request that caused them; if a
+signature's outputs turn out not to be batch-major, it stops batching.
 """
 
 from __future__ import annotations
@@ -35,11 +41,12 @@ class _Item:
     """One queued request. `_ready` is a held lock its thread blocks on until
     released (cheaper than an Event, which builds a Condition per request)."""
 
-    __slots__ = ("arrays", "rows", "_ready", "result", "error", "lead")
+    __slots__ = ("arrays", "rows", "cost", "_ready", "result", "error", "lead")
 
-    def __init__(self, arrays: dict[str, np.ndarray], rows: int) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], rows: int, cost: int) -> None:
         self.arrays = arrays
         self.rows = rows
+        self.cost = cost
         self._ready = threading.Lock()
         self._ready.acquire()
         self.result: dict[str, np.ndarray] | None = None
@@ -60,13 +67,14 @@ class SignatureBatcher:
     """Leader/follower batching: at most one model call per merge key at a time."""
 
     def __init__(
-        self, name: str, run: RunArrays, batched_inputs: Sequence[str], options: BatchingOptions
+        self, name: str, run: RunArrays, batched_inputs: Sequence[str], options: BatchingOptions,
+        max_cost: int = 0,
     ) -> None:
         self.name = name
         self._run = run
         self._batched = frozenset(batched_inputs)
-        self._first = sorted(batched_inputs)[0]
         self._max_rows = max(1, options.max_batch_size)
+        self._max_cost = max_cost  # 0: no bound on a merged call's summed cost
         self._lock = threading.Lock()
         self._queues: dict[Hashable, deque[_Item]] = {}
         self._busy: set[Hashable] = set()
@@ -86,11 +94,18 @@ class SignatureBatcher:
                 parts.append((key, arr.shape, arr.dtype.str, arr.tobytes()))
         return tuple(parts)
 
-    def run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run `arrays` (already validated), possibly merged with concurrent requests."""
-        if not self._enabled:
+    def rows(self, arrays: dict[str, np.ndarray]) -> int:
+        """The rows every batched input carries; 0 where they disagree."""
+        rows = {int(arrays[key].shape[0]) for key in self._batched}
+        return rows.pop() if len(rows) == 1 else 0
+
+    def run(self, arrays: dict[str, np.ndarray], cost: int = 0) -> dict[str, np.ndarray]:
+        """Run `arrays` (already validated; `cost`: its pairs), possibly merged with
+        concurrent requests."""
+        rows = self.rows(arrays)  # the rows the merge concatenates and slices by
+        if not self._enabled or not rows:
             return self._run(arrays)
-        item = _Item(arrays, int(arrays[self._first].shape[0]))
+        item = _Item(arrays, rows, cost)
         key = self._key(arrays)
         with self._lock:
             self.requests += 1
@@ -105,9 +120,11 @@ class SignatureBatcher:
                 return self._outcome(item)
         with self._lock:
             batch = [queue.popleft()]
-            rows = batch[0].rows
-            while queue and rows + queue[0].rows <= self._max_rows:
+            rows, cost = batch[0].rows, batch[0].cost
+            while queue and rows + queue[0].rows <= self._max_rows and (
+                    not self._max_cost or cost + queue[0].cost <= self._max_cost):
                 rows += queue[0].rows
+                cost += queue[0].cost
                 batch.append(queue.popleft())
         try:
             self._execute(batch, rows)

@@ -227,10 +227,12 @@ HTTP1_ANSWER = "Failed parsing HTTP/2"
 def unavailable_hint(target: str, message: str) -> str:
     """The likely cause of an UNAVAILABLE, for a person: a server without a model
     yet says so in its details; anything else is a failed connection."""
-    from mtrec.serving.errors import NO_VERSION_YET  # gRPC: only when a query runs
+    from mtrec.serving.errors import NO_VERSION_LEFT, NO_VERSION_YET  # gRPC: only when a query runs
 
     if NO_VERSION_YET in message:
         return f"error: the server at {target} has no model loaded yet ({message})"
+    if NO_VERSION_LEFT in message:
+        return f"error: the server at {target} has no model loaded any more ({message})"
     if HTTP1_ANSWER in message:  # it said "nothing answers" to `mtrec serve`'s REST port
         return (f"error: {target} answers, but over HTTP/1, not gRPC: `mtrec query` speaks "
                 "gRPC, so give the server's --port, not its --rest-port")

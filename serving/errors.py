@@ -16,6 +16,8 @@ _BY_VALUE: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.St
 # What the server's UNAVAILABLE says while a model has no version loaded: the client
 # CLI looks for it to tell "server up, no model yet" from "nothing listens there".
 NO_VERSION_YET = "has no version loaded yet"
+# ... and once the version it served was unloaded because its folder went.
+NO_VERSION_LEFT = "has no version loaded any more"
 
 
 class ServingError(Exception):

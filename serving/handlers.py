@@ -21,6 +21,7 @@ from tensorflow_serving.apis import (
 
 from mtrec.serving import tensor_codec
 from mtrec.serving.errors import (
+    NO_VERSION_LEFT,
     NO_VERSION_YET,
     ServingError,
     failed_precondition,
@@ -51,10 +52,12 @@ def resolve(models: ModelRegistry, spec: model_pb2.ModelSpec) -> Servable:
     elif spec.version_label:
         raise invalid_argument(f"Unrecognized servable version label: {spec.version_label}")
     if servable is None:
-        raise ServingError(
-            grpc.StatusCode.UNAVAILABLE,
-            f"model '{spec.name}' {NO_VERSION_YET} (watching {manager.model_dir})",
-        )
+        gone = manager.unloaded
+        raise ServingError(grpc.StatusCode.UNAVAILABLE, (
+            f"model '{spec.name}' {NO_VERSION_LEFT}: version {gone[0]} was unloaded because its "
+            f"folder {gone[1]} is gone, and no other version is left (watching "
+            f"{manager.model_dir})" if gone else
+            f"model '{spec.name}' {NO_VERSION_YET} (watching {manager.model_dir})"))
     return servable
 
 

@@ -35,15 +35,15 @@ from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from mtrec.contracts.artifacts import EXTRA_ASSETS_DIR
 from mtrec.serving.batching import BatchingOptions, SignatureBatcher
-from mtrec.serving.errors import invalid_argument
+from mtrec.serving.errors import failed_precondition
 from mtrec.serving.model_config import missing_base_path
 from mtrec.serving.signature import (
     DEFAULT_SIGNATURE,
     RequestLimits,
     Signature,
-    clean_tf_message,
     read_signature_defs,
 )
+from mtrec.serving.tf_messages import clean_tf_message
 from mtrec.serving.versions import list_versions, version_stamp
 
 log = logging.getLogger("mtrec.serving")
@@ -76,7 +76,10 @@ class Servable:
             for sig in self.signatures.values():
                 batched = [k for k, spec in sig.inputs.items() if spec.batched]
                 if batched:  # signatures without a batch dimension run alone
-                    sig.batcher = SignatureBatcher(sig.name, sig.run_arrays, batched, batching)
+                    # Merged calls are sliced back by rows: a request's must agree.
+                    sig.rows_agree = True
+                    sig.batcher = SignatureBatcher(sig.name, sig.run_arrays, batched, batching,
+                                                   max_cost=sig.limits.max_pairs)
         sig_map = get_model_metadata_pb2.SignatureDefMap()
         for key, sig_def in defs.items():
             sig_map.signature_def[key].CopyFrom(sig_def)
@@ -84,8 +87,8 @@ class Servable:
 
     def signature(self, name: str) -> Signature:
         sig = self.signatures.get(name or DEFAULT_SIGNATURE)
-        if sig is None:
-            raise invalid_argument(
+        if sig is None:  # TF Serving's code for it (predict_util.cc), and its words first
+            raise failed_precondition(
                 f'Serving signature key "{name or DEFAULT_SIGNATURE}" not found; model '
                 f"'{self.name}' version {self.version} has {sorted(self.signatures)}"
             )
@@ -140,6 +143,8 @@ class ModelManager:
         self.poll_seconds = poll_seconds
         self._warmup = warmup
         self._current: Servable | None = None
+        # (version, folder) unloaded because no version folder was left; None once one loads.
+        self.unloaded: tuple[int, str] | None = None
         self._statuses: dict[int, VersionStatus] = {}
         self._failed: dict[int, tuple[tuple[str, int, int], ...]] = {}
         self._list_error = ""  # the last listing failure, logged once until it changes
@@ -196,6 +201,7 @@ class ModelManager:
                     log.warning(
                         "no versions left under %s; unloading %d", self.model_dir, current.version
                     )
+                    self.unloaded = (current.version, current.path)
                     self._swap(None)
                     del current
                     self._settle_heap()
@@ -272,6 +278,7 @@ class ModelManager:
         with self._lock:
             old, self._current = self._current, servable
             if servable is not None:
+                self.unloaded = None
                 self._statuses[servable.version] = VersionStatus(_STATE.AVAILABLE)
             if old is not None and (servable is None or old.version != servable.version):
                 # In-flight requests hold their own reference; dropping ours is the unload.

@@ -216,7 +216,8 @@ class ServingServer:
         _configure_tf_threads(config.tf_inter_op_threads, config.tf_intra_op_threads)
         sources = model_sources(config.model_base_path, config.model_name, config.model_config_file)
         batching = BatchingOptions(config.max_batch_size) if config.batching else None
-        limits = RequestLimits(config.max_request_rows, config.max_request_elements)
+        limits = RequestLimits(config.max_request_rows, config.max_request_elements,
+                               config.max_request_pairs)
         self.models = ModelRegistry([
             ModelManager(source.base_path, source.name, poll_seconds=config.poll_seconds,
                          warmup=replay_warmup if config.warmup else None, batching=batching,

@@ -14,6 +14,17 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 # RequestLimits' defaults too (serving/signature.py imports them from here: no TF import).
 DEFAULT_MAX_REQUEST_ROWS = 8192
 DEFAULT_MAX_REQUEST_ELEMENTS = 1 << 20
+# (user, item) pairs one request may have the pair heads score (serving/request_checks.py):
+# recommend's and recommend_from_items' rows x max(100, 4k) candidates (at most the
+# catalogue), score's rows x item ids. Peak RSS growth of one call on the sample model
+# (800 items; 2026-12-07, one inter-op thread as served): recommend 1000 rows x k = 10
+# (100,000 pairs) +298 MB, k = 50 +607 MB, k = 100 +1,254 MB, k = 200 +2,525 MB; at this
+# budget: 2,621 rows x k = 25 +776 MB, 655 x k = 100 +783 MB, 327 x k = 800 +964 MB,
+# recommend_from_items 655 x k = 100 +689 MB, score 262 x 1,000 items +882 MB and
+# 2,621 x 100 +825 MB; unbounded, 8,192 rows at k = 800 took 21.8 GB. It passes what the
+# repo sends (the RetrievalEvaluator's 1,024 users at k = 10: 102,400 pairs; served
+# metrics' 512 at k = 50: 102,400; quality.py's score batches of 32,768 pairs).
+DEFAULT_MAX_REQUEST_PAIRS = 1 << 18
 
 
 @dataclass
@@ -36,6 +47,7 @@ class ServerConfig:
     # Per request, checked on the declared shapes (serving/signature.py RequestLimits).
     max_request_rows: int = DEFAULT_MAX_REQUEST_ROWS
     max_request_elements: int = DEFAULT_MAX_REQUEST_ELEMENTS
+    max_request_pairs: int = DEFAULT_MAX_REQUEST_PAIRS
     threads: int = 8
     warmup: bool = True
     batching: bool = False  # merge concurrent requests per signature (see batching.py)
@@ -149,6 +161,15 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         type=at_least(0),
         default=_DEFAULTS.max_request_elements,
         help="most elements one input tensor may declare (0 = no limit; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-request-pairs",
+        type=at_least(0),
+        default=_DEFAULTS.max_request_pairs,
+        help="most (user, item) pairs one request may have the model score: recommend's and "
+        "recommend_from_items' rows x max(100, 4k) candidates (at most the catalogue), score's "
+        "rows x item ids; about 3 KB each on the sample model (0 = no limit; default: "
+        "%(default)s, under 1 GB)",
     )
     parser.add_argument("--threads", type=at_least(1), default=_DEFAULTS.threads,
                         help="RPC worker threads")

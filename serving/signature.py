@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,54 +21,30 @@ from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from mtrec.contracts.artifacts import SAVED_MODEL_FILE, SAVED_MODEL_TEXT_FILE
-from mtrec.contracts.signatures import SERVING_DEFAULT
+from mtrec.contracts.signatures import SERVING_DEFAULT, SIGNATURES, K
 from mtrec.serving import tensor_codec
 from mtrec.serving.batching import SignatureBatcher
 from mtrec.serving.direct_call import DirectCall, eager_tensor, host_cpu_device
 from mtrec.serving.errors import ServingError, invalid_argument, status_code_from_int
-from mtrec.serving.server_args import DEFAULT_MAX_REQUEST_ELEMENTS, DEFAULT_MAX_REQUEST_ROWS
+from mtrec.serving.request_checks import (
+    PROBE_K,
+    PairBudget,
+    catalogue_from_message,
+    check_rows_agree,
+    row_owner_order,
+)
+from mtrec.serving.server_args import (
+    DEFAULT_MAX_REQUEST_ELEMENTS,
+    DEFAULT_MAX_REQUEST_PAIRS,
+    DEFAULT_MAX_REQUEST_ROWS,
+)
+from mtrec.serving.tf_messages import clean_tf_message
 from mtrec.serving.wire import SerializedOutputs, model_spec_field
 
 log = logging.getLogger("mtrec.serving")
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 DEFAULT_SIGNATURE = SERVING_DEFAULT
-
-# TF's runtime errors start with boilerplate that says nothing to a client.
-_NOISE = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
-
-
-_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
-# tf.debugging.assert_*'s text: "assertion failed: [message] [Condition x <= y did not hold
-# element-wise:] [x (k:0) = ] [9] [y (strided_slice:0) = ] [5]".
-_ASSERTION = re.compile(r"assertion failed: \[(?P<message>[^\]]*)\]\s*"
-                        r"\[Condition [^\]]*\]\s*(?P<operands>.*)$", re.S)
-_OPERAND = re.compile(r"\[\w+ \((?P<tensor>[^)]*?)(?::\d+)?\) = \]\s*\[(?P<value>[^\]]*)\]")
-
-
-def _clean_assertion(text: str) -> str:
-    """"k must not exceed the catalogue size (k = 9, limit = 5)" for TF's assertion text:
-    the checked tensor (x, a request input in our signatures) by its name, the bound it
-    was held to (y) as the limit."""
-    match = _ASSERTION.search(text)
-    if match is None:
-        return text
-    operands = [
-        f"{'limit' if i else m['tensor'].rsplit('/', 1)[-1]} = {m['value'].strip()}"
-        for i, m in enumerate(_OPERAND.finditer(match["operands"]))
-    ]
-    message = match["message"].strip().rstrip(".")
-    return f"{message} ({', '.join(operands)})" if operands else message
-
-
-def clean_tf_message(message: str) -> str:
-    """A TF runtime error's message without the boilerplate, on one line."""
-    lines = [ln for ln in message.splitlines() if ln.strip() and not ln.startswith(_NOISE)]
-    text = " ".join(ln.strip() for ln in lines) or message
-    # "{{function_node f}} msg [[{{function_node g}}{{node n}}]]" -> "msg"
-    text = text.split(" [[{{", 1)[0].split(" [Op:", 1)[0]
-    text = _FUNCTION_NODE.sub("", text).strip() or message.strip()
-    return _clean_assertion(text)
 
 
 @dataclass(frozen=True)
@@ -103,11 +78,13 @@ class RequestLimits:
     A request's bytes say little about the work it asks for: TensorProto's
     repeated-last-value form lets 50 bytes declare a million-row tensor, and a
     recommend request for 200,000 users (1.2 MB) drives the model to a 13 GB
-    peak. Both are refused from the declared shape, before anything is decoded.
+    peak. Both are refused from the declared shape, before anything is decoded; so is
+    a request whose (user, item) pairs would pass `max_pairs` (serving/request_checks.py).
     """
 
     max_rows: int = DEFAULT_MAX_REQUEST_ROWS  # dim 0 of an input with a batch dimension
     max_elements: int = DEFAULT_MAX_REQUEST_ELEMENTS  # elements of any one input tensor
+    max_pairs: int = DEFAULT_MAX_REQUEST_PAIRS  # pairs the model scores (PairBudget)
 
 
 _CONST_CACHE_SIZE = 256
@@ -161,12 +138,25 @@ class Signature:
         self._const_cache: dict[tuple[Any, ...], tf.Tensor] = {}
         self._device = host_cpu_device()  # request tensors are built there (see there why)
         self.batcher: SignatureBatcher | None = None
+        ranks = {key: len(spec.dims) for key, spec in self.inputs.items() if spec.dims is not None}
+        self._batched = row_owner_order([k for k, s in self.inputs.items() if s.batched], ranks)
+        # Whether every batched input must carry the same rows (request_checks.py): mtrec's
+        # signatures, and any signature the batcher merges (model_manager.Servable).
+        self.rows_agree = name in SIGNATURES
+        self._catalogue: int | None = None  # asked of the model when first needed
+        self.pair_budget = PairBudget(name, ranks, self.limits.max_pairs, self.catalogue)
 
     def decode_inputs(self, protos: Mapping[str, tensor_pb2.TensorProto]) -> dict[str, np.ndarray]:
-        """Validate request tensors against the signature and decode them.
+        """`checked_inputs`' arrays."""
+        return self.checked_inputs(protos)[0]
 
-        Every failure names the offending input: unknown or missing names,
-        dtype, shape, an empty batch, undecodable content.
+    def checked_inputs(self, protos: Mapping[str, tensor_pb2.TensorProto]
+                       ) -> tuple[dict[str, np.ndarray], int]:
+        """Validate request tensors against the signature and decode them: the arrays
+        and their (user, item) pairs (0 where not counted: request_checks.PairBudget).
+
+        Every failure names the offending input: unknown or missing names, dtype,
+        shape, an empty batch, the limits, rows that disagree, undecodable content.
         """
         if len(protos) != len(self.inputs) or any(key not in self.inputs for key in protos):
             for key in protos:
@@ -180,7 +170,38 @@ class Signature:
                 f"missing input '{missing[0]}' for signature '{self.name}'; "
                 f"expected {self._expected}"
             )
-        return {key: self._decode_one(spec, protos[key]) for key, spec in self.inputs.items()}
+        # Everything about the shapes is checked on the declared ones, before decoding:
+        # a short proto can declare a huge tensor (repeated-last-value form).
+        shapes = {key: self._declared_shape(spec, protos[key]) for key, spec in self.inputs.items()}
+        agree = self.rows_agree and self._batched
+        rows = check_rows_agree(self.name, shapes, self._batched) if agree else 0
+        arrays: dict[str, np.ndarray] = {}
+
+        def k() -> int:  # decoded first only where the pair budget needs it
+            arrays[K] = self._decode_one(self.inputs[K], protos[K])
+            return int(arrays[K])
+
+        pairs = self.pair_budget.pairs(rows, shapes, k)
+        for key, spec in self.inputs.items():
+            if key not in arrays:
+                arrays[key] = self._decode_one(spec, protos[key])
+        return arrays, pairs
+
+    def catalogue(self) -> int:
+        """The catalogue size the model's refusal of a k past it names (0: none), asked
+        once, with one row of blanks and a k no catalogue reaches."""
+        if self._catalogue is None:
+            text = {key: spec.dtype == tf.string for key, spec in self.inputs.items()}
+            probe = {key: np.array(PROBE_K, np.int32) if key == K else np.full(
+                [1 if d is None else d for d in spec.dims or ()], b"" if text[key] else 0,
+                object if text[key] else spec.dtype.as_numpy_dtype)
+                for key, spec in self.inputs.items()}
+            try:
+                self.run_arrays(probe)
+                self._catalogue = 0
+            except ServingError as exc:
+                self._catalogue = catalogue_from_message(exc.message) or 0
+        return self._catalogue
 
     def to_tensors(self, arrays: Mapping[str, np.ndarray]) -> dict[str, tf.Tensor]:
         return {key: self._tensor(spec, arrays[key]) for key, spec in self.inputs.items()}
@@ -212,9 +233,9 @@ class Signature:
         self, protos: Mapping[str, tensor_pb2.TensorProto], outputs: Sequence[str]
     ) -> dict[str, np.ndarray]:
         """Validate, then run alone or merged with concurrent requests (if batching)."""
-        arrays = self.decode_inputs(protos)
+        arrays, pairs = self.checked_inputs(protos)
         if self.batcher is not None:
-            result = self.batcher.run(arrays)
+            result = self.batcher.run(arrays, pairs)
             return {key: result[key] for key in outputs}
         return self.run(self.to_tensors(arrays), outputs)
 
@@ -260,14 +281,12 @@ class Signature:
     def run_arrays(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.run(self.to_tensors(arrays))
 
-    def _decode_one(self, spec: InputSpec, proto: tensor_pb2.TensorProto) -> np.ndarray:
+    def _declared_shape(self, spec: InputSpec, proto: tensor_pb2.TensorProto) -> tuple[int, ...]:
         if proto.dtype != spec.dtype_enum:
             raise invalid_argument(
                 f"input '{spec.name}' of signature '{self.name}' has dtype "
                 f"{tensor_codec.dtype_name(proto.dtype)}, expected {spec.dtype.name}"
             )
-        # Everything about the shape is checked on the declared one, before decoding:
-        # a short proto can declare a huge tensor (repeated-last-value form).
         shape = tuple(d.size for d in proto.tensor_shape.dim)
         if any(d < 0 for d in shape):
             raise invalid_argument(
@@ -284,6 +303,9 @@ class Signature:
                 f"input '{spec.name}' of signature '{self.name}' has an empty batch (dim 0 is 0)"
             )
         self._check_size(spec, shape)
+        return shape
+
+    def _decode_one(self, spec: InputSpec, proto: tensor_pb2.TensorProto) -> np.ndarray:
         try:
             return tensor_codec.decode(proto)
         except Exception as exc:  # malformed content: size mismatch, bad shape...

@@ -9,12 +9,20 @@ lets the loader notice files that change during or after a failed load.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 
 from mtrec.contracts.artifacts import SAVED_MODEL_FILE, SAVED_MODEL_TEXT_FILE
 
+log = logging.getLogger("mtrec.serving")
+
 VERSION_RE = re.compile(r"[0-9]+")
+# Versions are int64s (ModelSpec.version, GetModelStatus): TF Serving skips a folder
+# whose name does not parse as one. Served, 99999999999999999999 broke every status
+# answer ("Value out of range") until a restart, even after the folder was removed.
+MAX_VERSION = 2**63 - 1
+_skipped: set[str] = set()  # folders already warned about (once each)
 
 
 def version_stamp(path: str) -> tuple[tuple[str, int, int], ...]:
@@ -41,12 +49,18 @@ def version_stamp(path: str) -> tuple[tuple[str, int, int], ...]:
 
 
 def list_versions(model_dir: str) -> dict[int, str]:
-    """Complete version dirs: numeric names that contain a saved_model.pb(txt)."""
+    """Complete version dirs: numeric names (int64) that contain a saved_model.pb(txt)."""
     found: dict[int, str] = {}
     for entry in os.listdir(model_dir):
         if not VERSION_RE.fullmatch(entry):
             continue
         path = os.path.join(model_dir, entry)
+        if int(entry) > MAX_VERSION:
+            if path not in _skipped:
+                _skipped.add(path)
+                log.warning("ignoring %s: a version number is at most %d (an int64, as in TF "
+                            "Serving)", path, MAX_VERSION)
+            continue
         if os.path.isdir(path) and (
             os.path.isfile(os.path.join(path, SAVED_MODEL_FILE))
             or os.path.isfile(os.path.join(path, SAVED_MODEL_TEXT_FILE))

@@ -1,5 +1,6 @@
-"""Request size limits (`--max-request-rows`, `--max-request-elements`): checked on the
-declared shape before anything is decoded or run, so a few bytes cannot ask for gigabytes.
+"""Request size limits (`--max-request-rows`, `--max-request-elements`,
+`--max-request-pairs`): checked on the declared shape before anything is decoded or run,
+so a few bytes cannot ask for gigabytes.
 
 Needs the in-process server (TF Serving has no such limits).
 """
@@ -18,20 +19,23 @@ from tensorflow_serving.apis import predict_pb2
 
 from mtrec.serving import tensor_codec
 from mtrec.serving.client import MtrecClient
+from mtrec.serving.request_checks import PairBudget
 from mtrec.serving.server_args import ServerConfig
 from mtrec.serving.signature import RequestLimits
 from tests import _serving_support as support
 
 pytestmark = pytest.mark.skipif(support.EXTERNAL, reason="limits of the in-process server")
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
-ROWS, ELEMENTS = 16, 1000
+ROWS, ELEMENTS, PAIRS = 16, 2000, 1600
+CATALOGUE = 300  # the synthetic model's items (tests/_serving_support.py)
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[MtrecClient]:
     root = support.new_model_root()
     os.symlink(os.path.abspath(support.primary_model_dir()), os.path.join(root, "1"))
-    srv = support.start_server(root, max_request_rows=ROWS, max_request_elements=ELEMENTS)
+    srv = support.start_server(root, max_request_rows=ROWS, max_request_elements=ELEMENTS,
+                               max_request_pairs=PAIRS)
     srv.manager.wait_for_version(1, timeout=120)
     with MtrecClient(srv.target, model_name=support.MODEL_NAME, retries=0) as c:
         yield c
@@ -62,6 +66,22 @@ def test_defaults_bound_every_request() -> None:
     config = ServerConfig()
     assert config.max_request_rows == RequestLimits().max_rows == 8192
     assert config.max_request_elements == RequestLimits().max_elements == 1 << 20
+    assert config.max_request_pairs == RequestLimits().max_pairs == 1 << 18
+
+
+@pytest.mark.parametrize(("signature", "rows", "k", "items"), [
+    ("recommend", 1024, 10, 0),  # the RetrievalEvaluator's batches (in process)
+    ("recommend", 512, 50, 0),  # benchmarks/served_metrics.py's (in process)
+    ("recommend_from_items", 1024, 10, 0),
+    ("score", 32, 1024, 1024),  # benchmarks/quality.py's 32,768 pairs a call
+    ("score", 4096, 1, 1),  # served_metrics.served_ratings: one item a row
+])
+def test_the_default_pair_budget_passes_what_the_repo_sends(
+        signature: str, rows: int, k: int, items: int) -> None:
+    budget = PairBudget(signature, {"user_id": 1, "item_ids": 2 if items else 1, "k": 0},
+                        RequestLimits().max_pairs, lambda: 800)
+    assert budget.applies
+    assert 0 < budget.pairs(rows, {"item_ids": (rows, items)}, lambda: k) <= budget.limit
 
 
 def test_rows_up_to_the_limit_pass_and_beyond_it_are_refused(client: MtrecClient) -> None:
@@ -116,3 +136,43 @@ def test_negative_dimensions_are_refused(client: MtrecClient) -> None:
     proto.tensor_shape.dim.add().size = -1
     support.expect_error(lambda: client.predict_raw(_embed_user(proto)), INVALID,
                          "negative dimension")
+
+
+def _rows(n: int, k: int) -> dict[str, np.ndarray]:
+    return {"user_id": _users(n), "k": np.int32(k)}
+
+
+def test_pairs_up_to_the_budget_pass_and_beyond_it_are_refused(client: MtrecClient) -> None:
+    """recommend re-ranks max(100, 4k) candidates a row, at most the catalogue; score
+    scores each item it is given: rows x those, at most PAIRS a request."""
+    at_budget = {  # rows x candidates = PAIRS exactly
+        "recommend": _rows(ROWS, 25),  # 16 x 100
+        "recommend_from_items": {"item_ids": np.array([["1", "2"]] * 8, dtype=object),
+                                 "k": np.int32(50)},  # 8 x 200
+        "score": {"user_id": _users(ROWS), "item_ids": np.array([["1"] * 100] * ROWS,
+                                                                 dtype=object)},  # 16 x 100
+    }
+    for signature, inputs in at_budget.items():
+        assert client.predict(signature, inputs)["scores"].shape[0] == len(
+            inputs.get("user_id", inputs.get("item_ids")))
+    assert client.predict("recommend", _rows(5, 100))["scores"].shape == (5, 100)  # 5 x 300
+    support.expect_error(lambda: client.predict("recommend", _rows(ROWS, 26)), INVALID,
+                         "16 rows x 104 candidates = 1664 pairs", f"at most {PAIRS}",
+                         "--max-request-pairs", "lower k")
+    support.expect_error(  # 4 x 400 candidates, capped at the catalogue's 300: 1800
+        lambda: client.predict("recommend", _rows(6, 100)), INVALID,
+        f"6 rows x {CATALOGUE} candidates = 1800 pairs", "--max-request-pairs")
+    support.expect_error(
+        lambda: client.predict("recommend_from_items", {
+            "item_ids": np.array([["1"]] * 9, dtype=object), "k": np.int32(50)}),
+        INVALID, "9 rows x 200 candidates = 1800 pairs", "--max-request-pairs")
+    items = np.array([["1"] * 101] * ROWS, dtype=object)
+    support.expect_error(
+        lambda: client.predict("score", {"user_id": _users(ROWS), "item_ids": items}),
+        INVALID, "16 rows x 101 item ids = 1616 pairs", "--max-request-pairs")
+    # A k past the catalogue is the model's refusal, naming its size, whatever the rows:
+    # MtrecClient then asks for the whole catalogue (300 candidates a row, in budget).
+    support.expect_error(lambda: client.predict("recommend", _rows(ROWS, 5000)), INVALID,
+                         "k must not exceed the catalogue size", f"limit = {CATALOGUE}")
+    answers = client.recommend_many(["1", "2"], 5000)
+    assert all(0 < len(a["items"]) <= CATALOGUE for a in answers)

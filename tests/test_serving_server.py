@@ -182,10 +182,10 @@ def _bad_requests(client: MtrecClient) -> dict[str, tuple]:
         "extra input": (
             lambda: client.predict("embed_user", {"user_id": user, "bogus": user}), INVALID,
             "'bogus'"),
-        "unknown signature": (
+        "unknown signature": (  # TF Serving's code for it (predict_util.cc)
             lambda: client.predict("no_such_signature", {"user_id": user}),
-            INVALID,
-            "no_such_signature",
+            grpc.StatusCode.FAILED_PRECONDITION,
+            'Serving signature key "no_such_signature" not found',
         ),
         "unknown model": (lambda: other.recommend(P.users[0]), grpc.StatusCode.NOT_FOUND, ""),
         "unknown version": (lambda: pinned.recommend(P.users[0]), grpc.StatusCode.NOT_FOUND,
@@ -209,9 +209,9 @@ def _bad_requests(client: MtrecClient) -> dict[str, tuple]:
     }
 
 
-# Codes where real TF Serving differs from the brief's (unknown signature is
-# FAILED_PRECONDITION there; an empty batch may simply succeed there).
-_TF_SERVING_ALT = {"unknown signature": (grpc.StatusCode.FAILED_PRECONDITION,)}
+# Codes where real TF Serving differs from ours (none now: an unknown signature is
+# FAILED_PRECONDITION in both; an empty batch may simply succeed there, skipped below).
+_TF_SERVING_ALT: dict[str, tuple[grpc.StatusCode, ...]] = {}
 
 BAD = ["missing input", "wrong dtype", "wrong rank", "extra input", "unknown signature",
        "unknown model", "unknown version", "k zero", "k negative", "k over catalogue",

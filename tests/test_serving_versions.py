@@ -9,11 +9,14 @@ in-process server and skip against an external one.
 from __future__ import annotations
 
 import gc
+import json
+import logging
 import os
 import shutil
 import socket
 import threading
 import time
+import urllib.request
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -24,10 +27,12 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
 from mtrec.serving import tensor_codec
+from mtrec.serving.cli import unavailable_hint
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.errors import ServingError
 from mtrec.serving.model_manager import ModelManager
 from mtrec.serving.server import ServerConfig, ServingServer
+from mtrec.serving.versions import MAX_VERSION, list_versions
 from mtrec.serving.warmup import write_warmup_requests
 from tests import _serving_support as support
 
@@ -180,6 +185,62 @@ def test_no_version_yet_is_unavailable() -> None:
             assert info.value.code == grpc.StatusCode.NOT_FOUND
     finally:
         srv.stop()
+
+
+def test_folder_names_past_int64_are_not_versions(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As in TF Serving: a version is an int64, and a larger number is no version."""
+    for name in ("1", str(MAX_VERSION), str(MAX_VERSION + 1), "99999999999999999999"):
+        os.makedirs(tmp_path / name)
+        (tmp_path / name / "saved_model.pb").write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="mtrec.serving"):
+        assert sorted(list_versions(str(tmp_path))) == [1, MAX_VERSION]
+        assert sorted(list_versions(str(tmp_path))) == [1, MAX_VERSION]
+    warned = [r.getMessage() for r in caplog.records if "int64" in r.getMessage()]
+    assert len(warned) == 2, warned  # once for each folder, not once a poll
+    assert any("99999999999999999999" in w for w in warned)
+
+
+@needs_local_server
+def test_a_folder_past_int64_leaves_status_and_serving_alone() -> None:
+    """Such a folder was tried as a version: its load failed, and then every status
+    answer (gRPC and REST) failed on the version number, even after it was removed."""
+    root = support.new_model_root()
+    support.install_version(root, 1, support.primary_model_dir())
+    srv = support.start_server(root, rest_port=0)
+    huge = os.path.join(root, "99999999999999999999")
+    try:
+        srv.manager.wait_for_version(1, timeout=120)
+        os.symlink(os.path.abspath(support.second_model_dir()), huge)
+        with MtrecClient(srv.target, model_name=support.MODEL_NAME, retries=0) as client:
+            for _ in range(2):  # with the folder there, then once it is gone
+                srv.manager.poll_once()
+                assert [(s["version"], s["state"]) for s in client.status()] == [
+                    (1, "AVAILABLE")]
+                rest = f"http://127.0.0.1:{srv.rest_port}/v1/models/{support.MODEL_NAME}"
+                status = json.load(urllib.request.urlopen(rest, timeout=10))
+                assert [v["version"] for v in status["model_version_status"]] == ["1"]
+                assert _served_version(client) == 1
+                if os.path.lexists(huge):
+                    os.remove(huge)
+    finally:
+        srv.stop()
+
+
+@needs_local_server
+def test_a_version_whose_folder_is_removed_says_so(rollout: dict[str, Any]) -> None:
+    client, root, srv = rollout["client"], rollout["root"], rollout["server"]
+    shutil.rmtree(os.path.join(root, "1"))
+    _wait(lambda: srv.manager.current is None, timeout=30)
+    error = support.expect_error(lambda: client.recommend(P.users[0]),
+                                 grpc.StatusCode.UNAVAILABLE,
+                                 "version 1 was unloaded because its folder",
+                                 "is gone, and no other version is left")
+    assert "no model loaded any more" in unavailable_hint(srv.target, error.message)
+    support.install_version(root, 2, support.second_model_dir())  # a new one serves again
+    srv.manager.wait_for_version(2, timeout=60)
+    assert _served_version(client) == 2 and srv.manager.unloaded is None
 
 
 @needs_local_server
