@@ -99,3 +99,8 @@ ENCODE_PHASE = "encode"
 MLM_REPORT = "mlm"  # the masked-LM pre-training (no steps when the encoder is frozen):
 MLM_STEPS, MLM_SECONDS = "steps", "seconds"
 MLM_LOSS_BEFORE, MLM_LOSS_AFTER = "loss_before", "loss_after"
+
+# A push copies into `<serving dir>/<STAGING_PREFIX><version>-<random>/` and renames it
+# into place (components/atomic_pusher); one left behind is a killed push's
+# (`mtrec prune` removes it).
+STAGING_PREFIX = ".incoming-"

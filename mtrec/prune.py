@@ -20,6 +20,10 @@ What stays:
   and any version neither a run nor `mtrec add-items` wrote;
 - the `examples/<digest>/` folders that a kept run's ExampleGen read.
 
+What stopped processes left goes too, whatever the run (pipeline/killed_runs.py
+leftovers): a killed execution's folders that held files, TFX's stateful working
+folders and a killed push's `.incoming-*` staging folder; nothing reads them again.
+
 Everything else an older run wrote goes, and its artifacts are marked DELETED in
 ML Metadata. TFX then treats them as gone: its cache reuses only LIVE outputs
 (tfx/orchestration/portable/cache_utils.py) and its resolvers see only LIVE
@@ -52,7 +56,7 @@ from mtrec.contracts.pipeline import (
 )
 from mtrec.pipeline.home_lock import home_lock
 from mtrec.pipeline.home_paths import LocalPaths
-from mtrec.pipeline.killed_runs import SYSTEM_DIR, execution_folders, node_id
+from mtrec.pipeline.killed_runs import SYSTEM_DIR, execution_folders, leftovers, node_id
 from mtrec.pipeline.mlmd_store import open_store
 from mtrec.run_state import custom_property, latest_pushed_run
 from mtrec.serving.versions import VERSION_RE, list_versions
@@ -72,6 +76,7 @@ class PrunePlan:
     folders: tuple[str, ...]  # everything removed from disk, artifact folders included
     size: int  # bytes that removing `folders` frees (hard links counted once, when all go)
     outside: int = 0  # removable artifacts whose folder is not in this home: left alone
+    leftovers: int = 0  # of `folders`, what stopped processes left (killed_runs.leftovers)
 
     def describe(self, dry_run: bool = False) -> str:
         if not self.artifact_ids and not self.folders:
@@ -83,6 +88,8 @@ class PrunePlan:
                 f"{len(self.folders)} folder(s) of {self.pruned_runs} older run(s); kept "
                 f"{len(self.kept_runs)} of {self.runs} run(s) "
                 f"({', '.join(self.kept_runs) or 'none'})")
+        if self.leftovers:
+            text += f"; {self.leftovers} of the folders left by stopped runs or pushes"
         if self.outside:
             text += f"; {self.outside} artifact(s) outside this home left alone"
         return text
@@ -118,6 +125,9 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
         _pushed_versions(a for a in artifacts if a.id in kept_ids),
         _pushed_versions(a for a in artifacts if a.id in old_linked))
     folders += _old_examples(paths.examples_dir, old_executions, kept_executions)
+    debris = [f for f in leftovers(store, paths.pipeline_root, paths.serving_model_dir)
+              if f not in set(folders)]
+    folders += debris
     return PrunePlan(
         runs=len(runs),
         kept_runs=tuple(r.name for r in runs if r.id in kept),
@@ -126,6 +136,7 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
         folders=tuple(folders),
         size=freed_bytes(folders),
         outside=len(removable) - len(inside),
+        leftovers=len(debris),
     )
 
 

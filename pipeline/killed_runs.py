@@ -35,12 +35,14 @@ from dataclasses import dataclass
 from ml_metadata import errors, metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from mtrec.contracts.artifacts import STAGING_PREFIX
 from mtrec.contracts.pipeline import NODE_CONTEXT_TYPE
 from mtrec.pipeline.mlmd_store import open_store
 
 ABANDONED_PROPERTY = "mtrec_abandoned"
 SYSTEM_DIR = ".system"
 EXECUTOR_EXECUTION_DIR = "executor_execution"
+STATEFUL_DIR = "stateful_working_dir"  # TFX 1.16 outputs_utils (tests/test_killed_runs.py)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,37 @@ def remove_empty_tree(folder: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def leftovers(store: metadata_store.MetadataStore, pipeline_root: str,
+               serving_dir: str) -> list[str]:
+    """Folders that only a stopped process left and that nothing reads again.
+
+    - the output and scratch folders of executions a killed run left, which
+      clean_killed_runs kept because they held files (a killed Trainer's partial model
+      or TensorBoard events: a probe found them kept for good);
+    - TFX's stateful working folders (`<node>/.system/stateful_working_dir/<id>`): its
+      launcher removes each when its execution succeeds, and a new pipeline run never
+      resumes an earlier run's execution;
+    - a push's staging folders (`<serving dir>/.incoming-*`), renamed into place when
+      the push completes.
+    For `mtrec prune`, which holds the home's lock: no live process owns any of them.
+    """
+    node_type_id = _node_type_id(store)
+    found: list[str] = []
+    for execution in store.get_executions():
+        if ABANDONED_PROPERTY in execution.custom_properties:
+            node = node_id(store.get_contexts_by_execution(execution.id), node_type_id)
+            found += execution_folders(pipeline_root, node, execution.id) if node else []
+    if os.path.isdir(pipeline_root):
+        for node in sorted(os.listdir(pipeline_root)):
+            stateful = os.path.join(pipeline_root, node, SYSTEM_DIR, STATEFUL_DIR)
+            if os.path.isdir(stateful):
+                found += [os.path.join(stateful, d) for d in sorted(os.listdir(stateful))]
+    if os.path.isdir(serving_dir):
+        found += [os.path.join(serving_dir, d) for d in sorted(os.listdir(serving_dir))
+                  if d.startswith(STAGING_PREFIX)]
+    return [f for f in found if os.path.isdir(f) and not os.path.islink(f)]
 
 
 def clean_killed_runs(metadata_path: str, pipeline_root: str, now: float | None = None) -> Cleanup:

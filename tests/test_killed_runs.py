@@ -134,3 +134,25 @@ def test_local_run_cleans_up_before_the_pipeline_starts(
     local_runner.run(paths, local_runner.settings(
         paths, examples_root=os.fspath(tmp_path / "examples"), text_encoder=None))
     assert seen == {"state": FAILED, "model_dir": False, "second_run_sole": False}
+
+
+def test_what_killed_processes_left_is_listed_for_prune(killed: dict, tmp_path: Path) -> None:
+    """A killed Trainer's TensorBoard events, a stateful working folder and a killed push's
+    staging folder stayed for good: `mtrec prune` frees them (killed_runs.leftovers)."""
+    killed_runs.clean_killed_runs(str(killed["db"]), str(killed["root"]))
+    stateful = killed["root"] / "Transform" / ".system" / "stateful_working_dir" / "ab12"
+    stateful.mkdir(parents=True)
+    (stateful / "state").write_text("x")
+    serving = tmp_path / "serving_model" / "mtrec"
+    (serving / ".incoming-7-0a1b2c3d").mkdir(parents=True)
+    (serving / "7").mkdir()  # a served version: never a leftover
+    found = killed_runs.leftovers(_store(killed["db"]), str(killed["root"]), str(serving))
+    assert found == [str(killed["dirs"]["model_run"]), str(stateful),
+                     str(serving / ".incoming-7-0a1b2c3d")]
+    assert all(p.is_dir() for p in killed["done_dirs"].values())  # a COMPLETE execution's
+
+
+def test_the_stateful_folder_name_is_tfxs() -> None:
+    from tfx.orchestration.portable import outputs_utils
+
+    assert outputs_utils._STATEFUL_WORKING_DIR == killed_runs.STATEFUL_DIR  # a private name

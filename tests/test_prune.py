@@ -285,3 +285,20 @@ def test_a_failed_summary_keeps_the_runs_result_and_leaves_no_stale_summary(
     assert "summary not written (ImportError: a half-upgraded install;" in err
     assert not (tmp_path / summary.SUMMARY_FILE).exists()
     assert _versions(tmp_path) == ["1"]  # the pushed model stands
+
+
+def test_prune_frees_what_stopped_runs_and_pushes_left(tmp_path: Path) -> None:
+    """A stateful working folder and a killed push's staging copy stayed for good."""
+    _run(tmp_path, version=1)
+    stateful = tmp_path / "pipeline_root" / "Trainer" / ".system" / "stateful_working_dir" / "a1"
+    stateful.mkdir(parents=True)
+    (stateful / "state").write_bytes(b"x" * 1000)
+    staging = tmp_path / "serving_model" / "mtrec" / ".incoming-2-0a1b2c3d"
+    staging.mkdir()
+    (staging / "saved_model.pb").write_bytes(b"y" * 1000)
+    found = prune(str(tmp_path), keep_runs=1, dry_run=True)
+    assert found.leftovers == 2 and found.size == 2000 and stateful.exists()
+    assert "2 of the folders left by stopped runs or pushes" in found.describe(dry_run=True)
+    prune(str(tmp_path), keep_runs=1)
+    assert not stateful.exists() and not staging.exists()
+    assert _versions(tmp_path) == ["1"]

@@ -45,6 +45,7 @@ from mtrec.contracts.artifacts import (
     EXTRA_ASSETS_DIR,
     FINGERPRINT_FILE,
     SAVED_MODEL_FILE,
+    STAGING_PREFIX,
 )
 from mtrec.contracts.pipeline import ALREADY_SERVED
 from mtrec.data.artifact_io import is_local, link_tree
@@ -135,7 +136,7 @@ def atomic_copy(model_path: str, base_directory: str, version: str) -> str:
                 fileio.rmtree(target)
             raise
         return target
-    staging = os.path.join(base_directory, f".incoming-{version}-{uuid.uuid4().hex[:8]}")
+    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
         link_tree(model_path, staging)
         fileio.rename(staging, target, overwrite=False)
