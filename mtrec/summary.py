@@ -182,6 +182,11 @@ def tfma_not_run(verdicts: Mapping[str, Any]) -> bool:
     return verdicts.get("tfma_blessed") is None and verdicts.get("retrieval_blessed") is False
 
 
+def _gate_value(value: float) -> str:
+    """A gate's value to 3 places; a lift of 1.0 over 1.0 is 0.000, not -0.000."""
+    return f"{round(value, 3) + 0.0:.3f}"
+
+
 def _stderr_note(metrics: dict, name: str) -> str:
     """A relative gate's standard error over the eval users, where the evaluator gave it."""
     error = metrics.get(name + STDERR_SUFFIX)
@@ -219,7 +224,7 @@ def not_pushed_reason(summary: RunSummary, states: dict[str, str]) -> str | None
         reasons.append("the retrieval gate refused the model (TFMA did not run)")
     retrieval_failed = (summary.get("retrieval") or {}).get(A.RETRIEVAL_FAILED) or {}
     for name, (value, bound) in retrieval_failed.items():
-        reasons.append(f"retrieval {name} {value:.3f} < {bound}")
+        reasons.append(f"retrieval {name} {_gate_value(value)} < {bound}")
     return "; ".join(reasons) or "the run stopped before the Pusher"
 
 
@@ -345,7 +350,7 @@ def render(summary: RunSummary) -> str:
         failed = summary["retrieval"].get(A.RETRIEVAL_FAILED) or {}
         if failed:
             lines.append("retrieval gate failed: " + ", ".join(
-                f"{name} {value:.3f} < {bound}{_stderr_note(m, name)}"
+                f"{name} {_gate_value(value)} < {bound}{_stderr_note(m, name)}"
                 for name, (value, bound) in failed.items()))
     if summary.get("tfma_failed"):
         lines.append("TFMA gate failed: " + ", ".join(summary["tfma_failed"]))

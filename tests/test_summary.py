@@ -161,3 +161,7 @@ def test_a_refused_relative_gate_says_its_standard_error() -> None:
     del metrics["eval_users"]
     lines = render({"components": {}, "pushed_to": None, "retrieval": retrieval}).splitlines()
     assert "retrieval gate failed: ndcg@10_lift 0.032 < 0.05" in lines
+    # One user, every unseen item held out: model and chance both 1.0 (a float's -1e-16).
+    retrieval["failed"] = {"ndcg@10_chance_lift": [-1e-16, 0.05]}
+    lines = render({"components": {}, "pushed_to": None, "retrieval": retrieval}).splitlines()
+    assert "retrieval gate failed: ndcg@10_chance_lift 0.000 < 0.05" in lines
