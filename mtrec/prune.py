@@ -55,7 +55,7 @@ from mtrec.contracts.pipeline import (
     RUN_CONTEXT_TYPE,
 )
 from mtrec.pipeline.home_lock import home_lock
-from mtrec.pipeline.home_paths import LocalPaths
+from mtrec.pipeline.home_paths import LocalPaths, within
 from mtrec.pipeline.killed_runs import SYSTEM_DIR, execution_folders, leftovers, node_id
 from mtrec.pipeline.mlmd_store import open_store
 from mtrec.run_state import custom_property, latest_pushed_run
@@ -115,7 +115,7 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
     artifacts = store.get_artifacts_by_id(sorted(linked_ids)) if linked_ids else []
     root = os.path.realpath(paths.pipeline_root)
     removable = [a for a in artifacts if a.id not in kept_ids and a.state in _REMOVABLE]
-    inside = [a for a in removable if _within(a.uri, root)]
+    inside = [a for a in removable if within(a.uri, root)]
     inside_ids = {a.id for a in inside}
     folders = [a.uri for a in inside if os.path.isdir(a.uri)]
     scratch = _scratch(store, paths.pipeline_root, {r.id: executions[r.id] for r in old_runs})
@@ -125,8 +125,9 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
         _pushed_versions(a for a in artifacts if a.id in kept_ids),
         _pushed_versions(a for a in artifacts if a.id in old_linked))
     folders += _old_examples(paths.examples_dir, old_executions, kept_executions)
+    planned = set(folders)
     debris = [f for f in leftovers(store, paths.pipeline_root, paths.serving_model_dir)
-              if f not in set(folders)]
+              if f not in planned]
     folders += debris
     return PrunePlan(
         runs=len(runs),
@@ -267,11 +268,6 @@ def _scratch(store: metadata_store.MetadataStore, pipeline_root: str,
             found[run] += [f for f in execution_folders(pipeline_root, node, execution.id)
                            if os.sep + SYSTEM_DIR + os.sep in f] if node else []
     return found
-
-
-def _within(uri: str, root: str) -> bool:
-    path = os.path.realpath(uri)
-    return path.startswith(root + os.sep)
 
 
 def freed_bytes(folders: list[str]) -> int:

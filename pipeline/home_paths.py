@@ -14,6 +14,12 @@ from mtrec.contracts import signatures as S
 from mtrec.contracts.artifacts import EXAMPLES_DIR, MLMD_FILE
 
 
+def within(uri: str, root: str) -> bool:
+    """Whether `uri` lies inside `root` (a realpath): artifacts outside a home's pipeline
+    root are another home's (a home moved or copied since it ran)."""
+    return os.path.realpath(uri).startswith(root + os.sep)
+
+
 @dataclasses.dataclass(frozen=True)
 class LocalPaths:
     """Where one local deployment keeps its data, artifacts, metadata and models."""

@@ -23,6 +23,7 @@ import os
 
 from ml_metadata.proto import metadata_store_pb2
 
+from mtrec.pipeline.home_paths import within
 from mtrec.pipeline.mlmd_store import open_store
 
 _LIVE = metadata_store_pb2.Artifact.LIVE
@@ -37,7 +38,7 @@ def forget_missing_artifacts(metadata_path: str, pipeline_root: str) -> tuple[st
     root = os.path.realpath(pipeline_root)
     store = open_store(metadata_path, writable=True)
     gone = [a for a in store.get_artifacts()
-            if a.state == _LIVE and a.uri and _within(a.uri, root) and not os.path.exists(a.uri)]
+            if a.state == _LIVE and a.uri and within(a.uri, root) and not os.path.exists(a.uri)]
     if not gone:
         return ()
     for artifact in gone:
@@ -52,7 +53,3 @@ def describe(uris: tuple[str, ...], pipeline_root: str) -> str:
     more = f" and {len(uris) - 3} more" if len(uris) > 3 else ""
     return (f"{len(uris)} artifact(s) whose folder was removed marked deleted in ML Metadata "
             f"({shown}{more}): the cache and the baseline model no longer offer them")
-
-
-def _within(uri: str, root: str) -> bool:
-    return os.path.realpath(uri).startswith(root + os.sep)

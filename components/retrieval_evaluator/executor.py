@@ -231,7 +231,7 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
     served = catalogue_ids(model)
     served_set = set(served) if served is not None else set(rated) | set(items.tolist())
     catalogue = len(served_set)
-    counts = rated if served is None else with_unrated(rated, sorted(served))
+    counts = rated if served is None else with_unrated(rated, served)
     unique_users, row_user = np.unique(users, return_inverse=True)
     kmax = max(ks)
     kmax_model = min(kmax, catalogue)

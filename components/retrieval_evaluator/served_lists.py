@@ -71,8 +71,8 @@ def served_catalogue(model: Any, fallback: Iterable[Hashable]) -> int:
     (models/serving_module.py keeps its ids as the `catalog_ids` variable). A SavedModel
     without it (a hand-made test model, one exported elsewhere) is taken to serve the
     `fallback` items (the callers pass every item they saw: training and eval)."""
-    ids = catalogue_ids(model)
-    return len(ids) if ids is not None else len(set(fallback))
+    ids = getattr(model, "catalog_ids", None)
+    return int(ids.shape[0]) if ids is not None else len(set(fallback))
 
 
 def catalogue_ids(model: Any) -> list | None:

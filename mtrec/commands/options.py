@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from mtrec.contracts.artifacts import MLMD_FILE
 from mtrec.contracts.metrics import threshold_names
 from mtrec.pipeline.home_paths import LocalPaths
+from mtrec.pipeline.killed_runs import holds_files
 from mtrec.pipeline.mlmd_store import store_problem
 
 if TYPE_CHECKING:  # imported when flags become settings, not when parsers are built
@@ -221,7 +222,7 @@ def lost_store_problem(home: str) -> str | None:
     the served one without comparing against it; `mtrec prune` could no longer see
     the older runs' files (a user's probe, 2026-12-07)."""
     root = LocalPaths(home).pipeline_root
-    if not _holds_a_file(root):
+    if not holds_files(root):
         return None
     return (f"{os.path.abspath(home)} holds earlier runs' artifacts "
             f"({os.path.basename(root)}/) "
@@ -229,8 +230,3 @@ def lost_store_problem(home: str) -> str | None:
             "from 1 again and write over those artifacts. Put the home's "
             f"{MLMD_FILE} back, or give a new --home (and delete this one if its runs "
             "are no longer needed)")
-
-
-def _holds_a_file(folder: str) -> bool:
-    """Whether any file lies under `folder` (stops at the first one)."""
-    return any(files for _, _, files in os.walk(folder))
