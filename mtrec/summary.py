@@ -14,6 +14,7 @@ from mtrec.contracts import pipeline as P
 from mtrec.contracts import signatures as S
 from mtrec.contracts.metrics import (
     BASELINE_PREFIX,
+    CHANCE_PREFIX,
     EVAL_USERS,
     HIT_RATE,
     INTEREST_AUC,
@@ -342,6 +343,8 @@ def render(summary: RunSummary) -> str:
         if ndcg in m:
             baseline = BASELINE_PREFIX + ndcg
             base = f", last pushed {m[baseline]:.3f}" if baseline in m else ""
+            chance = CHANCE_PREFIX + ndcg  # runs before the chance gate have none
+            base = (f", random order {m[chance]:.3f}" if chance in m else "") + base
             lines.append(
                 f"served (recommend, seen items excluded): NDCG@{RECOMMEND_K} {m[ndcg]:.3f} "
                 f"(popularity {m[POPULARITY_PREFIX + ndcg]:.3f}{base}), "

@@ -165,3 +165,21 @@ def test_a_refused_relative_gate_says_its_standard_error() -> None:
     retrieval["failed"] = {"ndcg@10_chance_lift": [-1e-16, 0.05]}
     lines = render({"components": {}, "pushed_to": None, "retrieval": retrieval}).splitlines()
     assert "retrieval gate failed: ndcg@10_chance_lift 0.000 < 0.05" in lines
+
+
+def test_the_served_line_names_the_random_order_the_gate_compares_with() -> None:
+    """A reader weighs NDCG@10 against what a random order of the unseen items scores
+    (the chance gate's bound), not against 0; a summary from before that metric still
+    renders."""
+    metrics = {"hit_rate@10": 0.1, "popularity_hit_rate@10": 0.06, "ndcg@10": 0.524,
+               "popularity_ndcg@10": 0.145, "chance_ndcg@10": 0.0214, "precision@10": 0.406,
+               "baseline_ndcg@10": 0.51}
+    lines = render({"components": {}, "pushed_to": None,
+                    "retrieval": {"metrics": metrics}}).splitlines()
+    assert ("served (recommend, seen items excluded): NDCG@10 0.524 (popularity 0.145, "
+            "random order 0.021, last pushed 0.510), P@10 0.406") in lines
+    del metrics["chance_ndcg@10"]
+    lines = render({"components": {}, "pushed_to": None,
+                    "retrieval": {"metrics": metrics}}).splitlines()
+    assert ("served (recommend, seen items excluded): NDCG@10 0.524 (popularity 0.145, "
+            "last pushed 0.510), P@10 0.406") in lines
