@@ -11,7 +11,13 @@ candidates a row, at most the catalogue (models/serving_module.py `_candidates`)
 through the pair heads, and `score` runs them on every (user, item) pair it is given.
 Their memory follows rows x candidates, not the request's bytes or rows alone: about
 3 KB a pair on the sample model, so 8,192 rows at k = 800 took 21.8 GB
-(RequestLimits.max_pairs, serving/server_args.py).
+(RequestLimits.max_pairs, serving/server_args.py). `retrieve` runs no pair heads but
+scores every catalogue item a row: a float32 [rows, catalogue] similarity, 4.0-4.3
+bytes a score in peak RSS growth (matmul + top_k at 1M x 128-d items, 16-256 rows and
+256 x 100K, 2026-12-07), so 8,192 rows over 1M items would take ~33 GB. It is held to
+the same memory as SCORES_PER_PAIR scores a pair. `recommend`'s first stage scores the
+catalogue too, unless its IVF index answers (models/ivf.py), which the server cannot
+see; only its pairs are counted.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from mtrec.serving.errors import ServingError, invalid_argument
 
 MIN_CANDIDATES, CANDIDATES_PER_K = S.MIN_CANDIDATES, S.CANDIDATES_PER_K
 RERANKING = frozenset({S.RECOMMEND, S.RECOMMEND_FROM_ITEMS})
+# retrieve's similarity scores that take a pair's memory: ~3 KB / ~4 B (above).
+SCORES_PER_PAIR = 768
 # A k no catalogue reaches (k is an int32): the model's refusal names the catalogue size.
 PROBE_K = 2**31 - 1
 # Our server's cleaned assertion text (signature.clean_tf_message):
@@ -82,7 +90,9 @@ class PairBudget:
         self._reranks = (signature in RERANKING and ranks.get(S.K) == 0
                          and any(r >= 1 for r in ranks.values()))
         self._scores = signature == S.SCORE and ranks.get(S.ITEM_IDS) == 2
-        self.applies = bool(limit) and (self._reranks or self._scores)
+        self._similarities = (signature == S.RETRIEVE and ranks.get(S.K) == 0
+                              and ranks.get(S.USER_ID) == 1)
+        self.applies = bool(limit) and (self._reranks or self._scores or self._similarities)
 
     def pairs(self, rows: int, shapes: Shapes, k: Callable[[], int]) -> int:
         """This request's pairs (0: not counted here), INVALID_ARGUMENT past the limit."""
@@ -97,6 +107,8 @@ class PairBudget:
         value = k()
         if value < 1:
             return 0  # the model refuses it in its own words
+        if self._similarities:
+            return self._similarity_pairs(rows, value)
         wanted = max(MIN_CANDIDATES, CANDIDATES_PER_K * value)
         per_row = wanted
         if rows * wanted > self.limit:  # only then is the catalogue worth asking for
@@ -110,6 +122,19 @@ class PairBudget:
             raise self._refusal(
                 f"{_rows(rows)} x {per_row} candidates = {pairs} pairs (k = {value}: "
                 f"max({MIN_CANDIDATES}, {CANDIDATES_PER_K}k) candidates a row{cap})", True)
+        return pairs
+
+    def _similarity_pairs(self, rows: int, k: int) -> int:
+        """retrieve's rows x catalogue scores, in pairs' worth of memory (rounded up)."""
+        catalogue = self._catalogue()
+        if not catalogue or k > catalogue:
+            return 0  # unknown, or past it: the model's refusal names its size
+        scores = rows * catalogue
+        pairs = -(-scores // SCORES_PER_PAIR)
+        if pairs > self.limit:
+            raise self._refusal(
+                f"{_rows(rows)} x {catalogue} catalogue items = {scores} similarity scores, "
+                f"as much memory as {pairs} pairs ({SCORES_PER_PAIR} scores a pair)", False)
         return pairs
 
     def _refusal(self, product: str, lower_k: bool) -> ServingError:

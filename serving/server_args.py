@@ -168,8 +168,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         default=_DEFAULTS.max_request_pairs,
         help="most (user, item) pairs one request may have the model score: recommend's and "
         "recommend_from_items' rows x max(100, 4k) candidates (at most the catalogue), score's "
-        "rows x item ids; about 3 KB each on the sample model (0 = no limit; default: "
-        "%(default)s, under 1 GB)",
+        "rows x item ids; about 3 KB each on the sample model; retrieve's rows x catalogue "
+        "similarity scores count 768 to a pair (0 = no limit; default: %(default)s, under 1 "
+        "GB)",
     )
     parser.add_argument("--threads", type=at_least(1), default=_DEFAULTS.threads,
                         help="RPC worker threads")

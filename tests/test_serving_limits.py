@@ -19,6 +19,7 @@ from tensorflow_serving.apis import predict_pb2
 
 from mtrec.serving import tensor_codec
 from mtrec.serving.client import MtrecClient
+from mtrec.serving.errors import ServingError
 from mtrec.serving.request_checks import PairBudget
 from mtrec.serving.server_args import ServerConfig
 from mtrec.serving.signature import RequestLimits
@@ -82,6 +83,36 @@ def test_the_default_pair_budget_passes_what_the_repo_sends(
                         RequestLimits().max_pairs, lambda: 800)
     assert budget.applies
     assert 0 < budget.pairs(rows, {"item_ids": (rows, items)}, lambda: k) <= budget.limit
+
+
+def test_retrieve_counts_its_catalogue_scores_against_the_pair_budget() -> None:
+    """retrieve scores every catalogue item a row (4 bytes each): 768 scores take a
+    pair's memory, so at 10 pairs and 1,000 items, 7 rows (7,000 scores, 9.1 -> 10 pairs)
+    pass and 8 (8,000 scores, 10.4 -> 11) are refused; an unknown catalogue or a k past it
+    is left to the model."""
+    def budget(catalogue: int) -> PairBudget:
+        return PairBudget("retrieve", {"user_id": 1, "k": 0}, 10, lambda: catalogue)
+
+    assert budget(1000).applies and budget(1000).pairs(7, {}, lambda: 10) == 10
+    with pytest.raises(ServingError) as refused:
+        budget(1000).pairs(8, {}, lambda: 10)
+    assert refused.value.message == (
+        "signature 'retrieve' would score 8 rows x 1000 catalogue items = 8000 similarity "
+        "scores, as much memory as 11 pairs (768 scores a pair); this server takes at most 10 "
+        "(user, item) pairs per request (--max-request-pairs): split the batch")
+    assert budget(0).pairs(8, {}, lambda: 10) == 0  # the model cannot say its size
+    assert budget(1000).pairs(8, {}, lambda: 1001) == 0  # the model's own refusal
+    assert not PairBudget("retrieve", {"user_id": 1, "k": 0}, 0, lambda: 1000).applies
+    # The repo's own batches pass the default: served_metrics' 512 users over ML-100K.
+    default = PairBudget("retrieve", {"user_id": 1, "k": 0}, RequestLimits().max_pairs,
+                         lambda: 1682)
+    assert default.pairs(512, {}, lambda: 100) == 1122
+    # 201 users over 1M items pass (~0.8 GB of scores), 202 do not.
+    default = PairBudget("retrieve", {"user_id": 1, "k": 0}, RequestLimits().max_pairs,
+                         lambda: 1_000_000)
+    assert default.pairs(201, {}, lambda: 10) <= RequestLimits().max_pairs
+    with pytest.raises(ServingError):
+        default.pairs(202, {}, lambda: 10)
 
 
 def test_rows_up_to_the_limit_pass_and_beyond_it_are_refused(client: MtrecClient) -> None:
