@@ -75,7 +75,7 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest) -> predict_
     response = predict_pb2.PredictResponse()
     _fill_spec(response.model_spec, servable, signature_name)
     for key, value in result.items():
-        tensor_codec.encode_into(response.outputs[key], value)
+        tensor_codec.encode_into(response.outputs[key], value, typed=True)
     return response
 
 

@@ -6,6 +6,12 @@ request a direct fill of (or `np.frombuffer` over) `tensor_content` /
 `string_val` is several times faster, so those take a fast path and
 everything else falls back to TensorFlow's converters. Responses are written
 in place (`encode_into`) rather than built and copied.
+
+Responses carry numbers in the typed value fields (`float_val`, `int_val`, ...), as
+TF Serving's Predict writes them (Tensor::AsProtoField, its default "for backward
+compatibility", predict_util.cc): clients written against it read
+`outputs["scores"].float_val`, which a `tensor_content` answer leaves empty. Requests
+are sent as `tensor_content`, as `tf.make_tensor_proto` sends them; both are read.
 """
 
 from __future__ import annotations
@@ -51,8 +57,10 @@ def encode(value: Any, dtype: tf.DType | None = None) -> tensor_pb2.TensorProto:
     return proto
 
 
-def encode_into(proto: tensor_pb2.TensorProto, value: Any, dtype: tf.DType | None = None) -> None:
-    """`encode`, written into an empty `proto` (e.g. a response's output map entry).
+def encode_into(proto: tensor_pb2.TensorProto, value: Any, dtype: tf.DType | None = None,
+                *, typed: bool = False) -> None:
+    """`encode`, written into an empty `proto` (e.g. a response's output map entry);
+    `typed`: numbers in the typed value fields, as TF Serving answers (module doc).
 
     Filling the message in place saves building a second one and copying it.
     """
@@ -77,18 +85,63 @@ def encode_into(proto: tensor_pb2.TensorProto, value: Any, dtype: tf.DType | Non
     if enum is not None:
         proto.dtype = enum
         _fill_shape(proto, arr.shape)
-        proto.tensor_content = arr.tobytes()  # C order whatever the layout
+        if typed:
+            proto.MergeFromString(value_field(enum, arr))
+        else:
+            proto.tensor_content = arr.tobytes()  # C order whatever the layout
         return
     proto.CopyFrom(tf.make_tensor_proto(arr))
 
 
 def _fill_shape(proto: tensor_pb2.TensorProto, shape: tuple[int, ...]) -> None:
+    proto.tensor_shape.SetInParent()  # a scalar's empty shape is still written, as TF does
     dims = proto.tensor_shape.dim
     for d in shape:
         dims.add().size = d
 
 
+# TensorProto's typed value fields (tensor.proto), by dtype: what AsProtoField fills.
+_FIELD_NUMBER = {types_pb2.DT_FLOAT: 5, types_pb2.DT_DOUBLE: 6, types_pb2.DT_INT32: 7,
+                 types_pb2.DT_INT64: 10, types_pb2.DT_BOOL: 11}
+_LENGTH_DELIMITED = 2
+_FIXED_WIDTH = (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE)  # packed: the raw little-endian bytes
+
+
+def varint(value: int) -> bytes:
+    """A protobuf varint (a negative int as its 64-bit two's complement, as int32 fields)."""
+    value &= 0xFFFFFFFFFFFFFFFF
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def length_delimited(field: int, payload: bytes) -> bytes:
+    """A serialized length-delimited field: tag, length, payload."""
+    return varint(field << 3 | _LENGTH_DELIMITED) + varint(len(payload)) + payload
+
+
+def value_field(enum: int, arr: np.ndarray) -> bytes:
+    """`arr`'s values as TensorProto's packed typed field for `enum` (a dtype
+    `_NUMERIC_FAST` maps to; little-endian host): what appending to a serialized
+    TensorProto without tensor_content makes it hold them. Nothing for no values."""
+    if not arr.size:
+        return b""
+    if enum in _FIXED_WIDTH:
+        payload = np.ascontiguousarray(arr).tobytes()
+    else:
+        payload = b"".join(varint(int(v)) for v in arr.reshape(-1).tolist())
+    return length_delimited(_FIELD_NUMBER[enum], payload)
+
+
 _NUMPY_BY_ENUM = {enum: dtype for dtype, enum in _NUMERIC_FAST.items()}
+
+
+def numpy_dtype(enum: int) -> np.dtype | None:
+    """The numpy dtype of a numeric DataType the fast paths read and write, else None."""
+    return _NUMPY_BY_ENUM.get(enum) if _LITTLE_ENDIAN else None
 _VALUE_FIELD = {
     types_pb2.DT_FLOAT: "float_val",
     types_pb2.DT_DOUBLE: "double_val",

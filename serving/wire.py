@@ -13,8 +13,9 @@ parses is an ordinary PredictResponse (tests/test_serving_wire.py). Same run,
 real `recommend`: those three stages 34.5 us against 86.4 on the numpy path,
 all stages around the model 102 against 164 us.
 
-Numeric outputs come back as `tensor_content`, strings as `string_val`, as
-tensor_codec.encode writes them; any client decodes either.
+Numeric outputs come back in the typed value fields (`float_val`, ...), strings as
+`string_val`, as TF Serving answers (tensor_codec's module doc): `serialize_tensor`
+writes `tensor_content`, which `as_proto_field` moves to the typed field.
 """
 
 from __future__ import annotations
@@ -22,30 +23,57 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
+from tensorflow.core.framework.types_pb2 import DT_FLOAT
 from tensorflow_serving.apis import model_pb2
+
+from mtrec.serving.tensor_codec import length_delimited as _field
+from mtrec.serving.tensor_codec import numpy_dtype, value_field
 
 # PredictResponse: map<string, TensorProto> outputs = 1; ModelSpec model_spec = 2.
 # A map entry is a message: string key = 1; TensorProto value = 2.
 _OUTPUTS, _MODEL_SPEC, _KEY, _VALUE = 1, 2, 1, 2
-_LENGTH_DELIMITED = 2
 
 
-def _tag(field: int) -> bytes:
-    return bytes([field << 3 | _LENGTH_DELIMITED])
+# serialize_tensor's float32 TensorProto: dtype = 1 (varint DT_FLOAT), tensor_shape = 2,
+# tensor_content = 4, in that order. Packed float_val (5) holds the same little-endian
+# bytes, so the move is a new tag: 0.8 us against 6.6 for a parse and re-serialize of a
+# [1, 10] output (2026-12-07); every `recommend` and `score` answer has two.
+_FLOAT_PREFIX = bytes([1 << 3, DT_FLOAT])
+_SHAPE_TAG, _CONTENT_TAG, _FLOAT_VAL_TAG = 2 << 3 | 2, 4 << 3 | 2, 5 << 3 | 2
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+def _varint_end(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return value, pos
+        shift += 7
 
 
-def _field(field: int, payload: bytes) -> bytes:
-    return _tag(field) + _varint(len(payload)) + payload
+def as_proto_field(serialized: bytes) -> bytes:
+    """A serialized TensorProto with its `tensor_content` moved to the typed value field
+    (TF Serving's AsProtoField); unchanged without content, or for a dtype the codec has
+    no typed field for."""
+    if serialized.startswith(_FLOAT_PREFIX) and serialized[2] == _SHAPE_TAG:
+        length, pos = _varint_end(serialized, 3)
+        pos += length
+        if pos == len(serialized):
+            return serialized  # no values
+        if serialized[pos] == _CONTENT_TAG:
+            return serialized[:pos] + bytes([_FLOAT_VAL_TAG]) + serialized[pos + 1:]
+    proto = tensor_pb2.TensorProto.FromString(serialized)
+    dtype = numpy_dtype(proto.dtype)
+    if not proto.tensor_content or dtype is None:
+        return serialized
+    values = np.frombuffer(proto.tensor_content, dtype=dtype)
+    proto.ClearField("tensor_content")
+    return proto.SerializeToString() + value_field(proto.dtype, values)
 
 
 def model_spec_field(name: str, version: int, signature_name: str) -> bytes:
@@ -74,7 +102,7 @@ class SerializedOutputs:
     def response(self, protos: dict[str, bytes], outputs: Sequence[str], spec_field: bytes
                  ) -> bytes:
         """PredictResponse bytes with these outputs (serialized TensorProtos) and spec."""
-        parts = [_field(_OUTPUTS, self._keys[key] + _field(_VALUE, protos[key]))
+        parts = [_field(_OUTPUTS, self._keys[key] + _field(_VALUE, as_proto_field(protos[key])))
                  for key in outputs]
         parts.append(spec_field)
         return b"".join(parts)
