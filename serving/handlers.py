@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grpc
 import numpy as np
+from google.protobuf.message import Message
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -35,6 +36,18 @@ from mtrec.serving.signature import DEFAULT_SIGNATURE, Signature
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 REGRESS_METHOD = "tensorflow/serving/regress"
 SIGNATURE_DEF_FIELD = "signature_def"
+
+
+MISSING_SPEC = "Missing ModelSpec"  # TF Serving's words (predict_impl.cc and the others)
+
+
+def resolve_request(models: ModelRegistry, request: Message) -> Servable:
+    """`resolve` for a request's model_spec: INVALID_ARGUMENT when it has none, as TF
+    Serving's Predict, Classify, Regress and GetModelMetadata answer (not an empty
+    name's NOT_FOUND)."""
+    if not request.HasField("model_spec"):
+        raise invalid_argument(MISSING_SPEC)
+    return resolve(models, request.model_spec)
 
 
 def resolve(models: ModelRegistry, spec: model_pb2.ModelSpec) -> Servable:
@@ -235,6 +248,8 @@ def metadata(
 def model_status(
     models: ModelRegistry, request: get_model_status_pb2.GetModelStatusRequest
 ) -> get_model_status_pb2.GetModelStatusResponse:
+    if not request.HasField("model_spec"):  # get_model_status_impl.cc
+        raise invalid_argument(MISSING_SPEC)
     spec = request.model_spec
     manager = models.get(spec.name)
     if manager is None:

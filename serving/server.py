@@ -92,7 +92,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return _call(
             context,
             predict_pb2.PredictResponse,
-            lambda: predict(handlers.resolve(self._models, request.model_spec), request),
+            lambda: predict(handlers.resolve_request(self._models, request), request),
         )
 
     def Classify(
@@ -101,7 +101,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return _call(
             context,
             classification_pb2.ClassificationResponse,
-            lambda: handlers.classify(handlers.resolve(self._models, request.model_spec), request),
+            lambda: handlers.classify(handlers.resolve_request(self._models, request), request),
         )
 
     def Regress(
@@ -110,18 +110,17 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return _call(
             context,
             regression_pb2.RegressionResponse,
-            lambda: handlers.regress(handlers.resolve(self._models, request.model_spec), request),
+            lambda: handlers.regress(handlers.resolve_request(self._models, request), request),
         )
 
     def GetModelMetadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: Any
     ) -> get_model_metadata_pb2.GetModelMetadataResponse:
-        def run() -> get_model_metadata_pb2.GetModelMetadataResponse:
-            if not request.HasField("model_spec"):
-                raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
-            return handlers.metadata(handlers.resolve(self._models, request.model_spec), request)
-
-        return _call(context, get_model_metadata_pb2.GetModelMetadataResponse, run)
+        return _call(
+            context,
+            get_model_metadata_pb2.GetModelMetadataResponse,
+            lambda: handlers.metadata(handlers.resolve_request(self._models, request), request),
+        )
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
