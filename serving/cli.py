@@ -20,7 +20,8 @@ from typing import Any
 
 from mtrec.contracts import signatures as S
 from mtrec.pseudonyms import key_from_env
-from mtrec.serving.server_args import ServerConfig, add_server_arguments, at_least
+from mtrec.serving.server_args import ServerConfig, add_server_arguments, at_least, seconds
+from mtrec.serving.versions import MAX_VERSION
 
 # Exit status when the reader of stdout went away (`mtrec query ... | head -1`):
 # 128 + SIGPIPE, what the shell reports for `cat` or `yes` ended the same way, so
@@ -233,6 +234,8 @@ def unavailable_hint(target: str, message: str) -> str:
         return f"error: the server at {target} has no model loaded yet ({message})"
     if NO_VERSION_LEFT in message:
         return f"error: the server at {target} has no model loaded any more ({message})"
+    if "resolv" in message.lower() or "Domain name not found" in message:
+        return f"error: cannot find the host of {target}: {message}"
     if HTTP1_ANSWER in message:  # it said "nothing answers" to `mtrec serve`'s REST port
         return (f"error: {target} answers, but over HTTP/1, not gRPC: `mtrec query` speaks "
                 "gRPC, so give the server's --port, not its --rest-port")
@@ -308,9 +311,9 @@ def add_query_parser(subparsers: Any) -> argparse.ArgumentParser:
                         f"{DEFAULT_PORT} (default: %(default)s)")
     common.add_argument("--model-name", default=S.MODEL_NAME,
                         help="the served model to ask (default: %(default)s)")
-    common.add_argument("--version", type=int, default=None,
+    common.add_argument("--version", type=at_least(0, MAX_VERSION), default=None,
                         help="pin a model version (default: the served one)")
-    common.add_argument("--timeout", type=float, default=10.0,
+    common.add_argument("--timeout", type=seconds, default=10.0,
                         help="deadline in seconds (default: %(default)s)")
     common.add_argument("--tls-root-cert", default=None, help="PEM CA to verify a TLS server")
     common.add_argument("--pseudonymize-key-env", metavar="VAR",

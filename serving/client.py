@@ -34,6 +34,7 @@ from mtrec.contracts import signatures as S
 from mtrec.pseudonyms import pseudonymizer
 from mtrec.serving import tensor_codec
 from mtrec.serving.errors import ServingError
+from mtrec.serving.versions import MAX_VERSION
 
 Id = str | int | bytes
 # k travels as an int32: a larger one wrapped negative ("k must be a positive integer").
@@ -139,6 +140,10 @@ class MtrecClient:
         version: int | None = None,
         pseudonymize_key: bytes | None = None,
     ) -> None:
+        if version is not None and not 0 <= version <= MAX_VERSION:
+            raise ValueError(f"version {version} is not a model version (0 to {MAX_VERSION})")
+        if not timeout > 0:
+            raise ValueError(f"timeout {timeout}: must be above 0 seconds")
         self.target = target
         pseudo = pseudonymizer(pseudonymize_key) if pseudonymize_key is not None else None
         self._user: Callable[[Id], bytes] = (
@@ -301,6 +306,8 @@ class MtrecClient:
     def recommend_many(
         self, users: Sequence[Id], k: int = 10, timeout: float | None = None
     ) -> list[UserItems]:
+        if not len(users):
+            return []  # nothing to ask (the server refuses an empty batch)
         out = self._top_k(S.RECOMMEND, {
             S.USER_ID: np.array([self._user(u) for u in users], dtype=object)}, k, timeout)
         return [{"user_id": _text(_id(user)), "items": _ranked(out, row)}

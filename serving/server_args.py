@@ -83,10 +83,11 @@ def _port(text: str) -> int:
     return value
 
 
-def at_least(minimum: int) -> Callable[[str], int]:
-    """argparse type for a count from `minimum` up: `--threads 0` failed in gRPC as
-    "max_workers must be greater than 0", and a negative limit or TF pool size was
-    taken as given; also `mtrec query -k` and the run's worker counts (positive_int)."""
+def at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """argparse type for a count from `minimum` up (to `maximum`): `--threads 0` failed in
+    gRPC as "max_workers must be greater than 0", and a negative limit or TF pool size was
+    taken as given; also `mtrec query -k` and the run's worker counts (positive_int), and
+    `mtrec query --version` (an int64: a larger one was a traceback from protobuf)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -94,12 +95,15 @@ def at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value}: must be {minimum} or more")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value}: must be {maximum} or less")
         return value
     return parse
 
 
-def _seconds(text: str) -> float:
-    """argparse type for --poll-seconds: above 0 (a negative one was taken as given)."""
+def seconds(text: str) -> float:
+    """argparse type for --poll-seconds and `mtrec query --timeout`: above 0 (a negative
+    one was taken as given, and a query's ended in DEADLINE_EXCEEDED)."""
     try:
         value = float(text)
     except ValueError:
@@ -139,7 +143,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-key", help="PEM private key for --tls-cert")
     parser.add_argument("--tls-client-ca", help="PEM CA bundle; require client certs (mTLS)")
     parser.add_argument(
-        "--poll-seconds", type=_seconds, default=_DEFAULTS.poll_seconds,
+        "--poll-seconds", type=seconds, default=_DEFAULTS.poll_seconds,
         help="how often to look for new versions",
     )
     parser.add_argument(
