@@ -22,13 +22,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import (
     classification_pb2,
-    get_model_metadata_pb2,
-    get_model_status_pb2,
-    inference_pb2,
-    model_management_pb2,
-    model_service_pb2_grpc,
     predict_pb2,
-    prediction_service_pb2_grpc,
     regression_pb2,
 )
 
@@ -371,57 +365,3 @@ def test_batching_merges_concurrent_requests_without_changing_answers(
     assert all_in.is_set() and batcher.requests >= len(users)
     # 8 requests per k (8 rows at most per call): those queued behind the held call merged.
     assert batcher.calls < batcher.requests, (batcher.calls, batcher.requests)
-
-
-@needs_local_server
-def test_methods_the_embedded_server_lacks_are_unimplemented(server: dict[str, Any]) -> None:
-    """MultiInference and config reload (TF Serving has both) answer UNIMPLEMENTED here."""
-    channel = grpc.insecure_channel(server["target"])
-    try:
-        request = inference_pb2.MultiInferenceRequest()
-        with pytest.raises(grpc.RpcError) as info:
-            prediction_service_pb2_grpc.PredictionServiceStub(channel).MultiInference(
-                request, timeout=10
-            )
-        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        with pytest.raises(grpc.RpcError) as info:
-            model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
-                model_management_pb2.ReloadConfigRequest(), timeout=10
-            )
-        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-        unknown = channel.unary_unary("/tensorflow.serving.PredictionService/NoSuchMethod")
-        with pytest.raises(grpc.RpcError) as info:
-            unknown(b"", timeout=10)
-        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    finally:
-        channel.close()
-
-
-@needs_local_server
-def test_a_request_without_a_model_spec_is_invalid_as_in_tf_serving(
-        server: dict[str, Any]) -> None:
-    """TF Serving answers INVALID_ARGUMENT "Missing ModelSpec" (predict_impl.cc,
-    classification and regression services, get_model_status_impl.cc, metadata), not an
-    empty model name's NOT_FOUND."""
-    channel = grpc.insecure_channel(server["target"])
-    try:
-        prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        calls = {
-            "Predict": lambda: prediction.Predict(predict_pb2.PredictRequest(), timeout=10),
-            "Classify": lambda: prediction.Classify(
-                classification_pb2.ClassificationRequest(), timeout=10),
-            "Regress": lambda: prediction.Regress(regression_pb2.RegressionRequest(),
-                                                  timeout=10),
-            "GetModelMetadata": lambda: prediction.GetModelMetadata(
-                get_model_metadata_pb2.GetModelMetadataRequest(), timeout=10),
-            "GetModelStatus": lambda: model_service_pb2_grpc.ModelServiceStub(
-                channel).GetModelStatus(get_model_status_pb2.GetModelStatusRequest(),
-                                        timeout=10),
-        }
-        for name, call in calls.items():
-            with pytest.raises(grpc.RpcError) as info:
-                call()
-            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, name
-            assert info.value.details() == "Missing ModelSpec", name
-    finally:
-        channel.close()
