@@ -374,6 +374,13 @@ def protocol_overrides(split_protocol: str | None) -> dict:
     return dict(PROTOCOL_OVERRIDES.get(split_protocol or "", {}))
 
 
+def applied_protocol_settings(split_protocol: str | None, config: ModelConfig) -> dict:
+    """The protocol's settings as `config` trained them: a --model-config value the user
+    gave wins (the summary showed the protocol's default light_user_items 5 when 0 was
+    trained)."""
+    return {key: getattr(config, key) for key in protocol_overrides(split_protocol)}
+
+
 def with_protocol_overrides(split_protocol: str | None, overrides: dict | None) -> dict:
     """ModelConfig overrides: the split protocol's, then `overrides` (the user's win)."""
     return {**protocol_overrides(split_protocol), **(overrides or {})}

@@ -18,7 +18,7 @@ from mtrec.contracts import features as F
 from mtrec.contracts import signatures as S
 from mtrec.models import serving_specs as spec
 from mtrec.models.config import RATING
-from mtrec.models.item_item import scaled_to
+from mtrec.models.item_item import known_rows, scaled_to
 from mtrec.models.item_signatures import ItemSignatures
 from mtrec.models.light_users import PopularItems, either
 from mtrec.models.serving_ops import exclude, given_items_inputs, pair_scores, top_positions
@@ -74,8 +74,16 @@ class GivenItems(ItemSignatures):
         return self.model.query_embedding(inputs), inputs[F.USER_IDX], bag
 
     def _from_positions(self, positions: tf.Tensor, k: tf.Tensor, n: tf.Tensor) -> dict:
-        """recommend_from_items for catalogue `positions` [B, G] (-1: none)."""
-        nothing = tf.reduce_all(positions < 0, axis=1)
+        """recommend_from_items for catalogue `positions` [B, G] (-1: none).
+
+        A row is known by nothing when none of its items has training ratings: items
+        outside the catalogue (-1) and catalogue items never rated (added later, or
+        nobody rated them; item_idx above known_items) are both dropped from the
+        query's inputs (serving_ops.given_items_inputs), so such a row gets the
+        answer for no items at all -- the most popular -- not the unknown user's
+        own list."""
+        idx = tf.gather(self.catalog_idx, tf.maximum(positions, 0))
+        nothing = ~tf.reduce_any((positions >= 0) & known_rows(idx, self._known_items), axis=1)
 
         def ranked() -> dict:
             query, user_idx, bag = self._given_query(positions)

@@ -12,10 +12,14 @@ grouped by their nearest centroid; a request scores the centroids, takes the
 It is approximate: an item in a cluster not probed is missed. Its recall@k
 against the exact scan is measured in benchmarks/ivf_recall.py, and the
 export uses it only for catalogues of at least ModelConfig.ivf_min_items
-items (smaller ones keep the exact scan). When the probed clusters hold fewer
-unseen items than the re-rank needs, the request falls back to the exact scan
-(a tf.cond), so an answer is never short. Only graph ops (MatMul, TopKV2,
-RaggedRange, Gather, SearchSorted, If): TF Serving loads it as is.
+items (smaller ones keep the exact scan). A row whose probed clusters hold
+fewer unseen items than the re-rank needs takes the exact scan's row instead, so
+an answer is never short. Per row, not per batch: a row's answer must not depend
+on who else is in the request, since the export's answer cache
+(models/answer_cache.py) is built 64 users a call and has to match a request of
+one. The exact scan runs (a tf.cond) only when some row is short. Only graph ops
+(MatMul, TopKV2, RaggedRange, Gather, SearchSorted, If, SelectV2): TF Serving
+loads it as is.
 """
 
 from __future__ import annotations
@@ -113,7 +117,8 @@ def is_member(values: tf.Tensor, sets: tf.RaggedTensor) -> tf.Tensor:
 def probed_top(query: tf.Tensor, item_vectors: tf.Tensor, probed: tf.RaggedTensor,
                seen: tf.RaggedTensor, c: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Top `c` unseen probed items by exact dot product: (scores [B, c], positions [B, c]
-    int64, whether every row had c unseen probed items)."""
+    int64, enough [B] bool: the row had c unseen probed items). Per row, so that the
+    caller replaces only the short rows."""
     positions = probed.to_tensor(default_value=-1)
     width = tf.maximum(tf.shape(positions)[1], c)  # top_k needs c columns
     positions = tf.pad(positions, [[0, 0], [0, width - tf.shape(positions)[1]]],
@@ -122,7 +127,7 @@ def probed_top(query: tf.Tensor, item_vectors: tf.Tensor, probed: tf.RaggedTenso
     vectors = tf.gather(item_vectors, tf.maximum(positions, 0))
     scores = tf.where(valid, tf.linalg.matvec(vectors, query), NEG)
     top = tf.math.top_k(scores, c)
-    enough = tf.reduce_all(tf.reduce_sum(tf.cast(valid, tf.int32), axis=1) >= c)
+    enough = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1) >= c
     return top.values, tf.gather(positions, top.indices, batch_dims=1), enough
 
 
@@ -139,9 +144,18 @@ class IvfFirstStage(tf.Module):
     def top(self, query: tf.Tensor, item_vectors: tf.Tensor, seen: tf.RaggedTensor,
             c: tf.Tensor, exact: Callable[[], tuple[tf.Tensor, tf.Tensor]]
             ) -> tuple[tf.Tensor, tf.Tensor]:
-        """(first-stage scores [B, c], catalogue positions [B, c] int64): the probed
-        clusters' best unseen items, or `exact()` when some row has fewer than c."""
+        """(first-stage scores [B, c], catalogue positions [B, c] int64): each row's
+        probed clusters' best unseen items, or `exact()`'s row where it has fewer than
+        c. exact() runs only when some row is short (a tf.cond), for the whole batch;
+        rows with enough keep their own answer, so no row depends on the others."""
         probed = probed_positions(query, self.centroids, self.splits, self.positions,
                                   self.nprobe)
         values, positions, enough = probed_top(query, item_vectors, probed, seen, c)
-        return tf.cond(enough, lambda: (values, positions), exact)
+
+        def merged() -> tuple[tf.Tensor, tf.Tensor]:
+            exact_values, exact_positions = exact()
+            keep = enough[:, tf.newaxis]
+            return (tf.where(keep, values, exact_values),
+                    tf.where(keep, positions, exact_positions))
+
+        return tf.cond(tf.reduce_all(enough), lambda: (values, positions), merged)

@@ -20,8 +20,9 @@ Errors correlate at 0.89, so the blend gains because the two are wrong about
 different pairs.
 
 Unknown users (no training ratings) get mu + b_i, unknown items mu + b_u.
-Above MAX_ITEMS items (the fit's [items, items] similarity, float32: 900 MB at
-15,000) or MAX_CACHED_FLOATS table entries it is not fitted (the blend is off).
+Above MAX_ITEMS catalogue items (the fit's [items, items] similarity, float32: 900 MB
+at 15,000) or MAX_CACHED_FLOATS (16.8M) user x item table cells it is not fitted (the
+blend is off): ML-100K's 952 x 1,691 rows fit, ML-1M's ~6,049 x ~3,715 do not.
 Its own limit, not the item-item term's 5,000 (which keeps [items, items] in
 the SavedModel): under that limit ml-latest-small (9,742 items) went without it.
 On its validation cut (serving_sweep.py, one training, re-served) the blend took
@@ -82,10 +83,12 @@ def fit_neighbour_ratings(splits: np.ndarray, items: np.ndarray, ratings: np.nda
     """[users, num_items] float32 predictions, users = len(splits) - 1.
 
     splits/items/ratings: each user row's rated item_idx and rating (ServingTables
-    rated_splits / rated_idx / rated_ratings). None when too large to keep.
+    rated_splits / rated_idx / rated_ratings). None when the table is too large to keep
+    (MAX_CACHED_FLOATS cells); the Trainer checks MAX_ITEMS on the catalogue first
+    (num_items counts the id table's rows: its OOV and padding rows too).
     """
     num_users = len(splits) - 1
-    if num_items > MAX_ITEMS + 1 or not fits(num_users, num_items) or len(items) == 0:
+    if not fits(num_users, num_items) or len(items) == 0:
         return None
     users = np.repeat(np.arange(num_users), np.diff(splits))
     mu, bu, bi = baselines(users, items, ratings, num_users, num_items)

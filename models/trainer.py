@@ -51,7 +51,7 @@ from mtrec.contracts.pipeline import (
 )
 from mtrec.models.config import (
     ModelConfig,
-    protocol_overrides,
+    applied_protocol_settings,
     resolve_optimizer,
     with_protocol_overrides,
 )
@@ -61,6 +61,7 @@ from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
 from mtrec.models.like_calibration import calibrate_likes
 from mtrec.models.model import MultiTaskModel
+from mtrec.models.neighbour_rating import MAX_ITEMS as NEIGHBOUR_MAX_ITEMS
 from mtrec.models.neighbour_rating import fit_neighbour_ratings
 from mtrec.models.optimizer import LazyAdam
 from mtrec.models.serving_tables import (
@@ -210,7 +211,8 @@ def neighbour_ratings(tables: ServingTables, sizes: VocabSizes,
                       config: ModelConfig) -> np.ndarray | None:
     """The served rating's closed-form partner (models/neighbour_rating.py), fitted here
     from the training scan so the Trainer, the export and add-items' re-index agree."""
-    if not config.rating_knn_weight or tables.rated_ratings is None:
+    if (not config.rating_knn_weight or tables.rated_ratings is None
+            or sizes.known_items > NEIGHBOUR_MAX_ITEMS):  # catalogue items, not table rows
         return None
     return fit_neighbour_ratings(tables.rated_splits, tables.rated_idx, tables.rated_ratings,
                                  sizes.items, config.rating_knn_neighbours,
@@ -362,7 +364,7 @@ def run_fn(fn_args: FnArgs) -> None:
     )
     # What the run's summary shows of the protocol (None: the Examples did not record one).
     metrics[SPLIT_PROTOCOL] = protocol
-    metrics[TRAINED_PROTOCOL_OVERRIDES] = protocol_overrides(protocol)
+    metrics[TRAINED_PROTOCOL_OVERRIDES] = applied_protocol_settings(protocol, config)
     if metrics["chief"]:  # every replica has the same metrics; one file, no race
         path = os.path.join(fn_args.model_run_dir, TRAINING_METRICS_FILE)
         with tf.io.gfile.GFile(path, "w") as f:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mtrec.contracts import features as F
 from mtrec.models import neighbour_rating as NR
+from mtrec.models import trainer
 from mtrec.models.config import ModelConfig
 from mtrec.models.model import MultiTaskModel
+from mtrec.models.serving_ops import MAX_CACHED_FLOATS
 from tests.tiny_model_support import SIZES, rows
 
 
@@ -98,9 +102,23 @@ def test_a_user_without_ratings_gets_the_item_baseline():
     np.testing.assert_allclose(table[0], mu + bi, rtol=1e-6)
 
 
-def test_too_large_a_catalogue_is_not_fitted():
+def test_the_item_limit_counts_catalogue_items_not_table_rows(monkeypatch):
+    """MAX_ITEMS is the README's "up to 15,000 items": the id table's 8 OOV rows and
+    padding row do not count (the blend stopped at 14,993 items); past the table's
+    cell budget it is off too (ML-1M's users x items)."""
+    monkeypatch.setattr(trainer, "NEIGHBOUR_MAX_ITEMS", 3)
+    tables = SimpleNamespace(rated_splits=np.array([0, 2, 3]), rated_idx=np.array([1, 2, 3]),
+                             rated_ratings=np.array([4.0, 2.0, 5.0]))
+    config = ModelConfig(rating_knn_weight=0.4)
+
+    def sizes(known: int) -> SimpleNamespace:
+        return SimpleNamespace(known_items=known, items=known + 9)
+
+    fitted = trainer.neighbour_ratings(tables, sizes(3), config)
+    assert fitted is not None and fitted.shape == (2, 12)
+    assert trainer.neighbour_ratings(tables, sizes(4), config) is None
     assert NR.fit_neighbour_ratings(np.array([0, 1]), np.array([0]), np.array([3.0]),
-                                    NR.MAX_ITEMS + 2, 40, 100.0) is None
+                                    MAX_CACHED_FLOATS + 1, 40, 100.0) is None
 
 
 

@@ -20,7 +20,12 @@ from mtrec.data.splits import (
 )
 from mtrec.data.synthetic import generate
 from mtrec.data.tables import SPLIT
-from mtrec.models.config import ModelConfig, protocol_overrides, with_protocol_overrides
+from mtrec.models.config import (
+    ModelConfig,
+    applied_protocol_settings,
+    protocol_overrides,
+    with_protocol_overrides,
+)
 from mtrec.summary import render, training_time
 
 
@@ -117,6 +122,16 @@ def test_the_run_summary_says_which_protocol_the_trainer_applied():
         ", split protocol time")
     assert "--no-cache" in line(split_protocol=None, protocol_overrides={})
     assert line().endswith("catalogue 9 items")  # a model_run from before it was recorded
+
+
+def test_the_recorded_protocol_settings_are_the_trained_ones():
+    """A user's --model-config light_user_items 0 trains 0: the summary said 5."""
+    trained = ModelConfig.from_dict(with_protocol_overrides(TIME_PROTOCOL,
+                                                            {"light_user_items": 0}))
+    assert applied_protocol_settings(TIME_PROTOCOL, trained) == {"light_user_items": 0}
+    default = ModelConfig.from_dict(with_protocol_overrides(TIME_PROTOCOL, None))
+    assert applied_protocol_settings(TIME_PROTOCOL, default) == {"light_user_items": 5}
+    assert applied_protocol_settings(UNKNOWN_PROTOCOL, default) == {}
 
 
 def test_the_run_summary_tells_fit_time_from_the_rest_of_the_trainer():
