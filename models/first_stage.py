@@ -2,9 +2,9 @@
 
 One of, by catalogue size and ModelConfig (models/serving_module.py's docstring
 has the formula):
-- the item-item term: EASE's dense B up to item_item.MAX_ITEMS known items, or
-  its top-K rows above (item_item_top_k; models/sparse_item_item.py), never
-  where the IVF index picks the candidates;
+- the item-item term: EASE's dense B up to item_item.MAX_ITEMS known items
+  (item_item.dense_item_item), or its top-K rows above (item_item_top_k;
+  models/sparse_item_item.py), never where the IVF index picks the candidates;
 - no term: the rule for items without training ratings alone, at
   cold_item_term_weight (item_item.cold_item_term);
 - from ivf_min_items catalogue items, with neither: an IVF index (models/ivf.py).
@@ -18,7 +18,7 @@ import numpy as np
 
 from mtrec.contracts import features as F
 from mtrec.models.config import ModelConfig
-from mtrec.models.item_item import MAX_ITEMS, Session, known_rows
+from mtrec.models.item_item import Session, dense_item_item, known_rows
 from mtrec.models.ivf import IvfFirstStage, fit_ivf
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_ops import as_variable
@@ -35,7 +35,7 @@ def first_stage_tables(model: MultiTaskModel, tables: ServingTables,
     catalog_idx = tables.item_features[F.ITEM_IDX]
     by_index = 0 < config.ivf_min_items <= tables.num_items
     out: dict[str, Any] = {"item_item": None, "cold_columns": None, "ivf": None}
-    if config.item_item_weight and (sizes.known_items <= MAX_ITEMS or (
+    if config.item_item_weight and (dense_item_item(sizes.known_items, tables.num_items) or (
             config.item_item_top_k and not by_index)):
         weights, rated = served_item_item(
             tables.rated_splits, tables.rated_idx, sizes.items, sizes.known_items,
@@ -57,7 +57,7 @@ def first_stage_tables(model: MultiTaskModel, tables: ServingTables,
             out["rated_splits"] = as_variable(tables.rated_splits, "rated_splits")
             out["rated_idx"] = as_variable(tables.rated_idx, "rated_idx")
     elif config.cold_item_term_weight and not by_index:
-        # No item-item term (above MAX_ITEMS by default): item_item_term's rule for
+        # No item-item term (above the dense limits by default): item_item_term's rule for
         # items without training ratings alone, at ModelConfig.cold_item_term_weight.
         out["cold_columns"] = as_variable(~known_rows(catalog_idx, sizes.known_items),
                                           "cold_columns")

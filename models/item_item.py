@@ -7,7 +7,8 @@ With a Session, X'X is blended with a Gram matrix that counts a co-rating by
 how close in time the user made the two ratings (session_gram).
 It is fitted once in the Trainer, from the same rated-item table the query
 tower reads, in about a second for ML-100K's 1,682 items, and kept dense up to
-MAX_ITEMS known items (a 5,000-item B is 100 MB of float32). Above, the export
+MAX_ITEMS known items (a 5,000-item B is 100 MB of float32) in catalogues of up to
+MAX_DENSE_COLUMNS items. Above, the export
 keeps B's top-K weights per item (models/sparse_item_item.py), except from
 ModelConfig.ivf_min_items catalogue items on, where the IVF index picks the
 first stage without a term.
@@ -21,6 +22,16 @@ import numpy as np
 import tensorflow as tf
 
 MAX_ITEMS = 5_000
+# The dense B kept is [id rows, catalogue]: catalogue items nobody rated widen it
+# without evidence (5,000 rated items in a 25,000-item catalogue made it 500 MB and the
+# SavedModel 612 MB, 2026-12-07 probe), so its width is bounded too (200 MB at most).
+MAX_DENSE_COLUMNS = 2 * MAX_ITEMS
+
+
+def dense_item_item(known_items: int, catalogue: int) -> bool:
+    """Whether the export keeps B dense: up to MAX_ITEMS known items in a catalogue of up
+    to MAX_DENSE_COLUMNS items (else top-K rows, or no term: models/first_stage.py)."""
+    return known_items <= MAX_ITEMS and catalogue <= MAX_DENSE_COLUMNS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,6 +32,7 @@ from mtrec.models.item_item import (
     MAX_ITEMS,
     Session,
     catalogue_positions,
+    dense_item_item,
     fit_item_item,
     item_item_scores,
     rated_columns,
@@ -182,10 +183,10 @@ def served_item_item(
     session: Session | None = None,
 ) -> tuple[np.ndarray | TopKItemItem, np.ndarray]:
     """(B, rated columns) for the export: dense [items, N] B (catalogue-ordered
-    columns) up to MAX_ITEMS known items, unchanged; above, TopKItemItem.
+    columns) within item_item.dense_item_item's limits, unchanged; above, TopKItemItem.
     `session` (fit_item_item's) applies to the dense B only: the top-K fit's
     Woodbury inverse needs the Gram as X'X."""
-    if known_items <= MAX_ITEMS:
+    if dense_item_item(known_items, len(catalog_idx)):
         weights = fit_item_item(rated_splits, rated_idx, num_items, l2, session)
         return weights[:, catalog_idx], rated_columns(rated_idx, catalog_idx)
     if session is not None:

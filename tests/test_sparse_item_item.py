@@ -8,7 +8,15 @@ import tensorflow as tf
 
 from mtrec.models import sparse_item_item as S
 from mtrec.models.config import ModelConfig
-from mtrec.models.item_item import Session, fit_item_item, item_item_scores, rated_columns
+from mtrec.models.item_item import (
+    MAX_DENSE_COLUMNS,
+    MAX_ITEMS,
+    Session,
+    dense_item_item,
+    fit_item_item,
+    item_item_scores,
+    rated_columns,
+)
 from mtrec.models.serving_tables import row_splits
 
 # Users 0 and 1 rated items 1 and 2, user 2 items 1 and 3 (item_idx; 0 is padding).
@@ -79,6 +87,22 @@ def test_up_to_max_items_the_export_keeps_the_dense_matrix():
                                         max_fit_items=1)
     np.testing.assert_array_equal(weights, fit_item_item(SPLITS, RATED, 4, 1.0)[:, [3, 1, 2]])
     assert rated.tolist() == [True, True, True, False]
+
+
+def test_a_catalogue_too_wide_for_the_dense_matrix_gets_top_k_rows(monkeypatch):
+    """A few rated items in a wide catalogue of unrated ones: the dense B would be
+    [id rows, catalogue] (5,000 rated in 25,000: 500 MB), so its width is bounded too."""
+    monkeypatch.setattr(S, "dense_item_item", lambda known, catalogue: catalogue <= 3)
+    catalog_idx = np.array([3, 1, 2, 5])  # item 5: in the catalogue, never rated
+    weights, rated = S.served_item_item(SPLITS, RATED, 6, known_items=3,
+                                        catalog_idx=catalog_idx, l2=1.0, top_k=1,
+                                        max_fit_items=3)
+    assert isinstance(weights, S.TopKItemItem)
+    # Top-1 rows (header): B[1] keeps item 2, B[2] and B[3] item 1; item 3 gets none.
+    assert rated.tolist() == [False, True, True, False, False]
+    assert dense_item_item(MAX_ITEMS, MAX_DENSE_COLUMNS)
+    assert not dense_item_item(MAX_ITEMS, MAX_DENSE_COLUMNS + 1)
+    assert not dense_item_item(MAX_ITEMS + 1, MAX_ITEMS + 1)
 
 
 def test_the_session_gram_reaches_the_dense_export_and_is_named_when_top_k_ignores_it(
