@@ -13,9 +13,12 @@ regression over the training users maps the 0/1 row of each user's first
 bias is what users rate after their first `given`, so the term replaces the
 log-popularity prior rather than adding to it. Only items that open some
 user's history have a row (ML-100K, the cold-user benchmark's 849 training
-users: 472 of 1,667 items); the export keeps those rows, dense, with catalogue
-positions as columns (3 MB there; ml-latest-small, about 950 rows by 9,742
-items, 37 MB), up to MAX_CELLS; above, the popularity prior serves instead.
+users: 472 of 1,667 items), and only items some user rated after their first
+`given` have a column (the rest score 0); the export keeps that table dense (3 MB
+there; ml-latest-small, about 950 rows by 9,742 items, 37 MB), up to MAX_CELLS;
+above, the popularity prior serves instead. Catalogue items nobody rated, those
+`mtrec add-items` adds included, cost no cells: counted as columns, one added item
+past the limit switched the prior to popularity (2026-12-07 probe).
 
 Why (cold_users.py --validation: 84 other held-out training users, each
 served from their first 5 ratings; the test users unread). MovieLens users
@@ -41,7 +44,7 @@ from mtrec.models.config import ModelConfig
 from mtrec.models.item_item import catalogue_positions
 from mtrec.models.serving_tables import ServingTables
 
-# The term's own size limit, in cells of its [rows, catalogue] float32 table (64 MB).
+# The term's own size limit, in cells of its [rows, columns] float32 table (64 MB).
 # Its rows are only the items that open some user's history, so unlike the dense
 # item-item term's [N, N] (item_item.MAX_ITEMS, 5,000) it fits catalogues of 10,000
 # items and more. It was held to that limit until session 38; on ml-latest-small
@@ -54,11 +57,20 @@ MAX_CELLS = 16_000_000
 
 @dataclasses.dataclass(frozen=True)
 class Onboarding:
-    """score(items) = bias + the sum of `weights`' rows of the items that have one."""
+    """score(items) = bias + the sum of `weights`' rows of the items that have one, at
+    catalogue positions `columns`; 0 at the other positions."""
 
     rows: np.ndarray  # int64 [N]: each catalogue position's row of `weights`, -1 none
-    weights: np.ndarray  # float32 [R, N]: catalogue positions as columns
-    bias: np.ndarray  # float32 [N]
+    weights: np.ndarray  # float32 [R, C]
+    bias: np.ndarray  # float32 [C]
+    columns: np.ndarray  # int64 [C]: the catalogue positions some user rated later
+
+    def dense(self) -> tuple[np.ndarray, np.ndarray]:
+        """(weights [R, N], bias [N]) over the whole catalogue."""
+        weights = np.zeros((len(self.weights), len(self.rows)), np.float32)
+        bias = np.zeros(len(self.rows), np.float32)
+        weights[:, self.columns], bias[self.columns] = self.weights, self.bias
+        return weights, bias
 
 
 def rated_positions(tables: ServingTables, catalog_idx: np.ndarray) -> np.ndarray:
@@ -119,24 +131,27 @@ def fit_onboarding(first: list[np.ndarray], later: list[np.ndarray], num_items: 
     tails = np.concatenate([g for _, g in pairs]).astype(np.int64)
     tail_user = np.repeat(np.arange(len(pairs)), [len(g) for _, g in pairs])
     active = np.unique(heads[heads >= 0])
-    if len(active) * num_items > max_cells:
+    columns, tails = np.unique(tails, return_inverse=True)  # Y's nonzero columns only
+    c = len(columns)
+    if len(active) * c > max_cells:
         return None
     rows = np.full(num_items, -1, np.int64)
     rows[active] = np.arange(len(active))
     heads = np.where(heads >= 0, rows[np.maximum(heads, 0)], -1)
     r = len(active)
     gram = np.zeros(r * r)
-    xty = np.zeros(r * num_items)
+    xty = np.zeros(r * c)
     for a in range(width):
         both = (heads[:, a, np.newaxis] >= 0) & (heads >= 0)
         gram += np.bincount((heads[:, a, np.newaxis] * r + heads)[both], minlength=r * r)
         head = heads[tail_user, a]
-        xty += np.bincount((head * num_items + tails)[head >= 0], minlength=r * num_items)
+        xty += np.bincount((head * c + tails)[head >= 0], minlength=r * c)
     gram = gram.reshape(r, r)
-    bias = np.bincount(tails, minlength=num_items) / len(pairs)
-    centred = xty.reshape(r, num_items) - np.diag(gram)[:, np.newaxis] * bias
+    bias = np.bincount(tails, minlength=c) / len(pairs)
+    centred = xty.reshape(r, c) - np.diag(gram)[:, np.newaxis] * bias
     weights = np.linalg.solve(gram + l2 * np.eye(r), centred)
-    return Onboarding(rows, weights.astype(np.float32), bias.astype(np.float32))
+    return Onboarding(rows, weights.astype(np.float32), bias.astype(np.float32),
+                      columns.astype(np.int64))
 
 
 class OnboardingTerm(tf.Module):
@@ -147,10 +162,16 @@ class OnboardingTerm(tf.Module):
         # No row, or no item, reads the row of zeros appended here (padding it per
         # request would copy the whole table: +0.3 ms a call on ML-100K).
         self.zeros_row = len(onboarding.weights)
+        self.width = len(onboarding.columns)
         padded = np.vstack([onboarding.weights, np.zeros_like(onboarding.bias)[np.newaxis]])
         self.rows = tf.Variable(onboarding.rows, trainable=False, name="rows")
         self.weights = tf.Variable(padded, trainable=False, name="weights")
         self.bias = tf.Variable(onboarding.bias, trainable=False, name="bias")
+        # Each catalogue position's column of the table; `width` (a column of zeros
+        # appended to the [B, C] scores) for the positions without one.
+        at = np.full(len(onboarding.rows), self.width, np.int64)
+        at[onboarding.columns] = np.arange(self.width)
+        self.columns = tf.Variable(at, trainable=False, name="columns")
 
     def __call__(self, positions: tf.Tensor) -> tf.Tensor:
         """`positions` [B, G] catalogue positions, -1 for padding or unknown items.
@@ -170,7 +191,8 @@ class OnboardingTerm(tf.Module):
         counts = tf.math.unsorted_segment_sum(  # [B, distinct]: each row's uses
             tf.ones_like(cells, tf.float32), cells, shape[0] * width)
         counts = tf.reshape(counts, tf.stack([shape[0], width]))
-        return self.bias + tf.matmul(counts, tf.gather(self.weights, distinct))
+        scores = self.bias + tf.matmul(counts, tf.gather(self.weights, distinct))
+        return tf.gather(tf.pad(scores, [[0, 0], [0, 1]]), self.columns, axis=1)
 
 
 def onboarding_term(tables: ServingTables, catalog_idx: np.ndarray, config: ModelConfig,

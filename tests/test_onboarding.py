@@ -37,9 +37,11 @@ def test_the_ridge_matches_the_closed_form_by_hand():
     fitted = fit_onboarding([np.array([0]), np.array([0]), np.array([1]), np.array([2])],
                             [np.array([1]), np.array([2]), np.array([2]), np.array([])],
                             num_items=3, l2=1.0)
-    np.testing.assert_allclose(fitted.bias, [0, 1 / 3, 2 / 3], atol=1e-7)
-    np.testing.assert_allclose(fitted.weights, [[0, 1 / 9, -1 / 9], [0, -1 / 6, 1 / 6]],
-                               atol=1e-7)
+    # Only items 1 and 2 are rated later: the table's columns.
+    assert fitted.columns.tolist() == [1, 2]
+    np.testing.assert_allclose(fitted.bias, [1 / 3, 2 / 3], atol=1e-7)
+    np.testing.assert_allclose(fitted.weights, [[1 / 9, -1 / 9], [-1 / 6, 1 / 6]], atol=1e-7)
+    np.testing.assert_allclose(fitted.dense()[1], [0, 1 / 3, 2 / 3], atol=1e-7)
     assert fitted.rows.tolist() == [0, 1, -1]
     # In the graph: bias plus the given items' rows; padding (-1) and row-less items add 0.
     term = OnboardingTerm(fitted)
@@ -63,8 +65,25 @@ def test_the_counting_fit_equals_the_dense_ridge_on_random_users():
     dense = np.linalg.solve(xa.T @ xa + 3.0 * np.eye(len(active)), xa.T @ (y - y.mean(axis=0)))
     fitted = fit_onboarding(first, later, n, l2=3.0)
     assert np.flatnonzero(fitted.rows >= 0).tolist() == active.tolist()
-    np.testing.assert_allclose(fitted.weights, dense, atol=1e-6)
-    np.testing.assert_allclose(fitted.bias, y.mean(axis=0), atol=1e-7)
+    weights, bias = fitted.dense()
+    np.testing.assert_allclose(weights, dense, atol=1e-6)
+    np.testing.assert_allclose(bias, y.mean(axis=0), atol=1e-7)
+    assert fitted.columns.tolist() == np.flatnonzero(y.sum(axis=0)).tolist()
+
+
+def test_catalogue_items_nobody_rated_cost_no_cells_and_score_zero():
+    """One `mtrec add-items` item past the size limit switched the prior to popularity:
+    items nobody rated later are no columns, so they move neither the fit nor the limit."""
+    first, later = [np.array([0]), np.array([1])], [np.array([1]), np.array([0, 2])]
+    small = fit_onboarding(first, later, num_items=3, l2=1.0)
+    wide = fit_onboarding(first, later, num_items=1000, l2=1.0, max_cells=2 * 3)
+    assert wide is not None and wide.columns.tolist() == small.columns.tolist() == [0, 1, 2]
+    np.testing.assert_array_equal(wide.weights, small.weights)
+    scores = OnboardingTerm(wide)(tf.constant([[0], [1]], tf.int64)).numpy()
+    assert scores.shape == (2, 1000) and not scores[:, 3:].any()
+    np.testing.assert_allclose(scores[:, :3], OnboardingTerm(small)(
+        tf.constant([[0], [1]], tf.int64)).numpy())
+    assert fit_onboarding(first, later, num_items=1000, l2=1.0, max_cells=2 * 3 - 1) is None
 
 
 def test_a_heavy_term_serves_what_users_rated_after_the_given_items(transformed_synthetic):
@@ -91,7 +110,7 @@ def test_the_term_is_off_at_weight_zero_without_times_and_above_its_size_limit(
     on = ModelConfig()
     term = onboarding_term(tables, catalog_idx, on)
     assert term is not None
-    cells = term.zeros_row * len(catalog_idx)  # its rows, without the appended zeros row
+    cells = term.zeros_row * term.width  # its rows and columns, without the zeros
     assert onboarding_term(tables, catalog_idx, on, max_cells=cells) is not None
     assert onboarding_term(tables, catalog_idx, on, max_cells=cells - 1) is None
     assert onboarding_term(dataclasses.replace(tables, rated_times=None), catalog_idx,
@@ -120,7 +139,7 @@ def test_the_term_sums_each_rows_given_items_by_hand():
     rows = np.array([1, -1, 0, -1], np.int64)  # positions 0 and 2 open some history
     weights = np.array([[1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0]], np.float32)
     bias = np.array([0.5, 0.5, 0.5, 0.5], np.float32)
-    term = OnboardingTerm(Onboarding(rows, weights, bias))
+    term = OnboardingTerm(Onboarding(rows, weights, bias, np.arange(4)))
     positions = tf.constant([[0, 2, 0], [1, 3, -1], [2, -1, -1]], tf.int64)
     np.testing.assert_allclose(term(positions).numpy(), [
         [0.5 + 10 + 1 + 10, 0.5 + 20 + 2 + 20, 0.5 + 30 + 3 + 30, 0.5 + 40 + 4 + 40],
