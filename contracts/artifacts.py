@@ -54,6 +54,14 @@ TRAINED_OPTIMIZER = "optimizer"  # the resolved one ("auto" chooses)
 LIKE_CALIBRATION = "like_calibration"
 LIKE_CALIBRATION_IDENTITY = (1.0, 0.0, 0.0)  # no fit: the relevance head's own probability
 TRAINED_PROTOCOL_OVERRIDES = "protocol_overrides"  # the model settings the split protocol set
+# What the export built for serving, by its size rules (models/export.served_regime):
+# {SERVED_FIRST_STAGE: "exact" | "ivf", SERVED_ITEM_ITEM: "dense" | "top_k" | "cold_only" |
+# "off", SERVED_RATING_KNN: bool, SERVED_NEW_USER_PRIOR: "onboarding" | "popularity" |
+# "off", SERVED_CACHED_USERS: int}
+SERVED_REGIME = "served_regime"
+SERVED_FIRST_STAGE, SERVED_ITEM_ITEM = "first_stage", "item_item"
+SERVED_RATING_KNN, SERVED_NEW_USER_PRIOR = "rating_knn", "new_user_prior"
+SERVED_CACHED_USERS = "cached_users"
 # Each of model.evaluate's metrics on the eval split, under this prefix (e.g. the interest
 # head's contracts.metrics.INTEREST_AUC is "eval_interest_auc").
 EVAL_METRIC_PREFIX = "eval_"

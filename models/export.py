@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
+from mtrec.contracts import artifacts as A
 from mtrec.contracts.artifacts import EXTRA_ASSETS_DIR
 from mtrec.contracts.signatures import SIGNATURES
 from mtrec.data.artifact_io import link_tree
@@ -20,6 +21,7 @@ from mtrec.models.keras_saving import without_layer_traces
 from mtrec.models.model import MultiTaskModel
 from mtrec.models.serving_module import ServingModule
 from mtrec.models.serving_tables import ServingTables
+from mtrec.models.sparse_item_item import TopKItemItem
 
 if TYPE_CHECKING:
     import tensorflow_transform as tft
@@ -55,3 +57,21 @@ def export_serving_model(
         link_tree(item_text.encoder_dir, os.path.join(export_dir, TEXT_ENCODER_DIR))
     return module
 
+
+
+def served_regime(module: ServingModule) -> dict[str, str | bool | int]:
+    """What the export chose by its size rules (models/first_stage.py, item_item.py,
+    neighbour_rating.py, onboarding.py, answer_cache.py): the run summary's `serving:`
+    line. A run on 14,993 items lost the item-kNN blend without a word."""
+    item_item = module.item_item
+    return {
+        A.SERVED_FIRST_STAGE: "ivf" if module.ivf is not None else "exact",
+        A.SERVED_ITEM_ITEM: ("off" if item_item is None and module.cold_columns is None
+                             else "cold_only" if item_item is None
+                             else "top_k" if isinstance(item_item, TopKItemItem) else "dense"),
+        A.SERVED_RATING_KNN: module.model.neighbour_ratings is not None,
+        A.SERVED_NEW_USER_PRIOR: ("onboarding" if module.onboarding is not None
+                                  else "popularity" if hasattr(module, "log_popularity")
+                                  else "off"),
+        A.SERVED_CACHED_USERS: module.answers.last_row if module.answers is not None else 0,
+    }

@@ -30,6 +30,7 @@ from mtrec.contracts.artifacts import (
     FIT_PHASE,
     LIKE_CALIBRATION,
     PHASE_SECONDS,
+    SERVED_REGIME,
     TENSORBOARD_DIR,
     TRAIN_EXAMPLES,
     TRAIN_SECONDS,
@@ -56,7 +57,7 @@ from mtrec.models.config import (
     with_protocol_overrides,
 )
 from mtrec.models.epoch_log import EpochLog
-from mtrec.models.export import export_serving_model
+from mtrec.models.export import export_serving_model, served_regime
 from mtrec.models.item_catalog import read_catalog
 from mtrec.models.item_text import ItemText
 from mtrec.models.like_calibration import calibrate_likes
@@ -139,7 +140,7 @@ def train_and_export(
         # Timed as part of "evaluate"; on the queries `score` serves (users' profiles).
         like_calibration = calibrate_likes(model, train_ds, tables.profiles)
         t_export = time.time()
-        export_serving_model(model, tft_output, tables, serving_dir, item_text)
+        module = export_serving_model(model, tft_output, tables, serving_dir, item_text)
         if weights_dir:  # lets `mtrec add-items` re-index a catalogue without retraining
             save_weights(model, weights_dir)
         write_warmup(serving_dir, tables)
@@ -163,6 +164,7 @@ def train_and_export(
         "chief": chief,
         TRAINED_OPTIMIZER: config.optimizer,
         LIKE_CALIBRATION: list(like_calibration),
+        SERVED_REGIME: served_regime(module),
         "final_train_loss": float(history.history["loss"][-1]),
         **{EVAL_METRIC_PREFIX + k: float(v) for k, v in evaluation.items()},
     }

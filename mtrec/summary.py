@@ -176,6 +176,28 @@ def _protocol(training: dict) -> str:
     return f", split protocol {training[P.SPLIT_PROTOCOL]}" + (f" ({listed})" if listed else "")
 
 
+_FIRST_STAGE = {"exact": "exact first stage", "ivf": "IVF first stage"}
+_ITEM_ITEM = {"dense": "dense item-item term", "top_k": "top-K item-item term",
+              "cold_only": "no item-item term (unrated items' rule only)",
+              "off": "no item-item term"}
+_PRIOR = {"onboarding": "new users' prior: what users rated after the given items",
+          "popularity": "new users' prior: popularity", "off": "no new-user prior"}
+
+
+def served_regime_line(regime: Mapping[str, Any]) -> str:
+    """What the export chose by its size rules (models/export.served_regime), in words:
+    a catalogue past a limit changes what is served, and the run says so."""
+    cached = regime.get(A.SERVED_CACHED_USERS, 0)
+    return ", ".join([
+        _FIRST_STAGE.get(str(regime.get(A.SERVED_FIRST_STAGE)), "?"),
+        _ITEM_ITEM.get(str(regime.get(A.SERVED_ITEM_ITEM)), "?"),
+        "ratings blended with item-kNN" if regime.get(A.SERVED_RATING_KNN)
+        else "ratings from the rating head alone",
+        _PRIOR.get(str(regime.get(A.SERVED_NEW_USER_PRIOR)), "?"),
+        f"answers cached for {cached:,} users" if cached else "no answer cache",
+    ])
+
+
 def tfma_not_run(verdicts: Mapping[str, Any]) -> bool:
     """Whether TFMA did not run because the retrieval gate refused the model (it runs
     only on models that gate passed: pipeline.py's gate chain). `verdicts` is a
@@ -297,6 +319,8 @@ def render(summary: RunSummary) -> str:
             f"epoch{'s' if t[A.TRAINED_EPOCHS] != 1 else ''}, {training_time(t)}, "
             f"catalogue {t[A.CATALOG_SIZE]} items" + _protocol(t)
         )
+        if t.get(A.SERVED_REGIME):
+            lines.append("serving: " + served_regime_line(t[A.SERVED_REGIME]))
     if "text_encoder" in summary:
         t = summary["text_encoder"]
         line = (

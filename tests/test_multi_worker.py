@@ -198,6 +198,7 @@ def test_run_fn_trains_the_same_model_whatever_seed_the_process_had(transformed)
         assert metrics[0][key] == pytest.approx(metrics[1][key], rel=1e-6), key
     # What the summary and the report read of the file (contracts.artifacts) is there.
     read = {A.TRAIN_SECONDS, A.PHASE_SECONDS, A.TRAIN_EXAMPLES, A.CATALOG_SIZE,
-            A.TRAINED_EPOCHS, A.TRAINED_OPTIMIZER, A.TRAINED_PROTOCOL_OVERRIDES, SPLIT_PROTOCOL}
+            A.TRAINED_EPOCHS, A.TRAINED_OPTIMIZER, A.TRAINED_PROTOCOL_OVERRIDES, SPLIT_PROTOCOL,
+            A.SERVED_REGIME}
     assert read <= set(metrics[0]), read - set(metrics[0])
     assert A.FIT_PHASE in metrics[0][A.PHASE_SECONDS]
