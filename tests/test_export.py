@@ -69,7 +69,7 @@ def exported(transformed_synthetic, tmp_path_factory):
             export(model, tft_output, tables, serving_dir + suffix, item_text)
         model.config = dataclasses.replace(trained, item_item_top_k=1000)
         with pytest.MonkeyPatch.context() as dense_limit:
-            dense_limit.setattr(sparse_item_item, "MAX_ITEMS", 0)
+            dense_limit.setattr(sparse_item_item, "dense_item_item", lambda *_: False)
             export(model, tft_output, tables, serving_dir + SPARSE, item_text)
         model.config = trained
         SAVED_FROM[serving_dir] = export(model, tft_output, tables, serving_dir, item_text)
@@ -304,7 +304,7 @@ def _assert_same_answers(fast: list[dict], reference: list[dict]) -> None:
 
 
 def test_the_top_k_item_item_export_answers_as_the_dense_one(exported, replayed):
-    """Above item_item.MAX_ITEMS (patched to 0 here) the export keeps B's top-K rows
+    """Past item_item.dense_item_item's limits (patched here) the export keeps B's top-K rows
     (models/sparse_item_item.py); with K above the catalogue, in a fresh process, it
     answers every signature as the dense term does (recommend_from_items scores its
     bag in the graph; the per-user table is compared directly): same ids, scores

@@ -70,6 +70,10 @@ def test_a_light_user_is_answered_as_recommend_from_items_answers_their_items(
         want = module.recommend_from_items(item_ids=tf.constant([given]), k=tf.constant(5))
         assert got["item_ids"].numpy().tolist() == want["item_ids"].numpy().tolist()
         np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-5, atol=1e-5)
+        # Ranked from their items, rated as `score` rates them for this user (the
+        # unknown row's ratings were up to 0.35 apart from score's).
+        own = module.score(user_id=tf.constant([user_id]), item_ids=got["item_ids"])
+        np.testing.assert_allclose(got["ratings"], own["ratings"], rtol=1e-5, atol=1e-5)
 
 
 def test_users_above_the_limit_keep_their_answers(transformed_synthetic):
@@ -110,7 +114,7 @@ def test_a_user_known_by_nothing_gets_the_most_popular_items(transformed_synthet
                                                              cache_users):
     """An unknown id's own list (the unknown row's query) ranked below popularity; so it is
     answered as recommend_from_items with no items: the most popular first, log P(item)
-    as scores, and the heads' ratings for it."""
+    as scores, and the ratings `score` gives the unknown user."""
     module = module_with(transformed_synthetic, {}, cache_users=cache_users)
     probability = np.exp(module.popular.scores.numpy())
     catalog = module.catalog_ids.numpy()
@@ -121,7 +125,9 @@ def test_a_user_known_by_nothing_gets_the_most_popular_items(transformed_synthet
     empty = _top(module.recommend_from_items, item_ids=tf.constant([[""], ["not an id"]]), k=k)
     assert unknown[0] == empty[0] == [catalog[order[:5]].tolist()] * 2
     np.testing.assert_allclose(unknown[1], np.log(probability[:5])[np.newaxis].repeat(2, 0))
-    np.testing.assert_allclose(unknown[2], empty[2], rtol=1e-5)
+    rated = module.score(user_id=tf.constant(["nobody", "nobody else"]),
+                         item_ids=tf.constant(unknown[0]))["ratings"].numpy()
+    np.testing.assert_allclose(unknown[2], rated, rtol=1e-5, atol=1e-5)
     assert ((unknown[2] >= 0.5) & (unknown[2] <= 5)).all()
     # A batch mixing a known user and an unknown one: each keeps its own answer.
     known_id, _ = _user_ids(transformed_synthetic, 1)[0]
