@@ -86,6 +86,11 @@ ALREADY_SERVED = "already_served"
 # ingestion recorded beside the splits (ingest_report.json), read at run time
 # because data_root is a run-time parameter on Kubeflow.
 SPLIT_PROTOCOL = "split_protocol"
+# str on every artifact a local run's components write: the fingerprint of mtrec's
+# pipeline code and libraries that wrote it (pipeline/code_version.py). TFX hashes an
+# execution's output artifacts, custom properties included, into its cache key, so an
+# execution of other code never answers from the cache (pipeline/pipeline.py).
+CODE_VERSION = "mtrec_code_version"
 
 # ------------------------------------------------------ ExampleGen exec properties
 INPUT_BASE = "input_base"  # TFX's (standard_component_specs.INPUT_BASE_KEY): the examples root

@@ -11,8 +11,15 @@ whose content is hashed, covers one file, not a package.
 
 So the local runner hashes the source of every package that runs inside a
 component, and the installed versions of the libraries that compute its
-results; when that differs from what the home's last finished run recorded,
-the run goes without the cache (pipeline/local_runner.py).
+results, and puts that fingerprint on every component's outputs, which TFX
+hashes into the component's cache key (pipeline.key_by_code): an execution of
+other code never matches. Turning the cache off for a run alone did not do it:
+TFX answers from the newest matching execution of any earlier run, so the run
+after the cache-off one, on data an older run had read, took that older run's
+TextEncoder vectors (and ExampleGen, StatisticsGen outputs), of the code from
+before the change. When the fingerprint differs from what the home's last
+finished run recorded, the run still says so and goes without the cache
+(pipeline/local_runner.py).
 """
 
 from __future__ import annotations

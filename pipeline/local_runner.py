@@ -5,9 +5,11 @@ A run holds `<home>/.mtrec-run.lock` and first cleans up after a killed run
 (executions left RUNNING, their empty output folders: pipeline/killed_runs.py), and
 marks artifacts whose folders were removed by hand deleted (missing_artifacts.py).
 On a local Beam runner, TFX's Beam executors do not package TFX for remote
-workers (pipeline/tfx_packaging.py). When the pipeline's code or libraries
-changed since the home's last finished run, the run goes without the cache
-(pipeline/code_version.py: TFX's cache key does not see code).
+workers (pipeline/tfx_packaging.py). TFX's cache key does not see code, so the
+fingerprint of the pipeline's code and libraries (pipeline/code_version.py) goes on
+every output, into every component's cache key (pipeline.key_by_code): no run takes
+an output of other code from the cache. When that fingerprint changed since the
+home's last finished run, the run also says so and goes without the cache.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def run(paths: LocalPaths, pipeline_settings: PipelineSettings,
     if stale:
         report(stale)
         pipeline_settings = dataclasses.replace(pipeline_settings, enable_cache=False)
-    pipeline = create_pipeline(pipeline_settings)
+    pipeline = create_pipeline(pipeline_settings, code_version=code)
     with contextlib.nullcontext() if home_locked else home_lock(paths.home):
         cleanup = clean_killed_runs(paths.metadata_path, paths.pipeline_root)
         if cleanup:

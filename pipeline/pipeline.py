@@ -15,17 +15,22 @@ overridden per run (names in configs.RUNTIME_PARAMETERS). Only whole exec
 properties can be RuntimeParameters, so the Trainer's custom_config (epochs is
 its "model" -> "epochs" key), TFMA's EvalConfig (the RMSE/AUC bounds) and the
 retrieval thresholds are overridden as JSON strings, not as single numbers.
+
+With a `code_version` (the local runner's fingerprint of mtrec's code and
+libraries), every component's outputs carry it, which puts it in TFX's cache
+key: see key_by_code.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import tensorflow_model_analysis as tfma
 from google.protobuf.message import Message
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, base_node, executor_spec
 from tfx.dsl.placeholder import placeholder as ph
 from tfx.utils import proto_utils
 
@@ -137,7 +142,30 @@ def _blessed(gate: Any) -> ph.Predicate:
     return gate.outputs[P.BLESSING].future()[0].custom_property(P.BLESSED) == 1
 
 
-def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
+def key_by_code(nodes: Iterable[base_node.BaseNode], code_version: str) -> None:
+    """Record `code_version` on every output of every component in `nodes`
+    (contracts.pipeline.CODE_VERSION), which makes it part of their cache keys.
+
+    TFX's cache key is a node's inputs, exec properties and output artifacts as
+    they will be written, custom properties included (tfx/orchestration/portable/
+    cache_utils.py), never its code; and it answers with the newest matching
+    execution of any earlier run. The runner turned the cache off for the first run
+    after a code change (code_version.py), but a later run on inputs an older run
+    had seen took that run's outputs: a TextEncoder's vectors from the code before
+    the change. With the fingerprint on the outputs, other code's executions never
+    match. The nodes without inputs (the ExampleGens, the curated SchemaGen) would
+    suffice, since every other node's inputs then change with them; every component
+    gets it, so that no node's key depends on that, and each artifact names the code
+    that wrote it. Resolvers write no artifacts.
+    """
+    for node in nodes:
+        if isinstance(node, base_component.BaseComponent):
+            for channel in node.outputs.values():
+                channel.additional_custom_properties[P.CODE_VERSION] = code_version
+
+
+def create_pipeline(settings: PipelineSettings, *,
+                    code_version: str | None = None) -> tfx.dsl.Pipeline:
     """Build the pipeline from one settings object (pipeline/settings.py).
 
     `settings.text_encoder=None` turns the language-model item representation
@@ -150,6 +178,9 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
     backends without resolver support: KFP OSS). With remote training on several
     replicas, `distribution` "mirrored" is refused: each replica would train alone,
     find no cluster, count as the chief (models/trainer.py is_chief) and export.
+    `code_version`: see key_by_code; the runner computes it (code_version.py), as this
+    function does no I/O. None (the Kubeflow compile, whose tasks KFP caches by their
+    container image among the rest) records none.
     """
     s = settings
     runtime_parameters = s.runtime_parameters
@@ -296,25 +327,28 @@ def create_pipeline(settings: PipelineSettings) -> tfx.dsl.Pipeline:
                 )
             ),
         ).with_id(P.PUSHER)
+    components = [
+        example_gen,
+        catalog_gen,
+        *([encoder] if encoder else []),
+        statistics_gen,
+        inferred_schema,
+        schema,
+        example_validator,
+        anomaly_gate,
+        transform,
+        trainer,
+        *([baseline] if baseline else []),
+        retrieval_evaluator,
+        evaluator,
+        pusher,
+    ]
+    if code_version is not None:
+        key_by_code(components, code_version)
     return tfx.dsl.Pipeline(
         pipeline_name=s.pipeline_name,
         pipeline_root=s.pipeline_root,
-        components=[
-            example_gen,
-            catalog_gen,
-            *([encoder] if encoder else []),
-            statistics_gen,
-            inferred_schema,
-            schema,
-            example_validator,
-            anomaly_gate,
-            transform,
-            trainer,
-            *([baseline] if baseline else []),
-            retrieval_evaluator,
-            evaluator,
-            pusher,
-        ],
+        components=components,
         enable_cache=s.enable_cache,
         metadata_connection_config=s.metadata_connection_config,
         beam_pipeline_args=list(s.beam_pipeline_args),
