@@ -56,6 +56,10 @@ def test_headline_numbers_are_written_out_and_the_data_source_is_named(figures):
     assert "<td>precision@10</td><td>0.4065</td><td>0.1270</td>" in page
     assert "<td>hit_rate@50</td><td>0.3649</td><td>0.2308</td>" in page
     assert '<td>coverage@10</td><td>0.4900</td><td><span class="muted">&mdash;' in page
+    assert "<th>random order</th>" not in page  # a run from before the chance metric
+    chance = render(_with(evaluation=_retrieval({**SAMPLE_METRICS, "chance_ndcg@10": 0.0214})))
+    assert "<th>popularity</th><th>random order</th>" in chance
+    assert "<td>ndcg@10</td><td>0.5235</td><td>0.1445</td><td>0.0214</td>" in chance
     ranking = next(ax for ax in figures if ax.get_title().startswith("served top-10"))
     assert [t.get_text() for t in ranking.texts] == ["0.523", "0.406", "0.144", "0.127"]
     # The genre AUC and the heads' rating RMSE: written out, losses left out.

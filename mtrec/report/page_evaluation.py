@@ -19,6 +19,7 @@ from mtrec.contracts.artifacts import (
 from mtrec.contracts.features import LIKED_THRESHOLD
 from mtrec.contracts.metrics import (
     BEYOND_ACCURACY_METRICS,
+    CHANCE_PREFIX,
     EVAL_USERS,
     HIT_RATE,
     POPULARITY_PREFIX,
@@ -118,14 +119,17 @@ def evaluation_section(evaluation: EvaluationSection,
 
 def headline_table(metrics: Mapping[str, Any]) -> str:
     """The served metrics next to popularity's on the same users, written out (the bars
-    above show them; their heights alone read as no number)."""
+    above show them; their heights alone read as no number), and next to a random
+    order's where the evaluator computed it (NDCG@10: the chance gate's reference)."""
     names = [*(at(HIT_RATE, k) for k in RETRIEVAL_KS), *RANKING_METRICS,
              *BEYOND_ACCURACY_METRICS]
+    baselines = [POPULARITY_PREFIX] + (
+        [CHANCE_PREFIX] if any(CHANCE_PREFIX + n in metrics for n in names) else [])
     rows = [[escape(n), num(metrics[n]),
-             num(metrics[POPULARITY_PREFIX + n]) if POPULARITY_PREFIX + n in metrics
-             else muted("&mdash;")]
+             *(num(metrics[prefix + n]) if prefix + n in metrics else muted("&mdash;")
+               for prefix in baselines)]
             for n in names if n in metrics]
-    return table(["metric", "model", "popularity"], rows)
+    return table(["metric", "model", "popularity", "random order"][:2 + len(baselines)], rows)
 
 
 def _gate_row(name: str, bound: Any, metrics: Mapping[str, Any],
