@@ -22,6 +22,8 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,3 +210,13 @@ def expect_error(
         for fragment in fragments:
             assert fragment in info.value.message, info.value.message
     return info.value
+
+
+def run_together(calls: Iterable[Callable[[], None]]) -> None:
+    """Run each call on its own thread, all started before any is waited for (the
+    concurrent requests the batching tests need merged)."""
+    threads = [threading.Thread(target=call) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -8,6 +8,7 @@ are refused before they can join a batch, in the same words with batching off.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -111,12 +112,8 @@ def test_malformed_requests_never_join_a_batch() -> None:
                 except BaseException as exc:
                     errors.append(exc)
 
-            threads = [threading.Thread(target=valid, args=(i,)) for i in range(len(users))]
-            threads += [threading.Thread(target=bad, args=(m,)) for m in malformed]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            support.run_together([*(functools.partial(valid, i) for i in range(len(users))),
+                                  *(functools.partial(bad, m) for m in malformed)])
     finally:
         srv.stop()
     assert not errors, errors

@@ -7,6 +7,7 @@ tests/_serving_support.py for the knobs.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -351,11 +352,7 @@ def test_batching_merges_concurrent_requests_without_changing_answers(
                 except BaseException as exc:
                     errors.append(exc)
 
-            threads = [threading.Thread(target=call, args=(i,)) for i in range(len(users))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            support.run_together(functools.partial(call, i) for i in range(len(users)))
     finally:
         srv.stop()
     assert not errors, errors
