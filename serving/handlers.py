@@ -45,9 +45,14 @@ def resolve_request(models: ModelRegistry, request: Message) -> Servable:
     """`resolve` for a request's model_spec: INVALID_ARGUMENT when it has none, as TF
     Serving's Predict, Classify, Regress and GetModelMetadata answer (not an empty
     name's NOT_FOUND)."""
+    return resolve(models, spec_of(request))
+
+
+def spec_of(request: Message) -> model_pb2.ModelSpec:
+    """The request's model_spec; INVALID_ARGUMENT without one (TF Serving's words)."""
     if not request.HasField("model_spec"):
         raise invalid_argument(MISSING_SPEC)
-    return resolve(models, request.model_spec)
+    return request.model_spec
 
 
 def resolve(models: ModelRegistry, spec: model_pb2.ModelSpec) -> Servable:
@@ -248,9 +253,7 @@ def metadata(
 def model_status(
     models: ModelRegistry, request: get_model_status_pb2.GetModelStatusRequest
 ) -> get_model_status_pb2.GetModelStatusResponse:
-    if not request.HasField("model_spec"):  # get_model_status_impl.cc
-        raise invalid_argument(MISSING_SPEC)
-    spec = request.model_spec
+    spec = spec_of(request)  # get_model_status_impl.cc refuses none too
     manager = models.get(spec.name)
     if manager is None:
         raise not_found(f"Could not find any versions of model {spec.name} "

@@ -46,6 +46,7 @@ from mtrec.serving.errors import ServingError, invalid_argument
 from mtrec.serving.model_manager import Servable
 from mtrec.serving.registry import ModelRegistry
 from mtrec.serving.signature import DEFAULT_SIGNATURE, Signature
+from mtrec.serving.versions import MAX_VERSION
 
 log = logging.getLogger("mtrec.serving.rest")
 
@@ -58,7 +59,6 @@ _GET_PATH = re.compile(
     rf"/v1/models(?:/(?P<name>[^/:]+))?{_VERSION_OR_LABEL}(?:/(?P<sub>metadata))?",
     re.IGNORECASE)
 _API_PATH = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)  # kPathRegex: the rest is 404
-_MAX_INT64 = (1 << 63) - 1
 _CHUNK_LINE = 1024  # bytes of a chunk-size line (hex size plus extensions)
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _MAX_TRAILERS = 64
@@ -119,7 +119,7 @@ def _route(method: str, path: str) -> _Route:
     version = None
     if match["version"] is not None:
         version = int(match["version"])
-        if version > _MAX_INT64:  # absl::SimpleAtoi into an int64
+        if version > MAX_VERSION:  # absl::SimpleAtoi into an int64
             raise invalid_argument(f"Failed to convert version: {match['version']} to numeric.")
     name = _decoded(match["name"] or "", "model name")
     label = _decoded(match["label"], "model version label") if match["label"] else None

@@ -198,15 +198,6 @@ def _bytes_to_json(value: Any) -> Any:
     return value
 
 
-def from_json(value: Any) -> Any:
-    """Undo TF Serving's JSON convention for binary values ({"b64": ...})."""
-    if isinstance(value, dict) and set(value) == {"b64"}:
-        return base64.b64decode(value["b64"])
-    if isinstance(value, list):
-        return [from_json(v) for v in value]
-    return value
-
-
 def _map_nested(value: Any, fn: Any) -> Any:
     if isinstance(value, list):
         return [_map_nested(v, fn) for v in value]
