@@ -225,15 +225,18 @@ def unknown_note(client: Any, args: argparse.Namespace) -> str | None:
 HTTP1_ANSWER = "Failed parsing HTTP/2"
 
 
-def unavailable_hint(target: str, message: str) -> str:
-    """The likely cause of an UNAVAILABLE, for a person: a server without a model
-    yet says so in its details; anything else is a failed connection."""
+def error_hint(target: str, code: str, message: str) -> str:
+    """A failed query's likely cause, for a person. A server without a model yet says
+    so in its NOT_FOUND's details (TF Serving's code for it); any other UNAVAILABLE
+    is a failed connection."""
     from mtrec.serving.errors import NO_VERSION_LEFT, NO_VERSION_YET  # gRPC: only when a query runs
 
     if NO_VERSION_YET in message:
         return f"error: the server at {target} has no model loaded yet ({message})"
     if NO_VERSION_LEFT in message:
         return f"error: the server at {target} has no model loaded any more ({message})"
+    if code != "UNAVAILABLE":
+        return f"error: {code}: {message}"
     if "resolv" in message.lower() or "Domain name not found" in message:
         return f"error: cannot find the host of {target}: {message}"
     if HTTP1_ANSWER in message:  # it said "nothing answers" to `mtrec serve`'s REST port
@@ -284,10 +287,7 @@ def _query(args: argparse.Namespace) -> int:
             answer = with_titles(client, args, _ask(client, args))
         except ServingError as exc:
             _print({"error": {"code": exc.code.name, "message": exc.message}})  # for scripts
-            if exc.code.name == "UNAVAILABLE":  # and for a person, the likely cause
-                print(unavailable_hint(args.target, exc.message), file=sys.stderr)
-            else:
-                print(f"error: {exc.code.name}: {exc.message}", file=sys.stderr)
+            print(error_hint(args.target, exc.code.name, exc.message), file=sys.stderr)
             return 1
         # The model's numbers at the precision it computed them; metadata and status
         # answer with the server's own fields, as they are.

@@ -3,9 +3,9 @@
 Works against `tensorflow/serving` and the embedded `mtrec serve` alike: it
 only uses PredictionService.Predict/GetModelMetadata and
 ModelService.GetModelStatus. Each call has a deadline; UNAVAILABLE (server
-starting, model loading, connection reset during a rollout) is retried with
-exponential backoff, anything else raises `ServingError` at once because
-retrying a bad request cannot help.
+starting, connection reset during a rollout) and the NOT_FOUND of a model with no
+version loaded yet are retried with exponential backoff; anything else raises
+`ServingError` at once because retrying a bad request cannot help.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from tensorflow_serving.apis import (
 from mtrec.contracts import signatures as S
 from mtrec.pseudonyms import pseudonymizer
 from mtrec.serving import tensor_codec
-from mtrec.serving.errors import ServingError
+from mtrec.serving.errors import NO_VERSION_YET, ServingError
 from mtrec.serving.versions import MAX_VERSION
 
 Id = str | int | bytes
@@ -54,6 +54,13 @@ def catalogue_size(message: str) -> int | None:
 
 
 _T = TypeVar("_T")
+
+
+def _retryable(code: grpc.StatusCode, details: str) -> bool:
+    """A failed connection, or a server whose model is still loading (TF Serving's
+    NOT_FOUND, with `mtrec serve`'s words for why); not a wrong name or request."""
+    return code == grpc.StatusCode.UNAVAILABLE or (
+        code == grpc.StatusCode.NOT_FOUND and NO_VERSION_YET in details)
 
 
 def _id(value: Id) -> bytes:
@@ -188,7 +195,7 @@ class MtrecClient:
             except grpc.RpcError as exc:
                 code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
                 details = exc.details() if hasattr(exc, "details") else str(exc)
-                if code != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                if not _retryable(code, details) or attempt == self.retries:
                     raise ServingError(code, details or code.name) from None
                 time.sleep(delay * (1.0 + random.random()))  # jitter spreads herds
                 delay *= 2

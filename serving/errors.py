@@ -13,8 +13,8 @@ import grpc
 # google.rpc.Code), so a TF error code converts by value.
 _BY_VALUE: dict[int, grpc.StatusCode] = {code.value[0]: code for code in grpc.StatusCode}
 
-# What the server's UNAVAILABLE says while a model has no version loaded: the client
-# CLI looks for it to tell "server up, no model yet" from "nothing listens there".
+# What the server's NOT_FOUND says while a model has no version loaded (TF Serving's
+# code for it): the client CLI looks for it to tell "no model yet" from a wrong name.
 NO_VERSION_YET = "has no version loaded yet"
 # ... and once the version it served was unloaded because its folder went.
 NO_VERSION_LEFT = "has no version loaded any more"

@@ -7,7 +7,6 @@ behaves the same whichever way it arrives. They take an already resolved
 
 from __future__ import annotations
 
-import grpc
 import numpy as np
 from google.protobuf.message import Message
 from tensorflow_serving.apis import (
@@ -24,7 +23,6 @@ from mtrec.serving import tensor_codec
 from mtrec.serving.errors import (
     NO_VERSION_LEFT,
     NO_VERSION_YET,
-    ServingError,
     failed_precondition,
     invalid_argument,
     not_found,
@@ -69,9 +67,9 @@ def resolve(models: ModelRegistry, spec: model_pb2.ModelSpec) -> Servable:
             )
     elif spec.version_label:
         raise invalid_argument(f"Unrecognized servable version label: {spec.version_label}")
-    if servable is None:
+    if servable is None:  # TF Serving's code and words, then why, for a person
         gone = manager.unloaded
-        raise ServingError(grpc.StatusCode.UNAVAILABLE, (
+        raise not_found(f"Servable not found for request: Latest({spec.name}): " + (
             f"model '{spec.name}' {NO_VERSION_LEFT}: version {gone[0]} was unloaded because its "
             f"folder {gone[1]} is gone, and no other version is left (watching "
             f"{manager.model_dir})" if gone else

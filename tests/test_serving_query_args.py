@@ -35,10 +35,12 @@ def test_query_refuses_a_version_or_timeout_no_server_could_take(
 def test_a_host_that_does_not_resolve_is_named_as_such() -> None:
     message = ("DNS resolution failed for nohost.invalid:8500: C-ares status is not "
                "ARES_SUCCESS qtype=A name=nohost.invalid is_balancer=0: Domain name not found")
-    hint = cli.unavailable_hint("nohost.invalid:8500", message)
+    hint = cli.error_hint("nohost.invalid:8500", "UNAVAILABLE", message)
     assert hint.startswith("error: cannot find the host of nohost.invalid:8500: DNS")
-    assert "is `mtrec serve` running" in cli.unavailable_hint("127.0.0.1:1", "failed to "
-                                                                "connect to all addresses")
+    assert "is `mtrec serve` running" in cli.error_hint("127.0.0.1:1", "UNAVAILABLE",
+                                                          "failed to connect to all addresses")
+    assert cli.error_hint("h:1", "NOT_FOUND", "Servable not found") == (
+        "error: NOT_FOUND: Servable not found")
 
 
 def test_recommend_many_for_no_users_asks_nothing() -> None:

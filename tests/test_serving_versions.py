@@ -27,7 +27,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
 from mtrec.serving import tensor_codec
-from mtrec.serving.cli import unavailable_hint
+from mtrec.serving.cli import error_hint
 from mtrec.serving.client import MtrecClient
 from mtrec.serving.errors import ServingError
 from mtrec.serving.model_manager import ModelManager
@@ -174,12 +174,15 @@ def test_warmup_records_are_replayed_and_gate_the_load(rollout: dict[str, Any]) 
 
 
 @needs_local_server
-def test_no_version_yet_is_unavailable() -> None:
+def test_no_version_yet_is_not_found() -> None:
+    """TF Serving's answer (BasicManager's ServingMap): NOT_FOUND, "Servable not found"."""
     srv = support.start_server(support.new_model_root())
     try:
         with MtrecClient(srv.target, model_name=support.MODEL_NAME, retries=0) as c:
-            support.expect_error(lambda: c.recommend(P.users[0]), grpc.StatusCode.UNAVAILABLE,
-                                 "no version")
+            error = support.expect_error(
+                lambda: c.recommend(P.users[0]), grpc.StatusCode.NOT_FOUND,
+                f"Servable not found for request: Latest({support.MODEL_NAME})", "no version")
+            assert "no model loaded yet" in error_hint(srv.target, "NOT_FOUND", error.message)
             with pytest.raises(ServingError) as info:
                 c.status()
             assert info.value.code == grpc.StatusCode.NOT_FOUND
@@ -234,10 +237,10 @@ def test_a_version_whose_folder_is_removed_says_so(rollout: dict[str, Any]) -> N
     shutil.rmtree(os.path.join(root, "1"))
     _wait(lambda: srv.manager.current is None, timeout=30)
     error = support.expect_error(lambda: client.recommend(P.users[0]),
-                                 grpc.StatusCode.UNAVAILABLE,
+                                 grpc.StatusCode.NOT_FOUND,
                                  "version 1 was unloaded because its folder",
                                  "is gone, and no other version is left")
-    assert "no model loaded any more" in unavailable_hint(srv.target, error.message)
+    assert "no model loaded any more" in error_hint(srv.target, "NOT_FOUND", error.message)
     support.install_version(root, 2, support.second_model_dir())  # a new one serves again
     srv.manager.wait_for_version(2, timeout=60)
     assert _served_version(client) == 2 and srv.manager.unloaded is None
