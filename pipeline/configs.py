@@ -43,8 +43,17 @@ RELEVANCE_AUC_MAX_DECREASE = 0.01
 RETRIEVAL_THRESHOLDS = {at(HIT_RATE, 100): 0.05, NDCG_LIFT: 0.05, NDCG_CHANCE_LIFT: 0.05,
                         NDCG_CHANGE: -0.01}
 
-# Kubeflow/Vertex: where the Dockerfile copies the curated schema (pipeline/schema/).
-IMAGE_SCHEMA_PATH = "/opt/mtrec/schema/schema.pbtxt"
+# Kubeflow/Vertex: where the Dockerfile copies the curated schema (pipeline/schema/), in
+# the image's working directory (IMAGE_WORKDIR: what a pod resolves a relative path in).
+IMAGE_WORKDIR = "/opt/mtrec"
+IMAGE_SCHEMA_PATH = f"{IMAGE_WORKDIR}/schema/schema.pbtxt"
+# Beam and TFX read a component's inputs by file pattern (`<uri>/Split-train/*`), so a
+# `[`, `]`, `*` or `?` anywhere in an artifact's path is read as a pattern character:
+# a sample run under "runs [v2]/" wrote its examples, then failed in its first component
+# with "No files found based on the file pattern .../runs [v2]/examples/.../catalog/*".
+# TFX builds those patterns itself, so `mtrec run` refuses such a --home and `mtrec
+# compile` such a pipeline root, examples root or serving directory.
+PATTERN_CHARACTERS = "[]*?"
 # Every KFP v2 task's command: TFX's container entrypoint run by ours, which
 # skips TFX's sdist of itself for in-pod Beam (pipeline/kfp_entrypoint.py).
 KFP_TASK_COMMAND = ("python", "-m", "mtrec.pipeline.kfp_entrypoint")

@@ -13,14 +13,18 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from mtrec.contracts.pipeline import MIRRORED, MULTI_WORKER_MIRRORED
+from mtrec.pipeline.configs import IMAGE_WORKDIR, PATTERN_CHARACTERS
 from mtrec.pipeline.output_paths import existing_part
 
 # KubeflowV2DagRunner's own rule (tfx/orchestration/kubeflow/v2/pipeline_builder.py
-# _LEGAL_NAME_PATTERN), whose error message prints `%` instead of the name.
-PIPELINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
+# _LEGAL_NAME_PATTERN, whose error message prints `%` instead of the name), within
+# tfx.dsl.Pipeline's length limit (tfx/orchestration/pipeline.py
+# _MAX_PIPELINE_NAME_LENGTH, 63: Argo's workflow names), which the pattern's 128 exceeds.
+PIPELINE_NAME_MAX = 63
+PIPELINE_NAME = re.compile(rf"[a-z0-9][a-z0-9-]{{0,{PIPELINE_NAME_MAX - 1}}}")
 # A Docker image reference (distribution/reference's grammar): [domain[:port]/]path[:tag][@digest].
 _DOMAIN = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -39,8 +43,14 @@ _BUCKET_RULE = (
     "dots but 63 between them, starting and ending with a letter or digit: "
     "e.g. gs://my-bucket/path"
 )
-# A Kubernetes namespace is a DNS-1123 label.
+# A Kubernetes namespace is a DNS-1123 label; a PVC or service account name a DNS-1123
+# subdomain (dot-separated labels, at most DNS1123_SUBDOMAIN_MAX characters).
 DNS1123_LABEL = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
+_DNS1123 = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
+DNS1123_SUBDOMAIN = re.compile(rf"{_DNS1123}(?:\.{_DNS1123})*")
+DNS1123_SUBDOMAIN_MAX = 253
+_SUBDOMAIN_RULE = ("lowercase letters, digits, '-' and '.', starting and ending with a letter "
+                   f"or digit, at most {DNS1123_SUBDOMAIN_MAX} characters")
 # Kubernetes resource quantities (apimachinery resource.Quantity, unsigned): a CPU count is a
 # number or millicores; memory takes every suffix, binary (Ki..Ei), decimal (k..E) or eN.
 _NUMBER = r"\+?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
@@ -57,6 +67,8 @@ _UNREADABLE = {
     "https": "use gs:// or a mounted path",
 }
 OUTPUT_SUFFIXES = (".yaml", ".yml", ".json")
+# The paths TFX reads and writes by file pattern (PATTERN_CHARACTERS).
+PATTERN_PATHS = ("--pipeline-root", "--examples-root", "--serving-model-dir")
 
 
 def storage_paths(
@@ -84,7 +96,13 @@ def check_deployment(
     check_pipeline_name(pipeline_name)
     for flag, path in paths.items():
         check_storage_path(flag, path)
-    if serving_pvc:
+        found = sorted({c for c in path if c in PATTERN_CHARACTERS})
+        if flag in PATTERN_PATHS and found:
+            raise ValueError(f"{flag} {path!r} holds {' '.join(found)}, which Beam and TFX "
+                             "read as file-pattern characters in the paths of their own "
+                             "files: give a path that has none")
+    if serving_pvc is not None:
+        check_kubernetes_name("--serving-pvc", serving_pvc)
         if not posixpath.isabs(serving_pvc_mount):
             raise ValueError(f"--serving-pvc-mount {serving_pvc_mount!r} is not an absolute path")
         if not under_mount(paths["--serving-model-dir"], serving_pvc_mount):
@@ -106,7 +124,8 @@ def check_pipeline_name(name: str) -> None:
     if not PIPELINE_NAME.fullmatch(name):
         raise ValueError(
             f"--pipeline-name {name!r}: KFP/Vertex pipeline names are lowercase letters, "
-            "digits and '-', starting with a letter or digit, at most 128 characters"
+            f"digits and '-', starting with a letter or digit, at most {PIPELINE_NAME_MAX} "
+            f"characters (TFX's limit; this one has {len(name)})"
         )
 
 
@@ -115,6 +134,8 @@ def check_storage_path(flag: str, path: str) -> None:
     scheme, or a local (mounted) path. Refuses what no pod could use."""
     if not path.strip():
         raise ValueError(f"{flag} is empty")
+    if path != path.strip():  # " gs://b/x" was a relative local path
+        raise ValueError(f"{flag} {path!r} starts or ends with whitespace")
     scheme = _SCHEME.match(path)
     if scheme is None or len(scheme[1]) == 1:  # one letter: a Windows drive
         return  # a local path (a volume in the pods; kfp_local runs it here)
@@ -198,6 +219,25 @@ def check_remote_training(
         )
 
 
+def check_kubernetes_name(flag: str, name: str) -> None:
+    """A Kubernetes object name (a DNS-1123 subdomain): a PVC's, a service account's."""
+    if len(name) > DNS1123_SUBDOMAIN_MAX or not DNS1123_SUBDOMAIN.fullmatch(name):
+        raise ValueError(f"{flag} {name!r} is not a Kubernetes name ({_SUBDOMAIN_RULE})")
+
+
+def check_kfp_backend(*, serving_pvc: str | None, tfjob_namespace: str | None,
+                      baseline: bool) -> None:
+    """A PVC mount or a TFJob Trainer deploys to Kubeflow Pipelines (OSS), whose v2
+    backend rejects the two resolver tasks of the latest-blessed-model lookup
+    (`resolver not implemented yet`): the run would fail, and only there."""
+    flag = ("--serving-pvc" if serving_pvc is not None
+            else "--tfjob-namespace" if tfjob_namespace is not None else None)  # fmt: skip
+    if flag is not None and baseline:
+        raise ValueError(f"{flag} is for Kubeflow Pipelines, whose v2 backend rejects the "
+                         "latest-blessed-model resolver tasks: add --no-baseline "
+                         "(docs/kubeflow.md §5)")
+
+
 def check_quantity(flag: str, value: str, grammar: re.Pattern[str], example: str) -> None:
     """A Kubernetes resource quantity above zero (the TFJob's requests and limits)."""
     match = grammar.fullmatch(value)
@@ -207,32 +247,42 @@ def check_quantity(flag: str, value: str, grammar: re.Pattern[str], example: str
         raise ValueError(f"{flag} {value!r}: must be more than 0")
 
 
-def relative_paths(paths: dict[str, str]) -> list[str]:
+def relative_paths(paths: Mapping[str, str]) -> list[str]:
     """The flags whose value is a relative local path: a pod resolves it against
     the image's working directory, kfp_local against the directory it runs in."""
-    return [
-        flag for flag, path in paths.items()
-        if path.strip() and _SCHEME.match(path) is None and not posixpath.isabs(path)
-    ]  # fmt: skip
+    return [flag for flag, path in paths.items()
+            if _is_local(path) and not posixpath.isabs(path)]
 
 
-def beam_notes(beam_args: Sequence[str] | None, image: str) -> list[str]:
-    """Warnings for Beam args that compile but leave remote workers without mtrec."""
-    args = list(beam_args or ())
-    runner = ""
-    for i, arg in enumerate(args):
-        if arg.startswith("--runner="):
-            runner = arg.split("=", 1)[1]
-        elif arg == "--runner" and i + 1 < len(args):
-            runner = args[i + 1]
-    named = any(a.startswith(("--sdk_container_image", "--worker_harness_container_image"))
-                for a in args)  # fmt: skip
-    if runner.split(".")[-1] in ("DataflowRunner", "dataflow") and not named:
-        return [
-            "Dataflow workers run Beam's stock container, without mtrec and the locked "
-            f"TF/TFX stack: add --sdk_container_image={image} after `--` (docs/kubeflow.md §7)"
-        ]
-    return []
+def path_notes(paths: Mapping[str, str], *, serving_pvc: str | None,
+               preset_dir: str | None = None) -> list[str]:
+    """Notes for local paths that compile but may not be what a pod sees: each pod has
+    its own filesystem, and only the Pusher mounts a volume (--serving-pvc)."""
+    notes = []
+    root, serving = paths["--pipeline-root"], paths["--serving-model-dir"]
+    if _is_absolute_local(root):
+        notes.append(f"--pipeline-root {root!r} is a local path: each pod writes its own "
+                     "filesystem, so the tasks pass no artifacts unless it is a volume "
+                     "mounted into every pod (kfp_local runs it on this machine)")
+    if serving_pvc is None and _is_local(serving):
+        notes.append(f"--serving-model-dir {serving!r} is a local path without --serving-pvc: "
+                     "the Pusher writes it into its pod's own filesystem, which goes with "
+                     "the pod")
+    for flag, path in (("--schema-path", paths["--schema-path"]),
+                       ("--text-encoder preset_dir", preset_dir)):
+        if path and _is_absolute_local(path) and not under_mount(path, IMAGE_WORKDIR):
+            notes.append(f"{flag} {path!r} is read in the pods: it must exist inside "
+                         "--image (this one is not under its working directory, "
+                         f"{IMAGE_WORKDIR})")
+    return notes
+
+
+def _is_local(path: str) -> bool:
+    return bool(path.strip()) and _SCHEME.match(path) is None
+
+
+def _is_absolute_local(path: str) -> bool:
+    return _is_local(path) and posixpath.isabs(path)
 
 
 def under_mount(path: str, mount: str) -> bool:

@@ -35,7 +35,10 @@ image), for training on several machines.
 
 Backends: Vertex AI Pipelines runs the spec as compiled. The Kubeflow
 Pipelines (OSS) v2 backend does not implement the resolver tasks TFX compiles
-the latest-blessed-model resolver into: compile with `--no-baseline` for it.
+the latest-blessed-model resolver into: compile with `--no-baseline` for it
+(`--serving-pvc` and `--tfjob-namespace`, which only it runs, need that).
+Run as a module (`python -m mtrec.pipeline.kubeflow_v2_runner`, the command before
+`mtrec compile`), it exits with status 2 and prints the `mtrec compile` line.
 
 Output: `.yaml` writes the PipelineSpec that `kfp.Client` and Vertex accept
 (root parameters carry their defaults, `defaultPipelineRoot` is set, and
@@ -50,6 +53,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -60,6 +66,7 @@ from mtrec.contracts.pipeline import PUSHER
 from mtrec.pipeline import configs
 from mtrec.pipeline import kubeflow_checks as checks
 from mtrec.pipeline.kfp_entrypoint import AUTO_NUM_WORKERS
+from mtrec.pipeline.kubeflow_beam_args import with_default_runner
 from mtrec.pipeline.pipeline import create_pipeline
 from mtrec.pipeline.settings import PipelineSettings
 
@@ -91,10 +98,13 @@ def kubeflow_settings(
     **fields: Any,
 ) -> KubeflowSettings:
     """KubeflowSettings with this deployment's defaults: the image's schema path,
-    in-container Beam args and runtime parameters on. `fields` are any other
-    PipelineSettings fields (model, thresholds, ...)."""
+    in-container Beam args (their runner kept when `beam_pipeline_args` name none) and
+    runtime parameters on. `fields` are any other PipelineSettings fields (model,
+    thresholds, ...)."""
     fields.setdefault("schema_path", IMAGE_SCHEMA_PATH)
-    fields.setdefault("beam_pipeline_args", DEFAULT_BEAM_ARGS)
+    fields["beam_pipeline_args"] = with_default_runner(
+        fields.get("beam_pipeline_args"), DEFAULT_BEAM_ARGS
+    )
     fields.setdefault("runtime_parameters", True)
     pipeline = PipelineSettings(
         pipeline_root=pipeline_root,
@@ -128,6 +138,9 @@ def check_settings(settings: KubeflowSettings) -> None:
         tfjob_cpu=tfjob.cpu if tfjob else None,
         tfjob_memory=tfjob.memory if tfjob else None,
     )
+    checks.check_kfp_backend(serving_pvc=settings.serving_pvc,
+                             tfjob_namespace=tfjob.namespace if tfjob else None,
+                             baseline=p.baseline_model)
 
 
 def build_pipeline(settings: KubeflowSettings) -> tfx.dsl.Pipeline:
@@ -187,3 +200,26 @@ def pvc_platform_spec(pvc_name: str, mount_path: str) -> dict[str, Any]:
     mount = {"constant": pvc_name, "mountPath": mount_path}
     executors = {f"{PUSHER}_executor": {"pvcMount": [mount]}}
     return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+
+
+def moved_message(argv: Sequence[str]) -> str:
+    """What `python -m mtrec.pipeline.kubeflow_v2_runner ARGV` (the command before
+    `mtrec compile`) says: the `mtrec compile` line of its flags, dashed."""
+    own = list(argv[:argv.index("--")] if "--" in argv else argv)
+    flags = [_dashed(arg) for arg in own]
+    command = shlex.join(["mtrec", "compile", *flags, *argv[len(own):]])
+    return (f"error: this module no longer compiles; the command is `{command}` (its flags "
+            "are now dashed, --snake_case -> --kebab-case, and --disable_cache is "
+            "--no-cache; mtrec compile --help lists them)")
+
+
+def _dashed(arg: str) -> str:
+    if not arg.startswith("--"):
+        return arg  # a value
+    name, equals, value = arg.partition("=")
+    return {"--disable_cache": "--no-cache"}.get(name, name.replace("_", "-")) + equals + value
+
+
+if __name__ == "__main__":  # the old command did nothing and exited 0
+    print(moved_message(sys.argv[1:]), file=sys.stderr)
+    sys.exit(2)

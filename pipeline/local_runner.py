@@ -62,9 +62,10 @@ def describe_beam(args: Sequence[str]) -> str:
     if flags.get("runner") == "PortableRunner":
         return (f"portable runner: Beam's embedded job service, external SDK worker pool at "
                 f"{flags.get('environment_config')}, one SDK worker per job")
+    runner = flags.get("runner", "DirectRunner")  # configs: FnApiRunner (no Prism download)
     if flags.get("direct_running_mode") == "multi_processing":
-        return f"DirectRunner, {flags.get('direct_num_workers')} worker processes"
-    return "DirectRunner, in-process"
+        return f"{runner}, {flags.get('direct_num_workers')} worker processes"
+    return f"{runner}, in-process"
 
 
 def settings(

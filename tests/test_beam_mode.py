@@ -37,8 +37,8 @@ def test_mtrec_run_flags_default_to_auto_and_quiet() -> None:
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (IN_PROCESS, "DirectRunner, in-process"),
-    (MULTI, "DirectRunner, 3 worker processes"),
+    (IN_PROCESS, "FnApiRunner, in-process"),
+    (MULTI, "FnApiRunner, 3 worker processes"),
     (beam_portable.beam_args(8099), "portable runner: Beam's embedded job service, external "
      "SDK worker pool at localhost:8099, one SDK worker per job"),
 ])

@@ -12,6 +12,7 @@ import pytest
 
 from mtrec.cli import main as cli_main
 from mtrec.pipeline import kubeflow_checks as checks
+from mtrec.pipeline.kubeflow_beam_args import beam_notes
 from tests.kubeflow_support import IMAGE, NO_TEXT
 
 FLAGS = {
@@ -173,9 +174,9 @@ def test_the_serving_dir_must_be_under_the_pvc_mount_after_dots_resolve(tmp_path
 
 def test_dataflow_without_the_image_for_its_workers_gets_a_note():
     dataflow = ["--runner=DataflowRunner", "--project=p", "--region=r"]
-    (note,) = checks.beam_notes(dataflow, IMAGE)
+    (note,) = beam_notes(dataflow, IMAGE)
     assert f"--sdk_container_image={IMAGE}" in note
-    assert checks.beam_notes(["--runner", "DataflowRunner"], IMAGE)
-    assert not checks.beam_notes([*dataflow, f"--sdk_container_image={IMAGE}"], IMAGE)
-    assert not checks.beam_notes(None, IMAGE)  # the in-pod FnApiRunner
-    assert not checks.beam_notes(["--runner=FlinkRunner", "--environment_type=EXTERNAL"], IMAGE)
+    assert beam_notes(["--runner", "DataflowRunner"], IMAGE)
+    assert not beam_notes([*dataflow, f"--sdk_container_image={IMAGE}"], IMAGE)
+    assert not beam_notes(None, IMAGE)  # the in-pod FnApiRunner
+    assert not beam_notes(["--runner=FlinkRunner", "--environment_type=EXTERNAL"], IMAGE)

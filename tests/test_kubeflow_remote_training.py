@@ -64,7 +64,7 @@ def test_vertex_training_without_a_project_is_refused_with_the_flag_to_add(tmp_p
 
 def test_tfjob_training_makes_the_trainer_a_kubeflow_tfjob(tmp_path):
     executor, custom = _remote_trainer(
-        tmp_path, "--tfjob-namespace", "team", "--tfjob-replicas", "4"
+        tmp_path, "--tfjob-namespace", "team", "--tfjob-replicas", "4", "--no-baseline"
     )
     assert executor == "mtrec.components.trainer.tfjob.TFJobExecutor"
     assert custom["distribution"] == "multi_worker_mirrored"

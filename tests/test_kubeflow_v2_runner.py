@@ -43,12 +43,16 @@ from tests.kubeflow_support import (
     tasks_of,
 )
 
+# CLI_ARGS without its PVC: a PVC is for KFP OSS, which needs --no-baseline (below).
+_PVC = CLI_ARGS.index("--serving-pvc")
+VERTEX_ARGS = [*CLI_ARGS[:_PVC], *CLI_ARGS[_PVC + 2:]]
+
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> tuple[Path, dict]:
     """The YAML spec written by the CLI, with runtime parameters (the default)."""
     out = tmp_path_factory.mktemp("kfv2") / "mtrec.yaml"
-    compile_spec([*CLI_ARGS, *NO_TEXT, "--output", str(out), "--", *BEAM_ARGS])
+    compile_spec([*VERTEX_ARGS, *NO_TEXT, "--output", str(out), "--", *BEAM_ARGS])
     spec, *_ = yaml.safe_load_all(out.read_text())
     return out, spec
 
@@ -236,7 +240,7 @@ def test_every_custom_artifact_type_imports_by_its_name_as_a_pod_imports_it(tmp_
     classes, any other title is imported as a class path (the TextEncoder task
     failed this way before mtrec/__init__.py provided its type)."""
     out = tmp_path / "mtrec.yaml"
-    compile_spec([*CLI_ARGS, "--output", str(out)])  # with the TextEncoder
+    compile_spec([*VERTEX_ARGS, "--output", str(out)])  # with the TextEncoder
     spec, *_ = yaml.safe_load_all(out.read_text())
     titles = {
         yaml.safe_load(artifact["artifactType"]["instanceSchema"])["title"]
@@ -250,12 +254,13 @@ def test_every_custom_artifact_type_imports_by_its_name_as_a_pod_imports_it(tmp_
         assert title == import_utils.import_class_by_path(title).TYPE_NAME
 
 
-def test_yaml_is_a_kfp_client_package_with_pvc_mount(compiled):
+def test_yaml_is_a_kfp_client_package_with_pvc_mount(tmp_path):
     from kfp.client import client
 
-    path, _ = compiled
+    path = tmp_path / "kfp.yaml"
+    compile_spec([*CLI_ARGS, *NO_TEXT, "--no-baseline", "--output", str(path)])
     doc = client._extract_pipeline_yaml(str(path))  # what create_run_from_pipeline_package reads
-    assert set(doc.pipeline_spec.root.dag.tasks) == COMPONENTS | RESOLVER_TASKS
+    assert set(doc.pipeline_spec.root.dag.tasks) == COMPONENTS
     platform = doc.to_dict()["platform_spec"]["platforms"]["kubernetes"]
     mounts = platform["deploymentSpec"]["executors"]["AtomicPusher_executor"]["pvcMount"]
     assert mounts == [{"constant": "mtrec-pusher-base", "mountPath": "/models"}]
@@ -302,10 +307,10 @@ def test_json_job_carries_parameter_defaults_in_runtime_config(tmp_path):
         for k, v in job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"].items()
     }
     assert values[configs.PARAM_DATA_ROOT] == EXAMPLES_ROOT
+    kfp = dataclasses.replace(settings, serving_pvc="pvc", pipeline=dataclasses.replace(
+        settings.pipeline, baseline_model=False))
     with pytest.raises(ValueError, match="yaml"):
-        kfv2.compile_pipeline(
-            dataclasses.replace(settings, serving_pvc="pvc"), str(tmp_path / "pvc.json")
-        )
+        kfv2.compile_pipeline(kfp, str(tmp_path / "pvc.json"))
     assert not (tmp_path / "pvc.json").exists()
 
 

@@ -2,7 +2,8 @@
 
 The flags build a `KubeflowSettings` (pipeline/kubeflow_v2_runner.py, the
 library part); model, text-encoder, blessing and cache flags are `mtrec run`'s
-(options.py). Everything after `--` goes to Beam unchanged.
+(options.py). Everything after `--` goes to Beam (pipeline/kubeflow_beam_args.py:
+the in-pod runner kept when it names none; mtrec's own flags there refused).
 
 TFX loads in the handler, not at import: `mtrec --help` stays fast (as serving/cli.py).
 """
@@ -20,9 +21,11 @@ from mtrec.commands.options import (
     add_pipeline_options,
     check_flags,
     pipeline_fields,
+    pipeline_notes,
 )
 from mtrec.pipeline import configs
 from mtrec.pipeline import kubeflow_checks as checks
+from mtrec.pipeline.kubeflow_beam_args import beam_notes, check_beam_args
 
 if TYPE_CHECKING:  # loads TFX, which `mtrec --help` must not wait for
     from mtrec.pipeline.kubeflow_v2_runner import KubeflowSettings
@@ -30,7 +33,7 @@ if TYPE_CHECKING:  # loads TFX, which `mtrec --help` must not wait for
 DESCRIPTION = """\
 Write the Kubeflow Pipelines v2 / Vertex AI spec (--output) of the pipeline `mtrec run`
 runs, with the same model, text-encoder, threshold and cache flags. Everything after
-`--` goes to Beam unchanged."""
+`--` goes to Beam."""
 # Values that pass the checks as written (placeholders in capitals were refused as an
 # image and a bucket): put your project's registry, project and bucket in their place.
 # Dataflow's workers get the same image (--sdk_container_image), or they lack mtrec.
@@ -42,8 +45,9 @@ EXAMPLE = """example:
          --temp_location=gs://my-bucket/tmp \\
          --sdk_container_image=us-docker.pkg.dev/my-project/mtrec/mtrec:0.1
 
-Beam args follow `--`; without them the container runs Beam's FnApiRunner.
-See docs/kubeflow.md."""
+Beam args follow `--`; without them, or without a --runner among them, the container
+runs Beam's FnApiRunner. See docs/kubeflow.md."""
+DEFAULT_PVC_MOUNT = "/models"
 
 
 def add_compile_parser(sub: SubParsers) -> argparse.ArgumentParser:
@@ -51,6 +55,12 @@ def add_compile_parser(sub: SubParsers) -> argparse.ArgumentParser:
         "compile", help="compile the pipeline for Kubeflow Pipelines v2 / Vertex AI",
         description=DESCRIPTION, epilog=EXAMPLE, formatter_class=EXAMPLE_HELP,
     )
+    add_compile_arguments(p)
+    p.set_defaults(func=run_compile, beam_args=None)
+    return p
+
+
+def add_compile_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", required=True, help="container image with mtrec (Dockerfile)")
     p.add_argument("--pipeline-root", required=True, help="artifact root, e.g. gs://B/root")
     p.add_argument("--examples-root", required=True,
@@ -91,6 +101,9 @@ def add_compile_parser(sub: SubParsers) -> argparse.ArgumentParser:
     remote.add_argument("--tfjob-memory", default="16Gi",
                         help="memory of each TFJob replica, request and limit "
                         "(default: %(default)s)")
+    remote.add_argument("--tfjob-service-account",
+                        help="Kubernetes service account of the TFJob replicas (default: "
+                        "the namespace's `default`)")
     p.add_argument("--no-runtime-parameters", action="store_true",
                    help="bake every value into the spec instead of pipeline inputs")
     p.add_argument("--implicit-feedback", action="store_true",
@@ -99,12 +112,19 @@ def add_compile_parser(sub: SubParsers) -> argparse.ArgumentParser:
                    "labels (`mtrec run` decides this from the data)")
     p.add_argument("--no-baseline", action="store_true",
                    help="no latest-blessed-model resolver (needed on KFP OSS, whose v2 "
-                   "backend does not implement resolver tasks); drops TFMA change thresholds")
+                   "backend does not implement resolver tasks, so with --serving-pvc and "
+                   "--tfjob-namespace); drops the change thresholds")
     p.add_argument("--serving-pvc", help="PVC to mount into the Pusher (Kubeflow; .yaml only)")
-    p.add_argument("--serving-pvc-mount", default="/models",
-                   help="where --serving-pvc is mounted in the Pusher (default: %(default)s)")
-    p.set_defaults(func=run_compile, beam_args=None)
-    return p
+    p.add_argument("--serving-pvc-mount",
+                   help=f"where --serving-pvc is mounted in the Pusher (default: "
+                   f"{DEFAULT_PVC_MOUNT})")
+
+
+def compile_flags() -> frozenset[str]:
+    """Every option string of `mtrec compile` (refused after `--`: check_beam_args)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_compile_arguments(parser)
+    return frozenset(s for action in parser._actions for s in action.option_strings)
 
 
 def settings_from_args(args: argparse.Namespace) -> KubeflowSettings:
@@ -122,12 +142,10 @@ def settings_from_args(args: argparse.Namespace) -> KubeflowSettings:
         examples_root=args.examples_root,
         serving_model_dir=args.serving_model_dir,
         serving_pvc=args.serving_pvc,
-        serving_pvc_mount=args.serving_pvc_mount,
+        serving_pvc_mount=pvc_mount(args),
         schema_path=args.schema_path,
         pipeline_name=args.pipeline_name,
-        beam_pipeline_args=tuple(
-            kfv2.DEFAULT_BEAM_ARGS if args.beam_args is None else args.beam_args
-        ),
+        beam_pipeline_args=args.beam_args,  # None: the defaults (kfv2.kubeflow_settings)
         distribution=args.distribution,
         vertex_training=VertexTraining(
             region=args.vertex_training_region, image=args.image, project=args.vertex_project,
@@ -136,11 +154,17 @@ def settings_from_args(args: argparse.Namespace) -> KubeflowSettings:
         tfjob_training=TFJobTraining(
             image=args.image, namespace=args.tfjob_namespace, replicas=args.tfjob_replicas,
             cpu=args.tfjob_cpu, memory=args.tfjob_memory,
+            service_account=args.tfjob_service_account,
         ) if args.tfjob_namespace is not None else None,
         runtime_parameters=not args.no_runtime_parameters,
         baseline_model=not args.no_baseline,
         **fields,
     )
+
+
+def pvc_mount(args: argparse.Namespace) -> str:
+    """--serving-pvc-mount, or its default (None until then: given alone, it gets a note)."""
+    return DEFAULT_PVC_MOUNT if args.serving_pvc_mount is None else args.serving_pvc_mount
 
 
 def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
@@ -152,10 +176,12 @@ def split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
     return argv[:at], argv[at + 1:]
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace) -> list[str]:
     """The deployment flags' checks (pipeline/kubeflow_checks.py), before TFX loads:
     a bad image, path, --output or remote-training flag stops in a second, not after
-    the ~25 s of imports and in the flag's name, not a dataclass field's."""
+    the ~25 s of imports and in the flag's name, not a dataclass field's. Returns the
+    notes to print once every flag passed: what compiles but may not be meant."""
+    check_beam_args(args.beam_args, compile_flags())
     paths = checks.storage_paths(
         args.pipeline_root, args.examples_root, args.serving_model_dir, args.schema_path
     )
@@ -164,7 +190,7 @@ def check_args(args: argparse.Namespace) -> None:
         pipeline_name=args.pipeline_name,
         paths=paths,
         serving_pvc=args.serving_pvc,
-        serving_pvc_mount=args.serving_pvc_mount,
+        serving_pvc_mount=pvc_mount(args),
     )
     checks.check_output(args.output, serving_pvc=args.serving_pvc)
     checks.check_remote_training(
@@ -177,19 +203,61 @@ def check_args(args: argparse.Namespace) -> None:
         tfjob_cpu=args.tfjob_cpu,
         tfjob_memory=args.tfjob_memory,
     )
-    relative = checks.relative_paths(paths)
+    if args.tfjob_service_account is not None:
+        checks.check_kubernetes_name("--tfjob-service-account", args.tfjob_service_account)
+    checks.check_kfp_backend(serving_pvc=args.serving_pvc, tfjob_namespace=args.tfjob_namespace,
+                             baseline=not args.no_baseline)
+    return [*path_notes(args, paths), *ignored_flag_notes(args),
+            *beam_notes(args.beam_args, args.image)]
+
+
+def path_notes(args: argparse.Namespace, paths: dict[str, str]) -> list[str]:
+    """Local paths a pod sees otherwise than this machine (kubeflow_checks.path_notes)."""
+    preset = None if args.no_text_encoder else args.text_encoder.get("preset_dir")
+    preset = preset if isinstance(preset, str) else None
+    local = {**paths, **({"--text-encoder preset_dir": preset} if preset else {})}
+    notes = []
+    relative = checks.relative_paths(local)
     if relative:  # fine for kfp_local run from here; a pod has another working directory
-        named = ", ".join(f"{flag} {paths[flag]!r}" for flag in relative)
-        print(f"note: relative path ({named}): a pod resolves it in its working directory "
-              "(/opt/mtrec in the image), kfp_local in the one it runs in", file=sys.stderr)
-    for note in checks.beam_notes(args.beam_args, args.image):
-        print(f"note: {note}", file=sys.stderr)
+        named = ", ".join(f"{flag} {local[flag]!r}" for flag in relative)
+        notes.append(f"relative path ({named}): a pod resolves it in its working directory "
+                     f"({configs.IMAGE_WORKDIR} in the image), kfp_local in the one it runs in")
+    return [*notes, *checks.path_notes(paths, serving_pvc=args.serving_pvc, preset_dir=preset)]
+
+
+def ignored_flag_notes(args: argparse.Namespace) -> list[str]:
+    """One line per flag that this combination leaves without effect (they compiled
+    silently): the shared pipeline flags' (options.pipeline_notes), then compile's."""
+    notes = pipeline_notes(args)
+    tfma = {"--rating-rmse-max": args.rating_rmse_max,
+            "--rating-rmse-max-increase": args.rating_rmse_max_increase,
+            "--relevance-auc-min": args.relevance_auc_min,
+            "--relevance-auc-max-decrease": args.relevance_auc_max_decrease}
+    given = [flag for flag, value in tfma.items() if value is not None]
+    if args.implicit_feedback and given:
+        notes.append(f"{', '.join(given)} ignored: with --implicit-feedback TFMA bounds only "
+                     "the example count (the ratings are all one value)")
+    changes = [flag for flag in ("--rating-rmse-max-increase", "--relevance-auc-max-decrease")
+               if tfma[flag] is not None and not args.implicit_feedback]
+    changes += [f"--retrieval-thresholds {m}" for m in args.retrieval_thresholds or {}
+                if m.endswith("_change")]
+    if args.no_baseline and changes:
+        notes.append(f"{', '.join(changes)} ignored: --no-baseline compiles no model to "
+                     "compare against")
+    if args.vertex_project is not None and args.vertex_training_region is None:
+        notes.append("--vertex-project ignored: it is the project of the Vertex training job "
+                     "that --vertex-training-region asks for")
+    if args.serving_pvc_mount is not None and args.serving_pvc is None:
+        notes.append("--serving-pvc-mount ignored: it is where --serving-pvc is mounted")
+    return notes
 
 
 def run_compile(args: argparse.Namespace) -> int:
     try:  # flags are checked first, settings when they are built: a bad flag is a message
-        check_args(args)
+        notes = check_args(args)
         check_flags(args)  # the pipeline flags, as `mtrec run` checks them
+        for note in notes:  # after the checks: a refused flag is one `error:` line
+            print(f"note: {note}", file=sys.stderr)
         from mtrec.pipeline import kubeflow_v2_runner as kfv2
 
         settings = settings_from_args(args)

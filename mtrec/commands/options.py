@@ -13,11 +13,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from mtrec.contracts.artifacts import MLMD_FILE
-from mtrec.contracts.metrics import threshold_names
+from mtrec.contracts.metrics import (
+    HIT_RATE,
+    RANKING_METRICS,
+    RETRIEVAL_KS,
+    at,
+    threshold_names,
+)
+from mtrec.pipeline.configs import PATTERN_CHARACTERS
 from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.pipeline.killed_runs import holds_files
 from mtrec.pipeline.mlmd_store import store_problem
@@ -40,6 +48,10 @@ def json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
     return value
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _number(text: str) -> float:
@@ -130,10 +142,24 @@ def check_flags(args: argparse.Namespace) -> None:
         if unknown:
             known = [f.name for f in dataclasses.fields(TextEncoderConfig)]
             raise ValueError(f"--text-encoder: unknown settings {unknown}; known: {sorted(known)}")
+        # from_exec_properties makes each whole-number setting an int(): 1.5 became 1.
+        for field in dataclasses.fields(TextEncoderConfig):
+            value = args.text_encoder.get(field.name)
+            if (type(field.default) is int and _is_number(value)
+                    and not float(value).is_integer()):
+                raise ValueError(f"--text-encoder: {field.name!r} must be a whole number, "
+                                 f"got {value!r}")
         try:
             TextEncoderConfig.from_exec_properties(dict(args.text_encoder))
         except (TypeError, ValueError) as err:
             raise ValueError(f"--text-encoder: {err}") from None
+    # nan compares false with every metric (no model blessed) and inf bounds nothing.
+    for flag, value in (("--rating-rmse-max", args.rating_rmse_max),
+                        ("--rating-rmse-max-increase", args.rating_rmse_max_increase),
+                        ("--relevance-auc-min", args.relevance_auc_min),
+                        ("--relevance-auc-max-decrease", args.relevance_auc_max_decrease)):
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{flag}: a bound is a finite number, got {value}")
     # A bound no model can meet (an AUC of 60 meant as 0.60) fails only after training.
     auc = args.relevance_auc_min
     if auc is not None and not 0.0 <= auc <= 1.0:
@@ -160,6 +186,34 @@ def check_flags(args: argparse.Namespace) -> None:
            if isinstance(b, bool) or not isinstance(b, int | float)}
     if odd:
         raise ValueError(f"--retrieval-thresholds: a bound is a number, got {odd}")
+    check_retrieval_bounds(args.retrieval_thresholds or {})
+
+
+def check_retrieval_bounds(bounds: dict[str, float]) -> None:
+    """The RetrievalEvaluator's bounds, each a lower bound on its metric (its names and
+    number types checked before): ValueError for one no model can meet, or a sign
+    mistake. JSON reads NaN and Infinity as numbers."""
+    rates = {at(HIT_RATE, k) for k in RETRIEVAL_KS} | set(RANKING_METRICS)
+    for metric, bound in sorted(bounds.items()):
+        if not math.isfinite(bound):
+            raise ValueError(f"--retrieval-thresholds: {metric}'s bound is a finite number, "
+                             f"got {bound}")
+        if metric in rates and bound > 1:
+            raise ValueError(f"--retrieval-thresholds: {metric} lies in [0, 1], got a bound "
+                             f"of {bound}: no model could be blessed")
+        # As the TFMA change bounds above: "0.01" meant as "a drop of at most 0.01".
+        if metric.endswith("_change") and bound > 0:
+            raise ValueError(f"--retrieval-thresholds: {metric} is a lower bound on the new "
+                             f"model's score minus the pushed model's, so a drop of at most "
+                             f"{bound} is {-bound}; {bound} would refuse every model that "
+                             f"does not beat the pushed one by that much")
+
+
+def pipeline_notes(args: argparse.Namespace) -> list[str]:
+    """Notes (not errors) for shared flags that this combination leaves without effect."""
+    if args.no_text_encoder and args.text_encoder:
+        return ["--text-encoder ignored: --no-text-encoder leaves the text encoder out"]
+    return []
 
 
 def pipeline_fields(args: argparse.Namespace, model: dict[str, Any]) -> dict[str, Any]:
@@ -184,15 +238,6 @@ def run_home_problem(home: str) -> str | None:
         return (f"{home}: no {MLMD_FILE}, so not an `mtrec run` output folder "
                 f"(`mtrec run --home {home}` makes one)")
     return store_problem(store)
-
-
-# Beam and TFX read a component's inputs by file pattern (`<uri>/Split-train/*`), so a
-# `[`, `]`, `*` or `?` anywhere in a home's absolute path is read as a pattern
-# character: a sample run under "runs [v2]/" wrote its examples, then failed in its
-# first component with "No files found based on the file pattern .../runs
-# [v2]/examples/.../catalog/*". TFX builds those patterns itself, so such a home is
-# refused before anything is written.
-PATTERN_CHARACTERS = "[]*?"
 
 
 def home_problem(home: str) -> str | None:
