@@ -47,6 +47,12 @@ CATEGORY_OOV = 1  # gender / occupation / text tokens
 AGE_BOUNDARIES = (18, 25, 35, 45, 50, 56)  # MovieLens-1M's age groups
 LIKED_THRESHOLD = 4.0  # a rating at or above this is a "like"
 MIN_RATING, MAX_RATING = 0.5, 5.0
+# The curated schema's (pipeline/schema/schema.pbtxt) other bounds, which ingestion
+# fits the values to (data/checks.fit_schema): a value past them stopped the run at the
+# AnomalyGate. tests/test_attribute_ranges.py pins them to the schema file.
+MAX_AGE = 120  # age's int_domain max; above it, unknown (0)
+MAX_YEAR = 2100  # year's int_domain max; above it, unknown (0)
+MAX_GENRES = 32  # genres' value_count max; an item keeps its first MAX_GENRES
 
 # ------------------------------------------------------- vocabulary names
 USER_VOCAB = "user_id"

@@ -1,4 +1,5 @@
-"""Fail fast on input too small to train on, before any TFX component runs.
+"""Fail fast on input too small to train on, before any TFX component runs, and fit
+the attributes to the curated schema's bounds (fit_schema).
 
 A header-only ratings file, a split with no eval rows or a users/items table
 that matches none of the ratings would otherwise pass ingestion and the
@@ -7,6 +8,7 @@ AnomalyGate and die minutes later in the Trainer or Evaluator with a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -15,7 +17,18 @@ import pandas as pd
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
 from mtrec.data.splits import eval_mask
-from mtrec.data.tables import ITEMS, SPLIT, USERS, Dataset
+from mtrec.data.tables import (
+    ITEMS,
+    LINE,
+    SOURCE_COL,
+    SPLIT,
+    USERS,
+    Dataset,
+    first_genres,
+    in_range,
+)
+
+BIRTH_YEARS = (1900, 2030)  # an "age" in these looks like a birth year
 
 
 class InsufficientDataError(ValueError):
@@ -106,3 +119,65 @@ def _id_hint(rated: pd.Series, listed: pd.Series, name: str) -> str:
                  "through a spreadsheet or a number column, which drops them; write the ids "
                  "as the other file does.")
     return hint
+
+
+def fit_schema(dataset: Dataset) -> Dataset:
+    """`dataset` with every user and item attribute within the curated schema's bounds
+    (contracts/features.py MAX_AGE, MAX_YEAR, MAX_GENRES), each change counted in a note:
+    an age past MAX_AGE (a birth year, a typo 999) or a year past MAX_YEAR is unknown
+    (0), and an item keeps its first MAX_GENRES genres. ExampleValidator stopped the
+    whole run on one such value, which ingestion had accepted without a word. The other
+    bounds hold already: ratings and timestamps out of range are rejects (cleaning.py),
+    and write_examples keeps F.HISTORY_LEN items of history."""
+    users, items, notes = dataset.users, dataset.items, []
+    if len(users):
+        ages, over = in_range(users[F.AGE], F.MAX_AGE)
+        if over.any():
+            users = users.assign(**{F.AGE: ages})
+            notes.append(_age_note(dataset.users, over, _where(dataset, USERS, over)))
+    if len(items):
+        years, late = in_range(items[F.YEAR], F.MAX_YEAR)
+        genres, cut = first_genres(items[F.GENRES])
+        if late.any():
+            notes.append(f"{_where(dataset, ITEMS, late)}: {_count(late, 'release year')} "
+                         f"after {F.MAX_YEAR} read as unknown (0)")
+        if cut.any():
+            most = max(len(g) for g in items.loc[cut, F.GENRES])
+            notes.append(f"{_where(dataset, ITEMS, cut)}: {_count(cut, 'item')} with more than "
+                         f"{F.MAX_GENRES} genres (up to {most}): each keeps its first "
+                         f"{F.MAX_GENRES}")
+        if late.any() or cut.any():
+            items = items.assign(**{F.YEAR: years, F.GENRES: genres})
+    if not notes:
+        return dataset
+    return dataclasses.replace(dataset, users=users, items=items,
+                               notes=(*dataset.notes, *notes))
+
+
+def _count(mask: pd.Series, noun: str) -> str:
+    n = int(mask.sum())
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _where(dataset: Dataset, name: str, mask: pd.Series) -> str:
+    """The file the `name` table (USERS, ITEMS) was read from, with the first masked row's
+    line ("users.csv (the first on line 2)"), or "ml-1m's users" when it kept no lines."""
+    table = dataset.users if name == USERS else dataset.items
+    if SOURCE_COL not in table.columns or LINE not in table.columns:
+        return f"{dataset.name}'s {name}"
+    first = table.loc[mask].iloc[0]
+    return f"{first[SOURCE_COL]} (the first on line {int(first[LINE])})"
+
+
+def _age_note(users: pd.DataFrame, over: pd.Series, where: str) -> str:
+    """How many ages were past F.MAX_AGE, and how many of them look like birth years."""
+    ages = users.loc[over, F.AGE]
+    born = int(ages.between(*BIRTH_YEARS).sum())
+    note = f"{where}: {_count(over, 'age')} over {F.MAX_AGE} read as unknown (0)"
+    if born:
+        which = ("it looks like a birth year" if len(ages) == 1 else
+                 "1 of them looks like a birth year" if born == 1 else
+                 f"{'all' if born == len(ages) else born} of them look like birth years")
+        note += (f"; {which} ({BIRTH_YEARS[0]}-{BIRTH_YEARS[1]}), but the age column "
+                 f"holds ages in years")
+    return note

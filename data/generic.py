@@ -22,14 +22,15 @@ line: data/json_lines.py): the same column names):
     does ``val``/``validation`` in a file without test rows): an official split to keep;
     without it the examples writer splits each user's history by time
 * ``users.csv`` / ``users.parquet`` (optional): ``user_id`` (required), ``age``
-  (integer, or a group such as ``25-34`` or ``55+`` read as its lower bound; 0 or
-  empty = unknown), ``gender``, ``occupation`` (empty = "unknown").
+  (integer, or a group such as ``25-34`` or ``55+`` read as its lower bound; 0,
+  empty or over F.MAX_AGE = unknown), ``gender``, ``occupation`` (empty = "unknown").
   Without it every rating user gets unknown demographics.
 * ``items.csv`` / ``items.parquet`` (optional): ``item_id`` (required), ``title``,
   ``genres`` (``|``-separated, e.g. ``Action|Comedy``; a file that never uses ``|``
   may separate them with ``;`` or ``,``; a list column in Parquet),
-  ``description`` (free text), ``year`` (integer, 0 or empty = unknown; when
-  the column is absent it is parsed from a trailing "(1995)" in the title).
+  ``description`` (free text), ``year`` (integer, 0, empty or after F.MAX_YEAR =
+  unknown; when the column is absent it is parsed from a trailing "(1995)" in the
+  title). An item keeps its first F.MAX_GENRES genres (checks.fit_schema notes it).
   Without it every rated item is kept with empty attributes.
 
 Other columns are ignored. Lines with the wrong number of fields, lines that
@@ -48,6 +49,7 @@ import pandas as pd
 
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
+from mtrec.data.checks import fit_schema
 from mtrec.data.header_hints import column_hint
 from mtrec.data.json_lines import SUFFIXES as JSON_LINES_SUFFIXES
 from mtrec.data.json_lines import is_json_lines, read_json_lines
@@ -381,5 +383,6 @@ def load_generic(path: str | Path, name: str = "generic") -> Dataset:
     else:
         items, bad_items = _items(items_file, encodings)
         bad.append(malformed_frame(bad_items, ITEMS))
-    return Dataset(name, ratings, users, items, concat_malformed(bad), frozenset(derived),
-                   encoding_notes(encodings) + tuple(n for n in (split_note, unit) if n))
+    return fit_schema(Dataset(name, ratings, users, items, concat_malformed(bad),
+                              frozenset(derived), encoding_notes(encodings)
+                              + tuple(n for n in (split_note, unit) if n)))

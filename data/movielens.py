@@ -14,6 +14,7 @@ import pandas as pd
 
 from mtrec.contracts import features as F
 from mtrec.contracts.pipeline import EVAL_SPLIT, TRAIN_SPLIT
+from mtrec.data.checks import fit_schema
 from mtrec.data.parsing import read_csv_rows, read_lines, split_delimited, to_ratings
 from mtrec.data.tables import (
     ITEMS,
@@ -116,7 +117,7 @@ def load_ml100k(path: str | Path, split: str | None = None) -> Dataset:
     users = make_users(user_frame[0], user_frame[1], user_frame[2], user_frame[3])
     name = "ml-100k" if split is None else f"ml-100k/{split}"
     malformed = concat_malformed([bad_ratings, bad_items, malformed_frame(bad_users, USERS)])
-    return Dataset(name, ratings, users, items, malformed)
+    return fit_schema(Dataset(name, ratings, users, items, malformed))
 
 
 # --------------------------------------------------------- ml-latest-small
@@ -154,8 +155,8 @@ def load_ml_latest_small(path: str | Path) -> Dataset:
     ids = movies["movieId"].str.strip()
     items = make_items(ids, title, split_genres(movies["genres"], "|"), None, year)
     users = derive_users(ratings)
-    return Dataset("ml-latest-small", ratings, users, items, concat_malformed(bad),
-                   frozenset({USERS}), encoding_notes(encodings), tags)
+    return fit_schema(Dataset("ml-latest-small", ratings, users, items, concat_malformed(bad),
+                              frozenset({USERS}), encoding_notes(encodings), tags))
 
 
 # ------------------------------------------------------------------- ML-1M
@@ -178,6 +179,6 @@ def load_ml1m(path: str | Path) -> Dataset:
     malformed = concat_malformed(
         [bad_ratings, malformed_frame(bad_movies, ITEMS), malformed_frame(bad_users, USERS)]
     )
-    return Dataset("ml-1m", ratings, users, items, malformed)
+    return fit_schema(Dataset("ml-1m", ratings, users, items, malformed))
 
 

@@ -175,14 +175,46 @@ def text_column(values: pd.Series | None, n: int, default: str = "") -> pd.Serie
     return out.where(out != "", default).reset_index(drop=True)
 
 
+_INT64_MAX = np.iinfo("int64").max
+
+
 def int_column(values: pd.Series | None, n: int) -> pd.Series:
     """Whole, non-negative int64 values (1999.0 is 1999); missing, negative, fractional or
-    unparsable ones become 0 (= unknown), as the README says."""
+    unparsable ones become 0 (= unknown), as the README says. A number past int64 (1e30)
+    reads as int64's largest, for in_range to note: it wrapped round to -2**63, and near
+    2**63 TFDV's int_domain check let every other out-of-range value through too."""
     if values is None:
         return pd.Series(np.zeros(n, dtype="int64"))
-    num = pd.to_numeric(values, errors="coerce").reset_index(drop=True)
+    if values.dtype == object:  # a JSON int past float64 raised OverflowError in to_numeric
+        values = pd.Series([float(max(min(v, 10**300), -(10**300))) if isinstance(v, int)
+                            else v for v in values], index=values.index, dtype=object)
+    num = pd.to_numeric(values, errors="coerce").reset_index(drop=True).astype("float64")
     num = num.where((num >= 0) & np.isfinite(num) & (num == np.floor(num)), 0)
-    return num.fillna(0).astype("int64")
+    huge = num >= 2.0**63
+    out = num.where(~huge, 0).fillna(0).astype("int64")
+    out[huge] = _INT64_MAX
+    return out
+
+
+def in_range(values: pd.Series, maximum: int) -> tuple[pd.Series, pd.Series]:
+    """int_column's values with those above `maximum` (the curated schema's int_domain
+    max, contracts/features.py) as 0 (= unknown), and where they were: the schema's
+    ExampleValidator stopped the run on one age 999 or a birth year 1982 as an age."""
+    over = values > maximum
+    return values.where(~over, 0), over
+
+
+def _listed_values(value: object) -> list:
+    return list(value) if isinstance(value, (list, tuple, np.ndarray)) else []
+
+
+def first_genres(genres: pd.Series, maximum: int = F.MAX_GENRES
+                 ) -> tuple[pd.Series, pd.Series]:
+    """Genre lists cut to their first `maximum` (the curated schema's value_count max),
+    and which were cut: an item with more stopped the run at the AnomalyGate."""
+    lists = [_listed_values(g) for g in genres]
+    over = pd.Series([len(g) > maximum for g in lists], index=genres.index, dtype=bool)
+    return pd.Series([g[:maximum] for g in lists], index=genres.index, dtype=object), over
 
 
 # An age group as text ("25-34", "55+"): its lower bound, as MovieLens-1M codes its
