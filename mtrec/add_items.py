@@ -14,6 +14,7 @@ them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -24,7 +25,9 @@ import tensorflow_transform as tft
 from ml_metadata.proto import metadata_store_pb2
 
 from mtrec.components.atomic_pusher.executor import (
+    added_digest,
     atomic_copy,
+    extended_identity,
     mark_extension,
     model_identity,
     next_version,
@@ -39,7 +42,7 @@ from mtrec.data.tables import (
     genre_list,
     int_column,
 )
-from mtrec.items_file import by_id, canonical, latest_per_id, read_given_items
+from mtrec.items_file import by_id, canonical, fit_items, latest_per_id, read_given_items
 from mtrec.models.item_text import ItemText
 from mtrec.models.reindex import reindex
 from mtrec.models.serving_tables import genre_vocabulary
@@ -80,6 +83,25 @@ def left_out_by_retrain(home: str, catalogue: set[str]) -> list[str]:
     return sorted(set(added[F.ITEM_ID]) - catalogue)
 
 
+def items_digest(items: pd.DataFrame) -> str:
+    """What an add-items version records of the items it added (sha256 of them in id
+    order, as read): a repeated call compares it with the newest version's."""
+    return hashlib.sha256(by_id(items).to_csv(index=False).encode()).hexdigest()
+
+
+def holds_items(base: str, pushed: str | None, digest: str) -> str | None:
+    """The newest served version if it is add-items' extension of the pushed model with
+    exactly these items, else None. Trusting the record alone said "nothing new" of a
+    version that a re-run (a plain copy of the model) or a rollback had replaced."""
+    served = list_versions(base) if os.path.isdir(base) else {}
+    if not served or pushed is None:
+        return None
+    latest = served[max(served)]
+    if extended_identity(latest) == pushed and added_digest(latest) == digest:
+        return latest
+    return None
+
+
 def _some(values: list[str]) -> str:
     return ", ".join(values[:5]) + (", ..." if len(values) > 5 else "")
 
@@ -113,6 +135,7 @@ def item_notes(given: pd.DataFrame, earlier: pd.DataFrame | None,
                      "the model was trained without genres")
             notes.append(f"{len(unknown)} genre(s) the model was not trained on "
                          f"({_some(unknown)}): they count as one unknown genre; {known}")
+    notes += fit_items(kept)[1]
     if F.YEAR in given.columns:
         text = kept[F.YEAR].astype(str).str.strip()
         bad = text[(text != "") & (int_column(text, len(text)).to_numpy() == 0)]
@@ -154,12 +177,13 @@ def _add_items(home: str, read: tuple[pd.DataFrame, list[str]]) -> str:
         print(f"note: {note}")
     if earlier is not None:
         items = latest_per_id(pd.concat([earlier, items], ignore_index=True))
-        served = list_versions(base) if os.path.isdir(base) else {}
-        if served and by_id(items).equals(by_id(earlier)):  # a call repeated
-            latest = served[max(served)]
-            print(f"nothing new: the served model ({shown_path(latest)}) already holds these "
-                  f"items ({len(items)} added to it in all); no version pushed")
-            return latest
+    pushed = model_identity(_uri(nodes, P.PUSHER, P.PUSHED_MODEL))
+    digest = items_digest(items)
+    latest = holds_items(base, pushed, digest)
+    if latest is not None:  # a call repeated, its version still the newest
+        print(f"nothing new: the served model ({shown_path(latest)}) already holds these "
+              f"items ({len(items)} added to it in all); no version pushed")
+        return latest
     table = canonical(items)
     train_dir = split_dir(_uri(nodes, P.TRANSFORM, P.TRANSFORMED_EXAMPLES), P.TRAIN_SPLIT)
     spec = tft_output.transformed_feature_spec()
@@ -186,9 +210,8 @@ def _add_items(home: str, read: tuple[pd.DataFrame, list[str]]) -> str:
             item_text=item_text,
         )
         # A pipeline re-run that pushes the same model again keeps this version served.
-        pushed = model_identity(_uri(nodes, P.PUSHER, P.PUSHED_MODEL))
         if pushed is not None:
-            mark_extension(os.path.join(work, "model"), pushed)
+            mark_extension(os.path.join(work, "model"), pushed, digest)
         target = atomic_copy(os.path.join(work, "model"), base, next_version(base))
         os.makedirs(os.path.dirname(record), exist_ok=True)
         items.to_csv(os.path.join(work, "added.csv"), index=False)

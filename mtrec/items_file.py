@@ -21,7 +21,9 @@ from mtrec.data.parsing import Dialect
 from mtrec.data.tables import (
     LINE,
     RAW,
+    first_genres,
     id_column,
+    in_range,
     make_items,
     split_genres,
     title_and_year,
@@ -29,15 +31,29 @@ from mtrec.data.tables import (
 from mtrec.data.text_files import decode, encoding_notes, file_bytes
 
 MOVIELENS_ITEM_ID = "movieId"  # movies.csv's id column (ml-latest-small, ml-25m, ...)
+ITEM_COLUMNS = (F.ITEM_ID, F.TITLE, F.GENRES, F.DESCRIPTION, F.YEAR)  # what is read
 
 
 def canonical(items: pd.DataFrame) -> pd.DataFrame:
     """The items as ingestion reads an items table (README, "Your data"): ids and text
     stripped, genres split on "|", a title's trailing "(1995)" its year where the year
     column gives none (tables.title_and_year), another year unknown (0)."""
+    return fit_items(items)[0]
+
+
+def fit_items(items: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """`canonical`, and notes on what fitting it to the curated schema's bounds changed,
+    as ingestion fits a table (data/checks.fit_schema)."""
     genres = split_genres(items[F.GENRES]) if F.GENRES in items.columns else None
     title, year = title_and_year(items.get(F.TITLE), items.get(F.YEAR))
-    return make_items(items[F.ITEM_ID], title, genres, items.get(F.DESCRIPTION), year)
+    table = make_items(items[F.ITEM_ID], title, genres, items.get(F.DESCRIPTION), year)
+    years, late = in_range(table[F.YEAR], F.MAX_YEAR)
+    genres, cut = first_genres(table[F.GENRES])
+    notes = ([f"{int(late.sum())} year(s) after {F.MAX_YEAR}: read as unknown"]
+             if late.any() else []) + ([
+                 f"{int(cut.sum())} item(s) with more than {F.MAX_GENRES} genres: each keeps "
+                 f"its first {F.MAX_GENRES}"] if cut.any() else [])
+    return table.assign(**{F.YEAR: years, F.GENRES: genres}), notes
 
 
 def by_id(items: pd.DataFrame) -> pd.DataFrame:
@@ -105,6 +121,11 @@ def read_given_items(items_path: str) -> tuple[pd.DataFrame, list[str]]:
         hint = ((column_hint(header, [F.ITEM_ID]) or separator_hint(header))
                 if F.ITEM_ID not in header else " (it has a header and no rows)")
         raise ValueError(f"{items_path}: need an {F.ITEM_ID} column and at least one row{hint}")
+    unread = [str(c) for c in items.columns if c not in ITEM_COLUMNS]
+    if unread:  # "Title" was dropped without a word: the items served with no title
+        missing = [c for c in ITEM_COLUMNS if c not in items.columns]
+        notes.append(f"column(s) not read: {', '.join(unread)} (an items file's columns are "
+                     f"{', '.join(ITEM_COLUMNS)}){column_hint(unread, missing)}")
     items[F.ITEM_ID] = id_column(items[F.ITEM_ID])  # as ingestion reads ids (NULL: none)
     if F.GENRES in items.columns:  # "|"-joined, however the file separates or lists them
         items[F.GENRES] = ["|".join(g) for g in split_genres(items[F.GENRES])]

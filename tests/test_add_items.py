@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,9 @@ import pytest
 import mtrec.add_items as adding
 import mtrec.commands.add_items as command
 import mtrec.items_file as items_file
-from mtrec.add_items import item_notes
-from mtrec.items_file import latest_per_id, read_given_items, read_new_items
+from mtrec.add_items import holds_items, item_notes, items_digest
+from mtrec.components.atomic_pusher.executor import mark_extension
+from mtrec.items_file import canonical, latest_per_id, read_given_items, read_new_items
 
 
 def test_an_id_given_twice_keeps_its_last_row() -> None:
@@ -201,3 +203,47 @@ def test_add_items_reads_the_file_once(tmp_path: Path, monkeypatch) -> None:
     assert command.run_add_items(args) == 0
     assert reads == [str(path)]
     assert given[0][0]["item_id"].tolist() == ["n1"]
+
+
+def test_columns_add_items_does_not_read_are_named(tmp_path: Path) -> None:
+    """`Title` and `Genres` were dropped without a word: the item served with no text."""
+    path = tmp_path / "new_items.csv"
+    path.write_text("item_id,Title,Genres,desc\nc1,Capital Title,Drama,some words\n")
+    assert read_given_items(str(path))[1] == [
+        "column(s) not read: Title, Genres, desc (an items file's columns are item_id, title, "
+        "genres, description, year) (column names are lower-case, as listed: 'Title' -> "
+        "'title', 'Genres' -> 'genres')"]
+
+
+def test_a_repeat_is_nothing_new_only_while_its_version_is_the_newest(tmp_path: Path) -> None:
+    """The record alone said "nothing new" of items that a re-run's plain copy of the
+    model, or a rollback, had taken out of service; add-items then refused to re-add."""
+    items = pd.DataFrame({"item_id": ["n1"], "title": ["New"]})
+    base = tmp_path / "serving"
+    for version, extends, digest in ((1, "", ""), (2, "model-a", items_digest(items)),
+                                     (3, "", "")):
+        folder = base / str(version)
+        folder.mkdir(parents=True)
+        (folder / "saved_model.pb").write_bytes(b"")
+        if extends:
+            mark_extension(str(folder), extends, digest)
+    assert holds_items(str(base), "model-a", items_digest(items)) is None  # 3: a plain copy
+    shutil.rmtree(base / "3")  # rolled back to the extension
+    assert holds_items(str(base), "model-a", items_digest(items)) == str(base / "2")
+    more = pd.concat([items, pd.DataFrame({"item_id": ["n2"], "title": ["Newer"]})])
+    assert holds_items(str(base), "model-a", items_digest(more)) is None
+    assert holds_items(str(base), "model-b", items_digest(items)) is None
+
+
+
+def test_added_items_fit_the_schema_as_ingested_items_do() -> None:
+    """40 genres or a year after 2100 passed add-items unchanged (ingestion fits them)."""
+    many = "|".join(f"g{i}" for i in range(40))
+    given = pd.DataFrame({"item_id": ["n1", "n2"], "genres": [many, "Drama"],
+                          "year": ["2200", "1999"]})
+    table = canonical(given)
+    assert [len(g) for g in table["genres"]] == [32, 1]
+    assert list(table["year"]) == [0, 1999]
+    notes = item_notes(given, None, {"drama"})
+    assert "1 year(s) after 2100: read as unknown" in notes
+    assert "1 item(s) with more than 32 genres: each keeps its first 32" in notes

@@ -21,7 +21,9 @@ whose Trainer came from the cache) records the existing version instead of
 making a new one, so model servers do not reload an identical model. The same
 holds when the latest version is `mtrec add-items`' extension of this model
 (marked in assets.extra, `EXTENDS_FILE`): a new copy of the model would be
-served in its place and drop the added items.
+served in its place and drop the added items. And a model pushed again after another
+one (a re-run with the earlier settings: its Trainer from the cache) is pushed as the
+newest extension of it still there, so the items added to it come back with it.
 """
 
 from __future__ import annotations
@@ -71,26 +73,55 @@ def model_identity(saved_model_dir: str) -> str | None:
     return None
 
 
+def _extension_lines(version_dir: str) -> list[str]:
+    path = os.path.join(version_dir, EXTRA_ASSETS_DIR, EXTENDS_FILE)
+    return io_utils.read_string_file(path).split() if fileio.exists(path) else []
+
+
 def extended_identity(version_dir: str) -> str | None:
     """The identity of the model an add-items version extends (None: not an extension)."""
-    path = os.path.join(version_dir, EXTRA_ASSETS_DIR, EXTENDS_FILE)
-    return io_utils.read_string_file(path).strip() if fileio.exists(path) else None
+    lines = _extension_lines(version_dir)
+    return lines[0] if lines else None
 
 
-def mark_extension(saved_model_dir: str, extends: str) -> None:
-    """Mark an exported SavedModel as an extension of the model whose identity is `extends`."""
+def added_digest(version_dir: str) -> str | None:
+    """The digest of the items an add-items version added (None: not recorded)."""
+    lines = _extension_lines(version_dir)
+    return lines[1] if len(lines) > 1 else None
+
+
+def mark_extension(saved_model_dir: str, extends: str, items_digest: str = "") -> None:
+    """Mark an exported SavedModel as an extension of the model whose identity is `extends`,
+    with `items_digest` (of the added items) on a second line: `mtrec add-items` reads it
+    back to tell a served version that holds these items from one that does not."""
     folder = os.path.join(saved_model_dir, EXTRA_ASSETS_DIR)
     fileio.makedirs(folder)
-    io_utils.write_string_file(os.path.join(folder, EXTENDS_FILE), extends)
+    text = f"{extends}\n{items_digest}\n" if items_digest else extends
+    io_utils.write_string_file(os.path.join(folder, EXTENDS_FILE), text)
+
+
+def _versions(base_directory: str) -> list[str]:
+    """The numeric version folders under `base_directory`, oldest first."""
+    if not fileio.exists(base_directory):
+        return []
+    names = (os.fsdecode(n) for n in fileio.listdir(base_directory))  # str in, str out
+    return sorted((n for n in names if n.isdigit()), key=int)
+
+
+def newest_extension(model_path: str, base_directory: str) -> str | None:
+    """The newest version that is add-items' extension of this SavedModel, or None."""
+    identity = model_identity(model_path)
+    for version in reversed(_versions(base_directory)):
+        if identity is not None and extended_identity(
+                os.path.join(base_directory, version)) == identity:
+            return version
+    return None
 
 
 def served_version(model_path: str, base_directory: str) -> str | None:
     """The newest pushed version if it serves this SavedModel already, else None: it holds
     the same model, or it is add-items' extension of it (the added items stay served)."""
-    if not fileio.exists(base_directory):
-        return None
-    names = (os.fsdecode(n) for n in fileio.listdir(base_directory))  # str in, str out
-    versions = sorted((n for n in names if n.isdigit()), key=int)
+    versions = _versions(base_directory)
     identity = model_identity(model_path)
     if not versions or identity is None:
         return None
@@ -175,9 +206,13 @@ class Executor(pusher_executor.Executor):
             target = os.path.join(base, version)
             log.info("Model already served as %s; not pushing it again", target)
         else:
+            # This model served again after another one: with the items add-items gave it.
+            extension = newest_extension(model_path, base)
+            source = model_path if extension is None else os.path.join(base, extension)
             version = next_version(base)
-            target = atomic_copy(model_path, base, version)
-            log.info("Model pushed to %s", target)
+            target = atomic_copy(source, base, version)
+            log.info("Model pushed to %s%s", target,
+                     f" (add-items' extension {extension} of it)" if extension else "")
         link_tree(model_path, model_push.uri)  # TFX's archive of what was pushed
         self._MarkPushed(model_push, pushed_destination=target, pushed_version=version)
         model_push.set_int_custom_property(ALREADY_SERVED, int(served))

@@ -16,8 +16,10 @@ from tfx.utils import proto_utils
 
 from mtrec.components.atomic_pusher.executor import (
     Executor,
+    added_digest,
     atomic_copy,
     copy_saved_model_last,
+    extended_identity,
     mark_extension,
     model_identity,
     next_version,
@@ -96,6 +98,28 @@ def test_a_rerun_keeps_add_items_extension_of_the_same_model_served(tmp_path):
     # Another model is pushed above the extension.
     other = _push(tmp_path, _model(tmp_path, b"two"), base)
     assert int(other.get_string_custom_property("pushed_version")) > int(extended)
+    # The first model again (a re-run with the earlier settings): pushed as its extension,
+    # so the added items are served again (a plain copy served them as unknown items).
+    back = _push(tmp_path, _model(tmp_path, b"one"), base).get_string_custom_property(
+        "pushed_version")
+    assert int(back) > int(other.get_string_custom_property("pushed_version"))
+    assert _read(os.path.join(base, back, "saved_model.pb")) == b"one + 2 items"
+    assert extended_identity(os.path.join(base, back)) == extended_identity(
+        os.path.join(base, extended))
+
+
+def test_an_extension_records_its_items_digest(tmp_path):
+    folder = str(tmp_path / "model")
+    mark_extension(folder, "abc", "d1g3st")
+    assert (extended_identity(folder), added_digest(folder)) == ("abc", "d1g3st")
+    mark_extension(folder, "abc")  # as add-items wrote it before the digest
+    assert (extended_identity(folder), added_digest(folder)) == ("abc", None)
+    assert (extended_identity(str(tmp_path)), added_digest(str(tmp_path))) == (None, None)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 class _Fault(OSError):
