@@ -25,6 +25,13 @@ INGEST_ITEMS_WITH_GENRES = "n_items_with_genres"
 INGEST_GENRES = "n_genres"  # distinct genres: under 2, the interest task has nothing to tell
 INGEST_ITEMS_WITH_TEXT = "n_items_with_text"  # any text encoder input: none, no encoder
 INGEST_RATING_VALUES = "rating_values"
+# The like threshold the model will use (data.labels.like_threshold of the train
+# split's highest rating; absent without training ratings) and, per split, how many
+# ratings it labels liked and not liked: an eval split of one class leaves the relevance
+# AUC undefined (TFMA reports 0), so the pipeline drops its bounds (pipeline/settings.py).
+INGEST_LIKE_THRESHOLD = "like_threshold"
+INGEST_LIKES = "likes"  # {split: {INGEST_LIKED: n, INGEST_NOT_LIKED: n}}
+INGEST_LIKED, INGEST_NOT_LIKED = "liked", "not_liked"
 INGEST_SPLIT_PROTOCOL = "split_protocol"
 INGEST_SPLIT_RULE = "split_rule"  # how eval rows were chosen, in words (data/splits.py)
 INGEST_SOURCE = "source"  # the dataset's name: "sample", "ml-100k/u1", ...

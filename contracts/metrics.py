@@ -29,6 +29,9 @@ NDCG_CHANGE = at(NDCG, RECOMMEND_K) + "_change"
 # on a few dozen users is mostly noise, and the summary says how much.
 STDERR_SUFFIX = "_stderr"
 EVAL_USERS = "eval_users"  # how many eval users the RetrievalEvaluator scored
+# How many of them have no training rating: a whole-user holdout serves each the new-user
+# prior, whatever the model learned, so the gate cannot tell the model from popularity.
+EVAL_COLD_USERS = "eval_cold_users"
 
 
 def threshold_names(ks: tuple[int, ...] = RETRIEVAL_KS) -> set[str]:

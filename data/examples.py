@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,10 @@ from mtrec.contracts.artifacts import (
     INGEST_ITEMS,
     INGEST_ITEMS_WITH_GENRES,
     INGEST_ITEMS_WITH_TEXT,
+    INGEST_LIKE_THRESHOLD,
+    INGEST_LIKED,
+    INGEST_LIKES,
+    INGEST_NOT_LIKED,
     INGEST_RATING_VALUES,
     INGEST_REPORT_FILE,
     INGEST_ROWS,
@@ -39,11 +44,13 @@ from mtrec.contracts.artifacts import (
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT, SPLITS, TRAIN_SPLIT
 from mtrec.data import tfexample as W
 from mtrec.data.artifact_io import COMPRESSION
+from mtrec.data.labels import like_threshold
 from mtrec.data.splits import UNKNOWN_PROTOCOL, eval_mask, split_protocol, time_split
 from mtrec.data.tables import Dataset, distinct_genres, items_with_genres, items_with_text
 from mtrec.data.tags import with_tag_descriptions
 
-__all__ = ["history_index", "recorded_split_protocol", "time_split", "write_examples"]
+__all__ = ["history_index", "like_counts", "recorded_split_protocol", "time_split",
+           "write_examples"]
 # zlib level 1: ~4x faster to write than the default level for ~20% larger
 # files; ImportExampleGen re-encodes them anyway.
 GZIP_OPTIONS = tf.io.TFRecordOptions(compression_type=COMPRESSION, compression_level=1)
@@ -110,6 +117,25 @@ def _user_entries(users: pd.DataFrame) -> dict[str, bytes]:
             _text(users[F.GENDER], F.UNKNOWN), _text(users[F.OCCUPATION], F.UNKNOWN),
             strict=True,
         )
+    }
+
+
+def like_counts(ratings: np.ndarray, is_eval: np.ndarray) -> dict[str, Any]:
+    """The like threshold the model will use and each split's liked / not-liked counts
+    (contracts.artifacts' INGEST_LIKE_THRESHOLD and INGEST_LIKES): the threshold from the
+    train split's highest rating, as preprocessing's tft.max over the training examples;
+    compared in float32, as the examples hold ratings. No training rating: none."""
+    values = np.asarray(ratings, dtype=np.float32)
+    train = values[~is_eval]
+    if not len(train):
+        return {}
+    threshold = like_threshold(train.max())
+    liked = values >= threshold
+    return {
+        INGEST_LIKE_THRESHOLD: float(threshold),
+        INGEST_LIKES: {split: {INGEST_LIKED: int(np.sum(liked & rows)),
+                               INGEST_NOT_LIKED: int(np.sum(~liked & rows))}
+                       for split, rows in ((TRAIN_SPLIT, ~is_eval), (EVAL_SPLIT, is_eval))},
     }
 
 
@@ -218,6 +244,7 @@ def write_examples(
         INGEST_GENRES: distinct_genres(items),
         INGEST_ITEMS_WITH_TEXT: items_with_text(items),
         INGEST_RATING_VALUES: int(ratings[F.RATING].nunique()),
+        **like_counts(ratings[F.RATING].to_numpy(), np.asarray(is_eval, dtype=bool)),
         INGEST_SPLIT_RULE: split_rule,
         INGEST_SPLIT_PROTOCOL: split_protocol(ratings, is_eval),
         "history_len": history_len,

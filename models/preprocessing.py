@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from mtrec.contracts import features as F
+from mtrec.data.labels import like_threshold
 
 _TOKEN_PATTERN = r"[^a-z0-9 ]+"
 
@@ -141,7 +142,8 @@ def _labels(inputs: dict) -> dict:
     # The like threshold, at most the highest training rating: in a log of one rating
     # value (implicit feedback, every rating 1) each interaction is a like against the
     # sampled unrated items, where below 4 none was and the relevance head learned 0.
-    threshold = tf.minimum(F.LIKED_THRESHOLD, tft.max(rating))
+    # The ingest report counts likes by the same rule (data/examples.py).
+    threshold = like_threshold(tft.max(rating), tf.minimum)
     return {
         F.RATING_XF: rating,
         F.LIKED_XF: tf.cast(rating >= threshold, tf.int64),

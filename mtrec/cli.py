@@ -167,10 +167,10 @@ def _run_in_home(args: argparse.Namespace, home: str, key: bytes | None) -> int:
 
     paths = LocalPaths(os.path.abspath(home))
     fields = pipeline_fields(args, dict(args.model_config))
-    # One rating value (implicit feedback) leaves TFMA no labels to bound: the pipeline
-    # decides it from the data, as the Trainer decides the split protocol's settings.
-    fields["thresholds"] = fields["thresholds"].for_rating_values(
-        data.report.get(A.INGEST_RATING_VALUES))
+    # One rating value (implicit feedback) leaves TFMA no labels to bound, and an eval
+    # split of only likes (or none) no AUC: the pipeline decides it from the data, as
+    # the Trainer decides the split protocol's settings.
+    fields["thresholds"] = fields["thresholds"].for_ingest_report(data.report)
     if data.report.get(A.INGEST_ITEMS_WITH_TEXT) == 0:  # an encoder would read only " | "
         fields["text_encoder"] = None
     # No genre, or one on every item: no interest labels to learn (or none to rank).

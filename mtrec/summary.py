@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from mtrec.components.retrieval_evaluator.gate_notes import (
+    failure_lines,
+    failure_tag,
+    gate_value,
+)
 from mtrec.components.text_encoder.export import load_metadata
 from mtrec.contracts import artifacts as A
 from mtrec.contracts import pipeline as P
@@ -15,14 +19,12 @@ from mtrec.contracts import signatures as S
 from mtrec.contracts.metrics import (
     BASELINE_PREFIX,
     CHANCE_PREFIX,
-    EVAL_USERS,
     HIT_RATE,
     INTEREST_AUC,
     NDCG,
     POPULARITY_PREFIX,
     PRECISION,
     RECOMMEND_K,
-    STDERR_SUFFIX,
     at,
 )
 from mtrec.data.cleaning import (
@@ -32,8 +34,9 @@ from mtrec.data.cleaning import (
     rejected_by_reason,
     table_counts,
 )
+from mtrec.data.labels import single_like_class
 from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property, output_uri
-from mtrec.tfma_results import tfma_failures, tfma_metrics
+from mtrec.tfma_results import tfma_failures, tfma_metrics, tfma_values
 
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
 
@@ -205,20 +208,6 @@ def tfma_not_run(verdicts: Mapping[str, Any]) -> bool:
     return verdicts.get("tfma_blessed") is None and verdicts.get("retrieval_blessed") is False
 
 
-def _gate_value(value: float) -> str:
-    """A gate's value to 3 places; a lift of 1.0 over 1.0 is 0.000, not -0.000."""
-    return f"{round(value, 3) + 0.0:.3f}"
-
-
-def _stderr_note(metrics: dict, name: str) -> str:
-    """A relative gate's standard error over the eval users, where the evaluator gave it."""
-    error = metrics.get(name + STDERR_SUFFIX)
-    if not isinstance(error, (int, float)) or not math.isfinite(error):
-        return ""
-    users = metrics.get(EVAL_USERS)
-    return f" (standard error {error:.3f}" + (f" over {users} eval users)" if users else ")")
-
-
 def _verdict(blessed: bool | None) -> str:
     """True/False, or "not run" ("None" was printed for a failed run's)."""
     return "not run" if blessed is None else str(blessed)
@@ -245,9 +234,11 @@ def not_pushed_reason(summary: RunSummary, states: dict[str, str]) -> str | None
         reasons.append("TFMA did not bless the model" + detail)
     elif tfma_not_run(summary):
         reasons.append("the retrieval gate refused the model (TFMA did not run)")
-    retrieval_failed = (summary.get("retrieval") or {}).get(A.RETRIEVAL_FAILED) or {}
-    for name, (value, bound) in retrieval_failed.items():
-        reasons.append(f"retrieval {name} {_gate_value(value)} < {bound}")
+    retrieval = summary.get("retrieval") or {}
+    metrics = retrieval.get(A.RETRIEVAL_METRICS) or {}
+    for name, (value, bound) in (retrieval.get(A.RETRIEVAL_FAILED) or {}).items():
+        reasons.append(f"retrieval {name} {gate_value(value)} < {bound}"
+                       + failure_tag(metrics, name, value, bound))
     return "; ".join(reasons) or "the run stopped before the Pusher"
 
 
@@ -344,8 +335,8 @@ def render(summary: RunSummary) -> str:
                      "(implicit feedback), so there are no rating or like labels to measure; "
                      "the served-path gate decides")
     elif "tfma" in summary:
-        tfma = ", ".join(f"{k} {v:.4f}" for k, v in summary["tfma"].items())
-        lines.append(f"rating/relevance (TFMA, eval split): {tfma}")
+        lines.append("rating/relevance (TFMA, eval split): "
+                     + tfma_values(summary["tfma"], single_like_class(report)))
     if "training" in summary:
         auc = summary["training"].get(A.EVAL_METRIC_PREFIX + INTEREST_AUC)
         if report.get(A.INGEST_ITEMS_WITH_GENRES) == 0:  # Keras' AUC without positives: 0
@@ -374,11 +365,8 @@ def render(summary: RunSummary) -> str:
                 f"(popularity {m[POPULARITY_PREFIX + ndcg]:.3f}{base}), "
                 f"P@{RECOMMEND_K} {m[precision]:.3f}"
             )
-        failed = summary["retrieval"].get(A.RETRIEVAL_FAILED) or {}
-        if failed:
-            lines.append("retrieval gate failed: " + ", ".join(
-                f"{name} {_gate_value(value)} < {bound}{_stderr_note(m, name)}"
-                for name, (value, bound) in failed.items()))
+        lines += failure_lines(m, summary["retrieval"].get(A.RETRIEVAL_FAILED) or {},
+                               summary["retrieval"].get(A.RETRIEVAL_THRESHOLDS))
     if summary.get("tfma_failed"):
         lines.append("TFMA gate failed: " + ", ".join(summary["tfma_failed"]))
     lines.append(f"blessed: TFMA={_tfma_verdict(summary)} "

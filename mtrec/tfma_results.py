@@ -7,6 +7,9 @@ report of a run TFMA did not reach never load it.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 from mtrec.contracts import features as F
 from mtrec.contracts.metrics import (
     TFMA_AUC,
@@ -16,13 +19,14 @@ from mtrec.contracts.metrics import (
     TFMA_RMSE,
 )
 
+RELEVANCE_AUC = "relevance AUC (like vs not)"
+RELEVANCE_CALIBRATION = "relevance calibration (mean P(like) / like rate)"
 # (output, TFMA metric key) -> the name the summary and the report show.
 TFMA_NAMES = {
     (F.OUT_RATING, TFMA_KEYS[TFMA_RMSE]): "rating RMSE",
     (F.OUT_RATING, TFMA_KEYS[TFMA_MAE]): "rating MAE",
-    (F.OUT_RELEVANCE, TFMA_KEYS[TFMA_AUC]): "relevance AUC (like vs not)",
-    (F.OUT_RELEVANCE, TFMA_KEYS[TFMA_CALIBRATION]):
-        "relevance calibration (mean P(like) / like rate)",
+    (F.OUT_RELEVANCE, TFMA_KEYS[TFMA_AUC]): RELEVANCE_AUC,
+    (F.OUT_RELEVANCE, TFMA_KEYS[TFMA_CALIBRATION]): RELEVANCE_CALIBRATION,
 }
 
 
@@ -64,3 +68,21 @@ def tfma_metrics(evaluation_uri: str) -> dict[str, float]:
             if name and candidate and kv.value.HasField("double_value"):
                 out[name] = kv.value.double_value.value
     return out
+
+
+def tfma_values(tfma: Mapping[str, float], one_class: str | None) -> str:
+    """TFMA's metrics as the summary shows them: a value that is NaN or inf (calibration,
+    mean P(like) / like rate, where nothing is liked) reads as undefined, and so does the
+    relevance AUC of an eval split of one like class (`one_class`, "only likes (N)":
+    data.labels.single_like_class), which TFMA reports as 0 and the pipeline leaves
+    unbounded (pipeline/settings.py Thresholds.like_labels)."""
+    shown = []
+    for name, value in tfma.items():
+        if name == RELEVANCE_AUC and one_class:
+            shown.append(f"{name}: undefined \u2014 the eval split has {one_class}, so it "
+                         "was not bounded; the served-path gate decides")
+        elif not math.isfinite(value):
+            shown.append(f"{name}: undefined")
+        else:
+            shown.append(f"{name} {value:.4f}")
+    return ", ".join(shown)

@@ -96,15 +96,18 @@ def eval_config(t: Thresholds, *, baseline: bool = True) -> tfma.EvalConfig:
     """TFMA config: per-head metrics, value thresholds and change thresholds.
 
     Without rating labels (`t.rating_labels` False: implicit feedback) RMSE and AUC
-    are reported unbounded, and the one bound is that TFMA saw an eval example.
+    are reported unbounded, and the one bound is that TFMA saw an eval example. Without
+    like labels of both classes in the eval split (`t.like_labels` False) the AUC is
+    reported unbounded and the RMSE keeps its bounds.
     Without a baseline model (`baseline` False) there are no change thresholds: TFMA
     would skip them, but a spec that shows them misleads its reader.
     """
     if t.rating_labels:
         rmse = _gated(TFMA_RMSE, t.rating_rmse_max,
                       t.rating_rmse_max_increase if baseline else None, higher_is_better=False)
-        auc = _gated(TFMA_AUC, t.relevance_auc_min,
-                     t.relevance_auc_max_decrease if baseline else None, higher_is_better=True)
+        auc = (_gated(TFMA_AUC, t.relevance_auc_min,
+                      t.relevance_auc_max_decrease if baseline else None, higher_is_better=True)
+               if t.like_labels else tfma.MetricConfig(class_name=TFMA_AUC))
         count = tfma.MetricConfig(class_name=TFMA_EXAMPLE_COUNT)
     else:
         rmse = tfma.MetricConfig(class_name=TFMA_RMSE)

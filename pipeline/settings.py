@@ -16,7 +16,9 @@ from typing import Any
 from mtrec.components.text_encoder.config import TextEncoderConfig
 from mtrec.components.trainer.tfjob import TFJobTraining
 from mtrec.components.trainer.vertex import VertexTraining
+from mtrec.contracts.artifacts import INGEST_RATING_VALUES
 from mtrec.data.cleaning import is_implicit_feedback
+from mtrec.data.labels import single_like_class
 from mtrec.models.config import ModelConfig
 from mtrec.pipeline import configs
 
@@ -40,12 +42,26 @@ class Thresholds:
     # AUC 0), so a bound on them would refuse every model. TFMA then only checks
     # that it evaluated examples, and the served-path gate before it decides.
     rating_labels: bool = True
+    # False for an eval split whose ratings are all likes, or all not (a held-out set of
+    # likes; a log of 4s and 5s): the relevance AUC has one class to rank, so TFMA
+    # reports 0 and its bounds (value and change) would refuse every model. They are
+    # dropped, the RMSE bounds kept; the served-path gate decides the ranking.
+    like_labels: bool = True
 
     def for_rating_values(self, distinct: int | None) -> Thresholds:
         """These bounds for data with `distinct` rating values (the ingest report's)."""
         if is_implicit_feedback(distinct):
             return dataclasses.replace(self, rating_labels=False)
         return self
+
+    def for_ingest_report(self, report: Mapping[str, Any]) -> Thresholds:
+        """These bounds for the data the ingest report describes: its rating values
+        (for_rating_values) and its eval split's like classes (data.labels
+        single_like_class)."""
+        bounds = self.for_rating_values(report.get(INGEST_RATING_VALUES))
+        if single_like_class(report):
+            return dataclasses.replace(bounds, like_labels=False)
+        return bounds
 
 
 @dataclasses.dataclass(frozen=True)

@@ -306,14 +306,17 @@ def _run_settings(tmp_path: Path, monkeypatch, capfd, rows: list[str],
     return seen[0]
 
 
-@pytest.mark.parametrize("ratings, labels", [((1, 1, 1), False), ((1, 4, 5), True)])
+@pytest.mark.parametrize("ratings, labels, likes", [
+    ((1, 1, 1), False, False), ((1, 4, 5), True, True), ((4, 5, 4), True, False)])
 def test_run_drops_tfma_label_bounds_for_one_rating_value(
-        ratings, labels, tmp_path: Path, monkeypatch, capfd):
-    """Implicit feedback (one rating value) runs without TFMA's rating and like bounds:
-    `mtrec run` decides it from the ingested data (Thresholds.for_rating_values)."""
+        ratings, labels, likes, tmp_path: Path, monkeypatch, capfd):
+    """Implicit feedback (one rating value) runs without TFMA's rating and like bounds, and
+    an eval split of only likes (4s and 5s) without the AUC's: `mtrec run` decides it from
+    the ingested data (Thresholds.for_ingest_report)."""
     rows = [f"u{u},i{i},{ratings[(u + i) % 3]},{100 * u + i}" for u in range(6) for i in range(5)]
     settings = _run_settings(tmp_path, monkeypatch, capfd, rows, None, "--no-text-encoder")
     assert settings.thresholds.rating_labels is labels
+    assert settings.thresholds.like_labels is likes
 
 
 @pytest.mark.parametrize("items, encoder, interest", [

@@ -156,7 +156,7 @@ def test_a_refused_relative_gate_says_its_standard_error() -> None:
     retrieval = {"metrics": metrics, "failed": {"ndcg@10_lift": [0.032, 0.05]}}
     lines = render({"components": {}, "pushed_to": None, "retrieval": retrieval}).splitlines()
     assert ("retrieval gate failed: ndcg@10_lift 0.032 < 0.05 (standard error 0.210 over 8 "
-            "eval users)") in lines
+            "eval users: within noise)") in lines
     metrics["ndcg@10_lift_stderr"] = float("nan")  # one eval user: none
     del metrics["eval_users"]
     lines = render({"components": {}, "pushed_to": None, "retrieval": retrieval}).splitlines()

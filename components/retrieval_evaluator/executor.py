@@ -13,7 +13,10 @@ TFMA's change thresholds). So a model no better than popularity, or worse than
 the model it would replace, is not blessed. Both carry a standard error over the
 eval users (`..._stderr`), for the summary to say how much of a verdict is noise
 (a 40-rating log's 8 eval users: lift 0.032, standard error 0.045; the sample's
-600: lift 2.62, standard error 0.145).
+600: lift 2.62, standard error 0.145). `eval_cold_users` counts the scored eval users
+without a training rating (a whole-user holdout serves them all the new-user prior).
+Where the eval split cannot tell models apart, or a refusal is within noise, the gate
+still refuses; gate_notes.py says why, in the log, the summary and the report.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from mtrec.components.retrieval_evaluator.gate_notes import failure_lines
 from mtrec.components.retrieval_evaluator.served_lists import (
     catalogue_ids,
     popular_top_k,
@@ -50,6 +54,7 @@ from mtrec.contracts.artifacts import (
 from mtrec.contracts.metrics import (
     BASELINE_PREFIX,
     CHANCE_PREFIX,
+    EVAL_COLD_USERS,
     EVAL_USERS,
     NDCG,
     NDCG_CHANCE_LIFT,
@@ -272,6 +277,7 @@ def evaluate(saved_model_dir: str, examples: types.Artifact, ks: Sequence[int],
                                     None if baseline is None else baseline[_NDCG], chance))
     metrics["eval_interactions"] = int(len(items))
     metrics[EVAL_USERS] = int(len(unique_users))
+    metrics[EVAL_COLD_USERS] = sum(1 for mine in seen if not mine)  # no training rating
     metrics["eval_users_total"] = int(total_users)
     return metrics
 
@@ -301,6 +307,8 @@ class Executor(base_executor.BaseExecutor):
         failed = failed_thresholds(metrics, thresholds)
         blessed = not failed
         log.info("retrieval metrics %s; failed thresholds %s", metrics, failed)
+        for line in failure_lines(metrics, failed, thresholds):
+            log.info("%s", line)
         # TFX's local launcher creates output folders; a KFP v2 pod's does not.
         fileio.makedirs(blessing.uri)
         with fileio.open(os.path.join(blessing.uri, RETRIEVAL_METRICS_FILE), "w") as f:

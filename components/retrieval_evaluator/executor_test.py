@@ -23,6 +23,7 @@ from mtrec.components.retrieval_evaluator.executor import (
     sampled_pairs,
     top_items,
 )
+from mtrec.components.retrieval_evaluator.gate_notes import failure_lines
 from mtrec.contracts.artifacts import RETRIEVAL_METRICS_FILE
 from mtrec.contracts.signatures import EXCLUDED_SCORE
 from mtrec.models.evaluation import (
@@ -347,3 +348,26 @@ def test_one_user_whose_unseen_items_are_all_held_out_is_no_evidence(tmp_path):
     assert report["metrics"]["ndcg@10"] == report["metrics"]["chance_ndcg@10"] == 1.0
     assert not blessed and report["metrics"]["ndcg@10_chance_lift"] == 0.0
     assert np.isnan(report["metrics"]["ndcg@10_chance_lift_stderr"])  # one user
+
+
+def test_a_whole_user_holdout_counts_its_cold_users_and_says_the_gate_cannot_tell(tmp_path):
+    """Eval users with no training rating are served the new-user prior (popularity),
+    whatever the model learned: lift 0.000, standard error 0.000, and a note that says
+    the eval split cannot tell, not that the model is no better than popularity."""
+    splits = {"train": TRAIN, "eval": [("n0", "a"), ("n1", "b"), ("n2", "p"), ("u0", "b")]}
+    prior = ["p", "a", "b", "c"]
+    model = _save(tmp_path, "prior", {"n0": prior, "n1": prior, "n2": prior,
+                                      "u0": ["b", "c", "", ""]})
+    blessed, report = _bless(tmp_path, model, splits=splits)
+    assert report["metrics"]["eval_cold_users"] == 3 and report["metrics"]["eval_users"] == 4
+    assert not blessed and not failure_lines(report["metrics"], report["failed"], {})[1:]
+    cold = _save(tmp_path, "cold", {"n0": prior, "n1": prior, "n2": prior})
+    splits["eval"] = splits["eval"][:3]
+    blessed, report = _bless(tmp_path, cold, splits=splits)
+    assert report["metrics"]["eval_cold_users"] == 3 and not blessed
+    lines = failure_lines(report["metrics"], report["failed"], report["thresholds"])
+    assert lines[1] == (
+        "retrieval gate: the eval split cannot tell this model from popularity: none of the 3 "
+        "eval users has a training rating (a whole-user holdout), so each is served the "
+        "new-user prior, whatever the model learned, as popularity would serve them; to push "
+        """anyway, --retrieval-thresholds '{"ndcg@10_change": -0.01}'""")

@@ -30,6 +30,7 @@ from mtrec.contracts import signatures as S
 from mtrec.contracts.metrics import TFMA_KEYS
 from mtrec.data.artifact_io import read_files, split_dir, split_files
 from mtrec.data.example_records import CatalogueEntry, catalogue, first_users
+from mtrec.data.labels import like_rule, single_like_class
 from mtrec.models.weights_file import load_config
 from mtrec.pipeline.home_paths import LocalPaths
 from mtrec.report.schema import (
@@ -45,6 +46,7 @@ from mtrec.summary import (
     SUMMARY_FILE,
     RunSummary,
     implicit_feedback,
+    ingest_report,
     not_pushed_reason,
     recommendation_rows,
 )
@@ -293,6 +295,7 @@ def collect(home: str) -> Report:
         saved["data"]["rejects_path"] = rebase(saved["data"].get("rejects_path"), old_home,
                                                paths.home)
     model_dir = summary.get("pushed_to")
+    ingest = ingest_report(saved.get("data"))
     log = RUN_LOG if os.path.exists(os.path.join(home, RUN_LOG)) else None
     return {
         "home": os.path.abspath(home),
@@ -309,12 +312,15 @@ def collect(home: str) -> Report:
                      "log": log, "not_run": not_run(nodes), "beam": saved.get("beam"),
                      "error": failed_error(nodes, log and os.path.join(home, log))},
         "training": {"metrics": summary.get("training"), "curves": curves(nodes),
-                     "config": model_config(nodes)},
+                     "config": model_config(nodes), "like_rule": like_rule(ingest),
+                     "pushed": bool(model_dir)},
         "evaluation": {"tfma": tfma_table(nodes), "tfma_blessed": summary.get("tfma_blessed"),
                        "tfma_verdict": tfma_verdict(summary),
                        "retrieval": summary.get("retrieval"),
                        "retrieval_blessed": summary.get("retrieval_blessed"),
-                       "implicit_feedback": implicit_feedback(saved.get("data"))},
+                       "implicit_feedback": implicit_feedback(saved.get("data")),
+                       "like_rule": like_rule(ingest),
+                       "one_like_class": single_like_class(ingest)},
         "text_encoder": _text_encoder(nodes),
         "examples": examples(nodes, model_dir),
     }

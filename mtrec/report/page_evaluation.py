@@ -8,15 +8,17 @@ the headings say so. Each headline number is written out, not left to a bar's he
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
+from mtrec.components.retrieval_evaluator.gate_notes import failure_lines
+from mtrec.contracts import features as F
 from mtrec.contracts.artifacts import (
     RETRIEVAL_FAILED,
     RETRIEVAL_METRICS,
     RETRIEVAL_THRESHOLDS,
 )
-from mtrec.contracts.features import LIKED_THRESHOLD
 from mtrec.contracts.metrics import (
     BEYOND_ACCURACY_METRICS,
     CHANCE_PREFIX,
@@ -26,9 +28,12 @@ from mtrec.contracts.metrics import (
     RANKING_METRICS,
     RETRIEVAL_KS,
     STDERR_SUFFIX,
+    TFMA_AUC,
+    TFMA_KEYS,
     at,
 )
 from mtrec.contracts.pipeline import EVALUATOR, RETRIEVAL_EVALUATOR
+from mtrec.data.labels import like_rule
 from mtrec.report import charts
 from mtrec.report.markup import (
     count,
@@ -45,16 +50,23 @@ from mtrec.report.markup import (
 from mtrec.report.schema import EvaluationSection
 from mtrec.summary import tfma_not_run
 
-TFMA_NOTE = (
-    "What serving_default answers, as clients get it: the served rating (the rating "
-    "head blended with a neighbour predictor and clipped to the rating range) and the "
-    f"calibrated P(like), its AUC over rated pairs only (liked: rating \u2265 "
-    f"{LIKED_THRESHOLD:g}). The Training section's validation metrics are the heads' own "
-    "(the raw rating head; the relevance AUC there also counts sampled pairs), so the two "
-    "differ."
-)
+
+def tfma_note(like: str) -> str:
+    """What TFMA measured; `like` is the like label the run used, in words
+    (data.labels.like_rule)."""
+    return (
+        "What serving_default answers, as clients get it: the served rating (the rating "
+        "head blended with a neighbour predictor and clipped to the rating range) and the "
+        f"calibrated P(like), its AUC over rated pairs only (liked: {like}). The Training "
+        "section's validation metrics are the heads' own (the raw rating head; the "
+        "relevance AUC there also counts sampled pairs), so the two differ."
+    )
+
+
+UNDEFINED = "undefined"  # a TFMA value with no meaning: NaN, or an AUC over one class
 NO_BASELINE = "no baseline"  # a baseline or change cell when no earlier model was blessed
 SKIPPED = "skipped (no baseline model yet)"  # a change gate on the first blessed run
+AUC_KEY = TFMA_KEYS[TFMA_AUC]
 
 
 def direction(value: Any) -> str:
@@ -74,17 +86,27 @@ def _bound(row: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "&mdash;"
 
 
-def tfma_table(tfma: list[dict[str, Any]]) -> str:
+def _value(value: Any) -> str:
+    """A TFMA value; NaN or inf (calibration where nothing is liked) as undefined."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return muted(UNDEFINED)
+    return num(value)
+
+
+def tfma_table(tfma: list[dict[str, Any]], one_like_class: str | None = None) -> str:
     """Candidate, threshold, baseline and change per metric; without any baseline (no
-    model blessed before) the last two say so rather than "not recorded"."""
+    model blessed before) the last two say so rather than "not recorded". An eval split
+    of one like class (`one_like_class`) shows the relevance AUC as undefined, not 0."""
     baseline = any("baseline" in r for r in tfma)
     rows = []
     for r in tfma:
-        fmt = count if r["metric"].endswith("count") else num
-        then = ([fmt(r.get("baseline")), fmt(r.get("diff"))] if baseline
-                else [muted(NO_BASELINE)] * 2)
-        rows.append([escape(r["output"]), escape(r["metric"]), fmt(r.get("value")), _bound(r),
-                     *then])
+        fmt = count if r["metric"].endswith("count") else _value
+        cells = [fmt(r.get("value"))] + ([fmt(r.get("baseline")), fmt(r.get("diff"))]
+                                         if baseline else [muted(NO_BASELINE)] * 2)
+        if one_like_class and (r["output"], r["metric"]) == (F.OUT_RELEVANCE, AUC_KEY):
+            # TFMA's 0, the baseline's and their difference: no ranking to measure
+            cells = [muted(UNDEFINED)] * (3 if baseline else 1) + cells[3 if baseline else 1:]
+        rows.append([escape(r["output"]), escape(r["metric"]), cells[0], _bound(r), *cells[1:]])
     return table(["output", "metric", "value", "threshold", "baseline", "change"], rows)
 
 
@@ -101,9 +123,15 @@ def evaluation_section(evaluation: EvaluationSection,
     if not tfma and EVALUATOR in stopped:
         out.append(stopped_note("TFMA metrics", EVALUATOR, stopped))
         return "".join(out + _retrieval_section(evaluation, stopped))
-    out.append(tfma_table(tfma) if tfma else missing("TFMA metrics"))
+    one_class = evaluation.get("one_like_class")
+    out.append(tfma_table(tfma, one_class) if tfma else missing("TFMA metrics"))
     if tfma:
-        out.append(f'<p class="muted">{escape(TFMA_NOTE)}</p>')
+        out.append('<p class="muted">'
+                   + escape(tfma_note(evaluation.get("like_rule") or like_rule({}))) + "</p>")
+    if one_class and not evaluation.get("implicit_feedback"):
+        out.append(f'<p class="muted">The eval split has {escape(one_class)}: the relevance '
+                   "AUC is undefined (TFMA reports 0), so its bounds were dropped, the rating "
+                   "bounds kept, and the retrieval gate below decides the ranking.</p>")
     if evaluation.get("implicit_feedback"):
         out.append('<p class="muted">Every rating is the same value (implicit feedback): the '
                    "rating and like metrics have no labels (RMSE 0, AUC 0), so TFMA bounds only "
@@ -167,4 +195,8 @@ def _retrieval_section(evaluation: EvaluationSection, stopped: Mapping[str, str]
     blessed = evaluation.get("retrieval_blessed")
     out.append(verdict(blessed, "retrieval gate passed" if blessed else
                         "retrieval gate failed: " + ", ".join(failed)))
+    # Where the eval split cannot tell models apart, or the shortfall is noise: why, and
+    # the flag that pushes anyway (the summary's lines after "retrieval gate failed").
+    notes = failure_lines(metrics, failed, retrieval.get(RETRIEVAL_THRESHOLDS))[1:]
+    out += [f'<p class="warn">{escape(note)}</p>' for note in notes]
     return out

@@ -20,8 +20,8 @@ from mtrec.contracts.artifacts import (
     TRAINED_EPOCHS,
     TRAINED_OPTIMIZER,
 )
-from mtrec.contracts.features import LIKED_THRESHOLD
 from mtrec.contracts.pipeline import TRAINER
+from mtrec.data.labels import like_rule
 from mtrec.report import charts
 from mtrec.report.markup import escape, img, like_fit, missing, num, stopped_note, table
 from mtrec.report.schema import TrainingSection
@@ -29,16 +29,18 @@ from mtrec.summary import training_time
 
 NOT_TASK_LOSSES = ("regularization_loss", "total_loss")  # in the logs next to the tasks'
 
-# What the heads' own metrics are, said next to them (models/model.py compute_loss and
-# served_rating): the served rating and P(like) of the Evaluation section differ.
-HEADS_NOTE = (
-    "These are the heads' own metrics on the eval split, as Keras measures them while "
-    "training: rating_rmse and rating_mae of the raw rating head (the served rating blends "
-    "it with a neighbour predictor and clips it to the rating range); relevance_auc over "
-    f"each rated pair (liked: rating \u2265 {LIKED_THRESHOLD:g}) and one sampled pair per "
-    "rated one (another item of the batch, labelled not liked). The Evaluation section's "
-    "TFMA metrics are the served outputs' on rated pairs only, so they differ."
-)
+def heads_note(like: str) -> str:
+    """What the heads' own metrics are, said next to them (models/model.py compute_loss
+    and served_rating): the served rating and P(like) of the Evaluation section differ.
+    `like` is the like label the run used, in words (data.labels.like_rule)."""
+    return (
+        "These are the heads' own metrics on the eval split, as Keras measures them while "
+        "training: rating_rmse and rating_mae of the raw rating head (the served rating "
+        "blends it with a neighbour predictor and clips it to the rating range); "
+        f"relevance_auc over each rated pair (liked: {like}) and one sampled pair per "
+        "rated one (another item of the batch, labelled not liked). The Evaluation "
+        "section's TFMA metrics are the served outputs' on rated pairs only, so they differ."
+    )
 
 
 def worse_at_the_end(val: Mapping[str, Sequence[float]], slack: float = 0.02) -> list[str]:
@@ -65,7 +67,7 @@ def worse_at_the_end(val: Mapping[str, Sequence[float]], slack: float = 0.02) ->
 # served NDCG@10 rose 0.123 / 0.142 / 0.154 at 2 / 4 / 8), so the note sends the user
 # to the served comparison instead of advising fewer epochs.
 EPOCHS_NOTE = (
-    "The pushed model is the last epoch's. These are the heads' own losses and metrics "
+    "These are the heads' own losses and metrics "
     "on the eval split, not the served lists, and the two can part ways: on ml-latest-small "
     "these curves worsen after epoch 1-4 while served NDCG@10 still rises up to 8 epochs. "
     "To try fewer, run again with --epochs N: the Evaluation section then compares the "
@@ -74,9 +76,18 @@ EPOCHS_NOTE = (
 )
 
 
-def heads_table(metrics: Mapping[str, object]) -> str:
+def epochs_note(pushed: bool | None) -> str:
+    """EPOCHS_NOTE after which model is the last epoch's: the pushed one, or, when the run
+    pushed nothing (a gate refused it), the trained one; None: not recorded."""
+    model = ("The trained model" if pushed is None
+             else "The pushed model" if pushed else "The trained model (not pushed)")
+    return f"{model} is the last epoch's. {EPOCHS_NOTE}"
+
+
+def heads_table(metrics: Mapping[str, object], like: str | None = None) -> str:
     """The Trainer's final evaluation on the eval split (metrics[eval_<name>]), losses left
-    out: the numbers the per-task validation curves end at, written out."""
+    out: the numbers the per-task validation curves end at, written out. `like`: the like
+    label in words (data.labels.like_rule); None, the rule without the run's threshold."""
     values = {name.removeprefix(EVAL_METRIC_PREFIX): value for name, value in metrics.items()
               if name.startswith(EVAL_METRIC_PREFIX) and not name.endswith("loss")
               and isinstance(value, float) and math.isfinite(value)}
@@ -84,7 +95,7 @@ def heads_table(metrics: Mapping[str, object]) -> str:
         return ""
     return ("<p>the heads' own metrics, eval split (Keras, after the last epoch):</p>"
             + table(list(values), [[num(v) for v in values.values()]])
-            + f'<p class="muted">{escape(HEADS_NOTE)}</p>')
+            + f'<p class="muted">{escape(heads_note(like or like_rule({})))}</p>')
 
 
 def training_section(training: TrainingSection, stopped: Mapping[str, str] | None = None
@@ -102,7 +113,7 @@ def training_section(training: TrainingSection, stopped: Mapping[str, str] | Non
             num(metrics.get(TRAINED_OPTIMIZER)),
             training_time(metrics) if TRAIN_SECONDS in metrics else "–",
             num(metrics.get(CATALOG_SIZE)), like_fit(metrics.get(LIKE_CALIBRATION))]]))
-        out.append(heads_table(metrics))
+        out.append(heads_table(metrics, training.get("like_rule")))
     train, val = curves.get("train") or {}, curves.get("validation") or {}
     losses = {f"{phase} {name}": values
               for phase, series in (("train", train), ("validation", val))
@@ -117,7 +128,8 @@ def training_section(training: TrainingSection, stopped: Mapping[str, str] | Non
                else missing("per-task validation metrics"))
     worse = worse_at_the_end(val)
     if worse:
-        out.append('<p class="warn">' + escape("; ".join(worse) + ". " + EPOCHS_NOTE) + "</p>")
+        out.append('<p class="warn">' + escape("; ".join(worse) + ". "
+                                                + epochs_note(training.get("pushed"))) + "</p>")
     # The model tracks each task's unweighted loss (`<task>_loss`, train and validation),
     # and the regularization and total losses, which are no task's (left out).
     task_losses = {f"{phase} {name.removesuffix('_loss')}": values

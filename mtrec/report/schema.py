@@ -58,6 +58,8 @@ class TrainingSection(TypedDict, total=False):
     metrics: dict[str, Any] | None  # the Trainer's TRAINING_METRICS_FILE
     curves: dict[str, dict[str, list[float]]] | None  # train / validation -> name -> epochs
     config: TrainedConfig | None
+    like_rule: str  # the like label the run used, in words (data.labels.like_rule)
+    pushed: bool  # whether the run pushed the trained model
 
 
 class EvaluationSection(TypedDict, total=False):
@@ -67,6 +69,10 @@ class EvaluationSection(TypedDict, total=False):
     retrieval: dict[str, Any] | None  # the RetrievalEvaluator's RETRIEVAL_METRICS_FILE
     retrieval_blessed: bool | None
     implicit_feedback: bool  # one rating value: TFMA bounds only the example count
+    like_rule: str  # the like label the run used, in words (data.labels.like_rule)
+    # "only likes (N)" / "only dislikes (N)": the eval split's one like class, which leaves
+    # the relevance AUC undefined and unbounded (data.labels.single_like_class)
+    one_like_class: str | None
 
 
 class TextEncoderSection(TypedDict, total=False):
