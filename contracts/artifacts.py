@@ -119,3 +119,6 @@ MLM_LOSS_BEFORE, MLM_LOSS_AFTER = "loss_before", "loss_after"
 # into place (components/atomic_pusher); one left behind is a killed push's
 # (`mtrec prune` removes it).
 STAGING_PREFIX = ".incoming-"
+# `mtrec add-items` re-indexes in `<home>/<ADD_ITEMS_WORK_PREFIX><random>/` and removes
+# it when done; one left behind is a killed call's (`mtrec prune` removes it).
+ADD_ITEMS_WORK_PREFIX = "add-items-"

@@ -197,7 +197,7 @@ def _add_items(home: str, read: tuple[pd.DataFrame, list[str]]) -> str:
         item_text = extend_item_text(
             ItemText.load(_uri(nodes, P.TEXT_ENCODER, P.ITEM_TEXT_EMBEDDINGS)), table
         )
-    work = tempfile.mkdtemp(prefix="add-items-", dir=paths.home)
+    work = tempfile.mkdtemp(prefix=A.ADD_ITEMS_WORK_PREFIX, dir=paths.home)
     try:
         size = reindex(
             weights_dir=os.path.join(_uri(nodes, P.TRAINER, P.MODEL_RUN), WEIGHTS_DIR),

@@ -365,8 +365,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    try:  # `run`: SIGTERM (a scheduler's cancel) stops it as Ctrl-C does (stop_signals.py)
-        with stop_signals.handled() if args.command == "run" else contextlib.nullcontext():
+    # `run`, `add-items`: SIGTERM (a scheduler's cancel) stops them as Ctrl-C does
+    # (stop_signals.py), so what they clean up on the way out goes (add-items' work folder).
+    stoppable = args.command in ("run", "add-items")
+    try:
+        with stop_signals.handled() if stoppable else contextlib.nullcontext():
             return int(args.func(args) or 0)
     except KeyboardInterrupt as stop:  # one line, not the traceback of wherever it landed
         # Not after a change to the pipeline's code: that run's re-run goes without the

@@ -126,7 +126,8 @@ def plan(home: str, keep_runs: int) -> PrunePlan:
         _pushed_versions(a for a in artifacts if a.id in old_linked))
     folders += _old_examples(paths.examples_dir, old_executions, kept_executions)
     planned = set(folders)
-    debris = [f for f in leftovers(store, paths.pipeline_root, paths.serving_model_dir)
+    debris = [f for f in leftovers(store, paths.pipeline_root, paths.serving_model_dir,
+                                   paths.home)
               if f not in planned]
     folders += debris
     return PrunePlan(

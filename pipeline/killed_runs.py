@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from ml_metadata import errors, metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from mtrec.contracts.artifacts import STAGING_PREFIX
+from mtrec.contracts.artifacts import ADD_ITEMS_WORK_PREFIX, STAGING_PREFIX
 from mtrec.contracts.pipeline import NODE_CONTEXT_TYPE
 from mtrec.pipeline.mlmd_store import open_store
 
@@ -105,7 +105,7 @@ def remove_empty_tree(folder: str) -> bool:
 
 
 def leftovers(store: metadata_store.MetadataStore, pipeline_root: str,
-               serving_dir: str) -> list[str]:
+               serving_dir: str, home: str | None = None) -> list[str]:
     """Folders that only a stopped process left and that nothing reads again.
 
     - the output and scratch folders of executions a killed run left, which
@@ -115,7 +115,8 @@ def leftovers(store: metadata_store.MetadataStore, pipeline_root: str,
       launcher removes each when its execution succeeds, and a new pipeline run never
       resumes an earlier run's execution;
     - a push's staging folders (`<serving dir>/.incoming-*`), renamed into place when
-      the push completes.
+      the push completes;
+    - `mtrec add-items`' work folders (`<home>/add-items-*`), removed when it ends.
     For `mtrec prune`, which holds the home's lock: no live process owns any of them.
     """
     node_type_id = _node_type_id(store)
@@ -132,6 +133,9 @@ def leftovers(store: metadata_store.MetadataStore, pipeline_root: str,
     if os.path.isdir(serving_dir):
         found += [os.path.join(serving_dir, d) for d in sorted(os.listdir(serving_dir))
                   if d.startswith(STAGING_PREFIX)]
+    if home is not None and os.path.isdir(home):
+        found += [os.path.join(home, d) for d in sorted(os.listdir(home))
+                  if d.startswith(ADD_ITEMS_WORK_PREFIX)]
     return [f for f in found if os.path.isdir(f) and not os.path.islink(f)]
 
 

@@ -146,9 +146,12 @@ def test_what_killed_processes_left_is_listed_for_prune(killed: dict, tmp_path: 
     serving = tmp_path / "serving_model" / "mtrec"
     (serving / ".incoming-7-0a1b2c3d").mkdir(parents=True)
     (serving / "7").mkdir()  # a served version: never a leftover
-    found = killed_runs.leftovers(_store(killed["db"]), str(killed["root"]), str(serving))
+    (tmp_path / "add-items-x1y2").mkdir()  # a killed add-items' work folder
+    (tmp_path / "added_items").mkdir()  # its record: never a leftover
+    found = killed_runs.leftovers(_store(killed["db"]), str(killed["root"]), str(serving),
+                                  str(tmp_path))
     assert found == [str(killed["dirs"]["model_run"]), str(stateful),
-                     str(serving / ".incoming-7-0a1b2c3d")]
+                     str(serving / ".incoming-7-0a1b2c3d"), str(tmp_path / "add-items-x1y2")]
     assert all(p.is_dir() for p in killed["done_dirs"].values())  # a COMPLETE execution's
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import mtrec.commands.add_items as command
 from mtrec import stop_signals
 from mtrec.cli import main
 from mtrec.stop_signals import Terminated, handled, on_stop, stop_signal
@@ -283,3 +284,23 @@ def test_sigterm_during_a_run_is_a_terminated_run_with_its_report(tmp_path: Path
     assert not stale.exists()
     report = (home / "report.html").read_text()
     assert "did not run" in report  # this run, stopped: the Trainer (at least) never ran
+
+
+def test_sigterm_stops_add_items_as_a_cancel(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM killed add-items at once, and its work folder stayed in the home; now it
+    stops as `run` does, so its cleanup (a `finally`) runs and it says so."""
+    cleaned: list[bool] = []
+
+    def adding(_args: object) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+            return 0
+        finally:
+            cleaned.append(True)
+
+    monkeypatch.setattr(command, "run_add_items", adding)
+    assert main(["add-items", "--items", "x.csv"]) == 128 + signal.SIGTERM
+    assert cleaned == [True]
+    assert capsys.readouterr().err.strip() == "terminated (SIGTERM)"
