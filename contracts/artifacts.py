@@ -32,6 +32,10 @@ INGEST_RATING_VALUES = "rating_values"
 INGEST_LIKE_THRESHOLD = "like_threshold"
 INGEST_LIKES = "likes"  # {split: {INGEST_LIKED: n, INGEST_NOT_LIKED: n}}
 INGEST_LIKED, INGEST_NOT_LIKED = "liked", "not_liked"
+# The eval split's RMSE when every rating is predicted as the train split's mean: a
+# rating head no better than that constant has no skill, and the pipeline's RMSE bound
+# is at most this (pipeline/settings.py Thresholds.for_ingest_report).
+INGEST_MEAN_RMSE = "mean_rating_rmse"
 INGEST_SPLIT_PROTOCOL = "split_protocol"
 INGEST_SPLIT_RULE = "split_rule"  # how eval rows were chosen, in words (data/splits.py)
 INGEST_SOURCE = "source"  # the dataset's name: "sample", "ml-100k/u1", ...

@@ -32,6 +32,7 @@ from mtrec.contracts.artifacts import (
     INGEST_LIKE_THRESHOLD,
     INGEST_LIKED,
     INGEST_LIKES,
+    INGEST_MEAN_RMSE,
     INGEST_NOT_LIKED,
     INGEST_RATING_VALUES,
     INGEST_REPORT_FILE,
@@ -49,8 +50,8 @@ from mtrec.data.splits import UNKNOWN_PROTOCOL, eval_mask, split_protocol, time_
 from mtrec.data.tables import Dataset, distinct_genres, items_with_genres, items_with_text
 from mtrec.data.tags import with_tag_descriptions
 
-__all__ = ["history_index", "like_counts", "recorded_split_protocol", "time_split",
-           "write_examples"]
+__all__ = ["history_index", "like_counts", "mean_rating_rmse", "recorded_split_protocol",
+           "time_split", "write_examples"]
 # zlib level 1: ~4x faster to write than the default level for ~20% larger
 # files; ImportExampleGen re-encodes them anyway.
 GZIP_OPTIONS = tf.io.TFRecordOptions(compression_type=COMPRESSION, compression_level=1)
@@ -137,6 +138,19 @@ def like_counts(ratings: np.ndarray, is_eval: np.ndarray) -> dict[str, Any]:
                                INGEST_NOT_LIKED: int(np.sum(~liked & rows))}
                        for split, rows in ((TRAIN_SPLIT, ~is_eval), (EVAL_SPLIT, is_eval))},
     }
+
+
+def mean_rating_rmse(ratings: np.ndarray, is_eval: np.ndarray) -> dict[str, float]:
+    """The eval split's RMSE of the constant that predicts the train split's mean rating
+    (contracts.artifacts INGEST_MEAN_RMSE), in float32 as the examples hold ratings;
+    nothing without ratings in both splits. A probe's rating head trained on shuffled
+    ratings scored 1.2397 against this constant's 1.2307, and the absolute bound (1.5)
+    passed it."""
+    values = np.asarray(ratings, dtype=np.float32)
+    train, held_out = values[~is_eval], values[is_eval]
+    if not len(train) or not len(held_out):
+        return {}
+    return {INGEST_MEAN_RMSE: float(np.sqrt(np.mean((held_out - train.mean()) ** 2)))}
 
 
 class _ShardWriter:
@@ -245,6 +259,7 @@ def write_examples(
         INGEST_ITEMS_WITH_TEXT: items_with_text(items),
         INGEST_RATING_VALUES: int(ratings[F.RATING].nunique()),
         **like_counts(ratings[F.RATING].to_numpy(), np.asarray(is_eval, dtype=bool)),
+        **mean_rating_rmse(ratings[F.RATING].to_numpy(), np.asarray(is_eval, dtype=bool)),
         INGEST_SPLIT_RULE: split_rule,
         INGEST_SPLIT_PROTOCOL: split_protocol(ratings, is_eval),
         "history_len": history_len,

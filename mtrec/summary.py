@@ -36,7 +36,7 @@ from mtrec.data.cleaning import (
 )
 from mtrec.data.labels import single_like_class
 from mtrec.run_state import CACHED, FAILED, NodeRun, custom_property, output_uri
-from mtrec.tfma_results import tfma_failures, tfma_metrics, tfma_values
+from mtrec.tfma_results import tfma_failure_lines, tfma_failures, tfma_metrics, tfma_values
 
 SUMMARY_FILE = "summary.json"  # in the run's home, written by `mtrec run`
 
@@ -368,7 +368,8 @@ def render(summary: RunSummary) -> str:
         lines += failure_lines(m, summary["retrieval"].get(A.RETRIEVAL_FAILED) or {},
                                summary["retrieval"].get(A.RETRIEVAL_THRESHOLDS))
     if summary.get("tfma_failed"):
-        lines.append("TFMA gate failed: " + ", ".join(summary["tfma_failed"]))
+        lines.append("TFMA gate failed: " + ", ".join(
+            tfma_failure_lines(summary["tfma_failed"], report.get(A.INGEST_MEAN_RMSE))))
     lines.append(f"blessed: TFMA={_tfma_verdict(summary)} "
                  f"retrieval={_verdict(summary.get('retrieval_blessed'))}")
     pushed = summary["pushed_to"]

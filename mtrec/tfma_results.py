@@ -8,6 +8,7 @@ report of a run TFMA did not reach never load it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 
 from mtrec.contracts import features as F
@@ -86,3 +87,16 @@ def tfma_values(tfma: Mapping[str, float], one_class: str | None) -> str:
         else:
             shown.append(f"{name} {value:.4f}")
     return ", ".join(shown)
+
+
+def tfma_failure_lines(failures: list[str], mean_rmse: object) -> list[str]:
+    """The TFMA failures as the summary shows them: an RMSE over the bound that is the
+    constant's (the ingest report's INGEST_MEAN_RMSE, the RMSE of predicting the
+    training mean: pipeline/settings.py) says so, or "> 1.2307" reads as arbitrary."""
+    if not isinstance(mean_rmse, float):
+        return failures
+    constant = f"rating RMSE .* > {re.escape(f'{mean_rmse:g}')}"
+    return [f"{line} (predicting every rating as the training mean scores that: the rating "
+            "head shows no skill)" if re.fullmatch(constant, line) and "change" not in line
+            else line for line in failures]
+
