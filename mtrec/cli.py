@@ -37,6 +37,7 @@ from mtrec.commands.options import (
     home_problem,
     open_fraction,
     pipeline_fields,
+    pipeline_notes,
 )
 from mtrec.commands.prune import add_prune_parser
 from mtrec.commands.report import add_report_parser
@@ -130,6 +131,8 @@ def _run(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    for note in pipeline_notes(args):  # flags this combination leaves without effect
+        print(f"note: {note}", file=sys.stderr)
     key = None
     if args.pseudonymize_key_env:
         try:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mtrec.cli import main as cli_main
-from mtrec.pipeline import configs
+from mtrec.pipeline import configs, local_runner
 from mtrec.pipeline import kubeflow_v2_runner as kfv2
 from mtrec.pipeline.kubeflow_beam_args import with_default_runner
 from tests.kubeflow_support import IMAGE, NO_TEXT, compile_spec, parse_compile, tasks_of
@@ -241,3 +241,15 @@ def test_the_gs_defaults_compile_without_a_note(tmp_path, capsys):
     assert capsys.readouterr().err == ""
     spec, *_ = yaml.safe_load_all(out.read_text())
     assert "Trainer" in tasks_of(spec)
+
+
+def test_mtrec_run_notes_an_ignored_text_encoder_setting(tmp_path, capfd, monkeypatch):
+    """As `mtrec compile` does: --text-encoder with --no-text-encoder did nothing silently."""
+    def stop(*_args: object, **_kwargs: object) -> None:
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(local_runner, "run", stop)
+    cli_main(["run", "--home", str(tmp_path / "home"), "--no-text-encoder",
+              "--text-encoder", '{"batch_size": 8}'])
+    assert ("note: --text-encoder ignored: --no-text-encoder leaves the text encoder out"
+            in capfd.readouterr().err.splitlines())

@@ -79,3 +79,10 @@ def test_settings_in_use_lists_only_what_the_mode_reads():
     preset = TextEncoderConfig(mode="preset", preset_dir="/p").settings_in_use()
     assert preset == {"mode": "preset", "preset_dir": "/p", "sequence_length": 0,
                       "description_length": 16}
+
+
+def test_a_whole_number_setting_refuses_a_fraction():
+    """int(1.5) is 1: a batch size of 1.5 ran as 1 without a word."""
+    with pytest.raises(ValueError, match=r"'batch_size' must be a whole number, got 1\.5"):
+        TextEncoderConfig.from_exec_properties({"batch_size": 1.5})
+    assert TextEncoderConfig.from_exec_properties({"batch_size": 64.0}).batch_size == 64

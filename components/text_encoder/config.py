@@ -91,6 +91,9 @@ class TextEncoderConfig:
                 kind = float
             else:
                 kind = str
+            # int(1.5) is 1: a batch size of 1.5 ran as 1 without a word.
+            if kind is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(f"{field.name!r} must be a whole number, got {value!r}")
             try:
                 values[field.name] = kind(value)
             except (TypeError, ValueError):

@@ -50,10 +50,6 @@ def json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -142,13 +138,6 @@ def check_flags(args: argparse.Namespace) -> None:
         if unknown:
             known = [f.name for f in dataclasses.fields(TextEncoderConfig)]
             raise ValueError(f"--text-encoder: unknown settings {unknown}; known: {sorted(known)}")
-        # from_exec_properties makes each whole-number setting an int(): 1.5 became 1.
-        for field in dataclasses.fields(TextEncoderConfig):
-            value = args.text_encoder.get(field.name)
-            if (type(field.default) is int and _is_number(value)
-                    and not float(value).is_integer()):
-                raise ValueError(f"--text-encoder: {field.name!r} must be a whole number, "
-                                 f"got {value!r}")
         try:
             TextEncoderConfig.from_exec_properties(dict(args.text_encoder))
         except (TypeError, ValueError) as err:
