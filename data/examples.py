@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,11 +28,6 @@ from mtrec.contracts.artifacts import (
     INGEST_ITEMS,
     INGEST_ITEMS_WITH_GENRES,
     INGEST_ITEMS_WITH_TEXT,
-    INGEST_LIKE_THRESHOLD,
-    INGEST_LIKED,
-    INGEST_LIKES,
-    INGEST_MEAN_RMSE,
-    INGEST_NOT_LIKED,
     INGEST_RATING_VALUES,
     INGEST_REPORT_FILE,
     INGEST_ROWS,
@@ -45,13 +39,12 @@ from mtrec.contracts.artifacts import (
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT, SPLITS, TRAIN_SPLIT
 from mtrec.data import tfexample as W
 from mtrec.data.artifact_io import COMPRESSION
-from mtrec.data.labels import like_threshold
+from mtrec.data.labels import like_counts, mean_rating_rmse
 from mtrec.data.splits import UNKNOWN_PROTOCOL, eval_mask, split_protocol, time_split
 from mtrec.data.tables import Dataset, distinct_genres, items_with_genres, items_with_text
 from mtrec.data.tags import with_tag_descriptions
 
-__all__ = ["history_index", "like_counts", "mean_rating_rmse", "recorded_split_protocol",
-           "time_split", "write_examples"]
+__all__ = ["history_index", "recorded_split_protocol", "time_split", "write_examples"]
 # zlib level 1: ~4x faster to write than the default level for ~20% larger
 # files; ImportExampleGen re-encodes them anyway.
 GZIP_OPTIONS = tf.io.TFRecordOptions(compression_type=COMPRESSION, compression_level=1)
@@ -119,38 +112,6 @@ def _user_entries(users: pd.DataFrame) -> dict[str, bytes]:
             strict=True,
         )
     }
-
-
-def like_counts(ratings: np.ndarray, is_eval: np.ndarray) -> dict[str, Any]:
-    """The like threshold the model will use and each split's liked / not-liked counts
-    (contracts.artifacts' INGEST_LIKE_THRESHOLD and INGEST_LIKES): the threshold from the
-    train split's highest rating, as preprocessing's tft.max over the training examples;
-    compared in float32, as the examples hold ratings. No training rating: none."""
-    values = np.asarray(ratings, dtype=np.float32)
-    train = values[~is_eval]
-    if not len(train):
-        return {}
-    threshold = like_threshold(train.max())
-    liked = values >= threshold
-    return {
-        INGEST_LIKE_THRESHOLD: float(threshold),
-        INGEST_LIKES: {split: {INGEST_LIKED: int(np.sum(liked & rows)),
-                               INGEST_NOT_LIKED: int(np.sum(~liked & rows))}
-                       for split, rows in ((TRAIN_SPLIT, ~is_eval), (EVAL_SPLIT, is_eval))},
-    }
-
-
-def mean_rating_rmse(ratings: np.ndarray, is_eval: np.ndarray) -> dict[str, float]:
-    """The eval split's RMSE of the constant that predicts the train split's mean rating
-    (contracts.artifacts INGEST_MEAN_RMSE), in float32 as the examples hold ratings;
-    nothing without ratings in both splits. A probe's rating head trained on shuffled
-    ratings scored 1.2397 against this constant's 1.2307, and the absolute bound (1.5)
-    passed it."""
-    values = np.asarray(ratings, dtype=np.float32)
-    train, held_out = values[~is_eval], values[is_eval]
-    if not len(train) or not len(held_out):
-        return {}
-    return {INGEST_MEAN_RMSE: float(np.sqrt(np.mean((held_out - train.mean()) ** 2)))}
 
 
 class _ShardWriter:

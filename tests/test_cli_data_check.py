@@ -154,3 +154,18 @@ def test_one_genre_on_every_item_is_noted_as_no_interest_task(tmp_path: Path, ca
     out = capsys.readouterr().out
     assert "note: the items have one genre, so `mtrec run` will leave the interest task out" \
         in out
+
+
+@pytest.mark.parametrize("ratings, says", [((4, 5, 4), "only likes (6)"), ((1, 4, 5), None)])
+def test_data_check_names_an_eval_split_of_one_like_class(ratings, says, tmp_path: Path, capsys):
+    """What `mtrec run` will do with it: the relevance AUC reported, not bounded."""
+    data = tmp_path / "in"
+    data.mkdir()
+    rows = [f"u{u},i{i},{ratings[(u + i) % 3]},{100 * u + i}" for u in range(6) for i in range(5)]
+    (data / "ratings.csv").write_text("user_id,item_id,rating,timestamp\n" + "\n".join(rows))
+    assert main(["data", "check", "--source", "generic", "--path", str(data),
+                 "--rejects", str(tmp_path / "r.csv")]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if "AUC" in line]
+    assert notes == ([f"note: the eval split has {says}, so the relevance AUC is undefined: "
+                      "`mtrec run` will report it without bounding it, leaving the ranking's "
+                      "decision to the served-path gate"] if says else [])

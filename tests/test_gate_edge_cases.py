@@ -23,8 +23,8 @@ from mtrec.components.retrieval_evaluator.gate_notes import (
     within_noise,
 )
 from mtrec.contracts import features as F
-from mtrec.data.examples import like_counts, write_examples
-from mtrec.data.labels import like_rule, like_threshold, single_like_class
+from mtrec.data.examples import write_examples
+from mtrec.data.labels import like_counts, like_rule, like_threshold, single_like_class
 from mtrec.data.tables import SPLIT, Dataset, empty_malformed, make_items, make_users
 from mtrec.pipeline.pipeline import eval_config
 from mtrec.pipeline.settings import Thresholds

@@ -12,7 +12,8 @@ import pytest
 from tensorflow_model_analysis.evaluators import metrics_validator
 
 from mtrec.contracts import features as F
-from mtrec.data.examples import mean_rating_rmse, write_examples
+from mtrec.data.examples import write_examples
+from mtrec.data.labels import mean_rating_rmse
 from mtrec.data.tables import SPLIT, Dataset, empty_malformed, make_items, make_users
 from mtrec.pipeline.settings import Thresholds
 from mtrec.summary import render

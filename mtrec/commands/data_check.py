@@ -26,6 +26,8 @@ from mtrec.data.cleaning import (
     rejected_by_reason,
     table_counts,
 )
+from mtrec.data.labels import like_counts, single_like_class
+from mtrec.data.splits import eval_mask
 from mtrec.data.tables import (
     DETAIL,
     LINE_NO,
@@ -133,6 +135,13 @@ def run_check(args: argparse.Namespace) -> int:
         lines.append(f"note: every rating is {values[0]:g} (implicit feedback): each "
                      "interaction counts as a like, and TFMA will bound only the example "
                      "count, leaving the decision to the served-path gate")
+    ratings = checked.clean.dataset.ratings
+    one_class = single_like_class(like_counts(
+        ratings[F.RATING].to_numpy(), eval_mask(ratings, args.eval_fraction)[0]))
+    if one_class and not is_implicit_feedback(len(values)):
+        lines.append(f"note: the eval split has {one_class}, so the relevance AUC is "
+                     "undefined: `mtrec run` will report it without bounding it, leaving "
+                     "the ranking's decision to the served-path gate")
     lines += [f"note: {note}" for note in checked.clean.dataset.notes]
     tags = checked.clean.dataset.tags
     if tags is not None:
