@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from mtrec.components.atomic_pusher.executor import newest_serving
 from mtrec.components.retrieval_evaluator.gate_notes import (
     failure_lines,
     failure_tag,
@@ -118,10 +119,11 @@ def collect(nodes: dict[str, NodeRun]) -> RunSummary:
     pushed = pusher.outputs.get(P.PUSHED_MODEL) if pusher else None
     if pusher and pushed and custom_property(pushed[0], P.PUSHED):
         destination = custom_property(pushed[0], P.PUSHED_DESTINATION)
-        summary["pushed_to"] = None if destination is None else str(destination)
         # A cached Pusher, or one that found its model served, wrote nothing this run.
         summary["already_served"] = pusher.state == CACHED or bool(
             custom_property(pushed[0], P.ALREADY_SERVED))
+        summary["pushed_to"] = None if destination is None else (
+            newest_serving(str(destination)) if summary["already_served"] else str(destination))
     else:
         summary["pushed_to"] = None
     return summary

@@ -131,6 +131,19 @@ def served_version(model_path: str, base_directory: str) -> str | None:
     return None
 
 
+def newest_serving(version_dir: str) -> str:
+    """The newest version in `version_dir`'s base that serves its model: an add-items
+    extension pushed after it (a cached re-run's Pusher names the version it pushed,
+    not the one add-items pushed since), else `version_dir` itself."""
+    base = os.path.dirname(version_dir.rstrip("/"))
+    versions = _versions(base)
+    identity = extended_identity(version_dir) or model_identity(version_dir)
+    if not versions or identity is None:
+        return version_dir
+    newest = os.path.join(base, versions[-1])
+    return newest if extended_identity(newest) == identity else version_dir
+
+
 def renames_atomically(path: str) -> bool:
     """Local and mounted paths rename in one step; URL-style object stores do not."""
     return is_local(path) or path.startswith("file://")

@@ -22,6 +22,7 @@ from mtrec.components.atomic_pusher.executor import (
     extended_identity,
     mark_extension,
     model_identity,
+    newest_serving,
     next_version,
     renames_atomically,
 )
@@ -232,3 +233,19 @@ def test_a_model_tfma_did_not_bless_is_recorded_as_not_pushed(tmp_path):
     )
     assert pushed.get_int_custom_property("pushed") == 1
     assert len(os.listdir(base)) == 1
+
+
+def test_a_cached_push_names_the_add_items_version_that_serves_its_model(tmp_path):
+    """A fully cached re-run's summary named the version its Pusher pushed, not the one
+    add-items pushed since and the server was serving."""
+    base = str(tmp_path / "serving")
+    model = _model(tmp_path, b"one")
+    pushed = os.path.join(base, _push(tmp_path, model, base).get_string_custom_property(
+        "pushed_version"))
+    assert newest_serving(pushed) == pushed
+    extension = os.path.join(_model(tmp_path, b"one + 2 items").uri, "Format-Serving")
+    mark_extension(extension, model_identity(pushed))
+    extended = atomic_copy(extension, base, next_version(base))
+    assert newest_serving(pushed) == extended == newest_serving(extended)
+    other = _push(tmp_path, _model(tmp_path, b"two"), base)  # a newer model serves
+    assert other.get_int_custom_property("pushed") == 1 and newest_serving(pushed) == pushed
