@@ -1,7 +1,8 @@
 """`mtrec add-items`: new items into the served catalogue, no retraining.
 
 Finds, in MLMD, the artifacts of the run that pushed the served model (the
-latest pushed run, not a later one whose model a gate refused): Trainer
+pushed run whose model the newest version holds, not a later one whose model a gate
+refused: served_run): Trainer
 weights, Transform graph and transformed training data, the catalogue, the
 TextEncoder output. It re-indexes with models/reindex.py and pushes the result
 as a new version, atomically, next to the pipeline's pushes. Items add up: each
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
@@ -48,7 +50,7 @@ from mtrec.models.reindex import reindex
 from mtrec.models.serving_tables import genre_vocabulary
 from mtrec.pipeline.home_lock import home_lock
 from mtrec.pipeline.home_paths import LocalPaths
-from mtrec.run_state import NodeRun, latest_pushed_run, nothing_pushed
+from mtrec.run_state import NodeRun, latest_pushed_run, nothing_pushed, pushed_runs
 from mtrec.serving.versions import list_versions
 from mtrec.summary import shown_path
 
@@ -68,6 +70,29 @@ def _uri(nodes: dict[str, NodeRun], node: str, key: str) -> str:
 
 def _record(home: str, model_id: int) -> str:
     return os.path.join(home, A.ADDED_ITEMS_DIR, A.ADDED_ITEMS_RECORD.format(model_id=model_id))
+
+
+def served_run(paths: LocalPaths) -> dict[str, NodeRun]:
+    """The pushed run whose model the newest served version holds (or extends): the
+    latest pushed run, unless versions were removed by hand since (a rollback, which
+    add-items then undid by extending the rolled-back model). ValueError for a newest
+    version that no run in this home pushed (put there by hand)."""
+    runs = pushed_runs(paths.metadata_path)
+    latest = next(runs, None)
+    if latest is None:
+        raise FileNotFoundError(nothing_pushed(paths.home))
+    served = list_versions(paths.serving_model_dir) if os.path.isdir(
+        paths.serving_model_dir) else {}
+    if not served:
+        return latest
+    newest = served[max(served)]
+    identity = extended_identity(newest) or model_identity(newest)
+    for nodes in itertools.chain([latest], runs):
+        if model_identity(_uri(nodes, P.PUSHER, P.PUSHED_MODEL)) == identity:
+            return nodes
+    raise ValueError(f"the served version {shown_path(newest)} holds no model that a run in "
+                     f"{paths.home} pushed (put there by hand?): add-items extends a pushed "
+                     "run's model; remove that version, or run `mtrec run`")
 
 
 def left_out_by_retrain(home: str, catalogue: set[str]) -> list[str]:
@@ -160,9 +185,7 @@ def add_items(home: str, items_path: str, home_locked: bool = False,
 def _add_items(home: str, read: tuple[pd.DataFrame, list[str]]) -> str:
     paths = LocalPaths(os.path.abspath(home))
     # The served model's run: a later run whose model a gate refused is not served.
-    nodes = latest_pushed_run(paths.metadata_path)
-    if not nodes:
-        raise FileNotFoundError(nothing_pushed(home))
+    nodes = served_run(paths)
     given, read_notes = read
     items = latest_per_id(given)
     # Cumulative: what earlier add-items gave the same served model, then these.

@@ -7,6 +7,7 @@ scraping logs or guessing artifact folders.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ml_metadata.proto import metadata_store_pb2
@@ -85,18 +86,24 @@ def latest_run(sqlite_path: str, run_index: int = -1) -> dict[str, NodeRun]:
     return result
 
 
-def latest_pushed_run(sqlite_path: str, before_latest: bool = False) -> dict[str, NodeRun]:
-    """The newest run whose Pusher pushed its model (or found it already pushed): the
-    run behind the served model. {} when no run pushed one (all refused, or none).
-    `before_latest`: among the runs before the newest, the run served until it ran."""
+def pushed_runs(sqlite_path: str, before_latest: bool = False) -> Iterator[dict[str, NodeRun]]:
+    """The runs whose Pusher pushed its model (or found it already pushed), newest first.
+    `before_latest`: only those before the newest run."""
     last = len(_runs(open_store(sqlite_path))) - (2 if before_latest else 1)
     for index in range(last, -1, -1):
         nodes = latest_run(sqlite_path, index)
         pusher = nodes.get(PUSHER)
         pushed = pusher.outputs.get(PUSHED_MODEL) if pusher else None
         if pushed and custom_property(pushed[0], PUSHED):
-            return nodes
-    return {}
+            yield nodes
+
+
+def latest_pushed_run(sqlite_path: str, before_latest: bool = False) -> dict[str, NodeRun]:
+    """The newest run whose Pusher pushed its model (or found it already pushed): the
+    run behind the served model, unless a version was removed by hand since. {} when no
+    run pushed one (all refused, or none). `before_latest`: among the runs before the
+    newest, the run served until it ran."""
+    return next(pushed_runs(sqlite_path, before_latest), {})
 
 
 def nothing_pushed(home: str) -> str:

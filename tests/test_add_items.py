@@ -12,13 +12,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from ml_metadata.proto import metadata_store_pb2
 
 import mtrec.add_items as adding
 import mtrec.commands.add_items as command
 import mtrec.items_file as items_file
 from mtrec.add_items import holds_items, item_notes, items_digest
 from mtrec.components.atomic_pusher.executor import mark_extension
+from mtrec.contracts import pipeline as P
 from mtrec.items_file import canonical, latest_per_id, read_given_items, read_new_items
+from mtrec.pipeline.home_paths import LocalPaths
+from mtrec.run_state import NodeRun
 
 
 def test_an_id_given_twice_keeps_its_last_row() -> None:
@@ -247,3 +251,33 @@ def test_added_items_fit_the_schema_as_ingested_items_do() -> None:
     notes = item_notes(given, None, {"drama"})
     assert "1 year(s) after 2100: read as unknown" in notes
     assert "1 item(s) with more than 32 genres: each keeps its first 32" in notes
+
+
+def _pushed(tmp_path: Path, name: str, fingerprint: bytes) -> dict[str, NodeRun]:
+    """A pushed run as MLMD gives it, its PushedModel archive holding `fingerprint`."""
+    archive = tmp_path / "archives" / name
+    archive.mkdir(parents=True)
+    (archive / "fingerprint.pb").write_bytes(fingerprint)
+    pushed = metadata_store_pb2.Artifact(uri=str(archive))
+    return {P.PUSHER: NodeRun(P.PUSHER, "COMPLETE", {P.PUSHED_MODEL: [pushed]})}
+
+
+def test_add_items_extends_the_served_model_after_a_rollback(tmp_path: Path, monkeypatch):
+    """Model A re-pushed above model B, then rolled back by hand to B: add-items took the
+    latest pushed run's model (A) and served it again in B's place."""
+    paths = LocalPaths(str(tmp_path / "home"))
+    for version, fingerprint in (("1", b"B"), ("2", b"A")):
+        folder = Path(paths.serving_model_dir) / version
+        folder.mkdir(parents=True)
+        (folder / "saved_model.pb").write_bytes(b"")
+        (folder / "fingerprint.pb").write_bytes(fingerprint)
+    run_a, run_b = _pushed(tmp_path, "a", b"A"), _pushed(tmp_path, "b", b"B")
+    monkeypatch.setattr(adding, "pushed_runs", lambda _path: iter([run_a, run_b]))
+    assert adding.served_run(paths) is run_a
+    shutil.rmtree(Path(paths.serving_model_dir) / "2")  # the rollback
+    assert adding.served_run(paths) is run_b
+    (Path(paths.serving_model_dir) / "3").mkdir()  # a version put there by hand
+    (Path(paths.serving_model_dir) / "3" / "fingerprint.pb").write_bytes(b"C")
+    (Path(paths.serving_model_dir) / "3" / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"holds no model that a run in .* pushed"):
+        adding.served_run(paths)
