@@ -45,6 +45,7 @@ from mtrec.contracts import artifacts as A
 from mtrec.contracts.pipeline import CATALOG_SPLIT, EVAL_SPLIT
 from mtrec.data import SOURCES, DataQualityError
 from mtrec.data.cleaning import KEPT
+from mtrec.data.labels import single_like_class
 from mtrec.ingest import IngestOptions, IngestResult, ingest
 from mtrec.models.config import without_interest
 from mtrec.pipeline import configs
@@ -60,6 +61,7 @@ from mtrec.serving.cli import (
     add_serve_parser,
     positive_int,
 )
+from mtrec.tfma_results import RELEVANCE_AUC
 
 if TYPE_CHECKING:  # loads TFX and TensorFlow, which `mtrec --help` must not wait for
 
@@ -239,6 +241,8 @@ def _summarise(home: str, paths: LocalPaths, data: IngestResult, beam: str) -> R
     summary["beam"] = beam
     summary["data"] = {"counts": data.counts, "rejects_path": data.rejects_path,
                        "report": data.report, "tables": data.tables, "notes": list(data.notes)}
+    if single_like_class(data.report) and RELEVANCE_AUC in (summary.get("tfma") or {}):
+        summary["tfma"][RELEVANCE_AUC] = None  # undefined: TFMA's 0 read as an AUC of 0
     model_dir = summary["pushed_to"]
     if model_dir:
         user = _first_eval_user(data.examples_root)

@@ -67,7 +67,7 @@ class RunSummary(TypedDict, total=False):
     training: dict[str, Any]  # the Trainer's A.TRAINING_METRICS_FILE
     text_encoder: dict[str, Any]  # the TextEncoder's A.METADATA_FILE, shortened
     tfma_blessed: bool
-    tfma: dict[str, float]  # shown name -> value
+    tfma: dict[str, float | None]  # shown name -> value (None: undefined)
     tfma_failed: list[str]  # each failed threshold, as a line
     retrieval: dict[str, Any]  # the RetrievalEvaluator's A.RETRIEVAL_METRICS_FILE
     retrieval_blessed: bool

@@ -56,11 +56,11 @@ def tfma_failures(evaluation_uri: str) -> list[str]:
     return out
 
 
-def tfma_metrics(evaluation_uri: str) -> dict[str, float]:
+def tfma_metrics(evaluation_uri: str) -> dict[str, float | None]:
     """The candidate model's value of each metric in TFMA_NAMES, by its shown name."""
     import tensorflow_model_analysis as tfma  # heavy (TF, Beam): only when TFMA ran
 
-    out = {}
+    out: dict[str, float | None] = {}
     for result in tfma.load_metrics(evaluation_uri):
         for kv in result.metric_keys_and_values:
             name = TFMA_NAMES.get((kv.key.output_name, kv.key.name))
@@ -71,7 +71,7 @@ def tfma_metrics(evaluation_uri: str) -> dict[str, float]:
     return out
 
 
-def tfma_values(tfma: Mapping[str, float], one_class: str | None) -> str:
+def tfma_values(tfma: Mapping[str, float | None], one_class: str | None) -> str:
     """TFMA's metrics as the summary shows them: a value that is NaN or inf (calibration,
     mean P(like) / like rate, where nothing is liked) reads as undefined, and so does the
     relevance AUC of an eval split of one like class (`one_class`, "only likes (N)":
@@ -82,7 +82,7 @@ def tfma_values(tfma: Mapping[str, float], one_class: str | None) -> str:
         if name == RELEVANCE_AUC and one_class:
             shown.append(f"{name}: undefined \u2014 the eval split has {one_class}, so it "
                          "was not bounded; the served-path gate decides")
-        elif not math.isfinite(value):
+        elif value is None or not math.isfinite(value):
             shown.append(f"{name}: undefined")
         else:
             shown.append(f"{name} {value:.4f}")

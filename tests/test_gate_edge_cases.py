@@ -252,3 +252,10 @@ def test_the_reports_retrieval_verdict_says_when_the_eval_split_cannot_tell():
         "tfma_blessed": None})
     assert "the eval split cannot tell this model from popularity" in page
     assert "--retrieval-thresholds &#x27;{}&#x27;" in page
+
+
+def test_an_auc_stored_as_undefined_reads_as_undefined():
+    """summary.json keeps an undefined AUC as null (TFMA's 0 read as an AUC of 0)."""
+    assert tfma_values({AUC: None}, None) == f"{AUC}: undefined"
+    assert tfma_values({AUC: None}, "only likes (3)").startswith(
+        f"{AUC}: undefined \u2014 the eval split has only likes (3)")
