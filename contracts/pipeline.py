@@ -82,6 +82,9 @@ PUSHED_DESTINATION = "pushed_destination"
 # int 1 on a PushedModel when the Pusher found its model served already (the latest
 # version, or add-items' extension of it) and wrote no new version.
 ALREADY_SERVED = "already_served"
+# str on a PushedModel when the Pusher pushed, in its model's place, the newest
+# `mtrec add-items` version of it (that version's number): its added items served again.
+PUSHED_EXTENSION = "pushed_extension"
 # str on every Examples artifact the ExampleGens write: the split protocol that
 # ingestion recorded beside the splits (ingest_report.json), read at run time
 # because data_root is a run-time parameter on Kubeflow.

@@ -73,6 +73,7 @@ class RunSummary(TypedDict, total=False):
     retrieval_blessed: bool
     pushed_to: str | None
     already_served: bool  # pushed before: this run wrote no new version
+    pushed_extension: str  # the add-items version pushed in the model's place
     data: dict[str, Any]  # the ingestion: counts, rejects_path, report, tables
     example: ExampleRecommendation  # the pushed model's top items for one eval user
     # What `mtrec add-items` served with the replaced model that the new one lacks.
@@ -124,6 +125,9 @@ def collect(nodes: dict[str, NodeRun]) -> RunSummary:
             custom_property(pushed[0], P.ALREADY_SERVED))
         summary["pushed_to"] = None if destination is None else (
             newest_serving(str(destination)) if summary["already_served"] else str(destination))
+        extension = custom_property(pushed[0], P.PUSHED_EXTENSION)
+        if extension:
+            summary["pushed_extension"] = str(extension)
     else:
         summary["pushed_to"] = None
     return summary
@@ -377,7 +381,9 @@ def render(summary: RunSummary) -> str:
     pushed = summary["pushed_to"]
     reason = not_pushed_reason(summary, summary.get("components") or {})
     if pushed:
-        again = " (already served: no new version)" if summary.get("already_served") else ""
+        again = (" (already served: no new version)" if summary.get("already_served") else
+                 f" (add-items' version {summary['pushed_extension']} of this model: the items "
+                 "added to it are served again)" if summary.get("pushed_extension") else "")
         lines.append(f"pushed to: {shown_path(pushed)}{again}")
         left_out = summary.get("added_items_left_out") or []
         if left_out:  # a retrain serves its own catalogue

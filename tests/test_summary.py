@@ -39,6 +39,15 @@ def test_a_push_that_wrote_nothing_new_says_so(tmp_path: Path,
         "pushed to: /m/mtrec/17 (already served: no new version)"
 
 
+def test_a_push_of_an_add_items_version_says_its_items_are_served_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An earlier model pushed again comes with its added items: the line said nothing."""
+    monkeypatch.chdir(tmp_path)
+    assert _pushed_line("/m/mtrec/19", pushed_extension="17") == (
+        "pushed to: /m/mtrec/19 (add-items' version 17 of this model: the items added to it "
+        "are served again)")
+
+
 def test_no_push_says_why() -> None:
     assert _pushed_line(None) == "pushed to: nothing pushed (the run stopped before the Pusher)"
     # A failed Trainer was reported as "not blessed".

@@ -49,7 +49,7 @@ from mtrec.contracts.artifacts import (
     SAVED_MODEL_FILE,
     STAGING_PREFIX,
 )
-from mtrec.contracts.pipeline import ALREADY_SERVED
+from mtrec.contracts.pipeline import ALREADY_SERVED, PUSHED_EXTENSION
 from mtrec.data.artifact_io import is_local, link_tree
 
 log = logging.getLogger(__name__)
@@ -215,6 +215,7 @@ class Executor(pusher_executor.Executor):
         base = destination.filesystem.base_directory
         version = served_version(model_path, base)
         served = version is not None
+        extension = None
         if version is not None:
             target = os.path.join(base, version)
             log.info("Model already served as %s; not pushing it again", target)
@@ -229,3 +230,5 @@ class Executor(pusher_executor.Executor):
         link_tree(model_path, model_push.uri)  # TFX's archive of what was pushed
         self._MarkPushed(model_push, pushed_destination=target, pushed_version=version)
         model_push.set_int_custom_property(ALREADY_SERVED, int(served))
+        if extension is not None:
+            model_push.set_string_custom_property(PUSHED_EXTENSION, extension)

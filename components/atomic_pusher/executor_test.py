@@ -101,9 +101,11 @@ def test_a_rerun_keeps_add_items_extension_of_the_same_model_served(tmp_path):
     assert int(other.get_string_custom_property("pushed_version")) > int(extended)
     # The first model again (a re-run with the earlier settings): pushed as its extension,
     # so the added items are served again (a plain copy served them as unknown items).
-    back = _push(tmp_path, _model(tmp_path, b"one"), base).get_string_custom_property(
-        "pushed_version")
+    pushed_back = _push(tmp_path, _model(tmp_path, b"one"), base)
+    back = pushed_back.get_string_custom_property("pushed_version")
     assert int(back) > int(other.get_string_custom_property("pushed_version"))
+    assert pushed_back.get_string_custom_property("pushed_extension") == extended
+    assert not other.get_string_custom_property("pushed_extension")  # a model of its own
     assert _read(os.path.join(base, back, "saved_model.pb")) == b"one + 2 items"
     assert extended_identity(os.path.join(base, back)) == extended_identity(
         os.path.join(base, extended))
